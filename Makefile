@@ -1,0 +1,37 @@
+# diffusemix-bench: common tasks. `make help` lists them.
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+PY := .venv/bin/python
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-all lint format train clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
+
+install: ## Install uv if missing, then the locked environment with the dev extra into .venv
+	@command -v uv >/dev/null 2>&1 || test -x $(HOME)/.local/bin/uv || \
+		python3 -m pip install --user --quiet uv || \
+		python3 -m pip install --user --quiet --break-system-packages uv || \
+		(curl -LsSf https://astral.sh/uv/install.sh | sh)
+	$(UV) sync --locked --extra dev
+
+test: ## Run the default test suite (no slow or GPU tests)
+	$(PY) -m pytest -q
+
+test-all: ## Run every test, slow ones included (GPU tests skip without a GPU)
+	$(PY) -m pytest -q -m "slow or not slow"
+
+lint: ## ruff lint and format check
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: ## Apply ruff formatting and safe fixes
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+train: ## Train with Hydra overrides: make train ARGS="dataset=flowers102 model=resnet18"
+	$(PY) train.py $(ARGS)
+
+clean: ## Remove caches and run outputs (keeps .venv and data)
+	rm -rf .pytest_cache .ruff_cache outputs multirun lightning_logs
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,48 @@
+"""Augmentation registry: ``@register_aug(name, schema)`` and ``create_aug(cfg, num_classes)``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, is_dataclass
+
+from omegaconf import DictConfig, OmegaConf
+
+from .base import Augmentation
+
+_AUGS: dict[str, type[Augmentation]] = {}
+_SCHEMAS: dict[str, type] = {}
+
+
+def register_aug(name: str, schema: type):
+    """Register an Augmentation subclass and its config dataclass (``conf/aug/<name>.yaml``)."""
+
+    def wrap(cls: type[Augmentation]) -> type[Augmentation]:
+        if name in _AUGS:
+            raise ValueError(f"augmentation '{name}' registered twice")
+        if not is_dataclass(schema):
+            raise TypeError(f"schema of augmentation '{name}' must be a dataclass")
+        _AUGS[name] = cls
+        _SCHEMAS[name] = schema
+        return cls
+
+    return wrap
+
+
+def list_augs() -> list[str]:
+    return sorted(_AUGS)
+
+
+def list_schemas() -> dict[str, type]:
+    return dict(_SCHEMAS)
+
+
+def create_aug(cfg: DictConfig | dict, num_classes: int) -> Augmentation:
+    """Build the augmentation named by ``cfg.name`` with the rest of ``cfg`` as settings."""
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    elif is_dataclass(cfg):
+        cfg = asdict(cfg)
+    cfg = dict(cfg)
+    name = cfg.pop("name")
+    if name not in _AUGS:
+        raise KeyError(f"unknown augmentation '{name}'; choose one of: {', '.join(list_augs())}")
+    return _AUGS[name](num_classes=num_classes, **cfg)

@@ -1,0 +1,239 @@
+"""Typed configuration schemas, registered in Hydra's ConfigStore.
+
+Every YAML file under ``conf/`` merges into one of these dataclasses, so an unknown key or a value
+of the wrong type stops the run at start-up with a message naming the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, OmegaConf
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class PathsConfig:
+    # Folder holding every dataset's own top folder (cifar-100-python/, flowers-102/, ...).
+    data_dir: str = "data"
+    # Cache for generated edits, fractal banks and downloaded weights.
+    cache_dir: str = "${oc.env:DIFFUSEMIX_CACHE,'~/.cache/diffusemix_bench'}"
+    log_dir: str = "outputs"
+    # The run folder: Hydra's output directory when launched through train.py.
+    output_dir: str = "${hydra:runtime.output_dir}"
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    # Folder that holds the dataset's top folder; defaults to paths.data_dir. For
+    # dataset=imagefolder it is the image folder itself (with train/ and val/).
+    root: str | None = None
+    download: bool = False
+    # Share of each class held out of train as the validation split, for datasets that ship none.
+    val_fraction: float = 0.1
+    # Seed of that holdout and of few-shot subsets; separate from the training seed so that
+    # changing the training seed never changes the splits.
+    split_seed: int = 0
+    # Keep only this many training images per class (data-scarcity protocols); null keeps all.
+    samples_per_class: int | None = None
+    # Reader-specific options (for example aircraft: annotation_level, train_split).
+    options: dict[str, Any] = field(default_factory=dict)
+    # Train-time geometry: pad_crop (CIFAR style), resize_crop (fine-grained style),
+    # random_resized_crop (ImageNet style) or resize (no randomness).
+    train_transform: str = "resize_crop"
+    image_size: int = 224
+    # Shorter side before the centre crop at evaluation (and before the random crop for resize_crop).
+    resize: int = 256
+    padding: int = 0
+    hflip: bool = True
+    mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
+    std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
+    batch_size: int = 64
+    eval_batch_size: int | None = None
+    num_workers: int = 4
+    drop_last: bool = False
+
+
+@dataclass
+class ModelConfig:
+    # Registry name (preactresnet18, resnet18, resnet50) or, with source=timm, any timm model name.
+    name: str = MISSING
+    source: str = "builtin"
+    pretrained: bool = False
+    # Local weights: a .safetensors file or a state-dict/checkpoint loaded with weights_only=True.
+    weights: str | None = None
+    # Normalisation inside the model; null uses the dataset's mean/std (or the pretrained weights').
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    # Extra keyword arguments for the architecture (for example stem_stride, drop_rate).
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    channels_last: bool = False
+    compile: bool = False
+
+
+@dataclass
+class AugConfig:
+    name: str = MISSING
+
+
+@dataclass
+class LossConfig:
+    # ce: soft-target cross-entropy on every view; jsd: CE on the clean view plus the AugMix
+    # Jensen-Shannon consistency term over [clean, view1, view2].
+    name: str = "ce"
+    label_smoothing: float = 0.0
+    jsd_weight: float = 12.0
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"
+    lr: float = 0.1
+    # Learning rate of the classifier head; null uses lr. Fine-tuning protocols train a new head
+    # faster than the pretrained backbone.
+    head_lr: float | None = None
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+
+
+@dataclass
+class SchedConfig:
+    # none, step, multistep or cosine; epochs are converted to optimiser steps so that the
+    # schedule is exact whatever the epoch length.
+    name: str = "cosine"
+    step_size: int = 30
+    milestones: list[int] = field(default_factory=list)
+    gamma: float = 0.1
+    min_lr_factor: float = 0.0
+    warmup_epochs: float = 0.0
+    warmup_start_factor: float = 0.01
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = 100
+    max_steps: int = -1
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    gradient_clip_val: float | None = None
+    accumulate_grad_batches: int = 1
+    check_val_every_n_epoch: int = 1
+    val_check_interval: float | None = None
+    log_every_n_steps: int = 50
+    limit_train_batches: float | None = None
+    limit_val_batches: float | None = None
+    limit_test_batches: float | None = None
+    fast_dev_run: bool = False
+    deterministic: bool = False
+    benchmark: bool = False
+    num_sanity_val_steps: int = 2
+    enable_progress_bar: bool = True
+
+
+@dataclass
+class LoggerConfig:
+    # csv (default), wandb (offline when no API key is configured), tensorboard, or none.
+    name: str = "csv"
+    project: str = "diffusemix-bench"
+    run_name: str | None = None
+    # wandb only: online, offline, or null to choose offline when no API key is configured.
+    mode: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CallbacksConfig:
+    # Checkpoint selection uses the validation split only; the test split is evaluated once.
+    monitor: str = "val/top1"
+    mode: str = "max"
+    save_top_k: int = 1
+    save_last: bool = True
+    early_stopping_patience: int | None = None
+    lr_monitor: bool = True
+    # auto: rich bar in a terminal, plain TQDM when stdout is not one; or tqdm, rich, none.
+    progress_bar: str = "auto"
+
+
+@dataclass
+class Config:
+    dataset: DatasetConfig = MISSING
+    model: ModelConfig = MISSING
+    aug: Any = MISSING
+    loss: LossConfig = MISSING
+    optim: OptimConfig = MISSING
+    sched: SchedConfig = MISSING
+    trainer: TrainerConfig = MISSING
+    logger: LoggerConfig = MISSING
+    callbacks: CallbacksConfig = MISSING
+    paths: PathsConfig = MISSING
+    # Name of the paper protocol that set model/optimiser/schedule defaults (reported in metrics).
+    protocol: str = "custom"
+    task_name: str = "train"
+    seed: int = 0
+    # null: start fresh; "last": resume from the run folder's last.ckpt; or a checkpoint path.
+    ckpt_path: str | None = None
+    run_test: bool = True
+    float32_matmul_precision: str | None = "high"
+    tags: list[str] = field(default_factory=list)
+
+
+def register_configs() -> None:
+    """Store the top-level schema (named first in conf/config.yaml) and each augmentation's
+    schema (``/schema/aug@_here_: <name>`` first in its conf/aug/<name>.yaml), so every group merges into a typed node."""
+    if not OmegaConf.has_resolver("preact_stem_stride"):
+        # PreActResNet18's stem: stride 1 for 32 px inputs (CIFAR), 2 for larger (Tiny-ImageNet).
+        OmegaConf.register_new_resolver("preact_stem_stride", lambda size: 1 if int(size) <= 32 else 2)
+    cs = ConfigStore.instance()
+    cs.store(name="config_schema", node=Config)
+    # Every augmentation's schema lives beside its implementation.
+    from .augment import registry
+
+    for name, schema in registry.list_schemas().items():
+        cs.store(group="schema/aug", name=name, node=schema)
+
+
+SECTION_SCHEMAS = {
+    "dataset": DatasetConfig,
+    "model": ModelConfig,
+    "loss": LossConfig,
+    "optim": OptimConfig,
+    "sched": SchedConfig,
+    "trainer": TrainerConfig,
+    "logger": LoggerConfig,
+    "callbacks": CallbacksConfig,
+    "paths": PathsConfig,
+}
+
+
+def validate_config(cfg) -> None:
+    """Check every section against its schema, including keys added with ``+key=value``, which
+    Hydra lets through typed nodes. Raises ConfigError naming the offending key."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    from .augment import registry
+    from .errors import ConfigError
+
+    sections = dict(SECTION_SCHEMAS)
+    aug_schemas = registry.list_schemas()
+    if cfg.aug.name not in aug_schemas:
+        raise ConfigError(f"aug.name='{cfg.aug.name}' is not a registered augmentation: {sorted(aug_schemas)}")
+    sections["aug"] = aug_schemas[cfg.aug.name]
+    for key, schema in sections.items():
+        try:
+            OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.to_container(cfg[key], resolve=False))
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f"invalid setting in '{key}': {exc}") from None
+    known = {f.name for f in fields(Config)}
+    extra = sorted(set(cfg.keys()) - known - {"hydra"})
+    if extra:
+        raise ConfigError(f"unknown top-level key(s) {extra}; valid keys: {sorted(known)}")

@@ -1,0 +1,255 @@
+"""Common dataset type: every reader yields (uint8 CHW RGB image, label, index)."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+SPLITS = ("train", "val", "test")
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """Raised when a dataset is missing or not laid out as expected on disk."""
+
+    def __init__(self, name: str, root: Path | str, layout: str, how_to_get: str, detail: str = ""):
+        self.name = name
+        self.root = Path(root)
+        msg = (
+            f"Dataset '{name}' not found at {self.root}"
+            + (f" ({detail})" if detail else "")
+            + f".\nExpected layout:\n{layout.rstrip()}\nHow to get it: {how_to_get.rstrip()}\n"
+            "Point the framework at the folder that holds it with paths.data_dir=<folder> "
+            "(or dataset.root=<folder>)."
+        )
+        super().__init__(msg)
+
+
+class SplitNotAvailableError(LookupError):
+    """Raised by a reader when a dataset has no such split (for example an image folder without
+    ``test/``); callers that can do without the split catch it and say so."""
+
+
+class CorruptImageError(RuntimeError):
+    """Raised when an image file cannot be decoded."""
+
+
+def load_rgb(path: str | Path) -> Image.Image:
+    """Open an image file as 8-bit RGB (grayscale, palette, RGBA and CMYK are converted)."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode == "RGBA" or (img.mode == "P" and "transparency" in img.info):
+                # Composite on white so transparent pixels do not turn black.
+                rgba = img.convert("RGBA")
+                background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                return Image.alpha_composite(background, rgba).convert("RGB")
+            return img.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise CorruptImageError(
+            f"Could not decode image {path}: {exc}. Re-download or remove the file "
+            "(the dataset's file list names it, so removing it needs the list updated too)."
+        ) from exc
+
+
+def pil_to_uint8_chw(img: Image.Image) -> torch.Tensor:
+    arr = np.asarray(img, dtype=np.uint8)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+
+
+@dataclass
+class ImageClassificationDataset(Dataset):
+    """A split of a classification dataset.
+
+    Samples are either file paths (decoded lazily) or an in-memory uint8 NHWC array (CIFAR).
+    ``__getitem__`` returns ``(image, label, index)`` with ``image`` a uint8 CHW RGB tensor
+    after ``transform`` (which receives and returns uint8 CHW tensors), and ``index`` the
+    position in this split: the key that the edit store and few-shot subsets use.
+    """
+
+    name: str
+    split: str
+    classes: list[str]
+    targets: list[int]
+    paths: list[Path] | None = None
+    array: np.ndarray | None = None
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+    root: Path | None = None
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if (self.paths is None) == (self.array is None):
+            raise ValueError("give exactly one of paths or array")
+        n = len(self.paths) if self.paths is not None else len(self.array)
+        if n != len(self.targets):
+            raise ValueError(f"{self.name}/{self.split}: {n} images but {len(self.targets)} labels")
+        if n == 0:
+            raise ValueError(f"{self.name}/{self.split}: the split is empty")
+        bad = [t for t in self.targets if not 0 <= t < len(self.classes)]
+        if bad:
+            raise ValueError(
+                f"{self.name}/{self.split}: label {bad[0]} outside [0, {len(self.classes)}) "
+                "(the label files and class list disagree)"
+            )
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def load_image(self, index: int) -> torch.Tensor:
+        """The untransformed image as uint8 CHW RGB."""
+        if self.array is not None:
+            return torch.from_numpy(np.ascontiguousarray(self.array[index])).permute(2, 0, 1).contiguous()
+        return pil_to_uint8_chw(load_rgb(self.paths[index]))
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        image = self.load_image(index)
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, self.targets[index], index
+
+    def subset(self, indices: Sequence[int], split: str | None = None) -> ImageClassificationDataset:
+        """A new dataset holding the given samples (indices renumbered from 0)."""
+        indices = list(indices)
+        return ImageClassificationDataset(
+            name=self.name,
+            split=split or self.split,
+            classes=self.classes,
+            targets=[self.targets[i] for i in indices],
+            paths=[self.paths[i] for i in indices] if self.paths is not None else None,
+            array=self.array[indices] if self.array is not None else None,
+            transform=self.transform,
+            root=self.root,
+            info=dict(self.info, parent_indices=indices),
+        )
+
+
+def stratified_holdout(targets: Sequence[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Split indices into (keep, holdout) with ``fraction`` of each class held out (at least one
+    per class with two or more samples). Deterministic for a given seed."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"dataset.val_fraction must be in (0, 1), got {fraction}")
+    by_class: dict[int, list[int]] = {}
+    for i, t in enumerate(targets):
+        by_class.setdefault(int(t), []).append(i)
+    rng = random.Random(seed)
+    keep, hold = [], []
+    for c in sorted(by_class):
+        idx = by_class[c]
+        rng.shuffle(idx)
+        # At least one per class, never the whole class; singletons stay in train.
+        n_hold = min(max(round(len(idx) * fraction), 1), len(idx) - 1) if len(idx) >= 2 else 0
+        hold.extend(idx[:n_hold])
+        keep.extend(idx[n_hold:])
+    return sorted(keep), sorted(hold)
+
+
+def per_class_subset(targets: Sequence[int], per_class: int, seed: int) -> list[int]:
+    """Indices of ``per_class`` samples of each class chosen with a fixed seed (few-shot subsets)."""
+    by_class: dict[int, list[int]] = {}
+    for i, t in enumerate(targets):
+        by_class.setdefault(int(t), []).append(i)
+    rng = random.Random(seed)
+    chosen = []
+    for c in sorted(by_class):
+        idx = by_class[c]
+        if len(idx) < per_class:
+            raise ValueError(
+                f"dataset.samples_per_class={per_class} but class {c} has only {len(idx)} training images"
+            )
+        chosen.extend(rng.sample(idx, per_class))
+    return sorted(chosen)
+
+
+# Helpers shared by the readers.
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+)
+
+
+def list_image_files(folder: Path) -> list[Path]:
+    """Image files under ``folder`` (recursive, sorted, extension matched case-insensitively);
+    hidden files and folders (``.DS_Store``, ``._x.jpg``, ``.ipynb_checkpoints``) are skipped."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found.extend(
+            Path(dirpath, f)
+            for f in filenames
+            if not f.startswith(".") and os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS
+        )
+    return sorted(found)
+
+
+def holdout_rule(val_fraction: float, seed: int, source: str = "train") -> str:
+    """The ``info['val_rule']`` text of datasets whose val split is a holdout of ``source``."""
+    return f"holdout {val_fraction * 100:g}% of {source} (stratified per class), seed {seed}"
+
+
+def holdout_indices(train_targets: Sequence[int], split: str, val_fraction: float, seed: int) -> list[int]:
+    """Indices for ``split`` ('train' or 'val') of a dataset whose val split is a stratified holdout
+    of its training split. Both come from one ``stratified_holdout`` call, so they never overlap."""
+    keep, hold = stratified_holdout(train_targets, val_fraction, seed)
+    return hold if split == "val" else keep
+
+
+def read_index_file(
+    path: Path, min_fields: int, *, sep: str | None = None, maxsplit: int = -1
+) -> list[tuple[int, list[str]]]:
+    """Non-blank lines of a text index file as ``(line number, fields)``; a line with fewer than
+    ``min_fields`` fields raises ValueError naming the file and line."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            fields = [x.strip() for x in line.split(sep, maxsplit)] if sep else line.split(None, maxsplit)
+            if len(fields) < min_fields:
+                raise ValueError(
+                    f"{path}, line {lineno}: expected {min_fields} fields, got {line!r}. "
+                    "The file is damaged or not the official one; re-download the dataset."
+                )
+            rows.append((lineno, fields))
+    return rows
+
+
+def parse_int(text: str, path: Path, lineno: int, what: str = "an integer") -> int:
+    """``int(text)`` with a ValueError naming the file and line."""
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(
+            f"{path}, line {lineno}: expected {what}, got {text!r}. "
+            "The file is damaged or not the official one; re-download the dataset."
+        ) from None
+
+
+def load_mat(path: Path, keys: Sequence[str], **kwargs) -> dict:
+    """Read a MATLAB file with scipy, checking that ``keys`` are present."""
+    from scipy.io import loadmat
+
+    try:
+        mat = loadmat(path, **kwargs)
+    except (ValueError, OSError, TypeError, NotImplementedError) as exc:
+        raise ValueError(f"{path}: not a readable MATLAB file ({exc}); re-download the dataset.") from exc
+    missing = [k for k in keys if k not in mat]
+    if missing:
+        raise ValueError(
+            f"{path}: missing variable(s) {', '.join(missing)} (found: "
+            f"{', '.join(k for k in mat if not k.startswith('__'))}); re-download the dataset."
+        )
+    return mat

@@ -1,0 +1,108 @@
+"""LightningModule: batch augmentation on the device, soft-target loss, top-1/top-5 metrics."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torchmetrics.classification import MulticlassAccuracy
+
+from ..augment import Augmentation
+from ..config import LossConfig, OptimConfig, SchedConfig
+from .losses import TrainLoss, smooth_targets
+from .optim import build_optimizer, build_scheduler
+
+
+class ClassifierModule(pl.LightningModule):
+    """Trains ``model`` (pixel-space input in [0, 1], normalisation inside) with ``aug``.
+
+    Batches arrive as uint8 ``(images, labels, indices)``; they are scaled to float on the
+    device, where the augmentation mixes whole batches. Validation and test use clean images.
+    Metrics are logged as ``{stage}/loss``, ``{stage}/top1`` and ``{stage}/top5`` (fractions).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        num_classes: int,
+        aug: Augmentation,
+        loss: LossConfig,
+        optim: OptimConfig,
+        sched: SchedConfig,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.num_classes = num_classes
+        self.aug = aug
+        self.loss_cfg = loss
+        self.optim_cfg = optim
+        self.sched_cfg = sched
+        self.criterion = TrainLoss(loss.name, loss.jsd_weight)
+        # Top-5 is capped at the number of classes so tiny label sets still report a value.
+        self.top5_k = min(5, num_classes)
+        self.metrics = torch.nn.ModuleDict(
+            {
+                f"{stage}_{name}": MulticlassAccuracy(num_classes, top_k=k, average="micro")
+                for stage in ("val", "test")
+                for name, k in (("top1", 1), ("top5", self.top5_k))
+            }
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        images, labels, indices = batch
+        if images.dtype == torch.uint8:
+            images = images.float().div_(255.0)
+        return images, labels, indices
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        images, labels, indices = batch
+        targets = smooth_targets(labels, self.num_classes, self.loss_cfg.label_smoothing)
+        aug_batch = self.aug.apply(images, targets, indices, self.model)
+        logits = self.aug.logits(self.model, aug_batch)
+        loss = self.criterion(logits, aug_batch.targets, aug_batch.num_views)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"training loss became {loss.item()} at step {self.global_step}; lower optim.lr or "
+                "use trainer.precision=32-true / bf16-mixed instead of 16-mixed"
+            )
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(labels))
+        return loss
+
+    def _eval_step(self, batch, stage: str) -> None:
+        images, labels, _ = batch
+        logits = self.model(images)
+        loss = F.cross_entropy(logits, labels)
+        top1, top5 = self.metrics[f"{stage}_top1"], self.metrics[f"{stage}_top5"]
+        top1.update(logits, labels)
+        top5.update(logits, labels)
+        n = len(labels)
+        self.log(f"{stage}/loss", loss, on_epoch=True, batch_size=n, sync_dist=True)
+        self.log(f"{stage}/top1", top1, on_epoch=True, prog_bar=True, batch_size=n)
+        self.log(f"{stage}/top5", top5, on_epoch=True, batch_size=n)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def _steps_per_epoch(self) -> int:
+        """Optimiser steps in one epoch, as the trainer will run it (limits and accumulation)."""
+        trainer = self.trainer
+        batches = len(trainer.datamodule.train_dataloader())
+        limit = trainer.limit_train_batches
+        if isinstance(limit, int):
+            batches = min(batches, limit)
+        elif limit is not None:
+            batches = int(batches * limit)
+        return max(1, batches // max(1, trainer.accumulate_grad_batches))
+
+    def configure_optimizers(self):
+        optimizer = build_optimizer(self.optim_cfg, self.model)
+        steps_per_epoch = self._steps_per_epoch()
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        scheduler = build_scheduler(self.sched_cfg, optimizer, steps_per_epoch, total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

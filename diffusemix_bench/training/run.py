@@ -1,0 +1,248 @@
+"""The training job: build data, model and augmentation from a config, fit, test once, report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import (
+    Callback,
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    RichProgressBar,
+    TQDMProgressBar,
+)
+
+from ..augment import create_aug
+from ..config import validate_config
+from ..data.datamodule import ImageDataModule
+from ..errors import ConfigError
+from ..models import Normalize, create_model, list_models
+from .module import ClassifierModule
+
+log = logging.getLogger(__name__)
+
+
+def build_model(cfg: DictConfig, num_classes: int) -> torch.nn.Module:
+    """The classifier with normalisation inside: mean/std from model.*, else the pretrained
+    weights', else the dataset's."""
+    m = cfg.model
+    kwargs = dict(m.kwargs)
+    if m.source == "timm":
+        name, kwargs["name"] = "timm", m.name
+    elif m.source == "builtin":
+        name = m.name
+        if name not in list_models():
+            raise ConfigError(
+                f"model.name='{name}' is not a built-in model ({', '.join(list_models())}); "
+                "for a timm model use model=timm model.name=<timm name>"
+            )
+    else:
+        raise ConfigError(f"model.source must be 'builtin' or 'timm', got '{m.source}'")
+    model = create_model(name, num_classes, pretrained=m.pretrained, weights=m.weights, **kwargs)
+    mean, std = list(cfg.dataset.mean), list(cfg.dataset.std)
+    if m.pretrained and model.pretrained_mean_std is not None:
+        mean, std = (list(v) for v in model.pretrained_mean_std)
+    model.normalize = Normalize(m.mean if m.mean is not None else mean, m.std if m.std is not None else std)
+    if m.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def _resolve_ckpt_path(ckpt_path: str | None, ckpt_dir: Path) -> str | None:
+    if ckpt_path is None:
+        return None
+    if ckpt_path == "last":
+        last = ckpt_dir / "last.ckpt"
+        if not last.exists():
+            raise FileNotFoundError(
+                f"ckpt_path=last but {last} does not exist. Resume in the run folder that holds it: "
+                "python train.py ... hydra.run.dir=<that run folder> ckpt_path=last"
+            )
+        return str(last)
+    if not Path(ckpt_path).exists():
+        raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist")
+    return ckpt_path
+
+
+def _progress_bar(kind: str) -> Callback | None:
+    if kind == "auto":
+        kind = "rich" if sys.stdout.isatty() else "tqdm"
+    if kind == "none":
+        return None
+    if kind == "rich":
+        try:
+            return RichProgressBar()
+        except ModuleNotFoundError:
+            kind = "tqdm"
+    if kind == "tqdm":
+        # Outside a terminal every refresh is a new line: refresh rarely.
+        return TQDMProgressBar(refresh_rate=1 if sys.stdout.isatty() else 50)
+    raise ConfigError(f"callbacks.progress_bar must be auto, tqdm, rich or none; got '{kind}'")
+
+
+def build_callbacks(cfg: DictConfig, ckpt_dir: Path) -> list[Callback]:
+    c = cfg.callbacks
+    callbacks: list[Callback] = [
+        ModelCheckpoint(
+            dirpath=ckpt_dir,
+            filename="best-epoch{epoch:03d}",
+            auto_insert_metric_name=False,
+            monitor=c.monitor,
+            mode=c.mode,
+            save_top_k=c.save_top_k,
+            save_last=c.save_last,
+        )
+    ]
+    if c.early_stopping_patience is not None:
+        callbacks.append(EarlyStopping(monitor=c.monitor, mode=c.mode, patience=c.early_stopping_patience))
+    if c.lr_monitor and cfg.logger.name != "none":
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    bar = _progress_bar(c.progress_bar)
+    if bar is not None:
+        callbacks.append(bar)
+    return callbacks
+
+
+def build_logger(cfg: DictConfig, run_dir: Path):
+    lg = cfg.logger
+    if lg.name == "none":
+        return False
+    if lg.name == "csv":
+        from pytorch_lightning.loggers import CSVLogger
+
+        return CSVLogger(save_dir=str(run_dir), name="logs", version="")
+    if lg.name == "tensorboard":
+        try:
+            from pytorch_lightning.loggers import TensorBoardLogger
+
+            return TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False)
+        except ModuleNotFoundError as exc:
+            raise ModuleNotFoundError(
+                "logger=tensorboard needs the tensorboard package: uv sync --extra tensorboard"
+            ) from exc
+    if lg.name == "wandb":
+        try:
+            import wandb  # noqa: F401
+        except ModuleNotFoundError as exc:
+            raise ModuleNotFoundError("logger=wandb needs the wandb package: uv sync --extra wandb") from exc
+        from pytorch_lightning.loggers import WandbLogger
+
+        mode = lg.mode or ("online" if _wandb_key_configured() else "offline")
+        return WandbLogger(
+            project=lg.project,
+            name=lg.run_name,
+            save_dir=str(run_dir),
+            offline=mode == "offline",
+            tags=list(lg.tags) or None,
+            config=OmegaConf.to_container(cfg, resolve=True),
+        )
+    raise ConfigError(f"logger.name must be csv, wandb, tensorboard or none; got '{lg.name}'")
+
+
+def _wandb_key_configured() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    return netrc.exists() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[Callback], logger) -> pl.Trainer:
+    t = OmegaConf.to_container(cfg.trainer, resolve=True)
+    # Unset limits mean "no limit" (Lightning's own defaults).
+    kwargs = {k: v for k, v in t.items() if v is not None}
+    if not any(isinstance(cb, (TQDMProgressBar, RichProgressBar)) for cb in callbacks):
+        kwargs["enable_progress_bar"] = False
+    return pl.Trainer(default_root_dir=str(run_dir), callbacks=callbacks, logger=logger, **kwargs)
+
+
+def _percent(value) -> float | None:
+    return None if value is None else round(float(value) * 100.0, 4)
+
+
+def train(cfg: DictConfig) -> dict:
+    """Fit on train, select the checkpoint on val, evaluate test once; write ``metrics.json``
+    and ``config_resolved.yaml`` in the run folder and return the metrics."""
+    validate_config(cfg)
+    start = time.time()
+    run_dir = Path(cfg.paths.output_dir).expanduser()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    if cfg.float32_matmul_precision:
+        torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
+    pl.seed_everything(cfg.seed, workers=True)
+
+    aug_name = cfg.aug.name
+    datamodule = ImageDataModule(cfg.dataset, cfg.paths.data_dir, seed=cfg.seed)
+    datamodule.build()  # fail fast on missing data, before the model is built
+    num_classes = datamodule.num_classes
+    aug = create_aug(cfg.aug, num_classes)
+    datamodule.set_policy(aug.sample_transform())
+
+    model = build_model(cfg, num_classes)
+    module = ClassifierModule(model, num_classes, aug, cfg.loss, cfg.optim, cfg.sched)
+    if cfg.model.compile:
+        module.model = torch.compile(module.model)
+
+    ckpt_dir = run_dir / "checkpoints"
+    callbacks = build_callbacks(cfg, ckpt_dir)
+    logger = build_logger(cfg, run_dir)
+    trainer = build_trainer(cfg, run_dir, callbacks, logger)
+    log.info(
+        "Training %s on %s (%d train / %d val / %s test images, %d classes) with aug=%s",
+        cfg.model.name,
+        cfg.dataset.name,
+        len(datamodule.train_set),
+        len(datamodule.val_set),
+        len(datamodule.test_set) if datamodule.test_set is not None else "no",
+        num_classes,
+        aug_name,
+    )
+    trainer.fit(module, datamodule=datamodule, ckpt_path=_resolve_ckpt_path(cfg.ckpt_path, ckpt_dir))
+
+    checkpoint = callbacks[0]
+    best = checkpoint.best_model_path or None
+    val_metrics = {}
+    if not cfg.trainer.fast_dev_run:
+        # Re-validate the selected checkpoint so the reported val numbers belong to it.
+        val_metrics = trainer.validate(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)[
+            0
+        ]
+    else:
+        val_metrics = {k: v.item() for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    test_metrics = {}
+    if cfg.run_test and datamodule.test_set is not None:
+        test_metrics = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)[0]
+
+    metrics = {
+        "dataset": cfg.dataset.name,
+        "model": cfg.model.name,
+        "aug": aug_name,
+        "protocol": cfg.protocol,
+        "seed": cfg.seed,
+        "val_top1": _percent(val_metrics.get("val/top1")),
+        "val_top5": _percent(val_metrics.get("val/top5")),
+        "test_top1": _percent(test_metrics.get("test/top1")),
+        "test_top5": _percent(test_metrics.get("test/top5")),
+        "top5_k": module.top5_k,
+        "epochs": trainer.current_epoch,
+        "optimizer_steps": trainer.global_step,
+        "wall_time_s": round(time.time() - start, 2),
+        "best_checkpoint": best,
+        "train_images": len(datamodule.train_set),
+        "val_images": len(datamodule.val_set),
+        "test_images": len(datamodule.test_set) if datamodule.test_set is not None else 0,
+        "val_rule": datamodule.val_set.info.get("val_rule"),
+        "num_classes": num_classes,
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    log.info("Metrics written to %s: %s", run_dir / "metrics.json", metrics)
+    return metrics

@@ -1,0 +1,68 @@
+"""Shared helpers: compose the real Hydra config, shrunk for CPU, on fixture data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from diffusemix_bench.config import register_configs
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+register_configs()
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+# Shrinks any composed config to a few CPU steps on small images.
+FAST = [
+    "debug=fast",
+    "dataset.batch_size=4",
+    "dataset.image_size=32",
+    "dataset.resize=36",
+    "logger=csv",
+]
+
+
+def compose_config(overrides: list[str], *, return_hydra_config: bool = False) -> DictConfig:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=overrides, return_hydra_config=return_hydra_config)
+
+
+def finalize(cfg: DictConfig, run_dir: Path) -> DictConfig:
+    """Point the run folder at ``run_dir`` (compose() has no Hydra runtime to resolve it)."""
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)
+    return cfg
+
+
+def point_at_fixture(cfg: DictConfig, fixture: dict) -> DictConfig:
+    """Use a dataset written by tests.fixtures.datasets.write_fixture_dataset."""
+    with open_dict(cfg):
+        if cfg.dataset.name == "imagefolder":
+            cfg.dataset.root = str(fixture["data_dir"])
+        else:
+            cfg.paths.data_dir = str(fixture["data_dir"])
+        cfg.dataset.options = OmegaConf.merge(cfg.dataset.options, fixture.get("options", {}))
+    return cfg
+
+
+@pytest.fixture
+def make_cfg(tmp_path):
+    """Compose ``overrides`` + FAST, write the fixture dataset the config names, return the config."""
+    from tests.fixtures.datasets import write_fixture_dataset
+
+    def make(overrides: list[str], fast: bool = True, run_name: str = "run") -> DictConfig:
+        cfg = compose_config((FAST if fast else []) + list(overrides))
+        fixture = write_fixture_dataset(cfg.dataset.name, tmp_path / "data")
+        point_at_fixture(cfg, fixture)
+        return finalize(cfg, tmp_path / run_name)
+
+    return make
