@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 import os
 
 from omegaconf import DictConfig
 
+from .config import validate_config
 from .data.base import CorruptImageError, DatasetNotFoundError, SplitNotAvailableError
-from .errors import ConfigError
-from .models import PretrainedWeightsError
-
-log = logging.getLogger("diffusemix_bench")
+from .data.splits import build_splits
+from .errors import ConfigError, PretrainedWeightsError
 
 # Errors a user causes and fixes by changing data, files or settings.
 USER_ERRORS = (
@@ -25,14 +23,18 @@ USER_ERRORS = (
 
 
 def run_train(cfg: DictConfig) -> float | None:
-    """Run training; return validation top-1 (the value Hydra sweepers optimise)."""
-    from .training.run import train
+    """Run training; return validation top-1 (the value Hydra sweepers optimise).
 
+    The config and the dataset are checked before the training stack is imported, so a typo or
+    missing data is reported within seconds."""
     try:
-        metrics = train(cfg)
+        validate_config(cfg)
+        splits = build_splits(cfg.dataset, cfg.paths.data_dir)
+        from .training.run import train
+
+        metrics = train(cfg, splits=splits)
     except USER_ERRORS as exc:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        log.error("%s", exc)
         raise SystemExit(f"error: {exc}") from None
     return metrics.get("val_top1")

@@ -83,9 +83,9 @@ class AugConfig:
 
 @dataclass
 class LossConfig:
-    # ce: soft-target cross-entropy on every view; jsd: CE on the clean view plus the AugMix
-    # Jensen-Shannon consistency term over [clean, view1, view2].
-    name: str = "ce"
+    # auto: the augmentation method's own loss; ce: soft-target cross-entropy on every view;
+    # jsd: CE on the clean view plus the AugMix Jensen-Shannon term over [clean, view1, view2].
+    name: str = "auto"
     label_smoothing: float = 0.0
     jsd_weight: float = 12.0
 
@@ -165,6 +165,50 @@ class CallbacksConfig:
 
 
 @dataclass
+class GeneratorConfig:
+    """InstructPix2Pix edit generation (DiffuseMix step 1). Every field that changes pixels is
+    part of the edit store's folder hash."""
+
+    # ip2p: diffusers StableDiffusionInstructPix2PixPipeline; tiny: random tiny pipeline for tests.
+    name: str = "ip2p"
+    model_id: str = "timbrooks/instruct-pix2pix"
+    # A local folder with the pipeline (model_index.json, unet/, vae/, ...); wins over model_id.
+    local_dir: str | None = None
+    scheduler: str = "euler_ancestral"
+    steps: int = 100
+    guidance_scale: float = 4.0
+    image_guidance_scale: float = 1.5
+    # Images are resized to resolution x resolution for the pipeline (official code: 512).
+    resolution: int = 512
+    # auto: bf16 on GPU, fp32 on CPU; or fp32, fp16, bf16.
+    dtype: str = "auto"
+    batch_size: int = 8
+    seed: int = 0
+    # Stored edit size (shorter side); null stores the edit at the original image's size.
+    store_size: int | None = None
+    keep_full_size: bool = False
+    # Regenerations with a new derived seed when an edit is non-finite or blank.
+    max_retries: int = 3
+    splits: list[str] = field(default_factory=lambda: ["train"])
+    edits_dir: str = "${paths.cache_dir}/edits"
+    compile: bool = False
+    channels_last: bool = False
+
+
+@dataclass
+class FractalsConfig:
+    """The fractal bank blended into DiffuseMix images (and PixMix/IPMix mixing pictures)."""
+
+    # procedural: IFS fractals generated once and cached; folder: images from fractals.dir.
+    source: str = "procedural"
+    dir: str | None = None
+    count: int = 1000
+    size: int = 256
+    seed: int = 0
+    cache_dir: str = "${paths.cache_dir}/fractals"
+
+
+@dataclass
 class Config:
     dataset: DatasetConfig = MISSING
     model: ModelConfig = MISSING
@@ -176,6 +220,8 @@ class Config:
     logger: LoggerConfig = MISSING
     callbacks: CallbacksConfig = MISSING
     paths: PathsConfig = MISSING
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    fractals: FractalsConfig = field(default_factory=FractalsConfig)
     # Name of the paper protocol that set model/optimiser/schedule defaults (reported in metrics).
     protocol: str = "custom"
     task_name: str = "train"
@@ -212,6 +258,8 @@ SECTION_SCHEMAS = {
     "logger": LoggerConfig,
     "callbacks": CallbacksConfig,
     "paths": PathsConfig,
+    "generator": GeneratorConfig,
+    "fractals": FractalsConfig,
 }
 
 
@@ -226,7 +274,9 @@ def validate_config(cfg) -> None:
     sections = dict(SECTION_SCHEMAS)
     aug_schemas = registry.list_schemas()
     if cfg.aug.name not in aug_schemas:
-        raise ConfigError(f"aug.name='{cfg.aug.name}' is not a registered augmentation: {sorted(aug_schemas)}")
+        raise ConfigError(
+            f"aug.name='{cfg.aug.name}' is not a registered augmentation: {sorted(aug_schemas)}"
+        )
     sections["aug"] = aug_schemas[cfg.aug.name]
     for key, schema in sections.items():
         try:

@@ -1,12 +1,16 @@
-"""The augmentation interface: a per-image CPU policy and a batch-level step on the device."""
+"""The augmentation interface: a per-image CPU policy, a training-set wrapper and a batch step on
+the device."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 
 @dataclass
@@ -23,24 +27,55 @@ class AugBatch:
     num_views: int = 1
 
 
+@dataclass
+class AugContext:
+    """What a method may need to know about the run besides its own settings."""
+
+    num_classes: int
+    dataset_name: str = ""
+    image_size: int = 224
+    cache_dir: Path = Path("~/.cache/diffusemix_bench")
+    data_dir: Path = Path("data")
+    seed: int = 0
+    max_epochs: int = 1
+    # The resolved training loss: "ce", or "jsd" (then apply returns [clean, view1, view2]).
+    loss: str = "ce"
+    # The whole run config, for methods that read other groups (generator, fractals, paths).
+    config: Any = None
+
+
 class Augmentation:
     """Base class of every augmentation method.
 
-    A method may change each image on the CPU (``sample_transform``: uint8 CHW in, uint8 CHW out,
-    applied after the dataset's crop and flip) and/or mix whole batches on the device
-    (``apply``). Methods that need the model (saliency, CAM, hidden-state mixing) receive it in
-    ``apply``/``logits``; they never reach into the training module.
+    Hooks, each optional:
+
+    - ``sample_transform``: a per-image CPU policy (uint8 CHW in and out), applied after the
+      dataset's crop and flip (AutoAugment, RandAugment, ...).
+    - ``train_dataset``: wrap the training split, for methods whose samples carry more than one
+      image (DiffuseMix pairs each image with its stored edits) or that change the set itself.
+      The wrapper yields ``(images, label, index)`` batches that ``apply`` understands.
+    - ``apply``: mix or compose whole batches on the device, returning an :class:`AugBatch`.
+      Methods that need the model (saliency, CAM) receive it here; they never reach into the
+      training module.
+    - ``logits``: the forward pass; hidden-state mixing (Manifold Mixup) overrides it.
+    - ``callbacks``: Lightning callbacks added to the trainer.
     """
 
-    #: Loss the method is defined with; the training module refuses a mismatch with loss.name.
+    #: The loss the method is defined with; ``loss=auto`` (the default) picks it.
     default_loss: str = "ce"
+    #: Whether ``apply`` can return the three JSD views when ``ctx.loss == "jsd"``.
+    supports_jsd: bool = False
 
-    def __init__(self, num_classes: int, **cfg) -> None:
-        self.num_classes = num_classes
+    def __init__(self, ctx: AugContext, **cfg) -> None:
+        self.ctx = ctx
+        self.num_classes = ctx.num_classes
         self.cfg = cfg
 
     def sample_transform(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
         return None
+
+    def train_dataset(self, dataset: Dataset) -> Dataset:
+        return dataset
 
     def apply(
         self, images: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor, model: nn.Module
@@ -48,8 +83,8 @@ class Augmentation:
         return AugBatch(images, targets)
 
     def logits(self, model: nn.Module, batch: AugBatch) -> torch.Tensor:
-        """Forward pass over the views; methods that mix hidden states override this."""
         return model(batch.inputs)
 
-    def describe(self) -> str:
-        return type(self).__name__
+    def callbacks(self) -> list:
+        """Lightning callbacks the method adds to training (for example a figure of its images)."""
+        return []

@@ -6,7 +6,7 @@ from dataclasses import asdict, is_dataclass
 
 from omegaconf import DictConfig, OmegaConf
 
-from .base import Augmentation
+from .base import AugContext, Augmentation
 
 _AUGS: dict[str, type[Augmentation]] = {}
 _SCHEMAS: dict[str, type] = {}
@@ -35,14 +35,20 @@ def list_schemas() -> dict[str, type]:
     return dict(_SCHEMAS)
 
 
-def create_aug(cfg: DictConfig | dict, num_classes: int) -> Augmentation:
-    """Build the augmentation named by ``cfg.name`` with the rest of ``cfg`` as settings."""
+def aug_class(name: str) -> type[Augmentation]:
+    if name not in _AUGS:
+        raise KeyError(f"unknown augmentation '{name}'; choose one of: {', '.join(list_augs())}")
+    return _AUGS[name]
+
+
+def create_aug(cfg: DictConfig | dict, ctx: AugContext | int) -> Augmentation:
+    """Build the augmentation named by ``cfg.name`` with the rest of ``cfg`` as settings;
+    ``ctx`` describes the run (a bare class count is enough for methods that need no more)."""
+    if isinstance(ctx, int):
+        ctx = AugContext(num_classes=ctx)
     if isinstance(cfg, DictConfig):
         cfg = OmegaConf.to_container(cfg, resolve=True)
     elif is_dataclass(cfg):
         cfg = asdict(cfg)
     cfg = dict(cfg)
-    name = cfg.pop("name")
-    if name not in _AUGS:
-        raise KeyError(f"unknown augmentation '{name}'; choose one of: {', '.join(list_augs())}")
-    return _AUGS[name](num_classes=num_classes, **cfg)
+    return aug_class(cfg.pop("name"))(ctx, **cfg)

@@ -194,6 +194,11 @@ def list_image_files(folder: Path) -> list[Path]:
     return sorted(found)
 
 
+def list_class_folders(folder: Path) -> list[str]:
+    """Sorted names of the non-hidden sub-folders of ``folder`` (one per class)."""
+    return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+
+
 def holdout_rule(val_fraction: float, seed: int, source: str = "train") -> str:
     """The ``info['val_rule']`` text of datasets whose val split is a holdout of ``source``."""
     return f"holdout {val_fraction * 100:g}% of {source} (stratified per class), seed {seed}"
@@ -212,7 +217,8 @@ def read_index_file(
     """Non-blank lines of a text index file as ``(line number, fields)``; a line with fewer than
     ``min_fields`` fields raises ValueError naming the file and line."""
     rows = []
-    with open(path, encoding="utf-8") as f:
+    # Undecodable bytes only ever sit in free-text names, never in ids or labels.
+    with open(path, encoding="utf-8", errors="replace") as f:
         for lineno, line in enumerate(f, start=1):
             line = line.rstrip("\r\n")
             if not line.strip():

@@ -8,20 +8,23 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from ..config import DatasetConfig
-from .base import ImageClassificationDataset, SplitNotAvailableError, per_class_subset
-from .registry import create_dataset
+from .base import ImageClassificationDataset, SplitNotAvailableError
+from .splits import Splits, build_splits, dataset_root
 from .transforms import eval_transform, train_transform
 
 log = logging.getLogger(__name__)
 
 
 class ImageDataModule(pl.LightningDataModule):
-    """Builds train/val/test splits of ``cfg.name`` under ``data_dir`` (or ``cfg.root``).
+    """Serves train/val/test splits of ``cfg.name`` under ``data_dir`` (or ``cfg.root``), read
+    here or passed in already read (``splits``). With ``dataset.download=true`` the download
+    happens when the splits are read, in the launching process, before any worker starts.
 
-    ``policy`` is an augmentation's per-image CPU transform, applied to training images only.
+    ``set_augmentation`` hands the training split to an augmentation method: its per-image CPU
+    policy joins the train transform and it may wrap the training set (DiffuseMix adds edits).
     Images stay uint8 until they reach the device, where the training module scales them.
     """
 
@@ -29,67 +32,47 @@ class ImageDataModule(pl.LightningDataModule):
         self,
         cfg: DatasetConfig,
         data_dir: str | Path,
-        policy: Callable[[torch.Tensor], torch.Tensor] | None = None,
         seed: int = 0,
+        splits: Splits | None = None,
     ) -> None:
         super().__init__()
         self.cfg = cfg
-        self.root = Path(cfg.root if cfg.root else data_dir).expanduser()
-        self.policy = policy
+        self.root = dataset_root(cfg, data_dir)
+        self.splits = splits
+        self.policy: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.wrap_train: Callable[[Dataset], Dataset] | None = None
         self.seed = seed
         self.train_set: ImageClassificationDataset | None = None
         self.val_set: ImageClassificationDataset | None = None
         self.test_set: ImageClassificationDataset | None = None
         self._built = False
-        self._downloaded = False
-
-    def _split(self, split: str, download: bool = False) -> ImageClassificationDataset:
-        return create_dataset(
-            self.cfg.name,
-            self.root,
-            split,
-            download=download,
-            val_fraction=self.cfg.val_fraction,
-            seed=self.cfg.split_seed,
-            **dict(self.cfg.options),
-        )
 
     def build(self) -> None:
         """Read every split now (fails fast on missing data, before any model is built)."""
         if self._built:
             return
+        splits = self.splits or build_splits(self.cfg, self.root)
+        self.train_set, self.val_set, self.test_set = splits.train, splits.val, splits.test
         c = self.cfg
-        if c.download:
-            self.prepare_data()
-        train = self._split("train")
-        if c.samples_per_class is not None:
-            train = train.subset(per_class_subset(train.targets, c.samples_per_class, c.split_seed))
-        val = self._split("val")
-        val.transform = eval_transform(c.image_size, c.resize)
-        try:
-            test = self._split("test")
-            test.transform = eval_transform(c.image_size, c.resize)
-        except SplitNotAvailableError as exc:
-            log.warning("No test split: %s", exc)
-            test = None
-        self.train_set, self.val_set, self.test_set = train, val, test
+        for split in (self.val_set, self.test_set):
+            if split is not None:
+                split.transform = eval_transform(c.image_size, c.resize)
         self._built = True
         self.set_policy(self.policy)
 
+    def set_augmentation(self, aug) -> None:
+        """Train with ``aug``'s per-image policy and training-set wrapper (see Augmentation)."""
+        self.wrap_train = aug.train_dataset
+        self.set_policy(aug.sample_transform())
+
     def set_policy(self, policy: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
-        """Use ``policy`` (an augmentation's per-image transform) on training images."""
+        """Use ``policy`` (a per-image uint8 transform) on training images."""
         self.policy = policy
         if self.train_set is not None:
             c = self.cfg
             self.train_set.transform = train_transform(
                 c.train_transform, c.image_size, c.resize, c.padding, c.hflip, policy
             )
-
-    def prepare_data(self) -> None:
-        # Downloads happen here, once, before any split is read without downloading.
-        if self.cfg.download and not self._downloaded:
-            self._split("train", download=True)
-            self._downloaded = True
 
     def setup(self, stage: str | None = None) -> None:
         self.build()
@@ -113,8 +96,12 @@ class ImageDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        drop_last = self.cfg.drop_last and len(self.train_set) > self.cfg.batch_size
-        return self._loader(self.train_set, self.cfg.batch_size, shuffle=True, drop_last=drop_last)
+        train = self.wrap_train(self.train_set) if self.wrap_train is not None else self.train_set
+        # A last batch of one image cannot train BatchNorm: drop it in that case only.
+        drop_last = len(train) > self.cfg.batch_size and (
+            self.cfg.drop_last or len(train) % self.cfg.batch_size == 1
+        )
+        return self._loader(train, self.cfg.batch_size, shuffle=True, drop_last=drop_last)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, self.cfg.eval_batch_size or self.cfg.batch_size, shuffle=False)

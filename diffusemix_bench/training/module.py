@@ -26,6 +26,7 @@ class ClassifierModule(pl.LightningModule):
         model: torch.nn.Module,
         num_classes: int,
         aug: Augmentation,
+        loss_name: str,
         loss: LossConfig,
         optim: OptimConfig,
         sched: SchedConfig,
@@ -37,7 +38,7 @@ class ClassifierModule(pl.LightningModule):
         self.loss_cfg = loss
         self.optim_cfg = optim
         self.sched_cfg = sched
-        self.criterion = TrainLoss(loss.name, loss.jsd_weight)
+        self.criterion = TrainLoss(loss_name, loss.jsd_weight)
         # Top-5 is capped at the number of classes so tiny label sets still report a value.
         self.top5_k = min(5, num_classes)
         self.metrics = torch.nn.ModuleDict(

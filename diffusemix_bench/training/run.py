@@ -21,9 +21,10 @@ from pytorch_lightning.callbacks import (
     TQDMProgressBar,
 )
 
-from ..augment import create_aug
+from ..augment import AugContext, create_aug
 from ..config import validate_config
 from ..data.datamodule import ImageDataModule
+from ..data.splits import Splits
 from ..errors import ConfigError
 from ..models import Normalize, create_model, list_models
 from .module import ClassifierModule
@@ -55,6 +56,15 @@ def build_model(cfg: DictConfig, num_classes: int) -> torch.nn.Module:
     if m.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+def resolve_loss(cfg: DictConfig) -> str:
+    """loss=auto takes the augmentation method's own loss (JSD for DiffuseMix and AugMix)."""
+    if cfg.loss.name != "auto":
+        return cfg.loss.name
+    from ..augment.registry import aug_class
+
+    return aug_class(cfg.aug.name).default_loss
 
 
 def _resolve_ckpt_path(ckpt_path: str | None, ckpt_dir: Path) -> str | None:
@@ -168,9 +178,10 @@ def _percent(value) -> float | None:
     return None if value is None else round(float(value) * 100.0, 4)
 
 
-def train(cfg: DictConfig) -> dict:
+def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
     """Fit on train, select the checkpoint on val, evaluate test once; write ``metrics.json``
-    and ``config_resolved.yaml`` in the run folder and return the metrics."""
+    and ``config_resolved.yaml`` in the run folder and return the metrics. ``splits`` are the
+    dataset's splits when the caller has read them already."""
     validate_config(cfg)
     start = time.time()
     run_dir = Path(cfg.paths.output_dir).expanduser()
@@ -181,19 +192,37 @@ def train(cfg: DictConfig) -> dict:
     pl.seed_everything(cfg.seed, workers=True)
 
     aug_name = cfg.aug.name
-    datamodule = ImageDataModule(cfg.dataset, cfg.paths.data_dir, seed=cfg.seed)
+    datamodule = ImageDataModule(cfg.dataset, cfg.paths.data_dir, seed=cfg.seed, splits=splits)
     datamodule.build()  # fail fast on missing data, before the model is built
     num_classes = datamodule.num_classes
-    aug = create_aug(cfg.aug, num_classes)
-    datamodule.set_policy(aug.sample_transform())
+    aug = create_aug(
+        cfg.aug,
+        AugContext(
+            num_classes=num_classes,
+            dataset_name=cfg.dataset.name,
+            image_size=cfg.dataset.image_size,
+            cache_dir=Path(cfg.paths.cache_dir).expanduser(),
+            data_dir=Path(cfg.paths.data_dir).expanduser(),
+            seed=cfg.seed,
+            max_epochs=cfg.trainer.max_epochs,
+            loss=resolve_loss(cfg),
+            config=cfg,
+        ),
+    )
+    if aug.ctx.loss == "jsd" and not aug.supports_jsd:
+        raise ConfigError(
+            f"loss=jsd needs three views per image ([clean, view1, view2]) and aug={aug_name} does not "
+            "make them; use loss=ce or loss=auto, or an augmentation with JSD views (augmix, diffusemix)"
+        )
+    datamodule.set_augmentation(aug)
 
     model = build_model(cfg, num_classes)
-    module = ClassifierModule(model, num_classes, aug, cfg.loss, cfg.optim, cfg.sched)
+    module = ClassifierModule(model, num_classes, aug, aug.ctx.loss, cfg.loss, cfg.optim, cfg.sched)
     if cfg.model.compile:
         module.model = torch.compile(module.model)
 
     ckpt_dir = run_dir / "checkpoints"
-    callbacks = build_callbacks(cfg, ckpt_dir)
+    callbacks = build_callbacks(cfg, ckpt_dir) + list(aug.callbacks())
     logger = build_logger(cfg, run_dir)
     trainer = build_trainer(cfg, run_dir, callbacks, logger)
     log.info(
@@ -226,6 +255,7 @@ def train(cfg: DictConfig) -> dict:
         "dataset": cfg.dataset.name,
         "model": cfg.model.name,
         "aug": aug_name,
+        "loss": aug.ctx.loss,
         "protocol": cfg.protocol,
         "seed": cfg.seed,
         "val_top1": _percent(val_metrics.get("val/top1")),

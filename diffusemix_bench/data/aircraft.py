@@ -1,0 +1,78 @@
+"""FGVC-Aircraft 2013b in its release layout (``fgvc-aircraft-2013b/data/``: images/,
+variants.txt / families.txt / manufacturers.txt, images_<level>_<split>.txt).
+
+Options: ``annotation_level`` (variant: 100 classes, family: 70, manufacturer: 30) and
+``train_split``: ``trainval`` (default, as in the paper) trains on the official trainval split
+minus a stratified seeded holdout that serves as val; ``train`` trains on the official train split
+and validates on the official val split. test is always the official test split.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import ImageClassificationDataset, holdout_indices, holdout_rule, read_index_file
+from .layouts import check_options, ensure_layout
+from .registry import register_dataset
+
+LEVELS = {"variant": "variants.txt", "family": "families.txt", "manufacturer": "manufacturers.txt"}
+TRAIN_SPLITS = ("trainval", "train")
+
+
+def _read_split(path: Path, index: dict[str, int], class_file: Path) -> tuple[list[str], list[int]]:
+    ids, targets = [], []
+    for lineno, (image_id, label) in read_index_file(path, 2, maxsplit=1):
+        label = label.strip()
+        if label not in index:
+            raise ValueError(f"{path}, line {lineno}: class {label!r} is not listed in {class_file}")
+        ids.append(image_id)
+        targets.append(index[label])
+    return ids, targets
+
+
+@register_dataset("aircraft")
+def aircraft(
+    root: Path, split: str, *, download: bool, val_fraction: float, seed: int, **options
+) -> ImageClassificationDataset:
+    check_options("aircraft", options, {"annotation_level": tuple(LEVELS), "train_split": TRAIN_SPLITS})
+    level = options.get("annotation_level", "variant")
+    train_split = options.get("train_split", "trainval")
+    if split == "test":
+        official = "test"
+    elif train_split == "trainval":
+        official = "trainval"
+    else:
+        official = split
+
+    def fetch() -> None:
+        import torchvision.datasets
+
+        torchvision.datasets.FGVCAircraft(str(root), download=True)
+
+    split_file = f"data/images_{level}_{official}.txt"
+    base = ensure_layout(
+        "aircraft", root, ("data/images", f"data/{LEVELS[level]}", split_file), download=download, fetch=fetch
+    )
+    class_file = base / "data" / LEVELS[level]
+    classes = [fields[0].strip() for _, fields in read_index_file(class_file, 1, maxsplit=0)]
+    ids, targets = _read_split(base / split_file, {c: i for i, c in enumerate(classes)}, class_file)
+    if official == "trainval":
+        keep = holdout_indices(targets, split, val_fraction, seed)
+        ids, targets = [ids[i] for i in keep], [targets[i] for i in keep]
+    return ImageClassificationDataset(
+        name="aircraft",
+        split=split,
+        classes=classes,
+        targets=targets,
+        paths=[base / "data" / "images" / f"{i}.jpg" for i in ids],
+        root=base,
+        info={
+            "val_rule": holdout_rule(val_fraction, seed, "trainval")
+            if train_split == "trainval"
+            else "official val split",
+            "test_rule": "official test split",
+            "official_split": official,
+            "annotation_level": level,
+            "train_split": train_split,
+        },
+    )

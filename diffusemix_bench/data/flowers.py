@@ -1,0 +1,70 @@
+"""Oxford Flowers-102 in torchvision's layout (``flowers-102/``: jpg/image_XXXXX.jpg,
+imagelabels.mat, setid.mat); train, val and test are the official splits (trnid, valid, tstid).
+Class names come from torchvision's Flowers102 list when it matches, else the 1-based label."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .base import ImageClassificationDataset, load_mat
+from .layouts import check_options, ensure_layout
+from .registry import register_dataset
+
+REQUIRED = ("jpg", "imagelabels.mat", "setid.mat")
+SPLIT_KEYS = {"train": "trnid", "val": "valid", "test": "tstid"}
+
+
+def _class_names(num_classes: int) -> list[str]:
+    try:
+        from torchvision.datasets import Flowers102
+
+        names = list(Flowers102.classes)
+    except (ImportError, AttributeError):
+        names = []
+    if len(names) >= num_classes:
+        return names[:num_classes]
+    return [str(k) for k in range(1, num_classes + 1)]
+
+
+@register_dataset("flowers102")
+def flowers102(
+    root: Path, split: str, *, download: bool, val_fraction: float, seed: int, **options
+) -> ImageClassificationDataset:
+    check_options("flowers102", options, {})
+
+    def fetch() -> None:
+        import torchvision.datasets
+
+        torchvision.datasets.Flowers102(str(root), split="train", download=True)
+
+    base = ensure_layout("flowers102", root, REQUIRED, download=download, fetch=fetch)
+    label_file, setid_file = base / "imagelabels.mat", base / "setid.mat"
+    labels = np.asarray(load_mat(label_file, ["labels"])["labels"]).ravel().astype(np.int64)
+    ids = (
+        np.asarray(load_mat(setid_file, list(SPLIT_KEYS.values()))[SPLIT_KEYS[split]])
+        .ravel()
+        .astype(np.int64)
+    )
+    if labels.size == 0 or labels.min() < 1:
+        raise ValueError(f"{label_file}: labels must be 1-based class numbers; re-download the dataset")
+    bad = ids[(ids < 1) | (ids > labels.size)]
+    if bad.size:
+        raise ValueError(
+            f"{setid_file}: {SPLIT_KEYS[split]} holds image id {bad[0]} but {label_file} labels "
+            f"only {labels.size} images; re-download the dataset"
+        )
+    return ImageClassificationDataset(
+        name="flowers102",
+        split=split,
+        classes=_class_names(int(labels.max())),
+        targets=(labels[ids - 1] - 1).tolist(),
+        paths=[base / "jpg" / f"image_{i:05d}.jpg" for i in ids.tolist()],
+        root=base,
+        info={
+            "val_rule": "official val split (setid.mat valid)",
+            "test_rule": "official test split (setid.mat tstid)",
+            "official_split": split,
+        },
+    )

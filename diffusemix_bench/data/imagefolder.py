@@ -1,0 +1,89 @@
+"""Any dataset stored as ``<root>/train/<class>/*`` with optional ``val/<class>/*`` and
+``test/<class>/*`` (``root`` is the dataset folder itself). Classes are the sorted folder names of
+train/; without val/ the val split is a stratified seeded holdout of train; without test/ asking
+for test raises SplitNotAvailableError."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import (
+    IMAGE_EXTENSIONS,
+    ImageClassificationDataset,
+    SplitNotAvailableError,
+    holdout_indices,
+    holdout_rule,
+    list_class_folders,
+    list_image_files,
+)
+from .layouts import check_options, not_found, require_layout
+from .registry import register_dataset
+
+
+def _read_split(root: Path, folder: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
+    index = {c: i for i, c in enumerate(classes)}
+    names = list_class_folders(folder)
+    unknown = [c for c in names if c not in index]
+    if unknown:
+        raise not_found(
+            "imagefolder",
+            root,
+            f"{folder} has class folder(s) {', '.join(unknown[:5])} that train/ lacks; "
+            "val/ and test/ may only use classes of train/",
+        )
+    paths: list[Path] = []
+    targets: list[int] = []
+    for name in names:
+        files = list_image_files(folder / name)
+        paths.extend(files)
+        targets.extend([index[name]] * len(files))
+    if not paths:
+        raise not_found(
+            "imagefolder",
+            root,
+            f"no images under {folder}/<class>/ (accepted extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})",
+        )
+    return paths, targets
+
+
+@register_dataset("imagefolder")
+def imagefolder(
+    root: Path, split: str, *, download: bool, val_fraction: float, seed: int, **options
+) -> ImageClassificationDataset:
+    check_options("imagefolder", options, {})
+    if download:
+        raise ValueError("dataset 'imagefolder' cannot be downloaded; set dataset.download=false")
+    base = require_layout("imagefolder", root, ("train",))
+    classes = list_class_folders(base / "train")
+    if not classes:
+        raise not_found("imagefolder", root, f"{base / 'train'} holds no class folders")
+    has_val = (base / "val").is_dir()
+    if split == "test" and not (base / "test").is_dir():
+        raise SplitNotAvailableError(
+            f"image folder {base} has no test/ folder, so there is no test split; add "
+            f"{base / 'test'}/<class>/ images or evaluate on the val split instead"
+        )
+    source = split if split == "test" or (split == "val" and has_val) else "train"
+    paths, targets = _read_split(root, base / source, classes)
+    if source == "train":
+        empty = sorted(set(classes) - {classes[t] for t in set(targets)})
+        if empty:
+            raise not_found(
+                "imagefolder", root, f"class folder(s) {', '.join(empty[:5])} of train/ hold no images"
+            )
+        if not has_val:
+            keep = holdout_indices(targets, split, val_fraction, seed)
+            paths, targets = [paths[i] for i in keep], [targets[i] for i in keep]
+    return ImageClassificationDataset(
+        name="imagefolder",
+        split=split,
+        classes=classes,
+        targets=targets,
+        paths=paths,
+        root=base,
+        info={
+            "val_rule": "val/ folder" if has_val else holdout_rule(val_fraction, seed),
+            "test_rule": "test/ folder",
+            "official_split": source,
+        },
+    )

@@ -1,0 +1,182 @@
+"""On-disk layout and source of every dataset, shared by the readers' errors and the README table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+from .base import DatasetNotFoundError
+
+DATASET_LAYOUTS: dict[str, dict] = {
+    "cifar100": dict(
+        folder="cifar-100-python",
+        source="https://www.cs.toronto.edu/~kriz/cifar.html (cifar-100-python.tar.gz, python version)",
+        auto_download=True,
+        layout="""\
+<data_dir>/cifar-100-python/
+    train      python pickle: data (50000 x 3072 uint8), fine_labels
+    test       python pickle: data (10000 x 3072 uint8), fine_labels
+    meta       python pickle: fine_label_names""",
+    ),
+    "tinyimagenet": dict(
+        folder="tiny-imagenet-200",
+        source="http://cs231n.stanford.edu/tiny-imagenet-200.zip",
+        auto_download=True,
+        layout="""\
+<data_dir>/tiny-imagenet-200/
+    wnids.txt                      one wnid per line (200)
+    words.txt                      <wnid><TAB><names> (optional, gives readable class names)
+    train/<wnid>/images/*.JPEG
+    val/images/val_<n>.JPEG
+    val/val_annotations.txt        <file><TAB><wnid><TAB>...""",
+    ),
+    "imagenet": dict(
+        folder="imagenet",
+        source=(
+            "ILSVRC2012 from https://image-net.org/download.php (registration required): extract "
+            "ILSVRC2012_img_train.tar and its per-class tars into train/<wnid>/, and sort "
+            "ILSVRC2012_img_val.tar into val/<wnid>/ (for example with the widely used valprep.sh)"
+        ),
+        auto_download=False,
+        layout="""\
+<data_dir>/imagenet/
+    train/<wnid>/*.JPEG            1000 class folders
+    val/<wnid>/*.JPEG              the same 1000 class folders (official val, 50 per class)""",
+    ),
+    "flowers102": dict(
+        folder="flowers-102",
+        source="https://www.robots.ox.ac.uk/~vgg/data/flowers/102/ (102flowers.tgz, imagelabels.mat, setid.mat)",
+        auto_download=True,
+        layout="""\
+<data_dir>/flowers-102/
+    jpg/image_00001.jpg ... jpg/image_08189.jpg
+    imagelabels.mat                labels: 1 x 8189, 1-based class of each image
+    setid.mat                      trnid, valid, tstid: 1-based image ids of each split""",
+    ),
+    "cub": dict(
+        folder="CUB_200_2011",
+        source="https://data.caltech.edu/records/65de6-vp158 (CUB_200_2011.tgz)",
+        auto_download=True,
+        layout="""\
+<data_dir>/CUB_200_2011/
+    images.txt                     <image id> <relative path>
+    image_class_labels.txt         <image id> <class id, 1-based>
+    train_test_split.txt           <image id> <1 = train, 0 = test>
+    classes.txt                    <class id> <class name>
+    images/<class name>/*.jpg""",
+    ),
+    "cars": dict(
+        folder="stanford_cars",
+        source=(
+            "the original Stanford URL (ai.stanford.edu/~jkrause/cars) is dead, so there is no "
+            "automatic download; mirrors of the images, devkit and cars_test_annos_withlabels.mat "
+            "are listed in https://github.com/pytorch/vision/issues/7545 (for example the Kaggle "
+            "dataset jessicali9530/stanford-cars-dataset); arrange them as torchvision's StanfordCars "
+            "expects (https://pytorch.org/vision/stable/generated/torchvision.datasets.StanfordCars.html)"
+        ),
+        auto_download=False,
+        layout="""\
+<data_dir>/stanford_cars/
+    devkit/cars_meta.mat           class_names (196)
+    devkit/cars_train_annos.mat    annotations: fname, class (1-based)
+    cars_test_annos_withlabels.mat annotations: fname, class (1-based)
+    cars_train/*.jpg
+    cars_test/*.jpg""",
+    ),
+    "aircraft": dict(
+        folder="fgvc-aircraft-2013b",
+        source="https://www.robots.ox.ac.uk/~vgg/data/fgvc-aircraft/ (fgvc-aircraft-2013b.tar.gz)",
+        auto_download=True,
+        layout="""\
+<data_dir>/fgvc-aircraft-2013b/data/
+    images/<image id>.jpg
+    variants.txt, families.txt, manufacturers.txt        class names, one per line
+    images_<level>_<split>.txt     <image id> <class name>, for level in variant, family,
+                                   manufacturer and split in train, val, trainval, test""",
+    ),
+    "imagefolder": dict(
+        folder="",
+        source="your own images: put them in one folder per class under train/ (and optionally val/, test/)",
+        auto_download=False,
+        layout="""\
+<dataset.root>/
+    train/<class>/*.jpg|png|...    classes are the sorted folder names of train/
+    val/<class>/*                  optional: without it val is a holdout of train
+    test/<class>/*                 optional""",
+    ),
+}
+
+
+def how_to_get(name: str) -> str:
+    """Where to get dataset ``name`` and whether dataset.download=true can fetch it."""
+    entry = DATASET_LAYOUTS[name]
+    if entry["auto_download"]:
+        return f"download it from {entry['source']}, or set dataset.download=true to fetch it automatically"
+    return entry["source"]
+
+
+def not_found(name: str, root: Path, detail: str = "") -> DatasetNotFoundError:
+    """The error for dataset ``name`` missing under ``root`` (``detail`` says what exactly)."""
+    entry = DATASET_LAYOUTS[name]
+    return DatasetNotFoundError(name, root, entry["layout"], how_to_get(name), detail)
+
+
+def require_layout(name: str, root: Path, required: Iterable[str]) -> Path:
+    """The dataset folder ``root/<folder>`` after checking that it and each ``required`` path
+    below it exist."""
+    folder = DATASET_LAYOUTS[name]["folder"]
+    base = root / folder if folder else root
+    if not base.is_dir():
+        detail = f"folder {base} does not exist"
+        if folder and root.name == folder:
+            # A common slip: pointing data_dir at the dataset folder instead of its parent.
+            detail += f"; paths.data_dir should be the folder that holds {folder}/, i.e. {root.parent}"
+        raise not_found(name, root, detail)
+    for rel in required:
+        if not (base / rel).exists():
+            raise not_found(name, root, f"missing {base / rel}")
+    return base
+
+
+def ensure_layout(
+    name: str,
+    root: Path,
+    required: Iterable[str],
+    *,
+    download: bool,
+    fetch: Callable[[], None] | None,
+) -> Path:
+    """``require_layout``, running ``fetch`` first when the data is missing and ``download`` is set.
+
+    ``fetch`` is None for datasets that cannot be downloaded automatically; asking for a download
+    of those raises the not-found error with the reason.
+    """
+    required = list(required)
+    try:
+        return require_layout(name, root, required)
+    except DatasetNotFoundError as missing:
+        if not download:
+            raise
+        if fetch is None:
+            raise not_found(
+                name, root, "dataset.download=true cannot fetch it: no public automatic download exists"
+            ) from missing
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        fetch()
+    except Exception as exc:  # network, checksum and archive errors all end the same way for the user
+        raise not_found(name, root, f"download failed: {type(exc).__name__}: {exc}") from exc
+    return require_layout(name, root, required)
+
+
+def check_options(name: str, options: Mapping, allowed: Mapping[str, Iterable[str] | None]) -> None:
+    """Reject unknown option names and values outside the allowed choices (None: any value)."""
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        known = ", ".join(sorted(allowed)) or "none"
+        raise ValueError(f"dataset '{name}' has no option(s) {', '.join(unknown)} (known options: {known})")
+    for key, choices in allowed.items():
+        if key in options and choices is not None and options[key] not in choices:
+            raise ValueError(
+                f"dataset '{name}': option {key}={options[key]!r} is not one of {', '.join(choices)}"
+            )

@@ -1,0 +1,214 @@
+"""Model registry: ``@register_model(name)``, ``create_model(name, num_classes, ...)`` and ``list_models()``."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import logging
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import huggingface_hub.constants
+import timm
+import torch
+import torchvision.models as tvm
+from torch import nn
+
+from ..errors import PretrainedWeightsError
+from .classifier import IMAGENET_MEAN, IMAGENET_STD, ImageClassifier, MeanStd
+from .preact_resnet import preact_resnet18
+from .weights import load_weights
+
+log = logging.getLogger(__name__)
+
+
+class Backbone(NamedTuple):
+    """What a registered builder returns: the network, its head module name(s), its weights' mean/std."""
+
+    module: nn.Module
+    head: tuple[str, ...]
+    pretrained_mean_std: MeanStd | None
+
+
+_BUILDERS: dict[str, Callable[..., Backbone]] = {}
+
+
+def register_model(name: str):
+    """Register a builder ``fn(num_classes: int, *, pretrained: bool, **options) -> Backbone``.
+
+    With ``pretrained`` the builder loads the published weights and then fits a fresh
+    ``num_classes`` head, so the result is ready for fine-tuning.
+    """
+
+    def wrap(fn):
+        if name in _BUILDERS:
+            raise ValueError(f"model '{name}' registered twice")
+        _BUILDERS[name] = fn
+        return fn
+
+    return wrap
+
+
+def list_models() -> list[str]:
+    return sorted(_BUILDERS)
+
+
+def _check_options(name: str, builder: Callable[..., Backbone], options: dict) -> None:
+    params = inspect.signature(builder).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and n != "pretrained"]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise TypeError(
+            f"model '{name}' has no option(s) {unknown}; its options are {allowed or 'none'} "
+            "(remove them from the model config or pick another model.name)"
+        )
+
+
+def create_model(
+    name: str,
+    /,
+    num_classes: int,
+    *,
+    pretrained: bool = False,
+    weights: str | Path | None = None,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    **options,
+) -> ImageClassifier:
+    """Build a registered model as an ImageClassifier taking [0, 1] images.
+
+    ``pretrained`` downloads the published weights (torch hub / Hugging Face hub cache); ``weights``
+    loads a local file instead (see ``load_weights``), and when both are set the file wins and
+    nothing is downloaded. ``options`` go to the builder (``stem_stride`` for ``preactresnet18``;
+    ``name`` and any ``timm.create_model`` keyword for ``timm``). ``name`` is positional-only so
+    that ``timm``'s ``name`` option can be passed by keyword.
+    """
+    if name not in _BUILDERS:
+        raise KeyError(f"unknown model '{name}'; set model.name to one of: {', '.join(list_models())}")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+    builder = _BUILDERS[name]
+    _check_options(name, builder, options)
+    download = pretrained and weights is None
+    if pretrained and weights is not None:
+        log.info("model.weights=%s replaces the downloaded pretrained weights of '%s'", weights, name)
+    backbone = builder(num_classes, pretrained=download, **options)
+    arch = f"timm:{options['name']}" if name == "timm" else name
+    model = ImageClassifier(
+        backbone.module,
+        backbone.head,
+        mean=mean,
+        std=std,
+        arch=arch,
+        pretrained_mean_std=backbone.pretrained_mean_std,
+    )
+    if weights is not None:
+        report = load_weights(model, weights)
+        log.info(
+            "loaded %d tensors from %s into '%s'%s",
+            report["loaded"],
+            report["path"],
+            arch,
+            f"; fresh head (file's head {report['dropped_head']} has another class count)"
+            if report["dropped_head"]
+            else "",
+        )
+    return model
+
+
+def _offline_error(what: str, location: Path, cause: BaseException) -> PretrainedWeightsError:
+    return PretrainedWeightsError(
+        f"cannot get the pretrained weights {what}; they are downloaded once into {location}. Without "
+        "network access put them there, or save them to a file and set model.weights=<file>, or train "
+        f"from scratch with model.pretrained=false ({type(cause).__name__}: {cause})"
+    )
+
+
+@register_model("preactresnet18")
+def _preactresnet18(
+    num_classes: int, *, pretrained: bool, stem_stride: int = 1, final_bn_relu: bool = False
+) -> Backbone:
+    if pretrained:
+        raise PretrainedWeightsError(
+            "preactresnet18 has no published pretrained weights; set model.pretrained=false "
+            "or load your own with model.weights=<file>"
+        )
+    net = preact_resnet18(num_classes, stem_stride=stem_stride, final_bn_relu=final_bn_relu)
+    return Backbone(net, ("linear",), None)
+
+
+def _torchvision_resnet(
+    num_classes: int, pretrained: bool, build: Callable[..., tvm.ResNet], weights: tvm.WeightsEnum
+) -> Backbone:
+    preset = weights.transforms()
+    mean_std = (tuple(preset.mean), tuple(preset.std))
+    if not pretrained:
+        return Backbone(build(num_classes=num_classes), ("fc",), mean_std)
+    try:
+        net = build(weights=weights)
+    except OSError as err:
+        location = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+        raise _offline_error(f"{weights} ({weights.url})", location, err) from err
+    if net.fc.out_features != num_classes:
+        net.fc = nn.Linear(net.fc.in_features, num_classes)
+    return Backbone(net, ("fc",), mean_std)
+
+
+@register_model("resnet18")
+def _resnet18(num_classes: int, *, pretrained: bool) -> Backbone:
+    return _torchvision_resnet(num_classes, pretrained, tvm.resnet18, tvm.ResNet18_Weights.IMAGENET1K_V1)
+
+
+@register_model("resnet50")
+def _resnet50(num_classes: int, *, pretrained: bool) -> Backbone:
+    return _torchvision_resnet(num_classes, pretrained, tvm.resnet50, tvm.ResNet50_Weights.IMAGENET1K_V1)
+
+
+def _module_names(net: nn.Module, modules: nn.Module | Sequence[nn.Module]) -> tuple[str, ...]:
+    names = {id(m): n for n, m in net.named_modules()}
+    modules = modules if isinstance(modules, Sequence) else [modules]
+    return tuple(names[id(m)] for m in modules)
+
+
+@register_model("timm")
+def _timm(num_classes: int, *, pretrained: bool, name: str | None = None, **timm_options) -> Backbone:
+    if not name:
+        raise ValueError(
+            "model 'timm' needs the timm architecture as option name=<timm model> "
+            "(in the config: model=timm model.name=<timm model>), e.g. resnet10t"
+        )
+    if not timm.is_model(name):
+        base = name.split(".")[0].lower()
+        family = max(re.findall("[a-z]+", base) or [base], key=len)
+        close = difflib.get_close_matches(base, timm.list_models(), n=3)
+        raise KeyError(
+            f"'{name}' is not a timm model (timm {timm.__version__})"
+            + (f"; close names: {', '.join(close)}" if close else "")
+            + f"; list the choices with timm.list_models('*{family}*') and set model.name to one"
+        )
+    if pretrained and not timm.models.is_model_pretrained(name):
+        raise PretrainedWeightsError(
+            f"timm has no pretrained weights for '{name}'; pick one of timm.list_models('{name}*', pretrained=True) "
+            "for model.name, or set model.pretrained=false"
+        )
+    try:
+        # timm drops the pretrained classifier itself when num_classes differs and starts a fresh one.
+        net = timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **timm_options)
+    except OSError as err:
+        cfg = timm.models.get_pretrained_cfg(name)
+        if cfg is not None and cfg.hf_hub_id:
+            source = f"hf-hub:{cfg.hf_hub_id}"
+            location = (
+                Path(huggingface_hub.constants.HF_HUB_CACHE) / f"models--{cfg.hf_hub_id.replace('/', '--')}"
+            )
+        else:
+            source = cfg.url if cfg is not None else "unknown source"
+            location = Path(torch.hub.get_dir()) / "checkpoints"
+        raise _offline_error(f"of timm '{name}' ({source})", location, err) from err
+    cfg = net.pretrained_cfg
+    mean_std = (tuple(cfg["mean"]), tuple(cfg["std"])) if "mean" in cfg and "std" in cfg else None
+    return Backbone(net, _module_names(net, net.get_classifier()), mean_std)

@@ -1,0 +1,166 @@
+"""Load a local weight file (safetensors or a weights-only torch pickle) into an ImageClassifier."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from .classifier import ImageClassifier
+
+# Where a model's state dict sits inside a saved object: a Lightning checkpoint, or {"model": ...}.
+_CONTAINER_KEYS = ("state_dict", "model")
+# Prefixes in front of the backbone's own keys: none (a bare timm / torchvision model), an
+# ImageClassifier, a LightningModule holding the backbone or the ImageClassifier as `model`.
+_PREFIXES = ("", "backbone.", "model.", "model.backbone.")
+# Wrappers that insert a segment in every key: DistributedDataParallel and torch.compile.
+_WRAPPERS = ("module.", "_orig_mod.")
+_SHOWN = 5
+
+
+def _strip_wrappers(key: str) -> str:
+    stripped = True
+    while stripped:
+        stripped = False
+        for wrapper in _WRAPPERS:
+            if key.startswith(wrapper):
+                key, stripped = key[len(wrapper) :], True
+    return key
+
+
+def _read(path: Path) -> object:
+    if path.suffix == ".safetensors":
+        try:
+            return load_file(path, device="cpu")
+        except SafetensorError as err:
+            raise ValueError(f"{path} is not a readable safetensors file: {err}") from err
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        # torch's message wraps the unpickler's reason in advice to retry with weights_only=False.
+        detail = str(err).split("WeightsUnpickler error:", 1)[-1].split("Check the documentation")[0]
+        reason = " ".join(detail.split()).split(". ")[0]
+        if not reason.startswith("Unsupported global"):
+            raise ValueError(f"{path} is not a readable torch file: {reason}") from err
+        raise ValueError(
+            f"{path} holds objects other than tensors and plain containers ({reason}); weight files are "
+            "read with torch.load(weights_only=True), never unpickled in full. Re-save only the weights, "
+            "e.g. torch.save(checkpoint['state_dict'], 'weights.pt') or safetensors' save_file, and set "
+            "model.weights=<that file>"
+        ) from err
+    except (RuntimeError, EOFError) as err:
+        raise ValueError(f"{path} is not a readable torch file: {err}") from err
+
+
+def _state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
+    while isinstance(obj, Mapping):
+        inner = next((obj[k] for k in _CONTAINER_KEYS if isinstance(obj.get(k), Mapping)), None)
+        if inner is None:
+            break
+        obj = inner
+    if not isinstance(obj, Mapping) or not obj:
+        raise ValueError(
+            f"{path} holds no state dict (expected a mapping of names to tensors, at the top or under "
+            f"{' / '.join(repr(k) for k in _CONTAINER_KEYS)}), got {type(obj).__name__}"
+        )
+    not_tensors = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise ValueError(
+            f"{path}: {len(not_tensors)} entries of the state dict are not tensors: {not_tensors[:_SHOWN]}"
+        )
+    return {_strip_wrappers(str(k)): v for k, v in obj.items()}
+
+
+def _pick_prefix(keys: list[str], expected: set[str]) -> str:
+    def matches(prefix: str) -> int:
+        return sum(k.startswith(prefix) and _strip_wrappers(k[len(prefix) :]) in expected for k in keys)
+
+    return max(_PREFIXES, key=matches)
+
+
+def _listing(keys: list[str]) -> str:
+    more = f", ... (+{len(keys) - _SHOWN})" if len(keys) > _SHOWN else ""
+    return ", ".join(keys[:_SHOWN]) + more
+
+
+def load_weights(model: ImageClassifier, path: str | Path, *, strict_head: bool = False) -> dict:
+    """Load ``path`` (``model.weights``) into ``model`` and return what was loaded.
+
+    The file holds a bare timm / torchvision backbone, a whole ImageClassifier, or a Lightning
+    checkpoint of either (``state_dict`` with ``model.`` or ``model.backbone.`` keys); DDP ``module.``
+    and torch.compile ``_orig_mod.`` segments are dropped. A head of other shapes (another class
+    count) is left at its initialisation and reported, or raises when ``strict_head``; every other
+    missing, unexpected or mis-shaped key raises. Returns ``{"path", "prefix", "loaded",
+    "dropped_head", "missing_head", "ignored"}``: ``prefix`` was cut from the file's keys, ``loaded``
+    counts tensors copied, ``ignored`` lists file keys outside ``prefix`` (other modules of a checkpoint).
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"weights file {path} not found; set model.weights=<file> to an existing file"
+        )
+    state = _state_dict(_read(path), path)
+
+    target = model.backbone.state_dict()
+    keys = list(state)
+    prefix = _pick_prefix(keys, set(target))
+    selected = {_strip_wrappers(k[len(prefix) :]): state[k] for k in keys if k.startswith(prefix)}
+    ignored = [k for k in keys if not k.startswith(prefix)]
+    if not set(selected) & set(target):
+        raise ValueError(
+            f"{path}: no key fits model '{model.arch}'; file keys: {_listing(keys)}; model keys: "
+            f"{_listing(list(target))}. Check model.name and model.weights"
+        )
+
+    head_prefixes = tuple(p[len("backbone.") :] for p in model.head_names())
+
+    def is_head(key: str) -> bool:
+        return key.startswith(head_prefixes)
+
+    misshaped = [k for k in selected if k in target and selected[k].shape != target[k].shape]
+    dropped_head = sorted(k for k in selected if is_head(k)) if any(map(is_head, misshaped)) else []
+    missing_head = sorted(k for k in target if is_head(k) and k not in selected)
+    if strict_head and (dropped_head or missing_head):
+        raise ValueError(
+            f"{path}: the head of model '{model.arch}' does not fit the file (different shapes: "
+            f"{[k for k in misshaped if is_head(k)]}, absent: {missing_head}); the file is for another "
+            "class count. Load it without strict_head to start a fresh head"
+        )
+
+    missing = [
+        k for k in target if k not in selected and not is_head(k) and not k.endswith("num_batches_tracked")
+    ]
+    unexpected = [k for k in selected if k not in target]
+    misshaped = [k for k in misshaped if not is_head(k)]
+    if missing or unexpected or misshaped:
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} missing ({_listing(missing)})")
+        if unexpected:
+            problems.append(f"{len(unexpected)} unexpected ({_listing(unexpected)})")
+        if misshaped:
+            shapes = [
+                f"{k}: file {tuple(selected[k].shape)} vs model {tuple(target[k].shape)}" for k in misshaped
+            ]
+            problems.append(f"{len(misshaped)} with other shapes ({_listing(shapes)})")
+        raise ValueError(
+            f"{path} does not fit model '{model.arch}'"
+            + (f" (after cutting prefix '{prefix}')" if prefix else "")
+            + f": {'; '.join(problems)}. The file is for another architecture or settings; check model.name "
+            "and its options, or model.weights"
+        )
+
+    to_load = {k: v for k, v in selected.items() if k not in dropped_head}
+    model.backbone.load_state_dict(to_load, strict=False)
+    return {
+        "path": str(path),
+        "prefix": prefix,
+        "loaded": len(to_load),
+        "dropped_head": dropped_head,
+        "missing_head": missing_head,
+        "ignored": ignored,
+    }

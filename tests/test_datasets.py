@@ -1,0 +1,403 @@
+"""Dataset readers: every paper dataset read from fixtures in its official layout, plus real data."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shlex
+import shutil
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from diffusemix_bench.data import (
+    DATASET_LAYOUTS,
+    CorruptImageError,
+    DatasetNotFoundError,
+    SplitNotAvailableError,
+    cifar,
+    create_dataset,
+    list_datasets,
+)
+from tests.fixtures.datasets import FIXTURE_DATASETS, corrupt_one_image, write_fixture_dataset
+
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SPLITS = ("train", "val", "test")
+NUM_CLASSES, PER_CLASS = 3, 4
+FILE_DATASETS = [n for n in FIXTURE_DATASETS if n != "cifar100"]
+# Datasets whose val split is a holdout of (official) train.
+HOLDOUT_DATASETS = ["cifar100", "tinyimagenet", "imagenet", "cub", "cars", "aircraft"]
+# Per dataset: number of images the fixture puts in (train + val, test).
+EXPECTED_SIZES = {
+    name: (2 * 12 if name in ("flowers102", "imagefolder", "aircraft") else 12, 12)
+    for name in FIXTURE_DATASETS
+}
+# One key file per dataset whose absence must be reported.
+KEY_FILES = {
+    "cifar100": "cifar-100-python/meta",
+    "tinyimagenet": "tiny-imagenet-200/val/val_annotations.txt",
+    "imagenet": "imagenet/val",
+    "flowers102": "flowers-102/setid.mat",
+    "cub": "CUB_200_2011/train_test_split.txt",
+    "cars": "stanford_cars/devkit/cars_meta.mat",
+    "aircraft": "fgvc-aircraft-2013b/data/variants.txt",
+    "imagefolder": "my_images/train",
+}
+
+
+def _write(name: str, data_dir: Path, **kwargs) -> tuple[Path, dict]:
+    written = write_fixture_dataset(name, data_dir, num_classes=NUM_CLASSES, per_class=PER_CLASS, **kwargs)
+    return written["data_dir"], written["options"]
+
+
+def _build_all(name: str, root: Path, options: dict, **kwargs) -> dict:
+    return {s: create_dataset(name, root, s, **options, **kwargs) for s in SPLITS}
+
+
+def _sample_keys(ds) -> list:
+    """Something that identifies each sample: its path, or its pixels for in-memory data."""
+    if ds.paths is not None:
+        return [str(p) for p in ds.paths]
+    return [row.tobytes() for row in ds.array]
+
+
+def test_every_dataset_is_registered():
+    assert set(FIXTURE_DATASETS) <= set(list_datasets())
+    assert set(DATASET_LAYOUTS) == set(FIXTURE_DATASETS)
+
+
+@pytest.mark.parametrize("name", FIXTURE_DATASETS)
+def test_splits_build_with_valid_labels(name, tmp_path):
+    root, options = _write(name, tmp_path)
+    ds = _build_all(name, root, options)
+    trainval, test = EXPECTED_SIZES[name]
+    assert len(ds["train"]) + len(ds["val"]) == trainval
+    assert len(ds["test"]) == test
+    expected_classes = 100 if name == "cifar100" else NUM_CLASSES
+    for split, d in ds.items():
+        assert d.split == split and d.name == name
+        assert d.num_classes == expected_classes and len(set(d.classes)) == expected_classes
+        assert all(0 <= t < NUM_CLASSES for t in d.targets)
+        assert set(d.targets) == set(range(NUM_CLASSES)), f"{split} lacks a class"
+        assert "val_rule" in d.info and "test_rule" in d.info
+    if name == "cifar100":
+        assert ds["train"].classes[:3] == ["apple", "aquarium_fish", "baby"]
+
+
+@pytest.mark.parametrize("name", FIXTURE_DATASETS)
+def test_getitem_returns_uint8_rgb_label_index(name, tmp_path):
+    root, options = _write(name, tmp_path)
+    for split, d in _build_all(name, root, options).items():
+        for i in range(len(d)):
+            image, label, index = d[i]
+            assert isinstance(image, torch.Tensor) and image.dtype == torch.uint8, split
+            assert image.shape == ((3, 32, 32) if name == "cifar100" else (3, 40, 48))
+            assert isinstance(label, int) and label == d.targets[i]
+            assert index == i
+
+
+@pytest.mark.parametrize("name", HOLDOUT_DATASETS)
+def test_holdout_val_is_disjoint_and_seeded(name, tmp_path):
+    root, options = _write(name, tmp_path)
+
+    def keys(split, seed):
+        return _sample_keys(create_dataset(name, root, split, seed=seed, **options))
+
+    train, val = set(keys("train", 0)), set(keys("val", 0))
+    assert train and val and not train & val
+    assert keys("val", 0) == keys("val", 0)
+    assert keys("val", 0) != keys("val", 1)
+    assert create_dataset(name, root, "val", seed=3, **options).info["val_rule"].startswith("holdout 10% of")
+
+
+def test_official_val_ignores_seed(tmp_path):
+    root, _ = _write("flowers102", tmp_path)
+    a = create_dataset("flowers102", root, "val", seed=0)
+    b = create_dataset("flowers102", root, "val", seed=5, val_fraction=0.5)
+    assert a.paths == b.paths
+    assert not set(a.paths) & set(create_dataset("flowers102", root, "train").paths)
+
+
+@pytest.mark.parametrize("name", FILE_DATASETS)
+def test_non_rgb_files_come_out_rgb(name, tmp_path):
+    root, options = _write(name, tmp_path)
+    seen = set()
+    for d in _build_all(name, root, options).values():
+        for i, path in enumerate(d.paths):
+            with Image.open(path) as raw:
+                mode = raw.mode
+            if mode == "RGB":
+                continue
+            seen.add(mode)
+            image = d.load_image(i)
+            assert image.shape[0] == 3 and image.dtype == torch.uint8, (path, mode)
+            if mode == "L":
+                assert torch.equal(image[0], image[1]) and torch.equal(image[1], image[2])
+            if mode == "RGBA":
+                # The fixture's transparent corner is composited on white.
+                assert image[:, 0, 0].tolist() == [255, 255, 255]
+    assert {"L", "RGBA", "P"} <= seen or name == "imagenet"
+    if name == "imagenet":
+        assert {"L", "RGBA", "CMYK"} <= seen
+
+
+@pytest.mark.parametrize("name", FIXTURE_DATASETS)
+def test_missing_dataset_names_folder_and_layout(name, tmp_path):
+    with pytest.raises(DatasetNotFoundError) as err:
+        create_dataset(name, tmp_path / "nothing-here", "train")
+    message = str(err.value)
+    layout = DATASET_LAYOUTS[name]
+    assert layout["folder"] in message
+    assert layout["layout"].splitlines()[1].strip() in message
+    assert ("dataset.download=true" in message) == layout["auto_download"]
+
+
+@pytest.mark.parametrize("name", FIXTURE_DATASETS)
+def test_missing_key_file_is_named(name, tmp_path):
+    _write(name, tmp_path)
+    key = tmp_path / KEY_FILES[name]
+    shutil.rmtree(key) if key.is_dir() else key.unlink()
+    root = tmp_path / "my_images" if name == "imagefolder" else tmp_path
+    with pytest.raises(DatasetNotFoundError, match="missing") as err:
+        create_dataset(name, root, "test" if name != "imagefolder" else "train")
+    assert str(key) in str(err.value)
+
+
+def test_data_dir_pointing_into_dataset_folder_gets_a_hint(tmp_path):
+    _write("cub", tmp_path)
+    with pytest.raises(DatasetNotFoundError, match=r"paths\.data_dir should be the folder that holds"):
+        create_dataset("cub", tmp_path / "CUB_200_2011", "train")
+
+
+@pytest.mark.parametrize("name", FILE_DATASETS)
+def test_corrupt_image_raises_naming_the_file(name, tmp_path):
+    root, options = _write(name, tmp_path)
+    bad = corrupt_one_image(name, tmp_path)
+    train = create_dataset(name, root, "train", **options)
+    with pytest.raises(CorruptImageError, match=bad.name):
+        train[train.paths.index(bad)]
+
+
+def test_malformed_index_files_name_file_and_line(tmp_path):
+    root, _ = _write("cub", tmp_path / "cub")
+    labels = root / "CUB_200_2011" / "image_class_labels.txt"
+    lines = labels.read_text().splitlines()
+    lines[4] = "5 seven"
+    labels.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"image_class_labels\.txt, line 5"):
+        create_dataset("cub", root, "train")
+
+    root, _ = _write("tinyimagenet", tmp_path / "tiny")
+    ann = root / "tiny-imagenet-200" / "val" / "val_annotations.txt"
+    ann.write_text(ann.read_text() + "val_99.JPEG\tn99999999\t0\t0\t1\t1\n")
+    with pytest.raises(ValueError, match=r"val_annotations\.txt, line 13: .*n99999999"):
+        create_dataset("tinyimagenet", root, "test")
+
+    root, _ = _write("aircraft", tmp_path / "aircraft")
+    test_file = root / "fgvc-aircraft-2013b" / "data" / "images_variant_test.txt"
+    test_file.write_text(test_file.read_text() + "1234567 Zeppelin NT\n")
+    with pytest.raises(ValueError, match=r"images_variant_test\.txt, line 13: class 'Zeppelin NT'"):
+        create_dataset("aircraft", root, "test")
+
+
+def test_tinyimagenet_classes_follow_sorted_wnids(tmp_path):
+    root, _ = _write("tinyimagenet", tmp_path)
+    d = create_dataset("tinyimagenet", root, "test")
+    assert d.info["wnids"] == sorted(d.info["wnids"])
+    assert d.classes == ["thing 0", "thing 1", "thing 2"]
+
+
+def test_aircraft_options(tmp_path):
+    root, _ = _write("aircraft", tmp_path)
+    family = create_dataset("aircraft", root, "test", annotation_level="family")
+    assert family.classes == ["Jet family 0", "Jet family 1"]
+    maker = create_dataset("aircraft", root, "train", annotation_level="manufacturer")
+    assert maker.classes == ["Maker 0"]
+    official = {s: create_dataset("aircraft", root, s, train_split="train") for s in SPLITS}
+    assert [len(official[s]) for s in SPLITS] == [12, 12, 12]
+    assert official["val"].info["val_rule"] == "official val split"
+    with pytest.raises(ValueError, match="annotation_level='model'"):
+        create_dataset("aircraft", root, "train", annotation_level="model")
+    with pytest.raises(ValueError, match="no option"):
+        create_dataset("cub", root, "train", annotation_level="family")
+
+
+def test_imagefolder_without_test_or_val(tmp_path):
+    root, _ = _write("imagefolder", tmp_path)
+    shutil.rmtree(root / "test")
+    with pytest.raises(SplitNotAvailableError, match="no test/ folder"):
+        create_dataset("imagefolder", root, "test")
+    shutil.rmtree(root / "val")
+    train, val = (create_dataset("imagefolder", root, s) for s in ("train", "val"))
+    assert len(train) + len(val) == 12 and not set(train.paths) & set(val.paths)
+    assert val.info["val_rule"].startswith("holdout")
+
+
+def test_imagefolder_rejects_unknown_val_class(tmp_path):
+    root, _ = _write("imagefolder", tmp_path)
+    (root / "val" / "class 0").rename(root / "val" / "zebra")
+    with pytest.raises(DatasetNotFoundError, match="zebra"):
+        create_dataset("imagefolder", root, "val")
+
+
+def _evil_pickle(path: Path, command: str) -> None:
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (command,))
+
+    path.write_bytes(pickle.dumps({"fine_label_names": [Evil()]}, protocol=2))
+
+
+def test_restricted_unpickler_refuses_code(tmp_path):
+    marker = tmp_path / "executed"
+    evil = tmp_path / "evil.pkl"
+    _evil_pickle(evil, f"touch {shlex.quote(str(marker))}")
+    with pytest.raises(pickle.UnpicklingError, match=r"refusing to load global '(posix|nt|os)\.system'"):
+        cifar.load_pickle(evil)
+    assert not marker.exists()
+
+    # The same file in place of the release's meta is refused by the reader too.
+    root, _ = _write("cifar100", tmp_path / "data")
+    shutil.copy(evil, root / "cifar-100-python" / "meta")
+    with pytest.raises(pickle.UnpicklingError, match=str(root / "cifar-100-python" / "meta")):
+        create_dataset("cifar100", root, "test")
+    assert not marker.exists()
+
+    for payload in (b"cbuiltins\neval\n(S'1'\ntR.", b"\x80\x02c__builtin__\ngetattr\nq\x00."):
+        evil.write_bytes(payload)
+        with pytest.raises(pickle.UnpicklingError, match="getattr|eval"):
+            cifar.load_pickle(evil)
+
+
+def test_truncated_cifar_pickle_is_a_clear_error(tmp_path):
+    root, _ = _write("cifar100", tmp_path)
+    batch = root / "cifar-100-python" / "test"
+    batch.write_bytes(batch.read_bytes()[:200])
+    with pytest.raises(ValueError, match=r"cifar-100-python/test: not a readable CIFAR pickle"):
+        create_dataset("cifar100", root, "test")
+
+
+def _archive_of(name: str, tmp_path: Path) -> Path:
+    src = tmp_path / "src"
+    _write(name, src)
+    archive = tmp_path / "archive.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(src / DATASET_LAYOUTS[name]["folder"], arcname=DATASET_LAYOUTS[name]["folder"])
+    return archive
+
+
+def test_cifar_download_extracts_served_archive(tmp_path, monkeypatch):
+    from torchvision.datasets import utils as tv_utils
+
+    archive = _archive_of("cifar100", tmp_path)
+    asked = []
+
+    def fake_download_url(url, root, filename=None, md5=None, **_):
+        asked.append((url, md5))
+        shutil.copy(archive, Path(root) / filename)
+
+    monkeypatch.setattr(tv_utils, "download_url", fake_download_url)
+    root = tmp_path / "data"
+    d = create_dataset("cifar100", root, "train", download=True)
+    assert asked == [(cifar.URL, cifar.MD5)]
+    assert cifar.URL == "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
+    assert len(d) == 9 and d.num_classes == 100
+    create_dataset("cifar100", root, "test", download=True)
+    assert len(asked) == 1, "present data must not be downloaded again"
+
+
+@pytest.mark.parametrize(
+    ("name", "url"),
+    [
+        ("tinyimagenet", "http://cs231n.stanford.edu/tiny-imagenet-200.zip"),
+        ("cub", "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz"),
+    ],
+)
+def test_archive_downloads_ask_for_the_right_url(name, url, tmp_path, monkeypatch):
+    from torchvision.datasets import utils as tv_utils
+
+    asked = []
+
+    def fake(archive_url, download_root, *args, md5=None, **kwargs):
+        asked.append((archive_url, md5))
+        write_fixture_dataset(name, Path(download_root), num_classes=2, per_class=3)
+
+    monkeypatch.setattr(tv_utils, "download_and_extract_archive", fake)
+    d = create_dataset(name, tmp_path, "test", download=True)
+    assert asked[0][0] == url and asked[0][1] and len(d) == 6
+
+
+@pytest.mark.parametrize(("name", "cls"), [("flowers102", "Flowers102"), ("aircraft", "FGVCAircraft")])
+def test_torchvision_downloads_are_delegated(name, cls, tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    calls = []
+
+    def fake(root, *args, download=False, **kwargs):
+        calls.append((Path(root), download))
+        write_fixture_dataset(name, Path(root), num_classes=2, per_class=3)
+
+    monkeypatch.setattr(torchvision.datasets, cls, fake)
+    d = create_dataset(name, tmp_path, "test", download=True)
+    assert calls == [(tmp_path, True)] and len(d) == 6
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"), [("cars", "pytorch/vision/issues/7545"), ("imagenet", "image-net.org")]
+)
+def test_datasets_without_download_say_why(name, hint, tmp_path, monkeypatch):
+    from torchvision.datasets import utils as tv_utils
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("no download may be attempted")
+
+    monkeypatch.setattr(tv_utils, "download_url", no_network)
+    with pytest.raises(DatasetNotFoundError, match="cannot fetch it") as err:
+        create_dataset(name, tmp_path, "train", download=True)
+    assert hint in str(err.value)
+
+
+def test_failed_download_is_reported(tmp_path, monkeypatch):
+    from torchvision.datasets import utils as tv_utils
+
+    def offline(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(tv_utils, "download_url", offline)
+    with pytest.raises(DatasetNotFoundError, match="download failed: OSError: network unreachable"):
+        create_dataset("cub", tmp_path, "train", download=True)
+
+
+def test_imagefolder_refuses_download(tmp_path):
+    root, _ = _write("imagefolder", tmp_path)
+    with pytest.raises(ValueError, match="dataset.download=false"):
+        create_dataset("imagefolder", root, "train", download=True)
+
+
+@pytest.mark.skipif(not (REAL_DATA / "flowers-102").is_dir(), reason="real Flowers-102 not present")
+def test_real_flowers102():
+    ds = {s: create_dataset("flowers102", REAL_DATA, s) for s in SPLITS}
+    assert [len(ds[s]) for s in SPLITS] == [1020, 1020, 6149]
+    assert all(d.num_classes == 102 for d in ds.values())
+    assert np.bincount(ds["train"].targets).tolist() == [10] * 102
+    assert not set(ds["train"].paths) & set(ds["test"].paths)
+    image, label, _ = ds["test"][0]
+    assert image.shape[0] == 3 and 0 <= label < 102
+
+
+@pytest.mark.skipif(not (REAL_DATA / "tiny-imagenet-200").is_dir(), reason="real Tiny-ImageNet not present")
+def test_real_tinyimagenet():
+    test = create_dataset("tinyimagenet", REAL_DATA, "test")
+    assert test.num_classes == 200 and len(test) == 10000
+    assert np.bincount(test.targets).tolist() == [50] * 200
+    train, val = (create_dataset("tinyimagenet", REAL_DATA, s) for s in ("train", "val"))
+    assert len(train) + len(val) == 20000 and len(val) == 2000
+    # The annotation's wnid and the train folder of the same class agree.
+    wnid = test.info["wnids"][test.targets[0]]
+    assert train.paths[train.targets.index(test.targets[0])].parts[-3] == wnid
+    image, _, _ = test[0]
+    assert image.shape == (3, 64, 64)

@@ -1,0 +1,349 @@
+"""Tests of the model registry, PreActResNet-18 stages, ImageClassifier and weight loading."""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+
+import huggingface_hub.constants
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from diffusemix_bench.models import (
+    ImageClassifier,
+    PretrainedWeightsError,
+    create_model,
+    list_models,
+    load_weights,
+)
+
+REAL_WEIGHTS = Path("/work/shared/data/weights/tf_efficientnet_lite0_in1k_timmkeys.safetensors")
+
+
+def _image(size: int, n: int = 2) -> torch.Tensor:
+    return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "size"),
+    [
+        ("preactresnet18", {"stem_stride": 1}, 32),
+        ("preactresnet18", {"stem_stride": 2}, 64),
+        ("preactresnet18", {"final_bn_relu": True}, 32),
+        ("resnet18", {}, 32),
+        ("resnet50", {}, 32),
+        ("timm", {"name": "resnet10t"}, 32),
+    ],
+)
+def test_forward_shape(name, options, size):
+    model = create_model(name, 7, **options).eval()
+    with torch.no_grad():
+        assert model(_image(size)).shape == (2, 7)
+
+
+def test_every_registered_model_is_covered():
+    assert list_models() == ["preactresnet18", "resnet18", "resnet50", "timm"]
+
+
+@pytest.mark.parametrize(("stem_stride", "size"), [(1, 32), (2, 64)])
+def test_preactresnet18_layout(stem_stride, size):
+    model = create_model("preactresnet18", 10, stem_stride=stem_stride)
+    net = model.backbone
+    assert (
+        sum(p.numel() for p in net.parameters()) == 11_171_146
+    )  # the benchmarks' PreActResNet-18 at 10 classes
+    assert "shortcut.0.weight" in dict(net.layer2[0].named_parameters())
+    with torch.no_grad():
+        h = model.forward_stages(_image(size, 1), 0, 1)
+    assert h.shape == (1, 64, 32, 32)  # stem keeps 32x32 in both settings: no max-pool
+
+
+def test_forward_stages_compose_to_forward():
+    model = create_model("preactresnet18", 10).eval()
+    x = _image(32)
+    with torch.no_grad():
+        full = model(x)
+        assert model.num_stages == 5
+        torch.testing.assert_close(model.forward_stages(x, 0, 0), x)  # split 0 is pixel space
+        for split in range(model.num_stages + 1):
+            h = model.forward_stages(x, 0, split)
+            out = model.forward_head(model.forward_stages(h, split))
+            torch.testing.assert_close(out, full)
+
+
+def test_stages_unavailable_names_the_fix():
+    model = create_model("resnet18", 10)
+    assert model.num_stages == 0
+    with pytest.raises(NotImplementedError, match="model.name=preactresnet18"):
+        model.forward_stages(_image(32))
+
+
+def test_normalizer_math():
+    mean, std = (0.1, 0.2, 0.3), (0.5, 0.25, 2.0)
+    model = create_model("preactresnet18", 10, mean=mean, std=std).eval()
+    x = _image(32)
+    m = torch.tensor(mean).view(1, 3, 1, 1)
+    s = torch.tensor(std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), model.backbone((x - m) / s))
+    assert model.normalize.mean.shape == (1, 3, 1, 1)
+    assert not any(k.startswith("normalize.") for k in model.state_dict())
+
+
+def test_bad_normalizer_values():
+    with pytest.raises(ValueError, match="3 values"):
+        create_model("preactresnet18", 10, mean=(0.5,), std=(0.5,))
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "head"),
+    [
+        ("preactresnet18", {}, ["backbone.linear."]),
+        ("resnet18", {}, ["backbone.fc."]),
+        ("timm", {"name": "resnet10t"}, ["backbone.fc."]),
+        ("timm", {"name": "tf_efficientnet_lite0"}, ["backbone.classifier."]),
+    ],
+)
+def test_head_backbone_split(name, options, head):
+    model = create_model(name, 5, **options)
+    assert model.head_names() == head
+    head_ids = {id(p) for p in model.head_parameters()}
+    body_ids = {id(p) for p in model.backbone_parameters()}
+    all_ids = [id(p) for p in model.parameters()]
+    assert not head_ids & body_ids
+    assert sorted(head_ids | body_ids) == sorted(all_ids)
+    assert len(head_ids) == 2  # weight and bias of the classifier
+    assert all(p.shape[0] == 5 for p in model.head_parameters())
+
+
+def test_registry_errors():
+    with pytest.raises(KeyError, match="preactresnet18, resnet18, resnet50, timm"):
+        create_model("vgg11", 10)
+    with pytest.raises(KeyError, match=r"timm.list_models\('\*resnet\*'\)"):
+        create_model("timm", 10, name="resnet10x")
+    with pytest.raises(TypeError, match="stem_stride"):
+        create_model("resnet18", 10, stem_stride=2)
+    with pytest.raises(ValueError, match="stem_stride"):
+        create_model("preactresnet18", 10, stem_stride=4)
+
+
+def _outputs(model: ImageClassifier, size: int = 32) -> torch.Tensor:
+    with torch.no_grad():
+        return model.eval()(_image(size))
+
+
+def _trained(name: str = "preactresnet18", num_classes: int = 10) -> ImageClassifier:
+    """A model whose BN statistics differ from a fresh one, so a round trip that skips buffers fails."""
+    model = create_model(name, num_classes).train()
+    with torch.no_grad():
+        model(_image(32, 4))
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def source() -> ImageClassifier:
+    """One trained PreActResNet-18 (10 classes) that the weight tests save and never change."""
+    return _trained()
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+@pytest.mark.parametrize("whole", [False, True])
+def test_weights_round_trip(tmp_path, source, suffix, whole):
+    state = (source if whole else source.backbone).state_dict()
+    path = tmp_path / f"w{suffix}"
+    if suffix == ".safetensors":
+        save_file({k: v.contiguous() for k, v in state.items()}, path)
+    else:
+        torch.save(state, path)
+    target = create_model("preactresnet18", 10)
+    report = load_weights(target, path)
+    assert report["loaded"] == len(source.backbone.state_dict())
+    assert report["dropped_head"] == [] and report["ignored"] == []
+    assert report["prefix"] == ("backbone." if whole else "")
+    torch.testing.assert_close(_outputs(target), _outputs(source))
+
+
+def test_create_model_loads_weights_file(tmp_path, source):
+    path = tmp_path / "w.pt"
+    torch.save(source.state_dict(), path)
+    target = create_model("preactresnet18", 10, weights=path)
+    torch.testing.assert_close(_outputs(target), _outputs(source))
+
+
+def test_lightning_checkpoint(tmp_path, source):
+    state = {f"model.{k}": v for k, v in source.state_dict().items()}
+    state["criterion.weight"] = torch.ones(10)  # another module of the LightningModule
+    checkpoint = {
+        "epoch": 3,
+        "global_step": 120,
+        "pytorch-lightning_version": "2.4.0",
+        "state_dict": state,
+        "optimizer_states": [{"state": {}, "param_groups": [{"lr": 0.1, "params": [0, 1]}]}],
+        "hyper_parameters": {"lr": 0.1, "name": "preactresnet18"},
+    }
+    path = tmp_path / "last.ckpt"
+    torch.save(checkpoint, path)
+    target = create_model("preactresnet18", 10)
+    report = load_weights(target, path)
+    assert report["prefix"] == "model.backbone."
+    assert report["ignored"] == ["criterion.weight"]
+    torch.testing.assert_close(_outputs(target), _outputs(source))
+
+
+def test_ddp_module_prefix_and_model_key(tmp_path, source):
+    path = tmp_path / "ddp.pth"
+    torch.save({"model": {f"module.{k}": v for k, v in source.backbone.state_dict().items()}}, path)
+    target = create_model("preactresnet18", 10)
+    load_weights(target, path)
+    torch.testing.assert_close(_outputs(target), _outputs(source))
+
+
+def test_head_mismatch_dropped_and_reported(tmp_path):
+    source = _trained(num_classes=1000)
+    path = tmp_path / "in1k.safetensors"
+    save_file(source.backbone.state_dict(), path)
+    target = create_model("preactresnet18", 102)
+    head_before = target.backbone.linear.weight.clone()
+    report = load_weights(target, path)
+    assert report["dropped_head"] == ["linear.bias", "linear.weight"]
+    assert report["loaded"] == len(source.backbone.state_dict()) - 2
+    torch.testing.assert_close(target.backbone.linear.weight, head_before)
+    torch.testing.assert_close(target.backbone.conv1.weight, source.backbone.conv1.weight)
+    with pytest.raises(ValueError, match="another class count"):
+        load_weights(create_model("preactresnet18", 102), path, strict_head=True)
+
+
+def test_headless_file_keeps_fresh_head(tmp_path, source):
+    state = {k: v for k, v in source.backbone.state_dict().items() if not k.startswith("linear.")}
+    path = tmp_path / "features.pt"
+    torch.save(state, path)
+    report = load_weights(create_model("preactresnet18", 10), path)
+    assert report["missing_head"] == ["linear.bias", "linear.weight"]
+
+
+def test_other_architecture_raises_clear_error(tmp_path, source):
+    path = tmp_path / "plain.pt"
+    torch.save(source.backbone.state_dict(), path)
+    with pytest.raises(
+        ValueError,
+        match=r"does not fit model 'preactresnet18'.*4 missing \(bn\.weight, bn\.bias, bn\.running_mean",
+    ):
+        load_weights(create_model("preactresnet18", 10, final_bn_relu=True), path)
+    with pytest.raises(ValueError, match=r"no key fits model 'resnet18'|does not fit model 'resnet18'"):
+        load_weights(create_model("resnet18", 10), path)
+
+
+def test_misshaped_backbone_key_raises(tmp_path, source):
+    state = dict(source.backbone.state_dict())
+    state["conv1.weight"] = torch.zeros(64, 3, 5, 5)
+    path = tmp_path / "bad.safetensors"
+    save_file(state, path)
+    with pytest.raises(ValueError, match=r"1 with other shapes \(conv1\.weight: file \(64, 3, 5, 5\)"):
+        load_weights(create_model("preactresnet18", 10), path)
+
+
+class _NotATensor:
+    pass
+
+
+def test_pickle_with_objects_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"conv1.weight": torch.zeros(1), "extra": _NotATensor()}, path)
+    with pytest.raises(ValueError, match=r"weights_only=True.*model.weights=") as info:
+        load_weights(create_model("preactresnet18", 10), path)
+    assert "_NotATensor" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["junk.pt", "junk.safetensors"])
+def test_unreadable_file(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b"not a weight file")
+    with pytest.raises(ValueError, match=name.replace(".", r"\.")):
+        load_weights(create_model("preactresnet18", 10), path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nope\.pt.*model\.weights"):
+        load_weights(create_model("preactresnet18", 10), tmp_path / "nope.pt")
+
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """No network and empty caches: the hub answers from its (empty) cache, torch hub downloads fail."""
+
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("network disabled in tests")
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "torch"))
+    return tmp_path
+
+
+def test_pretrained_offline_torchvision(offline):
+    with pytest.raises(PretrainedWeightsError) as info:
+        create_model("resnet18", 10, pretrained=True)
+    message = str(info.value)
+    assert "ResNet18_Weights.IMAGENET1K_V1" in message
+    assert str(offline / "torch" / "checkpoints") in message
+    assert "model.weights=<file>" in message and "model.pretrained=false" in message
+
+
+def test_pretrained_offline_timm(offline):
+    with pytest.raises(PretrainedWeightsError) as info:
+        create_model("timm", 10, pretrained=True, name="resnet10t")
+    message = str(info.value)
+    assert "resnet10t" in message and str(offline / "hf") in message and "model.weights=<file>" in message
+
+
+def test_pretrained_torchvision_from_cache_gets_fresh_head(offline):
+    published = create_model("resnet18", 1000).backbone.state_dict()
+    cache = offline / "torch" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(published, cache / "resnet18-f37072fd.pth")  # the file name torchvision looks for
+    model = create_model("resnet18", 10, pretrained=True)
+    torch.testing.assert_close(model.backbone.conv1.weight, published["conv1.weight"])
+    assert model.backbone.fc.out_features == 10
+    assert model.pretrained_mean_std == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def test_pretrained_timm_from_hub_cache_gets_fresh_head(offline):
+    published = create_model("timm", 1000, name="resnet10t").backbone.state_dict()
+    repo = offline / "hf" / "models--timm--resnet10t.c3_in1k"
+    commit = "0" * 40
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    save_file(published, repo / "snapshots" / commit / "model.safetensors")
+    model = create_model("timm", 10, pretrained=True, name="resnet10t")
+    torch.testing.assert_close(model.backbone.conv1[0].weight, published["conv1.0.weight"])
+    assert model.backbone.fc.out_features == 10
+
+
+def test_pretrained_unavailable_for_preactresnet18():
+    with pytest.raises(PretrainedWeightsError, match="model.pretrained=false"):
+        create_model("preactresnet18", 10, pretrained=True)
+
+
+def test_weights_file_replaces_download(tmp_path, offline):
+    source = _trained("resnet18")
+    path = tmp_path / "r18.pt"
+    torch.save(source.backbone.state_dict(), path)
+    target = create_model("resnet18", 10, pretrained=True, weights=path)
+    torch.testing.assert_close(_outputs(target), _outputs(source))
+
+
+@pytest.mark.skipif(not REAL_WEIGHTS.is_file(), reason=f"{REAL_WEIGHTS} not present")
+def test_real_timm_weights():
+    model = create_model("timm", 102, name="tf_efficientnet_lite0")
+    assert model.pretrained_mean_std == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    report = load_weights(model, REAL_WEIGHTS)
+    assert report["dropped_head"] == ["classifier.bias", "classifier.weight"]
+    assert report["loaded"] == 294 and report["ignored"] == [] and report["missing_head"] == []
+
+    full = create_model("timm", 1000, name="tf_efficientnet_lite0")
+    report = load_weights(full, REAL_WEIGHTS)
+    assert report["loaded"] == 296 and report["dropped_head"] == []
+    assert full(_image(64, 1)).shape == (1, 1000)
