@@ -1,0 +1,267 @@
+"""The InstructPix2Pix edit model: diffusers' pipeline, batched with one prompt and one seed per image."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+
+from ..errors import ConfigError, PretrainedWeightsError
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class EditModelWeightsError(PretrainedWeightsError):
+    """The InstructPix2Pix weights are neither reachable nor in the local cache."""
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """generator.dtype: auto is bf16 on a GPU (fp16 gives NaN/black edits more often) and fp32 on CPU."""
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if name not in DTYPES:
+        raise ConfigError(f"generator.dtype must be auto, fp32, fp16 or bf16; got '{name}'")
+    return DTYPES[name]
+
+
+def _scheduler(pipe, name: str):
+    """generator.scheduler: the official code swaps in Euler-ancestral; others are named deviations."""
+    from diffusers import (
+        DDIMScheduler,
+        DPMSolverMultistepScheduler,
+        EulerAncestralDiscreteScheduler,
+        EulerDiscreteScheduler,
+    )
+
+    choices = {
+        "euler_ancestral": EulerAncestralDiscreteScheduler,
+        "euler": EulerDiscreteScheduler,
+        "ddim": DDIMScheduler,
+        "dpmpp_2m": DPMSolverMultistepScheduler,
+    }
+    if name not in choices:
+        raise ConfigError(f"generator.scheduler must be one of {sorted(choices)}; got '{name}'")
+    return choices[name].from_config(pipe.scheduler.config)
+
+
+def load_ip2p(g: DictConfig, dtype: torch.dtype):
+    """StableDiffusionInstructPix2PixPipeline from generator.local_dir or the hub id (cached
+    download), safetensors only, safety checker off as in the official code."""
+    from diffusers import StableDiffusionInstructPix2PixPipeline
+    from huggingface_hub import constants
+
+    source = str(Path(g.local_dir).expanduser()) if g.local_dir else str(g.model_id)
+    if g.local_dir and not Path(source).is_dir():
+        raise EditModelWeightsError(
+            f"generator.local_dir={g.local_dir} is not a folder. Point it at a saved pipeline "
+            "(model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)."
+        )
+    try:
+        return StableDiffusionInstructPix2PixPipeline.from_pretrained(
+            source,
+            dtype=dtype,
+            safety_checker=None,
+            requires_safety_checker=False,
+            use_safetensors=True,
+            # Read at call time, so HF_HUB_OFFLINE=1 never touches the network.
+            local_files_only=bool(constants.HF_HUB_OFFLINE) or bool(g.local_dir),
+        )
+    except OSError as exc:  # diffusers reports missing files, no network and offline mode as OSError
+        if g.local_dir:
+            where = f"the folder {source}"
+            fix = "Save the pipeline there with .safetensors weights, or unset generator.local_dir."
+        else:
+            offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
+            where = f"the Hugging Face cache {constants.HF_HUB_CACHE}{offline} and could not be downloaded"
+            fix = (
+                f"Download it where there is network access: `hf download {source}` (older "
+                f"huggingface_hub: `huggingface-cli download {source}`; HF_HOME or HF_HUB_CACHE choose the "
+                "cache folder), or set generator.local_dir=<folder> to a saved copy."
+            )
+        raise EditModelWeightsError(
+            f"InstructPix2Pix weights '{source}' (generator.model_id) are not in {where}. {fix} "
+            f"[{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}]"
+        ) from None
+
+
+class EditModel:
+    """Edits a batch of images, each with its own prompt and its own noise seed.
+
+    Images go in as uint8 CHW of any size; each is resized to ``resolution`` x ``resolution``
+    for the pipeline (as the official code does), and the float edit in [0, 1] comes back at that
+    size (``finish`` maps it to the original size). The noise of each image is drawn from its own
+    CPU ``torch.Generator``: diffusers draws the initial latents and every Euler-ancestral step's
+    noise per generator when given a list, so an image's noise never depends on its batch.
+    """
+
+    def __init__(
+        self,
+        pipe,
+        *,
+        steps: int,
+        guidance_scale: float,
+        image_guidance_scale: float,
+        resolution: int,
+        batch_invariant: bool = False,
+        pad_to: int | None = None,
+    ) -> None:
+        self.pipe = pipe
+        self.steps = steps
+        self.guidance_scale = guidance_scale
+        self.image_guidance_scale = image_guidance_scale
+        self.resolution = resolution
+        self.batch_invariant = batch_invariant
+        self.pad_to = pad_to
+        self._embeds: dict[str, torch.Tensor] = {}
+        pipe.set_progress_bar_config(disable=True)
+
+    @classmethod
+    def from_config(cls, g: DictConfig, device: torch.device | str = "cpu") -> EditModel:
+        device = torch.device(device)
+        dtype = resolve_dtype(str(g.dtype), device)
+        if g.name == "tiny":
+            from .tiny import build_tiny_pipeline
+
+            pipe = build_tiny_pipeline()
+            if dtype != torch.float32:
+                pipe.to(dtype=dtype)
+        elif g.name == "ip2p":
+            pipe = load_ip2p(g, dtype)
+        else:
+            raise ConfigError(f"generator.name must be ip2p or tiny; got '{g.name}'")
+        pipe.scheduler = _scheduler(pipe, str(g.scheduler))
+        if g.channels_last:
+            pipe.unet.to(memory_format=torch.channels_last)
+            pipe.vae.to(memory_format=torch.channels_last)
+        if g.compile:
+            # A fixed batch shape avoids recompiling for the last, smaller batch.
+            pipe.unet = torch.compile(pipe.unet)
+        model = cls(
+            pipe,
+            steps=int(g.steps),
+            guidance_scale=float(g.guidance_scale),
+            image_guidance_scale=float(g.image_guidance_scale),
+            resolution=int(g.resolution),
+            batch_invariant=bool(g.batch_invariant),
+            pad_to=int(g.batch_size) if g.compile else None,
+        )
+        return model.to(device)
+
+    def to(self, device: torch.device | str) -> EditModel:
+        self.pipe.to(torch.device(device))
+        self._embeds.clear()
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.pipe.unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.pipe.unet.dtype
+
+    @torch.no_grad()
+    def _embed(self, text: str) -> torch.Tensor:
+        """CLIP text embedding (1, L, D), as the pipeline computes it, cached per text. Each text
+        is encoded on its own so its embedding never depends on which other prompts are in use."""
+        if text not in self._embeds:
+            tok = self.pipe.tokenizer
+            ids = tok(
+                [text],
+                padding="max_length",
+                max_length=tok.model_max_length,
+                truncation=True,
+                return_tensors="pt",
+            )
+            enc = self.pipe.text_encoder
+            mask = (
+                ids.attention_mask.to(self.device)
+                if getattr(enc.config, "use_attention_mask", False)
+                else None
+            )
+            self._embeds[text] = enc(ids.input_ids.to(self.device), attention_mask=mask)[0].to(self.dtype)
+        return self._embeds[text]
+
+    def prepare(self, images: Sequence[torch.Tensor]) -> torch.Tensor:
+        """uint8 CHW images of any sizes -> float NCHW in [0, 1] at resolution x resolution."""
+        size = (self.resolution, self.resolution)
+        return torch.stack([_resize(im.float().div(255), size) for im in images])
+
+    @torch.no_grad()
+    def __call__(
+        self, images: Sequence[torch.Tensor], texts: Sequence[str], seeds: Sequence[int]
+    ) -> torch.Tensor:
+        """Edit ``images[i]`` with ``texts[i]`` using noise seed ``seeds[i]``; float NCHW in [0, 1]
+        at resolution x resolution, on CPU, float32, possibly non-finite (checked by the caller)."""
+        if not len(images) == len(texts) == len(seeds):
+            raise ValueError("images, texts and seeds must have the same length")
+        x = self.prepare(images)
+        if self.batch_invariant:
+            # One pipeline call per image: bitwise independent of batch size and order.
+            return torch.cat(
+                [self._run(x[i : i + 1], texts[i : i + 1], seeds[i : i + 1]) for i in range(len(x))]
+            )
+        n = len(x)
+        if self.pad_to and n < self.pad_to:
+            extra = self.pad_to - n
+            x = torch.cat([x, x[-1:].expand(extra, -1, -1, -1)])
+            texts, seeds = list(texts) + [texts[-1]] * extra, list(seeds) + [seeds[-1]] * extra
+        return self._run(x, texts, seeds)[:n]
+
+    def _run(self, x: torch.Tensor, texts: Sequence[str], seeds: Sequence[int]) -> torch.Tensor:
+        cond = torch.cat([self._embed(t) for t in texts])
+        # The pipeline orders its UNet batch [text+image, image only, unconditional]; with
+        # prompt_embeds given it takes negative_prompt_embeds for both unconditional rows.
+        uncond = self._embed("").expand(len(texts), -1, -1)
+        generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+        out = self.pipe(
+            image=x.to(self.device),
+            prompt_embeds=cond,
+            negative_prompt_embeds=uncond,
+            num_inference_steps=self.steps,
+            guidance_scale=self.guidance_scale,
+            image_guidance_scale=self.image_guidance_scale,
+            num_images_per_prompt=1,
+            generator=generators,
+            output_type="pt",
+        ).images
+        return out.float().cpu()
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Float CHW in [0, 1] -> ``size`` (bicubic, antialiased when shrinking), clamped to [0, 1]."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x[None], size=size, mode="bicubic", antialias=True, align_corners=False)[0].clamp(
+        0, 1
+    )
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    return x.clamp(0, 1).mul(255).round().to(torch.uint8)
+
+
+def stored_size(original_hw: tuple[int, int], store_size: int | None) -> tuple[int, int]:
+    """The original image's size, shrunk to a shorter side of ``store_size`` if it is larger."""
+    h, w = original_hw
+    if store_size is None or min(h, w) <= store_size:
+        return h, w
+    scale = store_size / min(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def finish(edit: torch.Tensor, original_hw: tuple[int, int], store_size: int | None) -> torch.Tensor:
+    """The stored edit, uint8 CHW: resized once from the pipeline's resolution to the original
+    image's size (so it aligns with the original pixel for pixel), or to its ``stored_size``."""
+    return to_uint8(_resize(edit, stored_size(original_hw, store_size)))
+
+
+def is_bad(edit: torch.Tensor, blank_std: float) -> bool:
+    """Non-finite (NaN/inf) or blank: near-constant pixels, e.g. fp16 overflow turned black."""
+    return not bool(torch.isfinite(edit).all()) or float(edit.float().std()) < blank_std

@@ -1,0 +1,289 @@
+"""The generate job: missing edits through Lightning predict, sharded over devices, written batch by batch."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig
+from pytorch_lightning.callbacks import BasePredictionWriter
+from torch.utils.data import DataLoader, Dataset
+
+from ..config import validate_config
+from ..data import ImageClassificationDataset, create_dataset, per_class_subset
+from ..data.splits import dataset_root
+from ..errors import ConfigError
+from .edit_model import EditModel, finish, is_bad, to_uint8
+from .store import EditStore, edit_seed
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EditKey:
+    split: str
+    index: int  # in the full split (see store.split_indices)
+    prompt_id: str
+
+
+@dataclass
+class Counts:
+    planned: int = 0
+    existing: int = 0
+    generated: int = 0
+    regenerated: int = 0
+    retries: int = 0
+    failed: int = 0
+    failed_keys: list[EditKey] = field(default_factory=list)
+
+
+def read_split(cfg: DictConfig, split: str) -> tuple[ImageClassificationDataset, list[int]]:
+    """The split the training run reads, untransformed, and the store indices to edit: every
+    index, or the few-shot subset's (``dataset.samples_per_class``, train only) exactly as
+    data.splits.build_splits picks it."""
+    d = cfg.dataset
+    ds = create_dataset(
+        d.name,
+        dataset_root(d, cfg.paths.data_dir),
+        split,
+        download=bool(d.download) and split == "train",
+        val_fraction=d.val_fraction,
+        seed=d.split_seed,
+        **dict(d.options),
+    )
+    if split == "train" and d.samples_per_class is not None:
+        return ds, per_class_subset(ds.targets, d.samples_per_class, d.split_seed)
+    return ds, list(range(len(ds)))
+
+
+class KeyDataset(Dataset):
+    """One item per key: the key and the untransformed original image (uint8 CHW)."""
+
+    def __init__(self, splits: dict[str, ImageClassificationDataset], keys: list[EditKey]) -> None:
+        self.splits = splits
+        self.keys = keys
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, i: int) -> tuple[EditKey, torch.Tensor]:
+        key = self.keys[i]
+        return key, self.splits[key.split].load_image(key.index)
+
+
+def _as_list(batch: list) -> list:
+    return batch
+
+
+class EditKeysData(pl.LightningDataModule):
+    """Works out the missing keys once per rank (every rank from the same store state, before
+    any rank writes) and gives rank r the keys r, r + world, r + 2 world, ...: no key twice."""
+
+    def __init__(self, cfg: DictConfig, stores: dict[str, EditStore], counts: Counts) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.stores = stores
+        self.counts = counts
+        self.splits: dict[str, ImageClassificationDataset] = {}
+        self.keys: list[EditKey] = []
+
+    def setup(self, stage: str) -> None:
+        keys: list[EditKey] = []
+        planned = 0
+        for split, store in self.stores.items():
+            ds, indices = read_split(self.cfg, split)
+            self.splits[split] = ds
+            planned += len(indices) * len(store.prompt_ids)
+            keys += [EditKey(split, i, pid) for i, pid in store.missing(indices)]
+        self.counts.planned = planned
+        self.counts.existing = planned - len(keys)
+        # Nobody writes before every rank has listed what is missing.
+        self.trainer.strategy.barrier("edit-keys")
+        rank, world = self.trainer.global_rank, self.trainer.world_size
+        self.keys = keys[rank::world]
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        # Originals stay on the CPU: EditModel resizes them there and moves one stacked batch.
+        return batch
+
+    def predict_dataloader(self) -> DataLoader:
+        workers = int(self.cfg.dataset.num_workers)
+        return DataLoader(
+            KeyDataset(self.splits, self.keys),
+            batch_size=int(self.cfg.generator.batch_size),
+            shuffle=False,
+            num_workers=workers,
+            collate_fn=_as_list,
+            persistent_workers=False,
+            pin_memory=False,
+        )
+
+
+@dataclass
+class EditResult:
+    key: EditKey
+    edit: torch.Tensor | None  # the stored uint8 edit; None when every attempt was bad
+    full: torch.Tensor | None  # the resolution x resolution edit when keep_full_size
+    attempts: int
+
+
+class EditModule(pl.LightningModule):
+    """predict_step edits a batch of keys and regenerates bad edits with new derived seeds."""
+
+    def __init__(self, cfg: DictConfig, stores: dict[str, EditStore]) -> None:
+        super().__init__()
+        self.g = cfg.generator
+        self.dataset_name = str(cfg.dataset.name)
+        self.stores = stores
+        self.edit_model: EditModel | None = None
+
+    def predict_step(self, batch: list[tuple[EditKey, torch.Tensor]], batch_idx: int) -> list[EditResult]:
+        if self.edit_model is None:  # loaded only when there is work (a finished store needs no weights)
+            self.edit_model = EditModel.from_config(self.g, self.device)
+        keys = [k for k, _ in batch]
+        images = [im for _, im in batch]
+        edits: list[torch.Tensor | None] = [None] * len(keys)
+        attempts = [0] * len(keys)
+        pending = list(range(len(keys)))
+        for attempt in range(int(self.g.max_retries) + 1):
+            texts = [self.stores[keys[i].split].prompt_texts[keys[i].prompt_id] for i in pending]
+            seeds = [
+                edit_seed(self.dataset_name, k.split, k.index, k.prompt_id, int(self.g.seed), attempt)
+                for k in (keys[i] for i in pending)
+            ]
+            out = self.edit_model([images[i] for i in pending], texts, seeds)
+            still = []
+            for j, i in enumerate(pending):
+                attempts[i] = attempt + 1
+                if is_bad(out[j], float(self.g.blank_std)):
+                    still.append(i)
+                else:
+                    edits[i] = out[j]
+            pending = still
+            if not pending:
+                break
+        return [
+            EditResult(
+                key=k,
+                edit=None if e is None else finish(e, tuple(im.shape[-2:]), self.g.store_size),
+                full=to_uint8(e) if e is not None and self.g.keep_full_size else None,
+                attempts=n,
+            )
+            for k, im, e, n in zip(keys, images, edits, attempts, strict=True)
+        ]
+
+
+class StoreWriter(BasePredictionWriter):
+    """Writes each batch's edits to the store as soon as the batch is done, and counts."""
+
+    def __init__(self, stores: dict[str, EditStore], counts: Counts) -> None:
+        super().__init__(write_interval="batch")
+        self.stores = stores
+        self.counts = counts
+
+    def write_on_batch_end(
+        self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx
+    ):
+        for r in prediction:
+            self.counts.retries += r.attempts - 1
+            if r.edit is None:
+                self.counts.failed += 1
+                self.counts.failed_keys.append(r.key)
+                log.warning(
+                    "edit %s/%d '%s' is still blank or non-finite after %d attempts: not stored",
+                    r.key.split,
+                    r.key.index,
+                    r.key.prompt_id,
+                    r.attempts,
+                )
+                continue
+            self.stores[r.key.split].write(r.key.index, r.key.prompt_id, r.edit, full=r.full)
+            self.counts.generated += 1
+            self.counts.regenerated += int(r.attempts > 1)
+
+    def on_predict_epoch_end(self, trainer, pl_module) -> None:
+        c = self.counts
+        local = torch.tensor([c.generated, c.regenerated, c.retries, c.failed], device=pl_module.device)
+        total = trainer.strategy.reduce(local, reduce_op="sum")
+        c.generated, c.regenerated, c.retries, c.failed = (int(v) for v in total.tolist())
+        for store in self.stores.values():
+            store.close()
+
+
+def generate(cfg: DictConfig) -> dict:
+    """Fill the edit store of every split in generator.splits; return the counts (all ranks summed)."""
+    from ..training.run import _progress_bar
+
+    validate_config(cfg)
+    g = cfg.generator
+    if g.batch_size < 1 or g.max_retries < 0 or g.steps < 1 or g.resolution < 8:
+        raise ConfigError(
+            "generator.batch_size and generator.steps must be >= 1, generator.resolution >= 8 and "
+            f"generator.max_retries >= 0; got {g.batch_size}, {g.steps}, {g.resolution}, {g.max_retries}"
+        )
+    stores = {split: EditStore.from_config(cfg, cfg.dataset.name, split) for split in g.splits}
+    counts = Counts()
+    writer = StoreWriter(stores, counts)
+    bar = _progress_bar(cfg.callbacks.progress_bar) if cfg.trainer.enable_progress_bar else None
+    t = cfg.trainer
+    trainer = pl.Trainer(
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        # The pipeline's dtype is generator.dtype; autocast on top would change pixels unseen.
+        precision="32-true",
+        # Reproducible kernels (cuDNN autotuning may pick different convolutions run to run).
+        benchmark=False,
+        logger=False,
+        callbacks=[writer] + ([bar] if bar is not None else []),
+        enable_progress_bar=bar is not None,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        use_distributed_sampler=False,  # EditKeysData shards the keys itself, without padding
+    )
+    trainer.predict(
+        EditModule(cfg, stores), datamodule=EditKeysData(cfg, stores, counts), return_predictions=False
+    )
+    summary = {
+        "planned": counts.planned,
+        "generated": counts.generated,
+        "existing": counts.existing,
+        "regenerated": counts.regenerated,
+        "retries": counts.retries,
+        "failed": counts.failed,
+        "folders": {split: str(store.folder) for split, store in stores.items()},
+    }
+    if trainer.is_global_zero:
+        for split, store in stores.items():
+            print(f"edit store [{split}]: {store.folder} ({len(store.prompt_ids)} prompts)")
+        print(
+            f"{counts.planned} edits planned: {counts.existing} already stored, {counts.generated} generated "
+            f"({counts.regenerated} after regenerating a blank or non-finite edit, {counts.retries} retries), "
+            f"{counts.failed} failed"
+        )
+        if counts.failed:
+            print(
+                f"failed edits (not stored; rerun to try again, or raise generator.max_retries): "
+                f"{[(k.split, k.index, k.prompt_id) for k in counts.failed_keys[:20]]}"
+            )
+        print(
+            f"summary: generated={counts.generated} existing={counts.existing} "
+            f"regenerated={counts.regenerated} failed={counts.failed}"
+        )
+    return summary
+
+
+def run_generate(cfg: DictConfig) -> None:
+    """generate.py's entry: user errors end with a message, not a traceback."""
+    from ..cli import USER_ERRORS
+
+    try:
+        generate(cfg)
+    except USER_ERRORS as exc:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        raise SystemExit(f"error: {exc}") from None

@@ -1,0 +1,421 @@
+"""The edit store: one PNG per (split, index, prompt id), atomic writes, a manifest of finished keys."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import socket
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ..config import DatasetConfig, GeneratorConfig, PathsConfig
+from .prompts import Prompt, build_prompts
+
+# Bump when the way pixels are made changes (resizing, seed rule, quantisation): old stores are
+# then never reused.
+STORE_VERSION = 1
+# The seed of every edit: a function of its key alone, so batch size, worker count and the number
+# of GPUs never change a pixel.
+SEED_RULE = "sha256(dataset|split|index|prompt_id|generator.seed|attempt) -> 63-bit int"
+# How images are resized into and out of the pipeline (and to store_size).
+RESIZE_RULE = "float32 bicubic antialias, clamp [0, 1], round to uint8 once at the end"
+# Edits per shard folder (keeps folders small for ImageNet-sized splits).
+SHARD = 1000
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+# The model identity of generator=tiny (bump when tiny.py's architecture or weight seed changes).
+TINY_ID = "tiny-random-ip2p-v1"
+
+
+class CorruptEditError(RuntimeError):
+    """A stored edit cannot be decoded."""
+
+
+class MissingEditError(FileNotFoundError):
+    """An edit that was asked for has not been generated."""
+
+
+def edit_seed(dataset: str, split: str, index: int, prompt_id: str, seed: int, attempt: int = 0) -> int:
+    """The noise seed of one edit (see SEED_RULE); ``attempt`` > 0 for regenerations."""
+    digest = hashlib.sha256(f"{dataset}|{split}|{index}|{prompt_id}|{seed}|{attempt}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def _dataset_identity(cfg: DictConfig, dataset_name: str) -> dict[str, Any]:
+    """The settings that decide which image sits at each index of a split. ``samples_per_class``
+    is left out: few-shot subsets are keyed by their index in the full split (see split_indices)."""
+    d = cfg.dataset if "dataset" in cfg and cfg.dataset.get("name") == dataset_name else None
+    base = DatasetConfig()
+    return {
+        "val_fraction": float(d.val_fraction if d is not None else base.val_fraction),
+        "split_seed": int(d.split_seed if d is not None else base.split_seed),
+        "options": OmegaConf.to_container(d.options, resolve=True) if d is not None else {},
+    }
+
+
+def model_identity(g: DictConfig) -> str:
+    """Which weights make the edits: the tiny test pipeline, a local folder, or a hub id."""
+    if g.name == "tiny":
+        return TINY_ID
+    if g.local_dir:
+        return str(Path(g.local_dir).expanduser().resolve())
+    return str(g.model_id)
+
+
+def store_settings(cfg: DictConfig, dataset_name: str, split: str) -> dict[str, Any]:
+    """Everything that changes a stored pixel (the folder hash is taken over this)."""
+    g = cfg.generator
+    return {
+        "store_version": STORE_VERSION,
+        "dataset": dataset_name,
+        "split": split,
+        "split_identity": _dataset_identity(cfg, dataset_name),
+        "generator": str(g.name),
+        "model": model_identity(g),
+        "scheduler": str(g.scheduler),
+        "steps": int(g.steps),
+        "guidance_scale": float(g.guidance_scale),
+        "image_guidance_scale": float(g.image_guidance_scale),
+        "resolution": int(g.resolution),
+        "prompt_template": str(g.prompt_template),
+        # The setting, not the resolved dtype: "auto" names one recipe (bf16 on GPU, fp32 on CPU)
+        # so that a store made on a GPU is found by a training run on any machine.
+        "dtype": str(g.dtype),
+        "seed": int(g.seed),
+        "seed_rule": SEED_RULE,
+        "blank_std": float(g.blank_std),
+        "store_size": None if g.store_size is None else int(g.store_size),
+        "resize": RESIZE_RULE,
+    }
+
+
+def settings_hash(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def split_indices(dataset) -> list[int]:
+    """The store index of each sample of ``dataset``: its index in the full split. A few-shot
+    subset (``dataset.samples_per_class``) renumbers its samples from 0; its store keys stay the
+    full split's indices, so every subset shares one store."""
+    parent = dataset.info.get("parent_indices") if getattr(dataset, "info", None) else None
+    return list(parent) if parent is not None else list(range(len(dataset)))
+
+
+class EditStore:
+    """Edits of one split under ``folder``::
+
+        settings.json                     the settings whose hash names the folder
+        edits/<prompt id>/<shard>/<index>.png   uint8 RGB, the stored size
+        full/<prompt id>/<shard>/<index>.png    the resolution x resolution edit (keep_full_size)
+        manifest/<host>-<pid>-<time>.txt  one line "<prompt id> <index>" per finished key
+
+    An image is written to a temporary file and renamed into place, and only then its manifest
+    line is appended (flushed and fsynced), so a kill at any moment leaves either nothing or a
+    complete image; a complete image without its manifest line is simply generated again. Each
+    process appends to its own manifest file, so concurrent writers never interleave lines.
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        prompts: list[Prompt],
+        settings: dict[str, Any] | None = None,
+        *,
+        keep_full_size: bool = False,
+        command: str = "python generate.py",
+    ) -> None:
+        self.folder = Path(folder)
+        self.prompt_ids: list[str] = [p.id for p in prompts]
+        self.prompt_texts: dict[str, str] = {p.id: p.text for p in prompts}
+        self.settings = settings
+        self.keep_full_size = keep_full_size
+        self.command = command
+        self._done: dict[str, bytearray] | None = None
+        self._manifest = None
+        self._manifest_pid = -1
+        self._tmp_dir: Path | None = None
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig, dataset_name: str, split: str = "train") -> EditStore:
+        """The store that ``cfg`` (a whole run config: generator, paths, dataset) trains from or
+        generates into: ``<generator.edits_dir>/<dataset>/<split>/<settings hash>``."""
+        g = cfg.generator
+        prompts = build_prompts(list(g.prompts), g.prompt_template, g.num_prompts)
+        settings = store_settings(cfg, dataset_name, split)
+        folder = Path(str(g.edits_dir)).expanduser() / dataset_name / split / settings_hash(settings)
+        return cls(
+            folder,
+            prompts,
+            settings,
+            keep_full_size=bool(g.keep_full_size),
+            command=generate_command(cfg, dataset_name),
+        )
+
+    # -- paths -------------------------------------------------------------------------------
+    def path(self, index: int, prompt_id: str, full: bool = False) -> Path:
+        kind = "full" if full else "edits"
+        return self.folder / kind / prompt_id / f"{index // SHARD:05d}" / f"{index}.png"
+
+    # -- reading -----------------------------------------------------------------------------
+    def _load_manifest(self) -> dict[str, bytearray]:
+        if self._done is None:
+            done: dict[str, bytearray] = {}
+            for _, prompt_id, index in self._manifest_entries():
+                _set_bit(done, prompt_id, index)
+            self._done = done
+        return self._done
+
+    def _manifest_entries(self) -> Iterable[tuple[Path, str, int]]:
+        """Every complete manifest line; a line cut short by a kill (no newline) is ignored."""
+        mdir = self.folder / "manifest"
+        if not mdir.is_dir():
+            return
+        for path in sorted(mdir.glob("*.txt")):
+            for line in path.read_text().splitlines(keepends=True):
+                if not line.endswith("\n"):
+                    continue
+                parts = line.split()
+                if len(parts) == 2 and parts[1].isdigit():
+                    yield path, parts[0], int(parts[1])
+
+    def has(self, index: int, prompt_id: str) -> bool:
+        """Whether the key is recorded as finished (the manifest, read once)."""
+        bits = self._load_manifest().get(prompt_id)
+        return bits is not None and index < len(bits) and bits[index] == 1
+
+    def read(self, index: int, prompt_id: str, full: bool = False) -> torch.Tensor:
+        """The stored edit as uint8 CHW RGB (``full=True``: the full-resolution one)."""
+        from torchvision.io import ImageReadMode, decode_png
+
+        path = self.path(index, prompt_id, full)
+        try:
+            data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
+        except FileNotFoundError:
+            raise MissingEditError(
+                f"no stored edit for index {index}, prompt '{prompt_id}' ({path}). Generate the edits "
+                f"first: {self.command}"
+            ) from None
+        try:
+            return decode_png(data, mode=ImageReadMode.RGB)
+        except RuntimeError as exc:
+            raise CorruptEditError(
+                f"stored edit {path} cannot be decoded ({exc}). Delete the file and rerun: {self.command}"
+            ) from None
+
+    def missing(self, indices: Iterable[int]) -> list[tuple[int, str]]:
+        """Keys ``(index, prompt_id)`` over ``indices`` x ``prompt_ids`` that are not stored
+        (not in the manifest, or its file is gone; with keep_full_size also without the full
+        edit), index-major in the order given."""
+        indices = list(indices)
+        present = {pid: self._present(pid, full=False) for pid in self.prompt_ids}
+        if self.keep_full_size:
+            full = {pid: self._present(pid, full=True) for pid in self.prompt_ids}
+            present = {pid: present[pid] & full[pid] for pid in self.prompt_ids}
+        return [
+            (i, pid)
+            for i in indices
+            for pid in self.prompt_ids
+            if i not in present[pid] or not self.has(i, pid)
+        ]
+
+    def _present(self, prompt_id: str, full: bool) -> set[int]:
+        """Indices with an image file for ``prompt_id``, from directory listings (one per shard)."""
+        root = self.folder / ("full" if full else "edits") / prompt_id
+        found: set[int] = set()
+        if root.is_dir():
+            for shard in os.scandir(root):
+                if shard.is_dir():
+                    found.update(int(e.name[:-4]) for e in os.scandir(shard.path) if _PNG.fullmatch(e.name))
+        return found
+
+    # -- writing -----------------------------------------------------------------------------
+    def write(
+        self, index: int, prompt_id: str, image: torch.Tensor, full: torch.Tensor | None = None
+    ) -> None:
+        """Store a uint8 CHW RGB edit (and its full-resolution edit), atomically; then record it."""
+        if prompt_id not in self.prompt_texts and not _ID.fullmatch(prompt_id):
+            raise ValueError(f"prompt id {prompt_id!r} is not a valid store key")
+        if full is not None:
+            self._write_png(self.path(index, prompt_id, full=True), full)
+        self._write_png(self.path(index, prompt_id), image)
+        if not self.has(index, prompt_id):
+            self._append_manifest(index, prompt_id)
+
+    def _write_png(self, path: Path, image: torch.Tensor) -> None:
+        from torchvision.io import encode_png
+
+        if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
+            raise ValueError(
+                f"an edit must be a uint8 RGB tensor of shape (3, H, W), got {image.dtype} {tuple(image.shape)}"
+            )
+        data = encode_png(image.detach().cpu().contiguous(), compression_level=6).numpy().tobytes()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._temp_dir() / f"{path.name}.{time.monotonic_ns()}"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def _temp_dir(self) -> Path:
+        """This process's scratch folder inside the store (same file system, so rename is atomic).
+        Folders left by killed processes on this host are removed when first needed."""
+        if self._tmp_dir is None:
+            self.ensure_settings()
+            host = _host()
+            root = self.folder / "tmp"
+            root.mkdir(parents=True, exist_ok=True)
+            for d in root.iterdir():
+                h, _, pid = d.name.rpartition("-")
+                if h == host and pid.isdigit() and not _pid_alive(int(pid)):
+                    shutil.rmtree(d, ignore_errors=True)
+            self._tmp_dir = root / f"{host}-{os.getpid()}"
+            self._tmp_dir.mkdir(exist_ok=True)
+        return self._tmp_dir
+
+    def _append_manifest(self, index: int, prompt_id: str) -> None:
+        if self._manifest is None or self._manifest_pid != os.getpid():
+            mdir = self.folder / "manifest"
+            mdir.mkdir(parents=True, exist_ok=True)
+            name = f"{_host()}-{os.getpid()}-{time.time_ns()}.txt"
+            self._manifest = open(mdir / name, "a")  # noqa: SIM115  (kept open for the run)
+            self._manifest_pid = os.getpid()
+        self._manifest.write(f"{prompt_id} {index}\n")
+        self._manifest.flush()
+        os.fsync(self._manifest.fileno())
+        _set_bit(self._load_manifest(), prompt_id, index)
+
+    def ensure_settings(self) -> None:
+        """Create the folder and its settings.json; refuse a folder made by other settings."""
+        if self.settings is None:
+            return
+        path = self.folder / "settings.json"
+        if path.exists():
+            stored = json.loads(path.read_text())
+            if stored != self.settings:
+                raise RuntimeError(
+                    f"{path} holds other settings than this run's, under the same hash: delete {self.folder} "
+                    "and rerun generate.py"
+                )
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f".settings.json.{_host()}-{os.getpid()}"
+        tmp.write_text(json.dumps(self.settings, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+
+    def close(self) -> None:
+        if self._manifest is not None:
+            self._manifest.close()
+            self._manifest = None
+        if self._tmp_dir is not None:
+            shutil.rmtree(self._tmp_dir, ignore_errors=True)
+            self._tmp_dir = None
+
+    # -- checking ----------------------------------------------------------------------------
+    def check(self) -> dict[str, list]:
+        """Consistency report: manifest keys recorded twice or without an image, and images
+        with no manifest line (left by a kill between rename and record; generated again)."""
+        seen: dict[tuple[str, int], int] = {}
+        for _, pid, index in self._manifest_entries():
+            seen[(pid, index)] = seen.get((pid, index), 0) + 1
+        files = {(pid, i) for pid in self._stored_prompt_ids() for i in self._present(pid, full=False)}
+        return {
+            "duplicates": sorted(k for k, n in seen.items() if n > 1),
+            "without_image": sorted(k for k in seen if k not in files),
+            "unrecorded_images": sorted(files - set(seen)),
+        }
+
+    def _stored_prompt_ids(self) -> list[str]:
+        root = self.folder / "edits"
+        return sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+
+
+_PNG = re.compile(r"\d+\.png")
+_ID = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
+def _set_bit(done: dict[str, bytearray], prompt_id: str, index: int) -> None:
+    bits = done.setdefault(prompt_id, bytearray())
+    if index >= len(bits):
+        bits.extend(b"\0" * max(index + 1 - len(bits), len(bits)))
+    bits[index] = 1
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "_", socket.gethostname()) or "host"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# -- the command that fills a store ------------------------------------------------------------
+def _group_defaults(group: str, option: str, schema) -> dict[str, Any]:
+    """The values a config group option sets: its schema's defaults merged with conf/<group>/<option>.yaml."""
+    base = OmegaConf.structured(schema)
+    path = CONF_DIR / group / f"{option}.yaml"
+    if path.exists():
+        base = OmegaConf.merge(base, OmegaConf.load(path))
+    return OmegaConf.to_container(base, resolve=False)
+
+
+def _override_value(value: Any) -> str:
+    """A value in Hydra's override grammar."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_override_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_override_value(v)}" for k, v in value.items()) + "}"
+    text = str(value)
+    if re.fullmatch(r"[A-Za-z_/~.][A-Za-z0-9_./~+-]*", text) and text not in ("null", "true", "false"):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def generate_command(cfg: DictConfig, dataset_name: str) -> str:
+    """The exact ``python generate.py ...`` command that fills the store ``cfg`` reads: the
+    dataset and its split settings, paths.data_dir, and every generator setting that differs
+    from the chosen generator option's defaults."""
+    g = OmegaConf.to_container(cfg.generator, resolve=True)
+    args = [f"dataset={dataset_name}"]
+    if "paths" in cfg and cfg.paths.get("data_dir") is not None:
+        args.append(f"paths.data_dir={Path(str(cfg.paths.data_dir)).expanduser().resolve()}")
+    d = cfg.dataset if "dataset" in cfg and cfg.dataset.get("name") == dataset_name else None
+    if d is not None:
+        dflt = _group_defaults("dataset", dataset_name, DatasetConfig)
+        for key in ("root", "val_fraction", "split_seed", "samples_per_class", "options"):
+            value = OmegaConf.to_container(d, resolve=True)[key]
+            if value != dflt.get(key):
+                args.append(f"dataset.{key}={_override_value(value)}")
+    if g["name"] != "ip2p":
+        args.append(f"generator={g['name']}")
+    dflt = _group_defaults("generator", g["name"], GeneratorConfig)
+    for key, value in g.items():
+        if key in ("name", "edits_dir", "batch_size", "compile", "channels_last"):
+            continue  # not part of what is stored (speed only) or handled below
+        if value != dflt.get(key):
+            args.append(f"generator.{key}={_override_value(value)}")
+    raw_paths = OmegaConf.to_container(cfg.paths, resolve=False) if "paths" in cfg else {}
+    raw_edits = OmegaConf.to_container(cfg.generator, resolve=False)["edits_dir"]
+    if raw_edits != dflt.get("edits_dir") or raw_paths.get("cache_dir") != PathsConfig.cache_dir:
+        args.append(f"generator.edits_dir={Path(str(g['edits_dir'])).expanduser().resolve()}")
+    return "python generate.py " + " ".join(shlex.quote(a) for a in args)

@@ -1,0 +1,18 @@
+"""Generate the InstructPix2Pix edits DiffuseMix trains on: python generate.py dataset=<name> [key=value]."""
+
+import hydra
+from omegaconf import DictConfig
+
+from diffusemix_bench.config import register_configs
+from diffusemix_bench.generation.generate import run_generate
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="generate")
+def main(cfg: DictConfig) -> None:
+    run_generate(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,332 @@
+"""Edit generation: prompts, the edit store, per-sample seeds, generate.py, retries, missing weights."""
+
+from __future__ import annotations
+
+import shlex
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf, open_dict
+
+from diffusemix_bench.errors import ConfigError
+from diffusemix_bench.generation import edit_model as em
+from diffusemix_bench.generation.edit_model import EditModel, EditModelWeightsError, finish
+from diffusemix_bench.generation.generate import generate
+from diffusemix_bench.generation.prompts import PAPER_PROMPTS, build_prompts, prompt_id
+from diffusemix_bench.generation.store import (
+    CorruptEditError,
+    EditStore,
+    MissingEditError,
+    edit_seed,
+    generate_command,
+)
+from tests.conftest import CONF_DIR, compose_config
+from tests.fixtures.datasets import write_fixture_dataset
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The tiny pipeline's ops are too small to gain from threads, and on a shared machine
+    spinning OpenMP threads cost far more than they give."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def compose_generate(overrides: list[str], return_hydra_config: bool = False):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("generate", overrides=overrides, return_hydra_config=return_hydra_config)
+
+
+@pytest.fixture(scope="module")
+def flowers(tmp_path_factory) -> Path:
+    """A Flowers-102 fixture: 3 classes, 4 images per class per split, 40 x 48 px."""
+    return write_fixture_dataset("flowers102", tmp_path_factory.mktemp("data"))["data_dir"]
+
+
+def gen_overrides(data_dir: Path, edits: Path, *extra: str) -> list[str]:
+    return [
+        "dataset=flowers102",
+        "generator=tiny",
+        "debug=fast",
+        f"paths.data_dir={data_dir}",
+        f"generator.edits_dir={edits}",
+        *extra,
+    ]
+
+
+# -- prompts -------------------------------------------------------------------------------------
+def test_prompt_library_templates_counts_and_stable_ids():
+    paper = build_prompts(PAPER_PROMPTS)
+    assert len(paper) == 9
+    assert paper[8].text == "A transformed version of image into a sketch with crayon"
+    assert paper[8].id == "a-sketch-with-crayon"
+    raw = build_prompts(PAPER_PROMPTS, "raw", num_prompts=3)
+    assert [p.text for p in raw] == ["autumn", "snowy", "sunset"]
+    # Ids depend on the prompt's text only: not on template, position or list length.
+    assert [p.id for p in raw] == [p.id for p in paper[:3]]
+    assert build_prompts(["mosaic", "autumn"])[1].id == paper[0].id
+    # Different texts never share an id, even when their slugs agree.
+    ids = {prompt_id(t) for t in ["ukiyo-e", "ukiyo e", "Ukiyo-E", "ukiyo  e"]}
+    assert len(ids) == 4
+    assert all(i.replace("-", "").replace("_", "").isalnum() for i in ids)
+    with pytest.raises(ConfigError, match="num_prompts=10"):
+        build_prompts(PAPER_PROMPTS, num_prompts=10)
+    with pytest.raises(ConfigError, match="prompt_template"):
+        build_prompts(PAPER_PROMPTS, "fancy")
+    with pytest.raises(ConfigError, match="share the id"):
+        build_prompts(["autumn", "autumn"])
+
+
+# -- the store API -------------------------------------------------------------------------------
+def test_store_round_trip_missing_and_corrupt_file(tmp_path):
+    cfg = compose_config(["dataset=flowers102", "generator=tiny", f"generator.edits_dir={tmp_path}"])
+    store = EditStore.from_config(cfg, "flowers102")
+    assert store.folder.parent == tmp_path / "flowers102" / "train"
+    assert store.prompt_ids[0] == "autumn" and len(store.prompt_ids) == 9
+    assert store.prompt_texts["autumn"] == "A transformed version of image into autumn"
+    assert store.missing([0, 1]) == [(i, p) for i in (0, 1) for p in store.prompt_ids]
+
+    image = torch.randint(0, 256, (3, 17, 23), dtype=torch.uint8)
+    store.write(1, "snowy", image)
+    assert store.has(1, "snowy") and not store.has(0, "snowy") and not store.has(1, "autumn")
+    assert torch.equal(store.read(1, "snowy"), image)
+    assert (1, "snowy") not in store.missing([0, 1]) and len(store.missing([0, 1])) == 17
+    assert (store.folder / "settings.json").exists()
+    # A fresh object reads the manifest from disk; nothing is left in the scratch folder.
+    store.close()
+    again = EditStore.from_config(cfg, "flowers102")
+    assert again.has(1, "snowy") and torch.equal(again.read(1, "snowy"), image)
+    assert again.check() == {"duplicates": [], "without_image": [], "unrecorded_images": []}
+    assert not any((store.folder / "tmp").iterdir())
+
+    with pytest.raises(MissingEditError, match="python generate.py dataset=flowers102"):
+        again.read(0, "snowy")
+    with pytest.raises(ValueError, match="uint8"):
+        again.write(2, "snowy", image.float())
+    store.path(1, "snowy").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.raises(CorruptEditError, match=r"1\.png.*Delete the file and rerun: python generate.py"):
+        again.read(1, "snowy")
+    # A file deleted after being recorded counts as missing again.
+    store.path(1, "snowy").unlink()
+    assert (1, "snowy") in again.missing([1])
+
+
+def test_store_folder_hash_and_generate_command(tmp_path):
+    base = ["dataset=flowers102", "generator=tiny", f"generator.edits_dir={tmp_path}"]
+    folder = EditStore.from_config(compose_config(base), "flowers102").folder
+    # Prompts are keys, not part of the hash; pixel settings are.
+    assert (
+        EditStore.from_config(compose_config([*base, "generator.num_prompts=2"]), "flowers102").folder
+        == folder
+    )
+    for change in [
+        "generator.steps=3",
+        "generator.seed=1",
+        "generator.prompt_template=raw",
+        "generator.store_size=16",
+    ]:
+        assert EditStore.from_config(compose_config([*base, change]), "flowers102").folder != folder, change
+    # Which image sits at an index depends on the holdout rule: a different store.
+    assert (
+        EditStore.from_config(compose_config([*base, "dataset.val_fraction=0.2"]), "flowers102").folder
+        != folder
+    )
+
+    # Train time and generate time name the same store for the same overrides.
+    extra = [*base, "generator.num_prompts=3", "generator.guidance_scale=5", "dataset.split_seed=4"]
+    train_store = EditStore.from_config(compose_config(extra), "flowers102")
+    gen_store = EditStore.from_config(compose_generate(extra), "flowers102")
+    assert train_store.folder == gen_store.folder
+    assert train_store.prompt_ids == gen_store.prompt_ids
+
+    # The printed command composes to exactly that store.
+    cmd = generate_command(
+        compose_config([*extra, "generator.prompts=[autumn,'a b, c',snowy,rainbow]"]), "flowers102"
+    )
+    args = shlex.split(cmd)
+    assert args[:2] == ["python", "generate.py"]
+    assert "generator=tiny" in args and "generator.guidance_scale=5.0" in args
+    replayed = EditStore.from_config(compose_generate(args[2:]), "flowers102")
+    assert replayed.folder == train_store.folder
+    assert replayed.prompt_ids == ["autumn", prompt_id("a b, c"), "snowy"]
+
+
+# -- the edit model ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_model() -> EditModel:
+    return EditModel.from_config(compose_config(["generator=tiny"]).generator)
+
+
+def _inputs(n: int = 3):
+    gen = torch.Generator().manual_seed(0)
+    images = [torch.randint(0, 256, (3, 20 + 4 * i, 28), generator=gen, dtype=torch.uint8) for i in range(n)]
+    texts = ["A transformed version of image into autumn", "snowy", "a sketch with crayon"][:n]
+    seeds = [edit_seed("flowers102", "train", i, "autumn", 0) for i in range(n)]
+    return images, texts, seeds
+
+
+def test_same_key_same_bytes_and_noise_is_per_sample(tiny_model, monkeypatch):
+    images, texts, seeds = _inputs()
+    a = tiny_model(images, texts, seeds)
+    assert torch.equal(a, tiny_model(images, texts, seeds))  # same settings -> same bytes
+    assert a.shape == (3, 3, 32, 32) and torch.isfinite(a).all()
+    assert not torch.equal(tiny_model(images, texts, [s + 1 for s in seeds]), a)
+
+    # diffusers draws the initial latents and every Euler-ancestral step's noise per generator:
+    # record each draw and check a sample's noise is the same alone as in a batch of three.
+    import diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_instruct_pix2pix as pipe_mod
+    import diffusers.schedulers.scheduling_euler_ancestral_discrete as sched_mod
+
+    draws: list[torch.Tensor] = []
+
+    def recording(real):
+        def randn(*args, **kwargs):
+            out = real(*args, **kwargs)
+            draws.append(out.clone())
+            return out
+
+        return randn
+
+    monkeypatch.setattr(pipe_mod, "randn_tensor", recording(pipe_mod.randn_tensor))
+    monkeypatch.setattr(sched_mod, "randn_tensor", recording(sched_mod.randn_tensor))
+    batched = tiny_model(images, texts, seeds)
+    batch_draws, draws[:] = list(draws), []
+    single = torch.cat([tiny_model(images[i : i + 1], texts[i : i + 1], seeds[i : i + 1]) for i in range(3)])
+    assert len(batch_draws) == 1 + tiny_model.steps  # initial latents + one per ancestral step
+    singles = [draws[i * len(batch_draws) : (i + 1) * len(batch_draws)] for i in range(3)]
+    for i in range(3):
+        for b, s in zip(batch_draws, singles[i], strict=True):
+            assert torch.equal(b[i : i + 1], s)
+    # Batched kernels round differently from single ones (CPU oneDNN convolutions, BLAS gemm vs
+    # gemv), so batched pixels agree only up to floating-point rounding.
+    assert (batched - single).abs().max() < 1e-3
+
+
+def test_batch_invariant_mode_gives_identical_bytes_for_any_batch_size(tiny_model, monkeypatch):
+    monkeypatch.setattr(tiny_model, "batch_invariant", True)
+    images, texts, seeds = _inputs()
+    batch3 = tiny_model(images, texts, seeds)
+    reordered = tiny_model(images[::-1], texts[::-1], seeds[::-1]).flip(0)
+    single = torch.cat([tiny_model(images[i : i + 1], texts[i : i + 1], seeds[i : i + 1]) for i in range(3)])
+    for e in (reordered, single):
+        assert torch.equal(em.to_uint8(batch3), em.to_uint8(e))
+        assert torch.equal(batch3, e)
+
+
+def test_finish_aligns_with_the_original_and_store_size():
+    edit = torch.rand(3, 32, 32)
+    assert finish(edit, (40, 48), None).shape == (3, 40, 48)
+    assert finish(edit, (40, 48), 20).shape == (3, 20, 24)
+    assert finish(edit, (40, 48), 64).shape == (3, 40, 48)  # never enlarged
+    assert finish(edit, (40, 48), None).dtype == torch.uint8
+
+
+# -- generate.py ---------------------------------------------------------------------------------
+def _all_keys_stored(store: EditStore, n: int) -> None:
+    assert store.missing(range(n)) == []
+    for i in range(n):
+        for pid in store.prompt_ids:
+            assert store.has(i, pid)
+            assert store.read(i, pid).shape == (3, 40, 48)  # the original's size
+    assert store.check() == {"duplicates": [], "without_image": [], "unrecorded_images": []}
+
+
+def test_generate_end_to_end_then_nothing_to_do(flowers, tmp_path, capsys):
+    cfg = compose_generate(
+        gen_overrides(flowers, tmp_path, "generator.num_prompts=2", "generator.keep_full_size=true")
+    )
+    first = generate(cfg)
+    out = capsys.readouterr().out
+    assert first["generated"] == 24 and first["existing"] == 0 and first["failed"] == 0
+    assert [ln for ln in out.splitlines() if ln.startswith("summary:")] == [
+        "summary: generated=24 existing=0 regenerated=0 failed=0"
+    ]
+    store = EditStore.from_config(cfg, "flowers102")
+    assert str(store.folder) == first["folders"]["train"]
+    _all_keys_stored(store, 12)
+    assert store.read(0, "autumn", full=True).shape == (3, 32, 32)
+    assert not torch.equal(store.read(0, "autumn"), store.read(0, "snowy"))
+
+    second = generate(cfg)
+    assert second["generated"] == 0 and second["existing"] == 24
+    assert "summary: generated=0 existing=24 regenerated=0 failed=0" in capsys.readouterr().out
+
+    # One more prompt: only its edits are made; the first two are reused.
+    more = generate(
+        compose_generate(
+            gen_overrides(flowers, tmp_path, "generator.num_prompts=3", "generator.keep_full_size=true")
+        )
+    )
+    assert more["generated"] == 12 and more["existing"] == 24 and more["folders"] == first["folders"]
+
+
+def test_bad_edits_are_regenerated_with_new_seeds_and_counted(flowers, tmp_path, monkeypatch, capsys):
+    real = EditModel.__call__
+    seen: list[list[int]] = []
+
+    def flaky(self, images, texts, seeds):
+        out = real(self, images, texts, seeds)
+        seen.append(list(seeds))
+        if len(seen) == 1:  # first call: one NaN edit (fp16 overflow) and one black edit
+            out[0] = float("nan")
+            out[1] = 0.0
+        for j, s in enumerate(seeds):  # key 5 stays blank whatever its seed
+            if s in {edit_seed("flowers102", "train", 5, "autumn", 0, a) for a in range(3)}:
+                out[j] = 0.5
+        return out
+
+    monkeypatch.setattr(EditModel, "__call__", flaky)
+    cfg = compose_generate(
+        gen_overrides(flowers, tmp_path, "generator.num_prompts=1", "generator.max_retries=2")
+    )
+    summary = generate(cfg)
+    assert summary["regenerated"] == 2 and summary["failed"] == 1 and summary["generated"] == 11
+    assert summary["retries"] == 2 + 2
+    assert "summary: generated=11 existing=0 regenerated=2 failed=1" in capsys.readouterr().out
+    # The retry of the first batch used attempt-1 seeds for exactly the two bad keys.
+    assert seen[1] == [edit_seed("flowers102", "train", i, "autumn", 0, 1) for i in (0, 1)]
+    tried = {s for call in seen for s in call}
+    assert {edit_seed("flowers102", "train", 5, "autumn", 0, a) for a in range(3)} <= tried
+    store = EditStore.from_config(cfg, "flowers102")
+    assert store.missing(range(12)) == [(5, "autumn")]
+    # A later run tries the failed key again (and fails again: the model still gives blank).
+    assert generate(cfg)["failed"] == 1
+
+
+def test_missing_weights_give_a_clear_error_without_network(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the network was touched")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    g = compose_config(["generator=ip2p"]).generator
+    with pytest.raises(EditModelWeightsError) as err:
+        EditModel.from_config(g)
+    msg = str(err.value)
+    assert "timbrooks/instruct-pix2pix" in msg and str(tmp_path / "hub") in msg
+    assert "hf download timbrooks/instruct-pix2pix" in msg and "generator.local_dir" in msg
+    with open_dict(g):
+        g.local_dir = str(tmp_path / "nowhere")
+    with pytest.raises(EditModelWeightsError, match="nowhere"):
+        EditModel.from_config(g)
+
+
+def test_generate_config_composes_with_the_typed_schema():
+    cfg = compose_generate(["dataset=flowers102", "generator=tiny"], return_hydra_config=True)
+    assert cfg.task_name == "generate" and cfg.generator.name == "tiny"
+    assert OmegaConf.to_container(cfg.hydra.run, resolve=False)["dir"].startswith(
+        "${paths.log_dir}/${task_name}/${dataset.name}/"
+    )
+    with pytest.raises(Exception, match="not_a_key"):
+        compose_generate(["generator.not_a_key=1"])
