@@ -12,6 +12,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from .generation.prompts import PAPER_PROMPTS
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -167,30 +169,46 @@ class CallbacksConfig:
 @dataclass
 class GeneratorConfig:
     """InstructPix2Pix edit generation (DiffuseMix step 1). Every field that changes pixels is
-    part of the edit store's folder hash."""
+    part of the edit store's folder hash; the prompt list is not (prompts are keys in the store)."""
 
     # ip2p: diffusers StableDiffusionInstructPix2PixPipeline; tiny: random tiny pipeline for tests.
     name: str = "ip2p"
     model_id: str = "timbrooks/instruct-pix2pix"
     # A local folder with the pipeline (model_index.json, unet/, vae/, ...); wins over model_id.
     local_dir: str | None = None
+    # Edit prompts, raw (default: the paper's nine). Each is stored under an id derived from its text.
+    prompts: list[str] = field(default_factory=lambda: list(PAPER_PROMPTS))
+    # paper: "A transformed version of image into <prompt>" (Sec. 3.1); raw: the prompt alone, as
+    # the official code passes it.
+    prompt_template: str = "paper"
+    # Use the first k prompts (Fig. 5 ablation); null uses all.
+    num_prompts: int | None = None
     scheduler: str = "euler_ancestral"
     steps: int = 100
     guidance_scale: float = 4.0
     image_guidance_scale: float = 1.5
-    # Images are resized to resolution x resolution for the pipeline (official code: 512).
+    # Images are resized to resolution x resolution for the pipeline (official code: 512); the
+    # edit is resized back to the original image's size so it aligns with it pixel for pixel.
     resolution: int = 512
     # auto: bf16 on GPU, fp32 on CPU; or fp32, fp16, bf16.
     dtype: str = "auto"
     batch_size: int = 8
+    # Run the pipeline one image at a time: stored bytes then do not depend on batch size or
+    # batch order (batched kernels round differently); slower on a GPU. Off, each image still has
+    # its own noise, and batch size changes pixels only by floating-point rounding.
+    batch_invariant: bool = False
     seed: int = 0
-    # Stored edit size (shorter side); null stores the edit at the original image's size.
+    # Largest stored shorter side (edits are only ever shrunk); null stores the original size.
     store_size: int | None = None
+    # Also keep the full-resolution (resolution x resolution) edit under full/.
     keep_full_size: bool = False
     # Regenerations with a new derived seed when an edit is non-finite or blank.
     max_retries: int = 3
+    # An edit whose pixel standard deviation (in [0, 1]) is below this is blank (black NaN images).
+    blank_std: float = 0.01
     splits: list[str] = field(default_factory=lambda: ["train"])
     edits_dir: str = "${paths.cache_dir}/edits"
+    # Speed levers: torch.compile of the UNet (batches are padded to batch_size) and channels_last.
     compile: bool = False
     channels_last: bool = False
 
@@ -199,12 +217,20 @@ class GeneratorConfig:
 class FractalsConfig:
     """The fractal bank blended into DiffuseMix images (and PixMix/IPMix mixing pictures)."""
 
-    # procedural: IFS fractals generated once and cached; folder: images from fractals.dir.
+    # procedural: IFS fractals (FractalDB-style chaos game) generated once and cached under
+    # cache_dir/<hash of the settings>/; folder: every image in fractals.dir.
     source: str = "procedural"
+    # source=folder: a folder of pictures (searched recursively; any mode, converted to RGB).
     dir: str | None = None
+    # source=procedural: how many fractals to keep.
     count: int = 1000
+    # Side of the square pictures (folder images: shorter side resized, then centre-cropped).
     size: int = 256
     seed: int = 0
+    # Chaos-game points per fractal and the least share of the canvas they must cover (FractalDB:
+    # 100k points, filling rate 0.2); systems below it are discarded.
+    points: int = 100_000
+    min_fill: float = 0.2
     cache_dir: str = "${paths.cache_dir}/fractals"
 
 

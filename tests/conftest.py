@@ -27,6 +27,8 @@ FAST = [
     "dataset.image_size=32",
     "dataset.resize=36",
     "logger=csv",
+    "fractals.count=8",
+    "fractals.size=32",
 ]
 
 
@@ -63,6 +65,9 @@ def make_cfg(tmp_path):
         cfg = compose_config((FAST if fast else []) + list(overrides))
         fixture = write_fixture_dataset(cfg.dataset.name, tmp_path / "data", **fixture_kwargs)
         point_at_fixture(cfg, fixture)
+        with open_dict(cfg):
+            # Generated edits and fractal banks go to the test's folder, never the user's cache.
+            cfg.paths.cache_dir = str(tmp_path / "cache")
         return finalize(cfg, tmp_path / run_name)
 
     return make

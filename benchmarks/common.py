@@ -1,0 +1,54 @@
+"""Shared helpers for benchmarks: machine description and result files (JSON + markdown)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict:
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def write_results(name: str, payload: dict, table_rows: list[dict], notes: str = "") -> tuple[Path, Path]:
+    """Write ``results/<name>.json`` and ``results/<name>.md`` (machine, settings, table)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {"benchmark": name, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(), **payload}
+    json_path = RESULTS / f"{name}.json"
+    json_path.write_text(json.dumps(payload, indent=2) + "\n")
+    lines = [
+        f"# {name}",
+        "",
+        f"Date: {payload['date']}",
+        "",
+        "Machine: " + ", ".join(f"{k}={v}" for k, v in payload["machine"].items()),
+        "",
+    ]
+    if "settings" in payload:
+        lines += ["Settings: " + ", ".join(f"{k}={v}" for k, v in payload["settings"].items()), ""]
+    if notes:
+        lines += [notes, ""]
+    if table_rows:
+        keys = list(table_rows[0])
+        lines += ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+        lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in table_rows]
+    md_path = RESULTS / f"{name}.md"
+    md_path.write_text("\n".join(lines) + "\n")
+    return json_path, md_path

@@ -1,0 +1,158 @@
+"""The image operations of the AugMix family (AugMix, PixMix, IPMix) on uint8 CHW tensors.
+
+Each operation follows ``google-research/augmix:augmentations.py`` (copied unchanged into
+``andyzoujm/pixmix:pixmix_utils.py``; ``hzlsaber/IPMix:IPMix_utils.py`` adds mirror and invert):
+a level is drawn uniformly from [0.1, severity] and scaled by ``level / 10`` to the operation's
+largest value; geometric operations flip their sign with probability 1/2. The pixel work is done by
+torchvision's functional ops, which match the PIL calls of the references exactly for posterize,
+solarize, equalize, invert, mirror, brightness and sharpness, and within one grey level for
+autocontrast, color, contrast and (away from the image border) rotate, shear and translate.
+Randomness comes from torch's global generator, which DataLoader seeds in every worker.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.v2 import functional as F
+
+from ..errors import ConfigError
+
+# The references' PARAMETER_MAX: levels run up to 10.
+MAX_SEVERITY = 10
+_BILINEAR = InterpolationMode.BILINEAR
+
+
+def _int_parameter(level: float, maxval: float) -> int:
+    return int(level * maxval / 10)
+
+
+def _float_parameter(level: float, maxval: float) -> float:
+    return float(level) * maxval / 10.0
+
+
+def _enhance_factor(level: float, height: int, width: int) -> float:
+    # AugMix color/contrast/brightness/sharpness: factor in [0.1, 1.9].
+    return _float_parameter(level, 1.8) + 0.1
+
+
+def _shear(image: torch.Tensor, x: float, y: float) -> torch.Tensor:
+    # PIL's affine (1, x, 0, y, 1, 0) about the top-left corner, as torchvision's AutoAugment writes it.
+    shear = [math.degrees(math.atan(x)), math.degrees(math.atan(y))]
+    return F.affine(
+        image, angle=0.0, translate=[0, 0], scale=1.0, shear=shear, interpolation=_BILINEAR, center=[0, 0]
+    )
+
+
+def _translate(image: torch.Tensor, dx: float, dy: float) -> torch.Tensor:
+    # PIL's affine (1, 0, dx, 0, 1, dy) samples at x + dx: the content moves by -dx.
+    return F.affine(
+        image, angle=0.0, translate=[-int(dx), -int(dy)], scale=1.0, shear=[0.0, 0.0], interpolation=_BILINEAR
+    )
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation: ``magnitude(level, height, width)`` gives its parameter (None for
+    operations without one), ``signed`` flips it with probability 1/2, ``apply`` runs it."""
+
+    name: str
+    apply: Callable[[torch.Tensor, float], torch.Tensor]
+    magnitude: Callable[[float, int, int], float] | None = None
+    signed: bool = False
+
+
+AUTOCONTRAST = Op("autocontrast", lambda img, _: F.autocontrast(img))
+EQUALIZE = Op("equalize", lambda img, _: F.equalize(img))
+POSTERIZE = Op(
+    "posterize", lambda img, bits: F.posterize(img, int(bits)), lambda lv, h, w: 4 - _int_parameter(lv, 4)
+)
+ROTATE = Op(
+    "rotate",
+    lambda img, deg: F.rotate(img, deg, interpolation=_BILINEAR),
+    lambda lv, h, w: _int_parameter(lv, 30),
+    signed=True,
+)
+SOLARIZE = Op("solarize", lambda img, t: F.solarize(img, t), lambda lv, h, w: 256 - _int_parameter(lv, 256))
+SHEAR_X = Op(
+    "shear_x", lambda img, s: _shear(img, s, 0.0), lambda lv, h, w: _float_parameter(lv, 0.3), signed=True
+)
+SHEAR_Y = Op(
+    "shear_y", lambda img, s: _shear(img, 0.0, s), lambda lv, h, w: _float_parameter(lv, 0.3), signed=True
+)
+# The references translate by up to a third of IMAGE_SIZE (their square crop side).
+TRANSLATE_X = Op(
+    "translate_x",
+    lambda img, d: _translate(img, d, 0),
+    lambda lv, h, w: _int_parameter(lv, w / 3),
+    signed=True,
+)
+TRANSLATE_Y = Op(
+    "translate_y",
+    lambda img, d: _translate(img, 0, d),
+    lambda lv, h, w: _int_parameter(lv, h / 3),
+    signed=True,
+)
+COLOR = Op("color", lambda img, f: F.adjust_saturation(img, f), _enhance_factor)
+CONTRAST = Op("contrast", lambda img, f: F.adjust_contrast(img, f), _enhance_factor)
+BRIGHTNESS = Op("brightness", lambda img, f: F.adjust_brightness(img, f), _enhance_factor)
+SHARPNESS = Op("sharpness", lambda img, f: F.adjust_sharpness(img, f), _enhance_factor)
+MIRROR = Op("mirror", lambda img, _: F.horizontal_flip(img))
+INVERT = Op("invert", lambda img, _: F.invert(img))
+
+# augmentations / augmentations_all of google-research/augmix (and andyzoujm/pixmix). The
+# colour operations are left out by default because they overlap ImageNet-C's corruptions.
+AUGMIX_OPS: tuple[Op, ...] = (
+    AUTOCONTRAST,
+    EQUALIZE,
+    POSTERIZE,
+    ROTATE,
+    SOLARIZE,
+    SHEAR_X,
+    SHEAR_Y,
+    TRANSLATE_X,
+    TRANSLATE_Y,
+)
+AUGMIX_ALL_OPS: tuple[Op, ...] = AUGMIX_OPS + (COLOR, CONTRAST, BRIGHTNESS, SHARPNESS)
+# hzlsaber/IPMix:IPMix_utils.py augmentations: no autocontrast, plus mirror and invert.
+IPMIX_OPS: tuple[Op, ...] = (
+    EQUALIZE,
+    POSTERIZE,
+    ROTATE,
+    SOLARIZE,
+    SHEAR_X,
+    SHEAR_Y,
+    TRANSLATE_X,
+    TRANSLATE_Y,
+    MIRROR,
+    INVERT,
+)
+
+
+def check_severity(severity: int, where: str) -> None:
+    if not 1 <= severity <= MAX_SEVERITY:
+        raise ConfigError(f"{where}.severity must be in [1, {MAX_SEVERITY}], got {severity}")
+
+
+def sample_level(severity: float) -> float:
+    """A level drawn uniformly from [0.1, severity] (the references' sample_level)."""
+    return 0.1 + (severity - 0.1) * float(torch.rand(()))
+
+
+def apply_op(image: torch.Tensor, op: Op, severity: float) -> torch.Tensor:
+    """Run ``op`` at a random level up to ``severity`` on a uint8 CHW image."""
+    value = 0.0
+    if op.magnitude is not None:
+        value = op.magnitude(sample_level(severity), image.shape[-2], image.shape[-1])
+        if op.signed and float(torch.rand(())) < 0.5:
+            value = -value
+    return op.apply(image, value)
+
+
+def random_op(image: torch.Tensor, ops: Sequence[Op], severity: float) -> torch.Tensor:
+    """One operation chosen uniformly from ``ops`` (the references' augment_input)."""
+    return apply_op(image, ops[int(torch.randint(len(ops), ()))], severity)

@@ -1,0 +1,138 @@
+"""Shared pieces of the saliency-guided mixing methods (PuzzleMix, Co-Mixup, GuidedMixup):
+per-dataset settings, input-gradient saliency and the clean-input loss term."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..training.losses import soft_target_cross_entropy
+from .base import AugBatch, Augmentation
+
+log = logging.getLogger(__name__)
+
+
+def resolve_dataset_settings(
+    method: str, settings: Mapping[str, Any], dataset_defaults: Mapping[str, Mapping[str, Any]], dataset: str
+) -> dict[str, Any]:
+    """Fill each null in ``settings`` from ``dataset_defaults[dataset]``, else from its ``default``
+    row (the references' values per dataset, written in conf/aug/<method>.yaml); an explicit value
+    wins. The convention of mixing.resolve_settings, for settings that are not all numbers."""
+    for row_name, row in dataset_defaults.items():
+        unknown = sorted(set(row) - set(settings))
+        if unknown:
+            raise ConfigError(
+                f"aug.dataset_defaults.{row_name} of aug={method} has unknown key(s) {unknown}; "
+                f"valid keys: {sorted(settings)}"
+            )
+    row = dataset_defaults.get(dataset, {})
+    fallback = dataset_defaults.get("default", {})
+    resolved = {}
+    for key, value in settings.items():
+        if value is None:
+            value = row.get(key, fallback.get(key))
+        if value is None:
+            raise ConfigError(
+                f"aug.{key} of aug={method} is null and aug.dataset_defaults has no value for dataset "
+                f"'{dataset}' nor a 'default' row; set aug.{key}=<value>"
+            )
+        resolved[key] = value
+    log.info(
+        "aug=%s on dataset '%s': %s", method, dataset, ", ".join(f"{k}={v}" for k, v in resolved.items())
+    )
+    return resolved
+
+
+def normalized_input(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """``images`` in the model's normalised input space (the space the reference code works in)."""
+    normalize = getattr(model, "normalize", None)
+    return normalize(images) if normalize is not None else images
+
+
+def input_std(model: nn.Module) -> torch.Tensor | float:
+    normalize = getattr(model, "normalize", None)
+    return normalize.std if normalize is not None else 1.0
+
+
+def input_mean(model: nn.Module) -> torch.Tensor | float:
+    normalize = getattr(model, "normalize", None)
+    return normalize.mean if normalize is not None else 0.0
+
+
+def loss_input_gradient(
+    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, eval_mode: bool, keep_graph: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Gradient of the mean cross-entropy with respect to the model's normalised input.
+
+    A separate forward/backward: ``torch.autograd.grad`` with respect to the input only, so no
+    parameter gradient is written. ``eval_mode`` runs it with the model in eval mode (the references'
+    choice when no clean loss is trained on); ``keep_graph`` returns the logits with their graph so
+    that the clean loss can be trained on this same forward (the references' ``clean_lam > 0`` path).
+    """
+    was_training = model.training
+    if eval_mode:
+        model.eval()
+    try:
+        with torch.enable_grad():
+            x = images.detach().requires_grad_(True)
+            logits = model(x)
+            loss = soft_target_cross_entropy(logits.float(), targets)
+            (grad,) = torch.autograd.grad(loss, x, retain_graph=keep_graph)
+    finally:
+        model.train(was_training)
+    # d loss / d x = d loss / d z / std for z = (x - mean) / std: the references differentiate in z.
+    return (grad * input_std(model)).detach(), (logits if keep_graph else None)
+
+
+def gradient_saliency(grad: torch.Tensor) -> torch.Tensor:
+    """Per-pixel saliency sqrt(mean over channels of grad^2), (N, H, W) (PuzzleMix main.py)."""
+    return grad.pow(2).mean(1).sqrt()
+
+
+def sum_to_one(maps: torch.Tensor) -> torch.Tensor:
+    """Each map divided by its sum over the last two dims; an all-zero map becomes uniform (the
+    references divide without a guard, which would turn it into NaN)."""
+    total = maps.sum((-2, -1), keepdim=True)
+    uniform = torch.full_like(maps, 1.0 / (maps.shape[-1] * maps.shape[-2]))
+    return torch.where(total > 0, maps / total.clamp_min(torch.finfo(maps.dtype).tiny), uniform)
+
+
+class CleanLossAugmentation(Augmentation):
+    """An augmentation that may train on a clean-input loss beside the mixed one.
+
+    With weight ``w > 0`` the batch becomes ``[mixed; clean]`` with targets ``[2 t_mix; 2 w t_clean]``:
+    the soft-target cross-entropy averages over the 2N rows, so the loss is exactly
+    ``CE(mixed) + w * CE(clean)``. The clean logits are the ones of the saliency forward (train mode),
+    reused by :meth:`logits`, as the references back-propagate that same forward.
+    """
+
+    def __init__(self, ctx, **cfg) -> None:
+        super().__init__(ctx, **cfg)
+        self._clean: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def with_clean_loss(
+        self,
+        mixed: torch.Tensor,
+        mixed_targets: torch.Tensor,
+        clean: torch.Tensor,
+        clean_logits: torch.Tensor,
+        clean_targets: torch.Tensor,
+        weight: float,
+    ) -> AugBatch:
+        inputs = torch.cat([mixed, clean])
+        targets = torch.cat([mixed_targets, weight * clean_targets]) * 2.0
+        self._clean = (inputs, clean_logits)
+        return AugBatch(inputs, targets)
+
+    def logits(self, model: nn.Module, batch: AugBatch) -> torch.Tensor:
+        pending, self._clean = self._clean, None
+        if pending is None or pending[0] is not batch.inputs:
+            return model(batch.inputs)
+        clean_logits = pending[1]
+        mixed_logits = model(batch.inputs[: len(batch.inputs) - len(clean_logits)])
+        return torch.cat([mixed_logits, clean_logits.to(mixed_logits.dtype)])

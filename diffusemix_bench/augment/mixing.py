@@ -1,0 +1,210 @@
+"""Shared pieces of the batch-mixing baselines: per-dataset strengths, Beta draws, pairing, CutMix
+boxes and label mixing.
+
+Randomness is drawn on the CPU from torch's global generator (seeded by ``seed_everything``), one
+draw per batch, so nothing here waits on the device.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from .base import AugContext, Augmentation
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MixingConfig:
+    """Settings every batch-mixing method shares (the method's schema adds ``name`` and its own)."""
+
+    # Strength: the mixing ratio is drawn from Beta(alpha, alpha). null: from dataset_defaults.
+    alpha: float | None = None
+    # Probability that a batch is mixed (the others train on clean images). null: from dataset_defaults.
+    prob: float | None = None
+    # {dataset name or "default": {setting: value}}: the references' values per dataset, written in
+    # conf/aug/<name>.yaml; a setting given explicitly wins.
+    dataset_defaults: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def resolve_settings(
+    method: str,
+    settings: Mapping[str, float | None],
+    dataset_defaults: Mapping[str, Mapping[str, float]],
+    dataset_name: str,
+) -> dict[str, float]:
+    """Fill each ``None`` in ``settings`` from ``dataset_defaults[dataset_name]``, else from
+    ``dataset_defaults["default"]``; a value set explicitly always wins.
+
+    ``dataset_defaults`` is the per-dataset table of ``conf/aug/<method>.yaml`` (the references'
+    strengths per dataset); the resolved values are logged since the saved config shows ``null``.
+    """
+    for dataset, entry in dataset_defaults.items():
+        unknown = sorted(set(entry) - set(settings))
+        if unknown:
+            raise ConfigError(
+                f"aug.dataset_defaults.{dataset} of aug={method} has unknown key(s) {unknown}; "
+                f"valid keys: {sorted(settings)}"
+            )
+    row = dataset_defaults.get(dataset_name, {})
+    fallback = dataset_defaults.get("default", {})
+    resolved: dict[str, float] = {}
+    for key, value in settings.items():
+        if value is None:
+            value = row.get(key, fallback.get(key))
+        if value is None:
+            raise ConfigError(
+                f"aug.{key} of aug={method} is null and aug.dataset_defaults has no value for dataset "
+                f"'{dataset_name}' nor a 'default' entry; set aug.{key}=<value>"
+            )
+        resolved[key] = float(value)
+    log.info(
+        "aug=%s on dataset '%s': %s",
+        method,
+        dataset_name,
+        ", ".join(f"{k}={v:g}" for k, v in resolved.items()),
+    )
+    return resolved
+
+
+def check_alpha(alpha: float, method: str, key: str = "alpha") -> None:
+    if not alpha > 0:
+        raise ConfigError(
+            f"aug.{key} of aug={method} must be > 0 (Beta(alpha, alpha) mixing ratio), got {alpha}; "
+            "use aug=none to train without mixing"
+        )
+
+
+def check_prob(prob: float, method: str) -> None:
+    if not 0.0 <= prob <= 1.0:
+        raise ConfigError(f"aug.prob of aug={method} must be in [0, 1], got {prob}")
+
+
+def coin(prob: float) -> bool:
+    """True with probability ``prob`` (one draw per batch, as ``np.random.rand(1) < prob`` in the references)."""
+    return prob >= 1.0 or bool(torch.rand(()) < prob)
+
+
+def sample_lambda(alpha: float) -> float:
+    """One mixing ratio lambda ~ Beta(alpha, alpha) (Zhang et al. 2018; PuzzleMix ``get_lambda``)."""
+    a = torch.tensor(float(alpha))
+    return float(torch.distributions.Beta(a, a).sample())
+
+
+def random_pairing(batch_size: int, device: torch.device | str) -> torch.Tensor:
+    """Partner of each sample: a random permutation of the batch (``torch.randperm`` in every reference)."""
+    return torch.randperm(batch_size).to(device, non_blocking=True)
+
+
+class Box(NamedTuple):
+    """A pixel rectangle ``[y1:y2, x1:x2]`` of an image."""
+
+    y1: int
+    y2: int
+    x1: int
+    x2: int
+
+    @property
+    def area(self) -> int:
+        return (self.y2 - self.y1) * (self.x2 - self.x1)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.y2 - self.y1, self.x2 - self.x1
+
+
+def sample_box(lam: float, height: int, width: int, center: tuple[int, int] | None = None) -> Box:
+    """The CutMix box for ratio ``lam``: sides ``int(side * sqrt(1 - lam))`` around a centre drawn
+    uniformly over the pixels (or the given ``(cy, cx)``), clipped to the image (Yun et al. 2019).
+
+    The rounding is timm's ``rand_bbox`` (a box of exactly the cut size when not clipped); the
+    clovaai-lineage copies (SnapMix, SaliencyMix, GuidedMixup) end at ``c + cut // 2`` instead, one
+    pixel shorter for odd cuts. Labels always follow the area actually pasted.
+    """
+    ratio = math.sqrt(1.0 - lam)
+    cut_h, cut_w = int(height * ratio), int(width * ratio)
+    if center is None:
+        cy, cx = int(torch.randint(0, height, ())), int(torch.randint(0, width, ()))
+    else:
+        cy, cx = center
+    y1 = min(max(cy - cut_h // 2, 0), height)
+    y2 = min(max(cy + (cut_h + 1) // 2, 0), height)
+    x1 = min(max(cx - cut_w // 2, 0), width)
+    x2 = min(max(cx + (cut_w + 1) // 2, 0), width)
+    return Box(y1, y2, x1, x2)
+
+
+def area_ratio(box: Box, height: int, width: int) -> float:
+    """The label weight of the image that keeps everything outside ``box``: 1 - box area / image area."""
+    return 1.0 - box.area / float(height * width)
+
+
+def mix_images(images: torch.Tensor, perm: torch.Tensor, lam: float | torch.Tensor) -> torch.Tensor:
+    """``lam * x + (1 - lam) * x[perm]`` (Mixup); ``lam`` a float or one value per sample."""
+    if isinstance(lam, torch.Tensor):
+        lam = lam.view(-1, *([1] * (images.dim() - 1)))
+    return images * lam + images[perm] * (1.0 - lam)
+
+
+def paste_box(images: torch.Tensor, perm: torch.Tensor, box: Box) -> torch.Tensor:
+    """Each image with ``box`` replaced by the same region of its partner ``images[perm]`` (CutMix)."""
+    out = images.clone()
+    out[..., box.y1 : box.y2, box.x1 : box.x2] = images[perm][..., box.y1 : box.y2, box.x1 : box.x2]
+    return out
+
+
+def mix_targets(
+    targets: torch.Tensor,
+    perm: torch.Tensor,
+    weight: float | torch.Tensor,
+    weight_partner: float | torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``weight * t + weight_partner * t[perm]`` with ``weight_partner = 1 - weight`` by default.
+
+    Soft-target cross-entropy on this target equals the references' ``w * CE(y_a) + w' * CE(y_b)``.
+    ``weight``s may be floats or one value per sample.
+    """
+    if weight_partner is None:
+        weight_partner = 1.0 - weight
+    if isinstance(weight, torch.Tensor):
+        weight = weight.view(-1, 1)
+    if isinstance(weight_partner, torch.Tensor):
+        weight_partner = weight_partner.view(-1, 1)
+    return targets * weight + targets[perm] * weight_partner
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The ImageClassifier behind a ``torch.compile`` wrapper (``model.compile=true``)."""
+    return getattr(model, "_orig_mod", model)
+
+
+class MixingAugmentation(Augmentation):
+    """Base of the batch-mixing methods: ``alpha`` and ``prob`` resolved per dataset and checked."""
+
+    #: The registry name, for messages.
+    method: str = ""
+
+    def __init__(
+        self,
+        ctx: AugContext,
+        *,
+        alpha: float | None = None,
+        prob: float | None = None,
+        dataset_defaults: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> None:
+        super().__init__(ctx)
+        settings = resolve_settings(
+            self.method, {"alpha": alpha, "prob": prob}, dataset_defaults or {}, ctx.dataset_name
+        )
+        check_alpha(settings["alpha"], self.method)
+        check_prob(settings["prob"], self.method)
+        self.alpha = settings["alpha"]
+        self.prob = settings["prob"]

@@ -1,0 +1,139 @@
+"""PixMix (Hendrycks et al., CVPR 2022): the image, possibly augmented, is mixed 0..k times with
+either another augmented copy or a picture from the mixing set (here the fractal bank), by
+additive or multiplicative mixing with Beta-drawn weights.
+
+Reference: ``andyzoujm/pixmix:pixmix_utils.py, cifar.py, imagenet.py``. The mixing runs in float
+on [0, 1] with a clip after each step, as in the reference; the result is rounded once to uint8.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import ConfigError
+from ._common import MixingPictures, load_mixing_pictures, per_dataset, to_uint8
+from ._ops import AUGMIX_ALL_OPS, AUGMIX_OPS, Op, check_severity, random_op
+from .base import AugContext, Augmentation
+from .registry import register_aug
+
+log = logging.getLogger(__name__)
+
+# Mixing pictures are resized to the crop side times this, then random-cropped: 36/32 on CIFAR,
+# 256/224 on ImageNet (Resize + RandomCrop of the references' mixing sets).
+CIFAR_RESIZE_RATIO = 36 / 32
+IMAGENET_RESIZE_RATIO = 256 / 224
+
+
+def sample_ab(beta: float) -> tuple[float, float]:
+    """PixMix get_ab: (a, b) ~ (Beta(beta, 1), Beta(1, beta)), or with probability 1/2
+    (1 + Beta(1, beta), -Beta(1, beta)), which extrapolates away from the partner."""
+    one = torch.tensor(1.0)
+    strong = torch.distributions.Beta(torch.tensor(float(beta)), one)
+    weak = torch.distributions.Beta(one, torch.tensor(float(beta)))
+    if float(torch.rand(())) < 0.5:
+        return float(strong.sample()), float(weak.sample())
+    return 1.0 + float(weak.sample()), -float(weak.sample())
+
+
+def mix_add(x: torch.Tensor, y: torch.Tensor, a: float, b: float) -> torch.Tensor:
+    """Additive mixing in [-1, 1]: ((a (2x - 1) + b (2y - 1)) + 1) / 2 (pixmix_utils.add)."""
+    return (a * (2 * x - 1) + b * (2 * y - 1) + 1) / 2
+
+
+def mix_multiply(x: torch.Tensor, y: torch.Tensor, a: float, b: float) -> torch.Tensor:
+    """Multiplicative (geometric) mixing in [0, 2]: (2x)^a (2y)^b / 2, with 2y clipped at
+    1e-37 so that negative b stays finite (pixmix_utils.multiply)."""
+    return (2 * x) ** a * (2 * y).clamp_min(1e-37) ** b / 2
+
+
+def add(x: torch.Tensor, y: torch.Tensor, beta: float) -> torch.Tensor:
+    return mix_add(x, y, *sample_ab(beta))
+
+
+def multiply(x: torch.Tensor, y: torch.Tensor, beta: float) -> torch.Tensor:
+    return mix_multiply(x, y, *sample_ab(beta))
+
+
+MixingOp = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+PIXMIX_MIXINGS: tuple[MixingOp, ...] = (add, multiply)
+
+
+def choose(options):
+    return options[int(torch.randint(len(options), ()))]
+
+
+@dataclass
+class PixMixConfig:
+    name: str = "pixmix"
+    # Mixing rounds: a number drawn uniformly from 0..k per image.
+    k: int = 4
+    # Mixing severity (Beta parameter); null: 3 on CIFAR (cifar.py), 4 elsewhere (imagenet.py).
+    beta: float | None = None
+    # Strength of the augmentation operations, 1..10; null: 3 on CIFAR, 1 elsewhere.
+    severity: int | None = None
+    # Add color, contrast, brightness and sharpness to the operations (off in the reference).
+    all_ops: bool = False
+    # Mixing pictures are resized to the crop side times this, then random-cropped;
+    # null: 36/32 on CIFAR, 256/224 elsewhere.
+    pic_resize_ratio: float | None = None
+
+
+class PixMixPolicy:
+    """The per-image PixMix transform on uint8 CHW tensors."""
+
+    def __init__(
+        self, pictures: MixingPictures, k: int, beta: float, severity: int, ops: tuple[Op, ...]
+    ) -> None:
+        self.pictures = pictures
+        self.k = k
+        self.beta = beta
+        self.severity = severity
+        self.ops = ops
+
+    def _maybe_augmented(self, image: torch.Tensor) -> torch.Tensor:
+        return random_op(image, self.ops, self.severity) if float(torch.rand(())) < 0.5 else image
+
+    def mix(self, image: torch.Tensor, picture: torch.Tensor) -> torch.Tensor:
+        """PixMix of ``image`` with mixing picture ``picture`` (both uint8, same size)."""
+        mixed = self._maybe_augmented(image).float() / 255
+        for _ in range(int(torch.randint(self.k + 1, ()))):
+            augmented = float(torch.rand(())) < 0.5
+            partner = random_op(image, self.ops, self.severity) if augmented else picture
+            mixed = choose(PIXMIX_MIXINGS)(mixed, partner.float() / 255, self.beta).clamp_(0, 1)
+        return to_uint8(mixed * 255)
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        return self.mix(image, self.pictures.sample(image.shape[-2], image.shape[-1]))
+
+
+@register_aug("pixmix", PixMixConfig)
+class PixMix(Augmentation):
+    """PixMix with the fractal bank as mixing set; ``bank`` (a FractalBank or a uint8 tensor
+    N x 3 x S x S) replaces the configured bank, for use outside train()."""
+
+    def __init__(self, ctx: AugContext, bank=None, **cfg) -> None:
+        super().__init__(ctx, **cfg)
+        c = PixMixConfig(**cfg)
+        self.k = c.k
+        self.beta = per_dataset(c.beta, ctx, 3.0, 4.0)
+        self.severity = per_dataset(c.severity, ctx, 3, 1)
+        self.resize_ratio = per_dataset(c.pic_resize_ratio, ctx, CIFAR_RESIZE_RATIO, IMAGENET_RESIZE_RATIO)
+        check_severity(self.severity, "aug")
+        if c.k < 0:
+            raise ConfigError(f"aug.k must be >= 0, got {c.k}")
+        if self.beta <= 0:
+            raise ConfigError(f"aug.beta must be positive, got {self.beta}")
+        self.ops = AUGMIX_ALL_OPS if c.all_ops else AUGMIX_OPS
+        self.bank = bank
+        self._policy: PixMixPolicy | None = None
+        log.info("pixmix: k=%d beta=%g severity=%d", self.k, self.beta, self.severity)
+
+    def sample_transform(self) -> PixMixPolicy:
+        if self._policy is None:
+            pictures = load_mixing_pictures(self.ctx, self.bank, self.resize_ratio, "pixmix")
+            self._policy = PixMixPolicy(pictures, self.k, self.beta, self.severity, self.ops)
+        return self._policy

@@ -1,0 +1,101 @@
+"""AutoAugment, RandAugment and TrivialAugmentWide: torchvision's v2 implementations as per-image
+policies on uint8 tensors, after the dataset's crop and flip."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torchvision.transforms import v2
+
+from ..errors import ConfigError
+from ._common import is_cifar
+from .base import AugContext, Augmentation
+from .registry import register_aug
+
+_POLICIES = {
+    "cifar10": v2.AutoAugmentPolicy.CIFAR10,
+    "imagenet": v2.AutoAugmentPolicy.IMAGENET,
+    "svhn": v2.AutoAugmentPolicy.SVHN,
+}
+_INTERPOLATIONS = ("nearest", "bilinear")
+
+
+def _interpolation(name: str) -> v2.InterpolationMode:
+    if name not in _INTERPOLATIONS:
+        raise ConfigError(f"aug.interpolation must be one of {_INTERPOLATIONS}, got '{name}'")
+    return v2.InterpolationMode(name)
+
+
+@dataclass
+class AutoAugmentConfig:
+    name: str = "autoaugment"
+    # auto: the CIFAR-10 policy on CIFAR datasets, the ImageNet policy elsewhere; or cifar10,
+    # imagenet, svhn (the policies learned in the AutoAugment paper).
+    policy: str = "auto"
+    # torchvision's default.
+    interpolation: str = "nearest"
+
+
+@dataclass
+class RandAugmentConfig:
+    name: str = "randaugment"
+    # Operations per image and their shared magnitude (index into num_magnitude_bins levels).
+    num_ops: int = 2
+    magnitude: int = 9
+    num_magnitude_bins: int = 31
+    interpolation: str = "nearest"
+
+
+@dataclass
+class TrivialAugmentConfig:
+    name: str = "trivialaugment"
+    num_magnitude_bins: int = 31
+    interpolation: str = "nearest"
+
+
+class _TorchvisionPolicy(Augmentation):
+    """A torchvision v2 auto-augment transform as the method's per-image policy."""
+
+    transform: v2.Transform
+
+    def sample_transform(self) -> v2.Transform:
+        return self.transform
+
+
+@register_aug("autoaugment", AutoAugmentConfig)
+class AutoAugment(_TorchvisionPolicy):
+    def __init__(self, ctx: AugContext, **cfg) -> None:
+        super().__init__(ctx, **cfg)
+        c = AutoAugmentConfig(**cfg)
+        name = c.policy if c.policy != "auto" else ("cifar10" if is_cifar(ctx) else "imagenet")
+        if name not in _POLICIES:
+            raise ConfigError(f"aug.policy must be auto or one of {sorted(_POLICIES)}, got '{c.policy}'")
+        self.transform = v2.AutoAugment(_POLICIES[name], interpolation=_interpolation(c.interpolation))
+
+
+@register_aug("randaugment", RandAugmentConfig)
+class RandAugment(_TorchvisionPolicy):
+    def __init__(self, ctx: AugContext, **cfg) -> None:
+        super().__init__(ctx, **cfg)
+        c = RandAugmentConfig(**cfg)
+        if not 0 <= c.magnitude < c.num_magnitude_bins:
+            raise ConfigError(
+                f"aug.magnitude must be in [0, aug.num_magnitude_bins={c.num_magnitude_bins}), got {c.magnitude}"
+            )
+        if c.num_ops < 0:
+            raise ConfigError(f"aug.num_ops must be >= 0, got {c.num_ops}")
+        self.transform = v2.RandAugment(
+            c.num_ops, c.magnitude, c.num_magnitude_bins, interpolation=_interpolation(c.interpolation)
+        )
+
+
+@register_aug("trivialaugment", TrivialAugmentConfig)
+class TrivialAugment(_TorchvisionPolicy):
+    def __init__(self, ctx: AugContext, **cfg) -> None:
+        super().__init__(ctx, **cfg)
+        c = TrivialAugmentConfig(**cfg)
+        if c.num_magnitude_bins < 2:
+            raise ConfigError(f"aug.num_magnitude_bins must be >= 2, got {c.num_magnitude_bins}")
+        self.transform = v2.TrivialAugmentWide(
+            c.num_magnitude_bins, interpolation=_interpolation(c.interpolation)
+        )
