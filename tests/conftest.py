@@ -29,6 +29,7 @@ FAST = [
     "logger=csv",
     "fractals.count=8",
     "fractals.size=32",
+    "fractals.points=20000",
 ]
 
 

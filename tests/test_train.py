@@ -82,6 +82,10 @@ def test_every_option_trains_one_step(group, option, make_cfg, tmp_path, monkeyp
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.setenv("WANDB_SILENT", "true")
     cfg = make_cfg(option_overrides(group, option))
+    if cfg.aug.name == "diffusemix":
+        from tests.test_diffusemix import fill_store
+
+        fill_store(cfg)  # synthetic edits: generation itself is tested in test_generation.py
     if group != "trainer":
         with open_dict(cfg):
             cfg.trainer.accelerator = "cpu"

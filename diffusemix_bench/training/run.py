@@ -268,6 +268,8 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
         "wall_time_s": round(time.time() - start, 2),
         "best_checkpoint": best,
         "train_images": len(datamodule.train_set),
+        # Items in one epoch as the method serves them (DiffuseMix static_append grows the set).
+        "train_items": len(datamodule.train_dataloader().dataset),
         "val_images": len(datamodule.val_set),
         "test_images": len(datamodule.test_set) if datamodule.test_set is not None else 0,
         "val_rule": datamodule.val_set.info.get("val_rule"),

@@ -1,0 +1,397 @@
+"""DiffuseMix (CVPR'24): originals paired with stored InstructPix2Pix edits, composed on the device
+with half masks and a fractal blend (Eq. 1-3), in the paper's online form or the official recipe."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from pytorch_lightning.callbacks import Callback
+from torch import nn
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms.v2 import functional as TF
+
+from ..errors import ConfigError
+from .base import AugBatch, AugContext, Augmentation
+from .compose import COMPONENTS, compose_component, resize_fractals
+from .fractals import FractalBank
+from .masks import half_mask_templates, mask_kinds
+from .registry import register_aug
+
+log = logging.getLogger(__name__)
+
+MODES = ("online", "static_append", "replace_p")
+
+
+@dataclass
+class DiffuseMixConfig:
+    name: str = "diffusemix"
+    # Fractal blend factor λ of Eq. 2-3 (paper: 0.2 in all experiments).
+    lam: float = 0.2
+    # Half masks: paper4 (horizontal and vertical, each flipped; paper), official2 (original always
+    # left or top; official code), hv (Table 9 row 2, same pair as official2), vertical (Table 9 row 1).
+    masks: str = "paper4"
+    # Width of a linear seam between the halves in pixels (official code: 20); 0 = hard edge (paper).
+    seam_px: int = 0
+    # online (paper): every draw of an image takes a fresh random edit, mask and fractal.
+    # static_append (official recipe): a fixed composed image per (original, prompt), with a fixed
+    #   mask and fractal, appended to the originals: the epoch grows by the number of prompts.
+    # replace_p (DA-Fusion style): each view is the composed image with probability replace_prob,
+    #   else the original.
+    mode: str = "online"
+    replace_prob: float = 0.5
+    # Table 7 arms: originals (I), originals_fractal (I+F), edits (Î), edits_fractal (Î+F),
+    # hybrid (H), hybrid_fractal (H+F, the full method).
+    components: str = "hybrid_fractal"
+    # loss=ce, online and replace_p: also train on the clean original beside the composed view
+    # (two views, CE averaged). The paper trains with JSD, whose CE term is on the clean image.
+    ce_include_original: bool = False
+    # static_append: seed of the fixed masks and fractals; independent of the training seed, as the
+    # official augmented set is generated once and reused by every run.
+    static_seed: int = 0
+    # Rows of the Figure 4 grid logged at the start of training (0: none).
+    figure_images: int = 8
+
+
+class DiffuseMixTrainSet(Dataset):
+    """The training split with each image's stored edits, cropped and flipped together.
+
+    Items are ``(stack, label, index)`` with ``stack`` uint8 ``(1 + num_edits) x C x H x W``: the
+    original, then ``num_edits`` edits of distinct random prompts (fewer prompts than edits: drawn
+    with replacement). With ``static_append`` the set holds ``N`` originals followed by ``N x P``
+    (original, prompt) pairs: ``index`` is then the item's position in that longer set (the device
+    step reads the pair's fixed mask and fractal from it), and an original's edit slot repeats it.
+    """
+
+    def __init__(self, base, store, store_indices: list[int], num_edits: int, static: bool = False) -> None:
+        self.base = base
+        self.store = store
+        self.store_indices = store_indices
+        self.num_edits = num_edits
+        self.static = static
+        self.num_prompts = len(store.prompt_ids) if store is not None else 0
+
+    def __len__(self) -> int:
+        n = len(self.base)
+        return n * (1 + self.num_prompts) if self.static else n
+
+    def _edit(self, i: int, prompt_id: str, like: torch.Tensor) -> torch.Tensor:
+        edit = self.store.read(self.store_indices[i], prompt_id)
+        # Edits are stored aligned with the original; one stored at another size is resized back.
+        if edit.shape[-2:] != like.shape[-2:]:
+            edit = TF.resize(edit, list(like.shape[-2:]), antialias=True)
+        return edit
+
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, int, int]:
+        n = len(self.base)
+        i, prompts = item, []
+        if self.static:
+            if item >= n:
+                i, j = divmod(item - n, self.num_prompts)
+                prompts = [self.store.prompt_ids[j]] if self.num_edits else []
+        elif self.num_edits:
+            p = self.num_prompts
+            picks = (
+                torch.randperm(p)[: self.num_edits]
+                if p >= self.num_edits
+                else torch.randint(p, (self.num_edits,))
+            )
+            prompts = [self.store.prompt_ids[k] for k in picks.tolist()]
+        original = self.base.load_image(i)
+        images = [original] + [self._edit(i, pid, original) for pid in prompts]
+        # Empty edit slots (static originals) repeat the original so every stack has one shape.
+        images += [original] * (1 + self.num_edits - len(images))
+        transform = self.base.transform
+        if transform is not None:
+            # One call with every image: v2 transforms draw their parameters once per call, so the
+            # original and its edits get the same crop and flip and stay aligned.
+            images = transform(*[tv_tensors.Image(im) for im in images])
+            images = images if isinstance(images, tuple) else (images,)
+        stack = torch.stack([im.as_subclass(torch.Tensor) for im in images])
+        return stack, self.base.targets[i], item
+
+
+@register_aug("diffusemix", DiffuseMixConfig)
+class DiffuseMix(Augmentation):
+    """DiffuseMix: A = (1 - λ)(I ⊙ M + Î ⊙ (1 - M)) + λ F (Eq. 3) on whole batches on the device.
+
+    With ``loss=jsd`` (the default through ``loss=auto``; paper: "JS-divergence as in AugMix") each
+    batch becomes [clean original, view 1, view 2], the two views independent draws (different
+    prompts, masks and fractals); with ``loss=ce`` one composed view (``ce_include_original`` adds
+    the original as a second view).
+
+    Composition happens on the training crop, after the original and its edits were cropped and
+    flipped together, so M alone decides where the original sits (the official code composes the
+    whole 512 px image before any training transform, so a crop may miss one half).
+    """
+
+    default_loss = "jsd"
+    supports_jsd = True
+
+    def __init__(
+        self,
+        ctx: AugContext,
+        lam: float = 0.2,
+        masks: str = "paper4",
+        seam_px: int = 0,
+        mode: str = "online",
+        replace_prob: float = 0.5,
+        components: str = "hybrid_fractal",
+        ce_include_original: bool = False,
+        static_seed: int = 0,
+        figure_images: int = 8,
+    ) -> None:
+        super().__init__(ctx)
+        if not 0.0 <= lam <= 1.0:
+            raise ConfigError(
+                f"aug.lam is the fractal blend factor of Eq. 2 and must be in [0, 1], got {lam}"
+            )
+        if mode not in MODES:
+            raise ConfigError(f"aug.mode must be one of {list(MODES)}, got '{mode}'")
+        if components not in COMPONENTS:
+            raise ConfigError(f"aug.components must be one of {list(COMPONENTS)}, got '{components}'")
+        if not 0.0 <= replace_prob <= 1.0:
+            raise ConfigError(f"aug.replace_prob must be in [0, 1], got {replace_prob}")
+        if seam_px < 0:
+            raise ConfigError(f"aug.seam_px must be >= 0 (0 = hard edge), got {seam_px}")
+        if figure_images < 0:
+            raise ConfigError(f"aug.figure_images must be >= 0, got {figure_images}")
+        if mode == "static_append" and ctx.loss == "jsd":
+            raise ConfigError(
+                "aug.mode=static_append trains on a fixed set of composed images (the official recipe) "
+                "and has no second augmented view for the JSD loss: add loss=ce"
+            )
+        self.lam = lam
+        self.mask_set = masks
+        self.kinds = mask_kinds(masks)
+        self.seam_px = seam_px
+        self.mode = mode
+        self.replace_prob = replace_prob
+        self.components = components
+        self.ce_include_original = ce_include_original
+        self.static_seed = static_seed
+        self.figure_images = figure_images
+        self.uses_edits = not components.startswith("originals")
+        self.uses_masks = components.startswith("hybrid")
+        self.uses_fractals = components.endswith("_fractal")
+        self.jsd = ctx.loss == "jsd"
+        self.num_draws = 2 if self.jsd else 1
+        self.num_edits = (1 if mode == "static_append" else self.num_draws) if self.uses_edits else 0
+        # The bank is built (generated or read from its cache) now, so a bad fractals setting fails
+        # before training starts; it moves to the device once, on the first batch.
+        self.bank = FractalBank.from_config(self._config.fractals) if self.uses_fractals else None
+        self._fractals: dict[tuple, torch.Tensor] = {}
+        self._templates: dict[tuple, torch.Tensor] = {}
+        self._generator: torch.Generator | None = None
+        self._plan: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.train_set: DiffuseMixTrainSet | None = None
+        self.store = None
+
+    @property
+    def _config(self):
+        if self.ctx.config is None:
+            raise ConfigError(
+                "aug=diffusemix needs the run config (AugContext.config) for its store and fractals"
+            )
+        return self.ctx.config
+
+    # -- data ------------------------------------------------------------------------------
+    def edit_store(self):
+        """The edit store of this run's dataset (train split), per ``cfg.generator``."""
+        if self.store is None:
+            from ..generation.store import EditStore
+
+            self.store = EditStore.from_config(self._config, self.ctx.dataset_name, split="train")
+        return self.store
+
+    def check_edits(self, store, indices: list[int]) -> None:
+        """Raise with the count and the generate command when any needed edit is missing."""
+        missing = store.missing(indices)
+        if missing:
+            from ..generation.store import MissingEditError, generate_command
+
+            index, prompt_id = missing[0]
+            raise MissingEditError(
+                f"aug=diffusemix: {len(missing)} of {len(indices) * len(store.prompt_ids)} edits of "
+                f"{self.ctx.dataset_name}/train are not in the edit store {store.folder} (first: index "
+                f"{index}, prompt '{prompt_id}'). Generate them first:\n  "
+                f"{generate_command(self._config, self.ctx.dataset_name)}"
+            )
+
+    def train_dataset(self, dataset: Dataset) -> Dataset:
+        from ..generation.store import split_indices
+
+        # Lightning asks for the training loader more than once (steps per epoch, then fit):
+        # the store is checked once per split.
+        if self.train_set is not None and self.train_set.base is dataset:
+            return self.train_set
+        store_indices = split_indices(dataset)
+        static = self.mode == "static_append"
+        # static_append needs the prompt list (the number of appended copies) even for arms
+        # without edits; only arms with edits need the edits themselves.
+        store = self.edit_store() if self.uses_edits or static else None
+        if self.uses_edits:
+            self.check_edits(store, store_indices)
+        self.train_set = DiffuseMixTrainSet(dataset, store, store_indices, self.num_edits, static=static)
+        n = len(dataset)
+        if static:
+            prompts = len(store.prompt_ids)
+            log.info(
+                "DiffuseMix static_append: %d originals + %d composed (%d prompts) = %d training items per "
+                "epoch (the official recipe grows the epoch %dx)",
+                n,
+                n * prompts,
+                prompts,
+                len(self.train_set),
+                1 + prompts,
+            )
+            self._plan = self._static_plan(n * prompts)
+        else:
+            log.info("DiffuseMix %s (%s): %d training images per epoch", self.mode, self.components, n)
+        return self.train_set
+
+    def _static_plan(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fixed mask kind and fractal of every appended (original, prompt) item."""
+        g = torch.Generator().manual_seed(self.static_seed)
+        masks = torch.randint(len(self.kinds), (size,), generator=g)
+        fractals = torch.randint(len(self.bank) if self.bank is not None else 1, (size,), generator=g)
+        return masks.to(torch.uint8), fractals.to(torch.int32)
+
+    # -- device step -------------------------------------------------------------------------
+    def _gen(self, device: torch.device) -> torch.Generator:
+        if self._generator is None or self._generator.device != device:
+            rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+            # One stream per process (DDP ranks must not draw the same masks and fractals).
+            self._generator = torch.Generator(device=device).manual_seed(self.ctx.seed * 1000 + rank + 1)
+        return self._generator
+
+    def _mask_templates(self, height: int, width: int, device: torch.device) -> torch.Tensor:
+        key = (height, width, device)
+        if key not in self._templates:
+            self._templates = {
+                key: half_mask_templates(self.kinds, height, width, self.seam_px, device=device)
+            }
+        return self._templates[key]
+
+    def _fractal_bank(self, height: int, width: int, device: torch.device) -> torch.Tensor:
+        """The bank on ``device`` at ``height x width`` (uint8), moved and resized once."""
+        key = (height, width, device)
+        if key not in self._fractals:
+            bank = self.bank.as_tensor()
+            # Resized in chunks so the float copy of a large bank never sits in memory at once.
+            resized = [
+                resize_fractals(bank[i : i + 256].to(device), height, width)
+                .mul_(255)
+                .round_()
+                .to(torch.uint8)
+                for i in range(0, len(bank), 256)
+            ]
+            self._fractals = {key: torch.cat(resized)}
+        return self._fractals[key]
+
+    def compose(
+        self,
+        originals: torch.Tensor,
+        edits: torch.Tensor,
+        mask_ids: torch.Tensor | None = None,
+        fractal_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """One composed view per sample (float [0, 1], N x C x H x W) for this run's component;
+        masks and fractals drawn at random unless their ids are given."""
+        n, _, h, w = originals.shape
+        device = originals.device
+        masks = fractals = None
+        if self.uses_masks:
+            if mask_ids is None:
+                mask_ids = torch.randint(len(self.kinds), (n,), generator=self._gen(device), device=device)
+            masks = self._mask_templates(h, w, device)[mask_ids.long()]
+        if self.uses_fractals:
+            if fractal_ids is None:
+                fractal_ids = torch.randint(len(self.bank), (n,), generator=self._gen(device), device=device)
+            fractals = self._fractal_bank(h, w, device)[fractal_ids.long()].float().div_(255.0)
+        return compose_component(self.components, originals, edits, masks, fractals, self.lam)
+
+    def apply(
+        self, images: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor, model: nn.Module
+    ) -> AugBatch:
+        if images.ndim != 5:
+            raise ValueError(
+                f"aug=diffusemix expects batches of image stacks (N x (1 + edits) x C x H x W) from its "
+                f"training set wrapper, got shape {tuple(images.shape)}"
+            )
+        originals = images[:, 0]
+        if self.mode == "static_append":
+            return AugBatch(self._static_views(images, indices), targets, 1)
+        views = []
+        for draw in range(self.num_draws):
+            edits = images[:, 1 + draw] if self.uses_edits else originals
+            view = self.compose(originals, edits)
+            if self.mode == "replace_p":
+                coin = torch.rand(len(view), generator=self._gen(view.device), device=view.device)
+                view = torch.where((coin < self.replace_prob)[:, None, None, None], view, originals)
+            views.append(view)
+        if self.jsd:
+            # AugMix JSD: [clean, view 1, view 2], view-major.
+            return AugBatch(torch.cat([originals] + views), targets, 3)
+        if self.ce_include_original:
+            return AugBatch(torch.cat([originals, views[0]]), targets, 2)
+        return AugBatch(views[0], targets, 1)
+
+    def _static_views(self, images: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """Originals pass through; each appended item gets its fixed mask and fractal."""
+        originals = images[:, 0]
+        n = len(self.train_set.base)
+        appended = (indices >= n).to(originals.device)
+        slot = (indices.to(originals.device) - n).clamp_(min=0)
+        if self._plan[0].device != originals.device:
+            # Moved once: the plan has one entry per appended item (N x prompts).
+            self._plan = tuple(p.to(originals.device) for p in self._plan)
+        plan_masks, plan_fractals = self._plan
+        edits = images[:, 1] if self.uses_edits else originals
+        composed = self.compose(originals, edits, plan_masks[slot], plan_fractals[slot])
+        return torch.where(appended[:, None, None, None], composed, originals)
+
+    # -- figure ------------------------------------------------------------------------------
+    def callbacks(self) -> list:
+        # The figure shows edits: arms without them (originals, originals_fractal) have none to show.
+        return [DiffuseMixFigureCallback(self)] if self.figure_images > 0 and self.uses_edits else []
+
+
+class DiffuseMixFigureCallback(Callback):
+    """At the start of training: the Figure 4 grid of this run's settings (PNG in the run folder,
+    and an image in wandb or tensorboard) and the number of training items per epoch."""
+
+    def __init__(self, aug: DiffuseMix) -> None:
+        self.aug = aug
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero:
+            return
+        from .figure4 import figure4_image
+
+        items = len(self.aug.train_set) if self.aug.train_set is not None else None
+        for logger in trainer.loggers:
+            if items is not None:
+                logger.log_metrics({"diffusemix/train_items": items}, step=0)
+        base = self.aug.train_set.base if self.aug.train_set is not None else trainer.datamodule.train_set
+        image = figure4_image(self.aug, base, self.aug.figure_images, seed=self.aug.ctx.seed)
+        config = self.aug.ctx.config
+        run_dir = Path(str(config.paths.output_dir)) if config is not None else Path(trainer.default_root_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        image.save(run_dir / "figure4.png")
+        for logger in trainer.loggers:
+            _log_image(logger, "diffusemix/figure4", image)
+
+
+def _log_image(logger, key: str, image) -> None:
+    """Log a PIL image to wandb or tensorboard (the CSV logger has the PNG in the run folder)."""
+    import numpy as np
+
+    name = type(logger).__name__
+    if name == "WandbLogger":
+        logger.log_image(key=key, images=[image])
+    elif name == "TensorBoardLogger":
+        logger.experiment.add_image(key, np.asarray(image), 0, dataformats="HWC")

@@ -1,0 +1,152 @@
+"""Figure 4 of the paper: one row per image with its input I, edit Î, mask M, hybrid H, fractal F and
+final image A, drawn with the run's DiffuseMix settings."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+from PIL import Image, ImageDraw, ImageFont
+from torchvision import tv_tensors
+from torchvision.utils import make_grid
+
+from ..errors import ConfigError
+from .compose import compose_component, hybrid, resize_fractals
+from .masks import half_mask_templates
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("input I", "edit I^", "mask M", "hybrid H", "fractal F", "final A")
+HEADER_PX = 24
+PADDING_PX = 2
+# Small images (CIFAR's 32 px) are enlarged by an integer factor to at least this size.
+MIN_CELL_PX = 128
+
+
+def figure4_stages(aug, dataset, n: int, seed: int = 0) -> list[torch.Tensor]:
+    """The six columns for ``n`` images of ``dataset`` (seeded choice of images, prompts, masks and
+    fractals), each float N x 3 x H x W in [0, 1] at the training size (resize, centre crop)."""
+    from ..data.transforms import eval_transform
+    from ..generation.store import split_indices
+
+    if not aug.uses_edits:
+        raise ConfigError(f"Figure 4 shows edits; aug.components={aug.components} uses none")
+    store = aug.edit_store()
+    g = torch.Generator().manual_seed(seed)
+    n = min(n, len(dataset))
+    rows = torch.randperm(len(dataset), generator=g)[:n].tolist()
+    store_indices = split_indices(dataset)
+    aug.check_edits(store, [store_indices[i] for i in rows])
+    prompt_ids = [
+        store.prompt_ids[k] for k in torch.randint(len(store.prompt_ids), (n,), generator=g).tolist()
+    ]
+
+    config = aug.ctx.config
+    size = aug.ctx.image_size
+    geometry = eval_transform(size, int(config.dataset.resize) if config is not None else size)
+    originals, edits = [], []
+    for i, pid in zip(rows, prompt_ids):
+        original = dataset.load_image(i)
+        edit = store.read(store_indices[i], pid)
+        if edit.shape[-2:] != original.shape[-2:]:
+            edit = F.interpolate(
+                edit[None].float(), size=original.shape[-2:], mode="bilinear", antialias=True
+            )
+            edit = edit[0].round().clamp(0, 255).to(torch.uint8)
+        a, b = geometry(tv_tensors.Image(original), tv_tensors.Image(edit))
+        originals.append(a.as_subclass(torch.Tensor))
+        edits.append(b.as_subclass(torch.Tensor))
+    originals = torch.stack(originals).float() / 255.0
+    edits = torch.stack(edits).float() / 255.0
+    _, _, h, w = originals.shape
+
+    mask_ids = torch.randint(len(aug.kinds), (n,), generator=g)
+    masks = half_mask_templates(aug.kinds, h, w, aug.seam_px)[mask_ids]
+    if aug.bank is not None:
+        fractals = resize_fractals(aug.bank.sample(n, generator=g), h, w)
+    else:
+        fractals = torch.zeros_like(originals)
+    hybrids = hybrid(originals, edits, masks)
+    finals = compose_component(aug.components, originals, edits, masks, fractals, aug.lam)
+    return [originals, edits, masks.expand(-1, 3, -1, -1), hybrids, fractals, finals]
+
+
+def figure4_grid(columns: list[torch.Tensor], titles: tuple[str, ...] = COLUMNS) -> Image.Image:
+    """A PIL grid with one column per tensor (each N x 3 x H x W in [0, 1]) and a title row.
+    Size: width ``k (W' + 2) + 2``, height ``24 + N (H' + 2) + 2`` with ``W', H'`` the cell size."""
+    n, _, h, w = columns[0].shape
+    scale = max(1, math.ceil(MIN_CELL_PX / max(h, w)))
+    cells = torch.stack(columns, dim=1).flatten(0, 1)  # row-major: image 0's six stages first
+    if scale > 1:
+        cells = F.interpolate(cells, scale_factor=scale, mode="nearest")
+    grid = make_grid(cells, nrow=len(columns), padding=PADDING_PX, pad_value=1.0)
+    body = Image.fromarray(grid.mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy())
+    out = Image.new("RGB", (body.width, body.height + HEADER_PX), "white")
+    out.paste(body, (0, HEADER_PX))
+    draw = ImageDraw.Draw(out)
+    try:
+        font = ImageFont.load_default(size=14)
+    except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
+        font = ImageFont.load_default()
+    cell_w = w * scale + PADDING_PX
+    for k, title in enumerate(titles):
+        centre = PADDING_PX + k * cell_w + (cell_w - PADDING_PX) / 2
+        draw.text((centre, HEADER_PX / 2), title, fill="black", font=font, anchor="mm")
+    return out
+
+
+def figure4_image(aug, dataset, n: int, seed: int = 0) -> Image.Image:
+    """The grid for ``aug``'s settings; the last column is what this run trains on."""
+    titles = list(COLUMNS)
+    if not aug.uses_masks:
+        titles[2] += " (unused)"
+    if aug.bank is None:
+        titles[4] += " (unused)"
+    return figure4_grid(figure4_stages(aug, dataset, n, seed), tuple(titles))
+
+
+def write_figure4(cfg: DictConfig) -> Path:
+    """Write ``figure4.png`` (``aug.figure_images`` rows) into the run folder; return its path."""
+    from ..config import validate_config
+    from ..data.splits import build_splits
+    from .base import AugContext
+    from .registry import create_aug
+
+    validate_config(cfg)
+    if cfg.aug.name != "diffusemix":
+        raise ConfigError(f"figure4.py draws DiffuseMix's stages; got aug={cfg.aug.name}")
+    if cfg.aug.figure_images < 1:
+        raise ConfigError("figure4.py needs aug.figure_images >= 1 (the number of rows)")
+    train = build_splits(cfg.dataset, cfg.paths.data_dir).train
+    ctx = AugContext(
+        num_classes=train.num_classes,
+        dataset_name=cfg.dataset.name,
+        image_size=cfg.dataset.image_size,
+        seed=cfg.seed,
+        loss="ce",
+        config=cfg,
+    )
+    aug = create_aug(cfg.aug, ctx)
+    image = figure4_image(aug, train, cfg.aug.figure_images, seed=cfg.seed)
+    out = Path(str(cfg.paths.output_dir)).expanduser() / "figure4.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    image.save(out)
+    log.info("Figure 4 (%d images of %s) written to %s", cfg.aug.figure_images, cfg.dataset.name, out)
+    return out
+
+
+def run_figure4(cfg: DictConfig) -> None:
+    """figure4.py's entry: user errors end with a message, not a traceback."""
+    from ..cli import USER_ERRORS
+
+    try:
+        print(write_figure4(cfg))
+    except USER_ERRORS as exc:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        raise SystemExit(f"error: {exc}") from None

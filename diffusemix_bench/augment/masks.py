@@ -1,0 +1,103 @@
+"""DiffuseMix half masks (Eq. 1): which half of each image keeps the original, built in batches on the device."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from ..errors import ConfigError
+
+#: A mask kind names the half that keeps the original (mask value 1); the other half shows the edit.
+MASK_KINDS = ("left", "right", "top", "bottom")
+
+#: Mask sets selectable with ``aug.masks``.
+#: - paper4: horizontal and vertical halves, each flipped (paper Sec. 4, Table 9 row 3);
+#: - official2: the official code's two (khawar-islam/diffuseMix: augment/utils.py), original always
+#:   on the left or on top;
+#: - hv: vertical and horizontal without flipping (Table 9 row 2): the same pair as official2;
+#: - vertical: one kind, split by a vertical line with the original on the left (Table 9 row 1).
+MASK_SETS: dict[str, tuple[str, ...]] = {
+    "paper4": ("left", "right", "top", "bottom"),
+    "official2": ("left", "top"),
+    "hv": ("left", "top"),
+    "vertical": ("left",),
+}
+
+
+def mask_kinds(mask_set: str) -> tuple[str, ...]:
+    """The kinds in ``mask_set`` (a key of :data:`MASK_SETS`)."""
+    if mask_set not in MASK_SETS:
+        raise ConfigError(f"aug.masks must be one of {sorted(MASK_SETS)}, got '{mask_set}'")
+    return MASK_SETS[mask_set]
+
+
+def _first_half_profile(length: int, seam_px: float, device, dtype) -> torch.Tensor:
+    """1 on the first half of ``length`` pixels, 0 on the second; a linear ramp ``seam_px`` wide
+    centred on the midline when ``seam_px > 0`` (the official code's 20 px seam; a seam wider than
+    the image spans it). The profile is point-symmetric about the midline, so it always sums to
+    exactly ``length / 2``."""
+    # Signed distance of each pixel centre from the midline.
+    d = torch.arange(length, device=device, dtype=dtype) + 0.5 - length / 2
+    if seam_px > 0:
+        return (0.5 - d / min(seam_px, length)).clamp_(0.0, 1.0)
+    # Hard edge; the centre pixel of an odd length is shared half and half.
+    return 0.5 - 0.5 * torch.sign(d)
+
+
+def half_mask_templates(
+    kinds: Sequence[str],
+    height: int,
+    width: int,
+    seam_px: float = 0.0,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """One float mask per kind, ``len(kinds) x 1 x height x width``; 1 keeps the original."""
+    if seam_px < 0:
+        raise ConfigError(f"aug.seam_px must be >= 0 (0 = hard edge), got {seam_px}")
+    cols = _first_half_profile(width, seam_px, device, dtype)
+    rows = _first_half_profile(height, seam_px, device, dtype)
+    shapes = {
+        "left": cols.expand(height, width),
+        "right": (1 - cols).expand(height, width),
+        "top": rows[:, None].expand(height, width),
+        "bottom": (1 - rows)[:, None].expand(height, width),
+    }
+    unknown = [k for k in kinds if k not in shapes]
+    if unknown:
+        raise ConfigError(f"unknown mask kind(s) {unknown}; valid kinds: {list(MASK_KINDS)}")
+    return torch.stack([shapes[k] for k in kinds])[:, None].contiguous()
+
+
+def sample_mask_ids(n: int, num_kinds: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``n`` mask kinds drawn uniformly (on the generator's device)."""
+    device = generator.device if generator is not None else None
+    return torch.randint(num_kinds, (n,), generator=generator, device=device)
+
+
+def half_masks(
+    ids: torch.Tensor,
+    height: int,
+    width: int,
+    mask_set: str = "paper4",
+    seam_px: float = 0.0,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """The masks of kinds ``ids`` (indices into ``MASK_SETS[mask_set]``): ``N x 1 x H x W``."""
+    templates = half_mask_templates(mask_kinds(mask_set), height, width, seam_px, device=device)
+    return templates[ids.to(templates.device)]
+
+
+def sample_half_masks(
+    n: int,
+    height: int,
+    width: int,
+    mask_set: str = "paper4",
+    seam_px: float = 0.0,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One random mask per sample (paper: "randomly selected mask M_u"): ``(N x 1 x H x W, ids)``."""
+    ids = sample_mask_ids(n, len(mask_kinds(mask_set)), generator)
+    return half_masks(ids, height, width, mask_set, seam_px, device), ids

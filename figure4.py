@@ -1,0 +1,18 @@
+"""Draw Figure 4 (I, edit, mask, hybrid, fractal, final): python figure4.py dataset=<name> [aug.figure_images=N]."""
+
+import hydra
+from omegaconf import DictConfig
+
+from diffusemix_bench.augment.figure4 import run_figure4
+from diffusemix_bench.config import register_configs
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="figure4")
+def main(cfg: DictConfig) -> None:
+    run_figure4(cfg)
+
+
+if __name__ == "__main__":
+    main()

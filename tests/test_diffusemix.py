@@ -1,0 +1,469 @@
+"""DiffuseMix: half masks, Eq. 1-3 composition, training modes, Table 7 arms, JSD views, store checks, Figure 4."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import open_dict
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from diffusemix_bench.augment import AugContext, create_aug
+from diffusemix_bench.augment.compose import (
+    COMPONENTS,
+    blend_fractal,
+    compose_component,
+    diffusemix,
+    hybrid,
+    resize_fractals,
+)
+from diffusemix_bench.augment.diffusemix import DiffuseMix, DiffuseMixConfig
+from diffusemix_bench.augment.figure4 import COLUMNS, HEADER_PX, PADDING_PX, write_figure4
+from diffusemix_bench.augment.masks import MASK_SETS, half_mask_templates, mask_kinds, sample_half_masks
+from diffusemix_bench.data.splits import build_splits
+from diffusemix_bench.data.transforms import train_transform
+from diffusemix_bench.errors import ConfigError
+from diffusemix_bench.generation.store import EditStore, MissingEditError, split_indices
+from diffusemix_bench.training.run import train
+from tests.conftest import compose_config
+
+PROMPTS = 3
+BASE = [
+    "aug=diffusemix",
+    "dataset=cifar100",
+    "fractals.count=6",
+    "fractals.size=32",
+    "fractals.points=20000",
+    "generator.prompts=[autumn,snowy,sunset]",
+    "aug.figure_images=2",
+]
+
+
+def synthetic_edit(image: torch.Tensor, k: int) -> torch.Tensor:
+    """Prompt k's stand-in edit: the image darkened by k + 2. Pixel-wise with 0 -> 0, so it commutes
+    with crops, flips and zero padding: a stack transformed jointly keeps edit == original // (k + 2)."""
+    return image // (k + 2)
+
+
+def fill_store(cfg, keep=lambda i, k: True) -> EditStore:
+    train_set = build_splits(cfg.dataset, cfg.paths.data_dir).train
+    store = EditStore.from_config(cfg, cfg.dataset.name, "train")
+    for i, si in enumerate(split_indices(train_set)):
+        image = train_set.load_image(i)
+        for k, pid in enumerate(store.prompt_ids):
+            if keep(i, k):
+                store.write(si, pid, synthetic_edit(image, k))
+    store.close()
+    return store
+
+
+@pytest.fixture
+def dm(make_cfg, tmp_path):
+    """``dm(overrides, loss=...)`` -> (cfg, aug, training split); the edit store is filled."""
+
+    def make(overrides=(), loss="jsd", fill=True):
+        cfg = make_cfg(BASE + [f"paths.cache_dir={tmp_path / 'cache'}"] + list(overrides))
+        if fill:
+            fill_store(cfg)
+        train_set = build_splits(cfg.dataset, cfg.paths.data_dir).train
+        train_set.transform = train_transform("pad_crop", 32, 32, padding=4, hflip=True)
+        ctx = AugContext(
+            num_classes=100, dataset_name="cifar100", image_size=32, seed=0, loss=loss, config=cfg
+        )
+        return cfg, create_aug(cfg.aug, ctx), train_set
+
+    return make
+
+
+def first_batch(dataset, n: int = 9) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    images, labels, indices = next(iter(DataLoader(dataset, batch_size=n, shuffle=False)))
+    return images.float() / 255.0, labels, indices
+
+
+def soft(labels: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.one_hot(labels, 100).float()
+
+
+def explain(view: torch.Tensor, original: torch.Tensor, edit: torch.Tensor, aug: DiffuseMix) -> set:
+    """The (mask kind, fractal) pairs under which ``view`` is Eq. 3 of this original and edit."""
+    _, h, w = view.shape
+    masks = half_mask_templates(aug.kinds, h, w, aug.seam_px)
+    fractals = aug._fractal_bank(h, w, view.device).float() / 255.0
+    found = set()
+    for k, mask in enumerate(masks):
+        for f, fractal in enumerate(fractals):
+            expected = (1 - aug.lam) * (original * mask + edit * (1 - mask)) + aug.lam * fractal
+            if torch.allclose(view, expected, atol=1e-5):
+                found.add((k, f))
+    return found
+
+
+# -- masks ------------------------------------------------------------------------------------
+
+
+def test_mask_sets():
+    assert set(MASK_SETS["paper4"]) == {"left", "right", "top", "bottom"}
+    # The official code keeps the original on the left or on top; Table 9 row 2 is the same pair.
+    assert set(MASK_SETS["official2"]) == set(MASK_SETS["hv"]) == {"left", "top"}
+    assert MASK_SETS["vertical"] == ("left",)
+    with pytest.raises(ConfigError, match="aug.masks"):
+        mask_kinds("five")
+    with pytest.raises(ConfigError, match="seam_px"):
+        half_mask_templates(["left"], 8, 8, seam_px=-1)
+
+
+@pytest.mark.parametrize("seam", [0, 3, 20])
+@pytest.mark.parametrize("hw", [(8, 8), (7, 9), (32, 48)])
+def test_masks_cover_exactly_half(hw, seam):
+    h, w = hw
+    masks = half_mask_templates(["left", "right", "top", "bottom"], h, w, seam)
+    assert masks.shape == (4, 1, h, w) and masks.dtype == torch.float32
+    left, right, top, bottom = masks[:, 0]
+    for m in (left, right, top, bottom):
+        assert abs(m.mean().item() - 0.5) < 1e-6
+        assert m.min() >= 0 and m.max() <= 1
+    assert torch.allclose(left + right, torch.ones(h, w)) and torch.allclose(top + bottom, torch.ones(h, w))
+    # 1 = original: "left" keeps the original on the left, "top" on top; constant along the seam.
+    assert (left == left[:1]).all() and (top == top[:, :1]).all()
+    assert (left[0, 1:] <= left[0, :-1]).all() and (top[1:, 0] <= top[:-1, 0]).all()
+    if seam < min(h, w):
+        assert left[:, 0].eq(1).all() and left[:, -1].eq(0).all()
+        assert top[0].eq(1).all() and top[-1].eq(0).all()
+    else:  # a seam wider than the image spans it
+        assert 0.5 < left[0, 0] < 1 and 0 < left[0, -1] < 0.5
+    if seam == 0 and h % 2 == 0 and w % 2 == 0:
+        assert set(masks.unique().tolist()) == {0.0, 1.0}
+
+
+def test_seam_is_a_linear_monotone_ramp():
+    profile = half_mask_templates(["left"], 4, 40, seam_px=10)[0, 0, 0]
+    assert (profile[1:] <= profile[:-1]).all()
+    ramp = profile[(profile > 0) & (profile < 1)]
+    assert len(ramp) == 10
+    assert torch.allclose(ramp[:-1] - ramp[1:], torch.full((9,), 0.1), atol=1e-6)
+    # Centred on the midline: the ramp spans columns 15..24 of 40.
+    assert profile[14] == 1 and profile[25] == 0
+    hard = half_mask_templates(["left"], 4, 41, seam_px=0)[0, 0, 0]
+    assert hard.tolist() == [1.0] * 20 + [0.5] + [0.0] * 20
+
+
+def test_sampled_masks_are_per_sample_and_seeded():
+    masks, ids = sample_half_masks(64, 6, 10, "paper4", generator=torch.Generator().manual_seed(0))
+    assert masks.shape == (64, 1, 6, 10) and set(ids.tolist()) == {0, 1, 2, 3}
+    templates = half_mask_templates(MASK_SETS["paper4"], 6, 10)
+    assert all(torch.equal(masks[i], templates[ids[i]]) for i in range(64))
+    _, again = sample_half_masks(64, 6, 10, "paper4", generator=torch.Generator().manual_seed(0))
+    assert torch.equal(ids, again)
+    _, one = sample_half_masks(16, 6, 10, "vertical", generator=torch.Generator().manual_seed(0))
+    assert one.eq(0).all()
+
+
+# -- composition ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seam", [0, 4])
+@pytest.mark.parametrize("kind", ["left", "right", "top", "bottom"])
+def test_composition_is_eq3_pixel_by_pixel(kind, seam):
+    g = torch.Generator().manual_seed(1)
+    n, c, h, w, lam = 2, 3, 6, 8, 0.2
+    original, edit, fractal = (torch.rand(n, c, h, w, generator=g) for _ in range(3))
+    masks = half_mask_templates([kind], h, w, seam).expand(n, -1, -1, -1)
+    out = diffusemix(original, edit, masks, fractal, lam)
+    hyb = hybrid(original, edit, masks)
+    for i in range(n):
+        for ch in range(c):
+            for y in range(h):
+                for x in range(w):
+                    m = masks[i, 0, y, x].item()
+                    i_, e_, f_ = (
+                        original[i, ch, y, x].item(),
+                        edit[i, ch, y, x].item(),
+                        fractal[i, ch, y, x].item(),
+                    )
+                    h_ = i_ * m + e_ * (1 - m)  # Eq. 1 (M on the original, as in Eq. 3)
+                    assert abs(hyb[i, ch, y, x].item() - h_) < 1e-6
+                    assert abs(out[i, ch, y, x].item() - ((1 - lam) * h_ + lam * f_)) < 1e-6  # Eq. 3
+    assert torch.allclose(compose_component("hybrid_fractal", original, edit, masks, fractal, lam), out)
+    assert torch.allclose(blend_fractal(hyb, fractal, lam), out)  # Eq. 2
+
+
+def test_table7_components_compose_the_right_parts():
+    g = torch.Generator().manual_seed(2)
+    original, edit, fractal = (torch.rand(2, 3, 4, 6, generator=g) for _ in range(3))
+    masks = half_mask_templates(["top", "right"], 4, 6)
+    hyb = original * masks + edit * (1 - masks)
+    expected = {
+        "originals": original,
+        "originals_fractal": 0.7 * original + 0.3 * fractal,
+        "edits": edit,
+        "edits_fractal": 0.7 * edit + 0.3 * fractal,
+        "hybrid": hyb,
+        "hybrid_fractal": 0.7 * hyb + 0.3 * fractal,
+    }
+    assert set(expected) == set(COMPONENTS)
+    for component, target in expected.items():
+        out = compose_component(component, original, edit, masks, fractal, 0.3)
+        assert torch.allclose(out, target, atol=1e-6), component
+    assert compose_component("originals", original, edit, None, None, 0.3) is original
+    with pytest.raises(ConfigError, match="aug.components"):
+        compose_component("everything", original, edit, masks, fractal, 0.3)
+
+
+def test_fractals_are_resized_to_the_batch():
+    bank = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
+    out = resize_fractals(bank, 8, 12)
+    assert out.shape == (2, 3, 8, 12) and out.dtype == torch.float32 and out.min() >= 0 and out.max() <= 1
+    assert torch.equal(resize_fractals(bank, 16, 16), bank.float() / 255)
+
+
+# -- the training set ---------------------------------------------------------------------------
+
+
+def test_original_and_edits_share_one_crop_and_flip(dm):
+    _, aug, train_set = dm()
+    assert aug.sample_transform() is None  # no per-image policy that could act on one image only
+    wrapped = aug.train_dataset(train_set)
+    assert len(wrapped) == len(train_set)
+    crops = set()
+    for _ in range(20):
+        stack, label, index = wrapped[4]
+        assert stack.shape == (3, 3, 32, 32) and stack.dtype == torch.uint8
+        assert label == train_set.targets[4] and index == 4
+        original = stack[0]
+        used = []
+        for edit in stack[1:]:
+            matches = [k for k in range(PROMPTS) if torch.equal(edit, synthetic_edit(original, k))]
+            assert len(matches) == 1, "an edit is not aligned with its original"
+            used.append(matches[0])
+        assert used[0] != used[1], "the two JSD views must come from different prompts"
+        crops.add(original.numpy().tobytes())
+    assert len(crops) > 3, "the random crop and flip never varied"
+
+
+def test_missing_edits_name_the_generate_command(dm):
+    cfg, aug, train_set = dm(fill=False)
+    with pytest.raises(MissingEditError, match=r"27 of 27 edits[\s\S]*python generate.py dataset=cifar100"):
+        aug.train_dataset(train_set)
+    fill_store(cfg, keep=lambda i, k: (i, k) != (3, 1))
+    with pytest.raises(MissingEditError, match=r"1 of 27 edits.*first: index \d+, prompt 'snowy'"):
+        aug.train_dataset(train_set)
+
+
+def test_arms_without_edits_need_no_store(dm):
+    _, aug, train_set = dm(["aug.components=originals_fractal"], loss="ce", fill=False)
+    images, labels, indices = first_batch(aug.train_dataset(train_set))
+    assert images.shape[1] == 1  # the original alone
+    out = aug.apply(images, soft(labels), indices, None)
+    assert out.inputs.shape == (9, 3, 32, 32) and not torch.equal(out.inputs, images[:, 0])
+    assert aug.callbacks() == []
+
+
+# -- views and modes ----------------------------------------------------------------------------
+
+
+def test_jsd_views_are_clean_then_two_independent_draws(dm):
+    _, aug, train_set = dm()
+    images, labels, indices = first_batch(aug.train_dataset(train_set))
+    out = aug.apply(images, soft(labels), indices, None)
+    assert out.num_views == 3 and out.inputs.shape == (27, 3, 32, 32) and out.targets.shape == (9, 100)
+    clean, view1, view2 = out.inputs.chunk(3)
+    assert torch.equal(clean, images[:, 0])
+    assert not torch.allclose(view1, view2)
+    draws = set()
+    for i in range(9):
+        for v, view in ((1, view1), (2, view2)):
+            found = explain(view[i], images[i, 0], images[i, v], aug)
+            assert found, f"view {v} of sample {i} is not Eq. 3 of its original and edit"
+            draws |= found
+    assert len(draws) > 3, "masks and fractals are not drawn per sample"
+
+
+def test_ce_trains_on_the_composed_view(dm):
+    _, aug, train_set = dm(loss="ce")
+    images, labels, indices = first_batch(aug.train_dataset(train_set))
+    assert images.shape[1] == 2  # the original and one edit
+    out = aug.apply(images, soft(labels), indices, None)
+    assert out.num_views == 1 and out.inputs.shape == (9, 3, 32, 32)
+    assert all(explain(out.inputs[i], images[i, 0], images[i, 1], aug) for i in range(9))
+    _, both, _ = dm(["aug.ce_include_original=true"], loss="ce")
+    both.train_dataset(train_set)
+    out = both.apply(images, soft(labels), indices, None)
+    assert out.num_views == 2 and torch.equal(out.inputs[:9], images[:, 0])
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_each_table7_arm_trains_on_its_parts(dm, component):
+    _, aug, train_set = dm([f"aug.components={component}"], loss="ce")
+    images, labels, indices = first_batch(aug.train_dataset(train_set))
+    view = aug.apply(images, soft(labels), indices, None).inputs
+    originals = images[:, 0]
+    edits = images[:, 1] if images.shape[1] > 1 else originals
+    base = {"originals": originals, "edits": edits}.get(component.removesuffix("_fractal"))
+    if component == "originals":
+        assert torch.equal(view, originals)
+    elif component == "edits":
+        assert torch.equal(view, edits)
+    elif component.startswith("hybrid"):
+        templates = half_mask_templates(aug.kinds, 32, 32)
+        lam = aug.lam if component.endswith("_fractal") else 0.0
+        bank = aug._fractal_bank(32, 32, view.device).float() / 255 if lam else torch.zeros(1, 3, 32, 32)
+        for i in range(9):
+            hybrids = originals[i] * templates + edits[i] * (1 - templates)
+            candidates = ((1 - lam) * hybrids[:, None] + lam * bank[None]).flatten(0, 1)
+            assert (candidates - view[i]).abs().amax(dim=(1, 2, 3)).min() < 1e-5
+    else:  # originals_fractal, edits_fractal: (1 - λ) X + λ F for a bank fractal F
+        bank = aug._fractal_bank(32, 32, view.device).float() / 255
+        for i in range(9):
+            candidates = (1 - aug.lam) * base[i] + aug.lam * bank
+            assert (candidates - view[i]).abs().amax(dim=(1, 2, 3)).min() < 1e-5
+
+
+def test_replace_p_swaps_in_the_composed_image_with_probability_p(dm):
+    for p, expect in ((0.0, "none"), (1.0, "all"), (0.5, "some")):
+        _, aug, train_set = dm(["aug.mode=replace_p", f"aug.replace_prob={p}"], loss="ce")
+        images, labels, indices = first_batch(aug.train_dataset(train_set))
+        images, labels, indices = images.repeat(8, 1, 1, 1, 1), labels.repeat(8), indices.repeat(8)
+        view = aug.apply(images, soft(labels), indices, None).inputs
+        same = (view == images[:, 0]).flatten(1).all(1)
+        assert {"none": same.all(), "all": not same.any(), "some": 0 < same.sum() < len(same)}[expect], p
+    _, aug, train_set = dm(["aug.mode=replace_p"], loss="jsd")
+    images, labels, indices = first_batch(aug.train_dataset(train_set))
+    out = aug.apply(images, soft(labels), indices, None)
+    assert out.num_views == 3 and torch.equal(out.inputs[:9], images[:, 0])
+
+
+def test_static_append_grows_the_set_by_the_prompts(dm):
+    _, aug, train_set = dm(["aug.mode=static_append"], loss="ce")
+    wrapped = aug.train_dataset(train_set)
+    n = len(train_set)
+    assert len(wrapped) == n * (1 + PROMPTS)
+    stack, label, index = wrapped[2]
+    assert torch.equal(stack[0], stack[1]) and index == 2
+    for i, j in ((0, 0), (5, 2), (n - 1, 1)):
+        stack, label, index = wrapped[n + i * PROMPTS + j]
+        assert label == train_set.targets[i] and index == n + i * PROMPTS + j
+        assert torch.equal(stack[1], synthetic_edit(stack[0], j)), (
+            "the appended item pairs image i with prompt j"
+        )
+    images, labels, indices = next(iter(DataLoader(wrapped, batch_size=len(wrapped), shuffle=False)))
+    images = images.float() / 255
+    first = aug.apply(images, soft(labels), indices, None).inputs
+    assert torch.equal(first[:n], images[:n, 0]), "originals are trained on as they are"
+    assert not (first[n:] == images[n:, 0]).flatten(1).all(1).any()
+    assert torch.equal(aug.apply(images, soft(labels), indices, None).inputs, first), "a fixed set"
+    # The set is fixed by aug.static_seed, not by the training seed.
+    cfg, _, _ = dm(["aug.mode=static_append"], loss="ce")
+    for seed, static_seed, same in ((7, 0, True), (0, 1, False)):
+        with open_dict(cfg):
+            cfg.aug.static_seed = static_seed
+        ctx = AugContext(
+            num_classes=100, dataset_name="cifar100", image_size=32, seed=seed, loss="ce", config=cfg
+        )
+        other = create_aug(cfg.aug, ctx)
+        other.train_dataset(train_set)
+        assert torch.equal(other.apply(images, soft(labels), indices, None).inputs, first) == same
+
+
+def test_static_append_has_no_jsd_views(dm):
+    with pytest.raises(ConfigError, match="loss=ce"):
+        dm(["aug.mode=static_append"], loss="jsd", fill=False)
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ("aug.lam=1.5", "aug.lam"),
+        ("aug.mode=sometimes", "aug.mode"),
+        ("aug.components=all", "aug.components"),
+        ("aug.replace_prob=2", "aug.replace_prob"),
+        ("aug.masks=diagonal", "aug.masks"),
+        ("aug.seam_px=-3", "aug.seam_px"),
+    ],
+)
+def test_bad_settings_name_the_key(dm, override, match):
+    with pytest.raises(ConfigError, match=match):
+        dm([override], fill=False)
+
+
+def test_fractal_bank_moves_to_the_device_once(dm):
+    _, aug, train_set = dm()
+    images, labels, indices = first_batch(aug.train_dataset(train_set))
+    aug.apply(images, soft(labels), indices, None)
+    bank = aug._fractals[(32, 32, images.device)]
+    aug.apply(images, soft(labels), indices, None)
+    assert len(aug._fractals) == 1 and aug._fractals[(32, 32, images.device)] is bank
+    assert bank.dtype == torch.uint8 and bank.shape == (6, 3, 32, 32)
+
+
+def test_schema_and_yaml_agree():
+    cfg = compose_config(["aug=diffusemix"])
+    assert set(cfg.aug) == set(DiffuseMixConfig.__dataclass_fields__)
+    assert cfg.aug.lam == 0.2 and cfg.aug.masks == "paper4" and cfg.aug.seam_px == 0
+    assert cfg.aug.mode == "online" and cfg.aug.components == "hybrid_fractal"
+    assert DiffuseMix.default_loss == "jsd" and DiffuseMix.supports_jsd
+
+
+# -- end to end ---------------------------------------------------------------------------------
+
+
+def expected_grid_size(rows: int, cell: int = 128) -> tuple[int, int]:
+    return len(COLUMNS) * (cell + PADDING_PX) + PADDING_PX, HEADER_PX + rows * (
+        cell + PADDING_PX
+    ) + PADDING_PX
+
+
+@pytest.mark.parametrize(
+    ("overrides", "loss", "items"),
+    [([], "jsd", 9), (["loss=ce", "aug.mode=static_append"], "ce", 9 * (1 + PROMPTS))],
+)
+def test_train_one_step(make_cfg, tmp_path, overrides, loss, items):
+    cfg = make_cfg(BASE + [f"paths.cache_dir={tmp_path / 'cache'}"] + overrides)
+    fill_store(cfg)
+    metrics = train(cfg)
+    assert metrics["optimizer_steps"] >= 1 and metrics["loss"] == loss
+    run = tmp_path / "run"
+    with Image.open(run / "figure4.png") as im:
+        assert im.size == expected_grid_size(2)
+    with open(run / "logs" / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["diffusemix/train_items"] for r in rows if r.get("diffusemix/train_items")] == [str(items)]
+
+
+def test_figure4_writes_the_grid(make_cfg, tmp_path):
+    cfg = make_cfg(BASE + [f"paths.cache_dir={tmp_path / 'cache'}", "aug.figure_images=3"])
+    fill_store(cfg)
+    path = write_figure4(cfg)
+    with Image.open(path) as im:
+        assert im.size == expected_grid_size(3)
+        pixels = torch.from_numpy(np.asarray(im.convert("RGB"))).permute(2, 0, 1)
+    # Row 0, mask column: the cells hold only black and white (a hard half mask).
+    top = HEADER_PX + PADDING_PX
+    left = PADDING_PX + 2 * (128 + PADDING_PX)
+    mask_cell = pixels[:, top : top + 128, left : left + 128]
+    assert set(mask_cell.unique().tolist()) == {0, 255}
+    # The figure's config composes (python figure4.py dataset=... aug.figure_images=N).
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from tests.conftest import CONF_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        fig_cfg = compose("figure4", overrides=["dataset=flowers102", "aug.figure_images=4"])
+    assert fig_cfg.aug.name == "diffusemix" and fig_cfg.aug.figure_images == 4
+
+
+def test_generate_with_the_tiny_model_then_train(make_cfg, tmp_path):
+    from diffusemix_bench.generation.generate import generate
+
+    cfg = make_cfg(
+        BASE + [f"paths.cache_dir={tmp_path / 'cache'}", "generator=tiny", "generator.prompts=[autumn,snowy]"]
+    )
+    with pytest.raises(MissingEditError, match="python generate.py .*generator=tiny"):
+        train(cfg)
+    assert generate(cfg)["generated"] == 9 * 2
+    metrics = train(cfg)
+    assert metrics["optimizer_steps"] >= 1 and metrics["loss"] == "jsd"

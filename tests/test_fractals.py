@@ -1,0 +1,156 @@
+"""The fractal bank: procedural IFS generation (deterministic, fill rule, cached), folder source, errors."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import time
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+
+from diffusemix_bench.augment import fractals as fractals_module
+from diffusemix_bench.augment.fractals import FractalBank, generate_fractals
+from diffusemix_bench.errors import ConfigError
+from tests.conftest import compose_config
+
+SMALL = {"size": 32, "points": 20_000}
+
+
+def hit_share(image: np.ndarray) -> float:
+    """Share of pixels a chaos-game point landed on (the renderer leaves exactly the others black)."""
+    return float((image.max(0) > 0).mean())
+
+
+def test_generation_is_deterministic_and_prefix_stable():
+    a = generate_fractals(6, seed=1, **SMALL)
+    assert a.shape == (6, 3, 32, 32) and a.dtype == np.uint8
+    assert np.array_equal(a, generate_fractals(6, seed=1, **SMALL))
+    assert np.array_equal(a[:3], generate_fractals(3, seed=1, **SMALL))
+    assert not np.array_equal(a, generate_fractals(6, seed=2, **SMALL))
+    # Distinct systems, coloured (not grey), on a black background.
+    assert len({x.tobytes() for x in a}) == 6
+    assert all(x.std(axis=0).mean() > 1 for x in a)
+    assert all((x.max(0) == 0).any() for x in a)
+
+
+@pytest.mark.parametrize("min_fill", [0.2, 0.35])
+def test_every_fractal_fills_at_least_min_fill(min_fill):
+    bank = generate_fractals(5, seed=3, min_fill=min_fill, **SMALL)
+    shares = [hit_share(x) for x in bank]
+    assert min(shares) >= min_fill, shares
+
+
+def test_low_fill_systems_are_rejected(monkeypatch):
+    """The fill rule discards systems: with a stricter threshold more candidates are tried."""
+    tried = []
+    sample_ifs = fractals_module.sample_ifs
+
+    def counting(rng, n):
+        tried.append(n)
+        return sample_ifs(rng, n)
+
+    monkeypatch.setattr(fractals_module, "sample_ifs", counting)
+    generate_fractals(8, seed=0, min_fill=0.0, **SMALL)
+    loose = sum(tried)
+    tried.clear()
+    generate_fractals(8, seed=0, min_fill=0.35, **SMALL)
+    assert sum(tried) > loose
+
+
+def test_bank_is_generated_once_then_read_from_cache(tmp_path, monkeypatch):
+    t0 = time.perf_counter()
+    first = FractalBank.procedural(count=4, seed=0, cache_dir=tmp_path, **SMALL)
+    generate_s = time.perf_counter() - t0
+    folders = list(tmp_path.iterdir())
+    assert len(folders) == 1 and (folders[0] / "fractals.npy").exists()
+    settings = json.loads((folders[0] / "settings.json").read_text())
+    assert settings["count"] == 4 and settings["size"] == 32 and settings["algorithm"]
+    assert not list(folders[0].glob(".*tmp*")), "temporary files left behind"
+
+    def no_regeneration(*args, **kwargs):
+        raise AssertionError("the cached bank was regenerated")
+
+    monkeypatch.setattr(fractals_module, "generate_fractals", no_regeneration)
+    t0 = time.perf_counter()
+    second = FractalBank.procedural(count=4, seed=0, cache_dir=tmp_path, **SMALL)
+    assert time.perf_counter() - t0 < generate_s
+    assert torch.equal(first.as_tensor(), second.as_tensor())
+    # Other settings live in another folder.
+    monkeypatch.undo()
+    FractalBank.procedural(count=4, seed=1, cache_dir=tmp_path, **SMALL)
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_bank_api(tmp_path):
+    bank = FractalBank.procedural(count=5, seed=0, cache_dir=tmp_path, **SMALL)
+    assert len(bank) == 5 and bank.size == 32
+    assert bank.get(2).shape == (3, 32, 32) and bank.get(2).dtype == torch.uint8
+    all_ = bank.as_tensor()
+    assert all_.shape == (5, 3, 32, 32) and torch.equal(all_[2], bank.get(2))
+    a = bank.sample(7, generator=torch.Generator().manual_seed(0))
+    b = bank.sample(7, generator=torch.Generator().manual_seed(0))
+    assert a.shape == (7, 3, 32, 32) and a.dtype == torch.uint8 and torch.equal(a, b)
+    # Every sampled picture is one of the bank's.
+    assert all(any(torch.equal(x, y) for y in all_) for x in a)
+    # A cached bank crosses process boundaries (DataLoader workers) as its path.
+    state = pickle.dumps(bank)
+    assert len(state) < 10_000
+    assert torch.equal(pickle.loads(state).as_tensor(), all_)
+
+
+def test_from_config_uses_the_fractals_group(tmp_path):
+    cfg = compose_config(
+        [f"paths.cache_dir={tmp_path}", "fractals.count=3", "fractals.size=32", "fractals.points=20000"]
+    )
+    bank = FractalBank.from_config(cfg.fractals)
+    assert len(bank) == 3 and bank.size == 32
+    assert list((tmp_path / "fractals").iterdir()), "the bank is cached under paths.cache_dir/fractals"
+
+
+def test_folder_source_reads_any_mode_and_crops(tmp_path):
+    folder = tmp_path / "pictures"
+    (folder / "sub").mkdir(parents=True)
+    Image.new("L", (40, 20), 200).save(folder / "gray.png")
+    rgba = Image.new("RGBA", (30, 50), (10, 20, 30, 0))
+    rgba.save(folder / "sub" / "clear.png")
+    Image.new("RGB", (64, 64), (255, 0, 0)).save(folder / "red.jpg")
+    (folder / "notes.txt").write_text("not a picture")
+    cfg = compose_config(["fractals=folder", f"fractals.dir={folder}", "fractals.size=16"])
+    bank = FractalBank.from_config(cfg.fractals)
+    assert len(bank) == 3
+    images = bank.as_tensor()
+    assert images.shape == (3, 3, 16, 16) and images.dtype == torch.uint8
+    gray, red, clear = images  # sorted paths: gray.png, red.jpg, sub/clear.png
+    assert (gray == 200).all()
+    assert red[0].float().mean() > 240 and red[1:].float().mean() < 15
+    # Transparent pixels are composited on white, not black.
+    assert (clear == 255).all()
+
+
+def test_folder_errors_say_what_to_set(tmp_path):
+    with pytest.raises(ConfigError, match="fractals.dir"):
+        FractalBank.from_config(compose_config(["fractals=folder"]).fractals)
+    with pytest.raises(FileNotFoundError, match="fractals.dir=.*is not a folder"):
+        FractalBank.from_config({"source": "folder", "dir": str(tmp_path / "nowhere")})
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="holds no images"):
+        FractalBank.from_config({"source": "folder", "dir": str(tmp_path / "empty")})
+    with pytest.raises(ConfigError, match="fractals.source"):
+        FractalBank.from_config(OmegaConf.create({"source": "download"}))
+    with pytest.raises(ConfigError, match="min_fill"):
+        generate_fractals(2, size=32, min_fill=1.5)
+    # Beyond reach (the padded 32 px canvas can be at most 56% covered): stops and says why.
+    with pytest.raises(ConfigError, match="lower fractals.min_fill"):
+        generate_fractals(1, size=32, points=1000, min_fill=0.9)
+
+
+@pytest.mark.slow
+def test_a_thousand_fractals_in_under_a_minute():
+    t0 = time.perf_counter()
+    bank = generate_fractals(1000, size=256, seed=0)
+    assert bank.shape == (1000, 3, 256, 256)
+    assert time.perf_counter() - t0 < 60
