@@ -1,51 +1,17 @@
 """Shared pieces of the saliency-guided mixing methods (PuzzleMix, Co-Mixup, GuidedMixup):
-per-dataset settings, input-gradient saliency and the clean-input loss term."""
+input-gradient saliency and the clean-input loss term (per-dataset settings: mixing.py)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
 
 import torch
 from torch import nn
 
-from ..errors import ConfigError
 from ..training.losses import soft_target_cross_entropy
 from .base import AugBatch, Augmentation
 
 log = logging.getLogger(__name__)
-
-
-def resolve_dataset_settings(
-    method: str, settings: Mapping[str, Any], dataset_defaults: Mapping[str, Mapping[str, Any]], dataset: str
-) -> dict[str, Any]:
-    """Fill each null in ``settings`` from ``dataset_defaults[dataset]``, else from its ``default``
-    row (the references' values per dataset, written in conf/aug/<method>.yaml); an explicit value
-    wins. The convention of mixing.resolve_settings, for settings that are not all numbers."""
-    for row_name, row in dataset_defaults.items():
-        unknown = sorted(set(row) - set(settings))
-        if unknown:
-            raise ConfigError(
-                f"aug.dataset_defaults.{row_name} of aug={method} has unknown key(s) {unknown}; "
-                f"valid keys: {sorted(settings)}"
-            )
-    row = dataset_defaults.get(dataset, {})
-    fallback = dataset_defaults.get("default", {})
-    resolved = {}
-    for key, value in settings.items():
-        if value is None:
-            value = row.get(key, fallback.get(key))
-        if value is None:
-            raise ConfigError(
-                f"aug.{key} of aug={method} is null and aug.dataset_defaults has no value for dataset "
-                f"'{dataset}' nor a 'default' row; set aug.{key}=<value>"
-            )
-        resolved[key] = value
-    log.info(
-        "aug=%s on dataset '%s': %s", method, dataset, ", ".join(f"{k}={v}" for k, v in resolved.items())
-    )
-    return resolved
 
 
 def normalized_input(model: nn.Module, images: torch.Tensor) -> torch.Tensor:

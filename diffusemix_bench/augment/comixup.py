@@ -18,9 +18,9 @@ from ._saliency_mixing import (
     CleanLossAugmentation,
     gradient_saliency,
     loss_input_gradient,
-    resolve_dataset_settings,
 )
 from .base import AugBatch
+from .mixing import resolve_dataset_settings
 from .registry import register_aug
 
 # Soft labels that mix two of three assigned inputs half and half (match.py: graphcut_wrapper), and

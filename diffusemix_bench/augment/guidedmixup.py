@@ -20,10 +20,10 @@ from ._saliency_mixing import (
     gradient_saliency,
     loss_input_gradient,
     normalized_input,
-    resolve_dataset_settings,
     sum_to_one,
 )
 from .base import AugBatch
+from .mixing import resolve_dataset_settings
 from .registry import register_aug
 
 # torchvision Grayscale weights, which the reference's spectral residual uses.

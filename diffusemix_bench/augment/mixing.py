@@ -11,7 +11,7 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -35,44 +35,49 @@ class MixingConfig:
     dataset_defaults: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def resolve_settings(
-    method: str,
-    settings: Mapping[str, float | None],
-    dataset_defaults: Mapping[str, Mapping[str, float]],
-    dataset_name: str,
-) -> dict[str, float]:
-    """Fill each ``None`` in ``settings`` from ``dataset_defaults[dataset_name]``, else from
+def resolve_dataset_settings(
+    method: str, settings: Mapping[str, Any], dataset_defaults: Mapping[str, Mapping[str, Any]], dataset: str
+) -> dict[str, Any]:
+    """Fill each ``None`` in ``settings`` from ``dataset_defaults[dataset]``, else from
     ``dataset_defaults["default"]``; a value set explicitly always wins.
 
     ``dataset_defaults`` is the per-dataset table of ``conf/aug/<method>.yaml`` (the references'
-    strengths per dataset); the resolved values are logged since the saved config shows ``null``.
+    settings per dataset); the resolved values are logged since the saved config shows ``null``.
     """
-    for dataset, entry in dataset_defaults.items():
-        unknown = sorted(set(entry) - set(settings))
+    for row_name, row in dataset_defaults.items():
+        unknown = sorted(set(row) - set(settings))
         if unknown:
             raise ConfigError(
-                f"aug.dataset_defaults.{dataset} of aug={method} has unknown key(s) {unknown}; "
+                f"aug.dataset_defaults.{row_name} of aug={method} has unknown key(s) {unknown}; "
                 f"valid keys: {sorted(settings)}"
             )
-    row = dataset_defaults.get(dataset_name, {})
+    row = dataset_defaults.get(dataset, {})
     fallback = dataset_defaults.get("default", {})
-    resolved: dict[str, float] = {}
+    resolved = {}
     for key, value in settings.items():
         if value is None:
             value = row.get(key, fallback.get(key))
         if value is None:
             raise ConfigError(
                 f"aug.{key} of aug={method} is null and aug.dataset_defaults has no value for dataset "
-                f"'{dataset_name}' nor a 'default' entry; set aug.{key}=<value>"
+                f"'{dataset}' nor a 'default' row; set aug.{key}=<value>"
             )
-        resolved[key] = float(value)
+        resolved[key] = value
     log.info(
-        "aug=%s on dataset '%s': %s",
-        method,
-        dataset_name,
-        ", ".join(f"{k}={v:g}" for k, v in resolved.items()),
+        "aug=%s on dataset '%s': %s", method, dataset, ", ".join(f"{k}={v}" for k, v in resolved.items())
     )
     return resolved
+
+
+def resolve_settings(
+    method: str,
+    settings: Mapping[str, float | None],
+    dataset_defaults: Mapping[str, Mapping[str, float]],
+    dataset_name: str,
+) -> dict[str, float]:
+    """``resolve_dataset_settings`` for numeric settings (alpha, prob), returned as floats."""
+    resolved = resolve_dataset_settings(method, settings, dataset_defaults, dataset_name)
+    return {k: float(v) for k, v in resolved.items()}
 
 
 def check_alpha(alpha: float, method: str, key: str = "alpha") -> None:

@@ -21,10 +21,10 @@ from ._saliency_mixing import (
     input_mean,
     loss_input_gradient,
     normalized_input,
-    resolve_dataset_settings,
     sum_to_one,
 )
 from .base import AugBatch
+from .mixing import resolve_dataset_settings
 from .registry import register_aug
 
 

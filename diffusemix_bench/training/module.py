@@ -66,8 +66,9 @@ class ClassifierModule(pl.LightningModule):
         loss = self.criterion(logits, aug_batch.targets, aug_batch.num_views)
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"training loss became {loss.item()} at step {self.global_step}; lower optim.lr or "
-                "use trainer.precision=32-true / bf16-mixed instead of 16-mixed"
+                f"training loss became {loss.item()} at step {self.global_step} (optim.lr={self.optim_cfg.lr}, "
+                f"trainer.precision={self.trainer.precision}); lower optim.lr or pick a paper protocol "
+                "(protocol=...), or use 32-true / bf16-mixed precision instead of 16-mixed"
             )
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(labels))
         return loss
