@@ -34,7 +34,6 @@ from diffusemix_bench.augment.saliency import (
 from diffusemix_bench.augment.snapmix import semantic_maps, snapmix_label_weights
 from diffusemix_bench.errors import ConfigError
 from diffusemix_bench.models import create_model
-from diffusemix_bench.training.run import train
 from tests.conftest import compose_config
 
 K = 10
@@ -537,17 +536,4 @@ def test_yoco_mixup_mixes_each_half_with_its_own_ratio():
     torch.testing.assert_close(out.targets[i, labels[i]], torch.tensor((lam1 + lam2) / 2), atol=1e-4, rtol=0)
 
 
-# ---------------------------------------------------------------- training
-
-
-@pytest.mark.parametrize("name", ["mixup", "cutmix", "manifold_mixup", "saliencymix", "snapmix", "yoco"])
-def test_one_training_step(name, make_cfg):
-    # 16 px and one evaluation batch keep six PreActResNet18 runs within the CPU budget.
-    small = [
-        "dataset.image_size=16",
-        "dataset.resize=18",
-        "trainer.limit_val_batches=1",
-        "trainer.limit_test_batches=1",
-    ]
-    metrics = train(make_cfg([f"aug={name}", "model=preactresnet18", *small]))
-    assert metrics["optimizer_steps"] >= 1 and metrics["aug"] == name
+# One training step of every method runs in tests/test_train.py (test_every_option_trains_one_step).

@@ -19,7 +19,6 @@ from diffusemix_bench.augment.comixup import co_mixup, co_mixup_masks, compatibi
 from diffusemix_bench.augment.guidedmixup import greedy_cycle_pairing, guided_mix, spectral_residual
 from diffusemix_bench.augment.puzzlemix import graphcut_masks, puzzle_mix, transport_blocks, transport_plan
 from diffusemix_bench.models import Normalize
-from diffusemix_bench.training.run import train
 from tests.conftest import compose_config
 
 METHODS = ["puzzlemix", "comixup", "guided_sr", "guided_ap"]
@@ -496,11 +495,4 @@ def test_reference_settings_per_dataset(name, dataset, expected):
     assert {key: getattr(aug, key) for key in expected} == expected
 
 
-@pytest.mark.parametrize("name", METHODS)
-def test_one_training_step(make_cfg, name):
-    # resnet18 keeps the CPU step short; every conf/aug file also trains with the default model in
-    # tests/test_train.py.
-    overrides = [f"aug={name}", "model=resnet18"] + (["aug.prob=1.0"] if name.startswith("guided") else [])
-    metrics = train(make_cfg(overrides))
-    assert metrics["optimizer_steps"] >= 1
-    assert 0.0 <= metrics["test_top1"] <= 100.0
+# One training step of every method runs in tests/test_train.py (test_every_option_trains_one_step).

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -30,6 +31,10 @@ from ..models import Normalize, create_model, list_models
 from .module import ClassifierModule
 
 log = logging.getLogger(__name__)
+
+# The module scales uint8 batches in on_after_batch_transfer on purpose; the data module keeps
+# Lightning's default hook, which is all this warning is about.
+warnings.filterwarnings("ignore", message=r".*overridden `on_after_batch_transfer`.*")
 
 
 def build_model(cfg: DictConfig, num_classes: int) -> torch.nn.Module:
