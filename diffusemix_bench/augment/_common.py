@@ -7,11 +7,12 @@ import logging
 from collections.abc import Callable, Sequence
 
 import torch
+from torch import nn
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as F
 
 from ..errors import ConfigError
-from .base import AugContext
+from .base import AugBatch, AugContext, Augmentation
 
 log = logging.getLogger(__name__)
 
@@ -147,3 +148,31 @@ def load_mixing_pictures(ctx: AugContext, bank, resize_ratio: float, method: str
     pictures = MixingPictures.from_bank(bank, ctx.image_size, resize_ratio)
     log.info("%s: %d mixing pictures at %d px", method, len(pictures), pictures.pictures.shape[-1])
     return pictures
+
+
+class JsdViewsAugmentation(Augmentation):
+    """A per-image policy (``self.policy``: ``__call__`` for one view, ``jsd_views`` for
+    [clean, view, view]) that trains on the three views with loss=jsd, else on one view."""
+
+    default_loss = "jsd"
+    supports_jsd = True
+    #: The method's config name, for error messages.
+    method = ""
+
+    @property
+    def jsd(self) -> bool:
+        return self.ctx.loss == "jsd"
+
+    def sample_transform(self):
+        # With JSD the training-set wrapper makes the views from the clean crop.
+        return None if self.jsd else self.policy
+
+    def train_dataset(self, dataset: Dataset) -> Dataset:
+        return ViewsDataset(dataset, self.policy.jsd_views) if self.jsd else dataset
+
+    def apply(
+        self, images: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor, model: nn.Module
+    ) -> AugBatch:
+        if self.jsd:
+            return AugBatch(views_to_batch(images, 3, self.method), targets, num_views=3)
+        return AugBatch(images, targets)

@@ -17,13 +17,11 @@ import logging
 from dataclasses import dataclass
 
 import torch
-from torch import nn
-from torch.utils.data import Dataset
 
 from ..errors import ConfigError
-from ._common import ViewsDataset, convex_mix, mixing_weights, per_dataset, views_to_batch
+from ._common import JsdViewsAugmentation, convex_mix, mixing_weights, per_dataset
 from ._ops import AUGMIX_ALL_OPS, AUGMIX_OPS, Op, check_severity, random_op
-from .base import AugBatch, AugContext, Augmentation
+from .base import AugContext
 from .registry import register_aug
 
 log = logging.getLogger(__name__)
@@ -70,11 +68,10 @@ class AugMixPolicy:
 
 
 @register_aug("augmix", AugMixConfig)
-class AugMix(Augmentation):
+class AugMix(JsdViewsAugmentation):
     """AugMix; with ``loss=jsd`` (the default) each sample is [clean, augmix, augmix]."""
 
-    default_loss = "jsd"
-    supports_jsd = True
+    method = "augmix"
 
     def __init__(self, ctx: AugContext, **cfg) -> None:
         super().__init__(ctx, **cfg)
@@ -96,21 +93,3 @@ class AugMix(Augmentation):
             c.alpha,
             ctx.loss,
         )
-
-    @property
-    def jsd(self) -> bool:
-        return self.ctx.loss == "jsd"
-
-    def sample_transform(self) -> AugMixPolicy | None:
-        # With JSD the training-set wrapper makes the views from the clean crop.
-        return None if self.jsd else self.policy
-
-    def train_dataset(self, dataset: Dataset) -> Dataset:
-        return ViewsDataset(dataset, self.policy.jsd_views) if self.jsd else dataset
-
-    def apply(
-        self, images: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor, model: nn.Module
-    ) -> AugBatch:
-        if self.jsd:
-            return AugBatch(views_to_batch(images, 3, "augmix"), targets, num_views=3)
-        return AugBatch(images, targets)

@@ -18,22 +18,19 @@ import logging
 from dataclasses import dataclass
 
 import torch
-from torch import nn
-from torch.utils.data import Dataset
 
 from ..errors import ConfigError
 from ._common import (
+    JsdViewsAugmentation,
     MixingPictures,
-    ViewsDataset,
     convex_mix,
     load_mixing_pictures,
     mixing_weights,
     per_dataset,
     to_uint8,
-    views_to_batch,
 )
 from ._ops import IPMIX_OPS, check_severity, random_op
-from .base import AugBatch, AugContext, Augmentation
+from .base import AugContext
 from .pixmix import CIFAR_RESIZE_RATIO, IMAGENET_RESIZE_RATIO, MixingOp, add, choose, multiply
 from .registry import register_aug
 
@@ -160,13 +157,12 @@ class IPMixPolicy:
 
 
 @register_aug("ipmix", IPMixConfig)
-class IPMix(Augmentation):
+class IPMix(JsdViewsAugmentation):
     """IPMix with the fractal bank as mixing set; with ``loss=jsd`` (the default) each sample is
     [clean, ipmix, ipmix]. ``bank`` (a FractalBank or a uint8 tensor N x 3 x S x S) replaces the
     configured bank, for use outside train()."""
 
-    default_loss = "jsd"
-    supports_jsd = True
+    method = "ipmix"
 
     def __init__(self, ctx: AugContext, bank=None, **cfg) -> None:
         super().__init__(ctx, **cfg)
@@ -204,10 +200,6 @@ class IPMix(Augmentation):
         )
 
     @property
-    def jsd(self) -> bool:
-        return self.ctx.loss == "jsd"
-
-    @property
     def policy(self) -> IPMixPolicy:
         if self._policy is None:
             pictures = load_mixing_pictures(self.ctx, self.bank, self.resize_ratio, "ipmix")
@@ -222,16 +214,3 @@ class IPMix(Augmentation):
                 self.augmented_partner_prob,
             )
         return self._policy
-
-    def sample_transform(self) -> IPMixPolicy | None:
-        return None if self.jsd else self.policy
-
-    def train_dataset(self, dataset: Dataset) -> Dataset:
-        return ViewsDataset(dataset, self.policy.jsd_views) if self.jsd else dataset
-
-    def apply(
-        self, images: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor, model: nn.Module
-    ) -> AugBatch:
-        if self.jsd:
-            return AugBatch(views_to_batch(images, 3, "ipmix"), targets, num_views=3)
-        return AugBatch(images, targets)
