@@ -36,7 +36,13 @@ def _cfg(overrides, run_dir):
 
 def test_resnet18_from_scratch_one_epoch(tmp_path):
     """The README's main job: official split, one epoch, metrics in the run folder."""
-    metrics = train(_cfg(["model=resnet18", "trainer.max_epochs=1"], tmp_path / "run"))
+    # 112 px crops keep the CPU run to minutes; the splits and the loop are the real ones.
+    metrics = train(
+        _cfg(
+            ["model=resnet18", "trainer.max_epochs=1", "dataset.image_size=112", "dataset.resize=128"],
+            tmp_path / "run",
+        )
+    )
     assert (metrics["train_images"], metrics["val_images"], metrics["test_images"]) == (1020, 1020, 6149)
     assert metrics["num_classes"] == 102 and metrics["epochs"] == 1
     assert metrics["optimizer_steps"] == 64  # ceil(1020 / 16)
@@ -59,6 +65,8 @@ def test_finetune_pretrained_efficientnet_lite0_learns(tmp_path):
                 "optim.head_lr=0.1",
                 "optim.weight_decay=1e-4",
                 "dataset.batch_size=32",
+                "dataset.image_size=160",
+                "dataset.resize=182",
                 "trainer.max_epochs=2",
             ],
             tmp_path / "run",
@@ -71,7 +79,14 @@ def test_generate_then_train_diffusemix_on_real_flowers(tmp_path):
     """DiffuseMix end to end on the real images: tiny generator (one prompt), then one epoch."""
     from diffusemix_bench.generation.generate import generate
 
-    overrides = ["generator=tiny", "generator.num_prompts=1", "fractals.count=16", "fractals.size=64"]
+    overrides = [
+        "generator=tiny",
+        "generator.num_prompts=1",
+        "fractals.count=16",
+        "fractals.size=64",
+        "dataset.image_size=112",
+        "dataset.resize=128",
+    ]
     gen_cfg = _cfg(overrides, tmp_path / "gen")
     with open_dict(gen_cfg):
         gen_cfg.paths.cache_dir = str(tmp_path / "cache")
