@@ -264,3 +264,41 @@ def test_fine_tune_from_own_checkpoint(make_cfg, tmp_path):
         make_cfg(["model=resnet18", f"model.weights={first['best_checkpoint']}"], run_name="second")
     )
     assert metrics["optimizer_steps"] >= 1
+
+
+def test_module_trains_from_plain_loaders():
+    """ClassifierModule also fits with loaders passed straight to Trainer.fit (no data module)."""
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from diffusemix_bench.augment import create_aug
+    from diffusemix_bench.config import LossConfig, OptimConfig, SchedConfig
+    from diffusemix_bench.models import create_model
+    from diffusemix_bench.training.module import ClassifierModule
+
+    data = TensorDataset(
+        torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8), torch.arange(8) % 2, torch.arange(8)
+    )
+    module = ClassifierModule(
+        create_model("resnet18", 2),
+        2,
+        create_aug({"name": "none"}, 2),
+        "ce",
+        LossConfig(name="ce"),
+        OptimConfig(lr=0.01),
+        SchedConfig(name="step", step_size=1),
+    )
+    trainer = pl.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
+    trainer.fit(module, train_dataloaders=DataLoader(data, batch_size=4))
+    assert trainer.global_step == 4
+    # 2 steps per epoch, decay every epoch: after 4 steps the schedule stands at the start of
+    # epoch 2, i.e. lr x gamma^2 (it would be 0.01 x 0.1^4 if epochs were mistaken for steps).
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-4)

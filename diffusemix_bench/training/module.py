@@ -94,6 +94,10 @@ class ClassifierModule(pl.LightningModule):
     def _steps_per_epoch(self) -> int:
         """Optimiser steps in one epoch, as the trainer will run it (limits and accumulation)."""
         trainer = self.trainer
+        if trainer.datamodule is None:
+            # Loaders passed straight to fit(): spread the run's steps evenly over its epochs.
+            epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1
+            return max(1, int(trainer.estimated_stepping_batches) // epochs)
         batches = len(trainer.datamodule.train_dataloader())
         limit = trainer.limit_train_batches
         if isinstance(limit, int):
