@@ -193,10 +193,11 @@ class GeneratorConfig:
     # auto: bf16 on GPU, fp32 on CPU; or fp32, fp16, bf16.
     dtype: str = "auto"
     batch_size: int = 8
-    # Run the pipeline one image at a time: stored bytes then do not depend on batch size or
-    # batch order (batched kernels round differently); slower on a GPU. Off, each image still has
-    # its own noise, and batch size changes pixels only by floating-point rounding.
-    batch_invariant: bool = False
+    # One image per pipeline call (as the official code runs it): stored bytes then do not depend
+    # on batch size, batch order or GPU count. false batches batch_size images per call (faster on
+    # a GPU); each image keeps its own noise, but batched kernels round differently, so pixels can
+    # differ by one level between batch sizes.
+    batch_invariant: bool = True
     seed: int = 0
     # Largest stored shorter side (edits are only ever shrunk); null stores the original size.
     store_size: int | None = None
