@@ -119,18 +119,7 @@ AUGMIX_OPS: tuple[Op, ...] = (
 )
 AUGMIX_ALL_OPS: tuple[Op, ...] = AUGMIX_OPS + (COLOR, CONTRAST, BRIGHTNESS, SHARPNESS)
 # hzlsaber/IPMix:IPMix_utils.py augmentations: no autocontrast, plus mirror and invert.
-IPMIX_OPS: tuple[Op, ...] = (
-    EQUALIZE,
-    POSTERIZE,
-    ROTATE,
-    SOLARIZE,
-    SHEAR_X,
-    SHEAR_Y,
-    TRANSLATE_X,
-    TRANSLATE_Y,
-    MIRROR,
-    INVERT,
-)
+IPMIX_OPS: tuple[Op, ...] = AUGMIX_OPS[1:] + (MIRROR, INVERT)
 
 
 def check_severity(severity: int, where: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import ImageClassificationDataset, holdout_indices, holdout_rule, read_index_file
+from .base import ImageClassificationDataset, holdout_rule, read_index_file, take_holdout
 from .layouts import check_options, ensure_layout
 from .registry import register_dataset
 
@@ -57,8 +57,7 @@ def aircraft(
     classes = [fields[0].strip() for _, fields in read_index_file(class_file, 1, maxsplit=0)]
     ids, targets = _read_split(base / split_file, {c: i for i, c in enumerate(classes)}, class_file)
     if official == "trainval":
-        keep = holdout_indices(targets, split, val_fraction, seed)
-        ids, targets = [ids[i] for i in keep], [targets[i] for i in keep]
+        ids, targets = take_holdout(ids, targets, split, val_fraction, seed)
     return ImageClassificationDataset(
         name="aircraft",
         split=split,

@@ -211,6 +211,15 @@ def holdout_indices(train_targets: Sequence[int], split: str, val_fraction: floa
     return hold if split == "val" else keep
 
 
+def take_holdout(
+    items: Sequence, targets: Sequence[int], split: str, val_fraction: float, seed: int
+) -> tuple[list, list[int]]:
+    """``items`` (paths or ids) and ``targets`` of ``split`` ('train' or 'val') when the val split
+    is a stratified holdout of the training split (see ``holdout_indices``)."""
+    keep = holdout_indices(targets, split, val_fraction, seed)
+    return [items[i] for i in keep], [targets[i] for i in keep]
+
+
 def read_index_file(
     path: Path, min_fields: int, *, sep: str | None = None, maxsplit: int = -1
 ) -> list[tuple[int, list[str]]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import ImageClassificationDataset, holdout_indices, holdout_rule, load_mat
+from .base import ImageClassificationDataset, holdout_rule, load_mat, take_holdout
 from .layouts import check_options, ensure_layout
 from .registry import register_dataset
 
@@ -47,8 +47,7 @@ def cars(
     fnames, targets = _annotations(base / ANNOTATIONS[official], len(classes))
     paths = [base / IMAGE_DIRS[official] / f for f in fnames]
     if official == "train":
-        keep = holdout_indices(targets, split, val_fraction, seed)
-        paths, targets = [paths[i] for i in keep], [targets[i] for i in keep]
+        paths, targets = take_holdout(paths, targets, split, val_fraction, seed)
     return ImageClassificationDataset(
         name="cars",
         split=split,

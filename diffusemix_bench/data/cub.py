@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .base import ImageClassificationDataset, holdout_indices, holdout_rule, parse_int, read_index_file
+from .base import ImageClassificationDataset, holdout_rule, parse_int, read_index_file, take_holdout
 from .layouts import check_options, ensure_layout
 from .registry import register_dataset
 
@@ -72,8 +72,7 @@ def cub(
             paths.append(base / "images" / images[image_id])
             targets.append(labels[image_id] - 1)
     if want_train:
-        keep = holdout_indices(targets, split, val_fraction, seed)
-        paths, targets = [paths[i] for i in keep], [targets[i] for i in keep]
+        paths, targets = take_holdout(paths, targets, split, val_fraction, seed)
     return ImageClassificationDataset(
         name="cub",
         split=split,

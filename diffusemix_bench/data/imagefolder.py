@@ -11,10 +11,10 @@ from .base import (
     IMAGE_EXTENSIONS,
     ImageClassificationDataset,
     SplitNotAvailableError,
-    holdout_indices,
     holdout_rule,
     list_class_folders,
     list_image_files,
+    take_holdout,
 )
 from .layouts import check_options, not_found, require_layout
 from .registry import register_dataset
@@ -72,8 +72,7 @@ def imagefolder(
                 "imagefolder", root, f"class folder(s) {', '.join(empty[:5])} of train/ hold no images"
             )
         if not has_val:
-            keep = holdout_indices(targets, split, val_fraction, seed)
-            paths, targets = [paths[i] for i in keep], [targets[i] for i in keep]
+            paths, targets = take_holdout(paths, targets, split, val_fraction, seed)
     return ImageClassificationDataset(
         name="imagefolder",
         split=split,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from .base import (
     ImageClassificationDataset,
-    holdout_indices,
     holdout_rule,
     list_class_folders,
     list_image_files,
+    take_holdout,
 )
 from .layouts import check_options, ensure_layout, not_found
 from .registry import register_dataset
@@ -50,8 +50,7 @@ def imagenet(
         paths.extend(files)
         targets.extend([label] * len(files))
     if split != "test":
-        keep = holdout_indices(targets, split, val_fraction, seed)
-        paths, targets = [paths[i] for i in keep], [targets[i] for i in keep]
+        paths, targets = take_holdout(paths, targets, split, val_fraction, seed)
     return ImageClassificationDataset(
         name="imagenet",
         split=split,

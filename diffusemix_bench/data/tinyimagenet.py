@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import ImageClassificationDataset, holdout_indices, holdout_rule, list_image_files, read_index_file
+from .base import ImageClassificationDataset, holdout_rule, list_image_files, read_index_file, take_holdout
 from .layouts import check_options, ensure_layout, not_found
 from .registry import register_dataset
 
@@ -63,8 +63,7 @@ def tinyimagenet(
             files = list_image_files(folder)
             paths.extend(files)
             targets.extend([index[wnid]] * len(files))
-        keep = holdout_indices(targets, split, val_fraction, seed)
-        paths, targets = [paths[i] for i in keep], [targets[i] for i in keep]
+        paths, targets = take_holdout(paths, targets, split, val_fraction, seed)
     return ImageClassificationDataset(
         name="tinyimagenet",
         split=split,
