@@ -87,7 +87,9 @@ def soft(labels: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.one_hot(labels, 100).float()
 
 
-def explain(view: torch.Tensor, original: torch.Tensor, edit: torch.Tensor, aug: DiffuseMix) -> set:
+def explain(
+    view: torch.Tensor, original: torch.Tensor, edit: torch.Tensor, aug: DiffuseMix, atol: float = 1e-5
+) -> set:
     """The (mask kind, fractal) pairs under which ``view`` is Eq. 3 of this original and edit."""
     _, h, w = view.shape
     masks = half_mask_templates(aug.kinds, h, w, aug.seam_px)
@@ -96,7 +98,7 @@ def explain(view: torch.Tensor, original: torch.Tensor, edit: torch.Tensor, aug:
     for k, mask in enumerate(masks):
         for f, fractal in enumerate(fractals):
             expected = (1 - aug.lam) * (original * mask + edit * (1 - mask)) + aug.lam * fractal
-            if torch.allclose(view, expected, atol=1e-5):
+            if torch.allclose(view, expected, atol=atol):
                 found.add((k, f))
     return found
 
@@ -372,6 +374,103 @@ def test_static_append_has_no_jsd_views(dm):
         dm(["aug.mode=static_append"], loss="jsd", fill=False)
 
 
+# -- composition before the training crop (aug.compose=before_crop) -----------------------------
+
+# Rounding the composed image to uint8 moves each pixel by at most half a level.
+UINT8_ATOL = 0.5 / 255 + 1e-5
+
+
+def test_before_crop_composes_whole_images_into_the_views(dm):
+    _, aug, train_set = dm(["aug.compose=before_crop"])
+    train_set.transform = None  # whole images: the fixture's 32 px originals
+    wrapped = aug.train_dataset(train_set)
+    draws = set()
+    for i in range(6):
+        stack, label, index = wrapped[i]
+        original = train_set.load_image(i)
+        assert stack.shape == (3, 3, 32, 32) and stack.dtype == torch.uint8 and index == i
+        assert torch.equal(stack[0], original), "the first JSD view is the clean original"
+        o = original.float() / 255
+        for view in stack[1:]:
+            found = set()
+            for k in range(PROMPTS):
+                found |= explain(
+                    view.float() / 255, o, synthetic_edit(original, k).float() / 255, aug, UINT8_ATOL
+                )
+            assert found, f"a view of image {i} is not Eq. 3 of its original and one of its edits"
+            draws |= found
+    assert len(draws) > 3, "masks and fractals are not drawn per image"
+    # The device step only lays the composed views out view-major.
+    images, labels, indices = first_batch(wrapped)
+    out = aug.apply(images, soft(labels), indices, None)
+    assert out.num_views == 3 and torch.equal(
+        out.inputs, torch.cat([images[:, 0], images[:, 1], images[:, 2]])
+    )
+
+
+def left_half(*images):
+    """A fixed crop of each image's left half (stands in for a random crop that misses one half)."""
+    return tuple(im[..., :, : im.shape[-1] // 2] for im in images)
+
+
+def test_before_crop_lets_the_crop_miss_the_edit(dm):
+    # One mask (original on the left), no fractal: the whole image's left half is the original.
+    overrides = ["aug.masks=vertical", "aug.components=hybrid"]
+    _, before, train_set = dm(overrides + ["aug.compose=before_crop"], loss="ce")
+    train_set.transform = left_half
+    stack, _, _ = before.train_dataset(train_set)[3]
+    original = train_set.load_image(3)
+    assert stack.shape == (1, 3, 32, 16)
+    assert torch.equal(stack[0], original[:, :, :16]), (
+        "the crop of the composed image shows only the original"
+    )
+    # after_crop (the default) composes the crop itself: its right half shows the edit.
+    _, after, _ = dm(overrides, loss="ce", fill=False)
+    images, labels, indices = first_batch(after.train_dataset(train_set))
+    view = after.apply(images, soft(labels), indices, None).inputs[3]
+    crop = original[:, :, :16].float() / 255
+    assert torch.equal(view[:, :, :8], crop[:, :, :8])
+    assert torch.allclose(view[:, :, 8:], images[3, 1, :, :, 8:]) and not torch.equal(view, crop)
+
+
+def test_before_crop_static_append_fixes_each_composed_image(dm):
+    _, aug, train_set = dm(["aug.mode=static_append", "aug.compose=before_crop"], loss="ce")
+    train_set.transform = None
+    wrapped = aug.train_dataset(train_set)
+    n = len(train_set)
+    assert len(wrapped) == n * (1 + PROMPTS)
+    stack, _, _ = wrapped[2]
+    assert stack.shape == (1, 3, 32, 32) and torch.equal(stack[0], train_set.load_image(2))
+    plan_masks, plan_fractals = aug._plan
+    for i, j in ((0, 0), (5, 2), (n - 1, 1)):
+        slot = i * PROMPTS + j
+        stack, label, index = wrapped[n + slot]
+        assert label == train_set.targets[i] and stack.shape == (1, 3, 32, 32)
+        original = train_set.load_image(i)
+        found = explain(
+            stack[0].float() / 255,
+            original.float() / 255,
+            synthetic_edit(original, j).float() / 255,
+            aug,
+            UINT8_ATOL,
+        )
+        assert (int(plan_masks[slot]), int(plan_fractals[slot])) in found, (
+            "not the item's fixed mask and fractal"
+        )
+        assert torch.equal(wrapped[n + slot][0], stack), "the appended set is fixed"
+
+
+def test_loss_auto_is_ce_for_the_single_view_static_set():
+    from diffusemix_bench.training.run import resolve_loss
+
+    assert resolve_loss(compose_config(["aug=diffusemix"])) == "jsd"
+    assert resolve_loss(compose_config(["aug=diffusemix", "aug.mode=static_append"])) == "ce"
+    assert resolve_loss(compose_config(["aug=diffusemix", "aug.mode=static_append", "loss=jsd"])) == "jsd"
+    official = compose_config(["experiment=diffusemix_official"])
+    assert resolve_loss(official) == "ce" and official.aug.compose == "before_crop"
+    assert official.generator.prompt_template == "raw" and official.aug.masks == "official2"
+
+
 @pytest.mark.parametrize(
     ("override", "match"),
     [
@@ -381,6 +480,7 @@ def test_static_append_has_no_jsd_views(dm):
         ("aug.replace_prob=2", "aug.replace_prob"),
         ("aug.masks=diagonal", "aug.masks"),
         ("aug.seam_px=-3", "aug.seam_px"),
+        ("aug.compose=sideways", "aug.compose"),
     ],
 )
 def test_bad_settings_name_the_key(dm, override, match):
@@ -403,6 +503,7 @@ def test_schema_and_yaml_agree():
     assert set(cfg.aug) == set(DiffuseMixConfig.__dataclass_fields__)
     assert cfg.aug.lam == 0.2 and cfg.aug.masks == "paper4" and cfg.aug.seam_px == 0
     assert cfg.aug.mode == "online" and cfg.aug.components == "hybrid_fractal"
+    assert cfg.aug.compose == "after_crop"
     assert DiffuseMix.default_loss == "jsd" and DiffuseMix.supports_jsd
 
 
@@ -417,7 +518,12 @@ def expected_grid_size(rows: int, cell: int = 128) -> tuple[int, int]:
 
 @pytest.mark.parametrize(
     ("overrides", "loss", "items"),
-    [([], "jsd", 9), (["loss=ce", "aug.mode=static_append"], "ce", 9 * (1 + PROMPTS))],
+    [
+        ([], "jsd", 9),
+        (["loss=ce", "aug.mode=static_append"], "ce", 9 * (1 + PROMPTS)),
+        # Whole-image composition in two data worker processes.
+        (["aug.compose=before_crop", "dataset.num_workers=2"], "jsd", 9),
+    ],
 )
 def test_train_one_step(make_cfg, tmp_path, overrides, loss, items):
     cfg = make_cfg(BASE + [f"paths.cache_dir={tmp_path / 'cache'}"] + overrides)

@@ -244,7 +244,12 @@ EXPERIMENTS = sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml"))
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_experiment_runs_one_step(name, make_cfg):
-    metrics = train(make_cfg([f"experiment={name}", "trainer.fast_dev_run=true"]))
+    cfg = make_cfg([f"experiment={name}", "trainer.fast_dev_run=true"])
+    if cfg.aug.name == "diffusemix":
+        from tests.test_diffusemix import fill_store
+
+        fill_store(cfg)
+    metrics = train(cfg)
     assert metrics["optimizer_steps"] >= 1
 
 

@@ -66,6 +66,12 @@ class Augmentation:
     #: Whether ``apply`` can return the three JSD views when ``ctx.loss == "jsd"``.
     supports_jsd: bool = False
 
+    @classmethod
+    def loss_for(cls, aug_cfg: Any) -> str:
+        """The loss ``loss=auto`` picks for these settings (``default_loss`` unless a setting
+        rules it out)."""
+        return cls.default_loss
+
     def __init__(self, ctx: AugContext, **cfg) -> None:
         self.ctx = ctx
         self.num_classes = ctx.num_classes

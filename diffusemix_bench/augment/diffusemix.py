@@ -24,6 +24,8 @@ from .registry import register_aug
 log = logging.getLogger(__name__)
 
 MODES = ("online", "static_append", "replace_p")
+#: Where composition happens relative to the training crop and flip (``aug.compose``).
+COMPOSE_STAGES = ("after_crop", "before_crop")
 
 
 @dataclass
@@ -52,6 +54,12 @@ class DiffuseMixConfig:
     # static_append: seed of the fixed masks and fractals; independent of the training seed, as the
     # official augmented set is generated once and reused by every run.
     static_seed: int = 0
+    # after_crop: the original and its edits are cropped and flipped together, then composed in
+    #   batches on the device, so the mask alone decides where the original sits in the training crop.
+    # before_crop (Algorithm 1 and the official code): each whole image is composed in the data
+    #   workers at its own size, and the training crop and flip then apply to the composed image, so
+    #   a crop can miss one of the halves. The seam width is then in pixels of the whole image.
+    compose: str = "after_crop"
     # Rows of the Figure 4 grid logged at the start of training (0: none).
     figure_images: int = 8
 
@@ -64,14 +72,26 @@ class DiffuseMixTrainSet(Dataset):
     with replacement). With ``static_append`` the set holds ``N`` originals followed by ``N x P``
     (original, prompt) pairs: ``index`` is then the item's position in that longer set (the device
     step reads the pair's fixed mask and fractal from it), and an original's edit slot repeats it.
+
+    With a ``composer`` (``aug.compose=before_crop``) the whole images are composed here, before the
+    transform, and the stack holds the training views instead (see :class:`WholeImageComposer`).
     """
 
-    def __init__(self, base, store, store_indices: list[int], num_edits: int, static: bool = False) -> None:
+    def __init__(
+        self,
+        base,
+        store,
+        store_indices: list[int],
+        num_edits: int,
+        static: bool = False,
+        composer: WholeImageComposer | None = None,
+    ) -> None:
         self.base = base
         self.store = store
         self.store_indices = store_indices
         self.num_edits = num_edits
         self.static = static
+        self.composer = composer
         self.num_prompts = len(store.prompt_ids) if store is not None else 0
 
     def __len__(self) -> int:
@@ -102,8 +122,11 @@ class DiffuseMixTrainSet(Dataset):
             prompts = [self.store.prompt_ids[k] for k in picks.tolist()]
         original = self.base.load_image(i)
         images = [original] + [self._edit(i, pid, original) for pid in prompts]
-        # Empty edit slots (static originals) repeat the original so every stack has one shape.
-        images += [original] * (1 + self.num_edits - len(images))
+        if self.composer is not None:
+            images = self.composer(images, item - n if self.static and item >= n else None)
+        else:
+            # Empty edit slots (static originals) repeat the original so every stack has one shape.
+            images += [original] * (1 + self.num_edits - len(images))
         transform = self.base.transform
         if transform is not None:
             # One call with every image: v2 transforms draw their parameters once per call, so the
@@ -112,6 +135,66 @@ class DiffuseMixTrainSet(Dataset):
             images = images if isinstance(images, tuple) else (images,)
         stack = torch.stack([im.as_subclass(torch.Tensor) for im in images])
         return stack, self.base.targets[i], item
+
+
+class WholeImageComposer:
+    """``aug.compose=before_crop``: Eq. 3 on whole images (uint8 C x H x W, each at its own size) in
+    the data workers, before the training transform, in the order of Algorithm 1 and the official code.
+
+    Called with ``[original, edit 1, ...]``, it returns the training views: ``static_append``:
+    ``[original]``, or for an appended item its composed image with the item's fixed mask and
+    fractal; ``online`` and ``replace_p``: ``[clean, view 1, view 2]`` with JSD, ``[clean, view]``
+    with ``ce_include_original``, else ``[view]``. Random masks and fractals come from torch's global
+    generator, which Lightning seeds per data worker. Composed images are rounded to uint8, as the
+    official code stores its augmented set as image files.
+    """
+
+    def __init__(self, aug: DiffuseMix, plan: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        self.kinds = aug.kinds
+        self.seam_px = aug.seam_px
+        self.components = aug.components
+        self.lam = aug.lam
+        self.bank = aug.bank
+        self.uses_edits = aug.uses_edits
+        self.replace_prob = aug.replace_prob if aug.mode == "replace_p" else None
+        self.num_draws = aug.num_draws
+        self.clean_view = aug.jsd or aug.ce_include_original
+        self.plan = plan
+
+    def compose(
+        self, original: torch.Tensor, edit: torch.Tensor, mask_id: int, fractal_id: int
+    ) -> torch.Tensor:
+        """One composed image (uint8, the original's size)."""
+        h, w = original.shape[-2:]
+        masks = half_mask_templates(self.kinds, h, w, self.seam_px)[mask_id : mask_id + 1]
+        fractals = resize_fractals(self.bank.get(fractal_id)[None], h, w) if self.bank is not None else None
+        out = compose_component(
+            self.components,
+            original[None].float() / 255.0,
+            edit[None].float() / 255.0,
+            masks,
+            fractals,
+            self.lam,
+        )
+        return out[0].mul_(255.0).round_().to(torch.uint8)
+
+    def __call__(self, images: list[torch.Tensor], slot: int | None) -> list[torch.Tensor]:
+        original = images[0]
+        if self.plan is not None:
+            if slot is None:
+                return [original]
+            edit = images[1] if self.uses_edits else original
+            return [self.compose(original, edit, int(self.plan[0][slot]), int(self.plan[1][slot]))]
+        views = []
+        for draw in range(self.num_draws):
+            edit = images[1 + draw] if self.uses_edits else original
+            mask_id = int(torch.randint(len(self.kinds), ()))
+            fractal_id = int(torch.randint(len(self.bank), ())) if self.bank is not None else 0
+            view = self.compose(original, edit, mask_id, fractal_id)
+            if self.replace_prob is not None and float(torch.rand(())) >= self.replace_prob:
+                view = original
+            views.append(view)
+        return [original] * self.clean_view + views
 
 
 @register_aug("diffusemix", DiffuseMixConfig)
@@ -123,13 +206,19 @@ class DiffuseMix(Augmentation):
     prompts, masks and fractals); with ``loss=ce`` one composed view (``ce_include_original`` adds
     the original as a second view).
 
-    Composition happens on the training crop, after the original and its edits were cropped and
-    flipped together, so M alone decides where the original sits (the official code composes the
-    whole 512 px image before any training transform, so a crop may miss one half).
+    By default composition happens on the training crop, after the original and its edits were
+    cropped and flipped together, so M alone decides where the original sits. ``compose=before_crop``
+    composes each whole image first, as Algorithm 1 and the official code do, and the training crop
+    then applies to the composed image (a crop may miss one half).
     """
 
     default_loss = "jsd"
     supports_jsd = True
+
+    @classmethod
+    def loss_for(cls, aug_cfg) -> str:
+        # The official recipe's fixed composed set has one view per image: nothing for JSD.
+        return "ce" if aug_cfg.get("mode") == "static_append" else cls.default_loss
 
     def __init__(
         self,
@@ -142,6 +231,7 @@ class DiffuseMix(Augmentation):
         components: str = "hybrid_fractal",
         ce_include_original: bool = False,
         static_seed: int = 0,
+        compose: str = "after_crop",
         figure_images: int = 8,
     ) -> None:
         super().__init__(ctx)
@@ -157,6 +247,8 @@ class DiffuseMix(Augmentation):
             raise ConfigError(f"aug.replace_prob must be in [0, 1], got {replace_prob}")
         if seam_px < 0:
             raise ConfigError(f"aug.seam_px must be >= 0 (0 = hard edge), got {seam_px}")
+        if compose not in COMPOSE_STAGES:
+            raise ConfigError(f"aug.compose must be one of {list(COMPOSE_STAGES)}, got '{compose}'")
         if figure_images < 0:
             raise ConfigError(f"aug.figure_images must be >= 0, got {figure_images}")
         if mode == "static_append" and ctx.loss == "jsd":
@@ -173,6 +265,7 @@ class DiffuseMix(Augmentation):
         self.components = components
         self.ce_include_original = ce_include_original
         self.static_seed = static_seed
+        self.before_crop = compose == "before_crop"
         self.figure_images = figure_images
         self.uses_edits = not components.startswith("originals")
         self.uses_masks = components.startswith("hybrid")
@@ -235,8 +328,12 @@ class DiffuseMix(Augmentation):
         store = self.edit_store() if self.uses_edits or static else None
         if self.uses_edits:
             self.check_edits(store, store_indices)
-        self.train_set = DiffuseMixTrainSet(dataset, store, store_indices, self.num_edits, static=static)
         n = len(dataset)
+        self._plan = self._static_plan(n * len(store.prompt_ids)) if static else None
+        composer = WholeImageComposer(self, self._plan) if self.before_crop else None
+        self.train_set = DiffuseMixTrainSet(
+            dataset, store, store_indices, self.num_edits, static=static, composer=composer
+        )
         if static:
             prompts = len(store.prompt_ids)
             log.info(
@@ -248,9 +345,10 @@ class DiffuseMix(Augmentation):
                 len(self.train_set),
                 1 + prompts,
             )
-            self._plan = self._static_plan(n * prompts)
         else:
             log.info("DiffuseMix %s (%s): %d training images per epoch", self.mode, self.components, n)
+        if self.before_crop:
+            log.info("DiffuseMix composes whole images in the data workers, before the training crop")
         return self.train_set
 
     def _static_plan(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -322,6 +420,9 @@ class DiffuseMix(Augmentation):
                 f"aug=diffusemix expects batches of image stacks (N x (1 + edits) x C x H x W) from its "
                 f"training set wrapper, got shape {tuple(images.shape)}"
             )
+        if self.before_crop:
+            # The data workers composed the views already (WholeImageComposer): view-major batch.
+            return AugBatch(images.transpose(0, 1).flatten(0, 1), targets, images.shape[1])
         originals = images[:, 0]
         if self.mode == "static_append":
             return AugBatch(self._static_views(images, indices), targets, 1)

@@ -64,12 +64,13 @@ def build_model(cfg: DictConfig, num_classes: int) -> torch.nn.Module:
 
 
 def resolve_loss(cfg: DictConfig) -> str:
-    """loss=auto takes the augmentation method's own loss (JSD for DiffuseMix and AugMix)."""
+    """loss=auto takes the augmentation method's own loss for its settings (JSD for DiffuseMix and
+    AugMix; CE for DiffuseMix's static_append, which has a single view)."""
     if cfg.loss.name != "auto":
         return cfg.loss.name
     from ..augment.registry import aug_class
 
-    return aug_class(cfg.aug.name).default_loss
+    return aug_class(cfg.aug.name).loss_for(cfg.aug)
 
 
 def _resolve_ckpt_path(ckpt_path: str | None, ckpt_dir: Path) -> str | None:
