@@ -21,7 +21,7 @@ from diffusemix_bench.augment.compose import (
     resize_fractals,
 )
 from diffusemix_bench.augment.diffusemix import DiffuseMix, DiffuseMixConfig
-from diffusemix_bench.augment.figure4 import COLUMNS, HEADER_PX, PADDING_PX, write_figure4
+from diffusemix_bench.augment.figure4 import COLUMNS, HEADER_PX, PADDING_PX, figure4_stages, write_figure4
 from diffusemix_bench.augment.masks import MASK_SETS, half_mask_templates, mask_kinds, sample_half_masks
 from diffusemix_bench.data.splits import build_splits
 from diffusemix_bench.data.transforms import train_transform
@@ -544,7 +544,7 @@ def test_figure4_writes_the_grid(make_cfg, tmp_path):
     path = write_figure4(cfg)
     with Image.open(path) as im:
         assert im.size == expected_grid_size(3)
-        pixels = torch.from_numpy(np.asarray(im.convert("RGB"))).permute(2, 0, 1)
+        pixels = torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)
     # Row 0, mask column: the cells hold only black and white (a hard half mask).
     top = HEADER_PX + PADDING_PX
     left = PADDING_PX + 2 * (128 + PADDING_PX)
@@ -560,6 +560,25 @@ def test_figure4_writes_the_grid(make_cfg, tmp_path):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         fig_cfg = compose("figure4", overrides=["dataset=flowers102", "aug.figure_images=4"])
     assert fig_cfg.aug.name == "diffusemix" and fig_cfg.aug.figure_images == 4
+
+
+def test_figure4_follows_the_composition_stage(dm):
+    # The fixture's 32 px images are resized to 36 and centre-cropped to 32 for the figure.
+    overrides = ["aug.masks=vertical", "aug.components=hybrid"]
+    _, after, train_set = dm(overrides, loss="ce")
+    _, before, _ = dm(overrides + ["aug.compose=before_crop"], loss="ce", fill=False)
+    a = figure4_stages(after, train_set, 3, seed=5)
+    b = figure4_stages(before, train_set, 3, seed=5)
+    assert all(x.shape == (3, 3, 32, 32) for x in a + b)
+    assert torch.allclose(a[0], b[0], atol=1.01 / 255), "the same images, resized and cropped alike"
+    # after_crop draws the hard mask on the crop; before_crop draws it on the whole image, and the
+    # resize then blends the columns at the seam.
+    assert set(a[2].unique().tolist()) == {0.0, 1.0}
+    soft_columns = ((b[2] > 0) & (b[2] < 1)).any(dim=(0, 1, 2)).nonzero().flatten().tolist()
+    assert soft_columns and all(14 <= c <= 17 for c in soft_columns), soft_columns
+    # Away from the seam both are the original (left) and the edit (right).
+    assert torch.allclose(a[3][..., :12], b[3][..., :12], atol=1.01 / 255)
+    assert torch.allclose(a[3][..., 20:], b[3][..., 20:], atol=1.01 / 255)
 
 
 def test_generate_with_the_tiny_model_then_train(make_cfg, tmp_path):

@@ -222,6 +222,46 @@ def test_batch_invariant_mode_gives_identical_bytes_for_any_batch_size(tiny_mode
         assert torch.equal(batch3, e)
 
 
+@pytest.mark.parametrize(
+    "extra", [["generator.dtype=bf16"], ["generator.dtype=fp16", "generator.channels_last=true"]]
+)
+def test_half_precision_paths_agree_with_fp32(tiny_model, extra):
+    # The GPU presets (bf16 by default, fp16 as the official code) run the same code on CPU.
+    model = EditModel.from_config(compose_config(["generator=tiny", *extra]).generator)
+    assert model.dtype == {"generator.dtype=bf16": torch.bfloat16}.get(extra[0], torch.float16)
+    images, texts, seeds = _inputs()
+    out = model(images, texts, seeds)
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+    # bf16 keeps 8 mantissa bits, fp16 11: the edits stay within a few levels of the fp32 ones.
+    assert (out - tiny_model(images, texts, seeds)).abs().max() < 0.05
+
+
+@pytest.mark.slow
+def test_compiled_unet_matches_eager_and_pads_the_last_batch(tiny_model, monkeypatch):
+    monkeypatch.setattr(tiny_model, "batch_invariant", False)
+    compiled = EditModel.from_config(
+        compose_config(
+            [
+                "generator=tiny",
+                "generator.compile=true",
+                "generator.batch_invariant=false",
+                "generator.batch_size=3",
+            ]
+        ).generator
+    )
+    assert compiled.pad_to == 3
+    images, texts, seeds = _inputs()
+    seen = []
+    real_run = compiled._run
+    monkeypatch.setattr(compiled, "_run", lambda x, t, s: seen.append(len(x)) or real_run(x, t, s))
+    full = compiled(images, texts, seeds)
+    last = compiled(images[:1], texts[:1], seeds[:1])
+    assert seen == [3, 3], "a smaller last batch is padded to the compiled shape"
+    assert last.shape == (1, 3, 32, 32)
+    assert (full - tiny_model(images, texts, seeds)).abs().max() < 1e-3
+    assert (last - full[:1]).abs().max() < 1e-3
+
+
 def test_finish_aligns_with_the_original_and_store_size():
     edit = torch.rand(3, 32, 32)
     assert finish(edit, (40, 48), None).shape == (3, 40, 48)

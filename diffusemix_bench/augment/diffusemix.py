@@ -64,6 +64,14 @@ class DiffuseMixConfig:
     figure_images: int = 8
 
 
+def aligned_edit(edit: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """A stored edit at its original's size (uint8): the edit model works at its own resolution
+    (512 px), and an edit stored at another size than the original is resized back to it."""
+    if edit.shape[-2:] != original.shape[-2:]:
+        edit = TF.resize(edit, list(original.shape[-2:]), antialias=True)
+    return edit
+
+
 class DiffuseMixTrainSet(Dataset):
     """The training split with each image's stored edits, cropped and flipped together.
 
@@ -99,11 +107,7 @@ class DiffuseMixTrainSet(Dataset):
         return n * (1 + self.num_prompts) if self.static else n
 
     def _edit(self, i: int, prompt_id: str, like: torch.Tensor) -> torch.Tensor:
-        edit = self.store.read(self.store_indices[i], prompt_id)
-        # Edits are stored aligned with the original; one stored at another size is resized back.
-        if edit.shape[-2:] != like.shape[-2:]:
-            edit = TF.resize(edit, list(like.shape[-2:]), antialias=True)
-        return edit
+        return aligned_edit(self.store.read(self.store_indices[i], prompt_id), like)
 
     def __getitem__(self, item: int) -> tuple[torch.Tensor, int, int]:
         n = len(self.base)

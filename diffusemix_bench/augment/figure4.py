@@ -30,9 +30,13 @@ MIN_CELL_PX = 128
 
 def figure4_stages(aug, dataset, n: int, seed: int = 0) -> list[torch.Tensor]:
     """The six columns for ``n`` images of ``dataset`` (seeded choice of images, prompts, masks and
-    fractals), each float N x 3 x H x W in [0, 1] at the training size (resize, centre crop)."""
+    fractals), each float N x 3 x H x W in [0, 1] at the training size (resize, centre crop).
+
+    With ``aug.compose=before_crop`` the stages are drawn on the whole image and then resized and
+    cropped, as training sees them; otherwise the original and edit are resized and cropped first."""
     from ..data.transforms import eval_transform
     from ..generation.store import split_indices
+    from .diffusemix import aligned_edit
 
     if not aug.uses_edits:
         raise ConfigError(f"Figure 4 shows edits; aug.components={aug.components} uses none")
@@ -45,35 +49,38 @@ def figure4_stages(aug, dataset, n: int, seed: int = 0) -> list[torch.Tensor]:
     prompt_ids = [
         store.prompt_ids[k] for k in torch.randint(len(store.prompt_ids), (n,), generator=g).tolist()
     ]
+    mask_ids = torch.randint(len(aug.kinds), (n,), generator=g).tolist()
+    fractal_ids = torch.randint(len(aug.bank), (n,), generator=g).tolist() if aug.bank is not None else None
 
     config = aug.ctx.config
     size = aug.ctx.image_size
     geometry = eval_transform(size, int(config.dataset.resize) if config is not None else size)
-    originals, edits = [], []
-    for i, pid in zip(rows, prompt_ids):
+    rows_out = []
+    for r, (i, pid) in enumerate(zip(rows, prompt_ids)):
         original = dataset.load_image(i)
-        edit = store.read(store_indices[i], pid)
-        if edit.shape[-2:] != original.shape[-2:]:
-            edit = F.interpolate(
-                edit[None].float(), size=original.shape[-2:], mode="bilinear", antialias=True
-            )
-            edit = edit[0].round().clamp(0, 255).to(torch.uint8)
-        a, b = geometry(tv_tensors.Image(original), tv_tensors.Image(edit))
-        originals.append(a.as_subclass(torch.Tensor))
-        edits.append(b.as_subclass(torch.Tensor))
-    originals = torch.stack(originals).float() / 255.0
-    edits = torch.stack(edits).float() / 255.0
-    _, _, h, w = originals.shape
+        edit = aligned_edit(store.read(store_indices[i], pid), original)
+        if aug.before_crop:
+            stages = _stages(aug, original.float() / 255.0, edit.float() / 255.0, mask_ids[r], fractal_ids, r)
+            stages = geometry(*[tv_tensors.Image(x) for x in stages])
+        else:
+            a, b = geometry(tv_tensors.Image(original), tv_tensors.Image(edit))
+            stages = _stages(aug, a.float() / 255.0, b.float() / 255.0, mask_ids[r], fractal_ids, r)
+        rows_out.append([x.as_subclass(torch.Tensor).clamp(0.0, 1.0) for x in stages])
+    return [torch.stack(column) for column in zip(*rows_out)]
 
-    mask_ids = torch.randint(len(aug.kinds), (n,), generator=g)
-    masks = half_mask_templates(aug.kinds, h, w, aug.seam_px)[mask_ids]
-    if aug.bank is not None:
-        fractals = resize_fractals(aug.bank.sample(n, generator=g), h, w)
+
+def _stages(aug, original: torch.Tensor, edit: torch.Tensor, mask_id: int, fractal_ids, row: int) -> list:
+    """I, edit, mask, hybrid, fractal and final image of one row (float 3 x H x W, the original's size)."""
+    h, w = original.shape[-2:]
+    mask = half_mask_templates(aug.kinds, h, w, aug.seam_px)[mask_id]
+    if fractal_ids is not None:
+        fractal = resize_fractals(aug.bank.get(fractal_ids[row])[None], h, w)[0]
     else:
-        fractals = torch.zeros_like(originals)
-    hybrids = hybrid(originals, edits, masks)
-    finals = compose_component(aug.components, originals, edits, masks, fractals, aug.lam)
-    return [originals, edits, masks.expand(-1, 3, -1, -1), hybrids, fractals, finals]
+        fractal = torch.zeros_like(original)
+    final = compose_component(aug.components, original[None], edit[None], mask[None], fractal[None], aug.lam)[
+        0
+    ]
+    return [original, edit, mask.expand(3, -1, -1), hybrid(original, edit, mask), fractal, final]
 
 
 def figure4_grid(columns: list[torch.Tensor], titles: tuple[str, ...] = COLUMNS) -> Image.Image:
