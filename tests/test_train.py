@@ -91,6 +91,10 @@ def test_every_option_trains_one_step(group, option, make_cfg, tmp_path, monkeyp
             cfg.trainer.accelerator = "cpu"
     metrics = train(cfg)
     assert metrics["optimizer_steps"] >= 1
+    # What the method ran with: every per-dataset null and auto choice resolved.
+    assert metrics["aug_settings"].keys() >= set(cfg.aug) - {"name", "dataset_defaults"}
+    unresolved = {k: v for k, v in metrics["aug_settings"].items() if v is None or v == "auto"}
+    assert not unresolved, f"aug={cfg.aug.name} reports unresolved settings {unresolved}"
     assert 0.0 <= metrics["val_top1"] <= 100.0
     assert 0.0 <= metrics["test_top1"] <= 100.0
     assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == metrics
@@ -260,6 +264,21 @@ def test_jsd_with_a_single_view_method_is_refused(make_cfg):
 
 def test_loss_auto_resolves_to_the_method_loss(make_cfg):
     assert train(make_cfg(["aug=none"]))["loss"] == "ce"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["aug=cutmix", "dataset=cifar100"], {"alpha": 1.0, "prob": 1.0}),
+        (["aug=cutmix", "dataset=tinyimagenet", "aug.prob=0.5"], {"alpha": 0.2, "prob": 0.5}),
+        (["aug=augmix", "dataset=cifar100"], {"severity": 3, "width": 3}),
+        (["aug=augmix", "dataset=flowers102"], {"severity": 1}),
+        (["aug=autoaugment", "dataset=flowers102"], {"policy": "imagenet"}),
+    ],
+)
+def test_metrics_name_the_settings_a_method_resolved(make_cfg, overrides, expected):
+    settings = train(make_cfg(overrides))["aug_settings"]
+    assert {k: settings[k] for k in expected} == expected
 
 
 def test_fine_tune_from_own_checkpoint(make_cfg, tmp_path):

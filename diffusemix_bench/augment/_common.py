@@ -22,11 +22,13 @@ def is_cifar(ctx: AugContext) -> bool:
     return ctx.dataset_name.lower().startswith("cifar")
 
 
-def per_dataset(value, ctx: AugContext, cifar, other):
-    """``value`` when set, else the reference's CIFAR or ImageNet default for this run's dataset."""
-    if value is not None:
-        return value
-    return cifar if is_cifar(ctx) else other
+def per_dataset(aug: Augmentation, key: str, value, cifar, other):
+    """``value`` when set, else the reference's CIFAR or ImageNet default for this run's dataset
+    (recorded in the method's :meth:`~Augmentation.settings`)."""
+    if value is None:
+        value = cifar if is_cifar(aug.ctx) else other
+        aug.resolved[key] = value
+    return value
 
 
 def to_uint8(image: torch.Tensor) -> torch.Tensor:

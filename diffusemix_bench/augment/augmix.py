@@ -76,7 +76,7 @@ class AugMix(JsdViewsAugmentation):
     def __init__(self, ctx: AugContext, **cfg) -> None:
         super().__init__(ctx, **cfg)
         c = AugMixConfig(**cfg)
-        severity = per_dataset(c.severity, ctx, 3, 1)
+        severity = per_dataset(self, "severity", c.severity, 3, 1)
         check_severity(severity, "aug")
         if c.width < 1:
             raise ConfigError(f"aug.width must be at least 1, got {c.width}")

@@ -3,7 +3,8 @@ the device."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,44 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import Dataset
+
+from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def resolve_dataset_settings(
+    method: str, settings: Mapping[str, Any], dataset_defaults: Mapping[str, Mapping[str, Any]], dataset: str
+) -> dict[str, Any]:
+    """Fill each ``None`` in ``settings`` from ``dataset_defaults[dataset]``, else from
+    ``dataset_defaults["default"]``; a value set explicitly always wins.
+
+    ``dataset_defaults`` is the per-dataset table of ``conf/aug/<method>.yaml`` (the references'
+    settings per dataset); the resolved values are logged since the saved config shows ``null``.
+    """
+    for row_name, row in dataset_defaults.items():
+        unknown = sorted(set(row) - set(settings))
+        if unknown:
+            raise ConfigError(
+                f"aug.dataset_defaults.{row_name} of aug={method} has unknown key(s) {unknown}; "
+                f"valid keys: {sorted(settings)}"
+            )
+    row = dataset_defaults.get(dataset, {})
+    fallback = dataset_defaults.get("default", {})
+    resolved = {}
+    for key, value in settings.items():
+        if value is None:
+            value = row.get(key, fallback.get(key))
+        if value is None:
+            raise ConfigError(
+                f"aug.{key} of aug={method} is null and aug.dataset_defaults has no value for dataset "
+                f"'{dataset}' nor a 'default' row; set aug.{key}=<value>"
+            )
+        resolved[key] = value
+    log.info(
+        "aug=%s on dataset '%s': %s", method, dataset, ", ".join(f"{k}={v}" for k, v in resolved.items())
+    )
+    return resolved
 
 
 @dataclass
@@ -76,6 +115,26 @@ class Augmentation:
         self.ctx = ctx
         self.num_classes = ctx.num_classes
         self.cfg = cfg
+        # Settings as configured (create_aug fills them) and the values that replaced their nulls
+        # (per-dataset defaults, ``auto`` choices): together, what the run used.
+        self.given_settings: dict[str, Any] = {k: v for k, v in cfg.items() if k != "dataset_defaults"}
+        self.resolved: dict[str, Any] = {}
+
+    def settings(self) -> dict[str, Any]:
+        """The method's settings as this run uses them: configured values with each null or
+        ``auto`` replaced by what it resolved to (written to ``metrics.json`` as ``aug_settings``)."""
+        return {**self.given_settings, **self.resolved}
+
+    def resolve_per_dataset(
+        self,
+        method: str,
+        settings: Mapping[str, Any],
+        dataset_defaults: Mapping[str, Mapping[str, Any]] | None,
+    ) -> dict[str, Any]:
+        """:func:`resolve_dataset_settings` for this run's dataset, recorded in :meth:`settings`."""
+        resolved = resolve_dataset_settings(method, settings, dataset_defaults or {}, self.ctx.dataset_name)
+        self.resolved.update(resolved)
+        return resolved
 
     def sample_transform(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
         return None

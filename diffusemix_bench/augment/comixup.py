@@ -20,7 +20,6 @@ from ._saliency_mixing import (
     loss_input_gradient,
 )
 from .base import AugBatch
-from .mixing import resolve_dataset_settings
 from .registry import register_aug
 
 # Soft labels that mix two of three assigned inputs half and half (match.py: graphcut_wrapper), and
@@ -65,11 +64,10 @@ class CoMixup(CleanLossAugmentation):
 
     def __init__(self, ctx, **cfg) -> None:
         super().__init__(ctx, **cfg)
-        settings = resolve_dataset_settings(
+        settings = self.resolve_per_dataset(
             "comixup",
             {"alpha": cfg.get("alpha"), "block_num": cfg.get("block_num")},
-            cfg.get("dataset_defaults") or {},
-            ctx.dataset_name,
+            cfg.get("dataset_defaults"),
         )
         self.alpha = float(settings["alpha"])
         self.block_num = int(settings["block_num"])

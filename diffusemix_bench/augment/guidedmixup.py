@@ -23,7 +23,6 @@ from ._saliency_mixing import (
     sum_to_one,
 )
 from .base import AugBatch
-from .mixing import resolve_dataset_settings
 from .registry import register_aug
 
 # torchvision Grayscale weights, which the reference's spectral residual uses.
@@ -147,11 +146,8 @@ class GuidedAP(GuidedMixup):
 
     def __init__(self, ctx, **cfg) -> None:
         super().__init__(ctx, **cfg)
-        settings = resolve_dataset_settings(
-            "guided_ap",
-            {"clean_lam": cfg.get("clean_lam")},
-            cfg.get("dataset_defaults") or {},
-            ctx.dataset_name,
+        settings = self.resolve_per_dataset(
+            "guided_ap", {"clean_lam": cfg.get("clean_lam")}, cfg.get("dataset_defaults")
         )
         self.clean_lam = float(settings["clean_lam"])
 

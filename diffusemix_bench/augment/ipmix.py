@@ -168,11 +168,17 @@ class IPMix(JsdViewsAugmentation):
         super().__init__(ctx, **cfg)
         c = IPMixConfig(**cfg)
         self.k, self.t, self.alpha = c.k, c.t, c.alpha
-        self.beta = per_dataset(c.beta, ctx, 3.0, 4.0)
-        self.severity = per_dataset(c.severity, ctx, 3, 1)
-        self.patch_sizes = list(per_dataset(c.patch_sizes, ctx, [4, 8, 16, 32], [4, 8, 16, 32, 64, 224]))
-        self.augmented_partner_prob = per_dataset(c.augmented_partner_prob, ctx, 0.0, 0.5)
-        self.resize_ratio = per_dataset(c.pic_resize_ratio, ctx, CIFAR_RESIZE_RATIO, IMAGENET_RESIZE_RATIO)
+        self.beta = per_dataset(self, "beta", c.beta, 3.0, 4.0)
+        self.severity = per_dataset(self, "severity", c.severity, 3, 1)
+        self.patch_sizes = list(
+            per_dataset(self, "patch_sizes", c.patch_sizes, [4, 8, 16, 32], [4, 8, 16, 32, 64, 224])
+        )
+        self.augmented_partner_prob = per_dataset(
+            self, "augmented_partner_prob", c.augmented_partner_prob, 0.0, 0.5
+        )
+        self.resize_ratio = per_dataset(
+            self, "pic_resize_ratio", c.pic_resize_ratio, CIFAR_RESIZE_RATIO, IMAGENET_RESIZE_RATIO
+        )
         check_severity(self.severity, "aug")
         if c.k < 1 or c.t < 0:
             raise ConfigError(f"aug.k must be >= 1 and aug.t >= 0, got k={c.k}, t={c.t}")

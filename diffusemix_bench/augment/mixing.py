@@ -11,13 +11,13 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .base import AugContext, Augmentation
+from .base import AugContext, Augmentation, resolve_dataset_settings
 
 log = logging.getLogger(__name__)
 
@@ -33,40 +33,6 @@ class MixingConfig:
     # {dataset name or "default": {setting: value}}: the references' values per dataset, written in
     # conf/aug/<name>.yaml; a setting given explicitly wins.
     dataset_defaults: dict[str, dict[str, float]] = field(default_factory=dict)
-
-
-def resolve_dataset_settings(
-    method: str, settings: Mapping[str, Any], dataset_defaults: Mapping[str, Mapping[str, Any]], dataset: str
-) -> dict[str, Any]:
-    """Fill each ``None`` in ``settings`` from ``dataset_defaults[dataset]``, else from
-    ``dataset_defaults["default"]``; a value set explicitly always wins.
-
-    ``dataset_defaults`` is the per-dataset table of ``conf/aug/<method>.yaml`` (the references'
-    settings per dataset); the resolved values are logged since the saved config shows ``null``.
-    """
-    for row_name, row in dataset_defaults.items():
-        unknown = sorted(set(row) - set(settings))
-        if unknown:
-            raise ConfigError(
-                f"aug.dataset_defaults.{row_name} of aug={method} has unknown key(s) {unknown}; "
-                f"valid keys: {sorted(settings)}"
-            )
-    row = dataset_defaults.get(dataset, {})
-    fallback = dataset_defaults.get("default", {})
-    resolved = {}
-    for key, value in settings.items():
-        if value is None:
-            value = row.get(key, fallback.get(key))
-        if value is None:
-            raise ConfigError(
-                f"aug.{key} of aug={method} is null and aug.dataset_defaults has no value for dataset "
-                f"'{dataset}' nor a 'default' row; set aug.{key}=<value>"
-            )
-        resolved[key] = value
-    log.info(
-        "aug=%s on dataset '%s': %s", method, dataset, ", ".join(f"{k}={v}" for k, v in resolved.items())
-    )
-    return resolved
 
 
 def resolve_settings(
@@ -209,6 +175,7 @@ class MixingAugmentation(Augmentation):
         settings = resolve_settings(
             self.method, {"alpha": alpha, "prob": prob}, dataset_defaults or {}, ctx.dataset_name
         )
+        self.resolved.update(settings)
         check_alpha(settings["alpha"], self.method)
         check_prob(settings["prob"], self.method)
         self.alpha = settings["alpha"]

@@ -119,9 +119,11 @@ class PixMix(Augmentation):
         super().__init__(ctx, **cfg)
         c = PixMixConfig(**cfg)
         self.k = c.k
-        self.beta = per_dataset(c.beta, ctx, 3.0, 4.0)
-        self.severity = per_dataset(c.severity, ctx, 3, 1)
-        self.resize_ratio = per_dataset(c.pic_resize_ratio, ctx, CIFAR_RESIZE_RATIO, IMAGENET_RESIZE_RATIO)
+        self.beta = per_dataset(self, "beta", c.beta, 3.0, 4.0)
+        self.severity = per_dataset(self, "severity", c.severity, 3, 1)
+        self.resize_ratio = per_dataset(
+            self, "pic_resize_ratio", c.pic_resize_ratio, CIFAR_RESIZE_RATIO, IMAGENET_RESIZE_RATIO
+        )
         check_severity(self.severity, "aug")
         if c.k < 0:
             raise ConfigError(f"aug.k must be >= 0, got {c.k}")

@@ -68,6 +68,7 @@ class AutoAugment(_TorchvisionPolicy):
         super().__init__(ctx, **cfg)
         c = AutoAugmentConfig(**cfg)
         name = c.policy if c.policy != "auto" else ("cifar10" if is_cifar(ctx) else "imagenet")
+        self.resolved["policy"] = name
         if name not in _POLICIES:
             raise ConfigError(f"aug.policy must be auto or one of {sorted(_POLICIES)}, got '{c.policy}'")
         self.transform = v2.AutoAugment(_POLICIES[name], interpolation=_interpolation(c.interpolation))

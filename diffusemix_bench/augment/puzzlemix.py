@@ -24,7 +24,6 @@ from ._saliency_mixing import (
     sum_to_one,
 )
 from .base import AugBatch
-from .mixing import resolve_dataset_settings
 from .registry import register_aug
 
 
@@ -68,11 +67,10 @@ class PuzzleMix(CleanLossAugmentation):
 
     def __init__(self, ctx, **cfg) -> None:
         super().__init__(ctx, **cfg)
-        settings = resolve_dataset_settings(
+        settings = self.resolve_per_dataset(
             "puzzlemix",
             {key: cfg.get(key) for key in ("neigh_size", "smoothness_input", "t_size", "clean_lam")},
-            cfg.get("dataset_defaults") or {},
-            ctx.dataset_name,
+            cfg.get("dataset_defaults"),
         )
         self.alpha = float(cfg.get("alpha", 1.0))
         self.n_labels = int(cfg.get("n_labels", 3))

@@ -51,4 +51,6 @@ def create_aug(cfg: DictConfig | dict, ctx: AugContext | int) -> Augmentation:
     elif is_dataclass(cfg):
         cfg = asdict(cfg)
     cfg = dict(cfg)
-    return aug_class(cfg.pop("name"))(ctx, **cfg)
+    aug = aug_class(cfg.pop("name"))(ctx, **cfg)
+    aug.given_settings = {k: v for k, v in cfg.items() if k != "dataset_defaults"}
+    return aug

@@ -261,6 +261,8 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
         "dataset": cfg.dataset.name,
         "model": cfg.model.name,
         "aug": aug_name,
+        # The method's settings as used: per-dataset defaults and auto choices resolved.
+        "aug_settings": aug.settings(),
         "loss": aug.ctx.loss,
         "protocol": cfg.protocol,
         "seed": cfg.seed,
