@@ -408,6 +408,18 @@ def test_before_crop_composes_whole_images_into_the_views(dm):
     )
 
 
+def test_before_crop_replace_p_keeps_the_original_with_probability_1_minus_p(dm):
+    for p, expect in ((0.0, "none"), (1.0, "all"), (0.5, "some")):
+        _, aug, train_set = dm(
+            ["aug.mode=replace_p", f"aug.replace_prob={p}", "aug.compose=before_crop"], loss="ce"
+        )
+        train_set.transform = None
+        wrapped = aug.train_dataset(train_set)
+        torch.manual_seed(0)
+        same = [torch.equal(wrapped[i % 9][0][0], train_set.load_image(i % 9)) for i in range(36)]
+        assert {"none": all(same), "all": not any(same), "some": 0 < sum(same) < 36}[expect], p
+
+
 def left_half(*images):
     """A fixed crop of each image's left half (stands in for a random crop that misses one half)."""
     return tuple(im[..., :, : im.shape[-1] // 2] for im in images)
