@@ -326,3 +326,73 @@ def test_module_trains_from_plain_loaders():
     # 2 steps per epoch, decay every epoch: after 4 steps the schedule stands at the start of
     # epoch 2, i.e. lr x gamma^2 (it would be 0.01 x 0.1^4 if epochs were mistaken for steps).
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-4)
+
+
+@pytest.mark.slow
+def test_ddp_schedules_count_each_ranks_own_steps(tmp_path):
+    """Two CPU ranks: each rank's epoch is its shard of the data, so an epoch-based milestone falls
+    after that many steps, not after the length of the whole unsharded loader."""
+    import csv
+
+    from tests.fixtures.datasets import write_fixture_dataset
+
+    fixture = write_fixture_dataset("flowers102", tmp_path / "data")  # 12 training images
+    run = tmp_path / "run"
+    result = _run_script(
+        [
+            "dataset=flowers102",
+            "model=resnet18",
+            f"paths.data_dir={fixture['data_dir']}",
+            "dataset.image_size=32",
+            "dataset.resize=36",
+            "dataset.batch_size=4",
+            "dataset.num_workers=0",
+            "sched=multistep",
+            "sched.milestones=[1]",
+            "optim.lr=0.1",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "trainer.strategy=ddp",
+            "trainer.max_epochs=2",
+            "trainer.log_every_n_steps=1",
+            "callbacks.progress_bar=none",
+            f"hydra.run.dir={run}",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(run / "logs" / "metrics.csv") as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("lr-SGD/all")]
+    lrs = {int(r["step"]): float(r["lr-SGD/all"]) for r in rows}
+    # 12 images over 2 ranks at batch 4: 2 steps per rank and epoch (the whole loader has 3).
+    assert sorted(lrs) == [0, 1, 2, 3]
+    assert [round(lrs[s], 6) for s in range(4)] == [0.1, 0.1, 0.01, 0.01]
+    assert json.loads((run / "metrics.json").read_text())["optimizer_steps"] == 4
+
+
+def test_each_rank_draws_its_own_main_process_randomness(monkeypatch):
+    from types import SimpleNamespace
+
+    from diffusemix_bench.augment import AugContext, create_aug
+    from diffusemix_bench.training.module import ClassifierModule
+
+    module = ClassifierModule(
+        torch.nn.Linear(2, 3),
+        3,
+        create_aug({"name": "none"}, AugContext(num_classes=3, seed=5)),
+        "ce",
+        *(compose_config([])[k] for k in ("loss", "optim", "sched")),
+    )
+
+    def draws(world_size: int, rank: int) -> torch.Tensor:
+        torch.manual_seed(5)  # as seed_everything leaves every rank
+        fake = SimpleNamespace(world_size=world_size, global_rank=rank)
+        monkeypatch.setattr(ClassifierModule, "trainer", property(lambda self: fake))
+        module.on_fit_start()
+        return torch.rand(4)
+
+    # One device: the generator stays as seed_everything left it.
+    assert torch.equal(draws(1, 0), torch.rand(4, generator=torch.Generator().manual_seed(5)))
+    rank0, rank1 = draws(2, 0), draws(2, 1)
+    assert not torch.equal(rank0, rank1)
+    assert torch.equal(rank0, draws(2, 0)) and torch.equal(rank1, draws(2, 1))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import random
+
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -11,6 +15,9 @@ from ..augment import Augmentation
 from ..config import LossConfig, OptimConfig, SchedConfig
 from .losses import TrainLoss, smooth_targets
 from .optim import build_optimizer, build_scheduler
+
+#: Rank r draws from seed + r * RANK_SEED_STRIDE in the main process (a prime, far from small seeds).
+RANK_SEED_STRIDE = 1_000_003
 
 
 class ClassifierModule(pl.LightningModule):
@@ -48,6 +55,17 @@ class ClassifierModule(pl.LightningModule):
                 for name, k in (("top1", 1), ("top5", self.top5_k))
             }
         )
+
+    def on_fit_start(self) -> None:
+        # seed_everything seeds every rank's global generators alike (data workers get their own,
+        # per rank). Draws made in the main process (batch mixing ratios and partners, per-image
+        # choices with dataset.num_workers=0) would then repeat on every rank: offset them by rank.
+        trainer = self.trainer
+        if trainer.world_size > 1:
+            seed = (self.aug.ctx.seed + RANK_SEED_STRIDE * trainer.global_rank) % 2**32
+            random.seed(seed)
+            np.random.seed(seed)
+            torch.manual_seed(seed)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
@@ -92,19 +110,18 @@ class ClassifierModule(pl.LightningModule):
         self._eval_step(batch, "test")
 
     def _steps_per_epoch(self) -> int:
-        """Optimiser steps in one epoch, as the trainer will run it (limits and accumulation)."""
+        """Optimiser steps in one epoch of this rank, as the trainer will run it (its shard of the
+        data under DDP, ``limit_train_batches`` and gradient accumulation)."""
         trainer = self.trainer
-        if trainer.datamodule is None:
-            # Loaders passed straight to fit(): spread the run's steps evenly over its epochs.
+        # Reading estimated_stepping_batches sets up this rank's training loader; num_training_batches
+        # is then its length after the distributed sampler and the batch limit.
+        total = int(trainer.estimated_stepping_batches)
+        batches = trainer.num_training_batches
+        if not math.isfinite(batches):  # an iterable dataset without a length
             epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1
-            return max(1, int(trainer.estimated_stepping_batches) // epochs)
-        batches = len(trainer.datamodule.train_dataloader())
-        limit = trainer.limit_train_batches
-        if isinstance(limit, int):
-            batches = min(batches, limit)
-        elif limit is not None:
-            batches = int(batches * limit)
-        return max(1, batches // max(1, trainer.accumulate_grad_batches))
+            return max(1, total // epochs)
+        # Lightning steps on every accumulate_grad_batches-th batch and on the last one of an epoch.
+        return max(1, math.ceil(int(batches) / max(1, trainer.accumulate_grad_batches)))
 
     def configure_optimizers(self):
         optimizer = build_optimizer(self.optim_cfg, self.model)
