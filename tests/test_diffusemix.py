@@ -472,6 +472,33 @@ def test_before_crop_static_append_fixes_each_composed_image(dm):
         assert torch.equal(wrapped[n + slot][0], stack), "the appended set is fixed"
 
 
+def test_compose_size_composes_official_squares(dm):
+    from diffusemix_bench.augment.diffusemix import square
+
+    _, aug, train_set = dm(
+        ["aug.mode=static_append", "aug.compose=before_crop", "aug.compose_size=40"], loss="ce"
+    )
+    train_set.transform = None
+    wrapped = aug.train_dataset(train_set)
+    n = len(train_set)
+    assert wrapped[1][0].shape == (1, 3, 32, 32), "originals keep their own size"
+    plan_masks, plan_fractals = aug._plan
+    slot = 4 * PROMPTS + 1
+    stack, _, _ = wrapped[n + slot]
+    assert stack.shape == (1, 3, 40, 40)
+    original = train_set.load_image(4)
+    o, e = square(original, 40), square(synthetic_edit(original, 1), 40)
+    assert o.shape == (3, 40, 40)
+    # The fractal, resized to 40 px, is stored as uint8 for explain(): λ x half a level more.
+    atol = UINT8_ATOL + aug.lam * 0.5 / 255
+    found = explain(stack[0].float() / 255, o.float() / 255, e.float() / 255, aug, atol)
+    assert (int(plan_masks[slot]), int(plan_fractals[slot])) in found
+    # Online JSD: the clean view is squared too, so the three views share one size.
+    _, online, _ = dm(["aug.compose=before_crop", "aug.compose_size=40"], fill=False)
+    views, _, _ = online.train_dataset(train_set)[2]
+    assert views.shape == (3, 3, 40, 40) and torch.equal(views[0], square(train_set.load_image(2), 40))
+
+
 def test_loss_auto_is_ce_for_the_single_view_static_set():
     from diffusemix_bench.training.run import resolve_loss
 
@@ -481,6 +508,7 @@ def test_loss_auto_is_ce_for_the_single_view_static_set():
     official = compose_config(["experiment=diffusemix_official"])
     assert resolve_loss(official) == "ce" and official.aug.compose == "before_crop"
     assert official.generator.prompt_template == "raw" and official.aug.masks == "official2"
+    assert official.aug.compose_size == 512 and official.aug.seam_px == 20
 
 
 @pytest.mark.parametrize(
@@ -493,6 +521,7 @@ def test_loss_auto_is_ce_for_the_single_view_static_set():
         ("aug.masks=diagonal", "aug.masks"),
         ("aug.seam_px=-3", "aug.seam_px"),
         ("aug.compose=sideways", "aug.compose"),
+        ("aug.compose_size=512", "aug.compose=before_crop"),
     ],
 )
 def test_bad_settings_name_the_key(dm, override, match):

@@ -60,6 +60,10 @@ class DiffuseMixConfig:
     #   workers at its own size, and the training crop and flip then apply to the composed image, so
     #   a crop can miss one of the halves. The seam width is then in pixels of the whole image.
     compose: str = "after_crop"
+    # before_crop only: 0 composes at the original's own size; N resizes the original and its
+    #   edit to N x N squares first (official code: 512, which squashes the aspect ratio), so the
+    #   composed images are N x N. Originals trained as they are (static_append) keep their size.
+    compose_size: int = 0
     # Rows of the Figure 4 grid logged at the start of training (0: none).
     figure_images: int = 8
 
@@ -70,6 +74,14 @@ def aligned_edit(edit: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
     if edit.shape[-2:] != original.shape[-2:]:
         edit = TF.resize(edit, list(original.shape[-2:]), antialias=True)
     return edit
+
+
+def square(image: torch.Tensor, size: int) -> torch.Tensor:
+    """``image`` (uint8 C x H x W) resized to ``size x size`` (bicubic, antialiased), aspect ratio
+    not kept, as the official code resizes every image to 512 x 512 before composing."""
+    if tuple(image.shape[-2:]) == (size, size):
+        return image
+    return TF.resize(image, [size, size], interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
 
 
 class DiffuseMixTrainSet(Dataset):
@@ -148,9 +160,11 @@ class WholeImageComposer:
     Called with ``[original, edit 1, ...]``, it returns the training views: ``static_append``:
     ``[original]``, or for an appended item its composed image with the item's fixed mask and
     fractal; ``online`` and ``replace_p``: ``[clean, view 1, view 2]`` with JSD, ``[clean, view]``
-    with ``ce_include_original``, else ``[view]``. Random masks and fractals come from torch's global
-    generator, which Lightning seeds per data worker. Composed images are rounded to uint8, as the
-    official code stores its augmented set as image files.
+    with ``ce_include_original``, else ``[view]``. With ``compose_size`` the original and its edits
+    are first resized to squares of that side (the clean view too, so the stack shares one size).
+    Random masks and fractals come from torch's global generator, which Lightning seeds per data
+    worker. Composed images are rounded to uint8, as the official code stores its augmented set as
+    image files.
     """
 
     def __init__(self, aug: DiffuseMix, plan: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
@@ -163,6 +177,7 @@ class WholeImageComposer:
         self.replace_prob = aug.replace_prob if aug.mode == "replace_p" else None
         self.num_draws = aug.num_draws
         self.clean_view = aug.jsd or aug.ce_include_original
+        self.size = aug.compose_size or None
         self.plan = plan
 
     def compose(
@@ -183,10 +198,12 @@ class WholeImageComposer:
         return out[0].mul_(255.0).round_().to(torch.uint8)
 
     def __call__(self, images: list[torch.Tensor], slot: int | None) -> list[torch.Tensor]:
+        if self.plan is not None and slot is None:
+            return [images[0]]  # an original of static_append's set, trained as it is
+        if self.size is not None:
+            images = [square(im, self.size) for im in images]
         original = images[0]
         if self.plan is not None:
-            if slot is None:
-                return [original]
             edit = images[1] if self.uses_edits else original
             return [self.compose(original, edit, int(self.plan[0][slot]), int(self.plan[1][slot]))]
         views = []
@@ -236,6 +253,7 @@ class DiffuseMix(Augmentation):
         ce_include_original: bool = False,
         static_seed: int = 0,
         compose: str = "after_crop",
+        compose_size: int = 0,
         figure_images: int = 8,
     ) -> None:
         super().__init__(ctx)
@@ -253,6 +271,11 @@ class DiffuseMix(Augmentation):
             raise ConfigError(f"aug.seam_px must be >= 0 (0 = hard edge), got {seam_px}")
         if compose not in COMPOSE_STAGES:
             raise ConfigError(f"aug.compose must be one of {list(COMPOSE_STAGES)}, got '{compose}'")
+        if compose_size != 0 and (compose != "before_crop" or compose_size < 2):
+            raise ConfigError(
+                "aug.compose_size (compose whole images as N x N squares, as the official code does at 512) "
+                f"needs aug.compose=before_crop and N >= 2; got compose={compose}, compose_size={compose_size}"
+            )
         if figure_images < 0:
             raise ConfigError(f"aug.figure_images must be >= 0, got {figure_images}")
         if mode == "static_append" and ctx.loss == "jsd":
@@ -270,6 +293,7 @@ class DiffuseMix(Augmentation):
         self.ce_include_original = ce_include_original
         self.static_seed = static_seed
         self.before_crop = compose == "before_crop"
+        self.compose_size = compose_size
         self.figure_images = figure_images
         self.uses_edits = not components.startswith("originals")
         self.uses_masks = components.startswith("hybrid")

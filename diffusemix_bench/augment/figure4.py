@@ -36,7 +36,7 @@ def figure4_stages(aug, dataset, n: int, seed: int = 0) -> list[torch.Tensor]:
     cropped, as training sees them; otherwise the original and edit are resized and cropped first."""
     from ..data.transforms import eval_transform
     from ..generation.store import split_indices
-    from .diffusemix import aligned_edit
+    from .diffusemix import aligned_edit, square
 
     if not aug.uses_edits:
         raise ConfigError(f"Figure 4 shows edits; aug.components={aug.components} uses none")
@@ -60,6 +60,8 @@ def figure4_stages(aug, dataset, n: int, seed: int = 0) -> list[torch.Tensor]:
         original = dataset.load_image(i)
         edit = aligned_edit(store.read(store_indices[i], pid), original)
         if aug.before_crop:
+            if aug.compose_size:
+                original, edit = square(original, aug.compose_size), square(edit, aug.compose_size)
             stages = _stages(aug, original.float() / 255.0, edit.float() / 255.0, mask_ids[r], fractal_ids, r)
             stages = geometry(*[tv_tensors.Image(x) for x in stages])
         else:

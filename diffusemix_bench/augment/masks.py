@@ -36,7 +36,8 @@ def _first_half_profile(length: int, seam_px: float, device, dtype) -> torch.Ten
     """1 on the first half of ``length`` pixels, 0 on the second; a linear ramp ``seam_px`` wide
     centred on the midline when ``seam_px > 0`` (the official code's 20 px seam; a seam wider than
     the image spans it). The profile is point-symmetric about the midline, so it always sums to
-    exactly ``length / 2``."""
+    exactly ``length / 2``; the official ramp (``seam_px`` samples from 0 to 1 starting
+    ``seam_px // 2`` before the midline) differs from it by less than one step of the ramp."""
     # Signed distance of each pixel centre from the midline.
     d = torch.arange(length, device=device, dtype=dtype) + 0.5 - length / 2
     if seam_px > 0:

@@ -23,8 +23,8 @@ def smooth_targets(labels: torch.Tensor, num_classes: int, smoothing: float = 0.
 
 def jsd_consistency(logits_views: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
     """AugMix JSD term: mean KL of each view's prediction to the clamped mixture, i.e.
-    (KL(p_m||p_0) + KL(p_m||p_1) + KL(p_m||p_2)) / 3 with p_m clamped at 1e-7
-    (google-research/augmix: cifar.py)."""
+    (KL(p_0||p_m) + KL(p_1||p_m) + KL(p_2||p_m)) / 3 with p_m = mean(p_i) clamped at 1e-7
+    (google-research/augmix: cifar.py); ``F.kl_div(log p_m, p_i)`` is KL(p_i||p_m)."""
     probs = [F.softmax(z, dim=-1) for z in logits_views]
     mixture = torch.clamp(torch.stack(probs).mean(0), 1e-7, 1.0).log()
     kls = [F.kl_div(mixture, p, reduction="batchmean") for p in probs]
