@@ -20,7 +20,12 @@ from diffusemix_bench.augment.compose import (
     hybrid,
     resize_fractals,
 )
-from diffusemix_bench.augment.diffusemix import DiffuseMix, DiffuseMixConfig
+from diffusemix_bench.augment.diffusemix import (
+    DiffuseMix,
+    DiffuseMixConfig,
+    DiffuseMixEpochCallback,
+    DiffuseMixFigureCallback,
+)
 from diffusemix_bench.augment.figure4 import COLUMNS, HEADER_PX, PADDING_PX, figure4_stages, write_figure4
 from diffusemix_bench.augment.masks import MASK_SETS, half_mask_templates, mask_kinds, sample_half_masks
 from diffusemix_bench.data.splits import build_splits
@@ -260,7 +265,7 @@ def test_arms_without_edits_need_no_store(dm):
     assert images.shape[1] == 1  # the original alone
     out = aug.apply(images, soft(labels), indices, None)
     assert out.inputs.shape == (9, 3, 32, 32) and not torch.equal(out.inputs, images[:, 0])
-    assert aug.callbacks() == []
+    assert not any(isinstance(c, DiffuseMixFigureCallback) for c in aug.callbacks())
 
 
 # -- views and modes ----------------------------------------------------------------------------
@@ -527,6 +532,26 @@ def test_loss_auto_is_ce_for_the_single_view_static_set():
 def test_bad_settings_name_the_key(dm, override, match):
     with pytest.raises(ConfigError, match=match):
         dm([override], fill=False)
+
+
+def test_device_draws_are_seeded_per_epoch(dm):
+    """A resumed run draws, from its first epoch on, what the uninterrupted run drew there."""
+    _, aug, train_set = dm()
+    images, labels, indices = first_batch(aug.train_dataset(train_set))
+
+    def epoch_draws(a, epoch):
+        a.start_epoch(epoch)
+        return a.apply(images, soft(labels), indices, None).inputs
+
+    epoch0, epoch1 = epoch_draws(aug, 0), epoch_draws(aug, 1)
+    assert not torch.equal(epoch0, epoch1)
+    _, resumed, _ = dm(fill=False)
+    resumed.train_dataset(train_set)
+    assert torch.equal(epoch_draws(resumed, 1), epoch1)
+    # The training loop reports each epoch through the method's callback.
+    (callback,) = [c for c in aug.callbacks() if isinstance(c, DiffuseMixEpochCallback)]
+    callback.on_train_epoch_start(type("T", (), {"current_epoch": 0})(), None)
+    assert torch.equal(aug.apply(images, soft(labels), indices, None).inputs, epoch0)
 
 
 def test_fractal_bank_moves_to_the_device_once(dm):

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from pytorch_lightning.callbacks import Callback
 from torch import nn
@@ -307,6 +308,7 @@ class DiffuseMix(Augmentation):
         self._fractals: dict[tuple, torch.Tensor] = {}
         self._templates: dict[tuple, torch.Tensor] = {}
         self._generator: torch.Generator | None = None
+        self._epoch = 0
         self._plan: tuple[torch.Tensor, torch.Tensor] | None = None
         self.train_set: DiffuseMixTrainSet | None = None
         self.store = None
@@ -390,9 +392,17 @@ class DiffuseMix(Augmentation):
     def _gen(self, device: torch.device) -> torch.Generator:
         if self._generator is None or self._generator.device != device:
             rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-            # One stream per process (DDP ranks must not draw the same masks and fractals).
-            self._generator = torch.Generator(device=device).manual_seed(self.ctx.seed * 1000 + rank + 1)
+            # One stream per process and epoch: DDP ranks never draw the same masks and fractals, and
+            # a run resumed from a checkpoint draws what the uninterrupted run drew from that epoch on.
+            seed = int(np.random.SeedSequence([self.ctx.seed, rank, self._epoch]).generate_state(1)[0])
+            self._generator = torch.Generator(device=device).manual_seed(seed)
         return self._generator
+
+    def start_epoch(self, epoch: int) -> None:
+        """Reseed the device draws for ``epoch`` (called by the training loop at each epoch start)."""
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._generator = None
 
     def _mask_templates(self, height: int, width: int, device: torch.device) -> torch.Tensor:
         key = (height, width, device)
@@ -485,8 +495,21 @@ class DiffuseMix(Augmentation):
 
     # -- figure ------------------------------------------------------------------------------
     def callbacks(self) -> list:
+        callbacks: list = [DiffuseMixEpochCallback(self)]
         # The figure shows edits: arms without them (originals, originals_fractal) have none to show.
-        return [DiffuseMixFigureCallback(self)] if self.figure_images > 0 and self.uses_edits else []
+        if self.figure_images > 0 and self.uses_edits:
+            callbacks.append(DiffuseMixFigureCallback(self))
+        return callbacks
+
+
+class DiffuseMixEpochCallback(Callback):
+    """Tells the method which epoch starts, so its device draws are seeded per epoch."""
+
+    def __init__(self, aug: DiffuseMix) -> None:
+        self.aug = aug
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.aug.start_epoch(trainer.current_epoch)
 
 
 class DiffuseMixFigureCallback(Callback):
