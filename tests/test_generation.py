@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import shlex
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,8 +19,9 @@ from omegaconf import OmegaConf, open_dict
 
 from diffusemix_bench.errors import ConfigError
 from diffusemix_bench.generation import edit_model as em
+from diffusemix_bench.generation import generate as gen_mod
 from diffusemix_bench.generation.edit_model import EditModel, EditModelWeightsError, finish
-from diffusemix_bench.generation.generate import generate
+from diffusemix_bench.generation.generate import generate, read_split
 from diffusemix_bench.generation.prompts import PAPER_PROMPTS, build_prompts, prompt_id
 from diffusemix_bench.generation.store import (
     CorruptEditError,
@@ -24,7 +30,7 @@ from diffusemix_bench.generation.store import (
     edit_seed,
     generate_command,
 )
-from tests.conftest import CONF_DIR, compose_config
+from tests.conftest import CONF_DIR, ROOT, compose_config
 from tests.fixtures.datasets import write_fixture_dataset
 
 
@@ -338,8 +344,159 @@ def test_bad_edits_are_regenerated_with_new_seeds_and_counted(flowers, tmp_path,
     assert {edit_seed("flowers102", "train", 5, "autumn", 0, a) for a in range(3)} <= tried
     store = EditStore.from_config(cfg, "flowers102")
     assert store.missing(range(12)) == [(5, "autumn")]
-    # A later run tries the failed key again (and fails again: the model still gives blank).
-    assert generate(cfg)["failed"] == 1
+    # A later run goes on with attempt 3 (a new seed) rather than repeating 0 to 2; here that is good.
+    rerun = generate(cfg)
+    assert rerun["failed"] == 0 and rerun["generated"] == 1 and rerun["regenerated"] == 1
+    assert seen[-1] == [edit_seed("flowers102", "train", 5, "autumn", 0, 3)]
+
+
+def test_a_rerun_tries_failed_edits_with_new_seeds(flowers, tmp_path, monkeypatch, capsys):
+    """Key 7 is blank for attempts 0 to 4. With max_retries=1 each run tries two attempts: the
+    first run 0-1, the second 2-3 (not 0-1 again), the third 4 and then 5, which is stored."""
+    attempt_of = {edit_seed("flowers102", "train", 7, "autumn", 0, a): a for a in range(12)}
+    tried: list[int] = []
+    real = EditModel.__call__
+
+    def blank_until_5(self, images, texts, seeds):
+        out = real(self, images, texts, seeds)
+        for j, s in enumerate(seeds):
+            if s in attempt_of:
+                tried.append(attempt_of[s])
+                if attempt_of[s] < 5:
+                    out[j] = 0.0
+        return out
+
+    monkeypatch.setattr(EditModel, "__call__", blank_until_5)
+    cfg = compose_generate(
+        gen_overrides(flowers, tmp_path, "generator.num_prompts=1", "generator.max_retries=1")
+    )
+    first = generate(cfg)
+    out = capsys.readouterr().out
+    assert first["failed"] == 1 and first["generated"] == 11
+    assert first["failed_keys"] == [("train", 7, "autumn")]
+    assert "a rerun tries each failed edit with 2 new seeds" in out
+    assert tried == [0, 1]
+    store = EditStore.from_config(cfg, "flowers102")
+    assert store.next_attempt(7, "autumn") == 2 and store.next_attempt(6, "autumn") == 0
+
+    second = generate(cfg)
+    assert second["failed"] == 1 and second["generated"] == 0 and second["retries"] == 1
+    assert tried == [0, 1, 2, 3]
+    assert EditStore.from_config(cfg, "flowers102").next_attempt(7, "autumn") == 4
+
+    third = generate(cfg)
+    assert third["failed"] == 0 and third["generated"] == 1
+    assert third["regenerated"] == 1 and third["retries"] == 1
+    assert tried == [0, 1, 2, 3, 4, 5]
+    assert "summary: generated=1 existing=11 regenerated=1 failed=0" in capsys.readouterr().out
+
+    # The stored bytes are those of attempt 5's seed; a key that never failed keeps attempt 0's.
+    store = EditStore.from_config(cfg, "flowers102")
+    assert store.missing(range(12)) == []
+    monkeypatch.setattr(EditModel, "__call__", real)
+    model = EditModel.from_config(cfg.generator)
+    ds, _ = read_split(cfg, "train")
+    text = store.prompt_texts["autumn"]
+    for index, attempt in [(7, 5), (6, 0)]:
+        image = ds.load_image(index)
+        seed = edit_seed("flowers102", "train", index, "autumn", 0, attempt)
+        expected = finish(model([image], [text], [seed])[0], tuple(image.shape[-2:]), None)
+        assert torch.equal(store.read(index, "autumn"), expected), index
+
+
+def test_store_records_the_resolved_dtype_and_refuses_another(flowers, tmp_path, monkeypatch, caplog):
+    cfg = compose_generate(gen_overrides(flowers, tmp_path, "generator.num_prompts=1"))
+    assert cfg.generator.dtype == "auto"
+    generate(cfg)
+    store = EditStore.from_config(cfg, "flowers102")
+    runtime = json.loads((store.folder / "runtime.json").read_text())
+    assert runtime == {
+        "dtype": "fp32",
+        "dtype_setting": "auto",
+        "device": "cpu",
+        "channels_last": False,
+        "compile": False,
+        "batch_invariant": True,
+        "batch_size": None,
+    }
+    store.path(3, "autumn").unlink()
+
+    # On a GPU, generator.dtype=auto resolves to bf16: same settings, same folder, other pixels.
+    def auto_is_bf16(name, device):
+        return torch.bfloat16 if name == "auto" else em.DTYPES[name]
+
+    with monkeypatch.context() as m:
+        m.setattr(gen_mod, "resolve_dtype", auto_is_bf16)
+        m.setattr(em, "resolve_dtype", auto_is_bf16)
+        with pytest.raises(ConfigError) as err:
+            generate(cfg)
+        msg = str(err.value)
+        assert str(store.folder) in msg and "in fp32" in msg and "in bf16" in msg
+        assert "generator.dtype" in msg and "generator.edits_dir" in msg
+        assert EditStore.from_config(cfg, "flowers102").missing(range(12)) == [(3, "autumn")]
+    # An explicit dtype names another folder, which the advice relies on.
+    bf16 = compose_generate(
+        gen_overrides(flowers, tmp_path, "generator.num_prompts=1", "generator.dtype=bf16")
+    )
+    assert EditStore.from_config(bf16, "flowers102").folder != store.folder
+
+    # channels_last changes pixels by about a level: a warning, and the edit is made.
+    cl = compose_generate(
+        gen_overrides(flowers, tmp_path, "generator.num_prompts=1", "generator.channels_last=true")
+    )
+    assert EditStore.from_config(cl, "flowers102").folder == store.folder
+    with caplog.at_level(logging.WARNING, logger="diffusemix_bench.generation.store"):
+        assert generate(cl)["generated"] == 1
+    warned = [r.getMessage() for r in caplog.records if "channels_last" in r.getMessage()]
+    assert len(warned) == 1 and "channels_last=False" in warned[0] and "channels_last=True" in warned[0]
+    # The record keeps what made the first edits.
+    assert json.loads((store.folder / "runtime.json").read_text()) == runtime
+
+
+@pytest.mark.slow
+def test_two_ranks_with_fewer_missing_edits_than_ranks(flowers, tmp_path):
+    """generate.py with 2 CPU ranks (DDP) and one missing edit: the rank without a key runs an
+    empty loop and both meet again for the counts; then a run where every edit fails lists the
+    failed keys of both ranks."""
+    ov = gen_overrides(flowers, tmp_path / "edits", "generator.num_prompts=1")
+    generate(compose_generate(ov))
+    store = EditStore.from_config(compose_generate(ov), "flowers102")
+    before = store.read(5, "autumn")
+    store.path(5, "autumn").unlink()
+    ddp = ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+
+    def run(overrides: list[str], name: str) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            [sys.executable, "generate.py", *overrides, *ddp, f"hydra.run.dir={tmp_path / name}"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        return done
+
+    done = run(ov, "resume")
+    assert [ln for ln in done.stdout.splitlines() if ln.startswith("summary:")] == [
+        "summary: generated=1 existing=11 regenerated=0 failed=0"
+    ]
+    again = EditStore.from_config(compose_generate(ov), "flowers102")
+    _all_keys_stored(again, 12)
+    assert torch.equal(again.read(5, "autumn"), before)
+
+    # No edit has a pixel spread of 1 (blank_std names another store): all 12 fail on both ranks.
+    failing = [*ov, "generator.blank_std=1.0", "generator.max_retries=0"]
+    done = run(failing, "fail")
+    assert [ln for ln in done.stdout.splitlines() if ln.startswith("summary:")] == [
+        "summary: generated=0 existing=0 regenerated=0 failed=12"
+    ]
+    listed = [ln for ln in done.stdout.splitlines() if ln.startswith("failed edits")]
+    assert len(listed) == 1 and all(f"('train', {i}, 'autumn')" in listed[0] for i in range(12))
+    bad = EditStore.from_config(compose_generate(failing), "flowers102")
+    assert len(list((bad.folder / "failed").glob("*.txt"))) == 2  # one record file per rank
+    assert all(bad.next_attempt(i, "autumn") == 1 for i in range(12))
 
 
 def test_missing_weights_give_a_clear_error_without_network(tmp_path, monkeypatch):

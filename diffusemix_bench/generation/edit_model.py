@@ -65,7 +65,7 @@ def load_ip2p(g: DictConfig, dtype: torch.dtype):
     try:
         return StableDiffusionInstructPix2PixPipeline.from_pretrained(
             source,
-            dtype=dtype,
+            dtype=dtype,  # diffusers >= 0.40 (older releases ignore this keyword with a warning)
             safety_checker=None,
             requires_safety_checker=False,
             use_safetensors=True,

@@ -16,7 +16,7 @@ from ..config import validate_config
 from ..data import ImageClassificationDataset, create_dataset, per_class_subset
 from ..data.splits import dataset_root
 from ..errors import ConfigError
-from .edit_model import EditModel, finish, is_bad, to_uint8
+from .edit_model import DTYPES, EditModel, finish, is_bad, resolve_dtype, to_uint8
 from .store import EditStore, edit_seed
 
 log = logging.getLogger(__name__)
@@ -34,10 +34,28 @@ class Counts:
     planned: int = 0
     existing: int = 0
     generated: int = 0
+    # Stored with a regeneration seed (attempt > 0): after a bad edit in this run or an earlier one.
     regenerated: int = 0
     retries: int = 0
     failed: int = 0
     failed_keys: list[EditKey] = field(default_factory=list)
+
+
+def runtime_settings(g: DictConfig, device: torch.device) -> dict:
+    """How this run computes edits on ``device`` beyond the folder's settings (see
+    store.RUNTIME_EXACT, RUNTIME_LOOSE): generator.dtype resolved for the device, and the speed
+    settings that can move a pixel by a level."""
+    dtype = resolve_dtype(str(g.dtype), device)
+    return {
+        "dtype": next(name for name, d in DTYPES.items() if d == dtype),
+        "dtype_setting": str(g.dtype),
+        "device": device.type,
+        "channels_last": bool(g.channels_last),
+        "compile": bool(g.compile),
+        "batch_invariant": bool(g.batch_invariant),
+        # The batch size changes pixels only when images are batched (batch_invariant=false).
+        "batch_size": None if g.batch_invariant else int(g.batch_size),
+    }
 
 
 def read_split(cfg: DictConfig, split: str) -> tuple[ImageClassificationDataset, list[int]]:
@@ -80,10 +98,13 @@ def _as_list(batch: list) -> list:
 
 class EditKeysData(pl.LightningDataModule):
     """Works out the missing keys once per rank (every rank from the same store state, before
-    any rank writes) and gives rank r the keys r, r + world, r + 2 world, ...: no key twice."""
+    any rank writes) and gives rank r the keys r, r + world, r + 2 world, ...: no key twice. A
+    rank can get no key at all (fewer missing keys than ranks)."""
 
     def __init__(self, cfg: DictConfig, stores: dict[str, EditStore], counts: Counts) -> None:
         super().__init__()
+        # A rank whose share of the missing keys is empty runs an empty predict loop.
+        self.allow_zero_length_dataloader_with_multiple_devices = True
         self.cfg = cfg
         self.stores = stores
         self.counts = counts
@@ -93,11 +114,15 @@ class EditKeysData(pl.LightningDataModule):
     def setup(self, stage: str) -> None:
         keys: list[EditKey] = []
         planned = 0
+        runtime = runtime_settings(self.cfg.generator, self.trainer.strategy.root_device)
         for split, store in self.stores.items():
             ds, indices = read_split(self.cfg, split)
             self.splits[split] = ds
             planned += len(indices) * len(store.prompt_ids)
-            keys += [EditKey(split, i, pid) for i, pid in store.missing(indices)]
+            missing = [EditKey(split, i, pid) for i, pid in store.missing(indices)]
+            if missing:  # every rank checks (and stops) alike, before any rank writes
+                store.use_runtime(runtime, warn=self.trainer.is_global_zero)
+            keys += missing
         self.counts.planned = planned
         self.counts.existing = planned - len(keys)
         # Nobody writes before every rank has listed what is missing.
@@ -127,11 +152,19 @@ class EditResult:
     key: EditKey
     edit: torch.Tensor | None  # the stored uint8 edit; None when every attempt was bad
     full: torch.Tensor | None  # the resolution x resolution edit when keep_full_size
-    attempts: int
+    attempts: int  # attempts made in this run
+    first_attempt: int = 0  # the attempt number (see edit_seed) of this run's first try
+
+    @property
+    def last_attempt(self) -> int:
+        return self.first_attempt + self.attempts - 1
 
 
 class EditModule(pl.LightningModule):
-    """predict_step edits a batch of keys and regenerates bad edits with new derived seeds."""
+    """predict_step edits a batch of keys and regenerates bad edits with new derived seeds. A key
+    is tried with attempts a, a + 1, ..., a + max_retries, where a is 0 or, for a key that failed
+    in earlier runs, one after the highest attempt they tried (EditStore.next_attempt): the seed
+    of an edit stored at attempt k is always edit_seed(..., k)."""
 
     def __init__(self, cfg: DictConfig, stores: dict[str, EditStore]) -> None:
         super().__init__()
@@ -147,17 +180,20 @@ class EditModule(pl.LightningModule):
         images = [im for _, im in batch]
         edits: list[torch.Tensor | None] = [None] * len(keys)
         attempts = [0] * len(keys)
+        first = [self.stores[k.split].next_attempt(k.index, k.prompt_id) for k in keys]
         pending = list(range(len(keys)))
-        for attempt in range(int(self.g.max_retries) + 1):
+        for round_ in range(int(self.g.max_retries) + 1):
             texts = [self.stores[keys[i].split].prompt_texts[keys[i].prompt_id] for i in pending]
             seeds = [
-                edit_seed(self.dataset_name, k.split, k.index, k.prompt_id, int(self.g.seed), attempt)
-                for k in (keys[i] for i in pending)
+                edit_seed(
+                    self.dataset_name, k.split, k.index, k.prompt_id, int(self.g.seed), first[i] + round_
+                )
+                for i, k in ((i, keys[i]) for i in pending)
             ]
             out = self.edit_model([images[i] for i in pending], texts, seeds)
             still = []
             for j, i in enumerate(pending):
-                attempts[i] = attempt + 1
+                attempts[i] = round_ + 1
                 if is_bad(out[j], float(self.g.blank_std)):
                     still.append(i)
                 else:
@@ -171,13 +207,15 @@ class EditModule(pl.LightningModule):
                 edit=None if e is None else finish(e, tuple(im.shape[-2:]), self.g.store_size),
                 full=to_uint8(e) if e is not None and self.g.keep_full_size else None,
                 attempts=n,
+                first_attempt=a,
             )
-            for k, im, e, n in zip(keys, images, edits, attempts, strict=True)
+            for k, im, e, n, a in zip(keys, images, edits, attempts, first, strict=True)
         ]
 
 
 class StoreWriter(BasePredictionWriter):
-    """Writes each batch's edits to the store as soon as the batch is done, and counts."""
+    """Writes each batch's edits to the store as soon as the batch is done, records the attempts
+    tried on keys that failed, and counts (this rank only; generate() sums the ranks)."""
 
     def __init__(self, stores: dict[str, EditStore], counts: Counts) -> None:
         super().__init__(write_interval="batch")
@@ -189,28 +227,39 @@ class StoreWriter(BasePredictionWriter):
     ):
         for r in prediction:
             self.counts.retries += r.attempts - 1
+            store = self.stores[r.key.split]
             if r.edit is None:
+                store.record_failure(r.key.index, r.key.prompt_id, r.last_attempt)
                 self.counts.failed += 1
                 self.counts.failed_keys.append(r.key)
                 log.warning(
-                    "edit %s/%d '%s' is still blank or non-finite after %d attempts: not stored",
+                    "edit %s/%d '%s' is still blank or non-finite after attempts %d to %d: not stored",
                     r.key.split,
                     r.key.index,
                     r.key.prompt_id,
-                    r.attempts,
+                    r.first_attempt,
+                    r.last_attempt,
                 )
                 continue
-            self.stores[r.key.split].write(r.key.index, r.key.prompt_id, r.edit, full=r.full)
+            store.write(r.key.index, r.key.prompt_id, r.edit, full=r.full)
             self.counts.generated += 1
-            self.counts.regenerated += int(r.attempts > 1)
+            self.counts.regenerated += int(r.last_attempt > 0)
 
-    def on_predict_epoch_end(self, trainer, pl_module) -> None:
-        c = self.counts
-        local = torch.tensor([c.generated, c.regenerated, c.retries, c.failed], device=pl_module.device)
-        total = trainer.strategy.reduce(local, reduce_op="sum")
-        c.generated, c.regenerated, c.retries, c.failed = (int(v) for v in total.tolist())
-        for store in self.stores.values():
-            store.close()
+
+def _sum_over_ranks(trainer: pl.Trainer, counts: Counts) -> None:
+    """Replace this rank's counts and failed keys by those of all ranks. Every rank calls it after
+    trainer.predict, including a rank that had no key to edit."""
+    local = torch.tensor(
+        [counts.generated, counts.regenerated, counts.retries, counts.failed],
+        device=trainer.strategy.root_device,
+    )
+    total = trainer.strategy.reduce(local, reduce_op="sum")
+    counts.generated, counts.regenerated, counts.retries, counts.failed = (int(v) for v in total.tolist())
+    if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+        gathered: list[list[EditKey] | None] = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(gathered, counts.failed_keys)
+        counts.failed_keys = [k for keys in gathered for k in keys or []]
+    counts.failed_keys.sort(key=lambda k: (k.split, k.index, k.prompt_id))
 
 
 def generate(cfg: DictConfig) -> dict:
@@ -245,9 +294,14 @@ def generate(cfg: DictConfig) -> dict:
         enable_checkpointing=False,
         use_distributed_sampler=False,  # EditKeysData shards the keys itself, without padding
     )
-    trainer.predict(
-        EditModule(cfg, stores), datamodule=EditKeysData(cfg, stores, counts), return_predictions=False
-    )
+    try:
+        trainer.predict(
+            EditModule(cfg, stores), datamodule=EditKeysData(cfg, stores, counts), return_predictions=False
+        )
+    finally:
+        for store in stores.values():
+            store.close()
+    _sum_over_ranks(trainer, counts)
     summary = {
         "planned": counts.planned,
         "generated": counts.generated,
@@ -255,6 +309,7 @@ def generate(cfg: DictConfig) -> dict:
         "regenerated": counts.regenerated,
         "retries": counts.retries,
         "failed": counts.failed,
+        "failed_keys": [(k.split, k.index, k.prompt_id) for k in counts.failed_keys],
         "folders": {split: str(store.folder) for split, store in stores.items()},
     }
     if trainer.is_global_zero:
@@ -266,9 +321,12 @@ def generate(cfg: DictConfig) -> dict:
             f"{counts.failed} failed"
         )
         if counts.failed:
+            more = f" and {len(counts.failed_keys) - 20} more" if len(counts.failed_keys) > 20 else ""
             print(
-                f"failed edits (not stored; rerun to try again, or raise generator.max_retries): "
-                f"{[(k.split, k.index, k.prompt_id) for k in counts.failed_keys[:20]]}"
+                f"failed edits (not stored): {[(k.split, k.index, k.prompt_id) for k in counts.failed_keys[:20]]}"
+                f"{more}. The attempts tried are recorded in the store (failed/); a rerun tries each "
+                f"failed edit with {int(g.max_retries) + 1} new seeds, continuing after the attempts "
+                "already tried (raise generator.max_retries for more per run)."
             )
         print(
             f"summary: generated={counts.generated} existing={counts.existing} "

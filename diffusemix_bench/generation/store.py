@@ -1,9 +1,11 @@
-"""The edit store: one PNG per (split, index, prompt id), atomic writes, a manifest of finished keys."""
+"""The edit store: one PNG per (split, index, prompt id), atomic writes, a manifest of finished keys,
+a record of the attempts tried on failed keys, and how the stored edits were computed."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shlex
@@ -18,7 +20,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import DatasetConfig, GeneratorConfig, PathsConfig
+from ..errors import ConfigError
 from .prompts import Prompt, build_prompts
+
+log = logging.getLogger(__name__)
 
 # Bump when the way pixels are made changes (resizing, seed rule, quantisation): old stores are
 # then never reused.
@@ -33,6 +38,11 @@ SHARD = 1000
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 # The model identity of generator=tiny (bump when tiny.py's architecture or weight seed changes).
 TINY_ID = "tiny-random-ip2p-v1"
+# Settings outside the folder hash (they may differ from machine to machine) that still change
+# stored pixels. The resolved dtype changes them by many levels: a store refuses edits of another
+# dtype. The others change them by about one level (kernel choice, rounding): a change is logged.
+RUNTIME_EXACT = ("dtype",)
+RUNTIME_LOOSE = ("channels_last", "compile", "batch_invariant", "batch_size")
 
 
 class CorruptEditError(RuntimeError):
@@ -87,7 +97,8 @@ def store_settings(cfg: DictConfig, dataset_name: str, split: str) -> dict[str, 
         "resolution": int(g.resolution),
         "prompt_template": str(g.prompt_template),
         # The setting, not the resolved dtype: "auto" names one recipe (bf16 on GPU, fp32 on CPU)
-        # so that a store made on a GPU is found by a training run on any machine.
+        # so that a store made on a GPU is found by a training run on any machine. The resolved
+        # dtype is recorded in runtime.json, and generating another one into the folder is refused.
         "dtype": str(g.dtype),
         "seed": int(g.seed),
         "seed_rule": SEED_RULE,
@@ -113,14 +124,19 @@ class EditStore:
     """Edits of one split under ``folder``::
 
         settings.json                     the settings whose hash names the folder
+        runtime.json                      how the edits are computed on this machine: the resolved
+                                          dtype, channels_last, compile, batching (first write)
         edits/<prompt id>/<shard>/<index>.png   uint8 RGB, the stored size
         full/<prompt id>/<shard>/<index>.png    the resolution x resolution edit (keep_full_size)
         manifest/<host>-<pid>-<time>.txt  one line "<prompt id> <index>" per finished key
+        failed/<host>-<pid>-<time>.txt    one line "<prompt id> <index> <last attempt>" per key
+                                          whose every attempt of a run was blank or non-finite
 
     An image is written to a temporary file and renamed into place, and only then its manifest
     line is appended (flushed and fsynced), so a kill at any moment leaves either nothing or a
     complete image; a complete image without its manifest line is simply generated again. Each
-    process appends to its own manifest file, so concurrent writers never interleave lines.
+    process appends to its own manifest (and failed) file, so concurrent writers never interleave
+    lines; a line cut short by a kill has no newline and is ignored.
     """
 
     def __init__(
@@ -138,9 +154,12 @@ class EditStore:
         self.settings = settings
         self.keep_full_size = keep_full_size
         self.command = command
+        # How this run computes edits (see use_runtime); recorded with the first edit written.
+        self.runtime: dict[str, Any] | None = None
         self._done: dict[str, bytearray] | None = None
-        self._manifest = None
-        self._manifest_pid = -1
+        self._tried: dict[tuple[str, int], int] | None = None
+        self._logs: dict[str, Any] = {}  # open append-only files (manifest, failed) of this process
+        self._logs_pid = -1
         self._tmp_dir: Path | None = None
 
     @classmethod
@@ -175,7 +194,13 @@ class EditStore:
 
     def _manifest_entries(self) -> Iterable[tuple[Path, str, int]]:
         """Every complete manifest line; a line cut short by a kill (no newline) is ignored."""
-        mdir = self.folder / "manifest"
+        for path, parts in self._log_lines("manifest", 2):
+            yield path, parts[0], int(parts[1])
+
+    def _log_lines(self, kind: str, fields: int) -> Iterable[tuple[Path, list[str]]]:
+        """The complete lines of ``<folder>/<kind>/*.txt`` with ``fields`` fields, all but the first
+        numbers; a line cut short by a kill (no newline) is ignored."""
+        mdir = self.folder / kind
         if not mdir.is_dir():
             return
         for path in sorted(mdir.glob("*.txt")):
@@ -183,8 +208,8 @@ class EditStore:
                 if not line.endswith("\n"):
                     continue
                 parts = line.split()
-                if len(parts) == 2 and parts[1].isdigit():
-                    yield path, parts[0], int(parts[1])
+                if len(parts) == fields and all(p.isdigit() for p in parts[1:]):
+                    yield path, parts
 
     def has(self, index: int, prompt_id: str) -> bool:
         """Whether the key is recorded as finished (the manifest, read once)."""
@@ -225,6 +250,17 @@ class EditStore:
             for pid in self.prompt_ids
             if i not in present[pid] or not self.has(i, pid)
         ]
+
+    def next_attempt(self, index: int, prompt_id: str) -> int:
+        """The first attempt number (see edit_seed) not tried yet for a key: 0, or one after the
+        highest attempt recorded under failed/ by earlier runs, so a rerun draws new seeds."""
+        if self._tried is None:
+            tried: dict[tuple[str, int], int] = {}
+            for _, (pid, i, last) in self._log_lines("failed", 3):
+                key = (pid, int(i))
+                tried[key] = max(tried.get(key, -1), int(last))
+            self._tried = tried
+        return self._tried.get((prompt_id, index), -1) + 1
 
     def _present(self, prompt_id: str, full: bool) -> set[int]:
         """Indices with an image file for ``prompt_id``, from directory listings (one per shard)."""
@@ -270,6 +306,7 @@ class EditStore:
         Folders left by killed processes on this host are removed when first needed."""
         if self._tmp_dir is None:
             self.ensure_settings()
+            self._record_runtime()
             host = _host()
             root = self.folder / "tmp"
             root.mkdir(parents=True, exist_ok=True)
@@ -282,16 +319,35 @@ class EditStore:
         return self._tmp_dir
 
     def _append_manifest(self, index: int, prompt_id: str) -> None:
-        if self._manifest is None or self._manifest_pid != os.getpid():
-            mdir = self.folder / "manifest"
+        self._append_line("manifest", f"{prompt_id} {index}\n")
+        _set_bit(self._load_manifest(), prompt_id, index)
+
+    def record_failure(self, index: int, prompt_id: str, last_attempt: int) -> None:
+        """Record that every attempt up to ``last_attempt`` of a key gave a bad edit (nothing is
+        stored); the next run continues with attempt ``last_attempt + 1`` (see next_attempt)."""
+        if last_attempt < 0:
+            raise ValueError(f"last_attempt must be >= 0, got {last_attempt}")
+        self.ensure_settings()
+        self._append_line("failed", f"{prompt_id} {index} {last_attempt}\n")
+        if self._tried is not None:
+            key = (prompt_id, index)
+            self._tried[key] = max(self._tried.get(key, -1), last_attempt)
+
+    def _append_line(self, kind: str, line: str) -> None:
+        """Append one line to this process's own file under ``<folder>/<kind>/`` (flushed and
+        fsynced before returning)."""
+        if self._logs_pid != os.getpid():  # a forked child never writes into its parent's files
+            self._logs = {}
+            self._logs_pid = os.getpid()
+        f = self._logs.get(kind)
+        if f is None:
+            mdir = self.folder / kind
             mdir.mkdir(parents=True, exist_ok=True)
             name = f"{_host()}-{os.getpid()}-{time.time_ns()}.txt"
-            self._manifest = open(mdir / name, "a")  # noqa: SIM115  (kept open for the run)
-            self._manifest_pid = os.getpid()
-        self._manifest.write(f"{prompt_id} {index}\n")
-        self._manifest.flush()
-        os.fsync(self._manifest.fileno())
-        _set_bit(self._load_manifest(), prompt_id, index)
+            f = self._logs[kind] = open(mdir / name, "a")  # noqa: SIM115  (kept open for the run)
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
 
     def ensure_settings(self) -> None:
         """Create the folder and its settings.json; refuse a folder made by other settings."""
@@ -311,10 +367,76 @@ class EditStore:
         tmp.write_text(json.dumps(self.settings, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, path)
 
+    def use_runtime(self, runtime: dict[str, Any], warn: bool = True) -> None:
+        """Generate with ``runtime`` (see RUNTIME_EXACT, RUNTIME_LOOSE): check it against the one
+        recorded in runtime.json by the run that wrote the first edits; a different dtype is
+        refused, other differences are logged (``warn``). It is recorded with the first edit
+        this store writes, when the folder has no runtime.json yet."""
+        stored = self._stored_runtime()
+        if stored is not None:
+            self._compare_runtime(stored, runtime, warn)
+        self.runtime = dict(runtime)
+
+    def _stored_runtime(self) -> dict[str, Any] | None:
+        path = self.folder / "runtime.json"
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except json.JSONDecodeError as exc:
+            raise RuntimeError(
+                f"{path} cannot be read ({exc}). It records how the stored edits were computed; "
+                f"restore it, or delete {self.folder} and rerun generate.py"
+            ) from None
+
+    def _compare_runtime(self, stored: dict[str, Any], runtime: dict[str, Any], warn: bool) -> None:
+        if any(stored.get(k) != runtime.get(k) for k in RUNTIME_EXACT):
+            was, now = stored.get("dtype"), runtime.get("dtype")
+            raise ConfigError(
+                f"the edit store {self.folder} holds edits computed in {was} (generator.dtype="
+                f"{stored.get('dtype_setting')} on {stored.get('device')}), but this run would compute them "
+                f"in {now} (generator.dtype={runtime.get('dtype_setting')} on {runtime.get('device')}); one "
+                f"store never mixes the two. Finish this store where generator.dtype resolves to {was} "
+                "(generator.dtype=auto is bf16 on a GPU and fp32 on CPU), or make a separate store: set "
+                f"generator.dtype={now} explicitly (it names another store folder; give train.py the same "
+                "setting) or choose another generator.edits_dir."
+            )
+        changed = [k for k in RUNTIME_LOOSE if stored.get(k) != runtime.get(k)]
+        if changed and warn:
+            log.warning(
+                "edit store %s: its edits were computed with %s, this run uses %s; new edits can differ "
+                "from what the earlier settings would give by about one pixel level",
+                self.folder,
+                ", ".join(f"{k}={stored.get(k)}" for k in changed),
+                ", ".join(f"{k}={runtime.get(k)}" for k in changed),
+            )
+
+    def _record_runtime(self) -> None:
+        """Write runtime.json unless present; when another process wrote it first, it must agree."""
+        if self.runtime is None:
+            return
+        path = self.folder / "runtime.json"
+        if not path.exists():
+            tmp = self.folder / f".runtime.json.{_host()}-{os.getpid()}"
+            tmp.write_text(json.dumps(self.runtime, indent=2, sort_keys=True) + "\n")
+            try:
+                os.link(tmp, path)  # fails if a concurrent writer got there first
+                return
+            except FileExistsError:
+                pass
+            except OSError:  # a file system without hard links
+                os.replace(tmp, path)
+                return
+            finally:
+                tmp.unlink(missing_ok=True)
+        stored = self._stored_runtime()
+        if stored is not None:
+            self._compare_runtime(stored, self.runtime, warn=False)
+
     def close(self) -> None:
-        if self._manifest is not None:
-            self._manifest.close()
-            self._manifest = None
+        for f in self._logs.values():
+            f.close()
+        self._logs = {}
         if self._tmp_dir is not None:
             shutil.rmtree(self._tmp_dir, ignore_errors=True)
             self._tmp_dir = None
