@@ -115,9 +115,9 @@ class Augmentation:
         self.ctx = ctx
         self.num_classes = ctx.num_classes
         self.cfg = cfg
-        # Settings as configured (create_aug fills them) and the values that replaced their nulls
-        # (per-dataset defaults, ``auto`` choices): together, what the run used.
-        self.given_settings: dict[str, Any] = {k: v for k, v in cfg.items() if k != "dataset_defaults"}
+        # Settings as configured (create_aug fills them in) and the values that replaced their
+        # nulls (per-dataset defaults, ``auto`` choices): together, what the run used.
+        self.given_settings: dict[str, Any] = {}
         self.resolved: dict[str, Any] = {}
 
     def settings(self) -> dict[str, Any]:

@@ -180,23 +180,39 @@ class WholeImageComposer:
         self.clean_view = aug.jsd or aug.ce_include_original
         self.size = aug.compose_size or None
         self.plan = plan
+        self._templates: torch.Tensor | None = None
+        self._templates_size: tuple[int, int] | None = None
+
+    def parts(
+        self, original: torch.Tensor, edit: torch.Tensor, mask_id: int, fractal_id: int | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Mask (1 x H x W), fractal (3 x H x W, or None without a bank) and composed image of one
+        original and edit (float C x H x W in [0, 1]), at the original's size."""
+        h, w = original.shape[-2:]
+        if self._templates_size != (h, w):
+            # Whole images of one dataset often share a size (always with compose_size): kept for the next.
+            self._templates = half_mask_templates(self.kinds, h, w, self.seam_px)
+            self._templates_size = (h, w)
+        mask = self._templates[mask_id]
+        fractal = None
+        if self.bank is not None and fractal_id is not None:
+            fractal = resize_fractals(self.bank.get(fractal_id)[None], h, w)[0]
+        final = compose_component(
+            self.components,
+            original[None],
+            edit[None],
+            mask[None],
+            None if fractal is None else fractal[None],
+            self.lam,
+        )[0]
+        return mask, fractal, final
 
     def compose(
         self, original: torch.Tensor, edit: torch.Tensor, mask_id: int, fractal_id: int
     ) -> torch.Tensor:
-        """One composed image (uint8, the original's size)."""
-        h, w = original.shape[-2:]
-        masks = half_mask_templates(self.kinds, h, w, self.seam_px)[mask_id : mask_id + 1]
-        fractals = resize_fractals(self.bank.get(fractal_id)[None], h, w) if self.bank is not None else None
-        out = compose_component(
-            self.components,
-            original[None].float() / 255.0,
-            edit[None].float() / 255.0,
-            masks,
-            fractals,
-            self.lam,
-        )
-        return out[0].mul_(255.0).round_().to(torch.uint8)
+        """One composed image (uint8, the original's size) of uint8 ``original`` and ``edit``."""
+        _, _, out = self.parts(original.float() / 255.0, edit.float() / 255.0, mask_id, fractal_id)
+        return out.mul_(255.0).round_().to(torch.uint8)
 
     def __call__(self, images: list[torch.Tensor], slot: int | None) -> list[torch.Tensor]:
         if self.plan is not None and slot is None:

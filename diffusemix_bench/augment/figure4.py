@@ -16,8 +16,7 @@ from torchvision import tv_tensors
 from torchvision.utils import make_grid
 
 from ..errors import ConfigError
-from .compose import compose_component, hybrid, resize_fractals
-from .masks import half_mask_templates
+from .compose import hybrid
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +35,7 @@ def figure4_stages(aug, dataset, n: int, seed: int = 0) -> list[torch.Tensor]:
     cropped, as training sees them; otherwise the original and edit are resized and cropped first."""
     from ..data.transforms import eval_transform
     from ..generation.store import split_indices
-    from .diffusemix import aligned_edit, square
+    from .diffusemix import WholeImageComposer, aligned_edit, square
 
     if not aug.uses_edits:
         raise ConfigError(f"Figure 4 shows edits; aug.components={aug.components} uses none")
@@ -55,6 +54,7 @@ def figure4_stages(aug, dataset, n: int, seed: int = 0) -> list[torch.Tensor]:
     config = aug.ctx.config
     size = aug.ctx.image_size
     geometry = eval_transform(size, int(config.dataset.resize) if config is not None else size)
+    composer = WholeImageComposer(aug)
     rows_out = []
     for r, (i, pid) in enumerate(zip(rows, prompt_ids)):
         original = dataset.load_image(i)
@@ -62,26 +62,25 @@ def figure4_stages(aug, dataset, n: int, seed: int = 0) -> list[torch.Tensor]:
         if aug.before_crop:
             if aug.compose_size:
                 original, edit = square(original, aug.compose_size), square(edit, aug.compose_size)
-            stages = _stages(aug, original.float() / 255.0, edit.float() / 255.0, mask_ids[r], fractal_ids, r)
+            stages = _stages(
+                composer, original.float() / 255.0, edit.float() / 255.0, mask_ids[r], fractal_ids, r
+            )
             stages = geometry(*[tv_tensors.Image(x) for x in stages])
         else:
             a, b = geometry(tv_tensors.Image(original), tv_tensors.Image(edit))
-            stages = _stages(aug, a.float() / 255.0, b.float() / 255.0, mask_ids[r], fractal_ids, r)
+            stages = _stages(composer, a.float() / 255.0, b.float() / 255.0, mask_ids[r], fractal_ids, r)
         rows_out.append([x.as_subclass(torch.Tensor).clamp(0.0, 1.0) for x in stages])
     return [torch.stack(column) for column in zip(*rows_out)]
 
 
-def _stages(aug, original: torch.Tensor, edit: torch.Tensor, mask_id: int, fractal_ids, row: int) -> list:
+def _stages(
+    composer, original: torch.Tensor, edit: torch.Tensor, mask_id: int, fractal_ids, row: int
+) -> list:
     """I, edit, mask, hybrid, fractal and final image of one row (float 3 x H x W, the original's size)."""
-    h, w = original.shape[-2:]
-    mask = half_mask_templates(aug.kinds, h, w, aug.seam_px)[mask_id]
-    if fractal_ids is not None:
-        fractal = resize_fractals(aug.bank.get(fractal_ids[row])[None], h, w)[0]
-    else:
+    fractal_id = fractal_ids[row] if fractal_ids is not None else None
+    mask, fractal, final = composer.parts(original, edit, mask_id, fractal_id)
+    if fractal is None:
         fractal = torch.zeros_like(original)
-    final = compose_component(aug.components, original[None], edit[None], mask[None], fractal[None], aug.lam)[
-        0
-    ]
     return [original, edit, mask.expand(3, -1, -1), hybrid(original, edit, mask), fractal, final]
 
 
