@@ -6,7 +6,7 @@ import os
 
 from omegaconf import DictConfig
 
-from .config import validate_config
+from .config import check_protocol_optimiser, validate_config
 from .data.base import CorruptImageError, DatasetNotFoundError, SplitNotAvailableError
 from .data.splits import build_splits
 from .errors import ConfigError, PretrainedWeightsError
@@ -29,6 +29,7 @@ def run_train(cfg: DictConfig) -> float | None:
     missing data is reported within seconds."""
     try:
         validate_config(cfg)
+        check_protocol_optimiser(cfg)
         splits = build_splits(cfg.dataset, cfg.paths.data_dir)
         from .training.run import train
 

@@ -314,3 +314,17 @@ def validate_config(cfg) -> None:
     extra = sorted(set(cfg.keys()) - known - {"hydra"})
     if extra:
         raise ConfigError(f"unknown top-level key(s) {extra}; valid keys: {sorted(known)}")
+
+
+def check_protocol_optimiser(cfg) -> None:
+    """A paper protocol (every one but ``custom``) sets SGD's learning rate and weight decay: with
+    another optimiser chosen on the command line those values would silently apply to it."""
+    from .errors import ConfigError
+
+    if cfg.protocol != "custom" and cfg.optim.name != "sgd":
+        raise ConfigError(
+            f"protocol={cfg.protocol} (dataset={cfg.dataset.name}'s paper recipe unless chosen) is an SGD "
+            f"recipe: its optim.lr={cfg.optim.lr} and optim.weight_decay={cfg.optim.weight_decay} were set "
+            f"for SGD, not optim={cfg.optim.name}. Add protocol=custom to train with optim={cfg.optim.name} "
+            "and its own defaults (set optim.lr / optim.weight_decay as needed), or keep optim=sgd."
+        )

@@ -47,6 +47,8 @@ def option_overrides(group: str, option: str) -> list[str]:
         overrides.append("model.name=resnet10t")
     if (group, option) == ("loss", "jsd"):
         pytest.skip("loss=jsd needs a three-view method; trained with those in their own tests")
+    if (group, option) == ("optim", "adamw"):
+        overrides.append("protocol=custom")  # the default dataset's paper protocol is SGD's
     if (group, option) == ("protocol", "finetune_resnet50"):
         # Hub weights cannot be downloaded here; the offline error is tested in test_models.
         overrides.append("model.pretrained=false")
@@ -62,6 +64,58 @@ def test_every_option_composes(group, option):
         assert cfg.trainer.limit_train_batches == 2
     else:
         assert OmegaConf.select(cfg, group) is not None
+
+
+@pytest.mark.parametrize(
+    ("dataset", "protocol", "model", "lr", "epochs"),
+    [
+        ("cifar100", "scratch_preact", "preactresnet18", 0.2, 300),
+        ("tinyimagenet", "scratch_preact", "preactresnet18", 0.2, 300),
+        ("imagenet", "imagenet_resnet50", "resnet50", 0.1, 100),
+        ("cub", "fgvc_scratch", "resnet50", 0.01, 300),
+        ("cars", "fgvc_scratch", "resnet50", 0.01, 300),
+        ("aircraft", "fgvc_scratch", "resnet50", 0.01, 300),
+        ("flowers102", "scarcity_resnet18", "resnet18", 0.01, 300),
+        ("imagefolder", "custom", "preactresnet18", 0.1, 100),
+    ],
+)
+def test_each_dataset_defaults_to_its_paper_protocol(dataset, protocol, model, lr, epochs):
+    cfg = compose_config([f"dataset={dataset}"], return_hydra_config=True)
+    assert cfg.protocol == protocol and cfg.hydra.runtime.choices.protocol == protocol
+    assert (cfg.model.name, cfg.optim.lr, cfg.trainer.max_epochs) == (model, lr, epochs)
+    # The dataset's batch size is its protocol's (the dataset merges after the protocol).
+    paper_batch = {"scratch_preact": 100, "imagenet_resnet50": 256}.get(protocol, 16)
+    assert cfg.dataset.batch_size == (32 if protocol == "custom" else paper_batch)
+
+
+def test_command_line_wins_over_the_dataset_protocol():
+    cfg = compose_config(["dataset=cub", "model=resnet18", "optim.lr=0.05"])
+    assert (cfg.protocol, cfg.model.name, cfg.optim.lr, cfg.sched.name) == (
+        "fgvc_scratch",
+        "resnet18",
+        0.05,
+        "multistep",
+    )
+    cfg = compose_config(["dataset=cub", "protocol=finetune_resnet50"])
+    assert (cfg.protocol, cfg.model.pretrained, cfg.optim.head_lr) == ("finetune_resnet50", True, 0.01)
+    cfg = compose_config(["dataset=cub", "protocol=custom"])
+    assert (cfg.protocol, cfg.model.name, cfg.optim.lr, cfg.sched.name) == (
+        "custom",
+        "preactresnet18",
+        0.1,
+        "cosine",
+    )
+    assert cfg.dataset.name == "cub"
+
+
+def test_another_optimiser_under_a_paper_protocol_is_refused(make_cfg):
+    cfg = make_cfg(["dataset=cub", "optim=adamw"])
+    with pytest.raises(
+        ConfigError, match=r"protocol=fgvc_scratch .* SGD recipe: its optim.lr=0.01.*protocol=custom"
+    ):
+        train(cfg)
+    cfg = make_cfg(["dataset=cub", "optim=adamw", "protocol=custom"])
+    assert (cfg.optim.lr, cfg.optim.weight_decay) == (1.0e-3, 0.05)  # AdamW's own defaults
 
 
 def test_slurm_launcher_composes():
@@ -111,6 +165,7 @@ def test_metrics_file_and_learning(make_cfg, tmp_path):
             "trainer.limit_val_batches=null",
             "trainer.limit_test_batches=null",
             "dataset.batch_size=9",
+            "protocol=custom",
             "optim=adamw",
             "sched=none",
             "seed=3",

@@ -491,7 +491,9 @@ def _group_defaults(group: str, option: str, schema) -> dict[str, Any]:
     base = OmegaConf.structured(schema)
     path = CONF_DIR / group / f"{option}.yaml"
     if path.exists():
-        base = OmegaConf.merge(base, OmegaConf.load(path))
+        values = OmegaConf.load(path)
+        values.pop("defaults", None)  # the option's own defaults list (a dataset picks its protocol)
+        base = OmegaConf.merge(base, values)
     return OmegaConf.to_container(base, resolve=False)
 
 

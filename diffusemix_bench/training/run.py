@@ -23,7 +23,7 @@ from pytorch_lightning.callbacks import (
 )
 
 from ..augment import AugContext, create_aug
-from ..config import validate_config
+from ..config import check_protocol_optimiser, validate_config
 from ..data.datamodule import ImageDataModule
 from ..data.splits import Splits
 from ..errors import ConfigError
@@ -189,6 +189,7 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
     and ``config_resolved.yaml`` in the run folder and return the metrics. ``splits`` are the
     dataset's splits when the caller has read them already."""
     validate_config(cfg)
+    check_protocol_optimiser(cfg)
     start = time.time()
     run_dir = Path(cfg.paths.output_dir).expanduser()
     run_dir.mkdir(parents=True, exist_ok=True)
