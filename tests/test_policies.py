@@ -3,9 +3,12 @@ PixMix and IPMix, checked against torchvision, the references' PIL operations an
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image, ImageEnhance, ImageOps
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
@@ -20,6 +23,7 @@ from diffusemix_bench.augment.ipmix import IPMix, patch_mix, random_elements, ra
 from diffusemix_bench.augment.pixmix import PixMix, mix_add, mix_multiply, sample_ab
 from diffusemix_bench.errors import ConfigError
 from diffusemix_bench.training.run import train
+from tests.conftest import compose_config
 
 SEEDS = range(24)
 
@@ -38,6 +42,24 @@ def ctx(dataset: str = "cifar100", loss: str = "ce", size: int = 32) -> AugConte
 def bank(n: int = 5, size: int = 48, seed: int = 1) -> FractalBank:
     rng = np.random.default_rng(seed)
     return FractalBank(rng.integers(0, 256, size=(n, 3, size, size), dtype=np.uint8))
+
+
+@functools.cache
+def dataset_defaults(name: str) -> dict:
+    """The per-dataset table of conf/aug/<name>.yaml (the references' CIFAR and ImageNet values)."""
+    return OmegaConf.to_container(compose_config([f"aug={name}"]).aug.dataset_defaults)
+
+
+def make_augmix(context: AugContext, **settings) -> AugMix:
+    return AugMix(context, dataset_defaults=dataset_defaults("augmix"), **settings)
+
+
+def make_pixmix(context: AugContext, **settings) -> PixMix:
+    return PixMix(context, dataset_defaults=dataset_defaults("pixmix"), **settings)
+
+
+def make_ipmix(context: AugContext, **settings) -> IPMix:
+    return IPMix(context, dataset_defaults=dataset_defaults("ipmix"), **settings)
 
 
 def seeded(fn, seed: int, *args):
@@ -199,7 +221,7 @@ def test_severity_is_checked():
 
 
 def test_augmix_mixes_its_chains_convexly_with_dirichlet_and_beta_weights(monkeypatch):
-    policy = AugMix(ctx(), width=3).policy
+    policy = make_augmix(ctx(), width=3).policy
     img = image(1)
     fixed = [torch.full_like(img, v) for v in (0, 90, 255)]
     monkeypatch.setattr(policy, "chain", lambda x: fixed.pop(0) if fixed else None)
@@ -214,7 +236,7 @@ def test_augmix_mixes_its_chains_convexly_with_dirichlet_and_beta_weights(monkey
 
 
 def test_augmix_output_lies_between_the_original_and_its_chains(monkeypatch):
-    policy = AugMix(ctx(), width=3).policy
+    policy = make_augmix(ctx(), width=3).policy
     real_chain = policy.chain
     for seed in range(8):
         img = image(seed)
@@ -230,15 +252,15 @@ def test_augmix_output_lies_between_the_original_and_its_chains(monkeypatch):
 
 
 def test_augmix_defaults_per_dataset():
-    cifar, other = AugMix(ctx("cifar100")).policy, AugMix(ctx("imagenet", size=64)).policy
+    cifar, other = make_augmix(ctx("cifar100")).policy, make_augmix(ctx("imagenet", size=64)).policy
     assert (cifar.severity, other.severity) == (3, 1)
     assert (cifar.width, cifar.depth, cifar.alpha) == (3, -1, 1.0)
     assert cifar.ops == ops.AUGMIX_OPS
-    assert AugMix(ctx(), all_ops=True).policy.ops == ops.AUGMIX_ALL_OPS
+    assert make_augmix(ctx(), all_ops=True).policy.ops == ops.AUGMIX_ALL_OPS
 
 
 def test_augmix_jsd_sample_is_clean_then_two_independent_mixes():
-    aug = AugMix(ctx(loss="jsd"))
+    aug = make_augmix(ctx(loss="jsd"))
     assert aug.default_loss == "jsd" and aug.supports_jsd
     # The policy runs in the training-set wrapper, after the split's own crop and flip.
     assert aug.sample_transform() is None
@@ -264,7 +286,7 @@ def test_augmix_jsd_sample_is_clean_then_two_independent_mixes():
 
 
 def test_augmix_without_jsd_is_a_single_view_policy():
-    aug = AugMix(ctx(loss="ce"))
+    aug = make_augmix(ctx(loss="ce"))
     assert isinstance(aug.sample_transform(), AugMixPolicy)
     split = ListDataset([image()])
     assert aug.train_dataset(split) is split
@@ -307,7 +329,7 @@ def test_pixmix_weights_come_from_the_two_beta_branches():
 def test_pixmix_with_k0_never_mixes_and_otherwise_uses_the_picture():
     img = image(2)
     pic_a, pic_b = torch.zeros_like(img), torch.full_like(img, 255)
-    pixmix = PixMix(ctx(), bank=bank(), k=0).sample_transform()
+    pixmix = make_pixmix(ctx(), bank=bank(), k=0).sample_transform()
     unchanged = 0
     for seed in SEEDS:
         out = seeded(pixmix.mix, seed, img, pic_a)
@@ -315,7 +337,7 @@ def test_pixmix_with_k0_never_mixes_and_otherwise_uses_the_picture():
         unchanged += torch.equal(out, img)
     # The image itself is kept with probability 1/2 (else one augmentation operation).
     assert len(SEEDS) // 4 <= unchanged <= 3 * len(SEEDS) // 4
-    pixmix = PixMix(ctx(), bank=bank(), k=4).sample_transform()
+    pixmix = make_pixmix(ctx(), bank=bank(), k=4).sample_transform()
     differs = sum(
         not torch.equal(seeded(pixmix.mix, s, img, pic_a), seeded(pixmix.mix, s, img, pic_b)) for s in SEEDS
     )
@@ -324,7 +346,7 @@ def test_pixmix_with_k0_never_mixes_and_otherwise_uses_the_picture():
 
 def test_pixmix_output_is_a_valid_image_even_when_mixing_extrapolates():
     img = image(4)
-    pixmix = PixMix(ctx(), bank=bank(), k=4, beta=0.2).sample_transform()
+    pixmix = make_pixmix(ctx(), bank=bank(), k=4, beta=0.2).sample_transform()
     saturated = 0
     for seed in SEEDS:
         out = seeded(pixmix, seed, img)
@@ -335,17 +357,17 @@ def test_pixmix_output_is_a_valid_image_even_when_mixing_extrapolates():
 
 
 def test_pixmix_pictures_come_from_the_fractal_bank_per_dataset():
-    cifar = PixMix(ctx("cifar100"), bank=bank(n=5, size=48))
+    cifar = make_pixmix(ctx("cifar100"), bank=bank(n=5, size=48))
     assert (cifar.k, cifar.beta, cifar.severity) == (4, 3.0, 3)
     pictures = cifar.sample_transform().pictures
     # Resize(36) + RandomCrop(32) on CIFAR (pixmix cifar.py).
     assert pictures.pictures.shape == (5, 3, 36, 36)
-    other = PixMix(ctx("flowers102", size=224), bank=bank(n=2, size=64))
+    other = make_pixmix(ctx("flowers102", size=224), bank=bank(n=2, size=64))
     assert (other.beta, other.severity) == (4.0, 1)
     # Resize(256) + RandomCrop(224) on ImageNet.
     assert other.sample_transform().pictures.pictures.shape == (2, 3, 256, 256)
     with pytest.raises(ConfigError, match="fractals"):
-        PixMix(ctx()).sample_transform()
+        make_pixmix(ctx()).sample_transform()
 
 
 def test_mixing_picture_is_a_random_crop_of_a_bank_picture():
@@ -403,19 +425,19 @@ def test_random_pixel_and_element_masks_pick_each_value_from_one_image():
 
 
 def test_ipmix_defaults_per_dataset():
-    cifar = IPMix(ctx("cifar100"), bank=bank())
+    cifar = make_ipmix(ctx("cifar100"), bank=bank())
     assert (cifar.k, cifar.t, cifar.beta, cifar.severity, cifar.alpha) == (3, 3, 3.0, 3, 1.0)
     assert cifar.patch_sizes == [4, 8, 16, 32] and cifar.augmented_partner_prob == 0.0
-    other = IPMix(ctx("imagenet", size=64), bank=bank())
+    other = make_ipmix(ctx("imagenet", size=64), bank=bank())
     assert (other.beta, other.severity) == (4.0, 1)
     assert other.patch_sizes == [4, 8, 16, 32, 64, 224] and other.augmented_partner_prob == 0.5
     assert IPMix.default_loss == "jsd" and IPMix.supports_jsd
     with pytest.raises(ConfigError, match="patch_sizes"):
-        IPMix(ctx(), bank=bank(), patch_sizes=[1, 4])
+        make_ipmix(ctx(), bank=bank(), patch_sizes=[1, 4])
 
 
 def test_ipmix_is_a_convex_mix_of_chains_and_uses_the_picture_only_in_patches(monkeypatch):
-    policy = IPMix(ctx(), bank=bank()).policy
+    policy = make_ipmix(ctx(), bank=bank()).policy
     img, pic_a, pic_b = (
         image(5),
         torch.zeros(3, 32, 32, dtype=torch.uint8),
@@ -440,7 +462,7 @@ def test_ipmix_is_a_convex_mix_of_chains_and_uses_the_picture_only_in_patches(mo
 
 
 def test_ipmix_jsd_views_share_one_mixing_picture(monkeypatch):
-    aug = IPMix(ctx(loss="jsd"), bank=bank())
+    aug = make_ipmix(ctx(loss="jsd"), bank=bank())
     assert aug.sample_transform() is None
     policy = aug.policy
     seen = []
@@ -455,7 +477,7 @@ def test_ipmix_jsd_views_share_one_mixing_picture(monkeypatch):
 
 
 def test_ipmix_runs_reproducibly_in_dataloader_workers():
-    aug = IPMix(ctx(loss="jsd"), bank=bank())
+    aug = make_ipmix(ctx(loss="jsd"), bank=bank())
     wrapped = aug.train_dataset(ListDataset([image(s) for s in range(8)]))
 
     def batches(seed: int) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Pieces shared by the per-image mixing baselines (AugMix, PixMix, IPMix): per-dataset defaults,
+"""Pieces shared by the per-image mixing baselines (AugMix, PixMix, IPMix): the CIFAR test,
 Dirichlet/Beta mixing, the three-view JSD training set and the mixing pictures."""
 
 from __future__ import annotations
@@ -20,15 +20,6 @@ log = logging.getLogger(__name__)
 def is_cifar(ctx: AugContext) -> bool:
     """The references ship two recipes, CIFAR and ImageNet; CIFAR's applies to CIFAR datasets."""
     return ctx.dataset_name.lower().startswith("cifar")
-
-
-def per_dataset(aug: Augmentation, key: str, value, cifar, other):
-    """``value`` when set, else the reference's CIFAR or ImageNet default for this run's dataset
-    (recorded in the method's :meth:`~Augmentation.settings`)."""
-    if value is None:
-        value = cifar if is_cifar(aug.ctx) else other
-        aug.resolved[key] = value
-    return value
 
 
 def to_uint8(image: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,8 @@ is the fractal bank; one picture per sample is shared by both JSD views, as in t
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -26,12 +27,11 @@ from ._common import (
     convex_mix,
     load_mixing_pictures,
     mixing_weights,
-    per_dataset,
     to_uint8,
 )
 from ._ops import IPMIX_OPS, check_severity, random_op
 from .base import AugContext
-from .pixmix import CIFAR_RESIZE_RATIO, IMAGENET_RESIZE_RATIO, MixingOp, add, choose, multiply
+from .pixmix import MixingOp, add, choose, multiply
 from .registry import register_aug
 
 log = logging.getLogger(__name__)
@@ -85,20 +85,23 @@ class IPMixConfig:
     k: int = 3
     # Steps per chain: a number drawn uniformly from 0..t.
     t: int = 3
-    # Mixing severity (Beta parameter of add/multiply); null: 3 on CIFAR, 4 elsewhere.
+    # Mixing severity (Beta parameter of add/multiply); null: from dataset_defaults.
     beta: float | None = None
-    # Strength of the image-level operations, 1..10; null: 3 on CIFAR, 1 elsewhere.
+    # Strength of the image-level operations, 1..10; null: from dataset_defaults.
     severity: int | None = None
     # Dirichlet/Beta parameter of the chain mix (fixed at 1 in the reference).
     alpha: float = 1.0
-    # Patch sides; null: [4, 8, 16, 32] on CIFAR, [4, 8, 16, 32, 64, 224] elsewhere.
+    # Patch sides; null: from dataset_defaults.
     patch_sizes: list[int] | None = None
     # Probability that a patch is mixed with an augmented copy of the image instead of the mixing
-    # picture; null: 0 on CIFAR (cifar.py), 0.5 elsewhere (imagenet.py).
+    # picture; null: from dataset_defaults.
     augmented_partner_prob: float | None = None
     # Mixing pictures are resized to the crop side times this, then random-cropped;
-    # null: 36/32 on CIFAR, 256/224 elsewhere.
+    # null: from dataset_defaults.
     pic_resize_ratio: float | None = None
+    # {dataset name or "default": {setting: value}}: the reference's CIFAR and ImageNet recipes,
+    # written in conf/aug/ipmix.yaml; a setting given explicitly wins.
+    dataset_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class IPMixPolicy:
@@ -168,17 +171,21 @@ class IPMix(JsdViewsAugmentation):
         super().__init__(ctx, **cfg)
         c = IPMixConfig(**cfg)
         self.k, self.t, self.alpha = c.k, c.t, c.alpha
-        self.beta = per_dataset(self, "beta", c.beta, 3.0, 4.0)
-        self.severity = per_dataset(self, "severity", c.severity, 3, 1)
-        self.patch_sizes = list(
-            per_dataset(self, "patch_sizes", c.patch_sizes, [4, 8, 16, 32], [4, 8, 16, 32, 64, 224])
+        s = self.resolve_per_dataset(
+            "ipmix",
+            {
+                "beta": c.beta,
+                "severity": c.severity,
+                "patch_sizes": c.patch_sizes,
+                "augmented_partner_prob": c.augmented_partner_prob,
+                "pic_resize_ratio": c.pic_resize_ratio,
+            },
+            c.dataset_defaults,
         )
-        self.augmented_partner_prob = per_dataset(
-            self, "augmented_partner_prob", c.augmented_partner_prob, 0.0, 0.5
-        )
-        self.resize_ratio = per_dataset(
-            self, "pic_resize_ratio", c.pic_resize_ratio, CIFAR_RESIZE_RATIO, IMAGENET_RESIZE_RATIO
-        )
+        self.beta, self.severity = s["beta"], s["severity"]
+        self.patch_sizes = list(s["patch_sizes"])
+        self.augmented_partner_prob = s["augmented_partner_prob"]
+        self.resize_ratio = s["pic_resize_ratio"]
         check_severity(self.severity, "aug")
         if c.k < 1 or c.t < 0:
             raise ConfigError(f"aug.k must be >= 1 and aug.t >= 0, got k={c.k}, t={c.t}")
