@@ -17,6 +17,7 @@ from diffusemix_bench.data.base import CorruptImageError, DatasetNotFoundError
 from diffusemix_bench.errors import ConfigError
 from diffusemix_bench.training.run import train
 from tests.conftest import CONF_DIR, ROOT, compose_config
+from tests.fixtures.datasets import write_fixture_dataset
 
 GPU_ONLY = {("trainer", "gpu"), ("trainer", "ddp")}
 GROUPS = [
@@ -273,7 +274,6 @@ def test_train_script_missing_data_message(tmp_path):
 
 
 def test_train_script_end_to_end(tmp_path):
-    from tests.fixtures.datasets import write_fixture_dataset
 
     fixture = write_fixture_dataset("flowers102", tmp_path / "data")
     result = _run_script(
@@ -292,6 +292,37 @@ def test_train_script_end_to_end(tmp_path):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["dataset"] == "flowers102" and metrics["test_top1"] is not None
     assert (tmp_path / "run" / ".hydra" / "config.yaml").exists()
+
+
+def test_multirun_sweep_folders_are_flat_and_named_by_the_swept_settings(tmp_path):
+    """`train.py --multirun`: one folder per job directly under the sweep folder, named by the
+    settings that change what is trained; folder-valued settings never nest folders."""
+    fixture = write_fixture_dataset("flowers102", tmp_path / "data")
+    result = _run_script(
+        [
+            "--multirun",
+            "dataset=flowers102",
+            "aug=mixup",
+            "aug.alpha=0.2,1.0",
+            f"paths.data_dir={fixture['data_dir']}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            f"paths.log_dir={tmp_path / 'logs'}",
+            "debug=fast",
+            "dataset.image_size=32",
+            "dataset.resize=36",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "logs" / "multirun" / "train").iterdir()
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert jobs == [
+        "0_aug.alpha=0.2,aug=mixup,dataset.image_size=32,dataset.resize=36,dataset=flowers102,debug=fast",
+        "1_aug.alpha=1.0,aug=mixup,dataset.image_size=32,dataset.resize=36,dataset=flowers102,debug=fast",
+    ]
+    for job, alpha in zip(jobs, (0.2, 1.0), strict=True):
+        metrics = json.loads((sweep / job / "metrics.json").read_text())
+        assert metrics["aug_settings"]["alpha"] == alpha and metrics["protocol"] == "scarcity_resnet18"
 
 
 def test_experiment_group_is_the_experiments_folder():
@@ -388,8 +419,6 @@ def test_ddp_schedules_count_each_ranks_own_steps(tmp_path):
     """Two CPU ranks: each rank's epoch is its shard of the data, so an epoch-based milestone falls
     after that many steps, not after the length of the whole unsharded loader."""
     import csv
-
-    from tests.fixtures.datasets import write_fixture_dataset
 
     fixture = write_fixture_dataset("flowers102", tmp_path / "data")  # 12 training images
     run = tmp_path / "run"
