@@ -109,6 +109,20 @@ def test_command_line_wins_over_the_dataset_protocol():
     assert cfg.dataset.name == "cub"
 
 
+def test_an_experiment_file_picks_the_protocol_over_the_dataset(tmp_path):
+    """Experiment files (Table 8 fine-tunes on datasets whose default is another recipe) can name
+    their protocol; the command line still wins over both."""
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "probe.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /protocol: finetune_resnet50\n"
+    )
+    search = f"hydra.searchpath=[file://{tmp_path}]"
+    cfg = compose_config(["dataset=cub", "experiment=probe", search])
+    assert (cfg.protocol, cfg.model.pretrained, cfg.optim.lr) == ("finetune_resnet50", True, 0.001)
+    cfg = compose_config(["dataset=cub", "experiment=probe", "protocol=custom", search])
+    assert cfg.protocol == "custom" and not cfg.model.pretrained
+
+
 def test_another_optimiser_under_a_paper_protocol_is_refused(make_cfg):
     cfg = make_cfg(["dataset=cub", "optim=adamw"])
     with pytest.raises(
