@@ -308,16 +308,17 @@ def test_train_script_end_to_end(tmp_path):
     assert (tmp_path / "run" / ".hydra" / "config.yaml").exists()
 
 
-def test_multirun_sweep_folders_are_flat_and_named_by_the_swept_settings(tmp_path):
+def test_multirun_sweep_folders_are_flat_and_a_bad_job_does_not_stop_the_sweep(tmp_path):
     """`train.py --multirun`: one folder per job directly under the sweep folder, named by the
-    settings that change what is trained; folder-valued settings never nest folders."""
+    settings that change what is trained (folder-valued settings never nest folders); a job with
+    a bad setting fails with its message in its log, and the next job still runs."""
     fixture = write_fixture_dataset("flowers102", tmp_path / "data")
     result = _run_script(
         [
             "--multirun",
             "dataset=flowers102",
             "aug=mixup",
-            "aug.alpha=0.2,1.0",
+            "aug.alpha=-1.0,0.2",
             f"paths.data_dir={fixture['data_dir']}",
             f"paths.cache_dir={tmp_path / 'cache'}",
             f"paths.log_dir={tmp_path / 'logs'}",
@@ -327,16 +328,17 @@ def test_multirun_sweep_folders_are_flat_and_named_by_the_swept_settings(tmp_pat
         ],
         tmp_path,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode != 0 and "aug.alpha=-1.0" in result.stderr
     (sweep,) = (tmp_path / "logs" / "multirun" / "train").iterdir()
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
     assert jobs == [
-        "0_aug.alpha=0.2,aug=mixup,dataset.image_size=32,dataset.resize=36,dataset=flowers102,debug=fast",
-        "1_aug.alpha=1.0,aug=mixup,dataset.image_size=32,dataset.resize=36,dataset=flowers102,debug=fast",
+        "0_aug.alpha=-1.0,aug=mixup,dataset.image_size=32,dataset.resize=36,dataset=flowers102,debug=fast",
+        "1_aug.alpha=0.2,aug=mixup,dataset.image_size=32,dataset.resize=36,dataset=flowers102,debug=fast",
     ]
-    for job, alpha in zip(jobs, (0.2, 1.0), strict=True):
-        metrics = json.loads((sweep / job / "metrics.json").read_text())
-        assert metrics["aug_settings"]["alpha"] == alpha and metrics["protocol"] == "scarcity_resnet18"
+    assert "error: aug.alpha of aug=mixup must be > 0" in (sweep / jobs[0] / "train.log").read_text()
+    assert not (sweep / jobs[0] / "metrics.json").exists()
+    metrics = json.loads((sweep / jobs[1] / "metrics.json").read_text())
+    assert metrics["aug_settings"]["alpha"] == 0.2 and metrics["protocol"] == "scarcity_resnet18"
 
 
 def test_experiment_group_is_the_experiments_folder():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from pathlib import Path
 
 import torch
@@ -150,11 +149,7 @@ def write_figure4(cfg: DictConfig) -> Path:
 
 def run_figure4(cfg: DictConfig) -> None:
     """figure4.py's entry: user errors end with a message, not a traceback."""
-    from ..cli import USER_ERRORS
+    from ..cli import user_errors_reported
 
-    try:
+    with user_errors_reported():
         print(write_figure4(cfg))
-    except USER_ERRORS as exc:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        raise SystemExit(f"error: {exc}") from None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 
 import pytorch_lightning as pl
@@ -337,11 +336,7 @@ def generate(cfg: DictConfig) -> dict:
 
 def run_generate(cfg: DictConfig) -> None:
     """generate.py's entry: user errors end with a message, not a traceback."""
-    from ..cli import USER_ERRORS
+    from ..cli import user_errors_reported
 
-    try:
+    with user_errors_reported():
         generate(cfg)
-    except USER_ERRORS as exc:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        raise SystemExit(f"error: {exc}") from None
