@@ -30,6 +30,7 @@ from diffusemix_bench.data.datamodule import ImageDataModule
 from diffusemix_bench.data.splits import build_splits
 from diffusemix_bench.generation.edit_model import stored_size
 from diffusemix_bench.generation.store import EditStore, split_indices
+from diffusemix_bench.training.run import resolve_loss
 from tests.fixtures.datasets import write_fixture_dataset
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -81,7 +82,6 @@ def fill_store(cfg) -> None:
 def measure(cfg, epochs: int) -> dict:
     datamodule = ImageDataModule(cfg.dataset, cfg.paths.data_dir, seed=0)
     datamodule.build()
-    loss = "ce" if cfg.aug.name == "none" or cfg.aug.get("mode") == "static_append" else "jsd"
     aug = create_aug(
         cfg.aug,
         AugContext(
@@ -90,7 +90,7 @@ def measure(cfg, epochs: int) -> dict:
             image_size=cfg.dataset.image_size,
             cache_dir=Path(cfg.paths.cache_dir),
             data_dir=Path(cfg.paths.data_dir),
-            loss=loss,
+            loss=resolve_loss(cfg),
             config=cfg,
         ),
     )
