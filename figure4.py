@@ -3,7 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from diffusemix_bench.augment.figure4 import run_figure4
+from diffusemix_bench.augment.diffusemix.figure4 import run_figure4
 from diffusemix_bench.config import register_configs
 
 register_configs()

@@ -30,7 +30,7 @@ from torch import nn
 
 from benchmarks.common import write_results
 from diffusemix_bench.augment import AugContext, create_aug
-from diffusemix_bench.augment.puzzlemix import puzzle_mix
+from diffusemix_bench.augment.mixing.puzzlemix import puzzle_mix
 from diffusemix_bench.config import register_configs
 from diffusemix_bench.models import Normalize, create_model
 

@@ -12,7 +12,13 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from diffusemix_bench.augment import AugContext, create_aug
-from diffusemix_bench.augment.compose import (
+from diffusemix_bench.augment.diffusemix.augmentation import (
+    DiffuseMix,
+    DiffuseMixConfig,
+    DiffuseMixEpochCallback,
+    DiffuseMixFigureCallback,
+)
+from diffusemix_bench.augment.diffusemix.compose import (
     COMPONENTS,
     blend_fractal,
     compose_component,
@@ -20,14 +26,19 @@ from diffusemix_bench.augment.compose import (
     hybrid,
     resize_fractals,
 )
-from diffusemix_bench.augment.diffusemix import (
-    DiffuseMix,
-    DiffuseMixConfig,
-    DiffuseMixEpochCallback,
-    DiffuseMixFigureCallback,
+from diffusemix_bench.augment.diffusemix.figure4 import (
+    COLUMNS,
+    HEADER_PX,
+    PADDING_PX,
+    figure4_stages,
+    write_figure4,
 )
-from diffusemix_bench.augment.figure4 import COLUMNS, HEADER_PX, PADDING_PX, figure4_stages, write_figure4
-from diffusemix_bench.augment.masks import MASK_SETS, half_mask_templates, mask_kinds, sample_half_masks
+from diffusemix_bench.augment.diffusemix.masks import (
+    MASK_SETS,
+    half_mask_templates,
+    mask_kinds,
+    sample_half_masks,
+)
 from diffusemix_bench.data.splits import build_splits
 from diffusemix_bench.data.transforms import train_transform
 from diffusemix_bench.errors import ConfigError
@@ -478,7 +489,7 @@ def test_before_crop_static_append_fixes_each_composed_image(dm):
 
 
 def test_compose_size_composes_official_squares(dm):
-    from diffusemix_bench.augment.diffusemix import square
+    from diffusemix_bench.augment.diffusemix.compose import square
 
     _, aug, train_set = dm(
         ["aug.mode=static_append", "aug.compose=before_crop", "aug.compose_size=40"], loss="ce"

@@ -12,8 +12,7 @@ from scipy import stats
 from torchvision.transforms import v2
 
 from diffusemix_bench.augment import AugContext, create_aug
-from diffusemix_bench.augment.manifold_mixup import HiddenMixBatch
-from diffusemix_bench.augment.mixing import (
+from diffusemix_bench.augment.mixing.batch_mix import (
     Box,
     area_ratio,
     mix_images,
@@ -24,14 +23,15 @@ from diffusemix_bench.augment.mixing import (
     sample_box,
     sample_lambda,
 )
-from diffusemix_bench.augment.saliency import (
+from diffusemix_bench.augment.mixing.manifold_mixup import HiddenMixBatch
+from diffusemix_bench.augment.mixing.saliency import (
     class_activation_maps,
     feature_maps_and_classifier,
     fine_grained_saliency,
     peak_position,
     spectral_residual_saliency,
 )
-from diffusemix_bench.augment.snapmix import semantic_maps, snapmix_label_weights
+from diffusemix_bench.augment.mixing.snapmix import semantic_maps, snapmix_label_weights
 from diffusemix_bench.errors import ConfigError
 from diffusemix_bench.models import create_model
 from tests.conftest import compose_config

@@ -13,11 +13,17 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from diffusemix_bench.augment import AugContext, create_aug
-from diffusemix_bench.augment._graphcut import _binary_dp, _binary_maxflow, alpha_beta_swap, grid_energy
-from diffusemix_bench.augment._saliency_mixing import loss_input_gradient
-from diffusemix_bench.augment.comixup import co_mixup, co_mixup_masks, compatibility_distance, mix_by_masks
-from diffusemix_bench.augment.guidedmixup import greedy_cycle_pairing, guided_mix, spectral_residual
-from diffusemix_bench.augment.puzzlemix import graphcut_masks, puzzle_mix, transport_blocks, transport_plan
+from diffusemix_bench.augment.mixing.comixup import (
+    co_mixup,
+    co_mixup_masks,
+    compatibility_distance,
+    mix_by_masks,
+)
+from diffusemix_bench.augment.mixing.graphcut import _binary_dp, _binary_maxflow, alpha_beta_swap, grid_energy
+from diffusemix_bench.augment.mixing.guidedmixup import greedy_cycle_pairing, guided_mix, spectral_residual
+from diffusemix_bench.augment.mixing.puzzlemix import graphcut_masks, puzzle_mix
+from diffusemix_bench.augment.mixing.saliency_guided import loss_input_gradient
+from diffusemix_bench.augment.mixing.transport import transport_blocks, transport_plan
 from diffusemix_bench.models import Normalize
 from tests.conftest import compose_config
 

@@ -15,12 +15,13 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from diffusemix_bench.augment import AugContext, create_aug
-from diffusemix_bench.augment import _ops as ops
-from diffusemix_bench.augment._common import MixingPictures, mixing_weights
-from diffusemix_bench.augment.augmix import AugMix, AugMixPolicy
 from diffusemix_bench.augment.fractals import FractalBank
-from diffusemix_bench.augment.ipmix import IPMix, patch_mix, random_elements, random_pixels
-from diffusemix_bench.augment.pixmix import PixMix, mix_add, mix_multiply, sample_ab
+from diffusemix_bench.augment.policies import ops
+from diffusemix_bench.augment.policies.augmix import AugMix, AugMixPolicy
+from diffusemix_bench.augment.policies.ipmix import IPMix, patch_mix, random_elements, random_pixels
+from diffusemix_bench.augment.policies.mixing_pictures import MixingPictures
+from diffusemix_bench.augment.policies.ops import mixing_weights
+from diffusemix_bench.augment.policies.pixmix import PixMix, mix_add, mix_multiply, sample_ab
 from diffusemix_bench.errors import ConfigError
 from diffusemix_bench.training.run import train
 from tests.conftest import compose_config

@@ -1,7 +1,10 @@
 """Augmentation methods behind one registry (DiffuseMix and every compared baseline).
 
-Every module and subpackage here is imported so that its ``@register_aug`` runs: a new method is
-one new file (plus its ``conf/aug/<name>.yaml``), with no list to edit.
+The interface (``base.py``), the registry (``registry.py``) and the fractal bank shared by several
+kinds sit here; the methods live in sub-packages by kind: ``diffusemix/``, ``mixing/`` (batch
+mixing) and ``policies/`` (per-image policies). Every module below is imported so that its
+``@register_aug`` runs: a new method is one new file (plus its ``conf/aug/<name>.yaml``), with no
+list to edit.
 """
 
 import importlib
@@ -10,8 +13,7 @@ import pkgutil
 from .base import AugBatch, AugContext, Augmentation
 from .registry import create_aug, list_augs, register_aug
 
-for _module in pkgutil.iter_modules(__path__):
-    if _module.name not in ("base", "registry") and not _module.name.startswith("_"):
-        importlib.import_module(f"{__name__}.{_module.name}")
+for _module in pkgutil.walk_packages(__path__, prefix=f"{__name__}."):
+    importlib.import_module(_module.name)
 
 __all__ = ["AugBatch", "AugContext", "Augmentation", "create_aug", "list_augs", "register_aug"]

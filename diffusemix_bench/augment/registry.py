@@ -1,8 +1,9 @@
-"""Augmentation registry: ``@register_aug(name, schema)`` and ``create_aug(cfg, num_classes)``."""
+"""Augmentation registry: ``@register_aug(name, schema)`` and ``create_aug(cfg, num_classes)``, and the
+identity method ``none`` (the paper's "Vanilla")."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -54,3 +55,14 @@ def create_aug(cfg: DictConfig | dict, ctx: AugContext | int) -> Augmentation:
     aug = aug_class(cfg.pop("name"))(ctx, **cfg)
     aug.given_settings = {k: v for k, v in cfg.items() if k != "dataset_defaults"}
     return aug
+
+
+@dataclass
+class NoneAugConfig:
+    name: str = "none"
+
+
+@register_aug("none", NoneAugConfig)
+class NoAugmentation(Augmentation):
+    """No augmentation beyond the dataset's crop and flip (the paper's "Vanilla"): the interface's
+    hooks as they are."""

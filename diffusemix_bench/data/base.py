@@ -13,10 +13,12 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from ..errors import UserError
+
 SPLITS = ("train", "val", "test")
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(UserError, FileNotFoundError):
     """Raised when a dataset is missing or not laid out as expected on disk."""
 
     def __init__(self, name: str, root: Path | str, layout: str, how_to_get: str, detail: str = ""):
@@ -32,12 +34,12 @@ class DatasetNotFoundError(FileNotFoundError):
         super().__init__(msg)
 
 
-class SplitNotAvailableError(LookupError):
+class SplitNotAvailableError(UserError, LookupError):
     """Raised by a reader when a dataset has no such split (for example an image folder without
     ``test/``); callers that can do without the split catch it and say so."""
 
 
-class CorruptImageError(RuntimeError):
+class CorruptImageError(UserError, RuntimeError):
     """Raised when an image file cannot be decoded."""
 
 

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..config import validate_config
 from ..data import ImageClassificationDataset, create_dataset, per_class_subset
 from ..data.splits import dataset_root
-from ..errors import ConfigError
+from ..errors import ConfigError, user_errors_reported
 from .edit_model import DTYPES, EditModel, finish, is_bad, resolve_dtype, to_uint8
 from .store import EditStore, edit_seed
 
@@ -263,7 +263,7 @@ def _sum_over_ranks(trainer: pl.Trainer, counts: Counts) -> None:
 
 def generate(cfg: DictConfig) -> dict:
     """Fill the edit store of every split in generator.splits; return the counts (all ranks summed)."""
-    from ..training.run import _progress_bar
+    from ..progress import progress_bar
 
     validate_config(cfg)
     g = cfg.generator
@@ -275,7 +275,7 @@ def generate(cfg: DictConfig) -> dict:
     stores = {split: EditStore.from_config(cfg, cfg.dataset.name, split) for split in g.splits}
     counts = Counts()
     writer = StoreWriter(stores, counts)
-    bar = _progress_bar(cfg.callbacks.progress_bar) if cfg.trainer.enable_progress_bar else None
+    bar = progress_bar(cfg.callbacks.progress_bar) if cfg.trainer.enable_progress_bar else None
     t = cfg.trainer
     trainer = pl.Trainer(
         accelerator=t.accelerator,
@@ -336,7 +336,5 @@ def generate(cfg: DictConfig) -> dict:
 
 def run_generate(cfg: DictConfig) -> None:
     """generate.py's entry: user errors end with a message, not a traceback."""
-    from ..cli import user_errors_reported
-
     with user_errors_reported():
         generate(cfg)

@@ -20,7 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import DatasetConfig, GeneratorConfig, PathsConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, UserError
 from .prompts import Prompt, build_prompts
 
 log = logging.getLogger(__name__)
@@ -45,11 +45,11 @@ RUNTIME_EXACT = ("dtype",)
 RUNTIME_LOOSE = ("channels_last", "compile", "batch_invariant", "batch_size")
 
 
-class CorruptEditError(RuntimeError):
+class CorruptEditError(UserError, RuntimeError):
     """A stored edit cannot be decoded."""
 
 
-class MissingEditError(FileNotFoundError):
+class MissingEditError(UserError, FileNotFoundError):
     """An edit that was asked for has not been generated."""
 
 

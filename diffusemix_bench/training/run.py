@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -28,6 +27,7 @@ from ..data.datamodule import ImageDataModule
 from ..data.splits import Splits
 from ..errors import ConfigError
 from ..models import Normalize, create_model, list_models
+from ..progress import progress_bar
 from .module import ClassifierModule
 
 log = logging.getLogger(__name__)
@@ -89,22 +89,6 @@ def _resolve_ckpt_path(ckpt_path: str | None, ckpt_dir: Path) -> str | None:
     return ckpt_path
 
 
-def _progress_bar(kind: str) -> Callback | None:
-    if kind == "auto":
-        kind = "rich" if sys.stdout.isatty() else "tqdm"
-    if kind == "none":
-        return None
-    if kind == "rich":
-        try:
-            return RichProgressBar()
-        except ModuleNotFoundError:
-            kind = "tqdm"
-    if kind == "tqdm":
-        # Outside a terminal every refresh is a new line: refresh rarely.
-        return TQDMProgressBar(refresh_rate=1 if sys.stdout.isatty() else 50)
-    raise ConfigError(f"callbacks.progress_bar must be auto, tqdm, rich or none; got '{kind}'")
-
-
 def build_callbacks(cfg: DictConfig, ckpt_dir: Path) -> list[Callback]:
     c = cfg.callbacks
     callbacks: list[Callback] = [
@@ -122,7 +106,7 @@ def build_callbacks(cfg: DictConfig, ckpt_dir: Path) -> list[Callback]:
         callbacks.append(EarlyStopping(monitor=c.monitor, mode=c.mode, patience=c.early_stopping_patience))
     if c.lr_monitor and cfg.logger.name != "none":
         callbacks.append(LearningRateMonitor(logging_interval="step"))
-    bar = _progress_bar(c.progress_bar)
+    bar = progress_bar(c.progress_bar)
     if bar is not None:
         callbacks.append(bar)
     return callbacks

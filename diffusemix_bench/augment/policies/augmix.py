@@ -8,7 +8,7 @@ images: it draws each operation's strength from ten fixed bins indexed by ``rand
 at most 2/9 of their range, where the reference draws a level uniform in [0.1, 3], up to 3/10 of
 the range); it truncates the mixed image to uint8 (a -0.5 grey-level bias; the reference mixes in
 float); and it enables the colour operations by default, which the paper leaves out because they
-overlap ImageNet-C. The operations themselves are torchvision's functional ops (see ``_ops.py``).
+overlap ImageNet-C. The operations themselves are torchvision's functional ops (see ``ops.py``).
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigError
-from ._common import JsdViewsAugmentation, convex_mix, mixing_weights
-from ._ops import AUGMIX_ALL_OPS, AUGMIX_OPS, Op, check_severity, random_op
-from .base import AugContext
-from .registry import register_aug
+from ...errors import ConfigError
+from ..base import AugContext
+from ..registry import register_aug
+from .jsd_views import JsdViewsAugmentation
+from .ops import AUGMIX_ALL_OPS, AUGMIX_OPS, Op, check_severity, convex_mix, mixing_weights, random_op
 
 log = logging.getLogger(__name__)
 

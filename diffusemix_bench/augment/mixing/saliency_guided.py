@@ -1,15 +1,15 @@
 """Shared pieces of the saliency-guided mixing methods (PuzzleMix, Co-Mixup, GuidedMixup):
-input-gradient saliency and the clean-input loss term (per-dataset settings: mixing.py)."""
+input-gradient saliency and the clean-input loss term (per-dataset settings: batch_mix.py)."""
 
 from __future__ import annotations
 
 import logging
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ..training.losses import soft_target_cross_entropy
-from .base import AugBatch, Augmentation
+from ..base import AugBatch, Augmentation
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,8 @@ def loss_input_gradient(
         with torch.enable_grad():
             x = images.detach().requires_grad_(True)
             logits = model(x)
-            loss = soft_target_cross_entropy(logits.float(), targets)
+            # Cross-entropy with probability targets: mean over the batch of -sum_k t_k log p_k.
+            loss = F.cross_entropy(logits.float(), targets)
             (grad,) = torch.autograd.grad(loss, x, retain_graph=keep_graph)
     finally:
         model.train(was_training)

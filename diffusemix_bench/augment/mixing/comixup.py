@@ -12,15 +12,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
-from ._graphcut import alpha_beta_swap
-from ._saliency_mixing import (
+from ...errors import ConfigError
+from ..base import AugBatch
+from ..registry import register_aug
+from .graphcut import alpha_beta_swap
+from .saliency_guided import (
     CleanLossAugmentation,
     gradient_saliency,
     loss_input_gradient,
 )
-from .base import AugBatch
-from .registry import register_aug
 
 # Soft labels that mix two of three assigned inputs half and half (match.py: graphcut_wrapper), and
 # their smoothness costs to those three inputs.

@@ -15,11 +15,11 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigError
-from ._common import MixingPictures, load_mixing_pictures, to_uint8
-from ._ops import AUGMIX_ALL_OPS, AUGMIX_OPS, Op, check_severity, random_op
-from .base import AugContext, Augmentation
-from .registry import register_aug
+from ...errors import ConfigError
+from ..base import AugContext, Augmentation
+from ..registry import register_aug
+from .mixing_pictures import MixingPictures, load_mixing_pictures
+from .ops import AUGMIX_ALL_OPS, AUGMIX_OPS, Op, check_severity, random_op, to_uint8
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from ..models.classifier import ImageClassifier
-from ..models.preact_resnet import PreActResNet
+from ...models.classifier import ImageClassifier
+from ...models.preact_resnet import PreActResNet
 
 # ITU-R BT.601 luma, the weights of OpenCV's RGB/BGR-to-gray conversion.
 _LUMA = (0.299, 0.587, 0.114)

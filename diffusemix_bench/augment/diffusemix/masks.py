@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 #: A mask kind names the half that keeps the original (mask value 1); the other half shows the edit.
 MASK_KINDS = ("left", "right", "top", "bottom")

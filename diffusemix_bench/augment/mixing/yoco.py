@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from .base import AugBatch, AugContext, Augmentation
-from .mixing import check_alpha, mix_targets, random_pairing
-from .registry import register_aug
+from ...errors import ConfigError
+from ..base import AugBatch, AugContext, Augmentation
+from ..registry import register_aug
+from .batch_mix import check_alpha, mix_targets, random_pairing
 
 OPS = ("hflip", "mixup")
 

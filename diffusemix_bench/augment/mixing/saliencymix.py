@@ -8,9 +8,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from .base import AugBatch, AugContext
-from .mixing import (
+from ...errors import ConfigError
+from ..base import AugBatch, AugContext
+from ..registry import register_aug
+from .batch_mix import (
     MixingAugmentation,
     MixingConfig,
     area_ratio,
@@ -21,7 +22,6 @@ from .mixing import (
     sample_box,
     sample_lambda,
 )
-from .registry import register_aug
 from .saliency import SALIENCY_DETECTORS, peak_position
 
 

@@ -7,10 +7,15 @@ from dataclasses import dataclass
 
 from torchvision.transforms import v2
 
-from ..errors import ConfigError
-from ._common import is_cifar
-from .base import AugContext, Augmentation
-from .registry import register_aug
+from ...errors import ConfigError
+from ..base import AugContext, Augmentation
+from ..registry import register_aug
+
+
+def is_cifar(ctx: AugContext) -> bool:
+    """The references ship two recipes, CIFAR and ImageNet; CIFAR's applies to CIFAR datasets."""
+    return ctx.dataset_name.lower().startswith("cifar")
+
 
 _POLICIES = {
     "cifar10": v2.AutoAugmentPolicy.CIFAR10,

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from .base import AugBatch, AugContext
-from .mixing import (
+from ...errors import ConfigError
+from ..base import AugBatch, AugContext
+from ..registry import register_aug
+from .batch_mix import (
     MixingAugmentation,
     MixingConfig,
     coin,
@@ -20,7 +21,6 @@ from .mixing import (
     sample_lambda,
     unwrap_model,
 )
-from .registry import register_aug
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The image operations of the AugMix family (AugMix, PixMix, IPMix) on uint8 CHW tensors.
+"""The image operations of the AugMix family (AugMix, PixMix, IPMix) on uint8 CHW tensors, and
+AugMix's Dirichlet/Beta mixing of operation chains.
 
 Each operation follows ``google-research/augmix:augmentations.py`` (copied unchanged into
 ``andyzoujm/pixmix:pixmix_utils.py``; ``hzlsaber/IPMix:IPMix_utils.py`` adds mirror and invert):
@@ -20,7 +21,7 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 # The references' PARAMETER_MAX: levels run up to 10.
 MAX_SEVERITY = 10
@@ -145,3 +146,27 @@ def apply_op(image: torch.Tensor, op: Op, severity: float) -> torch.Tensor:
 def random_op(image: torch.Tensor, ops: Sequence[Op], severity: float) -> torch.Tensor:
     """One operation chosen uniformly from ``ops`` (the references' augment_input)."""
     return apply_op(image, ops[int(torch.randint(len(ops), ()))], severity)
+
+
+def to_uint8(image: torch.Tensor) -> torch.Tensor:
+    """Round a float image in [0, 255] to uint8 (the only quantisation of a mixed image)."""
+    return image.round().clamp_(0, 255).to(torch.uint8)
+
+
+def mixing_weights(width: int, alpha: float) -> tuple[torch.Tensor, float]:
+    """AugMix mixing weights: chain weights ~ Dirichlet(alpha, ..., alpha) and the weight of the
+    mixed chains against the original ~ Beta(alpha, alpha) (google-research/augmix: cifar.py)."""
+    concentration = torch.full((width,), float(alpha))
+    ws = torch.distributions.Dirichlet(concentration).sample()
+    m = float(torch.distributions.Beta(float(alpha), float(alpha)).sample())
+    return ws, m
+
+
+def convex_mix(
+    image: torch.Tensor, chains: Sequence[torch.Tensor], ws: torch.Tensor, m: float
+) -> torch.Tensor:
+    """(1 - m) * image + m * sum_i ws_i * chain_i in float, rounded once to uint8 (AugMix, IPMix)."""
+    mix = torch.zeros(image.shape, dtype=torch.float32)
+    for w, chain in zip(ws.tolist(), chains):
+        mix.add_(chain.float(), alpha=w)
+    return to_uint8(image.float().mul_(1.0 - m).add_(mix, alpha=m))

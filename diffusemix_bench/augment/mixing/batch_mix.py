@@ -16,8 +16,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from .base import AugContext, Augmentation, resolve_dataset_settings
+from ...errors import ConfigError
+from ..base import AugContext, Augmentation, resolve_dataset_settings
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import AugBatch
-from .mixing import (
+from ..base import AugBatch
+from ..registry import register_aug
+from .batch_mix import (
     MixingAugmentation,
     MixingConfig,
     coin,
@@ -17,7 +18,6 @@ from .mixing import (
     random_pairing,
     sample_lambda,
 )
-from .registry import register_aug
 
 
 @dataclass

@@ -14,8 +14,8 @@ from PIL import Image, ImageDraw, ImageFont
 from torchvision import tv_tensors
 from torchvision.utils import make_grid
 
-from ..errors import ConfigError
-from .compose import hybrid
+from ...errors import ConfigError, user_errors_reported
+from .compose import WholeImageComposer, aligned_edit, hybrid, square
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +32,8 @@ def figure4_stages(aug, dataset, n: int, seed: int = 0) -> list[torch.Tensor]:
 
     With ``aug.compose=before_crop`` the stages are drawn on the whole image and then resized and
     cropped, as training sees them; otherwise the original and edit are resized and cropped first."""
-    from ..data.transforms import eval_transform
-    from ..generation.store import split_indices
-    from .diffusemix import WholeImageComposer, aligned_edit, square
+    from ...data.transforms import eval_transform
+    from ...generation.store import split_indices
 
     if not aug.uses_edits:
         raise ConfigError(f"Figure 4 shows edits; aug.components={aug.components} uses none")
@@ -119,10 +118,10 @@ def figure4_image(aug, dataset, n: int, seed: int = 0) -> Image.Image:
 
 def write_figure4(cfg: DictConfig) -> Path:
     """Write ``figure4.png`` (``aug.figure_images`` rows) into the run folder; return its path."""
-    from ..config import validate_config
-    from ..data.splits import build_splits
-    from .base import AugContext
-    from .registry import create_aug
+    from ...config import validate_config
+    from ...data.splits import build_splits
+    from ..base import AugContext
+    from ..registry import create_aug
 
     validate_config(cfg)
     if cfg.aug.name != "diffusemix":
@@ -149,7 +148,5 @@ def write_figure4(cfg: DictConfig) -> Path:
 
 def run_figure4(cfg: DictConfig) -> None:
     """figure4.py's entry: user errors end with a message, not a traceback."""
-    from ..cli import user_errors_reported
-
     with user_errors_reported():
         print(write_figure4(cfg))

@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import AugBatch
-from .mixing import (
+from ..base import AugBatch
+from ..registry import register_aug
+from .batch_mix import (
     Box,
     MixingAugmentation,
     MixingConfig,
@@ -20,7 +21,6 @@ from .mixing import (
     sample_box,
     sample_lambda,
 )
-from .registry import register_aug
 from .saliency import class_activation_maps
 
 

@@ -13,14 +13,14 @@ from pytorch_lightning.callbacks import Callback
 from torch import nn
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
-from torchvision.transforms.v2 import functional as TF
 
-from ..errors import ConfigError
-from .base import AugBatch, AugContext, Augmentation
-from .compose import COMPONENTS, compose_component, resize_fractals
-from .fractals import FractalBank
+from ...errors import ConfigError
+from ..base import AugBatch, AugContext, Augmentation
+from ..fractals import FractalBank
+from ..registry import register_aug
+from .compose import COMPONENTS, WholeImageComposer, aligned_edit, compose_component, resize_fractals
+from .figure4 import figure4_image
 from .masks import half_mask_templates, mask_kinds
-from .registry import register_aug
 
 log = logging.getLogger(__name__)
 
@@ -67,22 +67,6 @@ class DiffuseMixConfig:
     compose_size: int = 0
     # Rows of the Figure 4 grid logged at the start of training (0: none).
     figure_images: int = 8
-
-
-def aligned_edit(edit: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
-    """A stored edit at its original's size (uint8): the edit model works at its own resolution
-    (512 px), and an edit stored at another size than the original is resized back to it."""
-    if edit.shape[-2:] != original.shape[-2:]:
-        edit = TF.resize(edit, list(original.shape[-2:]), antialias=True)
-    return edit
-
-
-def square(image: torch.Tensor, size: int) -> torch.Tensor:
-    """``image`` (uint8 C x H x W) resized to ``size x size`` (bicubic, antialiased), aspect ratio
-    not kept, as the official code resizes every image to 512 x 512 before composing."""
-    if tuple(image.shape[-2:]) == (size, size):
-        return image
-    return TF.resize(image, [size, size], interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
 
 
 class DiffuseMixTrainSet(Dataset):
@@ -152,87 +136,6 @@ class DiffuseMixTrainSet(Dataset):
             images = images if isinstance(images, tuple) else (images,)
         stack = torch.stack([im.as_subclass(torch.Tensor) for im in images])
         return stack, self.base.targets[i], item
-
-
-class WholeImageComposer:
-    """``aug.compose=before_crop``: Eq. 3 on whole images (uint8 C x H x W, each at its own size) in
-    the data workers, before the training transform, in the order of Algorithm 1 and the official code.
-
-    Called with ``[original, edit 1, ...]``, it returns the training views: ``static_append``:
-    ``[original]``, or for an appended item its composed image with the item's fixed mask and
-    fractal; ``online`` and ``replace_p``: ``[clean, view 1, view 2]`` with JSD, ``[clean, view]``
-    with ``ce_include_original``, else ``[view]``. With ``compose_size`` the original and its edits
-    are first resized to squares of that side (the clean view too, so the stack shares one size).
-    Random masks and fractals come from torch's global generator, which Lightning seeds per data
-    worker. Composed images are rounded to uint8, as the official code stores its augmented set as
-    image files.
-    """
-
-    def __init__(self, aug: DiffuseMix, plan: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
-        self.kinds = aug.kinds
-        self.seam_px = aug.seam_px
-        self.components = aug.components
-        self.lam = aug.lam
-        self.bank = aug.bank
-        self.uses_edits = aug.uses_edits
-        self.replace_prob = aug.replace_prob if aug.mode == "replace_p" else None
-        self.num_draws = aug.num_draws
-        self.clean_view = aug.jsd or aug.ce_include_original
-        self.size = aug.compose_size or None
-        self.plan = plan
-        self._templates: torch.Tensor | None = None
-        self._templates_size: tuple[int, int] | None = None
-
-    def parts(
-        self, original: torch.Tensor, edit: torch.Tensor, mask_id: int, fractal_id: int | None
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """Mask (1 x H x W), fractal (3 x H x W, or None without a bank) and composed image of one
-        original and edit (float C x H x W in [0, 1]), at the original's size."""
-        h, w = original.shape[-2:]
-        if self._templates_size != (h, w):
-            # Whole images of one dataset often share a size (always with compose_size): kept for the next.
-            self._templates = half_mask_templates(self.kinds, h, w, self.seam_px)
-            self._templates_size = (h, w)
-        mask = self._templates[mask_id]
-        fractal = None
-        if self.bank is not None and fractal_id is not None:
-            fractal = resize_fractals(self.bank.get(fractal_id)[None], h, w)[0]
-        final = compose_component(
-            self.components,
-            original[None],
-            edit[None],
-            mask[None],
-            None if fractal is None else fractal[None],
-            self.lam,
-        )[0]
-        return mask, fractal, final
-
-    def compose(
-        self, original: torch.Tensor, edit: torch.Tensor, mask_id: int, fractal_id: int
-    ) -> torch.Tensor:
-        """One composed image (uint8, the original's size) of uint8 ``original`` and ``edit``."""
-        _, _, out = self.parts(original.float() / 255.0, edit.float() / 255.0, mask_id, fractal_id)
-        return out.mul_(255.0).round_().to(torch.uint8)
-
-    def __call__(self, images: list[torch.Tensor], slot: int | None) -> list[torch.Tensor]:
-        if self.plan is not None and slot is None:
-            return [images[0]]  # an original of static_append's set, trained as it is
-        if self.size is not None:
-            images = [square(im, self.size) for im in images]
-        original = images[0]
-        if self.plan is not None:
-            edit = images[1] if self.uses_edits else original
-            return [self.compose(original, edit, int(self.plan[0][slot]), int(self.plan[1][slot]))]
-        views = []
-        for draw in range(self.num_draws):
-            edit = images[1 + draw] if self.uses_edits else original
-            mask_id = int(torch.randint(len(self.kinds), ()))
-            fractal_id = int(torch.randint(len(self.bank), ())) if self.bank is not None else 0
-            view = self.compose(original, edit, mask_id, fractal_id)
-            if self.replace_prob is not None and float(torch.rand(())) >= self.replace_prob:
-                view = original
-            views.append(view)
-        return [original] * self.clean_view + views
 
 
 @register_aug("diffusemix", DiffuseMixConfig)
@@ -341,7 +244,7 @@ class DiffuseMix(Augmentation):
     def edit_store(self):
         """The edit store of this run's dataset (train split), per ``cfg.generator``."""
         if self.store is None:
-            from ..generation.store import EditStore
+            from ...generation.store import EditStore
 
             self.store = EditStore.from_config(self._config, self.ctx.dataset_name, split="train")
         return self.store
@@ -350,7 +253,7 @@ class DiffuseMix(Augmentation):
         """Raise with the count and the generate command when any needed edit is missing."""
         missing = store.missing(indices)
         if missing:
-            from ..generation.store import MissingEditError, generate_command
+            from ...generation.store import MissingEditError, generate_command
 
             index, prompt_id = missing[0]
             raise MissingEditError(
@@ -361,7 +264,7 @@ class DiffuseMix(Augmentation):
             )
 
     def train_dataset(self, dataset: Dataset) -> Dataset:
-        from ..generation.store import split_indices
+        from ...generation.store import split_indices
 
         # Lightning asks for the training loader more than once (steps per epoch, then fit):
         # the store is checked once per split.
@@ -538,8 +441,6 @@ class DiffuseMixFigureCallback(Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero:
             return
-        from .figure4 import figure4_image
-
         items = len(self.aug.train_set) if self.aug.train_set is not None else None
         for logger in trainer.loggers:
             if items is not None:

@@ -20,19 +20,13 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigError
-from ._common import (
-    JsdViewsAugmentation,
-    MixingPictures,
-    convex_mix,
-    load_mixing_pictures,
-    mixing_weights,
-    to_uint8,
-)
-from ._ops import IPMIX_OPS, check_severity, random_op
-from .base import AugContext
+from ...errors import ConfigError
+from ..base import AugContext
+from ..registry import register_aug
+from .jsd_views import JsdViewsAugmentation
+from .mixing_pictures import MixingPictures, load_mixing_pictures
+from .ops import IPMIX_OPS, check_severity, convex_mix, mixing_weights, random_op, to_uint8
 from .pixmix import MixingOp, add, choose, multiply
-from .registry import register_aug
 
 log = logging.getLogger(__name__)
 

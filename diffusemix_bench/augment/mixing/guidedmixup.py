@@ -14,16 +14,16 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
-from ..errors import ConfigError
-from ._saliency_mixing import (
+from ...errors import ConfigError
+from ..base import AugBatch
+from ..registry import register_aug
+from .saliency_guided import (
     CleanLossAugmentation,
     gradient_saliency,
     loss_input_gradient,
     normalized_input,
     sum_to_one,
 )
-from .base import AugBatch
-from .registry import register_aug
 
 # torchvision Grayscale weights, which the reference's spectral residual uses.
 _GRAY = (0.2989, 0.587, 0.114)

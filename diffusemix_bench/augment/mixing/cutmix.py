@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import AugBatch
-from .mixing import (
+from ..base import AugBatch
+from ..registry import register_aug
+from .batch_mix import (
     MixingAugmentation,
     MixingConfig,
     area_ratio,
@@ -19,7 +20,6 @@ from .mixing import (
     sample_box,
     sample_lambda,
 )
-from .registry import register_aug
 
 
 @dataclass

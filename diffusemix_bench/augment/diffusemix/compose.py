@@ -1,0 +1,163 @@
+"""DiffuseMix composition (Eq. 1-3): hybrid of original and edit, then fractal blend, on whole batches
+on the device, or on whole images in the data workers (``aug.compose=before_crop``)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchvision.transforms.v2 import functional as TF
+
+from ...errors import ConfigError
+from .masks import half_mask_templates
+
+#: Table 7 arms: what each training view is made of (I original, Î edit, H hybrid, F fractal).
+COMPONENTS = ("originals", "originals_fractal", "edits", "edits_fractal", "hybrid", "hybrid_fractal")
+
+
+def hybrid(originals: torch.Tensor, edits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """H = I * M + Î * (1 - M), with M = 1 on the original's half (Algorithm 1 line 7, Eq. 3; the
+    paper's Eq. 1 writes the roles of M and 1 - M the other way round, which the flipped masks
+    make equivalent)."""
+    return torch.lerp(edits, originals, masks)
+
+
+def blend_fractal(images: torch.Tensor, fractals: torch.Tensor, lam: float) -> torch.Tensor:
+    """A = (1 - λ) H + λ F (Eq. 2)."""
+    return torch.lerp(images, fractals, lam)
+
+
+def diffusemix(
+    originals: torch.Tensor, edits: torch.Tensor, masks: torch.Tensor, fractals: torch.Tensor, lam: float
+) -> torch.Tensor:
+    """A = (1 - λ)(I * M + Î * (1 - M)) + λ F (Eq. 3)."""
+    return blend_fractal(hybrid(originals, edits, masks), fractals, lam)
+
+
+def compose_component(
+    component: str,
+    originals: torch.Tensor,
+    edits: torch.Tensor,
+    masks: torch.Tensor,
+    fractals: torch.Tensor,
+    lam: float,
+) -> torch.Tensor:
+    """One Table 7 arm: ``originals`` (I), ``edits`` (Î), ``hybrid`` (H), each optionally with the
+    fractal blend (``*_fractal``); ``hybrid_fractal`` is the full method (Eq. 3)."""
+    base_name = component.removesuffix("_fractal")
+    if component not in COMPONENTS:
+        raise ConfigError(f"aug.components must be one of {list(COMPONENTS)}, got '{component}'")
+    if base_name == "originals":
+        base = originals
+    elif base_name == "edits":
+        base = edits
+    else:
+        base = hybrid(originals, edits, masks)
+    return blend_fractal(base, fractals, lam) if component.endswith("_fractal") else base
+
+
+def resize_fractals(fractals: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Fractals (``N x 3 x S x S``, uint8 or float in [0, 1]) as float in [0, 1] at ``height x width``;
+    square fractals are stretched to the image's shape, as the official code resizes them to it."""
+    out = fractals.float() / 255.0 if fractals.dtype == torch.uint8 else fractals.float()
+    if out.shape[-2:] != (height, width):
+        out = F.interpolate(out, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+        # Bilinear resampling with antialiasing can overshoot [0, 1] slightly.
+        out = out.clamp_(0.0, 1.0)
+    return out
+
+
+def aligned_edit(edit: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """A stored edit at its original's size (uint8): the edit model works at its own resolution
+    (512 px), and an edit stored at another size than the original is resized back to it."""
+    if edit.shape[-2:] != original.shape[-2:]:
+        edit = TF.resize(edit, list(original.shape[-2:]), antialias=True)
+    return edit
+
+
+def square(image: torch.Tensor, size: int) -> torch.Tensor:
+    """``image`` (uint8 C x H x W) resized to ``size x size`` (bicubic, antialiased), aspect ratio
+    not kept, as the official code resizes every image to 512 x 512 before composing."""
+    if tuple(image.shape[-2:]) == (size, size):
+        return image
+    return TF.resize(image, [size, size], interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
+
+
+class WholeImageComposer:
+    """``aug.compose=before_crop``: Eq. 3 on whole images (uint8 C x H x W, each at its own size) in
+    the data workers, before the training transform, in the order of Algorithm 1 and the official code.
+
+    Called with ``[original, edit 1, ...]``, it returns the training views: ``static_append``:
+    ``[original]``, or for an appended item its composed image with the item's fixed mask and
+    fractal; ``online`` and ``replace_p``: ``[clean, view 1, view 2]`` with JSD, ``[clean, view]``
+    with ``ce_include_original``, else ``[view]``. With ``compose_size`` the original and its edits
+    are first resized to squares of that side (the clean view too, so the stack shares one size).
+    Random masks and fractals come from torch's global generator, which Lightning seeds per data
+    worker. Composed images are rounded to uint8, as the official code stores its augmented set as
+    image files.
+    """
+
+    def __init__(self, aug, plan: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        self.kinds = aug.kinds
+        self.seam_px = aug.seam_px
+        self.components = aug.components
+        self.lam = aug.lam
+        self.bank = aug.bank
+        self.uses_edits = aug.uses_edits
+        self.replace_prob = aug.replace_prob if aug.mode == "replace_p" else None
+        self.num_draws = aug.num_draws
+        self.clean_view = aug.jsd or aug.ce_include_original
+        self.size = aug.compose_size or None
+        self.plan = plan
+        self._templates: torch.Tensor | None = None
+        self._templates_size: tuple[int, int] | None = None
+
+    def parts(
+        self, original: torch.Tensor, edit: torch.Tensor, mask_id: int, fractal_id: int | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Mask (1 x H x W), fractal (3 x H x W, or None without a bank) and composed image of one
+        original and edit (float C x H x W in [0, 1]), at the original's size."""
+        h, w = original.shape[-2:]
+        if self._templates_size != (h, w):
+            # Whole images of one dataset often share a size (always with compose_size): kept for the next.
+            self._templates = half_mask_templates(self.kinds, h, w, self.seam_px)
+            self._templates_size = (h, w)
+        mask = self._templates[mask_id]
+        fractal = None
+        if self.bank is not None and fractal_id is not None:
+            fractal = resize_fractals(self.bank.get(fractal_id)[None], h, w)[0]
+        final = compose_component(
+            self.components,
+            original[None],
+            edit[None],
+            mask[None],
+            None if fractal is None else fractal[None],
+            self.lam,
+        )[0]
+        return mask, fractal, final
+
+    def compose(
+        self, original: torch.Tensor, edit: torch.Tensor, mask_id: int, fractal_id: int
+    ) -> torch.Tensor:
+        """One composed image (uint8, the original's size) of uint8 ``original`` and ``edit``."""
+        _, _, out = self.parts(original.float() / 255.0, edit.float() / 255.0, mask_id, fractal_id)
+        return out.mul_(255.0).round_().to(torch.uint8)
+
+    def __call__(self, images: list[torch.Tensor], slot: int | None) -> list[torch.Tensor]:
+        if self.plan is not None and slot is None:
+            return [images[0]]  # an original of static_append's set, trained as it is
+        if self.size is not None:
+            images = [square(im, self.size) for im in images]
+        original = images[0]
+        if self.plan is not None:
+            edit = images[1] if self.uses_edits else original
+            return [self.compose(original, edit, int(self.plan[0][slot]), int(self.plan[1][slot]))]
+        views = []
+        for draw in range(self.num_draws):
+            edit = images[1 + draw] if self.uses_edits else original
+            mask_id = int(torch.randint(len(self.kinds), ()))
+            fractal_id = int(torch.randint(len(self.bank), ())) if self.bank is not None else 0
+            view = self.compose(original, edit, mask_id, fractal_id)
+            if self.replace_prob is not None and float(torch.rand(())) >= self.replace_prob:
+                view = original
+            views.append(view)
+        return [original] * self.clean_view + views

@@ -1,0 +1,1 @@
+"""Batch mixing methods (mixup family, saliency and optimisation mixes) and the helpers only they use."""

@@ -1,0 +1,1 @@
+"""Per-image policies (AutoAugment, RandAugment, TrivialAugment, AugMix, PixMix, IPMix) and their ops."""
