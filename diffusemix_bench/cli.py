@@ -1,4 +1,4 @@
-"""Entry point behind train.py: user errors end with a message, not a traceback."""
+"""Entry points behind train.py and evaluate.py: user errors end with a message, not a traceback."""
 
 from __future__ import annotations
 
@@ -22,3 +22,11 @@ def run_train(cfg: DictConfig) -> float | None:
 
         metrics = train(cfg, splits=splits)
     return metrics.get("val_top1")
+
+
+def run_evaluate(cfg: DictConfig) -> dict:
+    """Attack a finished run's checkpoint (FGSM/PGD) and add the errors to its metrics.json."""
+    with user_errors_reported():
+        from .training.evaluate import evaluate_run
+
+        return evaluate_run(cfg)

@@ -236,6 +236,22 @@ class FractalsConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Adversarial evaluation of the selected checkpoint after training (Table 4), or of a finished
+    run with ``python evaluate.py ckpt=<run folder>``: FGSM and PGD in [0, 1] pixel space."""
+
+    fgsm: bool = False
+    pgd: bool = False
+    # Budget in 1/255 units of [0, 1] pixels (Table 4: FGSM at 8/255).
+    eps: float = 8.0
+    pgd_step_size: float = 2.0
+    pgd_steps: int = 10
+    pgd_random_start: bool = True
+    # The split attacked: test (the paper's FGSM error), or val.
+    split: str = "test"
+
+
+@dataclass
 class Config:
     dataset: DatasetConfig = MISSING
     model: ModelConfig = MISSING
@@ -249,6 +265,7 @@ class Config:
     paths: PathsConfig = MISSING
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     fractals: FractalsConfig = field(default_factory=FractalsConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     # Name of the paper protocol that set model/optimiser/schedule defaults (reported in metrics).
     protocol: str = "custom"
     task_name: str = "train"
@@ -260,6 +277,22 @@ class Config:
     tags: list[str] = field(default_factory=list)
 
 
+@dataclass
+class EvaluateConfig:
+    """``python evaluate.py ckpt=<run folder or .ckpt> eval.fgsm=true``: attack a finished run."""
+
+    # A run folder written by train.py (its selected checkpoint), or a .ckpt file inside one.
+    ckpt: str = MISSING
+    # The run's own paths.data_dir unless set (data moved since the run).
+    data_dir: str | None = None
+    # cpu, or auto (a GPU when there is one).
+    accelerator: str = "auto"
+    # Seeds PGD's random start.
+    seed: int = 0
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    task_name: str = "evaluate"
+
+
 def register_configs() -> None:
     """Store the top-level schema (named first in conf/config.yaml) and each augmentation's
     schema (``/schema/aug@_here_: <name>`` first in its conf/aug/<name>.yaml), so every group merges into a typed node."""
@@ -268,6 +301,7 @@ def register_configs() -> None:
         OmegaConf.register_new_resolver("preact_stem_stride", lambda size: 1 if int(size) <= 32 else 2)
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
+    cs.store(name="evaluate_schema", node=EvaluateConfig)
     # Every augmentation's schema lives beside its implementation.
     from .augment import registry
 
@@ -287,6 +321,7 @@ SECTION_SCHEMAS = {
     "paths": PathsConfig,
     "generator": GeneratorConfig,
     "fractals": FractalsConfig,
+    "eval": EvalConfig,
 }
 
 

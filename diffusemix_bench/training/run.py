@@ -26,8 +26,10 @@ from ..config import check_protocol_optimiser, validate_config
 from ..data.datamodule import ImageDataModule
 from ..data.splits import Splits
 from ..errors import ConfigError
-from ..models import Normalize, create_model, list_models
 from ..progress import progress_bar
+from ..robustness import attack_specs
+from .classifier import build_model
+from .evaluate import attack_checkpoint, eval_split
 from .module import ClassifierModule
 
 log = logging.getLogger(__name__)
@@ -35,32 +37,6 @@ log = logging.getLogger(__name__)
 # The module scales uint8 batches in on_after_batch_transfer on purpose; the data module keeps
 # Lightning's default hook, which is all this warning is about.
 warnings.filterwarnings("ignore", message=r".*overridden `on_after_batch_transfer`.*")
-
-
-def build_model(cfg: DictConfig, num_classes: int) -> torch.nn.Module:
-    """The classifier with normalisation inside: mean/std from model.*, else the pretrained
-    weights', else the dataset's."""
-    m = cfg.model
-    kwargs = dict(m.kwargs)
-    if m.source == "timm":
-        name, kwargs["name"] = "timm", m.name
-    elif m.source == "builtin":
-        name = m.name
-        if name not in list_models():
-            raise ConfigError(
-                f"model.name='{name}' is not a built-in model ({', '.join(list_models())}); "
-                "for a timm model use model=timm model.name=<timm name>"
-            )
-    else:
-        raise ConfigError(f"model.source must be 'builtin' or 'timm', got '{m.source}'")
-    model = create_model(name, num_classes, pretrained=m.pretrained, weights=m.weights, **kwargs)
-    mean, std = list(cfg.dataset.mean), list(cfg.dataset.std)
-    if m.pretrained and model.pretrained_mean_std is not None:
-        mean, std = (list(v) for v in model.pretrained_mean_std)
-    model.normalize = Normalize(m.mean if m.mean is not None else mean, m.std if m.std is not None else std)
-    if m.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return model
 
 
 def resolve_loss(cfg: DictConfig) -> str:
@@ -185,6 +161,9 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
     aug_name = cfg.aug.name
     datamodule = ImageDataModule(cfg.dataset, cfg.paths.data_dir, seed=cfg.seed, splits=splits)
     datamodule.build()  # fail fast on missing data, before the model is built
+    attacks = attack_specs(cfg.eval)
+    if attacks:
+        eval_split(cfg.eval, datamodule)
     num_classes = datamodule.num_classes
     aug = create_aug(
         cfg.aug,
@@ -241,6 +220,17 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
     test_metrics = {}
     if cfg.run_test and datamodule.test_set is not None:
         test_metrics = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)[0]
+    robust = {}
+    if attacks:
+        robust = attack_checkpoint(
+            module.model,
+            best,
+            eval_split(cfg.eval, datamodule),
+            attacks,
+            cfg.seed,
+            cfg.trainer.accelerator,
+            cfg.eval.split,
+        )
 
     metrics = {
         "dataset": cfg.dataset.name,
@@ -267,6 +257,7 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
         "test_images": len(datamodule.test_set) if datamodule.test_set is not None else 0,
         "val_rule": datamodule.val_set.info.get("val_rule"),
         "num_classes": num_classes,
+        **robust,
     }
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     log.info("Metrics written to %s: %s", run_dir / "metrics.json", metrics)

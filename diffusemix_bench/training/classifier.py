@@ -1,0 +1,42 @@
+"""The classifier of a run, built from its config (the model group, and the dataset's statistics)."""
+
+from __future__ import annotations
+
+import torch
+from omegaconf import DictConfig
+
+from ..errors import ConfigError
+from ..models import Normalize, create_model, list_models
+
+
+def build_model(cfg: DictConfig, num_classes: int, load_weights: bool = True) -> torch.nn.Module:
+    """The classifier with normalisation inside: mean/std from model.*, else the pretrained
+    weights', else the dataset's. ``load_weights=False`` builds the same model without reading or
+    downloading its starting weights (a checkpoint's weights replace them)."""
+    m = cfg.model
+    kwargs = dict(m.kwargs)
+    if m.source == "timm":
+        name, kwargs["name"] = "timm", m.name
+    elif m.source == "builtin":
+        name = m.name
+        if name not in list_models():
+            raise ConfigError(
+                f"model.name='{name}' is not a built-in model ({', '.join(list_models())}); "
+                "for a timm model use model=timm model.name=<timm name>"
+            )
+    else:
+        raise ConfigError(f"model.source must be 'builtin' or 'timm', got '{m.source}'")
+    model = create_model(
+        name,
+        num_classes,
+        pretrained=m.pretrained and load_weights,
+        weights=m.weights if load_weights else None,
+        **kwargs,
+    )
+    mean, std = list(cfg.dataset.mean), list(cfg.dataset.std)
+    if m.pretrained and model.pretrained_mean_std is not None:
+        mean, std = (list(v) for v in model.pretrained_mean_std)
+    model.normalize = Normalize(m.mean if m.mean is not None else mean, m.std if m.std is not None else std)
+    if m.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model

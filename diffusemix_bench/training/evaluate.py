@@ -1,0 +1,154 @@
+"""Robustness of a trained classifier: after training (``eval.fgsm=true``, ``eval.pgd=true``) on the
+selected checkpoint, or later on a finished run (``python evaluate.py ckpt=<run folder or .ckpt>``),
+so robustness can be added to runs without training them again."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from ..data.datamodule import ImageDataModule
+from ..data.splits import build_splits
+from ..errors import ConfigError
+from ..robustness import AttackSpec, attack_specs, robust_errors
+from .classifier import build_model
+
+log = logging.getLogger(__name__)
+
+EVAL_SPLITS = ("test", "val")
+
+
+def eval_split(eval_cfg, datamodule: ImageDataModule):
+    """The loader of the split ``eval.split`` names (clean images, the evaluation transform)."""
+    if eval_cfg.split not in EVAL_SPLITS:
+        raise ConfigError(f"eval.split must be one of {EVAL_SPLITS}, got '{eval_cfg.split}'")
+    if eval_cfg.split == "val":
+        return datamodule.val_dataloader()
+    if datamodule.test_set is None:
+        raise ConfigError(
+            f"eval.split=test, but dataset '{datamodule.cfg.name}' has no test split here; "
+            "attack the validation split with eval.split=val"
+        )
+    return datamodule.test_dataloader()
+
+
+def _device(accelerator: str | None) -> torch.device:
+    if accelerator != "cpu" and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def load_model_weights(model: nn.Module, ckpt: Path) -> None:
+    """The classifier's weights from a training checkpoint (``weights_only`` loading)."""
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a refused or unreadable file: say which, keep the reason
+        raise ConfigError(f"cannot read the checkpoint {ckpt}: {exc}") from None
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise ConfigError(f"{ckpt} is not a training checkpoint of this framework (no 'state_dict' in it)")
+    weights = {}
+    for key, value in state["state_dict"].items():
+        if key.startswith("model."):
+            weights[key.removeprefix("model.").replace("_orig_mod.", "", 1)] = value
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise ConfigError(
+            f"the weights in {ckpt} do not fit the model its run folder's config_resolved.yaml describes: "
+            f"{str(exc).splitlines()[0]}"
+        ) from None
+
+
+def attack_checkpoint(
+    model: nn.Module,
+    ckpt: str | Path | None,
+    loader,
+    specs: list[AttackSpec],
+    seed: int,
+    accelerator: str | None = None,
+    split: str = "test",
+) -> dict:
+    """Attack ``model`` with the selected checkpoint's weights (loaded first when ``ckpt`` is given)
+    on ``loader``; returns the ``metrics.json`` entries (``fgsm_error``, ``pgd_error``, ...)."""
+    model = getattr(model, "_orig_mod", model)  # attack the eager model, not a compiled wrapper
+    if ckpt:
+        load_model_weights(model, Path(ckpt))
+    result = robust_errors(model, loader, specs, device=_device(accelerator), seed=seed)
+    out = {"robust_split": split}
+    out.update({f"robust_{k}" if k in ("images", "clean_error") else k: v for k, v in result.items()})
+    for spec in specs:
+        log.info(
+            "%s error %.2f%% on %d images (%s)",
+            spec.name.upper(),
+            out[f"{spec.name}_error"],
+            result["images"],
+            spec.settings(),
+        )
+    return out
+
+
+def locate_checkpoint(path: Path) -> tuple[Path, Path]:
+    """(run folder, checkpoint) for ``ckpt=<run folder or .ckpt file>``: a run folder gives the
+    checkpoint its training selected (``best_checkpoint`` in metrics.json), else ``last.ckpt``."""
+    path = path.expanduser()
+    if not path.exists():
+        raise ConfigError(
+            f"ckpt={path} does not exist; give a run folder (with config_resolved.yaml) or a .ckpt file in it"
+        )
+    if path.is_file():
+        run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        ckpt = path
+    else:
+        run_dir, ckpt = path, None
+        metrics = run_dir / "metrics.json"
+        if metrics.is_file():
+            best = json.loads(metrics.read_text()).get("best_checkpoint")
+            if best and (run_dir / "checkpoints" / Path(best).name).is_file():
+                ckpt = run_dir / "checkpoints" / Path(best).name
+        if ckpt is None and (run_dir / "checkpoints" / "last.ckpt").is_file():
+            ckpt = run_dir / "checkpoints" / "last.ckpt"
+        if ckpt is None:
+            raise ConfigError(
+                f"no checkpoint in {run_dir / 'checkpoints'}: the run folder holds no selected checkpoint "
+                "or last.ckpt; give the .ckpt file with ckpt=<path>"
+            )
+    if not (run_dir / "config_resolved.yaml").is_file():
+        raise ConfigError(
+            f"{run_dir} has no config_resolved.yaml, so the model and data of {ckpt.name} are unknown; "
+            "give a checkpoint inside a run folder written by train.py"
+        )
+    return run_dir, ckpt
+
+
+def evaluate_run(cfg: DictConfig) -> dict:
+    """``evaluate.py``: attack a finished run's checkpoint on its own dataset and model, and add
+    the results to the run folder's ``metrics.json``."""
+    specs = attack_specs(cfg.eval)
+    if not specs:
+        raise ConfigError("nothing to evaluate: add eval.fgsm=true and/or eval.pgd=true")
+    if OmegaConf.is_missing(cfg, "ckpt"):
+        raise ConfigError("evaluate.py needs ckpt=<run folder written by train.py, or a .ckpt file in one>")
+    run_dir, ckpt = locate_checkpoint(Path(str(cfg.ckpt)))
+    run_cfg = OmegaConf.load(run_dir / "config_resolved.yaml")
+    if cfg.data_dir is not None:
+        run_cfg.paths.data_dir = cfg.data_dir
+    splits = build_splits(run_cfg.dataset, run_cfg.paths.data_dir)
+    datamodule = ImageDataModule(run_cfg.dataset, run_cfg.paths.data_dir, seed=run_cfg.seed, splits=splits)
+    datamodule.build()
+    model = build_model(run_cfg, datamodule.num_classes, load_weights=False)
+    accelerator = cfg.accelerator
+    loader = eval_split(cfg.eval, datamodule)
+    result = attack_checkpoint(model, ckpt, loader, specs, cfg.seed, accelerator, cfg.eval.split)
+    result["robust_checkpoint"] = str(ckpt)
+    metrics_path = run_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    metrics.update(result)
+    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    log.info("Robustness of %s added to %s", ckpt, metrics_path)
+    print(json.dumps(result, indent=2))
+    return result

@@ -1,0 +1,188 @@
+"""FGSM/PGD robustness (Table 4): after training with eval.fgsm=true, and on a finished run with
+evaluate.py, checked against an FGSM written out here."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+
+from diffusemix_bench.data.datamodule import ImageDataModule
+from diffusemix_bench.robustness import AttackSpec, robust_errors
+from diffusemix_bench.training.classifier import build_model
+from diffusemix_bench.training.evaluate import load_model_weights
+from diffusemix_bench.training.run import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def independent_fgsm_error(model: torch.nn.Module, loader, eps: float) -> float:
+    """FGSM as Table 4 defines it: one signed gradient step of the cross-entropy in [0, 1] pixel
+    space, clamped to [0, 1]; error = 100 - accuracy (%)."""
+    model.eval()
+    correct = total = 0
+    for images, labels, _ in loader:
+        x = (images.float() / 255.0).requires_grad_(True)
+        loss = F.cross_entropy(model(x), labels)
+        (grad,) = torch.autograd.grad(loss, x)
+        adversarial = (x + eps * grad.sign()).clamp(0.0, 1.0).detach()
+        with torch.no_grad():
+            correct += int((model(adversarial).argmax(1) == labels).sum())
+        total += len(labels)
+    return 100.0 - 100.0 * correct / total
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A small model trained for a few epochs with FGSM and PGD evaluation on (module-scoped: built once)."""
+    from tests.conftest import FAST, compose_config, finalize, point_at_fixture
+    from tests.fixtures.datasets import write_fixture_dataset
+
+    tmp = tmp_path_factory.mktemp("robust")
+    cfg = compose_config(
+        FAST
+        + [
+            "dataset=cifar100",
+            "model=resnet18",
+            "protocol=custom",
+            "optim=adamw",
+            "sched=none",
+            "trainer.max_epochs=3",
+            "trainer.limit_train_batches=null",
+            "trainer.limit_val_batches=null",
+            "trainer.limit_test_batches=null",
+            "dataset.batch_size=9",
+            "eval.fgsm=true",
+            "eval.pgd=true",
+            "eval.pgd_steps=5",
+        ]
+    )
+    fixture = write_fixture_dataset("cifar100", tmp / "data", per_class=10)
+    point_at_fixture(cfg, fixture)
+    cfg = finalize(cfg, tmp / "run")
+    metrics = train(cfg)
+    return cfg, metrics, tmp / "run"
+
+
+def _model_and_test_loader(cfg, ckpt: Path):
+    dm = ImageDataModule(cfg.dataset, cfg.paths.data_dir, seed=cfg.seed)
+    dm.build()
+    model = build_model(cfg, dm.num_classes, load_weights=False)
+    load_model_weights(model, ckpt)
+    return model, dm.test_dataloader()
+
+
+def test_fgsm_error_equals_an_independent_fgsm(trained_run):
+    cfg, metrics, _ = trained_run
+    model, loader = _model_and_test_loader(cfg, Path(metrics["best_checkpoint"]))
+    expected = independent_fgsm_error(model, loader, 8 / 255)
+    assert metrics["fgsm_error"] == pytest.approx(expected, abs=1e-3)
+    assert metrics["fgsm_settings"] == {"eps_255": 8.0}
+    assert metrics["robust_images"] == metrics["test_images"] and metrics["robust_split"] == "test"
+    # The clean pass of the attack loop is the run's own test number.
+    assert metrics["robust_clean_error"] == pytest.approx(100.0 - metrics["test_top1"], abs=1e-3)
+    # A trained model that is not chance: the attack has something to break.
+    assert metrics["test_top1"] > 50.0
+
+
+def test_pgd_error_is_at_least_fgsm_error(trained_run):
+    _, metrics, _ = trained_run
+    assert metrics["pgd_error"] >= metrics["fgsm_error"]
+    assert metrics["pgd_settings"] == {"eps_255": 8.0, "step_size_255": 2.0, "steps": 5, "random_start": True}
+
+
+def test_zero_budget_changes_nothing(trained_run):
+    cfg, metrics, _ = trained_run
+    model, loader = _model_and_test_loader(cfg, Path(metrics["best_checkpoint"]))
+    result = robust_errors(model, loader, [AttackSpec("fgsm", eps=0.0)])
+    assert result["fgsm_error"] == result["clean_error"]
+
+
+def _evaluate(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "evaluate.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_evaluate_script_adds_robustness_to_a_finished_run(trained_run, tmp_path):
+    _, metrics, run_dir = trained_run
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    result = _evaluate([f"ckpt={run_dir}", "eval.fgsm=true", "accelerator=cpu"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    after = json.loads((run_dir / "metrics.json").read_text())
+    assert after["fgsm_error"] == metrics["fgsm_error"]
+    assert after["robust_checkpoint"].endswith(Path(metrics["best_checkpoint"]).name)
+    # Everything else the run recorded is kept.
+    assert {k: v for k, v in after.items() if k in saved and not k.startswith(("fgsm", "robust", "pgd"))} == {
+        k: v for k, v in saved.items() if not k.startswith(("fgsm", "robust", "pgd"))
+    }
+    assert list(tmp_path.iterdir()) == []  # nothing written beside the command
+
+
+def test_evaluate_script_user_error_is_one_message(tmp_path):
+    result = _evaluate([f"ckpt={tmp_path / 'nothing'}", "eval.fgsm=true"], tmp_path)
+    assert result.returncode == 1
+    assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def _evaluate_cfg(**settings):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from tests.conftest import CONF_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("evaluate", overrides=[f"{k}={v}" for k, v in settings.items()])
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"eval.fgsm": "true"}, "needs ckpt="),
+        ({"ckpt": "{run}"}, "eval.fgsm=true"),
+        ({"ckpt": "{run}", "eval.fgsm": "true", "eval.split": "train"}, "eval.split must be"),
+        ({"ckpt": "{loose}", "eval.fgsm": "true"}, "config_resolved.yaml"),
+        ({"ckpt": "{garbage}", "eval.fgsm": "true"}, "cannot read the checkpoint"),
+    ],
+)
+def test_evaluate_user_errors(trained_run, tmp_path, settings, message):
+    from diffusemix_bench.errors import ConfigError
+    from diffusemix_bench.training.evaluate import evaluate_run
+
+    _, _, run_dir = trained_run
+    loose = tmp_path / "loose.ckpt"
+    torch.save({"state_dict": {}}, loose)
+    garbage = tmp_path / "run" / "checkpoints" / "bad.ckpt"
+    garbage.parent.mkdir(parents=True)
+    garbage.write_bytes(b"not a checkpoint")
+    (tmp_path / "run" / "config_resolved.yaml").write_text((run_dir / "config_resolved.yaml").read_text())
+    paths = {"run": run_dir, "loose": loose, "garbage": garbage}
+    cfg = _evaluate_cfg(**{k: str(v).format(**paths) for k, v in settings.items()})
+    with pytest.raises(ConfigError, match=message):
+        evaluate_run(cfg)
+
+
+def test_eval_split_test_without_a_test_split_is_refused_before_training(make_cfg):
+    from diffusemix_bench.errors import ConfigError
+
+    cfg = make_cfg(["dataset=imagefolder", "eval.fgsm=true"])
+    shutil.rmtree(Path(cfg.dataset.root) / "test")
+    assert OmegaConf.select(cfg, "eval.split") == "test"
+    with pytest.raises(ConfigError, match="eval.split=val"):
+        train(cfg)
