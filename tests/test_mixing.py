@@ -341,38 +341,40 @@ def test_spectral_residual_finds_the_salient_blob(size, centre, radius):
     assert abs(y - centre[0]) <= radius and abs(x - centre[1]) <= radius
 
 
-def _fine_grained_literal(gray: np.ndarray) -> np.ndarray:
-    """opencv_contrib staticSaliencyFineGrained.cpp transcribed pixel by pixel (after the blurs)."""
-    h, w = gray.shape
-    integral = np.zeros((h + 1, w + 1))
-    integral[1:, 1:] = gray.cumsum(0).cumsum(1)
-    on_sum, off_sum = np.zeros((h, w)), np.zeros((h, w))
-    for n in (12, 24, 48, 28, 56, 112):
-        for y in range(h):
-            for x in range(w):
-                x1, y1 = min(max(x - n + 1, 0), w), min(max(y - n + 1, 0), h)
-                x2, y2 = min(max(x + n + 1, 0), w), min(max(y + n + 1, 0), h)
-                total = integral[y2, x2] + integral[y1, x1] - integral[y2, x1] - integral[y1, x2]
-                mean = (total - gray[y, x]) / ((x2 - x1) * (y2 - y1) - 1)
-                on_sum[y, x] += int(max(gray[y, x] - mean, 0))
-                off_sum[y, x] += int(max(mean - gray[y, x], 0))
-    on = np.floor(255 * on_sum / on_sum.max())
-    off = np.floor(255 * off_sum / off_sum.max())
-    return np.minimum(np.floor(255 * (on + off) / max(on.max(), off.max())), 255) / 255
+def _opencv_vector_image(kind: str, seed: int, size: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    if kind == "noise":
+        return torch.randint(0, 256, (3, size, size), generator=g, dtype=torch.uint8)
+    low = torch.randint(0, 256, (3, size // 8, size // 8), generator=g)
+    noise = torch.randint(-8, 9, (3, size, size), generator=g)
+    return (low.repeat_interleave(8, 1).repeat_interleave(8, 2) + noise).clamp(0, 255).to(torch.uint8)
 
 
-def test_fine_grained_saliency_follows_opencv():
-    image = torch.rand(1, 3, 13, 17, generator=torch.Generator().manual_seed(0))
-    gray = (0.299 * image[0, 0] + 0.587 * image[0, 1] + 0.114 * image[0, 2]) * 255
-    gray = gray.round()[None, None]
-    kernel = torch.tensor([0.25, 0.5, 0.25])
-    for _ in range(2):
-        gray = F.conv2d(
-            F.pad(gray, (1, 1, 1, 1), mode="reflect"), (kernel[:, None] * kernel[None, :])[None, None]
-        )
-        gray = gray.round()
-    expected = _fine_grained_literal(gray[0, 0].double().numpy())
-    np.testing.assert_allclose(fine_grained_saliency(image)[0].numpy(), expected, atol=1e-6)
+# Computed with cv2.saliency.StaticSaliencyFineGrained (OpenCV 4.5.5 and 5.0.0, identical) on the
+# image as an 8-bit BGR array (the same picture the RGB tensor holds): its peak (first maximum,
+# row-major, as SaliencyMix's np.argmax), a few 8-bit map values and the hash of the 8-bit map.
+# Halves of the blurs rounded to even, a float luma or a saturating last cast each change these maps.
+OPENCV_FINE_GRAINED = [
+    ("noise", 0, 32, (0, 4), {(0, 4): 255, (0, 0): 31, (16, 10): 9, (31, 31): 127}, "c82051701d0b4ebb"),
+    ("noise", 6, 64, (25, 20), {(25, 20): 255, (0, 0): 23, (32, 21): 217, (63, 63): 29}, "1c7efe687c7f1576"),
+    ("blocky", 1, 32, (1, 26), {(1, 26): 255, (0, 0): 104, (16, 10): 122, (31, 31): 61}, "30ba6c4365b232e3"),
+    ("blocky", 0, 64, (11, 13), {(11, 13): 255, (0, 0): 174, (32, 21): 29, (63, 63): 76}, "f80bd463b36d6989"),
+]
+
+
+@pytest.mark.parametrize(("kind", "seed", "size", "peak", "values", "digest"), OPENCV_FINE_GRAINED)
+def test_fine_grained_saliency_equals_opencv(kind, seed, size, peak, values, digest):
+    import hashlib
+
+    image = _opencv_vector_image(kind, seed, size)
+    saliency = fine_grained_saliency(image[None].float() / 255)[0]
+    levels = (saliency.double() * 255).round().to(torch.uint8)
+    assert peak_position(saliency) == peak
+    assert {rc: int(levels[rc]) for rc in values} == values
+    assert hashlib.sha256(levels.numpy().tobytes()).hexdigest()[:16] == digest
+
+
+def test_fine_grained_saliency_finds_a_blob():
     # A bright blob stands out: its centre-surround contrast is far above the background's.
     saliency = fine_grained_saliency(_blob_image(64, (20, 40), 4))[0]
     assert float(saliency[16:25, 36:45].mean()) > 3 * float(saliency[40:, :20].mean())

@@ -15,12 +15,25 @@ from ...models.preact_resnet import PreActResNet
 
 # ITU-R BT.601 luma, the weights of OpenCV's RGB/BGR-to-gray conversion.
 _LUMA = (0.299, 0.587, 0.114)
+# The same weights as OpenCV's 8-bit conversion holds them: 15-bit fixed point summing to 2**15
+# (imgproc/src/color.simd_helpers.hpp RY15, GY15, BY15; color_rgb.simd.hpp RGB2Gray<uchar>).
+_LUMA_Q15 = (9798, 19235, 3735)
 
 
 def _gray(images: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) RGB -> (N, 1, H, W) luma."""
     weights = images.new_tensor(_LUMA).view(1, 3, 1, 1)
     return (images * weights).sum(1, keepdim=True)
+
+
+def _gray_8bit(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB in [0, 1] -> (N, 1, H, W) float64 gray levels 0..255 as OpenCV's
+    ``cvtColor(COLOR_RGB2GRAY)`` computes them from the 8-bit image:
+    ``(R * 9798 + G * 19235 + B * 3735 + 2**14) >> 15``. Each channel is first rounded to its
+    8-bit level (exact for images that were uint8 / 255)."""
+    levels = (images.double() * 255).round().clamp(0, 255)
+    weights = levels.new_tensor(_LUMA_Q15).view(1, 3, 1, 1)
+    return ((levels * weights).sum(1, keepdim=True) + 2**14).div(2**15).floor()
 
 
 def _filter_separable(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -69,10 +82,13 @@ _FINE_GRAINED_SCALES = (12, 24, 48, 28, 56, 112)
 
 def _box_means_excluding_centre(gray: torch.Tensor, half: int) -> torch.Tensor:
     """Mean of the window ``[y - half + 1, y + half] x [x - half + 1, x + half]`` (clipped to the
-    image) without the centre pixel, via the integral image (``StaticSaliencyFineGrained::getMean``)."""
+    image) without the centre pixel, via the integral image (``StaticSaliencyFineGrained::getMean``),
+    in OpenCV's float32 arithmetic and order: ``((I[y2, x2] + I[y1, x1]) - I[y2, x1]) - I[y1, x2]``,
+    minus the centre, divided by the count. The float32 integral is exact while 255 * H * W < 2**24
+    (up to 256 x 256 pixels; above, OpenCV's float32 running sums may round differently); the
+    corner sums round as OpenCV's do."""
     n, _, height, width = gray.shape
-    # With float64 gray levels every window sum is exact (OpenCV's float32 integral rounds above 2**24).
-    integral = F.pad(gray[:, 0].cumsum(1).cumsum(2), (1, 0, 1, 0))
+    integral = F.pad(gray[:, 0].cumsum(1).cumsum(2), (1, 0, 1, 0)).float()
     ys = torch.arange(height, device=gray.device)
     xs = torch.arange(width, device=gray.device)
     y1, y2 = (ys - half + 1).clamp(0, height), (ys + half + 1).clamp(0, height)
@@ -84,7 +100,7 @@ def _box_means_excluding_centre(gray: torch.Tensor, half: int) -> torch.Tensor:
         - integral[:, y1][:, :, x2]
     )
     count = (y2 - y1).view(-1, 1) * (x2 - x1).view(1, -1)
-    return ((total - gray[:, 0]) / (count - 1)).view(n, 1, height, width)
+    return ((total - gray[:, 0].float()) / (count - 1).float()).view(n, 1, height, width)
 
 
 def fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
@@ -94,29 +110,40 @@ def fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
     twice with the 3x3 kernel [1, 2, 1] / 4, on- and off-centre differences to the surround mean at
     six scales, each summed over scales and scaled to 255, then added and scaled to 255.
 
-    The 8-bit steps are kept (rounding of the blurs, truncation of the differences); where OpenCV's
-    last cast can exceed 255 the value saturates. ``images``: (N, 3, H, W) in [0, 1]; returns
-    (N, H, W) maps in [0, 1].
+    The 8-bit steps are kept bit for bit: OpenCV's fixed-point gray conversion of the 8-bit image,
+    blurs rounded half up (``GaussianBlur``'s fixed point, ``(v + 2**15) >> 16``), float32 surround
+    means, truncation of the differences, the float32 quotient of the scale mixing, and the last
+    ``(uchar)`` cast, which wraps modulo 256 where the value exceeds 255 (as OpenCV's x86-64 and
+    AArch64 builds do). ``images``: (N, 3, H, W) RGB in [0, 1]; returns (N, H, W) maps in [0, 1].
+
+    Checked against ``cv2.saliency.StaticSaliencyFineGrained`` (OpenCV 4.5.5 and 5.0) on 8-bit
+    images: identical maps, so identical peaks. Where the references differ: SaliencyMix's and
+    GuidedMixup's code hand OpenCV the *normalised float* RGB tensor, which its BGR conversion reads
+    with red and blue swapped and whose float grey values its 8-bit steps then misread; that map
+    carries little of the image, so this detector works on the 8-bit image the batch came from, with
+    the RGB luma weights, as OpenCV computes it for an 8-bit image.
     """
-    # float64 throughout: exact 8-bit steps, and untouched by autocast (bf16 would round them).
-    gray = (_gray(images.double()) * 255).round()
+    # float64 for the integer steps: exact, and untouched by autocast (bf16 would round them).
+    gray = _gray_8bit(images)
     binomial = torch.tensor([0.25, 0.5, 0.25])
     for _ in range(2):
-        gray = _filter_separable(gray, binomial).round()
+        gray = (_filter_separable(gray, binomial) + 0.5).floor()
     on = torch.zeros_like(gray)
     off = torch.zeros_like(gray)
     for half in _FINE_GRAINED_SCALES:
-        surround = _box_means_excluding_centre(gray, half)
-        on += (gray - surround).clamp_min(0).floor()
-        off += (surround - gray).clamp_min(0).floor()
+        surround = _box_means_excluding_centre(gray, half)  # float32, as OpenCV's getMean
+        on += (gray.float() - surround).clamp_min(0).trunc().double()
+        off += (surround - gray.float()).clamp_min(0).trunc().double()
 
-    def scale_to_255(x: torch.Tensor, peak: torch.Tensor) -> torch.Tensor:
-        return (255.0 * x / peak.clamp_min(1)).floor()
+    def mix_scales(x: torch.Tensor) -> torch.Tensor:  # (uchar)(255. * (float)(x / (float)max))
+        peak = x.amax(dim=(-2, -1), keepdim=True).clamp_min(1)
+        return (255.0 * (x.float() / peak.float()).double()).floor()
 
-    on = scale_to_255(on, on.amax(dim=(-2, -1), keepdim=True))
-    off = scale_to_255(off, off.amax(dim=(-2, -1), keepdim=True))
+    on, off = mix_scales(on), mix_scales(off)
     peak = torch.maximum(on.amax(dim=(-2, -1), keepdim=True), off.amax(dim=(-2, -1), keepdim=True))
-    return (scale_to_255(on + off, peak).clamp_max(255) / 255.0)[:, 0].to(images.dtype)
+    mixed = (255.0 * (on + off) / peak.clamp_min(1)).floor().remainder(256)
+    # convertTo(CV_32F, 1.0f / 255.0f): a float32 product.
+    return (mixed[:, 0].float() * torch.tensor(1 / 255, dtype=torch.float32)).to(images.dtype)
 
 
 SALIENCY_DETECTORS = {"fine_grained": fine_grained_saliency, "spectral_residual": spectral_residual_saliency}
