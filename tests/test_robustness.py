@@ -4,10 +4,8 @@ evaluate.py, checked against an FGSM written out here."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,8 +18,7 @@ from diffusemix_bench.robustness import AttackSpec, robust_errors
 from diffusemix_bench.training.classifier import build_model
 from diffusemix_bench.training.evaluate import load_model_weights
 from diffusemix_bench.training.run import train
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import run_entry
 
 
 def independent_fgsm_error(model: torch.nn.Module, loader, eps: float) -> float:
@@ -107,16 +104,7 @@ def test_zero_budget_changes_nothing(trained_run):
 
 
 def _evaluate(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run(
-        [sys.executable, str(ROOT / "evaluate.py"), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_entry("evaluate.py", args, cwd)
 
 
 def test_evaluate_script_adds_robustness_to_a_finished_run(trained_run, tmp_path):

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ from omegaconf import OmegaConf, open_dict
 from diffusemix_bench.data.base import CorruptImageError, DatasetNotFoundError
 from diffusemix_bench.errors import ConfigError
 from diffusemix_bench.training.run import train
-from tests.conftest import CONF_DIR, ROOT, compose_config
+from tests.conftest import CONF_DIR, ROOT, compose_config, run_entry
 from tests.fixtures.datasets import write_fixture_dataset
 
 GPU_ONLY = {("trainer", "gpu"), ("trainer", "ddp")}
@@ -266,16 +264,7 @@ def test_corrupt_image_names_the_file(make_cfg, tmp_path):
 
 
 def _run_script(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_entry("train.py", args, cwd)
 
 
 def test_train_script_missing_data_message(tmp_path):
