@@ -84,12 +84,12 @@ def test_dataset_defaults_resolve_and_explicit_values_win():
         ("manifold_mixup", "cifar100", 2.0, 1.0),
         ("manifold_mixup", "tinyimagenet", 0.2, 1.0),
         ("saliencymix", "cifar100", 1.0, 0.5),
-        ("snapmix", "cub", 5.0, 1.0),
+        ("snapmix", "cub", 1.0, 0.5),
     ],
 )
 def test_config_files_give_the_references_strengths(name, dataset, alpha, prob):
     cfg = compose_config([f"aug={name}", f"dataset={dataset}"])
-    aug = create_aug(cfg.aug, AugContext(num_classes=K, dataset_name=dataset))
+    aug = create_aug(cfg.aug, AugContext(num_classes=K, dataset_name=dataset, protocol=cfg.protocol))
     assert (aug.alpha, aug.prob) == (alpha, prob)
 
 
@@ -97,7 +97,7 @@ def test_bad_settings_fail_with_the_key():
     with pytest.raises(ConfigError, match="aug.alpha"):
         make_aug("mixup", alpha=0.0, prob=1.0)
     with pytest.raises(ConfigError, match="aug.prob"):
-        make_aug("cutmix", alpha=1.0, prob=1.5)
+        make_aug("cutmix", alpha=1.0, prob=1.5, box_rule="clovaai")
     with pytest.raises(ConfigError, match="aug.saliency"):
         make_aug("saliencymix", alpha=1.0, prob=1.0, saliency="itti")
     with pytest.raises(ConfigError, match="aug.ops"):
@@ -128,6 +128,93 @@ def test_box_equals_timm_rand_bbox_for_the_same_centre(lam, height, width):
         assert sample_box(lam, height, width, center=centre) == Box(int(yl), int(yh), int(xl), int(xh))
 
 
+def _mixup_box_edges(c: float, side: int, lam: float) -> tuple[int, int]:
+    """One axis of snu-mllab/PuzzleMix ``mixup_box``: a float side, each edge clipped then truncated."""
+    half = np.sqrt(1 - lam) * side / 2
+    return int(np.clip(c - half, 0.0, side)), int(np.clip(c + half, 0.0, side))
+
+
+@pytest.mark.parametrize(("lam", "height", "width"), [(0.5, 32, 32), (0.37, 64, 48), (0.93, 17, 23)])
+def test_puzzlemix_box_rule_equals_mixup_box_for_the_same_centre(lam, height, width):
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        cy, cx = rng.uniform(0, height), rng.uniform(0, width)
+        y1, y2 = _mixup_box_edges(cy, height, lam)
+        x1, x2 = _mixup_box_edges(cx, width, lam)
+        assert sample_box(lam, height, width, center=(cy, cx), rule="puzzlemix") == Box(y1, y2, x1, x2)
+
+
+def test_clovaai_box_rule_ends_at_half_the_cut():
+    # cut = int(31 * sqrt(0.5)) = 21 (odd): clovaai's rand_bbox spans c - 10 .. c + 10, timm's c - 10 .. c + 11.
+    assert sample_box(0.5, 31, 31, center=(15, 15), rule="clovaai") == Box(5, 25, 5, 25)
+    assert sample_box(0.5, 31, 31, center=(15, 15), rule="timm") == Box(5, 26, 5, 26)
+
+
+@pytest.mark.parametrize(("rule", "expected"), [("puzzlemix", 0.6614), ("clovaai", 0.6759), ("timm", 0.6759)])
+def test_cutmix_mean_label_weight_at_32_px(rule, expected):
+    """At 32 px and lam 0.5 the rules differ in how much of a border box is clipped away: the mean
+    label weight, computed here exactly from each reference's formula, and drawn by sample_box."""
+    if rule == "puzzlemix":  # continuous centre: a fine midpoint grid stands for the integral
+        centres = (np.arange(100_000) + 0.5) / 100_000 * 32
+        sides = np.array([np.subtract(*_mixup_box_edges(c, 32, 0.5)[::-1]) for c in centres[::50]])
+    else:
+        cut = int(32 * np.sqrt(0.5))
+        far = cut // 2 if rule == "clovaai" else (cut + 1) // 2
+        c = np.arange(32)
+        sides = np.clip(c + far, 0, 32) - np.clip(c - cut // 2, 0, 32)
+    exact = 1 - sides.mean() ** 2 / 32**2
+    assert exact == pytest.approx(expected, abs=5e-4)
+    torch.manual_seed(0)
+    drawn = [area_ratio(sample_box(0.5, 32, 32, rule=rule), 32, 32) for _ in range(4000)]
+    assert np.mean(drawn) == pytest.approx(exact, abs=0.004)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "protocol", "rule", "alpha"),
+    [
+        ("cifar100", None, "puzzlemix", 1.0),
+        ("tinyimagenet", None, "puzzlemix", 0.2),
+        ("cub", None, "clovaai", 1.0),
+        ("cars", "finetune_resnet50", "clovaai", 3.0),
+    ],
+)
+def test_cutmix_follows_the_rule_of_each_recipes_code(dataset, protocol, rule, alpha):
+    overrides = ["aug=cutmix", f"dataset={dataset}"] + ([f"protocol={protocol}"] if protocol else [])
+    cfg = compose_config(overrides)
+    aug = create_aug(cfg.aug, AugContext(num_classes=K, dataset_name=dataset, protocol=cfg.protocol))
+    assert (aug.box_rule, aug.alpha) == (rule, alpha)
+    assert aug.settings()["box_rule"] == rule
+
+
+@pytest.mark.parametrize(
+    ("dataset", "protocol", "alpha", "prob"),
+    [
+        ("cub", "fgvc_scratch", 1.0, 0.5),
+        ("aircraft", "finetune_resnet50", 5.0, 1.0),
+        ("flowers102", "scarcity_resnet18", 1.0, 0.5),
+    ],
+)
+def test_snapmix_strengths_follow_the_protocol(dataset, protocol, alpha, prob):
+    cfg = compose_config(["aug=snapmix", f"dataset={dataset}", f"protocol={protocol}"])
+    aug = create_aug(cfg.aug, AugContext(num_classes=K, dataset_name=dataset, protocol=cfg.protocol))
+    assert (aug.alpha, aug.prob) == (alpha, prob)
+
+
+def test_guided_pairing_random_is_the_published_cifar_codes_behaviour():
+    """pairing=greedy: the partners follow the saliency maps, the same for every seed;
+    pairing=random (what the published CIFAR/Tiny code runs): a fresh permutation per batch."""
+    images, labels, targets = batch(n=8, size=32)
+    partners = {"greedy": set(), "random": set()}
+    for pairing in partners:
+        aug = make_aug("guided_sr", prob=1.0, pairing=pairing)
+        for seed in range(4):
+            torch.manual_seed(seed)
+            out = aug.apply(images, targets, None, None)
+            partners[pairing].add(tuple(_partners(out.targets, labels).tolist()))
+    assert len(partners["greedy"]) == 1
+    assert len(partners["random"]) > 1
+
+
 def test_box_distribution_matches_timm():
     torch.manual_seed(0)
     np.random.seed(0)
@@ -146,7 +233,7 @@ def test_prob_gates_whole_batches():
     never = make_aug("mixup", alpha=1.0, prob=0.0)
     out = never.apply(images, targets, torch.arange(8), None)
     assert torch.equal(out.inputs, images) and torch.equal(out.targets, targets)
-    half = make_aug("cutmix", alpha=1.0, prob=0.5)
+    half = make_aug("cutmix", alpha=1.0, prob=0.5, box_rule="timm")
     mixed = sum(not torch.equal(half.apply(images, targets, None, None).targets, targets) for _ in range(200))
     assert 72 < mixed < 128  # Binomial(200, 1/2) +- 4 sd
 
@@ -253,7 +340,7 @@ def test_cutmix_targets_match_the_area_actually_pasted():
     images, labels, targets = batch(size=32)
     for seed in range(10):
         torch.manual_seed(seed)
-        out = make_aug("cutmix", alpha=1.0, prob=1.0).apply(images, targets, None, None)
+        out = make_aug("cutmix", alpha=1.0, prob=1.0, box_rule="puzzlemix").apply(images, targets, None, None)
         torch.testing.assert_close(out.targets.sum(1), torch.ones(8))
         if torch.equal(out.targets, targets):
             continue  # an empty box (lam near 1)
@@ -390,7 +477,7 @@ def test_saliencymix_box_is_centred_on_the_partners_saliency_peak(detector):
     torch.manual_seed(6)
     lam, perm = sample_lambda(1.0), random_pairing(8, "cpu")
     peak = peak_position(aug.detector(images[perm[:1]])[0])
-    box = sample_box(lam, 48, 48, center=peak)
+    box = sample_box(lam, 48, 48, center=peak, rule="clovaai")
     assert box.area > 0
     if box.y1 > 0 and box.y2 < 48 and box.x1 > 0 and box.x2 < 48:  # not clipped: centred on the peak
         assert ((box.y1 + box.y2) // 2, (box.x1 + box.x2) // 2) == peak
@@ -459,7 +546,8 @@ def test_snapmix_pastes_the_resized_source_box_and_weights_by_cam(preact):
     torch.manual_seed(11)
     out = make_aug("snapmix", alpha=5.0, prob=1.0).apply(images, targets, None, model)
     torch.manual_seed(11)
-    box, source = sample_box(sample_lambda(5.0), 16, 16), sample_box(sample_lambda(5.0), 16, 16)
+    box = sample_box(sample_lambda(5.0), 16, 16, rule="clovaai")
+    source = sample_box(sample_lambda(5.0), 16, 16, rule="clovaai")
     perm = random_pairing(8, "cpu")
     assert box.area > 0 and source.area > 0
     patch = images[perm][..., source.y1 : source.y2, source.x1 : source.x2]

@@ -360,7 +360,9 @@ def test_loss_auto_resolves_to_the_method_loss(make_cfg):
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        (["aug=cutmix", "dataset=cifar100"], {"alpha": 1.0, "prob": 1.0}),
+        (["aug=cutmix", "dataset=cifar100"], {"alpha": 1.0, "prob": 1.0, "box_rule": "puzzlemix"}),
+        # Table 5's protocol (cub's default) picks SnapMix's from-scratch strengths.
+        (["aug=snapmix", "dataset=cub", "model=resnet18"], {"alpha": 1.0, "prob": 0.5}),
         (["aug=cutmix", "dataset=tinyimagenet", "aug.prob=0.5"], {"alpha": 0.2, "prob": 0.5}),
         (["aug=augmix", "dataset=cifar100"], {"severity": 3, "width": 3}),
         (["aug=augmix", "dataset=flowers102"], {"severity": 1}),

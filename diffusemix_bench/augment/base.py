@@ -19,13 +19,20 @@ log = logging.getLogger(__name__)
 
 
 def resolve_dataset_settings(
-    method: str, settings: Mapping[str, Any], dataset_defaults: Mapping[str, Mapping[str, Any]], dataset: str
+    method: str,
+    settings: Mapping[str, Any],
+    dataset_defaults: Mapping[str, Mapping[str, Any]],
+    dataset: str,
+    protocol: str | None = None,
 ) -> dict[str, Any]:
-    """Fill each ``None`` in ``settings`` from ``dataset_defaults[dataset]``, else from
-    ``dataset_defaults["default"]``; a value set explicitly always wins.
+    """Fill each ``None`` in ``settings`` from ``dataset_defaults[protocol]`` (a paper recipe whose
+    reference code sets its own values, e.g. fine-tuning against training from scratch), else from
+    ``dataset_defaults[dataset]``, else from ``dataset_defaults["default"]``; a value set
+    explicitly always wins.
 
     ``dataset_defaults`` is the per-dataset table of ``conf/aug/<method>.yaml`` (the references'
-    settings per dataset); the resolved values are logged since the saved config shows ``null``.
+    settings per dataset or protocol); the resolved values are logged since the saved config shows
+    ``null``.
     """
     for row_name, row in dataset_defaults.items():
         unknown = sorted(set(row) - set(settings))
@@ -34,12 +41,11 @@ def resolve_dataset_settings(
                 f"aug.dataset_defaults.{row_name} of aug={method} has unknown key(s) {unknown}; "
                 f"valid keys: {sorted(settings)}"
             )
-    row = dataset_defaults.get(dataset, {})
-    fallback = dataset_defaults.get("default", {})
+    rows = [dataset_defaults.get(name, {}) for name in (protocol, dataset, "default") if name]
     resolved = {}
     for key, value in settings.items():
         if value is None:
-            value = row.get(key, fallback.get(key))
+            value = next((row[key] for row in rows if key in row), None)
         if value is None:
             raise ConfigError(
                 f"aug.{key} of aug={method} is null and aug.dataset_defaults has no value for dataset "
@@ -77,6 +83,9 @@ class AugContext:
     data_dir: Path = Path("data")
     seed: int = 0
     max_epochs: int = 1
+    # The paper protocol of the run (conf/protocol): a method's per-protocol values win over its
+    # per-dataset ones.
+    protocol: str = "custom"
     # The resolved training loss: "ce", or "jsd" (then apply returns [clean, view1, view2]).
     loss: str = "ce"
     # The whole run config, for methods that read other groups (generator, fractals, paths).
@@ -132,7 +141,9 @@ class Augmentation:
         dataset_defaults: Mapping[str, Mapping[str, Any]] | None,
     ) -> dict[str, Any]:
         """:func:`resolve_dataset_settings` for this run's dataset, recorded in :meth:`settings`."""
-        resolved = resolve_dataset_settings(method, settings, dataset_defaults or {}, self.ctx.dataset_name)
+        resolved = resolve_dataset_settings(
+            method, settings, dataset_defaults or {}, self.ctx.dataset_name, self.ctx.protocol
+        )
         self.resolved.update(resolved)
         return resolved
 

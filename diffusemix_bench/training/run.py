@@ -174,6 +174,7 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
             cache_dir=Path(cfg.paths.cache_dir).expanduser(),
             data_dir=Path(cfg.paths.data_dir).expanduser(),
             seed=cfg.seed,
+            protocol=cfg.protocol,
             max_epochs=cfg.trainer.max_epochs,
             loss=resolve_loss(cfg),
             config=cfg,

@@ -1,7 +1,13 @@
 """GuidedMixup (Kang & Kim, AAAI 2023): greedy pairing of images with the most different saliency
 maps and a per-pixel mixing ratio from the two maps, following 3neutronstar/GuidedMixup
 (mixup.py, main.py, spectral_residual.py and FGVC/Implementor/guidedmixup.py). Guided-SR takes
-spectral-residual saliency from the images alone; Guided-AP takes the input gradient of the loss."""
+spectral-residual saliency from the images alone; Guided-AP takes the input gradient of the loss.
+
+Pairing: the paper and the FGVC code (``--condition greedy``) pair greedily, as ``aug.pairing=greedy``
+(the default) does. The published CIFAR-100/Tiny-ImageNet code (``mixup.py``) asks for
+``condition='greedy_c'`` under ``--condition greedy``, which its ``pairing`` function does not know
+and answers with a random permutation: ``aug.pairing=random`` is that behaviour, for anyone matching
+the numbers of that code."""
 
 from __future__ import annotations
 
@@ -42,7 +48,8 @@ class GuidedSRConfig:
     # Gaussian blur inside the spectral-residual computation (saliency_blur, saliency_blur_sigma).
     sr_blur_kernel: int = 7
     sr_blur_sigma: float = 3.0
-    # greedy: GuidedMixup's one-cycle greedy pairing; random: a random permutation (its ablation).
+    # greedy: GuidedMixup's one-cycle greedy pairing (the paper, the FGVC code); random: a random
+    # permutation (its ablation, and what the published CIFAR/Tiny code runs under --condition greedy).
     pairing: str = "greedy"
     # Distance between saliency maps that the pairing maximises: l2, l1 or cosine.
     distance: str = "l2"

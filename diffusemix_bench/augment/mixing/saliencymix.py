@@ -44,7 +44,8 @@ class SaliencyMix(MixingAugmentation):
 
     The references run OpenCV on the normalised float image and scale its 8-bit map by 255 in
     uint8 before the argmax; here the detector sees the [0, 1] image as 8-bit gray levels and the
-    peak is taken on its own map.
+    peak is taken on its own map (bit-identical to OpenCV's on that 8-bit image). The box around the
+    peak ends at ``peak +- cut // 2`` as the references' ``saliency_bbox`` does.
     """
 
     method = "saliencymix"
@@ -74,7 +75,7 @@ class SaliencyMix(MixingAugmentation):
         perm = random_pairing(len(images), images.device)
         height, width = images.shape[-2:]
         peak = peak_position(self.detector(images[perm[:1]])[0])
-        box = sample_box(lam, height, width, center=peak)
+        box = sample_box(lam, height, width, center=peak, rule="clovaai")
         return AugBatch(
             paste_box(images, perm, box), mix_targets(targets, perm, area_ratio(box, height, width))
         )

@@ -66,7 +66,8 @@ class SnapMix(MixingAugmentation):
     source box in its partner; the source region is resized (bilinear) into the target box, and the
     labels are weighted by the CAM mass removed and added (``snapmix_label_weights``). CAMs come from
     the model being trained, in its current (training) mode, as in the reference. When either box is
-    empty the batch stays unmixed, as in the reference.
+    empty the batch stays unmixed, as in the reference. Boxes follow the reference's ``rand_bbox``
+    (clovaai's rule: edges at ``c - cut // 2`` and ``c + cut // 2``).
 
     The reference's loss ``rho_a * CE(y_a) + rho_b * CE(y_b)`` is soft-target CE on
     ``rho_a * y_a + rho_b * y_b``. For pairs of one class the reference code adds both weights to each
@@ -82,8 +83,9 @@ class SnapMix(MixingAugmentation):
             return AugBatch(images, targets)
         height, width = images.shape[-2:]
         maps = semantic_maps(class_activation_maps(model, images, targets.argmax(dim=1)))
-        box = sample_box(sample_lambda(self.alpha), height, width)
-        source_box = sample_box(sample_lambda(self.alpha), height, width)
+        # Shaoli-Huang/SnapMix:utils/custom_ops.py rand_bbox: clovaai's rule (c +- cut // 2).
+        box = sample_box(sample_lambda(self.alpha), height, width, rule="clovaai")
+        source_box = sample_box(sample_lambda(self.alpha), height, width, rule="clovaai")
         perm = random_pairing(len(images), images.device)
         if box.area == 0 or source_box.area == 0:
             return AugBatch(images, targets)
