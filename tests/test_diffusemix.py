@@ -524,7 +524,28 @@ def test_loss_auto_is_ce_for_the_single_view_static_set():
     official = compose_config(["experiment=diffusemix_official"])
     assert resolve_loss(official) == "ce" and official.aug.compose == "before_crop"
     assert official.generator.prompt_template == "raw" and official.aug.masks == "official2"
-    assert official.aug.compose_size == 512 and official.aug.seam_px == 20
+    assert official.aug.seam_px == 20
+
+
+def test_official_experiment_follows_the_current_code_and_keeps_the_first_release():
+    """Since July 2024 the official code resizes to 256 x 256 (generation and composition) and loads
+    InstructPix2Pix in fp16; its first release worked at 512 x 512."""
+    current = compose_config(["experiment=diffusemix_official"])
+    assert (current.generator.resolution, current.aug.compose_size, current.generator.dtype) == (
+        256,
+        256,
+        "fp16",
+    )
+    first = compose_config(["experiment=diffusemix_official_first_release"])
+    assert (first.generator.resolution, first.aug.compose_size, first.generator.dtype) == (512, 512, "fp16")
+    assert first.aug.mode == current.aug.mode == "static_append" and first.loss.name == "ce"
+    # The two name different edit stores: their pixels differ.
+    from diffusemix_bench.generation.store import settings_hash, store_settings
+
+    def folder(cfg):
+        return settings_hash(store_settings(cfg, "cub", "train"))
+
+    assert folder(current) != folder(first)
 
 
 @pytest.mark.parametrize(
