@@ -88,6 +88,10 @@ class LossConfig:
     # auto: the augmentation method's own loss; ce: soft-target cross-entropy on every view;
     # jsd: CE on the clean view plus the AugMix Jensen-Shannon term over [clean, view1, view2].
     name: str = "auto"
+    # The classification term: ce (soft-target cross-entropy), or bce_softmax (binary cross-entropy
+    # on softmax outputs, mean over N x K: the loss of PuzzleMix's main.py, which Co-Mixup and
+    # GuidedMixup copy, and so of Table 2's baseline numbers; protocol=scratch_preact's default).
+    criterion: str = "ce"
     label_smoothing: float = 0.0
     jsd_weight: float = 12.0
 

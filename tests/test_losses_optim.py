@@ -10,6 +10,7 @@ from diffusemix_bench.config import OptimConfig, SchedConfig
 from diffusemix_bench.errors import ConfigError
 from diffusemix_bench.training.losses import (
     TrainLoss,
+    bce_on_softmax,
     jsd_consistency,
     smooth_targets,
     soft_target_cross_entropy,
@@ -67,6 +68,70 @@ def test_train_loss_jsd_is_clean_ce_plus_weighted_jsd():
         TrainLoss("jsd")(logits[:4], targets, 1)
     with pytest.raises(ValueError, match="loss.name"):
         TrainLoss("focal")
+
+
+def _reference_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """PuzzleMix main.py's bce_loss(softmax(output), target), written out: the mean over N x K of
+    -(t log p + (1 - t) log(1 - p)) with p = softmax(z) (nn.BCELoss clamps each log at -100)."""
+    p = torch.softmax(logits.double(), dim=-1)
+    t = targets.double()
+    terms = t * p.log().clamp_min(-100) + (1 - t) * (1 - p).log().clamp_min(-100)
+    return -terms.mean()
+
+
+def _fixed_logits_and_mixed_targets(k: int = 100):
+    g = torch.Generator().manual_seed(7)
+    logits = 3 * torch.randn(4, k, generator=g)
+    a, b = torch.tensor([0, 5, 17, 99]), torch.tensor([3, 5, 40, 1])
+    targets = 0.6 * F.one_hot(a, k).float() + 0.4 * F.one_hot(b, k).float()
+    return logits, targets
+
+
+def test_bce_on_softmax_value_and_gradient_equal_the_reference_formula():
+    logits, targets = _fixed_logits_and_mixed_targets()
+    z = logits.clone().requires_grad_(True)
+    ours = bce_on_softmax(z, targets)
+    (grad,) = torch.autograd.grad(ours, z)
+    z_ref = logits.double().requires_grad_(True)
+    ref = _reference_bce(z_ref, targets)
+    (grad_ref,) = torch.autograd.grad(ref, z_ref)
+    assert float(ours) == pytest.approx(float(ref), rel=1e-6)
+    assert float(ours) == pytest.approx(
+        float(F.binary_cross_entropy(torch.softmax(logits, -1), targets)), rel=1e-6
+    )
+    torch.testing.assert_close(grad.double(), grad_ref, rtol=1e-4, atol=1e-9)
+    # The reason the recipe's learning rate needs it: about 1/K of cross-entropy's gradient.
+    z2 = logits.clone().requires_grad_(True)
+    (grad_ce,) = torch.autograd.grad(soft_target_cross_entropy(z2, targets), z2)
+    assert 0.8 < float(grad.norm() * 100 / grad_ce.norm()) < 1.25
+
+
+def test_train_loss_bce_softmax_scales_the_ce_unit_terms_by_one_over_k():
+    g = torch.Generator().manual_seed(5)
+    logits, targets = torch.randn(4, 10, generator=g), F.softmax(torch.randn(4, 10, generator=g), dim=-1)
+    mixed, clean = logits[:2], logits[2:]
+    loss = TrainLoss("ce", criterion="bce_softmax")(logits, targets, 1, num_clean=2, clean_weight=1.0)
+    # PuzzleMix main.py: bce(mixed) + 2 * clean_lam * CE(clean) / K.
+    expected = (
+        bce_on_softmax(mixed, targets[:2]) + 2 * 1.0 * soft_target_cross_entropy(clean, targets[2:]) / 10
+    )
+    torch.testing.assert_close(loss, expected)
+    views = torch.randn(3 * 4, 10, generator=torch.Generator().manual_seed(3))
+    jsd = TrainLoss("jsd", 12.0, criterion="bce_softmax")(views, targets, 3)
+    torch.testing.assert_close(
+        jsd, bce_on_softmax(views[:4], targets) + 12.0 / 10 * jsd_consistency(views.chunk(3))
+    )
+    with pytest.raises(ConfigError, match="loss.criterion"):
+        TrainLoss("ce", criterion="focal")
+
+
+def test_the_preact_protocol_trains_with_the_reference_loss_and_records_it(make_cfg):
+    from diffusemix_bench.training.run import train
+
+    cfg = make_cfg(["dataset=cifar100", "model=resnet18"])
+    assert cfg.protocol == "scratch_preact" and cfg.loss.criterion == "bce_softmax"
+    assert train(cfg)["loss_criterion"] == "bce_softmax"
+    assert make_cfg(["dataset=cifar100", "loss.criterion=ce"]).loss.criterion == "ce"
 
 
 @pytest.mark.parametrize(

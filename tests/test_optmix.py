@@ -25,6 +25,7 @@ from diffusemix_bench.augment.mixing.puzzlemix import graphcut_masks, puzzle_mix
 from diffusemix_bench.augment.mixing.saliency_guided import loss_input_gradient
 from diffusemix_bench.augment.mixing.transport import transport_blocks, transport_plan
 from diffusemix_bench.models import Normalize
+from diffusemix_bench.training.losses import TrainLoss, soft_target_cross_entropy
 from tests.conftest import compose_config
 
 METHODS = ["puzzlemix", "comixup", "guided_sr", "guided_ap"]
@@ -314,8 +315,14 @@ def test_clean_loss_rows_and_no_gradient_leak(name, clean_lam):
         return
     assert out.inputs.shape[0] == logits.shape[0] == 16
     torch.testing.assert_close(out.inputs[8:], images)
-    torch.testing.assert_close(out.targets[:8].sum(1), torch.full((8,), 2.0))
-    torch.testing.assert_close(out.targets[8:], 2 * clean_lam * targets)
+    torch.testing.assert_close(out.targets.sum(1), torch.ones(16))
+    torch.testing.assert_close(out.targets[8:], targets)
+    assert (out.num_clean, out.clean_weight) == (8, clean_lam)
+    # The training loss is CE(mixed) + clean_lam * CE(clean).
+    loss = TrainLoss("ce")(logits, out.targets, 1, out.num_clean, out.clean_weight)
+    ce = soft_target_cross_entropy
+    expected = ce(logits[:8], out.targets[:8]) + clean_lam * ce(logits[8:], targets)
+    torch.testing.assert_close(loss, expected)
 
 
 def test_adversarial_puzzlemix_stays_in_the_eps_ball():

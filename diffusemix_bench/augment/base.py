@@ -70,6 +70,10 @@ class AugBatch:
     inputs: torch.Tensor
     targets: torch.Tensor
     num_views: int = 1
+    # The last ``num_clean`` rows are clean images trained with a cross-entropy term of weight
+    # ``clean_weight`` beside the mixed rows' loss (PuzzleMix, Co-Mixup, Guided-AP ``clean_lam``).
+    num_clean: int = 0
+    clean_weight: float = 0.0
 
 
 @dataclass

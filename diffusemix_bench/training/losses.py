@@ -1,4 +1,5 @@
-"""Losses: soft-target cross-entropy and the AugMix Jensen-Shannon consistency loss."""
+"""Losses: soft-target cross-entropy, the reference code's binary cross-entropy on softmax outputs,
+and the AugMix Jensen-Shannon consistency loss."""
 
 from __future__ import annotations
 
@@ -11,6 +12,22 @@ from ..errors import ConfigError
 def soft_target_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of -sum_k t_k log softmax(z)_k; hard labels are one-hot targets."""
     return torch.sum(-targets * F.log_softmax(logits, dim=-1), dim=-1).mean()
+
+
+def bce_on_softmax(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of softmax(z) against the (mixed) targets, averaged over the N x K
+    entries: ``nn.BCELoss()(softmax(output), target)`` of ``snu-mllab/PuzzleMix:main.py`` (copied by
+    Co-Mixup and GuidedMixup), the loss every method of their CIFAR-100/Tiny-ImageNet recipe trains
+    with. Its gradient is about 1/K of cross-entropy's. Computed in float32 outside autocast."""
+    with torch.autocast(device_type=logits.device.type, enabled=False):
+        p = F.softmax(logits.float(), dim=-1)
+        t = targets.float()
+        # nn.BCELoss's terms, each log clamped at -100 as it clamps them; written out so that
+        # targets outside [0, 1] (SnapMix's CAM weights can exceed 1) keep the same formula.
+        return -(t * p.log().clamp_min(-100) + (1 - t) * (1 - p).log().clamp_min(-100)).mean()
+
+
+CRITERIA = {"ce": soft_target_cross_entropy, "bce_softmax": bce_on_softmax}
 
 
 def smooth_targets(labels: torch.Tensor, num_classes: int, smoothing: float = 0.0) -> torch.Tensor:
@@ -32,23 +49,53 @@ def jsd_consistency(logits_views: list[torch.Tensor] | tuple[torch.Tensor, ...])
 
 
 class TrainLoss(torch.nn.Module):
-    """The training objective for ``num_views`` views stacked view-major in the logits."""
+    """The training objective for ``num_views`` views stacked view-major in the logits.
 
-    def __init__(self, name: str = "ce", jsd_weight: float = 12.0) -> None:
+    ``criterion`` is the classification term: ``ce`` (soft-target cross-entropy) or ``bce_softmax``
+    (:func:`bce_on_softmax`, the loss of the PuzzleMix-lineage recipe). With ``bce_softmax`` every
+    term that recipe writes in cross-entropy units is scaled as it scales them: the clean-image term
+    of PuzzleMix/Co-Mixup/Guided-AP is ``2 clean_lam CE / K`` (their ``main.py``), and the JSD
+    consistency term is divided by K too, so that AugMix's balance of consistency to classification
+    (weight 12 against cross-entropy) holds against a classification term of about CE / K.
+    """
+
+    def __init__(self, name: str = "ce", jsd_weight: float = 12.0, criterion: str = "ce") -> None:
         super().__init__()
         if name not in ("ce", "jsd"):
             raise ConfigError(f"loss.name must be 'ce' or 'jsd', got '{name}'")
+        if criterion not in CRITERIA:
+            raise ConfigError(f"loss.criterion must be one of {sorted(CRITERIA)}, got '{criterion}'")
         self.name = name
         self.jsd_weight = jsd_weight
+        self.criterion = criterion
+        self.classify = CRITERIA[criterion]
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor, num_views: int) -> torch.Tensor:
+    def _scale(self, num_classes: int) -> float:
+        """The factor of the terms written in cross-entropy units (1, or 1/K with bce_softmax)."""
+        return 1.0 / num_classes if self.criterion == "bce_softmax" else 1.0
+
+    def forward(
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        num_views: int,
+        num_clean: int = 0,
+        clean_weight: float = 0.0,
+    ) -> torch.Tensor:
+        clean_term = logits.new_zeros(())
+        if num_clean:
+            clean_logits, logits = logits[-num_clean:], logits[:-num_clean]
+            clean_targets, targets = targets[-num_clean:], targets[:-num_clean]
+            factor = 2.0 * self._scale(logits.shape[-1]) if self.criterion == "bce_softmax" else 1.0
+            clean_term = factor * clean_weight * soft_target_cross_entropy(clean_logits, clean_targets)
         views = logits.chunk(num_views, dim=0) if num_views > 1 else (logits,)
         if self.name == "ce":
-            return torch.stack([soft_target_cross_entropy(v, targets) for v in views]).mean()
+            return torch.stack([self.classify(v, targets) for v in views]).mean() + clean_term
         if num_views < 2:
             raise ConfigError(
                 "loss=jsd needs at least two views per image (clean first); the chosen "
                 "augmentation produces one. Use loss=ce or an augmentation with JSD views."
             )
-        # AugMix: CE on the clean view only, plus the weighted consistency term.
-        return soft_target_cross_entropy(views[0], targets) + self.jsd_weight * jsd_consistency(views)
+        # AugMix: the classification term on the clean view only, plus the weighted consistency term.
+        consistency = self.jsd_weight * self._scale(logits.shape[-1]) * jsd_consistency(views)
+        return self.classify(views[0], targets) + consistency + clean_term

@@ -45,7 +45,7 @@ class ClassifierModule(pl.LightningModule):
         self.loss_cfg = loss
         self.optim_cfg = optim
         self.sched_cfg = sched
-        self.criterion = TrainLoss(loss_name, loss.jsd_weight)
+        self.criterion = TrainLoss(loss_name, loss.jsd_weight, loss.criterion)
         # Top-5 is capped at the number of classes so tiny label sets still report a value.
         self.top5_k = min(5, num_classes)
         self.metrics = torch.nn.ModuleDict(
@@ -81,7 +81,9 @@ class ClassifierModule(pl.LightningModule):
         targets = smooth_targets(labels, self.num_classes, self.loss_cfg.label_smoothing)
         aug_batch = self.aug.apply(images, targets, indices, self.model)
         logits = self.aug.logits(self.model, aug_batch)
-        loss = self.criterion(logits, aug_batch.targets, aug_batch.num_views)
+        loss = self.criterion(
+            logits, aug_batch.targets, aug_batch.num_views, aug_batch.num_clean, aug_batch.clean_weight
+        )
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"training loss became {loss.item()} at step {self.global_step} (optim.lr={self.optim_cfg.lr}, "

@@ -240,6 +240,7 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
         # The method's settings as used: per-dataset defaults and auto choices resolved.
         "aug_settings": aug.settings(),
         "loss": aug.ctx.loss,
+        "loss_criterion": cfg.loss.criterion,
         "protocol": cfg.protocol,
         "seed": cfg.seed,
         "val_top1": _percent(val_metrics.get("val/top1")),

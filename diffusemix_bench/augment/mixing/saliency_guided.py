@@ -72,10 +72,11 @@ def sum_to_one(maps: torch.Tensor) -> torch.Tensor:
 class CleanLossAugmentation(Augmentation):
     """An augmentation that may train on a clean-input loss beside the mixed one.
 
-    With weight ``w > 0`` the batch becomes ``[mixed; clean]`` with targets ``[2 t_mix; 2 w t_clean]``:
-    the soft-target cross-entropy averages over the 2N rows, so the loss is exactly
-    ``CE(mixed) + w * CE(clean)``. The clean logits are the ones of the saliency forward (train mode),
-    reused by :meth:`logits`, as the references back-propagate that same forward.
+    With weight ``w > 0`` the batch becomes ``[mixed; clean]`` with targets ``[t_mix; t_clean]`` and
+    ``num_clean = N``: the training loss adds ``w * CE(clean)`` to the mixed rows' loss (with
+    ``loss.criterion=bce_softmax``, the references' ``2 w CE(clean) / K``; see ``TrainLoss``). The
+    clean logits are the ones of the saliency forward (train mode), reused by :meth:`logits`, as the
+    references back-propagate that same forward.
     """
 
     def __init__(self, ctx, **cfg) -> None:
@@ -92,9 +93,9 @@ class CleanLossAugmentation(Augmentation):
         weight: float,
     ) -> AugBatch:
         inputs = torch.cat([mixed, clean])
-        targets = torch.cat([mixed_targets, weight * clean_targets]) * 2.0
+        targets = torch.cat([mixed_targets, clean_targets])
         self._clean = (inputs, clean_logits)
-        return AugBatch(inputs, targets)
+        return AugBatch(inputs, targets, num_clean=len(clean), clean_weight=weight)
 
     def logits(self, model: nn.Module, batch: AugBatch) -> torch.Tensor:
         pending, self._clean = self._clean, None
