@@ -272,6 +272,11 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     # Name of the paper protocol that set model/optimiser/schedule defaults (reported in metrics).
     protocol: str = "custom"
+    # epochs: every run trains trainer.max_epochs epochs of its own training set (DiffuseMix's
+    # static_append set makes an epoch 1 + P times longer); vanilla_steps: optimiser steps held equal
+    # to a vanilla run of the same protocol (max_epochs epochs of the original images), epoch-based
+    # schedules placed at the steps where they fall for that run (fair ablation arms).
+    budget: str = "epochs"
     task_name: str = "train"
     seed: int = 0
     # null: start fresh; "last": resume from the run folder's last.ckpt; or a checkpoint path.
@@ -313,6 +318,8 @@ def register_configs() -> None:
         cs.store(group="schema/aug", name=name, node=schema)
 
 
+BUDGETS = ("epochs", "vanilla_steps")
+
 SECTION_SCHEMAS = {
     "dataset": DatasetConfig,
     "model": ModelConfig,
@@ -353,6 +360,13 @@ def validate_config(cfg) -> None:
     extra = sorted(set(cfg.keys()) - known - {"hydra"})
     if extra:
         raise ConfigError(f"unknown top-level key(s) {extra}; valid keys: {sorted(known)}")
+    if cfg.budget not in BUDGETS:
+        raise ConfigError(f"budget must be one of {BUDGETS}, got '{cfg.budget}'")
+    if cfg.budget == "vanilla_steps" and not (cfg.trainer.max_epochs or 0) >= 1:
+        raise ConfigError(
+            f"budget=vanilla_steps counts trainer.max_epochs epochs of the original images; "
+            f"got trainer.max_epochs={cfg.trainer.max_epochs}, set it to 1 or more"
+        )
 
 
 def check_protocol_optimiser(cfg) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 from pathlib import Path
 
@@ -487,3 +488,51 @@ def test_each_rank_draws_its_own_main_process_randomness(monkeypatch):
     rank0, rank1 = draws(2, 0), draws(2, 1)
     assert not torch.equal(rank0, rank1)
     assert torch.equal(rank0, draws(2, 0)) and torch.equal(rank1, draws(2, 1))
+
+
+def test_vanilla_steps_budget_gives_static_append_the_vanilla_run_s_optimiser_steps(make_cfg):
+    """static_append makes an epoch 1 + P times longer; budget=vanilla_steps holds the steps equal
+    to the vanilla run of the same protocol, and metrics.json says how many steps and images."""
+    from tests.test_diffusemix import fill_store
+
+    common = [
+        "dataset=cifar100",
+        "model=resnet18",
+        "protocol=custom",
+        "sched=multistep",
+        "sched.milestones=[1]",
+        "trainer.max_epochs=2",
+        "trainer.limit_train_batches=null",
+        "dataset.batch_size=4",
+        "generator=tiny",
+        "generator.num_prompts=2",
+    ]
+    vanilla = train(make_cfg(common + ["aug=none"], run_name="vanilla"))
+    static = ["aug=diffusemix", "aug.mode=static_append"]
+    longer_cfg = make_cfg(common + static, run_name="longer")
+    fill_store(longer_cfg)
+    longer = train(longer_cfg)
+    equal = train(make_cfg(common + static + ["budget=vanilla_steps"], run_name="equal"))
+    # originals + 2 prompts' composed copies, in batches of 4
+    assert longer["optimizer_steps"] == 2 * math.ceil(3 * vanilla["train_images"] / 4)
+    assert longer["optimizer_steps"] > vanilla["optimizer_steps"]
+    assert equal["optimizer_steps"] == vanilla["optimizer_steps"]
+    assert equal["budget"] == "vanilla_steps" and vanilla["budget"] == "epochs"
+    assert vanilla["images_seen"] == 4 * vanilla["optimizer_steps"]  # full batches of 4
+    assert equal["images_seen"] == vanilla["images_seen"]
+
+
+def test_vanilla_batches_count_as_the_datamodule_serves():
+    from diffusemix_bench.training.module import vanilla_batches_per_epoch
+
+    assert vanilla_batches_per_epoch(10, 4, False) == 3
+    assert vanilla_batches_per_epoch(9, 4, False) == 2  # a last batch of one image is dropped
+    assert vanilla_batches_per_epoch(10, 4, True) == 2
+    assert vanilla_batches_per_epoch(10, 4, False, world_size=2) == 2
+    assert vanilla_batches_per_epoch(100, 4, False, limit_train_batches=3) == 3
+    assert vanilla_batches_per_epoch(100, 4, False, limit_train_batches=0.5) == 12
+
+
+def test_unknown_budget_is_refused_at_start(make_cfg):
+    with pytest.raises(ConfigError, match="budget must be"):
+        train(make_cfg(["budget=same"]))

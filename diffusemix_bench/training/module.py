@@ -48,6 +48,8 @@ class ClassifierModule(pl.LightningModule):
         self.criterion = TrainLoss(loss_name, loss.jsd_weight, loss.criterion)
         # Top-5 is capped at the number of classes so tiny label sets still report a value.
         self.top5_k = min(5, num_classes)
+        # Training items this run has fed to the model (all ranks), kept across a resume.
+        self.images_seen = 0
         self.metrics = torch.nn.ModuleDict(
             {
                 f"{stage}_{name}": MulticlassAccuracy(num_classes, top_k=k, average="micro")
@@ -91,7 +93,14 @@ class ClassifierModule(pl.LightningModule):
                 "(protocol=...), or use 32-true / bf16-mixed precision instead of 16-mixed"
             )
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(labels))
+        self.images_seen += len(labels) * self.trainer.world_size
         return loss
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["images_seen"] = self.images_seen
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.images_seen = int(checkpoint.get("images_seen", 0))
 
     def _eval_step(self, batch, stage: str) -> None:
         images, labels, _ = batch
@@ -131,3 +140,23 @@ class ClassifierModule(pl.LightningModule):
         total_steps = int(self.trainer.estimated_stepping_batches)
         scheduler = build_scheduler(self.sched_cfg, optimizer, steps_per_epoch, total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def vanilla_batches_per_epoch(
+    items: int,
+    batch_size: int,
+    drop_last: bool,
+    world_size: int = 1,
+    limit_train_batches: int | float | None = None,
+) -> int:
+    """Training batches per epoch of one rank for a training set of ``items`` served as the
+    DataModule serves it (a last batch of one image is dropped; DDP pads each rank's shard to
+    ``ceil(items / world_size)``), after Lightning's ``limit_train_batches``."""
+    shard = math.ceil(items / world_size)
+    drop = items > batch_size and (drop_last or items % batch_size == 1)
+    batches = shard // batch_size if drop else math.ceil(shard / batch_size)
+    if isinstance(limit_train_batches, float) and limit_train_batches <= 1.0:
+        batches = int(batches * limit_train_batches)
+    elif limit_train_batches is not None:
+        batches = min(batches, int(limit_train_batches))
+    return max(1, batches)

@@ -30,7 +30,7 @@ from ..progress import progress_bar
 from ..robustness import attack_specs
 from .classifier import build_model
 from .evaluate import attack_checkpoint, eval_split
-from .module import ClassifierModule
+from .module import ClassifierModule, vanilla_batches_per_epoch
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +196,17 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
     callbacks = build_callbacks(cfg, ckpt_dir) + list(aug.callbacks())
     logger = build_logger(cfg, run_dir)
     trainer = build_trainer(cfg, run_dir, callbacks, logger)
+    if cfg.budget == "vanilla_steps":
+        # Each epoch is cut to the batches of a vanilla run of this protocol (the original images):
+        # equal optimiser steps per epoch and in all, validation and schedules at the same steps;
+        # a longer set (static_append) is reshuffled every epoch, so each epoch draws from all of it.
+        trainer.limit_train_batches = vanilla_batches_per_epoch(
+            len(datamodule.train_set),
+            cfg.dataset.batch_size,
+            cfg.dataset.drop_last,
+            trainer.world_size,
+            cfg.trainer.limit_train_batches,
+        )
     log.info(
         "Training %s on %s (%d train / %d val / %s test images, %d classes) with aug=%s",
         cfg.model.name,
@@ -207,6 +218,8 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
         aug_name,
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=_resolve_ckpt_path(cfg.ckpt_path, ckpt_dir))
+    # Read before validate/test load the selected checkpoint (and its count) into the module.
+    images_seen = module.images_seen
 
     checkpoint = callbacks[0]
     best = checkpoint.best_model_path or None
@@ -250,6 +263,8 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
         "top5_k": module.top5_k,
         "epochs": trainer.current_epoch,
         "optimizer_steps": trainer.global_step,
+        "images_seen": images_seen,
+        "budget": cfg.budget,
         "wall_time_s": round(time.time() - start, 2),
         "best_checkpoint": best,
         "train_images": len(datamodule.train_set),
