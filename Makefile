@@ -3,7 +3,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PY := .venv/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all lint format train clean
+.PHONY: help install test test-all lint format train table clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ format: ## Apply ruff formatting and safe fixes
 
 train: ## Train with Hydra overrides: make train ARGS="dataset=flowers102 model=resnet18"
 	$(PY) train.py $(ARGS)
+
+table: ## One paper table's sweep: make table N=5 (ARGS="--cfg job" lists its runs; ARGS="hydra/launcher=slurm" on SLURM)
+	$(PY) train.py --multirun experiment=table$(N) $(ARGS)
 
 clean: ## Remove caches and run outputs (keeps .venv and data)
 	rm -rf .pytest_cache .ruff_cache outputs multirun lightning_logs

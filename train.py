@@ -1,9 +1,12 @@
 """Train a classifier: python train.py dataset=<name> model=<name> aug=<name> [key=value ...]."""
 
+import sys
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
-from diffusemix_bench.cli import run_train
+from diffusemix_bench.cli import list_sweep, run_train, sweep_listing_requested
 from diffusemix_bench.config import register_configs
 
 register_configs()
@@ -15,4 +18,8 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    if sweep_listing_requested(sys.argv[1:]):
+        # --multirun ... --cfg job: list the runs of the sweep (Hydra itself refuses the pair).
+        list_sweep(sys.argv[1:], str(Path(__file__).resolve().parent / "conf"))
+    else:
+        main()

@@ -6,7 +6,7 @@ from omegaconf import DictConfig
 
 from .config import check_protocol_optimiser, validate_config
 from .data.splits import build_splits
-from .errors import user_errors_reported
+from .errors import ConfigError, user_errors_reported
 
 
 def run_train(cfg: DictConfig) -> float | None:
@@ -30,3 +30,60 @@ def run_evaluate(cfg: DictConfig) -> dict:
         from .training.evaluate import evaluate_run
 
         return evaluate_run(cfg)
+
+
+LISTING_FLAGS = {"--multirun", "-m"}
+CFG_FLAGS = {"--cfg", "-c"}
+
+
+def sweep_listing_requested(argv: list[str]) -> bool:
+    """``--multirun`` with ``--cfg``: Hydra refuses the pair; this framework lists the sweep's runs."""
+    return bool(LISTING_FLAGS & set(argv)) and any(a in CFG_FLAGS or a.startswith("--cfg=") for a in argv)
+
+
+def sweep_jobs(overrides: list[str], config_dir: str, config_name: str = "config") -> list[list[str]]:
+    """The runs ``--multirun <overrides>`` launches: the experiment's ``hydra.sweeper.params``
+    (a setting given on the command line replaces its sweep) crossed with the command line's own
+    sweeps, in the order Hydra's basic sweeper runs them."""
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    given = parser.parse_overrides(overrides)
+    fixed = [o.input_line for o in given if not o.is_sweep_override()]
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+        cfg = compose(config_name, overrides=fixed, return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    keys = {o.get_key_element() for o in given}
+    params = [f"{k}={v}" for k, v in (cfg.hydra.sweeper.params or {}).items()]
+    lines = [line for line in params if parser.parse_overrides([line])[0].get_key_element() not in keys]
+    batches = BasicSweeper.split_arguments(parser.parse_overrides(lines + list(overrides)), None)
+    return [job for batch in batches for job in batch]
+
+
+def list_sweep(argv: list[str], config_dir: str, config_name: str = "config") -> None:
+    """Print the runs of ``train.py --multirun <overrides> --cfg job`` (one line each), run nothing."""
+    skip = False
+    overrides = []
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in CFG_FLAGS:
+            skip = True  # its value: job, hydra or all
+        elif not arg.startswith("-"):
+            overrides.append(arg)
+    with user_errors_reported():
+        try:
+            jobs = sweep_jobs(overrides, config_dir, config_name)
+        except Exception as exc:  # a Hydra composition error: the message names the setting
+            from hydra.errors import HydraException
+
+            if not isinstance(exc, HydraException):
+                raise
+            raise ConfigError(str(exc)) from None
+    print(f"{len(jobs)} runs:")
+    for k, job in enumerate(jobs):
+        print(f"  {k}: {' '.join(job)}")

@@ -277,6 +277,10 @@ class Config:
     # to a vanilla run of the same protocol (max_epochs epochs of the original images), epoch-based
     # schedules placed at the steps where they fall for that run (fair ablation arms).
     budget: str = "epochs"
+    # Set by an experiment file (experiments/<name>.yaml): its name, recorded in metrics.json, and the
+    # paper's numbers for its table (rows, columns, metrics), which reports read.
+    experiment_name: str | None = None
+    paper: Any = None
     task_name: str = "train"
     seed: int = 0
     # null: start fresh; "last": resume from the run folder's last.ckpt; or a checkpoint path.

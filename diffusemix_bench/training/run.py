@@ -255,6 +255,7 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
         "loss": aug.ctx.loss,
         "loss_criterion": cfg.loss.criterion,
         "protocol": cfg.protocol,
+        "experiment": cfg.experiment_name,
         "seed": cfg.seed,
         "val_top1": _percent(val_metrics.get("val/top1")),
         "val_top5": _percent(val_metrics.get("val/top5")),
