@@ -163,7 +163,10 @@ class CallbacksConfig:
     monitor: str = "val/top1"
     mode: str = "max"
     save_top_k: int = 1
+    # last.ckpt holds the state at the end of every epoch (what ckpt_path=last resumes from), and,
+    # with checkpoint_every_n_steps=N, every N optimiser steps too (long epochs on preemptible nodes).
     save_last: bool = True
+    checkpoint_every_n_steps: int | None = None
     early_stopping_patience: int | None = None
     lr_monitor: bool = True
     # auto: rich bar in a terminal, plain TQDM when stdout is not one; or tqdm, rich, none.

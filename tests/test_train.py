@@ -208,6 +208,36 @@ def test_resume_from_last_checkpoint(make_cfg):
     assert second["optimizer_steps"] == 2 * first["optimizer_steps"]
 
 
+def test_last_checkpoint_is_the_last_epoch_not_the_best(make_cfg, tmp_path):
+    """last.ckpt is rewritten at every epoch end whatever validation says, so ckpt_path=last resumes
+    where the run stopped."""
+    metrics = train(make_cfg(["trainer.max_epochs=3"]))
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["global_step"] == metrics["optimizer_steps"] and last["epoch"] == 2
+
+
+def test_last_checkpoint_every_n_steps_is_a_setting(make_cfg):
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    from diffusemix_bench.training.run import build_callbacks
+
+    cfg = make_cfg(["callbacks.checkpoint_every_n_steps=50"])
+    lasts = [
+        c
+        for c in build_callbacks(cfg, Path("ckpts"))
+        if isinstance(c, ModelCheckpoint) and c.filename == "last"
+    ]
+    assert sorted(c._every_n_train_steps for c in lasts) == [0, 50]
+
+
+def test_resume_with_other_settings_is_refused_naming_them(make_cfg):
+    train(make_cfg(["trainer.max_epochs=1", "aug=none"]))
+    with pytest.raises(ConfigError, match=r"aug\.name: 'none' -> 'mixup'"):
+        train(make_cfg(["trainer.max_epochs=2", "ckpt_path=last", "aug=mixup"]))
+    # Going on for longer, or elsewhere, is the same run.
+    assert train(make_cfg(["trainer.max_epochs=2", "ckpt_path=last", "aug=none"]))["epochs"] == 2
+
+
 def test_resume_without_checkpoint_says_how(make_cfg):
     with pytest.raises(FileNotFoundError, match="hydra.run.dir"):
         train(make_cfg(["ckpt_path=last"]))

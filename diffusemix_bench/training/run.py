@@ -65,6 +65,61 @@ def _resolve_ckpt_path(ckpt_path: str | None, ckpt_dir: Path) -> str | None:
     return ckpt_path
 
 
+# Settings a resumed run may change: where things are and how many devices, how long it goes on,
+# and what is evaluated or shown after; everything else must be what the interrupted run used.
+RESUME_MAY_CHANGE = (
+    "ckpt_path",
+    "paths.",
+    "trainer.max_epochs",
+    "trainer.max_steps",
+    "trainer.devices",
+    "trainer.num_nodes",
+    "trainer.accelerator",
+    "dataset.num_workers",
+    "dataset.root",
+    "callbacks.progress_bar",
+    "logger.",
+    "run_test",
+    "eval.",
+    "tags",
+)
+
+
+def _flatten(node, prefix: str = "") -> dict:
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def check_resume_matches(cfg: DictConfig, saved_config: Path) -> None:
+    """A resume (ckpt_path set, in a run folder that holds config_resolved.yaml) continues the same
+    run: refuse settings that differ from the saved ones, naming them."""
+    saved = _flatten(OmegaConf.to_container(OmegaConf.load(saved_config), resolve=False))
+    now = _flatten(OmegaConf.to_container(cfg, resolve=True))
+    keys = [
+        key
+        for key in sorted(set(saved) | set(now))
+        if saved.get(key) != now.get(key) and not key.startswith(RESUME_MAY_CHANGE)
+    ]
+    # Another choice of a group (aug=mixup for aug=none) is named once, not key by key.
+    other_choice = {key.rsplit(".", 1)[0] + "." for key in keys if key.endswith(".name")}
+    differ = [
+        f"{key}: {saved.get(key)!r} -> {now.get(key)!r}"
+        for key in keys
+        if key.endswith(".name") or not key.startswith(tuple(other_choice))
+    ]
+    if differ:
+        shown = "; ".join(differ[:8]) + (f"; and {len(differ) - 8} more" if len(differ) > 8 else "")
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path} resumes the run in {saved_config.parent}, which was trained with other "
+            f"settings ({shown}). Give the same settings as that run (they are in {saved_config}), "
+            "or start a new run folder without ckpt_path"
+        )
+
+
 def build_callbacks(cfg: DictConfig, ckpt_dir: Path) -> list[Callback]:
     c = cfg.callbacks
     callbacks: list[Callback] = [
@@ -75,9 +130,20 @@ def build_callbacks(cfg: DictConfig, ckpt_dir: Path) -> list[Callback]:
             monitor=c.monitor,
             mode=c.mode,
             save_top_k=c.save_top_k,
-            save_last=c.save_last,
+            save_last=False,
         )
     ]
+    if c.save_last:
+        # last.ckpt: the state at the end of every epoch (and every checkpoint_every_n_steps steps), so
+        # that ckpt_path=last resumes where the run stopped, not at the best epoch (the selection
+        # callback above rewrites its own files only when validation improves).
+        triggers = [{"every_n_epochs": 1, "save_on_train_epoch_end": True}]
+        if c.checkpoint_every_n_steps:
+            triggers.append({"every_n_train_steps": c.checkpoint_every_n_steps})
+        callbacks += [
+            ModelCheckpoint(dirpath=ckpt_dir, filename="last", enable_version_counter=False, **t)
+            for t in triggers
+        ]
     if c.early_stopping_patience is not None:
         callbacks.append(EarlyStopping(monitor=c.monitor, mode=c.mode, patience=c.early_stopping_patience))
     if c.lr_monitor and cfg.logger.name != "none":
@@ -153,6 +219,8 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
     start = time.time()
     run_dir = Path(cfg.paths.output_dir).expanduser()
     run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.ckpt_path is not None and (run_dir / "config_resolved.yaml").is_file():
+        check_resume_matches(cfg, run_dir / "config_resolved.yaml")
     (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     if cfg.float32_matmul_precision:
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
