@@ -367,12 +367,60 @@ def validate_config(cfg) -> None:
     extra = sorted(set(cfg.keys()) - known - {"hydra"})
     if extra:
         raise ConfigError(f"unknown top-level key(s) {extra}; valid keys: {sorted(known)}")
+    check_values(cfg)
     if cfg.budget not in BUDGETS:
         raise ConfigError(f"budget must be one of {BUDGETS}, got '{cfg.budget}'")
     if cfg.budget == "vanilla_steps" and not (cfg.trainer.max_epochs or 0) >= 1:
         raise ConfigError(
             f"budget=vanilla_steps counts trainer.max_epochs epochs of the original images; "
             f"got trainer.max_epochs={cfg.trainer.max_epochs}, set it to 1 or more"
+        )
+
+
+def check_values(cfg) -> None:
+    """Values the schemas' types let through but no run can use: each refused at start-up, before
+    data or model are built, with the setting named."""
+    from .errors import ConfigError
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise ConfigError(message)
+
+    d, t, o = cfg.dataset, cfg.trainer, cfg.optim
+    need(d.batch_size >= 1, f"dataset.batch_size must be at least 1, got {d.batch_size}")
+    need(
+        d.eval_batch_size is None or d.eval_batch_size >= 1,
+        f"dataset.eval_batch_size must be at least 1 (or null: dataset.batch_size), got {d.eval_batch_size}",
+    )
+    need(
+        d.val_fraction is None or 0.0 < d.val_fraction < 1.0,
+        f"dataset.val_fraction must be between 0 and 1 (the share of train held out for validation), got {d.val_fraction}",
+    )
+    need(
+        d.samples_per_class is None or d.samples_per_class >= 1,
+        f"dataset.samples_per_class must be at least 1 (or null: every image), got {d.samples_per_class}",
+    )
+    need(
+        t.max_epochs is None or t.max_epochs >= 1 or (t.max_epochs == -1 and (t.max_steps or -1) > 0),
+        f"trainer.max_epochs must be at least 1 (or -1 with trainer.max_steps > 0), got {t.max_epochs}",
+    )
+    need(o.lr > 0, f"optim.lr must be > 0, got {o.lr}")
+    need(
+        o.head_lr is None or o.head_lr > 0, f"optim.head_lr must be > 0 (or null: optim.lr), got {o.head_lr}"
+    )
+    if cfg.aug.name == "manifold_mixup":
+        need(
+            cfg.model.source == "builtin" and cfg.model.name == "preactresnet18",
+            "aug=manifold_mixup mixes hidden states between backbone stages, and only model=preactresnet18 "
+            f"is split into stages here; got model.name={cfg.model.name}",
+        )
+    if str(t.accelerator) in ("gpu", "cuda"):
+        import torch
+
+        need(
+            torch.cuda.is_available(),
+            f"trainer.accelerator={t.accelerator} (trainer=gpu or trainer=ddp) but this machine has no CUDA GPU; "
+            "use trainer=default (CPU) or run on a GPU machine",
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from omegaconf import OmegaConf, open_dict
 from diffusemix_bench.data.base import CorruptImageError, DatasetNotFoundError
 from diffusemix_bench.errors import ConfigError
 from diffusemix_bench.training.run import train
-from tests.conftest import CONF_DIR, ROOT, compose_config, run_entry
+from tests.conftest import CONF_DIR, ROOT, compose_config, finalize, run_entry
 from tests.fixtures.datasets import write_fixture_dataset
 
 GPU_ONLY = {("trainer", "gpu"), ("trainer", "ddp")}
@@ -614,3 +615,35 @@ def test_vanilla_batches_count_as_the_datamodule_serves():
 def test_unknown_budget_is_refused_at_start(make_cfg):
     with pytest.raises(ConfigError, match="budget must be"):
         train(make_cfg(["budget=same"]))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "setting"),
+    [
+        (["dataset.batch_size=0"], "dataset.batch_size"),
+        (["trainer.max_epochs=-1"], "trainer.max_epochs"),
+        (["optim.lr=0"], "optim.lr"),
+        (["dataset.val_fraction=1.5"], "dataset.val_fraction"),
+        (["dataset.samples_per_class=0"], "dataset.samples_per_class"),
+        (["aug=manifold_mixup", "model=resnet18"], "model=preactresnet18"),
+        pytest.param(
+            ["trainer=gpu"],
+            "trainer.accelerator",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU"),
+        ),
+    ],
+)
+def test_unusable_values_stop_at_start_naming_the_setting(overrides, setting, tmp_path):
+    """Refused by train.py's entry before any data is read (the data folder here does not exist)."""
+    from diffusemix_bench.cli import run_train
+
+    cfg = finalize(compose_config([*overrides, f"paths.data_dir={tmp_path / 'none'}"]), tmp_path / "run")
+    with pytest.raises(SystemExit, match=re.escape(setting)) as stop:
+        run_train(cfg)
+    assert "does not exist" not in str(stop.value) and "How to get it" not in str(stop.value)
+
+
+def test_unusable_value_through_train_py_is_one_message(tmp_path):
+    result = run_entry("train.py", ["dataset.batch_size=0", f"paths.data_dir={tmp_path}"], tmp_path)
+    assert result.returncode == 1
+    assert "dataset.batch_size must be at least 1" in result.stderr and "Traceback" not in result.stderr
