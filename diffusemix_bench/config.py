@@ -57,7 +57,8 @@ class DatasetConfig:
     std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
     batch_size: int = 64
     eval_batch_size: int | None = None
-    num_workers: int = 4
+    # Data loader processes: 4, or fewer on a machine with fewer cores (cpu_cap).
+    num_workers: int = "${cpu_cap:4}"  # type: ignore[assignment]
     drop_last: bool = False
 
 
@@ -309,12 +310,25 @@ class EvaluateConfig:
     task_name: str = "evaluate"
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the system has one)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows
+        return os.cpu_count() or 1
+
+
 def register_configs() -> None:
     """Store the top-level schema (named first in conf/config.yaml) and each augmentation's
     schema (``/schema/aug@_here_: <name>`` first in its conf/aug/<name>.yaml), so every group merges into a typed node."""
     if not OmegaConf.has_resolver("preact_stem_stride"):
         # PreActResNet18's stem: stride 1 for 32 px inputs (CIFAR), 2 for larger (Tiny-ImageNet).
         OmegaConf.register_new_resolver("preact_stem_stride", lambda size: 1 if int(size) <= 32 else 2)
+    if not OmegaConf.has_resolver("cpu_cap"):
+        # ${cpu_cap:N}: N, or the number of cores this process may use when that is smaller.
+        OmegaConf.register_new_resolver("cpu_cap", lambda n: min(int(n), usable_cores()))
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
