@@ -58,8 +58,8 @@ def sweep_jobs(overrides: list[str], config_dir: str, config_name: str = "config
         cfg = compose(config_name, overrides=fixed, return_hydra_config=True)
     GlobalHydra.instance().clear()
     keys = {o.get_key_element() for o in given}
-    params = [f"{k}={v}" for k, v in (cfg.hydra.sweeper.params or {}).items()]
-    lines = [line for line in params if parser.parse_overrides([line])[0].get_key_element() not in keys]
+    params = cfg.hydra.sweeper.params or {}
+    lines = [f"{key}={value}" for key, value in params.items() if key not in keys]
     batches = BasicSweeper.split_arguments(parser.parse_overrides(lines + list(overrides)), None)
     return [job for batch in batches for job in batch]
 
@@ -75,14 +75,12 @@ def list_sweep(argv: list[str], config_dir: str, config_name: str = "config") ->
             skip = True  # its value: job, hydra or all
         elif not arg.startswith("-"):
             overrides.append(arg)
+    from hydra.errors import HydraException
+
     with user_errors_reported():
         try:
             jobs = sweep_jobs(overrides, config_dir, config_name)
-        except Exception as exc:  # a Hydra composition error: the message names the setting
-            from hydra.errors import HydraException
-
-            if not isinstance(exc, HydraException):
-                raise
+        except HydraException as exc:  # a composition error (unknown experiment, bad override)
             raise ConfigError(str(exc)) from None
     print(f"{len(jobs)} runs:")
     for k, job in enumerate(jobs):
