@@ -64,14 +64,23 @@ def synthetic_edit(image: torch.Tensor, k: int) -> torch.Tensor:
     return image // (k + 2)
 
 
-def fill_store(cfg, keep=lambda i, k: True) -> EditStore:
+def full_size_edit(image: torch.Tensor, k: int, resolution: int) -> torch.Tensor:
+    """Prompt k's stand-in for the model's full-size output (generator.keep_full_size)."""
+    from diffusemix_bench.augment.diffusemix.compose import square
+
+    return synthetic_edit(square(image, resolution), k)
+
+
+def fill_store(cfg, keep=lambda i, k: True, full_edit=full_size_edit) -> EditStore:
     train_set = build_splits(cfg.dataset, cfg.paths.data_dir).train
     store = EditStore.from_config(cfg, cfg.dataset.name, "train")
+    resolution = int(cfg.generator.resolution)
     for i, si in enumerate(split_indices(train_set)):
         image = train_set.load_image(i)
         for k, pid in enumerate(store.prompt_ids):
             if keep(i, k):
-                store.write(si, pid, synthetic_edit(image, k))
+                full = full_edit(image, k, resolution) if store.keep_full_size else None
+                store.write(si, pid, synthetic_edit(image, k), full=full)
     store.close()
     return store
 
@@ -80,10 +89,10 @@ def fill_store(cfg, keep=lambda i, k: True) -> EditStore:
 def dm(make_cfg, tmp_path):
     """``dm(overrides, loss=...)`` -> (cfg, aug, training split); the edit store is filled."""
 
-    def make(overrides=(), loss="jsd", fill=True):
+    def make(overrides=(), loss="jsd", fill=True, full_edit=full_size_edit):
         cfg = make_cfg(BASE + [f"paths.cache_dir={tmp_path / 'cache'}"] + list(overrides))
         if fill:
-            fill_store(cfg)
+            fill_store(cfg, full_edit=full_edit)
         train_set = build_splits(cfg.dataset, cfg.paths.data_dir).train
         train_set.transform = train_transform("pad_crop", 32, 32, padding=4, hflip=True)
         ctx = AugContext(
@@ -312,13 +321,9 @@ def test_ce_trains_on_the_composed_view(dm):
     assert out.num_views == 2 and torch.equal(out.inputs[:9], images[:, 0])
 
 
-@pytest.mark.parametrize("component", COMPONENTS)
-def test_each_table7_arm_trains_on_its_parts(dm, component):
-    _, aug, train_set = dm([f"aug.components={component}"], loss="ce")
-    images, labels, indices = first_batch(aug.train_dataset(train_set))
-    view = aug.apply(images, soft(labels), indices, None).inputs
-    originals = images[:, 0]
-    edits = images[:, 1] if images.shape[1] > 1 else originals
+def assert_arm_view(aug, component, view, originals, edits) -> None:
+    """Each image of ``view`` is ``component`` made of its original and edit: nothing else."""
+    n = len(view)
     base = {"originals": originals, "edits": edits}.get(component.removesuffix("_fractal"))
     if component == "originals":
         assert torch.equal(view, originals)
@@ -328,15 +333,59 @@ def test_each_table7_arm_trains_on_its_parts(dm, component):
         templates = half_mask_templates(aug.kinds, 32, 32)
         lam = aug.lam if component.endswith("_fractal") else 0.0
         bank = aug._fractal_bank(32, 32, view.device).float() / 255 if lam else torch.zeros(1, 3, 32, 32)
-        for i in range(9):
+        for i in range(n):
             hybrids = originals[i] * templates + edits[i] * (1 - templates)
             candidates = ((1 - lam) * hybrids[:, None] + lam * bank[None]).flatten(0, 1)
             assert (candidates - view[i]).abs().amax(dim=(1, 2, 3)).min() < 1e-5
     else:  # originals_fractal, edits_fractal: (1 - λ) X + λ F for a bank fractal F
         bank = aug._fractal_bank(32, 32, view.device).float() / 255
-        for i in range(9):
+        for i in range(n):
             candidates = (1 - aug.lam) * base[i] + aug.lam * bank
             assert (candidates - view[i]).abs().amax(dim=(1, 2, 3)).min() < 1e-5
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_each_table7_arm_trains_on_its_parts(dm, component):
+    _, aug, train_set = dm([f"aug.components={component}"], loss="ce")
+    images, labels, indices = first_batch(aug.train_dataset(train_set))
+    view = aug.apply(images, soft(labels), indices, None).inputs
+    originals = images[:, 0]
+    edits = images[:, 1] if images.shape[1] > 1 else originals
+    assert_arm_view(aug, component, view, originals, edits)
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_arm_only_jsd_views_are_only_what_the_table7_column_names(dm, component):
+    """aug.views=arm_only: the three JSD views (CE on the first) are three draws of the arm, with
+    three distinct prompts' edits; the clean original is not among them unless the arm is I."""
+    _, aug, train_set = dm([f"aug.components={component}", "aug.views=arm_only"])
+    images, labels, indices = first_batch(aug.train_dataset(train_set))
+    uses_edits = not component.startswith("originals")
+    assert images.shape[1] == (4 if uses_edits else 1)
+    out = aug.apply(images, soft(labels), indices, None)
+    assert out.num_views == 3 and out.inputs.shape == (27, 3, 32, 32)
+    originals = images[:, 0]
+    for v, view in enumerate(out.inputs.chunk(3)):
+        edits = images[:, 1 + v] if uses_edits else originals
+        assert_arm_view(aug, component, view, originals, edits)
+        if component != "originals":
+            assert not torch.equal(view, originals), f"view {v} is the clean original"
+    if uses_edits:  # three different prompts per image (the store holds three)
+        assert all(len({images[i, 1 + v].sum().item() for v in range(3)}) == 3 for i in range(9))
+    # The default reading keeps AugMix's clean original as the CE view.
+    _, paper, _ = dm([f"aug.components={component}"], fill=False)
+    paper.train_dataset(train_set)
+    first = first_batch(paper.train_dataset(train_set))
+    assert torch.equal(paper.apply(first[0], soft(first[1]), first[2], None).inputs[:9], first[0][:, 0])
+
+
+def test_arm_only_before_crop_gives_three_draws(dm):
+    _, aug, train_set = dm(["aug.components=edits", "aug.views=arm_only", "aug.compose=before_crop"])
+    train_set.transform = None
+    views, _, _ = aug.train_dataset(train_set)[3]
+    original = train_set.load_image(3)
+    assert views.shape == (3, 3, 32, 32)
+    assert {int(v.sum()) for v in views} == {int(synthetic_edit(original, k).sum()) for k in range(3)}
 
 
 def test_replace_p_swaps_in_the_composed_image_with_probability_p(dm):
@@ -492,7 +541,13 @@ def test_compose_size_composes_official_squares(dm):
     from diffusemix_bench.augment.diffusemix.compose import square
 
     _, aug, train_set = dm(
-        ["aug.mode=static_append", "aug.compose=before_crop", "aug.compose_size=40"], loss="ce"
+        [
+            "aug.mode=static_append",
+            "aug.compose=before_crop",
+            "aug.compose_size=40",
+            "aug.composed_size=compose",
+        ],
+        loss="ce",
     )
     train_set.transform = None
     wrapped = aug.train_dataset(train_set)
@@ -510,9 +565,62 @@ def test_compose_size_composes_official_squares(dm):
     found = explain(stack[0].float() / 255, o.float() / 255, e.float() / 255, aug, atol)
     assert (int(plan_masks[slot]), int(plan_fractals[slot])) in found
     # Online JSD: the clean view is squared too, so the three views share one size.
-    _, online, _ = dm(["aug.compose=before_crop", "aug.compose_size=40"], fill=False)
+    _, online, _ = dm(
+        ["aug.compose=before_crop", "aug.compose_size=40", "aug.composed_size=compose"], fill=False
+    )
     views, _, _ = online.train_dataset(train_set)[2]
     assert views.shape == (3, 3, 40, 40) and torch.equal(views[0], square(train_set.load_image(2), 40))
+
+
+def test_official_recipe_at_32_px_trains_on_the_whole_composed_image(dm):
+    """experiment=diffusemix_official on CIFAR-size images: the 256 px composition reads the model's
+    full-size edit and is brought back to 32 px before the crop, so a training item shows all of it."""
+    from diffusemix_bench.augment.diffusemix.compose import resize_to, square
+
+    # The stand-in full-size edit is the inverted square, far from an enlarged stored edit.
+    cfg, aug, train_set = dm(
+        ["experiment=diffusemix_official", "generator.prompts=[autumn,snowy,sunset]"],
+        loss="ce",
+        full_edit=lambda image, k, r: 255 - square(image, r),
+    )
+    assert (aug.composed_size, aug.edit_source, cfg.generator.keep_full_size) == ("original", "full", True)
+    train_set.transform = None
+    wrapped = aug.train_dataset(train_set)
+    n = len(train_set)
+    slot = 2 * PROMPTS + 1
+    stack, _, _ = wrapped[n + slot]
+    assert stack.shape == (1, 3, 32, 32), "the composed item is at the training resolution"
+    original = train_set.load_image(2)
+    plan_masks, plan_fractals = aug._plan
+    composer = wrapped.composer
+    mask_id, fractal_id = int(plan_masks[slot]), int(plan_fractals[slot])
+
+    def expected(edit):
+        return resize_to(composer.compose(square(original, 256), edit, mask_id, fractal_id), 32, 32)
+
+    assert torch.equal(stack[0], expected(255 - square(original, 256)))
+    assert not torch.equal(stack[0], expected(square(synthetic_edit(original, 1), 256)))
+    # With the training crop (pad 4 + 32 px crop), each item shows at least 3/4 of each side of the
+    # composed image; the official 256 px square itself would show 32 / 256 of a side.
+    train_set.transform = train_transform("pad_crop", 32, 32, padding=4, hflip=True)
+    assert wrapped[n + slot][0].shape == (1, 3, 32, 32)
+
+
+def test_composed_size_auto_keeps_squares_for_resizing_transforms(make_cfg, tmp_path):
+    """Where the training transform resizes (resize_crop: CUB, Aircraft, Cars...), composed squares
+    stay as the official code writes them; pad_crop datasets get them back at their own size."""
+    for dataset, expected in (("cub", "compose"), ("cifar100", "original")):
+        cfg = compose_config(
+            [
+                f"dataset={dataset}",
+                "aug=diffusemix",
+                "aug.components=edits",
+                "aug.compose=before_crop",
+                "aug.compose_size=64",
+            ]
+        )
+        ctx = AugContext(num_classes=10, dataset_name=dataset, image_size=32, seed=0, loss="ce", config=cfg)
+        assert create_aug(cfg.aug, ctx).composed_size == expected
 
 
 def test_loss_auto_is_ce_for_the_single_view_static_set():
@@ -559,11 +667,15 @@ def test_official_experiment_follows_the_current_code_and_keeps_the_first_releas
         ("aug.seam_px=-3", "aug.seam_px"),
         ("aug.compose=sideways", "aug.compose"),
         ("aug.compose_size=512", "aug.compose=before_crop"),
+        ("aug.views=both", "aug.views"),
+        ("aug.composed_size=big", "aug.composed_size"),
+        ("aug.edit_source=full", "keep_full_size"),
+        ("aug.views=arm_only aug.mode=static_append", "aug.views=arm_only"),
     ],
 )
 def test_bad_settings_name_the_key(dm, override, match):
     with pytest.raises(ConfigError, match=match):
-        dm([override], fill=False)
+        dm(override.split(), fill=False, loss="ce")
 
 
 def test_device_draws_are_seeded_per_epoch(dm):

@@ -174,3 +174,74 @@ def test_eval_split_test_without_a_test_split_is_refused_before_training(make_cf
     assert OmegaConf.select(cfg, "eval.split") == "test"
     with pytest.raises(ConfigError, match="eval.split=val"):
         train(cfg)
+
+
+# -- fast adversarial training (adv.p) ------------------------------------------------------------
+
+
+def reference_fast_adversarial(model, images, targets, eps_255, seed):
+    """PuzzleMix main.py's adversarial step written out (in [0, 1] pixel space): uniform start in
+    +-eps kept in [0, 1], one step of (eps + 2)/255 along the sign of the loss gradient, projection
+    to +-eps, the whole perturbation scaled by u ~ U(0, 1)."""
+    eps = eps_255 / 255.0
+    torch.manual_seed(seed)
+    noise = torch.zeros_like(images).uniform_(-eps, eps)
+    noisy = torch.clamp(images + noise, 0, 1)
+    noise = noisy - images
+    x = noisy.clone().requires_grad_(True)
+    loss = torch.sum(-targets * F.log_softmax(model(x), dim=1), dim=1).mean()
+    loss.backward()
+    noise = noise + (eps_255 + 2) / 255.0 * x.grad.sign()
+    noise = torch.clamp(noise, -eps, eps)
+    noise = torch.rand(()).item() * noise
+    return torch.clamp(images + noise, 0, 1)
+
+
+def test_fast_adversarial_step_matches_the_reference_formula():
+    from diffusemix_bench.robustness.adversarial_training import FastAdversarial
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 5))
+    images = torch.rand(6, 3, 8, 8)
+    targets = F.one_hot(torch.randint(5, (6,)), 5).float()
+    expected = reference_fast_adversarial(model, images, targets, 10.0, seed=3)
+
+    def soft_ce(logits):
+        return torch.sum(-targets * F.log_softmax(logits, dim=1), dim=1).mean()
+
+    torch.manual_seed(3)
+    ours = FastAdversarial(p=1.0, eps=10.0).perturb(model, images, soft_ce)
+    assert torch.allclose(ours, expected, atol=1e-7)
+    delta = ours - images
+    assert delta.abs().max() <= 10 / 255 + 1e-6 and delta.abs().max() > 0
+    # scale=none keeps the projected step whole: unclamped pixels sit at +-eps or inside by the start.
+    torch.manual_seed(3)
+    whole = FastAdversarial(p=1.0, eps=10.0, scale="none").perturb(model, images, soft_ce) - images
+    inside = (images > 0.1) & (images < 0.9)
+    assert torch.isclose(whole[inside].abs(), torch.tensor(10 / 255)).float().mean() > 0.5
+
+
+@pytest.mark.parametrize(("p", "perturbed"), [(0.0, "none"), (1.0, "all")])
+def test_adv_p_perturbs_that_share_of_batches(make_cfg, p, perturbed):
+    metrics = train(make_cfg([f"adv.p={p}", "aug=mixup"]))
+    steps = metrics["optimizer_steps"]
+    assert steps >= 2
+    assert metrics["adversarial_batches"] == (steps if perturbed == "all" else 0)
+    assert metrics["adv_training"] == (
+        None if p == 0 else {"p": 1.0, "eps": 10.0, "step": None, "scale": "uniform"}
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["adv.p=1.5"], "adv.p"),
+        (["adv.p=0.1", "adv.scale=half"], "adv.scale"),
+        (["adv.p=0.1", "aug=puzzlemix"], "aug.adv_p"),
+    ],
+)
+def test_adv_settings_are_checked(make_cfg, overrides, message):
+    from diffusemix_bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        train(make_cfg(overrides))

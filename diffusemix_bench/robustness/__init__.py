@@ -1,4 +1,5 @@
-"""Adversarial robustness of trained classifiers (Table 4): FGSM and PGD through torchattacks."""
+"""Adversarial robustness (Table 4): FGSM and PGD of trained classifiers through torchattacks, and
+fast adversarial training (``adv.p``)."""
 
 from .attacks import ATTACKS, AttackSpec, attack_specs, robust_errors
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytorch_lightning as pl
@@ -13,6 +14,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from ..augment import Augmentation
 from ..config import LossConfig, OptimConfig, SchedConfig
+from ..robustness.adversarial_training import FastAdversarial
 from .losses import TrainLoss, smooth_targets
 from .optim import build_optimizer, build_scheduler
 
@@ -37,6 +39,7 @@ class ClassifierModule(pl.LightningModule):
         loss: LossConfig,
         optim: OptimConfig,
         sched: SchedConfig,
+        adversarial: FastAdversarial | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -46,6 +49,9 @@ class ClassifierModule(pl.LightningModule):
         self.optim_cfg = optim
         self.sched_cfg = sched
         self.criterion = TrainLoss(loss_name, loss.jsd_weight, loss.criterion)
+        # Fast adversarial training (adv.p): batches perturbed so far, kept across a resume.
+        self.adversarial = adversarial or FastAdversarial()
+        self.adversarial_batches = 0
         # Top-5 is capped at the number of classes so tiny label sets still report a value.
         self.top5_k = min(5, num_classes)
         # Training items this run has fed to the model (all ranks), kept across a resume.
@@ -82,10 +88,19 @@ class ClassifierModule(pl.LightningModule):
         images, labels, indices = batch
         targets = smooth_targets(labels, self.num_classes, self.loss_cfg.label_smoothing)
         aug_batch = self.aug.apply(images, targets, indices, self.model)
+
+        def loss_of(logits: torch.Tensor) -> torch.Tensor:
+            return self.criterion(
+                logits, aug_batch.targets, aug_batch.num_views, aug_batch.num_clean, aug_batch.clean_weight
+            )
+
+        if self.adversarial.draw():
+            aug_batch.inputs = self.adversarial.perturb(
+                lambda x: self.aug.logits(self.model, replace(aug_batch, inputs=x)), aug_batch.inputs, loss_of
+            )
+            self.adversarial_batches += 1
         logits = self.aug.logits(self.model, aug_batch)
-        loss = self.criterion(
-            logits, aug_batch.targets, aug_batch.num_views, aug_batch.num_clean, aug_batch.clean_weight
-        )
+        loss = loss_of(logits)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"training loss became {loss.item()} at step {self.global_step} (optim.lr={self.optim_cfg.lr}, "
@@ -98,9 +113,11 @@ class ClassifierModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["images_seen"] = self.images_seen
+        checkpoint["adversarial_batches"] = self.adversarial_batches
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.images_seen = int(checkpoint.get("images_seen", 0))
+        self.adversarial_batches = int(checkpoint.get("adversarial_batches", 0))
 
     def _eval_step(self, batch, stage: str) -> None:
         images, labels, _ = batch

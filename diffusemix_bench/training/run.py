@@ -7,6 +7,7 @@ import logging
 import os
 import time
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -28,6 +29,7 @@ from ..data.splits import Splits
 from ..errors import ConfigError
 from ..progress import progress_bar
 from ..robustness import attack_specs
+from ..robustness.adversarial_training import FastAdversarial
 from .classifier import build_model
 from .evaluate import attack_checkpoint, eval_split
 from .module import ClassifierModule, vanilla_batches_per_epoch
@@ -216,6 +218,7 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
     dataset's splits when the caller has read them already."""
     validate_config(cfg)
     check_protocol_optimiser(cfg)
+    adversarial = FastAdversarial(**OmegaConf.to_container(cfg.adv, resolve=True))
     start = time.time()
     run_dir = Path(cfg.paths.output_dir).expanduser()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -256,7 +259,9 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
     datamodule.set_augmentation(aug)
 
     model = build_model(cfg, num_classes)
-    module = ClassifierModule(model, num_classes, aug, aug.ctx.loss, cfg.loss, cfg.optim, cfg.sched)
+    module = ClassifierModule(
+        model, num_classes, aug, aug.ctx.loss, cfg.loss, cfg.optim, cfg.sched, adversarial=adversarial
+    )
     if cfg.model.compile:
         module.model = torch.compile(module.model)
 
@@ -334,6 +339,9 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
         "optimizer_steps": trainer.global_step,
         "images_seen": images_seen,
         "budget": cfg.budget,
+        # Fast adversarial training (adv.p > 0): its settings and how many batches it perturbed.
+        "adv_training": asdict(adversarial) if adversarial.enabled else None,
+        "adversarial_batches": module.adversarial_batches,
         "wall_time_s": round(time.time() - start, 2),
         "best_checkpoint": best,
         "train_images": len(datamodule.train_set),

@@ -25,6 +25,13 @@ from .masks import half_mask_templates, mask_kinds
 log = logging.getLogger(__name__)
 
 MODES = ("online", "static_append", "replace_p")
+#: Which views a training item gives (``aug.views``): the clean original beside the composed views,
+#: or only views of the run's component (Table 7's column reading).
+VIEWS = ("with_original", "arm_only")
+#: Which edit the composition reads (``aug.edit_source``).
+EDIT_SOURCES = ("stored", "full")
+#: The size composed whole images are brought to before the training crop (``aug.composed_size``).
+COMPOSED_SIZES = ("auto", "original", "compose")
 #: Where composition happens relative to the training crop and flip (``aug.compose``).
 COMPOSE_STAGES = ("after_crop", "before_crop")
 
@@ -52,6 +59,11 @@ class DiffuseMixConfig:
     # loss=ce, online and replace_p: also train on the clean original beside the composed view
     # (two views, CE averaged). The paper trains with JSD, whose CE term is on the clean image.
     ce_include_original: bool = False
+    # with_original (paper, AugMix's JSD): the clean original is a training view beside the composed
+    #   ones (JSD: its CE term is on the original; loss=ce: only with ce_include_original).
+    # arm_only: every view is a draw of aug.components, so an arm trains on what its Table 7 column
+    #   names and nothing else (JSD: three draws, the CE term on the first).
+    views: str = "with_original"
     # static_append: seed of the fixed masks and fractals; independent of the training seed, as the
     # official augmented set is generated once and reused by every run.
     static_seed: int = 0
@@ -65,6 +77,17 @@ class DiffuseMixConfig:
     #   edit to N x N squares first (official code: 512, which squashes the aspect ratio), so the
     #   composed images are N x N. Originals trained as they are (static_append) keep their size.
     compose_size: int = 0
+    # compose_size only: the size each composed image is brought to before the training transform.
+    #   compose: stays compose_size x compose_size (as the official code writes its augmented set);
+    #   original: resized back to its original's size; auto: original where the dataset's training
+    #   transform crops at native resolution without resizing (pad_crop: CIFAR-100, Tiny-ImageNet,
+    #   where a 32-64 px crop of a 256 px square would show under 2% of it), else compose.
+    composed_size: str = "auto"
+    # stored: the edit as stored (the original's size, or shrunk to generator.store_size);
+    # full: the model's full-size output (resolution x resolution; the store keeps it with
+    #   generator.keep_full_size=true), so a composition at compose_size does not enlarge an edit
+    #   that was shrunk to a 32-64 px original.
+    edit_source: str = "stored"
     # Rows of the Figure 4 grid logged at the start of training (0: none).
     figure_images: int = 8
 
@@ -90,6 +113,7 @@ class DiffuseMixTrainSet(Dataset):
         num_edits: int,
         static: bool = False,
         composer: WholeImageComposer | None = None,
+        full_edits: bool = False,
     ) -> None:
         self.base = base
         self.store = store
@@ -97,6 +121,7 @@ class DiffuseMixTrainSet(Dataset):
         self.num_edits = num_edits
         self.static = static
         self.composer = composer
+        self.full_edits = full_edits
         self.num_prompts = len(store.prompt_ids) if store is not None else 0
 
     def __len__(self) -> int:
@@ -104,7 +129,10 @@ class DiffuseMixTrainSet(Dataset):
         return n * (1 + self.num_prompts) if self.static else n
 
     def _edit(self, i: int, prompt_id: str, like: torch.Tensor) -> torch.Tensor:
-        return aligned_edit(self.store.read(self.store_indices[i], prompt_id), like)
+        edit = self.store.read(self.store_indices[i], prompt_id, full=self.full_edits)
+        if self.composer is not None and self.composer.size is not None:
+            return edit  # squared to compose_size with the original by the composer
+        return aligned_edit(edit, like)
 
     def __getitem__(self, item: int) -> tuple[torch.Tensor, int, int]:
         n = len(self.base)
@@ -150,7 +178,15 @@ class DiffuseMix(Augmentation):
     By default composition happens on the training crop, after the original and its edits were
     cropped and flipped together, so M alone decides where the original sits. ``compose=before_crop``
     composes each whole image first, as Algorithm 1 and the official code do, and the training crop
-    then applies to the composed image (a crop may miss one half).
+    then applies to the composed image (a crop may miss one half). Where this departs from the
+    official code: on 32-64 px datasets whose training transform only crops (CIFAR-100,
+    Tiny-ImageNet) the composed square is brought back to the original's size before the crop
+    (``composed_size=auto``), since the official code's own training resolution is 224 px; and the
+    official experiments compose from the model's full-size edit (``edit_source=full``).
+
+    Table 7 arms (``components``) keep AugMix's clean original as the JSD anchor by default
+    (``views=with_original``); ``views=arm_only`` makes every view a draw of the arm, so an arm
+    trains on exactly what its column names.
     """
 
     default_loss = "jsd"
@@ -175,6 +211,9 @@ class DiffuseMix(Augmentation):
         compose: str = "after_crop",
         compose_size: int = 0,
         figure_images: int = 8,
+        views: str = "with_original",
+        composed_size: str = "auto",
+        edit_source: str = "stored",
     ) -> None:
         super().__init__(ctx)
         if not 0.0 <= lam <= 1.0:
@@ -198,6 +237,30 @@ class DiffuseMix(Augmentation):
             )
         if figure_images < 0:
             raise ConfigError(f"aug.figure_images must be >= 0, got {figure_images}")
+        if views not in VIEWS:
+            raise ConfigError(f"aug.views must be one of {list(VIEWS)}, got '{views}'")
+        if views == "arm_only" and (mode == "static_append" or ce_include_original):
+            raise ConfigError(
+                "aug.views=arm_only trains on draws of aug.components only; it cannot be combined with "
+                "aug.mode=static_append (which appends composed images to the originals) or "
+                "aug.ce_include_original=true (which adds the original): drop one of them"
+            )
+        if composed_size not in COMPOSED_SIZES:
+            raise ConfigError(
+                f"aug.composed_size must be one of {list(COMPOSED_SIZES)}, got '{composed_size}'"
+            )
+        if edit_source not in EDIT_SOURCES:
+            raise ConfigError(f"aug.edit_source must be one of {list(EDIT_SOURCES)}, got '{edit_source}'")
+        if (
+            edit_source == "full"
+            and ctx.config is not None
+            and not ctx.config.generator.get("keep_full_size")
+        ):
+            raise ConfigError(
+                "aug.edit_source=full reads the full-size edits, which the edit store keeps only when "
+                "they are generated with generator.keep_full_size=true: add generator.keep_full_size=true "
+                "(to this command and to generate.py), or use aug.edit_source=stored"
+            )
         if mode == "static_append" and ctx.loss == "jsd":
             raise ConfigError(
                 "aug.mode=static_append trains on a fixed set of composed images (the official recipe) "
@@ -219,7 +282,12 @@ class DiffuseMix(Augmentation):
         self.uses_masks = components.startswith("hybrid")
         self.uses_fractals = components.endswith("_fractal")
         self.jsd = ctx.loss == "jsd"
-        self.num_draws = 2 if self.jsd else 1
+        self.arm_only = views == "arm_only"
+        self.views = views
+        # JSD's three views: [clean original, draw 1, draw 2], or three draws with arm_only.
+        self.num_draws = (3 if self.arm_only else 2) if self.jsd else 1
+        self.edit_source = edit_source
+        self.composed_size = self._resolve_composed_size(composed_size)
         self.num_edits = (1 if mode == "static_append" else self.num_draws) if self.uses_edits else 0
         # The bank is built (generated or read from its cache) now, so a bad fractals setting fails
         # before training starts; it moves to the device once, on the first batch.
@@ -231,6 +299,13 @@ class DiffuseMix(Augmentation):
         self._plan: tuple[torch.Tensor, torch.Tensor] | None = None
         self.train_set: DiffuseMixTrainSet | None = None
         self.store = None
+
+    def _resolve_composed_size(self, setting: str) -> str:
+        if setting != "auto":
+            return setting
+        config = self.ctx.config
+        kind = config.dataset.get("train_transform") if config is not None and "dataset" in config else None
+        return "original" if kind == "pad_crop" else "compose"
 
     @property
     def _config(self):
@@ -281,7 +356,13 @@ class DiffuseMix(Augmentation):
         self._plan = self._static_plan(n * len(store.prompt_ids)) if static else None
         composer = WholeImageComposer(self, self._plan) if self.before_crop else None
         self.train_set = DiffuseMixTrainSet(
-            dataset, store, store_indices, self.num_edits, static=static, composer=composer
+            dataset,
+            store,
+            store_indices,
+            self.num_edits,
+            static=static,
+            composer=composer,
+            full_edits=self.edit_source == "full",
         )
         if static:
             prompts = len(store.prompt_ids)
@@ -392,8 +473,8 @@ class DiffuseMix(Augmentation):
                 view = torch.where((coin < self.replace_prob)[:, None, None, None], view, originals)
             views.append(view)
         if self.jsd:
-            # AugMix JSD: [clean, view 1, view 2], view-major.
-            return AugBatch(torch.cat([originals] + views), targets, 3)
+            # AugMix JSD: [clean, view 1, view 2], view-major; arm_only: three draws of the arm.
+            return AugBatch(torch.cat(views if self.arm_only else [originals] + views), targets, 3)
         if self.ce_include_original:
             return AugBatch(torch.cat([originals, views[0]]), targets, 2)
         return AugBatch(views[0], targets, 1)

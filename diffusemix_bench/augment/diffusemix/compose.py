@@ -74,12 +74,17 @@ def aligned_edit(edit: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
     return edit
 
 
+def resize_to(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``image`` (uint8 C x H x W) resized to ``height x width`` (bicubic, antialiased)."""
+    if tuple(image.shape[-2:]) == (height, width):
+        return image
+    return TF.resize(image, [height, width], interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
+
+
 def square(image: torch.Tensor, size: int) -> torch.Tensor:
     """``image`` (uint8 C x H x W) resized to ``size x size`` (bicubic, antialiased), aspect ratio
     not kept, as the official code resizes every image to 512 x 512 before composing."""
-    if tuple(image.shape[-2:]) == (size, size):
-        return image
-    return TF.resize(image, [size, size], interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
+    return resize_to(image, size, size)
 
 
 class WholeImageComposer:
@@ -88,9 +93,11 @@ class WholeImageComposer:
 
     Called with ``[original, edit 1, ...]``, it returns the training views: ``static_append``:
     ``[original]``, or for an appended item its composed image with the item's fixed mask and
-    fractal; ``online`` and ``replace_p``: ``[clean, view 1, view 2]`` with JSD, ``[clean, view]``
-    with ``ce_include_original``, else ``[view]``. With ``compose_size`` the original and its edits
-    are first resized to squares of that side (the clean view too, so the stack shares one size).
+    fractal; ``online`` and ``replace_p``: ``[clean, view 1, view 2]`` with JSD (``aug.views=arm_only``:
+    three views), ``[clean, view]`` with ``ce_include_original``, else ``[view]``. With ``compose_size``
+    the original and its edits are first resized to squares of that side (the clean view too, so the
+    stack shares one size), and with ``composed_size=original`` every view is then resized back to
+    the original's size, so a 32 px training crop sees the whole composed image.
     Random masks and fractals come from torch's global generator, which Lightning seeds per data
     worker. Composed images are rounded to uint8, as the official code stores its augmented set as
     image files.
@@ -105,8 +112,9 @@ class WholeImageComposer:
         self.uses_edits = aug.uses_edits
         self.replace_prob = aug.replace_prob if aug.mode == "replace_p" else None
         self.num_draws = aug.num_draws
-        self.clean_view = aug.jsd or aug.ce_include_original
+        self.clean_view = (aug.jsd and not aug.arm_only) or aug.ce_include_original
         self.size = aug.compose_size or None
+        self.back_to_original = self.size is not None and aug.composed_size == "original"
         self.plan = plan
         self._templates: torch.Tensor | None = None
         self._templates_size: tuple[int, int] | None = None
@@ -145,6 +153,14 @@ class WholeImageComposer:
     def __call__(self, images: list[torch.Tensor], slot: int | None) -> list[torch.Tensor]:
         if self.plan is not None and slot is None:
             return [images[0]]  # an original of static_append's set, trained as it is
+        views = self.views(images, slot)
+        if self.back_to_original:
+            # Composed at compose_size, then brought to the original's size for the training crop.
+            h, w = images[0].shape[-2:]
+            views = [resize_to(v, h, w) for v in views]
+        return views
+
+    def views(self, images: list[torch.Tensor], slot: int | None) -> list[torch.Tensor]:
         if self.size is not None:
             images = [square(im, self.size) for im in images]
         original = images[0]
