@@ -32,8 +32,8 @@ format: ## Apply ruff formatting and safe fixes
 train: ## Train with Hydra overrides: make train ARGS="dataset=flowers102 model=resnet18"
 	$(PY) train.py $(ARGS)
 
-table: ## One paper table's sweep: make table N=5 (ARGS="--cfg job" lists its runs; ARGS="hydra/launcher=slurm" on SLURM)
-	$(PY) train.py --multirun experiment=table$(N) $(ARGS)
+table: ## One paper table's sweep: make table N=5, or N=figure5 / N=lambda (ARGS="--cfg job" lists its runs; ARGS="hydra/launcher=slurm" on SLURM)
+	$(PY) train.py --multirun experiment=$(if $(filter figure5 lambda,$(N)),$(N),table$(N)) $(ARGS)
 
 clean: ## Remove caches and run outputs (keeps .venv and data)
 	rm -rf .pytest_cache .ruff_cache outputs multirun lightning_logs

@@ -265,7 +265,8 @@ class AdvConfig:
     default: with probability ``p`` per batch the training views get one signed gradient step of
     ``step`` (null: eps + 2) from a random start in +-``eps``, in 1/255 units of [0, 1] pixels,
     scaled by u ~ U(0, 1) (``scale=uniform``, as PuzzleMix) or not (``none``). PuzzleMix: p 0.1 on
-    CIFAR-100, 0.15 on Tiny-ImageNet, eps 10. ``aug=puzzlemix`` has its own form (``aug.adv_p``)."""
+    CIFAR-100, 0.15 on Tiny-ImageNet, eps 10. ``aug=puzzlemix`` runs it in its reference's own form
+    (two coins per batch, noise added to the sources before mixing; the same as ``aug.adv_p``)."""
 
     p: float = 0.0
     eps: float = 10.0
@@ -341,6 +342,10 @@ def register_configs() -> None:
     if not OmegaConf.has_resolver("preact_stem_stride"):
         # PreActResNet18's stem: stride 1 for 32 px inputs (CIFAR), 2 for larger (Tiny-ImageNet).
         OmegaConf.register_new_resolver("preact_stem_stride", lambda size: 1 if int(size) <= 32 else 2)
+    if not OmegaConf.has_resolver("per_dataset"):
+        # ${per_dataset:${dataset.name},{cifar100:0.1,tinyimagenet:0.15}}: a value per dataset, for
+        # experiment files whose sweep crosses datasets with a per-dataset setting.
+        OmegaConf.register_new_resolver("per_dataset", per_dataset)
     if not OmegaConf.has_resolver("cpu_cap"):
         # ${cpu_cap:N}: N, or the number of cores this process may use when that is smaller.
         OmegaConf.register_new_resolver("cpu_cap", lambda n: min(int(n), usable_cores()))
@@ -352,6 +357,20 @@ def register_configs() -> None:
 
     for name, schema in registry.list_schemas().items():
         cs.store(group="schema/aug", name=name, node=schema)
+
+
+def per_dataset(name: str, table) -> Any:
+    """The value ``table`` gives dataset ``name`` (its ``default`` entry when it has none)."""
+    from .errors import ConfigError
+
+    if name in table:
+        return table[name]
+    if "default" in table:
+        return table["default"]
+    raise ConfigError(
+        f"a ${{per_dataset:...}} setting has values for {sorted(table)} but not for dataset '{name}': "
+        "add an entry for it (or a 'default' entry) in the experiment file"
+    )
 
 
 BUDGETS = ("epochs", "vanilla_steps")
@@ -443,11 +462,6 @@ def check_values(cfg) -> None:
             "aug=manifold_mixup mixes hidden states between backbone stages, and only model=preactresnet18 "
             f"is split into stages here; got model.name={cfg.model.name}",
         )
-    need(
-        not (cfg.aug.name == "puzzlemix" and cfg.adv.p > 0),
-        "aug=puzzlemix has its own adversarial variant, which perturbs its two sources before they are "
-        f"mixed as PuzzleMix's main.py does: set aug.adv_p={cfg.adv.p} (and aug.adv_eps) instead of adv.p",
-    )
     if str(t.accelerator) in ("gpu", "cuda"):
         import torch
 

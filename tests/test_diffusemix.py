@@ -379,6 +379,11 @@ def test_arm_only_jsd_views_are_only_what_the_table7_column_names(dm, component)
     assert torch.equal(paper.apply(first[0], soft(first[1]), first[2], None).inputs[:9], first[0][:, 0])
 
 
+def test_table7_experiment_trains_each_arm_on_its_column_only():
+    cfg = compose_config(["experiment=table7", "aug.components=edits"])
+    assert cfg.aug.views == "arm_only" and cfg.aug.name == "diffusemix" and cfg.budget == "vanilla_steps"
+
+
 def test_arm_only_before_crop_gives_three_draws(dm):
     _, aug, train_set = dm(["aug.components=edits", "aug.views=arm_only", "aug.compose=before_crop"])
     train_set.transform = None

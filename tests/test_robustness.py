@@ -237,7 +237,8 @@ def test_adv_p_perturbs_that_share_of_batches(make_cfg, p, perturbed):
     [
         (["adv.p=1.5"], "adv.p"),
         (["adv.p=0.1", "adv.scale=half"], "adv.scale"),
-        (["adv.p=0.1", "aug=puzzlemix"], "aug.adv_p"),
+        (["adv.p=0.1", "aug=puzzlemix", "adv.scale=none"], "adv.scale"),
+        (["adv.p=0.1", "aug=puzzlemix", "aug.adv_p=0.2"], "aug.adv_p"),
     ],
 )
 def test_adv_settings_are_checked(make_cfg, overrides, message):
@@ -245,3 +246,24 @@ def test_adv_settings_are_checked(make_cfg, overrides, message):
 
     with pytest.raises(ConfigError, match=message):
         train(make_cfg(overrides))
+
+
+def test_puzzlemix_takes_adv_p_in_its_own_form(make_cfg):
+    """adv.p with aug=puzzlemix becomes PuzzleMix's aug.adv_p (noise on its sources before mixing),
+    and the training loop does not perturb its mixed views a second time."""
+    from diffusemix_bench.augment import AugContext, create_aug
+
+    cfg = make_cfg(["aug=puzzlemix", "adv.p=0.15", "adv.eps=8"])
+    ctx = AugContext(num_classes=100, dataset_name="cifar100", image_size=32, seed=0, config=cfg)
+    aug = create_aug(cfg.aug, ctx)
+    assert aug.own_adversarial and aug.adv_p == 0.15 and aug.adv_eps == 8 / 255
+    metrics = train(cfg)
+    assert metrics["adv_form"] == "method" and metrics["adversarial_batches"] is None
+
+
+def test_per_dataset_values_in_experiment_files():
+    from tests.conftest import compose_config
+
+    for dataset, p in (("cifar100", 0.1), ("tinyimagenet", 0.15)):
+        cfg = compose_config(["experiment=table4", f"dataset={dataset}", "aug=none"])
+        assert cfg.adv.p == p

@@ -405,8 +405,10 @@ def test_every_experiment_runs_one_step(name, make_cfg):
 @pytest.mark.parametrize("name", [n for n in EXPERIMENTS if _sweep(n)])
 def test_each_table_lists_the_runs_it_needs(name):
     """``train.py --multirun experiment=<table> --cfg job`` lists the sweep: every combination of
-    the swept values, each once, and the paper's numbers name only methods the sweep runs."""
+    the swept values, each once; each run belongs to exactly one of the paper's rows, and every row
+    that is not reported-only gets runs."""
     from diffusemix_bench.cli import sweep_jobs
+    from diffusemix_bench.reporting.paper import PaperTable
 
     sweep = _sweep(name)
     jobs = sweep_jobs([f"experiment={name}"], str(CONF_DIR))
@@ -414,10 +416,20 @@ def test_each_table_lists_the_runs_it_needs(name):
     assert len({tuple(sorted(job)) for job in jobs}) == len(jobs)
     assert sorted(sweep["seed"]) == ["0", "1", "2"]
     cfg = compose_config([f"experiment={name}"])
-    matched = {row["match"]["aug"] for row in cfg.paper.rows if "match" in row}
-    assert matched == set(sweep["aug"])
-    assert all("values" in row for row in cfg.paper.rows)
-    assert list(cfg.paper.columns) == [c for c in cfg.paper.columns if c in sweep["dataset"]]
+    table = PaperTable.from_config(cfg, name)
+    assert table.columns == [c for c in table.columns if c in sweep["dataset"]]
+    assert all(row.values or row.reported_only for row in table.rows)
+    # One job per row-defining combination (seed 0, the first dataset): each composed as it runs.
+    first = sweep["dataset"][0]
+    hit = set()
+    for job in jobs:
+        if "seed=0" not in job or f"dataset={first}" not in job:
+            continue
+        row = table.row_of(compose_config([f"experiment={name}", *job]))
+        assert row is not None, f"{job} matches no row of the paper's table"
+        assert row.label not in hit, f"{row.label}: two different runs match it"
+        hit.add(row.label)
+    assert hit == {row.label for row in table.rows if not row.reported_only}
 
 
 def test_readme_table_command_lists_the_runs(tmp_path):

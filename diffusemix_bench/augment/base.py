@@ -117,6 +117,9 @@ class Augmentation:
     default_loss: str = "ce"
     #: Whether ``apply`` can return the three JSD views when ``ctx.loss == "jsd"``.
     supports_jsd: bool = False
+    # True where the method applies fast adversarial training (adv.p) in its reference's own form;
+    # otherwise the training loop perturbs the views the method returns.
+    own_adversarial: bool = False
 
     @classmethod
     def loss_for(cls, aug_cfg: Any) -> str:

@@ -94,7 +94,7 @@ class ClassifierModule(pl.LightningModule):
                 logits, aug_batch.targets, aug_batch.num_views, aug_batch.num_clean, aug_batch.clean_weight
             )
 
-        if self.adversarial.draw():
+        if not self.aug.own_adversarial and self.adversarial.draw():
             aug_batch.inputs = self.adversarial.perturb(
                 lambda x: self.aug.logits(self.model, replace(aug_batch, inputs=x)), aug_batch.inputs, loss_of
             )

@@ -341,7 +341,10 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
         "budget": cfg.budget,
         # Fast adversarial training (adv.p > 0): its settings and how many batches it perturbed.
         "adv_training": asdict(adversarial) if adversarial.enabled else None,
-        "adversarial_batches": module.adversarial_batches,
+        "adv_form": (
+            ("method" if aug.own_adversarial else "training_views") if adversarial.enabled else None
+        ),
+        "adversarial_batches": None if aug.own_adversarial else module.adversarial_batches,
         "wall_time_s": round(time.time() - start, 2),
         "best_checkpoint": best,
         "train_images": len(datamodule.train_set),

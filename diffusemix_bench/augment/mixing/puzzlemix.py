@@ -63,7 +63,11 @@ class PuzzleMixConfig:
 class PuzzleMix(CleanLossAugmentation):
     """Each image is mixed with a random partner through a block mask found by graph cut (maximise
     the saliency shown, keep labels and image content smooth, prior towards lambda), and the salient
-    blocks of each side are moved by an approximate optimal transport into the region it shows."""
+    blocks of each side are moved by an approximate optimal transport into the region it shows.
+    Fast adversarial training (``adv.p`` or ``aug.adv_p``) runs in main.py's form: two coins per
+    batch, the noise added to each chosen source before mixing."""
+
+    own_adversarial = True
 
     def __init__(self, ctx, **cfg) -> None:
         super().__init__(ctx, **cfg)
@@ -85,6 +89,7 @@ class PuzzleMix(CleanLossAugmentation):
         self.clean_lam = float(settings["clean_lam"])
         self.adv_p = float(cfg.get("adv_p", 0.0))
         self.adv_eps = float(cfg.get("adv_eps", 10.0)) / 255.0
+        self._take_training_adversarial()
         self.prob = float(cfg.get("prob", 1.0))
         if self.n_labels not in (2, 3, 4):
             raise ConfigError(f"aug.n_labels must be 2, 3 or 4 (PuzzleMix's priors), got {self.n_labels}")
@@ -96,6 +101,27 @@ class PuzzleMix(CleanLossAugmentation):
             raise ConfigError(
                 f"aug.neigh_size must be >= 1 and aug.t_size -1 or >= 1, got {self.neigh_size}, {self.t_size}"
             )
+
+    def _take_training_adversarial(self) -> None:
+        """``adv.p`` (fast adversarial training for every method) runs here in PuzzleMix's own form:
+        two coins per batch, the noise added to each chosen source before mixing."""
+        config = self.ctx.config
+        adv = config.get("adv") if config is not None else None
+        if adv is None or float(adv.p) <= 0:
+            return
+        if self.adv_p > 0 and (self.adv_p != float(adv.p) or self.adv_eps != float(adv.eps) / 255.0):
+            raise ConfigError(
+                f"aug.adv_p={self.adv_p} and adv.p={adv.p} both ask for adversarial PuzzleMix with other "
+                "settings: give one of them"
+            )
+        if (adv.step is not None and float(adv.step) != float(adv.eps) + 2.0) or adv.scale != "uniform":
+            raise ConfigError(
+                "aug=puzzlemix runs adv.p in PuzzleMix's own form (step eps + 2, perturbation scaled by "
+                f"u ~ U(0, 1)); adv.step={adv.step} and adv.scale={adv.scale} cannot apply: leave them at "
+                "their defaults (null, uniform)"
+            )
+        self.adv_p = float(adv.p)
+        self.adv_eps = float(adv.eps) / 255.0
 
     def apply(
         self, images: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor, model: nn.Module

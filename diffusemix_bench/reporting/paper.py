@@ -1,0 +1,110 @@
+"""The paper's numbers of one table, as an experiment file's ``paper:`` block holds them, and which
+of its rows a run's configuration belongs to."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from ..errors import ConfigError
+
+#: Short names a row's ``match`` may use for a group's chosen option.
+GROUP_KEYS = {"aug": "aug.name", "dataset": "dataset.name", "model": "model.name"}
+
+
+def setting(cfg: DictConfig, key: str) -> Any:
+    """The value of ``key`` (dotted; ``aug``/``dataset``/``model`` name the chosen option) in a run's
+    configuration, or None where the run has no such setting."""
+    value = OmegaConf.select(cfg, GROUP_KEYS.get(key, key), default=None)
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal as settings: numbers by value (1 == 1.0), anything else by equality of its text."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
+    return a == b or (a is not None and b is not None and str(a) == str(b))
+
+
+@dataclass
+class PaperRow:
+    label: str
+    match: dict[str, Any] | None  # None: reported only (a method this framework does not run)
+    values: dict[str, dict[str, float | None]]  # column -> metric -> the paper's number (None: dash)
+    note: str | None = None
+    uncertain: str | None = None
+
+    @property
+    def reported_only(self) -> bool:
+        return self.match is None
+
+    def matches(self, cfg: DictConfig) -> bool:
+        return self.match is not None and all(same_value(setting(cfg, k), v) for k, v in self.match.items())
+
+
+@dataclass
+class PaperTable:
+    """``columns`` are datasets (a run's column is its ``dataset.name``); ``metrics`` maps each of
+    the paper's metric names to the ``metrics.json`` key compared with it."""
+
+    name: str
+    caption: str
+    units: str
+    columns: list[str]
+    metrics: dict[str, str]
+    rows: list[PaperRow]
+    lower_is_better: bool = False
+    notes: list[str] = field(default_factory=list)
+    # Figures: the swept setting on the x axis (Figure 5: generator.num_prompts; lambda: aug.lam).
+    x: str | None = None
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig, experiment: str = "") -> PaperTable:
+        paper = cfg.get("paper")
+        if paper is None:
+            raise ConfigError(
+                f"experiment={experiment or cfg.get('experiment_name')} has no `paper:` block with the paper's "
+                "numbers to report against; pick a table's experiment (experiments/table*.yaml, figure5, lambda)"
+            )
+        p = OmegaConf.to_container(paper, resolve=True)
+        rows = [
+            PaperRow(
+                label=str(r["label"]),
+                match=None if r.get("reported_only") or "match" not in r else dict(r["match"]),
+                values=r.get("values") or {},
+                note=r.get("note"),
+                uncertain=r.get("uncertain") if isinstance(r.get("uncertain"), str) else None,
+            )
+            for r in p.get("rows") or []
+        ]
+        return cls(
+            name=str(p.get("table", experiment)),
+            caption=str(p.get("caption", "")),
+            units=str(p.get("units", "")),
+            columns=list(p.get("columns") or []),
+            metrics=dict(p.get("metrics") or {}),
+            rows=rows,
+            lower_is_better=bool(p.get("lower_is_better", False)),
+            notes=list(p.get("notes") or []),
+            x=p.get("x"),
+        )
+
+    def row_of(self, cfg: DictConfig) -> PaperRow | None:
+        """The one row whose ``match`` this run's configuration satisfies (None: no row); a run
+        matching two rows is an error in the experiment file."""
+        found = [row for row in self.rows if row.matches(cfg)]
+        if len(found) > 1:
+            raise ConfigError(
+                f"the paper table {self.name}: a run matches rows {[r.label for r in found]}; each row's `match` "
+                "must pick out different runs (add the setting that tells them apart)"
+            )
+        return found[0] if found else None
