@@ -3,7 +3,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PY := .venv/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all lint format train table clean
+.PHONY: help install test test-all lint format train table report demo study clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,16 @@ train: ## Train with Hydra overrides: make train ARGS="dataset=flowers102 model=
 
 table: ## One paper table's sweep: make table N=5, or N=figure5 / N=lambda (ARGS="--cfg job" lists its runs; ARGS="hydra/launcher=slurm" on SLURM)
 	$(PY) train.py --multirun experiment=$(if $(filter figure5 lambda,$(N)),$(N),table$(N)) $(ARGS)
+
+report: ## A table beside the paper's numbers: make report N=5 RUNS=<sweep folder>
+	$(PY) report.py experiment=$(if $(filter figure5 lambda demo study_flowers,$(N)),$(N),table$(N)) runs=$(RUNS) $(ARGS)
+
+demo: ## The whole loop offline on CPU in a few minutes (shapes dataset, tiny edits, 2 methods x 2 seeds, FGSM, report)
+	$(PY) demo.py
+
+study: ## The committed real study (Flowers-102 from ../shared/data, 6 methods x 3 seeds, < 1 h on 2 cores) and its report
+	$(PY) train.py --multirun experiment=study_flowers paths.data_dir=../shared/data hydra.sweep.dir=outputs/study_flowers
+	$(PY) report.py experiment=study_flowers runs=outputs/study_flowers out=experiments/results/study_flowers
 
 clean: ## Remove caches and run outputs (keeps .venv and data)
 	rm -rf .pytest_cache .ruff_cache outputs multirun lightning_logs

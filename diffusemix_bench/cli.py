@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from omegaconf import DictConfig
 
 from .config import check_protocol_optimiser, validate_config
@@ -85,3 +87,146 @@ def list_sweep(argv: list[str], config_dir: str, config_name: str = "config") ->
     print(f"{len(jobs)} runs:")
     for k, job in enumerate(jobs):
         print(f"  {k}: {' '.join(job)}")
+
+
+REPORT_USAGE = """usage: python report.py experiment=<name> runs=<folder>[,<folder>...] [out=<folder>] [<sweep overrides>]
+
+Reads the run folders under runs= (the sweep folders `--multirun experiment=<name>` wrote), and
+writes the table in the paper's layout beside the paper's numbers: report.md, report.tex (booktabs),
+report.csv and plots, in out= (default: <first runs folder>/report), and prints the markdown.
+Sweep overrides given to the multirun (for example seed=0,1) tell the report which runs to expect."""
+
+
+def _parse_report_args(argv: list[str]) -> tuple[str, list[Path], Path | None, list[str]]:
+    experiment, runs, out, extra = None, [], None, []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep:
+            raise ConfigError(f"report.py: '{arg}' is not key=value\n{REPORT_USAGE}")
+        if key == "experiment":
+            experiment = value
+        elif key == "runs":
+            runs += [Path(v) for v in value.split(",") if v]
+        elif key == "out":
+            out = Path(value)
+        else:
+            extra.append(arg)
+    if not experiment or not runs:
+        raise ConfigError(f"report.py needs experiment=<name> and runs=<sweep folder>\n{REPORT_USAGE}")
+    return experiment, runs, out, extra
+
+
+def _compose(config_dir: str, overrides: list[str], hydra_config: bool = False):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+            return compose("config", overrides=overrides, return_hydra_config=hydra_config)
+    except HydraException as exc:
+        raise ConfigError(str(exc)) from None
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _generation_hours(filled) -> dict[str, float]:
+    """Hours the edit stores of the table's DiffuseMix runs logged for generation, per dataset."""
+    from .generation.store import EditStore
+
+    hours: dict[str, float] = {}
+    for (_, column), cell in filled.cells.items():
+        if column in hours:
+            continue
+        for run in cell.finished:
+            if run.config.get("aug", {}).get("name") != "diffusemix":
+                continue
+            try:
+                store = EditStore.from_config(run.config, column, split="train")
+            except Exception:  # a store that cannot be located from here adds no hours
+                continue
+            hours[column] = store.generation_seconds() / 3600
+            break
+    return hours
+
+
+def build_report(argv: list[str], config_dir: str) -> dict:
+    """The report of ``report.py``'s arguments: files written, and the filled table."""
+    import shutil
+
+    from .reporting import formats, plots
+    from .reporting.paper import PaperTable, setting
+    from .reporting.runs import find_runs
+    from .reporting.table import fill
+
+    experiment, roots, out, extra = _parse_report_args(argv)
+    base = _compose(config_dir, [f"experiment={experiment}"], hydra_config=True)
+    table = PaperTable.from_config(base, experiment)
+    sweep_keys = set((base.get("hydra") or {}).get("sweeper", {}).get("params", {}) or {})
+    try:
+        jobs = sweep_jobs([f"experiment={experiment}", *extra], config_dir)
+    except Exception as exc:
+        raise ConfigError(
+            f"report.py: the sweep of experiment={experiment} {' '.join(extra)}: {exc}"
+        ) from None
+    expected: dict[tuple[str, str], list[int]] = {}
+    references = {}
+    composed: dict[tuple, tuple] = {}
+    for job in jobs:
+        # The experiment file's own settings for this job: its sweep keys, nothing else given.
+        own = [o for o in job if o.split("=", 1)[0].lstrip("+~") in sweep_keys | {"experiment"}]
+        key = tuple(sorted(o for o in own if not o.startswith("seed=")))
+        if key not in composed:
+            cfg = _compose(config_dir, [f"experiment={experiment}", *key])
+            row = table.row_of(cfg)
+            composed[key] = (row, setting(cfg, "dataset"), cfg)
+        row, column, cfg = composed[key]
+        if row is None or column not in table.columns:
+            continue
+        seed = next((int(o.split("=", 1)[1]) for o in job if o.startswith("seed=")), int(cfg.seed))
+        expected.setdefault((row.label, column), []).append(seed)
+        references[(row.label, column)] = cfg
+    runs = find_runs(roots)
+    filled = fill(table, runs, expected, references, experiment=experiment)
+    out = (out or Path(roots[0]) / "report").expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    written = {
+        "markdown": out / "report.md",
+        "latex": out / "report.tex",
+        "csv": out / "report.csv",
+    }
+    written["markdown"].write_text(formats.markdown(filled))
+    written["latex"].write_text(formats.latex(filled))
+    written["csv"].write_text(formats.csv_text(filled))
+    curve = plots.curve(filled, out / f"{table.name}.png")
+    if curve is not None:
+        written["curve"] = curve
+    compute = plots.accuracy_vs_compute(filled, out / "accuracy_vs_compute.png", _generation_hours(filled))
+    if compute is not None:
+        written["compute"] = compute
+    for (_, column), cell in filled.cells.items():
+        figure = next(
+            (r.folder / "figure4.png" for r in cell.finished if (r.folder / "figure4.png").is_file()), None
+        )
+        target = out / f"figure4_{column}.png"
+        if figure is not None and not target.exists():
+            shutil.copyfile(figure, target)
+            written[f"figure4_{column}"] = target
+    return {"files": written, "filled": filled}
+
+
+def run_report(argv: list[str], config_dir: str) -> None:
+    """report.py's entry: prints the markdown table and the files written; user errors end with a
+    message, not a traceback."""
+    if any(a in ("-h", "--help") for a in argv):
+        print(REPORT_USAGE)
+        return
+    from .config import register_configs
+
+    with user_errors_reported():
+        register_configs()
+        result = build_report(argv, config_dir)
+    print(result["files"]["markdown"].read_text())
+    for kind, path in result["files"].items():
+        print(f"{kind}: {path}")

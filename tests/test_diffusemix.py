@@ -12,12 +12,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from diffusemix_bench.augment import AugContext, create_aug
-from diffusemix_bench.augment.diffusemix.augmentation import (
-    DiffuseMix,
-    DiffuseMixConfig,
-    DiffuseMixEpochCallback,
-    DiffuseMixFigureCallback,
-)
+from diffusemix_bench.augment.diffusemix.augmentation import DiffuseMix, DiffuseMixConfig
+from diffusemix_bench.augment.diffusemix.callbacks import DiffuseMixEpochCallback, DiffuseMixFigureCallback
 from diffusemix_bench.augment.diffusemix.compose import (
     COMPONENTS,
     blend_fractal,

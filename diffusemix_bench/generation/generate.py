@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 import pytorch_lightning as pl
@@ -293,6 +294,7 @@ def generate(cfg: DictConfig) -> dict:
         enable_checkpointing=False,
         use_distributed_sampler=False,  # EditKeysData shards the keys itself, without padding
     )
+    started = time.time()
     try:
         trainer.predict(
             EditModule(cfg, stores), datamodule=EditKeysData(cfg, stores, counts), return_predictions=False
@@ -301,6 +303,14 @@ def generate(cfg: DictConfig) -> dict:
         for store in stores.values():
             store.close()
     _sum_over_ranks(trainer, counts)
+    if trainer.is_global_zero:
+        for store in stores.values():
+            store.log_generation(
+                generated=counts.generated,
+                seconds=time.time() - started,
+                devices=trainer.world_size,
+                splits=list(stores),
+            )
     summary = {
         "planned": counts.planned,
         "generated": counts.generated,

@@ -126,6 +126,7 @@ class EditStore:
         settings.json                     the settings whose hash names the folder
         runtime.json                      how the edits are computed on this machine: the resolved
                                           dtype, channels_last, compile, batching (first write)
+        generation_log.jsonl              one line per generate.py run: edits made, wall seconds
         edits/<prompt id>/<shard>/<index>.png   uint8 RGB, the stored size
         full/<prompt id>/<shard>/<index>.png    the resolution x resolution edit (keep_full_size)
         manifest/<host>-<pid>-<time>.txt  one line "<prompt id> <index>" per finished key
@@ -366,6 +367,38 @@ class EditStore:
         tmp = self.folder / f".settings.json.{_host()}-{os.getpid()}"
         tmp.write_text(json.dumps(self.settings, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, path)
+
+    def log_generation(self, generated: int, seconds: float, devices: int, splits: list[str]) -> None:
+        """Append one generate.py run (edits made, wall seconds, devices, and the splits it filled
+        together) to generation_log.jsonl, so reports can count generation's hours beside training's."""
+        if generated <= 0:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        record = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "generated": int(generated),
+            "seconds": round(float(seconds), 3),
+            "devices": int(devices),
+            "splits": list(splits),
+            "device": self.runtime.get("device") if self.runtime else None,
+            "host": socket.gethostname(),
+        }
+        with open(self.folder / "generation_log.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def generation_seconds(self) -> float:
+        """Device-seconds of every generate.py run logged in this store (wall seconds x devices)."""
+        path = self.folder / "generation_log.jsonl"
+        if not path.is_file():
+            return 0.0
+        total = 0.0
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+                total += float(record["seconds"]) * int(record.get("devices", 1))
+            except (ValueError, KeyError, TypeError):
+                continue
+        return total
 
     def use_runtime(self, runtime: dict[str, Any], warn: bool = True) -> None:
         """Generate with ``runtime`` (see RUNTIME_EXACT, RUNTIME_LOOSE): check it against the one

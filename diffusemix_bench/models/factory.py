@@ -10,8 +10,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-import huggingface_hub.constants
-import timm
 import torch
 import torchvision.models as tvm
 from torch import nn
@@ -176,6 +174,10 @@ def _module_names(net: nn.Module, modules: nn.Module | Sequence[nn.Module]) -> t
 
 @register_model("timm")
 def _timm(num_classes: int, *, pretrained: bool, name: str | None = None, **timm_options) -> Backbone:
+    # timm (and the hub's settings) load only when a timm model is built: start-up stays quick.
+    import huggingface_hub.constants
+    import timm
+
     if not name:
         raise ValueError(
             "model 'timm' needs the timm architecture as option name=<timm model> "

@@ -18,7 +18,7 @@ GROUP_KEYS = {"aug": "aug.name", "dataset": "dataset.name", "model": "model.name
 def setting(cfg: DictConfig, key: str) -> Any:
     """The value of ``key`` (dotted; ``aug``/``dataset``/``model`` name the chosen option) in a run's
     configuration, or None where the run has no such setting."""
-    value = OmegaConf.select(cfg, GROUP_KEYS.get(key, key), default=None)
+    value = OmegaConf.select(cfg, GROUP_KEYS.get(key, key), default=None, throw_on_resolution_failure=False)
     if isinstance(value, (DictConfig, ListConfig)):
         return OmegaConf.to_container(value, resolve=True)
     return value

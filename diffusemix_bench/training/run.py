@@ -7,6 +7,7 @@ import logging
 import os
 import time
 import warnings
+from contextlib import contextmanager, suppress
 from dataclasses import asdict
 from pathlib import Path
 
@@ -150,7 +151,8 @@ def build_callbacks(cfg: DictConfig, ckpt_dir: Path) -> list[Callback]:
         callbacks.append(EarlyStopping(monitor=c.monitor, mode=c.mode, patience=c.early_stopping_patience))
     if c.lr_monitor and cfg.logger.name != "none":
         callbacks.append(LearningRateMonitor(logging_interval="step"))
-    bar = progress_bar(c.progress_bar)
+    # trainer.enable_progress_bar=false turns the bar off whatever callbacks.progress_bar says.
+    bar = progress_bar(c.progress_bar) if cfg.trainer.get("enable_progress_bar", True) is not False else None
     if bar is not None:
         callbacks.append(bar)
     return callbacks
@@ -212,16 +214,42 @@ def _percent(value) -> float | None:
     return None if value is None else round(float(value) * 100.0, 4)
 
 
+#: Written in the run folder when training stops with an error, so reports count the run as
+#: diverged (a non-finite loss) or failed instead of missing; removed when the run finishes.
+FAILURE_FILE = "failure.json"
+
+
+@contextmanager
+def failure_recorded(run_dir: Path):
+    try:
+        yield
+    except BaseException as exc:
+        status = "diverged" if isinstance(exc, FloatingPointError) else "failed"
+        error = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+        record = {"status": status, "error": error, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        with suppress(OSError):
+            (run_dir / FAILURE_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        raise
+
+
 def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
     """Fit on train, select the checkpoint on val, evaluate test once; write ``metrics.json``
     and ``config_resolved.yaml`` in the run folder and return the metrics. ``splits`` are the
-    dataset's splits when the caller has read them already."""
+    dataset's splits when the caller has read them already. A run that stops with an error leaves
+    ``failure.json`` (status diverged or failed, and the error) in its folder."""
     validate_config(cfg)
     check_protocol_optimiser(cfg)
     adversarial = FastAdversarial(**OmegaConf.to_container(cfg.adv, resolve=True))
-    start = time.time()
     run_dir = Path(cfg.paths.output_dir).expanduser()
     run_dir.mkdir(parents=True, exist_ok=True)
+    with failure_recorded(run_dir):
+        metrics = _train(cfg, splits, adversarial, run_dir)
+    (run_dir / FAILURE_FILE).unlink(missing_ok=True)
+    return metrics
+
+
+def _train(cfg: DictConfig, splits: Splits | None, adversarial: FastAdversarial, run_dir: Path) -> dict:
+    start = time.time()
     if cfg.ckpt_path is not None and (run_dir / "config_resolved.yaml").is_file():
         check_resume_matches(cfg, run_dir / "config_resolved.yaml")
     (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
-from pytorch_lightning.callbacks import Callback
 from torch import nn
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
@@ -19,7 +17,6 @@ from ..base import AugBatch, AugContext, Augmentation
 from ..fractals import FractalBank
 from ..registry import register_aug
 from .compose import COMPONENTS, WholeImageComposer, aligned_edit, compose_component, resize_fractals
-from .figure4 import figure4_image
 from .masks import half_mask_templates, mask_kinds
 
 log = logging.getLogger(__name__)
@@ -288,6 +285,7 @@ class DiffuseMix(Augmentation):
         self.num_draws = (3 if self.arm_only else 2) if self.jsd else 1
         self.edit_source = edit_source
         self.composed_size = self._resolve_composed_size(composed_size)
+        self.resolved["composed_size"] = self.composed_size
         self.num_edits = (1 if mode == "static_append" else self.num_draws) if self.uses_edits else 0
         # The bank is built (generated or read from its cache) now, so a bad fractals setting fails
         # before training starts; it moves to the device once, on the first batch.
@@ -495,53 +493,11 @@ class DiffuseMix(Augmentation):
 
     # -- figure ------------------------------------------------------------------------------
     def callbacks(self) -> list:
+        # Lightning is imported when training starts, not when the config is composed.
+        from .callbacks import DiffuseMixEpochCallback, DiffuseMixFigureCallback
+
         callbacks: list = [DiffuseMixEpochCallback(self)]
         # The figure shows edits: arms without them (originals, originals_fractal) have none to show.
         if self.figure_images > 0 and self.uses_edits:
             callbacks.append(DiffuseMixFigureCallback(self))
         return callbacks
-
-
-class DiffuseMixEpochCallback(Callback):
-    """Tells the method which epoch starts, so its device draws are seeded per epoch."""
-
-    def __init__(self, aug: DiffuseMix) -> None:
-        self.aug = aug
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self.aug.start_epoch(trainer.current_epoch)
-
-
-class DiffuseMixFigureCallback(Callback):
-    """At the start of training: the Figure 4 grid of this run's settings (PNG in the run folder,
-    and an image in wandb or tensorboard) and the number of training items per epoch."""
-
-    def __init__(self, aug: DiffuseMix) -> None:
-        self.aug = aug
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        if not trainer.is_global_zero:
-            return
-        items = len(self.aug.train_set) if self.aug.train_set is not None else None
-        for logger in trainer.loggers:
-            if items is not None:
-                logger.log_metrics({"diffusemix/train_items": items}, step=0)
-        base = self.aug.train_set.base if self.aug.train_set is not None else trainer.datamodule.train_set
-        image = figure4_image(self.aug, base, self.aug.figure_images, seed=self.aug.ctx.seed)
-        config = self.aug.ctx.config
-        run_dir = Path(str(config.paths.output_dir)) if config is not None else Path(trainer.default_root_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        image.save(run_dir / "figure4.png")
-        for logger in trainer.loggers:
-            _log_image(logger, "diffusemix/figure4", image)
-
-
-def _log_image(logger, key: str, image) -> None:
-    """Log a PIL image to wandb or tensorboard (the CSV logger has the PNG in the run folder)."""
-    import numpy as np
-
-    name = type(logger).__name__
-    if name == "WandbLogger":
-        logger.log_image(key=key, images=[image])
-    elif name == "TensorBoardLogger":
-        logger.experiment.add_image(key, np.asarray(image), 0, dataformats="HWC")

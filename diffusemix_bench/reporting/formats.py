@@ -1,0 +1,189 @@
+"""A filled table written out: markdown (for a README), LaTeX booktabs (for a paper), CSV (for
+analysis). Every cell shows the paper's number, ours as mean +- std (n) over seeds, and the
+difference; cells without runs say why (missing, failed, diverged), never a number."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from .table import Cell, FilledTable
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _status(cell: Cell) -> str:
+    if not cell.expected_seeds and not cell.runs:
+        return "not in the sweep"
+    parts = []
+    if cell.missing_seeds:
+        parts.append(f"{len(cell.missing_seeds)} missing")
+    if cell.failed:
+        parts.append(f"{len(cell.failed)} failed")
+    if cell.diverged:
+        parts.append(f"{len(cell.diverged)} diverged")
+    return ", ".join(parts)
+
+
+def ours_text(cell: Cell, metric_key: str, pm: str = "±") -> str:
+    mean, std, n = cell.stats(metric_key)
+    status = _status(cell)
+    if n == 0:
+        return status or "no value"
+    text = f"{mean:.2f} {pm} {_num(std)} ({n})"
+    return f"{text}; {status}" if status else text
+
+
+def diff_value(paper: float | None, cell: Cell, metric_key: str) -> float | None:
+    mean, _, n = cell.stats(metric_key)
+    return None if paper is None or n == 0 else mean - paper
+
+
+def _columns(filled: FilledTable) -> list[tuple[str, str, str]]:
+    """(dataset column, paper metric, metrics.json key) in the paper's order."""
+    t = filled.table
+    return [(c, m, key) for c in t.columns for m, key in t.metrics.items()]
+
+
+def _paper_value(row, column: str, metric: str) -> float | None:
+    return (row.values.get(column) or {}).get(metric)
+
+
+def notes(filled: FilledTable) -> list[str]:
+    t = filled.table
+    lines = [filled.summary()]
+    if filled.deviations:
+        lines.append("Settings that differ from the experiment file: " + "; ".join(filled.deviations))
+    else:
+        lines.append("Every run used the experiment file's settings (its protocol, epochs and loss).")
+    for row in t.rows:
+        if row.uncertain:
+            lines.append(f"{row.label}: the paper's number is uncertain: {row.uncertain}")
+        if row.note:
+            lines.append(f"{row.label}: {row.note}")
+    return lines
+
+
+def markdown(filled: FilledTable) -> str:
+    t = filled.table
+    cols = _columns(filled)
+    header = ["Method"] + [f"{c} {m}: paper | ours | Δ" for c, m, _ in cols]
+    out = [f"### {t.name}: {t.caption}", "", f"Units: {t.units}.", ""]
+    out.append("| " + " | ".join(header) + " |")
+    out.append("|" + "---|" * len(header))
+    for row in t.rows:
+        cells = []
+        for column, metric, key in cols:
+            paper = _paper_value(row, column, metric)
+            if row.reported_only:
+                cells.append(f"{_num(paper)} \\| not run (reported only) \\| –")
+                continue
+            cell = filled.cells[(row.label, column)]
+            diff = diff_value(paper, cell, key)
+            cells.append(
+                f"{_num(paper)} \\| {ours_text(cell, key)} \\| {'–' if diff is None else f'{diff:+.2f}'}"
+            )
+        out.append("| " + " | ".join([row.label] + cells) + " |")
+    out += [
+        "",
+        "Compute per run (mean over finished seeds): optimiser steps / images seen / training minutes.",
+        "",
+    ]
+    out.append("| Method | " + " | ".join(t.columns) + " |")
+    out.append("|---|" + "---|" * len(t.columns))
+    for row in t.rows:
+        if row.reported_only:
+            continue
+        parts = []
+        for column in t.columns:
+            cell = filled.cells[(row.label, column)]
+            steps, seen, wall = (cell.mean_of(k) for k in ("optimizer_steps", "images_seen", "wall_time_s"))
+            parts.append("–" if steps is None else f"{steps:.0f} / {seen or 0:.0f} / {(wall or 0) / 60:.1f}")
+        out.append("| " + " | ".join([row.label] + parts) + " |")
+    out.append("")
+    out += [f"- {line}" for line in notes(filled)]
+    return "\n".join(out) + "\n"
+
+
+def _tex(text: str) -> str:
+    for a, b in (("\\", "\\textbackslash{}"), ("&", "\\&"), ("%", "\\%"), ("_", "\\_"), ("#", "\\#")):
+        text = text.replace(a, b)
+    return text
+
+
+def latex(filled: FilledTable) -> str:
+    t = filled.table
+    cols = _columns(filled)
+    spec = "l" + "rrr" * len(cols)
+    out = [
+        "% booktabs table written by report.py; " + _tex(filled.summary()),
+        "\\begin{table}[t]",
+        "\\centering",
+        "\\small",
+        f"\\begin{{tabular}}{{{spec}}}",
+        "\\toprule",
+        " & " + " & ".join(f"\\multicolumn{{3}}{{c}}{{{_tex(c)} {_tex(m)}}}" for c, m, _ in cols) + " \\\\",
+        " ".join(f"\\cmidrule(lr){{{2 + 3 * i}-{4 + 3 * i}}}" for i in range(len(cols))),
+        "Method & " + " & ".join("Paper & Ours & $\\Delta$" for _ in cols) + " \\\\",
+        "\\midrule",
+    ]
+    for row in t.rows:
+        cells = []
+        for column, metric, key in cols:
+            paper = _paper_value(row, column, metric)
+            if row.reported_only:
+                cells += [_num(paper), "--", "--"]
+                continue
+            cell = filled.cells[(row.label, column)]
+            mean, std, n = cell.stats(key)
+            ours = "--" if n == 0 else f"${mean:.2f} \\pm {_num(std)}$ ({n})"
+            diff = diff_value(paper, cell, key)
+            cells += [_num(paper), ours, "--" if diff is None else f"${diff:+.2f}$"]
+        out.append(_tex(row.label) + " & " + " & ".join(cells) + " \\\\")
+    out += [
+        "\\bottomrule",
+        "\\end{tabular}",
+        f"\\caption{{{_tex(t.caption)} Ours: mean $\\pm$ std (seeds).}}",
+        "\\end{table}",
+    ]
+    return "\n".join(out) + "\n"
+
+
+CSV_FIELDS = (
+    "table", "row", "column", "metric", "metrics_key", "paper", "mean", "std", "n", "diff",
+    "expected", "missing", "failed", "diverged", "optimizer_steps", "images_seen", "wall_time_s",
+    "reported_only", "run_folders",
+)  # fmt: skip
+
+
+def csv_text(filled: FilledTable) -> str:
+    t = filled.table
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in t.rows:
+        for column, metric, key in _columns(filled):
+            paper = _paper_value(row, column, metric)
+            rec = {"table": t.name, "row": row.label, "column": column, "metric": metric, "metrics_key": key,
+                   "paper": paper, "reported_only": row.reported_only}  # fmt: skip
+            if not row.reported_only:
+                cell = filled.cells[(row.label, column)]
+                mean, std, n = cell.stats(key)
+                rec.update(
+                    mean=mean,
+                    std=std,
+                    n=n,
+                    diff=diff_value(paper, cell, key),
+                    expected=len(cell.expected_seeds),
+                    missing=len(cell.missing_seeds),
+                    failed=len(cell.failed),
+                    diverged=len(cell.diverged),
+                    optimizer_steps=cell.mean_of("optimizer_steps"),
+                    images_seen=cell.mean_of("images_seen"),
+                    wall_time_s=cell.mean_of("wall_time_s"),
+                    run_folders=";".join(str(r.folder) for r in cell.runs),
+                )
+            writer.writerow(rec)
+    return buf.getvalue()

@@ -1,0 +1,92 @@
+"""Figures of a filled table (PNG, matplotlib): a metric against the swept setting (Figure 5's
+prompt counts, the lambda curve), and accuracy against compute per method."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .paper import setting
+from .table import FilledTable
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def curve(filled: FilledTable, path: Path) -> Path | None:
+    """One panel per metric: ours (mean +- std over seeds) against the table's ``x`` setting, one
+    line per dataset, the paper's values dashed where the paper prints them. None without ``x``."""
+    t = filled.table
+    if not t.x:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(t.metrics), figsize=(5 * len(t.metrics), 4), squeeze=False)
+    for ax, (metric, key) in zip(axes[0], t.metrics.items()):
+        for column in t.columns:
+            xs, means, stds, paper_x, paper_y = [], [], [], [], []
+            for row in t.rows:
+                if row.reported_only or t.x not in row.match:
+                    continue
+                x = float(row.match[t.x])
+                mean, std, n = filled.cells[(row.label, column)].stats(key)
+                if n:
+                    xs.append(x), means.append(mean), stds.append(std or 0.0)
+                value = (row.values.get(column) or {}).get(metric)
+                if value is not None:
+                    paper_x.append(x), paper_y.append(value)
+            if xs:
+                line = ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=f"{column} (ours)")
+                color = line[0].get_color()
+            else:
+                color = None
+            if paper_x:
+                ax.plot(paper_x, paper_y, "--", marker="x", color=color, label=f"{column} (paper)")
+        ax.set_xlabel(t.x)
+        ax.set_ylabel(f"{metric} ({t.units})")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{t.name}: {filled.summary()}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def accuracy_vs_compute(filled: FilledTable, path: Path, generation_hours: dict[str, float]) -> Path | None:
+    """The first metric of each row and column against its compute: training hours per run (from
+    ``wall_time_s``) plus, for methods that read edits, the hours their generation took where the
+    edit store recorded it (``generation_hours`` per dataset). None when no run finished."""
+    t = filled.table
+    metric, key = next(iter(t.metrics.items()))
+    points = []
+    for (label, column), cell in filled.cells.items():
+        mean, _, n = cell.stats(key)
+        wall = cell.mean_of("wall_time_s")
+        if not n or wall is None:
+            continue
+        hours = wall / 3600
+        reads_edits = any(setting(r.config, "aug") == "diffusemix" for r in cell.finished)
+        if reads_edits:
+            hours += generation_hours.get(column, 0.0)
+        points.append((hours, mean, f"{label} ({column})"))
+    if not points:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for hours, mean, label in points:
+        ax.scatter(hours, mean)
+        ax.annotate(label, (hours, mean), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("hours per run: training" + (" + edit generation" if generation_hours else ""))
+    ax.set_ylabel(f"{metric} ({t.units})")
+    ax.grid(alpha=0.3)
+    ax.set_title(f"{t.name}: accuracy against compute", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

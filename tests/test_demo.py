@@ -1,0 +1,25 @@
+"""make demo, in a reduced form: the whole loop offline (shapes dataset made on the spot, tiny edits,
+vanilla and DiffuseMix with two seeds, FGSM, the report) through the same command."""
+
+from __future__ import annotations
+
+import csv
+
+from tests.conftest import run_entry
+
+
+def test_demo_runs_the_whole_loop_offline(tmp_path):
+    result = run_entry("demo.py", [f"out={tmp_path}", "quick=true"], tmp_path, timeout=900)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    out = result.stdout
+    for step in ("$ python generate.py experiment=demo", "$ python train.py --multirun experiment=demo",
+                 "$ python report.py experiment=demo"):  # fmt: skip
+        assert step in out
+    assert "4 runs expected: 4 finished, 0 failed, 0 diverged, 0 missing" in out
+    rows = list(csv.DictReader((tmp_path / "report_quick" / "report.csv").open()))
+    assert {(r["row"], r["metric"]) for r in rows} == {
+        (label, metric) for label in ("Vanilla", "DiffuseMix") for metric in ("top1", "fgsm_error")
+    }
+    assert all(r["n"] == "2" and 0.0 <= float(r["mean"]) <= 100.0 for r in rows)
+    # DiffuseMix read the edits generate.py made with the tiny pipeline.
+    assert "96 edits planned: 0 already stored, 96 generated" in out
