@@ -211,6 +211,10 @@ class GeneratorConfig:
     store_size: int | None = None
     # Also keep the full-resolution (resolution x resolution) edit under full/.
     keep_full_size: bool = False
+    # Try it on a few images: edit only the first N images of each split (limit), or the first N
+    # of each class (limit_per_class); null edits every image. Edits made stay in the full store.
+    limit: int | None = None
+    limit_per_class: int | None = None
     # Regenerations with a new derived seed when an edit is non-finite or blank.
     max_retries: int = 3
     # An edit whose pixel standard deviation (in [0, 1]) is below this is blank (black NaN images).

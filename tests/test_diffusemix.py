@@ -741,6 +741,13 @@ def test_train_one_step(make_cfg, tmp_path, overrides, loss, items):
     fill_store(cfg)
     metrics = train(cfg)
     assert metrics["optimizer_steps"] >= 1 and metrics["loss"] == loss
+    # metrics.json names the edit store read: its folder (named by the settings hash) and prompts.
+    store = metrics["edit_store"]
+    assert store["folder"].endswith(store["hash"]) and store["prompts"] == ["autumn", "snowy", "sunset"]
+    assert (
+        store["settings"]["generator"] == cfg.generator.name
+        and store["settings"]["steps"] == cfg.generator.steps
+    )
     run = tmp_path / "run"
     with Image.open(run / "figure4.png") as im:
         assert im.size == expected_grid_size(2)

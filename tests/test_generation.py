@@ -529,3 +529,26 @@ def test_generate_config_composes_with_the_typed_schema():
     )
     with pytest.raises(Exception, match="not_a_key"):
         compose_generate(["generator.not_a_key=1"])
+
+
+def test_generate_a_few_images_first(flowers, tmp_path, capsys):
+    """generator.limit / limit_per_class edit a handful of images; the plan is printed before any
+    edit is made, the log records the run, and the rest of the split stays to be made later."""
+    cfg = compose_generate(gen_overrides(flowers, tmp_path, "generator.num_prompts=2", "generator.limit=3"))
+    first = generate(cfg)
+    out = capsys.readouterr().out
+    assert first["generated"] == 6 and first["planned"] == 6
+    plan = out.index("6 edits planned: 0 already stored, 6 to make")
+    assert out.index("edit store [train]: ") < plan < out.index("summary:")
+    store = EditStore.from_config(cfg, "flowers102")
+    assert store.missing(range(3)) == [] and len(store.missing(range(12))) == 2 * 9
+    log = [json.loads(line) for line in (store.folder / "generation_log.jsonl").read_text().splitlines()]
+    assert [r["generated"] for r in log] == [6] and log[0]["seconds"] > 0 and store.generation_seconds() > 0
+    per_class = compose_generate(
+        gen_overrides(flowers, tmp_path, "generator.num_prompts=2", "generator.limit_per_class=1")
+    )
+    second = generate(per_class)
+    assert second["planned"] == 2 * 3  # one image of each of the 3 classes, two prompts
+    bad = compose_generate(gen_overrides(flowers, tmp_path, "generator.limit=0"))
+    with pytest.raises(ConfigError, match="generator.limit"):
+        generate(bad)

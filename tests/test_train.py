@@ -207,6 +207,29 @@ def test_resume_from_last_checkpoint(make_cfg):
     second = train(cfg)
     assert second["epochs"] == 2
     assert second["optimizer_steps"] == 2 * first["optimizer_steps"]
+    # The wall time counts both parts: the first part's fit travels in the checkpoint.
+    assert second["resumed"] and not first["resumed"]
+    assert second["fit_seconds"] >= first["fit_seconds"] > 0
+    assert second["wall_time_s"] > second["wall_time_this_part_s"]
+
+
+def test_metrics_say_what_the_numbers_were_computed_on(make_cfg):
+    """debug=fast cuts the test split to two batches: metrics.json says so, beside the code's commit
+    and the package versions."""
+    metrics = train(make_cfg(["dataset.batch_size=4", "dataset.eval_batch_size=4"]))
+    assert metrics["test_images"] > 8 and metrics["test_images_evaluated"] == 8
+    assert metrics["val_images_evaluated"] == min(8, metrics["val_images"])
+    assert metrics["shortened_by"] == {
+        "limit_train_batches": 2,
+        "limit_val_batches": 2,
+        "limit_test_batches": 2,
+    }
+    assert len(metrics["git"]["commit"]) == 40 and isinstance(metrics["git"]["dirty"], bool)
+    assert metrics["versions"]["torch"] and metrics["versions"]["python"]
+    assert metrics["edit_store"] is None
+    full = train(make_cfg(["trainer.limit_test_batches=null"], run_name="full"))
+    assert full["test_images_evaluated"] == full["test_images"]
+    assert "limit_test_batches" not in full["shortened_by"]
 
 
 def test_last_checkpoint_is_the_last_epoch_not_the_best(make_cfg, tmp_path):

@@ -73,8 +73,24 @@ def read_split(cfg: DictConfig, split: str) -> tuple[ImageClassificationDataset,
         **dict(d.options),
     )
     if split == "train" and d.samples_per_class is not None:
-        return ds, per_class_subset(ds.targets, d.samples_per_class, d.split_seed)
-    return ds, list(range(len(ds)))
+        indices = per_class_subset(ds.targets, d.samples_per_class, d.split_seed)
+    else:
+        indices = list(range(len(ds)))
+    return ds, limited(indices, ds.targets, cfg.generator.get("limit"), cfg.generator.get("limit_per_class"))
+
+
+def limited(indices: list[int], targets, limit: int | None, per_class: int | None) -> list[int]:
+    """``indices`` cut to their first ``limit``, or to the first ``per_class`` of each class."""
+    if per_class is not None:
+        taken: dict[int, int] = {}
+        out = []
+        for i in indices:
+            label = int(targets[i])
+            if taken.get(label, 0) < per_class:
+                taken[label] = taken.get(label, 0) + 1
+                out.append(i)
+        indices = out
+    return indices if limit is None else indices[:limit]
 
 
 class KeyDataset(Dataset):
@@ -125,6 +141,14 @@ class EditKeysData(pl.LightningDataModule):
             keys += missing
         self.counts.planned = planned
         self.counts.existing = planned - len(keys)
+        if self.trainer.is_global_zero:
+            for split, store in self.stores.items():
+                print(f"edit store [{split}]: {store.folder} ({len(store.prompt_ids)} prompts)", flush=True)
+            print(
+                f"{planned} edits planned: {self.counts.existing} already stored, {len(keys)} to make"
+                + (f" on {self.trainer.world_size} devices" if self.trainer.world_size > 1 else ""),
+                flush=True,
+            )
         # Nobody writes before every rank has listed what is missing.
         self.trainer.strategy.barrier("edit-keys")
         rank, world = self.trainer.global_rank, self.trainer.world_size
@@ -262,12 +286,38 @@ def _sum_over_ranks(trainer: pl.Trainer, counts: Counts) -> None:
     counts.failed_keys.sort(key=lambda k: (k.split, k.index, k.prompt_id))
 
 
+class EditsProgress(pl.Callback):
+    """A progress bar counted in edits (this rank's share), with rate and time left."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def on_predict_start(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero:
+            return
+        from tqdm.auto import tqdm
+
+        total = len(trainer.datamodule.keys)
+        note = f" (rank 0 of {trainer.world_size})" if trainer.world_size > 1 else ""
+        self.bar = tqdm(total=total, desc=f"edits{note}", unit="edit", dynamic_ncols=True, mininterval=1.0)
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if self.bar is not None:
+            self.bar.update(len(batch))
+
+    def on_predict_end(self, trainer, pl_module) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 def generate(cfg: DictConfig) -> dict:
     """Fill the edit store of every split in generator.splits; return the counts (all ranks summed)."""
-    from ..progress import progress_bar
-
     validate_config(cfg)
     g = cfg.generator
+    for key in ("limit", "limit_per_class"):
+        if g.get(key) is not None and g[key] < 1:
+            raise ConfigError(f"generator.{key} must be at least 1 (or null: every image), got {g[key]}")
     if g.batch_size < 1 or g.max_retries < 0 or g.steps < 1 or g.resolution < 8:
         raise ConfigError(
             "generator.batch_size and generator.steps must be >= 1, generator.resolution >= 8 and "
@@ -276,7 +326,9 @@ def generate(cfg: DictConfig) -> dict:
     stores = {split: EditStore.from_config(cfg, cfg.dataset.name, split) for split in g.splits}
     counts = Counts()
     writer = StoreWriter(stores, counts)
-    bar = progress_bar(cfg.callbacks.progress_bar) if cfg.trainer.enable_progress_bar else None
+    bar = (
+        EditsProgress() if cfg.trainer.enable_progress_bar and cfg.callbacks.progress_bar != "none" else None
+    )
     t = cfg.trainer
     trainer = pl.Trainer(
         accelerator=t.accelerator,
@@ -289,7 +341,7 @@ def generate(cfg: DictConfig) -> dict:
         benchmark=False,
         logger=False,
         callbacks=[writer] + ([bar] if bar is not None else []),
-        enable_progress_bar=bar is not None,
+        enable_progress_bar=False,
         enable_model_summary=False,
         enable_checkpointing=False,
         use_distributed_sampler=False,  # EditKeysData shards the keys itself, without padding
@@ -299,6 +351,14 @@ def generate(cfg: DictConfig) -> dict:
         trainer.predict(
             EditModule(cfg, stores), datamodule=EditKeysData(cfg, stores, counts), return_predictions=False
         )
+    except (KeyboardInterrupt, SystemExit):
+        # Ctrl-C (Lightning turns it into an exit): every edit written so far is in the store.
+        print(
+            f"\ninterrupted: summary: generated={counts.generated} existing={counts.existing} "
+            f"regenerated={counts.regenerated} failed={counts.failed}; the same command goes on from here",
+            flush=True,
+        )
+        raise
     finally:
         for store in stores.values():
             store.close()
@@ -322,8 +382,6 @@ def generate(cfg: DictConfig) -> dict:
         "folders": {split: str(store.folder) for split, store in stores.items()},
     }
     if trainer.is_global_zero:
-        for split, store in stores.items():
-            print(f"edit store [{split}]: {store.folder} ({len(store.prompt_ids)} prompts)")
         print(
             f"{counts.planned} edits planned: {counts.existing} already stored, {counts.generated} generated "
             f"({counts.regenerated} after regenerating a blank or non-finite edit, {counts.retries} retries), "

@@ -567,7 +567,7 @@ def generate_command(cfg: DictConfig, dataset_name: str) -> str:
         args.append(f"generator={g['name']}")
     dflt = _group_defaults("generator", g["name"], GeneratorConfig)
     for key, value in g.items():
-        if key in ("name", "edits_dir", "batch_size", "compile", "channels_last"):
+        if key in ("name", "edits_dir", "batch_size", "compile", "channels_last", "limit", "limit_per_class"):
             continue  # not part of what is stored (speed only) or handled below
         if value != dflt.get(key):
             args.append(f"generator.{key}={_override_value(value)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -52,6 +53,11 @@ class ClassifierModule(pl.LightningModule):
         # Fast adversarial training (adv.p): batches perturbed so far, kept across a resume.
         self.adversarial = adversarial or FastAdversarial()
         self.adversarial_batches = 0
+        # Images each evaluation actually saw (its last run; limit_*_batches can shorten it).
+        self.evaluated = {"val": 0, "test": 0}
+        # Seconds of fit before this process (a resumed run), and when this process's fit began.
+        self.wall_time_before = 0.0
+        self._fit_started: float | None = None
         # Top-5 is capped at the number of classes so tiny label sets still report a value.
         self.top5_k = min(5, num_classes)
         # Training items this run has fed to the model (all ranks), kept across a resume.
@@ -64,7 +70,19 @@ class ClassifierModule(pl.LightningModule):
             }
         )
 
+    def on_validation_epoch_start(self) -> None:
+        self.evaluated["val"] = 0
+
+    def on_test_epoch_start(self) -> None:
+        self.evaluated["test"] = 0
+
+    def fit_seconds(self) -> float:
+        """Seconds of fit so far, the parts before a resume included."""
+        running = time.time() - self._fit_started if self._fit_started is not None else 0.0
+        return self.wall_time_before + running
+
     def on_fit_start(self) -> None:
+        self._fit_started = time.time()
         # seed_everything seeds every rank's global generators alike (data workers get their own,
         # per rank). Draws made in the main process (batch mixing ratios and partners, per-image
         # choices with dataset.num_workers=0) would then repeat on every rank: offset them by rank.
@@ -114,10 +132,12 @@ class ClassifierModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["images_seen"] = self.images_seen
         checkpoint["adversarial_batches"] = self.adversarial_batches
+        checkpoint["fit_seconds"] = self.fit_seconds()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.images_seen = int(checkpoint.get("images_seen", 0))
         self.adversarial_batches = int(checkpoint.get("adversarial_batches", 0))
+        self.wall_time_before = float(checkpoint.get("fit_seconds", 0.0))
 
     def _eval_step(self, batch, stage: str) -> None:
         images, labels, _ = batch
@@ -127,6 +147,7 @@ class ClassifierModule(pl.LightningModule):
         top1.update(logits, labels)
         top5.update(logits, labels)
         n = len(labels)
+        self.evaluated[stage] += n * self.trainer.world_size
         self.log(f"{stage}/loss", loss, on_epoch=True, batch_size=n, sync_dist=True)
         self.log(f"{stage}/top1", top1, on_epoch=True, prog_bar=True, batch_size=n)
         self.log(f"{stage}/top5", top5, on_epoch=True, batch_size=n)

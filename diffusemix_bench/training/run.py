@@ -34,6 +34,7 @@ from ..robustness.adversarial_training import FastAdversarial
 from .classifier import build_model
 from .evaluate import attack_checkpoint, eval_split
 from .module import ClassifierModule, vanilla_batches_per_epoch
+from .provenance import git_state, shortened_by, versions
 
 log = logging.getLogger(__name__)
 
@@ -319,8 +320,11 @@ def _train(cfg: DictConfig, splits: Splits | None, adversarial: FastAdversarial,
         aug_name,
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=_resolve_ckpt_path(cfg.ckpt_path, ckpt_dir))
-    # Read before validate/test load the selected checkpoint (and its count) into the module.
+    # Read before validate/test load the selected checkpoint (and its counts) into the module.
     images_seen = module.images_seen
+    adversarial_batches = module.adversarial_batches
+    fit_seconds = module.fit_seconds()
+    earlier_seconds = module.wall_time_before
 
     checkpoint = callbacks[0]
     best = checkpoint.best_model_path or None
@@ -372,14 +376,26 @@ def _train(cfg: DictConfig, splits: Splits | None, adversarial: FastAdversarial,
         "adv_form": (
             ("method" if aug.own_adversarial else "training_views") if adversarial.enabled else None
         ),
-        "adversarial_batches": None if aug.own_adversarial else module.adversarial_batches,
-        "wall_time_s": round(time.time() - start, 2),
+        "adversarial_batches": None if aug.own_adversarial else adversarial_batches,
+        # Across a resume: the fit of every part (each checkpoint carries its fit seconds) plus
+        # this part's evaluation; wall_time_this_part_s is this process alone.
+        "wall_time_s": round(earlier_seconds + (time.time() - start), 2),
+        "wall_time_this_part_s": round(time.time() - start, 2),
+        "fit_seconds": round(fit_seconds, 2),
+        "resumed": cfg.ckpt_path is not None,
         "best_checkpoint": best,
         "train_images": len(datamodule.train_set),
         # Items in one epoch as the method serves them (DiffuseMix static_append grows the set).
         "train_items": len(datamodule.train_dataloader().dataset),
         "val_images": len(datamodule.val_set),
         "test_images": len(datamodule.test_set) if datamodule.test_set is not None else 0,
+        # Images the reported numbers were computed on (limit_*_batches and fast_dev_run cut them).
+        "val_images_evaluated": module.evaluated["val"] if val_metrics else 0,
+        "test_images_evaluated": module.evaluated["test"] if test_metrics else 0,
+        "shortened_by": shortened_by(cfg),
+        "edit_store": aug.store_record() if hasattr(aug, "store_record") else None,
+        "git": git_state(),
+        "versions": versions(),
         "val_rule": datamodule.val_set.info.get("val_rule"),
         "num_classes": num_classes,
         **robust,

@@ -322,6 +322,22 @@ class DiffuseMix(Augmentation):
             self.store = EditStore.from_config(self._config, self.ctx.dataset_name, split="train")
         return self.store
 
+    def store_record(self) -> dict | None:
+        """What this run read from its edit store (for metrics.json): the folder, its settings hash
+        and settings (generator, model, steps, resolution, dtype, template, seed...), the prompts,
+        and which edit was read. None for arms that read no edits."""
+        if self.store is None or not self.uses_edits:
+            return None
+        store = self.store
+        return {
+            "folder": str(store.folder),
+            "hash": store.folder.name,
+            "settings": dict(store.settings),
+            "prompts": list(store.prompt_ids),
+            "num_prompts": len(store.prompt_ids),
+            "edit_source": self.edit_source,
+        }
+
     def check_edits(self, store, indices: list[int]) -> None:
         """Raise with the count and the generate command when any needed edit is missing."""
         missing = store.missing(indices)

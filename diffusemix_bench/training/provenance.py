@@ -1,0 +1,60 @@
+"""What produced a number besides its settings: the code's git commit (and whether the tree had
+uncommitted changes), the package versions, and the limits that shortened the run."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+PROJECT = Path(__file__).resolve().parents[2]
+PACKAGES = ("torch", "torchvision", "pytorch-lightning", "timm", "diffusers", "torchattacks", "hydra-core")
+
+
+def git_state(folder: Path = PROJECT) -> dict | None:
+    """``{"commit", "dirty"}`` of the checkout the code runs from (None outside a git checkout)."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        if commit.returncode != 0:
+            return None
+        status = subprocess.run(
+            ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def shortened_by(cfg: DictConfig) -> dict:
+    """Every trainer setting that cut the run short of its epochs and splits, with its value."""
+    t = cfg.trainer
+    out = {}
+    for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
+        value = t.get(key)
+        if value is not None and value != 1.0:
+            out[key] = value
+    if t.get("fast_dev_run"):
+        out["fast_dev_run"] = t.fast_dev_run
+    if t.get("max_steps") not in (None, -1):
+        out["max_steps"] = t.max_steps
+    if t.get("overfit_batches"):
+        out["overfit_batches"] = t.overfit_batches
+    return out
