@@ -1,9 +1,12 @@
 """Attack a finished run: python evaluate.py ckpt=<run folder or .ckpt> eval.fgsm=true [eval.pgd=true]."""
 
+import sys
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
-from diffusemix_bench.cli import run_evaluate
+from diffusemix_bench.cli import check_command_line, run_evaluate
 from diffusemix_bench.config import register_configs
 
 register_configs()
@@ -15,4 +18,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_command_line(sys.argv[1:], str(Path(__file__).resolve().parent / "conf"), "evaluate")
     main()

@@ -1,8 +1,12 @@
 """Generate the InstructPix2Pix edits DiffuseMix trains on: python generate.py dataset=<name> [key=value]."""
 
+import sys
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
+from diffusemix_bench.cli import check_command_line
 from diffusemix_bench.config import register_configs
 from diffusemix_bench.generation.generate import run_generate
 
@@ -15,4 +19,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_command_line(sys.argv[1:], str(Path(__file__).resolve().parent / "conf"), "generate")
     main()

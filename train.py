@@ -6,7 +6,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from diffusemix_bench.cli import list_sweep, run_train, sweep_listing_requested
+from diffusemix_bench.cli import check_command_line, list_sweep, run_train, sweep_listing_requested
 from diffusemix_bench.config import register_configs
 
 register_configs()
@@ -22,4 +22,5 @@ if __name__ == "__main__":
         # --multirun ... --cfg job: list the runs of the sweep (Hydra itself refuses the pair).
         list_sweep(sys.argv[1:], str(Path(__file__).resolve().parent / "conf"))
     else:
+        check_command_line(sys.argv[1:], str(Path(__file__).resolve().parent / "conf"), "config")
         main()

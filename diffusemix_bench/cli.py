@@ -19,11 +19,52 @@ def run_train(cfg: DictConfig) -> float | None:
     with user_errors_reported():
         validate_config(cfg)
         check_protocol_optimiser(cfg)
+        if cfg.get("print_config", False):
+            print_config_tree(cfg)
         splits = build_splits(cfg.dataset, cfg.paths.data_dir)
         from .training.run import train
 
         metrics = train(cfg, splits=splits)
     return metrics.get("val_top1")
+
+
+ORDER = (
+    "dataset",
+    "model",
+    "aug",
+    "loss",
+    "optim",
+    "sched",
+    "trainer",
+    "generator",
+    "fractals",
+    "eval",
+    "adv",
+)
+
+
+def print_config_tree(cfg: DictConfig) -> None:
+    """The resolved settings, one branch per group (the paper's numbers of an experiment left out)."""
+    from omegaconf import OmegaConf
+
+    data = OmegaConf.to_container(cfg, resolve=True)
+    data.pop("paper", None)
+    groups = [k for k in ORDER if k in data] + [
+        k for k in data if k not in ORDER and isinstance(data[k], dict)
+    ]
+    top = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    try:
+        from rich import print as rprint
+        from rich.syntax import Syntax
+        from rich.tree import Tree
+    except ModuleNotFoundError:
+        print(OmegaConf.to_yaml({**top, **{k: data[k] for k in groups}}), flush=True)
+        return
+    tree = Tree("config", guide_style="dim")
+    for key in groups:
+        tree.add(key).add(Syntax(OmegaConf.to_yaml(data[key]), "yaml", background_color="default"))
+    tree.add("run").add(Syntax(OmegaConf.to_yaml(top), "yaml", background_color="default"))
+    rprint(tree)
 
 
 def run_evaluate(cfg: DictConfig) -> dict:
@@ -230,3 +271,140 @@ def run_report(argv: list[str], config_dir: str) -> None:
     print(result["files"]["markdown"].read_text())
     for kind, path in result["files"].items():
         print(f"{kind}: {path}")
+
+
+def _close(word: str, choices) -> str:
+    import difflib
+
+    found = difflib.get_close_matches(word, sorted(set(choices)), n=3, cutoff=0.6)
+    return f"; did you mean {' or '.join(found)}?" if found else ""
+
+
+def preflight(argv: list[str], config_dir: str, config_name: str = "config") -> None:
+    """Compose the command line's config before Hydra runs it; a misspelt group option or key
+    stops with one message naming it and the closest valid names (the first value of a sweep
+    stands for the sweep)."""
+    import re
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+
+    overrides = [a for a in argv if not a.startswith("-") and "=" in a]
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as exc:
+        raise ConfigError(str(exc)) from None
+    plain = []
+    for o in parsed:
+        if o.is_sweep_override():
+            first = next(iter(o.sweep_string_iterator()), None)
+            if first is not None:
+                plain.append(f"{o.get_key_element()}={first}")
+        else:
+            plain.append(o.input_line)
+    try:
+        _compose_raw(config_dir, config_name, plain)
+        return
+    except HydraException as exc:
+        cause = str(exc)
+    missing = re.search(r"Could not find '([\w/]+)/([^']+)'", cause)
+    if missing:
+        group, option = missing.groups()
+        options = sorted(p.stem for p in (Path(config_dir) / group).glob("*.yaml"))
+        raise ConfigError(
+            f"{group}={option}: no such option in conf/{group}/{_close(option, options)} "
+            f"(choices: {', '.join(options)})"
+        )
+    bad = re.search(r"Could not override '([^']+)'", cause)
+    if bad:
+        key = bad.group(1)
+        parent, _, leaf = key.rpartition(".")
+        rest = [o for o in plain if o.split("=", 1)[0].lstrip("+~") != key]
+        try:
+            base = _compose_raw(config_dir, config_name, rest)
+        except HydraException:
+            base = None
+        node = OmegaConf.select(base, parent) if base is not None and parent else base
+        keys = list(node.keys()) if node is not None and hasattr(node, "keys") else []
+        if not parent:
+            keys += [p.name for p in Path(config_dir).iterdir() if p.is_dir()]
+        where = f"'{parent}'" if parent else "the top level"
+        raise ConfigError(f"{key}: {where} has no setting '{leaf}'{_close(leaf, keys)}")
+    raise ConfigError(cause.splitlines()[0] if cause else "the command line could not be composed")
+
+
+def _compose_raw(config_dir: str, config_name: str, overrides: list[str]):
+    """Compose ``config_name`` with ``overrides``; Hydra's own exceptions propagate."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+            return compose(config_name, overrides=overrides)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def check_command_line(argv: list[str], config_dir: str, config_name: str) -> None:
+    """The entry scripts' check before Hydra runs: a misspelt name is one message and exit code 1
+    (``--help``, ``--cfg`` and Hydra's other flags pass through to Hydra)."""
+    if any(a in ("-h", "--help", "--hydra-help", "--info", "-i") for a in argv):
+        return
+    with user_errors_reported():
+        preflight(argv, config_dir, config_name)
+
+
+class SweepSummary:
+    """Hydra callback (``hydra.callbacks.sweep_summary``): after each job of a ``--multirun``
+    sweep, one line says how many of its jobs so far finished, failed or diverged, and
+    ``summary.csv`` in the sweep folder lists each job folder with its status and numbers (written
+    after every job, since Hydra stops calling callbacks once a failed job is reported)."""
+
+    FIELDS = ("job", "status", "aug", "dataset", "seed", "val_top1", "test_top1", "test_top5",
+              "fgsm_error", "optimizer_steps", "wall_time_s", "reason")  # fmt: skip
+
+    def on_job_end(self, config, job_return=None, **kwargs) -> None:
+        from hydra.types import RunMode
+
+        if config.hydra.mode != RunMode.MULTIRUN:
+            return
+        try:
+            self.write(Path(str(config.hydra.sweep.dir)))
+        except Exception as exc:  # a summary must never fail the sweep
+            print(f"sweep summary not written: {exc}", flush=True)
+
+    def write(self, sweep: Path) -> None:
+        import csv
+
+        from .reporting.paper import setting
+        from .reporting.runs import find_runs
+
+        if not sweep.is_dir():
+            return
+        runs = find_runs([sweep])
+        rows = []
+        for run in sorted(runs, key=lambda r: r.folder.name):
+            m = run.metrics or {}
+            rows.append(
+                {
+                    "job": run.folder.name,
+                    "status": run.status,
+                    "aug": setting(run.config, "aug"),
+                    "dataset": setting(run.config, "dataset"),
+                    "seed": setting(run.config, "seed"),
+                    **{k: m.get(k) for k in self.FIELDS[5:11]},
+                    "reason": run.reason,
+                }
+            )
+        with open(sweep / "summary.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+        counts = {s: sum(r["status"] == s for r in rows) for s in ("finished", "failed", "diverged")}
+        print(
+            f"sweep so far: {len(rows)} jobs: {counts['finished']} finished, {counts['failed']} failed, "
+            f"{counts['diverged']} diverged; {sweep / 'summary.csv'}",
+            flush=True,
+        )

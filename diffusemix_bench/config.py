@@ -60,6 +60,13 @@ class DatasetConfig:
     # Data loader processes: 4, or fewer on a machine with fewer cores (cpu_cap).
     num_workers: int = "${cpu_cap:4}"  # type: ignore[assignment]
     drop_last: bool = False
+    # Decode every image file of every split once before training (cached per file by size and
+    # modification time under paths.cache_dir/verified), so a corrupt file stops the run at
+    # start-up instead of mid-epoch.
+    verify: bool = False
+    # error: a corrupt image stops the run, naming it; skip: verified corrupt files are left out of
+    # their split, counted in metrics.json (bad_images) and listed in the run folder (implies verify).
+    on_bad_image: str = "error"
 
 
 @dataclass
@@ -145,6 +152,24 @@ class TrainerConfig:
     benchmark: bool = False
     num_sanity_val_steps: int = 2
     enable_progress_bar: bool = True
+    # Every other pl.Trainer argument, passed through when set (null: Lightning's default). The
+    # framework sets callbacks, logger, plugins, default_root_dir and checkpointing itself.
+    min_epochs: int | None = None
+    min_steps: int | None = None
+    max_time: Any = None  # "DD:HH:MM:SS" or a dict of days/hours/minutes/seconds
+    limit_predict_batches: float | None = None
+    overfit_batches: float | None = None
+    enable_model_summary: bool | None = None
+    gradient_clip_algorithm: str | None = None
+    inference_mode: bool | None = None
+    use_distributed_sampler: bool | None = None
+    profiler: str | None = None  # simple, advanced, pytorch
+    detect_anomaly: bool | None = None
+    barebones: bool | None = None
+    sync_batchnorm: bool | None = None
+    reload_dataloaders_every_n_epochs: int | None = None
+    enable_autolog_hparams: bool | None = None
+    model_registry: str | None = None
 
 
 @dataclass
@@ -310,6 +335,8 @@ class Config:
     # null: start fresh; "last": resume from the run folder's last.ckpt; or a checkpoint path.
     ckpt_path: str | None = None
     run_test: bool = True
+    # Print the resolved settings as a tree when a run starts (rich when installed, else YAML).
+    print_config: bool = True
     float32_matmul_precision: str | None = "high"
     tags: list[str] = field(default_factory=list)
 
@@ -457,6 +484,10 @@ def check_values(cfg) -> None:
         f"trainer.max_epochs must be at least 1 (or -1 with trainer.max_steps > 0), got {t.max_epochs}",
     )
     need(o.lr > 0, f"optim.lr must be > 0, got {o.lr}")
+    need(
+        d.on_bad_image in ("error", "skip"),
+        f"dataset.on_bad_image must be error (stop, naming the file) or skip (leave it out, counted), got '{d.on_bad_image}'",
+    )
     need(
         o.head_lr is None or o.head_lr > 0, f"optim.head_lr must be > 0 (or null: optim.lr), got {o.head_lr}"
     )

@@ -35,6 +35,17 @@ def _in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def user_message(exc: BaseException) -> str:
+    """The error's message; an error raised in a data loader worker arrives with the worker's
+    traceback inside its text (PyTorch re-raises it so): only its last line, the message, is kept."""
+    text = str(exc)
+    if "Original Traceback (most recent call last):" in text:
+        last = [line for line in text.strip().splitlines() if line.strip()][-1].strip()
+        head, sep, rest = last.partition(": ")
+        text = rest if sep and head.rsplit(".", 1)[-1].endswith(("Error", "Exception")) else last
+    return text
+
+
 @contextmanager
 def user_errors_reported() -> Iterator[None]:
     """A user error ends the run with its message and exit code 1, not a traceback
@@ -46,6 +57,6 @@ def user_errors_reported() -> Iterator[None]:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         if _in_multirun():
-            log.error("error: %s", exc)
+            log.error("error: %s", user_message(exc))
             raise
-        raise SystemExit(f"error: {exc}") from None
+        raise SystemExit(f"error: {user_message(exc)}") from None

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import sys
-
-from pytorch_lightning.callbacks import Callback, RichProgressBar, TQDMProgressBar
+from collections.abc import Iterator
+from typing import TypeVar
 
 from .errors import ConfigError
 
+T = TypeVar("T")
 
-def progress_bar(kind: str) -> Callback | None:
+
+def plain_progress(items, desc: str) -> Iterator:
+    """``items`` with a tqdm bar when there are many (no Lightning needed)."""
+    items = list(items)
+    if len(items) < 500:
+        yield from items
+        return
+    from tqdm.auto import tqdm
+
+    yield from tqdm(items, desc=desc, unit="img", mininterval=2.0)
+
+
+def progress_bar(kind: str):
     """Lightning's progress bar by name (``callbacks.progress_bar``): auto, tqdm, rich or none."""
+    from pytorch_lightning.callbacks import RichProgressBar, TQDMProgressBar
+
     if kind == "auto":
         kind = "rich" if sys.stdout.isatty() else "tqdm"
     if kind == "none":

@@ -401,3 +401,68 @@ def test_real_tinyimagenet():
     assert train.paths[train.targets.index(test.targets[0])].parts[-3] == wnid
     image, _, _ = test[0]
     assert image.shape == (3, 64, 64)
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path):
+    from diffusemix_bench.data.base import load_rgb
+
+    values = np.linspace(0, 65535, 64, dtype=np.uint16).reshape(8, 8)
+    Image.fromarray(values).save(tmp_path / "deep.png")  # mode I;16
+    rgb = np.asarray(load_rgb(tmp_path / "deep.png"))
+    assert rgb.shape == (8, 8, 3) and rgb.dtype == np.uint8
+    expected = np.rint(values.astype(np.float64) * 255 / 65535).astype(np.uint8)
+    assert np.array_equal(rgb[..., 0], expected) and rgb.mean() < 140  # not clipped to white
+
+
+def test_imagefolder_follows_a_symlink_loop_once(tmp_path):
+    root, _ = _write("imagefolder", tmp_path)
+    first_class = sorted(p for p in (root / "train").iterdir() if p.is_dir())[0]
+    before = len(create_dataset("imagefolder", root, "train"))
+    (first_class / "loop").symlink_to(first_class, target_is_directory=True)
+    (first_class / "up").symlink_to(root / "train", target_is_directory=True)
+    after = create_dataset("imagefolder", root, "train")
+    assert len(after) == before
+
+
+def test_imagefolder_counts_skipped_files_and_empty_val_classes(tmp_path, caplog):
+    root, _ = _write("imagefolder", tmp_path)
+    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+    (root / "train" / classes[0] / "README.txt").write_text("not an image")
+    for f in (root / "val" / classes[1]).iterdir():
+        f.unlink()
+    with caplog.at_level("WARNING"):
+        train = create_dataset("imagefolder", root, "train")
+        val = create_dataset("imagefolder", root, "val")
+    assert train.info["skipped_files"] == 1 and val.info["empty_class_folders"] == [classes[1]]
+    assert "README.txt" in caplog.text and classes[1] in caplog.text
+
+
+def test_verify_finds_corrupt_images_at_start_up_and_skip_counts_them(make_cfg, tmp_path):
+    """dataset.verify=true stops before training, naming the file; on_bad_image=skip trains without
+    it, counts it in metrics.json and lists it in the run folder; results are cached per file."""
+    from diffusemix_bench.data.base import CorruptImageError
+    from diffusemix_bench.training.run import train
+
+    cfg = make_cfg(["dataset=flowers102", "dataset.verify=true"])
+    broken = corrupt_one_image("flowers102", Path(cfg.paths.data_dir))
+    with pytest.raises(CorruptImageError, match="cannot be decoded .first: .*dataset.on_bad_image=skip"):
+        train(cfg)
+    skip = make_cfg(["dataset=flowers102", "dataset.on_bad_image=skip"], run_name="skip")
+    broken = corrupt_one_image("flowers102", Path(skip.paths.data_dir))  # the fixture was rewritten
+    metrics = train(skip)
+    assert sum(metrics["bad_images"].values()) == 1
+    listed = (tmp_path / "skip" / "bad_images.txt").read_text()
+    assert str(broken) in listed
+    caches = list((Path(skip.paths.cache_dir) / "verified").glob("*.json"))
+    assert caches and any(str(broken) in c.read_text() for c in caches)
+
+
+def test_worker_errors_show_the_message_not_the_worker_traceback():
+    from diffusemix_bench.errors import user_message
+
+    wrapped = RuntimeError(
+        "Caught CorruptImageError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in f\n    load()\n'
+        "diffusemix_bench.data.base.CorruptImageError: Could not decode image /d/a.jpg: broken. Re-download it.\n"
+    )
+    assert user_message(wrapped) == "Could not decode image /d/a.jpg: broken. Re-download it."

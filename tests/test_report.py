@@ -167,7 +167,7 @@ def test_every_paper_table_is_produced_from_the_runs(sweep, tmp_path, name):
 def test_report_command_prints_the_table(sweep, tmp_path):
     result = run_entry("report.py", ["experiment=table6", f"runs={sweep}", f"out={tmp_path / 'r'}"], tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "| Vanilla (CVPR'16) [14] | 64.48" in result.stdout
+    assert "| Vanilla (CVPR'16) [14] | 64.48 | " in result.stdout
     assert f"csv: {tmp_path / 'r' / 'report.csv'}" in result.stdout
     bad = run_entry("report.py", ["experiment=table6", f"runs={tmp_path / 'nowhere'}"], tmp_path)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import re
@@ -48,6 +49,8 @@ def option_overrides(group: str, option: str) -> list[str]:
         overrides.append("model.name=resnet10t")
     if (group, option) == ("loss", "jsd"):
         pytest.skip("loss=jsd needs a three-view method; trained with those in their own tests")
+    if (group, option) == ("debug", "overfit"):
+        overrides.append("trainer.max_epochs=2")  # 50 epochs of 2 batches: trained in its own test
     if (group, option) == ("optim", "adamw"):
         overrides.append("protocol=custom")  # the default dataset's paper protocol is SGD's
     if (group, option) == ("protocol", "finetune_resnet50"):
@@ -195,6 +198,11 @@ def test_metrics_file_and_learning(make_cfg, tmp_path):
     assert metrics["optimizer_steps"] == 6 * 3
     # Images exist for 3 of CIFAR's 100 classes: chance is 33%.
     assert metrics["test_top1"] > 60.0, metrics
+    # summary.csv: one row per epoch (timm's form), the learning rate and validation numbers in each.
+    rows = list(csv.DictReader((tmp_path / "run" / "summary.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == list(range(6))
+    assert all(float(r["lr"]) > 0 and r["val_top1"] and float(r["images_per_s"]) > 0 for r in rows)
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
     assert metrics["val_rule"]
     assert Path(metrics["best_checkpoint"]).exists()
     assert (tmp_path / "run" / "config_resolved.yaml").exists()
@@ -350,6 +358,31 @@ def test_train_script_end_to_end(tmp_path):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["dataset"] == "flowers102" and metrics["test_top1"] is not None
     assert (tmp_path / "run" / ".hydra" / "config.yaml").exists()
+    # The resolved settings are printed as a tree when the run starts.
+    assert (
+        "config" in result.stdout and "name: flowers102" in result.stdout and "max_epochs: 1" in result.stdout
+    )
+
+
+def test_local_config_holds_machine_paths(tmp_path):
+    """conf/local/default.yaml (git-ignored) sets this machine's folders for every run; the command
+    line still wins."""
+    import shutil
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf)
+    shutil.copy(conf / "local" / "example.yaml", conf / "local" / "default.yaml")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        local = compose("config")
+        given = compose("config", overrides=["paths.data_dir=/elsewhere"])
+    GlobalHydra.instance().clear()
+    assert local.paths.data_dir == "/data/datasets" and given.paths.data_dir == "/elsewhere"
+    assert compose_config([]).paths.data_dir != "/data/datasets"  # the project's own conf has none
+    assert "/conf/local/default.yaml" in (ROOT / ".gitignore").read_text()
 
 
 def test_multirun_sweep_folders_are_flat_and_a_bad_job_does_not_stop_the_sweep(tmp_path):
@@ -383,6 +416,11 @@ def test_multirun_sweep_folders_are_flat_and_a_bad_job_does_not_stop_the_sweep(t
     assert not (sweep / jobs[0] / "metrics.json").exists()
     metrics = json.loads((sweep / jobs[1] / "metrics.json").read_text())
     assert metrics["aug_settings"]["alpha"] == 0.2 and metrics["protocol"] == "scarcity_resnet18"
+    # The sweep's summary: a line after each job, and summary.csv with each job's status.
+    assert "sweep so far: 2 jobs: 1 finished, 1 failed, 0 diverged" in result.stdout
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert [(r["job"], r["status"]) for r in rows] == [(jobs[0], "failed"), (jobs[1], "finished")]
+    assert float(rows[1]["test_top1"]) == metrics["test_top1"]
 
 
 def test_experiment_group_is_the_experiments_folder():
@@ -690,3 +728,55 @@ def test_progress_bar_off_in_the_trainer_wins_over_the_callback(make_cfg):
     (Lightning refuses the pair)."""
     cfg = make_cfg(["trainer.enable_progress_bar=false", "callbacks.progress_bar=tqdm"])
     assert train(cfg)["optimizer_steps"] >= 1
+
+
+def test_trainer_schema_lists_every_lightning_trainer_argument():
+    """Every pl.Trainer argument is a trainer.<key> (those the framework owns excepted), and every
+    trainer.<key> is a pl.Trainer argument."""
+    import dataclasses
+    import inspect
+
+    import pytorch_lightning as pl
+
+    from diffusemix_bench.config import TrainerConfig
+
+    owned = {"self", "logger", "callbacks", "plugins", "default_root_dir", "enable_checkpointing"}
+    accepted = set(inspect.signature(pl.Trainer.__init__).parameters) - owned
+    assert {f.name for f in dataclasses.fields(TrainerConfig)} == accepted
+
+
+@pytest.mark.parametrize("preset", ["overfit", "profiler", "limit"])
+def test_debug_presets_train(make_cfg, preset, tmp_path):
+    overrides = [f"debug={preset}", "dataset.batch_size=4", "dataset.num_workers=0"]
+    if preset == "overfit":
+        overrides.append("trainer.max_epochs=3")
+    metrics = train(make_cfg(overrides, fast=False))
+    assert metrics["optimizer_steps"] >= 1
+    if preset == "overfit":
+        assert metrics["shortened_by"]["overfit_batches"] == 2
+    if preset == "limit":
+        assert metrics["shortened_by"]["limit_train_batches"] == 0.1
+    if preset == "profiler":
+        assert any("profiler" in p.name for p in (tmp_path / "run").iterdir())
+
+
+def test_unknown_trainer_argument_is_one_message(make_cfg):
+    with pytest.raises(ConfigError, match="trainer.profilr .did you mean trainer.profiler"):
+        train(make_cfg(["+trainer.profilr=simple"]))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["aug=diffuesmix"], "aug=diffuesmix: no such option in conf/aug/; did you mean diffusemix?"),
+        (["aug=diffusemix", "aug.lamda=0.3"], "aug.lamda: 'aug' has no setting 'lamda'; did you mean lam?"),
+        (["datset=cub"], "did you mean dataset?"),
+    ],
+)
+def test_misspelt_names_get_a_did_you_mean(args, message):
+    from diffusemix_bench.cli import preflight
+
+    with pytest.raises(ConfigError) as info:
+        preflight(args, str(CONF_DIR))
+    assert message in str(info.value)
+    preflight(["aug=diffusemix", "aug.lam=0.3", "trainer.profiler=simple"], str(CONF_DIR))

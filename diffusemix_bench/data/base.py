@@ -48,6 +48,10 @@ def load_rgb(path: str | Path) -> Image.Image:
     try:
         with Image.open(path) as img:
             img.load()
+            if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+                # 16-bit greyscale (PIL keeps it as integers): scale 0..65535 to 0..255, which
+                # convert("RGB") would clip instead (a nearly white image).
+                return Image.fromarray(sixteen_to_eight(np.asarray(img))).convert("RGB")
             if img.mode == "RGBA" or (img.mode == "P" and "transparency" in img.info):
                 # Composite on white so transparent pixels do not turn black.
                 rgba = img.convert("RGBA")
@@ -59,6 +63,15 @@ def load_rgb(path: str | Path) -> Image.Image:
             f"Could not decode image {path}: {exc}. Re-download or remove the file "
             "(the dataset's file list names it, so removing it needs the list updated too)."
         ) from exc
+
+
+def sixteen_to_eight(arr: np.ndarray) -> np.ndarray:
+    """Integer greyscale pixels as 8-bit: 16-bit values (any above 255) scaled by 255/65535 and
+    rounded; values already within 0..255 kept."""
+    arr = arr.astype(np.int64)
+    if arr.max(initial=0) > 255:
+        arr = np.rint(arr * (255.0 / 65535.0))
+    return np.clip(arr, 0, 255).astype(np.uint8)
 
 
 def pil_to_uint8_chw(img: Image.Image) -> torch.Tensor:
@@ -123,8 +136,10 @@ class ImageClassificationDataset(Dataset):
         return image, self.targets[index], index
 
     def subset(self, indices: Sequence[int], split: str | None = None) -> ImageClassificationDataset:
-        """A new dataset holding the given samples (indices renumbered from 0)."""
+        """A new dataset holding the given samples (indices renumbered from 0); ``parent_indices``
+        keeps each sample's index in the full split, through subsets of subsets."""
         indices = list(indices)
+        parent = self.info.get("parent_indices")
         return ImageClassificationDataset(
             name=self.name,
             split=split or self.split,
@@ -134,7 +149,9 @@ class ImageClassificationDataset(Dataset):
             array=self.array[indices] if self.array is not None else None,
             transform=self.transform,
             root=self.root,
-            info=dict(self.info, parent_indices=indices),
+            info=dict(
+                self.info, parent_indices=[parent[i] for i in indices] if parent is not None else indices
+            ),
         )
 
 
@@ -182,18 +199,38 @@ IMAGE_EXTENSIONS = frozenset(
 )
 
 
-def list_image_files(folder: Path) -> list[Path]:
-    """Image files under ``folder`` (recursive, sorted, extension matched case-insensitively);
-    hidden files and folders (``.DS_Store``, ``._x.jpg``, ``.ipynb_checkpoints``) are skipped."""
-    found = []
+def scan_image_files(folder: Path) -> tuple[list[Path], list[Path]]:
+    """Image files under ``folder`` (recursive, sorted, extension matched case-insensitively) and
+    the other files skipped (``README.txt``, ``labels.csv``...). Hidden files and folders
+    (``.DS_Store``, ``._x.jpg``, ``.ipynb_checkpoints``) are ignored. Linked folders are followed,
+    each real folder once: a link back to a folder already walked (a loop, or a second link to
+    it) is not read again."""
+    found: list[Path] = []
+    skipped: list[Path] = []
+    seen: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found.extend(
-            Path(dirpath, f)
-            for f in filenames
-            if not f.startswith(".") and os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if not d.startswith(".") and os.path.realpath(os.path.join(dirpath, d)) not in seen
         )
-    return sorted(found)
+        for f in filenames:
+            if f.startswith("."):
+                continue
+            (found if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS else skipped).append(
+                Path(dirpath, f)
+            )
+    return sorted(found), sorted(skipped)
+
+
+def list_image_files(folder: Path) -> list[Path]:
+    """The image files of :func:`scan_image_files`."""
+    return scan_image_files(folder)[0]
 
 
 def list_class_folders(folder: Path) -> list[str]:

@@ -5,6 +5,7 @@ for test raises SplitNotAvailableError."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from .base import (
@@ -13,14 +14,18 @@ from .base import (
     SplitNotAvailableError,
     holdout_rule,
     list_class_folders,
-    list_image_files,
+    scan_image_files,
     take_holdout,
 )
 from .layouts import check_options, not_found, require_layout
 from .registry import register_dataset
 
+log = logging.getLogger(__name__)
 
-def _read_split(root: Path, folder: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
+
+def _read_split(root: Path, folder: Path, classes: list[str]) -> tuple[list[Path], list[int], dict]:
+    """Paths and labels of one split folder, and what was noticed: files that are not images and
+    class folders without an image (logged as warnings, recorded in the split's info)."""
     index = {c: i for i, c in enumerate(classes)}
     names = list_class_folders(folder)
     unknown = [c for c in names if c not in index]
@@ -33,17 +38,33 @@ def _read_split(root: Path, folder: Path, classes: list[str]) -> tuple[list[Path
         )
     paths: list[Path] = []
     targets: list[int] = []
+    skipped: list[Path] = []
+    empty: list[str] = []
     for name in names:
-        files = list_image_files(folder / name)
+        files, others = scan_image_files(folder / name)
         paths.extend(files)
         targets.extend([index[name]] * len(files))
+        skipped.extend(others)
+        if not files:
+            empty.append(name)
+    if skipped:
+        log.warning(
+            "%s: %d file(s) that are not images were skipped (e.g. %s); accepted extensions: %s",
+            folder,
+            len(skipped),
+            skipped[0].name,
+            ", ".join(sorted(IMAGE_EXTENSIONS)),
+        )
+    if empty:
+        log.warning("%s: class folder(s) without images: %s", folder, ", ".join(empty[:10]))
+    notes = {"skipped_files": len(skipped), "empty_class_folders": empty}
     if not paths:
         raise not_found(
             "imagefolder",
             root,
             f"no images under {folder}/<class>/ (accepted extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})",
         )
-    return paths, targets
+    return paths, targets, notes
 
 
 @register_dataset("imagefolder")
@@ -64,7 +85,7 @@ def imagefolder(
             f"{base / 'test'}/<class>/ images or evaluate on the val split instead"
         )
     source = split if split == "test" or (split == "val" and has_val) else "train"
-    paths, targets = _read_split(root, base / source, classes)
+    paths, targets, notes = _read_split(root, base / source, classes)
     if source == "train":
         empty = sorted(set(classes) - {classes[t] for t in set(targets)})
         if empty:
@@ -84,5 +105,6 @@ def imagefolder(
             "val_rule": "val/ folder" if has_val else holdout_rule(val_fraction, seed),
             "test_rule": "test/ folder",
             "official_split": source,
+            **notes,
         },
     )

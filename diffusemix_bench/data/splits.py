@@ -25,6 +25,65 @@ def dataset_root(cfg: DatasetConfig, data_dir: str | Path) -> Path:
     return Path(cfg.root if cfg.root else data_dir).expanduser()
 
 
+ON_BAD_IMAGE = ("error", "skip")
+
+
+def verify_splits(splits: Splits, cache_dir: str | Path, on_bad_image: str = "error") -> dict[str, list[str]]:
+    """Decode every image file of each split once (results cached per file by size and mtime);
+    return the corrupt files per split. ``error`` stops at the first split with any, naming them;
+    ``skip`` leaves them out of their split (the caller records them)."""
+    import hashlib
+    import json
+
+    from ..errors import ConfigError
+    from ..progress import plain_progress
+    from .base import CorruptImageError, load_rgb
+
+    if on_bad_image not in ON_BAD_IMAGE:
+        raise ConfigError(f"dataset.on_bad_image must be one of {list(ON_BAD_IMAGE)}, got '{on_bad_image}'")
+    bad: dict[str, list[str]] = {}
+    for name in ("train", "val", "test"):
+        ds = getattr(splits, name)
+        if ds is None or not ds.paths:
+            continue
+        key = hashlib.sha256(str(Path(ds.paths[0]).parent.parent.resolve()).encode()).hexdigest()[:16]
+        cache_file = Path(cache_dir).expanduser() / f"{ds.name}-{name}-{key}.json"
+        try:
+            cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+        except json.JSONDecodeError:
+            cache = {}
+        found = []
+        for path in plain_progress(ds.paths, f"verifying {ds.name}/{name} images"):
+            st = Path(path).stat()
+            stamp = f"{st.st_size}:{st.st_mtime_ns}"
+            entry = cache.get(str(path))
+            if entry is None or entry[0] != stamp:
+                try:
+                    load_rgb(path)
+                    entry = [stamp, True]
+                except CorruptImageError:
+                    entry = [stamp, False]
+                cache[str(path)] = entry
+            if not entry[1]:
+                found.append(str(path))
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        cache_file.write_text(json.dumps(cache))
+        if found:
+            if on_bad_image == "error":
+                raise CorruptImageError(
+                    f"{len(found)} image file(s) of {ds.name}/{name} cannot be decoded (first: {found[0]}); "
+                    "re-download or remove them, or add dataset.on_bad_image=skip to train without them "
+                    "(they are then counted in metrics.json and listed in the run folder)"
+                )
+            keep = [i for i, p in enumerate(ds.paths) if str(p) not in set(found)]
+            setattr(splits, name, ds.subset(keep))
+            log.warning(
+                "%s/%s: %d corrupt image(s) left out (first: %s)", ds.name, name, len(found), found[0]
+            )
+            bad[name] = found
+    return bad
+
+
 def build_splits(cfg: DatasetConfig, data_dir: str | Path) -> Splits:
     """Download if asked, then read every split; ``test`` is None where the dataset has none.
     ``samples_per_class`` keeps that many seeded training images per class."""

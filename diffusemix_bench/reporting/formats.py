@@ -69,8 +69,8 @@ def notes(filled: FilledTable) -> list[str]:
 def markdown(filled: FilledTable) -> str:
     t = filled.table
     cols = _columns(filled)
-    header = ["Method"] + [f"{c} {m}: paper | ours | Δ" for c, m, _ in cols]
-    out = [f"### {t.name}: {t.caption}", "", f"Units: {t.units}.", ""]
+    header = ["Method"] + [f"{c} {m}: {part}" for c, m, _ in cols for part in ("paper", "ours", "Δ")]
+    out = [f"### {t.name}: {t.caption}", "", f"Units: {t.units}. Ours: mean ± std (seeds).", ""]
     out.append("| " + " | ".join(header) + " |")
     out.append("|" + "---|" * len(header))
     for row in t.rows:
@@ -78,13 +78,11 @@ def markdown(filled: FilledTable) -> str:
         for column, metric, key in cols:
             paper = _paper_value(row, column, metric)
             if row.reported_only:
-                cells.append(f"{_num(paper)} \\| not run (reported only) \\| –")
+                cells += [_num(paper), "not run (reported only)", "–"]
                 continue
             cell = filled.cells[(row.label, column)]
             diff = diff_value(paper, cell, key)
-            cells.append(
-                f"{_num(paper)} \\| {ours_text(cell, key)} \\| {'–' if diff is None else f'{diff:+.2f}'}"
-            )
+            cells += [_num(paper), ours_text(cell, key), "–" if diff is None else f"{diff:+.2f}"]
         out.append("| " + " | ".join([row.label] + cells) + " |")
     out += [
         "",

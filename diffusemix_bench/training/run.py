@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ from pytorch_lightning.callbacks import (
 from ..augment import AugContext, create_aug
 from ..config import check_protocol_optimiser, validate_config
 from ..data.datamodule import ImageDataModule
-from ..data.splits import Splits
+from ..data.splits import Splits, build_splits, verify_splits
 from ..errors import ConfigError
 from ..progress import progress_bar
 from ..robustness import attack_specs
@@ -35,8 +36,17 @@ from .classifier import build_model
 from .evaluate import attack_checkpoint, eval_split
 from .module import ClassifierModule, vanilla_batches_per_epoch
 from .provenance import git_state, shortened_by, versions
+from .summary import EpochSummary
 
 log = logging.getLogger(__name__)
+
+
+def _no_tips(record: logging.LogRecord) -> bool:
+    """Lightning's advertising tips ("💡 Tip: ...") are left out of run logs."""
+    return "Tip:" not in record.getMessage()
+
+
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_no_tips)
 
 # The module scales uint8 batches in on_after_batch_transfer on purpose; the data module keeps
 # Lightning's default hook, which is all this warning is about.
@@ -206,6 +216,19 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[Callback], log
     t = OmegaConf.to_container(cfg.trainer, resolve=True)
     # Unset limits mean "no limit" (Lightning's own defaults).
     kwargs = {k: v for k, v in t.items() if v is not None}
+    accepted = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        import difflib
+
+        hints = {k: difflib.get_close_matches(k, sorted(accepted), n=1) for k in unknown}
+        raise ConfigError(
+            "not arguments of Lightning's Trainer: "
+            + ", ".join(
+                f"trainer.{k}" + (f" (did you mean trainer.{hints[k][0]}?)" if hints[k] else "")
+                for k in unknown
+            )
+        )
     if not any(isinstance(cb, (TQDMProgressBar, RichProgressBar)) for cb in callbacks):
         kwargs["enable_progress_bar"] = False
     return pl.Trainer(default_root_dir=str(run_dir), callbacks=callbacks, logger=logger, **kwargs)
@@ -259,6 +282,14 @@ def _train(cfg: DictConfig, splits: Splits | None, adversarial: FastAdversarial,
     pl.seed_everything(cfg.seed, workers=True)
 
     aug_name = cfg.aug.name
+    bad_images: dict[str, list[str]] = {}
+    if cfg.dataset.verify or cfg.dataset.on_bad_image == "skip":
+        splits = splits or build_splits(cfg.dataset, cfg.paths.data_dir)
+        bad_images = verify_splits(splits, Path(cfg.paths.cache_dir) / "verified", cfg.dataset.on_bad_image)
+        if bad_images:
+            (run_dir / "bad_images.txt").write_text(
+                "".join(f"{split}\t{path}\n" for split, paths in bad_images.items() for path in paths)
+            )
     datamodule = ImageDataModule(cfg.dataset, cfg.paths.data_dir, seed=cfg.seed, splits=splits)
     datamodule.build()  # fail fast on missing data, before the model is built
     attacks = attack_specs(cfg.eval)
@@ -295,7 +326,9 @@ def _train(cfg: DictConfig, splits: Splits | None, adversarial: FastAdversarial,
         module.model = torch.compile(module.model)
 
     ckpt_dir = run_dir / "checkpoints"
-    callbacks = build_callbacks(cfg, ckpt_dir) + list(aug.callbacks())
+    callbacks = (
+        build_callbacks(cfg, ckpt_dir) + list(aug.callbacks()) + [EpochSummary(run_dir / "summary.csv")]
+    )
     logger = build_logger(cfg, run_dir)
     trainer = build_trainer(cfg, run_dir, callbacks, logger)
     if cfg.budget == "vanilla_steps":
@@ -397,6 +430,18 @@ def _train(cfg: DictConfig, splits: Splits | None, adversarial: FastAdversarial,
         "git": git_state(),
         "versions": versions(),
         "val_rule": datamodule.val_set.info.get("val_rule"),
+        # Corrupt files left out with dataset.on_bad_image=skip (listed in bad_images.txt).
+        "bad_images": {split: len(paths) for split, paths in bad_images.items()},
+        # What reading the image folders noticed: files that are not images, classes without images.
+        "data_notes": {
+            split: {k: ds.info[k] for k in ("skipped_files", "empty_class_folders") if ds.info.get(k)}
+            for split, ds in (
+                ("train", datamodule.train_set),
+                ("val", datamodule.val_set),
+                ("test", datamodule.test_set),
+            )
+            if ds is not None and any(ds.info.get(k) for k in ("skipped_files", "empty_class_folders"))
+        },
         "num_classes": num_classes,
         **robust,
     }

@@ -1,0 +1,57 @@
+"""summary.csv in the run folder, one row per epoch as timm's train.py writes it: epoch, learning
+rate, train loss, validation top-1/top-5 and loss, training images per second, wall seconds."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+from pytorch_lightning.callbacks import Callback
+
+FIELDS = ("epoch", "step", "lr", "train_loss", "val_loss", "val_top1", "val_top5", "images_per_s", "epoch_s")
+
+
+def _value(metrics: dict, key: str) -> float | None:
+    value = metrics.get(key)
+    return None if value is None else round(float(value), 6)
+
+
+class EpochSummary(Callback):
+    """Appends a row at the end of each training epoch (after its validation); a resumed run goes
+    on appending to the same file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._start = 0.0
+        self._seen = 0
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._start = time.time()
+        self._seen = pl_module.images_seen
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero or trainer.sanity_checking:
+            return
+        m = trainer.callback_metrics
+        seconds = time.time() - self._start
+        optimizers = trainer.optimizers
+        lr = optimizers[0].param_groups[0]["lr"] if optimizers else None
+        row = {
+            "epoch": trainer.current_epoch,
+            "step": trainer.global_step,
+            "lr": lr,
+            "train_loss": _value(m, "train/loss_epoch"),
+            "val_loss": _value(m, "val/loss"),
+            "val_top1": None if m.get("val/top1") is None else round(100 * float(m["val/top1"]), 4),
+            "val_top5": None if m.get("val/top5") is None else round(100 * float(m["val/top5"]), 4),
+            "images_per_s": round((pl_module.images_seen - self._seen) / seconds, 2) if seconds > 0 else None,
+            "epoch_s": round(seconds, 2),
+        }
+        new = not self.path.is_file()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=FIELDS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
