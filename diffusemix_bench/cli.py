@@ -175,20 +175,23 @@ def _compose(config_dir: str, overrides: list[str], hydra_config: bool = False):
 def _generation_hours(filled) -> dict[str, float]:
     """Hours the edit stores of the table's DiffuseMix runs logged for generation, per dataset."""
     from .generation.store import EditStore
+    from .reporting.plots import reads_edits_of
 
     hours: dict[str, float] = {}
     for (_, column), cell in filled.cells.items():
         if column in hours:
             continue
         for run in cell.finished:
-            if run.config.get("aug", {}).get("name") != "diffusemix":
+            if not reads_edits_of(run.config):
                 continue
             try:
                 store = EditStore.from_config(run.config, column, split="train")
             except Exception:  # a store that cannot be located from here adds no hours
                 continue
-            hours[column] = store.generation_seconds() / 3600
-            break
+            seconds = store.generation_seconds()
+            if seconds > 0:
+                hours[column] = seconds / 3600
+                break
     return hours
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 from collections.abc import Callable, Sequence
@@ -16,6 +17,8 @@ from torch.utils.data import Dataset
 from ..errors import UserError
 
 SPLITS = ("train", "val", "test")
+
+log = logging.getLogger(__name__)
 
 
 class DatasetNotFoundError(UserError, FileNotFoundError):
@@ -203,22 +206,29 @@ def scan_image_files(folder: Path) -> tuple[list[Path], list[Path]]:
     """Image files under ``folder`` (recursive, sorted, extension matched case-insensitively) and
     the other files skipped (``README.txt``, ``labels.csv``...). Hidden files and folders
     (``.DS_Store``, ``._x.jpg``, ``.ipynb_checkpoints``) are ignored. Linked folders are followed,
-    each real folder once: a link back to a folder already walked (a loop, or a second link to
-    it) is not read again."""
+    each real folder once; a link to a folder already walked or to one of the folders above it (a
+    loop) is not followed, with a warning."""
     found: list[Path] = []
     skipped: list[Path] = []
     seen: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:
+        here = os.path.realpath(dirpath)
+        if here in seen:
             dirnames[:] = []
             continue
-        seen.add(real)
-        dirnames[:] = sorted(
-            d
-            for d in dirnames
-            if not d.startswith(".") and os.path.realpath(os.path.join(dirpath, d)) not in seen
-        )
+        seen.add(here)
+        keep = []
+        for d in sorted(dirnames):
+            if d.startswith("."):
+                continue
+            real = os.path.realpath(os.path.join(dirpath, d))
+            if real in seen or here == real or here.startswith(real + os.sep):
+                log.warning(
+                    "%s links to %s, a folder already read or above it: not followed", Path(dirpath, d), real
+                )
+                continue
+            keep.append(d)
+        dirnames[:] = keep
         for f in filenames:
             if f.startswith("."):
                 continue

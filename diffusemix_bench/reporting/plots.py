@@ -57,6 +57,13 @@ def curve(filled: FilledTable, path: Path) -> Path | None:
     return path
 
 
+def reads_edits_of(config) -> bool:
+    """A DiffuseMix run whose arm reads edits (not I or I + F)."""
+    return setting(config, "aug") == "diffusemix" and not str(
+        setting(config, "aug.components") or ""
+    ).startswith("originals")
+
+
 def accuracy_vs_compute(filled: FilledTable, path: Path, generation_hours: dict[str, float]) -> Path | None:
     """The first metric of each row and column against its compute: training hours per run (from
     ``wall_time_s``) plus, for methods that read edits, the hours their generation took where the
@@ -70,14 +77,14 @@ def accuracy_vs_compute(filled: FilledTable, path: Path, generation_hours: dict[
         if not n or wall is None:
             continue
         hours = wall / 3600
-        reads_edits = any(setting(r.config, "aug") == "diffusemix" for r in cell.finished)
+        reads_edits = any(reads_edits_of(r.config) for r in cell.finished)
         if reads_edits:
             hours += generation_hours.get(column, 0.0)
         points.append((hours, mean, f"{label} ({column})"))
     if not points:
         return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 4.5))
     for hours, mean, label in points:
         ax.scatter(hours, mean)
         ax.annotate(label, (hours, mean), fontsize=7, xytext=(3, 3), textcoords="offset points")
