@@ -27,6 +27,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.mark.slow
 def test_generate_killed_midway_resumes_without_loss_or_duplicates(tmp_path, one_thread):
     """A real ``python generate.py`` process is SIGKILLed once some edits exist; the rerun
     finishes the store with every key exactly once and every image decodable."""

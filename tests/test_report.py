@@ -164,6 +164,7 @@ def test_every_paper_table_is_produced_from_the_runs(sweep, tmp_path, name):
         assert (tmp_path / f"{name}.png").is_file()
 
 
+@pytest.mark.slow  # report.py's entry runs in the default suite through test_demo
 def test_report_command_prints_the_table(sweep, tmp_path):
     result = run_entry("report.py", ["experiment=table6", f"runs={sweep}", f"out={tmp_path / 'r'}"], tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
