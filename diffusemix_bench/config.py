@@ -225,12 +225,14 @@ class GeneratorConfig:
     resolution: int = 512
     # auto: bf16 on GPU, fp32 on CPU; or fp32, fp16, bf16.
     dtype: str = "auto"
+    # Edits per pipeline call: one image with up to batch_size of its prompts (the prompts are cut
+    # into near-equal blocks; 9 prompts at 8 make calls of 5 and 4). Each edit keeps its own noise;
+    # its bytes are fixed by the settings and the batch size (part of the store's hash), whatever
+    # the number of GPUs, the order of work or a resume: a block is always generated whole.
     batch_size: int = 8
-    # One image per pipeline call (as the official code runs it): stored bytes then do not depend
-    # on batch size, batch order or GPU count. false batches batch_size images per call (faster on
-    # a GPU); each image keeps its own noise, but batched kernels round differently, so pixels can
-    # differ by one level between batch sizes.
-    batch_invariant: bool = True
+    # true: one edit per pipeline call (the official code's way, slower on a GPU); bytes then do
+    # not depend on the batch size at all.
+    batch_invariant: bool = False
     seed: int = 0
     # Largest stored shorter side (edits are only ever shrunk); null stores the original size.
     store_size: int | None = None
@@ -240,6 +242,9 @@ class GeneratorConfig:
     # of each class (limit_per_class); null edits every image. Edits made stay in the full store.
     limit: int | None = None
     limit_per_class: int | None = None
+    # Decode every stored edit before counting it as done (finds damage that keeps a file's size;
+    # the size is always checked against the manifest). Broken edits are made again.
+    verify: bool = False
     # Regenerations with a new derived seed when an edit is non-finite or blank.
     max_retries: int = 3
     # An edit whose pixel standard deviation (in [0, 1]) is below this is blank (black NaN images).

@@ -116,9 +116,20 @@ def test_store_round_trip_missing_and_corrupt_file(tmp_path):
         again.read(0, "snowy")
     with pytest.raises(ValueError, match="uint8"):
         again.write(2, "snowy", image.float())
-    store.path(1, "snowy").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    with pytest.raises(CorruptEditError, match=r"1\.png.*Delete the file and rerun: python generate.py"):
+    good = store.path(1, "snowy").read_bytes()
+    store.path(1, "snowy").write_bytes(good[: len(good) // 2])  # truncated after it was recorded
+    with pytest.raises(CorruptEditError, match=r"1\.png.*broken.*Repair the store.*: python generate.py"):
         again.read(1, "snowy")
+    # The recorded size finds it without decoding: it counts as missing, named as broken.
+    assert again.missing([1]) == [(1, p) for p in store.prompt_ids] and again.last_broken == [(1, "snowy")]
+    # Damage that keeps the size is found by decoding (generator.verify=true).
+    store.path(1, "snowy").write_bytes(good[:8] + b"\0" * (len(good) - 8))
+    assert again.broken([1]) == [] and again.broken([1], verify=True) == [(1, "snowy")]
+    # Garbage lines and absurd indices in a manifest are ignored, never crash a reader.
+    (store.folder / "manifest" / "junk.txt").write_bytes(
+        b"\xff\xfe\x00garbage\nsnowy 99999999999999999999 3\n snowy -4\n"
+    )
+    assert EditStore.from_config(cfg, "flowers102").has(1, "snowy")
     # A file deleted after being recorded counts as missing again.
     store.path(1, "snowy").unlink()
     assert (1, "snowy") in again.missing([1])
@@ -132,7 +143,20 @@ def test_store_folder_hash_and_generate_command(tmp_path):
         EditStore.from_config(compose_config([*base, "generator.num_prompts=2"]), "flowers102").folder
         == folder
     )
+    # Batched calls (the default) share a call between an image's prompts: the prompt blocks and
+    # the batch size are part of the hash; one edit per call (batch_invariant) leaves both out.
+    single = [*base, "generator.batch_invariant=true"]
+    assert EditStore.from_config(
+        compose_config([*single, "generator.batch_size=3"]), "flowers102"
+    ).folder == (
+        EditStore.from_config(
+            compose_config([*single, "generator.prompts=[autumn,snowy]"]), "flowers102"
+        ).folder
+    )
     for change in [
+        "generator.batch_size=2",  # 9 prompts in blocks of 2 (5 calls), not 3 (tiny's 4 and 3 both make 3 x 3)
+        "generator.prompts=[autumn,snowy]",
+        "generator.batch_invariant=true",
         "generator.steps=3",
         "generator.seed=1",
         "generator.prompt_template=raw",
@@ -153,14 +177,15 @@ def test_store_folder_hash_and_generate_command(tmp_path):
     assert train_store.prompt_ids == gen_store.prompt_ids
 
     # The printed command composes to exactly that store.
-    cmd = generate_command(
-        compose_config([*extra, "generator.prompts=[autumn,'a b, c',snowy,rainbow]"]), "flowers102"
+    custom = compose_config(
+        [*extra, "generator.prompts=[autumn,'a b, c',snowy,rainbow]", "generator.batch_size=2"]
     )
+    cmd = generate_command(custom, "flowers102")
     args = shlex.split(cmd)
     assert args[:2] == ["python", "generate.py"]
     assert "generator=tiny" in args and "generator.guidance_scale=5.0" in args
     replayed = EditStore.from_config(compose_generate(args[2:]), "flowers102")
-    assert replayed.folder == train_store.folder
+    assert replayed.folder == EditStore.from_config(custom, "flowers102").folder
     assert replayed.prompt_ids == ["autumn", prompt_id("a b, c"), "snowy"]
 
 
@@ -277,12 +302,12 @@ def test_finish_aligns_with_the_original_and_store_size():
 
 
 # -- generate.py ---------------------------------------------------------------------------------
-def _all_keys_stored(store: EditStore, n: int) -> None:
+def _all_keys_stored(store: EditStore, n: int, size: tuple[int, int] = (40, 48)) -> None:
     assert store.missing(range(n)) == []
     for i in range(n):
         for pid in store.prompt_ids:
             assert store.has(i, pid)
-            assert store.read(i, pid).shape == (3, 40, 48)  # the original's size
+            assert store.read(i, pid).shape == (3, *size)  # the original's size
     assert store.check() == {"duplicates": [], "without_image": [], "unrecorded_images": []}
 
 
@@ -322,10 +347,13 @@ def test_bad_edits_are_regenerated_with_new_seeds_and_counted(flowers, tmp_path,
     def flaky(self, images, texts, seeds):
         out = real(self, images, texts, seeds)
         seen.append(list(seeds))
-        if len(seen) == 1:  # first call: one NaN edit (fp16 overflow) and one black edit
-            out[0] = float("nan")
-            out[1] = 0.0
-        for j, s in enumerate(seeds):  # key 5 stays blank whatever its seed
+        for j, s in enumerate(seeds):
+            # The first tries of keys 0 and 1: one NaN edit (fp16 overflow) and one black edit.
+            if s == edit_seed("flowers102", "train", 0, "autumn", 0, 0):
+                out[j] = float("nan")
+            if s == edit_seed("flowers102", "train", 1, "autumn", 0, 0):
+                out[j] = 0.0
+            # Key 5 stays blank whatever its seed.
             if s in {edit_seed("flowers102", "train", 5, "autumn", 0, a) for a in range(3)}:
                 out[j] = 0.5
         return out
@@ -338,8 +366,12 @@ def test_bad_edits_are_regenerated_with_new_seeds_and_counted(flowers, tmp_path,
     assert summary["regenerated"] == 2 and summary["failed"] == 1 and summary["generated"] == 11
     assert summary["retries"] == 2 + 2
     assert "summary: generated=11 existing=0 regenerated=2 failed=1" in capsys.readouterr().out
-    # The retry of the first batch used attempt-1 seeds for exactly the two bad keys.
-    assert seen[1] == [edit_seed("flowers102", "train", i, "autumn", 0, 1) for i in (0, 1)]
+    # Each image's call holds a block of its prompts (3 of tiny's 9 at batch_size 4: num_prompts
+    # picks which are stored, the block is generated whole); a retry holds the bad keys alone, with
+    # attempt-1 seeds.
+    assert len(seen[0]) == 3
+    assert seen[1] == [edit_seed("flowers102", "train", 0, "autumn", 0, 1)]
+    assert seen[3] == [edit_seed("flowers102", "train", 1, "autumn", 0, 1)]
     tried = {s for call in seen for s in call}
     assert {edit_seed("flowers102", "train", 5, "autumn", 0, a) for a in range(3)} <= tried
     store = EditStore.from_config(cfg, "flowers102")
@@ -347,7 +379,7 @@ def test_bad_edits_are_regenerated_with_new_seeds_and_counted(flowers, tmp_path,
     # A later run goes on with attempt 3 (a new seed) rather than repeating 0 to 2; here that is good.
     rerun = generate(cfg)
     assert rerun["failed"] == 0 and rerun["generated"] == 1 and rerun["regenerated"] == 1
-    assert seen[-1] == [edit_seed("flowers102", "train", 5, "autumn", 0, 3)]
+    assert seen[-1][0] == edit_seed("flowers102", "train", 5, "autumn", 0, 3) and len(seen[-1]) == 3
 
 
 def test_a_rerun_tries_failed_edits_with_new_seeds(flowers, tmp_path, monkeypatch, capsys):
@@ -416,8 +448,7 @@ def test_store_records_the_resolved_dtype_and_refuses_another(flowers, tmp_path,
         "device": "cpu",
         "channels_last": False,
         "compile": False,
-        "batch_invariant": True,
-        "batch_size": None,
+        "batch_invariant": False,
     }
     store.path(3, "autumn").unlink()
 
@@ -552,3 +583,48 @@ def test_generate_a_few_images_first(flowers, tmp_path, capsys):
     bad = compose_generate(gen_overrides(flowers, tmp_path, "generator.limit=0"))
     with pytest.raises(ConfigError, match="generator.limit"):
         generate(bad)
+
+
+def test_broken_edits_are_found_and_made_again_with_the_same_bytes(flowers, tmp_path, capsys):
+    """A truncated edit (found by its recorded size) and one damaged in place (found by decoding,
+    generator.verify=true) are regenerated; a key stored whole is left alone. Both come back with
+    the bytes an uninterrupted run wrote (each edit's seed and call are fixed by its key)."""
+    cfg = compose_generate(gen_overrides(flowers, tmp_path, "generator.num_prompts=2"))
+    generate(cfg)
+    store = EditStore.from_config(cfg, "flowers102")
+    good = {k: store.path(*k).read_bytes() for k in [(2, "autumn"), (7, store.prompt_ids[1])]}
+    truncated, damaged = good
+    store.path(*truncated).write_bytes(good[truncated][:100])
+    store.path(*damaged).write_bytes(good[damaged][:8] + bytes(len(good[damaged]) - 8))
+    capsys.readouterr()
+
+    plain = generate(cfg)
+    assert plain["broken"] == 1 and plain["generated"] == 1 and plain["existing"] == 23
+    assert "(1 of them broken)" in capsys.readouterr().out
+    assert store.path(*truncated).read_bytes() == good[truncated]
+
+    verified = generate(
+        compose_generate(gen_overrides(flowers, tmp_path, "generator.num_prompts=2", "generator.verify=true"))
+    )
+    assert verified["broken"] == 1 and verified["generated"] == 1
+    assert store.path(*damaged).read_bytes() == good[damaged]
+    assert generate(cfg)["generated"] == 0
+
+
+def test_a_group_claimed_by_another_process_is_left_to_it(flowers, tmp_path, capsys):
+    """A group whose lock another generate.py holds (here: this test) is skipped and counted, not
+    made twice; once the lock is free, the next run makes it."""
+    cfg = compose_generate(gen_overrides(flowers, tmp_path, "generator.num_prompts=2"))
+    store = EditStore.from_config(cfg, "flowers102")
+    held = store.claim("b0-5")  # image 5, the first block of prompts (it holds both stored prompts)
+    assert held is not None and store.claim("b0-5") is None  # a second taker is refused
+    try:
+        summary = generate(cfg)
+    finally:
+        store.release(held)
+    assert summary["by_others"] == 2 and summary["generated"] == 22
+    out = capsys.readouterr().out
+    assert "left to another generate.py" in out and "by_others=2" in out
+    assert EditStore.from_config(cfg, "flowers102").missing(range(12)) == [(5, p) for p in store.prompt_ids]
+    again = generate(cfg)
+    assert again["generated"] == 2 and again["by_others"] == 0

@@ -17,7 +17,8 @@ from ..data import ImageClassificationDataset, create_dataset, per_class_subset
 from ..data.splits import dataset_root
 from ..errors import ConfigError, user_errors_reported
 from .edit_model import DTYPES, EditModel, finish, is_bad, resolve_dtype, to_uint8
-from .store import EditStore, edit_seed
+from .prompts import build_prompts
+from .store import EditStore, edit_seed, prompt_blocks
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +30,40 @@ class EditKey:
     prompt_id: str
 
 
+@dataclass(frozen=True)
+class EditGroup:
+    """One pipeline call's worth of work: an image and a block of its prompts (store.prompt_blocks).
+    In batched mode the whole block is generated and only ``to_write`` is stored; one image per
+    call (batch_invariant) generates ``to_write`` alone."""
+
+    split: str
+    index: int
+    block: int  # the block's number in the prompt list
+    prompts: tuple[str, ...]
+    to_write: tuple[str, ...]  # the block's planned prompts missing from the store
+    broken: tuple[str, ...] = ()  # those of to_write whose recorded file was found broken
+
+    @property
+    def name(self) -> str:
+        return f"b{self.block}-{self.index}"
+
+    def keys(self) -> list[EditKey]:
+        return [EditKey(self.split, self.index, pid) for pid in self.to_write]
+
+
 @dataclass
 class Counts:
     planned: int = 0
     existing: int = 0
+    broken: int = 0  # recorded edits found broken (wrong size, or undecodable with verify): made again
     generated: int = 0
     # Stored with a regeneration seed (attempt > 0): after a bad edit in this run or an earlier one.
     regenerated: int = 0
     retries: int = 0
     failed: int = 0
+    # Keys left to another generate.py working on the same store (its claim was held, or it
+    # finished them first).
+    by_others: int = 0
     failed_keys: list[EditKey] = field(default_factory=list)
 
 
@@ -53,8 +79,6 @@ def runtime_settings(g: DictConfig, device: torch.device) -> dict:
         "channels_last": bool(g.channels_last),
         "compile": bool(g.compile),
         "batch_invariant": bool(g.batch_invariant),
-        # The batch size changes pixels only when images are batched (batch_invariant=false).
-        "batch_size": None if g.batch_invariant else int(g.batch_size),
     }
 
 
@@ -93,29 +117,54 @@ def limited(indices: list[int], targets, limit: int | None, per_class: int | Non
     return indices if limit is None else indices[:limit]
 
 
-class KeyDataset(Dataset):
-    """One item per key: the key and the untransformed original image (uint8 CHW)."""
+class GroupDataset(Dataset):
+    """One item per group: the group and its untransformed original image (uint8 CHW)."""
 
-    def __init__(self, splits: dict[str, ImageClassificationDataset], keys: list[EditKey]) -> None:
+    def __init__(self, splits: dict[str, ImageClassificationDataset], groups: list[EditGroup]) -> None:
         self.splits = splits
-        self.keys = keys
+        self.groups = groups
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return len(self.groups)
 
-    def __getitem__(self, i: int) -> tuple[EditKey, torch.Tensor]:
-        key = self.keys[i]
-        return key, self.splits[key.split].load_image(key.index)
+    def __getitem__(self, i: int) -> tuple[EditGroup, torch.Tensor]:
+        group = self.groups[i]
+        return group, self.splits[group.split].load_image(group.index)
 
 
-def _as_list(batch: list) -> list:
-    return batch
+def _single(item):
+    return item
+
+
+def plan_groups(
+    split: str,
+    indices: list[int],
+    missing: list[tuple[int, str]],
+    blocks: list[list[str]],
+    broken: list[tuple[int, str]] = (),
+) -> list[EditGroup]:
+    """The groups holding the missing keys, in the order of ``indices`` and of the blocks."""
+    bad = set(broken)
+    wanted: dict[int, set[str]] = {}
+    for i, pid in missing:
+        wanted.setdefault(i, set()).add(pid)
+    groups = []
+    for i in indices:
+        todo = wanted.get(i)
+        if not todo:
+            continue
+        for b, block in enumerate(blocks):
+            write = tuple(pid for pid in block if pid in todo)
+            if write:
+                broke = tuple(pid for pid in write if (i, pid) in bad)
+                groups.append(EditGroup(split, i, b, tuple(block), write, broke))
+    return groups
 
 
 class EditKeysData(pl.LightningDataModule):
     """Works out the missing keys once per rank (every rank from the same store state, before
-    any rank writes) and gives rank r the keys r, r + world, r + 2 world, ...: no key twice. A
-    rank can get no key at all (fewer missing keys than ranks)."""
+    any rank writes), groups them (EditGroup) and gives rank r the groups r, r + world, ...: no
+    key twice, and each group generated whole by one rank. A rank can get no group at all."""
 
     def __init__(self, cfg: DictConfig, stores: dict[str, EditStore], counts: Counts) -> None:
         super().__init__()
@@ -125,34 +174,56 @@ class EditKeysData(pl.LightningDataModule):
         self.stores = stores
         self.counts = counts
         self.splits: dict[str, ImageClassificationDataset] = {}
-        self.keys: list[EditKey] = []
+        self.groups: list[EditGroup] = []
+
+    @property
+    def keys(self) -> int:
+        return sum(len(g.to_write) for g in self.groups)
 
     def setup(self, stage: str) -> None:
-        keys: list[EditKey] = []
-        planned = 0
-        runtime = runtime_settings(self.cfg.generator, self.trainer.strategy.root_device)
+        g = self.cfg.generator
+        groups: list[EditGroup] = []
+        planned = to_make = broken = 0
+        runtime = runtime_settings(g, self.trainer.strategy.root_device)
+        all_ids = [p.id for p in build_prompts(list(g.prompts), g.prompt_template, None)]
         for split, store in self.stores.items():
             ds, indices = read_split(self.cfg, split)
             self.splits[split] = ds
             planned += len(indices) * len(store.prompt_ids)
-            missing = [EditKey(split, i, pid) for i, pid in store.missing(indices)]
+            missing = store.missing(indices, verify=bool(g.verify))
+            broken += len(store.last_broken)
+            if store.last_broken and self.trainer.is_global_zero:
+                shown = ", ".join(f"{i}/{p}" for i, p in store.last_broken[:5])
+                log.warning(
+                    "edit store [%s]: %d recorded edits are broken (%s%s): they are made again",
+                    split,
+                    len(store.last_broken),
+                    shown,
+                    ", ..." if len(store.last_broken) > 5 else "",
+                )
             if missing:  # every rank checks (and stops) alike, before any rank writes
                 store.use_runtime(runtime, warn=self.trainer.is_global_zero)
-            keys += missing
+            to_make += len(missing)
+            # Blocks over the full prompt list (num_prompts only picks which edits are written).
+            blocks = prompt_blocks(all_ids, int(g.batch_size))
+            groups += plan_groups(split, indices, missing, blocks, store.last_broken)
         self.counts.planned = planned
-        self.counts.existing = planned - len(keys)
+        self.counts.existing = planned - to_make
+        self.counts.broken = broken
         if self.trainer.is_global_zero:
             for split, store in self.stores.items():
                 print(f"edit store [{split}]: {store.folder} ({len(store.prompt_ids)} prompts)", flush=True)
             print(
-                f"{planned} edits planned: {self.counts.existing} already stored, {len(keys)} to make"
+                f"{planned} edits planned: {self.counts.existing} already stored, {to_make} to make"
+                + (f" ({broken} of them broken)" if broken else "")
+                + f", in {len(groups)} pipeline calls"
                 + (f" on {self.trainer.world_size} devices" if self.trainer.world_size > 1 else ""),
                 flush=True,
             )
         # Nobody writes before every rank has listed what is missing.
         self.trainer.strategy.barrier("edit-keys")
         rank, world = self.trainer.global_rank, self.trainer.world_size
-        self.keys = keys[rank::world]
+        self.groups = groups[rank::world]
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         # Originals stay on the CPU: EditModel resizes them there and moves one stacked batch.
@@ -161,11 +232,11 @@ class EditKeysData(pl.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         workers = int(self.cfg.dataset.num_workers)
         return DataLoader(
-            KeyDataset(self.splits, self.keys),
-            batch_size=int(self.cfg.generator.batch_size),
+            GroupDataset(self.splits, self.groups),
+            batch_size=None,
             shuffle=False,
             num_workers=workers,
-            collate_fn=_as_list,
+            collate_fn=_single,
             persistent_workers=False,
             pin_memory=False,
         )
@@ -185,7 +256,8 @@ class EditResult:
 
 
 class EditModule(pl.LightningModule):
-    """predict_step edits a batch of keys and regenerates bad edits with new derived seeds. A key
+    """predict_step claims a group (EditStore.claim: a group held by another generate.py on the
+    same store is left to it), edits it and regenerates bad edits with new derived seeds. A key
     is tried with attempts a, a + 1, ..., a + max_retries, where a is 0 or, for a key that failed
     in earlier runs, one after the highest attempt they tried (EditStore.next_attempt): the seed
     of an edit stored at attempt k is always edit_seed(..., k)."""
@@ -196,45 +268,69 @@ class EditModule(pl.LightningModule):
         self.dataset_name = str(cfg.dataset.name)
         self.stores = stores
         self.edit_model: EditModel | None = None
+        # Every prompt of the list: a batched call's block can hold prompts beyond num_prompts.
+        self.texts = {p.id: p.text for p in build_prompts(list(self.g.prompts), self.g.prompt_template, None)}
 
-    def predict_step(self, batch: list[tuple[EditKey, torch.Tensor]], batch_idx: int) -> list[EditResult]:
+    def predict_step(self, batch: tuple[EditGroup, torch.Tensor], batch_idx: int) -> GroupResult:
+        group, image = batch
+        store = self.stores[group.split]
+        claim = store.claim(group.name)
+        if claim is None:  # another generate.py is making this group now
+            return GroupResult(group, [], claim=None, by_others=len(group.to_write))
+        # Another process may have finished some of these keys since the plan was made.
+        store.refresh()
+        todo = [pid for pid in group.to_write if pid in group.broken or not store.stored_ok(group.index, pid)]
+        if not todo:
+            store.release(claim)
+            return GroupResult(group, [], claim=None, by_others=len(group.to_write))
         if self.edit_model is None:  # loaded only when there is work (a finished store needs no weights)
             self.edit_model = EditModel.from_config(self.g, self.device)
-        keys = [k for k, _ in batch]
-        images = [im for _, im in batch]
-        edits: list[torch.Tensor | None] = [None] * len(keys)
-        attempts = [0] * len(keys)
-        first = [self.stores[k.split].next_attempt(k.index, k.prompt_id) for k in keys]
-        pending = list(range(len(keys)))
+        # Batched: the whole block, always (its call shape fixes the bytes); else only what is written.
+        rows = list(group.prompts) if not self.g.batch_invariant else todo
+        first = {pid: store.next_attempt(group.index, pid) for pid in rows}
+        edits: dict[str, torch.Tensor] = {}
+        attempts = dict.fromkeys(todo, 0)
+        pending = rows
         for round_ in range(int(self.g.max_retries) + 1):
-            texts = [self.stores[keys[i].split].prompt_texts[keys[i].prompt_id] for i in pending]
             seeds = [
                 edit_seed(
-                    self.dataset_name, k.split, k.index, k.prompt_id, int(self.g.seed), first[i] + round_
+                    self.dataset_name, group.split, group.index, pid, int(self.g.seed), first[pid] + round_
                 )
-                for i, k in ((i, keys[i]) for i in pending)
+                for pid in pending
             ]
-            out = self.edit_model([images[i] for i in pending], texts, seeds)
+            out = self.edit_model([image] * len(pending), [self.texts[pid] for pid in pending], seeds)
             still = []
-            for j, i in enumerate(pending):
-                attempts[i] = round_ + 1
+            for j, pid in enumerate(pending):
+                if pid not in attempts:
+                    continue  # a row generated for the call's shape, not stored
+                attempts[pid] = round_ + 1
                 if is_bad(out[j], float(self.g.blank_std)):
-                    still.append(i)
+                    still.append(pid)
                 else:
-                    edits[i] = out[j]
+                    edits[pid] = out[j]
             pending = still
             if not pending:
                 break
-        return [
+        hw = tuple(image.shape[-2:])
+        results = [
             EditResult(
-                key=k,
-                edit=None if e is None else finish(e, tuple(im.shape[-2:]), self.g.store_size),
-                full=to_uint8(e) if e is not None and self.g.keep_full_size else None,
-                attempts=n,
-                first_attempt=a,
+                key=EditKey(group.split, group.index, pid),
+                edit=None if pid not in edits else finish(edits[pid], hw, self.g.store_size),
+                full=to_uint8(edits[pid]) if pid in edits and self.g.keep_full_size else None,
+                attempts=attempts[pid],
+                first_attempt=first[pid],
             )
-            for k, im, e, n, a in zip(keys, images, edits, attempts, first, strict=True)
+            for pid in todo
         ]
+        return GroupResult(group, results, claim=claim, by_others=len(group.to_write) - len(todo))
+
+
+@dataclass
+class GroupResult:
+    group: EditGroup
+    results: list[EditResult]
+    claim: object | None  # the group's lock, released once the edits are written
+    by_others: int = 0
 
 
 class StoreWriter(BasePredictionWriter):
@@ -249,36 +345,42 @@ class StoreWriter(BasePredictionWriter):
     def write_on_batch_end(
         self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx
     ):
-        for r in prediction:
-            self.counts.retries += r.attempts - 1
-            store = self.stores[r.key.split]
-            if r.edit is None:
-                store.record_failure(r.key.index, r.key.prompt_id, r.last_attempt)
-                self.counts.failed += 1
-                self.counts.failed_keys.append(r.key)
-                log.warning(
-                    "edit %s/%d '%s' is still blank or non-finite after attempts %d to %d: not stored",
-                    r.key.split,
-                    r.key.index,
-                    r.key.prompt_id,
-                    r.first_attempt,
-                    r.last_attempt,
-                )
-                continue
-            store.write(r.key.index, r.key.prompt_id, r.edit, full=r.full)
-            self.counts.generated += 1
-            self.counts.regenerated += int(r.last_attempt > 0)
+        self.counts.by_others += prediction.by_others
+        store = self.stores[prediction.group.split]
+        try:
+            for r in prediction.results:
+                self.counts.retries += r.attempts - 1
+                if r.edit is None:
+                    store.record_failure(r.key.index, r.key.prompt_id, r.last_attempt)
+                    self.counts.failed += 1
+                    self.counts.failed_keys.append(r.key)
+                    log.warning(
+                        "edit %s/%d '%s' is still blank or non-finite after attempts %d to %d: not stored",
+                        r.key.split,
+                        r.key.index,
+                        r.key.prompt_id,
+                        r.first_attempt,
+                        r.last_attempt,
+                    )
+                    continue
+                store.write(r.key.index, r.key.prompt_id, r.edit, full=r.full)
+                self.counts.generated += 1
+                self.counts.regenerated += int(r.last_attempt > 0)
+        finally:
+            store.release(prediction.claim)
 
 
 def _sum_over_ranks(trainer: pl.Trainer, counts: Counts) -> None:
     """Replace this rank's counts and failed keys by those of all ranks. Every rank calls it after
     trainer.predict, including a rank that had no key to edit."""
     local = torch.tensor(
-        [counts.generated, counts.regenerated, counts.retries, counts.failed],
+        [counts.generated, counts.regenerated, counts.retries, counts.failed, counts.by_others],
         device=trainer.strategy.root_device,
     )
     total = trainer.strategy.reduce(local, reduce_op="sum")
-    counts.generated, counts.regenerated, counts.retries, counts.failed = (int(v) for v in total.tolist())
+    counts.generated, counts.regenerated, counts.retries, counts.failed, counts.by_others = (
+        int(v) for v in total.tolist()
+    )
     if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
         gathered: list[list[EditKey] | None] = [None] * torch.distributed.get_world_size()
         torch.distributed.all_gather_object(gathered, counts.failed_keys)
@@ -297,13 +399,13 @@ class EditsProgress(pl.Callback):
             return
         from tqdm.auto import tqdm
 
-        total = len(trainer.datamodule.keys)
+        total = trainer.datamodule.keys
         note = f" (rank 0 of {trainer.world_size})" if trainer.world_size > 1 else ""
         self.bar = tqdm(total=total, desc=f"edits{note}", unit="edit", dynamic_ncols=True, mininterval=1.0)
 
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         if self.bar is not None:
-            self.bar.update(len(batch))
+            self.bar.update(len(batch[0].to_write))
 
     def on_predict_end(self, trainer, pl_module) -> None:
         if self.bar is not None:
@@ -353,11 +455,7 @@ def generate(cfg: DictConfig) -> dict:
         )
     except (KeyboardInterrupt, SystemExit):
         # Ctrl-C (Lightning turns it into an exit): every edit written so far is in the store.
-        print(
-            f"\ninterrupted: summary: generated={counts.generated} existing={counts.existing} "
-            f"regenerated={counts.regenerated} failed={counts.failed}; the same command goes on from here",
-            flush=True,
-        )
+        print(f"\ninterrupted: {summary_line(counts)}; the same command goes on from here", flush=True)
         raise
     finally:
         for store in stores.values():
@@ -378,6 +476,8 @@ def generate(cfg: DictConfig) -> dict:
         "regenerated": counts.regenerated,
         "retries": counts.retries,
         "failed": counts.failed,
+        "broken": counts.broken,
+        "by_others": counts.by_others,
         "failed_keys": [(k.split, k.index, k.prompt_id) for k in counts.failed_keys],
         "folders": {split: str(store.folder) for split, store in stores.items()},
     }
@@ -395,11 +495,23 @@ def generate(cfg: DictConfig) -> dict:
                 f"failed edit with {int(g.max_retries) + 1} new seeds, continuing after the attempts "
                 "already tried (raise generator.max_retries for more per run)."
             )
-        print(
-            f"summary: generated={counts.generated} existing={counts.existing} "
-            f"regenerated={counts.regenerated} failed={counts.failed}"
-        )
+        if counts.by_others:
+            print(
+                f"{counts.by_others} edits were left to another generate.py working on this store at the "
+                "same time (it held their claim or finished them first); run the command again once it "
+                "has stopped to check that nothing is missing."
+            )
+        print(summary_line(counts))
     return summary
+
+
+def summary_line(counts: Counts) -> str:
+    line = (
+        f"summary: generated={counts.generated} existing={counts.existing} "
+        f"regenerated={counts.regenerated} failed={counts.failed}"
+    )
+    extra = [f"{k}={v}" for k, v in (("broken", counts.broken), ("by_others", counts.by_others)) if v]
+    return line + "".join(" " + e for e in extra)
 
 
 def run_generate(cfg: DictConfig) -> None:

@@ -3,6 +3,7 @@ a record of the attempts tried on failed keys, and how the stored edits were com
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -12,6 +13,7 @@ import shlex
 import shutil
 import socket
 import time
+from array import array
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,8 @@ STORE_VERSION = 1
 SEED_RULE = "sha256(dataset|split|index|prompt_id|generator.seed|attempt) -> 63-bit int"
 # How images are resized into and out of the pipeline (and to store_size).
 RESIZE_RULE = "float32 bicubic antialias, clamp [0, 1], round to uint8 once at the end"
+# How keys are grouped into pipeline calls in batched mode (see prompt_blocks).
+BATCH_RULE = "one image per call, its prompts in near-equal blocks of at most batch_size"
 # Edits per shard folder (keeps folders small for ImageNet-sized splits).
 SHARD = 1000
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -42,11 +46,17 @@ TINY_ID = "tiny-random-ip2p-v1"
 # stored pixels. The resolved dtype changes them by many levels: a store refuses edits of another
 # dtype. The others change them by about one level (kernel choice, rounding): a change is logged.
 RUNTIME_EXACT = ("dtype",)
-RUNTIME_LOOSE = ("channels_last", "compile", "batch_invariant", "batch_size")
+# (The batch size is part of the folder's hash in batched mode: see batching_settings.)
+RUNTIME_LOOSE = ("channels_last", "compile", "batch_invariant")
 
 
-class CorruptEditError(UserError, RuntimeError):
-    """A stored edit cannot be decoded."""
+class EditStoreError(UserError, RuntimeError):
+    """An edit store folder holds something this run cannot use (other settings, an unreadable
+    record); the message names the file and the fix."""
+
+
+class CorruptEditError(EditStoreError):
+    """A stored edit is broken: it cannot be decoded, or its size differs from the recorded one."""
 
 
 class MissingEditError(UserError, FileNotFoundError):
@@ -105,7 +115,28 @@ def store_settings(cfg: DictConfig, dataset_name: str, split: str) -> dict[str, 
         "blank_std": float(g.blank_std),
         "store_size": None if g.store_size is None else int(g.store_size),
         "resize": RESIZE_RULE,
+        **batching_settings(g),
     }
+
+
+def prompt_blocks(prompt_ids: list[str], batch_size: int) -> list[list[str]]:
+    """The prompts of one image split into ceil(n / batch_size) blocks of near-equal size, in
+    order: each block is one pipeline call (one image, one prompt per row). The blocks depend on
+    the prompt list and the batch size alone, never on which images or keys a run makes."""
+    n = len(prompt_ids)
+    count = -(-n // max(1, batch_size))
+    bounds = [round(k * n / count) for k in range(count + 1)]
+    return [prompt_ids[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+
+
+def batching_settings(g: DictConfig) -> dict[str, Any]:
+    """In batched mode (generator.batch_invariant=false) an edit's pixels depend on the shape of
+    its pipeline call, so the prompt blocks (the full prompt list cut by the batch size) are part
+    of the store's settings; one image per call (batch_invariant=true) adds nothing."""
+    if g.batch_invariant:
+        return {}
+    ids = [p.id for p in build_prompts(list(g.prompts), g.prompt_template, None)]
+    return {"batching": {"rule": BATCH_RULE, "blocks": prompt_blocks(ids, int(g.batch_size))}}
 
 
 def settings_hash(settings: dict[str, Any]) -> str:
@@ -125,11 +156,13 @@ class EditStore:
 
         settings.json                     the settings whose hash names the folder
         runtime.json                      how the edits are computed on this machine: the resolved
-                                          dtype, channels_last, compile, batching (first write)
+                                          dtype, channels_last, compile (first write)
         generation_log.jsonl              one line per generate.py run: edits made, wall seconds
         edits/<prompt id>/<shard>/<index>.png   uint8 RGB, the stored size
         full/<prompt id>/<shard>/<index>.png    the resolution x resolution edit (keep_full_size)
-        manifest/<host>-<pid>-<time>.txt  one line "<prompt id> <index>" per finished key
+        manifest/<host>-<pid>-<time>.txt  one line "<prompt id> <index> <bytes>" per finished key
+                                          (stores written before sizes were recorded: two fields)
+        claims/<prompt block>-<index>.lock  a lock held by the process editing that group of keys
         failed/<host>-<pid>-<time>.txt    one line "<prompt id> <index> <last attempt>" per key
                                           whose every attempt of a run was blank or non-finite
 
@@ -138,6 +171,10 @@ class EditStore:
     complete image; a complete image without its manifest line is simply generated again. Each
     process appends to its own manifest (and failed) file, so concurrent writers never interleave
     lines; a line cut short by a kill has no newline and is ignored.
+
+    Broken edits (a file truncated or changed after it was recorded) are found by comparing each
+    file's size with the recorded one (a ``stat``, always) or by decoding it (``verify=True``), and
+    count as missing: generate.py makes them again.
     """
 
     def __init__(
@@ -157,7 +194,11 @@ class EditStore:
         self.command = command
         # How this run computes edits (see use_runtime); recorded with the first edit written.
         self.runtime: dict[str, Any] | None = None
-        self._done: dict[str, bytearray] | None = None
+        # Per prompt id, the recorded size of each index's edit: 0 not recorded, -1 recorded
+        # without a size (older manifests), else the PNG's bytes. Read once, then only new lines.
+        self._done: dict[str, array] | None = None
+        self._read_upto: dict[Path, int] = {}
+        self.last_broken: list[tuple[int, str]] = []  # the broken keys the last missing() found
         self._tried: dict[tuple[str, int], int] | None = None
         self._logs: dict[str, Any] = {}  # open append-only files (manifest, failed) of this process
         self._logs_pid = -1
@@ -185,37 +226,73 @@ class EditStore:
         return self.folder / kind / prompt_id / f"{index // SHARD:05d}" / f"{index}.png"
 
     # -- reading -----------------------------------------------------------------------------
-    def _load_manifest(self) -> dict[str, bytearray]:
+    def _load_manifest(self) -> dict[str, array]:
         if self._done is None:
-            done: dict[str, bytearray] = {}
-            for _, prompt_id, index in self._manifest_entries():
-                _set_bit(done, prompt_id, index)
-            self._done = done
+            self._done = {}
+            self._read_upto = {}
+            self.refresh()
         return self._done
+
+    def refresh(self) -> int:
+        """Read the manifest lines appended since the last read (by this or any other process);
+        return how many keys they recorded."""
+        if self._done is None:
+            self._load_manifest()
+            return 0
+        new = 0
+        for _, parts in self._log_lines("manifest", (2, 3), self._read_upto):
+            _record(self._done, parts[0], int(parts[1]), int(parts[2]) if len(parts) == 3 else -1)
+            new += 1
+        return new
 
     def _manifest_entries(self) -> Iterable[tuple[Path, str, int]]:
         """Every complete manifest line; a line cut short by a kill (no newline) is ignored."""
-        for path, parts in self._log_lines("manifest", 2):
+        for path, parts in self._log_lines("manifest", (2, 3)):
             yield path, parts[0], int(parts[1])
 
-    def _log_lines(self, kind: str, fields: int) -> Iterable[tuple[Path, list[str]]]:
-        """The complete lines of ``<folder>/<kind>/*.txt`` with ``fields`` fields, all but the first
-        numbers; a line cut short by a kill (no newline) is ignored."""
+    def _log_lines(
+        self, kind: str, fields: tuple[int, ...], upto: dict[Path, int] | None = None
+    ) -> Iterable[tuple[Path, list[str]]]:
+        """The complete lines of ``<folder>/<kind>/*.txt`` with one of ``fields`` field counts, all
+        but the first numbers; a line cut short by a kill (no newline) is ignored. With ``upto``
+        (file -> bytes already read), only what follows, and ``upto`` is moved on."""
         mdir = self.folder / kind
         if not mdir.is_dir():
             return
         for path in sorted(mdir.glob("*.txt")):
-            for line in path.read_text().splitlines(keepends=True):
-                if not line.endswith("\n"):
-                    continue
-                parts = line.split()
-                if len(parts) == fields and all(p.isdigit() for p in parts[1:]):
+            start = upto.get(path, 0) if upto is not None else 0
+            with open(path, "rb") as f:
+                f.seek(start)
+                data = f.read()
+            complete = data[: data.rfind(b"\n") + 1]
+            if upto is not None:
+                upto[path] = start + len(complete)
+            for raw in complete.splitlines():
+                parts = raw.decode("utf-8", "replace").split()
+                if len(parts) in fields and all(p.isdigit() and len(p) < 19 for p in parts[1:]):
                     yield path, parts
 
     def has(self, index: int, prompt_id: str) -> bool:
         """Whether the key is recorded as finished (the manifest, read once)."""
-        bits = self._load_manifest().get(prompt_id)
-        return bits is not None and index < len(bits) and bits[index] == 1
+        sizes = self._load_manifest().get(prompt_id)
+        return sizes is not None and index < len(sizes) and sizes[index] != 0
+
+    def stored_ok(self, index: int, prompt_id: str) -> bool:
+        """Recorded and its file present, non-empty and of the recorded size (one ``stat``)."""
+        if not self.has(index, prompt_id):
+            return False
+        try:
+            size = self.path(index, prompt_id).stat().st_size
+        except FileNotFoundError:
+            return False
+        recorded = self.recorded_size(index, prompt_id)
+        return size > 0 and (recorded is None or size == recorded)
+
+    def recorded_size(self, index: int, prompt_id: str) -> int | None:
+        """The size in bytes recorded for a finished key (None: not recorded, or recorded without one)."""
+        sizes = self._load_manifest().get(prompt_id)
+        size = sizes[index] if sizes is not None and index < len(sizes) else 0
+        return size if size > 0 else None
 
     def read(self, index: int, prompt_id: str, full: bool = False) -> torch.Tensor:
         """The stored edit as uint8 CHW RGB (``full=True``: the full-resolution one)."""
@@ -231,46 +308,77 @@ class EditStore:
             ) from None
         try:
             return decode_png(data, mode=ImageReadMode.RGB)
-        except RuntimeError as exc:
+        except RuntimeError:
             raise CorruptEditError(
-                f"stored edit {path} cannot be decoded ({exc}). Delete the file and rerun: {self.command}"
+                f"stored edit {path} (index {index}, prompt '{prompt_id}') is broken: it is not a decodable "
+                f"PNG (truncated or damaged). Repair the store (broken edits are found and made again): "
+                f"{self.command}"
             ) from None
 
-    def missing(self, indices: Iterable[int]) -> list[tuple[int, str]]:
-        """Keys ``(index, prompt_id)`` over ``indices`` x ``prompt_ids`` that are not stored
-        (not in the manifest, or its file is gone; with keep_full_size also without the full
-        edit), index-major in the order given."""
+    def missing(self, indices: Iterable[int], verify: bool = False) -> list[tuple[int, str]]:
+        """Keys ``(index, prompt_id)`` over ``indices`` x ``prompt_ids`` that are not stored, index-
+        major in the order given: not in the manifest, its file gone, or broken (see
+        :meth:`broken`; with keep_full_size the full edit counts too)."""
         indices = list(indices)
         present = {pid: self._present(pid, full=False) for pid in self.prompt_ids}
-        if self.keep_full_size:
-            full = {pid: self._present(pid, full=True) for pid in self.prompt_ids}
-            present = {pid: present[pid] & full[pid] for pid in self.prompt_ids}
-        return [
-            (i, pid)
-            for i in indices
-            for pid in self.prompt_ids
-            if i not in present[pid] or not self.has(i, pid)
-        ]
+        full = (
+            {pid: self._present(pid, full=True) for pid in self.prompt_ids} if self.keep_full_size else None
+        )
+        self.last_broken = []
+        out = []
+        for i in indices:
+            for pid in self.prompt_ids:
+                size = present[pid].get(i)
+                if size is None or not self.has(i, pid) or (full is not None and full[pid].get(i) is None):
+                    out.append((i, pid))
+                elif self._is_broken(i, pid, size, verify) or (
+                    full is not None and (full[pid][i] == 0 or (verify and not self._decodes(i, pid, True)))
+                ):
+                    self.last_broken.append((i, pid))
+                    out.append((i, pid))
+        return out
+
+    def broken(self, indices: Iterable[int], verify: bool = False) -> list[tuple[int, str]]:
+        """Recorded keys whose file is broken: empty, of another size than recorded, or (with
+        ``verify``) not decodable."""
+        self.missing(indices, verify)
+        return list(self.last_broken)
+
+    def _is_broken(self, index: int, prompt_id: str, size: int, verify: bool) -> bool:
+        recorded = self.recorded_size(index, prompt_id)
+        if size == 0 or (recorded is not None and size != recorded):
+            return True
+        return verify and not self._decodes(index, prompt_id, False)
+
+    def _decodes(self, index: int, prompt_id: str, full: bool) -> bool:
+        try:
+            self.read(index, prompt_id, full)
+        except (CorruptEditError, MissingEditError):
+            return False
+        return True
 
     def next_attempt(self, index: int, prompt_id: str) -> int:
         """The first attempt number (see edit_seed) not tried yet for a key: 0, or one after the
         highest attempt recorded under failed/ by earlier runs, so a rerun draws new seeds."""
         if self._tried is None:
             tried: dict[tuple[str, int], int] = {}
-            for _, (pid, i, last) in self._log_lines("failed", 3):
+            for _, (pid, i, last) in self._log_lines("failed", (3,)):
                 key = (pid, int(i))
                 tried[key] = max(tried.get(key, -1), int(last))
             self._tried = tried
         return self._tried.get((prompt_id, index), -1) + 1
 
-    def _present(self, prompt_id: str, full: bool) -> set[int]:
-        """Indices with an image file for ``prompt_id``, from directory listings (one per shard)."""
+    def _present(self, prompt_id: str, full: bool) -> dict[int, int]:
+        """Index -> file size of each image file for ``prompt_id``, from directory listings (one
+        per shard) and one ``stat`` per file."""
         root = self.folder / ("full" if full else "edits") / prompt_id
-        found: set[int] = set()
+        found: dict[int, int] = {}
         if root.is_dir():
             for shard in os.scandir(root):
                 if shard.is_dir():
-                    found.update(int(e.name[:-4]) for e in os.scandir(shard.path) if _PNG.fullmatch(e.name))
+                    for e in os.scandir(shard.path):
+                        if _PNG.fullmatch(e.name):
+                            found[int(e.name[:-4])] = e.stat().st_size
         return found
 
     # -- writing -----------------------------------------------------------------------------
@@ -282,11 +390,11 @@ class EditStore:
             raise ValueError(f"prompt id {prompt_id!r} is not a valid store key")
         if full is not None:
             self._write_png(self.path(index, prompt_id, full=True), full)
-        self._write_png(self.path(index, prompt_id), image)
-        if not self.has(index, prompt_id):
-            self._append_manifest(index, prompt_id)
+        size = self._write_png(self.path(index, prompt_id), image)
+        if self.recorded_size(index, prompt_id) != size:
+            self._append_manifest(index, prompt_id, size)
 
-    def _write_png(self, path: Path, image: torch.Tensor) -> None:
+    def _write_png(self, path: Path, image: torch.Tensor) -> int:
         from torchvision.io import encode_png
 
         if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
@@ -301,6 +409,7 @@ class EditStore:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        return len(data)
 
     def _temp_dir(self) -> Path:
         """This process's scratch folder inside the store (same file system, so rename is atomic).
@@ -319,9 +428,30 @@ class EditStore:
             self._tmp_dir.mkdir(exist_ok=True)
         return self._tmp_dir
 
-    def _append_manifest(self, index: int, prompt_id: str) -> None:
-        self._append_line("manifest", f"{prompt_id} {index}\n")
-        _set_bit(self._load_manifest(), prompt_id, index)
+    def _append_manifest(self, index: int, prompt_id: str, size: int) -> None:
+        self._append_line("manifest", f"{prompt_id} {index} {size}\n")
+        _record(self._load_manifest(), prompt_id, index, size)
+
+    # -- claims ------------------------------------------------------------------------------
+    def claim(self, name: str):
+        """Try to take the lock on a group of keys (``name``) for this process: an open file
+        holding an exclusive ``flock``, or None when another live process holds it. The lock
+        goes with the process (a kill releases it); :meth:`release` gives it back."""
+        cdir = self.folder / "claims"
+        cdir.mkdir(parents=True, exist_ok=True)
+        f = open(cdir / f"{name}.lock", "a")  # noqa: SIM115  (held until release)
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            return None
+        return f
+
+    @staticmethod
+    def release(handle) -> None:
+        if handle is not None:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            handle.close()
 
     def record_failure(self, index: int, prompt_id: str, last_attempt: int) -> None:
         """Record that every attempt up to ``last_attempt`` of a key gave a bad edit (nothing is
@@ -358,7 +488,7 @@ class EditStore:
         if path.exists():
             stored = json.loads(path.read_text())
             if stored != self.settings:
-                raise RuntimeError(
+                raise EditStoreError(
                     f"{path} holds other settings than this run's, under the same hash: delete {self.folder} "
                     "and rerun generate.py"
                 )
@@ -416,8 +546,8 @@ class EditStore:
             return json.loads(path.read_text())
         except FileNotFoundError:
             return None
-        except json.JSONDecodeError as exc:
-            raise RuntimeError(
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise EditStoreError(
                 f"{path} cannot be read ({exc}). It records how the stored edits were computed; "
                 f"restore it, or delete {self.folder} and rerun generate.py"
             ) from None
@@ -497,11 +627,20 @@ _PNG = re.compile(r"\d+\.png")
 _ID = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 
-def _set_bit(done: dict[str, bytearray], prompt_id: str, index: int) -> None:
-    bits = done.setdefault(prompt_id, bytearray())
-    if index >= len(bits):
-        bits.extend(b"\0" * max(index + 1 - len(bits), len(bits)))
-    bits[index] = 1
+# Larger indices in a manifest line are not an index of any dataset split: the line is garbage.
+MAX_INDEX = 1 << 31
+
+
+def _record(done: dict[str, array], prompt_id: str, index: int, size: int) -> None:
+    """Record a finished key in the per-prompt size arrays (see EditStore._done)."""
+    if index >= MAX_INDEX or not _ID.fullmatch(prompt_id):
+        return
+    sizes = done.get(prompt_id)
+    if sizes is None:
+        sizes = done[prompt_id] = array("q")
+    if index >= len(sizes):
+        sizes.extend([0] * max(index + 1 - len(sizes), len(sizes)))
+    sizes[index] = size
 
 
 def _host() -> str:
@@ -567,7 +706,9 @@ def generate_command(cfg: DictConfig, dataset_name: str) -> str:
         args.append(f"generator={g['name']}")
     dflt = _group_defaults("generator", g["name"], GeneratorConfig)
     for key, value in g.items():
-        if key in ("name", "edits_dir", "batch_size", "compile", "channels_last", "limit", "limit_per_class"):
+        if key in ("name", "edits_dir", "compile", "channels_last", "limit", "limit_per_class", "verify") or (
+            key == "batch_size" and g["batch_invariant"]
+        ):
             continue  # not part of what is stored (speed only) or handled below
         if value != dflt.get(key):
             args.append(f"generator.{key}={_override_value(value)}")

@@ -345,10 +345,17 @@ class DiffuseMix(Augmentation):
             from ...generation.store import MissingEditError, generate_command
 
             index, prompt_id = missing[0]
+            broken = store.last_broken
+            if broken:
+                b_index, b_prompt = broken[0]
+                more = f" ({len(broken)} of the {len(missing)} are broken, e.g. {store.path(b_index, b_prompt)}: its size differs from the one recorded when it was written)"
+                fix = "Repair the store (missing and broken edits are made again):"
+            else:
+                more, fix = "", "Generate them first:"
             raise MissingEditError(
                 f"aug=diffusemix: {len(missing)} of {len(indices) * len(store.prompt_ids)} edits of "
-                f"{self.ctx.dataset_name}/train are not in the edit store {store.folder} (first: index "
-                f"{index}, prompt '{prompt_id}'). Generate them first:\n  "
+                f"{self.ctx.dataset_name}/train are not usable in the edit store {store.folder} (first: index "
+                f"{index}, prompt '{prompt_id}'){more}. {fix}\n  "
                 f"{generate_command(self._config, self.ctx.dataset_name)}"
             )
 
