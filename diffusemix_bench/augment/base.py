@@ -168,6 +168,14 @@ class Augmentation:
     def logits(self, model: nn.Module, batch: AugBatch) -> torch.Tensor:
         return model(batch.inputs)
 
+    def rng_state(self) -> dict | None:
+        """The state of this method's own random generators (beyond the global ones), saved in
+        every checkpoint so a resumed run draws what the uninterrupted run would; None if none."""
+        return None
+
+    def set_rng_state(self, state: dict | None) -> None:
+        """Restore :meth:`rng_state` (called before the first step of a resumed run)."""
+
     def callbacks(self) -> list:
         """Lightning callbacks the method adds to training (for example a figure of its images)."""
         return []

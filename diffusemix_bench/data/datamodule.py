@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..config import DatasetConfig
 from .base import ImageClassificationDataset, SplitNotAvailableError
+from .sampling import ResumableLoader, ResumableSampler, SeededItems
 from .splits import Splits, build_splits, dataset_root
 from .transforms import eval_transform, train_transform
 
@@ -46,6 +47,7 @@ class ImageDataModule(pl.LightningDataModule):
         self.val_set: ImageClassificationDataset | None = None
         self.test_set: ImageClassificationDataset | None = None
         self._built = False
+        self._resume: tuple[int, int] | None = None  # (epoch, batches trained) from a checkpoint
 
     def build(self) -> None:
         """Read every split now (fails fast on missing data, before any model is built)."""
@@ -96,12 +98,55 @@ class ImageDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        """The training loader: order and per-image draws are functions of (seed, epoch, position)
+        (data/sampling.py), and its state in a checkpoint lets a resumed run go on from the next
+        batch, mid-epoch included."""
         train = self.wrap_train(self.train_set) if self.wrap_train is not None else self.train_set
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        batch = self.cfg.batch_size
+        per_rank = -(-len(train) // world)
         # A last batch of one image cannot train BatchNorm: drop it in that case only.
-        drop_last = len(train) > self.cfg.batch_size and (
-            self.cfg.drop_last or len(train) % self.cfg.batch_size == 1
+        drop_last = per_rank > batch and (self.cfg.drop_last or per_rank % batch == 1)
+        workers = self.cfg.num_workers
+        sampler = ResumableSampler(train, seed=self.seed, batch_size=batch, num_replicas=world, rank=rank)
+        if self._resume is not None:
+            sampler.resume_at(*self._resume)
+        return ResumableLoader(
+            SeededItems(train),
+            batch_size=batch,
+            sampler=sampler,
+            num_workers=workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=workers > 0,
+            drop_last=drop_last,
+            # Workers' base seeds come from here, never from the global generator (whose state a
+            # checkpoint restores); every item is seeded by SeededItems anyway.
+            generator=torch.Generator().manual_seed(self.seed),
+            position=self._train_position if trainer is not None else None,
         )
-        return self._loader(train, self.cfg.batch_size, shuffle=True, drop_last=drop_last)
+
+    def state_dict(self) -> dict:
+        """Saved in every checkpoint: where the training loader stands (see _train_position)."""
+        if self.trainer is None or self.trainer.num_training_batches in (0, float("inf")):
+            return {}
+        epoch, batches = self._train_position()
+        return {"train_epoch": epoch, "train_batches": batches}
+
+    def load_state_dict(self, state: dict) -> None:
+        """A resumed run's training loader starts at the saved position (Lightning reads the
+        checkpoint before it asks for the loader)."""
+        if "train_epoch" in state:
+            self._resume = (int(state["train_epoch"]), int(state["train_batches"]))
+
+    def _train_position(self) -> tuple[int, int]:
+        """(epoch, batches of it trained) as a checkpoint saved now should record it: after the
+        epoch's last batch, the next epoch from its start."""
+        trainer = self.trainer
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        if done >= trainer.num_training_batches:
+            return trainer.current_epoch + 1, 0
+        return trainer.current_epoch, done
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, self.cfg.eval_batch_size or self.cfg.batch_size, shuffle=False)

@@ -133,11 +133,48 @@ class ClassifierModule(pl.LightningModule):
         checkpoint["images_seen"] = self.images_seen
         checkpoint["adversarial_batches"] = self.adversarial_batches
         checkpoint["fit_seconds"] = self.fit_seconds()
+        # The random streams of the main process (batch mixing draws, dropout, the method's own
+        # generators), so a resumed run continues them where the checkpoint was taken. The data
+        # loader's draws need none: each image is seeded by its position (data/sampling.py).
+        checkpoint["rng_states"] = {
+            "python": random.getstate(),
+            "numpy": _numpy_state(),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "aug": self.aug.rng_state(),
+            "rank": self.global_rank,
+        }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.images_seen = int(checkpoint.get("images_seen", 0))
         self.adversarial_batches = int(checkpoint.get("adversarial_batches", 0))
         self.wall_time_before = float(checkpoint.get("fit_seconds", 0.0))
+        self._rng_to_restore = checkpoint.get("rng_states")
+
+    def on_train_start(self) -> None:
+        """A resumed run takes up the random streams saved in its checkpoint, just before its first
+        step (nothing between the checkpoint and that step draws from them in the uninterrupted
+        run). The checkpoint holds rank 0's streams: other ranks derive theirs from their rank and
+        the step, so a multi-GPU resume is reproducible but not bitwise the uninterrupted run."""
+        states, self._rng_to_restore = getattr(self, "_rng_to_restore", None), None
+        if not states:
+            return
+        if self.global_rank == int(states.get("rank", 0)):
+            random.setstate(states["python"])
+            _set_numpy_state(states["numpy"])
+            torch.set_rng_state(states["torch"])
+            if (
+                states.get("cuda")
+                and torch.cuda.is_available()
+                and len(states["cuda"]) == torch.cuda.device_count()
+            ):
+                torch.cuda.set_rng_state_all(states["cuda"])
+            self.aug.set_rng_state(states.get("aug"))
+        else:
+            seed = (self.aug.ctx.seed + RANK_SEED_STRIDE * self.global_rank + self.global_step) % 2**32
+            random.seed(seed)
+            np.random.seed(seed)
+            torch.manual_seed(seed)
 
     def _eval_step(self, batch, stage: str) -> None:
         images, labels, _ = batch
@@ -198,3 +235,14 @@ def vanilla_batches_per_epoch(
     elif limit_train_batches is not None:
         batches = min(batches, int(limit_train_batches))
     return max(1, batches)
+
+
+def _numpy_state() -> tuple:
+    """NumPy's global generator state in types a ``weights_only`` load accepts (no ndarray)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached))
+
+
+def _set_numpy_state(state: tuple) -> None:
+    name, keys, pos, has_gauss, cached = state
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))

@@ -293,6 +293,7 @@ class DiffuseMix(Augmentation):
         self._fractals: dict[tuple, torch.Tensor] = {}
         self._templates: dict[tuple, torch.Tensor] = {}
         self._generator: torch.Generator | None = None
+        self._pending_state: torch.Tensor | None = None  # restored from a checkpoint, used by _gen
         self._epoch = 0
         self._plan: tuple[torch.Tensor, torch.Tensor] | None = None
         self.train_set: DiffuseMixTrainSet | None = None
@@ -413,11 +414,27 @@ class DiffuseMix(Augmentation):
     def _gen(self, device: torch.device) -> torch.Generator:
         if self._generator is None or self._generator.device != device:
             rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-            # One stream per process and epoch: DDP ranks never draw the same masks and fractals, and
-            # a run resumed from a checkpoint draws what the uninterrupted run drew from that epoch on.
+            # One stream per process and epoch: DDP ranks never draw the same masks and fractals; a
+            # resumed run restores the stream's state from the checkpoint (set_rng_state).
             seed = int(np.random.SeedSequence([self.ctx.seed, rank, self._epoch]).generate_state(1)[0])
             self._generator = torch.Generator(device=device).manual_seed(seed)
+            if self._pending_state is not None:
+                self._generator.set_state(self._pending_state)
+                self._pending_state = None
         return self._generator
+
+    def rng_state(self) -> dict | None:
+        return {
+            "epoch": self._epoch,
+            "state": self._generator.get_state() if self._generator is not None else None,
+        }
+
+    def set_rng_state(self, state: dict | None) -> None:
+        if not state:
+            return
+        self._epoch = int(state["epoch"])
+        self._generator = None
+        self._pending_state = state.get("state")
 
     def start_epoch(self, epoch: int) -> None:
         """Reseed the device draws for ``epoch`` (called by the training loop at each epoch start)."""

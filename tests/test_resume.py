@@ -1,0 +1,166 @@
+"""A run stopped mid-epoch and resumed with ckpt_path=last is the uninterrupted run: same weights,
+same metrics, same per-epoch summary. Exact equality (no tolerance) is expected on CPU: the
+resumed run reads the same images in the same order with the same per-image draws (seeded by
+position, data/sampling.py), and the main process's random streams come back from the checkpoint."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from omegaconf import open_dict
+
+from diffusemix_bench.training import run as run_module
+from diffusemix_bench.training.run import train
+from tests.conftest import ROOT
+
+COMPARED = ("val_top1", "test_top1", "val_loss", "test_loss", "optimizer_steps", "images_seen", "epochs")
+
+
+class StopAt(pl.Callback):
+    """Stops the run (an exception, as a crash would) before the step ``step`` begins."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            raise RuntimeError(f"stopped before step {self.step}")
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)[
+        "state_dict"
+    ]
+
+
+def _summary(run_dir: Path) -> list[dict]:
+    rows = list(csv.DictReader((run_dir / "summary.csv").open()))
+    return [{k: r[k] for k in ("epoch", "step", "lr", "train_loss", "val_loss", "val_top1")} for r in rows]
+
+
+def _same_run(a: dict, a_dir: Path, b: dict, b_dir: Path) -> None:
+    assert {k: a.get(k) for k in COMPARED} == {k: b.get(k) for k in COMPARED}
+    wa, wb = _weights(a_dir), _weights(b_dir)
+    assert wa.keys() == wb.keys()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa), [k for k in wa if not torch.equal(wa[k], wb[k])][:5]
+    assert _summary(a_dir) == _summary(b_dir)
+
+
+def test_a_run_stopped_mid_epoch_resumes_to_the_uninterrupted_run(make_cfg, tmp_path, monkeypatch):
+    overrides = [
+        "dataset=cifar100",
+        "aug=mixup",  # batch draws in the main process, from the global generator
+        "trainer.max_epochs=3",
+        "trainer.limit_train_batches=3",
+        "callbacks.checkpoint_every_n_steps=1",
+    ]
+    whole = train(make_cfg(overrides, run_name="whole", per_class=6))
+
+    real = run_module.build_callbacks
+    monkeypatch.setattr(run_module, "build_callbacks", lambda cfg, d: real(cfg, d) + [StopAt(4)])
+    with pytest.raises(RuntimeError, match="stopped before step 4"):
+        train(make_cfg(overrides, run_name="parts", per_class=6))
+    monkeypatch.setattr(run_module, "build_callbacks", real)
+    saved = torch.load(
+        tmp_path / "parts" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True
+    )
+    assert saved["global_step"] == 4 and saved["epoch"] == 1  # one batch into the second epoch
+
+    cfg = make_cfg(overrides, run_name="parts", per_class=6)
+    with open_dict(cfg):
+        cfg.ckpt_path = "last"
+    resumed = train(cfg)
+    assert resumed["resumed"]
+    _same_run(whole, tmp_path / "whole", resumed, tmp_path / "parts")
+
+
+@pytest.mark.slow
+def test_train_killed_mid_epoch_resumes_bit_identical(tmp_path):
+    """A real ``python train.py`` (DiffuseMix on tiny edits, two data workers, last.ckpt every
+    step) is SIGKILLed at a seeded random checkpoint of its second epoch; ``ckpt_path=last`` then
+    ends with the uninterrupted run's weights, metrics and summary."""
+    from diffusemix_bench.generation.generate import generate
+    from tests.fixtures.datasets import write_fixture_dataset
+    from tests.test_generation import compose_generate
+
+    data = write_fixture_dataset("cifar100", tmp_path / "data", per_class=12)["data_dir"]
+    common = [
+        "dataset=cifar100",
+        f"paths.data_dir={data}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        "generator=tiny",
+        "generator.num_prompts=2",
+    ]
+    generate(compose_generate([*common, "debug=fast"]))
+    args = [
+        *common,
+        "aug=diffusemix",
+        "model=preactresnet18",
+        "trainer.accelerator=cpu",
+        "trainer.max_epochs=3",
+        "dataset.batch_size=6",
+        "dataset.num_workers=2",
+        "fractals.count=8",
+        "fractals.size=32",
+        "fractals.points=20000",
+        "logger=csv",
+        "callbacks.checkpoint_every_n_steps=1",
+        "callbacks.progress_bar=none",
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+
+    def run(name: str, *extra: str) -> subprocess.Popen:
+        log = open(tmp_path / f"{name}.log", "a")  # noqa: SIM115
+        return subprocess.Popen(
+            [sys.executable, "train.py", *args, f"hydra.run.dir={tmp_path / name}", *extra],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    whole = run("whole")
+    assert whole.wait(timeout=900) == 0, (tmp_path / "whole.log").read_text()[-3000:]
+
+    # Kill at the k-th rewrite of last.ckpt after the first epoch's summary row (6 steps an epoch).
+    k = random.Random(0).randint(1, 4)
+    proc = run("parts")
+    last = tmp_path / "parts" / "checkpoints" / "last.ckpt"
+    summary = tmp_path / "parts" / "summary.csv"
+    seen: set[int] = set()
+    deadline = time.monotonic() + 900
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if summary.is_file() and last.is_file():
+                with contextlib.suppress(FileNotFoundError):  # between a write and its rename
+                    seen.add(last.stat().st_mtime_ns)
+                if len(seen) > k:
+                    break
+            time.sleep(0.002)
+        assert proc.poll() is None, "train.py ended before it was killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+    assert step % 6 != 0, f"the kill should land mid-epoch (step {step})"
+
+    resumed = run("parts", "ckpt_path=last")
+    assert resumed.wait(timeout=900) == 0, (tmp_path / "parts.log").read_text()[-3000:]
+    a = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "parts" / "metrics.json").read_text())
+    assert b["resumed"]
+    _same_run(a, tmp_path / "whole", b, tmp_path / "parts")
