@@ -232,6 +232,14 @@ def build_report(argv: list[str], config_dir: str) -> dict:
         expected.setdefault((row.label, column), []).append(seed)
         references[(row.label, column)] = cfg
     runs = find_runs(roots)
+    if not runs:
+        from .reporting.runs import ReportError
+
+        raise ReportError(
+            f"runs={','.join(str(r) for r in roots)}: no run folders under it (a run folder holds "
+            "config_resolved.yaml or .hydra/config.yaml); give the sweep folder(s) that "
+            f"`python train.py --multirun experiment=...` wrote (multirun/<date>/<time>)"
+        )
     filled = fill(table, runs, expected, references, experiment=experiment)
     out = (out or Path(roots[0]) / "report").expanduser()
     out.mkdir(parents=True, exist_ok=True)
@@ -311,6 +319,9 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config") -> 
         return
     except HydraException as exc:
         cause = str(exc)
+        if exc.__cause__ is not None and str(exc.__cause__).strip():
+            # "Error merging override x=y" alone does not say why: add the reason's first line.
+            cause = f"{cause.splitlines()[0]}: {str(exc.__cause__).strip().splitlines()[0]}"
     missing = re.search(r"Could not find '([\w/]+)/([^']+)'", cause)
     if missing:
         group, option = missing.groups()
@@ -350,6 +361,12 @@ def _compose_raw(config_dir: str, config_name: str, overrides: list[str]):
         GlobalHydra.instance().clear()
 
 
+try:  # Hydra's callback base (no-op hooks for the events this callback does not use)
+    from hydra.experimental.callback import Callback as HydraCallback
+except ImportError:  # pragma: no cover
+    HydraCallback = object
+
+
 def check_command_line(argv: list[str], config_dir: str, config_name: str) -> None:
     """The entry scripts' check before Hydra runs: a misspelt name is one message and exit code 1
     (``--help``, ``--cfg`` and Hydra's other flags pass through to Hydra)."""
@@ -359,7 +376,7 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
         preflight(argv, config_dir, config_name)
 
 
-class SweepSummary:
+class SweepSummary(HydraCallback):
     """Hydra callback (``hydra.callbacks.sweep_summary``): after each job of a ``--multirun``
     sweep, one line says how many of its jobs so far finished, failed or diverged, and
     ``summary.csv`` in the sweep folder lists each job folder with its status and numbers (written

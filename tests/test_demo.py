@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import csv
 
+import pytest
+
 from tests.conftest import run_entry
 
 
+@pytest.mark.slow  # long; the default suite stays under 15 minutes on 2 cores
 def test_demo_runs_the_whole_loop_offline(tmp_path):
     result = run_entry("demo.py", [f"out={tmp_path}", "quick=true"], tmp_path, timeout=900)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]

@@ -118,7 +118,10 @@ def test_store_round_trip_missing_and_corrupt_file(tmp_path):
         again.write(2, "snowy", image.float())
     good = store.path(1, "snowy").read_bytes()
     store.path(1, "snowy").write_bytes(good[: len(good) // 2])  # truncated after it was recorded
-    with pytest.raises(CorruptEditError, match=r"1\.png.*broken.*Repair the store.*: python generate.py"):
+    with pytest.raises(
+        CorruptEditError,
+        match=r"1\.png.*broken.*Repair the store.*: python generate.py.*generator\.verify=true",
+    ):
         again.read(1, "snowy")
     # The recorded size finds it without decoding: it counts as missing, named as broken.
     assert again.missing([1]) == [(1, p) for p in store.prompt_ids] and again.last_broken == [(1, "snowy")]

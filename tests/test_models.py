@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from diffusemix_bench.errors import ConfigError
 from diffusemix_bench.models import (
     ImageClassifier,
     PretrainedWeightsError,
@@ -118,9 +119,9 @@ def test_head_backbone_split(name, options, head):
 
 
 def test_registry_errors():
-    with pytest.raises(KeyError, match="preactresnet18, resnet18, resnet50, timm"):
+    with pytest.raises(ConfigError, match="preactresnet18, resnet18, resnet50, timm"):
         create_model("vgg11", 10)
-    with pytest.raises(KeyError, match=r"timm.list_models\('\*resnet\*'\)"):
+    with pytest.raises(ConfigError, match=r"timm.list_models\('\*resnet\*'\)"):
         create_model("timm", 10, name="resnet10x")
     with pytest.raises(TypeError, match="stem_stride"):
         create_model("resnet18", 10, stem_stride=2)

@@ -182,4 +182,4 @@ def test_a_diverged_training_run_leaves_failure_json(make_cfg):
     with pytest.raises(FloatingPointError):
         train(cfg)
     run = read_run(Path(cfg.paths.output_dir))
-    assert run.status == "diverged" and "FloatingPointError" in run.reason
+    assert run.status == "diverged" and "NonFiniteLossError" in run.reason

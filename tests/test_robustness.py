@@ -122,6 +122,7 @@ def test_evaluate_script_adds_robustness_to_a_finished_run(trained_run, tmp_path
     assert list(tmp_path.iterdir()) == []  # nothing written beside the command
 
 
+@pytest.mark.slow  # the bad-input corpus runs this kind of case in the default suite
 def test_evaluate_script_user_error_is_one_message(tmp_path):
     result = _evaluate([f"ckpt={tmp_path / 'nothing'}", "eval.fgsm=true"], tmp_path)
     assert result.returncode == 1

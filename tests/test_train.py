@@ -332,6 +332,7 @@ def _run_script(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return run_entry("train.py", args, cwd)
 
 
+@pytest.mark.slow  # the bad-input corpus runs this kind of case in the default suite
 def test_train_script_missing_data_message(tmp_path):
     """`python train.py dataset=cub aug=none` without data stops at once and says where and how."""
     result = _run_script(["dataset=cub", "aug=none", f"paths.data_dir={tmp_path / 'nothing'}"], tmp_path)
@@ -496,6 +497,7 @@ def test_each_table_lists_the_runs_it_needs(name):
     assert hit == {row.label for row in table.rows if not row.reported_only}
 
 
+@pytest.mark.slow  # long; the default suite stays under 15 minutes on 2 cores
 def test_readme_table_command_lists_the_runs(tmp_path):
     result = run_entry("train.py", ["--multirun", "experiment=table5", "--cfg", "job"], tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -719,6 +721,7 @@ def test_unusable_values_stop_at_start_naming_the_setting(overrides, setting, tm
     assert "does not exist" not in str(stop.value) and "How to get it" not in str(stop.value)
 
 
+@pytest.mark.slow  # the bad-input corpus runs this kind of case in the default suite
 def test_unusable_value_through_train_py_is_one_message(tmp_path):
     result = run_entry("train.py", ["dataset.batch_size=0", f"paths.data_dir={tmp_path}"], tmp_path)
     assert result.returncode == 1

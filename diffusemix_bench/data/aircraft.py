@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import ImageClassificationDataset, holdout_rule, read_index_file, take_holdout
+from .base import DataFileError, ImageClassificationDataset, holdout_rule, read_index_file, take_holdout
 from .layouts import check_options, ensure_layout
 from .registry import register_dataset
 
@@ -24,7 +24,7 @@ def _read_split(path: Path, index: dict[str, int], class_file: Path) -> tuple[li
     for lineno, (image_id, label) in read_index_file(path, 2, maxsplit=1):
         label = label.strip()
         if label not in index:
-            raise ValueError(f"{path}, line {lineno}: class {label!r} is not listed in {class_file}")
+            raise DataFileError(f"{path}, line {lineno}: class {label!r} is not listed in {class_file}")
         ids.append(image_id)
         targets.append(index[label])
     return ids, targets

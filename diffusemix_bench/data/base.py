@@ -46,6 +46,11 @@ class CorruptImageError(UserError, RuntimeError):
     """Raised when an image file cannot be decoded."""
 
 
+class DataFileError(UserError, ValueError):
+    """A dataset file (a list, a label table, a pickle, a .mat) does not hold what the official
+    release holds; the message names the file (and line) and says how to get a good copy."""
+
+
 def load_rgb(path: str | Path) -> Image.Image:
     """Open an image file as 8-bit RGB (grayscale, palette, RGBA and CMYK are converted)."""
     try:
@@ -61,6 +66,11 @@ def load_rgb(path: str | Path) -> Image.Image:
                 background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                 return Image.alpha_composite(background, rgba).convert("RGB")
             return img.convert("RGB")
+    except Image.DecompressionBombError as exc:
+        raise CorruptImageError(
+            f"Image {path} is too large to decode safely ({exc}). If it is a genuine image, shrink it; "
+            "files like this are also used to exhaust memory on purpose."
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise CorruptImageError(
             f"Could not decode image {path}: {exc}. Re-download or remove the file "
@@ -188,8 +198,11 @@ def per_class_subset(targets: Sequence[int], per_class: int, seed: int) -> list[
     for c in sorted(by_class):
         idx = by_class[c]
         if len(idx) < per_class:
-            raise ValueError(
-                f"dataset.samples_per_class={per_class} but class {c} has only {len(idx)} training images"
+            from ..errors import ConfigError
+
+            raise ConfigError(
+                f"dataset.samples_per_class={per_class} but class {c} has only {len(idx)} training images; "
+                f"set dataset.samples_per_class to at most {min(len(v) for v in by_class.values())}"
             )
         chosen.extend(rng.sample(idx, per_class))
     return sorted(chosen)
@@ -283,7 +296,7 @@ def read_index_file(
                 continue
             fields = [x.strip() for x in line.split(sep, maxsplit)] if sep else line.split(None, maxsplit)
             if len(fields) < min_fields:
-                raise ValueError(
+                raise DataFileError(
                     f"{path}, line {lineno}: expected {min_fields} fields, got {line!r}. "
                     "The file is damaged or not the official one; re-download the dataset."
                 )
@@ -296,7 +309,7 @@ def parse_int(text: str, path: Path, lineno: int, what: str = "an integer") -> i
     try:
         return int(text)
     except ValueError:
-        raise ValueError(
+        raise DataFileError(
             f"{path}, line {lineno}: expected {what}, got {text!r}. "
             "The file is damaged or not the official one; re-download the dataset."
         ) from None
@@ -309,10 +322,10 @@ def load_mat(path: Path, keys: Sequence[str], **kwargs) -> dict:
     try:
         mat = loadmat(path, **kwargs)
     except (ValueError, OSError, TypeError, NotImplementedError) as exc:
-        raise ValueError(f"{path}: not a readable MATLAB file ({exc}); re-download the dataset.") from exc
+        raise DataFileError(f"{path}: not a readable MATLAB file ({exc}); re-download the dataset.") from exc
     missing = [k for k in keys if k not in mat]
     if missing:
-        raise ValueError(
+        raise DataFileError(
             f"{path}: missing variable(s) {', '.join(missing)} (found: "
             f"{', '.join(k for k in mat if not k.startswith('__'))}); re-download the dataset."
         )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import ImageClassificationDataset, holdout_rule, load_mat, take_holdout
+from .base import DataFileError, ImageClassificationDataset, holdout_rule, load_mat, take_holdout
 from .layouts import check_options, ensure_layout
 from .registry import register_dataset
 
@@ -22,7 +22,7 @@ REQUIRED = (META, *ANNOTATIONS.values(), *IMAGE_DIRS.values())
 def _annotations(path: Path, num_classes: int) -> tuple[list[str], list[int]]:
     annos = np.atleast_1d(load_mat(path, ["annotations"], squeeze_me=True)["annotations"])
     if annos.dtype.names is None or not {"fname", "class"} <= set(annos.dtype.names):
-        raise ValueError(
+        raise DataFileError(
             f"{path}: 'annotations' must be a struct array with fields fname and class "
             "(the test file must be cars_test_annos_withlabels.mat, not cars_test_annos.mat)"
         )
@@ -30,7 +30,7 @@ def _annotations(path: Path, num_classes: int) -> tuple[list[str], list[int]]:
     labels = [int(x) for x in annos["class"]]
     bad = [(f, c) for f, c in zip(fnames, labels) if not 1 <= c <= num_classes]
     if bad:
-        raise ValueError(f"{path}: {bad[0][0]} has class {bad[0][1]}, expected 1..{num_classes}")
+        raise DataFileError(f"{path}: {bad[0][0]} has class {bad[0][1]}, expected 1..{num_classes}")
     return fnames, [c - 1 for c in labels]
 
 

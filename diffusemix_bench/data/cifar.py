@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import ImageClassificationDataset, holdout_indices, holdout_rule
+from ..errors import UserError
+from .base import DataFileError, ImageClassificationDataset, holdout_indices, holdout_rule
 from .layouts import check_options, ensure_layout
 from .registry import register_dataset
 
@@ -22,7 +23,7 @@ MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
 FILES = ("train", "test", "meta")
 
 
-class RefusedGlobalError(pickle.UnpicklingError):
+class RefusedGlobalError(UserError, pickle.UnpicklingError):
     """A pickle referenced a global outside the allow-list."""
 
 
@@ -81,7 +82,7 @@ def load_pickle(path: Path) -> object:
         except RefusedGlobalError as exc:
             raise RefusedGlobalError(f"{path}: {exc}") from None
         except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
-            raise ValueError(
+            raise DataFileError(
                 f"{path}: not a readable CIFAR pickle ({type(exc).__name__}: {exc}); "
                 "delete cifar-100-python/ and download it again"
             ) from exc
@@ -90,12 +91,12 @@ def load_pickle(path: Path) -> object:
 def _read_batch(path: Path) -> tuple[np.ndarray, list[int]]:
     batch = load_pickle(path)
     if not isinstance(batch, dict) or "data" not in batch or "fine_labels" not in batch:
-        raise ValueError(f"{path}: expected a dict with 'data' and 'fine_labels'; re-download the dataset")
+        raise DataFileError(f"{path}: expected a dict with 'data' and 'fine_labels'; re-download the dataset")
     data, labels = batch["data"], [int(x) for x in batch["fine_labels"]]
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        raise ValueError(f"{path}: 'data' must be an N x 3072 uint8 array; re-download the dataset")
+        raise DataFileError(f"{path}: 'data' must be an N x 3072 uint8 array; re-download the dataset")
     if len(labels) != len(data):
-        raise ValueError(f"{path}: {len(data)} images but {len(labels)} fine_labels")
+        raise DataFileError(f"{path}: {len(data)} images but {len(labels)} fine_labels")
     # Rows are the R plane, then G, then B, each 32x32 in row-major order.
     images = np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
     return images, labels
@@ -104,7 +105,7 @@ def _read_batch(path: Path) -> tuple[np.ndarray, list[int]]:
 def _read_classes(path: Path) -> list[str]:
     meta = load_pickle(path)
     if not isinstance(meta, dict) or "fine_label_names" not in meta:
-        raise ValueError(f"{path}: expected a dict with 'fine_label_names'; re-download the dataset")
+        raise DataFileError(f"{path}: expected a dict with 'fine_label_names'; re-download the dataset")
     return [str(x) for x in meta["fine_label_names"]]
 
 

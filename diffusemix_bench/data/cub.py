@@ -7,7 +7,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .base import ImageClassificationDataset, holdout_rule, parse_int, read_index_file, take_holdout
+from .base import (
+    DataFileError,
+    ImageClassificationDataset,
+    holdout_rule,
+    parse_int,
+    read_index_file,
+    take_holdout,
+)
 from .layouts import check_options, ensure_layout
 from .registry import register_dataset
 
@@ -23,13 +30,13 @@ def _id_table(path: Path, choices: range | None = None) -> dict[int, str | int]:
     for lineno, (key, value) in read_index_file(path, 2, maxsplit=1):
         image_id = parse_int(key, path, lineno, "a numeric id")
         if image_id in table:
-            raise ValueError(f"{path}, line {lineno}: id {image_id} appears twice")
+            raise DataFileError(f"{path}, line {lineno}: id {image_id} appears twice")
         if choices is None:
             table[image_id] = value.strip()
             continue
         number = parse_int(value.strip(), path, lineno)
         if number not in choices:
-            raise ValueError(
+            raise DataFileError(
                 f"{path}, line {lineno}: {number} is outside {choices.start}..{choices.stop - 1}"
             )
         table[image_id] = number
@@ -56,7 +63,7 @@ def cub(
     class_table = _id_table(base / "classes.txt")
     class_ids = sorted(class_table)
     if class_ids != list(range(1, len(class_ids) + 1)):
-        raise ValueError(f"{base / 'classes.txt'}: class ids must run 1..N without gaps")
+        raise DataFileError(f"{base / 'classes.txt'}: class ids must run 1..N without gaps")
     images = _id_table(base / "images.txt")
     labels = _id_table(base / "image_class_labels.txt", range(1, len(class_ids) + 1))
     is_train = _id_table(base / "train_test_split.txt", range(2))
@@ -67,7 +74,7 @@ def cub(
     for image_id in sorted(images):
         for table, file in ((labels, "image_class_labels.txt"), (is_train, "train_test_split.txt")):
             if image_id not in table:
-                raise ValueError(f"{base / file}: no line for image id {image_id} of images.txt")
+                raise DataFileError(f"{base / file}: no line for image id {image_id} of images.txt")
         if bool(is_train[image_id]) == want_train:
             paths.append(base / "images" / images[image_id])
             targets.append(labels[image_id] - 1)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import ImageClassificationDataset, load_mat
+from .base import DataFileError, ImageClassificationDataset, load_mat
 from .layouts import check_options, ensure_layout
 from .registry import register_dataset
 
@@ -48,10 +48,10 @@ def flowers102(
         .astype(np.int64)
     )
     if labels.size == 0 or labels.min() < 1:
-        raise ValueError(f"{label_file}: labels must be 1-based class numbers; re-download the dataset")
+        raise DataFileError(f"{label_file}: labels must be 1-based class numbers; re-download the dataset")
     bad = ids[(ids < 1) | (ids > labels.size)]
     if bad.size:
-        raise ValueError(
+        raise DataFileError(
             f"{setid_file}: {SPLIT_KEYS[split]} holds image id {bad[0]} but {label_file} labels "
             f"only {labels.size} images; re-download the dataset"
         )

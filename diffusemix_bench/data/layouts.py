@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from ..errors import ConfigError
 from .base import DatasetNotFoundError
 
 DATASET_LAYOUTS: dict[str, dict] = {
@@ -174,9 +175,9 @@ def check_options(name: str, options: Mapping, allowed: Mapping[str, Iterable[st
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         known = ", ".join(sorted(allowed)) or "none"
-        raise ValueError(f"dataset '{name}' has no option(s) {', '.join(unknown)} (known options: {known})")
+        raise ConfigError(f"dataset '{name}' has no option(s) {', '.join(unknown)} (known options: {known})")
     for key, choices in allowed.items():
         if key in options and choices is not None and options[key] not in choices:
-            raise ValueError(
+            raise ConfigError(
                 f"dataset '{name}': option {key}={options[key]!r} is not one of {', '.join(choices)}"
             )

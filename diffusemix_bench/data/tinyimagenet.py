@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import ImageClassificationDataset, holdout_rule, list_image_files, read_index_file, take_holdout
+from .base import (
+    DataFileError,
+    ImageClassificationDataset,
+    holdout_rule,
+    list_image_files,
+    read_index_file,
+    take_holdout,
+)
 from .layouts import check_options, ensure_layout, not_found
 from .registry import register_dataset
 
@@ -52,7 +59,7 @@ def tinyimagenet(
         ann = base / "val" / "val_annotations.txt"
         for lineno, fields in read_index_file(ann, 2, sep="\t"):
             if fields[1] not in index:
-                raise ValueError(f"{ann}, line {lineno}: wnid {fields[1]!r} is not listed in {wnid_file}")
+                raise DataFileError(f"{ann}, line {lineno}: wnid {fields[1]!r} is not listed in {wnid_file}")
             paths.append(base / "val" / "images" / fields[0])
             targets.append(index[fields[1]])
     else:

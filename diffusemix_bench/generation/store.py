@@ -311,8 +311,8 @@ class EditStore:
         except RuntimeError:
             raise CorruptEditError(
                 f"stored edit {path} (index {index}, prompt '{prompt_id}') is broken: it is not a decodable "
-                f"PNG (truncated or damaged). Repair the store (broken edits are found and made again): "
-                f"{self.command}"
+                f"PNG (truncated or damaged). Repair the store (with generator.verify=true every stored edit is "
+                f"decoded, and the broken ones are made again): {self.command} generator.verify=true"
             ) from None
 
     def missing(self, indices: Iterable[int], verify: bool = False) -> list[tuple[int, str]]:

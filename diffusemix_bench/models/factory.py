@@ -14,7 +14,7 @@ import torch
 import torchvision.models as tvm
 from torch import nn
 
-from ..errors import PretrainedWeightsError
+from ..errors import ConfigError, PretrainedWeightsError
 from .classifier import IMAGENET_MEAN, IMAGENET_STD, ImageClassifier, MeanStd
 from .preact_resnet import preact_resnet18
 from .weights import load_weights
@@ -86,7 +86,7 @@ def create_model(
     that ``timm``'s ``name`` option can be passed by keyword.
     """
     if name not in _BUILDERS:
-        raise KeyError(f"unknown model '{name}'; set model.name to one of: {', '.join(list_models())}")
+        raise ConfigError(f"unknown model '{name}'; set model.name to one of: {', '.join(list_models())}")
     if num_classes < 1:
         raise ValueError(f"num_classes must be at least 1, got {num_classes}")
     builder = _BUILDERS[name]
@@ -179,7 +179,7 @@ def _timm(num_classes: int, *, pretrained: bool, name: str | None = None, **timm
     import timm
 
     if not name:
-        raise ValueError(
+        raise ConfigError(
             "model 'timm' needs the timm architecture as option name=<timm model> "
             "(in the config: model=timm model.name=<timm model>), e.g. resnet10t"
         )
@@ -187,8 +187,8 @@ def _timm(num_classes: int, *, pretrained: bool, name: str | None = None, **timm
         base = name.split(".")[0].lower()
         family = max(re.findall("[a-z]+", base) or [base], key=len)
         close = difflib.get_close_matches(base, timm.list_models(), n=3)
-        raise KeyError(
-            f"'{name}' is not a timm model (timm {timm.__version__})"
+        raise ConfigError(
+            f"model.name: '{name}' is not a timm model (timm {timm.__version__})"
             + (f"; close names: {', '.join(close)}" if close else "")
             + f"; list the choices with timm.list_models('*{family}*') and set model.name to one"
         )

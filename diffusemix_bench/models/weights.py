@@ -10,6 +10,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from ..errors import UserError
 from .classifier import ImageClassifier
 
 # Where a model's state dict sits inside a saved object: a Lightning checkpoint, or {"model": ...}.
@@ -32,12 +33,16 @@ def _strip_wrappers(key: str) -> str:
     return key
 
 
+class WeightsFileError(UserError, ValueError):
+    """A weight file (model.weights) cannot be read, or its tensors do not fit the model."""
+
+
 def _read(path: Path) -> object:
     if path.suffix == ".safetensors":
         try:
             return load_file(path, device="cpu")
         except SafetensorError as err:
-            raise ValueError(f"{path} is not a readable safetensors file: {err}") from err
+            raise WeightsFileError(f"{path} is not a readable safetensors file: {err}") from err
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -45,15 +50,15 @@ def _read(path: Path) -> object:
         detail = str(err).split("WeightsUnpickler error:", 1)[-1].split("Check the documentation")[0]
         reason = " ".join(detail.split()).split(". ")[0]
         if not reason.startswith("Unsupported global"):
-            raise ValueError(f"{path} is not a readable torch file: {reason}") from err
-        raise ValueError(
+            raise WeightsFileError(f"{path} is not a readable torch file: {reason}") from err
+        raise WeightsFileError(
             f"{path} holds objects other than tensors and plain containers ({reason}); weight files are "
             "read with torch.load(weights_only=True), never unpickled in full. Re-save only the weights, "
             "e.g. torch.save(checkpoint['state_dict'], 'weights.pt') or safetensors' save_file, and set "
             "model.weights=<that file>"
         ) from err
     except (RuntimeError, EOFError) as err:
-        raise ValueError(f"{path} is not a readable torch file: {err}") from err
+        raise WeightsFileError(f"{path} is not a readable torch file: {err}") from err
 
 
 def _state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
@@ -63,13 +68,13 @@ def _state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
             break
         obj = inner
     if not isinstance(obj, Mapping) or not obj:
-        raise ValueError(
+        raise WeightsFileError(
             f"{path} holds no state dict (expected a mapping of names to tensors, at the top or under "
             f"{' / '.join(repr(k) for k in _CONTAINER_KEYS)}), got {type(obj).__name__}"
         )
     not_tensors = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
     if not_tensors:
-        raise ValueError(
+        raise WeightsFileError(
             f"{path}: {len(not_tensors)} entries of the state dict are not tensors: {not_tensors[:_SHOWN]}"
         )
     return {_strip_wrappers(str(k)): v for k, v in obj.items()}
@@ -111,7 +116,7 @@ def load_weights(model: ImageClassifier, path: str | Path, *, strict_head: bool 
     selected = {_strip_wrappers(k[len(prefix) :]): state[k] for k in keys if k.startswith(prefix)}
     ignored = [k for k in keys if not k.startswith(prefix)]
     if not set(selected) & set(target):
-        raise ValueError(
+        raise WeightsFileError(
             f"{path}: no key fits model '{model.arch}'; file keys: {_listing(keys)}; model keys: "
             f"{_listing(list(target))}. Check model.name and model.weights"
         )
@@ -125,7 +130,7 @@ def load_weights(model: ImageClassifier, path: str | Path, *, strict_head: bool 
     dropped_head = sorted(k for k in selected if is_head(k)) if any(map(is_head, misshaped)) else []
     missing_head = sorted(k for k in target if is_head(k) and k not in selected)
     if strict_head and (dropped_head or missing_head):
-        raise ValueError(
+        raise WeightsFileError(
             f"{path}: the head of model '{model.arch}' does not fit the file (different shapes: "
             f"{[k for k in misshaped if is_head(k)]}, absent: {missing_head}); the file is for another "
             "class count. Load it without strict_head to start a fresh head"
@@ -147,7 +152,7 @@ def load_weights(model: ImageClassifier, path: str | Path, *, strict_head: bool 
                 f"{k}: file {tuple(selected[k].shape)} vs model {tuple(target[k].shape)}" for k in misshaped
             ]
             problems.append(f"{len(misshaped)} with other shapes ({_listing(shapes)})")
-        raise ValueError(
+        raise WeightsFileError(
             f"{path} does not fit model '{model.arch}'"
             + (f" (after cutting prefix '{prefix}')" if prefix else "")
             + f": {'; '.join(problems)}. The file is for another architecture or settings; check model.name "

@@ -15,9 +15,15 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from ..augment import Augmentation
 from ..config import LossConfig, OptimConfig, SchedConfig
+from ..errors import UserError
 from ..robustness.adversarial_training import FastAdversarial
 from .losses import TrainLoss, smooth_targets
 from .optim import build_optimizer, build_scheduler
+
+
+class NonFiniteLossError(UserError, FloatingPointError):
+    """The training loss became NaN or infinite: the settings (learning rate, precision) diverge."""
+
 
 #: Rank r draws from seed + r * RANK_SEED_STRIDE in the main process (a prime, far from small seeds).
 RANK_SEED_STRIDE = 1_000_003
@@ -120,7 +126,7 @@ class ClassifierModule(pl.LightningModule):
         logits = self.aug.logits(self.model, aug_batch)
         loss = loss_of(logits)
         if not torch.isfinite(loss):
-            raise FloatingPointError(
+            raise NonFiniteLossError(
                 f"training loss became {loss.item()} at step {self.global_step} (optim.lr={self.optim_cfg.lr}, "
                 f"trainer.precision={self.trainer.precision}); lower optim.lr or pick a paper protocol "
                 "(protocol=...), or use 32-true / bf16-mixed precision instead of 16-mixed"

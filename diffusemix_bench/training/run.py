@@ -28,7 +28,7 @@ from ..augment import AugContext, create_aug
 from ..config import check_protocol_optimiser, validate_config
 from ..data.datamodule import ImageDataModule
 from ..data.splits import Splits, build_splits, verify_splits
-from ..errors import ConfigError
+from ..errors import ConfigError, UserError
 from ..progress import progress_bar
 from ..robustness import attack_specs
 from ..robustness.adversarial_training import FastAdversarial
@@ -76,7 +76,39 @@ def _resolve_ckpt_path(ckpt_path: str | None, ckpt_dir: Path) -> str | None:
         return str(last)
     if not Path(ckpt_path).exists():
         raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist")
+    check_checkpoint(Path(ckpt_path), "ckpt_path")
     return ckpt_path
+
+
+class CheckpointFileError(UserError, ValueError):
+    """A checkpoint file cannot be read as one (truncated, not a checkpoint, or holding objects
+    a weights-only load refuses)."""
+
+
+def check_checkpoint(path: Path, setting: str) -> None:
+    """Open ``path`` as a checkpoint (weights-only, memory-mapped: nothing is unpickled in full and
+    nothing is copied) before training or evaluation starts, so a bad file is named at once."""
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic[:2] != b"PK":  # torch.save writes a zip archive
+        raise CheckpointFileError(
+            f"{setting}={path} is not a checkpoint (not the zip archive torch.save writes: truncated, or "
+            "another kind of file). Point it at a .ckpt written by train.py (checkpoints/last.ckpt or "
+            "best-*.ckpt of a run folder)."
+        )
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # torch raises many types for a bad file; all mean the same here
+        reason = " ".join(str(exc).split("Check the documentation")[0].split())[:300]
+        raise CheckpointFileError(
+            f"{setting}={path} is not a readable checkpoint ({type(exc).__name__}: {reason}). Point {setting} at "
+            "a .ckpt written by train.py (checkpoints/last.ckpt or best-*.ckpt of a run folder)."
+        ) from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise CheckpointFileError(
+            f"{setting}={path} holds no 'state_dict': it is not a checkpoint written by train.py (a bare weight "
+            "file goes to model.weights=<file> instead)."
+        )
 
 
 # Settings a resumed run may change: where things are and how many devices, how long it goes on,
