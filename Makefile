@@ -3,7 +3,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PY := .venv/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all lint format train table report demo study clean
+.PHONY: help install test test-all lint format train table report demo study bench bench-gpu clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -44,6 +44,13 @@ demo: ## The whole loop offline on CPU in a few minutes (shapes dataset, tiny ed
 study: ## The committed real study (Flowers-102 from ../shared/data, 6 methods x 3 seeds, < 1 h on 2 cores) and its report
 	$(PY) train.py --multirun experiment=study_flowers paths.data_dir=../shared/data hydra.sweep.dir=outputs/study_flowers
 	$(PY) report.py experiment=study_flowers runs=outputs/study_flowers out=experiments/results/study_flowers
+
+bench: ## CPU benchmarks side by side with their baselines (< 10 min on 2 cores): generation vs the official loop, the DiffuseMix loader vs aug=none; results in benchmarks/results/
+	$(PY) -m benchmarks.generation_vs_official --images 2 --prompts 9 --steps 100 --resolutions 256,512
+	$(PY) -m benchmarks.diffusemix_loader --workers 2 --epochs 3
+
+bench-gpu: ## The GPU benchmarks in one script (< 8 min on one GPU): the real InstructPix2Pix architecture with random weights
+	$(PY) -m benchmarks.generation_vs_official --architecture sd15 --images 2 --prompts 9 --steps 100 --resolutions 256,512
 
 clean: ## Remove caches and run outputs (keeps .venv and data)
 	rm -rf .pytest_cache .ruff_cache outputs multirun lightning_logs

@@ -234,8 +234,12 @@ class GeneratorConfig:
     # not depend on the batch size at all.
     batch_invariant: bool = False
     seed: int = 0
-    # Largest stored shorter side (edits are only ever shrunk); null stores the original size.
-    store_size: int | None = None
+    # The stored edit's size. auto: the size training reads it at (the shorter side of
+    # dataset.resize for datasets whose training transform resizes first; else the original's);
+    # a number: a largest shorter side (edits are only ever shrunk); null: the original's size.
+    store_size: str | None = "auto"
+    # npy: raw uint8 arrays (no decoding when training reads them; about twice PNG's disk); png.
+    store_format: str = "npy"
     # Also keep the full-resolution (resolution x resolution) edit under full/.
     keep_full_size: bool = False
     # Try it on a few images: edit only the first N images of each split (limit), or the first N

@@ -268,14 +268,14 @@ def _store_then(damage: Callable[[Path], None]):
 
 
 def _truncate_edit(store: Path) -> None:
-    edit = next(iter(sorted((store / "edits").rglob("*.png"))))
+    edit = next(iter(sorted(p for p in (store / "edits").rglob("*.*") if p.is_file())))
     edit.write_bytes(edit.read_bytes()[:50])
 
 
 def _damage_edit_in_place(store: Path) -> None:
-    """Every edit's bytes replaced by zeros after its PNG signature: the size still matches the
-    manifest, so only decoding finds it (in the middle of training)."""
-    for edit in (store / "edits").rglob("*.png"):
+    """Every edit's bytes replaced by zeros after its first 8 bytes: the size still matches the
+    manifest, so only reading it finds it (in the middle of training)."""
+    for edit in (p for p in (store / "edits").rglob("*.*") if p.is_file()):
         data = edit.read_bytes()
         edit.write_bytes(data[:8] + bytes(len(data) - 8))
 
@@ -490,13 +490,13 @@ CASES: list[Case] = [
         "DiffuseMix with a truncated edit",
         "error",
         _train("cifar100", *_STORE_ARGS, prepare=_store_then(_truncate_edit)),
-        r"broken.*\.png[\s\S]*python generate\.py",
+        r"broken.*\.npy[\s\S]*python generate\.py",
     ),
     Case(
         "DiffuseMix with edits damaged in place",
         "error",
         _train("cifar100", *_STORE_ARGS, prepare=_store_then(_damage_edit_in_place)),
-        r"\.png.*broken.*python generate\.py.*generator\.verify=true",
+        r"\.npy.*broken.*python generate\.py.*generator\.verify=true",
     ),
     Case(
         "DiffuseMix with a garbage manifest",

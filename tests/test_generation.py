@@ -92,7 +92,8 @@ def test_prompt_library_templates_counts_and_stable_ids():
 
 # -- the store API -------------------------------------------------------------------------------
 def test_store_round_trip_missing_and_corrupt_file(tmp_path):
-    cfg = compose_config(["dataset=flowers102", "generator=tiny", f"generator.edits_dir={tmp_path}"])
+    cfg_overrides = ["dataset=flowers102", "generator=tiny", f"generator.edits_dir={tmp_path}"]
+    cfg = compose_config(cfg_overrides)
     store = EditStore.from_config(cfg, "flowers102")
     assert store.folder.parent == tmp_path / "flowers102" / "train"
     assert store.prompt_ids[0] == "autumn" and len(store.prompt_ids) == 9
@@ -120,7 +121,7 @@ def test_store_round_trip_missing_and_corrupt_file(tmp_path):
     store.path(1, "snowy").write_bytes(good[: len(good) // 2])  # truncated after it was recorded
     with pytest.raises(
         CorruptEditError,
-        match=r"1\.png.*broken.*Repair the store.*: python generate.py.*generator\.verify=true",
+        match=r"1\.npy.*broken.*Repair the store.*: python generate.py.*generator\.verify=true",
     ):
         again.read(1, "snowy")
     # The recorded size finds it without decoding: it counts as missing, named as broken.
@@ -136,6 +137,13 @@ def test_store_round_trip_missing_and_corrupt_file(tmp_path):
     # A file deleted after being recorded counts as missing again.
     store.path(1, "snowy").unlink()
     assert (1, "snowy") in again.missing([1])
+
+    # generator.store_format=png: another folder, PNG files, the same pixels back.
+    png = EditStore.from_config(compose_config([*cfg_overrides, "generator.store_format=png"]), "flowers102")
+    assert png.folder != store.folder and png.format == "png" and store.format == "npy"
+    png.write(4, "snowy", image)
+    assert png.path(4, "snowy").suffix == ".png" and torch.equal(png.read(4, "snowy"), image)
+    assert store.path(4, "snowy").suffix == ".npy"
 
 
 def test_store_folder_hash_and_generate_command(tmp_path):
@@ -631,3 +639,27 @@ def test_a_group_claimed_by_another_process_is_left_to_it(flowers, tmp_path, cap
     assert EditStore.from_config(cfg, "flowers102").missing(range(12)) == [(5, p) for p in store.prompt_ids]
     again = generate(cfg)
     assert again["generated"] == 2 and again["by_others"] == 0
+
+
+def test_png_stores_keep_their_folder_and_convert_with_one_command(flowers, tmp_path, capsys):
+    """Stores written as PNG before npy and store_size=auto existed keep their folder when asked for
+    by their settings (the hash is pinned: the one the earlier code gave), and `generate.py` with
+    store_format=npy fills the npy store from a PNG store of the same settings, generating nothing."""
+    old = ["dataset=flowers102", "generator.batch_invariant=true", "generator.edits_dir=/x"]
+    pinned = compose_config([*old, "generator.store_size=null", "generator.store_format=png"])
+    assert EditStore.from_config(pinned, "flowers102").folder.name == "e32a7ea9575b77c4"
+
+    common = ["generator.num_prompts=2", "generator.keep_full_size=true"]
+    png_cfg = compose_generate(gen_overrides(flowers, tmp_path, *common, "generator.store_format=png"))
+    assert generate(png_cfg)["generated"] == 24
+    capsys.readouterr()
+    npy_cfg = compose_generate(gen_overrides(flowers, tmp_path, *common))
+    summary = generate(npy_cfg)
+    assert summary["converted"] == 24 and summary["generated"] == 0
+    assert "converted 24 edits from the PNG store" in capsys.readouterr().out
+    png, npy = EditStore.from_config(png_cfg, "flowers102"), EditStore.from_config(npy_cfg, "flowers102")
+    assert npy.path(3, "autumn").suffix == ".npy"
+    for i in range(12):
+        for pid in npy.prompt_ids:
+            assert torch.equal(npy.read(i, pid), png.read(i, pid))
+            assert torch.equal(npy.read(i, pid, full=True), png.read(i, pid, full=True))

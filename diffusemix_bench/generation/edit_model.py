@@ -252,8 +252,11 @@ def stored_size(original_hw: tuple[int, int], store_size: int | None) -> tuple[i
     h, w = original_hw
     if store_size is None or min(h, w) <= store_size:
         return h, w
-    scale = store_size / min(h, w)
-    return max(1, round(h * scale)), max(1, round(w * scale))
+    # torchvision's Resize(store_size) rule (the longer side truncated), so an edit stored at a
+    # dataset's resize matches the resized original exactly.
+    if h <= w:
+        return store_size, max(1, int(store_size * w / h))
+    return max(1, int(store_size * h / w)), store_size
 
 
 def finish(edit: torch.Tensor, original_hw: tuple[int, int], store_size: int | None) -> torch.Tensor:

@@ -18,7 +18,7 @@ from ..data.splits import dataset_root
 from ..errors import ConfigError, user_errors_reported
 from .edit_model import DTYPES, EditModel, finish, is_bad, resolve_dtype, to_uint8
 from .prompts import build_prompts
-from .store import EditStore, edit_seed, prompt_blocks
+from .store import EditStore, edit_seed, prompt_blocks, resolve_store_size
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class EditGroup:
 class Counts:
     planned: int = 0
     existing: int = 0
+    converted: int = 0  # copied from a PNG store of the same settings (store_format=npy)
     broken: int = 0  # recorded edits found broken (wrong size, or undecodable with verify): made again
     generated: int = 0
     # Stored with a regeneration seed (attempt > 0): after a bad edit in this run or an earlier one.
@@ -186,8 +187,21 @@ class EditKeysData(pl.LightningDataModule):
         planned = to_make = broken = 0
         runtime = runtime_settings(g, self.trainer.strategy.root_device)
         all_ids = [p.id for p in build_prompts(list(g.prompts), g.prompt_template, None)]
+        reads = {split: read_split(self.cfg, split) for split in self.stores}
+        # An npy store with a PNG store of the same settings beside it is filled from it first
+        # (one process converts; the others wait), then the missing edits are listed.
+        if self.trainer.is_global_zero:
+            for split, store in self.stores.items():
+                source = store.png_sibling()
+                if source is not None and source.folder.is_dir():
+                    n = store.convert_from(source, reads[split][1], store.prompt_ids)
+                    self.counts.converted += n
+                    if n:
+                        print(f"converted {n} edits from the PNG store {source.folder}", flush=True)
+                    store.refresh()
+        self.trainer.strategy.barrier("edit-convert")
         for split, store in self.stores.items():
-            ds, indices = read_split(self.cfg, split)
+            ds, indices = reads[split]
             self.splits[split] = ds
             planned += len(indices) * len(store.prompt_ids)
             missing = store.missing(indices, verify=bool(g.verify))
@@ -269,6 +283,7 @@ class EditModule(pl.LightningModule):
         self.stores = stores
         self.edit_model: EditModel | None = None
         # Every prompt of the list: a batched call's block can hold prompts beyond num_prompts.
+        self.store_size = resolve_store_size(cfg, self.dataset_name)
         self.texts = {p.id: p.text for p in build_prompts(list(self.g.prompts), self.g.prompt_template, None)}
 
     def predict_step(self, batch: tuple[EditGroup, torch.Tensor], batch_idx: int) -> GroupResult:
@@ -315,7 +330,7 @@ class EditModule(pl.LightningModule):
         results = [
             EditResult(
                 key=EditKey(group.split, group.index, pid),
-                edit=None if pid not in edits else finish(edits[pid], hw, self.g.store_size),
+                edit=None if pid not in edits else finish(edits[pid], hw, self.store_size),
                 full=to_uint8(edits[pid]) if pid in edits and self.g.keep_full_size else None,
                 attempts=attempts[pid],
                 first_attempt=first[pid],
@@ -478,6 +493,7 @@ def generate(cfg: DictConfig) -> dict:
         "failed": counts.failed,
         "broken": counts.broken,
         "by_others": counts.by_others,
+        "converted": counts.converted,
         "failed_keys": [(k.split, k.index, k.prompt_id) for k in counts.failed_keys],
         "folders": {split: str(store.folder) for split, store in stores.items()},
     }
@@ -510,7 +526,15 @@ def summary_line(counts: Counts) -> str:
         f"summary: generated={counts.generated} existing={counts.existing} "
         f"regenerated={counts.regenerated} failed={counts.failed}"
     )
-    extra = [f"{k}={v}" for k, v in (("broken", counts.broken), ("by_others", counts.by_others)) if v]
+    extra = [
+        f"{k}={v}"
+        for k, v in (
+            ("converted", counts.converted),
+            ("broken", counts.broken),
+            ("by_others", counts.by_others),
+        )
+        if v
+    ]
     return line + "".join(" " + e for e in extra)
 
 

@@ -37,6 +37,8 @@ SEED_RULE = "sha256(dataset|split|index|prompt_id|generator.seed|attempt) -> 63-
 RESIZE_RULE = "float32 bicubic antialias, clamp [0, 1], round to uint8 once at the end"
 # How keys are grouped into pipeline calls in batched mode (see prompt_blocks).
 BATCH_RULE = "one image per call, its prompts in near-equal blocks of at most batch_size"
+# How an edit is shrunk to store_size: torchvision's Resize rule, so it matches the resized original.
+STORE_SIZE_RULE = "shorter side = store_size, longer side = int(store_size * longer / shorter)"
 # Edits per shard folder (keeps folders small for ImageNet-sized splits).
 SHARD = 1000
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -113,10 +115,35 @@ def store_settings(cfg: DictConfig, dataset_name: str, split: str) -> dict[str, 
         "seed": int(g.seed),
         "seed_rule": SEED_RULE,
         "blank_std": float(g.blank_std),
-        "store_size": None if g.store_size is None else int(g.store_size),
+        "store_size": resolve_store_size(cfg, dataset_name),
         "resize": RESIZE_RULE,
+        # How a shorter side of store_size is reached (absent when edits keep the original's size,
+        # so such stores keep the folder they had before store_size could be auto).
+        **({"store_size_rule": STORE_SIZE_RULE} if resolve_store_size(cfg, dataset_name) is not None else {}),
+        # Absent for PNG stores, so stores written before the format was a setting keep their folder.
+        **({"format": str(g.store_format)} if str(g.store_format) != "png" else {}),
         **batching_settings(g),
     }
+
+
+def resolve_store_size(cfg: DictConfig, dataset_name: str) -> int | None:
+    """generator.store_size: ``auto`` stores each edit at the size training reads it (the shorter
+    side of ``dataset.resize`` when the dataset's training transform starts by resizing to it,
+    resize_crop and resize; else the original's size); a number is a largest shorter side; null
+    keeps the original's size."""
+    value = cfg.generator.store_size
+    if value is None:
+        return None
+    if str(value) != "auto":
+        return int(value)
+    d = cfg.dataset if "dataset" in cfg and cfg.dataset.get("name") == dataset_name else None
+    if d is None:
+        d = OmegaConf.merge(
+            OmegaConf.structured(DatasetConfig), _group_defaults("dataset", dataset_name, DatasetConfig)
+        )
+    if str(d.train_transform) in ("resize_crop", "resize"):
+        return int(d.resize)
+    return None
 
 
 def prompt_blocks(prompt_ids: list[str], batch_size: int) -> list[list[str]]:
@@ -158,8 +185,10 @@ class EditStore:
         runtime.json                      how the edits are computed on this machine: the resolved
                                           dtype, channels_last, compile (first write)
         generation_log.jsonl              one line per generate.py run: edits made, wall seconds
-        edits/<prompt id>/<shard>/<index>.png   uint8 RGB, the stored size
-        full/<prompt id>/<shard>/<index>.png    the resolution x resolution edit (keep_full_size)
+        edits/<prompt id>/<shard>/<index>.npy   uint8 RGB (3, H, W) at the stored size, raw
+                                          (generator.store_format=npy, the default: read with no
+                                          decoding) or .png (store_format=png: about half the disk)
+        full/<prompt id>/<shard>/<index>.npy    the resolution x resolution edit (keep_full_size)
         manifest/<host>-<pid>-<time>.txt  one line "<prompt id> <index> <bytes>" per finished key
                                           (stores written before sizes were recorded: two fields)
         claims/<prompt block>-<index>.lock  a lock held by the process editing that group of keys
@@ -185,8 +214,15 @@ class EditStore:
         *,
         keep_full_size: bool = False,
         command: str = "python generate.py",
+        store_format: str | None = None,
     ) -> None:
         self.folder = Path(folder)
+        # The file format: given, else the settings' (stores without the key hold PNGs).
+        fmt = store_format or (settings or {}).get("format", "png")
+        if fmt not in FORMATS:
+            raise ConfigError(f"generator.store_format must be one of {', '.join(FORMATS)}; got '{fmt}'")
+        self.format = fmt
+        self._file = re.compile(rf"\d+\.{fmt}")
         self.prompt_ids: list[str] = [p.id for p in prompts]
         self.prompt_texts: dict[str, str] = {p.id: p.text for p in prompts}
         self.settings = settings
@@ -218,12 +254,13 @@ class EditStore:
             settings,
             keep_full_size=bool(g.keep_full_size),
             command=generate_command(cfg, dataset_name),
+            store_format=str(g.store_format),
         )
 
     # -- paths -------------------------------------------------------------------------------
     def path(self, index: int, prompt_id: str, full: bool = False) -> Path:
         kind = "full" if full else "edits"
-        return self.folder / kind / prompt_id / f"{index // SHARD:05d}" / f"{index}.png"
+        return self.folder / kind / prompt_id / f"{index // SHARD:05d}" / f"{index}.{self.format}"
 
     # -- reading -----------------------------------------------------------------------------
     def _load_manifest(self) -> dict[str, array]:
@@ -296,23 +333,21 @@ class EditStore:
 
     def read(self, index: int, prompt_id: str, full: bool = False) -> torch.Tensor:
         """The stored edit as uint8 CHW RGB (``full=True``: the full-resolution one)."""
-        from torchvision.io import ImageReadMode, decode_png
-
         path = self.path(index, prompt_id, full)
         try:
-            data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
+            data = path.read_bytes()
         except FileNotFoundError:
             raise MissingEditError(
                 f"no stored edit for index {index}, prompt '{prompt_id}' ({path}). Generate the edits "
                 f"first: {self.command}"
             ) from None
         try:
-            return decode_png(data, mode=ImageReadMode.RGB)
-        except RuntimeError:
+            return decode_edit(data, self.format)
+        except ValueError:
             raise CorruptEditError(
-                f"stored edit {path} (index {index}, prompt '{prompt_id}') is broken: it is not a decodable "
-                f"PNG (truncated or damaged). Repair the store (with generator.verify=true every stored edit is "
-                f"decoded, and the broken ones are made again): {self.command} generator.verify=true"
+                f"stored edit {path} (index {index}, prompt '{prompt_id}') is broken: it is not a readable "
+                f"{self.format.upper()} edit (truncated or damaged). Repair the store (with generator.verify=true "
+                f"every stored edit is read, and the broken ones are made again): {self.command} generator.verify=true"
             ) from None
 
     def missing(self, indices: Iterable[int], verify: bool = False) -> list[tuple[int, str]]:
@@ -377,7 +412,7 @@ class EditStore:
             for shard in os.scandir(root):
                 if shard.is_dir():
                     for e in os.scandir(shard.path):
-                        if _PNG.fullmatch(e.name):
+                        if self._file.fullmatch(e.name):
                             found[int(e.name[:-4])] = e.stat().st_size
         return found
 
@@ -389,19 +424,17 @@ class EditStore:
         if prompt_id not in self.prompt_texts and not _ID.fullmatch(prompt_id):
             raise ValueError(f"prompt id {prompt_id!r} is not a valid store key")
         if full is not None:
-            self._write_png(self.path(index, prompt_id, full=True), full)
-        size = self._write_png(self.path(index, prompt_id), image)
+            self._write_file(self.path(index, prompt_id, full=True), full)
+        size = self._write_file(self.path(index, prompt_id), image)
         if self.recorded_size(index, prompt_id) != size:
             self._append_manifest(index, prompt_id, size)
 
-    def _write_png(self, path: Path, image: torch.Tensor) -> int:
-        from torchvision.io import encode_png
-
+    def _write_file(self, path: Path, image: torch.Tensor) -> int:
         if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
             raise ValueError(
                 f"an edit must be a uint8 RGB tensor of shape (3, H, W), got {image.dtype} {tuple(image.shape)}"
             )
-        data = encode_png(image.detach().cpu().contiguous(), compression_level=6).numpy().tobytes()
+        data = encode_edit(image, self.format)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._temp_dir() / f"{path.name}.{time.monotonic_ns()}"
         with open(tmp, "wb") as f:
@@ -431,6 +464,34 @@ class EditStore:
     def _append_manifest(self, index: int, prompt_id: str, size: int) -> None:
         self._append_line("manifest", f"{prompt_id} {index} {size}\n")
         _record(self._load_manifest(), prompt_id, index, size)
+
+    def png_sibling(self) -> EditStore | None:
+        """For an npy store, the PNG store of the same settings (an older store to convert from)."""
+        if self.format != "npy" or self.settings is None:
+            return None
+        settings = {k: v for k, v in self.settings.items() if k != "format"}
+        folder = self.folder.parent / settings_hash(settings)
+        return EditStore(folder, [], settings, keep_full_size=self.keep_full_size, store_format="png")
+
+    def convert_from(self, source: EditStore, indices: Iterable[int], prompt_ids: list[str]) -> int:
+        """Copy into this store every edit of ``indices`` x ``prompt_ids`` that it lacks and
+        ``source`` holds whole (same pixels, this store's format); return how many."""
+        indices = list(indices)
+        wanted = set(self.missing(indices))
+        have = {pid: source._present(pid, full=False) for pid in prompt_ids}
+        done = 0
+        for i in indices:
+            for pid in prompt_ids:
+                if (i, pid) not in wanted or have[pid].get(i) is None or not source.stored_ok(i, pid):
+                    continue
+                try:
+                    image = source.read(i, pid)
+                    full = source.read(i, pid, full=True) if self.keep_full_size else None
+                except (CorruptEditError, MissingEditError):
+                    continue  # made anew instead
+                self.write(i, pid, image, full=full)
+                done += 1
+        return done
 
     # -- claims ------------------------------------------------------------------------------
     def claim(self, name: str):
@@ -623,7 +684,47 @@ class EditStore:
         return sorted(p.name for p in root.iterdir()) if root.is_dir() else []
 
 
-_PNG = re.compile(r"\d+\.png")
+FORMATS = ("npy", "png")
+
+
+def encode_edit(image: torch.Tensor, fmt: str) -> bytes:
+    """The file bytes of a uint8 (3, H, W) edit: raw .npy, or PNG (zlib level 6)."""
+    image = image.detach().cpu().contiguous()
+    if fmt == "npy":
+        import io
+
+        import numpy as np
+
+        buf = io.BytesIO()
+        np.save(buf, image.numpy(), allow_pickle=False)
+        return buf.getvalue()
+    from torchvision.io import encode_png
+
+    return encode_png(image, compression_level=6).numpy().tobytes()
+
+
+def decode_edit(data: bytes, fmt: str) -> torch.Tensor:
+    """The uint8 (3, H, W) edit from its file bytes; ValueError when they are not a whole edit."""
+    if fmt == "npy":
+        import io
+
+        import numpy as np
+
+        try:
+            arr = np.load(io.BytesIO(data), allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise ValueError(str(exc)) from None
+        if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[0] != 3:
+            raise ValueError(f"expected a uint8 (3, H, W) array, got {arr.dtype} {arr.shape}")
+        return torch.from_numpy(arr)
+    from torchvision.io import ImageReadMode, decode_png
+
+    try:
+        return decode_png(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+    except RuntimeError as exc:
+        raise ValueError(str(exc)) from None
+
+
 _ID = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 

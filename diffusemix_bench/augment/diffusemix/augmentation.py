@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
 
 from ...errors import ConfigError
 from ..base import AugBatch, AugContext, Augmentation
@@ -120,6 +122,8 @@ class DiffuseMixTrainSet(Dataset):
         self.composer = composer
         self.full_edits = full_edits
         self.num_prompts = len(store.prompt_ids) if store is not None else 0
+        self._split = None
+        self._split_of = None  # the transform _split was made from (a policy change replaces it)
 
     def __len__(self) -> int:
         n = len(self.base)
@@ -147,20 +151,48 @@ class DiffuseMixTrainSet(Dataset):
             )
             prompts = [self.store.prompt_ids[k] for k in picks.tolist()]
         original = self.base.load_image(i)
-        images = [original] + [self._edit(i, pid, original) for pid in prompts]
         if self.composer is not None:
+            images = [original] + [self._edit(i, pid, original) for pid in prompts]
             images = self.composer(images, item - n if self.static and item >= n else None)
-        else:
-            # Empty edit slots (static originals) repeat the original so every stack has one shape.
-            images += [original] * (1 + self.num_edits - len(images))
-        transform = self.base.transform
-        if transform is not None:
-            # One call with every image: v2 transforms draw their parameters once per call, so the
-            # original and its edits get the same crop and flip and stay aligned.
-            images = transform(*[tv_tensors.Image(im) for im in images])
-            images = images if isinstance(images, tuple) else (images,)
-        stack = torch.stack([im.as_subclass(torch.Tensor) for im in images])
+            transform = self.base.transform
+            if transform is not None:
+                # One call with every image: v2 transforms draw their parameters once per call, so
+                # the views get the same crop and flip.
+                images = transform(*[tv_tensors.Image(im) for im in images])
+                images = images if isinstance(images, tuple) else (images,)
+            stack = torch.stack([im.as_subclass(torch.Tensor) for im in images])
+            return stack, self.base.targets[i], item
+        lead, rest = self._split_transform()
+        if lead is not None:  # the transform's leading resize, on the original alone
+            original = lead(tv_tensors.Image(original)).as_subclass(torch.Tensor)
+        size = list(original.shape[-2:])
+        edits = []
+        for pid in prompts:
+            edit = self.store.read(self.store_indices[i], pid, full=self.full_edits)
+            # Stored at the size training reads it (generator.store_size=auto): used as read.
+            # Otherwise resized as the leading resize (bilinear, antialiased) resizes the original.
+            edits.append(edit if list(edit.shape[-2:]) == size else TF.resize(edit, size, antialias=True))
+        # Empty edit slots (static originals) repeat the original so every stack has one shape.
+        edits += [original] * (self.num_edits - len(edits))
+        stack = torch.stack([original, *edits])
+        if rest is not None:
+            # The random crop and flip drawn once for the whole stack, in one call on it: the
+            # original and its edits stay aligned.
+            out = rest(tv_tensors.Image(stack))
+            stack = (out[0] if isinstance(out, tuple) else out).as_subclass(torch.Tensor)
         return stack, self.base.targets[i], item
+
+    def _split_transform(self):
+        """(leading v2.Resize or None, the rest of the training transform or None)."""
+        transform = self.base.transform
+        if self._split is None or self._split_of is not transform:
+            self._split_of = transform
+            ops = list(transform.transforms) if isinstance(transform, v2.Compose) else [transform]
+            ops = [op for op in ops if op is not None]
+            lead = ops.pop(0) if ops and isinstance(ops[0], v2.Resize) else None
+            rest = v2.Compose(ops) if ops else None
+            self._split = (lead, rest)
+        return self._split
 
 
 @register_aug("diffusemix", DiffuseMixConfig)

@@ -1,0 +1,279 @@
+"""Edit generation: the official DiffuseMix loop against this framework's, at identical settings,
+measured side by side in one run.
+
+- official: one pipeline call per (image, prompt), a PIL image in and a PIL image out, as the
+  official code calls StableDiffusionInstructPix2PixPipeline;
+- ours, batched (the default): one call per image and block of its prompts (EditModel, tensors in
+  and out, one noise generator per edit);
+- ours, one edit per call (generator.batch_invariant=true).
+
+Same pipeline object, scheduler (Euler-ancestral), steps, guidance, resolution and dtype for all.
+
+    .venv/bin/python -m benchmarks.generation_vs_official                       # CPU, tiny pipeline
+    .venv/bin/python -m benchmarks.generation_vs_official --architecture sd15   # GPU: the real
+        InstructPix2Pix architecture (SD 1.5 UNet with 8 input channels, its VAE and a CLIP text
+        encoder of its size) built from their configurations with random weights: speed does not
+        depend on the weights' values. Also reports UNet FLOPs per edit and the share of the GPU's
+        bf16 peak.
+
+Results: benchmarks/results/generation_vs_official_<architecture>_<device>.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.common import write_results
+from diffusemix_bench.generation.edit_model import EditModel
+from diffusemix_bench.generation.prompts import PAPER_PROMPTS, build_prompts
+from diffusemix_bench.generation.store import edit_seed, prompt_blocks
+
+# Dense bf16 tensor-core peak in TFLOP/s, by device name (vendor data sheets).
+BF16_PEAK = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0, "RTX 4090": 165.0}
+
+
+def build_sd15_pipeline(seed: int = 0):
+    """StableDiffusionInstructPix2PixPipeline with InstructPix2Pix's architecture (SD 1.5 UNet with
+    8 input channels, the SD VAE, a CLIP ViT-L/14-sized text encoder) and random weights."""
+    from diffusers import (
+        AutoencoderKL,
+        EulerAncestralDiscreteScheduler,
+        StableDiffusionInstructPix2PixPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from diffusemix_bench.generation.tiny import MAX_LENGTH, _char_tokenizer
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=64,
+        in_channels=8,
+        out_channels=4,
+        layers_per_block=2,
+        block_out_channels=(320, 640, 1280, 1280),
+        down_block_types=(
+            "CrossAttnDownBlock2D",
+            "CrossAttnDownBlock2D",
+            "CrossAttnDownBlock2D",
+            "DownBlock2D",
+        ),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=768,
+        attention_head_dim=8,
+    )
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(128, 256, 512, 512),
+        layers_per_block=2,
+        latent_channels=4,
+        sample_size=512,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer = _char_tokenizer(Path(tmp))
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=768,
+            intermediate_size=3072,
+            num_attention_heads=12,
+            num_hidden_layers=12,
+            max_position_embeddings=MAX_LENGTH,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+    scheduler = EulerAncestralDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear"
+    )
+    return StableDiffusionInstructPix2PixPipeline(
+        vae=vae.eval(),
+        text_encoder=text_encoder.eval(),
+        tokenizer=tokenizer,
+        unet=unet.eval(),
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+@torch.no_grad()
+def official_loop(pipe, images, texts, args, device) -> float:
+    """Seconds for every (image, prompt) edit, one pipeline call each, PIL in and out."""
+    import torchvision.transforms.functional as TF
+
+    start = time.perf_counter()
+    for i, image in enumerate(images):
+        pil = TF.to_pil_image(image).resize((args.resolution, args.resolution))
+        for k, text in enumerate(texts):
+            generator = torch.Generator(device).manual_seed(edit_seed("bench", "train", i, str(k), 0))
+            out = pipe(
+                text,
+                image=pil,
+                num_inference_steps=args.steps,
+                guidance_scale=4.0,
+                image_guidance_scale=1.5,
+                generator=generator,
+            ).images[0]
+            out.load()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def ours(model: EditModel, images, texts, batch_size: int, device) -> float:
+    """Seconds for every (image, prompt) edit through EditModel: one call per image and block of
+    its prompts (batched), or one per edit (model.batch_invariant)."""
+    ids = [str(k) for k in range(len(texts))]
+    blocks = prompt_blocks(ids, batch_size)
+    start = time.perf_counter()
+    for i, image in enumerate(images):
+        for block in blocks:
+            ks = [int(k) for k in block]
+            seeds = [edit_seed("bench", "train", i, str(k), 0) for k in ks]
+            model([image] * len(ks), [texts[k] for k in ks], seeds)
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def unet_flops_per_edit(pipe, resolution: int, steps: int, device, dtype) -> float:
+    """UNet FLOPs of one edit: ``steps`` calls on a batch of three (the pipeline's guidance rows)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    unet = pipe.unet
+    latent = resolution // 8
+    x = torch.randn(3, 8, latent, latent, device=device, dtype=dtype)
+    t = torch.tensor([500] * 3, device=device)
+    ctx = torch.randn(3, 77, unet.config.cross_attention_dim, device=device, dtype=dtype)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        unet(x, t, encoder_hidden_states=ctx)
+    return counter.get_total_flops() * steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--architecture", choices=("tiny", "sd15"), default="tiny")
+    parser.add_argument("--resolutions", default="256,512")
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--images", type=int, default=2)
+    parser.add_argument("--prompts", type=int, default=9, help="the first k of the paper's prompts")
+    parser.add_argument("--batch-size", type=int, default=9, help="generator.batch_size for ours")
+    parser.add_argument(
+        "--dtype", default=None, help="fp32, bf16 or fp16 (default: bf16 on GPU, fp32 on CPU)"
+    )
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[
+        args.dtype or ("bf16" if device.type == "cuda" else "fp32")
+    ]
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+    if args.architecture == "tiny":
+        from diffusemix_bench.generation.tiny import build_tiny_pipeline
+
+        pipe = build_tiny_pipeline()
+    else:
+        pipe = build_sd15_pipeline()
+    from diffusers import EulerAncestralDiscreteScheduler
+
+    pipe.scheduler = EulerAncestralDiscreteScheduler.from_config(pipe.scheduler.config)
+    pipe.to(device=device, dtype=dtype)
+    pipe.set_progress_bar_config(disable=True)
+    texts = [p.text for p in build_prompts(list(PAPER_PROMPTS), "paper", args.prompts)]
+    gen = torch.Generator().manual_seed(0)
+    images = [
+        torch.randint(0, 256, (3, 375, 500), dtype=torch.uint8, generator=gen) for _ in range(args.images)
+    ]
+    edits = len(images) * len(texts)
+    rows = []
+    for resolution in (int(r) for r in args.resolutions.split(",")):
+        args.resolution = resolution
+        batched = EditModel(
+            pipe, steps=args.steps, guidance_scale=4.0, image_guidance_scale=1.5, resolution=resolution
+        )
+        single = EditModel(
+            pipe,
+            steps=args.steps,
+            guidance_scale=4.0,
+            image_guidance_scale=1.5,
+            resolution=resolution,
+            batch_invariant=True,
+        )
+        # Warm-up (kernels, allocator, embeddings) for every arm, on one image.
+        official_loop(pipe, images[:1], texts[:1], args, device)
+        ours(batched, images[:1], texts, args.batch_size, device)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        t_official = official_loop(pipe, images, texts, args, device)
+        t_single = ours(single, images, texts, args.batch_size, device)
+        t_batched = ours(batched, images, texts, args.batch_size, device)
+        flops = unet_flops_per_edit(pipe, resolution, args.steps, device, dtype)
+        peak = next(
+            (v for k, v in BF16_PEAK.items() if device.type == "cuda" and k in torch.cuda.get_device_name(0)),
+            None,
+        )
+        for arm, seconds in (
+            ("official loop (one call per edit, PIL in and out)", t_official),
+            ("ours, one edit per call (batch_invariant=true)", t_single),
+            (f"ours, batched (blocks of <= {args.batch_size} prompts, the default)", t_batched),
+        ):
+            rate = edits / seconds
+            row = {
+                "resolution": resolution,
+                "arm": arm,
+                "edits_per_s": round(rate, 4),
+                "s_per_edit": round(seconds / edits, 3),
+                "vs_official": f"{t_official / seconds:.2f}x",
+                "unet_gflop_per_edit": round(flops / 1e9, 2),
+            }
+            if peak is not None:
+                row["share_of_bf16_peak"] = f"{100 * flops * rate / (peak * 1e12):.1f}%"
+            rows.append(row)
+            print(row, flush=True)
+    settings = {
+        "architecture": args.architecture,
+        "weights": "random (speed does not depend on their values)",
+        "device": str(device) + (f" ({torch.cuda.get_device_name(0)})" if device.type == "cuda" else ""),
+        "dtype": str(dtype).replace("torch.", ""),
+        "scheduler": "euler_ancestral",
+        "steps": args.steps,
+        "guidance": "4 / image 1.5",
+        "images": f"{args.images} at 375x500",
+        "prompts": args.prompts,
+        "edits_per_arm": edits,
+    }
+    notes = (
+        "Baseline: the official loop, measured in the same run on the same pipeline object. Every arm "
+        "makes the same edits (each image with each prompt); the UNet runs three rows per step (text "
+        "and image, image only, unconditional). "
+        + (
+            "generator=tiny is a small random pipeline: on a CPU these numbers show the framework's "
+            "overhead against the official loop, not InstructPix2Pix's speed; the GPU run with "
+            "--architecture sd15 measures that. "
+            if args.architecture == "tiny"
+            else ""
+        )
+        + f"CPU load average when it ran: {os.getloadavg()[0]:.1f}."
+    )
+    name = f"generation_vs_official_{args.architecture}_{device.type}"
+    paths = write_results(name, {"settings": settings, "rows": rows}, rows, notes)
+    print("wrote", *paths)
+
+
+if __name__ == "__main__":
+    main()
