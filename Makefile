@@ -46,11 +46,11 @@ study: ## The committed real study (Flowers-102 from ../shared/data, 6 methods x
 	$(PY) report.py experiment=study_flowers runs=outputs/study_flowers out=experiments/results/study_flowers
 
 bench: ## CPU benchmarks side by side with their baselines (< 10 min on 2 cores): generation vs the official loop, the DiffuseMix loader vs aug=none; results in benchmarks/results/
-	$(PY) -m benchmarks.generation_vs_official --images 2 --prompts 9 --steps 100 --resolutions 256,512
+	$(PY) -m benchmarks.generation_vs_official --images 1 --prompts 9 --steps 100 --resolutions 32
 	$(PY) -m benchmarks.diffusemix_loader --workers 2 --epochs 3
 
 bench-gpu: ## The GPU benchmarks in one script (< 8 min on one GPU): the real InstructPix2Pix architecture with random weights
-	$(PY) -m benchmarks.generation_vs_official --architecture sd15 --images 2 --prompts 9 --steps 100 --resolutions 256,512
+	$(PY) -m benchmarks.generation_vs_official --architecture sd15 --images 1 --prompts 9 --steps 100 --resolutions 256,512
 
 clean: ## Remove caches and run outputs (keeps .venv and data)
 	rm -rf .pytest_cache .ruff_cache outputs multirun lightning_logs

@@ -9,7 +9,9 @@ measured side by side in one run.
 
 Same pipeline object, scheduler (Euler-ancestral), steps, guidance, resolution and dtype for all.
 
-    .venv/bin/python -m benchmarks.generation_vs_official                       # CPU, tiny pipeline
+    .venv/bin/python -m benchmarks.generation_vs_official --resolutions 32      # CPU, tiny pipeline
+        (the tiny VAE downsamples by 2, not 8: at 256 px its UNet would run on 128 x 128 latents and
+        its attention on 16k tokens, so on a CPU it is timed at its own 32 px)
     .venv/bin/python -m benchmarks.generation_vs_official --architecture sd15   # GPU: the real
         InstructPix2Pix architecture (SD 1.5 UNet with 8 input channels, its VAE and a CLIP text
         encoder of its size) built from their configurations with random weights: speed does not
@@ -262,9 +264,10 @@ def main() -> None:
         "makes the same edits (each image with each prompt); the UNet runs three rows per step (text "
         "and image, image only, unconditional). "
         + (
-            "generator=tiny is a small random pipeline: on a CPU these numbers show the framework's "
-            "overhead against the official loop, not InstructPix2Pix's speed; the GPU run with "
-            "--architecture sd15 measures that. "
+            "generator=tiny is a small random pipeline (its VAE downsamples by 2, so it runs at its own "
+            "32 px): on a CPU these numbers show the framework's overhead against the official loop, "
+            "not InstructPix2Pix's speed; the GPU run with --architecture sd15 at 256 and 512 px "
+            "measures that. "
             if args.architecture == "tiny"
             else ""
         )

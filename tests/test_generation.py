@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -656,10 +657,15 @@ def test_png_stores_keep_their_folder_and_convert_with_one_command(flowers, tmp_
     npy_cfg = compose_generate(gen_overrides(flowers, tmp_path, *common))
     summary = generate(npy_cfg)
     assert summary["converted"] == 24 and summary["generated"] == 0
-    assert "converted 24 edits from the PNG store" in capsys.readouterr().out
+    assert "converted 24 edits from the png store" in capsys.readouterr().out
     png, npy = EditStore.from_config(png_cfg, "flowers102"), EditStore.from_config(npy_cfg, "flowers102")
     assert npy.path(3, "autumn").suffix == ".npy"
     for i in range(12):
         for pid in npy.prompt_ids:
             assert torch.equal(npy.read(i, pid), png.read(i, pid))
             assert torch.equal(npy.read(i, pid, full=True), png.read(i, pid, full=True))
+    # The other way: edits exported as PNG files (to look at, or share) from an npy store.
+    shutil.rmtree(png.folder)
+    exported = generate(png_cfg)
+    assert exported["converted"] == 24 and exported["generated"] == 0
+    assert torch.equal(EditStore.from_config(png_cfg, "flowers102").read(5, "autumn"), npy.read(5, "autumn"))

@@ -55,7 +55,7 @@ class EditGroup:
 class Counts:
     planned: int = 0
     existing: int = 0
-    converted: int = 0  # copied from a PNG store of the same settings (store_format=npy)
+    converted: int = 0  # copied from the store of the same settings in the other format
     broken: int = 0  # recorded edits found broken (wrong size, or undecodable with verify): made again
     generated: int = 0
     # Stored with a regeneration seed (attempt > 0): after a bad edit in this run or an earlier one.
@@ -188,16 +188,20 @@ class EditKeysData(pl.LightningDataModule):
         runtime = runtime_settings(g, self.trainer.strategy.root_device)
         all_ids = [p.id for p in build_prompts(list(g.prompts), g.prompt_template, None)]
         reads = {split: read_split(self.cfg, split) for split in self.stores}
-        # An npy store with a PNG store of the same settings beside it is filled from it first
-        # (one process converts; the others wait), then the missing edits are listed.
+        # A store with a store of the same settings in the other format beside it (npy <-> png)
+        # is filled from it first (one process converts; the others wait): changing the format,
+        # or exporting edits as PNG files to look at, generates nothing. Then the missing edits
+        # are listed.
         if self.trainer.is_global_zero:
             for split, store in self.stores.items():
-                source = store.png_sibling()
+                source = store.sibling()
                 if source is not None and source.folder.is_dir():
                     n = store.convert_from(source, reads[split][1], store.prompt_ids)
                     self.counts.converted += n
                     if n:
-                        print(f"converted {n} edits from the PNG store {source.folder}", flush=True)
+                        print(
+                            f"converted {n} edits from the {source.format} store {source.folder}", flush=True
+                        )
                     store.refresh()
         self.trainer.strategy.barrier("edit-convert")
         for split, store in self.stores.items():

@@ -335,7 +335,9 @@ class EditStore:
         """The stored edit as uint8 CHW RGB (``full=True``: the full-resolution one)."""
         path = self.path(index, prompt_id, full)
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as f:
+                data = bytearray(os.fstat(f.fileno()).st_size)
+                f.readinto(data)
         except FileNotFoundError:
             raise MissingEditError(
                 f"no stored edit for index {index}, prompt '{prompt_id}' ({path}). Generate the edits "
@@ -465,13 +467,17 @@ class EditStore:
         self._append_line("manifest", f"{prompt_id} {index} {size}\n")
         _record(self._load_manifest(), prompt_id, index, size)
 
-    def png_sibling(self) -> EditStore | None:
-        """For an npy store, the PNG store of the same settings (an older store to convert from)."""
-        if self.format != "npy" or self.settings is None:
+    def sibling(self) -> EditStore | None:
+        """The store of the same settings in the other file format (npy <-> png): a store to
+        convert from, so that changing the format never generates again."""
+        if self.settings is None:
             return None
+        other = "png" if self.format == "npy" else "npy"
         settings = {k: v for k, v in self.settings.items() if k != "format"}
+        if other != "png":
+            settings["format"] = other
         folder = self.folder.parent / settings_hash(settings)
-        return EditStore(folder, [], settings, keep_full_size=self.keep_full_size, store_format="png")
+        return EditStore(folder, [], settings, keep_full_size=self.keep_full_size, store_format=other)
 
     def convert_from(self, source: EditStore, indices: Iterable[int], prompt_ids: list[str]) -> int:
         """Copy into this store every edit of ``indices`` x ``prompt_ids`` that it lacks and
@@ -685,6 +691,10 @@ class EditStore:
 
 
 FORMATS = ("npy", "png")
+# The header numpy writes for a C-ordered uint8 array of three dimensions (padding spaces follow).
+_NPY_HEADER = re.compile(
+    rb"\{'descr': '\|u1', 'fortran_order': False, 'shape': \((\d+), (\d+), (\d+)\), \} *\n"
+)
 
 
 def encode_edit(image: torch.Tensor, fmt: str) -> bytes:
@@ -703,24 +713,39 @@ def encode_edit(image: torch.Tensor, fmt: str) -> bytes:
     return encode_png(image, compression_level=6).numpy().tobytes()
 
 
-def decode_edit(data: bytes, fmt: str) -> torch.Tensor:
-    """The uint8 (3, H, W) edit from its file bytes; ValueError when they are not a whole edit."""
+def decode_edit(data: bytes | bytearray, fmt: str) -> torch.Tensor:
+    """The uint8 (3, H, W) edit from its file bytes; ValueError when they are not a whole edit.
+    An .npy written by encode_edit is read in place (its header matched, no parsing, no copy)."""
     if fmt == "npy":
         import io
 
         import numpy as np
 
-        try:
-            arr = np.load(io.BytesIO(data), allow_pickle=False)
+        if bytes(data[:6]) != b"\x93NUMPY" or len(data) < 12:
+            raise ValueError("not an .npy file")
+        start = 10 if data[6] == 1 else 12
+        end = start + int.from_bytes(data[8:start], "little")
+        m = _NPY_HEADER.match(bytes(data[start:end]))
+        if m is not None:
+            c, h, w = (int(x) for x in m.groups())
+            if len(data) - end != c * h * w or c != 3:
+                raise ValueError(
+                    f"expected {c * h * w} bytes of pixels after the header, got {len(data) - end}"
+                )
+            buf = data if isinstance(data, bytearray) else bytearray(data)
+            return torch.frombuffer(buf, dtype=torch.uint8, offset=end, count=c * h * w).view(c, h, w)
+        try:  # another writer's header: numpy's own reader
+            arr = np.load(io.BytesIO(bytes(data)), allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
             raise ValueError(str(exc)) from None
         if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[0] != 3:
             raise ValueError(f"expected a uint8 (3, H, W) array, got {arr.dtype} {arr.shape}")
-        return torch.from_numpy(arr)
+        return torch.from_numpy(np.ascontiguousarray(arr))
     from torchvision.io import ImageReadMode, decode_png
 
     try:
-        return decode_png(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+        buf = data if isinstance(data, bytearray) else bytearray(data)
+        return decode_png(torch.frombuffer(buf, dtype=torch.uint8), mode=ImageReadMode.RGB)
     except RuntimeError as exc:
         raise ValueError(str(exc)) from None
 
