@@ -13,11 +13,24 @@ import torch
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def _versions(names: tuple[str, ...]) -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in names:
+        try:
+            found[name] = version(name.replace("_", "-"))
+        except PackageNotFoundError:
+            continue
+    return found
+
+
 def machine() -> dict:
     info = {
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
+        **_versions(("torchvision", "diffusers", "transformers", "numpy", "pytorch_lightning")),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.is_available(),

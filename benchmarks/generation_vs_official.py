@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 
@@ -43,15 +41,9 @@ BF16_PEAK = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 
 def build_sd15_pipeline(seed: int = 0):
     """StableDiffusionInstructPix2PixPipeline with InstructPix2Pix's architecture (SD 1.5 UNet with
     8 input channels, the SD VAE, a CLIP ViT-L/14-sized text encoder) and random weights."""
-    from diffusers import (
-        AutoencoderKL,
-        EulerAncestralDiscreteScheduler,
-        StableDiffusionInstructPix2PixPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from diffusers import AutoencoderKL, UNet2DConditionModel
 
-    from diffusemix_bench.generation.tiny import MAX_LENGTH, _char_tokenizer
+    from diffusemix_bench.generation.tiny import assemble_ip2p, char_text_encoder
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
@@ -80,34 +72,8 @@ def build_sd15_pipeline(seed: int = 0):
         latent_channels=4,
         sample_size=512,
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        tokenizer = _char_tokenizer(Path(tmp))
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=768,
-            intermediate_size=3072,
-            num_attention_heads=12,
-            num_hidden_layers=12,
-            max_position_embeddings=MAX_LENGTH,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    )
-    scheduler = EulerAncestralDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear"
-    )
-    return StableDiffusionInstructPix2PixPipeline(
-        vae=vae.eval(),
-        text_encoder=text_encoder.eval(),
-        tokenizer=tokenizer,
-        unet=unet.eval(),
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    tokenizer, text_encoder = char_text_encoder(hidden_size=768, intermediate_size=3072, heads=12, layers=12)
+    return assemble_ip2p(unet, vae, tokenizer, text_encoder)
 
 
 def _sync(device: torch.device) -> None:

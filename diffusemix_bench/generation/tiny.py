@@ -29,13 +29,7 @@ def _char_tokenizer(folder: Path):
 def build_tiny_pipeline(seed: int = 0):
     """A StableDiffusionInstructPix2PixPipeline with random weights drawn from ``seed`` (the
     global RNG is left untouched). At 32 px the latents are 16 x 16."""
-    from diffusers import (
-        AutoencoderKL,
-        EulerAncestralDiscreteScheduler,
-        StableDiffusionInstructPix2PixPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from diffusers import AutoencoderKL, UNet2DConditionModel
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -58,26 +52,42 @@ def build_tiny_pipeline(seed: int = 0):
             up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
             latent_channels=4,
         )
-        with tempfile.TemporaryDirectory() as tmp:
-            tokenizer = _char_tokenizer(Path(tmp))
-        text_encoder = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=len(tokenizer),
-                hidden_size=32,
-                intermediate_size=37,
-                num_attention_heads=4,
-                num_hidden_layers=2,
-                max_position_embeddings=MAX_LENGTH,
-                bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id,
-            )
+        tokenizer, text_encoder = char_text_encoder(hidden_size=32, intermediate_size=37, heads=4, layers=2)
+    return assemble_ip2p(unet, vae, tokenizer, text_encoder)
+
+
+def char_text_encoder(*, hidden_size: int, intermediate_size: int, heads: int, layers: int):
+    """The character tokenizer and a CLIP text encoder of the given size, its weights drawn from
+    the global generator (callers seed it)."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer = _char_tokenizer(Path(tmp))
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=hidden_size,
+            intermediate_size=intermediate_size,
+            num_attention_heads=heads,
+            num_hidden_layers=layers,
+            max_position_embeddings=MAX_LENGTH,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
         )
-    # Stable Diffusion's noise schedule, so the sampler code runs as it does for the real model.
+    )
+    return tokenizer, text_encoder
+
+
+def assemble_ip2p(unet, vae, tokenizer, text_encoder):
+    """A StableDiffusionInstructPix2PixPipeline from its parts, with Stable Diffusion's noise
+    schedule, so the sampler code runs as it does for the real model."""
+    from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline
+
     scheduler = EulerAncestralDiscreteScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear"
     )
-    pipe = StableDiffusionInstructPix2PixPipeline(
+    return StableDiffusionInstructPix2PixPipeline(
         vae=vae.eval(),
         text_encoder=text_encoder.eval(),
         tokenizer=tokenizer,
@@ -87,4 +97,3 @@ def build_tiny_pipeline(seed: int = 0):
         feature_extractor=None,
         requires_safety_checker=False,
     )
-    return pipe
