@@ -40,7 +40,8 @@ BF16_PEAK = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 
 
 def build_sd15_pipeline(seed: int = 0):
     """StableDiffusionInstructPix2PixPipeline with InstructPix2Pix's architecture (SD 1.5 UNet with
-    8 input channels, the SD VAE, a CLIP ViT-L/14-sized text encoder) and random weights."""
+    8 input channels, the SD VAE, CLIP ViT-L/14's text transformer: 12 layers of width 768, with a
+    character vocabulary instead of its 49k BPE tokens) and random weights."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
     from diffusemix_bench.generation.tiny import assemble_ip2p, char_text_encoder
