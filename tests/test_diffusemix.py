@@ -780,6 +780,23 @@ def test_figure4_writes_the_grid(make_cfg, tmp_path):
     assert fig_cfg.aug.name == "diffusemix" and fig_cfg.aug.figure_images == 4
 
 
+def test_figure4_generates_only_the_edits_it_draws_on_request(make_cfg, tmp_path):
+    """Without edits, figure4 stops with the generate command; with aug.figure_generate=true it
+    makes the edits of the images it draws (the tiny generator here), only those, then draws."""
+    from diffusemix_bench.generation.store import MissingEditError
+
+    base = BASE + [f"paths.cache_dir={tmp_path / 'cache'}", "aug.figure_images=2", "generator=tiny"]
+    with pytest.raises(MissingEditError, match="python generate.py"):
+        write_figure4(make_cfg(base))
+    cfg = make_cfg([*base, "aug.figure_generate=true"])
+    path = write_figure4(cfg)
+    with Image.open(path) as im:
+        assert im.size == expected_grid_size(2)
+    store = EditStore.from_config(cfg, "cifar100", "train")
+    made = {i for i in range(64) for pid in store.prompt_ids if store.has(i, pid)}
+    assert len(made) == 2  # two images drawn, every prompt of each; nothing else
+
+
 def test_figure4_follows_the_composition_stage(dm):
     # The fixture's 32 px images are resized to 36 and centre-cropped to 32 for the figure.
     overrides = ["aug.masks=vertical", "aug.components=hybrid"]

@@ -167,8 +167,15 @@ class EditKeysData(pl.LightningDataModule):
     any rank writes), groups them (EditGroup) and gives rank r the groups r, r + world, ...: no
     key twice, and each group generated whole by one rank. A rank can get no group at all."""
 
-    def __init__(self, cfg: DictConfig, stores: dict[str, EditStore], counts: Counts) -> None:
+    def __init__(
+        self,
+        cfg: DictConfig,
+        stores: dict[str, EditStore],
+        counts: Counts,
+        only: dict[str, list[int]] | None = None,
+    ) -> None:
         super().__init__()
+        self.only = only
         # A rank whose share of the missing keys is empty runs an empty predict loop.
         self.allow_zero_length_dataloader_with_multiple_devices = True
         self.cfg = cfg
@@ -188,6 +195,11 @@ class EditKeysData(pl.LightningDataModule):
         runtime = runtime_settings(g, self.trainer.strategy.root_device)
         all_ids = [p.id for p in build_prompts(list(g.prompts), g.prompt_template, None)]
         reads = {split: read_split(self.cfg, split) for split in self.stores}
+        if self.only is not None:
+            reads = {
+                split: (ds, [i for i in idx if i in set(self.only[split])])
+                for split, (ds, idx) in reads.items()
+            }
         # A store with a store of the same settings in the other format beside it (npy <-> png)
         # is filled from it first (one process converts; the others wait): changing the format,
         # or exporting edits as PNG files to look at, generates nothing. Then the missing edits
@@ -432,8 +444,10 @@ class EditsProgress(pl.Callback):
             self.bar = None
 
 
-def generate(cfg: DictConfig) -> dict:
-    """Fill the edit store of every split in generator.splits; return the counts (all ranks summed)."""
+def generate(cfg: DictConfig, only: dict[str, list[int]] | None = None) -> dict:
+    """Fill the edit store of every split in generator.splits (with ``only``: just those store
+    indices of each split named, e.g. the images figure4.py draws); return the counts (all ranks
+    summed)."""
     validate_config(cfg)
     g = cfg.generator
     for key in ("limit", "limit_per_class"):
@@ -444,7 +458,8 @@ def generate(cfg: DictConfig) -> dict:
             "generator.batch_size and generator.steps must be >= 1, generator.resolution >= 8 and "
             f"generator.max_retries >= 0; got {g.batch_size}, {g.steps}, {g.resolution}, {g.max_retries}"
         )
-    stores = {split: EditStore.from_config(cfg, cfg.dataset.name, split) for split in g.splits}
+    splits = list(only) if only is not None else list(g.splits)
+    stores = {split: EditStore.from_config(cfg, cfg.dataset.name, split) for split in splits}
     counts = Counts()
     writer = StoreWriter(stores, counts)
     bar = (
@@ -470,7 +485,9 @@ def generate(cfg: DictConfig) -> dict:
     started = time.time()
     try:
         trainer.predict(
-            EditModule(cfg, stores), datamodule=EditKeysData(cfg, stores, counts), return_predictions=False
+            EditModule(cfg, stores),
+            datamodule=EditKeysData(cfg, stores, counts, only),
+            return_predictions=False,
         )
     except (KeyboardInterrupt, SystemExit):
         # Ctrl-C (Lightning turns it into an exit): every edit written so far is in the store.

@@ -89,6 +89,8 @@ class DiffuseMixConfig:
     edit_source: str = "stored"
     # Rows of the Figure 4 grid logged at the start of training (0: none).
     figure_images: int = 8
+    # figure4.py: make the edits of the images it draws when the store lacks them (only those).
+    figure_generate: bool = False
 
 
 class DiffuseMixTrainSet(Dataset):
@@ -240,6 +242,7 @@ class DiffuseMix(Augmentation):
         compose: str = "after_crop",
         compose_size: int = 0,
         figure_images: int = 8,
+        figure_generate: bool = False,
         views: str = "with_original",
         composed_size: str = "auto",
         edit_source: str = "stored",
@@ -307,6 +310,7 @@ class DiffuseMix(Augmentation):
         self.before_crop = compose == "before_crop"
         self.compose_size = compose_size
         self.figure_images = figure_images
+        self.figure_generate = figure_generate
         self.uses_edits = not components.startswith("originals")
         self.uses_masks = components.startswith("hybrid")
         self.uses_fractals = components.endswith("_fractal")

@@ -26,12 +26,14 @@ PADDING_PX = 2
 MIN_CELL_PX = 128
 
 
-def figure4_stages(aug, dataset, n: int, seed: int = 0) -> list[torch.Tensor]:
+def figure4_stages(aug, dataset, n: int, seed: int = 0, make_missing=None) -> list[torch.Tensor]:
     """The six columns for ``n`` images of ``dataset`` (seeded choice of images, prompts, masks and
     fractals), each float N x 3 x H x W in [0, 1] at the training size (resize, centre crop).
 
     With ``aug.compose=before_crop`` the stages are drawn on the whole image and then resized and
-    cropped, as training sees them; otherwise the original and edit are resized and cropped first."""
+    cropped, as training sees them; otherwise the original and edit are resized and cropped first.
+    Only the drawn images' edits are needed; ``make_missing(indices)`` (figure4.py with
+    aug.figure_generate=true) generates those the store lacks, else their absence is an error."""
     from ...data.transforms import eval_transform
     from ...generation.store import split_indices
 
@@ -42,7 +44,12 @@ def figure4_stages(aug, dataset, n: int, seed: int = 0) -> list[torch.Tensor]:
     n = min(n, len(dataset))
     rows = torch.randperm(len(dataset), generator=g)[:n].tolist()
     store_indices = split_indices(dataset)
-    aug.check_edits(store, [store_indices[i] for i in rows])
+    needed = [store_indices[i] for i in rows]
+    missing = store.missing(needed)
+    if missing and make_missing is not None:
+        make_missing(sorted({index for index, _ in missing}))
+        store.refresh()
+    aug.check_edits(store, needed)
     prompt_ids = [
         store.prompt_ids[k] for k in torch.randint(len(store.prompt_ids), (n,), generator=g).tolist()
     ]
@@ -106,14 +113,14 @@ def figure4_grid(columns: list[torch.Tensor], titles: tuple[str, ...] = COLUMNS)
     return out
 
 
-def figure4_image(aug, dataset, n: int, seed: int = 0) -> Image.Image:
+def figure4_image(aug, dataset, n: int, seed: int = 0, make_missing=None) -> Image.Image:
     """The grid for ``aug``'s settings; the last column is what this run trains on."""
     titles = list(COLUMNS)
     if not aug.uses_masks:
         titles[2] += " (unused)"
     if aug.bank is None:
         titles[4] += " (unused)"
-    return figure4_grid(figure4_stages(aug, dataset, n, seed), tuple(titles))
+    return figure4_grid(figure4_stages(aug, dataset, n, seed, make_missing), tuple(titles))
 
 
 def write_figure4(cfg: DictConfig) -> Path:
@@ -138,7 +145,20 @@ def write_figure4(cfg: DictConfig) -> Path:
         config=cfg,
     )
     aug = create_aug(cfg.aug, ctx)
-    image = figure4_image(aug, train, cfg.aug.figure_images, seed=cfg.seed)
+
+    def make_missing(indices: list[int]) -> None:
+        from ...generation.generate import generate
+
+        log.info("generating the edits of %d images Figure 4 draws (aug.figure_generate=true)", len(indices))
+        generate(cfg, only={"train": indices})
+
+    image = figure4_image(
+        aug,
+        train,
+        cfg.aug.figure_images,
+        seed=cfg.seed,
+        make_missing=make_missing if aug.figure_generate else None,
+    )
     out = Path(str(cfg.paths.output_dir)).expanduser() / "figure4.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     image.save(out)
