@@ -20,6 +20,7 @@ import io
 import json
 import os
 import pickle
+import random
 import re
 import runpy
 import shutil
@@ -99,12 +100,17 @@ def _plain(script: str, *args: str, prepare: Callable[[Path], None] | None = Non
 
 
 # -- makers of bad files ---------------------------------------------------------------------------
+def _noise(name: str, n: int) -> bytes:
+    """``n`` seeded random bytes: a case is the same bad file every run."""
+    return random.Random(name).randbytes(n)
+
+
 def _cifar(folder: Path) -> Path:
     return folder / "data" / "cifar-100-python" / "train"
 
 
 def _garbage_cifar(folder: Path, _) -> None:
-    _cifar(folder).write_bytes(os.urandom(3000))
+    _cifar(folder).write_bytes(_noise("cifar", 3000))
 
 
 class _Exploit:
@@ -140,7 +146,7 @@ def _aircraft_garbage(folder: Path, _) -> None:
 
 def _flowers_mat_garbage(folder: Path, _) -> None:
     (folder / "data" / "flowers-102" / "imagelabels.mat").write_bytes(
-        b"MATLAB 5.0 MAT-file" + os.urandom(200)
+        b"MATLAB 5.0 MAT-file" + _noise("mat", 200)
     )
 
 
@@ -225,7 +231,7 @@ def _weights_other_architecture(folder: Path) -> None:
 
 
 def _garbage_ckpt(folder: Path) -> None:
-    (folder / "garbage.ckpt").write_bytes(os.urandom(500))
+    (folder / "garbage.ckpt").write_bytes(_noise("ckpt", 500))
 
 
 # -- the edit store ---------------------------------------------------------------------------------
@@ -282,7 +288,7 @@ def _damage_edit_in_place(store: Path) -> None:
 
 def _manifest_garbage(store: Path) -> None:
     for path in (store / "manifest").glob("*.txt"):
-        path.write_bytes(os.urandom(300) + b"\nautumn 99999999999999999999999 10\n")
+        path.write_bytes(_noise("manifest", 300) + b"\nautumn 99999999999999999999999 10\n")
 
 
 def _runtime_garbage(store: Path) -> None:
@@ -612,12 +618,17 @@ def _outside_snapshot(folder: Path) -> set[str]:
 
 
 def main(argv: list[str]) -> int:
+    """``<folder> [--shard=k/n] [case name ...]``: every case (or those named, or every n-th from
+    the k-th: shards run side by side in separate processes)."""
     out_dir = Path(argv[0])
-    only = set(argv[1:])
-    _EXPLOITED.unlink(missing_ok=True)
+    shard = next((a.split("=", 1)[1] for a in argv[1:] if a.startswith("--shard=")), "0/1")
+    k_shard, n_shards = (int(x) for x in shard.split("/"))
+    only = {a for a in argv[1:] if not a.startswith("--shard=")}
+    if n_shards == 1:  # shards run side by side: their caller clears it before starting them
+        _EXPLOITED.unlink(missing_ok=True)
     results = []
     for k, case in enumerate(CASES):
-        if only and case.name not in only:
+        if (only and case.name not in only) or k % n_shards != k_shard:
             continue
         result = run_case(case, out_dir / f"case{k:02d}")
         results.append(result)

@@ -467,3 +467,19 @@ def test_worker_errors_show_the_message_not_the_worker_traceback():
         "diffusemix_bench.data.base.CorruptImageError: Could not decode image /d/a.jpg: broken. Re-download it.\n"
     )
     assert user_message(wrapped) == "Could not decode image /d/a.jpg: broken. Re-download it."
+
+
+def test_cifar_reader_answers_any_garbage_with_a_data_file_error(tmp_path):
+    """Random bytes make an unpickler raise almost any exception type (overflow, memory, index,
+    unicode...): the CIFAR reader turns every one into the one user error naming the file."""
+    import random
+
+    from diffusemix_bench.data.base import DataFileError
+    from diffusemix_bench.data.cifar import RefusedGlobalError, load_pickle
+
+    path = tmp_path / "train"
+    rng = random.Random(0)
+    for n in range(300):
+        path.write_bytes(b"\x80\x02" * (n % 2) + rng.randbytes(rng.randint(1, 400)))
+        with pytest.raises((DataFileError, RefusedGlobalError), match="train"):
+            load_pickle(path)
