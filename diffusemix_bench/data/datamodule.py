@@ -84,17 +84,19 @@ class ImageDataModule(pl.LightningDataModule):
         self.build()
         return self.train_set.num_classes
 
-    def _loader(self, dataset, batch_size: int, shuffle: bool, drop_last: bool = False) -> DataLoader:
+    def _worker_args(self) -> dict:
+        """The DataLoader arguments every split's loader shares."""
         workers = self.cfg.num_workers
+        return {
+            "num_workers": workers,
+            "pin_memory": torch.cuda.is_available(),
+            "persistent_workers": workers > 0,
+        }
+
+    def _eval_loader(self, dataset) -> DataLoader:
+        """Validation and test: in order, every image."""
         return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            num_workers=workers,
-            pin_memory=torch.cuda.is_available(),
-            persistent_workers=workers > 0,
-            drop_last=drop_last,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+            dataset, batch_size=self.cfg.eval_batch_size or self.cfg.batch_size, **self._worker_args()
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -108,7 +110,6 @@ class ImageDataModule(pl.LightningDataModule):
         per_rank = -(-len(train) // world)
         # A last batch of one image cannot train BatchNorm: drop it in that case only.
         drop_last = per_rank > batch and (self.cfg.drop_last or per_rank % batch == 1)
-        workers = self.cfg.num_workers
         sampler = ResumableSampler(train, seed=self.seed, batch_size=batch, num_replicas=world, rank=rank)
         if self._resume is not None:
             sampler.resume_at(*self._resume)
@@ -116,10 +117,8 @@ class ImageDataModule(pl.LightningDataModule):
             SeededItems(train),
             batch_size=batch,
             sampler=sampler,
-            num_workers=workers,
-            pin_memory=torch.cuda.is_available(),
-            persistent_workers=workers > 0,
             drop_last=drop_last,
+            **self._worker_args(),
             # Workers' base seeds come from here, never from the global generator (whose state a
             # checkpoint restores); every item is seeded by SeededItems anyway.
             generator=torch.Generator().manual_seed(self.seed),
@@ -149,9 +148,9 @@ class ImageDataModule(pl.LightningDataModule):
         return trainer.current_epoch, done
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, self.cfg.eval_batch_size or self.cfg.batch_size, shuffle=False)
+        return self._eval_loader(self.val_set)
 
     def test_dataloader(self) -> DataLoader:
         if self.test_set is None:
             raise SplitNotAvailableError(f"dataset '{self.cfg.name}' at {self.root} has no test split")
-        return self._loader(self.test_set, self.cfg.eval_batch_size or self.cfg.batch_size, shuffle=False)
+        return self._eval_loader(self.test_set)
