@@ -49,8 +49,8 @@ bench: ## CPU benchmarks side by side with their baselines (< 10 min on 2 cores)
 	$(PY) -m benchmarks.generation_vs_official --images 1 --prompts 9 --steps 100 --resolutions 32
 	$(PY) -m benchmarks.diffusemix_loader --workers 2 --epochs 3
 
-bench-gpu: ## The GPU benchmarks in one script (< 8 min on one GPU): the real InstructPix2Pix architecture with random weights
-	$(PY) -m benchmarks.generation_vs_official --architecture sd15 --images 1 --prompts 9 --steps 100 --resolutions 256,512
+bench-gpu: ## The GPU benchmarks in one script (< 8 min on one GPU): generation with the real InstructPix2Pix architecture (random weights) against the official loop, torch.compile, training step against a bare loop, composition, optimisation mixes
+	$(PY) -m benchmarks.gpu_suite
 
 clean: ## Remove caches and run outputs (keeps .venv and data)
 	rm -rf .pytest_cache .ruff_cache outputs multirun lightning_logs

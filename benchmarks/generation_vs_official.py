@@ -5,9 +5,11 @@ measured side by side in one run.
   official code calls StableDiffusionInstructPix2PixPipeline;
 - ours, batched (the default): one call per image and block of its prompts (EditModel, tensors in
   and out, one noise generator per edit);
-- ours, one edit per call (generator.batch_invariant=true).
+- ours, one edit per call (generator.batch_invariant=true);
+- the fast preset generator=ip2p_fast (DPM-Solver++ 2M in 20 steps, batched): other pixels, its own store.
 
-Same pipeline object, scheduler (Euler-ancestral), steps, guidance, resolution and dtype for all.
+Same pipeline object, guidance, resolution and dtype for all; the first three share the scheduler
+(Euler-ancestral) and steps.
 
     .venv/bin/python -m benchmarks.generation_vs_official --resolutions 32      # CPU, tiny pipeline
         (the tiny VAE downsamples by 2, not 8: at 256 px its UNet would run on 128 x 128 latents and
@@ -26,27 +28,36 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 from benchmarks.common import write_results
 from diffusemix_bench.generation.edit_model import EditModel
 from diffusemix_bench.generation.prompts import PAPER_PROMPTS, build_prompts
 from diffusemix_bench.generation.store import edit_seed, prompt_blocks
 
+CONF = Path(__file__).resolve().parents[1] / "conf"
 # Dense bf16 tensor-core peak in TFLOP/s, by device name (vendor data sheets).
 BF16_PEAK = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0, "RTX 4090": 165.0}
 
 
-def build_sd15_pipeline(seed: int = 0):
+def build_sd15_pipeline(seed: int = 0, device: torch.device | str = "cpu"):
     """StableDiffusionInstructPix2PixPipeline with InstructPix2Pix's architecture (SD 1.5 UNet with
     8 input channels, the SD VAE, CLIP ViT-L/14's text transformer: 12 layers of width 768, with a
-    character vocabulary instead of its 49k BPE tokens) and random weights."""
+    character vocabulary instead of its 49k BPE tokens) and random weights, initialised on ``device``."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
     from diffusemix_bench.generation.tiny import assemble_ip2p, char_text_encoder
 
     torch.manual_seed(seed)
+    with torch.device(device):
+        parts = _sd15(char_text_encoder, AutoencoderKL, UNet2DConditionModel)
+    return assemble_ip2p(*parts)  # the scheduler's tables are built on the CPU, as diffusers expects
+
+
+def _sd15(char_text_encoder, AutoencoderKL, UNet2DConditionModel):
     unet = UNet2DConditionModel(
         sample_size=64,
         in_channels=8,
@@ -74,7 +85,7 @@ def build_sd15_pipeline(seed: int = 0):
         sample_size=512,
     )
     tokenizer, text_encoder = char_text_encoder(hidden_size=768, intermediate_size=3072, heads=12, layers=12)
-    return assemble_ip2p(unet, vae, tokenizer, text_encoder)
+    return unet, vae, tokenizer, text_encoder
 
 
 def _sync(device: torch.device) -> None:
@@ -157,12 +168,17 @@ def main() -> None:
 
         pipe = build_tiny_pipeline()
     else:
-        pipe = build_sd15_pipeline()
+        pipe = build_sd15_pipeline(device=device)
     from diffusers import EulerAncestralDiscreteScheduler
+
+    from diffusemix_bench.generation.edit_model import _scheduler
 
     pipe.scheduler = EulerAncestralDiscreteScheduler.from_config(pipe.scheduler.config)
     pipe.to(device=device, dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
+    preset = OmegaConf.load(CONF / "generator" / "ip2p_fast.yaml")
+    euler = pipe.scheduler
+    fast_scheduler = _scheduler(pipe, str(preset.scheduler))
     texts = [p.text for p in build_prompts(list(PAPER_PROMPTS), "paper", args.prompts)]
     gen = torch.Generator().manual_seed(0)
     images = [
@@ -191,27 +207,46 @@ def main() -> None:
         t_official = official_loop(pipe, images, texts, args, device)
         t_single = ours(single, images, texts, args.batch_size, device)
         t_batched = ours(batched, images, texts, args.batch_size, device)
+        fast = EditModel(
+            pipe,
+            steps=int(preset.steps),
+            guidance_scale=4.0,
+            image_guidance_scale=1.5,
+            resolution=resolution,
+        )
+        pipe.scheduler = fast_scheduler
+        ours(fast, images[:1], texts[:1], args.batch_size, device)  # warm-up
+        t_fast = ours(fast, images, texts, args.batch_size, device)
+        pipe.scheduler = euler
         flops = unet_flops_per_edit(pipe, resolution, args.steps, device, dtype)
         peak = next(
             (v for k, v in BF16_PEAK.items() if device.type == "cuda" and k in torch.cuda.get_device_name(0)),
             None,
         )
-        for arm, seconds in (
-            ("official loop (one call per edit, PIL in and out)", t_official),
-            ("ours, one edit per call (batch_invariant=true)", t_single),
-            (f"ours, batched (blocks of <= {args.batch_size} prompts, the default)", t_batched),
+        for arm, seconds, steps in (
+            ("official loop (one call per edit, PIL in and out)", t_official, args.steps),
+            ("ours, one edit per call (batch_invariant=true)", t_single, args.steps),
+            (f"ours, batched (blocks of <= {args.batch_size} prompts, the default)", t_batched, args.steps),
+            (
+                f"fast preset generator=ip2p_fast ({preset.scheduler}, {preset.steps} steps, batched; "
+                "other pixels)",
+                t_fast,
+                int(preset.steps),
+            ),
         ):
             rate = edits / seconds
+            arm_flops = flops * steps / args.steps
             row = {
                 "resolution": resolution,
                 "arm": arm,
+                "steps": steps,
                 "edits_per_s": round(rate, 4),
                 "s_per_edit": round(seconds / edits, 3),
                 "vs_official": f"{t_official / seconds:.2f}x",
-                "unet_gflop_per_edit": round(flops / 1e9, 2),
+                "unet_gflop_per_edit": round(arm_flops / 1e9, 2),
             }
             if peak is not None:
-                row["share_of_bf16_peak"] = f"{100 * flops * rate / (peak * 1e12):.1f}%"
+                row["share_of_bf16_peak"] = f"{100 * arm_flops * rate / (peak * 1e12):.1f}%"
             rows.append(row)
             print(row, flush=True)
     settings = {

@@ -1,9 +1,16 @@
 """Training-step throughput of the framework's LightningModule against a bare PyTorch loop.
 
-Both run the same model, batch and optimiser on synthetic uint8 images; the difference is the
-framework's overhead (uint8 scaling, augmentation hook, soft-target loss, metrics, Lightning).
+Both run the same model, batch, optimiser and precision on synthetic uint8 images; the difference is
+the framework's overhead (uint8 scaling, augmentation hook, soft-target loss, metrics, Lightning).
 
-    .venv/bin/python benchmarks/train_step_overhead.py --model resnet18 --size 64 --batch 32 --steps 20
+    .venv/bin/python -m benchmarks.train_step_overhead --model resnet18 --size 64 --batch 32 --steps 20
+    .venv/bin/python -m benchmarks.train_step_overhead --model linear --size 8 --batch 16 --steps 300
+        # host time per step: a one-layer model, so the step is almost all Python and Lightning
+    .venv/bin/python -m benchmarks.train_step_overhead --precision bf16-mixed \
+        --shapes preactresnet18:32:100,resnet50:224:16       # GPU: the paper protocols' shapes
+
+The framework's images per second also give the compute part of a table's GPU hours
+(benchmarks/table_costs.py).
 """
 
 from __future__ import annotations
@@ -30,10 +37,11 @@ def synthetic(n: int, size: int, classes: int) -> TensorDataset:
     return TensorDataset(images, labels, torch.arange(n))
 
 
-def bare_loop(model, loader, device, steps: int) -> float:
+def bare_loop(model, loader, device, steps: int, precision: str = "32") -> float:
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     model.train()
     done, start = 0, None
+    autocast = precision == "bf16-mixed"
     while done < steps + 2:
         for images, labels, _ in loader:
             if done == 2:  # two warm-up steps
@@ -41,7 +49,8 @@ def bare_loop(model, loader, device, steps: int) -> float:
                     torch.cuda.synchronize()
                 start = time.perf_counter()
             x = images.to(device).float().div_(255)
-            loss = F.cross_entropy(model(x), labels.to(device))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                loss = F.cross_entropy(model(x), labels.to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -69,7 +78,7 @@ class _Timer(pl.Callback):
         self.elapsed = time.perf_counter() - self.start
 
 
-def framework_loop(model, loader, classes: int, steps: int, accelerator: str) -> float:
+def framework_loop(model, loader, classes: int, steps: int, accelerator: str, precision: str = "32") -> float:
     module = ClassifierModule(
         model,
         classes,
@@ -84,6 +93,8 @@ def framework_loop(model, loader, classes: int, steps: int, accelerator: str) ->
         max_steps=steps + 2,
         accelerator=accelerator,
         devices=1,
+        precision=precision,
+        benchmark=accelerator == "gpu",
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -96,50 +107,93 @@ def framework_loop(model, loader, classes: int, steps: int, accelerator: str) ->
     return timer.elapsed
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="resnet18")
-    p.add_argument("--size", type=int, default=64)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--classes", type=int, default=100)
-    p.add_argument("--name", default=None, help="results file name (default: derived from settings)")
-    a = p.parse_args()
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def build(model_name: str, size: int, classes: int) -> torch.nn.Module:
+    """A built-in model, or ``linear``: one linear layer, so the step is almost all host time
+    (the framework's own overhead per step, on any device)."""
+    if model_name == "linear":
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * size * size, classes))
+    return create_model(model_name, classes)
+
+
+def measure(
+    model_name: str, size: int, batch: int, classes: int, steps: int, precision: str, device
+) -> list[dict]:
+    """Bare loop and framework on one shape, each on a fresh model with the same seed."""
     accelerator = "gpu" if device.type == "cuda" else "cpu"
-    data = synthetic(a.batch * (a.steps + 2), a.size, a.classes)
-    loader = DataLoader(data, batch_size=a.batch, shuffle=True, drop_last=True)
+    data = synthetic(batch * (steps + 2), size, classes)
+    loader = DataLoader(data, batch_size=batch, shuffle=True, drop_last=True)
     torch.manual_seed(0)
-    bare = bare_loop(create_model(a.model, a.classes).to(device), loader, device, a.steps)
+    bare = bare_loop(build(model_name, size, classes).to(device), loader, device, steps, precision)
     torch.manual_seed(0)
-    framework = framework_loop(create_model(a.model, a.classes), loader, a.classes, a.steps, accelerator)
-    images = a.batch * a.steps
-    rows = [
-        {"loop": "bare PyTorch (baseline)", "images_per_s": round(images / bare, 1), "relative": 1.0},
+    framework = framework_loop(
+        build(model_name, size, classes), loader, classes, steps, accelerator, precision
+    )
+    images = batch * steps
+    shape = {"model": model_name, "size": size, "batch": batch}
+    return [
         {
+            **shape,
+            "loop": "bare PyTorch (baseline)",
+            "images_per_s": round(images / bare, 1),
+            "relative": 1.0,
+        },
+        {
+            **shape,
             "loop": "diffusemix_bench ClassifierModule",
             "images_per_s": round(images / framework, 1),
             "relative": round(bare / framework, 3),
         },
     ]
-    name = a.name or f"train_step_overhead_{a.model}_{a.size}px_b{a.batch}_{accelerator}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="resnet18")
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--shapes", default=None, help="model:size:batch,... (replaces --model/--size/--batch)")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--classes", type=int, default=100)
+    p.add_argument("--precision", default="32", choices=("32", "bf16-mixed"))
+    p.add_argument("--name", default=None, help="results file name (default: derived from settings)")
+    a = p.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    accelerator = "gpu" if device.type == "cuda" else "cpu"
+    shapes = (
+        [(m, int(s), int(b)) for m, s, b in (x.split(":") for x in a.shapes.split(","))]
+        if a.shapes
+        else [(a.model, a.size, a.batch)]
+    )
+    rows = []
+    for model_name, size, batch in shapes:
+        shape_rows = measure(model_name, size, batch, a.classes, a.steps, a.precision, device)
+        rows += shape_rows
+        for r in shape_rows:
+            print(r, flush=True)
+    if a.name:
+        name = a.name
+    elif len(shapes) == 1:
+        suffix = "" if a.precision == "32" else "_bf16"
+        name = f"train_step_overhead_{shapes[0][0]}_{shapes[0][1]}px_b{shapes[0][2]}_{accelerator}{suffix}"
+    else:
+        name = f"train_step_overhead_{accelerator}_{'fp32' if a.precision == '32' else 'bf16'}"
     settings = {
-        "model": a.model,
-        "image_size": a.size,
-        "batch": a.batch,
+        "shapes": ",".join(f"{m}:{s}px:b{b}" for m, s, b in shapes),
+        "classes": a.classes,
         "timed_steps": a.steps,
-        "device": accelerator,
+        "warmup_steps": 2,
+        "device": accelerator + (f" ({torch.cuda.get_device_name(0)})" if device.type == "cuda" else ""),
         "aug": "none",
-        "precision": "fp32",
+        "precision": "fp32" if a.precision == "32" else "bf16 autocast (Lightning bf16-mixed)",
+        "cudnn_benchmark": device.type == "cuda",
     }
     write_results(
         name,
         {"settings": settings, "rows": rows},
         rows,
-        notes="Baseline: a bare PyTorch SGD loop on the same model, data and batch.",
+        notes="Baseline: a bare PyTorch SGD loop on the same model, data, batch and precision, measured "
+        "in the same run.",
     )
-    for r in rows:
-        print(r)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,16 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return DTYPES[name]
 
 
+def speed_levers(pipe, *, channels_last: bool, compile: bool) -> None:
+    """generator.channels_last (UNet and VAE) and generator.compile (the UNet, with batches padded
+    to generator.batch_size by EditModel, so the last, smaller batch never recompiles)."""
+    if channels_last:
+        pipe.unet.to(memory_format=torch.channels_last)
+        pipe.vae.to(memory_format=torch.channels_last)
+    if compile:
+        pipe.unet = torch.compile(pipe.unet)
+
+
 def _scheduler(pipe, name: str):
     """generator.scheduler: the official code swaps in Euler-ancestral; others are named deviations."""
     from diffusers import (
@@ -136,12 +146,7 @@ class EditModel:
         else:
             raise ConfigError(f"generator.name must be ip2p or tiny; got '{g.name}'")
         pipe.scheduler = _scheduler(pipe, str(g.scheduler))
-        if g.channels_last:
-            pipe.unet.to(memory_format=torch.channels_last)
-            pipe.vae.to(memory_format=torch.channels_last)
-        if g.compile:
-            # A fixed batch shape avoids recompiling for the last, smaller batch.
-            pipe.unet = torch.compile(pipe.unet)
+        speed_levers(pipe, channels_last=bool(g.channels_last), compile=bool(g.compile))
         model = cls(
             pipe,
             steps=int(g.steps),

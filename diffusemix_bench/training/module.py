@@ -68,6 +68,14 @@ class ClassifierModule(pl.LightningModule):
         self.top5_k = min(5, num_classes)
         # Training items this run has fed to the model (all ranks), kept across a resume.
         self.images_seen = 0
+        # On an accelerator, the first non-finite training loss as (step, value) on the device
+        # (step -1: none yet), read every log_every_n_steps steps: see _watch_loss.
+        self._first_bad: tuple[torch.Tensor, torch.Tensor] | None = None
+        # The training loss summed over the epoch's images (on the device), and how many: _log_loss.
+        self._loss_sum: torch.Tensor | None = None
+        self._loss_count = 0
+        # None: check the loss every step on a CPU, deferred on an accelerator (_watch_loss).
+        self.check_loss_every_step: bool | None = None
         self.metrics = torch.nn.ModuleDict(
             {
                 f"{stage}_{name}": MulticlassAccuracy(num_classes, top_k=k, average="micro")
@@ -125,18 +133,88 @@ class ClassifierModule(pl.LightningModule):
             self.adversarial_batches += 1
         logits = self.aug.logits(self.model, aug_batch)
         loss = loss_of(logits)
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"training loss became {loss.item()} at step {self.global_step} (optim.lr={self.optim_cfg.lr}, "
-                f"trainer.precision={self.trainer.precision}); lower optim.lr or pick a paper protocol "
-                "(protocol=...), or use 32-true / bf16-mixed precision instead of 16-mixed"
-            )
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(labels))
+        self._watch_loss(loss)
+        self._log_loss(loss, len(labels))
         self.images_seen += len(labels) * self.trainer.world_size
         return loss
 
+    def _watch_loss(self, loss: torch.Tensor) -> None:
+        """Stop on a non-finite training loss. On a CPU every step is checked; on an accelerator
+        (or with ``check_loss_every_step=False``),
+        reading the loss each step would make the host wait for every step to finish before it
+        queues the next one, so the first non-finite step and its loss are recorded on the device
+        and read every ``trainer.log_every_n_steps`` steps (when a logger reads the loss anyway),
+        before a checkpoint is saved and at the end of each epoch: the error names that first step."""
+        loss = loss.detach()
+        every_step = self.check_loss_every_step
+        if every_step if every_step is not None else loss.device.type == "cpu":
+            if not torch.isfinite(loss):
+                self._raise_non_finite(self.global_step, loss.item())
+            return
+        if self._first_bad is None:
+            self._first_bad = (
+                loss.new_full((), -1.0, dtype=torch.float32),
+                loss.new_zeros((), dtype=torch.float32),
+            )
+        step, value = self._first_bad
+        new = ~torch.isfinite(loss) & (step < 0)
+        self._first_bad = (
+            torch.where(new, float(self.global_step), step),
+            torch.where(new, loss.float(), value),
+        )
+        if self._log_step():
+            self._check_non_finite()
+
+    def _log_step(self) -> bool:
+        """Whether this step is one of every ``trainer.log_every_n_steps``."""
+        every = max(1, int(getattr(self.trainer, "log_every_n_steps", 50) or 50))
+        return (self.global_step + 1) % every == 0
+
+    def _log_loss(self, loss: torch.Tensor, n: int) -> None:
+        """``train/loss_step`` (this step's loss) to the loggers and the progress bar every
+        ``trainer.log_every_n_steps`` steps, ``train/loss_epoch`` (the mean over the epoch's images)
+        at the end of each epoch. Lightning's ``self.log`` costs about a millisecond of host time
+        per call, which a GPU step of a few milliseconds cannot hide, and reading the loss makes
+        the host wait for the step: so neither happens every step, and the epoch's sum stays on
+        the device."""
+        loss = loss.detach().float()
+        self._loss_sum = loss * n if self._loss_sum is None else self._loss_sum + loss * n
+        self._loss_count += n
+        if not self._log_step():
+            return
+        value = float(loss)
+        self.log("train/loss", value, on_step=True, on_epoch=False, prog_bar=True, logger=False)
+        for logger in self.loggers:  # Lightning's loggers write on rank zero only
+            logger.log_metrics({"train/loss_step": value, "epoch": self.current_epoch}, step=self.global_step)
+
+    def _check_non_finite(self) -> None:
+        if self._first_bad is not None and float(self._first_bad[0]) >= 0:
+            self._raise_non_finite(int(self._first_bad[0]), float(self._first_bad[1]))
+
+    def _raise_non_finite(self, step: int, value: float) -> None:
+        raise NonFiniteLossError(
+            f"training loss became {value} at step {step} (optim.lr={self.optim_cfg.lr}, "
+            f"trainer.precision={self.trainer.precision}); lower optim.lr or pick a paper protocol "
+            "(protocol=...), or use 32-true / bf16-mixed precision instead of 16-mixed"
+        )
+
+    def on_train_epoch_start(self) -> None:
+        # Not called for an epoch resumed mid-way: its sum so far comes from the checkpoint.
+        self._loss_sum, self._loss_count = None, 0
+
+    def on_train_epoch_end(self) -> None:
+        self._check_non_finite()
+        if self._loss_count:
+            self.log("train/loss_epoch", self._loss_sum / self._loss_count, on_step=False, on_epoch=True)
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        self._check_non_finite()  # never a checkpoint of weights a non-finite loss has reached
         checkpoint["images_seen"] = self.images_seen
+        # The epoch's loss so far, so a run resumed mid-epoch logs the whole epoch's mean.
+        checkpoint["epoch_loss"] = {
+            "sum": 0.0 if self._loss_sum is None else float(self._loss_sum),
+            "count": self._loss_count,
+        }
         checkpoint["adversarial_batches"] = self.adversarial_batches
         checkpoint["fit_seconds"] = self.fit_seconds()
         # The random streams of the main process (batch mixing draws, dropout, the method's own
@@ -153,6 +231,10 @@ class ClassifierModule(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.images_seen = int(checkpoint.get("images_seen", 0))
+        epoch_loss = checkpoint.get("epoch_loss") or {}
+        if epoch_loss.get("count"):
+            self._loss_sum = torch.tensor(float(epoch_loss["sum"]))
+            self._loss_count = int(epoch_loss["count"])
         self.adversarial_batches = int(checkpoint.get("adversarial_batches", 0))
         self.wall_time_before = float(checkpoint.get("fit_seconds", 0.0))
         self._rng_to_restore = checkpoint.get("rng_states")

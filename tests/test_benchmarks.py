@@ -1,0 +1,45 @@
+"""The GPU-hour estimate of the paper tables (benchmarks/table_costs.py): what each run costs follows
+from its composed config and the committed GPU measurements."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import table_costs
+from tests.conftest import compose_config
+
+
+@pytest.fixture(scope="module")
+def measured():
+    return table_costs.throughputs(), table_costs.mixing_seconds()
+
+
+def hours(overrides, measured):
+    return table_costs.run_cost(compose_config(overrides), *measured)
+
+
+def test_a_diffusemix_run_costs_three_views_of_a_vanilla_run(measured):
+    none, none_bound, shape = hours(["experiment=table6", "dataset=flowers102", "aug=none"], measured)
+    dm, dm_bound, _ = hours(["experiment=table6", "dataset=flowers102", "aug=diffusemix"], measured)
+    assert shape == "resnet18 224px b16" and not none_bound and not dm_bound
+    assert dm == pytest.approx(3 * none)
+    # 300 epochs of Flowers-102's 1,020 images at the measured framework rate for that shape.
+    rate = measured[0][("resnet18", 224, 16)]
+    assert none == pytest.approx(300 * 1020 / rate / 3600)
+
+
+def test_static_append_costs_follow_the_budget(measured):
+    base = ["experiment=table6", "dataset=flowers102", "aug=diffusemix", "aug.mode=static_append", "loss=ce"]
+    epochs, _, _ = hours(base + ["budget=epochs"], measured)
+    equal, _, _ = hours(base + ["budget=vanilla_steps"], measured)
+    none, _, _ = hours(["experiment=table6", "dataset=flowers102", "aug=none"], measured)
+    assert equal == pytest.approx(none)
+    assert epochs == pytest.approx(10 * none)  # the originals and one composed copy per prompt (9)
+
+
+def test_mixing_time_is_added_where_measured_and_a_bound_elsewhere(measured):
+    none, _, _ = hours(["experiment=table2", "dataset=cifar100", "aug=none"], measured)
+    comix, bound, _ = hours(["experiment=table2", "dataset=cifar100", "aug=comixup"], measured)
+    assert not bound and comix > none
+    _, tiny_bound, _ = hours(["experiment=table2", "dataset=tinyimagenet", "aug=comixup"], measured)
+    assert tiny_bound  # Co-Mixup's extra cost was not measured at 64 px

@@ -1,0 +1,67 @@
+"""A non-finite training loss stops the run with NonFiniteLossError naming the first bad step, both
+when every step is checked (CPU) and when the check is deferred to every log_every_n_steps steps
+(accelerators: no host-device synchronisation per step)."""
+
+from __future__ import annotations
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from diffusemix_bench.augment import create_aug
+from diffusemix_bench.config import LossConfig, OptimConfig, SchedConfig
+from diffusemix_bench.training.module import ClassifierModule, NonFiniteLossError
+
+
+class StepAtError(pl.Callback):
+    def __init__(self) -> None:
+        self.step = None
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        self.step = trainer.global_step
+
+
+def diverge(every_step: bool) -> tuple[str, int]:
+    torch.manual_seed(0)
+    data = TensorDataset(
+        torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8), torch.randint(0, 4, (64,)), torch.arange(64)
+    )
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4))
+    module = ClassifierModule(
+        model,
+        4,
+        create_aug({"name": "none"}, 4),
+        "ce",
+        LossConfig(name="ce"),
+        OptimConfig(lr=1e30),
+        SchedConfig(name="none"),
+    )
+    module.check_loss_every_step = every_step
+    where = StepAtError()
+    trainer = pl.Trainer(
+        max_steps=12,
+        accelerator="cpu",
+        logger=False,
+        log_every_n_steps=5,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[where],
+        limit_val_batches=0,
+    )
+    with pytest.raises(NonFiniteLossError) as err:
+        trainer.fit(module, train_dataloaders=DataLoader(data, batch_size=4))
+    return str(err.value), where.step
+
+
+def test_non_finite_loss_names_its_first_step_checked_every_step_or_deferred():
+    every, at_every = diverge(every_step=True)
+    deferred, at_deferred = diverge(every_step=False)
+    assert "training loss became nan at step" in every or "training loss became inf at step" in every
+    assert deferred == every  # the same first step and value
+    # Deferred: noticed only at the next check (every 5 steps), after the step it names.
+    first = int(every.split(" at step ")[1].split(" ")[0])
+    assert at_every == first
+    assert at_deferred == 4 and first < 4
