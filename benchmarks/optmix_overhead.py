@@ -4,7 +4,10 @@ PuzzleMix, Co-Mixup and Guided-AP include their saliency pass (an extra forward/
 model) and their solvers (graph cuts, transport, pairing); Guided-SR needs no model pass. The time
 of one forward/backward of the model on the batch is reported beside them, so the solvers' own
 share can be read off. Each method runs as conf/aug/<name>.yaml configures it for CIFAR-100
-(GuidedMixup's prob is set to 1 so every timed batch is mixed).
+(GuidedMixup's prob is set to 1 so every timed batch is mixed). PuzzleMix and Co-Mixup run twice,
+with the reference's graph-cut solver (gco-v3's C++ alpha-beta swap through gco-wrapper, the
+default ``aug.solver=gco``) and with this framework's NumPy/SciPy one (``aug.solver=python``), each
+arm seeded alike so both see the same inputs and draws.
 
     .venv/bin/python benchmarks/optmix_overhead.py                       # batch 100, 32 px, CPU
     .venv/bin/python benchmarks/optmix_overhead.py --model tiny --repeats 10
@@ -35,7 +38,9 @@ from diffusemix_bench.config import register_configs
 from diffusemix_bench.models import Normalize, create_model
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-METHODS = ["mixup", "puzzlemix", "comixup", "guided_sr", "guided_ap"]
+# name[:solver]: PuzzleMix and Co-Mixup with the reference's C++ graph-cut solver (gco, the default)
+# and with this framework's NumPy/SciPy one (python), on the same inputs and draws.
+METHODS = ["mixup", "puzzlemix", "puzzlemix:python", "comixup", "comixup:python", "guided_sr", "guided_ap"]
 # The PuzzleMix lineage's CIFAR-100 statistics (conf/dataset/cifar100.yaml).
 MEAN, STD = (0.50706, 0.48667, 0.44078), (0.26745, 0.25647, 0.27608)
 
@@ -70,13 +75,23 @@ def build_model(name: str, classes: int, device: torch.device) -> nn.Module:
     return model.to(device).train()
 
 
+def describe(name: str) -> str:
+    base, _, solver = name.partition(":")
+    if base in ("puzzlemix", "comixup"):
+        return f"{base}.apply(), solver={solver or 'gco'}"
+    return f"{base}.apply()" + (" (baseline)" if base == "mixup" else "")
+
+
 def method_config(name: str) -> dict:
+    name, _, solver = name.partition(":")
     register_configs()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = OmegaConf.to_container(compose("config", overrides=[f"aug={name}", "dataset=cifar100"]).aug)
     if name.startswith("guided") or name == "mixup":
         cfg["prob"] = 1.0
+    if solver:
+        cfg["solver"] = solver
     return cfg
 
 
@@ -113,10 +128,12 @@ def puzzlemix_solver_times(
             puzzle_mix(
                 images, saliency, perm, block_num=block_num, lam=0.5, beta=aug.beta, gamma=aug.gamma,
                 eta=aug.eta, neigh_size=aug.neigh_size, n_labels=aug.n_labels, transport=aug.transport,
-                t_eps=aug.t_eps, t_size=aug.t_size,
+                t_eps=aug.t_eps, t_size=aug.t_size, solver=aug.solver,
             )  # fmt: skip
 
-        out[f"puzzlemix mixing only, {block_num}x{block_num} blocks"] = timed(run, device, warmup, repeats)
+        out[f"puzzlemix mixing only, {block_num}x{block_num} blocks, solver={aug.solver}"] = timed(
+            run, device, warmup, repeats
+        )
     return out
 
 
@@ -150,9 +167,11 @@ def main() -> None:
     rows, results = [], {}
     for name in a.methods.split(","):
         aug = create_aug(method_config(name), AugContext(num_classes=a.classes, dataset_name="cifar100"))
+        torch.manual_seed(0)  # every arm draws the same mixing ratios, partners and block counts
         times = timed(lambda aug=aug: aug.apply(images, targets, indices, model), device, a.warmup, a.repeats)
         results[name] = times
-        if name == "puzzlemix":
+        if name.startswith("puzzlemix"):
+            torch.manual_seed(0)
             results.update(puzzlemix_solver_times(aug, images, device, a.warmup, a.repeats))
     baseline = statistics.median(results["mixup"]) if "mixup" in results else None
     pass_median = statistics.median(pass_times)
@@ -169,9 +188,7 @@ def main() -> None:
         median = statistics.median(times)
         rows.append(
             {
-                "what": name
-                if " " in name
-                else f"{name}.apply()" + (" (baseline)" if name == "mixup" else ""),
+                "what": name if " " in name else describe(name),
                 "median_s": round(median, 4),
                 "min_s": round(min(times), 4),
                 "max_s": round(max(times), 4),

@@ -15,7 +15,7 @@ from torch import nn
 from ...errors import ConfigError
 from ..base import AugBatch
 from ..registry import register_aug
-from .graphcut import alpha_beta_swap
+from .graphcut import alpha_beta_swap, check_solver, gco_swap
 from .saliency_guided import (
     CleanLossAugmentation,
     gradient_saliency,
@@ -51,6 +51,9 @@ class CoMixupConfig:
     niter: int = 4
     # Weight of the clean-input loss trained beside the mixed one; 0 computes saliency in eval mode.
     clean_lam: float = 1.0
+    # Graph-cut solver: gco (gco-v3's C++ alpha-beta swap, which the reference calls) or python
+    # (this framework's NumPy/SciPy one, the same moves).
+    solver: str = "gco"
     # {dataset or "default": {setting: value}}: the references' values of the null settings above.
     dataset_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -81,6 +84,7 @@ class CoMixup(CleanLossAugmentation):
         self.set_resolve = bool(cfg.get("set_resolve", True))
         self.niter = int(cfg.get("niter", 4))
         self.clean_lam = float(cfg.get("clean_lam", 1.0))
+        self.solver = check_solver(cfg.get("solver", "gco"))
         if self.thres_type not in ("hard", "soft"):
             raise ConfigError(f"aug.thres_type must be 'hard' or 'soft', got '{self.thres_type}'")
         if self.block_num != -1 and self.block_num < 1:
@@ -117,6 +121,7 @@ class CoMixup(CleanLossAugmentation):
                 thres_type=self.thres_type,
                 set_resolve=self.set_resolve,
                 niter=self.niter,
+                solver=self.solver,
             )
         if self.clean_lam > 0:
             return self.with_clean_loss(mixed, mixed_targets, images, clean_logits, targets, self.clean_lam)
@@ -147,6 +152,7 @@ def co_mixup(
     thres_type: str,
     set_resolve: bool,
     niter: int,
+    solver: str = "gco",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Co-Mixup outputs for a batch split into partitions of ``part`` inputs (mixup.py:
     mixup_process). ``saliency`` is pooled to the labelling grid, (N, B, B). Partitions of the same
@@ -176,6 +182,7 @@ def co_mixup(
             thres_type=thres_type,
             set_resolve=set_resolve,
             niter=niter,
+            solver=solver,
         ).to(images.device, images.dtype)
         mixed, mixed_targets = mix_by_masks(
             mask,
@@ -218,6 +225,7 @@ def co_mixup_masks(
     thres_type: str,
     set_resolve: bool,
     niter: int,
+    solver: str = "gco",
 ) -> torch.Tensor:
     """Block masks (P, O, B, B, I) of every output over the inputs of each partition (match.py:
     get_onehot_matrix): ``cost`` (P, I, B, B) is minus the normalised saliency, ``compat`` (P, I, I)
@@ -254,7 +262,9 @@ def co_mixup_masks(
             unary = cost[live] + modular[..., None, None]
             if add_cost is not None:
                 unary = unary + gamma * add_cost[live, i][..., None, None]
-            mask[live, i] = _graphcut_outputs(unary.permute(0, 2, 3, 1), counts, beta, first_pass=it == 0)
+            mask[live, i] = _graphcut_outputs(
+                unary.permute(0, 2, 3, 1), counts, beta, first_pass=it == 0, solver=solver
+            )
             usage[live] += mask[live, i].sum((1, 2))
         if it == niter - 2 and set_resolve:
             add_cost = _resolve_duplicates((mask.sum((2, 3)) > 0).float())
@@ -294,7 +304,7 @@ def _resolve_duplicates(assigned: torch.Tensor) -> torch.Tensor:
 
 
 def _graphcut_outputs(
-    unary: torch.Tensor, counts: torch.Tensor, beta: float, first_pass: bool
+    unary: torch.Tensor, counts: torch.Tensor, beta: float, first_pass: bool, solver: str = "gco"
 ) -> torch.Tensor:
     """One output's block mask per problem by alpha-beta swap (match.py: graphcut_wrapper).
 
@@ -329,15 +339,26 @@ def _graphcut_outputs(
             smooth[p][np.ix_(top, extra)] = _SOFT_SMOOTH.T
             soft[p][:, top] = _SOFT_LABELS
             num_labels[p] = n_in + 3
-    # pyGCO scales the float32 edge weight beta by 1000 in float32 and truncates.
-    weight_int = (np.float32(beta) * np.float32(1000)).astype(np.int32)
-    labels = alpha_beta_swap(
-        (data * np.float32(100000)).astype(np.int32),
-        (smooth * np.float32(100)).astype(np.int32),
-        np.full((n_prob, height - 1, width), weight_int),
-        np.full((n_prob, height, width - 1), weight_int),
-        num_labels,
-    )
+    if solver == "gco":
+        # The reference's own arrays (graphcut_multi): float32 costs, edge weights beta * ones.
+        edge = np.float32(beta)
+        labels = gco_swap(
+            data,
+            smooth,
+            np.full((n_prob, height - 1, width), edge, dtype=np.float32),
+            np.full((n_prob, height, width - 1), edge, dtype=np.float32),
+            num_labels,
+        )
+    else:
+        # pyGCO scales the float32 edge weight beta by 1000 in float32 and truncates.
+        weight_int = (np.float32(beta) * np.float32(1000)).astype(np.int32)
+        labels = alpha_beta_swap(
+            (data * np.float32(100000)).astype(np.int32),
+            (smooth * np.float32(100)).astype(np.int32),
+            np.full((n_prob, height - 1, width), weight_int),
+            np.full((n_prob, height, width - 1), weight_int),
+            num_labels,
+        )
     onehot = np.eye(n_lab, dtype=np.float32)[labels]
     mask = onehot[..., :n_in] + np.einsum("phwk,pki->phwi", onehot[..., n_in:], soft)
     return torch.from_numpy(mask)

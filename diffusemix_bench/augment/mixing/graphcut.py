@@ -1,5 +1,7 @@
-"""Alpha-beta swap on grid graphs with gco's move order and tie rule, over exact binary min cuts
-(the solver PuzzleMix and Co-Mixup call through ``gco.cut_grid_graph(..., algorithm='swap')``)."""
+"""Alpha-beta swap on grid graphs, the solver PuzzleMix and Co-Mixup call through
+``gco.cut_grid_graph(..., algorithm='swap')``: gco-v3's C++ solver itself (``solver=gco``, from the
+gco-wrapper package, the reference code's own), or this module's NumPy/SciPy version with gco's move
+order and tie rule over exact binary min cuts (``solver=python``)."""
 
 from __future__ import annotations
 
@@ -9,12 +11,54 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
+from ...errors import ConfigError
+
 # Cost that keeps a site out of a binary move (far above any real energy, far below int64 overflow).
 _FIXED = np.int64(1) << 40
 _INF = np.int64(1) << 62
 # Grids up to this many columns are solved by dynamic programming over row states (2**W of them);
 # wider ones by max-flow.
 _DP_MAX_WIDTH = 4
+
+
+SOLVERS = ("gco", "python")
+
+
+def check_solver(name: str) -> str:
+    """aug.solver of the graph-cut mixes, checked."""
+    if name not in SOLVERS:
+        raise ConfigError(f"aug.solver must be one of {list(SOLVERS)} (graph-cut solver), got '{name}'")
+    return name
+
+
+def gco_swap(
+    unary: np.ndarray,
+    pairwise: np.ndarray,
+    cost_v: np.ndarray,
+    cost_h: np.ndarray,
+    num_labels: np.ndarray | None = None,
+) -> np.ndarray:
+    """Labels (P, H, W) from gco's C++ alpha-beta swap, one ``gco.cut_grid_graph`` call per problem
+    with the arrays the reference code passes: ``unary`` (P, H, W, L), ``pairwise`` (P, L, L) or
+    (L, L), ``cost_v`` (P, H-1, W), ``cost_h`` (P, H, W-1). Where any of them is float, pyGCO makes
+    every term an int32 (data x 100000, edges x 1000, smoothness x 100, truncated; an int32 data
+    array is multiplied in int32 and can wrap, as in the reference). ``num_labels`` (P,) keeps only
+    the first ``num_labels[p]`` labels of problem ``p``."""
+    import gco  # gco-wrapper
+
+    n_prob, height, width, n_lab = unary.shape
+    labels = np.empty((n_prob, height, width), dtype=np.int64)
+    for p in range(n_prob):
+        n = n_lab if num_labels is None else int(num_labels[p])
+        pair = pairwise[p] if pairwise.ndim == 3 else pairwise
+        labels[p] = gco.cut_grid_graph(
+            np.ascontiguousarray(unary[p, ..., :n]),
+            np.ascontiguousarray(pair[:n, :n]),
+            np.ascontiguousarray(cost_v[p]),
+            np.ascontiguousarray(cost_h[p]),
+            algorithm="swap",
+        ).reshape(height, width)
+    return labels
 
 
 def grid_energy(

@@ -15,7 +15,7 @@ from torch import nn
 from ...errors import ConfigError
 from ..base import AugBatch
 from ..registry import register_aug
-from .graphcut import alpha_beta_swap
+from .graphcut import alpha_beta_swap, check_solver, gco_swap
 from .saliency_guided import (
     CleanLossAugmentation,
     gradient_saliency,
@@ -55,6 +55,9 @@ class PuzzleMixConfig:
     adv_eps: float = 10.0
     # Share of batches that are mixed (GuidedMixup's FGVC copy exposes it; PuzzleMix always mixes).
     prob: float = 1.0
+    # Graph-cut solver: gco (gco-v3's C++ alpha-beta swap, which the reference calls) or python
+    # (this framework's NumPy/SciPy one: the same moves, in int64, so no int32 wrap).
+    solver: str = "gco"
     # {dataset or "default": {setting: value}}: the references' values of the null settings above.
     dataset_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -91,6 +94,7 @@ class PuzzleMix(CleanLossAugmentation):
         self.adv_eps = float(cfg.get("adv_eps", 10.0)) / 255.0
         self._take_training_adversarial()
         self.prob = float(cfg.get("prob", 1.0))
+        self.solver = check_solver(cfg.get("solver", "gco"))
         if self.n_labels not in (2, 3, 4):
             raise ConfigError(f"aug.n_labels must be 2, 3 or 4 (PuzzleMix's priors), got {self.n_labels}")
         if self.smoothness_input not in ("pixels", "normalized"):
@@ -170,6 +174,7 @@ class PuzzleMix(CleanLossAugmentation):
                 fill=input_mean(model),
                 noise=noise,
                 adv_sides=adv_sides,
+                solver=self.solver,
             )
         ratio = ratio[:, None]
         mixed_targets = ratio * targets + (1 - ratio) * targets[perm]
@@ -197,6 +202,7 @@ def puzzle_mix(
     fill: torch.Tensor | float = 0.0,
     noise: torch.Tensor | None = None,
     adv_sides: tuple[bool, bool] | list[bool] = (False, False),
+    solver: str = "gco",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mix ``images`` with ``images[perm]`` (PuzzleMix mixup.py: mixup_graph); returns the mixed
     batch and each output's share of its first image. ``fill`` is what a block left empty by the
@@ -241,6 +247,7 @@ def puzzle_mix(
         beta=beta,
         eta=eta,
         n_labels=n_labels,
+        solver=solver,
     )
     mask = torch.from_numpy(mask).to(images.device, images.dtype)[:, None]
 
@@ -305,6 +312,7 @@ def graphcut_masks(
     beta: float,
     eta: float,
     n_labels: int,
+    solver: str = "gco",
 ) -> np.ndarray:
     """Mask of each image's own share per block, from the energy PuzzleMix hands to gco.
 
@@ -312,7 +320,8 @@ def graphcut_masks(
     float32 and truncated to integers exactly as graphcut_multi and pyGCO do (data x 100000, edge
     weight x 1000, smoothness (l1 - l2)^2 / (n - 1)^2 x 100); the common factor 1000 is dropped and
     the products are taken in int64 (pyGCO's int32 product can wrap for a block holding more than
-    about 8% of an image's saliency at 16x16 blocks).
+    about 8% of an image's saliency at 16x16 blocks). ``solver=gco`` hands gco the reference's own
+    arrays instead (int32 data and edge weights, float32 smoothness), wrap included.
     """
     block_num = cost_own.shape[-1]
     large_val = np.float32(1000 * block_num**2)
@@ -332,6 +341,10 @@ def graphcut_masks(
     weight_v = (large_val * (edge_v + np.float32(beta))).astype(np.int32).clip(min=0)
     weight_h = (large_val * (edge_h + np.float32(beta))).astype(np.int32).clip(min=0)
     step = np.arange(n_labels)[:, None] - np.arange(n_labels)[None, :]
-    smooth = (np.float32(100) * (step**2 / (n_labels - 1) ** 2).astype(np.float32)).astype(np.int32)
-    labels = alpha_beta_swap(100 * data.astype(np.int64), smooth, weight_v, weight_h)
+    pairwise = (step**2 / (n_labels - 1) ** 2).astype(np.float32)
+    if solver == "gco":
+        labels = gco_swap(data, pairwise, weight_v, weight_h)
+    else:
+        smooth = (np.float32(100) * pairwise).astype(np.int32)
+        labels = alpha_beta_swap(100 * data.astype(np.int64), smooth, weight_v, weight_h)
     return (1.0 - labels / (n_labels - 1)).astype(np.float32)
