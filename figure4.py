@@ -3,7 +3,6 @@
 import hydra
 from omegaconf import DictConfig
 
-from diffusemix_bench.augment.diffusemix.figure4 import run_figure4
 from diffusemix_bench.config import register_configs
 
 register_configs()
@@ -11,6 +10,9 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="figure4")
 def main(cfg: DictConfig) -> None:
+    # Imported here: help and config printing need no torch.
+    from diffusemix_bench.augment.diffusemix.figure4 import run_figure4
+
     run_figure4(cfg)
 
 

@@ -6,15 +6,18 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from diffusemix_bench.cli import check_command_line
+from diffusemix_bench.cli import check_command_line, check_data_present
 from diffusemix_bench.config import register_configs
-from diffusemix_bench.generation.generate import run_generate
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")
 def main(cfg: DictConfig) -> None:
+    check_data_present(cfg)
+    # Imported here: help, config printing, config errors and missing data need no torch or diffusers.
+    from diffusemix_bench.generation.generate import run_generate
+
     run_generate(cfg)
 
 

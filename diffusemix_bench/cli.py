@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from .config import check_protocol_optimiser, validate_config
-from .data.splits import build_splits
 from .errors import ConfigError, user_errors_reported
 
 
@@ -21,11 +21,23 @@ def run_train(cfg: DictConfig) -> float | None:
         check_protocol_optimiser(cfg)
         if cfg.get("print_config", False):
             print_config_tree(cfg)
+        check_data_present(cfg)
+        from .data.splits import build_splits
+
         splits = build_splits(cfg.dataset, cfg.paths.data_dir)
         from .training.run import train
 
         metrics = train(cfg, splits=splits)
     return metrics.get("val_top1")
+
+
+def check_data_present(cfg: DictConfig) -> None:
+    """Stop at once when the dataset's folder is missing (unless dataset.download will fetch it),
+    before torch and the readers are imported; the readers check every file they need later."""
+    from .data.layouts import check_present
+
+    with user_errors_reported():
+        check_present(cfg.dataset, cfg.paths.data_dir)
 
 
 ORDER = (
@@ -370,10 +382,48 @@ except ImportError:  # pragma: no cover
 def check_command_line(argv: list[str], config_dir: str, config_name: str) -> None:
     """The entry scripts' check before Hydra runs: a misspelt name is one message and exit code 1
     (``--help``, ``--cfg`` and Hydra's other flags pass through to Hydra)."""
-    if any(a in ("-h", "--help", "--hydra-help", "--info", "-i") for a in argv):
+    if any(a in ("-h", "--help") for a in argv):
+        with user_errors_reported():
+            print_help(argv, config_dir, config_name)
+        sys.exit(0)
+    if any(a in ("--hydra-help", "--info", "-i") for a in argv):
         return
     with user_errors_reported():
         preflight(argv, config_dir, config_name)
+
+
+def print_help(argv: list[str], config_dir: str, config_name: str) -> None:
+    """``--help``: the config groups and their options (read from the config folder) and the
+    composed config with the command line's overrides. Hydra's own help lists the same, but takes
+    seconds per dozen groups to build; ``--hydra-help`` still shows Hydra's flags."""
+    from omegaconf import OmegaConf
+
+    script = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "train.py"
+    root = Path(config_dir)
+    groups = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in ("hydra", "local")):
+        options = sorted(f.stem for f in folder.glob("*.yaml"))
+        if options:
+            groups[folder.name] = options
+    overrides = [a for a in argv if not a.startswith("-") and "=" in a]
+    preflight(overrides, config_dir, config_name)
+    cfg = _compose_raw(config_dir, config_name, overrides)
+    lines = [
+        f"usage: python {script} [group=option ...] [key=value ...] [--multirun] [--cfg job]",
+        "",
+        "== Configuration groups ==",
+        "Compose your configuration from those groups (group=option)",
+        "",
+        *(f"{name}: {', '.join(options)}" for name, options in groups.items()),
+        "",
+        "== Config ==",
+        "Override anything in the config (foo.bar=value)",
+        "",
+        OmegaConf.to_yaml(cfg).rstrip(),
+        "",
+        "Use --hydra-help to view Hydra specific help",
+    ]
+    print("\n".join(lines), flush=True)
 
 
 class SweepSummary(HydraCallback):

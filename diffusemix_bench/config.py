@@ -376,6 +376,350 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+# ---------------------------------------------------------------- augmentation schemas
+# One per conf/aug/<name>.yaml, here rather than beside each implementation so that composing a
+# config imports no torch (help, config printing and config errors answer in seconds).
+
+
+@dataclass
+class NoneAugConfig:
+    name: str = "none"
+
+
+@dataclass
+class MixingConfig:
+    """Settings every batch-mixing method shares (the method's schema adds ``name`` and its own)."""
+
+    # Strength: the mixing ratio is drawn from Beta(alpha, alpha). null: from dataset_defaults.
+    alpha: float | None = None
+    # Probability that a batch is mixed (the others train on clean images). null: from dataset_defaults.
+    prob: float | None = None
+    # {dataset name or "default": {setting: value}}: the references' values per dataset, written in
+    # conf/aug/<name>.yaml; a setting given explicitly wins.
+    dataset_defaults: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+@dataclass
+class DiffuseMixConfig:
+    name: str = "diffusemix"
+    # Fractal blend factor λ of Eq. 2-3 (paper: 0.2 in all experiments).
+    lam: float = 0.2
+    # Half masks: paper4 (horizontal and vertical, each flipped; paper), official2 (original always
+    # left or top; official code), hv (Table 9 row 2, same pair as official2), vertical (Table 9 row 1).
+    masks: str = "paper4"
+    # Width of a linear seam between the halves in pixels (official code: 20); 0 = hard edge (paper).
+    seam_px: int = 0
+    # online (paper): every draw of an image takes a fresh random edit, mask and fractal.
+    # static_append (official recipe): a fixed composed image per (original, prompt), with a fixed
+    #   mask and fractal, appended to the originals: the epoch grows by the number of prompts.
+    # replace_p (DA-Fusion style): each view is the composed image with probability replace_prob,
+    #   else the original.
+    mode: str = "online"
+    replace_prob: float = 0.5
+    # Table 7 arms: originals (I), originals_fractal (I+F), edits (Î), edits_fractal (Î+F),
+    # hybrid (H), hybrid_fractal (H+F, the full method).
+    components: str = "hybrid_fractal"
+    # loss=ce, online and replace_p: also train on the clean original beside the composed view
+    # (two views, CE averaged). The paper trains with JSD, whose CE term is on the clean image.
+    ce_include_original: bool = False
+    # with_original (paper, AugMix's JSD): the clean original is a training view beside the composed
+    #   ones (JSD: its CE term is on the original; loss=ce: only with ce_include_original).
+    # arm_only: every view is a draw of aug.components, so an arm trains on what its Table 7 column
+    #   names and nothing else (JSD: three draws, the CE term on the first).
+    views: str = "with_original"
+    # static_append: seed of the fixed masks and fractals; independent of the training seed, as the
+    # official augmented set is generated once and reused by every run.
+    static_seed: int = 0
+    # after_crop: the original and its edits are cropped and flipped together, then composed in
+    #   batches on the device, so the mask alone decides where the original sits in the training crop.
+    # before_crop (Algorithm 1 and the official code): each whole image is composed in the data
+    #   workers at its own size, and the training crop and flip then apply to the composed image, so
+    #   a crop can miss one of the halves. The seam width is then in pixels of the whole image.
+    compose: str = "after_crop"
+    # before_crop only: 0 composes at the original's own size; N resizes the original and its
+    #   edit to N x N squares first (official code: 512, which squashes the aspect ratio), so the
+    #   composed images are N x N. Originals trained as they are (static_append) keep their size.
+    compose_size: int = 0
+    # compose_size only: the size each composed image is brought to before the training transform.
+    #   compose: stays compose_size x compose_size (as the official code writes its augmented set);
+    #   original: resized back to its original's size; auto: original where the dataset's training
+    #   transform crops at native resolution without resizing (pad_crop: CIFAR-100, Tiny-ImageNet,
+    #   where a 32-64 px crop of a 256 px square would show under 2% of it), else compose.
+    composed_size: str = "auto"
+    # stored: the edit as stored (the original's size, or shrunk to generator.store_size);
+    # full: the model's full-size output (resolution x resolution; the store keeps it with
+    #   generator.keep_full_size=true), so a composition at compose_size does not enlarge an edit
+    #   that was shrunk to a 32-64 px original.
+    edit_source: str = "stored"
+    # Rows of the Figure 4 grid logged at the start of training (0: none).
+    figure_images: int = 8
+    # figure4.py: make the edits of the images it draws when the store lacks them (only those).
+    figure_generate: bool = False
+
+
+@dataclass
+class CoMixupConfig:
+    name: str = "comixup"
+    # Dirichlet concentration of the per-input prior (mixup_alpha); null: the dataset's value.
+    alpha: float | None = None
+    # Side of the labelling grid; -1 draws 2, 4, 8 or 16 per batch; null: the dataset's value.
+    block_num: int | None = None
+    # Inputs per partition; each partition of the batch is mixed on its own (m_part).
+    part: int = 20
+    # Label smoothness (m_beta), supermodular diversity (m_gamma), its threshold tau (m_thres,
+    # hard or soft), prior (m_eta) and input compatibility (m_omega).
+    beta: float = 0.32
+    gamma: float = 1.0
+    thres: float = 0.83
+    thres_type: str = "hard"
+    eta: float = 0.05
+    omega: float = 0.001
+    # Post-processing that separates outputs built from the same inputs (set_resolve).
+    set_resolve: bool = True
+    # Outer iterations over all outputs (m_niter).
+    niter: int = 4
+    # Weight of the clean-input loss trained beside the mixed one; 0 computes saliency in eval mode.
+    clean_lam: float = 1.0
+    # Graph-cut solver: gco (gco-v3's C++ alpha-beta swap, which the reference calls) or python
+    # (this framework's NumPy/SciPy one, the same moves).
+    solver: str = "gco"
+    # {dataset or "default": {setting: value}}: the references' values of the null settings above.
+    dataset_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class CutMixConfig(MixingConfig):
+    name: str = "cutmix"
+    # How the box is drawn: puzzlemix, clovaai or timm (see batch_mix.sample_box); null: the
+    # rule of the code the dataset's recipe comes from (dataset_defaults).
+    box_rule: str | None = None
+    dataset_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class GuidedAPConfig:
+    name: str = "guided_ap"
+    # Share of batches that are mixed (mix_prob; the README commands use 0.8 for Guided-AP).
+    prob: float = 0.8
+    blur_kernel: int = 7
+    blur_sigma: float = 3.0
+    pairing: str = "greedy"
+    distance: str = "l2"
+    # Weight of the clean-input loss trained beside the mixed one; null: the dataset's value.
+    clean_lam: float | None = None
+    # {dataset or "default": {setting: value}}: the references' values of the null settings above.
+    dataset_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class GuidedSRConfig:
+    name: str = "guided_sr"
+    # Share of batches that are mixed (mix_prob; the README commands use 0.5 for Guided-SR).
+    prob: float = 0.5
+    # Gaussian blur of the saliency map before pairing and mixing (blur, blur_sigma).
+    blur_kernel: int = 7
+    blur_sigma: float = 3.0
+    # Gaussian blur inside the spectral-residual computation (saliency_blur, saliency_blur_sigma).
+    sr_blur_kernel: int = 7
+    sr_blur_sigma: float = 3.0
+    # greedy: GuidedMixup's one-cycle greedy pairing (the paper, the FGVC code); random: a random
+    # permutation (its ablation, and what the published CIFAR/Tiny code runs under --condition greedy).
+    pairing: str = "greedy"
+    # Distance between saliency maps that the pairing maximises: l2, l1 or cosine.
+    distance: str = "l2"
+
+
+@dataclass
+class ManifoldMixupConfig(MixingConfig):
+    name: str = "manifold_mixup"
+    # Where the hidden state may be mixed, one chosen uniformly per batch: 0 = the input image,
+    # k = the output of residual layer k. The PuzzleMix/Manifold Mixup PreActResNet code draws
+    # randint(0, 2), i.e. [0, 1, 2]; add 3 to also mix after layer3.
+    layers: list[int] = field(default_factory=lambda: [0, 1, 2])
+
+
+@dataclass
+class MixupConfig(MixingConfig):
+    name: str = "mixup"
+
+
+@dataclass
+class PuzzleMixConfig:
+    name: str = "puzzlemix"
+    # lambda ~ Beta(alpha, alpha), one per batch (mixup_alpha).
+    alpha: float = 1.0
+    # Mask values per block: 2 -> {0, 1}; 3 -> {0, 0.5, 1} (paper default); 4 -> quarters.
+    n_labels: int = 3
+    # Label smoothness (beta), data local smoothness (gamma), prior (eta) of the graph-cut energy.
+    beta: float = 1.2
+    gamma: float = 0.5
+    eta: float = 0.2
+    # Pooling size of the data-smoothness term; null: the dataset's reference value.
+    neigh_size: int | None = None
+    # Image the smoothness term is measured on: pixels ([0, 1], PuzzleMix) or normalized (GuidedMixup
+    # FGVC copy); null: the dataset's reference value.
+    smoothness_input: str | None = None
+    transport: bool = True
+    t_eps: float = 0.8
+    # Transport resolution in pixels; -1 uses the graph-cut blocks; null: the dataset's value.
+    t_size: int | None = None
+    # Weight of the clean-input loss trained beside the mixed one; 0 computes saliency in eval mode.
+    clean_lam: float | None = None
+    # Adversarial Puzzle Mix: probability of adding FGSM-style noise to each side (0.1 CIFAR-100,
+    # 0.15 Tiny-ImageNet in the README's adversarial commands), ball radius in /255 units.
+    adv_p: float = 0.0
+    adv_eps: float = 10.0
+    # Share of batches that are mixed (GuidedMixup's FGVC copy exposes it; PuzzleMix always mixes).
+    prob: float = 1.0
+    # Graph-cut solver: gco (gco-v3's C++ alpha-beta swap, which the reference calls) or python
+    # (this framework's NumPy/SciPy one: the same moves, in int64, so no int32 wrap).
+    solver: str = "gco"
+    # {dataset or "default": {setting: value}}: the references' values of the null settings above.
+    dataset_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class SaliencyMixConfig(MixingConfig):
+    name: str = "saliencymix"
+    # Static saliency detector: fine_grained (Montabone & Soto 2010, OpenCV
+    # StaticSaliencyFineGrained: the paper's and the reference code's choice) or spectral_residual
+    # (Hou & Zhang 2007, OpenCV StaticSaliencySpectralResidual, one of the paper's ablations).
+    saliency: str = "fine_grained"
+
+
+@dataclass
+class SnapMixConfig(MixingConfig):
+    name: str = "snapmix"
+
+
+@dataclass
+class YOCOConfig:
+    name: str = "yoco"
+    # Augmentations run inside YOCO, in order, each with its own cut. hflip: flip each half with
+    # probability 1/2 (the YOCO code's classification default; labels unchanged). mixup: Mixup of
+    # each half with its own ratio ~ Beta(alpha, alpha) and one partner per image, labels mixed by
+    # the mean ratio (the code's --mixup). The code's -y -m runs both: [hflip, mixup].
+    ops: list[str] = field(default_factory=lambda: ["hflip"])
+    # Beta(alpha, alpha) of the mixup op (the code draws np.random.beta(1, 1)).
+    alpha: float = 1.0
+    # true: cut direction and random choices drawn per image (the paper: "YOCO cuts one image");
+    # false: one cut direction and one draw per half for the whole batch (the code's batch-level YOCO).
+    per_image: bool = True
+
+
+@dataclass
+class AugMixConfig:
+    name: str = "augmix"
+    # Strength of each operation, 1..10; null: from dataset_defaults (3 on CIFAR, 1 elsewhere).
+    severity: int | None = None
+    # Number of chains mixed per image.
+    width: int = 3
+    # Operations per chain; -1 draws 1 to 3 per chain.
+    depth: int = -1
+    # Dirichlet (chain weights) and Beta (mix with the original) parameter.
+    alpha: float = 1.0
+    # Add color, contrast, brightness and sharpness (off in the paper: they overlap ImageNet-C).
+    all_ops: bool = False
+    # {dataset name or "default": {setting: value}}: the reference's CIFAR and ImageNet recipes,
+    # written in conf/aug/augmix.yaml; a setting given explicitly wins.
+    dataset_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class IPMixConfig:
+    name: str = "ipmix"
+    # Chains mixed per image (each image-level or patch-level with probability 1/2).
+    k: int = 3
+    # Steps per chain: a number drawn uniformly from 0..t.
+    t: int = 3
+    # Mixing severity (Beta parameter of add/multiply); null: from dataset_defaults.
+    beta: float | None = None
+    # Strength of the image-level operations, 1..10; null: from dataset_defaults.
+    severity: int | None = None
+    # Dirichlet/Beta parameter of the chain mix (fixed at 1 in the reference).
+    alpha: float = 1.0
+    # Patch sides; null: from dataset_defaults.
+    patch_sizes: list[int] | None = None
+    # Probability that a patch is mixed with an augmented copy of the image instead of the mixing
+    # picture; null: from dataset_defaults.
+    augmented_partner_prob: float | None = None
+    # Mixing pictures are resized to the crop side times this, then random-cropped;
+    # null: from dataset_defaults.
+    pic_resize_ratio: float | None = None
+    # {dataset name or "default": {setting: value}}: the reference's CIFAR and ImageNet recipes,
+    # written in conf/aug/ipmix.yaml; a setting given explicitly wins.
+    dataset_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class PixMixConfig:
+    name: str = "pixmix"
+    # Mixing rounds: a number drawn uniformly from 0..k per image.
+    k: int = 4
+    # Mixing severity (Beta parameter); null: from dataset_defaults.
+    beta: float | None = None
+    # Strength of the augmentation operations, 1..10; null: from dataset_defaults.
+    severity: int | None = None
+    # Add color, contrast, brightness and sharpness to the operations (off in the reference).
+    all_ops: bool = False
+    # Mixing pictures are resized to the crop side times this, then random-cropped;
+    # null: from dataset_defaults.
+    pic_resize_ratio: float | None = None
+    # {dataset name or "default": {setting: value}}: the reference's CIFAR and ImageNet recipes,
+    # written in conf/aug/pixmix.yaml; a setting given explicitly wins.
+    dataset_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class TrivialAugmentConfig:
+    name: str = "trivialaugment"
+    num_magnitude_bins: int = 31
+    interpolation: str = "nearest"
+
+
+@dataclass
+class RandAugmentConfig:
+    name: str = "randaugment"
+    # Operations per image and their shared magnitude (index into num_magnitude_bins levels).
+    num_ops: int = 2
+    magnitude: int = 9
+    num_magnitude_bins: int = 31
+    interpolation: str = "nearest"
+
+
+@dataclass
+class AutoAugmentConfig:
+    name: str = "autoaugment"
+    # auto: the CIFAR-10 policy on CIFAR datasets, the ImageNet policy elsewhere; or cifar10,
+    # imagenet, svhn (the policies learned in the AutoAugment paper).
+    policy: str = "auto"
+    # torchvision's default.
+    interpolation: str = "nearest"
+
+
+#: aug=<name> -> its schema (the registry checks each implementation registers under it).
+AUG_SCHEMAS: dict[str, type] = {
+    "augmix": AugMixConfig,
+    "autoaugment": AutoAugmentConfig,
+    "comixup": CoMixupConfig,
+    "cutmix": CutMixConfig,
+    "diffusemix": DiffuseMixConfig,
+    "guided_ap": GuidedAPConfig,
+    "guided_sr": GuidedSRConfig,
+    "ipmix": IPMixConfig,
+    "manifold_mixup": ManifoldMixupConfig,
+    "mixup": MixupConfig,
+    "none": NoneAugConfig,
+    "pixmix": PixMixConfig,
+    "puzzlemix": PuzzleMixConfig,
+    "randaugment": RandAugmentConfig,
+    "saliencymix": SaliencyMixConfig,
+    "snapmix": SnapMixConfig,
+    "trivialaugment": TrivialAugmentConfig,
+    "yoco": YOCOConfig,
+}
+
+
 def register_configs() -> None:
     """Store the top-level schema (named first in conf/config.yaml) and each augmentation's
     schema (``/schema/aug@_here_: <name>`` first in its conf/aug/<name>.yaml), so every group merges into a typed node."""
@@ -392,10 +736,7 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
-    # Every augmentation's schema lives beside its implementation.
-    from .augment import registry
-
-    for name, schema in registry.list_schemas().items():
+    for name, schema in AUG_SCHEMAS.items():
         cs.store(group="schema/aug", name=name, node=schema)
 
 
@@ -436,11 +777,10 @@ def validate_config(cfg) -> None:
     Hydra lets through typed nodes. Raises ConfigError naming the offending key."""
     from omegaconf.errors import OmegaConfBaseException
 
-    from .augment import registry
     from .errors import ConfigError
 
     sections = dict(SECTION_SCHEMAS)
-    aug_schemas = registry.list_schemas()
+    aug_schemas = AUG_SCHEMAS
     if cfg.aug.name not in aug_schemas:
         raise ConfigError(
             f"aug.name='{cfg.aug.name}' is not a registered augmentation: {sorted(aug_schemas)}"

@@ -3,10 +3,11 @@ identity method ``none`` (the paper's "Vanilla")."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, is_dataclass
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..config import AUG_SCHEMAS, NoneAugConfig
 from .base import AugContext, Augmentation
 
 _AUGS: dict[str, type[Augmentation]] = {}
@@ -21,6 +22,8 @@ def register_aug(name: str, schema: type):
             raise ValueError(f"augmentation '{name}' registered twice")
         if not is_dataclass(schema):
             raise TypeError(f"schema of augmentation '{name}' must be a dataclass")
+        if AUG_SCHEMAS.get(name) is not schema:
+            raise TypeError(f"augmentation '{name}' must register the schema config.AUG_SCHEMAS names")
         _AUGS[name] = cls
         _SCHEMAS[name] = schema
         return cls
@@ -55,11 +58,6 @@ def create_aug(cfg: DictConfig | dict, ctx: AugContext | int) -> Augmentation:
     aug = aug_class(cfg.pop("name"))(ctx, **cfg)
     aug.given_settings = {k: v for k, v in cfg.items() if k != "dataset_defaults"}
     return aug
-
-
-@dataclass
-class NoneAugConfig:
-    name: str = "none"
 
 
 @register_aug("none", NoneAugConfig)

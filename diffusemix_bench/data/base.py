@@ -15,26 +15,11 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from ..errors import UserError
+from .layouts import DatasetNotFoundError  # noqa: F401  (raised by the readers; defined without torch)
 
 SPLITS = ("train", "val", "test")
 
 log = logging.getLogger(__name__)
-
-
-class DatasetNotFoundError(UserError, FileNotFoundError):
-    """Raised when a dataset is missing or not laid out as expected on disk."""
-
-    def __init__(self, name: str, root: Path | str, layout: str, how_to_get: str, detail: str = ""):
-        self.name = name
-        self.root = Path(root)
-        msg = (
-            f"Dataset '{name}' not found at {self.root}"
-            + (f" ({detail})" if detail else "")
-            + f".\nExpected layout:\n{layout.rstrip()}\nHow to get it: {how_to_get.rstrip()}\n"
-            "Point the framework at the folder that holds it with paths.data_dir=<folder> "
-            "(or dataset.root=<folder>)."
-        )
-        super().__init__(msg)
 
 
 class SplitNotAvailableError(UserError, LookupError):

@@ -1,12 +1,29 @@
-"""On-disk layout and source of every dataset, shared by the readers' errors and the README table."""
+"""On-disk layout and source of every dataset, shared by the readers' errors and the README table.
+Imports no torch: a missing dataset is reported before the training stack is loaded."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from ..errors import ConfigError
-from .base import DatasetNotFoundError
+from ..errors import ConfigError, UserError
+
+
+class DatasetNotFoundError(UserError, FileNotFoundError):
+    """Raised when a dataset is missing or not laid out as expected on disk."""
+
+    def __init__(self, name: str, root: Path | str, layout: str, how_to_get: str, detail: str = ""):
+        self.name = name
+        self.root = Path(root)
+        msg = (
+            f"Dataset '{name}' not found at {self.root}"
+            + (f" ({detail})" if detail else "")
+            + f".\nExpected layout:\n{layout.rstrip()}\nHow to get it: {how_to_get.rstrip()}\n"
+            "Point the framework at the folder that holds it with paths.data_dir=<folder> "
+            "(or dataset.root=<folder>)."
+        )
+        super().__init__(msg)
+
 
 DATASET_LAYOUTS: dict[str, dict] = {
     "cifar100": dict(
@@ -181,3 +198,16 @@ def check_options(name: str, options: Mapping, allowed: Mapping[str, Iterable[st
             raise ConfigError(
                 f"dataset '{name}': option {key}={options[key]!r} is not one of {', '.join(choices)}"
             )
+
+
+def dataset_root(cfg, data_dir: str | Path) -> Path:
+    """The folder that holds dataset ``cfg`` (``dataset.root``, else ``paths.data_dir``)."""
+    return Path(cfg.root if cfg.root else data_dir).expanduser()
+
+
+def check_present(cfg, data_dir: str | Path) -> None:
+    """Raise DatasetNotFoundError at once when the dataset's folder is missing (unless
+    ``dataset.download`` will fetch it). The readers check every file they need later."""
+    if cfg.download or cfg.name not in DATASET_LAYOUTS:
+        return
+    require_layout(cfg.name, dataset_root(cfg, data_dir), [])

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import DatasetConfig
+from . import readers  # noqa: F401  (registration)
 from .base import ImageClassificationDataset, SplitNotAvailableError, per_class_subset
+from .layouts import dataset_root
 from .registry import create_dataset
 
 log = logging.getLogger(__name__)
@@ -19,10 +21,6 @@ class Splits:
     train: ImageClassificationDataset
     val: ImageClassificationDataset
     test: ImageClassificationDataset | None
-
-
-def dataset_root(cfg: DatasetConfig, data_dir: str | Path) -> Path:
-    return Path(cfg.root if cfg.root else data_dir).expanduser()
 
 
 ON_BAD_IMAGE = ("error", "skip")

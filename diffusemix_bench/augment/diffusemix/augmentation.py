@@ -4,7 +4,6 @@ with half masks and a fractal blend (Eq. 1-3), in the paper's online form or the
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -14,6 +13,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
+from ...config import DiffuseMixConfig
 from ...errors import ConfigError
 from ..base import AugBatch, AugContext, Augmentation
 from ..fractals import FractalBank
@@ -33,64 +33,6 @@ EDIT_SOURCES = ("stored", "full")
 COMPOSED_SIZES = ("auto", "original", "compose")
 #: Where composition happens relative to the training crop and flip (``aug.compose``).
 COMPOSE_STAGES = ("after_crop", "before_crop")
-
-
-@dataclass
-class DiffuseMixConfig:
-    name: str = "diffusemix"
-    # Fractal blend factor λ of Eq. 2-3 (paper: 0.2 in all experiments).
-    lam: float = 0.2
-    # Half masks: paper4 (horizontal and vertical, each flipped; paper), official2 (original always
-    # left or top; official code), hv (Table 9 row 2, same pair as official2), vertical (Table 9 row 1).
-    masks: str = "paper4"
-    # Width of a linear seam between the halves in pixels (official code: 20); 0 = hard edge (paper).
-    seam_px: int = 0
-    # online (paper): every draw of an image takes a fresh random edit, mask and fractal.
-    # static_append (official recipe): a fixed composed image per (original, prompt), with a fixed
-    #   mask and fractal, appended to the originals: the epoch grows by the number of prompts.
-    # replace_p (DA-Fusion style): each view is the composed image with probability replace_prob,
-    #   else the original.
-    mode: str = "online"
-    replace_prob: float = 0.5
-    # Table 7 arms: originals (I), originals_fractal (I+F), edits (Î), edits_fractal (Î+F),
-    # hybrid (H), hybrid_fractal (H+F, the full method).
-    components: str = "hybrid_fractal"
-    # loss=ce, online and replace_p: also train on the clean original beside the composed view
-    # (two views, CE averaged). The paper trains with JSD, whose CE term is on the clean image.
-    ce_include_original: bool = False
-    # with_original (paper, AugMix's JSD): the clean original is a training view beside the composed
-    #   ones (JSD: its CE term is on the original; loss=ce: only with ce_include_original).
-    # arm_only: every view is a draw of aug.components, so an arm trains on what its Table 7 column
-    #   names and nothing else (JSD: three draws, the CE term on the first).
-    views: str = "with_original"
-    # static_append: seed of the fixed masks and fractals; independent of the training seed, as the
-    # official augmented set is generated once and reused by every run.
-    static_seed: int = 0
-    # after_crop: the original and its edits are cropped and flipped together, then composed in
-    #   batches on the device, so the mask alone decides where the original sits in the training crop.
-    # before_crop (Algorithm 1 and the official code): each whole image is composed in the data
-    #   workers at its own size, and the training crop and flip then apply to the composed image, so
-    #   a crop can miss one of the halves. The seam width is then in pixels of the whole image.
-    compose: str = "after_crop"
-    # before_crop only: 0 composes at the original's own size; N resizes the original and its
-    #   edit to N x N squares first (official code: 512, which squashes the aspect ratio), so the
-    #   composed images are N x N. Originals trained as they are (static_append) keep their size.
-    compose_size: int = 0
-    # compose_size only: the size each composed image is brought to before the training transform.
-    #   compose: stays compose_size x compose_size (as the official code writes its augmented set);
-    #   original: resized back to its original's size; auto: original where the dataset's training
-    #   transform crops at native resolution without resizing (pad_crop: CIFAR-100, Tiny-ImageNet,
-    #   where a 32-64 px crop of a 256 px square would show under 2% of it), else compose.
-    composed_size: str = "auto"
-    # stored: the edit as stored (the original's size, or shrunk to generator.store_size);
-    # full: the model's full-size output (resolution x resolution; the store keeps it with
-    #   generator.keep_full_size=true), so a composition at compose_size does not enlarge an edit
-    #   that was shrunk to a 32-64 px original.
-    edit_source: str = "stored"
-    # Rows of the Figure 4 grid logged at the start of training (0: none).
-    figure_images: int = 8
-    # figure4.py: make the edits of the images it draws when the store lacks them (only those).
-    figure_generate: bool = False
 
 
 class DiffuseMixTrainSet(Dataset):

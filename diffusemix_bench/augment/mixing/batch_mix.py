@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import torch
@@ -20,19 +19,6 @@ from ...errors import ConfigError
 from ..base import AugContext, Augmentation, resolve_dataset_settings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class MixingConfig:
-    """Settings every batch-mixing method shares (the method's schema adds ``name`` and its own)."""
-
-    # Strength: the mixing ratio is drawn from Beta(alpha, alpha). null: from dataset_defaults.
-    alpha: float | None = None
-    # Probability that a batch is mixed (the others train on clean images). null: from dataset_defaults.
-    prob: float | None = None
-    # {dataset name or "default": {setting: value}}: the references' values per dataset, written in
-    # conf/aug/<name>.yaml; a setting given explicitly wins.
-    dataset_defaults: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def resolve_settings(

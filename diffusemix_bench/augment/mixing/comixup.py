@@ -4,14 +4,12 @@ iterated graph cuts with a supermodular diversity penalty, following snu-mllab/C
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...config import CoMixupConfig
 from ...errors import ConfigError
 from ..base import AugBatch
 from ..registry import register_aug
@@ -26,36 +24,6 @@ from .saliency_guided import (
 # their smoothness costs to those three inputs.
 _SOFT_LABELS = np.array([[0.5, 0.5, 0.0], [0.5, 0.0, 0.5], [0.0, 0.5, 0.5]], dtype=np.float32)
 _SOFT_SMOOTH = np.array([[0.25, 0.25, 1.0], [0.25, 1.0, 0.25], [1.0, 0.25, 0.25]], dtype=np.float32)
-
-
-@dataclass
-class CoMixupConfig:
-    name: str = "comixup"
-    # Dirichlet concentration of the per-input prior (mixup_alpha); null: the dataset's value.
-    alpha: float | None = None
-    # Side of the labelling grid; -1 draws 2, 4, 8 or 16 per batch; null: the dataset's value.
-    block_num: int | None = None
-    # Inputs per partition; each partition of the batch is mixed on its own (m_part).
-    part: int = 20
-    # Label smoothness (m_beta), supermodular diversity (m_gamma), its threshold tau (m_thres,
-    # hard or soft), prior (m_eta) and input compatibility (m_omega).
-    beta: float = 0.32
-    gamma: float = 1.0
-    thres: float = 0.83
-    thres_type: str = "hard"
-    eta: float = 0.05
-    omega: float = 0.001
-    # Post-processing that separates outputs built from the same inputs (set_resolve).
-    set_resolve: bool = True
-    # Outer iterations over all outputs (m_niter).
-    niter: int = 4
-    # Weight of the clean-input loss trained beside the mixed one; 0 computes saliency in eval mode.
-    clean_lam: float = 1.0
-    # Graph-cut solver: gco (gco-v3's C++ alpha-beta swap, which the reference calls) or python
-    # (this framework's NumPy/SciPy one, the same moves).
-    solver: str = "gco"
-    # {dataset or "default": {setting: value}}: the references' values of the null settings above.
-    dataset_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @register_aug("comixup", CoMixupConfig)

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import torch
 from torch import nn
 
+from ...config import CutMixConfig
 from ...errors import ConfigError
 from ..base import AugBatch, AugContext
 from ..registry import register_aug
 from .batch_mix import (
     BOX_RULES,
     MixingAugmentation,
-    MixingConfig,
     area_ratio,
     coin,
     mix_targets,
@@ -23,15 +20,6 @@ from .batch_mix import (
     sample_box,
     sample_lambda,
 )
-
-
-@dataclass
-class CutMixConfig(MixingConfig):
-    name: str = "cutmix"
-    # How the box is drawn: puzzlemix, clovaai or timm (see batch_mix.sample_box); null: the
-    # rule of the code the dataset's recipe comes from (dataset_defaults).
-    box_rule: str | None = None
-    dataset_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @register_aug("cutmix", CutMixConfig)

@@ -11,15 +11,13 @@ the numbers of that code."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
+from ...config import GuidedAPConfig, GuidedSRConfig
 from ...errors import ConfigError
 from ..base import AugBatch
 from ..registry import register_aug
@@ -35,39 +33,6 @@ from .saliency_guided import (
 _GRAY = (0.2989, 0.587, 0.114)
 # Images wider than this are shrunk to it for the spectral residual and the map is enlarged back.
 _SR_MAX_SIZE = 128
-
-
-@dataclass
-class GuidedSRConfig:
-    name: str = "guided_sr"
-    # Share of batches that are mixed (mix_prob; the README commands use 0.5 for Guided-SR).
-    prob: float = 0.5
-    # Gaussian blur of the saliency map before pairing and mixing (blur, blur_sigma).
-    blur_kernel: int = 7
-    blur_sigma: float = 3.0
-    # Gaussian blur inside the spectral-residual computation (saliency_blur, saliency_blur_sigma).
-    sr_blur_kernel: int = 7
-    sr_blur_sigma: float = 3.0
-    # greedy: GuidedMixup's one-cycle greedy pairing (the paper, the FGVC code); random: a random
-    # permutation (its ablation, and what the published CIFAR/Tiny code runs under --condition greedy).
-    pairing: str = "greedy"
-    # Distance between saliency maps that the pairing maximises: l2, l1 or cosine.
-    distance: str = "l2"
-
-
-@dataclass
-class GuidedAPConfig:
-    name: str = "guided_ap"
-    # Share of batches that are mixed (mix_prob; the README commands use 0.8 for Guided-AP).
-    prob: float = 0.8
-    blur_kernel: int = 7
-    blur_sigma: float = 3.0
-    pairing: str = "greedy"
-    distance: str = "l2"
-    # Weight of the clean-input loss trained beside the mixed one; null: the dataset's value.
-    clean_lam: float | None = None
-    # {dataset or "default": {setting: value}}: the references' values of the null settings above.
-    dataset_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class GuidedMixup(CleanLossAugmentation):

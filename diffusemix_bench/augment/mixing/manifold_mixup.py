@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ...config import ManifoldMixupConfig
 from ...errors import ConfigError
 from ..base import AugBatch, AugContext
 from ..registry import register_aug
 from .batch_mix import (
     MixingAugmentation,
-    MixingConfig,
     coin,
     mix_images,
     mix_targets,
@@ -21,15 +21,6 @@ from .batch_mix import (
     sample_lambda,
     unwrap_model,
 )
-
-
-@dataclass
-class ManifoldMixupConfig(MixingConfig):
-    name: str = "manifold_mixup"
-    # Where the hidden state may be mixed, one chosen uniformly per batch: 0 = the input image,
-    # k = the output of residual layer k. The PuzzleMix/Manifold Mixup PreActResNet code draws
-    # randint(0, 2), i.e. [0, 1, 2]; add 3 to also mix after layer3.
-    layers: list[int] = field(default_factory=lambda: [0, 1, 2])
 
 
 @dataclass

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
+from ...config import MixupConfig
 from ..base import AugBatch
 from ..registry import register_aug
 from .batch_mix import (
     MixingAugmentation,
-    MixingConfig,
     coin,
     mix_images,
     mix_targets,
     random_pairing,
     sample_lambda,
 )
-
-
-@dataclass
-class MixupConfig(MixingConfig):
-    name: str = "mixup"
 
 
 @register_aug("mixup", MixupConfig)

@@ -3,15 +3,14 @@ transport of blocks, following snu-mllab/PuzzleMix (mixup.py, main.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from math import comb
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...config import PuzzleMixConfig
 from ...errors import ConfigError
 from ..base import AugBatch
 from ..registry import register_aug
@@ -25,41 +24,6 @@ from .saliency_guided import (
     sum_to_one,
 )
 from .transport import transport_blocks, transport_plan
-
-
-@dataclass
-class PuzzleMixConfig:
-    name: str = "puzzlemix"
-    # lambda ~ Beta(alpha, alpha), one per batch (mixup_alpha).
-    alpha: float = 1.0
-    # Mask values per block: 2 -> {0, 1}; 3 -> {0, 0.5, 1} (paper default); 4 -> quarters.
-    n_labels: int = 3
-    # Label smoothness (beta), data local smoothness (gamma), prior (eta) of the graph-cut energy.
-    beta: float = 1.2
-    gamma: float = 0.5
-    eta: float = 0.2
-    # Pooling size of the data-smoothness term; null: the dataset's reference value.
-    neigh_size: int | None = None
-    # Image the smoothness term is measured on: pixels ([0, 1], PuzzleMix) or normalized (GuidedMixup
-    # FGVC copy); null: the dataset's reference value.
-    smoothness_input: str | None = None
-    transport: bool = True
-    t_eps: float = 0.8
-    # Transport resolution in pixels; -1 uses the graph-cut blocks; null: the dataset's value.
-    t_size: int | None = None
-    # Weight of the clean-input loss trained beside the mixed one; 0 computes saliency in eval mode.
-    clean_lam: float | None = None
-    # Adversarial Puzzle Mix: probability of adding FGSM-style noise to each side (0.1 CIFAR-100,
-    # 0.15 Tiny-ImageNet in the README's adversarial commands), ball radius in /255 units.
-    adv_p: float = 0.0
-    adv_eps: float = 10.0
-    # Share of batches that are mixed (GuidedMixup's FGVC copy exposes it; PuzzleMix always mixes).
-    prob: float = 1.0
-    # Graph-cut solver: gco (gco-v3's C++ alpha-beta swap, which the reference calls) or python
-    # (this framework's NumPy/SciPy one: the same moves, in int64, so no int32 wrap).
-    solver: str = "gco"
-    # {dataset or "default": {setting: value}}: the references' values of the null settings above.
-    dataset_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @register_aug("puzzlemix", PuzzleMixConfig)

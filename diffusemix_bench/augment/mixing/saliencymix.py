@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ...config import SaliencyMixConfig
 from ...errors import ConfigError
 from ..base import AugBatch, AugContext
 from ..registry import register_aug
 from .batch_mix import (
     MixingAugmentation,
-    MixingConfig,
     area_ratio,
     coin,
     mix_targets,
@@ -23,15 +22,6 @@ from .batch_mix import (
     sample_lambda,
 )
 from .saliency import SALIENCY_DETECTORS, peak_position
-
-
-@dataclass
-class SaliencyMixConfig(MixingConfig):
-    name: str = "saliencymix"
-    # Static saliency detector: fine_grained (Montabone & Soto 2010, OpenCV
-    # StaticSaliencyFineGrained: the paper's and the reference code's choice) or spectral_residual
-    # (Hou & Zhang 2007, OpenCV StaticSaliencySpectralResidual, one of the paper's ablations).
-    saliency: str = "fine_grained"
 
 
 @register_aug("saliencymix", SaliencyMixConfig)

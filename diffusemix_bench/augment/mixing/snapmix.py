@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...config import SnapMixConfig
 from ..base import AugBatch
 from ..registry import register_aug
 from .batch_mix import (
     Box,
     MixingAugmentation,
-    MixingConfig,
     area_ratio,
     coin,
     mix_targets,
@@ -22,11 +20,6 @@ from .batch_mix import (
     sample_lambda,
 )
 from .saliency import class_activation_maps
-
-
-@dataclass
-class SnapMixConfig(MixingConfig):
-    name: str = "snapmix"
 
 
 def semantic_maps(cams: torch.Tensor) -> torch.Tensor:

@@ -4,32 +4,17 @@ independently, put them back together."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from ...config import YOCOConfig
 from ...errors import ConfigError
 from ..base import AugBatch, AugContext, Augmentation
 from ..registry import register_aug
 from .batch_mix import check_alpha, mix_targets, random_pairing
 
 OPS = ("hflip", "mixup")
-
-
-@dataclass
-class YOCOConfig:
-    name: str = "yoco"
-    # Augmentations run inside YOCO, in order, each with its own cut. hflip: flip each half with
-    # probability 1/2 (the YOCO code's classification default; labels unchanged). mixup: Mixup of
-    # each half with its own ratio ~ Beta(alpha, alpha) and one partner per image, labels mixed by
-    # the mean ratio (the code's --mixup). The code's -y -m runs both: [hflip, mixup].
-    ops: list[str] = field(default_factory=lambda: ["hflip"])
-    # Beta(alpha, alpha) of the mixup op (the code draws np.random.beta(1, 1)).
-    alpha: float = 1.0
-    # true: cut direction and random choices drawn per image (the paper: "YOCO cuts one image");
-    # false: one cut direction and one draw per half for the whole batch (the code's batch-level YOCO).
-    per_image: bool = True
 
 
 def _halves(images: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,11 +14,10 @@ overlap ImageNet-C. The operations themselves are torchvision's functional ops (
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
+from ...config import AugMixConfig
 from ...errors import ConfigError
 from ..base import AugContext
 from ..registry import register_aug
@@ -26,24 +25,6 @@ from .jsd_views import JsdViewsAugmentation
 from .ops import AUGMIX_ALL_OPS, AUGMIX_OPS, Op, check_severity, convex_mix, mixing_weights, random_op
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class AugMixConfig:
-    name: str = "augmix"
-    # Strength of each operation, 1..10; null: from dataset_defaults (3 on CIFAR, 1 elsewhere).
-    severity: int | None = None
-    # Number of chains mixed per image.
-    width: int = 3
-    # Operations per chain; -1 draws 1 to 3 per chain.
-    depth: int = -1
-    # Dirichlet (chain weights) and Beta (mix with the original) parameter.
-    alpha: float = 1.0
-    # Add color, contrast, brightness and sharpness (off in the paper: they overlap ImageNet-C).
-    all_ops: bool = False
-    # {dataset name or "default": {setting: value}}: the reference's CIFAR and ImageNet recipes,
-    # written in conf/aug/augmix.yaml; a setting given explicitly wins.
-    dataset_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class AugMixPolicy:

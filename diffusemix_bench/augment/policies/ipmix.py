@@ -15,11 +15,10 @@ is the fractal bank; one picture per sample is shared by both JSD views, as in t
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
+from ...config import IPMixConfig
 from ...errors import ConfigError
 from ..base import AugContext
 from ..registry import register_aug
@@ -70,32 +69,6 @@ def patch_mix(
     out = image.clone()
     out[region] = to_uint8(mixed * 255)
     return out
-
-
-@dataclass
-class IPMixConfig:
-    name: str = "ipmix"
-    # Chains mixed per image (each image-level or patch-level with probability 1/2).
-    k: int = 3
-    # Steps per chain: a number drawn uniformly from 0..t.
-    t: int = 3
-    # Mixing severity (Beta parameter of add/multiply); null: from dataset_defaults.
-    beta: float | None = None
-    # Strength of the image-level operations, 1..10; null: from dataset_defaults.
-    severity: int | None = None
-    # Dirichlet/Beta parameter of the chain mix (fixed at 1 in the reference).
-    alpha: float = 1.0
-    # Patch sides; null: from dataset_defaults.
-    patch_sizes: list[int] | None = None
-    # Probability that a patch is mixed with an augmented copy of the image instead of the mixing
-    # picture; null: from dataset_defaults.
-    augmented_partner_prob: float | None = None
-    # Mixing pictures are resized to the crop side times this, then random-cropped;
-    # null: from dataset_defaults.
-    pic_resize_ratio: float | None = None
-    # {dataset name or "default": {setting: value}}: the reference's CIFAR and ImageNet recipes,
-    # written in conf/aug/ipmix.yaml; a setting given explicitly wins.
-    dataset_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class IPMixPolicy:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
+from ...config import PixMixConfig
 from ...errors import ConfigError
 from ..base import AugContext, Augmentation
 from ..registry import register_aug
@@ -60,25 +59,6 @@ PIXMIX_MIXINGS: tuple[MixingOp, ...] = (add, multiply)
 
 def choose(options):
     return options[int(torch.randint(len(options), ()))]
-
-
-@dataclass
-class PixMixConfig:
-    name: str = "pixmix"
-    # Mixing rounds: a number drawn uniformly from 0..k per image.
-    k: int = 4
-    # Mixing severity (Beta parameter); null: from dataset_defaults.
-    beta: float | None = None
-    # Strength of the augmentation operations, 1..10; null: from dataset_defaults.
-    severity: int | None = None
-    # Add color, contrast, brightness and sharpness to the operations (off in the reference).
-    all_ops: bool = False
-    # Mixing pictures are resized to the crop side times this, then random-cropped;
-    # null: from dataset_defaults.
-    pic_resize_ratio: float | None = None
-    # {dataset name or "default": {setting: value}}: the reference's CIFAR and ImageNet recipes,
-    # written in conf/aug/pixmix.yaml; a setting given explicitly wins.
-    dataset_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class PixMixPolicy:

@@ -3,10 +3,9 @@ policies on uint8 tensors, after the dataset's crop and flip."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from torchvision.transforms import v2
 
+from ...config import AutoAugmentConfig, RandAugmentConfig, TrivialAugmentConfig
 from ...errors import ConfigError
 from ..base import AugContext, Augmentation
 from ..registry import register_aug
@@ -29,33 +28,6 @@ def _interpolation(name: str) -> v2.InterpolationMode:
     if name not in _INTERPOLATIONS:
         raise ConfigError(f"aug.interpolation must be one of {_INTERPOLATIONS}, got '{name}'")
     return v2.InterpolationMode(name)
-
-
-@dataclass
-class AutoAugmentConfig:
-    name: str = "autoaugment"
-    # auto: the CIFAR-10 policy on CIFAR datasets, the ImageNet policy elsewhere; or cifar10,
-    # imagenet, svhn (the policies learned in the AutoAugment paper).
-    policy: str = "auto"
-    # torchvision's default.
-    interpolation: str = "nearest"
-
-
-@dataclass
-class RandAugmentConfig:
-    name: str = "randaugment"
-    # Operations per image and their shared magnitude (index into num_magnitude_bins levels).
-    num_ops: int = 2
-    magnitude: int = 9
-    num_magnitude_bins: int = 31
-    interpolation: str = "nearest"
-
-
-@dataclass
-class TrivialAugmentConfig:
-    name: str = "trivialaugment"
-    num_magnitude_bins: int = 31
-    interpolation: str = "nearest"
 
 
 class _TorchvisionPolicy(Augmentation):
