@@ -390,6 +390,24 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
         return
     with user_errors_reported():
         preflight(argv, config_dir, config_name)
+    mark_swept_keys(argv)
+
+
+def mark_swept_keys(argv: list[str]) -> None:
+    """For a --multirun, tell each job which keys the command line sweeps (its folder is named by
+    them, config.swept_dirname)."""
+    import os
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from .config import SWEPT_KEYS_ENV
+
+    if not LISTING_FLAGS & set(argv):
+        return
+    overrides = OverridesParser.create().parse_overrides(
+        [a for a in argv if not a.startswith("-") and "=" in a]
+    )
+    os.environ[SWEPT_KEYS_ENV] = ",".join(o.get_key_element() for o in overrides if o.is_sweep_override())
 
 
 def print_help(argv: list[str], config_dir: str, config_name: str) -> None:

@@ -730,6 +730,9 @@ def register_configs() -> None:
         # ${per_dataset:${dataset.name},{cifar100:0.1,tinyimagenet:0.15}}: a value per dataset, for
         # experiment files whose sweep crosses datasets with a per-dataset setting.
         OmegaConf.register_new_resolver("per_dataset", per_dataset)
+    if not OmegaConf.has_resolver("swept_dirname"):
+        # ${swept_dirname:}: a sweep job's folder name from the settings the sweep varies.
+        OmegaConf.register_new_resolver("swept_dirname", swept_dirname)
     if not OmegaConf.has_resolver("cpu_cap"):
         # ${cpu_cap:N}: N, or the number of cores this process may use when that is smaller.
         OmegaConf.register_new_resolver("cpu_cap", lambda n: min(int(n), usable_cores()))
@@ -738,6 +741,33 @@ def register_configs() -> None:
     cs.store(name="evaluate_schema", node=EvaluateConfig)
     for name, schema in AUG_SCHEMAS.items():
         cs.store(group="schema/aug", name=name, node=schema)
+
+
+#: Set by the entry points for a --multirun: the keys the command line sweeps (comma-separated),
+#: read where each job's folder is named (in-process, or on a SLURM node, which inherits it).
+SWEPT_KEYS_ENV = "DIFFUSEMIX_SWEPT_KEYS"
+
+
+def swept_dirname() -> str:
+    """A sweep job's folder name (after its number): ``key=value`` of each setting the sweep varies
+    (the experiment's ``hydra.sweeper.params`` and the command line's own sweeps), sorted and
+    joined by commas, leaving out the keys ``hydra.job.config.override_dirname.exclude_keys``
+    names; Hydra's ``override_dirname`` (every override) when the sweep varies nothing."""
+    import os
+
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    hc = HydraConfig.get()
+    swept = set((hc.sweeper.get("params") or {}).keys())
+    swept |= {k for k in os.environ.get(SWEPT_KEYS_ENV, "").split(",") if k}
+    excluded = set(hc.job.config.override_dirname.exclude_keys)
+    parts = []
+    for override in OverridesParser.create().parse_overrides(list(hc.overrides.task)):
+        key = override.get_key_element()
+        if key in swept and key not in excluded:
+            parts.append(f"{key}={override.get_value_element_as_str()}")
+    return ",".join(sorted(parts)) if parts else str(hc.job.override_dirname)
 
 
 def per_dataset(name: str, table) -> Any:
