@@ -65,3 +65,22 @@ def write_results(name: str, payload: dict, table_rows: list[dict], notes: str =
     md_path = RESULTS / f"{name}.md"
     md_path.write_text("\n".join(lines) + "\n")
     return json_path, md_path
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, device: torch.device, warmup: int, repeats: int) -> list[float]:
+    """Seconds of each of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones (device synced)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return times

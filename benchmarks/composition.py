@@ -18,7 +18,6 @@ import argparse
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -26,7 +25,7 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from benchmarks.common import write_results
+from benchmarks.common import timed, write_results
 from diffusemix_bench.augment import AugContext, create_aug
 from diffusemix_bench.config import register_configs
 from diffusemix_bench.models import create_model
@@ -35,24 +34,6 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 # The protocols' shapes: CIFAR-100 (PreActResNet-18), the fine-grained sets and Flowers (ResNet-50 and
 # ResNet-18 at 224 px, batch 16), ImageNet (ResNet-50, batch 256).
 SHAPES = "preactresnet18:32:100,resnet50:224:16,resnet18:224:16,resnet50:224:256"
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def timed(fn, device: torch.device, warmup: int, repeats: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def diffusemix_aug(size: int, classes: int, fractals: int, cache: str):

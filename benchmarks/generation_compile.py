@@ -20,7 +20,7 @@ import time
 import torch
 
 from benchmarks.common import write_results
-from benchmarks.generation_vs_official import build_sd15_pipeline
+from benchmarks.generation_vs_official import build_pipeline
 from diffusemix_bench.generation.edit_model import EditModel, speed_levers
 from diffusemix_bench.generation.prompts import PAPER_PROMPTS, build_prompts
 from diffusemix_bench.generation.store import edit_seed, prompt_blocks
@@ -61,16 +61,7 @@ def main() -> None:
     a = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    if a.architecture == "tiny":
-        from diffusemix_bench.generation.tiny import build_tiny_pipeline
-
-        pipe = build_tiny_pipeline()
-    else:
-        pipe = build_sd15_pipeline(device=device)
-    from diffusers import EulerAncestralDiscreteScheduler
-
-    pipe.scheduler = EulerAncestralDiscreteScheduler.from_config(pipe.scheduler.config)
-    pipe.to(device=device, dtype=dtype)
+    pipe = build_pipeline(a.architecture, device, dtype)
     texts = [t.text for t in build_prompts(list(PAPER_PROMPTS), "paper", a.prompts)]
     g = torch.Generator().manual_seed(0)
     images = [

@@ -57,6 +57,21 @@ def build_sd15_pipeline(seed: int = 0, device: torch.device | str = "cpu"):
     return assemble_ip2p(*parts)  # the scheduler's tables are built on the CPU, as diffusers expects
 
 
+def build_pipeline(architecture: str, device: torch.device, dtype: torch.dtype):
+    """The tiny pipeline or the InstructPix2Pix architecture, Euler-ancestral (the official code's
+    scheduler), on ``device`` in ``dtype``."""
+    if architecture == "tiny":
+        from diffusemix_bench.generation.tiny import build_tiny_pipeline
+
+        pipe = build_tiny_pipeline()
+    else:
+        pipe = build_sd15_pipeline(device=device)
+    from diffusers import EulerAncestralDiscreteScheduler
+
+    pipe.scheduler = EulerAncestralDiscreteScheduler.from_config(pipe.scheduler.config)
+    return pipe.to(device=device, dtype=dtype)
+
+
 def _sd15(char_text_encoder, AutoencoderKL, UNet2DConditionModel):
     unet = UNet2DConditionModel(
         sample_size=64,
@@ -163,18 +178,9 @@ def main() -> None:
     ]
     if device.type == "cpu":
         torch.set_num_threads(max(1, os.cpu_count() or 1))
-    if args.architecture == "tiny":
-        from diffusemix_bench.generation.tiny import build_tiny_pipeline
-
-        pipe = build_tiny_pipeline()
-    else:
-        pipe = build_sd15_pipeline(device=device)
-    from diffusers import EulerAncestralDiscreteScheduler
-
+    pipe = build_pipeline(args.architecture, device, dtype)
     from diffusemix_bench.generation.edit_model import _scheduler
 
-    pipe.scheduler = EulerAncestralDiscreteScheduler.from_config(pipe.scheduler.config)
-    pipe.to(device=device, dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
     preset = OmegaConf.load(CONF / "generator" / "ip2p_fast.yaml")
     euler = pipe.scheduler

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 from pathlib import Path
 
 import torch
@@ -31,7 +30,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 from torch import nn
 
-from benchmarks.common import write_results
+from benchmarks.common import timed, write_results
 from diffusemix_bench.augment import AugContext, create_aug
 from diffusemix_bench.augment.mixing.puzzlemix import puzzle_mix
 from diffusemix_bench.config import register_configs
@@ -93,24 +92,6 @@ def method_config(name: str) -> dict:
     if solver:
         cfg["solver"] = solver
     return cfg
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def timed(fn, device: torch.device, warmup: int, repeats: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def puzzlemix_solver_times(

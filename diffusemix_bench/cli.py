@@ -101,7 +101,6 @@ def sweep_jobs(overrides: list[str], config_dir: str, config_name: str = "config
     (a setting given on the command line replaces its sweep) crossed with the command line's own
     sweeps, in the order Hydra's basic sweeper runs them."""
     from hydra import compose, initialize_config_dir
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -112,8 +111,18 @@ def sweep_jobs(overrides: list[str], config_dir: str, config_name: str = "config
     with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
         cfg = compose(config_name, overrides=fixed, return_hydra_config=True)
     GlobalHydra.instance().clear()
-    keys = {o.get_key_element() for o in given}
-    params = cfg.hydra.sweeper.params or {}
+    return expand_sweep(cfg.hydra.sweeper.params or {}, overrides)
+
+
+def expand_sweep(params, overrides: list[str]) -> list[list[str]]:
+    """The jobs of a sweep: ``params`` (an experiment's ``hydra.sweeper.params``; a setting on the
+    command line replaces its entry) crossed with the command line's own sweeps, in the order
+    Hydra's basic sweeper runs them. Composes nothing, so it is safe inside a running Hydra."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    keys = {o.get_key_element() for o in parser.parse_overrides(list(overrides))}
     lines = [f"{key}={value}" for key, value in params.items() if key not in keys]
     batches = BasicSweeper.split_arguments(parser.parse_overrides(lines + list(overrides)), None)
     return [job for batch in batches for job in batch]
@@ -446,12 +455,24 @@ def print_help(argv: list[str], config_dir: str, config_name: str) -> None:
 
 class SweepSummary(HydraCallback):
     """Hydra callback (``hydra.callbacks.sweep_summary``): after each job of a ``--multirun``
-    sweep, one line says how many of its jobs so far finished, failed or diverged, and
+    sweep, one line says how many of its jobs so far finished, failed (naming their folders) or
+    diverged and how many are still to run (left unrun if the sweep stops), and
     ``summary.csv`` in the sweep folder lists each job folder with its status and numbers (written
     after every job, since Hydra stops calling callbacks once a failed job is reported)."""
 
     FIELDS = ("job", "status", "aug", "dataset", "seed", "val_top1", "test_top1", "test_top5",
               "fgsm_error", "optimizer_steps", "wall_time_s", "reason")  # fmt: skip
+
+    planned: int | None = None
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        """How many jobs the sweep will run (the command line's overrides crossed with the
+        experiment's sweep), so each line can say how many are still to run."""
+        try:
+            params = config.hydra.sweeper.get("params") or {}
+            self.planned = len(expand_sweep(params, list(config.hydra.overrides.task)))
+        except Exception:  # a summary must never fail the sweep
+            self.planned = None
 
     def on_job_end(self, config, job_return=None, **kwargs) -> None:
         from hydra.types import RunMode
@@ -491,8 +512,12 @@ class SweepSummary(HydraCallback):
             writer.writeheader()
             writer.writerows(rows)
         counts = {s: sum(r["status"] == s for r in rows) for s in ("finished", "failed", "diverged")}
+        stopped = [r["job"] for r in rows if r["status"] in ("failed", "diverged")]
+        planned = f" of {self.planned}" if self.planned is not None else ""
+        left = f", {self.planned - len(rows)} not run yet" if self.planned is not None else ""
         print(
-            f"sweep so far: {len(rows)} jobs: {counts['finished']} finished, {counts['failed']} failed, "
-            f"{counts['diverged']} diverged; {sweep / 'summary.csv'}",
+            f"sweep so far: {len(rows)}{planned} jobs: {counts['finished']} finished, {counts['failed']} "
+            f"failed, {counts['diverged']} diverged{left}; {sweep / 'summary.csv'}"
+            + (f"; failed or diverged: {', '.join(stopped)}" if stopped else ""),
             flush=True,
         )

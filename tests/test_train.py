@@ -417,7 +417,9 @@ def test_multirun_sweep_folders_are_flat_and_a_bad_job_does_not_stop_the_sweep(t
     metrics = json.loads((sweep / jobs[1] / "metrics.json").read_text())
     assert metrics["aug_settings"]["alpha"] == 0.2 and metrics["protocol"] == "scarcity_resnet18"
     # The sweep's summary: a line after each job, and summary.csv with each job's status.
-    assert "sweep so far: 2 jobs: 1 finished, 1 failed, 0 diverged" in result.stdout
+    assert "sweep so far: 1 of 2 jobs: 0 finished, 1 failed, 0 diverged, 1 not run yet" in result.stdout
+    assert "sweep so far: 2 of 2 jobs: 1 finished, 1 failed, 0 diverged, 0 not run yet" in result.stdout
+    assert f"failed or diverged: {jobs[0]}" in result.stdout
     rows = list(csv.DictReader((sweep / "summary.csv").open()))
     assert [(r["job"], r["status"]) for r in rows] == [(jobs[0], "failed"), (jobs[1], "finished")]
     assert float(rows[1]["test_top1"]) == metrics["test_top1"]
