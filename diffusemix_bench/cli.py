@@ -312,10 +312,10 @@ def _close(word: str, choices) -> str:
     return f"; did you mean {' or '.join(found)}?" if found else ""
 
 
-def preflight(argv: list[str], config_dir: str, config_name: str = "config") -> None:
+def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
     """Compose the command line's config before Hydra runs it; a misspelt group option or key
     stops with one message naming it and the closest valid names (the first value of a sweep
-    stands for the sweep)."""
+    stands for the sweep). Returns the composed config."""
     import re
 
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -336,8 +336,7 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config") -> 
         else:
             plain.append(o.input_line)
     try:
-        _compose_raw(config_dir, config_name, plain)
-        return
+        return _compose_raw(config_dir, config_name, plain)
     except HydraException as exc:
         cause = str(exc)
         if exc.__cause__ is not None and str(exc.__cause__).strip():
@@ -389,8 +388,8 @@ except ImportError:  # pragma: no cover
 
 
 def check_command_line(argv: list[str], config_dir: str, config_name: str) -> None:
-    """The entry scripts' check before Hydra runs: a misspelt name is one message and exit code 1
-    (``--help``, ``--cfg`` and Hydra's other flags pass through to Hydra)."""
+    """The entry scripts' check before Hydra runs: a misspelt name is one message and exit code 1.
+    ``--help`` is answered here (print_help); ``--cfg`` and Hydra's other flags pass through to Hydra."""
     if any(a in ("-h", "--help") for a in argv):
         with user_errors_reported():
             print_help(argv, config_dir, config_name)
@@ -432,9 +431,7 @@ def print_help(argv: list[str], config_dir: str, config_name: str) -> None:
         options = sorted(f.stem for f in folder.glob("*.yaml"))
         if options:
             groups[folder.name] = options
-    overrides = [a for a in argv if not a.startswith("-") and "=" in a]
-    preflight(overrides, config_dir, config_name)
-    cfg = _compose_raw(config_dir, config_name, overrides)
+    cfg = preflight(argv, config_dir, config_name)
     lines = [
         f"usage: python {script} [group=option ...] [key=value ...] [--multirun] [--cfg job]",
         "",
