@@ -7,12 +7,13 @@ data is a Flowers-102-layout fixture at a realistic photo size, with synthetic e
 the edit store in the format and at the size each arm's settings name (what generate.py would
 write), so the numbers measure reading, decoding, cropping and composing, not generation.
 
-    .venv/bin/python benchmarks/diffusemix_loader.py --workers 2 --epochs 3
+    .venv/bin/python -m benchmarks.diffusemix_loader --workers 2 --epochs 2 --rounds 5
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -91,7 +92,9 @@ def fill_store(cfg) -> None:
     store.close()
 
 
-def measure(cfg, epochs: int) -> dict:
+def build(cfg) -> dict:
+    """One arm's training loader (workers started by an untimed warm-up epoch) and its device step's
+    time per batch (DiffuseMix's composition, on batches the loader served)."""
     datamodule = ImageDataModule(cfg.dataset, cfg.paths.data_dir, seed=0)
     datamodule.build()
     aug = create_aug(
@@ -109,30 +112,32 @@ def measure(cfg, epochs: int) -> dict:
     datamodule.set_augmentation(aug)
     loader = datamodule.train_dataloader()
     model = torch.nn.Identity()
-    # The loader alone: its workers never overlap with a device step here, so the rate is theirs.
-    items = 0
     kept = []
-    for epoch in range(epochs + 1):  # epoch 0 warms the workers up and is not timed
-        if epoch == 1:
-            start = time.perf_counter()
-        for images, targets, indices in loader:
-            if epoch == 0 and len(kept) < 4:
-                kept.append((images, targets, indices))
-            if epoch > 0:
-                items += len(images)
-    loader_s = time.perf_counter() - start
-    # The device step (DiffuseMix's composition), timed on batches the loader served.
+    for batch in loader:  # the warm-up epoch: starts the (persistent) workers, not timed
+        if len(kept) < 4:
+            kept.append(batch)
     out = aug.apply(kept[0][0].float().div_(255), kept[0][1], kept[0][2], model)  # builds the caches
     t = time.perf_counter()
     for images, targets, indices in kept:
         out = aug.apply(images.float().div_(255), targets, indices, model)
     device_s = (time.perf_counter() - t) / len(kept)
     return {
+        "loader": loader,
         "items_per_epoch": len(loader.dataset),
         "views": out.num_views,
-        "loader_items_per_s": round(items / loader_s, 1),
         "compose_ms_per_batch": round(1000 * device_s, 2) if cfg.aug.name != "none" else 0.0,
     }
+
+
+def items_per_s(loader, epochs: int) -> float:
+    """The loader iterated alone for ``epochs`` epochs: its workers never overlap with a device step
+    here, so the rate is theirs."""
+    items = 0
+    start = time.perf_counter()
+    for _ in range(epochs):
+        for images, _, _ in loader:
+            items += len(images)
+    return items / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -144,7 +149,8 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=2)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs per arm and round")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds, each timing every arm in turn")
     args = parser.parse_args()
     torch.set_num_threads(1)
     register_configs()
@@ -157,17 +163,36 @@ def main() -> None:
             per_class=args.per_class,
             size=(args.height, args.width),
         )["data_dir"]
-        rows = []
+        arms = {}
         for arm, overrides in ARMS.items():
             cfg = config(overrides, data, tmp / "cache", args)
             if cfg.aug.name == "diffusemix":
                 fill_store(cfg)
-            result = measure(cfg, args.epochs)
-            rows.append({"arm": arm, **result})
+            arms[arm] = build(cfg)
+        # Every arm timed in turn, round after round: a slow spell of the machine hits all arms of
+        # a round alike, and each arm's ratio is taken against the baseline of its own round.
+        rates: dict[str, list[float]] = {arm: [] for arm in arms}
+        for r in range(args.rounds):
+            for arm, built in arms.items():
+                rates[arm].append(items_per_s(built["loader"], args.epochs))
+            print(f"round {r + 1}: " + ", ".join(f"{v[-1]:.0f}" for v in rates.values()), flush=True)
+        base = rates[next(iter(arms))]
+        rows = []
+        for arm, built in arms.items():
+            ratios = sorted(a / b for a, b in zip(rates[arm], base))
+            rows.append(
+                {
+                    "arm": arm,
+                    "items_per_epoch": built["items_per_epoch"],
+                    "views": built["views"],
+                    "loader_items_per_s": round(statistics.median(rates[arm]), 1),
+                    "compose_ms_per_batch": built["compose_ms_per_batch"],
+                    "vs_baseline": f"{statistics.median(ratios):.2f}x",
+                    "vs_baseline_range": f"{ratios[0]:.2f}-{ratios[-1]:.2f}x",
+                }
+            )
             print(rows[-1], flush=True)
-    base = rows[0]["loader_items_per_s"]
-    for row in rows:
-        row["vs_baseline"] = f"{row['loader_items_per_s'] / base:.2f}x"
+        del arms  # the workers stop before the folder they read is removed
     settings = {
         "dataset": "flowers102 fixture layout",
         "images": f"{args.classes * args.per_class} train at {args.height}x{args.width} JPEG",
@@ -176,12 +201,16 @@ def main() -> None:
         "batch": args.batch,
         "workers": args.workers,
         "timed_epochs": args.epochs,
+        "rounds": args.rounds,
         "device": "cpu",
     }
     notes = (
         "Baseline: aug=none, the same loader reading the original alone, measured in the same run. "
         "loader_items_per_s is the training loader iterated alone (reading, decoding, crop/flip and, "
-        "with before_crop, composing in the workers), after an untimed warm-up epoch; compose_ms_per_batch is DiffuseMix's "
+        "with before_crop, composing in the workers), after an untimed warm-up epoch: the median over "
+        "the rounds, each round timing every arm in turn for timed_epochs epochs; vs_baseline is the "
+        "median of the per-round ratios to the baseline's rate in the same round, and vs_baseline_range "
+        "their lowest and highest. compose_ms_per_batch is DiffuseMix's "
         "device step (after_crop: Eq. 3 on the batch; before_crop: view reshaping only), here on the "
         "CPU. The fixture images are smooth noise, which compresses worse than photographs: PNG edits "
         "decode slower than real edits would (npy edits are not decoded at all). views: images per "
