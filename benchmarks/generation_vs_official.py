@@ -6,9 +6,11 @@ measured side by side in one run.
 - ours, batched (the default): one call per image and block of its prompts (EditModel, tensors in
   and out, one noise generator per edit);
 - ours, one edit per call (generator.batch_invariant=true);
-- the fast preset generator=ip2p_fast (DPM-Solver++ 2M in 20 steps, batched): other pixels, its own store.
+- the fast preset generator=ip2p_fast (DPM-Solver++ 2M in 20 steps, batched): other pixels, its own store;
+- the preset generator=ip2p_deepcache (DeepCache step caching on the official sampler and steps,
+  batched): other pixels, its own store.
 
-Same pipeline object, guidance, resolution and dtype for all; the first three share the scheduler
+Same pipeline object, guidance, resolution and dtype for all; all but ip2p_fast share the scheduler
 (Euler-ancestral) and steps.
 
     .venv/bin/python -m benchmarks.generation_vs_official --resolutions 32      # CPU, tiny pipeline
@@ -19,6 +21,9 @@ Same pipeline object, guidance, resolution and dtype for all; the first three sh
         encoder of its size) built from their configurations with random weights: speed does not
         depend on the weights' values. Also reports UNet FLOPs per edit and the share of the GPU's
         bf16 peak.
+    .venv/bin/python -m benchmarks.generation_vs_official --architecture sd15 --images 1 --prompts 3 \
+        --batch-size 3 --steps 12 --resolutions 128   # CPU: the real architecture at a small size
+        (about 11 minutes on 2 cores; ip2p_fast keeps its own 20 steps)
 
 Results: benchmarks/results/generation_vs_official_<architecture>_<device>.{json,md}.
 """
@@ -34,7 +39,7 @@ import torch
 from omegaconf import OmegaConf
 
 from benchmarks.common import write_results
-from diffusemix_bench.generation.edit_model import EditModel
+from diffusemix_bench.generation.edit_model import EditModel, step_cache
 from diffusemix_bench.generation.prompts import PAPER_PROMPTS, build_prompts
 from diffusemix_bench.generation.store import edit_seed, prompt_blocks
 
@@ -160,6 +165,33 @@ def unet_flops_per_edit(pipe, resolution: int, steps: int, device, dtype) -> flo
     return counter.get_total_flops() * steps
 
 
+def unet_flops_per_edit_cached(
+    pipe, resolution: int, steps: int, interval: int, branch_id: int, device, dtype
+):
+    """UNet FLOPs of one edit with DeepCache step caching: a whole step on every ``interval``-th of
+    ``steps`` steps, the shallow branch on the others, each counted on a call through the helper."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from diffusemix_bench.generation.edit_model import step_cache
+
+    unet = pipe.unet
+    latent = resolution // 8
+    x = torch.randn(3, 8, latent, latent, device=device, dtype=dtype)
+    ctx = torch.randn(3, 77, unet.config.cross_attention_dim, device=device, dtype=dtype)
+    pipe.scheduler.set_timesteps(steps, device=device)
+    helper = step_cache(pipe, interval, branch_id)
+    counts = []
+    try:
+        for t in pipe.scheduler.timesteps[:2]:  # step 0 runs whole, step 1 reuses its deep features
+            with torch.no_grad(), FlopCounterMode(display=False) as counter:
+                unet(x, t, encoder_hidden_states=ctx)
+            counts.append(counter.get_total_flops())
+    finally:
+        helper.disable()
+    whole = -(-steps // interval)
+    return counts[0] * whole + counts[1] * (steps - whole)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--architecture", choices=("tiny", "sd15"), default="tiny")
@@ -183,6 +215,7 @@ def main() -> None:
 
     pipe.set_progress_bar_config(disable=True)
     preset = OmegaConf.load(CONF / "generator" / "ip2p_fast.yaml")
+    deep = OmegaConf.load(CONF / "generator" / "ip2p_deepcache.yaml")
     euler = pipe.scheduler
     fast_scheduler = _scheduler(pipe, str(preset.scheduler))
     texts = [p.text for p in build_prompts(list(PAPER_PROMPTS), "paper", args.prompts)]
@@ -224,24 +257,44 @@ def main() -> None:
         ours(fast, images[:1], texts[:1], args.batch_size, device)  # warm-up
         t_fast = ours(fast, images, texts, args.batch_size, device)
         pipe.scheduler = euler
+        # generator=ip2p_deepcache: the batched model with DeepCache wrapping the same UNet.
+        helper = step_cache(pipe, int(deep.cache_interval), int(deep.cache_branch_id))
+        ours(batched, images[:1], texts[:1], args.batch_size, device)  # warm-up
+        t_deep = ours(batched, images, texts, args.batch_size, device)
+        helper.disable()
         flops = unet_flops_per_edit(pipe, resolution, args.steps, device, dtype)
+        deep_flops = unet_flops_per_edit_cached(
+            pipe, resolution, args.steps, int(deep.cache_interval), int(deep.cache_branch_id), device, dtype
+        )
         peak = next(
             (v for k, v in BF16_PEAK.items() if device.type == "cuda" and k in torch.cuda.get_device_name(0)),
             None,
         )
-        for arm, seconds, steps in (
-            ("official loop (one call per edit, PIL in and out)", t_official, args.steps),
-            ("ours, one edit per call (batch_invariant=true)", t_single, args.steps),
-            (f"ours, batched (blocks of <= {args.batch_size} prompts, the default)", t_batched, args.steps),
+        for arm, seconds, steps, arm_flops in (
+            ("official loop (one call per edit, PIL in and out)", t_official, args.steps, flops),
+            ("ours, one edit per call (batch_invariant=true)", t_single, args.steps, flops),
+            (
+                f"ours, batched (blocks of <= {args.batch_size} prompts, the default)",
+                t_batched,
+                args.steps,
+                flops,
+            ),
             (
                 f"fast preset generator=ip2p_fast ({preset.scheduler}, {preset.steps} steps, batched; "
                 "other pixels)",
                 t_fast,
                 int(preset.steps),
+                flops * int(preset.steps) / args.steps,
+            ),
+            (
+                f"preset generator=ip2p_deepcache (DeepCache, whole UNet one step in {deep.cache_interval}, "
+                f"branch {deep.cache_branch_id}, batched; other pixels)",
+                t_deep,
+                args.steps,
+                deep_flops,
             ),
         ):
             rate = edits / seconds
-            arm_flops = flops * steps / args.steps
             row = {
                 "resolution": resolution,
                 "arm": arm,

@@ -258,6 +258,11 @@ class GeneratorConfig:
     # Speed levers: torch.compile of the UNet (batches are padded to batch_size) and channels_last.
     compile: bool = False
     channels_last: bool = False
+    # DeepCache step caching (changes pixels, its own store; generator=ip2p_deepcache): every
+    # cache_interval-th denoising step runs the whole UNet, the steps between reuse its deep
+    # features and recompute only the shallow branch cache_branch_id (0: the shallowest). null: off.
+    cache_interval: int | None = None
+    cache_branch_id: int = 0
 
 
 @dataclass

@@ -173,8 +173,25 @@ def test_store_folder_hash_and_generate_command(tmp_path):
         "generator.seed=1",
         "generator.prompt_template=raw",
         "generator.store_size=16",
+        "generator.cache_interval=3",
     ]:
         assert EditStore.from_config(compose_config([*base, change]), "flowers102").folder != folder, change
+    assert (
+        EditStore.from_config(
+            compose_config([*base, "generator.cache_interval=3", "generator.cache_branch_id=1"]), "flowers102"
+        ).folder
+        != EditStore.from_config(compose_config([*base, "generator.cache_interval=3"]), "flowers102").folder
+    )
+    # The DeepCache preset is the official sampler with step caching, in its own store.
+    preset = compose_config(
+        ["dataset=flowers102", "generator=ip2p_deepcache", f"generator.edits_dir={tmp_path}"]
+    )
+    assert (preset.generator.scheduler, preset.generator.steps, preset.generator.cache_interval) == (
+        "euler_ancestral",
+        100,
+        3,
+    )
+    assert EditStore.from_config(preset, "flowers102").settings["step_cache"]["interval"] == 3
     # Which image sits at an index depends on the holdout rule: a different store.
     assert (
         EditStore.from_config(compose_config([*base, "dataset.val_fraction=0.2"]), "flowers102").folder
@@ -303,6 +320,54 @@ def test_compiled_unet_matches_eager_and_pads_the_last_batch(tiny_model, monkeyp
     assert last.shape == (1, 3, 32, 32)
     assert (full - tiny_model(images, texts, seeds)).abs().max() < 1e-3
     assert (last - full[:1]).abs().max() < 1e-3
+
+
+def test_step_cache_is_the_deepcache_package_and_runs_the_deep_blocks_every_interval(
+    tiny_model, flowers, tmp_path
+):
+    """generator.cache_interval: DeepCache on the 8-channel InstructPix2Pix UNet. The same pixels as
+    the authors' DeepCacheSDHelper given the same settings; other pixels than no caching; the deep
+    blocks run on every third step only, and each pipeline call starts with a whole step."""
+    from DeepCache import DeepCacheSDHelper
+
+    images, texts, seeds = _inputs()
+    g = compose_config(["generator=tiny", "generator.steps=7", "generator.cache_interval=3"]).generator
+    cached = EditModel.from_config(g)
+    assert cached.pipe.unet.config.in_channels == 8
+    mid_calls = []
+    cached.pipe.unet.mid_block.resnets[0].register_forward_hook(lambda *a: mid_calls.append(1))
+    conv_in_calls = []
+    cached.pipe.unet.conv_in.register_forward_hook(lambda *a: conv_in_calls.append(1))
+    out = cached(images, texts, seeds)
+    assert len(conv_in_calls) == 7  # the shallow branch (the 8-channel input) runs every step
+    assert len(mid_calls) == 3  # steps 0, 3 and 6
+    assert torch.equal(cached(images, texts, seeds), out)  # the next call starts whole again
+    assert len(mid_calls) == 6
+
+    stock = EditModel.from_config(compose_config(["generator=tiny", "generator.steps=7"]).generator)
+    plain = stock(images, texts, seeds)
+    helper = DeepCacheSDHelper(pipe=stock.pipe)
+    helper.set_params(cache_interval=3, cache_branch_id=0)
+    helper.enable()
+    assert torch.equal(stock(images, texts, seeds), out)
+    helper.disable()
+    assert (out - plain).abs().max() > 1e-3  # caching changes pixels: its own store
+
+    # Bad values and a compiled UNet are refused before any work, naming the settings.
+    for extra, words in [
+        (["generator.cache_interval=1"], "at least 2"),
+        (["generator.cache_interval=3", "generator.cache_branch_id=6"], "from 0 to 5"),
+        (["generator.cache_interval=3", "generator.compile=true"], "do not go together"),
+    ]:
+        with pytest.raises(ConfigError, match=words):
+            EditModel.from_config(compose_config(["generator=tiny", *extra]).generator)
+    with pytest.raises(ConfigError, match="generator.compile=true and generator.cache_interval"):
+        generate(
+            compose_generate(
+                gen_overrides(flowers, tmp_path, "generator.cache_interval=2", "generator.compile=true")
+            )
+        )
+    assert not any(tmp_path.iterdir())
 
 
 def test_finish_aligns_with_the_original_and_store_size():

@@ -37,7 +37,7 @@ def imports_of(script: str, args: list[str], cwd) -> tuple[subprocess.CompletedP
         ("train.py", ["--cfg", "job", "aug=diffusemix"], 0, "lam: 0.2"),
         ("train.py", ["aug=diffuesmix"], 1, "did you mean diffusemix?"),
         ("train.py", ["dataset=cub", "paths.data_dir={tmp}/none"], 1, "Dataset 'cub' not found"),
-        ("generate.py", ["--help"], 0, "generator: ip2p, ip2p_fast, tiny"),
+        ("generate.py", ["--help"], 0, "generator: ip2p, ip2p_deepcache, ip2p_fast, tiny"),
         (
             "generate.py",
             ["dataset=flowers102", "paths.data_dir={tmp}/none"],

@@ -40,6 +40,67 @@ def speed_levers(pipe, *, channels_last: bool, compile: bool) -> None:
         pipe.unet = torch.compile(pipe.unet)
 
 
+def check_step_cache(g: DictConfig, branches: int | None = None) -> None:
+    """generator.cache_interval / cache_branch_id / compile: ConfigError unless they go together
+    (``branches``: the UNet's branch count, 3 per down block, when it is known)."""
+    interval, branch_id = g.get("cache_interval"), int(g.get("cache_branch_id", 0))
+    if interval is None:
+        return
+    top = f"from 0 to {branches - 1} for this UNet (3 per down block)" if branches else "at least 0"
+    if int(interval) < 2 or branch_id < 0 or (branches is not None and branch_id >= branches):
+        raise ConfigError(
+            "generator.cache_interval must be null (no step caching) or at least 2, and "
+            f"generator.cache_branch_id {top}; got {interval} and {branch_id}"
+        )
+    if g.compile:
+        raise ConfigError(
+            "generator.compile=true and generator.cache_interval (DeepCache step caching) do not go "
+            "together: the cache switches the UNet's blocks between steps, which a compiled UNet "
+            "would recompile. Choose one: generator.compile=false, or generator.cache_interval=null"
+        )
+
+
+def step_cache(pipe, interval: int | None, branch_id: int = 0):
+    """generator.cache_interval / cache_branch_id: DeepCache step caching (Ma et al., CVPR'24, the
+    authors' ``DeepCache`` package), a deviation that changes pixels. Every ``interval``-th UNet step
+    of a pipeline call (the first included) runs whole; the steps between reuse the deep features
+    cached at it and recompute only the shallow branch ``branch_id`` (0: the UNet's input
+    convolution, which reads InstructPix2Pix's 8 channels, and its last up layer). Wraps
+    ``pipe.unet`` in place; returns the helper (``.disable()`` unwraps it), or None when off."""
+    if not interval:
+        return None
+    check_step_cache(
+        DictConfig({"cache_interval": interval, "cache_branch_id": branch_id, "compile": False}),
+        3 * len(pipe.unet.down_blocks),
+    )
+    from DeepCache import DeepCacheSDHelper
+
+    class StepCache(DeepCacheSDHelper):
+        """DeepCache's helper, finding each UNet call's step in a host copy of the schedule (the
+        package compares the step with each device timestep in turn, a device sync each), and
+        starting every pipeline call (a new schedule) with a whole step."""
+
+        def wrap_unet_forward(self):
+            forward = self.pipe.unet.forward
+            self.function_dict["unet_forward"] = forward
+            schedule: dict = {}
+
+            def wrapped(*args, **kwargs):
+                steps = self.pipe.scheduler.timesteps
+                if schedule.get("of") is not steps:
+                    schedule.update(of=steps, host=steps.tolist())
+                    self.start_timestep = None
+                self.cur_timestep = schedule["host"].index(float(args[1]))
+                return forward(*args, **kwargs)
+
+            self.pipe.unet.forward = wrapped
+
+    helper = StepCache(pipe=pipe)
+    helper.set_params(cache_interval=int(interval), cache_branch_id=int(branch_id))
+    helper.enable()
+    return helper
+
+
 def _scheduler(pipe, name: str):
     """generator.scheduler: the official code swaps in Euler-ancestral; others are named deviations."""
     from diffusers import (
@@ -129,6 +190,7 @@ class EditModel:
         self.batch_invariant = batch_invariant
         self.pad_to = pad_to
         self._embeds: dict[str, torch.Tensor] = {}
+        self.step_cache = None  # the DeepCache helper wrapping pipe.unet (generator.cache_interval)
         pipe.set_progress_bar_config(disable=True)
 
     @classmethod
@@ -146,6 +208,8 @@ class EditModel:
         else:
             raise ConfigError(f"generator.name must be ip2p or tiny; got '{g.name}'")
         pipe.scheduler = _scheduler(pipe, str(g.scheduler))
+        check_step_cache(g)
+        helper = step_cache(pipe, g.get("cache_interval"), int(g.get("cache_branch_id", 0)))
         speed_levers(pipe, channels_last=bool(g.channels_last), compile=bool(g.compile))
         model = cls(
             pipe,
@@ -156,6 +220,7 @@ class EditModel:
             batch_invariant=bool(g.batch_invariant),
             pad_to=int(g.batch_size) if g.compile else None,
         )
+        model.step_cache = helper
         return model.to(device)
 
     def to(self, device: torch.device | str) -> EditModel:

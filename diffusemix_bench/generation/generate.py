@@ -16,7 +16,7 @@ from ..config import validate_config
 from ..data import ImageClassificationDataset, create_dataset, per_class_subset
 from ..data.splits import dataset_root
 from ..errors import ConfigError, user_errors_reported
-from .edit_model import DTYPES, EditModel, finish, is_bad, resolve_dtype, to_uint8
+from .edit_model import DTYPES, EditModel, check_step_cache, finish, is_bad, resolve_dtype, to_uint8
 from .prompts import build_prompts
 from .store import EditStore, edit_seed, prompt_blocks, resolve_store_size
 
@@ -458,6 +458,7 @@ def generate(cfg: DictConfig, only: dict[str, list[int]] | None = None) -> dict:
             "generator.batch_size and generator.steps must be >= 1, generator.resolution >= 8 and "
             f"generator.max_retries >= 0; got {g.batch_size}, {g.steps}, {g.resolution}, {g.max_retries}"
         )
+    check_step_cache(g)
     splits = list(only) if only is not None else list(g.splits)
     stores = {split: EditStore.from_config(cfg, cfg.dataset.name, split) for split in splits}
     counts = Counts()

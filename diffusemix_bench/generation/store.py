@@ -123,6 +123,18 @@ def store_settings(cfg: DictConfig, dataset_name: str, split: str) -> dict[str, 
         # Absent for PNG stores, so stores written before the format was a setting keep their folder.
         **({"format": str(g.store_format)} if str(g.store_format) != "png" else {}),
         **batching_settings(g),
+        # Absent without step caching, so the stores made before it was a setting keep their folder.
+        **(
+            {
+                "step_cache": {
+                    "rule": "DeepCache uniform",
+                    "interval": int(ci),
+                    "branch_id": int(g.cache_branch_id),
+                }
+            }
+            if (ci := g.get("cache_interval"))
+            else {}
+        ),
     }
 
 
