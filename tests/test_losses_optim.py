@@ -87,6 +87,20 @@ def _fixed_logits_and_mixed_targets(k: int = 100):
     return logits, targets
 
 
+@pytest.mark.parametrize("criterion", ["ce", "bce_softmax"])
+def test_train_loss_of_one_view_is_bitwise_the_general_formula(criterion):
+    # One view and no clean term take a shorter path (fewer kernels a step): the same loss and
+    # gradient, bit for bit, as the mean over views plus a zero clean term.
+    torch.manual_seed(0)
+    logits = torch.randn(16, 10, requires_grad=True)
+    targets = smooth_targets(torch.randint(10, (16,)), 10, 0.1)
+    loss_fn = TrainLoss("ce", criterion=criterion)
+    short = loss_fn(logits, targets, 1)
+    general = torch.stack([loss_fn.classify(logits, targets)]).mean() + logits.new_zeros(())
+    assert torch.equal(short, general)
+    assert torch.equal(torch.autograd.grad(short, logits)[0], torch.autograd.grad(general, logits)[0])
+
+
 def test_bce_on_softmax_value_and_gradient_equal_the_reference_formula():
     logits, targets = _fixed_logits_and_mixed_targets()
     z = logits.clone().requires_grad_(True)
