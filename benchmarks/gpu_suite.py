@@ -31,6 +31,12 @@ PARTS = [
     ),
     ("DiffuseMix composition against a training step", 90, ["benchmarks.composition"]),
     (
+        "training step: where the framework's host time goes (cProfile, resnet18 224 px batch 16)",
+        60,
+        ["benchmarks.train_step_overhead", "--precision", "bf16-mixed", "--steps", "30", "--shapes"]
+        + ["resnet18:224:16", "--profile", "--name", "train_step_overhead_resnet18_224px_b16_gpu_bf16"],
+    ),
+    (
         "torch.compile of the UNet: speed and recompiles (256 px)",
         200,
         ["benchmarks.generation_compile", "--architecture", "sd15", "--resolution", "256", "--steps", "100"],

@@ -84,6 +84,16 @@ class ClassifierModule(pl.LightningModule):
             }
         )
 
+    def __setattr__(self, name: str, value) -> None:
+        # Lightning names the running hook in _current_fx_name around every hook call, about 50
+        # times a training step; nn.Module.__setattr__ would check each of these strings against
+        # the parameters, buffers and submodules (a few microseconds each). A name that is never
+        # one of them is set directly.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     def on_validation_epoch_start(self) -> None:
         self.evaluated["val"] = 0
 
