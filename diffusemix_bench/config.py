@@ -6,6 +6,7 @@ of the wrong type stops the run at start-up with a message naming the key.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -16,6 +17,16 @@ from .generation.prompts import PAPER_PROMPTS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+_FIRST = object()
+
+
+def one_of(*choices: str, default: str | None | object = _FIRST):
+    """A setting with a fixed set of values, by default the first (``default=None``: null, resolved
+    later from the dataset's recipe). check_values refuses any other value at start-up, naming the
+    setting and its choices; the implementation accepts the same set (tested)."""
+    return field(default=choices[0] if default is _FIRST else default, metadata={"choices": choices})
 
 
 @dataclass
@@ -411,7 +422,7 @@ class DiffuseMixConfig:
     lam: float = 0.2
     # Half masks: paper4 (horizontal and vertical, each flipped; paper), official2 (original always
     # left or top; official code), hv (Table 9 row 2, same pair as official2), vertical (Table 9 row 1).
-    masks: str = "paper4"
+    masks: str = one_of("paper4", "official2", "hv", "vertical")
     # Width of a linear seam between the halves in pixels (official code: 20); 0 = hard edge (paper).
     seam_px: int = 0
     # online (paper): every draw of an image takes a fresh random edit, mask and fractal.
@@ -419,11 +430,18 @@ class DiffuseMixConfig:
     #   mask and fractal, appended to the originals: the epoch grows by the number of prompts.
     # replace_p (DA-Fusion style): each view is the composed image with probability replace_prob,
     #   else the original.
-    mode: str = "online"
+    mode: str = one_of("online", "static_append", "replace_p")
     replace_prob: float = 0.5
     # Table 7 arms: originals (I), originals_fractal (I+F), edits (Î), edits_fractal (Î+F),
     # hybrid (H), hybrid_fractal (H+F, the full method).
-    components: str = "hybrid_fractal"
+    components: str = one_of(
+        "hybrid_fractal",
+        "originals",
+        "originals_fractal",
+        "edits",
+        "edits_fractal",
+        "hybrid",
+    )
     # loss=ce, online and replace_p: also train on the clean original beside the composed view
     # (two views, CE averaged). The paper trains with JSD, whose CE term is on the clean image.
     ce_include_original: bool = False
@@ -431,7 +449,7 @@ class DiffuseMixConfig:
     #   ones (JSD: its CE term is on the original; loss=ce: only with ce_include_original).
     # arm_only: every view is a draw of aug.components, so an arm trains on what its Table 7 column
     #   names and nothing else (JSD: three draws, the CE term on the first).
-    views: str = "with_original"
+    views: str = one_of("with_original", "arm_only")
     # static_append: seed of the fixed masks and fractals; independent of the training seed, as the
     # official augmented set is generated once and reused by every run.
     static_seed: int = 0
@@ -440,7 +458,7 @@ class DiffuseMixConfig:
     # before_crop (Algorithm 1 and the official code): each whole image is composed in the data
     #   workers at its own size, and the training crop and flip then apply to the composed image, so
     #   a crop can miss one of the halves. The seam width is then in pixels of the whole image.
-    compose: str = "after_crop"
+    compose: str = one_of("after_crop", "before_crop")
     # before_crop only: 0 composes at the original's own size; N resizes the original and its
     #   edit to N x N squares first (official code: 512, which squashes the aspect ratio), so the
     #   composed images are N x N. Originals trained as they are (static_append) keep their size.
@@ -450,12 +468,12 @@ class DiffuseMixConfig:
     #   original: resized back to its original's size; auto: original where the dataset's training
     #   transform crops at native resolution without resizing (pad_crop: CIFAR-100, Tiny-ImageNet,
     #   where a 32-64 px crop of a 256 px square would show under 2% of it), else compose.
-    composed_size: str = "auto"
+    composed_size: str = one_of("auto", "original", "compose")
     # stored: the edit as stored (the original's size, or shrunk to generator.store_size);
     # full: the model's full-size output (resolution x resolution; the store keeps it with
     #   generator.keep_full_size=true), so a composition at compose_size does not enlarge an edit
     #   that was shrunk to a 32-64 px original.
-    edit_source: str = "stored"
+    edit_source: str = one_of("stored", "full")
     # Rows of the Figure 4 grid logged at the start of training (0: none).
     figure_images: int = 8
     # figure4.py: make the edits of the images it draws when the store lacks them (only those).
@@ -476,7 +494,7 @@ class CoMixupConfig:
     beta: float = 0.32
     gamma: float = 1.0
     thres: float = 0.83
-    thres_type: str = "hard"
+    thres_type: str = one_of("hard", "soft")
     eta: float = 0.05
     omega: float = 0.001
     # Post-processing that separates outputs built from the same inputs (set_resolve).
@@ -487,7 +505,7 @@ class CoMixupConfig:
     clean_lam: float = 1.0
     # Graph-cut solver: gco (gco-v3's C++ alpha-beta swap, which the reference calls) or python
     # (this framework's NumPy/SciPy one, the same moves).
-    solver: str = "gco"
+    solver: str = one_of("gco", "python")
     # {dataset or "default": {setting: value}}: the references' values of the null settings above.
     dataset_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -497,7 +515,7 @@ class CutMixConfig(MixingConfig):
     name: str = "cutmix"
     # How the box is drawn: puzzlemix, clovaai or timm (see batch_mix.sample_box); null: the
     # rule of the code the dataset's recipe comes from (dataset_defaults).
-    box_rule: str | None = None
+    box_rule: str | None = one_of("puzzlemix", "clovaai", "timm", default=None)
     dataset_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -508,8 +526,8 @@ class GuidedAPConfig:
     prob: float = 0.8
     blur_kernel: int = 7
     blur_sigma: float = 3.0
-    pairing: str = "greedy"
-    distance: str = "l2"
+    pairing: str = one_of("greedy", "random")
+    distance: str = one_of("l2", "l1", "cosine")
     # Weight of the clean-input loss trained beside the mixed one; null: the dataset's value.
     clean_lam: float | None = None
     # {dataset or "default": {setting: value}}: the references' values of the null settings above.
@@ -529,9 +547,9 @@ class GuidedSRConfig:
     sr_blur_sigma: float = 3.0
     # greedy: GuidedMixup's one-cycle greedy pairing (the paper, the FGVC code); random: a random
     # permutation (its ablation, and what the published CIFAR/Tiny code runs under --condition greedy).
-    pairing: str = "greedy"
+    pairing: str = one_of("greedy", "random")
     # Distance between saliency maps that the pairing maximises: l2, l1 or cosine.
-    distance: str = "l2"
+    distance: str = one_of("l2", "l1", "cosine")
 
 
 @dataclass
@@ -563,7 +581,7 @@ class PuzzleMixConfig:
     neigh_size: int | None = None
     # Image the smoothness term is measured on: pixels ([0, 1], PuzzleMix) or normalized (GuidedMixup
     # FGVC copy); null: the dataset's reference value.
-    smoothness_input: str | None = None
+    smoothness_input: str | None = one_of("pixels", "normalized", default=None)
     transport: bool = True
     t_eps: float = 0.8
     # Transport resolution in pixels; -1 uses the graph-cut blocks; null: the dataset's value.
@@ -578,7 +596,7 @@ class PuzzleMixConfig:
     prob: float = 1.0
     # Graph-cut solver: gco (gco-v3's C++ alpha-beta swap, which the reference calls) or python
     # (this framework's NumPy/SciPy one: the same moves, in int64, so no int32 wrap).
-    solver: str = "gco"
+    solver: str = one_of("gco", "python")
     # {dataset or "default": {setting: value}}: the references' values of the null settings above.
     dataset_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -589,7 +607,7 @@ class SaliencyMixConfig(MixingConfig):
     # Static saliency detector: fine_grained (Montabone & Soto 2010, OpenCV
     # StaticSaliencyFineGrained: the paper's and the reference code's choice) or spectral_residual
     # (Hou & Zhang 2007, OpenCV StaticSaliencySpectralResidual, one of the paper's ablations).
-    saliency: str = "fine_grained"
+    saliency: str = one_of("fine_grained", "spectral_residual")
 
 
 @dataclass
@@ -679,7 +697,7 @@ class PixMixConfig:
 class TrivialAugmentConfig:
     name: str = "trivialaugment"
     num_magnitude_bins: int = 31
-    interpolation: str = "nearest"
+    interpolation: str = one_of("nearest", "bilinear")
 
 
 @dataclass
@@ -689,7 +707,7 @@ class RandAugmentConfig:
     num_ops: int = 2
     magnitude: int = 9
     num_magnitude_bins: int = 31
-    interpolation: str = "nearest"
+    interpolation: str = one_of("nearest", "bilinear")
 
 
 @dataclass
@@ -697,9 +715,9 @@ class AutoAugmentConfig:
     name: str = "autoaugment"
     # auto: the CIFAR-10 policy on CIFAR datasets, the ImageNet policy elsewhere; or cifar10,
     # imagenet, svhn (the policies learned in the AutoAugment paper).
-    policy: str = "auto"
+    policy: str = one_of("auto", "imagenet", "cifar10", "svhn")
     # torchvision's default.
-    interpolation: str = "nearest"
+    interpolation: str = one_of("nearest", "bilinear")
 
 
 #: aug=<name> -> its schema (the registry checks each implementation registers under it).
@@ -807,6 +825,13 @@ SECTION_SCHEMAS = {
 }
 
 
+@functools.cache
+def _structured(schema: type):
+    """A schema as an OmegaConf config, made once (making one evaluates every field's annotation;
+    a merge copies it and leaves it as it is)."""
+    return OmegaConf.structured(schema)
+
+
 def validate_config(cfg) -> None:
     """Check every section against its schema, including keys added with ``+key=value``, which
     Hydra lets through typed nodes. Raises ConfigError naming the offending key."""
@@ -823,7 +848,7 @@ def validate_config(cfg) -> None:
     sections["aug"] = aug_schemas[cfg.aug.name]
     for key, schema in sections.items():
         try:
-            OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.to_container(cfg[key], resolve=False))
+            OmegaConf.merge(_structured(schema), OmegaConf.to_container(cfg[key], resolve=False))
         except OmegaConfBaseException as exc:
             raise ConfigError(f"invalid setting in '{key}': {exc}") from None
     known = {f.name for f in fields(Config)}
@@ -875,6 +900,15 @@ def check_values(cfg) -> None:
     need(
         o.head_lr is None or o.head_lr > 0, f"optim.head_lr must be > 0 (or null: optim.lr), got {o.head_lr}"
     )
+    for f in fields(AUG_SCHEMAS[cfg.aug.name]):
+        choices = f.metadata.get("choices")
+        value = cfg.aug.get(f.name)
+        if choices and value is not None and str(value) not in choices:
+            raise ConfigError(
+                f"aug.{f.name} of aug={cfg.aug.name} must be one of {', '.join(choices)}"
+                + (" (or null: the recipe's value)" if f.default is None else "")
+                + f"; got '{value}'"
+            )
     if cfg.aug.name == "manifold_mixup":
         need(
             cfg.model.source == "builtin" and cfg.model.name == "preactresnet18",

@@ -37,6 +37,13 @@ def imports_of(script: str, args: list[str], cwd) -> tuple[subprocess.CompletedP
         ("train.py", ["--cfg", "job", "aug=diffusemix"], 0, "lam: 0.2"),
         ("train.py", ["aug=diffuesmix"], 1, "did you mean diffusemix?"),
         ("train.py", ["dataset=cub", "paths.data_dir={tmp}/none"], 1, "Dataset 'cub' not found"),
+        # A method's fixed choice is checked before the data is read (which can take minutes).
+        (
+            "train.py",
+            ["aug=comixup", "aug.solver=gcoo", "dataset=cub", "paths.data_dir={tmp}/none"],
+            1,
+            "aug.solver of aug=comixup must be one of gco, python; got 'gcoo'",
+        ),
         ("generate.py", ["--help"], 0, "generator: ip2p, ip2p_deepcache, ip2p_fast, tiny"),
         (
             "generate.py",
@@ -55,3 +62,53 @@ def test_early_answers_import_no_torch(tmp_path, script, args, code, expected):
     assert expected in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert "torch" not in modules and "diffusemix_bench.cli" in modules
+
+
+def test_every_fixed_choice_of_a_method_is_its_implementations_and_checked_at_start_up():
+    """The choices a method's schema declares (config.one_of) are what its implementation accepts:
+    each is taken by both, and any other value is refused by both, naming the setting."""
+    from dataclasses import fields
+
+    from omegaconf import OmegaConf
+
+    from diffusemix_bench.augment import AugContext, create_aug
+    from diffusemix_bench.config import AUG_SCHEMAS, validate_config
+    from diffusemix_bench.errors import ConfigError
+    from diffusemix_bench.training.run import resolve_loss
+    from tests.conftest import compose_config
+
+    # Values that need a companion setting to be usable at all.
+    companions = {("diffusemix", "edit_source", "full"): {"generator.keep_full_size": True}}
+    checked = 0
+    for name, schema in AUG_SCHEMAS.items():
+        choice_fields = [f for f in fields(schema) if f.metadata.get("choices")]
+        if not choice_fields:
+            continue
+        cfg = compose_config(["dataset=cifar100", f"aug={name}"])
+        for f in choice_fields:
+            for value in (*f.metadata["choices"], "bogus"):
+                # Set on the composed config and put back after (a merge per value copies it all).
+                settings = {f"aug.{f.name}": value, **companions.get((name, f.name, value), {})}
+                before = {key: OmegaConf.select(cfg, key) for key in settings}
+                for key, v in settings.items():
+                    OmegaConf.update(cfg, key, v)
+                ctx = AugContext(
+                    num_classes=10,
+                    dataset_name="cifar100",
+                    image_size=32,
+                    seed=0,
+                    loss=resolve_loss(cfg),
+                    config=cfg,
+                )
+                if value == "bogus":
+                    with pytest.raises(ConfigError, match=f"aug.{f.name}"):
+                        validate_config(cfg)
+                    with pytest.raises(ConfigError, match=f"aug.{f.name}"):
+                        create_aug(cfg.aug, ctx)
+                else:
+                    validate_config(cfg)
+                    create_aug(cfg.aug, ctx)
+                for key, v in before.items():
+                    OmegaConf.update(cfg, key, v)
+                checked += 1
+    assert checked >= 70
