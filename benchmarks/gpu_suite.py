@@ -25,16 +25,23 @@ PARTS = [
     ),
     (
         "training step: framework against a bare loop, the protocols' shapes, bf16",
-        150,
-        ["benchmarks.train_step_overhead", "--precision", "bf16-mixed", "--steps", "30", "--shapes"]
+        200,
+        ["benchmarks.train_step_overhead", "--precision", "bf16-mixed", "--steps", "30", "--rounds", "2"]
+        + ["--shapes"]
         + ["preactresnet18:32:100,preactresnet18:64:100,resnet18:224:16,resnet50:224:16,resnet50:224:256"],
     ),
     ("DiffuseMix composition against a training step", 90, ["benchmarks.composition"]),
     (
         "training step: where the framework's host time goes (cProfile, resnet18 224 px batch 16)",
         60,
-        ["benchmarks.train_step_overhead", "--precision", "bf16-mixed", "--steps", "30", "--shapes"]
-        + ["resnet18:224:16", "--profile", "--name", "train_step_overhead_resnet18_224px_b16_gpu_bf16"],
+        ["benchmarks.train_step_overhead", "--precision", "bf16-mixed", "--steps", "30", "--rounds", "1"]
+        + [
+            "--shapes",
+            "resnet18:224:16",
+            "--profile",
+            "--name",
+            "train_step_overhead_resnet18_224px_b16_gpu_bf16",
+        ],
     ),
     (
         "torch.compile of the UNet: speed and recompiles (256 px)",

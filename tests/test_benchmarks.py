@@ -43,3 +43,38 @@ def test_mixing_time_is_added_where_measured_and_a_bound_elsewhere(measured):
     assert not bound and comix > none
     _, tiny_bound, _ = hours(["experiment=table2", "dataset=tinyimagenet", "aug=comixup"], measured)
     assert tiny_bound  # Co-Mixup's extra cost was not measured at 64 px
+
+
+def test_throughput_is_the_train_py_arm_where_measured(monkeypatch):
+    rows = [
+        {
+            "model": "resnet18",
+            "size": 224,
+            "batch": 16,
+            "loop": "bare PyTorch (baseline)",
+            "images_per_s": 300.0,
+        },
+        {
+            "model": "resnet18",
+            "size": 224,
+            "batch": 16,
+            "loop": "diffusemix_bench ClassifierModule",
+            "images_per_s": 250.0,
+        },
+        {
+            "model": "resnet18",
+            "size": 224,
+            "batch": 16,
+            "loop": "ClassifierModule as train.py runs it (callbacks, logger, progress bar)",
+            "images_per_s": 240.0,
+        },
+        {
+            "model": "resnet50",
+            "size": 224,
+            "batch": 16,
+            "loop": "diffusemix_bench ClassifierModule",
+            "images_per_s": 90.0,
+        },
+    ]
+    monkeypatch.setattr(table_costs, "load", lambda name: {"rows": rows})
+    assert table_costs.throughputs() == {("resnet18", 224, 16): 240.0, ("resnet50", 224, 16): 90.0}
