@@ -86,8 +86,9 @@ class _Timer(pl.Callback):
             self.elapsed = time.perf_counter() - self.start
 
 
-def framework_loop(model, loader, classes: int, steps: int, accelerator: str, precision: str = "32") -> float:
-    module = ClassifierModule(
+def plain_module(model, classes: int) -> ClassifierModule:
+    """The framework's module with aug=none, cross-entropy and SGD at a fixed learning rate."""
+    return ClassifierModule(
         model,
         classes,
         create_aug({"name": "none"}, classes),
@@ -96,6 +97,10 @@ def framework_loop(model, loader, classes: int, steps: int, accelerator: str, pr
         OptimConfig(lr=0.01),
         SchedConfig(name="none"),
     )
+
+
+def framework_loop(model, loader, classes: int, steps: int, accelerator: str, precision: str = "32") -> float:
+    module = plain_module(model, classes)
     timer = _Timer(last=steps + 1)
     trainer = pl.Trainer(
         max_steps=steps + 2,
@@ -146,15 +151,7 @@ def train_py_loop(model, loader, classes: int, steps: int, accelerator: str, pre
             ],
         )
     # The same module, loss and optimiser as the other framework arm: only the run's machinery differs.
-    module = ClassifierModule(
-        model,
-        classes,
-        create_aug({"name": "none"}, classes),
-        "ce",
-        LossConfig(name="ce"),
-        OptimConfig(lr=0.01),
-        SchedConfig(name="none"),
-    )
+    module = plain_module(model, classes)
     timer = _Timer(last=steps + 1)
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp)
