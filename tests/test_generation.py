@@ -343,6 +343,9 @@ def test_step_cache_is_the_deepcache_package_and_runs_the_deep_blocks_every_inte
     assert len(mid_calls) == 3  # steps 0, 3 and 6
     assert torch.equal(cached(images, texts, seeds), out)  # the next call starts whole again
     assert len(mid_calls) == 6
+    # Nothing carries over from another call (another group of edits, a resumed run's order).
+    cached(images[:2], texts[1:], [s + 7 for s in seeds[:2]])
+    assert torch.equal(cached(images, texts, seeds), out)
 
     stock = EditModel.from_config(compose_config(["generator=tiny", "generator.steps=7"]).generator)
     plain = stock(images, texts, seeds)
