@@ -197,6 +197,10 @@ class ClassifierModule(pl.LightningModule):
         for logger in self.loggers:  # Lightning's loggers write on rank zero only
             logger.log_metrics({"train/loss_step": value, "epoch": self.current_epoch}, step=self.global_step)
 
+    def epoch_train_loss(self) -> float | None:
+        """The mean training loss over this epoch's images so far (None before any step)."""
+        return float(self._loss_sum) / self._loss_count if self._loss_count else None
+
     def _check_non_finite(self) -> None:
         if self._first_bad is not None and float(self._first_bad[0]) >= 0:
             self._raise_non_finite(int(self._first_bad[0]), float(self._first_bad[1]))

@@ -7,7 +7,6 @@ import csv
 import time
 from pathlib import Path
 
-import torch
 from pytorch_lightning.callbacks import Callback
 
 FIELDS = ("epoch", "step", "lr", "train_loss", "val_loss", "val_top1", "val_top5", "images_per_s", "epoch_s")
@@ -29,27 +28,15 @@ class EpochSummary(Callback):
         self._part_start: float | None = None  # when this process began its part of the epoch
         self._seconds_before = 0.0  # seconds of the epoch spent before a resume
         self._seen = 0  # pl_module.images_seen at the epoch's start
-        self._loss_sum: torch.Tensor | float = 0.0
-        self._loss_count = 0
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._part_start = time.time()
         self._seconds_before = 0.0
         self._seen = pl_module.images_seen
-        self._loss_sum, self._loss_count = 0.0, 0
 
     def on_train_start(self, trainer, pl_module) -> None:
         if self._part_start is None:  # resumed mid-epoch: on_train_epoch_start is not called again
             self._part_start = time.time()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is None:
-            return
-        n = len(batch[1])
-        # Summed on the device: no synchronisation per step.
-        self._loss_sum = self._loss_sum + loss.detach() * n
-        self._loss_count += n
 
     def _seconds(self) -> float:
         return self._seconds_before + (
@@ -57,18 +44,11 @@ class EpochSummary(Callback):
         )
 
     def state_dict(self) -> dict:
-        return {
-            "seconds": self._seconds(),
-            "seen": self._seen,
-            "loss_sum": float(self._loss_sum),
-            "loss_count": self._loss_count,
-        }
+        return {"seconds": self._seconds(), "seen": self._seen}
 
     def load_state_dict(self, state: dict) -> None:
         self._seconds_before = float(state.get("seconds", 0.0))
         self._seen = int(state.get("seen", 0))
-        self._loss_sum = float(state.get("loss_sum", 0.0))
-        self._loss_count = int(state.get("loss_count", 0))
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero or trainer.sanity_checking:
@@ -77,7 +57,8 @@ class EpochSummary(Callback):
         seconds = self._seconds()
         optimizers = trainer.optimizers
         lr = optimizers[0].param_groups[0]["lr"] if optimizers else None
-        train_loss = float(self._loss_sum) / self._loss_count if self._loss_count else None
+        # The module's own sum over the epoch's images (kept across a resume in its checkpoint).
+        train_loss = pl_module.epoch_train_loss()
         row = {
             "epoch": trainer.current_epoch,
             "step": trainer.global_step,
