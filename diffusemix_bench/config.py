@@ -832,6 +832,11 @@ def _structured(schema: type):
     return OmegaConf.structured(schema)
 
 
+def choices_of(schema: type, name: str) -> tuple[str, ...]:
+    """The values a method's setting takes (declared with :func:`one_of`)."""
+    return next(f.metadata["choices"] for f in fields(schema) if f.name == name)
+
+
 def validate_config(cfg) -> None:
     """Check every section against its schema, including keys added with ``+key=value``, which
     Hydra lets through typed nodes. Raises ConfigError naming the offending key."""

@@ -13,7 +13,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from ...config import DiffuseMixConfig
+from ...config import DiffuseMixConfig, choices_of
 from ...errors import ConfigError
 from ..base import AugBatch, AugContext, Augmentation
 from ..fractals import FractalBank
@@ -23,16 +23,16 @@ from .masks import half_mask_templates, mask_kinds
 
 log = logging.getLogger(__name__)
 
-MODES = ("online", "static_append", "replace_p")
+MODES = choices_of(DiffuseMixConfig, "mode")
 #: Which views a training item gives (``aug.views``): the clean original beside the composed views,
 #: or only views of the run's component (Table 7's column reading).
-VIEWS = ("with_original", "arm_only")
+VIEWS = choices_of(DiffuseMixConfig, "views")
 #: Which edit the composition reads (``aug.edit_source``).
-EDIT_SOURCES = ("stored", "full")
+EDIT_SOURCES = choices_of(DiffuseMixConfig, "edit_source")
 #: The size composed whole images are brought to before the training crop (``aug.composed_size``).
-COMPOSED_SIZES = ("auto", "original", "compose")
+COMPOSED_SIZES = choices_of(DiffuseMixConfig, "composed_size")
 #: Where composition happens relative to the training crop and flip (``aug.compose``).
-COMPOSE_STAGES = ("after_crop", "before_crop")
+COMPOSE_STAGES = choices_of(DiffuseMixConfig, "compose")
 
 
 class DiffuseMixTrainSet(Dataset):

@@ -7,11 +7,12 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
+from ...config import DiffuseMixConfig, choices_of
 from ...errors import ConfigError
 from .masks import half_mask_templates
 
 #: Table 7 arms: what each training view is made of (I original, Î edit, H hybrid, F fractal).
-COMPONENTS = ("originals", "originals_fractal", "edits", "edits_fractal", "hybrid", "hybrid_fractal")
+COMPONENTS = choices_of(DiffuseMixConfig, "components")
 
 
 def hybrid(originals: torch.Tensor, edits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from ...config import CutMixConfig, choices_of
 from ...errors import ConfigError
 from ..base import AugContext, Augmentation, resolve_dataset_settings
 
@@ -80,7 +81,7 @@ class Box(NamedTuple):
 
 
 #: How a CutMix box is drawn, by the code each recipe comes from (see :func:`sample_box`).
-BOX_RULES = ("puzzlemix", "clovaai", "timm")
+BOX_RULES = choices_of(CutMixConfig, "box_rule")
 
 
 def sample_box(

@@ -11,6 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
+from ...config import PuzzleMixConfig, choices_of
 from ...errors import ConfigError
 
 # Cost that keeps a site out of a binary move (far above any real energy, far below int64 overflow).
@@ -21,7 +22,7 @@ _INF = np.int64(1) << 62
 _DP_MAX_WIDTH = 4
 
 
-SOLVERS = ("gco", "python")
+SOLVERS = choices_of(PuzzleMixConfig, "solver")  # Co-Mixup declares the same
 
 
 def check_solver(name: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torchvision.transforms import v2
 
-from ...config import AutoAugmentConfig, RandAugmentConfig, TrivialAugmentConfig
+from ...config import AutoAugmentConfig, RandAugmentConfig, TrivialAugmentConfig, choices_of
 from ...errors import ConfigError
 from ..base import AugContext, Augmentation
 from ..registry import register_aug
@@ -21,7 +21,7 @@ _POLICIES = {
     "imagenet": v2.AutoAugmentPolicy.IMAGENET,
     "svhn": v2.AutoAugmentPolicy.SVHN,
 }
-_INTERPOLATIONS = ("nearest", "bilinear")
+_INTERPOLATIONS = choices_of(TrivialAugmentConfig, "interpolation")
 
 
 def _interpolation(name: str) -> v2.InterpolationMode:
