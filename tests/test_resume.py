@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -77,13 +78,22 @@ def test_a_run_stopped_mid_epoch_resumes_to_the_uninterrupted_run(make_cfg, tmp_
         tmp_path / "parts" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True
     )
     assert saved["global_step"] == 4 and saved["epoch"] == 1  # one batch into the second epoch
+    # The same stop with a checkpoint from before the module kept the epoch's loss so far.
+    shutil.copytree(tmp_path / "parts", tmp_path / "old")
+    del saved["epoch_loss"]
+    torch.save(saved, tmp_path / "old" / "checkpoints" / "last.ckpt")
 
-    cfg = make_cfg(overrides, run_name="parts", per_class=6)
-    with open_dict(cfg):
-        cfg.ckpt_path = "last"
-    resumed = train(cfg)
-    assert resumed["resumed"]
+    for name in ("parts", "old"):
+        cfg = make_cfg(overrides, run_name=name, per_class=6)
+        with open_dict(cfg):
+            cfg.ckpt_path = "last"
+        assert train(cfg)["resumed"]
+    resumed = json.loads((tmp_path / "parts" / "metrics.json").read_text())
     _same_run(whole, tmp_path / "whole", resumed, tmp_path / "parts")
+    # The old checkpoint: the resumed epoch's training loss is missing, never the resumed part's mean.
+    old, right = _summary(tmp_path / "old"), _summary(tmp_path / "parts")
+    assert [r["train_loss"] for r in old] == [right[0]["train_loss"], "", right[2]["train_loss"]]
+    assert [r["val_top1"] for r in old] == [r["val_top1"] for r in right]
 
 
 @pytest.mark.slow

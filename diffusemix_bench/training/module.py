@@ -74,6 +74,8 @@ class ClassifierModule(pl.LightningModule):
         # The training loss summed over the epoch's images (on the device), and how many: _log_loss.
         self._loss_sum: torch.Tensor | None = None
         self._loss_count = 0
+        # Set when a resumed epoch's loss before the checkpoint is not known (see on_load_checkpoint).
+        self._loss_unknown = False
         # None: check the loss every step on a CPU, deferred on an accelerator (_watch_loss).
         self.check_loss_every_step: bool | None = None
         self.metrics = torch.nn.ModuleDict(
@@ -198,8 +200,11 @@ class ClassifierModule(pl.LightningModule):
             logger.log_metrics({"train/loss_step": value, "epoch": self.current_epoch}, step=self.global_step)
 
     def epoch_train_loss(self) -> float | None:
-        """The mean training loss over this epoch's images so far (None before any step)."""
-        return float(self._loss_sum) / self._loss_count if self._loss_count else None
+        """The mean training loss over this epoch's images so far (None before any step, or when
+        the epoch was resumed from a checkpoint that did not keep its loss so far)."""
+        if self._loss_unknown or not self._loss_count:
+            return None
+        return float(self._loss_sum) / self._loss_count
 
     def _check_non_finite(self) -> None:
         if self._first_bad is not None and float(self._first_bad[0]) >= 0:
@@ -215,10 +220,11 @@ class ClassifierModule(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         # Not called for an epoch resumed mid-way: its sum so far comes from the checkpoint.
         self._loss_sum, self._loss_count = None, 0
+        self._loss_unknown = False
 
     def on_train_epoch_end(self) -> None:
         self._check_non_finite()
-        if self._loss_count:
+        if self._loss_count and not self._loss_unknown:
             self.log("train/loss_epoch", self._loss_sum / self._loss_count, on_step=False, on_epoch=True)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -245,8 +251,13 @@ class ClassifierModule(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.images_seen = int(checkpoint.get("images_seen", 0))
-        epoch_loss = checkpoint.get("epoch_loss") or {}
-        if epoch_loss.get("count"):
+        epoch_loss = checkpoint.get("epoch_loss")
+        # A checkpoint from before the module kept the epoch's loss: if it was taken mid-epoch,
+        # the mean over the steps before it is lost, and that epoch's loss is reported as missing
+        # (an empty train_loss in summary.csv), never as the mean of the resumed part alone. An
+        # epoch-end checkpoint loses nothing: the next epoch starts and clears this.
+        self._loss_unknown = epoch_loss is None
+        if epoch_loss and epoch_loss.get("count"):
             self._loss_sum = torch.tensor(float(epoch_loss["sum"]))
             self._loss_count = int(epoch_loss["count"])
         self.adversarial_batches = int(checkpoint.get("adversarial_batches", 0))
