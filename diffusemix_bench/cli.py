@@ -8,7 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from .config import check_protocol_optimiser, validate_config
-from .errors import ConfigError, user_errors_reported
+from .errors import ConfigError, free_space, user_errors_reported
 
 
 def run_train(cfg: DictConfig) -> float | None:
@@ -16,7 +16,7 @@ def run_train(cfg: DictConfig) -> float | None:
 
     The config and the dataset are checked before the training stack is imported, so a typo or
     missing data is reported within seconds."""
-    with user_errors_reported():
+    with user_errors_reported(lambda: training_disk_full_advice(cfg)):
         validate_config(cfg)
         check_protocol_optimiser(cfg)
         if cfg.get("print_config", False):
@@ -29,6 +29,21 @@ def run_train(cfg: DictConfig) -> float | None:
 
         metrics = train(cfg, splits=splits)
     return metrics.get("val_top1")
+
+
+def training_disk_full_advice(cfg: DictConfig) -> str:
+    run_dir = Path(str(cfg.paths.output_dir)).expanduser()
+    advice = (
+        f"The run folder {run_dir} is on a disk with {free_space(run_dir)} free. Free space there (or move "
+        "the folder to a larger disk), then "
+    )
+    if (run_dir / "checkpoints" / "last.ckpt").is_file():
+        # Checkpoints are written whole or not at all (training/checkpoint_io.py): last.ckpt is sound.
+        return advice + (
+            f"resume the run from its last checkpoint: the same command with ckpt_path=last and "
+            f"hydra.run.dir={run_dir} (or the folder's new place)."
+        )
+    return advice + "run the same command again (the run had no checkpoint yet)."
 
 
 def check_data_present(cfg: DictConfig) -> None:

@@ -3,10 +3,13 @@ them at the entry points with their message alone (no traceback) and exit code 1
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +49,58 @@ def user_message(exc: BaseException) -> str:
     return text
 
 
+#: The error numbers of a full disk and of an exhausted disk quota.
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL
+
+
+def free_space(path: str | os.PathLike) -> str:
+    """The free space of the disk holding ``path`` (or its nearest existing parent), e.g. '1.2 GB'."""
+    here = Path(path).expanduser().absolute()
+    while not here.exists() and here != here.parent:
+        here = here.parent
+    try:
+        free = float(shutil.disk_usage(here).free)
+    except OSError:
+        return "unknown space"
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if free < 1000 or unit == "GB":
+            return f"{free:.0f} {unit}" if unit == "bytes" else f"{free:.1f} {unit}"
+        free /= 1000
+    return "unknown space"  # pragma: no cover
+
+
+def disk_full_message(exc: OSError, advice: str) -> str:
+    """What a full disk stopped, and the entry point's ``advice`` (where its files go and how the
+    work resumes)."""
+    where = " and ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    return f"the disk is full ({exc.strerror}{': ' + where if where else ''}). {advice}"
+
+
 @contextmanager
-def user_errors_reported() -> Iterator[None]:
+def user_errors_reported(disk_full_advice: Callable[[], str] | None = None) -> Iterator[None]:
     """A user error ends the run with its message and exit code 1, not a traceback
     (HYDRA_FULL_ERROR=1 shows it). In a ``--multirun`` sweep it fails the job only: the message goes
-    to the job's log, Hydra runs the remaining jobs and then reports the failed ones."""
+    to the job's log, Hydra runs the remaining jobs and then reports the failed ones.
+
+    A full disk (or quota) is reported the same way, with ``disk_full_advice()``: the entry point's
+    word on where its files go, their disk's free space and how the work resumes."""
     try:
         yield
-    except USER_ERRORS as exc:
+    except (*USER_ERRORS, OSError) as exc:
+        if not isinstance(exc, USER_ERRORS) and not is_disk_full(exc):
+            raise
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
+        if isinstance(exc, USER_ERRORS):
+            message = user_message(exc)
+        else:
+            advice = disk_full_advice() if disk_full_advice is not None else ""
+            message = disk_full_message(exc, advice or "Free space on that disk and run the command again.")
         if _in_multirun():
-            log.error("error: %s", user_message(exc))
+            log.error("error: %s", message)
             raise
-        raise SystemExit(f"error: {user_message(exc)}") from None
+        raise SystemExit(f"error: {message}") from None

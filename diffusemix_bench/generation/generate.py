@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
@@ -15,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..config import validate_config
 from ..data import ImageClassificationDataset, create_dataset, per_class_subset
 from ..data.splits import dataset_root
-from ..errors import ConfigError, user_errors_reported
+from ..errors import ConfigError, free_space, user_errors_reported
 from .edit_model import DTYPES, EditModel, check_step_cache, finish, is_bad, resolve_dtype, to_uint8
 from .prompts import build_prompts
 from .store import EditStore, edit_seed, prompt_blocks, resolve_store_size
@@ -561,6 +562,15 @@ def summary_line(counts: Counts) -> str:
 
 
 def run_generate(cfg: DictConfig) -> None:
-    """generate.py's entry: user errors end with a message, not a traceback."""
-    with user_errors_reported():
+    """generate.py's entry: user errors (and a full disk) end with a message, not a traceback."""
+    with user_errors_reported(lambda: disk_full_advice(cfg)):
         generate(cfg)
+
+
+def disk_full_advice(cfg: DictConfig) -> str:
+    edits = Path(str(cfg.generator.edits_dir)).expanduser()
+    return (
+        f"The edit stores are under generator.edits_dir={edits}, on a disk with {free_space(edits)} free. "
+        "Free space there (or move the folder to a larger disk and set generator.edits_dir to it), then run "
+        "the same command again: every edit written so far is kept, and only the missing ones are made."
+    )

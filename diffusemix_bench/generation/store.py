@@ -451,11 +451,15 @@ class EditStore:
         data = encode_edit(image, self.format)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._temp_dir() / f"{path.name}.{time.monotonic_ns()}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk keeps nothing of a partial file
+            raise
         return len(data)
 
     def _temp_dir(self) -> Path:

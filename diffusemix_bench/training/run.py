@@ -32,6 +32,7 @@ from ..errors import ConfigError, UserError
 from ..progress import progress_bar
 from ..robustness import attack_specs
 from ..robustness.adversarial_training import FastAdversarial
+from .checkpoint_io import AtomicCheckpointIO
 from .classifier import build_model
 from .evaluate import attack_checkpoint, eval_split
 from .module import ClassifierModule, vanilla_batches_per_epoch
@@ -263,6 +264,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[Callback], log
         )
     if not any(isinstance(cb, (TQDMProgressBar, RichProgressBar)) for cb in callbacks):
         kwargs["enable_progress_bar"] = False
+    kwargs["plugins"] = [*(kwargs.get("plugins") or []), AtomicCheckpointIO()]
     return pl.Trainer(default_root_dir=str(run_dir), callbacks=callbacks, logger=logger, **kwargs)
 
 

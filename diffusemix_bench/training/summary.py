@@ -19,7 +19,7 @@ def _value(metrics: dict, key: str) -> float | None:
 
 class EpochSummary(Callback):
     """Appends a row at the end of each training epoch (after its validation); a resumed run goes
-    on appending to the same file. The epoch's train loss (mean over its images), wall seconds and
+    on appending to the same file, replacing the rows of epochs it trains again. The epoch's train loss (mean over its images), wall seconds and
     images per second count the whole epoch when it was interrupted and resumed: the running sums
     travel in the checkpoint (this callback's state)."""
 
@@ -70,10 +70,28 @@ class EpochSummary(Callback):
             "images_per_s": round((pl_module.images_seen - self._seen) / seconds, 2) if seconds > 0 else None,
             "epoch_s": round(seconds, 2),
         }
-        new = not self.path.is_file()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", newline="") as f:
+        kept = self._rows_before(trainer.current_epoch)
+        if kept is None:
+            with open(self.path, "a", newline="") as f:
+                csv.DictWriter(f, fieldnames=FIELDS).writerow(row)
+            return
+        # A new file, or a run resumed from a checkpoint older than the file's last rows (the run
+        # stopped after writing them, before its next checkpoint): those epochs are trained again
+        # and their rows replaced, so each epoch has one row, from the run that continues.
+        partial = self.path.with_name(f".{self.path.name}.part")
+        with open(partial, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=FIELDS)
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+            writer.writeheader()
+            writer.writerows([*kept, row])
+        partial.replace(self.path)
+
+    def _rows_before(self, epoch: int) -> list[dict] | None:
+        """The file's rows of the epochs before ``epoch``, or None when it holds no other rows (then
+        the row is appended)."""
+        if not self.path.is_file():
+            return []
+        with open(self.path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        kept = [r for r in rows if r.get("epoch", "").isdigit() and int(r["epoch"]) < epoch]
+        return None if len(kept) == len(rows) else kept
