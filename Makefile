@@ -13,7 +13,7 @@ install: ## Install uv if missing, then the locked environment with the dev extr
 		python3 -m pip install --user --quiet uv || \
 		python3 -m pip install --user --quiet --break-system-packages uv || \
 		(curl -LsSf https://astral.sh/uv/install.sh | sh)
-	$(UV) sync --locked --extra dev
+	$(UV) sync --locked --extra dev --compile-bytecode
 
 test: ## Run the default test suite (no slow or GPU tests)
 	$(PY) -m pytest -q
