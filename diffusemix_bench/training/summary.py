@@ -19,9 +19,9 @@ def _value(metrics: dict, key: str) -> float | None:
 
 class EpochSummary(Callback):
     """Appends a row at the end of each training epoch (after its validation); a resumed run goes
-    on appending to the same file, replacing the rows of epochs it trains again. The epoch's train loss (mean over its images), wall seconds and
-    images per second count the whole epoch when it was interrupted and resumed: the running sums
-    travel in the checkpoint (this callback's state)."""
+    on appending to the same file, replacing the rows of epochs it trains again. The epoch's train
+    loss (mean over its images), wall seconds and images per second count the whole epoch when it
+    was interrupted and resumed: the running sums travel in the checkpoint (this callback's state)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
