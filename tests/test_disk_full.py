@@ -4,11 +4,13 @@ file, and the same command resumes once there is room.
 
 Each test runs the real entry points on a small tmpfs of its own, mounted in a private user and
 mount namespace (``unshare -rm``), so no real disk is filled; where namespaces are not allowed the
-tests are skipped (and counted as skipped)."""
+tests are skipped (and counted as skipped). The advised resume runs on a copy of what the full
+disk left, as if moved to a disk with room."""
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shlex
 import shutil
@@ -19,8 +21,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import ROOT, compose_config
+from tests.conftest import ROOT, compose_config, finalize
 from tests.fixtures.datasets import write_fixture_dataset
+from tests.test_generation import compose_generate
 
 
 def _namespaces_allowed() -> bool:
@@ -35,29 +38,20 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _on_small_disk(
-    mount: Path, size_kb: int, steps: list[list[str]], grow_kb: int
-) -> list[subprocess.CompletedProcess]:
-    """Mount a tmpfs of ``size_kb`` at ``mount``, run the first command, grow the tmpfs to
-    ``grow_kb`` and run the others; return each command's result (its output in a log file)."""
+def _on_small_disk(mount: Path, size_kb: int, cmd: list[str], copy: Path) -> subprocess.CompletedProcess:
+    """Run ``cmd`` with a tmpfs of ``size_kb`` at ``mount``; copy what it left there to ``copy``
+    (the mount ends with its namespace) and return the command's result."""
     mount.mkdir(parents=True, exist_ok=True)
-    logs = [mount.parent / f"step{k}.log" for k in range(len(steps))]
-    lines = [f"mount -t tmpfs -o size={size_kb}k tmpfs {mount}"]
-    for k, (cmd, log) in enumerate(zip(steps, logs, strict=True)):
-        if k == 1:
-            lines.append(f"mount -o remount,size={grow_kb}k {mount}")
-        lines.append(f"{shlex.join(cmd)} > {log} 2>&1; echo $? > {log}.rc")
-    # The mount lives as long as the namespace: what the test checks afterwards is copied out.
-    lines.append(f"cp -a {mount} {mount.parent / 'after'}")
+    log = mount.parent / "run.log"
+    script = (
+        f"mount -t tmpfs -o size={size_kb}k tmpfs {mount}\n"
+        f"{shlex.join(cmd)} > {log} 2>&1; echo $? > {log}.rc\n"
+        f"cp -a {mount} {copy}"
+    )
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     env.pop("HYDRA_FULL_ERROR", None)
-    subprocess.run(
-        ["unshare", "-rm", "sh", "-c", "\n".join(lines)], cwd=ROOT, env=env, check=True, timeout=600
-    )
-    return [
-        subprocess.CompletedProcess(cmd, int(Path(f"{log}.rc").read_text()), log.read_text(), "")
-        for cmd, log in zip(steps, logs, strict=True)
-    ]
+    subprocess.run(["unshare", "-rm", "sh", "-c", script], cwd=ROOT, env=env, check=True, timeout=600)
+    return subprocess.CompletedProcess(cmd, int(Path(f"{log}.rc").read_text()), log.read_text(), "")
 
 
 def _files(folder: Path) -> list[str]:
@@ -86,11 +80,12 @@ def test_a_full_disk_stops_training_with_its_last_checkpoint_whole_and_it_resume
     size = 2 * sum(p.numel() * p.element_size() for p in net.parameters())
     mount = tmp_path / "disk"
     run_dir = mount / "run"
-    train = [sys.executable, "train.py", *args, f"hydra.run.dir={run_dir}"]
-    full, resumed = _on_small_disk(
-        mount, int(2.5 * size / 1024), [train, [*train, "ckpt_path=last"]], grow_kb=int(5 * size / 1024)
+    full = _on_small_disk(
+        mount,
+        int(2.5 * size / 1024),
+        [sys.executable, "train.py", *args, f"hydra.run.dir={run_dir}"],
+        tmp_path / "after",
     )
-
     assert full.returncode == 1, full.stdout[-3000:]
     assert "Traceback" not in full.stdout
     (message,) = [line for line in full.stdout.splitlines() if line.startswith("error: ")]
@@ -98,20 +93,37 @@ def test_a_full_disk_stops_training_with_its_last_checkpoint_whole_and_it_resume
     assert f"The run folder {run_dir} is on a disk with" in message
     assert f"the same command with ckpt_path=last and hydra.run.dir={run_dir}" in message
 
-    assert resumed.returncode == 0, resumed.stdout[-3000:]
+    # The run folder as the full disk left it: the first epoch's checkpoints whole, nothing partial.
     after = tmp_path / "after" / "run"
-    # No partial file anywhere, the checkpoints whole; each epoch one row in summary.csv.
     checkpoints = [f for f in _files(after) if "checkpoints" in f]
-    assert len(checkpoints) == 2 and checkpoints[0].startswith("checkpoints/best-epoch00"), checkpoints
-    assert checkpoints[1] == "checkpoints/last.ckpt"
+    assert checkpoints == ["checkpoints/best-epoch000.ckpt", "checkpoints/last.ckpt"], checkpoints
+    last = torch.load(after / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["global_step"] == 2
+    assert json.loads((after / "failure.json").read_text())["status"] == "failed"
+
+    # The advised resume, on that folder moved to a disk with room (in this process: quicker).
+    from diffusemix_bench.training.run import train
+
+    cfg = finalize(compose_config([*args, "ckpt_path=last"]), after)
+    metrics = train(cfg)
+    assert metrics["resumed"]
     last = torch.load(after / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert last["global_step"] == 4
     rows = list(csv.DictReader((after / "summary.csv").open()))
-    assert [(r["epoch"], r["step"]) for r in rows] == [("0", "2"), ("1", "4")]
+    assert [(r["epoch"], r["step"]) for r in rows] == [("0", "2"), ("1", "4")]  # epoch 1's row once
+    # The moved run chose its best checkpoint as the unmoved run would: the first epoch of the best
+    # validation top-1 (a later epoch replaces it only by doing better), and no other file is left.
+    best = max(rows, key=lambda r: (float(r["val_top1"]), -int(r["epoch"])))["epoch"]
+    assert metrics["best_checkpoint"] == str(after / "checkpoints" / f"best-epoch{int(best):03d}.ckpt")
+    assert [f for f in _files(after) if "checkpoints" in f] == [
+        f"checkpoints/best-epoch{int(best):03d}.ckpt",
+        "checkpoints/last.ckpt",
+    ]
     assert not (after / "failure.json").exists()
+    assert not [f for f in _files(after) if f.endswith(".part")]
 
 
-def test_a_full_disk_stops_generation_keeping_every_edit_written_and_it_resumes(tmp_path):
+def test_a_full_disk_stops_generation_keeping_every_edit_written_and_it_resumes(tmp_path, capsys):
     data = write_fixture_dataset("flowers102", tmp_path / "data")["data_dir"]
     mount = tmp_path / "disk"
     edits = mount / "edits"
@@ -127,19 +139,23 @@ def test_a_full_disk_stops_generation_keeping_every_edit_written_and_it_resumes(
         f"hydra.run.dir={tmp_path / 'hydra'}",
     ]
     # Room for the store's settings and about one edit (the tiny pipeline's edits are ~4 KB).
-    full, resumed = _on_small_disk(mount, 24, [gen, gen], grow_kb=4096)
-
+    full = _on_small_disk(mount, 24, gen, tmp_path / "after")
     assert full.returncode == 1, full.stdout[-3000:]
     assert "Traceback" not in full.stdout
     (message,) = [line for line in full.stdout.splitlines() if line.startswith("error: ")]
     assert message.startswith("error: the disk is full (No space left on device")
     assert f"generator.edits_dir={edits}, on a disk with" in message
     assert "run the same command again" in message
-
-    assert resumed.returncode == 0, resumed.stdout[-3000:]
-    kept = int(resumed.stdout.split(" already stored")[0].rsplit(": ", 1)[-1])
-    assert kept >= 1  # what the full disk had room for was kept, not made again
-    assert f"6 edits planned: {kept} already stored, {6 - kept} generated" in resumed.stdout
     store = next((tmp_path / "after" / "edits" / "flowers102" / "train").iterdir())
-    assert len(_files(store / "edits")) == 6
+    kept = len(_files(store / "edits"))
+    assert kept >= 1  # what the disk had room for
     assert not _files(store / "tmp")  # the partial file of the failed write was removed
+
+    # The same command on the store moved to a disk with room (in this process: quicker).
+    from diffusemix_bench.generation.generate import generate
+
+    moved = [a for a in gen[2:] if not a.startswith(("generator.edits_dir=", "hydra."))]
+    generate(compose_generate([*moved, f"generator.edits_dir={tmp_path / 'after' / 'edits'}"]))
+    out = capsys.readouterr().out
+    assert f"6 edits planned: {kept} already stored, {6 - kept} generated" in out  # none made twice
+    assert len(_files(store / "edits")) == 6

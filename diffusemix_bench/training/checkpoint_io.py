@@ -1,4 +1,5 @@
-"""Checkpoints written whole or not at all, next to where they go."""
+"""Checkpoints written whole or not at all, next to where they go; and a run folder that moved
+(to a larger disk, another cluster) resumes choosing its best checkpoint where it left off."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import torch
 from lightning_fabric.plugins import TorchCheckpointIO
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -41,3 +43,38 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         # Partial files a killed process left for this name.
         for stale in path.parent.glob(f".{path.name}.*.part"):
             stale.unlink(missing_ok=True)
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's checkpoint callback, which keeps its state (the best score so far and the paths
+    of the files it wrote) with absolute paths. When the run folder has moved, Lightning keeps only
+    the old ``best_model_path`` and forgets the best score: the first epoch after the resume would
+    count as the best whatever its score, and the real best file would be left behind. Here the
+    saved paths are moved with the folder (same names under the new checkpoint folder), so a moved
+    run selects and replaces its checkpoints as the unmoved run would."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old = state_dict.get("dirpath")
+        if (
+            old is not None
+            and self.dirpath is not None
+            and os.path.normpath(old) != os.path.normpath(self.dirpath)
+        ):
+            state_dict = moved_state(state_dict, old, self.dirpath)
+        super().load_state_dict(state_dict)
+
+
+def moved_state(state: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+    """``state`` with each path under the folder ``old`` put under ``new``."""
+
+    def move(path: Any) -> Any:
+        if not isinstance(path, str) or not path:
+            return path
+        rel = os.path.relpath(path, old)
+        return path if rel.startswith("..") else os.path.join(new, rel)
+
+    moved = {k: move(v) if k.endswith("_path") else v for k, v in state.items()}
+    if isinstance(state.get("best_k_models"), dict):
+        moved["best_k_models"] = {move(k): v for k, v in state["best_k_models"].items()}
+    moved["dirpath"] = new
+    return moved

@@ -19,7 +19,6 @@ from pytorch_lightning.callbacks import (
     Callback,
     EarlyStopping,
     LearningRateMonitor,
-    ModelCheckpoint,
     RichProgressBar,
     TQDMProgressBar,
 )
@@ -32,7 +31,7 @@ from ..errors import ConfigError, UserError
 from ..progress import progress_bar
 from ..robustness import attack_specs
 from ..robustness.adversarial_training import FastAdversarial
-from .checkpoint_io import AtomicCheckpointIO
+from .checkpoint_io import AtomicCheckpointIO, RunCheckpoint
 from .classifier import build_model
 from .evaluate import attack_checkpoint, eval_split
 from .module import ClassifierModule, vanilla_batches_per_epoch
@@ -170,7 +169,7 @@ def check_resume_matches(cfg: DictConfig, saved_config: Path) -> None:
 def build_callbacks(cfg: DictConfig, ckpt_dir: Path) -> list[Callback]:
     c = cfg.callbacks
     callbacks: list[Callback] = [
-        ModelCheckpoint(
+        RunCheckpoint(
             dirpath=ckpt_dir,
             filename="best-epoch{epoch:03d}",
             auto_insert_metric_name=False,
@@ -188,7 +187,7 @@ def build_callbacks(cfg: DictConfig, ckpt_dir: Path) -> list[Callback]:
         if c.checkpoint_every_n_steps:
             triggers.append({"every_n_train_steps": c.checkpoint_every_n_steps})
         callbacks += [
-            ModelCheckpoint(dirpath=ckpt_dir, filename="last", enable_version_counter=False, **t)
+            RunCheckpoint(dirpath=ckpt_dir, filename="last", enable_version_counter=False, **t)
             for t in triggers
         ]
     if c.early_stopping_patience is not None:
