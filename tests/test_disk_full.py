@@ -76,7 +76,7 @@ def test_a_full_disk_stops_training_with_its_last_checkpoint_whole_and_it_resume
 
     # A checkpoint is the weights and their SGD momentum: room for two and a half of them. The first
     # epoch writes best-epoch000.ckpt and last.ckpt; the second's last.ckpt does not fit beside them.
-    net = build_model(compose_config(args), 102, load_weights=False)
+    net = build_model(compose_config(args), 3, load_weights=False)  # the fixture has 3 classes
     size = 2 * sum(p.numel() * p.element_size() for p in net.parameters())
     mount = tmp_path / "disk"
     run_dir = mount / "run"
