@@ -10,6 +10,7 @@ disk left, as if moved to a disk with room."""
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import shlex
@@ -33,7 +34,7 @@ def _namespaces_allowed() -> bool:
     return probe.returncode == 0
 
 
-pytestmark = pytest.mark.skipif(
+needs_namespaces = pytest.mark.skipif(
     not _namespaces_allowed(), reason="needs user and mount namespaces (unshare -rm) for a small tmpfs"
 )
 
@@ -58,6 +59,7 @@ def _files(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
+@needs_namespaces
 def test_a_full_disk_stops_training_with_its_last_checkpoint_whole_and_it_resumes(tmp_path):
     data = write_fixture_dataset("flowers102", tmp_path / "data")["data_dir"]
     args = [
@@ -123,6 +125,7 @@ def test_a_full_disk_stops_training_with_its_last_checkpoint_whole_and_it_resume
     assert not [f for f in _files(after) if f.endswith(".part")]
 
 
+@needs_namespaces
 def test_a_full_disk_stops_generation_keeping_every_edit_written_and_it_resumes(tmp_path, capsys):
     data = write_fixture_dataset("flowers102", tmp_path / "data")["data_dir"]
     mount = tmp_path / "disk"
@@ -159,3 +162,25 @@ def test_a_full_disk_stops_generation_keeping_every_edit_written_and_it_resumes(
     out = capsys.readouterr().out
     assert f"6 edits planned: {kept} already stored, {6 - kept} generated" in out  # none made twice
     assert len(_files(store / "edits")) == 6
+
+
+def test_a_result_file_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    """metrics.json (rewritten by evaluate.py with the attack's numbers), config_resolved.yaml and
+    the other result files go through files.write_atomic: a write that fails leaves the previous
+    file as it was (a plain write would have emptied it first) and no partial file."""
+    from diffusemix_bench import files
+
+    path = tmp_path / "metrics.json"
+    path.write_text('{"val_top1": 71.5}\n')
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files.os, "replace", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        files.write_atomic(path, '{"val_top1": 71.5, "fgsm_error": 40.0}\n')
+    assert path.read_text() == '{"val_top1": 71.5}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+    monkeypatch.undo()
+    files.write_atomic(path, b"{}\n", sync=True)
+    assert path.read_text() == "{}\n" and [p.name for p in tmp_path.iterdir()] == ["metrics.json"]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import DatasetConfig
+from ..files import write_atomic
 from . import readers  # noqa: F401  (registration)
 from .base import ImageClassificationDataset, SplitNotAvailableError, per_class_subset
 from .layouts import dataset_root
@@ -65,7 +66,7 @@ def verify_splits(splits: Splits, cache_dir: str | Path, on_bad_image: str = "er
             if not entry[1]:
                 found.append(str(path))
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        cache_file.write_text(json.dumps(cache))
+        write_atomic(cache_file, json.dumps(cache))
         if found:
             if on_bad_image == "error":
                 raise CorruptImageError(

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..config import DatasetConfig, GeneratorConfig, PathsConfig
 from ..errors import ConfigError, UserError
+from ..files import write_atomic
 from .prompts import Prompt, build_prompts
 
 log = logging.getLogger(__name__)
@@ -577,9 +578,7 @@ class EditStore:
                 )
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / f".settings.json.{_host()}-{os.getpid()}"
-        tmp.write_text(json.dumps(self.settings, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(self.settings, indent=2, sort_keys=True) + "\n")
 
     def log_generation(self, generated: int, seconds: float, devices: int, splits: list[str]) -> None:
         """Append one generate.py run (edits made, wall seconds, devices, and the splits it filled

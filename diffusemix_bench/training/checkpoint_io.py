@@ -12,6 +12,8 @@ import torch
 from lightning_fabric.plugins import TorchCheckpointIO
 from pytorch_lightning.callbacks import ModelCheckpoint
 
+from ..files import write_atomic
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's own save writes the file in the system's temporary folder and then moves it into
@@ -30,16 +32,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         # Serialised in memory first (as Lightning does), so a failed write is Python's OSError.
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.part")
-        try:
-            with open(partial, "wb") as f:
-                f.write(buffer.getbuffer())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(partial, path)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
+        write_atomic(path, buffer.getbuffer(), sync=True)
         # Partial files a killed process left for this name.
         for stale in path.parent.glob(f".{path.name}.*.part"):
             stale.unlink(missing_ok=True)

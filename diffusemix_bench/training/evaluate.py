@@ -15,6 +15,7 @@ from torch import nn
 from ..data.datamodule import ImageDataModule
 from ..data.splits import build_splits
 from ..errors import ConfigError
+from ..files import write_atomic
 from ..robustness import AttackSpec, attack_specs, robust_errors
 from .classifier import build_model
 
@@ -148,7 +149,7 @@ def evaluate_run(cfg: DictConfig) -> dict:
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     metrics.update(result)
-    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_atomic(metrics_path, json.dumps(metrics, indent=2) + "\n")  # never a cut-short result
     log.info("Robustness of %s added to %s", ckpt, metrics_path)
     print(json.dumps(result, indent=2))
     return result

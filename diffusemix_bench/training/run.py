@@ -28,6 +28,7 @@ from ..config import check_protocol_optimiser, validate_config
 from ..data.datamodule import ImageDataModule
 from ..data.splits import Splits, build_splits, verify_splits
 from ..errors import ConfigError, UserError
+from ..files import write_atomic
 from ..progress import progress_bar
 from ..robustness import attack_specs
 from ..robustness.adversarial_training import FastAdversarial
@@ -309,7 +310,7 @@ def _train(cfg: DictConfig, splits: Splits | None, adversarial: FastAdversarial,
     start = time.time()
     if cfg.ckpt_path is not None and (run_dir / "config_resolved.yaml").is_file():
         check_resume_matches(cfg, run_dir / "config_resolved.yaml")
-    (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    write_atomic(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     if cfg.float32_matmul_precision:
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
     pl.seed_everything(cfg.seed, workers=True)
@@ -478,6 +479,6 @@ def _train(cfg: DictConfig, splits: Splits | None, adversarial: FastAdversarial,
         "num_classes": num_classes,
         **robust,
     }
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     log.info("Metrics written to %s: %s", run_dir / "metrics.json", metrics)
     return metrics

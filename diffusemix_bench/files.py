@@ -1,0 +1,26 @@
+"""Files written whole or not at all."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+
+def write_atomic(path: str | os.PathLike, data: str | bytes | memoryview, *, sync: bool = False) -> None:
+    """Write ``data`` to ``path`` through a partial file beside it, renamed over it: a full disk or
+    a kill leaves the previous file (if any) as it was, never a cut-short one, and the partial
+    file is removed. The partial file's name holds the host and process, so processes on several
+    machines sharing the folder never write the same one. ``sync``: fsync before the rename."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.{socket.gethostname()}-{os.getpid()}.part")
+    try:
+        with open(partial, "w" if isinstance(data, str) else "wb") as f:
+            f.write(data)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
