@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 
-def write_atomic(path: str | os.PathLike, data: str | bytes | memoryview, *, sync: bool = False) -> None:
+def write_atomic(
+    path: str | os.PathLike,
+    data: str | bytes | memoryview | Callable[[BinaryIO], object],
+    *,
+    sync: bool = False,
+) -> None:
     """Write ``data`` to ``path`` through a partial file beside it, renamed over it: a full disk or
     a kill leaves the previous file (if any) as it was, never a cut-short one, and the partial
     file is removed. The partial file's name holds the host and process, so processes on several
-    machines sharing the folder never write the same one. ``sync``: fsync before the rename."""
+    machines sharing the folder never write the same one. ``data`` may be a function that writes
+    into the open binary file (``lambda f: np.save(f, array)``). ``sync``: fsync before the rename."""
     path = Path(path)
     partial = path.with_name(f".{path.name}.{socket.gethostname()}-{os.getpid()}.part")
     try:
         with open(partial, "w" if isinstance(data, str) else "wb") as f:
-            f.write(data)
+            if callable(data):
+                data(f)
+            else:
+                f.write(data)
             if sync:
                 f.flush()
                 os.fsync(f.fileno())

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from tqdm.auto import tqdm
 
 from ..data.base import list_image_files, load_rgb
 from ..errors import ConfigError
+from ..files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -234,12 +234,6 @@ def _cfg_get(cfg: Any, key: str, default: Any = None) -> Any:
     return getattr(cfg, key, default)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 class FractalBank:
     """A fixed set of uint8 RGB pictures, ``N x 3 x size x size``.
 
@@ -313,12 +307,9 @@ class FractalBank:
             log.warning("Fractal cache %s holds %s, not %d fractals; regenerating", path, images.shape, count)
         images = generate_fractals(count, size, seed, points, min_fill)
         folder.mkdir(parents=True, exist_ok=True)
-        # Temp file then rename: a killed run never leaves a half-written bank behind.
-        tmp = folder / f".{_FILE}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as fh:
-            np.save(fh, images)
-        os.replace(tmp, path)
-        _atomic_write_bytes(folder / "settings.json", (json.dumps(settings, indent=2) + "\n").encode())
+        # Whole or not at all: a killed run or a full disk never leaves a half-written bank behind.
+        write_atomic(path, lambda fh: np.save(fh, images))
+        write_atomic(folder / "settings.json", json.dumps(settings, indent=2) + "\n")
         log.info("Fractal bank written to %s", path)
         return cls(np.load(path, mmap_mode="r"), path)
 
