@@ -96,10 +96,20 @@ def print_config_tree(cfg: DictConfig) -> None:
 
 def run_evaluate(cfg: DictConfig) -> dict:
     """Attack a finished run's checkpoint (FGSM/PGD) and add the errors to its metrics.json."""
-    with user_errors_reported():
+    with user_errors_reported(lambda: evaluation_disk_full_advice(cfg)):
         from .training.evaluate import evaluate_run
 
         return evaluate_run(cfg)
+
+
+def evaluation_disk_full_advice(cfg: DictConfig) -> str:
+    from .training.evaluate import run_folder_of
+
+    run_dir = run_folder_of(Path(str(cfg.ckpt)))
+    return (
+        f"evaluate.py adds its numbers to {run_dir / 'metrics.json'}, on a disk with {free_space(run_dir)} "
+        "free; that file is kept as it was. Free space there, then run the same command again."
+    )
 
 
 LISTING_FLAGS = {"--multirun", "-m"}

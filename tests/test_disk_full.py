@@ -184,3 +184,23 @@ def test_a_result_file_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
     monkeypatch.undo()
     files.write_atomic(path, b"{}\n", sync=True)
     assert path.read_text() == "{}\n" and [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_evaluate_names_the_metrics_file_a_full_disk_stopped(tmp_path):
+    from omegaconf import OmegaConf
+
+    from diffusemix_bench.cli import evaluation_disk_full_advice
+    from diffusemix_bench.errors import disk_full_message
+
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"")
+    for ckpt in (run_dir, run_dir / "checkpoints" / "last.ckpt"):
+        advice = evaluation_disk_full_advice(OmegaConf.create({"ckpt": str(ckpt)}))
+        message = disk_full_message(OSError(errno.ENOSPC, "No space left on device"), advice)
+        assert message.startswith(
+            f"the disk is full (No space left on device). evaluate.py adds its numbers to {run_dir / 'metrics.json'}, on a disk with "
+        )
+        assert message.endswith(
+            "free; that file is kept as it was. Free space there, then run the same command again."
+        )

@@ -93,6 +93,14 @@ def attack_checkpoint(
     return out
 
 
+def run_folder_of(path: Path) -> Path:
+    """The run folder of ``ckpt=<run folder or .ckpt file>`` (a file's, or its checkpoints/ folder's, parent)."""
+    path = path.expanduser()
+    if not path.is_file():
+        return path
+    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
+
+
 def locate_checkpoint(path: Path) -> tuple[Path, Path]:
     """(run folder, checkpoint) for ``ckpt=<run folder or .ckpt file>``: a run folder gives the
     checkpoint its training selected (``best_checkpoint`` in metrics.json), else ``last.ckpt``."""
@@ -102,8 +110,7 @@ def locate_checkpoint(path: Path) -> tuple[Path, Path]:
             f"ckpt={path} does not exist; give a run folder (with config_resolved.yaml) or a .ckpt file in it"
         )
     if path.is_file():
-        run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-        ckpt = path
+        run_dir, ckpt = run_folder_of(path), path
     else:
         run_dir, ckpt = path, None
         metrics = run_dir / "metrics.json"
