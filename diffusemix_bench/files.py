@@ -23,7 +23,8 @@ def write_atomic(
     path = Path(path)
     partial = path.with_name(f".{path.name}.{socket.gethostname()}-{os.getpid()}.part")
     try:
-        with open(partial, "w" if isinstance(data, str) else "wb") as f:
+        # Text is written as given (newline=""): the same bytes on every platform.
+        with open(partial, "w", newline="") if isinstance(data, str) else open(partial, "wb") as f:
             if callable(data):
                 data(f)
             else:

@@ -4,10 +4,13 @@ rate, train loss, validation top-1/top-5 and loss, training images per second, w
 from __future__ import annotations
 
 import csv
+import io
 import time
 from pathlib import Path
 
 from pytorch_lightning.callbacks import Callback
+
+from ..files import write_atomic
 
 FIELDS = ("epoch", "step", "lr", "train_loss", "val_loss", "val_top1", "val_top5", "images_per_s", "epoch_s")
 
@@ -79,12 +82,11 @@ class EpochSummary(Callback):
         # A new file, or a run resumed from a checkpoint older than the file's last rows (the run
         # stopped after writing them, before its next checkpoint): those epochs are trained again
         # and their rows replaced, so each epoch has one row, from the run that continues.
-        partial = self.path.with_name(f".{self.path.name}.part")
-        with open(partial, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=FIELDS)
-            writer.writeheader()
-            writer.writerows([*kept, row])
-        partial.replace(self.path)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows([*kept, row])
+        write_atomic(self.path, text.getvalue())
 
     def _rows_before(self, epoch: int) -> list[dict] | None:
         """The file's rows of the epochs before ``epoch``, or None when it holds no other rows (then
