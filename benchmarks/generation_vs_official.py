@@ -224,6 +224,33 @@ def main() -> None:
         torch.randint(0, 256, (3, 375, 500), dtype=torch.uint8, generator=gen) for _ in range(args.images)
     ]
     edits = len(images) * len(texts)
+    settings = {
+        "architecture": args.architecture,
+        "weights": "random (speed does not depend on their values)",
+        "device": str(device) + (f" ({torch.cuda.get_device_name(0)})" if device.type == "cuda" else ""),
+        "dtype": str(dtype).replace("torch.", ""),
+        "scheduler": "euler_ancestral",
+        "steps": args.steps,
+        "guidance": "4 / image 1.5",
+        "images": f"{args.images} at 375x500",
+        "prompts": args.prompts,
+        "edits_per_arm": edits,
+    }
+    notes = (
+        "Baseline: the official loop, measured in the same run on the same pipeline object. Every arm "
+        "makes the same edits (each image with each prompt); the UNet runs three rows per step (text "
+        "and image, image only, unconditional). "
+        + (
+            "generator=tiny is a small random pipeline (its VAE downsamples by 2, so it runs at its own "
+            "32 px): on a CPU these numbers show the framework's overhead against the official loop, "
+            "not InstructPix2Pix's speed; the GPU run with --architecture sd15 at 256 and 512 px "
+            "measures that. "
+            if args.architecture == "tiny"
+            else ""
+        )
+        + f"CPU load average when it began: {os.getloadavg()[0]:.1f}."
+    )
+    name = f"generation_vs_official_{args.architecture}_{device.type}"
     rows = []
     for resolution in (int(r) for r in args.resolutions.split(",")):
         args.resolution = resolution
@@ -308,35 +335,10 @@ def main() -> None:
                 row["share_of_bf16_peak"] = f"{100 * arm_flops * rate / (peak * 1e12):.1f}%"
             rows.append(row)
             print(row, flush=True)
-    settings = {
-        "architecture": args.architecture,
-        "weights": "random (speed does not depend on their values)",
-        "device": str(device) + (f" ({torch.cuda.get_device_name(0)})" if device.type == "cuda" else ""),
-        "dtype": str(dtype).replace("torch.", ""),
-        "scheduler": "euler_ancestral",
-        "steps": args.steps,
-        "guidance": "4 / image 1.5",
-        "images": f"{args.images} at 375x500",
-        "prompts": args.prompts,
-        "edits_per_arm": edits,
-    }
-    notes = (
-        "Baseline: the official loop, measured in the same run on the same pipeline object. Every arm "
-        "makes the same edits (each image with each prompt); the UNet runs three rows per step (text "
-        "and image, image only, unconditional). "
-        + (
-            "generator=tiny is a small random pipeline (its VAE downsamples by 2, so it runs at its own "
-            "32 px): on a CPU these numbers show the framework's overhead against the official loop, "
-            "not InstructPix2Pix's speed; the GPU run with --architecture sd15 at 256 and 512 px "
-            "measures that. "
-            if args.architecture == "tiny"
-            else ""
-        )
-        + f"CPU load average when it ran: {os.getloadavg()[0]:.1f}."
-    )
-    name = f"generation_vs_official_{args.architecture}_{device.type}"
-    paths = write_results(name, {"settings": settings, "rows": rows}, rows, notes)
-    print("wrote", *paths)
+        # Written after every resolution: a run stopped at its time limit keeps those it finished.
+        done = dict(settings, resolutions=",".join(dict.fromkeys(str(r["resolution"]) for r in rows)))
+        paths = write_results(name, {"settings": done, "rows": rows}, rows, notes)
+        print("wrote", *paths, flush=True)
 
 
 if __name__ == "__main__":

@@ -52,9 +52,10 @@ def bare_loop(model, loader, device, steps: int, precision: str = "32") -> float
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 start = time.perf_counter()
-            x = images.to(device).float().div_(255)
+            # Pinned batches copied without waiting, as Lightning moves them (and train.py pins them).
+            x = images.to(device, non_blocking=True).float().div_(255)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                loss = F.cross_entropy(model(x), labels.to(device))
+                loss = F.cross_entropy(model(x), labels.to(device, non_blocking=True))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -86,6 +87,22 @@ class _Timer(pl.Callback):
             self.elapsed = time.perf_counter() - self.start
 
 
+class LightningFloor(pl.LightningModule):
+    """The least a LightningModule does for the same step (uint8 scaling, cross-entropy, the same
+    SGD): Lightning's own cost per step, apart from the framework's module."""
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.model = model
+
+    def training_step(self, batch, batch_idx):
+        images, labels, _ = batch
+        return F.cross_entropy(self.model(images.float().div_(255)), labels)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+
+
 def plain_module(model, classes: int) -> ClassifierModule:
     """The framework's module with aug=none, cross-entropy and SGD at a fixed learning rate."""
     return ClassifierModule(
@@ -99,8 +116,11 @@ def plain_module(model, classes: int) -> ClassifierModule:
     )
 
 
-def framework_loop(model, loader, classes: int, steps: int, accelerator: str, precision: str = "32") -> float:
-    module = plain_module(model, classes)
+def framework_loop(
+    model, loader, classes: int, steps: int, accelerator: str, precision: str = "32", floor: bool = False
+) -> float:
+    """The framework's module (or, with ``floor``, :class:`LightningFloor`) under a plain Trainer."""
+    module = LightningFloor(model) if floor else plain_module(model, classes)
     timer = _Timer(last=steps + 1)
     trainer = pl.Trainer(
         max_steps=steps + 2,
@@ -180,10 +200,16 @@ def measure(
     ratios to the bare loop of the same round (with their range)."""
     accelerator = "gpu" if device.type == "cuda" else "cpu"
     data = synthetic(batch * (steps + 2), size, classes)
-    loader = DataLoader(data, batch_size=batch, shuffle=True, drop_last=True)
+    # Pinned on a GPU, as train.py's loaders are (data/datamodule.py), for every arm.
+    loader = DataLoader(
+        data, batch_size=batch, shuffle=True, drop_last=True, pin_memory=device.type == "cuda"
+    )
     arms = {
         "bare PyTorch (baseline)": lambda: bare_loop(
             build(model_name, size, classes).to(device), loader, device, steps, precision
+        ),
+        "Lightning floor (a minimal LightningModule, plain Trainer)": lambda: framework_loop(
+            build(model_name, size, classes), loader, classes, steps, accelerator, precision, floor=True
         ),
         "diffusemix_bench ClassifierModule": lambda: framework_loop(
             build(model_name, size, classes), loader, classes, steps, accelerator, precision
@@ -241,12 +267,6 @@ def main() -> None:
         if a.shapes
         else [(a.model, a.size, a.batch)]
     )
-    rows = []
-    for model_name, size, batch in shapes:
-        shape_rows = measure(model_name, size, batch, a.classes, a.steps, a.precision, device, a.rounds)
-        rows += shape_rows
-        for r in shape_rows:
-            print(r, flush=True)
     if a.name:
         name = a.name
     elif len(shapes) == 1:
@@ -265,16 +285,27 @@ def main() -> None:
         "precision": "fp32" if a.precision == "32" else "bf16 autocast (Lightning bf16-mixed)",
         "cudnn_benchmark": device.type == "cuda",
     }
-    write_results(
-        name,
-        {"settings": settings, "rows": rows},
-        rows,
-        notes="Baseline: a bare PyTorch SGD loop on the same model, data, batch and precision (momentum "
-        "0.9, weight decay 1e-4, as the framework's defaults), measured in the same run. Every loop is "
-        "timed from the start of step 2 to the end of the last step, each arm in turn for `rounds` "
-        "rounds: images_per_s from its median time, relative the median of its per-round ratios to "
-        "the bare loop of the same round (relative_range: the lowest and highest).",
+    notes = (
+        "Baseline: a bare PyTorch SGD loop on the same model, data, batch and precision (momentum 0.9, "
+        "weight decay 1e-4, as the framework's defaults), measured in the same run. All arms read the "
+        "same in-memory loader (no workers; batches pinned on a GPU, as train.py's are, and copied "
+        "without waiting). The Lightning floor is a minimal LightningModule (cross-entropy, the same "
+        "SGD) under the same plain Trainer as the framework's module: Lightning's own cost apart from "
+        "the framework's. Every loop is timed from the start of step 2 to the end of the last step, "
+        "each arm in turn for `rounds` rounds: images_per_s from its median time, relative the median "
+        "of its per-round ratios to the bare loop of the same round (relative_range: the lowest and "
+        "highest)."
     )
+    rows = []
+    for model_name, size, batch in shapes:
+        shape_rows = measure(model_name, size, batch, a.classes, a.steps, a.precision, device, a.rounds)
+        rows += shape_rows
+        for r in shape_rows:
+            print(r, flush=True)
+        # Written after every shape: a run stopped at its time limit keeps the shapes it finished.
+        finished = dict.fromkeys(f"{r['model']}:{r['size']}px:b{r['batch']}" for r in rows)
+        done = dict(settings, shapes=",".join(finished))
+        write_results(name, {"settings": done, "rows": rows}, rows, notes=notes)
     if a.profile:
         profile(name, shapes[0], a, device, settings)
 
@@ -290,7 +321,9 @@ def profile(name: str, shape: tuple[str, int, int], a, device, settings: dict) -
     model_name, size, batch = shape
     accelerator = "gpu" if device.type == "cuda" else "cpu"
     data = synthetic(batch * (a.steps + 2), size, a.classes)
-    loader = DataLoader(data, batch_size=batch, shuffle=True, drop_last=True)
+    loader = DataLoader(
+        data, batch_size=batch, shuffle=True, drop_last=True, pin_memory=device.type == "cuda"
+    )
     torch.manual_seed(0)
     model = build(model_name, size, a.classes)
     profiler = cProfile.Profile()
