@@ -7,7 +7,8 @@ the framework's overhead (uint8 scaling, augmentation hook, soft-target loss, me
     .venv/bin/python -m benchmarks.train_step_overhead --model linear --size 8 --batch 16 --steps 300
         # host time per step: a one-layer model, so the step is almost all Python and Lightning
     .venv/bin/python -m benchmarks.train_step_overhead --precision bf16-mixed \
-        --shapes preactresnet18:32:100,resnet50:224:16       # GPU: the paper protocols' shapes
+        --shapes preactresnet18:32:100,resnet50:224:16:30    # GPU: the paper protocols' shapes
+        (model:size:batch[:timed steps], the steps of --steps where a shape names none)
 
 The framework's images per second also give the compute part of a table's GPU hours
 (benchmarks/table_costs.py).
@@ -142,8 +143,8 @@ def framework_loop(
 
 def train_py_loop(model, loader, classes: int, steps: int, accelerator: str, precision: str = "32") -> float:
     """The module under the Trainer, callbacks and logger train.py builds from the default config
-    (checkpointing, learning-rate monitor, CSV logger, progress bar as callbacks.progress_bar=auto
-    picks it for this output, the per-epoch summary), in a temporary run folder."""
+    (checkpointing, learning-rate monitor, CSV logger, the rich progress bar a terminal gets, which
+    refreshes every step, the per-epoch summary), in a temporary run folder."""
     import tempfile
     from pathlib import Path
 
@@ -166,6 +167,8 @@ def train_py_loop(model, loader, classes: int, steps: int, accelerator: str, pre
                 f"trainer.accelerator={accelerator}",
                 "trainer.devices=1",
                 f"trainer.precision={precision}",
+                # The bar a terminal gets (callbacks.progress_bar=auto): it refreshes every step.
+                "callbacks.progress_bar=rich",
                 "trainer.limit_val_batches=0",
                 "trainer.num_sanity_val_steps=0",
             ],
@@ -214,7 +217,7 @@ def measure(
         "diffusemix_bench ClassifierModule": lambda: framework_loop(
             build(model_name, size, classes), loader, classes, steps, accelerator, precision
         ),
-        "ClassifierModule as train.py runs it (callbacks, logger, progress bar)": lambda: train_py_loop(
+        "ClassifierModule as train.py runs it (callbacks, logger, rich progress bar)": lambda: train_py_loop(
             build(model_name, size, classes), loader, classes, steps, accelerator, precision
         ),
     }
@@ -233,6 +236,7 @@ def measure(
                 "model": model_name,
                 "size": size,
                 "batch": batch,
+                "timed_steps": steps,
                 "loop": arm,
                 "images_per_s": round(images / statistics.median(times), 1),
                 "relative": round(statistics.median(ratios), 3),
@@ -247,7 +251,12 @@ def main() -> None:
     p.add_argument("--model", default="resnet18")
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--shapes", default=None, help="model:size:batch,... (replaces --model/--size/--batch)")
+    p.add_argument(
+        "--shapes",
+        default=None,
+        help="model:size:batch[:steps],... (replaces --model/--size/--batch; steps: that shape's timed "
+        "steps instead of --steps)",
+    )
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--rounds", type=int, default=3, help="rounds, each running every arm in turn")
     p.add_argument("--classes", type=int, default=100)
@@ -263,9 +272,12 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     accelerator = "gpu" if device.type == "cuda" else "cpu"
     shapes = (
-        [(m, int(s), int(b)) for m, s, b in (x.split(":") for x in a.shapes.split(","))]
+        [
+            (f[0], int(f[1]), int(f[2]), int(f[3]) if len(f) > 3 else a.steps)
+            for f in (x.split(":") for x in a.shapes.split(","))
+        ]
         if a.shapes
-        else [(a.model, a.size, a.batch)]
+        else [(a.model, a.size, a.batch, a.steps)]
     )
     if a.name:
         name = a.name
@@ -275,9 +287,9 @@ def main() -> None:
     else:
         name = f"train_step_overhead_{accelerator}_{'fp32' if a.precision == '32' else 'bf16'}"
     settings = {
-        "shapes": ",".join(f"{m}:{s}px:b{b}" for m, s, b in shapes),
+        "shapes": ",".join(f"{m}:{s}px:b{b}" for m, s, b, _ in shapes),
         "classes": a.classes,
-        "timed_steps": a.steps,
+        "timed_steps": ",".join(str(n) for *_, n in shapes),
         "rounds": a.rounds,
         "warmup_steps": 2,
         "device": accelerator + (f" ({torch.cuda.get_device_name(0)})" if device.type == "cuda" else ""),
@@ -297,8 +309,8 @@ def main() -> None:
         "highest)."
     )
     rows = []
-    for model_name, size, batch in shapes:
-        shape_rows = measure(model_name, size, batch, a.classes, a.steps, a.precision, device, a.rounds)
+    for model_name, size, batch, steps in shapes:
+        shape_rows = measure(model_name, size, batch, a.classes, steps, a.precision, device, a.rounds)
         rows += shape_rows
         for r in shape_rows:
             print(r, flush=True)
@@ -310,7 +322,7 @@ def main() -> None:
         profile(name, shapes[0], a, device, settings)
 
 
-def profile(name: str, shape: tuple[str, int, int], a, device, settings: dict) -> None:
+def profile(name: str, shape: tuple[str, int, int, int], a, device, settings: dict) -> None:
     """The framework loop of one shape under cProfile: its host functions by own time."""
     import cProfile
     import io
@@ -318,9 +330,9 @@ def profile(name: str, shape: tuple[str, int, int], a, device, settings: dict) -
 
     from benchmarks.common import RESULTS
 
-    model_name, size, batch = shape
+    model_name, size, batch, steps = shape
     accelerator = "gpu" if device.type == "cuda" else "cpu"
-    data = synthetic(batch * (a.steps + 2), size, a.classes)
+    data = synthetic(batch * (steps + 2), size, a.classes)
     loader = DataLoader(
         data, batch_size=batch, shuffle=True, drop_last=True, pin_memory=device.type == "cuda"
     )
@@ -328,7 +340,7 @@ def profile(name: str, shape: tuple[str, int, int], a, device, settings: dict) -
     model = build(model_name, size, a.classes)
     profiler = cProfile.Profile()
     profiler.enable()
-    framework_loop(model, loader, a.classes, a.steps, accelerator, a.precision)
+    framework_loop(model, loader, a.classes, steps, accelerator, a.precision)
     profiler.disable()
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(30)
@@ -336,7 +348,7 @@ def profile(name: str, shape: tuple[str, int, int], a, device, settings: dict) -
         [
             f"# {name}_profile",
             "",
-            f"The framework loop ({model_name}, {size} px, batch {batch}, {a.steps + 2} steps with the "
+            f"The framework loop ({model_name}, {size} px, batch {batch}, {steps + 2} steps with the "
             "warm-up) under cProfile: host functions by own time. Settings: "
             + ", ".join(f"{k}={v}" for k, v in settings.items()),
             "",

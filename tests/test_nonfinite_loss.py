@@ -65,3 +65,71 @@ def test_non_finite_loss_names_its_first_step_checked_every_step_or_deferred():
     first = int(every.split(" at step ")[1].split(" ")[0])
     assert at_every == first
     assert at_deferred == 4 and first < 4
+
+
+class ReadsPerStep(pl.Callback):
+    """Counts reads of tensor values by the host (``.item()``, ``float(t)``, ``bool(t)``: each one a
+    wait for the device on an accelerator) during each training step."""
+
+    def __init__(self) -> None:
+        self.reads: dict[int, int] = {}
+        self.losses: list[float] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        counts = self.reads
+        step = trainer.global_step
+
+        class Reads(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                if func is torch.ops.aten._local_scalar_dense.default:
+                    counts[step] = counts.get(step, 0) + 1
+                return func(*args, **(kwargs or {}))
+
+        counts.setdefault(step, 0)
+        self.mode = Reads()
+        self.mode.__enter__()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.mode.__exit__(None, None, None)
+        self.losses.append(float(outputs["loss"]))
+
+
+def test_deferred_check_reads_no_value_between_log_steps():
+    """With the accelerators' deferred check, a training step reads nothing back from the device
+    except every log_every_n_steps steps, and the epoch's mean loss still counts every step."""
+    torch.manual_seed(0)
+    data = TensorDataset(
+        torch.randint(0, 256, (40, 3, 8, 8), dtype=torch.uint8), torch.randint(0, 4, (40,)), torch.arange(40)
+    )
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4))
+    module = ClassifierModule(
+        model,
+        4,
+        create_aug({"name": "none"}, 4),
+        "ce",
+        LossConfig(name="ce"),
+        OptimConfig(lr=0.01),
+        SchedConfig(name="none"),
+    )
+    module.check_loss_every_step = False
+    reads = ReadsPerStep()
+    trainer = pl.Trainer(
+        max_steps=10,
+        accelerator="cpu",
+        logger=False,
+        log_every_n_steps=5,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[reads],
+        limit_val_batches=0,
+    )
+    trainer.fit(module, train_dataloaders=DataLoader(data, batch_size=4))
+    assert sorted(reads.reads) == list(range(10))
+    assert [step for step, n in reads.reads.items() if n] == [4, 9]  # the log steps only
+    # The epoch's mean over its 40 images (ten batches of four): every step's loss counts, also
+    # those between the log steps.
+    assert len(reads.losses) == 10
+    assert module.epoch_train_loss() == pytest.approx(sum(reads.losses) / 10, rel=1e-6)

@@ -31,8 +31,10 @@ CRITERIA = {"ce": soft_target_cross_entropy, "bce_softmax": bce_on_softmax}
 
 
 def smooth_targets(labels: torch.Tensor, num_classes: int, smoothing: float = 0.0) -> torch.Tensor:
-    """One-hot targets, optionally label-smoothed (smoothing spread over all classes)."""
-    targets = F.one_hot(labels.long(), num_classes).float()
+    """One-hot targets, optionally label-smoothed (smoothing spread over all classes). Written as a
+    scatter rather than ``F.one_hot``, whose range check reads the labels back on some devices."""
+    targets = torch.zeros(len(labels), num_classes, device=labels.device)
+    targets.scatter_(1, labels.long().unsqueeze(1), 1.0)
     if smoothing > 0:
         targets = targets * (1.0 - smoothing) + smoothing / num_classes
     return targets

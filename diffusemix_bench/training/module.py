@@ -68,10 +68,10 @@ class ClassifierModule(pl.LightningModule):
         self.top5_k = min(5, num_classes)
         # Training items this run has fed to the model (all ranks), kept across a resume.
         self.images_seen = 0
-        # On an accelerator, the first non-finite training loss as (step, value) on the device
-        # (step -1: none yet), read every log_every_n_steps steps: see _watch_loss.
-        self._first_bad: tuple[torch.Tensor, torch.Tensor] | None = None
-        # The training loss summed over the epoch's images (on the device), and how many: _log_loss.
+        # The training losses (on the device, detached), batch sizes and steps not yet summed or
+        # checked, and the epoch's loss summed over its images (on the device) and how many: see
+        # _watch_loss and _flush_losses.
+        self._pending: list[tuple[torch.Tensor, int, int]] = []
         self._loss_sum: torch.Tensor | None = None
         self._loss_count = 0
         # Set when a resumed epoch's loss before the checkpoint is not known (see on_load_checkpoint).
@@ -145,70 +145,71 @@ class ClassifierModule(pl.LightningModule):
             self.adversarial_batches += 1
         logits = self.aug.logits(self.model, aug_batch)
         loss = loss_of(logits)
-        self._watch_loss(loss)
-        self._log_loss(loss, len(labels))
+        self._watch_loss(loss, len(labels))
+        self._log_loss(loss)
         self.images_seen += len(labels) * self.trainer.world_size
         return loss
 
-    def _watch_loss(self, loss: torch.Tensor) -> None:
-        """Stop on a non-finite training loss. On a CPU every step is checked; on an accelerator
-        (or with ``check_loss_every_step=False``),
-        reading the loss each step would make the host wait for every step to finish before it
-        queues the next one, so the first non-finite step and its loss are recorded on the device
-        and read every ``trainer.log_every_n_steps`` steps (when a logger reads the loss anyway),
-        before a checkpoint is saved and at the end of each epoch: the error names that first step."""
+    def _watch_loss(self, loss: torch.Tensor, n: int) -> None:
+        """Stop on a non-finite training loss. On a CPU every step is checked. On an accelerator
+        (or with ``check_loss_every_step=False``) reading the loss each step would make the host
+        wait for every step to finish before it queues the next one, so each step's loss is only
+        kept (no device work at all: the host's time per step is what a small model's step costs)
+        and checked every ``trainer.log_every_n_steps`` steps (when a logger reads the loss
+        anyway), before a checkpoint is saved and at the end of each epoch: the error names the
+        first non-finite step. The loss of the ``n`` images is kept for the epoch's mean."""
         loss = loss.detach()
+        self._pending.append((loss, n, self.global_step))
+        self._loss_count += n
         every_step = self.check_loss_every_step
-        if every_step if every_step is not None else loss.device.type == "cpu":
-            if not torch.isfinite(loss):
-                self._raise_non_finite(self.global_step, loss.item())
-            return
-        if self._first_bad is None:
-            self._first_bad = (
-                loss.new_full((), -1.0, dtype=torch.float32),
-                loss.new_zeros((), dtype=torch.float32),
-            )
-        step, value = self._first_bad
-        new = ~torch.isfinite(loss) & (step < 0)
-        self._first_bad = (
-            torch.where(new, float(self.global_step), step),
-            torch.where(new, loss.float(), value),
-        )
+        if (every_step if every_step is not None else loss.device.type == "cpu") and not torch.isfinite(loss):
+            self._raise_non_finite(self.global_step, loss.item())
         if self._log_step():
-            self._check_non_finite()
+            self._flush_losses()
+
+    def _flush_losses(self) -> None:
+        """Add the kept losses to the epoch's sum (one stacked product on the device) and raise on
+        the first non-finite one: one read of the device per call."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        losses = torch.stack([loss for loss, _, _ in pending]).float()
+        counts = losses.new_tensor([n for _, n, _ in pending])
+        total = torch.dot(losses, counts)
+        self._loss_sum = total if self._loss_sum is None else self._loss_sum + total
+        bad = torch.nonzero(~torch.isfinite(losses)).flatten().tolist()
+        if bad:
+            self._raise_non_finite(pending[bad[0]][2], float(losses[bad[0]]))
 
     def _log_step(self) -> bool:
         """Whether this step is one of every ``trainer.log_every_n_steps``."""
         every = max(1, int(getattr(self.trainer, "log_every_n_steps", 50) or 50))
         return (self.global_step + 1) % every == 0
 
-    def _log_loss(self, loss: torch.Tensor, n: int) -> None:
+    def _log_loss(self, loss: torch.Tensor) -> None:
         """``train/loss_step`` (this step's loss) to the loggers and the progress bar every
         ``trainer.log_every_n_steps`` steps, ``train/loss_epoch`` (the mean over the epoch's images)
         at the end of each epoch. Lightning's ``self.log`` costs about a millisecond of host time
         per call, which a GPU step of a few milliseconds cannot hide, and reading the loss makes
         the host wait for the step: so neither happens every step, and the epoch's sum stays on
-        the device."""
-        loss = loss.detach().float()
-        self._loss_sum = loss * n if self._loss_sum is None else self._loss_sum + loss * n
-        self._loss_count += n
+        the device (see _watch_loss)."""
         if not self._log_step():
             return
-        value = float(loss)
-        self.log("train/loss", value, on_step=True, on_epoch=False, prog_bar=True, logger=False)
+        value = float(loss.detach())
+        # A tensor on the CPU: the progress bar reads this value at every step it refreshes (a
+        # rich bar: every step), which for a value on an accelerator would make the host wait
+        # for the step to finish each time.
+        self.log("train/loss", torch.tensor(value), on_step=True, on_epoch=False, prog_bar=True, logger=False)
         for logger in self.loggers:  # Lightning's loggers write on rank zero only
             logger.log_metrics({"train/loss_step": value, "epoch": self.current_epoch}, step=self.global_step)
 
     def epoch_train_loss(self) -> float | None:
         """The mean training loss over this epoch's images so far (None before any step, or when
         the epoch was resumed from a checkpoint that did not keep its loss so far)."""
+        self._flush_losses()
         if self._loss_unknown or not self._loss_count:
             return None
         return float(self._loss_sum) / self._loss_count
-
-    def _check_non_finite(self) -> None:
-        if self._first_bad is not None and float(self._first_bad[0]) >= 0:
-            self._raise_non_finite(int(self._first_bad[0]), float(self._first_bad[1]))
 
     def _raise_non_finite(self, step: int, value: float) -> None:
         raise NonFiniteLossError(
@@ -219,16 +220,16 @@ class ClassifierModule(pl.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         # Not called for an epoch resumed mid-way: its sum so far comes from the checkpoint.
-        self._loss_sum, self._loss_count = None, 0
+        self._loss_sum, self._loss_count, self._pending = None, 0, []
         self._loss_unknown = False
 
     def on_train_epoch_end(self) -> None:
-        self._check_non_finite()
+        self._flush_losses()
         if self._loss_count and not self._loss_unknown:
             self.log("train/loss_epoch", self._loss_sum / self._loss_count, on_step=False, on_epoch=True)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        self._check_non_finite()  # never a checkpoint of weights a non-finite loss has reached
+        self._flush_losses()  # never a checkpoint of weights a non-finite loss has reached
         checkpoint["images_seen"] = self.images_seen
         # The epoch's loss so far, so a run resumed mid-epoch logs the whole epoch's mean.
         checkpoint["epoch_loss"] = {
