@@ -23,7 +23,7 @@ class StepAtError(pl.Callback):
         self.step = trainer.global_step
 
 
-def diverge(every_step: bool) -> tuple[str, int]:
+def diverge(every_step: bool | None, accelerator: str = "cpu") -> tuple[str, int]:
     torch.manual_seed(0)
     data = TensorDataset(
         torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8), torch.randint(0, 4, (64,)), torch.arange(64)
@@ -42,7 +42,8 @@ def diverge(every_step: bool) -> tuple[str, int]:
     where = StepAtError()
     trainer = pl.Trainer(
         max_steps=12,
-        accelerator="cpu",
+        accelerator=accelerator,
+        devices=1,
         logger=False,
         log_every_n_steps=5,
         enable_checkpointing=False,
@@ -65,6 +66,17 @@ def test_non_finite_loss_names_its_first_step_checked_every_step_or_deferred():
     first = int(every.split(" at step ")[1].split(" ")[0])
     assert at_every == first
     assert at_deferred == 4 and first < 4
+
+
+@pytest.mark.gpu
+def test_non_finite_loss_on_a_gpu_is_checked_deferred_and_names_its_first_step():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    every, _ = diverge(every_step=True)
+    on_gpu, at = diverge(every_step=None, accelerator="gpu")  # the accelerator's default: deferred
+    first = int(on_gpu.split(" at step ")[1].split(" ")[0])
+    assert at == 4 and first < 4
+    assert first == int(every.split(" at step ")[1].split(" ")[0])
 
 
 class ReadsPerStep(pl.Callback):
