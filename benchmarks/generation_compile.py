@@ -8,7 +8,8 @@ warm-up image and after the timed images, and any graph compiled in between is a
     .venv/bin/python -m benchmarks.generation_compile --architecture sd15   # GPU, bf16
     .venv/bin/python -m benchmarks.generation_compile --architecture tiny --resolution 32 --steps 2
 
-Results: benchmarks/results/generation_compile_<architecture>_<device>.{json,md}.
+Results: benchmarks/results/generation_compile_<architecture>_<device>[_<resolution>px].{json,md}
+(the resolution named where it is not 256).
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ def main() -> None:
     }
     print(rows, compile_info, flush=True)
     write_results(
-        f"generation_compile_{a.architecture}_{device.type}",
+        f"generation_compile_{a.architecture}_{device.type}"
+        + ("" if a.resolution == 256 else f"_{a.resolution}px"),
         {
             "settings": {
                 "architecture": a.architecture,
