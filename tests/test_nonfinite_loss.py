@@ -23,10 +23,21 @@ class StepAtError(pl.Callback):
         self.step = trainer.global_step
 
 
-def diverge(every_step: bool | None, accelerator: str = "cpu") -> tuple[str, int]:
+def fit_linear(
+    lr: float,
+    every_step: bool | None,
+    callback: pl.Callback,
+    items: int,
+    max_steps: int,
+    accelerator: str = "cpu",
+):
+    """A one-layer model on ``items`` random 8 x 8 images in batches of four, checked every step or
+    deferred (``every_step``), logging every 5 steps: its module, trainer and loader."""
     torch.manual_seed(0)
     data = TensorDataset(
-        torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8), torch.randint(0, 4, (64,)), torch.arange(64)
+        torch.randint(0, 256, (items, 3, 8, 8), dtype=torch.uint8),
+        torch.randint(0, 4, (items,)),
+        torch.arange(items),
     )
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4))
     module = ClassifierModule(
@@ -35,13 +46,12 @@ def diverge(every_step: bool | None, accelerator: str = "cpu") -> tuple[str, int
         create_aug({"name": "none"}, 4),
         "ce",
         LossConfig(name="ce"),
-        OptimConfig(lr=1e30),
+        OptimConfig(lr=lr),
         SchedConfig(name="none"),
     )
     module.check_loss_every_step = every_step
-    where = StepAtError()
     trainer = pl.Trainer(
-        max_steps=12,
+        max_steps=max_steps,
         accelerator=accelerator,
         devices=1,
         logger=False,
@@ -49,11 +59,17 @@ def diverge(every_step: bool | None, accelerator: str = "cpu") -> tuple[str, int
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[where],
+        callbacks=[callback],
         limit_val_batches=0,
     )
+    return module, trainer, DataLoader(data, batch_size=4)
+
+
+def diverge(every_step: bool | None, accelerator: str = "cpu") -> tuple[str, int]:
+    where = StepAtError()
+    module, trainer, loader = fit_linear(1e30, every_step, where, 64, 12, accelerator)
     with pytest.raises(NonFiniteLossError) as err:
-        trainer.fit(module, train_dataloaders=DataLoader(data, batch_size=4))
+        trainer.fit(module, train_dataloaders=loader)
     return str(err.value), where.step
 
 
@@ -111,34 +127,9 @@ class ReadsPerStep(pl.Callback):
 def test_deferred_check_reads_no_value_between_log_steps():
     """With the accelerators' deferred check, a training step reads nothing back from the device
     except every log_every_n_steps steps, and the epoch's mean loss still counts every step."""
-    torch.manual_seed(0)
-    data = TensorDataset(
-        torch.randint(0, 256, (40, 3, 8, 8), dtype=torch.uint8), torch.randint(0, 4, (40,)), torch.arange(40)
-    )
-    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4))
-    module = ClassifierModule(
-        model,
-        4,
-        create_aug({"name": "none"}, 4),
-        "ce",
-        LossConfig(name="ce"),
-        OptimConfig(lr=0.01),
-        SchedConfig(name="none"),
-    )
-    module.check_loss_every_step = False
     reads = ReadsPerStep()
-    trainer = pl.Trainer(
-        max_steps=10,
-        accelerator="cpu",
-        logger=False,
-        log_every_n_steps=5,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[reads],
-        limit_val_batches=0,
-    )
-    trainer.fit(module, train_dataloaders=DataLoader(data, batch_size=4))
+    module, trainer, loader = fit_linear(0.01, False, reads, 40, 10)
+    trainer.fit(module, train_dataloaders=loader)
     assert sorted(reads.reads) == list(range(10))
     assert [step for step, n in reads.reads.items() if n] == [4, 9]  # the log steps only
     # The epoch's mean over its 40 images (ten batches of four): every step's loss counts, also
