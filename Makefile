@@ -45,7 +45,7 @@ study: ## The committed real study (Flowers-102 from ../shared/data, 6 methods x
 	$(PY) train.py --multirun experiment=study_flowers paths.data_dir=../shared/data hydra.sweep.dir=outputs/study_flowers
 	$(PY) report.py experiment=study_flowers runs=outputs/study_flowers out=experiments/results/study_flowers
 
-bench: ## CPU benchmarks side by side with their baselines (< 10 min on 2 cores): generation vs the official loop, the DiffuseMix loader vs aug=none, composition vs a training step; results in benchmarks/results/
+bench: ## CPU benchmarks side by side with their baselines (< 10 min on 2 cores): generation vs the official loop, the DiffuseMix loader vs aug=none and its share of a training step, composition vs a training step; results in benchmarks/results/
 	$(PY) -m benchmarks.generation_vs_official --images 1 --prompts 9 --steps 100 --resolutions 32
 	$(PY) -m benchmarks.diffusemix_loader --workers 2 --epochs 2 --rounds 5
 	$(PY) -m benchmarks.composition --shapes preactresnet18:32:100,resnet18:224:16 --repeats 5 --warmup 1

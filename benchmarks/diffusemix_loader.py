@@ -8,6 +8,10 @@ the edit store in the format and at the size each arm's settings name (what gene
 write), so the numbers measure reading, decoding, cropping and composing, not generation.
 
     .venv/bin/python -m benchmarks.diffusemix_loader --workers 2 --epochs 2 --rounds 5
+
+It also trains a model (``--step-model``, ResNet-18 by default) on the baseline's and DiffuseMix's
+default loader and reports the time each training step waits for its batch: the loader's share of a
+step (on a GPU when there is one, bf16).
 """
 
 from __future__ import annotations
@@ -123,6 +127,9 @@ def build(cfg) -> dict:
     device_s = (time.perf_counter() - t) / len(kept)
     return {
         "loader": loader,
+        "aug": aug,
+        "num_classes": datamodule.num_classes,
+        "loss": resolve_loss(cfg),
         "items_per_epoch": len(loader.dataset),
         "views": out.num_views,
         "compose_ms_per_batch": round(1000 * device_s, 2) if cfg.aug.name != "none" else 0.0,
@@ -140,6 +147,67 @@ def items_per_s(loader, epochs: int) -> float:
     return items / (time.perf_counter() - start)
 
 
+def step_wait(built: dict, model_name: str, steps: int) -> dict:
+    """The framework's module training ``model_name`` on one arm's loader under a plain Trainer (bf16
+    autocast on a GPU): the time per step spent waiting for the next batch (Lightning's
+    ``train_dataloader_next``, read from its SimpleProfiler) against the whole step, after one
+    untimed step."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.profilers import SimpleProfiler
+
+    from diffusemix_bench.config import LossConfig, OptimConfig, SchedConfig
+    from diffusemix_bench.models import create_model
+    from diffusemix_bench.training.module import ClassifierModule
+
+    class Timer(pl.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            if batch_idx == 1:
+                self.start = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            self.end = time.perf_counter()
+
+    torch.manual_seed(0)
+    module = ClassifierModule(
+        create_model(model_name, built["num_classes"]),
+        built["num_classes"],
+        built["aug"],
+        built["loss"],
+        LossConfig(name=built["loss"]),
+        OptimConfig(lr=0.01),
+        SchedConfig(name="none"),
+    )
+    profiler, timer = SimpleProfiler(), Timer()
+    gpu = torch.cuda.is_available()
+    trainer = pl.Trainer(
+        max_steps=steps + 1,
+        accelerator="gpu" if gpu else "cpu",
+        devices=1,
+        precision="bf16-mixed" if gpu else "32-true",
+        benchmark=gpu,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+        profiler=profiler,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
+    trainer.fit(module, train_dataloaders=built["loader"])
+    # The first fetch (the prefetched first batch) belongs to the untimed step.
+    waits = profiler.recorded_durations["[_TrainingEpochLoop].train_dataloader_next"][1 : steps + 1]
+    step_s = (timer.end - timer.start) / steps
+    wait_s = sum(waits) / len(waits)
+    return {
+        "wait_ms_per_step": round(1000 * wait_s, 2),
+        "step_ms": round(1000 * step_s, 1),
+        "waiting_share": f"{100 * wait_s / step_s:.1f}%",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--classes", type=int, default=16)
@@ -151,6 +219,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per arm and round")
     parser.add_argument("--rounds", type=int, default=5, help="rounds, each timing every arm in turn")
+    parser.add_argument(
+        "--step-model",
+        default="resnet18",
+        help="the model trained to measure the loader's share of a training step ('' to skip)",
+    )
+    parser.add_argument("--step-steps", type=int, default=3, help="timed training steps per arm")
     args = parser.parse_args()
     torch.set_num_threads(1)
     register_configs()
@@ -192,6 +266,17 @@ def main() -> None:
                 }
             )
             print(rows[-1], flush=True)
+        # The loader's share of a training step: the baseline and DiffuseMix's default only.
+        step_rows = []
+        for arm in list(arms)[: 2 if args.step_model else 0]:
+            step_rows.append(
+                {
+                    "arm": arm,
+                    "model": args.step_model,
+                    **step_wait(arms[arm], args.step_model, args.step_steps),
+                }
+            )
+            print(step_rows[-1], flush=True)
         del arms  # the workers stop before the folder they read is removed
     settings = {
         "dataset": "flowers102 fixture layout",
@@ -202,7 +287,7 @@ def main() -> None:
         "workers": args.workers,
         "timed_epochs": args.epochs,
         "rounds": args.rounds,
-        "device": "cpu",
+        "device": "cpu (the data workers)",
     }
     notes = (
         "Baseline: aug=none, the same loader reading the original alone, measured in the same run. "
@@ -217,9 +302,33 @@ def main() -> None:
         "item the model sees (JSD: 3). Target (issue: performance): the default DiffuseMix loader at "
         ">= 0.8x the baseline's items per second."
     )
-    name = f"diffusemix_loader_{args.height}x{args.width}_b{args.batch}_w{args.workers}_cpu"
-    json_path, md_path = write_results(name, {"settings": settings}, rows, notes)
+    # The loader's work is the host's; a machine with a GPU gets its own files.
+    machine = "cuda" if torch.cuda.is_available() else "cpu"
+    base = f"diffusemix_loader_{args.height}x{args.width}_b{args.batch}_w{args.workers}"
+    json_path, md_path = write_results(f"{base}_{machine}", {"settings": settings}, rows, notes)
     print(f"wrote {md_path} and {json_path}")
+    if step_rows:
+        device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+        step_settings = dict(
+            settings,
+            model=args.step_model,
+            timed_steps=args.step_steps,
+            device=device,
+            precision="bf16-mixed" if torch.cuda.is_available() else "fp32",
+        )
+        paths = write_results(
+            f"{base}_step_share_{machine}",
+            {"settings": step_settings, "rows": step_rows},
+            step_rows,
+            "The loader's share of a training step: the framework's module trains the model on each "
+            "arm's loader (the same loaders, workers and batch as the throughput table, measured in the "
+            "same run) under a plain Trainer; wait_ms_per_step is the mean time a step waited for its "
+            "batch (Lightning's train_dataloader_next), step_ms the mean wall time of a whole step (the "
+            "wait included), after one untimed step. Baseline: aug=none. DiffuseMix with JSD trains on "
+            "three views of each item, so its step does three times the model's work. On a 2-core CPU "
+            "the data workers and the step share the cores.",
+        )
+        print("wrote", *paths)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,12 @@ PARTS = [
     ),
     ("DiffuseMix composition against a training step", 90, ["benchmarks.composition"]),
     (
+        "DiffuseMix loader against aug=none, and its share of a ResNet-18 training step on the GPU",
+        120,
+        ["benchmarks.diffusemix_loader", "--workers", "8", "--rounds", "2", "--epochs", "1"]
+        + ["--step-steps", "40"],
+    ),
+    (
         "torch.compile of the UNet: speed and recompiles (256 px)",
         200,
         ["benchmarks.generation_compile", "--architecture", "sd15", "--resolution", "256", "--steps", "100"],
