@@ -6,6 +6,7 @@ measured side by side in one run.
 - ours, batched (the default): one call per image and block of its prompts (EditModel, tensors in
   and out, one noise generator per edit);
 - ours, one edit per call (generator.batch_invariant=true);
+- ours, batched with generator.channels_last=true (the UNet and VAE in channels-last memory);
 - the fast preset generator=ip2p_fast (DPM-Solver++ 2M in 20 steps, batched): other pixels, its own store;
 - the preset generator=ip2p_deepcache (DeepCache step caching on the official sampler and steps,
   batched): other pixels, its own store.
@@ -39,7 +40,7 @@ import torch
 from omegaconf import OmegaConf
 
 from benchmarks.common import write_results
-from diffusemix_bench.generation.edit_model import EditModel, step_cache
+from diffusemix_bench.generation.edit_model import EditModel, speed_levers, step_cache
 from diffusemix_bench.generation.prompts import PAPER_PROMPTS, build_prompts
 from diffusemix_bench.generation.store import edit_seed, prompt_blocks
 
@@ -289,6 +290,13 @@ def main() -> None:
         ours(batched, images[:1], texts[:1], args.batch_size, device)  # warm-up
         t_deep = ours(batched, images, texts, args.batch_size, device)
         helper.disable()
+        # generator.channels_last=true: the batched model with the UNet and VAE in channels-last
+        # memory (a runtime setting, the same store), put back afterwards for the next resolution.
+        speed_levers(pipe, channels_last=True, compile=False)
+        ours(batched, images[:1], texts[:1], args.batch_size, device)  # warm-up
+        t_last = ours(batched, images, texts, args.batch_size, device)
+        pipe.unet.to(memory_format=torch.contiguous_format)
+        pipe.vae.to(memory_format=torch.contiguous_format)
         flops = unet_flops_per_edit(pipe, resolution, args.steps, device, dtype)
         deep_flops = unet_flops_per_edit_cached(
             pipe, resolution, args.steps, int(deep.cache_interval), int(deep.cache_branch_id), device, dtype
@@ -303,6 +311,12 @@ def main() -> None:
             (
                 f"ours, batched (blocks of <= {args.batch_size} prompts, the default)",
                 t_batched,
+                args.steps,
+                flops,
+            ),
+            (
+                "ours, batched, generator.channels_last=true (UNet and VAE channels-last)",
+                t_last,
                 args.steps,
                 flops,
             ),
