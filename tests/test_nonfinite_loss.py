@@ -136,3 +136,84 @@ def test_deferred_check_reads_no_value_between_log_steps():
     # those between the log steps.
     assert len(reads.losses) == 10
     assert module.epoch_train_loss() == pytest.approx(sum(reads.losses) / 10, rel=1e-6)
+
+
+DDP_SCRIPT = """
+import sys
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from diffusemix_bench.augment import create_aug
+from diffusemix_bench.config import LossConfig, OptimConfig, SchedConfig
+from diffusemix_bench.training.module import ClassifierModule, NonFiniteLossError
+
+
+class NanOnRankOne(ClassifierModule):
+    def on_after_batch_transfer(self, batch, dataloader_idx):
+        images, labels, indices = super().on_after_batch_transfer(batch, dataloader_idx)
+        if self.global_rank == 1 and self.global_step == 4:  # a log step (every 5)
+            images = images * float("nan")
+        return images, labels, indices
+
+
+torch.manual_seed(0)
+data = TensorDataset(
+    torch.randint(0, 256, (96, 3, 8, 8), dtype=torch.uint8), torch.randint(0, 4, (96,)), torch.arange(96)
+)
+module = NanOnRankOne(
+    nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4)),
+    4,
+    create_aug({"name": "none"}, 4),
+    "ce",
+    LossConfig(name="ce"),
+    OptimConfig(lr=0.01),
+    SchedConfig(name="none"),
+)
+module.check_loss_every_step = False  # the accelerators' deferred check
+trainer = pl.Trainer(
+    max_steps=10,
+    accelerator="cpu",
+    devices=2,
+    strategy="ddp",
+    logger=False,
+    log_every_n_steps=5,
+    enable_checkpointing=False,
+    enable_progress_bar=False,
+    enable_model_summary=False,
+    limit_val_batches=0,
+)
+try:
+    trainer.fit(module, train_dataloaders=DataLoader(data, batch_size=4))
+except NonFiniteLossError as exc:
+    print(f"rank {trainer.global_rank}: {exc}", flush=True)
+    sys.exit(3)
+print(f"rank {trainer.global_rank}: finished", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_a_non_finite_loss_on_one_rank_stops_every_rank(tmp_path):
+    """Two CPU ranks with the deferred check; rank 1's loss alone turns NaN, at a log step. Every
+    rank stops there with the message (rank 0 names the other process). Without the ranks'
+    agreement rank 1 stops alone and rank 0 fails in its next gradient exchange (seen on CPU: gloo's
+    "Connection closed by peer" traceback; NCCL waits for the peer until its timeout)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "ddp_nan.py"
+    script.write_text(DDP_SCRIPT)
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    result = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out[-3000:]
+    assert "rank 0: training loss became non-finite on another process at step 4 or before" in out, out[
+        -3000:
+    ]

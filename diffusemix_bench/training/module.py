@@ -72,6 +72,7 @@ class ClassifierModule(pl.LightningModule):
         # checked, and the epoch's loss summed over its images (on the device) and how many: see
         # _watch_loss and _flush_losses.
         self._pending: list[tuple[torch.Tensor, int, int]] = []
+        self._first_bad: tuple[int, float] | None = None  # (step, loss), noted by _flush_losses
         self._loss_sum: torch.Tensor | None = None
         self._loss_count = 0
         # Set when a resumed epoch's loss before the checkpoint is not known (see on_load_checkpoint).
@@ -165,21 +166,34 @@ class ClassifierModule(pl.LightningModule):
         if (every_step if every_step is not None else loss.device.type == "cpu") and not torch.isfinite(loss):
             self._raise_non_finite(self.global_step, loss.item())
         if self._log_step():
-            self._flush_losses()
+            self._flush_losses(across_ranks=True)
 
-    def _flush_losses(self) -> None:
-        """Add the kept losses to the epoch's sum (one stacked product on the device) and raise on
-        the first non-finite one: one read of the device per call."""
+    def _flush_losses(self, *, stop: bool = True, across_ranks: bool = False) -> None:
+        """Add the kept losses to the epoch's sum (one stacked product on the device) and note the
+        first non-finite one: one read of the device per call. With ``stop``, raise on the first
+        noted so far. With ``across_ranks`` (called where every rank is at once: the log steps, the
+        epoch's end, a checkpoint) the ranks also agree whether any of them noted one, and all stop
+        together: a rank stopping alone would leave the others waiting for it in their next
+        exchange. The summary's read of the epoch's mean (rank zero alone) neither stops nor asks
+        the others."""
         pending, self._pending = self._pending, []
-        if not pending:
+        if pending:
+            losses = torch.stack([loss for loss, _, _ in pending]).float()
+            counts = losses.new_tensor([n for _, n, _ in pending])
+            total = torch.dot(losses, counts)
+            self._loss_sum = total if self._loss_sum is None else self._loss_sum + total
+            bad = torch.nonzero(~torch.isfinite(losses)).flatten().tolist()
+            if bad and self._first_bad is None:
+                self._first_bad = (pending[bad[0]][2], float(losses[bad[0]]))
+        if not stop:
             return
-        losses = torch.stack([loss for loss, _, _ in pending]).float()
-        counts = losses.new_tensor([n for _, n, _ in pending])
-        total = torch.dot(losses, counts)
-        self._loss_sum = total if self._loss_sum is None else self._loss_sum + total
-        bad = torch.nonzero(~torch.isfinite(losses)).flatten().tolist()
-        if bad:
-            self._raise_non_finite(pending[bad[0]][2], float(losses[bad[0]]))
+        first = self._first_bad
+        if across_ranks and self.trainer.world_size > 1:
+            anywhere = self.trainer.strategy.reduce_boolean_decision(first is not None, all=False)
+            if anywhere and first is None:
+                self._raise_non_finite(self.global_step, None)
+        if first is not None:
+            self._raise_non_finite(*first)
 
     def _log_step(self) -> bool:
         """Whether this step is one of every ``trainer.log_every_n_steps``."""
@@ -206,14 +220,20 @@ class ClassifierModule(pl.LightningModule):
     def epoch_train_loss(self) -> float | None:
         """The mean training loss over this epoch's images so far (None before any step, or when
         the epoch was resumed from a checkpoint that did not keep its loss so far)."""
-        self._flush_losses()
+        self._flush_losses(stop=False)
         if self._loss_unknown or not self._loss_count:
             return None
         return float(self._loss_sum) / self._loss_count
 
-    def _raise_non_finite(self, step: int, value: float) -> None:
+    def _raise_non_finite(self, step: int, value: float | None) -> None:
+        """``value`` None: another rank's loss became non-finite, at ``step`` or before."""
+        what = (
+            f"training loss became {value} at step {step}"
+            if value is not None
+            else f"training loss became non-finite on another process at step {step} or before"
+        )
         raise NonFiniteLossError(
-            f"training loss became {value} at step {step} (optim.lr={self.optim_cfg.lr}, "
+            f"{what} (optim.lr={self.optim_cfg.lr}, "
             f"trainer.precision={self.trainer.precision}); lower optim.lr or pick a paper protocol "
             "(protocol=...), or use 32-true / bf16-mixed precision instead of 16-mixed"
         )
@@ -224,12 +244,13 @@ class ClassifierModule(pl.LightningModule):
         self._loss_unknown = False
 
     def on_train_epoch_end(self) -> None:
-        self._flush_losses()
+        self._flush_losses(across_ranks=True)
         if self._loss_count and not self._loss_unknown:
             self.log("train/loss_epoch", self._loss_sum / self._loss_count, on_step=False, on_epoch=True)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        self._flush_losses()  # never a checkpoint of weights a non-finite loss has reached
+        # Never a checkpoint of weights a non-finite loss has reached (every rank dumps the state).
+        self._flush_losses(across_ranks=True)
         checkpoint["images_seen"] = self.images_seen
         # The epoch's loss so far, so a run resumed mid-epoch logs the whole epoch's mean.
         checkpoint["epoch_loss"] = {
