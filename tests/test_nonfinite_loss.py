@@ -154,11 +154,13 @@ from diffusemix_bench.training.module import ClassifierModule, NonFiniteLossErro
 class NanOnRankOne(ClassifierModule):
     def on_after_batch_transfer(self, batch, dataloader_idx):
         images, labels, indices = super().on_after_batch_transfer(batch, dataloader_idx)
-        if self.global_rank == 1 and self.global_step == 4:  # a log step (every 5)
+        if self.global_rank == 1 and self.global_step == BAD_STEP:
             images = images * float("nan")
         return images, labels, indices
 
 
+EVERY_STEP = {"every": True, "deferred": False}[sys.argv[1]]
+BAD_STEP = int(sys.argv[2])
 torch.manual_seed(0)
 data = TensorDataset(
     torch.randint(0, 256, (96, 3, 8, 8), dtype=torch.uint8), torch.randint(0, 4, (96,)), torch.arange(96)
@@ -172,7 +174,7 @@ module = NanOnRankOne(
     OptimConfig(lr=0.01),
     SchedConfig(name="none"),
 )
-module.check_loss_every_step = False  # the accelerators' deferred check
+module.check_loss_every_step = EVERY_STEP  # every step (CPUs) or deferred (accelerators)
 trainer = pl.Trainer(
     max_steps=10,
     accelerator="cpu",
@@ -195,11 +197,21 @@ print(f"rank {trainer.global_rank}: finished", flush=True)
 
 
 @pytest.mark.slow
-def test_a_non_finite_loss_on_one_rank_stops_every_rank(tmp_path):
-    """Two CPU ranks with the deferred check; rank 1's loss alone turns NaN, at a log step. Every
-    rank stops there with the message (rank 0 names the other process). Without the ranks'
-    agreement rank 1 stops alone and rank 0 fails in its next gradient exchange (seen on CPU: gloo's
-    "Connection closed by peer" traceback; NCCL waits for the peer until its timeout)."""
+@pytest.mark.parametrize(
+    ("check", "bad_step", "rank0_says"),
+    [
+        ("deferred", 4, "non-finite on another process at step 4 or before"),
+        # Rank 1's NaN gradients reach rank 0's weights: its own loss is NaN from the next step.
+        ("deferred", 2, "nan at step 3"),
+        ("every", 2, "non-finite on another process at step 2 or before"),
+    ],
+)
+def test_a_non_finite_loss_on_one_rank_stops_every_rank(tmp_path, check, bad_step, rank0_says):
+    """Two CPU ranks; rank 1's loss alone turns NaN at ``bad_step``. Every rank stops at the next
+    check (every step, or the next log step when deferred) with the message: rank 0 names its own
+    first non-finite step, or the other process. Without the ranks' agreement rank 1 stops alone and
+    rank 0 fails in its next gradient exchange (seen on CPU: gloo's "Connection closed by peer"
+    traceback; NCCL waits for the peer until its timeout)."""
     import os
     import subprocess
     import sys
@@ -210,10 +222,13 @@ def test_a_non_finite_loss_on_one_rank_stops_every_rank(tmp_path):
     root = Path(__file__).resolve().parents[1]
     env = dict(os.environ, PYTHONPATH=str(root))
     result = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, str(script), check, str(bad_step)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     out = result.stdout + result.stderr
     assert result.returncode != 0, out[-3000:]
-    assert "rank 0: training loss became non-finite on another process at step 4 or before" in out, out[
-        -3000:
-    ]
+    assert f"rank 0: training loss became {rank0_says} (" in out, out[-3000:]

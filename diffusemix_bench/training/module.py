@@ -163,9 +163,11 @@ class ClassifierModule(pl.LightningModule):
         self._pending.append((loss, n, self.global_step))
         self._loss_count += n
         every_step = self.check_loss_every_step
-        if (every_step if every_step is not None else loss.device.type == "cpu") and not torch.isfinite(loss):
+        now = every_step if every_step is not None else loss.device.type == "cpu"
+        several = self.trainer.world_size > 1
+        if now and not several and not torch.isfinite(loss):
             self._raise_non_finite(self.global_step, loss.item())
-        if self._log_step():
+        if self._log_step() or (now and several):  # several ranks: they check this step together
             self._flush_losses(across_ranks=True)
 
     def _flush_losses(self, *, stop: bool = True, across_ranks: bool = False) -> None:
