@@ -66,6 +66,8 @@ def test_a_run_stopped_mid_epoch_resumes_to_the_uninterrupted_run(make_cfg, tmp_
         "trainer.max_epochs=3",
         "trainer.limit_train_batches=3",
         "callbacks.checkpoint_every_n_steps=1",
+        "logger=csv",
+        "trainer.log_every_n_steps=1",
     ]
     whole = train(make_cfg(overrides, run_name="whole", per_class=6))
 
@@ -90,6 +92,12 @@ def test_a_run_stopped_mid_epoch_resumes_to_the_uninterrupted_run(make_cfg, tmp_
         assert train(cfg)["resumed"]
     resumed = json.loads((tmp_path / "parts" / "metrics.json").read_text())
     _same_run(whole, tmp_path / "whole", resumed, tmp_path / "parts")
+    # The CSV log too: the rows before the checkpoint's step kept (Lightning's writer would have
+    # deleted them), those of the steps trained again logged once.
+    whole_log, parts_log = (
+        (tmp_path / name / "logs" / "metrics.csv").read_text() for name in ("whole", "parts")
+    )
+    assert parts_log == whole_log and "train/loss_step" in whole_log
     # The old checkpoint: the resumed epoch's training loss is missing, never the resumed part's mean.
     old, right = _summary(tmp_path / "old"), _summary(tmp_path / "parts")
     assert [r["train_loss"] for r in old] == [right[0]["train_loss"], "", right[2]["train_loss"]]
@@ -174,3 +182,5 @@ def test_train_killed_mid_epoch_resumes_bit_identical(tmp_path):
     b = json.loads((tmp_path / "parts" / "metrics.json").read_text())
     assert b["resumed"]
     _same_run(a, tmp_path / "whole", b, tmp_path / "parts")
+    logs = [(tmp_path / name / "logs" / "metrics.csv").read_text() for name in ("whole", "parts")]
+    assert logs[0] == logs[1] and "val/top1" in logs[0]

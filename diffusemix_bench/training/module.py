@@ -253,6 +253,10 @@ class ClassifierModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Never a checkpoint of weights a non-finite loss has reached (every rank dumps the state).
         self._flush_losses(across_ranks=True)
+        # The loggers' rows so far on disk with the checkpoint: a run killed after it resumes from
+        # it with every row up to its step (the CSV logger otherwise writes every 100 steps).
+        for logger in self.loggers:
+            logger.save()
         checkpoint["images_seen"] = self.images_seen
         # The epoch's loss so far, so a run resumed mid-epoch logs the whole epoch's mean.
         checkpoint["epoch_loss"] = {

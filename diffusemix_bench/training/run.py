@@ -86,6 +86,14 @@ class CheckpointFileError(UserError, ValueError):
     a weights-only load refuses)."""
 
 
+def _checkpoint_step(path: str | None) -> int | None:
+    """The optimiser step a checkpoint was taken at (None: no checkpoint)."""
+    if path is None:
+        return None
+    ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return int(ckpt.get("global_step", 0))
+
+
 def check_checkpoint(path: Path, setting: str) -> None:
     """Open ``path`` as a checkpoint (weights-only, memory-mapped: nothing is unpickled in full and
     nothing is copied) before training or evaluation starts, so a bad file is named at once."""
@@ -202,14 +210,16 @@ def build_callbacks(cfg: DictConfig, ckpt_dir: Path) -> list[Callback]:
     return callbacks
 
 
-def build_logger(cfg: DictConfig, run_dir: Path):
+def build_logger(cfg: DictConfig, run_dir: Path, resume_step: int | None = None):
+    """The run's logger; ``resume_step``: the step of the checkpoint a resumed run starts from (the
+    CSV log keeps the interrupted run's rows before it)."""
     lg = cfg.logger
     if lg.name == "none":
         return False
     if lg.name == "csv":
-        from pytorch_lightning.loggers import CSVLogger
+        from .csv_log import ResumableCSVLogger
 
-        return CSVLogger(save_dir=str(run_dir), name="logs", version="")
+        return ResumableCSVLogger(save_dir=str(run_dir), name="logs", version="", resume_step=resume_step)
     if lg.name == "tensorboard":
         try:
             from pytorch_lightning.loggers import TensorBoardLogger
@@ -363,7 +373,8 @@ def _train(cfg: DictConfig, splits: Splits | None, adversarial: FastAdversarial,
     callbacks = (
         build_callbacks(cfg, ckpt_dir) + list(aug.callbacks()) + [EpochSummary(run_dir / "summary.csv")]
     )
-    logger = build_logger(cfg, run_dir)
+    ckpt_path = _resolve_ckpt_path(cfg.ckpt_path, ckpt_dir)
+    logger = build_logger(cfg, run_dir, resume_step=_checkpoint_step(ckpt_path))
     trainer = build_trainer(cfg, run_dir, callbacks, logger)
     if cfg.budget == "vanilla_steps":
         # Each epoch is cut to the batches of a vanilla run of this protocol (the original images):
@@ -386,7 +397,7 @@ def _train(cfg: DictConfig, splits: Splits | None, adversarial: FastAdversarial,
         num_classes,
         aug_name,
     )
-    trainer.fit(module, datamodule=datamodule, ckpt_path=_resolve_ckpt_path(cfg.ckpt_path, ckpt_dir))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     # Read before validate/test load the selected checkpoint (and its counts) into the module.
     images_seen = module.images_seen
     adversarial_batches = module.adversarial_batches

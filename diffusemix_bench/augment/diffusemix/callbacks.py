@@ -30,18 +30,22 @@ class DiffuseMixFigureCallback(Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero:
             return
+        config = self.aug.ctx.config
+        run_dir = Path(str(config.paths.output_dir)) if config is not None else Path(trainer.default_root_dir)
+        resumed = trainer.global_step > 0  # the interrupted part logged both already
+        if resumed and (run_dir / "figure4.png").is_file():
+            return
         items = len(self.aug.train_set) if self.aug.train_set is not None else None
         for logger in trainer.loggers:
-            if items is not None:
+            if items is not None and not resumed:
                 logger.log_metrics({"diffusemix/train_items": items}, step=0)
         base = self.aug.train_set.base if self.aug.train_set is not None else trainer.datamodule.train_set
         image = figure4_image(self.aug, base, self.aug.figure_images, seed=self.aug.ctx.seed)
-        config = self.aug.ctx.config
-        run_dir = Path(str(config.paths.output_dir)) if config is not None else Path(trainer.default_root_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         image.save(run_dir / "figure4.png")
         for logger in trainer.loggers:
-            _log_image(logger, "diffusemix/figure4", image)
+            if not resumed:
+                _log_image(logger, "diffusemix/figure4", image)
 
 
 def _log_image(logger, key: str, image) -> None:
