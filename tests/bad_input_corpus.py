@@ -234,6 +234,11 @@ def _garbage_ckpt(folder: Path) -> None:
     (folder / "garbage.ckpt").write_bytes(_noise("ckpt", 500))
 
 
+def _garbage_last_ckpt(folder: Path) -> None:
+    (folder / "run" / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (folder / "run" / "checkpoints" / "last.ckpt").write_bytes(_noise("last", 500))
+
+
 # -- the edit store ---------------------------------------------------------------------------------
 _STORE_ARGS = ["generator=tiny", "generator.num_prompts=2", "aug=diffusemix"]
 
@@ -386,6 +391,12 @@ CASES: list[Case] = [
         _train("cifar100", "ckpt_path={folder}/garbage.ckpt", prepare=lambda f, _: _garbage_ckpt(f)),
         r"garbage\.ckpt",
     ),
+    Case(
+        "last checkpoint damaged",
+        "error",
+        _train("cifar100", "ckpt_path=last", prepare=lambda f, _: _garbage_last_ckpt(f)),
+        r"last\.ckpt.*not a checkpoint",
+    ),
     # -- dataset files ------------------------------------------------------------------------------------
     Case(
         "CIFAR pickle garbage",
@@ -532,6 +543,12 @@ CASES: list[Case] = [
         "error",
         _plain("evaluate.py", "ckpt={folder}/garbage.ckpt", "eval.fgsm=true", prepare=_garbage_ckpt),
         r"garbage\.ckpt",
+    ),
+    Case(
+        "last checkpoint damaged",
+        "error",
+        _train("cifar100", "ckpt_path=last", prepare=lambda f, _: _garbage_last_ckpt(f)),
+        r"last\.ckpt.*not a checkpoint",
     ),
     Case(
         "report.py unknown experiment",

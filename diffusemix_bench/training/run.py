@@ -64,9 +64,11 @@ def resolve_loss(cfg: DictConfig) -> str:
     return aug_class(cfg.aug.name).loss_for(cfg.aug)
 
 
-def _resolve_ckpt_path(ckpt_path: str | None, ckpt_dir: Path) -> str | None:
+def _resolve_ckpt_path(ckpt_path: str | None, ckpt_dir: Path) -> tuple[str | None, int | None]:
+    """The checkpoint a run resumes from (``last``: the run folder's ``last.ckpt``), checked, and
+    the optimiser step it was taken at; (None, None) for a fresh run."""
     if ckpt_path is None:
-        return None
+        return None, None
     if ckpt_path == "last":
         last = ckpt_dir / "last.ckpt"
         if not last.exists():
@@ -74,11 +76,10 @@ def _resolve_ckpt_path(ckpt_path: str | None, ckpt_dir: Path) -> str | None:
                 f"ckpt_path=last but {last} does not exist. Resume in the run folder that holds it: "
                 "python train.py ... hydra.run.dir=<that run folder> ckpt_path=last"
             )
-        return str(last)
+        ckpt_path = str(last)
     if not Path(ckpt_path).exists():
         raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist")
-    check_checkpoint(Path(ckpt_path), "ckpt_path")
-    return ckpt_path
+    return ckpt_path, check_checkpoint(Path(ckpt_path), "ckpt_path")
 
 
 class CheckpointFileError(UserError, ValueError):
@@ -86,17 +87,10 @@ class CheckpointFileError(UserError, ValueError):
     a weights-only load refuses)."""
 
 
-def _checkpoint_step(path: str | None) -> int | None:
-    """The optimiser step a checkpoint was taken at (None: no checkpoint)."""
-    if path is None:
-        return None
-    ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    return int(ckpt.get("global_step", 0))
-
-
-def check_checkpoint(path: Path, setting: str) -> None:
+def check_checkpoint(path: Path, setting: str) -> int:
     """Open ``path`` as a checkpoint (weights-only, memory-mapped: nothing is unpickled in full and
-    nothing is copied) before training or evaluation starts, so a bad file is named at once."""
+    nothing is copied) before training or evaluation starts, so a bad file is named at once; its
+    optimiser step (``global_step``, 0 where it has none)."""
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic[:2] != b"PK":  # torch.save writes a zip archive
@@ -118,6 +112,7 @@ def check_checkpoint(path: Path, setting: str) -> None:
             f"{setting}={path} holds no 'state_dict': it is not a checkpoint written by train.py (a bare weight "
             "file goes to model.weights=<file> instead)."
         )
+    return int(ckpt.get("global_step", 0))
 
 
 # Settings a resumed run may change: where things are and how many devices, how long it goes on,
@@ -373,8 +368,8 @@ def _train(cfg: DictConfig, splits: Splits | None, adversarial: FastAdversarial,
     callbacks = (
         build_callbacks(cfg, ckpt_dir) + list(aug.callbacks()) + [EpochSummary(run_dir / "summary.csv")]
     )
-    ckpt_path = _resolve_ckpt_path(cfg.ckpt_path, ckpt_dir)
-    logger = build_logger(cfg, run_dir, resume_step=_checkpoint_step(ckpt_path))
+    ckpt_path, resume_step = _resolve_ckpt_path(cfg.ckpt_path, ckpt_dir)
+    logger = build_logger(cfg, run_dir, resume_step=resume_step)
     trainer = build_trainer(cfg, run_dir, callbacks, logger)
     if cfg.budget == "vanilla_steps":
         # Each epoch is cut to the batches of a vanilla run of this protocol (the original images):
