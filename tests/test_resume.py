@@ -184,3 +184,75 @@ def test_train_killed_mid_epoch_resumes_bit_identical(tmp_path):
     _same_run(a, tmp_path / "whole", b, tmp_path / "parts")
     logs = [(tmp_path / name / "logs" / "metrics.csv").read_text() for name in ("whole", "parts")]
     assert logs[0] == logs[1] and "val/top1" in logs[0]
+
+
+def _tensorboard_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar of the run's TensorBoard log as TensorBoard's own reader shows it."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_a_resumed_runs_tensorboard_log_reads_as_the_uninterrupted_runs(make_cfg, tmp_path, monkeypatch):
+    """Resumed from a checkpoint written mid-epoch (step 4, stopped before step 5: step 4 is
+    trained again) and from one written at an epoch's end (step 3, after its validation)."""
+    overrides = [
+        "dataset=cifar100",
+        "trainer.max_epochs=2",
+        "trainer.limit_train_batches=3",
+        "logger=tensorboard",
+        "trainer.log_every_n_steps=1",
+    ]
+    train(make_cfg(overrides, run_name="whole", per_class=6))
+    whole = _tensorboard_scalars(tmp_path / "whole")
+    assert len(whole["train/loss_step"]) == 6 and whole["val/top1"][0][0] == 2, sorted(whole)
+    real = run_module.build_callbacks
+    for name, stop, every in (("mid", 5, "2"), ("end", 4, "null")):
+        extra = [*overrides, f"callbacks.checkpoint_every_n_steps={every}"]
+        monkeypatch.setattr(run_module, "build_callbacks", lambda cfg, d, s=stop: real(cfg, d) + [StopAt(s)])
+        with pytest.raises(RuntimeError, match=f"stopped before step {stop}"):
+            train(make_cfg(extra, run_name=name, per_class=6))
+        monkeypatch.setattr(run_module, "build_callbacks", real)
+        cfg = make_cfg(extra, run_name=name, per_class=6)
+        with open_dict(cfg):
+            cfg.ckpt_path = "last"
+        assert train(cfg)["resumed"]
+        assert _tensorboard_scalars(tmp_path / name) == whole, name
+
+
+def test_a_resumed_run_logs_to_the_interrupted_runs_wandb_run(make_cfg, tmp_path, monkeypatch):
+    """Both parts of an interrupted run log to one wandb run (offline here: one folder per part,
+    each named by the run's id, which `wandb sync` uploads into that one run)."""
+    wandb = pytest.importorskip("wandb")
+    assert wandb.run is None
+    overrides = [
+        "dataset=cifar100",
+        "trainer.max_epochs=2",
+        "trainer.limit_train_batches=3",
+        "logger=wandb",
+        "logger.mode=offline",
+        "callbacks.checkpoint_every_n_steps=2",
+    ]
+    real = run_module.build_callbacks
+    monkeypatch.setattr(run_module, "build_callbacks", lambda cfg, d: real(cfg, d) + [StopAt(5)])
+    with pytest.raises(RuntimeError, match="stopped before step 5"):
+        train(make_cfg(overrides, run_name="parts", per_class=6))
+    monkeypatch.setattr(run_module, "build_callbacks", real)
+    time.sleep(1.1)  # the parts' offline folders are named by the second they start
+    run_id = (tmp_path / "parts" / "wandb_run_id").read_text().strip()
+    cfg = make_cfg(overrides, run_name="parts", per_class=6)
+    with open_dict(cfg):
+        cfg.ckpt_path = "last"
+    assert train(cfg)["resumed"]
+    parts = sorted(p.name for p in (tmp_path / "parts" / "wandb").glob("offline-run-*"))
+    assert len(parts) == 2 and all(name.endswith("-" + run_id) for name in parts), (run_id, parts)
+    assert (tmp_path / "parts" / "wandb_run_id").read_text().strip() == run_id
+    # The next run in the same process (a sweep's next job) is another wandb run: each run ends
+    # its wandb run (Lightning's logger would log into one still in progress).
+    assert wandb.run is None
+    train(make_cfg([*overrides, "trainer.max_epochs=1"], run_name="other", per_class=6))
+    other = (tmp_path / "other" / "wandb_run_id").read_text().strip()
+    assert other != run_id and len(list((tmp_path / "other" / "wandb").glob(f"offline-run-*-{other}"))) == 1
+    assert wandb.run is None

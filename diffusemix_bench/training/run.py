@@ -6,7 +6,9 @@ import inspect
 import json
 import logging
 import os
+import sys
 import time
+import uuid
 import warnings
 from contextlib import contextmanager, suppress
 from dataclasses import asdict
@@ -22,6 +24,7 @@ from pytorch_lightning.callbacks import (
     RichProgressBar,
     TQDMProgressBar,
 )
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from ..augment import AugContext, create_aug
 from ..config import check_protocol_optimiser, validate_config
@@ -207,7 +210,7 @@ def build_callbacks(cfg: DictConfig, ckpt_dir: Path) -> list[Callback]:
 
 def build_logger(cfg: DictConfig, run_dir: Path, resume_step: int | None = None):
     """The run's logger; ``resume_step``: the step of the checkpoint a resumed run starts from (the
-    CSV log keeps the interrupted run's rows before it)."""
+    CSV and TensorBoard logs keep what the interrupted run logged before it, and only that)."""
     lg = cfg.logger
     if lg.name == "none":
         return False
@@ -219,7 +222,12 @@ def build_logger(cfg: DictConfig, run_dir: Path, resume_step: int | None = None)
         try:
             from pytorch_lightning.loggers import TensorBoardLogger
 
-            return TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False)
+            # A resumed run's writer marks its start at the checkpoint's step: TensorBoard's readers
+            # then drop what the interrupted run logged from that step on (trained again).
+            purge = {} if resume_step is None else {"purge_step": resume_step}
+            return TensorBoardLogger(
+                save_dir=str(run_dir), name="", version="", default_hp_metric=False, **purge
+            )
         except ModuleNotFoundError as exc:
             raise ModuleNotFoundError(
                 "logger=tensorboard needs the tensorboard package: uv sync --extra tensorboard"
@@ -239,8 +247,24 @@ def build_logger(cfg: DictConfig, run_dir: Path, resume_step: int | None = None)
             offline=mode == "offline",
             tags=list(lg.tags) or None,
             config=OmegaConf.to_container(cfg, resolve=True),
+            id=_wandb_run_id(run_dir, resuming=resume_step is not None),
+            resume="allow",
         )
     raise ConfigError(f"logger.name must be csv, wandb, tensorboard or none; got '{lg.name}'")
+
+
+def _wandb_run_id(run_dir: Path, resuming: bool) -> str:
+    """The wandb run of this run folder: a resumed run goes on logging into the interrupted run's
+    wandb run (its id is kept in the folder's ``wandb_run_id``), a new run gets a new id."""
+    path = run_dir / "wandb_run_id"
+    if resuming and path.is_file():
+        return path.read_text().strip()
+    if resuming:
+        log.warning("%s is missing: the resumed part logs to a new wandb run", path)
+    run_id = uuid.uuid4().hex[:16]  # wandb's run ids: up to 64 of [a-z0-9]
+    if rank_zero_only.rank == 0:  # the other processes of a multi-GPU run log nothing to wandb
+        write_atomic(path, run_id + "\n")
+    return run_id
 
 
 def _wandb_key_configured() -> bool:
@@ -295,6 +319,28 @@ def failure_recorded(run_dir: Path):
         raise
 
 
+@contextmanager
+def wandb_run_ended():
+    """A wandb run that training started ends with it, marked failed when training failed:
+    Lightning's WandbLogger logs into a run still in progress, so the next job of a sweep in
+    the same process would otherwise log into this one's."""
+    wandb = sys.modules.get("wandb")
+    before = getattr(wandb, "run", None)
+    try:
+        yield
+    except BaseException:
+        _end_wandb_run(before, exit_code=1)
+        raise
+    _end_wandb_run(before, exit_code=0)
+
+
+def _end_wandb_run(before, exit_code: int) -> None:
+    wandb = sys.modules.get("wandb")
+    run = getattr(wandb, "run", None)
+    if run is not None and run is not before:
+        run.finish(exit_code=exit_code)
+
+
 def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
     """Fit on train, select the checkpoint on val, evaluate test once; write ``metrics.json``
     and ``config_resolved.yaml`` in the run folder and return the metrics. ``splits`` are the
@@ -305,7 +351,7 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
     adversarial = FastAdversarial(**OmegaConf.to_container(cfg.adv, resolve=True))
     run_dir = Path(cfg.paths.output_dir).expanduser()
     run_dir.mkdir(parents=True, exist_ok=True)
-    with failure_recorded(run_dir):
+    with failure_recorded(run_dir), wandb_run_ended():
         metrics = _train(cfg, splits, adversarial, run_dir)
     (run_dir / FAILURE_FILE).unlink(missing_ok=True)
     return metrics
