@@ -40,6 +40,7 @@ import torch
 from omegaconf import OmegaConf
 
 from benchmarks.common import write_results
+from diffusemix_bench.config import GeneratorConfig
 from diffusemix_bench.generation.edit_model import EditModel, speed_levers, step_cache
 from diffusemix_bench.generation.prompts import PAPER_PROMPTS, build_prompts
 from diffusemix_bench.generation.store import edit_seed, prompt_blocks
@@ -200,7 +201,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--images", type=int, default=2)
     parser.add_argument("--prompts", type=int, default=9, help="the first k of the paper's prompts")
-    parser.add_argument("--batch-size", type=int, default=9, help="generator.batch_size for ours")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=GeneratorConfig.batch_size,
+        help="generator.batch_size for ours (default: the framework's)",
+    )
     parser.add_argument(
         "--dtype", default=None, help="fp32, bf16 or fp16 (default: bf16 on GPU, fp32 on CPU)"
     )
@@ -309,7 +315,8 @@ def main() -> None:
             ("official loop (one call per edit, PIL in and out)", t_official, args.steps, flops),
             ("ours, one edit per call (batch_invariant=true)", t_single, args.steps, flops),
             (
-                f"ours, batched (blocks of <= {args.batch_size} prompts, the default)",
+                f"ours, batched (blocks of <= {args.batch_size} prompts"
+                + (", the default)" if args.batch_size == GeneratorConfig.batch_size else ")"),
                 t_batched,
                 args.steps,
                 flops,

@@ -237,10 +237,11 @@ class GeneratorConfig:
     # auto: bf16 on GPU, fp32 on CPU; or fp32, fp16, bf16.
     dtype: str = "auto"
     # Edits per pipeline call: one image with up to batch_size of its prompts (the prompts are cut
-    # into near-equal blocks; 9 prompts at 8 make calls of 5 and 4). Each edit keeps its own noise;
-    # its bytes are fixed by the settings and the batch size (part of the store's hash), whatever
-    # the number of GPUs, the order of work or a resume: a block is always generated whole.
-    batch_size: int = 8
+    # into near-equal blocks: the paper's 9 prompts at 9 make one call per image, at 8 calls of 4
+    # and 5). Each edit keeps its own noise; its bytes are fixed by the settings and the blocks
+    # (part of the store's hash), whatever the number of GPUs, the order of work or a resume: a
+    # block is always generated whole. A GPU that runs out of memory needs a smaller batch_size.
+    batch_size: int = 9
     # true: one edit per pipeline call (the official code's way, slower on a GPU); bytes then do
     # not depend on the batch size at all.
     batch_invariant: bool = False
@@ -266,7 +267,7 @@ class GeneratorConfig:
     blank_std: float = 0.01
     splits: list[str] = field(default_factory=lambda: ["train"])
     edits_dir: str = "${paths.cache_dir}/edits"
-    # Speed levers: torch.compile of the UNet (batches are padded to batch_size) and channels_last.
+    # Speed levers: torch.compile of the UNet (every call padded to the largest prompt block) and channels_last.
     compile: bool = False
     channels_last: bool = False
     # DeepCache step caching (changes pixels, its own store; generator=ip2p_deepcache): every

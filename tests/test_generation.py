@@ -30,6 +30,7 @@ from diffusemix_bench.generation.store import (
     MissingEditError,
     edit_seed,
     generate_command,
+    prompt_blocks,
 )
 from tests.conftest import CONF_DIR, ROOT, compose_config
 from tests.fixtures.datasets import write_fixture_dataset
@@ -320,6 +321,16 @@ def test_compiled_unet_matches_eager_and_pads_the_last_batch(tiny_model, monkeyp
     assert last.shape == (1, 3, 32, 32)
     assert (full - tiny_model(images, texts, seeds)).abs().max() < 1e-3
     assert (last - full[:1]).abs().max() < 1e-3
+
+
+def test_a_compiled_unet_is_padded_to_the_largest_prompt_block_not_the_batch_size():
+    """Nine prompts at batch size 8 are calls of 4 and 5: a compiled UNet pads both to 5 (one
+    shape), not to 8, which would compute three and four rows only to drop them."""
+    g = compose_config(["generator=tiny", "generator.compile=true", "generator.batch_size=8"]).generator
+    assert [len(b) for b in prompt_blocks([str(k) for k in range(9)], 8)] == [4, 5]
+    assert EditModel.from_config(g).pad_to == 5
+    g = compose_config(["generator=tiny", "generator.compile=true", "generator.batch_size=4"]).generator
+    assert EditModel.from_config(g).pad_to == 3  # nine prompts at 4: blocks of 3, 3, 3
 
 
 def test_step_cache_is_the_deepcache_package_and_runs_the_deep_blocks_every_interval(

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from ..errors import ConfigError, PretrainedWeightsError
+from .store import largest_block
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,8 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 
 
 def speed_levers(pipe, *, channels_last: bool, compile: bool) -> None:
-    """generator.channels_last (UNet and VAE) and generator.compile (the UNet, with batches padded
-    to generator.batch_size by EditModel, so the last, smaller batch never recompiles)."""
+    """generator.channels_last (UNet and VAE) and generator.compile (the UNet, with every call padded
+    to the largest prompt block by EditModel, so a smaller block never recompiles)."""
     if channels_last:
         pipe.unet.to(memory_format=torch.channels_last)
         pipe.vae.to(memory_format=torch.channels_last)
@@ -218,7 +219,9 @@ class EditModel:
             image_guidance_scale=float(g.image_guidance_scale),
             resolution=int(g.resolution),
             batch_invariant=bool(g.batch_invariant),
-            pad_to=int(g.batch_size) if g.compile else None,
+            # Every call padded to the largest prompt block (not to batch_size, which a block
+            # may never reach): one compiled shape, no row computed only to be dropped.
+            pad_to=largest_block(g) if g.compile else None,
         )
         model.step_cache = helper
         return model.to(device)

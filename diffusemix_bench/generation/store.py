@@ -169,6 +169,13 @@ def prompt_blocks(prompt_ids: list[str], batch_size: int) -> list[list[str]]:
     return [prompt_ids[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
 
 
+def largest_block(g: DictConfig) -> int:
+    """The most rows a batched pipeline call holds: the largest prompt block (9 prompts at
+    batch size 8 make blocks of 5 and 4: 5), which a compiled UNet pads every call to."""
+    ids = [p.id for p in build_prompts(list(g.prompts), g.prompt_template, None)]
+    return max(len(block) for block in prompt_blocks(ids, int(g.batch_size)))
+
+
 def batching_settings(g: DictConfig) -> dict[str, Any]:
     """In batched mode (generator.batch_invariant=false) an edit's pixels depend on the shape of
     its pipeline call, so the prompt blocks (the full prompt list cut by the batch size) are part
