@@ -16,7 +16,7 @@ def run_train(cfg: DictConfig) -> float | None:
 
     The config and the dataset are checked before the training stack is imported, so a typo or
     missing data is reported within seconds."""
-    with user_errors_reported(lambda: training_disk_full_advice(cfg)):
+    with user_errors_reported(lambda: training_disk_full_advice(cfg), lambda: training_memory_advice(cfg)):
         validate_config(cfg)
         check_protocol_optimiser(cfg)
         if cfg.get("print_config", False):
@@ -44,6 +44,29 @@ def training_disk_full_advice(cfg: DictConfig) -> str:
             f"hydra.run.dir={run_dir} (or the folder's new place)."
         )
     return advice + "run the same command again (the run had no checkpoint yet)."
+
+
+def training_memory_advice(cfg: DictConfig) -> str:
+    d = cfg.dataset
+    run_dir = Path(str(cfg.paths.output_dir)).expanduser()
+    precision = str(cfg.trainer.get("precision"))
+    advice = f"If it ran out while training, lower dataset.batch_size (now {d.batch_size})"
+    if "16" not in precision:
+        advice += f" or train in bf16 (trainer.precision=bf16-mixed; now {precision})"
+    advice += " and start a new run (a resumed run keeps its batch size and precision)"
+    later = (
+        "dataset.eval_batch_size (now "
+        + (str(d.eval_batch_size) if d.eval_batch_size else "the training batch")
+        + ")"
+    )
+    if cfg.eval.fgsm or cfg.eval.pgd:
+        later += ", or eval.batch_size if while attacking the selected checkpoint"
+    resume = (
+        f"and resume the run: the same command with ckpt_path=last and hydra.run.dir={run_dir}"
+        if (run_dir / "checkpoints" / "last.ckpt").is_file()
+        else "and run it again"
+    )
+    return f"{advice}. If while validating or testing, lower {later}, {resume}."
 
 
 def check_data_present(cfg: DictConfig) -> None:
@@ -96,10 +119,18 @@ def print_config_tree(cfg: DictConfig) -> None:
 
 def run_evaluate(cfg: DictConfig) -> dict:
     """Attack a finished run's checkpoint (FGSM/PGD) and add the errors to its metrics.json."""
-    with user_errors_reported(lambda: evaluation_disk_full_advice(cfg)):
+    with user_errors_reported(
+        lambda: evaluation_disk_full_advice(cfg),
+        lambda: evaluation_memory_advice(cfg),
+    ):
         from .training.evaluate import evaluate_run
 
         return evaluate_run(cfg)
+
+
+def evaluation_memory_advice(cfg: DictConfig) -> str:
+    now = cfg.eval.batch_size or "the run's evaluation batch"
+    return f"Lower eval.batch_size (the images attacked at once; now {now}) and run the same command again."
 
 
 def evaluation_disk_full_advice(cfg: DictConfig) -> str:

@@ -312,6 +312,9 @@ class EvalConfig:
     pgd_random_start: bool = True
     # The split attacked: test (the paper's FGSM error), or val.
     split: str = "test"
+    # Images per attacked batch; null: the run's evaluation batch (dataset.eval_batch_size, else
+    # dataset.batch_size). Each image is attacked on its own; lower it when the GPU runs out of memory.
+    batch_size: int | None = None
 
 
 @dataclass
@@ -899,6 +902,10 @@ def check_values(cfg) -> None:
         f"trainer.max_epochs must be at least 1 (or -1 with trainer.max_steps > 0), got {t.max_epochs}",
     )
     need(o.lr > 0, f"optim.lr must be > 0, got {o.lr}")
+    need(
+        cfg.eval.batch_size is None or cfg.eval.batch_size >= 1,
+        f"eval.batch_size must be at least 1 (or null: the run's evaluation batch), got {cfg.eval.batch_size}",
+    )
     need(
         d.on_bad_image in ("error", "skip"),
         f"dataset.on_bad_image must be error (stop, naming the file) or skip (leave it out, counted), got '{d.on_bad_image}'",

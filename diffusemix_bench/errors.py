@@ -7,6 +7,7 @@ import errno
 import logging
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -80,23 +81,44 @@ def disk_full_message(exc: OSError, advice: str) -> str:
     return f"the disk is full ({exc.strerror}{': ' + where if where else ''}). {advice}"
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A GPU allocation failed (torch.cuda.OutOfMemoryError; torch is not imported for the check)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)
+
+
+def out_of_memory_message(exc: BaseException, advice: str) -> str:
+    """What ran out, in PyTorch's first two sentences (the size asked for and the GPU's capacity,
+    without its allocator notes), and the entry point's ``advice``."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else "CUDA out of memory"
+    said = ". ".join(first.split(". ")[:3]).rstrip(".")
+    return f"the GPU ran out of memory ({said}). {advice}"
+
+
 @contextmanager
-def user_errors_reported(disk_full_advice: Callable[[], str] | None = None) -> Iterator[None]:
+def user_errors_reported(
+    disk_full_advice: Callable[[], str] | None = None,
+    out_of_memory_advice: Callable[[], str] | None = None,
+) -> Iterator[None]:
     """A user error ends the run with its message and exit code 1, not a traceback
     (HYDRA_FULL_ERROR=1 shows it). In a ``--multirun`` sweep it fails the job only: the message goes
     to the job's log, Hydra runs the remaining jobs and then reports the failed ones.
 
     A full disk (or quota) is reported the same way, with ``disk_full_advice()``: the entry point's
-    word on where its files go, their disk's free space and how the work resumes."""
+    word on where its files go, their disk's free space and how the work resumes; so is a GPU out
+    of memory, with ``out_of_memory_advice()``: the settings that need less of it."""
     try:
         yield
-    except (*USER_ERRORS, OSError) as exc:
-        if not isinstance(exc, USER_ERRORS) and not is_disk_full(exc):
+    except (*USER_ERRORS, OSError, RuntimeError) as exc:
+        if not isinstance(exc, USER_ERRORS) and not is_disk_full(exc) and not is_out_of_memory(exc):
             raise
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         if isinstance(exc, USER_ERRORS):
             message = user_message(exc)
+        elif is_out_of_memory(exc):
+            advice = out_of_memory_advice() if out_of_memory_advice is not None else ""
+            message = out_of_memory_message(exc, advice or "Run it with smaller batches.")
         else:
             advice = disk_full_advice() if disk_full_advice is not None else ""
             message = disk_full_message(exc, advice or "Free space on that disk and run the command again.")

@@ -108,11 +108,17 @@ def _evaluate(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_evaluate_script_adds_robustness_to_a_finished_run(trained_run, tmp_path):
-    _, metrics, run_dir = trained_run
+    cfg, metrics, run_dir = trained_run
     saved = json.loads((run_dir / "metrics.json").read_text())
-    result = _evaluate([f"ckpt={run_dir}", "eval.fgsm=true", "accelerator=cpu"], tmp_path)
+    # Three images attacked at a time (eval.batch_size): each image is attacked on its own, so
+    # the error is the run's, attacked in its evaluation batches.
+    result = _evaluate(
+        [f"ckpt={run_dir}", "eval.fgsm=true", "accelerator=cpu", "eval.batch_size=3"], tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     after = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["robust_batch_size"] == (cfg.dataset.eval_batch_size or cfg.dataset.batch_size) != 3
+    assert after["robust_batch_size"] == 3
     assert after["fgsm_error"] == metrics["fgsm_error"]
     assert after["robust_checkpoint"].endswith(Path(metrics["best_checkpoint"]).name)
     # Everything else the run recorded is kept.

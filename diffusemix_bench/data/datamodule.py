@@ -93,11 +93,10 @@ class ImageDataModule(pl.LightningDataModule):
             "persistent_workers": workers > 0,
         }
 
-    def _eval_loader(self, dataset) -> DataLoader:
-        """Validation and test: in order, every image."""
-        return DataLoader(
-            dataset, batch_size=self.cfg.eval_batch_size or self.cfg.batch_size, **self._worker_args()
-        )
+    def eval_loader(self, dataset, batch_size: int | None = None) -> DataLoader:
+        """Validation and test: in order, every image (``batch_size``: other than the dataset's)."""
+        batch = batch_size or self.cfg.eval_batch_size or self.cfg.batch_size
+        return DataLoader(dataset, batch_size=batch, **self._worker_args())
 
     def train_dataloader(self) -> DataLoader:
         """The training loader: order and per-image draws are functions of (seed, epoch, position)
@@ -148,9 +147,9 @@ class ImageDataModule(pl.LightningDataModule):
         return trainer.current_epoch, done
 
     def val_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.val_set)
+        return self.eval_loader(self.val_set)
 
     def test_dataloader(self) -> DataLoader:
         if self.test_set is None:
             raise SplitNotAvailableError(f"dataset '{self.cfg.name}' at {self.root} has no test split")
-        return self._eval_loader(self.test_set)
+        return self.eval_loader(self.test_set)

@@ -13,13 +13,14 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 
+from .. import quiet  # noqa: F401  (library messages a user cannot act on)
 from ..config import validate_config
 from ..data import ImageClassificationDataset, create_dataset, per_class_subset
 from ..data.splits import dataset_root
 from ..errors import ConfigError, free_space, user_errors_reported
 from .edit_model import DTYPES, EditModel, check_step_cache, finish, is_bad, resolve_dtype, to_uint8
 from .prompts import build_prompts
-from .store import EditStore, edit_seed, prompt_blocks, resolve_store_size
+from .store import EditStore, edit_seed, largest_block, prompt_blocks, resolve_store_size
 
 log = logging.getLogger(__name__)
 
@@ -563,8 +564,21 @@ def summary_line(counts: Counts) -> str:
 
 def run_generate(cfg: DictConfig) -> None:
     """generate.py's entry: user errors (and a full disk) end with a message, not a traceback."""
-    with user_errors_reported(lambda: disk_full_advice(cfg)):
+    with user_errors_reported(lambda: disk_full_advice(cfg), lambda: memory_advice(cfg)):
         generate(cfg)
+
+
+def memory_advice(cfg: DictConfig) -> str:
+    g = cfg.generator
+    rows = f"calls of up to {largest_block(g)} edits, three UNet rows each"
+    return (
+        f"Lower generator.batch_size (now {g.batch_size}: {rows}; generator.batch_invariant=true makes "
+        "one edit per call). The prompt blocks are part of the store's settings, so a smaller batch "
+        "size fills a new store: the edits already made stay in the current one."
+        if not g.batch_invariant
+        else "It ran out with one edit per call (generator.batch_invariant=true): lower "
+        f"generator.resolution (now {g.resolution}; other pixels, its own store) or use a GPU with more memory."
+    )
 
 
 def disk_full_advice(cfg: DictConfig) -> str:

@@ -28,14 +28,19 @@ def eval_split(eval_cfg, datamodule: ImageDataModule):
     """The loader of the split ``eval.split`` names (clean images, the evaluation transform)."""
     if eval_cfg.split not in EVAL_SPLITS:
         raise ConfigError(f"eval.split must be one of {EVAL_SPLITS}, got '{eval_cfg.split}'")
+    batch = eval_cfg.get("batch_size")
+    if batch is not None and batch < 1:
+        raise ConfigError(
+            f"eval.batch_size must be at least 1 (or null: the run's evaluation batch), got {batch}"
+        )
     if eval_cfg.split == "val":
-        return datamodule.val_dataloader()
+        return datamodule.eval_loader(datamodule.val_set, batch)
     if datamodule.test_set is None:
         raise ConfigError(
             f"eval.split=test, but dataset '{datamodule.cfg.name}' has no test split here; "
             "attack the validation split with eval.split=val"
         )
-    return datamodule.test_dataloader()
+    return datamodule.eval_loader(datamodule.test_set, batch)
 
 
 def _device(accelerator: str | None) -> torch.device:
@@ -80,7 +85,7 @@ def attack_checkpoint(
     if ckpt:
         load_model_weights(model, Path(ckpt))
     result = robust_errors(model, loader, specs, device=_device(accelerator), seed=seed)
-    out = {"robust_split": split}
+    out = {"robust_split": split, "robust_batch_size": getattr(loader, "batch_size", None)}
     out.update({f"robust_{k}" if k in ("images", "clean_error") else k: v for k, v in result.items()})
     for spec in specs:
         log.info(

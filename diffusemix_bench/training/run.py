@@ -9,7 +9,6 @@ import os
 import sys
 import time
 import uuid
-import warnings
 from contextlib import contextmanager, suppress
 from dataclasses import asdict
 from pathlib import Path
@@ -26,6 +25,7 @@ from pytorch_lightning.callbacks import (
 )
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
+from .. import quiet  # noqa: F401  (library messages a user cannot act on)
 from ..augment import AugContext, create_aug
 from ..config import check_protocol_optimiser, validate_config
 from ..data.datamodule import ImageDataModule
@@ -43,18 +43,6 @@ from .provenance import git_state, shortened_by, versions
 from .summary import EpochSummary
 
 log = logging.getLogger(__name__)
-
-
-def _no_tips(record: logging.LogRecord) -> bool:
-    """Lightning's advertising tips ("💡 Tip: ...") are left out of run logs."""
-    return "Tip:" not in record.getMessage()
-
-
-logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_no_tips)
-
-# The module scales uint8 batches in on_after_batch_transfer on purpose; the data module keeps
-# Lightning's default hook, which is all this warning is about.
-warnings.filterwarnings("ignore", message=r".*overridden `on_after_batch_transfer`.*")
 
 
 def resolve_loss(cfg: DictConfig) -> str:
@@ -129,6 +117,7 @@ RESUME_MAY_CHANGE = (
     "trainer.num_nodes",
     "trainer.accelerator",
     "dataset.num_workers",
+    "dataset.eval_batch_size",
     "dataset.root",
     "callbacks.progress_bar",
     "logger.",
