@@ -36,6 +36,22 @@ def progress_bar(kind: str):
         except ModuleNotFoundError:
             kind = "tqdm"
     if kind == "tqdm":
+
+        class ClosedOnError(TQDMProgressBar):
+            """Lightning's tqdm bar, whose open bars end their line when an error stops the run (so
+            the error's message starts a line of its own; Lightning's rich bar does so itself)."""
+
+            def on_exception(self, trainer, pl_module, exception) -> None:
+                for name in (
+                    "_train_progress_bar",
+                    "_val_progress_bar",
+                    "_test_progress_bar",
+                    "_predict_progress_bar",
+                ):
+                    bar = getattr(self, name, None)
+                    if bar is not None:
+                        bar.close()
+
         # Outside a terminal every refresh is a new line: refresh rarely.
-        return TQDMProgressBar(refresh_rate=1 if sys.stdout.isatty() else 50)
+        return ClosedOnError(refresh_rate=1 if sys.stdout.isatty() else 50)
     raise ConfigError(f"callbacks.progress_bar must be auto, tqdm, rich or none; got '{kind}'")

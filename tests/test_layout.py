@@ -110,7 +110,8 @@ def test_no_module_imports_itself_through_others():
 
 
 # The rooms of the design (shared/design/architecture.md) and the rooms each may import. Every room
-# may use the foundation: errors.py, config.py (the typed schemas), progress.py and files.py. Only the entry
+# may use the foundation: errors.py, config.py (the typed schemas), progress.py, files.py and quiet.py
+# (library messages left out of the output). Only the entry
 # layer (cli.py and the top-level scripts) sits above them all.
 ROOMS = {
     "data": set(),
@@ -135,7 +136,7 @@ ROOMS = {
     "robustness": {"models", "data"},
     "reporting": set(),
 }
-FOUNDATION = {"errors", "config", "progress", "files"}
+FOUNDATION = {"errors", "config", "progress", "files", "quiet"}
 # config.py reads the paper's prompt list (the prompt library's defaults); the augmentation schemas
 # live in config.py itself, so composing a config imports no torch.
 FOUNDATION_READS = {"config": {"generation"}}

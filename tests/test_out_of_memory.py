@@ -39,12 +39,13 @@ def main(folder: Path) -> list[dict]:
     from diffusemix_bench.training.module import ClassifierModule
     from tests.bad_input_corpus import Case, _generate, _train, run_case
 
-    said = r"the GPU ran out of memory \(CUDA out of memory\. Tried to allocate 2\.00 GiB\. GPU 0 has a total capacity of 79\.19 GiB of which 1\.06 GiB is free\)\. "
+    # The message starts a line of its own: the progress bar (on here) ends its line first.
+    said = r"(?m)^error: the GPU ran out of memory \(CUDA out of memory\. Tried to allocate 2\.00 GiB\. GPU 0 has a total capacity of 79\.19 GiB of which 1\.06 GiB is free\)\. "
     results = []
     train = Case(
         "train.py out of GPU memory (in the test step)",
         "error",
-        _train("cifar100", "dataset.batch_size=4"),
+        _train("cifar100", "dataset.batch_size=4", "callbacks.progress_bar=tqdm"),
         said + r"If it ran out while training, lower dataset\.batch_size \(now 4\).*"
         r"lower dataset\.eval_batch_size \(now the training batch\), and resume the run: the same "
         r"command with ckpt_path=last and hydra\.run\.dir=.*/train/run\.",
@@ -68,7 +69,7 @@ def main(folder: Path) -> list[dict]:
     edits = Case(
         "generate.py out of GPU memory (in a pipeline call)",
         "error",
-        _generate("generator.batch_size=4"),
+        _generate("generator.batch_size=4", "trainer.enable_progress_bar=true"),
         said + r"Lower generator\.batch_size \(now 4: calls of up to 3 edits, three UNet rows each; "
         r"generator\.batch_invariant=true makes one edit per call\)\. The prompt blocks are part of the "
         r"store's settings, so a smaller batch size fills a new store",

@@ -445,6 +445,10 @@ class EditsProgress(pl.Callback):
             self.bar.close()
             self.bar = None
 
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        # Ends the bar's line, so the error that stopped the run is printed on a line of its own.
+        self.on_predict_end(trainer, pl_module)
+
 
 def generate(cfg: DictConfig, only: dict[str, list[int]] | None = None) -> dict:
     """Fill the edit store of every split in generator.splits (with ``only``: just those store
