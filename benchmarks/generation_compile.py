@@ -1,15 +1,19 @@
 """generator.compile: the UNet under torch.compile against eager, batched, at identical settings, and
-whether the last, smaller block of prompts recompiles (EditModel pads every batch to batch_size).
+whether a smaller block of prompts recompiles (EditModel pads every call to the largest block, as
+generator.compile=true does).
 
-The prompts are cut into blocks of at most ``--batch-size`` (9 prompts, batch 5: blocks of 5 and 4),
-so every image's second call is smaller than its first; dynamo's compile counters are read after the
-warm-up image and after the timed images, and any graph compiled in between is a recompile.
+The prompts are cut into blocks of at most ``--batch-size`` (9 prompts, batch 5: blocks of 4 and 5),
+so every image's calls differ in size; dynamo's compile counters are read after the warm-up image
+and after the timed images, and any graph compiled in between is a recompile. ``--channels-last``
+puts the UNet and VAE in channels-last memory for both arms (generator.channels_last=true).
 
     .venv/bin/python -m benchmarks.generation_compile --architecture sd15   # GPU, bf16
+    .venv/bin/python -m benchmarks.generation_compile --architecture sd15 --resolution 512 \
+        --batch-size 9 --channels-last      # the default blocks at 512 px, both levers
     .venv/bin/python -m benchmarks.generation_compile --architecture tiny --resolution 32 --steps 2
 
-Results: benchmarks/results/generation_compile_<architecture>_<device>[_<resolution>px].{json,md}
-(the resolution named where it is not 256).
+Results: benchmarks/results/generation_compile_<architecture>_<device>[_<resolution>px][_b<batch>]
+[_channels_last].{json,md} (the resolution named where it is not 256, the batch size where it is not 5).
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ def main() -> None:
     p.add_argument("--images", type=int, default=2, help="timed images (one more is the warm-up)")
     p.add_argument("--prompts", type=int, default=9)
     p.add_argument("--batch-size", type=int, default=5)
+    p.add_argument("--channels-last", action="store_true", help="UNet and VAE channels-last, both arms")
     a = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -70,23 +75,25 @@ def main() -> None:
     ]
     settings = dict(steps=a.steps, guidance_scale=4.0, image_guidance_scale=1.5, resolution=a.resolution)
 
+    if a.channels_last:
+        speed_levers(pipe, channels_last=True, compile=False)
+    blocks = [len(b) for b in prompt_blocks([str(k) for k in range(a.prompts)], a.batch_size)]
     eager = EditModel(pipe, **settings)
     run_images(eager, images[:1], texts, a.batch_size, device)  # warm-up
     t_eager = run_images(eager, images[1:], texts, a.batch_size, device)
 
     speed_levers(pipe, channels_last=False, compile=True)
-    compiled = EditModel(pipe, pad_to=a.batch_size, **settings)
+    compiled = EditModel(pipe, pad_to=max(blocks), **settings)
     before = graphs_compiled()
     t_warm = run_images(compiled, images[:1], texts, a.batch_size, device)  # compiles
     after_warmup = graphs_compiled()
     t_compiled = run_images(compiled, images[1:], texts, a.batch_size, device)
     after_timed = graphs_compiled()
     edits = a.images * a.prompts
-    blocks = [len(b) for b in prompt_blocks([str(k) for k in range(a.prompts)], a.batch_size)]
     rows = [
         {"arm": "eager, batched (baseline)", "edits_per_s": round(edits / t_eager, 4), "relative": 1.0},
         {
-            "arm": f"torch.compile(unet), batches padded to {a.batch_size}",
+            "arm": f"torch.compile(unet), calls padded to {max(blocks)}",
             "edits_per_s": round(edits / t_compiled, 4),
             "relative": round(t_eager / t_compiled, 3),
         },
@@ -100,7 +107,9 @@ def main() -> None:
     print(rows, compile_info, flush=True)
     write_results(
         f"generation_compile_{a.architecture}_{device.type}"
-        + ("" if a.resolution == 256 else f"_{a.resolution}px"),
+        + ("" if a.resolution == 256 else f"_{a.resolution}px")
+        + ("" if a.batch_size == 5 else f"_b{a.batch_size}")
+        + ("_channels_last" if a.channels_last else ""),
         {
             "settings": {
                 "architecture": a.architecture,
@@ -114,6 +123,7 @@ def main() -> None:
                 "timed_images": a.images,
                 "prompts": a.prompts,
                 "batch_size": a.batch_size,
+                "channels_last": a.channels_last,
                 "load_average_1min": round(os.getloadavg()[0], 2),
             },
             "compile": compile_info,

@@ -20,8 +20,9 @@ Same pipeline object, guidance, resolution and dtype for all; all but ip2p_fast 
     .venv/bin/python -m benchmarks.generation_vs_official --architecture sd15   # GPU: the real
         InstructPix2Pix architecture (SD 1.5 UNet with 8 input channels, its VAE and a CLIP text
         encoder of its size) built from their configurations with random weights: speed does not
-        depend on the weights' values. Also reports UNet FLOPs per edit and the share of the GPU's
-        bf16 peak.
+        depend on the weights' values. Also reports UNet FLOPs per edit, the share of the GPU's
+        bf16 peak, and the most GPU memory each arm allocated (weights included: what a GPU
+        needs for that batch).
     .venv/bin/python -m benchmarks.generation_vs_official --architecture sd15 --images 1 --prompts 3 \
         --batch-size 3 --steps 12 --resolutions 128   # CPU: the real architecture at a small size
         (about 11 minutes on 2 cores; ip2p_fast keeps its own 20 steps)
@@ -153,6 +154,17 @@ def ours(model: EditModel, images, texts, batch_size: int, device) -> float:
     return time.perf_counter() - start
 
 
+def measured(device: torch.device, peaks: dict[str, float], key: str, run, *args) -> float:
+    """``run(*args)``'s seconds; on a GPU the most memory it allocated goes to ``peaks[key]`` (GiB,
+    the pipeline's weights included): what a GPU needs for that arm's batch."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    seconds = run(*args)
+    if device.type == "cuda":
+        peaks[key] = torch.cuda.max_memory_allocated() / 2**30
+    return seconds
+
+
 def unet_flops_per_edit(pipe, resolution: int, steps: int, device, dtype) -> float:
     """UNet FLOPs of one edit: ``steps`` calls on a batch of three (the pipeline's guidance rows)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -272,14 +284,13 @@ def main() -> None:
             resolution=resolution,
             batch_invariant=True,
         )
+        peaks: dict[str, float] = {}  # GiB the GPU allocated at most during each timed arm
         # Warm-up (kernels, allocator, embeddings) for every arm, on one image.
         official_loop(pipe, images[:1], texts[:1], args, device)
         ours(batched, images[:1], texts, args.batch_size, device)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-        t_official = official_loop(pipe, images, texts, args, device)
-        t_single = ours(single, images, texts, args.batch_size, device)
-        t_batched = ours(batched, images, texts, args.batch_size, device)
+        t_official = measured(device, peaks, "official", official_loop, pipe, images, texts, args, device)
+        t_single = measured(device, peaks, "single", ours, single, images, texts, args.batch_size, device)
+        t_batched = measured(device, peaks, "batched", ours, batched, images, texts, args.batch_size, device)
         fast = EditModel(
             pipe,
             steps=int(preset.steps),
@@ -289,18 +300,18 @@ def main() -> None:
         )
         pipe.scheduler = fast_scheduler
         ours(fast, images[:1], texts[:1], args.batch_size, device)  # warm-up
-        t_fast = ours(fast, images, texts, args.batch_size, device)
+        t_fast = measured(device, peaks, "fast", ours, fast, images, texts, args.batch_size, device)
         pipe.scheduler = euler
         # generator=ip2p_deepcache: the batched model with DeepCache wrapping the same UNet.
         helper = step_cache(pipe, int(deep.cache_interval), int(deep.cache_branch_id))
         ours(batched, images[:1], texts[:1], args.batch_size, device)  # warm-up
-        t_deep = ours(batched, images, texts, args.batch_size, device)
+        t_deep = measured(device, peaks, "deep", ours, batched, images, texts, args.batch_size, device)
         helper.disable()
         # generator.channels_last=true: the batched model with the UNet and VAE in channels-last
         # memory (a runtime setting, the same store), put back afterwards for the next resolution.
         speed_levers(pipe, channels_last=True, compile=False)
         ours(batched, images[:1], texts[:1], args.batch_size, device)  # warm-up
-        t_last = ours(batched, images, texts, args.batch_size, device)
+        t_last = measured(device, peaks, "last", ours, batched, images, texts, args.batch_size, device)
         pipe.unet.to(memory_format=torch.contiguous_format)
         pipe.vae.to(memory_format=torch.contiguous_format)
         flops = unet_flops_per_edit(pipe, resolution, args.steps, device, dtype)
@@ -311,10 +322,11 @@ def main() -> None:
             (v for k, v in BF16_PEAK.items() if device.type == "cuda" and k in torch.cuda.get_device_name(0)),
             None,
         )
-        for arm, seconds, steps, arm_flops in (
-            ("official loop (one call per edit, PIL in and out)", t_official, args.steps, flops),
-            ("ours, one edit per call (batch_invariant=true)", t_single, args.steps, flops),
+        for key, arm, seconds, steps, arm_flops in (
+            ("official", "official loop (one call per edit, PIL in and out)", t_official, args.steps, flops),
+            ("single", "ours, one edit per call (batch_invariant=true)", t_single, args.steps, flops),
             (
+                "batched",
                 f"ours, batched (blocks of <= {args.batch_size} prompts"
                 + (", the default)" if args.batch_size == GeneratorConfig.batch_size else ")"),
                 t_batched,
@@ -322,12 +334,14 @@ def main() -> None:
                 flops,
             ),
             (
+                "last",
                 "ours, batched, generator.channels_last=true (UNet and VAE channels-last)",
                 t_last,
                 args.steps,
                 flops,
             ),
             (
+                "fast",
                 f"fast preset generator=ip2p_fast ({preset.scheduler}, {preset.steps} steps, batched; "
                 "other pixels)",
                 t_fast,
@@ -335,6 +349,7 @@ def main() -> None:
                 flops * int(preset.steps) / args.steps,
             ),
             (
+                "deep",
                 f"preset generator=ip2p_deepcache (DeepCache, whole UNet one step in {deep.cache_interval}, "
                 f"branch {deep.cache_branch_id}, batched; other pixels)",
                 t_deep,
@@ -354,6 +369,8 @@ def main() -> None:
             }
             if peak is not None:
                 row["share_of_bf16_peak"] = f"{100 * arm_flops * rate / (peak * 1e12):.1f}%"
+            if key in peaks:
+                row["peak_gpu_memory_gib"] = round(peaks[key], 2)
             rows.append(row)
             print(row, flush=True)
         # Written after every resolution: a run stopped at its time limit keeps those it finished.

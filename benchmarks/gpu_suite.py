@@ -15,22 +15,36 @@ import subprocess
 import sys
 import time
 
-# (name, seconds allowed, module and arguments), in order of value: the training step against a bare
-# loop (with Lightning's own floor and train.py's arm), generation with DeepCache beside the official
-# loop, where the step's host time goes, and the mixes with gco first.
+# (name, seconds allowed, module and arguments), in order of value: what the last GPU run left open
+# first (generation against the official loop at 256 and 512 px with the default prompt blocks,
+# channels-last and each arm's peak memory; the DiffuseMix loader's share of a GPU step; compile and
+# channels-last together at 512 px), then the parts measured before (the training step against a
+# bare loop, the mixes with gco, where the step's host time goes, composition, compile at 256 px).
 PARTS = [
+    (
+        "generation vs the official loop (InstructPix2Pix architecture, 256 and 512 px)",
+        250,
+        ["benchmarks.generation_vs_official", "--architecture", "sd15", "--images", "1", "--prompts", "9"]
+        + ["--steps", "100", "--resolutions", "256,512"],
+    ),
+    (
+        "DiffuseMix loader against aug=none, and its share of a ResNet-18 training step on the GPU",
+        120,
+        ["benchmarks.diffusemix_loader", "--workers", "8", "--rounds", "2", "--epochs", "1"]
+        + ["--step-steps", "40"],
+    ),
+    (
+        "torch.compile and channels-last at 512 px, the default prompt blocks: speed and recompiles",
+        200,
+        ["benchmarks.generation_compile", "--architecture", "sd15", "--resolution", "512", "--steps", "100"]
+        + ["--batch-size", "9", "--channels-last", "--images", "1"],
+    ),
     (
         "training step: framework and Lightning's floor against a bare loop, the protocols' shapes, bf16",
         260,
         ["benchmarks.train_step_overhead", "--precision", "bf16-mixed", "--steps", "150", "--rounds", "3"]
         + ["--shapes"]
         + ["preactresnet18:32:100,preactresnet18:64:100,resnet18:224:16,resnet50:224:16,resnet50:224:256:30"],
-    ),
-    (
-        "generation vs the official loop (InstructPix2Pix architecture, 256 and 512 px)",
-        250,
-        ["benchmarks.generation_vs_official", "--architecture", "sd15", "--images", "1", "--prompts", "9"]
-        + ["--steps", "100", "--resolutions", "256,512"],
     ),
     (
         "optimisation mixes (PuzzleMix, Co-Mixup, GuidedMixup) against a training step",
@@ -50,12 +64,6 @@ PARTS = [
         ],
     ),
     ("DiffuseMix composition against a training step", 90, ["benchmarks.composition"]),
-    (
-        "DiffuseMix loader against aug=none, and its share of a ResNet-18 training step on the GPU",
-        120,
-        ["benchmarks.diffusemix_loader", "--workers", "8", "--rounds", "2", "--epochs", "1"]
-        + ["--step-steps", "40"],
-    ),
     (
         "torch.compile of the UNet: speed and recompiles (256 px)",
         200,
