@@ -16,7 +16,11 @@ def run_train(cfg: DictConfig) -> float | None:
 
     The config and the dataset are checked before the training stack is imported, so a typo or
     missing data is reported within seconds."""
-    with user_errors_reported(lambda: training_disk_full_advice(cfg), lambda: training_memory_advice(cfg)):
+    with user_errors_reported(
+        lambda: training_disk_full_advice(cfg),
+        lambda: training_memory_advice(cfg),
+        lambda: training_resume_advice(cfg),
+    ):
         validate_config(cfg)
         check_protocol_optimiser(cfg)
         if cfg.get("print_config", False):
@@ -31,19 +35,28 @@ def run_train(cfg: DictConfig) -> float | None:
     return metrics.get("val_top1")
 
 
+def training_resume_advice(cfg: DictConfig) -> str:
+    """How the run in ``paths.output_dir`` goes on: from its last checkpoint, or from the start."""
+    run_dir = Path(str(cfg.paths.output_dir)).expanduser()
+    if (run_dir / "checkpoints" / "last.ckpt").is_file():
+        every = cfg.callbacks.get("checkpoint_every_n_steps")
+        steps = "every optimiser step" if every == 1 else f"every {every} optimiser steps"
+        when = "every epoch's end" + (f" and {steps}" if every else "")
+        # Checkpoints are written whole or not at all (training/checkpoint_io.py): last.ckpt is sound.
+        return (
+            f"resume the run from its last checkpoint (written at {when}): the same command with "
+            f"ckpt_path=last and hydra.run.dir={run_dir} (or the folder's new place)."
+        )
+    return "run the same command again (the run had no checkpoint yet)."
+
+
 def training_disk_full_advice(cfg: DictConfig) -> str:
     run_dir = Path(str(cfg.paths.output_dir)).expanduser()
     advice = (
         f"The run folder {run_dir} is on a disk with {free_space(run_dir)} free. Free space there (or move "
         "the folder to a larger disk), then "
     )
-    if (run_dir / "checkpoints" / "last.ckpt").is_file():
-        # Checkpoints are written whole or not at all (training/checkpoint_io.py): last.ckpt is sound.
-        return advice + (
-            f"resume the run from its last checkpoint: the same command with ckpt_path=last and "
-            f"hydra.run.dir={run_dir} (or the folder's new place)."
-        )
-    return advice + "run the same command again (the run had no checkpoint yet)."
+    return advice + training_resume_advice(cfg)
 
 
 def training_memory_advice(cfg: DictConfig) -> str:
@@ -122,6 +135,7 @@ def run_evaluate(cfg: DictConfig) -> dict:
     with user_errors_reported(
         lambda: evaluation_disk_full_advice(cfg),
         lambda: evaluation_memory_advice(cfg),
+        lambda: "metrics.json is kept as it was; run the same command again.",
     ):
         from .training.evaluate import evaluate_run
 

@@ -81,6 +81,14 @@ def disk_full_message(exc: OSError, advice: str) -> str:
     return f"the disk is full ({exc.strerror}{': ' + where if where else ''}). {advice}"
 
 
+def is_interrupt(exc: BaseException) -> bool:
+    """Ctrl-C: a KeyboardInterrupt, or the exit Lightning makes of one (code 1, after its
+    graceful shutdown)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    return isinstance(exc, SystemExit) and exc.code == 1 and isinstance(exc.__context__, KeyboardInterrupt)
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """A GPU allocation failed (torch.cuda.OutOfMemoryError; torch is not imported for the check)."""
     torch = sys.modules.get("torch")
@@ -99,6 +107,7 @@ def out_of_memory_message(exc: BaseException, advice: str) -> str:
 def user_errors_reported(
     disk_full_advice: Callable[[], str] | None = None,
     out_of_memory_advice: Callable[[], str] | None = None,
+    interrupted_advice: Callable[[], str] | None = None,
 ) -> Iterator[None]:
     """A user error ends the run with its message and exit code 1, not a traceback
     (HYDRA_FULL_ERROR=1 shows it). In a ``--multirun`` sweep it fails the job only: the message goes
@@ -106,9 +115,14 @@ def user_errors_reported(
 
     A full disk (or quota) is reported the same way, with ``disk_full_advice()``: the entry point's
     word on where its files go, their disk's free space and how the work resumes; so is a GPU out
-    of memory, with ``out_of_memory_advice()``: the settings that need less of it."""
+    of memory, with ``out_of_memory_advice()``: the settings that need less of it; and Ctrl-C, with
+    ``interrupted_advice()``: what was kept and how the work goes on."""
     try:
         yield
+    except (KeyboardInterrupt, SystemExit) as exc:
+        if interrupted_advice is None or not is_interrupt(exc) or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        raise SystemExit(f"interrupted (Ctrl-C): {interrupted_advice()}") from None
     except (*USER_ERRORS, OSError, RuntimeError) as exc:
         if not isinstance(exc, USER_ERRORS) and not is_disk_full(exc) and not is_out_of_memory(exc):
             raise

@@ -153,3 +153,39 @@ def test_two_ranks_share_the_keys_without_duplicates_and_match_one_rank(tmp_path
     for i in range(12):
         for pid in one.prompt_ids:
             assert torch.equal(one.read(i, pid), two.read(i, pid))
+
+
+def test_ctrl_c_stops_generate_py_with_what_was_kept_and_the_way_on(tmp_path, one_thread):
+    """Ctrl-C (SIGINT) during generation: generate.py prints how far it got and that the same
+    command goes on, exits with code 1 and no traceback; every edit recorded is in the store."""
+    flowers = write_fixture_dataset("flowers102", tmp_path / "data")["data_dir"]
+    overrides = gen_overrides(flowers, tmp_path / "edits", "generator.num_prompts=3", "generator.steps=12")
+    store = EditStore.from_config(compose_generate(overrides), "flowers102")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "generate.py", *overrides, f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None and _manifest_lines(store) < 2:
+            time.sleep(0.01)
+        assert proc.poll() is None, "generate.py ended before it was interrupted"
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, out[-3000:]
+    assert "Traceback" not in out
+    made = int(re.search(r"^stopped: summary: generated=(\d+) existing=0", out, re.M).group(1))
+    assert out.strip().splitlines()[-1] == (
+        "interrupted (Ctrl-C): every edit written so far is kept; the same command goes on from here."
+    )
+    assert 2 <= made < 36 and made == 36 - len(store.missing(range(12)))

@@ -256,3 +256,61 @@ def test_a_resumed_run_logs_to_the_interrupted_runs_wandb_run(make_cfg, tmp_path
     other = (tmp_path / "other" / "wandb_run_id").read_text().strip()
     assert other != run_id and len(list((tmp_path / "other" / "wandb").glob(f"offline-run-*-{other}"))) == 1
     assert wandb.run is None
+
+
+def test_ctrl_c_ends_train_py_with_the_command_that_resumes_it(tmp_path):
+    """Ctrl-C (SIGINT) during training: Lightning shuts down and exits; train.py then says how to
+    go on (the run's last checkpoint and the resume command), exit code 1, and the run folder's
+    failure.json says it was interrupted (reports count the run as failed, not as missing)."""
+    from tests.fixtures.datasets import write_fixture_dataset
+
+    data = write_fixture_dataset("cifar100", tmp_path / "data", per_class=12)["data_dir"]
+    run_dir = tmp_path / "run"
+    args = [
+        "dataset=cifar100",
+        f"paths.data_dir={data}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        "model=preactresnet18",
+        "optim.lr=0.01",
+        "trainer.accelerator=cpu",
+        "trainer.max_epochs=50",
+        "dataset.batch_size=6",
+        "dataset.num_workers=0",
+        "logger=none",
+        "callbacks.checkpoint_every_n_steps=1",
+        "callbacks.progress_bar=none",
+        f"hydra.run.dir={run_dir}",
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "train.py", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    last = run_dir / "checkpoints" / "last.ckpt"
+    try:
+        deadline = time.monotonic() + 300
+        while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, "train.py ended before it was interrupted"
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, out[-3000:]
+    assert "Traceback" not in out
+    (line,) = [x for x in out.splitlines() if x.startswith("interrupted")]
+    assert line == (
+        "interrupted (Ctrl-C): resume the run from its last checkpoint (written at every epoch's end "
+        f"and every optimiser step): the same command with ckpt_path=last and hydra.run.dir={run_dir} "
+        "(or the folder's new place)."
+    )
+    failure = json.loads((run_dir / "failure.json").read_text())
+    assert failure["status"] == "failed" and failure["error"] == "interrupted (Ctrl-C)"
+    assert not (run_dir / "metrics.json").exists()

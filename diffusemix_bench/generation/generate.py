@@ -498,7 +498,7 @@ def generate(cfg: DictConfig, only: dict[str, list[int]] | None = None) -> dict:
         )
     except (KeyboardInterrupt, SystemExit):
         # Ctrl-C (Lightning turns it into an exit): every edit written so far is in the store.
-        print(f"\ninterrupted: {summary_line(counts)}; the same command goes on from here", flush=True)
+        print(f"\nstopped: {summary_line(counts)}", flush=True)
         raise
     finally:
         for store in stores.values():
@@ -568,7 +568,11 @@ def summary_line(counts: Counts) -> str:
 
 def run_generate(cfg: DictConfig) -> None:
     """generate.py's entry: user errors (and a full disk) end with a message, not a traceback."""
-    with user_errors_reported(lambda: disk_full_advice(cfg), lambda: memory_advice(cfg)):
+    with user_errors_reported(
+        lambda: disk_full_advice(cfg),
+        lambda: memory_advice(cfg),
+        lambda: "every edit written so far is kept; the same command goes on from here.",
+    ):
         generate(cfg)
 
 

@@ -234,10 +234,15 @@ class ClassifierModule(pl.LightningModule):
             if value is not None
             else f"training loss became non-finite on another process at step {step} or before"
         )
+        precision = str(self.trainer.precision)
         raise NonFiniteLossError(
-            f"{what} (optim.lr={self.optim_cfg.lr}, "
-            f"trainer.precision={self.trainer.precision}); lower optim.lr or pick a paper protocol "
-            "(protocol=...), or use 32-true / bf16-mixed precision instead of 16-mixed"
+            f"{what} (optim.lr={self.optim_cfg.lr}, trainer.precision={precision}); lower optim.lr "
+            "or pick a paper protocol (protocol=...)"
+            + (
+                ", or use 32-true / bf16-mixed precision instead of 16-mixed"
+                if precision.startswith("16")
+                else ""
+            )
         )
 
     def on_train_epoch_start(self) -> None:

@@ -30,7 +30,7 @@ from ..augment import AugContext, create_aug
 from ..config import check_protocol_optimiser, validate_config
 from ..data.datamodule import ImageDataModule
 from ..data.splits import Splits, build_splits, verify_splits
-from ..errors import ConfigError, UserError
+from ..errors import ConfigError, UserError, is_interrupt
 from ..files import write_atomic
 from ..progress import progress_bar
 from ..robustness import attack_specs
@@ -301,7 +301,11 @@ def failure_recorded(run_dir: Path):
         yield
     except BaseException as exc:
         status = "diverged" if isinstance(exc, FloatingPointError) else "failed"
-        error = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+        error = (
+            "interrupted (Ctrl-C)"
+            if is_interrupt(exc)
+            else f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+        )
         record = {"status": status, "error": error, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
         with suppress(OSError):
             (run_dir / FAILURE_FILE).write_text(json.dumps(record, indent=2) + "\n")
