@@ -361,7 +361,9 @@ class Config:
     paper: Any = None
     task_name: str = "train"
     seed: int = 0
-    # null: start fresh; "last": resume from the run folder's last.ckpt; or a checkpoint path.
+    # null: start fresh; "last": resume from the run folder's last.ckpt; "auto": resume from it
+    # when it exists, else start fresh (a job a scheduler runs again after a time limit or a
+    # preemption goes on where it stopped); or a checkpoint path.
     ckpt_path: str | None = None
     run_test: bool = True
     # Print the resolved settings as a tree when a run starts (rich when installed, else YAML).

@@ -89,6 +89,12 @@ def is_interrupt(exc: BaseException) -> bool:
     return isinstance(exc, SystemExit) and exc.code == 1 and isinstance(exc.__context__, KeyboardInterrupt)
 
 
+def is_terminated(exc: BaseException) -> bool:
+    """SIGTERM: the exit Lightning makes after the step in progress (its SIGTERMException, an exit
+    with no code, which would end the process with status 0)."""
+    return isinstance(exc, SystemExit) and type(exc).__name__ == "SIGTERMException"
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """A GPU allocation failed (torch.cuda.OutOfMemoryError; torch is not imported for the check)."""
     torch = sys.modules.get("torch")
@@ -115,14 +121,20 @@ def user_errors_reported(
 
     A full disk (or quota) is reported the same way, with ``disk_full_advice()``: the entry point's
     word on where its files go, their disk's free space and how the work resumes; so is a GPU out
-    of memory, with ``out_of_memory_advice()``: the settings that need less of it; and Ctrl-C, with
-    ``interrupted_advice()``: what was kept and how the work goes on."""
+    of memory, with ``out_of_memory_advice()``: the settings that need less of it; and Ctrl-C or
+    SIGTERM, with ``interrupted_advice()``: what was kept and how the work goes on."""
     try:
         yield
     except (KeyboardInterrupt, SystemExit) as exc:
-        if interrupted_advice is None or not is_interrupt(exc) or os.environ.get("HYDRA_FULL_ERROR") == "1":
+        stopped = is_interrupt(exc) or is_terminated(exc)
+        if interrupted_advice is None or not stopped or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        raise SystemExit(f"interrupted (Ctrl-C): {interrupted_advice()}") from None
+        how = (
+            "interrupted (Ctrl-C)"
+            if is_interrupt(exc)
+            else "stopped by SIGTERM (a scheduler's time limit or preemption, or kill)"
+        )
+        raise SystemExit(f"{how}: {interrupted_advice()}") from None
     except (*USER_ERRORS, OSError, RuntimeError) as exc:
         if not isinstance(exc, USER_ERRORS) and not is_disk_full(exc) and not is_out_of_memory(exc):
             raise

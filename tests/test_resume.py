@@ -314,3 +314,98 @@ def test_ctrl_c_ends_train_py_with_the_command_that_resumes_it(tmp_path):
     failure = json.loads((run_dir / "failure.json").read_text())
     assert failure["status"] == "failed" and failure["error"] == "interrupted (Ctrl-C)"
     assert not (run_dir / "metrics.json").exists()
+
+
+class TermAt(pl.Callback):
+    """Sends this process SIGTERM (as a scheduler would) as the step ``step`` begins."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_writes_last_ckpt_at_the_step_in_progress_and_auto_resumes_to_the_uninterrupted_run(
+    make_cfg, tmp_path, monkeypatch
+):
+    """SIGTERM mid-epoch (checkpoints otherwise at epoch ends only): the step in progress finishes,
+    last.ckpt is written at it and the run stops (Lightning's exit); ckpt_path=auto then resumes it
+    and ends with the uninterrupted run's weights, metrics and summary; in a folder without
+    last.ckpt, ckpt_path=auto starts a new run."""
+    overrides = [
+        "dataset=cifar100",
+        "trainer.max_epochs=3",
+        "trainer.limit_train_batches=3",
+        "ckpt_path=auto",
+    ]
+    whole = train(make_cfg(overrides, run_name="whole", per_class=6))
+    assert not whole["resumed"]
+    real = run_module.build_callbacks
+    monkeypatch.setattr(run_module, "build_callbacks", lambda cfg, d: real(cfg, d) + [TermAt(4)])
+    with pytest.raises(SystemExit) as stopped:
+        train(make_cfg(overrides, run_name="parts", per_class=6))
+    monkeypatch.setattr(run_module, "build_callbacks", real)
+    assert type(stopped.value).__name__ == "SIGTERMException"
+    last = tmp_path / "parts" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 5  # mid-epoch 2
+    assert json.loads((tmp_path / "parts" / "failure.json").read_text())["error"] == "stopped by SIGTERM"
+    resumed = train(make_cfg(overrides, run_name="parts", per_class=6))
+    assert resumed["resumed"]
+    _same_run(whole, tmp_path / "whole", resumed, tmp_path / "parts")
+
+
+def test_sigterm_ends_train_py_with_the_resume_command_and_exit_code_1(tmp_path):
+    """Through train.py: one line naming the resume command, exit code 1 (Lightning alone ends
+    with status 0, which a scheduler counts as done), no traceback."""
+    from tests.fixtures.datasets import write_fixture_dataset
+
+    data = write_fixture_dataset("cifar100", tmp_path / "data", per_class=12)["data_dir"]
+    run_dir = tmp_path / "run"
+    args = [
+        "dataset=cifar100",
+        f"paths.data_dir={data}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        "model=preactresnet18",
+        "optim.lr=0.01",
+        "trainer.accelerator=cpu",
+        "trainer.max_epochs=50",
+        "dataset.batch_size=6",
+        "dataset.num_workers=0",
+        "logger=none",
+        "callbacks.progress_bar=none",
+        "ckpt_path=auto",
+        f"hydra.run.dir={run_dir}",
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "train.py", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    last = run_dir / "checkpoints" / "last.ckpt"
+    try:
+        deadline = time.monotonic() + 300
+        while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, "train.py ended before the signal"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, out[-3000:]
+    assert "Traceback" not in out
+    (line,) = [x for x in out.splitlines() if x.startswith("stopped by SIGTERM")]
+    assert line == (
+        "stopped by SIGTERM (a scheduler's time limit or preemption, or kill): resume the run from its "
+        "last checkpoint (written at every epoch's end): the same command with ckpt_path=last and "
+        f"hydra.run.dir={run_dir} (or the folder's new place)."
+    )
+    assert json.loads((run_dir / "failure.json").read_text())["error"] == "stopped by SIGTERM"

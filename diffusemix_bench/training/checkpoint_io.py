@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 from lightning_fabric.plugins import TorchCheckpointIO
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
 from ..files import write_atomic
 
@@ -71,3 +71,20 @@ def moved_state(state: dict[str, Any], old: str, new: str) -> dict[str, Any]:
         moved["best_k_models"] = {move(k): v for k, v in state["best_k_models"].items()}
     moved["dirpath"] = new
     return moved
+
+
+class CheckpointOnSigterm(Callback):
+    """SIGTERM during training (a scheduler's time limit or preemption, ``kill``): Lightning stops
+    after the step in progress; this writes ``last.ckpt`` at that step first, at the point where
+    ``callbacks.checkpoint_every_n_steps`` writes it, so the resumed run loses no step. With several
+    processes Lightning stops at the next step's start instead, without it (the processes would have
+    to agree first); their last.ckpt is the last one written on schedule."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.saved_step: int | None = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.received_sigterm and trainer.world_size == 1 and self.saved_step != trainer.global_step:
+            trainer.save_checkpoint(str(self.path))
+            self.saved_step = trainer.global_step

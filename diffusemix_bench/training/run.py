@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import (
     Callback,
     EarlyStopping,
@@ -30,12 +30,12 @@ from ..augment import AugContext, create_aug
 from ..config import check_protocol_optimiser, validate_config
 from ..data.datamodule import ImageDataModule
 from ..data.splits import Splits, build_splits, verify_splits
-from ..errors import ConfigError, UserError, is_interrupt
+from ..errors import ConfigError, UserError, is_interrupt, is_terminated
 from ..files import write_atomic
 from ..progress import progress_bar
 from ..robustness import attack_specs
 from ..robustness.adversarial_training import FastAdversarial
-from .checkpoint_io import AtomicCheckpointIO, RunCheckpoint
+from .checkpoint_io import AtomicCheckpointIO, CheckpointOnSigterm, RunCheckpoint
 from .classifier import build_model
 from .evaluate import attack_checkpoint, eval_split
 from .module import ClassifierModule, vanilla_batches_per_epoch
@@ -186,6 +186,7 @@ def build_callbacks(cfg: DictConfig, ckpt_dir: Path) -> list[Callback]:
             RunCheckpoint(dirpath=ckpt_dir, filename="last", enable_version_counter=False, **t)
             for t in triggers
         ]
+        callbacks.append(CheckpointOnSigterm(ckpt_dir / "last.ckpt"))
     if c.early_stopping_patience is not None:
         callbacks.append(EarlyStopping(monitor=c.monitor, mode=c.mode, patience=c.early_stopping_patience))
     if c.lr_monitor and cfg.logger.name != "none":
@@ -301,11 +302,12 @@ def failure_recorded(run_dir: Path):
         yield
     except BaseException as exc:
         status = "diverged" if isinstance(exc, FloatingPointError) else "failed"
-        error = (
-            "interrupted (Ctrl-C)"
-            if is_interrupt(exc)
-            else f"{type(exc).__name__}: {exc}".strip().rstrip(":")
-        )
+        if is_interrupt(exc):
+            error = "interrupted (Ctrl-C)"
+        elif is_terminated(exc):
+            error = "stopped by SIGTERM"
+        else:
+            error = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
         record = {"status": status, "error": error, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
         with suppress(OSError):
             (run_dir / FAILURE_FILE).write_text(json.dumps(record, indent=2) + "\n")
@@ -352,6 +354,12 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
 
 def _train(cfg: DictConfig, splits: Splits | None, adversarial: FastAdversarial, run_dir: Path) -> dict:
     start = time.time()
+    if cfg.ckpt_path == "auto":  # resume when the run folder has a last checkpoint, else start fresh
+        with open_dict(cfg):
+            cfg.ckpt_path = "last" if (run_dir / "checkpoints" / "last.ckpt").is_file() else None
+        log.info(
+            "ckpt_path=auto: %s", "resuming from last.ckpt" if cfg.ckpt_path else "no last.ckpt, a new run"
+        )
     if cfg.ckpt_path is not None and (run_dir / "config_resolved.yaml").is_file():
         check_resume_matches(cfg, run_dir / "config_resolved.yaml")
     write_atomic(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
