@@ -155,9 +155,18 @@ def test_two_ranks_share_the_keys_without_duplicates_and_match_one_rank(tmp_path
             assert torch.equal(one.read(i, pid), two.read(i, pid))
 
 
-def test_ctrl_c_stops_generate_py_with_what_was_kept_and_the_way_on(tmp_path, one_thread):
-    """Ctrl-C (SIGINT) during generation: generate.py prints how far it got and that the same
-    command goes on, exits with code 1 and no traceback; every edit recorded is in the store."""
+@pytest.mark.parametrize(
+    ("sig", "said"),
+    [
+        (signal.SIGINT, "interrupted (Ctrl-C)"),
+        # Lightning notes a SIGTERM but its predict loop would go on: generate.py stops between groups.
+        (signal.SIGTERM, "stopped by SIGTERM (a scheduler's time limit or preemption, or kill)"),
+    ],
+    ids=["ctrl_c", "sigterm"],
+)
+def test_a_signal_stops_generate_py_with_what_was_kept_and_the_way_on(tmp_path, one_thread, sig, said):
+    """Ctrl-C (SIGINT) or SIGTERM during generation: generate.py prints how far it got and that the
+    same command goes on, exits with code 1 and no traceback; every edit recorded is in the store."""
     flowers = write_fixture_dataset("flowers102", tmp_path / "data")["data_dir"]
     overrides = gen_overrides(flowers, tmp_path / "edits", "generator.num_prompts=3", "generator.steps=12")
     store = EditStore.from_config(compose_generate(overrides), "flowers102")
@@ -176,7 +185,7 @@ def test_ctrl_c_stops_generate_py_with_what_was_kept_and_the_way_on(tmp_path, on
         while time.monotonic() < deadline and proc.poll() is None and _manifest_lines(store) < 2:
             time.sleep(0.01)
         assert proc.poll() is None, "generate.py ended before it was interrupted"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -186,6 +195,6 @@ def test_ctrl_c_stops_generate_py_with_what_was_kept_and_the_way_on(tmp_path, on
     assert "Traceback" not in out
     made = int(re.search(r"^stopped: summary: generated=(\d+) existing=0", out, re.M).group(1))
     assert out.strip().splitlines()[-1] == (
-        "interrupted (Ctrl-C): every edit written so far is kept; the same command goes on from here."
+        f"{said}: every edit written so far is kept; the same command goes on from here."
     )
     assert 2 <= made < 36 and made == 36 - len(store.missing(range(12)))

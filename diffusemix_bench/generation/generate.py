@@ -11,6 +11,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import BasePredictionWriter
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, Dataset
 
 from .. import quiet  # noqa: F401  (library messages a user cannot act on)
@@ -303,6 +304,12 @@ class EditModule(pl.LightningModule):
         # Every prompt of the list: a batched call's block can hold prompts beyond num_prompts.
         self.store_size = resolve_store_size(cfg, self.dataset_name)
         self.texts = {p.id: p.text for p in build_prompts(list(self.g.prompts), self.g.prompt_template, None)}
+
+    def on_predict_batch_start(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        # SIGTERM (a scheduler, kill): Lightning notes it but its predict loop goes on; stop between
+        # two groups, every edit of the groups done so far written.
+        if self.trainer.received_sigterm:
+            raise SIGTERMException
 
     def predict_step(self, batch: tuple[EditGroup, torch.Tensor], batch_idx: int) -> GroupResult:
         group, image = batch
