@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,30 @@ def run_entry(script: str, args: list[str], cwd: Path, timeout: int = 300) -> su
         text=True,
         timeout=timeout,
     )
+
+
+def signal_when_ready(script: str, args: list[str], ready, sig: int, timeout: float = 300) -> tuple[int, str]:
+    """Run a top-level script as a user would, send it ``sig`` once ``ready()`` holds (as Ctrl-C or
+    a scheduler would), and return its exit code and output (stdout and stderr together)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.Popen(
+        [sys.executable, script, *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert proc.poll() is None, f"{script} ended before the signal: {proc.communicate()[0][-3000:]}"
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out

@@ -15,7 +15,7 @@ import torch
 
 from diffusemix_bench.generation.generate import generate
 from diffusemix_bench.generation.store import EditStore
-from tests.conftest import ROOT
+from tests.conftest import ROOT, signal_when_ready
 from tests.fixtures.datasets import write_fixture_dataset
 from tests.test_generation import _all_keys_stored, compose_generate, gen_overrides
 
@@ -170,28 +170,13 @@ def test_a_signal_stops_generate_py_with_what_was_kept_and_the_way_on(tmp_path, 
     flowers = write_fixture_dataset("flowers102", tmp_path / "data")["data_dir"]
     overrides = gen_overrides(flowers, tmp_path / "edits", "generator.num_prompts=3", "generator.steps=12")
     store = EditStore.from_config(compose_generate(overrides), "flowers102")
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    env.pop("HYDRA_FULL_ERROR", None)
-    proc = subprocess.Popen(
-        [sys.executable, "generate.py", *overrides, f"hydra.run.dir={tmp_path / 'run'}"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    code, out = signal_when_ready(
+        "generate.py",
+        [*overrides, f"hydra.run.dir={tmp_path / 'run'}"],
+        lambda: _manifest_lines(store) >= 2,
+        sig,
     )
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None and _manifest_lines(store) < 2:
-            time.sleep(0.01)
-        assert proc.poll() is None, "generate.py ended before it was interrupted"
-        proc.send_signal(sig)
-        out, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 1, out[-3000:]
+    assert code == 1, out[-3000:]
     assert "Traceback" not in out
     made = int(re.search(r"^stopped: summary: generated=(\d+) existing=0", out, re.M).group(1))
     assert out.strip().splitlines()[-1] == (

@@ -24,7 +24,7 @@ from omegaconf import open_dict
 
 from diffusemix_bench.training import run as run_module
 from diffusemix_bench.training.run import train
-from tests.conftest import ROOT
+from tests.conftest import ROOT, signal_when_ready
 
 COMPARED = ("val_top1", "test_top1", "val_loss", "test_loss", "optimizer_steps", "images_seen", "epochs")
 
@@ -258,10 +258,23 @@ def test_a_resumed_run_logs_to_the_interrupted_runs_wandb_run(make_cfg, tmp_path
     assert wandb.run is None
 
 
-def test_ctrl_c_ends_train_py_with_the_command_that_resumes_it(tmp_path):
-    """Ctrl-C (SIGINT) during training: Lightning shuts down and exits; train.py then says how to
-    go on (the run's last checkpoint and the resume command), exit code 1, and the run folder's
-    failure.json says it was interrupted (reports count the run as failed, not as missing)."""
+@pytest.mark.parametrize(
+    ("sig", "said", "recorded"),
+    [
+        (signal.SIGINT, "interrupted (Ctrl-C)", "interrupted (Ctrl-C)"),
+        (
+            signal.SIGTERM,
+            "stopped by SIGTERM (a scheduler's time limit or preemption, or kill)",
+            "stopped by SIGTERM",
+        ),
+    ],
+    ids=["ctrl_c", "sigterm"],
+)
+def test_a_signal_ends_train_py_with_the_command_that_resumes_it(tmp_path, sig, said, recorded):
+    """Ctrl-C (SIGINT) or SIGTERM during training: Lightning stops; train.py then says how to go on
+    (the run's last checkpoint and the resume command), exit code 1 (Lightning alone ends a
+    SIGTERM with status 0, which a scheduler counts as done), no traceback, and failure.json says
+    why it stopped (reports count the run as failed, not as missing)."""
     from tests.fixtures.datasets import write_fixture_dataset
 
     data = write_fixture_dataset("cifar100", tmp_path / "data", per_class=12)["data_dir"]
@@ -279,40 +292,21 @@ def test_ctrl_c_ends_train_py_with_the_command_that_resumes_it(tmp_path):
         "logger=none",
         "callbacks.checkpoint_every_n_steps=1",
         "callbacks.progress_bar=none",
+        "ckpt_path=auto",
         f"hydra.run.dir={run_dir}",
     ]
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    env.pop("HYDRA_FULL_ERROR", None)
-    proc = subprocess.Popen(
-        [sys.executable, "train.py", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
     last = run_dir / "checkpoints" / "last.ckpt"
-    try:
-        deadline = time.monotonic() + 300
-        while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert proc.poll() is None, "train.py ended before it was interrupted"
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 1, out[-3000:]
+    code, out = signal_when_ready("train.py", args, last.is_file, sig)
+    assert code == 1, out[-3000:]
     assert "Traceback" not in out
-    (line,) = [x for x in out.splitlines() if x.startswith("interrupted")]
+    (line,) = [x for x in out.splitlines() if x.startswith(said)]
     assert line == (
-        "interrupted (Ctrl-C): resume the run from its last checkpoint (written at every epoch's end "
-        f"and every optimiser step): the same command with ckpt_path=last and hydra.run.dir={run_dir} "
-        "(or the folder's new place)."
+        f"{said}: resume the run from its last checkpoint (written at every epoch's end and every "
+        f"optimiser step): the same command with ckpt_path=last and hydra.run.dir={run_dir} (or the "
+        "folder's new place)."
     )
     failure = json.loads((run_dir / "failure.json").read_text())
-    assert failure["status"] == "failed" and failure["error"] == "interrupted (Ctrl-C)"
+    assert failure["status"] == "failed" and failure["error"] == recorded
     assert not (run_dir / "metrics.json").exists()
 
 
@@ -354,58 +348,3 @@ def test_sigterm_writes_last_ckpt_at_the_step_in_progress_and_auto_resumes_to_th
     resumed = train(make_cfg(overrides, run_name="parts", per_class=6))
     assert resumed["resumed"]
     _same_run(whole, tmp_path / "whole", resumed, tmp_path / "parts")
-
-
-def test_sigterm_ends_train_py_with_the_resume_command_and_exit_code_1(tmp_path):
-    """Through train.py: one line naming the resume command, exit code 1 (Lightning alone ends
-    with status 0, which a scheduler counts as done), no traceback."""
-    from tests.fixtures.datasets import write_fixture_dataset
-
-    data = write_fixture_dataset("cifar100", tmp_path / "data", per_class=12)["data_dir"]
-    run_dir = tmp_path / "run"
-    args = [
-        "dataset=cifar100",
-        f"paths.data_dir={data}",
-        f"paths.cache_dir={tmp_path / 'cache'}",
-        "model=preactresnet18",
-        "optim.lr=0.01",
-        "trainer.accelerator=cpu",
-        "trainer.max_epochs=50",
-        "dataset.batch_size=6",
-        "dataset.num_workers=0",
-        "logger=none",
-        "callbacks.progress_bar=none",
-        "ckpt_path=auto",
-        f"hydra.run.dir={run_dir}",
-    ]
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    env.pop("HYDRA_FULL_ERROR", None)
-    proc = subprocess.Popen(
-        [sys.executable, "train.py", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    last = run_dir / "checkpoints" / "last.ckpt"
-    try:
-        deadline = time.monotonic() + 300
-        while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert proc.poll() is None, "train.py ended before the signal"
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 1, out[-3000:]
-    assert "Traceback" not in out
-    (line,) = [x for x in out.splitlines() if x.startswith("stopped by SIGTERM")]
-    assert line == (
-        "stopped by SIGTERM (a scheduler's time limit or preemption, or kill): resume the run from its "
-        "last checkpoint (written at every epoch's end): the same command with ckpt_path=last and "
-        f"hydra.run.dir={run_dir} (or the folder's new place)."
-    )
-    assert json.loads((run_dir / "failure.json").read_text())["error"] == "stopped by SIGTERM"
