@@ -102,8 +102,8 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 
 def out_of_memory_message(exc: BaseException, advice: str) -> str:
-    """What ran out, in PyTorch's first two sentences (the size asked for and the GPU's capacity,
-    without its allocator notes), and the entry point's ``advice``."""
+    """What ran out, in PyTorch's first three sentences (that CUDA ran out, the size asked for, the
+    GPU's capacity and free memory; not its allocator notes), and the entry point's ``advice``."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else "CUDA out of memory"
     said = ". ".join(first.split(". ")[:3]).rstrip(".")
     return f"the GPU ran out of memory ({said}). {advice}"
