@@ -34,7 +34,7 @@ PARTS = [
         + ["--step-steps", "40"],
     ),
     (
-        "torch.compile and channels-last at 512 px, the default prompt blocks: speed and recompiles",
+        "torch.compile and channels-last at 512 px, the default blocks (one call per image): speed",
         200,
         ["benchmarks.generation_compile", "--architecture", "sd15", "--resolution", "512", "--steps", "100"]
         + ["--batch-size", "9", "--channels-last", "--images", "1"],
