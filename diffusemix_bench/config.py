@@ -431,6 +431,11 @@ class DiffuseMixConfig:
     masks: str = one_of("paper4", "official2", "hv", "vertical")
     # Width of a linear seam between the halves in pixels (official code: 20); 0 = hard edge (paper).
     seam_px: int = 0
+    # How composed pixels are computed with aug.compose=before_crop. exact: Eq. 3 in floating point,
+    #   the seam a ramp centred on the midline, rounded to uint8 once. official: the official code's
+    #   steps (its seam ramp, the hybrid truncated to uint8, then the fractal blend truncated again),
+    #   byte for byte; about 0.4 levels darker on average, and up to a few levels along the seam.
+    arithmetic: str = one_of("exact", "official")
     # online (paper): every draw of an image takes a fresh random edit, mask and fractal.
     # static_append (official recipe): a fixed composed image per (original, prompt), with a fixed
     #   mask and fractal, appended to the originals: the epoch grows by the number of prompts.

@@ -607,6 +607,86 @@ def test_official_recipe_at_32_px_trains_on_the_whole_composed_image(dm):
     assert wrapped[n + slot][0].shape == (1, 3, 32, 32)
 
 
+def _official_code_inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """An original, an edit (blocky pictures with noise) and a fractal, uint8 3 x 48 x 64, from integer draws."""
+    g = torch.Generator().manual_seed(2024)
+
+    def picture():
+        low = torch.randint(0, 256, (3, 6, 8), generator=g)
+        noise = torch.randint(-12, 13, (3, 48, 64), generator=g)
+        return (low.repeat_interleave(8, 1).repeat_interleave(8, 2) + noise).clamp(0, 255).to(torch.uint8)
+
+    original, edit = picture(), picture()
+    return original, edit, torch.randint(0, 256, (3, 48, 64), generator=g, dtype=torch.uint8)
+
+
+# Observed from the official code (khawar-islam/diffuseMix e58418d, augment/utils.py:
+# Utils.blend_images_with_resize(Utils.combine_images(original, edit), fractal), random.choice fixed to
+# each mask; NumPy 2.4) on _official_code_inputs(): the hash of the uint8 result and the red channel
+# across the seam (row 20, columns 20-43 for "horizontal"; column 20, rows 12-35 for "vertical").
+OFFICIAL_CODE_OUTPUTS = {
+    "left": (
+        "1ef08d0181f0fa33",
+        [197, 242, 234, 229, 167, 127, 131, 103, 125, 130, 130, 114]
+        + [102, 138, 114, 140, 124, 165, 171, 123, 126, 114, 132, 116],
+    ),
+    "top": (
+        "c5e184e705f83332",
+        [200, 197, 190, 197, 242, 227, 211, 184, 172, 196, 175, 173]
+        + [63, 94, 71, 110, 112, 88, 133, 135, 215, 220, 203, 187],
+    ),
+}
+
+
+def test_official_experiment_composes_the_official_codes_bytes(dm):
+    """experiment=diffusemix_official (aug.arithmetic=official) gives, for the same original, edit,
+    fractal and mask, the bytes of the official code's combine_images + blend_images_with_resize: its
+    20-sample seam ramp, the hybrid truncated to uint8, then the fractal blend truncated. The default
+    aug.arithmetic=exact (Eq. 3 in floating point, rounded once) differs from it by the documented
+    amounts: about 0.4 of a level brighter on average, and a few levels at most, along the seam."""
+    import hashlib
+
+    from diffusemix_bench.augment.diffusemix.compose import WholeImageComposer
+
+    _, aug, _ = dm(
+        ["experiment=diffusemix_official", "generator.prompts=[autumn,snowy,sunset]"], loss="ce", fill=False
+    )
+    assert aug.arithmetic == "official" and aug.kinds == ("left", "top") and aug.seam_px == 20
+    original, edit, fractal = _official_code_inputs()
+
+    class OnePicture:  # the fractal bank, holding this test's fractal
+        def __len__(self):
+            return 1
+
+        def get(self, i):
+            return fractal
+
+    composer = WholeImageComposer(aug)
+    composer.bank = OnePicture()
+    aug.arithmetic = "exact"
+    exact = WholeImageComposer(aug)
+    exact.bank = OnePicture()
+    for kind_id, kind in enumerate(aug.kinds):
+        digest, seam_values = OFFICIAL_CODE_OUTPUTS[kind]
+        out = composer.compose(original, edit, kind_id, 0)
+        assert out.dtype == torch.uint8 and out.shape == (3, 48, 64)
+        across = out[0, 20, 20:44] if kind == "left" else out[0, 12:36, 20]
+        assert across.tolist() == seam_values
+        assert hashlib.sha256(out.numpy().tobytes()).hexdigest()[:16] == digest
+        # The float stages Figure 4 shows end in the same image.
+        _, _, final = composer.parts(original.float() / 255, edit.float() / 255, kind_id, 0)
+        assert torch.equal(final.mul(255).round().to(torch.uint8), out)
+        diff = exact.compose(original, edit, kind_id, 0).int() - out.int()
+        assert 0.2 < diff.float().mean() < 0.6 and 1 <= diff.abs().max() <= 6
+
+
+def test_official_arithmetic_needs_whole_image_composition(make_cfg):
+    cfg = make_cfg(BASE + ["aug.arithmetic=official"])
+    ctx = AugContext(num_classes=100, dataset_name="cifar100", image_size=32, seed=0, loss="jsd", config=cfg)
+    with pytest.raises(ConfigError, match="aug.arithmetic=official .* aug.compose=before_crop"):
+        create_aug(cfg.aug, ctx)
+
+
 def test_composed_size_auto_keeps_squares_for_resizing_transforms(make_cfg, tmp_path):
     """Where the training transform resizes (resize_crop: CUB, Aircraft, Cars...), composed squares
     stay as the official code writes them; pad_crop datasets get them back at their own size."""

@@ -272,6 +272,21 @@ def test_resume_with_other_settings_is_refused_naming_them(make_cfg):
     assert train(make_cfg(["trainer.max_epochs=2", "ckpt_path=last", "aug=none"]))["epochs"] == 2
 
 
+def test_a_run_saved_before_a_setting_existed_resumes_at_the_value_it_had(make_cfg, tmp_path):
+    """A run folder written before aug.arithmetic existed resumes with the value that reproduces what
+    it trained with (exact), and is refused with the other value, naming it."""
+    from diffusemix_bench.training.run import check_resume_matches
+
+    base = ["aug=diffusemix", "aug.compose=before_crop", "ckpt_path=last"]
+    saved = OmegaConf.to_container(make_cfg(base), resolve=True)
+    del saved["aug"]["arithmetic"]
+    path = tmp_path / "saved_config.yaml"
+    OmegaConf.save(OmegaConf.create(saved), path)
+    check_resume_matches(make_cfg(base), path)
+    with pytest.raises(ConfigError, match=r"aug\.arithmetic: 'exact' -> 'official'"):
+        check_resume_matches(make_cfg(base + ["aug.arithmetic=official"]), path)
+
+
 def test_resume_without_checkpoint_says_how(make_cfg):
     with pytest.raises(FileNotFoundError, match="hydra.run.dir"):
         train(make_cfg(["ckpt_path=last"]))

@@ -127,6 +127,13 @@ RESUME_MAY_CHANGE = (
 )
 
 
+# Settings added after runs may have started, each with the value that gives what the code did
+# before it existed: a run folder whose saved settings lack one resumes when it has that value.
+ADDED_SETTINGS = {
+    "aug.arithmetic": "exact",  # aug=diffusemix: composition arithmetic of aug.compose=before_crop
+}
+
+
 def _flatten(node, prefix: str = "") -> dict:
     if isinstance(node, dict):
         out = {}
@@ -141,6 +148,10 @@ def check_resume_matches(cfg: DictConfig, saved_config: Path) -> None:
     run: refuse settings that differ from the saved ones, naming them."""
     saved = _flatten(OmegaConf.to_container(OmegaConf.load(saved_config), resolve=False))
     now = _flatten(OmegaConf.to_container(cfg, resolve=True))
+    for key, before in ADDED_SETTINGS.items():
+        group = key.split(".", 1)[0]
+        if key in now and key not in saved and saved.get(f"{group}.name") == now.get(f"{group}.name"):
+            saved[key] = before
     keys = [
         key
         for key in sorted(set(saved) | set(now))

@@ -33,6 +33,8 @@ EDIT_SOURCES = choices_of(DiffuseMixConfig, "edit_source")
 COMPOSED_SIZES = choices_of(DiffuseMixConfig, "composed_size")
 #: Where composition happens relative to the training crop and flip (``aug.compose``).
 COMPOSE_STAGES = choices_of(DiffuseMixConfig, "compose")
+#: How composed whole images are computed (``aug.arithmetic``).
+ARITHMETIC = choices_of(DiffuseMixConfig, "arithmetic")
 
 
 class DiffuseMixTrainSet(Dataset):
@@ -155,7 +157,9 @@ class DiffuseMix(Augmentation):
     official code: on 32-64 px datasets whose training transform only crops (CIFAR-100,
     Tiny-ImageNet) the composed square is brought back to the original's size before the crop
     (``composed_size=auto``), since the official code's own training resolution is 224 px; and the
-    official experiments compose from the model's full-size edit (``edit_source=full``).
+    official experiments compose from the model's full-size edit (``edit_source=full``). With
+    ``arithmetic=official`` (both official experiments) the composed bytes equal the official code's
+    for the same inputs; ``exact`` computes Eq. 3 in floating point and rounds once.
 
     Table 7 arms (``components``) keep AugMix's clean original as the JSD anchor by default
     (``views=with_original``); ``views=arm_only`` makes every view a draw of the arm, so an arm
@@ -176,6 +180,7 @@ class DiffuseMix(Augmentation):
         lam: float = 0.2,
         masks: str = "paper4",
         seam_px: int = 0,
+        arithmetic: str = "exact",
         mode: str = "online",
         replace_prob: float = 0.5,
         components: str = "hybrid_fractal",
@@ -204,6 +209,14 @@ class DiffuseMix(Augmentation):
             raise ConfigError(f"aug.seam_px must be >= 0 (0 = hard edge), got {seam_px}")
         if compose not in COMPOSE_STAGES:
             raise ConfigError(f"aug.compose must be one of {list(COMPOSE_STAGES)}, got '{compose}'")
+        if arithmetic not in ARITHMETIC:
+            raise ConfigError(f"aug.arithmetic must be one of {list(ARITHMETIC)}, got '{arithmetic}'")
+        if arithmetic == "official" and compose != "before_crop":
+            raise ConfigError(
+                "aug.arithmetic=official repeats the official code's uint8 steps on whole images, which "
+                "happens with aug.compose=before_crop only: add aug.compose=before_crop, or use "
+                f"aug.arithmetic=exact (got aug.compose={compose})"
+            )
         if compose_size != 0 and (compose != "before_crop" or compose_size < 2):
             raise ConfigError(
                 "aug.compose_size (compose whole images as N x N squares, as the official code does at 512) "
@@ -244,6 +257,7 @@ class DiffuseMix(Augmentation):
         self.mask_set = masks
         self.kinds = mask_kinds(masks)
         self.seam_px = seam_px
+        self.arithmetic = arithmetic
         self.mode = mode
         self.replace_prob = replace_prob
         self.components = components

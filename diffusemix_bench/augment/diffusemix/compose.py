@@ -9,7 +9,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from ...config import DiffuseMixConfig, choices_of
 from ...errors import ConfigError
-from .masks import half_mask_templates
+from .masks import half_mask_templates, official_edit_weights
 
 #: Table 7 arms: what each training view is made of (I original, Î edit, H hybrid, F fractal).
 COMPONENTS = choices_of(DiffuseMixConfig, "components")
@@ -100,8 +100,11 @@ class WholeImageComposer:
     stack shares one size), and with ``composed_size=original`` every view is then resized back to
     the original's size, so a 32 px training crop sees the whole composed image.
     Random masks and fractals come from torch's global generator, which Lightning seeds per data
-    worker. Composed images are rounded to uint8, as the official code stores its augmented set as
-    image files.
+    worker. Composed images are uint8, as the official code stores its augmented set as image files:
+    with ``arithmetic=exact`` Eq. 3 in floating point, rounded once; with ``arithmetic=official`` the
+    official code's own steps (``Utils.combine_images`` then ``Utils.blend_images_with_resize``):
+    its seam ramp, the hybrid in float64 truncated to uint8, then the fractal blend in float32 on
+    0-255 values truncated again, so the same inputs give the same bytes.
     """
 
     def __init__(self, aug, plan: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
@@ -117,8 +120,22 @@ class WholeImageComposer:
         self.size = aug.compose_size or None
         self.back_to_original = self.size is not None and aug.composed_size == "original"
         self.plan = plan
+        self.official = aug.arithmetic == "official"
         self._templates: torch.Tensor | None = None
+        self._edit_weights: torch.Tensor | None = None
         self._templates_size: tuple[int, int] | None = None
+
+    def _masks(self, h: int, w: int) -> torch.Tensor:
+        """The mask templates at ``h x w`` (1 keeps the original)."""
+        if self._templates_size != (h, w):
+            # Whole images of one dataset often share a size (always with compose_size): kept for the next.
+            if self.official:
+                self._edit_weights = official_edit_weights(self.kinds, h, w, self.seam_px)
+                self._templates = (1.0 - self._edit_weights).float()
+            else:
+                self._templates = half_mask_templates(self.kinds, h, w, self.seam_px)
+            self._templates_size = (h, w)
+        return self._templates
 
     def parts(
         self, original: torch.Tensor, edit: torch.Tensor, mask_id: int, fractal_id: int | None
@@ -126,14 +143,20 @@ class WholeImageComposer:
         """Mask (1 x H x W), fractal (3 x H x W, or None without a bank) and composed image of one
         original and edit (float C x H x W in [0, 1]), at the original's size."""
         h, w = original.shape[-2:]
-        if self._templates_size != (h, w):
-            # Whole images of one dataset often share a size (always with compose_size): kept for the next.
-            self._templates = half_mask_templates(self.kinds, h, w, self.seam_px)
-            self._templates_size = (h, w)
-        mask = self._templates[mask_id]
+        mask = self._masks(h, w)[mask_id]
         fractal = None
         if self.bank is not None and fractal_id is not None:
-            fractal = resize_fractals(self.bank.get(fractal_id)[None], h, w)[0]
+            if self.official:  # resized as _compose_official resizes it
+                fractal = resize_to(self.bank.get(fractal_id), h, w).float() / 255.0
+            else:
+                fractal = resize_fractals(self.bank.get(fractal_id)[None], h, w)[0]
+        if self.official:
+            # The inputs are uint8 images divided by 255: their bytes again, composed as the official code does.
+            def to_uint8(x: torch.Tensor) -> torch.Tensor:
+                return x.mul(255.0).round_().to(torch.uint8)
+
+            final = self._compose_official(to_uint8(original), to_uint8(edit), mask_id, fractal_id)
+            return mask, fractal, final.float() / 255.0
         final = compose_component(
             self.components,
             original[None],
@@ -144,10 +167,33 @@ class WholeImageComposer:
         )[0]
         return mask, fractal, final
 
+    def _compose_official(
+        self, original: torch.Tensor, edit: torch.Tensor, mask_id: int, fractal_id: int | None
+    ) -> torch.Tensor:
+        """``arithmetic=official``: one uint8 image composed with the official code's arithmetic,
+        step for step (NumPy's types and its truncating casts to uint8)."""
+        h, w = original.shape[-2:]
+        base = edit if self.components.startswith("edits") else original
+        if self.components.startswith("hybrid"):
+            self._masks(h, w)
+            weight = self._edit_weights[mask_id]  # float64, as NumPy's linspace
+            # float32 images / 255 (NumPy: float32 array / Python float), mixed in float64.
+            mixed = (1 - weight) * (original.float() / 255.0) + weight * (edit.float() / 255.0)
+            base = (mixed * 255).clamp_(0, 255).to(torch.uint8)  # astype(np.uint8) truncates
+        if self.components.endswith("_fractal") and self.bank is not None and fractal_id is not None:
+            # The fractal resized to the image (PIL's bicubic in the official code), then blended in
+            # float32 on 0-255 values and truncated.
+            fractal = resize_to(self.bank.get(fractal_id), h, w).float()
+            blended = (1 - self.lam) * base.float() + self.lam * fractal
+            base = blended.clamp_(0, 255).to(torch.uint8)
+        return base
+
     def compose(
         self, original: torch.Tensor, edit: torch.Tensor, mask_id: int, fractal_id: int
     ) -> torch.Tensor:
         """One composed image (uint8, the original's size) of uint8 ``original`` and ``edit``."""
+        if self.official:
+            return self._compose_official(original, edit, mask_id, fractal_id)
         _, _, out = self.parts(original.float() / 255.0, edit.float() / 255.0, mask_id, fractal_id)
         return out.mul_(255.0).round_().to(torch.uint8)
 

@@ -37,13 +37,50 @@ def _first_half_profile(length: int, seam_px: float, device, dtype) -> torch.Ten
     centred on the midline when ``seam_px > 0`` (the official code's 20 px seam; a seam wider than
     the image spans it). The profile is point-symmetric about the midline, so it always sums to
     exactly ``length / 2``; the official ramp (``seam_px`` samples from 0 to 1 starting
-    ``seam_px // 2`` before the midline) differs from it by less than one step of the ramp."""
+    ``seam_px // 2`` before the midline; ``aug.arithmetic=official`` uses it) differs from it by
+    less than one step of the ramp."""
     # Signed distance of each pixel centre from the midline.
     d = torch.arange(length, device=device, dtype=dtype) + 0.5 - length / 2
     if seam_px > 0:
         return (0.5 - d / min(seam_px, length)).clamp_(0.0, 1.0)
     # Hard edge; the centre pixel of an odd length is shared half and half.
     return 0.5 - 0.5 * torch.sign(d)
+
+
+def _official_edit_profile(length: int, seam_px: int, device, dtype) -> torch.Tensor:
+    """The edit's weight across the official code's seam (khawar-islam/diffuseMix,
+    ``Utils.combine_images``): 0 on the first ``length // 2 - seam_px // 2`` pixels, then ``seam_px``
+    samples rising evenly from 0 to 1 (both included, as NumPy's ``linspace``), then 1. The official
+    code sizes its last part ``length // 2 - seam_px // 2 + seam_px % 2``, which fits only even
+    lengths and seams (it squares every image to 256 px and uses a 20 px seam); here the last part
+    fills the rest."""
+    seam = min(int(seam_px), length)
+    start = max(length // 2 - seam // 2, 0)
+    edit = torch.ones(length, device=device, dtype=dtype)
+    edit[:start] = 0.0
+    # NumPy's linspace is i * (1 / (n - 1)) with the last sample exactly 1; torch.linspace computes
+    # its second half from the end, which differs in the last bit.
+    ramp = torch.arange(seam, device=device, dtype=dtype) * (1.0 / max(seam - 1, 1))
+    if seam > 1:
+        ramp[-1] = 1.0
+    edit[start : start + seam] = ramp
+    return edit
+
+
+def _stack_kinds(kinds: Sequence[str], cols: torch.Tensor, rows: torch.Tensor, flip) -> torch.Tensor:
+    """``len(kinds) x 1 x H x W``: ``cols`` along the width for ``left``, ``rows`` along the height
+    for ``top``, and ``flip`` of each for ``right`` and ``bottom``."""
+    height, width = len(rows), len(cols)
+    shapes = {
+        "left": lambda: cols.expand(height, width),
+        "right": lambda: flip(cols).expand(height, width),
+        "top": lambda: rows[:, None].expand(height, width),
+        "bottom": lambda: flip(rows)[:, None].expand(height, width),
+    }
+    unknown = [k for k in kinds if k not in shapes]
+    if unknown:
+        raise ConfigError(f"unknown mask kind(s) {unknown}; valid kinds: {list(MASK_KINDS)}")
+    return torch.stack([shapes[k]() for k in kinds])[:, None].contiguous()
 
 
 def half_mask_templates(
@@ -59,16 +96,20 @@ def half_mask_templates(
         raise ConfigError(f"aug.seam_px must be >= 0 (0 = hard edge), got {seam_px}")
     cols = _first_half_profile(width, seam_px, device, dtype)
     rows = _first_half_profile(height, seam_px, device, dtype)
-    shapes = {
-        "left": cols.expand(height, width),
-        "right": (1 - cols).expand(height, width),
-        "top": rows[:, None].expand(height, width),
-        "bottom": (1 - rows)[:, None].expand(height, width),
-    }
-    unknown = [k for k in kinds if k not in shapes]
-    if unknown:
-        raise ConfigError(f"unknown mask kind(s) {unknown}; valid kinds: {list(MASK_KINDS)}")
-    return torch.stack([shapes[k] for k in kinds])[:, None].contiguous()
+    return _stack_kinds(kinds, cols, rows, lambda p: 1 - p)
+
+
+def official_edit_weights(
+    kinds: Sequence[str], height: int, width: int, seam_px: int, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
+    """The official code's masks as it writes them, ``len(kinds) x 1 x H x W``: the EDIT's weight
+    (1 - M), in float64 as NumPy makes them (``aug.arithmetic=official``); ``right`` and ``bottom``
+    mirror ``left`` and ``top``."""
+    if seam_px < 0:
+        raise ConfigError(f"aug.seam_px must be >= 0 (0 = hard edge), got {seam_px}")
+    cols = _official_edit_profile(width, seam_px, None, dtype)
+    rows = _official_edit_profile(height, seam_px, None, dtype)
+    return _stack_kinds(kinds, cols, rows, lambda p: p.flip(0))
 
 
 def sample_mask_ids(n: int, num_kinds: int, generator: torch.Generator | None = None) -> torch.Tensor:
