@@ -178,7 +178,10 @@ def greedy_cycle_pairing(distance: np.ndarray) -> np.ndarray:
     """Partner of each image on one cycle through the batch, built greedily (GuidedMixup
     pairing.pyx: onecycle_cover): start with the most distant pair (i, j), then from j go to the
     farthest image not yet visited, and so on; the last image pairs with i. A greedy approximation of
-    the maximum-distance cyclic pairing (an NP-hard travelling-salesman-like problem)."""
+    the maximum-distance cyclic pairing (an NP-hard travelling-salesman-like problem). Visited images
+    are marked with -inf as in pairing.pyx; the FGVC code's Python version marks them with 0, which
+    gives the same pairing unless two saliency maps are identical (distance 0), where its result is
+    not a permutation."""
     dist = np.array(distance, dtype=np.float32)
     n = len(dist)
     np.fill_diagonal(dist, -np.inf)

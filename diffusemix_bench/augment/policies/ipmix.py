@@ -8,7 +8,8 @@ scripts differ, the CIFAR one applies to CIFAR datasets and the ImageNet one els
 augmented copy of the image with probability 1/2 instead of always the mixing picture. One
 deliberate deviation: the reference pastes each mixed patch back through ``ToPILImage`` without
 clipping, and the cast of values outside [0, 1] to uint8 is undefined (it wraps around on common
-CPUs); here the patch is clipped to [0, 1] as PixMix does after every mixing step. The mixing set
+CPUs); here the patch is clipped to [0, 1] as PixMix does after every mixing step. Within [0, 1]
+the pasted patch is truncated to uint8 as ``ToPILImage`` does in the reference (``mul(255).byte()``). The mixing set
 is the fractal bank; one picture per sample is shared by both JSD views, as in the reference.
 """
 
@@ -24,7 +25,7 @@ from ..base import AugContext
 from ..registry import register_aug
 from .jsd_views import JsdViewsAugmentation
 from .mixing_pictures import MixingPictures, load_mixing_pictures
-from .ops import IPMIX_OPS, check_severity, convex_mix, mixing_weights, random_op, to_uint8
+from .ops import IPMIX_OPS, check_severity, convex_mix, mixing_weights, random_op
 from .pixmix import MixingOp, add, choose, multiply
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,8 @@ def patch_mix(
     region = (slice(None), slice(top, top + h), slice(left, left + w))
     mixed = mixing(image[region].float() / 255, partner[region].float() / 255, beta).clamp_(0, 1)
     out = image.clone()
-    out[region] = to_uint8(mixed * 255)
+    # Truncated, as the reference's ToPILImage pastes it (mul(255).byte()).
+    out[region] = mixed.mul_(255).to(torch.uint8)
     return out
 
 
