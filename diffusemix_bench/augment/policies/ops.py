@@ -6,22 +6,22 @@ Each operation follows ``google-research/augmix:augmentations.py`` (copied uncha
 a level is drawn uniformly from [0.1, severity] and scaled by ``level / 10`` to the operation's
 largest value; geometric operations flip their sign with probability 1/2. Every operation gives the
 bytes of the PIL call the references make: posterize, solarize, equalize, invert, mirror,
-brightness, sharpness and translate through torchvision's functional ops (which equal PIL's there);
-autocontrast, color and contrast, where torchvision's float arithmetic lands up to one grey level
-below PIL's, and rotate and shear, where PIL's bilinear affine truncates, sets to 0 every pixel whose
-source lies outside the image and clamps its neighbours at the edge (torchvision rounds and blends
-the border with 0), are written here in PIL's own arithmetic (``_pil_*``; tests compare each with
-PIL on random images).
+brightness, sharpness and translate through torchvision's functional ops, which equal PIL's there;
+autocontrast, color, contrast, rotate and shear through PIL itself (``_with_pil``), where
+torchvision's float arithmetic differs (colour ops up to one grey level below; bilinear rotate and
+shear rounding where PIL truncates, and blending the border with 0 where PIL leaves every pixel
+whose source lies outside the image at 0). Tests compare every operation with PIL byte for byte.
 Randomness comes from torch's global generator, which DataLoader seeds in every worker.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+from PIL import Image, ImageEnhance, ImageOps
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
@@ -45,120 +45,27 @@ def _enhance_factor(level: float, height: int, width: int) -> float:
     return _float_parameter(level, 1.8) + 0.1
 
 
-def _pil_affine(image: torch.Tensor, matrix: Sequence[float]) -> torch.Tensor:
-    """PIL's ``Image.transform(size, AFFINE, matrix, resample=BILINEAR)`` of a uint8 CHW image, in
-    its arithmetic (Pillow's Geometry.c): output pixel (x, y) reads the source point
-    ``(a x' + b y' + c, d x' + e y' + f)`` with ``x' = x + 0.5, y' = y + 0.5``; a point outside the
-    image gives 0; else bilinear in float64 between the pixel centres around it (neighbours clamped
-    to the edge), truncated to uint8."""
-    a, b, c, d, e, f = (float(v) for v in matrix)
-    _, height, width = image.shape
-    yc = torch.arange(height, dtype=torch.float64)[:, None] + 0.5
-    xc = torch.arange(width, dtype=torch.float64)[None, :] + 0.5
-    xin = a * xc + b * yc + c
-    yin = d * xc + e * yc + f
-    inside = (xin >= 0) & (xin < width) & (yin >= 0) & (yin < height)
-    xin, yin = xin - 0.5, yin - 0.5
-    x, y = xin.floor(), yin.floor()
-    dx, dy = xin - x, yin - y
-    x0 = x.clamp(0, width - 1).long()
-    x1 = (x + 1).clamp(0, width - 1).long()
-    y0 = y.clamp(0, height - 1).long()
-    y1 = (y + 1).clamp(0, height - 1).long()
-    src = image.double()
-
-    def along_x(row: torch.Tensor) -> torch.Tensor:
-        left, right = src[:, row, x0], src[:, row, x1]
-        return left + (right - left) * dx
-
-    top = along_x(y0)
-    # The row below is read only when it exists; otherwise the top row stands for both.
-    below = torch.where((y + 1 >= 0) & (y + 1 < height), along_x(y1), top)
-    out = top + (below - top) * dy
-    return torch.where(inside, out, 0.0).to(torch.uint8)
+def _with_pil(image: torch.Tensor, operation: Callable[[Image.Image], Image.Image]) -> torch.Tensor:
+    """``operation`` (a PIL call, as the references make it) on a uint8 CHW tensor (RGB or grey)."""
+    array = image.permute(1, 2, 0).numpy()
+    out = np.array(operation(Image.fromarray(array[..., 0] if image.shape[0] == 1 else array)))
+    return torch.from_numpy(out.reshape(*out.shape[:2], -1)).permute(2, 0, 1).contiguous()
 
 
-def _pil_rotate(image: torch.Tensor, degrees: float) -> torch.Tensor:
-    """PIL's ``Image.rotate(degrees, resample=BILINEAR)`` (counter-clockwise about the centre, same
-    size): its matrix, rounded as PIL rounds it, through :func:`_pil_affine`."""
-    degrees = degrees % 360.0
-    if degrees == 0:
-        return image.clone()
-    if degrees == 180:
-        return image.flip(-1).flip(-2)
-    _, height, width = image.shape
-    if degrees in (90, 270) and width == height:
-        return torch.rot90(image, 1 if degrees == 90 else -1, dims=(-2, -1))
-    angle = -math.radians(degrees)
-    cos, sin = round(math.cos(angle), 15), round(math.sin(angle), 15)
-    cx, cy = width / 2, height / 2
-    # The inverse map about the centre, composed as PIL composes it.
-    c = cos * -cx + sin * -cy + 0.0
-    f = -sin * -cx + cos * -cy + 0.0
-    return _pil_affine(image, (cos, sin, c + cx, -sin, cos, f + cy))
+def _rotate(image: torch.Tensor, degrees: float) -> torch.Tensor:
+    return _with_pil(image, lambda pil: pil.rotate(degrees, resample=Image.BILINEAR))
 
 
 def _shear(image: torch.Tensor, x: float, y: float) -> torch.Tensor:
     # The references' Image.transform(size, AFFINE, (1, x, 0, y, 1, 0), resample=BILINEAR).
-    return _pil_affine(image, (1.0, x, 0.0, y, 1.0, 0.0))
-
-
-def _pil_grey(image: torch.Tensor) -> torch.Tensor:
-    """PIL's ``convert("L")`` of a uint8 RGB CHW image: ITU-R 601-2 luma in 16-bit fixed point,
-    rounded (Pillow's Convert.c), as uint8 1 x H x W."""
-    r, g, b = image.int()
-    return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).to(torch.uint8)[None]
-
-
-def _pil_blend(degenerate: torch.Tensor, image: torch.Tensor, factor: float) -> torch.Tensor:
-    """PIL's ``Image.blend(degenerate, image, factor)`` (what ``ImageEnhance`` does), in its
-    arithmetic (Pillow's Blend.c): ``degenerate + factor (image - degenerate)`` in float64,
-    truncated; outside [0, 1] rounded to float32 first and clipped."""
-    degenerate = degenerate.expand_as(image)
-    if factor == 0.0:
-        return degenerate.clone()
-    if factor == 1.0:
-        return image.clone()
-    base = degenerate.double()
-    out = base + factor * (image.double() - base)
-    if not 0.0 <= factor <= 1.0:
-        out = out.float().clamp_(0, 255)
-    return out.to(torch.uint8)
-
-
-def _pil_color(image: torch.Tensor, factor: float) -> torch.Tensor:
-    """``ImageEnhance.Color(image).enhance(factor)``: blended with its own grey version."""
-    return _pil_blend(_pil_grey(image), image, factor)
-
-
-def _pil_contrast(image: torch.Tensor, factor: float) -> torch.Tensor:
-    """``ImageEnhance.Contrast(image).enhance(factor)``: blended with a flat image of its mean luma,
-    rounded as ``int(mean + 0.5)``."""
-    grey = _pil_grey(image)
-    mean = int(int(grey.sum()) / grey.numel() + 0.5)
-    return _pil_blend(torch.full_like(grey, mean), image, factor)
-
-
-def _pil_autocontrast(image: torch.Tensor) -> torch.Tensor:
-    """``ImageOps.autocontrast(image)``: each channel stretched to [0, 255] through PIL's lookup
-    table ``int(i * scale + offset)``, clipped; a flat channel stays as it is."""
-    out = torch.empty_like(image)
-    levels = torch.arange(256, dtype=torch.float64)
-    for channel in range(image.shape[0]):
-        values = image[channel]
-        lo, hi = int(values.min()), int(values.max())
-        if hi <= lo:
-            out[channel] = values
-            continue
-        scale = 255.0 / (hi - lo)
-        offset = -lo * scale
-        lut = (levels * scale + offset).trunc().clamp_(0, 255).to(torch.uint8)
-        out[channel] = lut[values.long()]
-    return out
+    return _with_pil(
+        image, lambda pil: pil.transform(pil.size, Image.AFFINE, (1, x, 0, y, 1, 0), resample=Image.BILINEAR)
+    )
 
 
 def _translate(image: torch.Tensor, dx: float, dy: float) -> torch.Tensor:
-    # PIL's affine (1, 0, dx, 0, 1, dy) samples at x + dx: the content moves by -dx.
+    # PIL's affine (1, 0, dx, 0, 1, dy) samples at x + dx: the content moves by -dx (whole pixels:
+    # torchvision's shift gives PIL's bytes).
     return F.affine(
         image, angle=0.0, translate=[-int(dx), -int(dy)], scale=1.0, shear=[0.0, 0.0], interpolation=_BILINEAR
     )
@@ -175,14 +82,14 @@ class Op:
     signed: bool = False
 
 
-AUTOCONTRAST = Op("autocontrast", lambda img, _: _pil_autocontrast(img))
+AUTOCONTRAST = Op("autocontrast", lambda img, _: _with_pil(img, ImageOps.autocontrast))
 EQUALIZE = Op("equalize", lambda img, _: F.equalize(img))
 POSTERIZE = Op(
     "posterize", lambda img, bits: F.posterize(img, int(bits)), lambda lv, h, w: 4 - _int_parameter(lv, 4)
 )
 ROTATE = Op(
     "rotate",
-    lambda img, deg: _pil_rotate(img, deg),
+    lambda img, deg: _rotate(img, deg),
     lambda lv, h, w: _int_parameter(lv, 30),
     signed=True,
 )
@@ -206,8 +113,12 @@ TRANSLATE_Y = Op(
     lambda lv, h, w: _int_parameter(lv, h / 3),
     signed=True,
 )
-COLOR = Op("color", lambda img, f: _pil_color(img, f), _enhance_factor)
-CONTRAST = Op("contrast", lambda img, f: _pil_contrast(img, f), _enhance_factor)
+COLOR = Op(
+    "color", lambda img, f: _with_pil(img, lambda p: ImageEnhance.Color(p).enhance(f)), _enhance_factor
+)
+CONTRAST = Op(
+    "contrast", lambda img, f: _with_pil(img, lambda p: ImageEnhance.Contrast(p).enhance(f)), _enhance_factor
+)
 BRIGHTNESS = Op("brightness", lambda img, f: F.adjust_brightness(img, f), _enhance_factor)
 SHARPNESS = Op("sharpness", lambda img, f: F.adjust_sharpness(img, f), _enhance_factor)
 MIRROR = Op("mirror", lambda img, _: F.horizontal_flip(img))
