@@ -78,7 +78,10 @@ def test_every_fixed_choice_of_a_method_is_its_implementations_and_checked_at_st
     from tests.conftest import compose_config
 
     # Values that need a companion setting to be usable at all.
-    companions = {("diffusemix", "edit_source", "full"): {"generator.keep_full_size": True}}
+    companions = {
+        ("diffusemix", "edit_source", "full"): {"generator.keep_full_size": True},
+        ("diffusemix", "arithmetic", "official"): {"aug.compose": "before_crop"},
+    }
     checked = 0
     for name, schema in AUG_SCHEMAS.items():
         choice_fields = [f for f in fields(schema) if f.metadata.get("choices")]
