@@ -624,6 +624,10 @@ class SaliencyMixConfig(MixingConfig):
 @dataclass
 class SnapMixConfig(MixingConfig):
     name: str = "snapmix"
+    # Label weights of a pair of one class. paper: rho_a + rho_b on that class (the paper's target);
+    # reference: twice that (Shaoli-Huang/SnapMix utils/mixmethod.py adds each weight to the other
+    # for such pairs, and its loss then counts the class in both terms).
+    same_class_weights: str = one_of("paper", "reference")
 
 
 @dataclass

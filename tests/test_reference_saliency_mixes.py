@@ -30,6 +30,7 @@ from diffusemix_bench.augment.mixing.saliency_guided import (
     loss_input_gradient,
     sum_to_one,
 )
+from diffusemix_bench.errors import ConfigError
 from diffusemix_bench.models.classifier import ImageClassifier
 from diffusemix_bench.models.preact_resnet import PreActResNet
 
@@ -167,6 +168,43 @@ def test_snapmix_matches_the_reference_for_fixed_draws(case, monkeypatch):
     outside = torch.ones(32, 32, dtype=torch.bool)
     outside[box.y1 : box.y2, box.x1 : box.x2] = False
     assert torch.equal(out.inputs[..., outside], images[..., outside])
+
+
+# The same code on noise_batch(4, 32) relabelled [4, 4, 7, 2] (images 0 and 1 a pair of one class),
+# lam 0.55 / 0.7, centres (12, 20) / (25, 9), perm [1, 0, 3, 2]: its lam_a and lam_b after it adds
+# the weights of same-class pairs to each other (its loss counts class 4 in both terms).
+SNAPMIX_SAME_CLASS_LAM_A = [0.7402345538139343, 0.6402750015258789, 0.6493114233016968, 0.6402511596679688]
+SNAPMIX_SAME_CLASS_LAM_B = [0.7402345538139343, 0.6402750015258789, 0.15767917037010193, 0.20807480812072754]
+
+
+@pytest.mark.parametrize("weights", ["paper", "reference"])
+def test_snapmix_pairs_of_one_class_weigh_as_the_paper_or_the_reference(weights, monkeypatch):
+    """A pair of one class: the class gets rho_a + rho_b (the paper's target) by default, and twice
+    that with aug.same_class_weights=reference, as SnapMix's code counts it; other pairs as before."""
+    images, _, _ = noise_batch()
+    labels = torch.tensor([4, 4, 7, 2])
+    targets = F.one_hot(labels, K).float()
+    centres = fixed([(12, 20), (25, 9)])
+    monkeypatch.setattr(snapmix_module, "sample_lambda", fixed([0.55, 0.7]))
+    monkeypatch.setattr(
+        snapmix_module,
+        "sample_box",
+        lambda lam, h, w, rule: sample_box(lam, h, w, center=centres(), rule=rule),
+    )
+    monkeypatch.setattr(snapmix_module, "random_pairing", lambda n, device: torch.tensor([1, 0, 3, 2]))
+    aug = make_aug("snapmix", alpha=1.0, prob=1.0, same_class_weights=weights)
+    out = aug.apply(images.clone(), targets, None, tiny_model())
+    factor = 2.0 if weights == "reference" else 1.0
+    close(out.targets[:2, 4], [factor * w for w in SNAPMIX_SAME_CLASS_LAM_A[:2]])
+    assert int((out.targets[:2] != 0).sum()) == 2
+    rho_a, rho_b = own_and_partner_weights(out.targets[2:], labels[2:], [1, 0])
+    close(rho_a, SNAPMIX_SAME_CLASS_LAM_A[2:])
+    close(rho_b, SNAPMIX_SAME_CLASS_LAM_B[2:])
+
+
+def test_snapmix_same_class_weights_is_checked():
+    with pytest.raises(ConfigError, match="aug.same_class_weights"):
+        make_aug("snapmix", alpha=1.0, prob=1.0, same_class_weights="double")
 
 
 # ---------------------------------------------------------------- GuidedMixup

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...config import SnapMixConfig
+from ...config import SnapMixConfig, choices_of
+from ...errors import ConfigError
 from ..base import AugBatch
 from ..registry import register_aug
 from .batch_mix import (
@@ -20,6 +21,9 @@ from .batch_mix import (
     sample_lambda,
 )
 from .saliency import class_activation_maps
+
+#: How a pair of one class is weighted (``aug.same_class_weights``).
+SAME_CLASS_WEIGHTS = choices_of(SnapMixConfig, "same_class_weights")
 
 
 def semantic_maps(cams: torch.Tensor) -> torch.Tensor:
@@ -64,10 +68,19 @@ class SnapMix(MixingAugmentation):
 
     The reference's loss ``rho_a * CE(y_a) + rho_b * CE(y_b)`` is soft-target CE on
     ``rho_a * y_a + rho_b * y_b``. For pairs of one class the reference code adds both weights to each
-    term (twice the paper's ``rho_a + rho_b``); the paper's target is used here.
+    term (twice the paper's ``rho_a + rho_b``); the paper's target is the default, the reference's
+    is ``same_class_weights=reference``.
     """
 
     method = "snapmix"
+
+    def __init__(self, ctx, *, same_class_weights: str = "paper", **cfg) -> None:
+        super().__init__(ctx, **cfg)
+        if same_class_weights not in SAME_CLASS_WEIGHTS:
+            raise ConfigError(
+                f"aug.same_class_weights must be one of {list(SAME_CLASS_WEIGHTS)}, got '{same_class_weights}'"
+            )
+        self.same_class_weights = same_class_weights
 
     def apply(
         self, images: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor, model: nn.Module
@@ -88,4 +101,10 @@ class SnapMix(MixingAugmentation):
             patch, size=box.size, mode="bilinear", align_corners=True
         )
         rho_a, rho_b = snapmix_label_weights(maps, perm, box, source_box)
+        if self.same_class_weights == "reference":
+            # Each weight of a same-class pair raised by the other's: the class counts 2 (rho_a + rho_b).
+            labels = targets.argmax(dim=1)
+            same = labels == labels[perm]
+            total = rho_a + rho_b
+            rho_a, rho_b = torch.where(same, total, rho_a), torch.where(same, total, rho_b)
         return AugBatch(mixed, mix_targets(targets, perm, rho_a, rho_b))
