@@ -131,6 +131,7 @@ RESUME_MAY_CHANGE = (
 # before it existed: a run folder whose saved settings lack one resumes when it has that value.
 ADDED_SETTINGS = {
     "aug.arithmetic": "exact",  # aug=diffusemix: composition arithmetic of aug.compose=before_crop
+    "aug.same_class_weights": "paper",  # aug=snapmix: label weights of a pair of one class
 }
 
 
