@@ -798,11 +798,27 @@ def test_debug_presets_train(make_cfg, preset, tmp_path):
     metrics = train(make_cfg(overrides, fast=False, per_class=40))
     assert metrics["optimizer_steps"] >= 1
     if preset == "overfit":
+        # Two batches an epoch, validated on two batches: a whole number, not 200% of the split.
         assert metrics["shortened_by"]["overfit_batches"] == 2
+        assert metrics["optimizer_steps"] == 2 * 3 and metrics["val_images_evaluated"] == 2 * 4
+    if preset == "profiler":
+        assert "FIT Profiler Report" in (tmp_path / "run" / "fit-profiler.txt").read_text()
     if preset == "limit":
         assert metrics["shortened_by"]["limit_train_batches"] == 0.1
     if preset == "overfit":
         assert metrics["test_top1"] is None  # nothing is tested
+
+
+def test_whole_numbers_of_batches_reach_lightning_as_counts(make_cfg, tmp_path):
+    """trainer.overfit_batches=2 (debug=overfit) and limit_*_batches=2 are two batches: the schema
+    types them float, and Lightning reads 2.0 as a fraction (it trained the whole split)."""
+    from diffusemix_bench.training.run import build_trainer
+
+    cfg = make_cfg(["debug=overfit", "trainer.limit_val_batches=3", "trainer.limit_test_batches=0.5"])
+    trainer = build_trainer(cfg, tmp_path, [], False)
+    for limit in (trainer.overfit_batches, trainer.limit_train_batches, trainer.limit_val_batches):
+        assert limit == 2 and isinstance(limit, int), limit  # 2.0 would be a fraction
+    assert trainer.limit_test_batches == 0.5
 
 
 def test_unknown_trainer_argument_is_one_message(make_cfg):

@@ -43,6 +43,25 @@ def versions() -> dict[str, str | None]:
     return out
 
 
+#: Trainer settings Lightning reads as a number of batches when given an int and as a fraction when
+#: given a float (``2`` in a config typed float arrives as ``2.0``: two hundred percent).
+BATCH_COUNT_SETTINGS = (
+    "limit_train_batches",
+    "limit_val_batches",
+    "limit_test_batches",
+    "limit_predict_batches",
+    "overfit_batches",
+    "val_check_interval",
+)
+
+
+def as_lightning_count(value):
+    """A whole number above 1 given as a float (``2.0``) as the int Lightning reads as a count."""
+    if isinstance(value, float) and value > 1 and value.is_integer():
+        return int(value)
+    return value
+
+
 def shortened_by(cfg: DictConfig) -> dict:
     """Every trainer setting that cut the run short of its epochs and splits, with its value."""
     t = cfg.trainer
@@ -50,11 +69,11 @@ def shortened_by(cfg: DictConfig) -> dict:
     for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
         value = t.get(key)
         if value is not None and value != 1.0:
-            out[key] = value
+            out[key] = as_lightning_count(value)
     if t.get("fast_dev_run"):
         out["fast_dev_run"] = t.fast_dev_run
     if t.get("max_steps") not in (None, -1):
         out["max_steps"] = t.max_steps
     if t.get("overfit_batches"):
-        out["overfit_batches"] = t.overfit_batches
+        out["overfit_batches"] = as_lightning_count(t.overfit_batches)
     return out

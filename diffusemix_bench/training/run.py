@@ -39,7 +39,7 @@ from .checkpoint_io import AtomicCheckpointIO, CheckpointOnSigterm, RunCheckpoin
 from .classifier import build_model
 from .evaluate import attack_checkpoint, eval_split
 from .module import ClassifierModule, vanilla_batches_per_epoch
-from .provenance import git_state, shortened_by, versions
+from .provenance import BATCH_COUNT_SETTINGS, as_lightning_count, git_state, shortened_by, versions
 from .summary import EpochSummary
 
 log = logging.getLogger(__name__)
@@ -278,8 +278,10 @@ def _wandb_key_configured() -> bool:
 
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[Callback], logger) -> pl.Trainer:
     t = OmegaConf.to_container(cfg.trainer, resolve=True)
-    # Unset limits mean "no limit" (Lightning's own defaults).
-    kwargs = {k: v for k, v in t.items() if v is not None}
+    # Unset limits mean "no limit" (Lightning's own defaults); a whole number of batches stays one.
+    kwargs = {
+        k: as_lightning_count(v) if k in BATCH_COUNT_SETTINGS else v for k, v in t.items() if v is not None
+    }
     accepted = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
     unknown = sorted(set(kwargs) - accepted)
     if unknown:
@@ -293,6 +295,15 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[Callback], log
                 for k in unknown
             )
         )
+    profiler = kwargs.get("profiler")
+    if isinstance(profiler, str) and profiler in ("simple", "advanced", "pytorch"):
+        # Lightning's profiler named by a string only prints its report; this one also writes it to
+        # the run folder (fit-profiler.txt).
+        from pytorch_lightning import profilers
+
+        kind = {"simple": profilers.SimpleProfiler, "advanced": profilers.AdvancedProfiler}
+        kind["pytorch"] = profilers.PyTorchProfiler
+        kwargs["profiler"] = kind[profiler](dirpath=str(run_dir), filename="profiler")
     if not any(isinstance(cb, (TQDMProgressBar, RichProgressBar)) for cb in callbacks):
         kwargs["enable_progress_bar"] = False
     kwargs["plugins"] = [*(kwargs.get("plugins") or []), AtomicCheckpointIO()]
