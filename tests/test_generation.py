@@ -208,12 +208,19 @@ def test_store_folder_hash_and_generate_command(tmp_path):
 
     # The printed command composes to exactly that store.
     custom = compose_config(
-        [*extra, "generator.prompts=[autumn,'a b, c',snowy,rainbow]", "generator.batch_size=2"]
+        [
+            *extra,
+            "generator.prompts=[autumn,'a b, c',snowy,rainbow]",
+            "generator.batch_size=2",
+            "dataset.resize=40",
+        ]
     )
     cmd = generate_command(custom, "flowers102")
     args = shlex.split(cmd)
     assert args[:2] == ["python", "generate.py"]
     assert "generator=tiny" in args and "generator.guidance_scale=5.0" in args
+    # The stored size follows dataset.resize (generator.store_size=auto): it travels with the command.
+    assert "dataset.resize=40" in args
     replayed = EditStore.from_config(compose_generate(args[2:]), "flowers102")
     assert replayed.folder == EditStore.from_config(custom, "flowers102").folder
     assert replayed.prompt_ids == ["autumn", prompt_id("a b, c"), "snowy"]

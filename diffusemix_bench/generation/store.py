@@ -837,8 +837,8 @@ def _override_value(value: Any) -> str:
 
 def generate_command(cfg: DictConfig, dataset_name: str) -> str:
     """The exact ``python generate.py ...`` command that fills the store ``cfg`` reads: the
-    dataset and its split settings, paths.data_dir, and every generator setting that differs
-    from the chosen generator option's defaults."""
+    dataset, its split settings and the settings that size the stored edits, paths.data_dir, and
+    every generator setting that differs from the chosen generator option's defaults."""
     g = OmegaConf.to_container(cfg.generator, resolve=True)
     args = [f"dataset={dataset_name}"]
     if "paths" in cfg and cfg.paths.get("data_dir") is not None:
@@ -846,7 +846,18 @@ def generate_command(cfg: DictConfig, dataset_name: str) -> str:
     d = cfg.dataset if "dataset" in cfg and cfg.dataset.get("name") == dataset_name else None
     if d is not None:
         dflt = _group_defaults("dataset", dataset_name, DatasetConfig)
-        for key in ("root", "val_fraction", "split_seed", "samples_per_class", "options"):
+        # The split settings pick which image sits at an index; train_transform and resize give the
+        # stored size (generator.store_size=auto).
+        keys = (
+            "root",
+            "val_fraction",
+            "split_seed",
+            "samples_per_class",
+            "options",
+            "train_transform",
+            "resize",
+        )
+        for key in keys:
             value = OmegaConf.to_container(d, resolve=True)[key]
             if value != dflt.get(key):
                 args.append(f"dataset.{key}={_override_value(value)}")
