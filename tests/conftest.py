@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -91,9 +93,13 @@ def run_entry(script: str, args: list[str], cwd: Path, timeout: int = 300) -> su
     )
 
 
-def signal_when_ready(script: str, args: list[str], ready, sig: int, timeout: float = 300) -> tuple[int, str]:
+def signal_when_ready(
+    script: str, args: list[str], ready, sig: int, timeout: float = 300, group: bool = False
+) -> tuple[int, str]:
     """Run a top-level script as a user would, send it ``sig`` once ``ready()`` holds (as Ctrl-C or
-    a scheduler would), and return its exit code and output (stdout and stderr together)."""
+    a scheduler would), and return its exit code and output (stdout and stderr together).
+    ``group``: the script runs in its own process group and the signal goes to the whole group, its
+    data-loader workers included, as a terminal's Ctrl-C, ``timeout`` and SLURM send it."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     env.pop("HYDRA_FULL_ERROR", None)
     proc = subprocess.Popen(
@@ -103,16 +109,23 @@ def signal_when_ready(script: str, args: list[str], ready, sig: int, timeout: fl
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=group,
     )
     try:
         deadline = time.monotonic() + timeout
         while not ready() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
         assert proc.poll() is None, f"{script} ended before the signal: {proc.communicate()[0][-3000:]}"
-        proc.send_signal(sig)
+        if group:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
         out, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if group:  # nothing of the group is left behind
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
     return proc.returncode, out

@@ -165,16 +165,20 @@ def test_two_ranks_share_the_keys_without_duplicates_and_match_one_rank(tmp_path
     ids=["ctrl_c", "sigterm"],
 )
 def test_a_signal_stops_generate_py_with_what_was_kept_and_the_way_on(tmp_path, one_thread, sig, said):
-    """Ctrl-C (SIGINT) or SIGTERM during generation: generate.py prints how far it got and that the
-    same command goes on, exits with code 1 and no traceback; every edit recorded is in the store."""
+    """Ctrl-C (SIGINT) or SIGTERM during generation, sent to the whole process group with a
+    data-loader worker: generate.py prints how far it got and that the same command goes on, exits
+    with code 1 and no traceback; every edit recorded is in the store."""
     flowers = write_fixture_dataset("flowers102", tmp_path / "data")["data_dir"]
-    overrides = gen_overrides(flowers, tmp_path / "edits", "generator.num_prompts=3", "generator.steps=12")
+    overrides = gen_overrides(
+        flowers, tmp_path / "edits", "generator.num_prompts=3", "generator.steps=12", "dataset.num_workers=1"
+    )
     store = EditStore.from_config(compose_generate(overrides), "flowers102")
     code, out = signal_when_ready(
         "generate.py",
         [*overrides, f"hydra.run.dir={tmp_path / 'run'}"],
         lambda: _manifest_lines(store) >= 2,
         sig,
+        group=True,
     )
     assert code == 1, out[-3000:]
     assert "Traceback" not in out

@@ -271,10 +271,12 @@ def test_a_resumed_run_logs_to_the_interrupted_runs_wandb_run(make_cfg, tmp_path
     ids=["ctrl_c", "sigterm"],
 )
 def test_a_signal_ends_train_py_with_the_command_that_resumes_it(tmp_path, sig, said, recorded):
-    """Ctrl-C (SIGINT) or SIGTERM during training: Lightning stops; train.py then says how to go on
-    (the run's last checkpoint and the resume command), exit code 1 (Lightning alone ends a
-    SIGTERM with status 0, which a scheduler counts as done), no traceback, and failure.json says
-    why it stopped (reports count the run as failed, not as missing)."""
+    """Ctrl-C (SIGINT) or SIGTERM during training, sent to the whole process group with two
+    data-loader workers (as a terminal, ``timeout`` and SLURM send it): Lightning stops; train.py
+    then says how to go on (the run's last checkpoint and the resume command), exit code 1
+    (Lightning alone ends a SIGTERM with status 0, which a scheduler counts as done), no traceback
+    (a worker killed by SIGTERM ended the run with PyTorch's error), and failure.json says why it
+    stopped (reports count the run as failed, not as missing)."""
     from tests.fixtures.datasets import write_fixture_dataset
 
     data = write_fixture_dataset("cifar100", tmp_path / "data", per_class=12)["data_dir"]
@@ -288,7 +290,7 @@ def test_a_signal_ends_train_py_with_the_command_that_resumes_it(tmp_path, sig, 
         "trainer.accelerator=cpu",
         "trainer.max_epochs=50",
         "dataset.batch_size=6",
-        "dataset.num_workers=0",
+        "dataset.num_workers=2",
         "logger=none",
         "callbacks.checkpoint_every_n_steps=1",
         "callbacks.progress_bar=none",
@@ -296,7 +298,7 @@ def test_a_signal_ends_train_py_with_the_command_that_resumes_it(tmp_path, sig, 
         f"hydra.run.dir={run_dir}",
     ]
     last = run_dir / "checkpoints" / "last.ckpt"
-    code, out = signal_when_ready("train.py", args, last.is_file, sig)
+    code, out = signal_when_ready("train.py", args, last.is_file, sig, group=True)
     assert code == 1, out[-3000:]
     assert "Traceback" not in out
     (line,) = [x for x in out.splitlines() if x.startswith(said)]

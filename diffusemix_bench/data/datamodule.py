@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -17,6 +20,19 @@ from .splits import Splits, build_splits, dataset_root
 from .transforms import eval_transform, train_transform
 
 log = logging.getLogger(__name__)
+
+
+def worker_init(worker_id: int, rank: int | None = None) -> None:
+    """Every data-loader worker leaves SIGTERM to the main process, which finishes its step, writes
+    its checkpoint and stops: a scheduler, ``timeout`` or ``kill -- -<group>`` signals the whole
+    process group, and workers killed by it ended the run with PyTorch's "DataLoader worker is
+    killed by signal" error instead. Then Lightning's seeding of the worker, which it adds only to
+    loaders without a ``worker_init_fn`` (``seed_everything(workers=True)``)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if int(os.environ.get("PL_SEED_WORKERS", 0)):
+        from lightning_fabric.utilities.seed import pl_worker_init_function
+
+        pl_worker_init_function(worker_id, rank=rank)
 
 
 class ImageDataModule(pl.LightningDataModule):
@@ -91,6 +107,7 @@ class ImageDataModule(pl.LightningDataModule):
             "num_workers": workers,
             "pin_memory": torch.cuda.is_available(),
             "persistent_workers": workers > 0,
+            "worker_init_fn": partial(worker_init, rank=self.trainer.global_rank if self.trainer else None),
         }
 
     def eval_loader(self, dataset, batch_size: int | None = None) -> DataLoader:

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from .. import quiet  # noqa: F401  (library messages a user cannot act on)
 from ..config import validate_config
 from ..data import ImageClassificationDataset, create_dataset, per_class_subset
+from ..data.datamodule import worker_init
 from ..data.splits import dataset_root
 from ..errors import ConfigError, free_space, user_errors_reported
 from .edit_model import DTYPES, EditModel, check_step_cache, finish, is_bad, resolve_dtype, to_uint8
@@ -272,6 +273,7 @@ class EditKeysData(pl.LightningDataModule):
             collate_fn=_single,
             persistent_workers=False,
             pin_memory=False,
+            worker_init_fn=worker_init,  # SIGTERM is left to the main process
         )
 
 
