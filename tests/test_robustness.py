@@ -183,6 +183,23 @@ def test_eval_split_test_without_a_test_split_is_refused_before_training(make_cf
         train(cfg)
 
 
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (["eval.fgsm=true", "eval.eps=-3"], "eval.eps must be >= 0"),
+        (["eval.pgd=true", "eval.pgd_steps=0"], "eval.pgd_steps must be >= 1"),
+    ],
+)
+def test_a_bad_attack_budget_is_refused_before_training(make_cfg, tmp_path, settings, message):
+    """A budget no attack can use stops train.py at the start, not after training and testing."""
+    from diffusemix_bench.errors import ConfigError
+
+    cfg = make_cfg(settings)
+    with pytest.raises(ConfigError, match=message):
+        train(cfg)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 # -- fast adversarial training (adv.p) ------------------------------------------------------------
 
 

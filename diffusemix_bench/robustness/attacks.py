@@ -32,18 +32,23 @@ class AttackSpec:
     steps: int = 10  # PGD only
     random_start: bool = True  # PGD only
 
+    def __post_init__(self) -> None:
+        # Checked where the attack is named, so train.py refuses a bad budget before it trains.
+        if self.name not in ATTACKS:
+            raise ConfigError(f"unknown attack '{self.name}'; choose one of {ATTACKS}")
+        if self.eps < 0:
+            raise ConfigError(f"eval.eps must be >= 0 (in 1/255 units), got {self.eps}")
+        if self.name == "pgd" and (self.steps < 1 or self.step_size <= 0):
+            raise ConfigError(
+                f"eval.pgd_steps must be >= 1 and eval.pgd_step_size > 0, got {self.steps} and {self.step_size}"
+            )
+
     def build(self, model: nn.Module):
         import torchattacks
 
-        if self.eps < 0:
-            raise ConfigError(f"eval.eps must be >= 0 (in 1/255 units), got {self.eps}")
         if self.name == "fgsm":
             return torchattacks.FGSM(model, eps=self.eps / 255.0)
         if self.name == "pgd":
-            if self.steps < 1 or self.step_size <= 0:
-                raise ConfigError(
-                    f"eval.pgd_steps must be >= 1 and eval.pgd_step_size > 0, got {self.steps} and {self.step_size}"
-                )
             return torchattacks.PGD(
                 model,
                 eps=self.eps / 255.0,
@@ -51,7 +56,7 @@ class AttackSpec:
                 steps=self.steps,
                 random_start=self.random_start,
             )
-        raise ConfigError(f"unknown attack '{self.name}'; choose one of {ATTACKS}")
+        raise AssertionError(self.name)  # __post_init__ allows nothing else
 
     def settings(self) -> dict:
         """What produced the number (written to ``metrics.json`` beside it)."""

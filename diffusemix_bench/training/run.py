@@ -390,6 +390,7 @@ def _train(cfg: DictConfig, splits: Splits | None, adversarial: FastAdversarial,
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
     pl.seed_everything(cfg.seed, workers=True)
 
+    attacks = attack_specs(cfg.eval)  # a bad attack budget stops here, before any work
     aug_name = cfg.aug.name
     bad_images: dict[str, list[str]] = {}
     if cfg.dataset.verify or cfg.dataset.on_bad_image == "skip":
@@ -401,7 +402,6 @@ def _train(cfg: DictConfig, splits: Splits | None, adversarial: FastAdversarial,
             )
     datamodule = ImageDataModule(cfg.dataset, cfg.paths.data_dir, seed=cfg.seed, splits=splits)
     datamodule.build()  # fail fast on missing data, before the model is built
-    attacks = attack_specs(cfg.eval)
     if attacks:
         eval_split(cfg.eval, datamodule)
     num_classes = datamodule.num_classes
