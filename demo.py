@@ -5,11 +5,26 @@ from pathlib import Path
 
 from diffusemix_bench.errors import user_errors_reported
 
+USAGE = """usage: python demo.py [out=<folder>] [quick=true]
+
+Runs the whole loop offline on CPU (make demo): a dataset of coloured shapes, edits from the tiny
+random InstructPix2Pix pipeline, vanilla and DiffuseMix trained with two seeds, FGSM, the report.
+  out=<folder>  where everything goes (default outputs/demo)
+  quick=true    one epoch and one denoising step (the test suite's form, under a minute)"""
+
 if __name__ == "__main__":
     out = Path("outputs/demo")
     for arg in sys.argv[1:]:
+        if arg in ("-h", "--help"):
+            print(USAGE)
+            sys.exit(0)
         if arg.startswith("out="):
             out = Path(arg[4:])
+        elif arg not in ("quick=true", "quick=false"):
+            print(
+                f"error: demo.py takes out=<folder> and quick=true, got '{arg}'\n\n{USAGE}", file=sys.stderr
+            )
+            sys.exit(1)
     with user_errors_reported():
         from diffusemix_bench.demo import run_demo
 

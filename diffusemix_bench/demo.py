@@ -83,8 +83,8 @@ def run_demo(out: Path, quick: bool = False) -> Path:
         common += ["trainer.max_epochs=1", "generator.steps=1"]
     sweep = out / ("sweep_quick" if quick else "sweep")
     print(f"diffusemix-bench demo: dataset of shapes in {data}; outputs in {out}")
-    _run(["generate.py", "experiment=demo", *common], ROOT)
+    _run(["generate.py", "experiment=demo", *common, f"hydra.run.dir={out / 'generate'}"], ROOT)
     _run(["train.py", "--multirun", "experiment=demo", *common, f"hydra.sweep.dir={sweep}"], ROOT)
     report = out / ("report_quick" if quick else "report")
-    _run(["report.py", "experiment=demo", f"runs={sweep}", f"out={report}", *([] if not quick else [])], ROOT)
+    _run(["report.py", "experiment=demo", f"runs={sweep}", f"out={report}"], ROOT)
     return report

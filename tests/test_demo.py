@@ -26,3 +26,12 @@ def test_demo_runs_the_whole_loop_offline(tmp_path):
     assert all(r["n"] == "2" and 0.0 <= float(r["mean"]) <= 100.0 for r in rows)
     # DiffuseMix read the edits generate.py made with the tiny pipeline.
     assert "96 edits planned: 0 already stored, 96 generated" in out
+    # Every step writes under out=, generate.py's Hydra folder included (none in the project's outputs/).
+    assert (tmp_path / "generate" / ".hydra" / "overrides.yaml").is_file()
+
+
+def test_demo_help_prints_its_usage_and_runs_nothing(tmp_path):
+    result = run_entry("demo.py", ["--help"], tmp_path, timeout=120)
+    assert result.returncode == 0 and result.stdout.startswith("usage: python demo.py")
+    bad = run_entry("demo.py", ["quick"], tmp_path, timeout=120)
+    assert bad.returncode == 1 and "demo.py takes out=<folder> and quick=true, got 'quick'" in bad.stderr
