@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -35,6 +37,31 @@ def run_train(cfg: DictConfig) -> float | None:
     return metrics.get("val_top1")
 
 
+def run_dir_override(run_dir: Path) -> str:
+    """``hydra.run.dir=<run_dir>`` as a shell passes it to Hydra: a folder name that Hydra's override
+    grammar would split (a sweep job's ``0_aug=none,seed=0``) is quoted for Hydra, then for the shell."""
+    text = str(run_dir)
+    if re.fullmatch(r"[\w./:+~@-]+", text):
+        return f"hydra.run.dir={text}"
+    quote = '"' if "'" in text else "'"
+    return shlex.quote(f"hydra.run.dir={quote}{text}{quote}")
+
+
+def _same_command() -> str:
+    """The command that resumes a run: a sweep's job resumes as a single run."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            return (
+                "the job's command without --multirun (its settings: .hydra/overrides.yaml in the run folder)"
+            )
+    except (ImportError, ValueError):
+        pass
+    return "the same command"
+
+
 def training_resume_advice(cfg: DictConfig) -> str:
     """How the run in ``paths.output_dir`` goes on: from its last checkpoint, or from the start."""
     run_dir = Path(str(cfg.paths.output_dir)).expanduser()
@@ -44,8 +71,8 @@ def training_resume_advice(cfg: DictConfig) -> str:
         when = "every epoch's end" + (f" and {steps}" if every else "")
         # Checkpoints are written whole or not at all (training/checkpoint_io.py): last.ckpt is sound.
         return (
-            f"resume the run from its last checkpoint (written at {when}): the same command with "
-            f"ckpt_path=last and hydra.run.dir={run_dir} (or the folder's new place)."
+            f"resume the run from its last checkpoint (written at {when}): {_same_command()} with "
+            f"ckpt_path=last and {run_dir_override(run_dir)} (or the folder's new place)."
         )
     return "run the same command again (the run had no checkpoint yet)."
 
@@ -75,7 +102,7 @@ def training_memory_advice(cfg: DictConfig) -> str:
     if cfg.eval.fgsm or cfg.eval.pgd:
         later += ", or eval.batch_size if while attacking the selected checkpoint"
     resume = (
-        f"and resume the run: the same command with ckpt_path=last and hydra.run.dir={run_dir}"
+        f"and resume the run: {_same_command()} with ckpt_path=last and {run_dir_override(run_dir)}"
         if (run_dir / "checkpoints" / "last.ckpt").is_file()
         else "and run it again"
     )

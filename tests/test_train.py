@@ -287,6 +287,24 @@ def test_a_run_saved_before_a_setting_existed_resumes_at_the_value_it_had(make_c
         check_resume_matches(make_cfg(base + ["aug.arithmetic=official"]), path)
 
 
+@pytest.mark.parametrize(
+    "folder",
+    ["/runs/plain_0", "/runs/multirun/1_aug=none,dataset=flowers102,seed=0", "/runs/it's [x] here"],
+)
+def test_the_printed_run_folder_override_reaches_hydra_whole(folder):
+    """The resume advice names the run folder as an override a shell and Hydra take whole, a
+    sweep job's folder (with = and ,) included: typed as printed, it sets exactly that folder."""
+    import shlex
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from diffusemix_bench.cli import run_dir_override
+
+    (arg,) = shlex.split(run_dir_override(Path(folder)))  # what the shell hands to train.py
+    (override,) = OverridesParser.create().parse_overrides([arg])
+    assert override.key_or_group == "hydra.run.dir" and override.value() == folder
+
+
 def test_resume_without_checkpoint_says_how(make_cfg):
     with pytest.raises(FileNotFoundError, match="hydra.run.dir"):
         train(make_cfg(["ckpt_path=last"]))
