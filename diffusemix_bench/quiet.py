@@ -25,3 +25,12 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` 
 warnings.filterwarnings(
     "ignore", message=r".*Couldn't infer the batch indices fetched from your dataloader.*"
 )
+
+
+def _no_fp16_cpu_notice(record: logging.LogRecord) -> bool:
+    """diffusers' notice that fp16 "cannot run" on a CPU (it runs, slowly): generate.py says what
+    to set instead, once (generation/edit_model.py)."""
+    return "cannot run with `cpu` device" not in record.getMessage()
+
+
+logging.getLogger("diffusers.pipelines.pipeline_utils").addFilter(_no_fp16_cpu_notice)

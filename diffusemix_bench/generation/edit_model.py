@@ -198,6 +198,12 @@ class EditModel:
     def from_config(cls, g: DictConfig, device: torch.device | str = "cpu") -> EditModel:
         device = torch.device(device)
         dtype = resolve_dtype(str(g.dtype), device)
+        if dtype == torch.float16 and device.type == "cpu":
+            log.warning(
+                "generator.dtype=fp16 on a CPU: PyTorch runs half precision there many times slower than "
+                "fp32 (experiment=diffusemix_official sets fp16 as the official code runs on a GPU); for a "
+                "CPU add generator.dtype=fp32 (other pixels, its own store)"
+            )
         if g.name == "tiny":
             from .tiny import build_tiny_pipeline
 
