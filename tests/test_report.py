@@ -102,6 +102,10 @@ def test_report_matches_means_and_counts_every_run(sweep, tmp_path):
     assert "18 runs expected: 4 finished, 1 failed, 1 diverged, 12 missing" in text
     assert "trainer.max_epochs: 2 in the runs (experiment file: 300)" in text
     assert "dataset.image_size: 32 in the runs (experiment file: 224)" in text
+    # Every setting is compared, not a chosen few: the resize and the fixture's small fractal bank too.
+    assert "dataset.resize: 36 in the runs (experiment file: 256)" in text
+    assert "fractals.count: 8 in the runs" in text
+    assert "seed:" not in text and "paths." not in text  # what varies by design or says where things are
     tex = (tmp_path / "report.tex").read_text()
     assert "\\toprule" in tex and "\\bottomrule" in tex and "59.14" in tex
     assert (tmp_path / "accuracy_vs_compute.png").stat().st_size > 1000

@@ -40,39 +40,6 @@ IGNORED = (
     "callbacks",
 )
 
-#: Settings a report names when the runs used another value than the experiment file (the
-#: framework's reading of the paper): what changes a number, and what shortened a run.
-KEY_SETTINGS = (
-    "model.name",
-    "model.pretrained",
-    "dataset.image_size",
-    "dataset.samples_per_class",
-    "dataset.batch_size",
-    "trainer.max_epochs",
-    "trainer.max_steps",
-    "trainer.limit_train_batches",
-    "trainer.limit_val_batches",
-    "trainer.limit_test_batches",
-    "trainer.fast_dev_run",
-    "trainer.precision",
-    "loss.name",
-    "loss.criterion",
-    "optim.lr",
-    "budget",
-    "protocol",
-    "adv.p",
-    "eval.fgsm",
-    "eval.eps",
-    "aug.mode",
-    "aug.compose",
-    "aug.views",
-    "generator.name",
-    "generator.resolution",
-    "generator.dtype",
-    "generator.steps",
-    "generator.prompt_template",
-)
-
 
 def _flatten(cfg: DictConfig) -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -231,14 +198,18 @@ def _check_cell(table: PaperTable, cell: Cell) -> None:
 
 
 def _deviations(table: PaperTable, cells: dict, references: dict[tuple[str, str], DictConfig]) -> list[str]:
-    """Lines naming each key setting whose value in the runs differs from the experiment file."""
+    """Lines naming each setting whose value in the runs differs from the experiment file: every
+    setting both have (a setting a run predates is left out), but where things are, how many
+    workers and devices, logging and the seed (``IGNORED``)."""
     found: dict[str, dict[str, set]] = defaultdict(lambda: {"used": set(), "file": set()})
     for key, cell in cells.items():
         reference = references.get(key)
         if reference is None:
             continue
+        wanted_keys = {k for k in _flatten(reference) if not _ignored(k)}
         for run in cell.runs:
-            for name in KEY_SETTINGS:
+            names = sorted(wanted_keys & {k for k in _flatten(run.config) if not _ignored(k)})
+            for name in names:
                 used, wanted = setting(run.config, name), setting(reference, name)
                 if not same_value(used, wanted):
                     found[name]["used"].add(repr(used))
