@@ -368,8 +368,10 @@ def test_failed_download_is_reported(tmp_path, monkeypatch):
         raise OSError("network unreachable")
 
     monkeypatch.setattr(tv_utils, "download_url", offline)
-    with pytest.raises(DatasetNotFoundError, match="download failed: OSError: network unreachable"):
+    with pytest.raises(DatasetNotFoundError, match="download failed: OSError: network unreachable") as err:
         create_dataset("cub", tmp_path, "train", download=True)
+    # The download was tried: the advice is to fetch it by hand, not to set dataset.download=true again.
+    assert "set dataset.download=true" not in str(err.value) and "automatic download failed" in str(err.value)
 
 
 def test_imagefolder_refuses_download(tmp_path):

@@ -164,6 +164,9 @@ def test_every_paper_table_is_produced_from_the_runs(sweep, tmp_path, name):
     if name != "table6":
         assert counts["finished"] == 0 and counts["outside"] == 6
         assert "missing" in text
+        # The folders left out are named (the first three).
+        assert "6 run folders given belong to no cell of this table and are not used (" in text
+        assert "and 3 more)" in text
     if cfg.paper.get("x"):
         assert (tmp_path / f"{name}.png").is_file()
 

@@ -150,6 +150,7 @@ def _evaluate_cfg(**settings):
     "settings, message",
     [
         ({"eval.fgsm": "true"}, "needs ckpt="),
+        ({}, "needs ckpt=<run folder written by train.py, or a .ckpt file in one> and an attack"),
         ({"ckpt": "{run}"}, "eval.fgsm=true"),
         ({"ckpt": "{run}", "eval.fgsm": "true", "eval.split": "train"}, "eval.split must be"),
         ({"ckpt": "{loose}", "eval.fgsm": "true"}, "config_resolved.yaml"),

@@ -125,18 +125,21 @@ DATASET_LAYOUTS: dict[str, dict] = {
 }
 
 
-def how_to_get(name: str) -> str:
-    """Where to get dataset ``name`` and whether dataset.download=true can fetch it."""
+def how_to_get(name: str, download_tried: bool = False) -> str:
+    """Where to get dataset ``name`` and whether dataset.download=true can fetch it (not offered
+    again when it was just tried)."""
     entry = DATASET_LAYOUTS[name]
-    if entry["auto_download"]:
+    if entry["auto_download"] and not download_tried:
         return f"download it from {entry['source']}, or set dataset.download=true to fetch it automatically"
+    if entry["auto_download"]:
+        return f"download it from {entry['source']} and put it under dataset.root (the automatic download failed)"
     return entry["source"]
 
 
-def not_found(name: str, root: Path, detail: str = "") -> DatasetNotFoundError:
+def not_found(name: str, root: Path, detail: str = "", download_tried: bool = False) -> DatasetNotFoundError:
     """The error for dataset ``name`` missing under ``root`` (``detail`` says what exactly)."""
     entry = DATASET_LAYOUTS[name]
-    return DatasetNotFoundError(name, root, entry["layout"], how_to_get(name), detail)
+    return DatasetNotFoundError(name, root, entry["layout"], how_to_get(name, download_tried), detail)
 
 
 def require_layout(name: str, root: Path, required: Iterable[str]) -> Path:
@@ -183,7 +186,9 @@ def ensure_layout(
     try:
         fetch()
     except Exception as exc:  # network, checksum and archive errors all end the same way for the user
-        raise not_found(name, root, f"download failed: {type(exc).__name__}: {exc}") from exc
+        raise not_found(
+            name, root, f"download failed: {type(exc).__name__}: {exc}", download_tried=True
+        ) from exc
     return require_layout(name, root, required)
 
 

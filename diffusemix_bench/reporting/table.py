@@ -127,11 +127,16 @@ class FilledTable:
     def summary(self) -> str:
         c = self.counts()
         line = (
-            f"{c['expected']} runs expected: {c['finished']} finished, {c['failed']} failed, "
-            f"{c['diverged']} diverged, {c['missing']} missing"
+            f"{c['expected']} run{'' if c['expected'] == 1 else 's'} expected: {c['finished']} finished, "
+            f"{c['failed']} failed, {c['diverged']} diverged, {c['missing']} missing"
         )
         if c["outside"]:
-            line += f"; {c['outside']} run folder(s) given belong to no cell of this table and are not used"
+            names = ", ".join(str(run.folder) for run in self.unmatched[:3])
+            more = f" and {c['outside'] - 3} more" if c["outside"] > 3 else ""
+            line += (
+                f"; {c['outside']} run folder{'' if c['outside'] == 1 else 's'} given belong to no cell of this "
+                f"table and are not used ({names}{more})"
+            )
         return line
 
 

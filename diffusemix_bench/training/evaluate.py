@@ -142,10 +142,13 @@ def evaluate_run(cfg: DictConfig) -> dict:
     """``evaluate.py``: attack a finished run's checkpoint on its own dataset and model, and add
     the results to the run folder's ``metrics.json``."""
     specs = attack_specs(cfg.eval)
+    if OmegaConf.is_missing(cfg, "ckpt"):
+        raise ConfigError(
+            "evaluate.py needs ckpt=<run folder written by train.py, or a .ckpt file in one>"
+            + ("" if specs else " and an attack: eval.fgsm=true and/or eval.pgd=true")
+        )
     if not specs:
         raise ConfigError("nothing to evaluate: add eval.fgsm=true and/or eval.pgd=true")
-    if OmegaConf.is_missing(cfg, "ckpt"):
-        raise ConfigError("evaluate.py needs ckpt=<run folder written by train.py, or a .ckpt file in one>")
     run_dir, ckpt = locate_checkpoint(Path(str(cfg.ckpt)))
     run_cfg = OmegaConf.load(run_dir / "config_resolved.yaml")
     if cfg.data_dir is not None:
