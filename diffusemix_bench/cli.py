@@ -323,6 +323,7 @@ def build_report(argv: list[str], config_dir: str) -> dict:
     from .reporting.table import fill
 
     experiment, roots, out, extra = _parse_report_args(argv)
+    preflight([f"experiment={experiment}"], config_dir)  # a misspelt name: one line with "did you mean"
     base = _compose(config_dir, [f"experiment={experiment}"], hydra_config=True)
     table = PaperTable.from_config(base, experiment)
     sweep_keys = set((base.get("hydra") or {}).get("sweeper", {}).get("params", {}) or {})

@@ -111,6 +111,13 @@ def test_report_matches_means_and_counts_every_run(sweep, tmp_path):
     assert (tmp_path / "accuracy_vs_compute.png").stat().st_size > 1000
 
 
+def test_a_misspelt_experiment_gets_a_did_you_mean(tmp_path):
+    from diffusemix_bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="experiment=table66: no such option .*did you mean table6"):
+        build_report(["experiment=table66", f"runs={tmp_path}"], CONF)
+
+
 def test_runs_with_different_settings_in_one_cell_are_refused(sweep, tmp_path):
     mixed = tmp_path / "mixed"
     shutil.copytree(sweep, mixed)
