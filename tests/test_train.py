@@ -818,7 +818,8 @@ def test_debug_presets_train(make_cfg, preset, tmp_path):
     if preset == "overfit":
         # Two batches an epoch, validated on two batches: a whole number, not 200% of the split.
         assert metrics["shortened_by"]["overfit_batches"] == 2
-        assert metrics["optimizer_steps"] == 2 * 3 and metrics["val_images_evaluated"] == 2 * 4
+        # (validated on two batches of dataset.eval_batch_size=1)
+        assert metrics["optimizer_steps"] == 2 * 3 and metrics["val_images_evaluated"] == 2 * 1
     if preset == "profiler":
         assert "FIT Profiler Report" in (tmp_path / "run" / "fit-profiler.txt").read_text()
     if preset == "limit":
