@@ -25,9 +25,10 @@ def run_train(cfg: DictConfig) -> float | None:
     ):
         validate_config(cfg)
         check_protocol_optimiser(cfg)
+        check_data_present(cfg)
+        # After the checks that take no time: a setting or folder refused at once is one line.
         if cfg.get("print_config", False):
             print_config_tree(cfg)
-        check_data_present(cfg)
         from .data.splits import build_splits
 
         splits = build_splits(cfg.dataset, cfg.paths.data_dir)
@@ -107,6 +108,12 @@ def training_memory_advice(cfg: DictConfig) -> str:
         else "and run it again"
     )
     return f"{advice}. If while validating or testing, lower {later}, {resume}."
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """Every section against its schema (types, choices, ranges), before torch is imported."""
+    with user_errors_reported():
+        validate_config(cfg)
 
 
 def check_data_present(cfg: DictConfig) -> None:
@@ -616,3 +623,40 @@ class SweepSummary(HydraCallback):
             + (f"; failed or diverged: {', '.join(stopped)}" if stopped else ""),
             flush=True,
         )
+
+
+class ResumeCheck(HydraCallback):
+    """Hydra callback (``hydra.callbacks.resume_check``) of train.py: a resume into a run folder
+    saved with other settings is refused before Hydra writes the job's ``.hydra/`` files there, so
+    the refused command leaves the folder's record of its own command as it was. (The jobs of a
+    ``--multirun`` are checked when they start, by ``training.run.train``.)"""
+
+    def on_run_start(self, config, **kwargs) -> None:
+        import copy
+        import os
+
+        from hydra.core.hydra_config import HydraConfig
+        from omegaconf import OmegaConf, open_dict
+
+        if config.get("ckpt_path") is None:
+            return
+        from .training.resume import check_resume, resolve_auto_resume
+
+        before = HydraConfig.instance().cfg
+        try:
+            hydra_config = copy.deepcopy(config)
+            # The folder and runtime values as run_job sets them, so ${hydra:...} resolves alike.
+            run_dir = Path(os.path.abspath(str(OmegaConf.select(hydra_config, "hydra.run.dir"))))
+            with open_dict(hydra_config.hydra.runtime):
+                hydra_config.hydra.runtime.output_dir = str(run_dir)
+            HydraConfig.instance().set_config(hydra_config)
+            task = copy.deepcopy(hydra_config)
+            with open_dict(task):
+                del task["hydra"]
+            resolve_auto_resume(task, run_dir)
+            with user_errors_reported():
+                check_resume(task, run_dir)
+        except Exception:  # a config this check cannot read: train() checks it again at the start
+            return
+        finally:
+            HydraConfig.instance().cfg = before

@@ -7,6 +7,7 @@ import json
 import math
 import re
 import subprocess
+import warnings
 from pathlib import Path
 
 import pytest
@@ -211,15 +212,19 @@ def test_metrics_file_and_learning(make_cfg, tmp_path):
     assert (tmp_path / "run" / "logs" / "metrics.csv").exists()
 
 
-def test_resume_from_last_checkpoint(make_cfg):
+def test_resume_from_last_checkpoint(make_cfg, tmp_path):
     first = train(make_cfg(["trainer.max_epochs=1"]))
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    saved_fit = torch.load(last, map_location="cpu", weights_only=True)["fit_seconds"]
     cfg = make_cfg(["trainer.max_epochs=2", "ckpt_path=last"])
     second = train(cfg)
     assert second["epochs"] == 2
     assert second["optimizer_steps"] == 2 * first["optimizer_steps"]
-    # The wall time counts both parts: the first part's fit travels in the checkpoint.
+    # The wall time counts both parts: the first part's fit up to its last checkpoint travels in
+    # the checkpoint (what the first part did after it, e.g. tearing down, is not counted again).
     assert second["resumed"] and not first["resumed"]
-    assert second["fit_seconds"] >= first["fit_seconds"] > 0
+    assert 0 < saved_fit <= first["fit_seconds"]
+    assert second["fit_seconds"] > round(saved_fit, 2)
     assert second["wall_time_s"] > second["wall_time_this_part_s"]
 
 
@@ -264,10 +269,12 @@ def test_last_checkpoint_every_n_steps_is_a_setting(make_cfg):
     assert sorted(c._every_n_train_steps for c in lasts) == [0, 50]
 
 
-def test_resume_with_other_settings_is_refused_naming_them(make_cfg):
+def test_resume_with_other_settings_is_refused_naming_them(make_cfg, tmp_path):
     train(make_cfg(["trainer.max_epochs=1", "aug=none"]))
     with pytest.raises(ConfigError, match=r"aug\.name: 'none' -> 'mixup'"):
         train(make_cfg(["trainer.max_epochs=2", "ckpt_path=last", "aug=mixup"]))
+    # The refusal leaves the run folder as it was: the run is not marked failed.
+    assert not (tmp_path / "run" / "failure.json").exists()
     # Going on for longer, or elsewhere, is the same run.
     assert train(make_cfg(["trainer.max_epochs=2", "ckpt_path=last", "aug=none"]))["epochs"] == 2
 
@@ -275,7 +282,7 @@ def test_resume_with_other_settings_is_refused_naming_them(make_cfg):
 def test_a_run_saved_before_a_setting_existed_resumes_at_the_value_it_had(make_cfg, tmp_path):
     """A run folder written before aug.arithmetic existed resumes with the value that reproduces what
     it trained with (exact), and is refused with the other value, naming it."""
-    from diffusemix_bench.training.run import check_resume_matches
+    from diffusemix_bench.training.resume import check_resume_matches
 
     base = ["aug=diffusemix", "aug.compose=before_crop", "ckpt_path=last"]
     saved = OmegaConf.to_container(make_cfg(base), resolve=True)
@@ -378,18 +385,16 @@ def test_train_script_missing_data_message(tmp_path):
 def test_train_script_end_to_end(tmp_path):
 
     fixture = write_fixture_dataset("flowers102", tmp_path / "data")
-    result = _run_script(
-        [
-            "dataset=flowers102",
-            "model=resnet18",
-            f"paths.data_dir={fixture['data_dir']}",
-            "debug=fast",
-            "dataset.image_size=32",
-            "dataset.resize=36",
-            f"hydra.run.dir={tmp_path / 'run'}",
-        ],
-        tmp_path,
-    )
+    args = [
+        "dataset=flowers102",
+        "model=resnet18",
+        f"paths.data_dir={fixture['data_dir']}",
+        "debug=fast",
+        "dataset.image_size=32",
+        "dataset.resize=36",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    result = _run_script(args, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["dataset"] == "flowers102" and metrics["test_top1"] is not None
@@ -398,6 +403,17 @@ def test_train_script_end_to_end(tmp_path):
     assert (
         "config" in result.stdout and "name: flowers102" in result.stdout and "max_epochs: 1" in result.stdout
     )
+
+    # Resuming the finished run with another setting is refused in one message, before anything in
+    # its folder changes: no failure.json beside its metrics, Hydra's record of its command kept.
+    before = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
+    refused = _run_script([*args, "aug=mixup", "ckpt_path=last"], tmp_path)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert re.search(
+        r"error: ckpt_path=last resumes the run in .*aug\.name: 'none' -> 'mixup'", refused.stderr
+    )
+    assert "max_epochs:" not in refused.stdout  # no config tree before the one-line answer
+    assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == before
 
 
 def test_local_config_holds_machine_paths(tmp_path):
@@ -758,6 +774,9 @@ def test_unknown_budget_is_refused_at_start(make_cfg):
         (["dataset.val_fraction=1.5"], "dataset.val_fraction"),
         (["dataset.samples_per_class=0"], "dataset.samples_per_class"),
         (["aug=manifold_mixup", "model=resnet18"], "model=preactresnet18"),
+        (["aug=diffusemix", "aug.lam=2"], "aug.lam of aug=diffusemix must be in [0, 1]"),
+        (["aug=mixup", "aug.alpha=0"], "aug.alpha of aug=mixup must be > 0"),
+        (["generator.steps=0"], "generator.steps must be >= 1"),
         pytest.param(
             ["trainer=gpu"],
             "trainer.accelerator",
@@ -813,8 +832,12 @@ def test_debug_presets_train(make_cfg, preset, tmp_path):
     if preset == "overfit":
         overrides.append("trainer.max_epochs=3")
     # Enough images that a tenth of an epoch is a whole batch.
-    metrics = train(make_cfg(overrides, fast=False, per_class=40))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        metrics = train(make_cfg(overrides, fast=False, per_class=40))
     assert metrics["optimizer_steps"] >= 1
+    # The overfit preset's loader is sequential already: Lightning has nothing to swap or warn about.
+    assert not [w for w in caught if "overfit" in str(w.message)]
     if preset == "overfit":
         # Two batches an epoch, validated on two batches: a whole number, not 200% of the split.
         assert metrics["shortened_by"]["overfit_batches"] == 2

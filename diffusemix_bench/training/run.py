@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import (
     Callback,
     EarlyStopping,
@@ -40,6 +40,7 @@ from .classifier import build_model
 from .evaluate import attack_checkpoint, eval_split
 from .module import ClassifierModule, vanilla_batches_per_epoch
 from .provenance import BATCH_COUNT_SETTINGS, as_lightning_count, git_state, shortened_by, versions
+from .resume import check_resume, resolve_auto_resume
 from .summary import EpochSummary
 
 log = logging.getLogger(__name__)
@@ -104,74 +105,6 @@ def check_checkpoint(path: Path, setting: str) -> int:
             "file goes to model.weights=<file> instead)."
         )
     return int(ckpt.get("global_step", 0))
-
-
-# Settings a resumed run may change: where things are and how many devices, how long it goes on,
-# and what is evaluated or shown after; everything else must be what the interrupted run used.
-RESUME_MAY_CHANGE = (
-    "ckpt_path",
-    "paths.",
-    "trainer.max_epochs",
-    "trainer.max_steps",
-    "trainer.devices",
-    "trainer.num_nodes",
-    "trainer.accelerator",
-    "dataset.num_workers",
-    "dataset.eval_batch_size",
-    "dataset.root",
-    "callbacks.progress_bar",
-    "logger.",
-    "run_test",
-    "eval.",
-    "tags",
-)
-
-
-# Settings added after runs may have started, each with the value that gives what the code did
-# before it existed: a run folder whose saved settings lack one resumes when it has that value.
-ADDED_SETTINGS = {
-    "aug.arithmetic": "exact",  # aug=diffusemix: composition arithmetic of aug.compose=before_crop
-    "aug.same_class_weights": "paper",  # aug=snapmix: label weights of a pair of one class
-}
-
-
-def _flatten(node, prefix: str = "") -> dict:
-    if isinstance(node, dict):
-        out = {}
-        for key, value in node.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: node}
-
-
-def check_resume_matches(cfg: DictConfig, saved_config: Path) -> None:
-    """A resume (ckpt_path set, in a run folder that holds config_resolved.yaml) continues the same
-    run: refuse settings that differ from the saved ones, naming them."""
-    saved = _flatten(OmegaConf.to_container(OmegaConf.load(saved_config), resolve=False))
-    now = _flatten(OmegaConf.to_container(cfg, resolve=True))
-    for key, before in ADDED_SETTINGS.items():
-        group = key.split(".", 1)[0]
-        if key in now and key not in saved and saved.get(f"{group}.name") == now.get(f"{group}.name"):
-            saved[key] = before
-    keys = [
-        key
-        for key in sorted(set(saved) | set(now))
-        if saved.get(key) != now.get(key) and not key.startswith(RESUME_MAY_CHANGE)
-    ]
-    # Another choice of a group (aug=mixup for aug=none) is named once, not key by key.
-    other_choice = {key.rsplit(".", 1)[0] + "." for key in keys if key.endswith(".name")}
-    differ = [
-        f"{key}: {saved.get(key)!r} -> {now.get(key)!r}"
-        for key in keys
-        if key.endswith(".name") or not key.startswith(tuple(other_choice))
-    ]
-    if differ:
-        shown = "; ".join(differ[:8]) + (f"; and {len(differ) - 8} more" if len(differ) > 8 else "")
-        raise ConfigError(
-            f"ckpt_path={cfg.ckpt_path} resumes the run in {saved_config.parent}, which was trained with other "
-            f"settings ({shown}). Give the same settings as that run (they are in {saved_config}), "
-            "or start a new run folder without ckpt_path"
-        )
 
 
 def build_callbacks(cfg: DictConfig, ckpt_dir: Path) -> list[Callback]:
@@ -368,29 +301,35 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
     check_protocol_optimiser(cfg)
     adversarial = FastAdversarial(**OmegaConf.to_container(cfg.adv, resolve=True))
     run_dir = Path(cfg.paths.output_dir).expanduser()
+    start = time.time()
+    # Checks of the settings alone, before the run folder is touched: a refused resume of a finished
+    # run leaves its folder as it was (no failure.json beside its metrics.json).
+    if resolve_auto_resume(cfg, run_dir):
+        log.info(
+            "ckpt_path=auto: %s", "resuming from last.ckpt" if cfg.ckpt_path else "no last.ckpt, a new run"
+        )
+    check_resume(cfg, run_dir)
+    attacks = attack_specs(cfg.eval)  # a bad attack budget stops here, before any work
     run_dir.mkdir(parents=True, exist_ok=True)
     with failure_recorded(run_dir), wandb_run_ended():
-        metrics = _train(cfg, splits, adversarial, run_dir)
+        metrics = _train(cfg, splits, adversarial, run_dir, attacks, start)
     (run_dir / FAILURE_FILE).unlink(missing_ok=True)
     return metrics
 
 
-def _train(cfg: DictConfig, splits: Splits | None, adversarial: FastAdversarial, run_dir: Path) -> dict:
-    start = time.time()
-    if cfg.ckpt_path == "auto":  # resume when the run folder has a last checkpoint, else start fresh
-        with open_dict(cfg):
-            cfg.ckpt_path = "last" if (run_dir / "checkpoints" / "last.ckpt").is_file() else None
-        log.info(
-            "ckpt_path=auto: %s", "resuming from last.ckpt" if cfg.ckpt_path else "no last.ckpt, a new run"
-        )
-    if cfg.ckpt_path is not None and (run_dir / "config_resolved.yaml").is_file():
-        check_resume_matches(cfg, run_dir / "config_resolved.yaml")
+def _train(
+    cfg: DictConfig,
+    splits: Splits | None,
+    adversarial: FastAdversarial,
+    run_dir: Path,
+    attacks: list,
+    start: float,
+) -> dict:
     write_atomic(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     if cfg.float32_matmul_precision:
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
     pl.seed_everything(cfg.seed, workers=True)
 
-    attacks = attack_specs(cfg.eval)  # a bad attack budget stops here, before any work
     aug_name = cfg.aug.name
     bad_images: dict[str, list[str]] = {}
     if cfg.dataset.verify or cfg.dataset.on_bad_image == "skip":

@@ -1,0 +1,97 @@
+"""A resumed run is the same run: its settings are checked against the ones its folder saved.
+
+Light to import (no torch): train.py checks a resume before Hydra writes anything into the run
+folder (``cli.ResumeCheck``), and ``training.run.train`` checks it again for callers of the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from ..errors import ConfigError
+
+# Settings a resumed run may change: where things are and how many devices, how long it goes on,
+# and what is evaluated or shown after; everything else must be what the interrupted run used.
+RESUME_MAY_CHANGE = (
+    "ckpt_path",
+    "paths.",
+    "trainer.max_epochs",
+    "trainer.max_steps",
+    "trainer.devices",
+    "trainer.num_nodes",
+    "trainer.accelerator",
+    "dataset.num_workers",
+    "dataset.eval_batch_size",
+    "dataset.root",
+    "callbacks.progress_bar",
+    "logger.",
+    "run_test",
+    "eval.",
+    "tags",
+)
+
+
+# Settings added after runs may have started, each with the value that gives what the code did
+# before it existed: a run folder whose saved settings lack one resumes when it has that value.
+ADDED_SETTINGS = {
+    "aug.arithmetic": "exact",  # aug=diffusemix: composition arithmetic of aug.compose=before_crop
+    "aug.same_class_weights": "paper",  # aug=snapmix: label weights of a pair of one class
+}
+
+
+def _flatten(node, prefix: str = "") -> dict:
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def check_resume_matches(cfg: DictConfig, saved_config: Path) -> None:
+    """A resume (ckpt_path set, in a run folder that holds config_resolved.yaml) continues the same
+    run: refuse settings that differ from the saved ones, naming them."""
+    saved = _flatten(OmegaConf.to_container(OmegaConf.load(saved_config), resolve=False))
+    now = _flatten(OmegaConf.to_container(cfg, resolve=True))
+    for key, before in ADDED_SETTINGS.items():
+        group = key.split(".", 1)[0]
+        if key in now and key not in saved and saved.get(f"{group}.name") == now.get(f"{group}.name"):
+            saved[key] = before
+    keys = [
+        key
+        for key in sorted(set(saved) | set(now))
+        if saved.get(key) != now.get(key) and not key.startswith(RESUME_MAY_CHANGE)
+    ]
+    # Another choice of a group (aug=mixup for aug=none) is named once, not key by key.
+    other_choice = {key.rsplit(".", 1)[0] + "." for key in keys if key.endswith(".name")}
+    differ = [
+        f"{key}: {saved.get(key)!r} -> {now.get(key)!r}"
+        for key in keys
+        if key.endswith(".name") or not key.startswith(tuple(other_choice))
+    ]
+    if differ:
+        shown = "; ".join(differ[:8]) + (f"; and {len(differ) - 8} more" if len(differ) > 8 else "")
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path} resumes the run in {saved_config.parent}, which was trained with other "
+            f"settings ({shown}). Give the same settings as that run (they are in {saved_config}), "
+            "or start a new run folder without ckpt_path"
+        )
+
+
+def resolve_auto_resume(cfg: DictConfig, run_dir: Path) -> bool:
+    """``ckpt_path=auto``: ``last`` when the run folder has a last checkpoint, else a new run (None).
+    Returns whether it was auto."""
+    if cfg.ckpt_path != "auto":
+        return False
+    with open_dict(cfg):
+        cfg.ckpt_path = "last" if (run_dir / "checkpoints" / "last.ckpt").is_file() else None
+    return True
+
+
+def check_resume(cfg: DictConfig, run_dir: Path) -> None:
+    """Refuse a resume (``ckpt_path`` set, ``auto`` resolved) into a run folder saved with other
+    settings; a new run, or a folder without saved settings, passes."""
+    saved = run_dir / "config_resolved.yaml"
+    if cfg.ckpt_path is not None and cfg.ckpt_path != "auto" and saved.is_file():
+        check_resume_matches(cfg, saved)
