@@ -6,7 +6,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from diffusemix_bench.cli import check_command_line, check_data_present
+from diffusemix_bench.cli import check_command_line, check_data_present, check_settings
 from diffusemix_bench.config import register_configs
 
 register_configs()
@@ -14,6 +14,7 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")
 def main(cfg: DictConfig) -> None:
+    check_settings(cfg)
     check_data_present(cfg)
     # Imported here: help, config printing, config errors and missing data need no torch or diffusers.
     from diffusemix_bench.generation.generate import run_generate

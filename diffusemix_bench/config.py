@@ -29,6 +29,34 @@ def one_of(*choices: str, default: str | None | object = _FIRST):
     return field(default=choices[0] if default is _FIRST else default, metadata={"choices": choices})
 
 
+def bounded(
+    default: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    above: float | None = None,
+    null: str | None = None,
+):
+    """A number with a usable range (``low <= value <= high``, ``value > above``; null passes, and
+    ``null`` says what it means). check_values refuses a value outside it at start-up, naming the
+    setting and the range; the implementation refuses the same values (tested)."""
+    return field(default=default, metadata={"bounds": (low, high, above), "null": null})
+
+
+def in_bounds(value: float, low: float | None, high: float | None, above: float | None) -> bool:
+    return (
+        (low is None or value >= low) and (high is None or value <= high) and (above is None or value > above)
+    )
+
+
+def bounds_text(low: float | None, high: float | None, above: float | None) -> str:
+    if above is not None:
+        return f"> {above}"
+    if low is not None and high is not None:
+        return f"in [{low}, {high}]"
+    return f">= {low}" if low is not None else f"<= {high}"
+
+
 @dataclass
 class PathsConfig:
     # Folder holding every dataset's own top folder (cifar-100-python/, flowers-102/, ...).
@@ -216,7 +244,7 @@ class GeneratorConfig:
     part of the edit store's folder hash; the prompt list is not (prompts are keys in the store)."""
 
     # ip2p: diffusers StableDiffusionInstructPix2PixPipeline; tiny: random tiny pipeline for tests.
-    name: str = "ip2p"
+    name: str = one_of("ip2p", "tiny")
     model_id: str = "timbrooks/instruct-pix2pix"
     # A local folder with the pipeline (model_index.json, unet/, vae/, ...); wins over model_id.
     local_dir: str | None = None
@@ -224,24 +252,24 @@ class GeneratorConfig:
     prompts: list[str] = field(default_factory=lambda: list(PAPER_PROMPTS))
     # paper: "A transformed version of image into <prompt>" (Sec. 3.1); raw: the prompt alone, as
     # the official code passes it.
-    prompt_template: str = "paper"
+    prompt_template: str = one_of("paper", "raw")
     # Use the first k prompts (Fig. 5 ablation); null uses all.
-    num_prompts: int | None = None
-    scheduler: str = "euler_ancestral"
-    steps: int = 100
+    num_prompts: int | None = bounded(None, low=1, null="all")
+    scheduler: str = one_of("euler_ancestral", "euler", "ddim", "dpmpp_2m")
+    steps: int = bounded(100, low=1)
     guidance_scale: float = 4.0
     image_guidance_scale: float = 1.5
     # Images are resized to resolution x resolution for the pipeline (official code: 512); the
     # edit is resized back to the original image's size so it aligns with it pixel for pixel.
-    resolution: int = 512
+    resolution: int = bounded(512, low=8)
     # auto: bf16 on GPU, fp32 on CPU; or fp32, fp16, bf16.
-    dtype: str = "auto"
+    dtype: str = one_of("auto", "fp32", "fp16", "bf16")
     # Edits per pipeline call: one image with up to batch_size of its prompts (the prompts are cut
     # into near-equal blocks: the paper's 9 prompts at 9 make one call per image, at 8 calls of 4
     # and 5). Each edit keeps its own noise; its bytes are fixed by the settings and the blocks
     # (part of the store's hash), whatever the number of GPUs, the order of work or a resume: a
     # block is always generated whole. A GPU that runs out of memory needs a smaller batch_size.
-    batch_size: int = 9
+    batch_size: int = bounded(9, low=1)
     # true: one edit per pipeline call (the official code's way, slower on a GPU); bytes then do
     # not depend on the batch size at all.
     batch_invariant: bool = False
@@ -251,18 +279,18 @@ class GeneratorConfig:
     # a number: a largest shorter side (edits are only ever shrunk); null: the original's size.
     store_size: str | None = "auto"
     # npy: raw uint8 arrays (no decoding when training reads them; about twice PNG's disk); png.
-    store_format: str = "npy"
+    store_format: str = one_of("npy", "png")
     # Also keep the full-resolution (resolution x resolution) edit under full/.
     keep_full_size: bool = False
     # Try it on a few images: edit only the first N images of each split (limit), or the first N
     # of each class (limit_per_class); null edits every image. Edits made stay in the full store.
-    limit: int | None = None
-    limit_per_class: int | None = None
+    limit: int | None = bounded(None, low=1, null="every image")
+    limit_per_class: int | None = bounded(None, low=1, null="every image")
     # Decode every stored edit before counting it as done (finds damage that keeps a file's size;
     # the size is always checked against the manifest). Broken edits are made again.
     verify: bool = False
     # Regenerations with a new derived seed when an edit is non-finite or blank.
-    max_retries: int = 3
+    max_retries: int = bounded(3, low=0)
     # An edit whose pixel standard deviation (in [0, 1]) is below this is blank (black NaN images).
     blank_std: float = 0.01
     splits: list[str] = field(default_factory=lambda: ["train"])
@@ -413,9 +441,9 @@ class MixingConfig:
     """Settings every batch-mixing method shares (the method's schema adds ``name`` and its own)."""
 
     # Strength: the mixing ratio is drawn from Beta(alpha, alpha). null: from dataset_defaults.
-    alpha: float | None = None
+    alpha: float | None = bounded(None, above=0)
     # Probability that a batch is mixed (the others train on clean images). null: from dataset_defaults.
-    prob: float | None = None
+    prob: float | None = bounded(None, low=0, high=1)
     # {dataset name or "default": {setting: value}}: the references' values per dataset, written in
     # conf/aug/<name>.yaml; a setting given explicitly wins.
     dataset_defaults: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -425,12 +453,12 @@ class MixingConfig:
 class DiffuseMixConfig:
     name: str = "diffusemix"
     # Fractal blend factor λ of Eq. 2-3 (paper: 0.2 in all experiments).
-    lam: float = 0.2
+    lam: float = bounded(0.2, low=0, high=1)
     # Half masks: paper4 (horizontal and vertical, each flipped; paper), official2 (original always
     # left or top; official code), hv (Table 9 row 2, same pair as official2), vertical (Table 9 row 1).
     masks: str = one_of("paper4", "official2", "hv", "vertical")
     # Width of a linear seam between the halves in pixels (official code: 20); 0 = hard edge (paper).
-    seam_px: int = 0
+    seam_px: int = bounded(0, low=0)
     # How composed pixels are computed with aug.compose=before_crop. exact: Eq. 3 in floating point,
     #   the seam a ramp centred on the midline, rounded to uint8 once. official: the official code's
     #   steps (its seam ramp, the hybrid truncated to uint8, then the fractal blend truncated again),
@@ -442,7 +470,7 @@ class DiffuseMixConfig:
     # replace_p (DA-Fusion style): each view is the composed image with probability replace_prob,
     #   else the original.
     mode: str = one_of("online", "static_append", "replace_p")
-    replace_prob: float = 0.5
+    replace_prob: float = bounded(0.5, low=0, high=1)
     # Table 7 arms: originals (I), originals_fractal (I+F), edits (Î), edits_fractal (Î+F),
     # hybrid (H), hybrid_fractal (H+F, the full method).
     components: str = one_of(
@@ -486,7 +514,7 @@ class DiffuseMixConfig:
     #   that was shrunk to a 32-64 px original.
     edit_source: str = one_of("stored", "full")
     # Rows of the Figure 4 grid logged at the start of training (0: none).
-    figure_images: int = 8
+    figure_images: int = bounded(8, low=0)
     # figure4.py: make the edits of the images it draws when the store lacks them (only those).
     figure_generate: bool = False
 
@@ -499,7 +527,7 @@ class CoMixupConfig:
     # Side of the labelling grid; -1 draws 2, 4, 8 or 16 per batch; null: the dataset's value.
     block_num: int | None = None
     # Inputs per partition; each partition of the batch is mixed on its own (m_part).
-    part: int = 20
+    part: int = bounded(20, low=1)
     # Label smoothness (m_beta), supermodular diversity (m_gamma), its threshold tau (m_thres,
     # hard or soft), prior (m_eta) and input compatibility (m_omega).
     beta: float = 0.32
@@ -511,7 +539,7 @@ class CoMixupConfig:
     # Post-processing that separates outputs built from the same inputs (set_resolve).
     set_resolve: bool = True
     # Outer iterations over all outputs (m_niter).
-    niter: int = 4
+    niter: int = bounded(4, low=1)
     # Weight of the clean-input loss trained beside the mixed one; 0 computes saliency in eval mode.
     clean_lam: float = 1.0
     # Graph-cut solver: gco (gco-v3's C++ alpha-beta swap, which the reference calls) or python
@@ -534,7 +562,7 @@ class CutMixConfig(MixingConfig):
 class GuidedAPConfig:
     name: str = "guided_ap"
     # Share of batches that are mixed (mix_prob; the README commands use 0.8 for Guided-AP).
-    prob: float = 0.8
+    prob: float = bounded(0.8, low=0, high=1)
     blur_kernel: int = 7
     blur_sigma: float = 3.0
     pairing: str = one_of("greedy", "random")
@@ -549,7 +577,7 @@ class GuidedAPConfig:
 class GuidedSRConfig:
     name: str = "guided_sr"
     # Share of batches that are mixed (mix_prob; the README commands use 0.5 for Guided-SR).
-    prob: float = 0.5
+    prob: float = bounded(0.5, low=0, high=1)
     # Gaussian blur of the saliency map before pairing and mixing (blur, blur_sigma).
     blur_kernel: int = 7
     blur_sigma: float = 3.0
@@ -649,13 +677,13 @@ class YOCOConfig:
 class AugMixConfig:
     name: str = "augmix"
     # Strength of each operation, 1..10; null: from dataset_defaults (3 on CIFAR, 1 elsewhere).
-    severity: int | None = None
+    severity: int | None = bounded(None, low=1, high=10)
     # Number of chains mixed per image.
-    width: int = 3
+    width: int = bounded(3, low=1)
     # Operations per chain; -1 draws 1 to 3 per chain.
     depth: int = -1
     # Dirichlet (chain weights) and Beta (mix with the original) parameter.
-    alpha: float = 1.0
+    alpha: float = bounded(1.0, above=0)
     # Add color, contrast, brightness and sharpness (off in the paper: they overlap ImageNet-C).
     all_ops: bool = False
     # {dataset name or "default": {setting: value}}: the reference's CIFAR and ImageNet recipes,
@@ -667,20 +695,20 @@ class AugMixConfig:
 class IPMixConfig:
     name: str = "ipmix"
     # Chains mixed per image (each image-level or patch-level with probability 1/2).
-    k: int = 3
+    k: int = bounded(3, low=1)
     # Steps per chain: a number drawn uniformly from 0..t.
-    t: int = 3
+    t: int = bounded(3, low=0)
     # Mixing severity (Beta parameter of add/multiply); null: from dataset_defaults.
-    beta: float | None = None
+    beta: float | None = bounded(None, above=0)
     # Strength of the image-level operations, 1..10; null: from dataset_defaults.
-    severity: int | None = None
+    severity: int | None = bounded(None, low=1, high=10)
     # Dirichlet/Beta parameter of the chain mix (fixed at 1 in the reference).
-    alpha: float = 1.0
+    alpha: float = bounded(1.0, above=0)
     # Patch sides; null: from dataset_defaults.
     patch_sizes: list[int] | None = None
     # Probability that a patch is mixed with an augmented copy of the image instead of the mixing
     # picture; null: from dataset_defaults.
-    augmented_partner_prob: float | None = None
+    augmented_partner_prob: float | None = bounded(None, low=0, high=1)
     # Mixing pictures are resized to the crop side times this, then random-cropped;
     # null: from dataset_defaults.
     pic_resize_ratio: float | None = None
@@ -693,11 +721,11 @@ class IPMixConfig:
 class PixMixConfig:
     name: str = "pixmix"
     # Mixing rounds: a number drawn uniformly from 0..k per image.
-    k: int = 4
+    k: int = bounded(4, low=0)
     # Mixing severity (Beta parameter); null: from dataset_defaults.
-    beta: float | None = None
+    beta: float | None = bounded(None, above=0)
     # Strength of the augmentation operations, 1..10; null: from dataset_defaults.
-    severity: int | None = None
+    severity: int | None = bounded(None, low=1, high=10)
     # Add color, contrast, brightness and sharpness to the operations (off in the reference).
     all_ops: bool = False
     # Mixing pictures are resized to the crop side times this, then random-cropped;
@@ -711,7 +739,7 @@ class PixMixConfig:
 @dataclass
 class TrivialAugmentConfig:
     name: str = "trivialaugment"
-    num_magnitude_bins: int = 31
+    num_magnitude_bins: int = bounded(31, low=2)
     interpolation: str = one_of("nearest", "bilinear")
 
 
@@ -719,9 +747,9 @@ class TrivialAugmentConfig:
 class RandAugmentConfig:
     name: str = "randaugment"
     # Operations per image and their shared magnitude (index into num_magnitude_bins levels).
-    num_ops: int = 2
+    num_ops: int = bounded(2, low=0)
     magnitude: int = 9
-    num_magnitude_bins: int = 31
+    num_magnitude_bins: int = bounded(31, low=2)
     interpolation: str = one_of("nearest", "bilinear")
 
 
@@ -924,15 +952,8 @@ def check_values(cfg) -> None:
     need(
         o.head_lr is None or o.head_lr > 0, f"optim.head_lr must be > 0 (or null: optim.lr), got {o.head_lr}"
     )
-    for f in fields(AUG_SCHEMAS[cfg.aug.name]):
-        choices = f.metadata.get("choices")
-        value = cfg.aug.get(f.name)
-        if choices and value is not None and str(value) not in choices:
-            raise ConfigError(
-                f"aug.{f.name} of aug={cfg.aug.name} must be one of {', '.join(choices)}"
-                + (" (or null: the recipe's value)" if f.default is None else "")
-                + f"; got '{value}'"
-            )
+    check_fields(cfg.aug, AUG_SCHEMAS[cfg.aug.name], "aug", f" of aug={cfg.aug.name}", "the recipe's value")
+    check_fields(cfg.generator, GeneratorConfig, "generator")
     if cfg.aug.name == "manifold_mixup":
         need(
             cfg.model.source == "builtin" and cfg.model.name == "preactresnet18",
@@ -947,6 +968,26 @@ def check_values(cfg) -> None:
             f"trainer.accelerator={t.accelerator} (trainer=gpu or trainer=ddp) but this machine has no CUDA GPU; "
             "use trainer=default (CPU) or run on a GPU machine",
         )
+
+
+def check_fields(node, schema: type, section: str, of: str = "", null_means: str = "") -> None:
+    """Each setting of ``node`` declared with a fixed set of values (one_of) or a range (bounded)
+    in ``schema`` holds one of them; else ConfigError naming it, what it may be and what it is."""
+    from .errors import ConfigError
+
+    for f in fields(schema):
+        value = node.get(f.name)
+        if value is None:
+            continue
+        null_means = f.metadata.get("null") or null_means
+        null = f" (or null: {null_means})" if f.default is None and null_means else ""
+        choices, bounds = f.metadata.get("choices"), f.metadata.get("bounds")
+        if choices and str(value) not in choices:
+            raise ConfigError(
+                f"{section}.{f.name}{of} must be one of {', '.join(choices)}{null}; got '{value}'"
+            )
+        if bounds and not in_bounds(value, *bounds):
+            raise ConfigError(f"{section}.{f.name}{of} must be {bounds_text(*bounds)}{null}; got {value}")
 
 
 def check_protocol_optimiser(cfg) -> None:

@@ -115,3 +115,61 @@ def test_every_fixed_choice_of_a_method_is_its_implementations_and_checked_at_st
                     OmegaConf.update(cfg, key, v)
                 checked += 1
     assert checked >= 70
+
+
+def test_every_range_of_a_method_is_its_implementations_and_checked_at_start_up():
+    """The ranges a method's schema declares (config.bounded) are what its implementation accepts:
+    each bound is taken by both, and a value just outside is refused by both, naming the setting;
+    train.py refuses it before any data is read."""
+    from dataclasses import fields
+
+    from omegaconf import OmegaConf
+
+    from diffusemix_bench.augment import AugContext, create_aug
+    from diffusemix_bench.config import AUG_SCHEMAS, validate_config
+    from diffusemix_bench.errors import ConfigError
+    from diffusemix_bench.training.run import resolve_loss
+    from tests.conftest import compose_config
+
+    # Settings whose range depends on another one, set so that the bound itself is usable.
+    companions = {("randaugment", "num_magnitude_bins"): ("magnitude", 0)}
+    checked = set()
+    for name, schema in AUG_SCHEMAS.items():
+        bounded_fields = [f for f in fields(schema) if f.metadata.get("bounds")]
+        if not bounded_fields:
+            continue
+        cfg = compose_config(["dataset=cifar100", f"aug={name}"])
+        for f in bounded_fields:
+            low, high, above = f.metadata["bounds"]
+            step = 1 if "int" in str(f.type) else 0.1
+            outside = [v for v in (above, low - step if low is not None else None) if v is not None]
+            outside += [high + step] if high is not None else []
+            inside = [v for v in (low, high) if v is not None]
+            before = OmegaConf.select(cfg, f"aug.{f.name}")
+            other, other_value = companions.get((name, f.name), (None, None))
+            other_before = OmegaConf.select(cfg, f"aug.{other}") if other else None
+            if other:
+                OmegaConf.update(cfg, f"aug.{other}", other_value)
+            for value in outside + inside:
+                OmegaConf.update(cfg, f"aug.{f.name}", value)
+                ctx = AugContext(
+                    num_classes=10,
+                    dataset_name="cifar100",
+                    image_size=32,
+                    seed=0,
+                    loss=resolve_loss(cfg),
+                    config=cfg,
+                )
+                if value in outside:
+                    with pytest.raises(ConfigError, match=rf"aug\.{f.name}\b"):
+                        validate_config(cfg)
+                    with pytest.raises(ConfigError, match=rf"aug\.{f.name}\b"):
+                        create_aug(cfg.aug, ctx)
+                else:
+                    validate_config(cfg)
+                    create_aug(cfg.aug, ctx)
+                checked.add((name, f.name, value))
+            OmegaConf.update(cfg, f"aug.{f.name}", before)
+            if other:
+                OmegaConf.update(cfg, f"aug.{other}", other_before)
+    assert len(checked) >= 50

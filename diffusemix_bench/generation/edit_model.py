@@ -102,24 +102,22 @@ def step_cache(pipe, interval: int | None, branch_id: int = 0):
     return helper
 
 
+#: generator.scheduler -> the diffusers scheduler class (the official code swaps in Euler-ancestral).
+SCHEDULERS = {
+    "euler_ancestral": "EulerAncestralDiscreteScheduler",
+    "euler": "EulerDiscreteScheduler",
+    "ddim": "DDIMScheduler",
+    "dpmpp_2m": "DPMSolverMultistepScheduler",
+}
+
+
 def _scheduler(pipe, name: str):
     """generator.scheduler: the official code swaps in Euler-ancestral; others are named deviations."""
-    from diffusers import (
-        DDIMScheduler,
-        DPMSolverMultistepScheduler,
-        EulerAncestralDiscreteScheduler,
-        EulerDiscreteScheduler,
-    )
+    import diffusers
 
-    choices = {
-        "euler_ancestral": EulerAncestralDiscreteScheduler,
-        "euler": EulerDiscreteScheduler,
-        "ddim": DDIMScheduler,
-        "dpmpp_2m": DPMSolverMultistepScheduler,
-    }
-    if name not in choices:
-        raise ConfigError(f"generator.scheduler must be one of {sorted(choices)}; got '{name}'")
-    return choices[name].from_config(pipe.scheduler.config)
+    if name not in SCHEDULERS:
+        raise ConfigError(f"generator.scheduler must be one of {sorted(SCHEDULERS)}; got '{name}'")
+    return getattr(diffusers, SCHEDULERS[name]).from_config(pipe.scheduler.config)
 
 
 def load_ip2p(g: DictConfig, dtype: torch.dtype):

@@ -56,6 +56,8 @@ class RandAugment(_TorchvisionPolicy):
     def __init__(self, ctx: AugContext, **cfg) -> None:
         super().__init__(ctx, **cfg)
         c = RandAugmentConfig(**cfg)
+        if c.num_magnitude_bins < 2:  # torchvision's posterize levels divide by num_magnitude_bins - 1
+            raise ConfigError(f"aug.num_magnitude_bins must be >= 2, got {c.num_magnitude_bins}")
         if not 0 <= c.magnitude < c.num_magnitude_bins:
             raise ConfigError(
                 f"aug.magnitude must be in [0, aug.num_magnitude_bins={c.num_magnitude_bins}), got {c.magnitude}"
