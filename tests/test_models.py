@@ -290,6 +290,8 @@ def test_pretrained_offline_torchvision(offline):
     assert "ResNet18_Weights.IMAGENET1K_V1" in message
     assert str(offline / "torch" / "checkpoints") in message
     assert "model.weights=<file>" in message and "model.pretrained=false" in message
+    # The failed download left no empty cache folder behind.
+    assert not (offline / "torch").exists()
 
 
 def test_pretrained_offline_timm(offline):
@@ -297,6 +299,7 @@ def test_pretrained_offline_timm(offline):
         create_model("timm", 10, pretrained=True, name="resnet10t")
     message = str(info.value)
     assert "resnet10t" in message and str(offline / "hf") in message and "model.weights=<file>" in message
+    assert not (offline / "torch").exists() and not (offline / "hf").exists()
 
 
 def test_pretrained_torchvision_from_cache_gets_fresh_head(offline):

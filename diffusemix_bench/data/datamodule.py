@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
 from ..config import DatasetConfig
 from .base import ImageClassificationDataset, SplitNotAvailableError
@@ -126,9 +126,14 @@ class ImageDataModule(pl.LightningDataModule):
         per_rank = -(-len(train) // world)
         # A last batch of one image cannot train BatchNorm: drop it in that case only.
         drop_last = per_rank > batch and (self.cfg.drop_last or per_rank % batch == 1)
-        sampler = ResumableSampler(train, seed=self.seed, batch_size=batch, num_replicas=world, rank=rank)
-        if self._resume is not None:
-            sampler.resume_at(*self._resume)
+        if trainer is not None and trainer.overfit_batches > 0:
+            # debug=overfit trains on the same first batches every epoch, in order: the sampler
+            # Lightning would otherwise put in place of a shuffling one (saying so in a warning).
+            sampler = SequentialSampler(train)
+        else:
+            sampler = ResumableSampler(train, seed=self.seed, batch_size=batch, num_replicas=world, rank=rank)
+            if self._resume is not None:
+                sampler.resume_at(*self._resume)
         return ResumableLoader(
             SeededItems(train),
             batch_size=batch,

@@ -122,4 +122,5 @@ class ResumableLoader(DataLoader):
         return {"epoch": int(epoch), "batches": int(batches)}
 
     def load_state_dict(self, state: dict) -> None:
-        self.sampler.resume_at(int(state["epoch"]), int(state["batches"]))
+        if isinstance(self.sampler, ResumableSampler):  # debug=overfit's sequential one starts over
+            self.sampler.resume_at(int(state["epoch"]), int(state["batches"]))

@@ -6,7 +6,8 @@ import difflib
 import inspect
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import NamedTuple
 
@@ -139,6 +140,20 @@ def _preactresnet18(
     return Backbone(net, ("linear",), None)
 
 
+@contextmanager
+def _no_empty_folders_left(*folders: Path) -> Iterator[None]:
+    """A failed download leaves none of the empty cache folders it made on its way (torch hub
+    makes ``<hub>/checkpoints`` before it fetches): the cache is as it was before the attempt."""
+    made = [p for folder in folders for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        yield
+    except BaseException:
+        for p in sorted(set(made), key=lambda q: len(q.parts), reverse=True):  # deepest first
+            with suppress(OSError):  # rmdir removes only a folder left empty
+                p.rmdir()
+        raise
+
+
 def _torchvision_resnet(
     num_classes: int, pretrained: bool, build: Callable[..., tvm.ResNet], weights: tvm.WeightsEnum
 ) -> Backbone:
@@ -146,10 +161,11 @@ def _torchvision_resnet(
     mean_std = (tuple(preset.mean), tuple(preset.std))
     if not pretrained:
         return Backbone(build(num_classes=num_classes), ("fc",), mean_std)
+    location = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
     try:
-        net = build(weights=weights)
+        with _no_empty_folders_left(location.parent):
+            net = build(weights=weights)
     except OSError as err:
-        location = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
         raise _offline_error(f"{weights} ({weights.url})", location, err) from err
     if net.fc.out_features != num_classes:
         net.fc = nn.Linear(net.fc.in_features, num_classes)
@@ -197,9 +213,11 @@ def _timm(num_classes: int, *, pretrained: bool, name: str | None = None, **timm
             f"timm has no pretrained weights for '{name}'; pick one of timm.list_models('{name}*', pretrained=True) "
             "for model.name, or set model.pretrained=false"
         )
+    caches = (Path(torch.hub.get_dir()) / "checkpoints", Path(huggingface_hub.constants.HF_HUB_CACHE))
     try:
         # timm drops the pretrained classifier itself when num_classes differs and starts a fresh one.
-        net = timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **timm_options)
+        with _no_empty_folders_left(*caches):
+            net = timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **timm_options)
     except OSError as err:
         cfg = timm.models.get_pretrained_cfg(name)
         if cfg is not None and cfg.hf_hub_id:
