@@ -499,8 +499,9 @@ class DiffuseMixConfig:
     #   a crop can miss one of the halves. The seam width is then in pixels of the whole image.
     compose: str = one_of("after_crop", "before_crop")
     # before_crop only: 0 composes at the original's own size; N resizes the original and its
-    #   edit to N x N squares first (official code: 512, which squashes the aspect ratio), so the
-    #   composed images are N x N. Originals trained as they are (static_append) keep their size.
+    #   edit to N x N squares first (official code: 256, 512 in its first release; the aspect ratio
+    #   is not kept), so the composed images are N x N. Originals trained as they are
+    #   (static_append) keep their size.
     compose_size: int = 0
     # compose_size only: the size each composed image is brought to before the training transform.
     #   compose: stays compose_size x compose_size (as the official code writes its augmented set);
