@@ -89,8 +89,15 @@ def make_cfg(tmp_path):
     """Compose ``overrides`` + FAST, write the fixture dataset the config names, return the config."""
     from tests.fixtures.datasets import write_fixture_dataset
 
-    def make(overrides: list[str], fast: bool = True, run_name: str = "run", **fixture_kwargs) -> DictConfig:
-        cfg = compose_config((FAST if fast else []) + list(overrides))
+    def make(
+        overrides: list[str],
+        fast: bool = True,
+        run_name: str = "run",
+        composed: DictConfig | None = None,
+        **fixture_kwargs,
+    ) -> DictConfig:
+        """``composed``: ``compose_config((FAST if fast else []) + overrides)``, when the test has it."""
+        cfg = composed if composed is not None else compose_config((FAST if fast else []) + list(overrides))
         fixture = write_fixture_dataset(cfg.dataset.name, tmp_path / "data", **fixture_kwargs)
         point_at_fixture(cfg, fixture)
         with open_dict(cfg):
