@@ -224,22 +224,32 @@ def test_a_resumed_runs_tensorboard_log_reads_as_the_uninterrupted_runs(make_cfg
 
 def test_a_resumed_run_logs_to_the_interrupted_runs_wandb_run(make_cfg, tmp_path, monkeypatch):
     """Both parts of an interrupted run log to one wandb run (offline here: one folder per part,
-    each named by the run's id, which `wandb sync` uploads into that one run)."""
+    each named by the run's id, which `wandb sync` uploads into that one run), each metric's step
+    once: the step trained again after the checkpoint is not logged a second time."""
     wandb = pytest.importorskip("wandb")
+    from wandb.sdk.wandb_run import Run
+
     assert wandb.run is None
+    logged: list[dict] = []  # every row the runs hand to wandb, both parts
+    real_log = Run.log
+    monkeypatch.setattr(
+        Run, "log", lambda self, data, *a, **k: (logged.append(dict(data)), real_log(self, data, *a, **k))[1]
+    )
     overrides = [
         "dataset=cifar100",
         "trainer.max_epochs=2",
         "trainer.limit_train_batches=3",
         "logger=wandb",
         "logger.mode=offline",
-        "callbacks.checkpoint_every_n_steps=2",
+        # A checkpoint at step 3; the first part trains and logs step 4 too, then stops.
+        "callbacks.checkpoint_every_n_steps=3",
     ]
     real = run_module.build_callbacks
     monkeypatch.setattr(run_module, "build_callbacks", lambda cfg, d: real(cfg, d) + [StopAt(5)])
     with pytest.raises(RuntimeError, match="stopped before step 5"):
         train(make_cfg(overrides, run_name="parts", per_class=6))
     monkeypatch.setattr(run_module, "build_callbacks", real)
+    first_part = len(logged)
     time.sleep(1.1)  # the parts' offline folders are named by the second they start
     run_id = (tmp_path / "parts" / "wandb_run_id").read_text().strip()
     cfg = make_cfg(overrides, run_name="parts", per_class=6)
@@ -249,6 +259,19 @@ def test_a_resumed_run_logs_to_the_interrupted_runs_wandb_run(make_cfg, tmp_path
     parts = sorted(p.name for p in (tmp_path / "parts" / "wandb").glob("offline-run-*"))
     assert len(parts) == 2 and all(name.endswith("-" + run_id) for name in parts), (run_id, parts)
     assert (tmp_path / "parts" / "wandb_run_id").read_text().strip() == run_id
+    # Every optimiser step's loss once, in order, across the two parts (debug=fast logs every step).
+    losses = [row["trainer/global_step"] for row in logged if "train/loss_step" in row]
+    assert losses == list(range(6)), losses
+    assert 3 in [row["trainer/global_step"] for row in logged[:first_part] if "train/loss_step" in row]
+    # (Lightning adds "epoch" to each row it logs, and an epoch's end logs two rows at one step.)
+    pairs = [
+        (key, row["trainer/global_step"])
+        for row in logged
+        for key in row
+        if key not in ("trainer/global_step", "epoch")
+    ]
+    twice = sorted({p for p in pairs if pairs.count(p) > 1})
+    assert not twice, twice
     # The next run in the same process (a sweep's next job) is another wandb run: each run ends
     # its wandb run (Lightning's logger would log into one still in progress).
     assert wandb.run is None

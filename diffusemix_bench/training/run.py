@@ -145,7 +145,8 @@ def build_callbacks(cfg: DictConfig, ckpt_dir: Path) -> list[Callback]:
 
 def build_logger(cfg: DictConfig, run_dir: Path, resume_step: int | None = None):
     """The run's logger; ``resume_step``: the step of the checkpoint a resumed run starts from (the
-    CSV and TensorBoard logs keep what the interrupted run logged before it, and only that)."""
+    CSV and TensorBoard logs keep what the interrupted run logged before it, and only that; wandb
+    logs each metric's steps once)."""
     lg = cfg.logger
     if lg.name == "none":
         return False
@@ -172,17 +173,20 @@ def build_logger(cfg: DictConfig, run_dir: Path, resume_step: int | None = None)
             import wandb  # noqa: F401
         except ModuleNotFoundError as exc:
             raise ModuleNotFoundError("logger=wandb needs the wandb package: uv sync --extra wandb") from exc
-        from pytorch_lightning.loggers import WandbLogger
+        from .wandb_log import ResumableWandbLogger
 
         mode = lg.mode or ("online" if _wandb_key_configured() else "offline")
-        return WandbLogger(
+        resuming = resume_step is not None
+        return ResumableWandbLogger(
+            steps_file=run_dir / "wandb_steps.json",
+            resuming=resuming,
             project=lg.project,
             name=lg.run_name,
             save_dir=str(run_dir),
             offline=mode == "offline",
             tags=list(lg.tags) or None,
             config=OmegaConf.to_container(cfg, resolve=True),
-            id=_wandb_run_id(run_dir, resuming=resume_step is not None),
+            id=_wandb_run_id(run_dir, resuming=resuming),
             resume="allow",
         )
     raise ConfigError(f"logger.name must be csv, wandb, tensorboard or none; got '{lg.name}'")
