@@ -4,6 +4,7 @@ training and generation stacks load after these checks); benchmarks/startup.py t
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -64,17 +65,44 @@ def test_early_answers_import_no_torch(tmp_path, script, args, code, expected):
     assert "torch" not in modules and "diffusemix_bench.cli" in modules
 
 
+def _taken_or_refused_by_both(cfg, settings: dict, refused: str | None) -> None:
+    """Set ``settings`` on the composed ``cfg`` (put back after: a merge per value would copy it
+    all); then start-up's check and the method's implementation both refuse it, naming the setting
+    ``refused``, or both take it (``refused=None``)."""
+    from omegaconf import OmegaConf
+
+    from diffusemix_bench.augment import AugContext, create_aug
+    from diffusemix_bench.config import validate_config
+    from diffusemix_bench.errors import ConfigError
+    from diffusemix_bench.training.run import resolve_loss
+
+    before = {key: OmegaConf.select(cfg, key) for key in settings}
+    for key, value in settings.items():
+        OmegaConf.update(cfg, key, value)
+    try:
+        loss = resolve_loss(cfg)
+        ctx = AugContext(
+            num_classes=10, dataset_name="cifar100", image_size=32, seed=0, loss=loss, config=cfg
+        )
+        if refused is None:
+            validate_config(cfg)
+            create_aug(cfg.aug, ctx)
+        else:
+            with pytest.raises(ConfigError, match=rf"{re.escape(refused)}\b"):
+                validate_config(cfg)
+            with pytest.raises(ConfigError, match=rf"{re.escape(refused)}\b"):
+                create_aug(cfg.aug, ctx)
+    finally:
+        for key, value in before.items():
+            OmegaConf.update(cfg, key, value)
+
+
 def test_every_fixed_choice_of_a_method_is_its_implementations_and_checked_at_start_up():
     """The choices a method's schema declares (config.one_of) are what its implementation accepts:
     each is taken by both, and any other value is refused by both, naming the setting."""
     from dataclasses import fields
 
-    from omegaconf import OmegaConf
-
-    from diffusemix_bench.augment import AugContext, create_aug
-    from diffusemix_bench.config import AUG_SCHEMAS, validate_config
-    from diffusemix_bench.errors import ConfigError
-    from diffusemix_bench.training.run import resolve_loss
+    from diffusemix_bench.config import AUG_SCHEMAS
     from tests.conftest import compose_config
 
     # Values that need a companion setting to be usable at all.
@@ -90,29 +118,8 @@ def test_every_fixed_choice_of_a_method_is_its_implementations_and_checked_at_st
         cfg = compose_config(["dataset=cifar100", f"aug={name}"])
         for f in choice_fields:
             for value in (*f.metadata["choices"], "bogus"):
-                # Set on the composed config and put back after (a merge per value copies it all).
                 settings = {f"aug.{f.name}": value, **companions.get((name, f.name, value), {})}
-                before = {key: OmegaConf.select(cfg, key) for key in settings}
-                for key, v in settings.items():
-                    OmegaConf.update(cfg, key, v)
-                ctx = AugContext(
-                    num_classes=10,
-                    dataset_name="cifar100",
-                    image_size=32,
-                    seed=0,
-                    loss=resolve_loss(cfg),
-                    config=cfg,
-                )
-                if value == "bogus":
-                    with pytest.raises(ConfigError, match=f"aug.{f.name}"):
-                        validate_config(cfg)
-                    with pytest.raises(ConfigError, match=f"aug.{f.name}"):
-                        create_aug(cfg.aug, ctx)
-                else:
-                    validate_config(cfg)
-                    create_aug(cfg.aug, ctx)
-                for key, v in before.items():
-                    OmegaConf.update(cfg, key, v)
+                _taken_or_refused_by_both(cfg, settings, f"aug.{f.name}" if value == "bogus" else None)
                 checked += 1
     assert checked >= 70
 
@@ -123,16 +130,11 @@ def test_every_range_of_a_method_is_its_implementations_and_checked_at_start_up(
     train.py refuses it before any data is read."""
     from dataclasses import fields
 
-    from omegaconf import OmegaConf
-
-    from diffusemix_bench.augment import AugContext, create_aug
-    from diffusemix_bench.config import AUG_SCHEMAS, validate_config
-    from diffusemix_bench.errors import ConfigError
-    from diffusemix_bench.training.run import resolve_loss
+    from diffusemix_bench.config import AUG_SCHEMAS
     from tests.conftest import compose_config
 
     # Settings whose range depends on another one, set so that the bound itself is usable.
-    companions = {("randaugment", "num_magnitude_bins"): ("magnitude", 0)}
+    companions = {("randaugment", "num_magnitude_bins"): {"aug.magnitude": 0}}
     checked = set()
     for name, schema in AUG_SCHEMAS.items():
         bounded_fields = [f for f in fields(schema) if f.metadata.get("bounds")]
@@ -145,31 +147,8 @@ def test_every_range_of_a_method_is_its_implementations_and_checked_at_start_up(
             outside = [v for v in (above, low - step if low is not None else None) if v is not None]
             outside += [high + step] if high is not None else []
             inside = [v for v in (low, high) if v is not None]
-            before = OmegaConf.select(cfg, f"aug.{f.name}")
-            other, other_value = companions.get((name, f.name), (None, None))
-            other_before = OmegaConf.select(cfg, f"aug.{other}") if other else None
-            if other:
-                OmegaConf.update(cfg, f"aug.{other}", other_value)
             for value in outside + inside:
-                OmegaConf.update(cfg, f"aug.{f.name}", value)
-                ctx = AugContext(
-                    num_classes=10,
-                    dataset_name="cifar100",
-                    image_size=32,
-                    seed=0,
-                    loss=resolve_loss(cfg),
-                    config=cfg,
-                )
-                if value in outside:
-                    with pytest.raises(ConfigError, match=rf"aug\.{f.name}\b"):
-                        validate_config(cfg)
-                    with pytest.raises(ConfigError, match=rf"aug\.{f.name}\b"):
-                        create_aug(cfg.aug, ctx)
-                else:
-                    validate_config(cfg)
-                    create_aug(cfg.aug, ctx)
+                settings = {f"aug.{f.name}": value, **companions.get((name, f.name), {})}
+                _taken_or_refused_by_both(cfg, settings, f"aug.{f.name}" if value in outside else None)
                 checked.add((name, f.name, value))
-            OmegaConf.update(cfg, f"aug.{f.name}", before)
-            if other:
-                OmegaConf.update(cfg, f"aug.{other}", other_before)
     assert len(checked) >= 50
