@@ -86,18 +86,18 @@ class DatasetConfig:
     options: dict[str, Any] = field(default_factory=dict)
     # Train-time geometry: pad_crop (CIFAR style), resize_crop (fine-grained style),
     # random_resized_crop (ImageNet style) or resize (no randomness).
-    train_transform: str = "resize_crop"
-    image_size: int = 224
+    train_transform: str = one_of("resize_crop", "pad_crop", "random_resized_crop", "resize")
+    image_size: int = bounded(224, low=1)
     # Shorter side before the centre crop at evaluation (and before the random crop for resize_crop).
-    resize: int = 256
-    padding: int = 0
+    resize: int = bounded(256, low=1)
+    padding: int = bounded(0, low=0)
     hflip: bool = True
     mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
     std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
     batch_size: int = 64
     eval_batch_size: int | None = None
     # Data loader processes: 4, or fewer on a machine with fewer cores (cpu_cap).
-    num_workers: int = "${cpu_cap:4}"  # type: ignore[assignment]
+    num_workers: int = bounded("${cpu_cap:4}", low=0)  # type: ignore[assignment]
     drop_last: bool = False
     # Decode every image file of every split once before training (cached per file by size and
     # modification time under paths.cache_dir/verified), so a corrupt file stops the run at
@@ -334,12 +334,12 @@ class EvalConfig:
     fgsm: bool = False
     pgd: bool = False
     # Budget in 1/255 units of [0, 1] pixels (Table 4: FGSM at 8/255).
-    eps: float = 8.0
-    pgd_step_size: float = 2.0
-    pgd_steps: int = 10
+    eps: float = bounded(8.0, low=0)
+    pgd_step_size: float = bounded(2.0, above=0)
+    pgd_steps: int = bounded(10, low=1)
     pgd_random_start: bool = True
     # The split attacked: test (the paper's FGSM error), or val.
-    split: str = "test"
+    split: str = one_of("test", "val")
     # Images per attacked batch; null: the run's evaluation batch (dataset.eval_batch_size, else
     # dataset.batch_size). Each image is attacked on its own; lower it when the GPU runs out of memory.
     batch_size: int | None = None
@@ -955,6 +955,14 @@ def check_values(cfg) -> None:
     )
     check_fields(cfg.aug, AUG_SCHEMAS[cfg.aug.name], "aug", f" of aug={cfg.aug.name}", "the recipe's value")
     check_fields(cfg.generator, GeneratorConfig, "generator")
+    check_fields(cfg.dataset, DatasetConfig, "dataset")
+    check_fields(cfg.eval, EvalConfig, "eval")
+    store_size = cfg.generator.store_size
+    need(
+        store_size in (None, "auto") or (str(store_size).isdigit() and int(store_size) >= 1),
+        "generator.store_size must be auto (the size training reads the edits at), a shorter side >= 1, "
+        f"or null (the original's size); got {store_size}",
+    )
     if cfg.aug.name == "manifold_mixup":
         need(
             cfg.model.source == "builtin" and cfg.model.name == "preactresnet18",

@@ -781,6 +781,15 @@ def test_unknown_budget_is_refused_at_start(make_cfg):
         train(make_cfg(["budget=same"]))
 
 
+def test_the_dataset_and_eval_choices_checked_at_start_up_are_the_implementations():
+    from diffusemix_bench.config import DatasetConfig, EvalConfig, choices_of
+    from diffusemix_bench.data.transforms import TRAIN_TRANSFORMS
+    from diffusemix_bench.training.evaluate import EVAL_SPLITS
+
+    assert set(choices_of(DatasetConfig, "train_transform")) == set(TRAIN_TRANSFORMS)
+    assert set(choices_of(EvalConfig, "split")) == set(EVAL_SPLITS)
+
+
 @pytest.mark.parametrize(
     ("overrides", "setting"),
     [
@@ -793,6 +802,11 @@ def test_unknown_budget_is_refused_at_start(make_cfg):
         (["aug=diffusemix", "aug.lam=2"], "aug.lam of aug=diffusemix must be in [0, 1]"),
         (["aug=mixup", "aug.alpha=0"], "aug.alpha of aug=mixup must be > 0"),
         (["generator.steps=0"], "generator.steps must be >= 1"),
+        (["generator.store_size=-1"], "generator.store_size must be auto"),
+        (["dataset.image_size=0"], "dataset.image_size must be >= 1"),
+        (["dataset.num_workers=-1"], "dataset.num_workers must be >= 0"),
+        (["eval.fgsm=true", "eval.split=foo"], "eval.split must be one of test, val"),
+        (["eval.pgd=true", "eval.pgd_steps=0"], "eval.pgd_steps must be >= 1"),
         pytest.param(
             ["trainer=gpu"],
             "trainer.accelerator",
