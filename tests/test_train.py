@@ -328,9 +328,10 @@ def test_the_printed_run_folder_override_reaches_hydra_whole(folder):
     assert override.key_or_group == "hydra.run.dir" and override.value() == folder
 
 
-def test_resume_without_checkpoint_says_how(make_cfg):
-    with pytest.raises(FileNotFoundError, match="hydra.run.dir"):
+def test_resume_without_checkpoint_says_how(make_cfg, tmp_path):
+    with pytest.raises(ConfigError, match="hydra.run.dir"):
         train(make_cfg(["ckpt_path=last"]))
+    assert not (tmp_path / "run" / "failure.json").exists()  # nothing ran: no failed run to report
 
 
 def test_same_seed_same_result(make_cfg):
@@ -430,6 +431,15 @@ def test_train_script_end_to_end(tmp_path):
     )
     assert "max_epochs:" not in refused.stdout  # no config tree before the one-line answer
     assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == before
+    # A resume from a checkpoint that is not there is refused before any folder is made.
+    for given, said in (
+        ("last", "ckpt_path=last but .*last.ckpt does not exist"),
+        ("lats", "ckpt_path=lats is not a file"),
+    ):
+        args_new = [*args[:-1], f"hydra.run.dir={tmp_path / 'new'}", f"ckpt_path={given}"]
+        missing = _run_script(args_new, tmp_path)
+        assert missing.returncode == 1 and re.search(f"error: {said}", missing.stderr), missing.stderr[-2000:]
+        assert "Traceback" not in missing.stderr and not (tmp_path / "new").exists()
 
 
 def test_local_config_holds_machine_paths(tmp_path):

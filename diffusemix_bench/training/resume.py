@@ -90,8 +90,21 @@ def resolve_auto_resume(cfg: DictConfig, run_dir: Path) -> bool:
 
 
 def check_resume(cfg: DictConfig, run_dir: Path) -> None:
-    """Refuse a resume (``ckpt_path`` set, ``auto`` resolved) into a run folder saved with other
-    settings; a new run, or a folder without saved settings, passes."""
+    """Refuse a resume (``ckpt_path`` set, ``auto`` resolved) from a checkpoint that is not there,
+    or into a run folder saved with other settings; a new run, or a folder without saved settings,
+    passes."""
+    given = cfg.ckpt_path
+    if given == "last" and not (run_dir / "checkpoints" / "last.ckpt").is_file():
+        raise ConfigError(
+            f"ckpt_path=last but {run_dir / 'checkpoints' / 'last.ckpt'} does not exist. Resume in the run "
+            "folder that holds it: python train.py ... hydra.run.dir=<that run folder> ckpt_path=last "
+            "(ckpt_path=auto resumes when there is one and starts a new run when there is none)"
+        )
+    if given not in (None, "auto", "last") and not Path(str(given)).expanduser().is_file():
+        raise ConfigError(
+            f"ckpt_path={given} is not a file. Give last (the run folder's last.ckpt), auto (last.ckpt "
+            "when the run folder has one, else a new run) or the path of a checkpoint file"
+        )
     saved = run_dir / "config_resolved.yaml"
     if cfg.ckpt_path is not None and cfg.ckpt_path != "auto" and saved.is_file():
         check_resume_matches(cfg, saved)

@@ -61,17 +61,9 @@ def _resolve_ckpt_path(ckpt_path: str | None, ckpt_dir: Path) -> tuple[str | Non
     the optimiser step it was taken at; (None, None) for a fresh run."""
     if ckpt_path is None:
         return None, None
-    if ckpt_path == "last":
-        last = ckpt_dir / "last.ckpt"
-        if not last.exists():
-            raise FileNotFoundError(
-                f"ckpt_path=last but {last} does not exist. Resume in the run folder that holds it: "
-                "python train.py ... hydra.run.dir=<that run folder> ckpt_path=last"
-            )
-        ckpt_path = str(last)
-    if not Path(ckpt_path).exists():
-        raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist")
-    return ckpt_path, check_checkpoint(Path(ckpt_path), "ckpt_path")
+    if ckpt_path == "last":  # that it is there was checked with the settings (resume.check_resume)
+        ckpt_path = str(ckpt_dir / "last.ckpt")
+    return ckpt_path, check_checkpoint(Path(ckpt_path).expanduser(), "ckpt_path")
 
 
 class CheckpointFileError(UserError, ValueError):
