@@ -653,9 +653,10 @@ class ResumeCheck(HydraCallback):
             task = copy.deepcopy(hydra_config)
             with open_dict(task):
                 del task["hydra"]
+            given = task.ckpt_path
             resolve_auto_resume(task, run_dir)
             with user_errors_reported():
-                check_resume(task, run_dir)
+                check_resume(task, run_dir, given)
         except Exception:  # a config this check cannot read: train() checks it again at the start
             return
         finally:

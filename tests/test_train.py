@@ -291,6 +291,9 @@ def test_resume_with_other_settings_is_refused_naming_them(make_cfg, tmp_path):
         train(make_cfg(["trainer.max_epochs=2", "ckpt_path=last", "aug=mixup"]))
     # The refusal leaves the run folder as it was: the run is not marked failed.
     assert not (tmp_path / "run" / "failure.json").exists()
+    # It names the value given (auto, which found last.ckpt).
+    with pytest.raises(ConfigError, match=r"^ckpt_path=auto resumes the run in"):
+        train(make_cfg(["trainer.max_epochs=2", "ckpt_path=auto", "aug=mixup"]))
     # Going on for longer, or elsewhere, is the same run.
     assert train(make_cfg(["trainer.max_epochs=2", "ckpt_path=last", "aug=none"]))["epochs"] == 2
 

@@ -49,7 +49,7 @@ def _flatten(node, prefix: str = "") -> dict:
     return {prefix[:-1]: node}
 
 
-def check_resume_matches(cfg: DictConfig, saved_config: Path) -> None:
+def check_resume_matches(cfg: DictConfig, saved_config: Path, given: str | None = None) -> None:
     """A resume (ckpt_path set, in a run folder that holds config_resolved.yaml) continues the same
     run: refuse settings that differ from the saved ones, naming them."""
     saved = _flatten(OmegaConf.to_container(OmegaConf.load(saved_config), resolve=False))
@@ -73,7 +73,7 @@ def check_resume_matches(cfg: DictConfig, saved_config: Path) -> None:
     if differ:
         shown = "; ".join(differ[:8]) + (f"; and {len(differ) - 8} more" if len(differ) > 8 else "")
         raise ConfigError(
-            f"ckpt_path={cfg.ckpt_path} resumes the run in {saved_config.parent}, which was trained with other "
+            f"ckpt_path={given or cfg.ckpt_path} resumes the run in {saved_config.parent}, which was trained with other "
             f"settings ({shown}). Give the same settings as that run (they are in {saved_config}), "
             "or start a new run folder without ckpt_path"
         )
@@ -89,11 +89,11 @@ def resolve_auto_resume(cfg: DictConfig, run_dir: Path) -> bool:
     return True
 
 
-def check_resume(cfg: DictConfig, run_dir: Path) -> None:
+def check_resume(cfg: DictConfig, run_dir: Path, given: str | None = None) -> None:
     """Refuse a resume (``ckpt_path`` set, ``auto`` resolved) from a checkpoint that is not there,
     or into a run folder saved with other settings; a new run, or a folder without saved settings,
-    passes."""
-    given = cfg.ckpt_path
+    passes. ``given``: the value on the command line (auto, before it was resolved)."""
+    given = given or cfg.ckpt_path
     if given == "last" and not (run_dir / "checkpoints" / "last.ckpt").is_file():
         raise ConfigError(
             f"ckpt_path=last but {run_dir / 'checkpoints' / 'last.ckpt'} does not exist. Resume in the run "
@@ -107,4 +107,4 @@ def check_resume(cfg: DictConfig, run_dir: Path) -> None:
         )
     saved = run_dir / "config_resolved.yaml"
     if cfg.ckpt_path is not None and cfg.ckpt_path != "auto" and saved.is_file():
-        check_resume_matches(cfg, saved)
+        check_resume_matches(cfg, saved, given)

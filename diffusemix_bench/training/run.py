@@ -300,11 +300,12 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
     start = time.time()
     # Checks of the settings alone, before the run folder is touched: a refused resume of a finished
     # run leaves its folder as it was (no failure.json beside its metrics.json).
+    given = cfg.ckpt_path
     if resolve_auto_resume(cfg, run_dir):
         log.info(
             "ckpt_path=auto: %s", "resuming from last.ckpt" if cfg.ckpt_path else "no last.ckpt, a new run"
         )
-    check_resume(cfg, run_dir)
+    check_resume(cfg, run_dir, given)
     attacks = attack_specs(cfg.eval)  # a bad attack budget stops here, before any work
     run_dir.mkdir(parents=True, exist_ok=True)
     with failure_recorded(run_dir), wandb_run_ended():
