@@ -44,8 +44,14 @@ def run_dir_override(run_dir: Path) -> str:
     text = str(run_dir)
     if re.fullmatch(r"[\w./:+~@-]+", text):
         return f"hydra.run.dir={text}"
-    quote = '"' if "'" in text else "'"
-    return shlex.quote(f"hydra.run.dir={quote}{text}{quote}")
+    return hydra_quoted("hydra.run.dir", text)
+
+
+def hydra_quoted(key: str, value: str) -> str:
+    """``key=value`` with the value quoted for Hydra's override grammar, then for the shell:
+    ``'hydra.run.dir="/runs/0_aug=none,seed=0"'``."""
+    quote = "'" if '"' in value else '"'
+    return shlex.quote(f"{key}={quote}{value}{quote}")
 
 
 def _same_command() -> str:
@@ -431,7 +437,7 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException as exc:
-        raise ConfigError(str(exc)) from None
+        raise ConfigError(_unparsed_override(overrides) or str(exc).splitlines()[0]) from None
     plain = []
     for o in parsed:
         if o.is_sweep_override():
@@ -471,6 +477,28 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
         where = f"'{parent}'" if parent else "the top level"
         raise ConfigError(f"{key}: {where} has no setting '{leaf}'{_close(leaf, keys)}")
     raise ConfigError(cause.splitlines()[0] if cause else "the command line could not be composed")
+
+
+def _unparsed_override(overrides: list[str]) -> str | None:
+    """The first override Hydra's grammar cannot read whose value holds characters of that grammar
+    (a sweep job's folder, ``0_aug=none,seed=0``): how to quote it. None when there is none."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parser.parse_overrides([override])
+        except HydraException:
+            key, _, value = override.partition("=")
+            if re.search(r"[=,\[\]{}()'\" ]", value):
+                typed = hydra_quoted(key, value)
+                return (
+                    f"{key}: its value {value} holds characters Hydra's override grammar reads as syntax "
+                    f"(= , brackets, quotes or spaces; a sweep job's folder has = and ,). Quote it for Hydra "
+                    f"inside the shell's quotes: {typed}"
+                )
+    return None
 
 
 def _compose_raw(config_dir: str, config_name: str, overrides: list[str]):

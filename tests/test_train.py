@@ -331,6 +331,23 @@ def test_the_printed_run_folder_override_reaches_hydra_whole(folder):
     assert override.key_or_group == "hydra.run.dir" and override.value() == folder
 
 
+def test_an_unquoted_sweep_folder_is_answered_with_the_quoted_form():
+    """A sweep job's folder typed bare (``hydra.run.dir=/runs/0_aug=none,seed=0``) is refused in
+    one line that gives the quoted form; typed as given, it reaches Hydra whole."""
+    import shlex
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from diffusemix_bench.cli import preflight
+
+    folder = "/runs/multirun/0_aug=none,dataset=flowers102,seed=0"
+    with pytest.raises(ConfigError, match="hydra.run.dir: its value .* Quote it") as refused:
+        preflight([f"hydra.run.dir={folder}", "ckpt_path=last"], str(CONF_DIR))
+    (arg,) = shlex.split(str(refused.value).rsplit(": ", 1)[1])
+    (override,) = OverridesParser.create().parse_overrides([arg])
+    assert override.key_or_group == "hydra.run.dir" and override.value() == folder
+
+
 def test_resume_without_checkpoint_says_how(make_cfg, tmp_path):
     with pytest.raises(ConfigError, match="hydra.run.dir"):
         train(make_cfg(["ckpt_path=last"]))
