@@ -32,6 +32,19 @@ class PretrainedWeightsError(UserError, RuntimeError):
 USER_ERRORS = (UserError, FileNotFoundError)
 
 
+def _compact_error_base() -> type[Exception]:
+    try:
+        from hydra.errors import CompactHydraException
+    except ImportError:  # pragma: no cover (Hydra is a dependency)
+        return Exception
+    return CompactHydraException
+
+
+class SweepJobError(_compact_error_base()):
+    """A ``--multirun`` job stopped by a user error (its message is in the job's log): Hydra
+    reports it after the sweep as one line."""
+
+
 def _in_multirun() -> bool:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -150,5 +163,7 @@ def user_errors_reported(
             message = disk_full_message(exc, advice or "Free space on that disk and run the command again.")
         if _in_multirun():
             log.error("error: %s", message)
-            raise
+            # Hydra runs the remaining jobs, then reports the first failed job's error: as this one
+            # line (a compact Hydra error), not as a traceback.
+            raise SweepJobError(f"error: {message}") from None
         raise SystemExit(f"error: {message}") from None

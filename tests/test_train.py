@@ -503,7 +503,14 @@ def test_multirun_sweep_folders_are_flat_and_a_bad_job_does_not_stop_the_sweep(t
         ],
         tmp_path,
     )
-    assert result.returncode != 0 and "aug.alpha=-1.0" in result.stderr
+    assert result.returncode == 1 and "aug.alpha=-1.0" in result.stderr
+    # After the sweep, Hydra reports the failed job's error as its one line, not a traceback.
+    assert "Traceback" not in result.stderr
+    last = [line for line in result.stderr.splitlines() if line.strip()][-2:]
+    # (then Hydra's tip about HYDRA_FULL_ERROR)
+    assert last[0] == "error: aug.alpha of aug=mixup must be > 0 (or null: the recipe's value); got -1.0", (
+        last
+    )
     (sweep,) = (tmp_path / "logs" / "multirun" / "train").iterdir()
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
     assert jobs == ["0_aug.alpha=-1.0", "1_aug.alpha=0.2"]  # named by the swept setting alone
