@@ -336,7 +336,8 @@ def build_report(argv: list[str], config_dir: str) -> dict:
     from .reporting.table import fill
 
     experiment, roots, out, extra = _parse_report_args(argv)
-    preflight([f"experiment={experiment}"], config_dir)  # a misspelt name: one line with "did you mean"
+    # A misspelt name (the experiment, or an option of a swept group): one line with "did you mean".
+    preflight([f"experiment={experiment}", *extra], config_dir)
     base = _compose(config_dir, [f"experiment={experiment}"], hydra_config=True)
     table = PaperTable.from_config(base, experiment)
     sweep_keys = set((base.get("hydra") or {}).get("sweeper", {}).get("params", {}) or {})
@@ -441,9 +442,10 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
     plain = []
     for o in parsed:
         if o.is_sweep_override():
-            first = next(iter(o.sweep_string_iterator()), None)
-            if first is not None:
-                plain.append(f"{o.get_key_element()}={first}")
+            values = list(o.sweep_string_iterator())
+            _check_swept_options(o.get_key_element(), values[1:], config_dir)
+            if values:
+                plain.append(f"{o.get_key_element()}={values[0]}")
         else:
             plain.append(o.input_line)
     try:
@@ -477,6 +479,20 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
         where = f"'{parent}'" if parent else "the top level"
         raise ConfigError(f"{key}: {where} has no setting '{leaf}'{_close(leaf, keys)}")
     raise ConfigError(cause.splitlines()[0] if cause else "the command line could not be composed")
+
+
+def _check_swept_options(key: str, values: list[str], config_dir: str) -> None:
+    """The values of a sweep over a config group (``aug=none,snapmx``) after its first (composed
+    with the rest of the command line), each an option file of the group; else one message."""
+    group = Path(config_dir) / key.lstrip("+~")
+    if not group.is_dir():
+        return
+    options = sorted(p.stem for p in group.glob("*.yaml"))
+    for value in values:
+        if value not in options:
+            raise ConfigError(
+                f"{key}={value}: no such option in conf/{key}/{_close(value, options)} (choices: {', '.join(options)})"
+            )
 
 
 def _unparsed_override(overrides: list[str]) -> str | None:

@@ -348,6 +348,16 @@ def test_an_unquoted_sweep_folder_is_answered_with_the_quoted_form():
     assert override.key_or_group == "hydra.run.dir" and override.value() == folder
 
 
+def test_every_value_of_a_swept_group_is_checked_before_the_sweep():
+    from diffusemix_bench.cli import preflight
+
+    with pytest.raises(
+        ConfigError, match=r"^aug=snapmx: no such option in conf/aug/; did you mean snapmix\?"
+    ):
+        preflight(["--multirun", "aug=none,snapmx", "seed=0,1"], str(CONF_DIR))
+    preflight(["--multirun", "aug=none,snapmix", "seed=0,1"], str(CONF_DIR))
+
+
 def test_resume_without_checkpoint_says_how(make_cfg, tmp_path):
     with pytest.raises(ConfigError, match="hydra.run.dir"):
         train(make_cfg(["ckpt_path=last"]))
