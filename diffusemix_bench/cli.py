@@ -177,6 +177,9 @@ def run_evaluate(cfg: DictConfig) -> dict:
         lambda: evaluation_memory_advice(cfg),
         lambda: "metrics.json is kept as it was; run the same command again.",
     ):
+        from .training.locate import check_request
+
+        check_request(cfg)  # a missing ckpt=, attack or checkpoint: answered before torch loads
         from .training.evaluate import evaluate_run
 
         return evaluate_run(cfg)
@@ -188,7 +191,7 @@ def evaluation_memory_advice(cfg: DictConfig) -> str:
 
 
 def evaluation_disk_full_advice(cfg: DictConfig) -> str:
-    from .training.evaluate import run_folder_of
+    from .training.locate import run_folder_of
 
     run_dir = run_folder_of(Path(str(cfg.ckpt)))
     return (

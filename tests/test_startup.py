@@ -46,6 +46,9 @@ def imports_of(script: str, args: list[str], cwd) -> tuple[subprocess.CompletedP
             "aug.solver of aug=comixup must be one of gco, python; got 'gcoo'",
         ),
         ("generate.py", ["--help"], 0, "generator: ip2p, ip2p_deepcache, ip2p_fast, tiny"),
+        ("generate.py", ["generator.scheduler=eulr"], 1, "generator.scheduler must be one of"),
+        ("evaluate.py", ["eval.fgsm=true"], 1, "evaluate.py needs ckpt="),
+        ("evaluate.py", ["ckpt={tmp}/none", "eval.fgsm=true"], 1, "does not exist; give a run folder"),
         (
             "generate.py",
             ["dataset=flowers102", "paths.data_dir={tmp}/none"],

@@ -18,6 +18,7 @@ from ..errors import ConfigError
 from ..files import write_atomic
 from ..robustness import AttackSpec, attack_specs, robust_errors
 from .classifier import build_model
+from .locate import check_request
 
 log = logging.getLogger(__name__)
 
@@ -98,58 +99,11 @@ def attack_checkpoint(
     return out
 
 
-def run_folder_of(path: Path) -> Path:
-    """The run folder of ``ckpt=<run folder or .ckpt file>`` (a file's, or its checkpoints/ folder's, parent)."""
-    path = path.expanduser()
-    if not path.is_file():
-        return path
-    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
-
-
-def locate_checkpoint(path: Path) -> tuple[Path, Path]:
-    """(run folder, checkpoint) for ``ckpt=<run folder or .ckpt file>``: a run folder gives the
-    checkpoint its training selected (``best_checkpoint`` in metrics.json), else ``last.ckpt``."""
-    path = path.expanduser()
-    if not path.exists():
-        raise ConfigError(
-            f"ckpt={path} does not exist; give a run folder (with config_resolved.yaml) or a .ckpt file in it"
-        )
-    if path.is_file():
-        run_dir, ckpt = run_folder_of(path), path
-    else:
-        run_dir, ckpt = path, None
-        metrics = run_dir / "metrics.json"
-        if metrics.is_file():
-            best = json.loads(metrics.read_text()).get("best_checkpoint")
-            if best and (run_dir / "checkpoints" / Path(best).name).is_file():
-                ckpt = run_dir / "checkpoints" / Path(best).name
-        if ckpt is None and (run_dir / "checkpoints" / "last.ckpt").is_file():
-            ckpt = run_dir / "checkpoints" / "last.ckpt"
-        if ckpt is None:
-            raise ConfigError(
-                f"no checkpoint in {run_dir / 'checkpoints'}: the run folder holds no selected checkpoint "
-                "or last.ckpt; give the .ckpt file with ckpt=<path>"
-            )
-    if not (run_dir / "config_resolved.yaml").is_file():
-        raise ConfigError(
-            f"{run_dir} has no config_resolved.yaml, so the model and data of {ckpt.name} are unknown; "
-            "give a checkpoint inside a run folder written by train.py"
-        )
-    return run_dir, ckpt
-
-
 def evaluate_run(cfg: DictConfig) -> dict:
     """``evaluate.py``: attack a finished run's checkpoint on its own dataset and model, and add
     the results to the run folder's ``metrics.json``."""
+    run_dir, ckpt = check_request(cfg)
     specs = attack_specs(cfg.eval)
-    if OmegaConf.is_missing(cfg, "ckpt"):
-        raise ConfigError(
-            "evaluate.py needs ckpt=<run folder written by train.py, or a .ckpt file in one>"
-            + ("" if specs else " and an attack: eval.fgsm=true and/or eval.pgd=true")
-        )
-    if not specs:
-        raise ConfigError("nothing to evaluate: add eval.fgsm=true and/or eval.pgd=true")
-    run_dir, ckpt = locate_checkpoint(Path(str(cfg.ckpt)))
     run_cfg = OmegaConf.load(run_dir / "config_resolved.yaml")
     if cfg.data_dir is not None:
         run_cfg.paths.data_dir = cfg.data_dir

@@ -1,0 +1,67 @@
+"""What ``evaluate.py`` is asked, checked before the training stack is imported: a checkpoint and
+its run folder, and an attack."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from ..config import EvalConfig, check_fields
+from ..errors import ConfigError
+
+
+def check_request(cfg: DictConfig) -> tuple[Path, Path]:
+    """(run folder, checkpoint) of ``evaluate.py``'s ``ckpt=``, with at least one attack asked for
+    and usable attack settings; else ConfigError saying what to give."""
+    attacks = bool(cfg.eval.fgsm or cfg.eval.pgd)
+    if OmegaConf.is_missing(cfg, "ckpt"):
+        raise ConfigError(
+            "evaluate.py needs ckpt=<run folder written by train.py, or a .ckpt file in one>"
+            + ("" if attacks else " and an attack: eval.fgsm=true and/or eval.pgd=true")
+        )
+    if not attacks:
+        raise ConfigError("nothing to evaluate: add eval.fgsm=true and/or eval.pgd=true")
+    check_fields(cfg.eval, EvalConfig, "eval")
+    return locate_checkpoint(Path(str(cfg.ckpt)))
+
+
+def run_folder_of(path: Path) -> Path:
+    """The run folder of ``ckpt=<run folder or .ckpt file>`` (a file's, or its checkpoints/ folder's, parent)."""
+    path = path.expanduser()
+    if not path.is_file():
+        return path
+    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
+
+
+def locate_checkpoint(path: Path) -> tuple[Path, Path]:
+    """(run folder, checkpoint) for ``ckpt=<run folder or .ckpt file>``: a run folder gives the
+    checkpoint its training selected (``best_checkpoint`` in metrics.json), else ``last.ckpt``."""
+    path = path.expanduser()
+    if not path.exists():
+        raise ConfigError(
+            f"ckpt={path} does not exist; give a run folder (with config_resolved.yaml) or a .ckpt file in it"
+        )
+    if path.is_file():
+        run_dir, ckpt = run_folder_of(path), path
+    else:
+        run_dir, ckpt = path, None
+        metrics = run_dir / "metrics.json"
+        if metrics.is_file():
+            best = json.loads(metrics.read_text()).get("best_checkpoint")
+            if best and (run_dir / "checkpoints" / Path(best).name).is_file():
+                ckpt = run_dir / "checkpoints" / Path(best).name
+        if ckpt is None and (run_dir / "checkpoints" / "last.ckpt").is_file():
+            ckpt = run_dir / "checkpoints" / "last.ckpt"
+        if ckpt is None:
+            raise ConfigError(
+                f"no checkpoint in {run_dir / 'checkpoints'}: the run folder holds no selected checkpoint "
+                "or last.ckpt; give the .ckpt file with ckpt=<path>"
+            )
+    if not (run_dir / "config_resolved.yaml").is_file():
+        raise ConfigError(
+            f"{run_dir} has no config_resolved.yaml, so the model and data of {ckpt.name} are unknown; "
+            "give a checkpoint inside a run folder written by train.py"
+        )
+    return run_dir, ckpt
