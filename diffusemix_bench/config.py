@@ -7,6 +7,7 @@ of the wrong type stops the run at start-up with a message naming the key.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -899,7 +900,16 @@ def validate_config(cfg) -> None:
         try:
             OmegaConf.merge(_structured(schema), OmegaConf.to_container(cfg[key], resolve=False))
         except OmegaConfBaseException as exc:
-            raise ConfigError(f"invalid setting in '{key}': {exc}") from None
+            first = str(exc).splitlines()[0]
+            unknown = re.match(r"Key '([^']+)' not in '", first)
+            if unknown:  # a key added with +key=value that the section does not have
+                import difflib
+
+                name = unknown.group(1)
+                close = difflib.get_close_matches(name, [f.name for f in fields(schema)], n=3, cutoff=0.6)
+                hint = f"; did you mean {' or '.join(close)}?" if close else ""
+                raise ConfigError(f"{key}.{name}: '{key}' has no setting '{name}'{hint}") from None
+            raise ConfigError(f"invalid setting in '{key}': {first}") from None
     known = {f.name for f in fields(Config)}
     extra = sorted(set(cfg.keys()) - known - {"hydra"})
     if extra:

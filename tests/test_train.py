@@ -941,7 +941,9 @@ def test_whole_numbers_of_batches_reach_lightning_as_counts(make_cfg, tmp_path):
 
 
 def test_unknown_trainer_argument_is_one_message(make_cfg):
-    with pytest.raises(ConfigError, match="invalid setting in .trainer.: Key .profilr."):
+    with pytest.raises(
+        ConfigError, match=r"^trainer\.profilr: 'trainer' has no setting 'profilr'; did you mean profiler\?$"
+    ):
         train(make_cfg(["+trainer.profilr=simple"]))
 
 
