@@ -155,10 +155,14 @@ def _evaluate_cfg(**settings):
         ({"ckpt": "{run}", "eval.fgsm": "true", "eval.split": "train"}, "eval.split must be"),
         ({"ckpt": "{loose}", "eval.fgsm": "true"}, "config_resolved.yaml"),
         ({"ckpt": "{garbage}", "eval.fgsm": "true"}, "cannot read the checkpoint"),
+        (
+            {"ckpt": "{run}", "eval.fgsm": "true", "data_dir": "{tmp}/nothing"},
+            r"(?s)not found at .*nothing.*\nPoint evaluate\.py at the folder that holds it with data_dir=<folder>\.$",
+        ),
     ],
 )
 def test_evaluate_user_errors(trained_run, tmp_path, settings, message):
-    from diffusemix_bench.errors import ConfigError
+    from diffusemix_bench.errors import UserError  # ConfigError, or the dataset's not-found error
     from diffusemix_bench.training.evaluate import evaluate_run
 
     _, _, run_dir = trained_run
@@ -168,9 +172,9 @@ def test_evaluate_user_errors(trained_run, tmp_path, settings, message):
     garbage.parent.mkdir(parents=True)
     garbage.write_bytes(b"not a checkpoint")
     (tmp_path / "run" / "config_resolved.yaml").write_text((run_dir / "config_resolved.yaml").read_text())
-    paths = {"run": run_dir, "loose": loose, "garbage": garbage}
+    paths = {"run": run_dir, "loose": loose, "garbage": garbage, "tmp": tmp_path}
     cfg = _evaluate_cfg(**{k: str(v).format(**paths) for k, v in settings.items()})
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(UserError, match=message):
         evaluate_run(cfg)
 
 

@@ -19,10 +19,15 @@ class DatasetNotFoundError(UserError, FileNotFoundError):
             f"Dataset '{name}' not found at {self.root}"
             + (f" ({detail})" if detail else "")
             + f".\nExpected layout:\n{layout.rstrip()}\nHow to get it: {how_to_get.rstrip()}\n"
-            "Point the framework at the folder that holds it with paths.data_dir=<folder> "
-            "(or dataset.root=<folder>)."
+            + POINT_AT
         )
         super().__init__(msg)
+
+
+#: The end of DatasetNotFoundError's message: train.py's and generate.py's settings for the folder.
+POINT_AT = (
+    "Point the framework at the folder that holds it with paths.data_dir=<folder> (or dataset.root=<folder>)."
+)
 
 
 DATASET_LAYOUTS: dict[str, dict] = {

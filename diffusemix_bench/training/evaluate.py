@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from ..data.datamodule import ImageDataModule
+from ..data.layouts import POINT_AT, DatasetNotFoundError
 from ..data.splits import build_splits
 from ..errors import ConfigError
 from ..files import write_atomic
@@ -107,9 +108,19 @@ def evaluate_run(cfg: DictConfig) -> dict:
     run_cfg = OmegaConf.load(run_dir / "config_resolved.yaml")
     if cfg.data_dir is not None:
         run_cfg.paths.data_dir = cfg.data_dir
-    splits = build_splits(run_cfg.dataset, run_cfg.paths.data_dir)
-    datamodule = ImageDataModule(run_cfg.dataset, run_cfg.paths.data_dir, seed=run_cfg.seed, splits=splits)
-    datamodule.build()
+    try:
+        splits = build_splits(run_cfg.dataset, run_cfg.paths.data_dir)
+        datamodule = ImageDataModule(
+            run_cfg.dataset, run_cfg.paths.data_dir, seed=run_cfg.seed, splits=splits
+        )
+        datamodule.build()
+    except DatasetNotFoundError as exc:  # evaluate.py's own setting for the folder
+        exc.args = (
+            str(exc).replace(
+                POINT_AT, "Point evaluate.py at the folder that holds it with data_dir=<folder>."
+            ),
+        )
+        raise
     model = build_model(run_cfg, datamodule.num_classes, load_weights=False)
     accelerator = cfg.accelerator
     loader = eval_split(cfg.eval, datamodule)
