@@ -242,6 +242,11 @@ def test_resume_from_last_checkpoint(make_cfg, tmp_path):
     assert 0 < saved_fit <= first["fit_seconds"]
     assert second["fit_seconds"] > round(saved_fit, 2)
     assert second["wall_time_s"] > second["wall_time_this_part_s"]
+    # Going on for fewer epochs than the checkpoint has trained is refused, the folder untouched.
+    before = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match=r"has trained 2 epochs, more than trainer\.max_epochs=1"):
+        train(make_cfg(["trainer.max_epochs=1", "ckpt_path=last"]))
+    assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == before
 
 
 def test_metrics_say_what_the_numbers_were_computed_on(make_cfg):

@@ -56,14 +56,27 @@ def resolve_loss(cfg: DictConfig) -> str:
     return aug_class(cfg.aug.name).loss_for(cfg.aug)
 
 
-def _resolve_ckpt_path(ckpt_path: str | None, ckpt_dir: Path) -> tuple[str | None, int | None]:
+def _resolve_ckpt_path(cfg: DictConfig, ckpt_dir: Path) -> tuple[str | None, int | None]:
     """The checkpoint a run resumes from (``last``: the run folder's ``last.ckpt``), checked, and
-    the optimiser step it was taken at; (None, None) for a fresh run."""
+    the optimiser step it was taken at; (None, None) for a fresh run. A checkpoint that has trained
+    more epochs than ``trainer.max_epochs`` is refused (the run would be recorded with fewer epochs
+    than it trained)."""
+    ckpt_path = cfg.ckpt_path
     if ckpt_path is None:
         return None, None
     if ckpt_path == "last":  # that it is there was checked with the settings (resume.check_resume)
         ckpt_path = str(ckpt_dir / "last.ckpt")
-    return ckpt_path, check_checkpoint(Path(ckpt_path).expanduser(), "ckpt_path")
+    ckpt = load_checkpoint(Path(ckpt_path).expanduser(), "ckpt_path")
+    progress = ckpt.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+    trained = int(progress.get("processed", 0))
+    wanted = cfg.trainer.max_epochs
+    if wanted is not None and wanted >= 1 and trained > wanted:
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path}: the checkpoint {ckpt_path} has trained {trained} epochs, more than "
+            f"trainer.max_epochs={wanted}. Resume with trainer.max_epochs={trained} or more (the run's own "
+            "number, or longer), or evaluate the run as it is with evaluate.py"
+        )
+    return ckpt_path, int(ckpt.get("global_step", 0))
 
 
 class CheckpointFileError(UserError, ValueError):
@@ -71,10 +84,9 @@ class CheckpointFileError(UserError, ValueError):
     a weights-only load refuses)."""
 
 
-def check_checkpoint(path: Path, setting: str) -> int:
+def load_checkpoint(path: Path, setting: str) -> dict:
     """Open ``path`` as a checkpoint (weights-only, memory-mapped: nothing is unpickled in full and
-    nothing is copied) before training or evaluation starts, so a bad file is named at once; its
-    optimiser step (``global_step``, 0 where it has none)."""
+    nothing is copied) before training or evaluation starts, so a bad file is named at once."""
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic[:2] != b"PK":  # torch.save writes a zip archive
@@ -96,7 +108,7 @@ def check_checkpoint(path: Path, setting: str) -> int:
             f"{setting}={path} holds no 'state_dict': it is not a checkpoint written by train.py (a bare weight "
             "file goes to model.weights=<file> instead)."
         )
-    return int(ckpt.get("global_step", 0))
+    return ckpt
 
 
 def build_callbacks(cfg: DictConfig, ckpt_dir: Path) -> list[Callback]:
@@ -307,9 +319,10 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
         )
     check_resume(cfg, run_dir, given)
     attacks = attack_specs(cfg.eval)  # a bad attack budget stops here, before any work
+    resumed = _resolve_ckpt_path(cfg, run_dir / "checkpoints")  # a bad or longer checkpoint too
     run_dir.mkdir(parents=True, exist_ok=True)
     with failure_recorded(run_dir), wandb_run_ended():
-        metrics = _train(cfg, splits, adversarial, run_dir, attacks, start)
+        metrics = _train(cfg, splits, adversarial, run_dir, attacks, resumed, start)
     (run_dir / FAILURE_FILE).unlink(missing_ok=True)
     return metrics
 
@@ -320,6 +333,7 @@ def _train(
     adversarial: FastAdversarial,
     run_dir: Path,
     attacks: list,
+    resumed: tuple[str | None, int | None],
     start: float,
 ) -> dict:
     write_atomic(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
@@ -374,7 +388,7 @@ def _train(
     callbacks = (
         build_callbacks(cfg, ckpt_dir) + list(aug.callbacks()) + [EpochSummary(run_dir / "summary.csv")]
     )
-    ckpt_path, resume_step = _resolve_ckpt_path(cfg.ckpt_path, ckpt_dir)
+    ckpt_path, resume_step = resumed
     logger = build_logger(cfg, run_dir, resume_step=resume_step)
     trainer = build_trainer(cfg, run_dir, callbacks, logger)
     if cfg.budget == "vanilla_steps":
