@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from hydra.errors import CompactHydraException
+
 log = logging.getLogger(__name__)
 
 
@@ -32,15 +34,7 @@ class PretrainedWeightsError(UserError, RuntimeError):
 USER_ERRORS = (UserError, FileNotFoundError)
 
 
-def _compact_error_base() -> type[Exception]:
-    try:
-        from hydra.errors import CompactHydraException
-    except ImportError:  # pragma: no cover (Hydra is a dependency)
-        return Exception
-    return CompactHydraException
-
-
-class SweepJobError(_compact_error_base()):
+class SweepJobError(CompactHydraException):
     """A ``--multirun`` job stopped by a user error (its message is in the job's log): Hydra
     reports it after the sweep as one line."""
 
