@@ -249,6 +249,75 @@ def test_resume_from_last_checkpoint(make_cfg, tmp_path):
     assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == before
 
 
+def test_resuming_a_finished_run_keeps_its_metrics(make_cfg, tmp_path, caplog):
+    """A resume of a finished run (a sweep run again with ckpt_path=auto) has nothing to do and
+    leaves the folder as it was; asked for a number it lacks, it adds it beside what evaluate.py
+    added on the same weights; trained further, it leaves out the robustness of the earlier weights."""
+    train(make_cfg(["trainer.max_epochs=1"]))
+    path = tmp_path / "run" / "metrics.json"
+    first = json.loads(path.read_text())
+    # What evaluate.py ckpt=<run> eval.pgd=true writes on the selected checkpoint (values of a
+    # measurement: only how they are kept is tested here).
+    pgd = {
+        "pgd_error": 61.5,
+        "pgd_settings": {"eps": 8.0, "step_size": 2.0, "steps": 10, "random_start": True},
+    }
+    robust = {
+        "robust_split": "test",
+        "robust_checkpoint": first["best_checkpoint"],
+        "robust_images": 8,
+        **pgd,
+    }
+    path.write_text(json.dumps({**first, **robust}, indent=2) + "\n")
+    before = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
+    caplog.set_level("INFO", logger="diffusemix_bench")
+    for ckpt_path in ("last", "auto"):
+        again = train(make_cfg(["trainer.max_epochs=1", f"ckpt_path={ckpt_path}"]))
+        assert again == {**first, **robust}
+        assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == before
+    assert "has finished" in caplog.text and "Nothing to do" in caplog.text
+
+    # FGSM asked on the finished run: measured on the same checkpoint and split, kept beside PGD.
+    fgsm = train(make_cfg(["trainer.max_epochs=1", "ckpt_path=last", "eval.fgsm=true"]))
+    assert fgsm["optimizer_steps"] == first["optimizer_steps"] and fgsm["test_top1"] == first["test_top1"]
+    assert fgsm["pgd_error"] == 61.5 and fgsm["pgd_settings"] == pgd["pgd_settings"]
+    assert 0 <= fgsm["fgsm_error"] <= 100 and fgsm["robust_checkpoint"] == first["best_checkpoint"]
+    assert fgsm["wall_time_s"] == round(first["wall_time_s"] + fgsm["wall_time_this_part_s"], 2)
+    assert json.loads(path.read_text()) == fgsm
+
+    # Trained further: other weights, so the robustness of the first ones is left out.
+    caplog.clear()
+    longer = train(make_cfg(["trainer.max_epochs=2", "ckpt_path=last"]))
+    assert longer["epochs"] == 2 and not any(k.startswith(("pgd", "fgsm", "robust")) for k in longer)
+    assert "pgd_error, pgd_settings" in caplog.text and "left out" in caplog.text
+
+
+def test_robustness_entries_of_two_measurements_are_never_mixed():
+    from diffusemix_bench.training.evaluate import with_robustness
+
+    run = {"test_top1": 50.0, "best_checkpoint": "/r/checkpoints/best-epoch001.ckpt"}
+    fgsm_test = {
+        "robust_split": "test",
+        "robust_images": 10,
+        "fgsm_error": 70.0,
+        "fgsm_settings": {"eps": 8.0},
+    }
+    after_training = {**run, **fgsm_test}  # measured on the selected checkpoint
+    pgd_test = {
+        "robust_split": "test",
+        "robust_images": 10,
+        "pgd_error": 80.0,
+        "robust_checkpoint": "best-epoch001.ckpt",
+    }
+    merged, dropped = with_robustness(after_training, pgd_test)
+    assert merged == {**after_training, **pgd_test} and dropped == []
+    pgd_val = {**pgd_test, "robust_split": "val", "robust_images": 4}
+    merged, dropped = with_robustness(after_training, pgd_val)
+    assert merged == {**run, **pgd_val} and dropped == ["fgsm_error", "fgsm_settings"]
+    pgd_last = {**pgd_test, "robust_checkpoint": "/r/checkpoints/last.ckpt"}
+    assert with_robustness(after_training, pgd_last) == ({**run, **pgd_last}, ["fgsm_error", "fgsm_settings"])
+
+
 def test_metrics_say_what_the_numbers_were_computed_on(make_cfg):
     """debug=fast cuts the test split to two batches: metrics.json says so, beside the code's commit
     and the package versions."""

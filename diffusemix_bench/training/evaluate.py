@@ -17,7 +17,7 @@ from ..data.layouts import POINT_AT, DatasetNotFoundError
 from ..data.splits import build_splits
 from ..errors import ConfigError
 from ..files import write_atomic
-from ..robustness import AttackSpec, attack_specs, robust_errors
+from ..robustness import ATTACKS, AttackSpec, attack_specs, robust_errors
 from .classifier import build_model
 from .locate import check_request
 
@@ -100,6 +100,36 @@ def attack_checkpoint(
     return out
 
 
+def robustness_keys(metrics: dict) -> list[str]:
+    """The entries of ``metrics`` that one robustness measurement writes (``robust_*`` and each
+    attack's ``<attack>_error`` and ``<attack>_settings``)."""
+    own = {f"{name}_{part}" for name in ATTACKS for part in ("error", "settings")}
+    return [key for key in metrics if key.startswith("robust_") or key in own]
+
+
+def _measured_on(metrics: dict) -> tuple:
+    """(split, checkpoint file name) of the robustness entries in ``metrics``: after training they
+    were measured on its selected checkpoint, by evaluate.py on ``robust_checkpoint``."""
+    ckpt = metrics.get("robust_checkpoint") or metrics.get("best_checkpoint")
+    return metrics.get("robust_split"), Path(ckpt).name if ckpt else None
+
+
+def with_robustness(metrics: dict, result: dict) -> tuple[dict, list[str]]:
+    """``metrics`` with the robustness entries of ``result``, and the earlier entries left out.
+    Attacks measured before on the same split and checkpoint are kept beside the new ones (FGSM
+    then PGD fills one table row); entries measured on another split or checkpoint are left out, so
+    metrics.json never mixes two measurements."""
+    earlier = robustness_keys(metrics)
+    merged = dict(metrics)
+    dropped = []
+    if earlier and _measured_on(metrics) != _measured_on({**metrics, **result}):
+        dropped = [key for key in earlier if key not in result]
+        for key in earlier:
+            merged.pop(key)
+    merged.update(result)
+    return merged, dropped
+
+
 def evaluate_run(cfg: DictConfig) -> dict:
     """``evaluate.py``: attack a finished run's checkpoint on its own dataset and model, and add
     the results to the run folder's ``metrics.json``."""
@@ -128,7 +158,13 @@ def evaluate_run(cfg: DictConfig) -> dict:
     result["robust_checkpoint"] = str(ckpt)
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    metrics.update(result)
+    metrics, dropped = with_robustness(metrics, result)
+    if dropped:
+        log.warning(
+            "%s: %s left out: measured on another split or checkpoint than these results",
+            metrics_path,
+            ", ".join(dropped),
+        )
     write_atomic(metrics_path, json.dumps(metrics, indent=2) + "\n")  # never a cut-short result
     log.info("Robustness of %s added to %s", ckpt, metrics_path)
     print(json.dumps(result, indent=2))

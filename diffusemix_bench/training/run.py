@@ -37,7 +37,7 @@ from ..robustness import attack_specs
 from ..robustness.adversarial_training import FastAdversarial
 from .checkpoint_io import AtomicCheckpointIO, CheckpointOnSigterm, RunCheckpoint
 from .classifier import build_model
-from .evaluate import attack_checkpoint, eval_split
+from .evaluate import attack_checkpoint, eval_split, robustness_keys, with_robustness
 from .module import ClassifierModule, vanilla_batches_per_epoch
 from .provenance import BATCH_COUNT_SETTINGS, as_lightning_count, git_state, shortened_by, versions
 from .resume import check_resume, resolve_auto_resume
@@ -255,6 +255,30 @@ def _percent(value) -> float | None:
     return None if value is None else round(float(value) * 100.0, 4)
 
 
+def _with_earlier(metrics: dict, earlier: dict | None, path: Path) -> dict:
+    """The metrics a run writes, with what its metrics.json held before kept where it still holds.
+    A finished run evaluated again (``earlier``: the same weights) keeps its other entries (the
+    robustness evaluate.py added, see ``with_robustness``) and counts its earlier wall time; a run
+    trained further leaves out the robustness measured on its earlier weights, saying so."""
+    if earlier is not None:
+        robust = {key: metrics.pop(key) for key in robustness_keys(metrics)}
+        merged, dropped = with_robustness({**earlier, **metrics}, robust)
+        merged["wall_time_s"] = round(earlier.get("wall_time_s", 0.0) + metrics["wall_time_this_part_s"], 2)
+    else:
+        try:
+            before = json.loads(path.read_text()) if path.is_file() else {}
+        except (OSError, ValueError):
+            before = {}
+        merged, dropped = metrics, [key for key in robustness_keys(before) if key not in metrics]
+    if dropped:
+        log.warning(
+            "%s: %s left out (measured on other weights, or another split, than these results)",
+            path,
+            ", ".join(dropped),
+        )
+    return merged
+
+
 #: Written in the run folder when training stops with an error, so reports count the run as
 #: diverged (a non-finite loss) or failed instead of missing; removed when the run finishes.
 FAILURE_FILE = "failure.json"
@@ -320,11 +344,51 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
     check_resume(cfg, run_dir, given)
     attacks = attack_specs(cfg.eval)  # a bad attack budget stops here, before any work
     resumed = _resolve_ckpt_path(cfg, run_dir / "checkpoints")  # a bad or longer checkpoint too
+    earlier = finished_metrics(cfg, run_dir, resumed[1])
+    if earlier is not None and not _asks_more(cfg, earlier, attacks):
+        log.info(
+            "The run in %s has finished: its metrics.json holds the %s epochs (%s optimizer steps) of %s. "
+            "Nothing to do. To train it longer, resume with a larger trainer.max_epochs; to attack it, "
+            "python evaluate.py ckpt=<the run folder> eval.fgsm=true",
+            run_dir,
+            earlier.get("epochs"),
+            earlier.get("optimizer_steps"),
+            resumed[0],
+        )
+        return earlier
     run_dir.mkdir(parents=True, exist_ok=True)
     with failure_recorded(run_dir), wandb_run_ended():
-        metrics = _train(cfg, splits, adversarial, run_dir, attacks, resumed, start)
+        metrics = _train(cfg, splits, adversarial, run_dir, attacks, resumed, start, earlier)
     (run_dir / FAILURE_FILE).unlink(missing_ok=True)
     return metrics
+
+
+def finished_metrics(cfg: DictConfig, run_dir: Path, step: int | None) -> dict | None:
+    """The run folder's metrics.json when it records the weights a resume starts from, trained to
+    the end this resume asks for: the run has finished (same optimizer steps as the checkpoint, and
+    the same ``trainer.max_epochs`` and ``trainer.max_steps`` as the run saved); else None."""
+    path, saved = run_dir / "metrics.json", run_dir / "config_resolved.yaml"
+    if step is None or not path.is_file() or not saved.is_file():
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    trainer = OmegaConf.load(saved).get("trainer", {})
+    same_end = all(trainer.get(key) == cfg.trainer.get(key) for key in ("max_epochs", "max_steps"))
+    return metrics if same_end and metrics.get("optimizer_steps") == step else None
+
+
+def _asks_more(cfg: DictConfig, earlier: dict, attacks: list) -> bool:
+    """Whether a resume of a finished run asks for a number its metrics.json lacks: the test split
+    (``run_test=true`` after a run without it), or an attack at settings or on a split not measured."""
+    if cfg.run_test and earlier.get("test_top1") is None and earlier.get("test_images"):
+        return True
+    return any(
+        earlier.get(f"{spec.name}_settings") != spec.settings()
+        or earlier.get("robust_split") != cfg.eval.split
+        for spec in attacks
+    )
 
 
 def _train(
@@ -335,6 +399,7 @@ def _train(
     attacks: list,
     resumed: tuple[str | None, int | None],
     start: float,
+    earlier: dict | None = None,
 ) -> dict:
     write_atomic(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     if cfg.float32_matmul_precision:
@@ -443,6 +508,7 @@ def _train(
             cfg.trainer.accelerator,
             cfg.eval.split,
         )
+        robust["robust_checkpoint"] = best  # None: the weights training ended with (fast_dev_run)
 
     metrics = {
         "dataset": cfg.dataset.name,
@@ -505,6 +571,7 @@ def _train(
         "num_classes": num_classes,
         **robust,
     }
+    metrics = _with_earlier(metrics, earlier, run_dir / "metrics.json")
     write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     log.info("Metrics written to %s: %s", run_dir / "metrics.json", metrics)
     return metrics
