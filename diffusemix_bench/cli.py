@@ -26,6 +26,9 @@ def run_train(cfg: DictConfig) -> float | None:
         validate_config(cfg)
         check_protocol_optimiser(cfg)
         check_data_present(cfg)
+        from .training.classifier import check_model
+
+        check_model(cfg)  # an architecture timm lacks is named before the data is read
         # After the checks that take no time: a setting or folder refused at once is one line.
         if cfg.get("print_config", False):
             print_config_tree(cfg)

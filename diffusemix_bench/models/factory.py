@@ -188,10 +188,9 @@ def _module_names(net: nn.Module, modules: nn.Module | Sequence[nn.Module]) -> t
     return tuple(names[id(m)] for m in modules)
 
 
-@register_model("timm")
-def _timm(num_classes: int, *, pretrained: bool, name: str | None = None, **timm_options) -> Backbone:
-    # timm (and the hub's settings) load only when a timm model is built: start-up stays quick.
-    import huggingface_hub.constants
+def check_timm_model(name: str | None, pretrained: bool) -> None:
+    """Refuse a timm architecture that timm does not have (naming close ones), or its download of
+    pretrained weights it has none of; called before the data is read, and again when built."""
     import timm
 
     if not name:
@@ -213,6 +212,15 @@ def _timm(num_classes: int, *, pretrained: bool, name: str | None = None, **timm
             f"timm has no pretrained weights for '{name}'; pick one of timm.list_models('{name}*', pretrained=True) "
             "for model.name, or set model.pretrained=false"
         )
+
+
+@register_model("timm")
+def _timm(num_classes: int, *, pretrained: bool, name: str | None = None, **timm_options) -> Backbone:
+    # timm (and the hub's settings) load only when a timm model is built: start-up stays quick.
+    import huggingface_hub.constants
+    import timm
+
+    check_timm_model(name, pretrained)
     caches = (Path(torch.hub.get_dir()) / "checkpoints", Path(huggingface_hub.constants.HF_HUB_CACHE))
     try:
         # timm drops the pretrained classifier itself when num_classes differs and starts a fresh one.

@@ -7,6 +7,23 @@ from omegaconf import DictConfig
 
 from ..errors import ConfigError
 from ..models import Normalize, create_model, list_models
+from ..models.factory import check_timm_model
+
+
+def check_model(cfg: DictConfig) -> None:
+    """Refuse a model the config names that does not exist (a built-in name, or a timm architecture
+    and its pretrained weights), before the data is read."""
+    m = cfg.model
+    if m.source == "timm":
+        check_timm_model(m.name, bool(m.pretrained) and m.weights is None)
+    elif m.source == "builtin":
+        if m.name not in list_models():
+            raise ConfigError(
+                f"model.name='{m.name}' is not a built-in model ({', '.join(list_models())}); "
+                "for a timm model use model=timm model.name=<timm name>"
+            )
+    else:
+        raise ConfigError(f"model.source must be 'builtin' or 'timm', got '{m.source}'")
 
 
 def build_model(cfg: DictConfig, num_classes: int, load_weights: bool = True) -> torch.nn.Module:
@@ -17,15 +34,9 @@ def build_model(cfg: DictConfig, num_classes: int, load_weights: bool = True) ->
     kwargs = dict(m.kwargs)
     if m.source == "timm":
         name, kwargs["name"] = "timm", m.name
-    elif m.source == "builtin":
-        name = m.name
-        if name not in list_models():
-            raise ConfigError(
-                f"model.name='{name}' is not a built-in model ({', '.join(list_models())}); "
-                "for a timm model use model=timm model.name=<timm name>"
-            )
     else:
-        raise ConfigError(f"model.source must be 'builtin' or 'timm', got '{m.source}'")
+        check_model(cfg)
+        name = m.name
     model = create_model(
         name,
         num_classes,
