@@ -9,7 +9,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from .config import check_protocol_optimiser, validate_config
+from .config import check_protocol_optimiser, no_such_setting, validate_config
 from .errors import ConfigError, free_space, user_errors_reported
 
 
@@ -483,7 +483,9 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
         if not parent:
             keys += [p.name for p in Path(config_dir).iterdir() if p.is_dir()]
         where = f"'{parent}'" if parent else "the top level"
-        raise ConfigError(f"{key}: {where} has no setting '{leaf}'{_close(leaf, keys)}")
+        if parent == "aug" and node is not None and isinstance(node.get("name"), str):
+            where = f"aug={node.name}"  # each augmentation has its own settings
+        raise ConfigError(no_such_setting(key, where, keys))
     raise ConfigError(cause.splitlines()[0] if cause else "the command line could not be composed")
 
 

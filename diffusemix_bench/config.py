@@ -882,6 +882,23 @@ def choices_of(schema: type, name: str) -> tuple[str, ...]:
     return next(f.metadata["choices"] for f in fields(schema) if f.name == name)
 
 
+def no_such_setting(key: str, where: str, names) -> str:
+    """The message for a setting ``key`` that ``where`` (a section, or a group's choice such as
+    aug=mixup) does not have: the close names when there are some, else all of them."""
+    import difflib
+
+    leaf = key.rsplit(".", 1)[-1]
+    names = sorted(set(names))
+    close = difflib.get_close_matches(leaf, names, n=3, cutoff=0.6)
+    if close:
+        hint = f"; did you mean {' or '.join(close)}?"
+    elif names and len(names) <= 40:
+        hint = f" (its settings: {', '.join(names)})"
+    else:
+        hint = ""
+    return f"{key}: {where} has no setting '{leaf}'{hint}"
+
+
 def validate_config(cfg) -> None:
     """Check every section against its schema, including keys added with ``+key=value``, which
     Hydra lets through typed nodes. Raises ConfigError naming the offending key."""
@@ -903,12 +920,9 @@ def validate_config(cfg) -> None:
             first = str(exc).splitlines()[0]
             unknown = re.match(r"Key '([^']+)' not in '", first)
             if unknown:  # a key added with +key=value that the section does not have
-                import difflib
-
-                name = unknown.group(1)
-                close = difflib.get_close_matches(name, [f.name for f in fields(schema)], n=3, cutoff=0.6)
-                hint = f"; did you mean {' or '.join(close)}?" if close else ""
-                raise ConfigError(f"{key}.{name}: '{key}' has no setting '{name}'{hint}") from None
+                where = f"aug={cfg.aug.name}" if key == "aug" else f"'{key}'"
+                names = [f.name for f in fields(schema)]
+                raise ConfigError(no_such_setting(f"{key}.{unknown.group(1)}", where, names)) from None
             raise ConfigError(f"invalid setting in '{key}': {first}") from None
     known = {f.name for f in fields(Config)}
     extra = sorted(set(cfg.keys()) - known - {"hydra"})

@@ -1014,6 +1014,15 @@ def test_whole_numbers_of_batches_reach_lightning_as_counts(make_cfg, tmp_path):
     assert trainer.limit_test_batches == 0.5
 
 
+def test_an_added_setting_the_augmentation_lacks_lists_its_settings():
+    from diffusemix_bench.config import validate_config
+
+    with pytest.raises(
+        ConfigError, match=r"^aug\.lam: aug=mixup has no setting 'lam' \(its settings: alpha, "
+    ):
+        validate_config(compose_config(["aug=mixup", "+aug.lam=3"]))
+
+
 def test_unknown_trainer_argument_is_one_message(make_cfg):
     with pytest.raises(
         ConfigError, match=r"^trainer\.profilr: 'trainer' has no setting 'profilr'; did you mean profiler\?$"
@@ -1025,8 +1034,16 @@ def test_unknown_trainer_argument_is_one_message(make_cfg):
     ("args", "message"),
     [
         (["aug=diffuesmix"], "aug=diffuesmix: no such option in conf/aug/; did you mean diffusemix?"),
-        (["aug=diffusemix", "aug.lamda=0.3"], "aug.lamda: 'aug' has no setting 'lamda'; did you mean lam?"),
+        (
+            ["aug=diffusemix", "aug.lamda=0.3"],
+            "aug.lamda: aug=diffusemix has no setting 'lamda'; did you mean lam?",
+        ),
         (["datset=cub"], "did you mean dataset?"),
+        # Nothing close: the choice's own settings are listed.
+        (
+            ["aug=mixup", "aug.lam=-1"],
+            "aug.lam: aug=mixup has no setting 'lam' (its settings: alpha, dataset_defaults, name, prob)",
+        ),
     ],
 )
 def test_misspelt_names_get_a_did_you_mean(args, message):
