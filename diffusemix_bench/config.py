@@ -882,6 +882,25 @@ def choices_of(schema: type, name: str) -> tuple[str, ...]:
     return next(f.metadata["choices"] for f in fields(schema) if f.name == name)
 
 
+#: Trainer settings Lightning reads as a number of batches when given an int and as a fraction when
+#: given a float (``2`` in a config typed float arrives as ``2.0``: two hundred percent).
+BATCH_COUNT_SETTINGS = (
+    "limit_train_batches",
+    "limit_val_batches",
+    "limit_test_batches",
+    "limit_predict_batches",
+    "overfit_batches",
+    "val_check_interval",
+)
+
+
+def as_lightning_count(value):
+    """A whole number above 1 given as a float (``2.0``) as the int Lightning reads as a count."""
+    if isinstance(value, float) and value > 1 and value.is_integer():
+        return int(value)
+    return value
+
+
 def no_such_setting(key: str, where: str, names) -> str:
     """The message for a setting ``key`` that ``where`` (a section, or a group's choice such as
     aug=mixup) does not have: the close names when there are some, else all of them."""

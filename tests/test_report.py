@@ -105,6 +105,8 @@ def test_report_matches_means_and_counts_every_run(sweep, tmp_path):
     # Every setting is compared, not a chosen few: the resize and the fixture's small fractal bank too.
     assert "dataset.resize: 36 in the runs (experiment file: 256)" in text
     assert "fractals.count: 8 in the runs" in text
+    # debug=fast's two batches, as the count they are (the float-typed setting holds 2.0).
+    assert "trainer.limit_train_batches: 2 in the runs (experiment file: None)" in text
     assert "seed:" not in text and "paths." not in text  # what varies by design or says where things are
     tex = (tmp_path / "report.tex").read_text()
     assert "\\toprule" in tex and "\\bottomrule" in tex and "59.14" in tex

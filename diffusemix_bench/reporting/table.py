@@ -12,6 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..config import BATCH_COUNT_SETTINGS, as_lightning_count
 from .paper import PaperRow, PaperTable, same_value, setting
 from .runs import ReportError, Run
 
@@ -194,12 +195,20 @@ def _check_cell(table: PaperTable, cell: Cell) -> None:
         flat = {k: v for k, v in _flatten(other.config).items() if not _ignored(k)}
         differ = sorted(k for k in base.keys() | flat.keys() if not same_value(base.get(k), flat.get(k)))
         if differ:
-            shown = ", ".join(f"{k}={base.get(k)!r} vs {flat.get(k)!r}" for k in differ[:6])
+            shown = ", ".join(f"{k}={_shown(k, base.get(k))} vs {_shown(k, flat.get(k))}" for k in differ[:6])
             raise ReportError(
                 f"{table.name}, row '{cell.row.label}', {cell.column}: runs {first.folder} and {other.folder} "
                 f"were trained with different settings ({shown}{', ...' if len(differ) > 6 else ''}); a cell "
                 "averages seeds of one setting: report them separately (runs=...)"
             )
+
+
+def _shown(name: str, value: Any) -> str:
+    """A setting's value as the run used it: a whole number of batches (``2.0`` in the float-typed
+    ``trainer.limit_train_batches``) as the count it is, not a fraction of the split."""
+    if name.startswith("trainer.") and name.split(".", 1)[1] in BATCH_COUNT_SETTINGS:
+        value = as_lightning_count(value)
+    return repr(value)
 
 
 def _deviations(table: PaperTable, cells: dict, references: dict[tuple[str, str], DictConfig]) -> list[str]:
@@ -217,8 +226,8 @@ def _deviations(table: PaperTable, cells: dict, references: dict[tuple[str, str]
             for name in names:
                 used, wanted = setting(run.config, name), setting(reference, name)
                 if not same_value(used, wanted):
-                    found[name]["used"].add(repr(used))
-                    found[name]["file"].add(repr(wanted))
+                    found[name]["used"].add(_shown(name, used))
+                    found[name]["file"].add(_shown(name, wanted))
     return [
         f"{name}: {', '.join(sorted(v['used']))} in the runs (experiment file: {', '.join(sorted(v['file']))})"
         for name, v in sorted(found.items())

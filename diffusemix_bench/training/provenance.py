@@ -10,6 +10,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from ..config import as_lightning_count
+
 PROJECT = Path(__file__).resolve().parents[2]
 PACKAGES = ("torch", "torchvision", "pytorch-lightning", "timm", "diffusers", "torchattacks", "hydra-core")
 
@@ -41,25 +43,6 @@ def versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
-
-
-#: Trainer settings Lightning reads as a number of batches when given an int and as a fraction when
-#: given a float (``2`` in a config typed float arrives as ``2.0``: two hundred percent).
-BATCH_COUNT_SETTINGS = (
-    "limit_train_batches",
-    "limit_val_batches",
-    "limit_test_batches",
-    "limit_predict_batches",
-    "overfit_batches",
-    "val_check_interval",
-)
-
-
-def as_lightning_count(value):
-    """A whole number above 1 given as a float (``2.0``) as the int Lightning reads as a count."""
-    if isinstance(value, float) and value > 1 and value.is_integer():
-        return int(value)
-    return value
 
 
 def shortened_by(cfg: DictConfig) -> dict:

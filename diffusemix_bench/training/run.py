@@ -27,7 +27,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from .. import quiet  # noqa: F401  (library messages a user cannot act on)
 from ..augment import AugContext, create_aug
-from ..config import check_protocol_optimiser, validate_config
+from ..config import BATCH_COUNT_SETTINGS, as_lightning_count, check_protocol_optimiser, validate_config
 from ..data.datamodule import ImageDataModule
 from ..data.splits import Splits, build_splits, verify_splits
 from ..errors import ConfigError, UserError, is_interrupt, is_terminated
@@ -39,7 +39,7 @@ from .checkpoint_io import AtomicCheckpointIO, CheckpointOnSigterm, RunCheckpoin
 from .classifier import build_model
 from .evaluate import attack_checkpoint, eval_split, robustness_keys, with_robustness
 from .module import ClassifierModule, vanilla_batches_per_epoch
-from .provenance import BATCH_COUNT_SETTINGS, as_lightning_count, git_state, shortened_by, versions
+from .provenance import git_state, shortened_by, versions
 from .resume import check_resume, resolve_auto_resume
 from .summary import EpochSummary
 
