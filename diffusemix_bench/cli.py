@@ -23,12 +23,7 @@ def run_train(cfg: DictConfig) -> float | None:
         lambda: training_memory_advice(cfg),
         lambda: training_resume_advice(cfg),
     ):
-        validate_config(cfg)
-        check_protocol_optimiser(cfg)
-        check_data_present(cfg)
-        from .training.classifier import check_model
-
-        check_model(cfg)  # an architecture timm lacks is named before the data is read
+        quick_checks(cfg)
         # After the checks that take no time: a setting or folder refused at once is one line.
         if cfg.get("print_config", False):
             print_config_tree(cfg)
@@ -39,6 +34,16 @@ def run_train(cfg: DictConfig) -> float | None:
 
         metrics = train(cfg, splits=splits)
     return metrics.get("val_top1")
+
+
+def quick_checks(cfg: DictConfig) -> None:
+    """The checks that read no data: the settings, the dataset's folder, the model's name."""
+    validate_config(cfg)
+    check_protocol_optimiser(cfg)
+    check_data_present(cfg)
+    from .training.classifier import check_model
+
+    check_model(cfg)  # an architecture timm lacks is named before the data is read
 
 
 def run_dir_override(run_dir: Path) -> str:
@@ -575,6 +580,24 @@ def mark_swept_keys(argv: list[str]) -> None:
     os.environ[SWEPT_KEYS_ENV] = ",".join(o.get_key_element() for o in overrides if o.is_sweep_override())
 
 
+def _groups_of(config_file: Path) -> list[str]:
+    """The config groups a primary config's defaults list names (``aug: none``, ``experiment:
+    null``), sorted; Hydra's own settings and the machine's ``local`` group left out."""
+    import yaml
+
+    defaults = (yaml.safe_load(config_file.read_text()) or {}).get("defaults") or []
+    names = set()
+    for entry in defaults:
+        if isinstance(entry, dict):
+            for key in entry:
+                name = key.split()[-1]  # "optional local", "override hydra/job_logging"
+                if "/" not in name and name not in ("hydra", "local"):
+                    names.add(name)
+        elif isinstance(entry, str) and (config_file.parent / f"{entry}.yaml").is_file():
+            names.update(_groups_of(config_file.parent / f"{entry}.yaml"))  # another config's (generate's)
+    return sorted(n for n in names if (config_file.parent / n).is_dir())
+
+
 def print_help(argv: list[str], config_dir: str, config_name: str) -> None:
     """``--help``: the config groups and their options (read from the config folder) and the
     composed config with the command line's overrides. Hydra's own help lists the same, but takes
@@ -584,10 +607,10 @@ def print_help(argv: list[str], config_dir: str, config_name: str) -> None:
     script = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "train.py"
     root = Path(config_dir)
     groups = {}
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in ("hydra", "local")):
-        options = sorted(f.stem for f in folder.glob("*.yaml"))
+    for name in _groups_of(root / f"{config_name}.yaml"):
+        options = sorted(f.stem for f in (root / name).glob("*.yaml"))
         if options:
-            groups[folder.name] = options
+            groups[name] = options
     cfg = preflight(argv, config_dir, config_name)
     lines = [
         f"usage: python {script} [group=option ...] [key=value ...] [--multirun] [--cfg job]",
@@ -677,39 +700,77 @@ class SweepSummary(HydraCallback):
         )
 
 
-class ResumeCheck(HydraCallback):
-    """Hydra callback (``hydra.callbacks.resume_check``) of train.py: a resume into a run folder
-    saved with other settings is refused before Hydra writes the job's ``.hydra/`` files there, so
-    the refused command leaves the folder's record of its own command as it was. (The jobs of a
-    ``--multirun`` are checked when they start, by ``training.run.train``.)"""
+class StartChecks(HydraCallback):
+    """Hydra callback (``hydra.callbacks.start_checks``) of train.py: the checks that need no data
+    (settings, the dataset's folder, the model's name, a resume's checkpoint and saved settings)
+    run before Hydra writes the job's ``.hydra/`` files and ``train.log``. A refused command makes
+    no run folder, and leaves a resumed one's record of its own command as it was; a resume of a
+    finished run says so and exits 0 without touching it. (The jobs of a ``--multirun`` are checked
+    when they start, by ``run_train`` and ``training.run.train``.)"""
 
     def on_run_start(self, config, **kwargs) -> None:
-        import copy
-        import os
-
         from hydra.core.hydra_config import HydraConfig
-        from omegaconf import OmegaConf, open_dict
-
-        if config.get("ckpt_path") is None:
-            return
-        from .training.resume import check_resume, resolve_auto_resume
 
         before = HydraConfig.instance().cfg
         try:
-            hydra_config = copy.deepcopy(config)
-            # The folder and runtime values as run_job sets them, so ${hydra:...} resolves alike.
-            run_dir = Path(os.path.abspath(str(OmegaConf.select(hydra_config, "hydra.run.dir"))))
-            with open_dict(hydra_config.hydra.runtime):
-                hydra_config.hydra.runtime.output_dir = str(run_dir)
-            HydraConfig.instance().set_config(hydra_config)
-            task = copy.deepcopy(hydra_config)
-            with open_dict(task):
-                del task["hydra"]
-            given = task.ckpt_path
-            resolve_auto_resume(task, run_dir)
-            with user_errors_reported():
-                check_resume(task, run_dir, given)
-        except Exception:  # a config this check cannot read: train() checks it again at the start
+            task, run_dir = _task_config(config)
+        except Exception:  # a config this check cannot read: run_train checks it again at the start
+            HydraConfig.instance().cfg = before
             return
+        try:
+            with user_errors_reported():
+                quick_checks(task)
+                if task.get("ckpt_path") is not None:
+                    _check_resume_at_start(task, run_dir)
         finally:
             HydraConfig.instance().cfg = before
+
+
+def _task_config(config) -> tuple[DictConfig, Path]:
+    """The task's config as run_job will give it (``${hydra:...}`` resolving to the run folder),
+    with Hydra's config set for it (the caller puts the previous one back), and the run folder."""
+    import copy
+    import os
+
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf, open_dict
+
+    hydra_config = copy.deepcopy(config)
+    run_dir = Path(os.path.abspath(str(OmegaConf.select(hydra_config, "hydra.run.dir"))))
+    with open_dict(hydra_config.hydra.runtime):
+        hydra_config.hydra.runtime.output_dir = str(run_dir)
+    HydraConfig.instance().set_config(hydra_config)
+    task = copy.deepcopy(hydra_config)
+    with open_dict(task):
+        del task["hydra"]
+    return task, run_dir
+
+
+def _check_resume_at_start(task: DictConfig, run_dir: Path) -> None:
+    """A resume into a folder saved with other settings, or from a checkpoint that is not there, is
+    refused; a resume of a finished run that asks for nothing new ends here (exit 0)."""
+    from .training.resume import (
+        asks_more,
+        check_resume,
+        checkpoint_step,
+        finished_metrics,
+        nothing_to_do,
+        resolve_auto_resume,
+    )
+
+    given = task.ckpt_path
+    resolve_auto_resume(task, run_dir)
+    check_resume(task, run_dir, given)
+    if task.ckpt_path is None or not (run_dir / "metrics.json").is_file():
+        return
+    ckpt = run_dir / "checkpoints" / "last.ckpt" if task.ckpt_path == "last" else Path(task.ckpt_path)
+    try:
+        step = checkpoint_step(ckpt.expanduser())
+    except Exception:  # not a readable checkpoint: training.run.train says so, naming the file
+        return
+    earlier = finished_metrics(task, run_dir, step)
+    from .robustness import attack_specs
+
+    if earlier is not None and not asks_more(task, earlier, attack_specs(task.eval)):
+        print(nothing_to_do(run_dir, earlier), flush=True)
+        raise SystemExit(0)

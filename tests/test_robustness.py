@@ -157,7 +157,9 @@ def _evaluate_cfg(**settings):
         ({"ckpt": "{garbage}", "eval.fgsm": "true"}, "cannot read the checkpoint"),
         (
             {"ckpt": "{run}", "eval.fgsm": "true", "data_dir": "{tmp}/nothing"},
-            r"(?s)not found at .*nothing.*\nPoint evaluate\.py at the folder that holds it with data_dir=<folder>\.$",
+            # evaluate.py's own setting, and no dataset.download (a setting it does not have).
+            r"(?s)\A(?!.*dataset\.download)Dataset 'cifar100' not found at .*nothing.*How to get it: download it from https://www\.cs"
+            r".*\nPoint evaluate\.py at the folder that holds it with data_dir=<folder>\.$",
         ),
     ],
 )

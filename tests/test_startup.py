@@ -48,6 +48,8 @@ def imports_of(script: str, args: list[str], cwd) -> tuple[subprocess.CompletedP
         ("generate.py", ["--help"], 0, "generator: ip2p, ip2p_deepcache, ip2p_fast, tiny"),
         ("generate.py", ["generator.scheduler=eulr"], 1, "generator.scheduler must be one of"),
         ("evaluate.py", ["eval.fgsm=true"], 1, "evaluate.py needs ckpt="),
+        # Only the groups evaluate.py takes (not train.py's, which it refuses).
+        ("evaluate.py", ["--help"], 0, "(group=option)\n\neval: default\n\n== Config =="),
         ("evaluate.py", ["ckpt={tmp}/none", "eval.fgsm=true"], 1, "does not exist; give a run folder"),
         (
             "generate.py",

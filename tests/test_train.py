@@ -544,6 +544,15 @@ def test_train_script_end_to_end(tmp_path):
         missing = _run_script(args_new, tmp_path)
         assert missing.returncode == 1 and re.search(f"error: {said}", missing.stderr), missing.stderr[-2000:]
         assert "Traceback" not in missing.stderr and not (tmp_path / "new").exists()
+    # So is a refused setting.
+    refused = _run_script([*args[:-1], f"hydra.run.dir={tmp_path / 'new'}", "optim.lr=-1"], tmp_path)
+    assert refused.returncode == 1 and "error: optim.lr must be > 0" in refused.stderr
+    assert not (tmp_path / "new").exists()
+    # The same command run again with ckpt_path=auto (a sweep run again): the run has finished,
+    # nothing to do, nothing in its folder changes (Hydra's record of its command included).
+    again = _run_script([*args, "ckpt_path=auto"], tmp_path)
+    assert again.returncode == 0 and "has finished" in again.stdout and "Nothing to do" in again.stdout
+    assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == before
 
 
 def test_local_config_holds_machine_paths(tmp_path):

@@ -12,16 +12,37 @@ from ..errors import ConfigError, UserError
 class DatasetNotFoundError(UserError, FileNotFoundError):
     """Raised when a dataset is missing or not laid out as expected on disk."""
 
-    def __init__(self, name: str, root: Path | str, layout: str, how_to_get: str, detail: str = ""):
+    def __init__(
+        self,
+        name: str,
+        root: Path | str,
+        layout: str,
+        how_to_get: str,
+        detail: str = "",
+        point_at: str | None = None,
+    ):
         self.name = name
         self.root = Path(root)
+        self.layout, self.detail = layout, detail
         msg = (
             f"Dataset '{name}' not found at {self.root}"
             + (f" ({detail})" if detail else "")
             + f".\nExpected layout:\n{layout.rstrip()}\nHow to get it: {how_to_get.rstrip()}\n"
-            + POINT_AT
+            + (point_at or POINT_AT)
         )
         super().__init__(msg)
+
+    def for_evaluate(self) -> DatasetNotFoundError:
+        """The same error as evaluate.py says it: its own setting for the folder (``data_dir=``),
+        and no ``dataset.download`` (a run's dataset is read as the run was trained)."""
+        return DatasetNotFoundError(
+            self.name,
+            self.root,
+            self.layout,
+            how_to_get(self.name, offer_download=False),
+            self.detail,
+            point_at="Point evaluate.py at the folder that holds it with data_dir=<folder>.",
+        )
 
 
 #: The end of DatasetNotFoundError's message: train.py's and generate.py's settings for the folder.
@@ -130,10 +151,12 @@ DATASET_LAYOUTS: dict[str, dict] = {
 }
 
 
-def how_to_get(name: str, download_tried: bool = False) -> str:
+def how_to_get(name: str, download_tried: bool = False, offer_download: bool = True) -> str:
     """Where to get dataset ``name`` and whether dataset.download=true can fetch it (not offered
-    again when it was just tried)."""
+    again when it was just tried, nor where the command has no such setting)."""
     entry = DATASET_LAYOUTS[name]
+    if entry["auto_download"] and not offer_download:
+        return f"download it from {entry['source']}"
     if entry["auto_download"] and not download_tried:
         return f"download it from {entry['source']}, or set dataset.download=true to fetch it automatically"
     if entry["auto_download"]:

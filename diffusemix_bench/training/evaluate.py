@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from ..data.datamodule import ImageDataModule
-from ..data.layouts import POINT_AT, DatasetNotFoundError
+from ..data.layouts import DatasetNotFoundError
 from ..data.splits import build_splits
 from ..errors import ConfigError
 from ..files import write_atomic
@@ -145,12 +145,7 @@ def evaluate_run(cfg: DictConfig) -> dict:
         )
         datamodule.build()
     except DatasetNotFoundError as exc:  # evaluate.py's own setting for the folder
-        exc.args = (
-            str(exc).replace(
-                POINT_AT, "Point evaluate.py at the folder that holds it with data_dir=<folder>."
-            ),
-        )
-        raise
+        raise exc.for_evaluate() from None
     model = build_model(run_cfg, datamodule.num_classes, load_weights=False)
     accelerator = cfg.accelerator
     loader = eval_split(cfg.eval, datamodule)

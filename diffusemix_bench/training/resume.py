@@ -1,10 +1,11 @@
 """A resumed run is the same run: its settings are checked against the ones its folder saved.
 
-Light to import (no torch): train.py checks a resume before Hydra writes anything into the run
-folder (``cli.ResumeCheck``), and ``training.run.train`` checks it again for callers of the API."""
+Light to import (torch only to read a checkpoint's step): train.py checks a resume before Hydra
+writes anything into the run folder (``cli.StartChecks``), and ``training.run.train`` checks it again for callers of the API."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -108,3 +109,47 @@ def check_resume(cfg: DictConfig, run_dir: Path, given: str | None = None) -> No
     saved = run_dir / "config_resolved.yaml"
     if cfg.ckpt_path is not None and cfg.ckpt_path != "auto" and saved.is_file():
         check_resume_matches(cfg, saved, given)
+
+
+def finished_metrics(cfg: DictConfig, run_dir: Path, step: int | None) -> dict | None:
+    """The run folder's metrics.json when it records the weights a resume starts from, trained to
+    the end this resume asks for: the run has finished (same optimizer steps as the checkpoint, and
+    the same ``trainer.max_epochs`` and ``trainer.max_steps`` as the run saved); else None."""
+    path, saved = run_dir / "metrics.json", run_dir / "config_resolved.yaml"
+    if step is None or not path.is_file() or not saved.is_file():
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    trainer = OmegaConf.load(saved).get("trainer", {})
+    same_end = all(trainer.get(key) == cfg.trainer.get(key) for key in ("max_epochs", "max_steps"))
+    return metrics if same_end and metrics.get("optimizer_steps") == step else None
+
+
+def asks_more(cfg: DictConfig, earlier: dict, attacks: list) -> bool:
+    """Whether a resume of a finished run asks for a number its metrics.json lacks: the test split
+    (``run_test=true`` after a run without it), or an attack at settings or on a split not measured."""
+    if cfg.run_test and earlier.get("test_top1") is None and earlier.get("test_images"):
+        return True
+    return any(
+        earlier.get(f"{spec.name}_settings") != spec.settings()
+        or earlier.get("robust_split") != cfg.eval.split
+        for spec in attacks
+    )
+
+
+def nothing_to_do(run_dir: Path, earlier: dict) -> str:
+    return (
+        f"The run in {run_dir} has finished: its metrics.json holds its {earlier.get('epochs')} epochs "
+        f"({earlier.get('optimizer_steps')} optimizer steps). Nothing to do. To train it longer, resume "
+        "with a larger trainer.max_epochs; to attack it, python evaluate.py ckpt=<the run folder> eval.fgsm=true"
+    )
+
+
+def checkpoint_step(path: Path) -> int:
+    """The optimiser step a checkpoint was taken at (weights-only, memory-mapped: nothing is read
+    in full)."""
+    import torch
+
+    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("global_step", 0))

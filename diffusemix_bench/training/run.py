@@ -40,7 +40,7 @@ from .classifier import build_model
 from .evaluate import attack_checkpoint, eval_split, robustness_keys, with_robustness
 from .module import ClassifierModule, vanilla_batches_per_epoch
 from .provenance import git_state, shortened_by, versions
-from .resume import check_resume, resolve_auto_resume
+from .resume import asks_more, check_resume, finished_metrics, nothing_to_do, resolve_auto_resume
 from .summary import EpochSummary
 
 log = logging.getLogger(__name__)
@@ -345,50 +345,14 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
     attacks = attack_specs(cfg.eval)  # a bad attack budget stops here, before any work
     resumed = _resolve_ckpt_path(cfg, run_dir / "checkpoints")  # a bad or longer checkpoint too
     earlier = finished_metrics(cfg, run_dir, resumed[1])
-    if earlier is not None and not _asks_more(cfg, earlier, attacks):
-        log.info(
-            "The run in %s has finished: its metrics.json holds the %s epochs (%s optimizer steps) of %s. "
-            "Nothing to do. To train it longer, resume with a larger trainer.max_epochs; to attack it, "
-            "python evaluate.py ckpt=<the run folder> eval.fgsm=true",
-            run_dir,
-            earlier.get("epochs"),
-            earlier.get("optimizer_steps"),
-            resumed[0],
-        )
+    if earlier is not None and not asks_more(cfg, earlier, attacks):
+        log.info(nothing_to_do(run_dir, earlier))
         return earlier
     run_dir.mkdir(parents=True, exist_ok=True)
     with failure_recorded(run_dir), wandb_run_ended():
         metrics = _train(cfg, splits, adversarial, run_dir, attacks, resumed, start, earlier)
     (run_dir / FAILURE_FILE).unlink(missing_ok=True)
     return metrics
-
-
-def finished_metrics(cfg: DictConfig, run_dir: Path, step: int | None) -> dict | None:
-    """The run folder's metrics.json when it records the weights a resume starts from, trained to
-    the end this resume asks for: the run has finished (same optimizer steps as the checkpoint, and
-    the same ``trainer.max_epochs`` and ``trainer.max_steps`` as the run saved); else None."""
-    path, saved = run_dir / "metrics.json", run_dir / "config_resolved.yaml"
-    if step is None or not path.is_file() or not saved.is_file():
-        return None
-    try:
-        metrics = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    trainer = OmegaConf.load(saved).get("trainer", {})
-    same_end = all(trainer.get(key) == cfg.trainer.get(key) for key in ("max_epochs", "max_steps"))
-    return metrics if same_end and metrics.get("optimizer_steps") == step else None
-
-
-def _asks_more(cfg: DictConfig, earlier: dict, attacks: list) -> bool:
-    """Whether a resume of a finished run asks for a number its metrics.json lacks: the test split
-    (``run_test=true`` after a run without it), or an attack at settings or on a split not measured."""
-    if cfg.run_test and earlier.get("test_top1") is None and earlier.get("test_images"):
-        return True
-    return any(
-        earlier.get(f"{spec.name}_settings") != spec.settings()
-        or earlier.get("robust_split") != cfg.eval.split
-        for spec in attacks
-    )
 
 
 def _train(
