@@ -82,7 +82,7 @@ class DatasetConfig:
     # changing the training seed never changes the splits.
     split_seed: int = 0
     # Keep only this many training images per class (data-scarcity protocols); null keeps all.
-    samples_per_class: int | None = None
+    samples_per_class: int | None = bounded(None, low=1, null="every image")
     # Reader-specific options (for example aircraft: annotation_level, train_split).
     options: dict[str, Any] = field(default_factory=dict)
     # Train-time geometry: pad_crop (CIFAR style), resize_crop (fine-grained style),
@@ -95,8 +95,8 @@ class DatasetConfig:
     hflip: bool = True
     mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
     std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
-    batch_size: int = 64
-    eval_batch_size: int | None = None
+    batch_size: int = bounded(64, low=1)
+    eval_batch_size: int | None = bounded(None, low=1, null="dataset.batch_size")
     # Data loader processes: 4, or fewer on a machine with fewer cores (cpu_cap).
     num_workers: int = bounded("${cpu_cap:4}", low=0)  # type: ignore[assignment]
     drop_last: bool = False
@@ -106,7 +106,7 @@ class DatasetConfig:
     verify: bool = False
     # error: a corrupt image stops the run, naming it; skip: verified corrupt files are left out of
     # their split, counted in metrics.json (bad_images) and listed in the run folder (implies verify).
-    on_bad_image: str = "error"
+    on_bad_image: str = one_of("error", "skip")
 
 
 @dataclass
@@ -147,10 +147,10 @@ class LossConfig:
 @dataclass
 class OptimConfig:
     name: str = "sgd"
-    lr: float = 0.1
+    lr: float = bounded(0.1, above=0)
     # Learning rate of the classifier head; null uses lr. Fine-tuning protocols train a new head
     # faster than the pretrained backbone.
-    head_lr: float | None = None
+    head_lr: float | None = bounded(None, above=0, null="optim.lr")
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 1e-4
@@ -343,7 +343,7 @@ class EvalConfig:
     split: str = one_of("test", "val")
     # Images per attacked batch; null: the run's evaluation batch (dataset.eval_batch_size, else
     # dataset.batch_size). Each image is attacked on its own; lower it when the GPU runs out of memory.
-    batch_size: int | None = None
+    batch_size: int | None = bounded(None, low=1, null="the run's evaluation batch")
 
 
 @dataclass
@@ -966,40 +966,20 @@ def check_values(cfg) -> None:
         if not ok:
             raise ConfigError(message)
 
-    d, t, o = cfg.dataset, cfg.trainer, cfg.optim
-    need(d.batch_size >= 1, f"dataset.batch_size must be at least 1, got {d.batch_size}")
-    need(
-        d.eval_batch_size is None or d.eval_batch_size >= 1,
-        f"dataset.eval_batch_size must be at least 1 (or null: dataset.batch_size), got {d.eval_batch_size}",
-    )
+    d, t = cfg.dataset, cfg.trainer
     need(
         d.val_fraction is None or 0.0 < d.val_fraction < 1.0,
         f"dataset.val_fraction must be between 0 and 1 (the share of train held out for validation), got {d.val_fraction}",
     )
     need(
-        d.samples_per_class is None or d.samples_per_class >= 1,
-        f"dataset.samples_per_class must be at least 1 (or null: every image), got {d.samples_per_class}",
-    )
-    need(
         t.max_epochs is None or t.max_epochs >= 1 or (t.max_epochs == -1 and (t.max_steps or -1) > 0),
         f"trainer.max_epochs must be at least 1 (or -1 with trainer.max_steps > 0), got {t.max_epochs}",
-    )
-    need(o.lr > 0, f"optim.lr must be > 0, got {o.lr}")
-    need(
-        cfg.eval.batch_size is None or cfg.eval.batch_size >= 1,
-        f"eval.batch_size must be at least 1 (or null: the run's evaluation batch), got {cfg.eval.batch_size}",
-    )
-    need(
-        d.on_bad_image in ("error", "skip"),
-        f"dataset.on_bad_image must be error (stop, naming the file) or skip (leave it out, counted), got '{d.on_bad_image}'",
-    )
-    need(
-        o.head_lr is None or o.head_lr > 0, f"optim.head_lr must be > 0 (or null: optim.lr), got {o.head_lr}"
     )
     check_fields(cfg.aug, AUG_SCHEMAS[cfg.aug.name], "aug", f" of aug={cfg.aug.name}", "the recipe's value")
     check_fields(cfg.generator, GeneratorConfig, "generator")
     check_fields(cfg.dataset, DatasetConfig, "dataset")
     check_fields(cfg.eval, EvalConfig, "eval")
+    check_fields(cfg.optim, OptimConfig, "optim")
     store_size = cfg.generator.store_size
     need(
         store_size in (None, "auto") or (str(store_size).isdigit() and int(store_size) >= 1),

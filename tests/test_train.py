@@ -958,7 +958,7 @@ def test_unusable_values_stop_at_start_naming_the_setting(overrides, setting, tm
 def test_unusable_value_through_train_py_is_one_message(tmp_path):
     result = run_entry("train.py", ["dataset.batch_size=0", f"paths.data_dir={tmp_path}"], tmp_path)
     assert result.returncode == 1
-    assert "dataset.batch_size must be at least 1" in result.stderr and "Traceback" not in result.stderr
+    assert "dataset.batch_size must be >= 1; got 0" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_progress_bar_off_in_the_trainer_wins_over_the_callback(make_cfg):

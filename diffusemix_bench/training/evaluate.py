@@ -30,11 +30,7 @@ def eval_split(eval_cfg, datamodule: ImageDataModule):
     """The loader of the split ``eval.split`` names (clean images, the evaluation transform)."""
     if eval_cfg.split not in EVAL_SPLITS:
         raise ConfigError(f"eval.split must be one of {EVAL_SPLITS}, got '{eval_cfg.split}'")
-    batch = eval_cfg.get("batch_size")
-    if batch is not None and batch < 1:
-        raise ConfigError(
-            f"eval.batch_size must be at least 1 (or null: the run's evaluation batch), got {batch}"
-        )
+    batch = eval_cfg.get("batch_size")  # its range: config.EvalConfig, checked at start-up
     if eval_cfg.split == "val":
         return datamodule.eval_loader(datamodule.val_set, batch)
     if datamodule.test_set is None:
