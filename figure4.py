@@ -1,8 +1,12 @@
 """Draw Figure 4 (I, edit, mask, hybrid, fractal, final): python figure4.py dataset=<name> [aug.figure_images=N]."""
 
+import sys
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
+from diffusemix_bench.cli import check_command_line, check_data_present, check_settings
 from diffusemix_bench.config import register_configs
 
 register_configs()
@@ -10,11 +14,14 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="figure4")
 def main(cfg: DictConfig) -> None:
-    # Imported here: help and config printing need no torch.
+    check_settings(cfg)
+    check_data_present(cfg)
+    # Imported here: help, config printing, config errors and missing data need no torch.
     from diffusemix_bench.augment.diffusemix.figure4 import run_figure4
 
     run_figure4(cfg)
 
 
 if __name__ == "__main__":
+    check_command_line(sys.argv[1:], str(Path(__file__).resolve().parent / "conf"), "figure4")
     main()

@@ -47,6 +47,13 @@ def imports_of(script: str, args: list[str], cwd) -> tuple[subprocess.CompletedP
         ),
         ("generate.py", ["--help"], 0, "generator: ip2p, ip2p_deepcache, ip2p_fast, tiny"),
         ("generate.py", ["generator.scheduler=eulr"], 1, "generator.scheduler must be one of"),
+        (
+            "figure4.py",
+            ["datset=cub"],
+            1,
+            "error: datset: the top level has no setting 'datset'; did you mean dataset?",
+        ),
+        ("figure4.py", ["dataset=cub", "paths.data_dir={tmp}/none"], 1, "Dataset 'cub' not found"),
         ("evaluate.py", ["eval.fgsm=true"], 1, "evaluate.py needs ckpt="),
         # Only the groups evaluate.py takes (not train.py's, which it refuses).
         ("evaluate.py", ["--help"], 0, "(group=option)\n\neval: default\n\n== Config =="),
