@@ -275,7 +275,9 @@ def test_resuming_a_finished_run_keeps_its_metrics(make_cfg, tmp_path, caplog):
         again = train(make_cfg(["trainer.max_epochs=1", f"ckpt_path={ckpt_path}"]))
         assert again == {**first, **robust}
         assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == before
-    assert "has finished" in caplog.text and "Nothing to do" in caplog.text
+    assert (
+        "has finished: its metrics.json holds its 1 epoch (" in caplog.text and "Nothing to do" in caplog.text
+    )
 
     # FGSM asked on the finished run: measured on the same checkpoint and split, kept beside PGD.
     fgsm = train(make_cfg(["trainer.max_epochs=1", "ckpt_path=last", "eval.fgsm=true"]))
@@ -283,6 +285,7 @@ def test_resuming_a_finished_run_keeps_its_metrics(make_cfg, tmp_path, caplog):
     assert fgsm["pgd_error"] == 61.5 and fgsm["pgd_settings"] == pgd["pgd_settings"]
     assert 0 <= fgsm["fgsm_error"] <= 100 and fgsm["robust_checkpoint"] == first["best_checkpoint"]
     assert fgsm["wall_time_s"] == round(first["wall_time_s"] + fgsm["wall_time_this_part_s"], 2)
+    assert fgsm["fit_seconds"] == first["fit_seconds"]  # nothing was trained in this part
     assert json.loads(path.read_text()) == fgsm
 
     # Trained further: other weights, so the robustness of the first ones is left out.

@@ -141,10 +141,14 @@ def asks_more(cfg: DictConfig, earlier: dict, attacks: list) -> bool:
 
 def nothing_to_do(run_dir: Path, earlier: dict) -> str:
     return (
-        f"The run in {run_dir} has finished: its metrics.json holds its {earlier.get('epochs')} epochs "
-        f"({earlier.get('optimizer_steps')} optimizer steps). Nothing to do. To train it longer, resume "
+        f"The run in {run_dir} has finished: its metrics.json holds its {_count(earlier.get('epochs'), 'epoch')} "
+        f"({_count(earlier.get('optimizer_steps'), 'optimizer step')}). Nothing to do. To train it longer, resume "
         "with a larger trainer.max_epochs; to attack it, python evaluate.py ckpt=<the run folder> eval.fgsm=true"
     )
+
+
+def _count(n, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def checkpoint_step(path: Path) -> int:

@@ -264,6 +264,7 @@ def _with_earlier(metrics: dict, earlier: dict | None, path: Path) -> dict:
         robust = {key: metrics.pop(key) for key in robustness_keys(metrics)}
         merged, dropped = with_robustness({**earlier, **metrics}, robust)
         merged["wall_time_s"] = round(earlier.get("wall_time_s", 0.0) + metrics["wall_time_this_part_s"], 2)
+        merged["fit_seconds"] = earlier.get("fit_seconds", metrics["fit_seconds"])  # no training this part
     else:
         try:
             before = json.loads(path.read_text()) if path.is_file() else {}
