@@ -376,6 +376,18 @@ CASES: list[Case] = [
         r"\A(?:(?!max_epochs:)[\s\S])*model\.name: 'resnet10x' is not a timm model .*close names: .*resnet10t",
     ),
     Case("dataset folder missing", "error", _train("cifar100", "dataset=cub"), r"CUB_200_2011"),
+    Case(
+        "fractal folder missing",
+        "error",
+        _train(
+            "cifar100",
+            "aug=diffusemix",
+            "aug.components=originals_fractal",
+            "fractals=folder",
+            "fractals.dir={folder}/nowhere",
+        ),
+        r"fractals\.dir=.*nowhere.* is not a folder",
+    ),
     # -- resuming ---------------------------------------------------------------------------------------
     Case(
         "resume without checkpoint",

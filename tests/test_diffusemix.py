@@ -275,6 +275,17 @@ def test_missing_edits_name_the_generate_command(dm):
         aug.train_dataset(train_set)
 
 
+def test_training_without_edits_stops_before_making_a_fractal_bank(make_cfg, tmp_path):
+    """Missing edits are named before the fractal bank is generated (minutes on a first run)."""
+    cfg = make_cfg(BASE + [f"paths.cache_dir={tmp_path / 'cache'}"])
+    with pytest.raises(MissingEditError, match=r"edits of cifar100/train are not usable"):
+        train(cfg)
+    assert not (tmp_path / "cache" / "fractals").exists()
+    fill_store(cfg)
+    assert train(cfg)["optimizer_steps"] >= 1
+    assert any((tmp_path / "cache" / "fractals").iterdir())
+
+
 def test_arms_without_edits_need_no_store(dm):
     _, aug, train_set = dm(["aug.components=originals_fractal"], loss="ce", fill=False)
     images, labels, indices = first_batch(aug.train_dataset(train_set))

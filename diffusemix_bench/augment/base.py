@@ -160,6 +160,11 @@ class Augmentation:
     def train_dataset(self, dataset: Dataset) -> Dataset:
         return dataset
 
+    def prepare(self, train_set: Dataset) -> None:
+        """Called once before the model is built: check what the method reads from disk and
+        build what it makes (DiffuseMix: its edits first, then its fractal bank), so a missing
+        input is named at once, before any long preparation."""
+
     def apply(
         self, images: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor, model: nn.Module
     ) -> AugBatch:

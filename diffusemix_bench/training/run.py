@@ -406,6 +406,7 @@ def _train(
             "make them; use loss=ce or loss=auto, or an augmentation with JSD views (augmix, diffusemix)"
         )
     datamodule.set_augmentation(aug)
+    aug.prepare(datamodule.train_set)  # missing edits named before a fractal bank is made
 
     model = build_model(cfg, num_classes)
     module = ClassifierModule(

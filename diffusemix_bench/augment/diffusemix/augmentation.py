@@ -279,9 +279,10 @@ class DiffuseMix(Augmentation):
         self.composed_size = self._resolve_composed_size(composed_size)
         self.resolved["composed_size"] = self.composed_size
         self.num_edits = (1 if mode == "static_append" else self.num_draws) if self.uses_edits else 0
-        # The bank is built (generated or read from its cache) now, so a bad fractals setting fails
-        # before training starts; it moves to the device once, on the first batch.
-        self.bank = FractalBank.from_config(self._config.fractals) if self.uses_fractals else None
+        # The bank is built (generated or read from its cache) when first needed: by prepare(),
+        # after the edits are checked, so a bad fractals setting fails before training starts; it
+        # moves to the device once, on the first batch.
+        self._bank: FractalBank | None = None
         self._fractals: dict[tuple, torch.Tensor] = {}
         self._templates: dict[tuple, torch.Tensor] = {}
         self._generator: torch.Generator | None = None
@@ -290,6 +291,27 @@ class DiffuseMix(Augmentation):
         self._plan: tuple[torch.Tensor, torch.Tensor] | None = None
         self.train_set: DiffuseMixTrainSet | None = None
         self.store = None
+
+    @property
+    def bank(self) -> FractalBank | None:
+        """The fractal bank (None for arms without fractals), built on first use."""
+        if self._bank is None and self.uses_fractals:
+            self._bank = FractalBank.from_config(self._config.fractals)
+        return self._bank
+
+    @bank.setter
+    def bank(self, bank: FractalBank | None) -> None:
+        self._bank = bank
+
+    def prepare(self, train_set: Dataset) -> None:
+        """The edits checked first (a missing store is named within seconds), then the fractal bank
+        built (generated on a first run: minutes for a large bank)."""
+        if self.uses_edits:
+            from ...generation.store import split_indices
+
+            self.check_edits(self.edit_store(), split_indices(train_set))
+            self._checked = train_set
+        _ = self.bank
 
     def _resolve_composed_size(self, setting: str) -> str:
         if setting != "auto":
@@ -364,7 +386,7 @@ class DiffuseMix(Augmentation):
         # static_append needs the prompt list (the number of appended copies) even for arms
         # without edits; only arms with edits need the edits themselves.
         store = self.edit_store() if self.uses_edits or static else None
-        if self.uses_edits:
+        if self.uses_edits and getattr(self, "_checked", None) is not dataset:  # prepare() checked it
             self.check_edits(store, store_indices)
         n = len(dataset)
         self._plan = self._static_plan(n * len(store.prompt_ids)) if static else None
