@@ -118,6 +118,14 @@ def test_store_round_trip_missing_and_corrupt_file(tmp_path):
 
     with pytest.raises(MissingEditError, match="python generate.py dataset=flowers102"):
         again.read(0, "snowy")
+    # Read straight into a slot of a stack: the same pixels; another shape is left to read().
+    stack = torch.zeros(3, 3, 17, 23, dtype=torch.uint8)
+    assert again.read_into(1, "snowy", stack[1]) and torch.equal(stack[1], image)
+    assert not stack[0].any() and not stack[2].any()
+    other = torch.zeros(3, 17, 22, dtype=torch.uint8)
+    assert not again.read_into(1, "snowy", other) and not other.any()
+    with pytest.raises(MissingEditError, match="python generate.py dataset=flowers102"):
+        again.read_into(0, "snowy", stack[0])
     with pytest.raises(ValueError, match="uint8"):
         again.write(2, "snowy", image.float())
     good = store.path(1, "snowy").read_bytes()
@@ -127,6 +135,8 @@ def test_store_round_trip_missing_and_corrupt_file(tmp_path):
         match=r"1\.npy.*broken.*Repair the store.*: python generate.py.*generator\.verify=true",
     ):
         again.read(1, "snowy")
+    with pytest.raises(CorruptEditError, match=r"1\.npy.*broken.*Repair the store"):
+        again.read_into(1, "snowy", torch.empty(3, 17, 23, dtype=torch.uint8))
     # The recorded size finds it without decoding: it counts as missing, named as broken.
     assert again.missing([1]) == [(1, p) for p in store.prompt_ids] and again.last_broken == [(1, "snowy")]
     # Damage that keeps the size is found by decoding (generator.verify=true).

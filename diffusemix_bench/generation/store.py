@@ -366,11 +366,40 @@ class EditStore:
         try:
             return decode_edit(data, self.format)
         except ValueError:
-            raise CorruptEditError(
-                f"stored edit {path} (index {index}, prompt '{prompt_id}') is broken: it is not a readable "
-                f"{self.format.upper()} edit (truncated or damaged). Repair the store (with generator.verify=true "
-                f"every stored edit is read, and the broken ones are made again): {self.command} generator.verify=true"
-            ) from None
+            raise self._broken(path, index, prompt_id) from None
+
+    def _broken(self, path: Path, index: int, prompt_id: str) -> CorruptEditError:
+        return CorruptEditError(
+            f"stored edit {path} (index {index}, prompt '{prompt_id}') is broken: it is not a readable "
+            f"{self.format.upper()} edit (truncated or damaged). Repair the store (with generator.verify=true "
+            f"every stored edit is read, and the broken ones are made again): {self.command} generator.verify=true"
+        )
+
+    def read_into(self, index: int, prompt_id: str, out: torch.Tensor) -> bool:
+        """Read the stored edit's pixels straight into ``out`` (a contiguous uint8 (3, H, W) tensor,
+        e.g. a slot of the training stack: no copy of the edit is made). Returns False, with ``out``
+        untouched, when the edit is not an .npy of exactly that shape (then :meth:`read` it); raises
+        as :meth:`read` does when it is missing or broken."""
+        if self.format != "npy" or not out.is_contiguous() or out.dtype != torch.uint8:
+            return False
+        path = self.path(index, prompt_id)
+        try:
+            with open(path, "rb") as f:
+                head = f.read(12)
+                if head[:6] != b"\x93NUMPY" or len(head) < 12:
+                    return False
+                start = 10 if head[6] == 1 else 12
+                header = head[start:] + f.read(start + int.from_bytes(head[8:start], "little") - len(head))
+                m = _NPY_HEADER.match(header)
+                if m is None or tuple(int(x) for x in m.groups()) != tuple(out.shape):
+                    return False
+                view = memoryview(out.numpy()).cast("B")
+                if f.readinto(view) != len(view) or f.read(1):
+                    raise self._broken(path, index, prompt_id)
+        except FileNotFoundError:
+            self.read(index, prompt_id)  # raises the missing-edit error with the generate command
+            raise
+        return True
 
     def missing(self, indices: Iterable[int], verify: bool = False) -> list[tuple[int, str]]:
         """Keys ``(index, prompt_id)`` over ``indices`` x ``prompt_ids`` that are not stored, index-

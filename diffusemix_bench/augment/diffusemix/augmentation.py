@@ -112,15 +112,17 @@ class DiffuseMixTrainSet(Dataset):
         if lead is not None:  # the transform's leading resize, on the original alone
             original = lead(tv_tensors.Image(original)).as_subclass(torch.Tensor)
         size = list(original.shape[-2:])
-        edits = []
-        for pid in prompts:
-            edit = self.store.read(self.store_indices[i], pid, full=self.full_edits)
-            # Stored at the size training reads it (generator.store_size=auto): used as read.
-            # Otherwise resized as the leading resize (bilinear, antialiased) resizes the original.
-            edits.append(edit if list(edit.shape[-2:]) == size else TF.resize(edit, size, antialias=True))
+        stack = torch.empty((1 + self.num_edits, *original.shape), dtype=torch.uint8)
+        stack[0] = original
+        for k, pid in enumerate(prompts, start=1):
+            # Stored at the size training reads it (generator.store_size=auto): read straight into
+            # its slot of the stack. Otherwise resized as the leading resize (bilinear, antialiased)
+            # resizes the original.
+            if self.full_edits or not self.store.read_into(self.store_indices[i], pid, stack[k]):
+                edit = self.store.read(self.store_indices[i], pid, full=self.full_edits)
+                stack[k] = edit if list(edit.shape[-2:]) == size else TF.resize(edit, size, antialias=True)
         # Empty edit slots (static originals) repeat the original so every stack has one shape.
-        edits += [original] * (self.num_edits - len(edits))
-        stack = torch.stack([original, *edits])
+        stack[1 + len(prompts) :] = original
         if rest is not None:
             # The random crop and flip drawn once for the whole stack, in one call on it: the
             # original and its edits stay aligned.
