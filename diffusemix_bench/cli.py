@@ -718,10 +718,12 @@ class StartChecks(HydraCallback):
             HydraConfig.instance().cfg = before
             return
         try:
-            with user_errors_reported():
+            with user_errors_reported():  # a user error: one message, exit code 1
                 quick_checks(task)
                 if task.get("ckpt_path") is not None:
                     _check_resume_at_start(task, run_dir)
+        except Exception:  # anything else is run_train's to meet and report, as without this check
+            return
         finally:
             HydraConfig.instance().cfg = before
 
