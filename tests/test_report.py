@@ -108,6 +108,7 @@ def test_report_matches_means_and_counts_every_run(sweep, tmp_path):
     # debug=fast's two batches, as the count they are (the float-typed setting holds 2.0).
     assert "trainer.limit_train_batches: 2 in the runs (experiment file: None)" in text
     assert "seed:" not in text and "paths." not in text  # what varies by design or says where things are
+    assert "log_every_n_steps" not in text  # how often it logs (debug=fast: every step)
     tex = (tmp_path / "report.tex").read_text()
     assert "\\toprule" in tex and "\\bottomrule" in tex and "59.14" in tex
     assert (tmp_path / "accuracy_vs_compute.png").stat().st_size > 1000

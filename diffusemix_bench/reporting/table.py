@@ -16,8 +16,8 @@ from ..config import BATCH_COUNT_SETTINGS, as_lightning_count
 from .paper import PaperRow, PaperTable, same_value, setting
 from .runs import ReportError, Run
 
-#: Settings that do not change what is trained (folders, workers, devices, logging): runs of one
-#: cell may differ in them.
+#: Settings that do not change what is trained (folders, workers, devices, logging, what is
+#: printed): runs of one cell may differ in them.
 IGNORED = (
     "seed",
     "paths",
@@ -29,8 +29,10 @@ IGNORED = (
     "dataset.root",
     "dataset.num_workers",
     "dataset.eval_batch_size",
+    "print_config",
     "trainer.devices",
     "trainer.enable_progress_bar",
+    "trainer.log_every_n_steps",
     "generator.edits_dir",
     "generator.batch_size",
     "generator.compile",
