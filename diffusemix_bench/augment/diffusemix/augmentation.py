@@ -293,6 +293,7 @@ class DiffuseMix(Augmentation):
         self._plan: tuple[torch.Tensor, torch.Tensor] | None = None
         self.train_set: DiffuseMixTrainSet | None = None
         self.store = None
+        self._checked: Dataset | None = None  # the training split whose edits prepare() checked
 
     @property
     def bank(self) -> FractalBank | None:
@@ -300,10 +301,6 @@ class DiffuseMix(Augmentation):
         if self._bank is None and self.uses_fractals:
             self._bank = FractalBank.from_config(self._config.fractals)
         return self._bank
-
-    @bank.setter
-    def bank(self, bank: FractalBank | None) -> None:
-        self._bank = bank
 
     def prepare(self, train_set: Dataset) -> None:
         """The edits checked first (a missing store is named within seconds), then the fractal bank
@@ -388,7 +385,7 @@ class DiffuseMix(Augmentation):
         # static_append needs the prompt list (the number of appended copies) even for arms
         # without edits; only arms with edits need the edits themselves.
         store = self.edit_store() if self.uses_edits or static else None
-        if self.uses_edits and getattr(self, "_checked", None) is not dataset:  # prepare() checked it
+        if self.uses_edits and self._checked is not dataset:  # prepare() checked it
             self.check_edits(store, store_indices)
         n = len(dataset)
         self._plan = self._static_plan(n * len(store.prompt_ids)) if static else None
