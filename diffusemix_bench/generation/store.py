@@ -359,14 +359,17 @@ class EditStore:
                 data = bytearray(os.fstat(f.fileno()).st_size)
                 f.readinto(data)
         except FileNotFoundError:
-            raise MissingEditError(
-                f"no stored edit for index {index}, prompt '{prompt_id}' ({path}). Generate the edits "
-                f"first: {self.command}"
-            ) from None
+            raise self._missing(path, index, prompt_id) from None
         try:
             return decode_edit(data, self.format)
         except ValueError:
             raise self._broken(path, index, prompt_id) from None
+
+    def _missing(self, path: Path, index: int, prompt_id: str) -> MissingEditError:
+        return MissingEditError(
+            f"no stored edit for index {index}, prompt '{prompt_id}' ({path}). Generate the edits "
+            f"first: {self.command}"
+        )
 
     def _broken(self, path: Path, index: int, prompt_id: str) -> CorruptEditError:
         return CorruptEditError(
@@ -397,8 +400,7 @@ class EditStore:
                 if f.readinto(view) != len(view) or f.read(1):
                     raise self._broken(path, index, prompt_id)
         except FileNotFoundError:
-            self.read(index, prompt_id)  # raises the missing-edit error with the generate command
-            raise
+            raise self._missing(path, index, prompt_id) from None
         return True
 
     def missing(self, indices: Iterable[int], verify: bool = False) -> list[tuple[int, str]]:

@@ -126,6 +126,16 @@ def with_robustness(metrics: dict, result: dict) -> tuple[dict, list[str]]:
     return merged, dropped
 
 
+def log_left_out(path: Path, dropped: list[str]) -> None:
+    """Say which earlier entries of ``path`` (metrics.json) the new results left out."""
+    if dropped:
+        log.warning(
+            "%s: %s left out (measured on other weights, or another split, than these results)",
+            path,
+            ", ".join(dropped),
+        )
+
+
 def evaluate_run(cfg: DictConfig) -> dict:
     """``evaluate.py``: attack a finished run's checkpoint on its own dataset and model, and add
     the results to the run folder's ``metrics.json``."""
@@ -150,12 +160,7 @@ def evaluate_run(cfg: DictConfig) -> dict:
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     metrics, dropped = with_robustness(metrics, result)
-    if dropped:
-        log.warning(
-            "%s: %s left out: measured on another split or checkpoint than these results",
-            metrics_path,
-            ", ".join(dropped),
-        )
+    log_left_out(metrics_path, dropped)
     write_atomic(metrics_path, json.dumps(metrics, indent=2) + "\n")  # never a cut-short result
     log.info("Robustness of %s added to %s", ckpt, metrics_path)
     print(json.dumps(result, indent=2))

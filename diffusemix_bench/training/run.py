@@ -37,7 +37,7 @@ from ..robustness import attack_specs
 from ..robustness.adversarial_training import FastAdversarial
 from .checkpoint_io import AtomicCheckpointIO, CheckpointOnSigterm, RunCheckpoint
 from .classifier import build_model
-from .evaluate import attack_checkpoint, eval_split, robustness_keys, with_robustness
+from .evaluate import attack_checkpoint, eval_split, log_left_out, robustness_keys, with_robustness
 from .module import ClassifierModule, vanilla_batches_per_epoch
 from .provenance import git_state, shortened_by, versions
 from .resume import asks_more, check_resume, finished_metrics, nothing_to_do, resolve_auto_resume
@@ -271,12 +271,7 @@ def _with_earlier(metrics: dict, earlier: dict | None, path: Path) -> dict:
         except (OSError, ValueError):
             before = {}
         merged, dropped = metrics, [key for key in robustness_keys(before) if key not in metrics]
-    if dropped:
-        log.warning(
-            "%s: %s left out (measured on other weights, or another split, than these results)",
-            path,
-            ", ".join(dropped),
-        )
+    log_left_out(path, dropped)
     return merged
 
 
