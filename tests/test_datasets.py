@@ -485,3 +485,27 @@ def test_cifar_reader_answers_any_garbage_with_a_data_file_error(tmp_path):
         path.write_bytes(b"\x80\x02" * (n % 2) + rng.randbytes(rng.randint(1, 400)))
         with pytest.raises((DataFileError, RefusedGlobalError), match="train"):
             load_pickle(path)
+
+
+@pytest.mark.parametrize("name", FIXTURE_DATASETS)
+def test_channels_last_images_give_the_same_pixels(name, tmp_path):
+    """load_image keeps the HWC memory order images decode in (no reordering copy; torchvision's
+    uint8 resize is faster on it): its pixels are the decoded file's, and every train and eval
+    transform gives the same bytes as on the CHW-contiguous image under the same random draws."""
+    from diffusemix_bench.data.base import load_rgb
+    from diffusemix_bench.data.transforms import TRAIN_TRANSFORMS, eval_transform, train_transform
+
+    root, options = _write(name, tmp_path, size=(37, 50))
+    d = create_dataset(name, root, "train", **options)
+    transforms = [train_transform(kind, 24, 29, padding=4) for kind in TRAIN_TRANSFORMS]
+    transforms.append(eval_transform(24, 29))
+    for i in range(len(d)):
+        image = d.load_image(i)
+        assert image.shape[0] == 3 and image.dtype == torch.uint8
+        expected = np.asarray(load_rgb(d.paths[i])) if d.paths is not None else d.array[i]
+        assert np.array_equal(image.permute(1, 2, 0).numpy(), expected)
+        for k, transform in enumerate(transforms):
+            torch.manual_seed(100 * i + k)
+            fast = transform(image)
+            torch.manual_seed(100 * i + k)
+            assert torch.equal(fast, transform(image.contiguous())), (i, k)
