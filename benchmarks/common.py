@@ -41,9 +41,11 @@ def machine() -> dict:
 
 
 def write_results(name: str, payload: dict, table_rows: list[dict], notes: str = "") -> tuple[Path, Path]:
-    """Write ``results/<name>.json`` and ``results/<name>.md`` (machine, settings, table)."""
+    """Write ``results/<name>.json`` and ``results/<name>.md`` (machine, settings, table). The JSON
+    holds the table's rows unless ``payload`` gives its own ``rows``."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {"benchmark": name, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(), **payload}
+    payload.setdefault("rows", table_rows)
     json_path = RESULTS / f"{name}.json"
     json_path.write_text(json.dumps(payload, indent=2) + "\n")
     lines = [

@@ -40,9 +40,14 @@ from tests.fixtures.datasets import write_fixture_dataset
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
+BASELINE = "aug=none (baseline)"
+DEFAULT = "diffusemix after_crop, JSD (default: npy edits at the training size)"
 ARMS = {
-    "aug=none (baseline)": ["aug=none"],
-    "diffusemix after_crop, JSD (default: npy edits at the training size)": ["aug=diffusemix"],
+    BASELINE: ["aug=none"],
+    # The same loader with each decoded image reordered to CHW memory before its transform, as the
+    # loader did before images were kept in the channels-last order they decode in.
+    "aug=none, images reordered to CHW on load (earlier loader)": ["aug=none"],
+    DEFAULT: ["aug=diffusemix"],
     "diffusemix after_crop, JSD, PNG edits at the training size": [
         "aug=diffusemix",
         "generator.store_format=png",
@@ -96,11 +101,20 @@ def fill_store(cfg) -> None:
     store.close()
 
 
-def build(cfg) -> dict:
+def reordered(dataset):
+    """``dataset`` loading each image reordered to CHW-contiguous memory (the same pixels)."""
+    load = dataset.load_image
+    dataset.load_image = lambda i: load(i).contiguous()
+    return dataset
+
+
+def build(cfg, reorder: bool = False) -> dict:
     """One arm's training loader (workers started by an untimed warm-up epoch) and its device step's
     time per batch (DiffuseMix's composition, on batches the loader served)."""
     datamodule = ImageDataModule(cfg.dataset, cfg.paths.data_dir, seed=0)
     datamodule.build()
+    if reorder:
+        reordered(datamodule.train_set)
     aug = create_aug(
         cfg.aug,
         AugContext(
@@ -242,7 +256,7 @@ def main() -> None:
             cfg = config(overrides, data, tmp / "cache", args)
             if cfg.aug.name == "diffusemix":
                 fill_store(cfg)
-            arms[arm] = build(cfg)
+            arms[arm] = build(cfg, reorder="reordered to CHW" in arm)
         # Every arm timed in turn, round after round: a slow spell of the machine hits all arms of
         # a round alike, and each arm's ratio is taken against the baseline of its own round.
         rates: dict[str, list[float]] = {arm: [] for arm in arms}
@@ -268,7 +282,8 @@ def main() -> None:
             print(rows[-1], flush=True)
         # The loader's share of a training step: the baseline and DiffuseMix's default only.
         step_rows = []
-        for arm in list(arms)[: 2 if args.step_model else 0]:
+        step_arms = [a for a in arms if a in (BASELINE, DEFAULT)] if args.step_model else []
+        for arm in step_arms:
             step_rows.append(
                 {
                     "arm": arm,
@@ -298,14 +313,24 @@ def main() -> None:
         "their lowest and highest. compose_ms_per_batch is DiffuseMix's "
         "device step (after_crop: Eq. 3 on the batch; before_crop: view reshaping only), here on the "
         "CPU. The fixture images are smooth noise, which compresses worse than photographs: PNG edits "
-        "decode slower than real edits would (npy edits are not decoded at all). views: images per "
+        "decode slower than real edits would (npy edits are not decoded at all). The arm 'images "
+        "reordered to CHW on load' is the baseline's loader as it was before images were kept in the "
+        "channels-last memory order PIL decodes them (the same pixels). views: images per "
         "item the model sees (JSD: 3). Target (issue: performance): the default DiffuseMix loader at "
         ">= 0.8x the baseline's items per second."
     )
     # The loader's work is the host's; a machine with a GPU gets its own files.
     machine = "cuda" if torch.cuda.is_available() else "cpu"
     base = f"diffusemix_loader_{args.height}x{args.width}_b{args.batch}_w{args.workers}"
-    json_path, md_path = write_results(f"{base}_{machine}", {"settings": settings}, rows, notes)
+    json_path, md_path = write_results(
+        f"{base}_{machine}",
+        {
+            "settings": settings,
+            "items_per_s_per_round": {a: [round(v, 1) for v in r] for a, r in rates.items()},
+        },
+        rows,
+        notes,
+    )
     print(f"wrote {md_path} and {json_path}")
     if step_rows:
         device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
