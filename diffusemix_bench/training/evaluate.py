@@ -23,14 +23,12 @@ from .locate import check_request
 
 log = logging.getLogger(__name__)
 
-EVAL_SPLITS = ("test", "val")
-
 
 def eval_split(eval_cfg, datamodule: ImageDataModule):
-    """The loader of the split ``eval.split`` names (clean images, the evaluation transform)."""
-    if eval_cfg.split not in EVAL_SPLITS:
-        raise ConfigError(f"eval.split must be one of {EVAL_SPLITS}, got '{eval_cfg.split}'")
-    batch = eval_cfg.get("batch_size")  # its range: config.EvalConfig, checked at start-up
+    """The loader of the split ``eval.split`` names (clean images, the evaluation transform).
+    ``eval_cfg`` is checked against ``config.EvalConfig`` first (its split's choices, its batch
+    size's range): by train.py's start-up checks, or by evaluate.py's ``check_request``."""
+    batch = eval_cfg.get("batch_size")
     if eval_cfg.split == "val":
         return datamodule.eval_loader(datamodule.val_set, batch)
     if datamodule.test_set is None:
