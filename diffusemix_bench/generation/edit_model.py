@@ -266,9 +266,11 @@ class EditModel:
         return self._embeds[text]
 
     def prepare(self, images: Sequence[torch.Tensor]) -> torch.Tensor:
-        """uint8 CHW images of any sizes -> float NCHW in [0, 1] at resolution x resolution."""
+        """uint8 CHW images of any sizes and memory orders -> float NCHW in [0, 1] at resolution x
+        resolution. Each image is made CHW-contiguous first: the edits never depend on the order the
+        loader kept its pixels in (datasets keep them channels-last)."""
         size = (self.resolution, self.resolution)
-        return torch.stack([_resize(im.float().div(255), size) for im in images])
+        return torch.stack([_resize(im.contiguous().float().div(255), size) for im in images])
 
     @torch.no_grad()
     def __call__(
