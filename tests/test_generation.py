@@ -789,3 +789,36 @@ def test_the_generator_choices_checked_at_start_up_are_the_implementations():
     pipe = type("Pipe", (), {"scheduler": EulerAncestralDiscreteScheduler()})()
     for name in SCHEDULERS:
         assert type(_scheduler(pipe, name)).__name__ == SCHEDULERS[name]
+
+
+def test_a_corrupt_image_read_by_loader_workers_ends_generate_py(tmp_path):
+    """A corrupt image met by a loader worker while the workers hold images read ahead: the
+    entry point names the file and exits 1. Workers ignore SIGTERM, so the process used to wait for
+    them forever at exit (``data.datamodule.stop_workers_at_exit``)."""
+    from diffusemix_bench.data import create_dataset
+    from tests.fixtures.datasets import write_fixture_dataset
+
+    root = write_fixture_dataset("imagefolder", tmp_path / "data", num_classes=3, per_class=6)["data_dir"]
+    paths = create_dataset("imagefolder", root, "train").paths
+    bad = paths[len(paths) // 2]
+    bad.write_bytes(b"this is not an image")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "generate.py",
+            "dataset=imagefolder",
+            f"dataset.root={root}",
+            "generator=tiny",
+            "generator.num_prompts=2",
+            "dataset.num_workers=2",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=ROOT,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    assert str(bad) in done.stderr and "Traceback" not in done.stderr

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import multiprocessing
+import multiprocessing.util  # registers its exit handler before ours: ours runs first
 import os
 import signal
 from collections.abc import Callable
@@ -33,6 +36,20 @@ def worker_init(worker_id: int, rank: int | None = None) -> None:
         from lightning_fabric.utilities.seed import pl_worker_init_function
 
         pl_worker_init_function(worker_id, rank=rank)
+
+
+def stop_workers_at_exit() -> None:
+    """Kill the data-loader workers still running when the process exits. Workers ignore SIGTERM
+    (see :func:`worker_init`), so the exit handler of ``multiprocessing``, which stops daemonic
+    children with SIGTERM and then waits for them, would wait forever: that happens when an error
+    ends a run while a loader's iterator is still open (a corrupt image met by generate.py). Only
+    daemonic children are killed; they only read data, and at exit nothing waits for them."""
+    for child in multiprocessing.active_children():
+        if child.daemon:
+            child.kill()
+
+
+atexit.register(stop_workers_at_exit)
 
 
 class ImageDataModule(pl.LightningDataModule):
