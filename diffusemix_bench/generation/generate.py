@@ -23,7 +23,7 @@ from ..data.splits import dataset_root
 from ..errors import free_space, user_errors_reported
 from .edit_model import DTYPES, EditModel, check_step_cache, finish, is_bad, resolve_dtype, to_uint8
 from .prompts import build_prompts
-from .store import EditStore, edit_seed, largest_block, prompt_blocks, resolve_store_size
+from .store import EditStore, edit_seed, image_files, largest_block, prompt_blocks, resolve_store_size
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +205,12 @@ class EditKeysData(pl.LightningDataModule):
                 split: (ds, [i for i in idx if i in set(self.only[split])])
                 for split, (ds, idx) in reads.items()
             }
+        # Every rank refuses a store made from other images (index by index) before anything is
+        # written; the first rank records the images of the indices new to it.
+        for split, store in self.stores.items():
+            ds, indices = reads[split]
+            store.check_images(image_files(ds, indices, sizes=True), record=self.trainer.is_global_zero)
+        self.trainer.strategy.barrier("edit-images")
         # A store with a store of the same settings in the other format beside it (npy <-> png)
         # is filled from it first (one process converts; the others wait): changing the format,
         # or exporting edits as PNG files to look at, generates nothing. Then the missing edits

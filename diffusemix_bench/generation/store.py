@@ -198,6 +198,30 @@ def split_indices(dataset) -> list[int]:
     return list(parent) if parent is not None else list(range(len(dataset)))
 
 
+def image_files(dataset, indices: Iterable[int] | None = None, sizes: bool = False) -> dict[int, list]:
+    """Store index -> ``[the image file's path relative to the dataset's root]`` (with ``sizes``,
+    its bytes added) for the samples of ``dataset`` (the full split with ``indices``, store indices;
+    else every sample of a split or few-shot subset). Empty for in-memory data (CIFAR's arrays,
+    fixed by the official files)."""
+    paths = getattr(dataset, "paths", None)
+    if not paths:
+        return {}
+    root = Path(dataset.root) if getattr(dataset, "root", None) is not None else None
+    pairs = (
+        [(i, paths[i]) for i in indices]
+        if indices is not None
+        else list(zip(split_indices(dataset), paths, strict=True))
+    )
+    out = {}
+    for index, path in pairs:
+        path = Path(path)
+        name = (
+            path.relative_to(root).as_posix() if root is not None and path.is_relative_to(root) else path.name
+        )
+        out[int(index)] = [name, path.stat().st_size] if sizes else [name]
+    return out
+
+
 class EditStore:
     """Edits of one split under ``folder``::
 
@@ -205,6 +229,9 @@ class EditStore:
         runtime.json                      how the edits are computed on this machine: the resolved
                                           dtype, channels_last, compile (first write)
         generation_log.jsonl              one line per generate.py run: edits made, wall seconds
+        images.json                       the image each index was made from: its path in the
+                                          dataset and its bytes (stores made before the record
+                                          existed get it on their next generate.py run)
         edits/<prompt id>/<shard>/<index>.npy   uint8 RGB (3, H, W) at the stored size, raw
                                           (generator.store_format=npy, the default: read with no
                                           decoding) or .png (store_format=png: about half the disk)
@@ -601,6 +628,59 @@ class EditStore:
         f.write(line)
         f.flush()
         os.fsync(f.fileno())
+
+    def check_images(self, files: dict[int, list], record: bool = False) -> None:
+        """Refuse to pair this store's edits with other images than they were made from: compare
+        ``files`` (see :func:`image_files`: index -> [relative path] or [relative path, bytes])
+        with ``images.json``, then with ``record`` add the indices it lacks (under a lock: several
+        generate.py processes may share the store). Sizes are compared where both sides have them.
+        A store without the record (made before it existed) is not checked."""
+        if not files:
+            return
+        path = self.folder / "images.json"
+        lock = None
+        if record:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            lock = open(self.folder / "images.lock", "a")  # noqa: SIM115  (closed below)
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            try:
+                stored = json.loads(path.read_text()) if path.is_file() else {}
+                if not isinstance(stored, dict):
+                    raise ValueError("not an object")
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise EditStoreError(
+                    f"{path} is not readable ({exc}); delete it and rerun generate.py, which records "
+                    "the images again"
+                ) from None
+            for index, now in files.items():
+                was = stored.get(str(index))
+                if was is None:
+                    continue
+                if not (isinstance(was, list) and was and isinstance(was[0], str)):
+                    raise EditStoreError(
+                        f"{path} holds no image file for index {index}; delete it and rerun "
+                        "generate.py, which records the images again"
+                    )
+                if was[0] != now[0] or (len(was) > 1 and len(now) > 1 and was[1] != now[1]):
+                    what = f"'{was[0]}'" + (f" ({was[1]} bytes)" if len(was) > 1 else "")
+                    is_ = f"'{now[0]}'" + (f" ({now[1]} bytes)" if len(now) > 1 else "")
+                    raise EditStoreError(
+                        f"the edit store {self.folder} was made from other images than this dataset's: "
+                        f"index {index} was {what} there and is {is_} here (images added, removed, "
+                        "renamed or replaced since, or another folder of the same dataset), so its edits "
+                        "would be paired with the wrong images. Make this dataset's edits in another "
+                        "folder (generator.edits_dir=<folder>, in generate.py and train.py alike), or "
+                        f"delete {self.folder} to make them again"
+                    )
+            new = {str(i): f for i, f in files.items() if str(i) not in stored}
+            if record and new:
+                stored.update(new)
+                ordered = dict(sorted(stored.items(), key=lambda kv: int(kv[0])))
+                write_atomic(path, json.dumps(ordered, separators=(",", ":")) + "\n")
+        finally:
+            if lock is not None:
+                lock.close()
 
     def ensure_settings(self) -> None:
         """Create the folder and its settings.json; refuse a folder made by other settings."""

@@ -306,9 +306,9 @@ class DiffuseMix(Augmentation):
         """The edits checked first (a missing store is named within seconds), then the fractal bank
         built (generated on a first run: minutes for a large bank)."""
         if self.uses_edits:
-            from ...generation.store import split_indices
+            from ...generation.store import image_files, split_indices
 
-            self.check_edits(self.edit_store(), split_indices(train_set))
+            self.check_edits(self.edit_store(), split_indices(train_set), image_files(train_set))
             self._checked = train_set
         _ = self.bank
 
@@ -352,8 +352,12 @@ class DiffuseMix(Augmentation):
             "edit_source": self.edit_source,
         }
 
-    def check_edits(self, store, indices: list[int]) -> None:
-        """Raise with the count and the generate command when any needed edit is missing."""
+    def check_edits(self, store, indices: list[int], files: dict[int, list] | None = None) -> None:
+        """Raise when the store was made from other images than ``files`` names (see
+        ``EditStore.check_images``), or with the count and the generate command when any needed
+        edit is missing."""
+        if files:
+            store.check_images(files)
         missing = store.missing(indices)
         if missing:
             from ...generation.store import MissingEditError, generate_command
@@ -386,7 +390,9 @@ class DiffuseMix(Augmentation):
         # without edits; only arms with edits need the edits themselves.
         store = self.edit_store() if self.uses_edits or static else None
         if self.uses_edits and self._checked is not dataset:  # prepare() checked it
-            self.check_edits(store, store_indices)
+            from ...generation.store import image_files
+
+            self.check_edits(store, store_indices, image_files(dataset))
         n = len(dataset)
         self._plan = self._static_plan(n * len(store.prompt_ids)) if static else None
         composer = WholeImageComposer(self, self._plan) if self.before_crop else None

@@ -35,7 +35,7 @@ def figure4_stages(aug, dataset, n: int, seed: int = 0, make_missing=None) -> li
     Only the drawn images' edits are needed; ``make_missing(indices)`` (figure4.py with
     aug.figure_generate=true) generates those the store lacks, else their absence is an error."""
     from ...data.transforms import eval_transform
-    from ...generation.store import split_indices
+    from ...generation.store import image_files, split_indices
 
     if not aug.uses_edits:
         raise ConfigError(f"Figure 4 shows edits; aug.components={aug.components} uses none")
@@ -45,6 +45,7 @@ def figure4_stages(aug, dataset, n: int, seed: int = 0, make_missing=None) -> li
     rows = torch.randperm(len(dataset), generator=g)[:n].tolist()
     store_indices = split_indices(dataset)
     needed = [store_indices[i] for i in rows]
+    store.check_images(image_files(dataset))  # before any edit is made or shown
     missing = store.missing(needed)
     if missing and make_missing is not None:
         make_missing(sorted({index for index, _ in missing}))
