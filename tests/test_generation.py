@@ -822,3 +822,77 @@ def test_a_corrupt_image_read_by_loader_workers_ends_generate_py(tmp_path):
     )
     assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
     assert str(bad) in done.stderr and "Traceback" not in done.stderr
+
+
+def _imagefolder_overrides(root: Path, edits: Path, *extra: str) -> list[str]:
+    return [
+        "dataset=imagefolder",
+        f"dataset.root={root}",
+        "generator=tiny",
+        "generator.num_prompts=1",
+        "dataset.num_workers=0",
+        f"generator.edits_dir={edits}",
+        *extra,
+    ]
+
+
+def test_a_store_refuses_images_other_than_its_own(tmp_path):
+    """images.json records each index's file: an image added to the folder (every later index now
+    another image) is refused by generate.py and by DiffuseMix, naming the index and both files;
+    the unchanged folder still trains from the store, and a store made before the record existed is
+    recorded on its next generate.py run."""
+    import re
+
+    from diffusemix_bench.data import create_dataset
+    from diffusemix_bench.generation.store import EditStoreError, image_files
+
+    root = write_fixture_dataset("imagefolder", tmp_path / "data", num_classes=2, per_class=3)["data_dir"]
+    ov = _imagefolder_overrides(root, tmp_path / "edits")
+    generate(compose_generate(ov))
+    store = EditStore.from_config(compose_generate(ov), "imagefolder")
+    record = json.loads((store.folder / "images.json").read_text())
+    train = create_dataset("imagefolder", root, "train")
+    assert record == {
+        str(i): [p.relative_to(root).as_posix(), p.stat().st_size] for i, p in enumerate(train.paths)
+    }
+    store.check_images(image_files(train))  # the same folder: accepted
+
+    # An older store: no record, nothing checked; generate.py records it.
+    (store.folder / "images.json").unlink()
+    store.check_images({0: ["elsewhere.jpg"]})
+    generate(compose_generate(ov))
+    assert json.loads((store.folder / "images.json").read_text()) == record
+
+    first = train.paths[0]
+    added = first.with_name("0" + first.name)  # sorts first: every index of its class moves on
+    shutil.copy(first, added)
+    with pytest.raises(
+        EditStoreError, match=rf"index 0 was '{re.escape(first.relative_to(root).as_posix())}'"
+    ):
+        generate(compose_generate(ov))
+    moved = create_dataset("imagefolder", root, "train")
+    with pytest.raises(EditStoreError, match="paired with the wrong images"):
+        store.check_images(image_files(moved))
+    # The same names, other bytes (another folder of the same dataset): refused where sizes are known.
+    added.unlink()
+    first.write_bytes(first.read_bytes() + b"\0")
+    with pytest.raises(EditStoreError, match="bytes"):
+        generate(compose_generate(ov))
+
+
+def test_generate_skips_the_corrupt_images_train_py_skips(tmp_path, capsys):
+    from diffusemix_bench.data import create_dataset
+    from diffusemix_bench.data.base import CorruptImageError
+    from tests.fixtures.datasets import corrupt_one_image
+
+    root = write_fixture_dataset("imagefolder", tmp_path / "data", num_classes=2, per_class=3)["data_dir"]
+    bad = corrupt_one_image("imagefolder", root.parent)
+    ov = _imagefolder_overrides(root, tmp_path / "edits", "dataset.on_bad_image=skip")
+    summary = generate(compose_generate(ov))
+    assert "1 corrupt image(s) of imagefolder/train skipped" in capsys.readouterr().out
+    store = EditStore.from_config(compose_generate(ov), "imagefolder")
+    paths = [str(p) for p in create_dataset("imagefolder", root, "train").paths]
+    assert summary["generated"] == len(paths) - 1
+    assert store.missing(range(len(paths))) == [(paths.index(str(bad)), store.prompt_ids[0])]
+    with pytest.raises(CorruptImageError, match="on_bad_image=skip"):
+        generate(compose_generate(ov[:-1]))

@@ -58,8 +58,9 @@ def load_rgb(path: str | Path) -> Image.Image:
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise CorruptImageError(
-            f"Could not decode image {path}: {exc}. Re-download or remove the file "
-            "(the dataset's file list names it, so removing it needs the list updated too)."
+            f"Could not decode image {path}: {exc}. Replace it with a good copy (re-download it), or "
+            "leave corrupt images out with dataset.on_bad_image=skip (train.py and generate.py then "
+            "skip the same files)."
         ) from exc
 
 

@@ -77,8 +77,7 @@ def verify_splits(splits: Splits, cache_dir: str | Path, on_bad_image: str = "er
             keep = [i for i, p in enumerate(ds.paths) if str(p) not in set(found)]
             setattr(splits, name, ds.subset(keep))
             log.warning(
-                "%s/%s: %d corrupt image(s) skipped (dataset.on_bad_image=skip; first: %s); the run folder's "
-                "bad_images.txt lists them and metrics.json counts them",
+                "%s/%s: %d corrupt image(s) skipped (dataset.on_bad_image=skip; first: %s)",
                 ds.name,
                 name,
                 len(found),

@@ -19,7 +19,7 @@ from .. import quiet  # noqa: F401  (library messages a user cannot act on)
 from ..config import validate_config
 from ..data import ImageClassificationDataset, create_dataset, per_class_subset
 from ..data.datamodule import worker_init
-from ..data.splits import dataset_root
+from ..data.splits import Splits, dataset_root, verify_splits
 from ..errors import free_space, user_errors_reported
 from .edit_model import DTYPES, EditModel, check_step_cache, finish, is_bad, resolve_dtype, to_uint8
 from .prompts import build_prompts
@@ -106,6 +106,17 @@ def read_split(cfg: DictConfig, split: str) -> tuple[ImageClassificationDataset,
         indices = per_class_subset(ds.targets, d.samples_per_class, d.split_seed)
     else:
         indices = list(range(len(ds)))
+    if d.verify or d.on_bad_image == "skip":
+        # The images train.py leaves out with the same settings: no edits are made for them.
+        found = verify_splits(
+            Splits(**{s: ds if s == split else None for s in ("train", "val", "test")}),
+            Path(cfg.paths.cache_dir) / "verified",
+            str(d.on_bad_image),
+        ).get(split, [])
+        if found:
+            bad = set(found)
+            indices = [i for i in indices if str(ds.paths[i]) not in bad]
+            print(f"{len(found)} corrupt image(s) of {d.name}/{split} skipped: no edits are made for them")
     return ds, limited(indices, ds.targets, cfg.generator.get("limit"), cfg.generator.get("limit_per_class"))
 
 

@@ -375,6 +375,7 @@ def _train(
             (run_dir / "bad_images.txt").write_text(
                 "".join(f"{split}\t{path}\n" for split, paths in bad_images.items() for path in paths)
             )
+            log.info("the skipped images: %s (metrics.json counts them)", run_dir / "bad_images.txt")
     datamodule = ImageDataModule(cfg.dataset, cfg.paths.data_dir, seed=cfg.seed, splits=splits)
     datamodule.build()  # fail fast on missing data, before the model is built
     if attacks:
