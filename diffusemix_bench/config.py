@@ -182,11 +182,11 @@ class TrainerConfig:
     gradient_clip_val: float | None = None
     accumulate_grad_batches: int = 1
     check_val_every_n_epoch: int = 1
-    val_check_interval: float | None = None
+    val_check_interval: Any = None  # see BATCH_COUNT_SETTINGS
     log_every_n_steps: int = 50
-    limit_train_batches: float | None = None
-    limit_val_batches: float | None = None
-    limit_test_batches: float | None = None
+    limit_train_batches: Any = None  # see BATCH_COUNT_SETTINGS
+    limit_val_batches: Any = None  # see BATCH_COUNT_SETTINGS
+    limit_test_batches: Any = None  # see BATCH_COUNT_SETTINGS
     fast_dev_run: bool = False
     deterministic: bool = False
     benchmark: bool = False
@@ -197,8 +197,8 @@ class TrainerConfig:
     min_epochs: int | None = None
     min_steps: int | None = None
     max_time: Any = None  # "DD:HH:MM:SS" or a dict of days/hours/minutes/seconds
-    limit_predict_batches: float | None = None
-    overfit_batches: float | None = None
+    limit_predict_batches: Any = None  # see BATCH_COUNT_SETTINGS
+    overfit_batches: Any = None  # see BATCH_COUNT_SETTINGS
     enable_model_summary: bool | None = None
     gradient_clip_algorithm: str | None = None
     inference_mode: bool | None = None
@@ -884,6 +884,10 @@ def choices_of(schema: type, name: str) -> tuple[str, ...]:
 
 #: Trainer settings Lightning reads as a number of batches when given an int and as a fraction when
 #: given a float (``2`` in a config typed float arrives as ``2.0``: two hundred percent).
+# Lightning reads these as a count of batches when given an int and as a fraction when given a float:
+# ``trainer.limit_val_batches=1`` is one batch, ``=1.0`` all of them. Typed Any in TrainerConfig so
+# that the number keeps the type it was written with (a float type made ``1`` mean every batch);
+# check_values refuses anything but null or a number >= 0.
 BATCH_COUNT_SETTINGS = (
     "limit_train_batches",
     "limit_val_batches",
@@ -975,6 +979,15 @@ def check_values(cfg) -> None:
         t.max_epochs is None or t.max_epochs >= 1 or (t.max_epochs == -1 and (t.max_steps or -1) > 0),
         f"trainer.max_epochs must be at least 1 (or -1 with trainer.max_steps > 0), got {t.max_epochs}",
     )
+    for name in BATCH_COUNT_SETTINGS:
+        value = t.get(name)
+        need(
+            value is None
+            or (isinstance(value, int | float) and not isinstance(value, bool) and value >= 0)
+            and (isinstance(value, int) or value <= 1 or float(value).is_integer()),
+            f"trainer.{name} must be a count of batches (a whole number: 1 is one batch) or a fraction "
+            f"of them (0.0 to 1.0: 1.0 is all), or null for Lightning's default; got {value!r}",
+        )
     check_fields(cfg.aug, AUG_SCHEMAS[cfg.aug.name], "aug", f" of aug={cfg.aug.name}", "the recipe's value")
     check_fields(cfg.generator, GeneratorConfig, "generator")
     check_fields(cfg.dataset, DatasetConfig, "dataset")

@@ -321,6 +321,19 @@ def test_robustness_entries_of_two_measurements_are_never_mixed():
     assert with_robustness(after_training, pgd_last) == ({**run, **pgd_last}, ["fgsm_error", "fgsm_settings"])
 
 
+def test_a_batch_limit_of_1_is_one_batch(make_cfg):
+    """Lightning reads an int limit as batches and a float as a fraction: ``=1`` is one batch (a
+    float-typed setting once made it every batch), ``=1.0`` the whole split."""
+    one = ["dataset.batch_size=4", "dataset.eval_batch_size=4", "trainer.limit_val_batches=1"]
+    metrics = train(make_cfg([*one, "trainer.limit_test_batches=1"]))
+    assert metrics["test_images"] > 4 and metrics["test_images_evaluated"] == 4
+    assert metrics["val_images_evaluated"] == min(4, metrics["val_images"])
+    assert metrics["shortened_by"]["limit_test_batches"] == 1
+    metrics = train(make_cfg([*one, "trainer.limit_test_batches=1.0"], run_name="all"))
+    assert metrics["test_images_evaluated"] == metrics["test_images"]
+    assert "limit_test_batches" not in metrics["shortened_by"]
+
+
 def test_metrics_say_what_the_numbers_were_computed_on(make_cfg):
     """debug=fast cuts the test split to two batches: metrics.json says so, beside the code's commit
     and the package versions."""

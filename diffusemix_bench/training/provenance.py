@@ -51,7 +51,7 @@ def shortened_by(cfg: DictConfig) -> dict:
     out = {}
     for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
         value = t.get(key)
-        if value is not None and value != 1.0:
+        if value is not None and not (isinstance(value, float) and value == 1.0):  # 1.0: every batch
             out[key] = as_lightning_count(value)
     if t.get("fast_dev_run"):
         out["fast_dev_run"] = t.fast_dev_run
