@@ -249,6 +249,25 @@ def test_resume_from_last_checkpoint(make_cfg, tmp_path):
     assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == before
 
 
+def test_training_further_follows_the_longer_schedule_from_its_first_step(make_cfg, tmp_path):
+    """Resumed with a larger trainer.max_epochs, a cosine run's first step already uses the longer
+    schedule's rate (it used to train one step at the old schedule's last rate, 0)."""
+    from diffusemix_bench.training.optim import lr_factor_fn
+
+    base = ["protocol=custom", "sched=cosine", "optim.lr=0.1", "sched.warmup_epochs=0"]
+    train(make_cfg([*base, "trainer.max_epochs=2"]))
+    cfg = make_cfg([*base, "trainer.max_epochs=4", "ckpt_path=last"])
+    train(cfg)
+    with open(tmp_path / "run" / "logs" / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("lr-SGD/all")]
+    lrs = {int(r["step"]): float(r["lr-SGD/all"]) for r in rows}
+    assert sorted(lrs) == list(range(8))  # debug=fast: two steps an epoch
+    longer = lr_factor_fn(cfg.sched, 2, 8)
+    for step in range(4, 8):
+        assert lrs[step] == pytest.approx(0.1 * longer(step)), step
+    assert lrs[4] > 0.01
+
+
 def test_resuming_a_finished_run_keeps_its_metrics(make_cfg, tmp_path, caplog):
     """A resume of a finished run (a sweep run again with ckpt_path=auto) has nothing to do and
     leaves the folder as it was; asked for a number it lacks, it adds it beside what evaluate.py

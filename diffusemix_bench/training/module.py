@@ -296,12 +296,33 @@ class ClassifierModule(pl.LightningModule):
         self.adversarial_batches = int(checkpoint.get("adversarial_batches", 0))
         self.wall_time_before = float(checkpoint.get("fit_seconds", 0.0))
         self._rng_to_restore = checkpoint.get("rng_states")
+        self._resumed = True
+
+    def _align_learning_rates(self) -> None:
+        """After a resume, each optimiser group's learning rate is this run's schedule at the
+        step reached. The optimiser's state restores the rate the checkpoint's run set for its next
+        step; a run trained further (a larger trainer.max_epochs) has another cosine schedule, whose
+        rate at that step differs (it used to train one step at the old schedule's last rate). For
+        a plain resume the value is the same float (LambdaLR's closed form, as its step computes)."""
+        for config in self.trainer.lr_scheduler_configs:
+            sched = config.scheduler
+            if not isinstance(sched, torch.optim.lr_scheduler.LambdaLR):
+                continue
+            lrs = [
+                base * fn(sched.last_epoch) for base, fn in zip(sched.base_lrs, sched.lr_lambdas, strict=True)
+            ]
+            for group, lr in zip(sched.optimizer.param_groups, lrs, strict=True):
+                group["lr"] = lr
+            sched._last_lr = lrs
 
     def on_train_start(self) -> None:
         """A resumed run takes up the random streams saved in its checkpoint, just before its first
         step (nothing between the checkpoint and that step draws from them in the uninterrupted
         run). The checkpoint holds rank 0's streams: other ranks derive theirs from their rank and
         the step, so a multi-GPU resume is reproducible but not bitwise the uninterrupted run."""
+        if getattr(self, "_resumed", False):
+            self._resumed = False
+            self._align_learning_rates()
         states, self._rng_to_restore = getattr(self, "_rng_to_restore", None), None
         if not states:
             return
