@@ -238,10 +238,25 @@ def test_imagefolder_without_test_or_val(tmp_path):
 
 
 def test_imagefolder_rejects_unknown_val_class(tmp_path):
+    from diffusemix_bench.data.imagefolder import ImageFolderError
+
     root, _ = _write("imagefolder", tmp_path)
     (root / "val" / "class 0").rename(root / "val" / "zebra")
-    with pytest.raises(DatasetNotFoundError, match="zebra"):
+    with pytest.raises(ImageFolderError, match="zebra") as err:
         create_dataset("imagefolder", root, "val")
+    # The folder exists: no "not found", no download advice; the layout it expects.
+    assert "not found" not in str(err.value) and "download" not in str(err.value)
+    assert "train/<class>/" in str(err.value)
+    shutil.rmtree(root / "train" / "class 1")
+    (root / "train" / "class 1").mkdir()
+    with pytest.raises(ImageFolderError, match="class 1 of train/ hold no images"):
+        create_dataset("imagefolder", root, "train")
+
+
+def test_imagefolder_without_its_root_asks_for_dataset_root(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="dataset.root=<folder>") as err:
+        create_dataset("imagefolder", tmp_path / "nowhere", "train")
+    assert str(tmp_path / "nowhere") in str(err.value)
 
 
 def _evil_pickle(path: Path, command: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ..errors import UserError
 from .base import (
     IMAGE_EXTENSIONS,
     ImageClassificationDataset,
@@ -17,10 +18,19 @@ from .base import (
     scan_image_files,
     take_holdout,
 )
-from .layouts import check_options, not_found, require_layout
+from .layouts import DATASET_LAYOUTS, check_options, require_layout
 from .registry import register_dataset
 
 log = logging.getLogger(__name__)
+
+
+class ImageFolderError(UserError, ValueError):
+    """An image folder that exists but does not hold a usable dataset: the message names the
+    folder, what is wrong and the layout expected."""
+
+    def __init__(self, root: Path, detail: str) -> None:
+        layout = DATASET_LAYOUTS["imagefolder"]["layout"]
+        super().__init__(f"image folder {Path(root).absolute()}: {detail}. Expected layout:\n{layout}")
 
 
 def _read_split(root: Path, folder: Path, classes: list[str]) -> tuple[list[Path], list[int], dict]:
@@ -30,8 +40,7 @@ def _read_split(root: Path, folder: Path, classes: list[str]) -> tuple[list[Path
     names = list_class_folders(folder)
     unknown = [c for c in names if c not in index]
     if unknown:
-        raise not_found(
-            "imagefolder",
+        raise ImageFolderError(
             root,
             f"{folder} has class folder(s) {', '.join(unknown[:5])} that train/ lacks; "
             "val/ and test/ may only use classes of train/",
@@ -59,8 +68,7 @@ def _read_split(root: Path, folder: Path, classes: list[str]) -> tuple[list[Path
         log.warning("%s: class folder(s) without images: %s", folder, ", ".join(empty[:10]))
     notes = {"skipped_files": len(skipped), "empty_class_folders": empty}
     if not paths:
-        raise not_found(
-            "imagefolder",
+        raise ImageFolderError(
             root,
             f"no images under {folder}/<class>/ (accepted extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})",
         )
@@ -77,7 +85,7 @@ def imagefolder(
     base = require_layout("imagefolder", root, ("train",))
     classes = list_class_folders(base / "train")
     if not classes:
-        raise not_found("imagefolder", root, f"{base / 'train'} holds no class folders")
+        raise ImageFolderError(root, f"{base / 'train'} holds no class folders")
     has_val = (base / "val").is_dir()
     if split == "test" and not (base / "test").is_dir():
         raise SplitNotAvailableError(
@@ -89,9 +97,7 @@ def imagefolder(
     if source == "train":
         empty = sorted(set(classes) - {classes[t] for t in set(targets)})
         if empty:
-            raise not_found(
-                "imagefolder", root, f"class folder(s) {', '.join(empty[:5])} of train/ hold no images"
-            )
+            raise ImageFolderError(root, f"class folder(s) {', '.join(empty[:5])} of train/ hold no images")
         if not has_val:
             paths, targets = take_holdout(paths, targets, split, val_fraction, seed)
     return ImageClassificationDataset(

@@ -176,7 +176,9 @@ def require_layout(name: str, root: Path, required: Iterable[str]) -> Path:
     folder = DATASET_LAYOUTS[name]["folder"]
     base = root / folder if folder else root
     if not base.is_dir():
-        detail = f"folder {base} does not exist"
+        detail = f"folder {base.absolute()} does not exist"
+        if name == "imagefolder":
+            detail += "; give your image folder (the one holding train/<class>/) as dataset.root=<folder>"
         if folder and root.name == folder:
             # A common slip: pointing data_dir at the dataset folder instead of its parent.
             detail += f"; paths.data_dir should be the folder that holds {folder}/, i.e. {root.parent}"
