@@ -177,6 +177,8 @@ def test_every_paper_table_is_produced_from_the_runs(sweep, tmp_path, name):
         # The folders left out are named (the first three).
         assert "6 run folders given belong to no cell of this table and are not used (" in text
         assert "and 3 more)" in text
+        # No run of this table: the report does not claim the runs used the experiment's settings.
+        assert "No finished run of this table was found" in text and "Every run used" not in text
     if cfg.paper.get("x"):
         assert (tmp_path / f"{name}.png").is_file()
 

@@ -56,8 +56,10 @@ def notes(filled: FilledTable) -> list[str]:
     lines = [filled.summary()]
     if filled.deviations:
         lines.append("Settings that differ from the experiment file: " + "; ".join(filled.deviations))
-    else:
+    elif filled.counts()["finished"]:
         lines.append("Every run used the experiment file's settings (its protocol, epochs and loss).")
+    else:
+        lines.append("No finished run of this table was found, so no number above is ours.")
     for row in t.rows:
         if row.uncertain:
             lines.append(f"{row.label}: the paper's number is uncertain: {row.uncertain}")
