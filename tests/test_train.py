@@ -262,6 +262,11 @@ def test_training_further_follows_the_longer_schedule_from_its_first_step(make_c
         rows = [r for r in csv.DictReader(f) if r.get("lr-SGD/all")]
     lrs = {int(r["step"]): float(r["lr-SGD/all"]) for r in rows}
     assert sorted(lrs) == list(range(8))  # debug=fast: two steps an epoch
+    # summary.csv's lr: the rate each epoch's last step trained with (not the next one's: the last
+    # epoch's would be 0, the end of the cosine).
+    summary = list(csv.DictReader((tmp_path / "run" / "summary.csv").open()))
+    assert [float(r["lr"]) for r in summary] == pytest.approx([lrs[1], lrs[3], lrs[5], lrs[7]])
+    assert float(summary[-1]["lr"]) > 0
     longer = lr_factor_fn(cfg.sched, 2, 8)
     for step in range(4, 8):
         assert lrs[step] == pytest.approx(0.1 * longer(step)), step

@@ -24,18 +24,24 @@ class EpochSummary(Callback):
     """Appends a row at the end of each training epoch (after its validation); a resumed run goes
     on appending to the same file, replacing the rows of epochs it trains again. The epoch's train
     loss (mean over its images), wall seconds and images per second count the whole epoch when it
-    was interrupted and resumed: the running sums travel in the checkpoint (this callback's state)."""
+    was interrupted and resumed: the running sums travel in the checkpoint (this callback's state).
+    ``lr`` is the learning rate the epoch's last step trained with (first parameter group)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._part_start: float | None = None  # when this process began its part of the epoch
         self._seconds_before = 0.0  # seconds of the epoch spent before a resume
         self._seen = 0  # pl_module.images_seen at the epoch's start
+        self._lr: float | None = None  # the rate of the last step trained (before its scheduler step)
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._part_start = time.time()
         self._seconds_before = 0.0
         self._seen = pl_module.images_seen
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.optimizers:
+            self._lr = trainer.optimizers[0].param_groups[0]["lr"]
 
     def on_train_start(self, trainer, pl_module) -> None:
         if self._part_start is None:  # resumed mid-epoch: on_train_epoch_start is not called again
@@ -59,7 +65,7 @@ class EpochSummary(Callback):
         m = trainer.callback_metrics
         seconds = self._seconds()
         optimizers = trainer.optimizers
-        lr = optimizers[0].param_groups[0]["lr"] if optimizers else None
+        lr = self._lr if self._lr is not None else optimizers[0].param_groups[0]["lr"] if optimizers else None
         # The module's own sum over the epoch's images (kept across a resume in its checkpoint).
         train_loss = pl_module.epoch_train_loss()
         row = {
