@@ -235,6 +235,12 @@ def test_store_folder_hash_and_generate_command(tmp_path):
     replayed = EditStore.from_config(compose_generate(args[2:]), "flowers102")
     assert replayed.folder == EditStore.from_config(custom, "flowers102").folder
     assert replayed.prompt_ids == ["autumn", prompt_id("a b, c"), "snowy"]
+    # An image folder's command names its root, not paths.data_dir (not read then), and the skip
+    # of corrupt images training makes.
+    folder = compose_config(["dataset=imagefolder", "dataset.root=/my/images", "dataset.on_bad_image=skip"])
+    args = shlex.split(generate_command(folder, "imagefolder"))
+    assert "dataset.root=/my/images" in args and "dataset.on_bad_image=skip" in args
+    assert not [a for a in args if a.startswith("paths.data_dir")]
 
 
 # -- the edit model ------------------------------------------------------------------------------

@@ -952,9 +952,10 @@ def generate_command(cfg: DictConfig, dataset_name: str) -> str:
     every generator setting that differs from the chosen generator option's defaults."""
     g = OmegaConf.to_container(cfg.generator, resolve=True)
     args = [f"dataset={dataset_name}"]
-    if "paths" in cfg and cfg.paths.get("data_dir") is not None:
-        args.append(f"paths.data_dir={Path(str(cfg.paths.data_dir)).expanduser().resolve()}")
     d = cfg.dataset if "dataset" in cfg and cfg.dataset.get("name") == dataset_name else None
+    # dataset.root, when set, is where the images are: paths.data_dir is then not read.
+    if "paths" in cfg and cfg.paths.get("data_dir") is not None and not (d is not None and d.get("root")):
+        args.append(f"paths.data_dir={Path(str(cfg.paths.data_dir)).expanduser().resolve()}")
     if d is not None:
         dflt = _group_defaults("dataset", dataset_name, DatasetConfig)
         # The split settings pick which image sits at an index; train_transform and resize give the
@@ -972,6 +973,8 @@ def generate_command(cfg: DictConfig, dataset_name: str) -> str:
             value = OmegaConf.to_container(d, resolve=True)[key]
             if value != dflt.get(key):
                 args.append(f"dataset.{key}={_override_value(value)}")
+        if d.get("on_bad_image") == "skip":  # no edits for the images training leaves out
+            args.append("dataset.on_bad_image=skip")
     if g["name"] != "ip2p":
         args.append(f"generator={g['name']}")
     dflt = _group_defaults("generator", g["name"], GeneratorConfig)
