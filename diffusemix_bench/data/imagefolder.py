@@ -6,6 +6,7 @@ for test raises SplitNotAvailableError."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from ..errors import UserError
@@ -47,7 +48,10 @@ def _read_split(root: Path, folder: Path, classes: list[str]) -> tuple[list[Path
         )
     paths: list[Path] = []
     targets: list[int] = []
-    skipped: list[Path] = []
+    # Files beside the class folders belong to no class: skipped and counted like the others.
+    skipped: list[Path] = sorted(
+        Path(e.path) for e in os.scandir(folder) if e.is_file() and not e.name.startswith(".")
+    )
     empty: list[str] = []
     for name in names:
         files, others = scan_image_files(folder / name)
