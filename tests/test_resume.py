@@ -197,7 +197,16 @@ def _tensorboard_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
 def test_a_resumed_runs_tensorboard_log_reads_as_the_uninterrupted_runs(make_cfg, tmp_path, monkeypatch):
     """Resumed from a checkpoint written mid-epoch (step 4, stopped before step 5: step 4 is
-    trained again) and from one written at an epoch's end (step 3, after its validation)."""
+    trained again) and from one written at an epoch's end (step 3, after its validation).
+
+    TensorBoard's reader orders a folder's event files by name, and the name ends in a counter of
+    the writers the process opened (``...<pid>.9`` sorts after ``...<pid>.10``): two files of one
+    run opened in the same second across such a step are read out of order, and the later one's
+    data is dropped as orphaned. Where the counter stood depended on the tests run before this one,
+    so it starts here at 100: every file of this test has a three-digit number."""
+    from tensorboard.summary.writer import event_file_writer
+
+    monkeypatch.setattr(event_file_writer._global_uid, "_value", 100)
     overrides = [
         "dataset=cifar100",
         "trainer.max_epochs=2",
