@@ -199,14 +199,14 @@ def test_a_resumed_runs_tensorboard_log_reads_as_the_uninterrupted_runs(make_cfg
     """Resumed from a checkpoint written mid-epoch (step 4, stopped before step 5: step 4 is
     trained again) and from one written at an epoch's end (step 3, after its validation).
 
-    TensorBoard's reader orders a folder's event files by name, and the name ends in a counter of
-    the writers the process opened (``...<pid>.9`` sorts after ``...<pid>.10``): two files of one
-    run opened in the same second across such a step are read out of order, and the later one's
-    data is dropped as orphaned. Where the counter stood depended on the tests run before this one,
-    so it starts here at 100: every file of this test has a three-digit number."""
+    TensorBoard's reader orders a folder's event files by name, and a name ends in the process's
+    count of writers (``...<pid>.99`` sorts after ``...<pid>.100``). Each run part writes one file
+    (Lightning's stages used to open one each, and a part's files opened in the same second across
+    such a step were read out of order, the later one's data dropped): the count starts at 95 here,
+    where that used to happen."""
     from tensorboard.summary.writer import event_file_writer
 
-    monkeypatch.setattr(event_file_writer._global_uid, "_value", 100)
+    monkeypatch.setattr(event_file_writer._global_uid, "_value", 95)
     overrides = [
         "dataset=cifar100",
         "trainer.max_epochs=2",
@@ -216,6 +216,7 @@ def test_a_resumed_runs_tensorboard_log_reads_as_the_uninterrupted_runs(make_cfg
     ]
     train(make_cfg(overrides, run_name="whole", per_class=6))
     whole = _tensorboard_scalars(tmp_path / "whole")
+    assert len(list((tmp_path / "whole").rglob("events.out.tfevents.*"))) == 1  # fit, validate, test
     assert len(whole["train/loss_step"]) == 6 and whole["val/top1"][0][0] == 2, sorted(whole)
     real = run_module.build_callbacks
     for name, stop, every in (("mid", 5, "2"), ("end", 4, "null")):
@@ -229,6 +230,7 @@ def test_a_resumed_runs_tensorboard_log_reads_as_the_uninterrupted_runs(make_cfg
             cfg.ckpt_path = "last"
         assert train(cfg)["resumed"]
         assert _tensorboard_scalars(tmp_path / name) == whole, name
+        assert len(list((tmp_path / name).rglob("events.out.tfevents.*"))) == 2, name  # one per part
 
 
 def test_a_resumed_run_logs_to_the_interrupted_runs_wandb_run(make_cfg, tmp_path, monkeypatch):

@@ -165,7 +165,27 @@ def build_logger(cfg: DictConfig, run_dir: Path, resume_step: int | None = None)
             # A resumed run's writer marks its start at the checkpoint's step: TensorBoard's readers
             # then drop what the interrupted run logged from that step on (trained again).
             purge = {} if resume_step is None else {"purge_step": resume_step}
-            return TensorBoardLogger(
+
+            class OneWriterTensorBoardLogger(TensorBoardLogger):
+                """One event file per run part. Lightning finalizes the logger after each stage
+                (fit, the re-validation, test) and the base class then closes its writer, so the
+                next stage opened another file. TensorBoard reads a folder's files in name order,
+                and a name ends in the process's count of writers: two files opened in the same
+                second across a digit step (``...9``, ``...10``, as in a ``--multirun`` sweep, whose
+                jobs share a process) were read out of order and the later one's data dropped.
+                Here each stage's end flushes; the run's end closes (``close_writer``)."""
+
+                def finalize(self, status: str) -> None:
+                    if self._experiment is not None:
+                        self.experiment.flush()
+                    if status == "success":
+                        self.save()
+
+                def close_writer(self) -> None:
+                    if self._experiment is not None:
+                        self.experiment.close()
+
+            return OneWriterTensorBoardLogger(
                 save_dir=str(run_dir), name="", version="", default_hp_metric=False, **purge
             )
         except ModuleNotFoundError as exc:
@@ -533,6 +553,8 @@ def _train(
         "num_classes": num_classes,
         **robust,
     }
+    if hasattr(logger, "close_writer"):  # logger=tensorboard: its one file is complete
+        logger.close_writer()
     metrics = _with_earlier(metrics, earlier, run_dir / "metrics.json")
     write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     log.info("Metrics written to %s: %s", run_dir / "metrics.json", metrics)
