@@ -74,7 +74,8 @@ def verify_splits(splits: Splits, cache_dir: str | Path, on_bad_image: str = "er
                     "re-download or remove them, or add dataset.on_bad_image=skip to train without them "
                     "(they are then counted in metrics.json and listed in the run folder)"
                 )
-            keep = [i for i, p in enumerate(ds.paths) if str(p) not in set(found)]
+            corrupt = set(found)
+            keep = [i for i, p in enumerate(ds.paths) if str(p) not in corrupt]
             setattr(splits, name, ds.subset(keep))
             log.warning(
                 "%s/%s: %d corrupt image(s) skipped (dataset.on_bad_image=skip; first: %s)",
