@@ -359,22 +359,45 @@ def test_a_batch_limit_of_1_is_one_batch(make_cfg):
 
 
 def test_metrics_say_what_the_numbers_were_computed_on(make_cfg):
-    """debug=fast cuts the test split to two batches: metrics.json says so, beside the code's commit
-    and the package versions."""
-    metrics = train(make_cfg(["dataset.batch_size=4", "dataset.eval_batch_size=4"]))
+    """debug=fast cuts each split to two batches: metrics.json says which of them that shortened,
+    beside the code's commit and the package versions."""
+    metrics = train(make_cfg(["dataset.batch_size=2", "dataset.eval_batch_size=4"]))
+    assert metrics["train_images"] > 2 * 2 and metrics["optimizer_steps"] == 2
     assert metrics["test_images"] > 8 and metrics["test_images_evaluated"] == 8
-    assert metrics["val_images_evaluated"] == min(8, metrics["val_images"])
-    assert metrics["shortened_by"] == {
-        "limit_train_batches": 2,
-        "limit_val_batches": 2,
-        "limit_test_batches": 2,
-    }
+    # (the fixture's val split fits in two batches: its limit cut nothing and is not listed)
+    assert metrics["val_images"] <= 8 and metrics["val_images_evaluated"] == metrics["val_images"]
+    assert metrics["shortened_by"] == {"limit_train_batches": 2, "limit_test_batches": 2}
     assert len(metrics["git"]["commit"]) == 40 and isinstance(metrics["git"]["dirty"], bool)
     assert metrics["versions"]["torch"] and metrics["versions"]["python"]
     assert metrics["edit_store"] is None
     full = train(make_cfg(["trainer.limit_test_batches=null"], run_name="full"))
     assert full["test_images_evaluated"] == full["test_images"]
     assert "limit_test_batches" not in full["shortened_by"]
+
+
+def test_limits_that_cut_nothing_are_not_listed_as_shortening(make_cfg):
+    """A batch limit above its split's batches, or a max_steps reached only at the last epoch's
+    end, left nothing out: metrics.json does not list it among what shortened the run."""
+    base = ["dataset.batch_size=4", "dataset.eval_batch_size=2", "trainer.max_epochs=2"]
+    roomy = [*base, "trainer.limit_train_batches=1000", "trainer.limit_val_batches=1000",
+             "trainer.limit_test_batches=1000", "trainer.max_steps=1000"]  # fmt: skip
+    metrics = train(make_cfg(roomy))
+    assert metrics["epochs"] == 2 and metrics["test_images_evaluated"] == metrics["test_images"]
+    assert metrics["shortened_by"] == {}
+    per_epoch = metrics["optimizer_steps"] // 2
+    cut = [*base, "trainer.limit_train_batches=1", "trainer.limit_val_batches=1",
+           "trainer.limit_test_batches=1", f"trainer.max_steps={per_epoch + 1}"]  # fmt: skip
+    # limit_train_batches=1 makes an epoch one step: max_steps then stops nothing early...
+    metrics = train(make_cfg(cut, run_name="cut"))
+    assert metrics["shortened_by"] == {
+        "limit_train_batches": 1,
+        "limit_val_batches": 1,
+        "limit_test_batches": 1,
+    }
+    # ... while without it max_steps ends the second epoch early and is listed.
+    metrics = train(make_cfg([*base, f"trainer.max_steps={per_epoch + 1}"], run_name="steps"))
+    assert metrics["optimizer_steps"] == per_epoch + 1
+    assert metrics["shortened_by"]["max_steps"] == per_epoch + 1
 
 
 def test_last_checkpoint_is_the_last_epoch_not_the_best(make_cfg, tmp_path):

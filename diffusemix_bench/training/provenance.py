@@ -45,17 +45,23 @@ def versions() -> dict[str, str | None]:
     return out
 
 
-def shortened_by(cfg: DictConfig) -> dict:
-    """Every trainer setting that cut the run short of its epochs and splits, with its value."""
+def shortened_by(cfg: DictConfig, cut: dict[str, bool] | None = None) -> dict:
+    """Every trainer setting that cut the run short of its epochs and splits, with its value.
+
+    ``cut`` says, for a setting, whether it left anything out in this run: a limit of 5 batches on a
+    split of 3, or ``max_steps`` reached only at the last epoch's end, cut nothing and is not listed.
+    A setting ``cut`` does not name is listed whenever it is set."""
     t = cfg.trainer
+    cut = cut or {}
     out = {}
     for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
         value = t.get(key)
-        if value is not None and not (isinstance(value, float) and value == 1.0):  # 1.0: every batch
+        every = isinstance(value, float) and value == 1.0  # a float 1.0 is every batch
+        if value is not None and not every and cut.get(key, True):
             out[key] = as_lightning_count(value)
     if t.get("fast_dev_run"):
         out["fast_dev_run"] = t.fast_dev_run
-    if t.get("max_steps") not in (None, -1):
+    if t.get("max_steps") not in (None, -1) and cut.get("max_steps", True):
         out["max_steps"] = t.max_steps
     if t.get("overfit_batches"):
         out["overfit_batches"] = as_lightning_count(t.overfit_batches)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -271,6 +272,32 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[Callback], log
     return pl.Trainer(default_root_dir=str(run_dir), callbacks=callbacks, logger=logger, **kwargs)
 
 
+def _train_limit_cut(cfg: DictConfig, trainer: pl.Trainer, train_images: int) -> bool:
+    """Whether ``trainer.limit_train_batches`` left batches of an epoch out (a limit above the
+    epoch's batches cuts nothing). Under budget=vanilla_steps the epoch is the vanilla run's batches."""
+    if cfg.trainer.limit_train_batches is None:
+        return False
+    if cfg.budget == "vanilla_steps":
+        epoch = vanilla_batches_per_epoch(
+            train_images, cfg.dataset.batch_size, cfg.dataset.drop_last, trainer.world_size
+        )
+    else:
+        try:
+            epoch = len(trainer.train_dataloader)
+        except TypeError:  # no fit this part (its epochs were done): say the limit was set
+            return True
+    return trainer.num_training_batches < epoch
+
+
+def _max_steps_cut(cfg: DictConfig, trainer: pl.Trainer) -> bool:
+    """Whether ``trainer.max_steps`` comes before the end of ``max_epochs`` epochs."""
+    epochs = cfg.trainer.max_epochs
+    if epochs is None or epochs < 0:  # trained by steps alone: nothing is cut short
+        return False
+    steps_per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
+    return cfg.trainer.max_steps < epochs * steps_per_epoch
+
+
 def _percent(value) -> float | None:
     return None if value is None else round(float(value) * 100.0, 4)
 
@@ -460,6 +487,7 @@ def _train(
         aug_name,
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    train_cut = _train_limit_cut(cfg, trainer, len(datamodule.train_set))
     # Read before validate/test load the selected checkpoint (and its counts) into the module.
     images_seen = module.images_seen
     adversarial_batches = module.adversarial_batches
@@ -533,7 +561,16 @@ def _train(
         # Images the reported numbers were computed on (limit_*_batches and fast_dev_run cut them).
         "val_images_evaluated": module.evaluated["val"] if val_metrics else 0,
         "test_images_evaluated": module.evaluated["test"] if test_metrics else 0,
-        "shortened_by": shortened_by(cfg),
+        "shortened_by": shortened_by(
+            cfg,
+            {
+                "limit_train_batches": train_cut,
+                "limit_val_batches": 0 < module.evaluated["val"] < len(datamodule.val_set),
+                "limit_test_batches": bool(test_metrics)
+                and module.evaluated["test"] < len(datamodule.test_set),
+                "max_steps": _max_steps_cut(cfg, trainer),
+            },
+        ),
         "edit_store": aug.store_record() if hasattr(aug, "store_record") else None,
         "git": git_state(),
         "versions": versions(),
