@@ -843,10 +843,11 @@ def _imagefolder_overrides(root: Path, edits: Path, *extra: str) -> list[str]:
 
 
 def test_a_store_refuses_images_other_than_its_own(tmp_path):
-    """images.json records each index's file: an image added to the folder (every later index now
+    """The store records each index's file: an image added to the folder (every later index now
     another image) is refused by generate.py and by DiffuseMix, naming the index and both files;
     the unchanged folder still trains from the store, and a store made before the record existed is
-    recorded on its next generate.py run."""
+    recorded on its next generate.py run (one made with the record's earlier form, images.json, is
+    still checked)."""
     import re
 
     from diffusemix_bench.data import create_dataset
@@ -856,18 +857,29 @@ def test_a_store_refuses_images_other_than_its_own(tmp_path):
     ov = _imagefolder_overrides(root, tmp_path / "edits")
     generate(compose_generate(ov))
     store = EditStore.from_config(compose_generate(ov), "imagefolder")
-    record = json.loads((store.folder / "images.json").read_text())
+    record = store.recorded_images()
     train = create_dataset("imagefolder", root, "train")
     assert record == {
-        str(i): [p.relative_to(root).as_posix(), p.stat().st_size] for i, p in enumerate(train.paths)
+        i: [p.relative_to(root).as_posix(), p.stat().st_size] for i, p in enumerate(train.paths)
     }
+    assert len(list((store.folder / "images").glob("*.txt"))) == 1
     store.check_images(image_files(train))  # the same folder: accepted
+    generate(compose_generate(ov))  # nothing new to record: no second file
+    assert len(list((store.folder / "images").glob("*.txt"))) == 1
 
     # An older store: no record, nothing checked; generate.py records it.
-    (store.folder / "images.json").unlink()
+    shutil.rmtree(store.folder / "images")
     store.check_images({0: ["elsewhere.jpg"]})
     generate(compose_generate(ov))
-    assert json.loads((store.folder / "images.json").read_text()) == record
+    assert store.recorded_images() == record
+    # The record's earlier form, one JSON object, is still read.
+    shutil.rmtree(store.folder / "images")
+    (store.folder / "images.json").write_text(json.dumps({str(i): f for i, f in record.items()}))
+    assert store.recorded_images() == record
+    with pytest.raises(EditStoreError, match="index 1 was"):
+        store.check_images({1: ["elsewhere.jpg"]})
+    generate(compose_generate(ov))  # every index is recorded there: nothing is appended
+    assert not (store.folder / "images").exists()
 
     first = train.paths[0]
     added = first.with_name("0" + first.name)  # sorts first: every index of its class moves on
@@ -884,6 +896,25 @@ def test_a_store_refuses_images_other_than_its_own(tmp_path):
     first.write_bytes(first.read_bytes() + b"\0")
     with pytest.raises(EditStoreError, match="bytes"):
         generate(compose_generate(ov))
+
+
+def test_the_image_record_keeps_any_file_name(tmp_path):
+    """Names with spaces, a leading quote or a line break come back from the record as they went
+    in; a line cut short by a kill is ignored; a record that cannot be read names its file."""
+    from diffusemix_bench.generation.prompts import build_prompts
+    from diffusemix_bench.generation.store import EditStoreError
+
+    store = EditStore(tmp_path / "store", build_prompts(["a"]))
+    names = {0: ["a b/c d.jpg", 10], 1: ['"quoted".png', 11], 2: ["line\nbreak.jpg", 12], 3: ["plain.jpg"]}
+    store.check_images(names, record=True)
+    assert store.recorded_images() == names
+    (store.folder / "images" / "killed.txt").write_text("4 13 cut-short.j")  # a killed process's
+    assert store.recorded_images() == names
+    store.check_images({**names, 4: ["cut-short.jpg", 13]}, record=True)  # recorded again, whole
+    assert store.recorded_images()[4] == ["cut-short.jpg", 13]
+    (store.folder / "images" / "other.txt").write_text("x 1 y.jpg\n")
+    with pytest.raises(EditStoreError, match=r"other.txt is not readable .*rerun generate.py"):
+        store.recorded_images()
 
 
 def test_generate_skips_the_corrupt_images_train_py_skips(tmp_path, capsys):

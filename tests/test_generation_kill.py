@@ -146,6 +146,7 @@ def test_two_ranks_share_the_keys_without_duplicates_and_match_one_rank(tmp_path
     manifests = sorted((two.folder / "manifest").glob("*.txt"))
     assert len(manifests) == 2 and all(m.read_text().count("\n") == 12 for m in manifests)
     _all_keys_stored(two, 12)
+    assert len(list((two.folder / "images").glob("*.txt"))) == 1  # the first rank recorded them
 
     single = gen_overrides(flowers, tmp_path / "single", *common)
     generate(compose_generate(single))
@@ -153,6 +154,23 @@ def test_two_ranks_share_the_keys_without_duplicates_and_match_one_rank(tmp_path
     for i in range(12):
         for pid in one.prompt_ids:
             assert torch.equal(one.read(i, pid), two.read(i, pid))
+
+    # An image replaced since: the first rank refuses the store, and both ranks stop (none waits).
+    from diffusemix_bench.data import create_dataset
+
+    first = create_dataset("flowers102", flowers, "train").paths[0]
+    first.write_bytes(first.read_bytes() + b"\0")
+    done = subprocess.run(
+        [sys.executable, "generate.py", *ddp, f"hydra.run.dir={tmp_path / 'run2'}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 1 and "would be paired with the wrong images" in out, out[-3000:]
+    assert "Traceback" not in out
 
 
 @pytest.mark.parametrize(

@@ -20,10 +20,18 @@ from ..config import validate_config
 from ..data import ImageClassificationDataset, create_dataset, per_class_subset
 from ..data.datamodule import worker_init
 from ..data.splits import Splits, dataset_root, verify_splits
-from ..errors import free_space, user_errors_reported
+from ..errors import USER_ERRORS, free_space, user_errors_reported, user_message
 from .edit_model import DTYPES, EditModel, check_step_cache, finish, is_bad, resolve_dtype, to_uint8
 from .prompts import build_prompts
-from .store import EditStore, edit_seed, image_files, largest_block, prompt_blocks, resolve_store_size
+from .store import (
+    EditStore,
+    EditStoreError,
+    edit_seed,
+    image_files,
+    largest_block,
+    prompt_blocks,
+    resolve_store_size,
+)
 
 log = logging.getLogger(__name__)
 
@@ -216,17 +224,22 @@ class EditKeysData(pl.LightningDataModule):
                 split: (ds, [i for i in idx if i in set(self.only[split])])
                 for split, (ds, idx) in reads.items()
             }
-        # Every rank refuses a store made from other images (index by index) before anything is
-        # written; the first rank records the images of the indices new to it.
-        for split, store in self.stores.items():
-            ds, indices = reads[split]
-            store.check_images(image_files(ds, indices, sizes=True), record=self.trainer.is_global_zero)
-        self.trainer.strategy.barrier("edit-images")
+
+        # Before anything is written, the first rank refuses a store made from other images
+        # (index by index: a stat per planned image) and records the indices new to it; every
+        # rank stops alike when it refuses or fails.
+        def check_images() -> None:
+            for split, store in self.stores.items():
+                ds, indices = reads[split]
+                store.check_images(image_files(ds, indices, sizes=True), record=True)
+
+        self._on_first_rank(check_images)
+
         # A store with a store of the same settings in the other format beside it (npy <-> png)
         # is filled from it first (one process converts; the others wait): changing the format,
         # or exporting edits as PNG files to look at, generates nothing. Then the missing edits
         # are listed.
-        if self.trainer.is_global_zero:
+        def convert() -> None:
             for split, store in self.stores.items():
                 source = store.sibling()
                 if source is not None and source.folder.is_dir():
@@ -236,8 +249,10 @@ class EditKeysData(pl.LightningDataModule):
                         print(
                             f"converted {n} edits from the {source.format} store {source.folder}", flush=True
                         )
-                    store.refresh()
-        self.trainer.strategy.barrier("edit-convert")
+
+        self._on_first_rank(convert)
+        for store in self.stores.values():
+            store.refresh()
         for split, store in self.stores.items():
             ds, indices = reads[split]
             self.splits[split] = ds
@@ -276,6 +291,24 @@ class EditKeysData(pl.LightningDataModule):
         self.trainer.strategy.barrier("edit-keys")
         rank, world = self.trainer.global_rank, self.trainer.world_size
         self.groups = groups[rank::world]
+
+    def _on_first_rank(self, work) -> None:
+        """Run ``work`` on the first rank while the others wait; when it fails, every rank stops
+        (the first with its own error, the others with its message), so none is left waiting."""
+        failure = None
+        if self.trainer.is_global_zero:
+            try:
+                work()
+            except Exception as exc:
+                failure = exc
+        stop = self.trainer.strategy.broadcast(
+            None if failure is None else (isinstance(failure, USER_ERRORS), user_message(failure)), src=0
+        )
+        if failure is not None:
+            raise failure
+        if stop is not None:
+            user_error, message = stop
+            raise (EditStoreError if user_error else RuntimeError)(f"rank 0 stopped: {message}")
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         # Originals stay on the CPU: EditModel resizes them there and moves one stacked batch.

@@ -229,9 +229,11 @@ class EditStore:
         runtime.json                      how the edits are computed on this machine: the resolved
                                           dtype, channels_last, compile (first write)
         generation_log.jsonl              one line per generate.py run: edits made, wall seconds
-        images.json                       the image each index was made from: its path in the
-                                          dataset and its bytes (stores made before the record
-                                          existed get it on their next generate.py run)
+        images/<host>-<pid>-<time>.txt    the image each index was made from: one line
+                                          "<index> <bytes> <path in the dataset>" per index, appended
+                                          by the generate.py run that first saw it (stores made
+                                          before the record existed get it on their next run;
+                                          ``images.json``, the earlier form, is still read)
         edits/<prompt id>/<shard>/<index>.npy   uint8 RGB (3, H, W) at the stored size, raw
                                           (generator.store_format=npy, the default: read with no
                                           decoding) or .png (store_format=png: about half the disk)
@@ -629,39 +631,64 @@ class EditStore:
         f.flush()
         os.fsync(f.fileno())
 
+    def recorded_images(self) -> dict[int, list]:
+        """Store index -> ``[path]`` or ``[path, bytes]`` of the image each index was made from, as
+        recorded (see :meth:`check_images`); empty for a store made before the record existed."""
+        recorded: dict[int, list] = {}
+        legacy = self.folder / "images.json"  # the record's earlier form: one JSON object
+        if legacy.is_file():
+            try:
+                stored = json.loads(legacy.read_text())
+                if not isinstance(stored, dict):
+                    raise ValueError("not an object")
+                recorded = {int(k): v for k, v in stored.items()}
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise self._unreadable_record(legacy, exc) from None
+        folder = self.folder / "images"
+        for path in sorted(folder.glob("*.txt")) if folder.is_dir() else []:
+            data = path.read_bytes()
+            complete = data[: data.rfind(b"\n") + 1]  # a line cut short by a kill is ignored
+            try:
+                for line in complete.decode("utf-8").split("\n")[:-1]:
+                    index, size, name = line.split(" ", 2)
+                    if name.startswith('"'):
+                        name = json.loads(name)
+                    recorded[int(index)] = [name] if size == "-" else [name, int(size)]
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise self._unreadable_record(path, exc) from None
+        for index, was in recorded.items():
+            if not (isinstance(was, list) and was and isinstance(was[0], str)):
+                raise self._unreadable_record(legacy, f"no image file for index {index}")
+        return recorded
+
+    @staticmethod
+    def _unreadable_record(path: Path, why) -> EditStoreError:
+        return EditStoreError(
+            f"{path} is not readable ({why}); delete {path.parent / 'images'} and "
+            f"{path.parent / 'images.json'} (the record of images, not the edits) and rerun "
+            "generate.py, which records the images again"
+        )
+
     def check_images(self, files: dict[int, list], record: bool = False) -> None:
         """Refuse to pair this store's edits with other images than they were made from: compare
         ``files`` (see :func:`image_files`: index -> [relative path] or [relative path, bytes])
-        with ``images.json``, then with ``record`` add the indices it lacks (under a lock: several
-        generate.py processes may share the store). Sizes are compared where both sides have them.
-        A store without the record (made before it existed) is not checked."""
+        with the recorded images, then with ``record`` append the indices not recorded yet to this
+        process's file under ``images/`` (under a lock, so that processes sharing the store record
+        each index once). Sizes are compared where both sides have them. A store without the record
+        (made before it existed) is not checked."""
         if not files:
             return
-        path = self.folder / "images.json"
         lock = None
         if record:
             self.folder.mkdir(parents=True, exist_ok=True)
             lock = open(self.folder / "images.lock", "a")  # noqa: SIM115  (closed below)
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         try:
-            try:
-                stored = json.loads(path.read_text()) if path.is_file() else {}
-                if not isinstance(stored, dict):
-                    raise ValueError("not an object")
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise EditStoreError(
-                    f"{path} is not readable ({exc}); delete it and rerun generate.py, which records "
-                    "the images again"
-                ) from None
+            stored = self.recorded_images()
             for index, now in files.items():
-                was = stored.get(str(index))
+                was = stored.get(index)
                 if was is None:
                     continue
-                if not (isinstance(was, list) and was and isinstance(was[0], str)):
-                    raise EditStoreError(
-                        f"{path} holds no image file for index {index}; delete it and rerun "
-                        "generate.py, which records the images again"
-                    )
                 if was[0] != now[0] or (len(was) > 1 and len(now) > 1 and was[1] != now[1]):
                     what = f"'{was[0]}'" + (f" ({was[1]} bytes)" if len(was) > 1 else "")
                     is_ = f"'{now[0]}'" + (f" ({now[1]} bytes)" if len(now) > 1 else "")
@@ -673,11 +700,14 @@ class EditStore:
                         "folder (generator.edits_dir=<folder>, in generate.py and train.py alike), or "
                         f"delete {self.folder} to make them again"
                     )
-            new = {str(i): f for i, f in files.items() if str(i) not in stored}
-            if record and new:
-                stored.update(new)
-                ordered = dict(sorted(stored.items(), key=lambda kv: int(kv[0])))
-                write_atomic(path, json.dumps(ordered, separators=(",", ":")) + "\n")
+            if record:
+                lines = "".join(
+                    f"{index} {f[1] if len(f) > 1 else '-'} {_record_name(f[0])}\n"
+                    for index, f in sorted(files.items())
+                    if index not in stored
+                )
+                if lines:
+                    self._append_line("images", lines)
         finally:
             if lock is not None:
                 lock.close()
@@ -900,6 +930,14 @@ def _record(done: dict[str, array], prompt_id: str, index: int, size: int) -> No
     if index >= len(sizes):
         sizes.extend([0] * max(index + 1 - len(sizes), len(sizes)))
     sizes[index] = size
+
+
+def _record_name(name: str) -> str:
+    """A file name as the last field of an ``images/`` line: as it is, or as a JSON string when
+    it could be misread (a line break in it, or a leading quote)."""
+    if "\n" in name or name.startswith('"'):
+        return json.dumps(name)
+    return name
 
 
 def _host() -> str:
