@@ -19,6 +19,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf, open_dict
 
+from diffusemix_bench.commands import script_command
 from diffusemix_bench.errors import ConfigError
 from diffusemix_bench.generation import edit_model as em
 from diffusemix_bench.generation import generate as gen_mod
@@ -132,7 +133,7 @@ def test_store_round_trip_missing_and_corrupt_file(tmp_path):
     store.path(1, "snowy").write_bytes(good[: len(good) // 2])  # truncated after it was recorded
     with pytest.raises(
         CorruptEditError,
-        match=r"1\.npy.*broken.*Repair the store.*: python generate.py.*generator\.verify=true",
+        match=r"1\.npy.*broken.*Repair the store.*: \S*python generate.py.*generator\.verify=true",
     ):
         again.read(1, "snowy")
     with pytest.raises(CorruptEditError, match=r"1\.npy.*broken.*Repair the store"):
@@ -228,7 +229,7 @@ def test_store_folder_hash_and_generate_command(tmp_path):
     )
     cmd = generate_command(custom, "flowers102")
     args = shlex.split(cmd)
-    assert args[:2] == ["python", "generate.py"]
+    assert args[:2] == shlex.split(script_command("generate.py"))
     assert "generator=tiny" in args and "generator.guidance_scale=5.0" in args
     # The stored size follows dataset.resize (generator.store_size=auto): it travels with the command.
     assert "dataset.resize=40" in args
@@ -241,6 +242,27 @@ def test_store_folder_hash_and_generate_command(tmp_path):
     args = shlex.split(generate_command(folder, "imagefolder"))
     assert "dataset.root=/my/images" in args and "dataset.on_bad_image=skip" in args
     assert not [a for a in args if a.startswith("paths.data_dir")]
+
+
+def test_printed_commands_run_where_the_user_is(tmp_path, monkeypatch):
+    """A message's command names ``python`` where that runs this interpreter (an activated
+    environment), else this interpreter's path; and the script from the working directory: pasted
+    there, it runs."""
+    from diffusemix_bench.commands import PROJECT
+
+    monkeypatch.chdir(PROJECT)
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    assert script_command("generate.py") == "python generate.py"
+    monkeypatch.setenv("PATH", str(tmp_path))  # no python on the PATH
+    monkeypatch.chdir(tmp_path)
+    cmd = script_command("generate.py")
+    assert (
+        cmd == f"{shlex.quote(os.path.abspath(sys.executable))} {shlex.quote(str(PROJECT / 'generate.py'))}"
+    )
+    done = subprocess.run(
+        [*shlex.split(cmd), "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and "generate" in done.stdout.lower(), done.stderr[-2000:]
 
 
 # -- the edit model ------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from ..commands import script_command
 from ..config import DatasetConfig, GeneratorConfig, PathsConfig
 from ..errors import ConfigError, UserError
 from ..files import write_atomic
@@ -262,7 +263,7 @@ class EditStore:
         settings: dict[str, Any] | None = None,
         *,
         keep_full_size: bool = False,
-        command: str = "python generate.py",
+        command: str | None = None,
         store_format: str | None = None,
     ) -> None:
         self.folder = Path(folder)
@@ -276,7 +277,7 @@ class EditStore:
         self.prompt_texts: dict[str, str] = {p.id: p.text for p in prompts}
         self.settings = settings
         self.keep_full_size = keep_full_size
-        self.command = command
+        self.command = command or script_command("generate.py")
         # How this run computes edits (see use_runtime); recorded with the first edit written.
         self.runtime: dict[str, Any] | None = None
         # Per prompt id, the recorded size of each index's edit: 0 not recorded, -1 recorded
@@ -985,7 +986,7 @@ def _override_value(value: Any) -> str:
 
 
 def generate_command(cfg: DictConfig, dataset_name: str) -> str:
-    """The exact ``python generate.py ...`` command that fills the store ``cfg`` reads: the
+    """The exact ``python generate.py ...`` command (see :func:`script_command`) that fills the store ``cfg`` reads: the
     dataset, its split settings and the settings that size the stored edits, paths.data_dir, and
     every generator setting that differs from the chosen generator option's defaults."""
     g = OmegaConf.to_container(cfg.generator, resolve=True)
@@ -1027,4 +1028,4 @@ def generate_command(cfg: DictConfig, dataset_name: str) -> str:
     raw_edits = OmegaConf.to_container(cfg.generator, resolve=False)["edits_dir"]
     if raw_edits != dflt.get("edits_dir") or raw_paths.get("cache_dir") != PathsConfig.cache_dir:
         args.append(f"generator.edits_dir={Path(str(g['edits_dir'])).expanduser().resolve()}")
-    return "python generate.py " + " ".join(shlex.quote(a) for a in args)
+    return script_command("generate.py") + " " + " ".join(shlex.quote(a) for a in args)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from ..commands import script_command
 from ..errors import ConfigError
 
 # Settings a resumed run may change: where things are and how many devices, how long it goes on,
@@ -98,7 +99,7 @@ def check_resume(cfg: DictConfig, run_dir: Path, given: str | None = None) -> No
     if given == "last" and not (run_dir / "checkpoints" / "last.ckpt").is_file():
         raise ConfigError(
             f"ckpt_path=last but {run_dir / 'checkpoints' / 'last.ckpt'} does not exist. Resume in the run "
-            "folder that holds it: python train.py ... hydra.run.dir=<that run folder> ckpt_path=last "
+            f"folder that holds it: {script_command('train.py')} ... hydra.run.dir=<that run folder> ckpt_path=last "
             "(ckpt_path=auto resumes when there is one and starts a new run when there is none)"
         )
     if given not in (None, "auto", "last") and not Path(str(given)).expanduser().is_file():
@@ -143,7 +144,8 @@ def nothing_to_do(run_dir: Path, earlier: dict) -> str:
     return (
         f"The run in {run_dir} has finished: its metrics.json holds its {_count(earlier.get('epochs'), 'epoch')} "
         f"({_count(earlier.get('optimizer_steps'), 'optimizer step')}). Nothing to do. To train it longer, resume "
-        "with a larger trainer.max_epochs; to attack it, python evaluate.py ckpt=<the run folder> eval.fgsm=true"
+        f"with a larger trainer.max_epochs; to attack it, {script_command('evaluate.py')} ckpt=<the run folder> "
+        "eval.fgsm=true"
     )
 
 

@@ -1,0 +1,30 @@
+"""The project's commands as a message shows them, so that they run when pasted where the user is."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def script_command(script: str) -> str:
+    """``<python> <script>`` for one of the project's scripts (``generate.py``, ``train.py``, ...):
+    ``python`` where that name runs this very interpreter (an activated environment, ``uv run``),
+    else this interpreter's path (``.venv/bin/python`` from the project folder); the script's path
+    from the working directory (``generate.py`` in the project folder), else absolute."""
+    which = shutil.which("python")
+    here = Path.cwd()
+    if which is not None and os.path.abspath(which) == os.path.abspath(sys.executable):
+        python = "python"
+    else:
+        python = _from(here, Path(os.path.abspath(sys.executable)))
+    return f"{shlex.quote(python)} {shlex.quote(_from(here, PROJECT / script))}"
+
+
+def _from(here: Path, path: Path) -> str:
+    """``path`` relative to ``here`` when it lies below it, else absolute."""
+    return path.relative_to(here).as_posix() if path.is_relative_to(here) else str(path)
