@@ -346,6 +346,67 @@ def test_a_signal_ends_train_py_with_the_command_that_resumes_it(tmp_path, sig, 
     assert not (run_dir / "metrics.json").exists()
 
 
+#: Loaded by every process of the run below (a ``sitecustomize`` on its PYTHONPATH): the first
+#: rank sends SIGTERM to the whole process group as step 7 begins (every rank gets it, as from
+#: SLURM), and each rank writes the step it stopped at when Lightning stops it.
+TERM_EVERY_RANK_AT_STEP_7 = """
+import os, signal
+import pytorch_lightning as pl
+from diffusemix_bench.training import run
+
+class TermAndNote(pl.Callback):
+    def on_train_batch_start(self, trainer, *args):
+        if trainer.global_step == 6 and trainer.global_rank == 0:
+            os.killpg(os.getpgrp(), signal.SIGTERM)
+
+    def on_exception(self, trainer, module, exc):
+        with open(os.path.join(os.environ["STOPPED_AT"], f"rank{trainer.global_rank}"), "w") as f:
+            f.write(str(trainer.global_step))
+
+real = run.build_callbacks
+run.build_callbacks = lambda cfg, d: real(cfg, d) + [TermAndNote()]
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_with_two_ranks_saves_the_step_in_progress(tmp_path):
+    """``train.py`` on two CPU ranks (DDP), checkpointing every 5 steps, gets SIGTERM in every
+    process as step 7 begins: step 7 finishes, both ranks save it together (Lightning alone would
+    leave the step-5 file, and its handler's exchange of the signal between the ranks could hang
+    the run) and stop there, with exit code 1 and no traceback."""
+    from tests.fixtures.datasets import write_fixture_dataset
+
+    fixture = write_fixture_dataset("flowers102", tmp_path / "data", per_class=20)  # 60 train images
+    run = tmp_path / "run"
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(TERM_EVERY_RANK_AT_STEP_7)
+    args = ["dataset=flowers102", "model=resnet18", f"paths.data_dir={fixture['data_dir']}",
+            "dataset.image_size=32", "dataset.resize=36", "dataset.batch_size=2", "dataset.num_workers=0",
+            "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp", "trainer.max_epochs=1",
+            "callbacks.checkpoint_every_n_steps=5", "callbacks.progress_bar=none", f"hydra.run.dir={run}"]  # fmt: skip
+    env = dict(
+        os.environ, OMP_NUM_THREADS="1", PYTHONPATH=f"{hook}{os.pathsep}{ROOT}", STOPPED_AT=str(tmp_path)
+    )
+    env.pop("HYDRA_FULL_ERROR", None)
+    done = subprocess.run(
+        [sys.executable, "train.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        start_new_session=True,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 1 and "Traceback" not in out, out[-3000:]
+    assert "stopped by SIGTERM" in out
+    assert [(tmp_path / f"rank{r}").read_text() for r in (0, 1)] == ["7", "7"]
+    last = run / "checkpoints" / "last.ckpt"
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 7
+    assert json.loads((run / "failure.json").read_text())["error"] == "stopped by SIGTERM"
+
+
 class TermAt(pl.Callback):
     """Sends this process SIGTERM (as a scheduler would) as the step ``step`` begins."""
 

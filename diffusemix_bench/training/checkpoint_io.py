@@ -75,16 +75,43 @@ def moved_state(state: dict[str, Any], old: str, new: str) -> dict[str, Any]:
 
 class CheckpointOnSigterm(Callback):
     """SIGTERM during training (a scheduler's time limit or preemption, ``kill``): Lightning stops
-    after the step in progress; this writes ``last.ckpt`` at that step first, at the point where
-    ``callbacks.checkpoint_every_n_steps`` writes it, so the resumed run loses no step. With several
-    processes Lightning stops at the next step's start instead, without it (the processes would have
-    to agree first); their last.ckpt is the last one written on schedule."""
+    before the next step; this writes ``last.ckpt`` at the step just done first, at the point where
+    ``callbacks.checkpoint_every_n_steps`` writes it, so the resumed run loses no step.
+
+    With several processes, the processes agree at the end of each step whether any of them got
+    the signal; if one did, all save that step together (the save is collective) and all stop
+    (Lightning stops by the first process's flag, which is then set everywhere). Lightning's own
+    handler would also exchange the flag between processes from inside the signal handler, at
+    whatever point each process is: that exchange pairs with another collective operation (a
+    gradient all-reduce, a buffer broadcast) and the run hangs or fails. Here the handler only notes
+    the signal and passes it on to the processes this one started, as Lightning's does."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.saved_step: int | None = None
 
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if stage == "fit" and trainer.world_size > 1:
+            connector = trainer._signal_connector  # registers this handler when fit starts
+
+            def note_sigterm(signum, frame) -> None:
+                launcher = trainer.strategy.launcher
+                if not connector.received_sigterm and launcher is not None:
+                    launcher.kill(signum)
+                connector.received_sigterm = True
+
+            connector._sigterm_notifier_fn = note_sigterm
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.received_sigterm and trainer.world_size == 1 and self.saved_step != trainer.global_step:
+        if self.saved_step == trainer.global_step:
+            return
+        stop = trainer.received_sigterm
+        if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            flag = torch.tensor([int(stop)], device=trainer.strategy.root_device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            stop = bool(flag.item())
+            if stop:
+                trainer._signal_connector.received_sigterm = True
+        if stop:
             trainer.save_checkpoint(str(self.path))
             self.saved_step = trainer.global_step
