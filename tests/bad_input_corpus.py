@@ -515,24 +515,24 @@ CASES: list[Case] = [
     ),
     Case("weights file missing", "error", _train("cifar100", "model.weights={folder}/none.pt"), r"none\.pt"),
     # -- the edit store -------------------------------------------------------------------------------------
-    Case("DiffuseMix without edits", "error", _train("cifar100", *_STORE_ARGS), r"python generate\.py"),
+    Case("DiffuseMix without edits", "error", _train("cifar100", *_STORE_ARGS), r"python \S*generate\.py"),
     Case(
         "DiffuseMix with a truncated edit",
         "error",
         _train("cifar100", *_STORE_ARGS, prepare=_store_then(_truncate_edit)),
-        r"broken.*\.npy[\s\S]*python generate\.py",
+        r"broken.*\.npy[\s\S]*python \S*generate\.py",
     ),
     Case(
         "DiffuseMix with edits damaged in place",
         "error",
         _train("cifar100", *_STORE_ARGS, prepare=_store_then(_damage_edit_in_place)),
-        r"\.npy.*broken.*python generate\.py.*generator\.verify=true",
+        r"\.npy.*broken.*python \S*generate\.py.*generator\.verify=true",
     ),
     Case(
         "DiffuseMix with a garbage manifest",
         "error",
         _train("cifar100", *_STORE_ARGS, prepare=_store_then(_manifest_garbage)),
-        r"python generate\.py",
+        r"python \S*generate\.py",
     ),
     Case(
         "generate.py with a garbage runtime.json",
