@@ -128,6 +128,38 @@ def test_evaluate_script_adds_robustness_to_a_finished_run(trained_run, tmp_path
     assert list(tmp_path.iterdir()) == []  # nothing written beside the command
 
 
+def test_evaluate_leaves_an_unfinished_runs_metrics_alone(trained_run, tmp_path):
+    """A run that has not finished (stopped with failure.json, or no metrics.json) is attacked, but
+    its result goes to robustness.json: a metrics.json would make the run count as finished. A
+    damaged metrics.json is refused, saying how to get it back. A run read from dataset.root (an
+    image folder) that moved is found again with data_dir=<its new place>."""
+    import shutil
+
+    from diffusemix_bench.errors import UserError
+    from diffusemix_bench.training.evaluate import evaluate_run
+
+    cfg, metrics, run_dir = trained_run
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    best = Path(metrics["best_checkpoint"]).name
+    shutil.copy(run_dir / "checkpoints" / best, run / "checkpoints" / "last.ckpt")
+    saved = OmegaConf.load(run_dir / "config_resolved.yaml")
+    data = saved.paths.data_dir
+    saved.paths.data_dir = str(tmp_path / "gone")  # the data moved since: data_dir= gives its place
+    saved.dataset.root = str(tmp_path / "gone")
+    OmegaConf.save(saved, run / "config_resolved.yaml")
+    (run / "failure.json").write_text(json.dumps({"status": "failed", "error": "stopped by SIGTERM"}))
+    result = evaluate_run(_evaluate_cfg(ckpt=str(run), **{"eval.fgsm": "true", "data_dir": data}))
+    assert not (run / "metrics.json").exists()
+    assert json.loads((run / "robustness.json").read_text()) == result
+    assert result["fgsm_error"] == metrics["fgsm_error"]  # the same weights, attacked alike
+
+    (run / "failure.json").unlink()
+    (run / "metrics.json").write_text('{"best_checkpoint": "last.ckpt", "test_top1": 5')  # cut short
+    with pytest.raises(UserError, match=r"metrics\.json is damaged .*ckpt_path=last"):
+        evaluate_run(_evaluate_cfg(ckpt=str(run), **{"eval.fgsm": "true", "data_dir": data}))
+
+
 @pytest.mark.slow  # the bad-input corpus runs this kind of case in the default suite
 def test_evaluate_script_user_error_is_one_message(tmp_path):
     result = _evaluate([f"ckpt={tmp_path / 'nothing'}", "eval.fgsm=true"], tmp_path)

@@ -19,7 +19,7 @@ from ..errors import ConfigError
 from ..files import write_atomic
 from ..robustness import ATTACKS, AttackSpec, attack_specs, robust_errors
 from .classifier import build_model
-from .locate import check_request
+from .locate import check_request, finished, read_metrics
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,8 @@ def evaluate_run(cfg: DictConfig) -> dict:
     run_cfg = OmegaConf.load(run_dir / "config_resolved.yaml")
     if cfg.data_dir is not None:
         run_cfg.paths.data_dir = cfg.data_dir
+        if run_cfg.dataset.get("root"):  # an image folder (or a dataset given by its own folder)
+            run_cfg.dataset.root = cfg.data_dir
     try:
         splits = build_splits(run_cfg.dataset, run_cfg.paths.data_dir)
         datamodule = ImageDataModule(
@@ -155,11 +157,25 @@ def evaluate_run(cfg: DictConfig) -> dict:
     loader = eval_split(cfg.eval, datamodule)
     result = attack_checkpoint(model, ckpt, loader, specs, cfg.seed, accelerator, cfg.eval.split)
     result["robust_checkpoint"] = str(ckpt)
-    metrics_path = run_dir / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    metrics, dropped = with_robustness(metrics, result)
-    log_left_out(metrics_path, dropped)
-    write_atomic(metrics_path, json.dumps(metrics, indent=2) + "\n")  # never a cut-short result
-    log.info("Robustness of %s added to %s", ckpt, metrics_path)
+    if finished(run_dir):
+        metrics_path = run_dir / "metrics.json"
+        metrics, dropped = with_robustness(read_metrics(run_dir) or {}, result)
+        log_left_out(metrics_path, dropped)
+        write_atomic(metrics_path, json.dumps(metrics, indent=2) + "\n")  # never a cut-short result
+        log.info("Robustness of %s added to %s", ckpt, metrics_path)
+    else:
+        # A metrics.json here would make an unfinished run count as finished (reports, sweeps).
+        path = run_dir / "robustness.json"
+        write_atomic(path, json.dumps(result, indent=2) + "\n")
+        log.warning(
+            "The run in %s has not finished (%s), so its metrics.json is left as it is: the robustness "
+            "of %s is written to %s alone",
+            run_dir,
+            "it stopped with an error: failure.json"
+            if (run_dir / "failure.json").is_file()
+            else "no metrics.json",
+            ckpt.name,
+            path,
+        )
     print(json.dumps(result, indent=2))
     return result

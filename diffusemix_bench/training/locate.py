@@ -47,9 +47,9 @@ def locate_checkpoint(path: Path) -> tuple[Path, Path]:
         run_dir, ckpt = run_folder_of(path), path
     else:
         run_dir, ckpt = path, None
-        metrics = run_dir / "metrics.json"
-        if metrics.is_file():
-            best = json.loads(metrics.read_text()).get("best_checkpoint")
+        metrics = read_metrics(run_dir)
+        if metrics is not None:
+            best = metrics.get("best_checkpoint")
             if best and (run_dir / "checkpoints" / Path(best).name).is_file():
                 ckpt = run_dir / "checkpoints" / Path(best).name
         if ckpt is None and (run_dir / "checkpoints" / "last.ckpt").is_file():
@@ -65,3 +65,29 @@ def locate_checkpoint(path: Path) -> tuple[Path, Path]:
             "give a checkpoint inside a run folder written by train.py"
         )
     return run_dir, ckpt
+
+
+def read_metrics(run_dir: Path) -> dict | None:
+    """The run folder's ``metrics.json`` (None when there is none); a damaged one is a ConfigError
+    that says how to get it back, since evaluate.py adds to it."""
+    path = run_dir / "metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+        if not isinstance(metrics, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"{path} is damaged ({exc}), so the run's numbers and selected checkpoint are unknown and "
+            "evaluate.py cannot add to it. Restore it from a copy, or move it aside and run the same "
+            "train.py command with ckpt_path=last and hydra.run.dir=<this run folder>, which writes it "
+            "again from the last checkpoint"
+        ) from None
+    return metrics
+
+
+def finished(run_dir: Path) -> bool:
+    """Whether the run in ``run_dir`` finished: its metrics.json is there and no failure.json
+    (written when a run stops with an error, removed when it finishes) is beside it."""
+    return (run_dir / "metrics.json").is_file() and not (run_dir / "failure.json").is_file()
