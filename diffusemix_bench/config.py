@@ -848,7 +848,8 @@ def per_dataset(name: str, table) -> Any:
         return table["default"]
     raise ConfigError(
         f"a ${{per_dataset:...}} setting has values for {sorted(table)} but not for dataset '{name}': "
-        "add an entry for it (or a 'default' entry) in the experiment file"
+        "add an entry for it (or a 'default' entry) in the experiment file, or give the setting's value "
+        "on the command line"
     )
 
 
@@ -922,6 +923,30 @@ def no_such_setting(key: str, where: str, names) -> str:
     return f"{key}: {where} has no setting '{leaf}'{hint}"
 
 
+def _check_resolvable(cfg) -> None:
+    """A value computed by one of the project's resolvers (``${per_dataset:...}``) that cannot be
+    is a ConfigError naming the setting (OmegaConf would wrap it in its own error, a traceback)."""
+    from omegaconf.errors import InterpolationResolutionError
+
+    from .errors import ConfigError, UserError
+
+    for key in cfg:
+        if key == "hydra":
+            continue
+        try:
+            value = cfg[key]  # a scalar resolves when read
+            if OmegaConf.is_config(value):
+                OmegaConf.to_container(value, resolve=True)
+        except InterpolationResolutionError as exc:
+            cause = exc.__cause__ or exc.__context__  # OmegaConf wraps the resolver's error
+            while cause is not None and not isinstance(cause, UserError):
+                cause = cause.__cause__ or cause.__context__
+            if cause is None:
+                continue  # not the user's (a ${hydra:...} outside a run): left to where it is read
+            where = getattr(exc, "full_key", None) or key
+            raise ConfigError(f"{where}: {cause}" + (f" ({where}=<value>)" if where != key else "")) from None
+
+
 def validate_config(cfg) -> None:
     """Check every section against its schema, including keys added with ``+key=value``, which
     Hydra lets through typed nodes. Raises ConfigError naming the offending key."""
@@ -929,6 +954,7 @@ def validate_config(cfg) -> None:
 
     from .errors import ConfigError
 
+    _check_resolvable(cfg)
     sections = dict(SECTION_SCHEMAS)
     aug_schemas = AUG_SCHEMAS
     if cfg.aug.name not in aug_schemas:

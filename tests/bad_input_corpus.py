@@ -344,6 +344,12 @@ CASES: list[Case] = [
     Case("misspelt aug option", "error", _train("cifar100", "aug=diffuesmix"), r"aug=diffuesmix.*diffusemix"),
     Case("misspelt aug key", "error", _train("cifar100", "aug=mixup", "aug.alpah=0.5"), r"alpah.*alpha"),
     Case("batch size 0", "error", _train("cifar100", "dataset.batch_size=0"), r"dataset\.batch_size"),
+    Case(
+        "an experiment's per-dataset value missing for the dataset",
+        "error",
+        _train("cifar100", "experiment=table4", "dataset=imagefolder", "dataset.root={folder}/data"),
+        r"adv\.p: .*not for dataset 'imagefolder'.*adv\.p=<value>",
+    ),
     Case("negative max_epochs", "error", _train("cifar100", "trainer.max_epochs=-1"), r"max_epochs"),
     Case("learning rate 0", "error", _train("cifar100", "optim.lr=0"), r"optim\.lr"),
     Case("val_fraction above 1", "error", _train("flowers102", "dataset.val_fraction=1.5"), r"val_fraction"),
