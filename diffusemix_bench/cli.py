@@ -763,7 +763,12 @@ def _check_resume_at_start(task: DictConfig, run_dir: Path) -> None:
     given = task.ckpt_path
     resolve_auto_resume(task, run_dir)
     check_resume(task, run_dir, given)
-    if task.ckpt_path is None or not (run_dir / "metrics.json").is_file():
+    if task.ckpt_path is None:
+        return
+    from .training.run import _resolve_ckpt_path
+
+    _resolve_ckpt_path(task, run_dir / "checkpoints")  # a checkpoint past trainer.max_epochs: refused
+    if not (run_dir / "metrics.json").is_file():
         return
     ckpt = run_dir / "checkpoints" / "last.ckpt" if task.ckpt_path == "last" else Path(task.ckpt_path)
     try:

@@ -574,6 +574,7 @@ def test_train_script_end_to_end(tmp_path):
         "model=resnet18",
         f"paths.data_dir={fixture['data_dir']}",
         "debug=fast",
+        "trainer.max_epochs=2",
         "dataset.image_size=32",
         "dataset.resize=36",
         f"hydra.run.dir={tmp_path / 'run'}",
@@ -585,7 +586,7 @@ def test_train_script_end_to_end(tmp_path):
     assert (tmp_path / "run" / ".hydra" / "config.yaml").exists()
     # The resolved settings are printed as a tree when the run starts.
     assert (
-        "config" in result.stdout and "name: flowers102" in result.stdout and "max_epochs: 1" in result.stdout
+        "config" in result.stdout and "name: flowers102" in result.stdout and "max_epochs: 2" in result.stdout
     )
 
     # Resuming the finished run with another setting is refused in one message, before anything in
@@ -597,6 +598,11 @@ def test_train_script_end_to_end(tmp_path):
         r"error: ckpt_path=last resumes the run in .*aug\.name: 'none' -> 'mixup'", refused.stderr
     )
     assert "max_epochs:" not in refused.stdout  # no config tree before the one-line answer
+    assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == before
+    # So is a resume for fewer epochs than the checkpoint has trained.
+    refused = _run_script([*args, "trainer.max_epochs=1", "ckpt_path=last"], tmp_path)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "has trained 2 epochs, more than trainer.max_epochs=1" in refused.stderr, refused.stderr[-2000:]
     assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == before
     # A resume from a checkpoint that is not there is refused before any folder is made.
     for given, said in (
