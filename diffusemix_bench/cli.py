@@ -280,6 +280,26 @@ report.csv and plots, in out= (default: <first runs folder>/report), and prints 
 Sweep overrides given to the multirun (for example seed=0,1) tell the report which runs to expect."""
 
 
+def run_folders(value: str) -> list[Path]:
+    """The folders of ``runs=<folder>[,<folder>...]``. A sweep job's folder has commas in its name
+    (``0_aug=none,seed=0``): a value in quotes is one folder, and otherwise each comma-separated
+    piece is joined with the pieces after it as long as that names an existing folder (the
+    longest such name wins)."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return [Path(value[1:-1])]
+    pieces = value.split(",")
+    out, i = [], 0
+    while i < len(pieces):
+        end = next(
+            (j for j in range(len(pieces), i + 1, -1) if Path(",".join(pieces[i:j])).expanduser().exists()),
+            i + 1,
+        )
+        if ",".join(pieces[i:end]):
+            out.append(Path(",".join(pieces[i:end])))
+        i = end
+    return out
+
+
 def _parse_report_args(argv: list[str]) -> tuple[str, list[Path], Path | None, list[str]]:
     experiment, runs, out, extra = None, [], None, []
     for arg in argv:
@@ -289,7 +309,7 @@ def _parse_report_args(argv: list[str]) -> tuple[str, list[Path], Path | None, l
         if key == "experiment":
             experiment = value
         elif key == "runs":
-            runs += [Path(v) for v in value.split(",") if v]
+            runs += run_folders(value)
         elif key == "out":
             out = Path(value)
         else:
@@ -642,6 +662,9 @@ class SweepSummary(HydraCallback):
 
     planned: int | None = None
 
+    def __init__(self) -> None:
+        self.ended: set[str] = set()  # the folders of this launch's jobs that have ended
+
     def on_multirun_start(self, config, **kwargs) -> None:
         """How many jobs the sweep will run (the command line's overrides crossed with the
         experiment's sweep), so each line can say how many are still to run."""
@@ -657,6 +680,7 @@ class SweepSummary(HydraCallback):
         if config.hydra.mode != RunMode.MULTIRUN:
             return
         try:
+            self.ended.add(Path(str(config.hydra.runtime.output_dir)).name)
             self.write(Path(str(config.hydra.sweep.dir)))
         except Exception as exc:  # a summary must never fail the sweep
             print(f"sweep summary not written: {exc}", flush=True)
@@ -688,13 +712,18 @@ class SweepSummary(HydraCallback):
             writer = csv.DictWriter(f, fieldnames=self.FIELDS)
             writer.writeheader()
             writer.writerows(rows)
-        counts = {s: sum(r["status"] == s for r in rows) for s in ("finished", "failed", "diverged")}
-        stopped = [r["job"] for r in rows if r["status"] in ("failed", "diverged")]
+        # This launch's jobs when they are known (one process runs them all: Hydra's local
+        # launcher); else (each job in its own process, on SLURM) every run in the folder.
+        mine = [r for r in rows if r["job"] in self.ended] if self.planned is not None else rows
+        counts = {s: sum(r["status"] == s for r in mine) for s in ("finished", "failed", "diverged")}
+        stopped = [r["job"] for r in mine if r["status"] in ("failed", "diverged")]
         planned = f" of {self.planned}" if self.planned is not None else ""
-        left = f", {self.planned - len(rows)} not run yet" if self.planned is not None else ""
+        left = f", {max(self.planned - len(self.ended), 0)} not run yet" if self.planned is not None else ""
+        others = len(rows) - len(mine)
         print(
-            f"sweep so far: {len(rows)}{planned} jobs: {counts['finished']} finished, {counts['failed']} "
+            f"sweep so far: {len(mine)}{planned} jobs: {counts['finished']} finished, {counts['failed']} "
             f"failed, {counts['diverged']} diverged{left}; {sweep / 'summary.csv'}"
+            + (f" (with {others} other run(s) of the folder)" if others else "")
             + (f"; failed or diverged: {', '.join(stopped)}" if stopped else ""),
             flush=True,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -801,6 +802,10 @@ def register_configs() -> None:
     if not OmegaConf.has_resolver("swept_dirname"):
         # ${swept_dirname:}: a sweep job's folder name from the settings the sweep varies.
         OmegaConf.register_new_resolver("swept_dirname", swept_dirname)
+    if not OmegaConf.has_resolver("sweep_job_dirname"):
+        # ${sweep_job_dirname:}: the job number and the above, or the folder of an earlier job of
+        # the sweep folder with the same settings.
+        OmegaConf.register_new_resolver("sweep_job_dirname", sweep_job_dirname)
     if not OmegaConf.has_resolver("cpu_cap"):
         # ${cpu_cap:N}: N, or the number of cores this process may use when that is smaller.
         OmegaConf.register_new_resolver("cpu_cap", lambda n: min(int(n), usable_cores()))
@@ -836,6 +841,26 @@ def swept_dirname() -> str:
         if key in swept and key not in excluded:
             parts.append(f"{key}={override.get_value_element_as_str()}")
     return ",".join(sorted(parts)) if parts else str(hc.job.override_dirname)
+
+
+def sweep_job_dirname() -> str:
+    """A sweep job's folder: ``<job number>_<swept_dirname>``; but when the sweep folder already
+    holds a job folder with the same settings under another number (made by an earlier launch
+    with other values or another order of them, e.g. ``seed=0,1,2`` then ``seed=1,2``), that
+    folder, so that a sweep run again goes on in its jobs' own folders (``ckpt_path=auto``
+    resumes or skips them) instead of training them again in new ones."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hc = HydraConfig.get()
+    name = swept_dirname()
+    own = f"{hc.job.num}_{name}"
+    sweep = Path(str(hc.sweep.dir))
+    if sweep.is_dir() and not (sweep / own).exists():
+        for folder in sorted(sweep.iterdir()):
+            number, sep, rest = folder.name.partition("_")
+            if sep and number.isdigit() and rest == name and folder.is_dir():
+                return folder.name
+    return own
 
 
 def per_dataset(name: str, table) -> Any:

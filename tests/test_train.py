@@ -711,6 +711,59 @@ def test_sweep_job_folders_are_named_by_the_experiments_and_command_lines_sweeps
         HydraConfig.instance().cfg = None
 
 
+def test_a_sweep_run_again_with_fewer_values_goes_on_in_its_jobs_own_folders(tmp_path, monkeypatch, capsys):
+    """A job whose settings an earlier launch of the sweep folder ran under another number (seed=0,1,2,
+    then seed=1,2) gets that job's folder, so ckpt_path=auto resumes or skips it instead of training
+    it again in a new one; the summary line counts this launch's jobs and names the folder's others."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from diffusemix_bench.cli import SweepSummary
+    from diffusemix_bench.config import SWEPT_KEYS_ENV, sweep_job_dirname
+
+    sweep = tmp_path / "sweep"
+    for seed in range(3):
+        (sweep / f"{seed}_seed={seed}").mkdir(parents=True)
+        (sweep / f"{seed}_seed={seed}" / "config_resolved.yaml").write_text(f"seed: {seed}\n")
+    (sweep / "1_seed=1" / "metrics.json").write_text('{"val_top1": 50.0, "test_top1": 50.0}')
+    monkeypatch.setenv(SWEPT_KEYS_ENV, "seed")
+
+    def job(num: int, seed: int):
+        task = ["dataset=flowers102", f"seed={seed}"]
+        cfg = compose_config(task, return_hydra_config=True)
+        with open_dict(cfg):
+            cfg.hydra.overrides.task = task
+            cfg.hydra.job.num = num
+            cfg.hydra.sweep.dir = str(sweep)
+            cfg.hydra.mode = RunMode.MULTIRUN
+        HydraConfig.instance().set_config(cfg)
+        return cfg
+
+    try:
+        job(0, 1)
+        assert sweep_job_dirname() == "1_seed=1"  # the earlier launch's folder of seed=1
+        job(1, 2)
+        assert sweep_job_dirname() == "2_seed=2"
+        job(1, 3)
+        assert sweep_job_dirname() == "1_seed=3"  # new settings: a new folder
+        job(2, 2)
+        assert sweep_job_dirname() == "2_seed=2"  # its own number: its own folder
+    finally:
+        HydraConfig.instance().cfg = None
+
+    summary = SweepSummary()
+    summary.planned = 2
+    ended = {
+        "mode": RunMode.MULTIRUN,
+        "sweep": {"dir": str(sweep)},
+        "runtime": {"output_dir": str(sweep / "1_seed=1")},
+    }
+    summary.on_job_end(OmegaConf.create({"hydra": ended}))
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("sweep so far")][-1]
+    assert line.startswith("sweep so far: 1 of 2 jobs: 1 finished, 0 failed, 0 diverged, 1 not run yet;")
+    assert line.endswith("(with 2 other run(s) of the folder)")
+
+
 def test_experiment_group_is_the_experiments_folder():
     assert (CONF_DIR / "experiment").resolve() == (ROOT / "experiments").resolve()
 
