@@ -431,8 +431,10 @@ def test_resume_with_other_settings_is_refused_naming_them(make_cfg, tmp_path):
     # It names the value given (auto, which found last.ckpt).
     with pytest.raises(ConfigError, match=r"^ckpt_path=auto resumes the run in"):
         train(make_cfg(["trainer.max_epochs=2", "ckpt_path=auto", "aug=mixup"]))
-    # Going on for longer, or elsewhere, is the same run.
-    assert train(make_cfg(["trainer.max_epochs=2", "ckpt_path=last", "aug=none"]))["epochs"] == 2
+    # Going on for longer, or elsewhere, or showing and logging otherwise, is the same run.
+    shown = ["trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1", "print_config=false",
+             "callbacks.checkpoint_every_n_steps=1", "trainer.enable_model_summary=false"]  # fmt: skip
+    assert train(make_cfg(["trainer.max_epochs=2", "ckpt_path=last", "aug=none", *shown]))["epochs"] == 2
 
 
 def test_a_run_saved_before_a_setting_existed_resumes_at_the_value_it_had(make_cfg, tmp_path):
