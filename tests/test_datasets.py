@@ -457,6 +457,22 @@ def test_imagefolder_counts_skipped_files_and_empty_val_classes(tmp_path, caplog
     assert classes[1] in caplog.text
 
 
+def test_a_held_out_val_split_does_not_report_train_folders_files_again(tmp_path, caplog):
+    """Without val/, the val split is held out of train/: the files train/ skips are the train
+    split's to count and warn about, once, not the val split's too."""
+    import shutil
+
+    root, _ = _write("imagefolder", tmp_path)
+    shutil.rmtree(root / "val")
+    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+    (root / "train" / classes[0] / "README.txt").write_text("not an image")
+    with caplog.at_level("WARNING"):
+        train = create_dataset("imagefolder", root, "train")
+        val = create_dataset("imagefolder", root, "val")
+    assert train.info["skipped_files"] >= 1 and not val.info["skipped_files"]
+    assert caplog.text.count("that are not images were skipped") == 1
+
+
 def test_verify_finds_corrupt_images_at_start_up_and_skip_counts_them(make_cfg, tmp_path):
     """dataset.verify=true stops before training, naming the file; on_bad_image=skip trains without
     it, counts it in metrics.json and lists it in the run folder; results are cached per file."""

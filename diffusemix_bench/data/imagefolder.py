@@ -34,9 +34,12 @@ class ImageFolderError(UserError, ValueError):
         super().__init__(f"image folder {Path(root).absolute()}: {detail}. Expected layout:\n{layout}")
 
 
-def _read_split(root: Path, folder: Path, classes: list[str]) -> tuple[list[Path], list[int], dict]:
+def _read_split(
+    root: Path, folder: Path, classes: list[str], quiet: bool = False
+) -> tuple[list[Path], list[int], dict]:
     """Paths and labels of one split folder, and what was noticed: files that are not images and
-    class folders without an image (logged as warnings, recorded in the split's info)."""
+    class folders without an image (logged as warnings, recorded in the split's info; ``quiet``:
+    neither, for a folder another split reports, as train/ read again for a held-out val split)."""
     index = {c: i for i, c in enumerate(classes)}
     names = list_class_folders(folder)
     unknown = [c for c in names if c not in index]
@@ -60,6 +63,8 @@ def _read_split(root: Path, folder: Path, classes: list[str]) -> tuple[list[Path
         skipped.extend(others)
         if not files:
             empty.append(name)
+    if quiet:
+        skipped, empty = [], []
     if skipped:
         log.warning(
             "%s: %d file(s) that are not images were skipped (e.g. %s); accepted extensions: %s",
@@ -97,7 +102,10 @@ def imagefolder(
             f"{base / 'test'}/<class>/ images or evaluate on the val split instead"
         )
     source = split if split == "test" or (split == "val" and has_val) else "train"
-    paths, targets, notes = _read_split(root, base / source, classes)
+    # A held-out val split reads train/ again: what train/ holds is the train split's to report.
+    paths, targets, notes = _read_split(
+        root, base / source, classes, quiet=split == "val" and source == "train"
+    )
     if source == "train":
         empty = sorted(set(classes) - {classes[t] for t in set(targets)})
         if empty:
