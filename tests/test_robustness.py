@@ -291,7 +291,9 @@ def test_adv_p_perturbs_that_share_of_batches(make_cfg, p, perturbed):
     assert steps >= 2
     assert metrics["adversarial_batches"] == (steps if perturbed == "all" else 0)
     assert metrics["adv_training"] == (
-        None if p == 0 else {"p": 1.0, "eps": 10.0, "step": None, "scale": "uniform"}
+        None
+        if p == 0
+        else {"p": 1.0, "eps": 10.0, "step": 12.0, "scale": "uniform"}  # adv.step=null: eps + 2
     )
 
 

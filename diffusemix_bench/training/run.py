@@ -541,7 +541,12 @@ def _train(
         "images_seen": images_seen,
         "budget": cfg.budget,
         # Fast adversarial training (adv.p > 0): its settings and how many batches it perturbed.
-        "adv_training": asdict(adversarial) if adversarial.enabled else None,
+        # (its step as used: adv.step=null is eps + 2)
+        "adv_training": (
+            {**asdict(adversarial), "step": round(adversarial.step_size * 255.0, 6)}
+            if adversarial.enabled
+            else None
+        ),
         "adv_form": (
             ("method" if aug.own_adversarial else "training_views") if adversarial.enabled else None
         ),
