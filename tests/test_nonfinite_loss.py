@@ -30,6 +30,7 @@ def fit_linear(
     items: int,
     max_steps: int,
     accelerator: str = "cpu",
+    optimizer: str = "sgd",
 ):
     """A one-layer model on ``items`` random 8 x 8 images in batches of four, checked every step or
     deferred (``every_step``), logging every 5 steps: its module, trainer and loader."""
@@ -46,7 +47,7 @@ def fit_linear(
         create_aug({"name": "none"}, 4),
         "ce",
         LossConfig(name="ce"),
-        OptimConfig(lr=lr),
+        OptimConfig(name=optimizer, lr=lr),
         SchedConfig(name="none"),
     )
     module.check_loss_every_step = every_step
@@ -71,6 +72,14 @@ def diverge(every_step: bool | None, accelerator: str = "cpu") -> tuple[str, int
     with pytest.raises(NonFiniteLossError) as err:
         trainer.fit(module, train_dataloaders=loader)
     return str(err.value), where.step
+
+
+def test_the_advice_fits_the_optimiser():
+    """SGD may take a paper protocol's recipe; another optimiser is told that such a recipe is SGD."""
+    assert "lower optim.lr or pick a paper protocol (protocol=...)" in diverge(every_step=True)[0]
+    module, trainer, loader = fit_linear(1e30, True, StepAtError(), 64, 12, optimizer="adamw")
+    with pytest.raises(NonFiniteLossError, match=r"optim=sgd protocol=<name>, not optim=adamw"):
+        trainer.fit(module, train_dataloaders=loader)
 
 
 def test_non_finite_loss_names_its_first_step_checked_every_step_or_deferred():

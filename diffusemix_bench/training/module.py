@@ -237,7 +237,11 @@ class ClassifierModule(pl.LightningModule):
         precision = str(self.trainer.precision)
         raise NonFiniteLossError(
             f"{what} (optim.lr={self.optim_cfg.lr}, trainer.precision={precision}); lower optim.lr "
-            "or pick a paper protocol (protocol=...)"
+            + (
+                "or pick a paper protocol (protocol=...)"
+                if self.optim_cfg.name == "sgd"
+                else f"or train with a paper protocol's SGD recipe (optim=sgd protocol=<name>, not optim={self.optim_cfg.name})"
+            )
             + (
                 ", or use 32-true / bf16-mixed precision instead of 16-mixed"
                 if precision.startswith("16")
