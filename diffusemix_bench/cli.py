@@ -580,7 +580,33 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
         return
     with user_errors_reported():
         preflight(argv, config_dir, config_name)
+        check_slurm(argv)
     mark_swept_keys(argv)
+
+
+def check_slurm(argv: list[str]) -> None:
+    """``hydra/launcher=slurm`` submits each job with ``sbatch``: where SLURM is not (a laptop, a
+    node without its commands), one message instead of submitit's error from deep in a sweep."""
+    import shutil
+
+    if "hydra/launcher=slurm" not in argv or not any(a in ("-m", "--multirun") for a in argv):
+        return
+    if any(a in ("-c", "--cfg") for a in argv):  # listing the jobs submits nothing
+        return
+    try:
+        import hydra_plugins.hydra_submitit_launcher  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "hydra/launcher=slurm needs the submitit launcher, which this environment lacks: install it "
+            "with `uv sync --locked --extra dev --extra slurm`, or leave hydra/launcher=slurm out to run "
+            "the jobs on this machine"
+        ) from None
+    if shutil.which("sbatch") is None:
+        raise ConfigError(
+            "hydra/launcher=slurm submits the jobs with SLURM's sbatch, which this machine does not have: "
+            "run the command on the cluster's login node, or leave hydra/launcher=slurm out to run the "
+            "jobs on this machine"
+        )
 
 
 def mark_swept_keys(argv: list[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import importlib.util
 import json
 import math
 import re
@@ -138,6 +139,24 @@ def test_another_optimiser_under_a_paper_protocol_is_refused(make_cfg):
         train(cfg)
     cfg = make_cfg(["dataset=cub", "optim=adamw", "protocol=custom"])
     assert (cfg.optim.lr, cfg.optim.weight_decay) == (1.0e-3, 0.05)  # AdamW's own defaults
+
+
+def test_slurm_where_there_is_none_is_one_message(tmp_path, monkeypatch):
+    """hydra/launcher=slurm on a machine without sbatch (or without the launcher) is refused before
+    the sweep, saying where to run it; listing the jobs (--cfg job) still works."""
+    from diffusemix_bench.cli import check_slurm
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch
+    with pytest.raises(
+        ConfigError, match=r"hydra/launcher=slurm (submits the jobs with SLURM's sbatch|needs the submitit)"
+    ):
+        check_slurm(["--multirun", "experiment=table5", "hydra/launcher=slurm"])
+    check_slurm(["--multirun", "hydra/launcher=slurm", "--cfg", "job"])
+    check_slurm(["experiment=table5"])
+    (tmp_path / "sbatch").write_text("#!/bin/sh\n")
+    (tmp_path / "sbatch").chmod(0o755)
+    if importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is not None:
+        check_slurm(["--multirun", "hydra/launcher=slurm"])  # sbatch is there: submitted
 
 
 def test_slurm_launcher_composes():
