@@ -134,9 +134,10 @@ ROOMS = {
         "robustness",
     },
     "robustness": {"models", "data"},
-    "reporting": set(),
+    # A robustness number's settings as the attacks define them (what eval.* measures).
+    "reporting": {"robustness"},
 }
-FOUNDATION = {"errors", "config", "progress", "files", "quiet"}
+FOUNDATION = {"errors", "config", "progress", "files", "quiet", "commands"}
 # config.py reads the paper's prompt list (the prompt library's defaults); the augmentation schemas
 # live in config.py itself, so composing a config imports no torch.
 FOUNDATION_READS = {"config": {"generation"}}

@@ -77,6 +77,7 @@ def test_report_matches_means_and_counts_every_run(sweep, tmp_path):
         "failed": 1,
         "diverged": 1,
         "missing": 12,
+        "unexpected": 0,
         "outside": 0,
     }
     for aug, label in (("none", "Vanilla (CVPR'16) [14]"), ("snapmix", "SnapMix (AAAI'21) [19]")):
@@ -142,14 +143,21 @@ def test_a_sweep_restricted_on_the_command_line_expects_only_its_runs(sweep, tmp
     filled = build_report(["experiment=table6", f"runs={sweep}", "aug=none,snapmix", "seed=0,1"], CONF)[
         "filled"
     ]
+    # The failed and diverged runs are of seed 2, which this sweep does not run: counted apart, so
+    # the expected runs add up.
     assert filled.counts() == {
         "expected": 4,
         "finished": 4,
-        "failed": 1,
-        "diverged": 1,
+        "failed": 0,
+        "diverged": 0,
         "missing": 0,
+        "unexpected": 2,
         "outside": 0,
     }
+    assert filled.summary().startswith(
+        "4 runs expected: 4 finished, 0 failed, 0 diverged, 0 missing; 2 more runs of the table's cells, "
+        "with seeds this sweep does not run there (1 failed, 1 diverged), are used too ("
+    )
 
 
 CHEAP = {"table6", "table9", "lambda", "table3"}
@@ -192,6 +200,7 @@ def test_report_command_prints_the_table(sweep, tmp_path):
     bad = run_entry("report.py", ["experiment=table6", f"runs={tmp_path / 'nowhere'}"], tmp_path)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert "runs=" in bad.stderr + bad.stdout and "no such folder" in bad.stderr + bad.stdout
+    assert bad.stderr.endswith("\n")  # the message ends its line
 
 
 def test_a_diverged_training_run_leaves_failure_json(make_cfg):
@@ -202,3 +211,221 @@ def test_a_diverged_training_run_leaves_failure_json(make_cfg):
         train(cfg)
     run = read_run(Path(cfg.paths.output_dir))
     assert run.status == "diverged" and "NonFiniteLossError" in run.reason
+
+
+# Run folders written here (no training): a finished run's config_resolved.yaml taken from the sweep
+# and changed where a test says, beside the metrics.json it would have written.
+METRICS = {
+    "val_top1": 70.0,
+    "test_top1": 65.0,
+    "optimizer_steps": 10,
+    "images_seen": 40,
+    "wall_time_s": 600.0,
+    "fit_seconds": 60.0,
+}
+# What train.py (eval.fgsm=true) or evaluate.py writes beside fgsm_error: Table 4's measurement.
+FGSM = {
+    "fgsm_settings": {"eps_255": 8.0},
+    "robust_split": "test",
+    "robust_images": 50,
+    "robust_clean_error": 30.0,
+}
+
+
+def _write_runs(sweep: Path, root: Path, runs: list[tuple[int, dict, dict]]) -> Path:
+    """One run folder under ``root`` per (seed, settings changed (dotted keys), metrics.json)."""
+    source = yaml.safe_load((sweep / "0_aug=none,seed=0" / "config_resolved.yaml").read_text())
+    for job, (seed, settings, metrics) in enumerate(runs):
+        config = json.loads(json.dumps(source))
+        for dotted, value in {"seed": seed, **settings}.items():
+            *parents, last = dotted.split(".")
+            node = config
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[last] = value
+        folder = root / f"{job}_seed={seed}"
+        folder.mkdir(parents=True)
+        (folder / "config_resolved.yaml").write_text(yaml.safe_dump(config))
+        (folder / "metrics.json").write_text(json.dumps({**METRICS, **metrics, "seed": seed}))
+    return root
+
+
+# Vanilla's CIFAR-100 cell of Table 4 (FGSM error at eps 8/255 on the test split), seeds 0 and 1.
+TABLE4 = {"experiment_name": "table4", "dataset.name": "cifar100"}
+TABLE4_CELL = ["experiment=table4", "dataset=cifar100", "aug=none", "seed=0,1"]
+VANILLA = "Vanilla (CVPR'16) [14]"
+
+
+@pytest.mark.parametrize(
+    ("other", "shown"),
+    [
+        ({"fgsm_settings": {"eps_255": 1.0}}, "eps_255=8.0 vs 1.0"),  # eps 1 added later by evaluate.py
+        ({"robust_split": "val"}, "split='test' vs 'val'"),
+    ],
+)
+def test_robustness_measured_differently_in_one_cell_is_refused(sweep, tmp_path, other, shown):
+    runs = _write_runs(
+        sweep,
+        tmp_path / "runs",
+        [(0, TABLE4, {"fgsm_error": 40.0, **FGSM}), (1, TABLE4, {"fgsm_error": 90.0, **FGSM, **other})],
+    )
+    with pytest.raises(ReportError) as raised:
+        build_report([*TABLE4_CELL, f"runs={runs}"], CONF)
+    message = str(raised.value)
+    assert (
+        f"fgsm_error of runs {runs / '0_seed=0'} and {runs / '1_seed=1'} was measured with different"
+        in message
+    )
+    assert shown in message
+    # The fix: the run measured otherwise, attacked again with the experiment file's settings.
+    assert f"evaluate.py ckpt={runs / '1_seed=1'} eval.fgsm=true eval.eps=8.0 eval.split=test" in message
+
+
+def test_robustness_measured_otherwise_than_the_experiment_is_named(sweep, tmp_path):
+    measured = {"fgsm_settings": {"eps_255": 1.0}, "robust_split": "val"}
+    runs = _write_runs(
+        sweep,
+        tmp_path / "runs",
+        [
+            (0, TABLE4, {"fgsm_error": 40.0, **FGSM, **measured}),
+            (1, TABLE4, {"fgsm_error": 42.0, **FGSM, **measured}),
+        ],
+    )
+    result = build_report([*TABLE4_CELL, f"runs={runs}", f"out={tmp_path / 'out'}"], CONF)
+    text = result["files"]["markdown"].read_text()
+    assert (
+        f"fgsm_error measured with eps_255=1.0 on the val split in {VANILLA} (cifar100) "
+        "(experiment file: eps_255=8.0 on the test split)" in text
+    )
+    assert "Robustness: fgsm_error: measured with eps_255=1.0 on the val split" in text
+    assert "Every run used the experiment file's settings" not in text
+    rows = list(csv.DictReader(result["files"]["csv"].open()))
+    vanilla = next(r for r in rows if r["row"] == VANILLA and r["column"] == "cifar100")
+    assert vanilla["measured_with"] == "eps_255=1.0 on the val split" and vanilla["n"] == "2"
+
+
+def test_runs_differing_only_in_what_was_measured_after_training_share_a_cell(sweep, tmp_path):
+    """eval.* (seed 1 trained without eval.fgsm, attacked later by evaluate.py) and the accelerator
+    change nothing trained: the runs share their cell, and no line names them."""
+    runs = _write_runs(
+        sweep,
+        tmp_path / "runs",
+        [
+            (0, {**TABLE4, "eval.fgsm": True, "trainer.accelerator": "gpu"}, {"fgsm_error": 40.0, **FGSM}),
+            (1, {**TABLE4, "eval.fgsm": False, "trainer.accelerator": "cpu"}, {"fgsm_error": 42.0, **FGSM}),
+        ],
+    )
+    result = build_report([*TABLE4_CELL, f"runs={runs}"], CONF)
+    mean, _, n = result["filled"].cells[(VANILLA, "cifar100")].stats("fgsm_error")
+    assert n == 2 and mean == pytest.approx(41.0)
+    text = result["files"]["markdown"].read_text()
+    assert "eval.fgsm" not in text and "trainer.accelerator" not in text
+    assert "Robustness: fgsm_error: measured with eps_255=8.0 on the test split" in text
+
+
+def test_a_finished_run_without_the_metric_is_counted_in_its_cell(sweep, tmp_path):
+    runs = _write_runs(sweep, tmp_path / "runs", [(0, TABLE4, {"fgsm_error": 40.0, **FGSM}), (1, TABLE4, {})])
+    result = build_report([*TABLE4_CELL, f"runs={runs}", f"out={tmp_path / 'out'}"], CONF)
+    text = result["files"]["markdown"].read_text()
+    row = next(line for line in text.splitlines() if line.startswith(f"| {VANILLA}"))
+    assert "40.00 ± – (1); 1 finished without a value" in row
+    cell = result["filled"].cells[(VANILLA, "cifar100")]
+    assert [r.folder for r in cell.without("fgsm_error")] == [runs / "1_seed=1"]
+    assert "1 finished run has no fgsm_error, counted in its cell as 'finished without a value' (" in text
+    rows = list(csv.DictReader(result["files"]["csv"].open()))
+    vanilla = next(r for r in rows if r["row"] == VANILLA and r["column"] == "cifar100")
+    assert (vanilla["n"], vanilla["no_value"]) == ("1", "1")
+    assert "$40.00$ (1; 1 finished without a value)" in result["files"]["latex"].read_text()
+
+
+def test_latex_cells_are_valid_and_count_what_markdown_counts(sweep, tmp_path):
+    runs = _write_runs(sweep, tmp_path / "runs", [(0, TABLE4, {"fgsm_error": 75.0, **FGSM})])
+    result = build_report([*TABLE4_CELL, f"runs={runs}", f"out={tmp_path / 'out'}"], CONF)
+    tex = result["files"]["latex"].read_text()
+    assert "–" not in tex  # no Unicode dash, in math mode or out of it
+    vanilla = next(line for line in tex.splitlines() if line.startswith("Vanilla"))
+    assert "$75.00$ (1; 1 missing)" in vanilla
+    # A cell the sweep expects but no run filled: the count, as markdown gives it.
+    mixup = next(line for line in tex.splitlines() if line.startswith("Mixup"))
+    assert "-- (not in the sweep)" in mixup
+    full = build_report(["experiment=table4", f"runs={runs}", f"out={tmp_path / 'full'}"], CONF)
+    tex = full["files"]["latex"].read_text()
+    assert "-- (3 missing)" in next(line for line in tex.splitlines() if line.startswith("Mixup"))
+    assert "$75.00$ (1; 2 missing)" in next(line for line in tex.splitlines() if line.startswith("Vanilla"))
+
+
+def test_training_time_is_the_fit_alone(sweep, tmp_path, monkeypatch):
+    """fit_seconds (training alone), not wall_time_s (start-up, evaluation, attacks), where the
+    report says training; wall time, said so, only for a run that predates fit_seconds."""
+    from matplotlib.figure import Figure
+
+    drawn = []
+    monkeypatch.setattr(
+        Figure,
+        "savefig",
+        lambda fig, path, **kw: drawn.append(
+            (fig.axes[0].get_xlabel(), [c.get_offsets()[0][0] for c in fig.axes[0].collections])
+        ),
+    )
+    fit = {"fit_seconds": 3600.0, "wall_time_s": 7200.0}
+    runs = _write_runs(sweep, tmp_path / "runs", [(0, {}, fit), (1, {}, fit)])
+    result = build_report(["experiment=table6", "aug=none", "seed=0,1", f"runs={runs}"], CONF)
+    text = result["files"]["markdown"].read_text()
+    assert f"| {VANILLA} | 10 / 40 / 60.0 |" in text and "† wall time" not in text
+    assert drawn[-1] == ("hours per run: training", [pytest.approx(1.0)])
+    rows = list(csv.DictReader(result["files"]["csv"].open()))
+    assert float(rows[0]["fit_seconds"]) == 3600.0 and float(rows[0]["wall_time_s"]) == 7200.0
+    # A run written before fit_seconds: its wall time, marked as such.
+    older = {k: v for k, v in METRICS.items() if k != "fit_seconds"}
+    (runs / "1_seed=1" / "metrics.json").write_text(json.dumps({**older, "wall_time_s": 7200.0, "seed": 1}))
+    text = build_report(["experiment=table6", "aug=none", "seed=0,1", f"runs={runs}"], CONF)["files"][
+        "markdown"
+    ].read_text()
+    assert f"| {VANILLA} | 10 / 40 / 90.0† |" in text and "† wall time (start-up" in text
+    assert drawn[-1] == (
+        "hours per run: training (wall time where a run has no fit_seconds)",
+        [pytest.approx(1.5)],
+    )
+
+
+def test_every_expected_run_is_counted_once(sweep, tmp_path):
+    """report.py experiment=study_flowers aug=none,diffusemix seed=0,1: a sweep naming a cell's seed
+    twice expects one run of it, and the summary adds up to the runs it expects."""
+    arm = {"experiment_name": "study_flowers"}
+    fractal = {**arm, "aug.name": "diffusemix", "aug.components": "originals_fractal"}
+    runs = _write_runs(
+        sweep, tmp_path / "runs", [(0, arm, {}), (1, arm, {}), (0, fractal, {}), (1, fractal, {})]
+    )
+    filled = build_report(
+        ["experiment=study_flowers", "aug=none,diffusemix", "seed=0,1", f"runs={runs}", f"out={tmp_path}"],
+        CONF,
+    )["filled"]
+    counts = filled.counts()
+    assert (
+        counts["expected"] == counts["finished"] + counts["failed"] + counts["diverged"] + counts["missing"]
+    )
+    assert counts["finished"] == 4 and counts["outside"] == 0 and counts.get("unexpected", 0) == 0
+    assert all(len(set(c.expected_seeds)) == len(c.expected_seeds) for c in filled.cells.values())
+    text = (tmp_path / "report.md").read_text()
+    assert (
+        f"{counts['expected']} runs expected: 4 finished, 0 failed, 0 diverged, {counts['missing']} missing"
+        in text
+    )
+
+
+def test_runs_takes_a_sweep_jobs_folder_whole(tmp_path):
+    """A sweep job's folder has commas in its name: runs= keeps it whole (the longest existing name
+    wins, or the whole value when quoted), and still splits a list of folders."""
+    from diffusemix_bench.cli import run_folders
+
+    job = tmp_path / "0_aug=none,dataset=tinyimagenet,seed=0"
+    other = tmp_path / "1_aug=mixup,dataset=tinyimagenet,seed=0"
+    job.mkdir()
+    other.mkdir()
+    assert run_folders(str(job)) == [job]
+    assert run_folders(f"{job},{other}") == [job, other]
+    assert run_folders(f'"{job}"') == [job]
+    assert run_folders(f"{tmp_path / 'a'},{tmp_path / 'b'}") == [
+        tmp_path / "a",
+        tmp_path / "b",
+    ]  # not there: as given

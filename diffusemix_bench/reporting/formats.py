@@ -1,20 +1,23 @@
 """A filled table written out: markdown (for a README), LaTeX booktabs (for a paper), CSV (for
 analysis). Every cell shows the paper's number, ours as mean +- std (n) over seeds, and the
-difference; cells without runs say why (missing, failed, diverged), never a number."""
+difference; the runs of a cell that gave it no number are counted in it (missing, failed, diverged,
+finished without a value), and a cell without a number says why."""
 
 from __future__ import annotations
 
 import csv
 import io
 
-from .table import Cell, FilledTable
+from .table import Cell, FilledTable, measurement_text
 
 
-def _num(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
+def _num(value: float | None, digits: int = 2, dash: str = "–") -> str:
+    return dash if value is None else f"{value:.{digits}f}"
 
 
-def _status(cell: Cell) -> str:
+def _status(cell: Cell, metric_key: str | None = None) -> str:
+    """The cell's runs that give it no number: missing, failed, diverged, and (for ``metric_key``)
+    finished without a value for it."""
     if not cell.expected_seeds and not cell.runs:
         return "not in the sweep"
     parts = []
@@ -24,16 +27,35 @@ def _status(cell: Cell) -> str:
         parts.append(f"{len(cell.failed)} failed")
     if cell.diverged:
         parts.append(f"{len(cell.diverged)} diverged")
+    if metric_key is not None and cell.without(metric_key):
+        parts.append(f"{len(cell.without(metric_key))} finished without a value")
     return ", ".join(parts)
 
 
 def ours_text(cell: Cell, metric_key: str, pm: str = "±") -> str:
     mean, std, n = cell.stats(metric_key)
-    status = _status(cell)
+    status = _status(cell, metric_key)
     if n == 0:
         return status or "no value"
     text = f"{mean:.2f} {pm} {_num(std)} ({n})"
     return f"{text}; {status}" if status else text
+
+
+def _tex_ours(cell: Cell, metric_key: str) -> str:
+    """Ours in LaTeX: ``$mean \\pm std$ (n)`` (``$mean$ (1)`` for one seed), and the runs without a
+    number counted as in markdown (``-- (3 missing)``)."""
+    mean, std, n = cell.stats(metric_key)
+    status = _tex(_status(cell, metric_key))
+    if n == 0:
+        return f"-- ({status})" if status else "--"
+    number = f"${mean:.2f}$" if std is None else f"${mean:.2f} \\pm {std:.2f}$"
+    return f"{number} ({n}{'; ' + status if status else ''})"
+
+
+def _training_time(cell: Cell) -> tuple[float | None, str]:
+    """Mean training minutes per finished run, and ``†`` where wall time stands in for it."""
+    seconds, fit = cell.training_seconds()
+    return (None if seconds is None else seconds / 60), ("" if fit else "†")
 
 
 def diff_value(paper: float | None, cell: Cell, metric_key: str) -> float | None:
@@ -54,12 +76,14 @@ def _paper_value(row, column: str, metric: str) -> float | None:
 def notes(filled: FilledTable) -> list[str]:
     t = filled.table
     lines = [filled.summary()]
+    lines += filled.without_values()
     if filled.deviations:
         lines.append("Settings that differ from the experiment file: " + "; ".join(filled.deviations))
-    elif filled.counts()["finished"]:
+    elif any(cell.finished for cell in filled.cells.values()):
         lines.append("Every run used the experiment file's settings (its protocol, epochs and loss).")
     else:
         lines.append("No finished run of this table was found, so no number above is ours.")
+    lines += [f"Robustness: {line}" for line in filled.measurements]
     for row in t.rows:
         if row.uncertain:
             lines.append(f"{row.label}: the paper's number is uncertain: {row.uncertain}")
@@ -88,20 +112,31 @@ def markdown(filled: FilledTable) -> str:
         out.append("| " + " | ".join([row.label] + cells) + " |")
     out += [
         "",
-        "Compute per run (mean over finished seeds): optimiser steps / images seen / training minutes.",
+        "Compute per run (mean over finished seeds): optimiser steps / images seen / training minutes "
+        "(the fits alone, metrics.json's fit_seconds).",
         "",
     ]
     out.append("| Method | " + " | ".join(t.columns) + " |")
     out.append("|---|" + "---|" * len(t.columns))
+    wall_time = False
     for row in t.rows:
         if row.reported_only:
             continue
         parts = []
         for column in t.columns:
             cell = filled.cells[(row.label, column)]
-            steps, seen, wall = (cell.mean_of(k) for k in ("optimizer_steps", "images_seen", "wall_time_s"))
-            parts.append("–" if steps is None else f"{steps:.0f} / {seen or 0:.0f} / {(wall or 0) / 60:.1f}")
+            steps, seen = cell.mean_of("optimizer_steps"), cell.mean_of("images_seen")
+            minutes, mark = _training_time(cell)
+            wall_time = wall_time or bool(mark and minutes is not None)
+            shown = "–" if minutes is None else f"{minutes:.1f}{mark}"
+            parts.append("–" if steps is None else f"{steps:.0f} / {seen or 0:.0f} / {shown}")
         out.append("| " + " | ".join([row.label] + parts) + " |")
+    if wall_time:
+        out += [
+            "",
+            "† wall time (start-up, evaluation and attacks included): a run without fit_seconds in its "
+            "metrics.json (written before it was recorded) counts its wall time.",
+        ]
     out.append("")
     out += [f"- {line}" for line in notes(filled)]
     return "\n".join(out) + "\n"
@@ -134,13 +169,15 @@ def latex(filled: FilledTable) -> str:
         for column, metric, key in cols:
             paper = _paper_value(row, column, metric)
             if row.reported_only:
-                cells += [_num(paper), "--", "--"]
+                cells += [_num(paper, dash="--"), "--", "--"]
                 continue
             cell = filled.cells[(row.label, column)]
-            mean, std, n = cell.stats(key)
-            ours = "--" if n == 0 else f"${mean:.2f} \\pm {_num(std)}$ ({n})"
             diff = diff_value(paper, cell, key)
-            cells += [_num(paper), ours, "--" if diff is None else f"${diff:+.2f}$"]
+            cells += [
+                _num(paper, dash="--"),
+                _tex_ours(cell, key),
+                "--" if diff is None else f"${diff:+.2f}$",
+            ]
         out.append(_tex(row.label) + " & " + " & ".join(cells) + " \\\\")
     out += [
         "\\bottomrule",
@@ -153,8 +190,8 @@ def latex(filled: FilledTable) -> str:
 
 CSV_FIELDS = (
     "table", "row", "column", "metric", "metrics_key", "paper", "mean", "std", "n", "diff",
-    "expected", "missing", "failed", "diverged", "optimizer_steps", "images_seen", "wall_time_s",
-    "reported_only", "run_folders",
+    "expected", "missing", "failed", "diverged", "no_value", "unexpected", "measured_with",
+    "optimizer_steps", "images_seen", "fit_seconds", "wall_time_s", "reported_only", "run_folders",
 )  # fmt: skip
 
 
@@ -171,6 +208,7 @@ def csv_text(filled: FilledTable) -> str:
             if not row.reported_only:
                 cell = filled.cells[(row.label, column)]
                 mean, std, n = cell.stats(key)
+                measurement = cell.measurement(key)
                 rec.update(
                     mean=mean,
                     std=std,
@@ -180,8 +218,12 @@ def csv_text(filled: FilledTable) -> str:
                     missing=len(cell.missing_seeds),
                     failed=len(cell.failed),
                     diverged=len(cell.diverged),
+                    no_value=len(cell.without(key)),
+                    unexpected=len(cell.unexpected),
+                    measured_with=None if measurement is None else measurement_text(measurement),
                     optimizer_steps=cell.mean_of("optimizer_steps"),
                     images_seen=cell.mean_of("images_seen"),
+                    fit_seconds=cell.mean_of("fit_seconds"),
                     wall_time_s=cell.mean_of("wall_time_s"),
                     run_folders=";".join(str(r.folder) for r in cell.runs),
                 )

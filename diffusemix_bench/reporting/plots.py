@@ -65,18 +65,21 @@ def reads_edits_of(config) -> bool:
 
 
 def accuracy_vs_compute(filled: FilledTable, path: Path, generation_hours: dict[str, float]) -> Path | None:
-    """The first metric of each row and column against its compute: training hours per run (from
-    ``wall_time_s``) plus, for methods that read edits, the hours their generation took where the
-    edit store recorded it (``generation_hours`` per dataset). None when no run finished."""
+    """The first metric of each row and column against its compute: training hours per run (the
+    fits alone, ``fit_seconds``; wall time for a run that predates it, and the axis says so) plus,
+    for methods that read edits, the hours their generation took where the edit store recorded it
+    (``generation_hours`` per dataset). None when no run finished."""
     t = filled.table
     metric, key = next(iter(t.metrics.items()))
     points = []
+    wall_time = False
     for (label, column), cell in filled.cells.items():
         mean, _, n = cell.stats(key)
-        wall = cell.mean_of("wall_time_s")
-        if not n or wall is None:
+        seconds, fit = cell.training_seconds()
+        if not n or seconds is None:
             continue
-        hours = wall / 3600
+        wall_time = wall_time or not fit
+        hours = seconds / 3600
         reads_edits = any(reads_edits_of(r.config) for r in cell.finished)
         if reads_edits:
             hours += generation_hours.get(column, 0.0)
@@ -89,7 +92,8 @@ def accuracy_vs_compute(filled: FilledTable, path: Path, generation_hours: dict[
         ax.scatter(hours, mean)
         ax.annotate(label, (hours, mean), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_xscale("log")
-    ax.set_xlabel("hours per run: training" + (" + edit generation" if generation_hours else ""))
+    training = "training (wall time where a run has no fit_seconds)" if wall_time else "training"
+    ax.set_xlabel(f"hours per run: {training}" + (" + edit generation" if generation_hours else ""))
     ax.set_ylabel(f"{metric} ({t.units})")
     ax.grid(alpha=0.3)
     ax.set_title(f"{t.name}: accuracy against compute", fontsize=9)

@@ -17,7 +17,9 @@ from .paper import PaperRow, PaperTable, same_value, setting
 from .runs import ReportError, Run
 
 #: Settings that do not change what is trained (folders, workers, devices, logging, what is
-#: printed): runs of one cell may differ in them.
+#: printed, what is measured after training): runs of one cell may differ in them. ``eval.*`` says
+#: which attacks train.py ran after training, but evaluate.py adds them later without changing
+#: config_resolved.yaml: the robustness a run's metrics.json records is checked instead (``measured``).
 IGNORED = (
     "seed",
     "paths",
@@ -30,7 +32,9 @@ IGNORED = (
     "dataset.num_workers",
     "dataset.eval_batch_size",
     "print_config",
+    "trainer.accelerator",
     "trainer.devices",
+    "trainer.enable_model_summary",
     "trainer.enable_progress_bar",
     "trainer.log_every_n_steps",
     "generator.edits_dir",
@@ -41,7 +45,17 @@ IGNORED = (
     "fractals.cache_dir",
     "model.weights",
     "callbacks",
+    "eval",
 )
+
+#: metrics.json's record of a robustness measurement, and the setting of evaluate.py that chooses it.
+MEASUREMENT_SETTINGS = {
+    "eps_255": "eval.eps",
+    "step_size_255": "eval.pgd_step_size",
+    "steps": "eval.pgd_steps",
+    "random_start": "eval.pgd_random_start",
+    "split": "eval.split",
+}
 
 
 def _flatten(cfg: DictConfig) -> dict[str, Any]:
@@ -61,6 +75,92 @@ def _flatten(cfg: DictConfig) -> dict[str, Any]:
 
 def _ignored(key: str) -> bool:
     return any(key == k or key.startswith(k + ".") for k in IGNORED)
+
+
+def _attack_of(metric_key: str) -> str | None:
+    """The attack whose error ``metric_key`` is (``fgsm_error``: fgsm), None for any other metric."""
+    if not metric_key.endswith("_error") or metric_key.startswith("robust_"):
+        return None
+    from ..robustness import ATTACKS  # only for a table of errors (imports torch)
+
+    name = metric_key.removesuffix("_error")
+    return name if name in ATTACKS else None
+
+
+def is_robustness(metric_key: str) -> bool:
+    """A number an attack's evaluation writes (``fgsm_error``, ``pgd_error``, ``robust_clean_error``):
+    what it was measured with is in metrics.json, not necessarily in config_resolved.yaml."""
+    return metric_key.startswith("robust_") or _attack_of(metric_key) is not None
+
+
+def measured(metrics: dict, metric_key: str) -> dict[str, Any] | None:
+    """What produced ``metrics[metric_key]`` as metrics.json records it: the attack's settings
+    (``<attack>_settings``) and the split attacked (``robust_split``); None for a metric that is no
+    robustness number. A setting metrics.json does not record is None."""
+    if not is_robustness(metric_key):
+        return None
+    out: dict[str, Any] = {}
+    attack = _attack_of(metric_key)
+    if attack is not None:
+        settings = metrics.get(f"{attack}_settings")
+        out.update(settings if isinstance(settings, dict) else {"settings": None})
+    out["split"] = metrics.get("robust_split")
+    return out
+
+
+def wanted(reference: DictConfig, metric_key: str) -> dict[str, Any] | None:
+    """What the experiment file's ``eval:`` settings would measure ``metric_key`` with, in the form
+    :func:`measured` reads from metrics.json."""
+    if not is_robustness(metric_key):
+        return None
+    from ..robustness import attack_specs
+
+    eval_cfg = OmegaConf.merge(reference.get("eval") or {}, {"fgsm": True, "pgd": True})
+    out: dict[str, Any] = {}
+    attack = _attack_of(metric_key)
+    if attack is not None:
+        out.update(next(spec for spec in attack_specs(eval_cfg) if spec.name == attack).settings())
+    out["split"] = eval_cfg.get("split", "test")
+    return out
+
+
+def measurement_text(measurement: dict[str, Any]) -> str:
+    """``eps_255=8.0 on the test split``: a measurement as the report's lines name it."""
+    parts = [
+        "settings not recorded" if k == "settings" else f"{k}={v}"
+        for k, v in measurement.items()
+        if k != "split"
+    ]
+    split = measurement.get("split")
+    parts.append(f"on the {split} split" if split else "on a split not recorded")
+    return " ".join(parts)
+
+
+def _measurement_differs(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    return sorted(k for k in a.keys() | b.keys() if not same_value(a.get(k), b.get(k)))
+
+
+def evaluate_command(metric_key: str, measurement: dict[str, Any], folder: Any = "<run folder>") -> str:
+    """The evaluate.py command that measures ``metric_key`` of the run in ``folder`` again with
+    ``measurement``."""
+    from ..commands import script_command
+
+    attack = _attack_of(metric_key) or "fgsm"  # robust_clean_error comes with any attack
+    args = [f"ckpt={folder}", f"eval.{attack}=true"]
+    args += [f"{MEASUREMENT_SETTINGS[k]}={v}" for k, v in measurement.items() if k in MEASUREMENT_SETTINGS]
+    return f"{script_command('evaluate.py')} {' '.join(args)}"
+
+
+def _value(run: Run, metric_key: str) -> float | None:
+    v = run.metrics.get(metric_key) if run.metrics else None
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def training_seconds(run: Run) -> tuple[float | None, bool]:
+    """The run's training time and whether it is that: ``fit_seconds`` (the fits alone, summed over
+    resumed parts), else ``wall_time_s`` (start-up, evaluation and attacks included; False)."""
+    fit = _value(run, "fit_seconds")
+    return (fit, True) if fit is not None else (_value(run, "wall_time_s"), False)
 
 
 @dataclass
@@ -87,13 +187,27 @@ class Cell:
         have = {int(setting(r.config, "seed")) for r in self.runs}
         return [s for s in self.expected_seeds if s not in have]
 
+    @property
+    def expected(self) -> list[Run]:
+        """Runs of the seeds the sweep runs in this cell."""
+        return [r for r in self.runs if int(setting(r.config, "seed")) in self.expected_seeds]
+
+    @property
+    def unexpected(self) -> list[Run]:
+        """Runs of seeds the sweep does not run in this cell (given in runs=; used all the same)."""
+        return [r for r in self.runs if int(setting(r.config, "seed")) not in self.expected_seeds]
+
     def values(self, metric_key: str) -> list[float]:
-        out = []
-        for run in self.finished:
-            v = run.metrics.get(metric_key)
-            if isinstance(v, (int, float)) and math.isfinite(v):
-                out.append(float(v))
-        return out
+        return [v for v in (_value(r, metric_key) for r in self.finished) if v is not None]
+
+    def without(self, metric_key: str) -> list[Run]:
+        """Finished runs with no (finite) value for ``metric_key``: the cell says how many."""
+        return [r for r in self.finished if _value(r, metric_key) is None]
+
+    def measurement(self, metric_key: str) -> dict[str, Any] | None:
+        """What the cell's number of ``metric_key`` was measured with (one, see ``_check_cell``)."""
+        found = [measured(r.metrics, metric_key) for r in self.finished if _value(r, metric_key) is not None]
+        return found[0] if found else None
 
     def stats(self, metric_key: str) -> tuple[float | None, float | None, int]:
         """Mean, sample standard deviation (None below two values) and count over seeds."""
@@ -104,8 +218,15 @@ class Cell:
         return statistics.fmean(vals), std, len(vals)
 
     def mean_of(self, key: str) -> float | None:
-        vals = [float(r.metrics[key]) for r in self.finished if isinstance(r.metrics.get(key), (int, float))]
+        vals = [v for v in (_value(r, key) for r in self.finished) if v is not None]
         return statistics.fmean(vals) if vals else None
+
+    def training_seconds(self) -> tuple[float | None, bool]:
+        """Mean training time per finished run, and whether every run recorded its fits alone
+        (``fit_seconds``; False: wall time stands in for the runs without it)."""
+        found = [training_seconds(r) for r in self.finished]
+        vals = [s for s, _ in found if s is not None]
+        return (statistics.fmean(vals) if vals else None), all(fit for s, fit in found if s is not None)
 
 
 @dataclass
@@ -115,15 +236,21 @@ class FilledTable:
     unmatched: list[Run]
     deviations: list[str]
     expected_runs: int
+    measurements: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
+        """The expected runs (one per cell and seed the sweep runs) by what became of them, which add
+        up to ``expected``; ``unexpected``: runs of a cell the sweep does not run (another seed),
+        used in their cells; ``outside``: runs given that belong to no cell, not used."""
         cells = self.cells.values()
+        expected = [r for c in cells for r in c.expected]
         return {
             "expected": self.expected_runs,
-            "finished": sum(len(c.finished) for c in cells),
-            "failed": sum(len(c.failed) for c in cells),
-            "diverged": sum(len(c.diverged) for c in cells),
+            "finished": sum(r.finished for r in expected),
+            "failed": sum(r.status == "failed" for r in expected),
+            "diverged": sum(r.status == "diverged" for r in expected),
             "missing": sum(len(c.missing_seeds) for c in cells),
+            "unexpected": sum(len(c.unexpected) for c in cells),
             "outside": len(self.unmatched),
         }
 
@@ -133,14 +260,44 @@ class FilledTable:
             f"{c['expected']} run{'' if c['expected'] == 1 else 's'} expected: {c['finished']} finished, "
             f"{c['failed']} failed, {c['diverged']} diverged, {c['missing']} missing"
         )
+        if c["unexpected"]:
+            extra = [r for cell in self.cells.values() for r in cell.unexpected]
+            by_status = ", ".join(
+                f"{sum(r.status == s for r in extra)} {s}"
+                for s in ("finished", "failed", "diverged")
+                if any(r.status == s for r in extra)
+            )
+            line += (
+                f"; {c['unexpected']} more run{'' if c['unexpected'] == 1 else 's'} of the table's cells, with "
+                f"seeds this sweep does not run there ({by_status}), {'is' if c['unexpected'] == 1 else 'are'} "
+                f"used too ({_named(extra)})"
+            )
         if c["outside"]:
-            names = ", ".join(str(run.folder) for run in self.unmatched[:3])
-            more = f" and {c['outside'] - 3} more" if c["outside"] > 3 else ""
             line += (
                 f"; {c['outside']} run folder{'' if c['outside'] == 1 else 's'} given belong to no cell of this "
-                f"table and are not used ({names}{more})"
+                f"table and are not used ({_named(self.unmatched)})"
             )
         return line
+
+    def without_values(self) -> list[str]:
+        """Lines naming the finished runs that have no value for a metric of the table."""
+        lines = []
+        for metric, key in self.table.metrics.items():
+            runs = [r for c in self.cells.values() for r in c.without(key)]
+            if runs:
+                one = len(runs) == 1
+                paper = "" if metric == key else f" (the paper's {metric})"
+                lines.append(
+                    f"{len(runs)} finished run{'' if one else 's'} {'has' if one else 'have'} no {key}{paper}, "
+                    f"counted in {'its cell' if one else 'their cells'} as 'finished without a value' "
+                    f"({_named(runs)})"
+                )
+        return lines
+
+
+def _named(runs: list[Run], shown: int = 3) -> str:
+    names = ", ".join(str(run.folder) for run in runs[:shown])
+    return names + (f" and {len(runs) - shown} more" if len(runs) > shown else "")
 
 
 def fill(
@@ -151,14 +308,17 @@ def fill(
     experiment: str | None = None,
 ) -> FilledTable:
     """Place each run in its (row, column) cell. ``expected`` holds the seeds the sweep runs per
-    cell (a cell the sweep does not run expects none); ``references`` the experiment file's own
-    configuration per cell (for the settings line). A run made by another experiment file
-    (``experiment_name``) is not a run of this table, even where its settings match a row."""
+    cell (a cell the sweep does not run expects none; a seed named twice is one run); ``references``
+    the experiment file's own configuration per cell (for the settings lines). A run made by another
+    experiment file (``experiment_name``) is not a run of this table, even where its settings match
+    a row."""
+    references = references or {}
     cells: dict[tuple[str, str], Cell] = {}
     for row in table.rows:
         for column in table.columns:
             if not row.reported_only:
-                cells[(row.label, column)] = Cell(row, column, list(expected.get((row.label, column), [])))
+                seeds = list(dict.fromkeys(int(s) for s in expected.get((row.label, column), [])))
+                cells[(row.label, column)] = Cell(row, column, seeds)
     unmatched = []
     for run in runs:
         made_by = setting(run.config, "experiment_name")
@@ -171,15 +331,17 @@ def fill(
             unmatched.append(run)
             continue
         cells[(row.label, column)].runs.append(run)
-    for cell in cells.values():
-        _check_cell(table, cell)
-    deviations = _deviations(table, cells, references or {})
-    expected = sum(len(c.expected_seeds) for c in cells.values())
-    return FilledTable(table, cells, unmatched, deviations, expected)
+    for key, cell in cells.items():
+        _check_cell(table, cell, references.get(key))
+    deviations = _deviations(table, cells, references)
+    robust_deviations, measurements = _measurements(table, cells, references)
+    expected_runs = sum(len(c.expected_seeds) for c in cells.values())
+    return FilledTable(table, cells, unmatched, deviations + robust_deviations, expected_runs, measurements)
 
 
-def _check_cell(table: PaperTable, cell: Cell) -> None:
-    """One run per seed, and every run of the cell trained with the same settings but its seed."""
+def _check_cell(table: PaperTable, cell: Cell, reference: DictConfig | None = None) -> None:
+    """One run per seed, every run of the cell trained with the same settings but its seed, and
+    each robustness number of the cell measured alike (metrics.json's record of it)."""
     by_seed: dict[int, list[Run]] = defaultdict(list)
     for run in cell.runs:
         by_seed[int(setting(run.config, "seed"))].append(run)
@@ -202,6 +364,31 @@ def _check_cell(table: PaperTable, cell: Cell) -> None:
                 f"{table.name}, row '{cell.row.label}', {cell.column}: runs {first.folder} and {other.folder} "
                 f"were trained with different settings ({shown}{', ...' if len(differ) > 6 else ''}); a cell "
                 "averages seeds of one setting: report them separately (runs=...)"
+            )
+    for key in table.metrics.values():
+        if not is_robustness(key):
+            continue
+        found = [(r, measured(r.metrics, key)) for r in cell.finished if _value(r, key) is not None]
+        for other, theirs in found[1:]:
+            run, ours = found[0]
+            differ = _measurement_differs(ours, theirs)
+            if not differ:
+                continue
+            shown = ", ".join(f"{k}={ours.get(k)!r} vs {theirs.get(k)!r}" for k in differ)
+            fix = wanted(reference, key) if reference is not None else ours
+            sources = sorted(
+                {"robust_split" if k == "split" else f"{_attack_of(key)}_settings" for k in differ}
+            )
+            redo = [r for r, m in found if _measurement_differs(m, fix)]
+            command = evaluate_command(key, fix, redo[0].folder if len(redo) == 1 else "<run folder>")
+            each = "" if len(redo) == 1 else f" for each of {_named(redo)}"
+            raise ReportError(
+                f"{table.name}, row '{cell.row.label}', {cell.column}: {key} of runs {run.folder} and "
+                f"{other.folder} was measured with different settings ({shown}; metrics.json's "
+                f"{' and '.join(sources)}); a cell "
+                f"averages one measurement: measure again with "
+                f"{'the experiment file' if reference is not None else 'the first run'}'s {measurement_text(fix)} "
+                f"({command}{each}), or report the runs separately (runs=...)"
             )
 
 
@@ -226,11 +413,47 @@ def _deviations(table: PaperTable, cells: dict, references: dict[tuple[str, str]
         for run in cell.runs:
             names = sorted(wanted_keys & {k for k in _flatten(run.config) if not _ignored(k)})
             for name in names:
-                used, wanted = setting(run.config, name), setting(reference, name)
-                if not same_value(used, wanted):
+                used, wanted_value = setting(run.config, name), setting(reference, name)
+                if not same_value(used, wanted_value):
                     found[name]["used"].add(_shown(name, used))
-                    found[name]["file"].add(_shown(name, wanted))
+                    found[name]["file"].add(_shown(name, wanted_value))
     return [
         f"{name}: {', '.join(sorted(v['used']))} in the runs (experiment file: {', '.join(sorted(v['file']))})"
         for name, v in sorted(found.items())
     ]
+
+
+def _measurements(
+    table: PaperTable, cells: dict, references: dict[tuple[str, str], DictConfig]
+) -> tuple[list[str], list[str]]:
+    """For each robustness metric of the table, from the runs' metrics.json: lines naming the cells
+    whose numbers were measured otherwise than the experiment file says (its ``eval:`` settings),
+    and a line saying what the numbers were measured with, per cell where they differ."""
+    deviations, lines = [], []
+    for key in table.metrics.values():
+        if not is_robustness(key):
+            continue
+        used: dict[str, list[str]] = defaultdict(list)
+        differ: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for (label, column), cell in cells.items():
+            ours = cell.measurement(key)
+            if ours is None:
+                continue
+            name = f"{label} ({column})"
+            used[measurement_text(ours)].append(name)
+            reference = references.get((label, column))
+            if reference is not None:
+                theirs = wanted(reference, key)
+                if _measurement_differs(ours, theirs):
+                    differ[(measurement_text(ours), measurement_text(theirs))].append(name)
+        for (ours, theirs), names in sorted(differ.items()):
+            deviations.append(f"{key} measured with {ours} in {', '.join(names)} (experiment file: {theirs})")
+        if len(used) == 1:
+            lines.append(f"{key}: measured with {next(iter(used))} (metrics.json) in every cell that has it")
+        elif used:
+            lines.append(
+                f"{key}: measured with "
+                + "; ".join(f"{text} in {', '.join(names)}" for text, names in sorted(used.items()))
+                + " (metrics.json)"
+            )
+    return deviations, lines
