@@ -213,6 +213,17 @@ def test_a_diverged_training_run_leaves_failure_json(make_cfg):
     assert run.status == "diverged" and "NonFiniteLossError" in run.reason
 
 
+def test_a_run_whose_last_part_stopped_is_not_finished(tmp_path):
+    """A finished run trained further (or evaluated again) that stopped leaves failure.json beside
+    its earlier metrics.json: those are not the run's result, and the run counts as failed."""
+    (tmp_path / "config_resolved.yaml").write_text("seed: 0\n")
+    (tmp_path / "metrics.json").write_text(json.dumps({"val_top1": 50.0, "test_top1": 40.0}))
+    assert read_run(tmp_path).status == "finished"
+    (tmp_path / "failure.json").write_text(json.dumps({"status": "failed", "error": "stopped by SIGTERM"}))
+    run = read_run(tmp_path)
+    assert (run.status, run.reason, run.metrics) == ("failed", "stopped by SIGTERM", None)
+
+
 # Run folders written here (no training): a finished run's config_resolved.yaml taken from the sweep
 # and changed where a test says, beside the metrics.json it would have written.
 METRICS = {

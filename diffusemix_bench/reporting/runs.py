@@ -68,7 +68,9 @@ def read_run(folder: Path) -> Run | None:
             metrics = json.loads(metrics_path.read_text())
         except json.JSONDecodeError as exc:
             return Run(folder, config, None, "failed", f"metrics.json is not valid JSON ({exc})")
-    if failure.is_file() and metrics is None:
+    # failure.json is removed when a run finishes: beside a metrics.json it says the run's last part
+    # (trained further, or evaluated again) stopped, so that metrics.json is not the run's result.
+    if failure.is_file():
         try:
             info = json.loads(failure.read_text())
         except json.JSONDecodeError:
