@@ -205,3 +205,25 @@ def test_a_signal_stops_generate_py_with_what_was_kept_and_the_way_on(tmp_path, 
         f"{said}: every edit written so far is kept; the same command goes on from here."
     )
     assert 2 <= made < 36 and made == 36 - len(store.missing(range(12)))
+
+
+@pytest.mark.slow
+def test_sigterm_stops_two_generating_ranks_with_what_was_kept(tmp_path, one_thread):
+    """SIGTERM to every process of generate.py on two CPU ranks (as SLURM sends it): each rank stops
+    between two groups, the run ends with exit code 1 and the resume advice, no traceback, no hang;
+    every edit recorded is in the store."""
+    flowers = write_fixture_dataset("flowers102", tmp_path / "data")["data_dir"]
+    overrides = gen_overrides(flowers, tmp_path / "edits", "generator.num_prompts=3", "generator.steps=12")
+    overrides += ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp"]
+    store = EditStore.from_config(compose_generate(overrides), "flowers102")
+    code, out = signal_when_ready(
+        "generate.py",
+        [*overrides, f"hydra.run.dir={tmp_path / 'run'}"],
+        lambda: _manifest_lines(store) >= 2,
+        signal.SIGTERM,
+        group=True,
+    )
+    assert code == 1 and "Traceback" not in out, out[-3000:]
+    assert "every edit written so far is kept; the same command goes on from here." in out
+    made = _manifest_lines(store)
+    assert 2 <= made < 36 and made == 36 - len(store.missing(range(12)))

@@ -137,7 +137,7 @@ ROOMS = {
     # A robustness number's settings as the attacks define them (what eval.* measures).
     "reporting": {"robustness"},
 }
-FOUNDATION = {"errors", "config", "progress", "files", "quiet", "commands"}
+FOUNDATION = {"errors", "config", "progress", "files", "quiet", "commands", "signals"}
 # config.py reads the paper's prompt list (the prompt library's defaults); the augmentation schemas
 # live in config.py itself, so composing a config imports no torch.
 FOUNDATION_READS = {"config": {"generation"}}

@@ -21,6 +21,7 @@ from ..data import ImageClassificationDataset, create_dataset, per_class_subset
 from ..data.datamodule import worker_init
 from ..data.splits import Splits, dataset_root, verify_splits
 from ..errors import USER_ERRORS, free_space, user_errors_reported, user_message
+from ..signals import note_sigterm_only
 from .edit_model import DTYPES, EditModel, check_step_cache, finish, is_bad, resolve_dtype, to_uint8
 from .prompts import build_prompts
 from .store import (
@@ -541,6 +542,7 @@ def generate(cfg: DictConfig, only: dict[str, list[int]] | None = None) -> dict:
         enable_checkpointing=False,
         use_distributed_sampler=False,  # EditKeysData shards the keys itself, without padding
     )
+    note_sigterm_only(trainer)  # each rank stops between two groups (EditModule.on_predict_batch_start)
     started = time.time()
     try:
         with warnings.catch_warnings():

@@ -80,27 +80,12 @@ class CheckpointOnSigterm(Callback):
 
     With several processes, the processes agree at the end of each step whether any of them got
     the signal; if one did, all save that step together (the save is collective) and all stop
-    (Lightning stops by the first process's flag, which is then set everywhere). Lightning's own
-    handler would also exchange the flag between processes from inside the signal handler, at
-    whatever point each process is: that exchange pairs with another collective operation (a
-    gradient all-reduce, a buffer broadcast) and the run hangs or fails. Here the handler only notes
-    the signal and passes it on to the processes this one started, as Lightning's does."""
+    (Lightning stops by the first process's flag, which is then set everywhere). The signal handler
+    itself only notes the signal (``signals.note_sigterm_only``)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.saved_step: int | None = None
-
-    def setup(self, trainer, pl_module, stage: str) -> None:
-        if stage == "fit" and trainer.world_size > 1:
-            connector = trainer._signal_connector  # registers this handler when fit starts
-
-            def note_sigterm(signum, frame) -> None:
-                launcher = trainer.strategy.launcher
-                if not connector.received_sigterm and launcher is not None:
-                    launcher.kill(signum)
-                connector.received_sigterm = True
-
-            connector._sigterm_notifier_fn = note_sigterm
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.saved_step == trainer.global_step:

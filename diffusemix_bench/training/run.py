@@ -36,6 +36,7 @@ from ..files import write_atomic
 from ..progress import progress_bar
 from ..robustness import attack_specs
 from ..robustness.adversarial_training import FastAdversarial
+from ..signals import note_sigterm_only
 from .checkpoint_io import AtomicCheckpointIO, CheckpointOnSigterm, RunCheckpoint
 from .classifier import build_model
 from .evaluate import attack_checkpoint, eval_split, log_left_out, robustness_keys, with_robustness
@@ -465,6 +466,7 @@ def _train(
     ckpt_path, resume_step = resumed
     logger = build_logger(cfg, run_dir, resume_step=resume_step)
     trainer = build_trainer(cfg, run_dir, callbacks, logger)
+    note_sigterm_only(trainer)  # the processes agree on a SIGTERM at each step's end (CheckpointOnSigterm)
     if cfg.budget == "vanilla_steps":
         # Each epoch is cut to the batches of a vanilla run of this protocol (the original images):
         # equal optimiser steps per epoch and in all, validation and schedules at the same steps;
