@@ -580,8 +580,35 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
         return
     with user_errors_reported():
         preflight(argv, config_dir, config_name)
+        check_arms(argv, config_dir)
         check_slurm(argv)
     mark_swept_keys(argv)
+
+
+def check_arms(argv: list[str], config_dir: str) -> None:
+    """A row of an ablation table (``arm=``, conf/arm/) chooses its run's method; ``aug=`` on the
+    same command line would replace every arm's method (``experiment=study_flowers aug=none,mixup``
+    trains the same method once per arm, then the report refuses the duplicates)."""
+    import yaml
+
+    pairs = [a.split("=", 1) for a in argv if "=" in a and not a.startswith("-")]
+    given = {k.lstrip("+~"): v for k, v in pairs}
+    if "aug" not in given:
+        return
+    arms = given.get("arm") not in (None, "null")
+    experiment = given.get("experiment")
+    path = Path(config_dir) / "experiment" / f"{experiment}.yaml"
+    if not arms and experiment and path.is_file():
+        data = yaml.safe_load(path.read_text()) or {}
+        params = ((data.get("hydra") or {}).get("sweeper") or {}).get("params") or {}
+        arms = "arm" in params
+    if arms:
+        raise ConfigError(
+            f"aug={given['aug']}: the runs' methods are chosen by arm= (conf/arm/"
+            + (f", swept by experiment={experiment}" if "arm" not in given else "")
+            + "), and aug= would replace every arm's method: leave aug= out and pick rows with "
+            "arm=<name>[,<name>...] (their settings, aug.<key>=..., may still be given)"
+        )
 
 
 def check_slurm(argv: list[str]) -> None:

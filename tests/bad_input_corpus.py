@@ -343,6 +343,12 @@ CASES: list[Case] = [
     # -- settings -------------------------------------------------------------------------------------
     Case("misspelt aug option", "error", _train("cifar100", "aug=diffuesmix"), r"aug=diffuesmix.*diffusemix"),
     Case("misspelt aug key", "error", _train("cifar100", "aug=mixup", "aug.alpah=0.5"), r"alpah.*alpha"),
+    Case(
+        "aug= beside an experiment's arms",
+        "error",
+        _train("cifar100", "experiment=study_flowers", "aug=none"),
+        r"aug=none: the runs' methods are chosen by arm=.*experiment=study_flowers",
+    ),
     Case("batch size 0", "error", _train("cifar100", "dataset.batch_size=0"), r"dataset\.batch_size"),
     Case(
         "an experiment's per-dataset value missing for the dataset",
