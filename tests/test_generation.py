@@ -918,6 +918,13 @@ def test_a_store_refuses_images_other_than_its_own(tmp_path):
     first.write_bytes(first.read_bytes() + b"\0")
     with pytest.raises(EditStoreError, match="bytes"):
         generate(compose_generate(ov))
+    # ... and by training, before a step (DiffuseMix's start-up check reads the sizes too).
+    from diffusemix_bench.augment import AugContext, create_aug
+
+    cfg = compose_config([*ov, "aug=diffusemix"])
+    ctx = AugContext(num_classes=2, dataset_name="imagefolder", image_size=32, seed=0, loss="jsd", config=cfg)
+    with pytest.raises(EditStoreError, match=r"index 0 was .*\(\d+ bytes\) there and is .*bytes\) here"):
+        create_aug(cfg.aug, ctx).prepare(create_dataset("imagefolder", root, "train"))
 
 
 def test_the_image_record_keeps_any_file_name(tmp_path):

@@ -308,7 +308,7 @@ class DiffuseMix(Augmentation):
         if self.uses_edits:
             from ...generation.store import image_files, split_indices
 
-            self.check_edits(self.edit_store(), split_indices(train_set), image_files(train_set))
+            self.check_edits(self.edit_store(), split_indices(train_set), image_files(train_set, sizes=True))
             self._checked = train_set
         _ = self.bank
 
@@ -392,7 +392,7 @@ class DiffuseMix(Augmentation):
         if self.uses_edits and self._checked is not dataset:  # prepare() checked it
             from ...generation.store import image_files
 
-            self.check_edits(store, store_indices, image_files(dataset))
+            self.check_edits(store, store_indices, image_files(dataset, sizes=True))
         n = len(dataset)
         self._plan = self._static_plan(n * len(store.prompt_ids)) if static else None
         composer = WholeImageComposer(self, self._plan) if self.before_crop else None

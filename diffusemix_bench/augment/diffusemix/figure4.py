@@ -45,7 +45,7 @@ def figure4_stages(aug, dataset, n: int, seed: int = 0, make_missing=None) -> li
     rows = torch.randperm(len(dataset), generator=g)[:n].tolist()
     store_indices = split_indices(dataset)
     needed = [store_indices[i] for i in rows]
-    store.check_images(image_files(dataset))  # before any edit is made or shown
+    store.check_images(image_files(dataset, sizes=True))  # before any edit is made or shown
     missing = store.missing(needed)
     if missing and make_missing is not None:
         make_missing(sorted({index for index, _ in missing}))
