@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -155,9 +156,33 @@ def user_errors_reported(
         else:
             advice = disk_full_advice() if disk_full_advice is not None else ""
             message = disk_full_message(exc, advice or "Free space on that disk and run the command again.")
-        if _in_multirun():
-            log.error("error: %s", message)
-            # Hydra runs the remaining jobs, then reports the first failed job's error: as this one
-            # line (a compact Hydra error), not as a traceback.
-            raise SweepJobError(f"error: {message}") from None
-        raise SystemExit(f"error: {message}") from None
+        _report(message)
+    except Exception as exc:
+        # Lightning's refusal of a trainer setting (a batch limit that leaves no batch, say) is the
+        # user's to fix: its message, with the settings named as train.py takes them.
+        if type(exc).__name__ != "MisconfigurationException" or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        _report(lightning_message(str(exc)))
+
+
+#: Trainer arguments Lightning's messages name, which train.py takes as ``trainer.<name>``.
+_TRAINER_ARGS = re.compile(
+    r"(?<![\w.])(limit_(?:train|val|test|predict)_batches|val_check_interval|overfit_batches|"
+    r"check_val_every_n_epoch|num_sanity_val_steps|log_every_n_steps|accumulate_grad_batches|"
+    r"max_epochs|max_steps|precision|devices|accelerator|strategy)\b"
+)
+
+
+def lightning_message(text: str) -> str:
+    """A Lightning misconfiguration's message with its Trainer arguments as train.py's settings
+    (``limit_train_batches`` -> ``trainer.limit_train_batches``)."""
+    return _TRAINER_ARGS.sub(r"trainer.\1", " ".join(text.split()))
+
+
+def _report(message: str) -> None:
+    if _in_multirun():
+        log.error("error: %s", message)
+        # Hydra runs the remaining jobs, then reports the first failed job's error: as this one
+        # line (a compact Hydra error), not as a traceback.
+        raise SweepJobError(f"error: {message}") from None
+    raise SystemExit(f"error: {message}") from None

@@ -351,6 +351,12 @@ CASES: list[Case] = [
     ),
     Case("batch size 0", "error", _train("cifar100", "dataset.batch_size=0"), r"dataset\.batch_size"),
     Case(
+        "a fraction of the batches that leaves none",
+        "error",
+        _train("cifar100", "trainer.limit_train_batches=0.01"),
+        r"error: .*Try at least `trainer\.limit_train_batches=",
+    ),
+    Case(
         "an experiment's per-dataset value missing for the dataset",
         "error",
         _train("cifar100", "experiment=table4", "dataset=imagefolder", "dataset.root={folder}/data"),
