@@ -927,6 +927,26 @@ def test_a_store_refuses_images_other_than_its_own(tmp_path):
         create_aug(cfg.aug, ctx).prepare(create_dataset("imagefolder", root, "train"))
 
 
+def test_full_size_edits_asked_of_a_finished_store_are_made(tmp_path, capsys):
+    """generator.keep_full_size=true on a store made without it makes the full-size edits (it once
+    planned them and then left every group "to another generate.py"); the stored edits keep their
+    bytes."""
+    flowers = write_fixture_dataset("flowers102", tmp_path / "data")["data_dir"]
+    ov = gen_overrides(flowers, tmp_path / "edits", "generator.num_prompts=2", "generator.limit=3")
+    generate(compose_generate(ov))
+    store = EditStore.from_config(compose_generate(ov), "flowers102")
+    before = {(i, p): store.path(i, p).read_bytes() for i in range(3) for p in store.prompt_ids}
+    capsys.readouterr()
+    full = compose_generate([*ov, "generator.keep_full_size=true"])
+    generate(full)
+    out = capsys.readouterr().out
+    assert "summary: generated=6 " in out and "by_others" not in out, out[-2000:]
+    again = EditStore.from_config(full, "flowers102")
+    assert again.folder == store.folder and again.missing(range(3)) == []
+    assert {(i, p): again.path(i, p).read_bytes() for i in range(3) for p in again.prompt_ids} == before
+    assert all(again.path(i, p, full=True).is_file() for i in range(3) for p in again.prompt_ids)
+
+
 def test_the_image_record_keeps_any_file_name(tmp_path):
     """Names with spaces, a leading quote or a line break come back from the record as they went
     in; a line cut short by a kill is ignored; a record that cannot be read names its file."""

@@ -365,11 +365,15 @@ class EditStore:
         return sizes is not None and index < len(sizes) and sizes[index] != 0
 
     def stored_ok(self, index: int, prompt_id: str) -> bool:
-        """Recorded and its file present, non-empty and of the recorded size (one ``stat``)."""
+        """Recorded and its file present, non-empty and of the recorded size (one ``stat``); with
+        keep_full_size, its full-size edit present and non-empty too (a store made without it gets
+        its full edits when asked for them)."""
         if not self.has(index, prompt_id):
             return False
         try:
             size = self.path(index, prompt_id).stat().st_size
+            if self.keep_full_size and self.path(index, prompt_id, full=True).stat().st_size == 0:
+                return False
         except FileNotFoundError:
             return False
         recorded = self.recorded_size(index, prompt_id)
