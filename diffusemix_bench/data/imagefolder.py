@@ -99,7 +99,8 @@ def imagefolder(
     if split == "test" and not (base / "test").is_dir():
         raise SplitNotAvailableError(
             f"image folder {base} has no test/ folder, so there is no test split; add "
-            f"{base / 'test'}/<class>/ images or evaluate on the val split instead"
+            f"{base / 'test'}/<class>/ images, or report the val split alone (the run's val_top1; attacks "
+            "with eval.split=val)"
         )
     source = split if split == "test" or (split == "val" and has_val) else "train"
     # A held-out val split reads train/ again: what train/ holds is the train split's to report.
