@@ -761,6 +761,8 @@ def test_official_experiment_follows_the_current_code_and_keeps_the_first_releas
         ("aug.compose_size=512", "aug.compose=before_crop"),
         ("aug.views=both", "aug.views"),
         ("aug.composed_size=big", "aug.composed_size"),
+        ("aug.composed_size=original", "aug.composed_size=original .*needs aug.compose=before_crop"),
+        ("aug.replace_prob=0.3", "aug.replace_prob=0.3 .*aug.mode=online does not read it"),
         ("aug.edit_source=full", "keep_full_size"),
         ("aug.views=arm_only aug.mode=static_append", "aug.views=arm_only"),
     ],

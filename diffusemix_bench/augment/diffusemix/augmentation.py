@@ -238,6 +238,17 @@ class DiffuseMix(Augmentation):
             raise ConfigError(
                 f"aug.composed_size must be one of {list(COMPOSED_SIZES)}, got '{composed_size}'"
             )
+        # Settings of one form of the method, refused where they would change nothing.
+        if composed_size != "auto" and compose_size == 0:
+            raise ConfigError(
+                f"aug.composed_size={composed_size} sets the size of a composed aug.compose_size square, so "
+                "it needs aug.compose=before_crop aug.compose_size=N; drop it, or add those"
+            )
+        if replace_prob != 0.5 and mode != "replace_p":
+            raise ConfigError(
+                f"aug.replace_prob={replace_prob} is the share of composed views of aug.mode=replace_p, and "
+                f"aug.mode={mode} does not read it; drop it, or add aug.mode=replace_p"
+            )
         if edit_source not in EDIT_SOURCES:
             raise ConfigError(f"aug.edit_source must be one of {list(EDIT_SOURCES)}, got '{edit_source}'")
         if (
