@@ -879,7 +879,7 @@ def test_figure4_generates_only_the_edits_it_draws_on_request(make_cfg, tmp_path
     from diffusemix_bench.generation.store import MissingEditError
 
     base = BASE + [f"paths.cache_dir={tmp_path / 'cache'}", "aug.figure_images=2", "generator=tiny"]
-    with pytest.raises(MissingEditError, match="python generate.py"):
+    with pytest.raises(MissingEditError, match=r"python generate.py[\s\S]*add aug.figure_generate=true"):
         write_figure4(make_cfg(base))
     cfg = make_cfg([*base, "aug.figure_generate=true"])
     path = write_figure4(cfg)

@@ -153,13 +153,23 @@ def write_figure4(cfg: DictConfig) -> Path:
         log.info("generating the edits of %d images Figure 4 draws (aug.figure_generate=true)", len(indices))
         generate(cfg, only={"train": indices})
 
-    image = figure4_image(
-        aug,
-        train,
-        cfg.aug.figure_images,
-        seed=cfg.seed,
-        make_missing=make_missing if aug.figure_generate else None,
-    )
+    from ...generation.store import MissingEditError
+
+    try:
+        image = figure4_image(
+            aug,
+            train,
+            cfg.aug.figure_images,
+            seed=cfg.seed,
+            make_missing=make_missing if aug.figure_generate else None,
+        )
+    except MissingEditError as exc:
+        if aug.figure_generate:
+            raise
+        raise MissingEditError(
+            f"{exc}\nFigure 4 needs only the edits of the {cfg.aug.figure_images} images it draws: add "
+            "aug.figure_generate=true to figure4.py's command to make just those"
+        ) from None
     out = Path(str(cfg.paths.output_dir)).expanduser() / "figure4.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     image.save(out)
