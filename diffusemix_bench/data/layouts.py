@@ -160,7 +160,7 @@ def how_to_get(name: str, download_tried: bool = False, offer_download: bool = T
     if entry["auto_download"] and not download_tried:
         return f"download it from {entry['source']}, or set dataset.download=true to fetch it automatically"
     if entry["auto_download"]:
-        return f"download it from {entry['source']} and put it under dataset.root (the automatic download failed)"
+        return f"download it from {entry['source']} and unpack it in the folder named above (the automatic download failed)"
     return entry["source"]
 
 
