@@ -351,3 +351,18 @@ def test_real_timm_weights():
     report = load_weights(full, REAL_WEIGHTS)
     assert report["loaded"] == 296 and report["dropped_head"] == []
     assert full(_image(64, 1)).shape == (1, 1000)
+
+
+def test_a_model_built_for_another_input_size_is_named_before_training():
+    """A timm vision transformer takes the size it was built for: another dataset.image_size is a
+    ConfigError with both fixes (it failed at the first step with timm's assertion); built for the
+    data's size, it runs."""
+    from diffusemix_bench.errors import ConfigError
+    from diffusemix_bench.training.classifier import build_model
+    from tests.conftest import compose_config
+
+    base = ["dataset=cifar100", "model=timm", "model.name=vit_tiny_patch16_224", "dataset.image_size=32"]
+    with pytest.raises(ConfigError, match=r"takes 224 x 224 images.*\+model\.kwargs\.img_size=32"):
+        build_model(compose_config(base), 100)
+    model = build_model(compose_config([*base, "+model.kwargs.img_size=32"]), 100)
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 100)

@@ -26,6 +26,26 @@ def check_model(cfg: DictConfig) -> None:
         raise ConfigError(f"model.source must be 'builtin' or 'timm', got '{m.source}'")
 
 
+def check_input_size(model: torch.nn.Module, cfg: DictConfig) -> None:
+    """A model built for one input size (a timm vision transformer's patch embedding) refuses other
+    sizes at its first step, deep in a stack: named here, before training, with the two fixes."""
+    size = int(cfg.dataset.image_size)
+    for module in model.modules():
+        fixed = getattr(module, "img_size", None)
+        if fixed is None or not getattr(module, "strict_img_size", False):
+            continue
+        if getattr(module, "dynamic_img_size", False):
+            continue
+        if tuple(fixed) != (size, size):
+            h, w = tuple(fixed)
+            raise ConfigError(
+                f"model.name={cfg.model.name} takes {h} x {w} images, and dataset.image_size={size}: set "
+                f"dataset.image_size={h} (with dataset.resize), or build the model for the data's size "
+                f"with +model.kwargs.img_size={size}"
+            )
+        return
+
+
 def build_model(cfg: DictConfig, num_classes: int, load_weights: bool = True) -> torch.nn.Module:
     """The classifier with normalisation inside: mean/std from model.*, else the pretrained
     weights', else the dataset's. ``load_weights=False`` builds the same model without reading or
@@ -44,6 +64,7 @@ def build_model(cfg: DictConfig, num_classes: int, load_weights: bool = True) ->
         weights=m.weights if load_weights else None,
         **kwargs,
     )
+    check_input_size(model, cfg)
     mean, std = list(cfg.dataset.mean), list(cfg.dataset.std)
     if m.pretrained and model.pretrained_mean_std is not None:
         mean, std = (list(v) for v in model.pretrained_mean_std)
