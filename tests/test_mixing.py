@@ -627,3 +627,25 @@ def test_yoco_mixup_mixes_each_half_with_its_own_ratio():
 
 
 # One training step of every method runs in tests/test_train.py (test_every_option_trains_one_step).
+
+
+def test_snapmix_refuses_a_model_without_class_activation_maps_before_training():
+    """A vision transformer has no feature map for CAMs: aug=snapmix says so when the model is
+    built (it stopped at the first step with a traceback); a CNN passes, its mode and statistics
+    untouched."""
+    from diffusemix_bench.augment import AugContext, create_aug
+    from diffusemix_bench.errors import ConfigError
+    from diffusemix_bench.training.classifier import build_model
+    from tests.conftest import compose_config
+
+    base = ["dataset=cifar100", "aug=snapmix", "dataset.image_size=32"]
+    vit = compose_config(
+        [*base, "model=timm", "model.name=vit_tiny_patch16_224", "+model.kwargs.img_size=32"]
+    )
+    aug = create_aug(vit.aug, AugContext(num_classes=100, dataset_name="cifar100", image_size=32, seed=0))
+    with pytest.raises(ConfigError, match=r"aug=snapmix: class activation maps need"):
+        aug.check_model(build_model(vit, 100), 32)
+    cnn = build_model(compose_config([*base, "model=preactresnet18"]), 100)
+    before = {k: v.clone() for k, v in cnn.state_dict().items()}
+    aug.check_model(cnn, 32)
+    assert cnn.training and all(torch.equal(v, before[k]) for k, v in cnn.state_dict().items())

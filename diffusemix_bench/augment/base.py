@@ -160,6 +160,11 @@ class Augmentation:
     def train_dataset(self, dataset: Dataset) -> Dataset:
         return dataset
 
+    def check_model(self, model: nn.Module, image_size: int) -> None:
+        """Called once the model is built, before training: a method that reads the model's
+        structure (SnapMix's class activation maps) refuses one it cannot use. Every model suits
+        the others."""
+
     def prepare(self, train_set: Dataset) -> None:
         """Called once before the model is built: check what the method reads from disk and
         build what it makes (DiffuseMix: its edits first, then its fractal bank), so a missing

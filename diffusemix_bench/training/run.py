@@ -453,6 +453,7 @@ def _train(
     aug.prepare(datamodule.train_set)  # missing edits named before a fractal bank is made
 
     model = build_model(cfg, num_classes)
+    aug.check_model(model, int(cfg.dataset.image_size))  # a method that cannot use it says so now
     module = ClassifierModule(
         model, num_classes, aug, aug.ctx.loss, cfg.loss, cfg.optim, cfg.sched, adversarial=adversarial
     )

@@ -20,7 +20,7 @@ from .batch_mix import (
     sample_box,
     sample_lambda,
 )
-from .saliency import class_activation_maps
+from .saliency import class_activation_maps, feature_maps_and_classifier
 
 #: How a pair of one class is weighted (``aug.same_class_weights``).
 SAME_CLASS_WEIGHTS = choices_of(SnapMixConfig, "same_class_weights")
@@ -73,6 +73,19 @@ class SnapMix(MixingAugmentation):
     """
 
     method = "snapmix"
+
+    def check_model(self, model: nn.Module, image_size: int) -> None:
+        """The model's feature map and classifier found on one blank image, in eval mode (no
+        statistics or random draws change), so a model without CAMs is named before training."""
+        was = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                feature_maps_and_classifier(model, torch.zeros(1, 3, image_size, image_size))
+        except NotImplementedError as exc:
+            raise ConfigError(f"aug=snapmix: {exc}") from None
+        finally:
+            model.train(was)
 
     def __init__(self, ctx, *, same_class_weights: str = "paper", **cfg) -> None:
         super().__init__(ctx, **cfg)
