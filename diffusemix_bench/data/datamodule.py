@@ -26,12 +26,15 @@ log = logging.getLogger(__name__)
 
 
 def worker_init(worker_id: int, rank: int | None = None) -> None:
-    """Every data-loader worker leaves SIGTERM to the main process, which finishes its step, writes
-    its checkpoint and stops: a scheduler, ``timeout`` or ``kill -- -<group>`` signals the whole
-    process group, and workers killed by it ended the run with PyTorch's "DataLoader worker is
-    killed by signal" error instead. Then Lightning's seeding of the worker, which it adds only to
-    loaders without a ``worker_init_fn`` (``seed_everything(workers=True)``)."""
+    """Every data-loader worker leaves SIGTERM and Ctrl-C (SIGINT) to the main process, which
+    finishes its step, writes its checkpoint and stops, then stops its workers: a scheduler,
+    ``timeout``, ``kill -- -<group>`` or a terminal's Ctrl-C signals the whole process group, and
+    workers stopped by it ended the run with PyTorch's "DataLoader worker is killed by signal" or
+    "exited unexpectedly" errors and their own tracebacks instead. Then Lightning's seeding of the
+    worker, which it adds only to loaders without a ``worker_init_fn``
+    (``seed_everything(workers=True)``)."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if int(os.environ.get("PL_SEED_WORKERS", 0)):
         from lightning_fabric.utilities.seed import pl_worker_init_function
 
