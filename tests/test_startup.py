@@ -121,6 +121,8 @@ def test_every_fixed_choice_of_a_method_is_its_implementations_and_checked_at_st
     companions = {
         ("diffusemix", "edit_source", "full"): {"generator.keep_full_size": True},
         ("diffusemix", "arithmetic", "official"): {"aug.compose": "before_crop"},
+        ("diffusemix", "composed_size", "original"): {"aug.compose": "before_crop", "aug.compose_size": 64},
+        ("diffusemix", "composed_size", "compose"): {"aug.compose": "before_crop", "aug.compose_size": 64},
     }
     checked = 0
     for name, schema in AUG_SCHEMAS.items():
@@ -146,7 +148,10 @@ def test_every_range_of_a_method_is_its_implementations_and_checked_at_start_up(
     from tests.conftest import compose_config
 
     # Settings whose range depends on another one, set so that the bound itself is usable.
-    companions = {("randaugment", "num_magnitude_bins"): {"aug.magnitude": 0}}
+    companions = {
+        ("randaugment", "num_magnitude_bins"): {"aug.magnitude": 0},
+        ("diffusemix", "replace_prob"): {"aug.mode": "replace_p"},
+    }
     checked = set()
     for name, schema in AUG_SCHEMAS.items():
         bounded_fields = [f for f in fields(schema) if f.metadata.get("bounds")]
