@@ -46,6 +46,14 @@ def _start(overrides: list[str], run_dir, log) -> subprocess.Popen:
         )
 
 
+def _generate_py(args: list[str]) -> subprocess.CompletedProcess:
+    """``python generate.py <args>`` run to its end, one thread per process, output captured."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run(
+        [sys.executable, "generate.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
 def _stored_bytes(store: EditStore, n: int) -> dict[tuple[int, str], bytes]:
     return {(i, pid): store.path(i, pid).read_bytes() for i in range(n) for pid in store.prompt_ids}
 
@@ -129,15 +137,7 @@ def test_two_ranks_share_the_keys_without_duplicates_and_match_one_rank(tmp_path
     common = ["generator.num_prompts=2", "generator.batch_size=4"]
     ddp = gen_overrides(flowers, tmp_path / "ddp", *common)
     ddp += ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp"]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    done = subprocess.run(
-        [sys.executable, "generate.py", *ddp, f"hydra.run.dir={tmp_path / 'run'}"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = _generate_py([*ddp, f"hydra.run.dir={tmp_path / 'run'}"])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert [ln for ln in done.stdout.splitlines() if ln.startswith("summary:")] == [
         "summary: generated=24 existing=0 regenerated=0 failed=0"
@@ -160,14 +160,7 @@ def test_two_ranks_share_the_keys_without_duplicates_and_match_one_rank(tmp_path
 
     first = create_dataset("flowers102", flowers, "train").paths[0]
     first.write_bytes(first.read_bytes() + b"\0")
-    done = subprocess.run(
-        [sys.executable, "generate.py", *ddp, f"hydra.run.dir={tmp_path / 'run2'}"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = _generate_py([*ddp, f"hydra.run.dir={tmp_path / 'run2'}"])
     out = done.stdout + done.stderr
     assert done.returncode == 1 and "would be paired with the wrong images" in out, out[-3000:]
     assert "Traceback" not in out
