@@ -165,11 +165,12 @@ def user_errors_reported(
         _report(lightning_message(str(exc)))
 
 
-#: Trainer arguments Lightning's messages name, which train.py takes as ``trainer.<name>``.
+#: Trainer arguments Lightning's messages name (quoted, or given a value), which train.py takes as
+#: ``trainer.<name>``; the same words in prose ("16-bit precision") are left as they are.
 _TRAINER_ARGS = re.compile(
     r"(?<![\w.])(limit_(?:train|val|test|predict)_batches|val_check_interval|overfit_batches|"
     r"check_val_every_n_epoch|num_sanity_val_steps|log_every_n_steps|accumulate_grad_batches|"
-    r"max_epochs|max_steps|precision|devices|accelerator|strategy)\b"
+    r"max_epochs|max_steps|precision|devices|accelerator|strategy)(?=`|=)"
 )
 
 

@@ -169,3 +169,10 @@ def test_every_range_of_a_method_is_its_implementations_and_checked_at_start_up(
                 _taken_or_refused_by_both(cfg, settings, f"aug.{f.name}" if value in outside else None)
                 checked.add((name, f.name, value))
     assert len(checked) >= 50
+
+
+def test_lightning_messages_name_trainer_settings_as_train_py_takes_them():
+    from diffusemix_bench.errors import lightning_message
+
+    said = lightning_message("Try at least `limit_train_batches=0.5` (16-bit precision, devices=2)")
+    assert said == "Try at least `trainer.limit_train_batches=0.5` (16-bit precision, trainer.devices=2)"
