@@ -417,6 +417,8 @@ def test_limits_that_cut_nothing_are_not_listed_as_shortening(make_cfg):
     metrics = train(make_cfg([*base, f"trainer.max_steps={per_epoch + 1}"], run_name="steps"))
     assert metrics["optimizer_steps"] == per_epoch + 1
     assert metrics["shortened_by"]["max_steps"] == per_epoch + 1
+    # One whole epoch was trained, and one step of the second: epochs counts whole epochs only.
+    assert metrics["epochs"] == 1 and metrics["partial_epoch_steps"] == 1
 
 
 def test_last_checkpoint_is_the_last_epoch_not_the_best(make_cfg, tmp_path):

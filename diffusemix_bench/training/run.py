@@ -299,6 +299,15 @@ def _max_steps_cut(cfg: DictConfig, trainer: pl.Trainer) -> bool:
     return cfg.trainer.max_steps < epochs * steps_per_epoch
 
 
+def _epochs_trained(cfg: DictConfig, trainer: pl.Trainer) -> tuple[int, int]:
+    """Whole epochs trained, and the steps of an epoch that ``trainer.max_steps`` cut short.
+    Lightning counts a cut epoch as done; metrics.json counts it apart."""
+    if not (_max_steps_cut(cfg, trainer) and trainer.global_step >= cfg.trainer.max_steps):
+        return trainer.current_epoch, 0
+    steps_per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
+    return divmod(trainer.global_step, steps_per_epoch)
+
+
 def _percent(value) -> float | None:
     return None if value is None else round(float(value) * 100.0, 4)
 
@@ -491,6 +500,7 @@ def _train(
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     train_cut = _train_limit_cut(cfg, trainer, len(datamodule.train_set))
+    epochs, partial_epoch_steps = _epochs_trained(cfg, trainer)
     # Read before validate/test load the selected checkpoint (and its counts) into the module.
     images_seen = module.images_seen
     adversarial_batches = module.adversarial_batches
@@ -539,7 +549,9 @@ def _train(
         "test_top1": _percent(test_metrics.get("test/top1")),
         "test_top5": _percent(test_metrics.get("test/top5")),
         "top5_k": module.top5_k,
-        "epochs": trainer.current_epoch,
+        # Whole epochs; an epoch max_steps cut short is counted in partial_epoch_steps.
+        "epochs": epochs,
+        "partial_epoch_steps": partial_epoch_steps,
         "optimizer_steps": trainer.global_step,
         "images_seen": images_seen,
         "budget": cfg.budget,

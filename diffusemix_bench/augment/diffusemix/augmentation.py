@@ -35,6 +35,8 @@ COMPOSED_SIZES = choices_of(DiffuseMixConfig, "composed_size")
 COMPOSE_STAGES = choices_of(DiffuseMixConfig, "compose")
 #: How composed whole images are computed (``aug.arithmetic``).
 ARITHMETIC = choices_of(DiffuseMixConfig, "arithmetic")
+#: The schema's defaults: a setting refused where it changes nothing is told apart from its default.
+_SCHEMA_DEFAULTS = DiffuseMixConfig()
 
 
 class DiffuseMixTrainSet(Dataset):
@@ -184,7 +186,7 @@ class DiffuseMix(Augmentation):
         seam_px: int = 0,
         arithmetic: str = "exact",
         mode: str = "online",
-        replace_prob: float = 0.5,
+        replace_prob: float = _SCHEMA_DEFAULTS.replace_prob,
         components: str = "hybrid_fractal",
         ce_include_original: bool = False,
         static_seed: int = 0,
@@ -244,7 +246,7 @@ class DiffuseMix(Augmentation):
                 f"aug.composed_size={composed_size} sets the size of a composed aug.compose_size square, so "
                 "it needs aug.compose=before_crop aug.compose_size=N; drop it, or add those"
             )
-        if replace_prob != 0.5 and mode != "replace_p":
+        if replace_prob != _SCHEMA_DEFAULTS.replace_prob and mode != "replace_p":
             raise ConfigError(
                 f"aug.replace_prob={replace_prob} is the share of composed views of aug.mode=replace_p, and "
                 f"aug.mode={mode} does not read it; drop it, or add aug.mode=replace_p"
