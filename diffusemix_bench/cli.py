@@ -369,6 +369,7 @@ def build_report(argv: list[str], config_dir: str) -> dict:
     experiment, roots, out, extra = _parse_report_args(argv)
     # A misspelt name (the experiment, or an option of a swept group): one line with "did you mean".
     preflight([f"experiment={experiment}", *extra], config_dir)
+    check_arms([f"experiment={experiment}", *extra], config_dir)  # as train.py refuses the sweep
     base = _compose(config_dir, [f"experiment={experiment}"], hydra_config=True)
     table = PaperTable.from_config(base, experiment)
     sweep_keys = set((base.get("hydra") or {}).get("sweeper", {}).get("params", {}) or {})

@@ -14,6 +14,7 @@ import yaml
 
 from diffusemix_bench.cli import build_report
 from diffusemix_bench.config import register_configs
+from diffusemix_bench.errors import ConfigError
 from diffusemix_bench.reporting.runs import ReportError, read_run
 from tests.conftest import FAST, ROOT, compose_config, finalize, point_at_fixture, run_entry
 
@@ -120,6 +121,13 @@ def test_a_misspelt_experiment_gets_a_did_you_mean(tmp_path):
 
     with pytest.raises(ConfigError, match="experiment=table66: no such option .*did you mean table6"):
         build_report(["experiment=table66", f"runs={tmp_path}"], CONF)
+
+
+def test_aug_beside_an_experiments_arms_is_refused(tmp_path):
+    """An ablation sweeps arm= (conf/arm/): aug= beside it would replace every arm's method, so the
+    report refuses it as train.py does, instead of expecting runs that command cannot make."""
+    with pytest.raises(ConfigError, match=r"aug=none,mixup: .*chosen by arm=.*experiment=study_flowers"):
+        build_report(["experiment=study_flowers", f"runs={tmp_path}", "aug=none,mixup"], CONF)
 
 
 def test_runs_with_different_settings_in_one_cell_are_refused(sweep, tmp_path):
