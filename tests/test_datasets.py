@@ -420,6 +420,24 @@ def test_real_tinyimagenet():
     assert image.shape == (3, 64, 64)
 
 
+def test_a_missing_image_or_a_dangling_link_is_named_as_such(tmp_path):
+    """A file gone since listing, or a link to nothing, is not "could not decode": the message says
+    what is missing and how to go on."""
+    from diffusemix_bench.data.base import CorruptImageError, load_rgb
+
+    (tmp_path / "link.jpg").symlink_to(tmp_path / "elsewhere.jpg")
+    with pytest.raises(
+        CorruptImageError,
+        match=r"link\.jpg is not there \(a link to .*elsewhere\.jpg, which does not exist\): put the file back or mend the link, or .*dataset\.on_bad_image=skip",
+    ):
+        load_rgb(tmp_path / "link.jpg")
+    with pytest.raises(
+        CorruptImageError,
+        match=r"gone\.jpg is not there \(removed or moved since the dataset was listed\): put the file back, or",
+    ):
+        load_rgb(tmp_path / "gone.jpg")
+
+
 def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path):
     from diffusemix_bench.data.base import load_rgb
 

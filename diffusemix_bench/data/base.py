@@ -56,6 +56,20 @@ def load_rgb(path: str | Path) -> Image.Image:
             f"Image {path} is too large to decode safely ({exc}). If it is a genuine image, shrink it; "
             "files like this are also used to exhaust memory on purpose."
         ) from None
+    except FileNotFoundError:
+        link = Path(path).is_symlink()
+        raise CorruptImageError(
+            f"Image {path} is not there"
+            + (
+                f" (a link to {os.readlink(path)}, which does not exist)"
+                if link
+                else " (removed or moved since the dataset was listed)"
+            )
+            + ": put the file back"
+            + (" or mend the link" if link else "")
+            + ", or leave missing and corrupt images out with dataset.on_bad_image=skip (train.py and "
+            "generate.py then skip the same files)."
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise CorruptImageError(
             f"Could not decode image {path}: {exc}. Replace it with a good copy (re-download it), or "
