@@ -366,3 +366,27 @@ def test_a_model_built_for_another_input_size_is_named_before_training():
         build_model(compose_config(base), 100)
     model = build_model(compose_config([*base, "+model.kwargs.img_size=32"]), 100)
     assert model(torch.rand(2, 3, 32, 32)).shape == (2, 100)
+
+
+def test_a_weights_file_brings_its_architectures_normalisation(tmp_path):
+    """model.weights=<file> starts from weights trained with the architecture's published
+    normalisation (EfficientNet-Lite: 0.5/0.5), as model.pretrained=true does; without weights the
+    dataset's is used, and model.mean/std win over both."""
+    from diffusemix_bench.training.classifier import build_model
+    from tests.conftest import compose_config
+
+    path = tmp_path / "lite0.safetensors"
+    save_file(create_model("timm", 10, name="tf_efficientnet_lite0").backbone.state_dict(), path)
+    base = ["dataset=cifar100", "model=timm", "model.name=tf_efficientnet_lite0", "dataset.image_size=32"]
+
+    def mean_std(extra):
+        normalize = build_model(compose_config([*base, *extra]), 100).normalize
+        return normalize.mean.flatten().tolist(), normalize.std.flatten().tolist()
+
+    assert mean_std([f"model.weights={path}"]) == ([0.5] * 3, [0.5] * 3)
+    dataset = compose_config(base).dataset
+    scratch = mean_std([])
+    assert scratch[0] == pytest.approx(list(dataset.mean)) and scratch[1] == pytest.approx(list(dataset.std))
+    assert mean_std([f"model.weights={path}", "model.mean=[0.1,0.2,0.3]", "model.std=[1,1,1]"])[0] == (
+        pytest.approx([0.1, 0.2, 0.3])
+    )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from omegaconf import DictConfig
 
 from ..errors import ConfigError
 from ..models import Normalize, create_model, list_models
 from ..models.factory import check_timm_model
+
+log = logging.getLogger(__name__)
 
 
 def check_model(cfg: DictConfig) -> None:
@@ -65,10 +69,18 @@ def build_model(cfg: DictConfig, num_classes: int, load_weights: bool = True) ->
         **kwargs,
     )
     check_input_size(model, cfg)
-    mean, std = list(cfg.dataset.mean), list(cfg.dataset.std)
-    if m.pretrained and model.pretrained_mean_std is not None:
+    mean, std, source = list(cfg.dataset.mean), list(cfg.dataset.std), "the dataset's"
+    # Published weights, or a file of them (model.weights), were trained with the architecture's
+    # own normalisation.
+    if (m.pretrained or m.weights is not None) and model.pretrained_mean_std is not None:
         mean, std = (list(v) for v in model.pretrained_mean_std)
-    model.normalize = Normalize(m.mean if m.mean is not None else mean, m.std if m.std is not None else std)
+        source = "the pretrained weights'"
+    if m.mean is not None or m.std is not None:
+        source = "model.mean/model.std"
+    mean, std = (m.mean if m.mean is not None else mean), (m.std if m.std is not None else std)
+    if load_weights:
+        log.info("normalisation in the model: mean %s, std %s (%s)", list(mean), list(std), source)
+    model.normalize = Normalize(mean, std)
     if m.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
