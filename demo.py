@@ -3,6 +3,10 @@
 import sys
 from pathlib import Path
 
+from diffusemix_bench.signals import quiet_interrupts
+
+quiet_interrupts()  # Ctrl-C while the imports below take seconds: one line, no traceback
+
 from diffusemix_bench.errors import user_errors_reported
 
 USAGE = """usage: python demo.py [out=<folder>] [quick=true]

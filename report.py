@@ -3,6 +3,10 @@
 import sys
 from pathlib import Path
 
+from diffusemix_bench.signals import quiet_interrupts
+
+quiet_interrupts()  # Ctrl-C while the imports below take seconds: one line, no traceback
+
 from diffusemix_bench.cli import run_report
 
 if __name__ == "__main__":

@@ -1,7 +1,36 @@
 """SIGTERM (a scheduler's time limit or preemption) with several processes: noted, never exchanged
-between the processes from inside the signal handler."""
+between the processes from inside the signal handler; and Ctrl-C or a closed pipe outside the work
+that reports them itself, without a traceback."""
 
 from __future__ import annotations
+
+import os
+import sys
+
+
+def quiet_interrupts() -> None:
+    """For an entry point, called before its slow imports: Ctrl-C while it starts (imports take
+    seconds), between the jobs of a sweep, or anywhere the work does not report it with its own
+    advice, ends with one line instead of a traceback (Python then ends the process as interrupted:
+    status 130 in a shell); output cut short by its
+    reader (``--help | head``) ends quietly. Other errors keep Python's report."""
+    previous = sys.excepthook
+
+    def hook(kind, value, traceback) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            print(
+                "interrupted (Ctrl-C); what had finished is kept: run the command again to go on",
+                file=sys.stderr,
+                flush=True,
+            )
+        elif issubclass(kind, BrokenPipeError):
+            # Nothing more can reach the reader; keep Python from reporting the flush at exit too.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        else:
+            previous(kind, value, traceback)
+
+    sys.excepthook = hook
 
 
 def note_sigterm_only(trainer) -> None:

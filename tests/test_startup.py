@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -176,3 +177,40 @@ def test_lightning_messages_name_trainer_settings_as_train_py_takes_them():
 
     said = lightning_message("Try at least `limit_train_batches=0.5` (16-bit precision, devices=2)")
     assert said == "Try at least `trainer.limit_train_batches=0.5` (16-bit precision, trainer.devices=2)"
+
+
+@pytest.mark.parametrize("script", ["train.py", "generate.py", "evaluate.py", "figure4.py", "report.py"])
+def test_ctrl_c_while_an_entry_point_starts_is_one_line(tmp_path, script):
+    """Ctrl-C during the seconds of imports (here raised where the entry point imports its
+    package's command-line module, as a key press there would) ends with one line, not a
+    traceback; the process ends as one interrupted does (status 130 in a shell), so a shell loop
+    around it stops too."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'diffusemix_bench.cli':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    env.pop("HYDRA_FULL_ERROR", None)
+    result = subprocess.run(
+        [sys.executable, script, "--help"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == -signal.SIGINT
+    assert (
+        result.stderr.strip()
+        == "interrupted (Ctrl-C); what had finished is kept: run the command again to go on"
+    )
+
+
+def test_help_read_in_part_ends_quietly(tmp_path):
+    """``train.py --help | head``: the reader closes the pipe, and the entry point stops without
+    Python's BrokenPipeError report."""
+    proc = subprocess.Popen(
+        [sys.executable, "train.py", "--help"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    proc.stdout.close()  # the reader is gone before anything is written
+    _, err = proc.communicate(timeout=120)
+    assert err.decode() == "" and proc.returncode != 0
