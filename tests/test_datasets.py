@@ -447,6 +447,11 @@ def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path):
     assert rgb.shape == (8, 8, 3) and rgb.dtype == np.uint8
     expected = np.rint(values.astype(np.float64) * 255 / 65535).astype(np.uint8)
     assert np.array_equal(rgb[..., 0], expected) and rgb.mean() < 140  # not clipped to white
+    # A dark 16-bit image (every value <= 255) is as dark as its values say, whatever its brightest pixel.
+    dark = np.full((8, 8), 200, dtype=np.uint16)
+    Image.fromarray(dark).save(tmp_path / "dark.png")
+    assert Image.open(tmp_path / "dark.png").mode == "I;16"
+    assert np.unique(np.asarray(load_rgb(tmp_path / "dark.png"))).tolist() == [1]  # 200 * 255 / 65535
 
 
 def test_imagefolder_follows_a_symlink_loop_once(tmp_path):

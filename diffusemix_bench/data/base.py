@@ -41,9 +41,13 @@ def load_rgb(path: str | Path) -> Image.Image:
     try:
         with Image.open(path) as img:
             img.load()
-            if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
-                # 16-bit greyscale (PIL keeps it as integers): scale 0..65535 to 0..255, which
-                # convert("RGB") would clip instead (a nearly white image).
+            if img.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+                # 16-bit greyscale: scale 0..65535 to 0..255, which convert("RGB") would clip
+                # instead (a nearly white image); a dark 16-bit image stays dark.
+                return Image.fromarray(sixteen_to_eight(np.asarray(img), always=True)).convert("RGB")
+            if img.mode == "I":
+                # 32-bit integers (a 16-bit PNG or TIFF as some versions of PIL open it, or 8-bit
+                # values stored wide): 16-bit scaled where a value is above 255.
                 return Image.fromarray(sixteen_to_eight(np.asarray(img))).convert("RGB")
             if img.mode == "RGBA" or (img.mode == "P" and "transparency" in img.info):
                 # Composite on white so transparent pixels do not turn black.
@@ -78,11 +82,11 @@ def load_rgb(path: str | Path) -> Image.Image:
         ) from exc
 
 
-def sixteen_to_eight(arr: np.ndarray) -> np.ndarray:
-    """Integer greyscale pixels as 8-bit: 16-bit values (any above 255) scaled by 255/65535 and
-    rounded; values already within 0..255 kept."""
+def sixteen_to_eight(arr: np.ndarray, always: bool = False) -> np.ndarray:
+    """Integer greyscale pixels as 8-bit: 16-bit values scaled by 255/65535 and rounded, where
+    ``always`` (a 16-bit image) or where any value is above 255; else the values are kept."""
     arr = arr.astype(np.int64)
-    if arr.max(initial=0) > 255:
+    if always or arr.max(initial=0) > 255:
         arr = np.rint(arr * (255.0 / 65535.0))
     return np.clip(arr, 0, 255).astype(np.uint8)
 
