@@ -142,6 +142,7 @@ def user_errors_reported(
             if is_interrupt(exc)
             else "stopped by SIGTERM (a scheduler's time limit or preemption, or kill)"
         )
+        _quiet_worker_exits()
         raise SystemExit(f"{how}: {interrupted_advice()}") from None
     except (*USER_ERRORS, OSError, RuntimeError) as exc:
         if not isinstance(exc, USER_ERRORS) and not is_disk_full(exc) and not is_out_of_memory(exc):
@@ -186,4 +187,14 @@ def _report(message: str) -> None:
         # Hydra runs the remaining jobs, then reports the first failed job's error: as this one
         # line (a compact Hydra error), not as a traceback.
         raise SweepJobError(f"error: {message}") from None
+    _quiet_worker_exits()
     raise SystemExit(f"error: {message}") from None
+
+
+def _quiet_worker_exits() -> None:
+    """The process ends: data-loader workers of a loop the error left (validation's, say) are ended
+    at exit, and PyTorch's SIGCHLD handler would report each as a traceback after the message."""
+    import signal
+
+    if hasattr(signal, "SIGCHLD"):
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)

@@ -565,3 +565,39 @@ def test_channels_last_images_give_the_same_pixels(name, tmp_path):
             fast = transform(image)
             torch.manual_seed(100 * i + k)
             assert torch.equal(fast, transform(image.contiguous())), (i, k)
+
+
+def test_a_corrupt_validation_image_read_by_workers_is_one_message(tmp_path):
+    """A corrupt image met by the validation loader's worker processes (the sanity check's) stops
+    train.py with its message alone: the workers the error leaves behind are ended at exit without
+    PyTorch's "DataLoader worker ... is killed by signal" traceback after the message."""
+    from tests.conftest import run_entry
+
+    for split, count in (("train", 4), ("val", 2)):
+        for name in ("a", "b"):
+            (tmp_path / "img" / split / name).mkdir(parents=True)
+            for i in range(count):
+                Image.new("RGB", (20, 20), (40 * i, 90, 200)).save(
+                    tmp_path / "img" / split / name / f"{i}.png"
+                )
+    bad = tmp_path / "img" / "val" / "a" / "0.png"
+    bad.write_bytes(bad.read_bytes()[:60])  # truncated
+    result = run_entry(
+        "train.py",
+        [
+            "dataset=imagefolder",
+            f"dataset.root={tmp_path / 'img'}",
+            "dataset.num_workers=2",
+            "dataset.image_size=16",
+            "dataset.resize=18",
+            "trainer.max_epochs=1",
+            "print_config=false",
+            "model=preactresnet18",
+            f"hydra.run.dir={tmp_path / 'run'}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+        ],  # fmt: skip
+        tmp_path,
+    )
+    assert result.returncode == 1
+    assert f"error: Could not decode image {bad}" in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
