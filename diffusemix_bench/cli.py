@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import sys
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -23,17 +25,44 @@ def run_train(cfg: DictConfig) -> float | None:
         lambda: training_memory_advice(cfg),
         lambda: training_resume_advice(cfg),
     ):
-        quick_checks(cfg)
-        # After the checks that take no time: a setting or folder refused at once is one line.
-        if cfg.get("print_config", False):
-            print_config_tree(cfg)
-        from .data.splits import build_splits
+        with _refusal_leaves_no_folder(cfg):
+            quick_checks(cfg)
+            # After the checks that take no time: a setting or folder refused at once is one line.
+            if cfg.get("print_config", False):
+                print_config_tree(cfg)
+            from .data.splits import build_splits
 
-        splits = build_splits(cfg.dataset, cfg.paths.data_dir)
+            splits = build_splits(cfg.dataset, cfg.paths.data_dir)
         from .training.run import train
 
         metrics = train(cfg, splits=splits)
     return metrics.get("val_top1")
+
+
+HYDRA_FILES = {".hydra", "train.log"}
+
+
+@contextmanager
+def _refusal_leaves_no_folder(cfg: DictConfig):
+    """A run refused before training (its data, found wrong as it is read): Hydra has made the run
+    folder and written its files there. A single run's folder that holds nothing else is removed,
+    as a command refused at start-up makes none; a sweep job's is kept with ``failure.json``, so the
+    sweep's summary and reports count it as failed. A folder with earlier work is left as it was."""
+    try:
+        yield
+    except BaseException as exc:
+        from .errors import _in_multirun
+
+        with suppress(Exception):  # the error is the run's to report, never this clean-up's
+            run_dir = Path(str(cfg.paths.output_dir)).expanduser()
+            if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= HYDRA_FILES:
+                if _in_multirun():
+                    from .training.run import record_failure
+
+                    record_failure(run_dir, exc)
+                else:
+                    shutil.rmtree(run_dir)
+        raise
 
 
 def quick_checks(cfg: DictConfig) -> None:
@@ -359,7 +388,6 @@ def _generation_hours(filled) -> dict[str, float]:
 
 def build_report(argv: list[str], config_dir: str) -> dict:
     """The report of ``report.py``'s arguments: files written, and the filled table."""
-    import shutil
 
     from .reporting import formats, plots
     from .reporting.paper import PaperTable, setting
@@ -615,7 +643,6 @@ def check_arms(argv: list[str], config_dir: str) -> None:
 def check_slurm(argv: list[str]) -> None:
     """``hydra/launcher=slurm`` submits each job with ``sbatch``: where SLURM is not (a laptop, a
     node without its commands), one message instead of submitit's error from deep in a sweep."""
-    import shutil
 
     if "hydra/launcher=slurm" not in argv or not any(a in ("-m", "--multirun") for a in argv):
         return

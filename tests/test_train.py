@@ -16,6 +16,7 @@ import pytest
 import torch
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf, open_dict
+from PIL import Image
 
 from diffusemix_bench.data.base import CorruptImageError, DatasetNotFoundError
 from diffusemix_bench.errors import ConfigError
@@ -1215,3 +1216,31 @@ def test_misspelt_names_get_a_did_you_mean(args, message):
         preflight(args, str(CONF_DIR))
     assert message in str(info.value)
     preflight(["aug=diffusemix", "aug.lam=0.3", "trainer.profiler=simple"], str(CONF_DIR))
+
+
+def test_data_refused_as_it_is_read_leaves_no_single_run_folder_and_a_failed_sweep_job(tmp_path):
+    """An image folder found wrong while it is read (an empty class folder in train/): Hydra has
+    made the run folder by then. A single run's folder is removed (a refused command makes none); a
+    sweep job's keeps failure.json, so the sweep's summary counts it as failed."""
+    from tests.conftest import run_entry
+
+    root = tmp_path / "img"
+    for name in ("a", "b"):
+        (root / "train" / name).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (12, 12), (60 * i, 90, 200)).save(root / "train" / name / f"{i}.png")
+    (root / "train" / "empty").mkdir()
+    common = ["dataset=imagefolder", f"dataset.root={root}", "dataset.image_size=8", "dataset.resize=10",
+              f"paths.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+    single = run_entry("train.py", [*common, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    assert single.returncode == 1 and "empty" in single.stderr and "Traceback" not in single.stderr
+    assert not (tmp_path / "run").exists()
+
+    sweep = run_entry(
+        "train.py", ["--multirun", *common, "seed=0", f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path
+    )
+    assert sweep.returncode == 1 and "Traceback" not in sweep.stderr
+    (job,) = [p for p in (tmp_path / "sweep").iterdir() if p.is_dir()]
+    failure = json.loads((job / "failure.json").read_text())
+    assert failure["status"] == "failed" and "empty" in failure["error"]
+    assert "0 finished, 1 failed" in sweep.stdout

@@ -342,17 +342,22 @@ def failure_recorded(run_dir: Path):
     try:
         yield
     except BaseException as exc:
-        status = "diverged" if isinstance(exc, FloatingPointError) else "failed"
-        if is_interrupt(exc):
-            error = "interrupted (Ctrl-C)"
-        elif is_terminated(exc):
-            error = "stopped by SIGTERM"
-        else:
-            error = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
-        record = {"status": status, "error": error, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        with suppress(OSError):
-            (run_dir / FAILURE_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        record_failure(run_dir, exc)
         raise
+
+
+def record_failure(run_dir: Path, exc: BaseException) -> None:
+    """``failure.json`` in the run folder: diverged (a non-finite loss) or failed, and the error."""
+    status = "diverged" if isinstance(exc, FloatingPointError) else "failed"
+    if is_interrupt(exc):
+        error = "interrupted (Ctrl-C)"
+    elif is_terminated(exc):
+        error = "stopped by SIGTERM"
+    else:
+        error = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+    record = {"status": status, "error": error, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    with suppress(OSError):
+        (run_dir / FAILURE_FILE).write_text(json.dumps(record, indent=2) + "\n")
 
 
 @contextmanager
