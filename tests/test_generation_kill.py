@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -198,6 +199,11 @@ def test_a_signal_stops_generate_py_with_what_was_kept_and_the_way_on(tmp_path, 
         f"{said}: every edit written so far is kept; the same command goes on from here."
     )
     assert 2 <= made < 36 and made == 36 - len(store.missing(range(12)))
+    # The stopped run's edits and time are logged, for reports' generation hours.
+    (logged,) = [
+        json.loads(line) for line in (store.folder / "generation_log.jsonl").read_text().splitlines()
+    ]
+    assert logged["generated"] == made and logged["stopped"] is True and logged["seconds"] > 0
 
 
 @pytest.mark.slow

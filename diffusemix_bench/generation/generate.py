@@ -557,6 +557,15 @@ def generate(cfg: DictConfig, only: dict[str, list[int]] | None = None) -> dict:
     except (KeyboardInterrupt, SystemExit):
         # Ctrl-C (Lightning turns it into an exit): every edit written so far is in the store.
         print(f"\nstopped: {summary_line(counts)}", flush=True)
+        # Its time counts too: each process logs its own edits and seconds (as one device).
+        for store in stores.values():
+            store.log_generation(
+                generated=counts.generated,
+                seconds=time.time() - started,
+                devices=1,
+                splits=list(stores),
+                stopped=True,
+            )
         raise
     finally:
         for store in stores.values():

@@ -733,9 +733,12 @@ class EditStore:
         self.folder.mkdir(parents=True, exist_ok=True)
         write_atomic(path, json.dumps(self.settings, indent=2, sort_keys=True) + "\n")
 
-    def log_generation(self, generated: int, seconds: float, devices: int, splits: list[str]) -> None:
+    def log_generation(
+        self, generated: int, seconds: float, devices: int, splits: list[str], stopped: bool = False
+    ) -> None:
         """Append one generate.py run (edits made, wall seconds, devices, and the splits it filled
-        together) to generation_log.jsonl, so reports can count generation's hours beside training's."""
+        together) to generation_log.jsonl, so reports can count generation's hours beside training's.
+        ``stopped``: a run interrupted (Ctrl-C, SIGTERM), logged by each of its processes."""
         if generated <= 0:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -747,6 +750,7 @@ class EditStore:
             "splits": list(splits),
             "device": self.runtime.get("device") if self.runtime else None,
             "host": socket.gethostname(),
+            **({"stopped": True} if stopped else {}),
         }
         with open(self.folder / "generation_log.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
