@@ -292,10 +292,19 @@ def list_sweep(argv: list[str], config_dir: str, config_name: str = "config") ->
     from hydra.errors import HydraException
 
     with user_errors_reported():
+        # The checks the sweep itself gets before it runs: a misspelt name is refused, not listed.
+        preflight(overrides, config_dir, config_name)
+        check_arms(overrides, config_dir)
         try:
             jobs = sweep_jobs(overrides, config_dir, config_name)
         except HydraException as exc:  # a composition error (unknown experiment, bad override)
             raise ConfigError(str(exc)) from None
+        checked = set()
+        for job in jobs:  # every value of the sweep (each job's settings but its seed, once)
+            key = tuple(o for o in job if not o.startswith("seed="))
+            if key not in checked:
+                checked.add(key)
+                preflight(list(key), config_dir, config_name)
     print(f"{len(jobs)} runs:")
     for k, job in enumerate(jobs):
         print(f"  {k}: {' '.join(job)}")

@@ -868,6 +868,25 @@ def test_readme_table_command_lists_the_runs(tmp_path):
     assert list(tmp_path.iterdir()) == []  # nothing was run or written
 
 
+@pytest.mark.parametrize(
+    ("given", "refused"),
+    [
+        (["experiment=table1"], "experiment=table1: no such option in conf/experiment/; did you mean table9"),
+        (["experiment=table6", "dataset.imag_size=40"], "did you mean image_size"),
+        # A misspelt value later in a sweep: the listing shows what would run, so it is refused too.
+        (["experiment=table6", "aug=none,snapmixx"], "aug=snapmixx: no such option in conf/aug/"),
+    ],
+)
+def test_listing_a_sweep_checks_it_as_running_it_does(given, refused, capsys):
+    """``--cfg job`` is how a user checks a sweep before running it: a misspelt name is the same
+    one-line refusal (exit code 1) as the sweep gets, not a listing that includes it."""
+    from diffusemix_bench.cli import list_sweep
+
+    with pytest.raises(SystemExit, match=re.escape(refused)):
+        list_sweep(["--multirun", *given, "--cfg", "job"], str(CONF_DIR))
+    assert "runs:" not in capsys.readouterr().out
+
+
 def test_jsd_with_a_single_view_method_is_refused(make_cfg):
     with pytest.raises(ConfigError, match="three views"):
         train(make_cfg(["loss=jsd", "aug=none"]))
