@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shlex
 import shutil
 import sys
 from contextlib import contextmanager, suppress
@@ -11,6 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from .commands import hydra_quoted, quoted_arg
 from .config import check_protocol_optimiser, no_such_setting, validate_config
 from .errors import ConfigError, free_space, user_errors_reported
 
@@ -76,19 +76,8 @@ def quick_checks(cfg: DictConfig) -> None:
 
 
 def run_dir_override(run_dir: Path) -> str:
-    """``hydra.run.dir=<run_dir>`` as a shell passes it to Hydra: a folder name that Hydra's override
-    grammar would split (a sweep job's ``0_aug=none,seed=0``) is quoted for Hydra, then for the shell."""
-    text = str(run_dir)
-    if re.fullmatch(r"[\w./:+~@-]+", text):
-        return f"hydra.run.dir={text}"
-    return hydra_quoted("hydra.run.dir", text)
-
-
-def hydra_quoted(key: str, value: str) -> str:
-    """``key=value`` with the value quoted for Hydra's override grammar, then for the shell:
-    ``'hydra.run.dir="/runs/0_aug=none,seed=0"'``."""
-    quote = "'" if '"' in value else '"'
-    return shlex.quote(f"{key}={quote}{value}{quote}")
+    """``hydra.run.dir=<run_dir>`` as a shell passes it to Hydra (see ``commands.quoted_arg``)."""
+    return quoted_arg("hydra.run.dir", str(run_dir))
 
 
 def _same_command() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -28,3 +29,19 @@ def script_command(script: str) -> str:
 def _from(here: Path, path: Path) -> str:
     """``path`` relative to ``here`` when it lies below it, else absolute."""
     return path.relative_to(here).as_posix() if path.is_relative_to(here) else str(path)
+
+
+def quoted_arg(key: str, value: str) -> str:
+    """``key=value`` as a shell passes it to Hydra: a value that Hydra's override grammar would
+    split or refuse (a sweep job's folder ``0_aug=none,seed=0``) is quoted for Hydra, then for the
+    shell."""
+    if re.fullmatch(r"[\w./:+~@-]+", value) and not value.startswith("~"):
+        return f"{key}={value}"
+    return hydra_quoted(key, value)
+
+
+def hydra_quoted(key: str, value: str) -> str:
+    """``key=value`` with the value quoted for Hydra's override grammar, then for the shell:
+    ``'hydra.run.dir="/runs/0_aug=none,seed=0"'``."""
+    quote = "'" if '"' in value else '"'
+    return shlex.quote(f"{key}={quote}{value}{quote}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 import shutil
 import statistics
 from pathlib import Path
@@ -297,7 +298,14 @@ def test_robustness_measured_differently_in_one_cell_is_refused(sweep, tmp_path,
     )
     assert shown in message
     # The fix: the run measured otherwise, attacked again with the experiment file's settings.
-    assert f"evaluate.py ckpt={runs / '1_seed=1'} eval.fgsm=true eval.eps=8.0 eval.split=test" in message
+    # A sweep job's folder has = (and , with more settings), which Hydra's grammar would read: it is
+    # quoted so that the command runs when pasted.
+    command = f"""evaluate.py 'ckpt="{runs / "1_seed=1"}"' eval.fgsm=true eval.eps=8.0 eval.split=test"""
+    assert command in message
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    (parsed,) = OverridesParser.create().parse_overrides([shlex.split(command)[1]])
+    assert parsed.key_or_group == "ckpt" and parsed.value() == str(runs / "1_seed=1")
 
 
 def test_robustness_measured_otherwise_than_the_experiment_is_named(sweep, tmp_path):

@@ -143,10 +143,10 @@ def _measurement_differs(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 def evaluate_command(metric_key: str, measurement: dict[str, Any], folder: Any = "<run folder>") -> str:
     """The evaluate.py command that measures ``metric_key`` of the run in ``folder`` again with
     ``measurement``."""
-    from ..commands import script_command
+    from ..commands import quoted_arg, script_command
 
     attack = _attack_of(metric_key) or "fgsm"  # robust_clean_error comes with any attack
-    args = [f"ckpt={folder}", f"eval.{attack}=true"]
+    args = [quoted_arg("ckpt", str(folder)), f"eval.{attack}=true"]
     args += [f"{MEASUREMENT_SETTINGS[k]}={v}" for k, v in measurement.items() if k in MEASUREMENT_SETTINGS]
     return f"{script_command('evaluate.py')} {' '.join(args)}"
 
