@@ -433,7 +433,7 @@ def build_report(argv: list[str], config_dir: str) -> dict:
         )
     filled = fill(table, runs, expected, references, experiment=experiment)
     out = (out or Path(roots[0]) / "report").expanduser()
-    out.mkdir(parents=True, exist_ok=True)
+    _make_report_folder(out)
     written = {
         "markdown": out / "report.md",
         "latex": out / "report.tex",
@@ -457,6 +457,23 @@ def build_report(argv: list[str], config_dir: str) -> dict:
             shutil.copyfile(figure, target)
             written[f"figure4_{column}"] = target
     return {"files": written, "filled": filled}
+
+
+def _make_report_folder(out: Path) -> None:
+    """``out=``: the folder report.md, report.tex, report.csv and the plots go to."""
+    from .reporting.runs import ReportError
+
+    usage = "out= is the folder the report's files (report.md, report.tex, report.csv, plots) go to"
+    if out.suffix.lower() in (".md", ".tex", ".csv", ".png") and not out.is_dir():
+        raise ReportError(f"out={out}: {usage}, not a file name; give a folder (out={out.with_suffix('')})")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ReportError(f"out={out} is a file; {usage}: give a folder's name") from None
+    except OSError as exc:
+        raise ReportError(
+            f"out={out}: the folder cannot be made ({exc.strerror}); {usage}: give one you may write to"
+        ) from None
 
 
 def run_report(argv: list[str], config_dir: str) -> None:

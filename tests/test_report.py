@@ -124,6 +124,26 @@ def test_a_misspelt_experiment_gets_a_did_you_mean(tmp_path):
         build_report(["experiment=table66", f"runs={tmp_path}"], CONF)
 
 
+def test_out_must_be_a_folder(sweep, tmp_path):
+    """out= names the report's folder: a file, a file's name or a folder that cannot be made is one
+    message naming out=, not a traceback or a folder called report.md."""
+    from diffusemix_bench.reporting.runs import ReportError
+
+    (tmp_path / "notes.txt").write_text("mine\n")
+    cases = [
+        (tmp_path / "notes.txt", r"notes\.txt is a file; out= is the folder"),
+        (
+            tmp_path / "table.md",
+            r"table\.md: out= is the folder .*not a file name; give a folder \(out=.*table\)",
+        ),
+        (tmp_path / "notes.txt" / "x", r"notes\.txt/x: the folder cannot be made \(Not a directory\)"),
+    ]
+    for out, message in cases:
+        with pytest.raises(ReportError, match=message):
+            build_report(["experiment=table6", f"runs={sweep}", f"out={out}"], CONF)
+    assert (tmp_path / "notes.txt").read_text() == "mine\n" and not (tmp_path / "table.md").exists()
+
+
 def test_aug_beside_an_experiments_arms_is_refused(tmp_path):
     """An ablation sweeps arm= (conf/arm/): aug= beside it would replace every arm's method, so the
     report refuses it as train.py does, instead of expecting runs that command cannot make."""
