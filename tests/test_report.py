@@ -98,6 +98,9 @@ def test_report_matches_means_and_counts_every_run(sweep, tmp_path):
     assert float(vanilla["mean"]) == pytest.approx(statistics.fmean(_metric(sweep, "none", "test_top1")))
     assert float(vanilla["diff"]) == pytest.approx(float(vanilla["mean"]) - 59.14)
     assert (vanilla["n"], vanilla["missing"], vanilla["diverged"], vanilla["failed"]) == ("2", "0", "1", "0")
+    # Numbers as metrics.json holds them (4 decimals at most), without float noise (-50.667100000000005).
+    numbers = [v for r in rows for k, v in r.items() if k in ("mean", "std", "diff", "fit_seconds") and v]
+    assert numbers and all(len(v.partition(".")[2]) <= 4 for v in numbers), numbers
     # Markdown: missing cells say so, never a number; the settings line names what was shortened.
     text = (tmp_path / "report.md").read_text()
     puzzle = next(line for line in text.splitlines() if line.startswith("| PuzzleMix"))

@@ -195,6 +195,10 @@ CSV_FIELDS = (
 )  # fmt: skip
 
 
+def _rounded(value, digits: int):
+    return round(value, digits) if isinstance(value, float) else value
+
+
 def csv_text(filled: FilledTable) -> str:
     t = filled.table
     buf = io.StringIO()
@@ -210,10 +214,11 @@ def csv_text(filled: FilledTable) -> str:
                 mean, std, n = cell.stats(key)
                 measurement = cell.measurement(key)
                 rec.update(
-                    mean=mean,
-                    std=std,
+                    # metrics.json holds percentages to 4 decimals: no float noise beyond them.
+                    mean=_rounded(mean, 4),
+                    std=_rounded(std, 4),
                     n=n,
-                    diff=diff_value(paper, cell, key),
+                    diff=_rounded(diff_value(paper, cell, key), 4),
                     expected=len(cell.expected_seeds),
                     missing=len(cell.missing_seeds),
                     failed=len(cell.failed),
@@ -221,10 +226,10 @@ def csv_text(filled: FilledTable) -> str:
                     no_value=len(cell.without(key)),
                     unexpected=len(cell.unexpected),
                     measured_with=None if measurement is None else measurement_text(measurement),
-                    optimizer_steps=cell.mean_of("optimizer_steps"),
-                    images_seen=cell.mean_of("images_seen"),
-                    fit_seconds=cell.mean_of("fit_seconds"),
-                    wall_time_s=cell.mean_of("wall_time_s"),
+                    optimizer_steps=_rounded(cell.mean_of("optimizer_steps"), 2),
+                    images_seen=_rounded(cell.mean_of("images_seen"), 2),
+                    fit_seconds=_rounded(cell.mean_of("fit_seconds"), 2),
+                    wall_time_s=_rounded(cell.mean_of("wall_time_s"), 2),
                     run_folders=";".join(str(r.folder) for r in cell.runs),
                 )
             writer.writerow(rec)
