@@ -584,12 +584,12 @@ def _unparsed_override(overrides: list[str]) -> str | None:
             parser.parse_overrides([override])
         except HydraException:
             key, _, value = override.partition("=")
-            if re.search(r"[=,\[\]{}()'\" ]", value):
+            if re.search(r"[=,\[\]{}()'\" ~]", value):
                 typed = hydra_quoted(key, value)
                 return (
                     f"{key}: its value {value} holds characters Hydra's override grammar reads as syntax "
-                    f"(= , brackets, quotes or spaces; a sweep job's folder has = and ,). Quote it for Hydra "
-                    f"inside the shell's quotes: {typed}"
+                    f"(= , ~, brackets, quotes or spaces; a sweep job's folder has = and ,). Quote it for "
+                    f"Hydra inside the shell's quotes: {typed}"
                 )
     return None
 

@@ -1263,3 +1263,27 @@ def test_data_refused_as_it_is_read_leaves_no_single_run_folder_and_a_failed_swe
     failure = json.loads((job / "failure.json").read_text())
     assert failure["status"] == "failed" and "empty" in failure["error"]
     assert "0 finished, 1 failed" in sweep.stdout
+
+
+@pytest.mark.parametrize(
+    ("given", "typed"),
+    [
+        ("dataset.root=~/images", """'dataset.root="~/images"'"""),
+        ("dataset.root=/runs/0_aug=none,seed=0", """'dataset.root="/runs/0_aug=none,seed=0"'"""),
+    ],
+)
+def test_a_value_hydras_grammar_cannot_read_gets_the_quoted_form(given, typed):
+    """A value with characters of Hydra's override grammar (~, = and , of a sweep job's folder) is
+    one message with the quoted form, which Hydra then reads as the value given."""
+    import shlex
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from diffusemix_bench.cli import preflight
+
+    with pytest.raises(
+        ConfigError, match=re.escape(f"Quote it for Hydra inside the shell's quotes: {typed}")
+    ):
+        preflight(["dataset=imagefolder", given], str(CONF_DIR))
+    (parsed,) = OverridesParser.create().parse_overrides(shlex.split(typed))
+    assert parsed.value() == given.partition("=")[2]
