@@ -38,11 +38,11 @@ table: ## One paper table's sweep: make table N=5, or N=figure5 / N=lambda (ARGS
 report: ## A table beside the paper's numbers: make report N=5 RUNS=<sweep folder>
 	$(PY) report.py experiment=$(if $(filter figure5 lambda demo study_flowers,$(N)),$(N),table$(N)) runs=$(RUNS) $(ARGS)
 
-demo: ## The whole loop offline on CPU in a few minutes (shapes dataset, tiny edits, 2 methods x 2 seeds, FGSM, report)
-	$(PY) demo.py
+demo: ## The whole loop offline on CPU in a few minutes (shapes dataset, tiny edits, 2 methods x 2 seeds, FGSM, report); ARGS="quick=true" for the one-epoch form
+	$(PY) demo.py $(ARGS)
 
 study: ## The committed real study (Flowers-102 from ../shared/data, 6 methods x 3 seeds, < 1 h on 2 cores) and its report
-	$(PY) train.py --multirun experiment=study_flowers paths.data_dir=../shared/data hydra.sweep.dir=outputs/study_flowers
+	$(PY) train.py --multirun experiment=study_flowers paths.data_dir=../shared/data ckpt_path=auto hydra.sweep.dir=outputs/study_flowers
 	$(PY) report.py experiment=study_flowers runs=outputs/study_flowers out=experiments/results/study_flowers
 
 bench: ## CPU benchmarks side by side with their baselines (< 10 min on 2 cores): generation vs the official loop, the DiffuseMix loader vs aug=none and its share of a training step, composition vs a training step; results in benchmarks/results/

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .commands import script_command
 from .errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,12 +64,14 @@ def make_shapes(root: Path, per_split: dict[str, int], size: int = 32, seed: int
 
 
 def _run(args: list[str], cwd: Path) -> None:
-    print(f"\n$ {' '.join(shlex.quote(a) for a in ['python', *args])}", flush=True)
+    # As the user would type it where they are (this interpreter, the script's path from there).
+    command = f"{script_command(args[0])} {' '.join(shlex.quote(a) for a in args[1:])}"
+    print(f"\n$ {command}", flush=True)
     started = time.time()
     result = subprocess.run([sys.executable, *args], cwd=cwd)
     if result.returncode != 0:
         raise UserError(
-            f"the demo step `python {' '.join(args)}` failed (exit code {result.returncode}); its output is above"
+            f"the demo step `{command}` failed (exit code {result.returncode}); its output is above"
         )
     print(f"({time.time() - started:.0f} s)", flush=True)
 
@@ -84,7 +87,11 @@ def run_demo(out: Path, quick: bool = False) -> Path:
     sweep = out / ("sweep_quick" if quick else "sweep")
     print(f"diffusemix-bench demo: dataset of shapes in {data}; outputs in {out}")
     _run(["generate.py", "experiment=demo", *common, f"hydra.run.dir={out / 'generate'}"], ROOT)
-    _run(["train.py", "--multirun", "experiment=demo", *common, f"hydra.sweep.dir={sweep}"], ROOT)
+    # ckpt_path=auto: run again, the demo trains only what is not finished (nothing, the second time).
+    _run(
+        ["train.py", "--multirun", "experiment=demo", *common, "ckpt_path=auto", f"hydra.sweep.dir={sweep}"],
+        ROOT,
+    )
     report = out / ("report_quick" if quick else "report")
     _run(["report.py", "experiment=demo", f"runs={sweep}", f"out={report}"], ROOT)
     return report

@@ -4,6 +4,8 @@ vanilla and DiffuseMix with two seeds, FGSM, the report) through the same comman
 from __future__ import annotations
 
 import csv
+import re
+import sys
 
 import pytest
 
@@ -15,9 +17,10 @@ def test_demo_runs_the_whole_loop_offline(tmp_path):
     result = run_entry("demo.py", [f"out={tmp_path}", "quick=true"], tmp_path, timeout=900)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     out = result.stdout
-    for step in ("$ python generate.py experiment=demo", "$ python train.py --multirun experiment=demo",
-                 "$ python report.py experiment=demo"):  # fmt: skip
-        assert step in out
+    for step in (r"generate\.py experiment=demo", r"train\.py --multirun experiment=demo",
+                 r"report\.py experiment=demo"):  # fmt: skip
+        # The command as the user types it: this interpreter (python where that runs it), the script.
+        assert re.search(rf"^\$ (python|{re.escape(sys.executable)}) \S*{step}", out, re.M), out[-3000:]
     assert "4 runs expected: 4 finished, 0 failed, 0 diverged, 0 missing" in out
     rows = list(csv.DictReader((tmp_path / "report_quick" / "report.csv").open()))
     assert {(r["row"], r["metric"]) for r in rows} == {
@@ -28,6 +31,13 @@ def test_demo_runs_the_whole_loop_offline(tmp_path):
     assert "96 edits planned: 0 already stored, 96 generated" in out
     # Every step writes under out=, generate.py's Hydra folder included (none in the project's outputs/).
     assert (tmp_path / "generate" / ".hydra" / "overrides.yaml").is_file()
+    # Run again, it trains nothing: the finished runs are kept as they were.
+    metrics = sorted((tmp_path / "sweep_quick").glob("*/metrics.json"))
+    before = [m.read_bytes() for m in metrics]
+    again = run_entry("demo.py", [f"out={tmp_path}", "quick=true"], tmp_path, timeout=900)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    assert len(metrics) == 4 and [m.read_bytes() for m in metrics] == before
+    assert "96 edits planned: 96 already stored, 0 generated" in again.stdout
 
 
 def test_demo_help_prints_its_usage_and_runs_nothing(tmp_path):
