@@ -215,7 +215,10 @@ def test_every_paper_table_is_produced_from_the_runs(sweep, tmp_path, name):
         assert counts["finished"] == 0 and counts["outside"] == 6
         assert "missing" in text
         # The folders left out are named (the first three).
-        assert "6 run folders given belong to no cell of this table and are not used (" in text
+        assert (
+            "6 run folders given were made by another experiment file (experiment=table6) and are not used ("
+            in text
+        )
         assert "and 3 more)" in text
         # No run of this table: the report does not claim the runs used the experiment's settings.
         assert "No finished run of this table was found" in text and "Every run used" not in text
@@ -439,15 +442,16 @@ def test_training_time_is_the_fit_alone(sweep, tmp_path, monkeypatch):
 
 
 def test_every_expected_run_is_counted_once(sweep, tmp_path):
-    """report.py experiment=study_flowers aug=none,diffusemix seed=0,1: a sweep naming a cell's seed
-    twice expects one run of it, and the summary adds up to the runs it expects."""
+    """report.py experiment=study_flowers arm=none,fractal_only seed=0,1: each cell's seed is expected
+    once, and the summary adds up to the runs it expects. (aug= beside the arms is refused: see
+    test_aug_beside_an_experiments_arms_is_refused.)"""
     arm = {"experiment_name": "study_flowers"}
     fractal = {**arm, "aug.name": "diffusemix", "aug.components": "originals_fractal"}
     runs = _write_runs(
         sweep, tmp_path / "runs", [(0, arm, {}), (1, arm, {}), (0, fractal, {}), (1, fractal, {})]
     )
     filled = build_report(
-        ["experiment=study_flowers", "aug=none,diffusemix", "seed=0,1", f"runs={runs}", f"out={tmp_path}"],
+        ["experiment=study_flowers", "arm=none,fractal_only", "seed=0,1", f"runs={runs}", f"out={tmp_path}"],
         CONF,
     )["filled"]
     counts = filled.counts()

@@ -237,6 +237,7 @@ class FilledTable:
     deviations: list[str]
     expected_runs: int
     measurements: list[str] = field(default_factory=list)
+    experiment: str | None = None  # the experiment file reported: runs made by another are not used
 
     def counts(self) -> dict[str, int]:
         """The expected runs (one per cell and seed the sweep runs) by what became of them, which add
@@ -272,12 +273,25 @@ class FilledTable:
                 f"seeds this sweep does not run there ({by_status}), {'is' if c['unexpected'] == 1 else 'are'} "
                 f"used too ({_named(extra)})"
             )
-        if c["outside"]:
+        others = [r for r in self.unmatched if self._made_by_another(r)]
+        outside = [r for r in self.unmatched if not self._made_by_another(r)]
+        if others:
+            names = sorted({str(setting(r.config, "experiment_name")) for r in others})
             line += (
-                f"; {c['outside']} run folder{'' if c['outside'] == 1 else 's'} given belong to no cell of this "
-                f"table and are not used ({_named(self.unmatched)})"
+                f"; {len(others)} run folder{'' if len(others) == 1 else 's'} given {'was' if len(others) == 1 else 'were'} "
+                f"made by another experiment file (experiment={', '.join(names)}) and "
+                f"{'is' if len(others) == 1 else 'are'} not used ({_named(others)})"
+            )
+        if outside:
+            line += (
+                f"; {len(outside)} run folder{'' if len(outside) == 1 else 's'} given belong to no cell of this "
+                f"table and are not used ({_named(outside)})"
             )
         return line
+
+    def _made_by_another(self, run: Run) -> bool:
+        made_by = setting(run.config, "experiment_name")
+        return self.experiment is not None and made_by is not None and made_by != self.experiment
 
     def without_values(self) -> list[str]:
         """Lines naming the finished runs that have no value for a metric of the table."""
@@ -336,7 +350,9 @@ def fill(
     deviations = _deviations(table, cells, references)
     robust_deviations, measurements = _measurements(table, cells, references)
     expected_runs = sum(len(c.expected_seeds) for c in cells.values())
-    return FilledTable(table, cells, unmatched, deviations + robust_deviations, expected_runs, measurements)
+    return FilledTable(
+        table, cells, unmatched, deviations + robust_deviations, expected_runs, measurements, experiment
+    )
 
 
 def _check_cell(table: PaperTable, cell: Cell, reference: DictConfig | None = None) -> None:
