@@ -623,10 +623,76 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
     if any(a in ("--hydra-help", "--info", "-i") for a in argv):
         return
     with user_errors_reported():
-        preflight(argv, config_dir, config_name)
+        composed = preflight(argv, config_dir, config_name)
+        check_single_run_of_a_sweep(argv, composed, config_dir)
         check_arms(argv, config_dir)
         check_slurm(argv)
+        check_sweep_data(argv, config_dir, config_name)
     mark_swept_keys(argv)
+
+
+def check_single_run_of_a_sweep(argv: list[str], cfg, config_dir: str) -> None:
+    """An experiment run without ``--multirun`` is one run of its sweep: a dataset the sweep does
+    not run (the config's default, ``experiment=table6`` training CIFAR-100) is refused, naming the
+    sweep's datasets."""
+    if any(a in ("-m", "--multirun") for a in argv) or cfg is None or "dataset" not in cfg:
+        return
+    import yaml
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    given = dict(a.split("=", 1) for a in argv if "=" in a and not a.startswith("-"))
+    given = {k.lstrip("+~"): v for k, v in given.items()}
+    path = Path(config_dir) / "experiment" / f"{given.get('experiment')}.yaml"
+    if "experiment" not in given or "dataset" in given or "dataset.root" in given or not path.is_file():
+        return
+    data = yaml.safe_load(path.read_text()) or {}
+    swept = (((data.get("hydra") or {}).get("sweeper") or {}).get("params") or {}).get("dataset")
+    if swept is None:
+        return
+    (parsed,) = OverridesParser.create().parse_overrides([f"dataset={swept}"])
+    names = list(parsed.sweep_string_iterator()) if parsed.is_sweep_override() else [str(parsed.value())]
+    if str(cfg.dataset.name) not in names:
+        raise ConfigError(
+            f"experiment={given['experiment']} runs on {', '.join(names)} (its sweep), and this single run "
+            f"would use the default dataset, {cfg.dataset.name}: name one with "
+            f"dataset=<{'|'.join(names)}>, or run the whole sweep with --multirun"
+        )
+
+
+def check_sweep_data(argv: list[str], config_dir: str, config_name: str) -> None:
+    """A ``--multirun`` sweep whose datasets are not there (``make table N=5`` before CUB is
+    downloaded): one message naming each missing dataset's folder before any job starts, instead
+    of every job failing alike. Each dataset setting of the sweep is composed once."""
+    if not any(a in ("-m", "--multirun") for a in argv) or any(a in CFG_FLAGS for a in argv):
+        return
+    from hydra.errors import HydraException
+
+    from .data.layouts import DatasetNotFoundError, check_present
+
+    overrides = [a for a in argv if not a.startswith("-") and "=" in a]
+    try:
+        jobs = sweep_jobs(overrides, config_dir, config_name)
+    except (HydraException, ValueError):  # the jobs meet it and report it themselves
+        return
+    missing, seen = [], set()
+    for job in jobs:
+        key = tuple(o for o in job if o.lstrip("+~").startswith(("dataset", "paths", "experiment")))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            cfg = _compose_raw(config_dir, config_name, list(key))
+            if "dataset" not in cfg:
+                return
+            check_present(cfg.dataset, cfg.paths.data_dir)
+        except DatasetNotFoundError as exc:
+            missing.append((str(cfg.dataset.name), str(exc)))
+        except Exception:  # a setting the jobs resolve otherwise (Hydra's run folder, say)
+            continue
+    if missing:
+        others = sorted({name for name, _ in missing[1:]} - {missing[0][0]})
+        more = f"\nAlso missing for this sweep: {', '.join(others)}." if others else ""
+        raise ConfigError(f"this sweep's data is not all there, so no job was started: {missing[0][1]}{more}")
 
 
 def check_arms(argv: list[str], config_dir: str) -> None:

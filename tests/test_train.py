@@ -1287,3 +1287,38 @@ def test_a_value_hydras_grammar_cannot_read_gets_the_quoted_form(given, typed):
         preflight(["dataset=imagefolder", given], str(CONF_DIR))
     (parsed,) = OverridesParser.create().parse_overrides(shlex.split(typed))
     assert parsed.value() == given.partition("=")[2]
+
+
+def test_a_sweep_without_its_data_starts_no_job(tmp_path):
+    """``make table N=5`` before the datasets are there: one message naming the first missing
+    dataset's folder and the others, exit code 1, no sweep folder (every job used to fail alike)."""
+    result = run_entry(
+        "train.py",
+        [
+            "--multirun",
+            "experiment=table5",
+            f"paths.data_dir={tmp_path / 'none'}",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (
+        "this sweep's data is not all there, so no job was started: Dataset 'cub' not found" in result.stderr
+    )
+    assert result.stderr.strip().endswith("Also missing for this sweep: aircraft, cars.")
+    assert not (tmp_path / "sweep").exists() and "Launching" not in result.stdout + result.stderr
+
+
+def test_a_single_run_of_an_experiment_names_its_sweeps_dataset(capsys):
+    """``train.py experiment=table6 aug=none`` (no --multirun) would train the config's default
+    dataset, CIFAR-100, under Table 6's protocol: refused, naming the sweep's dataset; with the
+    dataset named, the command passes the start-up checks."""
+    from diffusemix_bench.cli import check_command_line
+
+    with pytest.raises(SystemExit, match=re.escape(
+        "experiment=table6 runs on flowers102 (its sweep), and this single run would use the default "
+        "dataset, cifar100: name one with dataset=<flowers102>, or run the whole sweep with --multirun"
+    )):  # fmt: skip
+        check_command_line(["experiment=table6", "aug=none"], str(CONF_DIR), "config")
+    check_command_line(["experiment=table6", "aug=none", "dataset=flowers102"], str(CONF_DIR), "config")
