@@ -429,7 +429,8 @@ def build_report(argv: list[str], config_dir: str) -> dict:
         raise ReportError(
             f"runs={','.join(str(r) for r in roots)}: no run folders under it (a run folder holds "
             "config_resolved.yaml or .hydra/config.yaml); give the sweep folder(s) that "
-            f"`python train.py --multirun experiment=...` wrote (multirun/<date>/<time>)"
+            f"`python train.py --multirun experiment=...` wrote (by default outputs/multirun/train/<date>_<time>, "
+            "or its hydra.sweep.dir)"
         )
     filled = fill(table, runs, expected, references, experiment=experiment)
     out = (out or Path(roots[0]) / "report").expanduser()

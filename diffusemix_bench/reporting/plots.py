@@ -49,7 +49,8 @@ def curve(filled: FilledTable, path: Path) -> Path | None:
         ax.set_xlabel(t.x)
         ax.set_ylabel(f"{metric} ({t.units})")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # no run and no paper value: nothing to name
+            ax.legend(fontsize=8)
     fig.suptitle(f"{t.name}: {filled.summary()}", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

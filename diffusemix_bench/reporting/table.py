@@ -37,6 +37,7 @@ IGNORED = (
     "trainer.enable_model_summary",
     "trainer.enable_progress_bar",
     "trainer.log_every_n_steps",
+    "trainer.num_sanity_val_steps",
     "generator.edits_dir",
     "generator.batch_size",
     "generator.compile",
