@@ -485,3 +485,19 @@ def test_runs_takes_a_sweep_jobs_folder_whole(tmp_path):
         tmp_path / "a",
         tmp_path / "b",
     ]  # not there: as given
+
+
+def test_rows_trained_differently_are_named_in_the_settings_line(sweep, tmp_path):
+    """Rows side by side that were trained with different budgets (Vanilla 2 epochs, SnapMix 1):
+    the settings line says which cell had which value, not "1, 2 in the runs"."""
+    runs = _write_runs(
+        sweep,
+        tmp_path / "runs",
+        [(0, {}, {}), (0, {"aug.name": "snapmix", "trainer.max_epochs": 1}, {})],
+    )
+    build_report(["experiment=table6", "aug=none,snapmix", "seed=0", f"runs={runs}", f"out={tmp_path}"], CONF)
+    text = (tmp_path / "report.md").read_text()
+    assert (
+        "trainer.max_epochs: 1 in SnapMix (AAAI'21) [19] (flowers102); 2 in Vanilla (CVPR'16) [14] "
+        "(flowers102) (experiment file: 300)"
+    ) in text

@@ -420,24 +420,43 @@ def _shown(name: str, value: Any) -> str:
 def _deviations(table: PaperTable, cells: dict, references: dict[tuple[str, str], DictConfig]) -> list[str]:
     """Lines naming each setting whose value in the runs differs from the experiment file: every
     setting both have (a setting a run predates is left out), but where things are, how many
-    workers and devices, logging and the seed (``IGNORED``)."""
-    found: dict[str, dict[str, set]] = defaultdict(lambda: {"used": set(), "file": set()})
+    workers and devices, logging and the seed (``IGNORED``). Where the runs do not all share one
+    value, the line says which cells had which (rows trained alike can then be told apart from rows
+    that were not)."""
+    found: dict[str, dict] = defaultdict(lambda: {"used": defaultdict(set), "file": set(), "as_file": set()})
     for key, cell in cells.items():
         reference = references.get(key)
         if reference is None:
             continue
+        where = f"{cell.row.label} ({cell.column})"
         wanted_keys = {k for k in _flatten(reference) if not _ignored(k)}
         for run in cell.runs:
             names = sorted(wanted_keys & {k for k in _flatten(run.config) if not _ignored(k)})
             for name in names:
                 used, wanted_value = setting(run.config, name), setting(reference, name)
                 if not same_value(used, wanted_value):
-                    found[name]["used"].add(_shown(name, used))
+                    found[name]["used"][_shown(name, used)].add(where)
                     found[name]["file"].add(_shown(name, wanted_value))
-    return [
-        f"{name}: {', '.join(sorted(v['used']))} in the runs (experiment file: {', '.join(sorted(v['file']))})"
-        for name, v in sorted(found.items())
-    ]
+                else:
+                    found[name]["as_file"].add(where)
+    lines = []
+    for name, v in sorted(found.items()):
+        if not v["used"]:  # every run as the experiment file
+            continue
+        file = ", ".join(sorted(v["file"]))
+        as_file = v["as_file"] - set().union(*v["used"].values())
+        if len(v["used"]) == 1 and not as_file:
+            lines.append(f"{name}: {next(iter(v['used']))} in the runs (experiment file: {file})")
+            continue
+        parts = [f"{value} in {_listed(sorted(where))}" for value, where in sorted(v["used"].items())]
+        if as_file:
+            parts.append(f"as the experiment file in {_listed(sorted(as_file))}")
+        lines.append(f"{name}: {'; '.join(parts)} (experiment file: {file})")
+    return lines
+
+
+def _listed(names: list[str], shown: int = 3) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def _measurements(
