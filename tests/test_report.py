@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shlex
 import shutil
 import statistics
@@ -106,6 +107,10 @@ def test_report_matches_means_and_counts_every_run(sweep, tmp_path):
     puzzle = next(line for line in text.splitlines() if line.startswith("| PuzzleMix"))
     assert "3 missing" in puzzle and "±" not in puzzle
     assert "18 runs expected: 4 finished, 1 failed, 1 diverged, 12 missing" in text
+    # The failed and diverged runs are named with their reason.
+    assert re.search(r"^- failed: \S+: .+$", text, re.M) and re.search(
+        r"^- diverged: \S+: .+$", text, re.M
+    ), text
     assert "trainer.max_epochs: 2 in the runs (experiment file: 300)" in text
     assert "dataset.image_size: 32 in the runs (experiment file: 224)" in text
     # Every setting is compared, not a chosen few: the resize and the fixture's small fractal bank too.

@@ -76,6 +76,7 @@ def _paper_value(row, column: str, metric: str) -> float | None:
 def notes(filled: FilledTable) -> list[str]:
     t = filled.table
     lines = [filled.summary()]
+    lines += filled.stopped()
     lines += filled.without_values()
     if filled.deviations:
         lines.append("Settings that differ from the experiment file: " + "; ".join(filled.deviations))

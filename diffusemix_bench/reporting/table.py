@@ -294,6 +294,17 @@ class FilledTable:
         made_by = setting(run.config, "experiment_name")
         return self.experiment is not None and made_by is not None and made_by != self.experiment
 
+    def stopped(self, shown: int = 5) -> list[str]:
+        """Lines naming the failed and diverged runs of the table's cells, each with its reason
+        (failure.json's error, a damaged or missing metrics.json)."""
+        runs = [r for c in self.cells.values() for r in c.runs if r.status in ("failed", "diverged")]
+        lines = [f"{r.status}: {r.folder}: {r.reason or 'no reason recorded'}" for r in runs[:shown]]
+        if len(runs) > shown:
+            lines.append(
+                f"... and {len(runs) - shown} more failed or diverged run(s) (summary.csv of each sweep lists them)"
+            )
+        return lines
+
     def without_values(self) -> list[str]:
         """Lines naming the finished runs that have no value for a metric of the table."""
         lines = []
