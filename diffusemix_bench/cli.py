@@ -288,12 +288,19 @@ def list_sweep(argv: list[str], config_dir: str, config_name: str = "config") ->
             jobs = sweep_jobs(overrides, config_dir, config_name)
         except HydraException as exc:  # a composition error (unknown experiment, bad override)
             raise ConfigError(str(exc)) from None
-        checked = set()
-        for job in jobs:  # every value of the sweep (each job's settings but its seed, once)
-            key = tuple(o for o in job if not o.startswith("seed="))
-            if key not in checked:
-                checked.add(key)
-                preflight(list(key), config_dir, config_name)
+        # Every value of the sweep, each composed once in the first job's company (a name is
+        # misspelt alone, whatever the others are).
+        first = jobs[0] if jobs else []
+        checked = {tuple(first)}
+        if first:
+            preflight(first, config_dir, config_name)
+        for job in jobs[1:]:
+            for k, item in enumerate(job):
+                if k < len(first) and item != first[k] and not item.startswith("seed="):
+                    variant = tuple(first[:k] + [item] + first[k + 1 :])
+                    if variant not in checked:
+                        checked.add(variant)
+                        preflight(list(variant), config_dir, config_name)
     print(f"{len(jobs)} runs:")
     for k, job in enumerate(jobs):
         print(f"  {k}: {' '.join(job)}")
