@@ -6,6 +6,8 @@ import os
 import pickle
 import shlex
 import shutil
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from diffusemix_bench.data import (
     create_dataset,
     list_datasets,
 )
+from tests.conftest import ROOT
 from tests.fixtures.datasets import FIXTURE_DATASETS, corrupt_one_image, write_fixture_dataset
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -601,3 +604,28 @@ def test_a_corrupt_validation_image_read_by_workers_is_one_message(tmp_path):
     assert result.returncode == 1
     assert f"error: Could not decode image {bad}" in result.stderr
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
+
+
+def test_a_workers_broken_hand_over_to_a_stopping_process_is_not_reported():
+    """In a data-loader worker, the resource sharer's thread (it hands batches' shared memory to the
+    main process) meets a broken connection when the main process stops mid-hand-over: no traceback
+    follows the main process's one-line message. Another thread's error is still reported."""
+    script = (
+        "import threading\n"
+        "from diffusemix_bench.data.datamodule import _quiet_resource_sharer\n"
+        "_quiet_resource_sharer()\n"
+        "sharer = {}\n"
+        "exec(compile('def _serve():\\n    raise ConnectionResetError(104, \"reset\")\\n',"
+        " '/lib/python3/multiprocessing/resource_sharer.py', 'exec'), sharer)\n"
+        "def other():\n"
+        "    raise ValueError('a real error')\n"
+        "for target in (sharer['_serve'], other):\n"
+        "    t = threading.Thread(target=target)\n"
+        "    t.start()\n"
+        "    t.join()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0
+    assert "ConnectionResetError" not in result.stderr and "ValueError: a real error" in result.stderr

@@ -35,10 +35,34 @@ def worker_init(worker_id: int, rank: int | None = None) -> None:
     (``seed_everything(workers=True)``)."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _quiet_resource_sharer()
     if int(os.environ.get("PL_SEED_WORKERS", 0)):
         from lightning_fabric.utilities.seed import pl_worker_init_function
 
         pl_worker_init_function(worker_id, rank=rank)
+
+
+def _quiet_resource_sharer() -> None:
+    """A worker hands its batches' shared memory to the main process through multiprocessing's
+    resource sharer, a thread that accepts the main process's connections. When the main process
+    stops (Ctrl-C, an error) during a hand-over, that thread's connection breaks and Python printed
+    its traceback after the main process's one-line message. Such a break, in that thread only, is
+    left unreported; any other thread's error is reported as before."""
+    import threading
+    import traceback
+
+    previous = threading.excepthook
+
+    def hook(args) -> None:
+        frames = traceback.extract_tb(args.exc_traceback) if args.exc_traceback is not None else []
+        broken = issubclass(args.exc_type, (OSError, EOFError))
+        if broken and any(
+            f.filename.endswith(os.path.join("multiprocessing", "resource_sharer.py")) for f in frames
+        ):
+            return
+        previous(args)
+
+    threading.excepthook = hook
 
 
 def stop_workers_at_exit() -> None:
