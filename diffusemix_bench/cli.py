@@ -51,12 +51,12 @@ def _refusal_leaves_no_folder(cfg: DictConfig):
     try:
         yield
     except BaseException as exc:
-        from .errors import _in_multirun
+        from .errors import in_multirun
 
         with suppress(Exception):  # the error is the run's to report, never this clean-up's
             run_dir = Path(str(cfg.paths.output_dir)).expanduser()
             if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= HYDRA_FILES:
-                if _in_multirun():
+                if in_multirun():
                     from .training.run import record_failure
 
                     record_failure(run_dir, exc)

@@ -40,7 +40,7 @@ class SweepJobError(CompactHydraException):
     reports it after the sweep as one line."""
 
 
-def _in_multirun() -> bool:
+def in_multirun() -> bool:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -182,7 +182,7 @@ def lightning_message(text: str) -> str:
 
 
 def _report(message: str) -> None:
-    if _in_multirun():
+    if in_multirun():
         log.error("error: %s", message)
         # Hydra runs the remaining jobs, then reports the first failed job's error: as this one
         # line (a compact Hydra error), not as a traceback.

@@ -12,8 +12,8 @@ def quiet_interrupts() -> None:
     """For an entry point, called before its slow imports: Ctrl-C while it starts (imports take
     seconds), between the jobs of a sweep, or anywhere the work does not report it with its own
     advice, ends with one line instead of a traceback (Python then ends the process as interrupted:
-    status 130 in a shell); output cut short by its
-    reader (``--help | head``) ends quietly. Other errors keep Python's report."""
+    status 130 in a shell); output cut short by its reader (``--help | head``) ends quietly. Other
+    errors keep Python's report."""
     previous = sys.excepthook
 
     def hook(kind, value, traceback) -> None:
