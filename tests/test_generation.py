@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -817,6 +818,33 @@ def test_the_generator_choices_checked_at_start_up_are_the_implementations():
     pipe = type("Pipe", (), {"scheduler": EulerAncestralDiscreteScheduler()})()
     for name in SCHEDULERS:
         assert type(_scheduler(pipe, name)).__name__ == SCHEDULERS[name]
+
+
+@pytest.mark.parametrize(
+    "generator, expected",
+    [("ip2p", "generator.local_dir=.* is not a folder"), ("tiny", "generator=tiny builds its random-weight")],
+)
+def test_generate_py_checks_local_dir_before_making_a_store(flowers, tmp_path, generator, expected):
+    """A generator.local_dir that is no folder (or set beside generator=tiny, which reads no
+    weights) ends generate.py with one message and leaves no empty store folder behind."""
+    edits = tmp_path / "edits"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "generate.py",
+            *gen_overrides(flowers, edits),
+            f"generator={generator}",
+            f"generator.local_dir={tmp_path / 'nowhere'}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert re.search(expected, done.stderr) and "Traceback" not in done.stderr
+    assert not edits.exists()
 
 
 def test_a_corrupt_image_read_by_loader_workers_ends_generate_py(tmp_path):

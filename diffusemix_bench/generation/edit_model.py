@@ -120,18 +120,32 @@ def _scheduler(pipe, name: str):
     return getattr(diffusers, SCHEDULERS[name]).from_config(pipe.scheduler.config)
 
 
+def check_local_dir(g: DictConfig) -> None:
+    """generator.local_dir names a folder, and only for a generator that reads weights: checked
+    before generate.py makes any store folder."""
+    if not g.get("local_dir"):
+        return
+    if g.name == "tiny":
+        raise ConfigError(
+            f"generator.local_dir={g.local_dir} is set, but generator=tiny builds its random-weight "
+            "pipeline in-process and reads no weights. Use generator=ip2p (or one of its presets) to "
+            "edit with the saved pipeline, or drop generator.local_dir."
+        )
+    if not Path(str(g.local_dir)).expanduser().is_dir():
+        raise EditModelWeightsError(
+            f"generator.local_dir={g.local_dir} is not a folder. Point it at a saved pipeline "
+            "(model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)."
+        )
+
+
 def load_ip2p(g: DictConfig, dtype: torch.dtype):
     """StableDiffusionInstructPix2PixPipeline from generator.local_dir or the hub id (cached
     download), safetensors only, safety checker off as in the official code."""
     from diffusers import StableDiffusionInstructPix2PixPipeline
     from huggingface_hub import constants
 
+    check_local_dir(g)
     source = str(Path(g.local_dir).expanduser()) if g.local_dir else str(g.model_id)
-    if g.local_dir and not Path(source).is_dir():
-        raise EditModelWeightsError(
-            f"generator.local_dir={g.local_dir} is not a folder. Point it at a saved pipeline "
-            "(model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)."
-        )
     try:
         return StableDiffusionInstructPix2PixPipeline.from_pretrained(
             source,

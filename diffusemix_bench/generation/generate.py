@@ -22,7 +22,16 @@ from ..data.datamodule import worker_init
 from ..data.splits import Splits, dataset_root, verify_splits
 from ..errors import USER_ERRORS, free_space, user_errors_reported, user_message
 from ..signals import note_sigterm_only
-from .edit_model import DTYPES, EditModel, check_step_cache, finish, is_bad, resolve_dtype, to_uint8
+from .edit_model import (
+    DTYPES,
+    EditModel,
+    check_local_dir,
+    check_step_cache,
+    finish,
+    is_bad,
+    resolve_dtype,
+    to_uint8,
+)
 from .prompts import build_prompts
 from .store import (
     EditStore,
@@ -518,6 +527,7 @@ def generate(cfg: DictConfig, only: dict[str, list[int]] | None = None) -> dict:
     validate_config(cfg)  # the generator's ranges and choices among them (config.GeneratorConfig)
     g = cfg.generator
     check_step_cache(g)
+    check_local_dir(g)  # before any store folder is made
     splits = list(only) if only is not None else list(g.splits)
     stores = {split: EditStore.from_config(cfg, cfg.dataset.name, split) for split in splits}
     counts = Counts()
