@@ -369,7 +369,7 @@ CASES: list[Case] = [
         "samples_per_class above a class",
         "error",
         _train("flowers102", "dataset.samples_per_class=1000"),
-        r"samples_per_class",
+        r"samples_per_class=1000 but class 0 \('[^']+'\) has only \d+ training images",
     ),
     Case(
         "trainer=gpu without a GPU",

@@ -172,7 +172,9 @@ def test_missing_key_file_is_named(name, tmp_path):
 
 def test_data_dir_pointing_into_dataset_folder_gets_a_hint(tmp_path):
     _write("cub", tmp_path)
-    with pytest.raises(DatasetNotFoundError, match=r"paths\.data_dir should be the folder that holds"):
+    with pytest.raises(
+        DatasetNotFoundError, match=r"the folder given should be the one that holds CUB_200_2011/"
+    ):
         create_dataset("cub", tmp_path / "CUB_200_2011", "train")
 
 

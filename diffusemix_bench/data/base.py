@@ -196,8 +196,11 @@ def stratified_holdout(targets: Sequence[int], fraction: float, seed: int) -> tu
     return sorted(keep), sorted(hold)
 
 
-def per_class_subset(targets: Sequence[int], per_class: int, seed: int) -> list[int]:
-    """Indices of ``per_class`` samples of each class chosen with a fixed seed (few-shot subsets)."""
+def per_class_subset(
+    targets: Sequence[int], per_class: int, seed: int, classes: Sequence[str] | None = None
+) -> list[int]:
+    """Indices of ``per_class`` samples of each class chosen with a fixed seed (few-shot subsets);
+    ``classes`` (the class names) name a class that has too few."""
     by_class: dict[int, list[int]] = {}
     for i, t in enumerate(targets):
         by_class.setdefault(int(t), []).append(i)
@@ -208,8 +211,13 @@ def per_class_subset(targets: Sequence[int], per_class: int, seed: int) -> list[
         if len(idx) < per_class:
             from ..errors import ConfigError
 
+            name = (
+                f"class {c} ('{classes[c]}')"
+                if classes is not None and 0 <= c < len(classes)
+                else f"class {c}"
+            )
             raise ConfigError(
-                f"dataset.samples_per_class={per_class} but class {c} has only {len(idx)} training images; "
+                f"dataset.samples_per_class={per_class} but {name} has only {len(idx)} training images; "
                 f"set dataset.samples_per_class to at most {min(len(v) for v in by_class.values())}"
             )
         chosen.extend(rng.sample(idx, per_class))

@@ -181,7 +181,7 @@ def require_layout(name: str, root: Path, required: Iterable[str]) -> Path:
             detail += "; give your image folder (the one holding train/<class>/) as dataset.root=<folder>"
         if folder and root.name == folder:
             # A common slip: pointing data_dir at the dataset folder instead of its parent.
-            detail += f"; paths.data_dir should be the folder that holds {folder}/, i.e. {root.parent}"
+            detail += f"; the folder given should be the one that holds {folder}/, i.e. {root.parent}"
         raise not_found(name, root, detail)
     for rel in required:
         if not (base / rel).exists():

@@ -106,7 +106,9 @@ def build_splits(cfg: DatasetConfig, data_dir: str | Path) -> Splits:
 
     train = read("train", download=cfg.download)
     if cfg.samples_per_class is not None:
-        train = train.subset(per_class_subset(train.targets, cfg.samples_per_class, cfg.split_seed))
+        train = train.subset(
+            per_class_subset(train.targets, cfg.samples_per_class, cfg.split_seed, train.classes)
+        )
     val = read("val")
     try:
         test = read("test")

@@ -121,7 +121,7 @@ def read_split(cfg: DictConfig, split: str) -> tuple[ImageClassificationDataset,
         **dict(d.options),
     )
     if split == "train" and d.samples_per_class is not None:
-        indices = per_class_subset(ds.targets, d.samples_per_class, d.split_seed)
+        indices = per_class_subset(ds.targets, d.samples_per_class, d.split_seed, ds.classes)
     else:
         indices = list(range(len(ds)))
     if d.verify or d.on_bad_image == "skip":
