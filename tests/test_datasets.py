@@ -459,14 +459,23 @@ def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path):
     assert np.unique(np.asarray(load_rgb(tmp_path / "dark.png"))).tolist() == [1]  # 200 * 255 / 65535
 
 
-def test_imagefolder_follows_a_symlink_loop_once(tmp_path):
+def test_imagefolder_follows_a_symlink_loop_once(tmp_path, caplog):
+    """Links that loop are not followed: one warning names them, the train split's info lists
+    them, and the val split held out of train/ does not warn about them again."""
     root, _ = _write("imagefolder", tmp_path)
+    shutil.rmtree(root / "val")
     first_class = sorted(p for p in (root / "train").iterdir() if p.is_dir())[0]
     before = len(create_dataset("imagefolder", root, "train"))
     (first_class / "loop").symlink_to(first_class, target_is_directory=True)
     (first_class / "up").symlink_to(root / "train", target_is_directory=True)
-    after = create_dataset("imagefolder", root, "train")
+    with caplog.at_level("WARNING"):
+        after = create_dataset("imagefolder", root, "train")
+        val = create_dataset("imagefolder", root, "val")
     assert len(after) == before
+    assert after.info["links_not_followed"] == [str(first_class / "loop"), str(first_class / "up")]
+    assert not val.info["links_not_followed"]
+    warnings = [r.getMessage() for r in caplog.records if "not followed" in r.getMessage()]
+    assert len(warnings) == 1 and "2 linked folder(s)" in warnings[0], warnings
 
 
 def test_imagefolder_counts_skipped_files_and_empty_val_classes(tmp_path, caplog):

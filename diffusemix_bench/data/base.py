@@ -231,14 +231,15 @@ IMAGE_EXTENSIONS = frozenset(
 )
 
 
-def scan_image_files(folder: Path) -> tuple[list[Path], list[Path]]:
-    """Image files under ``folder`` (recursive, sorted, extension matched case-insensitively) and
-    the other files skipped (``README.txt``, ``labels.csv``...). Hidden files and folders
-    (``.DS_Store``, ``._x.jpg``, ``.ipynb_checkpoints``) are ignored. Linked folders are followed,
-    each real folder once; a link to a folder already walked or to one of the folders above it (a
-    loop) is not followed, with a warning."""
+def scan_image_files(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """Image files under ``folder`` (recursive, sorted, extension matched case-insensitively), the
+    other files skipped (``README.txt``, ``labels.csv``...) and the linked folders not followed.
+    Hidden files and folders (``.DS_Store``, ``._x.jpg``, ``.ipynb_checkpoints``) are ignored.
+    Linked folders are followed, each real folder once; a link to a folder already walked or to
+    one of the folders above it (a loop) is not followed (the caller reports it)."""
     found: list[Path] = []
     skipped: list[Path] = []
+    not_followed: list[Path] = []
     seen: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         here = os.path.realpath(dirpath)
@@ -252,9 +253,7 @@ def scan_image_files(folder: Path) -> tuple[list[Path], list[Path]]:
                 continue
             real = os.path.realpath(os.path.join(dirpath, d))
             if real in seen or here == real or here.startswith(real + os.sep):
-                log.warning(
-                    "%s links to %s, a folder already read or above it: not followed", Path(dirpath, d), real
-                )
+                not_followed.append(Path(dirpath, d))
                 continue
             keep.append(d)
         dirnames[:] = keep
@@ -264,12 +263,25 @@ def scan_image_files(folder: Path) -> tuple[list[Path], list[Path]]:
             (found if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS else skipped).append(
                 Path(dirpath, f)
             )
-    return sorted(found), sorted(skipped)
+    return sorted(found), sorted(skipped), sorted(not_followed)
+
+
+def warn_links_not_followed(links: Sequence[Path]) -> None:
+    """One warning for the linked folders a scan did not follow (loops, folders read already)."""
+    if links:
+        log.warning(
+            "%d linked folder(s) not followed, each a link to a folder already read or above it (a loop): %s",
+            len(links),
+            ", ".join(f"{p} -> {os.path.realpath(p)}" for p in links[:5])
+            + (" ..." if len(links) > 5 else ""),
+        )
 
 
 def list_image_files(folder: Path) -> list[Path]:
-    """The image files of :func:`scan_image_files`."""
-    return scan_image_files(folder)[0]
+    """The image files of :func:`scan_image_files` (linked folders not followed: a warning)."""
+    files, _, links = scan_image_files(folder)
+    warn_links_not_followed(links)
+    return files
 
 
 def list_class_folders(folder: Path) -> list[str]:

@@ -18,6 +18,7 @@ from .base import (
     list_class_folders,
     scan_image_files,
     take_holdout,
+    warn_links_not_followed,
 )
 from .layouts import DATASET_LAYOUTS, check_options, require_layout
 from .registry import register_dataset
@@ -37,8 +38,9 @@ class ImageFolderError(UserError, ValueError):
 def _read_split(
     root: Path, folder: Path, classes: list[str], quiet: bool = False
 ) -> tuple[list[Path], list[int], dict]:
-    """Paths and labels of one split folder, and what was noticed: files that are not images and
-    class folders without an image (logged as warnings, recorded in the split's info; ``quiet``:
+    """Paths and labels of one split folder, and what was noticed: files that are not images, class
+    folders without an image and linked folders not followed (logged as warnings, recorded in the
+    split's info; ``quiet``:
     neither, for a folder another split reports, as train/ read again for a held-out val split)."""
     index = {c: i for i, c in enumerate(classes)}
     names = list_class_folders(folder)
@@ -56,15 +58,18 @@ def _read_split(
         Path(e.path) for e in os.scandir(folder) if e.is_file() and not e.name.startswith(".")
     )
     empty: list[str] = []
+    links: list[Path] = []
     for name in names:
-        files, others = scan_image_files(folder / name)
+        files, others, not_followed = scan_image_files(folder / name)
         paths.extend(files)
         targets.extend([index[name]] * len(files))
         skipped.extend(others)
+        links.extend(not_followed)
         if not files:
             empty.append(name)
     if quiet:
-        skipped, empty = [], []
+        skipped, empty, links = [], [], []
+    warn_links_not_followed(links)
     if skipped:
         log.warning(
             "%s: %d file(s) that are not images were skipped (e.g. %s); accepted extensions: %s",
@@ -75,7 +80,11 @@ def _read_split(
         )
     if empty:
         log.warning("%s: class folder(s) without images: %s", folder, ", ".join(empty[:10]))
-    notes = {"skipped_files": len(skipped), "empty_class_folders": empty}
+    notes = {
+        "skipped_files": len(skipped),
+        "empty_class_folders": empty,
+        "links_not_followed": [str(p) for p in links],
+    }
     if not paths:
         raise ImageFolderError(
             root,

@@ -47,6 +47,9 @@ from .summary import EpochSummary
 
 log = logging.getLogger(__name__)
 
+#: What reading image folders noticed, recorded under metrics.json's data_notes.
+DATA_NOTES = ("skipped_files", "empty_class_folders", "links_not_followed")
+
 
 def resolve_loss(cfg: DictConfig) -> str:
     """loss=auto takes the augmentation method's own loss for its settings (JSD for DiffuseMix and
@@ -602,15 +605,16 @@ def _train(
         "val_rule": datamodule.val_set.info.get("val_rule"),
         # Corrupt files left out with dataset.on_bad_image=skip (listed in bad_images.txt).
         "bad_images": {split: len(paths) for split, paths in bad_images.items()},
-        # What reading the image folders noticed: files that are not images, classes without images.
+        # What reading the image folders noticed: files that are not images, classes without images,
+        # linked folders not followed (loops).
         "data_notes": {
-            split: {k: ds.info[k] for k in ("skipped_files", "empty_class_folders") if ds.info.get(k)}
+            split: {k: ds.info[k] for k in DATA_NOTES if ds.info.get(k)}
             for split, ds in (
                 ("train", datamodule.train_set),
                 ("val", datamodule.val_set),
                 ("test", datamodule.test_set),
             )
-            if ds is not None and any(ds.info.get(k) for k in ("skipped_files", "empty_class_folders"))
+            if ds is not None and any(ds.info.get(k) for k in DATA_NOTES)
         },
         "num_classes": num_classes,
         **robust,
