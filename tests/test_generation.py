@@ -787,7 +787,11 @@ def test_png_stores_keep_their_folder_and_convert_with_one_command(flowers, tmp_
     npy_cfg = compose_generate(gen_overrides(flowers, tmp_path, *common))
     summary = generate(npy_cfg)
     assert summary["converted"] == 24 and summary["generated"] == 0
-    assert "converted 24 edits from the png store" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "converted 24 edits from the png store" in out
+    # The converted edits are among the existing ones, and the lines say so.
+    assert "24 already stored (24 of them converted just now), 0 to make" in out
+    assert "summary: generated=0 existing=24 (converted=24) regenerated=0 failed=0" in out
     png, npy = EditStore.from_config(png_cfg, "flowers102"), EditStore.from_config(npy_cfg, "flowers102")
     assert npy.path(3, "autumn").suffix == ".npy"
     for i in range(12):

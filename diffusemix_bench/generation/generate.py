@@ -291,7 +291,9 @@ class EditKeysData(pl.LightningDataModule):
             for split, store in self.stores.items():
                 print(f"edit store [{split}]: {store.folder} ({len(store.prompt_ids)} prompts)", flush=True)
             print(
-                f"{planned} edits planned: {self.counts.existing} already stored, {to_make} to make"
+                f"{planned} edits planned: {self.counts.existing} already stored"
+                + (f" ({self.counts.converted} of them converted just now)" if self.counts.converted else "")
+                + f", {to_make} to make"
                 + (f" ({broken} of them broken)" if broken else "")
                 + f", in {len(groups)} pipeline calls"
                 + (f" on {self.trainer.world_size} devices" if self.trainer.world_size > 1 else ""),
@@ -627,14 +629,15 @@ def generate(cfg: DictConfig, only: dict[str, list[int]] | None = None) -> dict:
 
 
 def summary_line(counts: Counts) -> str:
+    # Edits converted from the other format's store are among the existing ones.
+    converted = f" (converted={counts.converted})" if counts.converted else ""
     line = (
-        f"summary: generated={counts.generated} existing={counts.existing} "
+        f"summary: generated={counts.generated} existing={counts.existing}{converted} "
         f"regenerated={counts.regenerated} failed={counts.failed}"
     )
     extra = [
         f"{k}={v}"
         for k, v in (
-            ("converted", counts.converted),
             ("broken", counts.broken),
             ("by_others", counts.by_others),
         )
