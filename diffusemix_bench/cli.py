@@ -23,7 +23,7 @@ def run_train(cfg: DictConfig) -> float | None:
     with user_errors_reported(
         lambda: training_disk_full_advice(cfg),
         lambda: training_memory_advice(cfg),
-        lambda: training_resume_advice(cfg),
+        lambda by_sigterm: training_resume_advice(cfg, by_sigterm),
     ):
         with _refusal_leaves_no_folder(cfg):
             quick_checks(cfg)
@@ -95,13 +95,17 @@ def _same_command() -> str:
     return "the same command"
 
 
-def training_resume_advice(cfg: DictConfig) -> str:
-    """How the run in ``paths.output_dir`` goes on: from its last checkpoint, or from the start."""
+def training_resume_advice(cfg: DictConfig, by_sigterm: bool = False) -> str:
+    """How the run in ``paths.output_dir`` goes on: from its last checkpoint, or from the start.
+    ``by_sigterm``: a SIGTERM stopped it (last.ckpt was written at the step it stopped after,
+    unless the signal came outside the training steps)."""
     run_dir = Path(str(cfg.paths.output_dir)).expanduser()
     if (run_dir / "checkpoints" / "last.ckpt").is_file():
         every = cfg.callbacks.get("checkpoint_every_n_steps")
         steps = "every optimiser step" if every == 1 else f"every {every} optimiser steps"
         when = "every epoch's end" + (f" and {steps}" if every else "")
+        if by_sigterm:
+            when = f"the step the SIGTERM came in, if it came during training; else at {when}"
         # Checkpoints are written whole or not at all (training/checkpoint_io.py): last.ckpt is sound.
         return (
             f"resume the run from its last checkpoint (written at {when}): {_same_command()} with "
@@ -201,7 +205,7 @@ def run_evaluate(cfg: DictConfig) -> dict:
     with user_errors_reported(
         lambda: evaluation_disk_full_advice(cfg),
         lambda: evaluation_memory_advice(cfg),
-        lambda: "metrics.json is kept as it was; run the same command again.",
+        lambda _: "metrics.json is kept as it was; run the same command again.",
     ):
         from .training.locate import check_request
 

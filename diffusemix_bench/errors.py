@@ -121,7 +121,7 @@ def out_of_memory_message(exc: BaseException, advice: str) -> str:
 def user_errors_reported(
     disk_full_advice: Callable[[], str] | None = None,
     out_of_memory_advice: Callable[[], str] | None = None,
-    interrupted_advice: Callable[[], str] | None = None,
+    interrupted_advice: Callable[[bool], str] | None = None,
 ) -> Iterator[None]:
     """A user error ends the run with its message and exit code 1, not a traceback
     (HYDRA_FULL_ERROR=1 shows it). In a ``--multirun`` sweep it fails the job only: the message goes
@@ -130,7 +130,7 @@ def user_errors_reported(
     A full disk (or quota) is reported the same way, with ``disk_full_advice()``: the entry point's
     word on where its files go, their disk's free space and how the work resumes; so is a GPU out
     of memory, with ``out_of_memory_advice()``: the settings that need less of it; and Ctrl-C or
-    SIGTERM, with ``interrupted_advice()``: what was kept and how the work goes on."""
+    SIGTERM, with ``interrupted_advice(by_sigterm)``: what was kept and how the work goes on."""
     try:
         yield
     except (KeyboardInterrupt, SystemExit) as exc:
@@ -143,7 +143,7 @@ def user_errors_reported(
             else "stopped by SIGTERM (a scheduler's time limit or preemption, or kill)"
         )
         _quiet_worker_exits()
-        raise SystemExit(f"{how}: {interrupted_advice()}") from None
+        raise SystemExit(f"{how}: {interrupted_advice(is_terminated(exc))}") from None
     except (*USER_ERRORS, OSError, RuntimeError) as exc:
         if not isinstance(exc, USER_ERRORS) and not is_disk_full(exc) and not is_out_of_memory(exc):
             raise

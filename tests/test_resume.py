@@ -336,10 +336,12 @@ def test_a_signal_ends_train_py_with_the_command_that_resumes_it(tmp_path, sig, 
     assert code == 1, out[-3000:]
     assert "Traceback" not in out
     (line,) = [x for x in out.splitlines() if x.startswith(said)]
+    when = "every epoch's end and every optimiser step"
+    if sig == signal.SIGTERM:
+        when = f"the step the SIGTERM came in, if it came during training; else at {when}"
     assert line == (
-        f"{said}: resume the run from its last checkpoint (written at every epoch's end and every "
-        f"optimiser step): the same command with ckpt_path=last and hydra.run.dir={run_dir} (or the "
-        "folder's new place)."
+        f"{said}: resume the run from its last checkpoint (written at {when}): the same command with "
+        f"ckpt_path=last and hydra.run.dir={run_dir} (or the folder's new place)."
     )
     failure = json.loads((run_dir / "failure.json").read_text())
     assert failure["status"] == "failed" and failure["error"] == recorded

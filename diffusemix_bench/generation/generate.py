@@ -651,7 +651,7 @@ def run_generate(cfg: DictConfig) -> None:
     with user_errors_reported(
         lambda: disk_full_advice(cfg),
         lambda: memory_advice(cfg),
-        lambda: "every edit written so far is kept; the same command goes on from here.",
+        lambda _: "every edit written so far is kept; the same command goes on from here.",
     ):
         generate(cfg)
 
