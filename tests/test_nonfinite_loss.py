@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from diffusemix_bench.augment import create_aug
+from diffusemix_bench.augment.base import AugContext
 from diffusemix_bench.config import LossConfig, OptimConfig, SchedConfig
 from diffusemix_bench.training.module import ClassifierModule, NonFiniteLossError
 
@@ -31,6 +32,7 @@ def fit_linear(
     max_steps: int,
     accelerator: str = "cpu",
     optimizer: str = "sgd",
+    protocol: str | None = None,
 ):
     """A one-layer model on ``items`` random 8 x 8 images in batches of four, checked every step or
     deferred (``every_step``), logging every 5 steps: its module, trainer and loader."""
@@ -44,7 +46,7 @@ def fit_linear(
     module = ClassifierModule(
         model,
         4,
-        create_aug({"name": "none"}, 4),
+        create_aug({"name": "none"}, AugContext(num_classes=4, protocol=protocol)),
         "ce",
         LossConfig(name="ce"),
         OptimConfig(name=optimizer, lr=lr),
@@ -80,6 +82,12 @@ def test_the_advice_fits_the_optimiser():
     module, trainer, loader = fit_linear(1e30, True, StepAtError(), 64, 12, optimizer="adamw")
     with pytest.raises(NonFiniteLossError, match=r"optim=sgd protocol=<name>, not optim=adamw"):
         trainer.fit(module, train_dataloaders=loader)
+    # A run that already follows a paper protocol is not told to pick one.
+    module, trainer, loader = fit_linear(1e30, True, StepAtError(), 64, 12, protocol="scratch_preact")
+    with pytest.raises(NonFiniteLossError) as err:
+        trainer.fit(module, train_dataloaders=loader)
+    assert "lower optim.lr (the run follows protocol=scratch_preact;" in str(err.value)
+    assert "pick a paper protocol" not in str(err.value)
 
 
 def test_non_finite_loss_names_its_first_step_checked_every_step_or_deferred():
@@ -156,6 +164,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from diffusemix_bench.augment import create_aug
+from diffusemix_bench.augment.base import AugContext
 from diffusemix_bench.config import LossConfig, OptimConfig, SchedConfig
 from diffusemix_bench.training.module import ClassifierModule, NonFiniteLossError
 

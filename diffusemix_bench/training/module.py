@@ -235,13 +235,19 @@ class ClassifierModule(pl.LightningModule):
             else f"training loss became non-finite on another process at step {step} or before"
         )
         precision = str(self.trainer.precision)
+        protocol = getattr(getattr(self.aug, "ctx", None), "protocol", None)
+        if protocol not in (None, "custom"):
+            recipe = f"(the run follows protocol={protocol}; its learning rate is for its own batch size)"
+        elif self.optim_cfg.name == "sgd":
+            recipe = "or pick a paper protocol (protocol=...)"
+        else:
+            recipe = (
+                "or train with a paper protocol's SGD recipe "
+                f"(optim=sgd protocol=<name>, not optim={self.optim_cfg.name})"
+            )
         raise NonFiniteLossError(
             f"{what} (optim.lr={self.optim_cfg.lr}, trainer.precision={precision}); lower optim.lr "
-            + (
-                "or pick a paper protocol (protocol=...)"
-                if self.optim_cfg.name == "sgd"
-                else f"or train with a paper protocol's SGD recipe (optim=sgd protocol=<name>, not optim={self.optim_cfg.name})"
-            )
+            + recipe
             + (
                 ", or use 32-true / bf16-mixed precision instead of 16-mixed"
                 if precision.startswith("16")
