@@ -96,11 +96,14 @@ def test_pgd_error_is_at_least_fgsm_error(trained_run):
     assert metrics["pgd_settings"] == {"eps_255": 8.0, "step_size_255": 2.0, "steps": 5, "random_start": True}
 
 
-def test_zero_budget_changes_nothing(trained_run):
+def test_zero_budget_changes_nothing(trained_run, caplog):
     cfg, metrics, _ = trained_run
     model, loader = _model_and_test_loader(cfg, Path(metrics["best_checkpoint"]))
-    result = robust_errors(model, loader, [AttackSpec("fgsm", eps=0.0)])
+    with caplog.at_level("INFO", logger="diffusemix_bench.robustness.attacks"):
+        result = robust_errors(model, loader, [AttackSpec("fgsm", eps=0.0)])
     assert result["fgsm_error"] == result["clean_error"]
+    # Progress names the batch among all of them, and the images so far (not a total).
+    assert f"robustness: batch 1 of {len(loader)} attacked ({loader.batch_size} images so far)" in caplog.text
 
 
 def _evaluate(args: list[str], cwd: Path) -> subprocess.CompletedProcess:

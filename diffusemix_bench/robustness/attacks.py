@@ -107,6 +107,10 @@ def robust_errors(
     total = 0
     torch.manual_seed(seed)
     try:
+        of = f" of {len(batches)}"  # a loader knows its number of batches
+    except TypeError:
+        of = ""
+    try:
         for k, batch in enumerate(batches):
             images, labels = _pixels(batch[0], device), batch[1].to(device)
             with torch.no_grad():
@@ -117,7 +121,7 @@ def robust_errors(
                     correct[name] += int((model(adversarial).argmax(1) == labels).sum())
             total += len(labels)
             if k % 20 == 0:
-                log.info("robustness: %d images attacked", total)
+                log.info("robustness: batch %d%s attacked (%d images so far)", k + 1, of, total)
     finally:
         model.train(was_training)
     if total == 0:
