@@ -4,6 +4,7 @@ evaluate.py, checked against an FGSM written out here."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -115,15 +116,20 @@ def test_evaluate_script_adds_robustness_to_a_finished_run(trained_run, tmp_path
     saved = json.loads((run_dir / "metrics.json").read_text())
     # Three images attacked at a time (eval.batch_size): each image is attacked on its own, so
     # the error is the run's, attacked in its evaluation batches.
+    # The run folder given relative to the working folder: recorded absolute, as best_checkpoint.
+    relative = os.path.relpath(run_dir, tmp_path)
     result = _evaluate(
-        [f"ckpt={run_dir}", "eval.fgsm=true", "accelerator=cpu", "eval.batch_size=3"], tmp_path
+        [f"ckpt={relative}", "eval.fgsm=true", "accelerator=cpu", "eval.batch_size=3"], tmp_path
     )
     assert result.returncode == 0, result.stderr[-3000:]
     after = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["robust_batch_size"] == (cfg.dataset.eval_batch_size or cfg.dataset.batch_size) != 3
     assert after["robust_batch_size"] == 3
     assert after["fgsm_error"] == metrics["fgsm_error"]
-    assert after["robust_checkpoint"].endswith(Path(metrics["best_checkpoint"]).name)
+    assert after["robust_checkpoint"] == str(
+        (run_dir / "checkpoints" / Path(metrics["best_checkpoint"]).name).absolute()
+    )
+    assert Path(after["robust_checkpoint"]).is_absolute()
     # Everything else the run recorded is kept.
     assert {k: v for k, v in after.items() if k in saved and not k.startswith(("fgsm", "robust", "pgd"))} == {
         k: v for k, v in saved.items() if not k.startswith(("fgsm", "robust", "pgd"))

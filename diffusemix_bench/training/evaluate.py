@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -156,7 +157,7 @@ def evaluate_run(cfg: DictConfig) -> dict:
     accelerator = cfg.accelerator
     loader = eval_split(cfg.eval, datamodule)
     result = attack_checkpoint(model, ckpt, loader, specs, cfg.seed, accelerator, cfg.eval.split)
-    result["robust_checkpoint"] = str(ckpt)
+    result["robust_checkpoint"] = os.path.abspath(ckpt)  # absolute, as best_checkpoint
     if finished(run_dir):
         metrics_path = run_dir / "metrics.json"
         metrics, dropped = with_robustness(read_metrics(run_dir) or {}, result)
