@@ -122,6 +122,14 @@ def test_report_matches_means_and_counts_every_run(sweep, tmp_path):
     assert "log_every_n_steps" not in text  # how often it logs (debug=fast: every step)
     tex = (tmp_path / "report.tex").read_text()
     assert "\\toprule" in tex and "\\bottomrule" in tex and "59.14" in tex
+    # The LaTeX table's caption names what differs from the experiment file; its notes are comments.
+    caption = next(line for line in tex.splitlines() if line.startswith("\\caption"))
+    assert "Settings that differ from the experiment file: " in caption
+    assert "trainer.max\\_epochs: 2 in the runs (experiment file: 300)" in caption
+    assert re.search(r"^% failed: ", tex, re.M)
+    # Every cell alike (all shortened the same way): nothing marked, the settings line says it all.
+    assert "‡" not in text and "ddagger" not in tex
+    assert {r["settings_differ"] for r in rows if r["n"] not in ("", "0")} != {""}
     assert (tmp_path / "accuracy_vs_compute.png").stat().st_size > 1000
 
 
@@ -506,3 +514,16 @@ def test_rows_trained_differently_are_named_in_the_settings_line(sweep, tmp_path
         "trainer.max_epochs: 1 in SnapMix (AAAI'21) [19] (flowers102); 2 in Vanilla (CVPR'16) [14] "
         "(flowers102) (experiment file: 300)"
     ) in text
+    # The two cells are marked in every table written, and the CSV says per cell what differs.
+    table = text.split("Compute per run")[0]  # the results table (the compute table follows)
+    rows = {line.split(" |")[0]: line for line in table.splitlines() if line.startswith("| ")}
+    assert "‡" in rows["| SnapMix (AAAI'21) [19]"] and "‡" in rows["| Vanilla (CVPR'16) [14]"]
+    assert "‡ marks the cells whose runs differ" in text
+    tex = (tmp_path / "report.tex").read_text()
+    snapmix = next(line for line in tex.splitlines() if line.startswith("SnapMix"))
+    assert "$^\\ddagger$" in snapmix and "ddagger$: trained or measured unlike" in tex
+    by_row = {
+        r["row"]: r for r in csv.DictReader((tmp_path / "report.csv").open()) if r["n"] not in ("", "0")
+    }
+    assert "trainer.max_epochs=1" in by_row["SnapMix (AAAI'21) [19]"]["settings_differ"]
+    assert "trainer.max_epochs=2" in by_row["Vanilla (CVPR'16) [14]"]["settings_differ"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 from .table import Cell, FilledTable, measurement_text
 
@@ -73,11 +74,24 @@ def _paper_value(row, column: str, metric: str) -> float | None:
     return (row.values.get(column) or {}).get(metric)
 
 
+#: The mark of a cell trained or measured unlike other cells of its table (``FilledTable.marked``).
+UNEVEN = "‡"
+
+
 def notes(filled: FilledTable) -> list[str]:
     t = filled.table
     lines = [filled.summary()]
     lines += filled.stopped()
     lines += filled.without_values()
+    if filled.uneven():
+        lines.append(
+            f"{UNEVEN} marks the cells whose runs differ from the experiment file where other cells do not "
+            "differ alike (trained or measured unlike their neighbours): compare them with care. Per cell: "
+            + "; ".join(
+                f"{label} ({column}): {', '.join(found)}"
+                for (label, column), found in sorted(filled.cell_deviations.items())
+            )
+        )
     if filled.deviations:
         lines.append("Settings that differ from the experiment file: " + "; ".join(filled.deviations))
     elif any(cell.finished for cell in filled.cells.values()):
@@ -109,7 +123,8 @@ def markdown(filled: FilledTable) -> str:
                 continue
             cell = filled.cells[(row.label, column)]
             diff = diff_value(paper, cell, key)
-            cells += [_num(paper), ours_text(cell, key), "–" if diff is None else f"{diff:+.2f}"]
+            ours = ours_text(cell, key) + (f" {UNEVEN}" if filled.marked((row.label, column)) else "")
+            cells += [_num(paper), ours, "–" if diff is None else f"{diff:+.2f}"]
         out.append("| " + " | ".join([row.label] + cells) + " |")
     out += [
         "",
@@ -143,18 +158,33 @@ def markdown(filled: FilledTable) -> str:
     return "\n".join(out) + "\n"
 
 
+#: LaTeX's special characters in text, each as it prints (one pass: no escape is escaped again).
+_TEX = {
+    "\\": "\\textbackslash{}",
+    "&": "\\&",
+    "%": "\\%",
+    "_": "\\_",
+    "#": "\\#",
+    "$": "\\$",
+    "{": "\\{",
+    "}": "\\}",
+    "~": "\\textasciitilde{}",
+    "^": "\\textasciicircum{}",
+}
+
+
 def _tex(text: str) -> str:
-    for a, b in (("\\", "\\textbackslash{}"), ("&", "\\&"), ("%", "\\%"), ("_", "\\_"), ("#", "\\#")):
-        text = text.replace(a, b)
-    return text
+    return re.sub(r"[\\&%_#${}~^]", lambda m: _TEX[m.group()], text)
 
 
 def latex(filled: FilledTable) -> str:
     t = filled.table
     cols = _columns(filled)
     spec = "l" + "rrr" * len(cols)
+    # The report's notes as comments (runs counted, failures, settings), so the file says them too.
     out = [
         "% booktabs table written by report.py; " + _tex(filled.summary()),
+        *[f"% {_tex(line)}" for line in notes(filled)[1:]],
         "\\begin{table}[t]",
         "\\centering",
         "\\small",
@@ -174,16 +204,25 @@ def latex(filled: FilledTable) -> str:
                 continue
             cell = filled.cells[(row.label, column)]
             diff = diff_value(paper, cell, key)
+            mark = "$^\\ddagger$" if filled.marked((row.label, column)) else ""
             cells += [
                 _num(paper, dash="--"),
-                _tex_ours(cell, key),
+                _tex_ours(cell, key) + mark,
                 "--" if diff is None else f"${diff:+.2f}$",
             ]
         out.append(_tex(row.label) + " & " + " & ".join(cells) + " \\\\")
+    # What sets our numbers apart from the experiment file's recipe belongs in the caption itself.
+    settings = ""
+    if filled.deviations:
+        settings = (
+            " Settings that differ from the experiment file: " + _tex("; ".join(filled.deviations)) + "."
+        )
+    if filled.uneven():
+        settings += " $^\\ddagger$: trained or measured unlike the other cells (report.md lists them)."
     out += [
         "\\bottomrule",
         "\\end{tabular}",
-        f"\\caption{{{_tex(t.caption)} Ours: mean $\\pm$ std (seeds).}}",
+        f"\\caption{{{_tex(t.caption)} Ours: mean $\\pm$ std (seeds).{settings}}}",
         "\\end{table}",
     ]
     return "\n".join(out) + "\n"
@@ -192,7 +231,7 @@ def latex(filled: FilledTable) -> str:
 CSV_FIELDS = (
     "table", "row", "column", "metric", "metrics_key", "paper", "mean", "std", "n", "diff",
     "expected", "missing", "failed", "diverged", "no_value", "unexpected", "measured_with",
-    "optimizer_steps", "images_seen", "fit_seconds", "wall_time_s", "reported_only", "run_folders",
+    "settings_differ", "optimizer_steps", "images_seen", "fit_seconds", "wall_time_s", "reported_only", "run_folders",
 )  # fmt: skip
 
 
@@ -227,6 +266,8 @@ def csv_text(filled: FilledTable) -> str:
                     no_value=len(cell.without(key)),
                     unexpected=len(cell.unexpected),
                     measured_with=None if measurement is None else measurement_text(measurement),
+                    # The cell's settings and measurements that differ from the experiment file.
+                    settings_differ="; ".join(filled.cell_deviations.get((row.label, column), [])),
                     optimizer_steps=_rounded(cell.mean_of("optimizer_steps"), 2),
                     images_seen=_rounded(cell.mean_of("images_seen"), 2),
                     fit_seconds=_rounded(cell.mean_of("fit_seconds"), 2),

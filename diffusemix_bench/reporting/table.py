@@ -239,6 +239,18 @@ class FilledTable:
     expected_runs: int
     measurements: list[str] = field(default_factory=list)
     experiment: str | None = None  # the experiment file reported: runs made by another are not used
+    # Per cell: the settings (name=value as the runs used it) and measurements that differ from
+    # the experiment file.
+    cell_deviations: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+
+    def uneven(self) -> bool:
+        """Whether the cells with runs differ from the experiment file in different ways (rows
+        side by side trained or measured unlike each other): such cells are marked in the tables."""
+        return len({tuple(self.cell_deviations.get(k, [])) for k, c in self.cells.items() if c.runs}) > 1
+
+    def marked(self, key: tuple[str, str]) -> bool:
+        """A cell whose runs differ from the experiment file where the table's cells are uneven."""
+        return bool(self.cell_deviations.get(key)) and self.uneven()
 
     def counts(self) -> dict[str, int]:
         """The expected runs (one per cell and seed the sweep runs) by what became of them, which add
@@ -359,11 +371,20 @@ def fill(
         cells[(row.label, column)].runs.append(run)
     for key, cell in cells.items():
         _check_cell(table, cell, references.get(key))
-    deviations = _deviations(table, cells, references)
-    robust_deviations, measurements = _measurements(table, cells, references)
+    deviations, per_cell = _deviations(table, cells, references)
+    robust_deviations, measurements, robust_per_cell = _measurements(table, cells, references)
+    for key, found in robust_per_cell.items():
+        per_cell.setdefault(key, []).extend(found)
     expected_runs = sum(len(c.expected_seeds) for c in cells.values())
     return FilledTable(
-        table, cells, unmatched, deviations + robust_deviations, expected_runs, measurements, experiment
+        table,
+        cells,
+        unmatched,
+        deviations + robust_deviations,
+        expected_runs,
+        measurements,
+        experiment,
+        {key: sorted(set(found)) for key, found in per_cell.items() if found},
     )
 
 
@@ -428,13 +449,16 @@ def _shown(name: str, value: Any) -> str:
     return repr(value)
 
 
-def _deviations(table: PaperTable, cells: dict, references: dict[tuple[str, str], DictConfig]) -> list[str]:
+def _deviations(
+    table: PaperTable, cells: dict, references: dict[tuple[str, str], DictConfig]
+) -> tuple[list[str], dict[tuple[str, str], list[str]]]:
     """Lines naming each setting whose value in the runs differs from the experiment file: every
     setting both have (a setting a run predates is left out), but where things are, how many
     workers and devices, logging and the seed (``IGNORED``). Where the runs do not all share one
     value, the line says which cells had which (rows trained alike can then be told apart from rows
-    that were not)."""
+    that were not). Also, per cell, those settings as ``name=value``."""
     found: dict[str, dict] = defaultdict(lambda: {"used": defaultdict(set), "file": set(), "as_file": set()})
+    per_cell: dict[tuple[str, str], list[str]] = defaultdict(list)
     for key, cell in cells.items():
         reference = references.get(key)
         if reference is None:
@@ -448,6 +472,7 @@ def _deviations(table: PaperTable, cells: dict, references: dict[tuple[str, str]
                 if not same_value(used, wanted_value):
                     found[name]["used"][_shown(name, used)].add(where)
                     found[name]["file"].add(_shown(name, wanted_value))
+                    per_cell[key].append(f"{name}={_shown(name, used)}")
                 else:
                     found[name]["as_file"].add(where)
     lines = []
@@ -463,7 +488,7 @@ def _deviations(table: PaperTable, cells: dict, references: dict[tuple[str, str]
         if as_file:
             parts.append(f"as the experiment file in {_listed(sorted(as_file))}")
         lines.append(f"{name}: {'; '.join(parts)} (experiment file: {file})")
-    return lines
+    return lines, per_cell
 
 
 def _listed(names: list[str], shown: int = 3) -> str:
@@ -472,11 +497,13 @@ def _listed(names: list[str], shown: int = 3) -> str:
 
 def _measurements(
     table: PaperTable, cells: dict, references: dict[tuple[str, str], DictConfig]
-) -> tuple[list[str], list[str]]:
+) -> tuple[list[str], list[str], dict[tuple[str, str], list[str]]]:
     """For each robustness metric of the table, from the runs' metrics.json: lines naming the cells
     whose numbers were measured otherwise than the experiment file says (its ``eval:`` settings),
-    and a line saying what the numbers were measured with, per cell where they differ."""
+    a line saying what the numbers were measured with, per cell where they differ, and per cell
+    its measurements that differ from the experiment file."""
     deviations, lines = [], []
+    per_cell: dict[tuple[str, str], list[str]] = defaultdict(list)
     for key in table.metrics.values():
         if not is_robustness(key):
             continue
@@ -493,6 +520,7 @@ def _measurements(
                 theirs = wanted(reference, key)
                 if _measurement_differs(ours, theirs):
                     differ[(measurement_text(ours), measurement_text(theirs))].append(name)
+                    per_cell[(label, column)].append(f"{key} measured with {measurement_text(ours)}")
         for (ours, theirs), names in sorted(differ.items()):
             deviations.append(f"{key} measured with {ours} in {', '.join(names)} (experiment file: {theirs})")
         if len(used) == 1:
@@ -503,4 +531,4 @@ def _measurements(
                 + "; ".join(f"{text} in {', '.join(names)}" for text, names in sorted(used.items()))
                 + " (metrics.json)"
             )
-    return deviations, lines
+    return deviations, lines, per_cell
