@@ -447,3 +447,25 @@ def test_sigterm_writes_last_ckpt_at_the_step_in_progress_and_auto_resumes_to_th
     resumed = train(make_cfg(overrides, run_name="parts", per_class=6))
     assert resumed["resumed"]
     _same_run(whole, tmp_path / "whole", resumed, tmp_path / "parts")
+
+
+def test_a_resume_from_a_folder_with_a_damaged_config_is_one_message(tmp_path):
+    """ckpt_path=last in a run folder whose config_resolved.yaml is damaged: one line naming the
+    file and what to do, from train.py itself (not YAML's report as a traceback)."""
+    from tests.fixtures.datasets import write_fixture_dataset
+
+    data = write_fixture_dataset("cifar100", tmp_path / "data", per_class=2)["data_dir"]
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"")
+    (run_dir / "config_resolved.yaml").write_text("trainer:\n  max_epochs: [3\n")
+    done = subprocess.run(
+        [sys.executable, "train.py", f"paths.data_dir={data}", "ckpt_path=last", f"hydra.run.dir={run_dir}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    (line,) = [x for x in done.stderr.splitlines() if x.startswith("error:")]
+    assert "config_resolved.yaml is damaged (" in line and "Restore it from a copy" in line

@@ -196,6 +196,11 @@ def _evaluate_cfg(**settings):
         ({"ckpt": "{run}", "eval.fgsm": "true", "eval.split": "train"}, "eval.split must be"),
         ({"ckpt": "{loose}", "eval.fgsm": "true"}, "config_resolved.yaml"),
         ({"ckpt": "{garbage}", "eval.fgsm": "true"}, "cannot read the checkpoint"),
+        # A damaged config_resolved.yaml: one line naming it (not YAML's multi-line report).
+        (
+            {"ckpt": "{damaged}", "eval.fgsm": "true"},
+            r"\A\S*config_resolved\.yaml is damaged \([^\n]*\): it records the settings[^\n]*\Z",
+        ),
         (
             {"ckpt": "{run}", "eval.fgsm": "true", "data_dir": "{tmp}/nothing"},
             # evaluate.py's own setting, and no dataset.download (a setting it does not have).
@@ -215,7 +220,10 @@ def test_evaluate_user_errors(trained_run, tmp_path, settings, message):
     garbage.parent.mkdir(parents=True)
     garbage.write_bytes(b"not a checkpoint")
     (tmp_path / "run" / "config_resolved.yaml").write_text((run_dir / "config_resolved.yaml").read_text())
-    paths = {"run": run_dir, "loose": loose, "garbage": garbage, "tmp": tmp_path}
+    damaged = tmp_path / "damaged"
+    shutil.copytree(run_dir, damaged)
+    (damaged / "config_resolved.yaml").write_text("dataset:\n  name: cifar100\n  batch_size: [64\nseed: 0\n")
+    paths = {"run": run_dir, "loose": loose, "garbage": garbage, "tmp": tmp_path, "damaged": damaged}
     cfg = _evaluate_cfg(**{k: str(v).format(**paths) for k, v in settings.items()})
     with pytest.raises(UserError, match=message):
         evaluate_run(cfg)

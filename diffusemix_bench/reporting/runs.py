@@ -41,8 +41,9 @@ def _read_config(folder: Path) -> DictConfig | None:
             try:
                 data = yaml.safe_load(path.read_text())
             except yaml.YAMLError as exc:
+                said = " ".join(str(exc).split())
                 raise ReportError(
-                    f"{path} is not readable YAML ({exc}); remove the folder or rerun that job"
+                    f"{path} is not readable YAML ({said}); remove the folder or rerun that job"
                 ) from None
             if not isinstance(data, dict):
                 raise ReportError(f"{path} holds no settings; remove the folder or rerun that job")

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
 from ..data.datamodule import ImageDataModule
@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from ..files import write_atomic
 from ..robustness import ATTACKS, AttackSpec, attack_specs, robust_errors
 from .classifier import build_model
-from .locate import check_request, finished, read_metrics
+from .locate import check_request, finished, load_saved_config, read_metrics
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def evaluate_run(cfg: DictConfig) -> dict:
     the results to the run folder's ``metrics.json``."""
     run_dir, ckpt = check_request(cfg)
     specs = attack_specs(cfg.eval)
-    run_cfg = OmegaConf.load(run_dir / "config_resolved.yaml")
+    run_cfg = load_saved_config(run_dir / "config_resolved.yaml")
     if cfg.data_dir is not None:
         run_cfg.paths.data_dir = cfg.data_dir
         if run_cfg.dataset.get("root"):  # an image folder (or a dataset given by its own folder)

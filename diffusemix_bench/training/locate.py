@@ -27,6 +27,28 @@ def check_request(cfg: DictConfig) -> tuple[Path, Path]:
     return locate_checkpoint(Path(str(cfg.ckpt)))
 
 
+def load_saved_config(path: Path) -> DictConfig:
+    """A run folder's ``config_resolved.yaml`` (the settings its numbers and checkpoints were made
+    with); a damaged one is one ConfigError naming the file, not YAML's multi-line report."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        said = " ".join(str(exc).split())
+        raise ConfigError(
+            f"{path} is damaged ({said}): it records the settings the run was trained with, so its "
+            "checkpoints cannot be read or resumed without it. Restore it from a copy, or train the run "
+            "again in a new folder"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path} holds no settings (a run folder's config_resolved.yaml is a YAML mapping written by "
+            "train.py); restore it from a copy, or train the run again in a new folder"
+        )
+    return OmegaConf.create(data)
+
+
 def run_folder_of(path: Path) -> Path:
     """The run folder of ``ckpt=<run folder or .ckpt file>`` (a file's, or its checkpoints/ folder's, parent)."""
     path = path.expanduser()

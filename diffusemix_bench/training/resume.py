@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ..commands import script_command
 from ..errors import ConfigError
+from .locate import load_saved_config
 
 # Settings a resumed run may change: where things are and how many devices, how long it goes on,
 # and what is evaluated or shown after; everything else must be what the interrupted run used.
@@ -60,7 +61,7 @@ def _flatten(node, prefix: str = "") -> dict:
 def check_resume_matches(cfg: DictConfig, saved_config: Path, given: str | None = None) -> None:
     """A resume (ckpt_path set, in a run folder that holds config_resolved.yaml) continues the same
     run: refuse settings that differ from the saved ones, naming them."""
-    saved = _flatten(OmegaConf.to_container(OmegaConf.load(saved_config), resolve=False))
+    saved = _flatten(OmegaConf.to_container(load_saved_config(saved_config), resolve=False))
     now = _flatten(OmegaConf.to_container(cfg, resolve=True))
     for key, before in ADDED_SETTINGS.items():
         group = key.split(".", 1)[0]
@@ -129,7 +130,7 @@ def finished_metrics(cfg: DictConfig, run_dir: Path, step: int | None) -> dict |
         metrics = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    trainer = OmegaConf.load(saved).get("trainer", {})
+    trainer = load_saved_config(saved).get("trainer", {})
     same_end = all(trainer.get(key) == cfg.trainer.get(key) for key in ("max_epochs", "max_steps"))
     return metrics if same_end and metrics.get("optimizer_steps") == step else None
 
