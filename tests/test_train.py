@@ -245,7 +245,12 @@ def test_metrics_file_and_learning(make_cfg, tmp_path):
     assert metrics["val_rule"]
     assert Path(metrics["best_checkpoint"]).exists()
     assert (tmp_path / "run" / "config_resolved.yaml").exists()
-    assert (tmp_path / "run" / "logs" / "metrics.csv").exists()
+    # The logger's file: one val/ row per epoch; the selected checkpoint's validation after
+    # training apart, as val_selected/ (it read like a seventh epoch), the value metrics.json holds.
+    logged = list(csv.DictReader((tmp_path / "run" / "logs" / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in logged if r.get("val/top1")] == list(range(6))
+    (selected,) = [r for r in logged if r.get("val_selected/top1")]
+    assert round(100 * float(selected["val_selected/top1"]), 4) == metrics["val_top1"]
 
 
 def test_resume_from_last_checkpoint(make_cfg, tmp_path):

@@ -34,7 +34,9 @@ class ClassifierModule(pl.LightningModule):
 
     Batches arrive as uint8 ``(images, labels, indices)``; they are scaled to float on the
     device, where the augmentation mixes whole batches. Validation and test use clean images.
-    Metrics are logged as ``{stage}/loss``, ``{stage}/top1`` and ``{stage}/top5`` (fractions).
+    Metrics are logged as ``{stage}/loss``, ``{stage}/top1`` and ``{stage}/top5`` (fractions);
+    the selected checkpoint's validation after training as ``val_selected/...`` (``val_name``), so
+    the loggers do not show it as one more epoch's validation.
     """
 
     def __init__(
@@ -61,6 +63,8 @@ class ClassifierModule(pl.LightningModule):
         self.adversarial_batches = 0
         # Images each evaluation actually saw (its last run; limit_*_batches can shorten it).
         self.evaluated = {"val": 0, "test": 0}
+        # The name validation logs under: "val" during fit, "val_selected" for the selected checkpoint.
+        self.val_name = "val"
         # Seconds of fit before this process (a resumed run), and when this process's fit began.
         self.wall_time_before = 0.0
         self._fit_started: float | None = None
@@ -362,9 +366,10 @@ class ClassifierModule(pl.LightningModule):
         top5.update(logits, labels)
         n = len(labels)
         self.evaluated[stage] += n * self.trainer.world_size
-        self.log(f"{stage}/loss", loss, on_epoch=True, batch_size=n, sync_dist=True)
-        self.log(f"{stage}/top1", top1, on_epoch=True, prog_bar=True, batch_size=n)
-        self.log(f"{stage}/top5", top5, on_epoch=True, batch_size=n)
+        name = self.val_name if stage == "val" else stage
+        self.log(f"{name}/loss", loss, on_epoch=True, batch_size=n, sync_dist=True)
+        self.log(f"{name}/top1", top1, on_epoch=True, prog_bar=True, batch_size=n)
+        self.log(f"{name}/top5", top5, on_epoch=True, batch_size=n)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._eval_step(batch, "val")

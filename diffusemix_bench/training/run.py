@@ -519,10 +519,11 @@ def _train(
     best = checkpoint.best_model_path or None
     val_metrics = {}
     if not cfg.trainer.fast_dev_run:
-        # Re-validate the selected checkpoint so the reported val numbers belong to it.
-        val_metrics = trainer.validate(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)[
-            0
-        ]
+        # Re-validate the selected checkpoint so the reported val numbers belong to it (logged as
+        # val_selected/*: not one more epoch's val/* in the loggers' files).
+        module.val_name = "val_selected"
+        selected = trainer.validate(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)[0]
+        val_metrics = {k.replace("val_selected/", "val/", 1): v for k, v in selected.items()}
     else:
         val_metrics = {k: v.item() for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     test_metrics = {}
