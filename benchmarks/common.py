@@ -40,13 +40,26 @@ def machine() -> dict:
     return info
 
 
-def write_results(name: str, payload: dict, table_rows: list[dict], notes: str = "") -> tuple[Path, Path]:
+def write_results(
+    name: str, payload: dict, table_rows: list[dict], notes: str = "", derived: bool = False
+) -> tuple[Path, Path]:
     """Write ``results/<name>.json`` and ``results/<name>.md`` (machine, settings, table). The JSON
-    holds the table's rows unless ``payload`` gives its own ``rows``."""
+    holds the table's rows unless ``payload`` gives its own ``rows``. ``derived``: numbers computed
+    from other result files, not measured here; files that would differ only in date and machine
+    are left as they are (their date says when these numbers were first derived)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {"benchmark": name, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(), **payload}
     payload.setdefault("rows", table_rows)
     json_path = RESULTS / f"{name}.json"
+    md_path = RESULTS / f"{name}.md"
+    if derived and json_path.is_file() and md_path.is_file():
+        try:
+            before = json.loads(json_path.read_text())
+        except ValueError:
+            before = None
+        if isinstance(before, dict) and _content(before) == _content(json.loads(json.dumps(payload))):
+            print(f"{json_path}: unchanged (kept as derived on {before.get('date')})", flush=True)
+            return json_path, md_path
     json_path.write_text(json.dumps(payload, indent=2) + "\n")
     lines = [
         f"# {name}",
@@ -64,9 +77,13 @@ def write_results(name: str, payload: dict, table_rows: list[dict], notes: str =
         keys = list(table_rows[0])
         lines += ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
         lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in table_rows]
-    md_path = RESULTS / f"{name}.md"
     md_path.write_text("\n".join(lines) + "\n")
     return json_path, md_path
+
+
+def _content(payload: dict) -> dict:
+    """A result file's numbers and settings: all but when and where it was written."""
+    return {k: v for k, v in payload.items() if k not in ("date", "machine")}
 
 
 def sync(device: torch.device) -> None:

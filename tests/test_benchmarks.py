@@ -78,3 +78,30 @@ def test_throughput_is_the_train_py_arm_where_measured(monkeypatch):
     ]
     monkeypatch.setattr(table_costs, "load", lambda name: {"rows": rows})
     assert table_costs.throughputs() == {("resnet18", 224, 16): 240.0, ("resnet50", 224, 16): 90.0}
+
+
+def test_derived_results_are_rewritten_only_when_a_number_changes(tmp_path, monkeypatch):
+    """table_costs' files are derived from GPU result files: run again on the same inputs, they
+    keep their date and machine (a committed file is not rewritten for nothing); a changed number
+    rewrites them."""
+    import json
+
+    from benchmarks import common
+
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    rows = [{"table": "2", "hours": "55"}]
+    json_path, md_path = common.write_results("costs", {"settings": {"gpu": "H200"}}, rows, derived=True)
+    first = json.loads(json_path.read_text())
+    first["date"], first["machine"] = "2026-01-01 00:00:00", {"host": "elsewhere"}
+    json_path.write_text(json.dumps(first))
+    md_before = md_path.read_text()
+    common.write_results("costs", {"settings": {"gpu": "H200"}}, rows, derived=True)
+    assert json.loads(json_path.read_text()) == first and md_path.read_text() == md_before
+    common.write_results(
+        "costs", {"settings": {"gpu": "H200"}}, [{"table": "2", "hours": "56"}], derived=True
+    )
+    again = json.loads(json_path.read_text())
+    assert again["rows"] == [{"table": "2", "hours": "56"}] and again["date"] != first["date"]
+    # A measured result (not derived) is always written: its date and machine are the measurement's.
+    common.write_results("costs", {"settings": {"gpu": "H200"}}, [{"table": "2", "hours": "56"}])
+    assert json.loads(json_path.read_text())["machine"] != first["machine"]
