@@ -898,9 +898,15 @@ class SweepSummary(HydraCallback):
             f"sweep so far: {len(mine)}{planned} jobs: {counts['finished']} finished, {counts['failed']} "
             f"failed, {counts['diverged']} diverged{left}; {sweep / 'summary.csv'}"
             + (f" (with {others} other run(s) of the folder)" if others else "")
-            + (f"; failed or diverged: {', '.join(stopped)}" if stopped else ""),
+            + (f"; failed or diverged: {_first(stopped)}" if stopped else ""),
             flush=True,
         )
+
+
+def _first(names: list[str], shown: int = 5) -> str:
+    """The first ``shown`` names, and how many more (summary.csv lists them all)."""
+    more = f" and {len(names) - shown} more (summary.csv's status column)" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 class StartChecks(HydraCallback):

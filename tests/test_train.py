@@ -1327,3 +1327,25 @@ def test_a_single_run_of_an_experiment_names_its_sweeps_dataset(capsys):
     )):  # fmt: skip
         check_command_line(["experiment=table6", "aug=none"], str(CONF_DIR), "config")
     check_command_line(["experiment=table6", "aug=none", "dataset=flowers102"], str(CONF_DIR), "config")
+
+
+def test_the_sweep_line_names_the_first_stopped_jobs_and_counts_the_rest(tmp_path, capsys):
+    """Eight failed jobs: the line after each job names five and counts the others (summary.csv
+    lists them all), instead of every folder name."""
+    import yaml
+
+    from diffusemix_bench.cli import SweepSummary
+
+    for i in range(8):
+        job = tmp_path / f"{i}_aug=none,seed={i}"
+        job.mkdir()
+        (job / "config_resolved.yaml").write_text(yaml.safe_dump({"seed": i, "aug": {"name": "none"}}))
+        (job / "failure.json").write_text(json.dumps({"status": "failed", "error": "boom"}))
+    SweepSummary().write(tmp_path)
+    line = capsys.readouterr().out.strip()
+    assert "8 failed" in line
+    assert line.endswith(
+        "failed or diverged: 0_aug=none,seed=0, 1_aug=none,seed=1, 2_aug=none,seed=2, 3_aug=none,seed=3, "
+        "4_aug=none,seed=4 and 3 more (summary.csv's status column)"
+    ), line
+    assert len(list(csv.DictReader((tmp_path / "summary.csv").open()))) == 8
