@@ -462,6 +462,22 @@ def test_resume_with_other_settings_is_refused_naming_them(make_cfg, tmp_path):
     shown = ["trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1", "print_config=false",
              "callbacks.checkpoint_every_n_steps=1", "trainer.enable_model_summary=false"]  # fmt: skip
     assert train(make_cfg(["trainer.max_epochs=2", "ckpt_path=last", "aug=none", *shown]))["epochs"] == 2
+    # That run's checkpoint given to another folder would resume it there, under settings unchecked
+    # and with its best checkpoint in the first folder: refused, naming both ways on.
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    with pytest.raises(ConfigError) as refused:
+        train(make_cfg(["trainer.max_epochs=3", f"ckpt_path={last}", "optim.lr=0.05"], run_name="elsewhere"))
+    said = str(refused.value)
+    assert f"is a checkpoint of the run in {tmp_path / 'run'}, not of this run folder" in said, said
+    assert f"hydra.run.dir={tmp_path / 'run'} ckpt_path={last}" in said
+    assert said.endswith(f"model.weights={last} instead of ckpt_path")
+    assert not (tmp_path / "elsewhere" / "checkpoints").exists()
+    # The other way the message offers: a new run from its weights alone.
+    assert (
+        train(make_cfg(["trainer.max_epochs=1", f"model.weights={last}"], run_name="weights"))["epochs"] == 1
+    )
+    # In its own folder, the file resumes the run.
+    assert train(make_cfg(["trainer.max_epochs=3", f"ckpt_path={last}", "aug=none"]))["epochs"] == 3
 
 
 def test_a_run_saved_before_a_setting_existed_resumes_at_the_value_it_had(make_cfg, tmp_path):
@@ -477,6 +493,25 @@ def test_a_run_saved_before_a_setting_existed_resumes_at_the_value_it_had(make_c
     check_resume_matches(make_cfg(base), path)
     with pytest.raises(ConfigError, match=r"aug\.arithmetic: 'exact' -> 'official'"):
         check_resume_matches(make_cfg(base + ["aug.arithmetic=official"]), path)
+
+
+def test_a_resume_may_follow_an_edited_paper_record_and_long_values_are_cut_short(make_cfg, tmp_path):
+    """An experiment file's paper: block (caption, the paper's numbers) is not trained on: a run
+    resumes after it was corrected. A refusal shows long values (a table) cut short."""
+    from diffusemix_bench.training.resume import check_resume_matches
+
+    base = ["experiment=lambda", "dataset=flowers102", "ckpt_path=last"]
+    saved = OmegaConf.to_container(make_cfg(base), resolve=True)
+    saved["paper"]["caption"] = "an earlier caption with a typo"
+    saved["paper"]["rows"] = [{"label": "x" * 500}]
+    path = tmp_path / "saved_config.yaml"
+    OmegaConf.save(OmegaConf.create(saved), path)
+    check_resume_matches(make_cfg(base), path)
+    saved["aug"]["prompts"] = ["y" * 500]
+    OmegaConf.save(OmegaConf.create(saved), path)
+    with pytest.raises(ConfigError) as refused:
+        check_resume_matches(make_cfg(base), path)
+    assert "aug.prompts: ['yyyy" in str(refused.value) and len(str(refused.value)) < 1000, str(refused.value)
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ..commands import script_command
+from ..commands import quoted_arg, script_command
 from ..errors import ConfigError
-from .locate import load_saved_config
+from .locate import load_saved_config, run_folder_of
 
 # Settings a resumed run may change: where things are and how many devices, how long it goes on,
 # and what is evaluated or shown after; everything else must be what the interrupted run used.
@@ -38,6 +38,7 @@ RESUME_MAY_CHANGE = (
     "run_test",
     "eval.",
     "tags",
+    "paper.",  # the experiment file's record of the paper's table (caption, numbers): not trained on
 )
 
 
@@ -58,6 +59,12 @@ def _flatten(node, prefix: str = "") -> dict:
     return {prefix[:-1]: node}
 
 
+def _short(value, limit: int = 60) -> str:
+    """A setting's value for a message: its repr, cut short (a table of numbers is not read there)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
 def check_resume_matches(cfg: DictConfig, saved_config: Path, given: str | None = None) -> None:
     """A resume (ckpt_path set, in a run folder that holds config_resolved.yaml) continues the same
     run: refuse settings that differ from the saved ones, naming them."""
@@ -75,7 +82,7 @@ def check_resume_matches(cfg: DictConfig, saved_config: Path, given: str | None 
     # Another choice of a group (aug=mixup for aug=none) is named once, not key by key.
     other_choice = {key.rsplit(".", 1)[0] + "." for key in keys if key.endswith(".name")}
     differ = [
-        f"{key}: {saved.get(key)!r} -> {now.get(key)!r}"
+        f"{key}: {_short(saved.get(key))} -> {_short(now.get(key))}"
         for key in keys
         if key.endswith(".name") or not key.startswith(tuple(other_choice))
     ]
@@ -117,6 +124,18 @@ def check_resume(cfg: DictConfig, run_dir: Path, given: str | None = None) -> No
     saved = run_dir / "config_resolved.yaml"
     if cfg.ckpt_path is not None and cfg.ckpt_path != "auto" and saved.is_file():
         check_resume_matches(cfg, saved, given)
+    if given not in (None, "auto", "last"):
+        # A checkpoint file of another run folder would resume that run elsewhere: under other
+        # settings unchecked (this folder has none saved), and with its best checkpoint left in
+        # (and replaced from) the other folder.
+        source = run_folder_of(Path(str(given)).expanduser())
+        if (source / "config_resolved.yaml").is_file() and source.resolve() != run_dir.resolve():
+            raise ConfigError(
+                f"ckpt_path={given} is a checkpoint of the run in {source}, not of this run folder "
+                f"({run_dir}). Resume that run in its own folder: {quoted_arg('hydra.run.dir', str(source))} "
+                f"ckpt_path={given} with its settings (in {source / 'config_resolved.yaml'}); or train "
+                f"a new run from its weights alone with model.weights={given} instead of ckpt_path"
+            )
 
 
 def finished_metrics(cfg: DictConfig, run_dir: Path, step: int | None) -> dict | None:
