@@ -80,37 +80,75 @@ def run_dir_override(run_dir: Path) -> str:
     return quoted_arg("hydra.run.dir", str(run_dir))
 
 
-def _same_command() -> str:
-    """The command that resumes a run: a sweep's job resumes as a single run."""
+def sweep_command() -> str | None:
+    """In a ``--multirun`` job: the sweep's command that goes on with it (its own overrides from the
+    sweep folder's multirun.yaml, with ``ckpt_path=auto`` and the sweep folder), or None outside a
+    sweep. Finished jobs then have nothing to do, the others resume or run."""
     try:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
-        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-            return (
-                "the job's command without --multirun (its settings: .hydra/overrides.yaml in the run folder)"
-            )
-    except (ImportError, ValueError):
-        pass
-    return "the same command"
+        if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+            return None
+        hc = HydraConfig.get()
+        sweep = Path(str(hc.sweep.dir)).expanduser()
+        import shlex
+
+        import yaml
+
+        saved = yaml.safe_load((sweep / "multirun.yaml").read_text()) or {}
+        given = list(((saved.get("hydra") or {}).get("overrides") or {}).get("task") or [])
+    except (ImportError, ValueError, OSError, AttributeError):
+        return None
+    except Exception:  # a damaged multirun.yaml: the advice falls back to the job's own
+        return None
+    kept = [o for o in given if not o.lstrip("+~").startswith(("ckpt_path=", "hydra.sweep.dir="))]
+    from .commands import script_command
+
+    return " ".join(
+        [
+            script_command("train.py"),
+            "--multirun",
+            *(shlex.quote(o) for o in kept),
+            "ckpt_path=auto",
+            quoted_arg("hydra.sweep.dir", str(sweep)),
+        ]
+    )
 
 
 def training_resume_advice(cfg: DictConfig, by_sigterm: bool = False) -> str:
-    """How the run in ``paths.output_dir`` goes on: from its last checkpoint, or from the start.
+    """How the run in ``paths.output_dir`` goes on: from its last checkpoint, or from the start; a
+    sweep's job, with the rest of its sweep (``sweep_command``).
     ``by_sigterm``: a SIGTERM stopped it (last.ckpt was written at the step it stopped after,
     unless the signal came outside the training steps)."""
     run_dir = Path(str(cfg.paths.output_dir)).expanduser()
-    if (run_dir / "checkpoints" / "last.ckpt").is_file():
+    has_last = (run_dir / "checkpoints" / "last.ckpt").is_file()
+    when = ""
+    if has_last:
         every = cfg.callbacks.get("checkpoint_every_n_steps")
         steps = "every optimiser step" if every == 1 else f"every {every} optimiser steps"
         when = "every epoch's end" + (f" and {steps}" if every else "")
         if by_sigterm:
             when = f"the step the SIGTERM came in, if it came during training; else at {when}"
+    sweep = sweep_command()
+    if sweep is not None:
+        job = (
+            f"this job ({run_dir.name}) goes on from its last checkpoint (written at {when})"
+            if has_last
+            else f"this job ({run_dir.name}) starts again (it had no checkpoint yet)"
+        )
+        return (
+            f"go on with the sweep in its folder: {sweep} (its finished jobs have nothing to do, {job}, "
+            "and the jobs not run yet run)."
+        )
+    if has_last:
         # Checkpoints are written whole or not at all (training/checkpoint_io.py): last.ckpt is sound.
         return (
-            f"resume the run from its last checkpoint (written at {when}): {_same_command()} with "
+            f"resume the run from its last checkpoint (written at {when}): the same command with "
             f"ckpt_path=last and {run_dir_override(run_dir)} (or the folder's new place)."
         )
+    if cfg.get("ckpt_path") not in (None, "auto", "last"):
+        return f"run the same command again: it starts again from ckpt_path={cfg.ckpt_path}."
     return "run the same command again (the run had no checkpoint yet)."
 
 
@@ -138,11 +176,13 @@ def training_memory_advice(cfg: DictConfig) -> str:
     )
     if cfg.eval.fgsm or cfg.eval.pgd:
         later += ", or eval.batch_size if while attacking the selected checkpoint"
-    resume = (
-        f"and resume the run: {_same_command()} with ckpt_path=last and {run_dir_override(run_dir)}"
-        if (run_dir / "checkpoints" / "last.ckpt").is_file()
-        else "and run it again"
-    )
+    sweep = sweep_command()
+    if sweep is not None:
+        resume = f"and go on with the sweep in its folder, the lower setting added: {sweep}"
+    elif (run_dir / "checkpoints" / "last.ckpt").is_file():
+        resume = f"and resume the run: the same command with ckpt_path=last and {run_dir_override(run_dir)}"
+    else:
+        resume = "and run it again"
     return f"{advice}. If while validating or testing, lower {later}, {resume}."
 
 

@@ -469,3 +469,56 @@ def test_a_resume_from_a_folder_with_a_damaged_config_is_one_message(tmp_path):
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
     (line,) = [x for x in done.stderr.splitlines() if x.startswith("error:")]
     assert "config_resolved.yaml is damaged (" in line and "Restore it from a copy" in line
+
+
+def test_an_interrupted_sweep_says_how_to_go_on_with_it_and_that_command_does(tmp_path):
+    """Ctrl-C during the second job of a sweep in a folder Hydra named by the time: the message
+    gives the sweep's own command with ckpt_path=auto and that sweep folder (the same command again
+    would make a new folder and train the finished job again). Run as printed, it leaves the
+    finished job as it was and ends the second one from its checkpoint."""
+    import shlex
+
+    from tests.fixtures.datasets import write_fixture_dataset
+
+    data = write_fixture_dataset("cifar100", tmp_path / "data", per_class=4)["data_dir"]
+    args = [
+        "--multirun",
+        "seed=0,1",
+        f"paths.data_dir={data}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        "debug=fast",
+        "trainer.max_epochs=3",
+        "callbacks.checkpoint_every_n_steps=1",
+        "callbacks.progress_bar=none",
+    ]
+    sweeps = tmp_path / "logs" / "multirun" / "train"
+
+    def second_job_stepped() -> bool:
+        return any(sweeps.glob("*/1_seed=1/checkpoints/last.ckpt"))
+
+    code, out = signal_when_ready("train.py", args, second_job_stepped, signal.SIGINT, group=True)
+    assert code != 0 and "Traceback" not in out, out[-3000:]
+    (sweep,) = sweeps.iterdir()
+    first = (sweep / "0_seed=0" / "metrics.json").read_bytes()
+    assert not (sweep / "1_seed=1" / "metrics.json").exists()
+    (line,) = [x for x in out.splitlines() if "go on with the sweep" in x]
+    command = line.split("go on with the sweep in its folder: ", 1)[1].split(" (its finished jobs", 1)[0]
+    assert "ckpt_path=auto" in command and f"hydra.sweep.dir={sweep}" in command and "seed=0,1" in command
+    assert "this job (1_seed=1) goes on from its last checkpoint" in line
+    argv = shlex.split(command)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    env.pop("HYDRA_FULL_ERROR", None)
+    done = subprocess.run(
+        [sys.executable, "train.py", *argv[argv.index("--multirun") :]],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [p.name for p in sweeps.iterdir()] == [sweep.name]  # no new sweep folder
+    assert (sweep / "0_seed=0" / "metrics.json").read_bytes() == first  # not trained again
+    resumed = json.loads((sweep / "1_seed=1" / "metrics.json").read_text())
+    assert resumed["resumed"] and resumed["epochs"] == 3
