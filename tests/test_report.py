@@ -527,3 +527,13 @@ def test_rows_trained_differently_are_named_in_the_settings_line(sweep, tmp_path
     }
     assert "trainer.max_epochs=1" in by_row["SnapMix (AAAI'21) [19]"]["settings_differ"]
     assert "trainer.max_epochs=2" in by_row["Vanilla (CVPR'16) [14]"]["settings_differ"]
+
+
+def test_runs_outside_the_table_are_told_why(sweep, tmp_path):
+    """Runs of the experiment on a dataset the table has no column for (a sweep train.py ran with
+    dataset= overridden) are named with that reason, not only as belonging to no cell."""
+    runs = _write_runs(sweep, tmp_path / "runs", [(0, {"dataset.name": "cub"}, {})])
+    build_report(["experiment=table6", "aug=none", "seed=0", f"runs={runs}", f"out={tmp_path / 'out'}"], CONF)
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "1 run folder given belongs to no cell of this table and is not used (" in text
+    assert "dataset cub is not a column of table6 (its columns: flowers102))" in text, text

@@ -297,10 +297,24 @@ class FilledTable:
             )
         if outside:
             line += (
-                f"; {len(outside)} run folder{'' if len(outside) == 1 else 's'} given belong to no cell of this "
-                f"table and are not used ({_named(outside)})"
+                f"; {len(outside)} run folder{'' if len(outside) == 1 else 's'} given "
+                f"belong{'s' if len(outside) == 1 else ''} to no cell of this table and "
+                f"{'is' if len(outside) == 1 else 'are'} not used ({_named(outside)}{self._why_outside(outside)})"
             )
         return line
+
+    def _why_outside(self, runs: list[Run]) -> str:
+        """Why runs belong to no cell: a dataset the table has no column for, or no row's settings."""
+        columns = self.table.columns
+        other = sorted({str(setting(r.config, "dataset")) for r in runs} - set(columns))
+        parts = []
+        if other:
+            parts.append(
+                f"dataset {', '.join(other)} is not a column of {self.table.name} (its columns: {', '.join(columns)})"
+            )
+        if any(str(setting(r.config, "dataset")) in columns for r in runs):
+            parts.append(f"{'the others' if other else 'their'} settings match none of its rows")
+        return ": " + "; ".join(parts) if parts else ""
 
     def _made_by_another(self, run: Run) -> bool:
         made_by = setting(run.config, "experiment_name")
