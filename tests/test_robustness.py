@@ -196,6 +196,15 @@ def _evaluate_cfg(**settings):
         ({"ckpt": "{run}", "eval.fgsm": "true", "eval.split": "train"}, "eval.split must be"),
         ({"ckpt": "{loose}", "eval.fgsm": "true"}, "config_resolved.yaml"),
         ({"ckpt": "{garbage}", "eval.fgsm": "true"}, "cannot read the checkpoint"),
+        # A sweep's folder: its job folders are the runs; another folder: not a run folder.
+        (
+            {"ckpt": "{sweep}", "eval.fgsm": "true"},
+            r"holds 2 run folder\(s\) \(0_seed=0, 1_seed=1\), a sweep's: .*ckpt=\S*0_seed=0 ",
+        ),
+        (
+            {"ckpt": "{empty}", "eval.fgsm": "true"},
+            r"is not a run folder written by train\.py \(it has no config_resolved\.yaml\)",
+        ),
         # A damaged config_resolved.yaml: one line naming it (not YAML's multi-line report).
         (
             {"ckpt": "{damaged}", "eval.fgsm": "true"},
@@ -223,7 +232,20 @@ def test_evaluate_user_errors(trained_run, tmp_path, settings, message):
     damaged = tmp_path / "damaged"
     shutil.copytree(run_dir, damaged)
     (damaged / "config_resolved.yaml").write_text("dataset:\n  name: cifar100\n  batch_size: [64\nseed: 0\n")
-    paths = {"run": run_dir, "loose": loose, "garbage": garbage, "tmp": tmp_path, "damaged": damaged}
+    sweep = tmp_path / "sweep"
+    for job in ("0_seed=0", "1_seed=1"):
+        (sweep / job).mkdir(parents=True)
+        (sweep / job / "config_resolved.yaml").write_text((run_dir / "config_resolved.yaml").read_text())
+    (tmp_path / "empty").mkdir()
+    paths = {
+        "run": run_dir,
+        "loose": loose,
+        "garbage": garbage,
+        "tmp": tmp_path,
+        "damaged": damaged,
+        "sweep": sweep,
+        "empty": tmp_path / "empty",
+    }
     cfg = _evaluate_cfg(**{k: str(v).format(**paths) for k, v in settings.items()})
     with pytest.raises(UserError, match=message):
         evaluate_run(cfg)

@@ -69,6 +69,8 @@ def locate_checkpoint(path: Path) -> tuple[Path, Path]:
         run_dir, ckpt = run_folder_of(path), path
     else:
         run_dir, ckpt = path, None
+        if not (run_dir / "config_resolved.yaml").is_file():
+            _not_a_run_folder(run_dir)
         metrics = read_metrics(run_dir)
         if metrics is not None:
             best = metrics.get("best_checkpoint")
@@ -87,6 +89,21 @@ def locate_checkpoint(path: Path) -> tuple[Path, Path]:
             "give a checkpoint inside a run folder written by train.py"
         )
     return run_dir, ckpt
+
+
+def _not_a_run_folder(folder: Path) -> None:
+    """ckpt= a folder that is no run folder: a sweep's (its jobs are run folders), or another."""
+    jobs = sorted(p.parent for p in folder.glob("*/config_resolved.yaml"))
+    if jobs:
+        shown = ", ".join(p.name for p in jobs[:3]) + (f" and {len(jobs) - 3} more" if len(jobs) > 3 else "")
+        raise ConfigError(
+            f"ckpt={folder} holds {len(jobs)} run folder(s) ({shown}), a sweep's: evaluate.py attacks one run; "
+            f"give one of them, e.g. ckpt={jobs[0]} (each in its own command)"
+        )
+    raise ConfigError(
+        f"ckpt={folder} is not a run folder written by train.py (it has no config_resolved.yaml); give a "
+        "run folder (outputs/train/<dataset>/<aug>/<time>/, or a sweep's job folder) or a .ckpt file in one"
+    )
 
 
 def read_metrics(run_dir: Path) -> dict | None:
