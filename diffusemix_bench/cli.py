@@ -312,16 +312,25 @@ def expand_sweep(params, overrides: list[str]) -> list[list[str]]:
 
 
 def list_sweep(argv: list[str], config_dir: str, config_name: str = "config") -> None:
-    """Print the runs of ``train.py --multirun <overrides> --cfg job`` (one line each), run nothing."""
+    """Print the runs of ``train.py --multirun <overrides> --cfg job`` (one line each), run nothing;
+    ``--cfg hydra``: the sweep's Hydra settings (launcher, sweeper) instead, ``--cfg all``: both."""
     skip = False
     overrides = []
+    shown = "job"
     for arg in argv:
         if skip:
-            skip = False
+            skip, shown = False, arg
         elif arg in CFG_FLAGS:
             skip = True  # its value: job, hydra or all
+        elif arg.startswith("--cfg="):
+            shown = arg.split("=", 1)[1]
         elif not arg.startswith("-"):
             overrides.append(arg)
+    if shown not in ("job", "hydra", "all"):
+        with user_errors_reported():
+            raise ConfigError(
+                f"--cfg {shown}: give --cfg job (the sweep's runs), hydra (its Hydra settings) or all"
+            )
     from hydra.errors import HydraException
 
     with user_errors_reported():
@@ -345,9 +354,33 @@ def list_sweep(argv: list[str], config_dir: str, config_name: str = "config") ->
                     if variant not in checked:
                         checked.add(variant)
                         preflight(list(variant), config_dir, config_name)
-    print(f"{len(jobs)} runs:")
-    for k, job in enumerate(jobs):
-        print(f"  {k}: {' '.join(job)}")
+    if shown in ("job", "all"):
+        print(f"{len(jobs)} runs:")
+        for k, job in enumerate(jobs):
+            print(f"  {k}: {' '.join(job)}")
+    if shown in ("hydra", "all"):
+        print(sweep_hydra_yaml(overrides, config_dir, config_name), end="")
+
+
+def sweep_hydra_yaml(overrides: list[str], config_dir: str, config_name: str = "config") -> str:
+    """The Hydra settings a ``--multirun`` sweep runs with (its launcher and sweeper included), as
+    ``--cfg hydra`` prints them for a single run: composed with the command line's settings that
+    are not swept."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    fixed = [
+        o.input_line for o in OverridesParser.create().parse_overrides(overrides) if not o.is_sweep_override()
+    ]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+            cfg = compose(config_name, overrides=fixed, return_hydra_config=True)
+    finally:
+        GlobalHydra.instance().clear()
+    return OmegaConf.to_yaml(OmegaConf.create({"hydra": OmegaConf.to_container(cfg.hydra, resolve=False)}))
 
 
 REPORT_USAGE = """usage: python report.py experiment=<name> runs=<folder>[,<folder>...] [out=<folder>] [<sweep overrides>]

@@ -927,6 +927,25 @@ def test_listing_a_sweep_checks_it_as_running_it_does(given, refused, capsys):
     assert "runs:" not in capsys.readouterr().out
 
 
+def test_a_sweeps_hydra_settings_are_shown_with_cfg_hydra(capsys):
+    """``--multirun ... --cfg hydra`` shows the sweep's Hydra settings (the SLURM launcher's, say),
+    ``--cfg all`` the runs and those settings, ``--cfg job`` the runs alone."""
+    from diffusemix_bench.cli import list_sweep
+
+    given = ["--multirun", "experiment=lambda", "hydra/launcher=slurm"]
+    list_sweep([*given, "--cfg", "hydra"], str(CONF_DIR))
+    out = capsys.readouterr().out
+    assert "runs:" not in out and "SlurmLauncher" in out and "max_num_timeout:" in out
+    list_sweep([*given, "--cfg=all"], str(CONF_DIR))
+    out = capsys.readouterr().out
+    assert out.startswith("18 runs:") and "SlurmLauncher" in out
+    list_sweep([*given, "-c", "job"], str(CONF_DIR))
+    out = capsys.readouterr().out
+    assert out.startswith("18 runs:") and "SlurmLauncher" not in out
+    with pytest.raises(SystemExit, match=r"--cfg jobs: give --cfg job"):
+        list_sweep([*given, "--cfg", "jobs"], str(CONF_DIR))
+
+
 def test_jsd_with_a_single_view_method_is_refused(make_cfg):
     with pytest.raises(ConfigError, match="three views"):
         train(make_cfg(["loss=jsd", "aug=none"]))
