@@ -25,7 +25,7 @@ def run_train(cfg: DictConfig) -> float | None:
         lambda: training_memory_advice(cfg),
         lambda by_sigterm: training_resume_advice(cfg, by_sigterm),
     ):
-        with _refusal_leaves_no_folder(cfg):
+        with refusal_leaves_no_folder(cfg):
             quick_checks(cfg)
             # After the checks that take no time: a setting or folder refused at once is one line.
             if cfg.get("print_config", False):
@@ -39,11 +39,8 @@ def run_train(cfg: DictConfig) -> float | None:
     return metrics.get("val_top1")
 
 
-HYDRA_FILES = {".hydra", "train.log"}
-
-
 @contextmanager
-def _refusal_leaves_no_folder(cfg: DictConfig):
+def refusal_leaves_no_folder(cfg: DictConfig):
     """A run refused before training (its data, found wrong as it is read): Hydra has made the run
     folder and written its files there. A single run's folder that holds nothing else is removed,
     as a command refused at start-up makes none; a sweep job's is kept with ``failure.json``, so the
@@ -55,7 +52,9 @@ def _refusal_leaves_no_folder(cfg: DictConfig):
 
         with suppress(Exception):  # the error is the run's to report, never this clean-up's
             run_dir = Path(str(cfg.paths.output_dir)).expanduser()
-            if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= HYDRA_FILES:
+            # Hydra's files: its .hydra/ folder and the job's log (<task_name>.log).
+            hydra_files = {".hydra", f"{cfg.get('task_name', 'train')}.log"}
+            if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= hydra_files:
                 if in_multirun():
                     from .training.run import record_failure
 

@@ -890,6 +890,25 @@ def test_figure4_generates_only_the_edits_it_draws_on_request(make_cfg, tmp_path
     assert len(made) == 2  # two images drawn, every prompt of each; nothing else
 
 
+def test_a_refused_figure4_leaves_no_folder_of_hydras_files_alone(make_cfg, tmp_path):
+    """figure4.py refused (its edits missing) after Hydra made its folder: the folder, holding only
+    Hydra's files, is removed, as train.py's is."""
+    from omegaconf import open_dict
+
+    from diffusemix_bench.augment.diffusemix.figure4 import run_figure4
+
+    cfg = make_cfg(BASE + [f"paths.cache_dir={tmp_path / 'cache'}", "aug.figure_images=2", "generator=tiny"])
+    with open_dict(cfg):
+        cfg.task_name = "figure4"
+    run = tmp_path / "run"
+    assert cfg.paths.output_dir == str(run)
+    (run / ".hydra").mkdir(parents=True)
+    (run / "figure4.log").write_text("")
+    with pytest.raises(SystemExit, match="python generate.py"):
+        run_figure4(cfg)
+    assert not run.exists()
+
+
 def test_figure4_follows_the_composition_stage(dm):
     # The fixture's 32 px images are resized to 36 and centre-cropped to 32 for the figure.
     overrides = ["aug.masks=vertical", "aug.components=hybrid"]
