@@ -258,8 +258,13 @@ def test_resume_from_last_checkpoint(make_cfg, tmp_path):
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     saved_fit = torch.load(last, map_location="cpu", weights_only=True)["fit_seconds"]
     cfg = make_cfg(["trainer.max_epochs=2", "ckpt_path=last"])
+    # What evaluate.py wrote of the run stopped there (its robustness.json) is set aside when the
+    # resumed run finishes: it measured weights the run has gone on from.
+    (tmp_path / "run" / "robustness.json").write_text('{"fgsm_error": 50.0}')
     second = train(cfg)
     assert second["epochs"] == 2
+    assert not (tmp_path / "run" / "robustness.json").exists()
+    assert (tmp_path / "run" / "robustness_before_resume.json").read_text() == '{"fgsm_error": 50.0}'
     assert second["optimizer_steps"] == 2 * first["optimizer_steps"]
     # The wall time counts both parts: the first part's fit up to its last checkpoint travels in
     # the checkpoint (what the first part did after it, e.g. tearing down, is not counted again).

@@ -340,6 +340,23 @@ def _with_earlier(metrics: dict, earlier: dict | None, path: Path) -> dict:
 FAILURE_FILE = "failure.json"
 
 
+def _set_aside_unfinished_robustness(run_dir: Path) -> None:
+    """evaluate.py's robustness.json of the run before it finished measured weights of a checkpoint
+    training has since gone on from (last.ckpt rewritten): renamed, so that it is not read as this
+    run's robustness (metrics.json holds that, once measured)."""
+    path = run_dir / "robustness.json"
+    if path.is_file():
+        aside = run_dir / "robustness_before_resume.json"
+        os.replace(path, aside)
+        log.warning(
+            "%s measured the run before it finished (on an earlier checkpoint): renamed %s. Measure the "
+            "finished run with evaluate.py ckpt=%s",
+            path,
+            aside.name,
+            run_dir,
+        )
+
+
 @contextmanager
 def failure_recorded(run_dir: Path):
     try:
@@ -624,5 +641,6 @@ def _train(
         logger.close_writer()
     metrics = _with_earlier(metrics, earlier, run_dir / "metrics.json")
     write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    _set_aside_unfinished_robustness(run_dir)
     log.info("Metrics written to %s: %s", run_dir / "metrics.json", metrics)
     return metrics
