@@ -80,30 +80,30 @@ def run_dir_override(run_dir: Path) -> str:
 
 
 def sweep_command() -> str | None:
-    """In a ``--multirun`` job: the sweep's command that goes on with it (its own overrides from the
-    sweep folder's multirun.yaml, with ``ckpt_path=auto`` and the sweep folder), or None outside a
-    sweep. Finished jobs then have nothing to do, the others resume or run."""
+    """In a ``--multirun`` job: the sweep's command that goes on with it (its own overrides and
+    Hydra overrides, a launcher say, from the sweep folder's multirun.yaml, with ``ckpt_path=auto``
+    and the sweep folder), or None outside a sweep. Finished jobs then have nothing to do, the
+    others resume or run."""
+    import shlex
+
+    import yaml
+
+    from .commands import script_command
+
     try:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
         if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
             return None
-        hc = HydraConfig.get()
-        sweep = Path(str(hc.sweep.dir)).expanduser()
-        import shlex
-
-        import yaml
-
-        saved = yaml.safe_load((sweep / "multirun.yaml").read_text()) or {}
-        given = list(((saved.get("hydra") or {}).get("overrides") or {}).get("task") or [])
-    except (ImportError, ValueError, OSError, AttributeError):
+        sweep = Path(str(HydraConfig.get().sweep.dir)).expanduser()
+        saved = (yaml.safe_load((sweep / "multirun.yaml").read_text()) or {})["hydra"]["overrides"]
+        given = [*(saved.get("hydra") or []), *(saved.get("task") or [])]
+    except Exception:  # no or a damaged multirun.yaml: the advice falls back to the job's own
         return None
-    except Exception:  # a damaged multirun.yaml: the advice falls back to the job's own
-        return None
-    kept = [o for o in given if not o.lstrip("+~").startswith(("ckpt_path=", "hydra.sweep.dir="))]
-    from .commands import script_command
-
+    # Set here (the sweep folder, a resume) or by Hydra itself (its mode).
+    own = ("ckpt_path=", "hydra.sweep.dir=", "hydra.mode=")
+    kept = [str(o) for o in given if not str(o).lstrip("+~").startswith(own)]
     return " ".join(
         [
             script_command("train.py"),

@@ -491,6 +491,7 @@ def test_an_interrupted_sweep_says_how_to_go_on_with_it_and_that_command_does(tm
         "trainer.max_epochs=3",
         "callbacks.checkpoint_every_n_steps=1",
         "callbacks.progress_bar=none",
+        "hydra.job.chdir=false",  # a Hydra setting of the sweep (a launcher, say) goes on with it
     ]
     sweeps = tmp_path / "logs" / "multirun" / "train"
 
@@ -505,6 +506,7 @@ def test_an_interrupted_sweep_says_how_to_go_on_with_it_and_that_command_does(tm
     (line,) = [x for x in out.splitlines() if "go on with the sweep" in x]
     command = line.split("go on with the sweep in its folder: ", 1)[1].split(" (its finished jobs", 1)[0]
     assert "ckpt_path=auto" in command and f"hydra.sweep.dir={sweep}" in command and "seed=0,1" in command
+    assert "hydra.job.chdir=false" in command and "hydra.mode" not in command
     assert "this job (1_seed=1) goes on from its last checkpoint" in line
     argv = shlex.split(command)
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
