@@ -530,7 +530,7 @@ class CoMixupConfig:
     # Side of the labelling grid; -1 draws 2, 4, 8 or 16 per batch; null: the dataset's value.
     block_num: int | None = None
     # Inputs per partition; each partition of the batch is mixed on its own (m_part).
-    part: int = bounded(20, low=1)
+    part: int = bounded(20, low=2)
     # Label smoothness (m_beta), supermodular diversity (m_gamma), its threshold tau (m_thres,
     # hard or soft), prior (m_eta) and input compatibility (m_omega).
     beta: float = 0.32

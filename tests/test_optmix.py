@@ -561,3 +561,54 @@ def test_reference_settings_per_dataset(name, dataset, expected):
 
 
 # One training step of every method runs in tests/test_train.py (test_every_option_trains_one_step).
+
+
+@pytest.mark.parametrize("solver", ["gco", "python"])
+def test_a_comixup_part_of_one_image_is_left_as_it_is(solver):
+    """A batch one more than a multiple of aug.part ends with a part of one image: it is its own
+    output with its own label, with either solver (gco's C++ code aborted the process on it)."""
+    images, targets = batch(6, seed=9)
+    g = torch.Generator().manual_seed(10)
+    saliency = torch.rand(6, 4, 4, generator=g) ** 3
+    compat = compatibility_distance(torch.rand(6, 32, 32, generator=g))
+    torch.manual_seed(0)
+    mixed, mixed_targets = co_mixup(
+        images, targets, saliency, compat, part=5, alpha=2.0, beta=0.32, gamma=1.0, eta=0.05,
+        omega=0.001, thres=0.83, thres_type="hard", set_resolve=True, niter=4, solver=solver,
+    )  # fmt: skip
+    torch.testing.assert_close(mixed[5], images[5])
+    torch.testing.assert_close(mixed_targets[5], targets[5])
+
+
+@pytest.mark.parametrize(
+    ("name", "settings", "size", "said"),
+    [
+        (
+            "puzzlemix",
+            {},
+            36,
+            r"aug=puzzlemix splits each image into 2x2 / 4x4 / 8x8 / 16x16 blocks, so dataset\.image_size=36 must be a multiple of 16",
+        ),
+        ("puzzlemix", {"t_size": 5}, 32, r"aug\.t_size=5 .* must divide dataset\.image_size=32"),
+        ("comixup", {"block_num": -1}, 8, r"dataset\.image_size=8 must be a multiple of 16"),
+        (
+            "comixup",
+            {"block_num": 3},
+            32,
+            r"3x3 blocks, so dataset\.image_size=32 must be a multiple of 3, e\.g\. .*aug\.block_num",
+        ),
+        ("comixup", {"part": 1}, 32, r"aug\.part must be >= 2"),
+    ],
+)
+def test_block_grids_that_do_not_fit_the_crop_are_refused_at_start(name, settings, size, said):
+    """A crop the method's block grids do not divide failed on whichever batch drew such a grid
+    (PuzzleMix draws one per batch), with a shape error or a message naming the wrong setting."""
+    cfg = OmegaConf.to_container(compose_config([f"aug={name}", "dataset=cifar100"]).aug, resolve=True)
+
+    def make(image_size: int, **changed):
+        ctx = AugContext(num_classes=10, dataset_name="cifar100", image_size=image_size)
+        return create_aug({**cfg, **settings, **changed}, ctx)
+
+    with pytest.raises(ConfigError, match=said):
+        make(size)
+    make(48, part=20) if name == "comixup" else make(48, t_size=-1)  # a crop every grid divides

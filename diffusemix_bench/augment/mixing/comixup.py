@@ -13,7 +13,7 @@ from ...config import CoMixupConfig
 from ...errors import ConfigError
 from ..base import AugBatch
 from ..registry import register_aug
-from .graphcut import alpha_beta_swap, check_solver, gco_swap
+from .graphcut import RANDOM_BLOCK_NUMS, alpha_beta_swap, check_block_grid, check_solver, gco_swap
 from .saliency_guided import (
     CleanLossAugmentation,
     gradient_saliency,
@@ -57,8 +57,13 @@ class CoMixup(CleanLossAugmentation):
             raise ConfigError(f"aug.thres_type must be 'hard' or 'soft', got '{self.thres_type}'")
         if self.block_num != -1 and self.block_num < 1:
             raise ConfigError(f"aug.block_num must be -1 (random) or >= 1, got {self.block_num}")
-        if self.part < 1 or self.niter < 1:
-            raise ConfigError(f"aug.part and aug.niter must be >= 1, got {self.part} and {self.niter}")
+        if self.part < 2 or self.niter < 1:
+            raise ConfigError(
+                f"aug.part must be >= 2 (images mixed together; a part of one is left as it is) and "
+                f"aug.niter >= 1, got {self.part} and {self.niter}"
+            )
+        grids = RANDOM_BLOCK_NUMS if self.block_num == -1 else (self.block_num,)
+        check_block_grid("comixup", int(ctx.image_size), grids)
 
     def apply(
         self, images: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor, model: nn.Module

@@ -32,6 +32,30 @@ def check_solver(name: str) -> str:
     return name
 
 
+#: The block grids PuzzleMix draws per batch, and Co-Mixup with aug.block_num=-1.
+RANDOM_BLOCK_NUMS = (2, 4, 8, 16)
+
+
+def check_block_grid(method: str, image_size: int, block_nums, t_size: int | None = None) -> None:
+    """The crop (``dataset.image_size``) splits into each block grid the method may draw, and into
+    PuzzleMix's transport blocks (``aug.t_size``): refused at start-up, naming the sizes that
+    work, rather than a shape error on whichever batch draws a grid that does not fit."""
+    bad = [b for b in block_nums if image_size < b or image_size % b]
+    if bad:
+        step = max(block_nums)
+        fits = ", ".join(str(step * k) for k in (2, 3, 4, 7, 14))
+        raise ConfigError(
+            f"aug={method} splits each image into {' / '.join(f'{b}x{b}' for b in block_nums)} blocks, "
+            f"so dataset.image_size={image_size} must be a multiple of {step}, e.g. {fits}"
+            + (" (or give aug.block_num one grid that fits)" if method == "comixup" else "")
+        )
+    if t_size is not None and t_size != -1 and image_size % t_size:
+        raise ConfigError(
+            f"aug.t_size={t_size} (PuzzleMix's transport block, px) must divide dataset.image_size={image_size}; "
+            "or leave it at -1 (the block size of each batch's grid)"
+        )
+
+
 def gco_swap(
     unary: np.ndarray,
     pairwise: np.ndarray,
@@ -51,6 +75,12 @@ def gco_swap(
     labels = np.empty((n_prob, height, width), dtype=np.int64)
     for p in range(n_prob):
         n = n_lab if num_labels is None else int(num_labels[p])
+        if n == 1:
+            # One label (a Co-Mixup part of one image: a batch one more than a multiple of
+            # aug.part): every block is its own, as the Python solver gives. gco's C++ code aborts
+            # the process on it ("Number of labels must be >= 2"), the reference code's too.
+            labels[p] = 0
+            continue
         pair = pairwise[p] if pairwise.ndim == 3 else pairwise
         labels[p] = gco.cut_grid_graph(
             np.ascontiguousarray(unary[p, ..., :n]),

@@ -14,7 +14,7 @@ from ...config import PuzzleMixConfig
 from ...errors import ConfigError
 from ..base import AugBatch
 from ..registry import register_aug
-from .graphcut import alpha_beta_swap, check_solver, gco_swap
+from .graphcut import RANDOM_BLOCK_NUMS, alpha_beta_swap, check_block_grid, check_solver, gco_swap
 from .saliency_guided import (
     CleanLossAugmentation,
     gradient_saliency,
@@ -69,6 +69,9 @@ class PuzzleMix(CleanLossAugmentation):
             raise ConfigError(
                 f"aug.neigh_size must be >= 1 and aug.t_size -1 or >= 1, got {self.neigh_size}, {self.t_size}"
             )
+        check_block_grid(
+            "puzzlemix", int(ctx.image_size), RANDOM_BLOCK_NUMS, self.t_size if self.transport else None
+        )
 
     def _take_training_adversarial(self) -> None:
         """``adv.p`` (fast adversarial training for every method) runs here in PuzzleMix's own form:
