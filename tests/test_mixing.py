@@ -518,6 +518,13 @@ def test_models_without_cams_are_refused():
         class_activation_maps(convnext, images, labels)
     with pytest.raises(NotImplementedError, match="ImageClassifier"):
         class_activation_maps(torch.nn.Conv2d(3, K, 1), images, labels)
+    # A convolution between the pooling and the classifier (MobileNetV3's conv_head): named, not
+    # a shape error from applying the classifier to the feature map's channels.
+    mobilenet = create_model("timm", K, name="mobilenetv3_small_050").eval()
+    with pytest.raises(
+        NotImplementedError, match="has layers between its 288-channel feature map and its classifier"
+    ):
+        class_activation_maps(mobilenet, images, labels)
 
 
 def test_snapmix_label_weights_are_the_cam_mass_removed_and_added():

@@ -195,6 +195,13 @@ def feature_maps_and_classifier(
         classifier = net.get_classifier()
         if features.dim() != 4 or not isinstance(classifier, nn.Linear):
             raise _unsupported(model.arch, "has no (N, C, H, W) feature map before a linear classifier")
+        if features.shape[1] != classifier.in_features:
+            # A layer between pooling and the classifier (MobileNetV3's conv_head, say).
+            raise _unsupported(
+                model.arch,
+                f"has layers between its {features.shape[1]}-channel feature map and its classifier "
+                f"(which takes {classifier.in_features})",
+            )
         if net not in _CHECKED_HEADS:
             if not _timm_head_is_pool_linear(net, features, classifier):
                 raise _unsupported(model.arch, "has more than average pooling + linear in its head")
