@@ -390,6 +390,7 @@ class Config:
     experiment_name: str | None = None
     paper: Any = None
     task_name: str = "train"
+    # The training seed (in NumPy's range, 0 to 2**32 - 1: it seeds every generator of the run).
     seed: int = 0
     # null: start fresh; "last": resume from the run folder's last.ckpt; "auto": resume from it
     # when it exists, else start fresh (a job a scheduler runs again after a time limit or a
@@ -980,6 +981,13 @@ def validate_config(cfg) -> None:
     from .errors import ConfigError
 
     _check_resolvable(cfg)
+    missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra."))
+    if missing:  # a config's ??? that the command line did not fill (model=timm's model.name)
+        raise ConfigError(
+            f"{missing[0]} needs a value (the config leaves it to the command line): give "
+            f"{missing[0]}=<value>"
+            + (", a timm model name such as resnet50 or convnext_tiny" if missing[0] == "model.name" else "")
+        )
     sections = dict(SECTION_SCHEMAS)
     aug_schemas = AUG_SCHEMAS
     if cfg.aug.name not in aug_schemas:
@@ -1022,6 +1030,11 @@ def check_values(cfg) -> None:
             raise ConfigError(message)
 
     d, t = cfg.dataset, cfg.trainer
+    seed = cfg.get("seed", 0)
+    need(
+        isinstance(seed, int) and 0 <= seed <= 2**32 - 1,
+        f"seed must be in [0, 4294967295] (it seeds NumPy, which takes no other), got {seed}",
+    )
     need(
         d.val_fraction is None or 0.0 < d.val_fraction < 1.0,
         f"dataset.val_fraction must be between 0 and 1 (the share of train held out for validation), got {d.val_fraction}",

@@ -1165,6 +1165,11 @@ def test_the_dataset_and_eval_choices_checked_at_start_up_are_the_implementation
         (["optim.lr=0"], "optim.lr"),
         (["dataset.val_fraction=1.5"], "dataset.val_fraction"),
         (["dataset.samples_per_class=0"], "dataset.samples_per_class"),
+        (
+            ["model=timm"],
+            "model.name needs a value (the config leaves it to the command line): give model.name=",
+        ),
+        (["seed=-1"], "seed must be in [0, 4294967295]"),
         (["aug=manifold_mixup", "model=resnet18"], "model=preactresnet18"),
         (["aug=diffusemix", "aug.lam=2"], "aug.lam of aug=diffusemix must be in [0, 1]"),
         (["aug=mixup", "aug.alpha=0"], "aug.alpha of aug=mixup must be > 0"),
@@ -1408,3 +1413,12 @@ def test_the_sweep_line_names_the_first_stopped_jobs_and_counts_the_rest(tmp_pat
         "4_aug=none,seed=4 and 3 more (summary.csv's status column)"
     ), line
     assert len(list(csv.DictReader((tmp_path / "summary.csv").open()))) == 8
+
+
+def test_a_batch_of_one_that_batchnorm_cannot_normalise_is_one_message(make_cfg):
+    """dataset.batch_size=1 with ResNet-18 at 32 px (its last feature map 1 x 1): PyTorch's
+    BatchNorm error becomes a message naming the setting and the way out."""
+    with pytest.raises(
+        ConfigError, match=r"dataset\.batch_size=1: a BatchNorm layer of model=resnet18 .* >= 2"
+    ):
+        train(make_cfg(["model=resnet18", "dataset.batch_size=1"]))

@@ -523,7 +523,17 @@ def _train(
         num_classes,
         aug_name,
     )
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except ValueError as exc:
+        if "Expected more than 1 value per channel when training" not in str(exc):
+            raise
+        # BatchNorm over one image whose feature map is 1 x 1 at that layer: nothing to normalise.
+        raise ConfigError(
+            f"dataset.batch_size={cfg.dataset.batch_size}: a BatchNorm layer of model={cfg.model.name} got "
+            "one value per channel (one image, a 1 x 1 feature map there) and cannot normalise it; use "
+            "dataset.batch_size >= 2 (or a larger dataset.image_size)"
+        ) from None
     train_cut = _train_limit_cut(cfg, trainer, len(datamodule.train_set))
     epochs, partial_epoch_steps = _epochs_trained(cfg, trainer)
     # Read before validate/test load the selected checkpoint (and its counts) into the module.
