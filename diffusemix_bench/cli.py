@@ -72,6 +72,9 @@ def quick_checks(cfg: DictConfig) -> None:
     from .training.classifier import check_model
 
     check_model(cfg)  # an architecture timm lacks is named before the data is read
+    from .augment.registry import check_loss_views
+
+    check_loss_views(cfg)  # loss=jsd with a method of one view per image
 
 
 def run_dir_override(run_dir: Path) -> str:

@@ -973,6 +973,26 @@ def _check_resolvable(cfg) -> None:
             raise ConfigError(f"{where}: {cause}" + (f" ({where}=<value>)" if where != key else "")) from None
 
 
+def _missing_values(cfg) -> list[str]:
+    """The settings a config leaves to the command line (``???``) that were not given; nothing is
+    resolved (``${hydra:...}`` has no value outside a run)."""
+    found: list[str] = []
+
+    def walk(node, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if prefix or key != "hydra":
+                    walk(value, f"{prefix}{key}.")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{prefix}{i}.")
+        elif node == "???":
+            found.append(prefix[:-1])
+
+    walk(OmegaConf.to_container(cfg, resolve=False), "")
+    return sorted(found)
+
+
 def validate_config(cfg) -> None:
     """Check every section against its schema, including keys added with ``+key=value``, which
     Hydra lets through typed nodes. Raises ConfigError naming the offending key."""
@@ -981,7 +1001,7 @@ def validate_config(cfg) -> None:
     from .errors import ConfigError
 
     _check_resolvable(cfg)
-    missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra."))
+    missing = _missing_values(cfg)
     if missing:  # a config's ??? that the command line did not fill (model=timm's model.name)
         raise ConfigError(
             f"{missing[0]} needs a value (the config leaves it to the command line): give "

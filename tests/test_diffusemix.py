@@ -716,7 +716,7 @@ def test_composed_size_auto_keeps_squares_for_resizing_transforms(make_cfg, tmp_
 
 
 def test_loss_auto_is_ce_for_the_single_view_static_set():
-    from diffusemix_bench.training.run import resolve_loss
+    from diffusemix_bench.augment.registry import resolve_loss
 
     assert resolve_loss(compose_config(["aug=diffusemix"])) == "jsd"
     assert resolve_loss(compose_config(["aug=diffusemix", "aug.mode=static_append"])) == "ce"

@@ -85,9 +85,9 @@ def _taken_or_refused_by_both(cfg, settings: dict, refused: str | None) -> None:
     from omegaconf import OmegaConf
 
     from diffusemix_bench.augment import AugContext, create_aug
+    from diffusemix_bench.augment.registry import resolve_loss
     from diffusemix_bench.config import validate_config
     from diffusemix_bench.errors import ConfigError
-    from diffusemix_bench.training.run import resolve_loss
 
     before = {key: OmegaConf.select(cfg, key) for key in settings}
     for key, value in settings.items():

@@ -1422,3 +1422,19 @@ def test_a_batch_of_one_that_batchnorm_cannot_normalise_is_one_message(make_cfg)
         ConfigError, match=r"dataset\.batch_size=1: a BatchNorm layer of model=resnet18 .* >= 2"
     ):
         train(make_cfg(["model=resnet18", "dataset.batch_size=1"]))
+
+
+def test_a_setting_refused_at_start_makes_no_run_folder(tmp_path):
+    """loss=jsd with a method of one view per image is refused by train.py's start-up checks, with
+    the methods that make JSD views, before a run folder is made (it was refused once training
+    had begun, leaving a folder with failure.json)."""
+    data = write_fixture_dataset("cifar100", tmp_path / "data", per_class=2)["data_dir"]
+    result = _run_script(
+        ["aug=mixup", "loss=jsd", f"paths.data_dir={data}", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (
+        "aug=mixup does not make them; use loss=ce or loss=auto, or an augmentation with JSD views (augmix, diffusemix, ipmix)"
+        in result.stderr
+    )
+    assert not (tmp_path / "run").exists()

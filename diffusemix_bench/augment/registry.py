@@ -45,6 +45,28 @@ def aug_class(name: str) -> type[Augmentation]:
     return _AUGS[name]
 
 
+def resolve_loss(cfg: DictConfig) -> str:
+    """loss=auto takes the augmentation method's own loss for its settings (JSD for DiffuseMix,
+    AugMix and IPMix; CE for DiffuseMix's static_append, which has a single view)."""
+    if cfg.loss.name != "auto":
+        return cfg.loss.name
+    return aug_class(cfg.aug.name).loss_for(cfg.aug)
+
+
+def check_loss_views(cfg: DictConfig) -> None:
+    """The run's loss (``auto`` resolved) is JSD only with a method that makes three views per
+    image; refused with the methods that do."""
+    from ..errors import ConfigError
+
+    aug = cfg.aug
+    if resolve_loss(cfg) == "jsd" and not aug_class(aug.name).supports_jsd:
+        with_views = [name for name in list_augs() if aug_class(name).supports_jsd]
+        raise ConfigError(
+            f"loss=jsd needs three views per image ([clean, view1, view2]) and aug={aug.name} does not "
+            f"make them; use loss=ce or loss=auto, or an augmentation with JSD views ({', '.join(with_views)})"
+        )
+
+
 def create_aug(cfg: DictConfig | dict, ctx: AugContext | int) -> Augmentation:
     """Build the augmentation named by ``cfg.name`` with the rest of ``cfg`` as settings;
     ``ctx`` describes the run (a bare class count is enough for methods that need no more)."""

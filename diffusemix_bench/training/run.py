@@ -28,6 +28,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from .. import quiet  # noqa: F401  (library messages a user cannot act on)
 from ..augment import AugContext, create_aug
+from ..augment.registry import check_loss_views, resolve_loss
 from ..config import BATCH_COUNT_SETTINGS, as_lightning_count, check_protocol_optimiser, validate_config
 from ..data.datamodule import ImageDataModule
 from ..data.splits import Splits, build_splits, verify_splits
@@ -49,16 +50,6 @@ log = logging.getLogger(__name__)
 
 #: What reading image folders noticed, recorded under metrics.json's data_notes.
 DATA_NOTES = ("skipped_files", "empty_class_folders", "links_not_followed")
-
-
-def resolve_loss(cfg: DictConfig) -> str:
-    """loss=auto takes the augmentation method's own loss for its settings (JSD for DiffuseMix and
-    AugMix; CE for DiffuseMix's static_append, which has a single view)."""
-    if cfg.loss.name != "auto":
-        return cfg.loss.name
-    from ..augment.registry import aug_class
-
-    return aug_class(cfg.aug.name).loss_for(cfg.aug)
 
 
 def _resolve_ckpt_path(cfg: DictConfig, ckpt_dir: Path) -> tuple[str | None, int | None]:
@@ -478,11 +469,7 @@ def _train(
             config=cfg,
         ),
     )
-    if aug.ctx.loss == "jsd" and not aug.supports_jsd:
-        raise ConfigError(
-            f"loss=jsd needs three views per image ([clean, view1, view2]) and aug={aug_name} does not "
-            "make them; use loss=ce or loss=auto, or an augmentation with JSD views (augmix, diffusemix)"
-        )
+    check_loss_views(cfg)  # also at start-up (cli.quick_checks), for API callers here
     datamodule.set_augmentation(aug)
     aug.prepare(datamodule.train_set)  # missing edits named before a fractal bank is made
 
