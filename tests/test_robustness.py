@@ -363,6 +363,10 @@ def test_puzzlemix_takes_adv_p_in_its_own_form(make_cfg):
     assert aug.own_adversarial and aug.adv_p == 0.15 and aug.adv_eps == 8 / 255
     metrics = train(cfg)
     assert metrics["adv_form"] == "method" and metrics["adversarial_batches"] is None
+    # Given as the method's own setting (aug.adv_p, not adv.p), it is recorded alike.
+    own = train(make_cfg(["aug=puzzlemix", "aug.adv_p=0.5", "aug.adv_eps=8"], run_name="own"))
+    assert own["adv_form"] == "method"
+    assert own["adv_training"] == {"p": 0.5, "eps": 8.0, "step": 10.0, "scale": "uniform"}
 
 
 def test_per_dataset_values_in_experiment_files():

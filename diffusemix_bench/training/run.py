@@ -556,6 +556,13 @@ def _train(
         )
         robust["robust_checkpoint"] = best  # None: the weights training ended with (fast_dev_run)
 
+    adv_training = None
+    if adversarial.enabled:
+        adv_training = {**asdict(adversarial), "step": round(adversarial.step_size * 255.0, 6)}
+    elif aug.own_adversarial and float(getattr(aug, "adv_p", 0.0)) > 0:
+        # aug=puzzlemix aug.adv_p: the method's own form (its two sources perturbed before mixing).
+        eps = round(float(aug.adv_eps) * 255.0, 6)
+        adv_training = {"p": float(aug.adv_p), "eps": eps, "step": eps + 2.0, "scale": "uniform"}
     metrics = {
         "dataset": cfg.dataset.name,
         "model": cfg.model.name,
@@ -580,13 +587,9 @@ def _train(
         "budget": cfg.budget,
         # Fast adversarial training (adv.p > 0): its settings and how many batches it perturbed.
         # (its step as used: adv.step=null is eps + 2)
-        "adv_training": (
-            {**asdict(adversarial), "step": round(adversarial.step_size * 255.0, 6)}
-            if adversarial.enabled
-            else None
-        ),
+        "adv_training": adv_training,
         "adv_form": (
-            ("method" if aug.own_adversarial else "training_views") if adversarial.enabled else None
+            ("method" if aug.own_adversarial else "training_views") if adv_training is not None else None
         ),
         "adversarial_batches": None if aug.own_adversarial else adversarial_batches,
         # Across a resume: the fit of every part (each checkpoint carries its fit seconds) plus
