@@ -641,6 +641,7 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
         where = f"'{parent}'" if parent else "the top level"
         if parent == "aug" and node is not None and isinstance(node.get("name"), str):
             where = f"aug={node.name}"  # each augmentation has its own settings
+            keys = [k for k in keys if k not in ("name", "dataset_defaults")]  # the group's, not settings
         raise ConfigError(no_such_setting(key, where, keys))
     raise ConfigError(cause.splitlines()[0] if cause else "the command line could not be composed")
 

@@ -1023,7 +1023,12 @@ def validate_config(cfg) -> None:
             unknown = re.match(r"Key '([^']+)' not in '", first)
             if unknown:  # a key added with +key=value that the section does not have
                 where = f"aug={cfg.aug.name}" if key == "aug" else f"'{key}'"
-                names = [f.name for f in fields(schema)]
+                # Its settings, not the group's own fields (the method's name, its per-dataset table).
+                names = [
+                    f.name
+                    for f in fields(schema)
+                    if key != "aug" or f.name not in ("name", "dataset_defaults")
+                ]
                 raise ConfigError(no_such_setting(f"{key}.{unknown.group(1)}", where, names)) from None
             raise ConfigError(f"invalid setting in '{key}': {first}") from None
     known = {f.name for f in fields(Config)}
