@@ -93,10 +93,12 @@ def create_model(
     builder = _BUILDERS[name]
     _check_options(name, builder, options)
     download = pretrained and weights is None
-    if pretrained and weights is not None:
-        log.info("model.weights=%s replaces the downloaded pretrained weights of '%s'", weights, name)
-    backbone = builder(num_classes, pretrained=download, **options)
     arch = f"timm:{options['name']}" if name == "timm" else name
+    if pretrained and weights is not None:
+        log.info(
+            "model.weights=%s is loaded instead of downloading the pretrained weights of '%s'", weights, arch
+        )
+    backbone = builder(num_classes, pretrained=download, **options)
     model = ImageClassifier(
         backbone.module,
         backbone.head,
