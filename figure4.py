@@ -10,7 +10,7 @@ quiet_interrupts()  # Ctrl-C while the imports below take seconds: one line, no 
 import hydra
 from omegaconf import DictConfig
 
-from diffusemix_bench.cli import check_command_line, check_data_present, check_settings
+from diffusemix_bench.cli import check_command_line, check_data_present, check_settings, run_figure4
 from diffusemix_bench.config import register_configs
 
 register_configs()
@@ -20,9 +20,7 @@ register_configs()
 def main(cfg: DictConfig) -> None:
     check_settings(cfg)
     check_data_present(cfg)
-    # Imported here: help, config printing, config errors and missing data need no torch.
-    from diffusemix_bench.augment.diffusemix.figure4 import run_figure4
-
+    # Imported there: help, config printing, config errors and missing data need no torch.
     run_figure4(cfg)
 
 

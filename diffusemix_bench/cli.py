@@ -64,6 +64,15 @@ def refusal_leaves_no_folder(cfg: DictConfig):
         raise
 
 
+def run_figure4(cfg: DictConfig) -> None:
+    """figure4.py's work: one message for a user error, and a refused command (its edits missing,
+    say) leaves no folder that holds only Hydra's files, as train.py's."""
+    from .augment.diffusemix.figure4 import run_figure4 as draw
+
+    with refusal_leaves_no_folder(cfg):
+        draw(cfg)
+
+
 def quick_checks(cfg: DictConfig) -> None:
     """The checks that read no data: the settings, the dataset's folder, the model's name."""
     validate_config(cfg)

@@ -895,7 +895,7 @@ def test_a_refused_figure4_leaves_no_folder_of_hydras_files_alone(make_cfg, tmp_
     Hydra's files, is removed, as train.py's is."""
     from omegaconf import open_dict
 
-    from diffusemix_bench.augment.diffusemix.figure4 import run_figure4
+    from diffusemix_bench.cli import run_figure4
 
     cfg = make_cfg(BASE + [f"paths.cache_dir={tmp_path / 'cache'}", "aug.figure_images=2", "generator=tiny"])
     with open_dict(cfg):

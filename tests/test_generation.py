@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shlex
 import shutil
 import socket
@@ -828,26 +827,21 @@ def test_the_generator_choices_checked_at_start_up_are_the_implementations():
     "generator, expected",
     [("ip2p", "generator.local_dir=.* is not a folder"), ("tiny", "generator=tiny builds its random-weight")],
 )
-def test_generate_py_checks_local_dir_before_making_a_store(flowers, tmp_path, generator, expected):
+def test_generate_checks_local_dir_before_making_a_store(flowers, tmp_path, generator, expected):
     """A generator.local_dir that is no folder (or set beside generator=tiny, which reads no
-    weights) ends generate.py with one message and leaves no empty store folder behind."""
+    weights) is a user error (one message from generate.py) before any store folder is made."""
+    from diffusemix_bench.errors import UserError
+
     edits = tmp_path / "edits"
-    done = subprocess.run(
+    cfg = compose_generate(
         [
-            sys.executable,
-            "generate.py",
             *gen_overrides(flowers, edits),
             f"generator={generator}",
             f"generator.local_dir={tmp_path / 'nowhere'}",
-            f"hydra.run.dir={tmp_path / 'run'}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        ]
     )
-    assert done.returncode == 1, done.stderr[-2000:]
-    assert re.search(expected, done.stderr) and "Traceback" not in done.stderr
+    with pytest.raises(UserError, match=expected):
+        generate(cfg)
     assert not edits.exists()
 
 

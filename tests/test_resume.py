@@ -24,7 +24,7 @@ from omegaconf import open_dict
 
 from diffusemix_bench.training import run as run_module
 from diffusemix_bench.training.run import train
-from tests.conftest import ROOT, signal_when_ready
+from tests.conftest import ROOT, run_entry, signal_when_ready
 
 COMPARED = ("val_top1", "test_top1", "val_loss", "test_loss", "optimizer_steps", "images_seen", "epochs")
 
@@ -295,14 +295,18 @@ def test_a_resumed_run_logs_to_the_interrupted_runs_wandb_run(make_cfg, tmp_path
 @pytest.mark.parametrize(
     ("sig", "said", "recorded"),
     [
-        (signal.SIGINT, "interrupted (Ctrl-C)", "interrupted (Ctrl-C)"),
-        (
+        # Ctrl-C's one line is also checked in the default suite by tests/test_startup.py and
+        # generate.py's signal test; the whole run here is in the slow suite.
+        pytest.param(
+            signal.SIGINT, "interrupted (Ctrl-C)", "interrupted (Ctrl-C)", marks=pytest.mark.slow, id="ctrl_c"
+        ),
+        pytest.param(
             signal.SIGTERM,
             "stopped by SIGTERM (a scheduler's time limit or preemption, or kill)",
             "stopped by SIGTERM",
+            id="sigterm",
         ),
     ],
-    ids=["ctrl_c", "sigterm"],
 )
 def test_a_signal_ends_train_py_with_the_command_that_resumes_it(tmp_path, sig, said, recorded):
     """Ctrl-C (SIGINT) or SIGTERM during training, sent to the whole process group with two
@@ -449,28 +453,24 @@ def test_sigterm_writes_last_ckpt_at_the_step_in_progress_and_auto_resumes_to_th
     _same_run(whole, tmp_path / "whole", resumed, tmp_path / "parts")
 
 
-def test_a_resume_from_a_folder_with_a_damaged_config_is_one_message(tmp_path):
-    """ckpt_path=last in a run folder whose config_resolved.yaml is damaged: one line naming the
-    file and what to do, from train.py itself (not YAML's report as a traceback)."""
-    from tests.fixtures.datasets import write_fixture_dataset
+def test_a_resume_from_a_folder_with_a_damaged_config_is_one_message(make_cfg, tmp_path):
+    """ckpt_path=last in a run folder whose config_resolved.yaml is damaged: one message naming
+    the file and what to do (YAML's own report was a traceback of train.py)."""
+    from diffusemix_bench.errors import ConfigError
+    from diffusemix_bench.training.resume import check_resume
 
-    data = write_fixture_dataset("cifar100", tmp_path / "data", per_class=2)["data_dir"]
     run_dir = tmp_path / "run"
     (run_dir / "checkpoints").mkdir(parents=True)
     (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"")
     (run_dir / "config_resolved.yaml").write_text("trainer:\n  max_epochs: [3\n")
-    done = subprocess.run(
-        [sys.executable, "train.py", f"paths.data_dir={data}", "ckpt_path=last", f"hydra.run.dir={run_dir}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
-    (line,) = [x for x in done.stderr.splitlines() if x.startswith("error:")]
-    assert "config_resolved.yaml is damaged (" in line and "Restore it from a copy" in line
+    with pytest.raises(ConfigError) as refused:
+        check_resume(make_cfg(["ckpt_path=last"]), run_dir)
+    said = str(refused.value)
+    assert "config_resolved.yaml is damaged (" in said and "Restore it from a copy" in said
+    assert "\n" not in said
 
 
+@pytest.mark.slow  # two jobs trained, one twice (~40 s); the advice's form is checked in the default suite too
 def test_an_interrupted_sweep_says_how_to_go_on_with_it_and_that_command_does(tmp_path):
     """Ctrl-C during the second job of a sweep in a folder Hydra named by the time: the message
     gives the sweep's own command with ckpt_path=auto and that sweep folder (the same command again
@@ -509,16 +509,7 @@ def test_an_interrupted_sweep_says_how_to_go_on_with_it_and_that_command_does(tm
     assert "hydra.job.chdir=false" in command and "hydra.mode" not in command
     assert "this job (1_seed=1) goes on from its last checkpoint" in line
     argv = shlex.split(command)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    env.pop("HYDRA_FULL_ERROR", None)
-    done = subprocess.run(
-        [sys.executable, "train.py", *argv[argv.index("--multirun") :]],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_entry("train.py", argv[argv.index("--multirun") :], tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert [p.name for p in sweeps.iterdir()] == [sweep.name]  # no new sweep folder
     assert (sweep / "0_seed=0" / "metrics.json").read_bytes() == first  # not trained again

@@ -1438,3 +1438,40 @@ def test_a_setting_refused_at_start_makes_no_run_folder(tmp_path):
         in result.stderr
     )
     assert not (tmp_path / "run").exists()
+
+
+def test_a_sweep_jobs_stop_advice_is_the_sweeps_own_command_in_its_folder(tmp_path):
+    """A job of a sweep that stops is told to go on with the whole sweep: its overrides and Hydra
+    overrides from multirun.yaml (not Hydra's own mode), ckpt_path=auto, the sweep's folder; the
+    subprocess test that runs the printed command is tests/test_resume.py (slow)."""
+    import yaml
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from diffusemix_bench.cli import training_resume_advice
+
+    sweep = tmp_path / "multirun 1"
+    (sweep / "1_seed=1" / "checkpoints").mkdir(parents=True)
+    (sweep / "1_seed=1" / "checkpoints" / "last.ckpt").write_bytes(b"")
+    overrides = {"hydra": ["hydra/launcher=slurm", "hydra.mode=MULTIRUN"], "task": ["seed=0,1", "aug=mixup"]}
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": overrides}}))
+    cfg = compose_config(["seed=1"], return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.sweep.dir = str(sweep)
+        cfg.hydra.mode = RunMode.MULTIRUN
+        cfg.paths.output_dir = str(sweep / "1_seed=1")
+    HydraConfig.instance().set_config(cfg)
+    try:
+        advice = training_resume_advice(cfg, by_sigterm=True)
+    finally:
+        HydraConfig.instance().cfg = None
+    assert advice.startswith("go on with the sweep in its folder: ")
+    assert (
+        f"--multirun hydra/launcher=slurm seed=0,1 aug=mixup ckpt_path=auto 'hydra.sweep.dir=\"{sweep}\"'"
+        in advice
+    ), advice
+    assert "hydra.mode" not in advice
+    assert (
+        "this job (1_seed=1) goes on from its last checkpoint (written at the step the SIGTERM came in"
+        in advice
+    )

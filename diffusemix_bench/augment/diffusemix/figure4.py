@@ -178,9 +178,6 @@ def write_figure4(cfg: DictConfig) -> Path:
 
 
 def run_figure4(cfg: DictConfig) -> None:
-    """figure4.py's entry: user errors end with a message, not a traceback (and a refused command
-    leaves no folder of Hydra's files alone)."""
-    from ...cli import refusal_leaves_no_folder
-
-    with user_errors_reported(), refusal_leaves_no_folder(cfg):
+    """figure4.py's entry: user errors end with a message, not a traceback."""
+    with user_errors_reported():
         print(write_figure4(cfg))
