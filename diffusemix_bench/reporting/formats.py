@@ -184,7 +184,7 @@ def latex(filled: FilledTable) -> str:
     # The report's notes as comments (runs counted, failures, settings), so the file says them too.
     out = [
         "% booktabs table written by report.py; " + _tex(filled.summary()),
-        *[f"% {_tex(line)}" for line in notes(filled)[1:]],
+        *[f"% {_tex(' '.join(line.split()))}" for line in notes(filled)[1:]],
         "\\begin{table}[t]",
         "\\centering",
         "\\small",
