@@ -391,16 +391,23 @@ def test_adversarial_puzzlemix_stays_in_the_eps_ball():
 # ---------------------------------------------------------------- Co-Mixup
 
 
-def test_comixup_outputs_are_block_mixtures_labelled_by_area():
-    images, targets = batch(10, seed=6)
-    g = torch.Generator().manual_seed(7)
-    saliency = torch.rand(10, 4, 4, generator=g) ** 3
-    compat = compatibility_distance(torch.rand(10, 32, 32, generator=g))
+def _co_mixup_of_random_batch(n: int, seed: int, solver: str = "gco"):
+    """A random batch of ``n`` 32 px images, its 4 x 4 saliency and compatibility, mixed by
+    co_mixup in parts of 5 with the reference's CIFAR settings: (images, targets, mixed, mixed targets)."""
+    images, targets = batch(n, seed=seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    saliency = torch.rand(n, 4, 4, generator=g) ** 3
+    compat = compatibility_distance(torch.rand(n, 32, 32, generator=g))
     torch.manual_seed(0)
     mixed, mixed_targets = co_mixup(
         images, targets, saliency, compat, part=5, alpha=2.0, beta=0.32, gamma=1.0, eta=0.05,
-        omega=0.001, thres=0.83, thres_type="hard", set_resolve=True, niter=4,
+        omega=0.001, thres=0.83, thres_type="hard", set_resolve=True, niter=4, solver=solver,
     )  # fmt: skip
+    return images, targets, mixed, mixed_targets
+
+
+def test_comixup_outputs_are_block_mixtures_labelled_by_area():
+    images, targets, mixed, mixed_targets = _co_mixup_of_random_batch(10, seed=6)
     for p in range(2):
         inputs = images[5 * p : 5 * p + 5]
         blocks = inputs.reshape(5, 3, 4, 8, 4, 8)
@@ -567,15 +574,7 @@ def test_reference_settings_per_dataset(name, dataset, expected):
 def test_a_comixup_part_of_one_image_is_left_as_it_is(solver):
     """A batch one more than a multiple of aug.part ends with a part of one image: it is its own
     output with its own label, with either solver (gco's C++ code aborted the process on it)."""
-    images, targets = batch(6, seed=9)
-    g = torch.Generator().manual_seed(10)
-    saliency = torch.rand(6, 4, 4, generator=g) ** 3
-    compat = compatibility_distance(torch.rand(6, 32, 32, generator=g))
-    torch.manual_seed(0)
-    mixed, mixed_targets = co_mixup(
-        images, targets, saliency, compat, part=5, alpha=2.0, beta=0.32, gamma=1.0, eta=0.05,
-        omega=0.001, thres=0.83, thres_type="hard", set_resolve=True, niter=4, solver=solver,
-    )  # fmt: skip
+    images, targets, mixed, mixed_targets = _co_mixup_of_random_batch(6, seed=9, solver=solver)
     torch.testing.assert_close(mixed[5], images[5])
     torch.testing.assert_close(mixed_targets[5], targets[5])
 
