@@ -262,8 +262,24 @@ def run_evaluate(cfg: DictConfig) -> dict:
 
         check_request(cfg)  # a missing ckpt=, attack or checkpoint: answered before torch loads
         from .training.evaluate import evaluate_run
+        from .training.locate import run_folder_of
 
-        return evaluate_run(cfg)
+        result = evaluate_run(cfg)
+    update_sweep_summary(run_folder_of(Path(str(cfg.ckpt))).parent)
+    return result
+
+
+def update_sweep_summary(folder: Path) -> None:
+    """A run of a sweep evaluated again: its sweep's ``summary.csv`` (if it has one) gets the new
+    numbers. A summary that cannot be written is said, not an error: metrics.json holds them."""
+    if not (folder / "summary.csv").is_file():
+        return
+    from .reporting.sweeps import write_summary
+
+    try:
+        write_summary(folder)
+    except Exception as exc:
+        print(f"{folder / 'summary.csv'} not updated ({exc}); metrics.json holds the numbers", flush=True)
 
 
 def evaluation_memory_advice(cfg: DictConfig) -> str:
@@ -913,11 +929,9 @@ class SweepSummary(HydraCallback):
     """Hydra callback (``hydra.callbacks.sweep_summary``): after each job of a ``--multirun``
     sweep, one line says how many of its jobs so far finished, failed (naming their folders) or
     diverged and how many are still to run (left unrun if the sweep stops), and
-    ``summary.csv`` in the sweep folder lists each job folder with its status and numbers (written
-    after every job, since Hydra stops calling callbacks once a failed job is reported)."""
-
-    FIELDS = ("job", "status", "aug", "dataset", "seed", "val_top1", "test_top1", "test_top5",
-              "fgsm_error", "optimizer_steps", "wall_time_s", "reason")  # fmt: skip
+    ``summary.csv`` in the sweep folder lists each job folder with its status, the settings the
+    sweep varies and its numbers (``reporting.sweeps``; written after every job, since Hydra stops
+    calling callbacks once a failed job is reported; evaluate.py writes it again)."""
 
     planned: int | None = None
 
@@ -945,32 +959,11 @@ class SweepSummary(HydraCallback):
             print(f"sweep summary not written: {exc}", flush=True)
 
     def write(self, sweep: Path) -> None:
-        import csv
-
-        from .reporting.paper import setting
-        from .reporting.runs import find_runs
+        from .reporting.sweeps import write_summary
 
         if not sweep.is_dir():
             return
-        runs = find_runs([sweep])
-        rows = []
-        for run in sorted(runs, key=lambda r: r.folder.name):
-            m = run.metrics or {}
-            rows.append(
-                {
-                    "job": run.folder.name,
-                    "status": run.status,
-                    "aug": setting(run.config, "aug"),
-                    "dataset": setting(run.config, "dataset"),
-                    "seed": setting(run.config, "seed"),
-                    **{k: m.get(k) for k in self.FIELDS[5:11]},
-                    "reason": run.reason,
-                }
-            )
-        with open(sweep / "summary.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
+        rows = write_summary(sweep)
         # This launch's jobs when they are known (one process runs them all: Hydra's local
         # launcher); else (each job in its own process, on SLURM) every run in the folder.
         mine = [r for r in rows if r["job"] in self.ended] if self.planned is not None else rows

@@ -169,6 +169,33 @@ def test_evaluate_leaves_an_unfinished_runs_metrics_alone(trained_run, tmp_path)
         evaluate_run(_evaluate_cfg(ckpt=str(run), **{"eval.fgsm": "true", "data_dir": data}))
 
 
+def test_evaluate_updates_the_summary_of_the_sweep_its_run_belongs_to(trained_run, tmp_path):
+    """A sweep's job attacked later by evaluate.py: the sweep's summary.csv gets its fgsm_error (it
+    had none), the other job's row is kept."""
+    import csv
+
+    from diffusemix_bench.cli import SweepSummary, run_evaluate
+
+    _, metrics, run_dir = trained_run
+    sweep = tmp_path / "sweep"
+    job = sweep / "0_seed=0"
+    shutil.copytree(run_dir, job)
+    best = job / "checkpoints" / Path(metrics["best_checkpoint"]).name
+    saved = {k: v for k, v in metrics.items() if not k.startswith(("fgsm", "pgd", "robust", "clean"))}
+    saved["best_checkpoint"] = str(best)
+    (job / "metrics.json").write_text(json.dumps(saved))
+    (sweep / "1_seed=1").mkdir()
+    (sweep / "1_seed=1" / "config_resolved.yaml").write_text("seed: 1\n")
+    SweepSummary().write(sweep)
+    before = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert [(r["job"], r["fgsm_error"]) for r in before] == [("0_seed=0", ""), ("1_seed=1", "")]
+
+    run_evaluate(_evaluate_cfg(ckpt=f'"{job}"', **{"eval.fgsm": "true", "accelerator": "cpu"}))
+    after = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert float(after[0]["fgsm_error"]) == metrics["fgsm_error"]
+    assert after[1] == before[1]
+
+
 @pytest.mark.slow  # the bad-input corpus runs this kind of case in the default suite
 def test_evaluate_script_user_error_is_one_message(tmp_path):
     result = _evaluate([f"ckpt={tmp_path / 'nothing'}", "eval.fgsm=true"], tmp_path)

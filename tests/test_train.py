@@ -1415,6 +1415,36 @@ def test_the_sweep_line_names_the_first_stopped_jobs_and_counts_the_rest(tmp_pat
     assert len(list(csv.DictReader((tmp_path / "summary.csv").open()))) == 8
 
 
+def test_the_sweep_summary_has_a_column_per_setting_the_sweep_varies(tmp_path):
+    """summary.csv names each job's swept settings in columns of their own (read from the job's
+    overrides); settings every job shares, a resume's ckpt_path and Hydra's keys get none, and a
+    job whose overrides lack a swept key shows its saved setting."""
+    import yaml
+
+    from diffusemix_bench.reporting.sweeps import write_summary
+
+    shared = ["experiment=table6", "trainer.max_epochs=2", "hydra.job.chdir=false"]
+    jobs = {
+        "0_aug.lam=0.1,seed=0": [*shared, "aug.lam=0.1", "+aug.extra=x", "seed=0", "ckpt_path=auto"],
+        "1_aug.lam=0.2,seed=0": [*shared, "aug.lam=0.2", "+aug.extra=x", "seed=0"],
+        "2_seed=1": [*shared, "seed=1", "+aug.extra=x"],  # aug.lam from its saved settings
+    }
+    for i, (name, overrides) in enumerate(jobs.items()):
+        job = tmp_path / name
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+        saved = {"seed": i // 2, "aug": {"name": "diffusemix", "lam": 0.5}}
+        (job / "config_resolved.yaml").write_text(yaml.safe_dump(saved))
+        (job / "metrics.json").write_text(json.dumps({"val_top1": 10.0 + i, "test_top1": 20.0}))
+    rows = write_summary(tmp_path)
+    with open(tmp_path / "summary.csv") as f:
+        header = next(csv.reader(f))
+    assert header[:3] == ["job", "aug.lam", "status"]  # seed has its own column already
+    assert [r["aug.lam"] for r in rows] == ["0.1", "0.2", 0.5]
+    assert [r["seed"] for r in csv.DictReader((tmp_path / "summary.csv").open())] == ["0", "0", "1"]
+    assert [r["val_top1"] for r in rows] == [10.0, 11.0, 12.0]
+
+
 def test_a_batch_of_one_that_batchnorm_cannot_normalise_is_one_message(make_cfg):
     """dataset.batch_size=1 with ResNet-18 at 32 px (its last feature map 1 x 1): PyTorch's
     BatchNorm error becomes a message naming the setting and the way out."""

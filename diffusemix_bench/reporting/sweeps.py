@@ -1,0 +1,86 @@
+"""A sweep folder's ``summary.csv``: one row per job folder with its status, the settings the sweep
+varies and its numbers."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import yaml
+
+from ..files import write_atomic
+from .paper import setting
+from .runs import Run, find_runs
+
+#: Columns every summary has (the swept settings' columns come after ``job``).
+FIELDS = ("job", "status", "aug", "dataset", "seed", "val_top1", "test_top1", "test_top5",
+          "fgsm_error", "optimizer_steps", "wall_time_s", "reason")  # fmt: skip
+METRIC_FIELDS = FIELDS[5:11]
+#: Overrides that choose no setting of the run (how it resumes), never a column.
+NOT_SETTINGS = ("ckpt_path",)
+
+
+def job_overrides(folder: Path) -> dict[str, str]:
+    """The job's command-line and sweep overrides (Hydra's ``.hydra/overrides.yaml``), key to value
+    as written; ``+``/``++`` prefixes dropped, deletions (``~key``) and Hydra's own keys left out."""
+    path = folder / ".hydra" / "overrides.yaml"
+    try:
+        lines = yaml.safe_load(path.read_text()) if path.is_file() else []
+    except yaml.YAMLError:
+        return {}
+    out = {}
+    for line in lines if isinstance(lines, list) else []:
+        key, sep, value = str(line).partition("=")
+        key = key.lstrip("+")
+        if not sep or key.startswith(("~", "hydra.", "hydra/")) or key in NOT_SETTINGS:
+            continue
+        out[key] = value
+    return out
+
+
+def swept_keys(overrides: list[dict[str, str]]) -> list[str]:
+    """The keys whose values differ between the jobs (a key some jobs lack counts as differing), in
+    the order they first appear; those with a column of their own (aug, dataset, seed) left out."""
+    keys: list[str] = []
+    for job in overrides:
+        keys += [k for k in job if k not in keys]
+    return [
+        k for k in keys
+        if k not in FIELDS and len({job.get(k) for job in overrides}) > 1
+    ]  # fmt: skip
+
+
+def summary_rows(sweep: Path) -> tuple[list[str], list[dict]]:
+    """The columns and rows of ``sweep``'s summary, one row per job folder (sorted by name)."""
+    runs = sorted(find_runs([sweep]), key=lambda r: r.folder.name)
+    overrides = [job_overrides(run.folder) for run in runs]
+    swept = swept_keys(overrides)
+    rows = [_row(run, given, swept) for run, given in zip(runs, overrides)]
+    return [FIELDS[0], *swept, *FIELDS[1:]], rows
+
+
+def _row(run: Run, given: dict[str, str], swept: list[str]) -> dict:
+    m = run.metrics or {}
+    return {
+        "job": run.folder.name,
+        # A key the job's overrides do not give: the value its saved settings hold.
+        **{k: given[k] if k in given else setting(run.config, k) for k in swept},
+        "status": run.status,
+        "aug": setting(run.config, "aug"),
+        "dataset": setting(run.config, "dataset"),
+        "seed": setting(run.config, "seed"),
+        **{k: m.get(k) for k in METRIC_FIELDS},
+        "reason": run.reason,
+    }
+
+
+def write_summary(sweep: Path) -> list[dict]:
+    """Write ``sweep/summary.csv`` (whole, never half written) and return its rows."""
+    fields, rows = summary_rows(sweep)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(sweep / "summary.csv", text.getvalue())
+    return rows
