@@ -81,9 +81,10 @@ def quick_checks(cfg: DictConfig) -> None:
     from .training.classifier import check_model
 
     check_model(cfg)  # an architecture timm lacks is named before the data is read
-    from .augment.registry import check_loss_views
+    from .augment.registry import check_aug_settings, check_loss_views
 
     check_loss_views(cfg)  # loss=jsd with a method of one view per image
+    check_aug_settings(cfg)  # the method's own checks (Co-Mixup's block_num=0)
 
 
 def run_dir_override(run_dir: Path) -> str:

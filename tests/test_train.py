@@ -1470,6 +1470,23 @@ def test_a_setting_refused_at_start_makes_no_run_folder(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_methods_own_check_of_its_settings_runs_at_start_up(tmp_path, caplog):
+    """A value only the method's implementation refuses (Co-Mixup's block_num=0: no schema check)
+    is refused by the start-up checks, before data is read or a run folder made (it was refused
+    once training had begun, leaving a folder with failure.json); a value it takes logs nothing
+    there (the run's own build logs the resolved settings, once)."""
+    from diffusemix_bench.cli import quick_checks
+
+    data = write_fixture_dataset("cifar100", tmp_path / "data", per_class=1)["data_dir"]
+    cfg = compose_config(["aug=comixup", "aug.block_num=0", f"paths.data_dir={data}"])
+    with pytest.raises(ConfigError, match=r"^aug\.block_num must be -1 \(random\) or >= 1, got 0$"):
+        quick_checks(cfg)
+    cfg.aug.block_num = 4
+    with caplog.at_level("INFO"):
+        quick_checks(cfg)
+    assert "aug=comixup" not in caplog.text
+
+
 def test_a_sweep_jobs_stop_advice_is_the_sweeps_own_command_in_its_folder(tmp_path):
     """A job of a sweep that stops is told to go on with the whole sweep: its overrides and Hydra
     overrides from multirun.yaml (not Hydra's own mode), ckpt_path=auto, the sweep's folder; the

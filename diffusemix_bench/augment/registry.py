@@ -3,7 +3,9 @@ identity method ``none`` (the paper's "Vanilla")."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, is_dataclass
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -65,6 +67,37 @@ def check_loss_views(cfg: DictConfig) -> None:
             f"loss=jsd needs three views per image ([clean, view1, view2]) and aug={aug.name} does not "
             f"make them; use loss=ce or loss=auto, or an augmentation with JSD views ({', '.join(with_views)})"
         )
+
+
+def run_context(cfg: DictConfig, num_classes: int) -> AugContext:
+    """The :class:`AugContext` of a training run's config (``num_classes`` from its data)."""
+    return AugContext(
+        num_classes=num_classes,
+        dataset_name=cfg.dataset.name,
+        image_size=cfg.dataset.image_size,
+        cache_dir=Path(cfg.paths.cache_dir).expanduser(),
+        data_dir=Path(cfg.paths.data_dir).expanduser(),
+        seed=cfg.seed,
+        protocol=cfg.protocol,
+        max_epochs=cfg.trainer.max_epochs,
+        loss=resolve_loss(cfg),
+        config=cfg,
+    )
+
+
+def check_aug_settings(cfg: DictConfig) -> None:
+    """Build the run's augmentation once, to be dropped, so that the method's own checks of its
+    settings (those a schema cannot say, e.g. Co-Mixup's ``block_num``) refuse a value before any
+    data is read or run folder written. Constructors read no files and take microseconds; their
+    log lines (the resolved per-dataset values) are left to the run's own build. The class count
+    is a stand-in: no method's settings depend on it."""
+    quieted = logging.getLogger(__package__)
+    level = quieted.level
+    quieted.setLevel(logging.ERROR)
+    try:
+        create_aug(cfg.aug, run_context(cfg, num_classes=2))
+    finally:
+        quieted.setLevel(level)
 
 
 def create_aug(cfg: DictConfig | dict, ctx: AugContext | int) -> Augmentation:

@@ -27,8 +27,8 @@ from pytorch_lightning.callbacks import (
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from .. import quiet  # noqa: F401  (library messages a user cannot act on)
-from ..augment import AugContext, create_aug
-from ..augment.registry import check_loss_views, resolve_loss
+from ..augment import create_aug
+from ..augment.registry import check_loss_views, run_context
 from ..config import BATCH_COUNT_SETTINGS, as_lightning_count, check_protocol_optimiser, validate_config
 from ..data.datamodule import ImageDataModule
 from ..data.splits import Splits, build_splits, verify_splits
@@ -454,21 +454,7 @@ def _train(
     if attacks:
         eval_split(cfg.eval, datamodule)
     num_classes = datamodule.num_classes
-    aug = create_aug(
-        cfg.aug,
-        AugContext(
-            num_classes=num_classes,
-            dataset_name=cfg.dataset.name,
-            image_size=cfg.dataset.image_size,
-            cache_dir=Path(cfg.paths.cache_dir).expanduser(),
-            data_dir=Path(cfg.paths.data_dir).expanduser(),
-            seed=cfg.seed,
-            protocol=cfg.protocol,
-            max_epochs=cfg.trainer.max_epochs,
-            loss=resolve_loss(cfg),
-            config=cfg,
-        ),
-    )
+    aug = create_aug(cfg.aug, run_context(cfg, num_classes))
     check_loss_views(cfg)  # also at start-up (cli.quick_checks), for API callers here
     datamodule.set_augmentation(aug)
     aug.prepare(datamodule.train_set)  # missing edits named before a fractal bank is made
