@@ -1416,31 +1416,35 @@ def test_the_sweep_line_names_the_first_stopped_jobs_and_counts_the_rest(tmp_pat
 
 
 def test_the_sweep_summary_has_a_column_per_setting_the_sweep_varies(tmp_path):
-    """summary.csv names each job's swept settings in columns of their own (read from the job's
-    overrides); settings every job shares, a resume's ckpt_path and Hydra's keys get none, and a
-    job whose overrides lack a swept key shows its saved setting."""
+    """summary.csv names each job's swept settings in columns of their own (the keys whose overrides
+    differ between jobs); settings every job shares, a resume's ckpt_path and Hydra's keys get
+    none. A value is the one the job's saved settings hold (a refused resume leaves Hydra's rewritten
+    overrides.yaml holding the refused value), a config group's choice the override itself."""
     import yaml
 
     from diffusemix_bench.reporting.sweeps import write_summary
 
-    shared = ["experiment=table6", "trainer.max_epochs=2", "hydra.job.chdir=false"]
-    jobs = {
-        "0_aug.lam=0.1,seed=0": [*shared, "aug.lam=0.1", "+aug.extra=x", "seed=0", "ckpt_path=auto"],
-        "1_aug.lam=0.2,seed=0": [*shared, "aug.lam=0.2", "+aug.extra=x", "seed=0"],
-        "2_seed=1": [*shared, "seed=1", "+aug.extra=x"],  # aug.lam from its saved settings
+    shared = ["experiment=table6", "trainer.max_epochs=2", "hydra.job.chdir=false", "+aug.extra=x"]
+    jobs = {  # name: (overrides, saved aug.lam)
+        "0_aug.lam=0.1,optim=sgd,seed=0": (
+            [*shared, "aug.lam=0.1", "optim=sgd", "seed=0", "ckpt_path=auto"],
+            0.1,
+        ),
+        "1_aug.lam=0.2,optim=adamw,seed=0": ([*shared, "aug.lam=0.3", "optim=adamw", "seed=0"], 0.2),
+        "2_optim=sgd,seed=1": ([*shared, "optim=sgd", "seed=1"], 0.5),  # aug.lam: its default
     }
-    for i, (name, overrides) in enumerate(jobs.items()):
+    for i, (name, (overrides, lam)) in enumerate(jobs.items()):
         job = tmp_path / name
         (job / ".hydra").mkdir(parents=True)
         (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-        saved = {"seed": i // 2, "aug": {"name": "diffusemix", "lam": 0.5}}
+        saved = {"seed": i // 2, "aug": {"name": "diffusemix", "lam": lam}, "optim": {"name": "x", "lr": 0.1}}
         (job / "config_resolved.yaml").write_text(yaml.safe_dump(saved))
         (job / "metrics.json").write_text(json.dumps({"val_top1": 10.0 + i, "test_top1": 20.0}))
     rows = write_summary(tmp_path)
     with open(tmp_path / "summary.csv") as f:
         header = next(csv.reader(f))
-    assert header[:3] == ["job", "aug.lam", "status"]  # seed has its own column already
-    assert [r["aug.lam"] for r in rows] == ["0.1", "0.2", 0.5]
+    assert header[:4] == ["job", "aug.lam", "optim", "status"]  # seed has its own column already
+    assert [(r["aug.lam"], r["optim"]) for r in rows] == [(0.1, "sgd"), (0.2, "adamw"), (0.5, "sgd")]
     assert [r["seed"] for r in csv.DictReader((tmp_path / "summary.csv").open())] == ["0", "0", "1"]
     assert [r["val_top1"] for r in rows] == [10.0, 11.0, 12.0]
 

@@ -64,8 +64,7 @@ def _row(run: Run, given: dict[str, str], swept: list[str]) -> dict:
     m = run.metrics or {}
     return {
         "job": run.folder.name,
-        # A key the job's overrides do not give: the value its saved settings hold.
-        **{k: given[k] if k in given else setting(run.config, k) for k in swept},
+        **{k: _swept_value(run, given, k) for k in swept},
         "status": run.status,
         "aug": setting(run.config, "aug"),
         "dataset": setting(run.config, "dataset"),
@@ -73,6 +72,16 @@ def _row(run: Run, given: dict[str, str], swept: list[str]) -> dict:
         **{k: m.get(k) for k in METRIC_FIELDS},
         "reason": run.reason,
     }
+
+
+def _swept_value(run: Run, given: dict[str, str], key: str):
+    """The run's value of a swept ``key``: what its saved settings hold (the settings it trained
+    with; Hydra rewrites a job's overrides.yaml even when the job is then refused), else (a config
+    group's choice, such as ``optim=adamw``) the override as given."""
+    value = setting(run.config, key)
+    if value is None or isinstance(value, dict):
+        return given.get(key)
+    return value
 
 
 def write_summary(sweep: Path) -> list[dict]:
