@@ -698,6 +698,22 @@ def test_official_arithmetic_needs_whole_image_composition(make_cfg):
         create_aug(cfg.aug, ctx)
 
 
+def test_a_seam_over_half_the_mask_side_is_warned_about(caplog):
+    """The official 20 px seam at a 32 px crop ramps over most of the image: said in a warning; at
+    256 px (the official code's size) nothing is said."""
+    cfg = compose_config(["dataset=cifar100", "aug=diffusemix", "aug.seam_px=20"])
+    for size, warned in ((32, True), (256, False)):
+        caplog.clear()
+        ctx = AugContext(
+            num_classes=10, dataset_name="cifar100", image_size=size, seed=0, loss="ce", config=cfg
+        )
+        with caplog.at_level("WARNING"):
+            create_aug(cfg.aug, ctx)
+        assert ("aug.seam_px=20 ramps over half or more of the 32 px side" in caplog.text) == warned, (
+            caplog.text
+        )
+
+
 def test_composed_size_auto_keeps_squares_for_resizing_transforms(make_cfg, tmp_path):
     """Where the training transform resizes (resize_crop: CUB, Aircraft, Cars...), composed squares
     stay as the official code writes them; pad_crop datasets get them back at their own size."""

@@ -433,6 +433,25 @@ def test_ipmix_defaults_per_dataset():
         make_ipmix(ctx(), bank=bank(), patch_sizes=[1, 4])
 
 
+def test_settings_that_mix_nothing_or_wholly_are_warned_about(caplog):
+    """Values a user may not mean, taken as they say but warned about: PixMix's k=0 and IPMix's t=0
+    mix nothing in (IPMix's then leaves images as they are), and IPMix patch sizes larger than the
+    crop are whole images. The reference values warn of nothing."""
+    with caplog.at_level("WARNING"):
+        make_pixmix(ctx(), bank=bank())
+        make_ipmix(ctx(), bank=bank())
+    assert caplog.text == ""
+    with caplog.at_level("WARNING"):
+        make_pixmix(ctx(), bank=bank(), k=0)
+        policy = make_ipmix(ctx(), bank=bank(), t=0).policy
+        make_ipmix(ctx("imagenet", size=32), bank=bank())
+    assert "aug.k=0: PixMix mixes no picture into any image" in caplog.text
+    assert "aug.t=0: IPMix's chains are empty, so every image is left as it is" in caplog.text
+    assert "aug.patch_sizes [64, 224] are larger than the 32 px crop" in caplog.text
+    img = image(3)
+    assert torch.equal(seeded(policy, 0, img), img)  # t=0: what the warning says
+
+
 def test_ipmix_is_a_convex_mix_of_chains_and_uses_the_picture_only_in_patches(monkeypatch):
     policy = make_ipmix(ctx(), bank=bank()).policy
     img, pic_a, pic_b = (

@@ -298,6 +298,7 @@ class DiffuseMix(Augmentation):
         # after the edits are checked, so a bad fractals setting fails before training starts; it
         # moves to the device once, on the first batch.
         self._bank: FractalBank | None = None
+        self._warn_wide_seam()
         self._fractals: dict[tuple, torch.Tensor] = {}
         self._templates: dict[tuple, torch.Tensor] = {}
         self._generator: torch.Generator | None = None
@@ -324,6 +325,18 @@ class DiffuseMix(Augmentation):
             self.check_edits(self.edit_store(), split_indices(train_set), image_files(train_set, sizes=True))
             self._checked = train_set
         _ = self.bank
+
+    def _warn_wide_seam(self) -> None:
+        """A seam ramp over half or more of the side the masks are built at (the crop, or
+        ``aug.compose_size``) blends the two halves across most of the image."""
+        side = self.compose_size if self.before_crop else self.ctx.image_size
+        if self.uses_masks and side and self.seam_px * 2 >= side:
+            log.warning(
+                "aug.seam_px=%d ramps over half or more of the %d px side the masks are built at: the "
+                "two halves blend across most of the image (the official code's 20 px seam is at 256 px)",
+                self.seam_px,
+                side,
+            )
 
     def _resolve_composed_size(self, setting: str) -> str:
         if setting != "auto":

@@ -168,6 +168,16 @@ class IPMix(JsdViewsAugmentation):
             )
         if self.beta <= 0 or self.alpha <= 0:
             raise ConfigError(f"aug.beta and aug.alpha must be positive, got {self.beta} and {self.alpha}")
+        if c.t == 0:
+            log.warning("aug.t=0: IPMix's chains are empty, so every image is left as it is")
+        whole = sorted({p for p in self.patch_sizes if p > ctx.image_size})
+        if whole:
+            log.warning(
+                "aug.patch_sizes %s are larger than the %d px crop (dataset.image_size): such patches "
+                "are the whole image",
+                whole,
+                ctx.image_size,
+            )
         self.bank = bank
         self._policy: IPMixPolicy | None = None
         log.info(

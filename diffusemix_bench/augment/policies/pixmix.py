@@ -113,6 +113,11 @@ class PixMix(Augmentation):
         self.bank = bank
         self._policy: PixMixPolicy | None = None
         log.info("pixmix: k=%d beta=%g severity=%d", self.k, self.beta, self.severity)
+        if c.k == 0:
+            log.warning(
+                "aug.k=0: PixMix mixes no picture into any image (each is one augmentation operation "
+                "or left as it is, half the time each); the reference's k is 4"
+            )
 
     def sample_transform(self) -> PixMixPolicy:
         if self._policy is None:
