@@ -1008,8 +1008,7 @@ class StartChecks(HydraCallback):
         try:
             with user_errors_reported():  # a user error: one message, exit code 1
                 quick_checks(task)
-                if task.get("ckpt_path") is not None:
-                    _check_resume_at_start(task, run_dir)
+                _check_resume_at_start(task, run_dir)
         except Exception:  # anything else is run_train's to meet and report, as without this check
             return
         finally:
@@ -1038,7 +1037,8 @@ def _task_config(config) -> tuple[DictConfig, Path]:
 
 def _check_resume_at_start(task: DictConfig, run_dir: Path) -> None:
     """A resume into a folder saved with other settings, or from a checkpoint that is not there, is
-    refused; a resume of a finished run that asks for nothing new ends here (exit 0)."""
+    refused, as is a new run into a folder holding an earlier run's checkpoints or results; a resume
+    of a finished run that asks for nothing new ends here (exit 0)."""
     from .training.resume import (
         asks_more,
         check_resume,

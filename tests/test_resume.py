@@ -470,6 +470,41 @@ def test_a_resume_from_a_folder_with_a_damaged_config_is_one_message(make_cfg, t
     assert "\n" not in said
 
 
+def test_a_new_run_is_refused_in_a_folder_holding_an_earlier_runs_checkpoints_or_results(make_cfg, tmp_path):
+    """The same command run again in a run folder that holds checkpoints (a stopped run) or
+    metrics.json (a finished one) would overwrite them and leave the earlier best checkpoint beside
+    the new one's: refused, saying how to go on or train anew. A folder whose run stopped before its
+    first checkpoint (failure.json alone) takes the same command again, as its stop advice says."""
+    from diffusemix_bench.cli import _check_resume_at_start
+    from diffusemix_bench.errors import ConfigError
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "failure.json").write_text('{"status": "failed", "error": "stopped by SIGTERM"}')
+    _check_resume_at_start(make_cfg([]), run_dir)  # nothing to lose
+
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"")
+    (run_dir / "checkpoints" / "best-epoch000.ckpt").write_bytes(b"")
+    with pytest.raises(ConfigError) as refused:
+        _check_resume_at_start(make_cfg([]), run_dir)
+    assert str(refused.value) == (
+        f"{run_dir} holds an unfinished run (checkpoints/best-epoch000.ckpt, checkpoints/last.ckpt): a new "
+        "run there would overwrite it. Go on with it: the same command with ckpt_path=last (a --multirun "
+        "sweep: its command with ckpt_path=auto); or train anew in another folder (hydra.run.dir=<new "
+        "folder>) or remove this one"
+    )
+    (run_dir / "checkpoints" / "last.ckpt").unlink()  # auto finds no last.ckpt, a best one is there
+    with pytest.raises(ConfigError, match=r"and ckpt_path=auto found no checkpoints/last.ckpt to go on from"):
+        _check_resume_at_start(make_cfg(["ckpt_path=auto"]), run_dir)
+    (run_dir / "metrics.json").write_text("{}")
+    before = sorted(p.relative_to(run_dir) for p in run_dir.rglob("*"))
+    # train() (the API, and each job of a sweep) refuses it too, before touching the folder.
+    with pytest.raises(ConfigError, match=r"holds a finished run \(metrics.json, checkpoints/best-epoch000"):
+        train(make_cfg([]))
+    assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*")) == before
+
+
 @pytest.mark.slow  # two jobs trained, one twice (~40 s); the advice's form is checked in the default suite too
 def test_an_interrupted_sweep_says_how_to_go_on_with_it_and_that_command_does(tmp_path):
     """Ctrl-C during the second job of a sweep in a folder Hydra named by the time: the message

@@ -110,6 +110,8 @@ def check_resume(cfg: DictConfig, run_dir: Path, given: str | None = None) -> No
     or into a run folder saved with other settings; a new run, or a folder without saved settings,
     passes. ``given``: the value on the command line (auto, before it was resolved)."""
     given = given or cfg.ckpt_path
+    if cfg.ckpt_path is None:
+        check_no_earlier_run(run_dir, given)
     if given == "last" and not (run_dir / "checkpoints" / "last.ckpt").is_file():
         raise ConfigError(
             f"ckpt_path=last but {run_dir / 'checkpoints' / 'last.ckpt'} does not exist. Resume in the run "
@@ -136,6 +138,28 @@ def check_resume(cfg: DictConfig, run_dir: Path, given: str | None = None) -> No
                 f"ckpt_path={given} with its settings (in {source / 'config_resolved.yaml'}); or train "
                 f"a new run from its weights alone with model.weights={given} instead of ckpt_path"
             )
+
+
+def check_no_earlier_run(run_dir: Path, given: str | None) -> None:
+    """A new run (no ckpt_path, or ``auto`` that found no last.ckpt) is refused in a folder that
+    holds an earlier run's checkpoints or results: training there would overwrite them (and leave
+    the earlier run's best checkpoint beside the new one's)."""
+    kept = sorted(f"checkpoints/{p.name}" for p in (run_dir / "checkpoints").glob("*.ckpt"))
+    listed = ", ".join(kept[:3]) + (f" and {len(kept) - 3} more" if len(kept) > 3 else "")
+    anew = "train anew in another folder (hydra.run.dir=<new folder>) or remove this one"
+    if (run_dir / "metrics.json").is_file():
+        held = "a finished run (metrics.json" + (f", {listed})" if kept else ")")
+        advice = f"To train this run longer, resume it with ckpt_path=last and a larger trainer.max_epochs; or {anew}"
+    elif kept:
+        held = f"an unfinished run ({listed})"
+        advice = (
+            "Go on with it: the same command with ckpt_path=last (a --multirun sweep: its command with "
+            f"ckpt_path=auto); or {anew}"
+        )
+    else:
+        return
+    found = " and ckpt_path=auto found no checkpoints/last.ckpt to go on from" if given == "auto" else ""
+    raise ConfigError(f"{run_dir} holds {held}{found}: a new run there would overwrite it. {advice}")
 
 
 def finished_metrics(cfg: DictConfig, run_dir: Path, step: int | None) -> dict | None:
