@@ -5,7 +5,9 @@ that reports them itself, without a traceback."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
+from contextlib import contextmanager
 
 
 def quiet_interrupts() -> None:
@@ -50,3 +52,35 @@ def note_sigterm_only(trainer) -> None:
         connector.received_sigterm = True
 
     connector._sigterm_notifier_fn = note
+
+
+@contextmanager
+def sigterm_stops_between_runs(trainer):
+    """Around the work after ``trainer.fit`` (re-validation, test, the attacks): SIGTERM raises
+    Lightning's SIGTERMException when no Lightning run of ``trainer`` is in progress (in the
+    attack, between its calls), so the run stops with its record and advice as in training; by
+    default the signal ended the process at once, with no message and no failure.json. Inside
+    validate or test Lightning's own handler notes it and the evaluation stops after its batch;
+    one noted at their last batch is raised when the call returns (``check``)."""
+    from pytorch_lightning.trainer.states import TrainerStatus
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    def stop(signum, frame) -> None:
+        if trainer.state.status != TrainerStatus.RUNNING:
+            raise SIGTERMException
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: signals are not this thread's to handle
+        yield lambda: None
+        return
+
+    def check() -> None:
+        if trainer.received_sigterm:
+            raise SIGTERMException
+
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGTERM, previous)

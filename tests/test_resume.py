@@ -352,6 +352,30 @@ def test_a_signal_ends_train_py_with_the_command_that_resumes_it(tmp_path, sig, 
     assert not (run_dir / "metrics.json").exists()
 
 
+def test_sigterm_in_the_attack_after_training_stops_the_run_with_its_record(make_cfg, monkeypatch):
+    """SIGTERM while the selected checkpoint is attacked (eval.fgsm, after fit: no Lightning run in
+    progress) stops the run as in training, with failure.json (train.py then prints the resume
+    advice, exit code 1); by default the signal ended the process at once, with no record. The
+    handler is put back after."""
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    cfg = make_cfg(["eval.fgsm=true"])
+
+    def attacked(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the signal's handler raises before this ends
+        raise AssertionError("SIGTERM did not stop the attack")
+
+    monkeypatch.setattr(run_module, "attack_checkpoint", attacked)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SIGTERMException):
+        train(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    assert json.loads((run_dir / "failure.json").read_text())["error"] == "stopped by SIGTERM"
+    assert not (run_dir / "metrics.json").exists() and (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
 #: Loaded by every process of the run below (a ``sitecustomize`` on its PYTHONPATH): the first
 #: rank sends SIGTERM to the whole process group as step 7 begins (every rank gets it, as from
 #: SLURM), and each rank writes the step it stopped at when Lightning stops it.

@@ -37,7 +37,7 @@ from ..files import write_atomic
 from ..progress import progress_bar
 from ..robustness import attack_specs
 from ..robustness.adversarial_training import FastAdversarial
-from ..signals import note_sigterm_only
+from ..signals import note_sigterm_only, sigterm_stops_between_runs
 from .checkpoint_io import AtomicCheckpointIO, CheckpointOnSigterm, RunCheckpoint
 from .classifier import build_model
 from .evaluate import attack_checkpoint, eval_split, log_left_out, robustness_keys, with_robustness
@@ -424,6 +424,38 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
     return metrics
 
 
+def _evaluate_selected(cfg, trainer, module, datamodule, best, attacks, stop_if_terminated):
+    """After fit: the selected checkpoint validated again, tested once and attacked; returns
+    (val, test, robustness) metrics."""
+    val_metrics = {}
+    if not cfg.trainer.fast_dev_run:
+        # Re-validate the selected checkpoint so the reported val numbers belong to it (logged as
+        # val_selected/*: not one more epoch's val/* in the loggers' files).
+        module.val_name = "val_selected"
+        selected = trainer.validate(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)[0]
+        stop_if_terminated()
+        val_metrics = {k.replace("val_selected/", "val/", 1): v for k, v in selected.items()}
+    else:
+        val_metrics = {k: v.item() for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    test_metrics = {}
+    if cfg.run_test and datamodule.test_set is not None:
+        test_metrics = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)[0]
+        stop_if_terminated()
+    robust = {}
+    if attacks:
+        robust = attack_checkpoint(
+            module.model,
+            best,
+            eval_split(cfg.eval, datamodule),
+            attacks,
+            cfg.seed,
+            cfg.trainer.accelerator,
+            cfg.eval.split,
+        )
+        robust["robust_checkpoint"] = best  # None: the weights training ended with (fast_dev_run)
+    return val_metrics, test_metrics, robust
+
+
 def _train(
     cfg: DictConfig,
     splits: Splits | None,
@@ -517,30 +549,10 @@ def _train(
 
     checkpoint = callbacks[0]
     best = checkpoint.best_model_path or None
-    val_metrics = {}
-    if not cfg.trainer.fast_dev_run:
-        # Re-validate the selected checkpoint so the reported val numbers belong to it (logged as
-        # val_selected/*: not one more epoch's val/* in the loggers' files).
-        module.val_name = "val_selected"
-        selected = trainer.validate(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)[0]
-        val_metrics = {k.replace("val_selected/", "val/", 1): v for k, v in selected.items()}
-    else:
-        val_metrics = {k: v.item() for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-    test_metrics = {}
-    if cfg.run_test and datamodule.test_set is not None:
-        test_metrics = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)[0]
-    robust = {}
-    if attacks:
-        robust = attack_checkpoint(
-            module.model,
-            best,
-            eval_split(cfg.eval, datamodule),
-            attacks,
-            cfg.seed,
-            cfg.trainer.accelerator,
-            cfg.eval.split,
+    with sigterm_stops_between_runs(trainer) as stop_if_terminated:
+        val_metrics, test_metrics, robust = _evaluate_selected(
+            cfg, trainer, module, datamodule, best, attacks, stop_if_terminated
         )
-        robust["robust_checkpoint"] = best  # None: the weights training ended with (fast_dev_run)
 
     adv_training = None
     if adversarial.enabled:
