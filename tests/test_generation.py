@@ -924,8 +924,14 @@ def test_a_store_refuses_images_other_than_its_own(tmp_path):
     shutil.rmtree(store.folder / "images")
     (store.folder / "images.json").write_text(json.dumps({str(i): f for i, f in record.items()}))
     assert store.recorded_images() == record
-    with pytest.raises(EditStoreError, match="index 1 was"):
+    # None of the images is recorded: another folder's store, kept for that folder (deleting it,
+    # as the message once advised, lost that folder's edits).
+    with pytest.raises(EditStoreError, match="index 1 was") as refused:
         store.check_images({1: ["elsewhere.jpg"]})
+    assert "none of this split's 1 images is among the 6 it was made from" in str(refused.value)
+    assert str(refused.value).endswith(
+        f"(generator.edits_dir=<folder>, in generate.py and train.py alike); {store.folder} stays the other folder's"
+    )
     generate(compose_generate(ov))  # every index is recorded there: nothing is appended
     assert not (store.folder / "images").exists()
 
@@ -937,8 +943,11 @@ def test_a_store_refuses_images_other_than_its_own(tmp_path):
     ):
         generate(compose_generate(ov))
     moved = create_dataset("imagefolder", root, "train")
-    with pytest.raises(EditStoreError, match="paired with the wrong images"):
+    with pytest.raises(EditStoreError, match="paired with the wrong images") as refused:
         store.check_images(image_files(moved))
+    assert "6 of this split's 7 images are among the 6 it was made from: images were added" in str(
+        refused.value
+    )
     # The same names, other bytes (another folder of the same dataset): refused where sizes are known.
     added.unlink()
     first.write_bytes(first.read_bytes() + b"\0")

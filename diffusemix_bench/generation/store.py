@@ -695,16 +695,7 @@ class EditStore:
                 if was is None:
                     continue
                 if was[0] != now[0] or (len(was) > 1 and len(now) > 1 and was[1] != now[1]):
-                    what = f"'{was[0]}'" + (f" ({was[1]} bytes)" if len(was) > 1 else "")
-                    is_ = f"'{now[0]}'" + (f" ({now[1]} bytes)" if len(now) > 1 else "")
-                    raise EditStoreError(
-                        f"the edit store {self.folder} was made from other images than this dataset's: "
-                        f"index {index} was {what} there and is {is_} here (images added, removed, "
-                        "renamed or replaced since, or another folder of the same dataset), so its edits "
-                        "would be paired with the wrong images. Make this dataset's edits in another "
-                        "folder (generator.edits_dir=<folder>, in generate.py and train.py alike), or "
-                        f"delete {self.folder} to make them again"
-                    )
+                    raise self._other_images(index, was, now, files, stored)
             if record:
                 lines = "".join(
                     f"{index} {f[1] if len(f) > 1 else '-'} {_record_name(f[0])}\n"
@@ -716,6 +707,42 @@ class EditStore:
         finally:
             if lock is not None:
                 lock.close()
+
+    def _other_images(
+        self, index: int, was: list, now: list, files: dict[int, list], stored: dict[int, list]
+    ) -> EditStoreError:
+        """The refusal of a store whose record pairs ``index`` with another image: made from
+        another folder's images (none of this split's is recorded), or from this split before
+        images were added, removed or renamed (edits are paired with images by position)."""
+        what = f"'{was[0]}'" + (f" ({was[1]} bytes)" if len(was) > 1 else "")
+        is_ = f"'{now[0]}'" + (f" ({now[1]} bytes)" if len(now) > 1 else "")
+        recorded = {w[0] for w in stored.values()}
+        here = sum(f[0] in recorded for f in files.values())
+        if here == 0:
+            why = (
+                f"none of this split's {len(files)} images is among the {len(recorded)} it was made from: "
+                "they are another image folder's, whose edits they are"
+            )
+            fix = (
+                "Make this folder's edits in an edits folder of their own (generator.edits_dir=<folder>, "
+                f"in generate.py and train.py alike); {self.folder} stays the other folder's"
+            )
+        else:
+            why = (
+                f"{here} of this split's {len(files)} images are among the {len(recorded)} it was made from: "
+                "images were added, removed or renamed since, or the split changed (a val/ folder added "
+                "makes all of train/ the training split), and the store pairs edits with images by their "
+                "position in the split"
+            )
+            fix = (
+                "Make this split's edits in another edits folder (generator.edits_dir=<folder>, in "
+                f"generate.py and train.py alike), or delete {self.folder} to make them again (its edits "
+                "are lost); or put the images back as they were"
+            )
+        return EditStoreError(
+            f"the edit store {self.folder} was made from other images than this dataset's: index {index} was "
+            f"{what} there and is {is_} here ({why}), so its edits would be paired with the wrong images. {fix}"
+        )
 
     def ensure_settings(self) -> None:
         """Create the folder and its settings.json; refuse a folder made by other settings."""
