@@ -182,6 +182,20 @@ def test_runs_with_different_settings_in_one_cell_are_refused(sweep, tmp_path):
     shutil.copytree(twice / "0_aug=none,seed=0", twice / "9_aug=none,seed=0")
     with pytest.raises(ReportError, match="2 runs of seed 0"):
         build_report(["experiment=table6", f"runs={twice}"], CONF)
+    # ... unless one of them failed (a seed run again after a failure): the finished run is the
+    # cell's, and the notes say which run it replaces.
+    (twice / "9_aug=none,seed=0" / "metrics.json").unlink()
+    (twice / "9_aug=none,seed=0" / "failure.json").write_text('{"status": "failed", "error": "boom"}')
+    filled = build_report(["experiment=table6", f"runs={twice}"], CONF)["filled"]
+    reference = build_report(["experiment=table6", f"runs={sweep}"], CONF)["filled"]
+    assert filled.counts() == reference.counts()
+    assert filled.replaced() == [
+        f"Vanilla (CVPR'16) [14] (flowers102): the failed run in {(twice / '9_aug=none,seed=0').resolve()} is left out for "
+        f"the finished run of the same seed in {(twice / '0_aug=none,seed=0').resolve()}"
+    ]
+    from diffusemix_bench.reporting.formats import notes
+
+    assert filled.replaced()[0] in notes(filled)
 
 
 def test_a_sweep_restricted_on_the_command_line_expects_only_its_runs(sweep, tmp_path):

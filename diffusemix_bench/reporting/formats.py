@@ -82,6 +82,7 @@ def notes(filled: FilledTable) -> list[str]:
     t = filled.table
     lines = [filled.summary()]
     lines += filled.stopped()
+    lines += filled.replaced()
     lines += filled.without_values()
     if filled.uneven():
         lines.append(

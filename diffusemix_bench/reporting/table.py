@@ -170,6 +170,9 @@ class Cell:
     column: str
     expected_seeds: list[int] = field(default_factory=list)
     runs: list[Run] = field(default_factory=list)
+    # Runs of a seed left out for another run of it that went further (a failed run for a
+    # finished one), each with the run that replaces it.
+    replaced: list[tuple[Run, Run]] = field(default_factory=list)
 
     @property
     def finished(self) -> list[Run]:
@@ -320,6 +323,15 @@ class FilledTable:
         made_by = setting(run.config, "experiment_name")
         return self.experiment is not None and made_by is not None and made_by != self.experiment
 
+    def replaced(self) -> list[str]:
+        """Lines naming the runs left out of a cell for a run of the same seed that went further."""
+        return [
+            f"{cell.row.label} ({cell.column}): the {old.status} run in {old.folder} is left out for the "
+            f"{new.status} run of the same seed in {new.folder}"
+            for cell in self.cells.values()
+            for old, new in cell.replaced
+        ]
+
     def stopped(self, shown: int = 5) -> list[str]:
         """Lines naming the failed and diverged runs of the table's cells, each with its reason
         (failure.json's error, a damaged or missing metrics.json)."""
@@ -410,6 +422,8 @@ def _check_cell(table: PaperTable, cell: Cell, reference: DictConfig | None = No
         by_seed[int(setting(run.config, "seed"))].append(run)
     for seed, group in by_seed.items():
         if len(group) > 1:
+            group = _went_furthest(cell, group)
+        if len(group) > 1:
             raise ReportError(
                 f"{table.name}, row '{cell.row.label}', {cell.column}: {len(group)} runs of seed {seed} "
                 f"({', '.join(str(r.folder) for r in group)}); give the report only one of them (runs=...)"
@@ -453,6 +467,25 @@ def _check_cell(table: PaperTable, cell: Cell, reference: DictConfig | None = No
                 f"{'the experiment file' if reference is not None else 'the first run'}'s {measurement_text(fix)} "
                 f"({command}{each}), or report the runs separately (runs=...)"
             )
+
+
+#: A run's outcome, the furthest first: a seed run again after a failure counts its new run.
+_OUTCOME = {"finished": 0, "diverged": 1, "failed": 2}
+
+
+def _went_furthest(cell: Cell, group: list[Run]) -> list[Run]:
+    """Runs of one seed of ``cell``: the one that went furthest (finished, else diverged) when it
+    is the only one, the others left out of the cell and recorded as replaced by it; else all."""
+    best = min(_OUTCOME.get(r.status, 2) for r in group)
+    top = [r for r in group if _OUTCOME.get(r.status, 2) == best]
+    if len(top) != 1 or best == _OUTCOME["failed"]:
+        return group
+    kept = top[0]
+    for run in group:
+        if run is not kept:
+            cell.runs.remove(run)
+            cell.replaced.append((run, kept))
+    return [kept]
 
 
 def _shown(name: str, value: Any) -> str:
