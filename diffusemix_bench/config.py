@@ -970,7 +970,25 @@ def _check_resolvable(cfg) -> None:
             if cause is None:
                 continue  # not the user's (a ${hydra:...} outside a run): left to where it is read
             where = getattr(exc, "full_key", None) or key
-            raise ConfigError(f"{where}: {cause}" + (f" ({where}=<value>)" if where != key else "")) from None
+            outside = outside_the_table(cfg)
+            raise ConfigError(
+                f"{where}: {cause}"
+                + (f" ({where}=<value>)" if where != key else "")
+                + (f". {outside}" if outside else "")
+            ) from None
+
+
+def outside_the_table(cfg) -> str | None:
+    """When the run's experiment is a paper table (``paper.columns``) without a column for the
+    run's dataset: a sentence saying so (its runs belong to no cell of the report); else None."""
+    columns = OmegaConf.select(cfg, "paper.columns", default=None)
+    dataset = OmegaConf.select(cfg, "dataset.name", default=None)
+    if not columns or dataset is None or dataset in columns:
+        return None
+    return (
+        f"experiment={cfg.get('experiment_name')} reports {', '.join(map(str, columns))}, not dataset={dataset}: "
+        "its runs belong to no cell of the report"
+    )
 
 
 def _missing_values(cfg) -> list[str]:

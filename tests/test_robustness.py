@@ -402,3 +402,25 @@ def test_per_dataset_values_in_experiment_files():
     for dataset, p in (("cifar100", 0.1), ("tinyimagenet", 0.15)):
         cfg = compose_config(["experiment=table4", f"dataset={dataset}", "aug=none"])
         assert cfg.adv.p == p
+
+
+def test_a_dataset_the_experiments_table_has_no_column_for_is_named():
+    """experiment=table4 with a dataset it has no per-dataset value for: the refusal adds that the
+    table does not report it; table6 with another dataset trains (the experiment's settings as
+    they are) with a warning that its runs belong to no cell."""
+    from diffusemix_bench.config import outside_the_table, validate_config
+    from diffusemix_bench.errors import ConfigError
+    from tests.conftest import compose_config
+
+    cfg = compose_config(["experiment=table4", "dataset=flowers102", "aug=none"])
+    with pytest.raises(ConfigError) as refused:
+        validate_config(cfg)
+    assert str(refused.value).endswith(
+        "(adv.p=<value>). experiment=table4 reports cifar100, tinyimagenet, not dataset=flowers102: its runs "
+        "belong to no cell of the report"
+    )
+    assert outside_the_table(compose_config(["experiment=table6", "dataset=flowers102", "aug=none"])) is None
+    assert outside_the_table(compose_config(["experiment=table6", "dataset=tinyimagenet", "aug=none"])) == (
+        "experiment=table6 reports flowers102, not dataset=tinyimagenet: its runs belong to no cell of the report"
+    )
+    assert outside_the_table(compose_config(["dataset=tinyimagenet"])) is None  # no experiment

@@ -29,7 +29,13 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 from .. import quiet  # noqa: F401  (library messages a user cannot act on)
 from ..augment import create_aug
 from ..augment.registry import check_loss_views, run_context
-from ..config import BATCH_COUNT_SETTINGS, as_lightning_count, check_protocol_optimiser, validate_config
+from ..config import (
+    BATCH_COUNT_SETTINGS,
+    as_lightning_count,
+    check_protocol_optimiser,
+    outside_the_table,
+    validate_config,
+)
 from ..data.datamodule import ImageDataModule
 from ..data.splits import Splits, build_splits, verify_splits
 from ..errors import ConfigError, UserError, is_interrupt, is_terminated
@@ -417,6 +423,9 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
     if earlier is not None and not asks_more(cfg, earlier, attacks):
         log.info(nothing_to_do(run_dir, earlier))
         return earlier
+    outside = outside_the_table(cfg)
+    if outside:
+        log.warning("%s (the experiment's settings are used as they are)", outside)
     run_dir.mkdir(parents=True, exist_ok=True)
     with failure_recorded(run_dir), wandb_run_ended():
         metrics = _train(cfg, splits, adversarial, run_dir, attacks, resumed, start, earlier)
