@@ -97,6 +97,42 @@ def test_pgd_error_is_at_least_fgsm_error(trained_run):
     assert metrics["pgd_settings"] == {"eps_255": 8.0, "step_size_255": 2.0, "steps": 5, "random_start": True}
 
 
+def test_a_limited_attack_measures_the_first_batches_and_reports_set_it_apart(trained_run, caplog):
+    """eval.limit_batches=N attacks the split's first N batches: the same error as an attack of
+    those batches alone; recorded (robust_limit_batches) and, in a report, a measurement unlike the
+    experiment file's (every batch), named in its lines and in the command that measures it again."""
+    from itertools import islice
+
+    from diffusemix_bench.reporting.table import (
+        _measurement_differs,
+        evaluate_command,
+        measured,
+        measurement_text,
+    )
+    from diffusemix_bench.training.evaluate import attack_checkpoint
+
+    cfg, metrics, _ = trained_run
+    model, loader = _model_and_test_loader(cfg, Path(metrics["best_checkpoint"]))
+    spec = [AttackSpec("fgsm", eps=8.0)]
+    with caplog.at_level("INFO", logger="diffusemix_bench.robustness.attacks"):
+        limited = attack_checkpoint(model, None, loader, spec, seed=0, accelerator="cpu", limit_batches=2)
+    assert "robustness: batch 1 of 2 attacked" in caplog.text
+    first_two = robust_errors(model, list(islice(loader, 2)), spec)
+    assert limited["robust_images"] == first_two["images"] == 2 * loader.batch_size < len(loader.dataset)
+    assert limited["fgsm_error"] == first_two["fgsm_error"] and limited["robust_limit_batches"] == 2
+    whole = {"fgsm_settings": limited["fgsm_settings"], "robust_split": "test"}
+    assert _measurement_differs(measured(limited, "fgsm_error"), measured(whole, "fgsm_error")) == [
+        "limit_batches"
+    ]
+    assert (
+        measurement_text(measured(limited, "fgsm_error")) == "eps_255=8.0 limit_batches=2 on the test split"
+    )
+    assert measurement_text(measured(whole, "fgsm_error")) == "eps_255=8.0 on the test split"
+    assert evaluate_command("fgsm_error", measured(whole, "fgsm_error"), "run").endswith(
+        "evaluate.py ckpt=run eval.fgsm=true eval.eps=8.0 eval.split=test"
+    )
+
+
 def test_zero_budget_changes_nothing(trained_run, caplog):
     cfg, metrics, _ = trained_run
     model, loader = _model_and_test_loader(cfg, Path(metrics["best_checkpoint"]))

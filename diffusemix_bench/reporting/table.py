@@ -56,6 +56,7 @@ MEASUREMENT_SETTINGS = {
     "steps": "eval.pgd_steps",
     "random_start": "eval.pgd_random_start",
     "split": "eval.split",
+    "limit_batches": "eval.limit_batches",
 }
 
 
@@ -106,6 +107,7 @@ def measured(metrics: dict, metric_key: str) -> dict[str, Any] | None:
         settings = metrics.get(f"{attack}_settings")
         out.update(settings if isinstance(settings, dict) else {"settings": None})
     out["split"] = metrics.get("robust_split")
+    out["limit_batches"] = metrics.get("robust_limit_batches")  # None: every batch
     return out
 
 
@@ -122,6 +124,7 @@ def wanted(reference: DictConfig, metric_key: str) -> dict[str, Any] | None:
     if attack is not None:
         out.update(next(spec for spec in attack_specs(eval_cfg) if spec.name == attack).settings())
     out["split"] = eval_cfg.get("split", "test")
+    out["limit_batches"] = eval_cfg.get("limit_batches")
     return out
 
 
@@ -130,7 +133,7 @@ def measurement_text(measurement: dict[str, Any]) -> str:
     parts = [
         "settings not recorded" if k == "settings" else f"{k}={v}"
         for k, v in measurement.items()
-        if k != "split"
+        if k != "split" and not (k == "limit_batches" and v is None)
     ]
     split = measurement.get("split")
     parts.append(f"on the {split} split" if split else "on a split not recorded")
@@ -148,7 +151,12 @@ def evaluate_command(metric_key: str, measurement: dict[str, Any], folder: Any =
 
     attack = _attack_of(metric_key) or "fgsm"  # robust_clean_error comes with any attack
     args = [quoted_arg("ckpt", str(folder)), f"eval.{attack}=true"]
-    args += [f"{MEASUREMENT_SETTINGS[k]}={v}" for k, v in measurement.items() if k in MEASUREMENT_SETTINGS]
+    # (eval.limit_batches is null unless given: every batch.)
+    args += [
+        f"{MEASUREMENT_SETTINGS[k]}={v}"
+        for k, v in measurement.items()
+        if k in MEASUREMENT_SETTINGS and v is not None
+    ]
     return f"{script_command('evaluate.py')} {' '.join(args)}"
 
 

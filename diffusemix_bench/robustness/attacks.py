@@ -95,10 +95,12 @@ def robust_errors(
     specs: list[AttackSpec],
     device: torch.device | str = "cpu",
     seed: int = 0,
+    limit_batches: int | None = None,
 ) -> dict:
     """Clean and attacked error (%) of ``model`` over ``batches`` of ``(images, labels, ...)``
-    (uint8, or float in [0, 1]). Returns ``{"images": n, "clean_error": e, "<attack>_error": e,
-    "<attack>_settings": {...}}``. PGD's random start is drawn from torch's generator, seeded here."""
+    (uint8, or float in [0, 1]), the first ``limit_batches`` of them when given. Returns
+    ``{"images": n, "clean_error": e, "<attack>_error": e, "<attack>_settings": {...}}``. PGD's
+    random start is drawn from torch's generator, seeded here."""
     device = torch.device(device)
     was_training = model.training
     model.to(device).eval()
@@ -107,11 +109,14 @@ def robust_errors(
     total = 0
     torch.manual_seed(seed)
     try:
-        of = f" of {len(batches)}"  # a loader knows its number of batches
+        count = len(batches)  # a loader knows its number of batches
+        of = f" of {min(count, limit_batches) if limit_batches else count}"
     except TypeError:
         of = ""
     try:
         for k, batch in enumerate(batches):
+            if limit_batches is not None and k >= limit_batches:
+                break
             images, labels = _pixels(batch[0], device), batch[1].to(device)
             with torch.no_grad():
                 correct["clean"] += int((model(images).argmax(1) == labels).sum())

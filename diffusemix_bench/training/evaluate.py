@@ -75,14 +75,20 @@ def attack_checkpoint(
     seed: int,
     accelerator: str | None = None,
     split: str = "test",
+    limit_batches: int | None = None,
 ) -> dict:
     """Attack ``model`` with the selected checkpoint's weights (loaded first when ``ckpt`` is given)
-    on ``loader``; returns the ``metrics.json`` entries (``fgsm_error``, ``pgd_error``, ...)."""
+    on ``loader`` (its first ``limit_batches`` batches when given); returns the ``metrics.json``
+    entries (``fgsm_error``, ``pgd_error``, ...)."""
     model = getattr(model, "_orig_mod", model)  # attack the eager model, not a compiled wrapper
     if ckpt:
         load_model_weights(model, Path(ckpt))
-    result = robust_errors(model, loader, specs, device=_device(accelerator), seed=seed)
+    result = robust_errors(
+        model, loader, specs, device=_device(accelerator), seed=seed, limit_batches=limit_batches
+    )
     out = {"robust_split": split, "robust_batch_size": getattr(loader, "batch_size", None)}
+    if limit_batches is not None:
+        out["robust_limit_batches"] = limit_batches
     out.update({f"robust_{k}" if k in ("images", "clean_error") else k: v for k, v in result.items()})
     for spec in specs:
         log.info(
@@ -156,7 +162,9 @@ def evaluate_run(cfg: DictConfig) -> dict:
     model = build_model(run_cfg, datamodule.num_classes, load_weights=False)
     accelerator = cfg.accelerator
     loader = eval_split(cfg.eval, datamodule)
-    result = attack_checkpoint(model, ckpt, loader, specs, cfg.seed, accelerator, cfg.eval.split)
+    result = attack_checkpoint(
+        model, ckpt, loader, specs, cfg.seed, accelerator, cfg.eval.split, cfg.eval.get("limit_batches")
+    )
     result["robust_checkpoint"] = os.path.abspath(ckpt)  # absolute, as best_checkpoint
     if finished(run_dir):
         metrics_path = run_dir / "metrics.json"

@@ -460,6 +460,7 @@ def _evaluate_selected(cfg, trainer, module, datamodule, best, attacks, stop_if_
             cfg.seed,
             cfg.trainer.accelerator,
             cfg.eval.split,
+            cfg.eval.get("limit_batches"),
         )
         robust["robust_checkpoint"] = best  # None: the weights training ended with (fast_dev_run)
     return val_metrics, test_metrics, robust
