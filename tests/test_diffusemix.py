@@ -955,3 +955,33 @@ def test_generate_with_the_tiny_model_then_train(make_cfg, tmp_path):
     assert generate(cfg)["generated"] == 9 * 2
     metrics = train(cfg)
     assert metrics["optimizer_steps"] >= 1 and metrics["loss"] == "jsd"
+
+
+def test_a_resume_draws_the_uninterrupted_runs_masks_and_fractals(dm):
+    """DiffuseMix's device stream across a checkpoint: resumed from a checkpoint at an epoch's end
+    (the last.ckpt of every epoch, the common resume) or from one mid-epoch, the next epoch draws
+    what the uninterrupted run drew. The epoch-end resume once went on with the ended epoch's
+    stream (a resumed run's losses differed from the uninterrupted run's)."""
+    _, aug, train_set = dm()
+    images, labels, indices = first_batch(aug.train_dataset(train_set))
+
+    def draw(a):
+        return a.apply(images, soft(labels), indices, None).inputs
+
+    aug.start_epoch(0)
+    draw(aug)
+    mid0 = aug.rng_state()  # a checkpoint after step 1 of epoch 0
+    draw(aug)
+    end0 = aug.rng_state()  # a checkpoint at epoch 0's end
+    aug.start_epoch(1)
+    whole = [draw(aug), draw(aug)]
+
+    for state, epochs in ((end0, [1]), (mid0, [0, 1])):
+        _, resumed, _ = dm(fill=False)
+        resumed.train_dataset(train_set)
+        resumed.set_rng_state(state)  # the training module's on_train_start
+        for epoch in epochs:  # then each epoch's start
+            resumed.start_epoch(epoch)
+            if epoch == 0:
+                draw(resumed)  # the rest of epoch 0
+        assert torch.equal(draw(resumed), whole[0]) and torch.equal(draw(resumed), whole[1])

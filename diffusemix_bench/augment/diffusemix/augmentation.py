@@ -486,6 +486,9 @@ class DiffuseMix(Augmentation):
         if epoch != self._epoch:
             self._epoch = epoch
             self._generator = None
+            # A state restored from a checkpoint at an epoch's end goes on with the epoch that
+            # ended: the new epoch starts from its own seed, as in the uninterrupted run.
+            self._pending_state = None
 
     def _mask_templates(self, height: int, width: int, device: torch.device) -> torch.Tensor:
         key = (height, width, device)
