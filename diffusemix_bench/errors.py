@@ -188,6 +188,7 @@ def _report(message: str) -> None:
         # line (a compact Hydra error), not as a traceback.
         raise SweepJobError(f"error: {message}") from None
     _quiet_worker_exits()
+    to_log_files(f"error: {message}", logging.ERROR)  # the run folder's log keeps why it stopped
     raise SystemExit(f"error: {message}") from None
 
 
@@ -198,3 +199,14 @@ def _quiet_worker_exits() -> None:
 
     if hasattr(signal, "SIGCHLD"):
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+
+def to_log_files(message: str, level: int = logging.INFO) -> None:
+    """Write ``message`` to the log files of the logging set-up alone (Hydra's ``<task>.log`` in the
+    run folder), not to the console, which shows it already."""
+    root = logging.getLogger()
+    files = [h for h in root.handlers if isinstance(h, logging.FileHandler) and level >= h.level]
+    if files:
+        record = root.makeRecord("diffusemix_bench", level, "", 0, message.strip(), None, None)
+        for handler in files:
+            handler.handle(record)

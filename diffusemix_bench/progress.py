@@ -1,4 +1,5 @@
-"""The progress bar of training and generation runs (Lightning's tqdm or rich bar, by name)."""
+"""The progress bar of training and generation runs (Lightning's tqdm or rich bar, by name), and
+the lines a run prints that its log file keeps too."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from typing import TypeVar
 
-from .errors import ConfigError
+from .errors import ConfigError, to_log_files
 
 T = TypeVar("T")
 
@@ -55,3 +56,10 @@ def progress_bar(kind: str):
         # Outside a terminal every refresh is a new line: refresh rarely.
         return ClosedOnError(refresh_rate=1 if sys.stdout.isatty() else 50)
     raise ConfigError(f"callbacks.progress_bar must be auto, tqdm, rich or none; got '{kind}'")
+
+
+def say(message: str) -> None:
+    """Print ``message`` (the run's own lines: a plan, a summary) and write it to the run's log
+    files too (:func:`to_log_files`): the run folder keeps what the terminal showed."""
+    print(message, flush=True)
+    to_log_files(message)

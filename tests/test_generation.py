@@ -876,6 +876,11 @@ def test_a_corrupt_image_read_by_loader_workers_ends_generate_py(tmp_path):
     )
     assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
     assert str(bad) in done.stderr and "Traceback" not in done.stderr
+    # The run folder's log keeps what the terminal showed: the store, the plan, why it stopped.
+    log = (tmp_path / "run" / "generate.log").read_text()
+    assert "edit store [train]: " in log and "edits planned: 0 already stored" in log
+    assert f"[ERROR] - error: Could not decode image {bad}" in log
+    assert done.stdout.count("edits planned: 0 already stored") == 1  # printed once
 
 
 def _imagefolder_overrides(root: Path, edits: Path, *extra: str) -> list[str]:

@@ -21,6 +21,7 @@ from ..data import ImageClassificationDataset, create_dataset, per_class_subset
 from ..data.datamodule import worker_init
 from ..data.splits import Splits, dataset_root, verify_splits
 from ..errors import USER_ERRORS, free_space, user_errors_reported, user_message
+from ..progress import say
 from ..signals import note_sigterm_only
 from .edit_model import (
     DTYPES,
@@ -134,7 +135,7 @@ def read_split(cfg: DictConfig, split: str) -> tuple[ImageClassificationDataset,
         if found:
             bad = set(found)
             indices = [i for i in indices if str(ds.paths[i]) not in bad]
-            print(f"{len(found)} corrupt image(s) of {d.name}/{split} skipped: no edits are made for them")
+            say(f"{len(found)} corrupt image(s) of {d.name}/{split} skipped: no edits are made for them")
     return ds, limited(indices, ds.targets, cfg.generator.get("limit"), cfg.generator.get("limit_per_class"))
 
 
@@ -256,9 +257,7 @@ class EditKeysData(pl.LightningDataModule):
                     n = store.convert_from(source, reads[split][1], store.prompt_ids)
                     self.counts.converted += n
                     if n:
-                        print(
-                            f"converted {n} edits from the {source.format} store {source.folder}", flush=True
-                        )
+                        say(f"converted {n} edits from the {source.format} store {source.folder}")
 
         self._on_first_rank(convert)
         for store in self.stores.values():
@@ -289,15 +288,14 @@ class EditKeysData(pl.LightningDataModule):
         self.counts.broken = broken
         if self.trainer.is_global_zero:
             for split, store in self.stores.items():
-                print(f"edit store [{split}]: {store.folder} ({len(store.prompt_ids)} prompts)", flush=True)
-            print(
+                say(f"edit store [{split}]: {store.folder} ({len(store.prompt_ids)} prompts)")
+            say(
                 f"{planned} edits planned: {self.counts.existing} already stored"
                 + (f" ({self.counts.converted} of them converted just now)" if self.counts.converted else "")
                 + f", {to_make} to make"
                 + (f" ({broken} of them broken)" if broken else "")
                 + f", in {len(groups)} pipeline calls"
-                + (f" on {self.trainer.world_size} devices" if self.trainer.world_size > 1 else ""),
-                flush=True,
+                + (f" on {self.trainer.world_size} devices" if self.trainer.world_size > 1 else "")
             )
         # Nobody writes before every rank has listed what is missing.
         self.trainer.strategy.barrier("edit-keys")
@@ -568,7 +566,7 @@ def generate(cfg: DictConfig, only: dict[str, list[int]] | None = None) -> dict:
             )
     except (KeyboardInterrupt, SystemExit):
         # Ctrl-C (Lightning turns it into an exit): every edit written so far is in the store.
-        print(f"\nstopped: {summary_line(counts)}", flush=True)
+        say(f"\nstopped: {summary_line(counts)}")
         # Its time counts too: each process logs its own edits and seconds (as one device).
         for store in stores.values():
             store.log_generation(
@@ -605,26 +603,26 @@ def generate(cfg: DictConfig, only: dict[str, list[int]] | None = None) -> dict:
         "folders": {split: str(store.folder) for split, store in stores.items()},
     }
     if trainer.is_global_zero:
-        print(
+        say(
             f"{counts.planned} edits planned: {counts.existing} already stored, {counts.generated} generated "
             f"({counts.regenerated} after regenerating a blank or non-finite edit, {counts.retries} retries), "
             f"{counts.failed} failed"
         )
         if counts.failed:
             more = f" and {len(counts.failed_keys) - 20} more" if len(counts.failed_keys) > 20 else ""
-            print(
+            say(
                 f"failed edits (not stored): {[(k.split, k.index, k.prompt_id) for k in counts.failed_keys[:20]]}"
                 f"{more}. The attempts tried are recorded in the store (failed/); a rerun tries each "
                 f"failed edit with {int(g.max_retries) + 1} new seeds, continuing after the attempts "
                 "already tried (raise generator.max_retries for more per run)."
             )
         if counts.by_others:
-            print(
+            say(
                 f"{counts.by_others} edits were left to another generate.py working on this store at the "
                 "same time (it held their claim or finished them first); run the command again once it "
                 "has stopped to check that nothing is missing."
             )
-        print(summary_line(counts))
+        say(summary_line(counts))
     return summary
 
 
