@@ -1022,3 +1022,30 @@ def test_generate_skips_the_corrupt_images_train_py_skips(tmp_path, capsys):
     assert store.missing(range(len(paths))) == [(paths.index(str(bad)), store.prompt_ids[0])]
     with pytest.raises(CorruptImageError, match="on_bad_image=skip"):
         generate(compose_generate(ov[:-1]))
+
+
+def test_missing_edits_name_the_stores_made_with_other_settings(tmp_path):
+    """Training asks for edits its settings' store lacks while stores of the same images with other
+    settings are there (generator=tiny left out of train.py): the refusal names each such store and
+    the settings that would pick it, as command-line settings."""
+    from diffusemix_bench.augment import AugContext, create_aug
+    from diffusemix_bench.generation.store import MissingEditError
+
+    flowers = write_fixture_dataset("flowers102", tmp_path / "data")["data_dir"]
+    made = gen_overrides(flowers, tmp_path / "edits", "generator.num_prompts=1")
+    EditStore.from_config(compose_generate(made), "flowers102").ensure_settings()
+    EditStore.from_config(compose_generate([*made, "generator.steps=7"]), "flowers102").ensure_settings()
+    asked = [o for o in made if o != "generator=tiny"] + ["aug=diffusemix", "aug.figure_images=0"]
+    cfg = compose_config(asked)
+    store = EditStore.from_config(cfg, "flowers102")
+    ctx = AugContext(num_classes=3, dataset_name="flowers102", image_size=32, seed=0, loss="jsd", config=cfg)
+    aug = create_aug(cfg.aug, ctx)
+    from diffusemix_bench.data.splits import build_splits
+
+    with pytest.raises(MissingEditError) as refused:
+        aug.prepare(build_splits(cfg.dataset, cfg.paths.data_dir).train)
+    said = str(refused.value)
+    assert f"Stores of flowers102/train with other settings are in {store.folder.parent}: " in said
+    tiny = EditStore.from_config(compose_generate(made), "flowers102").folder.name
+    assert f"{tiny} (generator=tiny, model tiny-random-ip2p-v1, " in said
+    assert "If one holds the edits meant, give its settings (in train.py as in generate.py)." in said

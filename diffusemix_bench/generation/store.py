@@ -744,6 +744,41 @@ class EditStore:
             f"{what} there and is {is_} here ({why}), so its edits would be paired with the wrong images. {fix}"
         )
 
+    def other_stores(self, shown: int = 3) -> str:
+        """A sentence naming the stores beside this one (the same dataset and split, other
+        settings) and the settings each was made with where they differ from this one's, as
+        command-line settings (``generator=tiny``); empty when there are none. A run that asks for
+        edits this store lacks was often meant for one of them (a generator option left out)."""
+        if self.settings is None or not self.folder.parent.is_dir():
+            return ""
+        found = []
+        for folder in sorted(self.folder.parent.iterdir()):
+            path = folder / "settings.json"
+            if folder == self.folder or not path.is_file():
+                continue
+            try:
+                theirs = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            differ = [
+                _as_setting(k, theirs.get(k))
+                # Which generator and weights first: the setting most often left out.
+                for k in sorted(
+                    set(theirs) | set(self.settings), key=lambda k: (k not in ("generator", "model"), k)
+                )
+                if theirs.get(k) != self.settings.get(k)
+            ]
+            found.append(f"{folder.name} ({', '.join(differ[:5])}{', ...' if len(differ) > 5 else ''})")
+        if not found:
+            return ""
+        more = f" and {len(found) - shown} more" if len(found) > shown else ""
+        return (
+            f" Stores of {self.settings.get('dataset')}/{self.settings.get('split')} with other settings are "
+            f"in {self.folder.parent}: "
+            f"{'; '.join(found[:shown])}{more}. If one holds the edits meant, give its settings "
+            "(in train.py as in generate.py)."
+        )
+
     def ensure_settings(self) -> None:
         """Create the folder and its settings.json; refuse a folder made by other settings."""
         if self.settings is None:
@@ -894,6 +929,30 @@ FORMATS = ("npy", "png")
 _NPY_HEADER = re.compile(
     rb"\{'descr': '\|u1', 'fortran_order': False, 'shape': \((\d+), (\d+), (\d+)\), \} *\n"
 )
+
+
+#: Keys of a store's settings that are a generator setting of the same name.
+_GENERATOR_KEYS = ("scheduler", "steps", "guidance_scale", "image_guidance_scale", "resolution",
+                   "prompt_template", "dtype", "seed", "blank_std", "store_size")  # fmt: skip
+
+
+def _as_setting(key: str, value: Any) -> str:
+    """A store's setting as the command-line setting that gives it (``generator=tiny``,
+    ``generator.steps=20``), or ``key: value`` where no one setting does."""
+    if key == "generator":
+        return f"generator={value}"
+    if key in _GENERATOR_KEYS:
+        return f"generator.{key}={value}"
+    if key == "format":
+        return f"generator.store_format={value or 'png'}"
+    if key == "model":
+        return f"model {value}"
+    if key == "step_cache":
+        return f"generator.cache_interval={value['interval'] if isinstance(value, dict) else 'null'}"
+    if key == "batching":
+        return "generator.batch_invariant=true" if value is None else "other generator.batch_size"
+    text = json.dumps(value)
+    return f"{key}: {text if len(text) <= 40 else text[:40] + ' ...'}"
 
 
 def encode_edit(image: torch.Tensor, fmt: str) -> bytes:

@@ -399,7 +399,7 @@ class DiffuseMix(Augmentation):
             raise MissingEditError(
                 f"aug=diffusemix: {len(missing)} of {len(indices) * len(store.prompt_ids)} edits of "
                 f"{self.ctx.dataset_name}/train are not usable in the edit store {store.folder} (first: index "
-                f"{index}, prompt '{prompt_id}'){more}. {fix}\n  "
+                f"{index}, prompt '{prompt_id}'){more}.{store.other_stores()} {fix}\n  "
                 f"{generate_command(self._config, self.ctx.dataset_name)}"
             )
 
