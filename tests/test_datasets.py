@@ -492,6 +492,19 @@ def test_imagefolder_counts_skipped_files_and_empty_val_classes(tmp_path, caplog
     assert train.info["skipped_files"] == before + 2 and val.info["empty_class_folders"] == [classes[1]]
     assert "README.txt" in caplog.text or "labels.csv" in caplog.text
     assert classes[1] in caplog.text
+    assert val.info["classes_absent"] == []  # the empty folder is told once, as empty
+    # A class train/ has and val/ lacks altogether: told, and counted in the split's notes.
+    import shutil
+
+    shutil.rmtree(root / "val" / classes[2])
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        val = create_dataset("imagefolder", root, "val")
+    assert val.info["classes_absent"] == [classes[2]]
+    assert (
+        f"has no folder for 1 of train/'s {len(classes)} classes ({classes[2]}): its accuracy counts the others alone"
+        in caplog.text
+    )
 
 
 def test_a_held_out_val_split_does_not_report_train_folders_files_again(tmp_path, caplog):

@@ -122,6 +122,19 @@ def imagefolder(
             raise ImageFolderError(root, f"class folder(s) {', '.join(empty[:5])} of train/ hold no images")
         if not has_val:
             paths, targets = take_holdout(paths, targets, split, val_fraction, seed)
+    else:
+        # val/ or test/ without some of train/'s classes: its accuracy is over the others alone.
+        absent = sorted(set(classes) - {classes[t] for t in set(targets)} - set(notes["empty_class_folders"]))
+        if absent:
+            log.warning(
+                "%s has no folder for %d of train/'s %d classes (%s%s): its accuracy counts the others alone",
+                base / source,
+                len(absent),
+                len(classes),
+                ", ".join(absent[:5]),
+                ", ..." if len(absent) > 5 else "",
+            )
+        notes["classes_absent"] = absent
     return ImageClassificationDataset(
         name="imagefolder",
         split=split,

@@ -55,7 +55,7 @@ from .summary import EpochSummary
 log = logging.getLogger(__name__)
 
 #: What reading image folders noticed, recorded under metrics.json's data_notes.
-DATA_NOTES = ("skipped_files", "empty_class_folders", "links_not_followed")
+DATA_NOTES = ("skipped_files", "empty_class_folders", "links_not_followed", "classes_absent")
 
 
 def _resolve_ckpt_path(cfg: DictConfig, ckpt_dir: Path) -> tuple[str | None, int | None]:
