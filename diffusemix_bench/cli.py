@@ -742,6 +742,7 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
         check_arms(argv, config_dir)
         check_slurm(argv)
         check_sweep_data(argv, config_dir, config_name)
+        check_sweep_edits(argv, config_dir, config_name)
     mark_swept_keys(argv)
 
 
@@ -807,6 +808,63 @@ def check_sweep_data(argv: list[str], config_dir: str, config_name: str) -> None
         others = sorted({name for name, _ in missing[1:]} - {missing[0][0]})
         more = f"\nAlso missing for this sweep: {', '.join(others)}." if others else ""
         raise ConfigError(f"this sweep's data is not all there, so no job was started: {missing[0][1]}{more}")
+
+
+def check_sweep_edits(argv: list[str], config_dir: str, config_name: str) -> None:
+    """A ``--multirun`` of train.py whose DiffuseMix jobs lack their edits (``make table N=6``
+    before generate.py): one message before any job starts, instead of the DiffuseMix jobs failing
+    after the baselines have trained. Each store and training split is checked once."""
+    if config_name != "config" or not any(a in ("-m", "--multirun") for a in argv):
+        return
+    if any(a in CFG_FLAGS for a in argv):
+        return
+    from hydra.errors import HydraException
+
+    overrides = [a for a in argv if not a.startswith("-") and "=" in a]
+    try:
+        jobs = sweep_jobs(overrides, config_dir, config_name)
+    except (HydraException, ValueError):  # the jobs meet it and report it themselves
+        return
+    from .generation.store import EditStoreError, MissingEditError
+
+    seen: set[tuple] = set()
+    for job in jobs:
+        try:
+            cfg = _compose_raw(config_dir, config_name, job)
+            if cfg.aug.name != "diffusemix":
+                continue
+            _check_job_edits(cfg, seen)
+        except (MissingEditError, EditStoreError) as exc:
+            raise ConfigError(
+                f"this sweep's DiffuseMix edits are not all there, so no job was started. {exc}"
+            ) from None
+        except Exception:  # anything else is the job's to meet and report
+            continue
+
+
+def _check_job_edits(cfg: DictConfig, seen: set[tuple]) -> None:
+    """The edits a DiffuseMix job trains from, checked as the job would (its training split, its
+    store), unless a job with the same store and split was checked already."""
+    from omegaconf import OmegaConf
+
+    from .augment.registry import create_aug, run_context
+    from .data.datamodule import ImageDataModule
+    from .generation.store import image_files, split_indices
+
+    aug = create_aug(cfg.aug, run_context(cfg, num_classes=2))  # the class count plays no part here
+    if not aug.uses_edits:
+        return
+    store = aug.edit_store()
+    # The seed picks the training split only for a few-shot subset (dataset.samples_per_class).
+    seed = cfg.seed if cfg.dataset.get("samples_per_class") else None
+    key = (str(store.folder), OmegaConf.to_yaml(cfg.dataset), str(cfg.paths.data_dir), seed)
+    if key in seen:
+        return
+    seen.add(key)
+    datamodule = ImageDataModule(cfg.dataset, cfg.paths.data_dir, seed=cfg.seed)
+    datamodule.build()
+    train = datamodule.train_set
+    aug.check_edits(store, split_indices(train), image_files(train, sizes=True))
 
 
 def check_arms(argv: list[str], config_dir: str) -> None:

@@ -985,3 +985,28 @@ def test_a_resume_draws_the_uninterrupted_runs_masks_and_fractals(dm):
             if epoch == 0:
                 draw(resumed)  # the rest of epoch 0
         assert torch.equal(draw(resumed), whole[0]) and torch.equal(draw(resumed), whole[1])
+
+
+def test_a_sweep_whose_diffusemix_jobs_lack_their_edits_starts_no_job(tmp_path):
+    """train.py --multirun with DiffuseMix jobs and no edits: refused before any job starts (the
+    baselines of the sweep would train first, and the DiffuseMix jobs fail), with the generate
+    command; once the edits are made the sweep is taken."""
+    from diffusemix_bench.cli import check_command_line
+    from diffusemix_bench.generation.generate import generate
+    from tests.conftest import CONF_DIR
+    from tests.fixtures.datasets import write_fixture_dataset
+    from tests.test_generation import compose_generate
+
+    data = write_fixture_dataset("flowers102", tmp_path / "data")["data_dir"]
+    common = ["dataset=flowers102", f"paths.data_dir={data}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    common += ["generator=tiny", "generator.num_prompts=1"]
+    argv = ["--multirun", "aug=none,diffusemix", "seed=0,1", *common]
+    with pytest.raises(SystemExit) as refused:
+        check_command_line(argv, str(CONF_DIR), "config")
+    said = str(refused.value)
+    assert said.startswith("error: this sweep's DiffuseMix edits are not all there, so no job was started. ")
+    assert (
+        "aug=diffusemix: 12 of 12 edits of flowers102/train are not usable" in said and "generate.py" in said
+    )
+    generate(compose_generate(common))
+    check_command_line(argv, str(CONF_DIR), "config")  # taken
