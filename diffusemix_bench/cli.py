@@ -454,7 +454,16 @@ def _parse_report_args(argv: list[str]) -> tuple[str, list[Path], Path | None, l
         else:
             extra.append(arg)
     if not experiment or not runs:
-        raise ConfigError(f"report.py needs experiment=<name> and runs=<sweep folder>\n{REPORT_USAGE}")
+        import difflib
+
+        wanted = [k for k, given in (("experiment", experiment), ("runs", runs)) if not given]
+        hints = [
+            f"{arg.partition('=')[0]}=: did you mean {close[0]}=?"
+            for arg in extra
+            if (close := difflib.get_close_matches(arg.partition("=")[0], wanted, n=1, cutoff=0.6))
+        ]
+        hint = f" ({'; '.join(hints)})" if hints else ""
+        raise ConfigError(f"report.py needs experiment=<name> and runs=<sweep folder>{hint}\n{REPORT_USAGE}")
     return experiment, runs, out, extra
 
 

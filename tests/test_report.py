@@ -160,6 +160,16 @@ def test_out_must_be_a_folder(sweep, tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "mine\n" and not (tmp_path / "table.md").exists()
 
 
+def test_a_misspelt_report_setting_gets_a_did_you_mean(tmp_path):
+    """report.py run=<folder> (runs= meant) or experment=: the refusal names the setting meant."""
+    with pytest.raises(
+        ConfigError, match=r"needs experiment=<name> and runs=<sweep folder> \(run=: did you mean runs=\?\)"
+    ):
+        build_report(["experiment=table6", f"run={tmp_path}"], CONF)
+    with pytest.raises(ConfigError, match=r"\(experment=: did you mean experiment=\?\)"):
+        build_report(["experment=table6", f"runs={tmp_path}"], CONF)
+
+
 def test_aug_beside_an_experiments_arms_is_refused(tmp_path):
     """An ablation sweeps arm= (conf/arm/): aug= beside it would replace every arm's method, so the
     report refuses it as train.py does, instead of expecting runs that command cannot make."""
