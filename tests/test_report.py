@@ -561,3 +561,39 @@ def test_runs_outside_the_table_are_told_why(sweep, tmp_path):
     text = (tmp_path / "out" / "report.md").read_text()
     assert "1 run folder given belongs to no cell of this table and is not used (" in text
     assert "dataset cub is not a column of table6 (its columns: flowers102))" in text, text
+
+
+def test_a_curve_leaves_a_gap_where_a_value_has_no_run(tmp_path, monkeypatch):
+    """The lambda curve with no finished run at lambda 0.1: the line breaks there (NaN) instead of
+    being drawn straight from 0.0 to 0.2 as if 0.1 had been measured."""
+    import math
+    from types import SimpleNamespace
+
+    from matplotlib.axes import Axes
+
+    from diffusemix_bench.reporting.plots import curve
+
+    rows = [
+        SimpleNamespace(label=f"lambda {x}", match={"aug.lam": x}, reported_only=False, values={})
+        for x in (0.0, 0.1, 0.2)
+    ]
+    stats = {"lambda 0.0": (60.0, 1.0, 2), "lambda 0.1": (None, None, 0), "lambda 0.2": (62.0, 0.5, 2)}
+    table = SimpleNamespace(
+        name="lambda",
+        x="aug.lam",
+        metrics={"test_top1": "test_top1"},
+        columns=["flowers102"],
+        rows=rows,
+        units="%",
+    )
+    cells = {(r.label, "flowers102"): SimpleNamespace(stats=lambda key, r=r: stats[r.label]) for r in rows}
+    filled = SimpleNamespace(table=table, cells=cells, summary=lambda: "4 runs")
+    drawn = []
+    real = Axes.errorbar
+    monkeypatch.setattr(
+        Axes, "errorbar", lambda self, x, y, **kw: drawn.append((x, y)) or real(self, x, y, **kw)
+    )
+    curve(filled, tmp_path / "lambda.png")
+    ((xs, ys),) = drawn
+    assert xs == [0.0, 0.1, 0.2] and ys[0] == 60.0 and math.isnan(ys[1]) and ys[2] == 62.0
+    assert (tmp_path / "lambda.png").stat().st_size > 1000

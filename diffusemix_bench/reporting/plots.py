@@ -3,6 +3,7 @@ prompt counts, the lambda curve), and accuracy against compute per method."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from .paper import setting
@@ -34,12 +35,12 @@ def curve(filled: FilledTable, path: Path) -> Path | None:
                     continue
                 x = float(row.match[t.x])
                 mean, std, n = filled.cells[(row.label, column)].stats(key)
-                if n:
-                    xs.append(x), means.append(mean), stds.append(std or 0.0)
+                # A value with no finished run is a gap in the line (NaN), not a line drawn across it.
+                xs.append(x), means.append(mean if n else math.nan), stds.append((std or 0.0) if n else 0.0)
                 value = (row.values.get(column) or {}).get(metric)
                 if value is not None:
                     paper_x.append(x), paper_y.append(value)
-            if xs:
+            if any(not math.isnan(m) for m in means):
                 line = ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=f"{column} (ours)")
                 color = line[0].get_color()
             else:
