@@ -111,6 +111,27 @@ def test_from_config_uses_the_fractals_group(tmp_path):
     assert list((tmp_path / "fractals").iterdir()), "the bank is cached under paths.cache_dir/fractals"
 
 
+def test_a_bank_generated_for_a_run_without_progress_bars_shows_none(tmp_path, capsys):
+    """callbacks.progress_bar=none (a scheduler's log) turns the fractal bank's bar off too; the
+    default shows it for a bank of 100 or more."""
+    from diffusemix_bench.augment.fractals import progress_shown
+
+    quiet = compose_config(["callbacks.progress_bar=none"])
+    assert progress_shown(quiet) is False and progress_shown(compose_config([])) is None
+    settings = [
+        f"paths.cache_dir={tmp_path}",
+        "fractals.count=100",
+        "fractals.size=32",
+        "fractals.points=2000",
+    ]
+    FractalBank.from_config(compose_config(settings).fractals, progress_shown(quiet))
+    assert "fractals:" not in capsys.readouterr().err
+    FractalBank.from_config(
+        compose_config([*settings, "fractals.seed=1"]).fractals, progress_shown(compose_config([]))
+    )
+    assert "fractals:" in capsys.readouterr().err
+
+
 def test_folder_source_reads_any_mode_and_crops(tmp_path):
     folder = tmp_path / "pictures"
     (folder / "sub").mkdir(parents=True)

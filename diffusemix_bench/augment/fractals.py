@@ -164,6 +164,13 @@ def render(
     return np.round(image * 255).astype(np.uint8).T.reshape(3, size, size)
 
 
+def progress_shown(config: Any) -> bool | None:
+    """False when the run's config turns progress bars off (``callbacks.progress_bar=none``: logs
+    of a scheduler), else None (the bar's own rule)."""
+    callbacks = _cfg_get(config, "callbacks", None) if config is not None else None
+    return False if callbacks is not None and _cfg_get(callbacks, "progress_bar", "auto") == "none" else None
+
+
 def generate_fractals(
     count: int,
     size: int = 256,
@@ -253,7 +260,9 @@ class FractalBank:
         self._tensor: torch.Tensor | None = None
 
     @classmethod
-    def from_config(cls, fractals_cfg: Any) -> FractalBank:
+    def from_config(cls, fractals_cfg: Any, progress: bool | None = None) -> FractalBank:
+        """The bank ``fractals.*`` describes; ``progress``: the progress bar of a bank generated
+        (None: for 100 fractals or more; False with ``callbacks.progress_bar=none``)."""
         source = _cfg_get(fractals_cfg, "source", "procedural")
         size = int(_cfg_get(fractals_cfg, "size", 256))
         if source == "folder":
@@ -272,6 +281,7 @@ class FractalBank:
                 cache_dir=_cfg_get(fractals_cfg, "cache_dir"),
                 points=int(_cfg_get(fractals_cfg, "points", 100_000)),
                 min_fill=float(_cfg_get(fractals_cfg, "min_fill", 0.2)),
+                progress=progress,
             )
         raise ConfigError(f"fractals.source must be 'procedural' or 'folder', got '{source}'")
 
@@ -284,6 +294,7 @@ class FractalBank:
         cache_dir: str | Path | None = None,
         points: int = 100_000,
         min_fill: float = 0.2,
+        progress: bool | None = None,
     ) -> FractalBank:
         """IFS fractals, read from the cache when these settings were generated before."""
         settings = {
@@ -295,7 +306,7 @@ class FractalBank:
             "min_fill": min_fill,
         }
         if cache_dir is None:
-            return cls(generate_fractals(count, size, seed, points, min_fill))
+            return cls(generate_fractals(count, size, seed, points, min_fill, progress))
         digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
         folder = Path(cache_dir).expanduser() / f"ifs_{digest}"
         path = folder / _FILE
@@ -305,7 +316,8 @@ class FractalBank:
                 log.info("Fractal bank read from %s", path)
                 return cls(images, path)
             log.warning("Fractal cache %s holds %s, not %d fractals; regenerating", path, images.shape, count)
-        images = generate_fractals(count, size, seed, points, min_fill)
+        log.info("Generating %d fractals (%d px) into %s", count, size, path)
+        images = generate_fractals(count, size, seed, points, min_fill, progress)
         folder.mkdir(parents=True, exist_ok=True)
         # Whole or not at all: a killed run or a full disk never leaves a half-written bank behind.
         write_atomic(path, lambda fh: np.save(fh, images))

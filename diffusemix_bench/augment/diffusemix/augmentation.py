@@ -16,7 +16,7 @@ from torchvision.transforms.v2 import functional as TF
 from ...config import DiffuseMixConfig, choices_of
 from ...errors import ConfigError
 from ..base import AugBatch, AugContext, Augmentation
-from ..fractals import FractalBank
+from ..fractals import FractalBank, progress_shown
 from ..registry import register_aug
 from .compose import COMPONENTS, WholeImageComposer, aligned_edit, compose_component, resize_fractals
 from .masks import half_mask_templates, mask_kinds
@@ -313,7 +313,7 @@ class DiffuseMix(Augmentation):
     def bank(self) -> FractalBank | None:
         """The fractal bank (None for arms without fractals), built on first use."""
         if self._bank is None and self.uses_fractals:
-            self._bank = FractalBank.from_config(self._config.fractals)
+            self._bank = FractalBank.from_config(self._config.fractals, progress_shown(self._config))
         return self._bank
 
     def prepare(self, train_set: Dataset) -> None:

@@ -72,9 +72,9 @@ def load_mixing_pictures(ctx: AugContext, bank, resize_ratio: float, method: str
                 "bank from the `fractals` config group (fractals=procedural or fractals=folder "
                 f"fractals.dir=<images>), or pass bank=<FractalBank or uint8 tensor> to {method}'s constructor"
             )
-        from ..fractals import FractalBank
+        from ..fractals import FractalBank, progress_shown
 
-        bank = FractalBank.from_config(ctx.config.fractals)
+        bank = FractalBank.from_config(ctx.config.fractals, progress_shown(ctx.config))
     if isinstance(bank, torch.Tensor):
         side = round(ctx.image_size * resize_ratio)
         return MixingPictures(F.resize(bank, [side, side], antialias=True), resize_ratio)
