@@ -597,3 +597,25 @@ def test_a_curve_leaves_a_gap_where_a_value_has_no_run(tmp_path, monkeypatch):
     ((xs, ys),) = drawn
     assert xs == [0.0, 0.1, 0.2] and ys[0] == 60.0 and math.isnan(ys[1]) and ys[2] == 62.0
     assert (tmp_path / "lambda.png").stat().st_size > 1000
+
+
+def test_the_notes_name_the_split_checkpoints_were_selected_on(sweep, tmp_path):
+    """The notes say what each column's runs selected their checkpoint on (metrics.json's val_rule):
+    Flowers-102's official val split, or a holdout of the training split, which the runs then did
+    not train on (the paper's baselines trained on the whole split)."""
+    from diffusemix_bench.reporting.formats import notes
+
+    filled = build_report(["experiment=table6", f"runs={sweep}"], CONF)["filled"]
+    assert filled.validation() == ["Checkpoints selected on flowers102: official val split (setid.mat valid)"]
+    held = tmp_path / "held"
+    shutil.copytree(sweep, held)
+    for path in held.glob("*/metrics.json"):
+        metrics = json.loads(path.read_text())
+        metrics["val_rule"] = "holdout 10% of train (stratified per class), seed 0"
+        path.write_text(json.dumps(metrics))
+    filled = build_report(["experiment=table6", f"runs={held}"], CONF)["filled"]
+    line = (
+        "Checkpoints selected on flowers102: holdout 10% of train (stratified per class), seed 0 (a holdout "
+        "is left out of training: the runs trained on the rest of the training split)"
+    )
+    assert filled.validation() == [line] and line in notes(filled)

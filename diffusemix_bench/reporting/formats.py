@@ -83,6 +83,7 @@ def notes(filled: FilledTable) -> list[str]:
     lines = [filled.summary()]
     lines += filled.stopped()
     lines += filled.replaced()
+    lines += filled.validation()
     lines += filled.without_values()
     if filled.uneven():
         lines.append(

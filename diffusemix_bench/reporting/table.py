@@ -331,6 +331,28 @@ class FilledTable:
         made_by = setting(run.config, "experiment_name")
         return self.experiment is not None and made_by is not None and made_by != self.experiment
 
+    def validation(self) -> list[str]:
+        """A line naming, per column, the split the finished runs selected their checkpoint on
+        (metrics.json's ``val_rule``): a holdout of the training split trains on the rest alone."""
+        rules: dict[str, set[str]] = defaultdict(set)
+        for (_, column), cell in self.cells.items():
+            for run in cell.finished:
+                rules[column].add(str((run.metrics or {}).get("val_rule") or "not recorded"))
+        if not rules:
+            return []
+        parts = [
+            f"{column}: {', '.join(sorted(rules[column]))}"
+            for column in self.table.columns
+            if column in rules
+        ]
+        held = any("holdout" in rule for found in rules.values() for rule in found)
+        tail = (
+            " (a holdout is left out of training: the runs trained on the rest of the training split)"
+            if held
+            else ""
+        )
+        return ["Checkpoints selected on " + "; ".join(parts) + tail]
+
     def replaced(self) -> list[str]:
         """Lines naming the runs left out of a cell for a run of the same seed that went further."""
         return [
