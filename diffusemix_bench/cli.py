@@ -266,14 +266,16 @@ def run_evaluate(cfg: DictConfig) -> dict:
         from .training.locate import run_folder_of
 
         result = evaluate_run(cfg)
-    update_sweep_summary(run_folder_of(Path(str(cfg.ckpt))).parent)
+    update_sweep_summary(run_folder_of(Path(str(cfg.ckpt))).resolve().parent)
     return result
 
 
 def update_sweep_summary(folder: Path) -> None:
-    """A run of a sweep evaluated again: its sweep's ``summary.csv`` (if it has one) gets the new
-    numbers. A summary that cannot be written is said, not an error: metrics.json holds them."""
-    if not (folder / "summary.csv").is_file():
+    """A run of a sweep evaluated again: its sweep's ``summary.csv`` gets the new numbers, when
+    ``folder`` is a sweep's (Hydra's multirun.yaml beside the summary; a run folder's own
+    summary.csv is its epochs'). A summary that cannot be written is said, not an error:
+    metrics.json holds the numbers."""
+    if not (folder / "summary.csv").is_file() or not (folder / "multirun.yaml").is_file():
         return
     from .reporting.sweeps import write_summary
 
@@ -864,16 +866,15 @@ def _check_job_edits(cfg: DictConfig, seen: set[tuple]) -> None:
     if not aug.uses_edits:
         return
     store = aug.edit_store()
-    # The seed picks the training split only for a few-shot subset (dataset.samples_per_class).
-    seed = cfg.seed if cfg.dataset.get("samples_per_class") else None
-    key = (str(store.folder), OmegaConf.to_yaml(cfg.dataset), str(cfg.paths.data_dir), seed)
+    key = (str(store.folder), OmegaConf.to_yaml(cfg.dataset), str(cfg.paths.data_dir))
     if key in seen:
         return
     seen.add(key)
     datamodule = ImageDataModule(cfg.dataset, cfg.paths.data_dir, seed=cfg.seed)
     datamodule.build()
     train = datamodule.train_set
-    aug.check_edits(store, split_indices(train), image_files(train, sizes=True))
+    # Names, not sizes: no stat per image in the launching process (each job checks the sizes).
+    aug.check_edits(store, split_indices(train), image_files(train))
 
 
 def check_arms(argv: list[str], config_dir: str) -> None:

@@ -59,13 +59,21 @@ def sigterm_stops_between_runs(trainer):
     """Around the work after ``trainer.fit`` (re-validation, test, the attacks): SIGTERM raises
     Lightning's SIGTERMException when no Lightning run of ``trainer`` is in progress (in the
     attack, between its calls), so the run stops with its record and advice as in training; by
-    default the signal ended the process at once, with no message and no failure.json. Inside
-    validate or test Lightning's own handler notes it and the evaluation stops after its batch;
-    one noted at their last batch is raised when the call returns (``check``)."""
+    default the signal ended the process at once, with no message and no failure.json. During a
+    validate or test call the signal is noted: Lightning's own handler stops the evaluation after
+    its batch, and one that came while the call set up or tore down its handler (loading the
+    checkpoint, say), or at its last batch, is raised when the call returns (``check``). The
+    signal is passed on to the processes the trainer started, as Lightning's handler does."""
     from pytorch_lightning.trainer.states import TrainerStatus
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+    noted = []
+
     def stop(signum, frame) -> None:
+        launcher = getattr(trainer.strategy, "launcher", None)
+        if not noted and launcher is not None:
+            launcher.kill(signum)
+        noted.append(signum)
         if trainer.state.status != TrainerStatus.RUNNING:
             raise SIGTERMException
 
@@ -77,7 +85,7 @@ def sigterm_stops_between_runs(trainer):
         return
 
     def check() -> None:
-        if trainer.received_sigterm:
+        if noted or trainer.received_sigterm:
             raise SIGTERMException
 
     try:

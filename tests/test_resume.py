@@ -514,19 +514,25 @@ def test_a_new_run_is_refused_in_a_folder_holding_an_earlier_runs_checkpoints_or
         _check_resume_at_start(make_cfg([]), run_dir)
     assert str(refused.value) == (
         f"{run_dir} holds an unfinished run (checkpoints/best-epoch000.ckpt, checkpoints/last.ckpt): a new "
-        "run there would overwrite it. Go on with it: the same command with ckpt_path=last (a --multirun "
-        "sweep: its command with ckpt_path=auto); or train anew in another folder (hydra.run.dir=<new "
-        "folder>) or remove this one"
+        "run there would overwrite it. Go on with it: the same command with ckpt_path=last; or train anew "
+        "in another folder (hydra.run.dir=<new folder>) or remove this one"
     )
     (run_dir / "checkpoints" / "last.ckpt").unlink()  # auto finds no last.ckpt, a best one is there
     with pytest.raises(ConfigError, match=r"and ckpt_path=auto found no checkpoints/last.ckpt to go on from"):
         _check_resume_at_start(make_cfg(["ckpt_path=auto"]), run_dir)
+    with pytest.raises(ConfigError, match=r"It has no checkpoints/last.ckpt to go on from: train anew"):
+        _check_resume_at_start(make_cfg([]), run_dir)
     (run_dir / "metrics.json").write_text("{}")
     before = sorted(p.relative_to(run_dir) for p in run_dir.rglob("*"))
     # train() (the API, and each job of a sweep) refuses it too, before touching the folder.
     with pytest.raises(ConfigError, match=r"holds a finished run \(metrics.json, checkpoints/best-epoch000"):
         train(make_cfg([]))
     assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*")) == before
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"")
+    with pytest.raises(
+        ConfigError, match=r"To train this run longer, run the same command with ckpt_path=last and"
+    ):
+        _check_resume_at_start(make_cfg([]), run_dir)
 
 
 @pytest.mark.slow  # two jobs trained, one twice (~40 s); the advice's form is checked in the default suite too
@@ -574,3 +580,36 @@ def test_an_interrupted_sweep_says_how_to_go_on_with_it_and_that_command_does(tm
     assert (sweep / "0_seed=0" / "metrics.json").read_bytes() == first  # not trained again
     resumed = json.loads((sweep / "1_seed=1" / "metrics.json").read_text())
     assert resumed["resumed"] and resumed["epochs"] == 3
+
+
+def test_sigterm_while_an_evaluation_call_sets_up_is_raised_when_it_returns(monkeypatch):
+    """After fit, a SIGTERM that comes while validate or test is running but before Lightning's own
+    handler is in place (loading the checkpoint) is noted, passed on to the trainer's processes, and
+    raised when the call returns; outside a call it is raised at once. The handler is put back."""
+    from types import SimpleNamespace
+
+    from pytorch_lightning.trainer.states import TrainerStatus
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    from diffusemix_bench.signals import sigterm_stops_between_runs
+
+    killed = []
+    trainer = SimpleNamespace(
+        state=SimpleNamespace(status=TrainerStatus.RUNNING),
+        received_sigterm=False,
+        strategy=SimpleNamespace(launcher=SimpleNamespace(kill=killed.append)),
+    )
+    before = signal.getsignal(signal.SIGTERM)
+    with sigterm_stops_between_runs(trainer) as check:
+        check()  # nothing yet
+        os.kill(os.getpid(), signal.SIGTERM)  # during the call: noted, not raised
+        time.sleep(0.1)
+        assert killed == [signal.SIGTERM]
+        with pytest.raises(SIGTERMException):
+            check()
+    assert signal.getsignal(signal.SIGTERM) == before
+    trainer.state.status = TrainerStatus.FINISHED
+    with pytest.raises(SIGTERMException), sigterm_stops_between_runs(trainer):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+    assert signal.getsignal(signal.SIGTERM) == before

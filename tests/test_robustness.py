@@ -128,6 +128,14 @@ def test_a_limited_attack_measures_the_first_batches_and_reports_set_it_apart(tr
         measurement_text(measured(limited, "fgsm_error")) == "eps_255=8.0 limit_batches=2 on the test split"
     )
     assert measurement_text(measured(whole, "fgsm_error")) == "eps_255=8.0 on the test split"
+    # A finished run resumed with the whole split asked for: measured again (not "nothing to do").
+    from diffusemix_bench.robustness import attack_specs
+    from diffusemix_bench.training.resume import asks_more
+    from tests.conftest import compose_config
+
+    for limit, again in (("null", True), ("2", False)):
+        asked = compose_config(["eval.fgsm=true", f"eval.limit_batches={limit}"])
+        assert asks_more(asked, limited, attack_specs(asked.eval)) is again
     assert evaluate_command("fgsm_error", measured(whole, "fgsm_error"), "run").endswith(
         "evaluate.py ckpt=run eval.fgsm=true eval.eps=8.0 eval.split=test"
     )
@@ -222,6 +230,7 @@ def test_evaluate_updates_the_summary_of_the_sweep_its_run_belongs_to(trained_ru
     (job / "metrics.json").write_text(json.dumps(saved))
     (sweep / "1_seed=1").mkdir()
     (sweep / "1_seed=1" / "config_resolved.yaml").write_text("seed: 1\n")
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")  # what makes a folder a sweep's
     SweepSummary().write(sweep)
     before = list(csv.DictReader((sweep / "summary.csv").open()))
     assert [(r["job"], r["fgsm_error"]) for r in before] == [("0_seed=0", ""), ("1_seed=1", "")]
@@ -230,6 +239,13 @@ def test_evaluate_updates_the_summary_of_the_sweep_its_run_belongs_to(trained_ru
     after = list(csv.DictReader((sweep / "summary.csv").open()))
     assert float(after[0]["fgsm_error"]) == metrics["fgsm_error"]
     assert after[1] == before[1]
+    # A run folder's own summary.csv (its epochs) is never taken for a sweep's, whatever the
+    # folder given (ckpt=. in the run folder once rewrote it as one).
+    from diffusemix_bench.cli import update_sweep_summary
+
+    epochs = (job / "summary.csv").read_text()
+    update_sweep_summary(job)
+    assert (job / "summary.csv").read_text() == epochs
 
 
 @pytest.mark.slow  # the bad-input corpus runs this kind of case in the default suite

@@ -1417,8 +1417,8 @@ def test_the_sweep_line_names_the_first_stopped_jobs_and_counts_the_rest(tmp_pat
 
 def test_the_sweep_summary_has_a_column_per_setting_the_sweep_varies(tmp_path):
     """summary.csv names each job's swept settings in columns of their own (the keys whose overrides
-    differ between jobs); settings every job shares, a resume's ckpt_path and Hydra's keys get
-    none. A value is the one the job's saved settings hold (a refused resume leaves Hydra's rewritten
+    differ between jobs); settings every job shares, a resume's ckpt_path, how a job runs (workers)
+    and Hydra's keys get none. A value is the one the job's saved settings hold (a refused resume leaves Hydra's rewritten
     overrides.yaml holding the refused value), a config group's choice the override itself."""
     import yaml
 
@@ -1427,7 +1427,7 @@ def test_the_sweep_summary_has_a_column_per_setting_the_sweep_varies(tmp_path):
     shared = ["experiment=table6", "trainer.max_epochs=2", "hydra.job.chdir=false", "+aug.extra=x"]
     jobs = {  # name: (overrides, saved aug.lam)
         "0_aug.lam=0.1,optim=sgd,seed=0": (
-            [*shared, "aug.lam=0.1", "optim=sgd", "seed=0", "ckpt_path=auto"],
+            [*shared, "aug.lam=0.1", "optim=sgd", "seed=0", "ckpt_path=auto", "dataset.num_workers=4"],
             0.1,
         ),
         "1_aug.lam=0.2,optim=adamw,seed=0": ([*shared, "aug.lam=0.3", "optim=adamw", "seed=0"], 0.2),

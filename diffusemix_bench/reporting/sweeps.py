@@ -17,8 +17,12 @@ from .runs import Run, find_runs
 FIELDS = ("job", "status", "aug", "dataset", "seed", "val_top1", "test_top1", "test_top5",
           "fgsm_error", "optimizer_steps", "wall_time_s", "reason")  # fmt: skip
 METRIC_FIELDS = FIELDS[5:11]
-#: Overrides that choose no setting of the run (how it resumes), never a column.
-NOT_SETTINGS = ("ckpt_path",)
+#: Overrides that change how a job runs, not what it trains (how it resumes, where its files are,
+#: its workers and devices, what it shows), never a column: a later launch may give them anew.
+NOT_SETTINGS = ("ckpt_path", "print_config", "tags")
+NOT_SETTINGS_UNDER = ("paths.", "logger.", "trainer.devices", "trainer.num_nodes", "trainer.accelerator",
+                      "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps",
+                      "dataset.num_workers", "dataset.eval_batch_size", "callbacks.progress_bar", "logger")  # fmt: skip
 
 
 def job_overrides(folder: Path) -> dict[str, str]:
@@ -33,7 +37,7 @@ def job_overrides(folder: Path) -> dict[str, str]:
     for line in lines if isinstance(lines, list) else []:
         key, sep, value = str(line).partition("=")
         key = key.lstrip("+")
-        if not sep or key.startswith(("~", "hydra.", "hydra/")) or key in NOT_SETTINGS:
+        if not sep or key.startswith(("~", "hydra.", "hydra/", *NOT_SETTINGS_UNDER)) or key in NOT_SETTINGS:
             continue
         out[key] = value
     return out

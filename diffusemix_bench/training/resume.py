@@ -144,21 +144,35 @@ def check_no_earlier_run(run_dir: Path, given: str | None) -> None:
     """A new run (no ckpt_path, or ``auto`` that found no last.ckpt) is refused in a folder that
     holds an earlier run's checkpoints or results: training there would overwrite them (and leave
     the earlier run's best checkpoint beside the new one's)."""
+    from ..errors import in_multirun
+
     kept = sorted(f"checkpoints/{p.name}" for p in (run_dir / "checkpoints").glob("*.ckpt"))
     listed = ", ".join(kept[:3]) + (f" and {len(kept) - 3} more" if len(kept) > 3 else "")
-    anew = "train anew in another folder (hydra.run.dir=<new folder>) or remove this one"
+    last = "checkpoints/last.ckpt" in kept
+    sweep = in_multirun()
+    anew = (
+        "run the sweep anew in another folder (hydra.sweep.dir=<new folder>) or remove this one"
+        if sweep
+        else "train anew in another folder (hydra.run.dir=<new folder>) or remove this one"
+    )
+    go_on = "the sweep's command with ckpt_path=auto" if sweep else "the same command with ckpt_path=last"
     if (run_dir / "metrics.json").is_file():
         held = "a finished run (metrics.json" + (f", {listed})" if kept else ")")
-        advice = f"To train this run longer, resume it with ckpt_path=last and a larger trainer.max_epochs; or {anew}"
+        if last:
+            advice = f"To train this run longer, run {go_on} and a larger trainer.max_epochs; or {anew}"
+        else:
+            advice = f"It has no checkpoints/last.ckpt to go on from (callbacks.save_last=false, or fast_dev_run): {anew}"
     elif kept:
         held = f"an unfinished run ({listed})"
-        advice = (
-            "Go on with it: the same command with ckpt_path=last (a --multirun sweep: its command with "
-            f"ckpt_path=auto); or {anew}"
-        )
+        if last:
+            advice = f"Go on with it: {go_on}; or {anew}"
+        else:
+            advice = f"It has no checkpoints/last.ckpt to go on from: {anew}"
     else:
         return
     found = " and ckpt_path=auto found no checkpoints/last.ckpt to go on from" if given == "auto" else ""
+    if found:
+        advice = anew[0].upper() + anew[1:]
     raise ConfigError(f"{run_dir} holds {held}{found}: a new run there would overwrite it. {advice}")
 
 
@@ -186,6 +200,7 @@ def asks_more(cfg: DictConfig, earlier: dict, attacks: list) -> bool:
     return any(
         earlier.get(f"{spec.name}_settings") != spec.settings()
         or earlier.get("robust_split") != cfg.eval.split
+        or earlier.get("robust_limit_batches") != cfg.eval.get("limit_batches")  # a short check
         for spec in attacks
     )
 
