@@ -33,6 +33,8 @@ def run_train(cfg: DictConfig) -> float | None:
             from .data.splits import build_splits
 
             splits = build_splits(cfg.dataset, cfg.paths.data_dir)
+            if cfg.aug.name == "diffusemix" and cfg.get("ckpt_path") is None:
+                _check_job_edits(cfg, set(), splits)  # a new run without its edits leaves no folder
         from .training.run import train
 
         metrics = train(cfg, splits=splits)
@@ -853,9 +855,10 @@ def check_sweep_edits(argv: list[str], config_dir: str, config_name: str) -> Non
             continue
 
 
-def _check_job_edits(cfg: DictConfig, seen: set[tuple]) -> None:
+def _check_job_edits(cfg: DictConfig, seen: set[tuple], splits=None) -> None:
     """The edits a DiffuseMix job trains from, checked as the job would (its training split, its
-    store), unless a job with the same store and split was checked already."""
+    store), unless a job with the same store and split was checked already. ``splits``: the
+    dataset's splits when the caller has read them."""
     from omegaconf import OmegaConf
 
     from .augment.registry import create_aug, run_context
@@ -870,7 +873,7 @@ def _check_job_edits(cfg: DictConfig, seen: set[tuple]) -> None:
     if key in seen:
         return
     seen.add(key)
-    datamodule = ImageDataModule(cfg.dataset, cfg.paths.data_dir, seed=cfg.seed)
+    datamodule = ImageDataModule(cfg.dataset, cfg.paths.data_dir, seed=cfg.seed, splits=splits)
     datamodule.build()
     train = datamodule.train_set
     # Names, not sizes: no stat per image in the launching process (each job checks the sizes).

@@ -1010,3 +1010,22 @@ def test_a_sweep_whose_diffusemix_jobs_lack_their_edits_starts_no_job(tmp_path):
     )
     generate(compose_generate(common))
     check_command_line(argv, str(CONF_DIR), "config")  # taken
+
+
+def test_a_new_run_without_its_edits_leaves_no_run_folder(make_cfg):
+    """train.py aug=diffusemix whose edits are not there: refused with the generate command before
+    training starts, and the run folder (Hydra's files alone) is removed, as for any setting refused
+    at start (it was left with failure.json and config_resolved.yaml)."""
+    from pathlib import Path
+
+    from diffusemix_bench.cli import run_train
+
+    cfg = make_cfg(BASE)
+    run_dir = Path(cfg.paths.output_dir)
+    (run_dir / ".hydra").mkdir(parents=True)  # what Hydra writes before the job
+    with pytest.raises(SystemExit) as refused:
+        run_train(cfg)
+    assert "edits of cifar100/train are not usable" in str(refused.value) and "generate.py" in str(
+        refused.value
+    )
+    assert not run_dir.exists()
