@@ -906,6 +906,22 @@ def test_figure4_generates_only_the_edits_it_draws_on_request(make_cfg, tmp_path
     assert len(made) == 2  # two images drawn, every prompt of each; nothing else
 
 
+def test_figure4_of_a_partial_store_draws_the_images_it_has_edits_of(make_cfg, tmp_path, caplog):
+    """A store made for a few images first (generator.limit_per_class, to look at them): figure4
+    draws among the images with every edit instead of refusing those it drew without; asked for more
+    rows than such images, it shows those and says so."""
+    cfg = make_cfg(BASE + [f"paths.cache_dir={tmp_path / 'cache'}", "aug.figure_images=2"])
+    fill_store(cfg, keep=lambda i, k: i in (2, 5, 7))  # of the split's 9 images
+    with Image.open(write_figure4(cfg)) as im:
+        assert im.size == expected_grid_size(2)
+    cfg.aug.figure_images = 4
+    with caplog.at_level("WARNING"):
+        path = write_figure4(cfg)
+    with Image.open(path) as im:
+        assert im.size == expected_grid_size(3)
+    assert "every edit of 3 image(s) alone: the figure shows 3 row(s), not 4" in caplog.text
+
+
 def test_a_refused_figure4_leaves_no_folder_of_hydras_files_alone(make_cfg, tmp_path):
     """figure4.py refused (its edits missing) after Hydra made its folder: the folder, holding only
     Hydra's files, is removed, as train.py's is."""

@@ -33,7 +33,8 @@ def figure4_stages(aug, dataset, n: int, seed: int = 0, make_missing=None) -> li
     With ``aug.compose=before_crop`` the stages are drawn on the whole image and then resized and
     cropped, as training sees them; otherwise the original and edit are resized and cropped first.
     Only the drawn images' edits are needed; ``make_missing(indices)`` (figure4.py with
-    aug.figure_generate=true) generates those the store lacks, else their absence is an error."""
+    aug.figure_generate=true) generates those the store lacks; else the images are drawn among
+    those the store has every edit of (an error when it has none)."""
     from ...data.transforms import eval_transform
     from ...generation.store import image_files, split_indices
 
@@ -41,11 +42,25 @@ def figure4_stages(aug, dataset, n: int, seed: int = 0, make_missing=None) -> li
         raise ConfigError(f"Figure 4 shows edits; aug.components={aug.components} uses none")
     store = aug.edit_store()
     g = torch.Generator().manual_seed(seed)
-    n = min(n, len(dataset))
-    rows = torch.randperm(len(dataset), generator=g)[:n].tolist()
     store_indices = split_indices(dataset)
-    needed = [store_indices[i] for i in rows]
     store.check_images(image_files(dataset, sizes=True))  # before any edit is made or shown
+    # Without generating, the images drawn are among those with every edit (a store made with
+    # generator.limit or limit_per_class, to look at a few first); a whole store: all of them.
+    candidates = list(range(len(dataset)))
+    if make_missing is None:
+        lacking = {index for index, _ in store.missing(store_indices)}
+        candidates = [i for i in candidates if store_indices[i] not in lacking] or candidates
+    if 0 < len(candidates) < min(n, len(dataset)):
+        log.warning(
+            "the edit store has every edit of %d image(s) alone: the figure shows %d row(s), not %d "
+            "(aug.figure_generate=true makes the edits of the images it draws)",
+            len(candidates),
+            len(candidates),
+            n,
+        )
+    n = min(n, len(candidates))
+    rows = [candidates[k] for k in torch.randperm(len(candidates), generator=g)[:n].tolist()]
+    needed = [store_indices[i] for i in rows]
     missing = store.missing(needed)
     if missing and make_missing is not None:
         make_missing(sorted({index for index, _ in missing}))
