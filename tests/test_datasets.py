@@ -505,6 +505,13 @@ def test_imagefolder_counts_skipped_files_and_empty_val_classes(tmp_path, caplog
         f"has no folder for 1 of train/'s {len(classes)} classes ({classes[2]}): its accuracy counts the others alone"
         in caplog.text
     )
+    # A hidden folder beside the class folders is left out, never a class, and said.
+    (root / "train" / ".renamed").mkdir()
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        train = create_dataset("imagefolder", root, "train")
+    assert train.info["hidden_folders"] == [".renamed"] and ".renamed" not in train.classes
+    assert "hidden folder(s) left out, never classes: .renamed" in caplog.text
 
 
 def test_a_held_out_val_split_does_not_report_train_folders_files_again(tmp_path, caplog):

@@ -67,8 +67,17 @@ def _read_split(
         links.extend(not_followed)
         if not files:
             empty.append(name)
+    # Hidden folders beside the class folders are never classes (.ipynb_checkpoints, .Trash): said,
+    # since one holding images (a class folder renamed by mistake) would otherwise go unnoticed.
+    hidden = sorted(e.name for e in os.scandir(folder) if e.is_dir() and e.name.startswith("."))
     if quiet:
-        skipped, empty, links = [], [], []
+        skipped, empty, links, hidden = [], [], [], []
+    if hidden:
+        log.warning(
+            "%s: hidden folder(s) left out, never classes: %s",
+            folder,
+            ", ".join(hidden[:5]) + (", ..." if len(hidden) > 5 else ""),
+        )
     warn_links_not_followed(links)
     if skipped:
         log.warning(
@@ -84,6 +93,7 @@ def _read_split(
         "skipped_files": len(skipped),
         "empty_class_folders": empty,
         "links_not_followed": [str(p) for p in links],
+        "hidden_folders": hidden,
     }
     if not paths:
         raise ImageFolderError(

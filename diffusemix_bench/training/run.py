@@ -55,7 +55,13 @@ from .summary import EpochSummary
 log = logging.getLogger(__name__)
 
 #: What reading image folders noticed, recorded under metrics.json's data_notes.
-DATA_NOTES = ("skipped_files", "empty_class_folders", "links_not_followed", "classes_absent")
+DATA_NOTES = (
+    "skipped_files",
+    "empty_class_folders",
+    "links_not_followed",
+    "classes_absent",
+    "hidden_folders",
+)
 
 
 def _resolve_ckpt_path(cfg: DictConfig, ckpt_dir: Path) -> tuple[str | None, int | None]:
