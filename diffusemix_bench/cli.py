@@ -787,21 +787,30 @@ def check_single_run_of_a_sweep(argv: list[str], cfg, config_dir: str) -> None:
         )
 
 
+def _jobs_to_check(argv: list[str], config_dir: str, config_name: str) -> list[list[str]] | None:
+    """The jobs a ``--multirun`` command line will run, for the checks before it starts; None when
+    it is no sweep, only lists one (``--cfg``), or its jobs cannot be listed (they meet the error
+    and report it themselves)."""
+    if not any(a in ("-m", "--multirun") for a in argv) or any(a in CFG_FLAGS for a in argv):
+        return None
+    from hydra.errors import HydraException
+
+    overrides = [a for a in argv if not a.startswith("-") and "=" in a]
+    try:
+        return sweep_jobs(overrides, config_dir, config_name)
+    except (HydraException, ValueError):
+        return None
+
+
 def check_sweep_data(argv: list[str], config_dir: str, config_name: str) -> None:
     """A ``--multirun`` sweep whose datasets are not there (``make table N=5`` before CUB is
     downloaded): one message naming each missing dataset's folder before any job starts, instead
     of every job failing alike. Each dataset setting of the sweep is composed once."""
-    if not any(a in ("-m", "--multirun") for a in argv) or any(a in CFG_FLAGS for a in argv):
+    jobs = _jobs_to_check(argv, config_dir, config_name)
+    if jobs is None:
         return
-    from hydra.errors import HydraException
-
     from .data.layouts import DatasetNotFoundError, check_present
 
-    overrides = [a for a in argv if not a.startswith("-") and "=" in a]
-    try:
-        jobs = sweep_jobs(overrides, config_dir, config_name)
-    except (HydraException, ValueError):  # the jobs meet it and report it themselves
-        return
     missing, seen = [], set()
     for job in jobs:
         key = tuple(o for o in job if o.lstrip("+~").startswith(("dataset", "paths", "experiment")))
@@ -827,16 +836,8 @@ def check_sweep_edits(argv: list[str], config_dir: str, config_name: str) -> Non
     """A ``--multirun`` of train.py whose DiffuseMix jobs lack their edits (``make table N=6``
     before generate.py): one message before any job starts, instead of the DiffuseMix jobs failing
     after the baselines have trained. Each store and training split is checked once."""
-    if config_name != "config" or not any(a in ("-m", "--multirun") for a in argv):
-        return
-    if any(a in CFG_FLAGS for a in argv):
-        return
-    from hydra.errors import HydraException
-
-    overrides = [a for a in argv if not a.startswith("-") and "=" in a]
-    try:
-        jobs = sweep_jobs(overrides, config_dir, config_name)
-    except (HydraException, ValueError):  # the jobs meet it and report it themselves
+    jobs = _jobs_to_check(argv, config_dir, config_name) if config_name == "config" else None
+    if jobs is None:
         return
     from .generation.store import EditStoreError, MissingEditError
 
