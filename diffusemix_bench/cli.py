@@ -835,7 +835,13 @@ def check_sweep_data(argv: list[str], config_dir: str, config_name: str) -> None
 def check_sweep_edits(argv: list[str], config_dir: str, config_name: str) -> None:
     """A ``--multirun`` of train.py whose DiffuseMix jobs lack their edits (``make table N=6``
     before generate.py): one message before any job starts, instead of the DiffuseMix jobs failing
-    after the baselines have trained. Each store and training split is checked once."""
+    after the baselines have trained. Each store and training split is checked once. A sweep
+    going on in its folder (``ckpt_path=auto`` with an existing ``hydra.sweep.dir``) is left to its
+    jobs: finished ones need no edits, and the others check their own."""
+    given = dict(a.split("=", 1) for a in argv if "=" in a and not a.startswith("-"))
+    sweep_dir = given.get("hydra.sweep.dir", "").strip("'\"")
+    if given.get("ckpt_path") == "auto" and sweep_dir and Path(sweep_dir).expanduser().is_dir():
+        return
     jobs = _jobs_to_check(argv, config_dir, config_name) if config_name == "config" else None
     if jobs is None:
         return

@@ -1024,6 +1024,11 @@ def test_a_sweep_whose_diffusemix_jobs_lack_their_edits_starts_no_job(tmp_path):
     assert (
         "aug=diffusemix: 12 of 12 edits of flowers102/train are not usable" in said and "generate.py" in said
     )
+    # A sweep going on in its folder (finished jobs need no edits) is left to its jobs.
+    (tmp_path / "sweep").mkdir()
+    check_command_line(
+        [*argv, "ckpt_path=auto", f"hydra.sweep.dir={tmp_path / 'sweep'}"], str(CONF_DIR), "config"
+    )
     generate(compose_generate(common))
     check_command_line(argv, str(CONF_DIR), "config")  # taken
 
