@@ -48,21 +48,29 @@ def _quiet_resource_sharer() -> None:
     stops (Ctrl-C, an error) during a hand-over, that thread's connection breaks and Python printed
     its traceback after the main process's one-line message. Such a break, in that thread only, is
     left unreported; any other thread's error is reported as before."""
+    import sys
     import threading
     import traceback
 
-    previous = threading.excepthook
-
-    def hook(args) -> None:
-        frames = traceback.extract_tb(args.exc_traceback) if args.exc_traceback is not None else []
-        broken = issubclass(args.exc_type, (OSError, EOFError))
-        if broken and any(
+    def sharer_broke(kind, tb) -> bool:
+        frames = traceback.extract_tb(tb) if tb is not None else []
+        return issubclass(kind, (OSError, EOFError)) and any(
             f.filename.endswith(os.path.join("multiprocessing", "resource_sharer.py")) for f in frames
-        ):
-            return
-        previous(args)
+        )
 
-    threading.excepthook = hook
+    previous_thread, previous_sys = threading.excepthook, sys.excepthook
+
+    def thread_hook(args) -> None:
+        if not sharer_broke(args.exc_type, args.exc_traceback):
+            previous_thread(args)
+
+    # The sharer's serving loop reports its own errors through sys.excepthook.
+    def sys_hook(kind, value, tb) -> None:
+        if not sharer_broke(kind, tb):
+            previous_sys(kind, value, tb)
+
+    threading.excepthook = thread_hook
+    sys.excepthook = sys_hook
 
 
 def stop_workers_at_exit() -> None:
