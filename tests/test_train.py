@@ -108,6 +108,8 @@ def test_command_line_wins_over_the_dataset_protocol():
     )
     cfg = compose_config(["dataset=cub", "protocol=finetune_resnet50"])
     assert (cfg.protocol, cfg.model.pretrained, cfg.optim.head_lr) == ("finetune_resnet50", True, 0.01)
+    # SnapMix's SGD (Shaoli-Huang/SnapMix utils/trainutil.py get_sgd) is Nesterov's.
+    assert (cfg.optim.momentum, cfg.optim.nesterov, cfg.optim.weight_decay) == (0.9, True, 1e-4)
     cfg = compose_config(["dataset=cub", "protocol=custom"])
     assert (cfg.protocol, cfg.model.name, cfg.optim.lr, cfg.sched.name) == (
         "custom",
