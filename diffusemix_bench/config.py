@@ -471,7 +471,8 @@ class DiffuseMixConfig:
     #   steps (its seam ramp, the hybrid truncated to uint8, then the fractal blend truncated again),
     #   byte for byte; about 0.4 levels darker on average, and up to a few levels along the seam.
     arithmetic: str = one_of("exact", "official")
-    # online (paper): every draw of an image takes a fresh random edit, mask and fractal.
+    # online: every draw of an image takes a fresh random edit, mask and fractal (this framework's
+    #   default: Algorithm 1 composes a fixed set of m images per original once, with random draws).
     # static_append (official recipe): a fixed composed image per (original, prompt), with a fixed
     #   mask and fractal, appended to the originals: the epoch grows by the number of prompts.
     # replace_p (DA-Fusion style): each view is the composed image with probability replace_prob,

@@ -619,3 +619,51 @@ def test_the_notes_name_the_split_checkpoints_were_selected_on(sweep, tmp_path):
         "is left out of training: the runs trained on the rest of the training split)"
     )
     assert filled.validation() == [line] and line in notes(filled)
+
+
+def test_the_experiment_files_notes_are_printed_with_the_recipe(sweep, tmp_path):
+    """What an experiment file declares of its recipe (``paper.notes``: a choice the paper leaves
+    open, a departure from its text or a baseline's reference) is in the report's notes, in every
+    format, and the line saying the runs used the file's settings names their protocol."""
+    from omegaconf import OmegaConf
+
+    from diffusemix_bench.reporting.formats import _tex
+
+    declared = OmegaConf.load(ROOT / "experiments" / "table6.yaml").paper.notes
+    assert any("protocol=scarcity_resnet18" in note for note in declared)
+    result = build_report(["experiment=table6", f"runs={sweep}", f"out={tmp_path}"], CONF)
+    markdown = result["files"]["markdown"].read_text()
+    latex = result["files"]["latex"].read_text().splitlines()
+    for note in declared:
+        assert f"- Experiment file: {note}" in markdown
+        assert f"% Experiment file: {_tex(note)}" in latex
+    assert "- Recipe of the finished runs: protocol scarcity_resnet18 (conf/protocol/: model," in markdown
+
+
+def test_table4_shows_our_clean_error_beside_the_fgsm_error(sweep, tmp_path):
+    """Table 4's printed numbers look like clean errors (its notes say why): the report shows our
+    error on the attacked split without the attack beside our FGSM error, with no paper value."""
+    runs = _write_runs(
+        sweep,
+        tmp_path / "runs",
+        [
+            (0, TABLE4, {"fgsm_error": 80.0, **FGSM, "robust_clean_error": 30.0}),
+            (1, TABLE4, {"fgsm_error": 82.0, **FGSM, "robust_clean_error": 34.0}),
+        ],
+    )
+    result = build_report([*TABLE4_CELL, f"runs={runs}", f"out={tmp_path / 'out'}"], CONF)
+    text = result["files"]["markdown"].read_text()
+    assert "cifar100 clean_error: paper | cifar100 clean_error: ours" in text
+    row = next(line for line in text.splitlines() if line.startswith(f"| {VANILLA}"))
+    assert "| 23.67 | 81.00 ± 1.41 (2) | +57.33 | – | 32.00 ± 2.83 (2) | – |" in row
+    assert "probably clean errors" in text
+    rows = list(csv.DictReader(result["files"]["csv"].open()))
+    clean = next(
+        r for r in rows if r["row"] == VANILLA and r["column"] == "cifar100" and r["metric"] == "clean_error"
+    )
+    assert (clean["metrics_key"], clean["paper"], clean["mean"], clean["n"]) == (
+        "robust_clean_error",
+        "",
+        "32.0",
+        "2",
+    )

@@ -9,6 +9,7 @@ import csv
 import io
 import re
 
+from .paper import setting
 from .table import Cell, FilledTable, measurement_text
 
 
@@ -94,9 +95,16 @@ def notes(filled: FilledTable) -> list[str]:
                 for (label, column), found in sorted(filled.cell_deviations.items())
             )
         )
+    finished = [r for cell in filled.cells.values() for r in cell.finished]
+    if finished:
+        protocols = sorted({str(setting(r.config, "protocol")) for r in finished})
+        lines.append(
+            f"Recipe of the finished runs: protocol {', '.join(protocols)} (conf/protocol/: model, optimiser, "
+            "schedule, epochs and loss), with the settings named below where they differ"
+        )
     if filled.deviations:
         lines.append("Settings that differ from the experiment file: " + "; ".join(filled.deviations))
-    elif any(cell.finished for cell in filled.cells.values()):
+    elif finished:
         lines.append("Every run used the experiment file's settings (its protocol, epochs and loss).")
     else:
         lines.append("No finished run of this table was found, so no number above is ours.")
@@ -106,6 +114,9 @@ def notes(filled: FilledTable) -> list[str]:
             lines.append(f"{row.label}: the paper's number is uncertain: {row.uncertain}")
         if row.note:
             lines.append(f"{row.label}: {row.note}")
+    # What the experiment file declares of its own recipe: a choice the paper leaves open, or where
+    # it departs from the paper's text or a baseline's reference.
+    lines += [f"Experiment file: {note}" for note in t.notes]
     return lines
 
 
