@@ -671,3 +671,62 @@ def test_a_workers_broken_hand_over_to_a_stopping_process_is_not_reported():
     assert (
         "ConnectionResetError" not in result.stderr and result.stderr.count("ValueError: a real error") == 2
     )
+
+
+def test_skip_leaves_out_missing_files_and_pipes_named_like_images(tmp_path):
+    """dataset.on_bad_image=skip, which the message for a missing image recommends, leaves out a
+    dangling link (it used to stop with a bare "No such file" error); a pipe named like an image
+    is refused by name instead of blocking the loader forever."""
+    from diffusemix_bench.config import DatasetConfig
+    from diffusemix_bench.data.base import CorruptImageError, load_rgb
+    from diffusemix_bench.data.splits import build_splits, verify_splits
+
+    root = tmp_path / "images"
+    for split in ("train", "val", "test"):
+        for cls in ("a", "b"):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(3):
+                Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(root / split / cls / f"{i}.png")
+    (root / "train" / "a" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    os.mkfifo(root / "train" / "b" / "pipe.png")
+    with pytest.raises(
+        CorruptImageError, match=r"pipe\.png is not a regular file .*dataset\.on_bad_image=skip"
+    ):
+        load_rgb(root / "train" / "b" / "pipe.png")
+    cfg = DatasetConfig(name="imagefolder", root=str(root))
+    splits = build_splits(cfg, tmp_path)
+    assert len(splits.train) == 8
+    with pytest.raises(
+        CorruptImageError, match=r"2 image file\(s\) of imagefolder/train are missing or cannot be"
+    ):
+        verify_splits(build_splits(cfg, tmp_path), tmp_path / "cache", "error")
+    bad = verify_splits(splits, tmp_path / "cache", "skip")
+    assert sorted(Path(p).name for p in bad["train"]) == ["gone.png", "pipe.png"]
+    assert len(splits.train) == 6 and all(
+        Path(p).name not in ("gone.png", "pipe.png") for p in splits.train.paths
+    )
+
+
+def test_evaluate_leaves_out_the_bad_images_the_run_left_out(tmp_path):
+    """evaluate.py rebuilds a run's data with the run's own dataset.on_bad_image: a run trained
+    with skip is attacked without its corrupt test image (it used to stop on it, advising the
+    setting the run already had, which evaluate.py does not take)."""
+    from diffusemix_bench.data.splits import build_splits
+    from diffusemix_bench.training.evaluate import _skip_as_the_run_did
+    from tests.conftest import compose_config
+
+    root = tmp_path / "images"
+    for split in ("train", "val", "test"):
+        for cls in ("a", "b"):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(2):
+                Image.new("RGB", (8, 8), (90 * i, 0, 0)).save(root / split / cls / f"{i}.png")
+    (root / "test" / "a" / "text.png").write_text("not an image")
+    overrides = ["dataset=imagefolder", f"dataset.root={root}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    skip = compose_config([*overrides, "dataset.on_bad_image=skip"])
+    splits = build_splits(skip.dataset, skip.paths.data_dir)
+    assert _skip_as_the_run_did(skip, splits, "test") == 1
+    assert len(splits.test) == 4 and len(splits.train) == 4
+    plain = compose_config(overrides)  # a run that neither skipped nor verified: as before
+    splits = build_splits(plain.dataset, plain.paths.data_dir)
+    assert _skip_as_the_run_did(plain, splits, "test") == 0 and len(splits.test) == 5

@@ -667,3 +667,37 @@ def test_table4_shows_our_clean_error_beside_the_fgsm_error(sweep, tmp_path):
         "32.0",
         "2",
     )
+
+
+def test_runs_of_one_cell_on_different_data_are_refused_and_a_column_is_noted(sweep, tmp_path):
+    """dataset.root is not compared (the same data may sit anywhere), so two image folders would
+    average unnoticed: metrics.json's class count and split sizes are. In one cell that is refused;
+    across the rows of a column it is said in the notes."""
+    runs = _write_runs(
+        sweep,
+        tmp_path / "cell",
+        [
+            (0, TABLE4, {"fgsm_error": 80.0, **FGSM, "num_classes": 4, "train_images": 40}),
+            (1, TABLE4, {"fgsm_error": 82.0, **FGSM, "num_classes": 5, "train_images": 55}),
+        ],
+    )
+    with pytest.raises(
+        ReportError, match=r"were trained on different data \(num_classes=4 vs 5, train_images=40 vs 55"
+    ):
+        build_report([*TABLE4_CELL, f"runs={runs}"], CONF)
+    mixup = {**TABLE4, "aug.name": "mixup"}
+    runs = _write_runs(
+        sweep,
+        tmp_path / "column",
+        [
+            (0, TABLE4, {"fgsm_error": 80.0, **FGSM, "num_classes": 4}),
+            (0, mixup, {"fgsm_error": 82.0, **FGSM, "num_classes": 5}),
+        ],
+    )
+    filled = build_report(
+        ["experiment=table4", "dataset=cifar100", "aug=none,mixup", "seed=0", f"runs={runs}"], CONF
+    )["filled"]
+    assert filled.cells[(VANILLA, "cifar100")].finished and filled.data_differs() == [
+        f"cifar100: runs were trained on different data (num_classes=4 vs 5: {runs / '0_seed=0'} and "
+        f"{runs / '1_seed=0'}); its rows are not compared on the same images"
+    ]

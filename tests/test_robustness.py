@@ -3,6 +3,7 @@ evaluate.py, checked against an FGSM written out here."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from omegaconf import OmegaConf
 
 from diffusemix_bench.data.datamodule import ImageDataModule
@@ -295,6 +297,35 @@ def _evaluate_cfg(**settings):
             r"(?s)\A(?!.*dataset\.download)Dataset 'cifar100' not found at .*nothing.*How to get it: download it from https://www\.cs"
             r".*\nPoint evaluate\.py at the folder that holds it with data_dir=<folder>\.$",
         ),
+        # Checkpoints cut short or not the framework's: one line each, never torch's advice.
+        (
+            {"ckpt": "{zero}", "eval.fgsm": "true"},
+            r"\Athe checkpoint \S*zero\.ckpt is empty \(0 bytes\): [^\n]*\Z",
+        ),
+        (
+            {"ckpt": "{hostile}", "eval.fgsm": "true"},
+            r"\A\S*hostile\.ckpt holds objects other than tensors [^\n]*never unpickled in full[^\n]*\Z",
+        ),
+        (
+            {"ckpt": "{misfit}", "eval.fgsm": "true"},
+            r"do not fit the model built from its run folder's config_resolved\.yaml and the classes of cifar100 read "
+            r"from \S+ \(100 classes\): 1 with other shapes \(backbone\.fc\.weight: checkpoint \(5, 512\) vs model \(100, 512\)\)"
+            r"\. A different class count means other data",
+        ),
+        # The selected checkpoint gone: not silently another one's numbers beside its test numbers.
+        (
+            {"ckpt": "{nobest}", "eval.fgsm": "true"},
+            r"the checkpoint the run selected \(best-\S+\.ckpt, metrics",
+        ),
+        # Saved settings cut short or edited by hand: named, not met deep in the data code.
+        (
+            {"ckpt": "{cut}", "eval.fgsm": "true"},
+            r"config_resolved\.yaml is incomplete \(no model, paths, seed: ",
+        ),
+        (
+            {"ckpt": "{edited}", "eval.fgsm": "true"},
+            r"config_resolved\.yaml holds a setting this run cannot have been trained with \(dataset\.image_size: ",
+        ),
     ],
 )
 def test_evaluate_user_errors(trained_run, tmp_path, settings, message):
@@ -316,6 +347,27 @@ def test_evaluate_user_errors(trained_run, tmp_path, settings, message):
         (sweep / job).mkdir(parents=True)
         (sweep / job / "config_resolved.yaml").write_text((run_dir / "config_resolved.yaml").read_text())
     (tmp_path / "empty").mkdir()
+    zero = tmp_path / "run" / "checkpoints" / "zero.ckpt"
+    zero.touch()
+    hostile = tmp_path / "run" / "checkpoints" / "hostile.ckpt"
+    torch.save({"state_dict": {}, "why": argparse.Namespace(a=1)}, hostile)
+    best = Path(json.loads((run_dir / "metrics.json").read_text())["best_checkpoint"]).name
+    misfit_dir = tmp_path / "misfit"
+    shutil.copytree(run_dir, misfit_dir)
+    misfit = misfit_dir / "checkpoints" / best
+    state = torch.load(misfit, weights_only=True)
+    state["state_dict"]["model.backbone.fc.weight"] = torch.zeros(5, 512)
+    torch.save(state, misfit)
+    nobest = tmp_path / "nobest"
+    shutil.copytree(run_dir, nobest)
+    (nobest / "checkpoints" / best).unlink()
+    cut, edited = tmp_path / "cut", tmp_path / "edited"
+    for folder in (cut, edited):
+        shutil.copytree(run_dir, folder)
+    saved = yaml.safe_load((run_dir / "config_resolved.yaml").read_text())
+    (cut / "config_resolved.yaml").write_text(yaml.safe_dump({"dataset": saved["dataset"]}))
+    saved["dataset"]["image_size"] = "big"
+    (edited / "config_resolved.yaml").write_text(yaml.safe_dump(saved))
     paths = {
         "run": run_dir,
         "loose": loose,
@@ -324,6 +376,12 @@ def test_evaluate_user_errors(trained_run, tmp_path, settings, message):
         "damaged": damaged,
         "sweep": sweep,
         "empty": tmp_path / "empty",
+        "zero": zero,
+        "hostile": hostile,
+        "misfit": misfit,
+        "nobest": nobest,
+        "cut": cut,
+        "edited": edited,
     }
     cfg = _evaluate_cfg(**{k: str(v).format(**paths) for k, v in settings.items()})
     with pytest.raises(UserError, match=message):

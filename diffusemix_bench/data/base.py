@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,10 @@ class CorruptImageError(UserError, RuntimeError):
     """Raised when an image file cannot be decoded."""
 
 
+class _NotAFile(Exception):
+    """An image path that names no regular file (load_rgb reports it as a CorruptImageError)."""
+
+
 class DataFileError(UserError, ValueError):
     """A dataset file (a list, a label table, a pickle, a .mat) does not hold what the official
     release holds; the message names the file (and line) and says how to get a good copy."""
@@ -39,6 +44,9 @@ class DataFileError(UserError, ValueError):
 def load_rgb(path: str | Path) -> Image.Image:
     """Open an image file as 8-bit RGB (grayscale, palette, RGBA and CMYK are converted)."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            # A FIFO or device named like an image would block or stream forever.
+            raise _NotAFile(path)
         with Image.open(path) as img:
             img.load()
             if img.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
@@ -72,6 +80,12 @@ def load_rgb(path: str | Path) -> Image.Image:
             + ": put the file back"
             + (" or mend the link" if link else "")
             + ", or leave missing and corrupt images out with dataset.on_bad_image=skip (train.py and "
+            "generate.py then skip the same files)."
+        ) from None
+    except _NotAFile:
+        raise CorruptImageError(
+            f"Image {path} is not a regular file (a pipe, socket or device named like an image): move it out "
+            "of the dataset, or leave such files out with dataset.on_bad_image=skip (train.py and "
             "generate.py then skip the same files)."
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

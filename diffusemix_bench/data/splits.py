@@ -27,10 +27,15 @@ class Splits:
 ON_BAD_IMAGE = ("error", "skip")
 
 
-def verify_splits(splits: Splits, cache_dir: str | Path, on_bad_image: str = "error") -> dict[str, list[str]]:
-    """Decode every image file of each split once (results cached per file by size and mtime);
-    return the corrupt files per split. ``error`` stops at the first split with any, naming them;
-    ``skip`` leaves them out of their split (the caller records them)."""
+def verify_splits(
+    splits: Splits,
+    cache_dir: str | Path,
+    on_bad_image: str = "error",
+    names: tuple[str, ...] = ("train", "val", "test"),
+) -> dict[str, list[str]]:
+    """Decode every image file of each split (of ``names``) once (results cached per file by size
+    and mtime); return the corrupt or missing files per split. ``error`` stops at the first split
+    with any, naming them; ``skip`` leaves them out of their split (the caller records them)."""
     import hashlib
     import json
 
@@ -41,7 +46,7 @@ def verify_splits(splits: Splits, cache_dir: str | Path, on_bad_image: str = "er
     if on_bad_image not in ON_BAD_IMAGE:
         raise ConfigError(f"dataset.on_bad_image must be one of {list(ON_BAD_IMAGE)}, got '{on_bad_image}'")
     bad: dict[str, list[str]] = {}
-    for name in ("train", "val", "test"):
+    for name in names:
         ds = getattr(splits, name)
         if ds is None or not ds.paths:
             continue
@@ -53,7 +58,11 @@ def verify_splits(splits: Splits, cache_dir: str | Path, on_bad_image: str = "er
             cache = {}
         found = []
         for path in plain_progress(ds.paths, f"verifying {ds.name}/{name} images"):
-            st = Path(path).stat()
+            try:
+                st = Path(path).stat()
+            except OSError:  # not there (a dangling link, a file the listing names): as corrupt
+                found.append(str(path))
+                continue
             stamp = f"{st.st_size}:{st.st_mtime_ns}"
             entry = cache.get(str(path))
             if entry is None or entry[0] != stamp:
@@ -70,7 +79,8 @@ def verify_splits(splits: Splits, cache_dir: str | Path, on_bad_image: str = "er
         if found:
             if on_bad_image == "error":
                 raise CorruptImageError(
-                    f"{len(found)} image file(s) of {ds.name}/{name} cannot be decoded (first: {found[0]}); "
+                    f"{len(found)} image file(s) of {ds.name}/{name} are missing or cannot be decoded "
+                    f"(first: {found[0]}); "
                     "re-download or remove them, or add dataset.on_bad_image=skip to train without them "
                     "(they are then counted in metrics.json and listed in the run folder)"
                 )

@@ -85,6 +85,7 @@ def notes(filled: FilledTable) -> list[str]:
     lines += filled.stopped()
     lines += filled.replaced()
     lines += filled.validation()
+    lines += filled.data_differs()
     lines += filled.without_values()
     if filled.uneven():
         lines.append(

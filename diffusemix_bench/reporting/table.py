@@ -353,6 +353,22 @@ class FilledTable:
         )
         return ["Checkpoints selected on " + "; ".join(parts) + tail]
 
+    def data_differs(self) -> list[str]:
+        """A line per column whose runs (of different rows) were trained on data of different sizes
+        (metrics.json's class count and split sizes): rows compared there saw different images."""
+        lines = []
+        for column in self.table.columns:
+            runs = [r for (_, c), cell in self.cells.items() if c == column for r in cell.runs if r.metrics]
+            for other in runs[1:]:
+                differ = _data_differs(runs[0], other)
+                if differ:
+                    lines.append(
+                        f"{column}: runs were trained on different data ({', '.join(differ)}: {runs[0].folder} "
+                        f"and {other.folder}); its rows are not compared on the same images"
+                    )
+                    break
+        return lines
+
     def replaced(self) -> list[str]:
         """Lines naming the runs left out of a cell for a run of the same seed that went further."""
         return [
@@ -472,6 +488,16 @@ def _check_cell(table: PaperTable, cell: Cell, reference: DictConfig | None = No
                 f"were trained with different settings ({shown}{', ...' if len(differ) > 6 else ''}); a cell "
                 "averages seeds of one setting: report them separately (runs=...)"
             )
+    with_sizes = [r for r in cell.runs if isinstance(r.metrics, dict)]
+    for other in with_sizes[1:]:
+        differ = _data_differs(with_sizes[0], other)
+        if differ:
+            raise ReportError(
+                f"{table.name}, row '{cell.row.label}', {cell.column}: runs {with_sizes[0].folder} and "
+                f"{other.folder} were trained on different data ({', '.join(differ)} in their metrics.json; "
+                "where the data is, dataset.root, is not compared): a cell averages seeds of one dataset: "
+                "report them separately (runs=...)"
+            )
     for key in table.metrics.values():
         if not is_robustness(key):
             continue
@@ -497,6 +523,20 @@ def _check_cell(table: PaperTable, cell: Cell, reference: DictConfig | None = No
                 f"{'the experiment file' if reference is not None else 'the first run'}'s {measurement_text(fix)} "
                 f"({command}{each}), or report the runs separately (runs=...)"
             )
+
+
+#: What metrics.json says of a run's data: runs of one dataset agree on them wherever the data is.
+DATA_SIZES = ("num_classes", "train_images", "val_images", "test_images")
+
+
+def _data_differs(a: Run, b: Run) -> list[str]:
+    """``key=a vs b`` for each of :data:`DATA_SIZES` both runs' metrics.json record and differ in."""
+    ma, mb = a.metrics or {}, b.metrics or {}
+    return [
+        f"{k}={ma[k]} vs {mb[k]}"
+        for k in DATA_SIZES
+        if ma.get(k) is not None and mb.get(k) is not None and ma[k] != mb[k]
+    ]
 
 
 #: A run's outcome, the furthest first: a seed run again after a failure counts its new run.

@@ -46,25 +46,71 @@ def _device(accelerator: str | None) -> torch.device:
     return torch.device("cpu")
 
 
-def load_model_weights(model: nn.Module, ckpt: Path) -> None:
-    """The classifier's weights from a training checkpoint (``weights_only`` loading)."""
+def _unreadable(ckpt: Path, exc: Exception) -> ConfigError:
+    """A checkpoint torch.load refused or could not read, in one line: torch's first sentence (not
+    its advice to load with weights_only=False)."""
+    import pickle
+
+    text = " ".join(str(exc).split())
+    if isinstance(exc, pickle.UnpicklingError):
+        text = text.split("WeightsUnpickler error:", 1)[-1].split("Check the documentation")[0].strip()
+        if text.startswith("Unsupported global"):
+            return ConfigError(
+                f"{ckpt} holds objects other than tensors and plain containers ({text.split('. ')[0]}); "
+                "checkpoints are read with torch.load(weights_only=True), never unpickled in full. Give a "
+                "checkpoint train.py wrote (its run folder's checkpoints/)"
+            )
+    return ConfigError(
+        f"cannot read the checkpoint {ckpt}: {text.split('. ')[0] or type(exc).__name__}; it may have been cut "
+        "short while written (a kill, a full disk): give another checkpoint of the run (ckpt=<its last.ckpt>)"
+    )
+
+
+def load_model_weights(model: nn.Module, ckpt: Path, data: str = "") -> None:
+    """The classifier's weights from a training checkpoint (``weights_only`` loading). ``data``:
+    where the classes the model was built for were read (named when the weights do not fit)."""
+    if ckpt.is_file() and ckpt.stat().st_size == 0:
+        raise ConfigError(
+            f"the checkpoint {ckpt} is empty (0 bytes): it was cut short while written (a kill, a full disk); "
+            "give another checkpoint of the run (ckpt=<its last.ckpt>)"
+        )
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
     except Exception as exc:  # a refused or unreadable file: say which, keep the reason
-        raise ConfigError(f"cannot read the checkpoint {ckpt}: {exc}") from None
-    if not isinstance(state, dict) or "state_dict" not in state:
-        raise ConfigError(f"{ckpt} is not a training checkpoint of this framework (no 'state_dict' in it)")
+        raise _unreadable(ckpt, exc) from None
+    weights_in = state.get("state_dict") if isinstance(state, dict) else None
+    if not isinstance(weights_in, dict) or not all(isinstance(v, torch.Tensor) for v in weights_in.values()):
+        raise ConfigError(
+            f"{ckpt} is not a training checkpoint of this framework (no 'state_dict' of tensors in it)"
+        )
     weights = {}
-    for key, value in state["state_dict"].items():
+    for key, value in weights_in.items():
         if key.startswith("model."):
             weights[key.removeprefix("model.").replace("_orig_mod.", "", 1)] = value
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as exc:
+    target = model.state_dict()
+    missing = [k for k in target if k not in weights]
+    unexpected = [k for k in weights if k not in target]
+    shapes = [
+        f"{k}: checkpoint {tuple(weights[k].shape)} vs model {tuple(target[k].shape)}"
+        for k in weights
+        if k in target and weights[k].shape != target[k].shape
+    ]
+    if missing or unexpected or shapes:
+        problems = [
+            f"{len(found)} {what} ({', '.join(found[:3])}{', ...' if len(found) > 3 else ''})"
+            for what, found in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("with other shapes", shapes),
+            )
+            if found
+        ]
         raise ConfigError(
-            f"the weights in {ckpt} do not fit the model its run folder's config_resolved.yaml describes: "
-            f"{str(exc).splitlines()[0]}"
-        ) from None
+            f"the weights in {ckpt} do not fit the model built from its run folder's config_resolved.yaml"
+            f"{' and the classes of ' + data if data else ''}: {'; '.join(problems)}. A different class count "
+            "means other data than the run trained on (evaluate.py's data_dir=)"
+        )
+    model.load_state_dict(weights)
 
 
 def attack_checkpoint(
@@ -76,13 +122,14 @@ def attack_checkpoint(
     accelerator: str | None = None,
     split: str = "test",
     limit_batches: int | None = None,
+    data: str = "",
 ) -> dict:
     """Attack ``model`` with the selected checkpoint's weights (loaded first when ``ckpt`` is given)
     on ``loader`` (its first ``limit_batches`` batches when given); returns the ``metrics.json``
     entries (``fgsm_error``, ``pgd_error``, ...)."""
     model = getattr(model, "_orig_mod", model)  # attack the eager model, not a compiled wrapper
     if ckpt:
-        load_model_weights(model, Path(ckpt))
+        load_model_weights(model, Path(ckpt), data)
     result = robust_errors(
         model, loader, specs, device=_device(accelerator), seed=seed, limit_batches=limit_batches
     )
@@ -141,31 +188,95 @@ def log_left_out(path: Path, dropped: list[str]) -> None:
         )
 
 
+def _check_saved_settings(run_cfg: DictConfig, path: Path) -> None:
+    """A run's saved settings that lack a section evaluate.py rebuilds the run from, or hold a
+    value its section's schema refuses (a file cut short, or edited by hand): one message naming
+    the file, not an error from deep in the data or model code."""
+    from dataclasses import fields
+
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from ..config import DatasetConfig, ModelConfig, check_fields
+
+    absent = [key for key in ("dataset", "model", "paths", "seed") if key not in run_cfg]
+    try:
+        for section, schema in () if absent else (("dataset", DatasetConfig), ("model", ModelConfig)):
+            node = run_cfg[section]
+            if not OmegaConf.is_dict(node):
+                raise ConfigError(f"{section} is not a mapping of settings")
+            # Each setting the schema knows, of its type (a setting of an older or newer version is left).
+            for f in fields(schema):
+                if f.name in node:
+                    try:
+                        OmegaConf.merge(OmegaConf.structured(schema), {f.name: node[f.name]})
+                    except OmegaConfBaseException as exc:
+                        raise ConfigError(f"{section}.{f.name}: {str(exc).splitlines()[0]}") from None
+            check_fields(node, schema, section)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"{path} holds a setting this run cannot have been trained with ({exc}); {_RESTORE}"
+        ) from None
+    if absent:
+        raise ConfigError(
+            f"{path} is incomplete (no {', '.join(absent)}: cut short, or edited by hand); {_RESTORE}"
+        )
+
+
+_RESTORE = (
+    "restore it from a copy (the run's .hydra/config.yaml holds the same settings), or train the run again"
+)
+
+
+def _skip_as_the_run_did(run_cfg: DictConfig, splits, split: str) -> int:
+    """The corrupt or missing files of the attacked split left out as the run left them out
+    (its ``dataset.on_bad_image=skip``), or named at once (``dataset.verify=true``); how many were
+    left out. A run that neither skipped nor verified meets a bad file when it is read, as before."""
+    on_bad = str(run_cfg.dataset.get("on_bad_image") or "error")
+    if on_bad != "skip" and not run_cfg.dataset.get("verify"):
+        return 0
+    from ..data.splits import verify_splits
+
+    bad = verify_splits(splits, Path(run_cfg.paths.cache_dir) / "verified", on_bad, names=(split,))
+    return sum(len(found) for found in bad.values())
+
+
 def evaluate_run(cfg: DictConfig) -> dict:
     """``evaluate.py``: attack a finished run's checkpoint on its own dataset and model, and add
     the results to the run folder's ``metrics.json``."""
     run_dir, ckpt = check_request(cfg)
     specs = attack_specs(cfg.eval)
     run_cfg = load_saved_config(run_dir / "config_resolved.yaml")
+    _check_saved_settings(run_cfg, run_dir / "config_resolved.yaml")
     if cfg.data_dir is not None:
         run_cfg.paths.data_dir = cfg.data_dir
         if run_cfg.dataset.get("root"):  # an image folder (or a dataset given by its own folder)
             run_cfg.dataset.root = cfg.data_dir
     try:
         splits = build_splits(run_cfg.dataset, run_cfg.paths.data_dir)
-        datamodule = ImageDataModule(
-            run_cfg.dataset, run_cfg.paths.data_dir, seed=run_cfg.seed, splits=splits
-        )
-        datamodule.build()
     except DatasetNotFoundError as exc:  # evaluate.py's own setting for the folder
         raise exc.for_evaluate() from None
+    skipped = _skip_as_the_run_did(run_cfg, splits, cfg.eval.split)
+    datamodule = ImageDataModule(run_cfg.dataset, run_cfg.paths.data_dir, seed=run_cfg.seed, splits=splits)
+    datamodule.build()
     model = build_model(run_cfg, datamodule.num_classes, load_weights=False)
     accelerator = cfg.accelerator
     loader = eval_split(cfg.eval, datamodule)
+    where = run_cfg.dataset.get("root") or run_cfg.paths.data_dir
     result = attack_checkpoint(
-        model, ckpt, loader, specs, cfg.seed, accelerator, cfg.eval.split, cfg.eval.get("limit_batches")
+        model,
+        ckpt,
+        loader,
+        specs,
+        cfg.seed,
+        accelerator,
+        cfg.eval.split,
+        cfg.eval.get("limit_batches"),
+        data=f"{run_cfg.dataset.name} read from {where} ({datamodule.num_classes} classes)",
     )
     result["robust_checkpoint"] = os.path.abspath(ckpt)  # absolute, as best_checkpoint
+    if skipped:
+        result["robust_bad_images_skipped"] = skipped
     if finished(run_dir):
         metrics_path = run_dir / "metrics.json"
         metrics, dropped = with_robustness(read_metrics(run_dir) or {}, result)

@@ -74,8 +74,21 @@ def locate_checkpoint(path: Path) -> tuple[Path, Path]:
         metrics = read_metrics(run_dir)
         if metrics is not None:
             best = metrics.get("best_checkpoint")
+            if best is not None and not isinstance(best, str):
+                raise ConfigError(
+                    f"{run_dir / 'metrics.json'} is damaged (best_checkpoint is {best!r}, not a file name); "
+                    "give the checkpoint with ckpt=<run folder>/checkpoints/<file>.ckpt"
+                )
             if best and (run_dir / "checkpoints" / Path(best).name).is_file():
                 ckpt = run_dir / "checkpoints" / Path(best).name
+            elif best:
+                # Another checkpoint's robustness would sit beside the selected one's test numbers.
+                raise ConfigError(
+                    f"the checkpoint the run selected ({Path(best).name}, metrics.json's best_checkpoint) is not in "
+                    f"{run_dir / 'checkpoints'}, and its test numbers were measured on it: put it back, or "
+                    "attack another checkpoint by naming it (ckpt=<run folder>/checkpoints/last.ckpt), whose "
+                    "numbers then belong to other weights than the run's test numbers"
+                )
         if ckpt is None and (run_dir / "checkpoints" / "last.ckpt").is_file():
             ckpt = run_dir / "checkpoints" / "last.ckpt"
         if ckpt is None:
