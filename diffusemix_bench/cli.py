@@ -876,7 +876,13 @@ def _check_job_edits(cfg: DictConfig, seen: set[tuple], splits=None) -> None:
     if not aug.uses_edits:
         return
     store = aug.edit_store()
-    key = (str(store.folder), OmegaConf.to_yaml(cfg.dataset), str(cfg.paths.data_dir))
+    # The prompts too: Figure 5's prompt counts share one store, and a count its edits lack fails.
+    key = (
+        str(store.folder),
+        tuple(store.prompt_ids),
+        OmegaConf.to_yaml(cfg.dataset),
+        str(cfg.paths.data_dir),
+    )
     if key in seen:
         return
     seen.add(key)

@@ -1031,6 +1031,12 @@ def test_a_sweep_whose_diffusemix_jobs_lack_their_edits_starts_no_job(tmp_path):
     )
     generate(compose_generate(common))
     check_command_line(argv, str(CONF_DIR), "config")  # taken
+    # Prompt counts share one store: a count beyond the prompts generated is refused too (only the
+    # first count was checked, so Figure 5's lower counts trained before the higher ones failed).
+    counts = ["--multirun", "aug=diffusemix", "generator.num_prompts=1,2", *common[:-1]]
+    with pytest.raises(SystemExit) as refused:
+        check_command_line(counts, str(CONF_DIR), "config")
+    assert "12 of 24 edits of flowers102/train are not usable" in str(refused.value)
 
 
 def test_a_new_run_without_its_edits_leaves_no_run_folder(make_cfg):
