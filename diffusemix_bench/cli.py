@@ -20,6 +20,29 @@ def run_train(cfg: DictConfig) -> float | None:
 
     The config and the dataset are checked before the training stack is imported, so a typo or
     missing data is reported within seconds."""
+    try:
+        return _run_train(cfg)
+    except BaseException as exc:
+        if not isinstance(exc, Exception):  # Ctrl-C or SIGTERM: Hydra calls no callback after the job
+            _summary_after_stop()
+        raise
+
+
+def _summary_after_stop() -> None:
+    """A sweep's job stopped by Ctrl-C or SIGTERM: the sweep folder's summary.csv is written with it
+    (its failure.json says it was stopped), as after a job that ends."""
+    from .errors import in_multirun
+
+    with suppress(Exception):  # the stop is the run's to report, never this summary's
+        if in_multirun():
+            from hydra.core.hydra_config import HydraConfig
+
+            from .reporting.sweeps import write_summary
+
+            write_summary(Path(str(HydraConfig.get().sweep.dir)))
+
+
+def _run_train(cfg: DictConfig) -> float | None:
     with user_errors_reported(
         lambda: training_disk_full_advice(cfg),
         lambda: training_memory_advice(cfg),
@@ -368,24 +391,18 @@ def list_sweep(argv: list[str], config_dir: str, config_name: str = "config") ->
     with user_errors_reported():
         # The checks the sweep itself gets before it runs: a misspelt name is refused, not listed.
         preflight(overrides, config_dir, config_name)
+        check_sweep_base(["--multirun", *overrides], config_dir, config_name)
         check_arms(overrides, config_dir)
         try:
             jobs = sweep_jobs(overrides, config_dir, config_name)
         except HydraException as exc:  # a composition error (unknown experiment, bad override)
             raise ConfigError(str(exc)) from None
         # Every value of the sweep, each composed once in the first job's company (a name is
-        # misspelt alone, whatever the others are).
-        first = jobs[0] if jobs else []
-        checked = {tuple(first)}
-        if first:
-            preflight(first, config_dir, config_name)
-        for job in jobs[1:]:
-            for k, item in enumerate(job):
-                if k < len(first) and item != first[k] and not item.startswith("seed="):
-                    variant = tuple(first[:k] + [item] + first[k + 1 :])
-                    if variant not in checked:
-                        checked.add(variant)
-                        preflight(list(variant), config_dir, config_name)
+        # misspelt alone, whatever the others are), and its value checked as its run would be.
+        for variant, _ in _variants(jobs):
+            preflight(variant, config_dir, config_name)
+        if config_name == "config":
+            check_sweep_values(jobs, config_dir, config_name, _launcher(argv))
     if shown in ("job", "all"):
         print(f"{len(jobs)} runs:")
         for k, job in enumerate(jobs):
@@ -547,6 +564,16 @@ def build_report(argv: list[str], config_dir: str) -> dict:
         seed = next((int(o.split("=", 1)[1]) for o in job if o.startswith("seed=")), int(cfg.seed))
         expected.setdefault((row.label, column), []).append(seed)
         references[(row.label, column)] = cfg
+    outside = sorted({str(column) for _, column, _ in composed.values()} - set(map(str, table.columns)))
+    if jobs and not expected and outside:
+        from .reporting.runs import ReportError
+
+        raise ReportError(
+            f"report.py experiment={experiment} {' '.join(extra)}: the sweep runs on {', '.join(outside)}, which "
+            f"{table.name} has no column for (its columns: {', '.join(map(str, table.columns))}), so no run "
+            "would be reported. For runs on your own data, copy the experiment file and give its paper: block "
+            f"your dataset as a column (paper values null), or report {', '.join(map(str, table.columns))}'s runs"
+        )
     runs = find_runs(roots)
     if not runs:
         from .reporting.runs import ReportError
@@ -600,6 +627,11 @@ def _make_report_folder(out: Path) -> None:
         raise ReportError(
             f"out={out}: the folder cannot be made ({exc.strerror}); {usage}: give one you may write to"
         ) from None
+    from .files import folder_problem
+
+    problem = folder_problem(out)
+    if problem:
+        raise ReportError(f"out={out}: {problem}; {usage}: give one you may write to")
 
 
 def run_report(argv: list[str], config_dir: str) -> None:
@@ -751,9 +783,14 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
         return
     with user_errors_reported():
         composed = preflight(argv, config_dir, config_name)
+        check_sweep_base(argv, config_dir, config_name)
         check_single_run_of_a_sweep(argv, composed, config_dir)
         check_arms(argv, config_dir)
         check_slurm(argv)
+        if config_name == "config":  # train.py's settings, before any dataset is looked for
+            jobs = _jobs_to_check(argv, config_dir, config_name)
+            if jobs:
+                check_sweep_values(jobs, config_dir, config_name, _launcher(argv))
         check_sweep_data(argv, config_dir, config_name)
         check_sweep_edits(argv, config_dir, config_name)
     mark_swept_keys(argv)
@@ -800,6 +837,97 @@ def _jobs_to_check(argv: list[str], config_dir: str, config_name: str) -> list[l
         return sweep_jobs(overrides, config_dir, config_name)
     except (HydraException, ValueError):
         return None
+
+
+def check_sweep_base(argv: list[str], config_dir: str, config_name: str) -> None:
+    """Hydra composes a ``--multirun``'s base settings, before its jobs, from the command line's
+    settings that are not swept, so a swept group (``arm=table9_hv,table9_paper4``) is at its
+    default there: a setting of the chosen options (``aug.seam_px=20``) that the default lacks
+    stopped the sweep with Hydra's own error, whose ``+`` advice fails too. One message with the
+    form that works (``++``: set where each job's option has it)."""
+    if not any(a in ("-m", "--multirun") for a in argv):
+        return
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(
+            [a for a in argv if not a.startswith("-") and "=" in a]
+        )
+    except HydraException:
+        return  # preflight's to report
+    swept = [o.get_key_element() for o in parsed if o.is_sweep_override()]
+    if not swept:
+        return
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    try:
+        _compose_raw(config_dir, config_name, fixed)
+    except HydraException as exc:
+        bad = re.search(r"Could not override '([^']+)'", str(exc))
+        if bad is None:
+            return
+        key = bad.group(1)
+        value = next((o.input_line.split("=", 1)[1] for o in parsed if o.get_key_element() == key), "<value>")
+        raise ConfigError(
+            f"{key}={value} with a sweep over {', '.join(swept)}: Hydra composes the sweep's base settings before "
+            f"its jobs with the default option of each swept group, which has no {key}; give it as "
+            f"++{key}={value}, which each job sets in its own option"
+        ) from None
+
+
+def _launcher(argv: list[str]) -> str | None:
+    """The Hydra launcher the command line picks (``hydra/launcher=slurm``), None for the default."""
+    picked = [a.split("=", 1)[1] for a in argv if a.lstrip("+~").startswith("hydra/launcher=")]
+    return picked[-1] if picked else None
+
+
+def _variants(jobs: list[list[str]]) -> list[tuple[list[str], str | None]]:
+    """The first job, and the first job with one of its settings changed to each other value the
+    sweep gives it (seeds left out: a seed changes no setting's validity): every value once. Each
+    with the setting changed (None for the first job)."""
+    first = jobs[0] if jobs else []
+    found: list[tuple[list[str], str | None]] = [(first, None)] if first else []
+    seen = {tuple(first)}
+    for job in jobs[1:]:
+        for k, item in enumerate(job):
+            if k < len(first) and item != first[k] and not item.startswith("seed="):
+                variant = first[:k] + [item] + first[k + 1 :]
+                if tuple(variant) not in seen:
+                    seen.add(tuple(variant))
+                    found.append((variant, item))
+    return found
+
+
+def check_sweep_values(
+    jobs: list[list[str]], config_dir: str, config_name: str, launcher: str | None = None
+) -> None:
+    """Each value a sweep gives a setting, checked against the settings' schemas and ranges as its
+    run's start-up checks it, before any job starts: ``aug.lam=0.1,1.5`` is refused at once instead
+    of when its job comes up after the others have trained. (The checks that build the method,
+    which import torch, are left to each job's start: seconds here for every sweep.)"""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    # A launcher other than Hydra's local one runs the jobs on other machines (SLURM's nodes).
+    elsewhere = launcher not in (None, "basic")
+    keys = {o.split("=", 1)[0] for job in jobs for o in job} - {"seed"}
+    varied = {k for k in keys if len({o for job in jobs for o in job if o.split("=", 1)[0] == k}) > 1}
+    parser = OverridesParser.create()
+    for variant, changed in _variants(jobs):
+        try:
+            parser.parse_overrides(variant)
+            cfg = _compose_raw(config_dir, config_name, variant)
+        except Exception:  # a composition error: preflight's, or the job's to report
+            continue
+        try:
+            validate_config(cfg, here=not elsewhere)
+            check_protocol_optimiser(cfg)
+        except ConfigError as exc:
+            which = (
+                changed or " ".join(o for o in variant if o.split("=", 1)[0] in varied) or " ".join(variant)
+            )
+            raise ConfigError(
+                f"the sweep's runs with {which} are refused, so no job was started: {exc}"
+            ) from None
 
 
 def check_sweep_data(argv: list[str], config_dir: str, config_name: str) -> None:
@@ -857,6 +985,10 @@ def check_sweep_edits(argv: list[str], config_dir: str, config_name: str) -> Non
         except (MissingEditError, EditStoreError) as exc:
             raise ConfigError(
                 f"this sweep's DiffuseMix edits are not all there, so no job was started. {exc}"
+            ) from None
+        except ConfigError as exc:  # a setting of the edits (a prompt count beyond the prompts)
+            raise ConfigError(
+                f"a DiffuseMix run of this sweep is refused, so no job was started: {exc}"
             ) from None
         except Exception:  # anything else is the job's to meet and report
             continue
@@ -935,11 +1067,18 @@ def check_slurm(argv: list[str]) -> None:
             "with `uv sync --locked --extra dev --extra slurm`, or leave hydra/launcher=slurm out to run "
             "the jobs on this machine"
         ) from None
-    if shutil.which("sbatch") is None:
+    absent = [command for command in ("sbatch", "srun") if shutil.which(command) is None]
+    if absent:
         raise ConfigError(
-            "hydra/launcher=slurm submits the jobs with SLURM's sbatch, which this machine does not have: "
-            "run the command on the cluster's login node, or leave hydra/launcher=slurm out to run the "
-            "jobs on this machine"
+            f"hydra/launcher=slurm submits the jobs with SLURM's sbatch and runs them with srun, and this "
+            f"machine does not have {' or '.join(absent)}: run the command on the cluster's login node, or "
+            "leave hydra/launcher=slurm out to run the jobs on this machine"
+        )
+    if "ckpt_path=auto" not in argv:
+        print(
+            "note: without ckpt_path=auto a job SLURM requeues (preemption, time limit) trains from the start "
+            "instead of resuming from its last.ckpt, and the command run again trains the finished jobs again",
+            flush=True,
         )
 
 
@@ -1080,6 +1219,19 @@ class StartChecks(HydraCallback):
     finished run says so and exits 0 without touching it. (The jobs of a ``--multirun`` are checked
     when they start, by ``run_train`` and ``training.run.train``.)"""
 
+    def on_multirun_start(self, config, **kwargs) -> None:
+        """A sweep's folder that cannot be made or written: refused before the sweep makes it."""
+        import os
+
+        from omegaconf import OmegaConf
+
+        try:
+            sweep_dir = Path(os.path.abspath(str(OmegaConf.select(config, "hydra.sweep.dir"))))
+        except Exception:  # a folder this check cannot resolve: the sweep meets it as before
+            return
+        with user_errors_reported():
+            _check_run_folder(sweep_dir, "hydra.sweep.dir")
+
     def on_run_start(self, config, **kwargs) -> None:
         from hydra.core.hydra_config import HydraConfig
 
@@ -1091,12 +1243,26 @@ class StartChecks(HydraCallback):
             return
         try:
             with user_errors_reported():  # a user error: one message, exit code 1
+                _check_run_folder(run_dir)
                 quick_checks(task)
                 _check_resume_at_start(task, run_dir)
         except Exception:  # anything else is run_train's to meet and report, as without this check
             return
         finally:
             HydraConfig.instance().cfg = before
+
+
+def _check_run_folder(run_dir: Path, setting: str = "hydra.run.dir") -> None:
+    """The run (or sweep) folder can be made and written, before Hydra makes it (its own error
+    there was a traceback)."""
+    from .files import folder_problem
+
+    problem = folder_problem(run_dir)
+    if problem:
+        raise ConfigError(
+            f"{setting}={run_dir}: the folder cannot be made or written there ({problem}); give another with "
+            f"{setting}=<folder> (or paths.log_dir=<folder>, under which runs get their own folders)"
+        )
 
 
 def _task_config(config) -> tuple[DictConfig, Path]:
@@ -1126,6 +1292,7 @@ def _check_resume_at_start(task: DictConfig, run_dir: Path) -> None:
     from .training.resume import (
         asks_more,
         check_resume,
+        check_settings_kept,
         checkpoint_step,
         finished_metrics,
         nothing_to_do,
@@ -1140,6 +1307,7 @@ def _check_resume_at_start(task: DictConfig, run_dir: Path) -> None:
     from .training.run import _resolve_ckpt_path
 
     _resolve_ckpt_path(task, run_dir / "checkpoints")  # a checkpoint past trainer.max_epochs: refused
+    check_settings_kept(task, run_dir, given)
     if not (run_dir / "metrics.json").is_file():
         return
     ckpt = run_dir / "checkpoints" / "last.ckpt" if task.ckpt_path == "last" else Path(task.ckpt_path)

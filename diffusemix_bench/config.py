@@ -152,9 +152,9 @@ class OptimConfig:
     # Learning rate of the classifier head; null uses lr. Fine-tuning protocols train a new head
     # faster than the pretrained backbone.
     head_lr: float | None = bounded(None, above=0, null="optim.lr")
-    momentum: float = 0.9
+    momentum: float = bounded(0.9, low=0, high=1)
     nesterov: bool = False
-    weight_decay: float = 1e-4
+    weight_decay: float = bounded(1e-4, low=0)
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
 
 
@@ -1016,7 +1016,7 @@ def _missing_values(cfg) -> list[str]:
     return sorted(found)
 
 
-def validate_config(cfg) -> None:
+def validate_config(cfg, here: bool = True) -> None:
     """Check every section against its schema, including keys added with ``+key=value``, which
     Hydra lets through typed nodes. Raises ConfigError naming the offending key."""
     from omegaconf.errors import OmegaConfBaseException
@@ -1058,7 +1058,7 @@ def validate_config(cfg) -> None:
     extra = sorted(set(cfg.keys()) - known - {"hydra"})
     if extra:
         raise ConfigError(f"unknown top-level key(s) {extra}; valid keys: {sorted(known)}")
-    check_values(cfg)
+    check_values(cfg, here)
     if cfg.budget not in BUDGETS:
         raise ConfigError(f"budget must be one of {BUDGETS}, got '{cfg.budget}'")
     if cfg.budget == "vanilla_steps" and not (cfg.trainer.max_epochs or 0) >= 1:
@@ -1068,9 +1068,17 @@ def validate_config(cfg) -> None:
         )
 
 
-def check_values(cfg) -> None:
+#: Lightning's precision settings (lightning_fabric's _PRECISION_INPUT; a test keeps them equal).
+PRECISIONS = (
+    "32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16", "16-true", "bf16-true", "64-true", "64",
+    "transformer-engine", "transformer-engine-float16",
+)  # fmt: skip
+
+
+def check_values(cfg, here: bool = True) -> None:
     """Values the schemas' types let through but no run can use: each refused at start-up, before
-    data or model are built, with the setting named."""
+    data or model are built, with the setting named. ``here``: the run is to run on this machine
+    (not a sweep's job that a launcher sends to another), so a GPU it asks for must be here."""
     from .errors import ConfigError
 
     def need(ok: bool, message: str) -> None:
@@ -1105,6 +1113,17 @@ def check_values(cfg) -> None:
     check_fields(cfg.dataset, DatasetConfig, "dataset")
     check_fields(cfg.eval, EvalConfig, "eval")
     check_fields(cfg.optim, OptimConfig, "optim")
+    prompts = cfg.generator.prompts
+    if cfg.generator.num_prompts is not None and prompts is not None:
+        need(
+            cfg.generator.num_prompts <= len(prompts),
+            f"generator.num_prompts={cfg.generator.num_prompts} but generator.prompts has {len(prompts)} prompts; "
+            f"use 1..{len(prompts)} or null for all",
+        )
+    need(
+        str(t.precision) in PRECISIONS,
+        f"trainer.precision must be one of {', '.join(PRECISIONS)} (Lightning's); got {t.precision!r}",
+    )
     store_size = cfg.generator.store_size
     need(
         store_size in (None, "auto") or (str(store_size).isdigit() and int(store_size) >= 1),
@@ -1117,7 +1136,7 @@ def check_values(cfg) -> None:
             "aug=manifold_mixup mixes hidden states between backbone stages, and only model=preactresnet18 "
             f"is split into stages here; got model.name={cfg.model.name}",
         )
-    if str(t.accelerator) in ("gpu", "cuda"):
+    if here and str(t.accelerator) in ("gpu", "cuda"):
         import torch
 
         need(

@@ -89,6 +89,26 @@ def disk_full_message(exc: OSError, advice: str) -> str:
     return f"the disk is full ({exc.strerror}{': ' + where if where else ''}). {advice}"
 
 
+#: The error numbers of a folder or file that cannot be written where a setting put it: a
+#: read-only disk, no permission, a file where a folder is expected (or a folder where a file is).
+NOT_WRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EEXIST, errno.EISDIR})
+
+
+def is_not_writable(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in NOT_WRITABLE
+
+
+def not_writable_message(exc: OSError) -> str:
+    """What could not be used and why, and the fix: another folder, or its permissions."""
+    where = " and ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None) or "a file"
+    return (
+        f"cannot use {where} ({exc.strerror}): point the setting that names its folder (the run folder: "
+        "hydra.run.dir or paths.log_dir; edits and caches: paths.cache_dir; data: paths.data_dir or "
+        "dataset.root; a report: out=) at a folder this user may read and write, or change its permissions, "
+        "then run the command again"
+    )
+
+
 def is_interrupt(exc: BaseException) -> bool:
     """Ctrl-C: a KeyboardInterrupt, or the exit Lightning makes of one (code 1, after its
     graceful shutdown)."""
@@ -145,12 +165,15 @@ def user_errors_reported(
         _quiet_worker_exits()
         raise SystemExit(f"{how}: {interrupted_advice(is_terminated(exc))}") from None
     except (*USER_ERRORS, OSError, RuntimeError) as exc:
-        if not isinstance(exc, USER_ERRORS) and not is_disk_full(exc) and not is_out_of_memory(exc):
+        known = is_disk_full(exc) or is_out_of_memory(exc) or is_not_writable(exc)
+        if not isinstance(exc, USER_ERRORS) and not known:
             raise
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         if isinstance(exc, USER_ERRORS):
             message = user_message(exc)
+        elif is_not_writable(exc):
+            message = not_writable_message(exc)
         elif is_out_of_memory(exc):
             advice = out_of_memory_advice() if out_of_memory_advice is not None else ""
             message = out_of_memory_message(exc, advice or "Run it with smaller batches.")

@@ -36,3 +36,24 @@ def write_atomic(
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+
+
+def folder_problem(folder: str | os.PathLike) -> str | None:
+    """Why ``folder`` cannot be made or written (a file where it or a folder above it should be, a
+    read-only disk, no permission), or None when it can: checked before work that writes there, so
+    the refusal comes first and no work is lost to it."""
+    here = Path(folder).expanduser().absolute()
+    probe = here
+    while not probe.exists() and probe != probe.parent:
+        if probe.is_symlink():  # a link to nothing: mkdir would fail on it
+            return f"{probe} is a link to {os.readlink(probe)}, which does not exist"
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} is a file, where {'a folder above ' + str(here) if probe != here else 'a folder'} is expected"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        try:
+            read_only = bool(os.statvfs(probe).f_flag & os.ST_RDONLY)
+        except OSError:
+            read_only = False
+        return f"{probe} is on a read-only disk" if read_only else f"this user may not write in {probe}"
+    return None

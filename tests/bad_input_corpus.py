@@ -593,6 +593,12 @@ CASES: list[Case] = [
         _plain("report.py", "experiment=table6", "runs={folder}/runs", prepare=_empty_runs),
         r"runs",
     ),
+    Case(
+        "the run folder's place is a file",
+        "error",
+        _plain("train.py", "dataset=cifar100", prepare=lambda f: (f / "run").write_text("a file")),
+        r"hydra\.run\.dir=\S*run: the folder cannot be made or written there \(\S*run is a file, where a folder is expected\)",
+    ),
     # -- training itself ------------------------------------------------------------------------------
     Case("loss becomes non-finite", "error", _train("cifar100", "optim.lr=1e30"), r"(?i)non-finite|nan|inf"),
 ]

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import open_dict
 from PIL import Image
 
 from diffusemix_bench.data import (
@@ -730,3 +731,48 @@ def test_evaluate_leaves_out_the_bad_images_the_run_left_out(tmp_path):
     plain = compose_config(overrides)  # a run that neither skipped nor verified: as before
     splits = build_splits(plain.dataset, plain.paths.data_dir)
     assert _skip_as_the_run_did(plain, splits, "test") == 0 and len(splits.test) == 5
+
+
+def test_a_bad_test_image_met_after_training_says_training_is_kept_and_how_to_evaluate(make_cfg):
+    """A test image first read after fit (corrupt here): the message says training finished and
+    its checkpoints are kept, and to evaluate with ckpt_path=last once the file is mended (not to
+    add dataset.on_bad_image=skip, which a resume of the run refuses as another setting). Done so,
+    the run ends without training again."""
+    from diffusemix_bench.commands import hydra_quoted
+    from diffusemix_bench.data.base import CorruptImageError
+    from diffusemix_bench.training.run import train
+
+    cfg = make_cfg(["dataset=imagefolder", "aug=none", "model=resnet18", "trainer.max_epochs=1"])
+    image = sorted((Path(cfg.dataset.root) / "test" / "class 1").glob("img_*"))[0]
+    good = image.read_bytes()
+    image.write_bytes(b"not an image")
+    with pytest.raises(CorruptImageError) as stopped:
+        train(cfg)
+    said = str(stopped.value)
+    assert said.startswith(f"Could not decode image {image}: ") and "on_bad_image" not in said
+    assert (
+        f"Training itself finished, and its checkpoints are kept in {cfg.paths.output_dir}/checkpoints"
+        in said
+    )
+    assert (
+        f"then run the same command with ckpt_path=last and {hydra_quoted('hydra.run.dir', cfg.paths.output_dir)} ("
+        in said
+    )
+    image.write_bytes(good)
+    with open_dict(cfg):
+        cfg.ckpt_path = "last"
+    metrics = train(cfg)
+    assert metrics["resumed"] and metrics["epochs"] == 1 and metrics["test_images_evaluated"] > 0
+
+
+def test_a_file_given_as_the_data_folder_is_named_as_a_file(tmp_path):
+    """paths.data_dir (or DIFFUSEMIX_DATA) or dataset.root naming a file: said to be a file, not a
+    folder that "does not exist"."""
+    from diffusemix_bench.config import DatasetConfig
+    from diffusemix_bench.data.layouts import DatasetNotFoundError, check_present
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(DatasetNotFoundError, match=rf"{tmp_path / 'afile'} is a file, not a folder"):
+        check_present(DatasetConfig(name="flowers102"), tmp_path / "afile")
+    with pytest.raises(DatasetNotFoundError, match=rf"{tmp_path / 'afile'} is a file, not a folder"):
+        check_present(DatasetConfig(name="imagefolder", root=str(tmp_path / "afile")), tmp_path)

@@ -1049,3 +1049,63 @@ def test_missing_edits_name_the_stores_made_with_other_settings(tmp_path):
     tiny = EditStore.from_config(compose_generate(made), "flowers102").folder.name
     assert f"{tiny} (generator=tiny, model tiny-random-ip2p-v1, " in said
     assert "If one holds the edits meant, give its settings (in train.py as in generate.py)." in said
+
+
+def test_a_saved_pipeline_with_parts_missing_is_one_message(tmp_path):
+    """generator.local_dir holding a partial copy (a part gone, and from model_index.json): one
+    message naming the folder and how to save it whole, not diffusers' ValueError."""
+    import shutil
+
+    import torch
+    from omegaconf import OmegaConf
+
+    from diffusemix_bench.generation.edit_model import EditModelWeightsError, load_ip2p
+    from diffusemix_bench.generation.tiny import build_tiny_pipeline
+
+    saved = tmp_path / "pipeline"
+    build_tiny_pipeline().save_pretrained(saved, safe_serialization=True)
+    shutil.rmtree(saved / "unet")
+    index = json.loads((saved / "model_index.json").read_text())
+    del index["unet"]
+    (saved / "model_index.json").write_text(json.dumps(index))
+    g = OmegaConf.create({"name": "ip2p", "local_dir": str(saved), "model_id": "timbrooks/instruct-pix2pix"})
+    with pytest.raises(
+        EditModelWeightsError,
+        match=rf"generator\.local_dir={saved} holds an incomplete InstructPix2Pix pipeline \(",
+    ):
+        load_ip2p(g, torch.float32)
+
+
+def test_a_lost_manifest_is_rebuilt_from_the_files_not_generated_again(flowers, tmp_path, capsys):
+    """The store's manifest deleted (or a kill between an edit's rename and its manifest line):
+    generate.py records the edits found whole on disk instead of making them again (hours with the
+    real model), and makes again only one that does not decode; training's message says why the
+    edits are not usable and that the command records them."""
+    import shutil
+
+    from diffusemix_bench.augment.registry import create_aug, run_context
+    from diffusemix_bench.generation.store import MissingEditError, image_files, split_indices
+
+    cfg = compose_generate(gen_overrides(flowers, tmp_path, "generator.num_prompts=2"))
+    assert generate(cfg)["generated"] == 24
+    store = EditStore.from_config(cfg, "flowers102")
+    kept = store.path(3, store.prompt_ids[0]).read_bytes()
+    shutil.rmtree(store.folder / "manifest")
+    train_cfg = compose_config(
+        [*gen_overrides(flowers, tmp_path, "generator.num_prompts=2"), "aug=diffusemix"]
+    )
+    aug = create_aug(train_cfg.aug, run_context(train_cfg, num_classes=2))
+    from diffusemix_bench.data.splits import build_splits
+
+    train_set = build_splits(train_cfg.dataset, train_cfg.paths.data_dir).train
+    with pytest.raises(
+        MissingEditError,
+        match=r"their files are there, but the store's manifest, .* lacks them\)\. This command records them",
+    ):
+        aug.check_edits(aug.edit_store(), split_indices(train_set), image_files(train_set))
+    store.path(5, store.prompt_ids[1]).write_bytes(b"cut")
+    capsys.readouterr()
+    again = generate(cfg)
+    assert (again["generated"], again["existing"]) == (1, 23)
+    assert "recorded 23 edits found whole on disk but missing from its manifest" in capsys.readouterr().out
+    assert store.path(3, store.prompt_ids[0]).read_bytes() == kept

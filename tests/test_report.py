@@ -190,8 +190,22 @@ def test_runs_with_different_settings_in_one_cell_are_refused(sweep, tmp_path):
     twice = tmp_path / "twice"
     shutil.copytree(sweep, twice)
     shutil.copytree(twice / "0_aug=none,seed=0", twice / "9_aug=none,seed=0")
-    with pytest.raises(ReportError, match="2 runs of seed 0"):
+    with pytest.raises(
+        ReportError, match=r"2 runs of seed 0 \(.*\), trained alike \(the same run twice\); give"
+    ):
         build_report(["experiment=table6", f"runs={twice}"], CONF)
+    # Runs a setting tells apart that the table's rows do not (aug.lam in Table 6): said so.
+    lam = twice / "9_aug=none,seed=0" / "config_resolved.yaml"
+    original = lam.read_text()
+    data = yaml.safe_load(original)
+    data["aug"]["fancy"] = 0.3
+    lam.write_text(yaml.safe_dump(data))
+    with pytest.raises(
+        ReportError,
+        match=r"2 runs of seed 0 \(.*\), which differ in aug\.fancy=None vs 0\.3: the rows of table6 do not tell",
+    ):
+        build_report(["experiment=table6", f"runs={twice}"], CONF)
+    lam.write_text(original)
     # ... unless one of them failed (a seed run again after a failure): the finished run is the
     # cell's, and the notes say which run it replaces.
     (twice / "9_aug=none,seed=0" / "metrics.json").unlink()
@@ -701,3 +715,13 @@ def test_runs_of_one_cell_on_different_data_are_refused_and_a_column_is_noted(sw
         f"cifar100: runs were trained on different data (num_classes=4 vs 5: {runs / '0_seed=0'} and "
         f"{runs / '1_seed=0'}); its rows are not compared on the same images"
     ]
+
+
+def test_a_sweep_on_a_dataset_the_table_has_no_column_for_is_refused(sweep, tmp_path):
+    """report.py experiment=lambda dataset=imagefolder: no cell could hold the runs; it used to
+    write an empty table (0 runs expected) and exit 0."""
+    with pytest.raises(
+        ReportError,
+        match=r"the sweep runs on imagefolder, which lambda has no column for \(its columns: flowers102\)",
+    ):
+        build_report(["experiment=lambda", "dataset=imagefolder", f"runs={sweep}", f"out={tmp_path}"], CONF)

@@ -481,7 +481,7 @@ def test_a_resume_from_a_folder_with_a_damaged_config_is_one_message(make_cfg, t
     """ckpt_path=last in a run folder whose config_resolved.yaml is damaged: one message naming
     the file and what to do (YAML's own report was a traceback of train.py)."""
     from diffusemix_bench.errors import ConfigError
-    from diffusemix_bench.training.resume import check_resume
+    from diffusemix_bench.training.resume import check_resume, check_settings_kept
 
     run_dir = tmp_path / "run"
     (run_dir / "checkpoints").mkdir(parents=True)
@@ -492,6 +492,16 @@ def test_a_resume_from_a_folder_with_a_damaged_config_is_one_message(make_cfg, t
     said = str(refused.value)
     assert "config_resolved.yaml is damaged (" in said and "Restore it from a copy" in said
     assert "\n" not in said
+    # Cut short: said so, not a list of "other settings" key by key.
+    (run_dir / "config_resolved.yaml").write_text("dataset:\n  name: cifar100\n")
+    with pytest.raises(
+        ConfigError, match=r"config_resolved\.yaml is incomplete \(no model, aug, optim, trainer, seed\)"
+    ):
+        check_resume(make_cfg(["ckpt_path=last"]), run_dir)
+    # Gone altogether: refused too (any settings used to pass, another method's among them).
+    (run_dir / "config_resolved.yaml").unlink()
+    with pytest.raises(ConfigError, match=r"whose config_resolved\.yaml \(the settings it was trained with"):
+        check_settings_kept(make_cfg(["ckpt_path=last", "aug=mixup"]), run_dir)
 
 
 def test_a_new_run_is_refused_in_a_folder_holding_an_earlier_runs_checkpoints_or_results(make_cfg, tmp_path):
@@ -568,6 +578,10 @@ def test_an_interrupted_sweep_says_how_to_go_on_with_it_and_that_command_does(tm
     (sweep,) = sweeps.iterdir()
     first = (sweep / "0_seed=0" / "metrics.json").read_bytes()
     assert not (sweep / "1_seed=1" / "metrics.json").exists()
+    # summary.csv lists the stopped job too (Hydra calls no callback after an interrupted job).
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert [(r["job"], r["status"]) for r in rows] == [("0_seed=0", "finished"), ("1_seed=1", "failed")]
+    assert "interrupted" in rows[1]["reason"]
     (line,) = [x for x in out.splitlines() if "go on with the sweep" in x]
     command = line.split("go on with the sweep in its folder: ", 1)[1].split(" (its finished jobs", 1)[0]
     assert "ckpt_path=auto" in command and f"hydra.sweep.dir={sweep}" in command and "seed=0,1" in command

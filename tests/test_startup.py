@@ -214,3 +214,30 @@ def test_help_read_in_part_ends_quietly(tmp_path):
     proc.stdout.close()  # the reader is gone before anything is written
     _, err = proc.communicate(timeout=120)
     assert err.decode() == "" and proc.returncode != 0
+
+
+def test_a_folder_that_cannot_be_written_is_named_before_the_work(tmp_path, monkeypatch):
+    """folder_problem: a file in a folder's place, a read-only disk, no permission (the entry points
+    check their output folders with it before any work); and an OSError of that kind met later is
+    one message naming the file and the settings that move it, not a traceback."""
+    import errno
+    import os
+
+    from diffusemix_bench.errors import user_errors_reported
+    from diffusemix_bench.files import folder_problem
+
+    (tmp_path / "afile").write_text("x")
+    assert folder_problem(tmp_path / "afile" / "run") == (
+        f"{tmp_path / 'afile'} is a file, where a folder above {tmp_path / 'afile' / 'run'} is expected"
+    )
+    assert folder_problem(tmp_path / "new" / "deeper") is None and folder_problem(tmp_path) is None
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    monkeypatch.setattr(os, "statvfs", lambda path: type("S", (), {"f_flag": os.ST_RDONLY})())
+    assert folder_problem(tmp_path / "run") == f"{tmp_path} is on a read-only disk"
+    monkeypatch.setattr(os, "statvfs", lambda path: type("S", (), {"f_flag": 0})())
+    assert folder_problem(tmp_path / "run") == f"this user may not write in {tmp_path}"
+    with pytest.raises(SystemExit) as stopped, user_errors_reported():
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "metrics.json"))
+    assert str(stopped.value).startswith(
+        f"error: cannot use {tmp_path / 'metrics.json'} (Read-only file system): point the setting that names "
+    )

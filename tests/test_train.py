@@ -144,7 +144,7 @@ def test_another_optimiser_under_a_paper_protocol_is_refused(make_cfg):
     assert (cfg.optim.lr, cfg.optim.weight_decay) == (1.0e-3, 0.05)  # AdamW's own defaults
 
 
-def test_slurm_where_there_is_none_is_one_message(tmp_path, monkeypatch):
+def test_slurm_where_there_is_none_is_one_message(tmp_path, monkeypatch, capsys):
     """hydra/launcher=slurm on a machine without sbatch (or without the launcher) is refused before
     the sweep, saying where to run it; listing the jobs (--cfg job) still works."""
     from diffusemix_bench.cli import check_slurm
@@ -158,8 +158,17 @@ def test_slurm_where_there_is_none_is_one_message(tmp_path, monkeypatch):
     check_slurm(["experiment=table5"])
     (tmp_path / "sbatch").write_text("#!/bin/sh\n")
     (tmp_path / "sbatch").chmod(0o755)
-    if importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is not None:
-        check_slurm(["--multirun", "hydra/launcher=slurm"])  # sbatch is there: submitted
+    if importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None:
+        return
+    # submitit runs each job with srun: without it, its own error came from deep in the sweep.
+    with pytest.raises(ConfigError, match=r"and this machine does not have srun: run the command on"):
+        check_slurm(["--multirun", "hydra/launcher=slurm"])
+    (tmp_path / "srun").write_text("#!/bin/sh\n")
+    (tmp_path / "srun").chmod(0o755)
+    check_slurm(["--multirun", "hydra/launcher=slurm", "ckpt_path=auto"])  # both there: submitted
+    assert "note:" not in capsys.readouterr().out
+    check_slurm(["--multirun", "hydra/launcher=slurm"])
+    assert "note: without ckpt_path=auto a job SLURM requeues" in capsys.readouterr().out
 
 
 def test_slurm_launcher_composes():
@@ -718,15 +727,17 @@ def test_local_config_holds_machine_paths(tmp_path):
 
 def test_multirun_sweep_folders_are_flat_and_a_bad_job_does_not_stop_the_sweep(tmp_path):
     """`train.py --multirun`: one folder per job directly under the sweep folder, named by the
-    settings the sweep varies (folder-valued settings never nest folders); a job with
-    a bad setting fails with its message in its log, and the next job still runs."""
+    settings the sweep varies (folder-valued settings never nest folders); a job that fails as it
+    trains (a batch of one that BatchNorm cannot normalise: no check before the sweep knows it)
+    fails with its message in its log, and the next job still runs."""
     fixture = write_fixture_dataset("flowers102", tmp_path / "data")
     result = _run_script(
         [
             "--multirun",
             "dataset=flowers102",
             "aug=mixup",
-            "aug.alpha=-1.0,0.2",
+            "dataset.batch_size=1,4",
+            "model=resnet18",
             f"paths.data_dir={fixture['data_dir']}",
             f"paths.cache_dir={tmp_path / 'cache'}",
             f"paths.log_dir={tmp_path / 'logs'}",
@@ -736,21 +747,19 @@ def test_multirun_sweep_folders_are_flat_and_a_bad_job_does_not_stop_the_sweep(t
         ],
         tmp_path,
     )
-    assert result.returncode == 1 and "aug.alpha=-1.0" in result.stderr
+    assert result.returncode == 1 and "dataset.batch_size=1" in result.stderr
     # After the sweep, Hydra reports the failed job's error as its one line, not a traceback.
     assert "Traceback" not in result.stderr
     last = [line for line in result.stderr.splitlines() if line.strip()][-2:]
     # (then Hydra's tip about HYDRA_FULL_ERROR)
-    assert last[0] == "error: aug.alpha of aug=mixup must be > 0 (or null: the recipe's value); got -1.0", (
-        last
-    )
+    assert last[0].startswith("error: dataset.batch_size=1: a BatchNorm layer of model=resnet18"), last
     (sweep,) = (tmp_path / "logs" / "multirun" / "train").iterdir()
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
-    assert jobs == ["0_aug.alpha=-1.0", "1_aug.alpha=0.2"]  # named by the swept setting alone
-    assert "error: aug.alpha of aug=mixup must be > 0" in (sweep / jobs[0] / "train.log").read_text()
+    assert jobs == ["0_dataset.batch_size=1", "1_dataset.batch_size=4"]  # named by the swept setting alone
+    assert "error: dataset.batch_size=1: a BatchNorm layer" in (sweep / jobs[0] / "train.log").read_text()
     assert not (sweep / jobs[0] / "metrics.json").exists()
     metrics = json.loads((sweep / jobs[1] / "metrics.json").read_text())
-    assert metrics["aug_settings"]["alpha"] == 0.2 and metrics["protocol"] == "scarcity_resnet18"
+    assert metrics["protocol"] == "scarcity_resnet18" and metrics["aug_settings"]["alpha"] == 0.2
     # The sweep's summary: a line after each job, and summary.csv with each job's status.
     assert "sweep so far: 1 of 2 jobs: 0 finished, 1 failed, 0 diverged, 1 not run yet" in result.stdout
     assert "sweep so far: 2 of 2 jobs: 1 finished, 1 failed, 0 diverged, 0 not run yet" in result.stdout
@@ -922,16 +931,35 @@ def test_readme_table_command_lists_the_runs(tmp_path):
         (["experiment=table6", "dataset.imag_size=40"], "did you mean image_size"),
         # A misspelt value later in a sweep: the listing shows what would run, so it is refused too.
         (["experiment=table6", "aug=none,snapmixx"], "aug=snapmixx: no such option in conf/aug/"),
+        # A swept value no run can use, later in the sweep: its range and choices, as its run's.
+        (
+            ["experiment=lambda", "aug.lam=0.1,1.5"],
+            "the sweep's runs with aug.lam=1.5 are refused, so no job was started: aug.lam of aug=diffusemix must be in [0, 1]",
+        ),
+        (["experiment=lambda", "aug.masks=hv,vertcal"], "aug.masks of aug=diffusemix must be one of paper4"),
+        (
+            ["experiment=lambda", "generator.num_prompts=5,12"],
+            "generator.num_prompts=12 but generator.prompts has 9",
+        ),
+        # A setting of the swept arms that the default arm lacks: Hydra's base settings refused it.
+        (
+            ["experiment=table9", "arm=table9_hv,table9_paper4", "aug.seam_px=20"],
+            "aug.seam_px=20 with a sweep over arm: Hydra composes the sweep's base settings before its jobs with "
+            "the default option of each swept group, which has no aug.seam_px; give it as ++aug.seam_px=20",
+        ),
     ],
 )
 def test_listing_a_sweep_checks_it_as_running_it_does(given, refused, capsys):
     """``--cfg job`` is how a user checks a sweep before running it: a misspelt name is the same
     one-line refusal (exit code 1) as the sweep gets, not a listing that includes it."""
-    from diffusemix_bench.cli import list_sweep
+    from diffusemix_bench.cli import check_command_line, list_sweep
 
     with pytest.raises(SystemExit, match=re.escape(refused)):
         list_sweep(["--multirun", *given, "--cfg", "job"], str(CONF_DIR))
     assert "runs:" not in capsys.readouterr().out
+    if "the sweep's" in refused:  # the sweep itself: refused before any job starts
+        with pytest.raises(SystemExit, match=re.escape(refused)):
+            check_command_line(["--multirun", *given, "paths.data_dir=/nowhere"], str(CONF_DIR), "config")
 
 
 def test_a_sweeps_hydra_settings_are_shown_with_cfg_hydra(capsys):
@@ -1181,6 +1209,10 @@ def test_the_dataset_and_eval_choices_checked_at_start_up_are_the_implementation
         (["dataset.num_workers=-1"], "dataset.num_workers must be >= 0"),
         (["eval.fgsm=true", "eval.split=foo"], "eval.split must be one of test, val"),
         (["eval.pgd=true", "eval.pgd_steps=0"], "eval.pgd_steps must be >= 1"),
+        (["optim.weight_decay=-1"], "optim.weight_decay must be >= 0"),
+        (["optim.momentum=2"], "optim.momentum must be in [0, 1]"),
+        (["trainer.precision=bogus"], "trainer.precision must be one of 32-true, 32, 16-mixed"),
+        (["generator.num_prompts=12"], "generator.num_prompts=12 but generator.prompts has 9 prompts"),
         pytest.param(
             ["trainer=gpu"],
             "trainer.accelerator",
@@ -1196,6 +1228,19 @@ def test_unusable_values_stop_at_start_naming_the_setting(overrides, setting, tm
     with pytest.raises(SystemExit, match=re.escape(setting)) as stop:
         run_train(cfg)
     assert "does not exist" not in str(stop.value) and "How to get it" not in str(stop.value)
+
+
+def test_the_precisions_taken_are_lightnings():
+    import typing
+
+    from lightning_fabric.plugins.precision.precision import _PRECISION_INPUT
+
+    from diffusemix_bench.config import PRECISIONS
+
+    lightnings = set()
+    for literal in typing.get_args(_PRECISION_INPUT):
+        lightnings |= {str(v) for v in typing.get_args(literal)}
+    assert set(PRECISIONS) == lightnings
 
 
 @pytest.mark.slow  # the bad-input corpus runs this kind of case in the default suite
@@ -1528,3 +1573,30 @@ def test_a_sweep_jobs_stop_advice_is_the_sweeps_own_command_in_its_folder(tmp_pa
         "this job (1_seed=1) goes on from its last checkpoint (written at the step the SIGTERM came in"
         in advice
     )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_a_sweep_sent_to_other_machines_is_not_refused_for_this_ones_missing_gpu():
+    """The sweep's values are checked before any job starts, but a SLURM sweep's jobs run on its
+    nodes: trainer=gpu from a login node without a GPU is taken there, refused for a local sweep."""
+    from diffusemix_bench.cli import check_sweep_values
+
+    jobs = [["trainer=gpu", "seed=0"], ["trainer=gpu", "seed=1"]]
+    check_sweep_values(jobs, str(CONF_DIR), "config", "slurm")
+    with pytest.raises(ConfigError, match=r"trainer\.accelerator=gpu .* but this machine has no CUDA GPU"):
+        check_sweep_values(jobs, str(CONF_DIR), "config")
+
+
+def test_the_sweep_summary_lists_jobs_in_the_order_of_their_numbers(tmp_path):
+    """summary.csv of an eleven-job sweep: job 2 before job 10 (names sorted as text put 10 first)."""
+    import yaml
+
+    from diffusemix_bench.reporting.sweeps import write_summary
+
+    for n in (0, 1, 2, 10):
+        job = tmp_path / f"{n}_seed={n}"
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"seed={n}"]))
+        (job / "config_resolved.yaml").write_text(yaml.safe_dump({"seed": n}))
+        (job / "metrics.json").write_text(json.dumps({"val_top1": float(n)}))
+    assert [r["job"] for r in write_summary(tmp_path)] == ["0_seed=0", "1_seed=1", "2_seed=2", "10_seed=10"]

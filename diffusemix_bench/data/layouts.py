@@ -176,7 +176,11 @@ def require_layout(name: str, root: Path, required: Iterable[str]) -> Path:
     folder = DATASET_LAYOUTS[name]["folder"]
     base = root / folder if folder else root
     if not base.is_dir():
-        detail = f"folder {base.absolute()} does not exist"
+        above = next((p for p in (base, *base.parents) if p.exists()), None)
+        if above is not None and not above.is_dir():  # a file given (or met) where a folder is expected
+            detail = f"{above.absolute()} is a file, not a folder"
+        else:
+            detail = f"folder {base.absolute()} does not exist"
         if name == "imagefolder":
             detail += "; give your image folder (the one holding train/<class>/) as dataset.root=<folder>"
         if folder and root.name == folder:

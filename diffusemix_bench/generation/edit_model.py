@@ -172,6 +172,15 @@ def load_ip2p(g: DictConfig, dtype: torch.dtype):
             f"InstructPix2Pix weights '{source}' (generator.model_id) are not in {where}. {fix} "
             f"[{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}]"
         ) from None
+    except ValueError as exc:  # a saved copy with some of the pipeline's parts missing
+        if not g.local_dir:
+            raise
+        said = " ".join(str(exc).split())
+        raise EditModelWeightsError(
+            f"generator.local_dir={source} holds an incomplete InstructPix2Pix pipeline ({said[:300]}): save the "
+            "whole pipeline there again (pipe.save_pretrained(<folder>, safe_serialization=True)), or unset "
+            "generator.local_dir to use the hub copy"
+        ) from None
 
 
 class EditModel:

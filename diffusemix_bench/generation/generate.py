@@ -20,7 +20,7 @@ from ..config import validate_config
 from ..data import ImageClassificationDataset, create_dataset, per_class_subset
 from ..data.datamodule import worker_init
 from ..data.splits import Splits, dataset_root, verify_splits
-from ..errors import USER_ERRORS, free_space, user_errors_reported, user_message
+from ..errors import USER_ERRORS, ConfigError, free_space, user_errors_reported, user_message
 from ..progress import say
 from ..signals import note_sigterm_only
 from .edit_model import (
@@ -252,6 +252,12 @@ class EditKeysData(pl.LightningDataModule):
         # are listed.
         def convert() -> None:
             for split, store in self.stores.items():
+                adopted = store.adopt_unrecorded(reads[split][1])
+                if adopted:
+                    say(
+                        f"edit store [{split}]: recorded {adopted} edits found whole on disk but missing from "
+                        "its manifest (nothing made again for them)"
+                    )
                 source = store.sibling()
                 if source is not None and source.folder.is_dir():
                     n = store.convert_from(source, reads[split][1], store.prompt_ids)
@@ -651,6 +657,16 @@ def run_generate(cfg: DictConfig) -> None:
         lambda: memory_advice(cfg),
         lambda _: "every edit written so far is kept; the same command goes on from here.",
     ):
+        from ..files import folder_problem
+
+        edits = Path(str(cfg.generator.edits_dir)).expanduser()
+        problem = folder_problem(edits)
+        if problem:  # before the model loads, not at the first edit written
+            raise ConfigError(
+                f"generator.edits_dir={edits}: the edit stores cannot be written there ({problem}); give a "
+                "folder you may write with generator.edits_dir=<folder> (or paths.cache_dir=<folder>), in "
+                "generate.py and train.py alike"
+            )
         generate(cfg)
 
 

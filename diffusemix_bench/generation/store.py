@@ -285,6 +285,8 @@ class EditStore:
         self._done: dict[str, array] | None = None
         self._read_upto: dict[Path, int] = {}
         self.last_broken: list[tuple[int, str]] = []  # the broken keys the last missing() found
+        # The keys the last missing() found whose file is there but unrecorded (a lost manifest).
+        self.last_unrecorded: list[tuple[int, str]] = []
         self._tried: dict[tuple[str, int], int] | None = None
         self._logs: dict[str, Any] = {}  # open append-only files (manifest, failed) of this process
         self._logs_pid = -1
@@ -447,11 +449,14 @@ class EditStore:
             {pid: self._present(pid, full=True) for pid in self.prompt_ids} if self.keep_full_size else None
         )
         self.last_broken = []
+        self.last_unrecorded = []
         out = []
         for i in indices:
             for pid in self.prompt_ids:
                 size = present[pid].get(i)
                 if size is None or not self.has(i, pid) or (full is not None and full[pid].get(i) is None):
+                    if size and not self.has(i, pid):
+                        self.last_unrecorded.append((i, pid))
                     out.append((i, pid))
                 elif self._is_broken(i, pid, size, verify) or (
                     full is not None and (full[pid][i] == 0 or (verify and not self._decodes(i, pid, True)))
@@ -555,6 +560,24 @@ class EditStore:
     def _append_manifest(self, index: int, prompt_id: str, size: int) -> None:
         self._append_line("manifest", f"{prompt_id} {index} {size}\n")
         _record(self._load_manifest(), prompt_id, index, size)
+
+    def adopt_unrecorded(self, indices: Iterable[int]) -> int:
+        """Record the edits of ``indices`` whose files are there, whole, but that the manifest does
+        not record (its files deleted, or a kill between an edit's rename and its manifest line):
+        every file was written whole (renamed into place), so each that decodes is the edit its key
+        names. Returns how many were recorded; the others are made again."""
+        self.missing(indices)
+        done = 0
+        for index, prompt_id in self.last_unrecorded:
+            try:
+                self.read(index, prompt_id)
+                if self.keep_full_size:
+                    self.read(index, prompt_id, full=True)
+            except (CorruptEditError, MissingEditError):
+                continue
+            self._append_manifest(index, prompt_id, self.path(index, prompt_id).stat().st_size)
+            done += 1
+        return done
 
     def sibling(self) -> EditStore | None:
         """The store of the same settings in the other file format (npy <-> png): a store to

@@ -4,6 +4,7 @@ prompt counts, the lambda curve), and accuracy against compute per method."""
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 from .paper import setting
@@ -48,11 +49,18 @@ def curve(filled: FilledTable, path: Path) -> Path | None:
             if paper_x:
                 ax.plot(paper_x, paper_y, "--", marker="x", color=color, label=f"{column} (paper)")
         ax.set_xlabel(t.x)
+        if all(
+            float(row.match[t.x]).is_integer() for row in t.rows if not row.reported_only and t.x in row.match
+        ):
+            from matplotlib.ticker import MaxNLocator
+
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # a count of prompts: no 1.25
         ax.set_ylabel(f"{metric} ({t.units})")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:  # no run and no paper value: nothing to name
             ax.legend(fontsize=8)
-    fig.suptitle(f"{t.name}: {filled.summary()}", fontsize=8)
+    # The counts alone (the notes name the folders, which would run off the figure's edges).
+    fig.suptitle(textwrap.fill(f"{t.name}: {filled.summary().split('; ')[0]}", 110), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

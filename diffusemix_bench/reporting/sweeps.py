@@ -55,9 +55,15 @@ def swept_keys(overrides: list[dict[str, str]]) -> list[str]:
     ]  # fmt: skip
 
 
+def _job_order(name: str) -> tuple[int, str]:
+    number, _, _ = name.partition("_")
+    return (int(number) if number.isdigit() else 1 << 62, name)
+
+
 def summary_rows(sweep: Path) -> tuple[list[str], list[dict]]:
-    """The columns and rows of ``sweep``'s summary, one row per job folder (sorted by name)."""
-    runs = sorted(find_runs([sweep]), key=lambda r: r.folder.name)
+    """The columns and rows of ``sweep``'s summary, one row per job folder (in the order of their
+    job numbers: ``2_...`` before ``10_...``, then by name)."""
+    runs = sorted(find_runs([sweep]), key=lambda r: _job_order(r.folder.name))
     overrides = [job_overrides(run.folder) for run in runs]
     swept = swept_keys(overrides)
     rows = [_row(run, given, swept) for run, given in zip(runs, overrides)]

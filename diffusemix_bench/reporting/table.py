@@ -470,19 +470,25 @@ def _check_cell(table: PaperTable, cell: Cell, reference: DictConfig | None = No
         if len(group) > 1:
             group = _went_furthest(cell, group)
         if len(group) > 1:
+            differ = _settings_differ(group[0], group[1])
+            why = (
+                f", which differ in {', '.join(differ[:4])}{', ...' if len(differ) > 4 else ''}: the rows of "
+                f"{table.name} do not tell them apart (report each setting's runs on their own, or with an "
+                "experiment whose rows separate it)"
+                if differ
+                else ", trained alike (the same run twice)"
+            )
             raise ReportError(
                 f"{table.name}, row '{cell.row.label}', {cell.column}: {len(group)} runs of seed {seed} "
-                f"({', '.join(str(r.folder) for r in group)}); give the report only one of them (runs=...)"
+                f"({', '.join(str(r.folder) for r in group)}){why}; give the report only one of them (runs=...)"
             )
     if len(cell.runs) < 2:
         return
     first = cell.runs[0]
-    base = {k: v for k, v in _flatten(first.config).items() if not _ignored(k)}
     for other in cell.runs[1:]:
-        flat = {k: v for k, v in _flatten(other.config).items() if not _ignored(k)}
-        differ = sorted(k for k in base.keys() | flat.keys() if not same_value(base.get(k), flat.get(k)))
+        differ = _settings_differ(first, other)
         if differ:
-            shown = ", ".join(f"{k}={_shown(k, base.get(k))} vs {_shown(k, flat.get(k))}" for k in differ[:6])
+            shown = ", ".join(differ[:6])
             raise ReportError(
                 f"{table.name}, row '{cell.row.label}', {cell.column}: runs {first.folder} and {other.folder} "
                 f"were trained with different settings ({shown}{', ...' if len(differ) > 6 else ''}); a cell "
@@ -523,6 +529,15 @@ def _check_cell(table: PaperTable, cell: Cell, reference: DictConfig | None = No
                 f"{'the experiment file' if reference is not None else 'the first run'}'s {measurement_text(fix)} "
                 f"({command}{each}), or report the runs separately (runs=...)"
             )
+
+
+def _settings_differ(a: Run, b: Run) -> list[str]:
+    """``key=a vs b`` for each setting two runs were trained with differently (the seed and the
+    settings that change nothing trained, ``IGNORED``, left out)."""
+    base = {k: v for k, v in _flatten(a.config).items() if not _ignored(k) and k != "seed"}
+    flat = {k: v for k, v in _flatten(b.config).items() if not _ignored(k) and k != "seed"}
+    keys = sorted(k for k in base.keys() | flat.keys() if not same_value(base.get(k), flat.get(k)))
+    return [f"{k}={_shown(k, base.get(k))} vs {_shown(k, flat.get(k))}" for k in keys]
 
 
 #: What metrics.json says of a run's data: runs of one dataset agree on them wherever the data is.

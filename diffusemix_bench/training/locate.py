@@ -24,7 +24,16 @@ def check_request(cfg: DictConfig) -> tuple[Path, Path]:
     if not attacks:
         raise ConfigError("nothing to evaluate: add eval.fgsm=true and/or eval.pgd=true")
     check_fields(cfg.eval, EvalConfig, "eval")
-    return locate_checkpoint(Path(str(cfg.ckpt)))
+    run_dir, ckpt = locate_checkpoint(Path(str(cfg.ckpt)))
+    from ..files import folder_problem
+
+    problem = folder_problem(run_dir)
+    if problem:  # checked before the attack, whose numbers would have nowhere to go
+        raise ConfigError(
+            f"evaluate.py writes its numbers into the run folder {run_dir} (metrics.json), and {problem}: copy "
+            "the run folder where you may write and give the copy as ckpt=<its folder>"
+        )
+    return run_dir, ckpt
 
 
 def load_saved_config(path: Path) -> DictConfig:

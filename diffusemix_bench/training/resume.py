@@ -68,7 +68,15 @@ def _short(value, limit: int = 60) -> str:
 def check_resume_matches(cfg: DictConfig, saved_config: Path, given: str | None = None) -> None:
     """A resume (ckpt_path set, in a run folder that holds config_resolved.yaml) continues the same
     run: refuse settings that differ from the saved ones, naming them."""
-    saved = _flatten(OmegaConf.to_container(load_saved_config(saved_config), resolve=False))
+    loaded = load_saved_config(saved_config)
+    absent = [key for key in ("dataset", "model", "aug", "optim", "trainer", "seed") if key not in loaded]
+    if absent:  # cut short, or edited by hand: not "other settings" key by key
+        raise ConfigError(
+            f"{saved_config} is incomplete (no {', '.join(absent)}): it records the settings the run was trained "
+            "with, so a resume cannot be checked against it. Restore it from a copy, or train the run again "
+            "in a new folder"
+        )
+    saved = _flatten(OmegaConf.to_container(loaded, resolve=False))
     now = _flatten(OmegaConf.to_container(cfg, resolve=True))
     for key, before in ADDED_SETTINGS.items():
         group = key.split(".", 1)[0]
@@ -95,6 +103,22 @@ def check_resume_matches(cfg: DictConfig, saved_config: Path, given: str | None 
         )
 
 
+def check_settings_kept(cfg: DictConfig, run_dir: Path, given: str | None = None) -> None:
+    """A resume in a run folder with checkpoints but without config_resolved.yaml is refused (after
+    the checkpoint was found readable): every run writes its settings before its first checkpoint,
+    and without them a resume under other settings (another method, learning rate) would go on
+    unnoticed."""
+    if cfg.ckpt_path is None or (run_dir / "config_resolved.yaml").is_file():
+        return
+    if any((run_dir / "checkpoints").glob("*.ckpt")):
+        raise ConfigError(
+            f"ckpt_path={given or cfg.ckpt_path} resumes the run in {run_dir}, whose config_resolved.yaml (the "
+            "settings it was trained with, written when it started) is gone, so this command's settings cannot "
+            "be checked against them. Restore the file from a copy, or train a new run in another folder (its "
+            "weights alone: model.weights=<one of its checkpoints>)"
+        )
+
+
 def resolve_auto_resume(cfg: DictConfig, run_dir: Path) -> bool:
     """``ckpt_path=auto``: ``last`` when the run folder has a last checkpoint, else a new run (None).
     Returns whether it was auto."""
@@ -107,8 +131,8 @@ def resolve_auto_resume(cfg: DictConfig, run_dir: Path) -> bool:
 
 def check_resume(cfg: DictConfig, run_dir: Path, given: str | None = None) -> None:
     """Refuse a resume (``ckpt_path`` set, ``auto`` resolved) from a checkpoint that is not there,
-    or into a run folder saved with other settings; a new run, or a folder without saved settings,
-    passes. ``given``: the value on the command line (auto, before it was resolved)."""
+    or into a run folder saved with other settings, or into one whose saved settings are gone; a
+    new run passes. ``given``: the value on the command line (auto, before it was resolved)."""
     given = given or cfg.ckpt_path
     if cfg.ckpt_path is None:
         check_no_earlier_run(run_dir, given)
@@ -126,6 +150,7 @@ def check_resume(cfg: DictConfig, run_dir: Path, given: str | None = None) -> No
     saved = run_dir / "config_resolved.yaml"
     if cfg.ckpt_path is not None and cfg.ckpt_path != "auto" and saved.is_file():
         check_resume_matches(cfg, saved, given)
+
     if given not in (None, "auto", "last"):
         # A checkpoint file of another run folder would resume that run elsewhere: under other
         # settings unchecked (this folder has none saved), and with its best checkpoint left in

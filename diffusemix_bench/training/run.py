@@ -49,7 +49,14 @@ from .classifier import build_model
 from .evaluate import attack_checkpoint, eval_split, log_left_out, robustness_keys, with_robustness
 from .module import ClassifierModule, vanilla_batches_per_epoch
 from .provenance import git_state, shortened_by, versions
-from .resume import asks_more, check_resume, finished_metrics, nothing_to_do, resolve_auto_resume
+from .resume import (
+    asks_more,
+    check_resume,
+    check_settings_kept,
+    finished_metrics,
+    nothing_to_do,
+    resolve_auto_resume,
+)
 from .summary import EpochSummary
 
 log = logging.getLogger(__name__)
@@ -425,6 +432,7 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
     check_resume(cfg, run_dir, given)
     attacks = attack_specs(cfg.eval)  # a bad attack budget stops here, before any work
     resumed = _resolve_ckpt_path(cfg, run_dir / "checkpoints")  # a bad or longer checkpoint too
+    check_settings_kept(cfg, run_dir, given)
     earlier = finished_metrics(cfg, run_dir, resumed[1])
     if earlier is not None and not asks_more(cfg, earlier, attacks):
         log.info(nothing_to_do(run_dir, earlier))
@@ -437,6 +445,29 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
         metrics = _train(cfg, splits, adversarial, run_dir, attacks, resumed, start, earlier)
     (run_dir / FAILURE_FILE).unlink(missing_ok=True)
     return metrics
+
+
+@contextmanager
+def _training_kept(run_dir: Path):
+    """After fit, a test or validation image found missing or corrupt (read for the first time,
+    or changed since): the message says training finished and how to evaluate without training
+    again. Its own advice, dataset.on_bad_image=skip, is a setting a resume of this run refuses."""
+    from ..commands import hydra_quoted
+    from ..data.base import CorruptImageError
+    from ..errors import user_message
+
+    try:
+        yield
+    except CorruptImageError as exc:
+        said = user_message(exc)
+        for advice in (": put the file back", ". Replace it", ": move it out"):
+            said = said.split(advice)[0]
+        raise CorruptImageError(
+            f"{said}. Training itself finished, and its checkpoints are kept in {run_dir / 'checkpoints'}: replace "
+            "or remove the file, then run the same command with ckpt_path=last and "
+            f"{hydra_quoted('hydra.run.dir', str(run_dir))} (a sweep's job: the sweep's command with "
+            "ckpt_path=auto), which evaluates the selected checkpoint without training again"
+        ) from None
 
 
 def _evaluate_selected(cfg, trainer, module, datamodule, best, attacks, stop_if_terminated):
@@ -565,7 +596,7 @@ def _train(
 
     checkpoint = callbacks[0]
     best = checkpoint.best_model_path or None
-    with sigterm_stops_between_runs(trainer) as stop_if_terminated:
+    with sigterm_stops_between_runs(trainer) as stop_if_terminated, _training_kept(run_dir):
         val_metrics, test_metrics, robust = _evaluate_selected(
             cfg, trainer, module, datamodule, best, attacks, stop_if_terminated
         )

@@ -394,6 +394,9 @@ class DiffuseMix(Augmentation):
                 b_index, b_prompt = broken[0]
                 more = f" ({len(broken)} of the {len(missing)} are broken, e.g. {store.path(b_index, b_prompt)}: its size differs from the one recorded when it was written)"
                 fix = "Repair the store (missing and broken edits are made again):"
+            elif len(store.last_unrecorded) == len(missing):
+                more = " (their files are there, but the store's manifest, which records each finished edit, lacks them)"
+                fix = "This command records them, checking that each file decodes, and makes none that is whole:"
             else:
                 more, fix = "", "Generate them first:"
             raise MissingEditError(
