@@ -674,6 +674,16 @@ def test_a_workers_broken_hand_over_to_a_stopping_process_is_not_reported():
     )
 
 
+def _small_image_folder(root: Path, per_class: int) -> Path:
+    """train/, val/ and test/ with classes a and b, ``per_class`` 8 x 8 PNGs each."""
+    for split in ("train", "val", "test"):
+        for cls in ("a", "b"):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(per_class):
+                Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(root / split / cls / f"{i}.png")
+    return root
+
+
 def test_skip_leaves_out_missing_files_and_pipes_named_like_images(tmp_path):
     """dataset.on_bad_image=skip, which the message for a missing image recommends, leaves out a
     dangling link (it used to stop with a bare "No such file" error); a pipe named like an image
@@ -682,12 +692,7 @@ def test_skip_leaves_out_missing_files_and_pipes_named_like_images(tmp_path):
     from diffusemix_bench.data.base import CorruptImageError, load_rgb
     from diffusemix_bench.data.splits import build_splits, verify_splits
 
-    root = tmp_path / "images"
-    for split in ("train", "val", "test"):
-        for cls in ("a", "b"):
-            (root / split / cls).mkdir(parents=True)
-            for i in range(3):
-                Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(root / split / cls / f"{i}.png")
+    root = _small_image_folder(tmp_path / "images", per_class=3)
     (root / "train" / "a" / "gone.png").symlink_to(tmp_path / "nowhere.png")
     os.mkfifo(root / "train" / "b" / "pipe.png")
     with pytest.raises(
@@ -716,12 +721,7 @@ def test_evaluate_leaves_out_the_bad_images_the_run_left_out(tmp_path):
     from diffusemix_bench.training.evaluate import _skip_as_the_run_did
     from tests.conftest import compose_config
 
-    root = tmp_path / "images"
-    for split in ("train", "val", "test"):
-        for cls in ("a", "b"):
-            (root / split / cls).mkdir(parents=True)
-            for i in range(2):
-                Image.new("RGB", (8, 8), (90 * i, 0, 0)).save(root / split / cls / f"{i}.png")
+    root = _small_image_folder(tmp_path / "images", per_class=2)
     (root / "test" / "a" / "text.png").write_text("not an image")
     overrides = ["dataset=imagefolder", f"dataset.root={root}", f"paths.cache_dir={tmp_path / 'cache'}"]
     skip = compose_config([*overrides, "dataset.on_bad_image=skip"])
