@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -333,56 +334,84 @@ def test_evaluate_user_errors(trained_run, tmp_path, settings, message):
     from diffusemix_bench.training.evaluate import evaluate_run
 
     _, _, run_dir = trained_run
-    loose = tmp_path / "loose.ckpt"
-    torch.save({"state_dict": {}}, loose)
-    garbage = tmp_path / "run" / "checkpoints" / "bad.ckpt"
-    garbage.parent.mkdir(parents=True)
-    garbage.write_bytes(b"not a checkpoint")
-    (tmp_path / "run" / "config_resolved.yaml").write_text((run_dir / "config_resolved.yaml").read_text())
-    damaged = tmp_path / "damaged"
-    shutil.copytree(run_dir, damaged)
-    (damaged / "config_resolved.yaml").write_text("dataset:\n  name: cifar100\n  batch_size: [64\nseed: 0\n")
-    sweep = tmp_path / "sweep"
-    for job in ("0_seed=0", "1_seed=1"):
-        (sweep / job).mkdir(parents=True)
-        (sweep / job / "config_resolved.yaml").write_text((run_dir / "config_resolved.yaml").read_text())
-    (tmp_path / "empty").mkdir()
-    zero = tmp_path / "run" / "checkpoints" / "zero.ckpt"
-    zero.touch()
-    hostile = tmp_path / "run" / "checkpoints" / "hostile.ckpt"
-    torch.save({"state_dict": {}, "why": argparse.Namespace(a=1)}, hostile)
     best = Path(json.loads((run_dir / "metrics.json").read_text())["best_checkpoint"]).name
-    misfit_dir = tmp_path / "misfit"
-    shutil.copytree(run_dir, misfit_dir)
-    misfit = misfit_dir / "checkpoints" / best
-    state = torch.load(misfit, weights_only=True)
-    state["state_dict"]["model.backbone.fc.weight"] = torch.zeros(5, 512)
-    torch.save(state, misfit)
-    nobest = tmp_path / "nobest"
-    shutil.copytree(run_dir, nobest)
-    (nobest / "checkpoints" / best).unlink()
-    cut, edited = tmp_path / "cut", tmp_path / "edited"
-    for folder in (cut, edited):
-        shutil.copytree(run_dir, folder)
-    saved = yaml.safe_load((run_dir / "config_resolved.yaml").read_text())
-    (cut / "config_resolved.yaml").write_text(yaml.safe_dump({"dataset": saved["dataset"]}))
-    saved["dataset"]["image_size"] = "big"
-    (edited / "config_resolved.yaml").write_text(yaml.safe_dump(saved))
-    paths = {
-        "run": run_dir,
-        "loose": loose,
-        "garbage": garbage,
-        "tmp": tmp_path,
-        "damaged": damaged,
-        "sweep": sweep,
-        "empty": tmp_path / "empty",
-        "zero": zero,
-        "hostile": hostile,
-        "misfit": misfit,
-        "nobest": nobest,
-        "cut": cut,
-        "edited": edited,
-    }
+
+    def copy(name: str) -> Path:  # the run folder, its files hard-linked (no copying of checkpoints)
+        shutil.copytree(run_dir, tmp_path / name, copy_function=os.link)
+        return tmp_path / name
+
+    def in_run(name: str) -> Path:  # a file in a run folder holding the run's settings alone
+        (tmp_path / "run" / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "run" / "config_resolved.yaml").write_text((run_dir / "config_resolved.yaml").read_text())
+        return tmp_path / "run" / "checkpoints" / name
+
+    def loose() -> Path:
+        torch.save({"state_dict": {}}, tmp_path / "loose.ckpt")
+        return tmp_path / "loose.ckpt"
+
+    def garbage() -> Path:
+        in_run("bad.ckpt").write_bytes(b"not a checkpoint")
+        return in_run("bad.ckpt")
+
+    def damaged() -> Path:
+        (copy("damaged") / "config_resolved.yaml").unlink()
+        (tmp_path / "damaged" / "config_resolved.yaml").write_text(
+            "dataset:\n  name: cifar100\n  batch_size: [64\nseed: 0\n"
+        )
+        return tmp_path / "damaged"
+
+    def sweep() -> Path:
+        for job in ("0_seed=0", "1_seed=1"):
+            (tmp_path / "sweep" / job).mkdir(parents=True)
+            (tmp_path / "sweep" / job / "config_resolved.yaml").write_text(
+                (run_dir / "config_resolved.yaml").read_text()
+            )
+        return tmp_path / "sweep"
+
+    def empty() -> Path:
+        (tmp_path / "empty").mkdir()
+        return tmp_path / "empty"
+
+    def zero() -> Path:
+        in_run("zero.ckpt").touch()
+        return in_run("zero.ckpt")
+
+    def hostile() -> Path:
+        torch.save({"state_dict": {}, "why": argparse.Namespace(a=1)}, in_run("hostile.ckpt"))
+        return in_run("hostile.ckpt")
+
+    def misfit() -> Path:
+        path = copy("misfit") / "checkpoints" / best
+        state = torch.load(path, weights_only=True)
+        state["state_dict"]["model.backbone.fc.weight"] = torch.zeros(5, 512)
+        path.unlink()  # a link to the run's own checkpoint: never written through
+        torch.save(state, path)
+        return path
+
+    def nobest() -> Path:
+        (copy("nobest") / "checkpoints" / best).unlink()
+        return tmp_path / "nobest"
+
+    def settings_file(name: str, saved: dict) -> Path:
+        (copy(name) / "config_resolved.yaml").unlink()
+        (tmp_path / name / "config_resolved.yaml").write_text(yaml.safe_dump(saved))
+        return tmp_path / name
+
+    def cut() -> Path:
+        saved = yaml.safe_load((run_dir / "config_resolved.yaml").read_text())
+        return settings_file("cut", {"dataset": saved["dataset"]})
+
+    def edited() -> Path:
+        saved = yaml.safe_load((run_dir / "config_resolved.yaml").read_text())
+        saved["dataset"]["image_size"] = "big"
+        return settings_file("edited", saved)
+
+    makers = {"run": lambda: run_dir, "tmp": lambda: tmp_path, "loose": loose, "garbage": garbage}
+    makers |= {"damaged": damaged, "sweep": sweep, "empty": empty, "zero": zero, "hostile": hostile}
+    makers |= {"misfit": misfit, "nobest": nobest, "cut": cut, "edited": edited}
+    # Only what this case names is made (copies of the run folder for every case were slow).
+    wanted = {name for value in settings.values() for name in re.findall(r"\{(\w+)\}", str(value))}
+    paths = {name: makers[name]() for name in wanted}
     cfg = _evaluate_cfg(**{k: str(v).format(**paths) for k, v in settings.items()})
     with pytest.raises(UserError, match=message):
         evaluate_run(cfg)
