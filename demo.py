@@ -14,7 +14,7 @@ USAGE = """usage: python demo.py [out=<folder>] [quick=true]
 Runs the whole loop offline on CPU (make demo): a dataset of coloured shapes, edits from the tiny
 random InstructPix2Pix pipeline, vanilla and DiffuseMix trained with two seeds, FGSM, the report.
   out=<folder>  where everything goes (default outputs/demo)
-  quick=true    one epoch and one denoising step (the test suite's form, under a minute)"""
+  quick=true    one epoch and one denoising step (the test suite's form: one to three minutes on 2 cores)"""
 
 if __name__ == "__main__":
     out = Path("outputs/demo")
