@@ -338,17 +338,12 @@ def sweep_jobs(overrides: list[str], config_dir: str, config_name: str = "config
     """The runs ``--multirun <overrides>`` launches: the experiment's ``hydra.sweeper.params``
     (a setting given on the command line replaces its sweep) crossed with the command line's own
     sweeps, in the order Hydra's basic sweeper runs them."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
     given = parser.parse_overrides(overrides)
     fixed = [o.input_line for o in given if not o.is_sweep_override()]
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-        cfg = compose(config_name, overrides=fixed, return_hydra_config=True)
-    GlobalHydra.instance().clear()
+    cfg = _compose_raw(config_dir, config_name, fixed, hydra_config=True)
     return expand_sweep(cfg.hydra.sweeper.params or {}, overrides)
 
 
@@ -388,7 +383,7 @@ def list_sweep(argv: list[str], config_dir: str, config_name: str = "config") ->
             )
     from hydra.errors import HydraException
 
-    with user_errors_reported():
+    with user_errors_reported(), _each_composition_once():
         # The checks the sweep itself gets before it runs: a misspelt name is refused, not listed.
         preflight(overrides, config_dir, config_name)
         check_sweep_base(["--multirun", *overrides], config_dir, config_name)
@@ -712,6 +707,10 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
         where = f"'{parent}'" if parent else "the top level"
         if parent == "aug" and node is not None and isinstance(node.get("name"), str):
             where = f"aug={node.name}"  # each augmentation has its own settings
+            given = {o.split("=", 1)[0].lstrip("+~"): o for o in plain}
+            if "aug" not in given:  # not on the command line: say what chose it
+                chooser = [given[k] for k in ("arm", "experiment") if k in given]
+                where += f" (chosen by {chooser[0]})" if chooser else " (the default)"
             keys = [k for k in keys if k not in ("name", "dataset_defaults")]  # the group's, not settings
         raise ConfigError(no_such_setting(key, where, keys))
     raise ConfigError(cause.splitlines()[0] if cause else "the command line could not be composed")
@@ -753,17 +752,42 @@ def _unparsed_override(overrides: list[str]) -> str | None:
     return None
 
 
-def _compose_raw(config_dir: str, config_name: str, overrides: list[str]):
-    """Compose ``config_name`` with ``overrides``; Hydra's own exceptions propagate."""
+#: The compositions made by the checks before Hydra runs (each costs a large part of a second, and
+#: several checks compose the same command line): set by ``_each_composition_once``.
+_composed: dict | None = None
+
+
+@contextmanager
+def _each_composition_once():
+    """Within: a composition asked for again is a copy of the first (none is kept after)."""
+    global _composed
+    _composed = {}
+    try:
+        yield
+    finally:
+        _composed = None
+
+
+def _compose_raw(config_dir: str, config_name: str, overrides: list[str], hydra_config: bool = False):
+    """Compose ``config_name`` with ``overrides`` (with Hydra's own settings: ``hydra_config``);
+    Hydra's own exceptions propagate."""
+    import copy
+
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    key = (config_dir, config_name, tuple(overrides), hydra_config)
+    if _composed is not None and key in _composed:
+        return copy.deepcopy(_composed[key])
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-            return compose(config_name, overrides=overrides)
+            cfg = compose(config_name, overrides=overrides, return_hydra_config=hydra_config)
     finally:
         GlobalHydra.instance().clear()
+    if _composed is not None:
+        _composed[key] = copy.deepcopy(cfg)
+    return cfg
 
 
 try:  # Hydra's callback base (no-op hooks for the events this callback does not use)
@@ -781,18 +805,21 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
         sys.exit(0)
     if any(a in ("--hydra-help", "--info", "-i") for a in argv):
         return
-    with user_errors_reported():
+    with user_errors_reported(), _each_composition_once():
         composed = preflight(argv, config_dir, config_name)
         check_sweep_base(argv, config_dir, config_name)
         check_single_run_of_a_sweep(argv, composed, config_dir)
         check_arms(argv, config_dir)
         check_slurm(argv)
+        jobs = None
         if config_name == "config":  # train.py's settings, before any dataset is looked for
             jobs = _jobs_to_check(argv, config_dir, config_name)
             if jobs:
                 check_sweep_values(jobs, config_dir, config_name, _launcher(argv))
         check_sweep_data(argv, config_dir, config_name)
         check_sweep_edits(argv, config_dir, config_name)
+        if jobs:
+            check_sweep_methods(jobs, config_dir, config_name)
     mark_swept_keys(argv)
 
 
@@ -861,7 +888,7 @@ def check_sweep_base(argv: list[str], config_dir: str, config_name: str) -> None
         return
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
     try:
-        _compose_raw(config_dir, config_name, fixed)
+        _compose_raw(config_dir, config_name, fixed, hydra_config=True)  # as sweep_jobs composes it
     except HydraException as exc:
         bad = re.search(r"Could not override '([^']+)'", str(exc))
         if bad is None:
@@ -904,7 +931,7 @@ def check_sweep_values(
     """Each value a sweep gives a setting, checked against the settings' schemas and ranges as its
     run's start-up checks it, before any job starts: ``aug.lam=0.1,1.5`` is refused at once instead
     of when its job comes up after the others have trained. (The checks that build the method,
-    which import torch, are left to each job's start: seconds here for every sweep.)"""
+    which import torch, come last: ``check_sweep_methods``.)"""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     # A launcher other than Hydra's local one runs the jobs on other machines (SLURM's nodes).
@@ -1005,7 +1032,13 @@ def check_sweep_edits(argv: list[str], config_dir: str, config_name: str) -> Non
     from .generation.store import EditStoreError, MissingEditError
 
     seen: set[tuple] = set()
+    composed: set[tuple] = set()
     for job in jobs:
+        # A run's seed changes neither its edits nor its training split (dataset.split_seed does).
+        settings = tuple(o for o in job if not o.startswith("seed="))
+        if settings in composed:
+            continue
+        composed.add(settings)
         try:
             cfg = _compose_raw(config_dir, config_name, job)
             if cfg.aug.name != "diffusemix":
@@ -1021,6 +1054,29 @@ def check_sweep_edits(argv: list[str], config_dir: str, config_name: str) -> Non
             ) from None
         except Exception:  # anything else is the job's to meet and report
             continue
+
+
+def check_sweep_methods(jobs: list[list[str]], config_dir: str, config_name: str) -> None:
+    """The method's own checks of each value a sweep gives a setting (those no schema can say:
+    Co-Mixup's ``block_num=0``, a block grid the crop size does not divide, ``loss=jsd`` with a
+    method of one view), as each job's start makes them, before any job starts. The last check
+    before a sweep runs: building a method imports torch, which its jobs then use."""
+    from .augment.registry import check_aug_settings, check_loss_views
+
+    for variant, changed in _variants(jobs):
+        if changed is None:  # the first job: its own start comes next
+            continue
+        try:
+            cfg = _compose_raw(config_dir, config_name, variant)
+        except Exception:  # a composition error: the job's to report
+            continue
+        try:
+            check_loss_views(cfg)
+            check_aug_settings(cfg)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"the sweep's runs with {changed} are refused, so no job was started: {exc}"
+            ) from None
 
 
 def _check_job_edits(cfg: DictConfig, seen: set[tuple], splits=None) -> None:
@@ -1199,6 +1255,7 @@ class SweepSummary(HydraCallback):
             self.planned = len(expand_sweep(params, list(config.hydra.overrides.task)))
         except Exception:  # a summary must never fail the sweep
             self.planned = None
+        keep_earlier_launch(Path(str(config.hydra.sweep.dir)), list(config.hydra.overrides.task))
 
     def on_job_end(self, config, job_return=None, **kwargs) -> None:
         from hydra.types import RunMode
@@ -1232,6 +1289,33 @@ class SweepSummary(HydraCallback):
             + (f"; failed or diverged: {_first(stopped)}" if stopped else ""),
             flush=True,
         )
+
+
+def keep_earlier_launch(sweep: Path, overrides: list[str]) -> Path | None:
+    """A sweep launched again in its folder with other settings (more seeds, another value):
+    Hydra overwrites ``multirun.yaml``, the record of the launch, so the earlier one is kept
+    beside it as ``multirun.<its time>.yaml``; the same command again (a resume) keeps nothing.
+    Returns the kept file, if any."""
+    import yaml
+
+    record = sweep / "multirun.yaml"
+    try:
+        earlier = (yaml.safe_load(record.read_text()) or {})["hydra"]["overrides"]["task"]
+    except Exception:  # none, or not Hydra's: nothing to keep
+        earlier = None
+    if earlier is None or list(earlier) == list(overrides):
+        return None
+    from datetime import datetime
+
+    stamp = datetime.fromtimestamp(record.stat().st_mtime).strftime("%Y-%m-%d_%H-%M-%S")
+    kept, k = sweep / f"multirun.{stamp}.yaml", 1
+    while kept.exists():
+        kept, k = sweep / f"multirun.{stamp}-{k}.yaml", k + 1
+    with suppress(OSError):  # a record kept must never fail the sweep
+        record.rename(kept)
+        print(f"the sweep folder's earlier launch ({' '.join(earlier)}) is kept in {kept.name}", flush=True)
+        return kept
+    return None
 
 
 def _first(names: list[str], shown: int = 5) -> str:

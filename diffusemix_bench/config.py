@@ -92,6 +92,9 @@ class DatasetConfig:
     image_size: int = bounded(224, low=1)
     # Shorter side before the centre crop at evaluation (and before the random crop for resize_crop).
     resize: int = bounded(256, low=1)
+    # true: both sides to dataset.resize (resize x resize, the aspect ratio not kept), as SnapMix's
+    # code does with its default warp: True; false: the shorter side, the aspect ratio kept.
+    warp: bool = False
     padding: int = bounded(0, low=0)
     hflip: bool = True
     mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
@@ -1113,6 +1116,12 @@ def check_values(cfg, here: bool = True) -> None:
     check_fields(cfg.dataset, DatasetConfig, "dataset")
     check_fields(cfg.eval, EvalConfig, "eval")
     check_fields(cfg.optim, OptimConfig, "optim")
+    need(
+        d.resize >= d.image_size,
+        f"dataset.resize={d.resize} is smaller than dataset.image_size={d.image_size}: evaluation resizes the "
+        "shorter side to dataset.resize and centre-crops dataset.image_size, which would pad the pictures with "
+        f"black borders; set dataset.resize={d.image_size} or more (the fine-grained recipes: 256 for 224)",
+    )
     prompts = cfg.generator.prompts
     if cfg.generator.num_prompts is not None and prompts is not None:
         need(

@@ -122,6 +122,10 @@ def run_entry(script: str, args: list[str], cwd: Path, timeout: int = 300) -> su
     )
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def signal_when_ready(
     script: str, args: list[str], ready, sig: int, timeout: float = 300, group: bool = False
 ) -> tuple[int, str]:
@@ -139,6 +143,9 @@ def signal_when_ready(
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=group,
+        # Ctrl-C as in a terminal: a shell without job control starts background commands (a test
+        # run launched with &) with SIGINT ignored, and Python then keeps it ignored.
+        preexec_fn=_default_sigint,
     )
     try:
         deadline = time.monotonic() + timeout

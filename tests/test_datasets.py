@@ -713,12 +713,13 @@ def test_skip_leaves_out_missing_files_and_pipes_named_like_images(tmp_path):
     )
 
 
-def test_evaluate_leaves_out_the_bad_images_the_run_left_out(tmp_path):
-    """evaluate.py rebuilds a run's data with the run's own dataset.on_bad_image: a run trained
-    with skip is attacked without its corrupt test image (it used to stop on it, advising the
-    setting the run already had, which evaluate.py does not take)."""
-    from diffusemix_bench.data.splits import build_splits
-    from diffusemix_bench.training.evaluate import _skip_as_the_run_did
+def test_every_entry_point_verifies_as_the_dataset_settings_ask(tmp_path):
+    """train.py, generate.py and evaluate.py share one rule (``verify_as_asked``): a run trained
+    with on_bad_image=skip is attacked without its corrupt test image (evaluate.py used to stop on
+    it, advising the setting the run already had), verify=true names it at once, and a run that
+    did neither meets it when it is read, as before."""
+    from diffusemix_bench.data.base import CorruptImageError
+    from diffusemix_bench.data.splits import build_splits, verify_as_asked
     from tests.conftest import compose_config
 
     root = _small_image_folder(tmp_path / "images", per_class=2)
@@ -726,11 +727,17 @@ def test_evaluate_leaves_out_the_bad_images_the_run_left_out(tmp_path):
     overrides = ["dataset=imagefolder", f"dataset.root={root}", f"paths.cache_dir={tmp_path / 'cache'}"]
     skip = compose_config([*overrides, "dataset.on_bad_image=skip"])
     splits = build_splits(skip.dataset, skip.paths.data_dir)
-    assert _skip_as_the_run_did(skip, splits, "test") == 1
+    bad = verify_as_asked(splits, skip.dataset, skip.paths.cache_dir, names=("test",))
+    assert [Path(p).name for p in bad["test"]] == ["text.png"]
     assert len(splits.test) == 4 and len(splits.train) == 4
+    verify = compose_config([*overrides, "dataset.verify=true"])
+    with pytest.raises(CorruptImageError, match="text.png"):
+        verify_as_asked(
+            build_splits(verify.dataset, verify.paths.data_dir), verify.dataset, verify.paths.cache_dir
+        )
     plain = compose_config(overrides)  # a run that neither skipped nor verified: as before
     splits = build_splits(plain.dataset, plain.paths.data_dir)
-    assert _skip_as_the_run_did(plain, splits, "test") == 0 and len(splits.test) == 5
+    assert verify_as_asked(splits, plain.dataset, plain.paths.cache_dir) == {} and len(splits.test) == 5
 
 
 def test_a_bad_test_image_met_after_training_says_training_is_kept_and_how_to_evaluate(make_cfg):
@@ -776,3 +783,47 @@ def test_a_file_given_as_the_data_folder_is_named_as_a_file(tmp_path):
         check_present(DatasetConfig(name="flowers102"), tmp_path / "afile")
     with pytest.raises(DatasetNotFoundError, match=rf"{tmp_path / 'afile'} is a file, not a folder"):
         check_present(DatasetConfig(name="imagefolder", root=str(tmp_path / "afile")), tmp_path)
+
+
+def test_a_split_folder_given_for_the_image_folder_names_its_parent(tmp_path):
+    """dataset.root=<images>/train (the split, not the folder that holds the splits): the message
+    gives the folder meant."""
+    from diffusemix_bench.config import DatasetConfig
+    from diffusemix_bench.data.layouts import DatasetNotFoundError
+    from diffusemix_bench.data.splits import build_splits
+
+    root = _small_image_folder(tmp_path / "images", per_class=1)
+    with pytest.raises(
+        DatasetNotFoundError,
+        match=rf"{root / 'train'} looks like a split folder: give the folder that holds it, {root}\)",
+    ):
+        build_splits(DatasetConfig(name="imagefolder", root=str(root / "train")), tmp_path)
+    assert len(build_splits(DatasetConfig(name="imagefolder", root=str(root)), tmp_path).train) == 2
+
+
+def test_warp_gives_snapmixs_squashed_geometry():
+    """dataset.warp=true resizes both sides to dataset.resize, as SnapMix's transforms with its
+    default warp: True (``datasets/tfs.py``: ``Resize((resize, resize))``, then ``RandomCrop`` or
+    ``CenterCrop``). Checked beside that function itself (Shaoli-Huang/SnapMix, 448 from 512 on a
+    smooth 300 x 520 picture: identical bytes); pinned here on torchvision's PIL transforms that it
+    calls, on noise (PIL's and the tensor resize round 0.3% of its values one level apart)."""
+    from torchvision import transforms as pil_transforms
+
+    from diffusemix_bench.data.transforms import eval_transform, train_transform
+
+    def apart(ours: torch.Tensor, theirs: np.ndarray) -> tuple[int, float]:
+        d = (ours.permute(1, 2, 0).int() - torch.from_numpy(theirs.copy()).int()).abs()
+        return int(d.max()), float(d.float().mean())
+
+    picture = np.random.default_rng(0).integers(0, 256, (30, 52, 3), dtype=np.uint8)
+    image = torch.from_numpy(picture).permute(2, 0, 1).contiguous()
+    squashed = np.asarray(pil_transforms.Resize((32, 32))(Image.fromarray(picture)))
+    most, mean = apart(eval_transform(28, 32, warp=True)(image), squashed[2:30, 2:30])
+    assert most <= 1 and mean < 0.01
+    assert apart(eval_transform(28, 32)(image), squashed[2:30, 2:30])[1] > 20  # the shorter side alone
+    torch.manual_seed(0)
+    crop = train_transform("resize_crop", 28, 32, hflip=False, warp=True)(image)
+    torch.manual_seed(0)
+    i, j, h, w = pil_transforms.RandomCrop.get_params(torch.empty(3, 32, 32), (28, 28))
+    most, mean = apart(crop, squashed[i : i + h, j : j + w])
+    assert most <= 1 and mean < 0.01

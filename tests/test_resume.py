@@ -495,7 +495,7 @@ def test_a_resume_from_a_folder_with_a_damaged_config_is_one_message(make_cfg, t
     # Cut short: said so, not a list of "other settings" key by key.
     (run_dir / "config_resolved.yaml").write_text("dataset:\n  name: cifar100\n")
     with pytest.raises(
-        ConfigError, match=r"config_resolved\.yaml is incomplete \(no model, aug, optim, trainer, seed\)"
+        ConfigError, match=r"config_resolved\.yaml is incomplete \(no model, aug, optim, trainer, seed: "
     ):
         check_resume(make_cfg(["ckpt_path=last"]), run_dir)
     # Gone altogether: refused too (any settings used to pass, another method's among them).

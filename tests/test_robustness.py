@@ -281,7 +281,7 @@ def _evaluate_cfg(**settings):
         # A sweep's folder: its job folders are the runs; another folder: not a run folder.
         (
             {"ckpt": "{sweep}", "eval.fgsm": "true"},
-            r"holds 2 run folder\(s\) \(0_seed=0, 1_seed=1\), a sweep's: .*ckpt=\S*0_seed=0 ",
+            r"holds 2 run folder\(s\) \(0_seed=0, 1_seed=1\), a sweep's: .*'ckpt=\"\S*0_seed=0\"' \(",
         ),
         (
             {"ckpt": "{empty}", "eval.fgsm": "true"},
@@ -326,6 +326,12 @@ def _evaluate_cfg(**settings):
         (
             {"ckpt": "{edited}", "eval.fgsm": "true"},
             r"config_resolved\.yaml holds a setting this run cannot have been trained with \(dataset\.image_size: ",
+        ),
+        # Another copy of the data whose classes are not the run's (here: its list relabelled).
+        (
+            {"ckpt": "{relabelled}", "eval.fgsm": "true"},
+            r"does not hold the classes the run was trained on \(label 0 is 'zz' in the run and '\w+' there; "
+            r"the run's are listed in \S*classes\.txt\): its labels would not be the model's",
         ),
     ],
 )
@@ -406,15 +412,34 @@ def test_evaluate_user_errors(trained_run, tmp_path, settings, message):
         saved["dataset"]["image_size"] = "big"
         return settings_file("edited", saved)
 
+    def relabelled() -> Path:
+        names = (copy("relabelled") / "classes.txt").read_text().splitlines()
+        (tmp_path / "relabelled" / "classes.txt").unlink()  # a link to the run's own file
+        (tmp_path / "relabelled" / "classes.txt").write_text("".join(f"{n}\n" for n in ["zz", *names[1:]]))
+        return tmp_path / "relabelled"
+
     makers = {"run": lambda: run_dir, "tmp": lambda: tmp_path, "loose": loose, "garbage": garbage}
     makers |= {"damaged": damaged, "sweep": sweep, "empty": empty, "zero": zero, "hostile": hostile}
-    makers |= {"misfit": misfit, "nobest": nobest, "cut": cut, "edited": edited}
+    makers |= {"misfit": misfit, "nobest": nobest, "cut": cut, "edited": edited, "relabelled": relabelled}
     # Only what this case names is made (copies of the run folder for every case were slow).
     wanted = {name for value in settings.values() for name in re.findall(r"\{(\w+)\}", str(value))}
     paths = {name: makers[name]() for name in wanted}
     cfg = _evaluate_cfg(**{k: str(v).format(**paths) for k, v in settings.items()})
     with pytest.raises(UserError, match=message):
         evaluate_run(cfg)
+
+
+def test_a_run_folder_names_its_classes_and_its_checkpoints_folder_stands_for_it(trained_run):
+    """classes.txt lists the class names in label order (for whoever loads a checkpoint, and for
+    evaluate.py's check of another copy of the data); ckpt=<run>/checkpoints is taken for the
+    run folder (it was refused as "not a run folder")."""
+    from diffusemix_bench.training.locate import locate_checkpoint
+
+    _, _, run_dir = trained_run
+    names = (run_dir / "classes.txt").read_text().splitlines()
+    assert len(names) == json.loads((run_dir / "metrics.json").read_text())["num_classes"] == 100
+    assert len(set(names)) == 100 and all(names)
+    assert locate_checkpoint(run_dir / "checkpoints") == locate_checkpoint(run_dir)
 
 
 def test_eval_split_test_without_a_test_split_is_refused_before_training(make_cfg):

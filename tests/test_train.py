@@ -769,6 +769,24 @@ def test_multirun_sweep_folders_are_flat_and_a_bad_job_does_not_stop_the_sweep(t
     assert float(rows[1]["test_top1"]) == metrics["test_top1"]
 
 
+def test_a_sweep_launched_again_with_other_settings_keeps_the_earlier_record(tmp_path, capsys):
+    """Extending a sweep in its folder (seed=3,4 after seed=0,1,2): Hydra overwrites multirun.yaml,
+    the record of the launch, so the earlier one is kept beside it; the same command again (a
+    resume with ckpt_path=auto) keeps nothing."""
+    import yaml
+
+    from diffusemix_bench.cli import keep_earlier_launch
+
+    record = tmp_path / "multirun.yaml"
+    record.write_text(yaml.safe_dump({"hydra": {"overrides": {"task": ["seed=0,1,2", "aug=mixup"]}}}))
+    assert keep_earlier_launch(tmp_path, ["seed=0,1,2", "aug=mixup"]) is None and record.is_file()
+    kept = keep_earlier_launch(tmp_path, ["seed=3,4", "aug=mixup"])
+    assert kept is not None and kept.name.startswith("multirun.") and not record.exists()
+    assert yaml.safe_load(kept.read_text())["hydra"]["overrides"]["task"] == ["seed=0,1,2", "aug=mixup"]
+    assert f"earlier launch (seed=0,1,2 aug=mixup) is kept in {kept.name}" in capsys.readouterr().out
+    assert keep_earlier_launch(tmp_path, ["seed=5"]) is None  # nothing to keep: Hydra writes it anew
+
+
 def test_sweep_job_folders_are_named_by_the_experiments_and_command_lines_sweeps(monkeypatch):
     """An experiment's sweep (hydra.sweeper.params) and the command line's own sweeps name a job's
     folder; fixed settings (the experiment, shortened epochs) and folder-valued ones do not."""
@@ -1206,6 +1224,7 @@ def test_the_dataset_and_eval_choices_checked_at_start_up_are_the_implementation
         (["generator.steps=0"], "generator.steps must be >= 1"),
         (["generator.store_size=-1"], "generator.store_size must be auto"),
         (["dataset.image_size=0"], "dataset.image_size must be >= 1"),
+        (["dataset.image_size=64"], "dataset.resize=32 is smaller than dataset.image_size=64: evaluation"),
         (["dataset.num_workers=-1"], "dataset.num_workers must be >= 0"),
         (["eval.fgsm=true", "eval.split=foo"], "eval.split must be one of test, val"),
         (["eval.pgd=true", "eval.pgd_steps=0"], "eval.pgd_steps must be >= 1"),
@@ -1342,6 +1361,9 @@ def test_unknown_trainer_argument_is_one_message(make_cfg):
             ["aug=mixup", "aug.lam=-1"],
             "aug.lam: aug=mixup has no setting 'lam' (its settings: alpha, prob)",
         ),
+        # An augmentation not named on the command line: what chose it is said.
+        (["aug.lam=0.5"], "aug.lam: aug=none (the default) has no setting 'lam'"),
+        (["arm=mixup", "aug.lam=0.5"], "aug.lam: aug=mixup (chosen by arm=mixup) has no setting 'lam'"),
     ],
 )
 def test_misspelt_names_get_a_did_you_mean(args, message):
@@ -1424,6 +1446,21 @@ def test_a_sweep_without_its_data_starts_no_job(tmp_path):
     )
     assert result.stderr.strip().endswith("Also missing for this sweep: aircraft, cars.")
     assert not (tmp_path / "sweep").exists() and "Launching" not in result.stdout + result.stderr
+
+
+def test_a_sweep_value_the_method_refuses_starts_no_job(tmp_path):
+    """A value only the method's own code can refuse (Co-Mixup's block_num=0), later in a sweep: refused before any job starts (it used to be refused
+    when its job came up, after the others had trained)."""
+    from diffusemix_bench.cli import check_command_line
+
+    data = write_fixture_dataset("cifar100", tmp_path / "data")["data_dir"]
+    base = ["--multirun", "aug=comixup", f"paths.data_dir={data}", "seed=0,1"]
+    with pytest.raises(SystemExit, match=re.escape(
+        "the sweep's runs with aug.block_num=0 are refused, so no job was started: "
+        "aug.block_num must be -1 (random) or >= 1, got 0"
+    )):  # fmt: skip
+        check_command_line([*base, "aug.block_num=4,0"], str(CONF_DIR), "config")
+    check_command_line([*base, "aug.block_num=4,2"], str(CONF_DIR), "config")
 
 
 def test_a_single_run_of_an_experiment_names_its_sweeps_dataset(capsys):

@@ -126,7 +126,7 @@ class ImageDataModule(pl.LightningDataModule):
         c = self.cfg
         for split in (self.val_set, self.test_set):
             if split is not None:
-                split.transform = eval_transform(c.image_size, c.resize)
+                split.transform = eval_transform(c.image_size, c.resize, c.warp)
         self._built = True
         self.set_policy(self.policy)
 
@@ -141,7 +141,7 @@ class ImageDataModule(pl.LightningDataModule):
         if self.train_set is not None:
             c = self.cfg
             self.train_set.transform = train_transform(
-                c.train_transform, c.image_size, c.resize, c.padding, c.hflip, policy
+                c.train_transform, c.image_size, c.resize, c.padding, c.hflip, policy, c.warp
             )
 
     def setup(self, stage: str | None = None) -> None:

@@ -189,7 +189,12 @@ def require_layout(name: str, root: Path, required: Iterable[str]) -> Path:
         raise not_found(name, root, detail)
     for rel in required:
         if not (base / rel).exists():
-            raise not_found(name, root, f"missing {base / rel}")
+            detail = f"missing {base / rel}"
+            split = Path(rel).parts[0] if rel else ""
+            if root.name in ("train", "val", "test") and (root.parent / split).is_dir():
+                # A split folder given for the folder that holds the splits.
+                detail += f"; {root} looks like a split folder: give the folder that holds it, {root.parent}"
+            raise not_found(name, root, detail)
     return base
 
 

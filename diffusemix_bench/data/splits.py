@@ -98,6 +98,22 @@ def verify_splits(
     return bad
 
 
+def verify_as_asked(
+    splits: Splits,
+    dataset_cfg,
+    cache_dir: str | Path,
+    names: tuple[str, ...] = ("train", "val", "test"),
+) -> dict[str, list[str]]:
+    """The one rule every entry point follows: with ``dataset.verify=true`` or
+    ``dataset.on_bad_image=skip`` the splits of ``names`` are verified (bad files named, or left
+    out of ``splits`` and returned); otherwise nothing is checked here and a bad file is met when it
+    is read. ``cache_dir`` is ``paths.cache_dir``."""
+    on_bad = str(dataset_cfg.get("on_bad_image") or "error")
+    if on_bad != "skip" and not dataset_cfg.get("verify"):
+        return {}
+    return verify_splits(splits, Path(cache_dir) / "verified", on_bad, names)
+
+
 def build_splits(cfg: DatasetConfig, data_dir: str | Path) -> Splits:
     """Download if asked, then read every split; ``test`` is None where the dataset has none.
     ``samples_per_class`` keeps that many seeded training images per class."""

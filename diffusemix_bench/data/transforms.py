@@ -19,18 +19,20 @@ def train_transform(
     padding: int = 0,
     hflip: bool = True,
     policy: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    warp: bool = False,
 ) -> v2.Compose:
     """pad_crop: random crop with zero padding (CIFAR, Tiny-ImageNet); resize_crop: resize the
     shorter side then random crop (fine-grained protocols); random_resized_crop: ImageNet style;
-    resize: deterministic resize and centre crop. A method's per-image policy runs last."""
+    resize: deterministic resize and centre crop. ``warp``: resize both sides to ``resize`` (the
+    aspect ratio not kept) instead of the shorter side. A method's per-image policy runs last."""
     if kind == "pad_crop":
         ops = [v2.RandomCrop(image_size, padding=padding or None, pad_if_needed=True)]
     elif kind == "resize_crop":
-        ops = [v2.Resize(resize, antialias=True), v2.RandomCrop(image_size, pad_if_needed=True)]
+        ops = [_resize(resize, warp), v2.RandomCrop(image_size, pad_if_needed=True)]
     elif kind == "random_resized_crop":
         ops = [v2.RandomResizedCrop(image_size, antialias=True)]
     elif kind == "resize":
-        ops = [v2.Resize(resize, antialias=True), v2.CenterCrop(image_size)]
+        ops = [_resize(resize, warp), v2.CenterCrop(image_size)]
     else:
         raise ConfigError(f"dataset.train_transform must be one of {TRAIN_TRANSFORMS}, got '{kind}'")
     if hflip:
@@ -40,7 +42,12 @@ def train_transform(
     return v2.Compose(ops)
 
 
-def eval_transform(image_size: int, resize: int) -> v2.Compose:
-    """Resize the shorter side to ``resize`` and centre-crop ``image_size`` (identity when the
-    images already have that size, as CIFAR's 32 px with resize=32)."""
-    return v2.Compose([v2.Resize(resize, antialias=True), v2.CenterCrop(image_size)])
+def eval_transform(image_size: int, resize: int, warp: bool = False) -> v2.Compose:
+    """Resize the shorter side to ``resize`` (both sides with ``warp``) and centre-crop
+    ``image_size`` (identity when the images already have that size, as CIFAR's 32 px with
+    resize=32)."""
+    return v2.Compose([_resize(resize, warp), v2.CenterCrop(image_size)])
+
+
+def _resize(resize: int, warp: bool) -> v2.Resize:
+    return v2.Resize((resize, resize) if warp else resize, antialias=True)

@@ -19,7 +19,7 @@ from .. import quiet  # noqa: F401  (library messages a user cannot act on)
 from ..config import validate_config
 from ..data import ImageClassificationDataset, create_dataset, per_class_subset
 from ..data.datamodule import worker_init
-from ..data.splits import Splits, dataset_root, verify_splits
+from ..data.splits import Splits, dataset_root, verify_as_asked
 from ..errors import USER_ERRORS, ConfigError, free_space, user_errors_reported, user_message
 from ..progress import say
 from ..signals import note_sigterm_only
@@ -125,17 +125,14 @@ def read_split(cfg: DictConfig, split: str) -> tuple[ImageClassificationDataset,
         indices = per_class_subset(ds.targets, d.samples_per_class, d.split_seed, ds.classes)
     else:
         indices = list(range(len(ds)))
-    if d.verify or d.on_bad_image == "skip":
-        # The images train.py leaves out with the same settings: no edits are made for them.
-        found = verify_splits(
-            Splits(**{s: ds if s == split else None for s in ("train", "val", "test")}),
-            Path(cfg.paths.cache_dir) / "verified",
-            str(d.on_bad_image),
-        ).get(split, [])
-        if found:
-            bad = set(found)
-            indices = [i for i in indices if str(ds.paths[i]) not in bad]
-            say(f"{len(found)} corrupt image(s) of {d.name}/{split} skipped: no edits are made for them")
+    # The images train.py leaves out with the same settings: no edits are made for them.
+    found = verify_as_asked(
+        Splits(**{s: ds if s == split else None for s in ("train", "val", "test")}), d, cfg.paths.cache_dir
+    ).get(split, [])
+    if found:
+        bad = set(found)
+        indices = [i for i in indices if str(ds.paths[i]) not in bad]
+        say(f"{len(found)} corrupt image(s) of {d.name}/{split} skipped: no edits are made for them")
     return ds, limited(indices, ds.targets, cfg.generator.get("limit"), cfg.generator.get("limit_per_class"))
 
 

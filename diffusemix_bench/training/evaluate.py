@@ -15,12 +15,12 @@ from torch import nn
 
 from ..data.datamodule import ImageDataModule
 from ..data.layouts import DatasetNotFoundError
-from ..data.splits import build_splits
+from ..data.splits import build_splits, verify_as_asked
 from ..errors import ConfigError
 from ..files import write_atomic
 from ..robustness import ATTACKS, AttackSpec, attack_specs, robust_errors
 from .classifier import build_model
-from .locate import check_request, finished, load_saved_config, read_metrics
+from .locate import check_request, check_same_classes, finished, load_saved_config, read_metrics
 
 log = logging.getLogger(__name__)
 
@@ -189,9 +189,8 @@ def log_left_out(path: Path, dropped: list[str]) -> None:
 
 
 def _check_saved_settings(run_cfg: DictConfig, path: Path) -> None:
-    """A run's saved settings that lack a section evaluate.py rebuilds the run from, or hold a
-    value its section's schema refuses (a file cut short, or edited by hand): one message naming
-    the file, not an error from deep in the data or model code."""
+    """A run's saved settings that hold a value its dataset or model schema refuses (edited by
+    hand): one message naming the file, not an error from deep in the data or model code."""
     from dataclasses import fields
 
     from omegaconf import OmegaConf
@@ -199,9 +198,8 @@ def _check_saved_settings(run_cfg: DictConfig, path: Path) -> None:
 
     from ..config import DatasetConfig, ModelConfig, check_fields
 
-    absent = [key for key in ("dataset", "model", "paths", "seed") if key not in run_cfg]
     try:
-        for section, schema in () if absent else (("dataset", DatasetConfig), ("model", ModelConfig)):
+        for section, schema in (("dataset", DatasetConfig), ("model", ModelConfig)):
             node = run_cfg[section]
             if not OmegaConf.is_dict(node):
                 raise ConfigError(f"{section} is not a mapping of settings")
@@ -215,30 +213,9 @@ def _check_saved_settings(run_cfg: DictConfig, path: Path) -> None:
             check_fields(node, schema, section)
     except ConfigError as exc:
         raise ConfigError(
-            f"{path} holds a setting this run cannot have been trained with ({exc}); {_RESTORE}"
+            f"{path} holds a setting this run cannot have been trained with ({exc}); restore it from a "
+            "copy (the run's .hydra/config.yaml holds the same settings), or train the run again"
         ) from None
-    if absent:
-        raise ConfigError(
-            f"{path} is incomplete (no {', '.join(absent)}: cut short, or edited by hand); {_RESTORE}"
-        )
-
-
-_RESTORE = (
-    "restore it from a copy (the run's .hydra/config.yaml holds the same settings), or train the run again"
-)
-
-
-def _skip_as_the_run_did(run_cfg: DictConfig, splits, split: str) -> int:
-    """The corrupt or missing files of the attacked split left out as the run left them out
-    (its ``dataset.on_bad_image=skip``), or named at once (``dataset.verify=true``); how many were
-    left out. A run that neither skipped nor verified meets a bad file when it is read, as before."""
-    on_bad = str(run_cfg.dataset.get("on_bad_image") or "error")
-    if on_bad != "skip" and not run_cfg.dataset.get("verify"):
-        return 0
-    from ..data.splits import verify_splits
-
-    bad = verify_splits(splits, Path(run_cfg.paths.cache_dir) / "verified", on_bad, names=(split,))
-    return sum(len(found) for found in bad.values())
 
 
 def evaluate_run(cfg: DictConfig) -> dict:
@@ -246,7 +223,7 @@ def evaluate_run(cfg: DictConfig) -> dict:
     the results to the run folder's ``metrics.json``."""
     run_dir, ckpt = check_request(cfg)
     specs = attack_specs(cfg.eval)
-    run_cfg = load_saved_config(run_dir / "config_resolved.yaml")
+    run_cfg = load_saved_config(run_dir / "config_resolved.yaml", needs=("dataset", "model", "paths", "seed"))
     _check_saved_settings(run_cfg, run_dir / "config_resolved.yaml")
     if cfg.data_dir is not None:
         run_cfg.paths.data_dir = cfg.data_dir
@@ -256,13 +233,16 @@ def evaluate_run(cfg: DictConfig) -> dict:
         splits = build_splits(run_cfg.dataset, run_cfg.paths.data_dir)
     except DatasetNotFoundError as exc:  # evaluate.py's own setting for the folder
         raise exc.for_evaluate() from None
-    skipped = _skip_as_the_run_did(run_cfg, splits, cfg.eval.split)
+    # The attacked split's bad files left out as the run left them out (or named at once).
+    bad = verify_as_asked(splits, run_cfg.dataset, run_cfg.paths.cache_dir, names=(cfg.eval.split,))
+    skipped = sum(len(found) for found in bad.values())
     datamodule = ImageDataModule(run_cfg.dataset, run_cfg.paths.data_dir, seed=run_cfg.seed, splits=splits)
     datamodule.build()
+    where = run_cfg.dataset.get("root") or run_cfg.paths.data_dir
+    check_same_classes(run_dir, datamodule.train_set.classes, str(where))
     model = build_model(run_cfg, datamodule.num_classes, load_weights=False)
     accelerator = cfg.accelerator
     loader = eval_split(cfg.eval, datamodule)
-    where = run_cfg.dataset.get("root") or run_cfg.paths.data_dir
     result = attack_checkpoint(
         model,
         ckpt,

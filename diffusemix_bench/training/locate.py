@@ -8,6 +8,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..commands import hydra_quoted
 from ..config import EvalConfig, check_fields
 from ..errors import ConfigError
 
@@ -36,9 +37,10 @@ def check_request(cfg: DictConfig) -> tuple[Path, Path]:
     return run_dir, ckpt
 
 
-def load_saved_config(path: Path) -> DictConfig:
+def load_saved_config(path: Path, needs: tuple[str, ...] = ()) -> DictConfig:
     """A run folder's ``config_resolved.yaml`` (the settings its numbers and checkpoints were made
-    with); a damaged one is one ConfigError naming the file, not YAML's multi-line report."""
+    with); a damaged one, or one without a section of ``needs`` (cut short, or edited by hand), is
+    one ConfigError naming the file, not YAML's multi-line report or a key error later."""
     import yaml
 
     try:
@@ -54,6 +56,13 @@ def load_saved_config(path: Path) -> DictConfig:
         raise ConfigError(
             f"{path} holds no settings (a run folder's config_resolved.yaml is a YAML mapping written by "
             "train.py); restore it from a copy, or train the run again in a new folder"
+        )
+    absent = [key for key in needs if key not in data]
+    if absent:
+        raise ConfigError(
+            f"{path} is incomplete (no {', '.join(absent)}: cut short, or edited by hand): it records the "
+            "settings the run was trained with. Restore it from a copy (the run's .hydra/config.yaml holds the "
+            "same settings), or train the run again in a new folder"
         )
     return OmegaConf.create(data)
 
@@ -74,6 +83,8 @@ def locate_checkpoint(path: Path) -> tuple[Path, Path]:
         raise ConfigError(
             f"ckpt={path} does not exist; give a run folder (with config_resolved.yaml) or a .ckpt file in it"
         )
+    if path.is_dir() and path.name == "checkpoints" and (path.parent / "config_resolved.yaml").is_file():
+        path = path.parent  # a run's checkpoints/ folder: the run folder meant
     if path.is_file():
         run_dir, ckpt = run_folder_of(path), path
     else:
@@ -120,11 +131,39 @@ def _not_a_run_folder(folder: Path) -> None:
         shown = ", ".join(p.name for p in jobs[:3]) + (f" and {len(jobs) - 3} more" if len(jobs) > 3 else "")
         raise ConfigError(
             f"ckpt={folder} holds {len(jobs)} run folder(s) ({shown}), a sweep's: evaluate.py attacks one run; "
-            f"give one of them, e.g. ckpt={jobs[0]} (each in its own command)"
+            f"give one of them, e.g. {hydra_quoted('ckpt', str(jobs[0]))} (each in its own command; a job "
+            "folder's = and , are quoted for Hydra)"
         )
     raise ConfigError(
         f"ckpt={folder} is not a run folder written by train.py (it has no config_resolved.yaml); give a "
         "run folder (outputs/train/<dataset>/<aug>/<time>/, or a sweep's job folder) or a .ckpt file in one"
+    )
+
+
+#: A run folder's list of class names, one per line: label k is the k-th.
+CLASSES_FILE = "classes.txt"
+
+
+def check_same_classes(run_dir: Path, classes: list[str], where: str) -> None:
+    """The classes read from ``where`` are the run's, in the order its labels number them (its
+    ``classes.txt``; a run written before the file was kept is not checked): another copy of the
+    data with a class renamed, added or in another order would score the model against labels it
+    never learnt. Else ConfigError naming the first difference."""
+    path = run_dir / CLASSES_FILE
+    if not path.is_file():
+        return
+    trained = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    if trained == list(classes):
+        return
+    if len(trained) != len(classes):
+        differ = f"{len(trained)} classes in the run, {len(classes)} there"
+    else:
+        k = next(i for i, (a, b) in enumerate(zip(trained, classes, strict=True)) if a != b)
+        differ = f"label {k} is '{trained[k]}' in the run and '{classes[k]}' there"
+    raise ConfigError(
+        f"the data read from {where} does not hold the classes the run was trained on ({differ}; the run's "
+        f"are listed in {path}): its labels would not be the model's. Give the folder the run was trained on "
+        "(or a copy with the same class folders)"
     )
 
 

@@ -37,7 +37,7 @@ from ..config import (
     validate_config,
 )
 from ..data.datamodule import ImageDataModule
-from ..data.splits import Splits, build_splits, verify_splits
+from ..data.splits import Splits, build_splits, verify_as_asked
 from ..errors import ConfigError, UserError, is_interrupt, is_terminated
 from ..files import write_atomic
 from ..progress import progress_bar
@@ -47,6 +47,7 @@ from ..signals import note_sigterm_only, sigterm_stops_between_runs
 from .checkpoint_io import AtomicCheckpointIO, CheckpointOnSigterm, RunCheckpoint
 from .classifier import build_model
 from .evaluate import attack_checkpoint, eval_split, log_left_out, robustness_keys, with_robustness
+from .locate import CLASSES_FILE
 from .module import ClassifierModule, vanilla_batches_per_epoch
 from .provenance import git_state, shortened_by, versions
 from .resume import (
@@ -519,17 +520,18 @@ def _train(
     pl.seed_everything(cfg.seed, workers=True)
 
     aug_name = cfg.aug.name
-    bad_images: dict[str, list[str]] = {}
-    if cfg.dataset.verify or cfg.dataset.on_bad_image == "skip":
-        splits = splits or build_splits(cfg.dataset, cfg.paths.data_dir)
-        bad_images = verify_splits(splits, Path(cfg.paths.cache_dir) / "verified", cfg.dataset.on_bad_image)
-        if bad_images:
-            (run_dir / "bad_images.txt").write_text(
-                "".join(f"{split}\t{path}\n" for split, paths in bad_images.items() for path in paths)
-            )
-            log.info("the skipped images: %s (metrics.json counts them)", run_dir / "bad_images.txt")
+    splits = splits or build_splits(cfg.dataset, cfg.paths.data_dir)
+    bad_images = verify_as_asked(splits, cfg.dataset, cfg.paths.cache_dir)
+    if bad_images:
+        (run_dir / "bad_images.txt").write_text(
+            "".join(f"{split}\t{path}\n" for split, paths in bad_images.items() for path in paths)
+        )
+        log.info("the skipped images: %s (metrics.json counts them)", run_dir / "bad_images.txt")
     datamodule = ImageDataModule(cfg.dataset, cfg.paths.data_dir, seed=cfg.seed, splits=splits)
     datamodule.build()  # fail fast on missing data, before the model is built
+    # Label k is the k-th name: for whoever loads the checkpoints, and for evaluate.py's check that
+    # another copy of the data holds the same classes in the same order.
+    write_atomic(run_dir / CLASSES_FILE, "".join(f"{name}\n" for name in datamodule.train_set.classes))
     if attacks:
         eval_split(cfg.eval, datamodule)
     num_classes = datamodule.num_classes

@@ -74,7 +74,11 @@ def figure4_stages(aug, dataset, n: int, seed: int = 0, make_missing=None) -> li
 
     config = aug.ctx.config
     size = aug.ctx.image_size
-    geometry = eval_transform(size, int(config.dataset.resize) if config is not None else size)
+    geometry = eval_transform(
+        size,
+        int(config.dataset.resize) if config is not None else size,
+        bool(config.dataset.get("warp")) if config is not None else False,
+    )
     composer = WholeImageComposer(aug)
     rows_out = []
     for r, (i, pid) in enumerate(zip(rows, prompt_ids)):
