@@ -26,6 +26,21 @@ def run_train(cfg: DictConfig) -> float | None:
         if not isinstance(exc, Exception):  # Ctrl-C or SIGTERM: Hydra calls no callback after the job
             _summary_after_stop()
         raise
+    finally:
+        _keep_runs_record(cfg)
+
+
+def _keep_runs_record(cfg: DictConfig) -> None:
+    """A sweep's job that trained nothing in an earlier run's folder (refused: other settings; or
+    the run had finished): Hydra rewrote the folder's ``.hydra/`` with this command before the job
+    started, and the run's own record is put back."""
+    from .errors import in_multirun
+
+    with suppress(Exception):  # the job's outcome is its own to report, never this record's
+        if in_multirun():
+            from .training.locate import restore_command_record
+
+            restore_command_record(Path(str(cfg.paths.output_dir)).expanduser())
 
 
 def _summary_after_stop() -> None:
@@ -806,6 +821,7 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
     if any(a in ("--hydra-help", "--info", "-i") for a in argv):
         return
     with user_errors_reported(), _each_composition_once():
+        check_sweep_needs_multirun(argv)
         composed = preflight(argv, config_dir, config_name)
         check_sweep_base(argv, config_dir, config_name)
         check_single_run_of_a_sweep(argv, composed, config_dir)
@@ -821,6 +837,32 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
         if jobs:
             check_sweep_methods(jobs, config_dir, config_name)
     mark_swept_keys(argv)
+
+
+def check_sweep_needs_multirun(argv: list[str]) -> None:
+    """A value Hydra's grammar reads as a sweep (``dataset.root=/data/a,b``: a comma) on a command
+    line without ``--multirun``: one message with both readings' forms, instead of Hydra's
+    multi-line answer."""
+    if any(a in ("-m", "--multirun") for a in argv):
+        return
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    for arg in argv:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        try:
+            (override,) = parser.parse_overrides([arg])
+        except HydraException:
+            continue  # preflight's to report
+        if override.is_sweep_override():
+            key, value = arg.split("=", 1)
+            raise ConfigError(
+                f"{arg}: Hydra reads a value with a comma (or a range) as a sweep, and this command has no "
+                f"--multirun. For one value, quote it for Hydra: {hydra_quoted(key, value)}; to run once per "
+                "value, add --multirun"
+            )
 
 
 def check_single_run_of_a_sweep(argv: list[str], cfg, config_dir: str) -> None:

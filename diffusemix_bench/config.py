@@ -525,8 +525,9 @@ class DiffuseMixConfig:
     #   generator.keep_full_size=true), so a composition at compose_size does not enlarge an edit
     #   that was shrunk to a 32-64 px original.
     edit_source: str = one_of("stored", "full")
-    # Rows of the Figure 4 grid logged at the start of training (0: none).
-    figure_images: int = bounded(8, low=0)
+    # Rows of the Figure 4 grid logged at the start of training (0: none; at most 256: a taller
+    # grid is too large to hold in memory at fine-grained sizes, or to look at).
+    figure_images: int = bounded(8, low=0, high=256)
     # figure4.py: make the edits of the images it draws when the store lacks them (only those).
     figure_generate: bool = False
 

@@ -787,6 +787,34 @@ def test_a_sweep_launched_again_with_other_settings_keeps_the_earlier_record(tmp
     assert keep_earlier_launch(tmp_path, ["seed=5"]) is None  # nothing to keep: Hydra writes it anew
 
 
+def test_a_refused_sweep_job_leaves_the_runs_record_of_its_command(tmp_path, monkeypatch):
+    """Hydra rewrites a job folder's .hydra/ before the job starts: a job refused there (other
+    settings than the finished run's) left the refused command as the record of the run's numbers.
+    The run keeps a copy as it writes its settings, and a job that writes none puts it back."""
+    from diffusemix_bench.training import locate
+
+    run_dir = tmp_path / "0_seed=0"
+    (run_dir / ".hydra").mkdir(parents=True)
+    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+        (run_dir / ".hydra" / name).write_text(f"{name} of the run\n")
+    monkeypatch.setattr(locate, "_settings_written", set())
+    locate.keep_command_record(run_dir)  # the run writes its settings
+    monkeypatch.setattr(locate, "_settings_written", set())  # a later job, in another process
+    for name in ("config.yaml", "overrides.yaml"):
+        (run_dir / ".hydra" / name).write_text(f"{name} of the refused command\n")  # Hydra's rewrite
+    assert locate.restore_command_record(run_dir)
+    assert [(run_dir / ".hydra" / n).read_text() for n in ("config.yaml", "overrides.yaml")] == [
+        "config.yaml of the run\n",
+        "overrides.yaml of the run\n",
+    ]
+    # A job that trained in the folder (a resume): its own command is the record from then on.
+    (run_dir / ".hydra" / "overrides.yaml").write_text("the resume's overrides\n")
+    locate.keep_command_record(run_dir)
+    assert not locate.restore_command_record(run_dir)
+    assert (run_dir / ".hydra" / "overrides.yaml").read_text() == "the resume's overrides\n"
+    assert (run_dir / ".hydra" / "run" / "overrides.yaml").read_text() == "the resume's overrides\n"
+
+
 def test_sweep_job_folders_are_named_by_the_experiments_and_command_lines_sweeps(monkeypatch):
     """An experiment's sweep (hydra.sweeper.params) and the command line's own sweeps name a job's
     folder; fixed settings (the experiment, shortened epochs) and folder-valued ones do not."""
@@ -1475,6 +1503,19 @@ def test_a_single_run_of_an_experiment_names_its_sweeps_dataset(capsys):
     )):  # fmt: skip
         check_command_line(["experiment=table6", "aug=none"], str(CONF_DIR), "config")
     check_command_line(["experiment=table6", "aug=none", "dataset=flowers102"], str(CONF_DIR), "config")
+
+
+def test_a_comma_without_multirun_gets_both_forms():
+    """dataset.root=/data/a,b without --multirun: Hydra reads the comma as a sweep and answered
+    with its own multi-line text; one line now gives the quoted form and the --multirun one."""
+    from diffusemix_bench.cli import check_command_line
+
+    with pytest.raises(SystemExit, match=re.escape(
+        "dataset.root=/data/a,b: Hydra reads a value with a comma (or a range) as a sweep, and this command has "
+        "no --multirun. For one value, quote it for Hydra: 'dataset.root=\"/data/a,b\"'; to run once per value, "
+        "add --multirun"
+    )):  # fmt: skip
+        check_command_line(["dataset=imagefolder", "dataset.root=/data/a,b"], str(CONF_DIR), "config")
 
 
 def test_the_sweep_line_names_the_first_stopped_jobs_and_counts_the_rest(tmp_path, capsys):

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..commands import hydra_quoted
 from ..config import EvalConfig, check_fields
 from ..errors import ConfigError
+from ..files import write_atomic
 
 
 def check_request(cfg: DictConfig) -> tuple[Path, Path]:
@@ -138,6 +139,38 @@ def _not_a_run_folder(folder: Path) -> None:
         f"ckpt={folder} is not a run folder written by train.py (it has no config_resolved.yaml); give a "
         "run folder (outputs/train/<dataset>/<aug>/<time>/, or a sweep's job folder) or a .ckpt file in one"
     )
+
+
+#: Where a run folder keeps a copy of Hydra's record (``.hydra/*.yaml``) of the command that made
+#: its settings: Hydra rewrites ``.hydra/`` before each job of a sweep starts, a refused one too.
+COMMAND_RECORD = Path(".hydra") / "run"
+
+#: The run folders whose settings this process wrote (keep_command_record).
+_settings_written: set[Path] = set()
+
+
+def keep_command_record(run_dir: Path) -> None:
+    """As a run writes its settings (config_resolved.yaml): a copy of Hydra's record of the
+    command in ``.hydra/run/``."""
+    _settings_written.add(run_dir.resolve())
+    hydra_dir = run_dir / ".hydra"
+    if not hydra_dir.is_dir():
+        return
+    (run_dir / COMMAND_RECORD).mkdir(exist_ok=True)
+    for path in hydra_dir.glob("*.yaml"):
+        write_atomic(run_dir / COMMAND_RECORD / path.name, path.read_bytes())
+
+
+def restore_command_record(run_dir: Path) -> bool:
+    """A sweep's job that wrote no settings in ``run_dir`` (refused, or finding its run finished):
+    Hydra's record of its command, written over the run's own, is replaced by the run's own copy,
+    so that ``.hydra/`` says what made the folder's numbers. Whether it was."""
+    kept = run_dir / COMMAND_RECORD
+    if run_dir.resolve() in _settings_written or not kept.is_dir():
+        return False
+    for path in kept.glob("*.yaml"):
+        write_atomic(run_dir / ".hydra" / path.name, path.read_bytes())
+    return True
 
 
 #: A run folder's list of class names, one per line: label k is the k-th.

@@ -47,7 +47,7 @@ from ..signals import note_sigterm_only, sigterm_stops_between_runs
 from .checkpoint_io import AtomicCheckpointIO, CheckpointOnSigterm, RunCheckpoint
 from .classifier import build_model
 from .evaluate import attack_checkpoint, eval_split, log_left_out, robustness_keys, with_robustness
-from .locate import CLASSES_FILE
+from .locate import CLASSES_FILE, keep_command_record
 from .module import ClassifierModule, vanilla_batches_per_epoch
 from .provenance import git_state, shortened_by, versions
 from .resume import (
@@ -515,6 +515,7 @@ def _train(
     earlier: dict | None = None,
 ) -> dict:
     write_atomic(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    keep_command_record(run_dir)  # Hydra's record of the command that made these settings
     if cfg.float32_matmul_precision:
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
     pl.seed_everything(cfg.seed, workers=True)

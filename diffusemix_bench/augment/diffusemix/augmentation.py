@@ -226,8 +226,8 @@ class DiffuseMix(Augmentation):
                 "aug.compose_size (compose whole images as N x N squares, as the official code does at 512) "
                 f"needs aug.compose=before_crop and N >= 2; got compose={compose}, compose_size={compose_size}"
             )
-        if figure_images < 0:
-            raise ConfigError(f"aug.figure_images must be >= 0, got {figure_images}")
+        if not 0 <= figure_images <= 256:
+            raise ConfigError(f"aug.figure_images must be in [0, 256], got {figure_images}")
         if views not in VIEWS:
             raise ConfigError(f"aug.views must be one of {list(VIEWS)}, got '{views}'")
         if views == "arm_only" and (mode == "static_append" or ce_include_original):

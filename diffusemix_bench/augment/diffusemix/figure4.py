@@ -192,7 +192,8 @@ def write_figure4(cfg: DictConfig) -> Path:
     out = Path(str(cfg.paths.output_dir)).expanduser() / "figure4.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     image.save(out)
-    log.info("Figure 4 (%d images of %s) written to %s", cfg.aug.figure_images, cfg.dataset.name, out)
+    rows = min(cfg.aug.figure_images, len(train))  # fewer where the store has fewer images' edits: warned
+    log.info("Figure 4 (up to %d images of %s) written to %s", rows, cfg.dataset.name, out)
     return out
 
 
