@@ -722,13 +722,29 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
         where = f"'{parent}'" if parent else "the top level"
         if parent == "aug" and node is not None and isinstance(node.get("name"), str):
             where = f"aug={node.name}"  # each augmentation has its own settings
-            given = {o.split("=", 1)[0].lstrip("+~"): o for o in plain}
-            if "aug" not in given:  # not on the command line: say what chose it
-                chooser = [given[k] for k in ("arm", "experiment") if k in given]
-                where += f" (chosen by {chooser[0]})" if chooser else " (the default)"
+            if not any(o.split("=", 1)[0].lstrip("+~") == "aug" for o in plain):
+                where += f" ({_chosen_by(config_dir, config_name, plain, str(node.name))})"
             keys = [k for k in keys if k not in ("name", "dataset_defaults")]  # the group's, not settings
         raise ConfigError(no_such_setting(key, where, keys))
     raise ConfigError(cause.splitlines()[0] if cause else "the command line could not be composed")
+
+
+def _chosen_by(config_dir: str, config_name: str, plain: list[str], aug: str) -> str:
+    """What chose ``aug=<aug>`` when the command line does not name it: the ``arm=`` or
+    ``experiment=`` without which another augmentation is composed, else the config's default."""
+    from hydra.errors import HydraException
+
+    for key in ("arm", "experiment"):
+        given = [o for o in plain if o.split("=", 1)[0].lstrip("+~") == key]
+        if not given:
+            continue
+        rest = [o for o in plain if o.split("=", 1)[0].lstrip("+~") not in (key, "aug") and "aug." not in o]
+        try:
+            if str(_compose_raw(config_dir, config_name, rest).aug.name) != aug:
+                return f"chosen by {given[-1]}"
+        except HydraException:
+            continue
+    return "the default"
 
 
 def _check_swept_options(key: str, values: list[str], config_dir: str) -> None:
@@ -821,7 +837,7 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
     if any(a in ("--hydra-help", "--info", "-i") for a in argv):
         return
     with user_errors_reported(), _each_composition_once():
-        check_sweep_needs_multirun(argv)
+        check_sweep_needs_multirun(argv, config_dir)
         composed = preflight(argv, config_dir, config_name)
         check_sweep_base(argv, config_dir, config_name)
         check_single_run_of_a_sweep(argv, composed, config_dir)
@@ -839,13 +855,14 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
     mark_swept_keys(argv)
 
 
-def check_sweep_needs_multirun(argv: list[str]) -> None:
-    """A value Hydra's grammar reads as a sweep (``dataset.root=/data/a,b``: a comma) on a command
-    line without ``--multirun``: one message with both readings' forms, instead of Hydra's
-    multi-line answer."""
+def check_sweep_needs_multirun(argv: list[str], config_dir: str) -> None:
+    """A value Hydra's grammar reads as a sweep (``dataset.root=/data/a,b``: a comma; ``range(0,3)``)
+    on a command line without ``--multirun``: one message with the forms that work, instead of
+    Hydra's multi-line answer (a quoted value only where one value can have a comma)."""
     if any(a in ("-m", "--multirun") for a in argv):
         return
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ValueType
     from hydra.errors import HydraException
 
     parser = OverridesParser.create()
@@ -858,10 +875,15 @@ def check_sweep_needs_multirun(argv: list[str]) -> None:
             continue  # preflight's to report
         if override.is_sweep_override():
             key, value = arg.split("=", 1)
+            group = (Path(config_dir) / key.lstrip("+~")).is_dir()  # one option per run
+            if override.value_type == ValueType.SIMPLE_CHOICE_SWEEP and not group:
+                raise ConfigError(
+                    f"{arg}: Hydra reads a value with a comma as a sweep, and this command has no --multirun. "
+                    f"For one value, quote it for Hydra: {hydra_quoted(key, value)}; to run once per value, add "
+                    "--multirun"
+                )
             raise ConfigError(
-                f"{arg}: Hydra reads a value with a comma (or a range) as a sweep, and this command has no "
-                f"--multirun. For one value, quote it for Hydra: {hydra_quoted(key, value)}; to run once per "
-                "value, add --multirun"
+                f"{arg} is a sweep (one run per value), and this command has no --multirun: add it"
             )
 
 
@@ -1345,7 +1367,7 @@ def keep_earlier_launch(sweep: Path, overrides: list[str]) -> Path | None:
         earlier = (yaml.safe_load(record.read_text()) or {})["hydra"]["overrides"]["task"]
     except Exception:  # none, or not Hydra's: nothing to keep
         earlier = None
-    if earlier is None or list(earlier) == list(overrides):
+    if earlier is None or _launch(earlier) == _launch(overrides):
         return None
     from datetime import datetime
 
@@ -1358,6 +1380,12 @@ def keep_earlier_launch(sweep: Path, overrides: list[str]) -> Path | None:
         print(f"the sweep folder's earlier launch ({' '.join(earlier)}) is kept in {kept.name}", flush=True)
         return kept
     return None
+
+
+def _launch(overrides) -> set[str]:
+    """A launch's settings as a set: in any order, without ``ckpt_path`` (a sweep's resume adds
+    ``ckpt_path=auto``, sweep_command's advice)."""
+    return {str(o) for o in overrides if not str(o).lstrip("+~").startswith("ckpt_path=")}
 
 
 def _first(names: list[str], shown: int = 5) -> str:

@@ -1121,7 +1121,13 @@ def check_values(cfg, here: bool = True) -> None:
         d.resize >= d.image_size,
         f"dataset.resize={d.resize} is smaller than dataset.image_size={d.image_size}: evaluation resizes the "
         "shorter side to dataset.resize and centre-crops dataset.image_size, which would pad the pictures with "
-        f"black borders; set dataset.resize={d.image_size} or more (the fine-grained recipes: 256 for 224)",
+        f"black borders; set dataset.resize={d.image_size} or more (the fine-grained recipes: 256 for 224)"
+        + (
+            f". dataset.train_transform=pad_crop ({d.name}'s) crops the pictures at their own size in training "
+            "and never resizes them: for larger crops add dataset.train_transform=resize_crop"
+            if d.train_transform == "pad_crop"
+            else ""
+        ),
     )
     prompts = cfg.generator.prompts
     if cfg.generator.num_prompts is not None and prompts is not None:

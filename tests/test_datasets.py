@@ -827,3 +827,35 @@ def test_warp_gives_snapmixs_squashed_geometry():
     i, j, h, w = pil_transforms.RandomCrop.get_params(torch.empty(3, 32, 32), (28, 28))
     most, mean = apart(crop, squashed[i : i + h, j : j + w])
     assert most <= 1 and mean < 0.01
+
+
+def test_a_runs_classes_are_kept_and_checked_as_bytes(tmp_path):
+    """classes.txt is written once and a resume reading its data elsewhere must hold the same
+    classes (it could train on permuted labels and replace the run's list); a class folder whose
+    name is not UTF-8 keeps its bytes (it crashed the write, or failed the comparison)."""
+    from diffusemix_bench.errors import ConfigError
+    from diffusemix_bench.training.locate import check_same_classes, write_classes
+
+    odd = os.fsdecode(b"caf\xe9")  # a Latin-1 folder name, as os.listdir gives it
+    write_classes(tmp_path, ["a", odd, "c"], "/data")
+    assert (tmp_path / "classes.txt").read_bytes() == b"a\ncaf\xe9\nc\n"
+    check_same_classes(tmp_path, ["a", odd, "c"], "/data")
+    with pytest.raises(ConfigError, match=r"label 0 is 'a' in the run and 'c' there"):
+        write_classes(tmp_path, ["c", odd, "a"], "/copy")
+    assert (tmp_path / "classes.txt").read_bytes() == b"a\ncaf\xe9\nc\n"
+
+
+def test_saved_settings_from_before_warp_build_their_data(tmp_path):
+    """evaluate.py rebuilds a run's data from its saved settings; those of a run made before
+    dataset.warp existed lack it, and building the data failed on the missing key."""
+    from omegaconf import OmegaConf
+
+    from diffusemix_bench.data.datamodule import ImageDataModule
+    from tests.conftest import compose_config
+
+    root = _small_image_folder(tmp_path / "images", per_class=2)
+    saved = OmegaConf.to_container(compose_config(["dataset=imagefolder", f"dataset.root={root}"]).dataset)
+    del saved["warp"]
+    datamodule = ImageDataModule(OmegaConf.create(saved), tmp_path)
+    datamodule.build()
+    assert datamodule.test_set[0][0].shape[-1] == saved["image_size"]

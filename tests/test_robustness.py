@@ -433,13 +433,14 @@ def test_a_run_folder_names_its_classes_and_its_checkpoints_folder_stands_for_it
     """classes.txt lists the class names in label order (for whoever loads a checkpoint, and for
     evaluate.py's check of another copy of the data); ckpt=<run>/checkpoints is taken for the
     run folder (it was refused as "not a run folder")."""
-    from diffusemix_bench.training.locate import locate_checkpoint
+    from diffusemix_bench.training.locate import locate_checkpoint, run_folder_of
 
     _, _, run_dir = trained_run
     names = (run_dir / "classes.txt").read_text().splitlines()
     assert len(names) == json.loads((run_dir / "metrics.json").read_text())["num_classes"] == 100
     assert len(set(names)) == 100 and all(names)
     assert locate_checkpoint(run_dir / "checkpoints") == locate_checkpoint(run_dir)
+    assert run_folder_of(run_dir / "checkpoints") == run_dir  # whose sweep's summary.csv evaluate.py updates
 
 
 def test_eval_split_test_without_a_test_split_is_refused_before_training(make_cfg):

@@ -785,6 +785,9 @@ def test_a_sweep_launched_again_with_other_settings_keeps_the_earlier_record(tmp
     assert yaml.safe_load(kept.read_text())["hydra"]["overrides"]["task"] == ["seed=0,1,2", "aug=mixup"]
     assert f"earlier launch (seed=0,1,2 aug=mixup) is kept in {kept.name}" in capsys.readouterr().out
     assert keep_earlier_launch(tmp_path, ["seed=5"]) is None  # nothing to keep: Hydra writes it anew
+    # The resume the sweep's advice gives (ckpt_path=auto added, the order changed) is the same launch.
+    record.write_text(yaml.safe_dump({"hydra": {"overrides": {"task": ["seed=0,1", "aug=mixup"]}}}))
+    assert keep_earlier_launch(tmp_path, ["aug=mixup", "seed=0,1", "ckpt_path=auto"]) is None
 
 
 def test_a_refused_sweep_job_leaves_the_runs_record_of_its_command(tmp_path, monkeypatch):
@@ -813,6 +816,29 @@ def test_a_refused_sweep_job_leaves_the_runs_record_of_its_command(tmp_path, mon
     assert not locate.restore_command_record(run_dir)
     assert (run_dir / ".hydra" / "overrides.yaml").read_text() == "the resume's overrides\n"
     assert (run_dir / ".hydra" / "run" / "overrides.yaml").read_text() == "the resume's overrides\n"
+    # Through train.py's entry: a sweep's job refused before it writes settings puts the copy back.
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from diffusemix_bench import cli
+
+    def refused(cfg):
+        raise ConfigError("other settings than the run's")
+
+    monkeypatch.setattr(locate, "_settings_written", set())
+    monkeypatch.setattr(cli, "_run_train", refused)
+    (run_dir / ".hydra" / "overrides.yaml").write_text("a refused command\n")
+    cfg = compose_config(["seed=0"], return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.mode = RunMode.MULTIRUN
+        cfg.paths.output_dir = str(run_dir)
+    HydraConfig.instance().set_config(cfg)
+    try:
+        with pytest.raises(ConfigError):
+            cli.run_train(cfg)
+    finally:
+        HydraConfig.instance().cfg = None
+    assert (run_dir / ".hydra" / "overrides.yaml").read_text() == "the resume's overrides\n"
 
 
 def test_sweep_job_folders_are_named_by_the_experiments_and_command_lines_sweeps(monkeypatch):
@@ -1253,6 +1279,7 @@ def test_the_dataset_and_eval_choices_checked_at_start_up_are_the_implementation
         (["generator.store_size=-1"], "generator.store_size must be auto"),
         (["dataset.image_size=0"], "dataset.image_size must be >= 1"),
         (["dataset.image_size=64"], "dataset.resize=32 is smaller than dataset.image_size=64: evaluation"),
+        (["dataset.image_size=64"], "for larger crops add dataset.train_transform=resize_crop"),
         (["dataset.num_workers=-1"], "dataset.num_workers must be >= 0"),
         (["eval.fgsm=true", "eval.split=foo"], "eval.split must be one of test, val"),
         (["eval.pgd=true", "eval.pgd_steps=0"], "eval.pgd_steps must be >= 1"),
@@ -1391,6 +1418,7 @@ def test_unknown_trainer_argument_is_one_message(make_cfg):
         ),
         # An augmentation not named on the command line: what chose it is said.
         (["aug.lam=0.5"], "aug.lam: aug=none (the default) has no setting 'lam'"),
+        (["experiment=table2", "aug.lam=0.5"], "aug.lam: aug=none (the default) has no setting 'lam'"),
         (["arm=mixup", "aug.lam=0.5"], "aug.lam: aug=mixup (chosen by arm=mixup) has no setting 'lam'"),
     ],
 )
@@ -1511,11 +1539,17 @@ def test_a_comma_without_multirun_gets_both_forms():
     from diffusemix_bench.cli import check_command_line
 
     with pytest.raises(SystemExit, match=re.escape(
-        "dataset.root=/data/a,b: Hydra reads a value with a comma (or a range) as a sweep, and this command has "
+        "dataset.root=/data/a,b: Hydra reads a value with a comma as a sweep, and this command has "
         "no --multirun. For one value, quote it for Hydra: 'dataset.root=\"/data/a,b\"'; to run once per value, "
         "add --multirun"
     )):  # fmt: skip
         check_command_line(["dataset=imagefolder", "dataset.root=/data/a,b"], str(CONF_DIR), "config")
+    # A group takes one option per run, and a range is no value: --multirun alone.
+    for given in ("aug=none,mixup", "seed=range(0,3)"):
+        with pytest.raises(
+            SystemExit, match=re.escape(f"{given} is a sweep (one run per value), and this command")
+        ):
+            check_command_line([given], str(CONF_DIR), "config")
 
 
 def test_the_sweep_line_names_the_first_stopped_jobs_and_counts_the_rest(tmp_path, capsys):

@@ -69,8 +69,10 @@ def load_saved_config(path: Path, needs: tuple[str, ...] = ()) -> DictConfig:
 
 
 def run_folder_of(path: Path) -> Path:
-    """The run folder of ``ckpt=<run folder or .ckpt file>`` (a file's, or its checkpoints/ folder's, parent)."""
+    """The run folder of ``ckpt=<run folder, its checkpoints/ folder, or a .ckpt file>``."""
     path = path.expanduser()
+    if path.is_dir() and path.name == "checkpoints" and (path.parent / "config_resolved.yaml").is_file():
+        return path.parent  # a run's checkpoints/ folder: the run folder meant
     if not path.is_file():
         return path
     return path.parent.parent if path.parent.name == "checkpoints" else path.parent
@@ -84,8 +86,7 @@ def locate_checkpoint(path: Path) -> tuple[Path, Path]:
         raise ConfigError(
             f"ckpt={path} does not exist; give a run folder (with config_resolved.yaml) or a .ckpt file in it"
         )
-    if path.is_dir() and path.name == "checkpoints" and (path.parent / "config_resolved.yaml").is_file():
-        path = path.parent  # a run's checkpoints/ folder: the run folder meant
+    path = run_folder_of(path) if path.is_dir() else path
     if path.is_file():
         run_dir, ckpt = run_folder_of(path), path
     else:
@@ -177,6 +178,15 @@ def restore_command_record(run_dir: Path) -> bool:
 CLASSES_FILE = "classes.txt"
 
 
+def write_classes(run_dir: Path, classes: list[str], where: str) -> None:
+    """``classes.txt`` (UTF-8; a folder name that is not keeps its bytes). A run folder that has
+    one (a resume, which may read the data from another folder) must hold the same classes."""
+    check_same_classes(run_dir, classes, where)
+    write_atomic(
+        run_dir / CLASSES_FILE, "".join(f"{name}\n" for name in classes).encode("utf-8", "surrogateescape")
+    )
+
+
 def check_same_classes(run_dir: Path, classes: list[str], where: str) -> None:
     """The classes read from ``where`` are the run's, in the order its labels number them (its
     ``classes.txt``; a run written before the file was kept is not checked): another copy of the
@@ -185,7 +195,7 @@ def check_same_classes(run_dir: Path, classes: list[str], where: str) -> None:
     path = run_dir / CLASSES_FILE
     if not path.is_file():
         return
-    trained = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    trained = path.read_bytes().decode("utf-8", "surrogateescape").splitlines()
     if trained == list(classes):
         return
     if len(trained) != len(classes):

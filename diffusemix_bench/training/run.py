@@ -47,7 +47,7 @@ from ..signals import note_sigterm_only, sigterm_stops_between_runs
 from .checkpoint_io import AtomicCheckpointIO, CheckpointOnSigterm, RunCheckpoint
 from .classifier import build_model
 from .evaluate import attack_checkpoint, eval_split, log_left_out, robustness_keys, with_robustness
-from .locate import CLASSES_FILE, keep_command_record
+from .locate import keep_command_record, write_classes
 from .module import ClassifierModule, vanilla_batches_per_epoch
 from .provenance import git_state, shortened_by, versions
 from .resume import (
@@ -532,7 +532,7 @@ def _train(
     datamodule.build()  # fail fast on missing data, before the model is built
     # Label k is the k-th name: for whoever loads the checkpoints, and for evaluate.py's check that
     # another copy of the data holds the same classes in the same order.
-    write_atomic(run_dir / CLASSES_FILE, "".join(f"{name}\n" for name in datamodule.train_set.classes))
+    write_classes(run_dir, datamodule.train_set.classes, str(cfg.dataset.get("root") or cfg.paths.data_dir))
     if attacks:
         eval_split(cfg.eval, datamodule)
     num_classes = datamodule.num_classes
