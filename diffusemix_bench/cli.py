@@ -31,16 +31,14 @@ def run_train(cfg: DictConfig) -> float | None:
 
 
 def _keep_runs_record(cfg: DictConfig) -> None:
-    """A sweep's job that trained nothing in an earlier run's folder (refused: other settings; or
-    the run had finished): Hydra rewrote the folder's ``.hydra/`` with this command before the job
-    started, and the run's own record is put back."""
-    from .errors import in_multirun
-
+    """A job that trained nothing in an earlier run's folder (a sweep's job refused for other
+    settings, a resume refused for other classes, a finished run with nothing to do): Hydra
+    rewrote the folder's ``.hydra/`` with this command before the job started, and the run's own
+    record is put back."""
     with suppress(Exception):  # the job's outcome is its own to report, never this record's
-        if in_multirun():
-            from .training.locate import restore_command_record
+        from .training.locate import restore_command_record
 
-            restore_command_record(Path(str(cfg.paths.output_dir)).expanduser())
+        restore_command_record(Path(str(cfg.paths.output_dir)).expanduser())
 
 
 def _summary_after_stop() -> None:
@@ -734,14 +732,16 @@ def _chosen_by(config_dir: str, config_name: str, plain: list[str], aug: str) ->
     ``experiment=`` without which another augmentation is composed, else the config's default."""
     from hydra.errors import HydraException
 
-    for key in ("arm", "experiment"):
-        given = [o for o in plain if o.split("=", 1)[0].lstrip("+~") == key]
-        if not given:
-            continue
-        rest = [o for o in plain if o.split("=", 1)[0].lstrip("+~") not in (key, "aug") and "aug." not in o]
+    def key(o: str) -> str:
+        return o.split("=", 1)[0].lstrip("+~")
+
+    choosers = [o for o in plain if key(o) in ("arm", "experiment")]
+    # One of them alone (the arm before the experiment whose sweep it is a row of), else both.
+    for left_out in [*([o] for o in reversed(choosers)), choosers][: len(choosers) + (len(choosers) > 1)]:
+        rest = [o for o in plain if o not in left_out and key(o) != "aug" and not key(o).startswith("aug.")]
         try:
             if str(_compose_raw(config_dir, config_name, rest).aug.name) != aug:
-                return f"chosen by {given[-1]}"
+                return f"chosen by {' '.join(left_out)}"
         except HydraException:
             continue
     return "the default"
@@ -837,7 +837,7 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
     if any(a in ("--hydra-help", "--info", "-i") for a in argv):
         return
     with user_errors_reported(), _each_composition_once():
-        check_sweep_needs_multirun(argv, config_dir)
+        check_sweep_needs_multirun(argv, config_dir, config_name)
         composed = preflight(argv, config_dir, config_name)
         check_sweep_base(argv, config_dir, config_name)
         check_single_run_of_a_sweep(argv, composed, config_dir)
@@ -855,7 +855,7 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
     mark_swept_keys(argv)
 
 
-def check_sweep_needs_multirun(argv: list[str], config_dir: str) -> None:
+def check_sweep_needs_multirun(argv: list[str], config_dir: str, config_name: str = "config") -> None:
     """A value Hydra's grammar reads as a sweep (``dataset.root=/data/a,b``: a comma; ``range(0,3)``)
     on a command line without ``--multirun``: one message with the forms that work, instead of
     Hydra's multi-line answer (a quoted value only where one value can have a comma)."""
@@ -876,15 +876,37 @@ def check_sweep_needs_multirun(argv: list[str], config_dir: str) -> None:
         if override.is_sweep_override():
             key, value = arg.split("=", 1)
             group = (Path(config_dir) / key.lstrip("+~")).is_dir()  # one option per run
+            kind = "other"
             if override.value_type == ValueType.SIMPLE_CHOICE_SWEEP and not group:
+                kind = _value_kind(argv, arg, key.lstrip("+~"), config_dir, config_name)
+            head = f"{arg}: Hydra reads a value with a comma as a sweep, and this command has no --multirun. "
+            if kind == "list":
                 raise ConfigError(
-                    f"{arg}: Hydra reads a value with a comma as a sweep, and this command has no --multirun. "
-                    f"For one value, quote it for Hydra: {hydra_quoted(key, value)}; to run once per value, add "
+                    f"{head}For a list, give it in brackets: {key}=[{value}]; to run once per value, add --multirun"
+                )
+            if kind == "text":
+                raise ConfigError(
+                    f"{head}For one value, quote it for Hydra: {hydra_quoted(key, value)}; to run once per value, add "
                     "--multirun"
                 )
             raise ConfigError(
                 f"{arg} is a sweep (one run per value), and this command has no --multirun: add it"
             )
+
+
+def _value_kind(argv: list[str], arg: str, key: str, config_dir: str, config_name: str) -> str:
+    """Whether ``key`` holds text (or nothing yet), a list, or another type (a number, a switch),
+    in the settings the rest of the command line composes; ``other`` when they cannot be."""
+    from omegaconf import ListConfig, OmegaConf
+
+    rest = [a for a in argv if a != arg and not a.startswith("-") and "=" in a]
+    try:
+        value = OmegaConf.select(_compose_raw(config_dir, config_name, rest), key, default=None)
+    except Exception:  # a composition error: preflight's to report
+        return "other"
+    if isinstance(value, ListConfig):
+        return "list"
+    return "text" if value is None or isinstance(value, str) else "other"
 
 
 def check_single_run_of_a_sweep(argv: list[str], cfg, config_dir: str) -> None:

@@ -1123,8 +1123,8 @@ def check_values(cfg, here: bool = True) -> None:
         "shorter side to dataset.resize and centre-crops dataset.image_size, which would pad the pictures with "
         f"black borders; set dataset.resize={d.image_size} or more (the fine-grained recipes: 256 for 224)"
         + (
-            f". dataset.train_transform=pad_crop ({d.name}'s) crops the pictures at their own size in training "
-            "and never resizes them: for larger crops add dataset.train_transform=resize_crop"
+            ". With dataset.train_transform=pad_crop training crops the pictures at their own size and never "
+            "resizes them: crops larger than the pictures also need dataset.train_transform=resize_crop"
             if d.train_transform == "pad_crop"
             else ""
         ),

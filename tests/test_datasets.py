@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -829,20 +830,48 @@ def test_warp_gives_snapmixs_squashed_geometry():
     assert most <= 1 and mean < 0.01
 
 
-def test_a_runs_classes_are_kept_and_checked_as_bytes(tmp_path):
-    """classes.txt is written once and a resume reading its data elsewhere must hold the same
-    classes (it could train on permuted labels and replace the run's list); a class folder whose
-    name is not UTF-8 keeps its bytes (it crashed the write, or failed the comparison)."""
+def test_a_runs_classes_are_kept_as_bytes_and_checked_line_by_line(tmp_path):
+    """classes.txt keeps a class folder name that is not UTF-8 (the write raised) and is read line
+    by line as written (a name holding another line break, U+0085, split in two and every check
+    failed); another list is refused naming the first difference."""
     from diffusemix_bench.errors import ConfigError
     from diffusemix_bench.training.locate import check_same_classes, write_classes
 
-    odd = os.fsdecode(b"caf\xe9")  # a Latin-1 folder name, as os.listdir gives it
-    write_classes(tmp_path, ["a", odd, "c"], "/data")
-    assert (tmp_path / "classes.txt").read_bytes() == b"a\ncaf\xe9\nc\n"
-    check_same_classes(tmp_path, ["a", odd, "c"], "/data")
-    with pytest.raises(ConfigError, match=r"label 0 is 'a' in the run and 'c' there"):
-        write_classes(tmp_path, ["c", odd, "a"], "/copy")
-    assert (tmp_path / "classes.txt").read_bytes() == b"a\ncaf\xe9\nc\n"
+    classes = ["a", os.fsdecode(b"caf\xe9"), "c\x85d"]  # a Latin-1 folder name, as os.listdir gives it
+    write_classes(tmp_path, classes)
+    assert (tmp_path / "classes.txt").read_bytes() == b"a\ncaf\xe9\nc\xc2\x85d\n"
+    check_same_classes(tmp_path, classes, "/data")
+    with pytest.raises(ConfigError, match=r"label 0 is 'a' in the run and 'c\x85d' there"):
+        check_same_classes(tmp_path, classes[::-1], "/copy")
+
+
+def test_a_resume_from_data_with_other_classes_is_refused_leaving_the_run_as_it_was(make_cfg, tmp_path):
+    """A resume may read its data from another folder (dataset.root): one whose classes are not
+    the run's is refused before anything in the run folder changes (no failure.json beside its
+    metrics, its settings and classes.txt as they were). Tiny-ImageNet's classes are compared by
+    wnid (its readable names depend on words.txt)."""
+    import shutil
+
+    from diffusemix_bench.errors import ConfigError
+    from diffusemix_bench.training.locate import class_ids
+    from diffusemix_bench.training.run import train
+
+    cfg = make_cfg(["dataset=imagefolder", "aug=none", "model=resnet18", "trainer.max_epochs=1"])
+    train(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    copy = tmp_path / "copy"
+    shutil.copytree(cfg.dataset.root, copy)
+    for split in ("train", "val", "test"):
+        if (copy / split / "class 0").is_dir():
+            (copy / split / "class 0").rename(copy / split / "class z")
+    with open_dict(cfg):
+        cfg.ckpt_path, cfg.trainer.max_epochs, cfg.dataset.root = "last", 2, str(copy)
+    with pytest.raises(ConfigError, match=r"label 0 is 'class 0' in the run and 'class 1' there"):
+        train(cfg)
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+    tiny = SimpleNamespace(classes=["goldfish"], info={"wnids": ["n01443537"]})
+    assert class_ids(tiny) == ["n01443537"]
 
 
 def test_saved_settings_from_before_warp_build_their_data(tmp_path):

@@ -1279,7 +1279,10 @@ def test_the_dataset_and_eval_choices_checked_at_start_up_are_the_implementation
         (["generator.store_size=-1"], "generator.store_size must be auto"),
         (["dataset.image_size=0"], "dataset.image_size must be >= 1"),
         (["dataset.image_size=64"], "dataset.resize=32 is smaller than dataset.image_size=64: evaluation"),
-        (["dataset.image_size=64"], "for larger crops add dataset.train_transform=resize_crop"),
+        (
+            ["dataset.image_size=64"],
+            "crops larger than the pictures also need dataset.train_transform=resize_crop",
+        ),
         (["dataset.num_workers=-1"], "dataset.num_workers must be >= 0"),
         (["eval.fgsm=true", "eval.split=foo"], "eval.split must be one of test, val"),
         (["eval.pgd=true", "eval.pgd_steps=0"], "eval.pgd_steps must be >= 1"),
@@ -1419,6 +1422,10 @@ def test_unknown_trainer_argument_is_one_message(make_cfg):
         # An augmentation not named on the command line: what chose it is said.
         (["aug.lam=0.5"], "aug.lam: aug=none (the default) has no setting 'lam'"),
         (["experiment=table2", "aug.lam=0.5"], "aug.lam: aug=none (the default) has no setting 'lam'"),
+        (
+            ["experiment=table7", "arm=fractal_only", "aug.bogus=1"],
+            "aug.bogus: aug=diffusemix (chosen by experiment=table7 arm=fractal_only) has no setting 'bogus'",
+        ),
         (["arm=mixup", "aug.lam=0.5"], "aug.lam: aug=mixup (chosen by arm=mixup) has no setting 'lam'"),
     ],
 )
@@ -1544,8 +1551,13 @@ def test_a_comma_without_multirun_gets_both_forms():
         "add --multirun"
     )):  # fmt: skip
         check_command_line(["dataset=imagefolder", "dataset.root=/data/a,b"], str(CONF_DIR), "config")
-    # A group takes one option per run, and a range is no value: --multirun alone.
-    for given in ("aug=none,mixup", "seed=range(0,3)"):
+    # A list takes brackets; a group takes one option per run, a number no comma, a range is no
+    # value: --multirun alone (quoting gave an option that does not exist, or a string seed).
+    with pytest.raises(
+        SystemExit, match=re.escape("For a list, give it in brackets: tags=[a,b]; to run once")
+    ):
+        check_command_line(["tags=a,b"], str(CONF_DIR), "config")
+    for given in ("aug=none,mixup", "seed=0,1", "seed=range(0,3)"):
         with pytest.raises(
             SystemExit, match=re.escape(f"{given} is a sweep (one run per value), and this command")
         ):

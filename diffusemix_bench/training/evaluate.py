@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from ..files import write_atomic
 from ..robustness import ATTACKS, AttackSpec, attack_specs, robust_errors
 from .classifier import build_model
-from .locate import check_request, check_same_classes, finished, load_saved_config, read_metrics
+from .locate import check_request, check_same_classes, class_ids, finished, load_saved_config, read_metrics
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +239,7 @@ def evaluate_run(cfg: DictConfig) -> dict:
     datamodule = ImageDataModule(run_cfg.dataset, run_cfg.paths.data_dir, seed=run_cfg.seed, splits=splits)
     datamodule.build()
     where = run_cfg.dataset.get("root") or run_cfg.paths.data_dir
-    check_same_classes(run_dir, datamodule.train_set.classes, str(where))
+    check_same_classes(run_dir, class_ids(datamodule.train_set), str(where))
     model = build_model(run_cfg, datamodule.num_classes, load_weights=False)
     accelerator = cfg.accelerator
     loader = eval_split(cfg.eval, datamodule)

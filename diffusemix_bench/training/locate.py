@@ -163,7 +163,7 @@ def keep_command_record(run_dir: Path) -> None:
 
 
 def restore_command_record(run_dir: Path) -> bool:
-    """A sweep's job that wrote no settings in ``run_dir`` (refused, or finding its run finished):
+    """A job that wrote no settings in ``run_dir`` (refused, or finding its run finished):
     Hydra's record of its command, written over the run's own, is replaced by the run's own copy,
     so that ``.hydra/`` says what made the folder's numbers. Whether it was."""
     kept = run_dir / COMMAND_RECORD
@@ -174,39 +174,46 @@ def restore_command_record(run_dir: Path) -> bool:
     return True
 
 
-#: A run folder's list of class names, one per line: label k is the k-th.
+#: A run folder's list of its classes, one per line: label k is line k.
 CLASSES_FILE = "classes.txt"
 
 
-def write_classes(run_dir: Path, classes: list[str], where: str) -> None:
-    """``classes.txt`` (UTF-8; a folder name that is not keeps its bytes). A run folder that has
-    one (a resume, which may read the data from another folder) must hold the same classes."""
-    check_same_classes(run_dir, classes, where)
+def class_ids(dataset) -> list[str]:
+    """What identifies each class of ``dataset`` in label order: the wnids of the ImageNet datasets
+    (Tiny-ImageNet's readable names depend on whether words.txt is there), else its class names
+    (an image folder's folder names, the official names of the others)."""
+    return list(dataset.info.get("wnids") or dataset.classes)
+
+
+def write_classes(run_dir: Path, ids: list[str]) -> None:
+    """``classes.txt`` (UTF-8; a folder name that is not keeps its bytes)."""
     write_atomic(
-        run_dir / CLASSES_FILE, "".join(f"{name}\n" for name in classes).encode("utf-8", "surrogateescape")
+        run_dir / CLASSES_FILE, "".join(f"{name}\n" for name in ids).encode("utf-8", "surrogateescape")
     )
 
 
-def check_same_classes(run_dir: Path, classes: list[str], where: str) -> None:
+def check_same_classes(run_dir: Path, ids: list[str], where: str) -> None:
     """The classes read from ``where`` are the run's, in the order its labels number them (its
     ``classes.txt``; a run written before the file was kept is not checked): another copy of the
-    data with a class renamed, added or in another order would score the model against labels it
-    never learnt. Else ConfigError naming the first difference."""
+    data with a class renamed, added or in another order would score or train the model against
+    labels it never learnt. Else ConfigError naming the first difference."""
     path = run_dir / CLASSES_FILE
     if not path.is_file():
         return
-    trained = path.read_bytes().decode("utf-8", "surrogateescape").splitlines()
-    if trained == list(classes):
+    trained = path.read_bytes().decode("utf-8", "surrogateescape").split("\n")
+    if trained and trained[-1] == "":
+        trained.pop()  # the last line's end
+    if trained == list(ids):
         return
-    if len(trained) != len(classes):
-        differ = f"{len(trained)} classes in the run, {len(classes)} there"
+    if len(trained) != len(ids):
+        differ = f"{len(trained)} classes in the run, {len(ids)} there"
     else:
-        k = next(i for i, (a, b) in enumerate(zip(trained, classes, strict=True)) if a != b)
-        differ = f"label {k} is '{trained[k]}' in the run and '{classes[k]}' there"
+        k = next(i for i, (a, b) in enumerate(zip(trained, ids, strict=True)) if a != b)
+        differ = f"label {k} is '{trained[k]}' in the run and '{ids[k]}' there"
     raise ConfigError(
         f"the data read from {where} does not hold the classes the run was trained on ({differ}; the run's "
-        f"are listed in {path}): its labels would not be the model's. Give the folder the run was trained on "
-        "(or a copy with the same class folders)"
+        f"are listed in {path}): its labels would not be the model's. Give the folder the run was trained on, "
+        "or a copy with the same classes"
     )
 
 

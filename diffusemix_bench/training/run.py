@@ -47,7 +47,7 @@ from ..signals import note_sigterm_only, sigterm_stops_between_runs
 from .checkpoint_io import AtomicCheckpointIO, CheckpointOnSigterm, RunCheckpoint
 from .classifier import build_model
 from .evaluate import attack_checkpoint, eval_split, log_left_out, robustness_keys, with_robustness
-from .locate import keep_command_record, write_classes
+from .locate import check_same_classes, class_ids, keep_command_record, write_classes
 from .module import ClassifierModule, vanilla_batches_per_epoch
 from .provenance import git_state, shortened_by, versions
 from .resume import (
@@ -438,6 +438,11 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
     if earlier is not None and not asks_more(cfg, earlier, attacks):
         log.info(nothing_to_do(run_dir, earlier))
         return earlier
+    if resumed[0] is not None:  # a resume may read its data from another folder: the same classes?
+        splits = splits or build_splits(cfg.dataset, cfg.paths.data_dir)
+        check_same_classes(
+            run_dir, class_ids(splits.train), str(cfg.dataset.get("root") or cfg.paths.data_dir)
+        )
     outside = outside_the_table(cfg)
     if outside:
         log.warning("%s (the experiment's settings are used as they are)", outside)
@@ -532,7 +537,7 @@ def _train(
     datamodule.build()  # fail fast on missing data, before the model is built
     # Label k is the k-th name: for whoever loads the checkpoints, and for evaluate.py's check that
     # another copy of the data holds the same classes in the same order.
-    write_classes(run_dir, datamodule.train_set.classes, str(cfg.dataset.get("root") or cfg.paths.data_dir))
+    write_classes(run_dir, class_ids(datamodule.train_set))
     if attacks:
         eval_split(cfg.eval, datamodule)
     num_classes = datamodule.num_classes
