@@ -16,7 +16,7 @@ install: ## Install uv if missing, then the locked environment with the dev extr
 	$(UV) sync --locked --extra dev --compile-bytecode
 
 test: ## Run the default test suite (no slow or GPU tests)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 test-all: ## Run every test, slow ones included (GPU tests skip without a GPU)
 	$(PY) -m pytest -q -m "slow or not slow"

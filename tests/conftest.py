@@ -23,7 +23,13 @@ CONF_DIR = ROOT / "conf"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 register_configs()
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Each of the test workers (pytest-xdist, `make test`'s -n) gets its share of the cores: threads
+# beyond them only wait on each other. The scripts the tests start inherit it.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+_THREADS = max(1, min(2, os.cpu_count() or 1) // _WORKERS)
+torch.set_num_threads(_THREADS)
+if _WORKERS > 1:
+    os.environ["OMP_NUM_THREADS"] = str(_THREADS)
 
 #: Free space a memory file system needs before the tests' folders go there.
 MEMORY_TMP_MIN_FREE = 8 * 2**30
