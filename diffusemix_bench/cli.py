@@ -735,13 +735,17 @@ def _chosen_by(config_dir: str, config_name: str, plain: list[str], aug: str) ->
     def key(o: str) -> str:
         return o.split("=", 1)[0].lstrip("+~")
 
-    choosers = [o for o in plain if key(o) in ("arm", "experiment")]
-    # One of them alone (the arm before the experiment whose sweep it is a row of), else both.
-    for left_out in [*([o] for o in reversed(choosers)), choosers][: len(choosers) + (len(choosers) > 1)]:
+    # The arm alone, the experiment alone, then both (an arm may choose what its experiment does).
+    arms = [o for o in plain if key(o) == "arm"]
+    experiments = [o for o in plain if key(o) == "experiment"]
+    candidates = [given for given in (arms, experiments) if given]
+    if len(candidates) > 1:
+        candidates.append(arms + experiments)
+    for left_out in candidates:
         rest = [o for o in plain if o not in left_out and key(o) != "aug" and not key(o).startswith("aug.")]
         try:
             if str(_compose_raw(config_dir, config_name, rest).aug.name) != aug:
-                return f"chosen by {' '.join(left_out)}"
+                return f"chosen by {' '.join(sorted(left_out, key=lambda o: key(o) != 'experiment'))}"
         except HydraException:
             continue
     return "the default"
