@@ -535,8 +535,8 @@ def _train(
         log.info("the skipped images: %s (metrics.json counts them)", run_dir / "bad_images.txt")
     datamodule = ImageDataModule(cfg.dataset, cfg.paths.data_dir, seed=cfg.seed, splits=splits)
     datamodule.build()  # fail fast on missing data, before the model is built
-    # Label k is the k-th name: for whoever loads the checkpoints, and for evaluate.py's check that
-    # another copy of the data holds the same classes in the same order.
+    # Label k is line k (class_ids: folder names, official names, or wnids): for whoever loads the
+    # checkpoints, and for the checks that another copy of the data holds the same classes in order.
     write_classes(run_dir, class_ids(datamodule.train_set))
     if attacks:
         eval_split(cfg.eval, datamodule)
