@@ -876,15 +876,22 @@ def test_a_resume_from_data_with_other_classes_is_refused_leaving_the_run_as_it_
 
 def test_saved_settings_from_before_warp_build_their_data(tmp_path):
     """evaluate.py rebuilds a run's data from its saved settings; those of a run made before
-    dataset.warp existed lack it, and building the data failed on the missing key."""
+    dataset.warp existed lack it (building the data failed on the missing key): they are read with
+    the value that gives what the code did then, the shorter side resized."""
     from omegaconf import OmegaConf
 
     from diffusemix_bench.data.datamodule import ImageDataModule
+    from diffusemix_bench.training.locate import with_added_settings
     from tests.conftest import compose_config
 
     root = _small_image_folder(tmp_path / "images", per_class=2)
-    saved = OmegaConf.to_container(compose_config(["dataset=imagefolder", f"dataset.root={root}"]).dataset)
-    del saved["warp"]
-    datamodule = ImageDataModule(OmegaConf.create(saved), tmp_path)
+    saved = OmegaConf.to_container(
+        compose_config(["dataset=imagefolder", f"dataset.root={root}", "aug=mixup"])
+    )
+    del saved["dataset"]["warp"]
+    filled = with_added_settings(OmegaConf.create(saved))
+    assert filled.dataset.warp is False
+    assert "arithmetic" not in filled.aug  # an augmentation's own settings are left to the resume check
+    datamodule = ImageDataModule(filled.dataset, tmp_path)
     datamodule.build()
-    assert datamodule.test_set[0][0].shape[-1] == saved["image_size"]
+    assert datamodule.test_set[0][0].shape[-1] == saved["dataset"]["image_size"]

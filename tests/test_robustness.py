@@ -188,7 +188,8 @@ def test_evaluate_leaves_an_unfinished_runs_metrics_alone(trained_run, tmp_path)
     """A run that has not finished (stopped with failure.json, or no metrics.json) is attacked, but
     its result goes to robustness.json: a metrics.json would make the run count as finished. A
     damaged metrics.json is refused, saying how to get it back. A run read from dataset.root (an
-    image folder) that moved is found again with data_dir=<its new place>."""
+    image folder) that moved is found again with data_dir=<its new place>. Its saved settings are
+    those of a run made before dataset.warp existed (without the key): read as the shorter side."""
     import shutil
 
     from diffusemix_bench.errors import UserError
@@ -203,6 +204,7 @@ def test_evaluate_leaves_an_unfinished_runs_metrics_alone(trained_run, tmp_path)
     data = saved.paths.data_dir
     saved.paths.data_dir = str(tmp_path / "gone")  # the data moved since: data_dir= gives its place
     saved.dataset.root = str(tmp_path / "gone")
+    del saved.dataset["warp"]
     OmegaConf.save(saved, run / "config_resolved.yaml")
     (run / "failure.json").write_text(json.dumps({"status": "failed", "error": "stopped by SIGTERM"}))
     result = evaluate_run(_evaluate_cfg(ckpt=str(run), **{"eval.fgsm": "true", "data_dir": data}))

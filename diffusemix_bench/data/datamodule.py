@@ -25,12 +25,6 @@ from .transforms import eval_transform, train_transform
 log = logging.getLogger(__name__)
 
 
-def _warp(cfg) -> bool:
-    """``dataset.warp``; false for the saved settings of a run made before the setting (evaluate.py
-    rebuilds such a run's data from them), whose pictures were resized by the shorter side."""
-    return bool(getattr(cfg, "warp", False))
-
-
 def worker_init(worker_id: int, rank: int | None = None) -> None:
     """Every data-loader worker leaves SIGTERM and Ctrl-C (SIGINT) to the main process, which
     finishes its step, writes its checkpoint and stops, then stops its workers: a scheduler,
@@ -132,7 +126,7 @@ class ImageDataModule(pl.LightningDataModule):
         c = self.cfg
         for split in (self.val_set, self.test_set):
             if split is not None:
-                split.transform = eval_transform(c.image_size, c.resize, _warp(c))
+                split.transform = eval_transform(c.image_size, c.resize, c.warp)
         self._built = True
         self.set_policy(self.policy)
 
@@ -147,7 +141,7 @@ class ImageDataModule(pl.LightningDataModule):
         if self.train_set is not None:
             c = self.cfg
             self.train_set.transform = train_transform(
-                c.train_transform, c.image_size, c.resize, c.padding, c.hflip, policy, _warp(c)
+                c.train_transform, c.image_size, c.resize, c.padding, c.hflip, policy, c.warp
             )
 
     def setup(self, stage: str | None = None) -> None:

@@ -14,13 +14,21 @@ from omegaconf import DictConfig
 from torch import nn
 
 from ..data.datamodule import ImageDataModule
-from ..data.layouts import DatasetNotFoundError
+from ..data.layouts import DatasetNotFoundError, dataset_root
 from ..data.splits import build_splits, verify_as_asked
 from ..errors import ConfigError
 from ..files import write_atomic
 from ..robustness import ATTACKS, AttackSpec, attack_specs, robust_errors
 from .classifier import build_model
-from .locate import check_request, check_same_classes, class_ids, finished, load_saved_config, read_metrics
+from .locate import (
+    check_request,
+    check_same_classes,
+    class_ids,
+    finished,
+    load_saved_config,
+    read_metrics,
+    with_added_settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +232,7 @@ def evaluate_run(cfg: DictConfig) -> dict:
     run_dir, ckpt = check_request(cfg)
     specs = attack_specs(cfg.eval)
     run_cfg = load_saved_config(run_dir / "config_resolved.yaml", needs=("dataset", "model", "paths", "seed"))
+    with_added_settings(run_cfg)  # a run saved before a dataset or model setting existed
     _check_saved_settings(run_cfg, run_dir / "config_resolved.yaml")
     if cfg.data_dir is not None:
         run_cfg.paths.data_dir = cfg.data_dir
@@ -238,7 +247,7 @@ def evaluate_run(cfg: DictConfig) -> dict:
     skipped = sum(len(found) for found in bad.values())
     datamodule = ImageDataModule(run_cfg.dataset, run_cfg.paths.data_dir, seed=run_cfg.seed, splits=splits)
     datamodule.build()
-    where = run_cfg.dataset.get("root") or run_cfg.paths.data_dir
+    where = dataset_root(run_cfg.dataset, run_cfg.paths.data_dir)
     check_same_classes(run_dir, class_ids(datamodule.train_set), str(where))
     model = build_model(run_cfg, datamodule.num_classes, load_weights=False)
     accelerator = cfg.accelerator

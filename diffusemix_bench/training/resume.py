@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ..commands import quoted_arg, script_command
 from ..errors import ConfigError
-from .locate import load_saved_config, run_folder_of
+from .locate import ADDED_SETTINGS, load_saved_config, run_folder_of
 
 # Settings a resumed run may change: where things are and how many devices, how long it goes on,
 # and what is evaluated or shown after; everything else must be what the interrupted run used.
@@ -40,15 +40,6 @@ RESUME_MAY_CHANGE = (
     "tags",
     "paper.",  # the experiment file's record of the paper's table (caption, numbers): not trained on
 )
-
-
-# Settings added after runs may have started, each with the value that gives what the code did
-# before it existed: a run folder whose saved settings lack one resumes when it has that value.
-ADDED_SETTINGS = {
-    "aug.arithmetic": "exact",  # aug=diffusemix: composition arithmetic of aug.compose=before_crop
-    "aug.same_class_weights": "paper",  # aug=snapmix: label weights of a pair of one class
-    "dataset.warp": False,  # the shorter side resized (the only geometry before the setting)
-}
 
 
 def _flatten(node, prefix: str = "") -> dict:

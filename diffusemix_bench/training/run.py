@@ -37,6 +37,7 @@ from ..config import (
     validate_config,
 )
 from ..data.datamodule import ImageDataModule
+from ..data.layouts import dataset_root
 from ..data.splits import Splits, build_splits, verify_as_asked
 from ..errors import ConfigError, UserError, is_interrupt, is_terminated
 from ..files import write_atomic
@@ -441,7 +442,7 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
     if resumed[0] is not None:  # a resume may read its data from another folder: the same classes?
         splits = splits or build_splits(cfg.dataset, cfg.paths.data_dir)
         check_same_classes(
-            run_dir, class_ids(splits.train), str(cfg.dataset.get("root") or cfg.paths.data_dir)
+            run_dir, class_ids(splits.train), str(dataset_root(cfg.dataset, cfg.paths.data_dir))
         )
     outside = outside_the_table(cfg)
     if outside:
