@@ -1724,3 +1724,27 @@ def test_the_sweep_summary_lists_jobs_in_the_order_of_their_numbers(tmp_path):
         (job / "config_resolved.yaml").write_text(yaml.safe_dump({"seed": n}))
         (job / "metrics.json").write_text(json.dumps({"val_top1": float(n)}))
     assert [r["job"] for r in write_summary(tmp_path)] == ["0_seed=0", "1_seed=1", "2_seed=2", "10_seed=10"]
+    assert "top5_k" not in (tmp_path / "summary.csv").read_text()  # no job says its top-5 is another top-k
+
+
+def test_a_sweep_summary_says_when_top5_is_top_k_of_fewer_classes(tmp_path):
+    """A dataset of 3 classes measures top-3 in test_top5 (metrics.json's top5_k): the sweep's
+    summary.csv gives top5_k beside it, not a column that reads as top-5."""
+    import yaml
+
+    from diffusemix_bench.reporting.sweeps import write_summary
+
+    for n, k in ((0, 3), (1, None)):  # job 1 has not finished: no metrics.json
+        job = tmp_path / f"{n}_seed={n}"
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"seed={n}"]))
+        (job / "config_resolved.yaml").write_text(yaml.safe_dump({"seed": n}))
+        if k is not None:
+            (job / "metrics.json").write_text(
+                json.dumps({"test_top1": 50.0, "test_top5": 100.0, "top5_k": k})
+            )
+    write_summary(tmp_path)
+    rows = list(csv.DictReader((tmp_path / "summary.csv").open()))
+    header = list(rows[0])
+    assert header[header.index("test_top5") + 1] == "top5_k"
+    assert [(r["test_top5"], r["top5_k"]) for r in rows] == [("100.0", "3"), ("", "")]

@@ -67,7 +67,15 @@ def summary_rows(sweep: Path) -> tuple[list[str], list[dict]]:
     overrides = [job_overrides(run.folder) for run in runs]
     swept = swept_keys(overrides)
     rows = [_row(run, given, swept) for run, given in zip(runs, overrides)]
-    return [FIELDS[0], *swept, *FIELDS[1:]], rows
+    fields = [FIELDS[0], *swept, *FIELDS[1:]]
+    # A dataset of fewer than 5 classes measures top-k with k its number of classes (metrics.json's
+    # top5_k): said beside test_top5, in a column of its own only where some job's k is not 5.
+    top_k = [(run.metrics or {}).get("top5_k") for run in runs]
+    if any(k is not None and k != 5 for k in top_k):
+        fields.insert(fields.index("test_top5") + 1, "top5_k")
+        for row, k in zip(rows, top_k):
+            row["top5_k"] = k
+    return fields, rows
 
 
 def _row(run: Run, given: dict[str, str], swept: list[str]) -> dict:
