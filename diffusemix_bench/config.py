@@ -21,6 +21,29 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+# Settings added after runs may have started: each with the value that gives what the code did
+# before it existed, and the choice of its group it belongs to (None: every choice has it). A
+# run's saved settings that lack one are read with that value (``with_added_settings``): a resume
+# compares them with the command's, evaluate.py rebuilds the run's data from them, and a report
+# averages such a run with later runs of the same settings.
+ADDED_SETTINGS: dict[str, tuple[Any, str | None]] = {
+    "aug.arithmetic": ("exact", "diffusemix"),  # composition arithmetic of aug.compose=before_crop
+    "aug.same_class_weights": ("paper", "snapmix"),  # label weights of a pair of one class
+    "dataset.warp": (False, None),  # the shorter side resized (the only geometry before the setting)
+}
+
+
+def with_added_settings(saved):
+    """``saved`` (a run's saved settings, a DictConfig changed in place) with each setting of
+    ``ADDED_SETTINGS`` it lacks, where its group holds the choice the setting belongs to."""
+    for key, (before, choice) in ADDED_SETTINGS.items():
+        section, name = key.split(".", 1)
+        node = saved.get(section)
+        if OmegaConf.is_dict(node) and name not in node and (choice is None or node.get("name") == choice):
+            node[name] = before
+    return saved
+
+
 _FIRST = object()
 
 

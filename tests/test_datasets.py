@@ -880,8 +880,8 @@ def test_saved_settings_from_before_warp_build_their_data(tmp_path):
     the value that gives what the code did then, the shorter side resized."""
     from omegaconf import OmegaConf
 
+    from diffusemix_bench.config import with_added_settings
     from diffusemix_bench.data.datamodule import ImageDataModule
-    from diffusemix_bench.training.locate import with_added_settings
     from tests.conftest import compose_config
 
     root = _small_image_folder(tmp_path / "images", per_class=2)
@@ -891,7 +891,7 @@ def test_saved_settings_from_before_warp_build_their_data(tmp_path):
     del saved["dataset"]["warp"]
     filled = with_added_settings(OmegaConf.create(saved))
     assert filled.dataset.warp is False
-    assert "arithmetic" not in filled.aug  # an augmentation's own settings are left to the resume check
+    assert "arithmetic" not in filled.aug  # aug=diffusemix's setting: not given to aug=mixup
     datamodule = ImageDataModule(filled.dataset, tmp_path)
     datamodule.build()
     assert datamodule.test_set[0][0].shape[-1] == saved["dataset"]["image_size"]

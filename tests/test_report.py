@@ -222,6 +222,28 @@ def test_runs_with_different_settings_in_one_cell_are_refused(sweep, tmp_path):
     assert filled.replaced()[0] in notes(filled)
 
 
+def test_a_run_made_before_a_setting_existed_shares_its_cell(sweep, tmp_path):
+    """A run whose saved settings predate dataset.warp (or SnapMix's aug.same_class_weights) was
+    trained as the setting's earlier value trains: it is averaged with a later run of that value,
+    not refused as trained otherwise (warp=None vs False), and no deviation is named for it."""
+    older = tmp_path / "older"
+    shutil.copytree(sweep, older)
+    for job, section, key in (
+        ("1_aug=none,seed=1", "dataset", "warp"),
+        ("3_aug=snapmix,seed=1", "aug", "same_class_weights"),
+    ):
+        config = older / job / "config_resolved.yaml"
+        data = yaml.safe_load(config.read_text())
+        del data[section][key]
+        config.write_text(yaml.safe_dump(data))
+    result = build_report(["experiment=table6", f"runs={older}", f"out={tmp_path / 'out'}"], CONF)
+    reference = build_report(["experiment=table6", f"runs={sweep}", f"out={tmp_path / 'ref'}"], CONF)
+    assert result["filled"].counts() == reference["filled"].counts()
+    assert (tmp_path / "out" / "report.md").read_text().replace(str(older), str(sweep)) == (
+        tmp_path / "ref" / "report.md"
+    ).read_text()
+
+
 def test_a_sweep_restricted_on_the_command_line_expects_only_its_runs(sweep, tmp_path):
     filled = build_report(["experiment=table6", f"runs={sweep}", "aug=none,snapmix", "seed=0,1"], CONF)[
         "filled"

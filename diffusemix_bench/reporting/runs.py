@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from ..config import with_added_settings
 from ..errors import UserError
 
 #: Written by a training run that stopped with an error (``status``: diverged or failed).
@@ -47,7 +48,8 @@ def _read_config(folder: Path) -> DictConfig | None:
                 ) from None
             if not isinstance(data, dict):
                 raise ReportError(f"{path} holds no settings; remove the folder or rerun that job")
-            return OmegaConf.create(data)
+            # A setting added since the run was made: the value that gives what it ran with.
+            return with_added_settings(OmegaConf.create(data))
     return None
 
 

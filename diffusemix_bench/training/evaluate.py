@@ -13,6 +13,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from ..config import with_added_settings
 from ..data.datamodule import ImageDataModule
 from ..data.layouts import DatasetNotFoundError, dataset_root
 from ..data.splits import build_splits, verify_as_asked
@@ -27,7 +28,6 @@ from .locate import (
     finished,
     load_saved_config,
     read_metrics,
-    with_added_settings,
 )
 
 log = logging.getLogger(__name__)

@@ -38,29 +38,6 @@ def check_request(cfg: DictConfig) -> tuple[Path, Path]:
     return run_dir, ckpt
 
 
-# Settings added after runs may have started, each with the value that gives what the code did
-# before it existed: a resumed run whose saved settings lack one resumes when it has that value,
-# and evaluate.py reads a saved run's dataset and model with it (``with_added_settings``).
-ADDED_SETTINGS = {
-    "aug.arithmetic": "exact",  # aug=diffusemix: composition arithmetic of aug.compose=before_crop
-    "aug.same_class_weights": "paper",  # aug=snapmix: label weights of a pair of one class
-    "dataset.warp": False,  # the shorter side resized (the only geometry before the setting)
-}
-
-
-def with_added_settings(saved: DictConfig, sections: tuple[str, ...] = ("dataset", "model")) -> DictConfig:
-    """``saved`` (a run's settings) with each setting of ``ADDED_SETTINGS`` in ``sections`` that it
-    lacks set to the value it had before the setting existed. Only sections whose settings every
-    choice has (every dataset has ``dataset.warp``); an augmentation's own settings are compared
-    by the resume check, method by method."""
-    for key, before in ADDED_SETTINGS.items():
-        section, name = key.split(".", 1)
-        node = saved.get(section)
-        if section in sections and OmegaConf.is_dict(node) and name not in node:
-            node[name] = before
-    return saved
-
-
 def load_saved_config(path: Path, needs: tuple[str, ...] = ()) -> DictConfig:
     """A run folder's ``config_resolved.yaml`` (the settings its numbers and checkpoints were made
     with); a damaged one, or one without a section of ``needs`` (cut short, or edited by hand), is

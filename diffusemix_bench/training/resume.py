@@ -11,8 +11,9 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ..commands import quoted_arg, script_command
+from ..config import with_added_settings
 from ..errors import ConfigError
-from .locate import ADDED_SETTINGS, load_saved_config, run_folder_of
+from .locate import load_saved_config, run_folder_of
 
 # Settings a resumed run may change: where things are and how many devices, how long it goes on,
 # and what is evaluated or shown after; everything else must be what the interrupted run used.
@@ -62,12 +63,9 @@ def check_resume_matches(cfg: DictConfig, saved_config: Path, given: str | None 
     run: refuse settings that differ from the saved ones, naming them."""
     # Cut short, or edited by hand: said so, not "other settings" key by key.
     loaded = load_saved_config(saved_config, needs=("dataset", "model", "aug", "optim", "trainer", "seed"))
-    saved = _flatten(OmegaConf.to_container(loaded, resolve=False))
+    # A setting added since the run started is read with the value that gives what it ran with.
+    saved = _flatten(OmegaConf.to_container(with_added_settings(loaded), resolve=False))
     now = _flatten(OmegaConf.to_container(cfg, resolve=True))
-    for key, before in ADDED_SETTINGS.items():
-        group = key.split(".", 1)[0]
-        if key in now and key not in saved and saved.get(f"{group}.name") == now.get(f"{group}.name"):
-            saved[key] = before
     keys = [
         key
         for key in sorted(set(saved) | set(now))
