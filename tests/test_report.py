@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
 from diffusemix_bench.cli import build_report
 from diffusemix_bench.config import register_configs
@@ -747,3 +748,68 @@ def test_a_sweep_on_a_dataset_the_table_has_no_column_for_is_refused(sweep, tmp_
         match=r"the sweep runs on imagefolder, which lambda has no column for \(its columns: flowers102\)",
     ):
         build_report(["experiment=lambda", "dataset=imagefolder", f"runs={sweep}", f"out={tmp_path}"], CONF)
+
+
+def _table4_job(
+    root: Path, name: str, seed: int, *, started_only: bool = False, script: str = "train"
+) -> Path:
+    """A Table 4 job folder (Vanilla, CIFAR-100) as train.py leaves it: config_resolved.yaml, or for
+    a job refused after Hydra started it (bad data found as it is read) only Hydra's
+    .hydra/config.yaml, whose interpolations (adv.p's ${per_dataset:...}) are kept as written."""
+    cfg = finalize(
+        compose_config(["experiment=table4", "dataset=cifar100", "aug=none", f"seed={seed}"]), root / name
+    )
+    folder = root / name
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"job": {"name": script}}}))
+    if started_only:
+        (folder / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=False))
+    else:
+        (folder / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        (folder / "metrics.json").write_text(
+            json.dumps({**METRICS, "fgsm_error": 40.0 + seed, **FGSM, "seed": seed})
+        )
+    return folder
+
+
+def test_jobs_that_failed_early_or_left_damaged_files_are_counted_and_other_scripts_folders_left_out(
+    tmp_path,
+):
+    """In one sweep folder: two finished runs; a job refused after Hydra started it (only
+    .hydra/config.yaml, with its interpolations) counts as failed, not as trained with other settings
+    (adv.p=0.1 vs '${per_dataset:...}' stopped the report); damaged metrics.json and failure.json
+    count as failed, naming the file; generate.py's folder (the training settings in its
+    .hydra/config.yaml) is no run. A config without a seed is one message naming the file."""
+    root = tmp_path / "runs"
+    for seed in (0, 1):
+        _table4_job(root, f"{seed}_seed={seed}", seed)
+    _table4_job(root, "2_seed=2", 2, started_only=True)
+    _table4_job(root, "3_seed=3", 3)
+    (root / "3_seed=3" / "metrics.json").write_text("[]")
+    _table4_job(root, "4_seed=4", 4)
+    (root / "4_seed=4" / "metrics.json").write_bytes(b'{"val_top1": \xff}')
+    _table4_job(root, "5_seed=5", 5)
+    (root / "5_seed=5" / "failure.json").write_text("[]")
+    _table4_job(tmp_path / "generate", "edits", 0, started_only=True, script="generate")
+    seeds = "seed=" + ",".join(str(s) for s in range(6))
+    result = build_report(
+        ["experiment=table4", "dataset=cifar100", "aug=none", seeds, f"runs={root},{tmp_path / 'generate'}"],
+        CONF,
+    )
+    cell = result["filled"].cells[(VANILLA, "cifar100")]
+    assert cell.stats("fgsm_error")[2] == 2
+    reasons = {run.folder.name: (run.status, run.reason) for run in cell.runs}
+    assert reasons["2_seed=2"] == ("failed", "no metrics.json (the run stopped before it finished)")
+    assert reasons["3_seed=3"] == ("failed", "metrics.json is damaged (not a mapping of metrics)")
+    assert reasons["4_seed=4"][0] == "failed" and reasons["4_seed=4"][1].startswith(
+        "metrics.json is damaged ("
+    )
+    assert reasons["5_seed=5"] == ("failed", "failure.json is damaged")
+    assert "edits" not in reasons and result["filled"].counts()["unexpected"] == 0
+
+    config = root / "0_seed=0" / "config_resolved.yaml"
+    data = yaml.safe_load(config.read_text())
+    del data["seed"]
+    config.write_text(yaml.safe_dump(data))
+    with pytest.raises(ReportError, match=r"config_resolved\.yaml has no whole-number seed \(seed: None\)"):
+        build_report(["experiment=table4", f"runs={root}"], CONF)

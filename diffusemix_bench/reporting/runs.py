@@ -34,22 +34,71 @@ class Run:
         return self.status == "finished"
 
 
+def _resolved(node):
+    """A saved config as plain values: each interpolation resolved where it can be (Hydra's
+    ``.hydra/config.yaml`` keeps them, ``${per_dataset:...}`` say), left as written where it
+    cannot (``${hydra:...}`` outside Hydra)."""
+    if OmegaConf.is_dict(node):
+        keys, out = list(node), {}
+    elif OmegaConf.is_list(node):
+        keys, out = range(len(node)), [None] * len(node)
+    else:
+        return node
+    for key in keys:
+        try:
+            out[key] = _resolved(node[key])
+        except Exception:  # an interpolation with no resolver here: as written
+            out[key] = node._get_node(key)._value()
+    return out
+
+
+def _load(path: Path, what: str):
+    """A run folder's JSON or YAML file read back; a damaged one (not text, not JSON or YAML) raises ValueError saying so."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        return yaml.safe_load(text) if what == "yaml" else json.loads(text)
+    except (UnicodeDecodeError, yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise ValueError(" ".join(str(exc).split())) from None
+
+
+def _written_by_train(folder: Path) -> bool:
+    """Whether Hydra's files in ``folder`` were written for train.py (not generate.py or figure4.py,
+    whose folders hold the training settings too): ``hydra.job.name`` in ``.hydra/hydra.yaml``."""
+    try:
+        name = _load(folder / ".hydra" / "hydra.yaml", "yaml")["hydra"]["job"]["name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return True  # no readable record of the script: taken as a run
+    return name == "train"
+
+
 def _read_config(folder: Path) -> DictConfig | None:
     """The run's settings: ``config_resolved.yaml`` (written when training starts), else Hydra's
-    ``.hydra/config.yaml`` (written before the job runs, so a job that failed early has it)."""
+    ``.hydra/config.yaml`` (written before the job runs, so a job that failed early has it; its
+    interpolations resolved). None for a folder that holds no training run's settings."""
     for path in (folder / "config_resolved.yaml", folder / ".hydra" / "config.yaml"):
-        if path.is_file():
-            try:
-                data = yaml.safe_load(path.read_text())
-            except yaml.YAMLError as exc:
-                said = " ".join(str(exc).split())
-                raise ReportError(
-                    f"{path} is not readable YAML ({said}); remove the folder or rerun that job"
-                ) from None
-            if not isinstance(data, dict):
-                raise ReportError(f"{path} holds no settings; remove the folder or rerun that job")
-            # A setting added since the run was made: the value that gives what it ran with.
-            return with_added_settings(OmegaConf.create(data))
+        if not path.is_file():
+            continue
+        if path.name == "config.yaml" and not _written_by_train(folder):
+            return None
+        try:
+            data = _load(path, "yaml")
+        except ValueError as exc:
+            raise ReportError(
+                f"{path} is not readable YAML ({exc}); remove the folder or rerun that job"
+            ) from None
+        if not isinstance(data, dict):
+            raise ReportError(f"{path} holds no settings; remove the folder or rerun that job")
+        config = OmegaConf.create(data)
+        if path.name == "config.yaml":
+            config = OmegaConf.create(_resolved(config))
+        seed = config.get("seed")
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ReportError(
+                f"{path} has no whole-number seed (seed: {seed!r}): cut short, or edited by hand; restore it "
+                "from a copy, remove the folder or rerun that job"
+            )
+        # A setting added since the run was made: the value that gives what it ran with.
+        return with_added_settings(config)
     return None
 
 
@@ -68,16 +117,19 @@ def read_run(folder: Path) -> Run | None:
     metrics = None
     if metrics_path.is_file():
         try:
-            metrics = json.loads(metrics_path.read_text())
-        except json.JSONDecodeError as exc:
-            return Run(folder, config, None, "failed", f"metrics.json is not valid JSON ({exc})")
+            metrics = _load(metrics_path, "json")
+        except ValueError as exc:
+            return Run(folder, config, None, "failed", f"metrics.json is damaged ({exc})")
+        if not isinstance(metrics, dict):
+            return Run(folder, config, None, "failed", "metrics.json is damaged (not a mapping of metrics)")
     # failure.json is removed when a run finishes: beside a metrics.json it says the run's last part
     # (trained further, or evaluated again) stopped, so that metrics.json is not the run's result.
     if failure.is_file():
         try:
-            info = json.loads(failure.read_text())
-        except json.JSONDecodeError:
-            info = {}
+            info = _load(failure, "json")
+        except ValueError:
+            info = None
+        info = info if isinstance(info, dict) else {"error": f"{FAILURE_FILE} is damaged"}
         return Run(folder, config, None, str(info.get("status", "failed")), info.get("error"))
     if metrics is None:
         return Run(folder, config, None, "failed", "no metrics.json (the run stopped before it finished)")
