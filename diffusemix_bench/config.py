@@ -1163,6 +1163,14 @@ def check_values(cfg, here: bool = True) -> None:
         str(t.precision) in PRECISIONS,
         f"trainer.precision must be one of {', '.join(PRECISIONS)} (Lightning's); got {t.precision!r}",
     )
+    splits = list(cfg.generator.splits)
+    need(
+        bool(splits)
+        and all(split in ("train", "val", "test") for split in splits)
+        and len(set(splits)) == len(splits),
+        "generator.splits names the splits whose images get edits: one or more of train, val, test, each once "
+        f"(the default [train] is what DiffuseMix trains on); got {splits}",
+    )
     store_size = cfg.generator.store_size
     need(
         store_size in (None, "auto") or (str(store_size).isdigit() and int(store_size) >= 1),

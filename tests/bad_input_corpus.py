@@ -562,6 +562,13 @@ CASES: list[Case] = [
     Case("generate.py without data", "error", _generate_without_data, r"CUB_200_2011"),
     Case("generate.py batch size 0", "error", _generate("generator.batch_size=0"), r"generator\.batch_size"),
     Case("generate.py unknown dtype", "error", _generate("generator.dtype=fp8"), r"generator\.dtype"),
+    Case(
+        "generate.py misspelt split",
+        "error",
+        _generate("generator.splits=[tain]"),
+        r"generator\.splits .*got \['tain'\]",
+    ),
+    Case("generate.py no split", "error", _generate("generator.splits=[]"), r"generator\.splits .*got \[\]"),
     # -- evaluate.py and report.py ---------------------------------------------------------------------
     Case(
         "evaluate.py checkpoint missing",

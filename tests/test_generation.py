@@ -793,6 +793,14 @@ def test_png_stores_keep_their_folder_and_convert_with_one_command(flowers, tmp_
     assert "summary: generated=0 existing=24 (converted=24) regenerated=0 failed=0" in out
     png, npy = EditStore.from_config(png_cfg, "flowers102"), EditStore.from_config(npy_cfg, "flowers102")
     assert npy.path(3, "autumn").suffix == ".npy"
+    # How the edits were computed and the hours spent on them go with them (the npy store had no
+    # runtime.json, so any dtype could later be mixed in, and reports counted no generation time).
+    assert json.loads((npy.folder / "runtime.json").read_text()) == json.loads(
+        (png.folder / "runtime.json").read_text()
+    )
+    assert (npy.folder / "generation_log.jsonl").read_text() == (
+        png.folder / "generation_log.jsonl"
+    ).read_text()
     for i in range(12):
         for pid in npy.prompt_ids:
             assert torch.equal(npy.read(i, pid), png.read(i, pid))
@@ -802,6 +810,62 @@ def test_png_stores_keep_their_folder_and_convert_with_one_command(flowers, tmp_
     exported = generate(png_cfg)
     assert exported["converted"] == 24 and exported["generated"] == 0
     assert torch.equal(EditStore.from_config(png_cfg, "flowers102").read(5, "autumn"), npy.read(5, "autumn"))
+
+
+def test_a_store_of_other_images_is_not_converted_from(flowers, tmp_path, capsys):
+    """Stores are named by the dataset and the settings, so another copy of the dataset with other
+    images names the same stores: the npy store of the second copy was filled with the first copy's
+    edits from its PNG store (only the target store's images were checked). Now the PNG store's
+    record of images is checked first, and the edits are made from these images."""
+    other = write_fixture_dataset("flowers102", tmp_path / "other", seed=1)["data_dir"]
+    common = ["generator.num_prompts=1"]
+    png_cfg = compose_generate(
+        gen_overrides(flowers, tmp_path / "edits", *common, "generator.store_format=png")
+    )
+    assert generate(png_cfg)["generated"] == 12
+    capsys.readouterr()
+    npy_cfg = compose_generate(gen_overrides(other, tmp_path / "edits", *common))
+    summary = generate(npy_cfg)
+    assert summary["converted"] == 0 and summary["generated"] == 12
+    assert "holds the edits of other images than these" in capsys.readouterr().out
+    png, npy = EditStore.from_config(png_cfg, "flowers102"), EditStore.from_config(npy_cfg, "flowers102")
+    assert not any(
+        torch.equal(npy.read(i, pid), png.read(i, pid)) for i in range(12) for pid in npy.prompt_ids
+    )
+
+
+def test_the_latest_record_of_an_edit_wins_whatever_the_process_ids(tmp_path):
+    """Manifest files are named <host>-<pid>-<time_ns>.txt; read in name order, an edit made again
+    by a later process with a smaller pid (82 < 852 as text) lost to the earlier record of its size,
+    and the edit counted as broken on every run. They are read in the order their processes began."""
+    prompts = build_prompts(["autumn"], "raw", None)
+    store = EditStore(tmp_path / "store", prompts)
+    image = torch.zeros(3, 8, 8, dtype=torch.uint8)
+    store.write(0, "autumn", image)
+    store.close()
+    size = store.path(0, "autumn").stat().st_size
+    manifest = tmp_path / "store" / "manifest"
+    (first,) = manifest.glob("*.txt")
+    first.rename(manifest / "host-852-1000.txt")
+    (manifest / "host-852-1000.txt").write_text(f"autumn 0 {size + 5}\n")  # the earlier edit's size
+    (manifest / "host-82-2000.txt").write_text(f"autumn 0 {size}\n")  # made again later
+    again = EditStore(tmp_path / "store", prompts)
+    assert again.recorded_size(0, "autumn") == size and again.stored_ok(0, "autumn")
+
+
+def test_a_damaged_store_settings_file_is_one_message_before_any_work(flowers, tmp_path):
+    """A store's settings.json cut short: one message naming it (a JSON traceback after the model
+    loaded and the first edit was made, before)."""
+    from diffusemix_bench.errors import UserError
+
+    cfg = compose_generate(gen_overrides(flowers, tmp_path, "generator.num_prompts=1"))
+    generate(cfg)
+    store = EditStore.from_config(cfg, "flowers102")
+    (store.folder / "settings.json").write_text('{"model": ')
+    store.path(0, store.prompt_ids[0]).unlink()
+    with pytest.raises(UserError, match=r"settings\.json is damaged \(.*\): it records the settings"):
+        generate(cfg)
+    assert not store.path(0, store.prompt_ids[0]).exists()
 
 
 def test_the_generator_choices_checked_at_start_up_are_the_implementations():

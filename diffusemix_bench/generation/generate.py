@@ -236,10 +236,12 @@ class EditKeysData(pl.LightningDataModule):
         # Before anything is written, the first rank refuses a store made from other images
         # (index by index: a stat per planned image) and records the indices new to it; every
         # rank stops alike when it refuses or fails.
+        files = {split: image_files(ds, indices, sizes=True) for split, (ds, indices) in reads.items()}
+
         def check_images() -> None:
             for split, store in self.stores.items():
-                ds, indices = reads[split]
-                store.check_images(image_files(ds, indices, sizes=True), record=True)
+                store.ensure_settings()  # a damaged settings.json is said before any work
+                store.check_images(files[split], record=True)
 
         self._on_first_rank(check_images)
 
@@ -257,6 +259,15 @@ class EditKeysData(pl.LightningDataModule):
                     )
                 source = store.sibling()
                 if source is not None and source.folder.is_dir():
+                    try:  # the other format's store of the same settings may hold another folder's edits
+                        source.check_images(files[split])
+                    except EditStoreError:
+                        say(
+                            f"the {source.format} store of the same settings, {source.folder}, holds the edits "
+                            "of other images than these (or its record of them cannot be read): nothing is "
+                            "converted from it"
+                        )
+                        continue
                     n = store.convert_from(source, reads[split][1], store.prompt_ids)
                     self.counts.converted += n
                     if n:

@@ -199,6 +199,14 @@ def split_indices(dataset) -> list[int]:
     return list(parent) if parent is not None else list(range(len(dataset)))
 
 
+def _started(path: Path) -> tuple[int, str]:
+    """The order of a process's file ``<host>-<pid>-<time_ns>.txt``: when the process opened it
+    (its name as text put pid 12345 before 99999, and a later process's record of a key, an edit
+    made again, could be read before an earlier one's and lose to it); then the name."""
+    stamp = path.stem.rpartition("-")[2]
+    return (int(stamp) if stamp.isdigit() else 0, path.name)
+
+
 def image_files(dataset, indices: Iterable[int] | None = None, sizes: bool = False) -> dict[int, list]:
     """Store index -> ``[the image file's path relative to the dataset's root]`` (with ``sizes``,
     its bytes added) for the samples of ``dataset`` (the full split with ``indices``, store indices;
@@ -291,6 +299,7 @@ class EditStore:
         self._logs: dict[str, Any] = {}  # open append-only files (manifest, failed) of this process
         self._logs_pid = -1
         self._tmp_dir: Path | None = None
+        self._runtime_recorded = False
 
     @classmethod
     def from_config(cls, cfg: DictConfig, dataset_name: str, split: str = "train") -> EditStore:
@@ -348,7 +357,7 @@ class EditStore:
         mdir = self.folder / kind
         if not mdir.is_dir():
             return
-        for path in sorted(mdir.glob("*.txt")):
+        for path in sorted(mdir.glob("*.txt"), key=_started):
             start = upto.get(path, 0) if upto is not None else 0
             with open(path, "rb") as f:
                 f.seek(start)
@@ -518,6 +527,11 @@ class EditStore:
         if full is not None:
             self._write_file(self.path(index, prompt_id, full=True), full)
         size = self._write_file(self.path(index, prompt_id), image)
+        if not self._runtime_recorded and self.runtime is not None:
+            # With the first edit this run computes (a conversion before it copies the runtime of
+            # the store it converts from, and sets none of its own).
+            self._record_runtime()
+            self._runtime_recorded = True
         if self.recorded_size(index, prompt_id) != size:
             self._append_manifest(index, prompt_id, size)
 
@@ -545,7 +559,6 @@ class EditStore:
         Folders left by killed processes on this host are removed when first needed."""
         if self._tmp_dir is None:
             self.ensure_settings()
-            self._record_runtime()
             host = _host()
             root = self.folder / "tmp"
             root.mkdir(parents=True, exist_ok=True)
@@ -597,6 +610,9 @@ class EditStore:
         indices = list(indices)
         wanted = set(self.missing(indices))
         have = {pid: source._present(pid, full=False) for pid in prompt_ids}
+        if not any((i, pid) in wanted and have[pid].get(i) is not None for i in indices for pid in prompt_ids):
+            return 0
+        self._take_records_of(source)
         done = 0
         for i in indices:
             for pid in prompt_ids:
@@ -610,6 +626,28 @@ class EditStore:
                 self.write(i, pid, image, full=full)
                 done += 1
         return done
+
+    def _take_records_of(self, source: EditStore) -> None:
+        """Before edits are converted from ``source``: its runtime.json (how they were computed; a
+        store never mixes dtypes, so one recorded here already must agree) and the generate.py runs
+        its generation_log.jsonl records (the hours reports count), each line once."""
+        theirs = source._stored_runtime()
+        if theirs is not None:
+            ours = self._stored_runtime()
+            if ours is None:
+                self.ensure_settings()
+                write_atomic(self.folder / "runtime.json", json.dumps(theirs, indent=2, sort_keys=True) + "\n")
+            else:
+                self._compare_runtime(ours, theirs, warn=True)
+        log_file = source.folder / "generation_log.jsonl"
+        if log_file.is_file():
+            mine = self.folder / "generation_log.jsonl"
+            have = set(mine.read_text().splitlines()) if mine.is_file() else set()
+            new = [line for line in log_file.read_text().splitlines() if line.strip() and line not in have]
+            if new:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                with open(mine, "a") as f:
+                    f.write("".join(line + "\n" for line in new))
 
     # -- claims ------------------------------------------------------------------------------
     def claim(self, name: str):
@@ -808,7 +846,14 @@ class EditStore:
             return
         path = self.folder / "settings.json"
         if path.exists():
-            stored = json.loads(path.read_text())
+            try:
+                stored = json.loads(path.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise EditStoreError(
+                    f"{path} is damaged ({' '.join(str(exc).split())}): it records the settings the edits "
+                    f"in {self.folder} were made with. Restore it from a copy, or delete {self.folder} and "
+                    "rerun generate.py"
+                ) from None
             if stored != self.settings:
                 raise EditStoreError(
                     f"{path} holds other settings than this run's, under the same hash: delete {self.folder} "
