@@ -187,6 +187,13 @@ def test_runs_with_different_settings_in_one_cell_are_refused(sweep, tmp_path):
     config.write_text(yaml.safe_dump(data))
     with pytest.raises(ReportError, match="trainer.max_epochs=2 vs 5"):
         build_report(["experiment=table6", f"runs={mixed}"], CONF)
+    # Early stopping and the metric that selects the tested checkpoint change the number; how often
+    # checkpoints are written and what is shown do not.
+    data["trainer"]["max_epochs"] = 2
+    data["callbacks"].update(early_stopping_patience=3, lr_monitor=False, checkpoint_every_n_steps=5)
+    config.write_text(yaml.safe_dump(data))
+    with pytest.raises(ReportError, match=r"settings \(callbacks\.early_stopping_patience=None vs 3\)"):
+        build_report(["experiment=table6", f"runs={mixed}"], CONF)
     # Two runs of one seed in a cell: refused, naming both.
     twice = tmp_path / "twice"
     shutil.copytree(sweep, twice)
@@ -221,6 +228,16 @@ def test_runs_with_different_settings_in_one_cell_are_refused(sweep, tmp_path):
     from diffusemix_bench.reporting.formats import notes
 
     assert filled.replaced()[0] in notes(filled)
+    # A seed that failed twice, trained alike: one failed run in its cell (the later), not a refusal.
+    (twice / "0_aug=none,seed=0" / "metrics.json").unlink()
+    (twice / "0_aug=none,seed=0" / "failure.json").write_text('{"status": "failed", "error": "again"}')
+    filled = build_report(["experiment=table6", f"runs={twice}"], CONF)["filled"]
+    counts = reference.counts()
+    assert filled.counts() == {**counts, "finished": counts["finished"] - 1, "failed": counts["failed"] + 1}
+    assert filled.replaced() == [
+        f"Vanilla (CVPR'16) [14] (flowers102): the failed run in {(twice / '9_aug=none,seed=0').resolve()} is left out for "
+        f"the failed run of the same seed in {(twice / '0_aug=none,seed=0').resolve()}"
+    ]
 
 
 def test_a_run_made_before_a_setting_existed_shares_its_cell(sweep, tmp_path):
@@ -813,3 +830,26 @@ def test_jobs_that_failed_early_or_left_damaged_files_are_counted_and_other_scri
     config.write_text(yaml.safe_dump(data))
     with pytest.raises(ReportError, match=r"config_resolved\.yaml has no whole-number seed \(seed: None\)"):
         build_report(["experiment=table4", f"runs={root}"], CONF)
+
+
+def test_runs_trained_on_several_devices_are_named_and_not_averaged_with_one(sweep, tmp_path):
+    """trainer.devices is where a run trains, left out of the comparisons; but dataset.batch_size is
+    per device, so the processes that trained together (metrics.json's world_size) change the batch
+    of a step: a cell does not average 1 and 2, and 2 against the experiment file's one device is named."""
+    runs = _write_runs(
+        sweep, tmp_path / "runs", [(0, TABLE4, {"world_size": 1}), (1, TABLE4, {"world_size": 2})]
+    )
+    with pytest.raises(
+        ReportError, match=r"world size \(devices x nodes; dataset\.batch_size is per device\)=1 vs 2"
+    ):
+        build_report([*TABLE4_CELL, f"runs={runs}"], CONF)
+    runs = _write_runs(
+        sweep, tmp_path / "two", [(0, TABLE4, {"world_size": 2}), (1, TABLE4, {"world_size": 2})]
+    )
+    text = build_report([*TABLE4_CELL, f"runs={runs}", f"out={tmp_path / 'out'}"], CONF)["files"][
+        "markdown"
+    ].read_text()
+    assert (
+        "world size (devices x nodes; dataset.batch_size is per device): 2 in the runs (experiment file: 1)"
+        in text
+    )

@@ -1223,6 +1223,7 @@ def test_vanilla_steps_budget_gives_static_append_the_vanilla_run_s_optimiser_st
     assert equal["optimizer_steps"] == vanilla["optimizer_steps"]
     assert equal["budget"] == "vanilla_steps" and vanilla["budget"] == "epochs"
     assert vanilla["images_seen"] == 4 * vanilla["optimizer_steps"]  # full batches of 4
+    assert vanilla["world_size"] == 1  # one process: the batch of a step is dataset.batch_size
     assert equal["images_seen"] == vanilla["images_seen"]
 
 

@@ -610,7 +610,9 @@ class EditStore:
         indices = list(indices)
         wanted = set(self.missing(indices))
         have = {pid: source._present(pid, full=False) for pid in prompt_ids}
-        if not any((i, pid) in wanted and have[pid].get(i) is not None for i in indices for pid in prompt_ids):
+        if not any(
+            (i, pid) in wanted and have[pid].get(i) is not None for i in indices for pid in prompt_ids
+        ):
             return 0
         self._take_records_of(source)
         done = 0
@@ -636,7 +638,9 @@ class EditStore:
             ours = self._stored_runtime()
             if ours is None:
                 self.ensure_settings()
-                write_atomic(self.folder / "runtime.json", json.dumps(theirs, indent=2, sort_keys=True) + "\n")
+                write_atomic(
+                    self.folder / "runtime.json", json.dumps(theirs, indent=2, sort_keys=True) + "\n"
+                )
             else:
                 self._compare_runtime(ours, theirs, warn=True)
         log_file = source.folder / "generation_log.jsonl"

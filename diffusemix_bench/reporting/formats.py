@@ -101,7 +101,8 @@ def notes(filled: FilledTable) -> list[str]:
         protocols = sorted({str(setting(r.config, "protocol")) for r in finished})
         lines.append(
             f"Recipe of the finished runs: protocol {', '.join(protocols)} (conf/protocol/: model, optimiser, "
-            "schedule, epochs and loss), with the settings named below where they differ"
+            "schedule, epochs and loss) as the experiment file sets it (its notes name where it departs "
+            "from the protocol), with the settings named below where the runs differ from that file"
         )
     if filled.deviations:
         lines.append("Settings that differ from the experiment file: " + "; ".join(filled.deviations))
@@ -159,7 +160,8 @@ def markdown(filled: FilledTable) -> str:
             minutes, mark = _training_time(cell)
             wall_time = wall_time or bool(mark and minutes is not None)
             shown = "–" if minutes is None else f"{minutes:.1f}{mark}"
-            parts.append("–" if steps is None else f"{steps:.0f} / {seen or 0:.0f} / {shown}")
+            seen_text = "–" if seen is None else f"{seen:.0f}"  # a run that predates images_seen
+            parts.append("–" if steps is None else f"{steps:.0f} / {seen_text} / {shown}")
         out.append("| " + " | ".join([row.label] + parts) + " |")
     if wall_time:
         out += [

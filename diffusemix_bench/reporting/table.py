@@ -45,7 +45,13 @@ IGNORED = (
     "fractals.dir",
     "fractals.cache_dir",
     "model.weights",
-    "callbacks",
+    # How often checkpoints are written and what is shown; callbacks.monitor, mode and
+    # early_stopping_patience choose the checkpoint tested and when training stops: compared.
+    "callbacks.save_top_k",
+    "callbacks.save_last",
+    "callbacks.checkpoint_every_n_steps",
+    "callbacks.lr_monitor",
+    "callbacks.progress_bar",
     "eval",
 )
 
@@ -537,7 +543,22 @@ def _settings_differ(a: Run, b: Run) -> list[str]:
     base = {k: v for k, v in _flatten(a.config).items() if not _ignored(k) and k != "seed"}
     flat = {k: v for k, v in _flatten(b.config).items() if not _ignored(k) and k != "seed"}
     keys = sorted(k for k in base.keys() | flat.keys() if not same_value(base.get(k), flat.get(k)))
-    return [f"{k}={_shown(k, base.get(k))} vs {_shown(k, flat.get(k))}" for k in keys]
+    found = [f"{k}={_shown(k, base.get(k))} vs {_shown(k, flat.get(k))}" for k in keys]
+    sizes = world_size(a), world_size(b)
+    if None not in sizes and sizes[0] != sizes[1]:
+        found.append(f"{WORLD_SIZE}={sizes[0]} vs {sizes[1]}")
+    return found
+
+
+#: How reports name metrics.json's world_size: trainer.devices is left out of the comparisons
+#: (where things run), but the processes that trained together multiply the batch of a step.
+WORLD_SIZE = "world size (devices x nodes; dataset.batch_size is per device)"
+
+
+def world_size(run: Run) -> int | None:
+    """The processes that trained ``run`` together (metrics.json; None for a run that predates it)."""
+    value = (run.metrics or {}).get("world_size")
+    return value if isinstance(value, int) else None
 
 
 #: What metrics.json says of a run's data: runs of one dataset agree on them wherever the data is.
@@ -560,17 +581,31 @@ _OUTCOME = {"finished": 0, "diverged": 1, "failed": 2}
 
 def _went_furthest(cell: Cell, group: list[Run]) -> list[Run]:
     """Runs of one seed of ``cell``: the one that went furthest (finished, else diverged) when it
-    is the only one, the others left out of the cell and recorded as replaced by it; else all."""
+    is the only one, the others left out of the cell and recorded as replaced by it; where none
+    finished and those that went furthest were trained alike (a seed that failed twice), the
+    latest of them; else all (two finished runs of a seed are the report's user's to choose)."""
     best = min(_OUTCOME.get(r.status, 2) for r in group)
     top = [r for r in group if _OUTCOME.get(r.status, 2) == best]
-    if len(top) != 1 or best == _OUTCOME["failed"]:
+    if len(top) == 1 and best != _OUTCOME["failed"]:
+        kept = top[0]
+    elif best != _OUTCOME["finished"] and not any(_settings_differ(top[0], r) for r in top[1:]):
+        kept = max(top, key=_last_written)
+    else:
         return group
-    kept = top[0]
     for run in group:
         if run is not kept:
             cell.runs.remove(run)
             cell.replaced.append((run, kept))
     return [kept]
+
+
+def _last_written(run: Run) -> float:
+    """When a run folder's outcome was last written (failure.json, metrics.json, or its settings)."""
+    for name in ("failure.json", "metrics.json", "config_resolved.yaml", ".hydra/config.yaml"):
+        path = run.folder / name
+        if path.is_file():
+            return path.stat().st_mtime
+    return 0.0
 
 
 def _shown(name: str, value: Any) -> str:
@@ -607,6 +642,14 @@ def _deviations(
                     per_cell[key].append(f"{name}={_shown(name, used)}")
                 else:
                     found[name]["as_file"].add(where)
+            # The experiment files' batches are for one device (the paper's): more multiply it.
+            size = world_size(run)
+            if size is not None and size != 1:
+                found[WORLD_SIZE]["used"][str(size)].add(where)
+                found[WORLD_SIZE]["file"].add("1")
+                per_cell[key].append(f"world_size={size}")
+            elif size is not None:
+                found[WORLD_SIZE]["as_file"].add(where)
     lines = []
     for name, v in sorted(found.items()):
         if not v["used"]:  # every run as the experiment file

@@ -639,6 +639,8 @@ def _train(
         "optimizer_steps": trainer.global_step,
         "images_seen": images_seen,
         "budget": cfg.budget,
+        # Processes that trained together (devices x nodes): dataset.batch_size is per process.
+        "world_size": trainer.world_size,
         # Fast adversarial training (adv.p > 0): its settings and how many batches it perturbed.
         # (its step as used: adv.step=null is eps + 2)
         "adv_training": adv_training,
