@@ -523,6 +523,40 @@ def test_bad_edits_are_regenerated_with_new_seeds_and_counted(flowers, tmp_path,
     assert seen[-1][0] == edit_seed("flowers102", "train", 5, "autumn", 0, 3) and len(seen[-1]) == 3
 
 
+def test_an_edit_made_on_a_retry_is_made_again_in_a_call_of_the_same_shape(flowers, tmp_path, monkeypatch):
+    """A batched call's shape fixes its bytes. Two prompts of image 0's block are blank on their first
+    try and are retried together; when one of them is later deleted and made again, its retry holds
+    the same rows (it held the deleted key alone before: another shape, and on a GPU other bytes)."""
+    real = EditModel.__call__
+    calls: list[list[int]] = []
+    cfg = compose_generate(
+        gen_overrides(flowers, tmp_path, "generator.num_prompts=2", "generator.max_retries=2")
+    )
+    first, second = EditStore.from_config(cfg, "flowers102").prompt_ids
+    blank = {edit_seed("flowers102", "train", 0, pid, 0, 0) for pid in (first, second)}
+
+    def two_blank(self, images, texts, seeds):
+        out = real(self, images, texts, seeds)
+        calls.append(list(seeds))
+        for j, s in enumerate(seeds):
+            if s in blank:
+                out[j] = 0.0
+        return out
+
+    monkeypatch.setattr(EditModel, "__call__", two_blank)
+    assert generate(cfg)["regenerated"] == 2
+    retry = [edit_seed("flowers102", "train", 0, pid, 0, 1) for pid in (first, second)]
+    assert retry in calls
+    store = EditStore.from_config(cfg, "flowers102")
+    made = store.read(0, first)
+    store.path(0, first).unlink()
+    calls.clear()
+    again = generate(cfg)
+    assert again["generated"] == 1 and again["regenerated"] == 1
+    assert calls[1] == retry  # both rows again, though only the first is written
+    assert torch.equal(EditStore.from_config(cfg, "flowers102").read(0, first), made)
+
+
 def test_a_rerun_tries_failed_edits_with_new_seeds(flowers, tmp_path, monkeypatch, capsys):
     """Key 7 is blank for attempts 0 to 4. With max_retries=1 each run tries two attempts: the
     first run 0-1, the second 2-3 (not 0-1 again), the third 4 and then 5, which is stored."""

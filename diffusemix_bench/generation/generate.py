@@ -416,17 +416,17 @@ class EditModule(pl.LightningModule):
                 for pid in pending
             ]
             out = self.edit_model([image] * len(pending), [self.texts[pid] for pid in pending], seeds)
-            still = []
+            # Every bad row is tried again, stored or not: a retry's call shape (which fixes its bytes
+            # in a batched call) then depends on the block alone, not on which of its keys this run
+            # writes, so an edit made on a retry and later found broken is made again alike.
+            still = [pid for j, pid in enumerate(pending) if is_bad(out[j], float(self.g.blank_std))]
             for j, pid in enumerate(pending):
-                if pid not in attempts:
-                    continue  # a row generated for the call's shape, not stored
-                attempts[pid] = round_ + 1
-                if is_bad(out[j], float(self.g.blank_std)):
-                    still.append(pid)
-                else:
-                    edits[pid] = out[j]
+                if pid in attempts:  # else a row generated for the call's shape, not stored
+                    attempts[pid] = round_ + 1
+                    if pid not in still:
+                        edits[pid] = out[j]
             pending = still
-            if not pending:
+            if not any(pid in attempts for pid in pending):
                 break
         hw = tuple(image.shape[-2:])
         results = [

@@ -609,14 +609,16 @@ class EditStore:
         ``source`` holds whole (same pixels, this store's format); return how many."""
         indices = list(indices)
         wanted = set(self.missing(indices))
+        if not wanted:  # a finished store: the other one is not read
+            return 0
         have = {pid: source._present(pid, full=False) for pid in prompt_ids}
-        if not any(
-            (i, pid) in wanted and have[pid].get(i) is not None for i in indices for pid in prompt_ids
-        ):
+        if not any(have.get(pid, {}).get(i) is not None for i, pid in wanted):
             return 0
         self._take_records_of(source)
         done = 0
-        for i in indices:
+        from ..progress import plain_progress
+
+        for i in plain_progress(indices, f"converting edits from the {source.format} store"):
             for pid in prompt_ids:
                 if (i, pid) not in wanted or have[pid].get(i) is None or not source.stored_ok(i, pid):
                     continue
