@@ -290,15 +290,26 @@ def test_resume_from_last_checkpoint(make_cfg, tmp_path):
     assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == before
 
 
-def test_training_further_follows_the_longer_schedule_from_its_first_step(make_cfg, tmp_path):
+def test_training_further_follows_the_longer_schedule_from_its_first_step(make_cfg, tmp_path, monkeypatch):
     """Resumed with a larger trainer.max_epochs, a cosine run's first step already uses the longer
-    schedule's rate (it used to train one step at the old schedule's last rate, 0)."""
+    schedule's rate (it used to train one step at the old schedule's last rate, 0). Until the longer
+    part finishes, the folder does not read as a finished run."""
+    from diffusemix_bench.reporting.runs import read_run
+    from diffusemix_bench.training import run as run_module
     from diffusemix_bench.training.optim import lr_factor_fn
 
     base = ["protocol=custom", "sched=cosine", "optim.lr=0.1", "sched.warmup_epochs=0"]
     train(make_cfg([*base, "trainer.max_epochs=2"]))
     cfg = make_cfg([*base, "trainer.max_epochs=4", "ckpt_path=last"])
+    # While the longer part trains (or after a kill that leaves no word), the folder is no finished
+    # run: its metrics.json is the shorter part's, its settings the longer run's.
+    real, seen = run_module._train, []
+    monkeypatch.setattr(
+        run_module, "_train", lambda *a, **k: (seen.append(read_run(tmp_path / "run")), real(*a, **k))[1]
+    )
     train(cfg)
+    assert seen[0].status == "failed" and "trained further than its metrics.json" in seen[0].reason
+    assert read_run(tmp_path / "run").status == "finished"
     with open(tmp_path / "run" / "logs" / "metrics.csv") as f:
         rows = [r for r in csv.DictReader(f) if r.get("lr-SGD/all")]
     lrs = {int(r["step"]): float(r["lr-SGD/all"]) for r in rows}

@@ -448,6 +448,17 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
     if outside:
         log.warning("%s (the experiment's settings are used as they are)", outside)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if earlier is None and (run_dir / "metrics.json").is_file():
+        # Trained further than a finished part: until this part ends, metrics.json holds the earlier
+        # part's numbers while config_resolved.yaml will hold the longer run's settings. Said so from
+        # now on (a report meanwhile, or after a kill that leaves no word, counts no finished run).
+        record = {
+            "status": "failed",
+            "error": "trained further than its metrics.json (the earlier part's numbers): this part has "
+            "not finished (still running, or killed); resume it with ckpt_path=last",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        write_atomic(run_dir / FAILURE_FILE, json.dumps(record, indent=2) + "\n")
     with failure_recorded(run_dir), wandb_run_ended():
         metrics = _train(cfg, splits, adversarial, run_dir, attacks, resumed, start, earlier)
     (run_dir / FAILURE_FILE).unlink(missing_ok=True)
