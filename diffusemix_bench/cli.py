@@ -511,25 +511,26 @@ def _compose(config_dir: str, overrides: list[str], hydra_config: bool = False):
         GlobalHydra.instance().clear()
 
 
-def _generation_hours(filled) -> dict[str, float]:
-    """Hours the edit stores of the table's DiffuseMix runs logged for generation, per dataset."""
+def _generation_hours(filled) -> dict[tuple[str, str], float]:
+    """Per cell of the table whose runs read edits: the hours generating the edits one of its runs
+    reads took (its training images x its prompts, at the device-seconds per edit its store logged;
+    a store filled for ten prompts charges a run of three prompts three tenths)."""
     from .generation.store import EditStore
     from .reporting.plots import reads_edits_of
 
-    hours: dict[str, float] = {}
-    for (_, column), cell in filled.cells.items():
-        if column in hours:
-            continue
+    hours: dict[tuple[str, str], float] = {}
+    for key, cell in filled.cells.items():
         for run in cell.finished:
-            if not reads_edits_of(run.config):
+            images = (run.metrics or {}).get("train_images")
+            if not reads_edits_of(run.config) or not isinstance(images, int):
                 continue
             try:
-                store = EditStore.from_config(run.config, column, split="train")
-            except Exception:  # a store that cannot be located from here adds no hours
+                store = EditStore.from_config(run.config, key[1], split="train")
+                per_edit = store.generation_seconds_per_edit()
+            except Exception:  # a store that cannot be located or read from here adds no hours
                 continue
-            seconds = store.generation_seconds()
-            if seconds > 0:
-                hours[column] = seconds / 3600
+            if per_edit is not None:
+                hours[key] = per_edit * images * len(store.prompt_ids) / 3600
                 break
     return hours
 

@@ -853,3 +853,39 @@ def test_runs_trained_on_several_devices_are_named_and_not_averaged_with_one(swe
         "world size (devices x nodes; dataset.batch_size is per device): 2 in the runs (experiment file: 1)"
         in text
     )
+
+
+def test_generation_hours_are_those_of_the_edits_a_run_reads(sweep, tmp_path):
+    """Figure 5's runs read 1 to 10 prompts of one store (num_prompts is no part of its name): each is
+    charged the hours of its own edits (its training images x its prompts, at the store's logged
+    device-seconds per edit), not the whole store's hours."""
+    from types import SimpleNamespace
+
+    from diffusemix_bench.cli import _generation_hours
+    from diffusemix_bench.generation.store import EditStore
+    from diffusemix_bench.reporting.runs import Run
+
+    config = OmegaConf.load(sweep / "0_aug=none,seed=0" / "config_resolved.yaml")
+    config.aug = {"name": "diffusemix", "components": "all"}
+    config.generator.edits_dir = str(tmp_path / "edits")
+    cells = {}
+    for k in (2, 4):
+        run_config = config.copy()
+        run_config.generator.num_prompts = k
+        cells[(f"{k} prompts", "flowers102")] = SimpleNamespace(
+            finished=[Run(tmp_path, run_config, {"train_images": 5}, "finished")]
+        )
+    store = EditStore.from_config(config, "flowers102")
+    store.folder.mkdir(parents=True)
+    log = [
+        {"generated": 30, "seconds": 100.0, "devices": 2},
+        {"generated": 10, "seconds": 50.0},
+        {"broken": 1},
+    ]
+    (store.folder / "generation_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    per_edit = (100.0 * 2 + 50.0) / 40  # device-seconds per edit
+    hours = _generation_hours(SimpleNamespace(cells=cells))
+    assert hours == {
+        ("2 prompts", "flowers102"): pytest.approx(per_edit * 5 * 2 / 3600),
+        ("4 prompts", "flowers102"): pytest.approx(per_edit * 5 * 4 / 3600),
+    }

@@ -891,19 +891,22 @@ class EditStore:
         with open(self.folder / "generation_log.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
 
-    def generation_seconds(self) -> float:
-        """Device-seconds of every generate.py run logged in this store (wall seconds x devices)."""
+    def generation_seconds_per_edit(self) -> float | None:
+        """Device-seconds (wall seconds x devices) per edit made, over every generate.py run logged
+        in this store's generation_log.jsonl; None when none is logged."""
         path = self.folder / "generation_log.jsonl"
         if not path.is_file():
-            return 0.0
-        total = 0.0
-        for line in path.read_text().splitlines():
+            return None
+        seconds = made = 0.0
+        for line in path.read_text(errors="replace").splitlines():
             try:
                 record = json.loads(line)
-                total += float(record["seconds"]) * int(record.get("devices", 1))
-            except (ValueError, KeyError, TypeError):
+                run_seconds = float(record["seconds"]) * int(record.get("devices", 1))
+                run_made = int(record["generated"])
+            except (ValueError, KeyError, TypeError, AttributeError):
                 continue
-        return total
+            seconds, made = seconds + run_seconds, made + run_made
+        return seconds / made if made > 0 else None
 
     def use_runtime(self, runtime: dict[str, Any], warn: bool = True) -> None:
         """Generate with ``runtime`` (see RUNTIME_EXACT, RUNTIME_LOOSE): check it against the one

@@ -74,11 +74,13 @@ def reads_edits_of(config) -> bool:
     ).startswith("originals")
 
 
-def accuracy_vs_compute(filled: FilledTable, path: Path, generation_hours: dict[str, float]) -> Path | None:
+def accuracy_vs_compute(
+    filled: FilledTable, path: Path, generation_hours: dict[tuple[str, str], float]
+) -> Path | None:
     """The first metric of each row and column against its compute: training hours per run (the
     fits alone, ``fit_seconds``; wall time for a run that predates it, and the axis says so) plus,
-    for methods that read edits, the hours their generation took where the edit store recorded it
-    (``generation_hours`` per dataset). None when no run finished."""
+    for methods that read edits, the hours generating the edits it reads took where the edit store
+    recorded them (``generation_hours`` per (row, column)). None when no run finished."""
     t = filled.table
     metric, key = next(iter(t.metrics.items()))
     points = []
@@ -90,9 +92,7 @@ def accuracy_vs_compute(filled: FilledTable, path: Path, generation_hours: dict[
             continue
         wall_time = wall_time or not fit
         hours = seconds / 3600
-        reads_edits = any(reads_edits_of(r.config) for r in cell.finished)
-        if reads_edits:
-            hours += generation_hours.get(column, 0.0)
+        hours += generation_hours.get((label, column), 0.0)
         points.append((hours, mean, f"{label} ({column})"))
     if not points:
         return None
