@@ -749,7 +749,11 @@ def test_generate_a_few_images_first(flowers, tmp_path, capsys):
     store = EditStore.from_config(cfg, "flowers102")
     assert store.missing(range(3)) == [] and len(store.missing(range(12))) == 2 * 9
     log = [json.loads(line) for line in (store.folder / "generation_log.jsonl").read_text().splitlines()]
-    assert [r["generated"] for r in log] == [6] and log[0]["seconds"] > 0 and store.generation_seconds() > 0
+    assert (
+        [r["generated"] for r in log] == [6]
+        and log[0]["seconds"] > 0
+        and store.generation_seconds_per_edit() > 0
+    )
     per_class = compose_generate(
         gen_overrides(flowers, tmp_path, "generator.num_prompts=2", "generator.limit_per_class=1")
     )
