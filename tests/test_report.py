@@ -889,3 +889,25 @@ def test_generation_hours_are_those_of_the_edits_a_run_reads(sweep, tmp_path):
         ("2 prompts", "flowers102"): pytest.approx(per_edit * 5 * 2 / 3600),
         ("4 prompts", "flowers102"): pytest.approx(per_edit * 5 * 4 / 3600),
     }
+
+
+def test_runs_that_loaded_other_weight_files_are_not_averaged(sweep, tmp_path):
+    """model.weights is where the file was (left out of the comparisons: another machine, another
+    path); metrics.json's sha256 of it is what was loaded: runs of one cell that loaded other weights
+    are refused, the same weights from two places are averaged."""
+    one = {"model_weights": {"file": "/a/resnet50.safetensors", "sha256": "a" * 64}}
+    moved = {"model_weights": {"file": "/b/resnet50.safetensors", "sha256": "a" * 64}}
+    other = {"model_weights": {"file": "/a/resnet50.safetensors", "sha256": "b" * 64}}
+    runs = _write_runs(sweep, tmp_path / "same", [(0, {}, one), (1, {}, moved)])
+    assert (
+        build_report(["experiment=table6", "aug=none", "seed=0,1", f"runs={runs}"], CONF)["filled"].counts()[
+            "finished"
+        ]
+        == 2
+    )
+    runs = _write_runs(sweep, tmp_path / "other", [(0, {}, one), (1, {}, other)])
+    with pytest.raises(
+        ReportError,
+        match=r"model\.weights \(the file's contents\)=sha256 aaaaaaaaaaaa vs sha256 bbbbbbbbbbbb",
+    ):
+        build_report(["experiment=table6", "aug=none", "seed=0,1", f"runs={runs}"], CONF)

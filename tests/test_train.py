@@ -500,9 +500,15 @@ def test_resume_with_other_settings_is_refused_naming_them(make_cfg, tmp_path):
     assert said.endswith(f"model.weights={last} instead of ckpt_path")
     assert not (tmp_path / "elsewhere" / "checkpoints").exists()
     # The other way the message offers: a new run from its weights alone.
-    assert (
-        train(make_cfg(["trainer.max_epochs=1", f"model.weights={last}"], run_name="weights"))["epochs"] == 1
-    )
+    import hashlib
+
+    from_weights = train(make_cfg(["trainer.max_epochs=1", f"model.weights={last}"], run_name="weights"))
+    assert from_weights["epochs"] == 1
+    # What was loaded, whatever the file's place (reports compare runs by it).
+    assert from_weights["model_weights"] == {
+        "file": str(Path(last).resolve()),
+        "sha256": hashlib.sha256(Path(last).read_bytes()).hexdigest(),
+    }
     # In its own folder, the file resumes the run.
     assert train(make_cfg(["trainer.max_epochs=3", f"ckpt_path={last}", "aug=none"]))["epochs"] == 3
 

@@ -547,6 +547,12 @@ def _settings_differ(a: Run, b: Run) -> list[str]:
     sizes = world_size(a), world_size(b)
     if None not in sizes and sizes[0] != sizes[1]:
         found.append(f"{WORLD_SIZE}={sizes[0]} vs {sizes[1]}")
+    # model.weights says where the file was (left out); metrics.json's sha256 says what it held.
+    recorded = all("model_weights" in (r.metrics or {}) for r in (a, b))  # not by a run that predates it
+    loaded = [((r.metrics or {}).get("model_weights") or {}).get("sha256") for r in (a, b)]
+    if recorded and loaded[0] != loaded[1]:
+        shown = [f"sha256 {h[:12]}" if h else "none" for h in loaded]
+        found.append(f"model.weights (the file's contents)={shown[0]} vs {shown[1]}")
     return found
 
 

@@ -35,6 +35,21 @@ def git_state(folder: Path = PROJECT) -> dict | None:
     return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
 
 
+def weights_file(path: str | None) -> dict | None:
+    """``{"file", "sha256"}`` of the weight file a run started from (``model.weights``), so that runs
+    are compared by the weights they loaded, not by where the file was; None without one."""
+    if not path:
+        return None
+    import hashlib
+
+    file = Path(path).expanduser()
+    digest = hashlib.sha256()
+    with open(file, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"file": str(file.resolve()), "sha256": digest.hexdigest()}
+
+
 def versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {"python": platform.python_version()}
     for name in PACKAGES:

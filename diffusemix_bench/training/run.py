@@ -50,7 +50,7 @@ from .classifier import build_model
 from .evaluate import attack_checkpoint, eval_split, log_left_out, robustness_keys, with_robustness
 from .locate import check_same_classes, class_ids, keep_command_record, write_classes
 from .module import ClassifierModule, vanilla_batches_per_epoch
-from .provenance import git_state, shortened_by, versions
+from .provenance import git_state, shortened_by, versions, weights_file
 from .resume import (
     asks_more,
     check_resume,
@@ -687,6 +687,7 @@ def _train(
         "edit_store": aug.store_record() if hasattr(aug, "store_record") else None,
         "git": git_state(),
         "versions": versions(),
+        "model_weights": weights_file(cfg.model.weights),
         "val_rule": datamodule.val_set.info.get("val_rule"),
         # Corrupt files left out with dataset.on_bad_image=skip (listed in bad_images.txt).
         "bad_images": {split: len(paths) for split, paths in bad_images.items()},
