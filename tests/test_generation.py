@@ -659,6 +659,20 @@ def test_store_records_the_resolved_dtype_and_refuses_another(flowers, tmp_path,
     assert json.loads((store.folder / "runtime.json").read_text()) == runtime
 
 
+def test_the_other_ranks_wait_for_the_first_ones_work_past_the_default_timeout():
+    """With trainer.strategy=ddp the other ranks wait while the first checks the images and converts a
+    store (hours for millions of edits): the process group's timeout is a day, not the default 30
+    minutes; ddp stays Lightning's (start method popen), other strategies are left as given."""
+    from datetime import timedelta
+
+    from pytorch_lightning.strategies import DDPStrategy
+
+    strategy = gen_mod._patient("ddp")
+    assert isinstance(strategy, DDPStrategy) and strategy._start_method == "popen"
+    assert strategy._timeout == timedelta(hours=gen_mod.FIRST_RANK_TIMEOUT_HOURS) > timedelta(hours=12)
+    assert gen_mod._patient("auto") == "auto"
+
+
 @pytest.mark.slow
 def test_two_ranks_with_fewer_missing_edits_than_ranks(flowers, tmp_path):
     """generate.py with 2 CPU ranks (DDP) and one missing edit: the rank without a key runs an

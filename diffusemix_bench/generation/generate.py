@@ -450,6 +450,24 @@ class GroupResult:
     by_others: int = 0
 
 
+#: How long the other ranks wait for the first one's work before any edit is made (it checks the
+#: images, converts a store of the other format and records files found unrecorded: for a store of
+#: millions of edits, longer than the process group's default 30 minutes).
+FIRST_RANK_TIMEOUT_HOURS = 24
+
+
+def _patient(strategy):
+    """``trainer.strategy`` for generation: ``ddp`` with a process-group timeout that outlasts the
+    first rank's work before generating (see FIRST_RANK_TIMEOUT_HOURS); any other as given."""
+    if strategy != "ddp":
+        return strategy
+    from datetime import timedelta
+
+    from pytorch_lightning.strategies import DDPStrategy
+
+    return DDPStrategy(timeout=timedelta(hours=FIRST_RANK_TIMEOUT_HOURS))
+
+
 class StoreWriter(BasePredictionWriter):
     """Writes each batch's edits to the store as soon as the batch is done, records the attempts
     tried on keys that failed, and counts (this rank only; generate() sums the ranks)."""
@@ -554,7 +572,7 @@ def generate(cfg: DictConfig, only: dict[str, list[int]] | None = None) -> dict:
         accelerator=t.accelerator,
         devices=t.devices,
         num_nodes=t.num_nodes,
-        strategy=t.strategy,
+        strategy=_patient(t.strategy),
         # The pipeline's dtype is generator.dtype; autocast on top would change pixels unseen.
         precision="32-true",
         # Reproducible kernels (cuDNN autotuning may pick different convolutions run to run).
