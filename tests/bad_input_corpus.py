@@ -154,6 +154,20 @@ def _flowers_setid_missing(folder: Path, _) -> None:
     (folder / "data" / "flowers-102" / "setid.mat").unlink()
 
 
+def _flowers_setid_empty(folder: Path, _) -> None:
+    (folder / "data" / "flowers-102" / "setid.mat").write_bytes(b"")  # a download cut off at its start
+
+
+def _flowers_labels_cut_short(folder: Path, _) -> None:
+    path = folder / "data" / "flowers-102" / "imagelabels.mat"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _cub_split_all_test(folder: Path, _) -> None:
+    path = folder / "data" / "CUB_200_2011" / "train_test_split.txt"
+    path.write_text("".join(f"{line.split()[0]} 0\n" for line in path.read_text().splitlines()))
+
+
 def _corrupt_cub_image(folder: Path, _) -> None:
     from tests.fixtures.datasets import corrupt_one_image
 
@@ -471,6 +485,27 @@ CASES: list[Case] = [
         "error",
         _train("flowers102", prepare=_flowers_setid_missing),
         r"setid\.mat",
+    ),
+    Case(
+        "Flowers setid.mat empty", "error", _train("flowers102", prepare=_flowers_setid_empty), r"setid\.mat"
+    ),
+    Case(
+        "Flowers imagelabels.mat cut short",
+        "error",
+        _train("flowers102", prepare=_flowers_labels_cut_short),
+        r"imagelabels\.mat: not a readable MATLAB file",
+    ),
+    Case(
+        "CUB split without training images",
+        "error",
+        _train("cub", prepare=_cub_split_all_test),
+        r"cub/train \(read from .*\): the split is empty",
+    ),
+    Case(
+        "image folder with dataset.download=true",
+        "error",
+        _train("imagefolder", "dataset.download=true"),
+        r"dataset\.download=true: an image folder",
     ),
     # -- images ---------------------------------------------------------------------------------------------
     Case("corrupt image", "error", _train("cub", prepare=_corrupt_cub_image, **{}), r"\.jpg"),

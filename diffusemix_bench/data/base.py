@@ -139,15 +139,23 @@ class ImageClassificationDataset(Dataset):
         if (self.paths is None) == (self.array is None):
             raise ValueError("give exactly one of paths or array")
         n = len(self.paths) if self.paths is not None else len(self.array)
+        # What the dataset's files say, not the code: a damaged or emptied list file, a label
+        # table of another release (one message naming the dataset's folder, not a traceback).
+        where = f" (read from {self.root})" if self.root is not None else ""
+        fix = "the files are damaged or not the official ones; re-download the dataset"
         if n != len(self.targets):
-            raise ValueError(f"{self.name}/{self.split}: {n} images but {len(self.targets)} labels")
+            raise DataFileError(
+                f"{self.name}/{self.split}{where}: {n} images but {len(self.targets)} labels: {fix}"
+            )
         if n == 0:
-            raise ValueError(f"{self.name}/{self.split}: the split is empty")
+            raise DataFileError(
+                f"{self.name}/{self.split}{where}: the split is empty (its files list no images): {fix}"
+            )
         bad = [t for t in self.targets if not 0 <= t < len(self.classes)]
         if bad:
-            raise ValueError(
-                f"{self.name}/{self.split}: label {bad[0]} outside [0, {len(self.classes)}) "
-                "(the label files and class list disagree)"
+            raise DataFileError(
+                f"{self.name}/{self.split}{where}: label {bad[0]} outside [0, {len(self.classes)}) "
+                f"(the label files and the class list disagree): {fix}"
             )
 
     @property
@@ -363,8 +371,9 @@ def load_mat(path: Path, keys: Sequence[str], **kwargs) -> dict:
 
     try:
         mat = loadmat(path, **kwargs)
-    except (ValueError, OSError, TypeError, NotImplementedError) as exc:
-        raise DataFileError(f"{path}: not a readable MATLAB file ({exc}); re-download the dataset.") from exc
+    except Exception as exc:  # scipy's MatReadError, or an IndexError inside it for a file cut short
+        said = " ".join(str(exc).split()) or type(exc).__name__
+        raise DataFileError(f"{path}: not a readable MATLAB file ({said}); re-download the dataset.") from exc
     missing = [k for k in keys if k not in mat]
     if missing:
         raise DataFileError(

@@ -9,7 +9,7 @@ import logging
 import os
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import ConfigError, UserError
 from .base import (
     IMAGE_EXTENSIONS,
     ImageClassificationDataset,
@@ -109,7 +109,10 @@ def imagefolder(
 ) -> ImageClassificationDataset:
     check_options("imagefolder", options, {})
     if download:
-        raise ValueError("dataset 'imagefolder' cannot be downloaded; set dataset.download=false")
+        raise ConfigError(
+            "dataset.download=true: an image folder (dataset=imagefolder) is yours and cannot be downloaded; "
+            "set dataset.download=false and dataset.root=<the folder that holds train/>"
+        )
     base = require_layout("imagefolder", root, ("train",))
     classes = list_class_folders(base / "train")
     if not classes:
