@@ -879,7 +879,12 @@ def test_a_store_of_other_images_is_not_converted_from(flowers, tmp_path, capsys
     npy_cfg = compose_generate(gen_overrides(other, tmp_path / "edits", *common))
     summary = generate(npy_cfg)
     assert summary["converted"] == 0 and summary["generated"] == 12
-    assert "holds the edits of other images than these" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert (
+        "the png store of the same settings is not converted from (its edits are made anew here): the edit store"
+        in said
+    )
+    assert "was made from other images than this dataset's: index 0 was " in said, said
     png, npy = EditStore.from_config(png_cfg, "flowers102"), EditStore.from_config(npy_cfg, "flowers102")
     assert not any(
         torch.equal(npy.read(i, pid), png.read(i, pid)) for i in range(12) for pid in npy.prompt_ids
@@ -903,6 +908,23 @@ def test_the_latest_record_of_an_edit_wins_whatever_the_process_ids(tmp_path):
     (manifest / "host-82-2000.txt").write_text(f"autumn 0 {size}\n")  # made again later
     again = EditStore(tmp_path / "store", prompts)
     assert again.recorded_size(0, "autumn") == size and again.stored_ok(0, "autumn")
+
+
+def test_a_process_refused_for_another_dtype_leaves_no_edit_in_the_store(tmp_path):
+    """Two processes start on one store before it records how its edits are computed, one in bf16
+    and one in fp32: the second is refused before its edit is written (a file left there would be
+    adopted by the next run, an fp32 edit in a bf16 store)."""
+    prompts = build_prompts(["autumn"], "raw", None)
+    image = torch.zeros(3, 8, 8, dtype=torch.uint8)
+    runtime = {"dtype_setting": "auto", "channels_last": False, "compile": False, "batch_invariant": False}
+    bf16, fp32 = (EditStore(tmp_path / "store", prompts) for _ in range(2))
+    bf16.use_runtime({**runtime, "dtype": "bf16", "device": "cuda"})
+    fp32.use_runtime({**runtime, "dtype": "fp32", "device": "cpu"})
+    bf16.write(0, "autumn", image)
+    with pytest.raises(ConfigError, match="holds edits computed in bf16"):
+        fp32.write(1, "autumn", image)
+    assert not fp32.path(1, "autumn").exists()
+    assert EditStore(tmp_path / "store", prompts).adopt_unrecorded(range(2)) == 0
 
 
 def test_a_damaged_store_settings_file_is_one_message_before_any_work(flowers, tmp_path):

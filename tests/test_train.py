@@ -344,6 +344,9 @@ def test_resuming_a_finished_run_keeps_its_metrics(make_cfg, tmp_path, caplog):
         "robust_images": 8,
         **pgd,
     }
+    assert first["world_size"] == 1 and first["model_weights"] is None  # one process, from scratch
+    # As a run written before world_size and model_weights were recorded.
+    first = {k: v for k, v in first.items() if k not in ("world_size", "model_weights")}
     path.write_text(json.dumps({**first, **robust}, indent=2) + "\n")
     before = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
     caplog.set_level("INFO", logger="diffusemix_bench")
@@ -362,11 +365,18 @@ def test_resuming_a_finished_run_keeps_its_metrics(make_cfg, tmp_path, caplog):
     assert 0 <= fgsm["fgsm_error"] <= 100 and fgsm["robust_checkpoint"] == first["best_checkpoint"]
     assert fgsm["wall_time_s"] == round(first["wall_time_s"] + fgsm["wall_time_this_part_s"], 2)
     assert fgsm["fit_seconds"] == first["fit_seconds"]  # nothing was trained in this part
+    assert "world_size" not in fgsm and "model_weights" not in fgsm  # still unknown: this part only evaluated
     assert json.loads(path.read_text()) == fgsm
 
     # Trained further: other weights, so the robustness of the first ones is left out.
     caplog.clear()
+    # Its checkpoint too predates the records: the first part's size is unknown, the second's is 1.
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    state = torch.load(last, weights_only=True)
+    del state["world_sizes"], state["started_from"]
+    torch.save(state, last)
     longer = train(make_cfg(["trainer.max_epochs=2", "ckpt_path=last"]))
+    assert longer["world_size"] == [None, 1] and "model_weights" not in longer
     assert longer["epochs"] == 2 and not any(k.startswith(("pgd", "fgsm", "robust")) for k in longer)
     assert "pgd_error, pgd_settings" in caplog.text and "left out" in caplog.text
 

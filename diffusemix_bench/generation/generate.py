@@ -236,10 +236,12 @@ class EditKeysData(pl.LightningDataModule):
         # Before anything is written, the first rank refuses a store made from other images
         # (index by index: a stat per planned image) and records the indices new to it; every
         # rank stops alike when it refuses or fails.
-        files = {split: image_files(ds, indices, sizes=True) for split, (ds, indices) in reads.items()}
+        files: dict[str, dict] = {}  # the first rank's: a stat per planned image
 
         def check_images() -> None:
             for split, store in self.stores.items():
+                ds, indices = reads[split]
+                files[split] = image_files(ds, indices, sizes=True)
                 store.ensure_settings()  # a damaged settings.json is said before any work
                 store.check_images(files[split], record=True)
 
@@ -261,14 +263,14 @@ class EditKeysData(pl.LightningDataModule):
                 if source is not None and source.folder.is_dir():
                     try:  # the other format's store of the same settings may hold another folder's edits
                         source.check_images(files[split])
-                    except EditStoreError:
+                        n = store.convert_from(source, reads[split][1], store.prompt_ids)
+                    except EditStoreError as exc:
+                        said = user_message(exc).split(". ")[0]  # what is wrong with it, not how to mend it
                         say(
-                            f"the {source.format} store of the same settings, {source.folder}, holds the edits "
-                            "of other images than these (or its record of them cannot be read): nothing is "
-                            "converted from it"
+                            f"the {source.format} store of the same settings is not converted from (its edits "
+                            f"are made anew here): {said}"
                         )
                         continue
-                    n = store.convert_from(source, reads[split][1], store.prompt_ids)
                     self.counts.converted += n
                     if n:
                         say(f"converted {n} edits from the {source.format} store {source.folder}")

@@ -524,14 +524,15 @@ class EditStore:
         """Store a uint8 CHW RGB edit (and its full-resolution edit), atomically; then record it."""
         if prompt_id not in self.prompt_texts and not _ID.fullmatch(prompt_id):
             raise ValueError(f"prompt id {prompt_id!r} is not a valid store key")
+        if not self._runtime_recorded and self.runtime is not None:
+            # Before the first edit this run computes is written (a process refused for another
+            # dtype leaves no file); a conversion copies the runtime of the store it converts
+            # from instead, and sets none of its own.
+            self._record_runtime()
+            self._runtime_recorded = True
         if full is not None:
             self._write_file(self.path(index, prompt_id, full=True), full)
         size = self._write_file(self.path(index, prompt_id), image)
-        if not self._runtime_recorded and self.runtime is not None:
-            # With the first edit this run computes (a conversion before it copies the runtime of
-            # the store it converts from, and sets none of its own).
-            self._record_runtime()
-            self._runtime_recorded = True
         if self.recorded_size(index, prompt_id) != size:
             self._append_manifest(index, prompt_id, size)
 
@@ -614,7 +615,6 @@ class EditStore:
         have = {pid: source._present(pid, full=False) for pid in prompt_ids}
         if not any(have.get(pid, {}).get(i) is not None for i, pid in wanted):
             return 0
-        self._take_records_of(source)
         done = 0
         from ..progress import plain_progress
 
@@ -627,6 +627,8 @@ class EditStore:
                     full = source.read(i, pid, full=True) if self.keep_full_size else None
                 except (CorruptEditError, MissingEditError):
                     continue  # made anew instead
+                if not done:  # with the first edit converted: how they were made, and the hours
+                    self._take_records_of(source)
                 self.write(i, pid, image, full=full)
                 done += 1
         return done
@@ -958,6 +960,8 @@ class EditStore:
             return
         path = self.folder / "runtime.json"
         if not path.exists():
+            self.ensure_settings()  # the folder, before its first file
+            self.folder.mkdir(parents=True, exist_ok=True)
             tmp = self.folder / f".runtime.json.{_host()}-{os.getpid()}"
             tmp.write_text(json.dumps(self.runtime, indent=2, sort_keys=True) + "\n")
             try:

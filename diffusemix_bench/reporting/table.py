@@ -561,10 +561,19 @@ def _settings_differ(a: Run, b: Run) -> list[str]:
 WORLD_SIZE = "world size (devices x nodes; dataset.batch_size is per device)"
 
 
-def world_size(run: Run) -> int | None:
-    """The processes that trained ``run`` together (metrics.json; None for a run that predates it)."""
+def world_size(run: Run) -> int | tuple[int, ...] | None:
+    """The processes that trained ``run`` together (metrics.json): a number, or the sizes of its
+    parts where they differ; None where unknown (a run, or a part, that predates the record)."""
     value = (run.metrics or {}).get("world_size")
-    return value if isinstance(value, int) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        return tuple(value)
+    return None
 
 
 #: What metrics.json says of a run's data: runs of one dataset agree on them wherever the data is.

@@ -29,6 +29,10 @@ class NonFiniteLossError(UserError, FloatingPointError):
 RANK_SEED_STRIDE = 1_000_003
 
 
+#: ``started_from`` of a run resumed from a checkpoint that predates the record.
+UNKNOWN = "unknown"
+
+
 class ClassifierModule(pl.LightningModule):
     """Trains ``model`` (pixel-space input in [0, 1], normalisation inside) with ``aug``.
 
@@ -65,6 +69,11 @@ class ClassifierModule(pl.LightningModule):
         self.evaluated = {"val": 0, "test": 0}
         # The name validation logs under: "val" during fit, "val_selected" for the selected checkpoint.
         self.val_name = "val"
+        # What the run's parts trained with, carried in its checkpoints: the number of processes of
+        # each part ([None] for a part whose checkpoint predates the record) and the weight file the
+        # run started from (its sha256; set by the caller for a new run).
+        self.world_sizes_before: list[int | None] = []
+        self.started_from: dict | None = None
         # Seconds of fit before this process (a resumed run), and when this process's fit began.
         self.wall_time_before = 0.0
         self._fit_started: float | None = None
@@ -284,6 +293,8 @@ class ClassifierModule(pl.LightningModule):
         }
         checkpoint["adversarial_batches"] = self.adversarial_batches
         checkpoint["fit_seconds"] = self.fit_seconds()
+        checkpoint["world_sizes"] = self.world_sizes()
+        checkpoint["started_from"] = self.started_from
         # The random streams of the main process (batch mixing draws, dropout, the method's own
         # generators), so a resumed run continues them where the checkpoint was taken. The data
         # loader's draws need none: each image is seeded by its position (data/sampling.py).
@@ -295,6 +306,11 @@ class ClassifierModule(pl.LightningModule):
             "aug": self.aug.rng_state(),
             "rank": self.global_rank,
         }
+
+    def world_sizes(self) -> list[int | None]:
+        """The processes that trained together in each part of the run so far, each size once."""
+        sizes = [*self.world_sizes_before, self.trainer.world_size]
+        return [size for k, size in enumerate(sizes) if size not in sizes[:k]]
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.images_seen = int(checkpoint.get("images_seen", 0))
@@ -309,6 +325,9 @@ class ClassifierModule(pl.LightningModule):
             self._loss_count = int(epoch_loss["count"])
         self.adversarial_batches = int(checkpoint.get("adversarial_batches", 0))
         self.wall_time_before = float(checkpoint.get("fit_seconds", 0.0))
+        self.world_sizes_before = list(checkpoint.get("world_sizes", [None]))
+        # A checkpoint that predates the record: what the run started from is unknown.
+        self.started_from = checkpoint.get("started_from", UNKNOWN)
         self._rng_to_restore = checkpoint.get("rng_states")
         self._resumed = True
 

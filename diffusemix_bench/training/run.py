@@ -49,7 +49,7 @@ from .checkpoint_io import AtomicCheckpointIO, CheckpointOnSigterm, RunCheckpoin
 from .classifier import build_model
 from .evaluate import attack_checkpoint, eval_split, log_left_out, robustness_keys, with_robustness
 from .locate import check_same_classes, class_ids, keep_command_record, write_classes
-from .module import ClassifierModule, vanilla_batches_per_epoch
+from .module import UNKNOWN, ClassifierModule, vanilla_batches_per_epoch
 from .provenance import git_state, shortened_by, versions, weights_file
 from .resume import (
     asks_more,
@@ -334,6 +334,9 @@ def _with_earlier(metrics: dict, earlier: dict | None, path: Path) -> dict:
     trained further leaves out the robustness measured on its earlier weights, saying so."""
     if earlier is not None:
         robust = {key: metrics.pop(key) for key in robustness_keys(metrics)}
+        # What the training was (this part only evaluated): as recorded, or unknown when it predates the record.
+        for key in ("world_size", "model_weights"):
+            metrics.pop(key, None)
         merged, dropped = with_robustness({**earlier, **metrics}, robust)
         merged["wall_time_s"] = round(earlier.get("wall_time_s", 0.0) + metrics["wall_time_this_part_s"], 2)
         merged["fit_seconds"] = earlier.get("fit_seconds", metrics["fit_seconds"])  # no training this part
@@ -563,6 +566,8 @@ def _train(
     module = ClassifierModule(
         model, num_classes, aug, aug.ctx.loss, cfg.loss, cfg.optim, cfg.sched, adversarial=adversarial
     )
+    # The weight file a new run starts from, as loaded now (a resume restores its run's record).
+    module.started_from = weights_file(cfg.model.weights)
     if cfg.model.compile:
         module.model = torch.compile(module.model)
 
@@ -613,6 +618,7 @@ def _train(
     adversarial_batches = module.adversarial_batches
     fit_seconds = module.fit_seconds()
     earlier_seconds = module.wall_time_before
+    world_sizes, started_from = module.world_sizes(), module.started_from
 
     checkpoint = callbacks[0]
     best = checkpoint.best_model_path or None
@@ -650,8 +656,9 @@ def _train(
         "optimizer_steps": trainer.global_step,
         "images_seen": images_seen,
         "budget": cfg.budget,
-        # Processes that trained together (devices x nodes): dataset.batch_size is per process.
-        "world_size": trainer.world_size,
+        # Processes that trained together (devices x nodes): dataset.batch_size is per process. A
+        # list where the run's parts differ (None: a part whose checkpoint predates the record).
+        "world_size": world_sizes[0] if len(world_sizes) == 1 else world_sizes,
         # Fast adversarial training (adv.p > 0): its settings and how many batches it perturbed.
         # (its step as used: adv.step=null is eps + 2)
         "adv_training": adv_training,
@@ -687,7 +694,8 @@ def _train(
         "edit_store": aug.store_record() if hasattr(aug, "store_record") else None,
         "git": git_state(),
         "versions": versions(),
-        "model_weights": weights_file(cfg.model.weights),
+        # The weight file the run started from and its sha256 (left out where unknown).
+        **({} if started_from == UNKNOWN else {"model_weights": started_from}),
         "val_rule": datamodule.val_set.info.get("val_rule"),
         # Corrupt files left out with dataset.on_bad_image=skip (listed in bad_images.txt).
         "bad_images": {split: len(paths) for split, paths in bad_images.items()},
