@@ -325,6 +325,31 @@ def test_training_further_follows_the_longer_schedule_from_its_first_step(make_c
     assert lrs[4] > 0.01
 
 
+def test_training_further_stopped_before_its_first_checkpoint_trains_on_when_resumed(
+    make_cfg, tmp_path, monkeypatch
+):
+    """A finished run trained further and stopped before the longer part's first checkpoint: its
+    settings are the longer run's and last.ckpt is the finished part's, which read as a finished run
+    ("Nothing to do") to the resume, and to a DDP run's other ranks, started after the settings are
+    rewritten. failure.json says a part training further has begun: the resume trains on."""
+    from diffusemix_bench.training import run as run_module
+    from diffusemix_bench.training.resume import trained_further
+
+    train(make_cfg(["trainer.max_epochs=1"]))
+    real = run_module.build_model
+
+    def stopped(*args, **kwargs):
+        raise RuntimeError("stopped before the first checkpoint")
+
+    monkeypatch.setattr(run_module, "build_model", stopped)
+    with pytest.raises(RuntimeError, match="stopped before"):
+        train(make_cfg(["trainer.max_epochs=2", "ckpt_path=last"]))
+    assert trained_further(tmp_path / "run")
+    monkeypatch.setattr(run_module, "build_model", real)
+    longer = train(make_cfg(["trainer.max_epochs=2", "ckpt_path=last"]))
+    assert longer["epochs"] == 2 and not (tmp_path / "run" / "failure.json").exists()
+
+
 def test_resuming_a_finished_run_keeps_its_metrics(make_cfg, tmp_path, caplog):
     """A resume of a finished run (a sweep run again with ckpt_path=auto) has nothing to do and
     leaves the folder as it was; asked for a number it lacks, it adds it beside what evaluate.py

@@ -185,12 +185,26 @@ def check_no_earlier_run(run_dir: Path, given: str | None) -> None:
     raise ConfigError(f"{run_dir} holds {held}{found}: a new run there would overwrite it. {advice}")
 
 
+#: failure.json's mark of a finished run being trained further (see training.run.train).
+TRAINED_FURTHER = "trained_further"
+
+
+def trained_further(run_dir: Path) -> bool:
+    """Whether the run folder's failure.json says a part training it further has begun and not
+    finished (its metrics.json is then the earlier part's, its settings the longer run's)."""
+    try:
+        record = json.loads((run_dir / "failure.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and bool(record.get(TRAINED_FURTHER))
+
+
 def finished_metrics(cfg: DictConfig, run_dir: Path, step: int | None) -> dict | None:
     """The run folder's metrics.json when it records the weights a resume starts from, trained to
     the end this resume asks for: the run has finished (same optimizer steps as the checkpoint, and
     the same ``trainer.max_epochs`` and ``trainer.max_steps`` as the run saved); else None."""
     path, saved = run_dir / "metrics.json", run_dir / "config_resolved.yaml"
-    if step is None or not path.is_file() or not saved.is_file():
+    if step is None or not path.is_file() or not saved.is_file() or trained_further(run_dir):
         return None
     try:
         metrics = json.loads(path.read_text())

@@ -52,12 +52,14 @@ from .locate import check_same_classes, class_ids, keep_command_record, write_cl
 from .module import UNKNOWN, ClassifierModule, vanilla_batches_per_epoch
 from .provenance import git_state, shortened_by, versions, weights_file
 from .resume import (
+    TRAINED_FURTHER,
     asks_more,
     check_resume,
     check_settings_kept,
     finished_metrics,
     nothing_to_do,
     resolve_auto_resume,
+    trained_further,
 )
 from .summary import EpochSummary
 
@@ -391,6 +393,8 @@ def record_failure(run_dir: Path, exc: BaseException) -> None:
     else:
         error = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
     record = {"status": status, "error": error, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if trained_further(run_dir):  # a part training further stopped: still not a finished run
+        record[TRAINED_FURTHER] = True
     with suppress(OSError):
         (run_dir / FAILURE_FILE).write_text(json.dumps(record, indent=2) + "\n")
 
@@ -460,6 +464,10 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
             "error": "trained further than its metrics.json (the earlier part's numbers): this part has "
             "not finished (still running, or killed); resume it with ckpt_path=last",
             "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            # Until this part ends, the folder's metrics.json and settings do not say the run has
+            # finished (resume.finished_metrics): a resume after a kill, and the other ranks of a
+            # DDP run (started by fit, after the settings are rewritten), train on.
+            TRAINED_FURTHER: True,
         }
         write_atomic(run_dir / FAILURE_FILE, json.dumps(record, indent=2) + "\n")
     with failure_recorded(run_dir), wandb_run_ended():
