@@ -445,6 +445,27 @@ def test_a_batch_limit_of_1_is_one_batch(make_cfg):
     assert "limit_test_batches" not in metrics["shortened_by"]
 
 
+def test_the_commit_recorded_is_that_of_the_code_the_process_runs(tmp_path):
+    """A sweep's jobs run in one process, which keeps the modules it imported: a commit made while
+    the sweep runs is not the code of its later jobs. The commit is read once, as the first run starts."""
+    import subprocess
+
+    from diffusemix_bench.training.provenance import code_state, git_state
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    for n in (1, 2):
+        (tmp_path / "code.py").write_text(f"version = {n}\n")
+        git("add", "code.py")
+        git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", f"v{n}")
+        if n == 1:
+            first = code_state(tmp_path)
+    assert code_state(tmp_path) == first != git_state(tmp_path)
+    assert len(first["commit"]) == 40 and first["dirty"] is False
+
+
 def test_metrics_say_what_the_numbers_were_computed_on(make_cfg):
     """debug=fast cuts each split to two batches: metrics.json says which of them that shortened,
     beside the code's commit and the package versions."""

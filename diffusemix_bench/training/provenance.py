@@ -3,6 +3,7 @@ uncommitted changes), the package versions, and the limits that shortened the ru
 
 from __future__ import annotations
 
+import functools
 import platform
 import subprocess
 from importlib import metadata
@@ -48,6 +49,14 @@ def weights_file(path: str | None) -> dict | None:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return {"file": str(file.resolve()), "sha256": digest.hexdigest()}
+
+
+@functools.cache
+def code_state(folder: Path = PROJECT) -> dict | None:
+    """``git_state`` of the code this process runs, read once, when its first run starts: Python
+    keeps the modules it imported, so a commit made while a sweep runs (its jobs in one process)
+    or while a long run trains is not the code that made their numbers."""
+    return git_state(folder)
 
 
 def versions() -> dict[str, str | None]:

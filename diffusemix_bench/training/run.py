@@ -50,7 +50,7 @@ from .classifier import build_model
 from .evaluate import attack_checkpoint, eval_split, log_left_out, robustness_keys, with_robustness
 from .locate import check_same_classes, class_ids, keep_command_record, write_classes
 from .module import UNKNOWN, ClassifierModule, vanilla_batches_per_epoch
-from .provenance import git_state, shortened_by, versions, weights_file
+from .provenance import code_state, shortened_by, versions, weights_file
 from .resume import (
     TRAINED_FURTHER,
     asks_more,
@@ -428,6 +428,7 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
     ``failure.json`` (status diverged or failed, and the error) in its folder."""
     validate_config(cfg)
     check_protocol_optimiser(cfg)
+    code_state()  # the commit of the code this process runs, read as its first run starts
     adversarial = FastAdversarial(**OmegaConf.to_container(cfg.adv, resolve=True))
     run_dir = Path(cfg.paths.output_dir).expanduser()
     start = time.time()
@@ -700,7 +701,7 @@ def _train(
             },
         ),
         "edit_store": aug.store_record() if hasattr(aug, "store_record") else None,
-        "git": git_state(),
+        "git": code_state(),
         "versions": versions(),
         # The weight file the run started from and its sha256 (left out where unknown).
         **({} if started_from == UNKNOWN else {"model_weights": started_from}),
