@@ -59,7 +59,6 @@ from .resume import (
     finished_metrics,
     nothing_to_do,
     resolve_auto_resume,
-    trained_further,
 )
 from .summary import EpochSummary
 
@@ -375,16 +374,17 @@ def _set_aside_unfinished_robustness(run_dir: Path) -> None:
 
 
 @contextmanager
-def failure_recorded(run_dir: Path):
+def failure_recorded(run_dir: Path, further: bool = False):
     try:
         yield
     except BaseException as exc:
-        record_failure(run_dir, exc)
+        record_failure(run_dir, exc, further)
         raise
 
 
-def record_failure(run_dir: Path, exc: BaseException) -> None:
-    """``failure.json`` in the run folder: diverged (a non-finite loss) or failed, and the error."""
+def record_failure(run_dir: Path, exc: BaseException, further: bool = False) -> None:
+    """``failure.json`` in the run folder: diverged (a non-finite loss) or failed, and the error;
+    ``further``: the part that stopped was training a finished run further (the mark stays)."""
     status = "diverged" if isinstance(exc, FloatingPointError) else "failed"
     if is_interrupt(exc):
         error = "interrupted (Ctrl-C)"
@@ -393,10 +393,10 @@ def record_failure(run_dir: Path, exc: BaseException) -> None:
     else:
         error = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
     record = {"status": status, "error": error, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    if trained_further(run_dir):  # a part training further stopped: still not a finished run
+    if further:  # a part training further stopped: still not a finished run
         record[TRAINED_FURTHER] = True
-    with suppress(OSError):
-        (run_dir / FAILURE_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    with suppress(OSError):  # whole or not at all (every rank of a DDP run writes it)
+        write_atomic(run_dir / FAILURE_FILE, json.dumps(record, indent=2) + "\n")
 
 
 @contextmanager
@@ -456,14 +456,16 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
     if outside:
         log.warning("%s (the experiment's settings are used as they are)", outside)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if earlier is None and (run_dir / "metrics.json").is_file():
+    further = earlier is None and (run_dir / "metrics.json").is_file()
+    if further:
         # Trained further than a finished part: until this part ends, metrics.json holds the earlier
         # part's numbers while config_resolved.yaml will hold the longer run's settings. Said so from
         # now on (a report meanwhile, or after a kill that leaves no word, counts no finished run).
         record = {
             "status": "failed",
             "error": "trained further than its metrics.json (the earlier part's numbers): this part has "
-            "not finished (still running, or killed); resume it with ckpt_path=last",
+            "not finished (still running, or killed); resume it with ckpt_path=last (a sweep's job: the "
+            "sweep's command with ckpt_path=auto)",
             "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
             # Until this part ends, the folder's metrics.json and settings do not say the run has
             # finished (resume.finished_metrics): a resume after a kill, and the other ranks of a
@@ -471,7 +473,7 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
             TRAINED_FURTHER: True,
         }
         write_atomic(run_dir / FAILURE_FILE, json.dumps(record, indent=2) + "\n")
-    with failure_recorded(run_dir), wandb_run_ended():
+    with failure_recorded(run_dir, further), wandb_run_ended():
         metrics = _train(cfg, splits, adversarial, run_dir, attacks, resumed, start, earlier)
     (run_dir / FAILURE_FILE).unlink(missing_ok=True)
     return metrics
