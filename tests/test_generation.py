@@ -891,6 +891,21 @@ def test_a_store_of_other_images_is_not_converted_from(flowers, tmp_path, capsys
     )
 
 
+def test_a_store_whose_runtime_record_is_damaged_is_not_converted_from(flowers, tmp_path, capsys):
+    """The other format's store with a damaged runtime.json (how its edits were computed): nothing is
+    converted from it, said in one line, and the edits are made here (it stopped generate.py)."""
+    common = ["generator.num_prompts=1"]
+    png_cfg = compose_generate(gen_overrides(flowers, tmp_path, *common, "generator.store_format=png"))
+    generate(png_cfg)
+    (EditStore.from_config(png_cfg, "flowers102").folder / "runtime.json").write_text('{"dtype": ')
+    capsys.readouterr()
+    summary = generate(compose_generate(gen_overrides(flowers, tmp_path, *common)))
+    assert summary["converted"] == 0 and summary["generated"] == 12
+    out = capsys.readouterr().out
+    assert "the png store of the same settings is not converted from (its edits are made anew here): " in out
+    assert "runtime.json cannot be read" in out
+
+
 def test_the_latest_record_of_an_edit_wins_whatever_the_process_ids(tmp_path):
     """Manifest files are named <host>-<pid>-<time_ns>.txt; read in name order, an edit made again
     by a later process with a smaller pid (82 < 852 as text) lost to the earlier record of its size,

@@ -263,7 +263,7 @@ class EditKeysData(pl.LightningDataModule):
                 if source is not None and source.folder.is_dir():
                     try:  # the other format's store of the same settings may hold another folder's edits
                         source.check_images(files[split])
-                        n = store.convert_from(source, reads[split][1], store.prompt_ids)
+                        source.stored_runtime()  # and its record of how they were made must read
                     except EditStoreError as exc:
                         said = user_message(exc).split(". ")[0]  # what is wrong with it, not how to mend it
                         say(
@@ -271,6 +271,7 @@ class EditKeysData(pl.LightningDataModule):
                             f"are made anew here): {said}"
                         )
                         continue
+                    n = store.convert_from(source, reads[split][1], store.prompt_ids)
                     self.counts.converted += n
                     if n:
                         say(f"converted {n} edits from the {source.format} store {source.folder}")

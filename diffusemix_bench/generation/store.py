@@ -637,9 +637,9 @@ class EditStore:
         """Before edits are converted from ``source``: its runtime.json (how they were computed; a
         store never mixes dtypes, so one recorded here already must agree) and the generate.py runs
         its generation_log.jsonl records (the hours reports count), each line once."""
-        theirs = source._stored_runtime()
+        theirs = source.stored_runtime()
         if theirs is not None:
-            ours = self._stored_runtime()
+            ours = self.stored_runtime()
             if ours is None:
                 self.ensure_settings()
                 write_atomic(
@@ -915,12 +915,12 @@ class EditStore:
         recorded in runtime.json by the run that wrote the first edits; a different dtype is
         refused, other differences are logged (``warn``). It is recorded with the first edit
         this store writes, when the folder has no runtime.json yet."""
-        stored = self._stored_runtime()
+        stored = self.stored_runtime()
         if stored is not None:
             self._compare_runtime(stored, runtime, warn)
         self.runtime = dict(runtime)
 
-    def _stored_runtime(self) -> dict[str, Any] | None:
+    def stored_runtime(self) -> dict[str, Any] | None:
         path = self.folder / "runtime.json"
         try:
             return json.loads(path.read_text())
@@ -974,7 +974,7 @@ class EditStore:
                 return
             finally:
                 tmp.unlink(missing_ok=True)
-        stored = self._stored_runtime()
+        stored = self.stored_runtime()
         if stored is not None:
             self._compare_runtime(stored, self.runtime, warn=False)
 
