@@ -406,6 +406,23 @@ def test_resuming_a_finished_run_keeps_its_metrics(make_cfg, tmp_path, caplog):
     assert "pgd_error, pgd_settings" in caplog.text and "left out" in caplog.text
 
 
+def test_a_part_resumed_from_an_older_checkpoint_takes_what_the_earlier_metrics_say():
+    """Trained further from a checkpoint that predates the records: the earlier part's metrics.json
+    still says its world size and the weights it started from."""
+    from diffusemix_bench.training.run import _known_from
+
+    weights = {"file": "/w.safetensors", "sha256": "a" * 64}
+    metrics = {"world_size": [None, 2]}
+    _known_from({"world_size": 2, "model_weights": weights}, metrics)
+    assert metrics == {"world_size": 2, "model_weights": weights}
+    metrics = {"world_size": [None, 1]}
+    _known_from({"world_size": [2, 4]}, metrics)
+    assert metrics == {"world_size": [2, 4, 1]}
+    metrics = {"world_size": [None, 1]}
+    _known_from({}, metrics)  # a metrics.json that predates them too: still unknown
+    assert metrics == {"world_size": [None, 1]}
+
+
 def test_robustness_entries_of_two_measurements_are_never_mixed():
     from diffusemix_bench.training.evaluate import with_robustness
 

@@ -347,8 +347,22 @@ def _with_earlier(metrics: dict, earlier: dict | None, path: Path) -> dict:
         except (OSError, ValueError):
             before = {}
         merged, dropped = metrics, [key for key in robustness_keys(before) if key not in metrics]
+        _known_from(before, merged)
     log_left_out(path, dropped)
     return merged
+
+
+def _known_from(before: dict, metrics: dict) -> None:
+    """A run trained further from a checkpoint that predates the records of what it trained with:
+    the earlier part's metrics.json still says it (its world size, the weights it started from)."""
+    sizes = metrics.get("world_size")
+    if isinstance(sizes, list) and sizes[:1] == [None] and before.get("world_size") is not None:
+        earlier = before["world_size"] if isinstance(before["world_size"], list) else [before["world_size"]]
+        known = [*earlier, *sizes[1:]]
+        known = [size for k, size in enumerate(known) if size not in known[:k]]
+        metrics["world_size"] = known[0] if len(known) == 1 else known
+    if "model_weights" not in metrics and "model_weights" in before:
+        metrics["model_weights"] = before["model_weights"]
 
 
 #: Written in the run folder when training stops with an error, so reports count the run as
