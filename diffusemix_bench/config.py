@@ -30,6 +30,7 @@ ADDED_SETTINGS: dict[str, tuple[Any, str | None]] = {
     "aug.arithmetic": ("exact", "diffusemix"),  # composition arithmetic of aug.compose=before_crop
     "aug.same_class_weights": ("paper", "snapmix"),  # label weights of a pair of one class
     "dataset.warp": (False, None),  # the shorter side resized (the only geometry before the setting)
+    "fractals.fit": ("crop", None),  # folder pictures: the shorter side resized, centre-cropped
 }
 
 
@@ -287,7 +288,8 @@ class GeneratorConfig:
     steps: int = bounded(100, low=1)
     guidance_scale: float = 4.0
     image_guidance_scale: float = 1.5
-    # Images are resized to resolution x resolution for the pipeline (official code: 512); the
+    # Images are resized to resolution x resolution for the pipeline (official code: 256, 512 in its
+    # first release); the
     # edit is resized back to the original image's size so it aligns with it pixel for pixel.
     resolution: int = bounded(512, low=8)
     # auto: bf16 on GPU, fp32 on CPU; or fp32, fp16, bf16.
@@ -344,8 +346,12 @@ class FractalsConfig:
     dir: str | None = None
     # source=procedural: how many fractals to keep.
     count: int = 1000
-    # Side of the square pictures (folder images: shorter side resized, then centre-cropped).
+    # Side of the square pictures.
     size: int = 256
+    # source=folder: how a picture becomes a size x size square. crop: shorter side resized, then
+    # centre-cropped (PixMix's reference: Resize, then a crop); squash: both sides resized, the
+    # aspect ratio lost (DiffuseMix's official code: Image.resize((256, 256)) of each picture).
+    fit: str = one_of("crop", "squash")
     seed: int = 0
     # Chaos-game points per fractal and the least share of the canvas they must cover (FractalDB:
     # 100k points, filling rate 0.2); systems below it are discarded.
@@ -488,8 +494,10 @@ class DiffuseMixConfig:
     # Fractal blend factor λ of Eq. 2-3 (paper: 0.2 in all experiments).
     lam: float = bounded(0.2, low=0, high=1)
     # Half masks: paper4 (horizontal and vertical, each flipped; paper), official2 (original always
-    # left or top; official code), hv (Table 9 row 2, same pair as official2), vertical (Table 9 row 1).
-    masks: str = one_of("paper4", "official2", "hv", "vertical")
+    # left or top; official code), hv (Table 9 row 2, same pair as official2), vertical (Table 9 row 1:
+    # split by a vertical line, original left), official_vertical (the official code's "vertical":
+    # halves stacked, original on top; the row's other reading).
+    masks: str = one_of("paper4", "official2", "hv", "vertical", "official_vertical")
     # Width of a linear seam between the halves in pixels (official code: 20); 0 = hard edge (paper).
     seam_px: int = bounded(0, low=0)
     # How composed pixels are computed with aug.compose=before_crop. exact: Eq. 3 in floating point,

@@ -132,6 +132,11 @@ def test_mask_sets():
     # The official code keeps the original on the left or on top; Table 9 row 2 is the same pair.
     assert set(MASK_SETS["official2"]) == set(MASK_SETS["hv"]) == {"left", "top"}
     assert MASK_SETS["vertical"] == ("left",)
+    # The official code's "vertical" stacks the halves (np.vstack), original on top: Table 9's other reading.
+    assert MASK_SETS["official_vertical"] == ("top",)
+    from diffusemix_bench.config import DiffuseMixConfig, choices_of
+
+    assert set(choices_of(DiffuseMixConfig, "masks")) == set(MASK_SETS)
     with pytest.raises(ConfigError, match="aug.masks"):
         mask_kinds("five")
     with pytest.raises(ConfigError, match="seam_px"):

@@ -175,3 +175,23 @@ def test_a_thousand_fractals_in_under_a_minute():
     bank = generate_fractals(1000, size=256, seed=0)
     assert bank.shape == (1000, 3, 256, 256)
     assert time.perf_counter() - t0 < 60
+
+
+def test_folder_pictures_are_squashed_as_the_official_code_loads_them(tmp_path):
+    """fractals.fit=squash: each picture of the folder as DiffuseMix's official code loads it
+    (khawar-islam/diffuseMix augment/utils.py ``load_fractal_images``:
+    ``Image.open(path).convert('RGB').resize((256, 256))``), byte for byte; fit=crop (the default,
+    PixMix's Resize then crop) keeps the aspect ratio; experiment=diffusemix_official squashes."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "pictures" / "wide.png"
+    path.parent.mkdir()
+    Image.fromarray(rng.integers(0, 256, (200, 300, 3), dtype=np.uint8)).save(path)
+    official = np.asarray(Image.open(path).convert("RGB").resize((256, 256))).transpose(2, 0, 1)
+    squashed = FractalBank.from_config({"source": "folder", "dir": str(path.parent), "fit": "squash"})
+    assert np.array_equal(squashed._images[0], official)
+    cropped = FractalBank.from_config({"source": "folder", "dir": str(path.parent)})
+    assert cropped._images.shape == (1, 3, 256, 256) and not np.array_equal(cropped._images[0], official)
+    assert compose_config(["experiment=diffusemix_official"]).fractals.fit == "squash"
+    assert compose_config([]).fractals.fit == "crop"
+    with pytest.raises(ConfigError, match="fractals.fit must be crop or squash"):
+        FractalBank.from_folder(path.parent, 256, "stretch")

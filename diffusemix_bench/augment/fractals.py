@@ -246,8 +246,8 @@ class FractalBank:
 
     Built with :meth:`from_config` from ``cfg.fractals``: ``source=procedural`` generates IFS
     fractals once and caches them under ``fractals.cache_dir/<hash of the settings>/``;
-    ``source=folder`` reads every image in ``fractals.dir`` (converted to RGB, shorter side resized
-    to ``size``, centre-cropped), as the official code loads its whole fractal folder.
+    ``source=folder`` reads every image in ``fractals.dir`` (converted to RGB and made a ``size``
+    square as ``fractals.fit`` says), as the official code loads its whole fractal folder.
     """
 
     def __init__(self, images: np.ndarray, path: Path | None = None) -> None:
@@ -272,7 +272,7 @@ class FractalBank:
                     "fractals=folder needs the picture folder: fractals.dir=<folder of images> "
                     "(or use fractals=procedural to generate IFS fractals)"
                 )
-            return cls.from_folder(folder, size)
+            return cls.from_folder(folder, size, str(_cfg_get(fractals_cfg, "fit", "crop")))
         if source == "procedural":
             return cls.procedural(
                 count=int(_cfg_get(fractals_cfg, "count", 1000)),
@@ -326,8 +326,12 @@ class FractalBank:
         return cls(np.load(path, mmap_mode="r"), path)
 
     @classmethod
-    def from_folder(cls, folder: str | Path, size: int = 256) -> FractalBank:
-        """Every image under ``folder`` as RGB, shorter side resized to ``size``, centre-cropped."""
+    def from_folder(cls, folder: str | Path, size: int = 256, fit: str = "crop") -> FractalBank:
+        """Every image under ``folder`` as an RGB ``size`` square: ``fit=crop`` resizes the shorter
+        side and crops the centre, ``fit=squash`` resizes both sides (bicubic, as PIL's ``resize``
+        by default: DiffuseMix's official code)."""
+        if fit not in ("crop", "squash"):
+            raise ConfigError(f"fractals.fit must be crop or squash, got '{fit}'")
         folder = Path(folder).expanduser()
         if not folder.is_dir():
             raise FileNotFoundError(
@@ -343,6 +347,10 @@ class FractalBank:
         images = np.empty((len(files), 3, size, size), np.uint8)
         for i, file in enumerate(tqdm(files, desc="fractal folder", disable=len(files) < 100)):
             img = load_rgb(file)
+            if fit == "squash":
+                img = img.resize((size, size), Image.Resampling.BICUBIC)
+                images[i] = np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
+                continue
             scale = size / min(img.size)
             w, h = max(size, round(img.width * scale)), max(size, round(img.height * scale))
             img = img.resize((w, h), Image.Resampling.BICUBIC)

@@ -223,7 +223,7 @@ class DiffuseMix(Augmentation):
             )
         if compose_size != 0 and (compose != "before_crop" or compose_size < 2):
             raise ConfigError(
-                "aug.compose_size (compose whole images as N x N squares, as the official code does at 512) "
+                "aug.compose_size (compose whole images as N x N squares, as the official code does at 256) "
                 f"needs aug.compose=before_crop and N >= 2; got compose={compose}, compose_size={compose_size}"
             )
         if not 0 <= figure_images <= 256:

@@ -84,7 +84,8 @@ def resize_to(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 def square(image: torch.Tensor, size: int) -> torch.Tensor:
     """``image`` (uint8 C x H x W) resized to ``size x size`` (bicubic, antialiased), aspect ratio
-    not kept, as the official code resizes every image to 512 x 512 before composing."""
+    not kept, as the official code resizes every image to 256 x 256 (512 x 512 in its first
+    release) before composing."""
     return resize_to(image, size, size)
 
 

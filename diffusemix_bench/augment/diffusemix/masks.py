@@ -16,12 +16,15 @@ MASK_KINDS = ("left", "right", "top", "bottom")
 #: - official2: the official code's two (khawar-islam/diffuseMix: augment/utils.py), original always
 #:   on the left or on top;
 #: - hv: vertical and horizontal without flipping (Table 9 row 2): the same pair as official2;
-#: - vertical: one kind, split by a vertical line with the original on the left (Table 9 row 1).
+#: - vertical: one kind, split by a vertical line with the original on the left (Table 9 row 1);
+#: - official_vertical: one kind, the official code's "vertical" (its halves stacked vertically,
+#:   ``np.vstack``: the original on top), the other reading of Table 9's "Ver Mask".
 MASK_SETS: dict[str, tuple[str, ...]] = {
     "paper4": ("left", "right", "top", "bottom"),
     "official2": ("left", "top"),
     "hv": ("left", "top"),
     "vertical": ("left",),
+    "official_vertical": ("top",),
 }
 
 
