@@ -10,7 +10,14 @@ quiet_interrupts()  # Ctrl-C while the imports below take seconds: one line, no 
 import hydra
 from omegaconf import DictConfig
 
-from diffusemix_bench.cli import check_command_line, check_data_present, check_settings, run_figure4
+from diffusemix_bench.cli import (
+    check_command_line,
+    check_data_present,
+    check_settings,
+    list_sweep,
+    run_figure4,
+    sweep_listing_requested,
+)
 from diffusemix_bench.config import register_configs
 
 register_configs()
@@ -25,5 +32,9 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    check_command_line(sys.argv[1:], str(Path(__file__).resolve().parent / "conf"), "figure4")
-    main()
+    if sweep_listing_requested(sys.argv[1:]):
+        # --multirun ... --cfg job: list the runs of the sweep (Hydra itself refuses the pair).
+        list_sweep(sys.argv[1:], str(Path(__file__).resolve().parent / "conf"), "figure4")
+    else:
+        check_command_line(sys.argv[1:], str(Path(__file__).resolve().parent / "conf"), "figure4")
+        main()

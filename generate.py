@@ -10,7 +10,14 @@ quiet_interrupts()  # Ctrl-C while the imports below take seconds: one line, no 
 import hydra
 from omegaconf import DictConfig
 
-from diffusemix_bench.cli import check_command_line, check_data_present, check_settings
+from diffusemix_bench.cli import (
+    check_command_line,
+    check_data_present,
+    check_settings,
+    generation_sweep,
+    list_sweep,
+    sweep_listing_requested,
+)
 from diffusemix_bench.config import register_configs
 
 register_configs()
@@ -27,5 +34,11 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    check_command_line(sys.argv[1:], str(Path(__file__).resolve().parent / "conf"), "generate")
-    main()
+    # An experiment's sweep of training settings (methods, seeds) makes the same edits: left out.
+    sys.argv[1:] = generation_sweep(sys.argv[1:], str(Path(__file__).resolve().parent / "conf"))
+    if sweep_listing_requested(sys.argv[1:]):
+        # --multirun ... --cfg job: list the runs of the sweep (Hydra itself refuses the pair).
+        list_sweep(sys.argv[1:], str(Path(__file__).resolve().parent / "conf"), "generate")
+    else:
+        check_command_line(sys.argv[1:], str(Path(__file__).resolve().parent / "conf"), "generate")
+        main()

@@ -347,6 +347,52 @@ def sweep_listing_requested(argv: list[str]) -> bool:
     return bool(LISTING_FLAGS & set(argv)) and any(a in CFG_FLAGS or a.startswith("--cfg=") for a in argv)
 
 
+#: What an edit store depends on: a generation sweep keeps an experiment's sweep of these only.
+STORE_KEYS = ("dataset", "generator", "paths")
+
+
+def generation_sweep(argv: list[str], config_dir: str) -> list[str]:
+    """``generate.py --multirun experiment=<name>``: the experiment's sweep crosses the datasets
+    with its training settings (methods, arms, seeds: 81 jobs for Table 5), which make the same
+    edits; ``argv`` with each of those given one value (a setting on the command line replaces
+    the experiment's sweep of it), said in one line, so one job generates each store. A sweep
+    given on the command line is kept."""
+    if not any(a in ("-m", "--multirun") for a in argv):
+        return argv
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        # The overrides (not flags, nor a flag's value: --cfg job).
+        overrides = [a for a in argv if not a.startswith("-") and ("=" in a or a.startswith("~"))]
+        given = OverridesParser.create().parse_overrides(overrides)
+        fixed = [o.input_line for o in given if not o.is_sweep_override()]
+        params = _compose_raw(config_dir, "generate", fixed, hydra_config=True).hydra.sweeper.params or {}
+    except Exception:  # the checks that follow say what is wrong with the command line
+        return argv
+    mine = {o.key_or_group.lstrip("+~") for o in given}
+
+    def same_edits(key: str) -> bool:  # generator.num_prompts picks prompts of one store: all of them once
+        return key.split(".", 1)[0] not in STORE_KEYS or key == "generator.num_prompts"
+
+    parser = OverridesParser.create()
+    pinned = {}
+    for key, value in params.items():
+        key = str(key).lstrip("+")
+        if not same_edits(key) or key in mine:
+            continue
+        swept = parser.parse_overrides([f"{key}={value}"])[0]
+        # One value: all the prompts (num_prompts=null), else the sweep's first.
+        pinned[key] = "null" if key == "generator.num_prompts" else next(iter(swept.sweep_string_iterator()))
+    if not pinned:
+        return argv
+    print(
+        f"generate.py: the experiment's sweep of {', '.join(pinned)} is left out (the same edits for every "
+        f"value; all the prompts are made): {' '.join(f'{k}={v}' for k, v in pinned.items())}, one job per store",
+        flush=True,
+    )
+    return [*argv, *(f"{key}={value}" for key, value in pinned.items())]
+
+
 def sweep_jobs(overrides: list[str], config_dir: str, config_name: str = "config") -> list[list[str]]:
     """The runs ``--multirun <overrides>`` launches: the experiment's ``hydra.sweeper.params``
     (a setting given on the command line replaces its sweep) crossed with the command line's own
@@ -1231,8 +1277,14 @@ def check_slurm(argv: list[str]) -> None:
     """``hydra/launcher=slurm`` submits each job with ``sbatch``: where SLURM is not (a laptop, a
     node without its commands), one message instead of submitit's error from deep in a sweep."""
 
-    if "hydra/launcher=slurm" not in argv or not any(a in ("-m", "--multirun") for a in argv):
+    if "hydra/launcher=slurm" not in argv:
         return
+    if not any(a in ("-m", "--multirun") for a in argv):  # else Hydra runs the one job here, unsaid
+        raise ConfigError(
+            "hydra/launcher=slurm submits the jobs of a sweep and applies only with --multirun (it was "
+            "ignored: this command would train here, on this machine); add --multirun (one run is a sweep "
+            "of one job), or leave hydra/launcher=slurm out"
+        )
     if any(a in ("-c", "--cfg") for a in argv):  # listing the jobs submits nothing
         return
     try:
@@ -1252,8 +1304,8 @@ def check_slurm(argv: list[str]) -> None:
         )
     if "ckpt_path=auto" not in argv:
         print(
-            "note: without ckpt_path=auto a job SLURM requeues (preemption, time limit) trains from the start "
-            "instead of resuming from its last.ckpt, and the command run again trains the finished jobs again",
+            "note: without ckpt_path=auto a job SLURM requeues (preemption, time limit) is refused, its folder "
+            "holding an unfinished run, instead of resuming from its last.ckpt; add ckpt_path=auto",
             flush=True,
         )
 
@@ -1341,6 +1393,8 @@ class SweepSummary(HydraCallback):
     def on_multirun_start(self, config, **kwargs) -> None:
         """How many jobs the sweep will run (the command line's overrides crossed with the
         experiment's sweep), so each line can say how many are still to run."""
+        if _not_training(config):
+            return
         try:
             params = config.hydra.sweeper.get("params") or {}
             self.planned = len(expand_sweep(params, list(config.hydra.overrides.task)))
@@ -1351,7 +1405,7 @@ class SweepSummary(HydraCallback):
     def on_job_end(self, config, job_return=None, **kwargs) -> None:
         from hydra.types import RunMode
 
-        if config.hydra.mode != RunMode.MULTIRUN:
+        if config.hydra.mode != RunMode.MULTIRUN or _not_training(config):
             return
         try:
             self.ended.add(Path(str(config.hydra.runtime.output_dir)).name)
@@ -1380,6 +1434,12 @@ class SweepSummary(HydraCallback):
             + (f"; failed or diverged: {_first(stopped)}" if stopped else ""),
             flush=True,
         )
+
+
+def _not_training(config) -> bool:
+    """A sweep of generate.py or figure4.py (their configs hold the training's, callbacks too): no
+    training summary (it listed their jobs as runs with no numbers)."""
+    return config.get("task_name", "train") != "train"
 
 
 def keep_earlier_launch(sweep: Path, overrides: list[str]) -> Path | None:

@@ -1262,3 +1262,27 @@ def test_a_lost_manifest_is_rebuilt_from_the_files_not_generated_again(flowers, 
     assert (again["generated"], again["existing"]) == (1, 23)
     assert "recorded 23 edits found whole on disk but missing from its manifest" in capsys.readouterr().out
     assert store.path(3, store.prompt_ids[0]).read_bytes() == kept
+
+
+def test_a_generation_sweep_of_an_experiment_makes_each_store_once(tmp_path):
+    """generate.py --multirun experiment=table5 ran the training sweep (9 methods x 3 seeds x 3
+    datasets: 81 jobs, 27 on each store); the methods and seeds make the same edits, so they are
+    pinned (one job per dataset), and Figure 5's prompt counts make all the prompts once. A sweep
+    given on the command line is kept; --multirun --cfg job lists the jobs (it was a traceback for
+    generate.py and figure4.py)."""
+    from diffusemix_bench.cli import generation_sweep
+    from tests.conftest import run_entry
+
+    listed = run_entry("generate.py", ["--multirun", "experiment=table5", "--cfg", "job"], tmp_path)
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr[-2000:]
+    assert "the experiment's sweep of aug, seed is left out" in listed.stdout and "3 runs:" in listed.stdout
+    figure5 = generation_sweep(["--multirun", "experiment=figure5"], str(CONF_DIR))
+    assert figure5[-2:] == ["generator.num_prompts=null", "seed=0"]
+    kept = generation_sweep(["--multirun", "experiment=table5", "seed=0,1"], str(CONF_DIR))
+    assert kept[-1] == "aug=none" and "seed=0,1" in kept
+    assert generation_sweep(["experiment=table5", "dataset=cub"], str(CONF_DIR)) == [
+        "experiment=table5",
+        "dataset=cub",
+    ]
+    figure4 = run_entry("figure4.py", ["--multirun", "dataset=cub,cars", "--cfg", "job"], tmp_path)
+    assert figure4.returncode == 0 and "2 runs:" in figure4.stdout, figure4.stderr[-2000:]

@@ -156,6 +156,9 @@ def test_slurm_where_there_is_none_is_one_message(tmp_path, monkeypatch, capsys)
         check_slurm(["--multirun", "experiment=table5", "hydra/launcher=slurm"])
     check_slurm(["--multirun", "hydra/launcher=slurm", "--cfg", "job"])
     check_slurm(["experiment=table5"])
+    # Without --multirun Hydra ignores the launcher and trains here, on the login node.
+    with pytest.raises(ConfigError, match=r"applies only with --multirun .*add --multirun"):
+        check_slurm(["dataset=cub", "hydra/launcher=slurm"])
     (tmp_path / "sbatch").write_text("#!/bin/sh\n")
     (tmp_path / "sbatch").chmod(0o755)
     if importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None:
@@ -168,13 +171,17 @@ def test_slurm_where_there_is_none_is_one_message(tmp_path, monkeypatch, capsys)
     check_slurm(["--multirun", "hydra/launcher=slurm", "ckpt_path=auto"])  # both there: submitted
     assert "note:" not in capsys.readouterr().out
     check_slurm(["--multirun", "hydra/launcher=slurm"])
-    assert "note: without ckpt_path=auto a job SLURM requeues" in capsys.readouterr().out
+    assert (
+        "note: without ckpt_path=auto a job SLURM requeues (preemption, time limit) is refused"
+        in capsys.readouterr().out
+    )
 
 
 def test_slurm_launcher_composes():
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    cfg = compose_config(["hydra/launcher=slurm"], return_hydra_config=True)
-    assert cfg.hydra.launcher.gpus_per_node == 1
+    cfg = compose_config(["hydra/launcher=slurm", "hydra.launcher.gpus_per_node=4"], return_hydra_config=True)
+    # One task per GPU: Lightning on SLURM starts no processes itself (trainer=ddp uses every GPU).
+    assert cfg.hydra.launcher.gpus_per_node == cfg.hydra.launcher.tasks_per_node == 4
     assert "SlurmLauncher" in cfg.hydra.launcher._target_
 
 
@@ -1839,3 +1846,28 @@ def test_a_sweep_summary_says_when_top5_is_top_k_of_fewer_classes(tmp_path):
     header = list(rows[0])
     assert header[header.index("test_top5") + 1] == "top5_k"
     assert [(r["test_top5"], r["top5_k"]) for r in rows] == [("100.0", "3"), ("", "")]
+
+
+def test_a_sweep_of_generate_py_gets_no_training_summary(tmp_path, capsys):
+    """generate.py's config holds the training's, its sweep-summary callback too: a generation sweep
+    printed "sweep so far: 0 of 2 jobs: 0 finished" and wrote a training summary.csv of its jobs."""
+    from hydra.types import RunMode
+
+    from diffusemix_bench.cli import SweepSummary
+
+    for task, written in (("generate", False), ("train", True)):
+        sweep = tmp_path / task
+        (sweep / "0_seed=0").mkdir(parents=True)
+        config = OmegaConf.create(
+            {
+                "task_name": task,
+                "hydra": {
+                    "mode": RunMode.MULTIRUN,
+                    "sweep": {"dir": str(sweep)},
+                    "runtime": {"output_dir": str(sweep / "0_seed=0")},
+                },
+            }
+        )
+        SweepSummary().on_job_end(config)
+        assert (sweep / "summary.csv").is_file() is written
+        assert ("sweep so far" in capsys.readouterr().out) is written

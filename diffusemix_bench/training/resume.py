@@ -164,7 +164,14 @@ def check_no_earlier_run(run_dir: Path, given: str | None) -> None:
         if sweep
         else "train anew in another folder (hydra.run.dir=<new folder>) or remove this one"
     )
-    go_on = "the sweep's command with ckpt_path=auto" if sweep else "the same command with ckpt_path=last"
+    go_on = "the same command with ckpt_path=last"
+    if sweep:
+        from ..cli import sweep_command  # the sweep's own command, its folder and ckpt_path=auto
+
+        command = sweep_command()
+        go_on = (
+            command if command else "the sweep's command with ckpt_path=auto and hydra.sweep.dir=<its folder>"
+        )
     if (run_dir / "metrics.json").is_file():
         held = "a finished run (metrics.json" + (f", {listed})" if kept else ")")
         if last:
