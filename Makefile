@@ -32,8 +32,8 @@ format: ## Apply ruff formatting and safe fixes
 train: ## Train with Hydra overrides: make train ARGS="dataset=flowers102 model=resnet18"
 	$(PY) train.py $(ARGS)
 
-table: ## One paper table's sweep: make table N=5, or N=figure5 / N=lambda (ARGS="--cfg job" lists its runs; ARGS="hydra/launcher=slurm" on SLURM)
-	$(PY) train.py --multirun experiment=$(if $(filter figure5 lambda,$(N)),$(N),table$(N)) $(ARGS)
+table: ## One paper table's sweep: make table N=5, or N=figure5 / N=lambda / N=study_flowers / N=demo (ARGS="--cfg job" lists its runs; ARGS="hydra/launcher=slurm" on SLURM)
+	$(PY) train.py --multirun experiment=$(if $(filter figure5 lambda demo study_flowers,$(N)),$(N),table$(N)) $(ARGS)
 
 report: ## A table beside the paper's numbers: make report N=5 RUNS=<sweep folder>
 	$(PY) report.py experiment=$(if $(filter figure5 lambda demo study_flowers,$(N)),$(N),table$(N)) runs=$(RUNS) $(ARGS)

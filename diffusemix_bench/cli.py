@@ -746,6 +746,14 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
     missing = re.search(r"Could not find '([\w/]+)/([^']+)'", cause)
     if missing:
         group, option = missing.groups()
+        top = group.split("/", 1)[0]
+        if group != top and (Path(config_dir) / top).is_dir():  # experiment=experiments/table5.yaml
+            given = f"{group[len(top) + 1 :]}/{option}"
+            options = sorted(p.stem for p in (Path(config_dir) / top).glob("*.yaml"))
+            raise ConfigError(
+                f"{top}={given}: give the option's name, not a path to its file{_close(Path(option).stem, options)} "
+                f"(choices: {', '.join(options)})"
+            )
         options = sorted(p.stem for p in (Path(config_dir) / group).glob("*.yaml"))
         raise ConfigError(
             f"{group}={option}: no such option in conf/{group}/{_close(option, options)} "
@@ -770,8 +778,33 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
             if not any(o.split("=", 1)[0].lstrip("+~") == "aug" for o in plain):
                 where += f" ({_chosen_by(config_dir, config_name, plain, str(node.name))})"
             keys = [k for k in keys if k not in ("name", "dataset_defaults")]  # the group's, not settings
-        raise ConfigError(no_such_setting(key, where, keys))
+        message = no_such_setting(key, where, keys)
+        if parent == "aug":
+            message += _swept_methods_advice(config_dir, config_name, rest, key, argv)
+        raise ConfigError(message)
     raise ConfigError(cause.splitlines()[0] if cause else "the command line could not be composed")
+
+
+def _swept_methods_advice(
+    config_dir: str, config_name: str, plain: list[str], key: str, argv: list[str]
+) -> str:
+    """For a setting of one method under an experiment whose sweep runs several (``aug=`` or
+    ``arm=``): the experiment sweeps them, and a method's setting goes with that method."""
+    from hydra.errors import HydraException
+
+    given = {o.split("=", 1)[0].lstrip("+~") for o in argv if "=" in o}
+    try:
+        params = _compose_raw(config_dir, config_name, plain, hydra_config=True).hydra.sweeper.params or {}
+    except HydraException:
+        return ""
+    swept = [str(k) for k in params if str(k) in ("aug", "arm") and str(k) not in given]
+    if not swept:
+        return ""
+    sweep = swept[0]
+    return (
+        f"; the experiment sweeps {sweep} ({params[sweep]}), and a setting of one method goes with that "
+        f"method: limit the sweep to the {sweep}s that have it ({sweep}=<name>[,<name>...] {key}=...)"
+    )
 
 
 def _chosen_by(config_dir: str, config_name: str, plain: list[str], aug: str) -> str:

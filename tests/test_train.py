@@ -1525,6 +1525,18 @@ def test_unknown_trainer_argument_is_one_message(make_cfg):
             "aug.bogus: aug=diffusemix (chosen by experiment=table7 arm=fractal_only) has no setting 'bogus'",
         ),
         (["arm=mixup", "aug.lam=0.5"], "aug.lam: aug=mixup (chosen by arm=mixup) has no setting 'lam'"),
+        # An experiment sweeping methods: the setting goes with the methods that have it.
+        (
+            ["experiment=table5", "aug.lam=0.3"],
+            "; the experiment sweeps aug (none,randaugment,mixup,cutmix,snapmix,puzzlemix,comixup,guided_ap,"
+            "diffusemix), and a setting of one method goes with that method: limit the sweep to the augs "
+            "that have it (aug=<name>[,<name>...] aug.lam=...)",
+        ),
+        (["experiment=table9", "aug.seam_px=20"], "limit the sweep to the arms that have it (arm=<name>"),
+        (
+            ["experiment=experiments/table5.yaml"],
+            "experiment=experiments/table5.yaml: give the option's name, not a path to its file; did you mean table5",
+        ),
     ],
 )
 def test_misspelt_names_get_a_did_you_mean(args, message):
