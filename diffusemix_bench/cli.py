@@ -759,6 +759,15 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
             f"{group}={option}: no such option in conf/{group}/{_close(option, options)} "
             f"(choices: {', '.join(options)})"
         )
+    twice = re.search(
+        r"Multiple values for ([\w/]+)\. To override a value use 'override [\w/]+: ([^']*)'", cause
+    )
+    if twice:  # +group=option where the defaults already choose the group
+        group, option = twice.groups()
+        raise ConfigError(
+            f"+{group}={option}: {group} is already chosen by the defaults, so '+' (add) does not apply; "
+            f"give {group}={option}"
+        )
     bad = re.search(r"Could not override '([^']+)'", cause)
     if bad:
         key = bad.group(1)

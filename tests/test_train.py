@@ -1534,6 +1534,11 @@ def test_unknown_trainer_argument_is_one_message(make_cfg):
         ),
         (["experiment=table9", "aug.seam_px=20"], "limit the sweep to the arms that have it (arm=<name>"),
         (
+            ["+experiment=table5"],
+            "+experiment=table5: experiment is already chosen by the defaults, so '+' (add) does not apply; "
+            "give experiment=table5",
+        ),
+        (
             ["experiment=experiments/table5.yaml"],
             "experiment=experiments/table5.yaml: give the option's name, not a path to its file; did you mean table5",
         ),
