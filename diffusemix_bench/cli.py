@@ -773,8 +773,8 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
         key = bad.group(1)
         parent, _, leaf = key.rpartition(".")
         rest = [o for o in plain if o.split("=", 1)[0].lstrip("+~") != key]
-        try:
-            base = _compose_raw(config_dir, config_name, rest)
+        try:  # Hydra's own settings (hydra.launcher.*) are in the composition with Hydra's config only
+            base = _compose_raw(config_dir, config_name, rest, hydra_config=key.startswith("hydra."))
         except HydraException:
             base = None
         node = OmegaConf.select(base, parent) if base is not None and parent else base

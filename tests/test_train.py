@@ -1533,6 +1533,7 @@ def test_unknown_trainer_argument_is_one_message(make_cfg):
             "that have it (aug=<name>[,<name>...] aug.lam=...)",
         ),
         (["experiment=table9", "aug.seam_px=20"], "limit the sweep to the arms that have it (arm=<name>"),
+        (["hydra.sweep.dri=/x"], "hydra.sweep.dri: 'hydra.sweep' has no setting 'dri'; did you mean dir?"),
         (
             ["+experiment=table5"],
             "+experiment=table5: experiment is already chosen by the defaults, so '+' (add) does not apply; "
