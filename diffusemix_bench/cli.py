@@ -367,6 +367,8 @@ def generation_sweep(argv: list[str], config_dir: str) -> list[str]:
         given = OverridesParser.create().parse_overrides(overrides)
         fixed = [o.input_line for o in given if not o.is_sweep_override()]
         params = _compose_raw(config_dir, "generate", fixed, hydra_config=True).hydra.sweeper.params or {}
+        parser = OverridesParser.create()
+        swept = {str(k).lstrip("+"): parser.parse_overrides([f"{k}={v}"])[0] for k, v in params.items()}
     except Exception:  # the checks that follow say what is wrong with the command line
         return argv
     mine = {o.key_or_group.lstrip("+~") for o in given}
@@ -374,15 +376,14 @@ def generation_sweep(argv: list[str], config_dir: str) -> list[str]:
     def same_edits(key: str) -> bool:  # generator.num_prompts picks prompts of one store: all of them once
         return key.split(".", 1)[0] not in STORE_KEYS or key == "generator.num_prompts"
 
-    parser = OverridesParser.create()
     pinned = {}
-    for key, value in params.items():
-        key = str(key).lstrip("+")
-        if not same_edits(key) or key in mine:
-            continue
-        swept = parser.parse_overrides([f"{key}={value}"])[0]
+    for key, override in swept.items():
+        if not same_edits(key) or key in mine or not override.is_sweep_override():
+            continue  # a store's setting, the command line's own, or one value already
         # One value: all the prompts (num_prompts=null), else the sweep's first.
-        pinned[key] = "null" if key == "generator.num_prompts" else next(iter(swept.sweep_string_iterator()))
+        pinned[key] = (
+            "null" if key == "generator.num_prompts" else next(iter(override.sweep_string_iterator()))
+        )
     if not pinned:
         return argv
     print(
@@ -747,7 +748,10 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
     if missing:
         group, option = missing.groups()
         top = group.split("/", 1)[0]
-        if group != top and (Path(config_dir) / top).is_dir():  # experiment=experiments/table5.yaml
+        nested = (Path(config_dir) / group).is_dir()  # hydra/launcher is a group of its own
+        if (
+            group != top and not nested and (Path(config_dir) / top).is_dir()
+        ):  # experiment=experiments/table5.yaml
             given = f"{group[len(top) + 1 :]}/{option}"
             options = sorted(p.stem for p in (Path(config_dir) / top).glob("*.yaml"))
             raise ConfigError(
@@ -812,7 +816,8 @@ def _swept_methods_advice(
     sweep = swept[0]
     return (
         f"; the experiment sweeps {sweep} ({params[sweep]}), and a setting of one method goes with that "
-        f"method: limit the sweep to the {sweep}s that have it ({sweep}=<name>[,<name>...] {key}=...)"
+        f"method: limit the sweep to the {sweep}s that have it ({sweep}=<name> {key}=..., or for several "
+        f"{sweep}=<name>,<name> ++{key}=...)"
     )
 
 
@@ -1321,14 +1326,14 @@ def check_slurm(argv: list[str]) -> None:
 
     if "hydra/launcher=slurm" not in argv:
         return
+    if any(a in ("-c", "--cfg") or a.startswith("--cfg=") for a in argv):  # printing settings submits nothing
+        return
     if not any(a in ("-m", "--multirun") for a in argv):  # else Hydra runs the one job here, unsaid
         raise ConfigError(
             "hydra/launcher=slurm submits the jobs of a sweep and applies only with --multirun (it was "
-            "ignored: this command would train here, on this machine); add --multirun (one run is a sweep "
+            "ignored: this command would run here, on this machine); add --multirun (one run is a sweep "
             "of one job), or leave hydra/launcher=slurm out"
         )
-    if any(a in ("-c", "--cfg") for a in argv):  # listing the jobs submits nothing
-        return
     try:
         import hydra_plugins.hydra_submitit_launcher  # noqa: F401
     except ImportError:

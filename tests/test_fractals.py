@@ -181,7 +181,7 @@ def test_folder_pictures_are_squashed_as_the_official_code_loads_them(tmp_path):
     """fractals.fit=squash: each picture of the folder as DiffuseMix's official code loads it
     (khawar-islam/diffuseMix augment/utils.py ``load_fractal_images``:
     ``Image.open(path).convert('RGB').resize((256, 256))``), byte for byte; fit=crop (the default,
-    PixMix's Resize then crop) keeps the aspect ratio; experiment=diffusemix_official squashes."""
+    PixMix's Resize then crop) keeps the aspect ratio."""
     rng = np.random.default_rng(0)
     path = tmp_path / "pictures" / "wide.png"
     path.parent.mkdir()
@@ -191,7 +191,6 @@ def test_folder_pictures_are_squashed_as_the_official_code_loads_them(tmp_path):
     assert np.array_equal(squashed._images[0], official)
     cropped = FractalBank.from_config({"source": "folder", "dir": str(path.parent)})
     assert cropped._images.shape == (1, 3, 256, 256) and not np.array_equal(cropped._images[0], official)
-    assert compose_config(["experiment=diffusemix_official"]).fractals.fit == "squash"
     assert compose_config([]).fractals.fit == "crop"
     with pytest.raises(ConfigError, match="fractals.fit must be crop or squash"):
         FractalBank.from_folder(path.parent, 256, "stretch")

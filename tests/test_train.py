@@ -159,6 +159,7 @@ def test_slurm_where_there_is_none_is_one_message(tmp_path, monkeypatch, capsys)
     # Without --multirun Hydra ignores the launcher and trains here, on the login node.
     with pytest.raises(ConfigError, match=r"applies only with --multirun .*add --multirun"):
         check_slurm(["dataset=cub", "hydra/launcher=slurm"])
+    check_slurm(["hydra/launcher=slurm", "--cfg", "hydra"])  # printing its settings runs nothing
     (tmp_path / "sbatch").write_text("#!/bin/sh\n")
     (tmp_path / "sbatch").chmod(0o755)
     if importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None:
@@ -1530,9 +1531,17 @@ def test_unknown_trainer_argument_is_one_message(make_cfg):
             ["experiment=table5", "aug.lam=0.3"],
             "; the experiment sweeps aug (none,randaugment,mixup,cutmix,snapmix,puzzlemix,comixup,guided_ap,"
             "diffusemix), and a setting of one method goes with that method: limit the sweep to the augs "
-            "that have it (aug=<name>[,<name>...] aug.lam=...)",
+            "that have it (aug=<name> aug.lam=..., or for several aug=<name>,<name> ++aug.lam=...)",
         ),
-        (["experiment=table9", "aug.seam_px=20"], "limit the sweep to the arms that have it (arm=<name>"),
+        (
+            ["experiment=table9", "aug.seam_px=20"],
+            "limit the sweep to the arms that have it (arm=<name> aug.seam_px=..., or for several "
+            "arm=<name>,<name> ++aug.seam_px=...)",
+        ),
+        (
+            ["hydra/launcher=slurmm"],
+            "hydra/launcher=slurmm: no such option in conf/hydra/launcher/; did you mean slurm?",
+        ),
         (["hydra.sweep.dri=/x"], "hydra.sweep.dri: 'hydra.sweep' has no setting 'dri'; did you mean dir?"),
         (
             ["+experiment=table5"],
