@@ -10,7 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from .commands import hydra_quoted, quoted_arg
+from .commands import hydra_quoted, quoted_arg, sweep_command
 from .config import check_protocol_optimiser, no_such_setting, validate_config
 from .errors import ConfigError, free_space, user_errors_reported
 
@@ -128,42 +128,6 @@ def quick_checks(cfg: DictConfig) -> None:
 def run_dir_override(run_dir: Path) -> str:
     """``hydra.run.dir=<run_dir>`` as a shell passes it to Hydra (see ``commands.quoted_arg``)."""
     return quoted_arg("hydra.run.dir", str(run_dir))
-
-
-def sweep_command() -> str | None:
-    """In a ``--multirun`` job: the sweep's command that goes on with it (its own overrides and
-    Hydra overrides, a launcher say, from the sweep folder's multirun.yaml, with ``ckpt_path=auto``
-    and the sweep folder), or None outside a sweep. Finished jobs then have nothing to do, the
-    others resume or run."""
-    import shlex
-
-    import yaml
-
-    from .commands import script_command
-
-    try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
-        if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
-            return None
-        sweep = Path(str(HydraConfig.get().sweep.dir)).expanduser()
-        saved = (yaml.safe_load((sweep / "multirun.yaml").read_text()) or {})["hydra"]["overrides"]
-        given = [*(saved.get("hydra") or []), *(saved.get("task") or [])]
-    except Exception:  # no or a damaged multirun.yaml: the advice falls back to the job's own
-        return None
-    # Set here (the sweep folder, a resume) or by Hydra itself (its mode).
-    own = ("ckpt_path=", "hydra.sweep.dir=", "hydra.mode=")
-    kept = [str(o) for o in given if not str(o).lstrip("+~").startswith(own)]
-    return " ".join(
-        [
-            script_command("train.py"),
-            "--multirun",
-            *(shlex.quote(o) for o in kept),
-            "ckpt_path=auto",
-            quoted_arg("hydra.sweep.dir", str(sweep)),
-        ]
-    )
 
 
 def training_resume_advice(cfg: DictConfig, by_sigterm: bool = False) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ..commands import quoted_arg, script_command
+from ..commands import quoted_arg, script_command, sweep_command
 from ..config import with_added_settings
 from ..errors import ConfigError
 from .locate import load_saved_config, run_folder_of
@@ -166,8 +166,6 @@ def check_no_earlier_run(run_dir: Path, given: str | None) -> None:
     )
     go_on = "the same command with ckpt_path=last"
     if sweep:
-        from ..cli import sweep_command  # the sweep's own command, its folder and ckpt_path=auto
-
         command = sweep_command()
         go_on = (
             command if command else "the sweep's command with ckpt_path=auto and hydra.sweep.dir=<its folder>"
