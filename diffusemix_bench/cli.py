@@ -712,10 +712,9 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
     if missing:
         group, option = missing.groups()
         top = group.split("/", 1)[0]
-        nested = (Path(config_dir) / group).is_dir()  # hydra/launcher is a group of its own
-        if (
-            group != top and not nested and (Path(config_dir) / top).is_dir()
-        ):  # experiment=experiments/table5.yaml
+        # A path to the option's file (experiment=experiments/table5.yaml); hydra/launcher is a group itself.
+        path_given = group != top and not (Path(config_dir) / group).is_dir()
+        if path_given and (Path(config_dir) / top).is_dir():
             given = f"{group[len(top) + 1 :]}/{option}"
             options = sorted(p.stem for p in (Path(config_dir) / top).glob("*.yaml"))
             raise ConfigError(
@@ -1315,8 +1314,9 @@ def check_slurm(argv: list[str]) -> None:
         )
     if "ckpt_path=auto" not in argv:
         print(
-            "note: without ckpt_path=auto a job SLURM requeues (preemption, time limit) is refused, its folder "
-            "holding an unfinished run, instead of resuming from its last.ckpt; add ckpt_path=auto",
+            "note: without ckpt_path=auto a job SLURM requeues (preemption, time limit) after its first "
+            "checkpoint is refused, its folder holding an unfinished run, instead of resuming from its "
+            "last.ckpt; add ckpt_path=auto",
             flush=True,
         )
 

@@ -173,7 +173,7 @@ def test_slurm_where_there_is_none_is_one_message(tmp_path, monkeypatch, capsys)
     assert "note:" not in capsys.readouterr().out
     check_slurm(["--multirun", "hydra/launcher=slurm"])
     assert (
-        "note: without ckpt_path=auto a job SLURM requeues (preemption, time limit) is refused"
+        "note: without ckpt_path=auto a job SLURM requeues (preemption, time limit) after its first checkpoint is refused"
         in capsys.readouterr().out
     )
 
