@@ -729,7 +729,7 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
     twice = re.search(
         r"Multiple values for ([\w/]+)\. To override a value use 'override [\w/]+: ([^']*)'", cause
     )
-    if twice:  # +group=option where the defaults already choose the group
+    if twice and any(o.startswith(f"+{twice.group(1)}=") for o in plain):  # +group= of a chosen group
         group, option = twice.groups()
         raise ConfigError(
             f"+{group}={option}: {group} is already chosen by the defaults, so '+' (add) does not apply; "
