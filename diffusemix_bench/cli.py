@@ -903,7 +903,7 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
         check_sweep_base(argv, config_dir, config_name)
         check_single_run_of_a_sweep(argv, composed, config_dir)
         check_arms(argv, config_dir)
-        check_slurm(argv)
+        check_slurm(argv, config_dir, config_name)
         jobs = None
         if config_name == "config":  # train.py's settings, before any dataset is looked for
             jobs = _jobs_to_check(argv, config_dir, config_name)
@@ -1283,9 +1283,10 @@ def check_arms(argv: list[str], config_dir: str) -> None:
         )
 
 
-def check_slurm(argv: list[str]) -> None:
+def check_slurm(argv: list[str], config_dir: str | None = None, config_name: str = "config") -> None:
     """``hydra/launcher=slurm`` submits each job with ``sbatch``: where SLURM is not (a laptop, a
-    node without its commands), one message instead of submitit's error from deep in a sweep."""
+    node without its commands), one message instead of submitit's error from deep in a sweep. With
+    ``config_dir``, also the job's tasks against its trainer's devices (check_slurm_tasks)."""
 
     if "hydra/launcher=slurm" not in argv:
         return
@@ -1312,12 +1313,79 @@ def check_slurm(argv: list[str]) -> None:
             f"machine does not have {' or '.join(absent)}: run the command on the cluster's login node, or "
             "leave hydra/launcher=slurm out to run the jobs on this machine"
         )
+    check_slurm_tasks(argv, config_dir, config_name)
     if "ckpt_path=auto" not in argv:
         print(
             "note: without ckpt_path=auto a job SLURM requeues (preemption, time limit) after its first "
             "checkpoint is refused, its folder holding an unfinished run, instead of resuming from its "
             "last.ckpt; add ckpt_path=auto",
             flush=True,
+        )
+
+
+def check_slurm_tasks(argv: list[str], config_dir: str | None, config_name: str = "config") -> None:
+    """On SLURM, Lightning starts no processes itself: it trains with one process per SLURM task and
+    refuses, on the node, a job whose devices per node differ from its tasks per node (or whose
+    ``num_nodes`` differs from its nodes). That refusal came from every job of the sweep after it
+    waited in the queue; here it is one message before anything is submitted. Each value a sweep
+    gives ``trainer`` or ``hydra.launcher`` settings is checked; of other settings, the first."""
+    if config_dir is None:
+        return
+    import itertools
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = [a for a in argv if not a.startswith("-") and "=" in a]
+    choices = []
+    for o in OverridesParser.create().parse_overrides(overrides):
+        key = o.get_key_element().lstrip("+~")
+        if not o.is_sweep_override():
+            choices.append([o.input_line])
+            continue
+        values = [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
+        choices.append(values if key.startswith(("trainer", "hydra.launcher")) else values[:1])
+    for plain in itertools.product(*choices):
+        _check_slurm_job(list(plain), config_dir, config_name)
+
+
+def _check_slurm_job(plain: list[str], config_dir: str, config_name: str) -> None:
+    """check_slurm_tasks for one job's settings."""
+    from omegaconf import OmegaConf
+
+    try:
+        cfg = _compose_raw(config_dir, config_name, plain, hydra_config=True)
+        launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    except Exception:  # a composition error is preflight's to report
+        return
+    t = cfg.trainer
+    tasks = launcher.get("tasks_per_node") or 1
+    gpus = launcher.get("gpus_per_node") or 0
+    devices = t.get("devices", "auto")
+    if OmegaConf.is_list(devices):
+        count = len(devices)
+    elif devices in ("auto", -1, "-1") and t.get("accelerator", "auto") in ("auto", "gpu", "cuda"):
+        count = gpus or 1  # every GPU SLURM gives the job (one where it asks for none: Lightning's CPU)
+    elif isinstance(devices, int) and devices > 0:
+        count = devices
+    else:
+        return  # a form Lightning parses itself ("0,1"); not guessed here
+    given = "trainer.devices=" + str(
+        OmegaConf.to_container(devices) if OmegaConf.is_list(devices) else devices
+    )
+    if count != tasks:
+        raise ConfigError(
+            f"hydra.launcher.tasks_per_node={tasks} (hydra.launcher.gpus_per_node={gpus or None}) and {given} "
+            f"({count} device{'s' if count != 1 else ''}): on SLURM, Lightning trains with one process per task and "
+            "refuses a job whose devices per node differ from its tasks per node, so every job would fail "
+            "on its node. Give trainer=ddp (every GPU of the node, one task each), or "
+            f"hydra.launcher.gpus_per_node={count} to ask SLURM for {count} GPU{'s' if count != 1 else ''} per job"
+        )
+    nodes = launcher.get("nodes") or 1
+    if nodes != t.get("num_nodes", 1):
+        raise ConfigError(
+            f"hydra.launcher.nodes={nodes} and trainer.num_nodes={t.get('num_nodes', 1)}: on SLURM, Lightning "
+            "refuses a job whose num_nodes differs from its nodes, so every job would fail on its node. Give "
+            f"both the same value (trainer.num_nodes={nodes}, or hydra.launcher.nodes={t.get('num_nodes', 1)})"
         )
 
 

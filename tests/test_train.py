@@ -7,6 +7,7 @@ import functools
 import importlib.util
 import json
 import math
+import os
 import re
 import subprocess
 import warnings
@@ -184,6 +185,53 @@ def test_slurm_launcher_composes():
     # One task per GPU: Lightning on SLURM starts no processes itself (trainer=ddp uses every GPU).
     assert cfg.hydra.launcher.gpus_per_node == cfg.hydra.launcher.tasks_per_node == 4
     assert "SlurmLauncher" in cfg.hydra.launcher._target_
+
+
+def test_slurm_tasks_against_devices_refused_before_submitting(tmp_path, monkeypatch):
+    """Lightning on SLURM refuses, on the node, a job whose devices differ from its tasks per node
+    (trainer=gpu's one device with gpus_per_node=2: two tasks) or whose num_nodes differs from its
+    nodes: every job of the sweep failed after waiting in the queue. Refused before submitting."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from diffusemix_bench.cli import check_slurm_tasks
+
+    for name in ("sbatch", "srun"):  # a login node: the commands are there (and do nothing here)
+        (tmp_path / name).write_text("#!/bin/sh\nexit 3\n")
+        (tmp_path / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    out = run_entry(
+        "train.py",
+        ["--multirun", "hydra/launcher=slurm", "trainer=gpu", "hydra.launcher.gpus_per_node=2", "seed=0,1"],
+        tmp_path,
+    )
+    assert out.returncode == 1 and "Traceback" not in out.stderr + out.stdout
+    assert (
+        "hydra.launcher.tasks_per_node=2 (hydra.launcher.gpus_per_node=2) and trainer.devices=1 (1 device): on "
+        "SLURM, Lightning trains with one process per task" in out.stderr
+    )
+    assert "Give trainer=ddp" in out.stderr and not (tmp_path / "multirun").exists()
+    conf = str(CONF_DIR)
+    with pytest.raises(ConfigError, match=r"hydra.launcher.nodes=2 and trainer.num_nodes=1: on SLURM"):
+        check_slurm_tasks(
+            ["--multirun", "hydra/launcher=slurm", "trainer=ddp", "hydra.launcher.nodes=2"], conf
+        )
+    # A sweep's value other than its first is checked too where it names the trainer.
+    with pytest.raises(ConfigError, match=r"trainer.devices=1 \(1 device\)"):
+        check_slurm_tasks(["hydra/launcher=slurm", "trainer=ddp,gpu", "hydra.launcher.gpus_per_node=2"], conf)
+    for fine in (
+        ["trainer=gpu"],  # one GPU, one task
+        ["trainer=ddp", "hydra.launcher.gpus_per_node=4"],  # every GPU of the node, a task each
+        ["hydra.launcher.gpus_per_node=2"],  # trainer=default: Lightning's devices=auto, both GPUs
+        ["trainer=ddp", "hydra.launcher.nodes=2", "trainer.num_nodes=2"],
+        ["trainer.devices=[0,1]", "hydra.launcher.gpus_per_node=2"],
+    ):
+        check_slurm_tasks(["--multirun", "hydra/launcher=slurm", *fine], conf)
+    for name in ("generate.py", "figure4.py"):  # the same trainer settings run generation
+        out = run_entry(
+            name,
+            ["--multirun", "hydra/launcher=slurm", "trainer=gpu", "hydra.launcher.gpus_per_node=2"],
+            tmp_path,
+        )
+        assert out.returncode == 1 and "and trainer.devices=1 (1 device)" in out.stderr, out.stderr[-2000:]
 
 
 @functools.cache
