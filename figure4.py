@@ -14,6 +14,7 @@ from diffusemix_bench.cli import (
     check_command_line,
     check_data_present,
     check_settings,
+    expand_globs,
     list_sweep,
     run_figure4,
     sweep_listing_requested,
@@ -32,6 +33,8 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    # aug=glob(*mix): the options it matches, written out for Hydra and the checks alike.
+    sys.argv[1:] = expand_globs(sys.argv[1:], str(Path(__file__).resolve().parent / "conf"))
     if sweep_listing_requested(sys.argv[1:]):
         # --multirun ... --cfg job: list the runs of the sweep (Hydra itself refuses the pair).
         list_sweep(sys.argv[1:], str(Path(__file__).resolve().parent / "conf"), "figure4")

@@ -14,6 +14,7 @@ from diffusemix_bench.cli import (
     check_command_line,
     check_data_present,
     check_settings,
+    expand_globs,
     generation_sweep,
     list_sweep,
     sweep_listing_requested,
@@ -34,6 +35,8 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    # aug=glob(*mix): the options it matches, written out for Hydra and the checks alike.
+    sys.argv[1:] = expand_globs(sys.argv[1:], str(Path(__file__).resolve().parent / "conf"))
     # An experiment's sweep of training settings (methods, seeds) makes the same edits: left out.
     sys.argv[1:] = generation_sweep(sys.argv[1:], str(Path(__file__).resolve().parent / "conf"))
     if sweep_listing_requested(sys.argv[1:]):

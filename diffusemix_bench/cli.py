@@ -358,6 +358,48 @@ def generation_sweep(argv: list[str], config_dir: str) -> list[str]:
     return [*argv, *(f"{key}={value}" for key, value in pinned.items())]
 
 
+def expand_globs(argv: list[str], config_dir: str) -> list[str]:
+    """``aug=glob(*mix)``: Hydra's sweep over the options of a group whose names match, written out
+    (``aug=cutmix,mixup,...``) before anything reads the command line, so that the checks, the
+    ``--cfg job`` listing and Hydra see the same sweep (the checks stopped with a traceback on a
+    glob, which needs Hydra's config loader to expand). A glob of a plain setting, or one that
+    matches no option, is one message."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ValueType
+    from hydra.errors import HydraException
+
+    out = []
+    parser = OverridesParser.create()
+    with user_errors_reported():
+        for arg in argv:
+            if arg.startswith("-") or "=" not in arg or "glob(" not in arg:
+                out.append(arg)
+                continue
+            try:
+                (o,) = parser.parse_overrides([arg])
+            except HydraException:
+                out.append(arg)  # preflight's to report
+                continue
+            if o.value_type != ValueType.GLOB_CHOICE_SWEEP:
+                out.append(arg)
+                continue
+            key = o.get_key_element()
+            group = Path(config_dir) / key.lstrip("+~")
+            if not group.is_dir():
+                raise ConfigError(
+                    f"{arg}: glob() sweeps over the options of a config group (aug=glob(*mix)), and "
+                    f"{key.lstrip('+~')} is a setting: give its values as a list, {key.lstrip('+~')}=a,b,c"
+                )
+            names = o.value().filter(sorted(p.stem for p in group.glob("*.yaml")))
+            if not names:
+                raise ConfigError(
+                    f"{arg}: no option of conf/{key.lstrip('+~')}/ matches; its options are "
+                    f"{', '.join(sorted(p.stem for p in group.glob('*.yaml')))}"
+                )
+            out.append(f"{key}={','.join(names)}")
+    return out
+
+
 def sweep_jobs(overrides: list[str], config_dir: str, config_name: str = "config") -> list[list[str]]:
     """The runs ``--multirun <overrides>`` launches: the experiment's ``hydra.sweeper.params``
     (a setting given on the command line replaces its sweep) crossed with the command line's own
@@ -411,6 +453,7 @@ def list_sweep(argv: list[str], config_dir: str, config_name: str = "config") ->
         # The checks the sweep itself gets before it runs: a misspelt name is refused, not listed.
         preflight(overrides, config_dir, config_name)
         check_sweep_base(["--multirun", *overrides], config_dir, config_name)
+        check_swept_experiment(["--multirun", *overrides], config_dir, config_name)
         check_arms(overrides, config_dir)
         try:
             jobs = sweep_jobs(overrides, config_dir, config_name)
@@ -901,6 +944,7 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
         check_sweep_needs_multirun(argv, config_dir, config_name)
         composed = preflight(argv, config_dir, config_name)
         check_sweep_base(argv, config_dir, config_name)
+        check_swept_experiment(argv, config_dir, config_name)
         check_single_run_of_a_sweep(argv, composed, config_dir)
         check_arms(argv, config_dir)
         check_slurm(argv, config_dir, config_name)
@@ -1047,6 +1091,55 @@ def check_sweep_base(argv: list[str], config_dir: str, config_name: str) -> None
             f"its jobs with the default option of each swept group, which has no {key}; give it as "
             f"++{key}={value}, which each job sets in its own option"
         ) from None
+
+
+def check_swept_experiment(argv: list[str], config_dir: str, config_name: str) -> None:
+    """``--multirun experiment=table5,table6``: Hydra reads a sweep's parameters from the settings
+    it composes before the jobs, where a swept group is at its default, so each experiment ran once
+    with its base settings and without its own sweep (2 runs, not Table 5's 81 and Table 6's). One
+    message with the command per experiment instead."""
+    if not any(a in ("-m", "--multirun") for a in argv):
+        return
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ValueType
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(
+            [a for a in argv if not a.startswith("-") and "=" in a]
+        )
+    except HydraException:
+        return  # preflight's to report
+    for o in parsed:
+        if o.get_key_element().lstrip("+~") != "experiment" or not o.is_sweep_override():
+            continue
+        if o.value_type == ValueType.GLOB_CHOICE_SWEEP:
+            names = o.value().filter(sorted(p.stem for p in (Path(config_dir) / "experiment").glob("*.yaml")))
+        else:
+            names = list(o.sweep_string_iterator())
+        own = []
+        for name in names:
+            try:
+                params = _compose_raw(config_dir, config_name, [f"experiment={name}"], hydra_config=True)
+                if params.hydra.sweeper.params:
+                    own.append(name)
+            except Exception:  # preflight's to report
+                continue
+        if not own:
+            return  # no experiment of the sweep has a sweep of its own: one run each, as asked
+        rest = " ".join(a for a in argv if a not in ("-m", "--multirun") and a != o.input_line)
+        script = {"config": "train.py", "generate": "generate.py", "figure4": "figure4.py"}.get(
+            config_name, "train.py"
+        )
+        commands = "; ".join(
+            f"python {script} --multirun experiment={n}{' ' + rest if rest else ''}" for n in names
+        )
+        raise ConfigError(
+            f"{o.input_line}: a sweep over experiments runs each experiment once with its base settings, "
+            f"without its own sweep ({', '.join(own)} sweep{'s' if len(own) == 1 else ''} datasets, methods and "
+            "seeds in hydra.sweeper.params, which Hydra reads only from an experiment given one value): run "
+            f"one command per experiment: {commands}"
+        )
 
 
 def _launcher(argv: list[str]) -> str | None:

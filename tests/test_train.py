@@ -1142,6 +1142,83 @@ def test_readme_table_command_lists_the_runs(tmp_path):
     assert list(tmp_path.iterdir()) == []  # nothing was run or written
 
 
+def test_a_sweep_over_experiments_is_one_command_per_experiment(tmp_path):
+    """``experiment=table5,table6``: Hydra reads a sweep's parameters before the jobs, with the
+    swept group at its default, so each table ran once with its base settings (2 runs, not Table
+    5's 81): refused with the commands that run each table's sweep. Experiments without a sweep of
+    their own may be swept."""
+    for script in ("train.py", "generate.py"):
+        result = run_entry(
+            script, ["--multirun", "experiment=table5,table6", "seed=0", "--cfg", "job"], tmp_path
+        )
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert (
+            "experiment=table5,table6: a sweep over experiments runs each experiment once with its base settings, "
+            "without its own sweep" in result.stderr
+        )
+        assert (
+            f"run one command per experiment: python {script} --multirun experiment=table5 seed=0; python {script} "
+            "--multirun experiment=table6 seed=0" in result.stderr
+        )
+    result = run_entry(
+        "train.py",
+        ["--multirun", "experiment=diffusemix_official,diffusemix_official_first_release", "--cfg", "job"],
+        tmp_path,
+    )
+    assert result.returncode == 0 and result.stdout.startswith("2 runs:"), result.stderr[-2000:]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_glob_sweep_is_listed_checked_and_run(tmp_path):
+    """``aug=glob(*mix)`` (Hydra's sweep over the matching options of a group): the checks stopped
+    with a traceback (a glob needs Hydra's config loader to expand); it is written out, so the
+    listing, the checks and the sweep see the same options."""
+    result = run_entry("train.py", ["--multirun", "aug=glob(*mixup)", "seed=0", "--cfg", "job"], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == [
+        "3 runs:",
+        "  0: aug=comixup seed=0",
+        "  1: aug=manifold_mixup seed=0",
+        "  2: aug=mixup seed=0",
+    ]
+    result = run_entry("train.py", ["--multirun", "experiment=glob([table5,table6])"], tmp_path)
+    assert result.returncode == 1 and "experiment=table5,table6: a sweep over experiments" in result.stderr
+    for given, refused in (
+        (
+            "aug.lam=glob(*)",
+            "aug.lam=glob(*): glob() sweeps over the options of a config group (aug=glob(*mix)), "
+            "and aug.lam is a setting: give its values as a list, aug.lam=a,b,c",
+        ),
+        (
+            "aug=glob(zz*)",
+            "aug=glob(zz*): no option of conf/aug/ matches; its options are augmix, autoaugment",
+        ),
+    ):
+        result = run_entry("train.py", ["--multirun", given], tmp_path)
+        assert result.returncode == 1 and refused in result.stderr and "Traceback" not in result.stderr
+    # Run: Hydra runs the options the glob matched.
+    fixture = write_fixture_dataset("flowers102", tmp_path / "data")
+    result = _run_script(
+        [
+            "--multirun",
+            "dataset=flowers102",
+            "aug=glob(mixu*)",
+            "model=resnet18",
+            f"paths.data_dir={fixture['data_dir']}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            f"paths.log_dir={tmp_path / 'logs'}",
+            "debug=fast",
+            "dataset.image_size=32",
+            "dataset.resize=36",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (sweep,) = (tmp_path / "logs" / "multirun" / "train").iterdir()
+    (job,) = [p for p in sweep.iterdir() if p.is_dir()]
+    assert json.loads((job / "metrics.json").read_text())["aug"] == "mixup"
+
+
 @pytest.mark.parametrize(
     ("given", "refused"),
     [
