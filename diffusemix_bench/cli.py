@@ -465,6 +465,7 @@ def list_sweep(argv: list[str], config_dir: str, config_name: str = "config") ->
             preflight(variant, config_dir, config_name)
         if config_name == "config":
             check_sweep_values(jobs, config_dir, config_name, _launcher(argv))
+            check_sweep_methods(jobs, config_dir, config_name, first_too=True)
     if shown in ("job", "all"):
         print(f"{len(jobs)} runs:")
         for k, job in enumerate(jobs):
@@ -1176,8 +1177,6 @@ def check_sweep_values(
 
     # A launcher other than Hydra's local one runs the jobs on other machines (SLURM's nodes).
     elsewhere = launcher not in (None, "basic")
-    keys = {o.split("=", 1)[0] for job in jobs for o in job} - {"seed"}
-    varied = {k for k in keys if len({o for job in jobs for o in job if o.split("=", 1)[0] == k}) > 1}
     parser = OverridesParser.create()
     first = None
     for variant, changed in _variants(jobs):
@@ -1194,12 +1193,19 @@ def check_sweep_values(
             validate_config(cfg, here=not elsewhere)
             check_protocol_optimiser(cfg)
         except ConfigError as exc:
-            which = (
-                changed or " ".join(o for o in variant if o.split("=", 1)[0] in varied) or " ".join(variant)
-            )
             raise ConfigError(
-                f"the sweep's runs with {which} are refused, so no job was started: {exc}"
+                f"the sweep's runs with {_which_runs(jobs, variant, changed)} are refused, so no job was started: {exc}"
             ) from None
+
+
+def _which_runs(jobs: list[list[str]], variant: list[str], changed: str | None) -> str:
+    """The runs a refused variant of the sweep stands for: the value it changed, or (the first
+    job) its values of the settings the sweep varies (seeds aside), or all its settings."""
+    if changed:
+        return changed
+    keys = {o.split("=", 1)[0] for job in jobs for o in job} - {"seed"}
+    varied = {k for k in keys if len({o for job in jobs for o in job if o.split("=", 1)[0] == k}) > 1}
+    return " ".join(o for o in variant if o.split("=", 1)[0] in varied) or " ".join(variant)
 
 
 def _with_value(first, changed: str | None, parser):
@@ -1296,15 +1302,18 @@ def check_sweep_edits(argv: list[str], config_dir: str, config_name: str) -> Non
             continue
 
 
-def check_sweep_methods(jobs: list[list[str]], config_dir: str, config_name: str) -> None:
+def check_sweep_methods(
+    jobs: list[list[str]], config_dir: str, config_name: str, first_too: bool = False
+) -> None:
     """The method's own checks of each value a sweep gives a setting (those no schema can say:
     Co-Mixup's ``block_num=0``, a block grid the crop size does not divide, ``loss=jsd`` with a
     method of one view), as each job's start makes them, before any job starts. The last check
-    before a sweep runs: building a method imports torch, which its jobs then use."""
+    before a sweep runs: building a method imports torch, which its jobs then use. The first job's
+    own start makes them next; ``first_too`` (a listing, which runs nothing) checks it here."""
     from .augment.registry import check_aug_settings, check_loss_views
 
     for variant, changed in _variants(jobs):
-        if changed is None:  # the first job: its own start comes next
+        if changed is None and not first_too:  # the first job: its own start comes next
             continue
         try:
             cfg = _compose_raw(config_dir, config_name, variant)
@@ -1315,7 +1324,8 @@ def check_sweep_methods(jobs: list[list[str]], config_dir: str, config_name: str
             check_aug_settings(cfg)
         except ConfigError as exc:
             raise ConfigError(
-                f"the sweep's runs with {changed} are refused, so no job was started: {exc}"
+                f"the sweep's runs with {_which_runs(jobs, variant, changed)} are refused, so no job was "
+                f"started: {exc}"
             ) from None
 
 

@@ -1257,6 +1257,31 @@ def test_listing_a_sweep_checks_it_as_running_it_does(given, refused, capsys):
             check_command_line(["--multirun", *given, "paths.data_dir=/nowhere"], str(CONF_DIR), "config")
 
 
+def test_listing_a_sweep_makes_the_methods_checks_of_every_job(capsys):
+    """The listing makes the methods' own checks (those that build a method) of every job, the
+    first included: a sweep refused at its first job's start was listed as fine."""
+    from diffusemix_bench.cli import list_sweep
+
+    for given, refused in (
+        (
+            ["aug=none,mixup", "loss=jsd"],
+            "the sweep's runs with aug=none are refused, so no job was started: "
+            "loss=jsd needs three views per image",
+        ),
+        (
+            ["aug=comixup", "aug.block_num=0", "seed=0,1"],
+            "the sweep's runs with aug=comixup aug.block_num=0 "
+            "seed=0 are refused, so no job was started: aug.block_num must be -1 (random) or >= 1, got 0",
+        ),
+        (["aug=augmix,mixup", "loss=jsd"], "the sweep's runs with aug=mixup are refused"),
+    ):
+        with pytest.raises(SystemExit, match=re.escape(refused)):
+            list_sweep(["--multirun", *given, "--cfg", "job"], str(CONF_DIR))
+        assert "runs:" not in capsys.readouterr().out
+    list_sweep(["--multirun", "aug=augmix,diffusemix", "loss=jsd", "--cfg", "job"], str(CONF_DIR))
+    assert capsys.readouterr().out.startswith("2 runs:")
+
+
 def test_a_sweeps_hydra_settings_are_shown_with_cfg_hydra(capsys):
     """``--multirun ... --cfg hydra`` shows the sweep's Hydra settings (the SLURM launcher's, say),
     ``--cfg all`` the runs and those settings, ``--cfg job`` the runs alone."""
