@@ -508,6 +508,17 @@ def test_robustness_entries_of_two_measurements_are_never_mixed():
     assert merged == {**run, **pgd_val} and dropped == ["fgsm_error", "fgsm_settings"]
     pgd_last = {**pgd_test, "robust_checkpoint": "/r/checkpoints/last.ckpt"}
     assert with_robustness(after_training, pgd_last) == ({**run, **pgd_last}, ["fgsm_error", "fgsm_settings"])
+    # A short check (eval.limit_batches) beside the whole split's attack, in either order: the
+    # whole split's FGSM error was kept beside the short check's count and clean error, and the
+    # short check's robust_limit_batches beside the whole split's PGD error.
+    pgd_short = {**pgd_test, "robust_images": 5, "robust_limit_batches": 1, "robust_clean_error": 40.0}
+    merged, dropped = with_robustness(after_training, pgd_short)
+    assert merged == {**run, **pgd_short} and dropped == ["fgsm_error", "fgsm_settings"]
+    merged, dropped = with_robustness(
+        {**run, **pgd_short, "fgsm_error": 60.0}, {**fgsm_test, "robust_clean_error": 41.0}
+    )
+    assert merged == {**run, **fgsm_test, "robust_clean_error": 41.0}
+    assert sorted(dropped) == ["pgd_error", "robust_checkpoint", "robust_limit_batches"]
 
 
 def test_a_batch_limit_of_1_is_one_batch(make_cfg):

@@ -164,17 +164,20 @@ def robustness_keys(metrics: dict) -> list[str]:
 
 
 def _measured_on(metrics: dict) -> tuple:
-    """(split, checkpoint file name) of the robustness entries in ``metrics``: after training they
-    were measured on its selected checkpoint, by evaluate.py on ``robust_checkpoint``."""
+    """(split, checkpoint file name, images attacked) of the robustness entries in ``metrics``:
+    after training they were measured on its selected checkpoint, by evaluate.py on
+    ``robust_checkpoint``; a short check (``eval.limit_batches``) attacks fewer images than the
+    whole split, and is another measurement than the whole split's."""
     ckpt = metrics.get("robust_checkpoint") or metrics.get("best_checkpoint")
-    return metrics.get("robust_split"), Path(ckpt).name if ckpt else None
+    return metrics.get("robust_split"), Path(ckpt).name if ckpt else None, metrics.get("robust_images")
 
 
 def with_robustness(metrics: dict, result: dict) -> tuple[dict, list[str]]:
     """``metrics`` with the robustness entries of ``result``, and the earlier entries left out.
-    Attacks measured before on the same split and checkpoint are kept beside the new ones (FGSM
-    then PGD fills one table row); entries measured on another split or checkpoint are left out, so
-    metrics.json never mixes two measurements."""
+    Attacks measured before on the same split, checkpoint and images are kept beside the new ones
+    (FGSM then PGD fills one table row); entries measured on another split or checkpoint, or on
+    other images (a short check beside the whole split), are left out, so metrics.json never mixes
+    two measurements."""
     earlier = robustness_keys(metrics)
     merged = dict(metrics)
     dropped = []
@@ -190,7 +193,7 @@ def log_left_out(path: Path, dropped: list[str]) -> None:
     """Say which earlier entries of ``path`` (metrics.json) the new results left out."""
     if dropped:
         log.warning(
-            "%s: %s left out (measured on other weights, or another split, than these results)",
+            "%s: %s left out (measured on other weights, another split, or other images than these results)",
             path,
             ", ".join(dropped),
         )
