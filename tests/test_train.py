@@ -1497,7 +1497,31 @@ def test_vanilla_batches_count_as_the_datamodule_serves():
     assert vanilla_batches_per_epoch(10, 4, False) == 3
     assert vanilla_batches_per_epoch(9, 4, False) == 2  # a last batch of one image is dropped
     assert vanilla_batches_per_epoch(10, 4, True) == 2
-    assert vanilla_batches_per_epoch(10, 4, False, world_size=2) == 2
+    # Each rank's last batch of one image is dropped, as the loader drops it (10 images on two
+    # ranks: 5 each, one batch of 4; 202 on two: one batch of 100. The whole set's 10 % 4 and
+    # 202 % 100 counted two).
+    assert vanilla_batches_per_epoch(10, 4, False, world_size=2) == 1
+    assert vanilla_batches_per_epoch(202, 100, False, world_size=2) == 1
+    assert vanilla_batches_per_epoch(203, 100, False, world_size=2) == 2
+    from torch.utils.data import DataLoader
+
+    from diffusemix_bench.data.datamodule import drops_last_batch
+    from diffusemix_bench.data.sampling import ResumableSampler
+
+    for items, batch, world in ((10, 4, 2), (202, 100, 2), (203, 100, 2), (9, 4, 1), (13, 4, 3)):
+        shard = -(-items // world)
+        for rank in range(world):  # the training loader's shard and drop rule, per rank
+            sampler = ResumableSampler(range(items), seed=0, batch_size=batch, num_replicas=world, rank=rank)
+            loader = DataLoader(
+                range(items),
+                batch_size=batch,
+                sampler=sampler,
+                drop_last=drops_last_batch(shard, batch, False),
+            )
+            assert len(loader) == vanilla_batches_per_epoch(items, batch, False, world_size=world), (
+                items,
+                world,
+            )
     assert vanilla_batches_per_epoch(100, 4, False, limit_train_batches=3) == 3
     assert vanilla_batches_per_epoch(100, 4, False, limit_train_batches=0.5) == 12
 

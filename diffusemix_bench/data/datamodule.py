@@ -87,6 +87,12 @@ def stop_workers_at_exit() -> None:
 atexit.register(stop_workers_at_exit)
 
 
+
+def drops_last_batch(per_rank: int, batch_size: int, drop_last: bool) -> bool:
+    """Whether the training loader drops each rank's last, partial batch (``per_rank`` items a
+    rank): ``dataset.drop_last``, or a last batch of one image, which cannot train BatchNorm."""
+    return per_rank > batch_size and (drop_last or per_rank % batch_size == 1)
+
 class ImageDataModule(pl.LightningDataModule):
     """Serves train/val/test splits of ``cfg.name`` under ``data_dir`` (or ``cfg.root``), read
     here or passed in already read (``splits``). With ``dataset.download=true`` the download
@@ -176,8 +182,7 @@ class ImageDataModule(pl.LightningDataModule):
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         batch = self.cfg.batch_size
         per_rank = -(-len(train) // world)
-        # A last batch of one image cannot train BatchNorm: drop it in that case only.
-        drop_last = per_rank > batch and (self.cfg.drop_last or per_rank % batch == 1)
+        drop_last = drops_last_batch(per_rank, batch, self.cfg.drop_last)
         if trainer is not None and trainer.overfit_batches > 0:
             # debug=overfit trains on the same first batches every epoch, in order: the sampler
             # Lightning would otherwise put in place of a shuffling one (saying so in a warning).

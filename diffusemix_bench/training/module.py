@@ -15,6 +15,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from ..augment import Augmentation
 from ..config import LossConfig, OptimConfig, SchedConfig
+from ..data.datamodule import drops_last_batch
 from ..errors import UserError
 from ..robustness.adversarial_training import FastAdversarial
 from .losses import TrainLoss, smooth_targets
@@ -429,7 +430,7 @@ def vanilla_batches_per_epoch(
     DataModule serves it (a last batch of one image is dropped; DDP pads each rank's shard to
     ``ceil(items / world_size)``), after Lightning's ``limit_train_batches``."""
     shard = math.ceil(items / world_size)
-    drop = items > batch_size and (drop_last or items % batch_size == 1)
+    drop = drops_last_batch(shard, batch_size, drop_last)  # per rank, as the loader decides it
     batches = shard // batch_size if drop else math.ceil(shard / batch_size)
     if isinstance(limit_train_batches, float) and limit_train_batches <= 1.0:
         batches = int(batches * limit_train_batches)
