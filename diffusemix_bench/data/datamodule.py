@@ -87,11 +87,11 @@ def stop_workers_at_exit() -> None:
 atexit.register(stop_workers_at_exit)
 
 
-
 def drops_last_batch(per_rank: int, batch_size: int, drop_last: bool) -> bool:
     """Whether the training loader drops each rank's last, partial batch (``per_rank`` items a
     rank): ``dataset.drop_last``, or a last batch of one image, which cannot train BatchNorm."""
     return per_rank > batch_size and (drop_last or per_rank % batch_size == 1)
+
 
 class ImageDataModule(pl.LightningDataModule):
     """Serves train/val/test splits of ``cfg.name`` under ``data_dir`` (or ``cfg.root``), read
