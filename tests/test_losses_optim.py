@@ -120,6 +120,36 @@ def test_bce_on_softmax_value_and_gradient_equal_the_reference_formula():
     assert 0.8 < float(grad.norm() * 100 / grad_ce.norm()) < 1.25
 
 
+@pytest.mark.parametrize("gap", [0.0, 15.0, 25.0, 40.0, 100.0])
+def test_bce_on_softmax_gradient_is_nn_bcelosss_where_softmax_saturates(gap):
+    """The recipe's call, nn.BCELoss()(softmax(z), t), stays finite where a probability is exactly
+    1 (a logit gap above ~21 with K=100 in float32) or 0: its backward divides by
+    max(p(1 - p), 1e-12). The clamped logs written out gave 0 x inf = NaN there, in every weight
+    after one step. The same gradient, to float precision, at every gap."""
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(6, 100, generator=g)
+    logits[:, 7] += gap
+    targets = torch.rand(6, 100, generator=g)
+    targets = targets / targets.sum(1, keepdim=True)
+    targets[0] = F.one_hot(torch.tensor(7), 100).float()  # the saturated row's own class
+    z = logits.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(bce_on_softmax(z, targets), z)
+    z_ref = logits.clone().requires_grad_(True)
+    ref = torch.nn.BCELoss()(torch.softmax(z_ref, dim=1), targets)
+    (grad_ref,) = torch.autograd.grad(ref, z_ref)
+    assert torch.isfinite(grad).all()
+    assert float(bce_on_softmax(logits, targets)) == pytest.approx(float(ref), rel=1e-6)
+    torch.testing.assert_close(grad, grad_ref, rtol=1e-5, atol=1e-12)
+    # Targets above 1 (SnapMix's same-class weights), which nn.BCELoss refuses: its formula.
+    heavy = targets * 1.5
+    z = logits.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(bce_on_softmax(z, heavy), z)
+    assert torch.isfinite(grad).all()
+    p = torch.softmax(logits, dim=1)  # float32, as the loss computes it (saturating alike)
+    expected = -(heavy * p.log().clamp_min(-100) + (1 - heavy) * (1 - p).log().clamp_min(-100)).mean()
+    assert float(bce_on_softmax(logits, heavy)) == pytest.approx(float(expected), rel=1e-5)
+
+
 def test_train_loss_bce_softmax_scales_the_ce_unit_terms_by_one_over_k():
     g = torch.Generator().manual_seed(5)
     logits, targets = torch.randn(4, 10, generator=g), F.softmax(torch.randn(4, 10, generator=g), dim=-1)

@@ -14,17 +14,34 @@ def soft_target_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> to
     return torch.sum(-targets * F.log_softmax(logits, dim=-1), dim=-1).mean()
 
 
+class _BinaryCrossEntropy(torch.autograd.Function):
+    """``nn.BCELoss``'s forward and backward (mean reduction) for targets of any value: each log
+    clamped at -100, and the gradient ``(p - t) / max(p (1 - p), 1e-12)`` as its own backward
+    computes it, which stays finite where a probability is exactly 0 or 1 (the gradient of the
+    clamped logs written out is 0 x inf there: NaN, in every weight after one step)."""
+
+    @staticmethod
+    def forward(ctx, p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(p, t)
+        return -(t * p.log().clamp_min(-100) + (1 - t) * (1 - p).log().clamp_min(-100)).mean()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        p, t = ctx.saved_tensors
+        grad_p = grad * (p - t) / (p * (1 - p)).clamp_min(1e-12) / p.numel()
+        return grad_p, None
+
+
 def bce_on_softmax(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy of softmax(z) against the (mixed) targets, averaged over the N x K
     entries: ``nn.BCELoss()(softmax(output), target)`` of ``snu-mllab/PuzzleMix:main.py`` (copied by
     Co-Mixup and GuidedMixup), the loss every method of their CIFAR-100/Tiny-ImageNet recipe trains
-    with. Its gradient is about 1/K of cross-entropy's. Computed in float32 outside autocast."""
+    with. Its gradient is about 1/K of cross-entropy's. Computed in float32 outside autocast;
+    targets outside [0, 1] (SnapMix's CAM weights can exceed 1), which nn.BCELoss refuses, keep
+    its formula (_BinaryCrossEntropy)."""
     with torch.autocast(device_type=logits.device.type, enabled=False):
         p = F.softmax(logits.float(), dim=-1)
-        t = targets.float()
-        # nn.BCELoss's terms, each log clamped at -100 as it clamps them; written out so that
-        # targets outside [0, 1] (SnapMix's CAM weights can exceed 1) keep the same formula.
-        return -(t * p.log().clamp_min(-100) + (1 - t) * (1 - p).log().clamp_min(-100)).mean()
+        return _BinaryCrossEntropy.apply(p, targets.float())
 
 
 CRITERIA = {"ce": soft_target_cross_entropy, "bce_softmax": bce_on_softmax}
