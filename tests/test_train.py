@@ -22,7 +22,7 @@ from PIL import Image
 from diffusemix_bench.data.base import CorruptImageError, DatasetNotFoundError
 from diffusemix_bench.errors import ConfigError
 from diffusemix_bench.training.run import train
-from tests.conftest import CONF_DIR, FAST, ROOT, compose_config, finalize, run_entry
+from tests.conftest import CONF_DIR, FAST, ROOT, compose_config, finalize, point_at_fixture, run_entry
 from tests.fixtures.datasets import write_fixture_dataset
 
 GPU_ONLY = {("trainer", "gpu"), ("trainer", "ddp")}
@@ -1390,13 +1390,44 @@ def test_module_trains_from_plain_loaders():
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-4)
 
 
+def test_several_processes_evaluate_each_image_once(tmp_path):
+    """Validation and test on several processes: each reads its own part of the split, unpadded
+    (Lightning's DistributedSampler repeated images to even the parts out, counting them twice in
+    the accuracy); a split with fewer images than processes is one message."""
+    from types import SimpleNamespace
+
+    from diffusemix_bench.data.datamodule import ImageDataModule
+
+    fixture = write_fixture_dataset("flowers102", tmp_path / "data", per_class=5)  # 15 images a split
+    cfg = compose_config(["dataset=flowers102"])
+    point_at_fixture(cfg, fixture)
+    dm = ImageDataModule(cfg.dataset, cfg.paths.data_dir, seed=0)
+    dm.build()
+    for world in (2, 4):
+        parts = []
+        for rank in range(world):
+            dm.trainer = SimpleNamespace(world_size=world, global_rank=rank)
+            for loader in (dm.val_dataloader(), dm.test_dataloader()):
+                assert type(loader.sampler).__name__ == "UnrepeatedDistributedSampler"
+            parts.append(list(dm.test_dataloader().sampler))
+        assert sorted(i for part in parts for i in part) == list(range(15)), parts
+    dm.trainer = SimpleNamespace(world_size=16, global_rank=0)
+    with pytest.raises(ConfigError, match=r"the test split has 15 images, fewer than the 16 processes"):
+        dm.test_dataloader()
+    dm.trainer = None  # one process, and the robustness loader: the whole split in order
+    assert list(dm.eval_loader(dm.test_set).sampler) == list(range(15))
+
+
 @pytest.mark.slow
 def test_ddp_schedules_count_each_ranks_own_steps(tmp_path):
     """Two CPU ranks: each rank's epoch is its shard of the data, so an epoch-based milestone falls
-    after that many steps, not after the length of the whole unsharded loader."""
+    after that many steps, not after the length of the whole unsharded loader. Validation and test
+    read each image once (15 images: Lightning's DistributedSampler padded them to 16, counting
+    one twice in the accuracy): the test accuracy is the single-process clean accuracy of the
+    same checkpoint (the robustness evaluation's, which reads the whole split in one process)."""
     import csv
 
-    fixture = write_fixture_dataset("flowers102", tmp_path / "data")  # 12 training images
+    fixture = write_fixture_dataset("flowers102", tmp_path / "data", per_class=5)  # 15 images a split
     run = tmp_path / "run"
     result = _run_script(
         [
@@ -1416,6 +1447,7 @@ def test_ddp_schedules_count_each_ranks_own_steps(tmp_path):
             "trainer.max_epochs=2",
             "trainer.log_every_n_steps=1",
             "callbacks.progress_bar=none",
+            "eval.fgsm=true",
             f"hydra.run.dir={run}",
         ],
         tmp_path,
@@ -1424,10 +1456,14 @@ def test_ddp_schedules_count_each_ranks_own_steps(tmp_path):
     with open(run / "logs" / "metrics.csv") as fh:
         rows = [r for r in csv.DictReader(fh) if r.get("lr-SGD/all")]
     lrs = {int(r["step"]): float(r["lr-SGD/all"]) for r in rows}
-    # 12 images over 2 ranks at batch 4: 2 steps per rank and epoch (the whole loader has 3).
+    # 15 images over 2 ranks at batch 4: 2 steps per rank and epoch (the whole loader has 4).
     assert sorted(lrs) == [0, 1, 2, 3]
     assert [round(lrs[s], 6) for s in range(4)] == [0.1, 0.1, 0.01, 0.01]
-    assert json.loads((run / "metrics.json").read_text())["optimizer_steps"] == 4
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["optimizer_steps"] == 4 and metrics["world_size"] == 2
+    assert metrics["val_images_evaluated"] == metrics["test_images_evaluated"] == 15
+    assert metrics["test_images"] == metrics["robust_images"] == 15 and not metrics["shortened_by"]
+    assert metrics["test_top1"] == pytest.approx(100.0 - metrics["robust_clean_error"], abs=1e-3)
 
 
 def test_each_rank_draws_its_own_main_process_randomness(monkeypatch):

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
 from ..config import DatasetConfig
+from ..errors import ConfigError
 from .base import ImageClassificationDataset, SplitNotAvailableError
 from .sampling import ResumableLoader, ResumableSampler, SeededItems
 from .splits import Splits, build_splits, dataset_root
@@ -168,10 +169,27 @@ class ImageDataModule(pl.LightningDataModule):
             "worker_init_fn": partial(worker_init, rank=self.trainer.global_rank if self.trainer else None),
         }
 
-    def eval_loader(self, dataset, batch_size: int | None = None) -> DataLoader:
-        """Validation and test: in order, every image (``batch_size``: other than the dataset's)."""
+    def eval_loader(self, dataset, batch_size: int | None = None, split: str | None = None) -> DataLoader:
+        """Validation and test: in order, every image (``batch_size``: other than the dataset's).
+        With ``split`` (Lightning's validation and test loaders), each of several processes reads
+        its own part, unpadded: Lightning's DistributedSampler would repeat images to even the
+        parts out, and count them twice in the accuracy."""
         batch = batch_size or self.cfg.eval_batch_size or self.cfg.batch_size
-        return DataLoader(dataset, batch_size=batch, **self._worker_args())
+        trainer = self.trainer
+        if split is None or trainer is None or trainer.world_size == 1:
+            return DataLoader(dataset, batch_size=batch, **self._worker_args())
+        from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+
+        if len(dataset) < trainer.world_size:
+            raise ConfigError(
+                f"the {split} split has {len(dataset)} image{'s' if len(dataset) != 1 else ''}, fewer than the "
+                f"{trainer.world_size} processes that train together (trainer.devices x trainer.num_nodes), each "
+                "of which evaluates a part of it: train on fewer devices, or give the split more images"
+            )
+        sampler = UnrepeatedDistributedSampler(
+            dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
+        )
+        return DataLoader(dataset, batch_size=batch, sampler=sampler, **self._worker_args())
 
     def train_dataloader(self) -> DataLoader:
         """The training loader: order and per-image draws are functions of (seed, epoch, position)
@@ -226,9 +244,9 @@ class ImageDataModule(pl.LightningDataModule):
         return trainer.current_epoch, done
 
     def val_dataloader(self) -> DataLoader:
-        return self.eval_loader(self.val_set)
+        return self.eval_loader(self.val_set, split="validation")
 
     def test_dataloader(self) -> DataLoader:
         if self.test_set is None:
             raise SplitNotAvailableError(f"dataset '{self.cfg.name}' at {self.root} has no test split")
-        return self.eval_loader(self.test_set)
+        return self.eval_loader(self.test_set, split="test")

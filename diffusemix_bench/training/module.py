@@ -117,6 +117,20 @@ class ClassifierModule(pl.LightningModule):
     def on_test_epoch_start(self) -> None:
         self.evaluated["test"] = 0
 
+    def on_validation_epoch_end(self) -> None:
+        self._sum_evaluated("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._sum_evaluated("test")
+
+    def _sum_evaluated(self, stage: str) -> None:
+        """The images every process evaluated, summed: each process evaluates its own part of the
+        split (DataModule.eval_loader, unpadded), and the parts differ by an image where the split
+        does not divide evenly."""
+        if self.trainer.world_size > 1:
+            count = torch.tensor(self.evaluated[stage], device=self.device, dtype=torch.long)
+            self.evaluated[stage] = int(self.trainer.strategy.reduce(count, reduce_op="sum"))
+
     def fit_seconds(self) -> float:
         """Seconds of fit so far, the parts before a resume included."""
         running = time.time() - self._fit_started if self._fit_started is not None else 0.0
@@ -385,7 +399,7 @@ class ClassifierModule(pl.LightningModule):
         top1.update(logits, labels)
         top5.update(logits, labels)
         n = len(labels)
-        self.evaluated[stage] += n * self.trainer.world_size
+        self.evaluated[stage] += n  # this process's; summed over processes at the epoch's end
         name = self.val_name if stage == "val" else stage
         self.log(f"{name}/loss", loss, on_epoch=True, batch_size=n, sync_dist=True)
         self.log(f"{name}/top1", top1, on_epoch=True, prog_bar=True, batch_size=n)
