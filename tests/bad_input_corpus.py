@@ -541,6 +541,7 @@ CASES: list[Case] = [
     ),
     Case("image folder without train/", "error", _train("imagefolder", prepare=_no_train_split), r"train"),
     Case("empty train class folder", "error", _train("imagefolder", prepare=_empty_train_class), r"class 7"),
+    Case("one class", "error", _train("imagefolder", num_classes=1), r"holds one class folder \(class 0\)"),
     # -- weights --------------------------------------------------------------------------------------------
     Case(
         "weights: garbage safetensors",

@@ -117,6 +117,12 @@ def imagefolder(
     classes = list_class_folders(base / "train")
     if not classes:
         raise ImageFolderError(root, f"{base / 'train'} holds no class folders")
+    if len(classes) == 1:
+        raise ImageFolderError(
+            root,
+            f"{base / 'train'} holds one class folder ({classes[0]}): a classifier needs at least two "
+            "classes, a folder of images each",
+        )
     has_val = (base / "val").is_dir()
     if split == "test" and not (base / "test").is_dir():
         raise SplitNotAvailableError(
