@@ -449,8 +449,9 @@ class EvaluateConfig:
     data_dir: str | None = None
     # cpu, or auto (a GPU when there is one).
     accelerator: str = "auto"
-    # Seeds PGD's random start.
-    seed: int = 0
+    # Seeds PGD's random start; null: the run's own seed, as the attack after training (so both
+    # give the same PGD numbers). metrics.json records it as robust_seed.
+    seed: int | None = None
     eval: EvalConfig = field(default_factory=EvalConfig)
     task_name: str = "evaluate"
 

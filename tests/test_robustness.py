@@ -64,6 +64,7 @@ def trained_run(tmp_path_factory):
             "eval.fgsm=true",
             "eval.pgd=true",
             "eval.pgd_steps=5",
+            "seed=5",  # not evaluate.py's default: PGD's random start is seeded with the run's seed
         ]
     )
     fixture = write_fixture_dataset("cifar100", tmp / "data", per_class=10)
@@ -166,13 +167,23 @@ def test_evaluate_script_adds_robustness_to_a_finished_run(trained_run, tmp_path
     # The run folder given relative to the working folder: recorded absolute, as best_checkpoint.
     relative = os.path.relpath(run_dir, tmp_path)
     result = _evaluate(
-        [f"ckpt={relative}", "eval.fgsm=true", "accelerator=cpu", "eval.batch_size=3"], tmp_path
+        [
+            f"ckpt={relative}",
+            "eval.fgsm=true",
+            "eval.pgd=true",
+            "eval.pgd_steps=5",
+            "accelerator=cpu",
+            "eval.batch_size=3",
+        ],
+        tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     after = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["robust_batch_size"] == (cfg.dataset.eval_batch_size or cfg.dataset.batch_size) != 3
     assert after["robust_batch_size"] == 3
     assert after["fgsm_error"] == metrics["fgsm_error"]
+    # PGD's random start seeded with the run's seed, as after training (evaluate.py's seed=null).
+    assert metrics["robust_seed"] == after["robust_seed"] == cfg.seed == 5
     assert after["robust_checkpoint"] == str(
         (run_dir / "checkpoints" / Path(metrics["best_checkpoint"]).name).absolute()
     )

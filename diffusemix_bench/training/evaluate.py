@@ -141,7 +141,11 @@ def attack_checkpoint(
     result = robust_errors(
         model, loader, specs, device=_device(accelerator), seed=seed, limit_batches=limit_batches
     )
-    out = {"robust_split": split, "robust_batch_size": getattr(loader, "batch_size", None)}
+    out = {
+        "robust_split": split,
+        "robust_batch_size": getattr(loader, "batch_size", None),
+        "robust_seed": seed,
+    }
     if limit_batches is not None:
         out["robust_limit_batches"] = limit_batches
     out.update({f"robust_{k}" if k in ("images", "clean_error") else k: v for k, v in result.items()})
@@ -260,7 +264,7 @@ def evaluate_run(cfg: DictConfig) -> dict:
         ckpt,
         loader,
         specs,
-        cfg.seed,
+        run_cfg.seed if cfg.seed is None else cfg.seed,
         accelerator,
         cfg.eval.split,
         cfg.eval.get("limit_batches"),
