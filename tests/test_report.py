@@ -400,6 +400,15 @@ VANILLA = "Vanilla (CVPR'16) [14]"
     [
         ({"fgsm_settings": {"eps_255": 1.0}}, "eps_255=8.0 vs 1.0"),  # eps 1 added later by evaluate.py
         ({"robust_split": "val"}, "split='test' vs 'val'"),
+        # evaluate.py ckpt=<run>/checkpoints/last.ckpt: other weights than the selected checkpoint,
+        # whose numbers the run's test columns are.
+        (
+            {
+                "best_checkpoint": "/r/checkpoints/best-epoch003.ckpt",
+                "robust_checkpoint": "/r/checkpoints/last.ckpt",
+            },
+            "checkpoint=None vs 'last.ckpt'",
+        ),
     ],
 )
 def test_robustness_measured_differently_in_one_cell_is_refused(sweep, tmp_path, other, shown):
@@ -458,7 +467,17 @@ def test_runs_differing_only_in_what_was_measured_after_training_share_a_cell(sw
         tmp_path / "runs",
         [
             (0, {**TABLE4, "eval.fgsm": True, "trainer.accelerator": "gpu"}, {"fgsm_error": 40.0, **FGSM}),
-            (1, {**TABLE4, "eval.fgsm": False, "trainer.accelerator": "cpu"}, {"fgsm_error": 42.0, **FGSM}),
+            # Attacked by evaluate.py on the run's selected checkpoint (recorded by its absolute path).
+            (
+                1,
+                {**TABLE4, "eval.fgsm": False, "trainer.accelerator": "cpu"},
+                {
+                    "fgsm_error": 42.0,
+                    **FGSM,
+                    "best_checkpoint": "/r/1/checkpoints/best-epoch003.ckpt",
+                    "robust_checkpoint": "/elsewhere/1/checkpoints/best-epoch003.ckpt",
+                },
+            ),
         ],
     )
     result = build_report([*TABLE4_CELL, f"runs={runs}"], CONF)

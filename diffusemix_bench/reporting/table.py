@@ -8,6 +8,7 @@ import math
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -114,6 +115,11 @@ def measured(metrics: dict, metric_key: str) -> dict[str, Any] | None:
         out.update(settings if isinstance(settings, dict) else {"settings": None})
     out["split"] = metrics.get("robust_split")
     out["limit_batches"] = metrics.get("robust_limit_batches")  # None: every batch
+    # The weights attacked: the checkpoint training selected (the one its test numbers are of)
+    # unless evaluate.py was given another (ckpt=<run>/checkpoints/last.ckpt), named then.
+    attacked, selected = metrics.get("robust_checkpoint"), metrics.get("best_checkpoint")
+    if attacked and PurePath(str(attacked)).name != (PurePath(str(selected)).name if selected else None):
+        out["checkpoint"] = PurePath(str(attacked)).name
     return out
 
 
@@ -521,9 +527,12 @@ def _check_cell(table: PaperTable, cell: Cell, reference: DictConfig | None = No
                 continue
             shown = ", ".join(f"{k}={ours.get(k)!r} vs {theirs.get(k)!r}" for k in differ)
             fix = wanted(reference, key) if reference is not None else ours
-            sources = sorted(
-                {"robust_split" if k == "split" else f"{_attack_of(key)}_settings" for k in differ}
-            )
+            source = {
+                "split": "robust_split",
+                "limit_batches": "robust_limit_batches",
+                "checkpoint": "robust_checkpoint",
+            }
+            sources = sorted({source.get(k, f"{_attack_of(key)}_settings") for k in differ})
             redo = [r for r, m in found if _measurement_differs(m, fix)]
             command = evaluate_command(key, fix, redo[0].folder if len(redo) == 1 else "<run folder>")
             each = "" if len(redo) == 1 else f" for each of {_named(redo)}"
