@@ -427,7 +427,7 @@ def test_resuming_a_finished_run_keeps_its_metrics(make_cfg, tmp_path, caplog):
     robust = {
         "robust_split": "test",
         "robust_checkpoint": first["best_checkpoint"],
-        "robust_images": 8,
+        "robust_images": first["test_images"],  # the whole split, as an attack without eval.limit_batches
         **pgd,
     }
     assert first["world_size"] == 1 and first["model_weights"] is None  # one process, from scratch
