@@ -313,6 +313,38 @@ def test_pretrained_torchvision_from_cache_gets_fresh_head(offline):
     assert model.pretrained_mean_std == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
+class _RunsCode:
+    """A pickle that calls a function when unpickled in full (torch.load(weights_only=False))."""
+
+    def __reduce__(self):
+        return (exec, ("import pathlib, os; pathlib.Path(os.environ['EXPLOITED']).write_text('ran')",))
+
+
+def test_pretrained_torchvision_cache_file_is_read_as_tensors_only(offline, monkeypatch):
+    """torchvision's build(weights=...) unpickles the cached file in full (torch.load with
+    weights_only=False): a file put in the cache (as the offline message advises) could run code.
+    It is read as tensors only: a hostile or damaged file is one message naming it."""
+    cache = offline / "torch" / "checkpoints"
+    cache.mkdir(parents=True)
+    target = cache / "resnet18-f37072fd.pth"
+    exploited = offline / "exploited"
+    monkeypatch.setenv("EXPLOITED", str(exploited))
+    torch.save({"conv1.weight": _RunsCode()}, target)
+    with pytest.raises(
+        PretrainedWeightsError, match=r"resnet18-f37072fd\.pth is not the weight file .*delete it"
+    ):
+        create_model("resnet18", 10, pretrained=True)
+    assert not exploited.exists()
+    target.write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(
+        PretrainedWeightsError, match=r"is not the weight file ResNet18_Weights.IMAGENET1K_V1"
+    ):
+        create_model("resnet18", 10, pretrained=True)
+    torch.save({"conv1.weight": torch.zeros(1)}, target)  # tensors, but not ResNet-18's
+    with pytest.raises(PretrainedWeightsError, match=r"does not hold the tensors of ResNet18_Weights"):
+        create_model("resnet18", 10, pretrained=True)
+
+
 def test_pretrained_timm_from_hub_cache_gets_fresh_head(offline):
     published = create_model("timm", 1000, name="resnet10t").backbone.state_dict()
     repo = offline / "hf" / "models--timm--resnet10t.c3_in1k"

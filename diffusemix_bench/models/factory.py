@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import logging
+import pickle
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -166,9 +167,28 @@ def _torchvision_resnet(
     location = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
     try:
         with _no_empty_folders_left(location.parent):
-            net = build(weights=weights)
+            # torchvision's build(weights=...) reads the file with torch.load(weights_only=False):
+            # the same file, read as tensors only (a cached file is never unpickled in full).
+            state = torch.hub.load_state_dict_from_url(
+                weights.url, map_location="cpu", check_hash=True, weights_only=True
+            )
     except OSError as err:
         raise _offline_error(f"{weights} ({weights.url})", location, err) from err
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as err:
+        text = " ".join(str(err).split()).split("Check the documentation")[0].strip()
+        raise PretrainedWeightsError(
+            f"{location} is not the weight file {weights} (torch.load with weights_only=True refused it: "
+            f"{text[:300]}); delete it and run again to download it, or train from scratch with "
+            "model.pretrained=false"
+        ) from None
+    net = build(num_classes=len(weights.meta["categories"]))
+    try:
+        net.load_state_dict(state)
+    except (RuntimeError, TypeError) as err:
+        raise PretrainedWeightsError(
+            f"{location} does not hold the tensors of {weights} ({str(err).splitlines()[0][:300]}); delete it "
+            "and run again to download it, or train from scratch with model.pretrained=false"
+        ) from None
     if net.fc.out_features != num_classes:
         net.fc = nn.Linear(net.fc.in_features, num_classes)
     return Backbone(net, ("fc",), mean_std)
