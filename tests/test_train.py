@@ -647,13 +647,21 @@ def test_resume_with_other_settings_is_refused_naming_them(make_cfg, tmp_path):
     # The other way the message offers: a new run from its weights alone.
     import hashlib
 
-    from_weights = train(make_cfg(["trainer.max_epochs=1", f"model.weights={last}"], run_name="weights"))
+    import shutil
+
+    start = tmp_path / "start.ckpt"
+    shutil.copyfile(last, start)
+    from_weights = train(make_cfg(["trainer.max_epochs=1", f"model.weights={start}"], run_name="weights"))
     assert from_weights["epochs"] == 1
     # What was loaded, whatever the file's place (reports compare runs by it).
-    assert from_weights["model_weights"] == {
-        "file": str(Path(last).resolve()),
-        "sha256": hashlib.sha256(Path(last).read_bytes()).hexdigest(),
-    }
+    record = {"file": str(start.resolve()), "sha256": hashlib.sha256(start.read_bytes()).hexdigest()}
+    assert from_weights["model_weights"] == record
+    # Resumed, it takes its weights from its checkpoint: the starting file, gone since, is not read.
+    start.unlink()
+    further = train(
+        make_cfg(["trainer.max_epochs=2", f"model.weights={start}", "ckpt_path=last"], run_name="weights")
+    )
+    assert further["epochs"] == 2 and further["model_weights"] == record
     # In its own folder, the file resumes the run.
     assert train(make_cfg(["trainer.max_epochs=3", f"ckpt_path={last}", "aug=none"]))["epochs"] == 3
 

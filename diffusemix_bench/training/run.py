@@ -586,13 +586,16 @@ def _train(
     datamodule.set_augmentation(aug)
     aug.prepare(datamodule.train_set)  # missing edits named before a fractal bank is made
 
-    model = build_model(cfg, num_classes)
+    # A resume takes its weights from the checkpoint: the starting weights (a download, or the
+    # model.weights file, which may be gone by now) are neither read nor fetched again.
+    resuming = resumed[0] is not None
+    model = build_model(cfg, num_classes, load_weights=not resuming)
     aug.check_model(model, int(cfg.dataset.image_size))  # a method that cannot use it says so now
     module = ClassifierModule(
         model, num_classes, aug, aug.ctx.loss, cfg.loss, cfg.optim, cfg.sched, adversarial=adversarial
     )
     # The weight file a new run starts from, as loaded now (a resume restores its run's record).
-    module.started_from = weights_file(cfg.model.weights)
+    module.started_from = None if resuming else weights_file(cfg.model.weights)
     if cfg.model.compile:
         module.model = torch.compile(module.model)
 
