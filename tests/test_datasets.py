@@ -27,6 +27,8 @@ from diffusemix_bench.data import (
     create_dataset,
     list_datasets,
 )
+from diffusemix_bench.data.base import DataFileError
+from diffusemix_bench.errors import ConfigError
 from tests.conftest import ROOT
 from tests.fixtures.datasets import FIXTURE_DATASETS, corrupt_one_image, write_fixture_dataset
 
@@ -332,40 +334,150 @@ def test_cifar_download_extracts_served_archive(tmp_path, monkeypatch):
     assert len(asked) == 1, "present data must not be downloaded again"
 
 
-@pytest.mark.parametrize(
-    ("name", "url"),
-    [
-        ("tinyimagenet", "http://cs231n.stanford.edu/tiny-imagenet-200.zip"),
-        ("cub", "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz"),
+def _served_files(name: str, tmp_path: Path) -> dict[str, Path]:
+    """The files a dataset's download fetches, made from its fixture: {file name: path}."""
+    import zipfile
+
+    src = tmp_path / "published"
+    write_fixture_dataset(name, src, num_classes=2, per_class=3)
+    folder = src / DATASET_LAYOUTS[name]["folder"]
+    out = tmp_path / "served"
+    out.mkdir()
+    if name == "flowers102":  # the images' archive holds jpg/; the .mat files come alone
+        with tarfile.open(out / "102flowers.tgz", "w:gz") as tar:
+            tar.add(folder / "jpg", arcname="jpg")
+        for mat in ("imagelabels.mat", "setid.mat"):
+            shutil.copy(folder / mat, out / mat)
+        return {p.name: p for p in out.iterdir()}
+    if name == "tinyimagenet":
+        archive = out / "tiny-imagenet-200.zip"
+        with zipfile.ZipFile(archive, "w") as zf:
+            for path in sorted(folder.rglob("*")):
+                zf.write(path, path.relative_to(src))
+        return {archive.name: archive}
+    archive = out / {"cub": "CUB_200_2011.tgz", "aircraft": "fgvc-aircraft-2013b.tar.gz"}.get(
+        name, "cifar-100-python.tar.gz"
+    )
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname=folder.name)
+    return {archive.name: archive}
+
+
+DOWNLOADS = {
+    "cifar100": [
+        ("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85")
     ],
-)
-def test_archive_downloads_ask_for_the_right_url(name, url, tmp_path, monkeypatch):
+    "tinyimagenet": [
+        ("http://cs231n.stanford.edu/tiny-imagenet-200.zip", "90528d7ca1a48142e341f4ef8d21d0de")
+    ],
+    "cub": [
+        (
+            "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz",
+            "97eceeb196236b17998738112f37df78",
+        )
+    ],
+    # The md5 of the release archive (torchvision's FGVCAircraft downloads it unchecked).
+    "aircraft": [
+        (
+            "https://www.robots.ox.ac.uk/~vgg/data/fgvc-aircraft/archives/fgvc-aircraft-2013b.tar.gz",
+            "d4acdd33327262359767eeaa97a4f732",
+        )
+    ],
+    "flowers102": [
+        (
+            "https://www.robots.ox.ac.uk/~vgg/data/flowers/102/102flowers.tgz",
+            "52808999861908f626f3c1f4e79d11fa",
+        ),
+        (
+            "https://www.robots.ox.ac.uk/~vgg/data/flowers/102/imagelabels.mat",
+            "e0620be6f572b9609742df49c70aed4d",
+        ),
+        ("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/setid.mat", "a5357ecc9cb78c4bef273ce3793fc85c"),
+    ],
+}
+
+
+@pytest.mark.parametrize("name", sorted(DOWNLOADS))
+def test_downloads_fetch_the_published_files_and_extract_them(name, tmp_path, monkeypatch):
+    """Each download asks for the published files with their md5 (torchvision's download_url checks
+    it), extracts the archive itself and reads the result; present data is not fetched again."""
     from torchvision.datasets import utils as tv_utils
 
+    served = _served_files(name, tmp_path)
     asked = []
 
-    def fake(archive_url, download_root, *args, md5=None, **kwargs):
-        asked.append((archive_url, md5))
-        write_fixture_dataset(name, Path(download_root), num_classes=2, per_class=3)
+    def fake_download_url(url, root, filename=None, md5=None, **_):
+        asked.append((url, md5))
+        shutil.copy(served[filename], Path(root) / filename)
 
-    monkeypatch.setattr(tv_utils, "download_and_extract_archive", fake)
-    d = create_dataset(name, tmp_path, "test", download=True)
-    assert asked[0][0] == url and asked[0][1] and len(d) == 6
+    monkeypatch.setattr(tv_utils, "download_url", fake_download_url)
+    root = tmp_path / "data"
+    d = create_dataset(name, root, "test", download=True)
+    assert asked == DOWNLOADS[name] and len(d) > 0
+    assert not list(root.rglob(".extracting-*"))  # the staging folder is gone
+    create_dataset(name, root, "train", download=True)
+    assert len(asked) == len(DOWNLOADS[name]), "present data must not be downloaded again"
 
 
-@pytest.mark.parametrize(("name", "cls"), [("flowers102", "Flowers102"), ("aircraft", "FGVCAircraft")])
-def test_torchvision_downloads_are_delegated(name, cls, tmp_path, monkeypatch):
-    import torchvision.datasets
+def _tar_with(path: Path, member: str, data: bytes = b"x") -> None:
+    import io
 
-    calls = []
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo(member)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
 
-    def fake(root, *args, download=False, **kwargs):
-        calls.append((Path(root), download))
-        write_fixture_dataset(name, Path(root), num_classes=2, per_class=3)
 
-    monkeypatch.setattr(torchvision.datasets, cls, fake)
-    d = create_dataset(name, tmp_path, "test", download=True)
-    assert calls == [(tmp_path, True)] and len(d) == 6
+def test_archive_extraction_refuses_members_outside_the_folder(tmp_path):
+    """An archive whose member would land outside the dataset's folder (../, a link out of it) is
+    refused, whatever torchvision's or Python's version, and nothing is written; an absolute name
+    lands inside the folder."""
+    from diffusemix_bench.data.download import extract_safely
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    archive = tmp_path / "evil.tar.gz"
+    _tar_with(archive, "../escaped.txt")
+    with pytest.raises(DataFileError, match=r"evil\.tar\.gz: .*the archive is not the published one"):
+        extract_safely(archive, folder)
+    link = tmp_path / "link.tar.gz"
+    with tarfile.open(link, "w:gz") as tar:
+        info = tarfile.TarInfo("cifar-100-python/meta")
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(info)
+    with pytest.raises(DataFileError, match="not the published one"):
+        extract_safely(link, folder)
+    assert not (tmp_path / "escaped.txt").exists() and list(folder.iterdir()) == []
+    # An absolute member name is read inside the folder (tar's data filter strips the leading /).
+    absolute = tmp_path / "absolute.tar.gz"
+    _tar_with(absolute, str(tmp_path / "absolute-escape.txt"))
+    extract_safely(absolute, folder)
+    assert not (tmp_path / "absolute-escape.txt").exists()
+    assert (folder / str(tmp_path / "absolute-escape.txt").lstrip("/")).read_text() == "x"
+
+
+def test_archive_extraction_names_an_incomplete_folder_in_the_way(tmp_path, monkeypatch):
+    """A folder left by an earlier, interrupted copy is named (delete it), not merged into; the
+    archive is kept, so the next attempt does not download it again. A Python without tarfile's
+    data filter is refused, saying what to do, instead of extracting unfiltered."""
+    from diffusemix_bench.data.download import extract_safely
+
+    folder = tmp_path / "data"
+    (folder / "CUB_200_2011").mkdir(parents=True)  # cut short: no images.txt, ...
+    archive = folder / "CUB_200_2011.tgz"
+    _tar_with(archive, "CUB_200_2011/images.txt")
+    with pytest.raises(
+        DataFileError, match=r"CUB_200_2011 already there, but .*delete it \(or move it away\) and run again"
+    ):
+        extract_safely(archive, folder)
+    assert archive.exists() and list((folder / "CUB_200_2011").iterdir()) == []
+    assert sorted(p.name for p in folder.iterdir()) == ["CUB_200_2011", "CUB_200_2011.tgz"]
+    (folder / "CUB_200_2011").rmdir()
+    extract_safely(archive, folder)
+    assert (folder / "CUB_200_2011" / "images.txt").read_text() == "x"
+    monkeypatch.delattr(tarfile, "data_filter")
+    with pytest.raises(ConfigError, match=r"needs Python's tarfile data filter"):
+        extract_safely(archive, tmp_path / "other")
 
 
 @pytest.mark.parametrize(

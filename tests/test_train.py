@@ -646,7 +646,6 @@ def test_resume_with_other_settings_is_refused_naming_them(make_cfg, tmp_path):
     assert not (tmp_path / "elsewhere" / "checkpoints").exists()
     # The other way the message offers: a new run from its weights alone.
     import hashlib
-
     import shutil
 
     start = tmp_path / "start.ckpt"

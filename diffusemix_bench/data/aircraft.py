@@ -12,11 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import DataFileError, ImageClassificationDataset, holdout_rule, read_index_file, take_holdout
+from .download import fetch_archive
 from .layouts import check_options, ensure_layout
 from .registry import register_dataset
 
 LEVELS = {"variant": "variants.txt", "family": "families.txt", "manufacturer": "manufacturers.txt"}
 TRAIN_SPLITS = ("trainval", "train")
+# The release archive and its md5 (torchvision's FGVCAircraft downloads it unchecked).
+URL = "https://www.robots.ox.ac.uk/~vgg/data/fgvc-aircraft/archives/fgvc-aircraft-2013b.tar.gz"
+MD5 = "d4acdd33327262359767eeaa97a4f732"
 
 
 def _read_split(path: Path, index: dict[str, int], class_file: Path) -> tuple[list[str], list[int]]:
@@ -45,9 +49,7 @@ def aircraft(
         official = split
 
     def fetch() -> None:
-        import torchvision.datasets
-
-        torchvision.datasets.FGVCAircraft(str(root), download=True)
+        fetch_archive(URL, root, MD5)
 
     split_file = f"data/images_{level}_{official}.txt"
     base = ensure_layout(

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import UserError
 from .base import DataFileError, ImageClassificationDataset, holdout_indices, holdout_rule
+from .download import fetch_archive
 from .layouts import check_options, ensure_layout
 from .registry import register_dataset
 
@@ -116,9 +117,7 @@ def cifar100(
     check_options("cifar100", options, {})
 
     def fetch() -> None:
-        from torchvision.datasets import utils as tv_utils
-
-        tv_utils.download_and_extract_archive(URL, download_root=str(root), md5=MD5)
+        fetch_archive(URL, root, MD5)
 
     base = ensure_layout("cifar100", root, FILES, download=download, fetch=fetch)
     classes = _read_classes(base / "meta")

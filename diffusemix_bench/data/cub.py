@@ -15,6 +15,7 @@ from .base import (
     read_index_file,
     take_holdout,
 )
+from .download import fetch_archive
 from .layouts import check_options, ensure_layout
 from .registry import register_dataset
 
@@ -55,9 +56,7 @@ def cub(
     check_options("cub", options, {})
 
     def fetch() -> None:
-        from torchvision.datasets import utils as tv_utils
-
-        tv_utils.download_and_extract_archive(URL, download_root=str(root), md5=MD5)
+        fetch_archive(URL, root, MD5)
 
     base = ensure_layout("cub", root, REQUIRED, download=download, fetch=fetch)
     class_table = _id_table(base / "classes.txt")

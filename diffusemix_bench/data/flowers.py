@@ -9,10 +9,18 @@ from pathlib import Path
 import numpy as np
 
 from .base import DataFileError, ImageClassificationDataset, load_mat
+from .download import fetch_archive, fetch_file
 from .layouts import check_options, ensure_layout
 from .registry import register_dataset
 
 REQUIRED = ("jpg", "imagelabels.mat", "setid.mat")
+# The published files and their md5 (as torchvision's Flowers102 lists them).
+URL = "https://www.robots.ox.ac.uk/~vgg/data/flowers/102/"
+FILES = {
+    "102flowers.tgz": "52808999861908f626f3c1f4e79d11fa",
+    "imagelabels.mat": "e0620be6f572b9609742df49c70aed4d",
+    "setid.mat": "a5357ecc9cb78c4bef273ce3793fc85c",
+}
 SPLIT_KEYS = {"train": "trnid", "val": "valid", "test": "tstid"}
 
 
@@ -35,9 +43,12 @@ def flowers102(
     check_options("flowers102", options, {})
 
     def fetch() -> None:
-        import torchvision.datasets
-
-        torchvision.datasets.Flowers102(str(root), split="train", download=True)
+        folder = root / "flowers-102"
+        for name, md5 in FILES.items():
+            if name.endswith(".tgz"):
+                fetch_archive(URL + name, folder, md5)
+            else:
+                fetch_file(URL + name, folder, md5)
 
     base = ensure_layout("flowers102", root, REQUIRED, download=download, fetch=fetch)
     label_file, setid_file = base / "imagelabels.mat", base / "setid.mat"

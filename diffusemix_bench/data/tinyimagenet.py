@@ -18,6 +18,7 @@ from .base import (
     read_index_file,
     take_holdout,
 )
+from .download import fetch_archive
 from .layouts import check_options, ensure_layout, not_found
 from .registry import register_dataset
 
@@ -44,9 +45,7 @@ def tinyimagenet(
     check_options("tinyimagenet", options, {})
 
     def fetch() -> None:
-        from torchvision.datasets import utils as tv_utils
-
-        tv_utils.download_and_extract_archive(URL, download_root=str(root), md5=MD5)
+        fetch_archive(URL, root, MD5)
 
     base = ensure_layout("tinyimagenet", root, REQUIRED, download=download, fetch=fetch)
     wnid_file = base / "wnids.txt"
