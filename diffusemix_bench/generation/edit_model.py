@@ -164,9 +164,11 @@ def load_ip2p(g: DictConfig, dtype: torch.dtype):
             offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
             where = f"the Hugging Face cache {constants.HF_HUB_CACHE}{offline} and could not be downloaded"
             fix = (
-                f"Download it where there is network access: `hf download {source}` (older "
-                f"huggingface_hub: `huggingface-cli download {source}`; HF_HOME or HF_HUB_CACHE choose the "
-                "cache folder), or set generator.local_dir=<folder> to a saved copy."
+                "Download the files the pipeline reads (its safetensors weights and configs, not the repo's "
+                "several-GB single-file checkpoints) where there is network access, with this environment's "
+                'Python: `python -c "from diffusers import StableDiffusionInstructPix2PixPipeline as P; '
+                f"P.from_pretrained('{source}', use_safetensors=True, safety_checker=None)\"` (HF_HOME or "
+                "HF_HUB_CACHE choose the cache folder), or set generator.local_dir=<folder> to a saved copy."
             )
         raise EditModelWeightsError(
             f"InstructPix2Pix weights '{source}' (generator.model_id) are not in {where}. {fix} "
