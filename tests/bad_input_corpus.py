@@ -407,6 +407,12 @@ CASES: list[Case] = [
         _train("cifar100", "model=timm", "model.name=resnet10x", "print_config=true"),
         r"\A(?:(?!max_epochs:)[\s\S])*model\.name: 'resnet10x' is not a timm model .*close names: .*resnet10t",
     ),
+    Case(
+        "unknown timm pretrained tag",
+        "error",
+        _train("cifar100", "model=timm", "model.name=resnet10t.bogus", "model.pretrained=false"),
+        r"model\.name: 'resnet10t\.bogus': timm \S+ has no weights tagged 'bogus' for resnet10t; its tags: c3_in1k",
+    ),
     Case("dataset folder missing", "error", _train("cifar100", "dataset=cub"), r"CUB_200_2011"),
     Case(
         "fractal folder missing",

@@ -229,6 +229,19 @@ def check_timm_model(name: str | None, pretrained: bool) -> None:
             + (f"; close names: {', '.join(close)}" if close else "")
             + f"; list the choices with timm.list_models('*{family}*') and set model.name to one"
         )
+    arch, dot, tag = name.partition(".")
+    if dot:  # a pretrained tag (resnet50.tv_in1k): timm knows the architecture whatever the tag
+        tagged = timm.list_pretrained(f"{arch}.*")
+        if name not in tagged:
+            raise ConfigError(
+                f"model.name: '{name}': timm {timm.__version__} has no weights tagged '{tag}' for {arch}"
+                + (
+                    f"; its tags: {', '.join(t.partition('.')[2] for t in tagged)}"
+                    if tagged
+                    else "; it has none"
+                )
+                + f" (model.name={arch} alone: timm's default weights, or none with model.pretrained=false)"
+            )
     if pretrained and not timm.models.is_model_pretrained(name):
         raise PretrainedWeightsError(
             f"timm has no pretrained weights for '{name}'; pick one of timm.list_models('{name}*', pretrained=True) "
