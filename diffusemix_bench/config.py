@@ -275,6 +275,10 @@ class GeneratorConfig:
     # ip2p: diffusers StableDiffusionInstructPix2PixPipeline; tiny: random tiny pipeline for tests.
     name: str = one_of("ip2p", "tiny")
     model_id: str = "timbrooks/instruct-pix2pix"
+    # The hub revision of model_id to load (a commit sha, branch or tag); null: its main branch.
+    # Not part of the store's name: the commit loaded is recorded in the store's runtime.json
+    # (weights_commit), and a store is never filled from two commits.
+    revision: str | None = None
     # A local folder with the pipeline (model_index.json, unet/, vae/, ...); wins over model_id.
     local_dir: str | None = None
     # Edit prompts, raw (default: the paper's nine). Each is stored under an id derived from its text.

@@ -1294,3 +1294,54 @@ def test_a_generation_sweep_of_an_experiment_makes_each_store_once(tmp_path):
     ]
     figure4 = run_entry("figure4.py", ["--multirun", "dataset=cub,cars", "--cfg", "job"], tmp_path)
     assert figure4.returncode == 0 and "2 runs:" in figure4.stdout, figure4.stderr[-2000:]
+
+
+def _hub_cache_with(cache: Path, repo: str, commits: list[str], main: str) -> None:
+    """A Hugging Face hub cache holding the tiny pipeline under each of ``commits`` of ``repo``,
+    its main branch at ``main`` (what a download leaves: refs/main and snapshots/<commit>/)."""
+    from diffusemix_bench.generation.tiny import build_tiny_pipeline
+
+    folder = cache / f"models--{repo.replace('/', '--')}"
+    for commit in commits:
+        build_tiny_pipeline().save_pretrained(folder / "snapshots" / commit, safe_serialization=True)
+    (folder / "refs").mkdir(parents=True, exist_ok=True)
+    (folder / "refs" / "main").write_text(main)
+
+
+def test_a_store_is_made_from_one_hub_commit_of_the_weights(flowers, tmp_path, monkeypatch):
+    """generate.py records the hub commit it loaded the pipeline from (runtime.json's
+    weights_commit); when the hub's main branch has moved, filling the store from the new commit is
+    refused, naming both, and generator.revision=<the store's commit> finishes it. The revision is
+    not part of the store's name: train.py finds the store without it."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    old, new = "a" * 40, "b" * 40
+    _hub_cache_with(cache, "someone/ip2p-test", [old], main=old)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    ip2p = [
+        "generator=ip2p",
+        "generator.model_id=someone/ip2p-test",
+        "generator.steps=2",
+        "generator.resolution=32",
+        "generator.dtype=fp32",
+        "generator.batch_size=4",
+    ]
+    base = gen_overrides(flowers, tmp_path / "edits", *ip2p)
+    first = generate(compose_generate([*base, "generator.num_prompts=1"]))
+    assert first["generated"] == 12
+    store = EditStore.from_config(compose_generate([*base, "generator.num_prompts=1"]), "flowers102")
+    assert store.stored_runtime()["weights_commit"] == old
+    # The hub's main branch moved (a later download): the store's missing edits are refused.
+    _hub_cache_with(cache, "someone/ip2p-test", [new], main=new)
+    with pytest.raises(ConfigError) as refused:
+        generate(compose_generate([*base, "generator.num_prompts=2"]))
+    assert (
+        f"holds edits made with commit {old} of someone/ip2p-test, and this run loaded commit {new}; one store "
+        f"never mixes the two. Finish it with generator.revision={old}"
+    ) in str(refused.value)
+    assert store.stored_runtime()["weights_commit"] == old
+    # Pinned to the store's commit: the same store is finished.
+    pinned = generate(compose_generate([*base, "generator.num_prompts=2", f"generator.revision={old}"]))
+    assert pinned["generated"] == 12 and pinned["existing"] == 12 and pinned["folders"] == first["folders"]

@@ -149,6 +149,7 @@ def load_ip2p(g: DictConfig, dtype: torch.dtype):
     try:
         return StableDiffusionInstructPix2PixPipeline.from_pretrained(
             source,
+            revision=None if g.local_dir else g.get("revision"),
             dtype=dtype,  # diffusers >= 0.40 (older releases ignore this keyword with a warning)
             safety_checker=None,
             requires_safety_checker=False,
@@ -185,6 +186,17 @@ def load_ip2p(g: DictConfig, dtype: torch.dtype):
         ) from None
 
 
+def loaded_commit(g: DictConfig) -> str | None:
+    """The hub commit of ``generator.model_id`` the pipeline was loaded from (read from the cache
+    the load filled: its snapshot folder's name); None for a local folder or the tiny pipeline."""
+    if g.name != "ip2p" or g.local_dir:
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(str(g.model_id), "model_index.json", revision=g.get("revision"))
+    return Path(found).parent.name if isinstance(found, str) else None
+
+
 class EditModel:
     """Edits a batch of images, each with its own prompt and its own noise seed.
 
@@ -215,6 +227,7 @@ class EditModel:
         self.pad_to = pad_to
         self._embeds: dict[str, torch.Tensor] = {}
         self.step_cache = None  # the DeepCache helper wrapping pipe.unet (generator.cache_interval)
+        self.weights_commit: str | None = None  # the hub commit the weights came from (from_config)
         pipe.set_progress_bar_config(disable=True)
 
     @classmethod
@@ -253,6 +266,7 @@ class EditModel:
             pad_to=largest_block(g) if g.compile else None,
         )
         model.step_cache = helper
+        model.weights_commit = loaded_commit(g)
         return model.to(device)
 
     def to(self, device: torch.device | str) -> EditModel:

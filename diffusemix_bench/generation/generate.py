@@ -404,7 +404,14 @@ class EditModule(pl.LightningModule):
             store.release(claim)
             return GroupResult(group, [], claim=None, by_others=len(group.to_write))
         if self.edit_model is None:  # loaded only when there is work (a finished store needs no weights)
-            self.edit_model = EditModel.from_config(self.g, self.device)
+            try:
+                edit_model = EditModel.from_config(self.g, self.device)
+                for each in self.stores.values():  # one commit of the hub's weights per store
+                    each.use_weights_commit(edit_model.weights_commit, str(self.g.model_id))
+            except BaseException:
+                store.release(claim)  # (a process that goes on, generate() called again, may claim it)
+                raise
+            self.edit_model = edit_model
         # Batched: the whole block, always (its call shape fixes the bytes); else only what is written.
         rows = list(group.prompts) if not self.g.batch_invariant else todo
         first = {pid: store.next_attempt(group.index, pid) for pid in rows}

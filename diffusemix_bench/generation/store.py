@@ -920,6 +920,23 @@ class EditStore:
             self._compare_runtime(stored, runtime, warn)
         self.runtime = dict(runtime)
 
+    def use_weights_commit(self, commit: str | None, model_id: str) -> None:
+        """The hub commit the pipeline was loaded from (None: a local folder, the tiny pipeline):
+        recorded in runtime.json with the first edit; a store whose edits were made from another
+        commit (the hub's main branch moved since, or another cache) is refused, naming both."""
+        if commit is None or self.runtime is None:  # (no runtime: nothing to make in this store)
+            return
+        stored = self.stored_runtime()
+        was = stored.get("weights_commit") if stored else None
+        if was is not None and was != commit:
+            raise ConfigError(
+                f"the edit store {self.folder} holds edits made with commit {was} of {model_id}, and this run "
+                f"loaded commit {commit}; one store never mixes the two. Finish it with generator.revision={was}, "
+                f"or make the edits of commit {commit} in a store of their own (generator.edits_dir=<another "
+                "folder>; give train.py the same)"
+            )
+        self.runtime["weights_commit"] = commit
+
     def stored_runtime(self) -> dict[str, Any] | None:
         path = self.folder / "runtime.json"
         try:
