@@ -1475,20 +1475,40 @@ def _check_slurm_job(plain: list[str], config_dir: str, config_name: str) -> Non
     given = "trainer.devices=" + str(
         OmegaConf.to_container(devices) if OmegaConf.is_list(devices) else devices
     )
+    # On SLURM, Lightning runs one process per task and starts none itself: a single-device trainer
+    # in each of several tasks trains the whole run at once, every task into the same run folder;
+    # DDP (Lightning's SLURM check) refuses the job on its node.
+    if count == 1:
+        outcome = (
+            "so every job would go wrong on its node: a trainer of one device in each task trains the whole run, "
+            "the tasks at once into the same run folder"
+        )
+    else:
+        outcome = (
+            "so every job would fail on its node: Lightning's DDP refuses devices that differ from the tasks"
+        )
     if count != tasks:
+        if tasks != (gpus or 1):  # tasks_per_node given apart from the GPUs
+            fix = (
+                f"give hydra.launcher.tasks_per_node={count} (one task per device), or leave it out (one task per "
+                "GPU of hydra.launcher.gpus_per_node)"
+            )
+        else:
+            fix = (
+                "give trainer=ddp (every GPU of the node, one task each), or "
+                f"hydra.launcher.gpus_per_node={count} to ask SLURM for {count} GPU{'s' if count != 1 else ''} per job"
+            )
         raise ConfigError(
             f"hydra.launcher.tasks_per_node={tasks} (hydra.launcher.gpus_per_node={gpus or None}) and {given} "
-            f"({count} device{'s' if count != 1 else ''}): on SLURM, Lightning trains with one process per task and "
-            "refuses a job whose devices per node differ from its tasks per node, so every job would fail "
-            "on its node. Give trainer=ddp (every GPU of the node, one task each), or "
-            f"hydra.launcher.gpus_per_node={count} to ask SLURM for {count} GPU{'s' if count != 1 else ''} per job"
+            f"({count} device{'s' if count != 1 else ''}): on SLURM, Lightning runs one process per task, "
+            f"{outcome}; {fix}"
         )
     nodes = launcher.get("nodes") or 1
     if nodes != t.get("num_nodes", 1):
         raise ConfigError(
-            f"hydra.launcher.nodes={nodes} and trainer.num_nodes={t.get('num_nodes', 1)}: on SLURM, Lightning "
-            "refuses a job whose num_nodes differs from its nodes, so every job would fail on its node. Give "
-            f"both the same value (trainer.num_nodes={nodes}, or hydra.launcher.nodes={t.get('num_nodes', 1)})"
+            f"hydra.launcher.nodes={nodes} and trainer.num_nodes={t.get('num_nodes', 1)}: on SLURM, Lightning runs "
+            f"one process per task on each node, {outcome}; give both the same value "
+            f"(trainer.num_nodes={nodes}, or hydra.launcher.nodes={t.get('num_nodes', 1)})"
         )
 
 

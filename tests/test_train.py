@@ -193,9 +193,10 @@ def test_slurm_launcher_composes():
 
 
 def test_slurm_tasks_against_devices_refused_before_submitting(tmp_path, monkeypatch):
-    """Lightning on SLURM refuses, on the node, a job whose devices differ from its tasks per node
-    (trainer=gpu's one device with gpus_per_node=2: two tasks) or whose num_nodes differs from its
-    nodes: every job of the sweep failed after waiting in the queue. Refused before submitting."""
+    """On SLURM, Lightning runs one process per task: a job whose devices differ from its tasks per
+    node (trainer=gpu's one device with gpus_per_node=2: two tasks, each training the whole run into
+    the same folder; DDP with tasks_per_node=1 on 2 GPUs: refused by Lightning on the node) or whose
+    num_nodes differs from its nodes goes wrong after waiting in the queue. Refused before submitting."""
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     from diffusemix_bench.cli import check_slurm_tasks
 
@@ -211,10 +212,26 @@ def test_slurm_tasks_against_devices_refused_before_submitting(tmp_path, monkeyp
     assert out.returncode == 1 and "Traceback" not in out.stderr + out.stdout
     assert (
         "hydra.launcher.tasks_per_node=2 (hydra.launcher.gpus_per_node=2) and trainer.devices=1 (1 device): on "
-        "SLURM, Lightning trains with one process per task" in out.stderr
-    )
-    assert "Give trainer=ddp" in out.stderr and not (tmp_path / "multirun").exists()
+        "SLURM, Lightning runs one process per task, so every job would go wrong on its node: a trainer of one "
+        "device in each task trains the whole run, the tasks at once into the same run folder; give trainer=ddp"
+    ) in out.stderr
+    assert not (tmp_path / "outputs").exists()  # nothing submitted, no sweep folder (paths.log_dir)
     conf = str(CONF_DIR)
+    # tasks_per_node given apart from the GPUs: the advice names it.
+    with pytest.raises(ConfigError) as refused:
+        check_slurm_tasks(
+            ["--multirun", "hydra/launcher=slurm", "trainer=ddp", "hydra.launcher.gpus_per_node=2",
+             "hydra.launcher.tasks_per_node=1"],
+            conf,
+        )  # fmt: skip
+    assert (
+        "(2 devices): on SLURM, Lightning runs one process per task, so every job would fail on its node: "
+        in str(refused.value)
+    )
+    assert str(refused.value).endswith(
+        "give hydra.launcher.tasks_per_node=2 (one task per device), or leave it out (one task per GPU of "
+        "hydra.launcher.gpus_per_node)"
+    )
     with pytest.raises(ConfigError, match=r"hydra.launcher.nodes=2 and trainer.num_nodes=1: on SLURM"):
         check_slurm_tasks(
             ["--multirun", "hydra/launcher=slurm", "trainer=ddp", "hydra.launcher.nodes=2"], conf
