@@ -478,11 +478,22 @@ def test_runs_differing_only_in_what_was_measured_after_training_share_a_cell(sw
                     "robust_checkpoint": "/elsewhere/1/checkpoints/best-epoch003.ckpt",
                 },
             ),
+            # No checkpoint selected on validation: last.ckpt's numbers, and evaluate.py attacks it.
+            (
+                2,
+                {**TABLE4, "eval.fgsm": False, "trainer.accelerator": "cpu"},
+                {
+                    "fgsm_error": 41.0,
+                    **FGSM,
+                    "best_checkpoint": None,
+                    "robust_checkpoint": "/r/2/checkpoints/last.ckpt",
+                },
+            ),
         ],
     )
-    result = build_report([*TABLE4_CELL, f"runs={runs}"], CONF)
+    result = build_report([*TABLE4_CELL[:-1], "seed=0,1,2", f"runs={runs}"], CONF)
     mean, _, n = result["filled"].cells[(VANILLA, "cifar100")].stats("fgsm_error")
-    assert n == 2 and mean == pytest.approx(41.0)
+    assert n == 3 and mean == pytest.approx(41.0)
     text = result["files"]["markdown"].read_text()
     assert "eval.fgsm" not in text and "trainer.accelerator" not in text
     assert "Robustness: fgsm_error: measured with eps_255=8.0 on the test split" in text

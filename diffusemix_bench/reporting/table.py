@@ -117,8 +117,10 @@ def measured(metrics: dict, metric_key: str) -> dict[str, Any] | None:
     out["limit_batches"] = metrics.get("robust_limit_batches")  # None: every batch
     # The weights attacked: the checkpoint training selected (the one its test numbers are of)
     # unless evaluate.py was given another (ckpt=<run>/checkpoints/last.ckpt), named then.
-    attacked, selected = metrics.get("robust_checkpoint"), metrics.get("best_checkpoint")
-    if attacked and PurePath(str(attacked)).name != (PurePath(str(selected)).name if selected else None):
+    # (A run without a checkpoint selected on validation reports last.ckpt's numbers, and
+    # evaluate.py attacks last.ckpt for it.)
+    attacked, selected = metrics.get("robust_checkpoint"), metrics.get("best_checkpoint") or "last.ckpt"
+    if attacked and PurePath(str(attacked)).name != PurePath(str(selected)).name:
         out["checkpoint"] = PurePath(str(attacked)).name
     return out
 
