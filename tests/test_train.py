@@ -536,6 +536,27 @@ def test_robustness_entries_of_two_measurements_are_never_mixed():
     )
     assert merged == {**run, **fgsm_test, "robust_clean_error": 41.0}
     assert sorted(dropped) == ["pgd_error", "robust_checkpoint", "robust_limit_batches"]
+    # A limit that covers the whole split (the same images) still names a short check.
+    pgd_limited = {**pgd_test, "robust_limit_batches": 100}
+    merged, dropped = with_robustness({**run, **pgd_limited}, fgsm_test)
+    assert "robust_limit_batches" not in merged and "pgd_error" in dropped
+
+
+def test_the_pgd_seed_is_recorded_with_pgd_alone():
+    """robust_seed is PGD's random start's seed: an FGSM-only attack (which draws nothing) writes
+    none, so a PGD number kept beside it keeps the seed it was measured with."""
+    from diffusemix_bench.robustness import AttackSpec
+    from diffusemix_bench.training.evaluate import attack_checkpoint, with_robustness
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 2))
+    loader = [(torch.rand(2, 3, 4, 4), torch.tensor([0, 1]))]
+    pgd = attack_checkpoint(
+        model, None, loader, [AttackSpec("pgd", eps=8.0, steps=2)], seed=7, accelerator="cpu"
+    )
+    fgsm = attack_checkpoint(model, None, loader, [AttackSpec("fgsm", eps=8.0)], seed=3, accelerator="cpu")
+    assert pgd["robust_seed"] == 7 and "robust_seed" not in fgsm
+    merged, dropped = with_robustness(pgd, fgsm)
+    assert merged["robust_seed"] == 7 and merged["pgd_error"] == pgd["pgd_error"] and not dropped
 
 
 def test_a_batch_limit_of_1_is_one_batch(make_cfg):

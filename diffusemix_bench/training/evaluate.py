@@ -141,11 +141,11 @@ def attack_checkpoint(
     result = robust_errors(
         model, loader, specs, device=_device(accelerator), seed=seed, limit_batches=limit_batches
     )
-    out = {
-        "robust_split": split,
-        "robust_batch_size": getattr(loader, "batch_size", None),
-        "robust_seed": seed,
-    }
+    out = {"robust_split": split, "robust_batch_size": getattr(loader, "batch_size", None)}
+    if any(spec.settings().get("random_start") for spec in specs):
+        # The seed of PGD's random start (FGSM draws nothing: an FGSM-only result leaves the seed
+        # of a PGD number kept beside it as it was).
+        out["robust_seed"] = seed
     if limit_batches is not None:
         out["robust_limit_batches"] = limit_batches
     out.update({f"robust_{k}" if k in ("images", "clean_error") else k: v for k, v in result.items()})
@@ -173,7 +173,12 @@ def _measured_on(metrics: dict) -> tuple:
     ``robust_checkpoint``; a short check (``eval.limit_batches``) attacks fewer images than the
     whole split, and is another measurement than the whole split's."""
     ckpt = metrics.get("robust_checkpoint") or metrics.get("best_checkpoint")
-    return metrics.get("robust_split"), Path(ckpt).name if ckpt else None, metrics.get("robust_images")
+    return (
+        metrics.get("robust_split"),
+        Path(ckpt).name if ckpt else None,
+        metrics.get("robust_images"),
+        metrics.get("robust_limit_batches"),  # (a limit that covers the whole split is still named)
+    )
 
 
 def with_robustness(metrics: dict, result: dict) -> tuple[dict, list[str]]:
@@ -185,7 +190,10 @@ def with_robustness(metrics: dict, result: dict) -> tuple[dict, list[str]]:
     earlier = robustness_keys(metrics)
     merged = dict(metrics)
     dropped = []
-    if earlier and _measured_on(metrics) != _measured_on({**metrics, **result}):
+    # The new measurement is what the result says (a key it lacks, robust_limit_batches say, is
+    # absent from it), on the run's selected checkpoint unless it names another.
+    new = {**{k: v for k, v in metrics.items() if k not in earlier}, **result}
+    if earlier and _measured_on(metrics) != _measured_on(new):
         dropped = [key for key in earlier if key not in result]
         for key in earlier:
             merged.pop(key)
