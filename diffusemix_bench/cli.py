@@ -384,7 +384,7 @@ def expand_globs(argv: list[str], config_dir: str) -> list[str]:
                 out.append(arg)
                 continue
             key = o.get_key_element()
-            group = Path(config_dir) / key.lstrip("+~")
+            group = Path(config_dir) / o.key_or_group.lstrip("+~")  # (aug@foo: the group aug)
             if not group.is_dir():
                 raise ConfigError(
                     f"{arg}: glob() sweeps over the options of a config group (aug=glob(*mix)), and "
@@ -739,6 +739,13 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
     plain = []
     for o in parsed:
         if o.is_sweep_override():
+            if not o.is_discrete_sweep():  # interval(a,b): no values to enumerate
+                key = o.get_key_element()
+                raise ConfigError(
+                    f"{o.input_line}: an interval is a search space for a sweeper that samples it (Optuna, "
+                    "Nevergrad); the sweeps here run Hydra's basic sweeper, which runs given values: list them "
+                    f"({key}=a,b,c) or give a range ({key}=range(start,stop,step))"
+                )
             values = list(o.sweep_string_iterator())
             _check_swept_options(o.get_key_element(), values[1:], config_dir)
             if values:
@@ -979,7 +986,7 @@ def check_sweep_needs_multirun(argv: list[str], config_dir: str, config_name: st
             (override,) = parser.parse_overrides([arg])
         except HydraException:
             continue  # preflight's to report
-        if override.is_sweep_override():
+        if override.is_sweep_override() and override.is_discrete_sweep():  # (an interval: preflight's)
             key, value = arg.split("=", 1)
             group = (Path(config_dir) / key.lstrip("+~")).is_dir()  # one option per run
             kind = "other"
@@ -1098,12 +1105,17 @@ def check_swept_experiment(argv: list[str], config_dir: str, config_name: str) -
     """``--multirun experiment=table5,table6``: Hydra reads a sweep's parameters from the settings
     it composes before the jobs, where a swept group is at its default, so each experiment ran once
     with its base settings and without its own sweep (2 runs, not Table 5's 81 and Table 6's). One
-    message with the command per experiment instead."""
+    message with the command per experiment instead; unless the command line gives every setting
+    the experiments sweep (then Hydra's jobs are the ones asked for)."""
     if not any(a in ("-m", "--multirun") for a in argv):
         return
+    import shlex
+
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import ValueType
     from hydra.errors import HydraException
+
+    from .commands import script_command
 
     try:
         parsed = OverridesParser.create().parse_overrides(
@@ -1111,35 +1123,39 @@ def check_swept_experiment(argv: list[str], config_dir: str, config_name: str) -
         )
     except HydraException:
         return  # preflight's to report
+    given = {o.key_or_group.lstrip("+~") for o in parsed}
     for o in parsed:
-        if o.get_key_element().lstrip("+~") != "experiment" or not o.is_sweep_override():
+        if o.key_or_group.lstrip("+~") != "experiment" or not o.is_sweep_override():
             continue
         if o.value_type == ValueType.GLOB_CHOICE_SWEEP:
             names = o.value().filter(sorted(p.stem for p in (Path(config_dir) / "experiment").glob("*.yaml")))
-        else:
+        elif o.value_type in (ValueType.CHOICE_SWEEP, ValueType.SIMPLE_CHOICE_SWEEP):
             names = list(o.sweep_string_iterator())
-        own = []
+        else:
+            return  # a range or interval of experiments: preflight's to report
+        lost = {}  # experiment: the settings its own sweep varies that the command line does not give
         for name in names:
             try:
-                params = _compose_raw(config_dir, config_name, [f"experiment={name}"], hydra_config=True)
-                if params.hydra.sweeper.params:
-                    own.append(name)
+                cfg = _compose_raw(config_dir, config_name, [f"experiment={name}"], hydra_config=True)
             except Exception:  # preflight's to report
                 continue
-        if not own:
-            return  # no experiment of the sweep has a sweep of its own: one run each, as asked
-        rest = " ".join(a for a in argv if a not in ("-m", "--multirun") and a != o.input_line)
+            keys = [str(k).lstrip("+~") for k in (cfg.hydra.sweeper.params or {})]
+            if [k for k in keys if k not in given]:
+                lost[name] = keys
+        if not lost:
+            return  # no experiment loses a sweep of its own: one run each, as asked
+        rest = [shlex.quote(a) for a in argv if a not in ("-m", "--multirun") and a != o.input_line]
         script = {"config": "train.py", "generate": "generate.py", "figure4": "figure4.py"}.get(
             config_name, "train.py"
         )
         commands = "; ".join(
-            f"python {script} --multirun experiment={n}{' ' + rest if rest else ''}" for n in names
+            " ".join([script_command(script), "--multirun", f"experiment={n}", *rest]) for n in names
         )
+        sweeps = "; ".join(f"{n} sweeps {', '.join(keys)}" for n, keys in lost.items())
         raise ConfigError(
             f"{o.input_line}: a sweep over experiments runs each experiment once with its base settings, "
-            f"without its own sweep ({', '.join(own)} sweep{'s' if len(own) == 1 else ''} datasets, methods and "
-            "seeds in hydra.sweeper.params, which Hydra reads only from an experiment given one value): run "
-            f"one command per experiment: {commands}"
+            f"without its own sweep ({sweeps}, in hydra.sweeper.params, which Hydra reads only from an "
+            f"experiment given one value): run one command per experiment: {commands}"
         )
 
 

@@ -399,6 +399,12 @@ CASES: list[Case] = [
         r"manifold_mixup",
     ),
     Case("unknown trainer flag", "error", _train("cifar100", "+trainer.fooo=1"), r"fooo"),
+    Case(
+        "interval sweep",
+        "error",
+        _train("cifar100", "trainer.max_epochs=interval(1,2)"),
+        r"trainer\.max_epochs=interval\(1,2\): an interval is a search space .* trainer\.max_epochs=a,b,c",
+    ),
     Case("batch size not a number", "error", _train("cifar100", "dataset.batch_size=many"), r"batch_size"),
     Case(
         # Refused before the data is read and the settings are printed (no config tree before it).

@@ -9,6 +9,7 @@ import json
 import math
 import os
 import re
+import shlex
 import subprocess
 import warnings
 from pathlib import Path
@@ -1206,27 +1207,35 @@ def test_readme_table_command_lists_the_runs(tmp_path):
 def test_a_sweep_over_experiments_is_one_command_per_experiment(tmp_path):
     """``experiment=table5,table6``: Hydra reads a sweep's parameters before the jobs, with the
     swept group at its default, so each table ran once with its base settings (2 runs, not Table
-    5's 81): refused with the commands that run each table's sweep. Experiments without a sweep of
-    their own may be swept."""
+    5's 81): refused with the commands that run each table's sweep (arguments quoted for the
+    shell). Experiments without a sweep of their own, or a command line that gives every setting
+    they sweep, may be swept."""
     for script in ("train.py", "generate.py"):
         result = run_entry(
-            script, ["--multirun", "experiment=table5,table6", "seed=0", "--cfg", "job"], tmp_path
+            script,
+            ["--multirun", "experiment=table5,table6", "seed=0", "paths.data_dir=/a b", "--cfg", "job"],
+            tmp_path,
         )
         assert result.returncode == 1 and "Traceback" not in result.stderr
         assert (
             "experiment=table5,table6: a sweep over experiments runs each experiment once with its base settings, "
-            "without its own sweep" in result.stderr
+            "without its own sweep (table5 sweeps dataset, aug, seed; table6 sweeps dataset, aug, seed, in "
+            "hydra.sweeper.params" in result.stderr
         )
-        assert (
-            f"run one command per experiment: python {script} --multirun experiment=table5 seed=0; python {script} "
-            "--multirun experiment=table6 seed=0" in result.stderr
+        commands = (
+            re.search(r"run one command per experiment: (.*)$", result.stderr, re.M).group(1).split("; ")
         )
-    result = run_entry(
-        "train.py",
-        ["--multirun", "experiment=diffusemix_official,diffusemix_official_first_release", "--cfg", "job"],
-        tmp_path,
-    )
-    assert result.returncode == 0 and result.stdout.startswith("2 runs:"), result.stderr[-2000:]
+        for name, command in zip(("table5", "table6"), commands, strict=True):
+            words = shlex.split(command)
+            assert words[1].endswith(script) and words[2:] == [
+                "--multirun", f"experiment={name}", "seed=0", "paths.data_dir=/a b"
+            ]  # fmt: skip
+    for given in (
+        ["experiment=diffusemix_official,diffusemix_official_first_release"],
+        ["experiment=table5,table6", "dataset=flowers102", "aug=none", "seed=0"],  # every swept setting given
+    ):
+        result = run_entry("train.py", ["--multirun", *given, "--cfg", "job"], tmp_path)
+        assert result.returncode == 0 and result.stdout.startswith("2 runs:"), result.stderr[-2000:]
     assert list(tmp_path.iterdir()) == []
 
 
