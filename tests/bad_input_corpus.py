@@ -403,7 +403,7 @@ CASES: list[Case] = [
         "interval sweep",
         "error",
         _train("cifar100", "trainer.max_epochs=interval(1,2)"),
-        r"trainer\.max_epochs=interval\(1,2\): an interval is a search space .* trainer\.max_epochs=a,b,c",
+        r"trainer\.max_epochs=interval\(1,2\): an interval is a search space .*\(trainer\.max_epochs=a,b,c\)",
     ),
     Case("batch size not a number", "error", _train("cifar100", "dataset.batch_size=many"), r"batch_size"),
     Case(
