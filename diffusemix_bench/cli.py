@@ -1065,23 +1065,33 @@ def _jobs_to_check(argv: list[str], config_dir: str, config_name: str) -> list[l
         return None
 
 
+def _multirun_overrides(argv: list[str]):
+    """The parsed overrides of a ``--multirun`` command line; None without ``--multirun`` or when
+    they do not parse (preflight's to report)."""
+    if not any(a in ("-m", "--multirun") for a in argv):
+        return None
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        return OverridesParser.create().parse_overrides(
+            [a for a in argv if not a.startswith("-") and "=" in a]
+        )
+    except HydraException:
+        return None
+
+
 def check_sweep_base(argv: list[str], config_dir: str, config_name: str) -> None:
     """Hydra composes a ``--multirun``'s base settings, before its jobs, from the command line's
     settings that are not swept, so a swept group (``arm=table9_hv,table9_paper4``) is at its
     default there: a setting of the chosen options (``aug.seam_px=20``) that the default lacks
     stopped the sweep with Hydra's own error, whose ``+`` advice fails too. One message with the
     form that works (``++``: set where each job's option has it)."""
-    if not any(a in ("-m", "--multirun") for a in argv):
+    parsed = _multirun_overrides(argv)
+    if parsed is None:
         return
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    try:
-        parsed = OverridesParser.create().parse_overrides(
-            [a for a in argv if not a.startswith("-") and "=" in a]
-        )
-    except HydraException:
-        return  # preflight's to report
     swept = [o.get_key_element() for o in parsed if o.is_sweep_override()]
     if not swept:
         return
@@ -1107,22 +1117,15 @@ def check_swept_experiment(argv: list[str], config_dir: str, config_name: str) -
     with its base settings and without its own sweep (2 runs, not Table 5's 81 and Table 6's). One
     message with the command per experiment instead; unless the command line gives every setting
     the experiments sweep (then Hydra's jobs are the ones asked for)."""
-    if not any(a in ("-m", "--multirun") for a in argv):
+    parsed = _multirun_overrides(argv)
+    if parsed is None:
         return
     import shlex
 
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import ValueType
-    from hydra.errors import HydraException
 
     from .commands import script_command
 
-    try:
-        parsed = OverridesParser.create().parse_overrides(
-            [a for a in argv if not a.startswith("-") and "=" in a]
-        )
-    except HydraException:
-        return  # preflight's to report
     given = {o.key_or_group.lstrip("+~") for o in parsed}
     for o in parsed:
         if o.key_or_group.lstrip("+~") != "experiment" or not o.is_sweep_override():

@@ -933,28 +933,30 @@ def test_local_config_holds_machine_paths(tmp_path):
     assert "/conf/local/default.yaml" in (ROOT / ".gitignore").read_text()
 
 
+def _small_sweep(fixture: dict, tmp_path: Path, *settings: str) -> list[str]:
+    """A ``--multirun`` of ResNet-18 on the Flowers fixture at 32 px for a few steps (debug=fast),
+    its folders under ``tmp_path``, with ``settings`` (the sweep's own)."""
+    return [
+        "--multirun",
+        "dataset=flowers102",
+        *settings,
+        "model=resnet18",
+        f"paths.data_dir={fixture['data_dir']}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        "debug=fast",
+        "dataset.image_size=32",
+        "dataset.resize=36",
+    ]
+
+
 def test_multirun_sweep_folders_are_flat_and_a_bad_job_does_not_stop_the_sweep(tmp_path):
     """`train.py --multirun`: one folder per job directly under the sweep folder, named by the
     settings the sweep varies (folder-valued settings never nest folders); a job that fails as it
     trains (a batch of one that BatchNorm cannot normalise: no check before the sweep knows it)
     fails with its message in its log, and the next job still runs."""
     fixture = write_fixture_dataset("flowers102", tmp_path / "data")
-    result = _run_script(
-        [
-            "--multirun",
-            "dataset=flowers102",
-            "aug=mixup",
-            "dataset.batch_size=1,4",
-            "model=resnet18",
-            f"paths.data_dir={fixture['data_dir']}",
-            f"paths.cache_dir={tmp_path / 'cache'}",
-            f"paths.log_dir={tmp_path / 'logs'}",
-            "debug=fast",
-            "dataset.image_size=32",
-            "dataset.resize=36",
-        ],
-        tmp_path,
-    )
+    result = _run_script(_small_sweep(fixture, tmp_path, "aug=mixup", "dataset.batch_size=1,4"), tmp_path)
     assert result.returncode == 1 and "dataset.batch_size=1" in result.stderr
     # After the sweep, Hydra reports the failed job's error as its one line, not a traceback.
     assert "Traceback" not in result.stderr
@@ -1268,21 +1270,7 @@ def test_a_glob_sweep_is_listed_checked_and_run(tmp_path):
         assert result.returncode == 1 and refused in result.stderr and "Traceback" not in result.stderr
     # Run: Hydra runs the options the glob matched.
     fixture = write_fixture_dataset("flowers102", tmp_path / "data")
-    result = _run_script(
-        [
-            "--multirun",
-            "dataset=flowers102",
-            "aug=glob(mixu*)",
-            "model=resnet18",
-            f"paths.data_dir={fixture['data_dir']}",
-            f"paths.cache_dir={tmp_path / 'cache'}",
-            f"paths.log_dir={tmp_path / 'logs'}",
-            "debug=fast",
-            "dataset.image_size=32",
-            "dataset.resize=36",
-        ],
-        tmp_path,
-    )
+    result = _run_script(_small_sweep(fixture, tmp_path, "aug=glob(mixu*)"), tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     (sweep,) = (tmp_path / "logs" / "multirun" / "train").iterdir()
     (job,) = [p for p in sweep.iterdir() if p.is_dir()]
