@@ -1460,6 +1460,29 @@ def test_several_processes_evaluate_each_image_once(tmp_path):
     assert list(dm.eval_loader(dm.test_set).sampler) == list(range(15))
 
 
+def test_an_eval_fraction_that_leaves_a_process_no_batch_is_refused():
+    """Several processes evaluate unpadded parts of a split, which may differ by a batch: a
+    fraction of the batches that leaves one process none (Lightning stops it alone, the others
+    wait) is refused with a number of batches to give instead."""
+    from types import SimpleNamespace
+
+    from diffusemix_bench.training.run import _check_eval_fractions
+
+    cfg = OmegaConf.create({"dataset": {"eval_batch_size": None, "batch_size": 4}})
+    data = SimpleNamespace(val_set=range(9), test_set=range(16))  # val: 5 and 4 images, 2 and 1 batches
+    trainer = SimpleNamespace(world_size=2, limit_val_batches=0.5, limit_test_batches=0.5)
+    with pytest.raises(
+        ConfigError, match=r"trainer.limit_val_batches=0.5: with 2 processes .*trainer.limit_val_batches=1$"
+    ):
+        _check_eval_fractions(cfg, trainer, data)
+    for fine in (
+        SimpleNamespace(world_size=2, limit_val_batches=1.0, limit_test_batches=0.5),  # test: 2 and 2 batches
+        SimpleNamespace(world_size=2, limit_val_batches=2, limit_test_batches=0.25),  # a count; 0 for both
+        SimpleNamespace(world_size=1, limit_val_batches=0.5, limit_test_batches=0.5),
+    ):
+        _check_eval_fractions(cfg, fine, data)
+
+
 @pytest.mark.slow
 def test_ddp_schedules_count_each_ranks_own_steps(tmp_path):
     """Two CPU ranks: each rank's epoch is its shard of the data, so an epoch-based milestone falls

@@ -306,6 +306,33 @@ def _train_limit_cut(cfg: DictConfig, trainer: pl.Trainer, train_images: int) ->
     return trainer.num_training_batches < epoch
 
 
+def _check_eval_fractions(cfg: DictConfig, trainer: pl.Trainer, datamodule: ImageDataModule) -> None:
+    """Several processes each evaluate their own part of a split (unpadded: the parts may differ
+    by a batch). A fraction of the batches (``limit_val_batches=0.25``) that leaves one process no
+    batch while the others have some stops that process alone in Lightning, and the others wait
+    for it: refused at start with the number of batches to give instead."""
+    world = trainer.world_size
+    if world == 1:
+        return
+    batch = cfg.dataset.eval_batch_size or cfg.dataset.batch_size
+    for key, dataset in (
+        ("limit_val_batches", datamodule.val_set),
+        ("limit_test_batches", datamodule.test_set),
+    ):
+        fraction = getattr(trainer, key)
+        if dataset is None or not isinstance(fraction, float) or not 0 < fraction < 1:
+            continue
+        batches = [-(-len(range(rank, len(dataset), world)) // batch) for rank in range(world)]
+        kept = [int(n * fraction) for n in batches]
+        if min(kept) == 0 < max(kept):
+            raise ConfigError(
+                f"trainer.{key}={fraction}: with {world} processes each evaluates its own part of the split "
+                f"({min(batches)} to {max(batches)} batches), and this fraction leaves one of them no batch while "
+                "others have some (Lightning would stop that process alone, the others waiting for it); give a "
+                f"number of batches instead, trainer.{key}={max(1, max(kept))}"
+            )
+
+
 def _max_steps_cut(cfg: DictConfig, trainer: pl.Trainer) -> bool:
     """Whether ``trainer.max_steps`` comes before the end of ``max_epochs`` epochs."""
     epochs = cfg.trainer.max_epochs
@@ -607,6 +634,7 @@ def _train(
     logger = build_logger(cfg, run_dir, resume_step=resume_step)
     trainer = build_trainer(cfg, run_dir, callbacks, logger)
     note_sigterm_only(trainer)  # the processes agree on a SIGTERM at each step's end (CheckpointOnSigterm)
+    _check_eval_fractions(cfg, trainer, datamodule)
     if cfg.budget == "vanilla_steps":
         # Each epoch is cut to the batches of a vanilla run of this protocol (the original images):
         # equal optimiser steps per epoch and in all, validation and schedules at the same steps;
