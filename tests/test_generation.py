@@ -225,6 +225,7 @@ def test_store_folder_hash_and_generate_command(tmp_path):
             *extra,
             "generator.prompts=[autumn,'a b, c',snowy,rainbow]",
             "generator.batch_size=2",
+            "dataset.image_size=32",
             "dataset.resize=40",
         ]
     )
@@ -232,8 +233,13 @@ def test_store_folder_hash_and_generate_command(tmp_path):
     args = shlex.split(cmd)
     assert args[:2] == shlex.split(script_command("generate.py"))
     assert "generator=tiny" in args and "generator.guidance_scale=5.0" in args
-    # The stored size follows dataset.resize (generator.store_size=auto): it travels with the command.
-    assert "dataset.resize=40" in args
+    # The stored size follows dataset.resize (generator.store_size=auto): it travels with the command,
+    # and with it the crop size generate.py checks it against (without it: "dataset.resize=40 is
+    # smaller than dataset.image_size=224", the command refused).
+    assert "dataset.resize=40" in args and "dataset.image_size=32" in args
+    from diffusemix_bench.config import validate_config
+
+    validate_config(compose_generate(args[2:]))
     replayed = EditStore.from_config(compose_generate(args[2:]), "flowers102")
     assert replayed.folder == EditStore.from_config(custom, "flowers102").folder
     assert replayed.prompt_ids == ["autumn", prompt_id("a b, c"), "snowy"]

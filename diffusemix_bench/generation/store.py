@@ -1190,7 +1190,8 @@ def generate_command(cfg: DictConfig, dataset_name: str) -> str:
     if d is not None:
         dflt = _group_defaults("dataset", dataset_name, DatasetConfig)
         # The split settings pick which image sits at an index; train_transform and resize give the
-        # stored size (generator.store_size=auto).
+        # stored size (generator.store_size=auto); image_size, which changes no edit, goes with
+        # resize, which generate.py checks against it (a resize below the default crop is refused).
         keys = (
             "root",
             "val_fraction",
@@ -1198,6 +1199,7 @@ def generate_command(cfg: DictConfig, dataset_name: str) -> str:
             "samples_per_class",
             "options",
             "train_transform",
+            "image_size",
             "resize",
         )
         for key in keys:
