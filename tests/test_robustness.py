@@ -254,7 +254,17 @@ def test_evaluate_updates_the_summary_of_the_sweep_its_run_belongs_to(trained_ru
     run_evaluate(_evaluate_cfg(ckpt=f'"{job}"', **{"eval.fgsm": "true", "accelerator": "cpu"}))
     after = list(csv.DictReader((sweep / "summary.csv").open()))
     assert float(after[0]["fgsm_error"]) == metrics["fgsm_error"]
-    assert after[1] == before[1]
+    assert after[1] == before[1] and "pgd_error" not in after[0]
+    # PGD added later: a column of its own after fgsm_error, empty for the job without it.
+    run_evaluate(
+        _evaluate_cfg(ckpt=f'"{job}"', **{"eval.pgd": "true", "eval.pgd_steps": "5", "accelerator": "cpu"})
+    )
+    with (sweep / "summary.csv").open() as fh:
+        header = next(csv.reader(fh))
+    assert header[header.index("fgsm_error") + 1] == "pgd_error"
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert float(rows[0]["pgd_error"]) == metrics["pgd_error"] and rows[1]["pgd_error"] == ""
+    assert float(rows[0]["fgsm_error"]) == metrics["fgsm_error"]  # kept beside it: the same measurement
     # A run folder's own summary.csv (its epochs) is never taken for a sweep's, whatever the
     # folder given (ckpt=. in the run folder once rewrote it as one).
     from diffusemix_bench.cli import update_sweep_summary

@@ -75,6 +75,21 @@ def summary_rows(sweep: Path) -> tuple[list[str], list[dict]]:
         fields.insert(fields.index("test_top5") + 1, "top5_k")
         for row, k in zip(rows, top_k):
             row["top5_k"] = k
+    # Other attacks' errors (evaluate.py eval.pgd=true), each in a column after fgsm_error where
+    # some job has one.
+    attacks = sorted(
+        {
+            k
+            for run in runs
+            for k in (run.metrics or {})
+            if k.endswith("_error") and not k.startswith("robust_")
+        }
+        - set(FIELDS)
+    )
+    at = fields.index("fgsm_error") + 1
+    fields[at:at] = attacks
+    for row, run in zip(rows, runs):
+        row.update({k: (run.metrics or {}).get(k) for k in attacks})
     return fields, rows
 
 
