@@ -28,6 +28,18 @@ def run_train(cfg: DictConfig) -> float | None:
         raise
     finally:
         _keep_runs_record(cfg)
+        _refresh_sweep_summary(cfg)
+
+
+def _refresh_sweep_summary(cfg: DictConfig) -> None:
+    """A single run in a sweep job's folder (resumed there with ``hydra.run.dir=<job>``): the
+    sweep's summary.csv is written again with the job's new outcome (a sweep's own jobs write it
+    through SweepSummary)."""
+    from .errors import in_multirun
+
+    with suppress(Exception):  # the run's outcome is its own to report, never this summary's
+        if not in_multirun():
+            update_sweep_summary(Path(str(cfg.paths.output_dir)).expanduser().resolve().parent)
 
 
 def _keep_runs_record(cfg: DictConfig) -> None:

@@ -979,6 +979,32 @@ def test_multirun_sweep_folders_are_flat_and_a_bad_job_does_not_stop_the_sweep(t
     assert float(rows[1]["test_top1"]) == metrics["test_top1"]
 
 
+def test_a_sweep_job_resumed_alone_refreshes_the_sweeps_summary(tmp_path):
+    """A sweep's job trained further on its own (hydra.run.dir=<job> ckpt_path=last, the README's
+    form): the sweep's summary.csv gets its new numbers (it kept the first part's)."""
+    fixture = write_fixture_dataset("flowers102", tmp_path / "data")
+    result = _run_script(_small_sweep(fixture, tmp_path, "aug=none", "seed=0,1"), tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (sweep,) = (tmp_path / "logs" / "multirun" / "train").iterdir()
+    job = sweep / "0_seed=0"
+    before = {r["job"]: r for r in csv.DictReader((sweep / "summary.csv").open())}
+    assert before["0_seed=0"]["optimizer_steps"] == "1"  # 12 images, one batch an epoch
+    args = [a for a in _small_sweep(fixture, tmp_path, "aug=none", "seed=0") if a != "--multirun"]
+    resumed = _run_script(
+        [*args, "trainer.max_epochs=2", "ckpt_path=last", f'hydra.run.dir="{job}"'], tmp_path
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((job / "metrics.json").read_text())["optimizer_steps"] == 2
+    after = {r["job"]: r for r in csv.DictReader((sweep / "summary.csv").open())}
+    assert after["0_seed=0"]["optimizer_steps"] == "2"
+    # The jobs' epochs differ now: a column says so; the other job's row is as it was.
+    assert (after["0_seed=0"]["trainer.max_epochs"], after["1_seed=1"].pop("trainer.max_epochs")) == (
+        "2",
+        "1",
+    )
+    assert after["1_seed=1"] == before["1_seed=1"]
+
+
 def test_a_sweep_launched_again_with_other_settings_keeps_the_earlier_record(tmp_path, capsys):
     """Extending a sweep in its folder (seed=3,4 after seed=0,1,2): Hydra overwrites multirun.yaml,
     the record of the launch, so the earlier one is kept beside it; the same command again (a
