@@ -774,5 +774,8 @@ def _train(
     metrics = _with_earlier(metrics, earlier, run_dir / "metrics.json")
     write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     _set_aside_unfinished_robustness(run_dir)
-    log.info("Metrics written to %s: %s", run_dir / "metrics.json", metrics)
+    # The headline numbers (every entry is in the file).
+    shown = ("val_top1", "test_top1", "test_top5", "fgsm_error", "pgd_error", "epochs", "optimizer_steps")
+    numbers = ", ".join(f"{k} {metrics[k]:.4g}" for k in shown if isinstance(metrics.get(k), (int, float)))
+    log.info("Metrics written to %s%s", run_dir / "metrics.json", f": {numbers}" if numbers else "")
     return metrics
