@@ -1200,8 +1200,12 @@ def test_missing_edits_name_the_stores_made_with_other_settings(tmp_path):
 
     flowers = write_fixture_dataset("flowers102", tmp_path / "data")["data_dir"]
     made = gen_overrides(flowers, tmp_path / "edits", "generator.num_prompts=1")
-    EditStore.from_config(compose_generate(made), "flowers102").ensure_settings()
-    EditStore.from_config(compose_generate([*made, "generator.steps=7"]), "flowers102").ensure_settings()
+    tiny_store = EditStore.from_config(compose_generate(made), "flowers102")
+    tiny_store.ensure_settings()
+    (tiny_store.folder / "edits").mkdir()  # edits made there
+    # A store whose run stopped before its first edit (the weights missing, say) is not named.
+    empty = EditStore.from_config(compose_generate([*made, "generator.steps=7"]), "flowers102")
+    empty.ensure_settings()
     asked = [o for o in made if o != "generator=tiny"] + ["aug=diffusemix", "aug.figure_images=0"]
     cfg = compose_config(asked)
     store = EditStore.from_config(cfg, "flowers102")
@@ -1216,6 +1220,7 @@ def test_missing_edits_name_the_stores_made_with_other_settings(tmp_path):
     tiny = EditStore.from_config(compose_generate(made), "flowers102").folder.name
     assert f"{tiny} (generator=tiny, model tiny-random-ip2p-v1, " in said
     assert "If one holds the edits meant, give its settings (in train.py as in generate.py)." in said
+    assert empty.folder.name not in said
 
 
 def test_a_saved_pipeline_with_parts_missing_is_one_message(tmp_path):

@@ -142,6 +142,7 @@ def load_ip2p(g: DictConfig, dtype: torch.dtype):
     """StableDiffusionInstructPix2PixPipeline from generator.local_dir or the hub id (cached
     download), safetensors only, safety checker off as in the official code."""
     from diffusers import StableDiffusionInstructPix2PixPipeline
+    from diffusers.utils import is_accelerate_available
     from huggingface_hub import constants
 
     check_local_dir(g)
@@ -154,6 +155,9 @@ def load_ip2p(g: DictConfig, dtype: torch.dtype):
             safety_checker=None,
             requires_safety_checker=False,
             use_safetensors=True,
+            # accelerate's faster loading where it is installed (not a dependency); said here, so
+            # diffusers does not advise installing it into the locked environment on every load.
+            low_cpu_mem_usage=is_accelerate_available(),
             # Read at call time, so HF_HUB_OFFLINE=1 never touches the network.
             local_files_only=bool(constants.HF_HUB_OFFLINE) or bool(g.local_dir),
         )
@@ -171,9 +175,14 @@ def load_ip2p(g: DictConfig, dtype: torch.dtype):
                 f"P.from_pretrained('{source}', use_safetensors=True, safety_checker=None)\"` (HF_HOME or "
                 "HF_HUB_CACHE choose the cache folder), or set generator.local_dir=<folder> to a saved copy."
             )
+        # The library's reason, without its advice for its own callers (a stack trace not shown,
+        # local_files_only, which is not a setting here).
+        said = str(exc).splitlines()[0] if str(exc) else ""
+        for advice in ("Please check out the root cause", "To enable repo look-ups", "Check your internet"):
+            said = said.split(advice)[0].strip()
         raise EditModelWeightsError(
             f"InstructPix2Pix weights '{source}' (generator.model_id) are not in {where}. {fix} "
-            f"[{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}]"
+            f"[{type(exc).__name__}: {said}]"
         ) from None
     except ValueError as exc:  # a saved copy with some of the pipeline's parts missing
         if not g.local_dir:

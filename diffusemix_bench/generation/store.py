@@ -825,6 +825,8 @@ class EditStore:
             path = folder / "settings.json"
             if folder == self.folder or not path.is_file():
                 continue
+            if not (folder / "edits").is_dir():  # no edit made there yet (a run that stopped at once)
+                continue
             try:
                 theirs = json.loads(path.read_text())
             except (OSError, ValueError):
