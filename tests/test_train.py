@@ -979,6 +979,17 @@ def test_multirun_sweep_folders_are_flat_and_a_bad_job_does_not_stop_the_sweep(t
     assert float(rows[1]["test_top1"]) == metrics["test_top1"]
 
 
+def test_the_model_summary_counts_the_models_flops(tmp_path):
+    """Lightning's model summary counts FLOPs only with an example input: one image at the crop
+    size (the summary showed "Total FLOPs: 0", which reads like a fault)."""
+    fixture = write_fixture_dataset("flowers102", tmp_path / "data")
+    args = [a for a in _small_sweep(fixture, tmp_path, "aug=none") if a != "--multirun"]
+    result = _run_script([*args, "print_config=false", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    flops = re.search(r"Total FLOPs: (\S+ ?[KMG]?)", result.stdout)
+    assert flops and flops.group(1).strip() not in ("0", ""), result.stdout[-3000:]
+
+
 def test_a_sweep_job_resumed_alone_refreshes_the_sweeps_summary(tmp_path):
     """A sweep's job trained further on its own (hydra.run.dir=<job> ckpt_path=last, the README's
     form): the sweep's summary.csv gets its new numbers (it kept the first part's)."""

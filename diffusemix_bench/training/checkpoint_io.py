@@ -98,5 +98,6 @@ class CheckpointOnSigterm(Callback):
             if stop:
                 trainer._signal_connector.received_sigterm = True
         if stop:
-            trainer.save_checkpoint(str(self.path))
+            # The whole training state (optimiser, loops), as last.ckpt is saved at an epoch's end.
+            trainer.save_checkpoint(str(self.path), weights_only=False)
             self.saved_step = trainer.global_step

@@ -152,6 +152,8 @@ class ClassifierModule(pl.LightningModule):
         return self.model(images)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if isinstance(batch, torch.Tensor):  # the model summary's example input (float, as given)
+            return batch
         images, labels, indices = batch
         if images.dtype == torch.uint8:
             images = images.float().div_(255.0)

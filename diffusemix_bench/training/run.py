@@ -623,6 +623,11 @@ def _train(
     )
     # The weight file a new run starts from, as loaded now (a resume restores its run's record).
     module.started_from = None if resuming else weights_file(cfg.model.weights)
+    if not cfg.model.compile:  # (a compiled model would be compiled for this shape first)
+        # One image at the crop size: Lightning's model summary counts the FLOPs of the model's
+        # forward pass with it (without one it shows "Total FLOPs: 0").
+        size = int(cfg.dataset.image_size)
+        module.example_input_array = torch.zeros(1, 3, size, size)
     if cfg.model.compile:
         module.model = torch.compile(module.model)
 
