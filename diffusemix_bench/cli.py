@@ -479,7 +479,7 @@ def list_sweep(argv: list[str], config_dir: str, config_name: str = "config") ->
             check_sweep_values(jobs, config_dir, config_name, _launcher(argv))
             check_sweep_methods(jobs, config_dir, config_name, first_too=True)
     if shown in ("job", "all"):
-        print(f"{len(jobs)} runs:")
+        print(f"{len(jobs)} run{'s' if len(jobs) != 1 else ''}:")
         for k, job in enumerate(jobs):
             print(f"  {k}: {' '.join(job)}")
     if shown in ("hydra", "all"):
