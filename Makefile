@@ -53,6 +53,6 @@ bench: ## CPU benchmarks side by side with their baselines (< 10 min on 2 cores)
 bench-gpu: ## The GPU benchmarks in one script (< 8 min on one GPU): generation with the real InstructPix2Pix architecture (random weights) against the official loop, torch.compile, training step against a bare loop, composition, optimisation mixes
 	$(PY) -m benchmarks.gpu_suite
 
-clean: ## Remove caches and run outputs (keeps .venv and data)
+clean: ## Remove tool caches and run outputs (keeps .venv, data, and the edits and fractal banks under paths.cache_dir)
 	rm -rf .pytest_cache .ruff_cache outputs multirun lightning_logs
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
