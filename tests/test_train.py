@@ -537,6 +537,14 @@ def test_robustness_entries_of_two_measurements_are_never_mixed():
     )
     assert merged == {**run, **fgsm_test, "robust_clean_error": 41.0}
     assert sorted(dropped) == ["pgd_error", "robust_checkpoint", "robust_limit_batches"]
+    # Nothing measured (a resume asked for the test numbers alone): the entries stay.
+    assert with_robustness({**run, **pgd_test}, {}) == ({**run, **pgd_test}, [])
+    # No checkpoint selected on validation: last.ckpt's numbers are the run's, attacked after
+    # training (robust_checkpoint None) or by evaluate.py (last.ckpt): one measurement.
+    unselected = {"test_top1": 50.0, "best_checkpoint": None, **fgsm_test, "robust_checkpoint": None}
+    pgd_on_last = {**pgd_test, "robust_checkpoint": "/r/checkpoints/last.ckpt"}
+    merged, dropped = with_robustness(unselected, pgd_on_last)
+    assert merged["fgsm_error"] == 70.0 and merged["pgd_error"] == 80.0 and dropped == []
     # A limit that covers the whole split (the same images) still names a short check.
     pgd_limited = {**pgd_test, "robust_limit_batches": 100}
     merged, dropped = with_robustness({**run, **pgd_limited}, fgsm_test)

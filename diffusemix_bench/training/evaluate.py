@@ -172,10 +172,11 @@ def _measured_on(metrics: dict) -> tuple:
     after training they were measured on its selected checkpoint, by evaluate.py on
     ``robust_checkpoint``; a short check (``eval.limit_batches``) attacks fewer images than the
     whole split, and is another measurement than the whole split's."""
-    ckpt = metrics.get("robust_checkpoint") or metrics.get("best_checkpoint")
+    # (A run without a checkpoint selected on validation reports last.ckpt's numbers.)
+    ckpt = metrics.get("robust_checkpoint") or metrics.get("best_checkpoint") or "last.ckpt"
     return (
         metrics.get("robust_split"),
-        Path(ckpt).name if ckpt else None,
+        Path(ckpt).name,
         metrics.get("robust_images"),
         metrics.get("robust_limit_batches"),  # (a limit that covers the whole split is still named)
     )
@@ -187,6 +188,8 @@ def with_robustness(metrics: dict, result: dict) -> tuple[dict, list[str]]:
     (FGSM then PGD fills one table row); entries measured on another split or checkpoint, or on
     other images (a short check beside the whole split), are left out, so metrics.json never mixes
     two measurements."""
+    if not result:  # nothing measured this time: what was, stays
+        return dict(metrics), []
     earlier = robustness_keys(metrics)
     merged = dict(metrics)
     dropped = []
