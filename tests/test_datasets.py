@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import shlex
@@ -383,16 +384,16 @@ DOWNLOADS = {
             "d4acdd33327262359767eeaa97a4f732",
         )
     ],
-    "flowers102": [
-        (
-            "https://www.robots.ox.ac.uk/~vgg/data/flowers/102/102flowers.tgz",
-            "52808999861908f626f3c1f4e79d11fa",
-        ),
+    "flowers102": [  # the small label files first
         (
             "https://www.robots.ox.ac.uk/~vgg/data/flowers/102/imagelabels.mat",
             "e0620be6f572b9609742df49c70aed4d",
         ),
         ("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/setid.mat", "a5357ecc9cb78c4bef273ce3793fc85c"),
+        (
+            "https://www.robots.ox.ac.uk/~vgg/data/flowers/102/102flowers.tgz",
+            "52808999861908f626f3c1f4e79d11fa",
+        ),
     ],
 }
 
@@ -417,6 +418,28 @@ def test_downloads_fetch_the_published_files_and_extract_them(name, tmp_path, mo
     assert not list(root.rglob(".extracting-*"))  # the staging folder is gone
     create_dataset(name, root, "train", download=True)
     assert len(asked) == len(DOWNLOADS[name]), "present data must not be downloaded again"
+
+
+def test_a_download_stopped_part_way_goes_on_with_what_is_missing(tmp_path, monkeypatch):
+    """Flowers-102 whose images were extracted and whose label files are missing (an attempt
+    stopped after the archive): the download fetches the label files alone, not the images again
+    (it stopped with "jpg already there" before)."""
+    from torchvision.datasets import utils as tv_utils
+
+    served = _served_files("flowers102", tmp_path)
+    asked = []
+
+    def fake_download_url(url, root, filename=None, md5=None, **_):
+        asked.append(filename)
+        shutil.copy(served[filename], Path(root) / filename)
+
+    monkeypatch.setattr(tv_utils, "download_url", fake_download_url)
+    root = tmp_path / "data"
+    write_fixture_dataset("flowers102", root, num_classes=2, per_class=3)
+    (root / "flowers-102" / "setid.mat").unlink()
+    (root / "flowers-102" / "imagelabels.mat").unlink()
+    assert len(create_dataset("flowers102", root, "test", download=True)) == 6
+    assert asked == ["imagelabels.mat", "setid.mat"]
 
 
 def _tar_with(path: Path, member: str, data: bytes = b"x") -> None:
@@ -473,8 +496,16 @@ def test_archive_extraction_names_an_incomplete_folder_in_the_way(tmp_path, monk
     assert archive.exists() and list((folder / "CUB_200_2011").iterdir()) == []
     assert sorted(p.name for p in folder.iterdir()) == ["CUB_200_2011", "CUB_200_2011.tgz"]
     (folder / "CUB_200_2011").rmdir()
+    # A plain file beside the dataset's folder (CUB's attributes.txt) is replaced, not in the way.
+    (folder / "attributes.txt").write_text("from an earlier attempt")
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in ("CUB_200_2011/images.txt", "attributes.txt"):
+            info = tarfile.TarInfo(name)
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"x"))
     extract_safely(archive, folder)
     assert (folder / "CUB_200_2011" / "images.txt").read_text() == "x"
+    assert (folder / "attributes.txt").read_text() == "x"
     monkeypatch.delattr(tarfile, "data_filter")
     with pytest.raises(ConfigError, match=r"needs Python's tarfile data filter"):
         extract_safely(archive, tmp_path / "other")

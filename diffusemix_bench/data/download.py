@@ -10,9 +10,12 @@ way (an earlier, incomplete copy) is named, not merged into or deleted."""
 
 from __future__ import annotations
 
+import gzip
+import os
 import shutil
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -31,9 +34,15 @@ def fetch_file(url: str, folder: Path, md5: str, filename: str | None = None) ->
     return folder / name
 
 
-def fetch_archive(url: str, folder: Path, md5: str, filename: str | None = None) -> None:
-    """``fetch_file``, then the archive extracted into ``folder`` (extract_safely). The archive is
-    kept: a later attempt (after a folder in the way was removed) does not download it again."""
+def fetch_archive(
+    url: str, folder: Path, md5: str, filename: str | None = None, provides: tuple[str, ...] = ()
+) -> None:
+    """``fetch_file``, then the archive extracted into ``folder`` (extract_safely), unless the
+    entries it ``provides`` (``jpg``) are all there already (an earlier attempt extracted it and
+    stopped later). The archive is kept: a later attempt (after a folder in the way was removed)
+    does not download it again."""
+    if provides and all((folder / entry).exists() for entry in provides):
+        return
     extract_safely(fetch_file(url, folder, md5, filename), folder)
 
 
@@ -68,12 +77,21 @@ def extract_safely(archive: Path, folder: Path) -> None:
                 raise DataFileError(
                     f"{archive}: {exc}; the archive is not the published one: delete it and download again"
                 ) from None
-            except (tarfile.ReadError, EOFError, OSError) as exc:
+            except (
+                tarfile.ReadError,
+                tarfile.CompressionError,
+                EOFError,
+                gzip.BadGzipFile,
+                zlib.error,
+            ) as exc:
                 raise DataFileError(
                     f"{archive} cannot be read as a tar archive ({exc}): delete it and download again"
                 ) from None
+            # (Other OSErrors, a full disk or a folder not writable, are the user's to read as they are.)
         entries = sorted(staging.iterdir())
-        in_the_way = [folder / e.name for e in entries if (folder / e.name).exists()]
+        # A folder already there is named; a plain file beside the dataset's folder (CUB's
+        # attributes.txt) is replaced by the archive's.
+        in_the_way = [folder / e.name for e in entries if e.is_dir() and (folder / e.name).exists()]
         if in_the_way:
             raise DataFileError(
                 f"{', '.join(str(p) for p in in_the_way)} already there, but the dataset's files are not all "
@@ -81,6 +99,9 @@ def extract_safely(archive: Path, folder: Path) -> None:
                 "kept, so nothing is downloaded again"
             )
         for entry in entries:
-            entry.rename(folder / entry.name)
+            if entry.is_dir():
+                entry.rename(folder / entry.name)
+            else:
+                os.replace(entry, folder / entry.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
