@@ -749,6 +749,16 @@ def test_missing_weights_give_a_clear_error_without_network(tmp_path, monkeypatc
         "from_pretrained('timbrooks/instruct-pix2pix', use_safetensors=True, safety_checker=None)" in snippet
     )
     compile(snippet, "<command>", "exec")
+    # A pinned commit is the one the command fetches.
+    with open_dict(g):
+        g.revision = "abc123"
+    with pytest.raises(EditModelWeightsError) as err:
+        EditModel.from_config(g)
+    snippet = re.search(r'`python -c "(.*?)"`', str(err.value)).group(1)
+    assert "from_pretrained('timbrooks/instruct-pix2pix', revision='abc123', use_safetensors=True" in snippet
+    compile(snippet, "<command>", "exec")
+    with open_dict(g):
+        g.revision = None
     with open_dict(g):
         g.local_dir = str(tmp_path / "nowhere")
     with pytest.raises(EditModelWeightsError, match="nowhere"):
@@ -1356,3 +1366,10 @@ def test_a_store_is_made_from_one_hub_commit_of_the_weights(flowers, tmp_path, m
     # Pinned to the store's commit: the same store is finished.
     pinned = generate(compose_generate([*base, "generator.num_prompts=2", f"generator.revision={old}"]))
     assert pinned["generated"] == 12 and pinned["existing"] == 12 and pinned["folders"] == first["folders"]
+    # A folder given as generator.model_id is read as it is: no commit (it raised from the hub's
+    # id check after the pipeline had loaded).
+    folder = cache / "models--someone--ip2p-test" / "snapshots" / old
+    local = [*gen_overrides(flowers, tmp_path / "edits2", *ip2p), f"generator.model_id={folder}"]
+    assert generate(compose_generate([*local, "generator.num_prompts=1"]))["generated"] == 12
+    made = EditStore.from_config(compose_generate([*local, "generator.num_prompts=1"]), "flowers102")
+    assert "weights_commit" not in made.stored_runtime()

@@ -167,12 +167,13 @@ def load_ip2p(g: DictConfig, dtype: torch.dtype):
             fix = "Save the pipeline there with .safetensors weights, or unset generator.local_dir."
         else:
             offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
+            revision = f", revision='{g.revision}'" if g.get("revision") else ""  # the commit asked for
             where = f"the Hugging Face cache {constants.HF_HUB_CACHE}{offline} and could not be downloaded"
             fix = (
                 "Download the files the pipeline reads (its safetensors weights and configs, not the repo's "
                 "several-GB single-file checkpoints) where there is network access, with this environment's "
                 'Python: `python -c "from diffusers import StableDiffusionInstructPix2PixPipeline as P; '
-                f"P.from_pretrained('{source}', use_safetensors=True, safety_checker=None)\"` (HF_HOME or "
+                f"P.from_pretrained('{source}'{revision}, use_safetensors=True, safety_checker=None)\"` (HF_HOME or "
                 "HF_HUB_CACHE choose the cache folder), or set generator.local_dir=<folder> to a saved copy."
             )
         # The library's reason, without its advice for its own callers (a stack trace not shown,
@@ -198,11 +199,14 @@ def load_ip2p(g: DictConfig, dtype: torch.dtype):
 def loaded_commit(g: DictConfig) -> str | None:
     """The hub commit of ``generator.model_id`` the pipeline was loaded from (read from the cache
     the load filled: its snapshot folder's name); None for a local folder or the tiny pipeline."""
-    if g.name != "ip2p" or g.local_dir:
-        return None
+    if g.name != "ip2p" or g.local_dir or Path(str(g.model_id)).expanduser().exists():
+        return None  # (a folder given as model_id is read as it is, as generator.local_dir)
     from huggingface_hub import try_to_load_from_cache
 
-    found = try_to_load_from_cache(str(g.model_id), "model_index.json", revision=g.get("revision"))
+    try:
+        found = try_to_load_from_cache(str(g.model_id), "model_index.json", revision=g.get("revision"))
+    except ValueError:  # not a hub id huggingface_hub accepts: nothing to record
+        return None
     return Path(found).parent.name if isinstance(found, str) else None
 
 

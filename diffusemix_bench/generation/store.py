@@ -931,13 +931,17 @@ class EditStore:
         stored = self.stored_runtime()
         was = stored.get("weights_commit") if stored else None
         if was is not None and was != commit:
-            raise ConfigError(
-                f"the edit store {self.folder} holds edits made with commit {was} of {model_id}, and this run "
-                f"loaded commit {commit}; one store never mixes the two. Finish it with generator.revision={was}, "
-                f"or make the edits of commit {commit} in a store of their own (generator.edits_dir=<another "
-                "folder>; give train.py the same)"
-            )
+            self._refuse_commit(was, commit, model_id)
         self.runtime["weights_commit"] = commit
+        self.runtime["model_id"] = model_id
+
+    def _refuse_commit(self, was: str, commit: str, model_id: str) -> None:
+        raise ConfigError(
+            f"the edit store {self.folder} holds edits made with commit {was} of {model_id}, and this run "
+            f"loaded commit {commit}; one store never mixes the two. Finish it with generator.revision={was}, "
+            f"or make the edits of commit {commit} in a store of their own (generator.edits_dir=<another "
+            "folder>; give train.py the same)"
+        )
 
     def stored_runtime(self) -> dict[str, Any] | None:
         path = self.folder / "runtime.json"
@@ -952,6 +956,9 @@ class EditStore:
             ) from None
 
     def _compare_runtime(self, stored: dict[str, Any], runtime: dict[str, Any], warn: bool) -> None:
+        was, now = stored.get("weights_commit"), runtime.get("weights_commit")
+        if was is not None and now is not None and was != now:  # (another process wrote it first)
+            self._refuse_commit(was, now, runtime.get("model_id", "the hub weights"))
         if any(stored.get(k) != runtime.get(k) for k in RUNTIME_EXACT):
             was, now = stored.get("dtype"), runtime.get("dtype")
             raise ConfigError(
