@@ -413,6 +413,17 @@ CASES: list[Case] = [
         _train("cifar100", "model=timm", "model.name=resnet10x", "print_config=true"),
         r"\A(?:(?!max_epochs:)[\s\S])*model\.name: 'resnet10x' is not a timm model .*close names: .*resnet10t",
     ),
+    Case(  # a tag timm has a config of and no weights: a model from scratch
+        "untrained timm tag",
+        "accepted",
+        _train(
+            "cifar100",
+            "model=timm",
+            "model.name=lcnet_035.untrained",
+            "model.pretrained=false",
+            "dataset.image_size=32",
+        ),
+    ),
     Case(
         "unknown timm pretrained tag",
         "error",

@@ -231,8 +231,12 @@ def check_timm_model(name: str | None, pretrained: bool) -> None:
         )
     arch, dot, tag = name.partition(".")
     if dot:  # a pretrained tag (resnet50.tv_in1k): timm knows the architecture whatever the tag
+        try:  # timm's own config of the tag (".untrained" tags have one, and no weights)
+            known = timm.models.get_pretrained_cfg(name) is not None
+        except RuntimeError:  # "Invalid pretrained tag"
+            known = False
         tagged = timm.list_pretrained(f"{arch}.*")
-        if name not in tagged:
+        if not known:
             raise ConfigError(
                 f"model.name: '{name}': timm {timm.__version__} has no weights tagged '{tag}' for {arch}"
                 + (
@@ -244,7 +248,7 @@ def check_timm_model(name: str | None, pretrained: bool) -> None:
             )
     if pretrained and not timm.models.is_model_pretrained(name):
         raise PretrainedWeightsError(
-            f"timm has no pretrained weights for '{name}'; pick one of timm.list_models('{name}*', pretrained=True) "
+            f"timm has no pretrained weights for '{name}'; pick one of timm.list_pretrained('{arch}*') "
             "for model.name, or set model.pretrained=false"
         )
 
