@@ -405,7 +405,7 @@ def expand_globs(argv: list[str], config_dir: str) -> list[str]:
             names = o.value().filter(sorted(p.stem for p in group.glob("*.yaml")))
             if not names:
                 raise ConfigError(
-                    f"{arg}: no option of conf/{key.lstrip('+~')}/ matches; its options are "
+                    f"{arg}: no option of conf/{o.key_or_group.lstrip('+~')}/ matches; its options are "
                     f"{', '.join(sorted(p.stem for p in group.glob('*.yaml')))}"
                 )
             out.append(f"{key}={','.join(names)}")

@@ -1526,6 +1526,16 @@ def test_an_eval_fraction_that_leaves_a_process_no_batch_is_refused():
         SimpleNamespace(world_size=1, limit_val_batches=0.5, limit_test_batches=0.5),
     ):
         _check_eval_fractions(cfg, fine, data)
+    # A split not evaluated (run_test=false) is not refused for its fraction.
+    untested = OmegaConf.create({"dataset": {"eval_batch_size": None, "batch_size": 4}, "run_test": False})
+    odd = SimpleNamespace(val_set=range(16), test_set=range(9))
+    _check_eval_fractions(
+        untested, SimpleNamespace(world_size=2, limit_val_batches=1.0, limit_test_batches=0.5), odd
+    )
+    with pytest.raises(ConfigError, match="trainer.limit_test_batches=0.5"):
+        _check_eval_fractions(
+            cfg, SimpleNamespace(world_size=2, limit_val_batches=1.0, limit_test_batches=0.5), odd
+        )
 
 
 @pytest.mark.slow

@@ -40,6 +40,7 @@ IGNORED = (
     "trainer.log_every_n_steps",
     "trainer.num_sanity_val_steps",
     "generator.edits_dir",
+    "generator.revision",  # the store records the commit itself (runtime.json) and refuses another
     "generator.batch_size",
     "generator.compile",
     "generator.channels_last",

@@ -28,6 +28,7 @@ RESUME_MAY_CHANGE = (
     "dataset.num_workers",
     "dataset.eval_batch_size",
     "dataset.root",
+    "generator.revision",  # which hub commit generate.py loads: the store is the same, and guards it
     "callbacks.progress_bar",
     "callbacks.checkpoint_every_n_steps",
     "callbacks.lr_monitor",

@@ -315,10 +315,8 @@ def _check_eval_fractions(cfg: DictConfig, trainer: pl.Trainer, datamodule: Imag
     if world == 1:
         return
     batch = cfg.dataset.eval_batch_size or cfg.dataset.batch_size
-    for key, dataset in (
-        ("limit_val_batches", datamodule.val_set),
-        ("limit_test_batches", datamodule.test_set),
-    ):
+    test = datamodule.test_set if cfg.get("run_test", True) else None  # (not tested: not limited)
+    for key, dataset in (("limit_val_batches", datamodule.val_set), ("limit_test_batches", test)):
         fraction = getattr(trainer, key)
         if dataset is None or not isinstance(fraction, float) or not 0 < fraction < 1:
             continue
