@@ -1373,3 +1373,26 @@ def test_a_store_is_made_from_one_hub_commit_of_the_weights(flowers, tmp_path, m
     assert generate(compose_generate([*local, "generator.num_prompts=1"]))["generated"] == 12
     made = EditStore.from_config(compose_generate([*local, "generator.num_prompts=1"]), "flowers102")
     assert "weights_commit" not in made.stored_runtime()
+
+
+def test_edits_for_a_warped_dataset_are_stored_squashed_as_training_reads_the_original(flowers, tmp_path):
+    """dataset.warp=true (Table 8's SnapMix geometry: both sides resized to dataset.resize): the
+    edits are stored squashed to resize x resize, as the training transform squashes the original,
+    so training reads them as they are (stored keeping the aspect ratio, each was read whole and
+    resized a second time); a store of its own, and the generate command carries dataset.warp."""
+    from diffusemix_bench.data.transforms import train_transform
+
+    size = ["dataset.image_size=32", "dataset.resize=40", "generator.num_prompts=1"]
+    warped = gen_overrides(flowers, tmp_path / "edits", *size, "dataset.warp=true")
+    plain = gen_overrides(flowers, tmp_path / "edits", *size)
+    assert generate(compose_generate(warped))["generated"] == 12
+    store = EditStore.from_config(compose_generate(warped), "flowers102")
+    assert store.folder != EditStore.from_config(compose_generate(plain), "flowers102").folder
+    assert store.settings["store_size_rule"].startswith("both sides = store_size")
+    cfg = compose_config([*warped, "aug=diffusemix"])
+    lead = train_transform("resize_crop", 32, 40, warp=True).transforms[0]
+    original = torch.zeros(3, 40, 48, dtype=torch.uint8)  # the fixture's 40 x 48 pictures
+    slot = torch.empty_like(lead(original))
+    assert tuple(slot.shape) == (3, 40, 40)
+    assert store.read_into(0, store.prompt_ids[0], slot)  # read as it is, into the training stack's slot
+    assert "dataset.warp=true" in shlex.split(generate_command(cfg, "flowers102"))

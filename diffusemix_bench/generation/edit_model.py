@@ -378,9 +378,12 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return x.clamp(0, 1).mul(255).round().to(torch.uint8)
 
 
-def stored_size(original_hw: tuple[int, int], store_size: int | None) -> tuple[int, int]:
-    """The original image's size, shrunk to a shorter side of ``store_size`` if it is larger."""
+def stored_size(original_hw: tuple[int, int], store_size: int | None, warp: bool = False) -> tuple[int, int]:
+    """The original image's size, shrunk to a shorter side of ``store_size`` if it is larger;
+    ``warp``: ``store_size`` x ``store_size`` (as training squashes the original with dataset.warp)."""
     h, w = original_hw
+    if warp and store_size is not None:
+        return store_size, store_size
     if store_size is None or min(h, w) <= store_size:
         return h, w
     # torchvision's Resize(store_size) rule (the longer side truncated), so an edit stored at a
@@ -390,10 +393,12 @@ def stored_size(original_hw: tuple[int, int], store_size: int | None) -> tuple[i
     return max(1, int(store_size * h / w)), store_size
 
 
-def finish(edit: torch.Tensor, original_hw: tuple[int, int], store_size: int | None) -> torch.Tensor:
+def finish(
+    edit: torch.Tensor, original_hw: tuple[int, int], store_size: int | None, warp: bool = False
+) -> torch.Tensor:
     """The stored edit, uint8 CHW: resized once from the pipeline's resolution to the original
     image's size (so it aligns with the original pixel for pixel), or to its ``stored_size``."""
-    return to_uint8(_resize(edit, stored_size(original_hw, store_size)))
+    return to_uint8(_resize(edit, stored_size(original_hw, store_size, warp)))
 
 
 def is_bad(edit: torch.Tensor, blank_std: float) -> bool:

@@ -41,6 +41,8 @@ RESIZE_RULE = "float32 bicubic antialias, clamp [0, 1], round to uint8 once at t
 BATCH_RULE = "one image per call, its prompts in near-equal blocks of at most batch_size"
 # How an edit is shrunk to store_size: torchvision's Resize rule, so it matches the resized original.
 STORE_SIZE_RULE = "shorter side = store_size, longer side = int(store_size * longer / shorter)"
+# With dataset.warp (training squashes both sides to dataset.resize): the edit squashed alike.
+STORE_WARP_RULE = "both sides = store_size (dataset.warp: squashed as training resizes the original)"
 # Edits per shard folder (keeps folders small for ImageNet-sized splits).
 SHARD = 1000
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -121,7 +123,11 @@ def store_settings(cfg: DictConfig, dataset_name: str, split: str) -> dict[str, 
         "resize": RESIZE_RULE,
         # How a shorter side of store_size is reached (absent when edits keep the original's size,
         # so such stores keep the folder they had before store_size could be auto).
-        **({"store_size_rule": STORE_SIZE_RULE} if resolve_store_size(cfg, dataset_name) is not None else {}),
+        **(
+            {"store_size_rule": STORE_WARP_RULE if resolve_store_warp(cfg, dataset_name) else STORE_SIZE_RULE}
+            if resolve_store_size(cfg, dataset_name) is not None
+            else {}
+        ),
         # Absent for PNG stores, so stores written before the format was a setting keep their folder.
         **({"format": str(g.store_format)} if str(g.store_format) != "png" else {}),
         **batching_settings(g),
@@ -158,6 +164,18 @@ def resolve_store_size(cfg: DictConfig, dataset_name: str) -> int | None:
     if str(d.train_transform) in ("resize_crop", "resize"):
         return int(d.resize)
     return None
+
+
+def resolve_store_warp(cfg: DictConfig, dataset_name: str) -> bool:
+    """Whether stored edits are squashed to ``store_size`` x ``store_size``: with
+    ``generator.store_size=auto`` where training squashes the original so (``dataset.warp``, with a
+    training transform that resizes first), so that the edit is read as it is, resized once."""
+    if str(cfg.generator.store_size) != "auto":
+        return False
+    d = cfg.dataset if "dataset" in cfg and cfg.dataset.get("name") == dataset_name else None
+    if d is None:
+        return False  # another dataset's defaults: no warp (a dataset's option, never its default)
+    return bool(d.get("warp", False)) and str(d.train_transform) in ("resize_crop", "resize")
 
 
 def prompt_blocks(prompt_ids: list[str], batch_size: int) -> list[list[str]]:
@@ -1210,6 +1228,7 @@ def generate_command(cfg: DictConfig, dataset_name: str) -> str:
             "train_transform",
             "image_size",
             "resize",
+            "warp",
         )
         for key in keys:
             value = OmegaConf.to_container(d, resolve=True)[key]
