@@ -1396,3 +1396,27 @@ def test_edits_for_a_warped_dataset_are_stored_squashed_as_training_reads_the_or
     assert tuple(slot.shape) == (3, 40, 40)
     assert store.read_into(0, store.prompt_ids[0], slot)  # read as it is, into the training stack's slot
     assert "dataset.warp=true" in shlex.split(generate_command(cfg, "flowers102"))
+
+
+def test_a_store_of_other_weights_is_not_converted_from(flowers, tmp_path, capsys):
+    """The other format's store of the same settings whose edits were made from another hub commit
+    of the weights (the commit is not part of a store's name) is not converted from: its edits
+    are made anew, said in one line (a refusal naming a revision that could not help, before)."""
+    base = gen_overrides(flowers, tmp_path / "edits", "generator.num_prompts=1")
+    npy = compose_generate(base)
+    assert generate(npy)["generated"] == 12
+    source = EditStore.from_config(npy, "flowers102")
+    runtime = source.stored_runtime()
+    (source.folder / "runtime.json").write_text(json.dumps({**runtime, "weights_commit": "a" * 40}))
+    png = compose_generate([*base, "generator.store_format=png"])
+    target = EditStore.from_config(png, "flowers102")
+    target.ensure_settings()
+    (target.folder / "runtime.json").write_text(json.dumps({**runtime, "weights_commit": "b" * 40}))
+    capsys.readouterr()
+    made = generate(png)
+    said = capsys.readouterr().out
+    assert made["generated"] == 12 and made.get("converted", 0) == 0, made
+    assert (
+        "the npy store of the same settings is not converted from (its edits are made anew here): its edits "
+        f"were made from commit {'a' * 40} of the weights, this store's from {'b' * 40}"
+    ) in said

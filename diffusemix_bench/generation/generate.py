@@ -265,6 +265,7 @@ class EditKeysData(pl.LightningDataModule):
                     try:  # the other format's store of the same settings may hold another folder's edits
                         source.check_images(files[split])
                         source.stored_runtime()  # and its record of how they were made must read
+                        store.check_same_commit(source)  # and come from the same weights
                     except EditStoreError as exc:
                         said = user_message(exc).split(". ")[0]  # what is wrong with it, not how to mend it
                         say(

@@ -651,6 +651,17 @@ class EditStore:
                 done += 1
         return done
 
+    def check_same_commit(self, source: EditStore) -> None:
+        """Before edits are converted from ``source``: both stores' edits were made from one hub
+        commit of the weights where both record one (runtime.json's weights_commit)."""
+        ours, theirs = self.stored_runtime() or {}, source.stored_runtime() or {}
+        was, other = ours.get("weights_commit"), theirs.get("weights_commit")
+        if was is not None and other is not None and was != other:
+            raise EditStoreError(
+                f"its edits were made from commit {other} of the weights, this store's from {was}. Move "
+                f"{source.folder} away to keep it apart"
+            )
+
     def _take_records_of(self, source: EditStore) -> None:
         """Before edits are converted from ``source``: its runtime.json (how they were computed; a
         store never mixes dtypes, so one recorded here already must agree) and the generate.py runs
