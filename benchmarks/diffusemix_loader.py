@@ -89,7 +89,7 @@ def fill_store(cfg) -> None:
     store = EditStore.from_config(cfg, cfg.dataset.name, "train")
     for i, index in enumerate(split_indices(train)):
         image = train.load_image(i)
-        size = stored_size(tuple(image.shape[-2:]), resolve_store_size(cfg, cfg.dataset.name))
+        size = stored_size(tuple(image.shape[-2:]), resolve_store_size(cfg, cfg.dataset.name), store.warp)
         for k, prompt_id in enumerate(store.prompt_ids):
             if not store.has(index, prompt_id):
                 edit = TF.resize(image.flip(-1) // (k + 2) + 40, list(size), antialias=True)

@@ -1420,3 +1420,20 @@ def test_a_store_of_other_weights_is_not_converted_from(flowers, tmp_path, capsy
         "the npy store of the same settings is not converted from (its edits are made anew here): its edits "
         f"were made from commit {'a' * 40} of the weights, this store's from {'b' * 40}"
     ) in said
+
+
+def test_a_warped_datasets_store_made_before_the_squashed_rule_is_still_its_store(flowers, tmp_path):
+    """Before warped datasets had squashed edits, their store was the store of the same settings
+    without dataset.warp (edits keeping the aspect ratio, which training resizes): where it holds
+    edits it stays the store of these settings (a run in progress resumes; nothing is made again),
+    and further edits go in at its own rule."""
+    size = ["dataset.image_size=32", "dataset.resize=40"]
+    plain = gen_overrides(flowers, tmp_path / "edits", *size, "generator.num_prompts=1")
+    assert generate(compose_generate(plain))["generated"] == 12
+    earlier = EditStore.from_config(compose_generate(plain), "flowers102")
+    warped = gen_overrides(flowers, tmp_path / "edits", *size, "dataset.warp=true", "generator.num_prompts=2")
+    store = EditStore.from_config(compose_generate(warped), "flowers102")
+    assert store.folder == earlier.folder and not store.warp
+    more = generate(compose_generate(warped))
+    assert more["generated"] == 12 and more["existing"] == 12
+    assert tuple(store.read(0, store.prompt_ids[1]).shape) == (3, 40, 48)  # the store's own rule

@@ -42,7 +42,6 @@ from .store import (
     largest_block,
     prompt_blocks,
     resolve_store_size,
-    resolve_store_warp,
 )
 
 log = logging.getLogger(__name__)
@@ -385,7 +384,6 @@ class EditModule(pl.LightningModule):
         self.edit_model: EditModel | None = None
         # Every prompt of the list: a batched call's block can hold prompts beyond num_prompts.
         self.store_size = resolve_store_size(cfg, self.dataset_name)
-        self.store_warp = resolve_store_warp(cfg, self.dataset_name)
         self.texts = {p.id: p.text for p in build_prompts(list(self.g.prompts), self.g.prompt_template, None)}
 
     def on_predict_batch_start(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -445,7 +443,7 @@ class EditModule(pl.LightningModule):
         results = [
             EditResult(
                 key=EditKey(group.split, group.index, pid),
-                edit=None if pid not in edits else finish(edits[pid], hw, self.store_size, self.store_warp),
+                edit=None if pid not in edits else finish(edits[pid], hw, self.store_size, store.warp),
                 full=to_uint8(edits[pid]) if pid in edits and self.g.keep_full_size else None,
                 attempts=attempts[pid],
                 first_attempt=first[pid],

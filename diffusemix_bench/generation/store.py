@@ -326,7 +326,14 @@ class EditStore:
         g = cfg.generator
         prompts = build_prompts(list(g.prompts), g.prompt_template, g.num_prompts)
         settings = store_settings(cfg, dataset_name, split)
-        folder = Path(str(g.edits_dir)).expanduser() / dataset_name / split / settings_hash(settings)
+        base = Path(str(g.edits_dir)).expanduser() / dataset_name / split
+        folder = base / settings_hash(settings)
+        if settings.get("store_size_rule") == STORE_WARP_RULE and not (folder / "edits").is_dir():
+            # A warped dataset's store made before edits were squashed for it (each kept its
+            # aspect ratio; training resizes them): still the store of these settings.
+            earlier = {**settings, "store_size_rule": STORE_SIZE_RULE}
+            if (base / settings_hash(earlier) / "edits").is_dir():
+                settings, folder = earlier, base / settings_hash(earlier)
         return cls(
             folder,
             prompts,
@@ -335,6 +342,11 @@ class EditStore:
             command=generate_command(cfg, dataset_name),
             store_format=str(g.store_format),
         )
+
+    @property
+    def warp(self) -> bool:
+        """Whether this store's edits are squashed to store_size x store_size (dataset.warp)."""
+        return bool(self.settings) and self.settings.get("store_size_rule") == STORE_WARP_RULE
 
     # -- paths -------------------------------------------------------------------------------
     def path(self, index: int, prompt_id: str, full: bool = False) -> Path:
