@@ -248,7 +248,7 @@ def check_timm_model(name: str | None, pretrained: bool) -> None:
             )
     if pretrained and not timm.models.is_model_pretrained(name):
         raise PretrainedWeightsError(
-            f"timm has no pretrained weights for '{name}'; pick one of timm.list_pretrained('{arch}*') "
+            f"timm has no pretrained weights for '{name}'; pick one of timm.list_pretrained('{arch}.*') "
             "for model.name, or set model.pretrained=false"
         )
 
