@@ -1396,6 +1396,10 @@ def test_edits_for_a_warped_dataset_are_stored_squashed_as_training_reads_the_or
     assert tuple(slot.shape) == (3, 40, 40)
     assert store.read_into(0, store.prompt_ids[0], slot)  # read as it is, into the training stack's slot
     assert "dataset.warp=true" in shlex.split(generate_command(cfg, "flowers102"))
+    # Named as the setting that picks it among the stores of other settings.
+    EditStore.from_config(compose_generate(plain), "flowers102").ensure_settings()
+    (EditStore.from_config(compose_generate(plain), "flowers102").folder / "edits").mkdir()
+    assert "dataset.warp=false" in store.other_stores()
 
 
 def test_a_store_of_other_weights_is_not_converted_from(flowers, tmp_path, capsys):

@@ -1099,6 +1099,8 @@ def _as_setting(key: str, value: Any) -> str:
         return f"generator.cache_interval={value['interval'] if isinstance(value, dict) else 'null'}"
     if key == "batching":
         return "generator.batch_invariant=true" if value is None else "other generator.batch_size"
+    if key == "store_size_rule" and value in (STORE_WARP_RULE, STORE_SIZE_RULE):
+        return f"dataset.warp={'true' if value == STORE_WARP_RULE else 'false'}"
     text = json.dumps(value)
     return f"{key}: {text if len(text) <= 40 else text[:40] + ' ...'}"
 
