@@ -440,6 +440,13 @@ def test_a_download_stopped_part_way_goes_on_with_what_is_missing(tmp_path, monk
     (root / "flowers-102" / "imagelabels.mat").unlink()
     assert len(create_dataset("flowers102", root, "test", download=True)) == 6
     assert asked == ["imagelabels.mat", "setid.mat"]
+    # jpg/ cut short by something else (a download extracted in place): named, not taken as whole.
+    (root / "flowers-102" / "setid.mat").unlink()
+    next((root / "flowers-102" / "jpg").glob("image_*.jpg")).unlink()
+    with pytest.raises(
+        DatasetNotFoundError, match=r"jpg holds 17 of the 18 images imagelabels.mat labels .*delete it"
+    ):
+        create_dataset("flowers102", root, "test", download=True)
 
 
 def _tar_with(path: Path, member: str, data: bytes = b"x") -> None:

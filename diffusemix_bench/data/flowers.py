@@ -49,6 +49,15 @@ def flowers102(
         for name, md5 in FILES.items():
             if name.endswith(".mat"):
                 fetch_file(URL + name, folder, md5)
+        jpg = folder / "jpg"
+        if jpg.is_dir():  # there already: whole only if it holds an image per label
+            labelled = np.asarray(load_mat(folder / "imagelabels.mat", ["labels"])["labels"]).size
+            found = sum(1 for _ in jpg.glob("image_*.jpg"))
+            if found < labelled:
+                raise DataFileError(
+                    f"{jpg} holds {found} of the {labelled} images imagelabels.mat labels (an earlier "
+                    "download cut short?): delete it (or move it away) and run again to extract them"
+                )
         fetch_archive(URL + "102flowers.tgz", folder, FILES["102flowers.tgz"], provides=("jpg",))
 
     base = ensure_layout("flowers102", root, REQUIRED, download=download, fetch=fetch)
