@@ -1,6 +1,5 @@
 """Draw Figure 4 (I, edit, mask, hybrid, fractal, final): python figure4.py dataset=<name> [aug.figure_images=N]."""
 
-import sys
 from pathlib import Path
 
 from diffusemix_bench.signals import quiet_interrupts
@@ -10,15 +9,7 @@ quiet_interrupts()  # Ctrl-C while the imports below take seconds: one line, no 
 import hydra
 from omegaconf import DictConfig
 
-from diffusemix_bench.cli import (
-    check_command_line,
-    check_data_present,
-    check_settings,
-    expand_globs,
-    list_sweep,
-    run_figure4,
-    sweep_listing_requested,
-)
+from diffusemix_bench.cli import before_hydra, check_data_present, check_settings, run_figure4
 from diffusemix_bench.config import register_configs
 
 register_configs()
@@ -33,11 +24,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    # aug=glob(*mix): the options it matches, written out for Hydra and the checks alike.
-    sys.argv[1:] = expand_globs(sys.argv[1:], str(Path(__file__).resolve().parent / "conf"))
-    if sweep_listing_requested(sys.argv[1:]):
-        # --multirun ... --cfg job: list the runs of the sweep (Hydra itself refuses the pair).
-        list_sweep(sys.argv[1:], str(Path(__file__).resolve().parent / "conf"), "figure4")
-    else:
-        check_command_line(sys.argv[1:], str(Path(__file__).resolve().parent / "conf"), "figure4")
+    if before_hydra(str(Path(__file__).resolve().parent / "conf"), "figure4"):
         main()

@@ -318,6 +318,21 @@ LISTING_FLAGS = {"--multirun", "-m"}
 CFG_FLAGS = {"--cfg", "-c"}
 
 
+def before_hydra(config_dir: str, config_name: str = "config") -> bool:
+    """An entry script's start (train.py, generate.py, figure4.py), before Hydra reads
+    ``sys.argv``: ``glob()`` sweeps written out (expand_globs), generate.py's experiment sweep of
+    training settings left out (generation_sweep), then ``--multirun ... --cfg job`` listed
+    (False: nothing to run), else the command line checked (True: run it)."""
+    sys.argv[1:] = expand_globs(sys.argv[1:], config_dir)
+    if config_name == "generate":  # a training sweep's methods and seeds make the same edits
+        sys.argv[1:] = generation_sweep(sys.argv[1:], config_dir)
+    if sweep_listing_requested(sys.argv[1:]):  # Hydra itself refuses --multirun with --cfg
+        list_sweep(sys.argv[1:], config_dir, config_name)
+        return False
+    check_command_line(sys.argv[1:], config_dir, config_name)
+    return True
+
+
 def sweep_listing_requested(argv: list[str]) -> bool:
     """``--multirun`` with ``--cfg``: Hydra refuses the pair; this framework lists the sweep's runs."""
     return bool(LISTING_FLAGS & set(argv)) and any(a in CFG_FLAGS or a.startswith("--cfg=") for a in argv)
