@@ -383,7 +383,8 @@ class EvalConfig:
     batch_size: int | None = bounded(None, low=1, null="the run's evaluation batch")
     # Attack only the split's first N batches (a short check of a long measurement: Table 4 attacks
     # all 10,000 test images); null: every batch. Recorded as robust_limit_batches; reports set
-    # such a measurement apart from the paper's.
+    # such a measurement apart from the paper's. Under trainer=ddp, the attack after training
+    # gives each process its own part of the split and N counts each process's batches.
     limit_batches: int | None = bounded(None, low=1, null="every batch of the split")
 
 

@@ -568,6 +568,41 @@ def test_the_pgd_seed_is_recorded_with_pgd_alone():
     assert merged["robust_seed"] == 7 and merged["pgd_error"] == pgd["pgd_error"] and not dropped
 
 
+def test_several_processes_attack_their_own_parts_and_sum_the_counts():
+    """Under DDP the attack after training sums each process's counts (here two processes that
+    attacked the same part, so every count doubles and the errors stay); the number of processes
+    is recorded with a PGD random start, whose draws depend on it, and a later PGD of one process
+    (evaluate.py) replaces the record, while an FGSM-only result keeps it beside the PGD number."""
+    from types import SimpleNamespace
+
+    from diffusemix_bench.robustness import AttackSpec
+    from diffusemix_bench.training.evaluate import attack_checkpoint, with_robustness
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 2))
+    loader = [(torch.rand(3, 3, 4, 4), torch.tensor([0, 1, 1]))]
+    summed = []
+
+    def reduce(counts, reduce_op):
+        assert reduce_op == "sum"
+        summed.append(counts.tolist())
+        return counts * 2
+
+    two = SimpleNamespace(world_size=2, root_device=torch.device("cpu"), reduce=reduce)
+    specs = [AttackSpec("fgsm", eps=8.0), AttackSpec("pgd", eps=8.0, steps=2)]
+    alone = attack_checkpoint(model, None, loader, specs, seed=7, accelerator="cpu")
+    shared = attack_checkpoint(model, None, loader, specs, seed=7, accelerator="cpu", strategy=two)
+    assert len(summed) == 1 and summed[0][0] == 3  # (images, clean, fgsm, pgd correct) of this part
+    assert alone["robust_images"] == 3 and shared["robust_images"] == 6
+    for key in ("robust_clean_error", "fgsm_error", "pgd_error"):
+        assert shared[key] == alone[key]
+    assert shared["robust_processes"] == 2 and "robust_processes" not in alone
+    fgsm_only = attack_checkpoint(model, None, loader, specs[:1], seed=7, accelerator="cpu", strategy=two)
+    assert "robust_processes" not in fgsm_only
+    assert with_robustness(shared, fgsm_only)[0]["robust_processes"] == 2
+    pgd_alone = {**alone, "robust_images": 6}
+    assert "robust_processes" not in with_robustness(shared, pgd_alone)[0]
+
+
 def test_a_batch_limit_of_1_is_one_batch(make_cfg):
     """Lightning reads an int limit as batches and a float as a fraction: ``=1`` is one batch (a
     float-typed setting once made it every batch), ``=1.0`` the whole split."""
@@ -1544,7 +1579,9 @@ def test_ddp_schedules_count_each_ranks_own_steps(tmp_path):
     after that many steps, not after the length of the whole unsharded loader. Validation and test
     read each image once (15 images: Lightning's DistributedSampler padded them to 16, counting
     one twice in the accuracy): the test accuracy is the single-process clean accuracy of the
-    same checkpoint (the robustness evaluation's, which reads the whole split in one process)."""
+    same checkpoint. The attack after training gives each rank its own part of the split too,
+    the counts summed: the same FGSM error as evaluate.py's attack of the whole split in one
+    process; PGD's random starts, drawn per rank, are recorded as drawn by 2 processes."""
     import csv
 
     fixture = write_fixture_dataset("flowers102", tmp_path / "data", per_class=5)  # 15 images a split
@@ -1568,6 +1605,8 @@ def test_ddp_schedules_count_each_ranks_own_steps(tmp_path):
             "trainer.log_every_n_steps=1",
             "callbacks.progress_bar=none",
             "eval.fgsm=true",
+            "eval.pgd=true",
+            "eval.pgd_steps=2",
             f"hydra.run.dir={run}",
         ],
         tmp_path,
@@ -1584,6 +1623,21 @@ def test_ddp_schedules_count_each_ranks_own_steps(tmp_path):
     assert metrics["val_images_evaluated"] == metrics["test_images_evaluated"] == 15
     assert metrics["test_images"] == metrics["robust_images"] == 15 and not metrics["shortened_by"]
     assert metrics["test_top1"] == pytest.approx(100.0 - metrics["robust_clean_error"], abs=1e-3)
+    assert metrics["robust_processes"] == 2 and metrics["robust_seed"] == metrics["seed"]
+    # One process attacks the whole split: the same clean and FGSM errors. An FGSM-only result
+    # keeps the PGD number beside it (its seed and processes too); a PGD of one process replaces them.
+    one = run_entry("evaluate.py", [f"ckpt={run}", "eval.fgsm=true", "accelerator=cpu"], tmp_path)
+    assert one.returncode == 0, one.stderr[-3000:]
+    single = json.loads((run / "metrics.json").read_text())
+    assert single["robust_images"] == 15
+    for key in ("robust_clean_error", "fgsm_error", "pgd_error", "robust_processes"):
+        assert single[key] == metrics[key], key
+    one = run_entry(
+        "evaluate.py", [f"ckpt={run}", "eval.pgd=true", "eval.pgd_steps=2", "accelerator=cpu"], tmp_path
+    )
+    assert one.returncode == 0, one.stderr[-3000:]
+    single = json.loads((run / "metrics.json").read_text())
+    assert "robust_processes" not in single and single["fgsm_error"] == metrics["fgsm_error"]
 
 
 def test_each_rank_draws_its_own_main_process_randomness(monkeypatch):

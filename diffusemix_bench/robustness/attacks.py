@@ -9,7 +9,7 @@ The error is ``100 - accuracy`` (%) on the attacked images; the model is evaluat
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -96,11 +96,14 @@ def robust_errors(
     device: torch.device | str = "cpu",
     seed: int = 0,
     limit_batches: int | None = None,
+    sum_over_processes: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict:
     """Clean and attacked error (%) of ``model`` over ``batches`` of ``(images, labels, ...)``
     (uint8, or float in [0, 1]), the first ``limit_batches`` of them when given. Returns
     ``{"images": n, "clean_error": e, "<attack>_error": e, "<attack>_settings": {...}}``. PGD's
-    random start is drawn from torch's generator, seeded here."""
+    random start is drawn from torch's generator, seeded here. ``sum_over_processes``: several
+    processes each attacked their own part of the split; it sums a tensor of counts over them
+    (every process gets the whole split's numbers)."""
     device = torch.device(device)
     was_training = model.training
     model.to(device).eval()
@@ -129,6 +132,10 @@ def robust_errors(
                 log.info("robustness: batch %d%s attacked (%d images so far)", k + 1, of, total)
     finally:
         model.train(was_training)
+    if sum_over_processes is not None:
+        counts = torch.tensor([total, *correct.values()], dtype=torch.int64, device=device)
+        total, *summed = (int(n) for n in sum_over_processes(counts))
+        correct = dict(zip(correct, summed))
     if total == 0:
         raise ConfigError("the robustness evaluation got no images: the evaluated split is empty")
     out = {"images": total}

@@ -33,19 +33,21 @@ from .locate import (
 log = logging.getLogger(__name__)
 
 
-def eval_split(eval_cfg, datamodule: ImageDataModule):
+def eval_split(eval_cfg, datamodule: ImageDataModule, shared: bool = False):
     """The loader of the split ``eval.split`` names (clean images, the evaluation transform).
     ``eval_cfg`` is checked against ``config.EvalConfig`` first (its split's choices, its batch
-    size's range): by train.py's start-up checks, or by evaluate.py's ``check_request``."""
+    size's range): by train.py's start-up checks, or by evaluate.py's ``check_request``.
+    ``shared``: the processes training together each read their own part of it, unpadded."""
     batch = eval_cfg.get("batch_size")
+    split = eval_cfg.split if shared else None
     if eval_cfg.split == "val":
-        return datamodule.eval_loader(datamodule.val_set, batch)
+        return datamodule.eval_loader(datamodule.val_set, batch, split=split)
     if datamodule.test_set is None:
         raise ConfigError(
             f"eval.split=test, but dataset '{datamodule.cfg.name}' has no test split here; "
             "attack the validation split with eval.split=val"
         )
-    return datamodule.eval_loader(datamodule.test_set, batch)
+    return datamodule.eval_loader(datamodule.test_set, batch, split=split)
 
 
 def _device(accelerator: str | None) -> torch.device:
@@ -131,21 +133,39 @@ def attack_checkpoint(
     split: str = "test",
     limit_batches: int | None = None,
     data: str = "",
+    strategy=None,
 ) -> dict:
     """Attack ``model`` with the selected checkpoint's weights (loaded first when ``ckpt`` is given)
     on ``loader`` (its first ``limit_batches`` batches when given); returns the ``metrics.json``
-    entries (``fgsm_error``, ``pgd_error``, ...)."""
+    entries (``fgsm_error``, ``pgd_error``, ...). ``strategy``: Lightning's, where several
+    processes each attack their own part of the split (``loader`` reads that part); the counts
+    are summed over them."""
     model = getattr(model, "_orig_mod", model)  # attack the eager model, not a compiled wrapper
     if ckpt:
         load_model_weights(model, Path(ckpt), data)
+    processes = strategy.world_size if strategy is not None else 1
+
+    def summed(counts):
+        return strategy.reduce(counts, reduce_op="sum")
+
     result = robust_errors(
-        model, loader, specs, device=_device(accelerator), seed=seed, limit_batches=limit_batches
+        model,
+        loader,
+        specs,
+        device=strategy.root_device if strategy is not None else _device(accelerator),
+        seed=seed,
+        limit_batches=limit_batches,
+        sum_over_processes=summed if processes > 1 else None,
     )
     out = {"robust_split": split, "robust_batch_size": getattr(loader, "batch_size", None)}
     if any(spec.settings().get("random_start") for spec in specs):
         # The seed of PGD's random start (FGSM draws nothing: an FGSM-only result leaves the seed
         # of a PGD number kept beside it as it was).
         out["robust_seed"] = seed
+        if processes > 1:
+            # Each process drew the random starts of its own part from the seed: the draws, and
+            # so the PGD number, depend on the number of processes as on the seed.
+            out["robust_processes"] = processes
     if limit_batches is not None:
         out["robust_limit_batches"] = limit_batches
     out.update({f"robust_{k}" if k in ("images", "clean_error") else k: v for k, v in result.items()})
@@ -200,6 +220,8 @@ def with_robustness(metrics: dict, result: dict) -> tuple[dict, list[str]]:
         dropped = [key for key in earlier if key not in result]
         for key in earlier:
             merged.pop(key)
+    if "robust_seed" in result and "robust_processes" not in result:
+        merged.pop("robust_processes", None)  # a random start drawn by one process this time
     merged.update(result)
     return merged, dropped
 

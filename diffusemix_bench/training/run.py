@@ -560,15 +560,18 @@ def _evaluate_selected(cfg, trainer, module, datamodule, best, attacks, stop_if_
         stop_if_terminated()
     robust = {}
     if attacks:
+        # With several processes, each attacks its own part of the split (counts summed).
+        shared = trainer.world_size > 1
         robust = attack_checkpoint(
             module.model,
             best,
-            eval_split(cfg.eval, datamodule),
+            eval_split(cfg.eval, datamodule, shared=shared),
             attacks,
             cfg.seed,
             cfg.trainer.accelerator,
             cfg.eval.split,
             cfg.eval.get("limit_batches"),
+            strategy=trainer.strategy if shared else None,
         )
         robust["robust_checkpoint"] = best  # None: the weights training ended with (fast_dev_run)
     return val_metrics, test_metrics, robust
