@@ -420,6 +420,42 @@ def test_downloads_fetch_the_published_files_and_extract_them(name, tmp_path, mo
     assert len(asked) == len(DOWNLOADS[name]), "present data must not be downloaded again"
 
 
+def test_two_processes_downloading_one_dataset_take_turns(tmp_path, monkeypatch):
+    """Two jobs asking for the same download at once (a sweep started with dataset.download=true):
+    the second waits for the first's lock, then finds the data and downloads nothing."""
+    import threading
+
+    from torchvision.datasets import utils as tv_utils
+
+    served = _served_files("cub", tmp_path)
+    asked, started, go_on = [], threading.Event(), threading.Event()
+
+    def slow_download_url(url, root, filename=None, md5=None, **_):
+        asked.append(url)
+        started.set()
+        assert go_on.wait(30)
+        shutil.copy(served[filename], Path(root) / filename)
+
+    monkeypatch.setattr(tv_utils, "download_url", slow_download_url)
+    root, sizes = tmp_path / "data", []
+    first = threading.Thread(
+        target=lambda: sizes.append(len(create_dataset("cub", root, "test", download=True)))
+    )
+    first.start()
+    assert started.wait(30)
+    second = threading.Thread(
+        target=lambda: sizes.append(len(create_dataset("cub", root, "test", download=True)))
+    )
+    second.start()
+    second.join(1.0)
+    assert second.is_alive(), "the second download must wait for the first"
+    go_on.set()
+    first.join(30)
+    second.join(30)
+    assert len(sizes) == 2 and sizes[0] == sizes[1] > 0
+    assert len(asked) == 1, "the second process must find the data the first fetched"
+
+
 def test_a_download_stopped_part_way_goes_on_with_what_is_missing(tmp_path, monkeypatch):
     """Flowers-102 whose images were extracted and whose label files are missing (an attempt
     stopped after the archive): the download fetches the label files alone, not the images again

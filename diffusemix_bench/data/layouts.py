@@ -4,6 +4,7 @@ Imports no torch: a missing dataset is reported before the training stack is loa
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ConfigError, UserError
@@ -222,13 +223,40 @@ def ensure_layout(
                 name, root, "dataset.download=true cannot fetch it: no public automatic download exists"
             ) from missing
     root.mkdir(parents=True, exist_ok=True)
-    try:
-        fetch()
-    except Exception as exc:  # network, checksum and archive errors all end the same way for the user
-        raise not_found(
-            name, root, f"download failed: {type(exc).__name__}: {exc}", download_tried=True
-        ) from exc
-    return require_layout(name, root, required)
+    with _downloading(name, root):
+        try:  # another process may have fetched it while this one waited
+            return require_layout(name, root, required)
+        except DatasetNotFoundError:
+            pass
+        try:
+            fetch()
+        except Exception as exc:  # network, checksum and archive errors all end the same way for the user
+            raise not_found(
+                name, root, f"download failed: {type(exc).__name__}: {exc}", download_tried=True
+            ) from exc
+        return require_layout(name, root, required)
+
+
+@contextmanager
+def _downloading(name: str, root: Path):
+    """One process at a time fetches dataset ``name`` into ``root`` (the jobs of a sweep started
+    together with dataset.download=true would write the same files): an exclusive lock on a file
+    there, which a killed process gives back; the others wait, then find the data."""
+    import fcntl
+    import logging
+
+    with open(root / f".download-{name}.lock", "a") as lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            logging.getLogger(__name__).info(
+                "waiting for another process downloading dataset '%s' into %s", name, root
+            )
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
 def check_options(name: str, options: Mapping, allowed: Mapping[str, Iterable[str] | None]) -> None:
