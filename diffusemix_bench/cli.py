@@ -391,40 +391,39 @@ def expand_globs(argv: list[str], config_dir: str) -> list[str]:
     ``--cfg job`` listing and Hydra see the same sweep (the checks stopped with a traceback on a
     glob, which needs Hydra's config loader to expand). A glob of a plain setting, or one that
     matches no option, is one message."""
+    with user_errors_reported():
+        return [_glob_written_out(arg, config_dir) for arg in argv]
+
+
+def _glob_written_out(arg: str, config_dir: str) -> str:
+    """One override with a ``glob()`` sweep of a config group's options written out as a list
+    (anything else as it is); a glob of a plain setting, or one that matches nothing, is refused."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import ValueType
     from hydra.errors import HydraException
 
-    out = []
-    parser = OverridesParser.create()
-    with user_errors_reported():
-        for arg in argv:
-            if arg.startswith("-") or "=" not in arg or "glob(" not in arg:
-                out.append(arg)
-                continue
-            try:
-                (o,) = parser.parse_overrides([arg])
-            except HydraException:
-                out.append(arg)  # preflight's to report
-                continue
-            if o.value_type != ValueType.GLOB_CHOICE_SWEEP:
-                out.append(arg)
-                continue
-            key = o.get_key_element()
-            group = Path(config_dir) / o.key_or_group.lstrip("+~")  # (aug@foo: the group aug)
-            if not group.is_dir():
-                raise ConfigError(
-                    f"{arg}: glob() sweeps over the options of a config group (aug=glob(*mix)), and "
-                    f"{key.lstrip('+~')} is a setting: give its values as a list, {key.lstrip('+~')}=a,b,c"
-                )
-            names = o.value().filter(sorted(p.stem for p in group.glob("*.yaml")))
-            if not names:
-                raise ConfigError(
-                    f"{arg}: no option of conf/{o.key_or_group.lstrip('+~')}/ matches; its options are "
-                    f"{', '.join(sorted(p.stem for p in group.glob('*.yaml')))}"
-                )
-            out.append(f"{key}={','.join(names)}")
-    return out
+    if arg.startswith("-") or "=" not in arg or "glob(" not in arg:
+        return arg
+    try:
+        (o,) = OverridesParser.create().parse_overrides([arg])
+    except HydraException:
+        return arg  # preflight's to report
+    if o.value_type != ValueType.GLOB_CHOICE_SWEEP:
+        return arg
+    key = o.get_key_element()
+    group = Path(config_dir) / o.key_or_group.lstrip("+~")  # (aug@foo: the group aug)
+    if not group.is_dir():
+        raise ConfigError(
+            f"{arg}: glob() sweeps over the options of a config group (aug=glob(*mix)), and "
+            f"{key.lstrip('+~')} is a setting: give its values as a list, {key.lstrip('+~')}=a,b,c"
+        )
+    names = o.value().filter(sorted(p.stem for p in group.glob("*.yaml")))
+    if not names:
+        raise ConfigError(
+            f"{arg}: no option of conf/{o.key_or_group.lstrip('+~')}/ matches; its options are "
+            f"{', '.join(sorted(p.stem for p in group.glob('*.yaml')))}"
+        )
+    return f"{key}={','.join(names)}"
 
 
 def sweep_jobs(overrides: list[str], config_dir: str, config_name: str = "config") -> list[list[str]]:
@@ -437,19 +436,22 @@ def sweep_jobs(overrides: list[str], config_dir: str, config_name: str = "config
     given = parser.parse_overrides(overrides)
     fixed = [o.input_line for o in given if not o.is_sweep_override()]
     cfg = _compose_raw(config_dir, config_name, fixed, hydra_config=True)
-    return expand_sweep(cfg.hydra.sweeper.params or {}, overrides)
+    return expand_sweep(cfg.hydra.sweeper.params or {}, overrides, config_dir)
 
 
-def expand_sweep(params, overrides: list[str]) -> list[list[str]]:
+def expand_sweep(params, overrides: list[str], config_dir: str | None = None) -> list[list[str]]:
     """The jobs of a sweep: ``params`` (an experiment's ``hydra.sweeper.params``; a setting on the
     command line replaces its entry) crossed with the command line's own sweeps, in the order
-    Hydra's basic sweeper runs them. Composes nothing, so it is safe inside a running Hydra."""
+    Hydra's basic sweeper runs them. Composes nothing, so it is safe inside a running Hydra.
+    ``config_dir``: where a ``glob()`` among ``params`` finds its group's options."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
     keys = {o.get_key_element() for o in parser.parse_overrides(list(overrides))}
     lines = [f"{key}={value}" for key, value in params.items() if key not in keys]
+    if config_dir is not None:
+        lines = [_glob_written_out(line, config_dir) for line in lines]
     batches = BasicSweeper.split_arguments(parser.parse_overrides(lines + list(overrides)), None)
     return [job for batch in batches for job in batch]
 
@@ -1645,7 +1647,10 @@ class SweepSummary(HydraCallback):
             return
         try:
             params = config.hydra.sweeper.get("params") or {}
-            self.planned = len(expand_sweep(params, list(config.hydra.overrides.task)))
+            conf = [str(c.path) for c in config.hydra.runtime.config_sources if c.provider == "main"]
+            self.planned = len(
+                expand_sweep(params, list(config.hydra.overrides.task), conf[0] if conf else None)
+            )
         except Exception:  # a summary must never fail the sweep
             self.planned = None
         keep_earlier_launch(Path(str(config.hydra.sweep.dir)), list(config.hydra.overrides.task))

@@ -10,6 +10,7 @@ import math
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import warnings
 from pathlib import Path
@@ -1355,6 +1356,41 @@ def test_a_glob_sweep_is_listed_checked_and_run(tmp_path):
     (sweep,) = (tmp_path / "logs" / "multirun" / "train").iterdir()
     (job,) = [p for p in sweep.iterdir() if p.is_dir()]
     assert json.loads((job / "metrics.json").read_text())["aug"] == "mixup"
+
+
+def test_a_glob_in_an_experiments_sweep_is_listed(tmp_path, capsys):
+    """An experiment file whose ``hydra.sweeper.params`` holds a glob (``aug: glob(*mixup)``): the
+    listing stopped with Hydra's "ConfigLoader is not set"; the glob is written out there too, in
+    the experiment's order of sweeps, and the sweep's count of planned jobs is right."""
+    from diffusemix_bench.cli import SweepSummary, list_sweep
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf)
+    (conf / "experiment" / "globbed.yaml").write_text(
+        "# @package _global_\nexperiment_name: globbed\n"
+        "hydra:\n  sweeper:\n    params:\n      aug: glob(*mixup)\n      seed: 0,1\n"
+    )
+    list_sweep(["experiment=globbed", "--cfg", "job"], str(conf))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:3] == [
+        "6 runs:",
+        "  0: aug=comixup seed=0 experiment=globbed",
+        "  1: aug=comixup seed=1 experiment=globbed",
+    ]
+    progress = SweepSummary()
+    config = OmegaConf.create(
+        {
+            "task_name": "train",
+            "hydra": {
+                "sweeper": {"params": {"aug": "glob(*mixup)", "seed": "0,1"}},
+                "overrides": {"task": ["experiment=globbed"]},
+                "runtime": {"config_sources": [{"provider": "main", "path": str(conf), "schema": "file"}]},
+                "sweep": {"dir": str(tmp_path / "sweep")},
+            },
+        }
+    )
+    progress.on_multirun_start(config)
+    assert progress.planned == 6
 
 
 @pytest.mark.parametrize(
