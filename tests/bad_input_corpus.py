@@ -168,6 +168,12 @@ def _cub_split_all_test(folder: Path, _) -> None:
     path.write_text("".join(f"{line.split()[0]} 0\n" for line in path.read_text().splitlines()))
 
 
+def _cub_images_cut_short(folder: Path, _) -> None:
+    """CUB's images/ as an extraction stopped part way leaves it: a class folder's images gone."""
+    for path in sorted((folder / "data" / "CUB_200_2011" / "images").iterdir())[-1].iterdir():
+        path.unlink()
+
+
 def _corrupt_cub_image(folder: Path, _) -> None:
     from tests.fixtures.datasets import corrupt_one_image
 
@@ -523,6 +529,12 @@ CASES: list[Case] = [
         "error",
         _train("cub", prepare=_cub_split_all_test),
         r"cub/train \(read from .*\): the split is empty",
+    ),
+    Case(
+        "CUB images extracted part way",
+        "error",
+        _train("cub", prepare=_cub_images_cut_short),
+        r"cub/train: \d+ of the \d+ images its files list are not there .*an archive extracted part way\?",
     ),
     Case(
         "image folder with dataset.download=true",

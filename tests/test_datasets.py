@@ -871,6 +871,59 @@ def _small_image_folder(root: Path, per_class: int) -> Path:
     return root
 
 
+@pytest.mark.parametrize("name", ["cub", "cars", "flowers102"])
+def test_images_missing_from_a_listed_split_are_named_before_anything_is_built(name, tmp_path):
+    """A split whose list files name images that are not on disk (an archive extracted part way,
+    Kaggle's Cars a folder deeper): one message at once with how many and the first, not a
+    message about one image mid-run after the model was built; on_bad_image=skip leaves them out."""
+    from diffusemix_bench.config import DatasetConfig
+    from diffusemix_bench.data.splits import build_splits
+
+    fixture = write_fixture_dataset(name, tmp_path / "data")
+    cfg = DatasetConfig(name=name)
+    splits = build_splits(cfg, fixture["data_dir"])
+    gone = sorted(splits.test.paths)[1:3]
+    for path in gone:
+        path.unlink()
+    with pytest.raises(
+        DataFileError, match=rf"{name}/test: 2 of the {len(splits.test)} images .*not there \(the first: "
+    ):
+        build_splits(cfg, fixture["data_dir"])
+    assert len(build_splits(DatasetConfig(name=name, on_bad_image="skip"), fixture["data_dir"]).test) == len(
+        splits.test
+    )  # (verification leaves them out)
+    folder = Path(splits.train.paths[0]).parent  # every image a folder deeper
+    deeper = folder / folder.name
+    deeper.mkdir()
+    for path in folder.iterdir():
+        if path.is_file():
+            path.rename(deeper / path.name)
+    with pytest.raises(DataFileError, match=r"the images are a folder deeper \(.*\): move them up into"):
+        build_splits(cfg, fixture["data_dir"])
+
+
+def test_a_run_of_missing_images_in_a_large_split_is_found_by_the_sample(tmp_path):
+    """The check looks for 200 images spread over the split: a run of missing images longer than
+    the spacing is found wherever it lies, and then every missing one is counted."""
+    from types import SimpleNamespace
+
+    from diffusemix_bench.data.splits import check_images_there
+
+    for k in range(1000):
+        (tmp_path / f"{k}.jpg").touch()
+    split = SimpleNamespace(name="big", split="train", paths=[tmp_path / f"{k}.jpg" for k in range(1000)])
+    check_images_there(split)
+    for start in (0, 497, 994):
+        for k in range(start, start + 6):
+            (tmp_path / f"{k}.jpg").unlink()
+        with pytest.raises(
+            DataFileError, match=rf"big/train: 6 of the 1000 images .*first: .*/{start}\.jpg\)"
+        ):
+            check_images_there(split)
+        for k in range(start, start + 6):
+            (tmp_path / f"{k}.jpg").touch()
+
+
 def test_skip_leaves_out_missing_files_and_pipes_named_like_images(tmp_path):
     """dataset.on_bad_image=skip, which the message for a missing image recommends, leaves out a
     dangling link (it used to stop with a bare "No such file" error); a pipe named like an image
@@ -886,7 +939,14 @@ def test_skip_leaves_out_missing_files_and_pipes_named_like_images(tmp_path):
         CorruptImageError, match=r"pipe\.png is not a regular file .*dataset\.on_bad_image=skip"
     ):
         load_rgb(root / "train" / "b" / "pipe.png")
-    cfg = DatasetConfig(name="imagefolder", root=str(root))
+    # Without skip, the dangling link is named as the splits are read, before anything is built.
+    with pytest.raises(
+        DataFileError,
+        match=r"imagefolder/train: 1 of the 8 images .* \(the first: .*gone\.png\) \(a link to .*nowhere\.png, "
+        r"which does not exist\): mend the links, or leave missing images out with dataset\.on_bad_image=skip",
+    ):
+        build_splits(DatasetConfig(name="imagefolder", root=str(root)), tmp_path)
+    cfg = DatasetConfig(name="imagefolder", root=str(root), on_bad_image="skip")
     splits = build_splits(cfg, tmp_path)
     assert len(splits.train) == 8
     with pytest.raises(

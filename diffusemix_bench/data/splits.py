@@ -10,7 +10,7 @@ from pathlib import Path
 from ..config import DatasetConfig
 from ..files import write_atomic
 from . import readers  # noqa: F401  (registration)
-from .base import ImageClassificationDataset, SplitNotAvailableError, per_class_subset
+from .base import DataFileError, ImageClassificationDataset, SplitNotAvailableError, per_class_subset
 from .layouts import dataset_root
 from .registry import create_dataset
 
@@ -141,4 +141,42 @@ def build_splits(cfg: DatasetConfig, data_dir: str | Path) -> Splits:
     except SplitNotAvailableError as exc:
         log.warning("No test split: %s", exc)
         test = None
+    if str(getattr(cfg, "on_bad_image", None) or "error") != "skip":  # (skip: verification lists them)
+        for split in (train, val, test):
+            if split is not None:
+                check_images_there(split)
     return Splits(train, val, test)
+
+
+def check_images_there(dataset: ImageClassificationDataset, sample: int = 200) -> None:
+    """Images a split lists that are not on disk (an archive extracted part way, the images a
+    folder deeper than the layout) named before anything is built, not when a batch first reads
+    one: ``sample`` paths spread over the split are looked for (a few milliseconds, ImageNet's
+    too), and all of them counted where one is missing."""
+    import os
+
+    paths = dataset.paths
+    if not paths:
+        return
+    n = len(paths)
+    m = min(n, sample)
+    picks = sorted({round(k * (n - 1) / max(1, m - 1)) for k in range(m)})
+    if all(os.path.exists(paths[k]) for k in picks):
+        return
+    missing = [p for p in paths if not os.path.exists(p)]
+    first = Path(missing[0])
+    nested = first.parent / first.parent.name / first.name
+    if first.is_symlink():
+        fix = f" (a link to {os.readlink(first)}, which does not exist): mend the links"
+    elif nested.exists():
+        fix = f": the images are a folder deeper ({nested} is there): move them up into {first.parent}"
+    else:
+        fix = (
+            ": an archive extracted part way? Extract the dataset again (or delete it and download it "
+            "with dataset.download=true where it can)"
+        )
+    raise DataFileError(
+        f"{dataset.name}/{dataset.split}: {len(missing)} of the {n} images its files list are not there (the "
+        f"first: {first}){fix}, or leave missing images out with "
+        "dataset.on_bad_image=skip"
+    )
