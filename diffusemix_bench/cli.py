@@ -643,7 +643,8 @@ def build_report(argv: list[str], config_dir: str) -> dict:
     expected: dict[tuple[str, str], list[int]] = {}
     references = {}
     composed: dict[tuple, tuple] = {}
-    for job in jobs:
+
+    def cell_of(job: list[str]) -> tuple:
         # The experiment file's own settings for this job: its sweep keys, nothing else given.
         own = [o for o in job if o.split("=", 1)[0].lstrip("+~") in sweep_keys | {"experiment"}]
         key = tuple(sorted(o for o in own if not o.startswith("seed=")))
@@ -651,10 +652,24 @@ def build_report(argv: list[str], config_dir: str) -> dict:
             cfg = _compose(config_dir, [f"experiment={experiment}", *key])
             row = table.row_of(cfg)
             composed[key] = (row, setting(cfg, "dataset"), cfg)
-        row, column, cfg = composed[key]
+        return composed[key]
+
+    if extra:
+        # A report narrowed to some of the sweep (dataset=cifar100) still compares the runs found
+        # in its other cells with the experiment file's settings there (they are shown too).
+        for job in sweep_jobs([f"experiment={experiment}"], config_dir):
+            row, column, cfg = cell_of(job)
+            if row is not None and column in table.columns:
+                references[(row.label, column)] = cfg
+    for job in jobs:
+        row, column, cfg = cell_of(job)
         if row is None or column not in table.columns:
             continue
-        seed = next((int(o.split("=", 1)[1]) for o in job if o.startswith("seed=")), int(cfg.seed))
+        seed = next((o.split("=", 1)[1] for o in job if o.startswith("seed=")), cfg.seed)
+        try:
+            seed = int(seed)
+        except (TypeError, ValueError):
+            raise ConfigError(f"seed={seed}: a seed is a whole number (seed=0,1,2)") from None
         expected.setdefault((row.label, column), []).append(seed)
         references[(row.label, column)] = cfg
     outside = sorted({str(column) for _, column, _ in composed.values()} - set(map(str, table.columns)))

@@ -194,3 +194,42 @@ def test_folder_pictures_are_squashed_as_the_official_code_loads_them(tmp_path):
     assert compose_config([]).fractals.fit == "crop"
     with pytest.raises(ConfigError, match="fractals.fit must be crop or squash"):
         FractalBank.from_folder(path.parent, 256, "stretch")
+
+
+def test_a_runs_folder_of_pictures_is_recorded_and_reports_tell_two_apart(make_cfg, tmp_path):
+    """fractals.dir says where the pictures were (reports leave paths out); metrics.json's
+    aug_settings.fractal_bank says what they were (count, sha256 of the pixels), so two runs of
+    one cell mixing other pictures are told apart, and the same pictures elsewhere are not."""
+    import shutil
+
+    from diffusemix_bench.reporting.runs import Run
+    from diffusemix_bench.reporting.table import _settings_differ
+    from diffusemix_bench.training.run import train
+
+    folders = {}
+    for name, colour in (("a", (200, 10, 10)), ("b", (10, 200, 10))):
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        for k in range(3):
+            Image.new("RGB", (24, 24), tuple(c + k for c in colour)).save(folders[name] / f"{k}.png")
+    shutil.copytree(folders["a"], tmp_path / "a_elsewhere")
+    runs = {}
+    for name in ("a", "b", "a_elsewhere"):
+        cfg = make_cfg(
+            ["aug=pixmix", "fractals=folder", f"fractals.dir={tmp_path / name}", "fractals.size=16"],
+            run_name=f"run_{name}",
+        )
+        metrics = train(cfg)
+        runs[name] = Run(tmp_path / f"run_{name}", cfg, metrics, "finished")
+    record = runs["a"].metrics["aug_settings"]["fractal_bank"]
+    assert record["source"] == "folder" and record["images"] == 3 and len(record["sha256"]) == 64
+    differ = _settings_differ(runs["a"], runs["b"])
+    assert [d for d in differ if d.startswith("fractals.dir (the pictures' contents)=3 pictures, sha256 ")], (
+        differ
+    )
+    assert not _settings_differ(runs["a"], runs["a_elsewhere"])
+    # A metrics.json edited by hand (an entry that is no mapping): read as not recorded.
+    damaged = Run(
+        runs["b"].folder, runs["b"].config, {**runs["b"].metrics, "model_weights": "w.pt"}, "finished"
+    )
+    assert _settings_differ(runs["b"], damaged) == []

@@ -637,6 +637,25 @@ def test_rows_trained_differently_are_named_in_the_settings_line(sweep, tmp_path
     assert "trainer.max_epochs=2" in by_row["Vanilla (CVPR'16) [14]"]["settings_differ"]
 
 
+def test_runs_in_cells_a_narrowed_report_leaves_out_are_compared_with_the_experiment_file(sweep, tmp_path):
+    """A report narrowed to some of the sweep (aug=none) shows runs of its other cells too: they
+    are compared with the experiment file's settings there (they were not, and the notes said
+    every run used the experiment file's settings)."""
+    runs = _write_runs(
+        sweep,
+        tmp_path / "runs",
+        [(0, {}, {}), (0, {"aug.name": "snapmix", "trainer.max_epochs": 1}, {})],
+    )
+    build_report(["experiment=table6", "aug=none", "seed=0", f"runs={runs}", f"out={tmp_path}"], CONF)
+    text = (tmp_path / "report.md").read_text()
+    assert "1 in SnapMix (AAAI'21) [19] (flowers102); 2 in Vanilla (CVPR'16) [14] (flowers102)" in text, text
+    rows = {line.split(" |")[0]: line for line in text.split("Compute per run")[0].splitlines()}
+    assert "‡" in rows["| SnapMix (AAAI'21) [19]"]
+    # A later value of a seed sweep that is no number: one message (a ValueError's traceback before).
+    with pytest.raises(ConfigError, match=r"seed=x: a seed is a whole number"):
+        build_report(["experiment=table6", "aug=none", "seed=0,x", f"runs={runs}", f"out={tmp_path}"], CONF)
+
+
 def test_runs_outside_the_table_are_told_why(sweep, tmp_path):
     """Runs of the experiment on a dataset the table has no column for (a sweep train.py ran with
     dataset= overridden) are named with that reason, not only as belonging to no cell."""
@@ -741,6 +760,9 @@ def test_table4_shows_our_clean_error_beside_the_fgsm_error(sweep, tmp_path):
     row = next(line for line in text.splitlines() if line.startswith(f"| {VANILLA}"))
     assert "| 23.67 | 81.00 ± 1.41 (2) | +57.33 | – | 32.00 ± 2.83 (2) | – |" in row
     assert "probably clean errors" in text
+    # The clean error's measurement has no attack to name ("measured with on the test split").
+    assert "robust_clean_error: measured with no attack on the test split" in text
+    assert (tmp_path / "out" / "accuracy_vs_compute.png").is_file()
     rows = list(csv.DictReader(result["files"]["csv"].open()))
     clean = next(
         r for r in rows if r["row"] == VANILLA and r["column"] == "cifar100" and r["metric"] == "clean_error"
@@ -941,3 +963,29 @@ def test_runs_that_loaded_other_weight_files_are_not_averaged(sweep, tmp_path):
         match=r"model\.weights \(the file's contents\)=sha256 aaaaaaaaaaaa vs sha256 bbbbbbbbbbbb",
     ):
         build_report(["experiment=table6", "aug=none", "seed=0,1", f"runs={runs}"], CONF)
+
+
+def test_a_batch_limit_of_one_batch_and_of_the_whole_split_differ():
+    """Lightning reads ``trainer.limit_train_batches=1`` as one batch and ``1.0`` as the whole
+    split: two runs of one cell with them were averaged as trained alike (1 == 1.0 by value)."""
+    from diffusemix_bench.reporting.runs import Run
+    from diffusemix_bench.reporting.table import _settings_differ
+
+    def run(limit):
+        cfg = OmegaConf.create({"seed": 0, "trainer": {"limit_train_batches": limit, "max_epochs": 2}})
+        return Run(Path("r"), cfg, {}, "finished")
+
+    assert _settings_differ(run(1), run(1.0)) == ["trainer.limit_train_batches=1 vs 1.0"]
+    assert _settings_differ(run(2), run(2.0)) == []  # a whole number above 1 is a count either way
+    assert _settings_differ(run(0.5), run(0.5)) == []
+    assert _settings_differ(run(None), run(1.0)) == ["trainer.limit_train_batches=None vs 1.0"]
+
+
+@pytest.mark.parametrize("status", [None, "running", 3])
+def test_a_failure_json_with_a_status_no_run_writes_counts_the_run_failed(tmp_path, status):
+    """failure.json of {"status": null} (edited, or damaged) made a run of the status "None",
+    which no count knew: the summary's numbers no longer added up."""
+    folder = _table4_job(tmp_path, "0_aug=none,seed=0", 0)
+    (folder / "failure.json").write_text(json.dumps({"status": status, "error": None}))
+    run = read_run(folder)
+    assert run.status == "failed" and "failure.json is damaged" in run.reason

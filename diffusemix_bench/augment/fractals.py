@@ -258,6 +258,9 @@ class FractalBank:
         self._images = images
         self.path = path
         self._tensor: torch.Tensor | None = None
+        # What a bank read from a folder held (fractals.dir names where it was): its pictures'
+        # count and the sha256 of their pixels as used, recorded in metrics.json's aug_settings.
+        self.record: dict | None = None
 
     @classmethod
     def from_config(cls, fractals_cfg: Any, progress: bool | None = None) -> FractalBank:
@@ -358,7 +361,11 @@ class FractalBank:
             img = img.crop((left, top, left + size, top + size))
             images[i] = np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
         log.info("Fractal bank: %d images from %s", len(files), folder)
-        return cls(images)
+        bank = cls(images)
+        digest = hashlib.sha256(f"{images.shape}".encode())
+        digest.update(np.ascontiguousarray(images).data)
+        bank.record = {"source": "folder", "images": len(files), "sha256": digest.hexdigest()}
+        return bank
 
     def __len__(self) -> int:
         return len(self._images)

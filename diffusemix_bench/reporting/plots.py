@@ -106,7 +106,7 @@ def accuracy_vs_compute(
     ax.set_xlabel(f"hours per run: {training}" + (" + edit generation" if generation_hours else ""))
     ax.set_ylabel(f"{metric} ({t.units})")
     ax.grid(alpha=0.3)
-    ax.set_title(f"{t.name}: accuracy against compute", fontsize=9)
+    ax.set_title(f"{t.name}: {metric} against compute", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -130,7 +130,11 @@ def read_run(folder: Path) -> Run | None:
         except ValueError:
             info = None
         info = info if isinstance(info, dict) else {"error": f"{FAILURE_FILE} is damaged"}
-        return Run(folder, config, None, str(info.get("status", "failed")), info.get("error"))
+        status = info.get("status", "failed")
+        if status not in ("failed", "diverged"):  # a status no run writes: the file is damaged
+            return Run(folder, config, None, "failed", f"{FAILURE_FILE} is damaged (status {status!r})")
+        error = info.get("error")
+        return Run(folder, config, None, status, str(error) if error is not None else None)
     if metrics is None:
         return Run(folder, config, None, "failed", "no metrics.json (the run stopped before it finished)")
     if _diverged(metrics):

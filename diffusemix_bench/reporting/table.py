@@ -151,6 +151,8 @@ def measurement_text(measurement: dict[str, Any]) -> str:
         if k != "split" and not (k == "limit_batches" and v is None)
     ]
     split = measurement.get("split")
+    if not parts:  # robust_clean_error: the clean images an attack's evaluation counted
+        parts.append("no attack")
     parts.append(f"on the {split} split" if split else "on a split not recorded")
     return " ".join(parts)
 
@@ -554,18 +556,35 @@ def _settings_differ(a: Run, b: Run) -> list[str]:
     settings that change nothing trained, ``IGNORED``, left out)."""
     base = {k: v for k, v in _flatten(a.config).items() if not _ignored(k) and k != "seed"}
     flat = {k: v for k, v in _flatten(b.config).items() if not _ignored(k) and k != "seed"}
-    keys = sorted(k for k in base.keys() | flat.keys() if not same_value(base.get(k), flat.get(k)))
+    keys = sorted(k for k in base.keys() | flat.keys() if not _same_setting(k, base.get(k), flat.get(k)))
     found = [f"{k}={_shown(k, base.get(k))} vs {_shown(k, flat.get(k))}" for k in keys]
     sizes = world_size(a), world_size(b)
     if None not in sizes and sizes[0] != sizes[1]:
         found.append(f"{WORLD_SIZE}={sizes[0]} vs {sizes[1]}")
     # model.weights says where the file was (left out); metrics.json's sha256 says what it held.
     recorded = all("model_weights" in (r.metrics or {}) for r in (a, b))  # not by a run that predates it
-    loaded = [((r.metrics or {}).get("model_weights") or {}).get("sha256") for r in (a, b)]
+    loaded = [_entry(r, "model_weights", "sha256") for r in (a, b)]
     if recorded and loaded[0] != loaded[1]:
         shown = [f"sha256 {h[:12]}" if h else "none" for h in loaded]
         found.append(f"model.weights (the file's contents)={shown[0]} vs {shown[1]}")
+    # fractals.dir says where a folder of mixing pictures was (left out); aug_settings' fractal_bank
+    # says what it held (runs that read no folder record none).
+    pictures = [_entry(r, "aug_settings", "fractal_bank") for r in (a, b)]
+    hashes = [p.get("sha256") if isinstance(p, dict) else None for p in pictures]
+    if any(hashes) and hashes[0] != hashes[1]:
+        shown = [
+            f"{p.get('images')} pictures, sha256 {h[:12]}" if h else "none recorded"
+            for p, h in zip(pictures, hashes)
+        ]
+        found.append(f"fractals.dir (the pictures' contents)={shown[0]} vs {shown[1]}")
     return found
+
+
+def _entry(run: Run, key: str, field: str):
+    """``metrics.json[key][field]`` of ``run``, None where either is absent or not a mapping (a file
+    edited by hand, or written before the entry was)."""
+    value = (run.metrics or {}).get(key)
+    return value.get(field) if isinstance(value, dict) else None
 
 
 #: How reports name metrics.json's world_size: trainer.devices is left out of the comparisons
@@ -635,6 +654,17 @@ def _last_written(run: Run) -> float:
     return 0.0
 
 
+def _same_setting(name: str, a: Any, b: Any) -> bool:
+    """``same_value``, but a batch limit of ``1`` (one batch, as Lightning reads an int) is not
+    ``1.0`` (the whole split, a fraction)."""
+    if name.startswith("trainer.") and name.split(".", 1)[1] in BATCH_COUNT_SETTINGS:
+        a, b = as_lightning_count(a), as_lightning_count(b)
+        numbers = [isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b)]
+        if all(numbers) and isinstance(a, int) != isinstance(b, int):
+            return False
+    return same_value(a, b)
+
+
 def _shown(name: str, value: Any) -> str:
     """A setting's value as the run used it: a whole number of batches (``2.0`` in the float-typed
     ``trainer.limit_train_batches``) as the count it is, not a fraction of the split."""
@@ -663,7 +693,7 @@ def _deviations(
             names = sorted(wanted_keys & {k for k in _flatten(run.config) if not _ignored(k)})
             for name in names:
                 used, wanted_value = setting(run.config, name), setting(reference, name)
-                if not same_value(used, wanted_value):
+                if not _same_setting(name, used, wanted_value):
                     found[name]["used"][_shown(name, used)].add(where)
                     found[name]["file"].add(_shown(name, wanted_value))
                     per_cell[key].append(f"{name}={_shown(name, used)}")

@@ -314,6 +314,8 @@ class DiffuseMix(Augmentation):
         """The fractal bank (None for arms without fractals), built on first use."""
         if self._bank is None and self.uses_fractals:
             self._bank = FractalBank.from_config(self._config.fractals, progress_shown(self._config))
+            if self._bank.record is not None:  # a folder's pictures: what they were
+                self.resolved["fractal_bank"] = self._bank.record
         return self._bank
 
     def prepare(self, train_set: Dataset) -> None:

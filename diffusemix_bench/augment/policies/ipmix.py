@@ -194,7 +194,7 @@ class IPMix(JsdViewsAugmentation):
     @property
     def policy(self) -> IPMixPolicy:
         if self._policy is None:
-            pictures = load_mixing_pictures(self.ctx, self.bank, self.resize_ratio, "ipmix")
+            pictures = load_mixing_pictures(self.ctx, self.bank, self.resize_ratio, "ipmix", self.resolved)
             self._policy = IPMixPolicy(
                 pictures,
                 self.k,

@@ -62,9 +62,12 @@ class MixingPictures:
         return picture[:, top : top + height, left : left + width]
 
 
-def load_mixing_pictures(ctx: AugContext, bank, resize_ratio: float, method: str) -> MixingPictures:
+def load_mixing_pictures(
+    ctx: AugContext, bank, resize_ratio: float, method: str, record: dict | None = None
+) -> MixingPictures:
     """The mixing pictures from ``bank`` when given (a FractalBank-like object or a uint8 tensor
-    N x 3 x S x S), else from the run's fractal bank (``fractals`` config group)."""
+    N x 3 x S x S), else from the run's fractal bank (``fractals`` config group); a bank read from
+    a folder is described in ``record`` (the method's resolved settings) as ``fractal_bank``."""
     if bank is None:
         if ctx.config is None:
             raise ConfigError(
@@ -75,6 +78,8 @@ def load_mixing_pictures(ctx: AugContext, bank, resize_ratio: float, method: str
         from ..fractals import FractalBank, progress_shown
 
         bank = FractalBank.from_config(ctx.config.fractals, progress_shown(ctx.config))
+        if bank.record is not None and record is not None:
+            record["fractal_bank"] = bank.record
     if isinstance(bank, torch.Tensor):
         side = round(ctx.image_size * resize_ratio)
         return MixingPictures(F.resize(bank, [side, side], antialias=True), resize_ratio)

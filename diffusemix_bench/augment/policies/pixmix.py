@@ -121,6 +121,6 @@ class PixMix(Augmentation):
 
     def sample_transform(self) -> PixMixPolicy:
         if self._policy is None:
-            pictures = load_mixing_pictures(self.ctx, self.bank, self.resize_ratio, "pixmix")
+            pictures = load_mixing_pictures(self.ctx, self.bank, self.resize_ratio, "pixmix", self.resolved)
             self._policy = PixMixPolicy(pictures, self.k, self.beta, self.severity, self.ops)
         return self._policy
