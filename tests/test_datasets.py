@@ -902,6 +902,24 @@ def test_images_missing_from_a_listed_split_are_named_before_anything_is_built(n
         build_splits(cfg, fixture["data_dir"])
 
 
+def test_splits_of_another_size_than_the_published_release_are_said_and_recorded(tmp_path, caplog):
+    """A list file cut short gives a smaller split without an error (every line it keeps is
+    valid): the official split's size against the release's is one warning and a data note
+    (metrics.json); a held-out validation split counts with the split it was held out of."""
+    from diffusemix_bench.config import DatasetConfig
+    from diffusemix_bench.data.splits import RELEASE_SIZES, build_splits
+
+    fixture = write_fixture_dataset("cub", tmp_path / "data", num_classes=3, per_class=4)
+    with caplog.at_level("WARNING"):
+        splits = build_splits(DatasetConfig(name="cub"), fixture["data_dir"])
+    here = len(splits.train) + len(splits.val)
+    note = f"{here:,} images of the official train split here, 5,994 in the published release"
+    assert splits.train.info["differs_from_release"] == splits.val.info["differs_from_release"] == note
+    assert f"cub: {note} (a list file cut short" in caplog.text
+    assert "official test split here, 5,794" in splits.test.info["differs_from_release"]
+    assert RELEASE_SIZES["aircraft"]["trainval"] == 6_667 and RELEASE_SIZES["flowers102"]["test"] == 6_149
+
+
 def test_a_run_of_missing_images_in_a_large_split_is_found_by_the_sample(tmp_path):
     """The check looks for 200 images spread over the split: a run of missing images longer than
     the spacing is found wherever it lies, and then every missing one is counted."""
@@ -939,6 +957,11 @@ def test_skip_leaves_out_missing_files_and_pipes_named_like_images(tmp_path):
         CorruptImageError, match=r"pipe\.png is not a regular file .*dataset\.on_bad_image=skip"
     ):
         load_rgb(root / "train" / "b" / "pipe.png")
+    (tmp_path / "folder.jpg").mkdir()
+    with pytest.raises(
+        CorruptImageError, match=r"folder\.jpg is not a regular file \(a folder named like an image\)"
+    ):
+        load_rgb(tmp_path / "folder.jpg")
     # Without skip, the dangling link is named as the splits are read, before anything is built.
     with pytest.raises(
         DataFileError,

@@ -83,8 +83,9 @@ def load_rgb(path: str | Path) -> Image.Image:
             "generate.py then skip the same files)."
         ) from None
     except _NotAFile:
+        kind = "a folder" if os.path.isdir(path) else "a pipe, socket or device"
         raise CorruptImageError(
-            f"Image {path} is not a regular file (a pipe, socket or device named like an image): move it out "
+            f"Image {path} is not a regular file ({kind} named like an image): move it out "
             "of the dataset, or leave such files out with dataset.on_bad_image=skip (train.py and "
             "generate.py then skip the same files)."
         ) from None

@@ -131,21 +131,64 @@ def build_splits(cfg: DatasetConfig, data_dir: str | Path) -> Splits:
         )
 
     train = read("train", download=cfg.download)
-    if cfg.samples_per_class is not None:
-        train = train.subset(
-            per_class_subset(train.targets, cfg.samples_per_class, cfg.split_seed, train.classes)
-        )
     val = read("val")
     try:
         test = read("test")
     except SplitNotAvailableError as exc:
         log.warning("No test split: %s", exc)
         test = None
+    compare_with_release(cfg.name, [d for d in (train, val, test) if d is not None])
+    if cfg.samples_per_class is not None:  # (after the comparison: a chosen shortening)
+        train = train.subset(
+            per_class_subset(train.targets, cfg.samples_per_class, cfg.split_seed, train.classes)
+        )
     if str(getattr(cfg, "on_bad_image", None) or "error") != "skip":  # (skip: verification lists them)
         for split in (train, val, test):
             if split is not None:
                 check_images_there(split)
     return Splits(train, val, test)
+
+
+#: Images in each official split of the published releases (the readers' ``official_split``).
+RELEASE_SIZES = {
+    "cifar100": {"train": 50_000, "test": 10_000},
+    "tinyimagenet": {"train": 100_000, "val": 10_000},
+    "imagenet": {"train": 1_281_167, "val": 50_000},
+    "cub": {"train": 5_994, "test": 5_794},
+    "cars": {"train": 8_144, "test": 8_041},
+    "aircraft": {"trainval": 6_667, "train": 3_334, "val": 3_333, "test": 3_333},
+    "flowers102": {"train": 1_020, "val": 1_020, "test": 6_149},
+}
+
+
+def compare_with_release(name: str, datasets: list[ImageClassificationDataset]) -> None:
+    """An official split whose files list another number of images than the published release
+    (a list file cut short, a copy of another release, a subset made by hand) is said in one
+    warning and recorded in each of its datasets' ``info`` (metrics.json's data_notes): numbers
+    measured on it are not comparable with the paper's. A split held out of another counts with it."""
+    release = RELEASE_SIZES.get(name)
+    if release is None:
+        return
+    counts: dict[str, int] = {}
+    for dataset in datasets:
+        official = dataset.info.get("official_split")
+        counts[official] = counts.get(official, 0) + len(dataset)
+    for official, here in counts.items():
+        published = release.get(official)
+        if published is None or here == published:
+            continue
+        note = (
+            f"{here:,} images of the official {official} split here, {published:,} in the published release"
+        )
+        log.warning(
+            "%s: %s (a list file cut short, a copy of another release, or a subset?): its numbers are not "
+            "comparable with the paper's",
+            name,
+            note,
+        )
+        for dataset in datasets:
+            if dataset.info.get("official_split") == official:
+                dataset.info["differs_from_release"] = note
 
 
 def check_images_there(dataset: ImageClassificationDataset, sample: int = 200) -> None:

@@ -71,6 +71,7 @@ DATA_NOTES = (
     "links_not_followed",
     "classes_absent",
     "hidden_folders",
+    "differs_from_release",
 )
 
 
