@@ -759,6 +759,9 @@ def test_official_experiment_follows_the_current_code_and_keeps_the_first_releas
     )
     first = compose_config(["experiment=diffusemix_official_first_release"])
     assert (first.generator.resolution, first.aug.compose_size, first.generator.dtype) == (512, 512, "fp16")
+    # Fractal pictures squashed once at the composition's size (the first release read them at 512).
+    assert (current.fractals.size, current.fractals.fit) == (256, "squash")
+    assert (first.fractals.size, first.fractals.fit) == (512, "squash")
     assert first.aug.mode == current.aug.mode == "static_append" and first.loss.name == "ce"
     # The two name different edit stores: their pixels differ.
     from diffusemix_bench.generation.store import settings_hash, store_settings
@@ -963,6 +966,22 @@ def test_figure4_follows_the_composition_stage(dm):
     # Away from the seam both are the original (left) and the edit (right).
     assert torch.allclose(a[3][..., :12], b[3][..., :12], atol=1.01 / 255)
     assert torch.allclose(a[3][..., 20:], b[3][..., 20:], atol=1.01 / 255)
+
+
+def test_figure4_shows_the_edit_training_composes_from(dm):
+    """aug.edit_source=full (both official recipes): training composes from the model's full-size
+    edit; the figure showed the stored edit (at 32 px, enlarged) in its edit column."""
+    from diffusemix_bench.augment.diffusemix.compose import square
+
+    _, aug, train_set = dm(
+        ["experiment=diffusemix_official", "generator.prompts=[autumn,snowy,sunset]"],
+        loss="ce",
+        full_edit=lambda image, k, r: 255 - square(image, r),  # far from the stored (darkened) edit
+    )
+    assert aug.edit_source == "full"
+    train_set.transform = None
+    original, edit = figure4_stages(aug, train_set, 2, seed=0)[:2]
+    assert (original + edit - 1.0).abs().mean() < 0.02, "the edit column is the full-size (inverted) edit"
 
 
 def test_generate_with_the_tiny_model_then_train(make_cfg, tmp_path):

@@ -1020,6 +1020,30 @@ def test_generate_checks_local_dir_before_making_a_store(flowers, tmp_path, gene
     with pytest.raises(UserError, match=expected):
         generate(cfg)
     assert not edits.exists()
+    if generator == "ip2p":  # a folder without a saved pipeline: said before a store folder too
+        (tmp_path / "nowhere").mkdir()
+        with pytest.raises(UserError, match=r"generator.local_dir=.* holds no model_index.json"):
+            generate(cfg)
+        assert not edits.exists()
+
+
+@pytest.mark.parametrize(
+    ("generator", "resolution", "said"), [("ip2p", 300, "296 or 304"), ("tiny", 9, "8 or 10")]
+)
+def test_a_resolution_the_pipeline_would_round_down_is_refused(
+    flowers, tmp_path, generator, resolution, said
+):
+    """diffusers rounds the input down to a multiple of the VAE's scale: the full-size edit was
+    not resolution x resolution as recorded. Refused before any store folder is made."""
+    edits = tmp_path / "edits"
+    cfg = compose_generate(
+        [*gen_overrides(flowers, edits), f"generator={generator}", f"generator.resolution={resolution}"]
+    )
+    with pytest.raises(
+        ConfigError, match=rf"generator.resolution={resolution}: .*use generator.resolution={said}"
+    ):
+        generate(cfg)
+    assert not edits.exists()
 
 
 def test_a_corrupt_image_read_by_loader_workers_ends_generate_py(tmp_path):
@@ -1441,3 +1465,30 @@ def test_a_warped_datasets_store_made_before_the_squashed_rule_is_still_its_stor
     more = generate(compose_generate(warped))
     assert more["generated"] == 12 and more["existing"] == 12
     assert tuple(store.read(0, store.prompt_ids[1]).shape) == (3, 40, 48)  # the store's own rule
+
+
+def test_every_rank_takes_its_share_of_the_first_ranks_list():
+    """Each rank lists the missing edits itself; another generate.py filling the store meanwhile
+    can make one rank's list shorter by an edit, and shares of two lists (groups[r::world]) leave
+    groups to no rank and give others to two. Every rank shares the first rank's list."""
+    from types import SimpleNamespace
+
+    from diffusemix_bench.generation.generate import plan_groups, rank_share
+
+    blocks = [["a"]]
+    first = plan_groups("train", list(range(6)), [(i, "a") for i in range(6)], blocks)
+    second = plan_groups(
+        "train", list(range(6)), [(i, "a") for i in range(6) if i != 1], blocks
+    )  # 1 made since
+    lists = {0: first, 1: second}
+
+    def trainer(rank):
+        return SimpleNamespace(
+            global_rank=rank, world_size=2, strategy=SimpleNamespace(broadcast=lambda obj, src: lists[src])
+        )
+
+    shares = [rank_share(lists[rank], trainer(rank)) for rank in (0, 1)]
+    made = sorted(g.index for share in shares for g in share)
+    assert made == list(range(6))  # each group once (own lists: 0, 2, 4 and 2, 4: 3 and 5 by nobody)
+    one = SimpleNamespace(global_rank=0, world_size=1, strategy=None)
+    assert rank_share(first, one) == first

@@ -120,6 +120,20 @@ def _scheduler(pipe, name: str):
     return getattr(diffusers, SCHEDULERS[name]).from_config(pipe.scheduler.config)
 
 
+def check_resolution(g: DictConfig) -> None:
+    """generator.resolution a multiple of the pipeline's VAE scale (8 for InstructPix2Pix, 2 for
+    the tiny test pipeline): diffusers rounds an input down to one, and the model's full-size edit
+    (generator.keep_full_size) would not be resolution x resolution as recorded."""
+    scale = 2 if g.name == "tiny" else 8
+    resolution = int(g.resolution)
+    if resolution % scale:
+        low = resolution - resolution % scale
+        raise ConfigError(
+            f"generator.resolution={resolution}: the pipeline works on multiples of {scale} px (it would make "
+            f"{low} x {low} edits); use generator.resolution={low} or {low + scale}"
+        )
+
+
 def check_local_dir(g: DictConfig) -> None:
     """generator.local_dir names a folder, and only for a generator that reads weights: checked
     before generate.py makes any store folder."""
@@ -131,10 +145,13 @@ def check_local_dir(g: DictConfig) -> None:
             "pipeline in-process and reads no weights. Use generator=ip2p (or one of its presets) to "
             "edit with the saved pipeline, or drop generator.local_dir."
         )
-    if not Path(str(g.local_dir)).expanduser().is_dir():
+    folder = Path(str(g.local_dir)).expanduser()
+    if not folder.is_dir() or not (folder / "model_index.json").is_file():
+        said = "is not a folder" if not folder.is_dir() else "holds no model_index.json (no saved pipeline)"
         raise EditModelWeightsError(
-            f"generator.local_dir={g.local_dir} is not a folder. Point it at a saved pipeline "
-            "(model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)."
+            f"generator.local_dir={g.local_dir} {said}. Point it at a saved pipeline "
+            "(model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/), or unset it to use "
+            "the hub copy."
         )
 
 
@@ -181,8 +198,9 @@ def load_ip2p(g: DictConfig, dtype: torch.dtype):
         said = str(exc).splitlines()[0] if str(exc) else ""
         for advice in ("Please check out the root cause", "To enable repo look-ups", "Check your internet"):
             said = said.split(advice)[0].strip()
+        setting = "generator.local_dir" if g.local_dir else "generator.model_id"
         raise EditModelWeightsError(
-            f"InstructPix2Pix weights '{source}' (generator.model_id) are not in {where}. {fix} "
+            f"InstructPix2Pix weights '{source}' ({setting}) are not in {where}. {fix} "
             f"[{type(exc).__name__}: {said}]"
         ) from None
     except ValueError as exc:  # a saved copy with some of the pipeline's parts missing

@@ -27,6 +27,7 @@ from .edit_model import (
     DTYPES,
     EditModel,
     check_local_dir,
+    check_resolution,
     check_step_cache,
     finish,
     is_bad,
@@ -194,10 +195,20 @@ def plan_groups(
     return groups
 
 
+def rank_share(groups: list[EditGroup], trainer) -> list[EditGroup]:
+    """This rank's groups of the first rank's list: r, r + world, ... (every rank takes its share
+    of one list, whatever its own listing found)."""
+    rank, world = trainer.global_rank, trainer.world_size
+    if world > 1:
+        groups = trainer.strategy.broadcast(groups, src=0)
+    return groups[rank::world]
+
+
 class EditKeysData(pl.LightningDataModule):
-    """Works out the missing keys once per rank (every rank from the same store state, before
-    any rank writes), groups them (EditGroup) and gives rank r the groups r, r + world, ...: no
-    key twice, and each group generated whole by one rank. A rank can get no group at all."""
+    """Works out the missing keys (every rank from the same store state, before any rank writes;
+    the first rank's groups are every rank's), groups them (EditGroup) and gives rank r the groups
+    r, r + world, ...: no key twice, and each group generated whole by one rank. A rank can get no
+    group at all."""
 
     def __init__(
         self,
@@ -315,10 +326,12 @@ class EditKeysData(pl.LightningDataModule):
                 + f", in {len(groups)} pipeline calls"
                 + (f" on {self.trainer.world_size} devices" if self.trainer.world_size > 1 else "")
             )
-        # Nobody writes before every rank has listed what is missing.
+        # Nobody writes before every rank has listed what is missing. The first rank's list is
+        # every rank's: another generate.py filling the store at the same time could otherwise
+        # make two ranks' lists differ, and rank r's share of one would not be the others' complement
+        # (groups given to two ranks, some to none).
         self.trainer.strategy.barrier("edit-keys")
-        rank, world = self.trainer.global_rank, self.trainer.world_size
-        self.groups = groups[rank::world]
+        self.groups = rank_share(groups, self.trainer)
 
     def _on_first_rank(self, work) -> None:
         """Run ``work`` on the first rank while the others wait; when it fails, every rank stops
@@ -570,6 +583,7 @@ def generate(cfg: DictConfig, only: dict[str, list[int]] | None = None) -> dict:
     validate_config(cfg)  # the generator's ranges and choices among them (config.GeneratorConfig)
     g = cfg.generator
     check_step_cache(g)
+    check_resolution(g)
     check_local_dir(g)  # before any store folder is made
     splits = list(only) if only is not None else list(g.splits)
     stores = {split: EditStore.from_config(cfg, cfg.dataset.name, split) for split in splits}

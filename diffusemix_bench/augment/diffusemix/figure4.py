@@ -83,7 +83,11 @@ def figure4_stages(aug, dataset, n: int, seed: int = 0, make_missing=None) -> li
     rows_out = []
     for r, (i, pid) in enumerate(zip(rows, prompt_ids)):
         original = dataset.load_image(i)
-        edit = aligned_edit(store.read(store_indices[i], pid), original)
+        # The edit training composes from: the full-size one with aug.edit_source=full (squared
+        # with the original to compose_size where that is set, as training does).
+        edit = store.read(store_indices[i], pid, full=aug.edit_source == "full")
+        if not (aug.before_crop and aug.compose_size):
+            edit = aligned_edit(edit, original)
         if aug.before_crop:
             if aug.compose_size:
                 original, edit = square(original, aug.compose_size), square(edit, aug.compose_size)
