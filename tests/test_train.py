@@ -1787,7 +1787,7 @@ def test_the_dataset_and_eval_choices_checked_at_start_up_are_the_implementation
     class Data:  # eval_split's view of a datamodule: the loader of the split it picks
         val_set, test_set = "val images", "test images"
 
-        def eval_loader(self, dataset, batch_size):
+        def eval_loader(self, dataset, batch_size, split=None):
             return dataset
 
     for split in choices_of(EvalConfig, "split"):
