@@ -477,6 +477,64 @@ def test_sigterm_writes_last_ckpt_at_the_step_in_progress_and_auto_resumes_to_th
     _same_run(whole, tmp_path / "whole", resumed, tmp_path / "parts")
 
 
+class TermInValidation(pl.Callback):
+    """Sends this process SIGTERM at the first batch of epoch ``epoch``'s validation."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_validation_batch_start(self, trainer, *args) -> None:
+        if trainer.state.fn == "fit" and not trainer.sanity_checking and trainer.current_epoch == self.epoch:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+class StopInValidation(TermInValidation):
+    """Stops the run (as SIGKILL would, nothing saved after) in epoch ``epoch``'s validation."""
+
+    def on_validation_batch_start(self, trainer, *args) -> None:
+        if trainer.state.fn == "fit" and not trainer.sanity_checking and trainer.current_epoch == self.epoch:
+            raise RuntimeError("killed in validation")
+
+
+@pytest.mark.parametrize(
+    ("stop", "every_step", "step_saved"),
+    [
+        (TermAt(2), False, 3),  # SIGTERM at an epoch's last step: its validation, then its end
+        (TermInValidation(1), False, 6),  # SIGTERM in the epoch's validation: the validation ends
+        (TermInValidation(1), True, 6),
+        (StopInValidation(1), True, 5),  # killed in validation: the step before the epoch's last
+    ],
+)
+def test_a_stop_at_an_epochs_end_resumes_with_that_epochs_validation(
+    make_cfg, tmp_path, monkeypatch, stop, every_step, step_saved
+):
+    """A checkpoint taken at an epoch's last step, before its validation (a SIGTERM there, or
+    callbacks.checkpoint_every_n_steps), resumed past the validation: the epoch's score never
+    counted for the best checkpoint (its summary row was missing) and the next epoch's training
+    loss averaged two epochs. Now the stop waits for the epoch's end, and the step checkpoints
+    skip an epoch's last step: the resumed run is the uninterrupted one, summary included."""
+    overrides = [
+        "dataset=cifar100",
+        "trainer.max_epochs=3",
+        "trainer.limit_train_batches=3",
+        "ckpt_path=auto",
+    ]
+    overrides.append("dataset.eval_batch_size=1")  # a validation of several batches
+    if every_step:
+        overrides.append("callbacks.checkpoint_every_n_steps=1")
+    whole = train(make_cfg(overrides, run_name="whole", per_class=6))
+    real = run_module.build_callbacks
+    monkeypatch.setattr(run_module, "build_callbacks", lambda cfg, d: real(cfg, d) + [stop])
+    with pytest.raises((SystemExit, RuntimeError)):
+        train(make_cfg(overrides, run_name="parts", per_class=6))
+    monkeypatch.setattr(run_module, "build_callbacks", real)
+    last = tmp_path / "parts" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == step_saved
+    resumed = train(make_cfg(overrides, run_name="parts", per_class=6))
+    assert resumed["resumed"]
+    _same_run(whole, tmp_path / "whole", resumed, tmp_path / "parts")
+
+
 def test_a_resume_from_a_folder_with_a_damaged_config_is_one_message(make_cfg, tmp_path):
     """ckpt_path=last in a run folder whose config_resolved.yaml is damaged: one message naming
     the file and what to do (YAML's own report was a traceback of train.py)."""

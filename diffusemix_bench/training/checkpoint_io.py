@@ -73,31 +73,100 @@ def moved_state(state: dict[str, Any], old: str, new: str) -> dict[str, Any]:
     return moved
 
 
+class StepCheckpoint(RunCheckpoint):
+    """``last.ckpt`` every ``callbacks.checkpoint_every_n_steps`` steps, but not at an epoch's last
+    step: saved there (before the epoch's validation), a resumed run would skip that validation
+    (Lightning counts the epoch's batches done and goes on), so the epoch's score would never be
+    compared for the best checkpoint. The epoch-end ``last.ckpt``, after validation, follows."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.fit_loop.epoch_loop._num_ready_batches_reached():
+            return
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def _generate_state_key(self, **kwargs: Any) -> str:
+        # The name its state had in checkpoints written before this class: they resume with it.
+        return f"RunCheckpoint{kwargs!r}"
+
+
 class CheckpointOnSigterm(Callback):
     """SIGTERM during training (a scheduler's time limit or preemption, ``kill``): Lightning stops
     before the next step; this writes ``last.ckpt`` at the step just done first, at the point where
     ``callbacks.checkpoint_every_n_steps`` writes it, so the resumed run loses no step.
 
-    With several processes, the processes agree at the end of each step whether any of them got
-    the signal; if one did, all save that step together (the save is collective) and all stop
-    (Lightning stops by the first process's flag, which is then set everywhere). The signal handler
-    itself only notes the signal (``signals.note_sigterm_only``)."""
+    At an epoch's last step, or during the epoch's validation, the stop waits for the epoch's end:
+    its validation runs whole and the epoch-end ``last.ckpt`` is written as every epoch's is (a
+    checkpoint taken before the validation resumed past it: the epoch's score never counted for
+    the best checkpoint, and the next epoch's training loss averaged two epochs). A signal during a
+    validation inside an epoch (``trainer.val_check_interval``) stops after the next step.
+
+    With several processes, the processes agree at the end of each step (and of each validation)
+    whether any of them got the signal; if one did, all save that step together (the save is
+    collective) and all stop (Lightning stops by the first process's flag, which is then set
+    everywhere). The signal handler itself only notes the signal (``signals.note_sigterm_only``)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.saved_step: int | None = None
+        self.deferred = False  # a signal noted, the stop waiting for the epoch's end (or next step)
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.saved_step == trainer.global_step:
-            return
-        stop = trainer.received_sigterm
+    @staticmethod
+    def _agreed(trainer, stop: bool) -> bool:
         if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
             flag = torch.tensor([int(stop)], device=trainer.strategy.root_device)
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
             stop = bool(flag.item())
-            if stop:
-                trainer._signal_connector.received_sigterm = True
-        if stop:
-            # The whole training state (optimiser, loops), as last.ckpt is saved at an epoch's end.
-            trainer.save_checkpoint(str(self.path), weights_only=False)
-            self.saved_step = trainer.global_step
+        return stop
+
+    @staticmethod
+    def _note(trainer, received: bool) -> None:
+        trainer._signal_connector.received_sigterm = received
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.saved_step == trainer.global_step:
+            return
+        stop = self._agreed(trainer, trainer.received_sigterm or self.deferred)
+        if not stop:
+            return
+        if trainer.fit_loop.epoch_loop._num_ready_batches_reached():
+            # The epoch's last step: its validation and its end first (on_train_epoch_end).
+            self.deferred = True
+            self._note(trainer, False)
+            return
+        # The whole training state (optimiser, loops), as last.ckpt is saved at an epoch's end.
+        trainer.save_checkpoint(str(self.path), weights_only=False)
+        self.saved_step = trainer.global_step
+        self.deferred = False
+        self._note(trainer, True)
+
+    def _in_fit_validation(self, trainer) -> bool:
+        from pytorch_lightning.trainer.states import TrainerFn
+
+        return trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
+
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
+        # A signal during the validation of a step not saved yet: the validation goes on to its end.
+        if (
+            self._in_fit_validation(trainer)
+            and trainer.received_sigterm
+            and self.saved_step != trainer.global_step
+        ):
+            self.deferred = True
+            self._note(trainer, False)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not self._in_fit_validation(trainer) or self.saved_step == trainer.global_step:
+            return
+        # Every process the same: a signal one of them noted during the validation, or since.
+        stop = self._agreed(trainer, trainer.received_sigterm or self.deferred)
+        self.deferred = stop
+        self._note(trainer, False)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self.deferred:
+            # The epoch-end last.ckpt (written after this hook) holds the whole epoch; Lightning
+            # stops after the epoch-end hooks.
+            self.deferred = False
+            self._note(trainer, True)

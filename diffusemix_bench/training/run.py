@@ -45,7 +45,7 @@ from ..progress import progress_bar
 from ..robustness import attack_specs
 from ..robustness.adversarial_training import FastAdversarial
 from ..signals import note_sigterm_only, sigterm_stops_between_runs
-from .checkpoint_io import AtomicCheckpointIO, CheckpointOnSigterm, RunCheckpoint
+from .checkpoint_io import AtomicCheckpointIO, CheckpointOnSigterm, RunCheckpoint, StepCheckpoint
 from .classifier import build_model
 from .evaluate import attack_checkpoint, eval_split, log_left_out, robustness_keys, with_robustness
 from .locate import check_same_classes, class_ids, keep_command_record, write_classes
@@ -147,13 +147,24 @@ def build_callbacks(cfg: DictConfig, ckpt_dir: Path) -> list[Callback]:
         # last.ckpt: the state at the end of every epoch (and every checkpoint_every_n_steps steps), so
         # that ckpt_path=last resumes where the run stopped, not at the best epoch (the selection
         # callback above rewrites its own files only when validation improves).
-        triggers = [{"every_n_epochs": 1, "save_on_train_epoch_end": True}]
-        if c.checkpoint_every_n_steps:
-            triggers.append({"every_n_train_steps": c.checkpoint_every_n_steps})
-        callbacks += [
-            RunCheckpoint(dirpath=ckpt_dir, filename="last", enable_version_counter=False, **t)
-            for t in triggers
-        ]
+        callbacks.append(
+            RunCheckpoint(
+                dirpath=ckpt_dir,
+                filename="last",
+                enable_version_counter=False,
+                every_n_epochs=1,
+                save_on_train_epoch_end=True,
+            )
+        )
+        if c.checkpoint_every_n_steps:  # (not at an epoch's last step: before its validation)
+            callbacks.append(
+                StepCheckpoint(
+                    dirpath=ckpt_dir,
+                    filename="last",
+                    enable_version_counter=False,
+                    every_n_train_steps=c.checkpoint_every_n_steps,
+                )
+            )
         callbacks.append(CheckpointOnSigterm(ckpt_dir / "last.ckpt"))
     if c.early_stopping_patience is not None:
         callbacks.append(EarlyStopping(monitor=c.monitor, mode=c.mode, patience=c.early_stopping_patience))
