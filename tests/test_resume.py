@@ -685,3 +685,22 @@ def test_sigterm_while_an_evaluation_call_sets_up_is_raised_when_it_returns(monk
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_finished_run_whose_later_evaluation_stopped_reads_finished_again(make_cfg, tmp_path, caplog):
+    """A finished run resumed to add a number (run_test=true), that part stopped (a bad test image,
+    Ctrl-C in the attack): failure.json stayed beside the finished metrics.json, and the original
+    command said "nothing to do" and left it, so reports counted the run failed for good."""
+    from diffusemix_bench.reporting.runs import read_run
+
+    cfg = make_cfg(["dataset=cifar100", "trainer.max_epochs=1"], per_class=6)
+    train(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    (run_dir / "failure.json").write_text(json.dumps({"status": "failed", "error": "CorruptImageError: ..."}))
+    assert read_run(run_dir).status == "failed"
+    with open_dict(cfg):
+        cfg.ckpt_path = "last"
+    with caplog.at_level("INFO"):
+        train(cfg)
+    assert "failure.json, left by a later part that evaluated it" in caplog.text
+    assert not (run_dir / "failure.json").exists() and read_run(run_dir).status == "finished"

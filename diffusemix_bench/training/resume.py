@@ -235,8 +235,20 @@ def asks_more(cfg: DictConfig, earlier: dict, attacks: list) -> bool:
 
 
 def nothing_to_do(run_dir: Path, earlier: dict) -> str:
+    """The message of a resume with nothing to do. A failure.json beside the finished run's
+    metrics.json (a later part that only evaluated it, stopped: its numbers were not written) is
+    removed, said here: the folder holds the finished run, as reports and sweep summaries then read
+    it. (finished_metrics has ruled out a part training it further.)"""
+    stopped = run_dir / "failure.json"
+    note = ""
+    if stopped.is_file():
+        stopped.unlink(missing_ok=True)
+        note = (
+            " (failure.json, left by a later part that evaluated it and stopped before writing its numbers, is "
+            "removed: metrics.json holds the finished run's)"
+        )
     return (
-        f"The run in {run_dir} has finished: its metrics.json holds its {_count(earlier.get('epochs'), 'epoch')} "
+        f"The run in {run_dir} has finished{note}: its metrics.json holds its {_count(earlier.get('epochs'), 'epoch')} "
         f"({_count(earlier.get('optimizer_steps'), 'optimizer step')}). Nothing to do. To train it longer, resume "
         f"with a larger trainer.max_epochs; to attack it, {script_command('evaluate.py')} ckpt=<the run folder> "
         "eval.fgsm=true"
