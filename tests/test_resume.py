@@ -704,3 +704,39 @@ def test_a_finished_run_whose_later_evaluation_stopped_reads_finished_again(make
         train(cfg)
     assert "failure.json, left by a later part that evaluated it" in caplog.text
     assert not (run_dir / "failure.json").exists() and read_run(run_dir).status == "finished"
+
+
+def test_a_mid_epoch_checkpoint_is_not_resumed_with_the_epochs_it_has_begun_cut_off(
+    make_cfg, tmp_path, monkeypatch
+):
+    """Stopped one step into epoch 2 and resumed with trainer.max_epochs=1: the checkpoint has
+    begun an epoch the settings leave out. It was accepted and recorded as a finished 1-epoch run
+    of 4 steps (the check counted the epochs processed alone); refused now, the folder untouched."""
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from diffusemix_bench.errors import ConfigError
+    from diffusemix_bench.training.run import _max_steps_cut
+
+    overrides = ["dataset=cifar100", "trainer.max_epochs=2", "trainer.limit_train_batches=3"]
+    overrides.append("callbacks.checkpoint_every_n_steps=1")
+    real = run_module.build_callbacks
+    monkeypatch.setattr(run_module, "build_callbacks", lambda cfg, d: real(cfg, d) + [StopAt(4)])
+    with pytest.raises(RuntimeError, match="stopped before step 4"):
+        train(make_cfg(overrides, per_class=6))
+    monkeypatch.setattr(run_module, "build_callbacks", real)
+    run_dir = tmp_path / "run"
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    shorter = [*overrides, "trainer.max_epochs=1", "ckpt_path=last"]
+    with pytest.raises(
+        ConfigError, match=r"has trained 1 epochs and part of epoch 2, more than trainer\.max_epochs=1"
+    ):
+        train(make_cfg(shorter, per_class=6))
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+    # Lightning's max_steps=-1 (no limit) cuts no epoch short.
+    trainer = SimpleNamespace(num_training_batches=3, accumulate_grad_batches=1)
+    cfg = OmegaConf.create({"trainer": {"max_epochs": 2, "max_steps": -1}})
+    assert not _max_steps_cut(cfg, trainer)
+    cfg.trainer.max_steps = 4
+    assert _max_steps_cut(cfg, trainer)

@@ -87,11 +87,14 @@ def _resolve_ckpt_path(cfg: DictConfig, ckpt_dir: Path) -> tuple[str | None, int
         ckpt_path = str(ckpt_dir / "last.ckpt")
     ckpt = load_checkpoint(Path(ckpt_path).expanduser(), "ckpt_path")
     progress = ckpt.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
-    trained = int(progress.get("processed", 0))
+    # A checkpoint taken mid-epoch has started one more epoch than it processed.
+    whole = int(progress.get("processed", 0))
+    trained = max(whole, int(progress.get("started", 0)))
     wanted = cfg.trainer.max_epochs
     if wanted is not None and wanted >= 1 and trained > wanted:
+        done = f"{trained} epochs" if trained == whole else f"{whole} epochs and part of epoch {trained}"
         raise ConfigError(
-            f"ckpt_path={cfg.ckpt_path}: the checkpoint {ckpt_path} has trained {trained} epochs, more than "
+            f"ckpt_path={cfg.ckpt_path}: the checkpoint {ckpt_path} has trained {done}, more than "
             f"trainer.max_epochs={wanted}. Resume with trainer.max_epochs={trained} or more (the run's own "
             "number, or longer), or evaluate the run as it is with evaluate.py"
         )
@@ -345,8 +348,10 @@ def _check_eval_fractions(cfg: DictConfig, trainer: pl.Trainer, datamodule: Imag
 
 def _max_steps_cut(cfg: DictConfig, trainer: pl.Trainer) -> bool:
     """Whether ``trainer.max_steps`` comes before the end of ``max_epochs`` epochs."""
-    epochs = cfg.trainer.max_epochs
+    epochs, steps = cfg.trainer.max_epochs, cfg.trainer.max_steps
     if epochs is None or epochs < 0:  # trained by steps alone: nothing is cut short
+        return False
+    if steps is None or steps < 0:  # no step limit (Lightning's -1)
         return False
     steps_per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
     return cfg.trainer.max_steps < epochs * steps_per_epoch
@@ -355,9 +360,14 @@ def _max_steps_cut(cfg: DictConfig, trainer: pl.Trainer) -> bool:
 def _epochs_trained(cfg: DictConfig, trainer: pl.Trainer) -> tuple[int, int]:
     """Whole epochs trained, and the steps of an epoch that ``trainer.max_steps`` cut short.
     Lightning counts a cut epoch as done; metrics.json counts it apart."""
-    if not (_max_steps_cut(cfg, trainer) and trainer.global_step >= cfg.trainer.max_steps):
+    batches = trainer.num_training_batches
+    if not 0 < batches < math.inf:
         return trainer.current_epoch, 0
-    steps_per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
+    steps_per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)
+    cut = _max_steps_cut(cfg, trainer) and trainer.global_step >= cfg.trainer.max_steps
+    # (A stop inside an epoch without a step limit, trainer.max_time, is counted alike.)
+    if not (cut or trainer.global_step % steps_per_epoch):
+        return trainer.current_epoch, 0
     return divmod(trainer.global_step, steps_per_epoch)
 
 
