@@ -740,3 +740,37 @@ def test_a_mid_epoch_checkpoint_is_not_resumed_with_the_epochs_it_has_begun_cut_
     assert not _max_steps_cut(cfg, trainer)
     cfg.trainer.max_steps = 4
     assert _max_steps_cut(cfg, trainer)
+
+
+def test_a_checkpoint_of_another_model_is_one_message(make_cfg, tmp_path):
+    """A checkpoint copied out of its run folder (whose settings would be checked) and resumed with
+    settings that build another model: a count of what differs, not the load's traceback. With the
+    same model it resumes into the new folder, choosing its best checkpoint there."""
+    from diffusemix_bench.training.run import CheckpointFileError
+
+    first = make_cfg(
+        ["dataset=cifar100", "trainer.max_epochs=1", "model=preactresnet18"], run_name="a", per_class=6
+    )
+    train(first)
+    foreign = tmp_path / "elsewhere" / "x.ckpt"
+    foreign.parent.mkdir()
+    shutil.copy(tmp_path / "a" / "checkpoints" / "last.ckpt", foreign)
+    other = make_cfg(
+        ["dataset=cifar100", "trainer.max_epochs=2", "model=resnet18", f"ckpt_path={foreign}"],
+        run_name="b",
+        per_class=6,
+    )
+    with pytest.raises(
+        CheckpointFileError, match=r"holds the weights of another model than these settings build \(\d+ of"
+    ):
+        train(other)
+    # The same model resumes from it.
+    same = make_cfg(
+        ["dataset=cifar100", "trainer.max_epochs=2", "model=preactresnet18", f"ckpt_path={foreign}"],
+        run_name="c",
+        per_class=6,
+    )
+    # Its best file is not in the new folder: the selection starts anew (the test read a missing
+    # best checkpoint, a FileNotFoundError's traceback).
+    resumed = train(same)
+    assert resumed["epochs"] == 2 and resumed["best_checkpoint"].startswith(str(tmp_path / "c"))

@@ -54,6 +54,17 @@ class RunCheckpoint(ModelCheckpoint):
             and os.path.normpath(old) != os.path.normpath(self.dirpath)
         ):
             state_dict = moved_state(state_dict, old, self.dirpath)
+        best = state_dict.get("best_model_path")
+        if best and "://" not in str(best) and not Path(best).is_file():
+            # The best file is not where the state says (a checkpoint resumed outside its run
+            # folder, or the file deleted): the selection starts anew with the next validation,
+            # rather than keep a score whose checkpoint cannot be tested.
+            state_dict = {
+                **{k: v for k, v in state_dict.items() if k not in ("kth_best_model_path", "kth_value")},
+                "best_model_path": "",
+                "best_model_score": None,
+                "best_k_models": {},
+            }
         super().load_state_dict(state_dict)
 
 

@@ -101,6 +101,38 @@ def _resolve_ckpt_path(cfg: DictConfig, ckpt_dir: Path) -> tuple[str | None, int
     return ckpt_path, int(ckpt.get("global_step", 0))
 
 
+def check_checkpoint_fits(module: torch.nn.Module, path: Path) -> None:
+    """The checkpoint's weights are the built model's (names and shapes; a compiled run's names
+    read without torch.compile's ``_orig_mod.``): one message counting what differs, not the load's
+    error after the run folder was set up."""
+
+    def plain(state) -> dict:
+        return {k.replace("_orig_mod.", ""): tuple(getattr(v, "shape", ())) for k, v in state.items()}
+
+    saved = plain(load_checkpoint(path, "ckpt_path")["state_dict"])
+    built = plain(module.state_dict())
+    missing = sorted(built.keys() - saved.keys())
+    unexpected = sorted(saved.keys() - built.keys())
+    shapes = sorted(k for k in built.keys() & saved.keys() if built[k] != saved[k])
+    if not (missing or unexpected or shapes):
+        return
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} of the model's tensors missing ({missing[0]}, ...)")
+    if unexpected:
+        parts.append(f"{len(unexpected)} not in the model ({unexpected[0]}, ...)")
+    if shapes:
+        k = shapes[0]
+        parts.append(
+            f"{len(shapes)} of other shapes ({k}: {list(saved[k])} in the checkpoint, {list(built[k])} here)"
+        )
+    raise CheckpointFileError(
+        f"ckpt_path={path} holds the weights of another model than these settings build ({'; '.join(parts)}): "
+        "resume with the settings it was trained with (its run folder's config_resolved.yaml), or start a new "
+        "run from its weights with model.weights=<a weight file>"
+    )
+
+
 class CheckpointFileError(UserError, ValueError):
     """A checkpoint file cannot be read as one (truncated, not a checkpoint, or holding objects
     a weights-only load refuses)."""
@@ -646,6 +678,8 @@ def _train(
     )
     # The weight file a new run starts from, as loaded now (a resume restores its run's record).
     module.started_from = None if resuming else weights_file(cfg.model.weights)
+    if resuming:  # a checkpoint of another model (outside a run folder, whose settings are checked)
+        check_checkpoint_fits(module, Path(resumed[0]))
     if not cfg.model.compile:  # (a compiled model would be compiled for this shape first)
         # One image at the crop size: Lightning's model summary counts the FLOPs of the model's
         # forward pass with it (without one it shows "Total FLOPs: 0").
