@@ -1576,6 +1576,42 @@ def test_several_processes_evaluate_each_image_once(tmp_path):
     assert list(dm.eval_loader(dm.test_set).sampler) == list(range(15))
 
 
+def test_a_mid_epoch_resume_on_another_number_of_processes_is_refused(tmp_path):
+    """Each process skips the batches its own part of the epoch's order trained: resumed mid-epoch
+    on another number of processes, the epoch's rest skipped or repeated images (24 images at
+    batch 4, 2 batches on one process, resumed on two: 8 never trained). Refused with the number
+    to resume on; an epoch-end checkpoint (0 batches into its epoch) may change it."""
+    from types import SimpleNamespace
+
+    from diffusemix_bench.data.datamodule import ImageDataModule
+
+    fixture = write_fixture_dataset("flowers102", tmp_path / "data", per_class=5)
+    cfg = compose_config(["dataset=flowers102", "dataset.batch_size=4", "dataset.num_workers=0"])
+    point_at_fixture(cfg, fixture)
+    dm = ImageDataModule(cfg.dataset, cfg.paths.data_dir, seed=0)
+    dm.build()
+    dm.trainer = SimpleNamespace(world_size=1, global_rank=0, overfit_batches=0, num_training_batches=4)
+    dm.trainer.fit_loop = SimpleNamespace(
+        epoch_loop=SimpleNamespace(batch_progress=SimpleNamespace(current=SimpleNamespace(processed=2)))
+    )
+    dm.trainer.current_epoch = 0
+    saved = dm.state_dict()
+    assert saved == {"train_epoch": 0, "train_batches": 2, "world_size": 1}
+    dm.load_state_dict(saved)
+    dm.trainer.world_size = 2
+    with pytest.raises(
+        ConfigError, match=r"2 batches into an epoch by 1 process, and this run has 2 .*Resume it on 1"
+    ):
+        dm.train_dataloader()
+    dm.load_state_dict({"train_epoch": 1, "train_batches": 0, "world_size": 1})
+    dm.train_dataloader()  # an epoch's end: any number of processes
+    dm.load_state_dict({"train_epoch": 0, "train_batches": 2})  # a checkpoint that predates the record
+    dm.train_dataloader()
+    dm.trainer.world_size = 1
+    dm.load_state_dict(saved)
+    dm.train_dataloader()
+
+
 def test_an_eval_fraction_that_leaves_a_process_no_batch_is_refused():
     """Several processes evaluate unpadded parts of a split, which may differ by a batch: a
     fraction of the batches that leaves one process none (Lightning stops it alone, the others

@@ -208,6 +208,16 @@ class ImageDataModule(pl.LightningDataModule):
         else:
             sampler = ResumableSampler(train, seed=self.seed, batch_size=batch, num_replicas=world, rank=rank)
             if self._resume is not None:
+                saved_world = getattr(self, "_resume_world", None)
+                if self._resume[1] and saved_world is not None and saved_world != world:
+                    # Each process skips the batches trained by its own part of the epoch's order.
+                    raise ConfigError(
+                        f"the checkpoint was taken {self._resume[1]} batches into an epoch by {saved_world} "
+                        f"process{'es' if saved_world != 1 else ''}, and this run has {world} "
+                        "(trainer.devices x trainer.num_nodes): the rest of that epoch would skip or repeat "
+                        f"images. Resume it on {saved_world} (a later change is fine from a checkpoint at an "
+                        "epoch's end)"
+                    )
                 sampler.resume_at(*self._resume)
         return ResumableLoader(
             SeededItems(train),
@@ -226,13 +236,14 @@ class ImageDataModule(pl.LightningDataModule):
         if self.trainer is None or self.trainer.num_training_batches in (0, float("inf")):
             return {}
         epoch, batches = self._train_position()
-        return {"train_epoch": epoch, "train_batches": batches}
+        return {"train_epoch": epoch, "train_batches": batches, "world_size": self.trainer.world_size}
 
     def load_state_dict(self, state: dict) -> None:
         """A resumed run's training loader starts at the saved position (Lightning reads the
         checkpoint before it asks for the loader)."""
         if "train_epoch" in state:
             self._resume = (int(state["train_epoch"]), int(state["train_batches"]))
+            self._resume_world = state.get("world_size")  # None: a checkpoint that predates it
 
     def _train_position(self) -> tuple[int, int]:
         """(epoch, batches of it trained) as a checkpoint saved now should record it: after the
