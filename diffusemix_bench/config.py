@@ -31,6 +31,7 @@ ADDED_SETTINGS: dict[str, tuple[Any, str | None]] = {
     "aug.same_class_weights": ("paper", "snapmix"),  # label weights of a pair of one class
     "dataset.warp": (False, None),  # the shorter side resized (the only geometry before the setting)
     "fractals.fit": ("crop", None),  # folder pictures: the shorter side resized, centre-cropped
+    "dataset.options.crop_banner": (False, "aircraft"),  # FGVC-Aircraft's images read whole
 }
 
 
@@ -40,8 +41,12 @@ def with_added_settings(saved):
     for key, (before, choice) in ADDED_SETTINGS.items():
         section, name = key.split(".", 1)
         node = saved.get(section)
-        if OmegaConf.is_dict(node) and name not in node and (choice is None or node.get("name") == choice):
-            node[name] = before
+        if not OmegaConf.is_dict(node) or (choice is not None and node.get("name") != choice):
+            continue
+        inner, _, leaf = name.rpartition(".")  # dataset.options.crop_banner: in dataset.options
+        parent = node.get(inner) if inner else node
+        if OmegaConf.is_dict(parent) and leaf not in parent:
+            parent[leaf] = before
     return saved
 
 

@@ -1164,3 +1164,49 @@ def test_saved_settings_from_before_warp_build_their_data(tmp_path):
     datamodule = ImageDataModule(filled.dataset, tmp_path)
     datamodule.build()
     assert datamodule.test_set[0][0].shape[-1] == saved["dataset"]["image_size"]
+
+
+def test_aircraft_can_cut_off_its_copyright_banner_and_says_which_it_did(tmp_path):
+    """dataset.options.crop_banner=true cuts the 20 px banner off every FGVC-Aircraft image as it is
+    read (training, evaluation and the edits see the same pixels; its own edit store); false, the
+    default, reads them whole as the baselines' loaders do, with the edit store of before the option
+    and a run folder saved before it read as false."""
+    from omegaconf import OmegaConf
+
+    from diffusemix_bench.config import with_added_settings
+    from diffusemix_bench.data.splits import build_splits
+    from diffusemix_bench.generation.store import settings_hash, store_settings
+    from tests.conftest import compose_config
+
+    fixture = write_fixture_dataset("aircraft", tmp_path / "data")
+    configs = {
+        crop: compose_config(
+            [
+                "dataset=aircraft",
+                f"paths.data_dir={fixture['data_dir']}",
+                f"dataset.options.crop_banner={crop}",
+            ]
+        )
+        for crop in ("false", "true")
+    }
+    whole, cut = (build_splits(configs[c].dataset, configs[c].paths.data_dir) for c in ("false", "true"))
+    for split in ("train", "val", "test"):
+        a, b = getattr(whole, split).load_image(0), getattr(cut, split).load_image(0)
+        assert b.shape[1] == a.shape[1] - 20 and torch.equal(b, a[:, :-20])
+    assert cut.train.subset([0]).crop_bottom == 20  # subsets (few-shot, skips) too
+    assert (
+        whole.train.info["banner"].startswith("kept") and cut.train.info["banner"] == "bottom 20 px cut off"
+    )
+    hashes = {c: settings_hash(store_settings(cfg, "aircraft", "train")) for c, cfg in configs.items()}
+    assert hashes["false"] != hashes["true"]
+    old = OmegaConf.create(OmegaConf.to_container(configs["false"], resolve=False))
+    del old.dataset.options["crop_banner"]  # a run folder saved before the option
+    assert settings_hash(store_settings(old, "aircraft", "train")) == hashes["false"]
+    assert with_added_settings(old).dataset.options.crop_banner is False
+    with pytest.raises(ConfigError, match="crop_banner"):
+        build_splits(
+            compose_config(
+                ["dataset=aircraft", f"paths.data_dir={fixture['data_dir']}", "dataset.options.crop_banner=2"]
+            ).dataset,
+            fixture["data_dir"],
+        )

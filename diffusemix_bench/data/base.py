@@ -135,6 +135,9 @@ class ImageClassificationDataset(Dataset):
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None
     root: Path | None = None
     info: dict = field(default_factory=dict)
+    # Rows cut off the bottom of every image as it is read (FGVC-Aircraft's copyright banner with
+    # dataset.options.crop_banner=true): training, evaluation and the edits all see the same pixels.
+    crop_bottom: int = 0
 
     def __post_init__(self) -> None:
         if (self.paths is None) == (self.array is None):
@@ -171,7 +174,10 @@ class ImageClassificationDataset(Dataset):
         :func:`pil_to_uint8_chw`)."""
         if self.array is not None:
             return torch.from_numpy(np.array(self.array[index], dtype=np.uint8)).permute(2, 0, 1)
-        return pil_to_uint8_chw(load_rgb(self.paths[index]))
+        image = load_rgb(self.paths[index])
+        if self.crop_bottom:
+            image = image.crop((0, 0, image.width, max(1, image.height - self.crop_bottom)))
+        return pil_to_uint8_chw(image)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
         image = self.load_image(index)
@@ -193,6 +199,7 @@ class ImageClassificationDataset(Dataset):
             array=self.array[indices] if self.array is not None else None,
             transform=self.transform,
             root=self.root,
+            crop_bottom=self.crop_bottom,
             info=dict(
                 self.info, parent_indices=[parent[i] for i in indices] if parent is not None else indices
             ),

@@ -266,10 +266,12 @@ def check_options(name: str, options: Mapping, allowed: Mapping[str, Iterable[st
         known = ", ".join(sorted(allowed)) or "none"
         raise ConfigError(f"dataset '{name}' has no option(s) {', '.join(unknown)} (known options: {known})")
     for key, choices in allowed.items():
-        if key in options and choices is not None and options[key] not in choices:
-            raise ConfigError(
-                f"dataset '{name}': option {key}={options[key]!r} is not one of {', '.join(choices)}"
-            )
+        if key not in options or choices is None:
+            continue
+        value = options[key]  # (1 is not true, nor 0 false: the type counts too)
+        if not any(value == c and type(value) is type(c) for c in choices):
+            shown = ", ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in choices)
+            raise ConfigError(f"dataset '{name}': option {key}={value!r} is not one of {shown}")
 
 
 def dataset_root(cfg, data_dir: str | Path) -> Path:

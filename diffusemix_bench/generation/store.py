@@ -75,15 +75,23 @@ def edit_seed(dataset: str, split: str, index: int, prompt_id: str, seed: int, a
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
+#: Dataset options added after edit stores were made, at the value that changes nothing.
+OPTIONS_ADDED = {"crop_banner": False}
+
+
 def _dataset_identity(cfg: DictConfig, dataset_name: str) -> dict[str, Any]:
     """The settings that decide which image sits at each index of a split. ``samples_per_class``
     is left out: few-shot subsets are keyed by their index in the full split (see split_indices)."""
     d = cfg.dataset if "dataset" in cfg and cfg.dataset.get("name") == dataset_name else None
     base = DatasetConfig()
+    options = OmegaConf.to_container(d.options, resolve=True) if d is not None else {}
+    # An option added later at the value that reads the images as before it existed is left out:
+    # stores made before it keep their name.
+    options = {k: v for k, v in options.items() if not (k in OPTIONS_ADDED and v == OPTIONS_ADDED[k])}
     return {
         "val_fraction": float(d.val_fraction if d is not None else base.val_fraction),
         "split_seed": int(d.split_seed if d is not None else base.split_seed),
-        "options": OmegaConf.to_container(d.options, resolve=True) if d is not None else {},
+        "options": options,
     }
 
 
