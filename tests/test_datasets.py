@@ -920,6 +920,46 @@ def test_splits_of_another_size_than_the_published_release_are_said_and_recorded
     assert RELEASE_SIZES["aircraft"]["trainval"] == 6_667 and RELEASE_SIZES["flowers102"]["test"] == 6_149
 
 
+def test_a_download_into_a_folder_that_cannot_be_locked_goes_on_without_the_lock(
+    tmp_path, monkeypatch, caplog
+):
+    """Some file systems refuse locks (Lustre mounted noflock, some NFS): the download goes on,
+    with a warning, instead of failing where it worked before the lock."""
+    import errno
+    import fcntl
+
+    from torchvision.datasets import utils as tv_utils
+
+    served = _served_files("cub", tmp_path)
+    monkeypatch.setattr(
+        tv_utils,
+        "download_url",
+        lambda url, root, filename=None, md5=None, **_: shutil.copy(served[filename], Path(root) / filename),
+    )
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with caplog.at_level("WARNING"):
+        assert len(create_dataset("cub", tmp_path / "data", "test", download=True)) > 0
+    assert "cannot be locked" in caplog.text
+
+
+def test_the_images_of_the_splits_read_alone_are_looked_for(tmp_path):
+    """evaluate.py attacks one split: a missing image of another split does not stop it."""
+    from diffusemix_bench.config import DatasetConfig
+    from diffusemix_bench.data.splits import build_splits
+
+    fixture = write_fixture_dataset("cub", tmp_path / "data")
+    cfg = DatasetConfig(name="cub")
+    splits = build_splits(cfg, fixture["data_dir"])
+    Path(splits.train.paths[0]).unlink()
+    assert len(build_splits(cfg, fixture["data_dir"], read=("test",)).test) == len(splits.test)
+    with pytest.raises(DataFileError, match="cub/train: 1 of"):
+        build_splits(cfg, fixture["data_dir"])
+
+
 def test_a_run_of_missing_images_in_a_large_split_is_found_by_the_sample(tmp_path):
     """The check looks for 200 images spread over the split: a run of missing images longer than
     the spacing is found wherever it lies, and then every missing one is counted."""

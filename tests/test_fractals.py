@@ -228,6 +228,12 @@ def test_a_runs_folder_of_pictures_is_recorded_and_reports_tell_two_apart(make_c
         differ
     )
     assert not _settings_differ(runs["a"], runs["a_elsewhere"])
+    # A run that recorded no pictures (stopped before its metrics, or written before the record)
+    # is not told apart by them: a cell with a failed seed stays reportable.
+    failed = Run(runs["b"].folder, runs["b"].config, None, "failed")
+    older = {**runs["b"].metrics, "aug_settings": {k: v for k, v in record.items() if k != "fractal_bank"}}
+    assert not _settings_differ(runs["a"], failed)
+    assert not _settings_differ(runs["a"], Run(runs["b"].folder, runs["b"].config, older, "finished"))
     # A metrics.json edited by hand (an entry that is no mapping): read as not recorded.
     damaged = Run(
         runs["b"].folder, runs["b"].config, {**runs["b"].metrics, "model_weights": "w.pt"}, "finished"

@@ -774,3 +774,71 @@ def test_a_checkpoint_of_another_model_is_one_message(make_cfg, tmp_path):
     # best checkpoint, a FileNotFoundError's traceback).
     resumed = train(same)
     assert resumed["epochs"] == 2 and resumed["best_checkpoint"].startswith(str(tmp_path / "c"))
+
+
+def test_a_stop_in_a_validation_inside_an_epoch_resumes_with_that_validation(make_cfg, tmp_path, monkeypatch):
+    """trainer.val_check_interval=0.5: a validation after the epoch's second step too. A step
+    checkpoint taken at that step, before the validation, resumed past it (the validations a
+    resumed run logged lacked it); the step checkpoints skip a step a validation follows."""
+    import csv
+
+    overrides = [
+        "dataset=cifar100",
+        "trainer.max_epochs=2",
+        "trainer.limit_train_batches=4",
+        "trainer.val_check_interval=0.5",
+        "callbacks.checkpoint_every_n_steps=1",
+        "dataset.eval_batch_size=1",
+        "logger=csv",
+        "ckpt_path=auto",
+    ]
+
+    def validated_at(run_dir):
+        with open(run_dir / "logs" / "metrics.csv") as fh:
+            return sorted({int(r["step"]) for r in csv.DictReader(fh) if r.get("val/loss")})
+
+    whole = train(make_cfg(overrides, run_name="whole", per_class=8))
+    assert validated_at(tmp_path / "whole") == [1, 3, 5, 7]
+
+    class StopInFirstValidationOfEpoch1(StopInValidation):
+        def on_validation_batch_start(self, trainer, *args) -> None:
+            if trainer.state.fn == "fit" and not trainer.sanity_checking and trainer.global_step == 6:
+                raise RuntimeError("killed in validation")
+
+    real = run_module.build_callbacks
+    monkeypatch.setattr(
+        run_module, "build_callbacks", lambda cfg, d: real(cfg, d) + [StopInFirstValidationOfEpoch1(1)]
+    )
+    with pytest.raises(RuntimeError):
+        train(make_cfg(overrides, run_name="parts", per_class=8))
+    monkeypatch.setattr(run_module, "build_callbacks", real)
+    last = tmp_path / "parts" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 5
+    resumed = train(make_cfg(overrides, run_name="parts", per_class=8))
+    assert validated_at(tmp_path / "parts") == validated_at(tmp_path / "whole")
+    _same_run(whole, tmp_path / "whole", resumed, tmp_path / "parts")
+
+
+def test_epochs_are_counted_from_the_loop_whatever_the_earlier_parts_steps():
+    """Whole epochs and the steps of an epoch in progress at fit's end come from the loop, not from
+    the global step divided by this part's steps per epoch: a run that went on from an epoch's end
+    on fewer devices (16 steps an epoch on 2, then 32 on 1) was recorded as 2 epochs and 16 steps."""
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from diffusemix_bench.training.run import _epochs_trained
+
+    def trainer(done, epoch):
+        progress = SimpleNamespace(current=SimpleNamespace(processed=done))
+        return SimpleNamespace(
+            num_training_batches=32,
+            accumulate_grad_batches=1,
+            global_step=16 + 32 * 2 if done == 32 else 16 + 32 + done,
+            current_epoch=epoch,
+            fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(batch_progress=progress)),
+        )
+
+    cfg = OmegaConf.create({"trainer": {"max_epochs": 3, "max_steps": -1}})
+    assert _epochs_trained(cfg, trainer(32, 3)) == (3, 0)
+    assert _epochs_trained(cfg, trainer(5, 2)) == (2, 5)  # stopped 5 steps into the third epoch

@@ -245,14 +245,22 @@ def _downloading(name: str, root: Path):
     import fcntl
     import logging
 
+    log = logging.getLogger(__name__)
     with open(root / f".download-{name}.lock", "a") as lock:
         try:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            logging.getLogger(__name__).info(
-                "waiting for another process downloading dataset '%s' into %s", name, root
-            )
+        except BlockingIOError:
+            log.info("waiting for another process downloading dataset '%s' into %s", name, root)
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        except OSError as exc:  # a file system without locks (some NFS, Lustre mounted noflock)
+            log.warning(
+                "%s cannot be locked (%s): downloading without waiting for other processes; start one "
+                "download at a time into it",
+                root,
+                exc,
+            )
+            yield
+            return
         try:
             yield
         finally:

@@ -114,9 +114,13 @@ def verify_as_asked(
     return verify_splits(splits, Path(cache_dir) / "verified", on_bad, names)
 
 
-def build_splits(cfg: DatasetConfig, data_dir: str | Path) -> Splits:
+def build_splits(
+    cfg: DatasetConfig, data_dir: str | Path, read: tuple[str, ...] = ("train", "val", "test")
+) -> Splits:
     """Download if asked, then read every split; ``test`` is None where the dataset has none.
-    ``samples_per_class`` keeps that many seeded training images per class."""
+    ``samples_per_class`` keeps that many seeded training images per class. The images of the
+    splits ``read`` names (those the caller reads) are looked for (check_images_there)."""
+    checked = read
     root = dataset_root(cfg, data_dir)
 
     def read(split: str, download: bool = False) -> ImageClassificationDataset:
@@ -143,8 +147,8 @@ def build_splits(cfg: DatasetConfig, data_dir: str | Path) -> Splits:
             per_class_subset(train.targets, cfg.samples_per_class, cfg.split_seed, train.classes)
         )
     if str(getattr(cfg, "on_bad_image", None) or "error") != "skip":  # (skip: verification lists them)
-        for split in (train, val, test):
-            if split is not None:
+        for name, split in (("train", train), ("val", val), ("test", test)):
+            if split is not None and name in checked:
                 check_images_there(split)
     return Splits(train, val, test)
 

@@ -19,7 +19,7 @@ from .. import quiet  # noqa: F401  (library messages a user cannot act on)
 from ..config import validate_config
 from ..data import ImageClassificationDataset, create_dataset, per_class_subset
 from ..data.datamodule import worker_init
-from ..data.splits import Splits, dataset_root, verify_as_asked
+from ..data.splits import Splits, check_images_there, dataset_root, verify_as_asked
 from ..errors import USER_ERRORS, ConfigError, free_space, user_errors_reported, user_message
 from ..progress import say
 from ..signals import note_sigterm_only
@@ -126,6 +126,8 @@ def read_split(cfg: DictConfig, split: str) -> tuple[ImageClassificationDataset,
         indices = per_class_subset(ds.targets, d.samples_per_class, d.split_seed, ds.classes)
     else:
         indices = list(range(len(ds)))
+    if str(d.get("on_bad_image") or "error") != "skip":  # (skip: verification below lists them)
+        check_images_there(ds)
     # The images train.py leaves out with the same settings: no edits are made for them.
     found = verify_as_asked(
         Splits(**{s: ds if s == split else None for s in ("train", "val", "test")}), d, cfg.paths.cache_dir

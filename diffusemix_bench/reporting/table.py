@@ -571,11 +571,8 @@ def _settings_differ(a: Run, b: Run) -> list[str]:
     # says what it held (runs that read no folder record none).
     pictures = [_entry(r, "aug_settings", "fractal_bank") for r in (a, b)]
     hashes = [p.get("sha256") if isinstance(p, dict) else None for p in pictures]
-    if any(hashes) and hashes[0] != hashes[1]:
-        shown = [
-            f"{p.get('images')} pictures, sha256 {h[:12]}" if h else "none recorded"
-            for p, h in zip(pictures, hashes)
-        ]
+    if None not in hashes and hashes[0] != hashes[1]:  # (a run that read no folder, or predates the record)
+        shown = [f"{p.get('images')} pictures, sha256 {h[:12]}" for p, h in zip(pictures, hashes)]
         found.append(f"fractals.dir (the pictures' contents)={shown[0]} vs {shown[1]}")
     return found
 

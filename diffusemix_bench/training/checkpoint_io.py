@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from lightning_fabric.plugins import TorchCheckpointIO
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
 from ..files import write_atomic
+
+log = logging.getLogger(__name__)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -59,6 +62,11 @@ class RunCheckpoint(ModelCheckpoint):
             # The best file is not where the state says (a checkpoint resumed outside its run
             # folder, or the file deleted): the selection starts anew with the next validation,
             # rather than keep a score whose checkpoint cannot be tested.
+            log.warning(
+                "The best checkpoint so far, %s, is not there (a checkpoint resumed outside its run folder, or "
+                "the file removed): the best checkpoint is chosen anew from the next validation on",
+                best,
+            )
             state_dict = {
                 **{k: v for k, v in state_dict.items() if k not in ("kth_best_model_path", "kth_value")},
                 "best_model_path": "",
@@ -84,14 +92,25 @@ def moved_state(state: dict[str, Any], old: str, new: str) -> dict[str, Any]:
     return moved
 
 
+def validation_or_epoch_end_follows(trainer) -> bool:
+    """Whether the step just done is an epoch's last, or one a validation follows
+    (``trainer.val_check_interval``): a checkpoint saved at it, before that validation, resumes
+    past the validation (Lightning counts it done), so its score would never be compared for the
+    best checkpoint."""
+    loop = trainer.fit_loop.epoch_loop
+    if loop._num_ready_batches_reached():
+        return True
+    fetcher = getattr(trainer.fit_loop, "_data_fetcher", None)
+    return fetcher is not None and loop._should_check_val_fx(fetcher)
+
+
 class StepCheckpoint(RunCheckpoint):
-    """``last.ckpt`` every ``callbacks.checkpoint_every_n_steps`` steps, but not at an epoch's last
-    step: saved there (before the epoch's validation), a resumed run would skip that validation
-    (Lightning counts the epoch's batches done and goes on), so the epoch's score would never be
-    compared for the best checkpoint. The epoch-end ``last.ckpt``, after validation, follows."""
+    """``last.ckpt`` every ``callbacks.checkpoint_every_n_steps`` steps, but not at a step a
+    validation or the epoch's end follows (validation_or_epoch_end_follows): the checkpoint after
+    them (the epoch-end ``last.ckpt``, or the next step's) holds it."""
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.fit_loop.epoch_loop._num_ready_batches_reached():
+        if validation_or_epoch_end_follows(trainer):
             return
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
@@ -139,8 +158,9 @@ class CheckpointOnSigterm(Callback):
         stop = self._agreed(trainer, trainer.received_sigterm or self.deferred)
         if not stop:
             return
-        if trainer.fit_loop.epoch_loop._num_ready_batches_reached():
-            # The epoch's last step: its validation and its end first (on_train_epoch_end).
+        if validation_or_epoch_end_follows(trainer):
+            # The epoch's last step, or a validation follows: that validation first, then the
+            # epoch's end (on_train_epoch_end) or the next step.
             self.deferred = True
             self._note(trainer, False)
             return

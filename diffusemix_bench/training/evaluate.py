@@ -279,7 +279,7 @@ def evaluate_run(cfg: DictConfig) -> dict:
         if run_cfg.dataset.get("root"):  # an image folder (or a dataset given by its own folder)
             run_cfg.dataset.root = cfg.data_dir
     try:
-        splits = build_splits(run_cfg.dataset, run_cfg.paths.data_dir)
+        splits = build_splits(run_cfg.dataset, run_cfg.paths.data_dir, read=(cfg.eval.split,))
     except DatasetNotFoundError as exc:  # evaluate.py's own setting for the folder
         raise exc.for_evaluate() from None
     # The attacked split's bad files left out as the run left them out (or named at once).

@@ -392,15 +392,13 @@ def _max_steps_cut(cfg: DictConfig, trainer: pl.Trainer) -> bool:
 def _epochs_trained(cfg: DictConfig, trainer: pl.Trainer) -> tuple[int, int]:
     """Whole epochs trained, and the steps of an epoch that ``trainer.max_steps`` cut short.
     Lightning counts a cut epoch as done; metrics.json counts it apart."""
+    # The batches of the epoch in progress when fit ended (an epoch that ended counts them all),
+    # read from the loop: the steps before it may have had other lengths (a part on more devices).
     batches = trainer.num_training_batches
-    if not 0 < batches < math.inf:
+    done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+    if not 0 < batches < math.inf or not 0 < done < batches:
         return trainer.current_epoch, 0
-    steps_per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)
-    cut = _max_steps_cut(cfg, trainer) and trainer.global_step >= cfg.trainer.max_steps
-    # (A stop inside an epoch without a step limit, trainer.max_time, is counted alike.)
-    if not (cut or trainer.global_step % steps_per_epoch):
-        return trainer.current_epoch, 0
-    return divmod(trainer.global_step, steps_per_epoch)
+    return trainer.current_epoch, math.ceil(done / trainer.accumulate_grad_batches)
 
 
 def _percent(value) -> float | None:
@@ -679,7 +677,7 @@ def _train(
     # The weight file a new run starts from, as loaded now (a resume restores its run's record).
     module.started_from = None if resuming else weights_file(cfg.model.weights)
     if resuming:  # a checkpoint of another model (outside a run folder, whose settings are checked)
-        check_checkpoint_fits(module, Path(resumed[0]))
+        check_checkpoint_fits(module, Path(resumed[0]).expanduser())
     if not cfg.model.compile:  # (a compiled model would be compiled for this shape first)
         # One image at the crop size: Lightning's model summary counts the FLOPs of the model's
         # forward pass with it (without one it shows "Total FLOPs: 0").

@@ -159,7 +159,7 @@ def write_figure4(cfg: DictConfig) -> Path:
         raise ConfigError(f"figure4.py draws DiffuseMix's stages; got aug={cfg.aug.name}")
     if cfg.aug.figure_images < 1:
         raise ConfigError("figure4.py needs aug.figure_images >= 1 (the number of rows)")
-    train = build_splits(cfg.dataset, cfg.paths.data_dir).train
+    train = build_splits(cfg.dataset, cfg.paths.data_dir, read=("train",)).train
     ctx = AugContext(
         num_classes=train.num_classes,
         dataset_name=cfg.dataset.name,
