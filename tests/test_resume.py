@@ -829,16 +829,21 @@ def test_epochs_are_counted_from_the_loop_whatever_the_earlier_parts_steps():
 
     from diffusemix_bench.training.run import _epochs_trained
 
-    def trainer(done, epoch):
+    def trainer(done, epoch, begun):
         progress = SimpleNamespace(current=SimpleNamespace(processed=done))
         return SimpleNamespace(
             num_training_batches=32,
             accumulate_grad_batches=1,
             global_step=16 + 32 * 2 if done == 32 else 16 + 32 + done,
             current_epoch=epoch,
-            fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(batch_progress=progress)),
+            fit_loop=SimpleNamespace(
+                epoch_loop=SimpleNamespace(batch_progress=progress),
+                epoch_progress=SimpleNamespace(current=SimpleNamespace(started=begun)),
+            ),
         )
 
     cfg = OmegaConf.create({"trainer": {"max_epochs": 3, "max_steps": -1}})
-    assert _epochs_trained(cfg, trainer(32, 3)) == (3, 0)
-    assert _epochs_trained(cfg, trainer(5, 2)) == (2, 5)  # stopped 5 steps into the third epoch
+    assert _epochs_trained(cfg, trainer(32, 3, 3)) == (3, 0)
+    # Stopped 5 steps into the third epoch, which Lightning closed (current_epoch 3) or not (2).
+    assert _epochs_trained(cfg, trainer(5, 3, 3)) == (2, 5)
+    assert _epochs_trained(cfg, trainer(5, 2, 3)) == (2, 5)

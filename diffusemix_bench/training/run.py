@@ -394,11 +394,14 @@ def _epochs_trained(cfg: DictConfig, trainer: pl.Trainer) -> tuple[int, int]:
     Lightning counts a cut epoch as done; metrics.json counts it apart."""
     # The batches of the epoch in progress when fit ended (an epoch that ended counts them all),
     # read from the loop: the steps before it may have had other lengths (a part on more devices).
+    # Lightning closes an epoch that max_steps (or max_time) cut short as if it ended: the whole
+    # epochs are those begun before it.
     batches = trainer.num_training_batches
     done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
     if not 0 < batches < math.inf or not 0 < done < batches:
         return trainer.current_epoch, 0
-    return trainer.current_epoch, math.ceil(done / trainer.accumulate_grad_batches)
+    begun = trainer.fit_loop.epoch_progress.current.started
+    return max(0, begun - 1), math.ceil(done / trainer.accumulate_grad_batches)
 
 
 def _percent(value) -> float | None:
