@@ -978,7 +978,9 @@ def test_a_batch_limit_of_one_batch_and_of_the_whole_split_differ():
     assert _settings_differ(run(1), run(1.0)) == ["trainer.limit_train_batches=1 vs 1.0"]
     assert _settings_differ(run(2), run(2.0)) == []  # a whole number above 1 is a count either way
     assert _settings_differ(run(0.5), run(0.5)) == []
-    assert _settings_differ(run(None), run(1.0)) == ["trainer.limit_train_batches=None vs 1.0"]
+    # null is Lightning's default, the whole split: 1.0 is the same training, 1 is not.
+    assert _settings_differ(run(None), run(1.0)) == []
+    assert _settings_differ(run(None), run(1)) == ["trainer.limit_train_batches=None vs 1"]
 
 
 @pytest.mark.parametrize("status", [None, "running", 3])

@@ -655,7 +655,9 @@ def _same_setting(name: str, a: Any, b: Any) -> bool:
     """``same_value``, but a batch limit of ``1`` (one batch, as Lightning reads an int) is not
     ``1.0`` (the whole split, a fraction)."""
     if name.startswith("trainer.") and name.split(".", 1)[1] in BATCH_COUNT_SETTINGS:
-        a, b = as_lightning_count(a), as_lightning_count(b)
+        # null is Lightning's default: every batch (1.0), and no overfitting (0.0).
+        default = 0.0 if name.endswith("overfit_batches") else 1.0
+        a, b = (as_lightning_count(default if v is None else v) for v in (a, b))
         numbers = [isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b)]
         if all(numbers) and isinstance(a, int) != isinstance(b, int):
             return False
