@@ -1000,6 +1000,7 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
         check_single_run_of_a_sweep(argv, composed, config_dir)
         check_arms(argv, config_dir)
         check_slurm(argv, config_dir, config_name)
+        warn_debug_over_trainer(argv)
         jobs = None
         if config_name == "config":  # train.py's settings, before any dataset is looked for
             jobs = _jobs_to_check(argv, config_dir, config_name)
@@ -1010,6 +1011,21 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
         if jobs:
             check_sweep_methods(jobs, config_dir, config_name)
     mark_swept_keys(argv)
+
+
+def warn_debug_over_trainer(argv: list[str]) -> None:
+    """``trainer=gpu debug=fast``: the debug preset sets ``trainer.accelerator=cpu`` after the trainer
+    group, so the smoke run trains on the CPU; said, with the setting that keeps the GPU."""
+    given = dict(a.split("=", 1) for a in argv if "=" in a and not a.startswith("-"))
+    trainer, debug = given.get("trainer", ""), given.get("debug", "")
+    accelerated = {v for v in trainer.split(",") if v in ("gpu", "ddp")}
+    if accelerated and debug == "fast" and "trainer.accelerator" not in given:
+        print(
+            f"warning: debug=fast trains on the CPU (it sets trainer.accelerator=cpu, over trainer="
+            f"{sorted(accelerated)[0]}); for a smoke run on the GPU add trainer.accelerator=gpu",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def check_sweep_needs_multirun(argv: list[str], config_dir: str, config_name: str = "config") -> None:

@@ -241,3 +241,16 @@ def test_a_folder_that_cannot_be_written_is_named_before_the_work(tmp_path, monk
     assert str(stopped.value).startswith(
         f"error: cannot use {tmp_path / 'metrics.json'} (Read-only file system): point the setting that names "
     )
+
+
+def test_debug_fast_over_a_gpu_trainer_is_said(capsys):
+    """trainer=gpu debug=fast: the preset's trainer.accelerator=cpu wins (it comes after the trainer
+    group), so the smoke run trained on the CPU unsaid; a warning now says so and how to keep the GPU."""
+    from diffusemix_bench.cli import warn_debug_over_trainer
+
+    warn_debug_over_trainer(["trainer=gpu", "debug=fast"])
+    said = capsys.readouterr().err
+    assert "debug=fast trains on the CPU" in said and "add trainer.accelerator=gpu" in said
+    for quiet in (["debug=fast"], ["trainer=gpu"], ["trainer=gpu", "debug=fast", "trainer.accelerator=gpu"]):
+        warn_debug_over_trainer(quiet)
+        assert capsys.readouterr().err == ""
