@@ -626,7 +626,7 @@ def test_a_missing_image_or_a_dangling_link_is_named_as_such(tmp_path):
         load_rgb(tmp_path / "link.jpg")
     with pytest.raises(
         CorruptImageError,
-        match=r"gone\.jpg is not there \(removed or moved since the dataset was listed\): put the file back, or",
+        match=r"gone\.jpg is not there \(the dataset's files list it, but it is not in the folder, or was removed since\): put the file back, or",
     ):
         load_rgb(tmp_path / "gone.jpg")
 
@@ -961,8 +961,9 @@ def test_the_images_of_the_splits_read_alone_are_looked_for(tmp_path):
 
 
 def test_a_run_of_missing_images_in_a_large_split_is_found_by_the_sample(tmp_path):
-    """The check looks for 200 images spread over the split: a run of missing images longer than
-    the spacing is found wherever it lies, and then every missing one is counted."""
+    """A large split (ImageNet's training split) is sampled: a run of missing images longer than
+    the spacing is found wherever it lies, and then every missing one is counted; a split of up
+    to 20,000 images is looked at whole."""
     from types import SimpleNamespace
 
     from diffusemix_bench.data.splits import check_images_there
@@ -970,16 +971,20 @@ def test_a_run_of_missing_images_in_a_large_split_is_found_by_the_sample(tmp_pat
     for k in range(1000):
         (tmp_path / f"{k}.jpg").touch()
     split = SimpleNamespace(name="big", split="train", paths=[tmp_path / f"{k}.jpg" for k in range(1000)])
-    check_images_there(split)
+    check_images_there(split, whole=100, sample=200)  # larger than `whole`: a sample
     for start in (0, 497, 994):
         for k in range(start, start + 6):
             (tmp_path / f"{k}.jpg").unlink()
         with pytest.raises(
             DataFileError, match=rf"big/train: 6 of the 1000 images .*first: .*/{start}\.jpg\)"
         ):
-            check_images_there(split)
+            check_images_there(split, whole=100, sample=200)
         for k in range(start, start + 6):
             (tmp_path / f"{k}.jpg").touch()
+    # Up to `whole` images, the split is looked at whole: one image missing anywhere is found.
+    (tmp_path / "501.jpg").unlink()
+    with pytest.raises(DataFileError, match=r"big/train: 1 of the 1000 images .*first: .*/501\.jpg\)"):
+        check_images_there(split)
 
 
 def test_skip_leaves_out_missing_files_and_pipes_named_like_images(tmp_path):

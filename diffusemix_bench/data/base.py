@@ -75,7 +75,7 @@ def load_rgb(path: str | Path) -> Image.Image:
             + (
                 f" (a link to {os.readlink(path)}, which does not exist)"
                 if link
-                else " (removed or moved since the dataset was listed)"
+                else " (the dataset's files list it, but it is not in the folder, or was removed since)"
             )
             + ": put the file back"
             + (" or mend the link" if link else "")
