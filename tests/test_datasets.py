@@ -1255,3 +1255,29 @@ def test_aircraft_can_cut_off_its_copyright_banner_and_says_which_it_did(tmp_pat
             ).dataset,
             fixture["data_dir"],
         )
+
+
+def test_a_dataset_option_outside_its_choices_is_refused_before_the_data_is_looked_for(tmp_path):
+    """dataset.options.crop_banner=yes (a string to Hydra) was refused only by the reader, once the
+    data was there: a missing-dataset message came first. One message at start-up, no folder left."""
+    from diffusemix_bench.data.aircraft import LEVELS, TRAIN_SPLITS
+    from diffusemix_bench.data.layouts import DATASET_OPTIONS
+    from tests.conftest import run_entry
+
+    assert DATASET_OPTIONS["aircraft"]["annotation_level"] == tuple(LEVELS)
+    assert DATASET_OPTIONS["aircraft"]["train_split"] == TRAIN_SPLITS
+    for given, said in (
+        (
+            "dataset.options.crop_banner=yes",
+            "dataset.options.crop_banner='yes': dataset 'aircraft' takes one of false, true",
+        ),
+        (
+            "+dataset.options.banner=true",
+            "dataset.options.banner: dataset 'aircraft' has no option(s) banner",
+        ),
+    ):
+        result = run_entry(
+            "train.py", ["dataset=aircraft", given, f"paths.data_dir={tmp_path / 'none'}"], tmp_path
+        )
+        assert result.returncode == 1 and said in result.stderr, result.stderr[-1500:]
+        assert "Traceback" not in result.stderr and not (tmp_path / "outputs").exists()

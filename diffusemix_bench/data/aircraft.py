@@ -44,11 +44,7 @@ def _read_split(path: Path, index: dict[str, int], class_file: Path) -> tuple[li
 def aircraft(
     root: Path, split: str, *, download: bool, val_fraction: float, seed: int, **options
 ) -> ImageClassificationDataset:
-    check_options(
-        "aircraft",
-        options,
-        {"annotation_level": tuple(LEVELS), "train_split": TRAIN_SPLITS, "crop_banner": (False, True)},
-    )
+    check_options("aircraft", options)  # layouts.DATASET_OPTIONS
     level = options.get("annotation_level", "variant")
     train_split = options.get("train_split", "trainval")
     crop_banner = bool(options.get("crop_banner", False))

@@ -267,19 +267,35 @@ def _downloading(name: str, root: Path):
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
-def check_options(name: str, options: Mapping, allowed: Mapping[str, Iterable[str] | None]) -> None:
-    """Reject unknown option names and values outside the allowed choices (None: any value)."""
+#: Each dataset's reader options (``dataset.options.<key>``) and their choices (None: any value);
+#: checked at start-up (before any data is read) and by the readers.
+DATASET_OPTIONS: dict[str, dict[str, tuple | None]] = {
+    "aircraft": {
+        "annotation_level": ("variant", "family", "manufacturer"),
+        "train_split": ("trainval", "train"),
+        "crop_banner": (False, True),
+    },
+}
+
+
+def check_options(name: str, options: Mapping, allowed: Mapping[str, Iterable | None] | None = None) -> None:
+    """Reject unknown option names and values outside the allowed choices (None: any value);
+    ``allowed``: the dataset's entry of DATASET_OPTIONS unless given."""
+    allowed = DATASET_OPTIONS.get(name, {}) if allowed is None else allowed
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         known = ", ".join(sorted(allowed)) or "none"
-        raise ConfigError(f"dataset '{name}' has no option(s) {', '.join(unknown)} (known options: {known})")
+        raise ConfigError(
+            f"dataset.options.{unknown[0]}: dataset '{name}' has no option(s) {', '.join(unknown)} "
+            f"(its options: {known})"
+        )
     for key, choices in allowed.items():
         if key not in options or choices is None:
             continue
-        value = options[key]  # (1 is not true, nor 0 false: the type counts too)
+        value = options[key]  # (1 is not true, nor 0 false, nor 'yes': the type counts too)
         if not any(value == c and type(value) is type(c) for c in choices):
             shown = ", ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in choices)
-            raise ConfigError(f"dataset '{name}': option {key}={value!r} is not one of {shown}")
+            raise ConfigError(f"dataset.options.{key}={value!r}: dataset '{name}' takes one of {shown}")
 
 
 def dataset_root(cfg, data_dir: str | Path) -> Path:
@@ -290,6 +306,9 @@ def dataset_root(cfg, data_dir: str | Path) -> Path:
 def check_present(cfg, data_dir: str | Path) -> None:
     """Raise DatasetNotFoundError at once when the dataset's folder is missing (unless
     ``dataset.download`` will fetch it). The readers check every file they need later."""
+    check_options(
+        cfg.name, dict(getattr(cfg, "options", None) or {})
+    )  # a setting's mistake before the folder
     if cfg.download or cfg.name not in DATASET_LAYOUTS:
         return
     require_layout(cfg.name, dataset_root(cfg, data_dir), [])
