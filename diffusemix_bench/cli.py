@@ -10,7 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from .commands import hydra_quoted, quoted_arg, sweep_command
+from .commands import hydra_quoted, quoted_arg, resume_command, sweep_command
 from .config import check_protocol_optimiser, no_such_setting, validate_config
 from .errors import ConfigError, free_space, user_errors_reported
 
@@ -169,6 +169,12 @@ def training_resume_advice(cfg: DictConfig, by_sigterm: bool = False) -> str:
         )
     if has_last:
         # Checkpoints are written whole or not at all (training/checkpoint_io.py): last.ckpt is sound.
+        command = resume_command(run_dir)
+        if command is not None:
+            return (
+                f"resume the run from its last checkpoint (written at {when}): {command} (hydra.run.dir: "
+                "or the folder's new place)."
+            )
         return (
             f"resume the run from its last checkpoint (written at {when}): the same command with "
             f"ckpt_path=last and {run_dir_override(run_dir)} (or the folder's new place)."

@@ -79,3 +79,31 @@ def sweep_command() -> str | None:
             quoted_arg("hydra.sweep.dir", str(sweep)),
         ]
     )
+
+
+def resume_command(run_dir: Path) -> str | None:
+    """In a single run Hydra started: its own command (the overrides it was given, Hydra's too)
+    with ``ckpt_path=last`` and the run folder, the command that resumes it; None elsewhere (an API
+    call: the advice describes the command instead)."""
+    import shlex
+
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        if not HydraConfig.initialized() or HydraConfig.get().mode == RunMode.MULTIRUN:
+            return None
+        overrides = HydraConfig.get().overrides
+        given = [*(overrides.get("hydra") or []), *(overrides.get("task") or [])]
+    except Exception:
+        return None
+    own = ("ckpt_path=", "hydra.run.dir=", "hydra.mode=")
+    kept = [str(o) for o in given if not str(o).lstrip("+~").startswith(own)]
+    return " ".join(
+        [
+            script_command("train.py"),
+            *(shlex.quote(o) for o in kept),
+            "ckpt_path=last",
+            quoted_arg("hydra.run.dir", str(run_dir)),
+        ]
+    )

@@ -343,10 +343,15 @@ def test_a_signal_ends_train_py_with_the_command_that_resumes_it(tmp_path, sig, 
     when = "every epoch's end and every optimiser step"
     if sig == signal.SIGTERM:
         when = f"the step the SIGTERM came in, if it came during training; else at {when}"
+    # The command itself: the run's own settings, ckpt_path=last and its folder (it was described).
+    from diffusemix_bench.commands import script_command
+
+    kept = [a for a in args if not a.startswith(("ckpt_path=", "hydra.run.dir="))]
+    command = " ".join([script_command("train.py"), *kept, "ckpt_path=last", f"hydra.run.dir={run_dir}"])
     assert line == (
-        f"{said}: resume the run from its last checkpoint (written at {when}): the same command with "
-        f"ckpt_path=last and hydra.run.dir={run_dir} (or the folder's new place)."
-    )
+        f"{said}: resume the run from its last checkpoint (written at {when}): {command} (hydra.run.dir: "
+        "or the folder's new place)."
+    ), line
     failure = json.loads((run_dir / "failure.json").read_text())
     assert failure["status"] == "failed" and failure["error"] == recorded
     assert not (run_dir / "metrics.json").exists()
