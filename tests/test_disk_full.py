@@ -93,7 +93,8 @@ def test_a_full_disk_stops_training_with_its_last_checkpoint_whole_and_it_resume
     (message,) = [line for line in full.stdout.splitlines() if line.startswith("error: ")]
     assert message.startswith("error: the disk is full (No space left on device")
     assert f"The run folder {run_dir} is on a disk with" in message
-    assert f"the same command with ckpt_path=last and hydra.run.dir={run_dir}" in message
+    assert f"ckpt_path=last hydra.run.dir={run_dir} (hydra.run.dir: or the folder's new place)" in message
+    assert " train.py " + " ".join(args) + " ckpt_path=last" in message  # the command itself
 
     # The run folder as the full disk left it: the first epoch's checkpoints whole, nothing partial.
     after = tmp_path / "after" / "run"
