@@ -908,7 +908,10 @@ def test_a_store_of_other_images_is_not_converted_from(flowers, tmp_path, capsys
         "the png store of the same settings is not converted from (its edits are made anew here): the edit store"
         in said
     )
-    assert "was made from other images than this dataset's: index 0 was " in said, said
+    assert (
+        "was made from other images than this dataset's: image 0 of the split (its position in the whole split) was "
+        in said
+    ), said
     png, npy = EditStore.from_config(png_cfg, "flowers102"), EditStore.from_config(npy_cfg, "flowers102")
     assert not any(
         torch.equal(npy.read(i, pid), png.read(i, pid)) for i in range(12) for pid in npy.prompt_ids
@@ -1132,7 +1135,7 @@ def test_a_store_refuses_images_other_than_its_own(tmp_path):
     assert store.recorded_images() == record
     # None of the images is recorded: another folder's store, kept for that folder (deleting it,
     # as the message once advised, lost that folder's edits).
-    with pytest.raises(EditStoreError, match="index 1 was") as refused:
+    with pytest.raises(EditStoreError, match="image 1 of the split .* was") as refused:
         store.check_images({1: ["elsewhere.jpg"]})
     assert "none of this split's 1 images is among the 6 it was made from" in str(refused.value)
     assert str(refused.value).endswith(
@@ -1145,7 +1148,8 @@ def test_a_store_refuses_images_other_than_its_own(tmp_path):
     added = first.with_name("0" + first.name)  # sorts first: every index of its class moves on
     shutil.copy(first, added)
     with pytest.raises(
-        EditStoreError, match=rf"index 0 was '{re.escape(first.relative_to(root).as_posix())}'"
+        EditStoreError,
+        match=rf"image 0 of the split \(its position in the whole split\) was '{re.escape(first.relative_to(root).as_posix())}'",
     ):
         generate(compose_generate(ov))
     moved = create_dataset("imagefolder", root, "train")
@@ -1157,14 +1161,18 @@ def test_a_store_refuses_images_other_than_its_own(tmp_path):
     # The same names, other bytes (another folder of the same dataset): refused where sizes are known.
     added.unlink()
     first.write_bytes(first.read_bytes() + b"\0")
-    with pytest.raises(EditStoreError, match="bytes"):
+    with pytest.raises(
+        EditStoreError, match="bytes.*the same file name with other contents: the image was replaced"
+    ):
         generate(compose_generate(ov))
     # ... and by training, before a step (DiffuseMix's start-up check reads the sizes too).
     from diffusemix_bench.augment import AugContext, create_aug
 
     cfg = compose_config([*ov, "aug=diffusemix"])
     ctx = AugContext(num_classes=2, dataset_name="imagefolder", image_size=32, seed=0, loss="jsd", config=cfg)
-    with pytest.raises(EditStoreError, match=r"index 0 was .*\(\d+ bytes\) there and is .*bytes\) here"):
+    with pytest.raises(
+        EditStoreError, match=r"image 0 of the split .* was .*\(\d+ bytes\) there and is .*bytes\) here"
+    ):
         create_aug(cfg.aug, ctx).prepare(create_dataset("imagefolder", root, "train"))
 
 

@@ -836,7 +836,17 @@ class EditStore:
         is_ = f"'{now[0]}'" + (f" ({now[1]} bytes)" if len(now) > 1 else "")
         recorded = {w[0] for w in stored.values()}
         here = sum(f[0] in recorded for f in files.values())
-        if here == 0:
+        if was[0] == now[0]:
+            why = (
+                "the same file name with other contents: the image was replaced since (another copy, "
+                "re-encoded or edited), and its edits are of the image it replaced"
+            )
+            fix = (
+                "Put the original file back; or make this dataset's edits in another edits folder "
+                "(generator.edits_dir=<folder>, in generate.py and train.py alike), or delete "
+                f"{self.folder} to make them again (its edits are lost)"
+            )
+        elif here == 0:
             why = (
                 f"none of this split's {len(files)} images is among the {len(recorded)} it was made from: "
                 "they are another image folder's, whose edits they are"
@@ -858,8 +868,9 @@ class EditStore:
                 "are lost); or put the images back as they were"
             )
         return EditStoreError(
-            f"the edit store {self.folder} was made from other images than this dataset's: index {index} was "
-            f"{what} there and is {is_} here ({why}), so its edits would be paired with the wrong images. {fix}"
+            f"the edit store {self.folder} was made from other images than this dataset's: image {index} of the "
+            f"split (its position in the whole split) was {what} there and is {is_} here ({why}), so its edits "
+            f"would be paired with the wrong images. {fix}"
         )
 
     def other_stores(self, shown: int = 3) -> str:
