@@ -809,6 +809,17 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
         if exc.__cause__ is not None and str(exc.__cause__).strip():
             # "Error merging override x=y" alone does not say why: add the reason's first line.
             cause = f"{cause.splitlines()[0]}: {str(exc.__cause__).strip().splitlines()[0]}"
+    wrong_type = re.search(
+        r"Error merging override (\S+?)=(.*?): Value '.*?' (?:of type '\w+' could not be converted to (\w+)|is not a valid (bool))",
+        cause,
+    )
+    if wrong_type:
+        key, value, kind, boolean = wrong_type.groups()
+        expected = {
+            "Integer": "a whole number (1, 300)",
+            "Float": "a number (0.1, 5e-4)",
+        }.get(kind or "", "true or false" if boolean else (kind or "another type"))
+        raise ConfigError(f"{key}={value}: {key} takes {expected}, not {value!r}")
     missing = re.search(r"Could not find '([\w/]+)/([^']+)'", cause)
     if missing:
         group, option = missing.groups()

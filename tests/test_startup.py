@@ -254,3 +254,29 @@ def test_debug_fast_over_a_gpu_trainer_is_said(capsys):
     for quiet in (["debug=fast"], ["trainer=gpu"], ["trainer=gpu", "debug=fast", "trainer.accelerator=gpu"]):
         warn_debug_over_trainer(quiet)
         assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        (
+            "trainer.max_epochs=two",
+            "trainer.max_epochs=two: trainer.max_epochs takes a whole number (1, 300), not 'two'",
+        ),
+        ("optim.lr=fast", "optim.lr=fast: optim.lr takes a number (0.1, 5e-4), not 'fast'"),
+        (
+            "dataset.drop_last=maybe",
+            "dataset.drop_last=maybe: dataset.drop_last takes true or false, not 'maybe'",
+        ),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_said_in_the_settings_words(given, said):
+    """Hydra's "Error merging override ...: Value 'two' of type 'str' could not be converted to
+    Integer" named the setting but not what to give: one line saying what the setting takes."""
+    from diffusemix_bench.cli import preflight
+    from diffusemix_bench.errors import ConfigError
+    from tests.conftest import CONF_DIR
+
+    with pytest.raises(ConfigError) as refused:
+        preflight([given], str(CONF_DIR))
+    assert str(refused.value) == said
