@@ -580,6 +580,11 @@ def test_failed_download_is_reported(tmp_path, monkeypatch):
         create_dataset("cub", tmp_path, "train", download=True)
     # The download was tried: the advice is to fetch it by hand, not to set dataset.download=true again.
     assert "set dataset.download=true" not in str(err.value) and "automatic download failed" in str(err.value)
+    # Flowers-102's attempt makes its folder first: left empty, it is removed (a next run without
+    # download said "missing flowers-102/jpg" instead of "not found").
+    with pytest.raises(DatasetNotFoundError, match="download failed"):
+        create_dataset("flowers102", tmp_path, "train", download=True)
+    assert not (tmp_path / "flowers-102").exists()
 
 
 def test_imagefolder_refuses_download(tmp_path):

@@ -228,9 +228,13 @@ def ensure_layout(
             return require_layout(name, root, required)
         except DatasetNotFoundError:
             pass
+        before = set(root.iterdir())
         try:
             fetch()
         except Exception as exc:  # network, checksum and archive errors all end the same way for the user
+            for made in set(root.iterdir()) - before:  # folders the attempt made and left empty
+                if made.is_dir() and not any(made.iterdir()):
+                    made.rmdir()
             raise not_found(
                 name, root, f"download failed: {type(exc).__name__}: {exc}", download_tried=True
             ) from exc
