@@ -52,7 +52,6 @@ def sweep_command() -> str | None:
     Hydra overrides, a launcher say, from the sweep folder's multirun.yaml, with ``ckpt_path=auto``
     and the sweep folder), or None outside a sweep. Finished jobs then have nothing to do, the
     others resume or run."""
-    import shlex
 
     import yaml
 
@@ -67,25 +66,13 @@ def sweep_command() -> str | None:
         given = [*(saved.get("hydra") or []), *(saved.get("task") or [])]
     except Exception:  # no or a damaged multirun.yaml: the advice falls back to the job's own
         return None
-    # Set here (the sweep folder, a resume) or by Hydra itself (its mode).
-    own = ("ckpt_path=", "hydra.sweep.dir=", "hydra.mode=")
-    kept = [str(o) for o in given if not str(o).lstrip("+~").startswith(own)]
-    return " ".join(
-        [
-            script_command("train.py"),
-            "--multirun",
-            *(shlex.quote(o) for o in kept),
-            "ckpt_path=auto",
-            quoted_arg("hydra.sweep.dir", str(sweep)),
-        ]
-    )
+    return _train_command(["--multirun"], given, "ckpt_path=auto", "hydra.sweep.dir", sweep)
 
 
 def resume_command(run_dir: Path) -> str | None:
     """In a single run Hydra started: its own command (the overrides it was given, Hydra's too)
     with ``ckpt_path=last`` and the run folder, the command that resumes it; None elsewhere (an API
     call: the advice describes the command instead)."""
-    import shlex
 
     try:
         from hydra.core.hydra_config import HydraConfig
@@ -97,13 +84,22 @@ def resume_command(run_dir: Path) -> str | None:
         given = [*(overrides.get("hydra") or []), *(overrides.get("task") or [])]
     except Exception:
         return None
-    own = ("ckpt_path=", "hydra.run.dir=", "hydra.mode=")
+    return _train_command([], given, "ckpt_path=last", "hydra.run.dir", run_dir)
+
+
+def _train_command(flags: list[str], given: list, resume: str, folder_key: str, folder: Path) -> str:
+    """``train.py`` with ``given`` overrides (those set here, and Hydra's mode, left out), then
+    ``resume`` (``ckpt_path=...``) and ``folder_key=folder``."""
+    import shlex
+
+    own = ("ckpt_path=", f"{folder_key}=", "hydra.mode=")
     kept = [str(o) for o in given if not str(o).lstrip("+~").startswith(own)]
     return " ".join(
         [
             script_command("train.py"),
+            *flags,
             *(shlex.quote(o) for o in kept),
-            "ckpt_path=last",
-            quoted_arg("hydra.run.dir", str(run_dir)),
+            resume,
+            quoted_arg(folder_key, str(folder)),
         ]
     )
