@@ -1132,6 +1132,13 @@ def check_values(cfg, here: bool = True) -> None:
             raise ConfigError(message)
 
     d, t = cfg.dataset, cfg.trainer
+    weights = cfg.model.get("weights") if "model" in cfg else None
+    if here and weights and cfg.get("ckpt_path") is None:  # (a resume reads the checkpoint's weights)
+        need(
+            Path(str(weights)).expanduser().is_file(),
+            f"model.weights={weights}: no such file here; set model.weights=<an existing weight file> "
+            "(.safetensors, or a state dict read with weights_only=True), or leave it unset",
+        )
     seed = cfg.get("seed", 0)
     need(
         isinstance(seed, int) and 0 <= seed <= 2**32 - 1,

@@ -280,3 +280,21 @@ def test_a_value_of_the_wrong_type_is_said_in_the_settings_words(given, said):
     with pytest.raises(ConfigError) as refused:
         preflight([given], str(CONF_DIR))
     assert str(refused.value) == said
+
+
+def test_a_weights_file_not_there_is_refused_before_any_job_starts(tmp_path):
+    """model.weights naming a file that is not there failed each job of a sweep in turn (the error
+    printed per job and once more at the end): refused at start-up, single run or sweep; a resume,
+    which reads the checkpoint's weights, is not (the file may be gone since)."""
+    from diffusemix_bench.config import check_values
+    from diffusemix_bench.errors import ConfigError
+    from tests.conftest import compose_config, run_entry
+
+    gone = tmp_path / "gone.pt"
+    result = run_entry("train.py", ["--multirun", "seed=0,1", f"model.weights={gone}"], tmp_path)
+    assert result.returncode == 1 and "so no job was started" in result.stderr
+    assert f"model.weights={gone}: no such file here" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "outputs").exists()
+    check_values(compose_config([f"model.weights={gone}", "ckpt_path=last"]))  # a resume
+    with pytest.raises(ConfigError, match="no such file here"):
+        check_values(compose_config([f"model.weights={gone}"]))
