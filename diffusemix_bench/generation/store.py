@@ -22,7 +22,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..commands import script_command
-from ..config import DatasetConfig, GeneratorConfig, PathsConfig
+from ..config import ADDED_SETTINGS, DatasetConfig, GeneratorConfig, PathsConfig
 from ..errors import ConfigError, UserError
 from ..files import write_atomic
 from .prompts import Prompt, build_prompts
@@ -76,7 +76,11 @@ def edit_seed(dataset: str, split: str, index: int, prompt_id: str, seed: int, a
 
 
 #: Dataset options added after edit stores were made, at the value that changes nothing.
-OPTIONS_ADDED = {"crop_banner": False}
+OPTIONS_ADDED = {
+    key.removeprefix("dataset.options."): before
+    for key, (before, _) in ADDED_SETTINGS.items()
+    if key.startswith("dataset.options.")
+}
 
 
 def _dataset_identity(cfg: DictConfig, dataset_name: str) -> dict[str, Any]:

@@ -87,7 +87,8 @@ def _pick_prefix(keys: list[str], expected: set[str]) -> str:
     return max(_PREFIXES, key=matches)
 
 
-def _listing(keys: list[str]) -> str:
+def key_listing(keys: list[str]) -> str:
+    """The first keys of a list, and how many more (for messages about tensors that differ)."""
     more = f", ... (+{len(keys) - _SHOWN})" if len(keys) > _SHOWN else ""
     return ", ".join(keys[:_SHOWN]) + more
 
@@ -117,8 +118,8 @@ def load_weights(model: ImageClassifier, path: str | Path, *, strict_head: bool 
     ignored = [k for k in keys if not k.startswith(prefix)]
     if not set(selected) & set(target):
         raise WeightsFileError(
-            f"{path}: no key fits model '{model.arch}'; file keys: {_listing(keys)}; model keys: "
-            f"{_listing(list(target))}. Check model.name and model.weights"
+            f"{path}: no key fits model '{model.arch}'; file keys: {key_listing(keys)}; model keys: "
+            f"{key_listing(list(target))}. Check model.name and model.weights"
         )
 
     head_prefixes = tuple(p[len("backbone.") :] for p in model.head_names())
@@ -144,14 +145,14 @@ def load_weights(model: ImageClassifier, path: str | Path, *, strict_head: bool 
     if missing or unexpected or misshaped:
         problems = []
         if missing:
-            problems.append(f"{len(missing)} missing ({_listing(missing)})")
+            problems.append(f"{len(missing)} missing ({key_listing(missing)})")
         if unexpected:
-            problems.append(f"{len(unexpected)} unexpected ({_listing(unexpected)})")
+            problems.append(f"{len(unexpected)} unexpected ({key_listing(unexpected)})")
         if misshaped:
             shapes = [
                 f"{k}: file {tuple(selected[k].shape)} vs model {tuple(target[k].shape)}" for k in misshaped
             ]
-            problems.append(f"{len(misshaped)} with other shapes ({_listing(shapes)})")
+            problems.append(f"{len(misshaped)} with other shapes ({key_listing(shapes)})")
         raise WeightsFileError(
             f"{path} does not fit model '{model.arch}'"
             + (f" (after cutting prefix '{prefix}')" if prefix else "")

@@ -41,6 +41,7 @@ from ..data.layouts import dataset_root
 from ..data.splits import Splits, build_splits, verify_as_asked
 from ..errors import ConfigError, UserError, is_interrupt, is_terminated
 from ..files import write_atomic
+from ..models.weights import key_listing
 from ..progress import progress_bar
 from ..robustness import attack_specs
 from ..robustness.adversarial_training import FastAdversarial
@@ -118,14 +119,12 @@ def check_checkpoint_fits(module: torch.nn.Module, path: Path) -> None:
         return
     parts = []
     if missing:
-        parts.append(f"{len(missing)} of the model's tensors missing ({missing[0]}, ...)")
+        parts.append(f"{len(missing)} of the model's tensors missing ({key_listing(missing)})")
     if unexpected:
-        parts.append(f"{len(unexpected)} not in the model ({unexpected[0]}, ...)")
+        parts.append(f"{len(unexpected)} not in the model ({key_listing(unexpected)})")
     if shapes:
-        k = shapes[0]
-        parts.append(
-            f"{len(shapes)} of other shapes ({k}: {list(saved[k])} in the checkpoint, {list(built[k])} here)"
-        )
+        shown = [f"{k}: {list(saved[k])} in the checkpoint, {list(built[k])} here" for k in shapes]
+        parts.append(f"{len(shapes)} of other shapes ({key_listing(shown)})")
     raise CheckpointFileError(
         f"ckpt_path={path} holds the weights of another model than these settings build ({'; '.join(parts)}): "
         "resume with the settings it was trained with (its run folder's config_resolved.yaml), or start a new "
