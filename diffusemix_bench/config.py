@@ -92,7 +92,8 @@ def bounds_text(low: float | None, high: float | None, above: float | None) -> s
 class PathsConfig:
     # Folder holding every dataset's own top folder (cifar-100-python/, flowers-102/, ...).
     data_dir: str = "data"
-    # Cache for generated edits, fractal banks and downloaded weights.
+    # Edit stores, fractal banks and image-check caches (weights go to the torch hub and Hugging
+    # Face caches).
     cache_dir: str = "${oc.env:DIFFUSEMIX_CACHE,'~/.cache/diffusemix_bench'}"
     log_dir: str = "outputs"
     # The run folder: Hydra's output directory when launched through train.py.
@@ -275,7 +276,8 @@ class CallbacksConfig:
 @dataclass
 class GeneratorConfig:
     """InstructPix2Pix edit generation (DiffuseMix step 1). Every field that changes pixels is
-    part of the edit store's folder hash; the prompt list is not (prompts are keys in the store)."""
+    part of the edit store's folder hash. Prompts are keys in the store; the prompt list enters the
+    hash through its blocks (one pipeline call each), unless ``batch_invariant``."""
 
     # ip2p: diffusers StableDiffusionInstructPix2PixPipeline; tiny: random tiny pipeline for tests.
     name: str = one_of("ip2p", "tiny")
