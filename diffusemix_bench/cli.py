@@ -1023,11 +1023,41 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
             jobs = _jobs_to_check(argv, config_dir, config_name)
             if jobs:
                 check_sweep_values(jobs, config_dir, config_name, _launcher(argv))
+            check_auto_resume_weights(jobs, config_dir, config_name)
         check_sweep_data(argv, config_dir, config_name)
         check_sweep_edits(argv, config_dir, config_name)
         if jobs:
             check_sweep_methods(jobs, config_dir, config_name)
     mark_swept_keys(argv)
+
+
+def check_auto_resume_weights(jobs: list[list[str]], config_dir: str, config_name: str) -> None:
+    """A sweep with ``ckpt_path=auto`` whose folder holds no checkpoint yet starts every job anew,
+    from ``model.weights``: a file not there is refused before any job (each would fail in turn).
+    Once some job has a checkpoint, each job is checked as it starts (its resume reads the
+    checkpoint's weights)."""
+    from .config import check_weights_there
+
+    try:
+        first = _compose_raw(config_dir, config_name, jobs[0], hydra_config=True)
+        if str(first.get("ckpt_path")) != "auto":
+            return
+        check_weights_there(first)
+        return
+    except ConfigError as exc:
+        refusal = exc
+    except Exception:  # a composition error: preflight's, or the job's to report
+        return
+    try:
+        sweep = Path(str(first.hydra.sweep.dir)).expanduser()
+    except Exception:  # a sweep folder this check cannot resolve: each job checks as it starts
+        return
+    if sweep.is_dir() and any(sweep.glob("*/checkpoints/last.ckpt")):
+        return
+    raise ConfigError(
+        f"{refusal} (ckpt_path=auto, and no job of this sweep has a checkpoint to resume from), "
+        "so no job was started"
+    ) from None
 
 
 def warn_debug_over_trainer(argv: list[str]) -> None:
@@ -1872,6 +1902,10 @@ def _check_resume_at_start(task: DictConfig, run_dir: Path) -> None:
 
     given = task.ckpt_path
     resolve_auto_resume(task, run_dir)
+    if given == "auto" and task.ckpt_path is None:  # no checkpoint yet: a new run, from model.weights
+        from .config import check_weights_there
+
+        check_weights_there(task)
     check_resume(task, run_dir, given)
     if task.ckpt_path is None:
         return

@@ -1123,6 +1123,19 @@ PRECISIONS = (
 )  # fmt: skip
 
 
+def check_weights_there(cfg) -> None:
+    """``model.weights`` names a file that is there (for a run that starts from it: a resume reads
+    the checkpoint's weights, and the file may be gone since)."""
+    from .errors import ConfigError
+
+    weights = cfg.model.get("weights") if "model" in cfg else None
+    if weights and not Path(str(weights)).expanduser().is_file():
+        raise ConfigError(
+            f"model.weights={weights}: no such file here; set model.weights=<an existing weight file> "
+            "(.safetensors, or a state dict read with weights_only=True), or leave it unset"
+        )
+
+
 def check_values(cfg, here: bool = True) -> None:
     """Values the schemas' types let through but no run can use: each refused at start-up, before
     data or model are built, with the setting named. ``here``: the run is to run on this machine
@@ -1134,13 +1147,8 @@ def check_values(cfg, here: bool = True) -> None:
             raise ConfigError(message)
 
     d, t = cfg.dataset, cfg.trainer
-    weights = cfg.model.get("weights") if "model" in cfg else None
-    if here and weights and cfg.get("ckpt_path") is None:  # (a resume reads the checkpoint's weights)
-        need(
-            Path(str(weights)).expanduser().is_file(),
-            f"model.weights={weights}: no such file here; set model.weights=<an existing weight file> "
-            "(.safetensors, or a state dict read with weights_only=True), or leave it unset",
-        )
+    if here and cfg.get("ckpt_path") is None:  # (a resume reads the checkpoint's weights)
+        check_weights_there(cfg)
     seed = cfg.get("seed", 0)
     need(
         isinstance(seed, int) and 0 <= seed <= 2**32 - 1,

@@ -298,3 +298,34 @@ def test_a_weights_file_not_there_is_refused_before_any_job_starts(tmp_path):
     check_values(compose_config([f"model.weights={gone}", "ckpt_path=last"]))  # a resume
     with pytest.raises(ConfigError, match="no such file here"):
         check_values(compose_config([f"model.weights={gone}"]))
+
+
+def test_a_weights_file_not_there_is_refused_with_ckpt_path_auto_where_nothing_resumes(tmp_path):
+    """``ckpt_path=auto`` (the SLURM advice) where no checkpoint is there yet starts a new run from
+    ``model.weights``: a file not there is refused before anything starts, single run or sweep;
+    once a job of the sweep has a checkpoint, each job is left to check as it starts."""
+    from diffusemix_bench.cli import check_auto_resume_weights
+    from tests.conftest import run_entry
+    from tests.fixtures.datasets import write_fixture_dataset
+
+    gone = tmp_path / "gone.pt"
+    sweep = tmp_path / "sweep"
+    args = ["--multirun", "seed=0,1", f"model.weights={gone}", "ckpt_path=auto", f"hydra.sweep.dir={sweep}"]
+    result = run_entry("train.py", args, tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"model.weights={gone}: no such file here" in result.stderr
+    assert "no job of this sweep has a checkpoint to resume from), so no job was started" in result.stderr
+    assert not sweep.exists()
+    run = tmp_path / "run"
+    data = write_fixture_dataset("flowers102", tmp_path / "data")["data_dir"]
+    single = [f"model.weights={gone}", "ckpt_path=auto", f"hydra.run.dir={run}", "dataset=flowers102"]
+    result = run_entry("train.py", [*single, f"paths.data_dir={data}"], tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"model.weights={gone}: no such file here" in result.stderr and not run.exists()
+    # A job with a checkpoint resumes from it: the sweep is not refused as a whole.
+    (sweep / "0_seed=0" / "checkpoints").mkdir(parents=True)
+    (sweep / "0_seed=0" / "checkpoints" / "last.ckpt").write_bytes(b"")
+    jobs = [
+        [f"model.weights={gone}", "ckpt_path=auto", f"hydra.sweep.dir={sweep}", f"seed={s}"] for s in (0, 1)
+    ]
+    check_auto_resume_weights(jobs, str(ROOT / "conf"), "config")
