@@ -448,6 +448,7 @@ class Config:
     # Print the resolved settings as a tree when a run starts (rich when installed, else YAML).
     print_config: bool = True
     float32_matmul_precision: str | None = "high"
+    # Labels of the run (no setting): recorded in metrics.json and given to wandb with logger.tags.
     tags: list[str] = field(default_factory=list)
 
 

@@ -317,6 +317,7 @@ def test_metrics_file_and_learning(make_cfg, tmp_path):
             "optim=adamw",
             "sched=none",
             "seed=3",
+            "tags=[smoke,v1]",
         ],
         per_class=10,
     )
@@ -324,6 +325,7 @@ def test_metrics_file_and_learning(make_cfg, tmp_path):
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved == metrics
     assert metrics["seed"] == 3 and metrics["epochs"] == 6
+    assert metrics["tags"] == ["smoke", "v1"]  # the run's labels
     assert metrics["train_images"] == 27  # 3 classes x 10 images, one of each held out for val
     assert metrics["optimizer_steps"] == 6 * 3
     # Images exist for 3 of CIFAR's 100 classes: chance is 33%.
@@ -342,6 +344,17 @@ def test_metrics_file_and_learning(make_cfg, tmp_path):
     assert [int(r["epoch"]) for r in logged if r.get("val/top1")] == list(range(6))
     (selected,) = [r for r in logged if r.get("val_selected/top1")]
     assert round(100 * float(selected["val_selected/top1"]), 4) == metrics["val_top1"]
+
+
+def test_the_run_tags_go_to_wandb_with_the_loggers_own(tmp_path):
+    """``tags=[...]`` labels the run: wandb gets them after ``logger.tags``, each once."""
+    pytest.importorskip("wandb")
+    from diffusemix_bench.training.run import build_logger
+    from tests.conftest import compose_config, finalize
+
+    cfg = compose_config(["logger=wandb", "logger.mode=offline", "logger.tags=[a,b]", "tags=[b,c]"])
+    cfg = finalize(cfg, tmp_path)
+    assert build_logger(cfg, tmp_path)._wandb_init["tags"] == ["a", "b", "c"]
 
 
 def test_resume_from_last_checkpoint(make_cfg, tmp_path):

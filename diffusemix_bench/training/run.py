@@ -272,7 +272,7 @@ def build_logger(cfg: DictConfig, run_dir: Path, resume_step: int | None = None)
             name=lg.run_name,
             save_dir=str(run_dir),
             offline=mode == "offline",
-            tags=list(lg.tags) or None,
+            tags=list(dict.fromkeys([*lg.tags, *cfg.get("tags", [])])) or None,
             config=OmegaConf.to_container(cfg, resolve=True),
             id=_wandb_run_id(run_dir, resuming=resuming),
             resume="allow",
@@ -829,6 +829,7 @@ def _train(
             if ds is not None and any(ds.info.get(k) for k in DATA_NOTES)
         },
         "num_classes": num_classes,
+        **({"tags": list(cfg.tags)} if cfg.get("tags") else {}),
         **robust,
     }
     if hasattr(logger, "close_writer"):  # logger=tensorboard: its one file is complete
