@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from collections.abc import Callable
@@ -57,3 +58,25 @@ def folder_problem(folder: str | os.PathLike) -> str | None:
             read_only = False
         return f"{probe} is on a read-only disk" if read_only else f"this user may not write in {probe}"
     return None
+
+
+#: A run folder's earlier attempts: a run that failed or diverged before its first checkpoint, then
+#: started anew in the same folder, keeps the attempt's record in ``attempts/<n>/`` (``attempt.json``:
+#: status, error, the settings that differ from the new run's; its failure.json and settings.yaml).
+ATTEMPTS_DIR = "attempts"
+
+
+def read_attempts(run_dir: str | os.PathLike) -> list[dict]:
+    """The earlier attempts kept in a run folder, oldest first (an unreadable record is said so)."""
+    found = []
+    for record in Path(run_dir, ATTEMPTS_DIR).glob("*/attempt.json"):
+        if not record.parent.name.isdigit():
+            continue
+        try:
+            attempt = json.loads(record.read_text())
+        except (OSError, ValueError):
+            attempt = None
+        if not isinstance(attempt, dict):
+            attempt = {"status": "unknown", "error": f"{record} cannot be read"}
+        found.append((int(record.parent.name), {"folder": f"{ATTEMPTS_DIR}/{record.parent.name}", **attempt}))
+    return [attempt for _, attempt in sorted(found, key=lambda pair: pair[0])]

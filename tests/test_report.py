@@ -341,6 +341,58 @@ def test_a_diverged_training_run_leaves_failure_json(make_cfg):
     assert run.status == "diverged" and "NonFiniteLossError" in run.reason
 
 
+def test_a_run_started_anew_where_an_attempt_diverged_keeps_that_attempt(make_cfg, sweep, tmp_path):
+    """A new run in a folder where a run diverged before its first checkpoint (a sweep launched
+    again with a lower learning rate reuses the job's folder) keeps the attempt's record in
+    attempts/1/ instead of overwriting it: metrics.json lists it with the settings that differ,
+    and a report names it beside the cell's run."""
+    from diffusemix_bench.reporting.formats import notes
+    from diffusemix_bench.training.resume import check_no_earlier_run
+    from diffusemix_bench.training.run import train
+
+    cfg = make_cfg(["protocol=custom", "optim=sgd", "optim.lr=1e30"])
+    with pytest.raises(FloatingPointError):
+        train(cfg)
+    folder = Path(cfg.paths.output_dir)
+    assert not list((folder / "checkpoints").glob("*.ckpt"))  # it stopped before its first checkpoint
+    metrics = train(make_cfg(["protocol=custom", "optim=sgd", "optim.lr=0.01"]))
+    assert not (folder / "failure.json").exists() and read_run(folder).status == "finished"
+    (attempt,) = metrics["earlier_attempts"]
+    assert attempt["folder"] == "attempts/1" and attempt["status"] == "diverged"
+    assert "NonFiniteLossError" in attempt["error"] and attempt["settings_differ"] == [
+        "optim.lr: 1e+30 -> 0.01"
+    ]
+    kept = folder / "attempts" / "1"
+    assert json.loads((kept / "failure.json").read_text())["status"] == "diverged"
+    assert yaml.safe_load((kept / "settings.yaml").read_text())["optim"]["lr"] == 1e30
+    assert (
+        kept / "logs" / "metrics.csv"
+    ).is_file()  # its logged steps (the new run's logger would delete them)
+    assert json.loads((folder / "metrics.json").read_text())["earlier_attempts"] == [attempt]
+    # A report over a sweep one of whose runs started anew so: its notes say so.
+    again = tmp_path / "again"
+    shutil.copytree(sweep, again)
+    shutil.copytree(kept, again / "0_aug=none,seed=0" / "attempts" / "1")
+    filled = build_report(["experiment=table6", f"runs={again}"], CONF)["filled"]
+    (line,) = filled.attempts()
+    assert line == (
+        f"Vanilla (CVPR'16) [14] (flowers102): the finished run in {(again / '0_aug=none,seed=0').resolve()} started "
+        f"anew after an attempt that diverged there ({attempt['error']}; kept in attempts/1; settings, that "
+        "attempt's -> this run's: optim.lr: 1e+30 -> 0.01)"
+    )
+    assert line in notes(filled)
+    # A run that diverged after writing checkpoints: a new run there is refused, and the advice
+    # says a resume keeps the settings that diverged.
+    (folder / "metrics.json").unlink()
+    (folder / "failure.json").write_text('{"status": "diverged", "error": "loss nan"}')
+    (folder / "checkpoints").mkdir(exist_ok=True)
+    (folder / "checkpoints" / "last.ckpt").write_bytes(b"")
+    with pytest.raises(
+        ConfigError, match="holds a run that diverged .*keeps the settings that diverged; to train"
+    ):
+        check_no_earlier_run(folder, None)
+
+
 def test_a_run_whose_last_part_stopped_is_not_finished(tmp_path):
     """A finished run trained further (or evaluated again) that stopped leaves failure.json beside
     its earlier metrics.json: those are not the run's result, and the run counts as failed."""

@@ -84,6 +84,7 @@ def notes(filled: FilledTable) -> list[str]:
     lines = [filled.summary()]
     lines += filled.stopped()
     lines += filled.replaced()
+    lines += filled.attempts()
     lines += filled.validation()
     lines += filled.data_differs()
     lines += filled.without_values()

@@ -14,6 +14,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import BATCH_COUNT_SETTINGS, as_lightning_count
+from ..files import read_attempts
 from .paper import PaperRow, PaperTable, same_value, setting
 from .runs import ReportError, Run
 
@@ -394,6 +395,28 @@ class FilledTable:
             for cell in self.cells.values()
             for old, new in cell.replaced
         ]
+
+    def attempts(self) -> list[str]:
+        """Lines naming the runs that started anew in a folder where an earlier attempt failed or
+        diverged before its first checkpoint (kept in ``attempts/<n>/``), and how it differed."""
+        lines = []
+        for cell in self.cells.values():
+            for run in cell.runs:
+                for attempt in read_attempts(run.folder):
+                    differ = attempt.get("settings_differ")
+                    if isinstance(differ, list) and differ:
+                        how = f"; settings, that attempt's -> this run's: {'; '.join(str(d) for d in differ)}"
+                    elif differ == []:
+                        how = "; the same settings"
+                    else:
+                        how = ""
+                    status = attempt.get("status")
+                    lines.append(
+                        f"{cell.row.label} ({cell.column}): the {run.status} run in {run.folder} started anew "
+                        f"after an attempt that {status if status in ('failed', 'diverged') else 'stopped'} there "
+                        f"({attempt.get('error') or 'no reason recorded'}; kept in {attempt['folder']}{how})"
+                    )
+        return lines
 
     def stopped(self, shown: int = 5) -> list[str]:
         """Lines naming the failed and diverged runs of the table's cells, each with its reason

@@ -62,6 +62,20 @@ def _short(value, limit: int = 60) -> str:
 def check_resume_matches(cfg: DictConfig, saved_config: Path, given: str | None = None) -> None:
     """A resume (ckpt_path set, in a run folder that holds config_resolved.yaml) continues the same
     run: refuse settings that differ from the saved ones, naming them."""
+    differ = settings_differ(cfg, saved_config)
+    if differ:
+        shown = "; ".join(differ[:8]) + (f"; and {len(differ) - 8} more" if len(differ) > 8 else "")
+        raise ConfigError(
+            f"ckpt_path={given or cfg.ckpt_path} resumes the run in {saved_config.parent}, which was trained with other "
+            f"settings ({shown}). Give the same settings as that run (they are in {saved_config}), "
+            "or start a new run folder without ckpt_path"
+        )
+
+
+def settings_differ(cfg: DictConfig, saved_config: Path) -> list[str]:
+    """The settings (``key: saved -> now``) in which ``cfg`` differs from a run folder's saved
+    ones, leaving out those a resume may change; a saved file cut short or edited by hand is
+    refused (ConfigError)."""
     # Cut short, or edited by hand: said so, not "other settings" key by key.
     loaded = load_saved_config(saved_config, needs=("dataset", "model", "aug", "optim", "trainer", "seed"))
     # A setting added since the run started is read with the value that gives what it ran with.
@@ -74,18 +88,56 @@ def check_resume_matches(cfg: DictConfig, saved_config: Path, given: str | None 
     ]
     # Another choice of a group (aug=mixup for aug=none) is named once, not key by key.
     other_choice = {key.rsplit(".", 1)[0] + "." for key in keys if key.endswith(".name")}
-    differ = [
+    return [
         f"{key}: {_short(saved.get(key))} -> {_short(now.get(key))}"
         for key in keys
         if key.endswith(".name") or not key.startswith(tuple(other_choice))
     ]
-    if differ:
-        shown = "; ".join(differ[:8]) + (f"; and {len(differ) - 8} more" if len(differ) > 8 else "")
-        raise ConfigError(
-            f"ckpt_path={given or cfg.ckpt_path} resumes the run in {saved_config.parent}, which was trained with other "
-            f"settings ({shown}). Give the same settings as that run (they are in {saved_config}), "
-            "or start a new run folder without ckpt_path"
-        )
+
+
+def keep_earlier_attempt(cfg: DictConfig, run_dir: Path) -> dict | None:
+    """A new run in a folder where a run failed or diverged before its first checkpoint (a sweep
+    launched again with another learning rate, a job refused at its start): the attempt's record
+    (failure.json, its settings, its summary.csv and logger files) moves to ``attempts/<n>/`` with ``attempt.json``
+    (status, error, the settings that differ from this run's) instead of being overwritten, so
+    the folder still says what was tried. Returns the attempt's record, or None."""
+    import shutil
+
+    from ..files import ATTEMPTS_DIR, write_atomic
+
+    failure = run_dir / "failure.json"
+    if not failure.is_file():
+        return None
+    try:
+        record = json.loads(failure.read_text())
+    except (OSError, ValueError):
+        record = None
+    record = record if isinstance(record, dict) else {"error": "failure.json cannot be read"}
+    saved = run_dir / "config_resolved.yaml"
+    try:
+        differ = settings_differ(cfg, saved) if saved.is_file() else None
+    except ConfigError:  # its settings cut short or edited: kept as they are, not compared
+        differ = None
+    numbers = [int(p.name) for p in (run_dir / ATTEMPTS_DIR).glob("*") if p.name.isdigit()]
+    dest = run_dir / ATTEMPTS_DIR / str(max(numbers, default=0) + 1)
+    dest.mkdir(parents=True, exist_ok=True)
+    attempt = {
+        "status": str(record.get("status", "failed")),
+        "error": record.get("error"),
+        "time": record.get("time"),
+        "settings_differ": differ,  # null: its settings were not saved, or cannot be read
+    }
+    # The record first: a kill between the moves leaves the failure.json for the next start to keep.
+    write_atomic(dest / "attempt.json", json.dumps(attempt, indent=2) + "\n")
+    for name, kept in (
+        ("summary.csv", "summary.csv"),
+        ("logs", "logs"),
+        ("config_resolved.yaml", "settings.yaml"),
+    ):
+        if (run_dir / name).exists():
+            shutil.move(run_dir / name, dest / kept)
+    shutil.move(failure, dest / "failure.json")
+    return {"folder": str(dest.relative_to(run_dir)), **attempt}
 
 
 def check_settings_kept(cfg: DictConfig, run_dir: Path, given: str | None = None) -> None:
@@ -177,6 +229,15 @@ def check_no_earlier_run(run_dir: Path, given: str | None) -> None:
             advice = f"To train this run longer, run {go_on} and a larger trainer.max_epochs; or {anew}"
         else:
             advice = f"It has no checkpoints/last.ckpt to go on from (callbacks.save_last=false, or fast_dev_run): {anew}"
+    elif kept and _failure_status(run_dir) == "diverged":
+        # A resume goes on with the settings that diverged (a lower learning rate is other settings).
+        held = f"a run that diverged (failure.json; {listed})"
+        keeps = (
+            f"Going on with it ({go_on}) keeps the settings that diverged; to train with others, "
+            if last
+            else ""
+        )
+        advice = f"{keeps}{anew}" if keeps else anew[0].upper() + anew[1:]
     elif kept:
         held = f"an unfinished run ({listed})"
         if last:
@@ -189,6 +250,15 @@ def check_no_earlier_run(run_dir: Path, given: str | None) -> None:
     if found:
         advice = anew[0].upper() + anew[1:]
     raise ConfigError(f"{run_dir} holds {held}{found}: a new run there would overwrite it. {advice}")
+
+
+def _failure_status(run_dir: Path) -> str | None:
+    """failure.json's status (diverged or failed), or None."""
+    try:
+        record = json.loads((run_dir / "failure.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return record.get("status") if isinstance(record, dict) else None
 
 
 #: failure.json's mark of a finished run being trained further (see training.run.train).

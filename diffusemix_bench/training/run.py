@@ -40,7 +40,7 @@ from ..data.datamodule import ImageDataModule
 from ..data.layouts import dataset_root
 from ..data.splits import Splits, build_splits, verify_as_asked
 from ..errors import ConfigError, UserError, is_interrupt, is_terminated
-from ..files import write_atomic
+from ..files import read_attempts, write_atomic
 from ..models.weights import key_listing
 from ..progress import progress_bar
 from ..robustness import attack_specs
@@ -58,6 +58,7 @@ from .resume import (
     check_resume,
     check_settings_kept,
     finished_metrics,
+    keep_earlier_attempt,
     nothing_to_do,
     resolve_auto_resume,
 )
@@ -549,6 +550,17 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
     if outside:
         log.warning("%s (the experiment's settings are used as they are)", outside)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if resumed[0] is None and rank_zero_only.rank == 0:
+        attempt = keep_earlier_attempt(cfg, run_dir)
+        if attempt is not None:
+            differ = attempt["settings_differ"]
+            log.warning(
+                "the earlier attempt in this folder (%s: %s) is kept in %s%s",
+                attempt["status"],
+                attempt["error"],
+                run_dir / attempt["folder"],
+                f" (its settings differ: {'; '.join(differ)})" if differ else "",
+            )
     further = earlier is None and (run_dir / "metrics.json").is_file()
     if further:
         # Trained further than a finished part: until this part ends, metrics.json holds the earlier
@@ -830,6 +842,8 @@ def _train(
         },
         "num_classes": num_classes,
         **({"tags": list(cfg.tags)} if cfg.get("tags") else {}),
+        # Attempts that failed in this folder before this run started anew (attempts/<n>/).
+        **({"earlier_attempts": attempts} if (attempts := read_attempts(run_dir)) else {}),
         **robust,
     }
     if hasattr(logger, "close_writer"):  # logger=tensorboard: its one file is complete
