@@ -381,14 +381,39 @@ def generation_sweep(argv: list[str], config_dir: str) -> list[str]:
         pinned[key] = (
             "null" if key == "generator.num_prompts" else next(iter(override.sweep_string_iterator()))
         )
-    if not pinned:
+    # The command line's own sweep of generator.num_prompts: its values take the first k prompts of
+    # one store, so the largest makes them all (its jobs would write that store one after another,
+    # or at once on a cluster).
+    counts = [
+        o for o in given if o.key_or_group.lstrip("+") == "generator.num_prompts" and o.is_sweep_override()
+    ]
+    largest = None
+    if counts:
+        values = [str(v) for v in counts[0].sweep_string_iterator()]
+        numbers = [int(v) for v in values if v.lstrip("-").isdigit()]
+        if all(v.isdigit() or v in ("null", "None") for v in values):  # else the checks say what is wrong
+            largest = "null" if len(numbers) < len(values) else str(max(numbers))
+    if not pinned and largest is None:
         return argv
-    print(
-        f"generate.py: the experiment's sweep of {', '.join(pinned)} is left out (the same edits for every "
-        f"value; all the prompts are made): {' '.join(f'{k}={v}' for k, v in pinned.items())}, one job per store",
-        flush=True,
-    )
-    return [*argv, *(f"{key}={value}" for key, value in pinned.items())]
+    said = []
+    if pinned:
+        said.append(
+            f"the experiment's sweep of {', '.join(pinned)} is left out (the same edits for every value"
+            + ("; all the prompts are made" if "generator.num_prompts" in pinned else "")
+            + f"): {' '.join(f'{k}={v}' for k, v in pinned.items())}, one job per store"
+        )
+    if largest is not None:
+        said.append(
+            f"{counts[0].input_line} is one job (each value takes the first prompts of one store): "
+            f"generator.num_prompts={largest} makes those of every value, once"
+        )
+        argv = [a for a in argv if a != counts[0].input_line]
+    print(f"generate.py: {'; '.join(said)}", flush=True)
+    return [
+        *argv,
+        *(f"{key}={value}" for key, value in pinned.items()),
+        *([f"generator.num_prompts={largest}"] if largest is not None else []),
+    ]
 
 
 def expand_globs(argv: list[str], config_dir: str) -> list[str]:

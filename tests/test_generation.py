@@ -1325,7 +1325,7 @@ def test_a_lost_manifest_is_rebuilt_from_the_files_not_generated_again(flowers, 
     assert store.path(3, store.prompt_ids[0]).read_bytes() == kept
 
 
-def test_a_generation_sweep_of_an_experiment_makes_each_store_once(tmp_path):
+def test_a_generation_sweep_of_an_experiment_makes_each_store_once(tmp_path, capsys):
     """generate.py --multirun experiment=table5 ran the training sweep (9 methods x 3 seeds x 3
     datasets: 81 jobs, 27 on each store); the methods and seeds make the same edits, so they are
     pinned (one job per dataset), and Figure 5's prompt counts make all the prompts once. A sweep
@@ -1341,6 +1341,16 @@ def test_a_generation_sweep_of_an_experiment_makes_each_store_once(tmp_path):
     assert figure5[-2:] == ["generator.num_prompts=null", "seed=0"]
     kept = generation_sweep(["--multirun", "experiment=table5", "seed=0,1"], str(CONF_DIR))
     assert kept[-1] == "aug=none" and "seed=0,1" in kept
+    # The command line's own sweep of prompt counts: one job, at its largest count (every value's
+    # prompts are the first of one store); "all the prompts" is said only where it is so.
+    capsys.readouterr()
+    counts = generation_sweep(["--multirun", "experiment=demo", "generator.num_prompts=1,3"], str(CONF_DIR))
+    assert counts == ["--multirun", "experiment=demo", "aug=none", "seed=0", "generator.num_prompts=3"]
+    said = capsys.readouterr().out
+    assert "all the prompts" not in said
+    assert "generator.num_prompts=1,3 is one job (each value takes the first prompts of one store)" in said
+    counts = generation_sweep(["--multirun", "dataset=cub", "generator.num_prompts=2,null"], str(CONF_DIR))
+    assert counts == ["--multirun", "dataset=cub", "generator.num_prompts=null"]
     assert generation_sweep(["experiment=table5", "dataset=cub"], str(CONF_DIR)) == [
         "experiment=table5",
         "dataset=cub",
