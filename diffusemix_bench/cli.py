@@ -685,13 +685,17 @@ def build_report(argv: list[str], config_dir: str) -> dict:
             composed[key] = (row, setting(cfg, "dataset"), cfg)
         return composed[key]
 
+    sweep_runs = None
     if extra:
         # A report narrowed to some of the sweep (dataset=cifar100) still compares the runs found
-        # in its other cells with the experiment file's settings there (they are shown too).
+        # in its other cells with the experiment file's settings there (they are shown too), and
+        # says how many runs the whole sweep makes.
+        sweep_runs = 0
         for job in sweep_jobs([f"experiment={experiment}"], config_dir):
             row, column, cfg = cell_of(job)
             if row is not None and column in table.columns:
                 references[(row.label, column)] = cfg
+                sweep_runs += 1
     for job in jobs:
         row, column, cfg = cell_of(job)
         if row is None or column not in table.columns:
@@ -724,6 +728,7 @@ def build_report(argv: list[str], config_dir: str) -> dict:
             "or its hydra.sweep.dir)"
         )
     filled = fill(table, runs, expected, references, experiment=experiment)
+    filled.narrowed_by, filled.sweep_runs = list(extra), sweep_runs
     out = (out or Path(roots[0]) / "report").expanduser()
     _make_report_folder(out)
     written = {

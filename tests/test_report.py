@@ -277,8 +277,10 @@ def test_a_sweep_restricted_on_the_command_line_expects_only_its_runs(sweep, tmp
         "unexpected": 2,
         "outside": 0,
     }
+    # The narrowing is said: the experiment file's sweep makes 6 rows x 3 seeds in this table.
     assert filled.summary().startswith(
-        "4 runs expected: 4 finished, 0 failed, 0 diverged, 0 missing; 2 more runs of the table's cells, "
+        "4 runs expected: 4 finished, 0 failed, 0 diverged, 0 missing (narrowed by aug=none,snapmix seed=0,1: "
+        "the experiment file's sweep makes 18 runs in this table); 2 more runs of the table's cells, "
         "with seeds this sweep does not run there (1 failed, 1 diverged), are used too ("
     )
 

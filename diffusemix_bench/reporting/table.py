@@ -271,6 +271,10 @@ class FilledTable:
     # Per cell: the settings (name=value as the runs used it) and measurements that differ from
     # the experiment file.
     cell_deviations: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    # A report narrowed on its command line (seed=0, dataset=cub): those settings, and the runs the
+    # experiment file's whole sweep makes in the table's cells.
+    narrowed_by: list[str] = field(default_factory=list)
+    sweep_runs: int | None = None
 
     def uneven(self) -> bool:
         """Whether the cells with runs differ from the experiment file in different ways (rows
@@ -303,6 +307,11 @@ class FilledTable:
             f"{c['expected']} run{'' if c['expected'] == 1 else 's'} expected: {c['finished']} finished, "
             f"{c['failed']} failed, {c['diverged']} diverged, {c['missing']} missing"
         )
+        if self.narrowed_by and self.sweep_runs is not None and self.sweep_runs != c["expected"]:
+            line += (
+                f" (narrowed by {' '.join(self.narrowed_by)}: the experiment file's sweep makes "
+                f"{self.sweep_runs} runs in this table)"
+            )
         if c["unexpected"]:
             extra = [r for cell in self.cells.values() for r in cell.unexpected]
             by_status = ", ".join(
