@@ -681,6 +681,13 @@ def test_rows_trained_differently_are_named_in_the_settings_line(sweep, tmp_path
     rows = {line.split(" |")[0]: line for line in table.splitlines() if line.startswith("| ")}
     assert "‡" in rows["| SnapMix (AAAI'21) [19]"] and "‡" in rows["| Vanilla (CVPR'16) [14]"]
     assert "‡ marks the cells whose runs differ" in text
+    # What both cells share is said once; per cell, what sets it apart.
+    note = next(line for line in text.splitlines() if "‡ marks the cells" in line)
+    assert note.count("trainer.limit_train_batches=2") == 1, note
+    assert note.endswith(
+        "Per cell besides: SnapMix (AAAI'21) [19] (flowers102): trainer.max_epochs=1; "
+        "Vanilla (CVPR'16) [14] (flowers102): trainer.max_epochs=2"
+    ), note
     tex = (tmp_path / "report.tex").read_text()
     snapmix = next(line for line in tex.splitlines() if line.startswith("SnapMix"))
     assert "$^\\ddagger$" in snapmix and "ddagger$: trained or measured unlike" in tex

@@ -89,11 +89,19 @@ def notes(filled: FilledTable) -> list[str]:
     lines += filled.data_differs()
     lines += filled.without_values()
     if filled.uneven():
+        # What every cell with runs shares is said once (the settings line below names it too); per
+        # cell, what sets it apart.
+        with_runs = [filled.cell_deviations.get(k, []) for k, c in filled.cells.items() if c.runs]
+        shared = set.intersection(*(set(found) for found in with_runs)) if with_runs else set()
         lines.append(
             f"{UNEVEN} marks the cells whose runs differ from the experiment file where other cells do not "
-            "differ alike (trained or measured unlike their neighbours): compare them with care. Per cell: "
+            "differ alike (trained or measured unlike their neighbours): compare them with care. "
+            + (f"Every cell with runs: {', '.join(sorted(shared))}. " if shared else "")
+            + "Per cell"
+            + (" besides" if shared else "")
+            + ": "
             + "; ".join(
-                f"{label} ({column}): {', '.join(found)}"
+                f"{label} ({column}): {', '.join(f for f in found if f not in shared) or 'nothing more'}"
                 for (label, column), found in sorted(filled.cell_deviations.items())
             )
         )
