@@ -7,6 +7,7 @@ of the wrong type stops the run at start-up with a message naming the key.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -296,7 +297,8 @@ class GeneratorConfig:
     # Use the first k prompts (Fig. 5 ablation); null uses all.
     num_prompts: int | None = bounded(None, low=1, null="all")
     scheduler: str = one_of("euler_ancestral", "euler", "ddim", "dpmpp_2m")
-    steps: int = bounded(100, low=1)
+    # At most the scheduler's training timesteps (1000 for InstructPix2Pix's schedulers).
+    steps: int = bounded(100, low=1, high=1000)
     guidance_scale: float = 4.0
     image_guidance_scale: float = 1.5
     # Images are resized to resolution x resolution for the pipeline (official code: 256, 512 in its
@@ -460,8 +462,8 @@ class EvaluateConfig:
     ckpt: str = MISSING
     # The run's own paths.data_dir unless set (data moved since the run).
     data_dir: str | None = None
-    # cpu, or auto (a GPU when there is one).
-    accelerator: str = "auto"
+    # auto (a GPU when there is one), cpu, or gpu (refused where there is none).
+    accelerator: str = one_of("auto", "cpu", "gpu")
     # Seeds PGD's random start; null: the run's own seed, as the attack after training (so both
     # give the same PGD numbers). metrics.json records it as robust_seed.
     seed: int | None = None
@@ -1137,6 +1139,25 @@ def check_weights_there(cfg) -> None:
         )
 
 
+def _devices_ok(devices) -> bool:
+    """A value Lightning takes as trainer.devices: a count (-1: all), a list of device ids, the same
+    as text ("2", "0,1"), or auto."""
+    if OmegaConf.is_list(devices) or isinstance(devices, list | tuple):
+        return len(devices) > 0 and all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in devices
+        )
+    if isinstance(devices, bool):
+        return False
+    if isinstance(devices, int):
+        return devices >= 1 or devices == -1
+    text = str(devices).strip()
+    if text == "auto" or text == "-1":
+        return True
+    if re.fullmatch(r"\d+", text):
+        return int(text) >= 1
+    return re.fullmatch(r"\d+(\s*,\s*\d+)*\s*,?", text) is not None
+
+
 def check_values(cfg, here: bool = True) -> None:
     """Values the schemas' types let through but no run can use: each refused at start-up, before
     data or model are built, with the setting named. ``here``: the run is to run on this machine
@@ -1190,12 +1211,21 @@ def check_values(cfg, here: bool = True) -> None:
         ),
     )
     prompts = cfg.generator.prompts
+    need(
+        prompts is None or len(prompts) > 0,
+        "generator.prompts is empty; list at least one prompt (default: the paper's nine)",
+    )
     if cfg.generator.num_prompts is not None and prompts is not None:
         need(
             cfg.generator.num_prompts <= len(prompts),
             f"generator.num_prompts={cfg.generator.num_prompts} but generator.prompts has {len(prompts)} prompts; "
             f"use 1..{len(prompts)} or null for all",
         )
+    need(
+        _devices_ok(t.get("devices", "auto")),
+        f"trainer.devices={t.get('devices')!r}: give a number of devices (1, 2, ...; -1 for all), a list of "
+        "GPU ids ([0,1]) or auto",
+    )
     need(
         str(t.precision) in PRECISIONS,
         f"trainer.precision must be one of {', '.join(PRECISIONS)} (Lightning's); got {t.precision!r}",
@@ -1246,6 +1276,8 @@ def check_fields(node, schema: type, section: str, of: str = "", null_means: str
             raise ConfigError(
                 f"{section}.{f.name}{of} must be one of {', '.join(choices)}{null}; got '{value}'"
             )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{section}.{f.name}{of} must be a finite number{null}; got {value}")
         if bounds and not in_bounds(value, *bounds):
             raise ConfigError(f"{section}.{f.name}{of} must be {bounds_text(*bounds)}{null}; got {value}")
 

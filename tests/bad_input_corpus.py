@@ -640,6 +640,29 @@ CASES: list[Case] = [
         r"generator\.splits .*got \['tain'\]",
     ),
     Case("generate.py no split", "error", _generate("generator.splits=[]"), r"generator\.splits .*got \[\]"),
+    # A billion steps filled the memory (the scheduler's arrays); NaN guidance made a store whose
+    # settings never equal themselves (its advice, to delete the store, looped).
+    Case(
+        "generate.py steps beyond the schedule",
+        "error",
+        _generate("generator.steps=1000000000"),
+        r"generator\.steps must be in \[1, 1000\]",
+    ),
+    Case(
+        "generate.py guidance not a number",
+        "error",
+        _generate("generator.image_guidance_scale=nan"),
+        r"generator\.image_guidance_scale must be a finite number; got nan",
+    ),
+    Case(
+        "generate.py no prompts", "error", _generate("generator.prompts=[]"), r"generator\.prompts is empty"
+    ),
+    Case(
+        "generate.py devices not a count",
+        "error",
+        _generate("trainer.devices=abc"),
+        r"trainer\.devices='abc': give a number",
+    ),
     # -- evaluate.py and report.py ---------------------------------------------------------------------
     Case(
         "evaluate.py checkpoint missing",

@@ -178,6 +178,26 @@ def test_aug_beside_an_experiments_arms_is_refused(tmp_path):
         build_report(["experiment=study_flowers", f"runs={tmp_path}", "aug=none,mixup"], CONF)
 
 
+def test_a_run_whose_dataset_name_is_damaged_is_not_used(sweep, tmp_path):
+    """A config_resolved.yaml whose dataset.name is a list (edited by hand) gave a TypeError: the
+    run belongs to no cell, counted with the runs not used."""
+    damaged = tmp_path / "damaged"
+    shutil.copytree(sweep, damaged)
+    config = damaged / "0_aug=none,seed=0" / "config_resolved.yaml"
+    data = yaml.safe_load(config.read_text())
+    data["dataset"]["name"] = [1, 2]
+    config.write_text(yaml.safe_dump(data))
+    filled = build_report(["experiment=table6", f"runs={damaged}"], CONF)["filled"]
+    reference = build_report(["experiment=table6", f"runs={sweep}"], CONF)["filled"]
+    counts = reference.counts()
+    assert filled.counts() == {
+        **counts,
+        "finished": counts["finished"] - 1,
+        "missing": counts["missing"] + 1,
+        "outside": 1,
+    }
+
+
 def test_runs_with_different_settings_in_one_cell_are_refused(sweep, tmp_path):
     mixed = tmp_path / "mixed"
     shutil.copytree(sweep, mixed)

@@ -350,6 +350,33 @@ def _evaluate_cfg(**settings):
             {"ckpt": "{edited}", "eval.fgsm": "true"},
             r"config_resolved\.yaml holds a setting this run cannot have been trained with \(dataset\.image_size: ",
         ),
+        # A line deleted by hand, a seed that is not a number: named, not OmegaConf's error.
+        (
+            {"ckpt": "{nosize}", "eval.fgsm": "true"},
+            r"\A\S*config_resolved\.yaml has no dataset\.image_size, which evaluation reads; restore",
+        ),
+        (
+            {"ckpt": "{badseed}", "eval.fgsm": "true"},
+            r"config_resolved\.yaml holds a setting this run cannot have been trained with \(seed is 'abc', not a whole",
+        ),
+        # A file of the run folder that is not a checkpoint; settings evaluate.py does not have or take.
+        (
+            {"ckpt": "{run}/config_resolved.yaml", "eval.fgsm": "true"},
+            r"config_resolved\.yaml is not a checkpoint \(",
+        ),
+        (
+            {"ckpt": "{run}", "eval.fgsm": "true", "+eval.fgsmm": "true"},
+            r"eval\.fgsmm: 'eval' has no setting 'fgsmm'; did you mean fgsm\?",
+        ),
+        ({"ckpt": "{run}", "eval.fgsm": "true", "+foo": "1"}, r"foo: evaluate\.py has no setting 'foo'"),
+        (
+            {"ckpt": "{run}", "eval.fgsm": "true", "accelerator": "tpu"},
+            r"accelerator must be one of auto, cpu, gpu; got 'tpu'",
+        ),
+        (
+            {"ckpt": "{run}", "eval.fgsm": "true", "eval.eps": "inf"},
+            r"eval\.eps must be a finite number; got inf",
+        ),
         # Another copy of the data whose classes are not the run's (here: its list relabelled).
         (
             {"ckpt": "{relabelled}", "eval.fgsm": "true"},
@@ -435,6 +462,16 @@ def test_evaluate_user_errors(trained_run, tmp_path, settings, message):
         saved["dataset"]["image_size"] = "big"
         return settings_file("edited", saved)
 
+    def nosize() -> Path:
+        saved = yaml.safe_load((run_dir / "config_resolved.yaml").read_text())
+        del saved["dataset"]["image_size"]
+        return settings_file("nosize", saved)
+
+    def badseed() -> Path:
+        saved = yaml.safe_load((run_dir / "config_resolved.yaml").read_text())
+        saved["seed"] = "abc"
+        return settings_file("badseed", saved)
+
     def relabelled() -> Path:
         names = (copy("relabelled") / "classes.txt").read_text().splitlines()
         (tmp_path / "relabelled" / "classes.txt").unlink()  # a link to the run's own file
@@ -444,6 +481,7 @@ def test_evaluate_user_errors(trained_run, tmp_path, settings, message):
     makers = {"run": lambda: run_dir, "tmp": lambda: tmp_path, "loose": loose, "garbage": garbage}
     makers |= {"damaged": damaged, "sweep": sweep, "empty": empty, "zero": zero, "hostile": hostile}
     makers |= {"misfit": misfit, "nobest": nobest, "cut": cut, "edited": edited, "relabelled": relabelled}
+    makers |= {"nosize": nosize, "badseed": badseed}
     # Only what this case names is made (copies of the run folder for every case were slow).
     wanted = {name for value in settings.values() for name in re.findall(r"\{(\w+)\}", str(value))}
     paths = {name: makers[name]() for name in wanted}

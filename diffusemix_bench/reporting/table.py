@@ -486,7 +486,7 @@ def fill(
             continue
         row = table.row_of(run.config)
         column = setting(run.config, "dataset")
-        if row is None or (row.label, column) not in cells:
+        if row is None or not isinstance(column, str) or (row.label, column) not in cells:  # (a damaged name)
             unmatched.append(run)
             continue
         cells[(row.label, column)].runs.append(run)

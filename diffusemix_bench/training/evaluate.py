@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -70,6 +71,11 @@ def _unreadable(ckpt: Path, exc: Exception) -> ConfigError:
                 "checkpoints are read with torch.load(weights_only=True), never unpickled in full. Give a "
                 "checkpoint train.py wrote (its run folder's checkpoints/)"
             )
+    if ckpt.suffix != ".ckpt":  # config_resolved.yaml, metrics.json, ...: not a checkpoint at all
+        return ConfigError(
+            f"{ckpt} is not a checkpoint (a .ckpt file train.py writes into its run folder's checkpoints/): "
+            "give ckpt=<the run folder> (its selected checkpoint) or ckpt=<a .ckpt file in its checkpoints/>"
+        )
     return ConfigError(
         f"cannot read the checkpoint {ckpt}: {text.split('. ')[0] or type(exc).__name__}; it may have been cut "
         "short while written (a kill, a full disk): give another checkpoint of the run (ckpt=<its last.ckpt>)"
@@ -247,6 +253,9 @@ def _check_saved_settings(run_cfg: DictConfig, path: Path) -> None:
     from ..config import DatasetConfig, ModelConfig, check_fields
 
     try:
+        seed = run_cfg.get("seed")
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ConfigError(f"seed is {seed!r}, not a whole number")
         for section, schema in (("dataset", DatasetConfig), ("model", ModelConfig)):
             node = run_cfg[section]
             if not OmegaConf.is_dict(node):
@@ -274,6 +283,27 @@ def evaluate_run(cfg: DictConfig) -> dict:
     run_cfg = load_saved_config(run_dir / "config_resolved.yaml", needs=("dataset", "model", "paths", "seed"))
     with_added_settings(run_cfg)  # a run saved before a dataset or model setting existed
     _check_saved_settings(run_cfg, run_dir / "config_resolved.yaml")
+    with _saved_settings_read(run_dir / "config_resolved.yaml"):
+        return _evaluate_run(cfg, run_dir, ckpt, specs, run_cfg)
+
+
+@contextmanager
+def _saved_settings_read(path: Path):
+    """A setting the run's saved settings lack (a line deleted by hand) where evaluation reads it:
+    one message naming the file and the setting, not OmegaConf's error from the data code."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    try:
+        yield
+    except (ConfigAttributeError, ConfigKeyError) as exc:
+        key = getattr(exc, "full_key", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            f"{path} has no {key}, which evaluation reads; restore the file from a copy (the run's "
+            ".hydra/config.yaml holds the same settings), or train the run again"
+        ) from None
+
+
+def _evaluate_run(cfg: DictConfig, run_dir: Path, ckpt: Path, specs, run_cfg: DictConfig) -> dict:
     if cfg.data_dir is not None:
         run_cfg.paths.data_dir = cfg.data_dir
         if run_cfg.dataset.get("root"):  # an image folder (or a dataset given by its own folder)

@@ -14,6 +14,31 @@ from ..errors import ConfigError
 from ..files import write_atomic
 
 
+def check_evaluate_settings(cfg: DictConfig) -> None:
+    """evaluate.py's own settings: none it does not have (``+eval.fgsmm=true`` adds a key Hydra
+    lets through), and an accelerator it can use."""
+    from dataclasses import fields
+
+    from ..config import EvaluateConfig, no_such_setting
+
+    for node, schema, section in ((cfg, EvaluateConfig, ""), (cfg.eval, EvalConfig, "eval.")):
+        names = {f.name for f in fields(schema)}
+        unknown = sorted(set(node.keys()) - names - {"hydra"})
+        if unknown:
+            where = f"'{section[:-1]}'" if section else "evaluate.py"
+            raise ConfigError(no_such_setting(f"{section}{unknown[0]}", where, names - {"eval", "task_name"}))
+    accelerator = str(cfg.accelerator)
+    if accelerator not in ("auto", "cpu", "gpu"):
+        raise ConfigError(f"accelerator must be one of auto, cpu, gpu; got '{accelerator}'")
+    if accelerator == "gpu":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                "accelerator=gpu but this machine has no CUDA GPU; use accelerator=cpu (or auto)"
+            )
+
+
 def check_request(cfg: DictConfig) -> tuple[Path, Path]:
     """(run folder, checkpoint) of ``evaluate.py``'s ``ckpt=``, with at least one attack asked for
     and usable attack settings; else ConfigError saying what to give."""
@@ -23,6 +48,7 @@ def check_request(cfg: DictConfig) -> tuple[Path, Path]:
             "evaluate.py needs ckpt=<run folder written by train.py, or a .ckpt file in one>"
             + ("" if attacks else " and an attack: eval.fgsm=true and/or eval.pgd=true")
         )
+    check_evaluate_settings(cfg)
     if not attacks:
         raise ConfigError("nothing to evaluate: add eval.fgsm=true and/or eval.pgd=true")
     check_fields(cfg.eval, EvalConfig, "eval")
