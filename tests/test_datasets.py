@@ -1121,6 +1121,26 @@ def test_a_split_folder_given_for_the_image_folder_names_its_parent(tmp_path):
     assert len(build_splits(DatasetConfig(name="imagefolder", root=str(root)), tmp_path).train) == 2
 
 
+def test_class_folders_without_train_above_them_are_named(tmp_path):
+    """dataset.root=<folder of class folders> (no train/ level): the message says the class
+    folders were found and where to move them, and names dataset.root (paths.data_dir does not
+    apply to an image folder)."""
+    import shutil
+
+    from diffusemix_bench.config import DatasetConfig
+    from diffusemix_bench.data.layouts import DatasetNotFoundError
+    from diffusemix_bench.data.splits import build_splits
+
+    root = _small_image_folder(tmp_path / "images", per_class=1)
+    flat = tmp_path / "flat"
+    shutil.move(root / "train", flat)
+    with pytest.raises(DatasetNotFoundError) as refused:
+        build_splits(DatasetConfig(name="imagefolder", root=str(flat)), tmp_path)
+    said = str(refused.value)
+    assert f"{flat} holds class folders (" in said and f"move them into {flat / 'train'}" in said
+    assert said.endswith("Point the framework at your image folder with dataset.root=<folder>."), said
+
+
 def test_warp_gives_snapmixs_squashed_geometry():
     """dataset.warp=true resizes both sides to dataset.resize, as SnapMix's transforms with its
     default warp: True (``datasets/tfs.py``: ``Resize((resize, resize))``, then ``RandomCrop`` or

@@ -1859,7 +1859,7 @@ def test_the_dataset_and_eval_choices_checked_at_start_up_are_the_implementation
         (["aug=manifold_mixup", "model=resnet18"], "model=preactresnet18"),
         (["aug=diffusemix", "aug.lam=2"], "aug.lam of aug=diffusemix must be in [0, 1]"),
         (["aug=mixup", "aug.alpha=0"], "aug.alpha of aug=mixup must be > 0"),
-        (["generator.steps=0"], "generator.steps must be >= 1"),
+        (["generator.steps=0"], "generator.steps must be in [1, 1000]"),
         (["generator.store_size=-1"], "generator.store_size must be auto"),
         (["dataset.image_size=0"], "dataset.image_size must be >= 1"),
         (["dataset.image_size=64"], "dataset.resize=32 is smaller than dataset.image_size=64: evaluation"),

@@ -25,11 +25,17 @@ class DatasetNotFoundError(UserError, FileNotFoundError):
         self.name = name
         self.root = Path(root)
         self.layout, self.detail = layout, detail
+        # An image folder is named by dataset.root alone (paths.data_dir holds the named datasets).
+        default = (
+            "Point the framework at your image folder with dataset.root=<folder>."
+            if name == "imagefolder"
+            else POINT_AT
+        )
         msg = (
             f"Dataset '{name}' not found at {self.root}"
             + (f" ({detail})" if detail else "")
             + f".\nExpected layout:\n{layout.rstrip()}\nHow to get it: {how_to_get.rstrip()}\n"
-            + (point_at or POINT_AT)
+            + (point_at or default)
         )
         super().__init__(msg)
 
@@ -195,6 +201,16 @@ def require_layout(name: str, root: Path, required: Iterable[str]) -> Path:
             if root.name in ("train", "val", "test") and (root.parent / split).is_dir():
                 # A split folder given for the folder that holds the splits.
                 detail += f"; {root} looks like a split folder: give the folder that holds it, {root.parent}"
+            elif name == "imagefolder" and split == "train":
+                classes = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+                if classes and not any(c in ("val", "test") for c in classes):
+                    # Class folders straight under the root: the splits' folder level is missing.
+                    shown = ", ".join(f"{c}/" for c in classes[:3]) + (", ..." if len(classes) > 3 else "")
+                    detail += (
+                        f"; {base} holds class folders ({shown}) with no train/ above them: move them into "
+                        f"{base / 'train'} (val/ and test/ beside it are optional; without val/ a share of "
+                        "train is held out)"
+                    )
             raise not_found(name, root, detail)
     return base
 
