@@ -57,6 +57,34 @@ def test_jsd_matches_written_out_formula():
     assert jsd_consistency([same, same, same]).abs() < 1e-6
 
 
+def test_jsd_stays_finite_where_a_probability_underflows_as_the_reference_form_does_not():
+    """Logits more than ~104 apart: a softmax probability is exactly 0 in float32. The reference's
+    form (F.kl_div on softmax outputs, google-research/augmix) gives the same value but a NaN
+    gradient there (0 x -inf through its target), which stopped runs as diverged; this one's
+    gradient is finite, and equal to the reference's where the reference's is finite."""
+    torch.manual_seed(3)
+
+    def reference(views):
+        probs = [F.softmax(z, dim=-1) for z in views]
+        mixture = torch.clamp(torch.stack(probs).mean(0), 1e-7, 1.0).log()
+        return torch.stack([F.kl_div(mixture, p, reduction="batchmean") for p in probs]).mean()
+
+    for spread, underflows in ((5.0, False), (150.0, True)):
+        logits = (torch.randn(3, 6, 10) * spread).requires_grad_()
+        ours = jsd_consistency(list(logits))
+        (grad,) = torch.autograd.grad(ours, logits)
+        logits_ref = logits.detach().clone().requires_grad_()
+        theirs = reference(list(logits_ref))
+        (grad_ref,) = torch.autograd.grad(theirs, logits_ref)
+        assert torch.allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+        assert torch.isfinite(grad).all()
+        assert bool((F.softmax(logits, -1) == 0).any()) == underflows
+        if underflows:
+            assert torch.isnan(grad_ref).any()  # the reference form's gradient
+        else:
+            assert torch.allclose(grad, grad_ref, rtol=1e-4, atol=1e-7)
+
+
 def test_train_loss_jsd_is_clean_ce_plus_weighted_jsd():
     torch.manual_seed(1)
     logits = torch.randn(3 * 4, 6)

@@ -60,10 +60,16 @@ def smooth_targets(labels: torch.Tensor, num_classes: int, smoothing: float = 0.
 def jsd_consistency(logits_views: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
     """AugMix JSD term: mean KL of each view's prediction to the clamped mixture, i.e.
     (KL(p_0||p_m) + KL(p_1||p_m) + KL(p_2||p_m)) / 3 with p_m = mean(p_i) clamped at 1e-7
-    (google-research/augmix: cifar.py); ``F.kl_div(log p_m, p_i)`` is KL(p_i||p_m)."""
-    probs = [F.softmax(z, dim=-1) for z in logits_views]
+    (google-research/augmix: cifar.py); ``F.kl_div(log p_m, p_i)`` is KL(p_i||p_m).
+
+    The same values as the reference's ``F.kl_div(log p_m, p_i, reduction="batchmean")``, with
+    log p_i taken from ``log_softmax`` instead of the log of ``softmax``: where a probability
+    underflows to 0 (logits more than ~104 apart in float32) the reference's gradient through
+    its target is 0 x -inf = NaN and the run stops as diverged; here it stays finite (tested)."""
+    logps = [F.log_softmax(z, dim=-1) for z in logits_views]
+    probs = [lp.exp() for lp in logps]
     mixture = torch.clamp(torch.stack(probs).mean(0), 1e-7, 1.0).log()
-    kls = [F.kl_div(mixture, p, reduction="batchmean") for p in probs]
+    kls = [(p * (lp - mixture)).sum(-1).sum() / p.shape[0] for p, lp in zip(probs, logps, strict=True)]
     return torch.stack(kls).mean()
 
 
