@@ -1183,7 +1183,8 @@ def check_single_run_of_a_sweep(argv: list[str], cfg, config_dir: str) -> None:
         raise ConfigError(
             f"experiment={given['experiment']} runs on {', '.join(names)} (its sweep), and this single run "
             f"would use the default dataset, {cfg.dataset.name}: name one with "
-            f"dataset=<{'|'.join(names)}>, or run the whole sweep with --multirun"
+            + (f"dataset={names[0]}" if len(names) == 1 else f"dataset=<{'|'.join(names)}>")
+            + ", or run the whole sweep with --multirun"
         )
 
 

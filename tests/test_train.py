@@ -2144,7 +2144,7 @@ def test_a_single_run_of_an_experiment_names_its_sweeps_dataset(capsys):
 
     with pytest.raises(SystemExit, match=re.escape(
         "experiment=table6 runs on flowers102 (its sweep), and this single run would use the default "
-        "dataset, cifar100: name one with dataset=<flowers102>, or run the whole sweep with --multirun"
+        "dataset, cifar100: name one with dataset=flowers102, or run the whole sweep with --multirun"
     )):  # fmt: skip
         check_command_line(["experiment=table6", "aug=none"], str(CONF_DIR), "config")
     check_command_line(["experiment=table6", "aug=none", "dataset=flowers102"], str(CONF_DIR), "config")
