@@ -360,7 +360,8 @@ def test_the_run_tags_go_to_wandb_with_the_loggers_own(tmp_path):
 def test_resume_from_last_checkpoint(make_cfg, tmp_path):
     first = train(make_cfg(["trainer.max_epochs=1"]))
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    saved_fit = torch.load(last, map_location="cpu", weights_only=True)["fit_seconds"]
+    saved = torch.load(last, map_location="cpu", weights_only=True)
+    saved_fit, saved_wall = saved["fit_seconds"], saved["wall_seconds"]
     cfg = make_cfg(["trainer.max_epochs=2", "ckpt_path=last"])
     # What evaluate.py wrote of the run stopped there (its robustness.json) is set aside when the
     # resumed run finishes: it measured weights the run has gone on from.
@@ -376,6 +377,9 @@ def test_resume_from_last_checkpoint(make_cfg, tmp_path):
     assert 0 < saved_fit <= first["fit_seconds"]
     assert second["fit_seconds"] > round(saved_fit, 2)
     assert second["wall_time_s"] > second["wall_time_this_part_s"]
+    # The first part's wall time up to its last checkpoint (start-up included, not only its fit).
+    assert saved_fit < saved_wall <= first["wall_time_s"]
+    assert second["wall_time_s"] == pytest.approx(saved_wall + second["wall_time_this_part_s"], abs=0.05)
     # Going on for fewer epochs than the checkpoint has trained is refused, the folder untouched.
     before = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
     with pytest.raises(ConfigError, match=r"has trained 2 epochs, more than trainer\.max_epochs=1"):
@@ -649,6 +653,37 @@ def test_the_commit_recorded_is_that_of_the_code_the_process_runs(tmp_path):
             first = code_state(tmp_path)
     assert code_state(tmp_path) == first != git_state(tmp_path)
     assert len(first["commit"]) == 40 and first["dirty"] is False
+    # A module not yet added to git is code the run may import: the tree is dirty.
+    (tmp_path / "new_module.py").write_text("x = 1\n")
+    assert git_state(tmp_path)["dirty"] is True
+
+
+def test_a_run_a_time_limit_or_early_stopping_ended_says_so(make_cfg):
+    """trainer.max_time that ended the training is listed in shortened_by (the run counted as a
+    whole one); early stopping's last epoch is recorded (early_stopped_at_epoch)."""
+    timed = train(
+        make_cfg(["trainer.max_epochs=1000", "trainer.max_time=00:00:00:01", "trainer.limit_val_batches=1"])
+    )
+    assert timed["epochs"] < 1000 and timed["shortened_by"]["max_time"] == "00:00:00:01", timed[
+        "shortened_by"
+    ]
+    assert "early_stopped_at_epoch" not in timed
+    early = train(
+        make_cfg(
+            [
+                "trainer.max_epochs=8",
+                "callbacks.early_stopping_patience=1",
+                "protocol=custom",
+                "optim.lr=1e-12",
+            ],
+            run_name="early",
+        )
+    )
+    assert early.get("early_stopped_at_epoch") == 1 and early["epochs"] == 2, (
+        early["epochs"],
+        early["val_top1"],
+    )
+    assert "max_time" not in early["shortened_by"]
 
 
 def test_metrics_say_what_the_numbers_were_computed_on(make_cfg):

@@ -78,6 +78,10 @@ class ClassifierModule(pl.LightningModule):
         # Seconds of fit before this process (a resumed run), and when this process's fit began.
         self.wall_time_before = 0.0
         self._fit_started: float | None = None
+        # The run's wall time before this process (start-up and evaluation included, up to the
+        # checkpoint resumed from), and when this process's part began (set by the caller).
+        self.wall_seconds_before = 0.0
+        self.part_started: float | None = None
         # Top-5 is capped at the number of classes so tiny label sets still report a value.
         self.top5_k = min(5, num_classes)
         # Training items this run has fed to the model (all ranks), kept across a resume.
@@ -310,6 +314,8 @@ class ClassifierModule(pl.LightningModule):
         }
         checkpoint["adversarial_batches"] = self.adversarial_batches
         checkpoint["fit_seconds"] = self.fit_seconds()
+        if self.part_started is not None:
+            checkpoint["wall_seconds"] = self.wall_seconds_before + (time.time() - self.part_started)
         checkpoint["world_sizes"] = self.world_sizes()
         checkpoint["started_from"] = self.started_from
         # The random streams of the main process (batch mixing draws, dropout, the method's own
@@ -342,6 +348,8 @@ class ClassifierModule(pl.LightningModule):
             self._loss_count = int(epoch_loss["count"])
         self.adversarial_batches = int(checkpoint.get("adversarial_batches", 0))
         self.wall_time_before = float(checkpoint.get("fit_seconds", 0.0))
+        # (a checkpoint that predates the record: its fit seconds, the part of it known)
+        self.wall_seconds_before = float(checkpoint.get("wall_seconds", self.wall_time_before))
         self.world_sizes_before = list(checkpoint.get("world_sizes", [None]))
         # A checkpoint that predates the record: what the run started from is unknown.
         self.started_from = checkpoint.get("started_from", UNKNOWN)

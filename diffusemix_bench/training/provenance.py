@@ -26,7 +26,8 @@ def git_state(folder: Path = PROJECT) -> dict | None:
         if commit.returncode != 0:
             return None
         status = subprocess.run(
-            ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
+            # Untracked files count (not ignored ones): a module not yet added changes the code too.
+            ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=normal"],
             capture_output=True,
             text=True,
             timeout=10,
@@ -89,4 +90,6 @@ def shortened_by(cfg: DictConfig, cut: dict[str, bool] | None = None) -> dict:
         out["max_steps"] = t.max_steps
     if t.get("overfit_batches"):
         out["overfit_batches"] = as_lightning_count(t.overfit_batches)
+    if t.get("max_time") and cut.get("max_time", True):  # a time limit that ended the training
+        out["max_time"] = t.max_time
     return out

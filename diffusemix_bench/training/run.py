@@ -389,6 +389,22 @@ def _max_steps_cut(cfg: DictConfig, trainer: pl.Trainer) -> bool:
     return cfg.trainer.max_steps < epochs * steps_per_epoch
 
 
+def _max_time_cut(trainer: pl.Trainer) -> bool:
+    """Whether ``trainer.max_time`` ended the training (Lightning's Timer ran out of time)."""
+    from pytorch_lightning.callbacks import Timer
+
+    timers = [c for c in trainer.callbacks if isinstance(c, Timer)]
+    return any(t.time_remaining("train") is not None and t.time_remaining("train") <= 0 for t in timers)
+
+
+def _early_stopped_at(trainer: pl.Trainer) -> int | None:
+    """The epoch after which early stopping ended the training, or None."""
+    stops = [
+        c.stopped_epoch for c in trainer.callbacks if isinstance(c, EarlyStopping) and c.stopped_epoch > 0
+    ]
+    return stops[0] if stops else None
+
+
 def _epochs_trained(cfg: DictConfig, trainer: pl.Trainer) -> tuple[int, int]:
     """Whole epochs trained, and the steps of an epoch that ``trainer.max_steps`` cut short.
     Lightning counts a cut epoch as done; metrics.json counts it apart."""
@@ -690,6 +706,7 @@ def _train(
     )
     # The weight file a new run starts from, as loaded now (a resume restores its run's record).
     module.started_from = None if resuming else weights_file(cfg.model.weights)
+    module.part_started = start
     if resuming:  # a checkpoint of another model (outside a run folder, whose settings are checked)
         check_checkpoint_fits(module, Path(resumed[0]).expanduser())
     if not cfg.model.compile:  # (a compiled model would be compiled for this shape first)
@@ -743,11 +760,13 @@ def _train(
         ) from None
     train_cut = _train_limit_cut(cfg, trainer, len(datamodule.train_set))
     epochs, partial_epoch_steps = _epochs_trained(cfg, trainer)
+    # Read before the selected checkpoint is tested: loading it restores the callbacks' states.
+    time_cut, early_stop = _max_time_cut(trainer), _early_stopped_at(trainer)
     # Read before validate/test load the selected checkpoint (and its counts) into the module.
     images_seen = module.images_seen
     adversarial_batches = module.adversarial_batches
     fit_seconds = module.fit_seconds()
-    earlier_seconds = module.wall_time_before
+    earlier_seconds = module.wall_seconds_before
     world_sizes, started_from = module.world_sizes(), module.started_from
 
     checkpoint = callbacks[0]
@@ -819,8 +838,11 @@ def _train(
                 "limit_test_batches": bool(test_metrics)
                 and module.evaluated["test"] < len(datamodule.test_set),
                 "max_steps": _max_steps_cut(cfg, trainer),
+                "max_time": time_cut,
             },
         ),
+        # The epoch early stopping (callbacks.early_stopping_patience) ended the run after.
+        **({"early_stopped_at_epoch": early_stop} if early_stop is not None else {}),
         "edit_store": aug.store_record() if hasattr(aug, "store_record") else None,
         "git": code_state(),
         "versions": versions(),
