@@ -198,6 +198,43 @@ def test_a_run_whose_dataset_name_is_damaged_is_not_used(sweep, tmp_path):
     }
 
 
+def test_the_notes_name_data_unlike_the_release_and_the_code_the_runs_were_made_by(sweep, tmp_path):
+    """A run whose official split differs from the published release (metrics.json's data_notes)
+    is named as not comparable with the paper's numbers; runs made by more than one state of the
+    code (commits, uncommitted changes) are named with their counts."""
+    from diffusemix_bench.reporting.formats import notes
+
+    runs = tmp_path / "runs"
+    shutil.copytree(sweep, runs)
+    path = runs / "0_aug=none,seed=0" / "metrics.json"
+    metrics = json.loads(path.read_text())
+    metrics["data_notes"] = {"train": {"differs_from_release": "1,020 images here, 1,020 in the release"}}
+    metrics["git"] = {"commit": "a" * 40, "dirty": True}
+    path.write_text(json.dumps(metrics))
+    filled = build_report(["experiment=table6", f"runs={runs}"], CONF)["filled"]
+    # (the fixture's splits are 12 images each, against the release's: every run's are named)
+    line, fixture = filled.release_differs()
+    assert line.startswith(
+        "flowers102: 1 run read data unlike the published release (train: 1,020 images here, 1,020 in the "
+        "release: "
+    ) and line.endswith("not comparable with the paper's numbers, nor is the difference from them")
+    assert fixture.startswith(
+        "flowers102: 3 runs read data unlike the published release (train: 12 images of the official train "
+        "split here, 1,020 in the published release; val: 12 images"
+    )
+    (code,) = filled.code()
+    assert "aaaaaaaaaa with uncommitted changes (1 run)" in code and code.startswith(
+        "Code: the runs were made by "
+    )
+    assert line in notes(filled) and code in notes(filled)
+    # Runs of one clean commit: nothing to say.
+    for p in runs.glob("*/metrics.json"):
+        metrics = json.loads(p.read_text())
+        metrics["git"] = {"commit": "b" * 40, "dirty": False}
+        p.write_text(json.dumps(metrics))
+    assert build_report(["experiment=table6", f"runs={runs}"], CONF)["filled"].code() == []
+
+
 def test_runs_with_different_settings_in_one_cell_are_refused(sweep, tmp_path):
     mixed = tmp_path / "mixed"
     shutil.copytree(sweep, mixed)

@@ -87,6 +87,8 @@ def notes(filled: FilledTable) -> list[str]:
     lines += filled.attempts()
     lines += filled.validation()
     lines += filled.data_differs()
+    lines += filled.release_differs()
+    lines += filled.code()
     lines += filled.without_values()
     if filled.uneven():
         # What every cell with runs shares is said once (the settings line below names it too); per

@@ -396,6 +396,52 @@ class FilledTable:
                     break
         return lines
 
+    def release_differs(self) -> list[str]:
+        """A line per column whose runs read an official split of another size than the published
+        release's (metrics.json's data_notes: a list cut short, another release, a subset): their
+        numbers, and so their difference from the paper's, do not compare with the paper's."""
+        lines = []
+        for column in self.table.columns:
+            notes: dict[tuple[str, ...], list[Run]] = {}  # the runs of each set of notes
+            for (_, c), cell in self.cells.items():
+                for run in cell.runs if c == column else []:
+                    data_notes = (run.metrics or {}).get("data_notes")
+                    said = tuple(
+                        f"{split}: {found['differs_from_release']}"
+                        for split, found in (data_notes if isinstance(data_notes, dict) else {}).items()
+                        if isinstance(found, dict) and found.get("differs_from_release")
+                    )
+                    if said:
+                        notes.setdefault(said, []).append(run)
+            for said, runs in notes.items():
+                lines.append(
+                    f"{column}: {len(runs)} run{'' if len(runs) == 1 else 's'} read data unlike the published "
+                    f"release ({'; '.join(said)}: {_named(runs)}): not comparable with the paper's numbers, "
+                    "nor is the difference from them"
+                )
+        return lines
+
+    def code(self) -> list[str]:
+        """One line naming the code the runs were made with (metrics.json's git commit and whether
+        the tree had uncommitted changes), when the runs name more than one or any was dirty."""
+        found: dict[str, list[Run]] = {}
+        for cell in self.cells.values():
+            for run in cell.runs:
+                git = (run.metrics or {}).get("git") if run.metrics else None
+                if isinstance(git, dict) and git.get("commit"):
+                    name = str(git["commit"])[:10] + (" with uncommitted changes" if git.get("dirty") else "")
+                elif run.metrics is not None:
+                    name = "no commit recorded"
+                else:
+                    continue
+                found.setdefault(name, []).append(run)
+        if len(found) <= 1 and not any("uncommitted" in name for name in found):
+            return []
+        listed = "; ".join(
+            f"{name} ({len(runs)} run{'' if len(runs) == 1 else 's'})" for name, runs in found.items()
+        )
+        return [f"Code: the runs were made by {len(found)} states of the code: {listed}"]
+
     def replaced(self) -> list[str]:
         """Lines naming the runs left out of a cell for a run of the same seed that went further."""
         return [
