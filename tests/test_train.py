@@ -357,6 +357,15 @@ def test_the_run_tags_go_to_wandb_with_the_loggers_own(tmp_path):
     assert build_logger(cfg, tmp_path)._wandb_init["tags"] == ["a", "b", "c"]
 
 
+def test_epochs_without_a_validation_leave_its_columns_empty(make_cfg, tmp_path):
+    """trainer.check_val_every_n_epoch=2: summary.csv's epochs without a validation repeated the
+    last one's numbers; their cells are empty now."""
+    train(make_cfg(["trainer.max_epochs=3", "trainer.check_val_every_n_epoch=2"]))
+    rows = list(csv.DictReader((tmp_path / "run" / "summary.csv").open()))
+    assert [bool(r["val_top1"]) for r in rows] == [False, True, False], rows
+    assert all(float(r["images_per_s"]) > 0 and float(r["epoch_s"]) > 0 for r in rows)
+
+
 def test_resume_from_last_checkpoint(make_cfg, tmp_path):
     first = train(make_cfg(["trainer.max_epochs=1"]))
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"

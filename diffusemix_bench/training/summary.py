@@ -25,7 +25,9 @@ class EpochSummary(Callback):
     on appending to the same file, replacing the rows of epochs it trains again. The epoch's train
     loss (mean over its images), wall seconds and images per second count the whole epoch when it
     was interrupted and resumed: the running sums travel in the checkpoint (this callback's state).
-    ``lr`` is the learning rate the epoch's last step trained with (first parameter group)."""
+    ``lr`` is the learning rate the epoch's last step trained with (first parameter group). The
+    validation columns are those of a validation run in that epoch (else empty), and images per
+    second leave the epoch's validations out (``epoch_s`` is the whole epoch's wall time)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -33,11 +35,26 @@ class EpochSummary(Callback):
         self._seconds_before = 0.0  # seconds of the epoch spent before a resume
         self._seen = 0  # pl_module.images_seen at the epoch's start
         self._lr: float | None = None  # the rate of the last step trained (before its scheduler step)
+        self._validated: int | None = None  # the last epoch a validation ran in
+        self._val_seconds = 0.0  # seconds of this epoch's validations (left out of images_per_s)
+        self._val_start: float | None = None
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._part_start = time.time()
         self._seconds_before = 0.0
+        self._val_seconds = 0.0
         self._seen = pl_module.images_seen
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self._val_start = time.time()
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking or self._val_start is None:
+            return
+        self._val_seconds += time.time() - self._val_start
+        self._val_start = None
+        self._validated = trainer.current_epoch
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.optimizers:
@@ -53,11 +70,18 @@ class EpochSummary(Callback):
         )
 
     def state_dict(self) -> dict:
-        return {"seconds": self._seconds(), "seen": self._seen}
+        return {
+            "seconds": self._seconds(),
+            "seen": self._seen,
+            "val_seconds": self._val_seconds,
+            "validated": self._validated,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self._seconds_before = float(state.get("seconds", 0.0))
         self._seen = int(state.get("seen", 0))
+        self._val_seconds = float(state.get("val_seconds", 0.0))
+        self._validated = state.get("validated")
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero or trainer.sanity_checking:
@@ -68,6 +92,11 @@ class EpochSummary(Callback):
         lr = self._lr if self._lr is not None else optimizers[0].param_groups[0]["lr"] if optimizers else None
         # The module's own sum over the epoch's images (kept across a resume in its checkpoint).
         train_loss = pl_module.epoch_train_loss()
+        # Validation numbers of this epoch only (check_val_every_n_epoch > 1 leaves epochs without
+        # one: their cells stay empty, not the last validation's again).
+        if self._validated != trainer.current_epoch:
+            m = {}
+        training_s = seconds - self._val_seconds  # images per second of training, validation apart
         row = {
             "epoch": trainer.current_epoch,
             "step": trainer.global_step,
@@ -76,7 +105,9 @@ class EpochSummary(Callback):
             "val_loss": _value(m, "val/loss"),
             "val_top1": None if m.get("val/top1") is None else round(100 * float(m["val/top1"]), 4),
             "val_top5": None if m.get("val/top5") is None else round(100 * float(m["val/top5"]), 4),
-            "images_per_s": round((pl_module.images_seen - self._seen) / seconds, 2) if seconds > 0 else None,
+            "images_per_s": round((pl_module.images_seen - self._seen) / training_s, 2)
+            if training_s > 0
+            else None,
             "epoch_s": round(seconds, 2),
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
