@@ -37,6 +37,12 @@ def machine() -> dict:
     }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
+    # The code measured: its commit, and whether the tree had uncommitted changes.
+    from diffusemix_bench.training.provenance import git_state
+
+    state = git_state()
+    if state is not None:
+        info["commit"] = state["commit"][:10] + ("+uncommitted" if state["dirty"] else "")
     return info
 
 
@@ -49,6 +55,8 @@ def write_results(
     are left as they are (their date says when these numbers were first derived)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {"benchmark": name, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(), **payload}
+    if derived:
+        payload["derived"] = True
     payload.setdefault("rows", table_rows)
     json_path = RESULTS / f"{name}.json"
     md_path = RESULTS / f"{name}.md"
@@ -61,12 +69,20 @@ def write_results(
             print(f"{json_path}: unchanged (kept as derived on {before.get('date')})", flush=True)
             return json_path, md_path
     json_path.write_text(json.dumps(payload, indent=2) + "\n")
+    # A derived file's machine is where it was computed, not where its sources were measured.
+    where = "Derived (not measured) on: " if derived else "Machine: "
     lines = [
         f"# {name}",
         "",
         f"Date: {payload['date']}",
         "",
-        "Machine: " + ", ".join(f"{k}={v}" for k, v in payload["machine"].items()),
+        where
+        + ", ".join(f"{k}={v}" for k, v in payload["machine"].items())
+        + (
+            "; the numbers come from the source files its settings name, each with its own machine"
+            if derived
+            else ""
+        ),
         "",
     ]
     if "settings" in payload:

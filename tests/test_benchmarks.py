@@ -92,6 +92,9 @@ def test_derived_results_are_rewritten_only_when_a_number_changes(tmp_path, monk
     rows = [{"table": "2", "hours": "55"}]
     json_path, md_path = common.write_results("costs", {"settings": {"gpu": "H200"}}, rows, derived=True)
     first = json.loads(json_path.read_text())
+    # Said to be derived, where, and with the code's commit; not as the sources' machine.
+    assert first["derived"] is True and "commit" in first["machine"]
+    assert md_path.read_text().splitlines()[4].startswith("Derived (not measured) on: ")
     first["date"], first["machine"] = "2026-01-01 00:00:00", {"host": "elsewhere"}
     json_path.write_text(json.dumps(first))
     md_before = md_path.read_text()
