@@ -388,11 +388,14 @@ def generation_sweep(argv: list[str], config_dir: str) -> list[str]:
         o for o in given if o.key_or_group.lstrip("+") == "generator.num_prompts" and o.is_sweep_override()
     ]
     largest = None
-    if counts:
-        values = [str(v) for v in counts[0].sweep_string_iterator()]
-        numbers = [int(v) for v in values if v.lstrip("-").isdigit()]
-        if all(v.isdigit() or v in ("null", "None") for v in values):  # else the checks say what is wrong
-            largest = "null" if len(numbers) < len(values) else str(max(numbers))
+    try:
+        values = [str(v) for v in counts[0].sweep_string_iterator()] if counts else []
+    except Exception:  # interval() and the like: not a list of counts, which the checks say
+        values = []
+    numbers = [int(v) for v in values if v.isdigit()]
+    # Counts of 1 or more, or null (all): else the checks say what is wrong with the sweep.
+    if values and all((v.isdigit() and int(v) >= 1) or v in ("null", "None") for v in values):
+        largest = "null" if len(numbers) < len(values) else str(max(numbers))
     if not pinned and largest is None:
         return argv
     said = []
@@ -1053,7 +1056,8 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
             jobs = _jobs_to_check(argv, config_dir, config_name)
             if jobs:
                 check_sweep_values(jobs, config_dir, config_name, _launcher(argv))
-            check_auto_resume_weights(jobs, config_dir, config_name)
+            if jobs and _launcher(argv) in (None, "basic"):  # (a cluster's nodes may hold the file)
+                check_auto_resume_weights(jobs, config_dir, config_name)
         check_sweep_data(argv, config_dir, config_name)
         check_sweep_edits(argv, config_dir, config_name)
         if jobs:

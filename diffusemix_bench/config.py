@@ -1146,6 +1146,8 @@ def _devices_ok(devices) -> bool:
         return len(devices) > 0 and all(
             isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in devices
         )
+    if devices is None:  # Lightning's default (auto)
+        return True
     if isinstance(devices, bool):
         return False
     if isinstance(devices, int):

@@ -1351,6 +1351,13 @@ def test_a_generation_sweep_of_an_experiment_makes_each_store_once(tmp_path, cap
     assert "generator.num_prompts=1,3 is one job (each value takes the first prompts of one store)" in said
     counts = generation_sweep(["--multirun", "dataset=cub", "generator.num_prompts=2,null"], str(CONF_DIR))
     assert counts == ["--multirun", "dataset=cub", "generator.num_prompts=null"]
+    # Not a list of counts of 1 or more: left as given, for the checks to say what is wrong.
+    for odd in ("generator.num_prompts=interval(1,4)", "generator.num_prompts=range(0,3)"):
+        assert generation_sweep(["--multirun", "dataset=cub", odd], str(CONF_DIR)) == [
+            "--multirun",
+            "dataset=cub",
+            odd,
+        ]
     assert generation_sweep(["experiment=table5", "dataset=cub"], str(CONF_DIR)) == [
         "experiment=table5",
         "dataset=cub",

@@ -85,6 +85,18 @@ def test_jsd_stays_finite_where_a_probability_underflows_as_the_reference_form_d
             assert torch.allclose(grad, grad_ref, rtol=1e-4, atol=1e-7)
 
 
+def test_jsd_of_bf16_logits_is_computed_in_float32():
+    """bf16 logits (CPU autocast): the log-probabilities are taken in float32, as the reference's
+    kl_div computed them, not in bf16 (a difference in the third digit)."""
+    torch.manual_seed(5)
+    views = [torch.randn(8, 10) * 3 for _ in range(3)]
+    exact = jsd_consistency(views)
+    half = jsd_consistency([v.bfloat16() for v in views])
+    assert half.dtype == torch.float32
+    assert torch.allclose(half, jsd_consistency([v.bfloat16().float() for v in views]), rtol=1e-6)
+    assert torch.allclose(half, exact, rtol=2e-2)
+
+
 def test_train_loss_jsd_is_clean_ce_plus_weighted_jsd():
     torch.manual_seed(1)
     logits = torch.randn(3 * 4, 6)

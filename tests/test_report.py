@@ -233,6 +233,55 @@ def test_the_notes_name_data_unlike_the_release_and_the_code_the_runs_were_made_
         metrics["git"] = {"commit": "b" * 40, "dirty": False}
         p.write_text(json.dumps(metrics))
     assert build_report(["experiment=table6", f"runs={runs}"], CONF)["filled"].code() == []
+    # One commit with uncommitted changes: said as one.
+    for p in runs.glob("*/metrics.json"):
+        metrics = json.loads(p.read_text())
+        metrics["git"] = {"commit": "c" * 40, "dirty": True}
+        p.write_text(json.dumps(metrics))
+    (code,) = build_report(["experiment=table6", f"runs={runs}"], CONF)["filled"].code()
+    assert code.startswith("Code: every run was made by commit cccccccccc with uncommitted changes ("), code
+
+
+def test_an_attempt_names_every_setting_it_tried_and_is_kept_once(tmp_path):
+    """An attempt's record names the settings a resume may change too (its epochs, its evaluation:
+    they are part of what it tried); TensorBoard's files move with it; a start stopped between its
+    moves is completed by the next start, not recorded twice."""
+    from omegaconf import OmegaConf
+
+    from diffusemix_bench.training.resume import keep_earlier_attempt
+
+    run = tmp_path / "run"
+    run.mkdir()
+
+    def settings(*overrides):
+        return finalize(compose_config(list(overrides)), run)
+
+    OmegaConf.save(
+        settings("trainer.max_epochs=100", "eval.fgsm=true"), run / "config_resolved.yaml", resolve=True
+    )
+    (run / "failure.json").write_text('{"status": "diverged", "error": "loss nan"}')
+    (run / "events.out.tfevents.1.host").write_bytes(b"tb")
+    now = settings("trainer.max_epochs=50")
+    # A start stopped after recording the attempt, before moving its files:
+    (run / "attempts" / "1").mkdir(parents=True)
+    (run / "attempts" / "1" / "attempt.json").write_text(
+        '{"status": "diverged", "settings_differ": ["x: 1 -> 2"]}'
+    )
+    kept = keep_earlier_attempt(now, run)
+    assert kept["folder"] == "attempts/1" and kept["settings_differ"] == ["x: 1 -> 2"]
+    assert sorted(p.name for p in (run / "attempts").iterdir()) == ["1"]
+    assert (run / "attempts" / "1" / "events.out.tfevents.1.host").is_file() and not (
+        run / "failure.json"
+    ).exists()
+    # A second attempt in the folder: its own number, every setting it tried.
+    OmegaConf.save(
+        settings("trainer.max_epochs=100", "eval.fgsm=true"), run / "config_resolved.yaml", resolve=True
+    )
+    (run / "failure.json").write_text('{"status": "failed", "error": "boom"}')
+    second = keep_earlier_attempt(now, run)
+    assert second["folder"] == "attempts/2"
+    assert "trainer.max_epochs: 100 -> 50" in second["settings_differ"]
+    assert "eval.fgsm: True -> False" in second["settings_differ"]
 
 
 def test_runs_with_different_settings_in_one_cell_are_refused(sweep, tmp_path):

@@ -300,7 +300,7 @@ def test_a_weights_file_not_there_is_refused_before_any_job_starts(tmp_path):
         check_values(compose_config([f"model.weights={gone}"]))
 
 
-def test_a_weights_file_not_there_is_refused_with_ckpt_path_auto_where_nothing_resumes(tmp_path):
+def test_a_weights_file_not_there_is_refused_with_ckpt_path_auto_where_nothing_resumes(tmp_path, monkeypatch):
     """``ckpt_path=auto`` (the SLURM advice) where no checkpoint is there yet starts a new run from
     ``model.weights``: a file not there is refused before anything starts, single run or sweep;
     once a job of the sweep has a checkpoint, each job is left to check as it starts."""
@@ -322,6 +322,14 @@ def test_a_weights_file_not_there_is_refused_with_ckpt_path_auto_where_nothing_r
     result = run_entry("train.py", [*single, f"paths.data_dir={data}"], tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"model.weights={gone}: no such file here" in result.stderr and not run.exists()
+    # Sent to a cluster (SLURM): the file may be on its nodes alone; each job checks as it starts.
+    from diffusemix_bench import cli
+
+    monkeypatch.setattr(cli, "check_slurm", lambda *a, **k: None)
+    monkeypatch.setattr(sys, "argv", ["train.py", *args, "hydra/launcher=slurm"])
+    with pytest.raises(SystemExit) as met:  # what it meets next: the sweep's data is not here
+        cli.before_hydra(str(ROOT / "conf"), "config")
+    assert "not all there" in str(met.value) and "model.weights" not in str(met.value)
     # A job with a checkpoint resumes from it: the sweep is not refused as a whole.
     (sweep / "0_seed=0" / "checkpoints").mkdir(parents=True)
     (sweep / "0_seed=0" / "checkpoints" / "last.ckpt").write_bytes(b"")

@@ -667,6 +667,19 @@ def test_the_commit_recorded_is_that_of_the_code_the_process_runs(tmp_path):
     assert git_state(tmp_path)["dirty"] is True
 
 
+def test_a_time_limit_given_as_a_mapping_is_written_as_json_and_devices_null_passes():
+    """trainer.max_time={seconds: 1} (the schema's dict form) went into metrics.json as an OmegaConf
+    node (not JSON: the run failed as it wrote its numbers); trainer.devices=null is Lightning's
+    default and passes the start-up check."""
+    from diffusemix_bench.config import check_values
+    from diffusemix_bench.training.provenance import shortened_by
+    from tests.conftest import compose_config
+
+    cfg = compose_config(["trainer.max_time={seconds: 1}", "trainer.devices=null"])
+    assert json.loads(json.dumps(shortened_by(cfg, {"max_time": True}))) == {"max_time": {"seconds": 1}}
+    check_values(cfg)
+
+
 def test_a_run_a_time_limit_or_early_stopping_ended_says_so(make_cfg):
     """trainer.max_time that ended the training is listed in shortened_by (the run counted as a
     whole one); early stopping's last epoch is recorded (early_stopped_at_epoch)."""

@@ -440,6 +440,8 @@ class FilledTable:
         listed = "; ".join(
             f"{name} ({len(runs)} run{'' if len(runs) == 1 else 's'})" for name, runs in found.items()
         )
+        if len(found) == 1:
+            return [f"Code: every run was made by commit {listed}"]
         return [f"Code: the runs were made by {len(found)} states of the code: {listed}"]
 
     def replaced(self) -> list[str]:

@@ -297,6 +297,8 @@ def _saved_settings_read(path: Path):
         yield
     except (ConfigAttributeError, ConfigKeyError) as exc:
         key = getattr(exc, "full_key", None) or str(exc).splitlines()[0]
+        if str(key).split(".")[0] in ("eval", "ckpt", "data_dir", "accelerator"):  # evaluate.py's own
+            raise
         raise ConfigError(
             f"{path} has no {key}, which evaluation reads; restore the file from a copy (the run's "
             ".hydra/config.yaml holds the same settings), or train the run again"

@@ -66,7 +66,8 @@ def jsd_consistency(logits_views: list[torch.Tensor] | tuple[torch.Tensor, ...])
     log p_i taken from ``log_softmax`` instead of the log of ``softmax``: where a probability
     underflows to 0 (logits more than ~104 apart in float32) the reference's gradient through
     its target is 0 x -inf = NaN and the run stops as diverged; here it stays finite (tested)."""
-    logps = [F.log_softmax(z, dim=-1) for z in logits_views]
+    # (in float32, as the reference's kl_div ran under autocast: bf16 logits on a CPU included)
+    logps = [F.log_softmax(z.float(), dim=-1) for z in logits_views]
     probs = [lp.exp() for lp in logps]
     mixture = torch.clamp(torch.stack(probs).mean(0), 1e-7, 1.0).log()
     kls = [(p * (lp - mixture)).sum(-1).sum() / p.shape[0] for p, lp in zip(probs, logps, strict=True)]

@@ -9,7 +9,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ..config import as_lightning_count
 
@@ -91,5 +91,7 @@ def shortened_by(cfg: DictConfig, cut: dict[str, bool] | None = None) -> dict:
     if t.get("overfit_batches"):
         out["overfit_batches"] = as_lightning_count(t.overfit_batches)
     if t.get("max_time") and cut.get("max_time", True):  # a time limit that ended the training
-        out["max_time"] = t.max_time
+        out["max_time"] = (
+            OmegaConf.to_container(t.max_time) if OmegaConf.is_config(t.max_time) else t.max_time
+        )
     return out

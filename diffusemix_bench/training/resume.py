@@ -6,6 +6,7 @@ writes anything into the run folder (``cli.StartChecks``), and ``training.run.tr
 from __future__ import annotations
 
 import json
+from contextlib import suppress
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -72,10 +73,30 @@ def check_resume_matches(cfg: DictConfig, saved_config: Path, given: str | None 
         )
 
 
-def settings_differ(cfg: DictConfig, saved_config: Path) -> list[str]:
+#: Settings an earlier attempt's record leaves out: where things are, devices, what is shown (its
+#: epochs, evaluation and the rest are named: they are part of what the attempt tried).
+ATTEMPT_MAY_DIFFER = (
+    "ckpt_path",
+    "paths.",
+    "trainer.devices",
+    "trainer.num_nodes",
+    "trainer.accelerator",
+    "dataset.num_workers",
+    "callbacks.progress_bar",
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "print_config",
+    "logger.",
+    "tags",
+)
+
+
+def settings_differ(
+    cfg: DictConfig, saved_config: Path, may_change: tuple[str, ...] = RESUME_MAY_CHANGE
+) -> list[str]:
     """The settings (``key: saved -> now``) in which ``cfg`` differs from a run folder's saved
-    ones, leaving out those a resume may change; a saved file cut short or edited by hand is
-    refused (ConfigError)."""
+    ones, leaving out ``may_change`` (by default those a resume may change); a saved file cut
+    short or edited by hand is refused (ConfigError)."""
     # Cut short, or edited by hand: said so, not "other settings" key by key.
     loaded = load_saved_config(saved_config, needs=("dataset", "model", "aug", "optim", "trainer", "seed"))
     # A setting added since the run started is read with the value that gives what it ran with.
@@ -84,7 +105,7 @@ def settings_differ(cfg: DictConfig, saved_config: Path) -> list[str]:
     keys = [
         key
         for key in sorted(set(saved) | set(now))
-        if saved.get(key) != now.get(key) and not key.startswith(RESUME_MAY_CHANGE)
+        if saved.get(key) != now.get(key) and not key.startswith(may_change)
     ]
     # Another choice of a group (aug=mixup for aug=none) is named once, not key by key.
     other_choice = {key.rsplit(".", 1)[0] + "." for key in keys if key.endswith(".name")}
@@ -115,11 +136,20 @@ def keep_earlier_attempt(cfg: DictConfig, run_dir: Path) -> dict | None:
     record = record if isinstance(record, dict) else {"error": "failure.json cannot be read"}
     saved = run_dir / "config_resolved.yaml"
     try:
-        differ = settings_differ(cfg, saved) if saved.is_file() else None
+        differ = settings_differ(cfg, saved, ATTEMPT_MAY_DIFFER) if saved.is_file() else None
     except ConfigError:  # its settings cut short or edited: kept as they are, not compared
         differ = None
     numbers = [int(p.name) for p in (run_dir / ATTEMPTS_DIR).glob("*") if p.name.isdigit()]
-    dest = run_dir / ATTEMPTS_DIR / str(max(numbers, default=0) + 1)
+    last = run_dir / ATTEMPTS_DIR / str(max(numbers, default=0))
+    if numbers and (last / "attempt.json").is_file() and not (last / "failure.json").exists():
+        # An earlier start recorded this attempt and was stopped before moving its files: its
+        # record is completed, not made twice.
+        dest = last
+        with suppress(OSError, ValueError):
+            kept = json.loads((last / "attempt.json").read_text())
+            differ = kept.get("settings_differ", differ) if isinstance(kept, dict) else differ
+    else:
+        dest = run_dir / ATTEMPTS_DIR / str(max(numbers, default=0) + 1)
     dest.mkdir(parents=True, exist_ok=True)
     attempt = {
         "status": str(record.get("status", "failed")),
@@ -129,11 +159,10 @@ def keep_earlier_attempt(cfg: DictConfig, run_dir: Path) -> dict | None:
     }
     # The record first: a kill between the moves leaves the failure.json for the next start to keep.
     write_atomic(dest / "attempt.json", json.dumps(attempt, indent=2) + "\n")
-    for name, kept in (
-        ("summary.csv", "summary.csv"),
-        ("logs", "logs"),
-        ("config_resolved.yaml", "settings.yaml"),
-    ):
+    # TensorBoard writes into the run folder itself (its event files and hparams.yaml).
+    logged = [p.name for p in run_dir.glob("events.out.tfevents*")] + ["hparams.yaml"]
+    moved = [("summary.csv", "summary.csv"), ("logs", "logs"), *((n, n) for n in logged)]
+    for name, kept in (*moved, ("config_resolved.yaml", "settings.yaml")):
         if (run_dir / name).exists():
             shutil.move(run_dir / name, dest / kept)
     shutil.move(failure, dest / "failure.json")

@@ -669,7 +669,8 @@ def _train(
     start: float,
     earlier: dict | None = None,
 ) -> dict:
-    write_atomic(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    if rank_zero_only.rank == 0:  # (the first process keeps an earlier attempt's settings first)
+        write_atomic(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     keep_command_record(run_dir)  # Hydra's record of the command that made these settings
     if cfg.float32_matmul_precision:
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
