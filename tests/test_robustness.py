@@ -89,6 +89,10 @@ def test_fgsm_error_equals_an_independent_fgsm(trained_run):
     assert metrics["fgsm_error"] == pytest.approx(expected, abs=1e-3)
     assert metrics["fgsm_settings"] == {"eps_255": 8.0}
     assert metrics["robust_images"] == metrics["test_images"] and metrics["robust_split"] == "test"
+    # What measured it: the code, the attack library, the device, the processes.
+    by = metrics["fgsm_measured_by"]
+    assert by["git"] == metrics["git"] and by["device"] == "cpu" and by["processes"] == 1
+    assert by["torchattacks"] == "3.5.1" and by["torch"] == metrics["versions"]["torch"]
     # The clean pass of the attack loop is the run's own test number.
     assert metrics["robust_clean_error"] == pytest.approx(100.0 - metrics["test_top1"], abs=1e-3)
     # A trained model that is not chance: the attack has something to break.

@@ -551,6 +551,10 @@ def test_robustness_entries_of_two_measurements_are_never_mixed():
     pgd_val = {**pgd_test, "robust_split": "val", "robust_images": 4}
     merged, dropped = with_robustness(after_training, pgd_val)
     assert merged == {**run, **pgd_val} and dropped == ["fgsm_error", "fgsm_settings"]
+    # Each attack's record of what measured it goes with its number.
+    measured = {**after_training, "fgsm_measured_by": {"device": "cpu"}}
+    merged, dropped = with_robustness(measured, pgd_val)
+    assert "fgsm_measured_by" not in merged and "fgsm_measured_by" in dropped
     pgd_last = {**pgd_test, "robust_checkpoint": "/r/checkpoints/last.ckpt"}
     assert with_robustness(after_training, pgd_last) == ({**run, **pgd_last}, ["fgsm_error", "fgsm_settings"])
     # A short check (eval.limit_batches) beside the whole split's attack, in either order: the

@@ -175,6 +175,21 @@ def attack_checkpoint(
     if limit_batches is not None:
         out["robust_limit_batches"] = limit_batches
     out.update({f"robust_{k}" if k in ("images", "clean_error") else k: v for k, v in result.items()})
+    # What measured each attack's number (the training's process, or evaluate.py's later): the
+    # code's commit, the attack library and the device (PGD's random start is the device's draw).
+    device = strategy.root_device if strategy is not None else _device(accelerator)
+    from .provenance import code_state, versions
+
+    found = versions()
+    measured_by = {
+        "git": code_state(),
+        "torch": found.get("torch"),
+        "torchattacks": found.get("torchattacks"),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "processes": processes,
+    }
+    for spec in specs:
+        out[f"{spec.name}_measured_by"] = measured_by
     for spec in specs:
         log.info(
             "%s error %.2f%% on %d images (%s)",
@@ -188,8 +203,8 @@ def attack_checkpoint(
 
 def robustness_keys(metrics: dict) -> list[str]:
     """The entries of ``metrics`` that one robustness measurement writes (``robust_*`` and each
-    attack's ``<attack>_error`` and ``<attack>_settings``)."""
-    own = {f"{name}_{part}" for name in ATTACKS for part in ("error", "settings")}
+    attack's ``<attack>_error``, ``<attack>_settings`` and ``<attack>_measured_by``)."""
+    own = {f"{name}_{part}" for name in ATTACKS for part in ("error", "settings", "measured_by")}
     return [key for key in metrics if key.startswith("robust_") or key in own]
 
 
