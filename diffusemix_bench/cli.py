@@ -1072,6 +1072,10 @@ def check_auto_resume_weights(jobs: list[list[str]], config_dir: str, config_nam
     checkpoint's weights)."""
     from .config import check_weights_there
 
+    # Only a command that asks for ckpt_path=auto (no experiment file sets it): every other sweep
+    # is not composed once more at start-up.
+    if not any(o.lstrip("+~").replace(" ", "") == "ckpt_path=auto" for o in jobs[0]):
+        return
     try:
         first = _compose_raw(config_dir, config_name, jobs[0], hydra_config=True)
         if str(first.get("ckpt_path")) != "auto":

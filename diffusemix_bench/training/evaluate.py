@@ -190,7 +190,6 @@ def attack_checkpoint(
     }
     for spec in specs:
         out[f"{spec.name}_measured_by"] = measured_by
-    for spec in specs:
         log.info(
             "%s error %.2f%% on %d images (%s)",
             spec.name.upper(),

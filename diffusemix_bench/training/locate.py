@@ -28,8 +28,9 @@ def check_evaluate_settings(cfg: DictConfig) -> None:
             where = f"'{section[:-1]}'" if section else "evaluate.py"
             raise ConfigError(no_such_setting(f"{section}{unknown[0]}", where, names - {"eval", "task_name"}))
     accelerator = str(cfg.accelerator)
-    if accelerator not in ("auto", "cpu", "gpu"):
-        raise ConfigError(f"accelerator must be one of auto, cpu, gpu; got '{accelerator}'")
+    choices = next(f for f in fields(EvaluateConfig) if f.name == "accelerator").metadata["choices"]
+    if accelerator not in choices:
+        raise ConfigError(f"accelerator must be one of {', '.join(choices)}; got '{accelerator}'")
     if accelerator == "gpu":
         import torch
 
