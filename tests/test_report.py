@@ -240,6 +240,16 @@ def test_the_notes_name_data_unlike_the_release_and_the_code_the_runs_were_made_
         p.write_text(json.dumps(metrics))
     (code,) = build_report(["experiment=table6", f"runs={runs}"], CONF)["filled"].code()
     assert code.startswith("Code: every run was made by commit cccccccccc with uncommitted changes ("), code
+    # A run trained in two parts by two commits names both (metrics.json's parts), in order.
+    for p in runs.glob("*/metrics.json"):
+        metrics = json.loads(p.read_text())
+        metrics["git"] = {"commit": "b" * 40, "dirty": False}
+        if "seed=0" in p.parent.name and "aug=none" in p.parent.name:
+            metrics["parts"] = [None, {"git": {"commit": "d" * 40, "dirty": False}}, {"git": metrics["git"]}]
+        p.write_text(json.dumps(metrics))
+    (code,) = build_report(["experiment=table6", f"runs={runs}"], CONF)["filled"].code()
+    assert "no commit recorded then dddddddddd then bbbbbbbbbb (1 run)" in code, code
+    assert code.startswith("Code: the runs were made by 2 states of the code: "), code
 
 
 def test_an_attempt_names_every_setting_it_tried_and_is_kept_once(tmp_path):

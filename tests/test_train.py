@@ -441,7 +441,8 @@ def test_training_further_stopped_before_its_first_checkpoint_trains_on_when_res
     from diffusemix_bench.training import run as run_module
     from diffusemix_bench.training.resume import trained_further
 
-    train(make_cfg(["trainer.max_epochs=1"]))
+    first = train(make_cfg(["trainer.max_epochs=1"]))
+    assert first["device"] == "cpu" and first["precision"] == "32-true" and "parts" not in first
     real = run_module.build_model
 
     def stopped(*args, **kwargs):
@@ -454,6 +455,13 @@ def test_training_further_stopped_before_its_first_checkpoint_trains_on_when_res
     monkeypatch.setattr(run_module, "build_model", real)
     longer = train(make_cfg(["trainer.max_epochs=2", "ckpt_path=last"]))
     assert longer["epochs"] == 2 and not (tmp_path / "run" / "failure.json").exists()
+    # Each part's steps and what it trained with (here both on this machine, by this code).
+    steps = first["optimizer_steps"]
+    assert [(p["from_step"], p["to_step"]) for p in longer["parts"]] == [(0, steps), (steps, 2 * steps)]
+    assert all(
+        p["device"] == "cpu" and p["world_size"] == 1 and p["git"] == first["git"] for p in longer["parts"]
+    )
+    assert longer["parts"][0]["versions"] == first["versions"]
 
 
 def test_resuming_a_finished_run_keeps_its_metrics(make_cfg, tmp_path, caplog):
@@ -504,10 +512,11 @@ def test_resuming_a_finished_run_keeps_its_metrics(make_cfg, tmp_path, caplog):
     # Its checkpoint too predates the records: the first part's size is unknown, the second's is 1.
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     state = torch.load(last, weights_only=True)
-    del state["world_sizes"], state["started_from"]
+    del state["world_sizes"], state["started_from"], state["parts"]
     torch.save(state, last)
     longer = train(make_cfg(["trainer.max_epochs=2", "ckpt_path=last"]))
     assert longer["world_size"] == [None, 1] and "model_weights" not in longer
+    assert longer["parts"][0] is None and longer["parts"][1]["from_step"] == first["optimizer_steps"]
     assert longer["epochs"] == 2 and not any(k.startswith(("pgd", "fgsm", "robust")) for k in longer)
     assert "pgd_error, pgd_settings" in caplog.text and "left out" in caplog.text
 

@@ -427,21 +427,25 @@ class FilledTable:
         found: dict[str, list[Run]] = {}
         for cell in self.cells.values():
             for run in cell.runs:
-                git = (run.metrics or {}).get("git") if run.metrics else None
-                if isinstance(git, dict) and git.get("commit"):
-                    name = str(git["commit"])[:10] + (" with uncommitted changes" if git.get("dirty") else "")
-                elif run.metrics is not None:
-                    name = "no commit recorded"
-                else:
+                if run.metrics is None:
                     continue
-                found.setdefault(name, []).append(run)
-        if len(found) <= 1 and not any("uncommitted" in name for name in found):
+                # A run trained in parts names the code of each (metrics.json's parts).
+                parts = run.metrics.get("parts")
+                gits = (
+                    [p.get("git") if isinstance(p, dict) else None for p in parts]
+                    if isinstance(parts, list)
+                    else []
+                )
+                names = [_code_name(git) for git in gits or [run.metrics.get("git")]]
+                names = [name for k, name in enumerate(names) if name not in names[:k]]
+                found.setdefault(" then ".join(names), []).append(run)
+        if len(found) <= 1 and not any("uncommitted" in name or " then " in name for name in found):
             return []
         listed = "; ".join(
             f"{name} ({len(runs)} run{'' if len(runs) == 1 else 's'})" for name, runs in found.items()
         )
         if len(found) == 1:
-            return [f"Code: every run was made by commit {listed}"]
+            return [f"Code: every run was made by commit{'s' if ' then ' in listed else ''} {listed}"]
         return [f"Code: the runs were made by {len(found)} states of the code: {listed}"]
 
     def replaced(self) -> list[str]:
@@ -629,6 +633,14 @@ def _check_cell(table: PaperTable, cell: Cell, reference: DictConfig | None = No
                 f"{'the experiment file' if reference is not None else 'the first run'}'s {measurement_text(fix)} "
                 f"({command}{each}), or report the runs separately (runs=...)"
             )
+
+
+def _code_name(git) -> str:
+    """A run's (or a part's) code as reports name it: its commit, and whether the tree had
+    uncommitted changes."""
+    if isinstance(git, dict) and git.get("commit"):
+        return str(git["commit"])[:10] + (" with uncommitted changes" if git.get("dirty") else "")
+    return "no commit recorded"
 
 
 def _settings_differ(a: Run, b: Run) -> list[str]:

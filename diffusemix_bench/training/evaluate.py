@@ -178,14 +178,14 @@ def attack_checkpoint(
     # What measured each attack's number (the training's process, or evaluate.py's later): the
     # code's commit, the attack library and the device (PGD's random start is the device's draw).
     device = strategy.root_device if strategy is not None else _device(accelerator)
-    from .provenance import code_state, versions
+    from .provenance import code_state, device_name, versions
 
     found = versions()
     measured_by = {
         "git": code_state(),
         "torch": found.get("torch"),
         "torchattacks": found.get("torchattacks"),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "device": device_name(device),
         "processes": processes,
     }
     for spec in specs:

@@ -20,6 +20,7 @@ from ..errors import UserError
 from ..robustness.adversarial_training import FastAdversarial
 from .losses import TrainLoss, smooth_targets
 from .optim import build_optimizer, build_scheduler
+from .provenance import code_state, device_name, versions
 
 
 class NonFiniteLossError(UserError, FloatingPointError):
@@ -75,6 +76,11 @@ class ClassifierModule(pl.LightningModule):
         # run started from (its sha256; set by the caller for a new run).
         self.world_sizes_before: list[int | None] = []
         self.started_from: dict | None = None
+        # What each part before this process trained with (its steps, processes, device, precision,
+        # code and package versions; None for a part whose checkpoint predates the record), and this
+        # process's part (set when its training starts).
+        self.parts_before: list[dict | None] = []
+        self.this_part: dict | None = None
         # Seconds of fit before this process (a resumed run), and when this process's fit began.
         self.wall_time_before = 0.0
         self._fit_started: float | None = None
@@ -317,6 +323,7 @@ class ClassifierModule(pl.LightningModule):
         if self.part_started is not None:
             checkpoint["wall_seconds"] = self.wall_seconds_before + (time.time() - self.part_started)
         checkpoint["world_sizes"] = self.world_sizes()
+        checkpoint["parts"] = self.parts()
         checkpoint["started_from"] = self.started_from
         # The random streams of the main process (batch mixing draws, dropout, the method's own
         # generators), so a resumed run continues them where the checkpoint was taken. The data
@@ -335,6 +342,13 @@ class ClassifierModule(pl.LightningModule):
         sizes = [*self.world_sizes_before, self.trainer.world_size]
         return [size for k, size in enumerate(sizes) if size not in sizes[:k]]
 
+    def parts(self) -> list[dict | None]:
+        """What each part of the run so far trained with, this process's part last (up to the
+        step reached); a part whose checkpoint predates the record is None."""
+        if self.this_part is None:  # (no training started in this process)
+            return list(self.parts_before)
+        return [*self.parts_before, {**self.this_part, "to_step": int(self.trainer.global_step)}]
+
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.images_seen = int(checkpoint.get("images_seen", 0))
         epoch_loss = checkpoint.get("epoch_loss")
@@ -351,6 +365,7 @@ class ClassifierModule(pl.LightningModule):
         # (a checkpoint that predates the record: its fit seconds, the part of it known)
         self.wall_seconds_before = float(checkpoint.get("wall_seconds", self.wall_time_before))
         self.world_sizes_before = list(checkpoint.get("world_sizes", [None]))
+        self.parts_before = list(checkpoint.get("parts", [None]))
         # A checkpoint that predates the record: what the run started from is unknown.
         self.started_from = checkpoint.get("started_from", UNKNOWN)
         self._rng_to_restore = checkpoint.get("rng_states")
@@ -378,6 +393,7 @@ class ClassifierModule(pl.LightningModule):
         step (nothing between the checkpoint and that step draws from them in the uninterrupted
         run). The checkpoint holds rank 0's streams: other ranks derive theirs from their rank and
         the step, so a multi-GPU resume is reproducible but not bitwise the uninterrupted run."""
+        self.this_part = part_record(self.trainer, self.device)
         if getattr(self, "_resumed", False):
             self._resumed = False
             self._align_learning_rates()
@@ -461,6 +477,19 @@ def vanilla_batches_per_epoch(
     elif limit_train_batches is not None:
         batches = min(batches, int(limit_train_batches))
     return max(1, batches)
+
+
+def part_record(trainer: pl.Trainer, device: torch.device) -> dict:
+    """What one part of a run (one process's fit) trains with: the step it starts from, the
+    processes, the device and precision, the code's commit and the package versions."""
+    return {
+        "from_step": int(trainer.global_step),
+        "world_size": int(trainer.world_size),
+        "device": device_name(device),
+        "precision": str(trainer.precision),
+        "git": code_state(),
+        "versions": versions(),
+    }
 
 
 def _numpy_state() -> tuple:

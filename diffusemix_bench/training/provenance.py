@@ -60,6 +60,13 @@ def code_state(folder: Path = PROJECT) -> dict | None:
     return git_state(folder)
 
 
+def device_name(device) -> str:
+    """The GPU's name (``torch.cuda.get_device_name``), or the device type (``cpu``, ``mps``)."""
+    import torch
+
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+
+
 def versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {"python": platform.python_version()}
     for name in PACKAGES:

@@ -51,7 +51,7 @@ from .classifier import build_model
 from .evaluate import attack_checkpoint, eval_split, log_left_out, robustness_keys, with_robustness
 from .locate import check_same_classes, class_ids, keep_command_record, write_classes
 from .module import UNKNOWN, ClassifierModule, vanilla_batches_per_epoch
-from .provenance import code_state, shortened_by, versions, weights_file
+from .provenance import code_state, device_name, shortened_by, versions, weights_file
 from .resume import (
     TRAINED_FURTHER,
     asks_more,
@@ -432,7 +432,7 @@ def _with_earlier(metrics: dict, earlier: dict | None, path: Path) -> dict:
     if earlier is not None:
         robust = {key: metrics.pop(key) for key in robustness_keys(metrics)}
         # What the training was (this part only evaluated): as recorded, or unknown when it predates the record.
-        for key in ("world_size", "model_weights"):
+        for key in ("world_size", "model_weights", "device", "precision", "parts"):
             metrics.pop(key, None)
         merged, dropped = with_robustness({**earlier, **metrics}, robust)
         merged["wall_time_s"] = round(earlier.get("wall_time_s", 0.0) + metrics["wall_time_this_part_s"], 2)
@@ -769,6 +769,7 @@ def _train(
     fit_seconds = module.fit_seconds()
     earlier_seconds = module.wall_seconds_before
     world_sizes, started_from = module.world_sizes(), module.started_from
+    parts = module.parts()
 
     checkpoint = callbacks[0]
     best = checkpoint.best_model_path or None
@@ -809,6 +810,9 @@ def _train(
         # Processes that trained together (devices x nodes): dataset.batch_size is per process. A
         # list where the run's parts differ (None: a part whose checkpoint predates the record).
         "world_size": world_sizes[0] if len(world_sizes) == 1 else world_sizes,
+        # Where this part trained (a resume may change them: ``parts`` lists each part's).
+        "device": device_name(module.device),
+        "precision": str(trainer.precision),
         # Fast adversarial training (adv.p > 0): its settings and how many batches it perturbed.
         # (its step as used: adv.step=null is eps + 2)
         "adv_training": adv_training,
@@ -845,8 +849,12 @@ def _train(
         # The epoch early stopping (callbacks.early_stopping_patience) ended the run after.
         **({"early_stopped_at_epoch": early_stop} if early_stop is not None else {}),
         "edit_store": aug.store_record() if hasattr(aug, "store_record") else None,
+        # This process's code and packages; a run trained in parts lists what each part trained
+        # with (its steps, processes, device, precision, commit and versions; None: a part whose
+        # checkpoint predates the record).
         "git": code_state(),
         "versions": versions(),
+        **({"parts": parts} if len(parts) > 1 else {}),
         # The weight file the run started from and its sha256 (left out where unknown).
         **({} if started_from == UNKNOWN else {"model_weights": started_from}),
         "val_rule": datamodule.val_set.info.get("val_rule"),
