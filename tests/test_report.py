@@ -606,6 +606,22 @@ def test_robustness_measured_differently_in_one_cell_is_refused(sweep, tmp_path,
     assert parsed.key_or_group == "ckpt" and parsed.value() == str(runs / "1_seed=1")
 
 
+def test_robustness_measured_on_other_images_in_one_cell_is_refused(sweep, tmp_path):
+    """Two runs' FGSM on the same split and settings but on different images (another copy of the
+    data, evaluate.py data_dir=): one cell never averages them."""
+    moved = {"robust_images": 48, "robust_data_dir": "/elsewhere/cifar"}
+    runs = _write_runs(
+        sweep,
+        tmp_path / "runs",
+        [(0, TABLE4, {"fgsm_error": 40.0, **FGSM}), (1, TABLE4, {"fgsm_error": 90.0, **FGSM, **moved})],
+    )
+    with pytest.raises(ReportError) as raised:
+        build_report([*TABLE4_CELL, f"runs={runs}"], CONF)
+    message = str(raised.value)
+    assert "was measured on different numbers of images (50 vs 48: metrics.json's robust_images" in message
+    assert f"read from {runs / '1_seed=1'}: /elsewhere/cifar" in message
+
+
 def test_robustness_measured_otherwise_than_the_experiment_is_named(sweep, tmp_path):
     measured = {"fgsm_settings": {"eps_255": 1.0}, "robust_split": "val"}
     runs = _write_runs(

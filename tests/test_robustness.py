@@ -226,6 +226,7 @@ def test_evaluate_leaves_an_unfinished_runs_metrics_alone(trained_run, tmp_path)
     assert not (run / "metrics.json").exists()
     assert json.loads((run / "robustness.json").read_text()) == result
     assert result["fgsm_error"] == metrics["fgsm_error"]  # the same weights, attacked alike
+    assert result["robust_data_dir"] == str(Path(data).resolve())  # the copy of the data it read
 
     (run / "failure.json").unlink()
     (run / "metrics.json").write_text('{"best_checkpoint": "last.ckpt", "test_top1": 5')  # cut short

@@ -564,6 +564,12 @@ def test_robustness_entries_of_two_measurements_are_never_mixed():
     measured = {**after_training, "fgsm_measured_by": {"device": "cpu"}}
     merged, dropped = with_robustness(measured, pgd_val)
     assert "fgsm_measured_by" not in merged and "fgsm_measured_by" in dropped
+    # The same split and count read from another copy of the data (evaluate.py data_dir=).
+    pgd_moved = {**pgd_test, "robust_data_dir": "/elsewhere"}
+    assert with_robustness(after_training, pgd_moved) == (
+        {**run, **pgd_moved},
+        ["fgsm_error", "fgsm_settings"],
+    )
     pgd_last = {**pgd_test, "robust_checkpoint": "/r/checkpoints/last.ckpt"}
     assert with_robustness(after_training, pgd_last) == ({**run, **pgd_last}, ["fgsm_error", "fgsm_settings"])
     # A short check (eval.limit_batches) beside the whole split's attack, in either order: the

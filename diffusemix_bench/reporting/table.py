@@ -633,6 +633,30 @@ def _check_cell(table: PaperTable, cell: Cell, reference: DictConfig | None = No
                 f"{'the experiment file' if reference is not None else 'the first run'}'s {measurement_text(fix)} "
                 f"({command}{each}), or report the runs separately (runs=...)"
             )
+        # One measurement attacks the same images: a count that differs is other data (evaluate.py's
+        # data_dir=, bad images skipped) or another eval.batch_size under eval.limit_batches.
+        counts = [
+            (r, r.metrics.get("robust_images"))
+            for r, _ in found
+            if r.metrics.get("robust_images") is not None
+        ]
+        for other, theirs in counts[1:]:
+            run, ours = counts[0]
+            if ours == theirs:
+                continue
+            read = [
+                f"{r.folder}: {r.metrics['robust_data_dir']}"
+                for r, _ in counts
+                if r.metrics.get("robust_data_dir")
+            ]
+            raise ReportError(
+                f"{table.name}, row '{cell.row.label}', {cell.column}: {key} of runs {run.folder} and "
+                f"{other.folder} was measured on different numbers of images ({ours} vs {theirs}: metrics.json's "
+                "robust_images; another copy of the data (evaluate.py data_dir=), bad images skipped, or another "
+                f"eval.batch_size with eval.limit_batches{'; read from ' + '; '.join(read) if read else ''}); a "
+                "cell averages one measurement: measure the runs again on the same data and settings "
+                "(evaluate.py ckpt=<run folder>), or report them separately (runs=...)"
+            )
 
 
 def _code_name(git) -> str:

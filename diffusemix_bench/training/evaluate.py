@@ -208,7 +208,7 @@ def robustness_keys(metrics: dict) -> list[str]:
 
 
 def _measured_on(metrics: dict) -> tuple:
-    """(split, checkpoint file name, images attacked) of the robustness entries in ``metrics``:
+    """(split, checkpoint file name, images attacked, limit, data folder) of the robustness entries:
     after training they were measured on its selected checkpoint, by evaluate.py on
     ``robust_checkpoint``; a short check (``eval.limit_batches``) attacks fewer images than the
     whole split, and is another measurement than the whole split's."""
@@ -219,6 +219,7 @@ def _measured_on(metrics: dict) -> tuple:
         Path(ckpt).name,
         metrics.get("robust_images"),
         metrics.get("robust_limit_batches"),  # (a limit that covers the whole split is still named)
+        metrics.get("robust_data_dir"),  # another copy of the data (evaluate.py data_dir=)
     )
 
 
@@ -226,7 +227,7 @@ def with_robustness(metrics: dict, result: dict) -> tuple[dict, list[str]]:
     """``metrics`` with the robustness entries of ``result``, and the earlier entries left out.
     Attacks measured before on the same split, checkpoint and images are kept beside the new ones
     (FGSM then PGD fills one table row); entries measured on another split or checkpoint, or on
-    other images (a short check beside the whole split), are left out, so metrics.json never mixes
+    other images (a short check beside the whole split, another copy of the data), are left out, so metrics.json never mixes
     two measurements."""
     if not result:  # nothing measured this time: what was, stays
         return dict(metrics), []
@@ -350,6 +351,8 @@ def _evaluate_run(cfg: DictConfig, run_dir: Path, ckpt: Path, specs, run_cfg: Di
         data=f"{run_cfg.dataset.name} read from {where} ({datamodule.num_classes} classes)",
     )
     result["robust_checkpoint"] = os.path.abspath(ckpt)  # absolute, as best_checkpoint
+    if cfg.data_dir is not None:  # another copy of the data than the run's settings name
+        result["robust_data_dir"] = str(Path(where).expanduser().resolve())
     if skipped:
         result["robust_bad_images_skipped"] = skipped
     if finished(run_dir):
