@@ -681,8 +681,16 @@ def test_the_commit_recorded_is_that_of_the_code_the_process_runs(tmp_path):
             first = code_state(tmp_path)
     assert code_state(tmp_path) == first != git_state(tmp_path)
     assert len(first["commit"]) == 40 and first["dirty"] is False
-    # A module not yet added to git is code the run may import: the tree is dirty.
-    (tmp_path / "new_module.py").write_text("x = 1\n")
+    # Scratch files (notes, images) change no number; a module not yet added to git is code the
+    # run may import, in a folder of its own too: the tree is dirty.
+    (tmp_path / "notes.txt").write_text("scratch\n")
+    (tmp_path / "scratch" / "out").mkdir(parents=True)
+    (tmp_path / "scratch" / "out" / "plot.png").write_bytes(b"png")
+    assert git_state(tmp_path)["dirty"] is False
+    (tmp_path / "scratch" / "new_module.py").write_text("x = 1\n")
+    assert git_state(tmp_path)["dirty"] is True
+    (tmp_path / "scratch" / "new_module.py").unlink()
+    (tmp_path / "code.py").write_text("version = 3\n")  # a tracked file changed
     assert git_state(tmp_path)["dirty"] is True
 
 

@@ -14,6 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 from ..config import as_lightning_count
 
 PROJECT = Path(__file__).resolve().parents[2]
+#: Untracked files that make a checkout dirty: code and settings a run may import or read.
+CODE_SUFFIXES = (".py", ".pyx", ".pyi", ".so", ".yaml", ".yml", ".toml", ".cfg", ".json")
 PACKAGES = ("torch", "torchvision", "pytorch-lightning", "timm", "diffusers", "torchattacks", "hydra-core")
 
 
@@ -26,15 +28,18 @@ def git_state(folder: Path = PROJECT) -> dict | None:
         if commit.returncode != 0:
             return None
         status = subprocess.run(
-            # Untracked files count (not ignored ones): a module not yet added changes the code too.
-            ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=normal"],
+            ["git", "-C", str(folder), "status", "--porcelain", "-z", "--untracked-files=all"],
             capture_output=True,
             text=True,
             timeout=10,
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+    entries = [e for e in status.stdout.split("\0") if e]
+    # Untracked files count where they are code or settings a run may read (a module not yet
+    # added, an experiment file): scratch files (notes, logs, images) change no number.
+    changed = [e for e in entries if not e.startswith("?? ") or Path(e[3:]).suffix.lower() in CODE_SUFFIXES]
+    return {"commit": commit.stdout.strip(), "dirty": bool(changed)}
 
 
 def weights_file(path: str | None) -> dict | None:
