@@ -9,7 +9,13 @@ quiet_interrupts()  # Ctrl-C while the imports below take seconds: one line, no 
 import hydra
 from omegaconf import DictConfig
 
-from diffusemix_bench.cli import before_hydra, check_data_present, check_settings
+from diffusemix_bench.cli import (
+    before_hydra,
+    check_data_present,
+    check_settings,
+    generation_refused,
+    refusal_leaves_no_folder,
+)
 from diffusemix_bench.config import register_configs
 
 register_configs()
@@ -17,12 +23,14 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")
 def main(cfg: DictConfig) -> None:
-    check_settings(cfg)
-    check_data_present(cfg)
-    # Imported here: help, config printing, config errors and missing data need no torch or diffusers.
-    from diffusemix_bench.generation.generate import run_generate
+    # A command refused before its first edit leaves no run folder of Hydra's files alone.
+    with refusal_leaves_no_folder(cfg, generation_refused):
+        check_settings(cfg)
+        check_data_present(cfg)
+        # Imported here: help, config printing, config errors and missing data need no torch or diffusers.
+        from diffusemix_bench.generation.generate import run_generate
 
-    run_generate(cfg)
+        run_generate(cfg)
 
 
 if __name__ == "__main__":

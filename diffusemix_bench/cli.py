@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -90,15 +91,19 @@ def _run_train(cfg: DictConfig) -> float | None:
 
 
 @contextmanager
-def refusal_leaves_no_folder(cfg: DictConfig):
+def refusal_leaves_no_folder(cfg: DictConfig, refused: Callable[[BaseException], bool] = lambda exc: True):
     """A run refused before training (its data, found wrong as it is read): Hydra has made the run
     folder and written its files there. A single run's folder that holds nothing else is removed,
     as a command refused at start-up makes none; a sweep job's is kept with ``failure.json``, so the
-    sweep's summary and reports count it as failed. A folder with earlier work is left as it was."""
+    sweep's summary and reports count it as failed. A folder with earlier work is left as it was.
+    ``refused``: whether an error is such a refusal (every error, unless it says otherwise)."""
     try:
         yield
     except BaseException as exc:
         from .errors import in_multirun
+
+        if not refused(exc):
+            raise
 
         with suppress(Exception):  # the error is the run's to report, never this clean-up's
             run_dir = Path(str(cfg.paths.output_dir)).expanduser()
@@ -112,6 +117,24 @@ def refusal_leaves_no_folder(cfg: DictConfig):
                 else:
                     shutil.rmtree(run_dir)
         raise
+
+
+def generation_refused(exc: BaseException) -> bool:
+    """A generate.py refused (a setting, a file, the data, a store) or stopped before it planned its
+    edits: its log says nothing the message did not. The log of a run that planned its work (the
+    store, the plan, why it stopped), or of an error in the code, stays."""
+    from .errors import SweepJobError, UserError
+
+    if not isinstance(exc, (UserError, SweepJobError, SystemExit, KeyboardInterrupt)):
+        return False
+    chain: BaseException | None = exc  # (the message's exit keeps the error it reports as context)
+    seen = []
+    while chain is not None and chain not in seen:
+        if getattr(chain, "edits_planned", 0):
+            return False
+        seen.append(chain)
+        chain = chain.__cause__ or chain.__context__
+    return True
 
 
 def run_figure4(cfg: DictConfig) -> None:

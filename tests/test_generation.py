@@ -1087,6 +1087,47 @@ def test_a_corrupt_image_read_by_loader_workers_ends_generate_py(tmp_path):
     assert done.stdout.count("edits planned: 0 already stored") == 1  # printed once
 
 
+def test_a_refused_generate_py_leaves_no_folder_of_hydras_files_alone(tmp_path):
+    """generate.py refused at start-up (a resolution the pipeline would round down, found inside the
+    generation's checks): the run folder Hydra made, holding only its files, is removed, as
+    train.py's; a run that planned its edits before it stopped keeps its log (the test above)."""
+    from diffusemix_bench.cli import generation_refused
+    from tests.fixtures.datasets import write_fixture_dataset
+
+    root = write_fixture_dataset("imagefolder", tmp_path / "data", num_classes=2, per_class=2)["data_dir"]
+    run = tmp_path / "run"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "generate.py",
+            "dataset=imagefolder",
+            f"dataset.root={root}",
+            "generator=tiny",
+            "generator.resolution=9",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            f"hydra.run.dir={run}",
+        ],
+        cwd=ROOT,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1 and "generator.resolution=9" in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and not run.exists()
+    # The message's exit keeps the error as its context: planned work there keeps the folder.
+    planned = ConfigError("stopped")
+    planned.edits_planned = 12
+    try:
+        try:
+            raise planned
+        except ConfigError:
+            raise SystemExit("error: stopped") from None
+    except SystemExit as exc:
+        assert not generation_refused(exc)
+    assert generation_refused(SystemExit("error: a setting")) and not generation_refused(ValueError("a bug"))
+
+
 def _imagefolder_overrides(root: Path, edits: Path, *extra: str) -> list[str]:
     return [
         "dataset=imagefolder",

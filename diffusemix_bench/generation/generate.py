@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -623,7 +624,13 @@ def generate(cfg: DictConfig, only: dict[str, list[int]] | None = None) -> dict:
                 datamodule=EditKeysData(cfg, stores, counts, only),
                 return_predictions=False,
             )
-    except (KeyboardInterrupt, SystemExit):
+    except BaseException as exc:
+        # Whether the work was planned before it stopped (generate.py keeps the log of a run that
+        # planned its edits, and removes the folder of one refused before: cli.generation_refused).
+        with suppress(AttributeError):
+            exc.edits_planned = counts.planned
+        if not isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
         # Ctrl-C (Lightning turns it into an exit): every edit written so far is in the store.
         say(f"\nstopped: {summary_line(counts)}")
         # Its time counts too: each process logs its own edits and seconds (as one device).
