@@ -740,10 +740,12 @@ def test_training_time_is_the_fit_alone(sweep, tmp_path, monkeypatch):
     # A run written before fit_seconds: its wall time, marked as such.
     older = {k: v for k, v in METRICS.items() if k != "fit_seconds"}
     (runs / "1_seed=1" / "metrics.json").write_text(json.dumps({**older, "wall_time_s": 7200.0, "seed": 1}))
-    text = build_report(["experiment=table6", "aug=none", "seed=0,1", f"runs={runs}"], CONF)["files"][
-        "markdown"
-    ].read_text()
+    files = build_report(["experiment=table6", "aug=none", "seed=0,1", f"runs={runs}"], CONF)["files"]
+    text = files["markdown"].read_text()
     assert f"| {VANILLA} | 10 / 40 / 90.0† |" in text and "† wall time (start-up" in text
+    # report.csv's fit_seconds is no mean of one run's said as the cell's: empty (wall_time_s is whole).
+    rows = list(csv.DictReader(files["csv"].open()))
+    assert rows[0]["fit_seconds"] == "" and float(rows[0]["wall_time_s"]) == 7200.0
     assert drawn[-1] == (
         "hours per run: training (wall time where a run has no fit_seconds)",
         [pytest.approx(1.5)],
@@ -861,7 +863,8 @@ def test_runs_outside_the_table_are_told_why(sweep, tmp_path):
 
 def test_a_curve_leaves_a_gap_where_a_value_has_no_run(tmp_path, monkeypatch):
     """The lambda curve with no finished run at lambda 0.1: the line breaks there (NaN) instead of
-    being drawn straight from 0.0 to 0.2 as if 0.1 had been measured."""
+    being drawn straight from 0.0 to 0.2 as if 0.1 had been measured; a point of one seed has no
+    bar, and the legend says how many seeds its points average."""
     import math
     from types import SimpleNamespace
 
@@ -873,7 +876,7 @@ def test_a_curve_leaves_a_gap_where_a_value_has_no_run(tmp_path, monkeypatch):
         SimpleNamespace(label=f"lambda {x}", match={"aug.lam": x}, reported_only=False, values={})
         for x in (0.0, 0.1, 0.2)
     ]
-    stats = {"lambda 0.0": (60.0, 1.0, 2), "lambda 0.1": (None, None, 0), "lambda 0.2": (62.0, 0.5, 2)}
+    stats = {"lambda 0.0": (60.0, 1.0, 2), "lambda 0.1": (None, None, 0), "lambda 0.2": (62.0, 0.0, 1)}
     table = SimpleNamespace(
         name="lambda",
         x="aug.lam",
@@ -887,11 +890,14 @@ def test_a_curve_leaves_a_gap_where_a_value_has_no_run(tmp_path, monkeypatch):
     drawn = []
     real = Axes.errorbar
     monkeypatch.setattr(
-        Axes, "errorbar", lambda self, x, y, **kw: drawn.append((x, y)) or real(self, x, y, **kw)
+        Axes, "errorbar", lambda self, x, y, **kw: drawn.append((x, y, kw)) or real(self, x, y, **kw)
     )
     curve(filled, tmp_path / "lambda.png")
-    ((xs, ys),) = drawn
+    ((xs, ys, kw),) = drawn
     assert xs == [0.0, 0.1, 0.2] and ys[0] == 60.0 and math.isnan(ys[1]) and ys[2] == 62.0
+    # One seed at 0.2: no bar there (its std of 0 is no spread measured), and the legend says so.
+    assert kw["yerr"][0] == 1.0 and math.isnan(kw["yerr"][2])
+    assert kw["label"] == "flowers102 (ours, 1-2 seeds, bars: std (none for one seed))"
     assert (tmp_path / "lambda.png").stat().st_size > 1000
 
 

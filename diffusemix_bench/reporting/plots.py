@@ -21,7 +21,7 @@ def _pyplot():
 
 
 def curve(filled: FilledTable, path: Path) -> Path | None:
-    """One panel per metric: ours (mean +- std over seeds) against the table's ``x`` setting, one
+    """One panel per metric: ours (mean +- std over seeds; a point of one seed has no bar) against the table's ``x`` setting, one
     line per dataset, the paper's values dashed where the paper prints them. None without ``x``."""
     t = filled.table
     if not t.x:
@@ -30,19 +30,30 @@ def curve(filled: FilledTable, path: Path) -> Path | None:
     fig, axes = plt.subplots(1, len(t.metrics), figsize=(5 * len(t.metrics), 4), squeeze=False)
     for ax, (metric, key) in zip(axes[0], t.metrics.items()):
         for column in t.columns:
-            xs, means, stds, paper_x, paper_y = [], [], [], [], []
+            xs, means, stds, paper_x, paper_y, seeds = [], [], [], [], [], []
             for row in t.rows:
                 if row.reported_only or t.x not in row.match:
                     continue
                 x = float(row.match[t.x])
                 mean, std, n = filled.cells[(row.label, column)].stats(key)
-                # A value with no finished run is a gap in the line (NaN), not a line drawn across it.
-                xs.append(x), means.append(mean if n else math.nan), stds.append((std or 0.0) if n else 0.0)
+                # A value with no finished run is a gap in the line (NaN), not a line drawn across it;
+                # one seed has no spread to show: no bar (a bar of zero would say it has none).
+                xs.append(x), means.append(mean if n else math.nan)
+                stds.append(std if n >= 2 and std is not None else math.nan)
+                if n:
+                    seeds.append(n)
                 value = (row.values.get(column) or {}).get(metric)
                 if value is not None:
                     paper_x.append(x), paper_y.append(value)
             if any(not math.isnan(m) for m in means):
-                line = ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=f"{column} (ours)")
+                line = ax.errorbar(
+                    xs,
+                    means,
+                    yerr=stds,
+                    marker="o",
+                    capsize=3,
+                    label=f"{column} (ours, {_seeds_said(seeds)})",
+                )
                 color = line[0].get_color()
             else:
                 color = None
@@ -65,6 +76,15 @@ def curve(filled: FilledTable, path: Path) -> Path | None:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _seeds_said(seeds: list[int]) -> str:
+    """How many seeds each point of a line averages, and what its bars are: ``3 seeds, bars: std``."""
+    low, high = min(seeds), max(seeds)
+    count = f"{low} seed{'' if high == 1 else 's'}" if low == high else f"{low}-{high} seeds"
+    if high < 2:
+        return f"{count}, no bar"
+    return f"{count}, bars: std" + (" (none for one seed)" if low < 2 else "")
 
 
 def reads_edits_of(config) -> bool:

@@ -248,8 +248,10 @@ class Cell:
         return statistics.fmean(vals), std, len(vals)
 
     def mean_of(self, key: str) -> float | None:
-        vals = [v for v in (_value(r, key) for r in self.finished) if v is not None]
-        return statistics.fmean(vals) if vals else None
+        """The mean of ``key`` over the finished runs; None unless every one of them has it (a run
+        that predates the record): never the mean of some runs said as the cell's."""
+        vals = [_value(r, key) for r in self.finished]
+        return statistics.fmean(vals) if vals and None not in vals else None
 
     def training_seconds(self) -> tuple[float | None, bool]:
         """Mean training time per finished run, and whether every run recorded its fits alone
