@@ -259,7 +259,10 @@ def test_evaluate_updates_the_summary_of_the_sweep_its_run_belongs_to(trained_ru
     run_evaluate(_evaluate_cfg(ckpt=f'"{job}"', **{"eval.fgsm": "true", "accelerator": "cpu"}))
     after = list(csv.DictReader((sweep / "summary.csv").open()))
     assert float(after[0]["fgsm_error"]) == metrics["fgsm_error"]
-    assert after[1] == before[1] and "pgd_error" not in after[0]
+    assert after[1] == {**before[1], "robustness_on": ""} and "pgd_error" not in after[0]
+    # What the number was measured on, beside it.
+    images = metrics["robust_images"]
+    assert after[0]["robustness_on"] == f"test split, {images} images; fgsm eps_255=8.0", after[0]
     # PGD added later: a column of its own after fgsm_error, empty for the job without it.
     run_evaluate(
         _evaluate_cfg(ckpt=f'"{job}"', **{"eval.pgd": "true", "eval.pgd_steps": "5", "accelerator": "cpu"})

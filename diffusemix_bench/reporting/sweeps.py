@@ -90,7 +90,45 @@ def summary_rows(sweep: Path) -> tuple[list[str], list[dict]]:
     fields[at:at] = attacks
     for row, run in zip(rows, runs):
         row.update({k: (run.metrics or {}).get(k) for k in attacks})
+    # What the attacks' numbers were measured on, where some job has one: the split, the images,
+    # a limit, the weights and each attack's settings (a short check reads apart from a whole split).
+    said = [robustness_said(run.metrics or {}) for run in runs]
+    if any(said):
+        fields.insert(at + len(attacks), "robustness_on")
+        for row, text in zip(rows, said):
+            row["robustness_on"] = text
     return fields, rows
+
+
+def robustness_said(metrics: dict) -> str | None:
+    """``test split, 10000 images; fgsm eps_255=8.0``: what a job's attack numbers were measured
+    on, as metrics.json records it; None without one."""
+    attacks = sorted(
+        key.removesuffix("_error")
+        for key, value in metrics.items()
+        if key.endswith("_error") and not key.startswith("robust_") and isinstance(value, (int, float))
+    )
+    if not attacks:
+        return None
+    on = [f"{metrics.get('robust_split') or 'unrecorded'} split"]
+    if metrics.get("robust_images") is not None:
+        on.append(f"{metrics['robust_images']} images")
+    if metrics.get("robust_limit_batches") is not None:
+        on.append(f"first {metrics['robust_limit_batches']} batches (eval.limit_batches)")
+    attacked = metrics.get("robust_checkpoint")
+    if attacked and Path(str(attacked)).name != Path(str(metrics.get("best_checkpoint") or "last.ckpt")).name:
+        on.append(f"checkpoint {Path(str(attacked)).name}")
+    if metrics.get("robust_data_dir"):
+        on.append(f"data {metrics['robust_data_dir']}")
+    for attack in attacks:
+        settings = metrics.get(f"{attack}_settings")
+        shown = (
+            " ".join(f"{k}={v}" for k, v in settings.items())
+            if isinstance(settings, dict)
+            else "settings unrecorded"
+        )
+        on.append(f"{attack} {shown}")
+    return "; ".join([", ".join(on[: len(on) - len(attacks)]), *on[len(on) - len(attacks) :]])
 
 
 def _row(run: Run, given: dict[str, str], swept: list[str]) -> dict:
