@@ -2467,3 +2467,49 @@ def test_a_sweep_of_generate_py_gets_no_training_summary(tmp_path, capsys):
         SweepSummary().on_job_end(config)
         assert (sweep / "summary.csv").is_file() is written
         assert ("sweep so far" in capsys.readouterr().out) is written
+
+
+def test_a_sweep_whose_job_met_a_corrupt_image_ends_without_a_traceback(tmp_path):
+    """Sweep jobs stopped by a corrupt image that loader workers read (the validation holdout's, in
+    the sanity check): the sweep ends with exit code 1 and the message. The failed loops' workers are
+    killed at exit, which PyTorch's SIGCHLD handler used to report as a traceback after it."""
+    import sys
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        (tmp_path / "data" / "train" / name).mkdir(parents=True)
+        for i in range(4):
+            pixels = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "data" / "train" / name / f"{i}.png")
+    bad = tmp_path / "data" / "train" / "a" / "2.png"
+    bad.write_bytes(b"this is not an image")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "--multirun",
+            "dataset=imagefolder",
+            f"dataset.root={tmp_path / 'data'}",
+            "model=resnet18",
+            "dataset.image_size=16",
+            "dataset.num_workers=2",
+            "logger=none",
+            "trainer.max_epochs=1",
+            "callbacks.progress_bar=none",
+            "seed=0,1",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert f"Could not decode image {bad}" in done.stderr and "Traceback" not in done.stderr, done.stderr[
+        -3000:
+    ]
+    assert "0 finished, 2 failed" in done.stdout + done.stderr

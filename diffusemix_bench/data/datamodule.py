@@ -79,10 +79,18 @@ def stop_workers_at_exit() -> None:
     (see :func:`worker_init`), so the exit handler of ``multiprocessing``, which stops daemonic
     children with SIGTERM and then waits for them, would wait forever: that happens when an error
     ends a run while a loader's iterator is still open (a corrupt image met by generate.py). Only
-    daemonic children are killed; they only read data, and at exit nothing waits for them."""
-    for child in multiprocessing.active_children():
-        if child.daemon:
-            child.kill()
+    daemonic children are killed; they only read data, and at exit nothing waits for them. PyTorch's
+    SIGCHLD handler, which would report each killed worker as a traceback after the run's message
+    (a sweep whose failed job left a loader open), is set back to the default first."""
+    children = [child for child in multiprocessing.active_children() if child.daemon]
+    if not children:
+        return
+    import signal
+
+    if hasattr(signal, "SIGCHLD"):
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for child in children:
+        child.kill()
 
 
 atexit.register(stop_workers_at_exit)
