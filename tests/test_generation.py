@@ -1049,6 +1049,28 @@ def test_a_resolution_the_pipeline_would_round_down_is_refused(
     assert not edits.exists()
 
 
+def _generate_py_on_folder(root: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
+    """generate.py run as its command line runs it, with the tiny pipeline, on the image folder
+    ``root`` (its cache and run folder under ``tmp_path``)."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "generate.py",
+            "dataset=imagefolder",
+            f"dataset.root={root}",
+            "generator=tiny",
+            *extra,
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=ROOT,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def test_a_corrupt_image_read_by_loader_workers_ends_generate_py(tmp_path):
     """A corrupt image met by a loader worker while the workers hold images read ahead: the
     entry point names the file and exits 1. Workers ignore SIGTERM, so the process used to wait for
@@ -1060,24 +1082,7 @@ def test_a_corrupt_image_read_by_loader_workers_ends_generate_py(tmp_path):
     paths = create_dataset("imagefolder", root, "train").paths
     bad = paths[len(paths) // 2]
     bad.write_bytes(b"this is not an image")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "generate.py",
-            "dataset=imagefolder",
-            f"dataset.root={root}",
-            "generator=tiny",
-            "generator.num_prompts=2",
-            "dataset.num_workers=2",
-            f"paths.cache_dir={tmp_path / 'cache'}",
-            f"hydra.run.dir={tmp_path / 'run'}",
-        ],
-        cwd=ROOT,
-        env=dict(os.environ, OMP_NUM_THREADS="1"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _generate_py_on_folder(root, tmp_path, "generator.num_prompts=2", "dataset.num_workers=2")
     assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
     assert str(bad) in done.stderr and "Traceback" not in done.stderr
     # The run folder's log keeps what the terminal showed: the store, the plan, why it stopped.
@@ -1096,23 +1101,7 @@ def test_a_refused_generate_py_leaves_no_folder_of_hydras_files_alone(tmp_path):
 
     root = write_fixture_dataset("imagefolder", tmp_path / "data", num_classes=2, per_class=2)["data_dir"]
     run = tmp_path / "run"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "generate.py",
-            "dataset=imagefolder",
-            f"dataset.root={root}",
-            "generator=tiny",
-            "generator.resolution=9",
-            f"paths.cache_dir={tmp_path / 'cache'}",
-            f"hydra.run.dir={run}",
-        ],
-        cwd=ROOT,
-        env=dict(os.environ, OMP_NUM_THREADS="1"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _generate_py_on_folder(root, tmp_path, "generator.resolution=9")
     assert done.returncode == 1 and "generator.resolution=9" in done.stderr, done.stderr[-2000:]
     assert "Traceback" not in done.stderr and not run.exists()
     # The message's exit keeps the error as its context: planned work there keeps the folder.
