@@ -291,7 +291,7 @@ class GeneratorConfig:
     local_dir: str | None = None
     # Edit prompts, raw (default: the paper's nine). Each is stored under an id derived from its text.
     prompts: list[str] = field(default_factory=lambda: list(PAPER_PROMPTS))
-    # paper: "A transformed version of image into <prompt>" (Sec. 3.1); raw: the prompt alone, as
+    # paper: "A transformed version of image into <prompt>" (Sec. 4); raw: the prompt alone, as
     # the official code passes it.
     prompt_template: str = one_of("paper", "raw")
     # Use the first k prompts (Fig. 5 ablation); null uses all.

@@ -232,7 +232,8 @@ def test_the_notes_name_data_unlike_the_release_and_the_code_the_runs_were_made_
         metrics = json.loads(p.read_text())
         metrics["git"] = {"commit": "b" * 40, "dirty": False}
         p.write_text(json.dumps(metrics))
-    assert build_report(["experiment=table6", f"runs={runs}"], CONF)["filled"].code() == []
+    six = build_report(["experiment=table6", f"runs={runs}"], CONF)["filled"]
+    assert six.code() == [] and not any("Lower is better" in line for line in notes(six))
     # One commit with uncommitted changes: said as one.
     for p in runs.glob("*/metrics.json"):
         metrics = json.loads(p.read_text())
@@ -705,6 +706,10 @@ def test_latex_cells_are_valid_and_count_what_markdown_counts(sweep, tmp_path):
     result = build_report([*TABLE4_CELL, f"runs={runs}", f"out={tmp_path / 'out'}"], CONF)
     tex = result["files"]["latex"].read_text()
     assert "–" not in tex  # no Unicode dash, in math mode or out of it
+    # Errors: the notes say which way Δ (ours minus the paper's) is better.
+    assert "Lower is better in this table (fgsm_error, clean_error): a positive Δ" in (
+        result["files"]["markdown"].read_text()
+    )
     vanilla = next(line for line in tex.splitlines() if line.startswith("Vanilla"))
     assert "$75.00$ (1; 1 missing)" in vanilla
     # A cell the sweep expects but no run filled: the count, as markdown gives it.

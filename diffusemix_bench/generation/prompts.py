@@ -21,7 +21,7 @@ PAPER_PROMPTS = (
     "ukiyo-e",
     "a sketch with crayon",
 )
-# The paper's template (Sec. 3.1); the official code passes the raw prompt instead.
+# The paper's template (Sec. 4, Textual Prompt Selection); the official code passes the raw prompt instead.
 PAPER_TEMPLATE = "A transformed version of image into {prompt}"
 TEMPLATES = {"paper": PAPER_TEMPLATE, "raw": "{prompt}"}
 _CANONICAL = re.compile(r"[a-z0-9]+(?:[ -][a-z0-9]+)*")

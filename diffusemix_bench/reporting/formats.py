@@ -82,6 +82,11 @@ UNEVEN = "‡"
 def notes(filled: FilledTable) -> list[str]:
     t = filled.table
     lines = [filled.summary()]
+    if t.lower_is_better:  # Δ is always ours minus the paper's
+        lines.append(
+            f"Lower is better in this table ({', '.join(t.metrics)}): a positive Δ (ours minus the paper's) "
+            "is worse than the paper's number"
+        )
     lines += filled.stopped()
     lines += filled.replaced()
     lines += filled.attempts()
