@@ -521,6 +521,33 @@ def test_resuming_a_finished_run_keeps_its_metrics(make_cfg, tmp_path, caplog):
     assert "pgd_error, pgd_settings" in caplog.text and "left out" in caplog.text
 
 
+def test_a_resume_that_only_evaluates_names_what_trained_and_what_evaluated(make_cfg, tmp_path):
+    """Training finished but metrics.json was never written (stopped during the final evaluation):
+    the resume only evaluates. The device, precision, processes, commit and versions it records are
+    the training's (its checkpoint's record), and the evaluating process is named apart."""
+    first = train(make_cfg(["trainer.max_epochs=1"]))
+    (tmp_path / "run" / "metrics.json").unlink()
+    # As if the training had run on two GPUs in bf16 by another commit.
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    state = torch.load(last, weights_only=True)
+    elsewhere = {"device": "NVIDIA H200", "precision": "bf16-mixed", "world_size": 2}
+    elsewhere["git"] = {"commit": "d" * 40, "dirty": False}
+    state["parts"][-1].update(elsewhere)
+    state["world_sizes"] = [2]
+    torch.save(state, last)
+    again = train(make_cfg(["trainer.max_epochs=1", "ckpt_path=last"]))
+    assert again["optimizer_steps"] == first["optimizer_steps"] and "parts" not in again
+    assert (again["device"], again["precision"], again["world_size"]) == ("NVIDIA H200", "bf16-mixed", 2)
+    assert again["git"] == elsewhere["git"] and again["versions"] == first["versions"]
+    assert again["evaluated_by"] == {"device": "cpu", "git": first["git"], "versions": first["versions"]}
+    assert "evaluated_by" not in first
+
+    # Evaluated again on the finished run (a new attack): what trained is still the training's.
+    fgsm = train(make_cfg(["trainer.max_epochs=1", "ckpt_path=last", "eval.fgsm=true"]))
+    assert fgsm["git"] == elsewhere["git"] and fgsm["device"] == "NVIDIA H200"
+    assert fgsm["evaluated_by"]["git"] == first["git"] and "fgsm_error" in fgsm
+
+
 def test_a_part_resumed_from_an_older_checkpoint_takes_what_the_earlier_metrics_say():
     """Trained further from a checkpoint that predates the records: the earlier part's metrics.json
     still says its world size and the weights it started from."""

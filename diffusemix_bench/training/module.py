@@ -338,8 +338,10 @@ class ClassifierModule(pl.LightningModule):
         }
 
     def world_sizes(self) -> list[int | None]:
-        """The processes that trained together in each part of the run so far, each size once."""
-        sizes = [*self.world_sizes_before, self.trainer.world_size]
+        """The processes that trained together in each part of the run so far, each size once (a
+        process that only evaluates, its run's training finished before, adds none)."""
+        here = [] if self.this_part is None and self.world_sizes_before else [self.trainer.world_size]
+        sizes = [*self.world_sizes_before, *here]
         return [size for k, size in enumerate(sizes) if size not in sizes[:k]]
 
     def parts(self) -> list[dict | None]:

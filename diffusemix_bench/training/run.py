@@ -424,6 +424,23 @@ def _percent(value) -> float | None:
     return None if value is None else round(float(value) * 100.0, 4)
 
 
+def where_trained(module, trainer: pl.Trainer, parts: list[dict | None]) -> dict:
+    """The device, precision, code and package versions that trained a run's weights (its last
+    part): this process's when it trained, else the last part's record (None where unknown) and
+    this process's as ``evaluated_by``."""
+    here = {
+        "device": device_name(module.device),
+        "precision": str(trainer.precision),
+        "git": code_state(),
+        "versions": versions(),
+    }
+    if module.this_part is not None:
+        return here
+    last = parts[-1] if parts and isinstance(parts[-1], dict) else {}
+    evaluated_by = {"device": here["device"], "git": here["git"], "versions": here["versions"]}
+    return {**{key: last.get(key) for key in here}, "evaluated_by": evaluated_by}
+
+
 def _with_earlier(metrics: dict, earlier: dict | None, path: Path) -> dict:
     """The metrics a run writes, with what its metrics.json held before kept where it still holds.
     A finished run evaluated again (``earlier``: the same weights) keeps its other entries (the
@@ -432,7 +449,7 @@ def _with_earlier(metrics: dict, earlier: dict | None, path: Path) -> dict:
     if earlier is not None:
         robust = {key: metrics.pop(key) for key in robustness_keys(metrics)}
         # What the training was (this part only evaluated): as recorded, or unknown when it predates the record.
-        for key in ("world_size", "model_weights", "device", "precision", "parts"):
+        for key in ("world_size", "model_weights", "device", "precision", "parts", "git", "versions"):
             metrics.pop(key, None)
         merged, dropped = with_robustness({**earlier, **metrics}, robust)
         merged["wall_time_s"] = round(earlier.get("wall_time_s", 0.0) + metrics["wall_time_this_part_s"], 2)
@@ -770,6 +787,10 @@ def _train(
     earlier_seconds = module.wall_seconds_before
     world_sizes, started_from = module.world_sizes(), module.started_from
     parts = module.parts()
+    # What trained the weights: this process, or (a resume that found the training finished and
+    # only evaluates) the last part, as its checkpoint records it (unknown when it predates the
+    # record); this process is then the evaluating one, recorded as evaluated_by.
+    trained = where_trained(module, trainer, parts)
 
     checkpoint = callbacks[0]
     best = checkpoint.best_model_path or None
@@ -810,9 +831,9 @@ def _train(
         # Processes that trained together (devices x nodes): dataset.batch_size is per process. A
         # list where the run's parts differ (None: a part whose checkpoint predates the record).
         "world_size": world_sizes[0] if len(world_sizes) == 1 else world_sizes,
-        # Where this part trained (a resume may change them: ``parts`` lists each part's).
-        "device": device_name(module.device),
-        "precision": str(trainer.precision),
+        # Where the last part trained (a resume may change them: ``parts`` lists each part's).
+        "device": trained["device"],
+        "precision": trained["precision"],
         # Fast adversarial training (adv.p > 0): its settings and how many batches it perturbed.
         # (its step as used: adv.step=null is eps + 2)
         "adv_training": adv_training,
@@ -849,12 +870,14 @@ def _train(
         # The epoch early stopping (callbacks.early_stopping_patience) ended the run after.
         **({"early_stopped_at_epoch": early_stop} if early_stop is not None else {}),
         "edit_store": aug.store_record() if hasattr(aug, "store_record") else None,
-        # This process's code and packages; a run trained in parts lists what each part trained
+        # The last part's code and packages; a run trained in parts lists what each part trained
         # with (its steps, processes, device, precision, commit and versions; None: a part whose
         # checkpoint predates the record).
-        "git": code_state(),
-        "versions": versions(),
+        "git": trained["git"],
+        "versions": trained["versions"],
         **({"parts": parts} if len(parts) > 1 else {}),
+        # A process that only evaluated weights trained before: its code, packages and device.
+        **({"evaluated_by": trained["evaluated_by"]} if "evaluated_by" in trained else {}),
         # The weight file the run started from and its sha256 (left out where unknown).
         **({} if started_from == UNKNOWN else {"model_weights": started_from}),
         "val_rule": datamodule.val_set.info.get("val_rule"),
