@@ -233,6 +233,13 @@ def test_evaluate_leaves_an_unfinished_runs_metrics_alone(trained_run, tmp_path)
     with pytest.raises(UserError, match=r"metrics\.json is damaged .*ckpt_path=last"):
         evaluate_run(_evaluate_cfg(ckpt=str(run), **{"eval.fgsm": "true", "data_dir": data}))
 
+    # data_dir= naming the folder the run's settings name: the same data, nothing to record.
+    (run / "metrics.json").unlink()
+    saved.paths.data_dir = saved.dataset.root = data
+    OmegaConf.save(saved, run / "config_resolved.yaml")
+    same = evaluate_run(_evaluate_cfg(ckpt=str(run), **{"eval.fgsm": "true", "data_dir": data}))
+    assert "robust_data_dir" not in same and same["fgsm_error"] == metrics["fgsm_error"]
+
 
 def test_evaluate_updates_the_summary_of_the_sweep_its_run_belongs_to(trained_run, tmp_path):
     """A sweep's job attacked later by evaluate.py: the sweep's summary.csv gets its fgsm_error (it

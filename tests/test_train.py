@@ -548,6 +548,27 @@ def test_a_resume_that_only_evaluates_names_what_trained_and_what_evaluated(make
     assert fgsm["evaluated_by"]["git"] == first["git"] and "fgsm_error" in fgsm
 
 
+def test_a_finished_run_attacked_again_from_another_copy_of_its_data_keeps_the_numbers_apart(
+    make_cfg, tmp_path
+):
+    """A finished run resumed to add an attack: on the folder its settings name, the new number is
+    kept beside the earlier one; read from another copy (paths.data_dir changed), the new number
+    names that copy (robust_data_dir) and the earlier one, measured on the first copy, is left out."""
+    import shutil
+
+    first = train(make_cfg(["trainer.max_epochs=1", "eval.fgsm=true"]))
+    pgd = ["eval.pgd=true", "eval.pgd_steps=1"]
+    both = train(make_cfg(["trainer.max_epochs=1", "ckpt_path=last", "eval.fgsm=true", *pgd]))
+    assert both["fgsm_error"] == first["fgsm_error"] and "pgd_error" in both and "robust_data_dir" not in both
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp_path / "data", copy)
+    cfg = make_cfg(["trainer.max_epochs=1", "ckpt_path=last", "eval.pgd=true", "eval.pgd_steps=2"])
+    cfg.paths.data_dir = str(copy)
+    moved = train(cfg)
+    assert moved["robust_data_dir"] == str(copy.resolve()) and moved["pgd_settings"]["steps"] == 2
+    assert "fgsm_error" not in moved and moved["optimizer_steps"] == first["optimizer_steps"]
+
+
 def test_a_part_resumed_from_an_older_checkpoint_takes_what_the_earlier_metrics_say():
     """Trained further from a checkpoint that predates the records: the earlier part's metrics.json
     still says its world size and the weights it started from."""

@@ -320,7 +320,13 @@ def _saved_settings_read(path: Path):
         ) from None
 
 
+def data_folder(dataset: DictConfig, data_dir) -> str:
+    """The absolute folder a run's dataset settings read (``dataset.root``, else ``paths.data_dir``)."""
+    return str(dataset_root(dataset, data_dir).resolve())
+
+
 def _evaluate_run(cfg: DictConfig, run_dir: Path, ckpt: Path, specs, run_cfg: DictConfig) -> dict:
+    own = data_folder(run_cfg.dataset, run_cfg.paths.data_dir)  # the folder the run's settings name
     if cfg.data_dir is not None:
         run_cfg.paths.data_dir = cfg.data_dir
         if run_cfg.dataset.get("root"):  # an image folder (or a dataset given by its own folder)
@@ -351,8 +357,10 @@ def _evaluate_run(cfg: DictConfig, run_dir: Path, ckpt: Path, specs, run_cfg: Di
         data=f"{run_cfg.dataset.name} read from {where} ({datamodule.num_classes} classes)",
     )
     result["robust_checkpoint"] = os.path.abspath(ckpt)  # absolute, as best_checkpoint
-    if cfg.data_dir is not None:  # another copy of the data than the run's settings name
-        result["robust_data_dir"] = str(Path(where).expanduser().resolve())
+    if (
+        data_folder(run_cfg.dataset, run_cfg.paths.data_dir) != own
+    ):  # another copy than the run's settings name
+        result["robust_data_dir"] = data_folder(run_cfg.dataset, run_cfg.paths.data_dir)
     if skipped:
         result["robust_bad_images_skipped"] = skipped
     if finished(run_dir):

@@ -48,8 +48,15 @@ from ..robustness.adversarial_training import FastAdversarial
 from ..signals import note_sigterm_only, sigterm_stops_between_runs
 from .checkpoint_io import AtomicCheckpointIO, CheckpointOnSigterm, RunCheckpoint, StepCheckpoint
 from .classifier import build_model
-from .evaluate import attack_checkpoint, eval_split, log_left_out, robustness_keys, with_robustness
-from .locate import check_same_classes, class_ids, keep_command_record, write_classes
+from .evaluate import (
+    attack_checkpoint,
+    data_folder,
+    eval_split,
+    log_left_out,
+    robustness_keys,
+    with_robustness,
+)
+from .locate import check_same_classes, class_ids, keep_command_record, load_saved_config, write_classes
 from .module import UNKNOWN, ClassifierModule, vanilla_batches_per_epoch
 from .provenance import code_state, device_name, shortened_by, versions, weights_file
 from .resume import (
@@ -611,8 +618,11 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
             TRAINED_FURTHER: True,
         }
         write_atomic(run_dir / FAILURE_FILE, json.dumps(record, indent=2) + "\n")
+    # A finished run evaluated again from another copy of its data (paths.data_dir or dataset.root
+    # changed): its new attacks are measured there, never kept beside those of the first copy.
+    moved = _data_moved(cfg, run_dir) if earlier is not None else None
     with failure_recorded(run_dir, further), wandb_run_ended():
-        metrics = _train(cfg, splits, adversarial, run_dir, attacks, resumed, start, earlier)
+        metrics = _train(cfg, splits, adversarial, run_dir, attacks, resumed, start, earlier, moved)
     (run_dir / FAILURE_FILE).unlink(missing_ok=True)
     return metrics
 
@@ -640,7 +650,18 @@ def _training_kept(run_dir: Path):
         ) from None
 
 
-def _evaluate_selected(cfg, trainer, module, datamodule, best, attacks, stop_if_terminated):
+def _data_moved(cfg: DictConfig, run_dir: Path) -> str | None:
+    """The data folder this process reads, where it is not the one the run folder's saved settings
+    name (None where they agree or none are saved)."""
+    saved = run_dir / "config_resolved.yaml"
+    if not saved.is_file():
+        return None
+    before = load_saved_config(saved, needs=("dataset", "paths"))
+    now = data_folder(cfg.dataset, cfg.paths.data_dir)
+    return now if data_folder(before.dataset, before.paths.data_dir) != now else None
+
+
+def _evaluate_selected(cfg, trainer, module, datamodule, best, attacks, stop_if_terminated, moved=None):
     """After fit: the selected checkpoint validated again, tested once and attacked; returns
     (val, test, robustness) metrics."""
     val_metrics = {}
@@ -673,6 +694,8 @@ def _evaluate_selected(cfg, trainer, module, datamodule, best, attacks, stop_if_
             strategy=trainer.strategy if shared else None,
         )
         robust["robust_checkpoint"] = best  # None: the weights training ended with (fast_dev_run)
+        if moved:
+            robust["robust_data_dir"] = moved
     return val_metrics, test_metrics, robust
 
 
@@ -685,6 +708,7 @@ def _train(
     resumed: tuple[str | None, int | None],
     start: float,
     earlier: dict | None = None,
+    moved: str | None = None,
 ) -> dict:
     if rank_zero_only.rank == 0:  # (the first process keeps an earlier attempt's settings first)
         write_atomic(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
@@ -796,7 +820,7 @@ def _train(
     best = checkpoint.best_model_path or None
     with sigterm_stops_between_runs(trainer) as stop_if_terminated, _training_kept(run_dir):
         val_metrics, test_metrics, robust = _evaluate_selected(
-            cfg, trainer, module, datamodule, best, attacks, stop_if_terminated
+            cfg, trainer, module, datamodule, best, attacks, stop_if_terminated, moved
         )
 
     adv_training = None
