@@ -121,8 +121,8 @@ def refusal_leaves_no_folder(cfg: DictConfig, refused: Callable[[BaseException],
 
 def generation_refused(exc: BaseException) -> bool:
     """A generate.py refused (a setting, a file, the data, a store) or stopped before it planned its
-    edits: its log says nothing the message did not. The log of a run that planned its work (the
-    store, the plan, why it stopped), or of an error in the code, stays."""
+    edits or changed a store: its log says nothing the message did not. The log of a run that began
+    its work (a store converted, the plan, why it stopped), or of an error in the code, stays."""
     from .errors import SweepJobError, UserError
 
     if not isinstance(exc, (UserError, SweepJobError, SystemExit, KeyboardInterrupt)):
@@ -130,7 +130,7 @@ def generation_refused(exc: BaseException) -> bool:
     chain: BaseException | None = exc  # (the message's exit keeps the error it reports as context)
     seen = []
     while chain is not None and chain not in seen:
-        if getattr(chain, "edits_planned", 0):
+        if getattr(chain, "work_begun", 0):
             return False
         seen.append(chain)
         chain = chain.__cause__ or chain.__context__

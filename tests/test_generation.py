@@ -847,7 +847,7 @@ def test_a_group_claimed_by_another_process_is_left_to_it(flowers, tmp_path, cap
     assert again["generated"] == 2 and again["by_others"] == 0
 
 
-def test_png_stores_keep_their_folder_and_convert_with_one_command(flowers, tmp_path, capsys):
+def test_png_stores_keep_their_folder_and_convert_with_one_command(flowers, tmp_path, capsys, monkeypatch):
     """Stores written as PNG before npy and store_size=auto existed keep their folder when asked for
     by their settings (the hash is pinned: the one the earlier code gave), and `generate.py` with
     store_format=npy fills the npy store from a PNG store of the same settings, generating nothing."""
@@ -881,6 +881,20 @@ def test_png_stores_keep_their_folder_and_convert_with_one_command(flowers, tmp_
         for pid in npy.prompt_ids:
             assert torch.equal(npy.read(i, pid), png.read(i, pid))
             assert torch.equal(npy.read(i, pid, full=True), png.read(i, pid, full=True))
+    # A refusal after the conversion (here: made up where the groups are planned) keeps the
+    # run's log, which says what was converted (cli.generation_refused).
+    from diffusemix_bench.cli import generation_refused
+    from diffusemix_bench.generation import generate as generate_module
+
+    def refuse(*args, **kwargs):
+        raise ConfigError("refused after converting")
+
+    shutil.rmtree(npy.folder)
+    with monkeypatch.context() as patched:
+        patched.setattr(generate_module, "prompt_blocks", refuse)
+        with pytest.raises(ConfigError, match="refused after converting") as refused:
+            generate(npy_cfg)
+    assert refused.value.work_begun == 24 and not generation_refused(refused.value)
     # The other way: edits exported as PNG files (to look at, or share) from an npy store.
     shutil.rmtree(png.folder)
     exported = generate(png_cfg)
@@ -1106,7 +1120,7 @@ def test_a_refused_generate_py_leaves_no_folder_of_hydras_files_alone(tmp_path):
     assert "Traceback" not in done.stderr and not run.exists()
     # The message's exit keeps the error as its context: planned work there keeps the folder.
     planned = ConfigError("stopped")
-    planned.edits_planned = 12
+    planned.work_begun = 12
     try:
         try:
             raise planned

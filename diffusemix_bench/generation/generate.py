@@ -82,6 +82,7 @@ class Counts:
     planned: int = 0
     existing: int = 0
     converted: int = 0  # copied from the store of the same settings in the other format
+    adopted: int = 0  # found whole on disk but missing from the manifest: recorded
     broken: int = 0  # recorded edits found broken (wrong size, or undecodable with verify): made again
     generated: int = 0
     # Stored with a regeneration seed (attempt > 0): after a bad edit in this run or an earlier one.
@@ -268,6 +269,7 @@ class EditKeysData(pl.LightningDataModule):
         def convert() -> None:
             for split, store in self.stores.items():
                 adopted = store.adopt_unrecorded(reads[split][1])
+                self.counts.adopted += adopted
                 if adopted:
                     say(
                         f"edit store [{split}]: recorded {adopted} edits found whole on disk but missing from "
@@ -625,10 +627,11 @@ def generate(cfg: DictConfig, only: dict[str, list[int]] | None = None) -> dict:
                 return_predictions=False,
             )
     except BaseException as exc:
-        # Whether the work was planned before it stopped (generate.py keeps the log of a run that
-        # planned its edits, and removes the folder of one refused before: cli.generation_refused).
+        # Whether work began before it stopped: edits planned, or a store changed (edits converted
+        # or recorded). generate.py keeps the log of such a run, and removes the folder of one
+        # refused before (cli.generation_refused).
         with suppress(AttributeError):
-            exc.edits_planned = counts.planned
+            exc.work_begun = counts.planned + counts.converted + counts.adopted
         if not isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         # Ctrl-C (Lightning turns it into an exit): every edit written so far is in the store.
