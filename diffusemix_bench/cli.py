@@ -1521,10 +1521,13 @@ def _check_job_edits(cfg: DictConfig, seen: set[tuple], splits=None) -> None:
     """The edits a DiffuseMix job trains from, checked as the job would (its training split, its
     store), unless a job with the same store and split was checked already. ``splits``: the
     dataset's splits when the caller has read them."""
+    import copy
+
     from omegaconf import OmegaConf
 
     from .augment.registry import create_aug, run_context
     from .data.datamodule import ImageDataModule
+    from .data.splits import build_splits, verify_as_asked
     from .generation.store import image_files, split_indices
 
     aug = create_aug(cfg.aug, run_context(cfg, num_classes=2))  # the class count plays no part here
@@ -1541,6 +1544,11 @@ def _check_job_edits(cfg: DictConfig, seen: set[tuple], splits=None) -> None:
     if key in seen:
         return
     seen.add(key)
+    # The training images as the job reads them: with dataset.on_bad_image=skip, its corrupt files
+    # left out (they have no edits; generate.py skips them alike). On a copy: the job verifies (and
+    # records) its splits itself, from the cache this check fills.
+    splits = copy.copy(splits) if splits is not None else build_splits(cfg.dataset, cfg.paths.data_dir)
+    verify_as_asked(splits, cfg.dataset, cfg.paths.cache_dir, names=("train",), quiet=True)
     datamodule = ImageDataModule(cfg.dataset, cfg.paths.data_dir, seed=cfg.seed, splits=splits)
     datamodule.build()
     train = datamodule.train_set

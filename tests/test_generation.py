@@ -1275,6 +1275,25 @@ def test_generate_skips_the_corrupt_images_train_py_skips(tmp_path, capsys):
     assert store.missing(range(len(paths))) == [(paths.index(str(bad)), store.prompt_ids[0])]
     with pytest.raises(CorruptImageError, match="on_bad_image=skip"):
         generate(compose_generate(ov[:-1]))
+    # train.py with the same settings trains from these edits: the corrupt image, left out, lacks
+    # none (its check of the edits once counted it as missing and asked for generate.py again).
+    from tests.conftest import FAST, run_entry
+
+    run = tmp_path / "run"
+    args = [
+        *FAST,
+        *ov,
+        "aug=diffusemix",
+        "aug.figure_images=0",
+        "trainer.max_epochs=1",
+        f"hydra.run.dir={run}",
+        "generator.store_size=256",  # the store generate.py made, at the dataset's own size
+    ]
+    done = run_entry("train.py", [*args, f"paths.cache_dir={tmp_path / 'cache'}"], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["bad_images"]["train"] == 1 and (run / "bad_images.txt").read_text().count(str(bad)) == 1
+    assert (done.stdout + done.stderr).count("corrupt image(s) skipped") == 1  # said once, by the training
 
 
 def test_missing_edits_name_the_stores_made_with_other_settings(tmp_path):

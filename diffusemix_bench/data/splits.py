@@ -32,10 +32,12 @@ def verify_splits(
     cache_dir: str | Path,
     on_bad_image: str = "error",
     names: tuple[str, ...] = ("train", "val", "test"),
+    quiet: bool = False,
 ) -> dict[str, list[str]]:
     """Decode every image file of each split (of ``names``) once (results cached per file by size
     and mtime); return the corrupt or missing files per split. ``error`` stops at the first split
-    with any, naming them; ``skip`` leaves them out of their split (the caller records them)."""
+    with any, naming them; ``skip`` leaves them out of their split (the caller records them; said
+    in a warning unless ``quiet``)."""
     import hashlib
     import json
 
@@ -87,13 +89,14 @@ def verify_splits(
             corrupt = set(found)
             keep = [i for i, p in enumerate(ds.paths) if str(p) not in corrupt]
             setattr(splits, name, ds.subset(keep))
-            log.warning(
-                "%s/%s: %d corrupt image(s) skipped (dataset.on_bad_image=skip; first: %s)",
-                ds.name,
-                name,
-                len(found),
-                found[0],
-            )
+            if not quiet:
+                log.warning(
+                    "%s/%s: %d corrupt image(s) skipped (dataset.on_bad_image=skip; first: %s)",
+                    ds.name,
+                    name,
+                    len(found),
+                    found[0],
+                )
             bad[name] = found
     return bad
 
@@ -103,6 +106,7 @@ def verify_as_asked(
     dataset_cfg,
     cache_dir: str | Path,
     names: tuple[str, ...] = ("train", "val", "test"),
+    quiet: bool = False,
 ) -> dict[str, list[str]]:
     """The one rule every entry point follows: with ``dataset.verify=true`` or
     ``dataset.on_bad_image=skip`` the splits of ``names`` are verified (bad files named, or left
@@ -111,7 +115,7 @@ def verify_as_asked(
     on_bad = str(dataset_cfg.get("on_bad_image") or "error")
     if on_bad != "skip" and not dataset_cfg.get("verify"):
         return {}
-    return verify_splits(splits, Path(cache_dir) / "verified", on_bad, names)
+    return verify_splits(splits, Path(cache_dir) / "verified", on_bad, names, quiet)
 
 
 def build_splits(
