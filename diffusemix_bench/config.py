@@ -1173,6 +1173,25 @@ def check_values(cfg, here: bool = True) -> None:
     d, t = cfg.dataset, cfg.trainer
     if here and cfg.get("ckpt_path") is None:  # (a resume reads the checkpoint's weights)
         check_weights_there(cfg)
+    for key in (
+        "paths.data_dir",
+        "paths.cache_dir",
+        "paths.log_dir",
+        "generator.edits_dir",
+        "fractals.cache_dir",
+    ):
+        value = OmegaConf.select(cfg, key, default="unset")
+        # An empty folder (paths.cache_dir= on the command line, or an empty environment variable)
+        # would put the edit stores at /edits, or read and write the working folder unnamed.
+        need(
+            value is None or str(value).strip() != "",
+            f"{key} is empty: give a folder ({key}=<folder>), or leave it out for its default"
+            + (
+                " (an empty DIFFUSEMIX_DATA or DIFFUSEMIX_CACHE environment variable empties it too)"
+                if key.startswith("paths.")
+                else ""
+            ),
+        )
     seed = cfg.get("seed", 0)
     need(
         isinstance(seed, int) and 0 <= seed <= 2**32 - 1,

@@ -370,6 +370,13 @@ CASES: list[Case] = [
         r"aug=none: the runs' methods are chosen by arm=.*experiment=study_flowers",
     ),
     Case("batch size 0", "error", _train("cifar100", "dataset.batch_size=0"), r"dataset\.batch_size"),
+    Case("empty cache folder", "error", _train("cifar100", "paths.cache_dir="), r"paths\.cache_dir is empty"),
+    Case(
+        "empty edits folder",
+        "error",
+        _plain("generate.py", "generator=tiny", "generator.edits_dir="),
+        r"generator\.edits_dir is empty",
+    ),
     Case(
         "a fraction of the batches that leaves none",
         "error",
