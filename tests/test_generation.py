@@ -847,6 +847,16 @@ def test_a_group_claimed_by_another_process_is_left_to_it(flowers, tmp_path, cap
     assert again["generated"] == 2 and again["by_others"] == 0
 
 
+def test_a_store_of_a_relative_edits_folder_is_named_by_its_absolute_path(tmp_path, monkeypatch):
+    """generator.edits_dir (or paths.cache_dir) given relative to the working folder: the store's
+    folder, as metrics.json and every message name it, is absolute (the same hash)."""
+    monkeypatch.chdir(tmp_path)
+    relative = EditStore.from_config(compose_config(["paths.cache_dir=cache"]), "flowers102")
+    absolute = EditStore.from_config(compose_config([f"paths.cache_dir={tmp_path / 'cache'}"]), "flowers102")
+    assert relative.folder.is_absolute() and relative.folder == absolute.folder
+    assert relative.folder.is_relative_to(tmp_path / "cache" / "edits" / "flowers102" / "train")
+
+
 def test_png_stores_keep_their_folder_and_convert_with_one_command(flowers, tmp_path, capsys, monkeypatch):
     """Stores written as PNG before npy and store_size=auto existed keep their folder when asked for
     by their settings (the hash is pinned: the one the earlier code gave), and `generate.py` with

@@ -338,7 +338,7 @@ class EditStore:
         g = cfg.generator
         prompts = build_prompts(list(g.prompts), g.prompt_template, g.num_prompts)
         settings = store_settings(cfg, dataset_name, split)
-        base = Path(str(g.edits_dir)).expanduser() / dataset_name / split
+        base = Path(str(g.edits_dir)).expanduser().absolute() / dataset_name / split
         folder = base / settings_hash(settings)
         if settings.get("store_size_rule") == STORE_WARP_RULE and not (folder / "edits").is_dir():
             # A warped dataset's store made before edits were squashed for it (each kept its
