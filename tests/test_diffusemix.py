@@ -283,7 +283,9 @@ def test_missing_edits_name_the_generate_command(dm):
 def test_training_without_edits_stops_before_making_a_fractal_bank(make_cfg, tmp_path):
     """Missing edits are named before the fractal bank is generated (minutes on a first run)."""
     cfg = make_cfg(BASE + [f"paths.cache_dir={tmp_path / 'cache'}"])
-    with pytest.raises(MissingEditError, match=r"edits of cifar100/train are not usable"):
+    with pytest.raises(
+        MissingEditError, match=r"edits of cifar100/train are missing: no edit store of these"
+    ):
         train(cfg)
     assert not (tmp_path / "cache" / "fractals").exists()
     fill_store(cfg)
@@ -1046,7 +1048,9 @@ def test_a_sweep_whose_diffusemix_jobs_lack_their_edits_starts_no_job(tmp_path):
     said = str(refused.value)
     assert said.startswith("error: this sweep's DiffuseMix edits are not all there, so no job was started. ")
     assert (
-        "aug=diffusemix: 12 of 12 edits of flowers102/train are not usable" in said and "generate.py" in said
+        "aug=diffusemix: 12 of 12 edits of flowers102/train are missing: no edit store of these settings exists yet"
+        in said
+        and "generate.py" in said
     )
     # A sweep going on in its folder (finished jobs need no edits) is left to its jobs.
     (tmp_path / "sweep").mkdir()
@@ -1060,7 +1064,7 @@ def test_a_sweep_whose_diffusemix_jobs_lack_their_edits_starts_no_job(tmp_path):
     counts = ["--multirun", "aug=diffusemix", "generator.num_prompts=1,2", *common[:-1]]
     with pytest.raises(SystemExit) as refused:
         check_command_line(counts, str(CONF_DIR), "config")
-    assert "12 of 24 edits of flowers102/train are not usable" in str(refused.value)
+    assert "12 of 24 edits of flowers102/train are missing from the edit store" in str(refused.value)
 
 
 def test_a_new_run_without_its_edits_leaves_no_run_folder(make_cfg):
@@ -1076,7 +1080,7 @@ def test_a_new_run_without_its_edits_leaves_no_run_folder(make_cfg):
     (run_dir / ".hydra").mkdir(parents=True)  # what Hydra writes before the job
     with pytest.raises(SystemExit) as refused:
         run_train(cfg)
-    assert "edits of cifar100/train are not usable" in str(refused.value) and "generate.py" in str(
+    assert "edits of cifar100/train are missing: no edit store" in str(
         refused.value
-    )
+    ) and "generate.py" in str(refused.value)
     assert not run_dir.exists()

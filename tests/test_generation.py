@@ -1336,6 +1336,30 @@ def test_missing_edits_name_the_stores_made_with_other_settings(tmp_path):
     assert f"{tiny} (generator=tiny, model tiny-random-ip2p-v1, " in said
     assert "If one holds the edits meant, give its settings (in train.py as in generate.py)." in said
     assert empty.folder.name not in said
+    # The closest store first, whatever the order of the hashes; batched stores name what differs:
+    # the batch size, or the prompt list their blocks were cut from (not the batch size).
+    base = [o for o in made if o != "generator=tiny"]
+    for extra in (["generator.steps=3", "generator.guidance_scale=2"], ["generator.seed=9"]):
+        other = EditStore.from_config(compose_config([*base, *extra]), "flowers102")
+        other.ensure_settings()
+        (other.folder / "edits").mkdir()
+    batched = ["generator.batch_invariant=false", "generator.batch_size=2"]
+    mine = EditStore.from_config(compose_config([*base, *batched]), "flowers102")
+    said = mine.other_stores(shown=1)
+    assert "(generator.batch_size=9, generator.seed=9) and 2 more" in said  # (9 prompts: one block)
+    for extra, named in (
+        (["generator.batch_size=3"], "generator.batch_size=3)"),
+        (
+            ["generator.batch_size=2", "generator.prompts=[autumn,snowy]"],
+            "other generator.prompts (2: autumn, snowy;",
+        ),
+    ):
+        other = EditStore.from_config(
+            compose_config([*base, "generator.batch_invariant=false", *extra]), "flowers102"
+        )
+        other.ensure_settings()
+        (other.folder / "edits").mkdir()
+        assert f"{other.folder.name} ({named}" in mine.other_stores(shown=9)
 
 
 def test_a_saved_pipeline_with_parts_missing_is_one_message(tmp_path):

@@ -896,16 +896,19 @@ class EditStore:
             except (OSError, ValueError):
                 continue
             differ = [
-                _as_setting(k, theirs.get(k))
+                _as_setting(k, theirs.get(k), self.settings.get(k))
                 # Which generator and weights first: the setting most often left out.
                 for k in sorted(
                     set(theirs) | set(self.settings), key=lambda k: (k not in ("generator", "model"), k)
                 )
                 if theirs.get(k) != self.settings.get(k)
             ]
-            found.append(f"{folder.name} ({', '.join(differ[:5])}{', ...' if len(differ) > 5 else ''})")
+            said = f"{folder.name} ({', '.join(differ[:5])}{', ...' if len(differ) > 5 else ''})"
+            found.append((len(differ), said))
         if not found:
             return ""
+        # The closest first (fewest settings apart): the one most likely meant is never in "more".
+        found = [said for _, said in sorted(found, key=lambda item: item[0])]
         more = f" and {len(found) - shown} more" if len(found) > shown else ""
         return (
             f" Stores of {self.settings.get('dataset')}/{self.settings.get('split')} with other settings are "
@@ -1107,9 +1110,27 @@ _GENERATOR_KEYS = ("scheduler", "steps", "guidance_scale", "image_guidance_scale
                    "prompt_template", "dtype", "seed", "blank_std", "store_size")  # fmt: skip
 
 
-def _as_setting(key: str, value: Any) -> str:
+def _batching_said(value: Any, mine: Any) -> str:
+    """A store's batching (its prompt blocks) as the settings that give it, beside this run's."""
+    if value is None:
+        return "generator.batch_invariant=true"
+    blocks = value.get("blocks") if isinstance(value, dict) else None
+    if not blocks:
+        return "other generator.batch_size"
+    size = f"generator.batch_size={max(len(block) for block in blocks)}"
+    ids = [pid for block in blocks for pid in block]
+    mine_blocks = mine.get("blocks") if isinstance(mine, dict) else None
+    if mine_blocks is not None and ids != [pid for block in mine_blocks for pid in block]:
+        # Blocks cut from another prompt list: the prompts differ (the batch size perhaps too).
+        shown = ", ".join(ids[:4]) + (", ..." if len(ids) > 4 else "")
+        return f"other generator.prompts ({len(ids)}: {shown}; blocks of up to {max(len(b) for b in blocks)})"
+    return size if mine is not None else f"generator.batch_invariant=false, {size}"
+
+
+def _as_setting(key: str, value: Any, mine: Any = None) -> str:
     """A store's setting as the command-line setting that gives it (``generator=tiny``,
-    ``generator.steps=20``), or ``key: value`` where no one setting does."""
+    ``generator.steps=20``), or ``key: value`` where no one setting does (``mine``: this run's
+    value, where the difference is worth naming)."""
     if key == "generator":
         return f"generator={value}"
     if key in _GENERATOR_KEYS:
@@ -1121,7 +1142,7 @@ def _as_setting(key: str, value: Any) -> str:
     if key == "step_cache":
         return f"generator.cache_interval={value['interval'] if isinstance(value, dict) else 'null'}"
     if key == "batching":
-        return "generator.batch_invariant=true" if value is None else "other generator.batch_size"
+        return _batching_said(value, mine)
     if key == "store_size_rule" and value in (STORE_WARP_RULE, STORE_SIZE_RULE):
         return f"dataset.warp={'true' if value == STORE_WARP_RULE else 'false'}"
     text = json.dumps(value)

@@ -401,9 +401,15 @@ class DiffuseMix(Augmentation):
                 fix = "This command records them, checking that each file decodes, and makes none that is whole:"
             else:
                 more, fix = "", "Generate them first:"
+            if not (store.folder / "edits").is_dir():  # no edit made with these settings yet
+                where = f"are missing: no edit store of these settings exists yet ({store.folder})"
+            elif broken or more:
+                where = f"are not usable in the edit store {store.folder}"
+            else:
+                where = f"are missing from the edit store {store.folder}"
             raise MissingEditError(
                 f"aug=diffusemix: {len(missing)} of {len(indices) * len(store.prompt_ids)} edits of "
-                f"{self.ctx.dataset_name}/train are not usable in the edit store {store.folder} (first: index "
+                f"{self.ctx.dataset_name}/train {where} (first: index "
                 f"{index}, prompt '{prompt_id}'){more}.{store.other_stores()} {fix}\n  "
                 f"{generate_command(self._config, self.ctx.dataset_name)}"
             )
