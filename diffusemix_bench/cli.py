@@ -869,6 +869,15 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
         r"Error merging override (\S+?)=(.*?): Value '.*?' (?:of type '\w+' could not be converted to (\w+)|is not a valid (bool))",
         cause,
     )
+    not_list = re.search(
+        r"Error merging override (\S+?)=(.*?): Invalid value assigned: \w+ is not a ListConfig", cause
+    )
+    if not_list:
+        key, value = not_list.groups()
+        raise ConfigError(
+            f"{key}={value}: {key} takes a list: give {key}=[{value}] (several values: [a,b]; quoted for the "
+            f"shell: '{key}=[{value}]')"
+        )
     if wrong_type:
         key, value, kind, boolean = wrong_type.groups()
         expected = {
@@ -1056,6 +1065,36 @@ except ImportError:  # pragma: no cover
     HydraCallback = object
 
 
+#: Hydra's flags that take the next argument as their value.
+_FLAGS_WITH_VALUE = frozenset(
+    ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--cfg", "-c", "--package", "-p")
+    + ("--experimental-rerun", "--shell-completion", "-sc")
+)
+
+
+def check_bare_words(argv: list[str], config_dir: str) -> None:
+    """A word on the command line that is neither a flag nor a setting (``seed``, ``cub``): Hydra
+    reads every other argument as an override, ``key=value``, and answers a bare word with its
+    grammar's parse error. Said here with the fix (the group whose option it names, if any)."""
+    after_flag = False
+    for arg in argv:
+        if after_flag:
+            after_flag = False
+            continue
+        if arg in _FLAGS_WITH_VALUE:
+            after_flag = True
+            continue
+        if arg.startswith(("-", "~")) or "=" in arg:  # a flag, a setting, or ~key (removes one)
+            continue
+        groups = sorted(p.parent.name for p in Path(config_dir).glob(f"*/{arg}.yaml"))
+        if groups:
+            raise ConfigError(
+                f"'{arg}' is not a setting (settings are key=value): {arg} is an option of "
+                f"{' and of '.join(groups)}; give {' or '.join(f'{g}={arg}' for g in groups)}"
+            )
+        raise ConfigError(f"'{arg}' is not a setting: settings are given as key=value ({arg}=<value>)")
+
+
 def check_command_line(argv: list[str], config_dir: str, config_name: str) -> None:
     """The entry scripts' check before Hydra runs: a misspelt name is one message and exit code 1.
     ``--help`` is answered here (print_help); ``--cfg`` and Hydra's other flags pass through to Hydra."""
@@ -1066,6 +1105,7 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
     if any(a in ("--hydra-help", "--info", "-i") for a in argv):
         return
     with user_errors_reported(), _each_composition_once():
+        check_bare_words(argv, config_dir)
         check_sweep_needs_multirun(argv, config_dir, config_name)
         composed = preflight(argv, config_dir, config_name)
         check_sweep_base(argv, config_dir, config_name)

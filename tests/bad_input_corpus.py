@@ -370,6 +370,13 @@ CASES: list[Case] = [
         r"aug=none: the runs' methods are chosen by arm=.*experiment=study_flowers",
     ),
     Case("batch size 0", "error", _train("cifar100", "dataset.batch_size=0"), r"dataset\.batch_size"),
+    Case("a word alone", "error", _plain("train.py", "cub"), r"'cub' is not a setting .*give dataset=cub"),
+    Case(
+        "a list setting given a word",
+        "error",
+        _plain("generate.py", "generator=tiny", "generator.prompts=autumn"),
+        r"generator\.prompts takes a list: give generator\.prompts=\[autumn\]",
+    ),
     Case("empty cache folder", "error", _train("cifar100", "paths.cache_dir="), r"paths\.cache_dir is empty"),
     Case(
         "empty edits folder",
