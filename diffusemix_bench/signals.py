@@ -16,6 +16,11 @@ def quiet_interrupts() -> None:
     advice, ends with one line instead of a traceback (Python then ends the process as interrupted:
     status 130 in a shell); output cut short by its reader (``--help | head``) ends quietly. Other
     errors keep Python's report."""
+    import logging
+
+    # PyTorch's fake-tensor module logs its cache counts at exit (an atexit hook, at INFO): after an
+    # interruption during the imports they were printed under its line.
+    logging.getLogger("torch._subclasses.fake_tensor").setLevel(logging.WARNING)
     previous = sys.excepthook
 
     def hook(kind, value, traceback) -> None:
