@@ -3,7 +3,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PY := .venv/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all lint format train table report demo study bench bench-gpu clean
+.PHONY: help install test test-all lint format train table report stores demo study bench bench-gpu clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ train: ## Train with Hydra overrides: make train ARGS="dataset=flowers102 model=
 
 table: ## One paper table's sweep: make table N=5, or N=figure5 / N=lambda / N=study_flowers / N=demo (ARGS="--cfg job" lists its runs; ARGS="hydra/launcher=slurm" on SLURM)
 	$(PY) train.py --multirun experiment=$(if $(filter figure5 lambda demo study_flowers,$(N)),$(N),table$(N)) $(ARGS)
+
+stores: ## List the edit stores (make stores ARGS="paths.cache_dir=<folder> dataset=<name>")
+	$(PY) stores.py $(ARGS)
 
 report: ## A table beside the paper's numbers: make report N=5 RUNS=<sweep folder>
 	$(PY) report.py experiment=$(if $(filter figure5 lambda demo study_flowers,$(N)),$(N),table$(N)) runs=$(RUNS) $(ARGS)

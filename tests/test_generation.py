@@ -857,6 +857,48 @@ def test_a_store_of_a_relative_edits_folder_is_named_by_its_absolute_path(tmp_pa
     assert relative.folder.is_relative_to(tmp_path / "cache" / "edits" / "flowers102" / "train")
 
 
+def test_stores_py_lists_each_store_with_what_it_holds_and_the_settings_that_pick_it(flowers, tmp_path):
+    """stores.py lists the stores under an edits folder: the edits recorded, their prompts, the
+    settings apart from the defaults (as the settings that pick the store) and the generation time;
+    a store with no edit says so; a bad argument is one message, exit code 1."""
+    made = generate(compose_generate(gen_overrides(flowers, tmp_path / "edits", "generator.num_prompts=2")))
+    store = EditStore.from_config(
+        compose_generate(gen_overrides(flowers, tmp_path / "edits", "generator.num_prompts=2")), "flowers102"
+    )
+    empty = EditStore.from_config(
+        compose_generate(gen_overrides(flowers, tmp_path / "edits", "generator.seed=3")), "flowers102"
+    )
+    empty.ensure_settings()
+
+    def stores_py(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "stores.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+
+    listed = stores_py(f"generator.edits_dir={tmp_path / 'edits'}", "disk=true")
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    lines = listed.stdout.splitlines()
+    assert lines[0] == f"2 edit stores under {tmp_path / 'edits'}:"
+    line = next(x for x in lines if store.folder.name in x)
+    assert line.startswith(
+        f"  flowers102/train {store.folder.name}: {made['generated']} edits (12 images x 2 prompts: autumn, snowy); generator=tiny, "
+    )
+    assert "generator.steps=2" in line and "of device time; last run " in line and "KiB]" in line
+    assert f"{empty.folder.name}: no edit recorded" in listed.stdout and "generator.seed=3" in listed.stdout
+    assert (
+        "0 edit stores of cub under"
+        in stores_py(f"generator.edits_dir={tmp_path / 'edits'}", "dataset=cub").stdout
+    )
+    bad = stores_py("edits=/x")
+    assert (
+        bad.returncode == 1
+        and bad.stderr.startswith("error: edits=/x: stores.py takes ")
+        and "Traceback" not in bad.stderr
+    )
+    gone = stores_py(f"paths.cache_dir={tmp_path / 'nowhere'}")
+    assert gone.returncode == 1 and "no such folder of edit stores" in gone.stderr
+
+
 def test_png_stores_keep_their_folder_and_convert_with_one_command(flowers, tmp_path, capsys, monkeypatch):
     """Stores written as PNG before npy and store_size=auto existed keep their folder when asked for
     by their settings (the hash is pinned: the one the earlier code gave), and `generate.py` with

@@ -1,0 +1,244 @@
+"""The edit stores under an edits folder, listed: what each holds, the settings that made it (as
+the settings that pick it again) and the time spent on it. ``stores.py`` prints this."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .store import EditStore, _as_setting
+
+USAGE = """python stores.py [paths.cache_dir=<folder> | generator.edits_dir=<folder>] [dataset=<name>] [disk=true]
+
+Lists the edit stores generate.py made: one line per store (dataset/split, the folder's settings
+hash, the edits recorded, their prompts, the settings that differ from the defaults, as the
+settings that pick the store in train.py and generate.py, and the device time spent generating).
+  paths.cache_dir / generator.edits_dir   where the stores are, as given to train.py
+                                          (default: generator.edits_dir of the default settings)
+  dataset=<name>                          only that dataset's stores
+  disk=true                               add each store's size on disk (walks every file)
+A store is a folder of its own: deleting it deletes those edits and nothing else (while no
+generate.py writes to it)."""
+
+#: The settings every store records that are the defaults' (left out of its line unless they differ).
+_SHOWN_FIRST = ("generator", "model", "steps", "resolution", "store_size", "format", "batching")
+
+
+def default_edits_dir() -> Path:
+    """``generator.edits_dir`` of the default settings (``DIFFUSEMIX_CACHE`` honoured)."""
+    from omegaconf import OmegaConf
+
+    from ..config import GeneratorConfig, PathsConfig
+
+    cfg = OmegaConf.create(
+        {"paths": {"cache_dir": PathsConfig.cache_dir}, "generator": {"edits_dir": GeneratorConfig.edits_dir}}
+    )
+    return Path(str(cfg.generator.edits_dir)).expanduser().absolute()
+
+
+_DEFAULTS: dict[tuple, dict] = {}  # (config folder, dataset, split) -> settings
+
+
+def default_settings(config_dir: str | None, dataset: str, split: str) -> dict[str, Any] | None:
+    """The store settings train.py's defaults give ``dataset``/``split`` (None without a config
+    folder, or for a dataset the configs do not name)."""
+    if config_dir is None or not (Path(config_dir) / "dataset" / f"{dataset}.yaml").is_file():
+        return None
+    key = (config_dir, dataset, split)
+    if key not in _DEFAULTS:
+        from hydra import compose, initialize_config_dir
+        from hydra.core.global_hydra import GlobalHydra
+
+        from ..config import register_configs
+        from .store import store_settings
+
+        register_configs()
+        GlobalHydra.instance().clear()
+        try:
+            with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+                cfg = compose("config", overrides=[f"dataset={dataset}"])
+        finally:
+            GlobalHydra.instance().clear()
+        _DEFAULTS[key] = store_settings(cfg, dataset, split)
+    return _DEFAULTS[key]
+
+
+def list_stores(edits_dir: str | Path, dataset: str | None = None, disk: bool = False) -> list[dict]:
+    """One record per store folder under ``edits_dir`` (``<dataset>/<split>/<hash>``), in order."""
+    root = Path(edits_dir).expanduser()
+    if not root.is_dir():
+        raise ConfigError(
+            f"{root}: no such folder of edit stores; give the folder generate.py wrote to "
+            "(paths.cache_dir=<folder> or generator.edits_dir=<folder>, as given to generate.py)"
+        )
+    found = []
+    for settings_file in sorted(root.glob("*/*/*/settings.json")):
+        folder = settings_file.parent
+        name, split = folder.parent.parent.name, folder.parent.name
+        if dataset is not None and name != dataset:
+            continue
+        try:
+            settings = json.loads(settings_file.read_text())
+        except (OSError, ValueError) as exc:
+            found.append(
+                {
+                    "folder": folder,
+                    "dataset": name,
+                    "split": split,
+                    "problem": f"settings.json unreadable ({exc})",
+                }
+            )
+            continue
+        store = EditStore(folder, [], settings)
+        done = store._load_manifest()
+        per_prompt = {pid: sum(1 for size in sizes if size != 0) for pid, sizes in done.items()}
+        record = {
+            "folder": folder,
+            "dataset": name,
+            "split": split,
+            "settings": settings,
+            "edits": sum(per_prompt.values()),
+            "prompts": sorted(per_prompt),
+            "images": max(per_prompt.values(), default=0),
+            "device_seconds": _device_seconds(store),
+            "last_run": _last_run(folder),
+        }
+        if disk:
+            record["bytes"] = _size(folder)
+        found.append(record)
+    return found
+
+
+def _device_seconds(store: EditStore) -> float | None:
+    """Wall seconds x devices over the generate.py runs the store's log records (None: none)."""
+    path = store.folder / "generation_log.jsonl"
+    if not path.is_file():
+        return None
+    seconds, runs = 0.0, 0
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+            seconds += float(record["seconds"]) * int(record.get("devices", 1))
+            runs += 1
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+    return seconds if runs else None
+
+
+def _last_run(folder: Path) -> str | None:
+    path = folder / "generation_log.jsonl"
+    if not path.is_file():
+        return None
+    last = None
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            last = json.loads(line).get("time") or last
+        except (ValueError, AttributeError):
+            continue
+    return last
+
+
+def _size(folder: Path) -> int:
+    total = 0
+    for top, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(top, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
+def _bytes_said(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _rank(key: str) -> int:
+    return _SHOWN_FIRST.index(key) if key in _SHOWN_FIRST else len(_SHOWN_FIRST)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
+def describe(record: dict, config_dir: str | None = None) -> str:
+    """One store as a line: where, what it holds, the settings apart from the defaults', the time."""
+    head = f"{record['dataset']}/{record['split']} {record['folder'].name}"
+    if "problem" in record:
+        return f"{head}: {record['problem']}"
+    settings = record["settings"]
+    if record["edits"] == 0:
+        holds = "no edit recorded (a generate.py stopped before its first, or one still starting)"
+    else:
+        holds = (
+            f"{record['edits']} edits ({record['images']} images x {len(record['prompts'])} prompts: "
+            f"{', '.join(record['prompts'][:4])}{', ...' if len(record['prompts']) > 4 else ''})"
+        )
+    defaults = default_settings(config_dir, record["dataset"], record["split"])
+    if defaults is None:  # (an image folder of the user's own: its main settings, all named)
+        keys = [k for k in _SHOWN_FIRST if k in settings]
+        defaults = {}
+    else:
+        keys = sorted(set(settings) | set(defaults), key=lambda k: (_rank(k), k))
+    differ = [
+        _as_setting(k, settings.get(k), defaults.get(k))
+        for k in keys
+        if k not in ("store_version", "dataset", "split", "split_identity")
+        and settings.get(k) != defaults.get(k)
+    ]
+    picked = ", ".join(differ) if differ else "the default settings"
+    extra = []
+    if record.get("device_seconds") is not None:
+        extra.append(f"generation {_duration(record['device_seconds'])} of device time")
+    if record.get("last_run"):
+        extra.append(f"last run {record['last_run']}")
+    if "bytes" in record:
+        extra.append(_bytes_said(record["bytes"]))
+    return f"{head}: {holds}; {picked}" + (f" [{'; '.join(extra)}]" if extra else "")
+
+
+def run_stores(argv: list[str], config_dir: str | None = None) -> None:
+    """stores.py's entry: the listing, or one message for a bad setting."""
+    from ..errors import user_errors_reported
+
+    if any(a in ("-h", "--help") for a in argv):
+        print(USAGE)
+        return
+    with user_errors_reported():
+        given: dict[str, str] = {}
+        for arg in argv:
+            key, eq, value = arg.partition("=")
+            if not eq or key not in ("paths.cache_dir", "generator.edits_dir", "dataset", "disk"):
+                raise ConfigError(
+                    f"{arg}: stores.py takes paths.cache_dir=, generator.edits_dir=, dataset= and disk=true\n{USAGE}"
+                )
+            if not value.strip():
+                raise ConfigError(f"{key} is empty: give a value ({key}=<value>), or leave it out")
+            given[key] = value
+        if given.get("disk", "false") not in ("true", "false"):
+            raise ConfigError(f"disk={given['disk']}: give disk=true or disk=false")
+        if "generator.edits_dir" in given:
+            edits_dir = Path(given["generator.edits_dir"]).expanduser().absolute()
+        elif "paths.cache_dir" in given:
+            edits_dir = Path(given["paths.cache_dir"]).expanduser().absolute() / "edits"
+        else:
+            edits_dir = default_edits_dir()
+        records = list_stores(edits_dir, given.get("dataset"), disk=given.get("disk") == "true")
+    which = f" of {given['dataset']}" if "dataset" in given else ""
+    print(
+        f"{len(records)} edit store{'' if len(records) == 1 else 's'}{which} under {edits_dir}"
+        + (":" if records else "")
+    )
+    for record in records:
+        print(f"  {describe(record, config_dir)}")
