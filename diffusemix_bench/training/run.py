@@ -927,6 +927,8 @@ def _train(
     if hasattr(logger, "close_writer"):  # logger=tensorboard: its one file is complete
         logger.close_writer()
     metrics = _with_earlier(metrics, earlier, run_dir / "metrics.json")
+    if rank_zero_only.rank != 0:  # the first process writes the run's numbers (the others' alike or its own)
+        return metrics
     write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     _set_aside_unfinished_robustness(run_dir)
     # The headline numbers (every entry is in the file).
