@@ -1198,8 +1198,9 @@ def check_values(cfg, here: bool = True) -> None:
         f"seed must be in [0, 4294967295] (it seeds NumPy, which takes no other), got {seed}",
     )
     need(
-        d.val_fraction is None or 0.0 < d.val_fraction < 1.0,
-        f"dataset.val_fraction must be between 0 and 1 (the share of train held out for validation), got {d.val_fraction}",
+        d.val_fraction is None or 0.0 <= d.val_fraction < 1.0,
+        f"dataset.val_fraction must be in [0, 1) (the share of train held out for validation; 0: none, the whole "
+        f"training split trained on and the last epoch reported), got {d.val_fraction}",
     )
     need(
         t.max_epochs is None or t.max_epochs >= 1 or (t.max_epochs == -1 and (t.max_steps or -1) > 0),

@@ -569,6 +569,39 @@ def test_a_finished_run_attacked_again_from_another_copy_of_its_data_keeps_the_n
     assert "fgsm_error" not in moved and moved["optimizer_steps"] == first["optimizer_steps"]
 
 
+def test_val_fraction_0_trains_on_the_whole_training_split_and_reports_the_last_epoch(make_cfg, tmp_path):
+    """dataset.val_fraction=0 (the baselines' own protocol: no holdout): every training image is
+    trained on, no validation runs, the selected checkpoint is the last epoch's, and metrics.json
+    says so (val_rule, no val numbers). What needs a validation split is refused at start."""
+    import csv
+
+    from diffusemix_bench.data.base import stratified_holdout
+    from diffusemix_bench.data.splits import build_splits
+
+    assert stratified_holdout([0, 0, 1, 1, 1], 0.0, seed=3) == ([0, 1, 2, 3, 4], [])
+    cfg = make_cfg(["dataset.val_fraction=0", "trainer.max_epochs=2", "eval.fgsm=true"])
+    held = build_splits(make_cfg(["dataset.val_fraction=0.1"]).dataset, cfg.paths.data_dir)
+    metrics = train(cfg)
+    assert metrics["train_images"] == len(held.train) + len(held.val) and metrics["val_images"] == 0
+    assert metrics["val_top1"] is None and metrics["val_images_evaluated"] == 0
+    assert metrics["val_rule"].startswith(
+        "none: the whole train split is trained on (dataset.val_fraction=0)"
+    )
+    assert Path(metrics["best_checkpoint"]).name == "best-epoch001.ckpt"  # the last of two epochs
+    assert metrics["test_top1"] is not None and metrics["fgsm_error"] is not None
+    rows = list(csv.DictReader((tmp_path / "run" / "summary.csv").open()))
+    assert len(rows) == 2 and all(row["val_top1"] == "" for row in rows)
+    for asked, said in (
+        (
+            ["callbacks.early_stopping_patience=3"],
+            "callbacks.early_stopping_patience=3 stops on the validation",
+        ),
+        (["eval.split=val"], "eval.split=val, but dataset 'cifar100' has no validation split here"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(said)):
+            train(make_cfg(["dataset.val_fraction=0", "eval.fgsm=true", *asked], run_name="refused"))
+
+
 def test_a_part_resumed_from_an_older_checkpoint_takes_what_the_earlier_metrics_say():
     """Trained further from a checkpoint that predates the records: the earlier part's metrics.json
     still says its world size and the weights it started from."""

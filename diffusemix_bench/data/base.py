@@ -151,7 +151,7 @@ class ImageClassificationDataset(Dataset):
             raise DataFileError(
                 f"{self.name}/{self.split}{where}: {n} images but {len(self.targets)} labels: {fix}"
             )
-        if n == 0:
+        if n == 0 and not (self.split == "val" and no_validation(self.info)):
             raise DataFileError(
                 f"{self.name}/{self.split}{where}: the split is empty (its files list no images): {fix}"
             )
@@ -208,9 +208,12 @@ class ImageClassificationDataset(Dataset):
 
 def stratified_holdout(targets: Sequence[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Split indices into (keep, holdout) with ``fraction`` of each class held out (at least one
-    per class with two or more samples). Deterministic for a given seed."""
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"dataset.val_fraction must be in (0, 1), got {fraction}")
+    per class with two or more samples). Deterministic for a given seed. ``fraction`` 0 holds out
+    nothing: the whole split is kept (no validation split)."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"dataset.val_fraction must be in [0, 1), got {fraction}")
+    if fraction == 0.0:
+        return list(range(len(targets))), []
     by_class: dict[int, list[int]] = {}
     for i, t in enumerate(targets):
         by_class.setdefault(int(t), []).append(i)
@@ -319,8 +322,21 @@ def list_class_folders(folder: Path) -> list[str]:
     return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
 
 
+#: How the val_rule of a dataset trained on its whole training split starts (dataset.val_fraction=0).
+NO_VALIDATION = "none:"
+
+
+def no_validation(info: dict) -> bool:
+    """Whether a split's ``info`` says it has no validation split (dataset.val_fraction=0)."""
+    return str(info.get("val_rule") or "").startswith(NO_VALIDATION)
+
+
 def holdout_rule(val_fraction: float, seed: int, source: str = "train") -> str:
     """The ``info['val_rule']`` text of datasets whose val split is a holdout of ``source``."""
+    if val_fraction == 0:
+        return (
+            f"none: the whole {source} split is trained on (dataset.val_fraction=0), the last epoch reported"
+        )
     return f"holdout {val_fraction * 100:g}% of {source} (stratified per class), seed {seed}"
 
 

@@ -184,7 +184,8 @@ class ImageDataModule(pl.LightningDataModule):
         parts out, and count them twice in the accuracy."""
         batch = batch_size or self.cfg.eval_batch_size or self.cfg.batch_size
         trainer = self.trainer
-        if split is None or trainer is None or trainer.world_size == 1:
+        if split is None or trainer is None or trainer.world_size == 1 or not len(dataset):
+            # (an empty split: the validation split of dataset.val_fraction=0, never read)
             return DataLoader(dataset, batch_size=batch, **self._worker_args())
         from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 

@@ -42,6 +42,11 @@ def eval_split(eval_cfg, datamodule: ImageDataModule, shared: bool = False):
     batch = eval_cfg.get("batch_size")
     split = eval_cfg.split if shared else None
     if eval_cfg.split == "val":
+        if not len(datamodule.val_set):
+            raise ConfigError(
+                f"eval.split=val, but dataset '{datamodule.cfg.name}' has no validation split here "
+                "(dataset.val_fraction=0 trains on the whole training split); attack the test split with eval.split=test"
+            )
         return datamodule.eval_loader(datamodule.val_set, batch, split=split)
     if datamodule.test_set is None:
         raise ConfigError(

@@ -172,14 +172,23 @@ def load_checkpoint(path: Path, setting: str) -> dict:
     return ckpt
 
 
-def build_callbacks(cfg: DictConfig, ckpt_dir: Path) -> list[Callback]:
+def build_callbacks(cfg: DictConfig, ckpt_dir: Path, validating: bool = True) -> list[Callback]:
+    """The checkpoints (the one selected on ``callbacks.monitor``, ``last.ckpt``), early stopping,
+    the learning-rate log and the progress bar. Without a validation split (``validating`` False:
+    dataset.val_fraction=0) the selected checkpoint is the last epoch's."""
     c = cfg.callbacks
+    if not validating and c.early_stopping_patience is not None:
+        raise ConfigError(
+            f"callbacks.early_stopping_patience={c.early_stopping_patience} stops on the validation split, and "
+            "dataset.val_fraction=0 leaves none: give callbacks.early_stopping_patience=null, or hold out a "
+            "validation split (dataset.val_fraction=0.1)"
+        )
     callbacks: list[Callback] = [
         RunCheckpoint(
             dirpath=ckpt_dir,
             filename="best-epoch{epoch:03d}",
             auto_insert_metric_name=False,
-            monitor=c.monitor,
+            monitor=c.monitor if validating else None,
             mode=c.mode,
             save_top_k=c.save_top_k,
             save_last=False,
@@ -309,12 +318,17 @@ def _wandb_key_configured() -> bool:
     return netrc.exists() and "api.wandb.ai" in netrc.read_text(errors="ignore")
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[Callback], logger) -> pl.Trainer:
+def build_trainer(
+    cfg: DictConfig, run_dir: Path, callbacks: list[Callback], logger, validating: bool = True
+) -> pl.Trainer:
     t = OmegaConf.to_container(cfg.trainer, resolve=True)
     # Unset limits mean "no limit" (Lightning's own defaults); a whole number of batches stays one.
     kwargs = {
         k: as_lightning_count(v) if k in BATCH_COUNT_SETTINGS else v for k, v in t.items() if v is not None
     }
+    if not validating:  # no validation split (dataset.val_fraction=0): no validation loop
+        kwargs["limit_val_batches"] = 0
+        kwargs["num_sanity_val_steps"] = 0
     accepted = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
     unknown = sorted(set(kwargs) - accepted)
     if unknown:
@@ -665,7 +679,9 @@ def _evaluate_selected(cfg, trainer, module, datamodule, best, attacks, stop_if_
     """After fit: the selected checkpoint validated again, tested once and attacked; returns
     (val, test, robustness) metrics."""
     val_metrics = {}
-    if not cfg.trainer.fast_dev_run:
+    if not len(datamodule.val_set):  # no validation split (dataset.val_fraction=0)
+        pass
+    elif not cfg.trainer.fast_dev_run:
         # Re-validate the selected checkpoint so the reported val numbers belong to it (logged as
         # val_selected/*: not one more epoch's val/* in the loggers' files).
         module.val_name = "val_selected"
@@ -760,12 +776,15 @@ def _train(
         module.model = torch.compile(module.model)
 
     ckpt_dir = run_dir / "checkpoints"
+    validating = len(datamodule.val_set) > 0  # none with dataset.val_fraction=0: the last epoch is reported
     callbacks = (
-        build_callbacks(cfg, ckpt_dir) + list(aug.callbacks()) + [EpochSummary(run_dir / "summary.csv")]
+        build_callbacks(cfg, ckpt_dir, validating)
+        + list(aug.callbacks())
+        + [EpochSummary(run_dir / "summary.csv")]
     )
     ckpt_path, resume_step = resumed
     logger = build_logger(cfg, run_dir, resume_step=resume_step)
-    trainer = build_trainer(cfg, run_dir, callbacks, logger)
+    trainer = build_trainer(cfg, run_dir, callbacks, logger, validating)
     note_sigterm_only(trainer)  # the processes agree on a SIGTERM at each step's end (CheckpointOnSigterm)
     _check_eval_fractions(cfg, trainer, datamodule)
     if cfg.budget == "vanilla_steps":
