@@ -402,6 +402,35 @@ def test_a_sweep_restricted_on_the_command_line_expects_only_its_runs(sweep, tmp
     )
 
 
+def test_the_paper_block_of_an_experiment_file_is_read_whole_or_refused():
+    """A misspelt key of the paper's numbers would be read as absent (lower_is_beter: the report
+    would call the worse method better): named, with the key meant. values_available: false (the
+    paper prints no numbers) says so in the notes, and a number given beside it is refused."""
+    from diffusemix_bench.reporting.paper import PaperTable
+
+    cfg = compose_config(["experiment=table4"])
+    assert PaperTable.from_config(cfg, "table4").lower_is_better
+    OmegaConf.set_struct(cfg, False)
+    cfg.paper["lower_is_beter"] = cfg.paper.pop("lower_is_better")
+    with pytest.raises(
+        ConfigError, match=r"paper has the key 'lower_is_beter', .*did you mean 'lower_is_better'"
+    ):
+        PaperTable.from_config(cfg, "table4")
+    cfg = compose_config(["experiment=lambda"])
+    assert "its column is empty" in PaperTable.from_config(cfg, "lambda").notes[-1]
+    OmegaConf.set_struct(cfg, False)
+    cfg.paper.rows[0]["valuse"] = cfg.paper.rows[0].pop("values")
+    with pytest.raises(ConfigError, match=r"paper row 'lambda 0.0' has the key 'valuse'"):
+        PaperTable.from_config(cfg, "lambda")
+    cfg = compose_config(["experiment=lambda"])
+    OmegaConf.set_struct(cfg, False)
+    cfg.paper.rows[1]["values"]["flowers102"]["test_top1"] = 61.2
+    with pytest.raises(
+        ConfigError, match=r"values_available is false .* row 'lambda 0.1' gives flowers102 test_top1"
+    ):
+        PaperTable.from_config(cfg, "lambda")
+
+
 CHEAP = {"table6", "table9", "lambda", "table3"}
 
 

@@ -35,6 +35,37 @@ def same_value(a: Any, b: Any) -> bool:
     return a == b or (a is not None and b is not None and str(a) == str(b))
 
 
+#: The keys of an experiment file's ``paper:`` block and of each of its rows.
+TABLE_KEYS = (
+    "table",
+    "caption",
+    "units",
+    "columns",
+    "metrics",
+    "rows",
+    "lower_is_better",
+    "notes",
+    "x",
+    "values_available",
+)
+ROW_KEYS = ("label", "match", "values", "note", "uncertain", "reported_only")
+
+
+def _check_keys(block: dict, known: tuple[str, ...], where: str) -> None:
+    """A misspelt key of the paper's numbers (``lower_is_beter``) would be read as absent, and the
+    report would say something else than the file means: named instead."""
+    import difflib
+
+    unknown = sorted(set(block) - set(known))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], known, n=1)
+        raise ConfigError(
+            f"{where} has the key {unknown[0]!r}, which reports do not read"
+            + (f" (did you mean {close[0]!r}?)" if close else "")
+            + f"; its keys are {', '.join(known)}"
+        )
+
+
 @dataclass
 class PaperRow:
     label: str
@@ -76,6 +107,34 @@ class PaperTable:
                 "numbers to report against; pick a table's experiment (experiments/table*.yaml, figure5, lambda)"
             )
         p = OmegaConf.to_container(paper, resolve=True)
+        _check_keys(p, TABLE_KEYS, f"experiment={experiment or cfg.get('experiment_name')}: paper")
+        for r in p.get("rows") or []:
+            _check_keys(
+                r,
+                ROW_KEYS,
+                f"experiment={experiment or cfg.get('experiment_name')}: paper row {r.get('label')!r}",
+            )
+        values_available = bool(p.get("values_available", True))
+        printed = [
+            (r.get("label"), column, metric)
+            for r in p.get("rows") or []
+            for column, numbers in (r.get("values") or {}).items()
+            for metric, value in (numbers or {}).items()
+            if value is not None
+        ]
+        if not values_available and printed:
+            label, column, metric = printed[0]
+            raise ConfigError(
+                f"experiment={experiment or cfg.get('experiment_name')}: paper.values_available is false (the "
+                f"paper prints no numbers), but row {label!r} gives {column} {metric}; set the value to null, "
+                "or values_available to true"
+            )
+        notes = list(p.get("notes") or [])
+        if not values_available:
+            notes.append(
+                "The paper prints no numbers for this (paper.values_available: false): its column is empty, "
+                "and only this framework's numbers are shown."
+            )
         rows = [
             PaperRow(
                 label=str(r["label"]),
@@ -94,7 +153,7 @@ class PaperTable:
             metrics=dict(p.get("metrics") or {}),
             rows=rows,
             lower_is_better=bool(p.get("lower_is_better", False)),
-            notes=list(p.get("notes") or []),
+            notes=notes,
             x=p.get("x"),
         )
 
