@@ -114,17 +114,7 @@ def list_stores(edits_dir: str | Path, dataset: str | None = None, disk: bool = 
 
 def _device_seconds(store: EditStore) -> float | None:
     """Wall seconds x devices over the generate.py runs the store's log records (None: none)."""
-    path = store.folder / "generation_log.jsonl"
-    if not path.is_file():
-        return None
-    seconds, runs = 0.0, 0
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-            seconds += float(record["seconds"]) * int(record.get("devices", 1))
-            runs += 1
-        except (ValueError, KeyError, TypeError, AttributeError):
-            continue
+    seconds, _, runs = store.generation_totals()
     return seconds if runs else None
 
 

@@ -962,13 +962,13 @@ class EditStore:
         with open(self.folder / "generation_log.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
 
-    def generation_seconds_per_edit(self) -> float | None:
-        """Device-seconds (wall seconds x devices) per edit made, over every generate.py run logged
-        in this store's generation_log.jsonl; None when none is logged."""
+    def generation_totals(self) -> tuple[float, int, int]:
+        """(device-seconds, edits made, runs) over every generate.py run logged in this store's
+        generation_log.jsonl (device-seconds: wall seconds x devices); a damaged line is skipped."""
         path = self.folder / "generation_log.jsonl"
+        seconds, made, runs = 0.0, 0, 0
         if not path.is_file():
-            return None
-        seconds = made = 0.0
+            return seconds, made, runs
         for line in path.read_text(errors="replace").splitlines():
             try:
                 record = json.loads(line)
@@ -976,7 +976,13 @@ class EditStore:
                 run_made = int(record["generated"])
             except (ValueError, KeyError, TypeError, AttributeError):
                 continue
-            seconds, made = seconds + run_seconds, made + run_made
+            seconds, made, runs = seconds + run_seconds, made + run_made, runs + 1
+        return seconds, made, runs
+
+    def generation_seconds_per_edit(self) -> float | None:
+        """Device-seconds (wall seconds x devices) per edit made, over every generate.py run logged
+        in this store's generation_log.jsonl; None when none is logged."""
+        seconds, made, _ = self.generation_totals()
         return seconds / made if made > 0 else None
 
     def use_runtime(self, runtime: dict[str, Any], warn: bool = True) -> None:
