@@ -1072,7 +1072,32 @@ _FLAGS_WITH_VALUE = frozenset(
 )
 
 
-def check_bare_words(argv: list[str], config_dir: str) -> None:
+def config_groups(config_dir: str, config_name: str) -> set[str]:
+    """The config groups ``config_name``'s defaults list chooses (those of the configs it builds on
+    included): the groups a command line of its entry point can set with ``group=option``."""
+    import yaml
+
+    groups: set[str] = set()
+    seen: set[str] = set()
+    names = [config_name]
+    while names:
+        name = names.pop()
+        path = Path(config_dir) / f"{name}.yaml"
+        if name in seen or not path.is_file():
+            continue
+        seen.add(name)
+        for entry in (yaml.safe_load(path.read_text()) or {}).get("defaults") or []:
+            if isinstance(entry, str):
+                names.append(entry)
+            elif isinstance(entry, dict):
+                for key in entry:
+                    group = str(key).split()[-1]  # ("optional local", "override hydra/launcher")
+                    if "/" not in group:
+                        groups.add(group)
+    return groups
+
+
+def check_bare_words(argv: list[str], config_dir: str, config_name: str = "config") -> None:
     """A word on the command line that is neither a flag nor a setting (``seed``, ``cub``): Hydra
     reads every other argument as an override, ``key=value``, and answers a bare word with its
     grammar's parse error. Said here with the fix (the group whose option it names, if any)."""
@@ -1086,7 +1111,10 @@ def check_bare_words(argv: list[str], config_dir: str) -> None:
             continue
         if arg.startswith(("-", "~")) or "=" in arg:  # a flag, a setting, or ~key (removes one)
             continue
-        groups = sorted(p.parent.name for p in Path(config_dir).glob(f"*/{arg}.yaml"))
+        own = config_groups(config_dir, config_name)
+        groups = sorted(p.parent.name for p in Path(config_dir).glob(f"*/{arg}.yaml") if p.parent.name in own)
+        if Path(arg).expanduser().exists() and config_name == "evaluate":  # a run folder, or a checkpoint
+            raise ConfigError(f"'{arg}' is not a setting: give the run folder or checkpoint as ckpt={arg}")
         if groups:
             raise ConfigError(
                 f"'{arg}' is not a setting (settings are key=value): {arg} is an option of "
@@ -1105,7 +1133,7 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
     if any(a in ("--hydra-help", "--info", "-i") for a in argv):
         return
     with user_errors_reported(), _each_composition_once():
-        check_bare_words(argv, config_dir)
+        check_bare_words(argv, config_dir, config_name)
         check_sweep_needs_multirun(argv, config_dir, config_name)
         composed = preflight(argv, config_dir, config_name)
         check_sweep_base(argv, config_dir, config_name)

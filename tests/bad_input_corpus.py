@@ -372,6 +372,12 @@ CASES: list[Case] = [
     Case("batch size 0", "error", _train("cifar100", "dataset.batch_size=0"), r"dataset\.batch_size"),
     Case("a word alone", "error", _plain("train.py", "cub"), r"'cub' is not a setting .*give dataset=cub"),
     Case(
+        "a run folder alone",
+        "error",
+        _plain("evaluate.py", "{folder}"),
+        r"is not a setting: give the run folder or checkpoint as ckpt=",
+    ),
+    Case(
         "a list setting given a word",
         "error",
         _plain("generate.py", "generator=tiny", "generator.prompts=autumn"),
