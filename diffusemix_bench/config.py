@@ -1187,8 +1187,13 @@ def check_values(cfg, here: bool = True) -> None:
             value is None or str(value).strip() != "",
             f"{key} is empty: give a folder ({key}=<folder>), or leave it out for its default"
             + (
-                " (an empty DIFFUSEMIX_DATA or DIFFUSEMIX_CACHE environment variable empties it too)"
-                if key.startswith("paths.")
+                f" (an empty {variable} environment variable, which sets its default, empties it too)"
+                if (
+                    variable := {
+                        "paths.data_dir": "DIFFUSEMIX_DATA",
+                        "paths.cache_dir": "DIFFUSEMIX_CACHE",
+                    }.get(key)
+                )
                 else ""
             ),
         )

@@ -372,6 +372,12 @@ CASES: list[Case] = [
     Case("batch size 0", "error", _train("cifar100", "dataset.batch_size=0"), r"dataset\.batch_size"),
     Case("a word alone", "error", _plain("train.py", "cub"), r"'cub' is not a setting .*give dataset=cub"),
     Case(
+        "empty data folder of evaluate.py",
+        "error",
+        _plain("evaluate.py", "ckpt={folder}", "eval.fgsm=true", "data_dir="),
+        r"data_dir is empty",
+    ),
+    Case(
         "a run folder alone",
         "error",
         _plain("evaluate.py", "{folder}"),

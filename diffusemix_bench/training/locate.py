@@ -50,6 +50,10 @@ def check_request(cfg: DictConfig) -> tuple[Path, Path]:
             + ("" if attacks else " and an attack: eval.fgsm=true and/or eval.pgd=true")
         )
     check_evaluate_settings(cfg)
+    if cfg.get("data_dir") is not None and not str(cfg.data_dir).strip():
+        raise ConfigError(
+            "data_dir is empty: give the folder of the data (data_dir=<folder>), or leave it out"
+        )
     if not attacks:
         raise ConfigError("nothing to evaluate: add eval.fgsm=true and/or eval.pgd=true")
     check_fields(cfg.eval, EvalConfig, "eval")
