@@ -539,7 +539,12 @@ def test_a_resume_that_only_evaluates_names_what_trained_and_what_evaluated(make
     assert again["optimizer_steps"] == first["optimizer_steps"] and "parts" not in again
     assert (again["device"], again["precision"], again["world_size"]) == ("NVIDIA H200", "bf16-mixed", 2)
     assert again["git"] == elsewhere["git"] and again["versions"] == first["versions"]
-    assert again["evaluated_by"] == {"device": "cpu", "git": first["git"], "versions": first["versions"]}
+    assert again["evaluated_by"] == {
+        "device": "cpu",
+        "precision": "32-true",
+        "git": first["git"],
+        "versions": first["versions"],
+    }
     assert "evaluated_by" not in first
 
     # Evaluated again on the finished run (a new attack): what trained is still the training's.
@@ -567,6 +572,13 @@ def test_a_finished_run_attacked_again_from_another_copy_of_its_data_keeps_the_n
     moved = train(cfg)
     assert moved["robust_data_dir"] == str(copy.resolve()) and moved["pgd_settings"]["steps"] == 2
     assert "fgsm_error" not in moved and moved["optimizer_steps"] == first["optimizer_steps"]
+    assert moved["evaluated_by"]["data_dir"] == str(copy.resolve())  # (its val and test numbers too)
+    # The run's settings still name the data it trained on: attacked from there again, the number
+    # is the run's own (no robust_data_dir), and the copy's is left out.
+    saved = OmegaConf.load(tmp_path / "run" / "config_resolved.yaml")
+    assert saved.paths.data_dir == str(tmp_path / "data")
+    home = train(make_cfg(["trainer.max_epochs=1", "ckpt_path=last", "eval.fgsm=true"]))
+    assert "robust_data_dir" not in home and "pgd_error" not in home and "data_dir" not in home["evaluated_by"]
 
 
 def test_val_fraction_0_trains_on_the_whole_training_split_and_reports_the_last_epoch(make_cfg, tmp_path):

@@ -458,7 +458,7 @@ def where_trained(module, trainer: pl.Trainer, parts: list[dict | None]) -> dict
     if module.this_part is not None:
         return here
     last = parts[-1] if parts and isinstance(parts[-1], dict) else {}
-    evaluated_by = {"device": here["device"], "git": here["git"], "versions": here["versions"]}
+    evaluated_by = {key: here[key] for key in ("device", "precision", "git", "versions")}
     return {**{key: last.get(key) for key in here}, "evaluated_by": evaluated_by}
 
 
@@ -726,7 +726,9 @@ def _train(
     earlier: dict | None = None,
     moved: str | None = None,
 ) -> dict:
-    if rank_zero_only.rank == 0:  # (the first process keeps an earlier attempt's settings first)
+    # (The first process keeps an earlier attempt's settings first.) A finished run evaluated again
+    # keeps the settings it was trained with: the data folder they name stays the run's own.
+    if rank_zero_only.rank == 0 and earlier is None:
         write_atomic(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     keep_command_record(run_dir)  # Hydra's record of the command that made these settings
     if cfg.float32_matmul_precision:
@@ -920,7 +922,12 @@ def _train(
         "versions": trained["versions"],
         **({"parts": parts} if len(parts) > 1 else {}),
         # A process that only evaluated weights trained before: its code, packages and device.
-        **({"evaluated_by": trained["evaluated_by"]} if "evaluated_by" in trained else {}),
+        # (and the data folder it read, where it is not the one the run's settings name)
+        **(
+            {"evaluated_by": {**trained["evaluated_by"], **({"data_dir": moved} if moved else {})}}
+            if "evaluated_by" in trained
+            else {}
+        ),
         # The weight file the run started from and its sha256 (left out where unknown).
         **({} if started_from == UNKNOWN else {"model_weights": started_from}),
         "val_rule": datamodule.val_set.info.get("val_rule"),
