@@ -578,7 +578,9 @@ def test_a_finished_run_attacked_again_from_another_copy_of_its_data_keeps_the_n
     saved = OmegaConf.load(tmp_path / "run" / "config_resolved.yaml")
     assert saved.paths.data_dir == str(tmp_path / "data")
     home = train(make_cfg(["trainer.max_epochs=1", "ckpt_path=last", "eval.fgsm=true"]))
-    assert "robust_data_dir" not in home and "pgd_error" not in home and "data_dir" not in home["evaluated_by"]
+    assert (
+        "robust_data_dir" not in home and "pgd_error" not in home and "data_dir" not in home["evaluated_by"]
+    )
 
 
 def test_val_fraction_0_trains_on_the_whole_training_split_and_reports_the_last_epoch(make_cfg, tmp_path):
@@ -612,6 +614,23 @@ def test_val_fraction_0_trains_on_the_whole_training_split_and_reports_the_last_
     ):
         with pytest.raises(ConfigError, match=re.escape(said)):
             train(make_cfg(["dataset.val_fraction=0", "eval.fgsm=true", *asked], run_name="refused"))
+
+
+def test_only_the_first_process_writes_the_numbers_and_clears_the_failure_record(
+    make_cfg, tmp_path, monkeypatch
+):
+    """Of a multi-process run, the first process writes metrics.json and then removes
+    failure.json: another process (here: this one, told it is the second) touches neither, so a
+    kill of the first before its write never leaves the folder looking finished."""
+    from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "failure.json").write_text('{"status": "failed", "error": "stopped by SIGTERM"}')
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    metrics = train(make_cfg(["trainer.max_epochs=1"]))
+    assert metrics["optimizer_steps"] >= 1
+    assert not (run / "metrics.json").exists() and (run / "failure.json").is_file()
 
 
 def test_a_part_resumed_from_an_older_checkpoint_takes_what_the_earlier_metrics_say():

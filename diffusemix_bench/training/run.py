@@ -637,7 +637,8 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
     moved = _data_moved(cfg, run_dir) if earlier is not None else None
     with failure_recorded(run_dir, further), wandb_run_ended():
         metrics = _train(cfg, splits, adversarial, run_dir, attacks, resumed, start, earlier, moved)
-    (run_dir / FAILURE_FILE).unlink(missing_ok=True)
+    if rank_zero_only.rank == 0:  # after its metrics.json is whole (the other processes write none)
+        (run_dir / FAILURE_FILE).unlink(missing_ok=True)
     return metrics
 
 
