@@ -611,6 +611,7 @@ def test_val_fraction_0_trains_on_the_whole_training_split_and_reports_the_last_
             "callbacks.early_stopping_patience=3 stops on the validation",
         ),
         (["eval.split=val"], "eval.split=val, but dataset 'cifar100' has no validation split here"),
+        (["callbacks.save_top_k=3"], "callbacks.save_top_k=3 keeps the best checkpoints on the validation"),
     ):
         with pytest.raises(ConfigError, match=re.escape(said)):
             train(make_cfg(["dataset.val_fraction=0", "eval.fgsm=true", *asked], run_name="refused"))

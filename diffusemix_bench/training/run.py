@@ -183,6 +183,12 @@ def build_callbacks(cfg: DictConfig, ckpt_dir: Path, validating: bool = True) ->
             "dataset.val_fraction=0 leaves none: give callbacks.early_stopping_patience=null, or hold out a "
             "validation split (dataset.val_fraction=0.1)"
         )
+    if not validating and c.save_top_k > 1:
+        raise ConfigError(
+            f"callbacks.save_top_k={c.save_top_k} keeps the best checkpoints on the validation split, and "
+            "dataset.val_fraction=0 leaves none: give callbacks.save_top_k=1 (the last epoch's; -1 keeps every "
+            "epoch's)"
+        )
     callbacks: list[Callback] = [
         RunCheckpoint(
             dirpath=ckpt_dir,
