@@ -869,6 +869,14 @@ def test_stores_py_lists_each_store_with_what_it_holds_and_the_settings_that_pic
         compose_generate(gen_overrides(flowers, tmp_path / "edits", "generator.seed=3")), "flowers102"
     )
     empty.ensure_settings()
+    # Another hold-out: other images at each position, another store (named by its setting).
+    held = EditStore.from_config(
+        compose_generate(gen_overrides(flowers, tmp_path / "edits", "dataset.val_fraction=0.2")), "flowers102"
+    )
+    held.ensure_settings()
+    odd = tmp_path / "edits" / "flowers102" / "train" / "0123456789abcdef"
+    odd.mkdir()
+    (odd / "settings.json").write_text("[1, 2]")
 
     def stores_py(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -878,7 +886,15 @@ def test_stores_py_lists_each_store_with_what_it_holds_and_the_settings_that_pic
     listed = stores_py(f"generator.edits_dir={tmp_path / 'edits'}", "disk=true")
     assert listed.returncode == 0, listed.stderr[-2000:]
     lines = listed.stdout.splitlines()
-    assert lines[0] == f"2 edit stores under {tmp_path / 'edits'}:"
+    assert lines[0] == f"4 edit stores under {tmp_path / 'edits'}:"
+    assert (
+        f"{held.folder.name}: no edit recorded" in listed.stdout
+        and "dataset.val_fraction=0.2" in listed.stdout
+    )
+    assert (
+        "0123456789abcdef: settings.json unreadable (it holds a list, not the settings' table)"
+        in listed.stdout
+    )
     line = next(x for x in lines if store.folder.name in x)
     assert line.startswith(
         f"  flowers102/train {store.folder.name}: {made['generated']} edits (12 images x 2 prompts: autumn, snowy); generator=tiny, "

@@ -27,16 +27,44 @@ generate.py writes to it)."""
 _SHOWN_FIRST = ("generator", "model", "steps", "resolution", "store_size", "format", "batching")
 
 
-def default_edits_dir() -> Path:
-    """``generator.edits_dir`` of the default settings (``DIFFUSEMIX_CACHE`` honoured)."""
+def default_edits_dir(config_dir: str | None) -> Path:
+    """``generator.edits_dir`` of the default settings (a machine's conf/local/default.yaml and
+    ``DIFFUSEMIX_CACHE`` honoured); an empty one is refused, as train.py refuses it."""
     from omegaconf import OmegaConf
 
     from ..config import GeneratorConfig, PathsConfig
 
-    cfg = OmegaConf.create(
-        {"paths": {"cache_dir": PathsConfig.cache_dir}, "generator": {"edits_dir": GeneratorConfig.edits_dir}}
-    )
+    if config_dir is not None:
+        cfg = _compose(config_dir, [])
+    else:
+        cfg = OmegaConf.create(
+            {
+                "paths": {"cache_dir": PathsConfig.cache_dir},
+                "generator": {"edits_dir": GeneratorConfig.edits_dir},
+            }
+        )
+    for key in ("paths.cache_dir", "generator.edits_dir"):
+        if not str(OmegaConf.select(cfg, key) or "").strip():
+            raise ConfigError(
+                f"{key} is empty in the default settings: give the edits folder, paths.cache_dir=<folder>"
+            )
     return Path(str(cfg.generator.edits_dir)).expanduser().absolute()
+
+
+def _compose(config_dir: str, overrides: list[str]):
+    """train.py's settings with ``overrides`` (no Hydra run)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from ..config import register_configs
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+            return compose("config", overrides=overrides)
+    finally:
+        GlobalHydra.instance().clear()
 
 
 _DEFAULTS: dict[tuple, dict] = {}  # (config folder, dataset, split) -> settings
@@ -49,20 +77,9 @@ def default_settings(config_dir: str | None, dataset: str, split: str) -> dict[s
         return None
     key = (config_dir, dataset, split)
     if key not in _DEFAULTS:
-        from hydra import compose, initialize_config_dir
-        from hydra.core.global_hydra import GlobalHydra
-
-        from ..config import register_configs
         from .store import store_settings
 
-        register_configs()
-        GlobalHydra.instance().clear()
-        try:
-            with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-                cfg = compose("config", overrides=[f"dataset={dataset}"])
-        finally:
-            GlobalHydra.instance().clear()
-        _DEFAULTS[key] = store_settings(cfg, dataset, split)
+        _DEFAULTS[key] = store_settings(_compose(config_dir, [f"dataset={dataset}"]), dataset, split)
     return _DEFAULTS[key]
 
 
@@ -82,6 +99,8 @@ def list_stores(edits_dir: str | Path, dataset: str | None = None, disk: bool = 
             continue
         try:
             settings = json.loads(settings_file.read_text())
+            if not isinstance(settings, dict):
+                raise ValueError(f"it holds a {type(settings).__name__}, not the settings' table")
         except (OSError, ValueError) as exc:
             found.append(
                 {
@@ -184,8 +203,7 @@ def describe(record: dict, config_dir: str | None = None) -> str:
     differ = [
         _as_setting(k, settings.get(k), defaults.get(k))
         for k in keys
-        if k not in ("store_version", "dataset", "split", "split_identity")
-        and settings.get(k) != defaults.get(k)
+        if k not in ("dataset", "split") and settings.get(k) != defaults.get(k)
     ]
     picked = ", ".join(differ) if differ else "the default settings"
     extra = []
@@ -223,12 +241,13 @@ def run_stores(argv: list[str], config_dir: str | None = None) -> None:
         elif "paths.cache_dir" in given:
             edits_dir = Path(given["paths.cache_dir"]).expanduser().absolute() / "edits"
         else:
-            edits_dir = default_edits_dir()
+            edits_dir = default_edits_dir(config_dir)
         records = list_stores(edits_dir, given.get("dataset"), disk=given.get("disk") == "true")
-    which = f" of {given['dataset']}" if "dataset" in given else ""
+        which = f" of {given['dataset']}" if "dataset" in given else ""
+        lines = [f"  {describe(record, config_dir)}" for record in records]
     print(
         f"{len(records)} edit store{'' if len(records) == 1 else 's'}{which} under {edits_dir}"
         + (":" if records else "")
     )
-    for record in records:
-        print(f"  {describe(record, config_dir)}")
+    for line in lines:
+        print(line)

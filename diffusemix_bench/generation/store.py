@@ -895,6 +895,8 @@ class EditStore:
                 theirs = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue
+            if not isinstance(theirs, dict):
+                continue
             differ = [
                 _as_setting(k, theirs.get(k), self.settings.get(k))
                 # Which generator and weights first: the setting most often left out.
@@ -1149,6 +1151,17 @@ def _as_setting(key: str, value: Any, mine: Any = None) -> str:
         return f"generator.cache_interval={value['interval'] if isinstance(value, dict) else 'null'}"
     if key == "batching":
         return _batching_said(value, mine)
+    if key == "split_identity" and isinstance(value, dict):
+        # Which image sits at each position: the validation hold-out and the reader's options.
+        mine = mine if isinstance(mine, dict) else {}
+        said = [
+            f"dataset.{k}={json.dumps(value.get(k)) if k == 'options' else value.get(k)}"
+            for k in sorted(set(value) | set(mine))
+            if value.get(k) != mine.get(k)
+        ]
+        return ", ".join(said) or "split_identity"
+    if key == "store_version":
+        return f"store_version {value} (made by another version of this framework's store layout)"
     if key == "store_size_rule" and value in (STORE_WARP_RULE, STORE_SIZE_RULE):
         return f"dataset.warp={'true' if value == STORE_WARP_RULE else 'false'}"
     text = json.dumps(value)
