@@ -72,7 +72,9 @@ def test_a_run_stopped_mid_epoch_resumes_to_the_uninterrupted_run(make_cfg, tmp_
     whole = train(make_cfg(overrides, run_name="whole", per_class=6))
 
     real = run_module.build_callbacks
-    monkeypatch.setattr(run_module, "build_callbacks", lambda cfg, d: real(cfg, d) + [StopAt(4)])
+    monkeypatch.setattr(
+        run_module, "build_callbacks", lambda cfg, d, *rest: real(cfg, d, *rest) + [StopAt(4)]
+    )
     with pytest.raises(RuntimeError, match="stopped before step 4"):
         train(make_cfg(overrides, run_name="parts", per_class=6))
     monkeypatch.setattr(run_module, "build_callbacks", real)
@@ -221,7 +223,9 @@ def test_a_resumed_runs_tensorboard_log_reads_as_the_uninterrupted_runs(make_cfg
     real = run_module.build_callbacks
     for name, stop, every in (("mid", 5, "2"), ("end", 4, "null")):
         extra = [*overrides, f"callbacks.checkpoint_every_n_steps={every}"]
-        monkeypatch.setattr(run_module, "build_callbacks", lambda cfg, d, s=stop: real(cfg, d) + [StopAt(s)])
+        monkeypatch.setattr(
+            run_module, "build_callbacks", lambda cfg, d, *rest, s=stop: real(cfg, d, *rest) + [StopAt(s)]
+        )
         with pytest.raises(RuntimeError, match=f"stopped before step {stop}"):
             train(make_cfg(extra, run_name=name, per_class=6))
         monkeypatch.setattr(run_module, "build_callbacks", real)
@@ -256,7 +260,9 @@ def test_a_resumed_run_logs_to_the_interrupted_runs_wandb_run(make_cfg, tmp_path
         "callbacks.checkpoint_every_n_steps=3",
     ]
     real = run_module.build_callbacks
-    monkeypatch.setattr(run_module, "build_callbacks", lambda cfg, d: real(cfg, d) + [StopAt(5)])
+    monkeypatch.setattr(
+        run_module, "build_callbacks", lambda cfg, d, *rest: real(cfg, d, *rest) + [StopAt(5)]
+    )
     with pytest.raises(RuntimeError, match="stopped before step 5"):
         train(make_cfg(overrides, run_name="parts", per_class=6))
     monkeypatch.setattr(run_module, "build_callbacks", real)
@@ -399,7 +405,7 @@ class TermAndNote(pl.Callback):
             f.write(str(trainer.global_step))
 
 real = run.build_callbacks
-run.build_callbacks = lambda cfg, d: real(cfg, d) + [TermAndNote()]
+run.build_callbacks = lambda cfg, d, *rest: real(cfg, d, *rest) + [TermAndNote()]
 """
 
 
@@ -469,7 +475,9 @@ def test_sigterm_writes_last_ckpt_at_the_step_in_progress_and_auto_resumes_to_th
     whole = train(make_cfg(overrides, run_name="whole", per_class=6))
     assert not whole["resumed"]
     real = run_module.build_callbacks
-    monkeypatch.setattr(run_module, "build_callbacks", lambda cfg, d: real(cfg, d) + [TermAt(4)])
+    monkeypatch.setattr(
+        run_module, "build_callbacks", lambda cfg, d, *rest: real(cfg, d, *rest) + [TermAt(4)]
+    )
     with pytest.raises(SystemExit) as stopped:
         train(make_cfg(overrides, run_name="parts", per_class=6))
     monkeypatch.setattr(run_module, "build_callbacks", real)
@@ -529,7 +537,7 @@ def test_a_stop_at_an_epochs_end_resumes_with_that_epochs_validation(
         overrides.append("callbacks.checkpoint_every_n_steps=1")
     whole = train(make_cfg(overrides, run_name="whole", per_class=6))
     real = run_module.build_callbacks
-    monkeypatch.setattr(run_module, "build_callbacks", lambda cfg, d: real(cfg, d) + [stop])
+    monkeypatch.setattr(run_module, "build_callbacks", lambda cfg, d, *rest: real(cfg, d, *rest) + [stop])
     with pytest.raises((SystemExit, RuntimeError)):
         train(make_cfg(overrides, run_name="parts", per_class=6))
     monkeypatch.setattr(run_module, "build_callbacks", real)
@@ -727,7 +735,9 @@ def test_a_mid_epoch_checkpoint_is_not_resumed_with_the_epochs_it_has_begun_cut_
     overrides = ["dataset=cifar100", "trainer.max_epochs=2", "trainer.limit_train_batches=3"]
     overrides.append("callbacks.checkpoint_every_n_steps=1")
     real = run_module.build_callbacks
-    monkeypatch.setattr(run_module, "build_callbacks", lambda cfg, d: real(cfg, d) + [StopAt(4)])
+    monkeypatch.setattr(
+        run_module, "build_callbacks", lambda cfg, d, *rest: real(cfg, d, *rest) + [StopAt(4)]
+    )
     with pytest.raises(RuntimeError, match="stopped before step 4"):
         train(make_cfg(overrides, per_class=6))
     monkeypatch.setattr(run_module, "build_callbacks", real)
@@ -812,7 +822,9 @@ def test_a_stop_in_a_validation_inside_an_epoch_resumes_with_that_validation(mak
 
     real = run_module.build_callbacks
     monkeypatch.setattr(
-        run_module, "build_callbacks", lambda cfg, d: real(cfg, d) + [StopInFirstValidationOfEpoch1(1)]
+        run_module,
+        "build_callbacks",
+        lambda cfg, d, *rest: real(cfg, d, *rest) + [StopInFirstValidationOfEpoch1(1)],
     )
     with pytest.raises(RuntimeError):
         train(make_cfg(overrides, run_name="parts", per_class=8))
