@@ -82,6 +82,9 @@ def _run_train(cfg: DictConfig) -> float | None:
             from .data.splits import build_splits
 
             splits = build_splits(cfg.dataset, cfg.paths.data_dir)
+            from .training.run import check_validation_settings
+
+            check_validation_settings(cfg, len(splits.val))  # (dataset.val_fraction=0: no split to read)
             if cfg.aug.name == "diffusemix" and cfg.get("ckpt_path") is None:
                 _check_job_edits(cfg, set(), splits)  # a new run without its edits leaves no folder
         from .training.run import train

@@ -389,6 +389,12 @@ CASES: list[Case] = [
         _plain("generate.py", "generator=tiny", "generator.prompts=autumn"),
         r"generator\.prompts takes a list: give generator\.prompts=\[autumn\]",
     ),
+    Case(
+        "early stopping without a validation split",
+        "error",
+        _train("cifar100", "dataset.val_fraction=0", "callbacks.early_stopping_patience=2"),
+        r"early_stopping_patience=2 stops on the validation split",
+    ),
     Case("empty cache folder", "error", _train("cifar100", "paths.cache_dir="), r"paths\.cache_dir is empty"),
     Case(
         "empty edits folder",

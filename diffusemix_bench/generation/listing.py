@@ -181,6 +181,22 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h"
 
 
+def _default_prompt_count(config_dir: str | None) -> int:
+    from ..config import GeneratorConfig
+
+    return len(GeneratorConfig().prompts)
+
+
+def _listed_setting(key: str, value: Any, default: Any, settings: dict) -> str:
+    """A store's setting as train.py's setting that gives it (empty: implied by another shown)."""
+    if key == "model" and settings.get("generator") == "tiny":
+        return ""  # (generator=tiny names its weights)
+    if key == "store_size" and value is not None:
+        # store_size=auto stores at dataset.resize: the size settings give both commands the store.
+        return f"dataset.resize={value} (its edits' size; with dataset.image_size to match)"
+    return _as_setting(key, value, default)
+
+
 def describe(record: dict, config_dir: str | None = None) -> str:
     """One store as a line: where, what it holds, the settings apart from the defaults', the time."""
     head = f"{record['dataset']}/{record['split']} {record['folder'].name}"
@@ -201,10 +217,14 @@ def describe(record: dict, config_dir: str | None = None) -> str:
     else:
         keys = sorted(set(settings) | set(defaults), key=lambda k: (_rank(k), k))
     differ = [
-        _as_setting(k, settings.get(k), defaults.get(k))
+        _listed_setting(k, settings.get(k), defaults.get(k), settings)
         for k in keys
         if k not in ("dataset", "split") and settings.get(k) != defaults.get(k)
     ]
+    differ = [said for said in differ if said]
+    shown = len(record["prompts"])
+    if 0 < shown < _default_prompt_count(config_dir):  # (training asks for every prompt by default)
+        differ.append(f"generator.num_prompts={shown}")
     picked = ", ".join(differ) if differ else "the default settings"
     extra = []
     if record.get("device_seconds") is not None:
@@ -229,7 +249,8 @@ def run_stores(argv: list[str], config_dir: str | None = None) -> None:
             key, eq, value = arg.partition("=")
             if not eq or key not in ("paths.cache_dir", "generator.edits_dir", "dataset", "disk"):
                 raise ConfigError(
-                    f"{arg}: stores.py takes paths.cache_dir=, generator.edits_dir=, dataset= and disk=true\n{USAGE}"
+                    f"{arg}: stores.py takes paths.cache_dir=, generator.edits_dir=, dataset= and disk=true "
+                    "(python stores.py --help says more)"
                 )
             if not value.strip():
                 raise ConfigError(f"{key} is empty: give a value ({key}=<value>), or leave it out")

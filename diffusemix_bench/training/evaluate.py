@@ -34,6 +34,13 @@ from .locate import (
 log = logging.getLogger(__name__)
 
 
+def no_validation_to_attack(dataset: str) -> str:
+    return (
+        f"eval.split=val, but dataset '{dataset}' has no validation split here (dataset.val_fraction=0 trains "
+        "on the whole training split); attack the test split with eval.split=test"
+    )
+
+
 def eval_split(eval_cfg, datamodule: ImageDataModule, shared: bool = False):
     """The loader of the split ``eval.split`` names (clean images, the evaluation transform).
     ``eval_cfg`` is checked against ``config.EvalConfig`` first (its split's choices, its batch
@@ -43,10 +50,7 @@ def eval_split(eval_cfg, datamodule: ImageDataModule, shared: bool = False):
     split = eval_cfg.split if shared else None
     if eval_cfg.split == "val":
         if not len(datamodule.val_set):
-            raise ConfigError(
-                f"eval.split=val, but dataset '{datamodule.cfg.name}' has no validation split here "
-                "(dataset.val_fraction=0 trains on the whole training split); attack the test split with eval.split=test"
-            )
+            raise ConfigError(no_validation_to_attack(datamodule.cfg.name))
         return datamodule.eval_loader(datamodule.val_set, batch, split=split)
     if datamodule.test_set is None:
         raise ConfigError(

@@ -53,6 +53,7 @@ from .evaluate import (
     data_folder,
     eval_split,
     log_left_out,
+    no_validation_to_attack,
     robustness_keys,
     with_robustness,
 )
@@ -172,23 +173,35 @@ def load_checkpoint(path: Path, setting: str) -> dict:
     return ckpt
 
 
-def build_callbacks(cfg: DictConfig, ckpt_dir: Path, validating: bool = True) -> list[Callback]:
-    """The checkpoints (the one selected on ``callbacks.monitor``, ``last.ckpt``), early stopping,
-    the learning-rate log and the progress bar. Without a validation split (``validating`` False:
-    dataset.val_fraction=0) the selected checkpoint is the last epoch's."""
+def check_validation_settings(cfg: DictConfig, val_images: int) -> None:
+    """Settings that read the validation split, refused when there is none (dataset.val_fraction=0
+    on a dataset without an official one): before any run folder is made (cli) and again here."""
+    if val_images:
+        return
     c = cfg.callbacks
-    if not validating and c.early_stopping_patience is not None:
+    if c.early_stopping_patience is not None:
         raise ConfigError(
             f"callbacks.early_stopping_patience={c.early_stopping_patience} stops on the validation split, and "
             "dataset.val_fraction=0 leaves none: give callbacks.early_stopping_patience=null, or hold out a "
             "validation split (dataset.val_fraction=0.1)"
         )
-    if not validating and c.save_top_k > 1:
+    if c.save_top_k > 1:
         raise ConfigError(
             f"callbacks.save_top_k={c.save_top_k} keeps the best checkpoints on the validation split, and "
             "dataset.val_fraction=0 leaves none: give callbacks.save_top_k=1 (the last epoch's; -1 keeps every "
             "epoch's)"
         )
+    if (cfg.eval.fgsm or cfg.eval.pgd) and cfg.eval.split == "val":
+        raise ConfigError(no_validation_to_attack(cfg.dataset.name))
+
+
+def build_callbacks(cfg: DictConfig, ckpt_dir: Path, validating: bool = True) -> list[Callback]:
+    """The checkpoints (the one selected on ``callbacks.monitor``, ``last.ckpt``), early stopping,
+    the learning-rate log and the progress bar. Without a validation split (``validating`` False:
+    dataset.val_fraction=0) the selected checkpoint is the last epoch's."""
+    c = cfg.callbacks
+    if not validating:
+        check_validation_settings(cfg, 0)
     callbacks: list[Callback] = [
         RunCheckpoint(
             dirpath=ckpt_dir,
