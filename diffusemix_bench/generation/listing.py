@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..config import GeneratorConfig
 from ..errors import ConfigError
 from .store import EditStore, _as_setting
 
@@ -32,7 +33,7 @@ def default_edits_dir(config_dir: str | None) -> Path:
     ``DIFFUSEMIX_CACHE`` honoured); an empty one is refused, as train.py refuses it."""
     from omegaconf import OmegaConf
 
-    from ..config import GeneratorConfig, PathsConfig
+    from ..config import PathsConfig
 
     if config_dir is not None:
         cfg = _compose(config_dir, [])
@@ -112,8 +113,7 @@ def list_stores(edits_dir: str | Path, dataset: str | None = None, disk: bool = 
             )
             continue
         store = EditStore(folder, [], settings)
-        done = store._load_manifest()
-        per_prompt = {pid: sum(1 for size in sizes if size != 0) for pid, sizes in done.items()}
+        per_prompt = store.recorded_per_prompt()
         record = {
             "folder": folder,
             "dataset": name,
@@ -181,12 +181,6 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h"
 
 
-def _default_prompt_count(config_dir: str | None) -> int:
-    from ..config import GeneratorConfig
-
-    return len(GeneratorConfig().prompts)
-
-
 def _listed_setting(key: str, value: Any, default: Any, settings: dict) -> str:
     """A store's setting as train.py's setting that gives it (empty: implied by another shown)."""
     if key == "model" and settings.get("generator") == "tiny":
@@ -223,7 +217,7 @@ def describe(record: dict, config_dir: str | None = None) -> str:
     ]
     differ = [said for said in differ if said]
     shown = len(record["prompts"])
-    if 0 < shown < _default_prompt_count(config_dir):  # (training asks for every prompt by default)
+    if 0 < shown < len(GeneratorConfig().prompts):  # (training asks for every prompt by default)
         differ.append(f"generator.num_prompts={shown}")
     picked = ", ".join(differ) if differ else "the default settings"
     extra = []

@@ -412,6 +412,10 @@ class EditStore:
                 if len(parts) in fields and all(p.isdigit() and len(p) < 19 for p in parts[1:]):
                     yield path, parts
 
+    def recorded_per_prompt(self) -> dict[str, int]:
+        """How many edits the manifest records as finished, per prompt id."""
+        return {pid: sum(1 for size in sizes if size != 0) for pid, sizes in self._load_manifest().items()}
+
     def has(self, index: int, prompt_id: str) -> bool:
         """Whether the key is recorded as finished (the manifest, read once)."""
         sizes = self._load_manifest().get(prompt_id)
