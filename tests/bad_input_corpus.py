@@ -263,7 +263,7 @@ def _garbage_last_ckpt(folder: Path) -> None:
 _STORE_ARGS = ["generator=tiny", "generator.num_prompts=2", "aug=diffusemix"]
 
 
-def _generate_into(folder: Path, data_dir: Path) -> Path:
+def _generate_into(folder: Path, data_dir: Path, dataset: str = "cifar100", *extra: str) -> Path:
     """Fill the tiny store the DiffuseMix cases read; return its folder."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -277,12 +277,13 @@ def _generate_into(folder: Path, data_dir: Path) -> Path:
         cfg = compose(
             "generate",
             [
-                "dataset=cifar100",
+                f"dataset={dataset}",
                 f"paths.data_dir={data_dir}",
                 f"paths.cache_dir={folder / 'cache'}",
                 "generator=tiny",
                 "generator.num_prompts=2",
                 "dataset.num_workers=0",
+                *extra,
             ],
         )
     with contextlib.redirect_stdout(io.StringIO()):
@@ -296,6 +297,14 @@ def _store_then(damage: Callable[[Path], None]):
         damage(_generate_into(folder, paths["data"]))
 
     return prepare
+
+
+def _cub_store_then_corrupt(folder: Path, paths: dict) -> None:
+    """A CUB store made at the cases' size, then one of the images it was made from corrupted."""
+    from tests.fixtures.datasets import corrupt_one_image
+
+    _generate_into(folder, paths["data"], "cub", "dataset.image_size=32", "dataset.resize=36")
+    corrupt_one_image("cub", paths["data"])
 
 
 def _truncate_edit(store: Path) -> None:
@@ -654,6 +663,18 @@ CASES: list[Case] = [
         "error",
         _train("cifar100", *_STORE_ARGS, prepare=_store_then(_manifest_garbage)),
         r"python \S*generate\.py",
+    ),
+    Case(
+        "DiffuseMix with an image corrupted since its edits were made",
+        "error",
+        _train("cub", *_STORE_ARGS, prepare=_cub_store_then_corrupt),
+        r"Bird_species_A0_0000_1001\.jpg \(image 0 of the split\) does not decode.*dataset\.on_bad_image=skip",
+    ),
+    Case(
+        "DiffuseMix leaves an image corrupted since its edits were made out",
+        "skip",
+        _train("cub", *_STORE_ARGS, "dataset.on_bad_image=skip", prepare=_cub_store_then_corrupt),
+        r"1 corrupt image\(s\) skipped",
     ),
     Case(
         "generate.py with a garbage runtime.json",

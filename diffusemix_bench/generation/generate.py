@@ -41,6 +41,7 @@ from .store import (
     EditStoreError,
     edit_seed,
     image_files,
+    image_root,
     largest_block,
     prompt_blocks,
     resolve_store_size,
@@ -258,7 +259,7 @@ class EditKeysData(pl.LightningDataModule):
                 ds, indices = reads[split]
                 files[split] = image_files(ds, indices, sizes=True)
                 store.ensure_settings()  # a damaged settings.json is said before any work
-                store.check_images(files[split], record=True)
+                store.check_images(files[split], record=True, root=image_root(ds))
 
         self._on_first_rank(check_images)
 
@@ -278,7 +279,7 @@ class EditKeysData(pl.LightningDataModule):
                 source = store.sibling()
                 if source is not None and source.folder.is_dir():
                     try:  # the other format's store of the same settings may hold another folder's edits
-                        source.check_images(files[split])
+                        source.check_images(files[split], root=image_root(reads[split][0]))
                         source.stored_runtime()  # and its record of how they were made must read
                         store.check_same_commit(source)  # and come from the same weights
                     except EditStoreError as exc:

@@ -261,6 +261,23 @@ def image_files(dataset, indices: Iterable[int] | None = None, sizes: bool = Fal
     return out
 
 
+def image_root(dataset) -> Path | None:
+    """The folder the paths of :func:`image_files` are relative to (the dataset's root), or None."""
+    root = getattr(dataset, "root", None)
+    return Path(root) if root is not None else None
+
+
+def _decodes(path: Path) -> bool:
+    """Whether the image file ``path`` is there and decodes (as the dataset's reader opens it)."""
+    from ..data.base import CorruptImageError, load_rgb
+
+    try:
+        load_rgb(path)
+    except CorruptImageError:
+        return False
+    return True
+
+
 class EditStore:
     """Edits of one split under ``folder``::
 
@@ -800,13 +817,17 @@ class EditStore:
             "generate.py, which records the images again"
         )
 
-    def check_images(self, files: dict[int, list], record: bool = False) -> None:
+    def check_images(
+        self, files: dict[int, list], record: bool = False, root: str | Path | None = None
+    ) -> None:
         """Refuse to pair this store's edits with other images than they were made from: compare
         ``files`` (see :func:`image_files`: index -> [relative path] or [relative path, bytes])
         with the recorded images, then with ``record`` append the indices not recorded yet to this
         process's file under ``images/`` (under a lock, so that processes sharing the store record
         each index once). Sizes are compared where both sides have them. A store without the record
-        (made before it existed) is not checked."""
+        (made before it existed) is not checked. ``root`` (the dataset's folder, which the paths are
+        relative to; see :func:`image_root`) lets a refusal tell a file that no longer decodes from
+        one replaced by another image."""
         if not files:
             return
         lock = None
@@ -821,7 +842,7 @@ class EditStore:
                 if was is None:
                     continue
                 if was[0] != now[0] or (len(was) > 1 and len(now) > 1 and was[1] != now[1]):
-                    raise self._other_images(index, was, now, files, stored)
+                    raise self._other_images(index, was, now, files, stored, root)
             if record:
                 lines = "".join(
                     f"{index} {f[1] if len(f) > 1 else '-'} {_record_name(f[0])}\n"
@@ -835,7 +856,13 @@ class EditStore:
                 lock.close()
 
     def _other_images(
-        self, index: int, was: list, now: list, files: dict[int, list], stored: dict[int, list]
+        self,
+        index: int,
+        was: list,
+        now: list,
+        files: dict[int, list],
+        stored: dict[int, list],
+        root: str | Path | None = None,
     ) -> EditStoreError:
         """The refusal of a store whose record pairs ``index`` with another image: made from
         another folder's images (none of this split's is recorded), or from this split before
@@ -844,6 +871,15 @@ class EditStore:
         is_ = f"'{now[0]}'" + (f" ({now[1]} bytes)" if len(now) > 1 else "")
         recorded = {w[0] for w in stored.values()}
         here = sum(f[0] in recorded for f in files.values())
+        if was[0] == now[0] and root is not None and not _decodes(Path(root) / now[0]):
+            sizes = f" ({now[1]} bytes now, {was[1]} when its edits were made)" if len(now) > 1 else ""
+            return EditStoreError(
+                f"{Path(root) / now[0]} (image {index} of the split) does not decode: the file is corrupt "
+                f"or cut short{sizes}, and the edit store {self.folder} holds edits of the intact image. "
+                "Put the intact file back (copy or download it again), or leave it out with "
+                "dataset.on_bad_image=skip (in train.py and generate.py alike): the store's edits of the "
+                "other images are used as they are"
+            )
         if was[0] == now[0]:
             why = (
                 "the same file name with other contents: the image was replaced since (another copy, "

@@ -4,6 +4,7 @@ with half masks and a fractal blend (Eq. 1-3), in the paper's online form or the
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -322,9 +323,10 @@ class DiffuseMix(Augmentation):
         """The edits checked first (a missing store is named within seconds), then the fractal bank
         built (generated on a first run: minutes for a large bank)."""
         if self.uses_edits:
-            from ...generation.store import image_files, split_indices
+            from ...generation.store import image_files, image_root, split_indices
 
-            self.check_edits(self.edit_store(), split_indices(train_set), image_files(train_set, sizes=True))
+            files = image_files(train_set, sizes=True)
+            self.check_edits(self.edit_store(), split_indices(train_set), files, image_root(train_set))
             self._checked = train_set
         _ = self.bank
 
@@ -380,12 +382,14 @@ class DiffuseMix(Augmentation):
             "edit_source": self.edit_source,
         }
 
-    def check_edits(self, store, indices: list[int], files: dict[int, list] | None = None) -> None:
+    def check_edits(
+        self, store, indices: list[int], files: dict[int, list] | None = None, root: Path | None = None
+    ) -> None:
         """Raise when the store was made from other images than ``files`` names (see
-        ``EditStore.check_images``), or with the count and the generate command when any needed
-        edit is missing."""
+        ``EditStore.check_images``; ``root``: the folder they are in), or with the count and the
+        generate command when any needed edit is missing."""
         if files:
-            store.check_images(files)
+            store.check_images(files, root=root)
         missing = store.missing(indices)
         if missing:
             from ...generation.store import MissingEditError, generate_command
@@ -427,9 +431,9 @@ class DiffuseMix(Augmentation):
         # without edits; only arms with edits need the edits themselves.
         store = self.edit_store() if self.uses_edits or static else None
         if self.uses_edits and self._checked is not dataset:  # prepare() checked it
-            from ...generation.store import image_files
+            from ...generation.store import image_files, image_root
 
-            self.check_edits(store, store_indices, image_files(dataset, sizes=True))
+            self.check_edits(store, store_indices, image_files(dataset, sizes=True), image_root(dataset))
         n = len(dataset)
         self._plan = self._static_plan(n * len(store.prompt_ids)) if static else None
         composer = WholeImageComposer(self, self._plan) if self.before_crop else None

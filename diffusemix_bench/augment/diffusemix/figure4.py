@@ -36,14 +36,15 @@ def figure4_stages(aug, dataset, n: int, seed: int = 0, make_missing=None) -> li
     aug.figure_generate=true) generates those the store lacks; else the images are drawn among
     those the store has every edit of (an error when it has none)."""
     from ...data.transforms import eval_transform
-    from ...generation.store import image_files, split_indices
+    from ...generation.store import image_files, image_root, split_indices
 
     if not aug.uses_edits:
         raise ConfigError(f"Figure 4 shows edits; aug.components={aug.components} uses none")
     store = aug.edit_store()
     g = torch.Generator().manual_seed(seed)
     store_indices = split_indices(dataset)
-    store.check_images(image_files(dataset, sizes=True))  # before any edit is made or shown
+    # Before any edit is made or shown:
+    store.check_images(image_files(dataset, sizes=True), root=image_root(dataset))
     # Without generating, the images drawn are among those with every edit (a store made with
     # generator.limit or limit_per_class, to look at a few first); a whole store: all of them.
     candidates = list(range(len(dataset)))
