@@ -721,6 +721,32 @@ def test_a_seam_over_half_the_mask_side_is_warned_about(caplog):
         )
 
 
+def test_edits_stored_smaller_than_training_reads_them_are_warned_about(caplog, tmp_path):
+    """generator.store_size below dataset.resize (a resizing training transform): each edit is
+    enlarged when read, said in a warning; store_size=auto (the default) and a larger size say nothing."""
+    for store_size, warned in (("16", True), ("auto", False), ("64", False)):
+        cfg = compose_config(
+            [
+                "dataset=flowers102",
+                "aug=diffusemix",
+                "generator=tiny",
+                "dataset.image_size=32",
+                "dataset.resize=40",
+                f"generator.store_size={store_size}",
+                f"generator.edits_dir={tmp_path}",
+            ]
+        )
+        ctx = AugContext(
+            num_classes=102, dataset_name="flowers102", image_size=32, seed=0, loss="jsd", config=cfg
+        )
+        aug = create_aug(cfg.aug, ctx)
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            aug._warn_small_edits()
+        said = "stored at a shorter side of 16 px (generator.store_size=16) and training resizes the images to 40 px"
+        assert (said in caplog.text) == warned, (store_size, caplog.text)
+
+
 def test_composed_size_auto_keeps_squares_for_resizing_transforms(make_cfg, tmp_path):
     """Where the training transform resizes (resize_crop: CUB, Aircraft, Cars...), composed squares
     stay as the official code writes them; pad_crop datasets get them back at their own size."""

@@ -328,7 +328,27 @@ class DiffuseMix(Augmentation):
             files = image_files(train_set, sizes=True)
             self.check_edits(self.edit_store(), split_indices(train_set), files, image_root(train_set))
             self._checked = train_set
+            self._warn_small_edits()
         _ = self.bank
+
+    def _warn_small_edits(self) -> None:
+        """Edits stored at a shorter side below the one training resizes the original to
+        (``generator.store_size`` set below ``dataset.resize``) are enlarged when read: softer than
+        the image they are mixed with."""
+        stored = self.edit_store().settings.get("store_size")
+        dataset = self._config.dataset
+        if stored is None or str(dataset.get("train_transform")) not in ("resize_crop", "resize"):
+            return
+        if int(stored) < int(dataset.resize):
+            log.warning(
+                "the edits are stored at a shorter side of %d px (generator.store_size=%d) and training "
+                "resizes the images to %d px (dataset.resize): each edit is enlarged when read, softer "
+                "than the original it is mixed with. generator.store_size=auto stores them at the size "
+                "training reads (run generate.py with it, then train with it)",
+                int(stored),
+                int(stored),
+                int(dataset.resize),
+            )
 
     def _warn_wide_seam(self) -> None:
         """A seam ramp over half or more of the side the masks are built at (the crop, or
