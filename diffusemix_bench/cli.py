@@ -925,6 +925,8 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
         except HydraException:
             base = None
         node = OmegaConf.select(base, parent) if base is not None and parent else base
+        if config_name == "evaluate" and base is not None and key.split(".", 1)[0] not in base:
+            raise ConfigError(_not_an_evaluate_setting(key))
         keys = list(node.keys()) if node is not None and hasattr(node, "keys") else []
         if not parent:
             keys += [p.name for p in Path(config_dir).iterdir() if p.is_dir()]
@@ -939,6 +941,23 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
             message += _swept_methods_advice(config_dir, config_name, rest, key, argv)
         raise ConfigError(message)
     raise ConfigError(cause.splitlines()[0] if cause else "the command line could not be composed")
+
+
+#: train.py's settings whose counterpart evaluate.py takes under another name.
+_EVALUATE_NAMES = {"paths.data_dir": "data_dir", "trainer.accelerator": "accelerator", "ckpt_path": "ckpt"}
+
+
+def _not_an_evaluate_setting(key: str) -> str:
+    """evaluate.py given one of train.py's settings: its own name for it, or where the run's
+    settings come from."""
+    own = "ckpt, data_dir, accelerator, seed, eval.*"
+    if key in _EVALUATE_NAMES:
+        name = _EVALUATE_NAMES[key]
+        return f"{key}: a train.py setting; evaluate.py takes it as {name}=<value> (its settings: {own})"
+    return (
+        f"{key}: evaluate.py has no such setting: the run's own settings ({key.split('.', 1)[0]}...) come "
+        f"from its folder (config_resolved.yaml) and are not changed here; evaluate.py's settings: {own}"
+    )
 
 
 def _swept_methods_advice(
@@ -1105,6 +1124,7 @@ def check_bare_words(argv: list[str], config_dir: str, config_name: str = "confi
     reads every other argument as an override, ``key=value``, and answers a bare word with its
     grammar's parse error. Said here with the fix (the group whose option it names, if any)."""
     after_flag = False
+    previous = ""
     for arg in argv:
         if after_flag:
             after_flag = False
@@ -1113,6 +1133,7 @@ def check_bare_words(argv: list[str], config_dir: str, config_name: str = "confi
             after_flag = True
             continue
         if arg.startswith(("-", "~")) or "=" in arg:  # a flag, a setting, or ~key (removes one)
+            previous = arg
             continue
         own = config_groups(config_dir, config_name)
         groups = sorted(p.parent.name for p in Path(config_dir).glob(f"*/{arg}.yaml") if p.parent.name in own)
@@ -1123,7 +1144,15 @@ def check_bare_words(argv: list[str], config_dir: str, config_name: str = "confi
                 f"'{arg}' is not a setting (settings are key=value): {arg} is an option of "
                 f"{' and of '.join(groups)}; give {' or '.join(f'{g}={arg}' for g in groups)}"
             )
-        raise ConfigError(f"'{arg}' is not a setting: settings are given as key=value ({arg}=<value>)")
+        given = previous.split("=", 1)[0].lstrip("+")
+        if "=" in previous and not previous.startswith("-") and given not in own:  # a value's rest?
+            raise ConfigError(
+                f"'{arg}' is not a setting (settings are key=value), and it follows {previous}: a value "
+                f'with a space in it is quoted whole ("{previous} {arg}"), a list is written [a,b] '
+                "with no space"
+            )
+        example = f"{arg}=<value>" if re.fullmatch(r"[A-Za-z_][\w.]*", arg) else "seed=3"
+        raise ConfigError(f"'{arg}' is not a setting: settings are given as key=value ({example})")
 
 
 def check_command_line(argv: list[str], config_dir: str, config_name: str) -> None:

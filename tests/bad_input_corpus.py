@@ -393,6 +393,24 @@ CASES: list[Case] = [
         r"is not a setting: give the run folder or checkpoint as ckpt=",
     ),
     Case(
+        "a value with a space, unquoted",
+        "error",
+        _plain("train.py", "seed=3", "3"),
+        r"'3' is not a setting .*it follows seed=3: a value with a space in it is quoted whole",
+    ),
+    Case(
+        "a train.py setting given to evaluate.py",
+        "error",
+        _plain("evaluate.py", "ckpt={folder}", "eval.fgsm=true", "paths.data_dir={folder}"),
+        r"paths\.data_dir: a train\.py setting; evaluate\.py takes it as data_dir=<value>",
+    ),
+    Case(
+        "a run's setting given to evaluate.py",
+        "error",
+        _plain("evaluate.py", "ckpt={folder}", "eval.fgsm=true", "dataset.batch_size=8"),
+        r"dataset\.batch_size: evaluate\.py has no such setting: the run's own settings .*config_resolved",
+    ),
+    Case(
         "a list setting given a word",
         "error",
         _plain("generate.py", "generator=tiny", "generator.prompts=autumn"),
