@@ -601,7 +601,17 @@ def test_val_fraction_0_trains_on_the_whole_training_split_and_reports_the_last_
     assert metrics["val_rule"].startswith(
         "none: the whole train split is trained on (dataset.val_fraction=0)"
     )
-    assert Path(metrics["best_checkpoint"]).name == "best-epoch001.ckpt"  # the last of two epochs
+    # The selected checkpoint is last.ckpt (the last of two epochs), not a copy of it beside it.
+    assert Path(metrics["best_checkpoint"]).name == "last.ckpt" and metrics["epochs"] == 2
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["last.ckpt"]
+    assert "val" not in metrics["data_notes"]
+    # Without last.ckpt (callbacks.save_last=false) the last epoch's is written as best-epoch*.ckpt.
+    kept = train(
+        make_cfg(
+            ["dataset.val_fraction=0", "trainer.max_epochs=2", "callbacks.save_last=false"], run_name="kept"
+        )
+    )
+    assert Path(kept["best_checkpoint"]).name == "best-epoch001.ckpt"
     assert metrics["test_top1"] is not None and metrics["fgsm_error"] is not None
     rows = list(csv.DictReader((tmp_path / "run" / "summary.csv").open()))
     assert len(rows) == 2 and all(row["val_top1"] == "" for row in rows)

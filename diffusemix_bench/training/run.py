@@ -198,21 +198,25 @@ def check_validation_settings(cfg: DictConfig, val_images: int) -> None:
 def build_callbacks(cfg: DictConfig, ckpt_dir: Path, validating: bool = True) -> list[Callback]:
     """The checkpoints (the one selected on ``callbacks.monitor``, ``last.ckpt``), early stopping,
     the learning-rate log and the progress bar. Without a validation split (``validating`` False:
-    dataset.val_fraction=0) the selected checkpoint is the last epoch's."""
+    dataset.val_fraction=0) the selected checkpoint is the last epoch's: ``last.ckpt`` itself, or
+    with callbacks.save_last=false a ``best-epoch*.ckpt`` written each epoch (see
+    :func:`selected_checkpoint`)."""
     c = cfg.callbacks
     if not validating:
         check_validation_settings(cfg, 0)
-    callbacks: list[Callback] = [
-        RunCheckpoint(
-            dirpath=ckpt_dir,
-            filename="best-epoch{epoch:03d}",
-            auto_insert_metric_name=False,
-            monitor=c.monitor if validating else None,
-            mode=c.mode,
-            save_top_k=c.save_top_k,
-            save_last=False,
+    callbacks: list[Callback] = []
+    if validating or not c.save_last:
+        callbacks.append(
+            RunCheckpoint(
+                dirpath=ckpt_dir,
+                filename="best-epoch{epoch:03d}",
+                auto_insert_metric_name=False,
+                monitor=c.monitor if validating else None,
+                mode=c.mode,
+                save_top_k=c.save_top_k,
+                save_last=False,
+            )
         )
-    ]
     if c.save_last:
         # last.ckpt: the state at the end of every epoch (and every checkpoint_every_n_steps steps), so
         # that ckpt_path=last resumes where the run stopped, not at the best epoch (the selection
@@ -245,6 +249,19 @@ def build_callbacks(cfg: DictConfig, ckpt_dir: Path, validating: bool = True) ->
     if bar is not None:
         callbacks.append(bar)
     return callbacks
+
+
+def selected_checkpoint(callbacks: list[Callback], ckpt_dir: Path) -> str | None:
+    """The checkpoint a finished fit reports: the selection callback's best file, else (no
+    validation split, last.ckpt kept) ``last.ckpt``, the last epoch's; None where none was written
+    (trainer.fast_dev_run: the weights training ended with)."""
+    selection = next(
+        (cb for cb in callbacks if isinstance(cb, RunCheckpoint) and str(cb.filename).startswith("best-")), None
+    )
+    if selection is not None:
+        return selection.best_model_path or None
+    last = ckpt_dir / "last.ckpt"
+    return str(last) if last.is_file() else None
 
 
 def build_logger(cfg: DictConfig, run_dir: Path, resume_step: int | None = None):
@@ -857,8 +874,7 @@ def _train(
     # record); this process is then the evaluating one, recorded as evaluated_by.
     trained = where_trained(module, trainer, parts)
 
-    checkpoint = callbacks[0]
-    best = checkpoint.best_model_path or None
+    best = selected_checkpoint(callbacks, ckpt_dir)
     with sigterm_stops_between_runs(trainer) as stop_if_terminated, _training_kept(run_dir):
         val_metrics, test_metrics, robust = _evaluate_selected(
             cfg, trainer, module, datamodule, best, attacks, stop_if_terminated, moved
@@ -959,7 +975,7 @@ def _train(
             split: {k: ds.info[k] for k in DATA_NOTES if ds.info.get(k)}
             for split, ds in (
                 ("train", datamodule.train_set),
-                ("val", datamodule.val_set),
+                ("val", datamodule.val_set if validating else None),  # (none: val_fraction=0)
                 ("test", datamodule.test_set),
             )
             if ds is not None and any(ds.info.get(k) for k in DATA_NOTES)
