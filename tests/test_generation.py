@@ -905,6 +905,22 @@ def test_stores_py_lists_each_store_with_what_it_holds_and_the_settings_that_pic
         "0 edit stores of cub under"
         in stores_py(f"generator.edits_dir={tmp_path / 'edits'}", "dataset=cub").stdout
     )
+    # No store where asked, stores near: the dataset misspelt, the folder given a level too high
+    # (another folder's settings.json there, a fractal bank's, is no store) or too low.
+    assert "did you mean dataset=flowers102? (stores are held for: flowers102)" in (
+        stores_py(f"generator.edits_dir={tmp_path / 'edits'}", "dataset=flowers10").stdout
+    )
+    bank = tmp_path / "fractals" / "ifs_x" / "v1"
+    bank.mkdir(parents=True)
+    (bank / "settings.json").write_text('{"algorithm": "ifs", "count": 8}')
+    assert stores_py(f"generator.edits_dir={tmp_path}").stdout.strip() == (
+        f"0 edit stores under {tmp_path}: stores are further down, in {tmp_path / 'edits'}: give "
+        f"generator.edits_dir={tmp_path / 'edits'} (or paths.cache_dir={tmp_path})"
+    )
+    assert (
+        f"is one dataset's folder of stores: give generator.edits_dir={tmp_path / 'edits'} dataset=flowers102"
+        in stores_py(f"generator.edits_dir={tmp_path / 'edits' / 'flowers102'}").stdout
+    )
     bad = stores_py("edits=/x")
     assert (
         bad.returncode == 1

@@ -93,7 +93,7 @@ def list_stores(edits_dir: str | Path, dataset: str | None = None, disk: bool = 
             "(paths.cache_dir=<folder> or generator.edits_dir=<folder>, as given to generate.py)"
         )
     found = []
-    for settings_file in sorted(root.glob("*/*/*/settings.json")):
+    for settings_file in _store_files(root, "*/*/*/settings.json"):
         folder = settings_file.parent
         name, split = folder.parent.parent.name, folder.parent.name
         if dataset is not None and name != dataset:
@@ -122,32 +122,60 @@ def list_stores(edits_dir: str | Path, dataset: str | None = None, disk: bool = 
             "edits": sum(per_prompt.values()),
             "prompts": sorted(per_prompt),
             "images": max(per_prompt.values(), default=0),
-            "device_seconds": _device_seconds(store),
-            "last_run": _last_run(folder),
         }
+        runs = store.generation_runs()
+        record["device_seconds"] = sum(r["device_seconds"] for r in runs) if runs else None
+        record["last_run"] = next((r["time"] for r in reversed(runs) if r["time"]), None)
         if disk:
             record["bytes"] = _size(folder)
         found.append(record)
     return found
 
 
-def _device_seconds(store: EditStore) -> float | None:
-    """Wall seconds x devices over the generate.py runs the store's log records (None: none)."""
-    seconds, _, runs = store.generation_totals()
-    return seconds if runs else None
-
-
-def _last_run(folder: Path) -> str | None:
-    path = folder / "generation_log.jsonl"
-    if not path.is_file():
-        return None
-    last = None
-    for line in path.read_text(errors="replace").splitlines():
+def _store_files(root: Path, pattern: str) -> list[Path]:
+    """The settings.json files matching ``pattern`` under ``root`` that are an edit store's (or
+    unreadable, listed as a damaged store): a table of settings that names no generator is another
+    folder's (a fractal bank's, beside the edits in a cache folder), not a store."""
+    found = []
+    for path in sorted(root.glob(pattern)):
         try:
-            last = json.loads(line).get("time") or last
-        except (ValueError, AttributeError):
-            continue
-    return last
+            settings = json.loads(path.read_text())
+        except (OSError, ValueError):
+            settings = None
+        if not (isinstance(settings, dict) and "generator" not in settings):
+            found.append(path)
+    return found
+
+
+def where_stores_are(edits_dir: str | Path, dataset: str | None = None) -> str:
+    """Why no store was listed under ``edits_dir`` when stores are near: another dataset's name
+    (``dataset=`` misspelt), or the folder given one level above or below the edits folder (a
+    cache folder given as generator.edits_dir, or one dataset's folder). Empty when none is near."""
+    import difflib
+
+    root = Path(edits_dir).expanduser()
+    held = sorted({p.parent.parent.parent.name for p in _store_files(root, "*/*/*/settings.json")})
+    if dataset is not None and held:
+        close = difflib.get_close_matches(dataset, held, n=1, cutoff=0.6)
+        return (
+            f"no store of dataset {dataset} there{f'; did you mean dataset={close[0]}?' if close else ''} "
+            f"(stores are held for: {', '.join(held)})"
+        )
+    if held:
+        return ""
+    below = sorted(
+        {p.parents[3] for depth in (4, 5) for p in _store_files(root, "*/" * depth + "settings.json")}
+    )
+    if below:  # (a cache folder given as the edits folder: its stores are in <cache>/edits)
+        more = f" (and {len(below) - 1} more folder(s))" if len(below) > 1 else ""
+        also = f" (or paths.cache_dir={root})" if below[0] == root / "edits" else ""
+        return f"stores are further down, in {below[0]}{more}: give generator.edits_dir={below[0]}{also}"
+    if _store_files(root, "*/*/settings.json"):  # (one dataset's folder: <edits>/<dataset>)
+        return (
+            f"{root} is one dataset's folder of stores: give generator.edits_dir={root.parent} "
+            f"dataset={root.name}"
+        )
+    return ""
 
 
 def _size(folder: Path) -> int:
@@ -260,9 +288,10 @@ def run_stores(argv: list[str], config_dir: str | None = None) -> None:
         records = list_stores(edits_dir, given.get("dataset"), disk=given.get("disk") == "true")
         which = f" of {given['dataset']}" if "dataset" in given else ""
         lines = [f"  {describe(record, config_dir)}" for record in records]
+    hint = "" if records else where_stores_are(edits_dir, given.get("dataset"))
     print(
         f"{len(records)} edit store{'' if len(records) == 1 else 's'}{which} under {edits_dir}"
-        + (":" if records else "")
+        + (":" if records else f": {hint}" if hint else "")
     )
     for line in lines:
         print(line)

@@ -1004,22 +1004,32 @@ class EditStore:
         with open(self.folder / "generation_log.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
 
-    def generation_totals(self) -> tuple[float, int, int]:
-        """(device-seconds, edits made, runs) over every generate.py run logged in this store's
-        generation_log.jsonl (device-seconds: wall seconds x devices); a damaged line is skipped."""
+    def generation_runs(self) -> list[dict[str, Any]]:
+        """The generate.py runs logged in this store's generation_log.jsonl, in order, each as
+        ``{"device_seconds": wall seconds x devices, "generated": edits made, "time": when or
+        None}``; a damaged line is skipped."""
         path = self.folder / "generation_log.jsonl"
-        seconds, made, runs = 0.0, 0, 0
+        runs = []
         if not path.is_file():
-            return seconds, made, runs
+            return runs
         for line in path.read_text(errors="replace").splitlines():
             try:
                 record = json.loads(line)
-                run_seconds = float(record["seconds"]) * int(record.get("devices", 1))
-                run_made = int(record["generated"])
+                run = {
+                    "device_seconds": float(record["seconds"]) * int(record.get("devices", 1)),
+                    "generated": int(record["generated"]),
+                    "time": record.get("time") if isinstance(record.get("time"), str) else None,
+                }
             except (ValueError, KeyError, TypeError, AttributeError):
                 continue
-            seconds, made, runs = seconds + run_seconds, made + run_made, runs + 1
-        return seconds, made, runs
+            runs.append(run)
+        return runs
+
+    def generation_totals(self) -> tuple[float, int, int]:
+        """(device-seconds, edits made, runs) over every generate.py run logged in this store's
+        generation_log.jsonl (device-seconds: wall seconds x devices); a damaged line is skipped."""
+        runs = self.generation_runs()
+        return sum(r["device_seconds"] for r in runs), sum(r["generated"] for r in runs), len(runs)
 
     def generation_seconds_per_edit(self) -> float | None:
         """Device-seconds (wall seconds x devices) per edit made, over every generate.py run logged

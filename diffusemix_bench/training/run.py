@@ -256,7 +256,8 @@ def selected_checkpoint(callbacks: list[Callback], ckpt_dir: Path) -> str | None
     validation split, last.ckpt kept) ``last.ckpt``, the last epoch's; None where none was written
     (trainer.fast_dev_run: the weights training ended with)."""
     selection = next(
-        (cb for cb in callbacks if isinstance(cb, RunCheckpoint) and str(cb.filename).startswith("best-")), None
+        (cb for cb in callbacks if isinstance(cb, RunCheckpoint) and str(cb.filename).startswith("best-")),
+        None,
     )
     if selection is not None:
         return selection.best_model_path or None
