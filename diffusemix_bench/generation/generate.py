@@ -295,6 +295,10 @@ class EditKeysData(pl.LightningDataModule):
                         say(f"converted {n} edits from the {source.format} store {source.folder}")
 
         self._on_first_rank(convert)
+        # Every rank's summary and record of work begun count what the first rank converted.
+        self.counts.converted, self.counts.adopted = self.trainer.strategy.broadcast(
+            (self.counts.converted, self.counts.adopted), src=0
+        )
         for store in self.stores.values():
             store.refresh()
         for split, store in self.stores.items():
