@@ -1,0 +1,42 @@
+"""The sweep's sweeper (hydra_plugins/diffusemix_bench_sweeper.py): jobs a user error stopped are
+kept and the sweep goes on; a crash of the code stays Hydra's to report."""
+
+from types import SimpleNamespace
+
+from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import OmegaConf
+
+from diffusemix_bench.errors import SweepJobError
+from hydra_plugins.diffusemix_bench_sweeper import RunAllSweeper, _Recording
+
+
+def _job(folder: str, status: JobStatus, value) -> JobReturn:
+    job = JobReturn(overrides=[f"seed={folder}"], status=status, working_dir="/somewhere")
+    job.hydra_cfg = OmegaConf.create({"hydra": {"runtime": {"output_dir": f"/sweep/{folder}"}}})
+    job.return_value = value
+    return job
+
+
+def test_jobs_stopped_by_a_user_error_are_kept_and_the_sweep_goes_on(tmp_path):
+    crash = RuntimeError("a bug")
+    jobs = [
+        _job("0_seed=0", JobStatus.FAILED, SweepJobError("error: dataset.batch_size=1: a BatchNorm layer")),
+        _job("1_seed=1", JobStatus.COMPLETED, 71.5),
+        _job("2_seed=2", JobStatus.FAILED, crash),
+    ]
+    failed: list[JobReturn] = []
+    launcher = SimpleNamespace(launch=lambda overrides, initial_job_idx: jobs, name="local")
+    handed = _Recording(launcher, failed).launch([["seed=0"], ["seed=1"], ["seed=2"]], initial_job_idx=0)
+    # The user's error is kept and handed on as ended; the crash stays a failure Hydra reports.
+    assert failed == [jobs[0]] and handed[0].status == JobStatus.COMPLETED and handed[0].return_value is None
+    assert handed[1] is jobs[1] and handed[2] is jobs[2] and handed[2].status == JobStatus.FAILED
+    assert _Recording(launcher, failed).name == "local"  # the launcher's other attributes pass through
+
+    sweeper = RunAllSweeper(max_batch_size=None)
+    sweeper.failed = failed
+    sweeper.config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    (tmp_path / "summary.csv").write_text("job,status\n")
+    assert sweeper.failure_line(3) == (
+        f"error: 1 of 3 jobs stopped on an error (0_seed=0; each one's error is in its folder's log); "
+        f"every job's status: {tmp_path / 'summary.csv'}. The first's: dataset.batch_size=1: a BatchNorm layer"
+    )
