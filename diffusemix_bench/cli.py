@@ -925,11 +925,20 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
         except HydraException:
             base = None
         node = OmegaConf.select(base, parent) if base is not None and parent else base
-        if config_name == "evaluate" and base is not None and key.split(".", 1)[0] not in base:
+        # One of train.py's settings given to evaluate.py (paths.data_dir, dataset.*): its word on
+        # it; a misspelt setting of evaluate.py's own gets the close names below.
+        top = key.split(".", 1)[0]
+        if (
+            config_name == "evaluate"
+            and base is not None
+            and top not in base
+            and (key in _EVALUATE_NAMES or top in _compose_raw(config_dir, "config", []))
+        ):
             raise ConfigError(_not_an_evaluate_setting(key))
         keys = list(node.keys()) if node is not None and hasattr(node, "keys") else []
-        if not parent:
-            keys += [p.name for p in Path(config_dir).iterdir() if p.is_dir()]
+        if not parent:  # the groups this entry point chooses (evaluate.py: eval alone)
+            own = config_groups(config_dir, config_name)
+            keys += [p.name for p in Path(config_dir).iterdir() if p.is_dir() and p.name in own]
         where = f"'{parent}'" if parent else "the top level"
         if parent == "aug" and node is not None and isinstance(node.get("name"), str):
             where = f"aug={node.name}"  # each augmentation has its own settings
@@ -1147,9 +1156,9 @@ def check_bare_words(argv: list[str], config_dir: str, config_name: str = "confi
         given = previous.split("=", 1)[0].lstrip("+")
         if "=" in previous and not previous.startswith("-") and given not in own:  # a value's rest?
             raise ConfigError(
-                f"'{arg}' is not a setting (settings are key=value), and it follows {previous}: a value "
-                f'with a space in it is quoted whole ("{previous} {arg}"), a list is written [a,b] '
-                "with no space"
+                f"'{arg}' is not a setting (settings are key=value). If it is the rest of {previous}'s "
+                f'value: a value with a space in it is quoted whole ("{previous} {arg}"), a list is '
+                "written [a,b] with no space"
             )
         example = f"{arg}=<value>" if re.fullmatch(r"[A-Za-z_][\w.]*", arg) else "seed=3"
         raise ConfigError(f"'{arg}' is not a setting: settings are given as key=value ({example})")

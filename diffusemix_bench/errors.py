@@ -36,8 +36,9 @@ USER_ERRORS = (UserError, FileNotFoundError)
 
 
 class SweepJobError(CompactHydraException):
-    """A ``--multirun`` job stopped by a user error (its message is in the job's log): Hydra
-    reports it after the sweep as one line."""
+    """A ``--multirun`` job stopped by a user error (its message is in the job's log): the sweep's
+    sweeper (hydra_plugins/diffusemix_bench_sweeper.py) runs the other jobs and names it in the
+    sweep's last line."""
 
 
 def in_multirun() -> bool:
@@ -145,7 +146,7 @@ def user_errors_reported(
 ) -> Iterator[None]:
     """A user error ends the run with its message and exit code 1, not a traceback
     (HYDRA_FULL_ERROR=1 shows it). In a ``--multirun`` sweep it fails the job only: the message goes
-    to the job's log, Hydra runs the remaining jobs and then reports the failed ones.
+    to the job's log, the remaining jobs run and the sweep's last line names the failed ones.
 
     A full disk (or quota) is reported the same way, with ``disk_full_advice()``: the entry point's
     word on where its files go, their disk's free space and how the work resumes; so is a GPU out
@@ -207,8 +208,8 @@ def lightning_message(text: str) -> str:
 def _report(message: str) -> None:
     if in_multirun():
         log.error("error: %s", message)
-        # Hydra runs the remaining jobs, then reports the first failed job's error: as this one
-        # line (a compact Hydra error), not as a traceback.
+        # The remaining jobs run; the sweep's last line names the failed ones and the first's
+        # error (the run_all sweeper; Hydra's basic sweeper would report it as this one line).
         raise SweepJobError(f"error: {message}") from None
     _quiet_worker_exits()
     to_log_files(f"error: {message}", logging.ERROR)  # the run folder's log keeps why it stopped

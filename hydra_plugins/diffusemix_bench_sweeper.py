@@ -11,6 +11,7 @@ It lives in Hydra's plugin namespace (``hydra_plugins``), where Hydra looks for 
 dataclass with string annotations cannot be made.)"""
 
 import dataclasses
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,21 +78,28 @@ class RunAllSweeper(BasicSweeper):
         self.launcher = _Recording(self.launcher, self.failed)
 
     def sweep(self, arguments):
-        returns = super().sweep(arguments)
+        try:
+            returns = super().sweep(arguments)
+        except BaseException:
+            if self.failed:  # a job crashed (Hydra reports it next), or the sweep was stopped
+                print(self.failure_line(), file=sys.stderr, flush=True)
+            raise
         if self.failed:
             raise SystemExit(self.failure_line(sum(len(batch) for batch in returns)))
         return returns
 
-    def failure_line(self, jobs: int) -> str:
-        """One line for the jobs a user error stopped, out of ``jobs``."""
+    def failure_line(self, jobs: int | None = None) -> str:
+        """One line for the jobs a user error stopped (out of ``jobs``, when the sweep ended)."""
         from diffusemix_bench.errors import user_message
 
+        n = len(self.failed)
+        count = f"{n} of {jobs} jobs" if jobs is not None else f"{n} job{'s' if n > 1 else ''}"
         names = [Path(str(_job_folder(job))).name for job in self.failed]
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         first = user_message(self.failed[0]._return_value).removeprefix("error: ")
         summary = Path(str(self.config.hydra.sweep.dir)) / "summary.csv" if self.config is not None else None
         where = f"; every job's status: {summary}" if summary is not None and summary.is_file() else ""
         return (
-            f"error: {len(self.failed)} of {jobs} jobs stopped on an error ({shown}; each one's error is in "
+            f"error: {count} stopped on an error ({shown}; each one's error is in "
             f"its folder's log){where}. The first's: {first}"
         )

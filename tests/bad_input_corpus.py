@@ -396,7 +396,7 @@ CASES: list[Case] = [
         "a value with a space, unquoted",
         "error",
         _plain("train.py", "seed=3", "3"),
-        r"'3' is not a setting .*it follows seed=3: a value with a space in it is quoted whole",
+        r"'3' is not a setting .*If it is the rest of seed=3's value: a value with a space in it is quoted whole",
     ),
     Case(
         "a train.py setting given to evaluate.py",

@@ -1,13 +1,22 @@
 """The sweep's sweeper (hydra_plugins/diffusemix_bench_sweeper.py): jobs a user error stopped are
 kept and the sweep goes on; a crash of the code stays Hydra's to report."""
 
+import importlib
 from types import SimpleNamespace
 
+import pytest
+from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
 from diffusemix_bench.errors import SweepJobError
-from hydra_plugins.diffusemix_bench_sweeper import RunAllSweeper, _Recording
+
+
+def _plugin():
+    """The sweeper's module as Hydra runs it: Hydra's plugin scan runs its plugin modules (its own
+    basic sweeper too) again, once per process, so the classes are taken after the scan."""
+    Plugins.instance()
+    return importlib.import_module("hydra_plugins.diffusemix_bench_sweeper")
 
 
 def _job(folder: str, status: JobStatus, value) -> JobReturn:
@@ -18,6 +27,7 @@ def _job(folder: str, status: JobStatus, value) -> JobReturn:
 
 
 def test_jobs_stopped_by_a_user_error_are_kept_and_the_sweep_goes_on(tmp_path):
+    plugin = _plugin()
     crash = RuntimeError("a bug")
     jobs = [
         _job("0_seed=0", JobStatus.FAILED, SweepJobError("error: dataset.batch_size=1: a BatchNorm layer")),
@@ -26,17 +36,38 @@ def test_jobs_stopped_by_a_user_error_are_kept_and_the_sweep_goes_on(tmp_path):
     ]
     failed: list[JobReturn] = []
     launcher = SimpleNamespace(launch=lambda overrides, initial_job_idx: jobs, name="local")
-    handed = _Recording(launcher, failed).launch([["seed=0"], ["seed=1"], ["seed=2"]], initial_job_idx=0)
+    handed = plugin._Recording(launcher, failed).launch(
+        [["seed=0"], ["seed=1"], ["seed=2"]], initial_job_idx=0
+    )
     # The user's error is kept and handed on as ended; the crash stays a failure Hydra reports.
     assert failed == [jobs[0]] and handed[0].status == JobStatus.COMPLETED and handed[0].return_value is None
     assert handed[1] is jobs[1] and handed[2] is jobs[2] and handed[2].status == JobStatus.FAILED
-    assert _Recording(launcher, failed).name == "local"  # the launcher's other attributes pass through
+    assert plugin._Recording(launcher, failed).name == "local"  # the launcher's other attributes pass through
 
-    sweeper = RunAllSweeper(max_batch_size=None)
+    sweeper = plugin.RunAllSweeper(max_batch_size=None)
     sweeper.failed = failed
     sweeper.config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
     (tmp_path / "summary.csv").write_text("job,status\n")
     assert sweeper.failure_line(3) == (
         f"error: 1 of 3 jobs stopped on an error (0_seed=0; each one's error is in its folder's log); "
         f"every job's status: {tmp_path / 'summary.csv'}. The first's: dataset.batch_size=1: a BatchNorm layer"
+    )
+
+
+def test_a_crash_after_jobs_stopped_by_a_user_error_names_them_too(monkeypatch, capsys):
+    """A job that crashed (the code's error, reported by Hydra with its stack trace) after jobs a
+    user error stopped: their line is said first, then the crash goes on to Hydra."""
+    plugin = _plugin()
+    sweeper = plugin.RunAllSweeper(max_batch_size=None)
+    sweeper.failed = [_job("0_seed=0", JobStatus.FAILED, SweepJobError("error: a corrupt image"))]
+
+    def crash(self, arguments):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(plugin.BasicSweeper, "sweep", crash)
+    with pytest.raises(RuntimeError, match="a bug"):
+        sweeper.sweep([])
+    assert capsys.readouterr().err.strip() == (
+        "error: 1 job stopped on an error (0_seed=0; each one's error is in its folder's log). "
+        "The first's: a corrupt image"
     )

@@ -871,10 +871,11 @@ class EditStore:
         is_ = f"'{now[0]}'" + (f" ({now[1]} bytes)" if len(now) > 1 else "")
         recorded = {w[0] for w in stored.values()}
         here = sum(f[0] in recorded for f in files.values())
-        if was[0] == now[0] and root is not None and not _decodes(Path(root) / now[0]):
+        here_now = Path(root) / now[0] if root is not None else None
+        if was[0] == now[0] and here_now is not None and here_now.is_file() and not _decodes(here_now):
             sizes = f" ({now[1]} bytes now, {was[1]} when its edits were made)" if len(now) > 1 else ""
             return EditStoreError(
-                f"{Path(root) / now[0]} (image {index} of the split) does not decode: the file is corrupt "
+                f"{here_now} (image {index} of the split) does not decode: the file is corrupt "
                 f"or cut short{sizes}, and the edit store {self.folder} holds edits of the intact image. "
                 "Put the intact file back (copy or download it again), or leave it out with "
                 "dataset.on_bad_image=skip (in train.py and generate.py alike): the store's edits of the "

@@ -332,22 +332,30 @@ class DiffuseMix(Augmentation):
         _ = self.bank
 
     def _warn_small_edits(self) -> None:
-        """Edits stored at a shorter side below the one training resizes the original to
-        (``generator.store_size`` set below ``dataset.resize``) are enlarged when read: softer than
-        the image they are mixed with."""
+        """Edits stored at a shorter side below the one training brings them to (``dataset.resize``,
+        or ``aug.compose_size`` where whole images are composed as squares of it) are enlarged when
+        read: softer than the image they are mixed with. (Full-size edits, aug.edit_source=full,
+        are not the stored ones.)"""
         stored = self.edit_store().settings.get("store_size")
         dataset = self._config.dataset
-        if stored is None or str(dataset.get("train_transform")) not in ("resize_crop", "resize"):
+        if stored is None or self.edit_source == "full":
             return
-        if int(stored) < int(dataset.resize):
+        if self.before_crop and self.compose_size:
+            target, setting = int(self.compose_size), "aug.compose_size"
+        elif str(dataset.get("train_transform")) in ("resize_crop", "resize"):
+            target, setting = int(dataset.resize), "dataset.resize"
+        else:
+            return
+        if int(stored) < target:
             log.warning(
                 "the edits are stored at a shorter side of %d px (generator.store_size=%d) and training "
-                "resizes the images to %d px (dataset.resize): each edit is enlarged when read, softer "
-                "than the original it is mixed with. generator.store_size=auto stores them at the size "
-                "training reads (run generate.py with it, then train with it)",
+                "brings them to %d px (%s): each edit is enlarged when read, softer than the original "
+                "it is mixed with. generator.store_size=auto stores them at dataset.resize (run "
+                "generate.py with it, then train with it)",
                 int(stored),
                 int(stored),
-                int(dataset.resize),
+                target,
+                setting,
             )
 
     def _warn_wide_seam(self) -> None:
