@@ -949,7 +949,24 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
         if parent == "aug":
             message += _swept_methods_advice(config_dir, config_name, rest, key, argv)
         raise ConfigError(message)
-    raise ConfigError(cause.splitlines()[0] if cause else "the command line could not be composed")
+    unknown = re.search(
+        r"In '(\w+)/([^']+)': ConfigKeyError.*\nKey '[^']+' not in '\w+'\n\s*full_key: ([\w.]+)", cause
+    )
+    if unknown:  # a config file (an experiment) sets a setting the group's choice given here lacks
+        group, option, key = unknown.groups()
+        top = key.split(".", 1)[0]
+        chosen = next((o.split("=", 1)[1] for o in plain if o.split("=", 1)[0].lstrip("+") == top), None)
+        instead = (
+            f"{top}={chosen}, given here, has no such setting" if chosen else f"the chosen {top} has none"
+        )
+        raise ConfigError(
+            f"{group}={option} sets {key}, and {instead}: the {group}'s runs are meant for its own "
+            f"{top} choice. Leave {top}={chosen or '...'} out, or give a {top} choice that has {key}"
+        )
+    lines = [line.strip() for line in cause.splitlines() if line.strip()]
+    if lines and lines[0].endswith(":") and len(lines) > 1:  # "... raised while composing config:" then why
+        raise ConfigError(f"{lines[0]} {lines[1]}")
+    raise ConfigError(lines[0] if lines else "the command line could not be composed")
 
 
 #: train.py's settings whose counterpart evaluate.py takes under another name.
@@ -1184,6 +1201,11 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
         check_slurm(argv, config_dir, config_name)
         warn_debug_over_trainer(argv)
         jobs = None
+        if config_name == "config" and _lists_one_run(argv):
+            # The printed config of one run passes the checks its start would make of the values
+            # (those that need no torch), as a sweep's listing does.
+            validate_config(composed)
+            check_protocol_optimiser(composed)
         if config_name == "config":  # train.py's settings, before any dataset is looked for
             jobs = _jobs_to_check(argv, config_dir, config_name)
             if jobs:
@@ -1326,6 +1348,11 @@ def check_single_run_of_a_sweep(argv: list[str], cfg, config_dir: str) -> None:
             + (f"dataset={names[0]}" if len(names) == 1 else f"dataset=<{'|'.join(names)}>")
             + ", or run the whole sweep with --multirun"
         )
+
+
+def _lists_one_run(argv: list[str]) -> bool:
+    """``--cfg job`` (or hydra, all) of one run, not of a sweep."""
+    return any(a in CFG_FLAGS for a in argv) and not any(a in ("-m", "--multirun") for a in argv)
 
 
 def _jobs_to_check(argv: list[str], config_dir: str, config_name: str) -> list[list[str]] | None:
@@ -1491,18 +1518,27 @@ def check_sweep_values(
             check_protocol_optimiser(cfg)
         except ConfigError as exc:
             raise ConfigError(
-                f"the sweep's runs with {_which_runs(jobs, variant, changed)} are refused, so no job was started: {exc}"
+                f"{_which_runs(jobs, variant, changed, str(exc))} refused, so no job was started: {exc}"
             ) from None
 
 
-def _which_runs(jobs: list[list[str]], variant: list[str], changed: str | None) -> str:
-    """The runs a refused variant of the sweep stands for: the value it changed, or (the first
-    job) its values of the settings the sweep varies (seeds aside), or all its settings."""
+def _which_runs(jobs: list[list[str]], variant: list[str], changed: str | None, why: str = "") -> str:
+    """The runs a refused variant of the sweep stands for, as the subject of "... refused": the
+    value it changed, or (the first job) every run where ``why`` (the refusal) names a setting all
+    the runs share, else its values of the settings the sweep varies (seeds aside), or all its
+    settings."""
     if changed:
-        return changed
+        return f"the sweep's runs with {changed} are"
     keys = {o.split("=", 1)[0] for job in jobs for o in job} - {"seed"}
     varied = {k for k in keys if len({o for job in jobs for o in job if o.split("=", 1)[0] == k}) > 1}
-    return " ".join(o for o in variant if o.split("=", 1)[0] in varied) or " ".join(variant)
+
+    def named(key: str) -> bool:
+        return re.search(rf"(?<![\w.]){re.escape(key)}(?![\w.])", why) is not None
+
+    shared = [o for o in variant if o.split("=", 1)[0] in keys - varied and named(o.split("=", 1)[0])]
+    if shared and not any(named(key) for key in varied):  # (a varied one named: those runs alone)
+        return f"all the sweep's runs ({shared[0]} is every run's) are"
+    return f"the sweep's runs with {' '.join(o for o in variant if o.split('=', 1)[0] in varied) or ' '.join(variant)} are"
 
 
 def _with_value(first, changed: str | None, parser):
@@ -1621,8 +1657,7 @@ def check_sweep_methods(
             check_aug_settings(cfg)
         except ConfigError as exc:
             raise ConfigError(
-                f"the sweep's runs with {_which_runs(jobs, variant, changed)} are refused, so no job was "
-                f"started: {exc}"
+                f"{_which_runs(jobs, variant, changed, str(exc))} refused, so no job was started: {exc}"
             ) from None
 
 

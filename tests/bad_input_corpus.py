@@ -393,6 +393,18 @@ CASES: list[Case] = [
         r"is not a setting: give the run folder or checkpoint as ckpt=",
     ),
     Case(
+        "a method without a setting the experiment sets",
+        "error",
+        _plain("train.py", "experiment=table7", "dataset=cars", "aug=none", "--cfg", "job"),
+        r"experiment=table7 sets aug\.views, and aug=none, given here, has no such setting.*Leave aug=none out",
+    ),
+    Case(
+        "a bad value in one run's printed config",
+        "error",
+        _plain("train.py", "aug=diffusemix", "aug.lam=1.5", "--cfg", "job"),
+        r"aug\.lam of aug=diffusemix must be in \[0, 1\]; got 1\.5",
+    ),
+    Case(
         "a value with a space, unquoted",
         "error",
         _plain("train.py", "seed=3", "3"),
