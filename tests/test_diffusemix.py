@@ -723,8 +723,19 @@ def test_a_seam_over_half_the_mask_side_is_warned_about(caplog):
 
 def test_edits_stored_smaller_than_training_reads_them_are_warned_about(caplog, tmp_path):
     """generator.store_size below dataset.resize (a resizing training transform): each edit is
-    enlarged when read, said in a warning; store_size=auto (the default) and a larger size say nothing."""
-    for store_size, warned in (("16", True), ("auto", False), ("64", False)):
+    enlarged when read, said in a warning; store_size=auto (the default) and a larger size say
+    nothing, nor do full-size edits (aug.edit_source=full), which are not the stored ones."""
+    full = ["aug.edit_source=full", "generator.keep_full_size=true"]
+    said = (
+        "stored at a shorter side of 16 px (generator.store_size=16) and training brings them to 40 px "
+        "(dataset.resize)"
+    )
+    for store_size, extra, warned in (
+        ("16", [], True),
+        ("auto", [], False),
+        ("64", [], False),
+        ("16", full, False),
+    ):
         cfg = compose_config(
             [
                 "dataset=flowers102",
@@ -733,29 +744,6 @@ def test_edits_stored_smaller_than_training_reads_them_are_warned_about(caplog, 
                 "dataset.image_size=32",
                 "dataset.resize=40",
                 f"generator.store_size={store_size}",
-                f"generator.edits_dir={tmp_path}",
-            ]
-        )
-        ctx = AugContext(
-            num_classes=102, dataset_name="flowers102", image_size=32, seed=0, loss="jsd", config=cfg
-        )
-        aug = create_aug(cfg.aug, ctx)
-        caplog.clear()
-        with caplog.at_level("WARNING"):
-            aug._warn_small_edits()
-        said = "stored at a shorter side of 16 px (generator.store_size=16) and training brings them to 40 px (dataset.resize)"
-        assert (said in caplog.text) == warned, (store_size, caplog.text)
-    # prepare() says it (edits there), and full-size edits (aug.edit_source=full) are not the stored ones.
-    for source, warned in (("stored", True), ("full", False)):
-        extra = ["aug.edit_source=full", "generator.keep_full_size=true"] if source == "full" else []
-        cfg = compose_config(
-            [
-                "dataset=flowers102",
-                "aug=diffusemix",
-                "generator=tiny",
-                "dataset.image_size=32",
-                "dataset.resize=40",
-                "generator.store_size=16",
                 f"generator.edits_dir={tmp_path}",
                 *extra,
             ]
@@ -767,7 +755,7 @@ def test_edits_stored_smaller_than_training_reads_them_are_warned_about(caplog, 
         caplog.clear()
         with caplog.at_level("WARNING"):
             aug._warn_small_edits()
-        assert ("generator.store_size=16" in caplog.text) == warned, (source, caplog.text)
+        assert (said in caplog.text) == warned, (store_size, extra, caplog.text)
 
 
 def test_composed_size_auto_keeps_squares_for_resizing_transforms(make_cfg, tmp_path):
