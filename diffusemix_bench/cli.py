@@ -544,6 +544,8 @@ def list_sweep(argv: list[str], config_dir: str, config_name: str = "config") ->
         check_sweep_base(["--multirun", *overrides], config_dir, config_name)
         check_swept_experiment(["--multirun", *overrides], config_dir, config_name)
         check_arms(overrides, config_dir)
+        if "hydra/launcher=slurm" in overrides:  # the jobs' SLURM tasks against their trainers' devices
+            check_slurm_tasks(overrides, config_dir, config_name)
         try:
             jobs = sweep_jobs(overrides, config_dir, config_name)
         except HydraException as exc:  # a composition error (unknown experiment, bad override)

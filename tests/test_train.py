@@ -218,6 +218,14 @@ def test_slurm_tasks_against_devices_refused_before_submitting(tmp_path, monkeyp
         "device in each task trains the whole run, the tasks at once into the same run folder; give trainer=ddp"
     ) in out.stderr
     assert not (tmp_path / "outputs").exists()  # nothing submitted, no sweep folder (paths.log_dir)
+    # The sweep's listing (--cfg job) checks it as submitting does.
+    listed = run_entry(
+        "train.py",
+        ["--multirun", "hydra/launcher=slurm", "trainer=gpu", "hydra.launcher.gpus_per_node=2", "seed=0,1",
+         "--cfg", "job"],
+        tmp_path,
+    )  # fmt: skip
+    assert listed.returncode == 1 and "and trainer.devices=1 (1 device): on SLURM" in listed.stderr
     conf = str(CONF_DIR)
     # tasks_per_node given apart from the GPUs: the advice names it.
     with pytest.raises(ConfigError) as refused:
