@@ -1122,6 +1122,14 @@ def test_generate_checks_local_dir_before_making_a_store(flowers, tmp_path, gene
         generate(cfg)
     assert not edits.exists()
     if generator == "ip2p":  # a folder without a saved pipeline: said before a store folder too
+        # Training names the store by the path alone (it reads only the edits): no folder needed.
+        train_cfg = compose_config(
+            [*gen_overrides(flowers, edits), "generator=ip2p", f"generator.local_dir={tmp_path / 'nowhere'}"]
+        )
+        from diffusemix_bench.cli import quick_checks
+
+        quick_checks(train_cfg)  # train.py's start-up checks
+        assert EditStore.from_config(train_cfg, "flowers102").settings["model"] == str(tmp_path / "nowhere")
         (tmp_path / "nowhere").mkdir()
         with pytest.raises(UserError, match=r"generator.local_dir=.* holds no model_index.json"):
             generate(cfg)
