@@ -934,7 +934,11 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
             config_name == "evaluate"
             and base is not None
             and top not in base
-            and (key in _EVALUATE_NAMES or top in _compose_raw(config_dir, "config", []))
+            and (
+                key in _EVALUATE_NAMES
+                or top in _compose_raw(config_dir, "config", [])
+                or top in config_groups(config_dir, "config")
+            )
         ):
             raise ConfigError(_not_an_evaluate_setting(key))
         keys = list(node.keys()) if node is not None and hasattr(node, "keys") else []
@@ -954,16 +958,27 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
     unknown = re.search(
         r"In '(\w+)/([^']+)': ConfigKeyError.*\nKey '[^']+' not in '\w+'\n\s*full_key: ([\w.]+)", cause
     )
-    if unknown:  # a config file (an experiment) sets a setting the group's choice given here lacks
+    if unknown:  # a config file (an experiment) sets a setting the group's choice lacks
         group, option, key = unknown.groups()
         top = key.split(".", 1)[0]
-        chosen = next((o.split("=", 1)[1] for o in plain if o.split("=", 1)[0].lstrip("+") == top), None)
-        instead = (
-            f"{top}={chosen}, given here, has no such setting" if chosen else f"the chosen {top} has none"
-        )
+        given = [o for o in plain if o.split("=", 1)[0].lstrip("+") == top]
+        chosen = given[-1].split("=", 1)[1] if given else None  # (the last one given is Hydra's)
+        without = [o for o in plain if o not in given]
+        try:  # the file with its own choice of the group: is the setting its own mistake?
+            _compose_raw(config_dir, config_name, without)
+            fits_its_own = chosen is not None
+        except HydraException:
+            fits_its_own = False
+        if fits_its_own:
+            raise ConfigError(
+                f"{group}={option} sets {key}, and {top}={chosen}, given here, has no such setting: the "
+                f"{group}'s runs are meant for its own {top} choice. Leave {top}={chosen} out, or choose "
+                f"another {top} that has {key}"
+            )
+        file = (Path(config_dir) / group / f"{option}.yaml").resolve()
         raise ConfigError(
-            f"{group}={option} sets {key}, and {instead}: the {group}'s runs are meant for its own "
-            f"{top} choice. Leave {top}={chosen or '...'} out, or give a {top} choice that has {key}"
+            f"{group}={option} sets {key}, which its {top} has no setting of: correct or remove it in "
+            f"{file if file.is_file() else f'the {group} file {option}.yaml'}"
         )
     lines = [line.strip() for line in cause.splitlines() if line.strip()]
     if lines and lines[0].endswith(":") and len(lines) > 1:  # "... raised while composing config:" then why
@@ -1206,7 +1221,7 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
         if config_name == "config" and _lists_one_run(argv):
             # The printed config of one run passes the checks its start would make of the values
             # (those that need no torch), as a sweep's listing does.
-            validate_config(composed)
+            validate_config(composed, here=False)  # (a preview: GPU and weight file not looked for)
             check_protocol_optimiser(composed)
         if config_name == "config":  # train.py's settings, before any dataset is looked for
             jobs = _jobs_to_check(argv, config_dir, config_name)
@@ -1354,7 +1369,8 @@ def check_single_run_of_a_sweep(argv: list[str], cfg, config_dir: str) -> None:
 
 def _lists_one_run(argv: list[str]) -> bool:
     """``--cfg job`` (or hydra, all) of one run, not of a sweep."""
-    return any(a in CFG_FLAGS for a in argv) and not any(a in ("-m", "--multirun") for a in argv)
+    printed = any(a in CFG_FLAGS or a.startswith("--cfg=") for a in argv)
+    return printed and not any(a in ("-m", "--multirun") for a in argv)
 
 
 def _jobs_to_check(argv: list[str], config_dir: str, config_name: str) -> list[list[str]] | None:
@@ -1539,7 +1555,7 @@ def _which_runs(jobs: list[list[str]], variant: list[str], changed: str | None, 
 
     shared = [o for o in variant if o.split("=", 1)[0] in keys - varied and named(o.split("=", 1)[0])]
     if shared and not any(named(key) for key in varied):  # (a varied one named: those runs alone)
-        return f"all the sweep's runs ({shared[0]} is every run's) are"
+        return f"all the sweep's runs ({', '.join(shared)}: every run's) are"
     return f"the sweep's runs with {' '.join(o for o in variant if o.split('=', 1)[0] in varied) or ' '.join(variant)} are"
 
 

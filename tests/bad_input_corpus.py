@@ -401,7 +401,7 @@ CASES: list[Case] = [
     Case(
         "a bad value in one run's printed config",
         "error",
-        _plain("train.py", "aug=diffusemix", "aug.lam=1.5", "--cfg", "job"),
+        _plain("train.py", "aug=diffusemix", "aug.lam=1.5", "--cfg=job"),
         r"aug\.lam of aug=diffusemix must be in \[0, 1\]; got 1\.5",
     ),
     Case(
@@ -415,6 +415,24 @@ CASES: list[Case] = [
         "error",
         _plain("evaluate.py", "ckpt={folder}", "eval.fgsm=true", "paths.data_dir={folder}"),
         r"paths\.data_dir: a train\.py setting; evaluate\.py takes it as data_dir=<value>",
+    ),
+    Case(
+        "a train.py group given to evaluate.py",
+        "error",
+        _plain("evaluate.py", "ckpt={folder}", "eval.fgsm=true", "experiment=table5"),
+        r"experiment: evaluate\.py has no such setting: the run's own settings",
+    ),
+    Case(
+        "a misspelt evaluate.py setting",
+        "error",
+        _plain("evaluate.py", "ckpt={folder}", "eval.fgsm=true", "sed=3"),
+        r"sed: the top level has no setting 'sed'; did you mean seed\?$",
+    ),
+    Case(
+        "one run's printed config on a machine without the GPU it asks for",
+        "accepted",
+        lambda folder: ("train.py", ["trainer=gpu", f"hydra.run.dir={folder / 'run'}", "--cfg=job"]),
+        r"accelerator: gpu",
     ),
     Case(
         "a run's setting given to evaluate.py",

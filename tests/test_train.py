@@ -1677,7 +1677,7 @@ def test_listing_a_sweep_makes_the_methods_checks_of_every_job(capsys):
         ),
         (
             ["aug=comixup", "aug.block_num=0", "seed=0,1"],
-            "all the sweep's runs (aug.block_num=0 is every run's) are refused, so no job was started: "
+            "all the sweep's runs (aug.block_num=0: every run's) are refused, so no job was started: "
             "aug.block_num must be -1 (random) or >= 1, got 0",
         ),
         (["aug=augmix,mixup", "loss=jsd"], "the sweep's runs with aug=mixup are refused"),

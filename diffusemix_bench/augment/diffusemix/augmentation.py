@@ -342,20 +342,22 @@ class DiffuseMix(Augmentation):
             return
         if self.before_crop and self.compose_size:
             target, setting = int(self.compose_size), "aug.compose_size"
+            fix = f"generator.store_size={target} stores them at that size"
         elif str(dataset.get("train_transform")) in ("resize_crop", "resize"):
             target, setting = int(dataset.resize), "dataset.resize"
+            fix = "generator.store_size=auto stores them at dataset.resize"
         else:
             return
         if int(stored) < target:
             log.warning(
-                "the edits are stored at a shorter side of %d px (generator.store_size=%d) and training "
+                "the edits are stored at a shorter side of %d px (generator.store_size=%s) and training "
                 "brings them to %d px (%s): each edit is enlarged when read, softer than the original "
-                "it is mixed with. generator.store_size=auto stores them at dataset.resize (run "
-                "generate.py with it, then train with it)",
+                "it is mixed with. %s (run generate.py with it, then train with it)",
                 int(stored),
-                int(stored),
+                self._config.generator.store_size,
                 target,
                 setting,
+                fix,
             )
 
     def _warn_wide_seam(self) -> None:
