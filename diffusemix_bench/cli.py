@@ -1852,9 +1852,15 @@ def _check_slurm_job(plain: list[str], config_dir: str, config_name: str) -> Non
                 "GPU of hydra.launcher.gpus_per_node)"
             )
         else:
+            # trainer=ddp uses every GPU of the node unless trainer.devices says fewer.
+            every = (
+                "leave trainer.devices out (trainer=ddp: every GPU of the node, one task each)"
+                if count > 1
+                else "give trainer=ddp (every GPU of the node, one task each)"
+            )
             fix = (
-                "give trainer=ddp (every GPU of the node, one task each), or "
-                f"hydra.launcher.gpus_per_node={count} to ask SLURM for {count} GPU{'s' if count != 1 else ''} per job"
+                f"{every}, or hydra.launcher.gpus_per_node={count} to ask SLURM for {count} "
+                f"GPU{'s' if count != 1 else ''} per job"
             )
         raise ConfigError(
             f"hydra.launcher.tasks_per_node={tasks} (hydra.launcher.gpus_per_node={gpus or None}) and {given} "

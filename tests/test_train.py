@@ -246,6 +246,13 @@ def test_slurm_tasks_against_devices_refused_before_submitting(tmp_path, monkeyp
         check_slurm_tasks(
             ["--multirun", "hydra/launcher=slurm", "trainer=ddp", "hydra.launcher.nodes=2"], conf
         )
+    # trainer=ddp given with fewer devices than the node's GPUs: the advice is to leave the devices out.
+    with pytest.raises(ConfigError, match=r"leave trainer\.devices out \(trainer=ddp: every GPU of the node"):
+        check_slurm_tasks(
+            ["--multirun", "hydra/launcher=slurm", "trainer=ddp", "hydra.launcher.gpus_per_node=4",
+             "trainer.devices=2"],
+            conf,
+        )  # fmt: skip
     # A sweep's value other than its first is checked too where it names the trainer.
     with pytest.raises(ConfigError, match=r"trainer.devices=1 \(1 device\)"):
         check_slurm_tasks(["hydra/launcher=slurm", "trainer=ddp,gpu", "hydra.launcher.gpus_per_node=2"], conf)
