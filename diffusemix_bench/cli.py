@@ -770,6 +770,9 @@ def build_report(argv: list[str], config_dir: str) -> dict:
     written["markdown"].write_text(formats.markdown(filled))
     written["latex"].write_text(formats.latex(filled))
     written["csv"].write_text(formats.csv_text(filled))
+    # The figures an earlier report wrote here are not left to pass for this one's.
+    for stale in [out / f"{table.name}.png", out / "accuracy_vs_compute.png", *out.glob("figure4_*.png")]:
+        stale.unlink(missing_ok=True)
     curve = plots.curve(filled, out / f"{table.name}.png")
     if curve is not None:
         written["curve"] = curve
@@ -781,7 +784,7 @@ def build_report(argv: list[str], config_dir: str) -> dict:
             (r.folder / "figure4.png" for r in cell.finished if (r.folder / "figure4.png").is_file()), None
         )
         target = out / f"figure4_{column}.png"
-        if figure is not None and not target.exists():
+        if figure is not None and f"figure4_{column}" not in written:  # (one per column)
             shutil.copyfile(figure, target)
             written[f"figure4_{column}"] = target
     return {"files": written, "filled": filled}

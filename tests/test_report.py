@@ -429,6 +429,23 @@ def test_the_paper_block_of_an_experiment_file_is_read_whole_or_refused():
         ConfigError, match=r"values_available is false .* row 'lambda 0.1' gives flowers102 test_top1"
     ):
         PaperTable.from_config(cfg, "lambda")
+    # A row's values: the table's columns and metrics (a misspelt one dropped the paper's number
+    # without a word), and numbers (the paper's dash written as "-" failed with a traceback).
+    for change, said in (
+        (lambda row: row["values"].__setitem__("flowers-102", row["values"].pop("flowers102")),
+         r"row \"Vanilla \(CVPR'16\) \[14\]\": values name column 'flowers-102', not one of the table's; did you mean flowers102\?"),
+        (lambda row: row["values"]["flowers102"].__setitem__("valid_top", row["values"]["flowers102"].pop("valid_top1")),
+         r"values of flowers102 name metric 'valid_top', not one of the table's; did you mean valid_top1\?"),
+        (lambda row: row["values"]["flowers102"].__setitem__("valid_top1", "-"),
+         r"flowers102 valid_top1 is '-', not a number; write the paper's number, or null where it prints none"),
+    ):  # fmt: skip
+        cfg = compose_config(["experiment=table6"])
+        OmegaConf.set_struct(cfg, False)
+        change(cfg.paper.rows[0])
+        with pytest.raises(ConfigError, match=said):
+            PaperTable.from_config(cfg, "table6")
+    for name in EXPERIMENTS:  # every experiment file's paper block passes
+        PaperTable.from_config(compose_config([f"experiment={name}"]), name)
 
 
 CHEAP = {"table6", "table9", "lambda", "table3"}
@@ -1224,3 +1241,62 @@ def test_a_failure_json_with_a_status_no_run_writes_counts_the_run_failed(tmp_pa
     (folder / "failure.json").write_text(json.dumps({"status": status, "error": None}))
     run = read_run(folder)
     assert run.status == "failed" and "failure.json is damaged" in run.reason
+
+
+def test_runs_of_one_cell_trained_or_scored_unalike_are_refused_and_cut_runs_are_named(sweep, tmp_path):
+    """Two seeds of one setting, one stopped early by trainer.max_time (fewer epochs and steps): a
+    cell never averages them. Nor runs scored on different numbers of test images (a batch limit
+    with another evaluation batch). Runs cut alike are averaged, and the notes name what cut them."""
+    whole = {"epochs": 300, "optimizer_steps": 11700, "test_images_evaluated": 50}
+    timed_out = {
+        "epochs": 61,
+        "optimizer_steps": 2379,
+        "test_images_evaluated": 50,
+        "shortened_by": {"max_time": "00:12:00:00"},
+    }
+    runs = _write_runs(
+        sweep,
+        tmp_path / "length",
+        [
+            (0, TABLE4, {"fgsm_error": 40.0, **FGSM, **whole}),
+            (1, TABLE4, {"fgsm_error": 90.0, **FGSM, **timed_out}),
+        ],
+    )
+    with pytest.raises(ReportError) as raised:
+        build_report([*TABLE4_CELL, f"runs={runs}"], CONF)
+    assert (
+        f"runs {runs / '0_seed=0'} and {runs / '1_seed=1'} trained for different lengths (epochs 300 vs 61, "
+        f"optimizer_steps 11700 vs 2379; {runs / '1_seed=1'} was cut short by max_time)"
+    ) in str(raised.value)
+    scored = _write_runs(
+        sweep,
+        tmp_path / "scored",
+        [
+            (0, TABLE4, {"fgsm_error": 40.0, **FGSM, **whole}),
+            (1, TABLE4, {"fgsm_error": 90.0, **FGSM, **whole, "test_images_evaluated": 512}),
+        ],
+    )
+    with pytest.raises(
+        ReportError, match=r"scored on different numbers of images \(test_images_evaluated 50 vs 512"
+    ):
+        build_report([*TABLE4_CELL, f"runs={scored}"], CONF)
+    cut = {**whole, "shortened_by": {"limit_test_batches": 2}}
+    alike = _write_runs(
+        sweep,
+        tmp_path / "alike",
+        [(0, TABLE4, {"fgsm_error": 40.0, **FGSM, **cut}), (1, TABLE4, {"fgsm_error": 90.0, **FGSM, **cut})],
+    )
+    # An earlier report's figures in the same folder are not left to pass for this one's.
+    (tmp_path / "out").mkdir()
+    for stale in ("table4.png", "figure4_cub.png"):
+        (tmp_path / "out" / stale).write_bytes(b"an earlier report's figure")
+    text = build_report([*TABLE4_CELL, f"runs={alike}", f"out={tmp_path / 'out'}"], CONF)
+    assert (
+        not (tmp_path / "out" / "table4.png").exists() and not (tmp_path / "out" / "figure4_cub.png").exists()
+    )
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert text["filled"].cells[(VANILLA, "cifar100")].finished
+    assert (
+        f"2 finished runs were cut short of their epochs or splits by trainer settings (metrics.json's "
+        f"shortened_by): {alike / '0_seed=0'}: limit_test_batches=2; {alike / '1_seed=1'}: limit_test_batches=2"
+    ) in report

@@ -95,6 +95,7 @@ def notes(filled: FilledTable) -> list[str]:
     lines += filled.release_differs()
     lines += filled.code()
     lines += filled.without_values()
+    lines += filled.shortened()
     if filled.uneven():
         # What every cell with runs shares is said once (the settings line below names it too); per
         # cell, what sets it apart.

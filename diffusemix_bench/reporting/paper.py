@@ -82,6 +82,42 @@ class PaperRow:
         return self.match is not None and all(same_value(setting(cfg, k), v) for k, v in self.match.items())
 
 
+def _check_values(paper: dict, where: str) -> None:
+    """Each row's ``values``: columns of the table, metrics of the table (by the paper's name),
+    and each value a number or null (a cell the paper leaves empty or prints as a dash)."""
+    import difflib
+
+    columns = [str(c) for c in paper.get("columns") or []]
+    metrics = [str(m) for m in (paper.get("metrics") or {})]
+    for r in paper.get("rows") or []:
+        label = r.get("label")
+        values = r.get("values") or {}
+        if not isinstance(values, dict):
+            raise ConfigError(
+                f"{where} row {label!r}: values must map each column to its numbers, got {values!r}"
+            )
+        for column, numbers in values.items():
+            if str(column) not in columns:
+                close = difflib.get_close_matches(str(column), columns, n=1)
+                hint = f"; did you mean {close[0]}?" if close else f" (its columns: {', '.join(columns)})"
+                raise ConfigError(
+                    f"{where} row {label!r}: values name column {column!r}, not one of the table's{hint}"
+                )
+            for metric, value in (numbers or {}).items():
+                if str(metric) not in metrics:
+                    close = difflib.get_close_matches(str(metric), metrics, n=1)
+                    hint = f"; did you mean {close[0]}?" if close else f" (its metrics: {', '.join(metrics)})"
+                    raise ConfigError(
+                        f"{where} row {label!r}: values of {column} name metric {metric!r}, not one of the "
+                        f"table's{hint}"
+                    )
+                if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                    raise ConfigError(
+                        f"{where} row {label!r}: {column} {metric} is {value!r}, not a number; write the paper's "
+                        "number, or null where it prints none (a dash)"
+                    )
+
+
 @dataclass
 class PaperTable:
     """``columns`` are datasets (a run's column is its ``dataset.name``); ``metrics`` maps each of
@@ -114,6 +150,7 @@ class PaperTable:
                 ROW_KEYS,
                 f"experiment={experiment or cfg.get('experiment_name')}: paper row {r.get('label')!r}",
             )
+        _check_values(p, f"experiment={experiment or cfg.get('experiment_name')}: paper")
         values_available = bool(p.get("values_available", True))
         printed = [
             (r.get("label"), column, metric)

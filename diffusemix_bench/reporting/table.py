@@ -492,6 +492,29 @@ class FilledTable:
             )
         return lines
 
+    def shortened(self) -> list[str]:
+        """A line naming the finished runs that trainer settings cut short of their epochs or splits
+        (metrics.json's shortened_by), with what cut each."""
+        cut = [
+            (r, r.metrics["shortened_by"])
+            for c in self.cells.values()
+            for r in c.finished
+            if isinstance(r.metrics, dict)
+            and isinstance(r.metrics.get("shortened_by"), dict)
+            and r.metrics["shortened_by"]
+        ]
+        if not cut:
+            return []
+        shown = "; ".join(
+            f"{r.folder}: {', '.join(f'{k}={v}' for k, v in sorted(by.items()))}" for r, by in cut[:3]
+        )
+        more = f"; and {len(cut) - 3} more" if len(cut) > 3 else ""
+        return [
+            f"{len(cut)} finished run{'' if len(cut) == 1 else 's'} {'was' if len(cut) == 1 else 'were'} cut "
+            f"short of {'its' if len(cut) == 1 else 'their'} epochs or splits by trainer settings "
+            f"(metrics.json's shortened_by): {shown}{more}"
+        ]
+
     def without_values(self) -> list[str]:
         """Lines naming the finished runs that have no value for a metric of the table."""
         lines = []
@@ -607,6 +630,7 @@ def _check_cell(table: PaperTable, cell: Cell, reference: DictConfig | None = No
                 "where the data is, dataset.root, is not compared): a cell averages seeds of one dataset: "
                 "report them separately (runs=...)"
             )
+    _check_lengths(table, cell)
     for key in table.metrics.values():
         if not is_robustness(key):
             continue
@@ -661,6 +685,51 @@ def _check_cell(table: PaperTable, cell: Cell, reference: DictConfig | None = No
             )
 
 
+#: What metrics.json says of how long a run trained and on how many images it was scored.
+_LENGTH_KEYS = ("epochs", "partial_epoch_steps", "optimizer_steps")
+_EVALUATED_KEYS = ("val_images_evaluated", "test_images_evaluated")
+
+
+def _check_lengths(table: PaperTable, cell: Cell) -> None:
+    """The finished runs of a cell trained alike long (epochs and optimiser steps: a run that
+    ``trainer.max_time`` stopped early is not averaged with whole ones) and were scored on as many
+    images (another batch size under a batch limit scores other images)."""
+    runs = [r for r in cell.finished if isinstance(r.metrics, dict)]
+    where = f"{table.name}, row '{cell.row.label}', {cell.column}"
+    for other in runs[1:]:
+        first = runs[0]
+        differ = [
+            f"{k} {first.metrics.get(k)} vs {other.metrics.get(k)}"
+            for k in _LENGTH_KEYS
+            if None not in (first.metrics.get(k), other.metrics.get(k))  # (a run predating the record)
+            and first.metrics.get(k) != other.metrics.get(k)
+        ]
+        if differ:
+            cut = [
+                f"{r.folder} was cut short by {', '.join(sorted(r.metrics['shortened_by']))}"
+                for r in (first, other)
+                if isinstance(r.metrics.get("shortened_by"), dict) and r.metrics["shortened_by"]
+            ]
+            raise ReportError(
+                f"{where}: runs {first.folder} and {other.folder} trained for different lengths "
+                f"({', '.join(differ)}{'; ' + '; '.join(cut) if cut else ''}); a cell averages runs of one "
+                "length: train the shorter one on (train.py hydra.run.dir=<its folder> ckpt_path=last), or "
+                "report them separately (runs=...)"
+            )
+        scored = [
+            f"{k} {first.metrics.get(k)} vs {other.metrics.get(k)}"
+            for k in _EVALUATED_KEYS
+            if None not in (first.metrics.get(k), other.metrics.get(k))
+            and first.metrics.get(k) != other.metrics.get(k)
+        ]
+        if scored:
+            raise ReportError(
+                f"{where}: runs {first.folder} and {other.folder} were scored on different numbers of images "
+                f"({', '.join(scored)}: a batch limit with another dataset.eval_batch_size, or other data); a "
+                "cell averages one measurement: evaluate them alike, or report them separately (runs=...)"
+            )
+
+
 def _code_name(git) -> str:
     """A run's (or a part's) code as reports name it: its commit, and whether the tree had
     uncommitted changes."""
@@ -683,14 +752,14 @@ def _settings_differ(a: Run, b: Run) -> list[str]:
     recorded = all("model_weights" in (r.metrics or {}) for r in (a, b))  # not by a run that predates it
     loaded = [_entry(r, "model_weights", "sha256") for r in (a, b)]
     if recorded and loaded[0] != loaded[1]:
-        shown = [f"sha256 {h[:12]}" if h else "none" for h in loaded]
+        shown = [f"sha256 {str(h)[:12]}" if h else "none" for h in loaded]
         found.append(f"model.weights (the file's contents)={shown[0]} vs {shown[1]}")
     # fractals.dir says where a folder of mixing pictures was (left out); aug_settings' fractal_bank
     # says what it held (runs that read no folder record none).
     pictures = [_entry(r, "aug_settings", "fractal_bank") for r in (a, b)]
     hashes = [p.get("sha256") if isinstance(p, dict) else None for p in pictures]
     if None not in hashes and hashes[0] != hashes[1]:  # (a run that read no folder, or predates the record)
-        shown = [f"{p.get('images')} pictures, sha256 {h[:12]}" for p, h in zip(pictures, hashes)]
+        shown = [f"{p.get('images')} pictures, sha256 {str(h)[:12]}" for p, h in zip(pictures, hashes)]
         found.append(f"fractals.dir (the pictures' contents)={shown[0]} vs {shown[1]}")
     return found
 
