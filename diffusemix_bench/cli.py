@@ -771,8 +771,10 @@ def build_report(argv: list[str], config_dir: str) -> dict:
     written["latex"].write_text(formats.latex(filled))
     written["csv"].write_text(formats.csv_text(filled))
     # The figures an earlier report wrote here are not left to pass for this one's.
-    for stale in [out / f"{table.name}.png", out / "accuracy_vs_compute.png", *out.glob("figure4_*.png")]:
-        stale.unlink(missing_ok=True)
+    names = [f"{table.name}.png", "accuracy_vs_compute.png", *(f"figure4_{c}.png" for c in table.columns)]
+    for stale in (out / name for name in names):
+        if stale.is_file() and not stale.is_symlink():
+            stale.unlink()
     curve = plots.curve(filled, out / f"{table.name}.png")
     if curve is not None:
         written["curve"] = curve

@@ -438,6 +438,10 @@ def test_the_paper_block_of_an_experiment_file_is_read_whole_or_refused():
          r"values of flowers102 name metric 'valid_top', not one of the table's; did you mean valid_top1\?"),
         (lambda row: row["values"]["flowers102"].__setitem__("valid_top1", "-"),
          r"flowers102 valid_top1 is '-', not a number; write the paper's number, or null where it prints none"),
+        (lambda row: row["values"]["flowers102"].__setitem__("valid_top1", float("nan")),
+         r"flowers102 valid_top1 is nan, not a number"),
+        (lambda row: row["values"].__setitem__("flowers102", 95.0),
+         r"values of flowers102 must map each metric to its number \(valid_top1: <number>, test_top1: <number>\), got 95\.0"),
     ):  # fmt: skip
         cfg = compose_config(["experiment=table6"])
         OmegaConf.set_struct(cfg, False)
@@ -1286,17 +1290,42 @@ def test_runs_of_one_cell_trained_or_scored_unalike_are_refused_and_cut_runs_are
         tmp_path / "alike",
         [(0, TABLE4, {"fgsm_error": 40.0, **FGSM, **cut}), (1, TABLE4, {"fgsm_error": 90.0, **FGSM, **cut})],
     )
-    # An earlier report's figures in the same folder are not left to pass for this one's.
+    # An earlier report's figures in the same folder are not left to pass for this one's; another
+    # table's figure (a column this one has not) is left alone.
     (tmp_path / "out").mkdir()
-    for stale in ("table4.png", "figure4_cub.png"):
+    for stale in ("table4.png", "figure4_cifar100.png", "figure4_cub.png"):
         (tmp_path / "out" / stale).write_bytes(b"an earlier report's figure")
     text = build_report([*TABLE4_CELL, f"runs={alike}", f"out={tmp_path / 'out'}"], CONF)
     assert (
-        not (tmp_path / "out" / "table4.png").exists() and not (tmp_path / "out" / "figure4_cub.png").exists()
+        not (tmp_path / "out" / "table4.png").exists()
+        and not (tmp_path / "out" / "figure4_cifar100.png").exists()
     )
+    assert (tmp_path / "out" / "figure4_cub.png").is_file()
     report = (tmp_path / "out" / "report.md").read_text()
     assert text["filled"].cells[(VANILLA, "cifar100")].finished
     assert (
         f"2 finished runs were cut short of their epochs or splits by trainer settings (metrics.json's "
         f"shortened_by): {alike / '0_seed=0'}: limit_test_batches=2; {alike / '1_seed=1'}: limit_test_batches=2"
     ) in report
+    # Early stopping ends each seed where its validation stops improving: lengths differ by design.
+    stopped = _write_runs(
+        sweep,
+        tmp_path / "stopped",
+        [
+            (0, TABLE4, {"fgsm_error": 40.0, **FGSM, **whole, "early_stopped_at_epoch": 300}),
+            (
+                1,
+                TABLE4,
+                {
+                    "fgsm_error": 90.0,
+                    **FGSM,
+                    "epochs": 61,
+                    "optimizer_steps": 2379,
+                    "early_stopped_at_epoch": 61,
+                },
+            ),
+        ],
+    )
+    assert (
+        build_report([*TABLE4_CELL, f"runs={stopped}"], CONF)["filled"].cells[(VANILLA, "cifar100")].finished
+    )

@@ -103,6 +103,11 @@ def _check_values(paper: dict, where: str) -> None:
                 raise ConfigError(
                     f"{where} row {label!r}: values name column {column!r}, not one of the table's{hint}"
                 )
+            if numbers is not None and not isinstance(numbers, dict):
+                raise ConfigError(
+                    f"{where} row {label!r}: values of {column} must map each metric to its number "
+                    f"({', '.join(f'{m}: <number>' for m in metrics)}), got {numbers!r}"
+                )
             for metric, value in (numbers or {}).items():
                 if str(metric) not in metrics:
                     close = difflib.get_close_matches(str(metric), metrics, n=1)
@@ -111,7 +116,9 @@ def _check_values(paper: dict, where: str) -> None:
                         f"{where} row {label!r}: values of {column} name metric {metric!r}, not one of the "
                         f"table's{hint}"
                     )
-                if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                if value is not None and (
+                    isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                ):
                     raise ConfigError(
                         f"{where} row {label!r}: {column} {metric} is {value!r}, not a number; write the paper's "
                         "number, or null where it prints none (a dash)"

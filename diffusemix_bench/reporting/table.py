@@ -698,9 +698,13 @@ def _check_lengths(table: PaperTable, cell: Cell) -> None:
     where = f"{table.name}, row '{cell.row.label}', {cell.column}"
     for other in runs[1:]:
         first = runs[0]
+        # Early stopping (callbacks.early_stopping_patience, a setting the runs share) ends each
+        # seed where its own validation stops improving: their lengths differ by design.
+        stopped = any(r.metrics.get("early_stopped_at_epoch") is not None for r in (first, other))
         differ = [
             f"{k} {first.metrics.get(k)} vs {other.metrics.get(k)}"
             for k in _LENGTH_KEYS
+            if not stopped
             if None not in (first.metrics.get(k), other.metrics.get(k))  # (a run predating the record)
             and first.metrics.get(k) != other.metrics.get(k)
         ]
