@@ -805,6 +805,11 @@ def test_training_time_is_the_fit_alone(sweep, tmp_path, monkeypatch):
         "hours per run: training (wall time where a run has no fit_seconds)",
         [pytest.approx(1.5)],
     )
+    # A run with no time at all: the cell's time is not the other run's, said as the cell's.
+    timeless = {k: v for k, v in older.items() if k != "wall_time_s"}
+    (runs / "1_seed=1" / "metrics.json").write_text(json.dumps({**timeless, "seed": 1}))
+    files = build_report(["experiment=table6", "aug=none", "seed=0,1", f"runs={runs}"], CONF)["files"]
+    assert f"| {VANILLA} | 10 / 40 / – |" in files["markdown"].read_text()
 
 
 def test_every_expected_run_is_counted_once(sweep, tmp_path):

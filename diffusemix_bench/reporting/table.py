@@ -255,10 +255,12 @@ class Cell:
 
     def training_seconds(self) -> tuple[float | None, bool]:
         """Mean training time per finished run, and whether every run recorded its fits alone
-        (``fit_seconds``; False: wall time stands in for the runs without it)."""
+        (``fit_seconds``; False: wall time stands in for the runs without it). None unless every
+        finished run recorded a time (never the mean of some runs said as the cell's)."""
         found = [training_seconds(r) for r in self.finished]
-        vals = [s for s, _ in found if s is not None]
-        return (statistics.fmean(vals) if vals else None), all(fit for s, fit in found if s is not None)
+        if not found or any(s is None for s, _ in found):
+            return None, True
+        return statistics.fmean(s for s, _ in found), all(fit for _, fit in found)
 
 
 @dataclass
