@@ -82,7 +82,11 @@ class RunAllSweeper(BasicSweeper):
             returns = super().sweep(arguments)
         except BaseException:
             if self.failed:  # a job crashed (Hydra reports it next), or the sweep was stopped
-                print(self.failure_line(), file=sys.stderr, flush=True)
+                print(
+                    f"{self.failure_line().rstrip('.')}. The sweep stopped before its end: see below",
+                    file=sys.stderr,
+                    flush=True,
+                )
             raise
         if self.failed:
             raise SystemExit(self.failure_line(sum(len(batch) for batch in returns)))

@@ -69,5 +69,5 @@ def test_a_crash_after_jobs_stopped_by_a_user_error_names_them_too(monkeypatch, 
         sweeper.sweep([])
     assert capsys.readouterr().err.strip() == (
         "error: 1 job stopped on an error (0_seed=0; each one's error is in its folder's log). "
-        "The first's: a corrupt image"
+        "The first's: a corrupt image. The sweep stopped before its end: see below"
     )
