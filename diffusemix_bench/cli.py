@@ -2004,7 +2004,9 @@ class SweepSummary(HydraCallback):
         print(
             f"sweep so far: {len(mine)}{planned} jobs: {counts['finished']} finished, {counts['failed']} "
             f"failed, {counts['diverged']} diverged{left}; {sweep / 'summary.csv'}"
-            + (f" (with {others} other run(s) of the folder)" if others else "")
+            # Runs in the folder this launch has not ended (yet): an earlier launch's, which a
+            # relaunch's jobs still to run may be.
+            + (f" lists {len(rows)} runs of the folder, earlier launches' included" if others else "")
             + (f"; failed or diverged: {_first(stopped)}" if stopped else ""),
             flush=True,
         )

@@ -899,7 +899,9 @@ def test_stores_py_lists_each_store_with_what_it_holds_and_the_settings_that_pic
     assert line.startswith(
         f"  flowers102/train {store.folder.name}: {made['generated']} edits (12 images x 2 prompts: autumn, snowy); generator=tiny, "
     )
-    assert "generator.steps=2" in line and "of device time; last run " in line and "KiB]" in line
+    assert "of device time; last run " in line and "KiB]" in line
+    # generator=tiny's own steps, resolution and batch size are its preset's: not named again.
+    assert "generator.steps" not in line and "generator.resolution" not in line and "batch_size" not in line
     assert f"{empty.folder.name}: no edit recorded" in listed.stdout and "generator.seed=3" in listed.stdout
     assert (
         "0 edit stores of cub under"
@@ -929,6 +931,30 @@ def test_stores_py_lists_each_store_with_what_it_holds_and_the_settings_that_pic
     )
     gone = stores_py(f"paths.cache_dir={tmp_path / 'nowhere'}")
     assert gone.returncode == 1 and "no such folder of edit stores" in gone.stderr
+
+
+def test_stores_listing_names_a_store_at_the_originals_size_as_a_setting(tmp_path):
+    """A store whose edits keep their originals' size (store_size null: what auto gives where the
+    training transform does not resize first) is named by the setting that picks it, in the
+    command line's spelling, and its absent size rule is not listed as a setting of its own."""
+    from diffusemix_bench.generation.listing import default_settings, describe
+
+    settings = dict(default_settings(str(CONF_DIR), "flowers102", "train"))
+    assert settings["store_size"] is not None and "store_size_rule" in settings
+    settings["store_size"] = None
+    del settings["store_size_rule"]
+    record = {
+        "folder": tmp_path / "0123456789abcdef",
+        "dataset": "flowers102",
+        "split": "train",
+        "settings": settings,
+        "edits": 4,
+        "prompts": ["autumn", "snowy"],
+        "images": 2,
+    }
+    line = describe(record, str(CONF_DIR))
+    assert "generator.store_size=null (edits at their originals' size" in line
+    assert "None" not in line and "store_size_rule" not in line
 
 
 def test_png_stores_keep_their_folder_and_convert_with_one_command(flowers, tmp_path, capsys, monkeypatch):

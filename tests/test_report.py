@@ -810,6 +810,11 @@ def test_training_time_is_the_fit_alone(sweep, tmp_path, monkeypatch):
     (runs / "1_seed=1" / "metrics.json").write_text(json.dumps({**timeless, "seed": 1}))
     files = build_report(["experiment=table6", "aug=none", "seed=0,1", f"runs={runs}"], CONF)["files"]
     assert f"| {VANILLA} | 10 / 40 / – |" in files["markdown"].read_text()
+    # Runs under a minute: two significant digits, not 0.0.
+    short = {"fit_seconds": 0.5, "wall_time_s": 3.0}
+    runs = _write_runs(sweep, tmp_path / "short", [(0, {}, short), (1, {}, short)])
+    files = build_report(["experiment=table6", "aug=none", "seed=0,1", f"runs={runs}"], CONF)["files"]
+    assert f"| {VANILLA} | 10 / 40 / 0.0083 |" in files["markdown"].read_text()
 
 
 def test_every_expected_run_is_counted_once(sweep, tmp_path):

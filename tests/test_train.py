@@ -1444,7 +1444,7 @@ def test_a_sweep_run_again_with_fewer_values_goes_on_in_its_jobs_own_folders(tmp
     summary.on_job_end(OmegaConf.create({"hydra": ended}))
     line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("sweep so far")][-1]
     assert line.startswith("sweep so far: 1 of 2 jobs: 1 finished, 0 failed, 0 diverged, 1 not run yet;")
-    assert line.endswith("(with 2 other run(s) of the folder)")
+    assert line.endswith("summary.csv lists 3 runs of the folder, earlier launches' included")
 
 
 def test_experiment_group_is_the_experiments_folder():

@@ -71,16 +71,22 @@ def _compose(config_dir: str, overrides: list[str]):
 _DEFAULTS: dict[tuple, dict] = {}  # (config folder, dataset, split) -> settings
 
 
-def default_settings(config_dir: str | None, dataset: str, split: str) -> dict[str, Any] | None:
+def default_settings(
+    config_dir: str | None, dataset: str, split: str, generator: str | None = None
+) -> dict[str, Any] | None:
     """The store settings train.py's defaults give ``dataset``/``split`` (None without a config
-    folder, or for a dataset the configs do not name)."""
+    folder, or for a dataset the configs do not name); with ``generator``, those of that
+    generator's preset (``generator=tiny``: its own resolution and batch size)."""
     if config_dir is None or not (Path(config_dir) / "dataset" / f"{dataset}.yaml").is_file():
         return None
-    key = (config_dir, dataset, split)
+    if generator is not None and not (Path(config_dir) / "generator" / f"{generator}.yaml").is_file():
+        generator = None
+    key = (config_dir, dataset, split, generator)
     if key not in _DEFAULTS:
         from .store import store_settings
 
-        _DEFAULTS[key] = store_settings(_compose(config_dir, [f"dataset={dataset}"]), dataset, split)
+        overrides = [f"dataset={dataset}"] + ([f"generator={generator}"] if generator else [])
+        _DEFAULTS[key] = store_settings(_compose(config_dir, overrides), dataset, split)
     return _DEFAULTS[key]
 
 
@@ -216,6 +222,13 @@ def _listed_setting(key: str, value: Any, default: Any, settings: dict) -> str:
     if key == "store_size" and value is not None:
         # store_size=auto stores at dataset.resize: the size settings give both commands the store.
         return f"dataset.resize={value} (its edits' size; with dataset.image_size to match)"
+    if key == "store_size":
+        return (
+            "generator.store_size=null (edits at their originals' size, as auto makes them where "
+            "dataset.train_transform does not resize first)"
+        )
+    if key == "store_size_rule" and value is None:
+        return ""  # (no rule where the edits keep their originals' size: said by store_size)
     return _as_setting(key, value, default)
 
 
@@ -238,6 +251,12 @@ def describe(record: dict, config_dir: str | None = None) -> str:
         defaults = {}
     else:
         keys = sorted(set(settings) | set(defaults), key=lambda k: (_rank(k), k))
+        # Another generator preset: the rest beside that preset's own values (generator=tiny
+        # names its resolution and batch size).
+        preset = settings.get("generator")
+        if isinstance(preset, str) and preset != defaults.get("generator"):
+            own = default_settings(config_dir, record["dataset"], record["split"], preset)
+            defaults = {**(own or defaults), "generator": defaults.get("generator")}
     differ = [
         _listed_setting(k, settings.get(k), defaults.get(k), settings)
         for k in keys

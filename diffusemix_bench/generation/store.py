@@ -1193,7 +1193,7 @@ def _as_setting(key: str, value: Any, mine: Any = None) -> str:
     if key == "generator":
         return f"generator={value}"
     if key in _GENERATOR_KEYS:
-        return f"generator.{key}={value}"
+        return f"generator.{key}={'null' if value is None else value}"
     if key == "format":
         return f"generator.store_format={value or 'png'}"
     if key == "model":

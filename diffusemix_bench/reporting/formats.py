@@ -60,6 +60,11 @@ def _training_time(cell: Cell) -> tuple[float | None, str]:
     return (None if seconds is None else seconds / 60), ("" if fit else "†")
 
 
+def _minutes_text(minutes: float) -> str:
+    """Minutes to one decimal, under one minute to two significant digits (a short run is not 0.0)."""
+    return f"{minutes:.1f}" if minutes >= 1 else f"{minutes:.2g}"
+
+
 def diff_value(paper: float | None, cell: Cell, metric_key: str) -> float | None:
     mean, _, n = cell.stats(metric_key)
     return None if paper is None or n == 0 else mean - paper
@@ -176,7 +181,7 @@ def markdown(filled: FilledTable) -> str:
             steps, seen = cell.mean_of("optimizer_steps"), cell.mean_of("images_seen")
             minutes, mark = _training_time(cell)
             wall_time = wall_time or bool(mark and minutes is not None)
-            shown = "–" if minutes is None else f"{minutes:.1f}{mark}"
+            shown = "–" if minutes is None else f"{_minutes_text(minutes)}{mark}"
             seen_text = "–" if seen is None else f"{seen:.0f}"  # a run that predates images_seen
             parts.append("–" if steps is None else f"{steps:.0f} / {seen_text} / {shown}")
         out.append("| " + " | ".join([row.label] + parts) + " |")
