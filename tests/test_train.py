@@ -627,6 +627,18 @@ def test_val_fraction_0_trains_on_the_whole_training_split_and_reports_the_last_
         )
     )
     assert Path(kept["best_checkpoint"]).name == "best-epoch001.ckpt"
+    # callbacks.save_top_k=-1 keeps every epoch's beside last.ckpt; the selected one is the last epoch's.
+    every = train(
+        make_cfg(
+            ["dataset.val_fraction=0", "trainer.max_epochs=2", "callbacks.save_top_k=-1"], run_name="every"
+        )
+    )
+    assert Path(every["best_checkpoint"]).name == "best-epoch001.ckpt"
+    assert sorted(p.name for p in (tmp_path / "every" / "checkpoints").iterdir()) == [
+        "best-epoch000.ckpt",
+        "best-epoch001.ckpt",
+        "last.ckpt",
+    ]
     assert metrics["test_top1"] is not None and metrics["fgsm_error"] is not None
     rows = list(csv.DictReader((tmp_path / "run" / "summary.csv").open()))
     assert len(rows) == 2 and all(row["val_top1"] == "" for row in rows)

@@ -199,13 +199,13 @@ def build_callbacks(cfg: DictConfig, ckpt_dir: Path, validating: bool = True) ->
     """The checkpoints (the one selected on ``callbacks.monitor``, ``last.ckpt``), early stopping,
     the learning-rate log and the progress bar. Without a validation split (``validating`` False:
     dataset.val_fraction=0) the selected checkpoint is the last epoch's: ``last.ckpt`` itself, or
-    with callbacks.save_last=false a ``best-epoch*.ckpt`` written each epoch (see
-    :func:`selected_checkpoint`)."""
+    with callbacks.save_last=false (or callbacks.save_top_k=-1: every epoch's kept) a
+    ``best-epoch*.ckpt`` written each epoch (see :func:`selected_checkpoint`)."""
     c = cfg.callbacks
     if not validating:
         check_validation_settings(cfg, 0)
     callbacks: list[Callback] = []
-    if validating or not c.save_last:
+    if validating or not c.save_last or c.save_top_k == -1:
         callbacks.append(
             RunCheckpoint(
                 dirpath=ckpt_dir,
