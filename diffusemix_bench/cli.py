@@ -1526,6 +1526,18 @@ def check_sweep_values(
     elsewhere = launcher not in (None, "basic")
     parser = OverridesParser.create()
     first = None
+
+    def accepted(other: list[str], value: str) -> bool:  # (another variant passes these checks)
+        try:
+            cfg = _with_value(first, value, parser)
+            if cfg is None:
+                cfg = _compose_raw(config_dir, config_name, other)
+            validate_config(cfg, here=not elsewhere)
+            check_protocol_optimiser(cfg)
+        except Exception:
+            return False
+        return True
+
     for variant, changed in _variants(jobs):
         try:
             parser.parse_overrides(variant)
@@ -1539,17 +1551,27 @@ def check_sweep_values(
         try:
             validate_config(cfg, here=not elsewhere)
             check_protocol_optimiser(cfg)
+            continue
         except ConfigError as exc:
-            raise ConfigError(
-                f"{_which_runs(jobs, variant, changed, str(exc))} refused, so no job was started: {exc}"
-            ) from None
+            why = str(exc)
+        # (outside the handler: the other variants' checks must not see this refusal as their cause)
+        raise ConfigError(
+            f"{_which_runs(jobs, variant, changed, why, accepted)} refused, so no job was started: {why}"
+        )
 
 
-def _which_runs(jobs: list[list[str]], variant: list[str], changed: str | None, why: str = "") -> str:
+def _which_runs(
+    jobs: list[list[str]],
+    variant: list[str],
+    changed: str | None,
+    why: str = "",
+    accepted: Callable[[list[str], str], bool] | None = None,
+) -> str:
     """The runs a refused variant of the sweep stands for, as the subject of "... refused": the
     value it changed, or (the first job) every run where ``why`` (the refusal) names a setting all
-    the runs share, else its values of the settings the sweep varies (seeds aside), or all its
-    settings."""
+    the runs share and no other variant passes the same checks (``accepted(variant, value)``:
+    ``dataset.resize=100`` refused for one dataset of the sweep may suit another), else its values
+    of the settings the sweep varies (seeds aside), or all its settings."""
     if changed:
         return f"the sweep's runs with {changed} are"
     keys = {o.split("=", 1)[0] for job in jobs for o in job} - {"seed"}
@@ -1559,7 +1581,11 @@ def _which_runs(jobs: list[list[str]], variant: list[str], changed: str | None, 
         return re.search(rf"(?<![\w.]){re.escape(key)}(?![\w.])", why) is not None
 
     shared = [o for o in variant if o.split("=", 1)[0] in keys - varied and named(o.split("=", 1)[0])]
-    if shared and not any(named(key) for key in varied):  # (a varied one named: those runs alone)
+    if (
+        shared
+        and not any(named(key) for key in varied)  # (a varied one named: those runs alone)
+        and (accepted is None or not any(accepted(v, c) for v, c in _variants(jobs) if c is not None))
+    ):
         return f"all the sweep's runs ({', '.join(shared)}: every run's) are"
     return f"the sweep's runs with {' '.join(o for o in variant if o.split('=', 1)[0] in varied) or ' '.join(variant)} are"
 
@@ -1668,6 +1694,15 @@ def check_sweep_methods(
     own start makes them next; ``first_too`` (a listing, which runs nothing) checks it here."""
     from .augment.registry import check_aug_settings, check_loss_views
 
+    def accepted(other: list[str], value: str) -> bool:  # (another variant passes these checks)
+        try:
+            cfg = _compose_raw(config_dir, config_name, other)
+            check_loss_views(cfg)
+            check_aug_settings(cfg)
+        except Exception:
+            return False
+        return True
+
     for variant, changed in _variants(jobs):
         if changed is None and not first_too:  # the first job: its own start comes next
             continue
@@ -1678,10 +1713,12 @@ def check_sweep_methods(
         try:
             check_loss_views(cfg)
             check_aug_settings(cfg)
+            continue
         except ConfigError as exc:
-            raise ConfigError(
-                f"{_which_runs(jobs, variant, changed, str(exc))} refused, so no job was started: {exc}"
-            ) from None
+            why = str(exc)
+        raise ConfigError(
+            f"{_which_runs(jobs, variant, changed, why, accepted)} refused, so no job was started: {why}"
+        )
 
 
 def _check_job_edits(cfg: DictConfig, seen: set[tuple], splits=None) -> None:

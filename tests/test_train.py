@@ -1662,6 +1662,15 @@ def test_a_glob_in_an_experiments_sweep_is_listed(tmp_path, capsys):
             ["experiment=lambda", "generator.num_prompts=5,12"],
             "generator.num_prompts=12 but generator.prompts has 9",
         ),
+        # A shared setting refused for one swept value alone: those runs, not "all the sweep's".
+        (
+            ["dataset=cub,cifar100", "dataset.resize=100"],
+            "the sweep's runs with dataset=cub are refused, so no job was started: dataset.resize=100 is smaller",
+        ),
+        (
+            ["dataset=cub,flowers102", "dataset.resize=100"],
+            "all the sweep's runs (dataset.resize=100: every run's) are refused, so no job was started",
+        ),
         # A setting of the swept arms that the default arm lacks: Hydra's base settings refused it.
         (
             ["experiment=table9", "arm=table9_hv,table9_paper4", "aug.seam_px=20"],
