@@ -1851,6 +1851,33 @@ def check_slurm_tasks(argv: list[str], config_dir: str | None, config_name: str 
         _check_slurm_job(list(plain), config_dir, config_name)
 
 
+def _device_count(t, gpus: int) -> int | None:
+    """The devices a SLURM job's trainer settings ``t`` ask for on a node of ``gpus`` GPUs; None
+    for a form Lightning parses itself ("0,1")."""
+    from omegaconf import OmegaConf
+
+    devices = t.get("devices", "auto")
+    if OmegaConf.is_list(devices):
+        return len(devices)
+    if devices in ("auto", -1, "-1") and t.get("accelerator", "auto") in ("auto", "gpu", "cuda"):
+        return gpus or 1  # every GPU SLURM gives the job (one where it asks for none: Lightning's CPU)
+    if isinstance(devices, int) and devices > 0:
+        return devices
+    return None
+
+
+def _slurm_devices(plain: list[str], config_dir: str, config_name: str) -> int | None:
+    """The devices of a SLURM job composed from ``plain`` (None where not known)."""
+    from omegaconf import OmegaConf
+
+    try:
+        cfg = _compose_raw(config_dir, config_name, plain, hydra_config=True)
+        gpus = OmegaConf.select(cfg, "hydra.launcher.gpus_per_node", default=None) or 0
+        return _device_count(cfg.trainer, gpus)
+    except Exception:
+        return None
+
+
 def _check_slurm_job(plain: list[str], config_dir: str, config_name: str) -> None:
     """check_slurm_tasks for one job's settings."""
     from omegaconf import OmegaConf
@@ -1864,13 +1891,8 @@ def _check_slurm_job(plain: list[str], config_dir: str, config_name: str) -> Non
     tasks = launcher.get("tasks_per_node") or 1
     gpus = launcher.get("gpus_per_node") or 0
     devices = t.get("devices", "auto")
-    if OmegaConf.is_list(devices):
-        count = len(devices)
-    elif devices in ("auto", -1, "-1") and t.get("accelerator", "auto") in ("auto", "gpu", "cuda"):
-        count = gpus or 1  # every GPU SLURM gives the job (one where it asks for none: Lightning's CPU)
-    elif isinstance(devices, int) and devices > 0:
-        count = devices
-    else:
+    count = _device_count(t, gpus)
+    if count is None:
         return  # a form Lightning parses itself ("0,1"); not guessed here
     given = "trainer.devices=" + str(
         OmegaConf.to_container(devices) if OmegaConf.is_list(devices) else devices
@@ -1894,12 +1916,21 @@ def _check_slurm_job(plain: list[str], config_dir: str, config_name: str) -> Non
                 "GPU of hydra.launcher.gpus_per_node)"
             )
         else:
-            # trainer=ddp uses every GPU of the node unless trainer.devices says fewer.
-            every = (
-                "leave trainer.devices out (trainer=ddp: every GPU of the node, one task each)"
-                if count > 1
-                else "give trainer=ddp (every GPU of the node, one task each)"
-            )
+            # trainer=ddp uses every GPU of the node unless trainer.devices says fewer; trainer=gpu's
+            # own value is one device, so leaving trainer.devices out of it is refused again.
+            group = OmegaConf.select(cfg, "hydra.runtime.choices.trainer", default=None)
+            if count > 1 and _slurm_devices(
+                [o for o in plain if not o.lstrip("+~").startswith("trainer.devices=")],
+                config_dir,
+                config_name,
+            ) == (gpus or 1):
+                every = f"leave trainer.devices out (trainer={group}: every GPU of the node, one task each)"
+            elif count > 1:
+                every = (
+                    "give trainer=ddp and leave trainer.devices out (every GPU of the node, one task each)"
+                )
+            else:
+                every = "give trainer=ddp (every GPU of the node, one task each)"
             fix = (
                 f"{every}, or hydra.launcher.gpus_per_node={count} to ask SLURM for {count} "
                 f"GPU{'s' if count != 1 else ''} per job"

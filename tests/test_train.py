@@ -253,6 +253,16 @@ def test_slurm_tasks_against_devices_refused_before_submitting(tmp_path, monkeyp
              "trainer.devices=2"],
             conf,
         )  # fmt: skip
+    # trainer=gpu's own value is one device: leaving trainer.devices out of it is no fix.
+    with pytest.raises(ConfigError) as refused:
+        check_slurm_tasks(
+            ["--multirun", "hydra/launcher=slurm", "trainer=gpu", "hydra.launcher.gpus_per_node=4",
+             "trainer.devices=2"],
+            conf,
+        )  # fmt: skip
+    assert "give trainer=ddp and leave trainer.devices out (every GPU of the node, one task each)" in str(
+        refused.value
+    )
     # A sweep's value other than its first is checked too where it names the trainer.
     with pytest.raises(ConfigError, match=r"trainer.devices=1 \(1 device\)"):
         check_slurm_tasks(["hydra/launcher=slurm", "trainer=ddp,gpu", "hydra.launcher.gpus_per_node=2"], conf)
