@@ -1282,6 +1282,22 @@ def test_runs_of_one_cell_trained_or_scored_unalike_are_refused_and_cut_runs_are
         f"runs {runs / '0_seed=0'} and {runs / '1_seed=1'} trained for different lengths (epochs 300 vs 61, "
         f"optimizer_steps 11700 vs 2379; {runs / '1_seed=1'} was cut short by max_time)"
     ) in str(raised.value)
+    # A resume keeps the time limit: the advice is a new run, not ckpt_path=last.
+    assert (
+        "train the cut run again in a new folder without trainer.max_time (a resume keeps trainer.max_time), "
+        "or report them separately (runs=...)"
+    ) in str(raised.value)
+    # Runs of other max_epochs (nothing cut): the shorter one is trained on.
+    longer = _write_runs(
+        sweep,
+        tmp_path / "longer",
+        [
+            (0, TABLE4, {"fgsm_error": 40.0, **FGSM, **whole}),
+            (1, TABLE4, {"fgsm_error": 90.0, **FGSM, **whole, "epochs": 200, "optimizer_steps": 7800}),
+        ],
+    )
+    with pytest.raises(ReportError, match=re.escape("train the shorter one on (train.py hydra.run.dir=")):
+        build_report([*TABLE4_CELL, f"runs={longer}"], CONF)
     scored = _write_runs(
         sweep,
         tmp_path / "scored",

@@ -716,11 +716,28 @@ def _check_lengths(table: PaperTable, cell: Cell) -> None:
                 for r in (first, other)
                 if isinstance(r.metrics.get("shortened_by"), dict) and r.metrics["shortened_by"]
             ]
+            # A resume keeps a run's time and batch limits (they are not settings a resume may
+            # change): a run they cut is trained again, not on. max_steps and max_epochs may change.
+            kept = sorted(
+                {
+                    key
+                    for r in (first, other)
+                    if isinstance(r.metrics.get("shortened_by"), dict)
+                    for key in r.metrics["shortened_by"]
+                    if key in ("max_time", "limit_train_batches", "overfit_batches", "fast_dev_run")
+                }
+            )
+            fix = (
+                f"train the cut run again in a new folder without trainer.{kept[0]} (a resume keeps "
+                f"{', '.join('trainer.' + k for k in kept)})"
+                if kept
+                else "train the shorter one on (train.py hydra.run.dir=<its folder> ckpt_path=last, with the "
+                "other's trainer.max_epochs and trainer.max_steps)"
+            )
             raise ReportError(
                 f"{where}: runs {first.folder} and {other.folder} trained for different lengths "
                 f"({', '.join(differ)}{'; ' + '; '.join(cut) if cut else ''}); a cell averages runs of one "
-                "length: train the shorter one on (train.py hydra.run.dir=<its folder> ckpt_path=last), or "
-                "report them separately (runs=...)"
+                f"length: {fix}, or report them separately (runs=...)"
             )
         scored = [
             f"{k} {first.metrics.get(k)} vs {other.metrics.get(k)}"
@@ -732,7 +749,8 @@ def _check_lengths(table: PaperTable, cell: Cell) -> None:
             raise ReportError(
                 f"{where}: runs {first.folder} and {other.folder} were scored on different numbers of images "
                 f"({', '.join(scored)}: a batch limit with another dataset.eval_batch_size, or other data); a "
-                "cell averages one measurement: evaluate them alike, or report them separately (runs=...)"
+                "cell averages one measurement: train the odd one again with the others' dataset.eval_batch_size "
+                "and trainer.limit_val_batches/limit_test_batches, or report them separately (runs=...)"
             )
 
 
