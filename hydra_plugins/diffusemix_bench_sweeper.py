@@ -53,9 +53,12 @@ class _Recording:
     def __init__(self, launcher, failed: list[JobReturn]) -> None:
         self._launcher = launcher
         self._failed = failed
+        self.returned = False  # whether the current batch's launch returned (its jobs all ran)
 
     def launch(self, job_overrides, initial_job_idx):
+        self.returned = False
         results = list(self._launcher.launch(job_overrides, initial_job_idx=initial_job_idx))
+        self.returned = True
         handed = []
         for job in results:
             if _is_user_error(job):
@@ -77,16 +80,27 @@ class RunAllSweeper(BasicSweeper):
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
         self.launcher = _Recording(self.launcher, self.failed)
 
+    def get_job_batch(self):
+        if isinstance(self.launcher, _Recording):
+            self.launcher.returned = False  # (a stop before this batch's launch returns: not a crash)
+        return super().get_job_batch()
+
     def sweep(self, arguments):
         try:
             returns = super().sweep(arguments)
         except BaseException:
             if self.failed:  # a job crashed (Hydra reports it next), or the sweep was stopped
-                print(
-                    f"{self.failure_line().rstrip('.')}. The sweep stopped before its end: see below",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                if getattr(self.launcher, "returned", False):  # the batch ran; a job of it crashed
+                    left = sum(len(batch) for batch in (self.overrides or [])[self.batch_index :])
+                    what = (
+                        f"A job crashed (below), so the sweep stopped before its last {left} "
+                        f"job{'s' if left != 1 else ''}"
+                        if left
+                        else "A job crashed too: see below"
+                    )
+                else:
+                    what = "The sweep stopped before its end: see below"
+                print(f"{self.failure_line().rstrip('.')}. {what}", file=sys.stderr, flush=True)
             raise
         if self.failed:
             raise SystemExit(self.failure_line(sum(len(batch) for batch in returns)))

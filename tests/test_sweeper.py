@@ -61,13 +61,42 @@ def test_a_crash_after_jobs_stopped_by_a_user_error_names_them_too(monkeypatch, 
     sweeper = plugin.RunAllSweeper(max_batch_size=None)
     sweeper.failed = [_job("0_seed=0", JobStatus.FAILED, SweepJobError("error: a corrupt image"))]
 
-    def crash(self, arguments):
-        raise RuntimeError("a bug")
+    jobs = [_job("1_seed=1", JobStatus.FAILED, RuntimeError("a bug"))]
+    ran = SimpleNamespace(launch=lambda overrides, initial_job_idx: jobs)
+    sweeper.launcher = plugin._Recording(ran, sweeper.failed)
+
+    def crash(self, arguments):  # BasicSweeper's loop: each batch launched whole, then its results read
+        self.overrides = [[["seed=0"], ["seed=1"]], [["seed=2"]], [["seed=3"]]][: self.batches]
+        self.batch_index = 0
+        while not self.is_done():
+            for job in self.launcher.launch(self.get_job_batch(), initial_job_idx=0):
+                _ = job.return_value
+        return []
 
     monkeypatch.setattr(plugin.BasicSweeper, "sweep", crash)
+    said = "error: 1 job stopped on an error (0_seed=0; each one's error is in its folder's log). The first's: a corrupt image. "
+    # Every job ran (one batch): the crash is reported with the line, not as a stopped sweep.
+    sweeper.batches = 1
     with pytest.raises(RuntimeError, match="a bug"):
         sweeper.sweep([])
-    assert capsys.readouterr().err.strip() == (
-        "error: 1 job stopped on an error (0_seed=0; each one's error is in its folder's log). "
-        "The first's: a corrupt image. The sweep stopped before its end: see below"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == said + "A job crashed too: see below"
+    # Batches left (hydra.sweeper.max_batch_size): the crash stopped the sweep before them.
+    sweeper.batches = 3
+    with pytest.raises(RuntimeError, match="a bug"):
+        sweeper.sweep([])
+    assert (
+        capsys.readouterr().err.strip().splitlines()[-1]
+        == said + "A job crashed (below), so the sweep stopped before its last 2 jobs"
+    )
+
+    # Ctrl-C while a batch runs: the sweep stopped before its end.
+    def stopped(overrides, initial_job_idx):
+        raise KeyboardInterrupt
+
+    sweeper.launcher = plugin._Recording(SimpleNamespace(launch=stopped), sweeper.failed)
+    with pytest.raises(KeyboardInterrupt):
+        sweeper.sweep([])
+    assert (
+        capsys.readouterr().err.strip().splitlines()[-1]
+        == said + "The sweep stopped before its end: see below"
     )
