@@ -1150,8 +1150,14 @@ def test_generate_checks_local_dir_before_making_a_store(flowers, tmp_path, gene
     if generator == "ip2p":  # a folder without a saved pipeline: said before a store folder too
         # Training names the store by the path alone (it reads only the edits): no folder needed.
         train_cfg = compose_config(
-            [*gen_overrides(flowers, edits), "generator=ip2p", f"generator.local_dir={tmp_path / 'nowhere'}"]
+            [
+                *gen_overrides(flowers, edits),
+                "aug=diffusemix",
+                "generator=ip2p",
+                f"generator.local_dir={tmp_path / 'nowhere'}",
+            ]
         )
+        assert train_cfg.aug.name == "diffusemix"
         from diffusemix_bench.cli import quick_checks
 
         quick_checks(train_cfg)  # train.py's start-up checks
