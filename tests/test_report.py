@@ -11,6 +11,7 @@ import shutil
 import statistics
 from pathlib import Path
 
+import PIL.Image
 import pytest
 import yaml
 from omegaconf import OmegaConf
@@ -780,10 +781,12 @@ def test_training_time_is_the_fit_alone(sweep, tmp_path, monkeypatch):
     monkeypatch.setattr(
         Figure,
         "savefig",
-        lambda fig, path, **kw: drawn.append(
-            (fig.axes[0].get_xlabel(), [c.get_offsets()[0][0] for c in fig.axes[0].collections])
+        lambda fig, path, **kw: (
+            drawn.append((fig.axes[0].get_xlabel(), [c.get_offsets()[0][0] for c in fig.axes[0].collections]))
+            or said.append(kw["metadata"]["Description"])
         ),
     )
+    said = []
     fit = {"fit_seconds": 3600.0, "wall_time_s": 7200.0}
     runs = _write_runs(sweep, tmp_path / "runs", [(0, {}, fit), (1, {}, fit)])
     result = build_report(["experiment=table6", "aug=none", "seed=0,1", f"runs={runs}"], CONF)
@@ -810,6 +813,15 @@ def test_training_time_is_the_fit_alone(sweep, tmp_path, monkeypatch):
     (runs / "1_seed=1" / "metrics.json").write_text(json.dumps({**timeless, "seed": 1}))
     files = build_report(["experiment=table6", "aug=none", "seed=0,1", f"runs={runs}"], CONF)["files"]
     assert f"| {VANILLA} | 10 / 40 / – |" in files["markdown"].read_text()
+    # Beside a cell with a time, the figure names the cell it leaves out.
+    _write_runs(
+        sweep,
+        tmp_path / "runs" / "snapmix",
+        [(0, {"aug.name": "snapmix"}, fit), (1, {"aug.name": "snapmix"}, fit)],
+    )
+    build_report(["experiment=table6", "aug=none,snapmix", "seed=0,1", f"runs={runs}"], CONF)
+    assert drawn[-1] == ("hours per run: training", [pytest.approx(1.0)])
+    assert said[-1] == f"Left out, a run without a recorded training time: {VANILLA} (flowers102)"
     # Runs under a minute: two significant digits, not 0.0.
     short = {"fit_seconds": 0.5, "wall_time_s": 3.0}
     runs = _write_runs(sweep, tmp_path / "short", [(0, {}, short), (1, {}, short)])
@@ -1027,6 +1039,8 @@ def test_table4_shows_our_clean_error_beside_the_fgsm_error(sweep, tmp_path):
     # The clean error's measurement has no attack to name ("measured with on the test split").
     assert "robust_clean_error: measured with no attack on the test split" in text
     assert (tmp_path / "out" / "accuracy_vs_compute.png").is_file()
+    with PIL.Image.open(tmp_path / "out" / "accuracy_vs_compute.png") as png:
+        assert png.text["Description"] == "every cell with results is shown"
     rows = list(csv.DictReader(result["files"]["csv"].open()))
     clean = next(
         r for r in rows if r["row"] == VANILLA and r["column"] == "cifar100" and r["metric"] == "clean_error"

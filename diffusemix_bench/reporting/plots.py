@@ -100,14 +100,18 @@ def accuracy_vs_compute(
     """The first metric of each row and column against its compute: training hours per run (the
     fits alone, ``fit_seconds``; wall time for a run that predates it, and the axis says so) plus,
     for methods that read edits, the hours generating the edits it reads took where the edit store
-    recorded them (``generation_hours`` per (row, column)). None when no run finished."""
+    recorded them (``generation_hours`` per (row, column)). A cell with results but no training
+    time in some run is left out and named beneath the plot (and in the PNG's Description). None
+    when no cell has a point."""
     t = filled.table
     metric, key = next(iter(t.metrics.items()))
-    points = []
+    points, left_out = [], []
     wall_time = False
     for (label, column), cell in filled.cells.items():
         mean, _, n = cell.stats(key)
         seconds, fit = cell.training_seconds()
+        if n and seconds is None:
+            left_out.append(f"{label} ({column})")
         if not n or seconds is None:
             continue
         wall_time = wall_time or not fit
@@ -127,7 +131,12 @@ def accuracy_vs_compute(
     ax.set_ylabel(f"{metric} ({t.units})")
     ax.grid(alpha=0.3)
     ax.set_title(f"{t.name}: {metric} against compute", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    note = f"Left out, a run without a recorded training time: {'; '.join(left_out)}" if left_out else ""
+    if note:
+        fig.text(0.01, 0.01, textwrap.fill(note, 140), fontsize=7, va="bottom")
+        fig.tight_layout(rect=(0, 0.03 * (1 + len(note) // 140), 1, 1))
+    else:
+        fig.tight_layout()
+    fig.savefig(path, dpi=120, metadata={"Description": note or "every cell with results is shown"})
     plt.close(fig)
     return path
