@@ -68,7 +68,7 @@ def _compose(config_dir: str, overrides: list[str]):
         GlobalHydra.instance().clear()
 
 
-_DEFAULTS: dict[tuple, dict] = {}  # (config folder, dataset, split) -> settings
+_DEFAULTS: dict[tuple, dict] = {}  # (config folder, dataset, split, generator preset) -> settings
 
 
 def default_settings(
