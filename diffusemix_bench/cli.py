@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -538,7 +539,7 @@ def list_sweep(argv: list[str], config_dir: str, config_name: str = "config") ->
             )
     from hydra.errors import HydraException
 
-    with user_errors_reported(), _each_composition_once():
+    with user_errors_reported():
         # The checks the sweep itself gets before it runs: a misspelt name is refused, not listed.
         preflight(overrides, config_dir, config_name)
         check_sweep_base(["--multirun", *overrides], config_dir, config_name)
@@ -643,18 +644,12 @@ def _parse_report_args(argv: list[str]) -> tuple[str, list[Path], Path | None, l
 
 
 def _compose(config_dir: str, overrides: list[str], hydra_config: bool = False):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
 
-    GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-            return compose("config", overrides=overrides, return_hydra_config=hydra_config)
+        return _compose_raw(config_dir, "config", overrides, hydra_config)
     except HydraException as exc:
         raise ConfigError(str(exc)) from None
-    finally:
-        GlobalHydra.instance().clear()
 
 
 def _generation_hours(filled) -> dict[tuple[str, str], float]:
@@ -1091,32 +1086,38 @@ def _unparsed_override(overrides: list[str]) -> str | None:
     return None
 
 
-#: The compositions made by the checks before Hydra runs (each costs a large part of a second, and
-#: several checks compose the same command line): set by ``_each_composition_once``.
-_composed: dict | None = None
+#: Compositions already made in this process (each costs a large part of a second; the checks
+#: before Hydra runs and report.py compose the same command lines again): a composition is a pure
+#: function of the config folder's files, the config name and the overrides, so its key holds the
+#: folder's fingerprint and an edited file is composed afresh.
+_composed: dict[tuple, Any] = {}
+_COMPOSED_KEPT = 256
 
 
-@contextmanager
-def _each_composition_once():
-    """Within: a composition asked for again is a copy of the first (none is kept after)."""
-    global _composed
-    _composed = {}
-    try:
-        yield
-    finally:
-        _composed = None
+def _config_fingerprint(config_dir: str) -> tuple:
+    """Every file under ``config_dir`` with its size and modification time."""
+    root = Path(config_dir)
+    found = []
+    for path in root.rglob("*"):
+        try:
+            if path.is_file():
+                stat = path.stat()
+                found.append((str(path.relative_to(root)), stat.st_size, stat.st_mtime_ns))
+        except OSError:  # a file going away while listed: composed afresh next time
+            found.append((str(path), -1, -1))
+    return tuple(sorted(found))
 
 
 def _compose_raw(config_dir: str, config_name: str, overrides: list[str], hydra_config: bool = False):
     """Compose ``config_name`` with ``overrides`` (with Hydra's own settings: ``hydra_config``);
-    Hydra's own exceptions propagate."""
+    Hydra's own exceptions propagate. A composition asked for again is a copy of the first."""
     import copy
 
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    key = (config_dir, config_name, tuple(overrides), hydra_config)
-    if _composed is not None and key in _composed:
+    key = (config_dir, config_name, tuple(overrides), hydra_config, _config_fingerprint(config_dir))
+    if key in _composed:
         return copy.deepcopy(_composed[key])
     GlobalHydra.instance().clear()
     try:
@@ -1124,8 +1125,9 @@ def _compose_raw(config_dir: str, config_name: str, overrides: list[str], hydra_
             cfg = compose(config_name, overrides=overrides, return_hydra_config=hydra_config)
     finally:
         GlobalHydra.instance().clear()
-    if _composed is not None:
-        _composed[key] = copy.deepcopy(cfg)
+    if len(_composed) >= _COMPOSED_KEPT:
+        del _composed[next(iter(_composed))]
+    _composed[key] = copy.deepcopy(cfg)
     return cfg
 
 
@@ -1212,7 +1214,7 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
         sys.exit(0)
     if any(a in ("--hydra-help", "--info", "-i") for a in argv):
         return
-    with user_errors_reported(), _each_composition_once():
+    with user_errors_reported():
         check_bare_words(argv, config_dir, config_name)
         check_sweep_needs_multirun(argv, config_dir, config_name)
         composed = preflight(argv, config_dir, config_name)

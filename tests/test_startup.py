@@ -337,3 +337,26 @@ def test_a_weights_file_not_there_is_refused_with_ckpt_path_auto_where_nothing_r
         [f"model.weights={gone}", "ckpt_path=auto", f"hydra.sweep.dir={sweep}", f"seed={s}"] for s in (0, 1)
     ]
     check_auto_resume_weights(jobs, str(ROOT / "conf"), "config")
+
+
+def test_a_composition_asked_for_again_is_a_copy_and_an_edited_config_is_composed_afresh(tmp_path):
+    """The start-up checks and report.py compose the same command lines many times: each is composed
+    once per process, unless a file of the config folder changed since."""
+    import shutil
+
+    from diffusemix_bench import cli
+
+    conf = tmp_path / "conf"
+    shutil.copytree(ROOT / "conf", conf)
+    first = cli._compose_raw(str(conf), "config", ["aug=mixup"])
+    assert first.aug.alpha is None
+    first.aug.alpha = 123.0  # a caller changing its copy changes nobody else's
+    again = cli._compose_raw(str(conf), "config", ["aug=mixup"])
+    assert again.aug.alpha is None
+    again.aug.alpha = 456.0
+    assert cli._compose_raw(str(conf), "config", ["aug=mixup"]).aug.alpha is None
+    mixup = conf / "aug" / "mixup.yaml"
+    mixup.write_text(mixup.read_text().replace("alpha: null", "alpha: 0.4"))
+    assert cli._compose_raw(str(conf), "config", ["aug=mixup"]).aug.alpha == 0.4
+    (conf / "aug" / "new.yaml").write_text(mixup.read_text().replace("alpha: 0.4", "alpha: 0.7"))
+    assert cli._compose_raw(str(conf), "config", ["aug=new"]).aug.alpha == 0.7
