@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from diffusemix_bench.config import register_configs
@@ -67,9 +65,10 @@ FAST = [
 
 
 def compose_config(overrides: list[str], *, return_hydra_config: bool = False) -> DictConfig:
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=overrides, return_hydra_config=return_hydra_config)
+    """train.py's settings with ``overrides`` (a copy of the composition made once per process)."""
+    from diffusemix_bench.cli import _compose_raw
+
+    return _compose_raw(str(CONF_DIR), "config", list(overrides), return_hydra_config)
 
 
 def finalize(cfg: DictConfig, run_dir: Path) -> DictConfig:
