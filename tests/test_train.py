@@ -2687,3 +2687,17 @@ def test_a_sweep_whose_job_met_a_corrupt_image_ends_without_a_traceback(tmp_path
         -3000:
     ]
     assert "0 finished, 2 failed" in done.stdout + done.stderr
+
+
+def test_wandb_mode_is_the_setting_then_the_users_wandb_mode_then_the_key(monkeypatch, tmp_path):
+    from diffusemix_bench.training import run
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    assert run.wandb_mode(None) == "offline"
+    monkeypatch.setenv("WANDB_MODE", "online")  # the user's own choice wins over a missing key
+    assert run.wandb_mode(None) == "online"
+    assert run.wandb_mode("offline") == "offline"  # logger.mode wins over both
+    monkeypatch.setenv("WANDB_MODE", "disabled")  # not a mode this logger takes: the key decides
+    assert run.wandb_mode(None) == "offline"

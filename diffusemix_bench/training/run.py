@@ -317,7 +317,7 @@ def build_logger(cfg: DictConfig, run_dir: Path, resume_step: int | None = None)
             raise ModuleNotFoundError("logger=wandb needs the wandb package: uv sync --extra wandb") from exc
         from .wandb_log import ResumableWandbLogger
 
-        mode = lg.mode or ("online" if _wandb_key_configured() else "offline")
+        mode = wandb_mode(lg.mode)
         resuming = resume_step is not None
         return ResumableWandbLogger(
             steps_file=run_dir / "wandb_steps.json",
@@ -346,6 +346,19 @@ def _wandb_run_id(run_dir: Path, resuming: bool) -> str:
     if rank_zero_only.rank == 0:  # the other processes of a multi-GPU run log nothing to wandb
         write_atomic(path, run_id + "\n")
     return run_id
+
+
+def wandb_mode(setting: str | None) -> str:
+    """logger.mode if given, else the WANDB_MODE the user set (online, offline), else online only
+    with an API key found (WANDB_API_KEY or ~/.netrc)."""
+    import os
+
+    if setting:
+        return setting
+    given = os.environ.get("WANDB_MODE", "").strip().lower()
+    if given in ("online", "offline"):
+        return given
+    return "online" if _wandb_key_configured() else "offline"
 
 
 def _wandb_key_configured() -> bool:
