@@ -2689,15 +2689,21 @@ def test_a_sweep_whose_job_met_a_corrupt_image_ends_without_a_traceback(tmp_path
     assert "0 finished, 2 failed" in done.stdout + done.stderr
 
 
-def test_wandb_mode_is_the_setting_then_the_users_wandb_mode_then_the_key(monkeypatch, tmp_path):
+def test_wandb_mode_is_the_setting_then_the_key_and_an_unmet_wandb_mode_is_told(
+    monkeypatch, tmp_path, caplog
+):
     from diffusemix_bench.training import run
 
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
-    assert run.wandb_mode(None) == "offline"
-    monkeypatch.setenv("WANDB_MODE", "online")  # the user's own choice wins over a missing key
+    with caplog.at_level("WARNING"):
+        assert run.wandb_mode(None) == "offline"
+    assert "WANDB_MODE=online" not in caplog.text
+    monkeypatch.setenv("WANDB_MODE", "online")  # asked for, no key here: said why it is offline
+    with caplog.at_level("WARNING"):
+        assert run.wandb_mode(None) == "offline"
+    assert "no wandb API key was found here" in caplog.text and "logger.mode=online" in caplog.text
+    assert run.wandb_mode("online") == "online"  # logger.mode decides
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     assert run.wandb_mode(None) == "online"
-    assert run.wandb_mode("offline") == "offline"  # logger.mode wins over both
-    monkeypatch.setenv("WANDB_MODE", "disabled")  # not a mode this logger takes: the key decides
-    assert run.wandb_mode(None) == "offline"

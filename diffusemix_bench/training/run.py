@@ -349,16 +349,19 @@ def _wandb_run_id(run_dir: Path, resuming: bool) -> str:
 
 
 def wandb_mode(setting: str | None) -> str:
-    """logger.mode if given, else the WANDB_MODE the user set (online, offline), else online only
-    with an API key found (WANDB_API_KEY or ~/.netrc)."""
-    import os
-
+    """logger.mode if given, else online only with an API key found (WANDB_API_KEY or ~/.netrc);
+    a WANDB_MODE=online the user set without a key found is told why the run logs offline."""
     if setting:
         return setting
-    given = os.environ.get("WANDB_MODE", "").strip().lower()
-    if given in ("online", "offline"):
-        return given
-    return "online" if _wandb_key_configured() else "offline"
+    if _wandb_key_configured():
+        return "online"
+    if os.environ.get("WANDB_MODE", "").strip().lower() == "online":
+        log.warning(
+            "WANDB_MODE=online, but no wandb API key was found here (WANDB_API_KEY or ~/.netrc): this "
+            "run logs offline to its folder's wandb/ (send it later with wandb sync). Log in with "
+            "`wandb login`, or give logger.mode=online if the key is kept where this check does not look"
+        )
+    return "offline"
 
 
 def _wandb_key_configured() -> bool:
