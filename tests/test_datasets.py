@@ -1069,7 +1069,16 @@ def test_a_bad_test_image_met_after_training_says_training_is_kept_and_how_to_ev
     from diffusemix_bench.data.base import CorruptImageError
     from diffusemix_bench.training.run import train
 
-    cfg = make_cfg(["dataset=imagefolder", "aug=none", "model=resnet18", "trainer.max_epochs=1"])
+    # (the whole test split read: a batch limit's first batches take the classes in turn)
+    cfg = make_cfg(
+        [
+            "dataset=imagefolder",
+            "aug=none",
+            "model=resnet18",
+            "trainer.max_epochs=1",
+            "trainer.limit_test_batches=null",
+        ]
+    )
     image = sorted((Path(cfg.dataset.root) / "test" / "class 1").glob("img_*"))[0]
     good = image.read_bytes()
     image.write_bytes(b"not an image")

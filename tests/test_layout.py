@@ -134,8 +134,9 @@ ROOMS = {
         "robustness",
     },
     "robustness": {"models", "data"},
-    # A robustness number's settings as the attacks define them (what eval.* measures).
-    "reporting": {"robustness"},
+    # A robustness number's settings as the attacks define them (what eval.* measures), and the
+    # names of the orders a batch-limited evaluation reads a split in (data.order, NumPy only).
+    "reporting": {"robustness", "data"},
 }
 FOUNDATION = {"errors", "config", "progress", "files", "quiet", "commands", "signals"}
 # config.py reads the paper's prompt list (the prompt library's defaults); the augmentation schemas

@@ -1324,7 +1324,24 @@ def test_runs_of_one_cell_trained_or_scored_unalike_are_refused_and_cut_runs_are
         ReportError, match=r"scored on different numbers of images \(test_images_evaluated 50 vs 512"
     ):
         build_report([*TABLE4_CELL, f"runs={scored}"], CONF)
-    cut = {**whole, "shortened_by": {"limit_test_batches": 2}}
+    cut = {**whole, "shortened_by": {"limit_test_batches": 2}, "limited_eval_order": "classes interleaved"}
+    # As many images, but a run from before limited evaluations took the classes in turn: its
+    # first batches were other images.
+    older = {k: v for k, v in cut.items() if k != "limited_eval_order"}
+    other_images = _write_runs(
+        sweep,
+        tmp_path / "other_images",
+        [
+            (0, TABLE4, {"fgsm_error": 40.0, **FGSM, **cut}),
+            (1, TABLE4, {"fgsm_error": 90.0, **FGSM, **older}),
+        ],
+    )
+    with pytest.raises(ReportError) as raised:
+        build_report([*TABLE4_CELL, f"runs={other_images}"], CONF)
+    assert (
+        "were scored on other images of their split (the first batches of a batch limit in classes "
+        "interleaved vs the split's own order"
+    ) in str(raised.value)
     alike = _write_runs(
         sweep,
         tmp_path / "alike",

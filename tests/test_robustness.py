@@ -117,10 +117,17 @@ def test_a_limited_attack_measures_the_first_batches_and_reports_set_it_apart(tr
         measured,
         measurement_text,
     )
-    from diffusemix_bench.training.evaluate import attack_checkpoint
+    from diffusemix_bench.training.evaluate import attack_checkpoint, eval_split
 
     cfg, metrics, _ = trained_run
-    model, loader = _model_and_test_loader(cfg, Path(metrics["best_checkpoint"]))
+    model, in_order = _model_and_test_loader(cfg, Path(metrics["best_checkpoint"]))
+    dm = ImageDataModule(cfg.dataset, cfg.paths.data_dir, seed=cfg.seed)
+    dm.build()
+    # train.py's and evaluate.py's loader: limited, it takes the classes in turn.
+    loader = eval_split(OmegaConf.create({"split": "test", "limit_batches": 2}), dm)
+    assert sorted(i for _, _, idx in islice(loader, 2) for i in idx.tolist()) != list(
+        range(2 * loader.batch_size)
+    )
     spec = [AttackSpec("fgsm", eps=8.0)]
     with caplog.at_level("INFO", logger="diffusemix_bench.robustness.attacks"):
         limited = attack_checkpoint(model, None, loader, spec, seed=0, accelerator="cpu", limit_batches=2)
@@ -130,7 +137,8 @@ def test_a_limited_attack_measures_the_first_batches_and_reports_set_it_apart(tr
     assert limited["fgsm_error"] == first_two["fgsm_error"] and limited["robust_limit_batches"] == 2
     whole = {"fgsm_settings": limited["fgsm_settings"], "robust_split": "test"}
     assert _measurement_differs(measured(limited, "fgsm_error"), measured(whole, "fgsm_error")) == [
-        "limit_batches"
+        "limit_batches",
+        "limit_order",
     ]
     assert (
         measurement_text(measured(limited, "fgsm_error")) == "eps_255=8.0 limit_batches=2 on the test split"
@@ -144,6 +152,20 @@ def test_a_limited_attack_measures_the_first_batches_and_reports_set_it_apart(tr
     for limit, again in (("null", True), ("2", False)):
         asked = compose_config(["eval.fgsm=true", f"eval.limit_batches={limit}"])
         assert asks_more(asked, limited, attack_specs(asked.eval)) is again
+    # A short check recorded before its first batches took the classes in turn: another measurement
+    # (other images), measured again, and not one a report takes for today's.
+    assert limited["robust_limit_order"] == "classes interleaved"
+    # (a loader of the caller's own, in the split's order, is recorded as such)
+    own = attack_checkpoint(model, None, in_order, spec, seed=0, accelerator="cpu", limit_batches=2)
+    assert own["robust_limit_order"] == "the split's own order"
+    older = {k: v for k, v in limited.items() if k != "robust_limit_order"}
+    assert asks_more(asked, older, attack_specs(asked.eval)) is True
+    assert _measurement_differs(measured(older, "fgsm_error"), measured(limited, "fgsm_error")) == [
+        "limit_order"
+    ]
+    assert measurement_text(measured(older, "fgsm_error")).startswith(
+        "eps_255=8.0 limit_batches=2 limit_order=the split's own order"
+    )
     assert evaluate_command("fgsm_error", measured(whole, "fgsm_error"), "run").endswith(
         "evaluate.py ckpt=run eval.fgsm=true eval.eps=8.0 eval.split=test"
     )

@@ -907,9 +907,10 @@ def test_metrics_say_what_the_numbers_were_computed_on(make_cfg):
     assert len(metrics["git"]["commit"]) == 40 and isinstance(metrics["git"]["dirty"], bool)
     assert metrics["versions"]["torch"] and metrics["versions"]["python"]
     assert metrics["edit_store"] is None
+    assert metrics["limited_eval_order"] == "classes interleaved"  # which test images were scored
     full = train(make_cfg(["trainer.limit_test_batches=null"], run_name="full"))
     assert full["test_images_evaluated"] == full["test_images"]
-    assert "limit_test_batches" not in full["shortened_by"]
+    assert "limit_test_batches" not in full["shortened_by"] and "limited_eval_order" not in full
 
 
 def test_limits_that_cut_nothing_are_not_listed_as_shortening(make_cfg):
@@ -1847,6 +1848,53 @@ def test_several_processes_evaluate_each_image_once(tmp_path):
     assert list(dm.eval_loader(dm.test_set).sampler) == list(range(15))
 
 
+def test_a_limited_evaluation_reads_the_classes_in_turn(tmp_path):
+    """A batch limit reads the first batches of a split: in its own order (Flowers-102's setid.mat
+    and every class-folder dataset are sorted by class) a tenth of it held a tenth of the classes,
+    and the scores and the checkpoint chosen on them were those classes'. Limited, the split is
+    read one class at a time in an order fixed by its labels alone (the same for every seed and
+    process count); whole, in its own order."""
+    from types import SimpleNamespace
+
+    from diffusemix_bench.data.datamodule import ImageDataModule
+    from diffusemix_bench.data.order import class_interleaved
+
+    labels = [c for c in range(7) for _ in range(c + 2)]  # sorted by class, 2 to 8 images each
+    order = class_interleaved(labels)
+    assert sorted(order) == list(range(len(labels))) and order == class_interleaved(list(labels))
+    assert [len({labels[i] for i in order[: 7 * k]}) for k in (1, 2)] == [7, 7]
+    assert sorted(labels[i] for i in order[:14]) == sorted(list(range(7)) * 2)  # two of each class
+    assert class_interleaved(labels, seed=1) != order
+
+    fixture = write_fixture_dataset("flowers102", tmp_path / "data", per_class=5)  # 15 images a split
+    cfg = compose_config(["dataset=flowers102", "dataset.eval_batch_size=3"])
+    point_at_fixture(cfg, fixture)
+    dm = ImageDataModule(cfg.dataset, cfg.paths.data_dir, seed=0)
+    dm.build()
+    assert sorted(dm.val_set.targets) == dm.val_set.targets  # the fixture's split is sorted by class
+    for limit in (0.2, 1):  # a fraction of the batches, or a number of them
+        dm.trainer = SimpleNamespace(
+            world_size=1, global_rank=0, limit_val_batches=limit, limit_test_batches=1.0
+        )
+        first = next(iter(dm.val_dataloader()))
+        assert sorted(first[1].tolist()) == [0, 1, 2], first[1]  # one image of each class
+        assert list(dm.test_dataloader().sampler) == list(range(15))  # unlimited: the split's order
+    parts = []
+    for rank in range(2):
+        dm.trainer = SimpleNamespace(
+            world_size=2, global_rank=rank, limit_val_batches=1, limit_test_batches=1
+        )
+        loader = dm.val_dataloader()
+        assert (
+            type(loader.sampler).__name__ == "OrderedDistributedSampler" and len(loader.sampler) == 8 - rank
+        )
+        parts.append(list(loader.sampler))
+    assert sorted(parts[0] + parts[1]) == list(range(15))
+    assert [
+        i for pair in zip(parts[0], parts[1] + [None]) for i in pair if i is not None
+    ] == class_interleaved(dm.val_set.targets)
+
+
 def test_a_mid_epoch_resume_on_another_number_of_processes_is_refused(tmp_path):
     """Each process skips the batches its own part of the epoch's order trained: resumed mid-epoch
     on another number of processes, the epoch's rest skipped or repeated images (24 images at
@@ -2094,7 +2142,7 @@ def test_the_dataset_and_eval_choices_checked_at_start_up_are_the_implementation
     class Data:  # eval_split's view of a datamodule: the loader of the split it picks
         val_set, test_set = "val images", "test images"
 
-        def eval_loader(self, dataset, batch_size, split=None):
+        def eval_loader(self, dataset, batch_size, split=None, limited=False):
             return dataset
 
     for split in choices_of(EvalConfig, "split"):

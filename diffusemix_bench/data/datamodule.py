@@ -19,7 +19,13 @@ from torch.utils.data import DataLoader, Dataset, SequentialSampler
 from ..config import DatasetConfig
 from ..errors import ConfigError
 from .base import ImageClassificationDataset, SplitNotAvailableError
-from .sampling import ResumableLoader, ResumableSampler, SeededItems
+from .order import LIMITED_EVAL_ORDER, SPLIT_ORDER, class_interleaved
+from .sampling import (
+    OrderedDistributedSampler,
+    ResumableLoader,
+    ResumableSampler,
+    SeededItems,
+)
 from .splits import Splits, build_splits, dataset_root
 from .transforms import eval_transform, train_transform
 
@@ -102,6 +108,13 @@ def drops_last_batch(per_rank: int, batch_size: int, drop_last: bool) -> bool:
     return per_rank > batch_size and (drop_last or per_rank % batch_size == 1)
 
 
+def _named(loader: DataLoader, order: list[int] | None) -> DataLoader:
+    """``loader``, saying the order it reads its split in (``read_order``: what a limit's first
+    batches hold, recorded beside a limited measurement)."""
+    loader.read_order = LIMITED_EVAL_ORDER if order is not None else SPLIT_ORDER
+    return loader
+
+
 class ImageDataModule(pl.LightningDataModule):
     """Serves train/val/test splits of ``cfg.name`` under ``data_dir`` (or ``cfg.root``), read
     here or passed in already read (``splits``). With ``dataset.download=true`` the download
@@ -177,28 +190,50 @@ class ImageDataModule(pl.LightningDataModule):
             "worker_init_fn": partial(worker_init, rank=self.trainer.global_rank if self.trainer else None),
         }
 
-    def eval_loader(self, dataset, batch_size: int | None = None, split: str | None = None) -> DataLoader:
-        """Validation and test: in order, every image (``batch_size``: other than the dataset's).
-        With ``split`` (Lightning's validation and test loaders), each of several processes reads
-        its own part, unpadded: Lightning's DistributedSampler would repeat images to even the
-        parts out, and count them twice in the accuracy."""
+    def eval_loader(
+        self, dataset, batch_size: int | None = None, split: str | None = None, limited: bool = False
+    ) -> DataLoader:
+        """Validation and test: every image (``batch_size``: other than the dataset's), in the
+        split's order, or, where only its first batches are read (``limited``: a batch limit), in
+        a fixed order that takes the classes in turn (order.class_interleaved), so that those
+        batches spread over the classes. With ``split`` (Lightning's validation and test
+        loaders), each of several processes reads its own part, unpadded: Lightning's
+        DistributedSampler would repeat images to even the parts out, and count them twice in
+        the accuracy."""
         batch = batch_size or self.cfg.eval_batch_size or self.cfg.batch_size
         trainer = self.trainer
+        order = None
+        if limited and len(dataset):
+            targets = getattr(dataset, "targets", None)
+            order = class_interleaved(targets if targets is not None else [0] * len(dataset))
         if split is None or trainer is None or trainer.world_size == 1 or not len(dataset):
             # (an empty split: the validation split of dataset.val_fraction=0, never read)
-            return DataLoader(dataset, batch_size=batch, **self._worker_args())
-        from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
-
+            return _named(DataLoader(dataset, batch_size=batch, sampler=order, **self._worker_args()), order)
         if len(dataset) < trainer.world_size:
             raise ConfigError(
                 f"the {split} split has {len(dataset)} image{'s' if len(dataset) != 1 else ''}, fewer than the "
                 f"{trainer.world_size} processes that train together (trainer.devices x trainer.num_nodes), each "
                 "of which evaluates a part of it: train on fewer devices, or give the split more images"
             )
-        sampler = UnrepeatedDistributedSampler(
-            dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
-        )
-        return DataLoader(dataset, batch_size=batch, sampler=sampler, **self._worker_args())
+        if order is not None:
+            sampler = OrderedDistributedSampler(
+                order, num_replicas=trainer.world_size, rank=trainer.global_rank
+            )
+        else:
+            from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+
+            sampler = UnrepeatedDistributedSampler(
+                dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
+            )
+        return _named(DataLoader(dataset, batch_size=batch, sampler=sampler, **self._worker_args()), order)
+
+    def _limited(self, key: str) -> bool:
+        """Whether the trainer reads only some batches of a split (``limit_val_batches`` or
+        ``limit_test_batches``: a fraction under 1, or a number of batches; fast_dev_run sets them)."""
+        value = getattr(self.trainer, key, None) if self.trainer is not None else None
+        if isinstance(value, float):
+            return value < 1.0
+        return isinstance(value, int)
 
     def train_dataloader(self) -> DataLoader:
         """The training loader: order and per-image draws are functions of (seed, epoch, position)
@@ -264,9 +299,9 @@ class ImageDataModule(pl.LightningDataModule):
         return trainer.current_epoch, done
 
     def val_dataloader(self) -> DataLoader:
-        return self.eval_loader(self.val_set, split="validation")
+        return self.eval_loader(self.val_set, split="validation", limited=self._limited("limit_val_batches"))
 
     def test_dataloader(self) -> DataLoader:
         if self.test_set is None:
             raise SplitNotAvailableError(f"dataset '{self.cfg.name}' at {self.root} has no test split")
-        return self.eval_loader(self.test_set, split="test")
+        return self.eval_loader(self.test_set, split="test", limited=self._limited("limit_test_batches"))

@@ -124,3 +124,23 @@ class ResumableLoader(DataLoader):
     def load_state_dict(self, state: dict) -> None:
         if isinstance(self.sampler, ResumableSampler):  # debug=overfit's sequential one starts over
             self.sampler.resume_at(int(state["epoch"]), int(state["batches"]))
+
+
+class OrderedDistributedSampler(DistributedSampler):
+    """The indices ``order`` lists, rank ``rank`` of ``num_replicas`` taking every
+    ``num_replicas``-th from its own offset, unpadded (as Lightning's UnrepeatedDistributedSampler
+    does for the split's own order): no image is read twice. A DistributedSampler, so Lightning
+    never replaces it."""
+
+    def __init__(self, order: list[int], *, num_replicas: int = 1, rank: int = 0):
+        self.order = list(order)
+        self.num_replicas, self.rank = num_replicas, rank
+        self.num_samples = len(self.order[rank::num_replicas])
+        self.total_size = len(self.order)
+        self.shuffle, self.seed, self.epoch, self.drop_last = False, 0, 0, False
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.order[self.rank :: self.num_replicas])
+
+    def __len__(self) -> int:
+        return self.num_samples

@@ -14,6 +14,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import BATCH_COUNT_SETTINGS, as_lightning_count
+from ..data.order import LIMITED_EVAL_ORDER, SPLIT_ORDER
 from ..files import read_attempts
 from .paper import PaperRow, PaperTable, same_value, setting
 from .runs import ReportError, Run
@@ -117,6 +118,8 @@ def measured(metrics: dict, metric_key: str) -> dict[str, Any] | None:
         out.update(settings if isinstance(settings, dict) else {"settings": None})
     out["split"] = metrics.get("robust_split")
     out["limit_batches"] = metrics.get("robust_limit_batches")  # None: every batch
+    if out["limit_batches"] is not None:  # which images those batches held
+        out["limit_order"] = metrics.get("robust_limit_order", SPLIT_ORDER)
     # The weights attacked: the checkpoint training selected (the one its test numbers are of)
     # unless evaluate.py was given another (ckpt=<run>/checkpoints/last.ckpt), named then.
     # (A run without a checkpoint selected on validation reports last.ckpt's numbers, and
@@ -141,6 +144,8 @@ def wanted(reference: DictConfig, metric_key: str) -> dict[str, Any] | None:
         out.update(next(spec for spec in attack_specs(eval_cfg) if spec.name == attack).settings())
     out["split"] = eval_cfg.get("split", "test")
     out["limit_batches"] = eval_cfg.get("limit_batches")
+    if out["limit_batches"] is not None:
+        out["limit_order"] = LIMITED_EVAL_ORDER
     return out
 
 
@@ -149,7 +154,9 @@ def measurement_text(measurement: dict[str, Any]) -> str:
     parts = [
         "settings not recorded" if k == "settings" else f"{k}={v}"
         for k, v in measurement.items()
-        if k != "split" and not (k == "limit_batches" and v is None)
+        if k != "split"
+        and not (k == "limit_batches" and v is None)
+        and not (k == "limit_order" and v == LIMITED_EVAL_ORDER)
     ]
     split = measurement.get("split")
     if not parts:  # robust_clean_error: the clean images an attack's evaluation counted
@@ -692,6 +699,15 @@ _LENGTH_KEYS = ("epochs", "partial_epoch_steps", "optimizer_steps")
 _EVALUATED_KEYS = ("val_images_evaluated", "test_images_evaluated")
 
 
+def _limited_order(metrics: dict) -> str | None:
+    """The order whose first batches a run's batch-limited evaluation read (None: no limit cut
+    its validation or test split)."""
+    cut = metrics.get("shortened_by")
+    if not isinstance(cut, dict) or not {"limit_val_batches", "limit_test_batches"} & set(cut):
+        return None
+    return metrics.get("limited_eval_order", SPLIT_ORDER)
+
+
 def _check_lengths(table: PaperTable, cell: Cell) -> None:
     """The finished runs of a cell trained alike long (epochs and optimiser steps: a run that
     ``trainer.max_time`` stopped early is not averaged with whole ones) and were scored on as many
@@ -751,6 +767,14 @@ def _check_lengths(table: PaperTable, cell: Cell) -> None:
                 f"({', '.join(scored)}: a batch limit with another dataset.eval_batch_size, or other data); a "
                 "cell averages one measurement: train the odd one again with the others' dataset.eval_batch_size "
                 "and trainer.limit_val_batches/limit_test_batches, or report them separately (runs=...)"
+            )
+        orders = {r.folder: _limited_order(r.metrics) for r in (first, other)}
+        if None not in orders.values() and len(set(orders.values())) > 1:
+            raise ReportError(
+                f"{where}: runs {first.folder} and {other.folder} were scored on other images of their split "
+                f"(the first batches of a batch limit in {' vs '.join(orders.values())}: a run trained before "
+                "limited evaluations took the classes in turn); a cell averages one measurement: train the odd "
+                "one again, or report them separately (runs=...)"
             )
 
 

@@ -17,6 +17,7 @@ from torch import nn
 from ..config import with_added_settings
 from ..data.datamodule import ImageDataModule
 from ..data.layouts import DatasetNotFoundError, dataset_root
+from ..data.order import SPLIT_ORDER
 from ..data.splits import build_splits, verify_as_asked
 from ..errors import ConfigError
 from ..files import write_atomic
@@ -48,16 +49,18 @@ def eval_split(eval_cfg, datamodule: ImageDataModule, shared: bool = False):
     ``shared``: the processes training together each read their own part of it, unpadded."""
     batch = eval_cfg.get("batch_size")
     split = eval_cfg.split if shared else None
+    # eval.limit_batches attacks the first batches: taken one class at a time (see eval_loader).
+    limited = eval_cfg.get("limit_batches") is not None
     if eval_cfg.split == "val":
         if not len(datamodule.val_set):
             raise ConfigError(no_validation_to_attack(datamodule.cfg.name))
-        return datamodule.eval_loader(datamodule.val_set, batch, split=split)
+        return datamodule.eval_loader(datamodule.val_set, batch, split=split, limited=limited)
     if datamodule.test_set is None:
         raise ConfigError(
             f"eval.split=test, but dataset '{datamodule.cfg.name}' has no test split here; "
             "attack the validation split with eval.split=val"
         )
-    return datamodule.eval_loader(datamodule.test_set, batch, split=split)
+    return datamodule.eval_loader(datamodule.test_set, batch, split=split, limited=limited)
 
 
 def _device(accelerator: str | None) -> torch.device:
@@ -183,6 +186,8 @@ def attack_checkpoint(
             out["robust_processes"] = processes
     if limit_batches is not None:
         out["robust_limit_batches"] = limit_batches
+        # Which images the first batches hold (a loader of eval_split takes the classes in turn).
+        out["robust_limit_order"] = getattr(loader, "read_order", SPLIT_ORDER)
     out.update({f"robust_{k}" if k in ("images", "clean_error") else k: v for k, v in result.items()})
     # What measured each attack's number (the training's process, or evaluate.py's later): the
     # code's commit, the attack library and the device (PGD's random start is the device's draw).
@@ -217,7 +222,7 @@ def robustness_keys(metrics: dict) -> list[str]:
 
 
 def _measured_on(metrics: dict) -> tuple:
-    """(split, checkpoint file name, images attacked, limit, data folder) of the robustness entries:
+    """(split, checkpoint file name, images attacked, limit and its order, data folder) of the robustness entries:
     after training they were measured on its selected checkpoint, by evaluate.py on
     ``robust_checkpoint``; a short check (``eval.limit_batches``) attacks fewer images than the
     whole split, and is another measurement than the whole split's."""
@@ -228,6 +233,7 @@ def _measured_on(metrics: dict) -> tuple:
         Path(ckpt).name,
         metrics.get("robust_images"),
         metrics.get("robust_limit_batches"),  # (a limit that covers the whole split is still named)
+        metrics.get("robust_limit_order"),  # (absent: a limit's first batches in the split's order)
         metrics.get("robust_data_dir"),  # another copy of the data (evaluate.py data_dir=)
     )
 

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ..commands import quoted_arg, script_command, sweep_command
 from ..config import with_added_settings
+from ..data.order import LIMITED_EVAL_ORDER
 from ..errors import ConfigError
 from .locate import load_saved_config, run_folder_of
 
@@ -329,6 +330,12 @@ def asks_more(cfg: DictConfig, earlier: dict, attacks: list) -> bool:
         earlier.get(f"{spec.name}_settings") != spec.settings()
         or earlier.get("robust_split") != cfg.eval.split
         or earlier.get("robust_limit_batches") != cfg.eval.get("limit_batches")  # a short check
+        # (a short check's first batches taken in the split's own order, before they took the
+        # classes in turn)
+        or (
+            cfg.eval.get("limit_batches") is not None
+            and earlier.get("robust_limit_order") != LIMITED_EVAL_ORDER
+        )
         for spec in attacks
     )
 

@@ -38,6 +38,7 @@ from ..config import (
 )
 from ..data.datamodule import ImageDataModule
 from ..data.layouts import dataset_root
+from ..data.order import LIMITED_EVAL_ORDER
 from ..data.splits import Splits, build_splits, verify_as_asked
 from ..errors import ConfigError, UserError, is_interrupt, is_terminated
 from ..files import read_attempts, write_atomic
@@ -897,6 +898,9 @@ def _train(
             cfg, trainer, module, datamodule, best, attacks, stop_if_terminated, moved
         )
 
+    # A batch limit that left images of a split unevaluated.
+    val_cut = 0 < module.evaluated["val"] < len(datamodule.val_set)
+    test_cut = bool(test_metrics) and module.evaluated["test"] < len(datamodule.test_set)
     adv_training = None
     if adversarial.enabled:
         adv_training = {**asdict(adversarial), "step": round(adversarial.step_size * 255.0, 6)}
@@ -954,13 +958,14 @@ def _train(
         # Images the reported numbers were computed on (limit_*_batches and fast_dev_run cut them).
         "val_images_evaluated": module.evaluated["val"] if val_metrics else 0,
         "test_images_evaluated": module.evaluated["test"] if test_metrics else 0,
+        # Which images a batch limit's first batches held (data/order.class_interleaved).
+        **({"limited_eval_order": LIMITED_EVAL_ORDER} if val_cut or test_cut else {}),
         "shortened_by": shortened_by(
             cfg,
             {
                 "limit_train_batches": train_cut,
-                "limit_val_batches": 0 < module.evaluated["val"] < len(datamodule.val_set),
-                "limit_test_batches": bool(test_metrics)
-                and module.evaluated["test"] < len(datamodule.test_set),
+                "limit_val_batches": val_cut,
+                "limit_test_batches": test_cut,
                 "max_steps": _max_steps_cut(cfg, trainer),
                 "max_time": time_cut,
             },
