@@ -129,8 +129,15 @@ def test_report_matches_means_and_counts_every_run(sweep, tmp_path):
     assert "Settings that differ from the experiment file: " in caption
     assert "trainer.max\\_epochs: 2 in the runs (experiment file: 300)" in caption
     assert re.search(r"^% failed: ", tex, re.M)
-    # Every cell alike (all shortened the same way): nothing marked, the settings line says it all.
+    # Every cell alike (all shortened the same way): nothing marked uneven, the settings line says it.
     assert "‡" not in text and "ddagger" not in tex
+    # But a number of runs cut short (debug=fast's batches) is marked in its cell, not only in the
+    # notes: its Δ is against the paper's whole protocol. Cells without runs carry no mark.
+    vanilla_line = next(line for line in text.splitlines() if line.startswith("| Vanilla"))
+    assert "(2); 1 diverged §" in vanilla_line and "§" not in puzzle
+    assert "§ marks the cells whose runs were cut short of their epochs or splits" in text
+    assert "$^\\S$" in tex and "$^\\S$: runs cut short" in caption
+    assert vanilla["shortened_by"] == "limit_test_batches=2; limit_train_batches=2; limit_val_batches=2"
     assert {r["settings_differ"] for r in rows if r["n"] not in ("", "0")} != {""}
     assert (tmp_path / "accuracy_vs_compute.png").stat().st_size > 1000
 

@@ -82,6 +82,16 @@ def _paper_value(row, column: str, metric: str) -> float | None:
 
 #: The mark of a cell trained or measured unlike other cells of its table (``FilledTable.marked``).
 UNEVEN = "‡"
+#: The mark of a cell whose runs were cut short of their epochs or splits (``Cell.shortened_by``).
+SHORTENED = "§"
+
+
+def _marks(filled: FilledTable, cell: Cell) -> str:
+    """The marks after a cell's number in markdown: ``‡`` uneven, ``§`` cut short."""
+    marks = [UNEVEN] if filled.marked((cell.row.label, cell.column)) else []
+    if cell.shortened_by():
+        marks.append(SHORTENED)
+    return "".join(f" {m}" for m in marks)
 
 
 def notes(filled: FilledTable) -> list[str]:
@@ -101,6 +111,12 @@ def notes(filled: FilledTable) -> list[str]:
     lines += filled.code()
     lines += filled.without_values()
     lines += filled.shortened()
+    if any(c.shortened_by() for c in filled.cells.values()):
+        lines.append(
+            f"{SHORTENED} marks the cells whose runs were cut short of their epochs or splits (metrics.json's "
+            "shortened_by: fewer batches, steps or a time limit): their number, and its Δ, are a shortened run's, "
+            "not one of the paper's protocol"
+        )
     if filled.uneven():
         # What every cell with runs shares is said once (the settings line below names it too); per
         # cell, what sets it apart.
@@ -160,7 +176,7 @@ def markdown(filled: FilledTable) -> str:
                 continue
             cell = filled.cells[(row.label, column)]
             diff = diff_value(paper, cell, key)
-            ours = ours_text(cell, key) + (f" {UNEVEN}" if filled.marked((row.label, column)) else "")
+            ours = ours_text(cell, key) + _marks(filled, cell)
             cells += [_num(paper), ours, "–" if diff is None else f"{diff:+.2f}"]
         out.append("| " + " | ".join([row.label] + cells) + " |")
     out += [
@@ -243,6 +259,7 @@ def latex(filled: FilledTable) -> str:
             cell = filled.cells[(row.label, column)]
             diff = diff_value(paper, cell, key)
             mark = "$^\\ddagger$" if filled.marked((row.label, column)) else ""
+            mark += "$^\\S$" if cell.shortened_by() else ""
             cells += [
                 _num(paper, dash="--"),
                 _tex_ours(cell, key) + mark,
@@ -257,6 +274,8 @@ def latex(filled: FilledTable) -> str:
         )
     if filled.uneven():
         settings += " $^\\ddagger$: trained or measured unlike the other cells (report.md lists them)."
+    if any(c.shortened_by() for c in filled.cells.values()):
+        settings += " $^\\S$: runs cut short of their epochs or splits, not the paper's protocol."
     out += [
         "\\bottomrule",
         "\\end{tabular}",
@@ -269,7 +288,7 @@ def latex(filled: FilledTable) -> str:
 CSV_FIELDS = (
     "table", "row", "column", "metric", "metrics_key", "paper", "mean", "std", "n", "diff",
     "expected", "missing", "failed", "diverged", "no_value", "unexpected", "measured_with",
-    "settings_differ", "optimizer_steps", "images_seen", "fit_seconds", "wall_time_s", "reported_only", "run_folders",
+    "settings_differ", "shortened_by", "optimizer_steps", "images_seen", "fit_seconds", "wall_time_s", "reported_only", "run_folders",
 )  # fmt: skip
 
 
@@ -306,6 +325,8 @@ def csv_text(filled: FilledTable) -> str:
                     measured_with=None if measurement is None else measurement_text(measurement),
                     # The cell's settings and measurements that differ from the experiment file.
                     settings_differ="; ".join(filled.cell_deviations.get((row.label, column), [])),
+                    # What cut the cell's runs short (metrics.json's shortened_by), each once.
+                    shortened_by="; ".join(cell.shortened_by()),
                     optimizer_steps=_rounded(cell.mean_of("optimizer_steps"), 2),
                     images_seen=_rounded(cell.mean_of("images_seen"), 2),
                     fit_seconds=_rounded(cell.mean_of("fit_seconds"), 2),

@@ -260,6 +260,17 @@ class Cell:
         vals = [_value(r, key) for r in self.finished]
         return statistics.fmean(vals) if vals and None not in vals else None
 
+    def shortened_by(self) -> list[str]:
+        """What cut the cell's finished runs short of their epochs or splits (metrics.json's
+        shortened_by, ``name=value``, each once): their number is not the protocol's."""
+        found = {
+            f"{k}={v}"
+            for r in self.finished
+            if isinstance(r.metrics, dict) and isinstance(r.metrics.get("shortened_by"), dict)
+            for k, v in r.metrics["shortened_by"].items()
+        }
+        return sorted(found)
+
     def training_seconds(self) -> tuple[float | None, bool]:
         """Mean training time per finished run, and whether every run recorded its fits alone
         (``fit_seconds``; False: wall time stands in for the runs without it). None unless every
