@@ -371,7 +371,7 @@ def test_metrics_file_and_learning(make_cfg, tmp_path):
     assert round(100 * float(selected["val_selected/top1"]), 4) == metrics["val_top1"]
 
 
-def test_the_run_tags_go_to_wandb_with_the_loggers_own(tmp_path):
+def test_the_run_tags_go_to_wandb_with_the_loggers_own_and_its_name_is_its_folders(tmp_path):
     """``tags=[...]`` labels the run: wandb gets them after ``logger.tags``, each once."""
     pytest.importorskip("wandb")
     from diffusemix_bench.training.run import build_logger
@@ -380,6 +380,12 @@ def test_the_run_tags_go_to_wandb_with_the_loggers_own(tmp_path):
     cfg = compose_config(["logger=wandb", "logger.mode=offline", "logger.tags=[a,b]", "tags=[b,c]"])
     cfg = finalize(cfg, tmp_path)
     assert build_logger(cfg, tmp_path)._wandb_init["tags"] == ["a", "b", "c"]
+    # Named by its folder unless logger.run_name names it (a sweep job's folder names its settings).
+    job = tmp_path / "sweep" / "3_aug=mixup,seed=0"
+    job.mkdir(parents=True)
+    assert build_logger(cfg, job)._wandb_init["name"] == "sweep/3_aug=mixup,seed=0"
+    cfg.logger.run_name = "mine"
+    assert build_logger(cfg, job)._wandb_init["name"] == "mine"
 
 
 def test_epochs_without_a_validation_leave_its_columns_empty(make_cfg, tmp_path):
@@ -2755,3 +2761,28 @@ def test_wandb_mode_is_the_setting_then_the_key_and_an_unmet_wandb_mode_is_told(
     assert run.wandb_mode("online") == "online"  # logger.mode decides
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     assert run.wandb_mode(None) == "online"
+
+
+def test_wandb_online_without_a_key_stops_in_one_line(monkeypatch, tmp_path):
+    """logger.mode=online where wandb finds no API key: wandb refuses to start its run inside
+    training's setup; train.py says so in one line with the ways on (log in, or log offline and
+    sync later), exit 1, no traceback."""
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc, no ~/.config/wandb
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    fixture = write_fixture_dataset("flowers102", tmp_path / "data")
+    args = [
+        "dataset=flowers102",
+        f"paths.data_dir={fixture['data_dir']}",
+        "debug=fast",
+        "logger=wandb",
+        "logger.mode=online",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    result = _run_script(args, tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "logger=wandb: wandb could not start this run online (No API key configured." in result.stderr
+    assert "logger.mode=offline" in result.stderr and "wandb login" in result.stderr
+    # (nor wandb's warning about a setting Lightning hands it unasked, that no setting here changes)
+    assert "anonymous setting" not in result.stdout + result.stderr

@@ -324,7 +324,9 @@ def build_logger(cfg: DictConfig, run_dir: Path, resume_step: int | None = None)
             steps_file=run_dir / "wandb_steps.json",
             resuming=resuming,
             project=lg.project,
-            name=lg.run_name,
+            # Unnamed, a run is named by its folder (a sweep job's names its settings), not wandb's
+            # random words.
+            name=lg.run_name or f"{run_dir.parent.name}/{run_dir.name}",
             save_dir=str(run_dir),
             offline=mode == "offline",
             tags=list(dict.fromkeys([*lg.tags, *cfg.get("tags", [])])) or None,

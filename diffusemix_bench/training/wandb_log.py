@@ -9,6 +9,7 @@ from pathlib import Path
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
+from ..errors import ConfigError
 from ..files import write_atomic
 
 
@@ -22,6 +23,10 @@ class ResumableWandbLogger(WandbLogger):
 
     def __init__(self, *args, steps_file: Path, resuming: bool, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        # Lightning hands wandb.init anonymous=None when it is not asked for; wandb then warns that
+        # the (unused) setting has no effect. Left out unless given.
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)
         self._steps_file = Path(steps_file)
         earlier = {}
         if resuming and self._steps_file.is_file():
@@ -31,6 +36,23 @@ class ResumableWandbLogger(WandbLogger):
                 earlier = {}
         self._earlier = earlier
         self._last = dict(earlier)
+
+    @property
+    def experiment(self):
+        """Lightning's wandb run, started on first use. wandb's refusal to start it (online with no
+        API key it can find, an unknown entity or project) is a setting to change, said in one line
+        instead of wandb's traceback from inside training's setup."""
+        import wandb
+
+        try:
+            return WandbLogger.experiment.fget(self)
+        except wandb.errors.UsageError as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(
+                f"logger=wandb: wandb could not start this run online ({reason}); log in with `wandb "
+                "login` (or set WANDB_API_KEY), or log to the run folder with logger.mode=offline and send "
+                "it later with `wandb sync <run folder>/wandb/offline-run-*`"
+            ) from None
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
