@@ -2786,3 +2786,27 @@ def test_wandb_online_without_a_key_stops_in_one_line(monkeypatch, tmp_path):
     assert "logger.mode=offline" in result.stderr and "wandb login" in result.stderr
     # (nor wandb's warning about a setting Lightning hands it unasked, that no setting here changes)
     assert "anonymous setting" not in result.stdout + result.stderr
+
+
+def test_a_sweep_listing_notes_what_would_stop_the_sweep(tmp_path, capsys):
+    """A table's listing before its data is downloaded or its edits generated lists the runs (exit
+    0, nothing written) and notes what the sweep itself would stop on, with the command that makes
+    the edits: learning it only when the sweep starts is too late."""
+    from diffusemix_bench.cli import list_sweep
+
+    fixture = write_fixture_dataset("flowers102", tmp_path / "data")
+    listing = ["--multirun", "experiment=table6", f"paths.cache_dir={tmp_path / 'cache'}", "--cfg", "job"]
+    list_sweep([*listing, f"paths.data_dir={tmp_path / 'nothing'}"], str(CONF_DIR))
+    shown = capsys.readouterr()
+    assert shown.out.startswith("18 runs:")
+    assert shown.err.startswith(
+        "note: listed, but running it now would stop there: this sweep's data is not all there"
+    )
+    result = run_entry("train.py", [*listing, f"paths.data_dir={fixture['data_dir']}"], tmp_path)
+    assert result.returncode == 0 and result.stdout.startswith("18 runs:"), result.stderr[-2000:]
+    assert (
+        "note: listed, but running it now would stop there: this sweep's DiffuseMix edits are not all there"
+        in result.stderr
+    )
+    assert "generate.py dataset=flowers102" in result.stderr and "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # nothing was run or written
