@@ -2810,3 +2810,25 @@ def test_a_sweep_listing_notes_what_would_stop_the_sweep(tmp_path, capsys):
     )
     assert "generate.py dataset=flowers102" in result.stderr and "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # nothing was run or written
+
+
+def test_summary_csv_gives_the_heads_own_learning_rate(make_cfg, tmp_path):
+    """optim.head_lr gives the classifier head its own rate: summary.csv's lr is the backbone's
+    (the first group), head_lr the head's (empty without one). A file from before the column was
+    added is written anew with it on the next epoch's row, not appended to under another header."""
+    from diffusemix_bench.training.summary import FIELDS, EpochSummary
+
+    metrics = train(
+        make_cfg(["model=resnet18", "optim.lr=0.01", "optim.head_lr=0.1", "trainer.max_epochs=2"])
+    )
+    rows = list(csv.DictReader((tmp_path / "run" / "summary.csv").open()))
+    assert len(rows) == metrics["epochs"] == 2
+    for row in rows:  # (one schedule scales both alike)
+        assert float(row["head_lr"]) == pytest.approx(10 * float(row["lr"])), row
+    plain = train(make_cfg(["model=resnet18", "optim.lr=0.01"], run_name="plain"))
+    rows = list(csv.DictReader((tmp_path / "plain" / "summary.csv").open()))
+    assert plain["epochs"] == len(rows) and {r["head_lr"] for r in rows} == {""}
+    old = tmp_path / "old.csv"
+    old.write_text("epoch,step,lr,train_loss\n0,5,0.1,2.3\n")
+    kept = EpochSummary(old)._rows_before(1)
+    assert kept == [{"epoch": "0", "step": "5", "lr": "0.1", "train_loss": "2.3"}] and "head_lr" in FIELDS

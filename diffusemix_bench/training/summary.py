@@ -12,7 +12,25 @@ from pytorch_lightning.callbacks import Callback
 
 from ..files import write_atomic
 
-FIELDS = ("epoch", "step", "lr", "train_loss", "val_loss", "val_top1", "val_top5", "images_per_s", "epoch_s")
+FIELDS = (
+    "epoch",
+    "step",
+    "lr",
+    "head_lr",
+    "train_loss",
+    "val_loss",
+    "val_top1",
+    "val_top5",
+    "images_per_s",
+    "epoch_s",
+)
+
+
+def _rates(optimizer) -> tuple[float | None, float | None]:
+    """The first parameter group's learning rate, and the head's where it has its own group."""
+    groups = optimizer.param_groups
+    head = [g["lr"] for g in groups if g.get("name") == "head"]
+    return groups[0]["lr"], head[0] if head else None
 
 
 def _value(metrics: dict, key: str) -> float | None:
@@ -25,7 +43,8 @@ class EpochSummary(Callback):
     on appending to the same file, replacing the rows of epochs it trains again. The epoch's train
     loss (mean over its images), wall seconds and images per second count the whole epoch when it
     was interrupted and resumed: the running sums travel in the checkpoint (this callback's state).
-    ``lr`` is the learning rate the epoch's last step trained with (first parameter group). The
+    ``lr`` is the learning rate the epoch's last step trained with (first parameter group: the
+    backbone's where ``optim.head_lr`` gives the head its own, ``head_lr``, else empty). The
     validation columns are those of a validation run in that epoch (else empty), and images per
     second leave the epoch's validations out (``epoch_s`` is the whole epoch's wall time)."""
 
@@ -35,6 +54,7 @@ class EpochSummary(Callback):
         self._seconds_before = 0.0  # seconds of the epoch spent before a resume
         self._seen = 0  # pl_module.images_seen at the epoch's start
         self._lr: float | None = None  # the rate of the last step trained (before its scheduler step)
+        self._head_lr: float | None = None  # the head's own (optim.head_lr), None without one
         self._validated: int | None = None  # the last epoch a validation ran in
         self._val_seconds = 0.0  # seconds of this epoch's validations (left out of images_per_s)
         self._val_start: float | None = None
@@ -58,7 +78,7 @@ class EpochSummary(Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.optimizers:
-            self._lr = trainer.optimizers[0].param_groups[0]["lr"]
+            self._lr, self._head_lr = _rates(trainer.optimizers[0])
 
     def on_train_start(self, trainer, pl_module) -> None:
         if self._part_start is None:  # resumed mid-epoch: on_train_epoch_start is not called again
@@ -89,7 +109,9 @@ class EpochSummary(Callback):
         m = trainer.callback_metrics
         seconds = self._seconds()
         optimizers = trainer.optimizers
-        lr = self._lr if self._lr is not None else optimizers[0].param_groups[0]["lr"] if optimizers else None
+        lr, head_lr = self._lr, self._head_lr
+        if lr is None and optimizers:
+            lr, head_lr = _rates(optimizers[0])
         # The module's own sum over the epoch's images (kept across a resume in its checkpoint).
         train_loss = pl_module.epoch_train_loss()
         # Validation numbers of this epoch only (check_val_every_n_epoch > 1 leaves epochs without
@@ -101,6 +123,7 @@ class EpochSummary(Callback):
             "epoch": trainer.current_epoch,
             "step": trainer.global_step,
             "lr": lr,
+            "head_lr": head_lr,
             "train_loss": None if train_loss is None else round(train_loss, 6),
             "val_loss": _value(m, "val/loss"),
             "val_top1": None if m.get("val/top1") is None else round(100 * float(m["val/top1"]), 4),
@@ -131,6 +154,9 @@ class EpochSummary(Callback):
         if not self.path.is_file():
             return []
         with open(self.path, newline="") as f:
-            rows = list(csv.DictReader(f))
+            reader = csv.DictReader(f)
+            rows = list(reader)
         kept = [r for r in rows if r.get("epoch", "").isdigit() and int(r["epoch"]) < epoch]
-        return None if len(kept) == len(rows) else kept
+        # (a file written before a column was added is written anew with it, its rows' cells empty)
+        same_columns = tuple(reader.fieldnames or ()) == FIELDS
+        return None if len(kept) == len(rows) and same_columns else kept
