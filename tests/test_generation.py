@@ -1460,7 +1460,7 @@ def test_missing_edits_name_the_stores_made_with_other_settings(tmp_path):
     batched = ["generator.batch_invariant=false", "generator.batch_size=2"]
     mine = EditStore.from_config(compose_config([*base, *batched]), "flowers102")
     said = mine.other_stores(shown=1)
-    assert "(generator.batch_size=9, generator.seed=9) and 2 more" in said  # (9 prompts: one block)
+    assert "(generator.seed=9, generator.batch_size=9) and 2 more" in said  # (9 prompts: one block)
     for extra, named in (
         (["generator.batch_size=3"], "generator.batch_size=3)"),
         (
@@ -1474,6 +1474,22 @@ def test_missing_edits_name_the_stores_made_with_other_settings(tmp_path):
         other.ensure_settings()
         (other.folder / "edits").mkdir()
         assert f"{other.folder.name} ({named}" in mine.other_stores(shown=9)
+    # Two stores apart from this run in the same six ways and from each other in one: that one is
+    # named first in each (five settings are shown of a store), so the two never read alike.
+    alike = ["generator.steps=4", "generator.guidance_scale=3", "generator.image_guidance_scale=2",
+             "generator.resolution=64", "generator.num_prompts=2", "generator.seed=4"]  # fmt: skip
+    mine = EditStore.from_config(compose_config(base), "flowers102")
+    twins = []
+    for size in (16, 24):
+        twin = EditStore.from_config(
+            compose_config([*base, *alike, f"generator.store_size={size}"]), "flowers102"
+        )
+        twin.ensure_settings()
+        (twin.folder / "edits").mkdir()
+        twins.append(twin)
+    said = mine.other_stores(shown=9)
+    for twin, size in zip(twins, (16, 24)):
+        assert f"{twin.folder.name} (generator.store_size={size}, " in said, said
 
 
 def test_a_saved_pipeline_with_parts_missing_is_one_message(tmp_path):

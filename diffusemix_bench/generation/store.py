@@ -938,20 +938,28 @@ class EditStore:
                 continue
             if not isinstance(theirs, dict):
                 continue
-            differ = [
-                _as_setting(k, theirs.get(k), self.settings.get(k))
-                # Which generator and weights first: the setting most often left out.
-                for k in sorted(
-                    set(theirs) | set(self.settings), key=lambda k: (k not in ("generator", "model"), k)
-                )
-                if theirs.get(k) != self.settings.get(k)
-            ]
-            said = f"{folder.name} ({', '.join(differ[:5])}{', ...' if len(differ) > 5 else ''})"
-            found.append((len(differ), said))
+            differ = [k for k in set(theirs) | set(self.settings) if theirs.get(k) != self.settings.get(k)]
+            found.append((folder, theirs, differ))
         if not found:
             return ""
+
+        # Of each store, the settings whose value fewest of the stores listed share are named first
+        # (five are shown): two stores apart from this run in the same many ways, and from each
+        # other in one, read alike otherwise. Then which generator and weights (the setting most
+        # often left out), then by name.
+        def value(theirs: dict, k: str) -> str:
+            return json.dumps(theirs.get(k), sort_keys=True, default=str)
+
+        def said(folder: Path, theirs: dict, differ: list[str]) -> str:
+            def shared(k: str) -> int:
+                return sum(value(other, k) == value(theirs, k) for _, other, _ in found)
+
+            keys = sorted(differ, key=lambda k: (shared(k), k not in ("generator", "model"), k))
+            named = [_as_setting(k, theirs.get(k), self.settings.get(k)) for k in keys]
+            return f"{folder.name} ({', '.join(named[:5])}{', ...' if len(named) > 5 else ''})"
+
         # The closest first (fewest settings apart): the one most likely meant is never in "more".
-        found = [said for _, said in sorted(found, key=lambda item: item[0])]
+        found = [said(*item) for item in sorted(found, key=lambda item: len(item[2]))]
         more = f" and {len(found) - shown} more" if len(found) > shown else ""
         return (
             f" Stores of {self.settings.get('dataset')}/{self.settings.get('split')} with other settings are "
