@@ -936,16 +936,22 @@ def test_figure4_writes_the_grid(make_cfg, tmp_path):
     assert fig_cfg.aug.name == "diffusemix" and fig_cfg.aug.figure_images == 4
 
 
-def test_figure4_generates_only_the_edits_it_draws_on_request(make_cfg, tmp_path):
+def test_figure4_generates_only_the_edits_it_draws_on_request(make_cfg, tmp_path, caplog):
     """Without edits, figure4 stops with the generate command; with aug.figure_generate=true it
-    makes the edits of the images it draws (the tiny generator here), only those, then draws."""
+    makes the edits of the images it draws (the tiny generator here), only those, then draws, and
+    says that the tiny generator's edits are noise, not the paper's figure."""
     from diffusemix_bench.generation.store import MissingEditError
 
     base = BASE + [f"paths.cache_dir={tmp_path / 'cache'}", "aug.figure_images=2", "generator=tiny"]
     with pytest.raises(MissingEditError, match=r"python generate.py[\s\S]*add aug.figure_generate=true"):
         write_figure4(make_cfg(base))
     cfg = make_cfg([*base, "aug.figure_generate=true"])
-    path = write_figure4(cfg)
+    with caplog.at_level("WARNING"):
+        path = write_figure4(cfg)
+    assert (
+        "generator=tiny: the edit column" in caplog.text
+        and "noise rather than an InstructPix2Pix" in caplog.text
+    )
     with Image.open(path) as im:
         assert im.size == expected_grid_size(2)
     store = EditStore.from_config(cfg, "cifar100", "train")
@@ -959,8 +965,9 @@ def test_figure4_of_a_partial_store_draws_the_images_it_has_edits_of(make_cfg, t
     rows than such images, it shows those and says so."""
     cfg = make_cfg(BASE + [f"paths.cache_dir={tmp_path / 'cache'}", "aug.figure_images=2"])
     fill_store(cfg, keep=lambda i, k: i in (2, 5, 7))  # of the split's 9 images
-    with Image.open(write_figure4(cfg)) as im:
+    with caplog.at_level("WARNING"), Image.open(write_figure4(cfg)) as im:
         assert im.size == expected_grid_size(2)
+    assert "generator=tiny" not in caplog.text  # (another generator's store: no such note)
     cfg.aug.figure_images = 4
     with caplog.at_level("WARNING"):
         path = write_figure4(cfg)

@@ -199,6 +199,12 @@ def write_figure4(cfg: DictConfig) -> Path:
     image.save(out)
     rows = min(cfg.aug.figure_images, len(train))  # fewer where the store has fewer images' edits: warned
     log.info("Figure 4 (up to %d images of %s) written to %s", rows, cfg.dataset.name, out)
+    if cfg.generator.name == "tiny":
+        log.warning(
+            "generator=tiny: the edit column (and the hybrids and final images made from it) is the tiny "
+            "random-weight test pipeline's output, noise rather than an InstructPix2Pix edit; the paper's "
+            "figure needs edits of the real model (the default generator)"
+        )
     return out
 
 
