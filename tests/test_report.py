@@ -1393,3 +1393,44 @@ def test_runs_of_one_cell_trained_or_scored_unalike_are_refused_and_cut_runs_are
     assert (
         build_report([*TABLE4_CELL, f"runs={stopped}"], CONF)["filled"].cells[(VANILLA, "cifar100")].finished
     )
+
+
+def test_accuracy_vs_compute_keeps_every_label_inside_the_image(tmp_path, monkeypatch):
+    """Each point's label reads away from the nearer edge: written to the right of the rightmost
+    point, a long one ran past the axes, and the layout squeezed the plot into half the image to
+    keep it in (or cut it at the image's edge)."""
+    from types import SimpleNamespace
+
+    import matplotlib.pyplot as plt
+
+    from diffusemix_bench.reporting.plots import accuracy_vs_compute
+
+    class FakeCell:
+        def __init__(self, hours, top1):
+            self.hours, self.top1 = hours, top1
+
+        def stats(self, key):
+            return self.top1, None, 1
+
+        def training_seconds(self):
+            return self.hours * 3600, True
+
+    long = "A method with a rather long name (CVPR'24) [99] (stanford_cars)"
+    cells = {(long, "cars"): FakeCell(5.0, 90.0), ("Vanilla", "cars"): FakeCell(0.5, 80.0),
+             (long + " 2", "cars"): FakeCell(0.05, 70.0)}  # fmt: skip
+    filled = SimpleNamespace(
+        table=SimpleNamespace(metrics={"top1": "test_top1"}, units="%", name="t"), cells=cells
+    )
+    figures = []
+    monkeypatch.setattr(plt, "close", lambda fig: figures.append(fig))
+    accuracy_vs_compute(filled, tmp_path / "plot.png", {})
+    (fig,) = figures
+    renderer = fig.canvas.get_renderer()
+    image = fig.bbox
+    labels = [t for t in fig.axes[0].texts]
+    assert len(labels) == 3
+    for text in labels:
+        box = text.get_window_extent(renderer)
+        assert image.x0 <= box.x0 and box.x1 <= image.x1 and box.y1 <= image.y1, text.get_text()
+    assert fig.axes[0].get_position().width > 0.8  # the plot keeps the image's width
+    plt.close(fig)

@@ -122,10 +122,22 @@ def accuracy_vs_compute(
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for hours, mean, label in points:
+    # A label reads away from the nearer side of the plot: the right half's to the left of their
+    # point (written to the right, the rightmost ran past the axes and out of the image).
+    xs = [math.log10(max(hours, 1e-12)) for hours, _, _ in points]
+    for (hours, mean, label), x in zip(points, xs, strict=True):
+        leftward = max(xs) > min(xs) and (x - min(xs)) / (max(xs) - min(xs)) > 0.5
         ax.scatter(hours, mean)
-        ax.annotate(label, (hours, mean), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.annotate(
+            label,
+            (hours, mean),
+            fontsize=7,
+            xytext=(-3 if leftward else 3, 3),
+            textcoords="offset points",
+            ha="right" if leftward else "left",
+        )
     ax.set_xscale("log")
+    ax.margins(x=0.08, y=0.1)
     training = "training (wall time where a run has no fit_seconds)" if wall_time else "training"
     ax.set_xlabel(f"hours per run: {training}" + (" + edit generation" if generation_hours else ""))
     ax.set_ylabel(f"{metric} ({t.units})")
