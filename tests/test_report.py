@@ -943,6 +943,15 @@ def test_runs_outside_the_table_are_told_why(sweep, tmp_path):
     text = (tmp_path / "out" / "report.md").read_text()
     assert "1 run folder given belongs to no cell of this table and is not used (" in text
     assert "dataset cub is not a column of table6 (its columns: flowers102))" in text, text
+    # And beside it one on the table's dataset whose method is no row's: said of that one run.
+    runs = _write_runs(
+        sweep, tmp_path / "two", [(0, {"dataset.name": "cub"}, {}), (0, {"aug.name": "mixup"}, {})]
+    )
+    build_report(
+        ["experiment=table6", "aug=none", "seed=0", f"runs={runs}", f"out={tmp_path / 'out2'}"], CONF
+    )
+    text = (tmp_path / "out2" / "report.md").read_text()
+    assert "(its columns: flowers102); the other's settings match none of table6's rows)" in text, text
 
 
 def test_a_curve_leaves_a_gap_where_a_value_has_no_run(tmp_path, monkeypatch):

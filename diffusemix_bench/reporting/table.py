@@ -372,8 +372,14 @@ class FilledTable:
             parts.append(
                 f"dataset {', '.join(other)} is not a column of {self.table.name} (its columns: {', '.join(columns)})"
             )
-        if any(str(setting(r.config, "dataset")) in columns for r in runs):
-            parts.append(f"{'the others' if other else 'their'} settings match none of its rows")
+        within = [r for r in runs if str(setting(r.config, "dataset")) in columns]
+        if within:
+            whose = (
+                ("the other's" if len(within) == 1 else "the others'")
+                if other
+                else ("its" if len(within) == 1 else "their")
+            )
+            parts.append(f"{whose} settings match none of {self.table.name}'s rows")
         return ": " + "; ".join(parts) if parts else ""
 
     def _made_by_another(self, run: Run) -> bool:
