@@ -665,6 +665,27 @@ def test_robustness_measured_differently_in_one_cell_is_refused(sweep, tmp_path,
     assert parsed.key_or_group == "ckpt" and parsed.value() == str(runs / "1_seed=1")
 
 
+def test_short_attacks_of_other_images_in_one_cell_are_refused(sweep, tmp_path):
+    """Two runs' FGSM of the first 2 batches (eval.limit_batches=2), one recorded before those
+    batches took the classes in turn: other images, named by the record that says so; the fix
+    measures the experiment file's whole split."""
+    short = {"robust_limit_batches": 2, "robust_images": 20}
+    runs = _write_runs(
+        sweep,
+        tmp_path / "runs",
+        [
+            (0, TABLE4, {"fgsm_error": 40.0, **FGSM, **short, "robust_limit_order": "classes interleaved"}),
+            (1, TABLE4, {"fgsm_error": 90.0, **FGSM, **short}),
+        ],
+    )
+    with pytest.raises(ReportError) as raised:
+        build_report([*TABLE4_CELL, f"runs={runs}"], CONF)
+    message = str(raised.value)
+    assert "limit_order='classes interleaved' vs \"the split's own order\"" in message, message
+    assert "metrics.json's robust_limit_order)" in message
+    assert "eval.fgsm=true eval.eps=8.0 eval.split=test for each of" in message  # (no limit: the whole split)
+
+
 def test_robustness_measured_on_other_images_in_one_cell_is_refused(sweep, tmp_path):
     """Two runs' FGSM on the same split and settings but on different images (another copy of the
     data, evaluate.py data_dir=): one cell never averages them."""
@@ -1344,6 +1365,18 @@ def test_runs_of_one_cell_trained_or_scored_unalike_are_refused_and_cut_runs_are
     # As many images, but a run from before limited evaluations took the classes in turn: its
     # first batches were other images.
     older = {k: v for k, v in cut.items() if k != "limited_eval_order"}
+    # (fast_dev_run and overfit_batches limit the evaluation too)
+    smoke = {**whole, "shortened_by": {"fast_dev_run": 1}}
+    smoked = _write_runs(
+        sweep,
+        tmp_path / "smoked",
+        [
+            (0, TABLE4, {"fgsm_error": 40.0, **FGSM, **smoke, "limited_eval_order": "classes interleaved"}),
+            (1, TABLE4, {"fgsm_error": 90.0, **FGSM, **smoke}),
+        ],
+    )
+    with pytest.raises(ReportError, match="were scored on other images of their split"):
+        build_report([*TABLE4_CELL, f"runs={smoked}"], CONF)
     other_images = _write_runs(
         sweep,
         tmp_path / "other_images",

@@ -386,6 +386,14 @@ def test_the_run_tags_go_to_wandb_with_the_loggers_own_and_its_name_is_its_folde
     assert build_logger(cfg, job)._wandb_init["name"] == "sweep/3_aug=mixup,seed=0"
     cfg.logger.run_name = "mine"
     assert build_logger(cfg, job)._wandb_init["name"] == "mine"
+    # A setting wandb refuses, offline too, is that setting's message (not advice to log in).
+    cfg.logger.project = "a/b"
+    with pytest.raises(ConfigError) as refused:
+        _ = build_logger(cfg, job).experiment
+    assert str(refused.value).startswith(
+        "logger=wandb: wandb refused to start this run: Invalid project name 'a/b'"
+    )
+    assert "logger.project" in str(refused.value) and "wandb login" not in str(refused.value)
 
 
 def test_epochs_without_a_validation_leave_its_columns_empty(make_cfg, tmp_path):
@@ -1899,6 +1907,46 @@ def test_a_limited_evaluation_reads_the_classes_in_turn(tmp_path):
     assert [
         i for pair in zip(parts[0], parts[1] + [None]) for i in pair if i is not None
     ] == class_interleaved(dm.val_set.targets)
+
+
+def test_a_limited_run_scores_the_classes_in_turn_and_overfit_its_first_batches(
+    make_cfg, monkeypatch, caplog
+):
+    """Through a real training run: the batches Lightning's validation and test loops receive
+    under a batch limit hold every class (the fixture's splits are sorted by class), and
+    metrics.json says so; debug=overfit validates on the split's first batches during fit and
+    after it alike (Lightning puts a sequential sampler in place of any other while it fits), and
+    records that order."""
+    from pytorch_lightning.callbacks import Callback
+
+    from diffusemix_bench.training import run as run_module
+
+    seen: dict[str, list[list[int]]] = {}
+
+    class Record(Callback):
+        def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+            if not trainer.sanity_checking:
+                seen.setdefault("val", []).append(batch[1].tolist())
+
+        def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+            seen.setdefault("test", []).append(batch[1].tolist())
+
+    real = run_module.build_callbacks
+    monkeypatch.setattr(run_module, "build_callbacks", lambda *a, **k: [*real(*a, **k), Record()])
+    sizes = ["dataset=flowers102", "dataset.batch_size=3", "dataset.eval_batch_size=3"]
+    limited = [*sizes, "trainer.limit_val_batches=1", "trainer.limit_test_batches=1"]
+    metrics = train(make_cfg(limited, per_class=5))  # 15 images a split, 3 classes
+    assert metrics["val_images_evaluated"] == metrics["test_images_evaluated"] == 3
+    assert {tuple(sorted(b)) for b in seen["val"] + seen["test"]} == {(0, 1, 2)}, seen
+    assert metrics["limited_eval_order"] == "classes interleaved"
+    seen.clear()
+    overfit = [*sizes, "trainer.overfit_batches=1", "trainer.limit_train_batches=null",
+               "trainer.limit_val_batches=null", "trainer.max_epochs=2", "run_test=false"]  # fmt: skip
+    with caplog.at_level("WARNING"):
+        metrics = train(make_cfg(overfit, run_name="overfit", per_class=5))
+    assert {tuple(b) for b in seen["val"]} == {(0, 0, 0)}, seen  # the first 3 images, every time
+    assert metrics["limited_eval_order"] == "the split's own order"
+    assert "enabled val dataloader shuffling" not in caplog.text
 
 
 def test_a_mid_epoch_resume_on_another_number_of_processes_is_refused(tmp_path):

@@ -144,6 +144,9 @@ class ImageDataModule(pl.LightningDataModule):
         self.test_set: ImageClassificationDataset | None = None
         self._built = False
         self._resume: tuple[int, int] | None = None  # (epoch, batches trained) from a checkpoint
+        # The order each of Lightning's evaluation loaders ("validation", "test") last read its
+        # split in (data/order.py): what a batch limit's first batches held, for metrics.json.
+        self.read_orders: dict[str, str] = {}
 
     def build(self) -> None:
         """Read every split now (fails fast on missing data, before any model is built)."""
@@ -203,9 +206,11 @@ class ImageDataModule(pl.LightningDataModule):
         batch = batch_size or self.cfg.eval_batch_size or self.cfg.batch_size
         trainer = self.trainer
         order = None
-        if limited and len(dataset):
-            targets = getattr(dataset, "targets", None)
-            order = class_interleaved(targets if targets is not None else [0] * len(dataset))
+        targets = getattr(dataset, "targets", None)
+        if limited and len(dataset) and targets is not None:  # (unlabelled: read in its own order)
+            order = class_interleaved(targets)
+        if split is not None:
+            self.read_orders[split] = LIMITED_EVAL_ORDER if order is not None else SPLIT_ORDER
         if split is None or trainer is None or trainer.world_size == 1 or not len(dataset):
             # (an empty split: the validation split of dataset.val_fraction=0, never read)
             return _named(DataLoader(dataset, batch_size=batch, sampler=order, **self._worker_args()), order)
@@ -229,8 +234,12 @@ class ImageDataModule(pl.LightningDataModule):
 
     def _limited(self, key: str) -> bool:
         """Whether the trainer reads only some batches of a split (``limit_val_batches`` or
-        ``limit_test_batches``: a fraction under 1, or a number of batches; fast_dev_run sets them)."""
-        value = getattr(self.trainer, key, None) if self.trainer is not None else None
+        ``limit_test_batches``: a fraction under 1, or a number of batches; fast_dev_run sets them).
+        Not under ``overfit_batches`` (debug=overfit), which validates on the split's first batches:
+        Lightning puts a sequential sampler in place of any other while it fits."""
+        if self.trainer is None or (getattr(self.trainer, "overfit_batches", 0) or 0) > 0:
+            return False
+        value = getattr(self.trainer, key, None)
         if isinstance(value, float):
             return value < 1.0
         return isinstance(value, int)

@@ -129,8 +129,9 @@ class ResumableLoader(DataLoader):
 class OrderedDistributedSampler(DistributedSampler):
     """The indices ``order`` lists, rank ``rank`` of ``num_replicas`` taking every
     ``num_replicas``-th from its own offset, unpadded (as Lightning's UnrepeatedDistributedSampler
-    does for the split's own order): no image is read twice. A DistributedSampler, so Lightning
-    never replaces it."""
+    does for the split's own order): no image is read twice. A DistributedSampler, which Lightning
+    keeps as given (data/datamodule.py uses none under overfit_batches, where Lightning would put a
+    sequential one in its place)."""
 
     def __init__(self, order: list[int], *, num_replicas: int = 1, rank: int = 0):
         self.order = list(order)

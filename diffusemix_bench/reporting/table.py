@@ -667,10 +667,13 @@ def _check_cell(table: PaperTable, cell: Cell, reference: DictConfig | None = No
             if not differ:
                 continue
             shown = ", ".join(f"{k}={ours.get(k)!r} vs {theirs.get(k)!r}" for k in differ)
-            fix = wanted(reference, key) if reference is not None else ours
+            fix = wanted(reference, key) if reference is not None else dict(ours)
+            if fix.get("limit_batches") is not None:  # (a limit's batches are read in today's order)
+                fix["limit_order"] = LIMITED_EVAL_ORDER
             source = {
                 "split": "robust_split",
                 "limit_batches": "robust_limit_batches",
+                "limit_order": "robust_limit_order",
                 "checkpoint": "robust_checkpoint",
             }
             sources = sorted({source.get(k, f"{_attack_of(key)}_settings") for k in differ})
@@ -716,13 +719,19 @@ _LENGTH_KEYS = ("epochs", "partial_epoch_steps", "optimizer_steps")
 _EVALUATED_KEYS = ("val_images_evaluated", "test_images_evaluated")
 
 
+_EVAL_LIMITS = {"limit_val_batches", "limit_test_batches", "fast_dev_run", "overfit_batches"}
+
+
 def _limited_order(metrics: dict) -> str | None:
-    """The order whose first batches a run's batch-limited evaluation read (None: no limit cut
-    its validation or test split)."""
+    """The order whose first batches a run's batch-limited evaluation read, as metrics.json says
+    it (per split where they differ; None: no limit cut its validation or test split)."""
     cut = metrics.get("shortened_by")
-    if not isinstance(cut, dict) or not {"limit_val_batches", "limit_test_batches"} & set(cut):
+    if not isinstance(cut, dict) or not _EVAL_LIMITS & set(cut):
         return None
-    return metrics.get("limited_eval_order", SPLIT_ORDER)
+    order = metrics.get("limited_eval_order", SPLIT_ORDER)
+    if isinstance(order, dict):
+        return ", ".join(f"{split}: {said}" for split, said in sorted(order.items()))
+    return str(order)
 
 
 def _check_lengths(table: PaperTable, cell: Cell) -> None:

@@ -38,7 +38,7 @@ from ..config import (
 )
 from ..data.datamodule import ImageDataModule
 from ..data.layouts import dataset_root
-from ..data.order import LIMITED_EVAL_ORDER
+from ..data.order import SPLIT_ORDER
 from ..data.splits import Splits, build_splits, verify_as_asked
 from ..errors import ConfigError, UserError, is_interrupt, is_terminated
 from ..files import read_attempts, write_atomic
@@ -453,6 +453,17 @@ def _check_eval_fractions(cfg: DictConfig, trainer: pl.Trainer, datamodule: Imag
                 "others have some (Lightning would stop that process alone, the others waiting for it); give a "
                 f"number of batches instead, trainer.{key}={max(1, max(kept))}"
             )
+
+
+def _limited_order(datamodule: ImageDataModule, val_cut: bool, test_cut: bool) -> str | dict[str, str]:
+    """The order the splits a batch limit cut were read in (their loaders' own record): one name,
+    or one per split where they differ (``debug=overfit`` validates in the split's own order)."""
+    orders = {
+        split: datamodule.read_orders.get(stage, SPLIT_ORDER)
+        for split, stage, cut in (("val", "validation", val_cut), ("test", "test", test_cut))
+        if cut
+    }
+    return next(iter(orders.values())) if len(set(orders.values())) == 1 else orders
 
 
 def _max_steps_cut(cfg: DictConfig, trainer: pl.Trainer) -> bool:
@@ -960,8 +971,12 @@ def _train(
         # Images the reported numbers were computed on (limit_*_batches and fast_dev_run cut them).
         "val_images_evaluated": module.evaluated["val"] if val_metrics else 0,
         "test_images_evaluated": module.evaluated["test"] if test_metrics else 0,
-        # Which images a batch limit's first batches held (data/order.class_interleaved).
-        **({"limited_eval_order": LIMITED_EVAL_ORDER} if val_cut or test_cut else {}),
+        # Which images a batch limit's first batches held (data/order.py).
+        **(
+            {"limited_eval_order": _limited_order(datamodule, val_cut, test_cut)}
+            if val_cut or test_cut
+            else {}
+        ),
         "shortened_by": shortened_by(
             cfg,
             {

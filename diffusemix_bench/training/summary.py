@@ -143,7 +143,7 @@ class EpochSummary(Callback):
         # stopped after writing them, before its next checkpoint): those epochs are trained again
         # and their rows replaced, so each epoch has one row, from the run that continues.
         text = io.StringIO(newline="")
-        writer = csv.DictWriter(text, fieldnames=FIELDS)
+        writer = csv.DictWriter(text, fieldnames=FIELDS, extrasaction="ignore")  # (a column since dropped)
         writer.writeheader()
         writer.writerows([*kept, row])
         write_atomic(self.path, text.getvalue())

@@ -48,10 +48,16 @@ class ResumableWandbLogger(WandbLogger):
             return WandbLogger.experiment.fget(self)
         except wandb.errors.UsageError as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if "api key" in reason.lower() or "wandb login" in reason.lower():
+                raise ConfigError(
+                    f"logger=wandb: wandb could not start this run online ({reason}); log in with `wandb "
+                    "login` (or set WANDB_API_KEY), or log to the run folder with logger.mode=offline and "
+                    "send it later with `wandb sync <run folder>/wandb/offline-run-*`"
+                ) from None
+            # Another setting wandb refuses (a project or run name it cannot take, say).
             raise ConfigError(
-                f"logger=wandb: wandb could not start this run online ({reason}); log in with `wandb "
-                "login` (or set WANDB_API_KEY), or log to the run folder with logger.mode=offline and send "
-                "it later with `wandb sync <run folder>/wandb/offline-run-*`"
+                f"logger=wandb: wandb refused to start this run: {reason} (see logger.project, "
+                "logger.run_name, logger.tags and tags=; or log with logger=csv)"
             ) from None
 
     @rank_zero_only
