@@ -2175,6 +2175,11 @@ class StartChecks(HydraCallback):
         try:
             with user_errors_reported():  # a user error: one message, exit code 1
                 _check_run_folder(run_dir)
+                if task.get("ckpt_path"):
+                    # A resume's settings against the run's own first: a resume given the folder
+                    # alone (the README's form) otherwise met the default dataset's absence.
+                    validate_config(task)
+                    _check_resume_at_start(task, run_dir)
                 quick_checks(task)
                 _check_resume_at_start(task, run_dir)
         except Exception:  # anything else is run_train's to meet and report, as without this check

@@ -87,6 +87,21 @@ def resume_command(run_dir: Path) -> str | None:
     return _train_command([], given, "ckpt_path=last", "hydra.run.dir", run_dir)
 
 
+def saved_resume_command(run_dir: Path, resume: str = "ckpt_path=last") -> str | None:
+    """The command that resumes the run in ``run_dir`` with its own settings: the overrides Hydra
+    recorded for it (``.hydra/overrides.yaml``: a sweep job's its own), ``resume`` and the folder;
+    None where no readable record is there."""
+    import yaml
+
+    try:
+        given = yaml.safe_load((Path(run_dir) / ".hydra" / "overrides.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(given, list) or not all(isinstance(o, str) for o in given):
+        return None
+    return _train_command([], given, resume, "hydra.run.dir", Path(run_dir))
+
+
 def _train_command(flags: list[str], given: list, resume: str, folder_key: str, folder: Path) -> str:
     """``train.py`` with ``given`` overrides (those set here, and Hydra's mode, left out), then
     ``resume`` (``ckpt_path=...``) and ``folder_key=folder``."""

@@ -1225,6 +1225,21 @@ def test_train_script_end_to_end(tmp_path):
     # nothing to do, nothing in its folder changes (Hydra's record of its command included).
     again = _run_script([*args, "ckpt_path=auto"], tmp_path)
     assert again.returncode == 0 and "has finished" in again.stdout and "Nothing to do" in again.stdout
+    assert (
+        f"evaluate.py ckpt={tmp_path / 'run'} eval.fgsm=true" in again.stdout
+    )  # (its folder, not a placeholder)
+    assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == before
+    # The README's resume form, the folder alone: the run's own settings are compared first (the
+    # default dataset's absence was the answer) and the refusal gives the run's own command.
+    bare = _run_script(["ckpt_path=last", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    assert bare.returncode == 1 and "not found" not in bare.stderr, bare.stderr[-2000:]
+    assert "dataset.name: 'flowers102' -> 'cifar100'" in bare.stderr
+    assert (
+        "as its own command did: " in bare.stderr
+        and f"train.py dataset=flowers102 model=resnet18 paths.data_dir={fixture['data_dir']} debug=fast"
+        in bare.stderr
+        and f"ckpt_path=last hydra.run.dir={tmp_path / 'run'}, or start a new run folder" in bare.stderr
+    )
     assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == before
 
 
@@ -2880,3 +2895,25 @@ def test_summary_csv_gives_the_heads_own_learning_rate(make_cfg, tmp_path):
     old.write_text("epoch,step,lr,train_loss\n0,5,0.1,2.3\n")
     kept = EpochSummary(old)._rows_before(1)
     assert kept == [{"epoch": "0", "step": "5", "lr": "0.1", "train_loss": "2.3"}] and "head_lr" in FIELDS
+
+
+def test_a_resume_of_a_method_without_edits_ignores_the_generator_and_the_cache_folders(tmp_path):
+    """The generator's settings play no part in a run of a method that reads no edits: a resume
+    of such a run without them (generator=tiny left out) is not refused for them, while a
+    DiffuseMix run's resume is. Where paths.cache_dir (or DIFFUSEMIX_CACHE) puts the fractal bank
+    and the edit stores is where things are, as paths.* are."""
+    from diffusemix_bench.training.resume import settings_differ
+
+    for aug, refused in (("none", False), ("diffusemix", True)):
+        saved = finalize(
+            compose_config([f"aug={aug}", "generator=tiny", f"paths.cache_dir={tmp_path / 'a'}"]), tmp_path
+        )
+        path = tmp_path / f"{aug}.yaml"
+        path.write_text(OmegaConf.to_yaml(saved, resolve=True))
+        now = finalize(compose_config([f"aug={aug}", f"paths.cache_dir={tmp_path / 'b'}"]), tmp_path)
+        differ = settings_differ(now, path)
+        assert any(d.startswith("generator.name: 'tiny' -> 'ip2p'") for d in differ) is refused, differ
+        assert not any(d.startswith(("fractals.cache_dir", "generator.edits_dir")) for d in differ), differ
+    # (another method is still another method)
+    mixup = finalize(compose_config(["aug=mixup"]), tmp_path)
+    assert any(d.startswith("aug.name") for d in settings_differ(mixup, tmp_path / "none.yaml"))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ..commands import quoted_arg, script_command, sweep_command
+from ..commands import quoted_arg, saved_resume_command, script_command, sweep_command
 from ..config import with_added_settings
 from ..data.order import LIMITED_EVAL_ORDER
 from ..errors import ConfigError
@@ -30,6 +30,10 @@ RESUME_MAY_CHANGE = (
     "dataset.num_workers",
     "dataset.eval_batch_size",
     "dataset.root",
+    # (where paths.cache_dir puts the fractal bank and the edit stores: their contents are named by
+    # the settings that made them)
+    "fractals.cache_dir",
+    "generator.edits_dir",
     "generator.revision",  # which hub commit generate.py loads: the store is the same, and guards it
     "callbacks.progress_bar",
     "callbacks.checkpoint_every_n_steps",
@@ -67,10 +71,12 @@ def check_resume_matches(cfg: DictConfig, saved_config: Path, given: str | None 
     differ = settings_differ(cfg, saved_config)
     if differ:
         shown = "; ".join(differ[:8]) + (f"; and {len(differ) - 8} more" if len(differ) > 8 else "")
+        own = saved_resume_command(saved_config.parent, f"ckpt_path={given or cfg.ckpt_path}")
         raise ConfigError(
             f"ckpt_path={given or cfg.ckpt_path} resumes the run in {saved_config.parent}, which was trained with other "
-            f"settings ({shown}). Give the same settings as that run (they are in {saved_config}), "
-            "or start a new run folder without ckpt_path"
+            f"settings ({shown}). Give the same settings as that run"
+            + (f", as its own command did: {own}" if own else f" (they are in {saved_config})")
+            + ", or start a new run folder without ckpt_path"
         )
 
 
@@ -103,6 +109,9 @@ def settings_differ(
     # A setting added since the run started is read with the value that gives what it ran with.
     saved = _flatten(OmegaConf.to_container(with_added_settings(loaded), resolve=False))
     now = _flatten(OmegaConf.to_container(cfg, resolve=True))
+    if saved.get("aug.name") != "diffusemix" and now.get("aug.name") == saved.get("aug.name"):
+        # A method that reads no edits: the generator's settings play no part in its run.
+        may_change = (*may_change, "generator.")
     keys = [
         key
         for key in sorted(set(saved) | set(now))
@@ -356,7 +365,7 @@ def nothing_to_do(run_dir: Path, earlier: dict) -> str:
     return (
         f"The run in {run_dir} has finished{note}: its metrics.json holds its {_count(earlier.get('epochs'), 'epoch')} "
         f"({_count(earlier.get('optimizer_steps'), 'optimizer step')}). Nothing to do. To train it longer, resume "
-        f"with a larger trainer.max_epochs; to attack it, {script_command('evaluate.py')} ckpt=<the run folder> "
+        f"with a larger trainer.max_epochs; to attack it, {script_command('evaluate.py')} {quoted_arg('ckpt', str(run_dir))} "
         "eval.fgsm=true"
     )
 
