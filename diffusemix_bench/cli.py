@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from .commands import hydra_quoted, quoted_arg, resume_command, sweep_command
+from .commands import hydra_quoted, quoted_arg, resume_command, script_command, sweep_command
 from .config import check_protocol_optimiser, no_such_setting, validate_config
 from .errors import ConfigError, free_space, user_errors_reported
 
@@ -770,6 +770,19 @@ def build_report(argv: list[str], config_dir: str) -> dict:
         )
     filled = fill(table, runs, expected, references, experiment=experiment)
     filled.narrowed_by, filled.sweep_runs = list(extra), sweep_runs
+    others = [r for r in filled.unmatched if filled._made_by_another(r)]
+    if others and len(others) == len(runs):
+        # Every run given was made by other experiment files: a report of none of them, as an empty
+        # table with exit code 0, hid the mistaken experiment=.
+        from .reporting.runs import ReportError
+
+        names = sorted({str(setting(r.config, "experiment_name")) for r in others})
+        given = ",".join(str(r) for r in roots)
+        raise ReportError(
+            f"report.py experiment={experiment}: none of the {len(runs)} run folders under runs={given} was made "
+            f"by it: they were made by experiment={', '.join(names)}. Report them with "
+            + " or ".join(f"{script_command('report.py')} experiment={name} runs={given}" for name in names)
+        )
     out = (out or Path(roots[0]) / "report").expanduser()
     _make_report_folder(out)
     written = {

@@ -467,8 +467,19 @@ CHEAP = {"table6", "table9", "lambda", "table3"}
     "name", [n if n in CHEAP else pytest.param(n, marks=pytest.mark.slow) for n in EXPERIMENTS]
 )
 def test_every_paper_table_is_produced_from_the_runs(sweep, tmp_path, name, recwarn):
-    """Each experiment's table in the paper's layout: every row, missing cells shown as missing."""
-    result = build_report([f"experiment={name}", f"runs={sweep}", f"out={tmp_path}"], CONF)
+    """Each experiment's table in the paper's layout: every row, missing cells shown as missing.
+    (Beside Table 6's runs, one run the experiment made on data no table has: runs made by other
+    experiments alone are refused, test_runs_of_another_experiment_alone_are_refused.)"""
+    runs = sweep
+    if name != "table6":
+        runs = tmp_path / "runs"
+        shutil.copytree(sweep, runs)
+        own = runs / "own_run"
+        shutil.copytree(sweep / "0_aug=none,seed=0", own)
+        config = yaml.safe_load((own / "config_resolved.yaml").read_text())
+        config["experiment_name"], config["dataset"]["name"] = name, "no_table_has_it"
+        (own / "config_resolved.yaml").write_text(yaml.safe_dump(config))
+    result = build_report([f"experiment={name}", f"runs={runs}", f"out={tmp_path / 'out'}"], CONF)
     # A plot with nothing to draw (no run of the table, no value in the paper) has no empty legend.
     assert not [w for w in recwarn if "No artists with labels" in str(w.message)]
     filled = result["filled"]
@@ -482,7 +493,7 @@ def test_every_paper_table_is_produced_from_the_runs(sweep, tmp_path, name, recw
         counts["expected"] == counts["finished"] + counts["failed"] + counts["diverged"] + counts["missing"]
     )
     if name != "table6":
-        assert counts["finished"] == 0 and counts["outside"] == 6
+        assert counts["finished"] == 0 and counts["outside"] == 7
         assert "missing" in text
         # The folders left out are named (the first three).
         assert (
@@ -493,7 +504,20 @@ def test_every_paper_table_is_produced_from_the_runs(sweep, tmp_path, name, recw
         # No run of this table: the report does not claim the runs used the experiment's settings.
         assert "No finished run of this table was found" in text and "Every run used" not in text
     if cfg.paper.get("x"):
-        assert (tmp_path / f"{name}.png").is_file()
+        assert (tmp_path / "out" / f"{name}.png").is_file()
+
+
+def test_runs_of_another_experiment_alone_are_refused(sweep, tmp_path):
+    """report.py experiment=table5 given Table 6's sweep: none of its runs is Table 5's, and an empty
+    table with exit code 0 hid the mistake; refused with the command that reports them."""
+    with pytest.raises(ReportError) as refused:
+        build_report(["experiment=table5", f"runs={sweep}", f"out={tmp_path / 'out'}"], CONF)
+    assert str(refused.value).startswith(
+        f"report.py experiment=table5: none of the 6 run folders under runs={sweep} was made by it: they were "
+        "made by experiment=table6. Report them with "
+    )
+    assert str(refused.value).endswith(f"report.py experiment=table6 runs={sweep}")
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow  # report.py's entry runs in the default suite through test_demo
