@@ -2917,3 +2917,18 @@ def test_a_resume_of_a_method_without_edits_ignores_the_generator_and_the_cache_
     # (another method is still another method)
     mixup = finalize(compose_config(["aug=mixup"]), tmp_path)
     assert any(d.startswith("aug.name") for d in settings_differ(mixup, tmp_path / "none.yaml"))
+
+
+def test_a_fraction_of_batches_that_keeps_none_is_refused_before_the_method_is_built(make_cfg, tmp_path):
+    """debug=limit's tenth of a small split is no batch: Lightning refused it when training
+    started, after the fractal bank was made (half a minute of a sweep's every job); refused
+    before, with a number of batches to give instead."""
+    cfg = make_cfg(["aug=pixmix", "dataset.batch_size=4", "trainer.limit_train_batches=0.1"])
+    with pytest.raises(ConfigError) as refused:
+        train(cfg)
+    assert str(refused.value).startswith("trainer.limit_train_batches=0.1: 0.1 of the ")
+    assert (
+        "give a number of batches instead, trainer.limit_train_batches=1, or a fraction of at least"
+        in str(refused.value)
+    )
+    assert not (tmp_path / "cache" / "fractals").exists()  # nothing built for the method

@@ -430,6 +430,32 @@ def _train_limit_cut(cfg: DictConfig, trainer: pl.Trainer, train_images: int) ->
     return trainer.num_training_batches < epoch
 
 
+def _check_fractions_leave_a_batch(cfg: DictConfig, datamodule: ImageDataModule) -> None:
+    """A fraction of a split's batches (``trainer.limit_train_batches=0.1``, debug=limit) that
+    keeps none of them: Lightning refuses it when training starts, after the fractal bank and the
+    edits were read; refused here, with a number of batches to give instead. (The training split
+    of ``aug.mode=static_append`` grows with the method's copies: left to Lightning.)"""
+    t = cfg.trainer
+    train_batch = cfg.dataset.batch_size
+    eval_batch = cfg.dataset.eval_batch_size or train_batch
+    splits = [("limit_val_batches", datamodule.val_set, eval_batch)]
+    if cfg.get("run_test", True):
+        splits.append(("limit_test_batches", datamodule.test_set, eval_batch))
+    if cfg.aug.get("mode") != "static_append" and not t.get("overfit_batches"):
+        splits.append(("limit_train_batches", datamodule.train_set, train_batch))
+    for key, dataset, batch in splits:
+        fraction = t.get(key)
+        if dataset is None or not len(dataset) or not isinstance(fraction, float) or not 0 < fraction < 1:
+            continue
+        batches = -(-len(dataset) // batch)  # (one process: several are checked in _check_eval_fractions)
+        if int(batches * fraction) == 0:
+            raise ConfigError(
+                f"trainer.{key}={fraction}: {fraction} of the {batches} batch{'es' if batches != 1 else ''} of "
+                f"{len(dataset)} images (batch {batch}) is none; give a number of batches instead, "
+                f"trainer.{key}=1, or a fraction of at least {1 / batches:.3g}"
+            )
+
+
 def _check_eval_fractions(cfg: DictConfig, trainer: pl.Trainer, datamodule: ImageDataModule) -> None:
     """Several processes each evaluate their own part of a split (unpadded: the parts may differ
     by a batch). A fraction of the batches (``limit_val_batches=0.25``) that leaves one process no
@@ -818,6 +844,7 @@ def _train(
     write_classes(run_dir, class_ids(datamodule.train_set))
     if attacks:
         eval_split(cfg.eval, datamodule)
+    _check_fractions_leave_a_batch(cfg, datamodule)  # before a fractal bank or edits are made
     num_classes = datamodule.num_classes
     aug = create_aug(cfg.aug, run_context(cfg, num_classes))
     check_loss_views(cfg)  # also at start-up (cli.quick_checks), for API callers here
