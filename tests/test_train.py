@@ -2875,17 +2875,24 @@ def test_a_sweep_listing_notes_what_would_stop_the_sweep(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # nothing was run or written
 
 
-def test_summary_csv_gives_the_heads_own_learning_rate(make_cfg, tmp_path):
+def test_summary_csv_gives_the_heads_own_learning_rate(make_cfg, tmp_path, caplog):
     """optim.head_lr gives the classifier head its own rate: summary.csv's lr is the backbone's
     (the first group), head_lr the head's (empty without one). A file from before the column was
-    added is written anew with it on the next epoch's row, not appended to under another header."""
+    added is written anew with it on the next epoch's row, not appended to under another header.
+    After its first epoch a run says how long the rest will take (once)."""
     from diffusemix_bench.training.summary import FIELDS, EpochSummary
 
-    metrics = train(
-        make_cfg(["model=resnet18", "optim.lr=0.01", "optim.head_lr=0.1", "trainer.max_epochs=2"])
+    with caplog.at_level("INFO", logger="diffusemix_bench.training.summary"):
+        metrics = train(
+            make_cfg(["model=resnet18", "optim.lr=0.01", "optim.head_lr=0.1", "trainer.max_epochs=3"])
+        )
+    told = [r.getMessage() for r in caplog.records if "left will take about" in r.getMessage()]
+    assert len(told) == 1, told
+    assert re.match(r"epoch 0 took \d+ s: the 2 epochs left will take about \d+ s at this pace", told[0]), (
+        told
     )
     rows = list(csv.DictReader((tmp_path / "run" / "summary.csv").open()))
-    assert len(rows) == metrics["epochs"] == 2
+    assert len(rows) == metrics["epochs"] == 3
     for row in rows:  # (one schedule scales both alike)
         assert float(row["head_lr"]) == pytest.approx(10 * float(row["lr"])), row
     plain = train(make_cfg(["model=resnet18", "optim.lr=0.01"], run_name="plain"))

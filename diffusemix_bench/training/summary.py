@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import time
 from pathlib import Path
 
 from pytorch_lightning.callbacks import Callback
 
 from ..files import write_atomic
+
+log = logging.getLogger(__name__)
 
 FIELDS = (
     "epoch",
@@ -24,6 +27,37 @@ FIELDS = (
     "images_per_s",
     "epoch_s",
 )
+
+
+def _say_time_left(trainer, epoch_seconds: float) -> None:
+    """After the first epoch a process trains: how long the epochs left will take at its pace (a
+    full protocol run started by mistake, 300 epochs at 224 px on a CPU, is seen at once)."""
+    done = trainer.current_epoch + 1
+    left = [trainer.max_epochs - done] if trainer.max_epochs is not None and trainer.max_epochs > 0 else []
+    per_epoch = trainer.num_training_batches / max(1, trainer.accumulate_grad_batches)
+    if trainer.max_steps is not None and trainer.max_steps > 0 and 0 < per_epoch < float("inf"):
+        left.append((trainer.max_steps - trainer.global_step) / per_epoch)
+    if not left or min(left) <= 0 or epoch_seconds <= 0:
+        return
+    seconds = min(left) * epoch_seconds
+    ends = time.strftime("%Y-%m-%d %H:%M", time.localtime(time.time() + seconds))
+    log.info(
+        "epoch %d took %s: the %s epoch%s left will take about %s at this pace (ending near %s)",
+        trainer.current_epoch,
+        _duration(epoch_seconds),
+        f"{min(left):.3g}",
+        "" if min(left) == 1 else "s",
+        _duration(seconds),
+        ends,
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _rates(optimizer) -> tuple[float | None, float | None]:
@@ -58,6 +92,7 @@ class EpochSummary(Callback):
         self._validated: int | None = None  # the last epoch a validation ran in
         self._val_seconds = 0.0  # seconds of this epoch's validations (left out of images_per_s)
         self._val_start: float | None = None
+        self._told = False  # whether this process has said how long the run's rest will take
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._part_start = time.time()
@@ -119,6 +154,9 @@ class EpochSummary(Callback):
         if self._validated != trainer.current_epoch:
             m = {}
         training_s = seconds - self._val_seconds  # images per second of training, validation apart
+        if not self._told:
+            self._told = True
+            _say_time_left(trainer, seconds)
         row = {
             "epoch": trainer.current_epoch,
             "step": trainer.global_step,
