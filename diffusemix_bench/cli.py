@@ -672,7 +672,7 @@ def _generation_hours(filled) -> dict[tuple[str, str], float]:
     reads took (its training images x its prompts, at the device-seconds per edit its store logged;
     a store filled for ten prompts charges a run of three prompts three tenths)."""
     from .generation.store import EditStore
-    from .reporting.plots import reads_edits_of
+    from .reporting.table import reads_edits_of
 
     hours: dict[tuple[str, str], float] = {}
     for key, cell in filled.cells.items():

@@ -1500,3 +1500,31 @@ def test_accuracy_vs_compute_keeps_every_label_inside_the_image(tmp_path, monkey
         assert image.x0 <= box.x0 and box.x1 <= image.x1 and box.y1 <= image.y1, text.get_text()
     assert fig.axes[0].get_position().width > 0.8  # the plot keeps the image's width
     plt.close(fig)
+
+
+def test_the_generator_of_a_method_that_reads_no_edits_is_no_deviation(sweep, tmp_path):
+    """Runs made with generator=tiny: for Vanilla, which reads no edits, the generator is no
+    setting of its run (the settings line and report.csv left it in, charged to Vanilla's row);
+    for DiffuseMix it is, and is named."""
+    runs = _write_runs(
+        sweep,
+        tmp_path / "runs",
+        [
+            (0, {"generator.name": "tiny"}, {}),
+            (0, {"generator.name": "tiny", "aug.name": "diffusemix"}, {}),
+        ],
+    )
+    result = build_report(["experiment=table6", "seed=0", f"runs={runs}", f"out={tmp_path / 'out'}"], CONF)
+    text = result["files"]["markdown"].read_text()
+    assert (
+        "DIFFUSEMIX (flowers102): generator.name='tiny'; Vanilla (CVPR'16) [14] (flowers102): nothing more"
+        in text
+    )
+    settings = next(line for line in text.splitlines() if line.startswith("- Settings that differ"))
+    assert "generator.name: 'tiny' in DIFFUSEMIX (flowers102); as the experiment file in" not in settings
+    assert (
+        "generator.name: 'tiny' in the runs" in settings or "generator.name: 'tiny' in DIFFUSEMIX" in settings
+    )
+    rows = list(csv.DictReader((tmp_path / "out" / "report.csv").open()))
+    vanilla = next(r for r in rows if r["row"].startswith("Vanilla"))
+    assert "generator" not in vanilla["settings_differ"]

@@ -7,7 +7,6 @@ import math
 import textwrap
 from pathlib import Path
 
-from .paper import setting
 from .table import FilledTable
 
 
@@ -85,13 +84,6 @@ def _seeds_said(seeds: list[int]) -> str:
     if high < 2:
         return f"{count}, no bar"
     return f"{count}, bars: std" + (" (none for one seed)" if low < 2 else "")
-
-
-def reads_edits_of(config) -> bool:
-    """A DiffuseMix run whose arm reads edits (not I or I + F)."""
-    return setting(config, "aug") == "diffusemix" and not str(
-        setting(config, "aug.components") or ""
-    ).startswith("originals")
 
 
 def accuracy_vs_compute(

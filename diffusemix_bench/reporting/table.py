@@ -89,6 +89,19 @@ def _ignored(key: str) -> bool:
     return any(key == k or key.startswith(k + ".") for k in IGNORED)
 
 
+def reads_edits_of(config) -> bool:
+    """A DiffuseMix run whose arm reads edits (not I or I + F)."""
+    return setting(config, "aug") == "diffusemix" and not str(
+        setting(config, "aug.components") or ""
+    ).startswith("originals")
+
+
+def _compared(key: str, config) -> bool:
+    """Whether a run's setting ``key`` is compared with others: not one that changes nothing
+    trained (``IGNORED``), nor the generator's settings in a run that reads no edits."""
+    return not _ignored(key) and not (key.startswith("generator.") and not reads_edits_of(config))
+
+
 def _attack_of(metric_key: str) -> str | None:
     """The attack whose error ``metric_key`` is (``fgsm_error``: fgsm), None for any other metric."""
     if not metric_key.endswith("_error") or metric_key.startswith("robust_"):
@@ -815,8 +828,8 @@ def _code_name(git) -> str:
 def _settings_differ(a: Run, b: Run) -> list[str]:
     """``key=a vs b`` for each setting two runs were trained with differently (the seed and the
     settings that change nothing trained, ``IGNORED``, left out)."""
-    base = {k: v for k, v in _flatten(a.config).items() if not _ignored(k) and k != "seed"}
-    flat = {k: v for k, v in _flatten(b.config).items() if not _ignored(k) and k != "seed"}
+    base = {k: v for k, v in _flatten(a.config).items() if _compared(k, a.config) and k != "seed"}
+    flat = {k: v for k, v in _flatten(b.config).items() if _compared(k, b.config) and k != "seed"}
     keys = sorted(k for k in base.keys() | flat.keys() if not _same_setting(k, base.get(k), flat.get(k)))
     found = [f"{k}={_shown(k, base.get(k))} vs {_shown(k, flat.get(k))}" for k in keys]
     sizes = world_size(a), world_size(b)
@@ -950,7 +963,7 @@ def _deviations(
         where = f"{cell.row.label} ({cell.column})"
         wanted_keys = {k for k in _flatten(reference) if not _ignored(k)}
         for run in cell.runs:
-            names = sorted(wanted_keys & {k for k in _flatten(run.config) if not _ignored(k)})
+            names = sorted(wanted_keys & {k for k in _flatten(run.config) if _compared(k, run.config)})
             for name in names:
                 used, wanted_value = setting(run.config, name), setting(reference, name)
                 if not _same_setting(name, used, wanted_value):
