@@ -272,12 +272,18 @@ def test_original_and_edits_share_one_crop_and_flip(dm):
 
 
 def test_missing_edits_name_the_generate_command(dm):
+    """The count and the command that makes them; before any edit is made, how to try the method on a
+    few images per class first (a debug run reads any training image's edits)."""
     cfg, aug, train_set = dm(fill=False)
-    with pytest.raises(MissingEditError, match=r"27 of 27 edits[\s\S]*python generate.py dataset=cifar100"):
+    with pytest.raises(
+        MissingEditError, match=r"27 of 27 edits[\s\S]*python generate.py dataset=cifar100"
+    ) as first:
         aug.train_dataset(train_set)
+    assert "add dataset.samples_per_class=2, say, to both commands" in str(first.value)
     fill_store(cfg, keep=lambda i, k: (i, k) != (3, 1))
-    with pytest.raises(MissingEditError, match=r"1 of 27 edits.*first: index \d+, prompt 'snowy'"):
+    with pytest.raises(MissingEditError, match=r"1 of 27 edits.*first: index \d+, prompt 'snowy'") as one:
         aug.train_dataset(train_set)
+    assert "samples_per_class" not in str(one.value)  # (one edit missing: no such advice)
 
 
 def test_training_without_edits_stops_before_making_a_fractal_bank(make_cfg, tmp_path):

@@ -441,11 +441,23 @@ class DiffuseMix(Augmentation):
                 where = f"are not usable in the edit store {store.folder}"
             else:
                 where = f"are missing from the edit store {store.folder}"
+            few = ""
+            first_store = not (store.folder / "edits").is_dir()
+            if (
+                (first_store or len(missing) >= 1000)
+                and not more
+                and self._config.dataset.get("samples_per_class") is None
+            ):
+                # (a debug run trains on a few batches, but reads any image's edits)
+                few = (
+                    "\n  (To try DiffuseMix on a few images per class first: add dataset.samples_per_class=2, "
+                    "say, to both commands; a smaller training split, set apart in reports.)"
+                )
             raise MissingEditError(
                 f"aug=diffusemix: {len(missing)} of {len(indices) * len(store.prompt_ids)} edits of "
                 f"{self.ctx.dataset_name}/train {where} (first: index "
                 f"{index}, prompt '{prompt_id}'){more}.{store.other_stores()} {fix}\n  "
-                f"{generate_command(self._config, self.ctx.dataset_name)}"
+                f"{generate_command(self._config, self.ctx.dataset_name)}{few}"
             )
 
     def train_dataset(self, dataset: Dataset) -> Dataset:
