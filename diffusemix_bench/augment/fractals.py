@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -166,8 +167,11 @@ def render(
 
 def progress_shown(config: Any) -> bool | None:
     """False when the run's config turns progress bars off (``callbacks.progress_bar=none``: logs
-    of a scheduler), else None (the bar's own rule)."""
+    of a scheduler; or ``trainer.enable_progress_bar=false``), else None (the bar's own rule)."""
     callbacks = _cfg_get(config, "callbacks", None) if config is not None else None
+    trainer = _cfg_get(config, "trainer", None) if config is not None else None
+    if trainer is not None and _cfg_get(trainer, "enable_progress_bar", None) is False:
+        return False  # (Lightning's own switch for its bars)
     return False if callbacks is not None and _cfg_get(callbacks, "progress_bar", "auto") == "none" else None
 
 
@@ -192,7 +196,12 @@ def generate_fractals(
     bank = np.empty((count, 3, size, size), np.uint8)
     kept = tried = 0
     bar = tqdm(
-        total=count, desc="fractals", unit="img", disable=not (count >= 100 if progress is None else progress)
+        total=count,
+        desc="fractals",
+        unit="img",
+        disable=not (count >= 100 if progress is None else progress),
+        # Outside a terminal (a log file) every refresh is written: rarely there.
+        mininterval=0.1 if sys.stderr.isatty() else 30.0,
     )
     steps = -(-points // _CHAINS)
     screen_steps = max(1, steps // _SCREEN_SHARE)
