@@ -181,6 +181,12 @@ def test_data_dir_pointing_into_dataset_folder_gets_a_hint(tmp_path):
         DatasetNotFoundError, match=r"the folder given should be the one that holds CUB_200_2011/"
     ):
         create_dataset("cub", tmp_path / "CUB_200_2011", "train")
+    # A level too high: the folder that holds it is named.
+    _write("cub", tmp_path / "outer" / "data")
+    with pytest.raises(DatasetNotFoundError) as err:
+        create_dataset("cub", tmp_path / "outer", "train")
+    held = tmp_path / "outer" / "data"
+    assert f"{held / 'CUB_200_2011'} is there: give the folder that holds it, {held}" in str(err.value)
 
 
 @pytest.mark.parametrize("name", FILE_DATASETS)

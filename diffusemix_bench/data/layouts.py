@@ -177,6 +177,15 @@ def not_found(name: str, root: Path, detail: str = "", download_tried: bool = Fa
     return DatasetNotFoundError(name, root, entry["layout"], how_to_get(name, download_tried), detail)
 
 
+def _one_level_down(root: Path, folder: str, most: int = 200) -> Path | None:
+    """The first folder directly under ``root`` that holds ``folder`` (a few hundred looked at)."""
+    try:
+        children = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))[:most]
+    except OSError:
+        return None
+    return next((child for child in children if (child / folder).is_dir()), None)
+
+
 def require_layout(name: str, root: Path, required: Iterable[str]) -> Path:
     """The dataset folder ``root/<folder>`` after checking that it and each ``required`` path
     below it exist."""
@@ -193,6 +202,11 @@ def require_layout(name: str, root: Path, required: Iterable[str]) -> Path:
         if folder and root.name == folder:
             # A common slip: pointing data_dir at the dataset folder instead of its parent.
             detail += f"; the folder given should be the one that holds {folder}/, i.e. {root.parent}"
+        elif folder and root.is_dir():
+            # Or a level too high: the dataset folder is in one of the given folder's folders.
+            below = _one_level_down(root, folder)
+            if below is not None:
+                detail += f"; {below / folder} is there: give the folder that holds it, {below}"
         raise not_found(name, root, detail)
     for rel in required:
         if not (base / rel).exists():
