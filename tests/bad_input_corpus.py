@@ -463,7 +463,7 @@ CASES: list[Case] = [
         "a fraction of the batches that leaves none",
         "error",
         _train("cifar100", "trainer.limit_train_batches=0.01"),
-        r"error: .*Try at least `trainer\.limit_train_batches=",
+        r"error: trainer\.limit_train_batches=0\.01: 0\.01 of the \d+ batches .* is none; give a number of batches instead",
     ),
     Case(
         "an experiment's per-dataset value missing for the dataset",
