@@ -1134,3 +1134,15 @@ def test_a_new_run_without_its_edits_leaves_no_run_folder(make_cfg):
         refused.value
     ) and "generate.py" in str(refused.value)
     assert not run_dir.exists()
+
+
+def test_figure4_cells_are_set_apart_by_grey_lines():
+    """A mask's white half is told from the page: the lines between the cells are grey."""
+    from diffusemix_bench.augment.diffusemix.figure4 import HEADER_PX, MIN_CELL_PX, PADDING_PX, figure4_grid
+
+    white = torch.ones(2, 3, MIN_CELL_PX, MIN_CELL_PX)
+    image = figure4_grid([white] * 6)
+    inside = (PADDING_PX + 5, HEADER_PX + PADDING_PX + 5)
+    between = (PADDING_PX + MIN_CELL_PX + PADDING_PX // 2, HEADER_PX + PADDING_PX + 5)
+    assert image.getpixel(inside) == (255, 255, 255)
+    assert image.getpixel(between)[0] < 200, image.getpixel(between)

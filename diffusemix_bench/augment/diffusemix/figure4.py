@@ -114,6 +114,9 @@ def _stages(
     return [original, edit, mask.expand(3, -1, -1), hybrid(original, edit, mask), fractal, final]
 
 
+GRID_GREY = 0.6  # the lines between the cells (in [0, 1])
+
+
 def figure4_grid(columns: list[torch.Tensor], titles: tuple[str, ...] = COLUMNS) -> Image.Image:
     """A PIL grid with one column per tensor (each N x 3 x H x W in [0, 1]) and a title row.
     Size: width ``k (W' + 2) + 2``, height ``24 + N (H' + 2) + 2`` with ``W', H'`` the cell size."""
@@ -122,7 +125,8 @@ def figure4_grid(columns: list[torch.Tensor], titles: tuple[str, ...] = COLUMNS)
     cells = torch.stack(columns, dim=1).flatten(0, 1)  # row-major: image 0's six stages first
     if scale > 1:
         cells = F.interpolate(cells, scale_factor=scale, mode="nearest")
-    grid = make_grid(cells, nrow=len(columns), padding=PADDING_PX, pad_value=1.0)
+    # Grey lines between the cells: a mask's white half met white lines and the page unseen.
+    grid = make_grid(cells, nrow=len(columns), padding=PADDING_PX, pad_value=GRID_GREY)
     body = Image.fromarray(grid.mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy())
     out = Image.new("RGB", (body.width, body.height + HEADER_PX), "white")
     out.paste(body, (0, HEADER_PX))
