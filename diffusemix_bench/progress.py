@@ -63,3 +63,12 @@ def say(message: str) -> None:
     files too (:func:`to_log_files`): the run folder keeps what the terminal showed."""
     print(message, flush=True)
     to_log_files(message)
+
+
+def duration_text(seconds: float) -> str:
+    """``42 s``, ``3.5 min``, ``1.25 h``: a time as a run's messages say it."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..config import GeneratorConfig
 from ..errors import ConfigError
+from ..progress import duration_text
 from .store import EditStore, _as_setting
 
 USAGE = """python stores.py [paths.cache_dir=<folder> | generator.edits_dir=<folder>] [dataset=<name>] [disk=true]
@@ -207,14 +208,6 @@ def _rank(key: str) -> int:
     return _SHOWN_FIRST.index(key) if key in _SHOWN_FIRST else len(_SHOWN_FIRST)
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.2f} h"
-
-
 def _listed_setting(key: str, value: Any, default: Any, settings: dict) -> str:
     """A store's setting as train.py's setting that gives it (empty: implied by another shown)."""
     if key == "model" and settings.get("generator") == "tiny":
@@ -269,7 +262,7 @@ def describe(record: dict, config_dir: str | None = None) -> str:
     picked = ", ".join(differ) if differ else "the default settings"
     extra = []
     if record.get("device_seconds") is not None:
-        extra.append(f"generation {_duration(record['device_seconds'])} of device time")
+        extra.append(f"generation {duration_text(record['device_seconds'])} of device time")
     if record.get("last_run"):
         extra.append(f"last run {record['last_run']}")
     if "bytes" in record:

@@ -12,6 +12,7 @@ from pathlib import Path
 from pytorch_lightning.callbacks import Callback
 
 from ..files import write_atomic
+from ..progress import duration_text
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +45,12 @@ def _say_time_left(trainer, epoch_seconds: float) -> None:
     log.info(
         "epoch %d took %s: the %s epoch%s left will take about %s at this pace (ending near %s)",
         trainer.current_epoch,
-        _duration(epoch_seconds),
+        duration_text(epoch_seconds),
         f"{min(left):.3g}",
         "" if min(left) == 1 else "s",
-        _duration(seconds),
+        duration_text(seconds),
         ends,
     )
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def _rates(optimizer) -> tuple[float | None, float | None]:
