@@ -1528,3 +1528,17 @@ def test_the_generator_of_a_method_that_reads_no_edits_is_no_deviation(sweep, tm
     rows = list(csv.DictReader((tmp_path / "out" / "report.csv").open()))
     vanilla = next(r for r in rows if r["row"].startswith("Vanilla"))
     assert "generator" not in vanilla["settings_differ"]
+
+
+def test_training_minutes_are_written_alike_around_one_minute():
+    """A run of 0.998 minutes read "1" beside "1.2" and "0.85": one decimal from a minute up, two
+    significant digits below (a short run is not 0.0)."""
+    from diffusemix_bench.reporting.formats import _minutes_text
+
+    assert [_minutes_text(m) for m in (0.004, 0.85, 0.998, 1.0, 1.24)] == [
+        "0.004",
+        "0.85",
+        "1.0",
+        "1.0",
+        "1.2",
+    ]

@@ -62,7 +62,8 @@ def _training_time(cell: Cell) -> tuple[float | None, str]:
 
 def _minutes_text(minutes: float) -> str:
     """Minutes to one decimal, under one minute to two significant digits (a short run is not 0.0)."""
-    return f"{minutes:.1f}" if minutes >= 1 else f"{minutes:.2g}"
+    # (0.995 and up round to one minute: "1.0", as its neighbours over a minute are written)
+    return f"{minutes:.1f}" if minutes >= 0.995 else f"{minutes:.2g}"
 
 
 def diff_value(paper: float | None, cell: Cell, metric_key: str) -> float | None:
