@@ -2188,11 +2188,7 @@ class StartChecks(HydraCallback):
         try:
             with user_errors_reported():  # a user error: one message, exit code 1
                 _check_run_folder(run_dir)
-                if task.get("ckpt_path"):
-                    # A resume's settings against the run's own first: a resume given the folder
-                    # alone (the README's form) otherwise met the default dataset's absence.
-                    validate_config(task)
-                    _check_resume_at_start(task, run_dir)
+                _check_resume_settings_first(task, run_dir)
                 quick_checks(task)
                 _check_resume_at_start(task, run_dir)
         except Exception:  # anything else is run_train's to meet and report, as without this check
@@ -2232,6 +2228,22 @@ def _task_config(config) -> tuple[DictConfig, Path]:
     with open_dict(task):
         del task["hydra"]
     return task, run_dir
+
+
+def _check_resume_settings_first(task: DictConfig, run_dir: Path) -> None:
+    """A resume's settings against the run's saved ones, before the dataset is looked for: a resume
+    given the run folder alone (the README's form) met the default dataset's absence instead of
+    the refusal that gives the run's own command. (Only the comparison: _check_resume_at_start
+    makes the rest of a resume's checks after quick_checks.)"""
+    given = task.get("ckpt_path")
+    saved = run_dir / "config_resolved.yaml"
+    if not given or not saved.is_file():
+        return
+    if given == "auto" and not (run_dir / "checkpoints" / "last.ckpt").is_file():
+        return  # (a new run there: _check_resume_at_start says what it finds)
+    from .training.resume import check_resume_matches
+
+    check_resume_matches(task, saved, str(given))
 
 
 def _check_resume_at_start(task: DictConfig, run_dir: Path) -> None:
