@@ -1482,8 +1482,6 @@ def check_swept_experiment(argv: list[str], config_dir: str, config_name: str) -
 
     from hydra.core.override_parser.types import ValueType
 
-    from .commands import script_command
-
     given = {o.key_or_group.lstrip("+~") for o in parsed}
     for o in parsed:
         if o.key_or_group.lstrip("+~") != "experiment" or not o.is_sweep_override():
