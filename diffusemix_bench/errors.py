@@ -51,7 +51,11 @@ def in_multirun() -> bool:
 def user_message(exc: BaseException) -> str:
     """The error's message; an error raised in a data loader worker arrives with the worker's
     traceback inside its text (PyTorch re-raises it so): only its last line, the message, is kept."""
-    text = str(exc)
+    return message_of(str(exc))
+
+
+def message_of(text: str) -> str:
+    """``text`` without a data loader worker's traceback: its last line, the message, alone."""
     if "Original Traceback (most recent call last):" in text:
         last = [line for line in text.strip().splitlines() if line.strip()][-1].strip()
         head, sep, rest = last.partition(": ")

@@ -760,6 +760,30 @@ def test_worker_errors_show_the_message_not_the_worker_traceback():
     assert user_message(wrapped) == "Could not decode image /d/a.jpg: broken. Re-download it."
 
 
+def test_a_worker_error_is_kept_and_reported_without_the_worker_traceback(tmp_path):
+    """failure.json (and so a sweep's summary.csv and report.py's notes) held the data loader
+    worker's whole traceback: it keeps the message; one written so before is read without it."""
+    import json
+
+    from diffusemix_bench.reporting.runs import read_run
+    from diffusemix_bench.training.run import record_failure
+
+    text = (
+        "Caught CorruptImageError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in f\n    load()\n'
+        "diffusemix_bench.data.base.CorruptImageError: Could not decode image /d/a.jpg: broken.\n"
+    )
+    record_failure(tmp_path, RuntimeError(text))
+    kept = json.loads((tmp_path / "failure.json").read_text())
+    assert kept["status"] == "failed"
+    assert kept["error"] == "RuntimeError: Could not decode image /d/a.jpg: broken."
+    (tmp_path / "config_resolved.yaml").write_text("seed: 0\n")
+    (tmp_path / "failure.json").write_text(json.dumps({"status": "failed", "error": f"RuntimeError: {text}"}))
+    run = read_run(tmp_path)
+    assert run.status == "failed" and "Traceback" not in run.reason, run.reason
+    assert run.reason.endswith("Could not decode image /d/a.jpg: broken.")
+
+
 def test_cifar_reader_answers_any_garbage_with_a_data_file_error(tmp_path):
     """Random bytes make an unpickler raise almost any exception type (overflow, memory, index,
     unicode...): the CIFAR reader turns every one into the one user error naming the file."""

@@ -11,7 +11,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import with_added_settings
-from ..errors import UserError
+from ..errors import UserError, message_of
 
 #: Written by a training run that stopped with an error (``status``: diverged or failed).
 FAILURE_FILE = "failure.json"
@@ -134,7 +134,8 @@ def read_run(folder: Path) -> Run | None:
         if status not in ("failed", "diverged"):  # a status no run writes: the file is damaged
             return Run(folder, config, None, "failed", f"{FAILURE_FILE} is damaged (status {status!r})")
         error = info.get("error")
-        return Run(folder, config, None, status, str(error) if error is not None else None)
+        # (message_of: a failure.json written before its error was kept without a worker's traceback)
+        return Run(folder, config, None, status, message_of(str(error)) if error is not None else None)
     if metrics is None:
         return Run(folder, config, None, "failed", "no metrics.json (the run stopped before it finished)")
     if _diverged(metrics):

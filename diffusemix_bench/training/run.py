@@ -40,7 +40,7 @@ from ..data.datamodule import ImageDataModule
 from ..data.layouts import dataset_root
 from ..data.order import SPLIT_ORDER
 from ..data.splits import Splits, build_splits, verify_as_asked
-from ..errors import ConfigError, UserError, is_interrupt, is_terminated
+from ..errors import ConfigError, UserError, is_interrupt, is_terminated, user_message
 from ..files import read_attempts, write_atomic
 from ..models.weights import key_listing
 from ..progress import progress_bar
@@ -632,7 +632,8 @@ def record_failure(run_dir: Path, exc: BaseException, further: bool = False) -> 
     elif is_terminated(exc):
         error = "stopped by SIGTERM"
     else:
-        error = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+        # The message alone: an error raised in a data loader worker holds the worker's traceback.
+        error = f"{type(exc).__name__}: {user_message(exc)}".strip().rstrip(":")
     record = {"status": status, "error": error, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     if further:  # a part training further stopped: still not a finished run
         record[TRAINED_FURTHER] = True
