@@ -1228,6 +1228,15 @@ def test_a_corrupt_image_read_by_loader_workers_ends_generate_py(tmp_path):
     assert "edit store [train]: " in log and "edits planned: 0 already stored" in log
     assert f"[ERROR] - error: Could not decode image {bad}" in log
     assert done.stdout.count("edits planned: 0 already stored") == 1  # printed once
+    # The edits made before it are kept, said so, and their time logged for the store's cost (an
+    # error other than Ctrl-C left the store's log without them).
+    made = int(
+        re.search(r"stopped: summary: generated=(\d+) .*\(these edits are kept\)", done.stdout).group(1)
+    )
+    assert made > 0
+    (log,) = (tmp_path / "cache").glob("**/generation_log.jsonl")
+    (record,) = [json.loads(line) for line in log.read_text().splitlines()]
+    assert record["generated"] == made and record["stopped"] is True and record["seconds"] > 0
 
 
 def test_a_refused_generate_py_leaves_no_folder_of_hydras_files_alone(tmp_path):

@@ -637,19 +637,22 @@ def generate(cfg: DictConfig, only: dict[str, list[int]] | None = None) -> dict:
         # refused before (cli.generation_refused).
         with suppress(AttributeError):
             exc.work_begun = counts.planned + counts.converted + counts.adopted
-        if not isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        stopped = isinstance(exc, (KeyboardInterrupt, SystemExit))
+        if not stopped and not counts.generated:
             raise
-        # Ctrl-C (Lightning turns it into an exit): every edit written so far is in the store.
-        say(f"\nstopped: {summary_line(counts)}")
+        # Ctrl-C (Lightning turns it into an exit), or an error after edits were made (an image
+        # that cannot be decoded, a full disk): every edit written so far is in the store.
+        say(f"\nstopped: {summary_line(counts)}" + ("" if stopped else " (these edits are kept)"))
         # Its time counts too: each process logs its own edits and seconds (as one device).
-        for store in stores.values():
-            store.log_generation(
-                generated=counts.generated,
-                seconds=time.time() - started,
-                devices=1,
-                splits=list(stores),
-                stopped=True,
-            )
+        with suppress(OSError):  # (a full disk may refuse the log line too; the error is the news)
+            for store in stores.values():
+                store.log_generation(
+                    generated=counts.generated,
+                    seconds=time.time() - started,
+                    devices=1,
+                    splits=list(stores),
+                    stopped=True,
+                )
         raise
     finally:
         for store in stores.values():

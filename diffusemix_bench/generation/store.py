@@ -996,7 +996,8 @@ class EditStore:
     ) -> None:
         """Append one generate.py run (edits made, wall seconds, devices, and the splits it filled
         together) to generation_log.jsonl, so reports can count generation's hours beside training's.
-        ``stopped``: a run interrupted (Ctrl-C, SIGTERM), logged by each of its processes."""
+        ``stopped``: a run interrupted (Ctrl-C, SIGTERM) or stopped by an error after it made edits,
+        logged by each of its processes."""
         if generated <= 0:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
