@@ -917,7 +917,12 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
             "Integer": "a whole number (1, 300)",
             "Float": "a number (0.1, 5e-4)",
         }.get(kind or "", "true or false" if boolean else (kind or "another type"))
-        raise ConfigError(f"{key}={value}: {key} takes {expected}, not {value!r}")
+        unit = (
+            " in 1/255 units of the pixel range: 8 for 8/255"
+            if key in ("eval.eps", "eval.pgd_step_size", "aug.adv_eps")
+            else ""
+        )
+        raise ConfigError(f"{key}={value}: {key} takes {expected}{unit}, not {value!r}")
     missing = re.search(r"Could not find '([\w/]+)/([^']+)'", cause)
     if missing:
         group, option = missing.groups()

@@ -556,6 +556,16 @@ def test_eval_split_test_without_a_test_split_is_refused_before_training(make_cf
     [
         (["eval.fgsm=true", "eval.eps=-3"], "eval.eps must be >= 0"),
         (["eval.pgd=true", "eval.pgd_steps=0"], "eval.pgd_steps must be >= 1"),
+        # The budget as a fraction of the range (8/255 written out): it attacked by 0.03 of a grey
+        # level, and the "FGSM error" was the clean error.
+        (
+            ["eval.fgsm=true", "eval.eps=0.0314"],
+            r"eval\.eps=0\.0314: eval\.eps is in 1/255 units .* give eval\.eps=8 for 0\.0314 of the range",
+        ),
+        (
+            ["eval.pgd=true", "eval.eps=300"],
+            r"eval\.eps=300: .*255 already spans the whole range; give at most 255",
+        ),
     ],
 )
 def test_a_bad_attack_budget_is_refused_before_training(make_cfg, tmp_path, settings, message):

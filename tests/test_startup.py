@@ -268,6 +268,11 @@ def test_debug_fast_over_a_gpu_trainer_is_said(capsys):
             "dataset.drop_last=maybe",
             "dataset.drop_last=maybe: dataset.drop_last takes true or false, not 'maybe'",
         ),
+        (  # torchattacks' way of writing a budget: the unit is said
+            "eval.eps=8/255",
+            "eval.eps=8/255: eval.eps takes a number (0.1, 5e-4) in 1/255 units of the pixel range: 8 for 8/255, "
+            "not '8/255'",
+        ),
     ],
 )
 def test_a_value_of_the_wrong_type_is_said_in_the_settings_words(given, said):
