@@ -221,6 +221,42 @@ def test_evaluate_script_adds_robustness_to_a_finished_run(trained_run, tmp_path
     assert list(tmp_path.iterdir()) == []  # nothing written beside the command
 
 
+def test_a_replaced_robustness_measurement_is_named_and_kept(trained_run, tmp_path, caplog):
+    """A short check (eval.limit_batches) or another budget replaced the whole split's FGSM error in
+    metrics.json, and left out its PGD error, without a word: each is named in the log with its
+    number and what took its place, and the earlier entries are kept in robustness_earlier.jsonl.
+    The same measurement made again (other attack batches) is no news."""
+    import shutil
+
+    from diffusemix_bench.training.evaluate import EARLIER_ROBUSTNESS, evaluate_run
+
+    cfg, metrics, run_dir = trained_run
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    best = Path(metrics["best_checkpoint"]).name
+    saved = json.loads((run / "metrics.json").read_text())
+    saved["best_checkpoint"] = str(run / "checkpoints" / best)  # (this copy's)
+    (run / "metrics.json").write_text(json.dumps(saved))
+    kept = run / EARLIER_ROBUSTNESS
+    with caplog.at_level("WARNING", logger="diffusemix_bench.training.evaluate"):
+        evaluate_run(_evaluate_cfg(ckpt=str(run), **{"eval.fgsm": "true", "eval.batch_size": "4"}))
+    assert not kept.exists() and "replaced" not in caplog.text
+    with caplog.at_level("WARNING", logger="diffusemix_bench.training.evaluate"):
+        short = evaluate_run(_evaluate_cfg(ckpt=str(run), **{"eval.fgsm": "true", "eval.limit_batches": "1"}))
+    after = json.loads((run / "metrics.json").read_text())
+    assert after["fgsm_error"] == short["fgsm_error"] and "pgd_error" not in after
+    text = " ".join(caplog.text.split())
+    assert (
+        f"FGSM error {metrics['fgsm_error']:.2f}% ({{'eps_255': 8.0}}, {metrics['robust_images']} images of test) "
+        f"replaced by {short['fgsm_error']:.2f}% ({{'eps_255': 8.0}}, {short['robust_images']} images of test)"
+    ) in text
+    assert f"PGD error {metrics['pgd_error']:.2f}%" in text and "left out" in text
+    assert f"the earlier measurement is kept in {kept}" in text
+    (record,) = [json.loads(line) for line in kept.read_text().splitlines()]
+    assert record["fgsm_error"] == metrics["fgsm_error"] and record["pgd_error"] == metrics["pgd_error"]
+    assert record["robust_images"] == metrics["robust_images"] and "set_aside" in record
+
+
 def test_evaluate_leaves_an_unfinished_runs_metrics_alone(trained_run, tmp_path):
     """A run that has not finished (stopped with failure.json, or no metrics.json) is attacked, but
     its result goes to robustness.json: a metrics.json would make the run count as finished. A

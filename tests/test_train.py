@@ -612,6 +612,10 @@ def test_a_finished_run_attacked_again_from_another_copy_of_its_data_keeps_the_n
     assert moved["robust_data_dir"] == str(copy.resolve()) and moved["pgd_settings"]["steps"] == 2
     assert "fgsm_error" not in moved and moved["optimizer_steps"] == first["optimizer_steps"]
     assert moved["evaluated_by"]["data_dir"] == str(copy.resolve())  # (its val and test numbers too)
+    # The left-out numbers are kept beside metrics.json, not lost.
+    kept = tmp_path / "run" / "robustness_earlier.jsonl"
+    (record,) = [json.loads(line) for line in kept.read_text().splitlines()]
+    assert record["fgsm_error"] == first["fgsm_error"] and record["pgd_error"] == both["pgd_error"]
     # The run's settings still name the data it trained on: attacked from there again, the number
     # is the run's own (no robust_data_dir), and the copy's is left out.
     saved = OmegaConf.load(tmp_path / "run" / "config_resolved.yaml")
@@ -620,6 +624,8 @@ def test_a_finished_run_attacked_again_from_another_copy_of_its_data_keeps_the_n
     assert (
         "robust_data_dir" not in home and "pgd_error" not in home and "data_dir" not in home["evaluated_by"]
     )
+    records = [json.loads(line) for line in kept.read_text().splitlines()]
+    assert len(records) == 2 and records[1]["robust_data_dir"] == str(copy.resolve())
 
 
 def test_val_fraction_0_trains_on_the_whole_training_split_and_reports_the_last_epoch(make_cfg, tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -262,6 +263,58 @@ def with_robustness(metrics: dict, result: dict) -> tuple[dict, list[str]]:
     return merged, dropped
 
 
+#: Beside metrics.json: each robustness measurement a later one replaced or left out, one JSON line
+#: each (its entries as metrics.json held them, and when they were set aside).
+EARLIER_ROBUSTNESS = "robustness_earlier.jsonl"
+
+
+def set_aside_replaced(path: Path, before: dict, after: dict) -> None:
+    """The attacks ``before`` (metrics.json as it was) measured that ``after`` (as it is about to be
+    written) replaces with another number or measurement, or leaves out: each named in the log with
+    its number and what took its place, and the earlier entries appended to robustness_earlier.jsonl
+    beside ``path``, so a short check or another budget never loses the whole split's measurement."""
+    from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+    if rank_zero_only.rank != 0:  # (every process of a DDP run merges; the first writes)
+        return
+    earlier = {key: before[key] for key in robustness_keys(before)}
+    gone = []
+    for name in ATTACKS:
+        if f"{name}_error" not in earlier:
+            continue
+        # The number, its settings and what it attacked (measured again alike, by other code or in
+        # other batches, it is the same measurement: no news).
+        same = all(after.get(k) == earlier.get(k) for k in (f"{name}_error", f"{name}_settings"))
+        if not same or _measured_on(before) != _measured_on(after):
+            gone.append(name)
+    if not gone:
+        return
+    for name in gone:
+        new = after.get(f"{name}_error")
+        log.warning(
+            "%s: %s error %s (%s, %s images of %s) %s",
+            path,
+            name.upper(),
+            _percent(earlier[f"{name}_error"]),
+            earlier.get(f"{name}_settings"),
+            earlier.get("robust_images"),
+            earlier.get("robust_split"),
+            "left out"
+            if new is None
+            else f"replaced by {_percent(new)} ({after.get(f'{name}_settings')}, {after.get('robust_images')} images "
+            f"of {after.get('robust_split')})",
+        )
+    record = {"set_aside": time.strftime("%Y-%m-%dT%H:%M:%S"), **earlier}
+    kept = path.parent / EARLIER_ROBUSTNESS
+    with open(kept, "a") as f:
+        f.write(json.dumps(record) + "\n")
+    log.warning("%s: the earlier measurement is kept in %s", path, kept)
+
+
+def _percent(value) -> str:
+    return f"{value:.2f}%" if isinstance(value, (int, float)) else repr(value)
+
+
 def log_left_out(path: Path, dropped: list[str]) -> None:
     """Say which earlier entries of ``path`` (metrics.json) the new results left out."""
     if dropped:
@@ -380,8 +433,10 @@ def _evaluate_run(cfg: DictConfig, run_dir: Path, ckpt: Path, specs, run_cfg: Di
         result["robust_bad_images_skipped"] = skipped
     if finished(run_dir):
         metrics_path = run_dir / "metrics.json"
-        metrics, dropped = with_robustness(read_metrics(run_dir) or {}, result)
+        before = read_metrics(run_dir) or {}
+        metrics, dropped = with_robustness(before, result)
         log_left_out(metrics_path, dropped)
+        set_aside_replaced(metrics_path, before, metrics)
         write_atomic(metrics_path, json.dumps(metrics, indent=2) + "\n")  # never a cut-short result
         log.info("Robustness of %s added to %s", ckpt, metrics_path)
     else:

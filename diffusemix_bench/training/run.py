@@ -56,6 +56,7 @@ from .evaluate import (
     log_left_out,
     no_validation_to_attack,
     robustness_keys,
+    set_aside_replaced,
     with_robustness,
 )
 from .locate import check_same_classes, class_ids, keep_command_record, load_saved_config, write_classes
@@ -566,6 +567,7 @@ def _with_earlier(metrics: dict, earlier: dict | None, path: Path) -> dict:
         for key in ("world_size", "model_weights", "device", "precision", "parts", "git", "versions"):
             metrics.pop(key, None)
         merged, dropped = with_robustness({**earlier, **metrics}, robust)
+        set_aside_replaced(path, earlier, merged)
         merged["wall_time_s"] = round(earlier.get("wall_time_s", 0.0) + metrics["wall_time_this_part_s"], 2)
         merged["fit_seconds"] = earlier.get("fit_seconds", metrics["fit_seconds"])  # no training this part
     else:
@@ -575,6 +577,7 @@ def _with_earlier(metrics: dict, earlier: dict | None, path: Path) -> dict:
             before = {}
         merged, dropped = metrics, [key for key in robustness_keys(before) if key not in metrics]
         _known_from(before, merged)
+        set_aside_replaced(path, before, merged)  # (measured on the weights trained further from)
     log_left_out(path, dropped)
     return merged
 
