@@ -54,6 +54,8 @@ if "PYTEST_DEBUG_TEMPROOT" not in os.environ and (_root := _memory_tmp_root()) i
 # Shrinks any composed config to a few CPU steps on small images.
 FAST = [
     "debug=fast",
+    # Attacks read the whole (small) test split, as a run's do: debug=fast limits them to 2 batches.
+    "eval.limit_batches=null",
     "dataset.batch_size=4",
     "dataset.image_size=32",
     "dataset.resize=36",

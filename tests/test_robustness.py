@@ -221,6 +221,17 @@ def test_evaluate_script_adds_robustness_to_a_finished_run(trained_run, tmp_path
     assert list(tmp_path.iterdir()) == []  # nothing written beside the command
 
 
+def test_a_smoke_run_attacks_a_few_batches(make_cfg):
+    """debug=fast (a smoke run) trained two batches and then attacked every test image: Table 4's
+    10,000 for minutes, PGD ten times that. It attacks two batches, recorded as a short check."""
+    from tests.conftest import FAST
+
+    smoke = [o for o in FAST if not o.startswith("eval.")]  # (the tests' own runs attack whole splits)
+    metrics = train(make_cfg([*smoke, "eval.fgsm=true"], fast=False, per_class=10))
+    assert metrics["robust_limit_batches"] == 2
+    assert metrics["robust_images"] == 2 * 4 < metrics["test_images"]
+
+
 def test_a_replaced_robustness_measurement_is_named_and_kept(trained_run, tmp_path, caplog):
     """A short check (eval.limit_batches) or another budget replaced the whole split's FGSM error in
     metrics.json, and left out its PGD error, without a word: each is named in the log with its
