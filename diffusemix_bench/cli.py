@@ -1265,6 +1265,10 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
             check_protocol_optimiser(composed)
         if config_name == "config":  # train.py's settings, before any dataset is looked for
             jobs = _jobs_to_check(argv, config_dir, config_name)
+            # Every value of the sweep composed once, as the listing does: a value of the wrong
+            # type (aug.lam=0.1,O.3) is the same one message, not Hydra's once its job starts.
+            for variant, _ in _variants(jobs or []):
+                preflight(variant, config_dir, config_name)
             if jobs:
                 check_sweep_values(jobs, config_dir, config_name, _launcher(argv))
             if jobs and _launcher(argv) in (None, "basic"):  # (a cluster's nodes may hold the file)

@@ -1698,6 +1698,12 @@ def test_a_glob_in_an_experiments_sweep_is_listed(tmp_path, capsys):
         (["experiment=table6", "dataset.imag_size=40"], "did you mean image_size"),
         # A misspelt value later in a sweep: the listing shows what would run, so it is refused too.
         (["experiment=table6", "aug=none,snapmixx"], "aug=snapmixx: no such option in conf/aug/"),
+        # A swept value of the wrong type: said in the settings' words (Hydra's own error, once its
+        # job started, and a sweep folder left behind).
+        (
+            ["experiment=lambda", "aug.lam=0.1,O.3"],
+            "aug.lam=O.3: aug.lam takes a number (0.1, 5e-4), not 'O.3'",
+        ),
         # A swept value no run can use, later in the sweep: its range and choices, as its run's.
         (
             ["experiment=lambda", "aug.lam=0.1,1.5"],
@@ -1733,9 +1739,9 @@ def test_listing_a_sweep_checks_it_as_running_it_does(given, refused, capsys):
     with pytest.raises(SystemExit, match=re.escape(refused)):
         list_sweep(["--multirun", *given, "--cfg", "job"], str(CONF_DIR))
     assert "runs:" not in capsys.readouterr().out
-    if "the sweep's" in refused:  # the sweep itself: refused before any job starts
-        with pytest.raises(SystemExit, match=re.escape(refused)):
-            check_command_line(["--multirun", *given, "paths.data_dir=/nowhere"], str(CONF_DIR), "config")
+    # The sweep itself: refused before any job starts.
+    with pytest.raises(SystemExit, match=re.escape(refused)):
+        check_command_line(["--multirun", *given, "paths.data_dir=/nowhere"], str(CONF_DIR), "config")
 
 
 def test_listing_a_sweep_makes_the_methods_checks_of_every_job(capsys):
