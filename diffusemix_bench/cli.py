@@ -563,12 +563,14 @@ def list_sweep(argv: list[str], config_dir: str, config_name: str = "config") ->
         for k, job in enumerate(jobs):
             print(f"  {k}: {' '.join(job)}")
         if config_name == "config":
-            _note_what_the_sweep_lacks(overrides, config_dir, config_name)
+            _note_what_the_sweep_lacks(overrides, config_dir, config_name, jobs)
     if shown in ("hydra", "all"):
         print(sweep_hydra_yaml(overrides, config_dir, config_name), end="")
 
 
-def _note_what_the_sweep_lacks(overrides: list[str], config_dir: str, config_name: str) -> None:
+def _note_what_the_sweep_lacks(
+    overrides: list[str], config_dir: str, config_name: str, jobs: list[list[str]]
+) -> None:
     """After a listing: what would stop the sweep itself before its first job (its datasets or its
     DiffuseMix edits not there yet), as a note. Listing a table's runs before downloading or
     generating is fine; learning only at the start that the edits are missing is not."""
@@ -577,7 +579,13 @@ def _note_what_the_sweep_lacks(overrides: list[str], config_dir: str, config_nam
         try:
             check(argv, config_dir, config_name)
         except ConfigError as exc:
-            print(f"note: listed, but running it now would stop there: {exc}", file=sys.stderr)
+            # (the refusal's "no job was started" is the sweep's; this listing ran nothing anyway)
+            why = str(exc).replace(", so no job was started", "").replace(" so no job was started", "")
+            print(
+                f"note: the {len(jobs)} runs are listed, but running the sweep now would stop before its first "
+                f"job: {why}",
+                file=sys.stderr,
+            )
             return
 
 

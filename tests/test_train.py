@@ -2875,13 +2875,15 @@ def test_a_sweep_listing_notes_what_would_stop_the_sweep(tmp_path, capsys):
     shown = capsys.readouterr()
     assert shown.out.startswith("18 runs:")
     assert shown.err.startswith(
-        "note: listed, but running it now would stop there: this sweep's data is not all there"
+        "note: the 18 runs are listed, but running the sweep now would stop before its first job: this "
+        "sweep's data is not all there: Dataset 'flowers102' not found"
     )
+    assert "no job was started" not in shown.err  # (the listing ran nothing anyway)
     result = run_entry("train.py", [*listing, f"paths.data_dir={fixture['data_dir']}"], tmp_path)
     assert result.returncode == 0 and result.stdout.startswith("18 runs:"), result.stderr[-2000:]
     assert (
-        "note: listed, but running it now would stop there: this sweep's DiffuseMix edits are not all there"
-        in result.stderr
+        "note: the 18 runs are listed, but running the sweep now would stop before its first job: this sweep's "
+        "DiffuseMix edits are not all there." in result.stderr
     )
     assert "generate.py dataset=flowers102" in result.stderr and "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # nothing was run or written
