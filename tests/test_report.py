@@ -230,6 +230,12 @@ def test_the_notes_name_data_unlike_the_release_and_the_code_the_runs_were_made_
         "flowers102: 3 runs read data unlike the published release (train: 12 images of the official train "
         "split here, 1,020 in the published release; val: 12 images"
     )
+    # A validation holdout of the official train split has that split's note: said once, for both.
+    held = {"differs_from_release": "20,000 images of the official train split here, 100,000 in the release"}
+    metrics["data_notes"] = {"train": held, "val": held}
+    path.write_text(json.dumps(metrics))
+    once = build_report(["experiment=table6", f"runs={runs}"], CONF)["filled"].release_differs()[0]
+    assert "(train and val: 20,000 images of the official train split here, 100,000 in the release: " in once
     (code,) = filled.code()
     assert "aaaaaaaaaa with uncommitted changes (1 run)" in code and code.startswith(
         "Code: the runs were made by "

@@ -447,11 +447,12 @@ class FilledTable:
             for (_, c), cell in self.cells.items():
                 for run in cell.runs if c == column else []:
                     data_notes = (run.metrics or {}).get("data_notes")
-                    said = tuple(
-                        f"{split}: {found['differs_from_release']}"
-                        for split, found in (data_notes if isinstance(data_notes, dict) else {}).items()
-                        if isinstance(found, dict) and found.get("differs_from_release")
-                    )
+                    # The splits of each note: a holdout of the official train split has its note.
+                    splits: dict[str, list[str]] = {}
+                    for split, found in (data_notes if isinstance(data_notes, dict) else {}).items():
+                        if isinstance(found, dict) and found.get("differs_from_release"):
+                            splits.setdefault(str(found["differs_from_release"]), []).append(split)
+                    said = tuple(f"{' and '.join(names)}: {note}" for note, names in splits.items())
                     if said:
                         notes.setdefault(said, []).append(run)
             for said, runs in notes.items():
