@@ -1032,10 +1032,8 @@ def test_a_store_of_other_images_is_not_converted_from(flowers, tmp_path, capsys
         "the png store of the same settings is not converted from (its edits are made anew here): the edit store"
         in said
     )
-    assert (
-        "was made from other images than this dataset's: image 0 of the split (its position in the whole split) was "
-        in said
-    ), said
+    # (the PNG store records the first copy's folder, still there: another folder's store)
+    assert "holds the edits of another image folder, " in said and "(image 0 of the split was " in said, said
     png, npy = EditStore.from_config(png_cfg, "flowers102"), EditStore.from_config(npy_cfg, "flowers102")
     assert not any(
         torch.equal(npy.read(i, pid), png.read(i, pid)) for i in range(12) for pid in npy.prompt_ids
@@ -1351,6 +1349,51 @@ def test_a_store_refuses_images_other_than_its_own(tmp_path):
         EditStoreError, match=r"image 0 of the split .* was .*\(\d+ bytes\) there and is .*bytes\) here"
     ):
         create_aug(cfg.aug, ctx).prepare(create_dataset("imagefolder", root, "train"))
+
+
+def test_a_store_refusal_names_a_removed_image_and_another_folders_store(tmp_path):
+    """A corrupt image deleted (the obvious clean-up) moved every later image's position: the
+    refusal said "images were added, removed or renamed" and offered to delete the store. It names
+    the file removed and says to put it back (on_bad_image=skip keeps its place). A copy of the
+    folder, edited, reading the same store was told to delete it, though the store is the first
+    folder's (recorded in images_root.txt): it is told to make its own."""
+    from diffusemix_bench.data import create_dataset
+    from diffusemix_bench.generation.store import IMAGES_ROOT, EditStoreError, image_files, image_root
+
+    root = write_fixture_dataset("imagefolder", tmp_path / "data", num_classes=2, per_class=3)["data_dir"]
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    ov = _imagefolder_overrides(root, tmp_path / "edits")
+    generate(compose_generate(ov))
+    store = EditStore.from_config(compose_generate(ov), "imagefolder")
+    assert (store.folder / IMAGES_ROOT).read_text() == f"{Path(root).absolute()}\n"
+    assert store.images_root() == Path(root).absolute()
+
+    train = create_dataset("imagefolder", copy, "train")
+    removed = train.paths[1]
+    removed.unlink()  # in the copy: a file of another folder than the store's
+    moved = create_dataset("imagefolder", copy, "train")
+    with pytest.raises(EditStoreError) as refused:
+        store.check_images(image_files(moved, sizes=True), root=image_root(moved))
+    said = str(refused.value)
+    assert f"holds the edits of another image folder, {Path(root).absolute()}" in said
+    assert "delete" not in said and said.endswith(f"{store.folder} stays {Path(root).absolute()}'s")
+
+    # The store's own folder, the image deleted: named, and put back.
+    own = create_dataset("imagefolder", root, "train")
+    name = own.paths[1].relative_to(root).as_posix()
+    own.paths[1].unlink()
+    now = create_dataset("imagefolder", root, "train")
+    with pytest.raises(EditStoreError) as refused:
+        store.check_images(image_files(now, sizes=True), root=image_root(now))
+    said = str(refused.value)
+    assert f"removed since: '{name}'" in said
+    assert f"Put '{name}' back (a corrupt file may stay: dataset.on_bad_image=skip leaves it out" in said
+    # (the first folder gone, its copy is this one's data moved: no longer another folder's)
+    shutil.rmtree(root)
+    with pytest.raises(EditStoreError, match=r"removed since: '") as refused:
+        store.check_images(image_files(moved, sizes=True), root=image_root(moved))
+    assert "another image folder" not in str(refused.value)
 
 
 def test_full_size_edits_asked_of_a_finished_store_are_made(tmp_path, capsys):

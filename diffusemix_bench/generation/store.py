@@ -267,6 +267,16 @@ def image_root(dataset) -> Path | None:
     return Path(root) if root is not None else None
 
 
+#: The store's record of the folder its recorded image paths are relative to.
+IMAGES_ROOT = "images_root.txt"
+
+
+def _listed_names(names: list[str], shown: int = 3) -> str:
+    """``names`` quoted, the first ``shown`` of them, and how many more."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(f"'{n}'" for n in names[:shown]) + more
+
+
 def _decodes(path: Path) -> bool:
     """Whether the image file ``path`` is there and decodes (as the dataset's reader opens it)."""
     from ..data.base import CorruptImageError, load_rgb
@@ -285,6 +295,8 @@ class EditStore:
         runtime.json                      how the edits are computed on this machine: the resolved
                                           dtype, channels_last, compile (first write)
         generation_log.jsonl              one line per generate.py run: edits made, wall seconds
+        images_root.txt                   the folder the recorded image paths are relative to, as
+                                          the first run that recorded them saw it (absolute)
         images/<host>-<pid>-<time>.txt    the image each index was made from: one line
                                           "<index> <bytes> <path in the dataset>" per index, appended
                                           by the generate.py run that first saw it (stores made
@@ -809,6 +821,15 @@ class EditStore:
                 raise self._unreadable_record(legacy, f"no image file for index {index}")
         return recorded
 
+    def images_root(self) -> Path | None:
+        """The image folder this store's edits were made from (images_root.txt), or None where the
+        store predates the record or the dataset has no folder of its own."""
+        try:
+            text = (self.folder / IMAGES_ROOT).read_text().strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return Path(text) if text else None
+
     @staticmethod
     def _unreadable_record(path: Path, why) -> EditStoreError:
         return EditStoreError(
@@ -844,6 +865,9 @@ class EditStore:
                 if was[0] != now[0] or (len(was) > 1 and len(now) > 1 and was[1] != now[1]):
                     raise self._other_images(index, was, now, files, stored, root)
             if record:
+                where = self.folder / IMAGES_ROOT
+                if root is not None and not where.is_file():  # whose images these edits are
+                    write_atomic(where, f"{Path(root).expanduser().absolute()}\n")
                 lines = "".join(
                     f"{index} {f[1] if len(f) > 1 else '-'} {_record_name(f[0])}\n"
                     for index, f in sorted(files.items())
@@ -872,6 +896,24 @@ class EditStore:
         recorded = {w[0] for w in stored.values()}
         here = sum(f[0] in recorded for f in files.values())
         here_now = Path(root) / now[0] if root is not None else None
+        theirs = self.images_root()
+        if (
+            theirs is not None
+            and root is not None
+            and theirs != Path(root).expanduser().absolute()
+            and theirs.is_dir()
+        ):
+            # Another image folder's store, that folder still there (a copy of it edited since,
+            # say): its edits are that folder's, and deleting them is not this folder's to offer.
+            return EditStoreError(
+                f"the edit store {self.folder} holds the edits of another image folder, {theirs} (image "
+                f"{index} of the split was {what} there and is {is_} here): these images need their own. "
+                "Make this folder's edits in an edits folder of their own (generator.edits_dir=<folder>, in "
+                f"generate.py and train.py alike); {self.folder} stays {theirs}'s"
+            )
+        # The recorded files no longer there, named: one deleted (a corrupt one, say) is put back.
+        # (A stat each, on this refusal alone; either side may be part of the split.)
+        gone = sorted(n for n in recorded if root is not None and not (Path(root) / n).exists())
         if was[0] == now[0] and here_now is not None and here_now.is_file() and not _decodes(here_now):
             sizes = f" ({now[1]} bytes now, {was[1]} when its edits were made)" if len(now) > 1 else ""
             return EditStoreError(
@@ -907,10 +949,18 @@ class EditStore:
                 "makes all of train/ the training split), and the store pairs edits with images by their "
                 "position in the split"
             )
+            if gone:
+                why += f"; removed since: {_listed_names(gone)}"
+            put_back = (
+                f"Put {_listed_names(gone)} back (a corrupt file may stay: dataset.on_bad_image=skip leaves "
+                "it out and keeps the others' places)"
+                if gone
+                else "Put the images back as they were"
+            )
             fix = (
-                "Make this split's edits in another edits folder (generator.edits_dir=<folder>, in "
-                f"generate.py and train.py alike), or delete {self.folder} to make them again (its edits "
-                "are lost); or put the images back as they were"
+                f"{put_back}; or make this split's edits in another edits folder (generator.edits_dir=<folder>, "
+                f"in generate.py and train.py alike), or delete {self.folder} to make them again (its edits "
+                "are lost)"
             )
         return EditStoreError(
             f"the edit store {self.folder} was made from other images than this dataset's: image {index} of the "
