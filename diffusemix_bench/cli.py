@@ -666,6 +666,43 @@ def _parse_report_args(argv: list[str]) -> tuple[str, list[Path], Path | None, l
     return experiment, runs, out, extra
 
 
+def _run_selectors(extra: list[str], sweep_keys: set[str]) -> list[tuple[str, list, str]]:
+    """The settings given to report.py that the experiment file's sweep does not vary, nor the
+    seed: ``(key, values, as given)`` each (``aug.lam=0.1``: one value; ``aug.lam=0.1,0.3``: two)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    out = []
+    for override in parser.parse_overrides(extra):
+        key = override.get_key_element().lstrip("+~")
+        if key in sweep_keys or key == "seed":
+            continue
+        texts = list(override.sweep_string_iterator()) if override.is_sweep_override() else None
+        values = (
+            [parser.parse_override(f"{key}={text}").value() for text in texts]
+            if texts is not None
+            else [override.value()]
+        )
+        out.append((key, values, override.input_line))
+    return out
+
+
+def _chosen_runs(runs: list, selectors: list[tuple[str, list, str]]) -> tuple[list, list]:
+    """``runs`` split into those whose settings take one of each selector's values, and the rest."""
+    from .reporting.paper import same_value, setting
+
+    def value_of(run, key: str):
+        value = setting(run.config, key)
+        # A group's option (optim=adamw) named by its settings' name where they have one.
+        return value.get("name") if isinstance(value, dict) and "." not in key else value
+
+    chosen, rest = [], []
+    for run in runs:
+        ok = all(any(same_value(value_of(run, key), v) for v in values) for key, values, _ in selectors)
+        (chosen if ok else rest).append(run)
+    return chosen, rest
+
+
 def _compose(config_dir: str, overrides: list[str], hydra_config: bool = False):
     from hydra.errors import HydraException
 
@@ -776,8 +813,13 @@ def build_report(argv: list[str], config_dir: str) -> dict:
             f"`python train.py --multirun experiment=...` wrote (by default outputs/multirun/train/<date>_<time>, "
             "or its hydra.sweep.dir)"
         )
+    # Settings the experiment file does not sweep (aug.lam=0.1 for a sweep of lambda over demo's
+    # rows) choose the runs reported: one with another value is left out, and counted.
+    selectors = _run_selectors(extra, sweep_keys)
+    runs, not_chosen = _chosen_runs(runs, selectors)
     filled = fill(table, runs, expected, references, experiment=experiment)
     filled.narrowed_by, filled.sweep_runs = list(extra), sweep_runs
+    filled.not_chosen, filled.chosen_by = not_chosen, [text for _, _, text in selectors]
     others = [r for r in filled.unmatched if filled._made_by_another(r)]
     if others and len(others) == len(runs):
         # Every run given was made by other experiment files: a report of none of them, as an empty

@@ -371,6 +371,45 @@ def test_runs_with_different_settings_in_one_cell_are_refused(sweep, tmp_path):
     ]
 
 
+def test_settings_the_sweep_does_not_vary_choose_the_runs_reported(sweep, tmp_path):
+    """A sweep of a setting the table's rows do not tell apart (aug.lam over demo's rows, optim.lr
+    here) was refused whatever the report was given: the refusal says to add each value to
+    report.py's command, and a setting given that the experiment does not sweep chooses the runs
+    reported; the others are not used, and counted."""
+    from diffusemix_bench.reporting.formats import notes
+
+    runs = tmp_path / "runs"
+    shutil.copytree(sweep, runs)
+    shutil.copytree(runs / "0_aug=none,seed=0", runs / "9_aug=none,optim.lr=0.05,seed=0")
+    config = runs / "9_aug=none,optim.lr=0.05,seed=0" / "config_resolved.yaml"
+    data = yaml.safe_load(config.read_text())
+    lr = data["optim"]["lr"]
+    data["optim"]["lr"] = 0.05
+    config.write_text(yaml.safe_dump(data))
+    with pytest.raises(ReportError) as refused:
+        build_report(["experiment=table6", f"runs={runs}"], CONF)
+    assert (
+        f"which differ in optim.lr={lr} vs 0.05: the rows of table6 do not tell them apart (report each value's "
+        f"runs on their own: add optim.lr={lr} to report.py's command, then optim.lr=0.05;"
+    ) in str(refused.value)
+    reference = build_report(["experiment=table6", f"runs={sweep}"], CONF)["filled"]
+    filled = build_report(["experiment=table6", f"runs={runs}", f"optim.lr={lr}"], CONF)["filled"]
+    assert filled.counts() == reference.counts()
+    assert [r.folder.name for r in filled.not_chosen] == ["9_aug=none,optim.lr=0.05,seed=0"]
+    said = filled.summary()
+    assert (
+        f"1 run folder given has other settings than optim.lr={lr} (given to report.py) and is not used"
+        in said
+    )
+    assert said in notes(filled)
+    other = build_report(["experiment=table6", f"runs={runs}", "optim.lr=0.05"], CONF)["filled"]
+    chosen = [r.folder.name for cell in other.cells.values() for r in cell.runs]
+    assert chosen == ["9_aug=none,optim.lr=0.05,seed=0"] and len(other.not_chosen) == 6
+    # Both values: the two runs of seed 0 again.
+    with pytest.raises(ReportError, match="which differ in optim.lr"):
+        build_report(["experiment=table6", f"runs={runs}", f"optim.lr={lr},0.05"], CONF)
+
+
 def test_a_run_made_before_a_setting_existed_shares_its_cell(sweep, tmp_path):
     """A run whose saved settings predate dataset.warp (or SnapMix's aug.same_class_weights) was
     trained as the setting's earlier value trains: it is averaged with a later run of that value,

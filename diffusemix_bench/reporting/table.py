@@ -310,6 +310,10 @@ class FilledTable:
     # experiment file's whole sweep makes in the table's cells.
     narrowed_by: list[str] = field(default_factory=list)
     sweep_runs: int | None = None
+    # Runs given with other values of the settings report.py was given that the sweep does not
+    # vary (aug.lam=0.1): not used, and counted.
+    not_chosen: list[Run] = field(default_factory=list)
+    chosen_by: list[str] = field(default_factory=list)
 
     def uneven(self) -> bool:
         """Whether the cells with runs differ from the experiment file in different ways (rows
@@ -361,6 +365,13 @@ class FilledTable:
             )
         others = [r for r in self.unmatched if self._made_by_another(r)]
         outside = [r for r in self.unmatched if not self._made_by_another(r)]
+        if self.not_chosen:
+            n = len(self.not_chosen)
+            line += (
+                f"; {n} run folder{'' if n == 1 else 's'} given {'has' if n == 1 else 'have'} other settings than "
+                f"{' '.join(self.chosen_by)} (given to report.py) and {'is' if n == 1 else 'are'} not used "
+                f"({_named(self.not_chosen)})"
+            )
         if others:
             names = sorted({str(setting(r.config, "experiment_name")) for r in others})
             line += (
@@ -637,10 +648,17 @@ def _check_cell(table: PaperTable, cell: Cell, reference: DictConfig | None = No
             group = _went_furthest(cell, group)
         if len(group) > 1:
             differ = _settings_differ(group[0], group[1])
+            key, _, values = differ[0].partition("=") if differ else ("", "", "")
+            first, _, second = values.partition(" vs ")
+            each = (
+                f"report each value's runs on their own: add {key}={first} to report.py's command, then "
+                f"{key}={second}"
+                if key and second
+                else "report each setting's runs on their own"
+            )
             why = (
                 f", which differ in {', '.join(differ[:4])}{', ...' if len(differ) > 4 else ''}: the rows of "
-                f"{table.name} do not tell them apart (report each setting's runs on their own, or with an "
-                "experiment whose rows separate it)"
+                f"{table.name} do not tell them apart ({each}; or use an experiment whose rows separate them)"
                 if differ
                 else ", trained alike (the same run twice)"
             )
