@@ -667,15 +667,18 @@ def _parse_report_args(argv: list[str]) -> tuple[str, list[Path], Path | None, l
 
 
 def _run_selectors(extra: list[str], sweep_keys: set[str]) -> list[tuple[str, list, str]]:
-    """The settings given to report.py that the experiment file's sweep does not vary, nor the
-    seed: ``(key, values, as given)`` each (``aug.lam=0.1``: one value; ``aug.lam=0.1,0.3``: two)."""
+    """The settings given to report.py that the experiment file's sweep does not vary and that
+    tell runs apart (not the seed, where things are, ...): ``(key, values, as given)`` each (``aug.lam=0.1``: one value; ``aug.lam=0.1,0.3``: two)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from .reporting.table import compared_anywhere
 
     parser = OverridesParser.create()
     out = []
     for override in parser.parse_overrides(extra):
         key = override.get_key_element().lstrip("+~")
-        if key in sweep_keys or key == "seed":
+        # (where things are, the launcher, what is measured after training: no run is chosen by them)
+        if key in sweep_keys or not compared_anywhere(key) or "/" in key:
             continue
         texts = list(override.sweep_string_iterator()) if override.is_sweep_override() else None
         values = (

@@ -405,6 +405,11 @@ def test_settings_the_sweep_does_not_vary_choose_the_runs_reported(sweep, tmp_pa
     other = build_report(["experiment=table6", f"runs={runs}", "optim.lr=0.05"], CONF)["filled"]
     chosen = [r.folder.name for cell in other.cells.values() for r in cell.runs]
     assert chosen == ["9_aug=none,optim.lr=0.05,seed=0"] and len(other.not_chosen) == 6
+    # Settings that tell no runs apart (where the data is, a resume), pasted from the sweep's
+    # command: no run is left out for them.
+    pasted = ["paths.data_dir=/elsewhere", "ckpt_path=auto", "eval.fgsm=true", f"optim.lr={lr}"]
+    again = build_report(["experiment=table6", f"runs={runs}", *pasted], CONF)["filled"]
+    assert [r.folder.name for r in again.not_chosen] == ["9_aug=none,optim.lr=0.05,seed=0"]
     # Both values: the two runs of seed 0 again.
     with pytest.raises(ReportError, match="which differ in optim.lr"):
         build_report(["experiment=table6", f"runs={runs}", f"optim.lr={lr},0.05"], CONF)

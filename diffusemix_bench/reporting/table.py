@@ -89,6 +89,11 @@ def _ignored(key: str) -> bool:
     return any(key == k or key.startswith(k + ".") for k in IGNORED)
 
 
+def compared_anywhere(key: str) -> bool:
+    """Whether runs' setting ``key`` is compared between them at all (not seed, paths, ... ``IGNORED``)."""
+    return not _ignored(key)
+
+
 def reads_edits_of(config) -> bool:
     """A DiffuseMix run whose arm reads edits (not I or I + F)."""
     return setting(config, "aug") == "diffusemix" and not str(
