@@ -187,6 +187,17 @@ def test_data_dir_pointing_into_dataset_folder_gets_a_hint(tmp_path):
         create_dataset("cub", tmp_path / "outer", "train")
     held = tmp_path / "outer" / "data"
     assert f"{held / 'CUB_200_2011'} is there: give the folder that holds it, {held}" in str(err.value)
+    # One's own image folder given as dataset.root, dataset=imagefolder left out: the default
+    # dataset was looked for there, and a download into that folder offered without a word on it.
+    own = tmp_path / "my_images"
+    (own / "train" / "cat").mkdir(parents=True)
+    for name in ("cifar100", "cub"):
+        with pytest.raises(DatasetNotFoundError) as err:
+            create_dataset(name, own, "train")
+        assert (
+            f"{own} holds an image folder (train/<class>/): for your own images add dataset=imagefolder"
+            in str(err.value)
+        )
 
 
 @pytest.mark.parametrize("name", FILE_DATASETS)

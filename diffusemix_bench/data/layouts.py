@@ -186,6 +186,14 @@ def _one_level_down(root: Path, folder: str, most: int = 200) -> Path | None:
     return next((child for child in children if (child / folder).is_dir()), None)
 
 
+def _holds_class_folders(folder: Path, most: int = 50) -> bool:
+    """Whether ``folder`` holds folders (of classes), a few dozen looked at."""
+    try:
+        return folder.is_dir() and any(p.is_dir() for p in sorted(folder.iterdir())[:most])
+    except OSError:
+        return False
+
+
 def require_layout(name: str, root: Path, required: Iterable[str]) -> Path:
     """The dataset folder ``root/<folder>`` after checking that it and each ``required`` path
     below it exist."""
@@ -207,6 +215,10 @@ def require_layout(name: str, root: Path, required: Iterable[str]) -> Path:
             below = _one_level_down(root, folder)
             if below is not None:
                 detail += f"; {below / folder} is there: give the folder that holds it, {below}"
+        if name != "imagefolder" and _holds_class_folders(root / "train"):
+            # dataset.root given for one's own images, dataset=imagefolder left out (the default
+            # dataset was looked for there, and a download offered into the user's folder).
+            detail += f"; {root} holds an image folder (train/<class>/): for your own images add dataset=imagefolder"
         raise not_found(name, root, detail)
     for rel in required:
         if not (base / rel).exists():
