@@ -905,7 +905,9 @@ def sweep_job_dirname() -> str:
     holds a job folder with the same settings under another number (made by an earlier launch
     with other values or another order of them, e.g. ``seed=0,1,2`` then ``seed=1,2``), that
     folder, so that a sweep run again goes on in its jobs' own folders (``ckpt_path=auto``
-    resumes or skips them) instead of training them again in new ones."""
+    resumes or skips them) instead of training them again in new ones. A key swept now that the
+    earlier launch left at one value (``aug=none,diffusemix``, then ``seed=0,1`` added) finds the
+    earlier job that ran with that value (``0_aug=none`` for ``aug=none,seed=0``)."""
     from hydra.core.hydra_config import HydraConfig
 
     hc = HydraConfig.get()
@@ -913,11 +915,59 @@ def sweep_job_dirname() -> str:
     own = f"{hc.job.num}_{name}"
     sweep = Path(str(hc.sweep.dir))
     if sweep.is_dir() and not (sweep / own).exists():
+        jobs = []
         for folder in sorted(sweep.iterdir()):
             number, sep, rest = folder.name.partition("_")
-            if sep and number.isdigit() and rest == name and folder.is_dir():
-                return folder.name
+            if sep and number.isdigit() and folder.is_dir():
+                if rest == name:
+                    return folder.name
+                jobs.append((folder, rest))
+        # A key swept now that the earlier launch left at one value (aug=none,diffusemix, then with
+        # seed=0,1 added): the earlier job whose settings are this one's, that value included.
+        parts = set(name.split(","))
+        found = [
+            folder
+            for folder, rest in jobs
+            if set(rest.split(",")) < parts and _ran_with(folder, sorted(parts - set(rest.split(","))))
+        ]
+        if len(found) == 1:
+            return found[0].name
     return own
+
+
+def _ran_with(folder: Path, parts: list[str]) -> bool:
+    """Whether the sweep job in ``folder`` ran with each ``key=value`` of ``parts``: its group
+    choices (``.hydra/hydra.yaml``) and its settings (``config_resolved.yaml``, else
+    ``.hydra/config.yaml``) as those values parse."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    def load(path: Path):
+        try:
+            return OmegaConf.load(path) if path.is_file() else None
+        except Exception:  # a damaged file: not this job's folder to reuse
+            return None
+
+    hydra = load(folder / ".hydra" / "hydra.yaml")
+    choices = OmegaConf.select(hydra, "hydra.runtime.choices", default=None) if hydra is not None else None
+    config = load(folder / "config_resolved.yaml") or load(folder / ".hydra" / "config.yaml")
+    parser = OverridesParser.create()
+    for part in parts:
+        key, _, text = part.partition("=")
+        if choices is not None and key in choices:
+            if str(choices[key]) != text:
+                return False
+            continue
+        if config is None:
+            return False
+        try:
+            was = OmegaConf.select(config, key, default=None, throw_on_resolution_failure=False)
+            now = parser.parse_override(part).value()
+        except Exception:
+            return False
+        both_numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (was, now))
+        if not (math.isclose(float(was), float(now)) if both_numbers else was == now):
+            return False
+    return True
 
 
 def per_dataset(name: str, table) -> Any:

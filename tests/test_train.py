@@ -1469,8 +1469,8 @@ def test_a_sweep_run_again_with_fewer_values_goes_on_in_its_jobs_own_folders(tmp
     (sweep / "1_seed=1" / "metrics.json").write_text('{"val_top1": 50.0, "test_top1": 50.0}')
     monkeypatch.setenv(SWEPT_KEYS_ENV, "seed")
 
-    def job(num: int, seed: int):
-        task = ["dataset=flowers102", f"seed={seed}"]
+    def job(num: int, seed: int, *more: str):
+        task = ["dataset=flowers102", *more, f"seed={seed}"]
         cfg = compose_config(task, return_hydra_config=True)
         with open_dict(cfg):
             cfg.hydra.overrides.task = task
@@ -1489,6 +1489,25 @@ def test_a_sweep_run_again_with_fewer_values_goes_on_in_its_jobs_own_folders(tmp
         assert sweep_job_dirname() == "1_seed=3"  # new settings: a new folder
         job(2, 2)
         assert sweep_job_dirname() == "2_seed=2"  # its own number: its own folder
+        # A key swept now that the earlier launch left at one value (aug=none,mixup, then seed=0,1
+        # added): the earlier job that ran with that value is found (it trained again in a new
+        # folder, and the report refused the seed's two runs).
+        for k, aug in enumerate(("none", "mixup")):
+            folder = sweep / f"{3 + k}_aug={aug}"
+            (folder / ".hydra").mkdir(parents=True)
+            (folder / ".hydra" / "hydra.yaml").write_text(
+                f"hydra:\n  runtime:\n    choices:\n      aug: {aug}\n"
+            )
+            (folder / "config_resolved.yaml").write_text("seed: 0\n")
+        monkeypatch.setenv(SWEPT_KEYS_ENV, "aug,seed")
+        for num, (aug, seed, expected) in enumerate(
+            [("none", 0, "3_aug=none"), ("mixup", 0, "4_aug=mixup"), ("none", 1, "2_aug=none,seed=1")]
+        ):
+            job(num, seed, f"aug={aug}")
+            assert sweep_job_dirname() == expected, (aug, seed)
+        for k, aug in enumerate(("none", "mixup")):
+            shutil.rmtree(sweep / f"{3 + k}_aug={aug}")  # (the summary below counts the seeds' folders)
+        monkeypatch.setenv(SWEPT_KEYS_ENV, "seed")
     finally:
         HydraConfig.instance().cfg = None
 
