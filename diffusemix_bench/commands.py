@@ -109,6 +109,10 @@ def _train_command(flags: list[str], given: list, resume: str, folder_key: str, 
 
     own = ("ckpt_path=", f"{folder_key}=", "hydra.mode=")
     kept = [str(o) for o in given if not str(o).lstrip("+~").startswith(own)]
+    # A setting given twice (a resume's own value after the first command's): the last one, as
+    # Hydra applies it.
+    key = [o.lstrip("+~").partition("=")[0] for o in kept]
+    kept = [o for i, o in enumerate(kept) if "=" not in o or key[i] not in key[i + 1 :]]
     return " ".join(
         [
             script_command("train.py"),

@@ -864,3 +864,25 @@ def test_epochs_are_counted_from_the_loop_whatever_the_earlier_parts_steps():
     # Stopped 5 steps into the third epoch, which Lightning closed (current_epoch 3) or not (2).
     assert _epochs_trained(cfg, trainer(5, 3, 3)) == (2, 5)
     assert _epochs_trained(cfg, trainer(5, 2, 3)) == (2, 5)
+
+
+def test_a_saved_resume_command_gives_each_setting_once(tmp_path):
+    """A run resumed with a setting of its own (trainer.max_epochs=6 after the first command's 5)
+    has both in .hydra/overrides.yaml: the resume command it is told gives the last, once (it
+    printed both, which read as a contradiction though Hydra takes the last)."""
+    from diffusemix_bench.commands import saved_resume_command
+
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "overrides.yaml").write_text(
+        "- dataset=cub\n- trainer.max_epochs=5\n- ckpt_path=last\n- +foo.bar=1\n- trainer.max_epochs=6\n"
+        f"- hydra.run.dir={tmp_path}\n"
+    )
+    command = saved_resume_command(tmp_path)
+    words = command.split()
+    assert words[words.index("dataset=cub") :] == [
+        "dataset=cub",
+        "+foo.bar=1",
+        "trainer.max_epochs=6",
+        "ckpt_path=last",
+        f"hydra.run.dir={tmp_path}",
+    ]

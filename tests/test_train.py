@@ -535,6 +535,9 @@ def test_resuming_a_finished_run_keeps_its_metrics(make_cfg, tmp_path, caplog):
     assert (
         "has finished: its metrics.json holds its 1 epoch (" in caplog.text and "Nothing to do" in caplog.text
     )
+    # The attack it has not had is the one offered (it has PGD's error: FGSM).
+    assert "evaluate.py" in caplog.text and caplog.text.count("eval.fgsm=true") >= 1
+    assert "eval.pgd=true" not in caplog.text
 
     # FGSM asked on the finished run: measured on the same checkpoint and split, kept beside PGD.
     fgsm = train(make_cfg(["trainer.max_epochs=1", "ckpt_path=last", "eval.fgsm=true"]))
@@ -543,6 +546,12 @@ def test_resuming_a_finished_run_keeps_its_metrics(make_cfg, tmp_path, caplog):
     assert 0 <= fgsm["fgsm_error"] <= 100 and fgsm["robust_checkpoint"] == first["best_checkpoint"]
     assert fgsm["wall_time_s"] == round(first["wall_time_s"] + fgsm["wall_time_this_part_s"], 2)
     assert fgsm["fit_seconds"] == first["fit_seconds"]  # nothing was trained in this part
+    caplog.clear()
+    train(make_cfg(["trainer.max_epochs=1", "ckpt_path=last"]))  # both attacks measured: another budget
+    assert (
+        "it has FGSM and PGD errors; to attack it otherwise" in caplog.text
+        and "eval.eps=<budget" in caplog.text
+    )
     assert "world_size" not in fgsm and "model_weights" not in fgsm  # still unknown: this part only evaluated
     assert json.loads(path.read_text()) == fgsm
 

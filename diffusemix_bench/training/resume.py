@@ -362,11 +362,18 @@ def nothing_to_do(run_dir: Path, earlier: dict) -> str:
             " (failure.json, left by a later part that evaluated it and stopped before writing its numbers, is "
             "removed: metrics.json holds the finished run's)"
         )
+    # An attack it has not had (FGSM, then PGD); where it has both, the attack at another budget.
+    attack = next((f"eval.{a}=true" for a in ("fgsm", "pgd") if f"{a}_error" not in earlier), None)
+    attack_it = (
+        f"to attack it, {script_command('evaluate.py')} {quoted_arg('ckpt', str(run_dir))} {attack}"
+        if attack
+        else f"it has FGSM and PGD errors; to attack it otherwise, {script_command('evaluate.py')} "
+        f"{quoted_arg('ckpt', str(run_dir))} eval.fgsm=true eval.eps=<budget in 1/255>"
+    )
     return (
         f"The run in {run_dir} has finished{note}: its metrics.json holds its {_count(earlier.get('epochs'), 'epoch')} "
         f"({_count(earlier.get('optimizer_steps'), 'optimizer step')}). Nothing to do. To train it longer, resume "
-        f"with a larger trainer.max_epochs; to attack it, {script_command('evaluate.py')} {quoted_arg('ckpt', str(run_dir))} "
-        "eval.fgsm=true"
+        f"with a larger trainer.max_epochs; {attack_it}"
     )
 
 
