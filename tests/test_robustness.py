@@ -423,7 +423,13 @@ def _evaluate_cfg(**settings):
         # The selected checkpoint gone: not silently another one's numbers beside its test numbers.
         (
             {"ckpt": "{nobest}", "eval.fgsm": "true"},
-            r"the checkpoint the run selected \(best-\S+\.ckpt, metrics",
+            r"the checkpoint the run selected \(best-\S+\.ckpt, metrics.*put it back, or attack another checkpoint "
+            r"by naming it \(ckpt=\S+/checkpoints/last\.ckpt\), whose numbers",
+        ),
+        # ... and none left at all: no file named that is not there.
+        (
+            {"ckpt": "{nockpt}", "eval.fgsm": "true"},
+            r"put it back, or train the run again: no other checkpoint is left there to attack instead",
         ),
         # Saved settings cut short or edited by hand: named, not met deep in the data code.
         (
@@ -532,6 +538,11 @@ def test_evaluate_user_errors(trained_run, tmp_path, settings, message):
         (copy("nobest") / "checkpoints" / best).unlink()
         return tmp_path / "nobest"
 
+    def nockpt() -> Path:
+        for path in (copy("nockpt") / "checkpoints").glob("*.ckpt"):
+            path.unlink()
+        return tmp_path / "nockpt"
+
     def settings_file(name: str, saved: dict) -> Path:
         (copy(name) / "config_resolved.yaml").unlink()
         (tmp_path / name / "config_resolved.yaml").write_text(yaml.safe_dump(saved))
@@ -564,7 +575,14 @@ def test_evaluate_user_errors(trained_run, tmp_path, settings, message):
 
     makers = {"run": lambda: run_dir, "tmp": lambda: tmp_path, "loose": loose, "garbage": garbage}
     makers |= {"damaged": damaged, "sweep": sweep, "empty": empty, "zero": zero, "hostile": hostile}
-    makers |= {"misfit": misfit, "nobest": nobest, "cut": cut, "edited": edited, "relabelled": relabelled}
+    makers |= {
+        "misfit": misfit,
+        "nobest": nobest,
+        "nockpt": nockpt,
+        "cut": cut,
+        "edited": edited,
+        "relabelled": relabelled,
+    }
     makers |= {"nosize": nosize, "badseed": badseed}
     # Only what this case names is made (copies of the run folder for every case were slow).
     wanted = {name for value in settings.values() for name in re.findall(r"\{(\w+)\}", str(value))}

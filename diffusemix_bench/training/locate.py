@@ -136,11 +136,17 @@ def locate_checkpoint(path: Path) -> tuple[Path, Path]:
                 ckpt = run_dir / "checkpoints" / Path(best).name
             elif best:
                 # Another checkpoint's robustness would sit beside the selected one's test numbers.
+                there = sorted((run_dir / "checkpoints").glob("*.ckpt"))
+                other = (
+                    f"attack another checkpoint by naming it (ckpt={there[-1] if len(there) == 1 else '<run folder>/checkpoints/<file>.ckpt'}"
+                    f"{'; there: ' + ', '.join(p.name for p in there) if len(there) > 1 else ''}), whose numbers then "
+                    "belong to other weights than the run's test numbers"
+                    if there
+                    else "train the run again: no other checkpoint is left there to attack instead"
+                )
                 raise ConfigError(
                     f"the checkpoint the run selected ({Path(best).name}, metrics.json's best_checkpoint) is not in "
-                    f"{run_dir / 'checkpoints'}, and its test numbers were measured on it: put it back, or "
-                    "attack another checkpoint by naming it (ckpt=<run folder>/checkpoints/last.ckpt), whose "
-                    "numbers then belong to other weights than the run's test numbers"
+                    f"{run_dir / 'checkpoints'}, and its test numbers were measured on it: put it back, or {other}"
                 )
         if ckpt is None and (run_dir / "checkpoints" / "last.ckpt").is_file():
             ckpt = run_dir / "checkpoints" / "last.ckpt"
