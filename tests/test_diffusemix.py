@@ -1109,6 +1109,17 @@ def test_a_sweep_whose_diffusemix_jobs_lack_their_edits_starts_no_job(tmp_path):
     )
     generate(compose_generate(common))
     check_command_line(argv, str(CONF_DIR), "config")  # taken
+    # Pointed at another edits folder than the one generate.py filled: told where the store is.
+    with pytest.raises(SystemExit) as refused:
+        check_command_line([*argv, f"generator.edits_dir={tmp_path / 'other'}"], str(CONF_DIR), "config")
+    default = tmp_path / "cache" / "edits"
+    assert (
+        f"no edit store of these settings exists in generator.edits_dir ({tmp_path / 'other'}/flowers102/train/"
+        in str(refused.value)
+    )
+    assert f"but one with edits is in the default edits folder, {default}/flowers102/train/" in str(
+        refused.value
+    ) and f"(or give generator.edits_dir={default}) to read it" in str(refused.value)
     # Prompt counts share one store: a count beyond the prompts generated is refused too (only the
     # first count was checked, so Figure 5's lower counts trained before the higher ones failed).
     counts = ["--multirun", "aug=diffusemix", "generator.num_prompts=1,2", *common[:-1]]

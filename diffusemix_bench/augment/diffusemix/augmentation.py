@@ -437,6 +437,14 @@ class DiffuseMix(Augmentation):
                 more, fix = "", "Generate them first:"
             if not (store.folder / "edits").is_dir():  # no edit made with these settings yet
                 where = f"are missing: no edit store of these settings exists yet ({store.folder})"
+                elsewhere = self._same_store_in_the_default_folder(store)
+                if elsewhere is not None:  # made there, this run pointed elsewhere
+                    where = (
+                        f"are missing: no edit store of these settings exists in generator.edits_dir "
+                        f"({store.folder}), but one with edits is in the default edits folder, {elsewhere}: "
+                        f"leave generator.edits_dir out (or give generator.edits_dir={elsewhere.parents[2]}) to "
+                        "read it"
+                    )
             elif broken or more:
                 where = f"are not usable in the edit store {store.folder}"
             else:
@@ -459,6 +467,18 @@ class DiffuseMix(Augmentation):
                 f"{index}, prompt '{prompt_id}'){more}.{store.other_stores()} {fix}\n  "
                 f"{generate_command(self._config, self.ctx.dataset_name)}{few}"
             )
+
+    def _same_store_in_the_default_folder(self, store) -> Path | None:
+        """The store of these settings under the default edits folder (``paths.cache_dir``/edits),
+        where it holds edits and this run's ``generator.edits_dir`` is another folder; else None."""
+        cfg = self._config
+        try:
+            given = Path(str(cfg.generator.edits_dir)).expanduser().absolute()
+            default = Path(str(cfg.paths.cache_dir)).expanduser().absolute() / "edits"
+            other = default / store.folder.absolute().relative_to(given)
+        except (ValueError, AttributeError, TypeError):
+            return None
+        return other if given != default and (other / "edits").is_dir() else None
 
     def train_dataset(self, dataset: Dataset) -> Dataset:
         from ...generation.store import split_indices
