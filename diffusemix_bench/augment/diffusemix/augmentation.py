@@ -436,7 +436,12 @@ class DiffuseMix(Augmentation):
             else:
                 more, fix = "", "Generate them first:"
             if not (store.folder / "edits").is_dir():  # no edit made with these settings yet
-                where = f"are missing: no edit store of these settings exists yet ({store.folder})"
+                where = (
+                    f"are missing: the edit store of these settings holds no edit yet ({store.folder}: a "
+                    "generate.py run stopped before its first)"
+                    if store.folder.is_dir()
+                    else f"are missing: no edit store of these settings exists yet ({store.folder})"
+                )
                 elsewhere = self._same_store_in_the_default_folder(store)
                 if elsewhere is not None:  # made there, this run pointed elsewhere
                     where = (
