@@ -1235,8 +1235,11 @@ def _batching_said(value: Any, mine: Any) -> str:
     blocks = value.get("blocks") if isinstance(value, dict) else None
     if not blocks:
         return "other generator.batch_size"
-    size = f"generator.batch_size={max(len(block) for block in blocks)}"
     ids = [pid for block in blocks for pid in block]
+    # The largest batch size that cuts these blocks (9 prompts in blocks of 3: 4, as generator=tiny
+    # sets it; 3 makes the same blocks)
+    same = [b for b in range(1, len(ids) + 1) if prompt_blocks(ids, b) == blocks]
+    size = f"generator.batch_size={max(same) if same else max(len(block) for block in blocks)}"
     mine_blocks = mine.get("blocks") if isinstance(mine, dict) else None
     if mine_blocks is not None and ids != [pid for block in mine_blocks for pid in block]:
         # Blocks cut from another prompt list: the prompts differ (the batch size perhaps too).
