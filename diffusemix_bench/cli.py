@@ -10,7 +10,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from .commands import hydra_quoted, quoted_arg, resume_command, script_command, sweep_command
 from .config import check_protocol_optimiser, no_such_setting, validate_config
@@ -690,20 +690,31 @@ def _run_selectors(extra: list[str], sweep_keys: set[str]) -> list[tuple[str, li
     return out
 
 
-def _chosen_runs(runs: list, selectors: list[tuple[str, list, str]]) -> tuple[list, list]:
-    """``runs`` split into those whose settings take one of each selector's values, and the rest."""
-    from .reporting.paper import same_value, setting
+def _chosen_runs(runs: list, selectors: list[tuple[str, list, str]], config_dir: str) -> tuple[list, list]:
+    """``runs`` split into those whose settings take one of each selector's values, and the rest. A
+    run without the setting (``aug.lam`` of an ``aug=none`` run) is not told apart by it: chosen. A
+    config group's option (``trainer=gpu``) is read from the run's record of its choices
+    (``.hydra/hydra.yaml``); a run without that record is chosen."""
+    from .reporting.paper import same_value
+    from .reporting.table import MISSING, group_choice
 
-    def value_of(run, key: str):
-        value = setting(run.config, key)
-        # A group's option (optim=adamw) named by its settings' name where they have one.
-        return value.get("name") if isinstance(value, dict) and "." not in key else value
+    def takes(run, key: str, values: list) -> bool:
+        if (Path(config_dir) / key).is_dir():  # a config group: its option, as the run recorded it
+            chosen = group_choice(run, key)
+            return chosen is MISSING or any(str(chosen) == ("null" if v is None else str(v)) for v in values)
+        value = OmegaConf.select(run.config, key, default=MISSING, throw_on_resolution_failure=False)
+        return value is MISSING or any(same_value(value, v) for v in values)
 
     chosen, rest = [], []
     for run in runs:
-        ok = all(any(same_value(value_of(run, key), v) for v in values) for key, values, _ in selectors)
+        ok = all(takes(run, key, values) for key, values, _ in selectors)
         (chosen if ok else rest).append(run)
     return chosen, rest
+
+
+def _named_folders(runs: list, shown: int = 3) -> str:
+    more = f" and {len(runs) - shown} more" if len(runs) > shown else ""
+    return ", ".join(str(r.folder) for r in runs[:shown]) + more
 
 
 def _compose(config_dir: str, overrides: list[str], hydra_config: bool = False):
@@ -819,7 +830,15 @@ def build_report(argv: list[str], config_dir: str) -> dict:
     # Settings the experiment file does not sweep (aug.lam=0.1 for a sweep of lambda over demo's
     # rows) choose the runs reported: one with another value is left out, and counted.
     selectors = _run_selectors(extra, sweep_keys)
-    runs, not_chosen = _chosen_runs(runs, selectors)
+    runs, not_chosen = _chosen_runs(runs, selectors, config_dir)
+    if selectors and not_chosen and not runs:
+        from .reporting.runs import ReportError
+
+        raise ReportError(
+            f"report.py {' '.join(text for _, _, text in selectors)}: none of the {len(not_chosen)} run folders "
+            f"given ran with {'that setting' if len(selectors) == 1 else 'those settings'} "
+            f"({_named_folders(not_chosen)}); leave it out to report them, or give the runs that did"
+        )
     filled = fill(table, runs, expected, references, experiment=experiment)
     filled.narrowed_by, filled.sweep_runs = list(extra), sweep_runs
     filled.not_chosen, filled.chosen_by = not_chosen, [text for _, _, text in selectors]

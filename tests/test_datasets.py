@@ -198,6 +198,18 @@ def test_data_dir_pointing_into_dataset_folder_gets_a_hint(tmp_path):
             f"{own} holds an image folder (train/<class>/): for your own images add dataset=imagefolder"
             in str(err.value)
         )
+    # Not where another hint says what is wrong, nor for a dataset whose own folder is laid out so.
+    renamed = tmp_path / "tiny-imagenet-200"
+    (renamed / "train" / "n01443537").mkdir(parents=True)
+    for root in (renamed, own):
+        with pytest.raises(DatasetNotFoundError) as err:
+            create_dataset("tinyimagenet", root, "train")
+        assert "dataset=imagefolder" not in str(err.value)
+    (tmp_path / "cub_copy" / "CUB_200_2011" / "train" / "a").mkdir(parents=True)
+    with pytest.raises(DatasetNotFoundError) as err:
+        create_dataset("cub", tmp_path / "cub_copy" / "CUB_200_2011", "train")
+    assert "the folder given should be the one that holds CUB_200_2011/" in str(err.value)
+    assert "dataset=imagefolder" not in str(err.value)
 
 
 @pytest.mark.parametrize("name", FILE_DATASETS)

@@ -413,6 +413,27 @@ def test_settings_the_sweep_does_not_vary_choose_the_runs_reported(sweep, tmp_pa
     # Both values: the two runs of seed 0 again.
     with pytest.raises(ReportError, match="which differ in optim.lr"):
         build_report(["experiment=table6", f"runs={runs}", f"optim.lr={lr},0.05"], CONF)
+    # A setting a run has not (aug.lam of aug=none, snapmix's runs here) does not tell it apart.
+    shutil.rmtree(runs / "9_aug=none,optim.lr=0.05,seed=0")
+    assert (
+        build_report(["experiment=table6", f"runs={runs}", "++aug.lam=0.3"], CONF)["filled"].not_chosen == []
+    )
+    # A config group's option is read from the run's record of its choices (trainer has no name
+    # field: every run was left out); a run without that record is not told apart.
+    hydra = runs / "0_aug=none,seed=0" / ".hydra"
+    hydra.mkdir(exist_ok=True)
+    (hydra / "hydra.yaml").write_text("hydra:\n  runtime:\n    choices:\n      trainer: default\n")
+    gpu = build_report(["experiment=table6", f"runs={runs}", "trainer=gpu"], CONF)["filled"]
+    assert [r.folder.name for r in gpu.not_chosen] == ["0_aug=none,seed=0"]
+    assert (
+        build_report(["experiment=table6", f"runs={runs}", "trainer=default"], CONF)["filled"].not_chosen
+        == []
+    )
+    # None chosen: said, not an empty table.
+    with pytest.raises(
+        ReportError, match=r"report.py optim.lr=0.07: none of the 6 run folders given ran with that"
+    ):
+        build_report(["experiment=table6", f"runs={runs}", "optim.lr=0.07"], CONF)
 
 
 def test_a_run_made_before_a_setting_existed_shares_its_cell(sweep, tmp_path):

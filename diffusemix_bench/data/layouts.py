@@ -186,6 +186,10 @@ def _one_level_down(root: Path, folder: str, most: int = 200) -> Path | None:
     return next((child for child in children if (child / folder).is_dir()), None)
 
 
+#: Named datasets whose own folder holds train/<class>/ (a renamed copy of one is not a slip).
+CLASS_FOLDER_DATASETS = frozenset({"imagefolder", "tinyimagenet", "imagenet"})
+
+
 def _holds_class_folders(folder: Path, most: int = 50) -> bool:
     """Whether ``folder`` holds folders (of classes), a few dozen looked at."""
     try:
@@ -207,15 +211,22 @@ def require_layout(name: str, root: Path, required: Iterable[str]) -> Path:
             detail = f"folder {base.absolute()} does not exist"
         if name == "imagefolder":
             detail += "; give your image folder (the one holding train/<class>/) as dataset.root=<folder>"
+        hinted = False
         if folder and root.name == folder:
             # A common slip: pointing data_dir at the dataset folder instead of its parent.
             detail += f"; the folder given should be the one that holds {folder}/, i.e. {root.parent}"
+            hinted = True
         elif folder and root.is_dir():
             # Or a level too high: the dataset folder is in one of the given folder's folders.
             below = _one_level_down(root, folder)
             if below is not None:
                 detail += f"; {below / folder} is there: give the folder that holds it, {below}"
-        if name != "imagefolder" and _holds_class_folders(root / "train"):
+                hinted = True
+        if (
+            not hinted
+            and name not in CLASS_FOLDER_DATASETS  # (their own folder holds train/<class>/ too)
+            and _holds_class_folders(root / "train")
+        ):
             # dataset.root given for one's own images, dataset=imagefolder left out (the default
             # dataset was looked for there, and a download offered into the user's folder).
             detail += f"; {root} holds an image folder (train/<class>/): for your own images add dataset=imagefolder"

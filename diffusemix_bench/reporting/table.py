@@ -5,6 +5,7 @@ is missing, failed or diverged counted, and the settings that differ from the ex
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -87,6 +88,23 @@ def _flatten(cfg: DictConfig) -> dict[str, Any]:
 
 def _ignored(key: str) -> bool:
     return any(key == k or key.startswith(k + ".") for k in IGNORED)
+
+
+#: What a run's record lacks (a setting it has no such key for, a choice it did not record).
+MISSING = object()
+
+
+def group_choice(run: Run, group: str):
+    """The option of config group ``group`` a run was composed with (``.hydra/hydra.yaml``'s
+    ``hydra.runtime.choices``; ``None`` for a group left out), or ``MISSING`` without that record."""
+    import yaml
+
+    try:
+        with open(run.folder / ".hydra" / "hydra.yaml") as f:
+            choices = yaml.safe_load(f)["hydra"]["runtime"]["choices"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return MISSING
+    return choices.get(group, MISSING) if isinstance(choices, dict) else MISSING
 
 
 def compared_anywhere(key: str) -> bool:
@@ -654,11 +672,16 @@ def _check_cell(table: PaperTable, cell: Cell, reference: DictConfig | None = No
         if len(group) > 1:
             differ = _settings_differ(group[0], group[1])
             key, _, values = differ[0].partition("=") if differ else ("", "", "")
-            first, _, second = values.partition(" vs ")
+            first, _, second = (v if v != "None" else "null" for v in values.partition(" vs "))
+            # (a setting of the runs' configuration whose values are plain words: not the world
+            # size or the weights' contents, which no setting given to report.py chooses)
+            plain = re.fullmatch(r"[A-Za-z_][\w.]*", key) and all(
+                re.fullmatch(r"[\w.+-]+", v) for v in (first, second)
+            )
             each = (
                 f"report each value's runs on their own: add {key}={first} to report.py's command, then "
                 f"{key}={second}"
-                if key and second
+                if plain
                 else "report each setting's runs on their own"
             )
             why = (
