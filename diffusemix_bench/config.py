@@ -925,14 +925,46 @@ def sweep_job_dirname() -> str:
         # A key swept now that the earlier launch left at one value (aug=none,diffusemix, then with
         # seed=0,1 added): the earlier job whose settings are this one's, that value included.
         parts = set(name.split(","))
+        excluded = set(hc.job.config.override_dirname.exclude_keys)
         found = [
             folder
             for folder, rest in jobs
-            if set(rest.split(",")) < parts and _ran_with(folder, sorted(parts - set(rest.split(","))))
+            if set(rest.split(",")) < parts
+            and _same_fixed_settings(folder, list(hc.overrides.task), parts - set(rest.split(",")), excluded)
+            and _ran_with(folder, sorted(parts - set(rest.split(","))))
         ]
         if len(found) == 1:
             return found[0].name
     return own
+
+
+def _same_fixed_settings(folder: Path, task: list[str], new: set[str], excluded: set[str]) -> bool:
+    """Whether the sweep job in ``folder`` was given this job's settings (its
+    ``.hydra/overrides.yaml``: experiment, fixed settings and its swept values), but for the
+    ``key=value`` ``new`` that this launch sweeps anew and for the ``excluded`` keys (folders,
+    ``ckpt_path``: they change nothing trained)."""
+    import yaml
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        theirs = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text())
+        if not isinstance(theirs, list) or not all(isinstance(o, str) for o in theirs):
+            return False
+        parser = OverridesParser.create()
+
+        def given(overrides: list[str]) -> dict[str, str]:
+            out = {}
+            for o in parser.parse_overrides(overrides):
+                key = o.get_key_element().lstrip("+~")
+                if key not in excluded:
+                    out[key] = o.get_value_element_as_str()
+            return out
+
+        mine, was = given(task), given(theirs)
+    except Exception:  # no record, or one that does not parse: not a folder to go on in
+        return False
+    added = {part.partition("=")[0].lstrip("+~") for part in new}
+    return {k: v for k, v in mine.items() if k not in added} == was
 
 
 def _ran_with(folder: Path, parts: list[str]) -> bool:
@@ -954,7 +986,7 @@ def _ran_with(folder: Path, parts: list[str]) -> bool:
     for part in parts:
         key, _, text = part.partition("=")
         if choices is not None and key in choices:
-            if str(choices[key]) != text:
+            if ("null" if choices[key] is None else str(choices[key])) != text:
                 return False
             continue
         if config is None:

@@ -1508,12 +1508,17 @@ def test_a_sweep_run_again_with_fewer_values_goes_on_in_its_jobs_own_folders(tmp
                 f"hydra:\n  runtime:\n    choices:\n      aug: {aug}\n"
             )
             (folder / "config_resolved.yaml").write_text("seed: 0\n")
+            # (given alike but for the seed; ckpt_path, as the folders, changes nothing trained)
+            (folder / ".hydra" / "overrides.yaml").write_text(f"- dataset=flowers102\n- aug={aug}\n")
         monkeypatch.setenv(SWEPT_KEYS_ENV, "aug,seed")
         for num, (aug, seed, expected) in enumerate(
             [("none", 0, "3_aug=none"), ("mixup", 0, "4_aug=mixup"), ("none", 1, "2_aug=none,seed=1")]
         ):
-            job(num, seed, f"aug={aug}")
+            job(num, seed, f"aug={aug}", "ckpt_path=auto")
             assert sweep_job_dirname() == expected, (aug, seed)
+        # An earlier launch given other settings (another rate, another experiment): not this job's.
+        job(0, 0, "aug=none", "optim.lr=0.05")
+        assert sweep_job_dirname() == "0_aug=none,seed=0"
         for k, aug in enumerate(("none", "mixup")):
             shutil.rmtree(sweep / f"{3 + k}_aug={aug}")  # (the summary below counts the seeds' folders)
         monkeypatch.setenv(SWEPT_KEYS_ENV, "seed")
