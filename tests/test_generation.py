@@ -1389,6 +1389,15 @@ def test_a_store_refusal_names_a_removed_image_and_another_folders_store(tmp_pat
     said = str(refused.value)
     assert f"removed since: '{name}'" in said
     assert f"Put '{name}' back (a corrupt file may stay: dataset.on_bad_image=skip leaves it out" in said
+    # The same folder through a link (a data folder that is a link, say): the store's own images.
+    link = tmp_path / "link"
+    link.symlink_to(root)
+    through = create_dataset("imagefolder", link, "train")
+    with pytest.raises(EditStoreError) as refused:
+        store.check_images(image_files(through, sizes=True), root=image_root(through))
+    assert "another image folder" not in str(refused.value) and f"removed since: '{name}'" in str(
+        refused.value
+    )
     # (the first folder gone, its copy is this one's data moved: no longer another folder's)
     shutil.rmtree(root)
     with pytest.raises(EditStoreError, match=r"removed since: '") as refused:

@@ -271,9 +271,32 @@ def image_root(dataset) -> Path | None:
 IMAGES_ROOT = "images_root.txt"
 
 
+def _same_folder(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one folder (a link to it, a relative path, another mount)."""
+    try:
+        return os.path.samefile(a.expanduser(), b.expanduser())
+    except OSError:
+        return a.expanduser().resolve() == b.expanduser().resolve()
+
+
+def _gone(recorded: set[str], root: str | Path | None, most: int = 4, looked: int = 20_000) -> list[str]:
+    """Recorded image files no longer under ``root`` (one deleted, a corrupt one say, is put back):
+    the first ``most`` found, among the first ``looked`` in name order (a stat each, on a refusal
+    alone: a large split on a network disk is not stat'ed whole)."""
+    if root is None:
+        return []
+    found = []
+    for name in sorted(recorded)[:looked]:
+        if not (Path(root) / name).exists():
+            found.append(name)
+            if len(found) == most:
+                break
+    return found
+
+
 def _listed_names(names: list[str], shown: int = 3) -> str:
-    """``names`` quoted, the first ``shown`` of them, and how many more."""
-    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    """``names`` quoted, the first ``shown`` of them, and that there are more."""
+    more = " and more" if len(names) > shown else ""
     return ", ".join(f"'{n}'" for n in names[:shown]) + more
 
 
@@ -866,7 +889,9 @@ class EditStore:
                     raise self._other_images(index, was, now, files, stored, root)
             if record:
                 where = self.folder / IMAGES_ROOT
-                if root is not None and not where.is_file():  # whose images these edits are
+                # Whose images these edits are: recorded with the store's first images (a store
+                # recorded before this file existed may have been made from another folder).
+                if root is not None and not stored and not where.is_file():
                     write_atomic(where, f"{Path(root).expanduser().absolute()}\n")
                 lines = "".join(
                     f"{index} {f[1] if len(f) > 1 else '-'} {_record_name(f[0])}\n"
@@ -900,8 +925,8 @@ class EditStore:
         if (
             theirs is not None
             and root is not None
-            and theirs != Path(root).expanduser().absolute()
             and theirs.is_dir()
+            and not _same_folder(theirs, Path(root))
         ):
             # Another image folder's store, that folder still there (a copy of it edited since,
             # say): its edits are that folder's, and deleting them is not this folder's to offer.
@@ -911,9 +936,6 @@ class EditStore:
                 "Make this folder's edits in an edits folder of their own (generator.edits_dir=<folder>, in "
                 f"generate.py and train.py alike); {self.folder} stays {theirs}'s"
             )
-        # The recorded files no longer there, named: one deleted (a corrupt one, say) is put back.
-        # (A stat each, on this refusal alone; either side may be part of the split.)
-        gone = sorted(n for n in recorded if root is not None and not (Path(root) / n).exists())
         if was[0] == now[0] and here_now is not None and here_now.is_file() and not _decodes(here_now):
             sizes = f" ({now[1]} bytes now, {was[1]} when its edits were made)" if len(now) > 1 else ""
             return EditStoreError(
@@ -949,6 +971,7 @@ class EditStore:
                 "makes all of train/ the training split), and the store pairs edits with images by their "
                 "position in the split"
             )
+            gone = _gone(recorded, root)
             if gone:
                 why += f"; removed since: {_listed_names(gone)}"
             put_back = (
