@@ -991,7 +991,7 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
         }.get(kind or "", "true or false" if boolean else (kind or "another type"))
         unit = (
             " in 1/255 units of the pixel range: 8 for 8/255"
-            if key in ("eval.eps", "eval.pgd_step_size", "aug.adv_eps")
+            if key in ("eval.eps", "eval.pgd_step_size", "aug.adv_eps", "adv.eps", "adv.step")
             else ""
         )
         raise ConfigError(f"{key}={value}: {key} takes {expected}{unit}, not {value!r}")

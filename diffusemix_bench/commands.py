@@ -112,7 +112,14 @@ def _train_command(flags: list[str], given: list, resume: str, folder_key: str, 
     # A setting given twice (a resume's own value after the first command's): the last one, as
     # Hydra applies it.
     key = [o.lstrip("+~").partition("=")[0] for o in kept]
-    kept = [o for i, o in enumerate(kept) if "=" not in o or key[i] not in key[i + 1 :]]
+    first = {}  # each key's first form: "+foo=1" adds a setting the schema lacks, "foo=2" then sets it
+    for i, o in enumerate(kept):
+        first.setdefault(key[i], o[: len(o) - len(o.lstrip("+~"))])
+    kept = [
+        first[key[i]] + o.lstrip("+~") if first[key[i]] == "+" else o
+        for i, o in enumerate(kept)
+        if "=" not in o or key[i] not in key[i + 1 :]
+    ]
     return " ".join(
         [
             script_command("train.py"),

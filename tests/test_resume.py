@@ -875,6 +875,7 @@ def test_a_saved_resume_command_gives_each_setting_once(tmp_path):
     (tmp_path / ".hydra").mkdir()
     (tmp_path / ".hydra" / "overrides.yaml").write_text(
         "- dataset=cub\n- trainer.max_epochs=5\n- ckpt_path=last\n- +foo.bar=1\n- trainer.max_epochs=6\n"
+        "- +extra.key=1\n- extra.key=2\n"
         f"- hydra.run.dir={tmp_path}\n"
     )
     command = saved_resume_command(tmp_path)
@@ -883,6 +884,7 @@ def test_a_saved_resume_command_gives_each_setting_once(tmp_path):
         "dataset=cub",
         "+foo.bar=1",
         "trainer.max_epochs=6",
+        "+extra.key=2",  # (added by the first form: the last value, added)
         "ckpt_path=last",
         f"hydra.run.dir={tmp_path}",
     ]

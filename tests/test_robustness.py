@@ -631,6 +631,15 @@ def test_eval_split_test_without_a_test_split_is_refused_before_training(make_cf
             ["eval.pgd=true", "eval.eps=300"],
             r"eval\.eps=300: .*255 already spans the whole range; give at most 255",
         ),
+        # The same slip in adversarial training trained with almost no perturbation.
+        (
+            ["adv.p=0.1", "adv.eps=0.04"],
+            r"adv\.eps=0\.04: adv\.eps is in 1/255 units .* give adv\.eps=10\.2 for",
+        ),
+        (
+            ["aug=puzzlemix", "aug.adv_p=0.1", "aug.adv_eps=0.04"],
+            r"aug\.adv_eps=0\.04: aug\.adv_eps is in 1/255 units",
+        ),
     ],
 )
 def test_a_bad_attack_budget_is_refused_before_training(make_cfg, tmp_path, settings, message):

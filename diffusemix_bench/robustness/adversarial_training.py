@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .attacks import check_budget
 
 SCALES = ("uniform", "none")
 
@@ -45,6 +46,10 @@ class FastAdversarial:
             )
         if self.scale not in SCALES:
             raise ConfigError(f"adv.scale must be one of {list(SCALES)}, got '{self.scale}'")
+        if self.p > 0:  # (a budget written as a fraction trained with almost no perturbation)
+            check_budget("adv.eps", self.eps, "near PuzzleMix's 10")
+            if self.step is not None:
+                check_budget("adv.step", self.step, "near PuzzleMix's eps + 2")
 
     @property
     def enabled(self) -> bool:

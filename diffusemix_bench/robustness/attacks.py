@@ -38,17 +38,7 @@ class AttackSpec:
             raise ConfigError(f"unknown attack '{self.name}'; choose one of {ATTACKS}")
         if self.eps < 0:
             raise ConfigError(f"eval.eps must be >= 0 (in 1/255 units), got {self.eps}")
-        if 0 < self.eps < 1:  # the budget written as a fraction of the range (torchattacks' eps=8/255)
-            raise ConfigError(
-                f"eval.eps={self.eps:g}: eval.eps is in 1/255 units of the [0, 1] pixel range (8 is 8/255, "
-                f"Table 4's budget), so {self.eps:g} is {self.eps:g}/255, less than one grey level; give "
-                f"eval.eps={budget_255(self.eps)} for {self.eps:g} of the range (0 attacks nothing)"
-            )
-        if self.eps > 255:
-            raise ConfigError(
-                f"eval.eps={self.eps:g}: eval.eps is in 1/255 units of the [0, 1] pixel range (8 is 8/255), "
-                "and 255 already spans the whole range; give at most 255"
-            )
+        check_budget("eval.eps", self.eps, "Table 4's budget")
         if self.name == "pgd" and (self.steps < 1 or self.step_size <= 0):
             raise ConfigError(
                 f"eval.pgd_steps must be >= 1 and eval.pgd_step_size > 0, got {self.steps} and {self.step_size}"
@@ -75,6 +65,23 @@ class AttackSpec:
         if self.name == "pgd":
             out.update(step_size_255=self.step_size, steps=self.steps, random_start=self.random_start)
         return out
+
+
+def check_budget(setting: str, value: float, usual: str) -> None:
+    """A budget in 1/255 units written as a fraction of the range (torchattacks' eps=8/255: less
+    than one grey level) or past the whole range, refused with the value to give. ``usual``: what
+    8 is for this setting (Table 4's budget)."""
+    if 0 < value < 1:
+        raise ConfigError(
+            f"{setting}={value:g}: {setting} is in 1/255 units of the [0, 1] pixel range (8 is 8/255, {usual}), "
+            f"so {value:g} is {value:g}/255, less than one grey level; give {setting}={budget_255(value)} for "
+            f"{value:g} of the range (0: none)"
+        )
+    if value > 255:
+        raise ConfigError(
+            f"{setting}={value:g}: {setting} is in 1/255 units of the [0, 1] pixel range (8 is 8/255), and 255 "
+            "already spans the whole range; give at most 255"
+        )
 
 
 def budget_255(fraction: float) -> str:

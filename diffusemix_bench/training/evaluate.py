@@ -268,14 +268,16 @@ def with_robustness(metrics: dict, result: dict) -> tuple[dict, list[str]]:
 EARLIER_ROBUSTNESS = "robustness_earlier.jsonl"
 
 
-def set_aside_replaced(path: Path, before: dict, after: dict) -> None:
+def set_aside_replaced(path: Path, before: dict, after: dict, one_process: bool = False) -> None:
     """The attacks ``before`` (metrics.json as it was) measured that ``after`` (as it is about to be
     written) replaces with another number or measurement, or leaves out: each named in the log with
     its number and what took its place, and the earlier entries appended to robustness_earlier.jsonl
     beside ``path``, so a short check or another budget never loses the whole split's measurement."""
     from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-    if rank_zero_only.rank != 0:  # (every process of a DDP run merges; the first writes)
+    # (every process of a DDP run merges, the first writes; ``one_process``: evaluate.py, which
+    # writes whatever rank a launcher's environment gives it)
+    if not one_process and rank_zero_only.rank != 0:
         return
     earlier = {key: before[key] for key in robustness_keys(before)}
     gone = []
@@ -436,7 +438,7 @@ def _evaluate_run(cfg: DictConfig, run_dir: Path, ckpt: Path, specs, run_cfg: Di
         before = read_metrics(run_dir) or {}
         metrics, dropped = with_robustness(before, result)
         log_left_out(metrics_path, dropped)
-        set_aside_replaced(metrics_path, before, metrics)
+        set_aside_replaced(metrics_path, before, metrics, one_process=True)
         write_atomic(metrics_path, json.dumps(metrics, indent=2) + "\n")  # never a cut-short result
         log.info("Robustness of %s added to %s", ckpt, metrics_path)
     else:

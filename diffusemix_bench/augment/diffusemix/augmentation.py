@@ -438,7 +438,7 @@ class DiffuseMix(Augmentation):
             if not (store.folder / "edits").is_dir():  # no edit made with these settings yet
                 where = (
                     f"are missing: the edit store of these settings holds no edit yet ({store.folder}: a "
-                    "generate.py run stopped before its first)"
+                    "generate.py run stopped before its first, or is still making it)"
                     if store.folder.is_dir()
                     else f"are missing: no edit store of these settings exists yet ({store.folder})"
                 )

@@ -12,6 +12,7 @@ from torch import nn
 
 from ...config import PuzzleMixConfig
 from ...errors import ConfigError
+from ...robustness.attacks import check_budget
 from ..base import AugBatch
 from ..registry import register_aug
 from .graphcut import RANDOM_BLOCK_NUMS, alpha_beta_swap, check_block_grid, check_solver, gco_swap
@@ -55,6 +56,8 @@ class PuzzleMix(CleanLossAugmentation):
         self.t_size = int(settings["t_size"])
         self.clean_lam = float(settings["clean_lam"])
         self.adv_p = float(cfg.get("adv_p", 0.0))
+        if self.adv_p > 0:
+            check_budget("aug.adv_eps", float(cfg.get("adv_eps", 10.0)), "near its reference's 10")
         self.adv_eps = float(cfg.get("adv_eps", 10.0)) / 255.0
         self._take_training_adversarial()
         self.prob = float(cfg.get("prob", 1.0))
