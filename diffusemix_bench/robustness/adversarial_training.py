@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..config import check_budget
 from ..errors import ConfigError
-from .attacks import check_budget
 
 SCALES = ("uniform", "none")
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..config import check_budget
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -65,29 +66,6 @@ class AttackSpec:
         if self.name == "pgd":
             out.update(step_size_255=self.step_size, steps=self.steps, random_start=self.random_start)
         return out
-
-
-def check_budget(setting: str, value: float, usual: str) -> None:
-    """A budget in 1/255 units written as a fraction of the range (torchattacks' eps=8/255: less
-    than one grey level) or past the whole range, refused with the value to give. ``usual``: what
-    8 is for this setting (Table 4's budget)."""
-    if 0 < value < 1:
-        raise ConfigError(
-            f"{setting}={value:g}: {setting} is in 1/255 units of the [0, 1] pixel range (8 is 8/255, {usual}), "
-            f"so {value:g} is {value:g}/255, less than one grey level; give {setting}={budget_255(value)} for "
-            f"{value:g} of the range (0: none)"
-        )
-    if value > 255:
-        raise ConfigError(
-            f"{setting}={value:g}: {setting} is in 1/255 units of the [0, 1] pixel range (8 is 8/255), and 255 "
-            "already spans the whole range; give at most 255"
-        )
-
-
-def budget_255(fraction: float) -> str:
-    """``fraction`` of the pixel range in 1/255 units, as eval.eps takes it (0.0314 -> 8)."""
-    units = fraction * 255
-    return str(round(units)) if abs(units - round(units)) < 0.05 else f"{units:.3g}"
 
 
 def attack_specs(eval_cfg) -> list[AttackSpec]:

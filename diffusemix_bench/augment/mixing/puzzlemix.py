@@ -10,9 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...config import PuzzleMixConfig
+from ...config import PuzzleMixConfig, check_budget
 from ...errors import ConfigError
-from ...robustness.attacks import check_budget
 from ..base import AugBatch
 from ..registry import register_aug
 from .graphcut import RANDOM_BLOCK_NUMS, alpha_beta_swap, check_block_grid, check_solver, gco_swap
