@@ -712,11 +712,6 @@ def _chosen_runs(runs: list, selectors: list[tuple[str, list, str]], config_dir:
     return chosen, rest
 
 
-def _named_folders(runs: list, shown: int = 3) -> str:
-    more = f" and {len(runs) - shown} more" if len(runs) > shown else ""
-    return ", ".join(str(r.folder) for r in runs[:shown]) + more
-
-
 def _compose(config_dir: str, overrides: list[str], hydra_config: bool = False):
     from hydra.errors import HydraException
 
@@ -833,11 +828,12 @@ def build_report(argv: list[str], config_dir: str) -> dict:
     runs, not_chosen = _chosen_runs(runs, selectors, config_dir)
     if selectors and not_chosen and not runs:
         from .reporting.runs import ReportError
+        from .reporting.table import named_runs
 
         raise ReportError(
             f"report.py {' '.join(text for _, _, text in selectors)}: none of the {len(not_chosen)} run folders "
             f"given ran with {'that setting' if len(selectors) == 1 else 'those settings'} "
-            f"({_named_folders(not_chosen)}); leave it out to report them, or give the runs that did"
+            f"({named_runs(not_chosen)}); leave it out to report them, or give the runs that did"
         )
     filled = fill(table, runs, expected, references, experiment=experiment)
     filled.narrowed_by, filled.sweep_runs = list(extra), sweep_runs

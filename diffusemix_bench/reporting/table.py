@@ -384,7 +384,7 @@ class FilledTable:
             line += (
                 f"; {c['unexpected']} more run{'' if c['unexpected'] == 1 else 's'} of the table's cells, with "
                 f"seeds this sweep does not run there ({by_status}), {'is' if c['unexpected'] == 1 else 'are'} "
-                f"used too ({_named(extra)})"
+                f"used too ({named_runs(extra)})"
             )
         others = [r for r in self.unmatched if self._made_by_another(r)]
         outside = [r for r in self.unmatched if not self._made_by_another(r)]
@@ -393,20 +393,20 @@ class FilledTable:
             line += (
                 f"; {n} run folder{'' if n == 1 else 's'} given {'has' if n == 1 else 'have'} other settings than "
                 f"{' '.join(self.chosen_by)} (given to report.py) and {'is' if n == 1 else 'are'} not used "
-                f"({_named(self.not_chosen)})"
+                f"({named_runs(self.not_chosen)})"
             )
         if others:
             names = sorted({str(setting(r.config, "experiment_name")) for r in others})
             line += (
                 f"; {len(others)} run folder{'' if len(others) == 1 else 's'} given {'was' if len(others) == 1 else 'were'} "
                 f"made by another experiment file (experiment={', '.join(names)}) and "
-                f"{'is' if len(others) == 1 else 'are'} not used ({_named(others)})"
+                f"{'is' if len(others) == 1 else 'are'} not used ({named_runs(others)})"
             )
         if outside:
             line += (
                 f"; {len(outside)} run folder{'' if len(outside) == 1 else 's'} given "
                 f"belong{'s' if len(outside) == 1 else ''} to no cell of this table and "
-                f"{'is' if len(outside) == 1 else 'are'} not used ({_named(outside)}{self._why_outside(outside)})"
+                f"{'is' if len(outside) == 1 else 'are'} not used ({named_runs(outside)}{self._why_outside(outside)})"
             )
         return line
 
@@ -492,7 +492,7 @@ class FilledTable:
             for said, runs in notes.items():
                 lines.append(
                     f"{column}: {len(runs)} run{'' if len(runs) == 1 else 's'} read data unlike the published "
-                    f"release ({'; '.join(said)}: {_named(runs)}): not comparable with the paper's numbers, "
+                    f"release ({'; '.join(said)}: {named_runs(runs)}): not comparable with the paper's numbers, "
                     "nor is the difference from them"
                 )
         return lines
@@ -600,12 +600,13 @@ class FilledTable:
                 lines.append(
                     f"{len(runs)} finished run{'' if one else 's'} {'has' if one else 'have'} no {key}{paper}, "
                     f"counted in {'its cell' if one else 'their cells'} as 'finished without a value' "
-                    f"({_named(runs)})"
+                    f"({named_runs(runs)})"
                 )
         return lines
 
 
-def _named(runs: list[Run], shown: int = 3) -> str:
+def named_runs(runs: list[Run], shown: int = 3) -> str:
+    """The folders of ``runs``, the first ``shown``, and how many more."""
     names = ", ".join(str(run.folder) for run in runs[:shown])
     return names + (f" and {len(runs) - shown} more" if len(runs) > shown else "")
 
@@ -739,7 +740,7 @@ def _check_cell(table: PaperTable, cell: Cell, reference: DictConfig | None = No
             sources = sorted({source.get(k, f"{_attack_of(key)}_settings") for k in differ})
             redo = [r for r, m in found if _measurement_differs(m, fix)]
             command = evaluate_command(key, fix, redo[0].folder if len(redo) == 1 else "<run folder>")
-            each = "" if len(redo) == 1 else f" for each of {_named(redo)}"
+            each = "" if len(redo) == 1 else f" for each of {named_runs(redo)}"
             raise ReportError(
                 f"{table.name}, row '{cell.row.label}', {cell.column}: {key} of runs {run.folder} and "
                 f"{other.folder} was measured with different settings ({shown}; metrics.json's "
