@@ -610,12 +610,18 @@ def sweep_hydra_yaml(overrides: list[str], config_dir: str, config_name: str = "
     return OmegaConf.to_yaml(OmegaConf.create({"hydra": OmegaConf.to_container(cfg.hydra, resolve=False)}))
 
 
-REPORT_USAGE = """usage: python report.py experiment=<name> runs=<folder>[,<folder>...] [out=<folder>] [<sweep overrides>]
+REPORT_USAGE = """usage: python report.py [experiment=<name>] runs=<folder>[,<folder>...] [out=<folder>] [<settings>]
 
-Reads the run folders under runs= (the sweep folders `--multirun experiment=<name>` wrote), and
-writes the table in the paper's layout beside the paper's numbers: report.md, report.tex (booktabs),
-report.csv and plots, in out= (default: <first runs folder>/report), and prints the markdown.
-Sweep overrides given to the multirun (for example seed=0,1) tell the report which runs to expect."""
+Reads the run folders under runs= (sweep folders `train.py --multirun` wrote, or runs' folders) and
+writes report.md, report.tex (booktabs), report.csv and plots in out= (default: <first runs
+folder>/report), and prints the markdown.
+With experiment=<name> (taken from the runs when every one was made by the same experiment file):
+the table in the paper's layout beside the paper's numbers; sweep overrides given to the multirun
+(for example seed=0,1) tell the report which runs to expect.
+Without (runs of one's own sweep, one's own data): a row for each combination of the settings the
+runs were given that differ between them (the seed aside), a column per dataset, mean +- std over
+seeds; the jobs the sweep's launch ran (its multirun.yaml) are expected.
+Other settings (aug.lam=0.1, seed=0,1) choose the runs reported; the others are counted, not used."""
 
 
 def run_folders(value: str) -> list[Path]:
@@ -652,17 +658,19 @@ def _parse_report_args(argv: list[str]) -> tuple[str, list[Path], Path | None, l
             out = Path(value)
         else:
             extra.append(arg)
-    if not experiment or not runs:
-        import difflib
+    import difflib
 
-        wanted = [k for k, given in (("experiment", experiment), ("runs", runs)) if not given]
-        hints = [
-            f"{arg.partition('=')[0]}=: did you mean {close[0]}=?"
-            for arg in extra
-            if (close := difflib.get_close_matches(arg.partition("=")[0], wanted, n=1, cutoff=0.6))
-        ]
+    wanted = [k for k, given in (("experiment", experiment), ("runs", runs)) if not given]
+    hints = [
+        f"{arg.partition('=')[0]}=: did you mean {close[0]}=?"
+        for arg in extra
+        if (close := difflib.get_close_matches(arg.partition("=")[0], wanted, n=1, cutoff=0.6))
+    ]
+    if experiment == "" or not runs or hints:
         hint = f" ({'; '.join(hints)})" if hints else ""
-        raise ConfigError(f"report.py needs experiment=<name> and runs=<sweep folder>{hint}\n{REPORT_USAGE}")
+        raise ConfigError(
+            f"report.py needs runs=<sweep folder> (and experiment=<name> for a paper's table){hint}\n{REPORT_USAGE}"
+        )
     return experiment, runs, out, extra
 
 
@@ -748,12 +756,16 @@ def _generation_hours(filled) -> dict[tuple[str, str], float]:
 def build_report(argv: list[str], config_dir: str) -> dict:
     """The report of ``report.py``'s arguments: files written, and the filled table."""
 
-    from .reporting import formats, plots
     from .reporting.paper import PaperTable, setting
-    from .reporting.runs import find_runs
     from .reporting.table import fill
 
     experiment, roots, out, extra = _parse_report_args(argv)
+    found_by = None
+    if experiment is None:
+        experiment = _experiment_of(roots, config_dir)
+        if experiment is None:
+            return _own_report(roots, out, extra, config_dir)
+        found_by = f"experiment={experiment}: every run under runs= was made by it"
     # A misspelt name (the experiment, or an option of a swept group): one line with "did you mean".
     preflight([f"experiment={experiment}", *extra], config_dir)
     check_arms([f"experiment={experiment}", *extra], config_dir)  # as train.py refuses the sweep
@@ -809,32 +821,15 @@ def build_report(argv: list[str], config_dir: str) -> dict:
         raise ReportError(
             f"report.py experiment={experiment} {' '.join(extra)}: the sweep runs on {', '.join(outside)}, which "
             f"{table.name} has no column for (its columns: {', '.join(map(str, table.columns))}), so no run "
-            "would be reported. For runs on your own data, copy the experiment file and give its paper: block "
-            f"your dataset as a column (paper values null), or report {', '.join(map(str, table.columns))}'s runs"
-        )
-    runs = find_runs(roots)
-    if not runs:
-        from .reporting.runs import ReportError
-
-        raise ReportError(
-            f"runs={','.join(str(r) for r in roots)}: no run folders under it (a run folder holds "
-            "config_resolved.yaml or .hydra/config.yaml); give the sweep folder(s) that "
-            f"`python train.py --multirun experiment=...` wrote (by default outputs/multirun/train/<date>_<time>, "
-            "or its hydra.sweep.dir)"
+            "would be reported. Runs on your own data are reported without experiment= (report.py "
+            f"runs=<sweep folder>: a row per setting the runs differ in), or report {', '.join(map(str, table.columns))}'s runs"
         )
     # Settings the experiment file does not sweep (aug.lam=0.1 for a sweep of lambda over demo's
     # rows) choose the runs reported: one with another value is left out, and counted.
     selectors = _run_selectors(extra, sweep_keys)
-    runs, not_chosen = _chosen_runs(runs, selectors, config_dir)
+    runs, not_chosen = _chosen_runs(_found_runs(roots), selectors, config_dir)
     if selectors and not_chosen and not runs:
-        from .reporting.runs import ReportError
-        from .reporting.table import named_runs
-
-        raise ReportError(
-            f"report.py {' '.join(text for _, _, text in selectors)}: none of the {len(not_chosen)} run folders "
-            f"given ran with {'that setting' if len(selectors) == 1 else 'those settings'} "
-            f"({named_runs(not_chosen)}); leave it out to report them, or give the runs that did"
-        )
+        _none_chosen(selectors, not_chosen)
     filled = fill(table, runs, expected, references, experiment=experiment)
     filled.narrowed_by, filled.sweep_runs = list(extra), sweep_runs
     filled.not_chosen, filled.chosen_by = not_chosen, [text for _, _, text in selectors]
@@ -851,6 +846,165 @@ def build_report(argv: list[str], config_dir: str) -> dict:
             f"by it: they were made by experiment={', '.join(names)}. Report them with "
             + " or ".join(f"{script_command('report.py')} experiment={name} runs={given}" for name in names)
         )
+    return _write_report(filled, roots, out, found_by)
+
+
+def _found_runs(roots: list[Path]) -> list:
+    """The run folders under ``runs=``: none is an error saying what a run folder is."""
+    from .reporting.runs import ReportError, find_runs
+
+    runs = find_runs(roots)
+    if not runs:
+        raise ReportError(
+            f"runs={','.join(str(r) for r in roots)}: no run folders under it (a run folder holds "
+            "config_resolved.yaml or .hydra/config.yaml); give the sweep folder(s) that "
+            "`python train.py --multirun ...` wrote (by default outputs/multirun/train/<date>_<time>, "
+            "or its hydra.sweep.dir), or a run's folder"
+        )
+    return runs
+
+
+def _experiment_of(roots: list[Path], config_dir: str) -> str | None:
+    """The experiment file every run under ``roots`` was made by (``experiment_name``), when there
+    is one and it is still in conf/experiment/: its table is the report. None: the runs' own table."""
+    from .reporting.paper import setting
+
+    names = {setting(r.config, "experiment_name") for r in _found_runs(roots)}
+    if len(names) != 1 or None in names:
+        return None
+    name = str(next(iter(names)))
+    return name if (Path(config_dir) / "experiment" / f"{name}.yaml").is_file() else None
+
+
+def _own_report(roots: list[Path], out: Path | None, extra: list[str], config_dir: str) -> dict:
+    """report.py without experiment=: the table of the runs given (reporting/own.py)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from .reporting.own import jobs_of, launches, own_table
+    from .reporting.paper import same_value
+    from .reporting.table import fill
+
+    runs = _found_runs(roots)
+    selectors = _run_selectors(extra, set())
+    parser = OverridesParser.create()
+    seeds = None
+    for override in parser.parse_overrides(extra):
+        if override.get_key_element().lstrip("+~") == "seed":
+            texts = (
+                list(override.sweep_string_iterator())
+                if override.is_sweep_override()
+                else [str(override.value())]
+            )
+            seeds = {text.strip() for text in texts}
+    _check_selectors_known(runs, selectors, config_dir)
+    runs, not_chosen = _chosen_runs(runs, selectors, config_dir)
+    if selectors and not_chosen and not runs:
+        _none_chosen(selectors, not_chosen)
+    if seeds is not None:
+        from .reporting.paper import setting
+
+        not_chosen += [r for r in runs if str(setting(r.config, "seed")) not in seeds]
+        runs = [r for r in runs if str(setting(r.config, "seed")) in seeds]
+        if not runs:
+            _none_chosen([*selectors, ("seed", [], f"seed={','.join(sorted(seeds))}")], not_chosen)
+
+    composed: dict[tuple, object] = {}
+
+    def job_value(job: list[str], key: str):
+        """A job's value of a setting it was not given: its configuration composed (once per
+        settings), as it would run; MISSING where it has no such setting or cannot be composed."""
+        from omegaconf import OmegaConf
+
+        from .reporting.table import MISSING
+
+        settings = tuple(o for o in job if not o.startswith("seed="))
+        if settings not in composed:
+            try:
+                composed[settings] = _compose(config_dir, list(settings), hydra_config=True)
+            except Exception:  # (an experiment file since removed): not told apart, as a run without it
+                composed[settings] = None
+        cfg = composed[settings]
+        if cfg is None:
+            return MISSING
+        path = f"hydra.runtime.choices.{key}" if (Path(config_dir) / key).is_dir() else key
+        return OmegaConf.select(cfg, path, default=MISSING, throw_on_resolution_failure=False)
+
+    def job_chosen(given: dict[str, str], job: list[str]) -> bool:
+        from .reporting.table import MISSING
+
+        if seeds is not None and given.get("seed") not in seeds:
+            return False
+        for key, values, _ in selectors:
+            value = (
+                parser.parse_override(f"{key}={given[key]}").value() if key in given else job_value(job, key)
+            )
+            if value is not MISSING and not any(same_value(value, v) or str(value) == str(v) for v in values):
+                return False
+        return True
+
+    jobs = []
+    for launch in launches(roots):
+        try:
+            expanded = expand_sweep(launch.params, launch.task, config_dir)
+        except Exception:  # a record this version cannot expand: its runs are still counted as found
+            continue
+        jobs += [given for given, job in zip(jobs_of(launch, expanded), expanded) if job_chosen(given, job)]
+    table, row_of, expected, shared = own_table(runs, roots, jobs)
+    if shared:
+        table.notes.append("Given to every run: " + " ".join(shared))
+    filled = fill(table, runs, expected, row_of=row_of)
+    filled.not_chosen = not_chosen
+    filled.chosen_by = [text for _, _, text in selectors] + (
+        [f"seed={','.join(sorted(seeds))}"] if seeds else []
+    )
+    return _write_report(filled, roots, out)
+
+
+def _check_selectors_known(runs: list, selectors: list, config_dir: str) -> None:
+    """A setting given to report.py that no run has (a misspelt key) would choose every run: refused."""
+    import difflib
+
+    from omegaconf import OmegaConf
+
+    from .reporting.runs import ReportError
+    from .reporting.table import MISSING, _flatten, group_choice
+
+    for key, _, text in selectors:
+        if (Path(config_dir) / key).is_dir():
+            known = any(group_choice(r, key) not in (MISSING, None) for r in runs)
+        else:
+            known = any(
+                OmegaConf.select(r.config, key, default=MISSING, throw_on_resolution_failure=False)
+                is not MISSING
+                for r in runs
+            )
+        if not known:
+            keys = sorted({k for r in runs for k in _flatten(r.config)})
+            close = difflib.get_close_matches(key, keys, n=2, cutoff=0.6)
+            raise ReportError(
+                f"report.py {text}: none of the {len(runs)} runs given has the setting {key}"
+                + (f"; did you mean {' or '.join(close)}?" if close else "")
+                + " (a setting given to report.py chooses the runs that ran with it)"
+            )
+
+
+def _none_chosen(selectors: list, not_chosen: list) -> None:
+    from .reporting.runs import ReportError
+    from .reporting.table import named_runs
+
+    raise ReportError(
+        f"report.py {' '.join(text for _, _, text in selectors)}: none of the {len(not_chosen)} run folders "
+        f"given ran with {'that setting' if len(selectors) == 1 else 'those settings'} "
+        f"({named_runs(not_chosen)}); leave it out to report them, or give the runs that did"
+    )
+
+
+def _write_report(filled, roots: list[Path], out: Path | None, found_by: str | None = None) -> dict:
+    """report.md, report.tex, report.csv and the plots of ``filled`` in ``out`` (default:
+    ``<first runs folder>/report``)."""
+    from .reporting import formats, plots
+
+    table = filled.table
     out = (out or Path(roots[0]) / "report").expanduser()
     _make_report_folder(out)
     written = {
@@ -880,7 +1034,7 @@ def build_report(argv: list[str], config_dir: str) -> dict:
         if figure is not None and f"figure4_{column}" not in written:  # (one per column)
             shutil.copyfile(figure, target)
             written[f"figure4_{column}"] = target
-    return {"files": written, "filled": filled}
+    return {"files": written, "filled": filled, "found_by": found_by}
 
 
 def _make_report_folder(out: Path) -> None:
@@ -916,6 +1070,8 @@ def run_report(argv: list[str], config_dir: str) -> None:
     with user_errors_reported():
         register_configs()
         result = build_report(argv, config_dir)
+    if result.get("found_by"):
+        print(result["found_by"], flush=True)
     print(result["files"]["markdown"].read_text())
     for kind, path in result["files"].items():
         print(f"{kind}: {path}")

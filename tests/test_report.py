@@ -172,7 +172,8 @@ def test_out_must_be_a_folder(sweep, tmp_path):
 def test_a_misspelt_report_setting_gets_a_did_you_mean(tmp_path):
     """report.py run=<folder> (runs= meant) or experment=: the refusal names the setting meant."""
     with pytest.raises(
-        ConfigError, match=r"needs experiment=<name> and runs=<sweep folder> \(run=: did you mean runs=\?\)"
+        ConfigError,
+        match=r"needs runs=<sweep folder> \(and experiment=<name> for a paper's table\) \(run=: did you mean runs=\?\)",
     ):
         build_report(["experiment=table6", f"run={tmp_path}"], CONF)
     with pytest.raises(ConfigError, match=r"\(experment=: did you mean experiment=\?\)"):

@@ -98,7 +98,7 @@ def _marks(filled: FilledTable, cell: Cell) -> str:
 def notes(filled: FilledTable) -> list[str]:
     t = filled.table
     lines = [filled.summary()]
-    if t.lower_is_better:  # Δ is always ours minus the paper's
+    if t.lower_is_better and not t.own:  # Δ is always ours minus the paper's
         lines.append(
             f"Lower is better in this table ({', '.join(t.metrics)}): a positive Δ (ours minus the paper's) "
             "is worse than the paper's number"
@@ -115,8 +115,12 @@ def notes(filled: FilledTable) -> list[str]:
     if any(c.shortened_by() for c in filled.cells.values()):
         lines.append(
             f"{SHORTENED} marks the cells whose runs were cut short of their epochs or splits (metrics.json's "
-            "shortened_by: fewer batches, steps or a time limit): their number, and its Δ, are a shortened run's, "
-            "not one of the paper's protocol"
+            "shortened_by: fewer batches, steps or a time limit): "
+            + (
+                "their number is a shortened run's"
+                if t.own
+                else "their number, and its Δ, are a shortened run's, not one of the paper's protocol"
+            )
         )
     if filled.uneven():
         # What every cell with runs shares is said once (the settings line below names it too); per
@@ -136,6 +140,8 @@ def notes(filled: FilledTable) -> list[str]:
             )
         )
     finished = [r for cell in filled.cells.values() for r in cell.finished]
+    if t.own:
+        return lines + _own_notes(filled)
     if finished:
         protocols = sorted({str(setting(r.config, "protocol")) for r in finished})
         lines.append(
@@ -161,11 +167,33 @@ def notes(filled: FilledTable) -> list[str]:
     return lines
 
 
+def _own_notes(filled: FilledTable) -> list[str]:
+    """The notes of a table of one's own runs, after those every table has: what its rows are, what
+    every run was given and trained with; no experiment file to compare with."""
+    from .own import recipe
+
+    t = filled.table
+    lines = [
+        "No experiment file and no paper numbers (report.py without experiment=): a row for each combination of "
+        "the settings the runs were given that differ between them, the seed aside"
+    ]
+    lines += t.notes  # what every run was given
+    said = recipe(filled)
+    lines.append(said or "No finished run was found, so no number above is ours.")
+    lines += [f"Robustness: {line}" for line in filled.measurements]
+    return lines
+
+
 def markdown(filled: FilledTable) -> str:
     t = filled.table
     cols = _columns(filled)
-    header = ["Method"] + [f"{c} {m}: {part}" for c, m, _ in cols for part in ("paper", "ours", "Δ")]
-    out = [f"### {t.name}: {t.caption}", "", f"Units: {t.units}. Ours: mean ± std (seeds).", ""]
+    first = "Settings" if t.own else "Method"
+    if t.own:  # no paper numbers: ours alone
+        header = [first] + [f"{c} {m}" for c, m, _ in cols]
+        out = [f"### {t.name}: {t.caption}", "", f"Units: {t.units}. Mean ± std (seeds).", ""]
+    else:
+        header = [first] + [f"{c} {m}: {part}" for c, m, _ in cols for part in ("paper", "ours", "Δ")]
+        out = [f"### {t.name}: {t.caption}", "", f"Units: {t.units}. Ours: mean ± std (seeds).", ""]
     out.append("| " + " | ".join(header) + " |")
     out.append("|" + "---|" * len(header))
     for row in t.rows:
@@ -178,7 +206,7 @@ def markdown(filled: FilledTable) -> str:
             cell = filled.cells[(row.label, column)]
             diff = diff_value(paper, cell, key)
             ours = ours_text(cell, key) + _marks(filled, cell)
-            cells += [_num(paper), ours, "–" if diff is None else f"{diff:+.2f}"]
+            cells += [ours] if t.own else [_num(paper), ours, "–" if diff is None else f"{diff:+.2f}"]
         out.append("| " + " | ".join([row.label] + cells) + " |")
     out += [
         "",
@@ -186,7 +214,7 @@ def markdown(filled: FilledTable) -> str:
         "(the fits alone, metrics.json's fit_seconds).",
         "",
     ]
-    out.append("| Method | " + " | ".join(t.columns) + " |")
+    out.append(f"| {first} | " + " | ".join(t.columns) + " |")
     out.append("|---|" + "---|" * len(t.columns))
     wall_time = False
     for row in t.rows:
@@ -234,6 +262,8 @@ def _tex(text: str) -> str:
 
 def latex(filled: FilledTable) -> str:
     t = filled.table
+    if t.own:
+        return _own_latex(filled)
     cols = _columns(filled)
     spec = "l" + "rrr" * len(cols)
     # The report's notes as comments (runs counted, failures, settings), so the file says them too.
@@ -281,6 +311,41 @@ def latex(filled: FilledTable) -> str:
         "\\bottomrule",
         "\\end{tabular}",
         f"\\caption{{{_tex(t.caption)} Ours: mean $\\pm$ std (seeds).{settings}}}",
+        "\\end{table}",
+    ]
+    return "\n".join(out) + "\n"
+
+
+def _own_latex(filled: FilledTable) -> str:
+    """A table of one's own runs in LaTeX: one column per dataset and metric, ours alone."""
+    t = filled.table
+    cols = _columns(filled)
+    out = [
+        "% booktabs table written by report.py; " + _tex(filled.summary()),
+        *[f"% {_tex(' '.join(line.split()))}" for line in notes(filled)[1:]],
+        "\\begin{table}[t]",
+        "\\centering",
+        "\\small",
+        f"\\begin{{tabular}}{{l{'r' * len(cols)}}}",
+        "\\toprule",
+        "Settings & " + " & ".join(f"{_tex(c)} {_tex(m)}" for c, m, _ in cols) + " \\\\",
+        "\\midrule",
+    ]
+    for row in t.rows:
+        cells = []
+        for column, _, key in cols:
+            cell = filled.cells[(row.label, column)]
+            cells.append(_tex_ours(cell, key) + ("$^\\S$" if cell.shortened_by() else ""))
+        out.append(_tex(row.label) + " & " + " & ".join(cells) + " \\\\")
+    shortened = (
+        " $^\\S$: runs cut short of their epochs or splits."
+        if any(c.shortened_by() for c in filled.cells.values())
+        else ""
+    )
+    out += [
+        "\\bottomrule",
+        "\\end{tabular}",
+        f"\\caption{{{_tex(t.caption)} Mean $\\pm$ std (seeds).{shortened}}}",
         "\\end{table}",
     ]
     return "\n".join(out) + "\n"

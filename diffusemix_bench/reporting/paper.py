@@ -140,6 +140,9 @@ class PaperTable:
     notes: list[str] = field(default_factory=list)
     # Figures: the swept setting on the x axis (Figure 5: generator.num_prompts; lambda: aug.lam).
     x: str | None = None
+    # A table of one's own runs (report.py without experiment=): no paper numbers, no experiment
+    # file; its rows are the settings the runs were given (reporting/own.py).
+    own: bool = False
 
     @classmethod
     def from_config(cls, cfg: DictConfig, experiment: str = "") -> PaperTable:

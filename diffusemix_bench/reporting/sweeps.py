@@ -33,8 +33,15 @@ def job_overrides(folder: Path) -> dict[str, str]:
         lines = yaml.safe_load(path.read_text()) if path.is_file() else []
     except yaml.YAMLError:
         return {}
+    return given_settings(lines if isinstance(lines, list) else [])
+
+
+def given_settings(lines: list) -> dict[str, str]:
+    """Overrides (``key=value`` lines) as the settings they give, key to value as written;
+    ``+``/``++`` prefixes dropped, deletions, Hydra's own keys and those that change how a job runs,
+    not what it trains (``NOT_SETTINGS``), left out."""
     out = {}
-    for line in lines if isinstance(lines, list) else []:
+    for line in lines:
         key, sep, value = str(line).partition("=")
         key = key.lstrip("+")
         if not sep or key.startswith(("~", "hydra.", "hydra/", *NOT_SETTINGS_UNDER)) or key in NOT_SETTINGS:
@@ -55,7 +62,7 @@ def swept_keys(overrides: list[dict[str, str]]) -> list[str]:
     ]  # fmt: skip
 
 
-def _job_order(name: str) -> tuple[int, str]:
+def job_order(name: str) -> tuple[int, str]:
     number, _, _ = name.partition("_")
     return (int(number) if number.isdigit() else 1 << 62, name)
 
@@ -63,7 +70,7 @@ def _job_order(name: str) -> tuple[int, str]:
 def summary_rows(sweep: Path) -> tuple[list[str], list[dict]]:
     """The columns and rows of ``sweep``'s summary, one row per job folder (in the order of their
     job numbers: ``2_...`` before ``10_...``, then by name)."""
-    runs = sorted(find_runs([sweep]), key=lambda r: _job_order(r.folder.name))
+    runs = sorted(find_runs([sweep]), key=lambda r: job_order(r.folder.name))
     overrides = [job_overrides(run.folder) for run in runs]
     swept = swept_keys(overrides)
     rows = [_row(run, given, swept) for run, given in zip(runs, overrides)]

@@ -8,6 +8,7 @@ import math
 import re
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
@@ -617,13 +618,15 @@ def fill(
     expected: dict[tuple[str, str], list[int]],
     references: dict[tuple[str, str], DictConfig] | None = None,
     experiment: str | None = None,
+    row_of: Callable[[Run], PaperRow | None] | None = None,
 ) -> FilledTable:
     """Place each run in its (row, column) cell. ``expected`` holds the seeds the sweep runs per
     cell (a cell the sweep does not run expects none; a seed named twice is one run); ``references``
     the experiment file's own configuration per cell (for the settings lines). A run made by another
     experiment file (``experiment_name``) is not a run of this table, even where its settings match
-    a row."""
+    a row. ``row_of``: each run's row (default: the row whose ``match`` its settings satisfy)."""
     references = references or {}
+    row_of = row_of or (lambda run: table.row_of(run.config))
     cells: dict[tuple[str, str], Cell] = {}
     for row in table.rows:
         for column in table.columns:
@@ -636,7 +639,7 @@ def fill(
         if experiment is not None and made_by is not None and made_by != experiment:
             unmatched.append(run)
             continue
-        row = table.row_of(run.config)
+        row = row_of(run)
         column = setting(run.config, "dataset")
         if row is None or not isinstance(column, str) or (row.label, column) not in cells:  # (a damaged name)
             unmatched.append(run)

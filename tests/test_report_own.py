@@ -1,0 +1,155 @@
+"""report.py without experiment=: the table of one's own runs (one's own image folder, one's own
+sweep), made by train.py --multirun and reported through the command a user runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import statistics
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FAST, run_entry
+from tests.fixtures.datasets import write_fixture_dataset
+
+#: One epoch of two batches on the fixture image folder: a sweep of 4 jobs in under half a minute.
+COMMON = ["dataset=imagefolder", *FAST, "trainer.max_epochs=1"]
+
+
+@pytest.fixture(scope="module")
+def own_sweep(tmp_path_factory) -> Path:
+    """train.py --multirun aug=none,mixup seed=0,1 on an image folder, then a second launch in the
+    same folder with a setting the first did not give (aug=mixup aug.alpha=0.4 seed=0,1)."""
+    tmp = tmp_path_factory.mktemp("own")
+    root = write_fixture_dataset("imagefolder", tmp / "data")["data_dir"]
+    sweep = tmp / "sweep"
+    common = [*COMMON, f"dataset.root={root}", f"hydra.sweep.dir={sweep}"]
+    for launch in (["aug=none,mixup", "seed=0,1"], ["aug=mixup", "aug.alpha=0.4", "seed=0,1"]):
+        done = run_entry("train.py", ["--multirun", *common, *launch], tmp, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    return sweep
+
+
+def _numbers(sweep: Path, wanted: dict[str, str], key: str) -> list[float]:
+    """metrics.json's ``key`` of the runs whose overrides give exactly ``wanted`` of aug and aug.alpha."""
+    import yaml
+
+    out = []
+    for folder in sorted(p for p in sweep.iterdir() if (p / "metrics.json").is_file()):
+        given = dict(
+            line.split("=", 1) for line in yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text())
+        )
+        if {k: given.get(k) for k in ("aug", "aug.alpha")} == wanted:
+            out.append(json.loads((folder / "metrics.json").read_text())[key])
+    return out
+
+
+def _rows(text: str) -> dict[str, str]:
+    """The main table's lines by their row's label (the compute table below it left out)."""
+    table = text.split("Compute per run")[0]
+    return {line.split(" | ")[0][2:]: line for line in table.splitlines() if line.startswith("| aug=")}
+
+
+def test_report_of_own_runs_has_a_row_per_setting_given(own_sweep, tmp_path):
+    out = tmp_path / "report"
+    result = run_entry("report.py", [f"runs={own_sweep}", f"out={out}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = (out / "report.md").read_text()
+    assert result.stdout.startswith(text)
+    # A row per combination of the settings that differ between the jobs of both launches (the
+    # first launch's mixup gave no aug.alpha: a row of its own); no paper columns.
+    header = next(line for line in text.splitlines() if line.startswith("| Settings |"))
+    assert header == "| Settings | imagefolder test_top1 | imagefolder val_top1 | imagefolder test_top5 |"
+    rows = _rows(text)
+    assert list(rows) == ["aug=none", "aug=mixup", "aug=mixup aug.alpha=0.4"]
+    for label, wanted in (
+        ("aug=none", {"aug": "none", "aug.alpha": None}),
+        ("aug=mixup", {"aug": "mixup", "aug.alpha": None}),
+        ("aug=mixup aug.alpha=0.4", {"aug": "mixup", "aug.alpha": "0.4"}),
+    ):
+        values = _numbers(own_sweep, wanted, "test_top1")
+        assert len(values) == 2
+        shown = f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f} (2)"
+        assert rows[label].split(" | ")[1].startswith(shown), rows[label]
+    # Both launches' jobs are expected (multirun.yaml and the record kept of the first launch).
+    assert "6 runs expected: 6 finished, 0 failed, 0 diverged, 0 missing" in text
+    given = next(line for line in text.splitlines() if line.startswith("- Given to every run: "))
+    assert "debug=fast" in given and "trainer.max_epochs=1" in given and "dataset.root=" in given
+    assert "aug=" not in given and "seed=" not in given
+    assert "Recipe of the finished runs: model preactresnet18, epochs 1, image size 32" in text
+    assert "paper" not in text.split("- ")[0].lower().replace("no paper numbers", "")
+    latex = (out / "report.tex").read_text()
+    assert "Paper" not in latex and "aug=mixup aug.alpha=0.4 &" in latex
+    lines = list(csv.DictReader((out / "report.csv").open()))
+    assert len(lines) == 3 * 3 and {r["paper"] for r in lines} == {""}
+    first = next(r for r in lines if r["row"] == "aug=none" and r["metric"] == "test_top1")
+    assert float(first["mean"]) == pytest.approx(
+        statistics.fmean(_numbers(own_sweep, {"aug": "none", "aug.alpha": None}, "test_top1"))
+    )
+
+
+def test_report_of_own_runs_counts_missing_and_failed_jobs_and_chooses_by_setting(own_sweep, tmp_path):
+    """A job of a launch that left no folder is missing, a run that stopped is failed; a setting
+    given to report.py chooses the runs reported (the others counted), a seed the seeds; a setting no
+    run has is refused (it would choose every run)."""
+    copy = tmp_path / "sweep"
+    shutil.copytree(own_sweep, copy, ignore=shutil.ignore_patterns("report"))
+    gone = next(p for p in copy.iterdir() if p.name.endswith("aug=mixup,seed=1"))
+    shutil.rmtree(gone)
+    stopped = next(p for p in copy.iterdir() if p.name.endswith("aug=none,seed=1"))
+    (stopped / "metrics.json").unlink()
+    (stopped / "failure.json").write_text(json.dumps({"status": "failed", "error": "KeyboardInterrupt"}))
+    result = run_entry("report.py", [f"runs={copy}", f"out={tmp_path / 'r'}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "6 runs expected: 4 finished, 1 failed, 0 diverged, 1 missing" in result.stdout
+    rows = _rows(result.stdout)
+    assert "(1); 1 failed" in rows["aug=none"] and "(1); 1 missing" in rows["aug=mixup"]
+
+    chosen = run_entry(
+        "report.py", [f"runs={copy}", "aug.alpha=0.4", "seed=0", f"out={tmp_path / 'c'}"], tmp_path
+    )
+    assert chosen.returncode == 0, chosen.stderr[-3000:]
+    rows = _rows(chosen.stdout)
+    # aug=none has no aug.alpha: not told apart by it, chosen; the first launch's mixup ran with the
+    # image folder's default (1.0), its missing job too: neither is chosen, nor seed 1.
+    assert list(rows) == ["aug=none", "aug=mixup aug.alpha=0.4"]
+    assert all(" (1) " in r and "missing" not in r and "failed" not in r for r in rows.values()), rows
+    assert "2 runs expected: 2 finished, 0 failed, 0 diverged, 0 missing" in chosen.stdout
+    assert "3 run folders given have other settings than aug.alpha=0.4 seed=0" in chosen.stdout
+
+    misspelt = run_entry("report.py", [f"runs={copy}", "aug.alfa=0.4"], tmp_path)
+    assert misspelt.returncode == 1 and "Traceback" not in misspelt.stderr
+    assert (
+        "report.py aug.alfa=0.4: none of the 5 runs given has the setting aug.alfa; did you mean aug.alpha"
+        in misspelt.stderr
+    )
+
+
+def test_runs_of_one_experiment_file_are_reported_with_its_table(tmp_path):
+    """runs= alone, every run made by one experiment file: that experiment's paper table, said."""
+    from diffusemix_bench.cli import build_report
+    from diffusemix_bench.config import register_configs
+
+    from .test_report import CONF
+
+    register_configs()
+    run = tmp_path / "sweep" / "0_aug=none,seed=0"
+    run.mkdir(parents=True)
+    config = {
+        "experiment_name": "demo",
+        "seed": 0,
+        "dataset": {"name": "imagefolder"},
+        "aug": {"name": "none"},
+    }
+    import yaml
+
+    (run / "config_resolved.yaml").write_text(yaml.safe_dump(config))
+    result = build_report([f"runs={tmp_path / 'sweep'}"], CONF)
+    assert result["found_by"] == "experiment=demo: every run under runs= was made by it"
+    assert result["filled"].table.name == "demo" and not result["filled"].table.own
+    config["experiment_name"] = "an_experiment_file_since_removed"
+    (run / "config_resolved.yaml").write_text(yaml.safe_dump(config))
+    result = build_report([f"runs={tmp_path / 'sweep'}"], CONF)
+    assert result["filled"].table.own and result["found_by"] is None
