@@ -1508,7 +1508,8 @@ def test_missing_edits_name_the_stores_made_with_other_settings(tmp_path):
     said = str(refused.value)
     assert f"Stores of flowers102/train with other settings are in {store.folder.parent}: " in said
     tiny = EditStore.from_config(compose_generate(made), "flowers102").folder.name
-    assert f"{tiny} (generator=tiny, model tiny-random-ip2p-v1, " in said
+    # Each difference as the setting that gives it (generator=tiny names its weights too).
+    assert f"{tiny} (generator=tiny, generator." in said and "tiny-random-ip2p" not in said
     assert "If one holds the edits meant, give its settings (in train.py as in generate.py)." in said
     assert empty.folder.name not in said
     # The closest store first, whatever the order of the hashes; batched stores name what differs:
@@ -1806,3 +1807,14 @@ def test_every_rank_takes_its_share_of_the_first_ranks_list():
     assert made == list(range(6))  # each group once (own lists: 0, 2, 4 and 2, 4: 3 and 5 by nobody)
     one = SimpleNamespace(global_rank=0, world_size=1, strategy=None)
     assert rank_share(first, one) == first
+
+
+def test_a_stores_weights_are_named_by_the_setting_that_gives_them():
+    """Other stores' weights are told as a setting to give: a local folder, a hub id."""
+    from diffusemix_bench.generation.store import TINY_ID, _as_setting
+
+    assert _as_setting("model", "/weights/ip2p") == "generator.local_dir=/weights/ip2p"
+    assert (
+        _as_setting("model", "timbrooks/instruct-pix2pix") == "generator.model_id=timbrooks/instruct-pix2pix"
+    )
+    assert _as_setting("model", TINY_ID) == "generator=tiny"

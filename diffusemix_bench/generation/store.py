@@ -1028,6 +1028,8 @@ class EditStore:
                 return sum(value(other, k) == value(theirs, k) for _, other, _ in found)
 
             keys = sorted(differ, key=lambda k: (shared(k), k not in ("generator", "model"), k))
+            if "generator" in keys and theirs.get("model") == TINY_ID:  # (generator=tiny says its weights)
+                keys = [k for k in keys if k != "model"]
             named = [_as_setting(k, theirs.get(k), self.settings.get(k)) for k in keys]
             return f"{folder.name} ({', '.join(named[:5])}{', ...' if len(named) > 5 else ''})"
 
@@ -1281,8 +1283,12 @@ def _as_setting(key: str, value: Any, mine: Any = None) -> str:
         return f"generator.{key}={'null' if value is None else value}"
     if key == "format":
         return f"generator.store_format={value or 'png'}"
-    if key == "model":
-        return f"model {value}"
+    if key == "model":  # the weights: the tiny pipeline's, a local folder's, a hub id's
+        if value == TINY_ID:
+            return "generator=tiny"
+        if Path(str(value)).is_absolute():
+            return f"generator.local_dir={value}"
+        return f"generator.model_id={value}"
     if key == "step_cache":
         return f"generator.cache_interval={value['interval'] if isinstance(value, dict) else 'null'}"
     if key == "batching":
