@@ -266,6 +266,16 @@ def test_a_replaced_robustness_measurement_is_named_and_kept(trained_run, tmp_pa
     (record,) = [json.loads(line) for line in kept.read_text().splitlines()]
     assert record["fgsm_error"] == metrics["fgsm_error"] and record["pgd_error"] == metrics["pgd_error"]
     assert record["robust_images"] == metrics["robust_images"] and "set_aside" in record
+    # An attempt that set the measurement aside and then could not write metrics.json (a full disk),
+    # run again: the measurement is kept once.
+    from diffusemix_bench.training.evaluate import set_aside_replaced
+
+    before = {k: v for k, v in record.items() if k != "set_aside"}  # metrics.json's entries then
+    set_aside_replaced(run / "metrics.json", before, after, one_process=True)
+    assert len(kept.read_text().splitlines()) == 1
+    other = before | {"fgsm_error": before["fgsm_error"] + 1}  # another measurement: kept too
+    set_aside_replaced(run / "metrics.json", other, after, one_process=True)
+    assert len(kept.read_text().splitlines()) == 2
 
 
 def test_evaluate_leaves_an_unfinished_runs_metrics_alone(trained_run, tmp_path):

@@ -308,9 +308,28 @@ def set_aside_replaced(path: Path, before: dict, after: dict, one_process: bool 
         )
     record = {"set_aside": time.strftime("%Y-%m-%dT%H:%M:%S"), **earlier}
     kept = path.parent / EARLIER_ROBUSTNESS
+    if _already_kept(kept, earlier):  # (kept by an attempt whose metrics.json was then not written)
+        log.warning("%s: the earlier measurement is already kept in %s", path, kept)
+        return
     with open(kept, "a") as f:
         f.write(json.dumps(record) + "\n")
     log.warning("%s: the earlier measurement is kept in %s", path, kept)
+
+
+def _already_kept(kept: Path, earlier: dict) -> bool:
+    """Whether robustness_earlier.jsonl holds ``earlier`` already (whenever it was set aside)."""
+    try:
+        lines = kept.read_text().splitlines()
+    except OSError:  # none yet
+        return False
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and {k: v for k, v in record.items() if k != "set_aside"} == earlier:
+            return True
+    return False
 
 
 def _percent(value) -> str:
