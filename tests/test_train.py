@@ -2986,3 +2986,24 @@ def test_a_fraction_of_batches_that_keeps_none_is_refused_before_the_method_is_b
         in str(refused.value)
     )
     assert not (tmp_path / "cache" / "fractals").exists()  # nothing built for the method
+
+
+def test_an_epoch_shorter_than_the_logging_interval_logs_its_step_loss(make_cfg, caplog):
+    """Three batches an epoch against log_every_n_steps=50 (a small image folder): no step loss was
+    logged in most epochs, and Lightning warned; the interval becomes the epoch's batches, said."""
+    import csv
+    import warnings
+
+    from diffusemix_bench.training.run import train
+
+    cfg = make_cfg(["dataset=imagefolder", "trainer.max_epochs=2", "trainer.log_every_n_steps=50",
+                    "trainer.limit_train_batches=null"])  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level("INFO"):
+        warnings.simplefilter("always")
+        metrics = train(cfg)
+    steps = metrics["optimizer_steps"] // 2
+    assert f"trainer.log_every_n_steps=50 is more than an epoch's {steps} training batches" in caplog.text
+    assert not [w for w in caught if "logging interval" in str(w.message)]
+    text = (Path(cfg.paths.output_dir) / "logs" / "metrics.csv").read_text()
+    rows = list(csv.DictReader(text.splitlines()))
+    assert [int(r["step"]) for r in rows if r["train/loss_step"]] == [steps - 1, 2 * steps - 1]

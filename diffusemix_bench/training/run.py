@@ -414,6 +414,29 @@ def build_trainer(
     return pl.Trainer(default_root_dir=str(run_dir), callbacks=callbacks, logger=logger, **kwargs)
 
 
+def _log_once_an_epoch_at_least(cfg: DictConfig, trainer: pl.Trainer, train_images: int) -> None:
+    """An epoch shorter than ``trainer.log_every_n_steps`` (a small dataset: 3 batches against 50)
+    logged no step loss in most epochs (and Lightning warned so): the interval becomes the epoch's
+    batches, said once. Nothing trained changes."""
+    every = int(trainer.log_every_n_steps or 0)
+    batches = vanilla_batches_per_epoch(
+        train_images,
+        cfg.dataset.batch_size,
+        cfg.dataset.drop_last,
+        trainer.world_size,
+        trainer.limit_train_batches,
+    )
+    if 0 < batches < every:
+        log.info(
+            "trainer.log_every_n_steps=%d is more than an epoch's %d training batches: the step loss is "
+            "logged every %d steps (once an epoch)",
+            every,
+            batches,
+            batches,
+        )
+        trainer.log_every_n_steps = batches
+
+
 def _train_limit_cut(cfg: DictConfig, trainer: pl.Trainer, train_images: int) -> bool:
     """Whether ``trainer.limit_train_batches`` left batches of an epoch out (a limit above the
     epoch's batches cuts nothing). Under budget=vanilla_steps the epoch is the vanilla run's batches."""
@@ -899,6 +922,7 @@ def _train(
             trainer.world_size,
             cfg.trainer.limit_train_batches,
         )
+    _log_once_an_epoch_at_least(cfg, trainer, len(datamodule.train_set))
     log.info(
         "Training %s on %s (%d train / %d val / %s test images, %d classes) with aug=%s",
         cfg.model.name,
