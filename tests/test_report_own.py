@@ -79,6 +79,11 @@ def test_report_of_own_runs_has_a_row_per_setting_given(own_sweep, tmp_path):
     assert "debug=fast" in given and "trainer.max_epochs=1" in given and "dataset.root=" in given
     assert "aug=" not in given and "seed=" not in given
     assert "Recipe of the finished runs: model preactresnet18, epochs 1, image size 32" in text
+    # The fixture's 3 classes: its "top-5" is top-3, said.
+    assert (
+        "test_top5 is top-k with k the number of classes where there are fewer than 5 (imagefolder: top-3)"
+        in text
+    )
     assert "paper" not in text.split("- ")[0].lower().replace("no paper numbers", "")
     latex = (out / "report.tex").read_text()
     assert "Paper" not in latex and "aug=mixup aug.alpha=0.4 &" in latex

@@ -170,7 +170,7 @@ def notes(filled: FilledTable) -> list[str]:
 def _own_notes(filled: FilledTable) -> list[str]:
     """The notes of a table of one's own runs, after those every table has: what its rows are, what
     every run was given and trained with; no experiment file to compare with."""
-    from .own import recipe
+    from .own import recipe, top_k
 
     t = filled.table
     lines = [
@@ -180,6 +180,7 @@ def _own_notes(filled: FilledTable) -> list[str]:
     lines += t.notes  # what every run was given
     said = recipe(filled)
     lines.append(said or "No finished run was found, so no number above is ours.")
+    lines += [k for k in [top_k(filled)] if k]
     lines += [f"Robustness: {line}" for line in filled.measurements]
     return lines
 

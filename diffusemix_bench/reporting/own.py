@@ -160,6 +160,23 @@ def jobs_of(launch: Launch, jobs: list[list[str]]) -> list[dict[str, str]]:
     return out
 
 
+def top_k(filled) -> str | None:
+    """A line saying where test_top5 is top-k with k under 5 (a dataset of fewer than 5 classes:
+    metrics.json's ``top5_k``), per column; None where every run's is top-5."""
+    if "test_top5" not in filled.table.metrics.values():
+        return None
+    found: dict[str, set] = {}
+    for (_, column), cell in filled.cells.items():
+        for run in cell.finished:
+            k = (run.metrics or {}).get("top5_k")
+            if k is not None and k != 5:
+                found.setdefault(column, set()).add(k)
+    if not found:
+        return None
+    said = "; ".join(f"{column}: top-{', '.join(map(str, sorted(ks)))}" for column, ks in found.items())
+    return f"test_top5 is top-k with k the number of classes where there are fewer than 5 ({said})"
+
+
 def recipe(filled) -> str | None:
     """What the finished runs trained with (model, epochs, image size, ...): a value they share said
     once, else each value with the rows that used it. None without a finished run."""
