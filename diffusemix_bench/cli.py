@@ -702,22 +702,53 @@ def _chosen_runs(runs: list, selectors: list[tuple[str, list, str]], config_dir:
     """``runs`` split into those whose settings take one of each selector's values, and the rest. A
     run without the setting (``aug.lam`` of an ``aug=none`` run) is not told apart by it: chosen. A
     config group's option (``trainer=gpu``) is read from the run's record of its choices
-    (``.hydra/hydra.yaml``); a run without that record is chosen."""
+    (``.hydra/hydra.yaml``); a run without that record is chosen. A value of a setting that none
+    of the runs with the setting takes is refused (it would report the runs without it alone)."""
     from .reporting.paper import same_value
-    from .reporting.table import MISSING, group_choice
+    from .reporting.runs import ReportError
+    from .reporting.table import MISSING, named_runs
 
-    def takes(run, key: str, values: list) -> bool:
-        if (Path(config_dir) / key).is_dir():  # a config group: its option, as the run recorded it
-            chosen = group_choice(run, key)
-            return chosen is MISSING or any(str(chosen) == ("null" if v is None else str(v)) for v in values)
-        value = OmegaConf.select(run.config, key, default=MISSING, throw_on_resolution_failure=False)
-        return value is MISSING or any(same_value(value, v) for v in values)
+    def takes(value, values: list, group: bool) -> bool:
+        if value is MISSING:
+            return True
+        if group:
+            return any(str(value) == ("null" if v is None else str(v)) for v in values)
+        return any(same_value(value, v) for v in values)
 
     chosen, rest = [], []
     for run in runs:
-        ok = all(takes(run, key, values) for key, values, _ in selectors)
+        ok = all(
+            takes(_run_value(run, key, config_dir), values, (Path(config_dir) / key).is_dir())
+            for key, values, _ in selectors
+        )
         (chosen if ok else rest).append(run)
+    for key, values, text in selectors:
+        if (Path(config_dir) / key).is_dir():  # (a run without a record of its groups: not known)
+            continue
+        having = [r for r in runs if _run_value(r, key, config_dir) is not MISSING]
+        if having and not any(r in chosen for r in having):
+            used = sorted({_said(_run_value(r, key, config_dir)) for r in having})
+            raise ReportError(
+                f"report.py {text}: none of the {len(having)} runs with the setting {key} ran with "
+                f"{'that value' if len(values) == 1 else 'those values'} (they ran with {key}={', '.join(used[:6])}"
+                f"{', ...' if len(used) > 6 else ''}: {named_runs(having)}); give one of those, or leave it out"
+            )
     return chosen, rest
+
+
+def _said(value) -> str:
+    """A setting's value as it is written on a command line (null for None)."""
+    return "null" if value is None else str(value)
+
+
+def _run_value(run, key: str, config_dir: str):
+    """A run's value of setting ``key``: a config group's option as the run recorded it
+    (``.hydra/hydra.yaml``), else from its configuration; ``MISSING`` where it has none."""
+    from .reporting.table import MISSING, group_choice
+
+    if (Path(config_dir) / key).is_dir():
+        return group_choice(run, key)
+    return OmegaConf.select(run.config, key, default=MISSING, throw_on_resolution_failure=False)
 
 
 def _compose(config_dir: str, overrides: list[str], hydra_config: bool = False):
@@ -879,30 +910,42 @@ def _experiment_of(roots: list[Path], config_dir: str) -> str | None:
 def _own_report(roots: list[Path], out: Path | None, extra: list[str], config_dir: str) -> dict:
     """report.py without experiment=: the table of the runs given (reporting/own.py)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
 
     from .reporting.own import jobs_of, launches, own_table
-    from .reporting.paper import same_value
-    from .reporting.table import fill
+    from .reporting.paper import same_value, setting
+    from .reporting.table import MISSING, fill
 
     runs = _found_runs(roots)
-    selectors = _run_selectors(extra, set())
     parser = OverridesParser.create()
+    for given in extra:  # one that Hydra's grammar cannot read: named, with the form it takes
+        try:
+            parser.parse_overrides([given])
+        except HydraException as exc:
+            reason = re.split(r" expecting | See https", " ".join(str(exc).split()))[0]
+            raise ConfigError(
+                f"report.py {given}: not a setting Hydra's override grammar reads ({reason}); give key=value, or "
+                "several values as key=a,b (a value holding commas, brackets or quotes in quotes: "
+                f"{hydra_quoted(given.partition('=')[0], given.partition('=')[2])})"
+            ) from None
+    parsed = parser.parse_overrides(extra)
     seeds = None
-    for override in parser.parse_overrides(extra):
+    for override in parsed:
         if override.get_key_element().lstrip("+~") == "seed":
             texts = (
-                list(override.sweep_string_iterator())
-                if override.is_sweep_override()
-                else [str(override.value())]
+                list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.value()]
             )
-            seeds = {text.strip() for text in texts}
+            if not all(isinstance(t, (str, int)) and str(t).strip().lstrip("-").isdigit() for t in texts):
+                raise ConfigError(
+                    f"{override.input_line}: seeds are whole numbers, given as seed=0 or seed=0,1,2 (or seed=range(0,3))"
+                )
+            seeds = {str(t).strip() for t in texts}
+    selectors = _run_selectors(extra, set())
     _check_selectors_known(runs, selectors, config_dir)
     runs, not_chosen = _chosen_runs(runs, selectors, config_dir)
     if selectors and not_chosen and not runs:
         _none_chosen(selectors, not_chosen)
     if seeds is not None:
-        from .reporting.paper import setting
-
         not_chosen += [r for r in runs if str(setting(r.config, "seed")) not in seeds]
         runs = [r for r in runs if str(setting(r.config, "seed")) in seeds]
         if not runs:
@@ -910,46 +953,49 @@ def _own_report(roots: list[Path], out: Path | None, extra: list[str], config_di
 
     composed: dict[tuple, object] = {}
 
-    def job_value(job: list[str], key: str):
-        """A job's value of a setting it was not given: its configuration composed (once per
-        settings), as it would run; MISSING where it has no such setting or cannot be composed."""
-        from omegaconf import OmegaConf
-
-        from .reporting.table import MISSING
-
+    def compose(job: list[str]):
+        """A job's configuration (Hydra's choices included), once per settings; None where it
+        cannot be composed here (an experiment file since removed)."""
         settings = tuple(o for o in job if not o.startswith("seed="))
         if settings not in composed:
             try:
                 composed[settings] = _compose(config_dir, list(settings), hydra_config=True)
-            except Exception:  # (an experiment file since removed): not told apart, as a run without it
+            except Exception:
                 composed[settings] = None
-        cfg = composed[settings]
-        if cfg is None:
-            return MISSING
-        path = f"hydra.runtime.choices.{key}" if (Path(config_dir) / key).is_dir() else key
-        return OmegaConf.select(cfg, path, default=MISSING, throw_on_resolution_failure=False)
+        return composed[settings]
 
     def job_chosen(given: dict[str, str], job: list[str]) -> bool:
-        from .reporting.table import MISSING
-
         if seeds is not None and given.get("seed") not in seeds:
             return False
         for key, values, _ in selectors:
-            value = (
-                parser.parse_override(f"{key}={given[key]}").value() if key in given else job_value(job, key)
-            )
+            if key in given:
+                value = parser.parse_override(f"{key}={given[key]}").value()
+            else:  # as it would run: its configuration composed
+                cfg = compose(job)
+                path = f"hydra.runtime.choices.{key}" if (Path(config_dir) / key).is_dir() else key
+                value = (
+                    MISSING
+                    if cfg is None
+                    else OmegaConf.select(cfg, path, default=MISSING, throw_on_resolution_failure=False)
+                )
             if value is not MISSING and not any(same_value(value, v) or str(value) == str(v) for v in values):
                 return False
         return True
 
-    jobs = []
+    jobs, raw = [], {}
     for launch in launches(roots):
         try:
             expanded = expand_sweep(launch.params, launch.task, config_dir)
         except Exception:  # a record this version cannot expand: its runs are still counted as found
             continue
-        jobs += [given for given, job in zip(jobs_of(launch, expanded), expanded) if job_chosen(given, job)]
-    table, row_of, expected, shared = own_table(runs, roots, jobs)
+        for given, job in zip(jobs_of(launch, expanded), expanded):
+            if job_chosen(given, job):
+                jobs.append(given)
+                raw[id(given)] = job
+    groups = {p.name for p in Path(config_dir).iterdir() if p.is_dir()}
+    table, row_of, expected, shared = own_table(
+        runs, roots, jobs, groups, lambda given: compose(raw[id(given)])
+    )
     if shared:
         table.notes.append("Given to every run: " + " ".join(shared))
     filled = fill(table, runs, expected, row_of=row_of)
@@ -979,7 +1025,9 @@ def _check_selectors_known(runs: list, selectors: list, config_dir: str) -> None
                 for r in runs
             )
         if not known:
-            keys = sorted({k for r in runs for k in _flatten(r.config)})
+            keys = sorted(
+                {k for r in runs for k in _flatten(r.config)} | {p.name for p in Path(config_dir).iterdir()}
+            )
             close = difflib.get_close_matches(key, keys, n=2, cutoff=0.6)
             raise ReportError(
                 f"report.py {text}: none of the {len(runs)} runs given has the setting {key}"

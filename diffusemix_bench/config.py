@@ -908,14 +908,11 @@ def swept_dirname() -> str:
     (the experiment's ``hydra.sweeper.params`` and the command line's own sweeps), sorted and
     joined by commas, leaving out the keys ``hydra.job.config.override_dirname.exclude_keys``
     names; Hydra's ``override_dirname`` (every override) when the sweep varies nothing."""
-    import os
-
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     hc = HydraConfig.get()
-    swept = set((hc.sweeper.get("params") or {}).keys())
-    swept |= {k for k in os.environ.get(SWEPT_KEYS_ENV, "").split(",") if k}
+    swept = _swept_keys(hc)
     excluded = set(hc.job.config.override_dirname.exclude_keys)
     parts = []
     for override in OverridesParser.create().parse_overrides(list(hc.overrides.task)):
@@ -923,6 +920,14 @@ def swept_dirname() -> str:
         if key in swept and key not in excluded:
             parts.append(f"{key}={override.get_value_element_as_str()}")
     return ",".join(sorted(parts)) if parts else str(hc.job.override_dirname)
+
+
+def _swept_keys(hc) -> set[str]:
+    """The settings the running sweep varies: its sweeper's params and the command line's sweeps."""
+    import os
+
+    swept = set((hc.sweeper.get("params") or {}).keys())
+    return swept | {k for k in os.environ.get(SWEPT_KEYS_ENV, "").split(",") if k}
 
 
 def sweep_job_dirname() -> str:
@@ -939,28 +944,60 @@ def sweep_job_dirname() -> str:
     name = swept_dirname()
     own = f"{hc.job.num}_{name}"
     sweep = Path(str(hc.sweep.dir))
-    if sweep.is_dir() and not (sweep / own).exists():
-        jobs = []
-        for folder in sorted(sweep.iterdir()):
-            number, sep, rest = folder.name.partition("_")
-            if sep and number.isdigit() and folder.is_dir():
-                if rest == name:
-                    return folder.name
-                jobs.append((folder, rest))
-        # A key swept now that the earlier launch left at one value (aug=none,diffusemix, then with
-        # seed=0,1 added): the earlier job whose settings are this one's, that value included.
-        parts = set(name.split(","))
-        excluded = set(hc.job.config.override_dirname.exclude_keys)
-        found = [
-            folder
-            for folder, rest in jobs
-            if set(rest.split(",")) < parts
-            and _same_fixed_settings(folder, list(hc.overrides.task), parts - set(rest.split(",")), excluded)
-            and _ran_with(folder, sorted(parts - set(rest.split(","))))
-        ]
-        if len(found) == 1:
-            return found[0].name
+    task = list(hc.overrides.task)
+    excluded = set(hc.job.config.override_dirname.exclude_keys)
+    # A swept setting left out of names (a folder: dataset.root=a,b): the names cannot tell its
+    # jobs apart, the folders' records of it can.
+    unnamed = _swept_keys(hc) & excluded
+    if not sweep.is_dir() or ((sweep / own).exists() and _same_given(sweep / own, task, unnamed)):
+        return own
+    jobs = []
+    for folder in sorted(sweep.iterdir()):
+        number, sep, rest = folder.name.partition("_")
+        if sep and number.isdigit() and folder.is_dir():
+            if rest == name and _same_given(folder, task, unnamed):
+                return folder.name
+            jobs.append((folder, rest))
+    if (sweep / own).exists():  # another job's (of another unnamed value): a number of its own
+        numbers = [int(f.name.partition("_")[0]) for f, _ in jobs]
+        return f"{max(numbers) + 1}_{name}"
+    # A key swept now that the earlier launch left at one value (aug=none,diffusemix, then with
+    # seed=0,1 added): the earlier job whose settings are this one's, that value included.
+    parts = set(name.split(","))
+    found = [
+        folder
+        for folder, rest in jobs
+        if set(rest.split(",")) < parts
+        and _same_fixed_settings(folder, task, parts - set(rest.split(",")), excluded)
+        and _ran_with(folder, sorted(parts - set(rest.split(","))))
+    ]
+    if len(found) == 1:
+        return found[0].name
     return own
+
+
+def _same_given(folder: Path, task: list[str], keys: set[str]) -> bool:
+    """Whether the sweep job in ``folder`` was given this job's values of ``keys`` (its
+    ``.hydra/overrides.yaml``); True when there are none to compare."""
+    if not keys:
+        return True
+    import yaml
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        theirs = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text())
+        parser = OverridesParser.create()
+
+        def given(overrides: list[str]) -> dict[str, str]:
+            return {
+                o.get_key_element().lstrip("+~"): o.get_value_element_as_str()
+                for o in parser.parse_overrides(overrides)
+                if o.get_key_element().lstrip("+~") in keys
+            }
+
+        return isinstance(theirs, list) and given([str(o) for o in theirs]) == given(task)
+    except Exception:  # no record, or a damaged one: not this job's folder
+        return False
 
 
 def _same_fixed_settings(folder: Path, task: list[str], new: set[str], excluded: set[str]) -> bool:

@@ -430,9 +430,11 @@ def test_settings_the_sweep_does_not_vary_choose_the_runs_reported(sweep, tmp_pa
         build_report(["experiment=table6", f"runs={runs}", "trainer=default"], CONF)["filled"].not_chosen
         == []
     )
-    # None chosen: said, not an empty table.
+    # None chosen: said, with the values the runs ran with, not an empty table.
     with pytest.raises(
-        ReportError, match=r"report.py optim.lr=0.07: none of the 6 run folders given ran with that"
+        ReportError,
+        match=rf"report.py optim.lr=0.07: none of the 6 runs with the setting optim.lr ran with that value \(they ran "
+        rf"with optim.lr={lr}: ",
     ):
         build_report(["experiment=table6", f"runs={runs}", "optim.lr=0.07"], CONF)
 

@@ -63,10 +63,11 @@ def test_report_of_own_runs_has_a_row_per_setting_given(own_sweep, tmp_path):
     header = next(line for line in text.splitlines() if line.startswith("| Settings |"))
     assert header == "| Settings | imagefolder test_top1 | imagefolder val_top1 | imagefolder test_top5 |"
     rows = _rows(text)
-    assert list(rows) == ["aug=none", "aug=mixup", "aug=mixup aug.alpha=0.4"]
+    # (mixup's alpha is null unless given: the dataset's default, as the run's settings hold it)
+    assert list(rows) == ["aug=none", "aug=mixup aug.alpha=null", "aug=mixup aug.alpha=0.4"]
     for label, wanted in (
         ("aug=none", {"aug": "none", "aug.alpha": None}),
-        ("aug=mixup", {"aug": "mixup", "aug.alpha": None}),
+        ("aug=mixup aug.alpha=null", {"aug": "mixup", "aug.alpha": None}),
         ("aug=mixup aug.alpha=0.4", {"aug": "mixup", "aug.alpha": "0.4"}),
     ):
         values = _numbers(own_sweep, wanted, "test_top1")
@@ -78,7 +79,11 @@ def test_report_of_own_runs_has_a_row_per_setting_given(own_sweep, tmp_path):
     given = next(line for line in text.splitlines() if line.startswith("- Given to every run: "))
     assert "debug=fast" in given and "trainer.max_epochs=1" in given and "dataset.root=" in given
     assert "aug=" not in given and "seed=" not in given
-    assert "Recipe of the finished runs: model preactresnet18, epochs 1, image size 32" in text
+    assert (
+        "Recipe of the finished runs: model preactresnet18; epochs 1; image size 32; batch 4; optimiser sgd"
+        in text
+    )
+    assert "; loss ce" in text  # (metrics.json's: the setting is "auto")
     # The fixture's 3 classes: its "top-5" is top-3, said.
     assert (
         "test_top5 is top-k with k the number of classes where there are fewer than 5 (imagefolder: top-3)"
@@ -110,19 +115,41 @@ def test_report_of_own_runs_counts_missing_and_failed_jobs_and_chooses_by_settin
     assert result.returncode == 0, result.stderr[-3000:]
     assert "6 runs expected: 4 finished, 1 failed, 0 diverged, 1 missing" in result.stdout
     rows = _rows(result.stdout)
-    assert "(1); 1 failed" in rows["aug=none"] and "(1); 1 missing" in rows["aug=mixup"]
+    assert "(1); 1 failed" in rows["aug=none"] and "(1); 1 missing" in rows["aug=mixup aug.alpha=null"]
+    # runs= a folder above the sweep: its launches' jobs are expected all the same.
+    above = run_entry("report.py", [f"runs={tmp_path}", f"out={tmp_path / 'a'}"], tmp_path)
+    assert "6 runs expected: 4 finished, 1 failed, 0 diverged, 1 missing" in above.stdout, above.stderr[
+        -2000:
+    ]
 
     chosen = run_entry(
         "report.py", [f"runs={copy}", "aug.alpha=0.4", "seed=0", f"out={tmp_path / 'c'}"], tmp_path
     )
     assert chosen.returncode == 0, chosen.stderr[-3000:]
     rows = _rows(chosen.stdout)
-    # aug=none has no aug.alpha: not told apart by it, chosen; the first launch's mixup ran with the
-    # image folder's default (1.0), its missing job too: neither is chosen, nor seed 1.
+    # aug=none has no aug.alpha: not told apart by it, chosen; the first launch's mixup ran with
+    # aug.alpha=null (the dataset's default), its missing job too: neither is chosen, nor seed 1.
     assert list(rows) == ["aug=none", "aug=mixup aug.alpha=0.4"]
     assert all(" (1) " in r and "missing" not in r and "failed" not in r for r in rows.values()), rows
     assert "2 runs expected: 2 finished, 0 failed, 0 diverged, 0 missing" in chosen.stdout
     assert "3 run folders given have other settings than aug.alpha=0.4 seed=0" in chosen.stdout
+
+    # A value no run with the setting took would report the runs without it alone: refused.
+    taken = run_entry("report.py", [f"runs={copy}", "aug.alpha=0.3"], tmp_path)
+    assert taken.returncode == 1 and "Traceback" not in taken.stderr
+    assert (
+        "report.py aug.alpha=0.3: none of the 3 runs with the setting aug.alpha ran with that value (they ran "
+        in taken.stderr
+    )
+    assert "(they ran with aug.alpha=0.4, null: " in taken.stderr
+    for bad, said in (
+        ("seed=0,,1", "report.py seed=0,,1: not a setting Hydra's override grammar reads"),
+        ("seed=[0,1]", "seeds are whole numbers, given as seed=0 or seed=0,1,2"),
+    ):
+        refused = run_entry("report.py", [f"runs={copy}", bad], tmp_path)
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr and said in refused.stderr, (
+            refused.stderr
+        )
 
     misspelt = run_entry("report.py", [f"runs={copy}", "aug.alfa=0.4"], tmp_path)
     assert misspelt.returncode == 1 and "Traceback" not in misspelt.stderr
@@ -158,3 +185,66 @@ def test_runs_of_one_experiment_file_are_reported_with_its_table(tmp_path):
     (run / "config_resolved.yaml").write_text(yaml.safe_dump(config))
     result = build_report([f"runs={tmp_path / 'sweep'}"], CONF)
     assert result["filled"].table.own and result["found_by"] is None
+
+
+def _run(folder: Path, given: list[str], config: dict, choices: dict, top1: float) -> None:
+    """A finished run folder as train.py leaves it, for the parts a report reads."""
+    import yaml
+
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / "config_resolved.yaml").write_text(yaml.safe_dump(config))
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(given))
+    (folder / ".hydra" / "hydra.yaml").write_text(
+        yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}})
+    )
+    (folder / "metrics.json").write_text(json.dumps({"test_top1": top1, "epochs": 1, "optimizer_steps": 2}))
+
+
+def test_own_rows_follow_the_values_the_runs_used_and_datasets_share_them(tmp_path):
+    """Rows are told apart by the values the runs trained with, between runs of one dataset: a
+    setting that differs only between datasets (where each one's data is) is a column's, so aug=none
+    on two datasets is one row; a default given explicitly (optim=sgd) or written another way
+    (optim.lr=0.10) is the same value, not a row of its own."""
+    from diffusemix_bench.cli import build_report
+    from diffusemix_bench.config import register_configs
+
+    from .test_report import CONF
+
+    register_configs()
+
+    def config(dataset: str, root: str, aug: dict, seed: int) -> dict:
+        return {"seed": seed, "dataset": {"name": dataset, "root": root, "image_size": 32}, "aug": aug,
+                "optim": {"name": "sgd", "lr": 0.1}}  # fmt: skip
+
+    none, mixup = {"name": "none"}, {"name": "mixup", "alpha": None}
+    sweep = tmp_path / "runs"
+    _run(sweep / "0_a", ["dataset=imagefolder", "dataset.root=/x", "aug=none", "seed=0"],
+         config("imagefolder", "/x", none, 0), {"aug": "none", "optim": "sgd"}, 50.0)  # fmt: skip
+    _run(sweep / "1_b", ["dataset=imagefolder", "dataset.root=/x", "aug=mixup", "seed=0"],
+         config("imagefolder", "/x", mixup, 0), {"aug": "mixup", "optim": "sgd"}, 60.0)  # fmt: skip
+    _run(sweep / "2_c", ["dataset=imagefolder", "dataset.root=/x", "aug=none", "optim=sgd", "seed=1"],
+         config("imagefolder", "/x", none, 1), {"aug": "none", "optim": "sgd"}, 70.0)  # fmt: skip
+    _run(sweep / "3_d", ["dataset=cifar100", "aug=none", "seed=0"],
+         config("cifar100", "/data/cifar100", none, 0), {"aug": "none", "optim": "sgd"}, 30.0)  # fmt: skip
+    _run(sweep / "4_e", ["dataset=cifar100", "aug=mixup", "optim.lr=0.10", "seed=0"],
+         config("cifar100", "/data/cifar100", mixup, 0), {"aug": "mixup", "optim": "sgd"}, 40.0)  # fmt: skip
+    filled = build_report([f"runs={sweep}", f"out={tmp_path / 'r'}"], CONF)["filled"]
+    assert [row.label for row in filled.table.rows] == ["aug=none", "aug=mixup"]
+    assert filled.table.columns == ["imagefolder", "cifar100"]
+    assert filled.cells[("aug=none", "imagefolder")].stats("test_top1") == (
+        60.0,
+        pytest.approx(14.1421, abs=1e-3),
+        2,
+    )
+    assert filled.cells[("aug=mixup", "cifar100")].stats("test_top1") == (40.0, None, 1)
+    assert filled.counts()["finished"] == 5 and filled.counts()["missing"] == 0
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert "model" not in text.split("Recipe of the finished runs: ")[1]  # (none recorded: not said)
+    assert "image size 32" in text and "learning rate 0.1" in text
+    # Two image folders under one dataset name: the folder tells rows apart.
+    _run(sweep / "5_f", ["dataset=imagefolder", "dataset.root=/y", "aug=none", "seed=0"],
+         config("imagefolder", "/y", none, 0), {"aug": "none", "optim": "sgd"}, 90.0)  # fmt: skip
+    filled = build_report([f"runs={sweep}", f"out={tmp_path / 'r'}"], CONF)["filled"]
+    labels = [row.label for row in filled.table.rows]
+    assert labels[:2] == ["dataset.root=/x aug=none", "dataset.root=/x aug=mixup"], labels
+    assert "dataset.root=/y aug=none" in labels

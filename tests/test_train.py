@@ -1461,6 +1461,44 @@ def test_sweep_job_folders_are_named_by_the_experiments_and_command_lines_sweeps
         HydraConfig.instance().cfg = None
 
 
+def test_a_sweep_of_image_folders_gives_each_its_own_job_folder(tmp_path, monkeypatch):
+    """dataset.root=a,b: a folder is left out of job folders' names, so both jobs had one name, and
+    the second took the first's folder (Hydra rewrote its overrides.yaml, then the job was refused
+    as a finished run). The name cannot tell them apart: the folder's record of the root does."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from diffusemix_bench.config import SWEPT_KEYS_ENV, sweep_job_dirname
+
+    sweep = tmp_path / "sweep"
+    monkeypatch.setenv(SWEPT_KEYS_ENV, "dataset.root")
+
+    def job(num: int, root: str) -> str:
+        task = ["dataset=imagefolder", f"dataset.root={root}", "seed=0"]
+        cfg = compose_config(task, return_hydra_config=True)
+        with open_dict(cfg):
+            cfg.hydra.overrides.task = task
+            cfg.hydra.job.num = num
+            cfg.hydra.sweep.dir = str(sweep)
+            cfg.hydra.mode = RunMode.MULTIRUN
+            cfg.hydra.job.override_dirname = "dataset=imagefolder,seed=0"  # (Hydra's, the root left out)
+        HydraConfig.instance().set_config(cfg)
+        name = sweep_job_dirname()
+        (sweep / name / ".hydra").mkdir(parents=True, exist_ok=True)
+        (sweep / name / ".hydra" / "overrides.yaml").write_text("\n".join(f"- {o}" for o in task) + "\n")
+        return name
+
+    try:
+        first, second = job(0, "/data/a"), job(1, "/data/b")
+        assert (first, second) == ("0_dataset=imagefolder,seed=0", "1_dataset=imagefolder,seed=0")
+        # Launched again: each job goes on in its own folder, whatever its number now; a new root
+        # whose number's folder is another root's gets a number of its own.
+        assert job(0, "/data/b") == second and job(1, "/data/a") == first
+        assert job(0, "/data/c") == "2_dataset=imagefolder,seed=0"
+    finally:
+        HydraConfig.instance().cfg = None
+
+
 def test_a_sweep_run_again_with_fewer_values_goes_on_in_its_jobs_own_folders(tmp_path, monkeypatch, capsys):
     """A job whose settings an earlier launch of the sweep folder ran under another number (seed=0,1,2,
     then seed=1,2) gets that job's folder, so ckpt_path=auto resumes or skips it instead of training

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from omegaconf import OmegaConf
 
-from .paper import PaperRow, PaperTable, setting
+from .paper import GROUP_KEYS, PaperRow, PaperTable, setting
 from .runs import Run
 from .sweeps import given_settings, job_order, job_overrides
 from .table import compared_anywhere
@@ -33,7 +34,7 @@ RECIPE = (
     ("optimiser", "optim.name"),
     ("learning rate", "optim.lr"),
     ("schedule", "sched.name"),
-    ("loss", "loss.name"),
+    ("loss", "loss.name"),  # (metrics.json's loss where it has one: "auto" resolved)
 )
 
 
@@ -55,7 +56,8 @@ def launches(roots: list[Path]) -> list[Launch]:
     Hydra's, or a sweep of generate.py or figure4.py, is passed over (its runs are still found)."""
     out = []
     for root in roots:
-        for record in sorted(Path(root).expanduser().glob("multirun*.yaml")):
+        # (a folder above the sweeps: theirs too, as their runs are found)
+        for record in sorted(Path(root).expanduser().rglob("multirun*.yaml")):
             try:
                 saved = yaml.safe_load(record.read_text()) or {}
                 task = [str(o) for o in saved["hydra"]["overrides"]["task"]]
@@ -78,49 +80,129 @@ def launches(roots: list[Path]) -> list[Launch]:
 
 
 def _row_key(key: str) -> bool:
-    """Whether a setting given to runs tells rows apart: any compared setting, and where the data
-    is (two image folders are two datasets of one name)."""
+    """Whether a setting given to runs may tell rows apart: any compared setting, and where the
+    data is (two image folders are two datasets of one name)."""
     return key not in ("seed", "dataset") and (compared_anywhere(key) or key == "dataset.root")
 
 
+#: A setting a run's configuration does not have (``aug.alpha`` of ``aug=none``).
+ABSENT = "<absent>"
+
+
+def _text(value) -> str:
+    """A setting's value as a row's label shows it (numbers by value: 0.10 and 1e-1 are 0.1)."""
+    if value is None:
+        return "null"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_text(v) for v in value) + "]"
+    return str(value)
+
+
+def _values_of(config, keys: list[str], groups: set[str], choices: dict) -> dict[str, str]:
+    """The values ``keys`` take in a run's (or a job's composed) configuration: a config group's
+    option as ``choices`` (Hydra's record of the composition) gives it, else as its ``name`` says
+    (``aug``, ``dataset``, ``model``), any other setting from the configuration; ``ABSENT`` where
+    it has none."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    missing = object()
+    out = {}
+    for key in keys:
+        if key in groups:
+            chosen = choices.get(key)
+            if chosen is None and key in GROUP_KEYS:
+                chosen = setting(config, key)
+            out[key] = ABSENT if chosen is None else str(chosen)
+            continue
+        value = OmegaConf.select(config, key, default=missing, throw_on_resolution_failure=False)
+        if value is missing:
+            out[key] = ABSENT
+        elif isinstance(value, (DictConfig, ListConfig)):
+            out[key] = _text(OmegaConf.to_container(value, resolve=True))
+        else:
+            out[key] = _text(value)
+    return out
+
+
 def own_table(
-    runs: list[Run], roots: list[Path], jobs: list[dict[str, str]]
+    runs: list[Run],
+    roots: list[Path],
+    jobs: list[dict[str, str]],
+    groups: set[str],
+    compose: Callable[[dict[str, str]], object | None],
 ) -> tuple[PaperTable, Callable[[Run], PaperRow | None], dict[tuple[str, str], list[int]], list[str]]:
     """The table of ``runs`` (found under ``roots``), with ``jobs`` the settings of each job their
-    launches ran (``seed`` and ``dataset`` given): the table, each run's row, the seeds expected per
-    cell (the jobs' and every run's found), and the settings every run and job was given alike."""
+    launches ran (``seed`` and ``dataset`` given). Rows are told apart by the settings given to the
+    runs whose values (as the runs used them; a job without a run folder: its configuration,
+    ``compose``d) differ between runs of one dataset; ``groups`` are the config groups' names.
+    Returns the table, each run's row, the seeds expected per cell (the jobs' and every run's
+    found), and the settings every run and job was given alike (``key=value``)."""
+    from .table import MISSING, group_choice
+
     runs = sorted(runs, key=lambda r: (str(r.folder.parent), job_order(r.folder.name)))
     found = [(job_overrides(r.folder), r) for r in runs]
     every = jobs + [given for given, _ in found]
     keys: list[str] = []
     for given in every:
         keys += [k for k in given if k not in keys and _row_key(k)]
-    differ = [k for k in keys if len({given.get(k) for given in every}) > 1]
-    shared = [f"{k}={every[0][k]}" for k in keys if k not in differ]
+    given_keys = list(dict.fromkeys(k for given in every for k in given if k not in ("seed", "dataset")))
+    shared = [
+        f"{k}={every[0][k]}"
+        for k in given_keys
+        if all(k in given and given[k] == every[0][k] for given in every)
+    ]
+
+    def recorded(run: Run) -> dict:
+        """The run's record of its config groups' options (``.hydra/hydra.yaml``), where it has one."""
+        found = {g: group_choice(run, g) for g in keys if g in groups}
+        return {g: c for g, c in found.items() if c is not MISSING}
+
+    # A job of a launch takes the values of a run given the same settings (the same job, another
+    # seed); one without such a run, those of its configuration composed.
+    items: list[tuple[dict[str, str], object, object, Run | None]] = []
+    by_settings: dict[tuple, dict[str, str]] = {}
+    for given, run in found:
+        values = _values_of(run.config, keys, groups, recorded(run))
+        by_settings.setdefault(_settings(given), values)
+        items.append((values, setting(run.config, "dataset"), setting(run.config, "seed"), run))
+    for given in jobs:
+        values = by_settings.get(_settings(given))
+        if values is None:
+            config = compose(given)
+            if config is None:  # (cannot be composed here): the settings as given
+                values = {k: _text_of(given, k) for k in keys}
+            else:
+                choices = OmegaConf.select(config, "hydra.runtime.choices", default=None) or {}
+                values = _values_of(config, keys, groups, dict(choices))
+            by_settings[_settings(given)] = values
+        items.append((values, given.get("dataset"), given.get("seed"), None))
+    # A setting is a row's when its values differ between runs of one dataset (one that differs
+    # only between datasets, their image size say, is a column's: its rows stay one).
+    per_column: dict[object, list[dict[str, str]]] = {}
+    for values, column, _, _ in items:
+        per_column.setdefault(column, []).append(values)
+    differ = [k for k in keys if any(len({v[k] for v in group}) > 1 for group in per_column.values())]
     rows: dict[str, PaperRow] = {}
 
-    def row_of(given: dict[str, str]) -> PaperRow:
-        chosen = {k: given[k] for k in differ if k in given}
-        label = " ".join(f"{k}={v}" for k, v in chosen.items()) or "every run"
+    def row_of(values: dict[str, str]) -> PaperRow:
+        chosen = {k: values[k] for k in differ if values[k] != ABSENT}
+        label = " ".join(f"{k}={v}" for k, v in chosen.items()) or f"without {', '.join(differ)}"
         return rows.setdefault(label, PaperRow(label, chosen, {}))
 
     columns: list[str] = []
     expected: dict[tuple[str, str], list[int]] = {}
-
-    def expect(row: PaperRow, column, seed) -> None:
+    placed: dict[int, PaperRow] = {}
+    # Rows in the order of the launches' jobs, then of the run folders.
+    for values, column, seed, run in items[len(found) :] + items[: len(found)]:
+        row = row_of(values)
+        if run is not None:
+            placed[id(run)] = row
         if not isinstance(column, str):
-            return
+            continue
         if column not in columns:
             columns.append(column)
         with suppress(TypeError, ValueError):  # (a seed that is not a number: train.py refuses it)
             expected.setdefault((row.label, column), []).append(int(seed))
-
-    for given in jobs:
-        expect(row_of(given), given.get("dataset"), given.get("seed"))
-    placed: dict[int, PaperRow] = {}
-    for given, run in found:
-        placed[id(run)] = row = row_of(given)
-        expect(row, setting(run.config, "dataset"), setting(run.config, "seed"))
     finished = [r for r in runs if r.finished and isinstance(r.metrics, dict)]
     attacks = sorted(
         {
@@ -144,6 +226,22 @@ def own_table(
         own=True,
     )
     return table, lambda run: placed.get(id(run)), expected, shared
+
+
+def _settings(given: dict[str, str]) -> tuple:
+    return tuple(sorted((k, v) for k, v in given.items() if k != "seed"))
+
+
+def _text_of(given: dict[str, str], key: str) -> str:
+    """A setting as given on a command line, as a row shows a value (``0.10``: 0.1)."""
+    if key not in given:
+        return ABSENT
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        return _text(OverridesParser.create().parse_override(f"{key}={given[key]}").value())
+    except Exception:  # (a value the parser refuses: as written)
+        return given[key]
 
 
 def jobs_of(launch: Launch, jobs: list[list[str]]) -> list[dict[str, str]]:
@@ -178,22 +276,33 @@ def top_k(filled) -> str | None:
 
 
 def recipe(filled) -> str | None:
-    """What the finished runs trained with (model, epochs, image size, ...): a value they share said
-    once, else each value with the rows that used it. None without a finished run."""
-    finished = [(cell.row.label, r) for cell in filled.cells.values() for r in cell.finished]
+    """What the finished runs trained with (model, epochs, image size, ...; the loss as metrics.json
+    records it): a value they share said once, else each value with the columns (a dataset's own
+    value) or the cells that used it. None without a finished run."""
+    finished = [(cell.row.label, cell.column, r) for cell in filled.cells.values() for r in cell.finished]
     if not finished:
         return None
     parts = []
     for name, key in RECIPE:
-        used: dict[str, list[str]] = {}
-        for label, run in finished:
-            rows = used.setdefault(str(setting(run.config, key)), [])
-            if label not in rows:
-                rows.append(label)
+        used: dict[str, list[tuple[str, str]]] = {}
+        for label, column, run in finished:
+            recorded = (run.metrics or {}).get(name) if name == "loss" else None
+            value = recorded if recorded is not None else setting(run.config, key)
+            cells = used.setdefault("not recorded" if value is None else str(value), [])
+            if (label, column) not in cells:
+                cells.append((label, column))
+        if list(used) == ["not recorded"]:  # (runs whose settings predate it, or made otherwise)
+            continue
         if len(used) == 1:
             parts.append(f"{name} {next(iter(used))}")
-        else:
-            parts.append(
-                f"{name} " + ", ".join(f"{value} in {'; '.join(rows)}" for value, rows in used.items())
-            )
-    return "Recipe of the finished runs: " + ", ".join(parts)
+            continue
+        by_column = all(
+            len({v for v, cells in used.items() if (c in {col for _, col in cells})}) == 1
+            for c in filled.table.columns
+        )
+        said = [
+            f"{value} ({', '.join(dict.fromkeys(col for _, col in cells)) if by_column else '; '.join(f'{row} ({col})' for row, col in cells)})"
+            for value, cells in used.items()
+        ]
+        parts.append(f"{name} " + " / ".join(said))
+    return "Recipe of the finished runs: " + "; ".join(parts)
