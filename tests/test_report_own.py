@@ -240,6 +240,15 @@ def test_own_rows_follow_the_values_the_runs_used_and_datasets_share_them(tmp_pa
     assert filled.counts()["finished"] == 5 and filled.counts()["missing"] == 0
     text = (tmp_path / "r" / "report.md").read_text()
     assert "model" not in text.split("Recipe of the finished runs: ")[1]  # (none recorded: not said)
+    # Data unlike the published release: said without a paper to compare with.
+    metrics = json.loads((sweep / "3_d" / "metrics.json").read_text())
+    metrics["data_notes"] = {"train": {"differs_from_release": "49,000 images, not 50,000"}}
+    (sweep / "3_d" / "metrics.json").write_text(json.dumps(metrics))
+    text = "".join(
+        build_report([f"runs={sweep}", f"out={tmp_path / 'r'}"], CONF)["files"]["markdown"].read_text()
+    )
+    assert "cifar100: 1 run read data unlike the published release (train: 49,000 images, not 50,000" in text
+    assert "not comparable with numbers measured on that release" in text and "paper's numbers" not in text
     assert "image size 32" in text and "learning rate 0.1" in text
     # Two image folders under one dataset name: the folder tells rows apart.
     _run(sweep / "5_f", ["dataset=imagefolder", "dataset.root=/y", "aug=none", "seed=0"],

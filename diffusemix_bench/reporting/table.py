@@ -493,8 +493,12 @@ class FilledTable:
             for said, runs in notes.items():
                 lines.append(
                     f"{column}: {len(runs)} run{'' if len(runs) == 1 else 's'} read data unlike the published "
-                    f"release ({'; '.join(said)}: {named_runs(runs)}): not comparable with the paper's numbers, "
-                    "nor is the difference from them"
+                    f"release ({'; '.join(said)}: {named_runs(runs)}): "
+                    + (
+                        "not comparable with numbers measured on that release"
+                        if self.table.own
+                        else "not comparable with the paper's numbers, nor is the difference from them"
+                    )
                 )
         return lines
 
