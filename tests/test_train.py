@@ -1461,12 +1461,30 @@ def test_sweep_job_folders_are_named_by_the_experiments_and_command_lines_sweeps
         HydraConfig.instance().cfg = None
 
 
+def _as_sweep_job(task: list[str], num: int, sweep: Path, override_dirname: str | None = None):
+    """Hydra's running configuration as job ``num`` of a sweep in ``sweep`` given ``task`` sees it
+    (set as the current one: clear it with ``HydraConfig.instance().cfg = None``); ``override_dirname``:
+    Hydra's name of the job's overrides, where the test needs it."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    cfg = compose_config(task, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.overrides.task = task
+        cfg.hydra.job.num = num
+        cfg.hydra.sweep.dir = str(sweep)
+        cfg.hydra.mode = RunMode.MULTIRUN
+        if override_dirname is not None:
+            cfg.hydra.job.override_dirname = override_dirname
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
 def test_a_sweep_of_image_folders_gives_each_its_own_job_folder(tmp_path, monkeypatch):
     """dataset.root=a,b: a folder is left out of job folders' names, so both jobs had one name, and
     the second took the first's folder (Hydra rewrote its overrides.yaml, then the job was refused
     as a finished run). The name cannot tell them apart: the folder's record of the root does."""
     from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
 
     from diffusemix_bench.config import SWEPT_KEYS_ENV, sweep_job_dirname
 
@@ -1475,14 +1493,7 @@ def test_a_sweep_of_image_folders_gives_each_its_own_job_folder(tmp_path, monkey
 
     def job(num: int, root: str) -> str:
         task = ["dataset=imagefolder", f"dataset.root={root}", "seed=0"]
-        cfg = compose_config(task, return_hydra_config=True)
-        with open_dict(cfg):
-            cfg.hydra.overrides.task = task
-            cfg.hydra.job.num = num
-            cfg.hydra.sweep.dir = str(sweep)
-            cfg.hydra.mode = RunMode.MULTIRUN
-            cfg.hydra.job.override_dirname = "dataset=imagefolder,seed=0"  # (Hydra's, the root left out)
-        HydraConfig.instance().set_config(cfg)
+        _as_sweep_job(task, num, sweep, override_dirname="dataset=imagefolder,seed=0")  # (the root left out)
         name = sweep_job_dirname()
         (sweep / name / ".hydra").mkdir(parents=True, exist_ok=True)
         (sweep / name / ".hydra" / "overrides.yaml").write_text("\n".join(f"- {o}" for o in task) + "\n")
@@ -1517,15 +1528,7 @@ def test_a_sweep_run_again_with_fewer_values_goes_on_in_its_jobs_own_folders(tmp
     monkeypatch.setenv(SWEPT_KEYS_ENV, "seed")
 
     def job(num: int, seed: int, *more: str):
-        task = ["dataset=flowers102", *more, f"seed={seed}"]
-        cfg = compose_config(task, return_hydra_config=True)
-        with open_dict(cfg):
-            cfg.hydra.overrides.task = task
-            cfg.hydra.job.num = num
-            cfg.hydra.sweep.dir = str(sweep)
-            cfg.hydra.mode = RunMode.MULTIRUN
-        HydraConfig.instance().set_config(cfg)
-        return cfg
+        return _as_sweep_job(["dataset=flowers102", *more, f"seed={seed}"], num, sweep)
 
     try:
         job(0, 1)
