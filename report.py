@@ -1,4 +1,5 @@
-"""Print a paper table beside the paper's numbers: python report.py experiment=<name> runs=<sweep folder>."""
+"""Print a paper table beside the paper's numbers (python report.py experiment=<name> runs=<sweep folder>),
+or a table of one's own runs (python report.py runs=<sweep folder>)."""
 
 import sys
 from pathlib import Path

@@ -726,7 +726,7 @@ def _chosen_runs(runs: list, selectors: list[tuple[str, list, str]], config_dir:
         if (Path(config_dir) / key).is_dir():  # (a run without a record of its groups: not known)
             continue
         having = [r for r in runs if _run_value(r, key, config_dir) is not MISSING]
-        if having and not any(r in chosen for r in having):
+        if having and not any(takes(_run_value(r, key, config_dir), values, False) for r in having):
             used = sorted({_said(_run_value(r, key, config_dir)) for r in having})
             raise ReportError(
                 f"report.py {text}: none of the {len(having)} runs with the setting {key} ran with "
@@ -929,6 +929,16 @@ def _own_report(roots: list[Path], out: Path | None, extra: list[str], config_di
                 f"{hydra_quoted(given.partition('=')[0], given.partition('=')[2])})"
             ) from None
     parsed = parser.parse_overrides(extra)
+    for override in parsed:
+        if override.is_sweep_override() and not override.is_discrete_sweep():
+            raise ConfigError(
+                f"report.py {override.input_line}: give the values that choose the runs ({override.get_key_element()}=a,b "
+                f"or range(start,stop)), not an interval"
+            )
+        try:
+            list(override.sweep_string_iterator()) if override.is_sweep_override() else override.value()
+        except HydraException as exc:
+            raise ConfigError(f"report.py {override.input_line}: {' '.join(str(exc).split())}") from None
     seeds = None
     for override in parsed:
         if override.get_key_element().lstrip("+~") == "seed":
@@ -949,7 +959,7 @@ def _own_report(roots: list[Path], out: Path | None, extra: list[str], config_di
         not_chosen += [r for r in runs if str(setting(r.config, "seed")) not in seeds]
         runs = [r for r in runs if str(setting(r.config, "seed")) in seeds]
         if not runs:
-            _none_chosen([*selectors, ("seed", [], f"seed={','.join(sorted(seeds))}")], not_chosen)
+            _none_chosen([*selectors, ("seed", [], f"seed={','.join(sorted(seeds, key=int))}")], not_chosen)
 
     composed: dict[tuple, object] = {}
 

@@ -145,11 +145,28 @@ def test_report_of_own_runs_counts_missing_and_failed_jobs_and_chooses_by_settin
     for bad, said in (
         ("seed=0,,1", "report.py seed=0,,1: not a setting Hydra's override grammar reads"),
         ("seed=[0,1]", "seeds are whole numbers, given as seed=0 or seed=0,1,2"),
+        (
+            "aug.alpha=interval(0,1)",
+            "report.py aug.alpha=interval(0,1): give the values that choose the runs",
+        ),
     ):
         refused = run_entry("report.py", [f"runs={copy}", bad], tmp_path)
         assert refused.returncode == 1 and "Traceback" not in refused.stderr and said in refused.stderr, (
             refused.stderr
         )
+
+    # Each setting's value is looked for alone: aug.alpha=0.4 is some runs' though aug=none is chosen too.
+    from diffusemix_bench.cli import build_report
+    from diffusemix_bench.config import register_configs
+
+    from .test_report import CONF
+
+    register_configs()
+    both = build_report([f"runs={copy}", "aug.alpha=0.4", "aug=none", f"out={tmp_path / 'b'}"], CONF)[
+        "filled"
+    ]
+    assert [row.label for row in both.table.rows] == ["all runs"]
+    assert (both.counts()["finished"], both.counts()["failed"]) == (1, 1)
 
     misspelt = run_entry("report.py", [f"runs={copy}", "aug.alfa=0.4"], tmp_path)
     assert misspelt.returncode == 1 and "Traceback" not in misspelt.stderr

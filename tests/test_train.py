@@ -3043,7 +3043,7 @@ def test_an_epoch_shorter_than_the_logging_interval_logs_its_step_loss(make_cfg,
         warnings.simplefilter("always")
         metrics = train(cfg)
     steps = metrics["optimizer_steps"] // 2
-    assert f"trainer.log_every_n_steps=50 is more than an epoch's {steps} training batches" in caplog.text
+    assert f"trainer.log_every_n_steps=50 is more than an epoch's {steps} optimiser steps" in caplog.text
     assert not [w for w in caught if "logging interval" in str(w.message)]
     text = (Path(cfg.paths.output_dir) / "logs" / "metrics.csv").read_text()
     rows = list(csv.DictReader(text.splitlines()))

@@ -163,7 +163,8 @@ def own_table(
     by_settings: dict[tuple, dict[str, str]] = {}
     for given, run in found:
         values = _values_of(run.config, keys, groups, recorded(run))
-        by_settings.setdefault(_settings(given), values)
+        # (a job's settings name its dataset, given or the launch's: the run's as well)
+        by_settings.setdefault(_settings({"dataset": str(setting(run.config, "dataset")), **given}), values)
         items.append((values, setting(run.config, "dataset"), setting(run.config, "seed"), run))
     for given in jobs:
         values = by_settings.get(_settings(given))
@@ -186,7 +187,9 @@ def own_table(
 
     def row_of(values: dict[str, str]) -> PaperRow:
         chosen = {k: values[k] for k in differ if values[k] != ABSENT}
-        label = " ".join(f"{k}={v}" for k, v in chosen.items()) or f"without {', '.join(differ)}"
+        label = " ".join(f"{k}={v}" for k, v in chosen.items()) or (
+            f"without {', '.join(differ)}" if differ else "all runs"
+        )
         return rows.setdefault(label, PaperRow(label, chosen, {}))
 
     columns: list[str] = []

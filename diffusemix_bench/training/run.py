@@ -426,9 +426,11 @@ def _log_once_an_epoch_at_least(cfg: DictConfig, trainer: pl.Trainer, train_imag
         trainer.world_size,
         trainer.limit_train_batches,
     )
+    # (the interval counts optimiser steps: one per accumulate_grad_batches batches)
+    batches = math.ceil(batches / max(1, int(trainer.accumulate_grad_batches or 1)))
     if 0 < batches < every:
         log.info(
-            "trainer.log_every_n_steps=%d is more than an epoch's %d training batches: the step loss is "
+            "trainer.log_every_n_steps=%d is more than an epoch's %d optimiser steps: the step loss is "
             "logged every %d steps (once an epoch)",
             every,
             batches,
