@@ -610,7 +610,10 @@ def sweep_hydra_yaml(overrides: list[str], config_dir: str, config_name: str = "
     return OmegaConf.to_yaml(OmegaConf.create({"hydra": OmegaConf.to_container(cfg.hydra, resolve=False)}))
 
 
-REPORT_USAGE = """usage: python report.py [experiment=<name>] runs=<folder>[,<folder>...] [out=<folder>] [<settings>]
+#: ``experiment=`` given to report.py for the runs' own table (not an experiment file's).
+OWN_TABLE = "none"
+
+REPORT_USAGE = """usage: python report.py [experiment=<name>|none] runs=<folder>[,<folder>...] [out=<folder>] [<settings>]
 
 Reads the run folders under runs= (sweep folders `train.py --multirun` wrote, or runs' folders) and
 writes report.md, report.tex (booktabs), report.csv and plots in out= (default: <first runs
@@ -618,7 +621,7 @@ folder>/report), and prints the markdown.
 With experiment=<name> (taken from the runs when every one was made by the same experiment file):
 the table in the paper's layout beside the paper's numbers; sweep overrides given to the multirun
 (for example seed=0,1) tell the report which runs to expect.
-Without (runs of one's own sweep, one's own data): a row for each combination of the settings the
+Without, or with experiment=none (runs of one's own sweep, one's own data): a row for each combination of the settings the
 runs were given that differ between them (the seed aside), a column per dataset, mean +- std over
 seeds; the jobs the sweep's launch ran (its multirun.yaml) are expected.
 Other settings (aug.lam=0.1, seed=0,1) choose the runs reported; the others are counted, not used."""
@@ -658,13 +661,18 @@ def _parse_report_args(argv: list[str]) -> tuple[str, list[Path], Path | None, l
             out = Path(value)
         else:
             extra.append(arg)
+    import dataclasses
     import difflib
 
+    from .config import Config
+
     wanted = [k for k, given in (("experiment", experiment), ("runs", runs)) if not given]
+    settings = {f.name for f in dataclasses.fields(Config)}  # (experiment_name=x chooses runs)
     hints = [
         f"{arg.partition('=')[0]}=: did you mean {close[0]}=?"
         for arg in extra
-        if (close := difflib.get_close_matches(arg.partition("=")[0], wanted, n=1, cutoff=0.6))
+        if arg.partition("=")[0] not in settings
+        and (close := difflib.get_close_matches(arg.partition("=")[0], wanted, n=1, cutoff=0.6))
     ]
     if experiment == "" or not runs or hints:
         hint = f" ({'; '.join(hints)})" if hints else ""
@@ -674,19 +682,26 @@ def _parse_report_args(argv: list[str]) -> tuple[str, list[Path], Path | None, l
     return experiment, runs, out, extra
 
 
-def _run_selectors(extra: list[str], sweep_keys: set[str]) -> list[tuple[str, list, str]]:
+def _run_selectors(extra: list[str], sweep_keys: set[str]) -> tuple[list[tuple[str, list, str]], list[str]]:
     """The settings given to report.py that the experiment file's sweep does not vary and that
-    tell runs apart (not the seed, where things are, ...): ``(key, values, as given)`` each (``aug.lam=0.1``: one value; ``aug.lam=0.1,0.3``: two)."""
+    tell runs apart (not the seed): ``(key, values, as given)`` each (``aug.lam=0.1``: one value;
+    ``aug.lam=0.1,0.3``: two); where a run's images, weights, edits or fractals came from
+    (``WHERE_FROM``: ``dataset.root=<folder>``) choose runs too. Also, those given that choose no
+    run, as given (``paths.data_dir=...``, ``trainer.devices=2``: pasted from a sweep's command,
+    they change nothing trained), for the report to say so."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from .reporting.table import compared_anywhere
+    from .reporting.table import WHERE_FROM, compared_anywhere
 
     parser = OverridesParser.create()
-    out = []
+    out, unused = [], []
     for override in parser.parse_overrides(extra):
         key = override.get_key_element().lstrip("+~")
+        if key in sweep_keys or key == "seed":
+            continue
         # (where things are, the launcher, what is measured after training: no run is chosen by them)
-        if key in sweep_keys or not compared_anywhere(key) or "/" in key:
+        if "/" in key or not (compared_anywhere(key) or key in WHERE_FROM):
+            unused.append(override.input_line)
             continue
         texts = list(override.sweep_string_iterator()) if override.is_sweep_override() else None
         values = (
@@ -695,7 +710,7 @@ def _run_selectors(extra: list[str], sweep_keys: set[str]) -> list[tuple[str, li
             else [override.value()]
         )
         out.append((key, values, override.input_line))
-    return out
+    return out, unused
 
 
 def _chosen_runs(runs: list, selectors: list[tuple[str, list, str]], config_dir: str) -> tuple[list, list]:
@@ -704,29 +719,22 @@ def _chosen_runs(runs: list, selectors: list[tuple[str, list, str]], config_dir:
     config group's option (``trainer=gpu``) is read from the run's record of its choices
     (``.hydra/hydra.yaml``); a run without that record is chosen. A value of a setting that none
     of the runs with the setting takes is refused (it would report the runs without it alone)."""
-    from .reporting.paper import same_value
     from .reporting.runs import ReportError
     from .reporting.table import MISSING, named_runs
-
-    def takes(value, values: list, group: bool) -> bool:
-        if value is MISSING:
-            return True
-        if group:
-            return any(str(value) == ("null" if v is None else str(v)) for v in values)
-        return any(same_value(value, v) for v in values)
 
     chosen, rest = [], []
     for run in runs:
         ok = all(
-            takes(_run_value(run, key, config_dir), values, (Path(config_dir) / key).is_dir())
-            for key, values, _ in selectors
+            _takes(_run_value(run, key, config_dir), key, values, config_dir) for key, values, _ in selectors
         )
         (chosen if ok else rest).append(run)
     for key, values, text in selectors:
         if (Path(config_dir) / key).is_dir():  # (a run without a record of its groups: not known)
             continue
         having = [r for r in runs if _run_value(r, key, config_dir) is not MISSING]
-        if having and not any(takes(_run_value(r, key, config_dir), values, False) for r in having):
+        if having and not any(
+            _takes(_run_value(r, key, config_dir), key, values, config_dir) for r in having
+        ):
             used = sorted({_said(_run_value(r, key, config_dir)) for r in having})
             raise ReportError(
                 f"report.py {text}: none of the {len(having)} runs with the setting {key} ran with "
@@ -734,6 +742,23 @@ def _chosen_runs(runs: list, selectors: list[tuple[str, list, str]], config_dir:
                 f"{', ...' if len(used) > 6 else ''}: {named_runs(having)}); give one of those, or leave it out"
             )
     return chosen, rest
+
+
+def _takes(value, key: str, values: list, config_dir: str) -> bool:
+    """Whether a run's (or a job's) ``value`` of setting ``key`` is one of ``values`` given to
+    report.py: a config group's option by name, a number by value, a folder or file by the place
+    it names; ``MISSING`` (a run without the setting, or without a record of its groups) is not
+    told apart by it."""
+    from .reporting.paper import same_value
+    from .reporting.table import MISSING, WHERE_FROM, same_place
+
+    if value is MISSING:
+        return True
+    if (Path(config_dir) / key).is_dir():
+        return any(str(value) == _said(v) for v in values)
+    if key in WHERE_FROM:
+        return any(same_place(value, v) for v in values)
+    return any(same_value(value, v) for v in values)
 
 
 def _said(value) -> str:
@@ -792,16 +817,40 @@ def build_report(argv: list[str], config_dir: str) -> dict:
 
     experiment, roots, out, extra = _parse_report_args(argv)
     found_by = None
+    if experiment == OWN_TABLE:
+        return _own_report(_found_runs(roots), roots, out, extra, config_dir)
     if experiment is None:
-        experiment = _experiment_of(roots, config_dir)
+        found = _found_runs(roots)
+        experiment = _experiment_of(found, config_dir)
         if experiment is None:
-            return _own_report(roots, out, extra, config_dir)
-        found_by = f"experiment={experiment}: every run under runs= was made by it"
+            return _own_report(found, roots, out, extra, config_dir)
+        found_by = (
+            f"experiment={experiment}: every run under runs= was made by it (experiment={OWN_TABLE}: "
+            "the runs' own table instead)"
+        )
     # A misspelt name (the experiment, or an option of a swept group): one line with "did you mean".
     preflight([f"experiment={experiment}", *extra], config_dir)
     check_arms([f"experiment={experiment}", *extra], config_dir)  # as train.py refuses the sweep
     base = _compose(config_dir, [f"experiment={experiment}"], hydra_config=True)
     table = PaperTable.from_config(base, experiment)
+    if found_by is None:  # (a misspelt experiment= is said before the runs are looked for)
+        found = _found_runs(roots)
+    datasets = sorted({str(setting(r.config, "dataset")) for r in found})
+    if found_by and not set(datasets) & set(map(str, table.columns)):
+        # (experiment=table2 dataset=imagefolder: made by the experiment file, on data its table
+        # has no column for)
+        return _own_report(
+            found,
+            roots,
+            out,
+            extra,
+            config_dir,
+            found_by=(
+                f"The runs' own table: every run under runs= was made by experiment={experiment}, but on "
+                f"{', '.join(datasets)}, which its table has no column for (its columns: "
+                f"{', '.join(map(str, table.columns))})"
+            ),
+        )
     sweep_keys = set((base.get("hydra") or {}).get("sweeper", {}).get("params", {}) or {})
     try:
         jobs = sweep_jobs([f"experiment={experiment}", *extra], config_dir)
@@ -852,18 +901,19 @@ def build_report(argv: list[str], config_dir: str) -> dict:
         raise ReportError(
             f"report.py experiment={experiment} {' '.join(extra)}: the sweep runs on {', '.join(outside)}, which "
             f"{table.name} has no column for (its columns: {', '.join(map(str, table.columns))}), so no run "
-            "would be reported. Runs on your own data are reported without experiment= (report.py "
+            f"would be reported. Runs on your own data are reported in their own table (report.py experiment={OWN_TABLE} "
             f"runs=<sweep folder>: a row per setting the runs differ in), or report {', '.join(map(str, table.columns))}'s runs"
         )
     # Settings the experiment file does not sweep (aug.lam=0.1 for a sweep of lambda over demo's
     # rows) choose the runs reported: one with another value is left out, and counted.
-    selectors = _run_selectors(extra, sweep_keys)
-    runs, not_chosen = _chosen_runs(_found_runs(roots), selectors, config_dir)
+    selectors, unused = _run_selectors(extra, sweep_keys)
+    runs, not_chosen = _chosen_runs(found, selectors, config_dir)
     if selectors and not_chosen and not runs:
         _none_chosen(selectors, not_chosen)
     filled = fill(table, runs, expected, references, experiment=experiment)
     filled.narrowed_by, filled.sweep_runs = list(extra), sweep_runs
     filled.not_chosen, filled.chosen_by = not_chosen, [text for _, _, text in selectors]
+    filled.choosing_none = unused
     others = [r for r in filled.unmatched if filled._made_by_another(r)]
     if others and len(others) == len(runs):
         # Every run given was made by other experiment files: a report of none of them, as an empty
@@ -895,28 +945,35 @@ def _found_runs(roots: list[Path]) -> list:
     return runs
 
 
-def _experiment_of(roots: list[Path], config_dir: str) -> str | None:
-    """The experiment file every run under ``roots`` was made by (``experiment_name``), when there
-    is one and it is still in conf/experiment/: its table is the report. None: the runs' own table."""
+def _experiment_of(runs: list, config_dir: str) -> str | None:
+    """The experiment file every one of ``runs`` was made by (``experiment_name``), when there is
+    one and it is still in conf/experiment/: its table is the report. None: the runs' own table."""
     from .reporting.paper import setting
 
-    names = {setting(r.config, "experiment_name") for r in _found_runs(roots)}
+    names = {setting(r.config, "experiment_name") for r in runs}
     if len(names) != 1 or None in names:
         return None
     name = str(next(iter(names)))
     return name if (Path(config_dir) / "experiment" / f"{name}.yaml").is_file() else None
 
 
-def _own_report(roots: list[Path], out: Path | None, extra: list[str], config_dir: str) -> dict:
-    """report.py without experiment=: the table of the runs given (reporting/own.py)."""
+def _own_report(
+    runs: list,
+    roots: list[Path],
+    out: Path | None,
+    extra: list[str],
+    config_dir: str,
+    found_by: str | None = None,
+) -> dict:
+    """report.py without experiment= (or experiment=none): the table of ``runs``, the run folders
+    found under ``roots`` (reporting/own.py)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
     from .reporting.own import jobs_of, launches, own_table
-    from .reporting.paper import same_value, setting
+    from .reporting.paper import setting
     from .reporting.table import MISSING, fill
 
-    runs = _found_runs(roots)
     parser = OverridesParser.create()
     for given in extra:  # one that Hydra's grammar cannot read: named, with the form it takes
         try:
@@ -950,7 +1007,7 @@ def _own_report(roots: list[Path], out: Path | None, extra: list[str], config_di
                     f"{override.input_line}: seeds are whole numbers, given as seed=0 or seed=0,1,2 (or seed=range(0,3))"
                 )
             seeds = {str(t).strip() for t in texts}
-    selectors = _run_selectors(extra, set())
+    selectors, unused = _run_selectors(extra, set())
     _check_selectors_known(runs, selectors, config_dir)
     runs, not_chosen = _chosen_runs(runs, selectors, config_dir)
     if selectors and not_chosen and not runs:
@@ -974,23 +1031,22 @@ def _own_report(roots: list[Path], out: Path | None, extra: list[str], config_di
                 composed[settings] = None
         return composed[settings]
 
+    def job_value(given: dict[str, str], job: list[str], key: str):
+        """A job's value of ``key``: as given, else as it would run (its configuration composed)."""
+        if key in given:
+            return parser.parse_override(f"{key}={given[key]}").value()
+        cfg = compose(job)
+        path = f"hydra.runtime.choices.{key}" if (Path(config_dir) / key).is_dir() else key
+        if cfg is None:
+            return MISSING
+        return OmegaConf.select(cfg, path, default=MISSING, throw_on_resolution_failure=False)
+
     def job_chosen(given: dict[str, str], job: list[str]) -> bool:
         if seeds is not None and given.get("seed") not in seeds:
             return False
-        for key, values, _ in selectors:
-            if key in given:
-                value = parser.parse_override(f"{key}={given[key]}").value()
-            else:  # as it would run: its configuration composed
-                cfg = compose(job)
-                path = f"hydra.runtime.choices.{key}" if (Path(config_dir) / key).is_dir() else key
-                value = (
-                    MISSING
-                    if cfg is None
-                    else OmegaConf.select(cfg, path, default=MISSING, throw_on_resolution_failure=False)
-                )
-            if value is not MISSING and not any(same_value(value, v) or str(value) == str(v) for v in values):
-                return False
-        return True
+        return all(
+            _takes(job_value(given, job, key), key, values, config_dir) for key, values, _ in selectors
+        )
 
     jobs, raw = [], {}
     for launch in launches(roots):
@@ -1009,34 +1065,27 @@ def _own_report(roots: list[Path], out: Path | None, extra: list[str], config_di
     if shared:
         table.notes.append("Given to every run: " + " ".join(shared))
     filled = fill(table, runs, expected, row_of=row_of)
-    filled.not_chosen = not_chosen
+    filled.not_chosen, filled.choosing_none = not_chosen, unused
     filled.chosen_by = [text for _, _, text in selectors] + (
-        [f"seed={','.join(sorted(seeds))}"] if seeds else []
+        [f"seed={','.join(sorted(seeds, key=int))}"] if seeds else []
     )
-    return _write_report(filled, roots, out)
+    return _write_report(filled, roots, out, found_by)
 
 
 def _check_selectors_known(runs: list, selectors: list, config_dir: str) -> None:
     """A setting given to report.py that no run has (a misspelt key) would choose every run: refused."""
     import difflib
 
-    from omegaconf import OmegaConf
-
     from .reporting.runs import ReportError
-    from .reporting.table import MISSING, _flatten, group_choice
+    from .reporting.table import MISSING, flat_settings
 
     for key, _, text in selectors:
-        if (Path(config_dir) / key).is_dir():
-            known = any(group_choice(r, key) not in (MISSING, None) for r in runs)
-        else:
-            known = any(
-                OmegaConf.select(r.config, key, default=MISSING, throw_on_resolution_failure=False)
-                is not MISSING
-                for r in runs
-            )
-        if not known:
+        # (a run's null value is a value; a group's option not recorded is not)
+        absent = (MISSING, None) if (Path(config_dir) / key).is_dir() else (MISSING,)
+        if all(any(_run_value(r, key, config_dir) is a for a in absent) for r in runs):
             keys = sorted(
-                {k for r in runs for k in _flatten(r.config)} | {p.name for p in Path(config_dir).iterdir()}
+                {k for r in runs for k in flat_settings(r.config)}
+                | {p.name for p in Path(config_dir).iterdir()}
             )
             close = difflib.get_close_matches(key, keys, n=2, cutoff=0.6)
             raise ReportError(

@@ -196,7 +196,7 @@ def test_runs_of_one_experiment_file_are_reported_with_its_table(tmp_path):
 
     (run / "config_resolved.yaml").write_text(yaml.safe_dump(config))
     result = build_report([f"runs={tmp_path / 'sweep'}"], CONF)
-    assert result["found_by"] == "experiment=demo: every run under runs= was made by it"
+    assert result["found_by"].startswith("experiment=demo: every run under runs= was made by it")
     assert result["filled"].table.name == "demo" and not result["filled"].table.own
     config["experiment_name"] = "an_experiment_file_since_removed"
     (run / "config_resolved.yaml").write_text(yaml.safe_dump(config))
@@ -274,3 +274,82 @@ def test_own_rows_follow_the_values_the_runs_used_and_datasets_share_them(tmp_pa
     labels = [row.label for row in filled.table.rows]
     assert labels[:2] == ["dataset.root=/x aug=none", "dataset.root=/x aug=mixup"], labels
     assert "dataset.root=/y aug=none" in labels
+
+
+def test_runs_of_one_experiment_file_get_their_own_table_on_data_its_table_lacks(tmp_path):
+    """Every run made by one experiment file: experiment=none asks for the runs' own table; runs of
+    that experiment on data its table has no column for (experiment=table6 dataset=imagefolder)
+    get their own table, said, not a refusal whose advice leads back to it."""
+    from diffusemix_bench.cli import build_report
+    from diffusemix_bench.config import register_configs
+
+    from .test_report import CONF
+
+    register_configs()
+    sweep = tmp_path / "sweep"
+    for i, (aug, top1) in enumerate((("none", 40.0), ("mixup", 55.0))):
+        config = {"experiment_name": "table6", "seed": 0, "dataset": {"name": "imagefolder", "root": "/x"},
+                  "aug": {"name": aug}}  # fmt: skip
+        _run(sweep / f"{i}_aug={aug}", ["experiment=table6", "dataset=imagefolder", f"aug={aug}"], config,
+             {"aug": aug, "experiment": "table6"}, top1)  # fmt: skip
+    printed = run_entry("report.py", [f"runs={sweep}", f"out={tmp_path / 'r'}"], tmp_path)
+    assert printed.returncode == 0, printed.stderr[-3000:]
+    assert printed.stdout.startswith(
+        "The runs' own table: every run under runs= was made by experiment=table6"
+    )
+    result = build_report([f"runs={sweep}", f"out={tmp_path / 'r'}"], CONF)
+    assert result["filled"].table.own
+    assert result["found_by"] == (
+        "The runs' own table: every run under runs= was made by experiment=table6, but on imagefolder, "
+        "which its table has no column for (its columns: flowers102)"
+    )
+    assert [row.label for row in result["filled"].table.rows] == ["aug=none", "aug=mixup"]
+    assert result["filled"].cells[("aug=mixup", "imagefolder")].stats("test_top1") == (55.0, None, 1)
+    # On a column of the experiment's table: its paper table, unless experiment=none is given.
+    for folder in sweep.iterdir():
+        text = (folder / "config_resolved.yaml").read_text()
+        (folder / "config_resolved.yaml").write_text(text.replace("imagefolder", "flowers102"))
+    assert not build_report([f"runs={sweep}", f"out={tmp_path / 'r'}"], CONF)["filled"].table.own
+    own = build_report([f"runs={sweep}", "experiment=none", f"out={tmp_path / 'r'}"], CONF)
+    assert own["filled"].table.own and own["found_by"] is None
+    assert own["filled"].table.columns == ["flowers102"]
+    # experiment_name, a setting runs have, chooses runs (not "did you mean experiment=?").
+    named = build_report(
+        [f"runs={sweep}", "experiment=none", "experiment_name=table6", f"out={tmp_path / 'r'}"], CONF
+    )
+    assert named["filled"].chosen_by == ["experiment_name=table6"] and not named["filled"].not_chosen
+
+
+def test_where_runs_trained_from_tells_rows_apart_and_chooses_runs(tmp_path, monkeypatch):
+    """A sweep of the weights a run starts from (model.weights=a,b) is two rows; given to
+    report.py, such a setting chooses the runs (a relative path names the file as the runs' absolute
+    one does). Settings that change nothing trained, pasted from the sweep's command, choose no
+    runs, and the summary says so."""
+    from diffusemix_bench.cli import build_report
+    from diffusemix_bench.config import register_configs
+
+    from .test_report import CONF
+
+    register_configs()
+    monkeypatch.chdir(tmp_path)
+    sweep = tmp_path / "sweep"
+    for i, (weights, seed, top1) in enumerate((("a.pt", 0, 40.0), ("b.pt", 0, 60.0), ("a.pt", 1, 50.0))):
+        path = str(tmp_path / weights)
+        config = {
+            "seed": seed,
+            "dataset": {"name": "imagefolder"},
+            "model": {"name": "resnet18", "weights": path},
+        }
+        _run(sweep / f"{i}_run", ["dataset=imagefolder", f"model.weights={path}", f"seed={seed}"], config,
+             {"model": "resnet18"}, top1)  # fmt: skip
+    filled = build_report([f"runs={sweep}", "out=r"], CONF)["filled"]
+    labels = [row.label for row in filled.table.rows]
+    assert labels == [f"model.weights={tmp_path / 'a.pt'}", f"model.weights={tmp_path / 'b.pt'}"]
+    assert filled.cells[(labels[0], "imagefolder")].stats("test_top1")[::2] == (45.0, 2)
+    chosen = build_report([f"runs={sweep}", "model.weights=./b.pt", "trainer.devices=2", "out=r"], CONF)[
+        "filled"
+    ]
+    assert [r.folder.name for cell in chosen.cells.values() for r in cell.runs] == ["1_run"]
+    assert sorted(r.folder.name for r in chosen.not_chosen) == ["0_run", "2_run"]
+    assert chosen.chosen_by == ["model.weights=./b.pt"] and chosen.choosing_none == ["trainer.devices=2"]
+    assert "; trainer.devices=2 (given to report.py) chooses no runs" in chosen.summary()

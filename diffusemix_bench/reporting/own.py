@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from .paper import GROUP_KEYS, PaperRow, PaperTable, setting
 from .runs import Run
 from .sweeps import given_settings, job_order, job_overrides
-from .table import compared_anywhere
+from .table import WHERE_FROM, compared_anywhere
 
 #: The name of an own table (in its report's title and plots).
 NAME = "runs"
@@ -80,9 +80,10 @@ def launches(roots: list[Path]) -> list[Launch]:
 
 
 def _row_key(key: str) -> bool:
-    """Whether a setting given to runs may tell rows apart: any compared setting, and where the
-    data is (two image folders are two datasets of one name)."""
-    return key not in ("seed", "dataset") and (compared_anywhere(key) or key == "dataset.root")
+    """Whether a setting given to runs may tell rows apart: any compared setting, and where a
+    run's images, starting weights, edits or fractals came from (``WHERE_FROM``: two image folders
+    are two datasets of one name)."""
+    return key not in ("seed", "dataset") and (compared_anywhere(key) or key in WHERE_FROM)
 
 
 #: A setting a run's configuration does not have (``aug.alpha`` of ``aug=none``).

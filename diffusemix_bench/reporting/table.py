@@ -10,7 +10,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -61,6 +61,25 @@ IGNORED = (
     "eval",
 )
 
+#: Of those, the settings that say where what a run trained from is (its images, the weights it
+#: started from, its edits, its fractals): a setting given to report.py chooses runs by them, and
+#: a table of one's own runs tells rows apart by them (two image folders are two datasets of one name).
+WHERE_FROM = ("dataset.root", "model.weights", "generator.edits_dir", "fractals.dir")
+
+
+def same_place(a: Any, b: Any) -> bool:
+    """Two values of a ``WHERE_FROM`` setting name one file or folder (as written, or resolved
+    from here: ``data/x`` and ``./data/x``)."""
+    if a is None or b is None:
+        return a is b
+    if str(a) == str(b):
+        return True
+    try:
+        return Path(str(a)).expanduser().resolve() == Path(str(b)).expanduser().resolve()
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
 #: metrics.json's record of a robustness measurement, and the setting of evaluate.py that chooses it.
 MEASUREMENT_SETTINGS = {
     "eps_255": "eval.eps",
@@ -72,7 +91,7 @@ MEASUREMENT_SETTINGS = {
 }
 
 
-def _flatten(cfg: DictConfig) -> dict[str, Any]:
+def flat_settings(cfg: DictConfig) -> dict[str, Any]:
     out: dict[str, Any] = {}
 
     def walk(node: Any, prefix: str) -> None:
@@ -338,6 +357,9 @@ class FilledTable:
     # vary (aug.lam=0.1): not used, and counted.
     not_chosen: list[Run] = field(default_factory=list)
     chosen_by: list[str] = field(default_factory=list)
+    # Settings given to report.py that choose no runs (where things are, workers, devices, logging,
+    # what is measured after training: pasted from a sweep's command, they change nothing trained).
+    choosing_none: list[str] = field(default_factory=list)
 
     def uneven(self) -> bool:
         """Whether the cells with runs differ from the experiment file in different ways (rows
@@ -395,6 +417,12 @@ class FilledTable:
                 f"; {n} run folder{'' if n == 1 else 's'} given {'has' if n == 1 else 'have'} other settings than "
                 f"{' '.join(self.chosen_by)} (given to report.py) and {'is' if n == 1 else 'are'} not used "
                 f"({named_runs(self.not_chosen)})"
+            )
+        if self.choosing_none:
+            line += (
+                f"; {' '.join(self.choosing_none)} (given to report.py) {'chooses' if len(self.choosing_none) == 1 else 'choose'} "
+                "no runs: where things are, workers, devices, logging and what is measured after training change "
+                "nothing trained"
             )
         if others:
             names = sorted({str(setting(r.config, "experiment_name")) for r in others})
@@ -883,8 +911,8 @@ def _code_name(git) -> str:
 def _settings_differ(a: Run, b: Run) -> list[str]:
     """``key=a vs b`` for each setting two runs were trained with differently (the seed and the
     settings that change nothing trained, ``IGNORED``, left out)."""
-    base = {k: v for k, v in _flatten(a.config).items() if _compared(k, a.config) and k != "seed"}
-    flat = {k: v for k, v in _flatten(b.config).items() if _compared(k, b.config) and k != "seed"}
+    base = {k: v for k, v in flat_settings(a.config).items() if _compared(k, a.config) and k != "seed"}
+    flat = {k: v for k, v in flat_settings(b.config).items() if _compared(k, b.config) and k != "seed"}
     keys = sorted(k for k in base.keys() | flat.keys() if not _same_setting(k, base.get(k), flat.get(k)))
     found = [f"{k}={_shown(k, base.get(k))} vs {_shown(k, flat.get(k))}" for k in keys]
     sizes = world_size(a), world_size(b)
@@ -1016,9 +1044,9 @@ def _deviations(
         if reference is None:
             continue
         where = f"{cell.row.label} ({cell.column})"
-        wanted_keys = {k for k in _flatten(reference) if not _ignored(k)}
+        wanted_keys = {k for k in flat_settings(reference) if not _ignored(k)}
         for run in cell.runs:
-            names = sorted(wanted_keys & {k for k in _flatten(run.config) if _compared(k, run.config)})
+            names = sorted(wanted_keys & {k for k in flat_settings(run.config) if _compared(k, run.config)})
             for name in names:
                 used, wanted_value = setting(run.config, name), setting(reference, name)
                 if not _same_setting(name, used, wanted_value):
