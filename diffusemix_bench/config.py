@@ -937,7 +937,10 @@ def sweep_job_dirname() -> str:
     folder, so that a sweep run again goes on in its jobs' own folders (``ckpt_path=auto``
     resumes or skips them) instead of training them again in new ones. A key swept now that the
     earlier launch left at one value (``aug=none,diffusemix``, then ``seed=0,1`` added) finds the
-    earlier job that ran with that value (``0_aug=none`` for ``aug=none,seed=0``)."""
+    earlier job that ran with that value (``0_aug=none`` for ``aug=none,seed=0``). A swept setting
+    left out of names (a folder: ``dataset.root=a,b``) is matched by the folders' records of it
+    (``.hydra/overrides.yaml``); a new value whose number's folder is another value's job gets the
+    number after the folder's highest."""
     from hydra.core.hydra_config import HydraConfig
 
     hc = HydraConfig.get()
@@ -969,6 +972,7 @@ def sweep_job_dirname() -> str:
         for folder, rest in jobs
         if set(rest.split(",")) < parts
         and _same_fixed_settings(folder, task, parts - set(rest.split(",")), excluded)
+        and _same_given(folder, task, unnamed)
         and _ran_with(folder, sorted(parts - set(rest.split(","))))
     ]
     if len(found) == 1:

@@ -1506,6 +1506,20 @@ def test_a_sweep_of_image_folders_gives_each_its_own_job_folder(tmp_path, monkey
         # whose number's folder is another root's gets a number of its own.
         assert job(0, "/data/b") == second and job(1, "/data/a") == first
         assert job(0, "/data/c") == "2_dataset=imagefolder,seed=0"
+        # A key swept anew (aug=none dataset.root=a,b, then seed=0,1 added): each root's earlier
+        # job is found by its record of the root (both matched by name, and the job trained again).
+        again = tmp_path / "again"
+        for num, root in enumerate(("/data/a", "/data/b")):
+            folder = again / f"{num}_aug=none"
+            (folder / ".hydra").mkdir(parents=True)
+            (folder / ".hydra" / "overrides.yaml").write_text(
+                f"- dataset=imagefolder\n- aug=none\n- dataset.root={root}\n"
+            )
+            (folder / "config_resolved.yaml").write_text("seed: 0\n")
+        monkeypatch.setenv(SWEPT_KEYS_ENV, "aug,dataset.root,seed")
+        for num, root in enumerate(("/data/b", "/data/a")):
+            _as_sweep_job(["dataset=imagefolder", "aug=none", f"dataset.root={root}", "seed=0"], num, again)
+            assert sweep_job_dirname() == f"{1 - num}_aug=none", root
     finally:
         HydraConfig.instance().cfg = None
 
