@@ -353,3 +353,35 @@ def test_where_runs_trained_from_tells_rows_apart_and_chooses_runs(tmp_path, mon
     assert sorted(r.folder.name for r in chosen.not_chosen) == ["0_run", "2_run"]
     assert chosen.chosen_by == ["model.weights=./b.pt"] and chosen.choosing_none == ["trainer.devices=2"]
     assert "; trainer.devices=2 (given to report.py) chooses no runs" in chosen.summary()
+
+
+def test_runs_made_without_train_py_get_rows_from_their_settings(tmp_path):
+    """Run folders with no record of the settings given (made through the API): the settings their
+    configurations differ in tell rows apart (a field of aug only between runs of one method), not
+    one row of every run."""
+    import yaml
+
+    from diffusemix_bench.cli import build_report
+    from diffusemix_bench.config import register_configs
+
+    from .test_report import CONF
+
+    register_configs()
+    sweep = tmp_path / "api"
+    arms = [
+        ({"name": "none"}, 40.0),
+        ({"name": "mixup", "alpha": 0.2}, 50.0),
+        ({"name": "mixup", "alpha": 0.4}, 60.0),
+    ]
+    for i, (aug, top1) in enumerate(arms):
+        for seed in (0, 1):
+            folder = sweep / f"run{i}_{seed}"
+            folder.mkdir(parents=True)
+            config = {"seed": seed, "dataset": {"name": "imagefolder", "image_size": 32}, "aug": aug,
+                      "optim": {"name": "sgd", "lr": 0.1}}  # fmt: skip
+            (folder / "config_resolved.yaml").write_text(yaml.safe_dump(config))
+            (folder / "metrics.json").write_text(json.dumps({"test_top1": top1 + seed, "epochs": 1}))
+    filled = build_report([f"runs={sweep}", f"out={tmp_path / 'r'}"], CONF)["filled"]
+    labels = [row.label for row in filled.table.rows]
+    assert labels == ["aug=none", "aug=mixup aug.alpha=0.2", "aug=mixup aug.alpha=0.4"]
+    assert filled.cells[("aug=mixup aug.alpha=0.4", "imagefolder")].stats("test_top1")[::2] == (60.5, 2)

@@ -146,6 +146,10 @@ def own_table(
     keys: list[str] = []
     for given in every:
         keys += [k for k in given if k not in keys and _row_key(k)]
+    # Runs with no record of the settings they were given (made through the API, not train.py):
+    # the settings their configurations differ in tell them apart.
+    unrecorded = [r for r in runs if not (r.folder / ".hydra" / "overrides.yaml").is_file()]
+    keys += [k for k in _differing(unrecorded) if k not in keys]
     given_keys = list(dict.fromkeys(k for given in every for k in given if k not in ("seed", "dataset")))
     shared = [
         f"{k}={every[0][k]}"
@@ -230,6 +234,36 @@ def own_table(
         own=True,
     )
     return table, lambda run: placed.get(id(run)), expected, shared
+
+
+def _differing(runs: list[Run]) -> list[str]:
+    """The settings (that may tell rows apart) whose values differ between ``runs`` of one dataset,
+    from their configurations: an option of a config group by its name (``aug``, ``model``, or
+    ``optim.name`` for a group named in a ``name`` field), and a field of such an option only where
+    it differs between runs of the same option (``aug.alpha`` between two mixup runs, not the
+    ``aug.alpha`` that ``aug=none`` lacks)."""
+    from .table import flat_settings
+
+    if len(runs) < 2:
+        return []
+    flats = [flat_settings(r.config) for r in runs]
+    names = {
+        k.rpartition(".")[0] for flat in flats for k in flat if k.endswith(".name") and k.count(".") == 1
+    }
+    out = []
+    for key in dict.fromkeys(k for flat in flats for k in flat):
+        node = key.partition(".")[0]
+        shown = next((g for g, name in GROUP_KEYS.items() if name == key), key)
+        if not _row_key(shown) or key.startswith("dataset.name"):
+            continue
+        by: dict[tuple, set[str]] = {}
+        for run, flat in zip(runs, flats):
+            option = flat.get(f"{node}.name") if node in names and key != f"{node}.name" else None
+            values = by.setdefault((str(setting(run.config, "dataset")), str(option)), set())
+            values.add(ABSENT if key not in flat else _text(flat[key]))
+        if any(len(values) > 1 for values in by.values()) and shown not in out:
+            out.append(shown)
+    return out
 
 
 def _settings(given: dict[str, str]) -> tuple:
