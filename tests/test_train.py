@@ -1480,6 +1480,15 @@ def _as_sweep_job(task: list[str], num: int, sweep: Path, override_dirname: str 
     return cfg
 
 
+def _earlier_job(folder: Path, overrides: list[str]) -> Path:
+    """A sweep job's folder as an earlier launch left it, for the parts that find it: the
+    overrides it was given (``.hydra/overrides.yaml``) and its seed, 0."""
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    (folder / "config_resolved.yaml").write_text("seed: 0\n")
+    return folder
+
+
 def test_a_sweep_of_image_folders_gives_each_its_own_job_folder(tmp_path, monkeypatch):
     """dataset.root=a,b: a folder is left out of job folders' names, so both jobs had one name, and
     the second took the first's folder (Hydra rewrote its overrides.yaml, then the job was refused
@@ -1510,12 +1519,9 @@ def test_a_sweep_of_image_folders_gives_each_its_own_job_folder(tmp_path, monkey
         # job is found by its record of the root (both matched by name, and the job trained again).
         again = tmp_path / "again"
         for num, root in enumerate(("/data/a", "/data/b")):
-            folder = again / f"{num}_aug=none"
-            (folder / ".hydra").mkdir(parents=True)
-            (folder / ".hydra" / "overrides.yaml").write_text(
-                f"- dataset=imagefolder\n- aug=none\n- dataset.root={root}\n"
+            _earlier_job(
+                again / f"{num}_aug=none", ["dataset=imagefolder", "aug=none", f"dataset.root={root}"]
             )
-            (folder / "config_resolved.yaml").write_text("seed: 0\n")
         monkeypatch.setenv(SWEPT_KEYS_ENV, "aug,dataset.root,seed")
         for num, root in enumerate(("/data/b", "/data/a")):
             _as_sweep_job(["dataset=imagefolder", "aug=none", f"dataset.root={root}", "seed=0"], num, again)
@@ -1557,14 +1563,11 @@ def test_a_sweep_run_again_with_fewer_values_goes_on_in_its_jobs_own_folders(tmp
         # added): the earlier job that ran with that value is found (it trained again in a new
         # folder, and the report refused the seed's two runs).
         for k, aug in enumerate(("none", "mixup")):
-            folder = sweep / f"{3 + k}_aug={aug}"
-            (folder / ".hydra").mkdir(parents=True)
+            # (given alike but for the seed; ckpt_path, as the folders, changes nothing trained)
+            folder = _earlier_job(sweep / f"{3 + k}_aug={aug}", ["dataset=flowers102", f"aug={aug}"])
             (folder / ".hydra" / "hydra.yaml").write_text(
                 f"hydra:\n  runtime:\n    choices:\n      aug: {aug}\n"
             )
-            (folder / "config_resolved.yaml").write_text("seed: 0\n")
-            # (given alike but for the seed; ckpt_path, as the folders, changes nothing trained)
-            (folder / ".hydra" / "overrides.yaml").write_text(f"- dataset=flowers102\n- aug={aug}\n")
         monkeypatch.setenv(SWEPT_KEYS_ENV, "aug,seed")
         for num, (aug, seed, expected) in enumerate(
             [("none", 0, "3_aug=none"), ("mixup", 0, "4_aug=mixup"), ("none", 1, "2_aug=none,seed=1")]
