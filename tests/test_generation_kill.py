@@ -226,3 +226,9 @@ def test_sigterm_stops_two_generating_ranks_with_what_was_kept(tmp_path, one_thr
     assert "every edit written so far is kept; the same command goes on from here." in out
     made = _manifest_lines(store)
     assert 2 <= made < 36 and made == 36 - len(store.missing(range(12)))
+    # Each process says what it made, named: together they are what the store holds.
+    said = {
+        int(m.group(1)): int(m.group(2))
+        for m in re.finditer(r"^stopped \(process (\d) of 2\): summary: generated=(\d+) ", out, re.M)
+    }
+    assert set(said) == {1, 2} and sum(said.values()) == made, out[-3000:]

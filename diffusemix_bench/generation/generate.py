@@ -642,7 +642,11 @@ def generate(cfg: DictConfig, only: dict[str, list[int]] | None = None) -> dict:
             raise
         # Ctrl-C (Lightning turns it into an exit), or an error after edits were made (an image
         # that cannot be decoded, a full disk): every edit written so far is in the store.
-        say(f"\nstopped: {summary_line(counts)}" + ("" if stopped else " (these edits are kept)"))
+        # (each process says its own edits: the line names it where there are several)
+        rank = (
+            f" (process {trainer.global_rank + 1} of {trainer.world_size})" if trainer.world_size > 1 else ""
+        )
+        say(f"\nstopped{rank}: {summary_line(counts)}" + ("" if stopped else " (these edits are kept)"))
         # Its time counts too: each process logs its own edits and seconds (as one device).
         with suppress(OSError):  # (a full disk may refuse the log line too; the error is the news)
             for store in stores.values():
