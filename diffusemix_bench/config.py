@@ -474,6 +474,8 @@ class Config:
     run_test: bool = True
     # Print the resolved settings as a tree when a run starts (rich when installed, else YAML).
     print_config: bool = True
+    # torch.set_float32_matmul_precision: "high" lets fp32 matrix products use TF32 on GPUs that
+    # have it (the baselines' reference code keeps PyTorch's "highest"); null: left as it is.
     float32_matmul_precision: str | None = "high"
     # Labels of the run (no setting): recorded in metrics.json and given to wandb with logger.tags.
     tags: list[str] = field(default_factory=list)
@@ -1404,6 +1406,12 @@ def check_values(cfg, here: bool = True) -> None:
     need(
         str(t.precision) in PRECISIONS,
         f"trainer.precision must be one of {', '.join(PRECISIONS)} (Lightning's); got {t.precision!r}",
+    )
+    matmul = cfg.get("float32_matmul_precision")
+    need(
+        matmul in (None, "highest", "high", "medium"),
+        f"float32_matmul_precision={matmul}: one of highest, high, medium (torch.set_float32_matmul_precision) "
+        "or null to leave PyTorch's as it is",
     )
     splits = list(cfg.generator.splits)
     need(

@@ -2351,6 +2351,7 @@ def test_the_dataset_and_eval_choices_checked_at_start_up_are_the_implementation
         (["optim.weight_decay=-1"], "optim.weight_decay must be >= 0"),
         (["optim.momentum=2"], "optim.momentum must be in [0, 1]"),
         (["trainer.precision=bogus"], "trainer.precision must be one of 32-true, 32, 16-mixed"),
+        (["float32_matmul_precision=bogus"], "float32_matmul_precision=bogus: one of highest, high, medium"),
         (["generator.num_prompts=12"], "generator.num_prompts=12 but generator.prompts has 9 prompts"),
         pytest.param(
             ["trainer=gpu"],
