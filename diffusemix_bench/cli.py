@@ -654,7 +654,8 @@ def _parse_report_args(argv: list[str]) -> tuple[str, list[Path], Path | None, l
         if not sep:
             raise ConfigError(f"report.py: '{arg}' is not key=value\n{REPORT_USAGE}")
         if key == "experiment":
-            experiment = value
+            # (none, None, null: no experiment file's table, the runs' own)
+            experiment = OWN_TABLE if value.strip().lower() in (OWN_TABLE, "null") else value
         elif key == "runs":
             runs += run_folders(value)
         elif key == "out":
@@ -768,11 +769,20 @@ def _said(value) -> str:
 
 def _run_value(run, key: str, config_dir: str):
     """A run's value of setting ``key``: a config group's option as the run recorded it
-    (``.hydra/hydra.yaml``), else from its configuration; ``MISSING`` where it has none."""
-    from .reporting.table import MISSING, group_choice
+    (``.hydra/hydra.yaml``; without that record, the option's name in its configuration, for
+    ``aug``, ``dataset`` and ``model``), else from its configuration, where its images, weights,
+    edits or fractals came from as the place named (a relative path from the folder the run was
+    launched from); ``MISSING`` where it has none."""
+    from .reporting.paper import GROUP_KEYS
+    from .reporting.table import MISSING, WHERE_FROM, group_choice, where_from
 
     if (Path(config_dir) / key).is_dir():
-        return group_choice(run, key)
+        chosen = group_choice(run, key)
+        if chosen is MISSING and key in GROUP_KEYS:  # (a run folder made without train.py)
+            chosen = OmegaConf.select(run.config, GROUP_KEYS[key], default=MISSING)
+        return chosen
+    if key in WHERE_FROM:
+        return where_from(run, key)
     return OmegaConf.select(run.config, key, default=MISSING, throw_on_resolution_failure=False)
 
 
@@ -835,8 +845,13 @@ def build_report(argv: list[str], config_dir: str) -> dict:
     table = PaperTable.from_config(base, experiment)
     if found_by is None:  # (a misspelt experiment= is said before the runs are looked for)
         found = _found_runs(roots)
-    datasets = sorted({str(setting(r.config, "dataset")) for r in found})
-    if found_by and not set(datasets) & set(map(str, table.columns)):
+    sweep_keys = set((base.get("hydra") or {}).get("sweeper", {}).get("params", {}) or {})
+    # Settings the experiment file does not sweep (aug.lam=0.1 for a sweep of lambda over demo's
+    # rows) choose the runs reported: one with another value is left out, and counted.
+    selectors, unused = _run_selectors(extra, sweep_keys)
+    runs, not_chosen = _chosen_runs(found, selectors, config_dir)
+
+    def own_instead(datasets: list[str]) -> dict:
         # (experiment=table2 dataset=imagefolder: made by the experiment file, on data its table
         # has no column for)
         return _own_report(
@@ -851,7 +866,10 @@ def build_report(argv: list[str], config_dir: str) -> dict:
                 f"{', '.join(map(str, table.columns))})"
             ),
         )
-    sweep_keys = set((base.get("hydra") or {}).get("sweeper", {}).get("params", {}) or {})
+
+    datasets = sorted({str(setting(r.config, "dataset")) for r in runs or found})
+    if found_by and not set(datasets) & set(map(str, table.columns)):
+        return own_instead(datasets)
     try:
         jobs = sweep_jobs([f"experiment={experiment}", *extra], config_dir)
     except Exception as exc:
@@ -895,6 +913,8 @@ def build_report(argv: list[str], config_dir: str) -> dict:
         expected.setdefault((row.label, column), []).append(seed)
         references[(row.label, column)] = cfg
     outside = sorted({str(column) for _, column, _ in composed.values()} - set(map(str, table.columns)))
+    if jobs and not expected and outside and found_by:
+        return own_instead(outside)
     if jobs and not expected and outside:
         from .reporting.runs import ReportError
 
@@ -904,10 +924,6 @@ def build_report(argv: list[str], config_dir: str) -> dict:
             f"would be reported. Runs on your own data are reported in their own table (report.py experiment={OWN_TABLE} "
             f"runs=<sweep folder>: a row per setting the runs differ in), or report {', '.join(map(str, table.columns))}'s runs"
         )
-    # Settings the experiment file does not sweep (aug.lam=0.1 for a sweep of lambda over demo's
-    # rows) choose the runs reported: one with another value is left out, and counted.
-    selectors, unused = _run_selectors(extra, sweep_keys)
-    runs, not_chosen = _chosen_runs(found, selectors, config_dir)
     if selectors and not_chosen and not runs:
         _none_chosen(selectors, not_chosen)
     filled = fill(table, runs, expected, references, experiment=experiment)
@@ -1008,6 +1024,8 @@ def _own_report(
                 )
             seeds = {str(t).strip() for t in texts}
     selectors, unused = _run_selectors(extra, set())
+    if unused:  # (a misspelt key among them: "did you mean", as a paper table's report says)
+        preflight(unused, config_dir)
     _check_selectors_known(runs, selectors, config_dir)
     runs, not_chosen = _chosen_runs(runs, selectors, config_dir)
     if selectors and not_chosen and not runs:

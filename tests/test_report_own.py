@@ -204,16 +204,18 @@ def test_runs_of_one_experiment_file_are_reported_with_its_table(tmp_path):
     assert result["filled"].table.own and result["found_by"] is None
 
 
-def _run(folder: Path, given: list[str], config: dict, choices: dict, top1: float) -> None:
-    """A finished run folder as train.py leaves it, for the parts a report reads."""
+def _run(
+    folder: Path, given: list[str], config: dict, choices: dict, top1: float, cwd: str | None = None
+) -> None:
+    """A finished run folder as train.py leaves it, for the parts a report reads (``cwd``: the
+    folder it was launched from)."""
     import yaml
 
     (folder / ".hydra").mkdir(parents=True)
     (folder / "config_resolved.yaml").write_text(yaml.safe_dump(config))
     (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(given))
-    (folder / ".hydra" / "hydra.yaml").write_text(
-        yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}})
-    )
+    runtime = {"choices": choices, **({"cwd": cwd} if cwd else {})}
+    (folder / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": runtime}}))
     (folder / "metrics.json").write_text(json.dumps({"test_top1": top1, "epochs": 1, "optimizer_steps": 2}))
 
 
@@ -305,6 +307,15 @@ def test_runs_of_one_experiment_file_get_their_own_table_on_data_its_table_lacks
     )
     assert [row.label for row in result["filled"].table.rows] == ["aug=none", "aug=mixup"]
     assert result["filled"].cells[("aug=mixup", "imagefolder")].stats("test_top1") == (55.0, None, 1)
+    # Beside runs on a column of its table, those chosen by a setting given to report.py are what
+    # counts: the imagefolder runs chosen by their folder get their own table.
+    flowers = {"experiment_name": "table6", "seed": 0, "dataset": {"name": "flowers102", "root": "/f"},
+               "aug": {"name": "none"}}  # fmt: skip
+    _run(tmp_path / "both" / "flowers", ["experiment=table6"], flowers, {"aug": "none"}, 20.0)
+    shutil.copytree(sweep, tmp_path / "both" / "sweep")
+    chosen = build_report([f"runs={tmp_path / 'both'}", "dataset.root=/x", f"out={tmp_path / 'r'}"], CONF)
+    assert chosen["filled"].table.own and chosen["found_by"].startswith("The runs' own table")
+    assert [r.folder.name for r in chosen["filled"].not_chosen] == ["flowers"]
     # On a column of the experiment's table: its paper table, unless experiment=none is given.
     for folder in sweep.iterdir():
         text = (folder / "config_resolved.yaml").read_text()
@@ -385,3 +396,71 @@ def test_runs_made_without_train_py_get_rows_from_their_settings(tmp_path):
     labels = [row.label for row in filled.table.rows]
     assert labels == ["aug=none", "aug=mixup aug.alpha=0.2", "aug=mixup aug.alpha=0.4"]
     assert filled.cells[("aug=mixup aug.alpha=0.4", "imagefolder")].stats("test_top1")[::2] == (60.5, 2)
+
+
+def test_a_relative_folder_is_the_one_under_the_folder_each_run_was_launched_from(tmp_path, monkeypatch):
+    """dataset.root=data given to two launches from two folders names two image folders: two rows;
+    given to report.py (absolute, or relative to where report.py runs), it chooses its own runs."""
+    from diffusemix_bench.cli import build_report
+    from diffusemix_bench.config import register_configs
+
+    from .test_report import CONF
+
+    register_configs()
+    sweep = tmp_path / "sweep"
+    for i, (home, top1) in enumerate(((tmp_path / "a", 30.0), (tmp_path / "b", 70.0))):
+        config = {"seed": 0, "dataset": {"name": "imagefolder", "root": "data"}, "aug": {"name": "none"}}
+        _run(sweep / f"{i}_run", ["dataset=imagefolder", "dataset.root=data"], config, {"aug": "none"}, top1,
+             cwd=str(home))  # fmt: skip
+    filled = build_report([f"runs={sweep}", f"out={tmp_path / 'r'}"], CONF)["filled"]
+    labels = [row.label for row in filled.table.rows]
+    assert labels == [f"dataset.root={tmp_path / 'a' / 'data'}", f"dataset.root={tmp_path / 'b' / 'data'}"]
+    assert filled.cells[(labels[1], "imagefolder")].stats("test_top1") == (70.0, None, 1)
+    chosen = build_report(
+        [f"runs={sweep}", f"dataset.root={tmp_path / 'b' / 'data'}", f"out={tmp_path / 'r'}"], CONF
+    )
+    assert [r.folder.name for r in chosen["filled"].not_chosen] == ["0_run"]
+    (tmp_path / "a").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    chosen = build_report([f"runs={sweep}", "dataset.root=data", f"out={tmp_path / 'r'}"], CONF)
+    assert [r.folder.name for r in chosen["filled"].not_chosen] == ["1_run"]
+
+
+def test_runs_made_without_train_py_beside_train_pys_are_told_apart_and_chosen(tmp_path):
+    """A run folder made through the API (no record of its choices) is chosen by a method's name
+    (aug=mixup) as train.py's runs are, and a setting in which it differs from train.py's runs
+    alone (optim.lr) is a row. experiment=None and experiment=null are experiment=none; a misspelt
+    setting that would choose no runs is named."""
+    import yaml
+
+    from diffusemix_bench.cli import build_report
+    from diffusemix_bench.config import register_configs
+    from diffusemix_bench.errors import ConfigError
+
+    from .test_report import CONF
+
+    register_configs()
+    sweep = tmp_path / "mixed"
+    for seed in (0, 1):
+        config = {
+            "seed": seed,
+            "dataset": {"name": "imagefolder"},
+            "aug": {"name": "none"},
+            "optim": {"lr": 0.1},
+        }
+        _run(sweep / f"{seed}_seed={seed}", [f"seed={seed}"], config, {"aug": "none"}, 50.0 + seed)
+        api = sweep / f"api_{seed}"
+        api.mkdir()
+        config = {**config, "aug": {"name": "mixup", "alpha": 1.0}, "optim": {"lr": 0.5}}
+        (api / "config_resolved.yaml").write_text(yaml.safe_dump(config))
+        (api / "metrics.json").write_text(json.dumps({"test_top1": 10.0 + seed}))
+    filled = build_report([f"runs={sweep}", f"out={tmp_path / 'r'}"], CONF)["filled"]
+    assert [row.label for row in filled.table.rows] == ["aug=none optim.lr=0.1", "aug=mixup optim.lr=0.5"]
+    mixup = build_report([f"runs={sweep}", "aug=mixup", "experiment=None", f"out={tmp_path / 'r'}"], CONF)
+    assert sorted(r.folder.name for r in mixup["filled"].not_chosen) == ["0_seed=0", "1_seed=1"]
+    assert mixup["filled"].table.own
+    assert build_report([f"runs={sweep}", "experiment=null", f"out={tmp_path / 'r'}"], CONF)[
+        "filled"
+    ].table.own
+    with pytest.raises(ConfigError, match="eval.epss: 'eval' has no setting 'epss'; did you mean eps?"):
+        build_report([f"runs={sweep}", "experiment=none", "eval.epss=8", f"out={tmp_path / 'r'}"], CONF)

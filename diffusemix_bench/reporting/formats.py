@@ -174,8 +174,8 @@ def _own_notes(filled: FilledTable) -> list[str]:
 
     t = filled.table
     lines = [
-        "No experiment file and no paper numbers (report.py without experiment=): a row for each combination of "
-        "the settings the runs were given that differ between them, the seed aside"
+        "The runs' own table, beside no experiment file's settings and no paper numbers: a row for each "
+        "combination of the settings the runs were given that differ between them, the seed aside"
     ]
     lines += t.notes  # what every run was given
     said = recipe(filled)

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from .paper import GROUP_KEYS, PaperRow, PaperTable, setting
 from .runs import Run
 from .sweeps import given_settings, job_order, job_overrides
-from .table import WHERE_FROM, compared_anywhere
+from .table import WHERE_FROM, compared_anywhere, launched_from, placed
 
 #: The name of an own table (in its report's title and plots).
 NAME = "runs"
@@ -49,6 +49,8 @@ class Launch:
     params: dict
     seed: object
     dataset: object
+    #: The folder it was launched from (a relative path given to its jobs is relative to it).
+    cwd: str | None = None
 
 
 def launches(roots: list[Path]) -> list[Launch]:
@@ -67,6 +69,7 @@ def launches(roots: list[Path]) -> list[Launch]:
             if saved.get("task_name", "train") != "train":
                 continue
             dataset = saved.get("dataset")
+            cwd = (saved["hydra"].get("runtime") or {}).get("cwd")
             out.append(
                 Launch(
                     record,
@@ -74,6 +77,7 @@ def launches(roots: list[Path]) -> list[Launch]:
                     params,
                     saved.get("seed"),
                     dataset.get("name") if isinstance(dataset, dict) else None,
+                    str(cwd) if isinstance(cwd, str) and cwd else None,
                 )
             )
     return out
@@ -99,11 +103,14 @@ def _text(value) -> str:
     return str(value)
 
 
-def _values_of(config, keys: list[str], groups: set[str], choices: dict) -> dict[str, str]:
+def _values_of(
+    config, keys: list[str], groups: set[str], choices: dict, cwd: str | None = None
+) -> dict[str, str]:
     """The values ``keys`` take in a run's (or a job's composed) configuration: a config group's
     option as ``choices`` (Hydra's record of the composition) gives it, else as its ``name`` says
-    (``aug``, ``dataset``, ``model``), any other setting from the configuration; ``ABSENT`` where
-    it has none."""
+    (``aug``, ``dataset``, ``model``), any other setting from the configuration (where its images,
+    weights, edits or fractals came from as the place named: a relative path from ``cwd``, the
+    folder it was launched from); ``ABSENT`` where it has none."""
     from omegaconf import DictConfig, ListConfig, OmegaConf
 
     missing = object()
@@ -121,7 +128,7 @@ def _values_of(config, keys: list[str], groups: set[str], choices: dict) -> dict
         elif isinstance(value, (DictConfig, ListConfig)):
             out[key] = _text(OmegaConf.to_container(value, resolve=True))
         else:
-            out[key] = _text(value)
+            out[key] = _text(placed(value, cwd) if key in WHERE_FROM else value)
     return out
 
 
@@ -141,15 +148,16 @@ def own_table(
     from .table import MISSING, group_choice
 
     runs = sorted(runs, key=lambda r: (str(r.folder.parent), job_order(r.folder.name)))
-    found = [(job_overrides(r.folder), r) for r in runs]
+    found = [(_placed_given(job_overrides(r.folder), launched_from(r)), r) for r in runs]
     every = jobs + [given for given, _ in found]
     keys: list[str] = []
     for given in every:
         keys += [k for k in given if k not in keys and _row_key(k)]
     # Runs with no record of the settings they were given (made through the API, not train.py):
     # the settings their configurations differ in tell them apart.
-    unrecorded = [r for r in runs if not (r.folder / ".hydra" / "overrides.yaml").is_file()]
-    keys += [k for k in _differing(unrecorded) if k not in keys]
+    # (compared with every run: one may differ from train.py's runs alone)
+    if any(not (r.folder / ".hydra" / "overrides.yaml").is_file() for r in runs):
+        keys += [k for k in _differing(runs) if k not in keys]
     given_keys = list(dict.fromkeys(k for given in every for k in given if k not in ("seed", "dataset")))
     shared = [
         f"{k}={every[0][k]}"
@@ -167,7 +175,7 @@ def own_table(
     items: list[tuple[dict[str, str], object, object, Run | None]] = []
     by_settings: dict[tuple, dict[str, str]] = {}
     for given, run in found:
-        values = _values_of(run.config, keys, groups, recorded(run))
+        values = _values_of(run.config, keys, groups, recorded(run), launched_from(run))
         # (a job's settings name its dataset, given or the launch's: the run's as well)
         by_settings.setdefault(_settings({"dataset": str(setting(run.config, "dataset")), **given}), values)
         items.append((values, setting(run.config, "dataset"), setting(run.config, "seed"), run))
@@ -241,7 +249,8 @@ def _differing(runs: list[Run]) -> list[str]:
     from their configurations: an option of a config group by its name (``aug``, ``model``, or
     ``optim.name`` for a group named in a ``name`` field), and a field of such an option only where
     it differs between runs of the same option (``aug.alpha`` between two mixup runs, not the
-    ``aug.alpha`` that ``aug=none`` lacks)."""
+    ``aug.alpha`` that ``aug=none`` lacks); a setting some runs lack is compared between those that
+    have it."""
     from .table import flat_settings
 
     if len(runs) < 2:
@@ -251,6 +260,10 @@ def _differing(runs: list[Run]) -> list[str]:
         k.rpartition(".")[0] for flat in flats for k in flat if k.endswith(".name") and k.count(".") == 1
     }
     out = []
+    for run, flat in zip(runs, flats):  # (a folder as the place it names)
+        for key in WHERE_FROM:
+            if key in flat:
+                flat[key] = placed(flat[key], launched_from(run))
     for key in dict.fromkeys(k for flat in flats for k in flat):
         node = key.partition(".")[0]
         shown = next((g for g, name in GROUP_KEYS.items() if name == key), key)
@@ -260,10 +273,17 @@ def _differing(runs: list[Run]) -> list[str]:
         for run, flat in zip(runs, flats):
             option = flat.get(f"{node}.name") if node in names and key != f"{node}.name" else None
             values = by.setdefault((str(setting(run.config, "dataset")), str(option)), set())
-            values.add(ABSENT if key not in flat else _text(flat[key]))
+            if key in flat:  # (a setting a run lacks, older than it or not of its method: not a difference)
+                values.add(_text(flat[key]))
         if any(len(values) > 1 for values in by.values()) and shown not in out:
             out.append(shown)
     return out
+
+
+def _placed_given(given: dict[str, str], cwd: str | None) -> dict[str, str]:
+    """Settings given to a job, a relative path among ``WHERE_FROM``'s joined to the folder the job
+    was launched from (two launches' ``dataset.root=data`` from two folders name two folders)."""
+    return {k: str(placed(v, cwd)) if k in WHERE_FROM else v for k, v in given.items()}
 
 
 def _settings(given: dict[str, str]) -> tuple:
@@ -287,7 +307,7 @@ def jobs_of(launch: Launch, jobs: list[list[str]]) -> list[dict[str, str]]:
     given, its seed and dataset filled in from the launch's configuration where it gives none."""
     out = []
     for job in jobs:
-        given = given_settings(job)
+        given = _placed_given(given_settings(job), launch.cwd)
         if launch.seed is not None:
             given.setdefault("seed", str(launch.seed))
         if launch.dataset is not None:

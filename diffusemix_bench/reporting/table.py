@@ -5,6 +5,7 @@ is missing, failed or diverged counted, and the settings that differ from the ex
 from __future__ import annotations
 
 import math
+import os
 import re
 import statistics
 from collections import defaultdict
@@ -114,16 +115,46 @@ def _ignored(key: str) -> bool:
 MISSING = object()
 
 
-def group_choice(run: Run, group: str):
-    """The option of config group ``group`` a run was composed with (``.hydra/hydra.yaml``'s
-    ``hydra.runtime.choices``; ``None`` for a group left out), or ``MISSING`` without that record."""
+def _hydra_record(run: Run) -> dict:
+    """The run's ``.hydra/hydra.yaml`` ``hydra.runtime`` (its choices, the folder it was launched
+    from); empty without that record."""
     import yaml
 
     try:
         with open(run.folder / ".hydra" / "hydra.yaml") as f:
-            choices = yaml.safe_load(f)["hydra"]["runtime"]["choices"]
+            runtime = yaml.safe_load(f)["hydra"]["runtime"]
     except (OSError, yaml.YAMLError, KeyError, TypeError):
-        return MISSING
+        return {}
+    return runtime if isinstance(runtime, dict) else {}
+
+
+def launched_from(run: Run) -> str | None:
+    """The folder a run was launched from (Hydra's ``hydra.runtime.cwd``): the folder a relative
+    path among its settings is relative to. None without that record."""
+    cwd = _hydra_record(run).get("cwd")
+    return str(cwd) if isinstance(cwd, str) and cwd else None
+
+
+def placed(value: Any, cwd: str | None) -> Any:
+    """A ``WHERE_FROM`` setting's value as the place it names: a relative path joined to the
+    folder the run was launched from (``cwd``), where that is known."""
+    if not isinstance(value, str) or not value or cwd is None:
+        return value
+    path = Path(value).expanduser()
+    return value if path.is_absolute() else os.path.normpath(Path(cwd) / path)
+
+
+def where_from(run: Run, key: str) -> Any:
+    """A run's value of ``WHERE_FROM`` setting ``key`` as the place it names (``MISSING`` where it
+    has none)."""
+    value = OmegaConf.select(run.config, key, default=MISSING, throw_on_resolution_failure=False)
+    return value if value is MISSING else placed(value, launched_from(run))
+
+
+def group_choice(run: Run, group: str):
+    """The option of config group ``group`` a run was composed with (``.hydra/hydra.yaml``'s
+    ``hydra.runtime.choices``; ``None`` for a group left out), or ``MISSING`` without that record."""
+    choices = _hydra_record(run).get("choices", MISSING)
     return choices.get(group, MISSING) if isinstance(choices, dict) else MISSING
 
 
