@@ -276,6 +276,44 @@ def test_imagefolder_without_test_or_val(tmp_path):
     assert val.info["val_rule"].startswith("holdout")
 
 
+def test_a_small_image_folders_holdout_says_its_real_share_and_one_image_classes_are_refused(
+    tmp_path, caplog
+):
+    """Without val/, each class of two or more images gives at least one to the validation split:
+    4 images a class hold out 25%, not dataset.val_fraction's 10%, which the record and a warning
+    say; every class of one image would leave it empty, refused with the fixes (it was "the split is
+    empty: re-download the dataset")."""
+    from diffusemix_bench.data.imagefolder import ImageFolderError
+
+    root = tmp_path / "small"
+    for c in range(3):
+        for i in range(4):
+            (root / "train" / f"c{c}").mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (8, 8), (40 * c, 10 * i, 0)).save(root / "train" / f"c{c}" / f"{i}.png")
+    with caplog.at_level("WARNING"):
+        train = create_dataset("imagefolder", root, "train", val_fraction=0.1)
+    val = create_dataset("imagefolder", root, "val", val_fraction=0.1)
+    assert (len(train), len(val)) == (9, 3)
+    assert val.info["val_rule"] == (
+        "holdout 10% of train (stratified per class), seed 0; 3 of 12 images held out (25%): each class of "
+        "two or more images gives at least one"
+    )
+    assert "takes 3 of its 12 images (25%), not dataset.val_fraction=0.1" in caplog.text
+    big = create_dataset("imagefolder", root, "val", val_fraction=0.25)  # (as asked: not said)
+    assert big.info["val_rule"] == "holdout 25% of train (stratified per class), seed 0"
+    for c in range(3):
+        for i in range(1, 4):
+            (root / "train" / f"c{c}" / f"{i}.png").unlink()
+    with pytest.raises(
+        ImageFolderError, match="every class there has one image, which is never held out"
+    ) as err:
+        create_dataset("imagefolder", root, "train", val_fraction=0.1)
+    assert f"Add {root / 'val'}/<class>/ images" in str(err.value) and "dataset.val_fraction=0" in str(
+        err.value
+    )
+    assert len(create_dataset("imagefolder", root, "train", val_fraction=0.0)) == 3
+
+
 def test_imagefolder_rejects_unknown_val_class(tmp_path):
     from diffusemix_bench.data.imagefolder import ImageFolderError
 

@@ -332,13 +332,38 @@ def no_validation(info: dict) -> bool:
     return str(info.get("val_rule") or "").startswith(NO_VALIDATION)
 
 
-def holdout_rule(val_fraction: float, seed: int, source: str = "train") -> str:
-    """The ``info['val_rule']`` text of datasets whose val split is a holdout of ``source``."""
+def holdout_rule(
+    val_fraction: float, seed: int, source: str = "train", targets: Sequence[int] | None = None
+) -> str:
+    """The ``info['val_rule']`` text of datasets whose val split is a holdout of ``source``; with the
+    split's ``targets``, the share really held out where at least one image of each class of two or
+    more (``stratified_holdout``) takes more than ``val_fraction`` (small classes)."""
     if val_fraction == 0:
         return (
             f"none: the whole {source} split is trained on (dataset.val_fraction=0), the last epoch reported"
         )
-    return f"holdout {val_fraction * 100:g}% of {source} (stratified per class), seed {seed}"
+    rule = f"holdout {val_fraction * 100:g}% of {source} (stratified per class), seed {seed}"
+    share = holdout_share(targets, val_fraction) if targets is not None else None
+    if share is not None:
+        held, total = share
+        rule += (
+            f"; {held} of {total} images held out ({100 * held / total:.0f}%): each class of two or more "
+            "images gives at least one"
+        )
+    return rule
+
+
+def holdout_share(targets: Sequence[int], val_fraction: float) -> tuple[int, int] | None:
+    """``(held out, images)`` of a stratified holdout of ``targets`` where at least one image of
+    each class of two or more raises the share above ``val_fraction`` by more than half of it
+    (small classes: 4 images a class hold out 25%, not 10%); None where it does not."""
+    if not targets or val_fraction == 0:
+        return None
+    counts: dict[int, int] = {}
+    for t in targets:
+        counts[int(t)] = counts.get(int(t), 0) + 1
+    held = sum(min(max(round(n * val_fraction), 1), n - 1) for n in counts.values() if n >= 2)
+    return (held, len(targets)) if held > 1.5 * val_fraction * len(targets) else None
 
 
 def holdout_indices(train_targets: Sequence[int], split: str, val_fraction: float, seed: int) -> list[int]:

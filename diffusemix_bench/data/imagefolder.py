@@ -15,6 +15,7 @@ from .base import (
     ImageClassificationDataset,
     SplitNotAvailableError,
     holdout_rule,
+    holdout_share,
     list_class_folders,
     scan_image_files,
     take_holdout,
@@ -103,6 +104,48 @@ def _read_split(
     return paths, targets, notes
 
 
+def _check_holdout(
+    root: Path, base: Path, classes: list[str], targets: list[int], split: str, val_fraction: float
+) -> None:
+    """A validation split held out of a small train/: refused where it would be empty (every
+    class one image: a class's only image is never held out), said where small classes make it a
+    larger share than ``val_fraction`` or leave classes out of it."""
+    if val_fraction == 0:
+        return
+    counts = [targets.count(c) for c in range(len(classes))]
+    if all(n < 2 for n in counts):
+        raise ImageFolderError(
+            root,
+            f"no validation images: without {base / 'val'} the validation split is held out of train/, and "
+            f"every class there has one image, which is never held out (a class needs it to train). Add "
+            f"{base / 'val'}/<class>/ images, more images per class, or give dataset.val_fraction=0 (train on "
+            "all of train/, the last epoch reported)",
+        )
+    if split != "train":  # (said once, as the training split is read)
+        return
+    share = holdout_share(targets, val_fraction)
+    if share is not None:
+        log.warning(
+            "%s: the validation split held out of train/ takes %d of its %d images (%.0f%%), not "
+            "dataset.val_fraction=%g: each class of two or more images gives at least one. Add %s/<class>/ "
+            "images to validate on those instead",
+            base / "train",
+            *share,
+            100 * share[0] / share[1],
+            val_fraction,
+            base / "val",
+        )
+    single = [classes[c] for c, n in enumerate(counts) if n == 1]
+    if single:
+        log.warning(
+            "%s: %d class(es) with one image (%s%s), which the validation split held out of train/ lacks",
+            base / "train",
+            len(single),
+            ", ".join(single[:5]),
+            ", ..." if len(single) > 5 else "",
+        )
+
+
 @register_dataset("imagefolder")
 def imagefolder(
     root: Path, split: str, *, download: bool, val_fraction: float, seed: int, **options
@@ -140,6 +183,8 @@ def imagefolder(
         if empty:
             raise ImageFolderError(root, f"class folder(s) {', '.join(empty[:5])} of train/ hold no images")
         if not has_val:
+            all_targets = list(targets)
+            _check_holdout(root, base, classes, all_targets, split, val_fraction)
             paths, targets = take_holdout(paths, targets, split, val_fraction, seed)
     else:
         # val/ or test/ without some of train/'s classes: its accuracy is over the others alone.
@@ -162,7 +207,9 @@ def imagefolder(
         paths=paths,
         root=base,
         info={
-            "val_rule": "val/ folder" if has_val else holdout_rule(val_fraction, seed),
+            "val_rule": "val/ folder"
+            if has_val
+            else holdout_rule(val_fraction, seed, targets=all_targets if source == "train" else None),
             "test_rule": "test/ folder",
             "official_split": source,
             **notes,
