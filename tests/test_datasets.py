@@ -1239,6 +1239,13 @@ def test_class_folders_without_train_above_them_are_named(tmp_path):
     said = str(refused.value)
     assert f"{flat} holds class folders (" in said and f"move them into {flat / 'train'}" in said
     assert said.endswith("Point the framework at your image folder with dataset.root=<folder>."), said
+    # The image folder one level down (data/my_images/train/): that folder is the one to give (the
+    # advice was to move my_images/ into data/train/, making it one class).
+    inner = _small_image_folder(tmp_path / "data" / "my_images", per_class=1)
+    with pytest.raises(DatasetNotFoundError) as refused:
+        build_splits(DatasetConfig(name="imagefolder", root=str(tmp_path / "data")), tmp_path)
+    said = str(refused.value)
+    assert f"{inner} holds train/: give dataset.root={inner}" in said and "move them" not in said, said
 
 
 def test_warp_gives_snapmixs_squashed_geometry():

@@ -240,7 +240,15 @@ def require_layout(name: str, root: Path, required: Iterable[str]) -> Path:
                 detail += f"; {root} looks like a split folder: give the folder that holds it, {root.parent}"
             elif name == "imagefolder" and split == "train":
                 classes = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
-                if classes and not any(c in ("val", "test") for c in classes):
+                inner = [base / c for c in classes if (base / c / "train").is_dir()]
+                if inner:
+                    # An image folder one level down (data/my_images/train/): the folder to give.
+                    detail += (
+                        f"; {', '.join(str(f.absolute()) for f in inner[:3])} "
+                        f"{'holds' if len(inner) == 1 else 'hold'} train/: give "
+                        + " or ".join(f"dataset.root={f.absolute()}" for f in inner[:3])
+                    )
+                elif classes and not any(c in ("val", "test") for c in classes):
                     # Class folders straight under the root: the splits' folder level is missing.
                     shown = ", ".join(f"{c}/" for c in classes[:3]) + (", ..." if len(classes) > 3 else "")
                     detail += (
