@@ -2118,7 +2118,7 @@ def _check_job_edits(cfg: DictConfig, seen: set[tuple], splits=None) -> None:
     from .augment.registry import create_aug, run_context
     from .data.datamodule import ImageDataModule
     from .data.splits import build_splits, verify_as_asked
-    from .generation.store import image_files, split_indices
+    from .generation.store import image_files, image_root, split_indices
 
     aug = create_aug(cfg.aug, run_context(cfg, num_classes=2))  # the class count plays no part here
     if not aug.uses_edits:
@@ -2143,7 +2143,7 @@ def _check_job_edits(cfg: DictConfig, seen: set[tuple], splits=None) -> None:
     datamodule.build()
     train = datamodule.train_set
     # Names, not sizes: no stat per image in the launching process (each job checks the sizes).
-    aug.check_edits(store, split_indices(train), image_files(train))
+    aug.check_edits(store, split_indices(train), image_files(train), image_root(train))
 
 
 def check_arms(argv: list[str], config_dir: str) -> None:

@@ -1479,6 +1479,18 @@ def test_generate_skips_the_corrupt_images_train_py_skips(tmp_path, capsys):
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["bad_images"]["train"] == 1 and (run / "bad_images.txt").read_text().count(str(bad)) == 1
     assert (done.stdout + done.stderr).count("corrupt image(s) skipped") == 1  # said once, by the training
+    # Without the setting: the edits it lacks are those of the corrupt image, and the fix is that
+    # setting (the generate command it gave alone stopped on the same file).
+    unset = [a for a in args if a != "dataset.on_bad_image=skip" and not a.startswith("hydra.run.dir=")]
+    refused = run_entry(
+        "train.py",
+        [*unset, f"hydra.run.dir={tmp_path / 'run2'}", f"paths.cache_dir={tmp_path / 'cache'}"],
+        tmp_path,
+    )
+    said = refused.stdout + refused.stderr
+    assert refused.returncode == 1 and "Traceback" not in said, said[-3000:]
+    assert f"are missing from the edit store {store.folder}, for images that do not decode ({bad})" in said
+    assert "Add dataset.on_bad_image=skip to this command" in said
 
 
 def test_missing_edits_name_the_stores_made_with_other_settings(tmp_path):

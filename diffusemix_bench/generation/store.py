@@ -300,7 +300,7 @@ def _listed_names(names: list[str], shown: int = 3) -> str:
     return ", ".join(f"'{n}'" for n in names[:shown]) + more
 
 
-def _decodes(path: Path) -> bool:
+def image_decodes(path: Path) -> bool:
     """Whether the image file ``path`` is there and decodes (as the dataset's reader opens it)."""
     from ..data.base import CorruptImageError, load_rgb
 
@@ -936,7 +936,7 @@ class EditStore:
                 "Make this folder's edits in an edits folder of their own (generator.edits_dir=<folder>, in "
                 f"generate.py and train.py alike); {self.folder} stays {theirs}'s"
             )
-        if was[0] == now[0] and here_now is not None and here_now.is_file() and not _decodes(here_now):
+        if was[0] == now[0] and here_now is not None and here_now.is_file() and not image_decodes(here_now):
             sizes = f" ({now[1]} bytes now, {was[1]} when its edits were made)" if len(now) > 1 else ""
             return EditStoreError(
                 f"{here_now} (image {index} of the split) does not decode: the file is corrupt "

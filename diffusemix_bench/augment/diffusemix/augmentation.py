@@ -425,6 +425,7 @@ class DiffuseMix(Augmentation):
             from ...generation.store import MissingEditError, generate_command
 
             index, prompt_id = missing[0]
+            self._missing_for_corrupt_images(store, missing, files, root)
             broken = store.last_broken
             if broken:
                 b_index, b_prompt = broken[0]
@@ -472,6 +473,32 @@ class DiffuseMix(Augmentation):
                 f"{index}, prompt '{prompt_id}'){more}.{store.other_stores()} {fix}\n  "
                 f"{generate_command(self._config, self.ctx.dataset_name)}{few}"
             )
+
+    def _missing_for_corrupt_images(
+        self, store, missing: list, files: dict | None, root: Path | None
+    ) -> None:
+        """Edits missing for images that do not decode, where this run reads them
+        (``dataset.on_bad_image=error``): generate.py given ``dataset.on_bad_image=skip`` made none
+        for them, and training with the same setting leaves them out too; said with that fix (the
+        generate command alone would stop on the same file)."""
+        from ...generation.store import MissingEditError, generate_command, image_decodes
+
+        if not files or root is None or self._config.dataset.get("on_bad_image") == "skip":
+            return
+        indices = sorted({i for i, _ in missing})
+        checked = [i for i in indices[:20] if i in files]
+        corrupt = [Path(root) / files[i][0] for i in checked if not image_decodes(Path(root) / files[i][0])]
+        if not checked or len(corrupt) != len(checked):
+            return
+        raise MissingEditError(
+            f"aug=diffusemix: {len(missing)} edits of {self.ctx.dataset_name}/train are missing from the edit store "
+            f"{store.folder}, for images that do not decode ({corrupt[0]}"
+            f"{f' and {len(indices) - 1} more' if len(indices) > 1 else ''}): generate.py with "
+            "dataset.on_bad_image=skip makes no edits for corrupt images, and training leaves them out with the "
+            "same setting. Add dataset.on_bad_image=skip to this command (its other images' edits are there), "
+            "or put intact files back and make their edits: "
+            f"{generate_command(self._config, self.ctx.dataset_name)}"
+        )
 
     def _same_store_in_the_default_folder(self, store) -> Path | None:
         """The store of these settings under the default edits folder (``paths.cache_dir``/edits),
