@@ -87,7 +87,9 @@ def _run_train(cfg: DictConfig) -> float | None:
 
             check_validation_settings(cfg, len(splits.val))  # (dataset.val_fraction=0: no split to read)
             if cfg.aug.name == "diffusemix" and cfg.get("ckpt_path") is None:
-                _check_job_edits(cfg, set(), splits)  # a new run without its edits leaves no folder
+                _check_job_edits(
+                    cfg, set(), splits, sizes=True
+                )  # a new run without its edits leaves no folder
         from .training.run import train
 
         metrics = train(cfg, splits=splits)
@@ -2107,10 +2109,12 @@ def check_sweep_methods(
         )
 
 
-def _check_job_edits(cfg: DictConfig, seen: set[tuple], splits=None) -> None:
+def _check_job_edits(cfg: DictConfig, seen: set[tuple], splits=None, sizes: bool = False) -> None:
     """The edits a DiffuseMix job trains from, checked as the job would (its training split, its
     store), unless a job with the same store and split was checked already. ``splits``: the
-    dataset's splits when the caller has read them."""
+    dataset's splits when the caller has read them. ``sizes``: the images' sizes compared with the
+    store's record too (the run's own check, before its folder is written: an image replaced by
+    one of the same name, or another folder's of the same names, is refused there)."""
     import copy
 
     from omegaconf import OmegaConf
@@ -2142,8 +2146,8 @@ def _check_job_edits(cfg: DictConfig, seen: set[tuple], splits=None) -> None:
     datamodule = ImageDataModule(cfg.dataset, cfg.paths.data_dir, seed=cfg.seed, splits=splits)
     datamodule.build()
     train = datamodule.train_set
-    # Names, not sizes: no stat per image in the launching process (each job checks the sizes).
-    aug.check_edits(store, split_indices(train), image_files(train), image_root(train))
+    # A launch: names, not sizes (no stat per image in the launching process; each job checks them).
+    aug.check_edits(store, split_indices(train), image_files(train, sizes=sizes), image_root(train))
 
 
 def check_arms(argv: list[str], config_dir: str) -> None:

@@ -1349,6 +1349,18 @@ def test_a_store_refuses_images_other_than_its_own(tmp_path):
         EditStoreError, match=r"image 0 of the split .* was .*\(\d+ bytes\) there and is .*bytes\) here"
     ):
         create_aug(cfg.aug, ctx).prepare(create_dataset("imagefolder", root, "train"))
+    # train.py refuses it before its run folder is written: none is left (one with failure.json
+    # was, counted as a failed run by reports).
+    from tests.conftest import FAST, run_entry
+
+    run = tmp_path / "run"
+    given = [*FAST, *ov, "aug=diffusemix", "generator.store_size=256", f"hydra.run.dir={run}"]
+    refused = run_entry("train.py", given, tmp_path)
+    said = refused.stdout + refused.stderr
+    assert refused.returncode == 1 and "the image was replaced" in said and "Traceback" not in said, said[
+        -3000:
+    ]
+    assert not run.exists()
 
 
 def test_a_store_refusal_names_a_removed_image_and_another_folders_store(tmp_path):
