@@ -55,9 +55,10 @@ def _read_split(
     paths: list[Path] = []
     targets: list[int] = []
     # Files beside the class folders belong to no class: skipped and counted like the others.
-    skipped: list[Path] = sorted(
+    loose: list[Path] = sorted(
         Path(e.path) for e in os.scandir(folder) if e.is_file() and not e.name.startswith(".")
     )
+    skipped: list[Path] = []
     empty: list[str] = []
     links: list[Path] = []
     for name in names:
@@ -72,7 +73,7 @@ def _read_split(
     # since one holding images (a class folder renamed by mistake) would otherwise go unnoticed.
     hidden = sorted(e.name for e in os.scandir(folder) if e.is_dir() and e.name.startswith("."))
     if quiet:
-        skipped, empty, links, hidden = [], [], [], []
+        loose, skipped, empty, links, hidden = [], [], [], [], []
     if hidden:
         log.warning(
             "%s: hidden folder(s) left out, never classes: %s",
@@ -80,6 +81,15 @@ def _read_split(
             ", ".join(hidden[:5]) + (", ..." if len(hidden) > 5 else ""),
         )
     warn_links_not_followed(links)
+    if loose:
+        log.warning(
+            "%s: %d file(s) beside the class folders belong to no class and were skipped (e.g. %s): put each "
+            "image in its class's folder (%s/<class>/)",
+            folder,
+            len(loose),
+            loose[0].name,
+            folder,
+        )
     if skipped:
         log.warning(
             "%s: %d file(s) that are not images were skipped (e.g. %s); accepted extensions: %s",
@@ -91,7 +101,7 @@ def _read_split(
     if empty:
         log.warning("%s: class folder(s) without images: %s", folder, ", ".join(empty[:10]))
     notes = {
-        "skipped_files": len(skipped),
+        "skipped_files": len(skipped) + len(loose),
         "empty_class_folders": empty,
         "links_not_followed": [str(p) for p in links],
         "hidden_folders": hidden,
