@@ -927,7 +927,7 @@ def build_report(argv: list[str], config_dir: str) -> dict:
             f"runs=<sweep folder>: a row per setting the runs differ in), or report {', '.join(map(str, table.columns))}'s runs"
         )
     if selectors and not_chosen and not runs:
-        _none_chosen(selectors, not_chosen)
+        _none_chosen(selectors, not_chosen, config_dir)
     filled = fill(table, runs, expected, references, experiment=experiment)
     filled.narrowed_by, filled.sweep_runs = list(extra), sweep_runs
     filled.not_chosen, filled.chosen_by = not_chosen, [text for _, _, text in selectors]
@@ -1031,12 +1031,14 @@ def _own_report(
     _check_selectors_known(runs, selectors, config_dir)
     runs, not_chosen = _chosen_runs(runs, selectors, config_dir)
     if selectors and not_chosen and not runs:
-        _none_chosen(selectors, not_chosen)
+        _none_chosen(selectors, not_chosen, config_dir)
     if seeds is not None:
         not_chosen += [r for r in runs if str(setting(r.config, "seed")) not in seeds]
         runs = [r for r in runs if str(setting(r.config, "seed")) in seeds]
         if not runs:
-            _none_chosen([*selectors, ("seed", [], f"seed={','.join(sorted(seeds, key=int))}")], not_chosen)
+            _none_chosen(
+                [*selectors, ("seed", [], f"seed={','.join(sorted(seeds, key=int))}")], not_chosen, config_dir
+            )
 
     composed: dict[tuple, object] = {}
 
@@ -1115,14 +1117,23 @@ def _check_selectors_known(runs: list, selectors: list, config_dir: str) -> None
             )
 
 
-def _none_chosen(selectors: list, not_chosen: list) -> None:
+def _none_chosen(selectors: list, not_chosen: list, config_dir: str) -> None:
+    """No run took the settings given to report.py: refused, with the values the runs took."""
     from .reporting.runs import ReportError
-    from .reporting.table import named_runs
+    from .reporting.table import MISSING, named_runs
 
+    took = []
+    for key, _, _ in selectors:
+        values = sorted(
+            {_said(v) for r in not_chosen if (v := _run_value(r, key, config_dir)) is not MISSING}
+        )
+        if values:
+            took.append(f"{key}={','.join(values[:6])}{',...' if len(values) > 6 else ''}")
     raise ReportError(
         f"report.py {' '.join(text for _, _, text in selectors)}: none of the {len(not_chosen)} run folders "
         f"given ran with {'that setting' if len(selectors) == 1 else 'those settings'} "
-        f"({named_runs(not_chosen)}); leave it out to report them, or give the runs that did"
+        f"({named_runs(not_chosen)}{'; they ran with ' + ' '.join(took) if took else ''}); leave it out to "
+        "report them, or give the runs that did"
     )
 
 

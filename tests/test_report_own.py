@@ -462,5 +462,12 @@ def test_runs_made_without_train_py_beside_train_pys_are_told_apart_and_chosen(t
     assert build_report([f"runs={sweep}", "experiment=null", f"out={tmp_path / 'r'}"], CONF)[
         "filled"
     ].table.own
+    from diffusemix_bench.reporting.runs import ReportError
+
+    with pytest.raises(
+        ReportError,
+        match=r"report.py aug=cutmix: none of the 4 run folders .*; they ran with aug=mixup,none\)",
+    ):
+        build_report([f"runs={sweep}", "aug=cutmix", f"out={tmp_path / 'r'}"], CONF)
     with pytest.raises(ConfigError, match="eval.epss: 'eval' has no setting 'epss'; did you mean eps?"):
         build_report([f"runs={sweep}", "experiment=none", "eval.epss=8", f"out={tmp_path / 'r'}"], CONF)
