@@ -988,8 +988,9 @@ def _own_report(
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    from .reporting.own import jobs_of, launches, own_table
+    from .reporting.own import jobs_of, launches, own_table, reused_folders
     from .reporting.paper import setting
+    from .reporting.sweeps import job_overrides
     from .reporting.table import MISSING, fill
 
     parser = OverridesParser.create()
@@ -1070,13 +1071,19 @@ def _own_report(
             _takes(job_value(given, job, key), key, values, config_dir) for key, values, _ in selectors
         )
 
-    jobs, raw = [], {}
+    jobs, raw, reused = [], {}, []
     for launch in launches(roots):
         try:
             expanded = expand_sweep(launch.params, launch.task, config_dir)
         except Exception:  # a record this version cannot expand: its runs are still counted as found
             continue
-        for given, job in zip(jobs_of(launch, expanded), expanded):
+        settings = jobs_of(launch, expanded)
+        # (a job resumed alone with other settings: its folder's run is reported in its own row)
+        again = {id(given): run for given, run in reused_folders(launch, settings, runs)}
+        for given, job in zip(settings, expanded):
+            if id(given) in again:
+                reused.append((given, again[id(given)]))
+                continue
             if job_chosen(given, job):
                 jobs.append(given)
                 raw[id(given)] = job
@@ -1086,6 +1093,15 @@ def _own_report(
     )
     if shared:
         table.notes.append("Given to every run: " + " ".join(shared))
+    for given, run in reused:
+        other = job_overrides(run.folder)
+        differ = [f"{k}={other.get(k, '(not given)')}" for k in sorted(set(other) | set(given) - {"seed", "dataset"})
+                  if other.get(k) != given.get(k) and k not in ("seed", "dataset")]  # fmt: skip
+        table.notes.append(
+            f"{run.folder} was a job of its sweep's launch ({' '.join(f'{k}={v}' for k, v in given.items())}) and "
+            f"was trained again there with other settings ({' '.join(differ)}): the job is not expected, its "
+            "folder's run is in the row of its settings"
+        )
     filled = fill(table, runs, expected, row_of=row_of)
     filled.not_chosen, filled.choosing_none = not_chosen, unused
     filled.chosen_by = [text for _, _, text in selectors] + (
@@ -2157,7 +2173,9 @@ def _check_job_edits(cfg: DictConfig, seen: set[tuple], splits=None, sizes: bool
     datamodule = ImageDataModule(cfg.dataset, cfg.paths.data_dir, seed=cfg.seed, splits=splits)
     datamodule.build()
     train = datamodule.train_set
-    # A launch: names, not sizes (no stat per image in the launching process; each job checks them).
+    # A sweep's launch: names, not sizes (no stat per image for every job in the launching process;
+    # each job checks them). A run's own check (sizes=True) reads them before its folder is written,
+    # once more than DiffuseMix's start-up check does (a stat per image: the folder's walk costs as much).
     aug.check_edits(store, split_indices(train), image_files(train, sizes=sizes), image_root(train))
 
 

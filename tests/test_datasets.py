@@ -751,14 +751,20 @@ def test_imagefolder_counts_skipped_files_and_empty_val_classes(tmp_path, caplog
         val = create_dataset("imagefolder", root, "val")
     assert train.info["skipped_files"] == before + 2 and val.info["empty_class_folders"] == [classes[1]]
     assert "README.txt" in caplog.text or "labels.csv" in caplog.text
-    # (an image beside the class folders is not "a file that is not an image": it has no class)
-    assert (
-        "file(s) beside the class folders belong to no class and were skipped (e.g. labels.csv)"
-        in caplog.text
-    )
-    assert "that are not images were skipped (e.g. README.txt)" in caplog.text
+    assert "that are not images were skipped" in caplog.text
+    assert "beside the class folders" not in caplog.text  # (labels.csv is not an image of no class)
     assert classes[1] in caplog.text
     assert val.info["classes_absent"] == []  # the empty folder is told once, as empty
+    # An image beside the class folders is not "a file that is not an image": it has no class.
+    Image.new("RGB", (8, 8)).save(root / "train" / "loose.png")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert create_dataset("imagefolder", root, "train").info["skipped_files"] == before + 3
+    assert (
+        "1 image(s) beside the class folders belong to no class and were skipped (e.g. loose.png)"
+        in caplog.text
+    )
+    (root / "train" / "loose.png").unlink()
     # A class train/ has and val/ lacks altogether: told, and counted in the split's notes.
     import shutil
 

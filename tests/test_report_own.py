@@ -471,3 +471,39 @@ def test_runs_made_without_train_py_beside_train_pys_are_told_apart_and_chosen(t
         build_report([f"runs={sweep}", "aug=cutmix", f"out={tmp_path / 'r'}"], CONF)
     with pytest.raises(ConfigError, match="eval.epss: 'eval' has no setting 'epss'; did you mean eps?"):
         build_report([f"runs={sweep}", "experiment=none", "eval.epss=8", f"out={tmp_path / 'r'}"], CONF)
+
+
+def test_a_job_trained_again_alone_with_other_settings_is_not_counted_missing(tmp_path):
+    """A sweep job resumed alone to train further (its folder, trainer.max_epochs=2): the launch's
+    job of one epoch is not expected (it was counted missing beside the run that replaced it), and
+    a note names the folder and the settings it was trained again with."""
+    import yaml
+
+    from diffusemix_bench.cli import build_report
+    from diffusemix_bench.config import register_configs
+
+    from .test_report import CONF
+
+    register_configs()
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    task = ["dataset=imagefolder", "aug=none,mixup", "seed=0", "trainer.max_epochs=1"]
+    record = {"hydra": {"overrides": {"task": task}, "sweeper": {"params": None}}, "seed": 0,
+              "dataset": {"name": "imagefolder"}}  # fmt: skip
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump(record))
+    for i, (aug, epochs) in enumerate((("none", 2), ("mixup", 1))):
+        config = {"seed": 0, "dataset": {"name": "imagefolder"}, "aug": {"name": aug},
+                  "trainer": {"max_epochs": epochs}}  # fmt: skip
+        given = ["dataset=imagefolder", f"aug={aug}", "seed=0", f"trainer.max_epochs={epochs}"]
+        _run(sweep / f"{i}_aug={aug}", given, config, {"aug": aug}, 50.0 + i)
+    filled = build_report([f"runs={sweep}", f"out={tmp_path / 'r'}"], CONF)["filled"]
+    assert filled.counts()["missing"] == 0 and filled.counts()["expected"] == 2
+    assert [row.label for row in filled.table.rows] == [
+        "aug=mixup trainer.max_epochs=1",
+        "aug=none trainer.max_epochs=2",
+    ]
+    note = next(n for n in filled.table.notes if "was trained again there" in n)
+    assert (
+        note.startswith(f"{sweep / '0_aug=none'} was a job of its sweep's launch (")
+        and "(trainer.max_epochs=2)" in note
+    )

@@ -55,10 +55,10 @@ def _read_split(
     paths: list[Path] = []
     targets: list[int] = []
     # Files beside the class folders belong to no class: skipped and counted like the others.
-    loose: list[Path] = sorted(
-        Path(e.path) for e in os.scandir(folder) if e.is_file() and not e.name.startswith(".")
-    )
-    skipped: list[Path] = []
+    beside = sorted(Path(e.path) for e in os.scandir(folder) if e.is_file() and not e.name.startswith("."))
+    # (images there belong to no class; other files are skipped as any file that is not an image)
+    loose = [f for f in beside if f.suffix.lower() in IMAGE_EXTENSIONS]
+    skipped: list[Path] = [f for f in beside if f.suffix.lower() not in IMAGE_EXTENSIONS]
     empty: list[str] = []
     links: list[Path] = []
     for name in names:
@@ -83,7 +83,7 @@ def _read_split(
     warn_links_not_followed(links)
     if loose:
         log.warning(
-            "%s: %d file(s) beside the class folders belong to no class and were skipped (e.g. %s): put each "
+            "%s: %d image(s) beside the class folders belong to no class and were skipped (e.g. %s): put each "
             "image in its class's folder (%s/<class>/)",
             folder,
             len(loose),
@@ -122,7 +122,10 @@ def _check_holdout(
     larger share than ``val_fraction`` or leave classes out of it."""
     if val_fraction == 0:
         return
-    counts = [targets.count(c) for c in range(len(classes))]
+    from collections import Counter
+
+    per_class = Counter(targets)
+    counts = [per_class[c] for c in range(len(classes))]
     if all(n < 2 for n in counts):
         raise ImageFolderError(
             root,

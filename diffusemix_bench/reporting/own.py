@@ -364,3 +364,46 @@ def recipe(filled) -> str | None:
         ]
         parts.append(f"{name} " + " / ".join(said))
     return "Recipe of the finished runs: " + "; ".join(parts)
+
+
+def reused_folders(
+    launch: Launch, jobs: list[dict[str, str]], runs: list[Run]
+) -> list[tuple[dict[str, str], Run]]:
+    """The jobs of ``launch`` (their settings, as ``jobs_of`` gives them) whose folder holds a run
+    given other settings since (a job resumed alone to train further, ``trainer.max_epochs=2``): no
+    run of the job's own settings is there, and a run in the launch's folder was given the job's
+    values of the settings its jobs differ in (and its seed) with others beside them, in a folder
+    of the job's number (``0_aug=none,seed=0``). Each such job with that run."""
+    varying = {k for k in {k for given in jobs for k in given} if len({given.get(k) for given in jobs}) > 1}
+    varying |= {"seed"}
+    here = [r for r in runs if r.folder.parent.resolve() == launch.record.parent.resolve()]
+    given_of = {id(r): _placed_given(job_overrides(r.folder), launched_from(r)) for r in here}
+
+    def value(run: Run, key: str):
+        given = given_of[id(run)]
+        return (
+            given[key]
+            if key in given
+            else (str(setting(run.config, key)) if key in ("seed", "dataset") else None)
+        )
+
+    def same(run: Run, job: dict[str, str]) -> bool:
+        theirs = {k: v for k, v in given_of[id(run)].items() if k not in ("seed", "dataset")}
+        return theirs == {k: v for k, v in job.items() if k not in ("seed", "dataset")} and all(
+            value(run, k) == job.get(k) for k in ("seed", "dataset") if k in job
+        )
+
+    out = []
+    for number, job in enumerate(jobs):
+        if any(same(r, job) for r in here):
+            continue
+        # (its folder: the job's number, and the values its launch's jobs differ in)
+        reused = [
+            r
+            for r in here
+            if r.folder.name.partition("_")[0] == str(number)
+            and all(value(r, k) == job.get(k) for k in varying)
+        ]
+        if len(reused) == 1:
+            out.append((job, reused[0]))
+    return out

@@ -474,6 +474,9 @@ class DiffuseMix(Augmentation):
                 f"{generate_command(self._config, self.ctx.dataset_name)}{few}"
             )
 
+    #: (said where every missing edit was checked to be a corrupt image's)
+    OTHERS_THERE = " (its other images' edits are there)"
+
     def _missing_for_corrupt_images(
         self, store, missing: list, files: dict | None, root: Path | None
     ) -> None:
@@ -486,16 +489,21 @@ class DiffuseMix(Augmentation):
         if not files or root is None or self._config.dataset.get("on_bad_image") == "skip":
             return
         indices = sorted({i for i, _ in missing})
-        checked = [i for i in indices[:20] if i in files]
-        corrupt = [Path(root) / files[i][0] for i in checked if not image_decodes(Path(root) / files[i][0])]
-        if not checked or len(corrupt) != len(checked):
+        # (the first and the last ten, read until one decodes: a cheap look, on a refusal's path)
+        checked = [i for i in dict.fromkeys(indices[:10] + indices[-10:]) if i in files]
+        if not checked or any(image_decodes(Path(root) / files[i][0]) for i in checked):
             return
+        corrupt = [Path(root) / files[i][0] for i in checked]
+        all_seen = len(checked) == len(indices)
+        if not all_seen:  # (the others were not read)
+            more = f"; {len(checked)} of the {len(indices)} images lacking edits read, each corrupt"
+        else:
+            more = f" and {len(indices) - 1} more" if len(indices) > 1 else ""
         raise MissingEditError(
             f"aug=diffusemix: {len(missing)} edits of {self.ctx.dataset_name}/train are missing from the edit store "
-            f"{store.folder}, for images that do not decode ({corrupt[0]}"
-            f"{f' and {len(indices) - 1} more' if len(indices) > 1 else ''}): generate.py with "
+            f"{store.folder}, for images that do not decode ({corrupt[0]}{more}): generate.py with "
             "dataset.on_bad_image=skip makes no edits for corrupt images, and training leaves them out with the "
-            "same setting. Add dataset.on_bad_image=skip to this command (its other images' edits are there), "
+            f"same setting. Add dataset.on_bad_image=skip to this command{self.OTHERS_THERE if all_seen else ''}, "
             "or put intact files back and make their edits: "
             f"{generate_command(self._config, self.ctx.dataset_name)}"
         )
