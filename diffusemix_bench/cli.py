@@ -738,7 +738,7 @@ def _chosen_runs(runs: list, selectors: list[tuple[str, list, str]], config_dir:
         if having and not any(
             _takes(_run_value(r, key, config_dir), key, values, config_dir) for r in having
         ):
-            used = sorted({_said(_run_value(r, key, config_dir)) for r in having})
+            used = _in_order({_said(_run_value(r, key, config_dir)) for r in having})
             raise ReportError(
                 f"report.py {text}: none of the {len(having)} runs with the setting {key} ran with "
                 f"{'that value' if len(values) == 1 else 'those values'} (they ran with {key}={', '.join(used[:6])}"
@@ -762,6 +762,18 @@ def _takes(value, key: str, values: list, config_dir: str) -> bool:
     if key in WHERE_FROM:
         return any(same_place(value, v) for v in values)
     return any(same_value(value, v) for v in values)
+
+
+def _in_order(texts: set[str]) -> list[str]:
+    """Values as said on a command line, numbers by value (seeds 2 before 10), then the rest."""
+
+    def key(text: str):
+        try:
+            return (0, float(text), "")
+        except ValueError:
+            return (1, 0.0, text)
+
+    return sorted(texts, key=key)
 
 
 def _said(value) -> str:
@@ -1140,7 +1152,7 @@ def _none_chosen(selectors: list, not_chosen: list, config_dir: str) -> None:
 
     took = []
     for key, _, _ in selectors:
-        values = sorted(
+        values = _in_order(
             {_said(v) for r in not_chosen if (v := _run_value(r, key, config_dir)) is not MISSING}
         )
         if values:

@@ -507,3 +507,24 @@ def test_a_job_trained_again_alone_with_other_settings_is_not_counted_missing(tm
         note.startswith(f"{sweep / '0_aug=none'} was a job of its sweep's launch (")
         and "(trainer.max_epochs=2)" in note
     )
+
+
+def test_a_refused_seed_names_the_runs_seeds_in_number_order(tmp_path):
+    """seed=3 that no run took: the refusal names the seeds the runs took, 2 before 10."""
+    import yaml
+
+    from diffusemix_bench.cli import build_report
+    from diffusemix_bench.config import register_configs
+    from diffusemix_bench.reporting.runs import ReportError
+
+    from .test_report import CONF
+
+    register_configs()
+    for seed in (10, 2):
+        folder = tmp_path / "runs" / f"s{seed}"
+        folder.mkdir(parents=True)
+        config = {"seed": seed, "dataset": {"name": "imagefolder"}, "aug": {"name": "none"}}
+        (folder / "config_resolved.yaml").write_text(yaml.safe_dump(config))
+        (folder / "metrics.json").write_text(json.dumps({"test_top1": 50.0}))
+    with pytest.raises(ReportError, match=r"; they ran with seed=2,10\)"):
+        build_report([f"runs={tmp_path / 'runs'}", "seed=3", f"out={tmp_path / 'r'}"], CONF)
