@@ -132,7 +132,8 @@ def _check_holdout(
             f"no validation images: without {base / 'val'} the validation split is held out of train/, and "
             f"every class there has one image, which is never held out (a class needs it to train). Add "
             f"{base / 'val'}/<class>/ images, more images per class, or give dataset.val_fraction=0 (train on "
-            "all of train/, the last epoch reported)",
+            "all of train/, the last epoch reported; to generate.py and train.py alike: it is part of the edits' "
+            "settings)",
         )
     if split != "train":  # (said once, as the training split is read)
         return
