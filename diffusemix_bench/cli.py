@@ -1002,7 +1002,6 @@ def _own_report(
 
     from .reporting.own import jobs_of, launches, own_table, reused_folders
     from .reporting.paper import setting
-    from .reporting.sweeps import job_overrides
     from .reporting.table import MISSING, fill
 
     parser = OverridesParser.create()
@@ -1091,10 +1090,12 @@ def _own_report(
             continue
         settings = jobs_of(launch, expanded)
         # (a job resumed alone with other settings: its folder's run is reported in its own row)
-        again = {id(given): run for given, run in reused_folders(launch, settings, runs)}
+        again = {
+            id(given): (given, run, other) for given, run, other in reused_folders(launch, settings, runs)
+        }
         for given, job in zip(settings, expanded):
             if id(given) in again:
-                reused.append((given, again[id(given)]))
+                reused.append(again[id(given)])
                 continue
             if job_chosen(given, job):
                 jobs.append(given)
@@ -1105,10 +1106,7 @@ def _own_report(
     )
     if shared:
         table.notes.append("Given to every run: " + " ".join(shared))
-    for given, run in reused:
-        other = job_overrides(run.folder)
-        differ = [f"{k}={other.get(k, '(not given)')}" for k in sorted(set(other) | set(given) - {"seed", "dataset"})
-                  if other.get(k) != given.get(k) and k not in ("seed", "dataset")]  # fmt: skip
+    for given, run, differ in reused:
         table.notes.append(
             f"{run.folder} was a job of its sweep's launch ({' '.join(f'{k}={v}' for k, v in given.items())}) and "
             f"was trained again there with other settings ({' '.join(differ)}): the job is not expected, its "

@@ -368,12 +368,13 @@ def recipe(filled) -> str | None:
 
 def reused_folders(
     launch: Launch, jobs: list[dict[str, str]], runs: list[Run]
-) -> list[tuple[dict[str, str], Run]]:
+) -> list[tuple[dict[str, str], Run, list[str]]]:
     """The jobs of ``launch`` (their settings, as ``jobs_of`` gives them) whose folder holds a run
     given other settings since (a job resumed alone to train further, ``trainer.max_epochs=2``): no
     run of the job's own settings is there, and a run in the launch's folder was given the job's
     values of the settings its jobs differ in (and its seed) with others beside them, in a folder
-    of the job's number (``0_aug=none,seed=0``). Each such job with that run."""
+    of the job's number (``0_aug=none,seed=0``). Each such job with that run and the settings it
+    was given otherwise (``key=value``, where things are as the places named)."""
     varying = {k for k in {k for given in jobs for k in given} if len({given.get(k) for given in jobs}) > 1}
     varying |= {"seed"}
     here = [r for r in runs if r.folder.parent.resolve() == launch.record.parent.resolve()]
@@ -405,5 +406,11 @@ def reused_folders(
             and all(value(r, k) == job.get(k) for k in varying)
         ]
         if len(reused) == 1:
-            out.append((job, reused[0]))
+            theirs = given_of[id(reused[0])]
+            other = [
+                f"{k}={theirs.get(k, '(not given)')}"
+                for k in sorted(set(theirs) | set(job))
+                if k not in ("seed", "dataset") and theirs.get(k) != job.get(k)
+            ]
+            out.append((job, reused[0], other))
     return out
