@@ -97,3 +97,22 @@ def sigterm_stops_between_runs(trainer):
         yield check
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def ctrl_c_held():
+    """Hold a Ctrl-C (SIGINT) that arrives inside the block until the block ends, then deliver it to
+    the handler that was there: a piece of work and its record (an edit written and counted) are
+    never parted by it. Outside the main thread (where no signal arrives) it holds nothing."""
+    held = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if held:
+            signal.raise_signal(signal.SIGINT)

@@ -206,6 +206,35 @@ def test_a_signal_stops_generate_py_with_what_was_kept_and_the_way_on(tmp_path, 
     assert logged["generated"] == made and logged["stopped"] is True and logged["seconds"] > 0
 
 
+def test_ctrl_c_never_parts_an_edit_written_from_its_count():
+    """Ctrl-C arriving just after an edit's file and manifest line are written (before the count):
+    the edit is counted, the rest of the batch is not written, and the interruption still stops the
+    run. (It was raised between the two: the stop line said one edit fewer than the store held.)"""
+    from types import SimpleNamespace
+
+    from diffusemix_bench.generation.generate import Counts, EditKey, EditResult, StoreWriter
+
+    written, released = [], []
+
+    class Store:
+        def write(self, index, prompt_id, edit, full=None):
+            written.append((index, prompt_id))
+            os.kill(os.getpid(), signal.SIGINT)  # as if Ctrl-C came right after the manifest line
+
+        def release(self, claim):
+            released.append(claim)
+
+    counts = Counts()
+    edit = torch.zeros(3, 4, 4, dtype=torch.uint8)
+    results = [EditResult(EditKey("train", 0, pid), edit, None, attempts=1) for pid in ("0", "1")]
+    prediction = SimpleNamespace(
+        group=SimpleNamespace(split="train"), results=results, claim="lock", by_others=0
+    )
+    with pytest.raises(KeyboardInterrupt):
+        StoreWriter({"train": Store()}, counts).write_on_batch_end(None, None, prediction, None, None, 0, 0)
+    assert written == [(0, "0")] and counts.generated == 1 and released == ["lock"]
+
+
 @pytest.mark.slow
 def test_sigterm_stops_two_generating_ranks_with_what_was_kept(tmp_path, one_thread):
     """SIGTERM to every process of generate.py on two CPU ranks (as SLURM sends it): each rank stops

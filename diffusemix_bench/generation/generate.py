@@ -23,7 +23,7 @@ from ..data.datamodule import worker_init
 from ..data.splits import Splits, check_images_there, dataset_root, verify_as_asked
 from ..errors import USER_ERRORS, ConfigError, free_space, user_errors_reported, user_message
 from ..progress import say
-from ..signals import note_sigterm_only
+from ..signals import ctrl_c_held, note_sigterm_only
 from .edit_model import (
     DTYPES,
     EditModel,
@@ -518,25 +518,31 @@ class StoreWriter(BasePredictionWriter):
         store = self.stores[prediction.group.split]
         try:
             for r in prediction.results:
-                self.counts.retries += r.attempts - 1
-                if r.edit is None:
-                    store.record_failure(r.key.index, r.key.prompt_id, r.last_attempt)
-                    self.counts.failed += 1
-                    self.counts.failed_keys.append(r.key)
-                    log.warning(
-                        "edit %s/%d '%s' is still blank or non-finite after attempts %d to %d: not stored",
-                        r.key.split,
-                        r.key.index,
-                        r.key.prompt_id,
-                        r.first_attempt,
-                        r.last_attempt,
-                    )
-                    continue
-                store.write(r.key.index, r.key.prompt_id, r.edit, full=r.full)
-                self.counts.generated += 1
-                self.counts.regenerated += int(r.last_attempt > 0)
+                # An edit written and its count are never parted by Ctrl-C (the stop line's count
+                # is the store's).
+                with ctrl_c_held():
+                    self._write(store, r)
         finally:
             store.release(prediction.claim)
+
+    def _write(self, store: EditStore, r) -> None:
+        self.counts.retries += r.attempts - 1
+        if r.edit is None:
+            store.record_failure(r.key.index, r.key.prompt_id, r.last_attempt)
+            self.counts.failed += 1
+            self.counts.failed_keys.append(r.key)
+            log.warning(
+                "edit %s/%d '%s' is still blank or non-finite after attempts %d to %d: not stored",
+                r.key.split,
+                r.key.index,
+                r.key.prompt_id,
+                r.first_attempt,
+                r.last_attempt,
+            )
+            return
+        store.write(r.key.index, r.key.prompt_id, r.edit, full=r.full)
+        self.counts.generated += 1
+        self.counts.regenerated += int(r.last_attempt > 0)
 
 
 def _sum_over_ranks(trainer: pl.Trainer, counts: Counts) -> None:
