@@ -70,10 +70,15 @@ def _summary_after_stop() -> None:
 
 
 def _run_train(cfg: DictConfig) -> float | None:
-    with user_errors_reported(
-        lambda: training_disk_full_advice(cfg),
-        lambda: training_memory_advice(cfg),
-        lambda by_sigterm: training_resume_advice(cfg, by_sigterm),
+    from .generation.store import sizes_read_once
+
+    with (
+        user_errors_reported(
+            lambda: training_disk_full_advice(cfg),
+            lambda: training_memory_advice(cfg),
+            lambda by_sigterm: training_resume_advice(cfg, by_sigterm),
+        ),
+        sizes_read_once(),  # the check below and DiffuseMix's at start-up read the same images
     ):
         with refusal_leaves_no_folder(cfg):
             quick_checks(cfg)
@@ -2184,8 +2189,8 @@ def _check_job_edits(cfg: DictConfig, seen: set[tuple], splits=None, sizes: bool
     datamodule.build()
     train = datamodule.train_set
     # A sweep's launch: names, not sizes (no stat per image for every job in the launching process;
-    # each job checks them). A run's own check (sizes=True) reads them before its folder is written,
-    # once more than DiffuseMix's start-up check does (a stat per image: the folder's walk costs as much).
+    # each job checks them). A run's own check (sizes=True) reads them before its folder is written;
+    # DiffuseMix's start-up check reads them again only outside _run_train's sizes_read_once.
     aug.check_edits(store, split_indices(train), image_files(train, sizes=sizes), image_root(train))
 
 

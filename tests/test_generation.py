@@ -1274,6 +1274,35 @@ def _imagefolder_overrides(root: Path, edits: Path, *extra: str) -> list[str]:
     ]
 
 
+def test_a_training_run_reads_each_image_size_once(tmp_path, monkeypatch):
+    """train.py on DiffuseMix compares the images' sizes with its store's record before its run
+    folder is written, and DiffuseMix again at start-up: the files are read once (a stat per image,
+    minutes on a network file system for ImageNet). (A replaced image still refused before the
+    folder is written: test_a_store_refuses_images_other_than_its_own.)"""
+    from collections import Counter
+
+    from diffusemix_bench import cli
+    from diffusemix_bench.data import create_dataset
+    from tests.conftest import FAST, compose_config, finalize
+
+    root = write_fixture_dataset("imagefolder", tmp_path / "data", num_classes=2, per_class=3)["data_dir"]
+    ov = _imagefolder_overrides(root, tmp_path / "edits")
+    generate(compose_generate(ov))
+    images = {str(p) for p in create_dataset("imagefolder", root, "train").paths}
+    read = Counter()
+    stat = Path.stat
+
+    def counted(self, *args, **kwargs):
+        if str(self) in images:
+            read[str(self)] += 1
+        return stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", counted)
+    cfg = compose_config([*FAST, *ov, "aug=diffusemix", "generator.store_size=256"])
+    cli._run_train(finalize(cfg, tmp_path / "run"))
+    assert set(read) == images and set(read.values()) == {1}, read
+
+
 def test_a_store_refuses_images_other_than_its_own(tmp_path):
     """The store records each index's file: an image added to the folder (every later index now
     another image) is refused by generate.py and by DiffuseMix, naming the index and both files;

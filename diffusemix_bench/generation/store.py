@@ -15,6 +15,7 @@ import socket
 import time
 from array import array
 from collections.abc import Iterable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -237,6 +238,37 @@ def _started(path: Path) -> tuple[int, str]:
     return (int(stamp) if stamp.isdigit() else 0, path.name)
 
 
+#: The sizes image_files read, per list of image paths, inside sizes_read_once (else None).
+_sizes_read: dict[int, tuple[list, array]] | None = None
+
+
+@contextmanager
+def sizes_read_once():
+    """Inside, :func:`image_files` reads the sizes of a split's image files (a stat per image) once
+    for each list of paths (a dataset's ``paths``; ``indices`` not given): a training run checks its
+    edits before its folder is written and DiffuseMix checks them again at start-up, on the same
+    split (on a network file system, minutes for ImageNet). Outside, every call reads them."""
+    global _sizes_read
+    if _sizes_read is not None:
+        yield
+        return
+    _sizes_read = {}
+    try:
+        yield
+    finally:
+        _sizes_read = None
+
+
+def _read_sizes(paths: list) -> array | None:
+    """The sizes of ``paths``' files, read once inside sizes_read_once; None outside it."""
+    if _sizes_read is None:
+        return None
+    kept = _sizes_read.get(id(paths))
+    if kept is None or kept[0] is not paths:  # (the list is kept, so its id names it alone)
+        kept = _sizes_read[id(paths)] = (paths, array("q", (Path(p).stat().st_size for p in paths)))
+    return kept[1]
+
+
 def image_files(dataset, indices: Iterable[int] | None = None, sizes: bool = False) -> dict[int, list]:
     """Store index -> ``[the image file's path relative to the dataset's root]`` (with ``sizes``,
     its bytes added) for the samples of ``dataset`` (the full split with ``indices``, store indices;
@@ -245,7 +277,12 @@ def image_files(dataset, indices: Iterable[int] | None = None, sizes: bool = Fal
     paths = getattr(dataset, "paths", None)
     if not paths:
         return {}
-    root = Path(dataset.root) if getattr(dataset, "root", None) is not None else None
+    root = image_root(dataset)
+    if sizes and indices is None and (read := _read_sizes(paths)) is not None:
+        return {
+            int(index): [_relative(Path(path), root), size]
+            for index, path, size in zip(split_indices(dataset), paths, read, strict=True)
+        }
     pairs = (
         [(i, paths[i]) for i in indices]
         if indices is not None
@@ -254,11 +291,14 @@ def image_files(dataset, indices: Iterable[int] | None = None, sizes: bool = Fal
     out = {}
     for index, path in pairs:
         path = Path(path)
-        name = (
-            path.relative_to(root).as_posix() if root is not None and path.is_relative_to(root) else path.name
-        )
+        name = _relative(path, root)
         out[int(index)] = [name, path.stat().st_size] if sizes else [name]
     return out
+
+
+def _relative(path: Path, root: Path | None) -> str:
+    """An image's name in the store's record: its path under the dataset's root, else its name."""
+    return path.relative_to(root).as_posix() if root is not None and path.is_relative_to(root) else path.name
 
 
 def image_root(dataset) -> Path | None:
