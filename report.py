@@ -8,7 +8,7 @@ from diffusemix_bench.signals import quiet_interrupts
 
 quiet_interrupts()  # Ctrl-C while the imports below take seconds: one line, no traceback
 
-from diffusemix_bench.cli import run_report
+from diffusemix_bench.report_cli import run_report
 
 if __name__ == "__main__":
     run_report(sys.argv[1:], str(Path(__file__).resolve().parent / "conf"))

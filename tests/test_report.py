@@ -16,9 +16,9 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from diffusemix_bench.cli import build_report
 from diffusemix_bench.config import register_configs
 from diffusemix_bench.errors import ConfigError
+from diffusemix_bench.report_cli import build_report
 from diffusemix_bench.reporting.runs import ReportError, read_run
 from tests.conftest import FAST, ROOT, compose_config, finalize, point_at_fixture, run_entry
 
@@ -984,7 +984,7 @@ def test_every_expected_run_is_counted_once(sweep, tmp_path):
 def test_runs_takes_a_sweep_jobs_folder_whole(tmp_path):
     """A sweep job's folder has commas in its name: runs= keeps it whole (the longest existing name
     wins, or the whole value when quoted), and still splits a list of folders."""
-    from diffusemix_bench.cli import run_folders
+    from diffusemix_bench.report_cli import run_folders
 
     job = tmp_path / "0_aug=none,dataset=tinyimagenet,seed=0"
     other = tmp_path / "1_aug=mixup,dataset=tinyimagenet,seed=0"
@@ -1326,8 +1326,8 @@ def test_generation_hours_are_those_of_the_edits_a_run_reads(sweep, tmp_path):
     device-seconds per edit), not the whole store's hours."""
     from types import SimpleNamespace
 
-    from diffusemix_bench.cli import _generation_hours
     from diffusemix_bench.generation.store import EditStore
+    from diffusemix_bench.report_cli import _generation_hours
     from diffusemix_bench.reporting.runs import Run
 
     config = OmegaConf.load(sweep / "0_aug=none,seed=0" / "config_resolved.yaml")

@@ -156,8 +156,8 @@ def test_report_of_own_runs_counts_missing_and_failed_jobs_and_chooses_by_settin
         )
 
     # Each setting's value is looked for alone: aug.alpha=0.4 is some runs' though aug=none is chosen too.
-    from diffusemix_bench.cli import build_report
     from diffusemix_bench.config import register_configs
+    from diffusemix_bench.report_cli import build_report
 
     from .test_report import CONF
 
@@ -178,8 +178,8 @@ def test_report_of_own_runs_counts_missing_and_failed_jobs_and_chooses_by_settin
 
 def test_runs_of_one_experiment_file_are_reported_with_its_table(tmp_path):
     """runs= alone, every run made by one experiment file: that experiment's paper table, said."""
-    from diffusemix_bench.cli import build_report
     from diffusemix_bench.config import register_configs
+    from diffusemix_bench.report_cli import build_report
 
     from .test_report import CONF
 
@@ -224,8 +224,8 @@ def test_own_rows_follow_the_values_the_runs_used_and_datasets_share_them(tmp_pa
     setting that differs only between datasets (where each one's data is) is a column's, so aug=none
     on two datasets is one row; a default given explicitly (optim=sgd) or written another way
     (optim.lr=0.10) is the same value, not a row of its own."""
-    from diffusemix_bench.cli import build_report
     from diffusemix_bench.config import register_configs
+    from diffusemix_bench.report_cli import build_report
 
     from .test_report import CONF
 
@@ -282,8 +282,8 @@ def test_runs_of_one_experiment_file_get_their_own_table_on_data_its_table_lacks
     """Every run made by one experiment file: experiment=none asks for the runs' own table; runs of
     that experiment on data its table has no column for (experiment=table6 dataset=imagefolder)
     get their own table, said, not a refusal whose advice leads back to it."""
-    from diffusemix_bench.cli import build_report
     from diffusemix_bench.config import register_configs
+    from diffusemix_bench.report_cli import build_report
 
     from .test_report import CONF
 
@@ -336,8 +336,8 @@ def test_where_runs_trained_from_tells_rows_apart_and_chooses_runs(tmp_path, mon
     report.py, such a setting chooses the runs (a relative path names the file as the runs' absolute
     one does). Settings that change nothing trained, pasted from the sweep's command, choose no
     runs, and the summary says so."""
-    from diffusemix_bench.cli import build_report
     from diffusemix_bench.config import register_configs
+    from diffusemix_bench.report_cli import build_report
 
     from .test_report import CONF
 
@@ -372,8 +372,8 @@ def test_runs_made_without_train_py_get_rows_from_their_settings(tmp_path):
     one row of every run."""
     import yaml
 
-    from diffusemix_bench.cli import build_report
     from diffusemix_bench.config import register_configs
+    from diffusemix_bench.report_cli import build_report
 
     from .test_report import CONF
 
@@ -401,8 +401,8 @@ def test_runs_made_without_train_py_get_rows_from_their_settings(tmp_path):
 def test_a_relative_folder_is_the_one_under_the_folder_each_run_was_launched_from(tmp_path, monkeypatch):
     """dataset.root=data given to two launches from two folders names two image folders: two rows;
     given to report.py (absolute, or relative to where report.py runs), it chooses its own runs."""
-    from diffusemix_bench.cli import build_report
     from diffusemix_bench.config import register_configs
+    from diffusemix_bench.report_cli import build_report
 
     from .test_report import CONF
 
@@ -433,9 +433,9 @@ def test_runs_made_without_train_py_beside_train_pys_are_told_apart_and_chosen(t
     setting that would choose no runs is named."""
     import yaml
 
-    from diffusemix_bench.cli import build_report
     from diffusemix_bench.config import register_configs
     from diffusemix_bench.errors import ConfigError
+    from diffusemix_bench.report_cli import build_report
 
     from .test_report import CONF
 
@@ -479,8 +479,8 @@ def test_a_job_trained_again_alone_with_other_settings_is_not_counted_missing(tm
     a note names the folder and the settings it was trained again with."""
     import yaml
 
-    from diffusemix_bench.cli import build_report
     from diffusemix_bench.config import register_configs
+    from diffusemix_bench.report_cli import build_report
 
     from .test_report import CONF
 
@@ -513,8 +513,8 @@ def test_a_refused_seed_names_the_runs_seeds_in_number_order(tmp_path):
     """seed=3 that no run took: the refusal names the seeds the runs took, 2 before 10."""
     import yaml
 
-    from diffusemix_bench.cli import build_report
     from diffusemix_bench.config import register_configs
+    from diffusemix_bench.report_cli import build_report
     from diffusemix_bench.reporting.runs import ReportError
 
     from .test_report import CONF
