@@ -1995,18 +1995,24 @@ def _task_config(config) -> tuple[DictConfig, Path]:
 
 
 def _check_resume_settings_first(task: DictConfig, run_dir: Path) -> None:
-    """A resume's settings against the run's saved ones, before the dataset is looked for: a resume
-    given the run folder alone (the README's form) met the default dataset's absence instead of
-    the refusal that gives the run's own command. (Only the comparison: _check_resume_at_start
-    makes the rest of a resume's checks after quick_checks.)"""
+    """The run folder and ``ckpt_path`` before the dataset is looked for: a new run into a folder
+    holding an earlier run is refused (it met the default dataset's absence first, not the advice to
+    go on with ckpt_path=last); a ckpt_path that is no checkpoint (lats) is named; a resume's
+    settings are compared with the run's saved ones (a resume given the run folder alone, the
+    README's form, gets the run's own command). _check_resume_at_start makes the rest of a
+    resume's checks after quick_checks."""
+    from .training.resume import check_checkpoint_given, check_no_earlier_run, check_resume_matches
+
     given = task.get("ckpt_path")
+    if not given:
+        check_no_earlier_run(run_dir, None)
+        return
+    check_checkpoint_given(str(given))  # (before the settings, whose refusal repeats the value)
     saved = run_dir / "config_resolved.yaml"
-    if not given or not saved.is_file():
+    if not saved.is_file():
         return
     if given == "auto" and not (run_dir / "checkpoints" / "last.ckpt").is_file():
         return  # (a new run there: _check_resume_at_start says what it finds)
-    from .training.resume import check_resume_matches
-
     check_resume_matches(task, saved, str(given))
 
 

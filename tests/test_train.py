@@ -1226,7 +1226,7 @@ def test_train_script_end_to_end(tmp_path):
     # A resume from a checkpoint that is not there is refused before any folder is made.
     for given, said in (
         ("last", "ckpt_path=last but .*last.ckpt does not exist"),
-        ("lats", "ckpt_path=lats is not a file"),
+        ("lats", r"ckpt_path=lats is not a file; did you mean ckpt_path=last\?"),
     ):
         args_new = [*args[:-1], f"hydra.run.dir={tmp_path / 'new'}", f"ckpt_path={given}"]
         missing = _run_script(args_new, tmp_path)
@@ -1255,6 +1255,16 @@ def test_train_script_end_to_end(tmp_path):
         in bare.stderr
         and f"ckpt_path=last hydra.run.dir={tmp_path / 'run'}, or start a new run folder" in bare.stderr
     )
+    # A misspelt ckpt_path is named before the settings are compared (their refusal's command
+    # repeated it), and a new run into the folder is refused before the data is looked for (the
+    # default dataset's absence was the answer, not the advice to go on or train elsewhere).
+    for given, said in (
+        (["ckpt_path=lats"], "error: ckpt_path=lats is not a file; did you mean ckpt_path=last?"),
+        ([], f"error: {tmp_path / 'run'} holds a finished run (metrics.json"),
+    ):
+        refused = _run_script([*given, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+        assert refused.returncode == 1 and said in refused.stderr, refused.stderr[-2000:]
+        assert "not found" not in refused.stderr and "resumes the run" not in refused.stderr
     assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == before
 
 

@@ -218,11 +218,7 @@ def check_resume(cfg: DictConfig, run_dir: Path, given: str | None = None) -> No
             f"folder that holds it: {script_command('train.py')} ... hydra.run.dir=<that run folder> ckpt_path=last "
             "(ckpt_path=auto resumes when there is one and starts a new run when there is none)"
         )
-    if given not in (None, "auto", "last") and not Path(str(given)).expanduser().is_file():
-        raise ConfigError(
-            f"ckpt_path={given} is not a file. Give last (the run folder's last.ckpt), auto (last.ckpt "
-            "when the run folder has one, else a new run) or the path of a checkpoint file"
-        )
+    check_checkpoint_given(given)
     saved = run_dir / "config_resolved.yaml"
     if cfg.ckpt_path is not None and cfg.ckpt_path != "auto" and saved.is_file():
         check_resume_matches(cfg, saved, given)
@@ -239,6 +235,21 @@ def check_resume(cfg: DictConfig, run_dir: Path, given: str | None = None) -> No
                 f"ckpt_path={given} with its settings (in {source / 'config_resolved.yaml'}); or train "
                 f"a new run from its weights alone with model.weights={given} instead of ckpt_path"
             )
+
+
+def check_checkpoint_given(given: str | None) -> None:
+    """``ckpt_path`` is last, auto or a checkpoint file that is there (a value close to last or
+    auto, lats or Last, is named as the one meant)."""
+    if given in (None, "auto", "last") or Path(str(given)).expanduser().is_file():
+        return
+    import difflib
+
+    meant = difflib.get_close_matches(str(given).lower(), ["last", "auto"], n=1, cutoff=0.6)
+    hint = f"; did you mean ckpt_path={meant[0]}?" if meant and "/" not in str(given) else ""
+    raise ConfigError(
+        f"ckpt_path={given} is not a file{hint}. Give last (the run folder's last.ckpt), auto (last.ckpt "
+        "when the run folder has one, else a new run) or the path of a checkpoint file"
+    )
 
 
 def check_no_earlier_run(run_dir: Path, given: str | None) -> None:
