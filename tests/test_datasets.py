@@ -1258,6 +1258,12 @@ def test_class_folders_without_train_above_them_are_named(tmp_path):
         build_splits(DatasetConfig(name="imagefolder", root=str(tmp_path / "data")), tmp_path)
     said = str(refused.value)
     assert f"{inner} holds train/: give dataset.root={inner}" in said and "move them" not in said, said
+    # evaluate.py says it with its own setting for the folder (it has no dataset.root).
+    said = str(refused.value.for_evaluate())
+    assert f"{inner} holds train/: give data_dir={inner}" in said and "dataset.root" not in said, said
+    assert said.endswith(
+        "Point evaluate.py at your image folder (the one holding train/<class>/) with data_dir=<folder>."
+    )
 
 
 def test_warp_gives_snapmixs_squashed_geometry():

@@ -42,13 +42,21 @@ class DatasetNotFoundError(UserError, FileNotFoundError):
     def for_evaluate(self) -> DatasetNotFoundError:
         """The same error as evaluate.py says it: its own setting for the folder (``data_dir=``),
         and no ``dataset.download`` (a run's dataset is read as the run was trained)."""
+        import re
+
+        folder = (
+            "your image folder (the one holding train/<class>/)"
+            if self.name == "imagefolder"
+            else "the folder that holds it"
+        )
         return DatasetNotFoundError(
             self.name,
             self.root,
-            self.layout,
+            self.layout.replace("<dataset.root>", "<data_dir>"),
             how_to_get(self.name, offer_download=False),
-            self.detail,
-            point_at="Point evaluate.py at the folder that holds it with data_dir=<folder>.",
+            # (the folder named as train.py's setting is evaluate.py's data_dir=)
+            re.sub(r"\b(dataset\.root|paths\.data_dir)=", "data_dir=", self.detail),
+            point_at=f"Point evaluate.py at {folder} with data_dir=<folder>.",
         )
 
 
