@@ -196,6 +196,18 @@ def test_store_folder_hash_and_generate_command(tmp_path):
         ).folder
         != EditStore.from_config(compose_config([*base, "generator.cache_interval=3"]), "flowers102").folder
     )
+    # Each is named by the settings that give it (the branch was left out: a listing and a refusal
+    # named branch 1's store by the settings of branch 0's).
+    from diffusemix_bench.generation.store import _as_setting
+
+    branch = EditStore.from_config(
+        compose_config([*base, "generator.cache_interval=3", "generator.cache_branch_id=1"]), "flowers102"
+    ).settings["step_cache"]
+    shallow = dict(branch, branch_id=0)
+    said = "generator.cache_interval=3, generator.cache_branch_id="
+    assert _as_setting("step_cache", branch) == f"{said}1"
+    assert _as_setting("step_cache", shallow) == "generator.cache_interval=3"
+    assert _as_setting("step_cache", shallow, branch) == f"{said}0"  # beside a run's branch 1
     # The DeepCache preset is the official sampler with step caching, in its own store.
     preset = compose_config(
         ["dataset=flowers102", "generator=ip2p_deepcache", f"generator.edits_dir={tmp_path}"]

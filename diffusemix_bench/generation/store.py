@@ -1330,7 +1330,14 @@ def _as_setting(key: str, value: Any, mine: Any = None) -> str:
             return f"generator.local_dir={value}"
         return f"generator.model_id={value}"
     if key == "step_cache":
-        return f"generator.cache_interval={value['interval'] if isinstance(value, dict) else 'null'}"
+        if not isinstance(value, dict):
+            return "generator.cache_interval=null"
+        branch = value.get("branch_id", 0)
+        # The branch where it is not the default, or where it is what tells this run's store apart.
+        other = isinstance(mine, dict) and mine.get("branch_id", 0) != branch
+        return f"generator.cache_interval={value['interval']}" + (
+            f", generator.cache_branch_id={branch}" if branch or other else ""
+        )
     if key == "batching":
         return _batching_said(value, mine)
     if key == "split_identity" and isinstance(value, dict):
