@@ -935,6 +935,22 @@ def test_stores_py_lists_each_store_with_what_it_holds_and_the_settings_that_pic
         f"is one dataset's folder of stores: give generator.edits_dir={tmp_path / 'edits'} dataset=flowers102"
         in stores_py(f"generator.edits_dir={tmp_path / 'edits' / 'flowers102'}").stdout
     )
+    # ... or lower still: one split's folder, or the store folder generate.py prints.
+    advice = f"give generator.edits_dir={tmp_path / 'edits'} dataset=flowers102"
+    split = tmp_path / "edits" / "flowers102" / "train"
+    assert (
+        f"{split} is one split's folder of stores: {advice}"
+        in stores_py(f"generator.edits_dir={split}").stdout
+    )
+    assert f"{store.folder} is one edit store: {advice}" in (
+        stores_py(f"generator.edits_dir={store.folder}").stdout
+    )
+    # paths.cache_dir given the edits folder itself (its edits/ is not there): the folder named.
+    inside = stores_py(f"paths.cache_dir={tmp_path / 'edits'}")
+    assert inside.returncode == 1 and (
+        f"{tmp_path / 'edits'} holds edit stores itself: give generator.edits_dir={tmp_path / 'edits'}"
+        in inside.stderr
+    )
     bad = stores_py("edits=/x")
     assert (
         bad.returncode == 1

@@ -95,8 +95,14 @@ def list_stores(edits_dir: str | Path, dataset: str | None = None, disk: bool = 
     """One record per store folder under ``edits_dir`` (``<dataset>/<split>/<hash>``), in order."""
     root = Path(edits_dir).expanduser()
     if not root.is_dir():
+        # (paths.cache_dir given the edits folder itself: the stores are in the folder above)
+        above = (
+            f"; {root.parent} holds edit stores itself: give generator.edits_dir={root.parent}"
+            if root.parent.is_dir() and _store_files(root.parent, "*/*/*/settings.json")
+            else ""
+        )
         raise ConfigError(
-            f"{root}: no such folder of edit stores; give the folder generate.py wrote to "
+            f"{root}: no such folder of edit stores{above or ''}; give the folder generate.py wrote to "
             "(paths.cache_dir=<folder> or generator.edits_dir=<folder>, as given to generate.py)"
         )
     found = []
@@ -181,6 +187,14 @@ def where_stores_are(edits_dir: str | Path, dataset: str | None = None) -> str:
         return (
             f"{root} is one dataset's folder of stores: give generator.edits_dir={root.parent} "
             f"dataset={root.name}"
+        )
+    # One split's folder (<edits>/<dataset>/<split>), or one store (the folder generate.py names).
+    at = root.absolute()
+    if _store_files(root, "*/settings.json"):
+        return f"{root} is one split's folder of stores: give generator.edits_dir={at.parents[1]} dataset={at.parent.name}"
+    if _store_files(root, "settings.json") and len(at.parents) > 2:
+        return (
+            f"{root} is one edit store: give generator.edits_dir={at.parents[2]} dataset={at.parents[1].name}"
         )
     return ""
 
