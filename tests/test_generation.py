@@ -447,6 +447,15 @@ def test_step_cache_is_the_deepcache_package_and_runs_the_deep_blocks_every_inte
             )
         )
     assert not any(tmp_path.iterdir())
+    # A value refused once the model is built (its branch count), after the store's folder was
+    # made: the folder, holding no edit, is removed (an empty store was listed and named).
+    with pytest.raises(ConfigError, match="from 0 to 5"):
+        generate(
+            compose_generate(
+                gen_overrides(flowers, tmp_path, "generator.cache_interval=3", "generator.cache_branch_id=6")
+            )
+        )
+    assert not any(tmp_path.iterdir())
 
 
 def test_finish_aligns_with_the_original_and_store_size():
@@ -959,6 +968,27 @@ def test_stores_py_lists_each_store_with_what_it_holds_and_the_settings_that_pic
     )
     gone = stores_py(f"paths.cache_dir={tmp_path / 'nowhere'}")
     assert gone.returncode == 1 and "no such folder of edit stores" in gone.stderr
+
+
+def test_a_store_folder_is_removed_only_when_made_here_and_holding_no_work(tmp_path):
+    """remove_if_unused (a generate.py refused or stopped before its first edit): the folder this
+    process made goes while it holds only its settings, its images' record and locks; never one
+    holding an edit, nor one another process is claiming keys in, nor one made before."""
+    cfg = compose_config([f"paths.cache_dir={tmp_path}", "generator=tiny"])
+    store = EditStore.from_config(cfg, "flowers102")
+    store.ensure_settings()
+    held = store.claim("b0-0")
+    assert held is not None and not store.remove_if_unused()  # (the claim stands for another process)
+    store.release(held)
+    assert store.remove_if_unused() and not store.folder.parent.parent.exists()
+
+    store = EditStore.from_config(cfg, "flowers102")
+    store.ensure_settings()
+    store.write(0, store.prompt_ids[0], torch.zeros(3, 4, 4, dtype=torch.uint8))
+    assert not store.remove_if_unused() and store.folder.is_dir()
+    again = EditStore.from_config(cfg, "flowers102")
+    again.ensure_settings()
+    assert not again.remove_if_unused()  # (made by an earlier run)
 
 
 def test_stores_listing_names_a_store_at_the_originals_size_as_a_setting(tmp_path):

@@ -644,6 +644,10 @@ def generate(cfg: DictConfig, only: dict[str, list[int]] | None = None) -> dict:
         with suppress(AttributeError):
             exc.work_begun = counts.planned + counts.converted + counts.adopted
         stopped = isinstance(exc, (KeyboardInterrupt, SystemExit))
+        if not counts.generated:  # (refused or stopped before its first edit: no empty store is left)
+            for store in stores.values():
+                with suppress(OSError):
+                    store.remove_if_unused()
         if not stopped and not counts.generated:
             raise
         # Ctrl-C (Lightning turns it into an exit), or an error after edits were made (an image

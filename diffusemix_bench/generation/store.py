@@ -15,7 +15,7 @@ import socket
 import time
 from array import array
 from collections.abc import Iterable
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -419,6 +419,7 @@ class EditStore:
         self.last_unrecorded: list[tuple[int, str]] = []
         self._tried: dict[tuple[str, int], int] | None = None
         self._logs: dict[str, Any] = {}  # open append-only files (manifest, failed) of this process
+        self._made_here = False  # whether ensure_settings made the folder (see remove_if_unused)
         self._logs_pid = -1
         self._tmp_dir: Path | None = None
         self._runtime_recorded = False
@@ -1103,8 +1104,39 @@ class EditStore:
                     "and rerun generate.py"
                 )
             return
+        self._made_here = not self.folder.exists()
         self.folder.mkdir(parents=True, exist_ok=True)
         write_atomic(path, json.dumps(self.settings, indent=2, sort_keys=True) + "\n")
+
+    def remove_if_unused(self) -> bool:
+        """Remove the folder this process made (ensure_settings) while it holds no edit, failure
+        or log: only its settings, the record of its images and locks (a generate.py refused or stopped
+        before its first edit, a model's weights missing, say, left an empty store that listings
+        and refusals named). The dataset's and split's folders go too where they are left empty."""
+        if not self._made_here or not self.folder.is_dir():
+            return False
+        self.close()
+        # (and the empty lock files of its claims and of the images' record)
+        kept = {Path("settings.json"), Path(IMAGES_ROOT), Path("images"), Path("images.lock"), Path("claims")}
+        for path in self.folder.rglob("*"):
+            name = path.relative_to(self.folder)
+            listed = name.parent == Path("images") or (
+                name.parent == Path("claims") and name.suffix == ".lock"
+            )
+            if not (name in kept or (listed and path.is_file())):
+                return False
+        # Another generate.py at work here (a claim held) keeps the folder it is about to write in.
+        for lock in (self.folder / "claims").glob("*.lock"):
+            handle = self.claim(lock.stem)
+            if handle is None:
+                return False
+            self.release(handle)
+        shutil.rmtree(self.folder, ignore_errors=True)
+        for parent in (self.folder.parent, self.folder.parent.parent):  # <split>, then <dataset>
+            with suppress(OSError):
+                parent.rmdir()  # (only where empty)
+        self._made_here = False
+        return True
 
     def log_generation(
         self, generated: int, seconds: float, devices: int, splits: list[str], stopped: bool = False
