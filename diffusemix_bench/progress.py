@@ -66,9 +66,16 @@ def say(message: str) -> None:
 
 
 def duration_text(seconds: float) -> str:
-    """``42 s``, ``3.5 min``, ``1.25 h``: a time as a run's messages say it."""
+    """``0.4 s``, ``42 s``, ``3.5 min``, ``1.25 h``: a time as a run's messages say it."""
+    if seconds < 9.95:  # (an epoch of a small run took "0 s")
+        return f"{seconds:.1f} s"
     if seconds < 60:
         return f"{seconds:.0f} s"
     if seconds < 3600:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.2f} h"
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 edit``, ``3 edits``: a count and its noun (plural by an added s)."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

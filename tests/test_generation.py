@@ -803,8 +803,33 @@ def test_generate_a_few_images_first(flowers, tmp_path, capsys):
     first = generate(cfg)
     out = capsys.readouterr().out
     assert first["generated"] == 6 and first["planned"] == 6
-    plan = out.index("6 edits planned: 0 already stored, 6 to make")
+    plan = out.index("6 edits planned: 0 already stored, 6 to make, in 3 pipeline calls")  # (one per image)
     assert out.index("edit store [train]: ") < plan < out.index("summary:")
+    # One image per call (batch_invariant): a call per edit; one of each is said as one.
+    for n, (extra, said) in enumerate(
+        (
+            (
+                ["generator.num_prompts=2"],
+                "2 edits planned: 0 already stored, 2 to make, in 2 pipeline calls",
+            ),
+            (
+                ["generator.num_prompts=1"],
+                "(1 prompt)\n1 edit planned: 0 already stored, 1 to make, in 1 pipeline call\n",
+            ),
+        )
+    ):
+        generate(
+            compose_generate(
+                gen_overrides(
+                    flowers,
+                    tmp_path / f"one{n}",
+                    *extra,
+                    "generator.limit=1",
+                    "generator.batch_invariant=true",
+                )
+            )
+        )
+        assert said in capsys.readouterr().out
     store = EditStore.from_config(cfg, "flowers102")
     assert store.missing(range(3)) == [] and len(store.missing(range(12))) == 2 * 9
     log = [json.loads(line) for line in (store.folder / "generation_log.jsonl").read_text().splitlines()]
@@ -1149,19 +1174,36 @@ def test_a_process_refused_for_another_dtype_leaves_no_edit_in_the_store(tmp_pat
     assert EditStore(tmp_path / "store", prompts).adopt_unrecorded(range(2)) == 0
 
 
-def test_a_damaged_store_settings_file_is_one_message_before_any_work(flowers, tmp_path):
-    """A store's settings.json cut short: one message naming it (a JSON traceback after the model
-    loaded and the first edit was made, before)."""
+def test_a_damaged_store_settings_file_is_named_by_training_and_written_anew_by_generate(flowers, tmp_path):
+    """A store's settings.json cut short: training refuses the store in one message naming it and
+    the generate command (it read the edits without it); generate.py writes it anew from its
+    settings, whose hash names the folder, keeping every edit (it advised deleting the store). A
+    damaged one that these settings do not name (an earlier form's folder) is refused."""
+    from diffusemix_bench.augment import AugContext, create_aug
     from diffusemix_bench.errors import UserError
 
     cfg = compose_generate(gen_overrides(flowers, tmp_path, "generator.num_prompts=1"))
     generate(cfg)
     store = EditStore.from_config(cfg, "flowers102")
+    whole = (store.folder / "settings.json").read_text()
     (store.folder / "settings.json").write_text('{"model": ')
-    store.path(0, store.prompt_ids[0]).unlink()
-    with pytest.raises(UserError, match=r"settings\.json is damaged \(.*\): it records the settings"):
-        generate(cfg)
-    assert not store.path(0, store.prompt_ids[0]).exists()
+    train_cfg = compose_config(
+        [*gen_overrides(flowers, tmp_path, "generator.num_prompts=1"), "aug=diffusemix"]
+    )
+    aug = create_aug(train_cfg.aug, AugContext(num_classes=102, dataset_name="flowers102", config=train_cfg))
+    with pytest.raises(UserError) as refused:
+        aug.check_edits(aug.edit_store(), list(range(12)))
+    assert str(refused.value).startswith(f"{store.folder / 'settings.json'} is damaged (")
+    assert "which are this run's (their hash names the folder): " in str(refused.value)
+    assert str(refused.value).endswith(f"{store.command} writes it anew, keeping every edit")
+    made = generate(cfg)
+    assert made["generated"] == 0 and (store.folder / "settings.json").read_text() == whole
+    aug.check_edits(aug.edit_store(), list(range(12)))
+
+    other = EditStore(store.folder, [], {**store.settings, "steps": 1})
+    (store.folder / "settings.json").write_text('{"model": ')
+    with pytest.raises(UserError, match=r"is damaged .*Restore it from a copy, or delete"):
+        other.ensure_settings()
 
 
 def test_the_generator_choices_checked_at_start_up_are_the_implementations():

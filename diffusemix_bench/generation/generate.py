@@ -22,7 +22,7 @@ from ..data import ImageClassificationDataset, create_dataset, per_class_subset
 from ..data.datamodule import worker_init
 from ..data.splits import Splits, check_images_there, dataset_root, verify_as_asked
 from ..errors import USER_ERRORS, ConfigError, free_space, user_errors_reported, user_message
-from ..progress import say
+from ..progress import counted, say
 from ..signals import ctrl_c_held, note_sigterm_only
 from .edit_model import (
     DTYPES,
@@ -327,13 +327,15 @@ class EditKeysData(pl.LightningDataModule):
         self.counts.broken = broken
         if self.trainer.is_global_zero:
             for split, store in self.stores.items():
-                say(f"edit store [{split}]: {store.folder} ({len(store.prompt_ids)} prompts)")
+                say(f"edit store [{split}]: {store.folder} ({counted(len(store.prompt_ids), 'prompt')})")
+            # (one image per call, batch_invariant: a call for each edit of a group)
+            calls = sum(len(group.to_write) for group in groups) if g.batch_invariant else len(groups)
             say(
-                f"{planned} edits planned: {self.counts.existing} already stored"
+                f"{counted(planned, 'edit')} planned: {self.counts.existing} already stored"
                 + (f" ({self.counts.converted} of them converted just now)" if self.counts.converted else "")
                 + f", {to_make} to make"
                 + (f" ({broken} of them broken)" if broken else "")
-                + f", in {len(groups)} pipeline calls"
+                + f", in {counted(calls, 'pipeline call')}"
                 + (f" on {self.trainer.world_size} devices" if self.trainer.world_size > 1 else "")
             )
         # Nobody writes before every rank has listed what is missing. The first rank's list is
@@ -695,7 +697,7 @@ def generate(cfg: DictConfig, only: dict[str, list[int]] | None = None) -> dict:
     }
     if trainer.is_global_zero:
         say(
-            f"{counts.planned} edits planned: {counts.existing} already stored, {counts.generated} generated "
+            f"{counted(counts.planned, 'edit')} planned: {counts.existing} already stored, {counts.generated} generated "
             f"({counts.regenerated} after regenerating a blank or non-finite edit, {counts.retries} retries), "
             f"{counts.failed} failed"
         )

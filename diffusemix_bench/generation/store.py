@@ -1085,28 +1085,48 @@ class EditStore:
         )
 
     def ensure_settings(self) -> None:
-        """Create the folder and its settings.json; refuse a folder made by other settings."""
-        if self.settings is None:
-            return
-        path = self.folder / "settings.json"
-        if path.exists():
-            try:
-                stored = json.loads(path.read_text(encoding="utf-8"))
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise EditStoreError(
-                    f"{path} is damaged ({' '.join(str(exc).split())}): it records the settings the edits "
-                    f"in {self.folder} were made with. Restore it from a copy, or delete {self.folder} and "
-                    "rerun generate.py"
-                ) from None
-            if stored != self.settings:
-                raise EditStoreError(
-                    f"{path} holds other settings than this run's, under the same hash: delete {self.folder} "
-                    "and rerun generate.py"
-                )
+        """Create the folder and its settings.json; refuse a folder made by other settings. A
+        damaged settings.json of the folder these settings name is written anew from them."""
+        if self.settings is None or self.check_settings(repair=True):
             return
         self._made_here = not self.folder.exists()
         self.folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(self.settings, indent=2, sort_keys=True) + "\n")
+        write_atomic(
+            self.folder / "settings.json", json.dumps(self.settings, indent=2, sort_keys=True) + "\n"
+        )
+
+    def check_settings(self, repair: bool = False) -> bool:
+        """Whether the folder's settings.json is there; refused when it is damaged or records other
+        settings (training reads the edits of a store only with its record whole). ``repair``
+        (generate.py): a damaged one is written anew where these settings name the folder (its
+        name is their hash: they are the settings its edits were made with)."""
+        path = self.folder / "settings.json"
+        if self.settings is None or not path.exists():
+            return False
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            said = f"{path} is damaged ({' '.join(str(exc).split())}): it records the settings the edits in {self.folder} were made with"
+            if self.folder.name != settings_hash(self.settings):  # (an earlier form's folder)
+                raise EditStoreError(
+                    f"{said}. Restore it from a copy, or delete {self.folder} and rerun generate.py"
+                ) from None
+            if not repair:
+                raise EditStoreError(
+                    f"{said}, which are this run's (their hash names the folder): {self.command} writes it "
+                    "anew, keeping every edit"
+                ) from None
+            write_atomic(path, json.dumps(self.settings, indent=2, sort_keys=True) + "\n")
+            log.warning(
+                "%s was damaged: written anew from this run's settings, whose hash names the folder", path
+            )
+            return True
+        if stored != self.settings:
+            raise EditStoreError(
+                f"{path} holds other settings than this run's, under the same hash: delete {self.folder} "
+                "and rerun generate.py"
+            )
+        return True
 
     def remove_if_unused(self) -> bool:
         """Remove the folder this process made (ensure_settings) while it holds no edit, failure

@@ -417,7 +417,8 @@ class DiffuseMix(Augmentation):
     ) -> None:
         """Raise when the store was made from other images than ``files`` names (see
         ``EditStore.check_images``; ``root``: the folder they are in), or with the count and the
-        generate command when any needed edit is missing."""
+        generate command when any needed edit is missing; a damaged settings.json is named."""
+        store.check_settings()
         if files:
             store.check_images(files, root=root)
         missing = store.missing(indices)
