@@ -168,7 +168,9 @@ def user_errors_reported(
             else "stopped by SIGTERM (a scheduler's time limit or preemption, or kill)"
         )
         _quiet_worker_exits()
-        raise SystemExit(f"{how}: {interrupted_advice(is_terminated(exc))}") from None
+        message = f"{how}: {interrupted_advice(is_terminated(exc))}"
+        to_log_files(message, logging.WARNING)  # the run folder's log keeps why a part stopped
+        raise SystemExit(message) from None
     except (*USER_ERRORS, OSError, RuntimeError) as exc:
         known = is_disk_full(exc) or is_out_of_memory(exc) or is_not_writable(exc)
         if not isinstance(exc, USER_ERRORS) and not known:

@@ -9,8 +9,11 @@ import warnings
 
 
 def _no_tips(record: logging.LogRecord) -> bool:
-    """Lightning's advertising tips ("💡 Tip: ...") are left out of run logs."""
-    return "Tip:" not in record.getMessage()
+    """Lightning's advertising tips ("💡 Tip: ...") are left out of run logs, and its line on Ctrl-C
+    ("Detected KeyboardInterrupt, attempting graceful shutdown"): the entry point's own line says
+    what was kept and how to go on."""
+    message = record.getMessage()
+    return "Tip:" not in message and "Detected KeyboardInterrupt" not in message
 
 
 logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_no_tips)
@@ -20,6 +23,9 @@ logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_no_tips)
 warnings.filterwarnings("ignore", message=r".*overridden `on_after_batch_transfer`.*")
 # Lightning 2.6 inspecting batches with an API newer PyTorch deprecates: about Lightning's code.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+# A resume goes on in its own checkpoints folder; a new run into one holding checkpoints is
+# refused before Lightning would warn (training.resume.check_no_earlier_run).
+warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
 # generate.py's predict loop hands one group per step (batch_size=None) and keeps no predictions'
 # indices: Lightning says it cannot infer them, which nothing here needs.
 warnings.filterwarnings(

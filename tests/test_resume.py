@@ -180,6 +180,8 @@ def test_train_killed_mid_epoch_resumes_bit_identical(tmp_path):
 
     resumed = run("parts", "ckpt_path=last")
     assert resumed.wait(timeout=900) == 0, (tmp_path / "parts.log").read_text()[-3000:]
+    # (Lightning's warning that the resumed run's own checkpoints folder is not empty: left out)
+    assert "exists and is not empty" not in (tmp_path / "parts.log").read_text()
     a = json.loads((tmp_path / "whole" / "metrics.json").read_text())
     b = json.loads((tmp_path / "parts" / "metrics.json").read_text())
     assert b["resumed"]
@@ -361,6 +363,8 @@ def test_a_signal_ends_train_py_with_the_command_that_resumes_it(tmp_path, sig, 
     failure = json.loads((run_dir / "failure.json").read_text())
     assert failure["status"] == "failed" and failure["error"] == recorded
     assert not (run_dir / "metrics.json").exists()
+    # The run's log keeps why this part stopped (after a resume, failure.json is gone).
+    assert line in (run_dir / "train.log").read_text()
 
 
 def test_sigterm_in_the_attack_after_training_stops_the_run_with_its_record(make_cfg, monkeypatch):
