@@ -761,6 +761,23 @@ def test_a_mid_epoch_checkpoint_is_not_resumed_with_the_epochs_it_has_begun_cut_
     assert _max_steps_cut(cfg, trainer)
 
 
+def test_a_checkpoint_cut_short_is_named_with_torchs_first_sentence_whole(tmp_path):
+    """ckpt_path= a checkpoint cut short (a kill while it was copied): torch's reason in whole
+    words (it was cut at 300 characters, mid-word), without its advice."""
+    from diffusemix_bench.training.run import CheckpointFileError, load_checkpoint
+
+    path = tmp_path / "last.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(1000)}}, path)
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(CheckpointFileError) as refused:
+        load_checkpoint(path, "ckpt_path")
+    assert str(refused.value) == (
+        f"ckpt_path={path} is not a readable checkpoint (PytorchStreamReader failed reading zip archive: "
+        "failed finding central directory). Point ckpt_path at a .ckpt written by train.py "
+        "(checkpoints/last.ckpt or best-*.ckpt of a run folder)."
+    )
+
+
 def test_a_checkpoint_of_another_model_is_one_message(make_cfg, tmp_path):
     """A checkpoint copied out of its run folder (whose settings would be checked) and resumed with
     settings that build another model: a count of what differs, not the load's traceback. With the

@@ -262,6 +262,7 @@ def test_a_replaced_robustness_measurement_is_named_and_kept(trained_run, tmp_pa
         f"replaced by {short['fgsm_error']:.2f}% ({{'eps_255': 8.0}}, {short['robust_images']} images of test)"
     ) in text
     assert f"PGD error {metrics['pgd_error']:.2f}%" in text and "left out" in text
+    assert text.count("pgd_") == 0 and text.count("left out") == 1  # named once (it was twice)
     assert f"the earlier measurement is kept in {kept}" in text
     (record,) = [json.loads(line) for line in kept.read_text().splitlines()]
     assert record["fgsm_error"] == metrics["fgsm_error"] and record["pgd_error"] == metrics["pgd_error"]
@@ -278,7 +279,7 @@ def test_a_replaced_robustness_measurement_is_named_and_kept(trained_run, tmp_pa
     assert len(kept.read_text().splitlines()) == 2
 
 
-def test_evaluate_leaves_an_unfinished_runs_metrics_alone(trained_run, tmp_path):
+def test_evaluate_leaves_an_unfinished_runs_metrics_alone(trained_run, tmp_path, caplog):
     """A run that has not finished (stopped with failure.json, or no metrics.json) is attacked, but
     its result goes to robustness.json: a metrics.json would make the run count as finished. A
     damaged metrics.json is refused, saying how to get it back. A run read from dataset.root (an
@@ -306,6 +307,19 @@ def test_evaluate_leaves_an_unfinished_runs_metrics_alone(trained_run, tmp_path)
     assert json.loads((run / "robustness.json").read_text()) == result
     assert result["fgsm_error"] == metrics["fgsm_error"]  # the same weights, attacked alike
     assert result["robust_data_dir"] == str(Path(data).resolve())  # the copy of the data it read
+    # last.ckpt is replaced as the run goes on: the record says where the weights attacked were.
+    state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert state["global_step"] > 0 and (
+        result["robust_checkpoint_epoch"],
+        result["robust_checkpoint_step"],
+    ) == (
+        state["epoch"],
+        state["global_step"],
+    )
+    assert (
+        f"(it stopped with an error: failure.json), so none is written: the robustness of last.ckpt (epoch "
+        f"{state['epoch']}, step {state['global_step']}) is written to {run / 'robustness.json'} alone"
+    ) in caplog.text
 
     (run / "failure.json").unlink()
     (run / "metrics.json").write_text('{"best_checkpoint": "last.ckpt", "test_top1": 5')  # cut short
@@ -394,7 +408,18 @@ def _evaluate_cfg(**settings):
         ({"ckpt": "{run}"}, "eval.fgsm=true"),
         ({"ckpt": "{run}", "eval.fgsm": "true", "eval.split": "train"}, "eval.split must be"),
         ({"ckpt": "{loose}", "eval.fgsm": "true"}, "config_resolved.yaml"),
-        ({"ckpt": "{garbage}", "eval.fgsm": "true"}, "cannot read the checkpoint"),
+        (
+            {"ckpt": "{garbage}", "eval.fgsm": "true"},
+            r"\Acannot read the checkpoint \S*bad\.ckpt: [^;\n]*; it may have been cut short while written \(a "
+            r"kill, a full disk\): no other checkpoint is in \S*checkpoints: train the run again\Z",
+        ),
+        # A last.ckpt cut short: torch's first sentence whole, and the run's other checkpoint named.
+        (
+            {"ckpt": "{cutlast}/checkpoints/last.ckpt", "eval.fgsm": "true"},
+            r"\Acannot read the checkpoint \S*cutlast/checkpoints/last\.ckpt: PytorchStreamReader failed reading "
+            r"zip archive: failed finding central directory; .*: give another checkpoint of the run "
+            r"\(ckpt=\S*cutlast/checkpoints/best-\S+\.ckpt\)\Z",
+        ),
         # A sweep's folder: its job folders are the runs; another folder: not a run folder.
         (
             {"ckpt": "{sweep}", "eval.fgsm": "true"},
@@ -532,6 +557,13 @@ def test_evaluate_user_errors(trained_run, tmp_path, settings, message):
         in_run("zero.ckpt").touch()
         return in_run("zero.ckpt")
 
+    def cutlast() -> Path:  # (its files are links to the run's: last.ckpt is written anew)
+        last = copy("cutlast") / "checkpoints" / "last.ckpt"
+        head = last.read_bytes()[:100]
+        last.unlink()
+        last.write_bytes(head)
+        return tmp_path / "cutlast"
+
     def hostile() -> Path:
         torch.save({"state_dict": {}, "why": argparse.Namespace(a=1)}, in_run("hostile.ckpt"))
         return in_run("hostile.ckpt")
@@ -585,6 +617,7 @@ def test_evaluate_user_errors(trained_run, tmp_path, settings, message):
 
     makers = {"run": lambda: run_dir, "tmp": lambda: tmp_path, "loose": loose, "garbage": garbage}
     makers |= {"damaged": damaged, "sweep": sweep, "empty": empty, "zero": zero, "hostile": hostile}
+    makers |= {"cutlast": cutlast}
     makers |= {
         "misfit": misfit,
         "nobest": nobest,

@@ -8,7 +8,7 @@ import json
 import logging
 import os
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import torch
@@ -29,7 +29,9 @@ from .locate import (
     check_same_classes,
     class_ids,
     finished,
+    load_failure_reason,
     load_saved_config,
+    other_checkpoint,
     read_metrics,
 )
 
@@ -90,8 +92,8 @@ def _unreadable(ckpt: Path, exc: Exception) -> ConfigError:
             "give ckpt=<the run folder> (its selected checkpoint) or ckpt=<a .ckpt file in its checkpoints/>"
         )
     return ConfigError(
-        f"cannot read the checkpoint {ckpt}: {text.split('. ')[0] or type(exc).__name__}; it may have been cut "
-        "short while written (a kill, a full disk): give another checkpoint of the run (ckpt=<its last.ckpt>)"
+        f"cannot read the checkpoint {ckpt}: {load_failure_reason(exc)}; it may have been cut short while "
+        f"written (a kill, a full disk): {other_checkpoint(ckpt)}"
     )
 
 
@@ -101,7 +103,7 @@ def load_model_weights(model: nn.Module, ckpt: Path, data: str = "") -> None:
     if ckpt.is_file() and ckpt.stat().st_size == 0:
         raise ConfigError(
             f"the checkpoint {ckpt} is empty (0 bytes): it was cut short while written (a kill, a full disk); "
-            "give another checkpoint of the run (ckpt=<its last.ckpt>)"
+            f"{other_checkpoint(ckpt)}"
         )
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
@@ -336,16 +338,6 @@ def _percent(value) -> str:
     return f"{value:.2f}%" if isinstance(value, (int, float)) else repr(value)
 
 
-def log_left_out(path: Path, dropped: list[str]) -> None:
-    """Say which earlier entries of ``path`` (metrics.json) the new results left out."""
-    if dropped:
-        log.warning(
-            "%s: %s left out (measured on other weights, another split, or other images than these results)",
-            path,
-            ", ".join(dropped),
-        )
-
-
 def _check_saved_settings(run_cfg: DictConfig, path: Path) -> None:
     """A run's saved settings that hold a value its dataset or model schema refuses (edited by
     hand): one message naming the file, not an error from deep in the data or model code."""
@@ -455,23 +447,34 @@ def _evaluate_run(cfg: DictConfig, run_dir: Path, ckpt: Path, specs, run_cfg: Di
     if finished(run_dir):
         metrics_path = run_dir / "metrics.json"
         before = read_metrics(run_dir) or {}
-        metrics, dropped = with_robustness(before, result)
-        log_left_out(metrics_path, dropped)
+        metrics, _ = with_robustness(before, result)
         set_aside_replaced(metrics_path, before, metrics, one_process=True)
         write_atomic(metrics_path, json.dumps(metrics, indent=2) + "\n")  # never a cut-short result
         log.info("Robustness of %s added to %s", ckpt, metrics_path)
     else:
         # A metrics.json here would make an unfinished run count as finished (reports, sweeps).
+        # The checkpoint attacked (last.ckpt, say) is replaced as the run goes on: where it was.
+        from .resume import checkpoint_position
+
+        with suppress(Exception):
+            result.update(checkpoint_position(ckpt))
         path = run_dir / "robustness.json"
         write_atomic(path, json.dumps(result, indent=2) + "\n")
         log.warning(
-            "The run in %s has not finished (%s), so its metrics.json is left as it is: the robustness "
-            "of %s is written to %s alone",
+            "The run in %s has not finished (%s), so %s: the robustness of %s is written to %s alone",
             run_dir,
             "it stopped with an error: failure.json"
             if (run_dir / "failure.json").is_file()
             else "no metrics.json",
-            ckpt.name,
+            "its metrics.json is left as it is"
+            if (run_dir / "metrics.json").is_file()
+            else "none is written",
+            ckpt.name
+            + (
+                f" (epoch {result['robust_checkpoint_epoch']}, step {result['robust_checkpoint_step']})"
+                if "robust_checkpoint_step" in result
+                else ""
+            ),
             path,
         )
     print(json.dumps(result, indent=2))

@@ -109,6 +109,26 @@ def run_folder_of(path: Path) -> Path:
     return path.parent.parent if path.parent.name == "checkpoints" else path.parent
 
 
+def load_failure_reason(exc: BaseException) -> str:
+    """What torch.load said of a file it could not read: its first sentence, in whole words
+    (its advice on weights_only and its documentation left out)."""
+    text = " ".join(str(exc).split("Check the documentation")[0].split())
+    return text.split(". ")[0].rstrip(".") or type(exc).__name__
+
+
+def other_checkpoint(ckpt: Path) -> str:
+    """The advice after a checkpoint that cannot be read: another of its folder's to give (the
+    newest), or that none is left."""
+    others = sorted(
+        (p for p in ckpt.parent.glob("*.ckpt") if p.name != ckpt.name and p.is_file()),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    if others:
+        return f"give another checkpoint of the run (ckpt={others[0]})"
+    return f"no other checkpoint is in {ckpt.parent}: train the run again"
+
+
 def locate_checkpoint(path: Path) -> tuple[Path, Path]:
     """(run folder, checkpoint) for ``ckpt=<run folder or .ckpt file>``: a run folder gives the
     checkpoint its training selected (``best_checkpoint`` in metrics.json), else ``last.ckpt``."""

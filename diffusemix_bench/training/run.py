@@ -53,13 +53,19 @@ from .evaluate import (
     attack_checkpoint,
     data_folder,
     eval_split,
-    log_left_out,
     no_validation_to_attack,
     robustness_keys,
     set_aside_replaced,
     with_robustness,
 )
-from .locate import check_same_classes, class_ids, keep_command_record, load_saved_config, write_classes
+from .locate import (
+    check_same_classes,
+    class_ids,
+    keep_command_record,
+    load_failure_reason,
+    load_saved_config,
+    write_classes,
+)
 from .module import UNKNOWN, ClassifierModule, vanilla_batches_per_epoch
 from .provenance import code_state, device_name, shortened_by, versions, weights_file
 from .resume import (
@@ -162,9 +168,8 @@ def load_checkpoint(path: Path, setting: str) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # torch raises many types for a bad file; all mean the same here
-        reason = " ".join(str(exc).split("Check the documentation")[0].split())[:300]
         raise CheckpointFileError(
-            f"{setting}={path} is not a readable checkpoint ({type(exc).__name__}: {reason}). Point {setting} at "
+            f"{setting}={path} is not a readable checkpoint ({load_failure_reason(exc)}). Point {setting} at "
             "a .ckpt written by train.py (checkpoints/last.ckpt or best-*.ckpt of a run folder)."
         ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
@@ -591,7 +596,7 @@ def _with_earlier(metrics: dict, earlier: dict | None, path: Path) -> dict:
         # What the training was (this part only evaluated): as recorded, or unknown when it predates the record.
         for key in ("world_size", "model_weights", "device", "precision", "parts", "git", "versions"):
             metrics.pop(key, None)
-        merged, dropped = with_robustness({**earlier, **metrics}, robust)
+        merged, _ = with_robustness({**earlier, **metrics}, robust)
         set_aside_replaced(path, earlier, merged)
         merged["wall_time_s"] = round(earlier.get("wall_time_s", 0.0) + metrics["wall_time_this_part_s"], 2)
         merged["fit_seconds"] = earlier.get("fit_seconds", metrics["fit_seconds"])  # no training this part
@@ -600,10 +605,10 @@ def _with_earlier(metrics: dict, earlier: dict | None, path: Path) -> dict:
             before = json.loads(path.read_text()) if path.is_file() else {}
         except (OSError, ValueError):
             before = {}
-        merged, dropped = metrics, [key for key in robustness_keys(before) if key not in metrics]
+        merged = metrics
         _known_from(before, merged)
         set_aside_replaced(path, before, merged)  # (measured on the weights trained further from)
-    log_left_out(path, dropped)
+    # (set_aside_replaced names each measurement replaced or left out, once)
     return merged
 
 
