@@ -566,7 +566,9 @@ def test_resuming_a_finished_run_keeps_its_metrics(make_cfg, tmp_path, caplog):
     assert longer["world_size"] == [None, 1] and "model_weights" not in longer
     assert longer["parts"][0] is None and longer["parts"][1]["from_step"] == first["optimizer_steps"]
     assert longer["epochs"] == 2 and not any(k.startswith(("pgd", "fgsm", "robust")) for k in longer)
-    assert "pgd_error, pgd_settings" in caplog.text and "left out" in caplog.text
+    text = caplog.text
+    assert f"FGSM error {fgsm['fgsm_error']:.2f}% ({{'eps_255': 8.0}}, 12 images of test) left out" in text
+    assert text.count("PGD error 61.50%") == 1 and text.count("left out") == 2  # each named once
 
 
 def test_a_resume_that_only_evaluates_names_what_trained_and_what_evaluated(make_cfg, tmp_path):
