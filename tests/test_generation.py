@@ -998,13 +998,15 @@ def test_stores_py_lists_each_store_with_what_it_holds_and_the_settings_that_pic
 def test_a_store_folder_is_removed_only_when_made_here_and_holding_no_work(tmp_path):
     """remove_if_unused (a generate.py refused or stopped before its first edit): the folder this
     process made goes while it holds only its settings, its images' record and locks; never one
-    holding an edit, nor one another process is claiming keys in, nor one made before."""
+    holding an edit, nor one another process has set up too (its shared lock held), nor one made
+    before."""
     cfg = compose_config([f"paths.cache_dir={tmp_path}", "generator=tiny"])
     store = EditStore.from_config(cfg, "flowers102")
     store.ensure_settings()
-    held = store.claim("b0-0")
-    assert held is not None and not store.remove_if_unused()  # (the claim stands for another process)
-    store.release(held)
+    other = EditStore.from_config(cfg, "flowers102")  # another generate.py that set it up too
+    other.ensure_settings()
+    assert not store.remove_if_unused() and store.folder.is_dir()
+    other.close()
     assert store.remove_if_unused() and not store.folder.parent.parent.exists()
 
     store = EditStore.from_config(cfg, "flowers102")

@@ -646,7 +646,9 @@ def generate(cfg: DictConfig, only: dict[str, list[int]] | None = None) -> dict:
         with suppress(AttributeError):
             exc.work_begun = counts.planned + counts.converted + counts.adopted
         stopped = isinstance(exc, (KeyboardInterrupt, SystemExit))
-        if not counts.generated:  # (refused or stopped before its first edit: no empty store is left)
+        # Refused or stopped before its first edit: no empty store is left (one process alone: the
+        # other ranks of several may be about to write their first).
+        if not counts.generated and trainer.world_size == 1:
             for store in stores.values():
                 with suppress(OSError):
                     store.remove_if_unused()

@@ -310,6 +310,9 @@ def image_root(dataset) -> Path | None:
 #: The store's record of the folder its recorded image paths are relative to.
 IMAGES_ROOT = "images_root.txt"
 
+#: A lock file each generate.py that set the store up holds shared (see EditStore.remove_if_unused).
+USERS_LOCK = "users.lock"
+
 
 def _same_folder(a: Path, b: Path) -> bool:
     """Whether ``a`` and ``b`` name one folder (a link to it, a relative path, another mount)."""
@@ -372,6 +375,7 @@ class EditStore:
         manifest/<host>-<pid>-<time>.txt  one line "<prompt id> <index> <bytes>" per finished key
                                           (stores written before sizes were recorded: two fields)
         claims/<prompt block>-<index>.lock  a lock held by the process editing that group of keys
+        users.lock                        held shared by each generate.py working in the store
         failed/<host>-<pid>-<time>.txt    one line "<prompt id> <index> <last attempt>" per key
                                           whose every attempt of a run was blank or non-finite
 
@@ -420,6 +424,7 @@ class EditStore:
         self._tried: dict[tuple[str, int], int] | None = None
         self._logs: dict[str, Any] = {}  # open append-only files (manifest, failed) of this process
         self._made_here = False  # whether ensure_settings made the folder (see remove_if_unused)
+        self._users = None  # the shared lock on USERS_LOCK held from ensure_settings to close()
         self._logs_pid = -1
         self._tmp_dir: Path | None = None
         self._runtime_recorded = False
@@ -1087,17 +1092,21 @@ class EditStore:
     def ensure_settings(self) -> None:
         """Create the folder and its settings.json; refuse a folder made by other settings. A
         damaged settings.json of the folder these settings name is written anew from them."""
-        if self.settings is None or self.check_settings(repair=True):
+        if self.settings is None:
             return
-        self._made_here = not self.folder.exists()
-        self.folder.mkdir(parents=True, exist_ok=True)
+        made = not self.folder.exists()
+        self._hold_users_lock()  # (makes the folder)
+        if self.check_settings(repair=True):
+            return
+        self._made_here = made
         write_atomic(
             self.folder / "settings.json", json.dumps(self.settings, indent=2, sort_keys=True) + "\n"
         )
 
     def check_settings(self, repair: bool = False) -> bool:
-        """Whether the folder's settings.json is there; refused when it is damaged or records other
-        settings (training reads the edits of a store only with its record whole). ``repair``
+        """Whether the folder's settings.json is there (a store without one, made before it was
+        written or being set up, is not refused); refused when it is damaged or records other
+        settings (training reads no edits of a store whose record is damaged). ``repair``
         (generate.py): a damaged one is written anew where these settings name the folder (its
         name is their hash: they are the settings its edits were made with)."""
         path = self.folder / "settings.json"
@@ -1128,6 +1137,26 @@ class EditStore:
             )
         return True
 
+    def _hold_users_lock(self) -> None:
+        """Hold a shared lock on the folder's users.lock until close(): a process that set the
+        folder up and works in it keeps another's remove_if_unused from removing it. A lock taken on
+        a file removed meanwhile (the folder removed under it) is taken again on the new one."""
+        if self._users is not None:
+            return
+        path = self.folder / USERS_LOCK
+        while True:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            handle = open(path, "a")  # noqa: SIM115  (held until close)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
+            try:
+                same = os.fstat(handle.fileno()).st_ino == path.stat().st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self._users = handle
+                return
+            handle.close()
+
     def remove_if_unused(self) -> bool:
         """Remove the folder this process made (ensure_settings) while it holds no edit, failure
         or log: only its settings, the record of its images and locks (a generate.py refused or stopped
@@ -1136,8 +1165,10 @@ class EditStore:
         if not self._made_here or not self.folder.is_dir():
             return False
         self.close()
-        # (and the empty lock files of its claims and of the images' record)
-        kept = {Path("settings.json"), Path(IMAGES_ROOT), Path("images"), Path("images.lock"), Path("claims")}
+        # (and the empty lock files of its claims, of the images' record and of its users)
+        kept = {
+            Path(n) for n in ("settings.json", IMAGES_ROOT, "images", "images.lock", "claims", USERS_LOCK)
+        }
         for path in self.folder.rglob("*"):
             name = path.relative_to(self.folder)
             listed = name.parent == Path("images") or (
@@ -1145,13 +1176,13 @@ class EditStore:
             )
             if not (name in kept or (listed and path.is_file())):
                 return False
-        # Another generate.py at work here (a claim held) keeps the folder it is about to write in.
-        for lock in (self.folder / "claims").glob("*.lock"):
-            handle = self.claim(lock.stem)
-            if handle is None:
+        # Another generate.py that set the folder up too (its shared lock held) keeps it.
+        with open(self.folder / USERS_LOCK, "a") as lock:
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
                 return False
-            self.release(handle)
-        shutil.rmtree(self.folder, ignore_errors=True)
+            shutil.rmtree(self.folder, ignore_errors=True)  # (the lock held until it is gone)
         for parent in (self.folder.parent, self.folder.parent.parent):  # <split>, then <dataset>
             with suppress(OSError):
                 parent.rmdir()  # (only where empty)
@@ -1310,6 +1341,9 @@ class EditStore:
         for f in self._logs.values():
             f.close()
         self._logs = {}
+        if self._users is not None:
+            self._users.close()  # (its shared lock released)
+            self._users = None
         if self._tmp_dir is not None:
             shutil.rmtree(self._tmp_dir, ignore_errors=True)
             self._tmp_dir = None
