@@ -2008,12 +2008,12 @@ def _check_resume_settings_first(task: DictConfig, run_dir: Path) -> None:
         check_no_earlier_run(run_dir, None)
         return
     check_checkpoint_given(str(given))  # (before the settings, whose refusal repeats the value)
-    saved = run_dir / "config_resolved.yaml"
-    if not saved.is_file():
-        return
     if given == "auto" and not (run_dir / "checkpoints" / "last.ckpt").is_file():
-        return  # (a new run there: _check_resume_at_start says what it finds)
-    check_resume_matches(task, saved, str(given))
+        check_no_earlier_run(run_dir, "auto")  # a new run there (a finished run's folder refused)
+        return
+    saved = run_dir / "config_resolved.yaml"
+    if saved.is_file():
+        check_resume_matches(task, saved, str(given))
 
 
 def _check_resume_at_start(task: DictConfig, run_dir: Path) -> None:

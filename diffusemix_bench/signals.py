@@ -105,8 +105,11 @@ def ctrl_c_held():
     the handler that was there: a piece of work and its record (an edit written and counted) are
     never parted by it. Outside the main thread (where no signal arrives) it holds nothing."""
     held = []
+    # (a handler set from C reads as None: Python's own is put back in its place)
+    previous = signal.getsignal(signal.SIGINT)
+    previous = signal.default_int_handler if previous is None else previous
     try:
-        previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+        signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
     except ValueError:  # not the main thread
         yield
         return

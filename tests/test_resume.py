@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import os
 import random
@@ -776,6 +777,19 @@ def test_a_checkpoint_cut_short_is_named_with_torchs_first_sentence_whole(tmp_pa
         "failed finding central directory). Point ckpt_path at a .ckpt written by train.py "
         "(checkpoints/last.ckpt or best-*.ckpt of a run folder)."
     )
+
+
+def test_a_refused_load_is_said_by_its_cause():
+    """torch.load(weights_only=True) refusing a file: the cause after its advice on weights_only
+    (its first sentence, "Weights only load failed", said nothing)."""
+    import pickle
+
+    from diffusemix_bench.training.locate import load_failure_reason
+
+    with pytest.raises(pickle.UnpicklingError) as refused:
+        torch.load(io.BytesIO(b"garbage" * 10), weights_only=True)
+    assert load_failure_reason(refused.value).startswith("Unsupported operand")
+    assert load_failure_reason(EOFError()) == "EOFError"
 
 
 def test_a_checkpoint_of_another_model_is_one_message(make_cfg, tmp_path):

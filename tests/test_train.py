@@ -1267,6 +1267,13 @@ def test_train_script_end_to_end(tmp_path):
         refused = _run_script([*given, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
         assert refused.returncode == 1 and said in refused.stderr, refused.stderr[-2000:]
         assert "not found" not in refused.stderr and "resumes the run" not in refused.stderr
+    # ckpt_path=auto where no last.ckpt is (a new run there): refused alike, before the data.
+    nolast = tmp_path / "nolast"
+    shutil.copytree(tmp_path / "run", nolast, ignore=shutil.ignore_patterns("last.ckpt"))
+    refused = _run_script(["ckpt_path=auto", f"hydra.run.dir={nolast}"], tmp_path)
+    assert refused.returncode == 1 and "not found" not in refused.stderr, refused.stderr[-2000:]
+    assert f"error: {nolast} holds a finished run (metrics.json" in refused.stderr
+    assert "and ckpt_path=auto found no checkpoints/last.ckpt to go on from" in refused.stderr
     assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == before
 
 

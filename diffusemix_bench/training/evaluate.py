@@ -8,7 +8,7 @@ import json
 import logging
 import os
 import time
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -77,29 +77,29 @@ def _unreadable(ckpt: Path, exc: Exception) -> ConfigError:
     its advice to load with weights_only=False)."""
     import pickle
 
-    text = " ".join(str(exc).split())
-    if isinstance(exc, pickle.UnpicklingError):
-        text = text.split("WeightsUnpickler error:", 1)[-1].split("Check the documentation")[0].strip()
-        if text.startswith("Unsupported global"):
-            return ConfigError(
-                f"{ckpt} holds objects other than tensors and plain containers ({text.split('. ')[0]}); "
-                "checkpoints are read with torch.load(weights_only=True), never unpickled in full. Give a "
-                "checkpoint train.py wrote (its run folder's checkpoints/)"
-            )
+    reason = load_failure_reason(exc)
+    if isinstance(exc, pickle.UnpicklingError) and reason.startswith("Unsupported global"):
+        return ConfigError(
+            f"{ckpt} holds objects other than tensors and plain containers ({reason}); "
+            "checkpoints are read with torch.load(weights_only=True), never unpickled in full. Give a "
+            "checkpoint train.py wrote (its run folder's checkpoints/)"
+        )
     if ckpt.suffix != ".ckpt":  # config_resolved.yaml, metrics.json, ...: not a checkpoint at all
         return ConfigError(
             f"{ckpt} is not a checkpoint (a .ckpt file train.py writes into its run folder's checkpoints/): "
             "give ckpt=<the run folder> (its selected checkpoint) or ckpt=<a .ckpt file in its checkpoints/>"
         )
     return ConfigError(
-        f"cannot read the checkpoint {ckpt}: {load_failure_reason(exc)}; it may have been cut short while "
+        f"cannot read the checkpoint {ckpt}: {reason}; it may have been cut short while "
         f"written (a kill, a full disk): {other_checkpoint(ckpt)}"
     )
 
 
-def load_model_weights(model: nn.Module, ckpt: Path, data: str = "") -> None:
+def load_model_weights(model: nn.Module, ckpt: Path, data: str = "") -> dict[str, int]:
     """The classifier's weights from a training checkpoint (``weights_only`` loading). ``data``:
-    where the classes the model was built for were read (named when the weights do not fit)."""
+    where the classes the model was built for were read (named when the weights do not fit).
+    Returns where the checkpoint was taken: ``robust_checkpoint_epoch`` (the epoch it was taken
+    in, counted from 0 as Lightning's) and ``robust_checkpoint_step`` (optimiser steps)."""
     if ckpt.is_file() and ckpt.stat().st_size == 0:
         raise ConfigError(
             f"the checkpoint {ckpt} is empty (0 bytes): it was cut short while written (a kill, a full disk); "
@@ -142,6 +142,10 @@ def load_model_weights(model: nn.Module, ckpt: Path, data: str = "") -> None:
             "means other data than the run trained on (evaluate.py's data_dir=)"
         )
     model.load_state_dict(weights)
+    return {
+        "robust_checkpoint_epoch": int(state.get("epoch", 0)),
+        "robust_checkpoint_step": int(state.get("global_step", 0)),
+    }
 
 
 def attack_checkpoint(
@@ -155,15 +159,16 @@ def attack_checkpoint(
     limit_batches: int | None = None,
     data: str = "",
     strategy=None,
+    record_position: bool = False,
 ) -> dict:
     """Attack ``model`` with the selected checkpoint's weights (loaded first when ``ckpt`` is given)
     on ``loader`` (its first ``limit_batches`` batches when given); returns the ``metrics.json``
     entries (``fgsm_error``, ``pgd_error``, ...). ``strategy``: Lightning's, where several
     processes each attack their own part of the split (``loader`` reads that part); the counts
-    are summed over them."""
+    are summed over them. ``record_position``: the entries name the epoch and step of the
+    checkpoint loaded (a last.ckpt replaced as its run goes on), from the weights attacked."""
     model = getattr(model, "_orig_mod", model)  # attack the eager model, not a compiled wrapper
-    if ckpt:
-        load_model_weights(model, Path(ckpt), data)
+    position = load_model_weights(model, Path(ckpt), data) if ckpt else {}
     processes = strategy.world_size if strategy is not None else 1
 
     def summed(counts):
@@ -179,6 +184,8 @@ def attack_checkpoint(
         sum_over_processes=summed if processes > 1 else None,
     )
     out = {"robust_split": split, "robust_batch_size": getattr(loader, "batch_size", None)}
+    if record_position:
+        out.update(position)
     if any(spec.settings().get("random_start") for spec in specs):
         # The seed of PGD's random start (FGSM draws nothing: an FGSM-only result leaves the seed
         # of a PGD number kept beside it as it was).
@@ -436,6 +443,7 @@ def _evaluate_run(cfg: DictConfig, run_dir: Path, ckpt: Path, specs, run_cfg: Di
         cfg.eval.split,
         cfg.eval.get("limit_batches"),
         data=f"{run_cfg.dataset.name} read from {where} ({datamodule.num_classes} classes)",
+        record_position=not finished(run_dir),
     )
     result["robust_checkpoint"] = os.path.abspath(ckpt)  # absolute, as best_checkpoint
     if (
@@ -453,11 +461,8 @@ def _evaluate_run(cfg: DictConfig, run_dir: Path, ckpt: Path, specs, run_cfg: Di
         log.info("Robustness of %s added to %s", ckpt, metrics_path)
     else:
         # A metrics.json here would make an unfinished run count as finished (reports, sweeps).
-        # The checkpoint attacked (last.ckpt, say) is replaced as the run goes on: where it was.
-        from .resume import checkpoint_position
-
-        with suppress(Exception):
-            result.update(checkpoint_position(ckpt))
+        # (the checkpoint attacked, last.ckpt say, is replaced as the run goes on: the result
+        # names its epoch and step, from the weights attacked)
         path = run_dir / "robustness.json"
         write_atomic(path, json.dumps(result, indent=2) + "\n")
         log.warning(

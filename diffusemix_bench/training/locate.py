@@ -113,6 +113,8 @@ def load_failure_reason(exc: BaseException) -> str:
     """What torch.load said of a file it could not read: its first sentence, in whole words
     (its advice on weights_only and its documentation left out)."""
     text = " ".join(str(exc).split("Check the documentation")[0].split())
+    if "WeightsUnpickler error:" in text:  # (the refusal's cause, after its advice on weights_only)
+        text = text.split("WeightsUnpickler error:", 1)[1].strip()
     return text.split(". ")[0].rstrip(".") or type(exc).__name__
 
 
@@ -120,7 +122,11 @@ def other_checkpoint(ckpt: Path) -> str:
     """The advice after a checkpoint that cannot be read: another of its folder's to give (the
     newest), or that none is left."""
     others = sorted(
-        (p for p in ckpt.parent.glob("*.ckpt") if p.name != ckpt.name and p.is_file()),
+        (
+            p
+            for p in ckpt.parent.glob("*.ckpt")
+            if p.name != ckpt.name and p.is_file() and p.stat().st_size > 0
+        ),
         key=lambda p: p.stat().st_mtime,
         reverse=True,
     )

@@ -392,19 +392,6 @@ def _count(n, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def checkpoint_position(path: Path) -> dict[str, int]:
-    """Where a Lightning checkpoint was taken: ``robust_checkpoint_epoch`` (the epoch it was taken
-    in, counted from 0 as Lightning's) and ``robust_checkpoint_step`` (optimiser steps), as an
-    attacked checkpoint's record says them (weights-only, memory-mapped)."""
-    import torch
-
-    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    return {
-        "robust_checkpoint_epoch": int(state.get("epoch", 0)),
-        "robust_checkpoint_step": int(state.get("global_step", 0)),
-    }
-
-
 def checkpoint_step(path: Path) -> int:
     """The optimiser step a checkpoint was taken at (weights-only, memory-mapped: nothing is read
     in full)."""
