@@ -580,7 +580,9 @@ def test_a_resume_from_a_folder_with_a_damaged_config_is_one_message(make_cfg, t
         check_settings_kept(make_cfg(["ckpt_path=last", "aug=mixup"]), run_dir)
 
 
-def test_a_new_run_is_refused_in_a_folder_holding_an_earlier_runs_checkpoints_or_results(make_cfg, tmp_path):
+def test_a_new_run_is_refused_in_a_folder_holding_an_earlier_runs_checkpoints_or_results(
+    make_cfg, tmp_path, monkeypatch
+):
     """The same command run again in a run folder that holds checkpoints (a stopped run) or
     metrics.json (a finished one) would overwrite them and leave the earlier best checkpoint beside
     the new one's: refused, saying how to go on or train anew. A folder whose run stopped before its
@@ -619,6 +621,19 @@ def test_a_new_run_is_refused_in_a_folder_holding_an_earlier_runs_checkpoints_or
         ConfigError, match=r"To train this run longer, run the same command with ckpt_path=last and"
     ):
         _check_resume_at_start(make_cfg([]), run_dir)
+    # A job of a finished sweep launched again without ckpt_path=auto: that setting is the fix.
+    from diffusemix_bench import errors
+    from diffusemix_bench.training import resume
+
+    monkeypatch.setattr(errors, "in_multirun", lambda: True)
+    monkeypatch.setattr(resume, "sweep_command", lambda: "python train.py --multirun seed=0,1 ckpt_path=auto")
+    with pytest.raises(ConfigError) as refused:
+        resume.check_no_earlier_run(run_dir, None)
+    assert str(refused.value).endswith(
+        "Run python train.py --multirun seed=0,1 ckpt_path=auto: with ckpt_path=auto it leaves the sweep's "
+        "finished jobs as they are and trains the others (with a larger trainer.max_epochs, this run longer); "
+        "or run the sweep anew in another folder (hydra.sweep.dir=<new folder>) or remove this one"
+    )
 
 
 @pytest.mark.slow  # two jobs trained, one twice (~40 s); the advice's form is checked in the default suite too

@@ -277,6 +277,11 @@ def check_no_earlier_run(run_dir: Path, given: str | None) -> None:
         held = "a finished run (metrics.json" + (f", {listed})" if kept else ")")
         if last:
             advice = f"To train this run longer, run {go_on} and a larger trainer.max_epochs; or {anew}"
+            if sweep:  # (the same sweep launched again: its finished jobs need nothing)
+                advice = (
+                    f"Run {go_on}: with ckpt_path=auto it leaves the sweep's finished jobs as they are and "
+                    f"trains the others (with a larger trainer.max_epochs, this run longer); or {anew}"
+                )
         else:
             advice = f"It has no checkpoints/last.ckpt to go on from (callbacks.save_last=false, or fast_dev_run): {anew}"
     elif kept and _failure_status(run_dir) == "diverged":
