@@ -951,6 +951,10 @@ def test_figure4_generates_only_the_edits_it_draws_on_request(make_cfg, tmp_path
     base = BASE + [f"paths.cache_dir={tmp_path / 'cache'}", "aug.figure_images=2", "generator=tiny"]
     with pytest.raises(MissingEditError, match=r"python generate.py[\s\S]*add aug.figure_generate=true"):
         write_figure4(make_cfg(base))
+    # Asked for more rows than the split has images: it draws them all, and says so.
+    more = [b for b in base if not b.startswith("aug.figure_images=")] + ["aug.figure_images=20"]
+    with pytest.raises(MissingEditError, match=r"needs only the edits of the 9 images it draws"):
+        write_figure4(make_cfg(more))
     cfg = make_cfg([*base, "aug.figure_generate=true"])
     with caplog.at_level("WARNING"):
         path = write_figure4(cfg)

@@ -195,7 +195,8 @@ def write_figure4(cfg: DictConfig) -> Path:
         if aug.figure_generate:
             raise
         raise MissingEditError(
-            f"{exc}\nFigure 4 needs only the edits of the {cfg.aug.figure_images} images it draws: add "
+            f"{exc}\nFigure 4 needs only the edits of the {min(cfg.aug.figure_images, len(train))} images it "
+            "draws: add "
             "aug.figure_generate=true to figure4.py's command to make just those"
         ) from None
     out = Path(str(cfg.paths.output_dir)).expanduser() / "figure4.png"
