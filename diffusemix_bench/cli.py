@@ -362,7 +362,7 @@ def before_hydra(config_dir: str, config_name: str = "config") -> bool:
     ``sys.argv``: ``glob()`` sweeps written out (expand_globs), generate.py's experiment sweep of
     training settings left out (generation_sweep), then ``--multirun ... --cfg job`` listed
     (False: nothing to run), else the command line checked (True: run it)."""
-    sys.argv[1:] = expand_globs(sys.argv[1:], config_dir)
+    sys.argv[1:] = multirun_flag_first(expand_globs(sys.argv[1:], config_dir))
     if config_name == "generate":  # a training sweep's methods and seeds make the same edits
         sys.argv[1:] = generation_sweep(sys.argv[1:], config_dir)
     if sweep_listing_requested(sys.argv[1:]):  # Hydra itself refuses --multirun with --cfg
@@ -370,6 +370,15 @@ def before_hydra(config_dir: str, config_name: str = "config") -> bool:
         return False
     check_command_line(sys.argv[1:], config_dir, config_name)
     return True
+
+
+def multirun_flag_first(argv: list[str]) -> list[str]:
+    """``--multirun`` (``-m``) moved before the overrides: Hydra's parser takes the overrides as one
+    run of words, and ``train.py dataset=x --multirun aug=a,b`` stopped with its usage ("unrecognized
+    arguments"), though ``--cfg job`` listed the same sweep. (No flag of Hydra's takes -m as its
+    value.)"""
+    flags = [a for a in argv if a in ("--multirun", "-m")]
+    return [*flags[:1], *(a for a in argv if a not in ("--multirun", "-m"))] if flags else argv
 
 
 def sweep_listing_requested(argv: list[str]) -> bool:

@@ -3087,3 +3087,19 @@ def test_an_epoch_shorter_than_the_logging_interval_logs_its_step_loss(make_cfg,
     text = (Path(cfg.paths.output_dir) / "logs" / "metrics.csv").read_text()
     rows = list(csv.DictReader(text.splitlines()))
     assert [int(r["step"]) for r in rows if r["train/loss_step"]] == [steps - 1, 2 * steps - 1]
+
+
+def test_multirun_may_come_after_some_overrides():
+    """``train.py dataset=x --multirun aug=a,b``: Hydra's parser refused the overrides split by the
+    flag (its usage, exit 2) while ``--cfg job`` listed the sweep; the entry scripts move the flag
+    first, which Hydra's parser takes."""
+    from hydra._internal.utils import get_args_parser
+
+    from diffusemix_bench.cli import multirun_flag_first
+
+    given = ["dataset=imagefolder", "--multirun", "aug=none,mixup", "seed=0"]
+    with pytest.raises(SystemExit):
+        get_args_parser().parse_args(given)
+    args = get_args_parser().parse_args(multirun_flag_first(given))
+    assert args.multirun and args.overrides == ["dataset=imagefolder", "aug=none,mixup", "seed=0"]
+    assert multirun_flag_first(["a=1", "b=2"]) == ["a=1", "b=2"]
