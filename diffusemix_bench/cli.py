@@ -813,6 +813,9 @@ def _swept_methods_advice(
     ``arm=``): the experiment sweeps them, and a method's setting goes with that method."""
     from hydra.errors import HydraException
 
+    on_line = _methods_swept_on_the_line(config_dir, config_name, plain, key, argv)
+    if on_line is not None:
+        return on_line
     given = {o.split("=", 1)[0].lstrip("+~") for o in argv if "=" in o}
     try:
         params = _compose_raw(config_dir, config_name, plain, hydra_config=True).hydra.sweeper.params or {}
@@ -827,6 +830,47 @@ def _swept_methods_advice(
         f"method: limit the sweep to the {sweep}s that have it ({sweep}=<name> {key}=..., or for several "
         f"{sweep}=<name>,<name> ++{key}=...)"
     )
+
+
+def _methods_swept_on_the_line(
+    config_dir: str, config_name: str, plain: list[str], key: str, argv: list[str]
+) -> str | None:
+    """For a setting of one method with ``aug=a,b`` swept on the command line (checked with the
+    first method): which methods of the sweep have it, and how to give it to those alone; or, none
+    having it, the close names among theirs. None without such a sweep."""
+    import difflib
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    line = next((o for o in argv if o.split("=", 1)[0].lstrip("+~") == "aug" and "," in o), None)
+    if line is None:
+        return None
+    (parsed,) = OverridesParser.create().parse_overrides([line.lstrip("+~")])
+    if not parsed.is_sweep_override():
+        return None
+    leaf = key.rsplit(".", 1)[-1]
+    value = next((o.split("=", 1)[1] for o in argv if o.split("=", 1)[0].lstrip("+~") == key), "...")
+    others = [o for o in plain if o.split("=", 1)[0].lstrip("+~") != "aug"]
+    having, names = [], set()
+    for name in parsed.sweep_string_iterator():
+        try:
+            node = _compose_raw(config_dir, config_name, [*others, f"aug={name}"]).aug
+        except HydraException:
+            continue
+        own = {str(k) for k in node} - {"name", "dataset_defaults"}
+        names |= own
+        if leaf in own:
+            having.append(str(name))
+    if having:
+        return (
+            f"; of the methods swept ({line}), aug={','.join(having)} {'has' if len(having) == 1 else 'have'} "
+            f"it: launch {'that' if len(having) == 1 else 'those'} with it (aug={','.join(having)} {key}={value}) "
+            "and the others without, into the same hydra.sweep.dir"
+        )
+    close = difflib.get_close_matches(leaf, sorted(names), n=3, cutoff=0.6)
+    said = f"; did you mean {' or '.join(f'aug.{c}' for c in close)}?" if close else ""
+    return f"; no method of the sweep ({line}) has it{said}"
 
 
 def _chosen_by(config_dir: str, config_name: str, plain: list[str], aug: str) -> str:

@@ -2521,6 +2521,17 @@ def test_unknown_trainer_argument_is_one_message(make_cfg):
             "limit the sweep to the arms that have it (arm=<name> aug.seam_px=..., or for several "
             "arm=<name>,<name> ++aug.seam_px=...)",
         ),
+        # Methods swept on the command line (checked with the first): which have it, and how.
+        (
+            ["--multirun", "aug=none,mixup", "aug.alpha=0.4"],
+            "aug.alpha: aug=none has no setting 'alpha'; of the methods swept (aug=none,mixup), aug=mixup "
+            "has it: launch that with it (aug=mixup aug.alpha=0.4) and the others without, into the same "
+            "hydra.sweep.dir",
+        ),
+        (
+            ["--multirun", "aug=none,mixup", "aug.alpa=0.4"],
+            "; no method of the sweep (aug=none,mixup) has it; did you mean aug.alpha?",
+        ),
         (
             ["hydra/launcher=slurmm"],
             "hydra/launcher=slurmm: no such option in conf/hydra/launcher/; did you mean slurm?",
