@@ -358,6 +358,18 @@ def build_report(argv: list[str], config_dir: str) -> dict:
             f"by it: they were made by experiment={', '.join(names)}. Report them with "
             + " or ".join(f"{script_command('report.py')} experiment={name} runs={given}" for name in names)
         )
+    own = [r for r in filled.unmatched if setting(r.config, "experiment_name") is None]
+    if runs and len(own) == len(runs):
+        # Every run given is one's own (no experiment file): none is this table's, and an empty
+        # table with exit code 0 hid the mistaken experiment=.
+        from .reporting.runs import ReportError
+
+        given = ",".join(str(r) for r in roots)
+        raise ReportError(
+            f"report.py experiment={experiment}: none of the {len(runs)} run folders under runs={given} was made "
+            f"by it, nor by any experiment file (train.py experiment=<name>): report them in their own table, "
+            f"{script_command('report.py')} experiment={OWN_TABLE} runs={given}"
+        )
     return _write_report(filled, roots, out, found_by)
 
 

@@ -594,6 +594,30 @@ def test_runs_of_another_experiment_alone_are_refused(sweep, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_own_runs_alone_given_a_paper_table_are_refused(tmp_path):
+    """report.py experiment=table6 given runs of no experiment file: an all-missing table with exit
+    code 0 hid the mistake; refused with the command that reports them in their own table."""
+    for i, aug in enumerate(["none", "mixup"]):
+        run = tmp_path / "sweep" / f"{i}_aug={aug}"
+        run.mkdir(parents=True)
+        config = {
+            "experiment_name": None,
+            "seed": 0,
+            "dataset": {"name": "imagefolder"},
+            "aug": {"name": aug},
+        }
+        (run / "config_resolved.yaml").write_text(yaml.safe_dump(config))
+    sweep = tmp_path / "sweep"
+    with pytest.raises(ReportError) as refused:
+        build_report(["experiment=table6", f"runs={sweep}", f"out={tmp_path / 'out'}"], CONF)
+    assert str(refused.value).startswith(
+        f"report.py experiment=table6: none of the 2 run folders under runs={sweep} was made by it, nor by "
+        "any experiment file (train.py experiment=<name>): report them in their own table, "
+    )
+    assert str(refused.value).endswith(f"report.py experiment=none runs={sweep}")
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow  # report.py's entry runs in the default suite through test_demo
 def test_report_command_prints_the_table(sweep, tmp_path):
     result = run_entry("report.py", ["experiment=table6", f"runs={sweep}", f"out={tmp_path / 'r'}"], tmp_path)
