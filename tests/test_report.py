@@ -584,14 +584,20 @@ def test_every_paper_table_is_produced_from_the_runs(sweep, tmp_path, name, recw
 def test_runs_of_another_experiment_alone_are_refused(sweep, tmp_path):
     """report.py experiment=table5 given Table 6's sweep: none of its runs is Table 5's, and an empty
     table with exit code 0 hid the mistake; refused with the command that reports them."""
-    with pytest.raises(ReportError) as refused:
-        build_report(["experiment=table5", f"runs={sweep}", f"out={tmp_path / 'out'}"], CONF)
-    assert str(refused.value).startswith(
+    said = _refused_with_no_report(["experiment=table5", f"runs={sweep}"], tmp_path)
+    assert said.startswith(
         f"report.py experiment=table5: none of the 6 run folders under runs={sweep} was made by it: they were "
         "made by experiment=table6. Report them with "
     )
-    assert str(refused.value).endswith(f"report.py experiment=table6 runs={sweep}")
+    assert said.endswith(f"report.py experiment=table6 runs={sweep}")
+
+
+def _refused_with_no_report(args: list[str], tmp_path) -> str:
+    """report.py's refusal of ``args`` (its message), no report folder written."""
+    with pytest.raises(ReportError) as refused:
+        build_report([*args, f"out={tmp_path / 'out'}"], CONF)
     assert not (tmp_path / "out").exists()
+    return str(refused.value)
 
 
 def test_own_runs_alone_given_a_paper_table_are_refused(tmp_path):
@@ -608,14 +614,12 @@ def test_own_runs_alone_given_a_paper_table_are_refused(tmp_path):
         }
         (run / "config_resolved.yaml").write_text(yaml.safe_dump(config))
     sweep = tmp_path / "sweep"
-    with pytest.raises(ReportError) as refused:
-        build_report(["experiment=table6", f"runs={sweep}", f"out={tmp_path / 'out'}"], CONF)
-    assert str(refused.value).startswith(
+    said = _refused_with_no_report(["experiment=table6", f"runs={sweep}"], tmp_path)
+    assert said.startswith(
         f"report.py experiment=table6: none of the 2 run folders under runs={sweep} was made by it, nor by "
         "any experiment file (train.py experiment=<name>): report them in their own table, "
     )
-    assert str(refused.value).endswith(f"report.py experiment=none runs={sweep}")
-    assert not (tmp_path / "out").exists()
+    assert said.endswith(f"report.py experiment=none runs={sweep}")
 
 
 @pytest.mark.slow  # report.py's entry runs in the default suite through test_demo
