@@ -1085,6 +1085,14 @@ def per_dataset(name: str, table) -> Any:
     )
 
 
+def dataset_default(dataset_defaults, key: str, dataset: str | None, protocol: str | None = None) -> Any:
+    """The value a method's setting ``key`` left null takes from its ``aug.dataset_defaults``: the
+    protocol's row (a paper recipe whose reference code sets its own values), else the dataset's,
+    else the ``default`` row; None where none has it."""
+    rows = [(dataset_defaults or {}).get(name) or {} for name in (protocol, dataset, "default") if name]
+    return next((row[key] for row in rows if key in row), None)
+
+
 BUDGETS = ("epochs", "vanilla_steps")
 
 SECTION_SCHEMAS = {

@@ -187,8 +187,9 @@ def _run_value(run, key: str, config_dir: str):
     (``.hydra/hydra.yaml``; without that record, the option's name in its configuration, for
     ``aug``, ``dataset`` and ``model``), else from its configuration, where its images, weights,
     edits or fractals came from as the place named (a relative path from the folder the run was
-    launched from); ``MISSING`` where it has none."""
-    from .reporting.paper import GROUP_KEYS
+    launched from), a method's setting left null as its dataset's defaults resolved it; ``MISSING``
+    where it has none."""
+    from .reporting.paper import GROUP_KEYS, used_setting
     from .reporting.table import MISSING, WHERE_FROM, group_choice, where_from
 
     if (Path(config_dir) / key).is_dir():
@@ -198,7 +199,9 @@ def _run_value(run, key: str, config_dir: str):
         return chosen
     if key in WHERE_FROM:
         return where_from(run, key)
-    return OmegaConf.select(run.config, key, default=MISSING, throw_on_resolution_failure=False)
+    value = OmegaConf.select(run.config, key, default=MISSING, throw_on_resolution_failure=False)
+    # (a method's setting left null: the value its dataset's defaults gave it, as trained)
+    return value if value is MISSING else used_setting(run.config, key, value)
 
 
 def _compose(config_dir: str, overrides: list[str], hydra_config: bool = False):
@@ -414,7 +417,7 @@ def _own_report(
     from hydra.errors import HydraException
 
     from .reporting.own import jobs_of, launches, own_table, reused_folders
-    from .reporting.paper import setting
+    from .reporting.paper import setting, used_setting
     from .reporting.table import MISSING, fill
 
     parser = OverridesParser.create()
@@ -479,14 +482,18 @@ def _own_report(
         return composed[settings]
 
     def job_value(given: dict[str, str], job: list[str], key: str):
-        """A job's value of ``key``: as given, else as it would run (its configuration composed)."""
-        if key in given:
-            return parser.parse_override(f"{key}={given[key]}").value()
+        """A job's value of ``key``: as given, else as it would run (its configuration composed;
+        a method's setting left null as its dataset's defaults resolve it)."""
+        value = parser.parse_override(f"{key}={given[key]}").value() if key in given else MISSING
+        if value is not MISSING and value is not None:
+            return value
         cfg = compose(job)
-        path = f"hydra.runtime.choices.{key}" if (Path(config_dir) / key).is_dir() else key
         if cfg is None:
-            return MISSING
-        return OmegaConf.select(cfg, path, default=MISSING, throw_on_resolution_failure=False)
+            return value
+        if (Path(config_dir) / key).is_dir():
+            return OmegaConf.select(cfg, f"hydra.runtime.choices.{key}", default=MISSING)
+        value = OmegaConf.select(cfg, key, default=MISSING, throw_on_resolution_failure=False)
+        return value if value is MISSING else used_setting(cfg, key, value)
 
     def job_chosen(given: dict[str, str], job: list[str]) -> bool:
         if seeds is not None and given.get("seed") not in seeds:

@@ -59,15 +59,15 @@ def test_report_of_own_runs_has_a_row_per_setting_given(own_sweep, tmp_path):
     text = (out / "report.md").read_text()
     assert result.stdout.startswith(text)
     # A row per combination of the settings that differ between the jobs of both launches (the
-    # first launch's mixup gave no aug.alpha: a row of its own); no paper columns.
+    # first launch's mixup gave no aug.alpha, trained with another: a row of its own); no paper columns.
     header = next(line for line in text.splitlines() if line.startswith("| Settings |"))
     assert header == "| Settings | imagefolder test_top1 | imagefolder val_top1 | imagefolder test_top5 |"
     rows = _rows(text)
-    # (mixup's alpha is null unless given: the dataset's default, as the run's settings hold it)
-    assert list(rows) == ["aug=none", "aug=mixup aug.alpha=null", "aug=mixup aug.alpha=0.4"]
+    # (mixup's alpha is null unless given: shown as the dataset's default resolved it, as trained)
+    assert list(rows) == ["aug=none", "aug=mixup aug.alpha=1.0", "aug=mixup aug.alpha=0.4"]
     for label, wanted in (
         ("aug=none", {"aug": "none", "aug.alpha": None}),
-        ("aug=mixup aug.alpha=null", {"aug": "mixup", "aug.alpha": None}),
+        ("aug=mixup aug.alpha=1.0", {"aug": "mixup", "aug.alpha": None}),
         ("aug=mixup aug.alpha=0.4", {"aug": "mixup", "aug.alpha": "0.4"}),
     ):
         values = _numbers(own_sweep, wanted, "test_top1")
@@ -115,7 +115,7 @@ def test_report_of_own_runs_counts_missing_and_failed_jobs_and_chooses_by_settin
     assert result.returncode == 0, result.stderr[-3000:]
     assert "6 runs expected: 4 finished, 1 failed, 0 diverged, 1 missing" in result.stdout
     rows = _rows(result.stdout)
-    assert "(1); 1 failed" in rows["aug=none"] and "(1); 1 missing" in rows["aug=mixup aug.alpha=null"]
+    assert "(1); 1 failed" in rows["aug=none"] and "(1); 1 missing" in rows["aug=mixup aug.alpha=1.0"]
     # runs= a folder above the sweep: its launches' jobs are expected all the same.
     above = run_entry("report.py", [f"runs={tmp_path}", f"out={tmp_path / 'a'}"], tmp_path)
     assert "6 runs expected: 4 finished, 1 failed, 0 diverged, 1 missing" in above.stdout, above.stderr[
@@ -128,8 +128,9 @@ def test_report_of_own_runs_counts_missing_and_failed_jobs_and_chooses_by_settin
     assert chosen.returncode == 0, chosen.stderr[-3000:]
     rows = _rows(chosen.stdout)
     # aug=none has no aug.alpha: not told apart by it, chosen; the first launch's mixup ran with
-    # aug.alpha=null (the dataset's default), its missing job too: neither is chosen, nor seed 1.
-    assert list(rows) == ["aug=none", "aug=mixup aug.alpha=0.4"]
+    # aug.alpha=1.0 (null: the dataset's default), its missing job too: neither is chosen, nor seed 1.
+    # (aug.alpha=0.4 alone among the runs that have it: not a row's, the choice is said)
+    assert list(rows) == ["aug=none", "aug=mixup"]
     assert all(" (1) " in r and "missing" not in r and "failed" not in r for r in rows.values()), rows
     assert "2 runs expected: 2 finished, 0 failed, 0 diverged, 0 missing" in chosen.stdout
     assert "3 run folders given have other settings than aug.alpha=0.4 seed=0" in chosen.stdout
@@ -141,7 +142,12 @@ def test_report_of_own_runs_counts_missing_and_failed_jobs_and_chooses_by_settin
         "report.py aug.alpha=0.3: none of the 3 runs with the setting aug.alpha ran with that value (they ran "
         in taken.stderr
     )
-    assert "(they ran with aug.alpha=0.4, null: " in taken.stderr
+    assert "(they ran with aug.alpha=0.4, 1.0: " in taken.stderr
+    # The value a null resolved to chooses the runs given nothing, and their missing job.
+    default = run_entry("report.py", [f"runs={copy}", "aug.alpha=1.0", f"out={tmp_path / 'd'}"], tmp_path)
+    assert default.returncode == 0, default.stderr[-3000:]
+    assert list(_rows(default.stdout)) == ["aug=none", "aug=mixup"]
+    assert "(1); 1 missing" in _rows(default.stdout)["aug=mixup"]
     for bad, said in (
         ("seed=0,,1", "report.py seed=0,,1: not a setting Hydra's override grammar reads"),
         ("seed=[0,1]", "seeds are whole numbers, given as seed=0 or seed=0,1,2"),
@@ -528,3 +534,67 @@ def test_a_refused_seed_names_the_runs_seeds_in_number_order(tmp_path):
         (folder / "metrics.json").write_text(json.dumps({"test_top1": 50.0}))
     with pytest.raises(ReportError, match=r"; they ran with seed=2,10\)"):
         build_report([f"runs={tmp_path / 'runs'}", "seed=3", f"out={tmp_path / 'r'}"], CONF)
+
+
+def test_own_rows_leave_out_what_a_run_does_not_use_and_show_nulls_as_trained(tmp_path):
+    """The generator's settings do not tell apart runs that read no edits (aug=none beside
+    DiffuseMix with generator=ip2p_fast is one row aug=none), unless they are all that keeps two
+    runs of one seed apart (a sweep of aug x generator ran aug=none twice); a method's setting left
+    null is the value its dataset's defaults gave it, so runs given that value are the same row."""
+    from diffusemix_bench.config import register_configs
+    from diffusemix_bench.report_cli import build_report
+
+    from .test_report import CONF
+
+    register_configs()
+    defaults = {"cub": {"alpha": 0.2, "prob": 1.0}, "default": {"alpha": 1.0, "prob": 1.0}}
+
+    def config(aug: str, generator: str, seed: int, alpha=None) -> dict:
+        method = {"name": aug, **({"components": "hybrid_fractal"} if aug == "diffusemix" else {})}
+        if aug == "mixup":
+            method.update(alpha=alpha, prob=None, dataset_defaults=defaults)
+        return {"seed": seed, "protocol": "custom", "dataset": {"name": "imagefolder", "root": "/x"},
+                "aug": method, "generator": {"name": generator}}  # fmt: skip
+
+    def launch(sweep: Path, jobs: list[tuple[str, str, int, float | None]]) -> None:
+        for i, (aug, generator, seed, alpha) in enumerate(jobs):
+            given = [
+                "dataset=imagefolder",
+                "dataset.root=/x",
+                f"aug={aug}",
+                f"generator={generator}",
+                f"seed={seed}",
+            ]
+            given += [f"aug.alpha={alpha}"] if alpha is not None else []
+            _run(sweep / f"{i}_{aug}", given, config(aug, generator, seed, alpha),
+                 {"aug": aug, "generator": generator}, 40.0 + i)  # fmt: skip
+
+    def rows(sweep: Path) -> dict[str, tuple]:
+        filled = build_report([f"runs={sweep}", f"out={tmp_path / 'r'}"], CONF)["filled"]
+        return {
+            row.label: filled.cells[(row.label, "imagefolder")].stats("test_top1")
+            for row in filled.table.rows
+        }
+
+    apart = tmp_path / "apart"
+    launch(apart, [("none", "ip2p", 0, None), ("none", "ip2p", 1, None), ("mixup", "ip2p", 0, None),
+                   ("mixup", "ip2p", 1, 1.0), ("diffusemix", "ip2p", 0, None),
+                   ("diffusemix", "ip2p_fast", 0, None)])  # fmt: skip
+    assert rows(apart) == {
+        "aug=none": (40.5, pytest.approx(0.7071, abs=1e-4), 2),
+        # (seed 0 given no alpha, seed 1 given the value imagefolder's default gives it: one row)
+        "aug=mixup": (42.5, pytest.approx(0.7071, abs=1e-4), 2),
+        "aug=diffusemix generator=ip2p": (44.0, None, 1),
+        "aug=diffusemix generator=ip2p_fast": (45.0, None, 1),
+    }
+    crossed = tmp_path / "crossed"
+    launch(
+        crossed,
+        [(aug, generator, 0, None) for aug in ("none", "diffusemix") for generator in ("ip2p", "ip2p_fast")],
+    )
+    assert rows(crossed) == {
+        "aug=none generator=ip2p": (40.0, None, 1),
+        "aug=none generator=ip2p_fast": (41.0, None, 1),
+        "aug=diffusemix generator=ip2p": (42.0, None, 1),
+        "aug=diffusemix generator=ip2p_fast": (43.0, None, 1),
+    }

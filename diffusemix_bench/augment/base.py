@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..config import dataset_default
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -41,11 +42,10 @@ def resolve_dataset_settings(
                 f"aug.dataset_defaults.{row_name} of aug={method} has unknown key(s) {unknown}; "
                 f"valid keys: {sorted(settings)}"
             )
-    rows = [dataset_defaults.get(name, {}) for name in (protocol, dataset, "default") if name]
     resolved = {}
     for key, value in settings.items():
         if value is None:
-            value = next((row[key] for row in rows if key in row), None)
+            value = dataset_default(dataset_defaults, key, dataset, protocol)
         if value is None:
             raise ConfigError(
                 f"aug.{key} of aug={method} is null and aug.dataset_defaults has no value for dataset "

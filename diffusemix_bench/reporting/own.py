@@ -15,10 +15,10 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
-from .paper import GROUP_KEYS, PaperRow, PaperTable, setting
+from .paper import GROUP_KEYS, PaperRow, PaperTable, setting, used_setting
 from .runs import Run
 from .sweeps import given_settings, job_order, job_overrides
-from .table import WHERE_FROM, compared_anywhere, launched_from, placed
+from .table import WHERE_FROM, compared_anywhere, launched_from, placed, reads_edits_of
 
 #: The name of an own table (in its report's title and plots).
 NAME = "runs"
@@ -108,9 +108,10 @@ def _values_of(
 ) -> dict[str, str]:
     """The values ``keys`` take in a run's (or a job's composed) configuration: a config group's
     option as ``choices`` (Hydra's record of the composition) gives it, else as its ``name`` says
-    (``aug``, ``dataset``, ``model``), any other setting from the configuration (where its images,
-    weights, edits or fractals came from as the place named: a relative path from ``cwd``, the
-    folder it was launched from); ``ABSENT`` where it has none."""
+    (``aug``, ``dataset``, ``model``), any other setting from the configuration as the run used it
+    (a method's null by its dataset's defaults; where its images, weights, edits or fractals came
+    from as the place named: a relative path from ``cwd``, the folder it was launched from);
+    ``ABSENT`` where it has none."""
     from omegaconf import DictConfig, ListConfig, OmegaConf
 
     missing = object()
@@ -127,8 +128,10 @@ def _values_of(
             out[key] = ABSENT
         elif isinstance(value, (DictConfig, ListConfig)):
             out[key] = _text(OmegaConf.to_container(value, resolve=True))
-        else:
-            out[key] = _text(placed(value, cwd) if key in WHERE_FROM else value)
+        elif key in WHERE_FROM:
+            out[key] = _text(placed(value, cwd))
+        else:  # (a method's setting left null: the value its dataset's defaults gave it)
+            out[key] = _text(used_setting(config, key, value))
     return out
 
 
@@ -173,29 +176,39 @@ def own_table(
     # A job of a launch takes the values of a run given the same settings (the same job, another
     # seed); one without such a run, those of its configuration composed.
     items: list[tuple[dict[str, str], object, object, Run | None]] = []
-    by_settings: dict[tuple, dict[str, str]] = {}
+    by_settings: dict[tuple, tuple[dict[str, str], bool]] = {}
+    unread: list[bool] = []  # (per item: whether it reads no edits)
     for given, run in found:
         values = _values_of(run.config, keys, groups, recorded(run), launched_from(run))
         # (a job's settings name its dataset, given or the launch's: the run's as well)
-        by_settings.setdefault(_settings({"dataset": str(setting(run.config, "dataset")), **given}), values)
+        no_edits = not reads_edits_of(run.config)
+        by_settings.setdefault(
+            _settings({"dataset": str(setting(run.config, "dataset")), **given}), (values, no_edits)
+        )
         items.append((values, setting(run.config, "dataset"), setting(run.config, "seed"), run))
+        unread.append(no_edits)
     for given in jobs:
-        values = by_settings.get(_settings(given))
-        if values is None:
+        known = by_settings.get(_settings(given))
+        if known is None:
             config = compose(given)
             if config is None:  # (cannot be composed here): the settings as given
-                values = {k: _text_of(given, k) for k in keys}
+                known = ({k: _text_of(given, k) for k in keys}, False)
             else:
                 choices = OmegaConf.select(config, "hydra.runtime.choices", default=None) or {}
-                values = _values_of(config, keys, groups, dict(choices))
-            by_settings[_settings(given)] = values
-        items.append((values, given.get("dataset"), given.get("seed"), None))
-    # A setting is a row's when its values differ between runs of one dataset (one that differs
-    # only between datasets, their image size say, is a column's: its rows stay one).
+                known = (_values_of(config, keys, groups, dict(choices)), not reads_edits_of(config))
+            by_settings[_settings(given)] = known
+        items.append((known[0], given.get("dataset"), given.get("seed"), None))
+        unread.append(known[1])
+    items = _unread_left_out(items, unread)
+    # A setting is a row's when its values differ between runs of one dataset that have it (one
+    # that differs only between datasets, their image size say, is a column's: its rows stay one;
+    # aug.alpha given to some mixup runs, all of one value, tells them from no aug=none run).
     per_column: dict[object, list[dict[str, str]]] = {}
     for values, column, _, _ in items:
         per_column.setdefault(column, []).append(values)
-    differ = [k for k in keys if any(len({v[k] for v in group}) > 1 for group in per_column.values())]
+    differ = [
+        k for k in keys if any(len({v[k] for v in group} - {ABSENT}) > 1 for group in per_column.values())
+    ]
     rows: dict[str, PaperRow] = {}
 
     def row_of(values: dict[str, str]) -> PaperRow:
@@ -242,6 +255,35 @@ def own_table(
         own=True,
     )
     return table, lambda run: placed.get(id(run)), expected, shared
+
+
+def _unread(key: str) -> bool:
+    """A setting of the generator: it changes nothing in a run that reads no edits."""
+    return key == "generator" or key.startswith("generator.")
+
+
+def _unread_left_out(items: list, unread: list[bool]) -> list:
+    """``items`` (values, dataset, seed, run) with the generator's settings left out of the values
+    of those that read no edits (``unread``): ``aug=none`` launched beside DiffuseMix with
+    ``generator=ip2p_fast`` is one row ``aug=none``, not ``aug=none generator=ip2p``. Where that
+    would put two runs (or jobs) of one seed and dataset that were launched with different
+    generator settings into one row, the rows they would share keep those settings apart (each is
+    a run of its own, and a cell averages seeds)."""
+    reduced = [
+        {k: (ABSENT if no_edits and _unread(k) else v) for k, v in values.items()}
+        for (values, *_), no_edits in zip(items, unread)
+    ]
+    seen: dict[tuple, dict] = {}
+    apart: set[tuple] = set()
+    for (values, column, seed, _), less in zip(items, reduced):
+        row = tuple(sorted(less.items()))
+        first = seen.setdefault((row, str(column), str(seed)), values)
+        if first != values:
+            apart.add(row)
+    return [
+        (values if tuple(sorted(less.items())) in apart else less, *rest)
+        for (values, *rest), less in zip(items, reduced)
+    ]
 
 
 def _differing(runs: list[Run]) -> list[str]:

@@ -24,6 +24,28 @@ def setting(cfg: DictConfig, key: str) -> Any:
     return value
 
 
+def used_setting(cfg: DictConfig, key: str, value: Any = None) -> Any:
+    """A run's ``value`` of setting ``key`` (``setting``'s where not given) as the run used it: a
+    method's setting left null (``aug.alpha``) as its ``aug.dataset_defaults`` resolved it for the
+    run's dataset and protocol, as training does (a null not filled so: as it is)."""
+    if value is None:
+        value = setting(cfg, key)
+    if value is None and key.startswith("aug.") and key.count(".") == 1:
+        from ..config import dataset_default
+
+        defaults = OmegaConf.select(
+            cfg, "aug.dataset_defaults", default=None, throw_on_resolution_failure=False
+        )
+        if isinstance(defaults, DictConfig):
+            value = dataset_default(
+                OmegaConf.to_container(defaults, resolve=True),
+                key.partition(".")[2],
+                setting(cfg, "dataset"),
+                setting(cfg, "protocol"),
+            )
+    return value
+
+
 def same_value(a: Any, b: Any) -> bool:
     """Equal as settings: numbers by value (1 == 1.0), anything else by equality of its text."""
     if isinstance(a, bool) or isinstance(b, bool):

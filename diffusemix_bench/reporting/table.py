@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..config import BATCH_COUNT_SETTINGS, as_lightning_count
 from ..data.order import LIMITED_EVAL_ORDER, SPLIT_ORDER
 from ..files import read_attempts
-from .paper import PaperRow, PaperTable, same_value, setting
+from .paper import PaperRow, PaperTable, same_value, setting, used_setting
 from .runs import ReportError, Run
 
 #: Settings that do not change what is trained (folders, workers, devices, logging, what is
@@ -942,8 +942,17 @@ def _code_name(git) -> str:
 def _settings_differ(a: Run, b: Run) -> list[str]:
     """``key=a vs b`` for each setting two runs were trained with differently (the seed and the
     settings that change nothing trained, ``IGNORED``, left out)."""
-    base = {k: v for k, v in flat_settings(a.config).items() if _compared(k, a.config) and k != "seed"}
-    flat = {k: v for k, v in flat_settings(b.config).items() if _compared(k, b.config) and k != "seed"}
+    # (a method's setting left null as its dataset's defaults resolved it: what was trained)
+    base = {
+        k: used_setting(a.config, k, v)
+        for k, v in flat_settings(a.config).items()
+        if _compared(k, a.config) and k != "seed"
+    }
+    flat = {
+        k: used_setting(b.config, k, v)
+        for k, v in flat_settings(b.config).items()
+        if _compared(k, b.config) and k != "seed"
+    }
     keys = sorted(k for k in base.keys() | flat.keys() if not _same_setting(k, base.get(k), flat.get(k)))
     found = [f"{k}={_shown(k, base.get(k))} vs {_shown(k, flat.get(k))}" for k in keys]
     sizes = world_size(a), world_size(b)
