@@ -942,15 +942,21 @@ def test_figure4_writes_the_grid(make_cfg, tmp_path):
     assert fig_cfg.aug.name == "diffusemix" and fig_cfg.aug.figure_images == 4
 
 
-def test_figure4_generates_only_the_edits_it_draws_on_request(make_cfg, tmp_path, caplog):
-    """Without edits, figure4 stops with the generate command; with aug.figure_generate=true it
-    makes the edits of the images it draws (the tiny generator here), only those, then draws, and
-    says that the tiny generator's edits are noise, not the paper's figure."""
+def test_figure4_generates_only_the_edits_it_draws_on_request(make_cfg, tmp_path, caplog, monkeypatch):
+    """Without edits, figure4 stops with the generate command, before the fractal bank is built
+    (a minute for the paper's bank); with aug.figure_generate=true it makes the edits of the images
+    it draws (the tiny generator here), only those, then draws, and says that the tiny generator's
+    edits are noise, not the paper's figure."""
+    from diffusemix_bench.augment.fractals import FractalBank
     from diffusemix_bench.generation.store import MissingEditError
 
+    built = []
+    real = FractalBank.from_config
+    monkeypatch.setattr(FractalBank, "from_config", lambda *a, **k: built.append(1) or real(*a, **k))
     base = BASE + [f"paths.cache_dir={tmp_path / 'cache'}", "aug.figure_images=2", "generator=tiny"]
     with pytest.raises(MissingEditError, match=r"python generate.py[\s\S]*add aug.figure_generate=true"):
         write_figure4(make_cfg(base))
+    assert not built
     # Asked for more rows than the split has images: it draws them all, and says so.
     more = [b for b in base if not b.startswith("aug.figure_images=")] + ["aug.figure_images=20"]
     with pytest.raises(MissingEditError, match=r"needs only the edits of the 9 images it draws"):
@@ -964,6 +970,7 @@ def test_figure4_generates_only_the_edits_it_draws_on_request(make_cfg, tmp_path
     )
     with Image.open(path) as im:
         assert im.size == expected_grid_size(2)
+    assert built  # (the final images blend fractals: the bank is built once the edits are there)
     store = EditStore.from_config(cfg, "cifar100", "train")
     made = {i for i in range(64) for pid in store.prompt_ids if store.has(i, pid)}
     assert len(made) == 2  # two images drawn, every prompt of each; nothing else

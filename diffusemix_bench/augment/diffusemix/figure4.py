@@ -147,7 +147,7 @@ def figure4_image(aug, dataset, n: int, seed: int = 0, make_missing=None) -> Ima
     titles = list(COLUMNS)
     if not aug.uses_masks:
         titles[2] += " (unused)"
-    if aug.bank is None:
+    if not aug.uses_fractals:  # (not aug.bank: the bank is built once the edits are there)
         titles[4] += " (unused)"
     return figure4_grid(figure4_stages(aug, dataset, n, seed, make_missing), tuple(titles))
 
