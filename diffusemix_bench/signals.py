@@ -4,10 +4,11 @@ that reports them itself, without a traceback."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 
 def quiet_interrupts() -> None:
@@ -38,6 +39,18 @@ def quiet_interrupts() -> None:
             previous(kind, value, traceback)
 
     sys.excepthook = hook
+    # Registered before the libraries are imported, so it runs after their exit hooks.
+    atexit.register(_ctrl_c_ignored_in_teardown)
+
+
+def _ctrl_c_ignored_in_teardown() -> None:
+    """The last exit hook: the work is over, its files written and its last line said. Python's
+    teardown of PyTorch and the libraries around it takes a second or two, during which Ctrl-C
+    (Python's handler gone) would end a finished command with status 130 and no word; it is
+    ignored. (A command that ends because of a Ctrl-C still ends with status 130: Python restores
+    the default action before it re-sends the signal to itself.)"""
+    with suppress(ValueError, OSError):  # (not the main thread, or no such signal here)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def note_sigterm_only(trainer) -> None:

@@ -205,6 +205,29 @@ def test_ctrl_c_while_an_entry_point_starts_is_one_line(tmp_path, script):
     )
 
 
+@pytest.mark.parametrize("script", ["train.py", "generate.py"])
+def test_ctrl_c_in_the_teardown_after_the_work_leaves_a_finished_command_finished(tmp_path, script):
+    """Ctrl-C in the second or two Python takes to tear PyTorch and its kin down after the last
+    line (here sent by an object deleted in that teardown, as a key press there would be) is
+    ignored: the command that finished ends with status 0, not killed silently (status 130)."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import os, signal, time\n"
+        "class Teardown:\n"
+        "    def __del__(self):\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "        time.sleep(0.2)\n"
+        "        os.write(2, b'teardown went on')\n"
+        "kept = Teardown()\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    env.pop("HYDRA_FULL_ERROR", None)
+    result = subprocess.run(
+        [sys.executable, script, "--help"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stderr.endswith("teardown went on") and result.stdout.startswith("usage: python ")
+
+
 def test_help_read_in_part_ends_quietly(tmp_path):
     """``train.py --help | head``: the reader closes the pipe, and the entry point stops without
     Python's BrokenPipeError report."""
