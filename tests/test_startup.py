@@ -179,24 +179,31 @@ def test_lightning_messages_name_trainer_settings_as_train_py_takes_them():
     assert said == "Try at least `trainer.limit_train_batches=0.5` (16-bit precision, trainer.devices=2)"
 
 
+def _help_with_site(tmp_path, script: str, site: str) -> subprocess.CompletedProcess:
+    """``<script> --help`` run with ``site`` as its sitecustomize (Python runs it first)."""
+    (tmp_path / "sitecustomize.py").write_text(site)
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [sys.executable, script, "--help"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
 @pytest.mark.parametrize("script", ["train.py", "generate.py", "evaluate.py", "figure4.py", "report.py"])
 def test_ctrl_c_while_an_entry_point_starts_is_one_line(tmp_path, script):
     """Ctrl-C during the seconds of imports (here raised where the entry point imports its
     package's command-line module, as a key press there would) ends with one line, not a
     traceback; the process ends as one interrupted does (status 130 in a shell), so a shell loop
     around it stops too."""
-    (tmp_path / "sitecustomize.py").write_text(
+    result = _help_with_site(
+        tmp_path,
+        script,
         "import sys\n"
         "class Interrupt:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name == 'diffusemix_bench.cli':\n"
         "            raise KeyboardInterrupt\n"
-        "sys.meta_path.insert(0, Interrupt())\n"
-    )
-    env = dict(os.environ, PYTHONPATH=str(tmp_path))
-    env.pop("HYDRA_FULL_ERROR", None)
-    result = subprocess.run(
-        [sys.executable, script, "--help"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        "sys.meta_path.insert(0, Interrupt())\n",
     )
     assert result.returncode == -signal.SIGINT
     assert (
@@ -210,19 +217,16 @@ def test_ctrl_c_in_the_teardown_after_the_work_leaves_a_finished_command_finishe
     """Ctrl-C in the second or two Python takes to tear PyTorch and its kin down after the last
     line (here sent by an object deleted in that teardown, as a key press there would be) is
     ignored: the command that finished ends with status 0, not killed silently (status 130)."""
-    (tmp_path / "sitecustomize.py").write_text(
+    result = _help_with_site(
+        tmp_path,
+        script,
         "import os, signal, time\n"
         "class Teardown:\n"
         "    def __del__(self):\n"
         "        os.kill(os.getpid(), signal.SIGINT)\n"
         "        time.sleep(0.2)\n"
         "        os.write(2, b'teardown went on')\n"
-        "kept = Teardown()\n"
-    )
-    env = dict(os.environ, PYTHONPATH=str(tmp_path))
-    env.pop("HYDRA_FULL_ERROR", None)
-    result = subprocess.run(
-        [sys.executable, script, "--help"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        "kept = Teardown()\n",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stderr.endswith("teardown went on") and result.stdout.startswith("usage: python ")
