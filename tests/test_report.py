@@ -1348,6 +1348,36 @@ def test_runs_trained_on_several_devices_are_named_and_not_averaged_with_one(swe
     )
 
 
+def test_weights_a_run_started_from_where_the_experiment_file_names_none_are_said(sweep, tmp_path):
+    """model.weights is where a file was (left out of the comparisons), but a run that started
+    from a file (metrics.json's model_weights) where the experiment file trains from its own start
+    is named in the settings line and its cell marked: its number is not the protocol's."""
+    weights = {"file": "/w/resnet.pth", "sha256": "2c18f2b76869da13e6afb4f800eb4ad7"}
+    runs = _write_runs(
+        sweep,
+        tmp_path / "runs",
+        [(0, TABLE4, {"model_weights": weights}), (1, TABLE4, {"model_weights": weights})],
+    )
+    filled = build_report([*TABLE4_CELL, f"runs={runs}", f"out={tmp_path / 'out'}"], CONF)
+    text = filled["files"]["markdown"].read_text()
+    assert (
+        "model.weights (the file the model started from): /w/resnet.pth (sha256 2c18f2b76869) in the runs "
+        "(experiment file: none; random initial weights)" in text
+    )
+    assert (
+        "model.weights=/w/resnet.pth (sha256 2c18f2b76869)"
+        in filled["filled"].cell_deviations[(VANILLA, "cifar100")]
+    )
+    # Runs that loaded no file, as the experiment file says: nothing to say.
+    runs = _write_runs(
+        sweep, tmp_path / "none", [(0, TABLE4, {"model_weights": None}), (1, TABLE4, {"model_weights": None})]
+    )
+    text = build_report([*TABLE4_CELL, f"runs={runs}", f"out={tmp_path / 'o2'}"], CONF)["files"][
+        "markdown"
+    ].read_text()
+    assert "the file the model started from" not in text
+
+
 def test_generation_hours_are_those_of_the_edits_a_run_reads(sweep, tmp_path):
     """Figure 5's runs read 1 to 10 prompts of one store (num_prompts is no part of its name): each is
     charged the hours of its own edits (its training images x its prompts, at the store's logged

@@ -1103,6 +1103,17 @@ def _deviations(
                 per_cell[key].append(f"world_size={size}")
             elif size is not None:
                 found[WORLD_SIZE]["as_file"].add(where)
+            # model.weights says where a file was (left out above): a run that started from a file
+            # where the experiment file names none (its model.pretrained weights, or none) or another.
+            started = _started_from(run, reference)
+            if started is not None:
+                (used_file, wanted_file) = started
+                if used_file is None:
+                    found[WEIGHTS]["as_file"].add(where)
+                else:
+                    found[WEIGHTS]["used"][used_file].add(where)
+                    found[WEIGHTS]["file"].add(wanted_file)
+                    per_cell[key].append(f"model.weights={used_file}")
     lines = []
     for name, v in sorted(found.items()):
         if not v["used"]:  # every run as the experiment file
@@ -1117,6 +1128,33 @@ def _deviations(
             parts.append(f"as the experiment file in {_listed(sorted(as_file))}")
         lines.append(f"{name}: {'; '.join(parts)} (experiment file: {file})")
     return lines, per_cell
+
+
+#: How reports name the weights a run started from (metrics.json's ``model_weights``).
+WEIGHTS = "model.weights (the file the model started from)"
+
+
+def _started_from(run: Run, reference: DictConfig) -> tuple[str | None, str] | None:
+    """The weight file ``run`` started from where the experiment file (``reference``) names none
+    or another (``(shown, the experiment file's)``); ``(None, ...)`` where it started as the file
+    says; None where metrics.json does not record it (a run that predates the record, or resumed)."""
+    if "model_weights" not in (run.metrics or {}):
+        return None
+    loaded = run.metrics["model_weights"]
+    wanted = setting(reference, "model.weights")
+    if wanted in (None, ""):
+        wanted_text = (
+            "none; the model's pretrained weights"
+            if setting(reference, "model.pretrained")
+            else "none; random initial weights"
+        )
+    else:
+        wanted_text = str(wanted)
+    if not isinstance(loaded, dict) or not loaded.get("file"):
+        return (None, wanted_text) if wanted in (None, "") else ("none", wanted_text)
+    if wanted not in (None, "") and same_place(loaded["file"], placed(wanted, launched_from(run))):
+        return None, wanted_text
+    return f"{loaded['file']} (sha256 {str(loaded.get('sha256'))[:12]})", wanted_text
 
 
 def _listed(names: list[str], shown: int = 3) -> str:
