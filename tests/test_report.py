@@ -482,6 +482,12 @@ def test_a_sweep_restricted_on_the_command_line_expects_only_its_runs(sweep, tmp
         "the experiment file's sweep makes 18 runs in this table); 2 more runs of the table's cells, "
         "with seeds this sweep does not run there (1 failed, 1 diverged), are used too ("
     )
+    # Narrowed to one row: the other row's runs are in cells the narrowed sweep does not run (not of
+    # seeds it does not run there), used too.
+    filled = build_report(["experiment=table6", f"runs={sweep}", "aug=none", "seed=0,1"], CONF)["filled"]
+    summary = filled.summary()
+    assert "; 1 more run of the table's cells, with seeds this sweep does not run there (1 " in summary
+    assert "; 3 more runs in cells this sweep, as narrowed, does not run (2 finished, 1 " in summary, summary
 
 
 def test_the_paper_block_of_an_experiment_file_is_read_whole_or_refused():

@@ -428,17 +428,28 @@ class FilledTable:
                 f" (narrowed by {' '.join(self.narrowed_by)}: the experiment file's sweep makes "
                 f"{self.sweep_runs} runs in this table)"
             )
-        if c["unexpected"]:
-            extra = [r for cell in self.cells.values() for r in cell.unexpected]
+        # Runs the sweep (as narrowed) does not expect: of other seeds in its cells, or in cells it
+        # does not run at all (report.py aug=none given runs of every row): used, and counted apart.
+        for extra, where in (
+            (
+                [r for cell in self.cells.values() if cell.expected_seeds for r in cell.unexpected],
+                "of the table's cells, with seeds this sweep does not run there",
+            ),
+            (
+                [r for cell in self.cells.values() if not cell.expected_seeds for r in cell.runs],
+                f"in cells this sweep{', as narrowed,' if self.narrowed_by else ''} does not run",
+            ),
+        ):
+            if not extra:
+                continue
             by_status = ", ".join(
                 f"{sum(r.status == s for r in extra)} {s}"
                 for s in ("finished", "failed", "diverged")
                 if any(r.status == s for r in extra)
             )
             line += (
-                f"; {c['unexpected']} more run{'' if c['unexpected'] == 1 else 's'} of the table's cells, with "
-                f"seeds this sweep does not run there ({by_status}), {'is' if c['unexpected'] == 1 else 'are'} "
-                f"used too ({named_runs(extra)})"
+                f"; {len(extra)} more run{'' if len(extra) == 1 else 's'} {where} ({by_status}), "
+                f"{'is' if len(extra) == 1 else 'are'} used too ({named_runs(extra)})"
             )
         others = [r for r in self.unmatched if self._made_by_another(r)]
         outside = [r for r in self.unmatched if not self._made_by_another(r)]
