@@ -1088,9 +1088,9 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
             if jobs and _launcher(argv) in (None, "basic"):  # (a cluster's nodes may hold the file)
                 check_auto_resume_weights(jobs, config_dir, config_name)
         check_sweep_data(argv, config_dir, config_name)
+        if jobs:  # (before the edits: a value refused here is said before hours of generating)
+            check_sweep_methods(jobs, config_dir, config_name, first_too=True)
         check_sweep_edits(argv, config_dir, config_name)
-        if jobs:
-            check_sweep_methods(jobs, config_dir, config_name)
     mark_swept_keys(argv)
 
 
@@ -1540,9 +1540,11 @@ def check_sweep_methods(
 ) -> None:
     """The method's own checks of each value a sweep gives a setting (those no schema can say:
     Co-Mixup's ``block_num=0``, a block grid the crop size does not divide, ``loss=jsd`` with a
-    method of one view), as each job's start makes them, before any job starts. The last check
-    before a sweep runs: building a method imports torch, which its jobs then use. The first job's
-    own start makes them next; ``first_too`` (a listing, which runs nothing) checks it here."""
+    method of one view), as each job's start makes them, before any job starts. After the data is
+    found (building a method imports torch, which its jobs then use), before the edits are: a
+    refusal met after generating them would have cost the hours of their generation. The first
+    job's own start makes them again; ``first_too`` (a listing, which runs nothing, or a sweep
+    whose edits are checked next) checks it here too."""
     from .augment.registry import check_aug_settings, check_loss_views
 
     def accepted(other: list[str], value: str) -> bool:  # (another variant passes these checks)

@@ -1122,6 +1122,17 @@ def test_a_sweep_whose_diffusemix_jobs_lack_their_edits_starts_no_job(tmp_path):
         check_command_line(argv, str(CONF_DIR), "config")
     assert "the edit store of these settings holds no edit yet (" in str(refused.value)
     assert ": a generate.py run stopped before its first, or is still making it)" in str(refused.value)
+    # A method's value refused as well: said first, before the edits are asked for (made first, they
+    # would have cost their hours before the sweep stopped on it).
+    with pytest.raises(SystemExit) as refused:
+        check_command_line(
+            ["--multirun", "aug=none,diffusemix,puzzlemix", "seed=0", *common, "dataset.image_size=40"],
+            str(CONF_DIR),
+            "config",
+        )
+    assert str(refused.value).startswith(
+        "error: the sweep's runs with aug=puzzlemix are refused, so no job was started: aug=puzzlemix splits"
+    )
     # A sweep going on in its folder (finished jobs need no edits) is left to its jobs.
     (tmp_path / "sweep").mkdir()
     check_command_line(
