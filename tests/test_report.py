@@ -1654,10 +1654,14 @@ def test_the_generator_of_a_method_that_reads_no_edits_is_no_deviation(sweep, tm
     )
     result = build_report(["experiment=table6", "seed=0", f"runs={runs}", f"out={tmp_path / 'out'}"], CONF)
     text = result["files"]["markdown"].read_text()
-    assert (
-        "DIFFUSEMIX (flowers102): generator.name='tiny'; Vanilla (CVPR'16) [14] (flowers102): nothing more"
-        in text
-    )
+    assert "DIFFUSEMIX (flowers102): generator.name='tiny'; the other cells with runs: nothing more" in text
+    # Only the cell that differs unlike the others is marked (not Vanilla, whose runs differ from
+    # the experiment file only as every cell's do).
+    table = text.split("Compute per run")[0]  # the results table (the compute table follows)
+    rows = {line.split(" |")[0]: line for line in table.splitlines() if line.startswith("| ")}
+    assert "‡" in rows["| DIFFUSEMIX"] and "‡" not in rows["| Vanilla (CVPR'16) [14]"]
+    assert result["filled"].marked(("DIFFUSEMIX", "flowers102"))
+    assert not result["filled"].marked(("Vanilla (CVPR'16) [14]", "flowers102"))
     settings = next(line for line in text.splitlines() if line.startswith("- Settings that differ"))
     assert "generator.name: 'tiny' in DIFFUSEMIX (flowers102); as the experiment file in" not in settings
     assert (

@@ -125,8 +125,7 @@ def notes(filled: FilledTable) -> list[str]:
     if filled.uneven():
         # What every cell with runs shares is said once (the settings line below names it too); per
         # cell, what sets it apart.
-        with_runs = [filled.cell_deviations.get(k, []) for k, c in filled.cells.items() if c.runs]
-        shared = set.intersection(*(set(found) for found in with_runs)) if with_runs else set()
+        shared = filled.shared_deviations()
         lines.append(
             f"{UNEVEN} marks the cells whose runs differ from the experiment file where other cells do not "
             "differ alike (trained or measured unlike their neighbours): compare them with care. "
@@ -135,8 +134,14 @@ def notes(filled: FilledTable) -> list[str]:
             + (" besides" if shared else "")
             + ": "
             + "; ".join(
-                f"{label} ({column}): {', '.join(f for f in found if f not in shared) or 'nothing more'}"
+                f"{label} ({column}): {', '.join(f for f in found if f not in shared)}"
                 for (label, column), found in sorted(filled.cell_deviations.items())
+                if filled.marked((label, column))
+            )
+            + (
+                "; the other cells with runs: nothing more"
+                if any(c.runs and not filled.marked(k) for k, c in filled.cells.items())
+                else ""
             )
         )
     finished = [r for cell in filled.cells.values() for r in cell.finished]

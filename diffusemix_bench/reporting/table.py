@@ -397,9 +397,16 @@ class FilledTable:
         side by side trained or measured unlike each other): such cells are marked in the tables."""
         return len({tuple(self.cell_deviations.get(k, [])) for k, c in self.cells.items() if c.runs}) > 1
 
+    def shared_deviations(self) -> set[str]:
+        """The ways every cell with runs differs from the experiment file alike."""
+        with_runs = [set(self.cell_deviations.get(k, [])) for k, c in self.cells.items() if c.runs]
+        return set.intersection(*with_runs) if with_runs else set()
+
     def marked(self, key: tuple[str, str]) -> bool:
-        """A cell whose runs differ from the experiment file where the table's cells are uneven."""
-        return bool(self.cell_deviations.get(key)) and self.uneven()
+        """A cell whose runs differ from the experiment file in a way other cells with runs do not,
+        where the table's cells are uneven (the baselines beside a DiffuseMix row made with another
+        generator: that row alone)."""
+        return self.uneven() and bool(set(self.cell_deviations.get(key, [])) - self.shared_deviations())
 
     def counts(self) -> dict[str, int]:
         """The expected runs (one per cell and seed the sweep runs) by what became of them, which add
