@@ -292,17 +292,22 @@ def print_config_tree(cfg: DictConfig) -> None:
     ]
     top = {k: v for k, v in data.items() if not isinstance(v, dict)}
     try:
-        from rich import print as rprint
+        from rich.console import Console
         from rich.syntax import Syntax
         from rich.tree import Tree
     except ModuleNotFoundError:
         print(OmegaConf.to_yaml({**top, **{k: data[k] for k in groups}}), flush=True)
         return
     tree = Tree("config", guide_style="dim")
-    for key in groups:
-        tree.add(key).add(Syntax(OmegaConf.to_yaml(data[key]), "yaml", background_color="default"))
-    tree.add("run").add(Syntax(OmegaConf.to_yaml(top), "yaml", background_color="default"))
-    rprint(tree)
+    texts = {key: OmegaConf.to_yaml(data[key]) for key in groups} | {"run": OmegaConf.to_yaml(top)}
+    for key, text in texts.items():
+        tree.add(key).add(Syntax(text, "yaml", background_color="default"))
+    # Wide enough for the longest line (rich cuts lines at its width, 80 columns in a log: a
+    # run folder's path cut short read as another path); a terminal wraps what it cannot show.
+    longest = max((len(line) for text in texts.values() for line in text.splitlines()), default=0)
+    console = Console()
+    console.width = max(console.width, longest + 12)  # (the tree's indent: 8 columns)
+    console.print(tree)
 
 
 def run_evaluate(cfg: DictConfig) -> dict:

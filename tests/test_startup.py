@@ -392,3 +392,17 @@ def test_a_composition_asked_for_again_is_a_copy_and_an_edited_config_is_compose
     assert cli._compose_raw(str(conf), "config", ["aug=mixup"]).aug.alpha == 0.4
     (conf / "aug" / "new.yaml").write_text(mixup.read_text().replace("alpha: 0.4", "alpha: 0.7"))
     assert cli._compose_raw(str(conf), "config", ["aug=new"]).aug.alpha == 0.7
+
+
+def test_the_printed_config_keeps_long_values_whole(capsys):
+    """print_config=true in a log (no terminal: rich's 80 columns): a long run folder's path is
+    printed whole, not cut at the width, where it read as another path."""
+    from diffusemix_bench.cli import print_config_tree
+    from tests.conftest import compose_config
+
+    cfg = compose_config(["dataset=flowers102"])
+    long = "/tmp/a_sweep_folder/0_aug=none,dataset=flowers102,seed=0/" + "x" * 120
+    cfg.paths.output_dir = long
+    print_config_tree(cfg)
+    out = capsys.readouterr().out
+    assert f"output_dir: {long}\n" in out
