@@ -349,6 +349,7 @@ def build_report(argv: list[str], config_dir: str) -> dict:
     filled.not_chosen, filled.chosen_by = not_chosen, [text for _, _, text in selectors]
     filled.choosing_none = unused
     others = [r for r in filled.unmatched if filled._made_by_another(r)]
+    kept = f" out={out}" if out is not None else ""  # (the advice keeps where the report goes)
     if others and len(others) == len(runs):
         # Every run given was made by other experiment files: a report of none of them, as an empty
         # table with exit code 0, hid the mistaken experiment=.
@@ -359,7 +360,9 @@ def build_report(argv: list[str], config_dir: str) -> dict:
         raise ReportError(
             f"report.py experiment={experiment}: none of the {len(runs)} run folders under runs={given} was made "
             f"by it: they were made by experiment={', '.join(names)}. Report them with "
-            + " or ".join(f"{script_command('report.py')} experiment={name} runs={given}" for name in names)
+            + " or ".join(
+                f"{script_command('report.py')} experiment={name} runs={given}{kept}" for name in names
+            )
         )
     own = [r for r in filled.unmatched if setting(r.config, "experiment_name") is None]
     if runs and len(own) == len(runs):
@@ -371,7 +374,7 @@ def build_report(argv: list[str], config_dir: str) -> dict:
         raise ReportError(
             f"report.py experiment={experiment}: none of the {len(runs)} run folders under runs={given} was made "
             f"by it, nor by any experiment file (train.py experiment=<name>): report them in their own table, "
-            f"{script_command('report.py')} experiment={OWN_TABLE} runs={given}"
+            f"{script_command('report.py')} experiment={OWN_TABLE} runs={given}{kept}"
         )
     return _write_report(filled, roots, out, found_by)
 

@@ -595,7 +595,7 @@ def test_runs_of_another_experiment_alone_are_refused(sweep, tmp_path):
         f"report.py experiment=table5: none of the 6 run folders under runs={sweep} was made by it: they were "
         "made by experiment=table6. Report them with "
     )
-    assert said.endswith(f"report.py experiment=table6 runs={sweep}")
+    assert said.endswith(f"report.py experiment=table6 runs={sweep} out={tmp_path / 'out'}")  # (out= kept)
 
 
 def _refused_with_no_report(args: list[str], tmp_path) -> str:
@@ -625,7 +625,7 @@ def test_own_runs_alone_given_a_paper_table_are_refused(tmp_path):
         f"report.py experiment=table6: none of the 2 run folders under runs={sweep} was made by it, nor by "
         "any experiment file (train.py experiment=<name>): report them in their own table, "
     )
-    assert said.endswith(f"report.py experiment=none runs={sweep}")
+    assert said.endswith(f"report.py experiment=none runs={sweep} out={tmp_path / 'out'}")
 
 
 @pytest.mark.slow  # report.py's entry runs in the default suite through test_demo
