@@ -92,6 +92,10 @@ def _run_train(cfg: DictConfig) -> float | None:
             from .training.run import check_validation_settings
 
             check_validation_settings(cfg, len(splits.val))  # (dataset.val_fraction=0: no split to read)
+            if _starts_anew(cfg):
+                from .training.classifier import fetch_pretrained
+
+                fetch_pretrained(cfg)  # published weights that cannot be had: no run folder
             if cfg.aug.name == "diffusemix" and cfg.get("ckpt_path") is None:
                 _check_job_edits(
                     cfg, set(), splits, sizes=True
@@ -100,6 +104,16 @@ def _run_train(cfg: DictConfig) -> float | None:
 
         metrics = train(cfg, splits=splits)
     return metrics.get("val_top1")
+
+
+def _starts_anew(cfg: DictConfig) -> bool:
+    """A run that builds its model from its starting weights: no checkpoint to resume from
+    (``ckpt_path`` unset, or ``auto`` with no last.ckpt in its folder)."""
+    given = cfg.get("ckpt_path")
+    if given is None:
+        return True
+    last = Path(str(cfg.paths.output_dir)).expanduser() / "checkpoints" / "last.ckpt"
+    return str(given) == "auto" and not last.is_file()
 
 
 @contextmanager
@@ -1093,10 +1107,46 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
             if jobs and _launcher(argv) in (None, "basic"):  # (a cluster's nodes may hold the file)
                 check_auto_resume_weights(jobs, config_dir, config_name)
         check_sweep_data(argv, config_dir, config_name)
+        if jobs and _launcher(argv) in (None, "basic"):  # (a cluster's nodes have their own caches)
+            check_sweep_pretrained(jobs, config_dir, config_name)
         if jobs:  # (before the edits: a value refused here is said before hours of generating)
             check_sweep_methods(jobs, config_dir, config_name, first_too=True)
         check_sweep_edits(argv, config_dir, config_name)
     mark_swept_keys(argv)
+
+
+def check_sweep_pretrained(jobs: list[list[str]], config_dir: str, config_name: str) -> None:
+    """The published weights a sweep's jobs start from (``model.pretrained``, no ``model.weights``),
+    fetched once before any job starts: weights that cannot be had (no network, no cached copy)
+    are refused here, not by each job in turn. A sweep going on in its folder (``ckpt_path=auto``
+    with a job's last.ckpt there) is left to its jobs: those resumed need none."""
+    from .errors import PretrainedWeightsError
+    from .training.classifier import fetch_pretrained
+
+    seen: set[tuple] = set()
+    for variant, changed in _variants(jobs):
+        try:
+            cfg = _compose_raw(config_dir, config_name, variant, hydra_config=True)
+            key = (
+                str(cfg.model.get("source")),
+                str(cfg.model.name),
+                bool(cfg.model.pretrained),
+                str(cfg.model.weights),
+            )
+        except Exception:  # a composition error: preflight's, or the job's to report
+            continue
+        if key in seen or not cfg.model.pretrained or cfg.model.weights is not None:
+            continue
+        seen.add(key)
+        if str(cfg.get("ckpt_path")) == "auto":
+            with suppress(Exception):
+                if any(Path(str(cfg.hydra.sweep.dir)).expanduser().glob("*/checkpoints/last.ckpt")):
+                    return
+        try:
+            fetch_pretrained(cfg)
+        except PretrainedWeightsError as exc:
+            which = f"the sweep's runs with {changed}" if changed else "the sweep's runs"
+            raise ConfigError(f"{which} cannot start, so no job was started: {exc}") from None
 
 
 def check_auto_resume_weights(jobs: list[list[str]], config_dir: str, config_name: str) -> None:

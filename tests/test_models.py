@@ -313,6 +313,28 @@ def test_pretrained_torchvision_from_cache_gets_fresh_head(offline):
     assert model.pretrained_mean_std == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
+def test_published_weights_in_the_cache_are_not_fetched_again(offline, monkeypatch):
+    """fetch_pretrained (a run's or sweep's check before it starts) builds nothing where torch hub's
+    cache holds the torchvision file; without it, it builds the model once (the download's error
+    is the run's refusal)."""
+    from diffusemix_bench.models.factory import pretrained_cached
+    from diffusemix_bench.training import classifier
+    from tests.conftest import compose_config
+
+    cfg = compose_config(["model=resnet18", "model.pretrained=true"])
+    built = []
+    monkeypatch.setattr(classifier, "build_model", lambda *a, **k: built.append(a))
+    assert not pretrained_cached("resnet18") and not pretrained_cached("timm")
+    classifier.fetch_pretrained(cfg)
+    assert len(built) == 1
+    cache = offline / "torch" / "checkpoints"
+    cache.mkdir(parents=True)
+    (cache / "resnet18-f37072fd.pth").write_bytes(b"")
+    assert pretrained_cached("resnet18")
+    classifier.fetch_pretrained(cfg)
+    assert len(built) == 1
+
+
 class _RunsCode:
     """A pickle that calls a function when unpickled in full (torch.load(weights_only=False))."""
 

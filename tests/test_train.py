@@ -3114,3 +3114,25 @@ def test_multirun_may_come_after_some_overrides():
     args = get_args_parser().parse_args(multirun_flag_first(given))
     assert args.multirun and args.overrides == ["dataset=imagefolder", "aug=none,mixup", "seed=0"]
     assert multirun_flag_first(["a=1", "b=2"]) == ["a=1", "b=2"]
+
+
+def test_published_weights_that_cannot_be_had_are_refused_before_the_run_or_the_sweep(tmp_path):
+    """model.pretrained=true with weights that cannot be had (here a model with none published; no
+    network in tests): a single run is refused before its folder is made (it was left with
+    failure.json), a sweep before any job starts (each job failed in turn)."""
+    from diffusemix_bench.cli import check_command_line
+
+    data = write_fixture_dataset("cifar100", tmp_path / "data")["data_dir"]
+    common = ["dataset=cifar100", f"paths.data_dir={data}", *FAST, "model.pretrained=true"]
+    result = _run_script([*common, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (
+        "error: preactresnet18 has no published pretrained weights; set model.pretrained=false"
+        in result.stderr
+    )
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(SystemExit) as refused:
+        check_command_line(["--multirun", "aug=none,mixup", "seed=0,1", *common], str(CONF_DIR), "config")
+    assert str(refused.value).startswith(
+        "error: the sweep's runs cannot start, so no job was started: preactresnet18 has no published"
+    )

@@ -194,14 +194,30 @@ def _torchvision_resnet(
     return Backbone(net, ("fc",), mean_std)
 
 
+#: The published weights of the torchvision models (their file's name in torch hub's cache is the URL's).
+TORCHVISION_WEIGHTS = {
+    "resnet18": tvm.ResNet18_Weights.IMAGENET1K_V1,
+    "resnet50": tvm.ResNet50_Weights.IMAGENET1K_V1,
+}
+
+
+def pretrained_cached(name: str) -> bool:
+    """Whether the published weights of torchvision model ``name`` are in torch hub's cache (a
+    model of another source: not known without building it)."""
+    weights = TORCHVISION_WEIGHTS.get(name)
+    return (
+        weights is not None and (Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name).is_file()
+    )
+
+
 @register_model("resnet18")
 def _resnet18(num_classes: int, *, pretrained: bool) -> Backbone:
-    return _torchvision_resnet(num_classes, pretrained, tvm.resnet18, tvm.ResNet18_Weights.IMAGENET1K_V1)
+    return _torchvision_resnet(num_classes, pretrained, tvm.resnet18, TORCHVISION_WEIGHTS["resnet18"])
 
 
 @register_model("resnet50")
 def _resnet50(num_classes: int, *, pretrained: bool) -> Backbone:
-    return _torchvision_resnet(num_classes, pretrained, tvm.resnet50, tvm.ResNet50_Weights.IMAGENET1K_V1)
+    return _torchvision_resnet(num_classes, pretrained, tvm.resnet50, TORCHVISION_WEIGHTS["resnet50"])
 
 
 def _module_names(net: nn.Module, modules: nn.Module | Sequence[nn.Module]) -> tuple[str, ...]:

@@ -50,7 +50,25 @@ def check_input_size(model: torch.nn.Module, cfg: DictConfig) -> None:
         return
 
 
-def build_model(cfg: DictConfig, num_classes: int, load_weights: bool = True) -> torch.nn.Module:
+def fetch_pretrained(cfg: DictConfig) -> None:
+    """The published weights a new run of ``cfg`` starts from (``model.pretrained`` with no
+    ``model.weights``; the caller knows it is no resume), fetched into their cache now if they are not there (the model is built
+    once with them: a download, or a timm model's): weights that cannot be had are refused
+    (PretrainedWeightsError) before a run folder is made or a sweep's first job starts, not as
+    each run builds its model."""
+    from ..models.factory import pretrained_cached
+
+    m = cfg.model
+    if not m.pretrained or m.weights is not None:
+        return
+    if m.source != "timm" and pretrained_cached(str(m.name)):
+        return
+    build_model(cfg, 2, log_normalisation=False)
+
+
+def build_model(
+    cfg: DictConfig, num_classes: int, load_weights: bool = True, log_normalisation: bool = True
+) -> torch.nn.Module:
     """The classifier with normalisation inside: mean/std from model.*, else the pretrained
     weights', else the dataset's. ``load_weights=False`` builds the same model without reading or
     downloading its starting weights (a checkpoint's weights replace them)."""
@@ -78,7 +96,7 @@ def build_model(cfg: DictConfig, num_classes: int, load_weights: bool = True) ->
     if m.mean is not None or m.std is not None:
         source = "model.mean/model.std"
     mean, std = (m.mean if m.mean is not None else mean), (m.std if m.std is not None else std)
-    if load_weights:
+    if load_weights and log_normalisation:
         log.info("normalisation in the model: mean %s, std %s (%s)", list(mean), list(std), source)
     model.normalize = Normalize(mean, std)
     if m.channels_last:
