@@ -345,6 +345,8 @@ def build_report(argv: list[str], config_dir: str) -> dict:
     if selectors and not_chosen and not runs:
         _none_chosen(selectors, not_chosen, config_dir)
     filled = fill(table, runs, expected, references, experiment=experiment)
+    hint = None if extra else _launched_narrower(roots, sweep_keys, experiment)
+    filled.hints = [hint] if hint else []
     filled.narrowed_by, filled.sweep_runs = list(extra), sweep_runs
     filled.not_chosen, filled.chosen_by = not_chosen, [text for _, _, text in selectors]
     filled.choosing_none = unused
@@ -377,6 +379,28 @@ def build_report(argv: list[str], config_dir: str) -> dict:
             f"{script_command('report.py')} experiment={OWN_TABLE} runs={given}{kept}"
         )
     return _write_report(filled, roots, out, found_by)
+
+
+def _launched_narrower(roots: list[Path], sweep_keys: set[str], experiment: str) -> str | None:
+    """Where every sweep under ``runs=`` was launched with the same values of settings the
+    experiment file sweeps (``dataset=flowers102``, as Hydra's multirun.yaml records), a report not
+    given them expects the whole sweep (the other columns counted missing): the line that says
+    how to expect only what was launched. None otherwise."""
+    from .reporting.own import launches
+
+    given = set()
+    for launch in launches(roots):
+        if f"experiment={experiment}" not in launch.task:
+            return None  # (a sweep of another experiment, or none: not this table's launch)
+        given.add(tuple(o for o in launch.task if o.partition("=")[0].lstrip("+~") in sweep_keys))
+    if len(given) != 1 or not next(iter(given)):
+        return None
+    narrowed = " ".join(next(iter(given)))
+    return (
+        f"The sweep under runs= was launched with {narrowed} (its multirun.yaml), and this report expects "
+        f"the experiment file's whole sweep: give {narrowed} to report.py too to expect only the runs "
+        "launched"
+    )
 
 
 def _found_runs(roots: list[Path]) -> list:

@@ -490,6 +490,27 @@ def test_a_sweep_restricted_on_the_command_line_expects_only_its_runs(sweep, tmp
     assert "; 3 more runs in cells this sweep, as narrowed, does not run (2 finished, 1 " in summary, summary
 
 
+def test_a_sweep_launched_narrowed_is_named_when_the_report_is_not(sweep, tmp_path):
+    """A sweep launched with some of the experiment's swept values (multirun.yaml records
+    aug=none,snapmix seed=0,1): a report given none of them expects the whole sweep, and says how to
+    expect only what was launched; given them, it says nothing more."""
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweep, copy)
+    task = ["experiment=table6", "aug=none,snapmix", "seed=0,1", "debug=fast"]
+    (copy / "multirun.yaml").write_text(
+        yaml.safe_dump({"hydra": {"overrides": {"task": task}, "sweeper": {"params": {}}}})
+    )
+    filled = build_report(["experiment=table6", f"runs={copy}", f"out={tmp_path / 'r'}"], CONF)
+    said = (
+        "The sweep under runs= was launched with aug=none,snapmix seed=0,1 (its multirun.yaml), and this report "
+        "expects the experiment file's whole sweep: give aug=none,snapmix seed=0,1 to report.py too to expect "
+        "only the runs launched"
+    )
+    assert filled["filled"].hints == [said] and said in filled["files"]["markdown"].read_text()
+    narrowed = build_report(["experiment=table6", f"runs={copy}", "aug=none,snapmix", "seed=0,1"], CONF)
+    assert narrowed["filled"].hints == [] and narrowed["filled"].counts()["missing"] == 0
+
+
 def test_the_paper_block_of_an_experiment_file_is_read_whole_or_refused():
     """A misspelt key of the paper's numbers would be read as absent (lower_is_beter: the report
     would call the worse method better): named, with the key meant. values_available: false (the

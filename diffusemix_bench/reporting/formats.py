@@ -97,7 +97,7 @@ def _marks(filled: FilledTable, cell: Cell) -> str:
 
 def notes(filled: FilledTable) -> list[str]:
     t = filled.table
-    lines = [filled.summary()]
+    lines = [filled.summary(), *filled.hints]
     if t.lower_is_better and not t.own:  # Δ is always ours minus the paper's
         lines.append(
             f"Lower is better in this table ({', '.join(t.metrics)}): a positive Δ (ours minus the paper's) "

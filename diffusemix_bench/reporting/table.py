@@ -391,6 +391,8 @@ class FilledTable:
     # Settings given to report.py that choose no runs (where things are, workers, devices, logging,
     # what is measured after training: pasted from a sweep's command, they change nothing trained).
     choosing_none: list[str] = field(default_factory=list)
+    # Lines said under the counts: how to expect what was launched (report.py dataset=...).
+    hints: list[str] = field(default_factory=list)
 
     def uneven(self) -> bool:
         """Whether the cells with runs differ from the experiment file in different ways (rows
