@@ -438,10 +438,13 @@ def generation_sweep(argv: list[str], config_dir: str) -> list[str]:
     for key, override in swept.items():
         if not same_edits(key) or key in mine or not override.is_sweep_override():
             continue  # a store's setting, the command line's own, or one value already
-        # One value: all the prompts (num_prompts=null), else the sweep's first.
-        pinned[key] = (
-            "null" if key == "generator.num_prompts" else next(iter(override.sweep_string_iterator()))
-        )
+        # One value: all the prompts (num_prompts=null), DiffuseMix among the methods (the one that
+        # reads the edits: a job said to run aug=none read as making none), else the sweep's first.
+        values = [str(v) for v in override.sweep_string_iterator()]
+        if key == "generator.num_prompts":
+            pinned[key] = "null"
+        else:
+            pinned[key] = "diffusemix" if key == "aug" and "diffusemix" in values else values[0]
     # The command line's own sweep of generator.num_prompts: its values take the first k prompts of
     # one store, so the largest makes them all (its jobs would write that store one after another,
     # or at once on a cluster).
@@ -464,7 +467,7 @@ def generation_sweep(argv: list[str], config_dir: str) -> list[str]:
         said.append(
             f"the experiment's sweep of {', '.join(pinned)} is left out (the same edits for every value"
             + ("; all the prompts are made" if "generator.num_prompts" in pinned else "")
-            + f"): {' '.join(f'{k}={v}' for k, v in pinned.items())}, one job per store"
+            + f"): one job per store, with {' '.join(f'{k}={v}' for k, v in pinned.items())}"
         )
     if largest is not None:
         said.append(

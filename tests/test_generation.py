@@ -1782,15 +1782,17 @@ def test_a_generation_sweep_of_an_experiment_makes_each_store_once(tmp_path, cap
     listed = run_entry("generate.py", ["--multirun", "experiment=table5", "--cfg", "job"], tmp_path)
     assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr[-2000:]
     assert "the experiment's sweep of aug, seed is left out" in listed.stdout and "3 runs:" in listed.stdout
+    assert "one job per store, with aug=diffusemix seed=0" in listed.stdout
     figure5 = generation_sweep(["--multirun", "experiment=figure5"], str(CONF_DIR))
     assert figure5[-2:] == ["generator.num_prompts=null", "seed=0"]
     kept = generation_sweep(["--multirun", "experiment=table5", "seed=0,1"], str(CONF_DIR))
-    assert kept[-1] == "aug=none" and "seed=0,1" in kept
+    # (DiffuseMix, the method among the experiment's that reads the edits, names the one job's method)
+    assert kept[-1] == "aug=diffusemix" and "seed=0,1" in kept
     # The command line's own sweep of prompt counts: one job, at its largest count (every value's
     # prompts are the first of one store); "all the prompts" is said only where it is so.
     capsys.readouterr()
     counts = generation_sweep(["--multirun", "experiment=demo", "generator.num_prompts=1,3"], str(CONF_DIR))
-    assert counts == ["--multirun", "experiment=demo", "aug=none", "seed=0", "generator.num_prompts=3"]
+    assert counts == ["--multirun", "experiment=demo", "aug=diffusemix", "seed=0", "generator.num_prompts=3"]
     said = capsys.readouterr().out
     assert "all the prompts" not in said
     assert "generator.num_prompts=1,3 is one job (each value takes the first prompts of one store)" in said
