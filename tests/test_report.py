@@ -1631,14 +1631,17 @@ def test_accuracy_vs_compute_keeps_every_label_inside_the_image(tmp_path, monkey
     from diffusemix_bench.reporting.plots import accuracy_vs_compute
 
     class FakeCell:
-        def __init__(self, hours, top1):
-            self.hours, self.top1 = hours, top1
+        def __init__(self, hours, top1, shortened=()):
+            self.hours, self.top1, self.shortened = hours, top1, list(shortened)
 
         def stats(self, key):
             return self.top1, None, 1
 
         def training_seconds(self):
             return self.hours * 3600, True
+
+        def shortened_by(self):
+            return self.shortened
 
     long = "A method with a rather long name (CVPR'24) [99] (stanford_cars)"
     cells = {(long, "cars"): FakeCell(5.0, 90.0), ("Vanilla", "cars"): FakeCell(0.5, 80.0),
@@ -1658,6 +1661,18 @@ def test_accuracy_vs_compute_keeps_every_label_inside_the_image(tmp_path, monkey
         box = text.get_window_extent(renderer)
         assert image.x0 <= box.x0 and box.x1 <= image.x1 and box.y1 <= image.y1, text.get_text()
     assert fig.axes[0].get_position().width > 0.8  # the plot keeps the image's width
+    plt.close(fig)
+    # Runs of like numbers and hours (a shortened sweep near chance): no label covers another, in
+    # the upper half of the plot or the lower; shortened runs are marked as in the tables.
+    cut = ["trainer.max_epochs=1"]
+    filled.cells = {(f"Method {k}", "cars"): FakeCell(0.01 * (1 + k / 100), 1.0 if k < 3 else 0.0, cut)
+                    for k in range(5)}  # fmt: skip
+    accuracy_vs_compute(filled, tmp_path / "close.png", {})
+    fig = figures[-1]
+    boxes = [t.get_window_extent(fig.canvas.get_renderer()) for t in fig.axes[0].texts]
+    assert len(boxes) == 5 and not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    assert all(t.get_text().endswith(" §") for t in fig.axes[0].texts)
+    assert "§: runs cut short" in fig.axes[0].get_title()
     plt.close(fig)
 
 

@@ -86,6 +86,36 @@ def _seeds_said(seeds: list[int]) -> str:
     return f"{count}, bars: std" + (" (none for one seed)" if low < 2 else "")
 
 
+def _apart(fig, ax, labels: list) -> None:
+    """Labels of points close together (runs of like numbers and hours: every method near chance
+    in a shortened sweep) moved apart until none covers another: those of points in the upper half
+    of the plot downwards, the others upwards (towards the plot's middle, not out of it)."""
+    renderer = fig.canvas.get_renderer()
+    middle = (ax.bbox.y0 + ax.bbox.y1) / 2
+    placed = []
+    upper = [a for a in labels if ax.transData.transform(a.xy)[1] > middle]
+    lower = [a for a in labels if a not in upper]
+    for group, down in ((sorted(upper, key=lambda a: -a.get_window_extent(renderer).y1), True),
+                        (sorted(lower, key=lambda a: a.get_window_extent(renderer).y0), False)):  # fmt: skip
+        for label in group:
+            if down:
+                x, _ = label.xyann
+                label.xyann = (x, -3)
+                label.set_va("top")
+            for _ in range(len(labels)):
+                box = label.get_window_extent(renderer)
+                over = [b for b in placed if box.overlaps(b)]
+                if not over:
+                    break
+                # (in points: the boxes are in pixels at the figure's dpi)
+                shift = (
+                    (box.y1 - min(b.y0 for b in over) + 1) if down else (max(b.y1 for b in over) - box.y0 + 1)
+                )
+                x, y = label.xyann
+                label.xyann = (x, y + (-shift if down else shift) * 72 / fig.dpi)
+            placed.append(label.get_window_extent(renderer))
+
+
 def accuracy_vs_compute(
     filled: FilledTable, path: Path, generation_hours: dict[tuple[str, str], float]
 ) -> Path | None:
@@ -109,7 +139,8 @@ def accuracy_vs_compute(
         wall_time = wall_time or not fit
         hours = seconds / 3600
         hours += generation_hours.get((label, column), 0.0)
-        points.append((hours, mean, f"{label} ({column})"))
+        # (§: runs cut short of their epochs or splits, as the tables mark them)
+        points.append((hours, mean, f"{label} ({column})" + (" §" if cell.shortened_by() else "")))
     if not points:
         return None
     plt = _pyplot()
@@ -117,16 +148,19 @@ def accuracy_vs_compute(
     # A label reads away from the nearer side of the plot: the right half's to the left of their
     # point (written to the right, the rightmost ran past the axes and out of the image).
     xs = [math.log10(max(hours, 1e-12)) for hours, _, _ in points]
+    labels = []
     for (hours, mean, label), x in zip(points, xs, strict=True):
         leftward = max(xs) > min(xs) and (x - min(xs)) / (max(xs) - min(xs)) > 0.5
         ax.scatter(hours, mean)
-        ax.annotate(
-            label,
-            (hours, mean),
-            fontsize=7,
-            xytext=(-3 if leftward else 3, 3),
-            textcoords="offset points",
-            ha="right" if leftward else "left",
+        labels.append(
+            ax.annotate(
+                label,
+                (hours, mean),
+                fontsize=7,
+                xytext=(-3 if leftward else 3, 3),
+                textcoords="offset points",
+                ha="right" if leftward else "left",
+            )
         )
     ax.set_xscale("log")
     ax.margins(x=0.08, y=0.1)
@@ -134,13 +168,19 @@ def accuracy_vs_compute(
     ax.set_xlabel(f"hours per run: {training}" + (" + edit generation" if generation_hours else ""))
     ax.set_ylabel(f"{metric} ({t.units})")
     ax.grid(alpha=0.3)
-    ax.set_title(f"{t.name}: {metric} against compute", fontsize=9)
+    shortened = any(label.endswith(" §") for _, _, label in points)
+    ax.set_title(
+        f"{t.name}: {metric} against compute"
+        + (" (§: runs cut short, not the protocol's)" if shortened else ""),
+        fontsize=9,
+    )
     note = f"Left out, a run without a recorded training time: {'; '.join(left_out)}" if left_out else ""
     if note:
         fig.text(0.01, 0.01, textwrap.fill(note, 140), fontsize=7, va="bottom")
         fig.tight_layout(rect=(0, 0.03 * (1 + len(note) // 140), 1, 1))
     else:
         fig.tight_layout()
+    _apart(fig, ax, labels)
     fig.savefig(path, dpi=120, metadata={"Description": note or "every cell with results is shown"})
     plt.close(fig)
     return path
