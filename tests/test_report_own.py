@@ -587,6 +587,18 @@ def test_own_rows_leave_out_what_a_run_does_not_use_and_show_nulls_as_trained(tm
         "aug=diffusemix generator=ip2p": (44.0, None, 1),
         "aug=diffusemix generator=ip2p_fast": (45.0, None, 1),
     }
+    # A setting some runs of one option lack (a model.kwargs entry one launch added): a row's.
+    kwargs = tmp_path / "kwargs"
+    for i, (seed, extra) in enumerate(((0, {}), (1, {}), (0, {"stem_stride": 2}), (1, {"stem_stride": 2}))):
+        given = ["dataset=imagefolder", "dataset.root=/x", f"seed={seed}"]
+        given += ["+model.kwargs.stem_stride=2"] if extra else []
+        settings = {"seed": seed, "dataset": {"name": "imagefolder", "root": "/x"}, "aug": {"name": "none"},
+                    "model": {"name": "preactresnet18", "kwargs": extra}}  # fmt: skip
+        _run(kwargs / f"{i}_run", given, settings, {"aug": "none"}, 40.0 + i)
+    assert rows(kwargs) == {
+        "without model.kwargs.stem_stride": (40.5, pytest.approx(0.7071, abs=1e-4), 2),
+        "model.kwargs.stem_stride=2": (42.5, pytest.approx(0.7071, abs=1e-4), 2),
+    }
     crossed = tmp_path / "crossed"
     launch(
         crossed,

@@ -200,15 +200,24 @@ def own_table(
         items.append((known[0], given.get("dataset"), given.get("seed"), None))
         unread.append(known[1])
     items = _unread_left_out(items, unread)
-    # A setting is a row's when its values differ between runs of one dataset that have it (one
-    # that differs only between datasets, their image size say, is a column's: its rows stay one;
-    # aug.alpha given to some mixup runs, all of one value, tells them from no aug=none run).
+    # A setting is a row's when its values differ between runs of one dataset (one that differs
+    # only between datasets, their image size say, is a column's: its rows stay one). A run without
+    # it differs from one with it where both have the same option of the group that owns it (a
+    # model.kwargs entry given to some runs of one model); not where their options differ (aug.alpha
+    # given to some mixup runs, all of one value, tells them from no aug=none run).
     per_column: dict[object, list[dict[str, str]]] = {}
     for values, column, _, _ in items:
         per_column.setdefault(column, []).append(values)
-    differ = [
-        k for k in keys if any(len({v[k] for v in group} - {ABSENT}) > 1 for group in per_column.values())
-    ]
+
+    def differs(key: str, group: list[dict[str, str]]) -> bool:
+        owner = key.partition(".")[0]
+        by_option: dict[str, set[str]] = {}
+        for v in group:
+            by_option.setdefault(v.get(owner, ""), set()).add(v[key])
+        present = {v[key] for v in group} - {ABSENT}
+        return len(present) > 1 or any(len(found) > 1 for found in by_option.values())
+
+    differ = [k for k in keys if any(differs(k, group) for group in per_column.values())]
     rows: dict[str, PaperRow] = {}
 
     def row_of(values: dict[str, str]) -> PaperRow:
