@@ -1108,7 +1108,8 @@ def _deviations(
         for run in cell.runs:
             names = sorted(wanted_keys & {k for k in flat_settings(run.config) if _compared(k, run.config)})
             for name in names:
-                used, wanted_value = setting(run.config, name), setting(reference, name)
+                # (a method's setting left null: as its dataset's defaults resolved it, both sides)
+                used, wanted_value = used_setting(run.config, name), used_setting(reference, name)
                 if not _same_setting(name, used, wanted_value):
                     found[name]["used"][_shown(name, used)].add(where)
                     found[name]["file"].add(_shown(name, wanted_value))
