@@ -345,7 +345,8 @@ def build_report(argv: list[str], config_dir: str) -> dict:
     if selectors and not_chosen and not runs:
         _none_chosen(selectors, not_chosen, config_dir)
     filled = fill(table, runs, expected, references, experiment=experiment)
-    hint = None if extra else _launched_narrower(roots, sweep_keys, experiment)
+    params = dict((base.get("hydra") or {}).get("sweeper", {}).get("params", {}) or {})
+    hint = None if extra else _launched_narrower(roots, params, experiment)
     filled.hints = [hint] if hint else []
     filled.narrowed_by, filled.sweep_runs = list(extra), sweep_runs
     filled.not_chosen, filled.chosen_by = not_chosen, [text for _, _, text in selectors]
@@ -381,18 +382,23 @@ def build_report(argv: list[str], config_dir: str) -> dict:
     return _write_report(filled, roots, out, found_by)
 
 
-def _launched_narrower(roots: list[Path], sweep_keys: set[str], experiment: str) -> str | None:
-    """Where every sweep under ``runs=`` was launched with the same values of settings the
-    experiment file sweeps (``dataset=flowers102``, as Hydra's multirun.yaml records), a report not
-    given them expects the whole sweep (the other columns counted missing): the line that says
-    how to expect only what was launched. None otherwise."""
+def _launched_narrower(roots: list[Path], params: dict, experiment: str) -> str | None:
+    """Where every sweep under ``runs=`` was launched with the same other values of settings the
+    experiment file sweeps (``params``: ``dataset=flowers102``, as Hydra's multirun.yaml records),
+    a report not given them expects the whole sweep (the other columns counted missing): the line
+    that says how to expect only what was launched. None otherwise."""
     from .reporting.own import launches
+
+    def narrows(override: str) -> bool:
+        key, _, value = override.partition("=")
+        key = key.lstrip("+~")
+        return key in params and "".join(value.split()) != "".join(str(params[key]).split())
 
     given = set()
     for launch in launches(roots):
         if f"experiment={experiment}" not in launch.task:
             return None  # (a sweep of another experiment, or none: not this table's launch)
-        given.add(tuple(o for o in launch.task if o.partition("=")[0].lstrip("+~") in sweep_keys))
+        given.add(tuple(sorted(o for o in launch.task if narrows(o))))
     if len(given) != 1 or not next(iter(given)):
         return None
     narrowed = " ".join(next(iter(given)))

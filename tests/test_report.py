@@ -509,6 +509,35 @@ def test_a_sweep_launched_narrowed_is_named_when_the_report_is_not(sweep, tmp_pa
     assert filled["filled"].hints == [said] and said in filled["files"]["markdown"].read_text()
     narrowed = build_report(["experiment=table6", f"runs={copy}", "aug=none,snapmix", "seed=0,1"], CONF)
     assert narrowed["filled"].hints == [] and narrowed["filled"].counts()["missing"] == 0
+    # Launched with the experiment file's own values (seed=0,1,2): nothing narrowed, nothing said.
+    task = ["experiment=table6", "seed=0,1,2", "dataset=flowers102"]
+    (copy / "multirun.yaml").write_text(
+        yaml.safe_dump({"hydra": {"overrides": {"task": task}, "sweeper": {"params": {}}}})
+    )
+    assert build_report(["experiment=table6", f"runs={copy}"], CONF)["filled"].hints == []
+
+
+def test_a_method_setting_given_the_value_its_null_resolves_to_is_no_deviation(sweep, tmp_path):
+    """A SnapMix run given aug.alpha at the value the experiment file's null resolves to for its
+    dataset and protocol trained alike: averaged with the run given nothing (not refused as trained
+    otherwise), and named in no settings line."""
+    from omegaconf import OmegaConf
+
+    from diffusemix_bench.reporting.paper import used_setting
+
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweep, copy)
+    config = copy / "3_aug=snapmix,seed=1" / "config_resolved.yaml"
+    data = yaml.safe_load(config.read_text())
+    resolved = used_setting(OmegaConf.create(data), "aug.alpha")
+    assert data["aug"]["alpha"] is None and resolved is not None
+    data["aug"]["alpha"] = resolved
+    config.write_text(yaml.safe_dump(data))
+    result = build_report(
+        ["experiment=table6", f"runs={copy}", "aug=snapmix", "seed=0,1", f"out={tmp_path / 'r'}"], CONF
+    )
+    assert result["filled"].cells[("SnapMix (AAAI'21) [19]", "flowers102")].stats("val_top1")[2] == 2
+    assert "aug.alpha" not in result["files"]["markdown"].read_text()
 
 
 def test_the_paper_block_of_an_experiment_file_is_read_whole_or_refused():
