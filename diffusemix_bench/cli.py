@@ -438,13 +438,18 @@ def generation_sweep(argv: list[str], config_dir: str) -> list[str]:
     for key, override in swept.items():
         if not same_edits(key) or key in mine or not override.is_sweep_override():
             continue  # a store's setting, the command line's own, or one value already
-        # One value: all the prompts (num_prompts=null), DiffuseMix among the methods (the one that
-        # reads the edits: a job said to run aug=none read as making none), else the sweep's first.
+        # One value: all the prompts (num_prompts=null), else the first of the sweep's values whose
+        # runs read the edits (a job said to run aug=none, or Table 7's arm of originals alone, read
+        # as making none), else the sweep's first.
         values = [str(v) for v in override.sweep_string_iterator()]
         if key == "generator.num_prompts":
             pinned[key] = "null"
+        elif key.split(".")[0] in ("aug", "arm"):
+            pinned[key] = next(
+                (v for v in values if _reads_edits(config_dir, [*fixed, f"{key}={v}"])), values[0]
+            )
         else:
-            pinned[key] = "diffusemix" if key == "aug" and "diffusemix" in values else values[0]
+            pinned[key] = values[0]
     # The command line's own sweep of generator.num_prompts: its values take the first k prompts of
     # one store, so the largest makes them all (its jobs would write that store one after another,
     # or at once on a cluster).
@@ -481,6 +486,17 @@ def generation_sweep(argv: list[str], config_dir: str) -> list[str]:
         *(f"{key}={value}" for key, value in pinned.items()),
         *([f"generator.num_prompts={largest}"] if largest is not None else []),
     ]
+
+
+def _reads_edits(config_dir: str, overrides: list[str]) -> bool:
+    """Whether a generate.py job of ``overrides`` is set up as a run that reads edits (DiffuseMix
+    with an arm of edits)."""
+    from .reporting.table import reads_edits_of
+
+    try:
+        return reads_edits_of(_compose_raw(config_dir, "generate", overrides))
+    except Exception:  # a composition error: the checks that follow say what is wrong
+        return False
 
 
 def expand_globs(argv: list[str], config_dir: str) -> list[str]:
@@ -1110,10 +1126,10 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
             if jobs and _launcher(argv) in (None, "basic"):  # (a cluster's nodes may hold the file)
                 check_auto_resume_weights(jobs, config_dir, config_name)
         check_sweep_data(argv, config_dir, config_name)
-        if jobs and _launcher(argv) in (None, "basic"):  # (a cluster's nodes have their own caches)
-            check_sweep_pretrained(jobs, config_dir, config_name)
         if jobs:  # (before the edits: a value refused here is said before hours of generating)
             check_sweep_methods(jobs, config_dir, config_name, first_too=True)
+        if jobs and _launcher(argv) in (None, "basic"):  # (a cluster's nodes have their own caches)
+            check_sweep_pretrained(jobs, config_dir, config_name)
         check_sweep_edits(argv, config_dir, config_name)
     mark_swept_keys(argv)
 
@@ -1126,8 +1142,17 @@ def check_sweep_pretrained(jobs: list[list[str]], config_dir: str, config_name: 
     from .errors import PretrainedWeightsError
     from .training.classifier import fetch_pretrained
 
+    # One job of each combination of the settings that choose a model and its weights (every
+    # combination: model=a,b crossed with model.pretrained=false,true is not one change at a time).
+    chooses = ("model", "protocol", "experiment", "dataset", "ckpt_path")
+    variants: dict[tuple, tuple[list[str], str]] = {}
+    for job in jobs:
+        mine = tuple(
+            o for o in job if o.partition("=")[0].lstrip("+~").split(".")[0].split("/")[0] in chooses
+        )
+        variants.setdefault(mine, (job, " ".join(o for o in mine if o not in jobs[0])))
     seen: set[tuple] = set()
-    for variant, changed in _variants(jobs):
+    for variant, changed in variants.values():
         try:
             cfg = _compose_raw(config_dir, config_name, variant, hydra_config=True)
             key = (
@@ -1141,6 +1166,8 @@ def check_sweep_pretrained(jobs: list[list[str]], config_dir: str, config_name: 
         if key in seen or not cfg.model.pretrained or cfg.model.weights is not None:
             continue
         seen.add(key)
+        if cfg.get("ckpt_path") is not None and str(cfg.get("ckpt_path")) != "auto":
+            return  # (jobs resumed from checkpoints: their weights are there)
         if str(cfg.get("ckpt_path")) == "auto":
             with suppress(Exception):
                 if any(Path(str(cfg.hydra.sweep.dir)).expanduser().glob("*/checkpoints/last.ckpt")):

@@ -48,7 +48,8 @@ def _ctrl_c_ignored_in_teardown() -> None:
     teardown of PyTorch and the libraries around it takes a second or two, during which Ctrl-C
     (Python's handler gone) would end a finished command with status 130 and no word; it is
     ignored. (A command that ends because of a Ctrl-C still ends with status 130: Python restores
-    the default action before it re-sends the signal to itself.)"""
+    the default action before it re-sends the signal to itself. A teardown that hangs, which none
+    here is known to, is stopped with Ctrl-\\ or kill.)"""
     with suppress(ValueError, OSError):  # (not the main thread, or no such signal here)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 

@@ -1786,8 +1786,11 @@ def test_a_generation_sweep_of_an_experiment_makes_each_store_once(tmp_path, cap
     figure5 = generation_sweep(["--multirun", "experiment=figure5"], str(CONF_DIR))
     assert figure5[-2:] == ["generator.num_prompts=null", "seed=0"]
     kept = generation_sweep(["--multirun", "experiment=table5", "seed=0,1"], str(CONF_DIR))
-    # (DiffuseMix, the method among the experiment's that reads the edits, names the one job's method)
+    # (DiffuseMix, the method among the experiment's that reads the edits, names the one job's
+    # method; an arm that reads them, Table 7's)
     assert kept[-1] == "aug=diffusemix" and "seed=0,1" in kept
+    arms = generation_sweep(["--multirun", "experiment=table7", "seed=0"], str(CONF_DIR))
+    assert arms[-1] == "aug.components=edits"
     # The command line's own sweep of prompt counts: one job, at its largest count (every value's
     # prompts are the first of one store); "all the prompts" is said only where it is so.
     capsys.readouterr()

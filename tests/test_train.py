@@ -3136,3 +3136,21 @@ def test_published_weights_that_cannot_be_had_are_refused_before_the_run_or_the_
     assert str(refused.value).startswith(
         "error: the sweep's runs cannot start, so no job was started: preactresnet18 has no published"
     )
+
+
+def test_a_sweeps_published_weights_are_checked_for_every_model_it_crosses(tmp_path, monkeypatch):
+    """model=a,b crossed with model.pretrained=false,true: each combination's weights are checked
+    before any job (one setting changed at a time from the first job missed b with true)."""
+    from diffusemix_bench.cli import check_command_line
+
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "torch"))
+    (tmp_path / "torch" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "torch" / "checkpoints" / "resnet18-f37072fd.pth").write_bytes(b"")  # resnet18's: cached
+    data = write_fixture_dataset("cifar100", tmp_path / "data")["data_dir"]
+    argv = ["--multirun", "model=resnet18,preactresnet18", "model.pretrained=false,true", "dataset=cifar100"]
+    with pytest.raises(SystemExit) as refused:
+        check_command_line([*argv, f"paths.data_dir={data}", *FAST], str(CONF_DIR), "config")
+    assert str(refused.value).startswith(
+        "error: the sweep's runs with model=preactresnet18 model.pretrained=True cannot start, so no job was "
+        "started: preactresnet18 has no published pretrained weights"
+    )
