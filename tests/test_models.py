@@ -324,7 +324,7 @@ def test_published_weights_in_the_cache_are_not_fetched_again(offline, monkeypat
     cfg = compose_config(["model=resnet18", "model.pretrained=true"])
     built = []
     monkeypatch.setattr(classifier, "build_model", lambda *a, **k: built.append(a))
-    assert not pretrained_cached("resnet18") and not pretrained_cached("timm")
+    assert not pretrained_cached("resnet18") and not pretrained_cached("timm", "resnet10t")
     classifier.fetch_pretrained(cfg)
     assert len(built) == 1
     cache = offline / "torch" / "checkpoints"
@@ -374,7 +374,11 @@ def test_pretrained_timm_from_hub_cache_gets_fresh_head(offline):
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text(commit)
     (repo / "snapshots" / commit).mkdir(parents=True)
+    from diffusemix_bench.models.factory import pretrained_cached
+
+    assert not pretrained_cached("timm", "resnet10t")
     save_file(published, repo / "snapshots" / commit / "model.safetensors")
+    assert pretrained_cached("timm", "resnet10t")  # (a run's check before it starts builds nothing)
     model = create_model("timm", 10, pretrained=True, name="resnet10t")
     torch.testing.assert_close(model.backbone.conv1[0].weight, published["conv1.0.weight"])
     assert model.backbone.fc.out_features == 10

@@ -201,13 +201,24 @@ TORCHVISION_WEIGHTS = {
 }
 
 
-def pretrained_cached(name: str) -> bool:
-    """Whether the published weights of torchvision model ``name`` are in torch hub's cache (a
-    model of another source: not known without building it)."""
-    weights = TORCHVISION_WEIGHTS.get(name)
-    return (
-        weights is not None and (Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name).is_file()
-    )
+def pretrained_cached(name: str, timm_name: str | None = None) -> bool:
+    """Whether the published weights of model ``name`` (``timm``: of timm's ``timm_name``) are in
+    their cache: torch hub's for torchvision's and timm's URL weights, the Hugging Face hub's for
+    timm's hub weights. False where not known (another source)."""
+    checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
+    if name != "timm":
+        weights = TORCHVISION_WEIGHTS.get(name)
+        return weights is not None and (checkpoints / Path(weights.url).name).is_file()
+    import huggingface_hub
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(timm_name) if timm_name else None
+    if cfg is None:
+        return False
+    if cfg.hf_hub_id:
+        files = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
+        return any(isinstance(huggingface_hub.try_to_load_from_cache(cfg.hf_hub_id, f), str) for f in files)
+    return bool(cfg.url) and (checkpoints / Path(str(cfg.url)).name).is_file()
 
 
 @register_model("resnet18")

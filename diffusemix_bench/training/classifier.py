@@ -52,8 +52,8 @@ def check_input_size(model: torch.nn.Module, cfg: DictConfig) -> None:
 
 def fetch_pretrained(cfg: DictConfig) -> None:
     """The published weights a new run of ``cfg`` starts from (``model.pretrained`` with no
-    ``model.weights``; the caller knows it is no resume), fetched into their cache now if they are not there (the model is built
-    once with them: a download, or a timm model's): weights that cannot be had are refused
+    ``model.weights``; the caller knows it is no resume), fetched into their cache now if they
+    are not there (the model is built once with them): weights that cannot be had are refused
     (PretrainedWeightsError) before a run folder is made or a sweep's first job starts, not as
     each run builds its model."""
     from ..models.factory import pretrained_cached
@@ -61,7 +61,7 @@ def fetch_pretrained(cfg: DictConfig) -> None:
     m = cfg.model
     if not m.pretrained or m.weights is not None:
         return
-    if m.source != "timm" and pretrained_cached(str(m.name)):
+    if pretrained_cached("timm", str(m.name)) if m.source == "timm" else pretrained_cached(str(m.name)):
         return
     build_model(cfg, 2, log_normalisation=False)
 
