@@ -346,7 +346,9 @@ def build_report(argv: list[str], config_dir: str) -> dict:
         _none_chosen(selectors, not_chosen, config_dir)
     filled = fill(table, runs, expected, references, experiment=experiment)
     params = dict((base.get("hydra") or {}).get("sweeper", {}).get("params", {}) or {})
-    hint = None if extra else _launched_narrower(roots, params, experiment)
+    # (only where no swept value is given: one that chooses runs, or nothing, leaves it to be said)
+    swept_given = any(o.partition("=")[0].lstrip("+~") in sweep_keys for o in extra)
+    hint = None if swept_given else _launched_narrower(roots, params, experiment)
     filled.hints = [hint] if hint else []
     filled.narrowed_by, filled.sweep_runs = list(extra), sweep_runs
     filled.not_chosen, filled.chosen_by = not_chosen, [text for _, _, text in selectors]

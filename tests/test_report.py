@@ -507,6 +507,10 @@ def test_a_sweep_launched_narrowed_is_named_when_the_report_is_not(sweep, tmp_pa
         "only the runs launched"
     )
     assert filled["filled"].hints == [said] and said in filled["files"]["markdown"].read_text()
+    # A setting that chooses nothing (pasted from the sweep's command) leaves it said.
+    assert build_report(["experiment=table6", f"runs={copy}", "trainer.devices=1"], CONF)["filled"].hints == [
+        said
+    ]
     narrowed = build_report(["experiment=table6", f"runs={copy}", "aug=none,snapmix", "seed=0,1"], CONF)
     assert narrowed["filled"].hints == [] and narrowed["filled"].counts()["missing"] == 0
     # Launched with the experiment file's own values (seed=0,1,2): nothing narrowed, nothing said.
