@@ -1705,6 +1705,11 @@ def test_accuracy_vs_compute_keeps_every_label_inside_the_image(tmp_path, monkey
     boxes = [t.get_window_extent(fig.canvas.get_renderer()) for t in fig.axes[0].texts]
     assert len(boxes) == 5 and not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
     assert all(t.get_text().endswith(" §") for t in fig.axes[0].texts)
+    # Each label in its point's colour: set apart from it, it still names it.
+    import matplotlib.colors as mcolors
+
+    points = [mcolors.to_hex(c.get_facecolor()[0]) for c in fig.axes[0].collections]
+    assert [mcolors.to_hex(t.get_color()) for t in fig.axes[0].texts] == points and len(set(points)) == 5
     assert "§: runs cut short" in fig.axes[0].get_title()
     plt.close(fig)
 

@@ -151,11 +151,12 @@ def accuracy_vs_compute(
     labels = []
     for (hours, mean, label), x in zip(points, xs, strict=True):
         leftward = max(xs) > min(xs) and (x - min(xs)) / (max(xs) - min(xs)) > 0.5
-        ax.scatter(hours, mean)
+        dot = ax.scatter(hours, mean)
         labels.append(
             ax.annotate(
                 label,
                 (hours, mean),
+                color=dot.get_facecolor()[0],  # (a label set apart from its point still names it)
                 fontsize=7,
                 xytext=(-3 if leftward else 3, 3),
                 textcoords="offset points",
