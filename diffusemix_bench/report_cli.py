@@ -288,6 +288,20 @@ def build_report(argv: list[str], config_dir: str) -> dict:
     datasets = sorted({str(setting(r.config, "dataset")) for r in runs or found})
     if found_by and not set(datasets) & set(map(str, table.columns)):
         return own_instead(datasets)
+    mine = [r for r in runs if setting(r.config, "experiment_name") == experiment]
+    if mine and len(mine) == len(runs) and not set(datasets) & set(map(str, table.columns)):
+        # (experiment=lambda given runs of it on one's own image folder: an all-missing table and
+        # an empty plot, exit 0, hid it)
+        from .reporting.runs import ReportError
+
+        given = ",".join(str(r) for r in roots)
+        raise ReportError(
+            f"report.py experiment={experiment}: the {len(runs)} runs under runs={given} trained on "
+            f"{', '.join(datasets)}, which {table.name} has no column for (its columns: "
+            f"{', '.join(map(str, table.columns))}), so no run would be reported. Report them in their own table "
+            f"(a row per setting they differ in): {script_command('report.py')} experiment={OWN_TABLE} runs={given}"
+            + (f" out={out}" if out is not None else "")
+        )
     try:
         jobs = sweep_jobs([f"experiment={experiment}", *extra], config_dir)
     except Exception as exc:
@@ -391,7 +405,7 @@ def _launched_narrower(roots: list[Path], params: dict, experiment: str) -> str 
     that says how to expect only what was launched. None otherwise."""
     from .reporting.own import launches
 
-    def narrows(override: str) -> bool:
+    def narrows(override: str) -> bool:  # (a value the experiment file does not sweep)
         key, _, value = override.partition("=")
         key = key.lstrip("+~")
         return key in params and "".join(value.split()) != "".join(str(params[key]).split())

@@ -313,6 +313,17 @@ def test_runs_of_one_experiment_file_get_their_own_table_on_data_its_table_lacks
     )
     assert [row.label for row in result["filled"].table.rows] == ["aug=none", "aug=mixup"]
     assert result["filled"].cells[("aug=mixup", "imagefolder")].stats("test_top1") == (55.0, None, 1)
+    # Given experiment=table6 itself: refused with the command for their own table (an all-missing
+    # table and an empty plot, exit 0, hid it), no report folder.
+    refused = run_entry(
+        "report.py", ["experiment=table6", f"runs={sweep}", f"out={tmp_path / 'x'}"], tmp_path
+    )
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr and not (tmp_path / "x").exists()
+    assert (
+        f"report.py experiment=table6: the 2 runs under runs={sweep} trained on imagefolder, which table6 has no "
+        "column for (its columns: flowers102), so no run would be reported." in refused.stderr
+    )
+    assert f"report.py experiment=none runs={sweep} out={tmp_path / 'x'}" in refused.stderr
     # Beside runs on a column of its table, those chosen by a setting given to report.py are what
     # counts: the imagefolder runs chosen by their folder get their own table.
     flowers = {"experiment_name": "table6", "seed": 0, "dataset": {"name": "flowers102", "root": "/f"},
