@@ -1185,7 +1185,13 @@ def test_a_curve_leaves_a_gap_where_a_value_has_no_run(tmp_path, monkeypatch):
         rows=rows,
         units="%",
     )
-    cells = {(r.label, "flowers102"): SimpleNamespace(stats=lambda key, r=r: stats[r.label]) for r in rows}
+    cut = {"lambda 0.2": ["trainer.max_epochs=1"]}
+    cells = {
+        (r.label, "flowers102"): SimpleNamespace(
+            stats=lambda key, r=r: stats[r.label], shortened_by=lambda r=r: cut.get(r.label, [])
+        )
+        for r in rows
+    }
     filled = SimpleNamespace(table=table, cells=cells, summary=lambda: "4 runs")
     drawn = []
     real = Axes.errorbar
@@ -1197,8 +1203,17 @@ def test_a_curve_leaves_a_gap_where_a_value_has_no_run(tmp_path, monkeypatch):
     assert xs == [0.0, 0.1, 0.2] and ys[0] == 60.0 and math.isnan(ys[1]) and ys[2] == 62.0
     # One seed at 0.2: no bar there (its std of 0 is no spread measured), and the legend says so.
     assert kw["yerr"][0] == 1.0 and math.isnan(kw["yerr"][2])
-    assert kw["label"] == "flowers102 (ours, 1-2 seeds, bars: std (none for one seed))"
+    # A point of shortened runs: the line and the figure say so (§), as the tables do.
+    assert kw["label"] == "flowers102 (ours, 1-2 seeds, bars: std (none for one seed)) §"
     assert (tmp_path / "lambda.png").stat().st_size > 1000
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", lambda fig: figures.append(fig))
+    curve(filled, tmp_path / "again.png")
+    assert "§: runs cut short, not the protocol's" in figures[-1]._suptitle.get_text()
+    monkeypatch.undo()
+    plt.close(figures[-1])
 
 
 def test_the_notes_name_the_split_checkpoints_were_selected_on(sweep, tmp_path):

@@ -27,14 +27,18 @@ def curve(filled: FilledTable, path: Path) -> Path | None:
         return None
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(t.metrics), figsize=(5 * len(t.metrics), 4), squeeze=False)
+    shortened = False
     for ax, (metric, key) in zip(axes[0], t.metrics.items()):
         for column in t.columns:
             xs, means, stds, paper_x, paper_y, seeds = [], [], [], [], [], []
+            cut = False  # (a point of runs cut short of their epochs or splits: § as in the tables)
             for row in t.rows:
                 if row.reported_only or t.x not in row.match:
                     continue
                 x = float(row.match[t.x])
-                mean, std, n = filled.cells[(row.label, column)].stats(key)
+                cell = filled.cells[(row.label, column)]
+                mean, std, n = cell.stats(key)
+                cut = cut or bool(n and cell.shortened_by())
                 # A value with no finished run is a gap in the line (NaN), not a line drawn across it;
                 # one seed has no spread to show: no bar (a bar of zero would say it has none).
                 xs.append(x), means.append(mean if n else math.nan)
@@ -51,8 +55,9 @@ def curve(filled: FilledTable, path: Path) -> Path | None:
                     yerr=stds,
                     marker="o",
                     capsize=3,
-                    label=f"{column} (ours, {_seeds_said(seeds)})",
+                    label=f"{column} (ours, {_seeds_said(seeds)})" + (" §" if cut else ""),
                 )
+                shortened = shortened or cut
                 color = line[0].get_color()
             else:
                 color = None
@@ -70,7 +75,8 @@ def curve(filled: FilledTable, path: Path) -> Path | None:
         if ax.get_legend_handles_labels()[0]:  # no run and no paper value: nothing to name
             ax.legend(fontsize=8)
     # The counts alone (the notes name the folders, which would run off the figure's edges).
-    fig.suptitle(textwrap.fill(f"{t.name}: {filled.summary().split('; ')[0]}", 110), fontsize=8)
+    said = filled.summary().split("; ")[0] + ("; §: runs cut short, not the protocol's" if shortened else "")
+    fig.suptitle(textwrap.fill(f"{t.name}: {said}", 110), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
