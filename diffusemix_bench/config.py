@@ -1194,14 +1194,16 @@ def _check_resolvable(cfg) -> None:
 
 def outside_the_table(cfg) -> str | None:
     """When the run's experiment is a paper table (``paper.columns``) without a column for the
-    run's dataset: a sentence saying so (its runs belong to no cell of the report); else None."""
+    run's dataset: a sentence saying so (its table has no cell for them; their own table does);
+    else None."""
     columns = OmegaConf.select(cfg, "paper.columns", default=None)
     dataset = OmegaConf.select(cfg, "dataset.name", default=None)
     if not columns or dataset is None or dataset in columns:
         return None
     return (
         f"experiment={cfg.get('experiment_name')} reports {', '.join(map(str, columns))}, not dataset={dataset}: "
-        "its runs belong to no cell of the report"
+        "its table has no cell for these runs (report.py runs=<their sweep folder> reports them in their own "
+        "table, a row per setting they differ in)"
     )
 
 

@@ -806,11 +806,13 @@ def test_a_dataset_the_experiments_table_has_no_column_for_is_named():
     with pytest.raises(ConfigError) as refused:
         validate_config(cfg)
     assert str(refused.value).endswith(
-        "(adv.p=<value>). experiment=table4 reports cifar100, tinyimagenet, not dataset=flowers102: its runs "
-        "belong to no cell of the report"
+        "(adv.p=<value>). experiment=table4 reports cifar100, tinyimagenet, not dataset=flowers102: its table "
+        "has no cell for these runs (report.py runs=<their sweep folder> reports them in their own table, a row "
+        "per setting they differ in)"
     )
     assert outside_the_table(compose_config(["experiment=table6", "dataset=flowers102", "aug=none"])) is None
     assert outside_the_table(compose_config(["experiment=table6", "dataset=tinyimagenet", "aug=none"])) == (
-        "experiment=table6 reports flowers102, not dataset=tinyimagenet: its runs belong to no cell of the report"
+        "experiment=table6 reports flowers102, not dataset=tinyimagenet: its table has no cell for these runs "
+        "(report.py runs=<their sweep folder> reports them in their own table, a row per setting they differ in)"
     )
     assert outside_the_table(compose_config(["dataset=tinyimagenet"])) is None  # no experiment
