@@ -621,3 +621,30 @@ def test_own_rows_leave_out_what_a_run_does_not_use_and_show_nulls_as_trained(tm
         "aug=diffusemix generator=ip2p": (42.0, None, 1),
         "aug=diffusemix generator=ip2p_fast": (43.0, None, 1),
     }
+
+
+def test_runs_with_no_test_split_are_said_to_report_the_split_that_chose_their_checkpoint(tmp_path):
+    """An image folder without test/: the only accuracy is val_top1, measured on the split that
+    selected the checkpoint (its best epoch there): the notes say it reads high."""
+    from diffusemix_bench.config import register_configs
+    from diffusemix_bench.report_cli import build_report
+
+    from .test_report import CONF
+
+    register_configs()
+    for i, aug in enumerate(("none", "mixup")):
+        folder = tmp_path / "runs" / f"{i}_aug={aug}"
+        config = {"seed": 0, "dataset": {"name": "imagefolder", "root": "/x"}, "aug": {"name": aug}}
+        _run(folder, ["dataset=imagefolder", f"aug={aug}"], config, {"aug": aug}, 50.0)
+        metrics = {"val_top1": 60.0 + i, "val_rule": "val/ folder", "epochs": 1, "optimizer_steps": 2}
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+    filled = build_report([f"runs={tmp_path / 'runs'}", f"out={tmp_path / 'r'}"], CONF)["filled"]
+    assert filled.validation()[1].startswith(
+        "imagefolder: no test split, so val_top1 is measured on the split each run selected its checkpoint on"
+    )
+    # With a test split's number: nothing more said.
+    metrics["test_top1"] = 55.0
+    for folder in (tmp_path / "runs").iterdir():
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+    filled = build_report([f"runs={tmp_path / 'runs'}", f"out={tmp_path / 'r'}"], CONF)["filled"]
+    assert filled.validation() == ["Checkpoints selected on imagefolder: val/ folder"]

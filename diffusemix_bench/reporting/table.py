@@ -533,7 +533,24 @@ class FilledTable:
             if held
             else ""
         )
-        return ["Checkpoints selected on " + "; ".join(parts) + tail]
+        lines = ["Checkpoints selected on " + "; ".join(parts) + tail]
+        # A column of runs with no test split: its only accuracy is that of the split that chose
+        # the checkpoint (the best epoch there), optimistic.
+        finished = defaultdict(list)
+        for (_, column), cell in self.cells.items():
+            finished[column] += [r for r in cell.finished if isinstance(r.metrics, dict)]
+        untested = [
+            column
+            for column in self.table.columns
+            if finished[column] and all(r.metrics.get("test_top1") is None for r in finished[column])
+        ]
+        if untested and "val_top1" in self.table.metrics.values():
+            lines.append(
+                f"{', '.join(untested)}: no test split, so val_top1 is measured on the split each run selected "
+                "its checkpoint on (its best epoch there): it reads higher than a number measured once on images "
+                "that chose nothing (an image folder's test/ folder gives one)"
+            )
+        return lines
 
     def data_differs(self) -> list[str]:
         """A line per column whose runs (of different rows) were trained on data of different sizes
