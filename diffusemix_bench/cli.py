@@ -1099,7 +1099,7 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
         sys.exit(0)
     if any(a in ("--hydra-help", "--info", "-i") for a in argv):
         return
-    with user_errors_reported():
+    with user_errors_reported(), _each_warning_once():
         check_bare_words(argv, config_dir, config_name)
         check_sweep_needs_multirun(argv, config_dir, config_name)
         composed = preflight(argv, config_dir, config_name)
@@ -1177,6 +1177,31 @@ def check_sweep_pretrained(jobs: list[list[str]], config_dir: str, config_name: 
         except PretrainedWeightsError as exc:
             which = f"the sweep's runs with {changed}" if changed else "the sweep's runs"
             raise ConfigError(f"{which} cannot start, so no job was started: {exc}") from None
+
+
+@contextmanager
+def _each_warning_once():
+    """The checks before a sweep read its data more than once (its data, then its edits): a warning
+    of what they read (no test split) is said once, not once per check."""
+    import logging
+
+    said: dict[str, logging.LogRecord] = {}
+
+    def first(record: logging.LogRecord) -> bool:  # (the first record of a text, to every handler)
+        if record.levelno < logging.WARNING:
+            return True
+        return said.setdefault(record.getMessage(), record) is record
+
+    # (on the handlers: a logger's filter does not apply to its children's records; before Hydra
+    # configures logging, Python's last-resort handler is the one that prints them)
+    handlers = [h for h in (*logging.getLogger().handlers, logging.lastResort) if h is not None]
+    for handler in handlers:
+        handler.addFilter(first)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(first)
 
 
 def check_auto_resume_weights(jobs: list[list[str]], config_dir: str, config_name: str) -> None:

@@ -3154,3 +3154,34 @@ def test_a_sweeps_published_weights_are_checked_for_every_model_it_crosses(tmp_p
         "error: the sweep's runs with model=preactresnet18 model.pretrained=True cannot start, so no job was "
         "started: preactresnet18 has no published pretrained weights"
     )
+
+
+def test_the_checks_before_a_sweep_say_each_warning_once(tmp_path, caplog):
+    """The checks before a sweep read its data more than once (its data, then the edits of each
+    prompt count it sweeps): an image folder's "no test split" warning was printed once per read."""
+    from diffusemix_bench.cli import check_command_line
+
+    for c in ("a", "b"):
+        (tmp_path / "imgs" / "train" / c).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (40, 40), (60 * i, 100, 50 if c == "a" else 200)).save(
+                tmp_path / "imgs" / "train" / c / f"{i}.png"
+            )
+    from diffusemix_bench.generation.generate import generate
+    from tests.test_generation import compose_generate
+
+    common = [
+        "dataset=imagefolder",
+        f"dataset.root={tmp_path / 'imgs'}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+    ]
+    common += ["generator=tiny", "dataset.image_size=32", "dataset.resize=36"]
+    generate(compose_generate([*common, "generator.num_prompts=2"]))  # (the edits the sweep reads)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        check_command_line(
+            ["--multirun", "aug=diffusemix", "generator.num_prompts=1,2", *common, *FAST],
+            str(CONF_DIR),
+            "config",
+        )
+    assert sum(r.getMessage().startswith("No test split: image folder") for r in caplog.records) == 1
