@@ -296,7 +296,13 @@ def build_report(argv: list[str], config_dir: str) -> dict:
 
         given = ",".join(str(r) for r in roots)
         raise ReportError(
-            f"report.py experiment={experiment}: the {len(runs)} runs under runs={given} trained on "
+            f"report.py experiment={experiment}: "
+            + (
+                f"the {len(runs)} runs under runs={given} trained"
+                if len(runs) > 1
+                else f"the run under runs={given} trained"
+            )
+            + " on "
             f"{', '.join(datasets)}, which {table.name} has no column for (its columns: "
             f"{', '.join(map(str, table.columns))}), so no run would be reported. Report them in their own table "
             f"(a row per setting they differ in): {script_command('report.py')} experiment={OWN_TABLE} runs={given}"

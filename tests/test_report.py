@@ -1146,6 +1146,14 @@ def test_runs_outside_the_table_are_told_why(sweep, tmp_path):
     """Runs of the experiment on a dataset the table has no column for (a sweep train.py ran with
     dataset= overridden) are named with that reason, not only as belonging to no cell."""
     runs = _write_runs(sweep, tmp_path / "runs", [(0, {"dataset.name": "cub"}, {})])
+    # Every run given outside the table: refused with the command for their own table.
+    said = _refused_with_no_report(["experiment=table6", "aug=none", "seed=0", f"runs={runs}"], tmp_path)
+    assert said.startswith(
+        f"report.py experiment=table6: the run under runs={runs} trained on cub, which table6 has no column "
+        "for (its columns: flowers102), so no run would be reported."
+    )
+    # Beside a run of the table: reported, the other named with why it is not used.
+    runs = _write_runs(sweep, tmp_path / "one", [(0, {"dataset.name": "cub"}, {}), (0, {}, {})])
     build_report(["experiment=table6", "aug=none", "seed=0", f"runs={runs}", f"out={tmp_path / 'out'}"], CONF)
     text = (tmp_path / "out" / "report.md").read_text()
     assert "1 run folder given belongs to no cell of this table and is not used (" in text
