@@ -304,8 +304,13 @@ def build_report(argv: list[str], config_dir: str) -> dict:
             )
             + " on "
             f"{', '.join(datasets)}, which {table.name} has no column for (its columns: "
-            f"{', '.join(map(str, table.columns))}), so no run would be reported. Report them in their own table "
-            f"(a row per setting they differ in): {script_command('report.py')} experiment={OWN_TABLE} runs={given}"
+            f"{', '.join(map(str, table.columns))}), so no run would be reported. Report "
+            + (
+                "them in their own table (a row per setting they differ in)"
+                if len(runs) > 1
+                else "it in its own table"
+            )
+            + f": {script_command('report.py')} experiment={OWN_TABLE} runs={given}"
             + (f" out={out}" if out is not None else "")
         )
     try:

@@ -1150,7 +1150,7 @@ def test_runs_outside_the_table_are_told_why(sweep, tmp_path):
     said = _refused_with_no_report(["experiment=table6", "aug=none", "seed=0", f"runs={runs}"], tmp_path)
     assert said.startswith(
         f"report.py experiment=table6: the run under runs={runs} trained on cub, which table6 has no column "
-        "for (its columns: flowers102), so no run would be reported."
+        "for (its columns: flowers102), so no run would be reported. Report it in its own table: "
     )
     # Beside a run of the table: reported, the other named with why it is not used.
     runs = _write_runs(sweep, tmp_path / "one", [(0, {"dataset.name": "cub"}, {}), (0, {}, {})])
