@@ -4,6 +4,8 @@ when every step is checked (CPU) and when the check is deferred to every log_eve
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -250,3 +252,96 @@ def test_a_non_finite_loss_on_one_rank_stops_every_rank(tmp_path, check, bad_ste
     out = result.stdout + result.stderr
     assert result.returncode != 0, out[-3000:]
     assert f"rank 0: training loss became {rank0_says} (" in out, out[-3000:]
+
+
+def test_a_loss_that_blows_up_yet_stays_finite_is_warned_of_once_and_kept(caplog):
+    """An epoch whose mean training loss is over BLOWN_UP_FACTOR times a uniform guess's is warned
+    of once (the first such epoch) and kept across a checkpoint; a healthy run notes nothing."""
+    from diffusemix_bench.training.module import BLOWN_UP_FACTOR, blew_up_record
+
+    module, trainer, loader = fit_linear(1e3, True, pl.Callback(), 64, 32)  # two epochs of 16 steps
+    with caplog.at_level("WARNING", logger="diffusemix_bench.training.module"):
+        trainer.fit(module, train_dataloaders=loader)
+    warned = [r.getMessage() for r in caplog.records if "has blown up" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith("the mean training loss of epoch 0 is ")
+    assert f"over {BLOWN_UP_FACTOR} times a uniform guess's 1.39 (ln of 4 classes)" in warned[0]
+    assert "lower optim.lr or pick a paper protocol" in warned[0]
+    first = module.loss_blew_up
+    assert first["epoch"] == 0 and first["train_loss"] > BLOWN_UP_FACTOR * math.log(4)
+    checkpoint: dict = {}
+    module.on_save_checkpoint(checkpoint)
+    again, _, _ = fit_linear(1e3, True, pl.Callback(), 64, 32)
+    again.on_load_checkpoint(checkpoint)
+    assert again.loss_blew_up == first
+    # The record: ended when either loss at the end is still blown up.
+    last = module.epoch_train_loss()
+    record = blew_up_record(first, last, 0.5, 4)
+    assert record["ended"] and record["first_epoch"] == 0 and record["last_train_loss"] == last
+    assert record["uniform_guess_loss"] == pytest.approx(math.log(4))
+    assert blew_up_record(first, 1.0, 0.5, 4)["ended"] is False  # blew up, then came back
+    assert blew_up_record(None, 1.0, 1e6, 4)["ended"] is True  # the selected weights' validation
+    assert blew_up_record(None, 1.0, 0.5, 4) is None
+
+    healthy, trainer, loader = fit_linear(0.01, True, pl.Callback(), 64, 32)
+    caplog.clear()
+    trainer.fit(healthy, train_dataloaders=loader)
+    assert healthy.loss_blew_up is None and not [r for r in caplog.records if "blown up" in r.getMessage()]
+
+
+def test_a_run_that_blew_up_says_so_in_its_log_metrics_report_and_sweep_summary(tmp_path):
+    """train.py on noise images at a learning rate far too high for them: the loss blows up by
+    orders of magnitude without becoming non-finite. The run finishes (exit 0), warns, records it in
+    metrics.json; report.py and a sweep's summary.csv say its numbers are a blown-up model's."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from diffusemix_bench.reporting.sweeps import write_summary
+    from tests.conftest import run_entry
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 8), ("val", 4)):
+        for c in range(3):
+            folder = tmp_path / "images" / split / f"c{c}"
+            folder.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray((rng.random((20, 20, 3)) * 255).astype(np.uint8)).save(folder / f"{i}.png")
+    run = tmp_path / "sweep" / "0"
+    done = run_entry(
+        "train.py",
+        [
+            "dataset=imagefolder",
+            f"dataset.root={tmp_path / 'images'}",
+            "dataset.image_size=16",
+            "dataset.resize=18",
+            "dataset.batch_size=8",
+            "trainer.max_epochs=2",
+            "optim.lr=0.3",
+            "logger=csv",
+            "trainer.enable_progress_bar=false",
+            f"hydra.run.dir={run}",
+        ],
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((run / "metrics.json").read_text())["loss_blew_up"]
+    guess = math.log(3)
+    assert record["ended"] and record["first_epoch"] in (0, 1) and record["factor"] == 100
+    assert record["uniform_guess_loss"] == pytest.approx(guess)
+    assert record["selected_val_loss"] > 100 * guess and math.isfinite(record["selected_val_loss"])
+    logged = done.stdout + done.stderr
+    assert "the training has blown up without the loss becoming non-finite" in logged
+    assert "are a blown-up model's (metrics.json's loss_blew_up; report.py notes it)" in logged
+
+    report = run_entry("report.py", [f"runs={run}"], tmp_path)
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert (
+        "1 finished run ended with a loss over 100 times a uniform guess's, yet finite (metrics.json's "
+        "loss_blew_up): its numbers, counted in its cell as measured, are a blown-up model's"
+    ) in report.stdout
+    assert f"{run}: training loss (last epoch) " in report.stdout and "a uniform guess 1.1" in report.stdout
+    (row,) = write_summary(tmp_path / "sweep")
+    assert row["status"] == "finished" and row["reason"].startswith(
+        "loss blew up: training loss (last epoch) "
+    )

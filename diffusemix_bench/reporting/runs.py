@@ -143,6 +143,26 @@ def read_run(folder: Path) -> Run | None:
     return Run(folder, config, metrics, "finished")
 
 
+def blew_up_said(metrics) -> str | None:
+    """What a finished run's metrics.json says of a loss that blew up and stayed so to its end
+    (loss_blew_up ended): its last losses beside a uniform guess's; None otherwise."""
+    record = metrics.get("loss_blew_up") if isinstance(metrics, dict) else None
+    if not isinstance(record, dict) or not record.get("ended"):
+        return None
+    said = [
+        f"{what} {record[key]:.3g}"
+        for key, what in (
+            ("last_train_loss", "training loss (last epoch)"),
+            ("selected_val_loss", "validation loss"),
+        )
+        if isinstance(record.get(key), (int, float)) and not isinstance(record.get(key), bool)
+    ]
+    guess = record.get("uniform_guess_loss")
+    if isinstance(guess, (int, float)) and not isinstance(guess, bool):
+        said.append(f"a uniform guess {guess:.3g}")
+    return ", ".join(said) or "its losses unrecorded"
+
+
 def find_runs(roots: list[Path]) -> list[Run]:
     """Every run folder under ``roots`` (a sweep folder, a run folder, or folders of them)."""
     runs: list[Run] = []

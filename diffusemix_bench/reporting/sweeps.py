@@ -11,7 +11,7 @@ import yaml
 
 from ..files import write_atomic
 from .paper import setting
-from .runs import Run, find_runs
+from .runs import Run, blew_up_said, find_runs
 
 #: Columns every summary has (the swept settings' columns come after ``job``).
 FIELDS = ("job", "status", "aug", "dataset", "seed", "val_top1", "test_top1", "test_top5",
@@ -148,7 +148,8 @@ def _row(run: Run, given: dict[str, str], swept: list[str]) -> dict:
         "dataset": setting(run.config, "dataset"),
         "seed": setting(run.config, "seed"),
         **{k: m.get(k) for k in METRIC_FIELDS},
-        "reason": run.reason,
+        # (a finished run whose loss blew up: its numbers are a blown-up model's)
+        "reason": run.reason or (f"loss blew up: {said}" if (said := blew_up_said(m)) else None),
     }
 
 

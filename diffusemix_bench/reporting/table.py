@@ -20,7 +20,7 @@ from ..config import BATCH_COUNT_SETTINGS, as_lightning_count
 from ..data.order import LIMITED_EVAL_ORDER, SPLIT_ORDER
 from ..files import read_attempts
 from .paper import PaperRow, PaperTable, same_value, setting, used_setting
-from .runs import ReportError, Run
+from .runs import ReportError, Run, blew_up_said
 
 #: Settings that do not change what is trained (folders, workers, devices, logging, what is
 #: printed, what is measured after training): runs of one cell may differ in them. ``eval.*`` says
@@ -688,6 +688,23 @@ class FilledTable:
             f"{len(cut)} finished run{'' if len(cut) == 1 else 's'} {'was' if len(cut) == 1 else 'were'} cut "
             f"short of {'its' if len(cut) == 1 else 'their'} epochs or splits by trainer settings "
             f"(metrics.json's shortened_by): {shown}{more}"
+        ]
+
+    def blew_up(self) -> list[str]:
+        """A line naming the finished runs whose reported weights are a blown-up model's
+        (metrics.json's loss_blew_up ended: a loss far above a uniform guess's, yet finite)."""
+        runs = [r for c in self.cells.values() for r in c.finished if blew_up_said(r.metrics)]
+        if not runs:
+            return []
+        one = len(runs) == 1
+        shown = "; ".join(f"{r.folder}: {blew_up_said(r.metrics)}" for r in runs[:3])
+        more = f"; and {len(runs) - 3} more" if len(runs) > 3 else ""
+        return [
+            f"{len(runs)} finished run{'' if one else 's'} ended with a loss over "
+            f"{runs[0].metrics['loss_blew_up'].get('factor', 100)} times a uniform guess's, yet finite "
+            f"(metrics.json's loss_blew_up): {'its' if one else 'their'} numbers, counted in "
+            f"{'its cell' if one else 'their cells'} as measured, are a blown-up model's (lower optim.lr "
+            f"and train again): {shown}{more}"
         ]
 
     def without_values(self) -> list[str]:

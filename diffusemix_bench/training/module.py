@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
@@ -33,6 +34,50 @@ RANK_SEED_STRIDE = 1_000_003
 
 #: ``started_from`` of a run resumed from a checkpoint that predates the record.
 UNKNOWN = "unknown"
+
+#: A loss this many times a uniform guess's (ln of the number of classes) is a model that has blown
+#: up without its loss becoming non-finite: warned of while it trains and recorded in metrics.json
+#: (``loss_blew_up``). Healthy training, mixed targets and label smoothing included, stays within a
+#: few times that loss.
+BLOWN_UP_FACTOR = 100
+
+log = logging.getLogger(__name__)
+
+
+def uniform_guess_loss(num_classes: int) -> float:
+    """The cross-entropy of predicting every class alike: ln of the number of classes."""
+    return math.log(max(2, int(num_classes)))
+
+
+def blown_up(loss, num_classes: int) -> bool:
+    """Whether a (finite) loss is ``BLOWN_UP_FACTOR`` times a uniform guess's or more."""
+    return (
+        isinstance(loss, (int, float))
+        and math.isfinite(loss)
+        and loss >= BLOWN_UP_FACTOR * uniform_guess_loss(num_classes)
+    )
+
+
+def blew_up_record(first: dict | None, last: float | None, val_loss, num_classes: int) -> dict | None:
+    """metrics.json's ``loss_blew_up``: where the run's training loss first blew up (``first``,
+    the module's ``loss_blew_up`` after fit), the mean training loss of its last epoch (``last``)
+    and the selected checkpoint's validation loss (``val_loss``), beside a uniform guess's;
+    ``ended`` when the weights reported are a blown-up model's (either loss at the end). None when
+    neither blew up at any point. (Read ``first`` and ``last`` before the selected checkpoint is
+    loaded for evaluation: loading it restores its own.)"""
+    val_loss = float(val_loss) if isinstance(val_loss, (int, float)) else None
+    ended = blown_up(last, num_classes) or blown_up(val_loss, num_classes)
+    if first is None and not ended:
+        return None
+    return {
+        "ended": ended,
+        "first_epoch": None if first is None else first["epoch"],
+        "first_train_loss": None if first is None else first["train_loss"],
+        "last_train_loss": last,
+        "selected_val_loss": val_loss,
+        "uniform_guess_loss": uniform_guess_loss(num_classes),
+        "factor": BLOWN_UP_FACTOR,
+    }
 
 
 class ClassifierModule(pl.LightningModule):
@@ -101,6 +146,9 @@ class ClassifierModule(pl.LightningModule):
         self._loss_count = 0
         # Set when a resumed epoch's loss before the checkpoint is not known (see on_load_checkpoint).
         self._loss_unknown = False
+        # The first epoch whose mean training loss blew up (BLOWN_UP_FACTOR), kept across a resume:
+        # {"epoch", "train_loss"}.
+        self.loss_blew_up: dict | None = None
         # None: check the loss every step on a CPU, deferred on an accelerator (_watch_loss).
         self.check_loss_every_step: bool | None = None
         self.metrics = torch.nn.ModuleDict(
@@ -274,6 +322,11 @@ class ClassifierModule(pl.LightningModule):
             if value is not None
             else f"training loss became non-finite on another process at step {step} or before"
         )
+        raise NonFiniteLossError(f"{what} {self.lower_lr_advice()}")
+
+    def lower_lr_advice(self) -> str:
+        """What to change when the training loss diverges: the learning rate, with the recipe to
+        take it from, and the precision where it is 16-bit."""
         precision = str(self.trainer.precision)
         protocol = getattr(getattr(self.aug, "ctx", None), "protocol", None)
         if protocol not in (None, "custom"):
@@ -285,8 +338,8 @@ class ClassifierModule(pl.LightningModule):
                 "or train with a paper protocol's SGD recipe "
                 f"(optim=sgd protocol=<name>, not optim={self.optim_cfg.name})"
             )
-        raise NonFiniteLossError(
-            f"{what} (optim.lr={self.optim_cfg.lr}, trainer.precision={precision}); lower optim.lr "
+        return (
+            f"(optim.lr={self.optim_cfg.lr}, trainer.precision={precision}); lower optim.lr "
             + recipe
             + (
                 ", or use 32-true / bf16-mixed precision instead of 16-mixed"
@@ -303,7 +356,28 @@ class ClassifierModule(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         self._flush_losses(across_ranks=True)
         if self._loss_count and not self._loss_unknown:
-            self.log("train/loss_epoch", self._loss_sum / self._loss_count, on_step=False, on_epoch=True)
+            mean = self._loss_sum / self._loss_count
+            self.log("train/loss_epoch", mean, on_step=False, on_epoch=True)
+            self._note_blown_up(float(mean))
+
+    def _note_blown_up(self, mean: float) -> None:
+        """Warn once (the first process) when an epoch's mean training loss has blown up, and keep
+        that epoch for metrics.json: the run goes on (its numbers are reported as measured)."""
+        if self.loss_blew_up is not None or not blown_up(mean, self.num_classes):
+            return
+        self.loss_blew_up = {"epoch": int(self.current_epoch), "train_loss": mean}
+        if self.global_rank == 0:
+            log.warning(
+                "the mean training loss of epoch %d is %.3g, over %d times a uniform guess's %.3g (ln of %d "
+                "classes): the training has blown up without the loss becoming non-finite; it goes on, and "
+                "metrics.json records it (loss_blew_up) %s",
+                self.current_epoch,
+                mean,
+                BLOWN_UP_FACTOR,
+                uniform_guess_loss(self.num_classes),
+                self.num_classes,
+                self.lower_lr_advice(),
+            )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Never a checkpoint of weights a non-finite loss has reached (every rank dumps the state).
@@ -319,6 +393,7 @@ class ClassifierModule(pl.LightningModule):
             "count": self._loss_count,
         }
         checkpoint["adversarial_batches"] = self.adversarial_batches
+        checkpoint["loss_blew_up"] = self.loss_blew_up
         checkpoint["fit_seconds"] = self.fit_seconds()
         if self.part_started is not None:
             checkpoint["wall_seconds"] = self.wall_seconds_before + (time.time() - self.part_started)
@@ -363,6 +438,7 @@ class ClassifierModule(pl.LightningModule):
             self._loss_sum = torch.tensor(float(epoch_loss["sum"]))
             self._loss_count = int(epoch_loss["count"])
         self.adversarial_batches = int(checkpoint.get("adversarial_batches", 0))
+        self.loss_blew_up = checkpoint.get("loss_blew_up")
         self.wall_time_before = float(checkpoint.get("fit_seconds", 0.0))
         # (a checkpoint that predates the record: its fit seconds, the part of it known)
         self.wall_seconds_before = float(checkpoint.get("wall_seconds", self.wall_time_before))

@@ -66,7 +66,7 @@ from .locate import (
     load_saved_config,
     write_classes,
 )
-from .module import UNKNOWN, ClassifierModule, vanilla_batches_per_epoch
+from .module import UNKNOWN, ClassifierModule, blew_up_record, vanilla_batches_per_epoch
 from .provenance import code_state, device_name, shortened_by, versions, weights_file
 from .resume import (
     TRAINED_FURTHER,
@@ -967,6 +967,9 @@ def _train(
     # record); this process is then the evaluating one, recorded as evaluated_by.
     trained = where_trained(module, trainer, parts)
 
+    # (before the selected checkpoint is loaded for evaluation, which restores its own)
+    blew_up, last_train_loss = module.loss_blew_up, module.epoch_train_loss()
+
     best = selected_checkpoint(callbacks, ckpt_dir)
     with sigterm_stops_between_runs(trainer) as stop_if_terminated, _training_kept(run_dir):
         val_metrics, test_metrics, robust = _evaluate_selected(
@@ -1049,6 +1052,9 @@ def _train(
                 "max_time": time_cut,
             },
         ),
+        # A training loss that blew up without becoming non-finite (module.BLOWN_UP_FACTOR times a
+        # uniform guess's): where, and whether the weights reported are a blown-up model's (None: never).
+        "loss_blew_up": blew_up_record(blew_up, last_train_loss, val_metrics.get("val/loss"), num_classes),
         # The epoch early stopping (callbacks.early_stopping_patience) ended the run after.
         **({"early_stopped_at_epoch": early_stop} if early_stop is not None else {}),
         "edit_store": aug.store_record() if hasattr(aug, "store_record") else None,
@@ -1098,4 +1104,26 @@ def _train(
     shown = ("val_top1", "test_top1", "test_top5", "fgsm_error", "pgd_error", "epochs", "optimizer_steps")
     numbers = ", ".join(f"{k} {metrics[k]:.4g}" for k in shown if isinstance(metrics.get(k), (int, float)))
     log.info("Metrics written to %s%s", run_dir / "metrics.json", f": {numbers}" if numbers else "")
+    _warn_blown_up(metrics.get("loss_blew_up"), numbers)
     return metrics
+
+
+def _warn_blown_up(record: dict | None, numbers: str) -> None:
+    """The run's numbers are a blown-up model's (metrics.json's loss_blew_up ended): said last."""
+    if not record or not record.get("ended"):
+        return
+    losses = [
+        f"{what} {record[key]:.3g}"
+        for key, what in (
+            ("last_train_loss", "the mean training loss of the last epoch"),
+            ("selected_val_loss", "the selected checkpoint's validation loss"),
+        )
+        if isinstance(record.get(key), (int, float))
+    ]
+    log.warning(
+        "this run ended with %s, against %.3g for a uniform guess: its numbers%s are a blown-up model's "
+        "(metrics.json's loss_blew_up; report.py notes it); lower optim.lr and train again",
+        " and ".join(losses),
+        record["uniform_guess_loss"],
+        f" ({numbers})" if numbers else "",
+    )
