@@ -1168,10 +1168,8 @@ def check_sweep_pretrained(jobs: list[list[str]], config_dir: str, config_name: 
         seen.add(key)
         if cfg.get("ckpt_path") is not None and str(cfg.get("ckpt_path")) != "auto":
             return  # (jobs resumed from checkpoints: their weights are there)
-        if str(cfg.get("ckpt_path")) == "auto":
-            with suppress(Exception):
-                if any(Path(str(cfg.hydra.sweep.dir)).expanduser().glob("*/checkpoints/last.ckpt")):
-                    return
+        if str(cfg.get("ckpt_path")) == "auto" and _sweep_resumes(cfg):
+            return
         try:
             fetch_pretrained(cfg)
         except PretrainedWeightsError as exc:
@@ -1204,6 +1202,17 @@ def _each_warning_once():
             handler.removeFilter(first)
 
 
+def _sweep_resumes(cfg: DictConfig) -> bool | None:
+    """Whether the sweep folder of ``cfg`` (composed with Hydra's settings) holds a job's
+    last.ckpt: a sweep going on there, whose jobs ``ckpt_path=auto`` resumes. None where the
+    folder cannot be resolved."""
+    try:
+        sweep = Path(str(cfg.hydra.sweep.dir)).expanduser()
+    except Exception:
+        return None
+    return sweep.is_dir() and any(sweep.glob("*/checkpoints/last.ckpt"))
+
+
 def check_auto_resume_weights(jobs: list[list[str]], config_dir: str, config_name: str) -> None:
     """A sweep with ``ckpt_path=auto`` whose folder holds no checkpoint yet starts every job anew,
     from ``model.weights``: a file not there is refused before any job (each would fail in turn).
@@ -1225,11 +1234,7 @@ def check_auto_resume_weights(jobs: list[list[str]], config_dir: str, config_nam
         refusal = exc
     except Exception:  # a composition error: preflight's, or the job's to report
         return
-    try:
-        sweep = Path(str(first.hydra.sweep.dir)).expanduser()
-    except Exception:  # a sweep folder this check cannot resolve: each job checks as it starts
-        return
-    if sweep.is_dir() and any(sweep.glob("*/checkpoints/last.ckpt")):
+    if _sweep_resumes(first) is not False:  # (unresolved: each job checks as it starts)
         return
     raise ConfigError(
         f"{refusal} (ckpt_path=auto, and no job of this sweep has a checkpoint to resume from), "
