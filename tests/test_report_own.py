@@ -648,3 +648,41 @@ def test_runs_with_no_test_split_are_said_to_report_the_split_that_chose_their_c
         (folder / "metrics.json").write_text(json.dumps(metrics))
     filled = build_report([f"runs={tmp_path / 'runs'}", f"out={tmp_path / 'r'}"], CONF)["filled"]
     assert filled.validation() == ["Checkpoints selected on imagefolder: val/ folder"]
+
+
+def test_a_job_that_cannot_be_composed_takes_no_generator_setting_it_does_not_read(tmp_path):
+    """Jobs without a run folder whose settings cannot be composed here (a model option this version
+    lacks): as given, aug=none reads no edits, so the generator it was launched with does not tell
+    its row apart; DiffuseMix's does (two launches: generator=ip2p_fast, then generator=ip2p)."""
+    import yaml
+
+    from diffusemix_bench.config import register_configs
+    from diffusemix_bench.report_cli import build_report
+
+    from .test_report import CONF
+
+    register_configs()
+    for name, augs, generator in (("a", "none,diffusemix", "ip2p_fast"), ("b", "diffusemix", "ip2p")):
+        sweep = tmp_path / "runs" / name
+        sweep.mkdir(parents=True)
+        task = ["dataset=imagefolder", "model=gone", f"aug={augs}", f"generator={generator}", "seed=0"]
+        record = {"hydra": {"overrides": {"task": task}, "sweeper": {"params": None}}, "seed": 0,
+                  "dataset": {"name": "imagefolder"}}  # fmt: skip
+        (sweep / "multirun.yaml").write_text(yaml.safe_dump(record))
+    config = {"seed": 0, "dataset": {"name": "imagefolder"}, "model": {"name": "gone"},
+              "aug": {"name": "diffusemix"}, "generator": {"name": "ip2p"}}  # fmt: skip
+    given = ["dataset=imagefolder", "model=gone", "aug=diffusemix", "generator=ip2p", "seed=0"]
+    _run(
+        tmp_path / "runs" / "b" / "0_aug=diffusemix",
+        given,
+        config,
+        {"aug": "diffusemix", "generator": "ip2p"},
+        50.0,
+    )
+    filled = build_report([f"runs={tmp_path / 'runs'}", f"out={tmp_path / 'r'}"], CONF)["filled"]
+    assert sorted(row.label for row in filled.table.rows) == [
+        "aug=diffusemix generator=ip2p",
+        "aug=diffusemix generator=ip2p_fast",
+        "aug=none",
+    ]
+    assert filled.counts()["missing"] == 2 and filled.counts()["expected"] == 3

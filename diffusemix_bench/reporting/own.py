@@ -192,7 +192,7 @@ def own_table(
         if known is None:
             config = compose(given)
             if config is None:  # (cannot be composed here): the settings as given
-                known = ({k: _text_of(given, k) for k in keys}, False)
+                known = ({k: _text_of(given, k) for k in keys}, _reads_no_edits_as_given(given))
             else:
                 choices = OmegaConf.select(config, "hydra.runtime.choices", default=None) or {}
                 known = (_values_of(config, keys, groups, dict(choices)), not reads_edits_of(config))
@@ -269,6 +269,16 @@ def own_table(
 def _unread(key: str) -> bool:
     """A setting of the generator: it changes nothing in a run that reads no edits."""
     return key == "generator" or key.startswith("generator.")
+
+
+def _reads_no_edits_as_given(given: dict[str, str]) -> bool:
+    """Whether a job that cannot be composed reads no edits, as far as its settings given say: a
+    method other than DiffuseMix, or DiffuseMix's arm without edits (``aug.components=originals...``).
+    A job given no method (its experiment's, or the default) may read them."""
+    aug = given.get("aug")
+    if aug is None:
+        return False
+    return aug != "diffusemix" or str(given.get("aug.components", "")).startswith("originals")
 
 
 def _unread_left_out(items: list, unread: list[bool]) -> list:
