@@ -1735,6 +1735,28 @@ def test_accuracy_vs_compute_keeps_every_label_inside_the_image(tmp_path, monkey
     assert [mcolors.to_hex(t.get_color()) for t in fig.axes[0].texts] == points and len(set(points)) == 5
     assert "§: runs cut short" in fig.axes[0].get_title()
     plt.close(fig)
+    # Too many close points for their names to stand by them (27 near chance): numbered, in the
+    # image, none covering another, named in a key beneath the plot (and the PNG's Description).
+    filled.cells = {(f"aug=method{k} aug.x={k}", "cars"): FakeCell(0.01 * (1 + k / 100), 1.0 + (k % 3) / 20, cut)
+                    for k in range(27)}  # fmt: skip
+    accuracy_vs_compute(filled, tmp_path / "many.png", {})
+    fig = figures[-1]
+    renderer = fig.canvas.get_renderer()
+    texts = fig.axes[0].texts
+    assert [t.get_text() for t in texts] == [str(k) for k in range(1, 28)]
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    (key,) = fig.texts
+    floor = key.get_window_extent(renderer).y1
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    assert all(
+        fig.bbox.x0 <= b.x0 and b.x1 <= fig.bbox.x1 and floor <= b.y0 and b.y1 <= fig.bbox.y1 for b in boxes
+    )
+    said = " ".join(key.get_text().split())
+    assert said.startswith("Points: 1 aug=method0 aug.x=0 (cars) §; 2 aug=method1 aug.x=1 (cars) §;")
+    assert said.endswith("27 aug=method26 aug.x=26 (cars) §")
+    with PIL.Image.open(tmp_path / "many.png") as png:
+        assert png.info["Description"].startswith("Points: 1 aug=method0")
+    plt.close(fig)
 
 
 def test_the_generator_of_a_method_that_reads_no_edits_is_no_deviation(sweep, tmp_path):

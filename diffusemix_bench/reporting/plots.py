@@ -128,7 +128,9 @@ def accuracy_vs_compute(
     """The first metric of each row and column against its compute: training hours per run (the
     fits alone, ``fit_seconds``; wall time for a run that predates it, and the axis says so) plus,
     for methods that read edits, the hours generating the edits it reads took where the edit store
-    recorded them (``generation_hours`` per (row, column)). A cell with results but no training
+    recorded them (``generation_hours`` per (row, column)). Each point is named beside it, or,
+    where too many lie too close for that, numbered with its name in a key beneath the plot (and in
+    the PNG's Description). A cell with results but no training
     time in some run is left out and named beneath the plot (and in the PNG's Description). None
     when no cell has a point."""
     t = filled.table
@@ -182,12 +184,56 @@ def accuracy_vs_compute(
         fontsize=9,
     )
     note = f"Left out, a run without a recorded training time: {'; '.join(left_out)}" if left_out else ""
-    if note:
-        fig.text(0.01, 0.01, textwrap.fill(note, 140), fontsize=7, va="bottom")
-        fig.tight_layout(rect=(0, 0.03 * (1 + len(note) // 140), 1, 1))
-    else:
-        fig.tight_layout()
+    starts = [(label.xyann, label.get_va()) for label in labels]
+    beneath = _beneath(fig, [note])
     _apart(fig, ax, labels)
-    fig.savefig(path, dpi=120, metadata={"Description": note or "every cell with results is shown"})
+    key = ""
+    moved = max(abs(label.xyann[1] - start[1]) for label, (start, _) in zip(labels, starts, strict=True))
+    if moved > _FAR or not _inside(fig, labels, beneath):
+        # Too many points close together for their names to stand by them (every cell near chance
+        # in a shortened sweep): each point numbered, the names in a key beneath the plot.
+        key = "Points: " + "; ".join(f"{i} {label}" for i, (_, _, label) in enumerate(points, 1))
+        if beneath is not None:
+            beneath.remove()
+        for i, (label, (start, va)) in enumerate(zip(labels, starts, strict=True), 1):
+            label.set_text(str(i))
+            label.xyann = start
+            label.set_va(va)
+        _beneath(fig, [key, note])
+        _apart(fig, ax, labels)
+    said = "; ".join(t for t in (key, note) if t)
+    fig.savefig(path, dpi=120, metadata={"Description": said or "every cell with results is shown"})
     plt.close(fig)
     return path
+
+
+#: How far (points) a label may be set apart from its point before the points are numbered instead.
+_FAR = 30
+
+#: Characters per line of the text beneath a plot (7 points, an 8-inch figure).
+_BENEATH_WIDTH = 140
+
+
+def _beneath(fig, texts: list[str]):
+    """``texts`` (those not empty) written beneath the plot, the figure made taller by their
+    lines and laid out above them; returns the text written (None: none)."""
+    lines = [line for text in texts if text for line in textwrap.wrap(text, _BENEATH_WIDTH)]
+    width, _ = fig.get_size_inches()
+    height = 4.5 + 0.13 * len(lines)
+    fig.set_size_inches(width, height)
+    written = None
+    if lines:
+        written = fig.text(0.01, 0.01, "\n".join(lines), fontsize=7, va="bottom")
+        fig.tight_layout(rect=(0, (0.13 * len(lines) + 0.1) / height, 1, 1))
+    else:
+        fig.tight_layout()
+    return written
+
+
+def _inside(fig, labels: list, beneath=None) -> bool:
+    """Whether every label lies inside the figure, above the text beneath the plot (``beneath``)."""
+    renderer = fig.canvas.get_renderer()
+    image = fig.bbox
+    floor = image.y0 if beneath is None else beneath.get_window_extent(renderer).y1
+    boxes = [label.get_window_extent(renderer) for label in labels]
+    return all(image.x0 <= b.x0 and b.x1 <= image.x1 and floor <= b.y0 and b.y1 <= image.y1 for b in boxes)
