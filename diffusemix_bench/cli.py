@@ -1208,9 +1208,9 @@ def _sweep_resumes(cfg: DictConfig) -> bool | None:
     folder cannot be resolved."""
     try:
         sweep = Path(str(cfg.hydra.sweep.dir)).expanduser()
-    except Exception:
+        return sweep.is_dir() and any(sweep.glob("*/checkpoints/last.ckpt"))
+    except Exception:  # (a folder not resolved or not readable)
         return None
-    return sweep.is_dir() and any(sweep.glob("*/checkpoints/last.ckpt"))
 
 
 def check_auto_resume_weights(jobs: list[list[str]], config_dir: str, config_name: str) -> None:

@@ -35,6 +35,7 @@ def fit_linear(
     accelerator: str = "cpu",
     optimizer: str = "sgd",
     protocol: str | None = None,
+    criterion: str = "ce",
 ):
     """A one-layer model on ``items`` random 8 x 8 images in batches of four, checked every step or
     deferred (``every_step``), logging every 5 steps: its module, trainer and loader."""
@@ -50,7 +51,7 @@ def fit_linear(
         4,
         create_aug({"name": "none"}, AugContext(num_classes=4, protocol=protocol)),
         "ce",
-        LossConfig(name="ce"),
+        LossConfig(name="ce", criterion=criterion),
         OptimConfig(name=optimizer, lr=lr),
         SchedConfig(name="none"),
     )
@@ -255,8 +256,9 @@ def test_a_non_finite_loss_on_one_rank_stops_every_rank(tmp_path, check, bad_ste
 
 
 def test_a_loss_that_blows_up_yet_stays_finite_is_warned_of_once_and_kept(caplog):
-    """An epoch whose mean training loss is over BLOWN_UP_FACTOR times a uniform guess's is warned
-    of once (the first such epoch) and kept across a checkpoint; a healthy run notes nothing."""
+    """An epoch whose mean training loss is at least BLOWN_UP_FACTOR times a uniform guess's is
+    warned of once (the first such epoch) and kept across a checkpoint; a healthy run notes
+    nothing, nor does one with bce_softmax (bounded far below the mark)."""
     from diffusemix_bench.training.module import BLOWN_UP_FACTOR, blew_up_record
 
     module, trainer, loader = fit_linear(1e3, True, pl.Callback(), 64, 32)  # two epochs of 16 steps
@@ -264,8 +266,8 @@ def test_a_loss_that_blows_up_yet_stays_finite_is_warned_of_once_and_kept(caplog
         trainer.fit(module, train_dataloaders=loader)
     warned = [r.getMessage() for r in caplog.records if "has blown up" in r.getMessage()]
     assert len(warned) == 1 and warned[0].startswith("the mean training loss of epoch 0 is ")
-    assert f"over {BLOWN_UP_FACTOR} times a uniform guess's 1.39 (ln of 4 classes)" in warned[0]
-    assert "lower optim.lr or pick a paper protocol" in warned[0]
+    assert f"at least {BLOWN_UP_FACTOR} times a uniform guess's 1.39 (ln of 4 classes)" in warned[0]
+    assert "lower optim.lr or pick a paper protocol (protocol=...). It goes on;" in warned[0]
     first = module.loss_blew_up
     assert first["epoch"] == 0 and first["train_loss"] > BLOWN_UP_FACTOR * math.log(4)
     checkpoint: dict = {}
@@ -273,19 +275,29 @@ def test_a_loss_that_blows_up_yet_stays_finite_is_warned_of_once_and_kept(caplog
     again, _, _ = fit_linear(1e3, True, pl.Callback(), 64, 32)
     again.on_load_checkpoint(checkpoint)
     assert again.loss_blew_up == first
-    # The record: ended when either loss at the end is still blown up.
+    # The record: ended when the loss of the weights reported is blown up: the selected
+    # checkpoint's validation loss, else (no validation) the last epoch's training loss.
     last = module.epoch_train_loss()
+    record = blew_up_record(first, last, None, 4)
+    assert record["ended"] and record["judged_on"] == "last_train_loss" and record["first_epoch"] == 0
+    assert record["last_train_loss"] == last and record["uniform_guess_loss"] == pytest.approx(math.log(4))
+    # (blew up after the epoch selected: the weights reported are not a blown-up model's)
     record = blew_up_record(first, last, 0.5, 4)
-    assert record["ended"] and record["first_epoch"] == 0 and record["last_train_loss"] == last
-    assert record["uniform_guess_loss"] == pytest.approx(math.log(4))
-    assert blew_up_record(first, 1.0, 0.5, 4)["ended"] is False  # blew up, then came back
-    assert blew_up_record(None, 1.0, 1e6, 4)["ended"] is True  # the selected weights' validation
+    assert record["ended"] is False and record["judged_on"] == "selected_val_loss"
+    assert blew_up_record(first, 1.0, None, 4)["ended"] is False  # blew up, then came back
+    assert blew_up_record(None, 1e6, 1e6, 4)["ended"] is True
+    assert blew_up_record(None, 1e6, None, 4, "bce_softmax") is None  # (its loss is not cross-entropy)
     assert blew_up_record(None, 1.0, 0.5, 4) is None
 
-    healthy, trainer, loader = fit_linear(0.01, True, pl.Callback(), 64, 32)
-    caplog.clear()
-    trainer.fit(healthy, train_dataloaders=loader)
-    assert healthy.loss_blew_up is None and not [r for r in caplog.records if "blown up" in r.getMessage()]
+    for healthy, trainer, loader in (
+        fit_linear(0.01, True, pl.Callback(), 64, 32),
+        fit_linear(1e3, True, pl.Callback(), 64, 32, criterion="bce_softmax"),
+    ):
+        caplog.clear()
+        trainer.fit(healthy, train_dataloaders=loader)
+        assert healthy.loss_blew_up is None and not [
+            r for r in caplog.records if "blown up" in r.getMessage()
+        ]
 
 
 def test_a_run_that_blew_up_says_so_in_its_log_metrics_report_and_sweep_summary(tmp_path):
@@ -308,31 +320,36 @@ def test_a_run_that_blew_up_says_so_in_its_log_metrics_report_and_sweep_summary(
             for i in range(n):
                 Image.fromarray((rng.random((20, 20, 3)) * 255).astype(np.uint8)).save(folder / f"{i}.png")
     run = tmp_path / "sweep" / "0"
-    done = run_entry(
-        "train.py",
-        [
-            "dataset=imagefolder",
-            f"dataset.root={tmp_path / 'images'}",
-            "dataset.image_size=16",
-            "dataset.resize=18",
-            "dataset.batch_size=8",
-            "trainer.max_epochs=2",
-            "optim.lr=0.3",
-            "logger=csv",
-            "trainer.enable_progress_bar=false",
-            f"hydra.run.dir={run}",
-        ],
-        tmp_path,
-    )
+    settings = [
+        "dataset=imagefolder",
+        f"dataset.root={tmp_path / 'images'}",
+        "dataset.image_size=16",
+        "dataset.resize=18",
+        "dataset.batch_size=8",
+        "optim.lr=0.3",
+        "logger=csv",
+        "trainer.enable_progress_bar=false",
+        f"hydra.run.dir={run}",
+    ]
+    done = run_entry("train.py", [*settings, "trainer.max_epochs=2"], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads((run / "metrics.json").read_text())["loss_blew_up"]
     guess = math.log(3)
     assert record["ended"] and record["first_epoch"] in (0, 1) and record["factor"] == 100
     assert record["uniform_guess_loss"] == pytest.approx(guess)
     assert record["selected_val_loss"] > 100 * guess and math.isfinite(record["selected_val_loss"])
+    assert record["judged_on"] == "selected_val_loss"
     logged = done.stdout + done.stderr
-    assert "the training has blown up without the loss becoming non-finite" in logged
-    assert "are a blown-up model's (metrics.json's loss_blew_up; report.py notes it)" in logged
+    assert "the training has blown up without the loss becoming non-finite (optim.lr=0.3," in logged
+    assert "this run ended with the selected checkpoint's validation loss " in logged
+    assert "are a blown-up model's, as metrics.json's loss_blew_up records and report.py notes" in logged
+    # Trained one epoch further from its last.ckpt: where it first blew up is kept.
+    further = run_entry("train.py", [*settings, "trainer.max_epochs=3", "ckpt_path=last"], tmp_path)
+    assert further.returncode == 0, further.stderr[-3000:]
+    again = json.loads((run / "metrics.json").read_text())
+    assert again["epochs"] == 3 and again["resumed"] is True
+    assert again["loss_blew_up"]["first_epoch"] == record["first_epoch"]
+    assert again["loss_blew_up"]["first_train_loss"] == record["first_train_loss"]
 
     report = run_entry("report.py", [f"runs={run}"], tmp_path)
     assert report.returncode == 0, report.stderr[-3000:]

@@ -187,21 +187,21 @@ def accuracy_vs_compute(
     starts = [(label.xyann, label.get_va()) for label in labels]
     beneath = _beneath(fig, [note])
     _apart(fig, ax, labels)
-    key = ""
+    points_key = ""
     moved = max(abs(label.xyann[1] - start[1]) for label, (start, _) in zip(labels, starts, strict=True))
     if moved > _FAR or not _inside(fig, labels, beneath):
         # Too many points close together for their names to stand by them (every cell near chance
         # in a shortened sweep): each point numbered, the names in a key beneath the plot.
-        key = "Points: " + "; ".join(f"{i} {label}" for i, (_, _, label) in enumerate(points, 1))
+        points_key = "Points: " + "; ".join(f"{i} {label}" for i, (_, _, label) in enumerate(points, 1))
         if beneath is not None:
             beneath.remove()
         for i, (label, (start, va)) in enumerate(zip(labels, starts, strict=True), 1):
             label.set_text(str(i))
             label.xyann = start
             label.set_va(va)
-        _beneath(fig, [key, note])
+        _beneath(fig, [points_key, note])
         _apart(fig, ax, labels)
-    said = "; ".join(t for t in (key, note) if t)
+    said = "; ".join(text for text in (points_key, note) if text)
     fig.savefig(path, dpi=120, metadata={"Description": said or "every cell with results is shown"})
     plt.close(fig)
     return path

@@ -693,11 +693,14 @@ class FilledTable:
     def blew_up(self) -> list[str]:
         """A line naming the finished runs whose reported weights are a blown-up model's
         (metrics.json's loss_blew_up ended: a loss far above a uniform guess's, yet finite)."""
-        runs = [r for c in self.cells.values() for r in c.finished if blew_up_said(r.metrics)]
-        if not runs:
+        said = [
+            (r, text) for c in self.cells.values() for r in c.finished if (text := blew_up_said(r.metrics))
+        ]
+        if not said:
             return []
+        runs = [r for r, _ in said]
         one = len(runs) == 1
-        shown = "; ".join(f"{r.folder}: {blew_up_said(r.metrics)}" for r in runs[:3])
+        shown = "; ".join(f"{r.folder}: {text}" for r, text in said[:3])
         more = f"; and {len(runs) - 3} more" if len(runs) > 3 else ""
         return [
             f"{len(runs)} finished run{'' if one else 's'} ended with a loss over "

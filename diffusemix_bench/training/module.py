@@ -58,19 +58,29 @@ def blown_up(loss, num_classes: int) -> bool:
     )
 
 
-def blew_up_record(first: dict | None, last: float | None, val_loss, num_classes: int) -> dict | None:
+def blew_up_record(
+    first: dict | None, last: float | None, val_loss, num_classes: int, criterion: str = "ce"
+) -> dict | None:
     """metrics.json's ``loss_blew_up``: where the run's training loss first blew up (``first``,
     the module's ``loss_blew_up`` after fit), the mean training loss of its last epoch (``last``)
-    and the selected checkpoint's validation loss (``val_loss``), beside a uniform guess's;
-    ``ended`` when the weights reported are a blown-up model's (either loss at the end). None when
-    neither blew up at any point. (Read ``first`` and ``last`` before the selected checkpoint is
-    loaded for evaluation: loading it restores its own.)"""
+    and the selected checkpoint's validation loss (``val_loss``, cross-entropy), beside a uniform
+    guess's. ``ended`` when the weights reported are a blown-up model's, judged (``judged_on``) on
+    the loss of those weights: the selected checkpoint's validation loss, else (no validation:
+    the last weights are reported) the last epoch's training loss, where it is cross-entropy
+    (``criterion``; bce_softmax is bounded far below the mark). None when no loss blew up. (Read
+    ``first`` and ``last`` before the selected checkpoint is loaded for evaluation: loading it
+    restores its own.)"""
     val_loss = float(val_loss) if isinstance(val_loss, (int, float)) else None
-    ended = blown_up(last, num_classes) or blown_up(val_loss, num_classes)
+    judged_on = (
+        "selected_val_loss" if val_loss is not None else "last_train_loss" if criterion == "ce" else None
+    )
+    judged = {"selected_val_loss": val_loss, "last_train_loss": last}.get(judged_on)
+    ended = blown_up(judged, num_classes)
     if first is None and not ended:
         return None
     return {
         "ended": ended,
+        "judged_on": judged_on,
         "first_epoch": None if first is None else first["epoch"],
         "first_train_loss": None if first is None else first["train_loss"],
         "last_train_loss": last,
@@ -356,21 +366,29 @@ class ClassifierModule(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         self._flush_losses(across_ranks=True)
         if self._loss_count and not self._loss_unknown:
-            mean = self._loss_sum / self._loss_count
-            self.log("train/loss_epoch", mean, on_step=False, on_epoch=True)
-            self._note_blown_up(float(mean))
+            self.log("train/loss_epoch", self._loss_sum / self._loss_count, on_step=False, on_epoch=True)
+            self._note_blown_up()
 
-    def _note_blown_up(self, mean: float) -> None:
-        """Warn once (the first process) when an epoch's mean training loss has blown up, and keep
-        that epoch for metrics.json: the run goes on (its numbers are reported as measured)."""
+    def _note_blown_up(self) -> None:
+        """Warn once (the first process) when an epoch's mean training loss over every process's
+        images has blown up, and keep that epoch for metrics.json: the run goes on (its numbers are
+        reported as measured). Cross-entropy only: bce_softmax's loss is bounded below the mark."""
+        if self.criterion.criterion != "ce":
+            return
+        # (every process is here, at its epoch's end: the sum and count of all of them)
+        both = torch.stack(
+            [self._loss_sum.detach().float().reshape(()), torch.tensor(float(self._loss_count))]
+        )
+        both = self.trainer.strategy.reduce(both.to(self.device), reduce_op="sum")
+        mean = float(both[0] / both[1])
         if self.loss_blew_up is not None or not blown_up(mean, self.num_classes):
             return
         self.loss_blew_up = {"epoch": int(self.current_epoch), "train_loss": mean}
         if self.global_rank == 0:
             log.warning(
-                "the mean training loss of epoch %d is %.3g, over %d times a uniform guess's %.3g (ln of %d "
-                "classes): the training has blown up without the loss becoming non-finite; it goes on, and "
-                "metrics.json records it (loss_blew_up) %s",
+                "the mean training loss of epoch %d is %.3g, at least %d times a uniform guess's %.3g (ln of %d "
+                "classes): the training has blown up without the loss becoming non-finite %s. It goes on; "
+                "metrics.json records it (loss_blew_up)",
                 self.current_epoch,
                 mean,
                 BLOWN_UP_FACTOR,

@@ -1054,7 +1054,9 @@ def _train(
         ),
         # A training loss that blew up without becoming non-finite (module.BLOWN_UP_FACTOR times a
         # uniform guess's): where, and whether the weights reported are a blown-up model's (None: never).
-        "loss_blew_up": blew_up_record(blew_up, last_train_loss, val_metrics.get("val/loss"), num_classes),
+        "loss_blew_up": blew_up_record(
+            blew_up, last_train_loss, val_metrics.get("val/loss"), num_classes, cfg.loss.criterion
+        ),
         # The epoch early stopping (callbacks.early_stopping_patience) ended the run after.
         **({"early_stopped_at_epoch": early_stop} if early_stop is not None else {}),
         "edit_store": aug.store_record() if hasattr(aug, "store_record") else None,
@@ -1104,26 +1106,24 @@ def _train(
     shown = ("val_top1", "test_top1", "test_top5", "fgsm_error", "pgd_error", "epochs", "optimizer_steps")
     numbers = ", ".join(f"{k} {metrics[k]:.4g}" for k in shown if isinstance(metrics.get(k), (int, float)))
     log.info("Metrics written to %s%s", run_dir / "metrics.json", f": {numbers}" if numbers else "")
-    _warn_blown_up(metrics.get("loss_blew_up"), numbers)
+    _warn_blown_up(metrics.get("loss_blew_up"), numbers, module.lower_lr_advice())
     return metrics
 
 
-def _warn_blown_up(record: dict | None, numbers: str) -> None:
+def _warn_blown_up(record: dict | None, numbers: str, advice: str) -> None:
     """The run's numbers are a blown-up model's (metrics.json's loss_blew_up ended): said last."""
     if not record or not record.get("ended"):
         return
-    losses = [
-        f"{what} {record[key]:.3g}"
-        for key, what in (
-            ("last_train_loss", "the mean training loss of the last epoch"),
-            ("selected_val_loss", "the selected checkpoint's validation loss"),
-        )
-        if isinstance(record.get(key), (int, float))
-    ]
+    what = {
+        "selected_val_loss": "the selected checkpoint's validation loss",
+        "last_train_loss": "the mean training loss of the last epoch (the weights reported)",
+    }[record["judged_on"]]
     log.warning(
-        "this run ended with %s, against %.3g for a uniform guess: its numbers%s are a blown-up model's "
-        "(metrics.json's loss_blew_up; report.py notes it); lower optim.lr and train again",
-        " and ".join(losses),
+        "this run ended with %s %.3g, against %.3g for a uniform guess: its numbers%s are a blown-up model's, "
+        "as metrics.json's loss_blew_up records and report.py notes %s, and train again",
+        what,
+        record[record["judged_on"]],
         record["uniform_guess_loss"],
         f" ({numbers})" if numbers else "",
+        advice,
     )
