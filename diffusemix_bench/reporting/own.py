@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from .paper import GROUP_KEYS, PaperRow, PaperTable, setting, used_setting
 from .runs import Run
 from .sweeps import given_settings, job_order, job_overrides
-from .table import WHERE_FROM, compared_anywhere, launched_from, placed, reads_edits_of
+from .table import WHERE_FROM, compared_anywhere, launched_from, placed, reads_edits, reads_edits_of
 
 #: The name of an own table (in its report's title and plots).
 NAME = "runs"
@@ -275,10 +275,7 @@ def _reads_no_edits_as_given(given: dict[str, str]) -> bool:
     """Whether a job that cannot be composed reads no edits, as far as its settings given say: a
     method other than DiffuseMix, or DiffuseMix's arm without edits (``aug.components=originals...``).
     A job given no method (its experiment's, or the default) may read them."""
-    aug = given.get("aug")
-    if aug is None:
-        return False
-    return aug != "diffusemix" or str(given.get("aug.components", "")).startswith("originals")
+    return "aug" in given and not reads_edits(given["aug"], given.get("aug.components"))
 
 
 def _unread_left_out(items: list, unread: list[bool]) -> list:

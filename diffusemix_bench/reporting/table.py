@@ -163,11 +163,15 @@ def compared_anywhere(key: str) -> bool:
     return not _ignored(key)
 
 
+def reads_edits(aug, components) -> bool:
+    """Whether method ``aug`` with ``aug.components`` reads edits: DiffuseMix, but not its arms
+    without edits (I or I + F: ``originals...``)."""
+    return aug == "diffusemix" and not str(components or "").startswith("originals")
+
+
 def reads_edits_of(config) -> bool:
     """A DiffuseMix run whose arm reads edits (not I or I + F)."""
-    return setting(config, "aug") == "diffusemix" and not str(
-        setting(config, "aug.components") or ""
-    ).startswith("originals")
+    return reads_edits(setting(config, "aug"), setting(config, "aug.components"))
 
 
 def _compared(key: str, config) -> bool:
