@@ -23,7 +23,20 @@ if __name__ == "__main__":
             print(USAGE)
             sys.exit(0)
         if arg.startswith("out="):
-            out = Path(arg[4:])
+            if not arg[4:].strip():
+                print(
+                    "error: out= names no folder: give out=<folder> (without it: outputs/demo)",
+                    file=sys.stderr,
+                )
+                sys.exit(1)
+            out = Path(arg[4:]).expanduser()
+            file = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+            if file is not None:
+                print(
+                    f"error: out={arg[4:]}: {file} is a file, not a folder: give out=<folder>",
+                    file=sys.stderr,
+                )
+                sys.exit(1)
         elif arg not in ("quick=true", "quick=false"):
             print(
                 f"error: demo.py takes out=<folder> and quick=true, got '{arg}'\n\n{USAGE}", file=sys.stderr

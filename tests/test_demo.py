@@ -45,3 +45,11 @@ def test_demo_help_prints_its_usage_and_runs_nothing(tmp_path):
     assert result.returncode == 0 and result.stdout.startswith("usage: python demo.py")
     bad = run_entry("demo.py", ["quick"], tmp_path, timeout=120)
     assert bad.returncode == 1 and "demo.py takes out=<folder> and quick=true, got 'quick'" in bad.stderr
+    # out= naming no folder (it was the current folder) or a file: refused, nothing written.
+    empty = run_entry("demo.py", ["out=", "quick=true"], tmp_path, timeout=120)
+    assert empty.returncode == 1 and "out= names no folder: give out=<folder>" in empty.stderr
+    (tmp_path / "a.png").write_bytes(b"x")
+    for given in ("a.png", "a.png/sub"):
+        file = run_entry("demo.py", [f"out={tmp_path / given}", "quick=true"], tmp_path, timeout=120)
+        assert file.returncode == 1 and f"{tmp_path / 'a.png'} is a file, not a folder" in file.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
