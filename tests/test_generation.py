@@ -953,32 +953,37 @@ def test_stores_py_lists_each_store_with_what_it_holds_and_the_settings_that_pic
         "0 edit stores of cub under"
         in stores_py(f"generator.edits_dir={tmp_path / 'edits'}", "dataset=cub").stdout
     )
+
     # No store where asked, stores near: the dataset misspelt, the folder given a level too high
-    # (another folder's settings.json there, a fractal bank's, is no store) or too low.
+    # (another folder's settings.json there, a fractal bank's, is no store) or too low: refused.
+    def refused(*args: str) -> str:
+        done = stores_py(*args)
+        assert done.returncode == 1 and done.stderr.startswith("error: ") and "Traceback" not in done.stderr
+        return done.stderr.strip().removeprefix("error: ")
+
     assert "did you mean dataset=flowers102? (stores are held for: flowers102)" in (
-        stores_py(f"generator.edits_dir={tmp_path / 'edits'}", "dataset=flowers10").stdout
+        refused(f"generator.edits_dir={tmp_path / 'edits'}", "dataset=flowers10")
+    )
+    (tmp_path / "nostores").mkdir()
+    assert "dataset=cifar: no such dataset; did you mean dataset=cifar100? (datasets: aircraft, " in (
+        refused(f"generator.edits_dir={tmp_path / 'nostores'}", "dataset=cifar")
     )
     bank = tmp_path / "fractals" / "ifs_x" / "v1"
     bank.mkdir(parents=True)
     (bank / "settings.json").write_text('{"algorithm": "ifs", "count": 8}')
-    assert stores_py(f"generator.edits_dir={tmp_path}").stdout.strip() == (
+    assert refused(f"generator.edits_dir={tmp_path}") == (
         f"0 edit stores under {tmp_path}: stores are further down, in {tmp_path / 'edits'}: give "
         f"generator.edits_dir={tmp_path / 'edits'} (or paths.cache_dir={tmp_path})"
     )
     assert (
         f"is one dataset's folder of stores: give generator.edits_dir={tmp_path / 'edits'} dataset=flowers102"
-        in stores_py(f"generator.edits_dir={tmp_path / 'edits' / 'flowers102'}").stdout
+        in refused(f"generator.edits_dir={tmp_path / 'edits' / 'flowers102'}")
     )
     # ... or lower still: one split's folder, or the store folder generate.py prints.
     advice = f"give generator.edits_dir={tmp_path / 'edits'} dataset=flowers102"
     split = tmp_path / "edits" / "flowers102" / "train"
-    assert (
-        f"{split} is one split's folder of stores: {advice}"
-        in stores_py(f"generator.edits_dir={split}").stdout
-    )
-    assert f"{store.folder} is one edit store: {advice}" in (
-        stores_py(f"generator.edits_dir={store.folder}").stdout
-    )
+    assert f"{split} is one split's folder of stores: {advice}" in refused(f"generator.edits_dir={split}")
+    assert f"{store.folder} is one edit store: {advice}" in refused(f"generator.edits_dir={store.folder}")
     # paths.cache_dir given the edits folder itself (its edits/ is not there): the folder named.
     inside = stores_py(f"paths.cache_dir={tmp_path / 'edits'}")
     assert inside.returncode == 1 and (

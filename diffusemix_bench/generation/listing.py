@@ -314,7 +314,28 @@ def run_stores(argv: list[str], config_dir: str | None = None) -> None:
         records = list_stores(edits_dir, given.get("dataset"), disk=given.get("disk") == "true")
         which = f" of {given['dataset']}" if "dataset" in given else ""
         lines = [f"  {describe(record, config_dir)}" for record in records]
-    hint = "" if records else where_stores_are(edits_dir, given.get("dataset"))
+        name, hint = given.get("dataset"), ""
+        if not records:
+            # Stores near, the folder given not theirs (a level too high or too low): refused.
+            if folder_hint := where_stores_are(edits_dir):
+                raise ConfigError(f"0 edit stores{which} under {edits_dir}: {folder_hint}")
+            hint = where_stores_are(edits_dir, name) if name is not None else ""
+            if (
+                name is not None
+                and config_dir is not None
+                and not (Path(config_dir) / "dataset" / f"{name}.yaml").is_file()
+            ):
+                # (no dataset of that name: misspelt; a dataset with no store yet is listed as none)
+                import difflib
+
+                known = sorted(p.stem for p in (Path(config_dir) / "dataset").glob("*.yaml"))
+                close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+                raise ConfigError(
+                    f"0 edit stores{which} under {edits_dir}: {hint}"
+                    if hint
+                    else f"dataset={name}: no such dataset{f'; did you mean dataset={close[0]}?' if close else ''} "
+                    f"(datasets: {', '.join(known)})"
+                )
     print(
         f"{len(records)} edit store{'' if len(records) == 1 else 's'}{which} under {edits_dir}"
         + (":" if records else f": {hint}" if hint else "")
