@@ -713,6 +713,18 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
     not_list = re.search(
         r"Error merging override (\S+?)=(.*?): Invalid value assigned: \w+ is not a ListConfig", cause
     )
+    not_optional = re.search(r"Error merging override (\S+?)=(.*?): field '[^']+' is not Optional", cause)
+    if not_optional:
+        key, value = not_optional.groups()
+        rest = [o for o in plain if o.split("=", 1)[0].lstrip("+~") != key]
+        default = None
+        with suppress(Exception):
+            default = OmegaConf.select(_compose_raw(config_dir, config_name, rest), key)
+        raise ConfigError(
+            f"{key}={value}: {key} needs a value, not {value}"
+            + (f" (its default: {default})" if default is not None else "")
+            + f"; give one, or leave {key} out"
+        )
     if not_list:
         key, value = not_list.groups()
         raise ConfigError(

@@ -473,6 +473,12 @@ CASES: list[Case] = [
     ),
     Case("negative max_epochs", "error", _train("cifar100", "trainer.max_epochs=-1"), r"max_epochs"),
     Case("learning rate 0", "error", _train("cifar100", "optim.lr=0"), r"optim\.lr"),
+    Case(
+        "null for a setting that takes a value",
+        "error",
+        _train("cifar100", "trainer.max_epochs=null"),
+        r"^error: trainer\.max_epochs=null: trainer\.max_epochs needs a value, not null \(its default: \d+\); give one",
+    ),
     Case("val_fraction above 1", "error", _train("flowers102", "dataset.val_fraction=1.5"), r"val_fraction"),
     Case(
         "samples_per_class above a class",
