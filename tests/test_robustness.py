@@ -670,6 +670,11 @@ def test_eval_split_test_without_a_test_split_is_refused_before_training(make_cf
             ["eval.fgsm=true", "eval.eps=0.0314"],
             r"eval\.eps=0\.0314: eval\.eps is in 1/255 units .* give eval\.eps=8 for 0\.0314 of the range",
         ),
+        # PGD's step as a fraction (2/255 written out); half a grey level (0.5) is a step some take.
+        (
+            ["eval.pgd=true", "eval.pgd_step_size=0.0078"],
+            r"eval\.pgd_step_size=0\.0078: the step is in 1/255 units .* give eval\.pgd_step_size=2 for 0\.0078",
+        ),
         (
             ["eval.pgd=true", "eval.eps=300"],
             r"eval\.eps=300: .*255 already spans the whole range; give at most 255",
@@ -688,6 +693,9 @@ def test_eval_split_test_without_a_test_split_is_refused_before_training(make_cf
 def test_a_bad_attack_budget_is_refused_before_training(make_cfg, tmp_path, settings, message):
     """A budget no attack can use stops train.py at the start, not after training and testing."""
     from diffusemix_bench.errors import ConfigError
+    from diffusemix_bench.robustness import AttackSpec
+
+    assert AttackSpec("pgd", step_size=0.5).step_size == 0.5
 
     cfg = make_cfg(settings)
     with pytest.raises(ConfigError, match=message):
