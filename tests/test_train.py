@@ -786,6 +786,15 @@ def test_robustness_entries_of_two_measurements_are_never_mixed():
     pgd_limited = {**pgd_test, "robust_limit_batches": 100}
     merged, dropped = with_robustness({**run, **pgd_limited}, fgsm_test)
     assert "robust_limit_batches" not in merged and "pgd_error" in dropped
+    # Attacks kept side by side, measured in other batches (evaluate.py eval.batch_size=): each
+    # attack's batch size; one number again once they agree.
+    pgd_at_8 = {**after_training, **pgd_test, "robust_batch_size": 8}
+    merged, _ = with_robustness(pgd_at_8, {**fgsm_test, "robust_batch_size": 5})
+    assert merged["robust_batch_size"] == {"pgd": 8, "fgsm": 5}
+    merged, _ = with_robustness(merged, {**pgd_test, "pgd_settings": {}, "robust_batch_size": 5})
+    assert merged["robust_batch_size"] == 5
+    merged, _ = with_robustness(pgd_at_8, {**fgsm_test, "robust_batch_size": 8})
+    assert merged["robust_batch_size"] == 8
 
 
 def test_the_pgd_seed_is_recorded_with_pgd_alone():

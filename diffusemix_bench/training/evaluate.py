@@ -268,7 +268,16 @@ def with_robustness(metrics: dict, result: dict) -> tuple[dict, list[str]]:
             merged.pop(key)
     if "robust_seed" in result and "robust_processes" not in result:
         merged.pop("robust_processes", None)  # a random start drawn by one process this time
+    kept = [name for name in ATTACKS if f"{name}_error" in merged and f"{name}_error" not in result]
+    size_before = merged.get("robust_batch_size")
     merged.update(result)
+    if kept and "robust_batch_size" in result and size_before != result["robust_batch_size"]:
+        # Attacks kept beside the new ones were measured in other batches (PGD's random starts
+        # depend on them): each attack's batch size, one number where they agree.
+        before = size_before if isinstance(size_before, dict) else dict.fromkeys(kept, size_before)
+        sizes = {name: before.get(name) for name in kept}
+        sizes.update({name: result["robust_batch_size"] for name in ATTACKS if f"{name}_error" in result})
+        merged["robust_batch_size"] = sizes if len(set(sizes.values())) > 1 else next(iter(sizes.values()))
     return merged, dropped
 
 
