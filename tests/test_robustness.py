@@ -262,6 +262,11 @@ def test_a_replaced_robustness_measurement_is_named_and_kept(trained_run, tmp_pa
         f"replaced by {short['fgsm_error']:.2f}% ({{'eps_255': 8.0}}, {short['robust_images']} images of test)"
     ) in text
     assert f"PGD error {metrics['pgd_error']:.2f}%" in text and "left out" in text
+    # Why: what the new measurement was made on that the earlier one was not.
+    assert (
+        f": another measurement (images {metrics['robust_images']} -> {short['robust_images']}, "
+        "eval.limit_batches none -> 1, limit order none -> classes interleaved)"
+    ) in text
     assert text.count("pgd_") == 0 and text.count("left out") == 1  # named once (it was twice)
     assert f"the earlier measurement is kept in {kept}" in text
     (record,) = [json.loads(line) for line in kept.read_text().splitlines()]

@@ -309,10 +309,11 @@ def set_aside_replaced(path: Path, before: dict, after: dict, one_process: bool 
             gone.append(name)
     if not gone:
         return
+    why = _another_measurement(before, after)
     for name in gone:
         new = after.get(f"{name}_error")
         log.warning(
-            "%s: %s error %s (%s, %s images of %s) %s",
+            "%s: %s error %s (%s, %s images of %s) %s%s",
             path,
             name.upper(),
             _percent(earlier[f"{name}_error"]),
@@ -323,6 +324,7 @@ def set_aside_replaced(path: Path, before: dict, after: dict, one_process: bool 
             if new is None
             else f"replaced by {_percent(new)} ({after.get(f'{name}_settings')}, {after.get('robust_images')} images "
             f"of {after.get('robust_split')})",
+            why,
         )
     record = {"set_aside": time.strftime("%Y-%m-%dT%H:%M:%S"), **earlier}
     kept = path.parent / EARLIER_ROBUSTNESS
@@ -332,6 +334,24 @@ def set_aside_replaced(path: Path, before: dict, after: dict, one_process: bool 
     with open(kept, "a") as f:
         f.write(json.dumps(record) + "\n")
     log.warning("%s: the earlier measurement is kept in %s", path, kept)
+
+
+#: What each entry of _measured_on is, as the log names it.
+_MEASURED_ON = ("split", "checkpoint", "images", "eval.limit_batches", "limit order", "data folder")
+
+
+def _another_measurement(before: dict, after: dict) -> str:
+    """What the attacks of ``after`` were measured on that ``before``'s were not (the checkpoint,
+    the split, a limit, the data folder), as a clause for the log; empty where they agree, or
+    where ``after`` holds no attack."""
+    if not robustness_keys(after):
+        return ""
+    differ = [
+        f"{what} {was if was is not None else 'none'} -> {now if now is not None else 'none'}"
+        for what, was, now in zip(_MEASURED_ON, _measured_on(before), _measured_on(after), strict=True)
+        if was != now
+    ]
+    return f": another measurement ({', '.join(differ)})" if differ else ""
 
 
 def _already_kept(kept: Path, earlier: dict) -> bool:
