@@ -80,3 +80,26 @@ def read_attempts(run_dir: str | os.PathLike) -> list[dict]:
             attempt = {"status": "unknown", "error": f"{record} cannot be read"}
         found.append((int(record.parent.name), {"folder": f"{ATTEMPTS_DIR}/{record.parent.name}", **attempt}))
     return [attempt for _, attempt in sorted(found, key=lambda pair: pair[0])]
+
+
+#: Beside a run's metrics.json: each robustness measurement a later one replaced or left out, one
+#: JSON line each (its entries as metrics.json held them, and when they were set aside).
+EARLIER_ROBUSTNESS = "robustness_earlier.jsonl"
+
+
+def read_set_aside(run_dir: str | os.PathLike) -> list[dict]:
+    """The robustness measurements set aside in a run folder, oldest first (unreadable lines left
+    out)."""
+    try:
+        lines = Path(run_dir, EARLIER_ROBUSTNESS).read_text().splitlines()
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            found.append(record)
+    return found

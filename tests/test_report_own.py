@@ -686,3 +686,37 @@ def test_a_job_that_cannot_be_composed_takes_no_generator_setting_it_does_not_re
         "aug=none",
     ]
     assert filled.counts()["missing"] == 2 and filled.counts()["expected"] == 3
+
+
+def test_a_number_set_aside_by_a_later_measurement_is_said_with_the_command_that_measures_it_again(tmp_path):
+    """A run whose FGSM error a short check set aside (robustness_earlier.jsonl keeps it): its cell
+    counts it as finished without a value, and the notes say where the number went and how to
+    measure it again."""
+    from diffusemix_bench.config import register_configs
+    from diffusemix_bench.files import EARLIER_ROBUSTNESS
+    from diffusemix_bench.report_cli import build_report
+
+    from .test_report import CONF
+
+    register_configs()
+    for i, aug in enumerate(("none", "mixup")):
+        folder = tmp_path / "runs" / f"{i}_aug={aug}"
+        config = {"seed": 0, "dataset": {"name": "imagefolder", "root": "/x"}, "aug": {"name": aug}}
+        _run(folder, ["dataset=imagefolder", f"aug={aug}"], config, {"aug": aug}, 50.0)
+        metrics = json.loads((folder / "metrics.json").read_text())
+        if aug == "none":
+            metrics.update(fgsm_error=60.0, robust_split="test")
+        else:
+            (folder / EARLIER_ROBUSTNESS).write_text(
+                json.dumps({"set_aside": "2026-12-04T10:00:00", "fgsm_error": 38.75, "robust_split": "test"})
+                + "\n"
+            )
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+    markdown = build_report([f"runs={tmp_path / 'runs'}", f"out={tmp_path / 'r'}"], CONF)["files"]["markdown"]
+    text = " ".join(markdown.read_text().split())
+    assert "1 finished run has no fgsm_error" in text
+    assert (
+        f"1 of them had its fgsm_error set aside by a later measurement on other images or another checkpoint "
+        f"({EARLIER_ROBUSTNESS} beside its metrics.json keeps it): evaluate.py 'ckpt=\"<run folder>\"' "
+        f"eval.fgsm=true measures it again ({tmp_path / 'runs' / '1_aug=mixup'})"
+    ) in text

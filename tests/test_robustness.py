@@ -239,7 +239,8 @@ def test_a_replaced_robustness_measurement_is_named_and_kept(trained_run, tmp_pa
     The same measurement made again (other attack batches) is no news."""
     import shutil
 
-    from diffusemix_bench.training.evaluate import EARLIER_ROBUSTNESS, evaluate_run
+    from diffusemix_bench.files import EARLIER_ROBUSTNESS
+    from diffusemix_bench.training.evaluate import evaluate_run
 
     cfg, metrics, run_dir = trained_run
     run = tmp_path / "run"

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..config import BATCH_COUNT_SETTINGS, as_lightning_count
 from ..data.order import LIMITED_EVAL_ORDER, SPLIT_ORDER
-from ..files import read_attempts
+from ..files import EARLIER_ROBUSTNESS, read_attempts, read_set_aside
 from .paper import PaperRow, PaperTable, same_value, setting, used_setting
 from .runs import ReportError, Run, blew_up_said
 
@@ -727,7 +727,24 @@ class FilledTable:
                     f"counted in {'its cell' if one else 'their cells'} as 'finished without a value' "
                     f"({named_runs(runs)})"
                 )
+                lines += _set_aside(runs, key)
         return lines
+
+
+def _set_aside(runs: list[Run], key: str) -> list[str]:
+    """A line naming the ``runs`` whose value of ``key`` a later measurement set aside (evaluate.py
+    on other images or another checkpoint: robustness_earlier.jsonl), with the command that
+    measures it again on the run's own checkpoint and split."""
+    attack = _attack_of(key)
+    held = [r for r in runs if any(key in record for record in read_set_aside(r.folder))]
+    if attack is None or not held:
+        return []
+    one = len(held) == 1
+    return [
+        f"{len(held)} of them had {'its' if one else 'their'} {key} set aside by a later measurement on other "
+        f"images or another checkpoint ({EARLIER_ROBUSTNESS} beside {'its' if one else 'their'} metrics.json keeps "
+        f"it): evaluate.py 'ckpt=\"<run folder>\"' eval.{attack}=true measures it again ({named_runs(held)})"
+    ]
 
 
 def named_runs(runs: list[Run], shown: int = 3) -> str:

@@ -21,7 +21,7 @@ from ..data.layouts import DatasetNotFoundError, dataset_root
 from ..data.order import SPLIT_ORDER
 from ..data.splits import build_splits, verify_as_asked
 from ..errors import ConfigError
-from ..files import write_atomic
+from ..files import EARLIER_ROBUSTNESS, read_set_aside, write_atomic
 from ..robustness import ATTACKS, AttackSpec, attack_specs, robust_errors
 from .classifier import build_model
 from .locate import (
@@ -281,11 +281,6 @@ def with_robustness(metrics: dict, result: dict) -> tuple[dict, list[str]]:
     return merged, dropped
 
 
-#: Beside metrics.json: each robustness measurement a later one replaced or left out, one JSON line
-#: each (its entries as metrics.json held them, and when they were set aside).
-EARLIER_ROBUSTNESS = "robustness_earlier.jsonl"
-
-
 def set_aside_replaced(path: Path, before: dict, after: dict, one_process: bool = False) -> None:
     """The attacks ``before`` (metrics.json as it was) measured that ``after`` (as it is about to be
     written) replaces with another number or measurement, or leaves out: each named in the log with
@@ -356,18 +351,10 @@ def _another_measurement(before: dict, after: dict) -> str:
 
 def _already_kept(kept: Path, earlier: dict) -> bool:
     """Whether robustness_earlier.jsonl holds ``earlier`` already (whenever it was set aside)."""
-    try:
-        lines = kept.read_text().splitlines()
-    except OSError:  # none yet
-        return False
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and {k: v for k, v in record.items() if k != "set_aside"} == earlier:
-            return True
-    return False
+    return any(
+        {k: v for k, v in record.items() if k != "set_aside"} == earlier
+        for record in read_set_aside(kept.parent)
+    )
 
 
 def _percent(value) -> str:
