@@ -1095,6 +1095,23 @@ def test_png_stores_keep_their_folder_and_convert_with_one_command(flowers, tmp_
         with pytest.raises(ConfigError, match="refused after converting") as refused:
             generate(npy_cfg)
     assert refused.value.work_begun == 24 and not generation_refused(refused.value)
+    # Stopped part-way through the conversion (Ctrl-C): the summary counts the edits converted so far.
+    shutil.rmtree(npy.folder)
+    capsys.readouterr()
+    real_write, written = EditStore.write, []
+
+    def stop_after_five(self, *args, **kwargs):
+        if len(written) == 5:
+            raise KeyboardInterrupt
+        written.append(args[:2])
+        return real_write(self, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(EditStore, "write", stop_after_five)
+        with pytest.raises((KeyboardInterrupt, SystemExit)):
+            generate(npy_cfg)
+    assert "summary: generated=0 existing=0 (converted=5) regenerated=0 failed=0" in capsys.readouterr().out
+    assert generate(npy_cfg)["converted"] == 19  # (the rest, on the next run)
     # The other way: edits exported as PNG files (to look at, or share) from an npy store.
     shutil.rmtree(png.folder)
     exported = generate(png_cfg)

@@ -289,8 +289,11 @@ class EditKeysData(pl.LightningDataModule):
                             f"are made anew here): {said}"
                         )
                         continue
-                    n = store.convert_from(source, reads[split][1], store.prompt_ids)
-                    self.counts.converted += n
+
+                    def one() -> None:  # (counted as each is written: a stop part-way says how many)
+                        self.counts.converted += 1
+
+                    n = store.convert_from(source, reads[split][1], store.prompt_ids, each=one)
                     if n:
                         say(f"converted {n} edits from the {source.format} store {source.folder}")
 

@@ -14,7 +14,7 @@ import shutil
 import socket
 import time
 from array import array
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -749,9 +749,16 @@ class EditStore:
         folder = self.folder.parent / settings_hash(settings)
         return EditStore(folder, [], settings, keep_full_size=self.keep_full_size, store_format=other)
 
-    def convert_from(self, source: EditStore, indices: Iterable[int], prompt_ids: list[str]) -> int:
+    def convert_from(
+        self,
+        source: EditStore,
+        indices: Iterable[int],
+        prompt_ids: list[str],
+        each: Callable[[], None] | None = None,
+    ) -> int:
         """Copy into this store every edit of ``indices`` x ``prompt_ids`` that it lacks and
-        ``source`` holds whole (same pixels, this store's format); return how many."""
+        ``source`` holds whole (same pixels, this store's format); return how many. ``each`` is
+        called after every edit written (a conversion stopped part-way is counted so far)."""
         indices = list(indices)
         wanted = set(self.missing(indices))
         if not wanted:  # a finished store: the other one is not read
@@ -775,6 +782,8 @@ class EditStore:
                     self._take_records_of(source)
                 self.write(i, pid, image, full=full)
                 done += 1
+                if each is not None:
+                    each()
         return done
 
     def check_same_commit(self, source: EditStore) -> None:
