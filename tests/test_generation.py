@@ -1045,6 +1045,13 @@ def test_stores_listing_names_a_store_at_the_originals_size_as_a_setting(tmp_pat
     line = describe(record, str(CONF_DIR))
     assert "generator.store_size=null (edits at their originals' size" in line
     assert "None" not in line and "store_size_rule" not in line
+    assert ": 4 edits (2 images x 2 prompts: autumn, snowy); " in line
+    # A store stopped part-way (one prompt with an image fewer): not counted as whole.
+    line = describe({**record, "edits": 3}, str(CONF_DIR))
+    assert (
+        ": 3 edits (up to 2 images x 2 prompts: autumn, snowy; not every prompt has every image: a generate.py "
+        "stopped part-way); "
+    ) in line
 
 
 def test_png_stores_keep_their_folder_and_convert_with_one_command(flowers, tmp_path, capsys, monkeypatch):

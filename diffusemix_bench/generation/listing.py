@@ -248,9 +248,13 @@ def describe(record: dict, config_dir: str | None = None) -> str:
     if record["edits"] == 0:
         holds = "no edit recorded (a generate.py stopped before its first, or one still starting)"
     else:
+        prompts = len(record["prompts"])
+        # (a store some of whose prompts hold fewer images: one stopped part-way, say)
+        short = record["edits"] < record["images"] * prompts
         holds = (
-            f"{record['edits']} edits ({record['images']} images x {len(record['prompts'])} prompts: "
-            f"{', '.join(record['prompts'][:4])}{', ...' if len(record['prompts']) > 4 else ''})"
+            f"{record['edits']} edits ({'up to ' if short else ''}{record['images']} images x {prompts} prompts: "
+            f"{', '.join(record['prompts'][:4])}{', ...' if prompts > 4 else ''}"
+            f"{'; not every prompt has every image: a generate.py stopped part-way' if short else ''})"
         )
     defaults = default_settings(config_dir, record["dataset"], record["split"])
     if defaults is None:  # (an image folder of the user's own: its main settings, all named)
