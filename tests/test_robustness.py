@@ -171,14 +171,29 @@ def test_a_limited_attack_measures_the_first_batches_and_reports_set_it_apart(tr
     )
 
 
-def test_zero_budget_changes_nothing(trained_run, caplog):
+def test_zero_budget_changes_nothing(trained_run, caplog, monkeypatch):
+    from diffusemix_bench.robustness import attacks
+
     cfg, metrics, _ = trained_run
     model, loader = _model_and_test_loader(cfg, Path(metrics["best_checkpoint"]))
     with caplog.at_level("INFO", logger="diffusemix_bench.robustness.attacks"):
         result = robust_errors(model, loader, [AttackSpec("fgsm", eps=0.0)])
     assert result["fgsm_error"] == result["clean_error"]
-    # Progress names the batch among all of them, and the images so far (not a total).
-    assert f"robustness: batch 1 of {len(loader)} attacked ({loader.batch_size} images so far)" in caplog.text
+    # Progress names the batch among all of them, the images so far (not a total), the seconds
+    # spent and those left; then every PROGRESS_EVERY_S seconds, and a last line when done.
+    assert len(loader) > 1
+    first = f"robustness: batch 1 of {len(loader)} attacked ({loader.batch_size} images so far, "
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith(first))
+    assert line.endswith(" s left)")
+    assert f"robustness: {result['images']} images attacked in " in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(attacks, "PROGRESS_EVERY_S", 0.0)
+    with caplog.at_level("INFO", logger="diffusemix_bench.robustness.attacks"):
+        robust_errors(model, loader, [AttackSpec("fgsm", eps=0.0)])
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("robustness: batch ")]
+    assert len(said) == len(loader) and said[-1].startswith(
+        f"robustness: batch {len(loader)} of {len(loader)}"
+    )
 
 
 def _evaluate(args: list[str], cwd: Path) -> subprocess.CompletedProcess:

@@ -9,6 +9,7 @@ The error is ``100 - accuracy`` (%) on the attacked images; the model is evaluat
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -21,6 +22,10 @@ from ..errors import ConfigError
 log = logging.getLogger(__name__)
 
 ATTACKS = ("fgsm", "pgd")
+
+
+#: Seconds between the attacks' progress lines (after the first batch's).
+PROGRESS_EVERY_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -124,9 +129,11 @@ def robust_errors(
     torch.manual_seed(seed)
     try:
         count = len(batches)  # a loader knows its number of batches
-        of = f" of {min(count, limit_batches) if limit_batches else count}"
+        count = min(count, limit_batches) if limit_batches else count
+        of = f" of {count}"
     except TypeError:
-        of = ""
+        count, of = None, ""
+    started = said = time.monotonic()
     try:
         for k, batch in enumerate(batches):
             if limit_batches is not None and k >= limit_batches:
@@ -139,10 +146,26 @@ def robust_errors(
                 with torch.no_grad():
                     correct[name] += int((model(adversarial).argmax(1) == labels).sum())
             total += len(labels)
-            if k % 20 == 0:
-                log.info("robustness: batch %d%s attacked (%d images so far)", k + 1, of, total)
+            now = time.monotonic()
+            # The first batch, then every PROGRESS_EVERY_S seconds: where it is and what is left.
+            if k == 0 or now - said >= PROGRESS_EVERY_S:
+                said = now
+                left = (
+                    f", about {(now - started) / (k + 1) * (count - k - 1):.0f} s left"
+                    if count is not None and k + 1 < count
+                    else ""
+                )
+                log.info(
+                    "robustness: batch %d%s attacked (%d images so far, %.0f s%s)",
+                    k + 1,
+                    of,
+                    total,
+                    now - started,
+                    left,
+                )
     finally:
         model.train(was_training)
+    log.info("robustness: %d images attacked in %.0f s", total, time.monotonic() - started)
     if sum_over_processes is not None:
         counts = torch.tensor([total, *correct.values()], dtype=torch.int64, device=device)
         total, *summed = (int(n) for n in sum_over_processes(counts))
