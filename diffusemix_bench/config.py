@@ -392,6 +392,19 @@ def check_budget(setting: str, value: float, usual: str) -> None:
         )
 
 
+def check_pgd_step(value: float) -> None:
+    """PGD's step (``eval.pgd_step_size``, 1/255 units) written as a fraction of the range (2/255 =
+    0.0078), refused with the value to give; half a grey level (0.5) is a step some recipes take."""
+    from .errors import ConfigError
+
+    if 0 < value < 0.1:
+        raise ConfigError(
+            f"eval.pgd_step_size={value:g}: the step is in 1/255 units of the [0, 1] pixel range, as eval.eps "
+            f"is (2 is 2/255), so {value:g} is {value:g}/255, a tenth of a grey level or less; give "
+            f"eval.pgd_step_size={budget_255(value)} for {value:g} of the range"
+        )
+
+
 def budget_255(fraction: float) -> str:
     """``fraction`` of the pixel range in 1/255 units, as eval.eps takes it (0.0314 -> 8)."""
     units = fraction * 255

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from diffusemix_bench.robustness import AttackSpec, robust_errors
 from diffusemix_bench.training.classifier import build_model
 from diffusemix_bench.training.evaluate import load_model_weights
 from diffusemix_bench.training.run import train
-from tests.conftest import run_entry
+from tests.conftest import ROOT, run_entry
 
 
 def independent_fgsm_error(model: torch.nn.Module, loader, eps: float) -> float:
@@ -845,3 +846,30 @@ def test_a_dataset_the_experiments_table_has_no_column_for_is_named():
         "(report.py runs=<their sweep folder> reports them in their own table, a row per setting they differ in)"
     )
     assert outside_the_table(compose_config(["dataset=tinyimagenet"])) is None  # no experiment
+
+
+def test_evaluate_refuses_a_budget_or_step_written_as_a_fraction_before_loading_the_attacks(tmp_path):
+    """evaluate.py answers a budget or PGD step given as a fraction of the range at once (it was
+    answered after the attacks' stack had loaded), with the value to give."""
+    import os
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    args = ["ckpt=nowhere", "eval.pgd=true", "eval.pgd_step_size=0.0078"]
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", str(ROOT / "evaluate.py"), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "error: eval.pgd_step_size=0.0078: the step is in 1/255 units" in done.stderr
+    imported = {
+        line.rsplit("|", 1)[-1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "omegaconf" in imported and "torchattacks" not in imported and "torch" not in imported
+    eps = _evaluate(["ckpt=nowhere", "eval.fgsm=true", "eval.eps=0.0314"], tmp_path)
+    assert eps.returncode == 1 and "give eval.eps=8 for 0.0314 of the range" in eps.stderr

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..config import budget_255, check_budget
+from ..config import check_budget, check_pgd_step
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -49,15 +49,8 @@ class AttackSpec:
             raise ConfigError(
                 f"eval.pgd_steps must be >= 1 and eval.pgd_step_size > 0, got {self.steps} and {self.step_size}"
             )
-        if self.name == "pgd" and self.step_size < 0.1:
-            # (a step written as a fraction of the range, 2/255 = 0.0078; a step of half a grey
-            # level, 0.5, is one some recipes take)
-            raise ConfigError(
-                f"eval.pgd_step_size={self.step_size:g}: the step is in 1/255 units of the [0, 1] pixel range, "
-                f"as eval.eps is (2 is 2/255), so {self.step_size:g} is {self.step_size:g}/255, a tenth of a grey "
-                f"level or less; give eval.pgd_step_size={budget_255(self.step_size)} for {self.step_size:g} of "
-                "the range"
-            )
+        if self.name == "pgd":
+            check_pgd_step(self.step_size)
 
     def build(self, model: nn.Module):
         import torchattacks

@@ -9,7 +9,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from ..commands import hydra_quoted
-from ..config import EvalConfig, check_fields
+from ..config import EvalConfig, check_budget, check_fields, check_pgd_step
 from ..errors import ConfigError
 from ..files import write_atomic
 
@@ -57,6 +57,11 @@ def check_request(cfg: DictConfig) -> tuple[Path, Path]:
     if not attacks:
         raise ConfigError("nothing to evaluate: add eval.fgsm=true and/or eval.pgd=true")
     check_fields(cfg.eval, EvalConfig, "eval")
+    # (a budget or step written as a fraction: refused here, before the attacks' stack loads)
+    if float(cfg.eval.eps) > 0:
+        check_budget("eval.eps", float(cfg.eval.eps), "Table 4's budget")
+    if cfg.eval.pgd:
+        check_pgd_step(float(cfg.eval.pgd_step_size))
     run_dir, ckpt = locate_checkpoint(Path(str(cfg.ckpt)))
     from ..files import folder_problem
 
