@@ -8,6 +8,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -1113,10 +1114,15 @@ def test_png_stores_keep_their_folder_and_convert_with_one_command(flowers, tmp_
         written.append(args[:2])
         return real_write(self, *args, **kwargs)
 
-    with monkeypatch.context() as patched:
-        patched.setattr(EditStore, "write", stop_after_five)
-        with pytest.raises((KeyboardInterrupt, SystemExit)):
-            generate(npy_cfg)
+    # (Lightning ignores Ctrl-C once it has one, for its shutdown: put back for the tests after)
+    ctrl_c = signal.getsignal(signal.SIGINT)
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(EditStore, "write", stop_after_five)
+            with pytest.raises((KeyboardInterrupt, SystemExit)):
+                generate(npy_cfg)
+    finally:
+        signal.signal(signal.SIGINT, ctrl_c)
     assert "summary: generated=0 existing=0 (converted=5) regenerated=0 failed=0" in capsys.readouterr().out
     assert generate(npy_cfg)["converted"] == 19  # (the rest, on the next run)
     # The other way: edits exported as PNG files (to look at, or share) from an npy store.
