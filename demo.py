@@ -29,8 +29,15 @@ if __name__ == "__main__":
                     file=sys.stderr,
                 )
                 sys.exit(1)
-            out = Path(arg[4:]).expanduser()
-            file = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+            try:
+                out = Path(arg[4:]).expanduser()
+                file = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+            except (OSError, RuntimeError) as exc:  # (a folder not readable, ~user unknown)
+                print(
+                    f"error: out={arg[4:]}: cannot be used ({exc}): give a folder you may write",
+                    file=sys.stderr,
+                )
+                sys.exit(1)
             if file is not None:
                 print(
                     f"error: out={arg[4:]}: {file} is a file, not a folder: give out=<folder>",

@@ -90,8 +90,8 @@ EARLIER_ROBUSTNESS = "robustness_earlier.jsonl"
 def read_set_aside(run_dir: str | os.PathLike) -> list[dict]:
     """The robustness measurements set aside in a run folder, oldest first (unreadable lines left
     out)."""
-    try:
-        lines = Path(run_dir, EARLIER_ROBUSTNESS).read_text().splitlines()
+    try:  # (bytes that are not text read as such: their lines are left out below)
+        lines = Path(run_dir, EARLIER_ROBUSTNESS).read_text(errors="replace").splitlines()
     except OSError:
         return []
     found = []

@@ -53,3 +53,9 @@ def test_demo_help_prints_its_usage_and_runs_nothing(tmp_path):
         file = run_entry("demo.py", [f"out={tmp_path / given}", "quick=true"], tmp_path, timeout=120)
         assert file.returncode == 1 and f"{tmp_path / 'a.png'} is a file, not a folder" in file.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+    # A home folder of no such user: one message, no traceback.
+    nouser = run_entry("demo.py", ["out=~no_such_user_here/x", "quick=true"], tmp_path, timeout=120)
+    assert nouser.returncode == 1 and nouser.stderr.startswith(
+        "error: out=~no_such_user_here/x: cannot be used ("
+    )
+    assert "Traceback" not in nouser.stderr

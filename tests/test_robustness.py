@@ -873,3 +873,25 @@ def test_evaluate_refuses_a_budget_or_step_written_as_a_fraction_before_loading_
     assert "omegaconf" in imported and "torchattacks" not in imported and "torch" not in imported
     eps = _evaluate(["ckpt=nowhere", "eval.fgsm=true", "eval.eps=0.0314"], tmp_path)
     assert eps.returncode == 1 and "give eval.eps=8 for 0.0314 of the range" in eps.stderr
+
+
+def test_set_aside_records_survive_a_damaged_or_cut_file(tmp_path):
+    """robustness_earlier.jsonl with bytes that are not text, or a last line cut short: it is read
+    without an error (the unreadable lines left out), and a record appended after a cut line starts
+    a line of its own (it was glued onto it, then skipped)."""
+    from diffusemix_bench.files import EARLIER_ROBUSTNESS, read_set_aside
+    from diffusemix_bench.training.evaluate import set_aside_replaced
+
+    kept = tmp_path / EARLIER_ROBUSTNESS
+    kept.write_bytes(b'{"fgsm_error": 10.0}\n\xff\xfe not text\n{"fgsm_error": 2')
+    assert read_set_aside(tmp_path) == [{"fgsm_error": 10.0}]
+    before = {
+        "fgsm_error": 30.0,
+        "fgsm_settings": {"eps_255": 8.0},
+        "robust_split": "test",
+        "robust_images": 4,
+    }
+    after = {**before, "fgsm_error": 40.0, "robust_images": 2, "robust_limit_batches": 1}
+    set_aside_replaced(tmp_path / "metrics.json", before, after, one_process=True)
+    records = read_set_aside(tmp_path)
+    assert [r["fgsm_error"] for r in records] == [10.0, 30.0] and kept.read_bytes().endswith(b"\n")

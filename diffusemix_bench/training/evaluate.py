@@ -326,8 +326,12 @@ def set_aside_replaced(path: Path, before: dict, after: dict, one_process: bool 
     if _already_kept(kept, earlier):  # (kept by an attempt whose metrics.json was then not written)
         log.warning("%s: the earlier measurement is already kept in %s", path, kept)
         return
+    try:  # (a last line cut short: the record starts a line of its own, not glued onto it)
+        cut = kept.read_bytes()[-1:] not in (b"", b"\n")
+    except OSError:
+        cut = False
     with open(kept, "a") as f:
-        f.write(json.dumps(record) + "\n")
+        f.write(("\n" if cut else "") + json.dumps(record) + "\n")
     log.warning("%s: the earlier measurement is kept in %s", path, kept)
 
 
