@@ -362,3 +362,14 @@ def test_a_run_that_blew_up_says_so_in_its_log_metrics_report_and_sweep_summary(
     assert row["status"] == "finished" and row["reason"].startswith(
         "loss blew up: training loss (last epoch) "
     )
+
+
+@pytest.mark.gpu
+def test_a_blown_up_loss_on_a_gpu_is_noted():
+    """On a GPU the epoch's loss sum lives on the device: the check stacks its count beside it there
+    (a CPU count beside it stopped every epoch's end)."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    module, trainer, loader = fit_linear(1e3, True, pl.Callback(), 64, 32, accelerator="gpu")
+    trainer.fit(module, train_dataloaders=loader)
+    assert module.loss_blew_up is not None and module.loss_blew_up["epoch"] == 0

@@ -376,9 +376,9 @@ class ClassifierModule(pl.LightningModule):
         if self.criterion.criterion != "ce":
             return
         # (every process is here, at its epoch's end: the sum and count of all of them)
-        both = torch.stack(
-            [self._loss_sum.detach().float().reshape(()), torch.tensor(float(self._loss_count))]
-        )
+        total = self._loss_sum.detach().float().reshape(())
+        # (the count on the sum's own device: on a GPU, a CPU tensor beside it cannot be stacked)
+        both = torch.stack([total, total.new_tensor(float(self._loss_count))])
         both = self.trainer.strategy.reduce(both.to(self.device), reduce_op="sum")
         mean = float(both[0] / both[1])
         if self.loss_blew_up is not None or not blown_up(mean, self.num_classes):
