@@ -1051,7 +1051,7 @@ def test_stores_listing_names_a_store_at_the_originals_size_as_a_setting(tmp_pat
     line = describe({**record, "edits": 3}, str(CONF_DIR))
     assert (
         ": 3 edits (up to 2 images x 2 prompts: autumn, snowy; not every prompt has every image: a generate.py "
-        "stopped part-way); "
+        "stopped part-way, or edits that failed (its command, run again, makes them)); "
     ) in line
 
 
@@ -1123,7 +1123,10 @@ def test_png_stores_keep_their_folder_and_convert_with_one_command(flowers, tmp_
                 generate(npy_cfg)
     finally:
         signal.signal(signal.SIGINT, ctrl_c)
-    assert "summary: generated=0 existing=0 (converted=5) regenerated=0 failed=0" in capsys.readouterr().out
+    assert (
+        "summary: generated=0 existing=uncounted (converted=5 before it stopped; the stored edits were not "
+        "counted yet) regenerated=0 failed=0"
+    ) in capsys.readouterr().out
     assert generate(npy_cfg)["converted"] == 19  # (the rest, on the next run)
     # The other way: edits exported as PNG files (to look at, or share) from an npy store.
     shutil.rmtree(png.folder)

@@ -725,10 +725,14 @@ def generate(cfg: DictConfig, only: dict[str, list[int]] | None = None) -> dict:
 
 
 def summary_line(counts: Counts) -> str:
-    # Edits converted from the other format's store are among the existing ones.
+    # Edits converted from the other format's store are among the existing ones, once counted: a
+    # stop during the conversion comes before the store's edits are counted.
+    existing = str(counts.existing) if counts.planned or not counts.converted else "uncounted"
     converted = f" (converted={counts.converted})" if counts.converted else ""
+    if existing == "uncounted":
+        converted = f" (converted={counts.converted} before it stopped; the stored edits were not counted yet)"
     line = (
-        f"summary: generated={counts.generated} existing={counts.existing}{converted} "
+        f"summary: generated={counts.generated} existing={existing}{converted} "
         f"regenerated={counts.regenerated} failed={counts.failed}"
     )
     extra = [

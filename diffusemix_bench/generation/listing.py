@@ -249,12 +249,15 @@ def describe(record: dict, config_dir: str | None = None) -> str:
         holds = "no edit recorded (a generate.py stopped before its first, or one still starting)"
     else:
         prompts = len(record["prompts"])
-        # (a store some of whose prompts hold fewer images: one stopped part-way, say)
+        # (a store some of whose prompts hold fewer images: one stopped part-way, or with failed edits)
         short = record["edits"] < record["images"] * prompts
+        why = (
+            "; not every prompt has every image: a generate.py stopped part-way, or edits that failed "
+            "(its command, run again, makes them)"
+        )
         holds = (
             f"{record['edits']} edits ({'up to ' if short else ''}{record['images']} images x {prompts} prompts: "
-            f"{', '.join(record['prompts'][:4])}{', ...' if prompts > 4 else ''}"
-            f"{'; not every prompt has every image: a generate.py stopped part-way' if short else ''})"
+            f"{', '.join(record['prompts'][:4])}{', ...' if prompts > 4 else ''}{why if short else ''})"
         )
     defaults = default_settings(config_dir, record["dataset"], record["split"])
     if defaults is None:  # (an image folder of the user's own: its main settings, all named)
