@@ -895,3 +895,37 @@ def test_set_aside_records_survive_a_damaged_or_cut_file(tmp_path):
     set_aside_replaced(tmp_path / "metrics.json", before, after, one_process=True)
     records = read_set_aside(tmp_path)
     assert [r["fgsm_error"] for r in records] == [10.0, 30.0] and kept.read_bytes().endswith(b"\n")
+
+
+def test_a_pgd_number_measured_again_in_other_batches_says_what_changed(tmp_path, caplog):
+    """A PGD number replaced by one measured on the same images but in other batches, with another
+    seed, or on more processes (its random starts drawn otherwise): the log names each of those,
+    the attack's own batch size where attacks kept side by side were measured in batches of other
+    sizes; an FGSM number left out names none of them."""
+    from diffusemix_bench.training.evaluate import set_aside_replaced
+
+    before = {
+        "fgsm_error": 30.0,
+        "fgsm_settings": {"eps_255": 8.0},
+        "pgd_error": 50.0,
+        "pgd_settings": {"eps_255": 8.0, "steps": 10},
+        "robust_split": "test",
+        "robust_images": 4,
+        "robust_batch_size": {"fgsm": 2, "pgd": 4},
+        "robust_seed": 0,
+    }
+    after = {
+        **{k: v for k, v in before.items() if not k.startswith("fgsm")},
+        "pgd_error": 55.0,
+        "robust_batch_size": 8,
+        "robust_seed": 1,
+        "robust_processes": 2,
+    }
+    with caplog.at_level("WARNING", logger="diffusemix_bench.training.evaluate"):
+        set_aside_replaced(tmp_path / "metrics.json", before, after, one_process=True)
+    (pgd,) = [r.getMessage() for r in caplog.records if "PGD error" in r.getMessage()]
+    assert pgd.endswith(": another measurement (eval.batch_size 4 -> 8, seed 0 -> 1, processes none -> 2)"), (
+        pgd
+    )
+    (fgsm,) = [r.getMessage() for r in caplog.records if "FGSM error" in r.getMessage()]
+    assert fgsm.endswith("left out"), fgsm

@@ -304,8 +304,8 @@ def set_aside_replaced(path: Path, before: dict, after: dict, one_process: bool 
             gone.append(name)
     if not gone:
         return
-    why = _another_measurement(before, after)
     for name in gone:
+        why = _another_measurement(before, after, name)
         new = after.get(f"{name}_error")
         log.warning(
             "%s: %s error %s (%s, %s images of %s) %s%s",
@@ -339,17 +339,37 @@ def set_aside_replaced(path: Path, before: dict, after: dict, one_process: bool 
 _MEASURED_ON = ("split", "checkpoint", "images", "eval.limit_batches", "limit order", "data folder")
 
 
-def _another_measurement(before: dict, after: dict) -> str:
-    """What the attacks of ``after`` were measured on that ``before``'s were not (the checkpoint,
-    the split, a limit, the data folder), as a clause for the log; empty where they agree, or
-    where ``after`` holds no attack."""
+def _drawn_with(metrics: dict, name: str) -> tuple:
+    """(batch size, seed, processes) that ``name``'s number was measured with: PGD's random starts
+    are drawn per batch, from the seed, on each process (absent entries: none recorded)."""
+    size = metrics.get("robust_batch_size")
+    if isinstance(size, dict):  # (attacks kept side by side, measured in batches of other sizes)
+        size = size.get(name)
+    return (size, metrics.get("robust_seed"), metrics.get("robust_processes"))
+
+
+#: What each entry of _drawn_with is, as the log names it.
+_DRAWN_WITH = ("eval.batch_size", "seed", "processes")
+
+
+def _another_measurement(before: dict, after: dict, name: str) -> str:
+    """What the attack ``name`` of ``after`` was measured on that ``before``'s was not (the
+    checkpoint, the split, a limit, the data folder) or measured with (the batch size, seed and
+    processes: PGD's random starts), as a clause for the log; empty where they agree, or where
+    ``after`` holds no attack."""
     if not robustness_keys(after):
         return ""
-    differ = [
-        f"{what} {was if was is not None else 'none'} -> {now if now is not None else 'none'}"
-        for what, was, now in zip(_MEASURED_ON, _measured_on(before), _measured_on(after), strict=True)
-        if was != now
-    ]
+
+    def changes(names, was_all, now_all) -> list[str]:
+        return [
+            f"{what} {was if was is not None else 'none'} -> {now if now is not None else 'none'}"
+            for what, was, now in zip(names, was_all, now_all, strict=True)
+            if was != now
+        ]
+
+    differ = changes(_MEASURED_ON, _measured_on(before), _measured_on(after))
+    if f"{name}_error" in after:  # (an attack left out was not measured again: no batches to name)
+        differ += changes(_DRAWN_WITH, _drawn_with(before, name), _drawn_with(after, name))
     return f": another measurement ({', '.join(differ)})" if differ else ""
 
 
