@@ -692,6 +692,7 @@ def test_a_number_set_aside_by_a_later_measurement_is_said_with_the_command_that
     """A run whose FGSM error a short check set aside (robustness_earlier.jsonl keeps it): its cell
     counts it as finished without a value, and the notes say where the number went and how to
     measure it again."""
+    from diffusemix_bench.commands import quoted_arg, script_command
     from diffusemix_bench.config import register_configs
     from diffusemix_bench.files import EARLIER_ROBUSTNESS
     from diffusemix_bench.report_cli import build_report
@@ -708,15 +709,27 @@ def test_a_number_set_aside_by_a_later_measurement_is_said_with_the_command_that
             metrics.update(fgsm_error=60.0, robust_split="test")
         else:
             (folder / EARLIER_ROBUSTNESS).write_text(
-                json.dumps({"set_aside": "2026-12-04T10:00:00", "fgsm_error": 38.75, "robust_split": "test"})
+                json.dumps(
+                    {
+                        "set_aside": "2026-12-04T10:00:00",
+                        "fgsm_error": 38.75,
+                        "fgsm_settings": {"eps_255": 4.0},
+                        "robust_split": "val",
+                        "robust_checkpoint": str(folder / "checkpoints" / "last.ckpt"),
+                        "best_checkpoint": str(folder / "checkpoints" / "epoch=3.ckpt"),
+                    }
+                )
                 + "\n"
             )
         (folder / "metrics.json").write_text(json.dumps(metrics))
     markdown = build_report([f"runs={tmp_path / 'runs'}", f"out={tmp_path / 'r'}"], CONF)["files"]["markdown"]
     text = " ".join(markdown.read_text().split())
     assert "1 finished run has no fgsm_error" in text
+    # The command measures it as it was then: its budget and split, on the checkpoint it attacked.
+    run = tmp_path / "runs" / "1_aug=mixup"
     assert (
-        f"1 of them had its fgsm_error set aside by a later measurement on other images or another checkpoint "
-        f"({EARLIER_ROBUSTNESS} beside its metrics.json keeps it): evaluate.py 'ckpt=\"<run folder>\"' "
-        f"eval.fgsm=true measures it again ({tmp_path / 'runs' / '1_aug=mixup'})"
+        f"1 of them had its fgsm_error (eps_255=4.0 on the val split of last.ckpt) set aside by a later "
+        f"measurement on other images or another checkpoint ({EARLIER_ROBUSTNESS} beside its metrics.json keeps "
+        f"it): {script_command('evaluate.py')} {quoted_arg('ckpt', str(run / 'checkpoints' / 'last.ckpt'))} "
+        f"eval.fgsm=true eval.eps=4.0 eval.split=val measures it again ({run})"
     ) in text

@@ -732,19 +732,38 @@ class FilledTable:
 
 
 def _set_aside(runs: list[Run], key: str) -> list[str]:
-    """A line naming the ``runs`` whose value of ``key`` a later measurement set aside (evaluate.py
+    """Lines naming the ``runs`` whose value of ``key`` a later measurement set aside (evaluate.py
     on other images or another checkpoint: robustness_earlier.jsonl), with the command that
-    measures it again on the run's own checkpoint and split."""
+    measures it again as it was measured then (its settings, split and checkpoint): one line per
+    such measurement."""
     attack = _attack_of(key)
-    held = [r for r in runs if any(key in record for record in read_set_aside(r.folder))]
-    if attack is None or not held:
+    if attack is None:
         return []
-    one = len(held) == 1
-    return [
-        f"{len(held)} of them had {'its' if one else 'their'} {key} set aside by a later measurement on other "
-        f"images or another checkpoint ({EARLIER_ROBUSTNESS} beside {'its' if one else 'their'} metrics.json keeps "
-        f"it): evaluate.py 'ckpt=\"<run folder>\"' eval.{attack}=true measures it again ({named_runs(held)})"
-    ]
+    held: dict[str, tuple[str, list[Run]]] = {}
+    for run in runs:
+        records = [record for record in read_set_aside(run.folder) if key in record]
+        if not records:
+            continue
+        was = measured(records[-1], key) or {}  # (the latest set aside)
+        checkpoint = was.pop("checkpoint", None)  # (another than the selected one: named)
+        folder = run.folder / "checkpoints" / checkpoint if checkpoint else run.folder
+        text = measurement_text(was) + (f" of {checkpoint}" if checkpoint else "")
+        command = evaluate_command(key, was, folder)
+        held.setdefault(text, (command, []))[1].append(run)
+    lines = []
+    for text, (command, group) in held.items():
+        one = len(group) == 1
+        again = (
+            f"{command} measures it again"
+            if one
+            else f"evaluate.py with each run's own ckpt= and these settings measures it again (the first's: {command})"
+        )
+        lines.append(
+            f"{len(group)} of them had {'its' if one else 'their'} {key} ({text}) set aside by a later "
+            f"measurement on other images or another checkpoint ({EARLIER_ROBUSTNESS} beside "
+            f"{'its' if one else 'their'} metrics.json keeps it): {again} ({named_runs(group)})"
+        )
+    return lines
 
 
 def named_runs(runs: list[Run], shown: int = 3) -> str:
