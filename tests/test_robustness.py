@@ -929,3 +929,21 @@ def test_a_pgd_number_measured_again_in_other_batches_says_what_changed(tmp_path
     )
     (fgsm,) = [r.getMessage() for r in caplog.records if "FGSM error" in r.getMessage()]
     assert fgsm.endswith("left out"), fgsm
+
+
+def test_the_last_progress_line_of_an_attack_shared_by_processes_counts_all_of_them(caplog):
+    """Processes attacking their own parts of a split: the last line counts every process's images
+    (the whole split's, as its numbers are), not this process's part."""
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 2))
+    batches = [(torch.randint(0, 256, (3, 3, 4, 4), dtype=torch.uint8), torch.tensor([0, 1, 0]))] * 2
+    with caplog.at_level("INFO", logger="diffusemix_bench.robustness.attacks"):
+        # (two processes, each with these six images: the sum is twice this one's counts)
+        result = robust_errors(
+            model, batches, [AttackSpec("fgsm", eps=8.0)], sum_over_processes=lambda t: 2 * t
+        )
+    assert result["images"] == 12
+    last = [r.getMessage() for r in caplog.records][-1]
+    assert last.startswith("robustness: 12 images attacked by all processes in "), last

@@ -158,11 +158,13 @@ def robust_errors(
                 )
     finally:
         model.train(was_training)
-    log.info("robustness: %d images attacked in %.0f s", total, time.monotonic() - started)
-    if sum_over_processes is not None:
+    everyone = ""
+    if sum_over_processes is not None:  # (the last line counts every process's images)
         counts = torch.tensor([total, *correct.values()], dtype=torch.int64, device=device)
         total, *summed = (int(n) for n in sum_over_processes(counts))
         correct = dict(zip(correct, summed))
+        everyone = " by all processes"
+    log.info("robustness: %d images attacked%s in %.0f s", total, everyone, time.monotonic() - started)
     if total == 0:
         raise ConfigError("the robustness evaluation got no images: the evaluated split is empty")
     out = {"images": total}
