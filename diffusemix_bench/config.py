@@ -380,10 +380,15 @@ def check_budget(setting: str, value: float, usual: str) -> None:
     from .errors import ConfigError
 
     if 0 < value < 1:
+        # (a fraction that is itself under a grey level: no value of it to suggest)
+        fix = (
+            f"give {setting}={budget_255(value)} for {value:g} of the range (0: none)"
+            if value * 255 >= 1
+            else f"give {setting} of at least 1, one grey level (0: none)"
+        )
         raise ConfigError(
             f"{setting}={value:g}: {setting} is in 1/255 units of the [0, 1] pixel range (8 is 8/255, {usual}), "
-            f"so {value:g} is {value:g}/255, less than one grey level; give {setting}={budget_255(value)} for "
-            f"{value:g} of the range (0: none)"
+            f"so {value:g} is {value:g}/255, less than one grey level; {fix}"
         )
     if value > 255:
         raise ConfigError(
@@ -394,14 +399,25 @@ def check_budget(setting: str, value: float, usual: str) -> None:
 
 def check_pgd_step(value: float) -> None:
     """PGD's step (``eval.pgd_step_size``, 1/255 units) written as a fraction of the range (2/255 =
-    0.0078), refused with the value to give; half a grey level (0.5) is a step some recipes take."""
+    0.0078), refused with the value to give, as is one past the whole range; half a grey level (0.5)
+    is a step some recipes take."""
     from .errors import ConfigError
 
     if 0 < value < 0.1:
+        # (a fraction that is itself under a tenth of a grey level: no value of it to suggest)
+        fix = (
+            f"give eval.pgd_step_size={budget_255(value)} for {value:g} of the range"
+            if value * 255 >= 0.1
+            else "give a step of at least 0.1 (the default is 2)"
+        )
         raise ConfigError(
             f"eval.pgd_step_size={value:g}: the step is in 1/255 units of the [0, 1] pixel range, as eval.eps "
-            f"is (2 is 2/255), so {value:g} is {value:g}/255, a tenth of a grey level or less; give "
-            f"eval.pgd_step_size={budget_255(value)} for {value:g} of the range"
+            f"is (2 is 2/255), so {value:g} is {value:g}/255, a tenth of a grey level or less; {fix}"
+        )
+    if value > 255:
+        raise ConfigError(
+            f"eval.pgd_step_size={value:g}: the step is in 1/255 units of the [0, 1] pixel range (2 is 2/255), "
+            "and 255 already spans the whole range; give at most 255 (the default is 2)"
         )
 
 

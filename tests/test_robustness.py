@@ -697,6 +697,19 @@ def test_eval_split_test_without_a_test_split_is_refused_before_training(make_cf
             ["eval.pgd=true", "eval.pgd_step_size=0.0078"],
             r"eval\.pgd_step_size=0\.0078: the step is in 1/255 units .* give eval\.pgd_step_size=2 for 0\.0078",
         ),
+        # A fraction so small that its 1/255 units are still under the mark: no value to suggest.
+        (
+            ["eval.pgd=true", "eval.pgd_step_size=0.0001"],
+            r"eval\.pgd_step_size=0\.0001: .* a tenth of a grey level or less; give a step of at least 0\.1",
+        ),
+        (
+            ["eval.fgsm=true", "eval.eps=0.001"],
+            r"eval\.eps=0\.001: .* less than one grey level; give eval\.eps of at least 1, one grey level",
+        ),
+        (
+            ["eval.pgd=true", "eval.pgd_step_size=510"],
+            r"eval\.pgd_step_size=510: .*255 already spans the whole range; give at most 255",
+        ),
         (
             ["eval.pgd=true", "eval.eps=300"],
             r"eval\.eps=300: .*255 already spans the whole range; give at most 255",
