@@ -715,14 +715,25 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
     )
     not_optional = re.search(r"Error merging override (\S+?)=(.*?): field '[^']+' is not Optional", cause)
     if not_optional:
-        key, value = not_optional.groups()
+        given, value = not_optional.groups()
+        key = given.lstrip("+~")  # (+key=null: the setting is the key without its sign)
         rest = [o for o in plain if o.split("=", 1)[0].lstrip("+~") != key]
         default = None
         with suppress(Exception):
             default = OmegaConf.select(_compose_raw(config_dir, config_name, rest), key)
+        # What kind of value it takes, told by its default's.
+        kind = (
+            "true or false"
+            if isinstance(default, bool)
+            else {int: "a whole number", float: "a number", str: "a text"}.get(type(default), "a value")
+        )
         raise ConfigError(
-            f"{key}={value}: {key} needs a value, not {value}"
-            + (f" (its default: {default})" if default is not None else "")
+            f"{given}={value}: {key} needs {kind}, not {value}"
+            + (
+                f" (its default: {str(default).lower() if isinstance(default, bool) else default})"
+                if default is not None
+                else ""
+            )
             + f"; give one, or leave {key} out"
         )
     if not_list:
@@ -769,6 +780,14 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
         raise ConfigError(
             f"+{group}={option}: {group} is already chosen by the defaults, so '+' (add) does not apply; "
             f"give {group}={option}"
+        )
+    there = re.search(r"Could not append to config\. An item is already at '([^']+)'", cause)
+    if there:  # +key=value of a setting the config has: '+' adds a setting it lacks
+        key = there.group(1)
+        given = next((o for o in plain if o.split("=", 1)[0] == f"+{key}"), f"+{key}=...")
+        raise ConfigError(
+            f"{given}: {key} is a setting the config has already, so '+' (add) does not apply; give "
+            f"{given[1:]}"
         )
     bad = re.search(r"Could not override '([^']+)'", cause)
     if bad:

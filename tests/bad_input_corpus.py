@@ -477,7 +477,20 @@ CASES: list[Case] = [
         "null for a setting that takes a value",
         "error",
         _train("cifar100", "trainer.max_epochs=null"),
-        r"^error: trainer\.max_epochs=null: trainer\.max_epochs needs a value, not null \(its default: \d+\); give one",
+        r"^error: trainer\.max_epochs=null: trainer\.max_epochs needs a whole number, not null \(its default: \d+\); give one",
+    ),
+    Case(
+        "null for a setting that takes true or false",
+        "error",
+        _train("cifar100", "eval.fgsm=null"),
+        r"^error: eval\.fgsm=null: eval\.fgsm needs true or false, not null \(its default: false\); give one",
+    ),
+    Case(
+        "'+' (add) before a setting the config has",
+        "error",
+        _train("cifar100", "+trainer.max_epochs=3"),
+        r"^error: \+trainer\.max_epochs=3: trainer\.max_epochs is a setting the config has already, so '\+' "
+        r"\(add\) does not apply; give trainer\.max_epochs=3$",
     ),
     Case("val_fraction above 1", "error", _train("flowers102", "dataset.val_fraction=1.5"), r"val_fraction"),
     Case(
