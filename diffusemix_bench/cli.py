@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .commands import hydra_quoted, quoted_arg, resume_command, script_command, sweep_command
 from .config import check_protocol_optimiser, no_such_setting, validate_config
-from .errors import ConfigError, free_space, user_errors_reported
+from .errors import ConfigError, did_you_mean, free_space, user_errors_reported
 
 
 def run_train(cfg: DictConfig) -> float | None:
@@ -662,13 +662,6 @@ def sweep_hydra_yaml(overrides: list[str], config_dir: str, config_name: str = "
     return OmegaConf.to_yaml(OmegaConf.create({"hydra": OmegaConf.to_container(cfg.hydra, resolve=False)}))
 
 
-def _close(word: str, choices) -> str:
-    import difflib
-
-    found = difflib.get_close_matches(word, sorted(set(choices)), n=3, cutoff=0.6)
-    return f"; did you mean {' or '.join(found)}?" if found else ""
-
-
 def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
     """Compose the command line's config before Hydra runs it; a misspelt group option or key
     stops with one message naming it and the closest valid names (the first value of a sweep
@@ -764,12 +757,12 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
             given = f"{group[len(top) + 1 :]}/{option}"
             options = sorted(p.stem for p in (Path(config_dir) / top).glob("*.yaml"))
             raise ConfigError(
-                f"{top}={given}: give the option's name, not a path to its file{_close(Path(option).stem, options)} "
+                f"{top}={given}: give the option's name, not a path to its file{did_you_mean(Path(option).stem, options)} "
                 f"(choices: {', '.join(options)})"
             )
         options = sorted(p.stem for p in (Path(config_dir) / group).glob("*.yaml"))
         raise ConfigError(
-            f"{group}={option}: no such option in conf/{group}/{_close(option, options)} "
+            f"{group}={option}: no such option in conf/{group}/{did_you_mean(option, options)} "
             f"(choices: {', '.join(options)})"
         )
     twice = re.search(
@@ -907,8 +900,6 @@ def _methods_swept_on_the_line(
     """For a setting of one method with ``aug=a,b`` swept on the command line (checked with the
     first method): which methods of the sweep have it, and how to give it to those alone; or, none
     having it, the close names among theirs. None without such a sweep."""
-    import difflib
-
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
@@ -937,9 +928,7 @@ def _methods_swept_on_the_line(
             f"it: launch {'that' if len(having) == 1 else 'those'} with it (aug={','.join(having)} {key}={value}) "
             "and the others without, into the same hydra.sweep.dir"
         )
-    close = difflib.get_close_matches(leaf, sorted(names), n=3, cutoff=0.6)
-    said = f"; did you mean {' or '.join(f'aug.{c}' for c in close)}?" if close else ""
-    return f"; no method of the sweep ({line}) has it{said}"
+    return f"; no method of the sweep ({line}) has it{did_you_mean(leaf, names, said_as='aug.{}')}"
 
 
 def _chosen_by(config_dir: str, config_name: str, plain: list[str], aug: str) -> str:
@@ -976,7 +965,7 @@ def _check_swept_options(key: str, values: list[str], config_dir: str) -> None:
     for value in values:
         if value not in options:
             raise ConfigError(
-                f"{key}={value}: no such option in conf/{key}/{_close(value, options)} (choices: {', '.join(options)})"
+                f"{key}={value}: no such option in conf/{key}/{did_you_mean(value, options)} (choices: {', '.join(options)})"
             )
 
 

@@ -1178,17 +1178,13 @@ def as_lightning_count(value):
 def no_such_setting(key: str, where: str, names) -> str:
     """The message for a setting ``key`` that ``where`` (a section, or a group's choice such as
     aug=mixup) does not have: the close names when there are some, else all of them."""
-    import difflib
+    from .errors import did_you_mean
 
     leaf = key.rsplit(".", 1)[-1]
     names = sorted(set(names))
-    close = difflib.get_close_matches(leaf, names, n=3, cutoff=0.6)
-    if close:
-        hint = f"; did you mean {' or '.join(close)}?"
-    elif names and len(names) <= 40:
+    hint = did_you_mean(leaf, names)
+    if not hint and names and len(names) <= 40:
         hint = f" (its settings: {', '.join(names)})"
-    else:
-        hint = ""
     return f"{key}: {where} has no setting '{leaf}'{hint}"
 
 

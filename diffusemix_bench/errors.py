@@ -48,6 +48,15 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def did_you_mean(word: str, choices, n: int = 3, cutoff: float = 0.6, said_as: str = "{}") -> str:
+    """``; did you mean a or b?`` naming the ``choices`` close to ``word`` (up to ``n``), each
+    written as ``said_as`` writes it (``dataset={}``); empty where none is close."""
+    import difflib
+
+    found = difflib.get_close_matches(str(word), sorted({str(c) for c in choices}), n=n, cutoff=cutoff)
+    return f"; did you mean {' or '.join(said_as.format(c) for c in found)}?" if found else ""
+
+
 def user_message(exc: BaseException) -> str:
     """The error's message; an error raised in a data loader worker arrives with the worker's
     traceback inside its text (PyTorch re-raises it so): only its last line, the message, is kept."""

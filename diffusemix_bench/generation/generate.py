@@ -730,7 +730,9 @@ def summary_line(counts: Counts) -> str:
     existing = str(counts.existing) if counts.planned or not counts.converted else "uncounted"
     converted = f" (converted={counts.converted})" if counts.converted else ""
     if existing == "uncounted":
-        converted = f" (converted={counts.converted} before it stopped; the stored edits were not counted yet)"
+        converted = (
+            f" (converted={counts.converted} before it stopped; the stored edits were not counted yet)"
+        )
     line = (
         f"summary: generated={counts.generated} existing={existing}{converted} "
         f"regenerated={counts.regenerated} failed={counts.failed}"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import GeneratorConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, did_you_mean
 from ..progress import duration_text
 from .store import EditStore, _as_setting
 
@@ -164,14 +164,11 @@ def where_stores_are(edits_dir: str | Path, dataset: str | None = None) -> str:
     """Why no store was listed under ``edits_dir`` when stores are near: another dataset's name
     (``dataset=`` misspelt), or the folder given one level above or below the edits folder (a
     cache folder given as generator.edits_dir, or one dataset's folder). Empty when none is near."""
-    import difflib
-
     root = Path(edits_dir).expanduser()
     held = sorted({p.parent.parent.parent.name for p in _store_files(root, "*/*/*/settings.json")})
     if dataset is not None and held:
-        close = difflib.get_close_matches(dataset, held, n=1, cutoff=0.6)
         return (
-            f"no store of dataset {dataset} there{f'; did you mean dataset={close[0]}?' if close else ''} "
+            f"no store of dataset {dataset} there{did_you_mean(dataset, held, n=1, said_as='dataset={}')} "
             f"(stores are held for: {', '.join(held)})"
         )
     if held:
@@ -333,15 +330,12 @@ def run_stores(argv: list[str], config_dir: str | None = None) -> None:
                 and not (Path(config_dir) / "dataset" / f"{name}.yaml").is_file()
             ):
                 # (no dataset of that name: misspelt; a dataset with no store yet is listed as none)
-                import difflib
-
                 known = sorted(p.stem for p in (Path(config_dir) / "dataset").glob("*.yaml"))
-                close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+                meant = did_you_mean(name, known, n=1, cutoff=0.5, said_as="dataset={}")
                 raise ConfigError(
                     f"0 edit stores{which} under {edits_dir}: {hint}"
                     if hint
-                    else f"dataset={name}: no such dataset{f'; did you mean dataset={close[0]}?' if close else ''} "
-                    f"(datasets: {', '.join(known)})"
+                    else f"dataset={name}: no such dataset{meant} (datasets: {', '.join(known)})"
                 )
     print(
         f"{len(records)} edit store{'' if len(records) == 1 else 's'}{which} under {edits_dir}"

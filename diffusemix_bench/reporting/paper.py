@@ -9,7 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from ..errors import ConfigError
+from ..errors import ConfigError, did_you_mean
 
 #: Short names a row's ``match`` may use for a group's chosen option.
 GROUP_KEYS = {"aug": "aug.name", "dataset": "dataset.name", "model": "model.name"}
@@ -107,8 +107,6 @@ class PaperRow:
 def _check_values(paper: dict, where: str) -> None:
     """Each row's ``values``: columns of the table, metrics of the table (by the paper's name),
     and each value a number or null (a cell the paper leaves empty or prints as a dash)."""
-    import difflib
-
     columns = [str(c) for c in paper.get("columns") or []]
     metrics = [str(m) for m in (paper.get("metrics") or {})]
     for r in paper.get("rows") or []:
@@ -120,8 +118,9 @@ def _check_values(paper: dict, where: str) -> None:
             )
         for column, numbers in values.items():
             if str(column) not in columns:
-                close = difflib.get_close_matches(str(column), columns, n=1)
-                hint = f"; did you mean {close[0]}?" if close else f" (its columns: {', '.join(columns)})"
+                hint = (
+                    did_you_mean(column, columns, n=1, cutoff=0.6) or f" (its columns: {', '.join(columns)})"
+                )
                 raise ConfigError(
                     f"{where} row {label!r}: values name column {column!r}, not one of the table's{hint}"
                 )
@@ -132,8 +131,7 @@ def _check_values(paper: dict, where: str) -> None:
                 )
             for metric, value in (numbers or {}).items():
                 if str(metric) not in metrics:
-                    close = difflib.get_close_matches(str(metric), metrics, n=1)
-                    hint = f"; did you mean {close[0]}?" if close else f" (its metrics: {', '.join(metrics)})"
+                    hint = did_you_mean(metric, metrics, n=1) or f" (its metrics: {', '.join(metrics)})"
                     raise ConfigError(
                         f"{where} row {label!r}: values of {column} name metric {metric!r}, not one of the "
                         f"table's{hint}"

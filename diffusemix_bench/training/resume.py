@@ -242,10 +242,13 @@ def check_checkpoint_given(given: str | None) -> None:
     auto, lats or Last, is named as the one meant)."""
     if given in (None, "auto", "last") or Path(str(given)).expanduser().is_file():
         return
-    import difflib
+    from ..errors import did_you_mean
 
-    meant = difflib.get_close_matches(str(given).lower(), ["last", "auto"], n=1, cutoff=0.6)
-    hint = f"; did you mean ckpt_path={meant[0]}?" if meant and "/" not in str(given) else ""
+    hint = (
+        did_you_mean(str(given).lower(), ["last", "auto"], n=1, said_as="ckpt_path={}")
+        if "/" not in str(given)
+        else ""
+    )
     raise ConfigError(
         f"ckpt_path={given} is not a file{hint}. Give last (the run folder's last.ckpt), auto (last.ckpt "
         "when the run folder has one, else a new run) or the path of a checkpoint file"
