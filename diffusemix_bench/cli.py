@@ -100,9 +100,13 @@ def _run_train(cfg: DictConfig) -> float | None:
                 _check_job_edits(
                     cfg, set(), splits, sizes=True
                 )  # a new run without its edits leaves no folder
+        from .errors import UserError
         from .training.run import train
 
-        metrics = train(cfg, splits=splits)
+        # (train's own checks of the settings and the folder, before it records a failure: a
+        # refusal there leaves no folder, or a sweep job's with failure.json, as those above)
+        with refusal_leaves_no_folder(cfg, refused=lambda exc: isinstance(exc, UserError)):
+            metrics = train(cfg, splits=splits)
     return metrics.get("val_top1")
 
 

@@ -397,6 +397,25 @@ def check_budget(setting: str, value: float, usual: str) -> None:
         )
 
 
+def check_budgets(cfg) -> None:
+    """The budgets and steps in 1/255 units that the run uses, each written as a fraction of the
+    range refused at start-up (a sweep's listing and its checks before any job, too), as the
+    attacks and adversarial training refuse them when built."""
+    e = cfg.get("eval") or {}
+    if (e.get("fgsm") or e.get("pgd")) and float(e.get("eps", 0)) > 0:
+        check_budget("eval.eps", float(e.eps), "Table 4's budget")
+    if e.get("pgd"):
+        check_pgd_step(float(e.pgd_step_size))
+    adv = cfg.get("adv") or {}
+    if float(adv.get("p") or 0) > 0:
+        check_budget("adv.eps", float(adv.eps), "near PuzzleMix's 10")
+        if adv.get("step") is not None:
+            check_budget("adv.step", float(adv.step), "near PuzzleMix's eps + 2")
+    aug = cfg.get("aug") or {}
+    if aug.get("name") == "puzzlemix" and float(aug.get("adv_p") or 0) > 0:
+        check_budget("aug.adv_eps", float(aug.get("adv_eps", 10.0)), "near its reference's 10")
+
+
 def check_pgd_step(value: float) -> None:
     """PGD's step (``eval.pgd_step_size``, 1/255 units) written as a fraction of the range (2/255 =
     0.0078), refused with the value to give, as is one past the whole range; half a grey level (0.5)
@@ -460,10 +479,10 @@ class AdvConfig:
     CIFAR-100, 0.15 on Tiny-ImageNet, eps 10. ``aug=puzzlemix`` runs it in its reference's own form
     (two coins per batch, noise added to the sources before mixing; the same as ``aug.adv_p``)."""
 
-    p: float = 0.0
-    eps: float = 10.0
-    step: float | None = None
-    scale: str = "uniform"
+    p: float = bounded(0.0, low=0, high=1)
+    eps: float = bounded(10.0, low=0)
+    step: float | None = bounded(None, low=0, null="eps + 2")
+    scale: str = one_of("uniform", "none")
 
 
 @dataclass
@@ -1409,7 +1428,10 @@ def check_values(cfg, here: bool = True) -> None:
     check_fields(cfg.generator, GeneratorConfig, "generator")
     check_fields(cfg.dataset, DatasetConfig, "dataset")
     check_fields(cfg.eval, EvalConfig, "eval")
+    if cfg.get("adv") is not None:
+        check_fields(cfg.adv, AdvConfig, "adv")
     check_fields(cfg.optim, OptimConfig, "optim")
+    check_budgets(cfg)
     need(
         d.resize >= d.image_size,
         f"dataset.resize={d.resize} is smaller than dataset.image_size={d.image_size}: evaluation resizes the "

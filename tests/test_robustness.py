@@ -723,16 +723,23 @@ def test_eval_split_test_without_a_test_split_is_refused_before_training(make_cf
             ["aug=puzzlemix", "aug.adv_p=0.1", "aug.adv_eps=0.04"],
             r"aug\.adv_eps=0\.04: aug\.adv_eps is in 1/255 units",
         ),
+        (["adv.p=0.1", "adv.step=0.05"], r"adv\.step=0\.05: adv\.step is in 1/255 units"),
+        (["adv.p=1.5"], r"adv\.p must be in \[0, 1\]; got 1\.5"),
+        (["adv.p=0.1", "adv.scale=flat"], r"adv\.scale"),
     ],
 )
 def test_a_bad_attack_budget_is_refused_before_training(make_cfg, tmp_path, settings, message):
-    """A budget no attack can use stops train.py at the start, not after training and testing."""
+    """A budget no attack can use stops train.py at the start, not after training and testing: in
+    the start-up checks of the settings (a sweep's, before any job), and in train() itself."""
+    from diffusemix_bench.config import check_values
     from diffusemix_bench.errors import ConfigError
     from diffusemix_bench.robustness import AttackSpec
 
     assert AttackSpec("pgd", step_size=0.5).step_size == 0.5
 
     cfg = make_cfg(settings)
+    with pytest.raises(ConfigError, match=message):
+        check_values(cfg, here=False)
     with pytest.raises(ConfigError, match=message):
         train(cfg)
     assert not (tmp_path / "run" / "checkpoints").exists()

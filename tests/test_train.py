@@ -3194,3 +3194,37 @@ def test_the_checks_before_a_sweep_say_each_warning_once(tmp_path, caplog):
             "config",
         )
     assert sum(r.getMessage().startswith("No test split: image folder") for r in caplog.records) == 1
+
+
+def test_a_refusal_inside_train_leaves_no_folder_or_a_sweep_jobs_with_failure_json(
+    make_cfg, tmp_path, monkeypatch
+):
+    """A setting train() itself refuses before it records failures (its checks of the run's
+    settings and folder): a single run leaves no folder, as a refusal at start-up does; a sweep's
+    job keeps Hydra's folder with failure.json, so the sweep's summary says why it failed."""
+    import json
+
+    from diffusemix_bench import errors
+    from diffusemix_bench.cli import run_train
+    from diffusemix_bench.errors import ConfigError
+    from diffusemix_bench.training import run as run_module
+
+    def refuse(*args, **kwargs):
+        raise ConfigError("adv.p refused here")
+
+    monkeypatch.setattr(run_module, "check_protocol_optimiser", refuse)
+    cfg = make_cfg([])
+    run_dir = Path(cfg.paths.output_dir)
+    for in_sweep in (False, True):
+        shutil.rmtree(run_dir, ignore_errors=True)
+        (run_dir / ".hydra").mkdir(parents=True)  # what Hydra writes before the job starts
+        (run_dir / "train.log").write_text("")
+        monkeypatch.setattr(errors, "in_multirun", lambda in_sweep=in_sweep: in_sweep)
+        # (a sweep's job ends with the error Hydra's sweeper names; a single run with exit 1)
+        with pytest.raises(errors.SweepJobError if in_sweep else SystemExit, match="adv.p refused here"):
+            run_train(cfg)
+        if in_sweep:
+            failure = json.loads((run_dir / "failure.json").read_text())
+            assert failure["status"] == "failed" and "adv.p refused here" in failure["error"]
+        else:
+            assert not run_dir.exists()
