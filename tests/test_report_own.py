@@ -83,7 +83,8 @@ def test_report_of_own_runs_has_a_row_per_setting_given(own_sweep, tmp_path):
         "Recipe of the finished runs: model preactresnet18; epochs 1; image size 32; batch 4; optimiser sgd"
         in text
     )
-    assert "; loss ce" in text  # (metrics.json's: the setting is "auto")
+    assert "; loss ce; criterion ce" in text  # (metrics.json's: the setting is "auto")
+    assert "generator" not in text.split("Recipe of the finished runs: ")[1].split("\n")[0]  # (no edits read)
     # The fixture's 3 classes: its "top-5" is top-3, said.
     assert (
         "test_top5 is top-k with k the number of classes where there are fewer than 5 (imagefolder: top-3)"
@@ -733,3 +734,38 @@ def test_a_number_set_aside_by_a_later_measurement_is_said_with_the_command_that
         f"it): {script_command('evaluate.py')} {quoted_arg('ckpt', str(run / 'checkpoints' / 'last.ckpt'))} "
         f"eval.fgsm=true eval.eps=4.0 eval.split=val measures it again ({run})"
     ) in text
+
+
+def test_the_recipe_line_says_the_loss_criterion_and_the_pipeline_that_made_the_edits(tmp_path):
+    """The recipe of own runs names the loss criterion metrics.json records (the PreActResNet
+    recipe's bce_softmax is not cross-entropy), and the generator of the runs that read edits alone:
+    the tiny pipeline said to be random, so noise edits are never taken for InstructPix2Pix's."""
+    from diffusemix_bench.config import register_configs
+    from diffusemix_bench.report_cli import build_report
+
+    from .test_report import CONF
+
+    register_configs()
+    for i, aug in enumerate(("none", "diffusemix")):
+        folder = tmp_path / "runs" / f"{i}_aug={aug}"
+        config = {
+            "seed": 0,
+            "dataset": {"name": "imagefolder", "root": "/x"},
+            "aug": {"name": aug},
+            "generator": {
+                "name": "ip2p" if aug == "none" else "tiny",
+                "scheduler": "euler_ancestral",
+                "steps": 2,
+            },
+        }
+        _run(folder, ["dataset=imagefolder", f"aug={aug}"], config, {"aug": aug}, 50.0)
+        metrics = json.loads((folder / "metrics.json").read_text())
+        metrics.update(loss="ce" if aug == "none" else "jsd", loss_criterion="bce_softmax")
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+    markdown = build_report([f"runs={tmp_path / 'runs'}", f"out={tmp_path / 'r'}"], CONF)["files"]["markdown"]
+    text = " ".join(markdown.read_text().split())
+    recipe = text.split("Recipe of the finished runs: ")[1].split(" - ")[0]
+    assert "criterion bce_softmax" in recipe, recipe
+    # (the aug=none run's generator settings are not its own: it reads no edits)
+    assert "edits made by generator tiny (a small random pipeline: no real InstructPix2Pix edits)" in recipe
+    assert "ip2p" not in recipe

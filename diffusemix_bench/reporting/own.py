@@ -35,7 +35,12 @@ RECIPE = (
     ("learning rate", "optim.lr"),
     ("schedule", "sched.name"),
     ("loss", "loss.name"),  # (metrics.json's loss where it has one: "auto" resolved)
+    ("criterion", "loss.criterion"),  # (its criterion: ce, or the PreActResNet recipe's bce_softmax)
+    # The pipeline that made the edits, said of the runs that read edits alone.
+    ("edits made by generator", "generator.name"),
 )
+#: The RECIPE entries metrics.json records, by the name it records them under.
+RECORDED = {"loss": "loss", "criterion": "loss_criterion"}
 
 
 @dataclass
@@ -402,12 +407,16 @@ def recipe(filled) -> str | None:
     for name, key in RECIPE:
         used: dict[str, list[tuple[str, str]]] = {}
         for label, column, run in finished:
-            recorded = (run.metrics or {}).get(name) if name == "loss" else None
+            if key.startswith("generator.") and not reads_edits_of(run.config):
+                continue
+            recorded = (run.metrics or {}).get(RECORDED[name]) if name in RECORDED else None
             value = recorded if recorded is not None else setting(run.config, key)
+            if key == "generator.name" and value is not None:
+                value = _pipeline_said(run.config, value)
             cells = used.setdefault("not recorded" if value is None else str(value), [])
             if (label, column) not in cells:
                 cells.append((label, column))
-        if list(used) == ["not recorded"]:  # (runs whose settings predate it, or made otherwise)
+        if not used or list(used) == ["not recorded"]:  # (none reads edits; settings predating it)
             continue
         if len(used) == 1:
             parts.append(f"{name} {next(iter(used))}")
@@ -422,6 +431,17 @@ def recipe(filled) -> str | None:
         ]
         parts.append(f"{name} " + " / ".join(said))
     return "Recipe of the finished runs: " + "; ".join(parts)
+
+
+def _pipeline_said(config, name) -> str:
+    """The generator a run's edits were made by: its name, its scheduler and steps; the tiny
+    pipeline said to be random (its edits are no InstructPix2Pix edits)."""
+    if name == "tiny":
+        return "tiny (a small random pipeline: no real InstructPix2Pix edits)"
+    scheduler, steps = setting(config, "generator.scheduler"), setting(config, "generator.steps")
+    return (
+        f"{name} ({scheduler}, {steps} steps)" if scheduler is not None and steps is not None else str(name)
+    )
 
 
 def reused_folders(
