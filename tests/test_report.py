@@ -119,7 +119,7 @@ def test_report_matches_means_and_counts_every_run(sweep, tmp_path):
     assert "dataset.resize: 36 in the runs (experiment file: 256)" in text
     assert "fractals.count: 8 in the runs" in text
     # debug=fast's two batches, as the count they are (the float-typed setting holds 2.0).
-    assert "trainer.limit_train_batches: 2 in the runs (experiment file: None)" in text
+    assert "trainer.limit_train_batches: 2 in the runs (experiment file: null)" in text
     assert "seed:" not in text and "paths." not in text  # what varies by design or says where things are
     assert "log_every_n_steps" not in text  # how often it logs (debug=fast: every step)
     tex = (tmp_path / "report.tex").read_text()
@@ -324,7 +324,7 @@ def test_runs_with_different_settings_in_one_cell_are_refused(sweep, tmp_path):
     data["trainer"]["max_epochs"] = 2
     data["callbacks"].update(early_stopping_patience=3, lr_monitor=False, checkpoint_every_n_steps=5)
     config.write_text(yaml.safe_dump(data))
-    with pytest.raises(ReportError, match=r"settings \(callbacks\.early_stopping_patience=None vs 3\)"):
+    with pytest.raises(ReportError, match=r"settings \(callbacks\.early_stopping_patience=null vs 3\)"):
         build_report(["experiment=table6", f"runs={mixed}"], CONF)
     # Two runs of one seed in a cell: refused, naming both.
     twice = tmp_path / "twice"
@@ -342,7 +342,7 @@ def test_runs_with_different_settings_in_one_cell_are_refused(sweep, tmp_path):
     lam.write_text(yaml.safe_dump(data))
     with pytest.raises(
         ReportError,
-        match=r"2 runs of seed 0 \(.*\), which differ in aug\.fancy=None vs 0\.3: the rows of table6 do not tell",
+        match=r"2 runs of seed 0 \(.*\), which differ in aug\.fancy=null vs 0\.3: the rows of table6 do not tell",
     ):
         build_report(["experiment=table6", f"runs={twice}"], CONF)
     lam.write_text(original)
@@ -822,7 +822,7 @@ VANILLA = "Vanilla (CVPR'16) [14]"
                 "best_checkpoint": "/r/checkpoints/best-epoch003.ckpt",
                 "robust_checkpoint": "/r/checkpoints/last.ckpt",
             },
-            "checkpoint=None vs 'last.ckpt'",
+            "checkpoint=null vs 'last.ckpt'",
         ),
     ],
 )
@@ -1534,7 +1534,7 @@ def test_a_batch_limit_of_one_batch_and_of_the_whole_split_differ():
     assert _settings_differ(run(0.5), run(0.5)) == []
     # null is Lightning's default, the whole split: 1.0 is the same training, 1 is not.
     assert _settings_differ(run(None), run(1.0)) == []
-    assert _settings_differ(run(None), run(1)) == ["trainer.limit_train_batches=None vs 1"]
+    assert _settings_differ(run(None), run(1)) == ["trainer.limit_train_batches=null vs 1"]
 
 
 @pytest.mark.parametrize("status", [None, "running", 3])
@@ -1784,7 +1784,8 @@ def test_the_generator_of_a_method_that_reads_no_edits_is_no_deviation(sweep, tm
     settings = next(line for line in text.splitlines() if line.startswith("- Settings that differ"))
     assert "generator.name: 'tiny' in DIFFUSEMIX (flowers102); as the experiment file in" not in settings
     assert (
-        "generator.name: 'tiny' in the runs" in settings or "generator.name: 'tiny' in DIFFUSEMIX" in settings
+        "generator.name: 'tiny' in the runs that read edits" in settings
+        or "generator.name: 'tiny' in DIFFUSEMIX" in settings
     )
     rows = list(csv.DictReader((tmp_path / "out" / "report.csv").open()))
     vanilla = next(r for r in rows if r["row"].startswith("Vanilla"))

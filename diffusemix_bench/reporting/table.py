@@ -890,7 +890,7 @@ def _check_cell(table: PaperTable, cell: Cell, reference: DictConfig | None = No
             differ = _measurement_differs(ours, theirs)
             if not differ:
                 continue
-            shown = ", ".join(f"{k}={ours.get(k)!r} vs {theirs.get(k)!r}" for k in differ)
+            shown = ", ".join(f"{k}={_shown(k, ours.get(k))} vs {_shown(k, theirs.get(k))}" for k in differ)
             fix = wanted(reference, key) if reference is not None else dict(ours)
             if fix.get("limit_batches") is not None:  # (a limit's batches are read in today's order)
                 fix["limit_order"] = LIMITED_EVAL_ORDER
@@ -1163,7 +1163,7 @@ def _shown(name: str, value: Any) -> str:
     ``trainer.limit_train_batches``) as the count it is, not a fraction of the split."""
     if name.startswith("trainer.") and name.split(".", 1)[1] in BATCH_COUNT_SETTINGS:
         value = as_lightning_count(value)
-    return repr(value)
+    return "null" if value is None else repr(value)  # (as the command line and the file write it)
 
 
 def _deviations(
@@ -1219,7 +1219,9 @@ def _deviations(
         file = ", ".join(sorted(v["file"]))
         as_file = v["as_file"] - set().union(*v["used"].values())
         if len(v["used"]) == 1 and not as_file:
-            lines.append(f"{name}: {next(iter(v['used']))} in the runs (experiment file: {file})")
+            # (the generator's settings are compared in the runs that read edits alone)
+            runs = "the runs that read edits" if name.startswith("generator.") else "the runs"
+            lines.append(f"{name}: {next(iter(v['used']))} in {runs} (experiment file: {file})")
             continue
         parts = [f"{value} in {_listed(sorted(where))}" for value, where in sorted(v["used"].items())]
         if as_file:
