@@ -1200,7 +1200,7 @@ def test_a_curve_leaves_a_gap_where_a_value_has_no_run(tmp_path, monkeypatch):
         )
         for r in rows
     }
-    filled = SimpleNamespace(table=table, cells=cells, summary=lambda: "4 runs")
+    filled = SimpleNamespace(table=table, cells=cells, summary=lambda: "4 runs", marked=lambda key: False)
     drawn = []
     real = Axes.errorbar
     monkeypatch.setattr(
@@ -1702,8 +1702,11 @@ def test_accuracy_vs_compute_keeps_every_label_inside_the_image(tmp_path, monkey
     long = "A method with a rather long name (CVPR'24) [99] (stanford_cars)"
     cells = {(long, "cars"): FakeCell(5.0, 90.0), ("Vanilla", "cars"): FakeCell(0.5, 80.0),
              (long + " 2", "cars"): FakeCell(0.05, 70.0)}  # fmt: skip
+    # (the Vanilla cell trained or measured unlike the others: marked as the tables mark it)
     filled = SimpleNamespace(
-        table=SimpleNamespace(metrics={"top1": "test_top1"}, units="%", name="t"), cells=cells
+        table=SimpleNamespace(metrics={"top1": "test_top1"}, units="%", name="t"),
+        cells=cells,
+        marked=lambda key: key == ("Vanilla", "cars"),
     )
     figures = []
     monkeypatch.setattr(plt, "close", lambda fig: figures.append(fig))
@@ -1717,6 +1720,8 @@ def test_accuracy_vs_compute_keeps_every_label_inside_the_image(tmp_path, monkey
         box = text.get_window_extent(renderer)
         assert image.x0 <= box.x0 and box.x1 <= image.x1 and box.y1 <= image.y1, text.get_text()
     assert fig.axes[0].get_position().width > 0.8  # the plot keeps the image's width
+    assert sorted(t.get_text() for t in labels)[-1] == "Vanilla (cars) ‡"
+    assert "‡: trained or measured unlike the other cells" in fig.axes[0].get_title()
     plt.close(fig)
     # Runs of like numbers and hours (a shortened sweep near chance): no label covers another, in
     # the upper half of the plot or the lower; shortened runs are marked as in the tables.

@@ -7,7 +7,27 @@ import math
 import textwrap
 from pathlib import Path
 
+from .formats import SHORTENED, UNEVEN
 from .table import FilledTable
+
+#: What the marks after a point's name say, as the tables' notes say it.
+_MARKS_SAID = {
+    UNEVEN: f"{UNEVEN}: trained or measured unlike the other cells (report.md lists how)",
+    SHORTENED: f"{SHORTENED}: runs cut short, not the protocol's",
+}
+
+
+def _point_marks(filled: FilledTable, key: tuple[str, str], cell) -> list[str]:
+    """The marks of cell ``key`` as the tables print them after its number: ``‡`` trained or
+    measured unlike the other cells, ``§`` cut short."""
+    return [m for m, on in ((UNEVEN, filled.marked(key)), (SHORTENED, bool(cell.shortened_by()))) if on]
+
+
+def _marks_said(labels) -> str:
+    """The meaning of each mark the ``labels`` carry, ``; ``-joined (empty without one)."""
+    return "; ".join(
+        said for mark, said in _MARKS_SAID.items() if any(f" {mark}" in label for label in labels)
+    )
 
 
 def _pyplot():
@@ -27,18 +47,20 @@ def curve(filled: FilledTable, path: Path) -> Path | None:
         return None
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(t.metrics), figsize=(5 * len(t.metrics), 4), squeeze=False)
-    shortened = False
+    said_marks: set[str] = set()
     for ax, (metric, key) in zip(axes[0], t.metrics.items()):
         for column in t.columns:
             xs, means, stds, paper_x, paper_y, seeds = [], [], [], [], [], []
-            cut = False  # (a point of runs cut short of their epochs or splits: § as in the tables)
+            # (a point of runs cut short, or unlike the other cells: marked as the tables mark it)
+            marks: set[str] = set()
             for row in t.rows:
                 if row.reported_only or t.x not in row.match:
                     continue
                 x = float(row.match[t.x])
                 cell = filled.cells[(row.label, column)]
                 mean, std, n = cell.stats(key)
-                cut = cut or bool(n and cell.shortened_by())
+                if n:
+                    marks |= set(_point_marks(filled, (row.label, column), cell))
                 # A value with no finished run is a gap in the line (NaN), not a line drawn across it;
                 # one seed has no spread to show: no bar (a bar of zero would say it has none).
                 xs.append(x), means.append(mean if n else math.nan)
@@ -55,9 +77,10 @@ def curve(filled: FilledTable, path: Path) -> Path | None:
                     yerr=stds,
                     marker="o",
                     capsize=3,
-                    label=f"{column} (ours, {_seeds_said(seeds)})" + (" §" if cut else ""),
+                    label=f"{column} (ours, {_seeds_said(seeds)})"
+                    + "".join(f" {m}" for m in (UNEVEN, SHORTENED) if m in marks),
                 )
-                shortened = shortened or cut
+                said_marks |= marks
                 color = line[0].get_color()
             else:
                 color = None
@@ -75,7 +98,8 @@ def curve(filled: FilledTable, path: Path) -> Path | None:
         if ax.get_legend_handles_labels()[0]:  # no run and no paper value: nothing to name
             ax.legend(fontsize=8)
     # The counts alone (the notes name the folders, which would run off the figure's edges).
-    said = filled.summary().split("; ")[0] + ("; §: runs cut short, not the protocol's" if shortened else "")
+    meaning = _marks_said([" " + " ".join(said_marks)])  # (each mark a line of the figure carries)
+    said = filled.summary().split("; ")[0] + (f"; {meaning}" if meaning else "")
     fig.suptitle(textwrap.fill(f"{t.name}: {said}", 110), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -147,8 +171,9 @@ def accuracy_vs_compute(
         wall_time = wall_time or not fit
         hours = seconds / 3600
         hours += generation_hours.get((label, column), 0.0)
-        # (§: runs cut short of their epochs or splits, as the tables mark them)
-        points.append((hours, mean, f"{label} ({column})" + (" §" if cell.shortened_by() else "")))
+        # (‡ trained or measured unlike other cells, § cut short: as the tables mark them)
+        marks = "".join(f" {m}" for m in _point_marks(filled, (label, column), cell))
+        points.append((hours, mean, f"{label} ({column}){marks}"))
     if not points:
         return None
     plt = _pyplot()
@@ -177,12 +202,8 @@ def accuracy_vs_compute(
     ax.set_xlabel(f"hours per run: {training}" + (" + edit generation" if generation_hours else ""))
     ax.set_ylabel(f"{metric} ({t.units})")
     ax.grid(alpha=0.3)
-    shortened = any(label.endswith(" §") for _, _, label in points)
-    ax.set_title(
-        f"{t.name}: {metric} against compute"
-        + (" (§: runs cut short, not the protocol's)" if shortened else ""),
-        fontsize=9,
-    )
+    meaning = _marks_said([label for _, _, label in points])
+    ax.set_title(f"{t.name}: {metric} against compute" + (f" ({meaning})" if meaning else ""), fontsize=9)
     note = f"Left out, a run without a recorded training time: {'; '.join(left_out)}" if left_out else ""
     starts = [(label.xyann, label.get_va()) for label in labels]
     beneath = _beneath(fig, [note])
