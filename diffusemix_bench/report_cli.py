@@ -441,6 +441,13 @@ def _found_runs(roots: list[Path]) -> list:
     from .reporting.runs import ReportError, find_runs
 
     runs = find_runs(roots)
+    sweeps = [r for r in roots if (r / "multirun.yaml").is_file()]
+    if not runs and sweeps:  # a sweep launched whose jobs have made no folder yet
+        raise ReportError(
+            f"runs={','.join(str(r) for r in sweeps)}: a sweep's folder (its multirun.yaml) with no job's run "
+            "folder yet: its jobs have not started, or were refused before making one (the sweep's log says "
+            "which); nothing to report until its first job has run"
+        )
     if not runs:
         raise ReportError(
             f"runs={','.join(str(r) for r in roots)}: no run folders under it (a run folder holds "

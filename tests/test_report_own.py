@@ -769,3 +769,24 @@ def test_the_recipe_line_says_the_loss_criterion_and_the_pipeline_that_made_the_
     # (the aug=none run's generator settings are not its own: it reads no edits)
     assert "edits made by generator tiny (a small random pipeline: no real InstructPix2Pix edits)" in recipe
     assert "ip2p" not in recipe
+
+
+def test_runs_with_no_run_folder_say_what_they_are(tmp_path):
+    """runs= a folder without run folders: said, with what a run folder is; a sweep's folder whose
+    jobs made none yet (multirun.yaml alone) is said to be that, not taken for a wrong folder."""
+    from diffusemix_bench.report_cli import build_report
+    from diffusemix_bench.reporting.runs import ReportError
+
+    from .test_report import CONF
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ReportError, match=r"no run folders under it \(a run folder holds config_resolved"):
+        build_report([f"runs={empty}", f"out={tmp_path / 'r'}"], CONF)
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    with pytest.raises(
+        ReportError, match=r"a sweep's folder \(its multirun.yaml\) with no job's run folder yet"
+    ):
+        build_report([f"runs={sweep}", f"out={tmp_path / 'r'}"], CONF)
