@@ -376,12 +376,15 @@ def test_evaluate_updates_the_summary_of_the_sweep_its_run_belongs_to(trained_ru
     (sweep / "multirun.yaml").write_text("hydra: {}\n")  # what makes a folder a sweep's
     SweepSummary().write(sweep)
     before = list(csv.DictReader((sweep / "summary.csv").open()))
-    assert [(r["job"], r["fgsm_error"]) for r in before] == [("0_seed=0", ""), ("1_seed=1", "")]
+    assert [r["job"] for r in before] == ["0_seed=0", "1_seed=1"]
+    assert "fgsm_error" not in before[0]  # (no job attacked: no column to read as unmeasured)
 
     run_evaluate(_evaluate_cfg(ckpt=f'"{job}"', **{"eval.fgsm": "true", "accelerator": "cpu"}))
     after = list(csv.DictReader((sweep / "summary.csv").open()))
     assert float(after[0]["fgsm_error"]) == metrics["fgsm_error"]
-    assert after[1] == {**before[1], "robustness_on": ""} and "pgd_error" not in after[0]
+    assert after[1] == {**before[1], "fgsm_error": "", "robustness_on": ""} and "pgd_error" not in after[0]
+    header = list(after[0])
+    assert header[header.index("test_top5") + 1] == "fgsm_error"
     # What the number was measured on, beside it.
     images = metrics["robust_images"]
     assert after[0]["robustness_on"] == f"test split, {images} images; fgsm eps_255=8.0", after[0]

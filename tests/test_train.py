@@ -2839,6 +2839,49 @@ def test_a_sweep_sent_to_other_machines_is_not_refused_for_this_ones_missing_gpu
         check_sweep_values(jobs, str(CONF_DIR), "config")
 
 
+def test_the_sweep_summary_says_null_settings_cut_short_jobs_and_attacks_only_where_measured(tmp_path):
+    """summary.csv: a swept setting left at its null default reads ``null`` (it was an empty cell, as
+    a value not known is; settings saved without the key give the override as written); a job cut short (debug=fast: metrics.json's
+    shortened_by) says what cut it in ``shortened_by``; no job attacked: no fgsm_error column."""
+    import yaml
+
+    from diffusemix_bench.reporting.sweeps import write_summary
+
+    jobs = {  # name: (saved samples_per_class, shortened_by)
+        "0_seed=0": (None, {"trainer.limit_train_batches": 2, "trainer.max_epochs": 1}),  # its default
+        "1_dataset.samples_per_class=5": (5, None),
+        "2_dataset.samples_per_class=7": ("unsaved", None),
+    }
+    for name, (per_class, shortened) in jobs.items():
+        job = tmp_path / name
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([name.partition("_")[2]]))
+        saved = {
+            "seed": 0,
+            "aug": {"name": "none"},
+            "dataset": {"name": "cub", "samples_per_class": per_class},
+        }
+        if per_class == "unsaved":  # (settings saved without the key: the override as given)
+            del saved["dataset"]["samples_per_class"]
+        (job / "config_resolved.yaml").write_text(yaml.safe_dump(saved))
+        metrics = {"val_top1": 1.0, **({"shortened_by": shortened} if shortened else {})}
+        (job / "metrics.json").write_text(json.dumps(metrics))
+    write_summary(tmp_path)
+    rows = list(csv.DictReader((tmp_path / "summary.csv").open()))
+    assert [r["dataset.samples_per_class"] for r in rows] == ["null", "5", "7"]
+    assert [r["shortened_by"] for r in rows] == [
+        "trainer.limit_train_batches=2; trainer.max_epochs=1",
+        "",
+        "",
+    ]
+    assert list(rows[0])[-2:] == ["shortened_by", "reason"]
+    assert not any(k.endswith("_error") for k in rows[0])
+    # No job cut short: no such column either.
+    (tmp_path / "0_seed=0" / "metrics.json").write_text('{"val_top1": 1.0}')
+    write_summary(tmp_path)
+    assert "shortened_by" not in (tmp_path / "summary.csv").read_text()
+
+
 def test_the_sweep_summary_lists_jobs_in_the_order_of_their_numbers(tmp_path):
     """summary.csv of an eleven-job sweep: job 2 before job 10 (names sorted as text put 10 first)."""
     import yaml

@@ -8,15 +8,17 @@ import io
 from pathlib import Path
 
 import yaml
+from omegaconf import OmegaConf
 
 from ..files import write_atomic
-from .paper import setting
+from .paper import setting, used_setting
 from .runs import Run, blew_up_said, find_runs
 
-#: Columns every summary has (the swept settings' columns come after ``job``).
+#: Columns every summary has (the swept settings' columns come after ``job``; attacks' errors,
+#: ``top5_k``, ``robustness_on`` and ``shortened_by`` only where some job has one).
 FIELDS = ("job", "status", "aug", "dataset", "seed", "val_top1", "test_top1", "test_top5",
-          "fgsm_error", "optimizer_steps", "wall_time_s", "reason")  # fmt: skip
-METRIC_FIELDS = FIELDS[5:11]
+          "optimizer_steps", "wall_time_s", "reason")  # fmt: skip
+METRIC_FIELDS = FIELDS[5:10]
 #: Overrides that change how a job runs, not what it trains (how it resumes, where its files are,
 #: its workers and devices, what it shows), never a column: a later launch may give them anew.
 NOT_SETTINGS = ("ckpt_path", "print_config", "tags")
@@ -82,8 +84,8 @@ def summary_rows(sweep: Path) -> tuple[list[str], list[dict]]:
         fields.insert(fields.index("test_top5") + 1, "top5_k")
         for row, k in zip(rows, top_k):
             row["top5_k"] = k
-    # Other attacks' errors (evaluate.py eval.pgd=true), each in a column after fgsm_error where
-    # some job has one.
+    # Attacks' errors (eval.fgsm=true, evaluate.py eval.pgd=true), each in a column after the
+    # top-k numbers where some job has one (a column no job fills read as an attack left unmeasured).
     attacks = sorted(
         {
             k
@@ -93,7 +95,7 @@ def summary_rows(sweep: Path) -> tuple[list[str], list[dict]]:
         }
         - set(FIELDS)
     )
-    at = fields.index("fgsm_error") + 1
+    at = fields.index("optimizer_steps")
     fields[at:at] = attacks
     for row, run in zip(rows, runs):
         row.update({k: (run.metrics or {}).get(k) for k in attacks})
@@ -104,7 +106,24 @@ def summary_rows(sweep: Path) -> tuple[list[str], list[dict]]:
         fields.insert(at + len(attacks), "robustness_on")
         for row, text in zip(rows, said):
             row["robustness_on"] = text
+    # What cut a job short of its epochs or splits (debug presets, trainer.limit_*_batches,
+    # max_steps, max_time: metrics.json's shortened_by), where some job was: its numbers are not
+    # the protocol's.
+    shortened = [shortened_said(run.metrics or {}) for run in runs]
+    if any(shortened):
+        fields.insert(fields.index("reason"), "shortened_by")
+        for row, text in zip(rows, shortened):
+            row["shortened_by"] = text
     return fields, rows
+
+
+def shortened_said(metrics: dict) -> str | None:
+    """``trainer.limit_train_batches=2; trainer.max_epochs=1``: what cut a job short (metrics.json's
+    shortened_by), None for a job of whole epochs and splits (or without metrics)."""
+    by = metrics.get("shortened_by")
+    if not isinstance(by, dict) or not by:
+        return None
+    return "; ".join(f"{k}={v}" for k, v in by.items())
 
 
 def robustness_said(metrics: dict) -> str | None:
@@ -157,10 +176,21 @@ def _swept_value(run: Run, given: dict[str, str], key: str):
     """The run's value of a swept ``key``: what its saved settings hold (the settings it trained
     with; Hydra rewrites a job's overrides.yaml even when the job is then refused), else (a config
     group's choice, such as ``optim=adamw``) the override as given."""
-    value = setting(run.config, key)
+    value = used_setting(run.config, key)
+    if value is None and _has(run.config, key):
+        return "null"  # (set, to nothing: the command line's word; an empty cell is a value not known)
     if value is None or isinstance(value, dict):
         return given.get(key)
     return value
+
+
+def _has(cfg, key: str) -> bool:
+    """Whether the run's saved settings hold ``key`` (null or not)."""
+    missing = object()
+    try:
+        return OmegaConf.select(cfg, key, default=missing, throw_on_resolution_failure=False) is not missing
+    except Exception:  # (a config that is not one: no setting)
+        return False
 
 
 def write_summary(sweep: Path) -> list[dict]:
