@@ -896,6 +896,14 @@ def test_evaluate_refuses_a_budget_or_step_written_as_a_fraction_before_loading_
     assert "omegaconf" in imported and "torchattacks" not in imported and "torch" not in imported
     eps = _evaluate(["ckpt=nowhere", "eval.fgsm=true", "eval.eps=0.0314"], tmp_path)
     assert eps.returncode == 1 and "give eval.eps=8 for 0.0314 of the range" in eps.stderr
+    # No attack asked for as well: the value is answered first (adding the attack met it next).
+    no_attack = _evaluate(["ckpt=nowhere", "eval.eps=0.0314"], tmp_path)
+    assert no_attack.returncode == 1 and "give eval.eps=8 for 0.0314 of the range" in no_attack.stderr
+    nothing = _evaluate(["ckpt=nowhere"], tmp_path)
+    assert (
+        nothing.returncode == 1
+        and "nothing to evaluate: add eval.fgsm=true and/or eval.pgd=true" in nothing.stderr
+    )
 
 
 def test_set_aside_records_survive_a_damaged_or_cut_file(tmp_path):

@@ -54,14 +54,15 @@ def check_request(cfg: DictConfig) -> tuple[Path, Path]:
         raise ConfigError(
             "data_dir is empty: give the folder of the data (data_dir=<folder>), or leave it out"
         )
-    if not attacks:
-        raise ConfigError("nothing to evaluate: add eval.fgsm=true and/or eval.pgd=true")
     check_fields(cfg.eval, EvalConfig, "eval")
-    # (a budget or step written as a fraction: refused here, before the attacks' stack loads)
+    # (a budget or step written as a fraction: refused here, before the attacks' stack loads, and
+    # before a missing attack, so that adding one is not met by a second refusal)
     if float(cfg.eval.eps) > 0:
         check_budget("eval.eps", float(cfg.eval.eps), "Table 4's budget")
     if cfg.eval.pgd:
         check_pgd_step(float(cfg.eval.pgd_step_size))
+    if not attacks:
+        raise ConfigError("nothing to evaluate: add eval.fgsm=true and/or eval.pgd=true")
     run_dir, ckpt = locate_checkpoint(Path(str(cfg.ckpt)))
     from ..files import folder_problem
 
