@@ -619,8 +619,7 @@ def list_sweep(argv: list[str], config_dir: str, config_name: str = "config") ->
         print(f"{len(jobs)} run{'s' if len(jobs) != 1 else ''}:")
         for k, job in enumerate(jobs):
             print(f"  {k}: {' '.join(job)}")
-        if config_name == "config":
-            _note_what_the_sweep_lacks(overrides, config_dir, config_name, jobs)
+        _note_what_the_sweep_lacks(overrides, config_dir, config_name, jobs)
     if shown in ("hydra", "all"):
         print(sweep_hydra_yaml(overrides, config_dir, config_name), end="")
 
@@ -628,8 +627,8 @@ def list_sweep(argv: list[str], config_dir: str, config_name: str = "config") ->
 def _note_what_the_sweep_lacks(
     overrides: list[str], config_dir: str, config_name: str, jobs: list[list[str]]
 ) -> None:
-    """After a listing: what would stop the sweep itself before its first job (its datasets or its
-    DiffuseMix edits not there yet), as a note. Listing a table's runs before downloading or
+    """After a listing: what would stop the sweep itself before its first job (its datasets, or a
+    training sweep's DiffuseMix edits, not there yet), as a note. Listing a table's runs before downloading or
     generating is fine; learning only at the start that the edits are missing is not."""
     argv = ["--multirun", *overrides]
     for check in (check_sweep_data, check_sweep_edits):

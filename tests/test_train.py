@@ -3061,6 +3061,20 @@ def test_a_sweep_listing_notes_what_would_stop_the_sweep(tmp_path, capsys):
     )
     assert "generate.py dataset=flowers102" in result.stderr and "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # nothing was run or written
+    # generate.py's listing notes its data missing too (it noted nothing; its sweep then stopped).
+    made = run_entry(
+        "generate.py",
+        ["--multirun", "dataset=flowers102,cub", "generator=tiny", f"paths.data_dir={tmp_path / 'nothing'}",
+         "--cfg", "job"],
+        tmp_path,
+    )  # fmt: skip
+    assert made.returncode == 0 and made.stdout.startswith("2 runs:"), made.stderr[-2000:]
+    assert made.stderr.startswith(
+        "note: the 2 runs are listed, but running the sweep now would stop before its first job: this "
+        "sweep's data is not all there: Dataset 'flowers102' not found"
+    )
+    assert "Also missing for this sweep: cub." in made.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
 
 
 def test_summary_csv_gives_the_heads_own_learning_rate(make_cfg, tmp_path, caplog):
