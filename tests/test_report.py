@@ -1299,6 +1299,28 @@ def test_table4_shows_our_clean_error_beside_the_fgsm_error(sweep, tmp_path):
     )
 
 
+def test_table4_says_a_pgd_error_its_runs_hold_that_it_has_no_column_for(sweep, tmp_path):
+    """Table 4's runs attacked again with PGD (evaluate.py eval.pgd=true): pgd_error is no column
+    of the paper's table, so the notes say which runs hold it, measured how, and the command whose
+    table shows it (it was left out unsaid)."""
+    pgd = {"pgd_error": 90.0, "pgd_settings": {"eps_255": 8.0, "steps": 10}}
+    runs = _write_runs(
+        sweep,
+        tmp_path / "runs",
+        [(0, TABLE4, {"fgsm_error": 80.0, **FGSM, **pgd}), (1, TABLE4, {"fgsm_error": 82.0, **FGSM})],
+    )
+    text = build_report([*TABLE4_CELL, f"runs={runs}", f"out={tmp_path / 'out'}"], CONF)["files"][
+        "markdown"
+    ].read_text()
+    assert (
+        "1 finished run of this table also holds pgd_error (eps_255=8.0 steps=10 on the test split), which is "
+        "not a column of the paper's table: report.py experiment=none with the same runs= gives it a column "
+        f"(its metrics.json holds it; {runs / '0_seed=0'})"
+    ) in text, text
+    own = build_report(["experiment=none", f"runs={runs}", f"out={tmp_path / 'own'}"], CONF)
+    assert "pgd_error" in own["filled"].table.metrics.values()  # (the command said does show it)
+
+
 def test_runs_of_one_cell_on_different_data_are_refused_and_a_column_is_noted(sweep, tmp_path):
     """dataset.root is not compared (the same data may sit anywhere), so two image folders would
     average unnoticed: metrics.json's class count and split sizes are. In one cell that is refused;

@@ -111,6 +111,7 @@ def notes(filled: FilledTable) -> list[str]:
     lines += filled.release_differs()
     lines += filled.code()
     lines += filled.without_values()
+    lines += filled.unshown_attacks()
     lines += filled.blew_up()
     lines += filled.shortened()
     if any(c.shortened_by() for c in filled.cells.values()):

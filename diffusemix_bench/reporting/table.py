@@ -714,6 +714,32 @@ class FilledTable:
             f"and train again): {shown}{more}"
         ]
 
+    def unshown_attacks(self) -> list[str]:
+        """A line per attack's error that finished runs of the table hold and the table has no
+        column for (Table 4's runs attacked again by ``evaluate.py eval.pgd=true``): measured, so
+        said with what it was measured on and where it is shown, not silently left out."""
+        if self.table.own:  # (an own table has a column for each attack some run has)
+            return []
+        shown = set(self.table.metrics.values())
+        held: dict[str, list[Run]] = {}
+        for cell in self.cells.values():
+            for run in cell.finished:
+                for key in run.metrics or {}:
+                    if key not in shown and _attack_of(key) is not None and _value(run, key) is not None:
+                        held.setdefault(key, []).append(run)
+        lines = []
+        for key, runs in sorted(held.items()):
+            texts = sorted({measurement_text(measured(r.metrics, key) or {}) for r in runs})
+            on = texts[0] if len(texts) == 1 else f"{len(texts)} measurements, the first {texts[0]}"
+            one = len(runs) == 1
+            lines.append(
+                f"{len(runs)} finished run{'' if one else 's'} of this table also {'holds' if one else 'hold'} "
+                f"{key} ({on}), which is not a column of the paper's table: report.py experiment=none with "
+                f"the same runs= gives it a column ({'its' if one else 'each'} metrics.json holds it; "
+                f"{named_runs(runs)})"
+            )
+        return lines
+
     def without_values(self) -> list[str]:
         """Lines naming the finished runs that have no value for a metric of the table."""
         lines = []
