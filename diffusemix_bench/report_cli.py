@@ -658,6 +658,12 @@ def _write_report(filled, roots: list[Path], out: Path | None, found_by: str | N
     table = filled.table
     out = (out or Path(roots[0]) / "report").expanduser()
     _make_report_folder(out)
+    figures = _figure4_sources(filled)
+    filled.hints += [
+        f"figure4_{column}.png: Figure 4's grid as {run.folder} drew it"
+        + (f" ({said}; no run of the full method has one)" if (said := _arm_of(run)) else "")
+        for column, run in figures.items()
+    ]
     written = {
         "markdown": out / "report.md",
         "latex": out / "report.tex",
@@ -677,15 +683,40 @@ def _write_report(filled, roots: list[Path], out: Path | None, found_by: str | N
     compute = plots.accuracy_vs_compute(filled, out / "accuracy_vs_compute.png", _generation_hours(filled))
     if compute is not None:
         written["compute"] = compute
-    for (_, column), cell in filled.cells.items():
-        figure = next(
-            (r.folder / "figure4.png" for r in cell.finished if (r.folder / "figure4.png").is_file()), None
-        )
+    for column, run in figures.items():
         target = out / f"figure4_{column}.png"
-        if figure is not None and f"figure4_{column}" not in written:  # (one per column)
-            shutil.copyfile(figure, target)
-            written[f"figure4_{column}"] = target
+        shutil.copyfile(run.folder / "figure4.png", target)
+        written[f"figure4_{column}"] = target
     return {"files": written, "filled": filled, "found_by": found_by}
+
+
+def _figure4_sources(filled) -> dict:
+    """Per column, the finished run whose ``figure4.png`` the report copies: one of the full method
+    (DiffuseMix with its default ``aug.components``) where one has it, else the first that has one
+    (an ablation arm's grid, said as such: Table 7's edits-only arm draws no hybrid)."""
+    found: dict = {}
+    for (_, column), cell in filled.cells.items():
+        for run in cell.finished:
+            if not (run.folder / "figure4.png").is_file():
+                continue
+            if column not in found or (_arm_of(found[column]) and not _arm_of(run)):
+                found[column] = run
+    return found
+
+
+def _arm_of(run) -> str | None:
+    """``aug.components=edits``: the ablation arm a DiffuseMix run's Figure 4 grid was drawn for;
+    None for the full method (the default components)."""
+    import dataclasses
+
+    from .config import DiffuseMixConfig
+    from .reporting.paper import setting
+
+    components = setting(run.config, "aug.components")
+    full = next(f.default for f in dataclasses.fields(DiffuseMixConfig) if f.name == "components")
+    if setting(run.config, "aug") != "diffusemix" or components in (None, full):
+        return None
+    return f"aug.components={components}"
 
 
 def _make_report_folder(out: Path) -> None:

@@ -1387,6 +1387,38 @@ def _table4_job(
     return folder
 
 
+def test_table7s_figure4_is_the_full_methods_and_the_report_says_whose(tmp_path):
+    """Table 7's arms each draw Figure 4 for their own components: the report copies the full
+    method's grid where a run of it has one (it took the first cell's, the edits-only arm's, whose
+    grid has no hybrid) and says which run drew it; with only an ablation arm's grid, it says so."""
+    root = tmp_path / "runs"
+    for job, arm in enumerate(("edits", "hybrid_fractal")):
+        cfg = compose_config(["experiment=table7", "dataset=flowers102", f"aug.components={arm}", "seed=0"])
+        folder = root / f"{job}_aug.components={arm},seed=0"
+        cfg = finalize(cfg, folder)
+        folder.mkdir(parents=True)
+        (folder / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        (folder / "metrics.json").write_text(json.dumps({**METRICS, "test_top5": 90.0, "seed": 0}))
+        (folder / "figure4.png").write_bytes(f"{arm}'s grid".encode())
+    chosen = ["experiment=table7", "dataset=flowers102", "seed=0"]
+    both = build_report(
+        [*chosen, "aug.components=edits,hybrid_fractal", f"runs={root}", f"out={tmp_path / 'a'}"], CONF
+    )
+    assert (tmp_path / "a" / "figure4_flowers102.png").read_bytes() == b"hybrid_fractal's grid"
+    text = both["files"]["markdown"].read_text()
+    assert (
+        f"figure4_flowers102.png: Figure 4's grid as {root / '1_aug.components=hybrid_fractal,seed=0'} drew it\n"
+        in text
+    )
+    (root / "1_aug.components=hybrid_fractal,seed=0" / "figure4.png").unlink()  # (a run without one)
+    alone = build_report([*chosen, f"runs={root}", f"out={tmp_path / 'b'}"], CONF)
+    assert (tmp_path / "b" / "figure4_flowers102.png").read_bytes() == b"edits's grid"
+    assert (
+        f"figure4_flowers102.png: Figure 4's grid as {root / '0_aug.components=edits,seed=0'} drew it "
+        "(aug.components=edits; no run of the full method has one)"
+    ) in alone["files"]["markdown"].read_text()
+
+
 def test_jobs_that_failed_early_or_left_damaged_files_are_counted_and_other_scripts_folders_left_out(
     tmp_path,
 ):
