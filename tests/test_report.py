@@ -1758,7 +1758,7 @@ def test_accuracy_vs_compute_keeps_every_label_inside_the_image(tmp_path, monkey
              (long + " 2", "cars"): FakeCell(0.05, 70.0)}  # fmt: skip
     # (the Vanilla cell trained or measured unlike the others: marked as the tables mark it)
     filled = SimpleNamespace(
-        table=SimpleNamespace(metrics={"top1": "test_top1"}, units="%", name="t"),
+        table=SimpleNamespace(metrics={"top1": "test_top1"}, units="%", name="t", lower_is_better=False),
         cells=cells,
         marked=lambda key: key == ("Vanilla", "cars"),
     )
@@ -1813,6 +1813,17 @@ def test_accuracy_vs_compute_keeps_every_label_inside_the_image(tmp_path, monkey
     said = " ".join(key.get_text().split())
     assert said.startswith("Points: 1 aug=method0 aug.x=0 (cars) §; 2 aug=method1 aug.x=1 (cars) §;")
     assert said.endswith("27 aug=method26 aug.x=26 (cars) §")
+    plt.close(fig)
+    # A table of errors near 100 % (Table 4's FGSM errors): the axis stops at 100 (its margin ran
+    # past it) and the title says lower is better (the file's name says accuracy).
+    filled.table = SimpleNamespace(metrics={"fgsm_error": "fgsm_error"}, units="error %", name="table4",
+                                   lower_is_better=True)  # fmt: skip
+    filled.cells = {("Vanilla", "cifar100"): FakeCell(0.5, 99.9), ("Mixup", "cifar100"): FakeCell(1.0, 96.0)}
+    accuracy_vs_compute(filled, tmp_path / "errors.png", {})
+    ax = figures[-1].axes[0]
+    assert ax.get_ylim()[1] == 100.0 and 95.0 < ax.get_ylim()[0] < 96.0
+    assert ax.get_title().startswith("table4: fgsm_error against compute, lower is better")
+    plt.close(figures[-1])
     with PIL.Image.open(tmp_path / "many.png") as png:
         assert png.info["Description"].startswith("Points: 1 aug=method0")
     plt.close(fig)

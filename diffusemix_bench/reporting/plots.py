@@ -94,6 +94,7 @@ def curve(filled: FilledTable, path: Path) -> Path | None:
 
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # a count of prompts: no 1.25
         ax.set_ylabel(f"{metric} ({t.units})")
+        _within_percent(ax, t.units)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:  # no run and no paper value: nothing to name
             ax.legend(fontsize=8)
@@ -201,9 +202,14 @@ def accuracy_vs_compute(
     training = "training (wall time where a run has no fit_seconds)" if wall_time else "training"
     ax.set_xlabel(f"hours per run: {training}" + (" + edit generation" if generation_hours else ""))
     ax.set_ylabel(f"{metric} ({t.units})")
+    _within_percent(ax, t.units)
     ax.grid(alpha=0.3)
     meaning = _marks_said([label for _, _, label in points])
-    ax.set_title(f"{t.name}: {metric} against compute" + (f" ({meaning})" if meaning else ""), fontsize=9)
+    # (the file's name says accuracy; a table of errors, Table 4's, plots its error: said)
+    better = ", lower is better" if t.lower_is_better else ""
+    ax.set_title(
+        f"{t.name}: {metric} against compute{better}" + (f" ({meaning})" if meaning else ""), fontsize=9
+    )
     note = f"Left out, a run without a recorded training time: {'; '.join(left_out)}" if left_out else ""
     starts = [(label.xyann, label.get_va()) for label in labels]
     beneath = _beneath(fig, [note])
@@ -226,6 +232,15 @@ def accuracy_vs_compute(
     fig.savefig(path, dpi=120, metadata={"Description": said or "every cell with results is shown"})
     plt.close(fig)
     return path
+
+
+def _within_percent(ax, units: str) -> None:
+    """A percentage's axis kept within 0-100 (its margins ran past 100 for errors near it): a
+    value past either end cannot be, so the axis does not show room for one."""
+    if "%" not in units:
+        return
+    low, high = ax.get_ylim()
+    ax.set_ylim(max(low, 0.0), min(high, 100.0))
 
 
 #: How far (points) a label may be set apart from its point before the points are numbered instead.
