@@ -1082,9 +1082,18 @@ def test_png_stores_keep_their_folder_and_convert_with_one_command(flowers, tmp_
     assert json.loads((npy.folder / "runtime.json").read_text()) == json.loads(
         (png.folder / "runtime.json").read_text()
     )
-    assert (npy.folder / "generation_log.jsonl").read_text() == (
-        png.folder / "generation_log.jsonl"
-    ).read_text()
+    # (each run said to be the png store's: the listing says whose hours they were)
+    made_by_png = [
+        json.loads(line) for line in (png.folder / "generation_log.jsonl").read_text().splitlines()
+    ]
+    taken = [json.loads(line) for line in (npy.folder / "generation_log.jsonl").read_text().splitlines()]
+    assert taken == [{**run, "converted_from": "png"} for run in made_by_png]
+    from diffusemix_bench.generation.listing import describe, list_stores
+
+    (listed,) = [describe(r) for r in list_stores(tmp_path, "flowers102") if r["folder"] == npy.folder]
+    assert "of device time, spent by a png store these edits were converted from; last run" in listed, listed
+    (own,) = [describe(r) for r in list_stores(tmp_path, "flowers102") if r["folder"] == png.folder]
+    assert "converted" not in own
     for i in range(12):
         for pid in npy.prompt_ids:
             assert torch.equal(npy.read(i, pid), png.read(i, pid))
@@ -1127,7 +1136,11 @@ def test_png_stores_keep_their_folder_and_convert_with_one_command(flowers, tmp_
         "summary: generated=0 existing=uncounted (converted=5 before it stopped; the stored edits were not "
         "counted yet) regenerated=0 failed=0"
     ) in capsys.readouterr().out
+    # (its log as a conversion before runs were marked left it: the same runs, unmarked)
+    shutil.copyfile(png.folder / "generation_log.jsonl", npy.folder / "generation_log.jsonl")
     assert generate(npy_cfg)["converted"] == 19  # (the rest, on the next run)
+    # (the runs taken once: the resumed conversion adds none twice)
+    assert len((npy.folder / "generation_log.jsonl").read_text().splitlines()) == len(made_by_png)
     # The other way: edits exported as PNG files (to look at, or share) from an npy store.
     shutil.rmtree(png.folder)
     exported = generate(png_cfg)

@@ -138,6 +138,12 @@ def list_stores(edits_dir: str | Path, dataset: str | None = None, disk: bool = 
         }
         runs = store.generation_runs()
         record["device_seconds"] = sum(r["device_seconds"] for r in runs) if runs else None
+        # (hours spent by the store these edits were converted from: said of it)
+        record["converted_seconds"] = {}
+        for r in runs:
+            if r.get("converted_from"):
+                was = record["converted_seconds"].get(r["converted_from"], 0.0)
+                record["converted_seconds"][r["converted_from"]] = was + r["device_seconds"]
         record["last_run"] = next((r["time"] for r in reversed(runs) if r["time"]), None)
         if disk:
             record["bytes"] = _size(folder)
@@ -280,7 +286,13 @@ def describe(record: dict, config_dir: str | None = None) -> str:
     picked = ", ".join(differ) if differ else "the default settings"
     extra = []
     if record.get("device_seconds") is not None:
-        extra.append(f"generation {duration_text(record['device_seconds'])} of device time")
+        said = f"generation {duration_text(record['device_seconds'])} of device time"
+        converted = record.get("converted_seconds") or {}
+        for fmt, seconds in sorted(converted.items()):
+            whole = len(converted) == 1 and abs(seconds - record["device_seconds"]) < 1e-9
+            share = "" if whole else f"{duration_text(seconds)} of it "
+            said += f", {share}spent by a {fmt} store these edits were converted from"
+        extra.append(said)
     if record.get("last_run"):
         extra.append(f"last run {record['last_run']}")
     if "bytes" in record:

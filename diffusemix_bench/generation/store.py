@@ -814,8 +814,20 @@ class EditStore:
         log_file = source.folder / "generation_log.jsonl"
         if log_file.is_file():
             mine = self.folder / "generation_log.jsonl"
-            have = set(mine.read_text().splitlines()) if mine.is_file() else set()
-            new = [line for line in log_file.read_text().splitlines() if line.strip() and line not in have]
+            # (a run is known by its record less converted_from: one this store took unmarked,
+            # before runs were marked, is not taken twice)
+            have = (
+                {_converted_record(line, "") for line in mine.read_text().splitlines()}
+                if mine.is_file()
+                else set()
+            )
+            # (each run said to be the other store's: its hours were spent making that store's
+            # files, these converted from them)
+            new = [
+                _converted_record(line, source.format)
+                for line in log_file.read_text().splitlines()
+                if line.strip() and _converted_record(line, "") not in have
+            ]
             if new:
                 self.folder.mkdir(parents=True, exist_ok=True)
                 with open(mine, "a") as f:
@@ -1224,7 +1236,8 @@ class EditStore:
     def generation_runs(self) -> list[dict[str, Any]]:
         """The generate.py runs logged in this store's generation_log.jsonl, in order, each as
         ``{"device_seconds": wall seconds x devices, "generated": edits made, "time": when or
-        None}``; a damaged line is skipped."""
+        None, "converted_from": the format of the store whose run it was, None for this store's
+        own}``; a damaged line is skipped."""
         path = self.folder / "generation_log.jsonl"
         runs = []
         if not path.is_file():
@@ -1236,6 +1249,8 @@ class EditStore:
                     "device_seconds": float(record["seconds"]) * int(record.get("devices", 1)),
                     "generated": int(record["generated"]),
                     "time": record.get("time") if isinstance(record.get("time"), str) else None,
+                    # (a run of the store these edits were converted from: its format)
+                    "converted_from": record.get("converted_from"),
                 }
             except (ValueError, KeyError, TypeError, AttributeError):
                 continue
@@ -1623,3 +1638,18 @@ def generate_command(cfg: DictConfig, dataset_name: str) -> str:
     if raw_edits != dflt.get("edits_dir") or raw_paths.get("cache_dir") != PathsConfig.cache_dir:
         args.append(f"generator.edits_dir={Path(str(g['edits_dir'])).expanduser().resolve()}")
     return script_command("generate.py") + " " + " ".join(shlex.quote(a) for a in args)
+
+
+def _converted_record(line: str, source_format: str) -> str:
+    """A line of another store's generation_log.jsonl as this store keeps it after converting its
+    edits: the run said to be that store's (``converted_from``: its format; one converted before
+    keeps the format that made it), written the same way each time. ``source_format`` empty: the
+    record without the mark (how runs are told apart). A line that is no record: as it is."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(record, dict):
+        return line
+    made_by = record.pop("converted_from", None) or source_format
+    return json.dumps({**record, "converted_from": made_by} if source_format else record)
