@@ -2029,3 +2029,32 @@ def test_a_stores_weights_are_named_by_the_setting_that_gives_them():
         _as_setting("model", "timbrooks/instruct-pix2pix") == "generator.model_id=timbrooks/instruct-pix2pix"
     )
     assert _as_setting("model", TINY_ID) == "generator=tiny"
+
+
+def test_generation_logs_with_damaged_bytes_or_marks_are_read_and_converted(tmp_path):
+    """A generation_log.jsonl holding bytes that are not text, or a converted_from that is no
+    format's name (edited by hand): the runs are read (the damaged line left out) and converted
+    with the edits, not a UnicodeDecodeError that stops generate.py or a TypeError in stores.py."""
+    from diffusemix_bench.generation.listing import describe, list_stores
+
+    source = EditStore(tmp_path / "edits" / "flowers102" / "train" / "png", [], {"generator": "tiny"})
+    target = EditStore(
+        tmp_path / "edits" / "flowers102" / "train" / "npy", [], {"generator": "tiny", "format": "npy"}
+    )
+    for store in (source, target):
+        store.folder.mkdir(parents=True)
+        (store.folder / "settings.json").write_text(json.dumps(store.settings))
+    run = {"time": "2026-01-01T00:00:00", "generated": 4, "seconds": 7200.0, "devices": 1}
+    (source.folder / "generation_log.jsonl").write_bytes(
+        json.dumps(run).encode() + b"\n\xff\xfe not text\n"
+        + json.dumps({**run, "seconds": 3600.0, "converted_from": ["png"]}).encode() + b"\n"
+    )  # fmt: skip
+    (target.folder / "generation_log.jsonl").write_bytes(b"\xff\n")
+    target._take_records_of(source)
+    taken = target.generation_runs()
+    assert [(r["device_seconds"], r["converted_from"]) for r in taken] == [(7200.0, "png"), (3600.0, None)]
+    assert [r["converted_from"] for r in source.generation_runs()] == [None, None]
+    lines = [describe(r) for r in list_stores(tmp_path / "edits")]
+    assert any(
+        "generation 3.00 h of device time, 2.00 h of it spent by a png store" in line for line in lines
+    ), lines

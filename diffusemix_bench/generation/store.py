@@ -817,7 +817,7 @@ class EditStore:
             # (a run is known by its record less converted_from: one this store took unmarked,
             # before runs were marked, is not taken twice)
             have = (
-                {_converted_record(line, "") for line in mine.read_text().splitlines()}
+                {_converted_record(line, "") for line in mine.read_text(errors="replace").splitlines()}
                 if mine.is_file()
                 else set()
             )
@@ -825,7 +825,7 @@ class EditStore:
             # files, these converted from them)
             new = [
                 _converted_record(line, source.format)
-                for line in log_file.read_text().splitlines()
+                for line in log_file.read_text(errors="replace").splitlines()
                 if line.strip() and _converted_record(line, "") not in have
             ]
             if new:
@@ -1250,7 +1250,7 @@ class EditStore:
                     "generated": int(record["generated"]),
                     "time": record.get("time") if isinstance(record.get("time"), str) else None,
                     # (a run of the store these edits were converted from: its format)
-                    "converted_from": record.get("converted_from"),
+                    "converted_from": _said_format(record.get("converted_from")),
                 }
             except (ValueError, KeyError, TypeError, AttributeError):
                 continue
@@ -1653,3 +1653,9 @@ def _converted_record(line: str, source_format: str) -> str:
         return line
     made_by = record.pop("converted_from", None) or source_format
     return json.dumps({**record, "converted_from": made_by} if source_format else record)
+
+
+def _said_format(value: Any) -> str | None:
+    """A log record's ``converted_from`` as a format's name; None where it says none (or is not
+    a name: a line edited by hand)."""
+    return value if isinstance(value, str) and value else None
