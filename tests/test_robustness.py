@@ -932,14 +932,16 @@ def test_a_pgd_number_measured_again_in_other_batches_says_what_changed(tmp_path
     """A PGD number replaced by one measured on the same images but in other batches, with another
     seed, or on more processes (its random starts drawn otherwise): the log names each of those,
     the attack's own batch size where attacks kept side by side were measured in batches of other
-    sizes; an FGSM number left out names none of them."""
+    sizes; an FGSM number left out names none of them, nor does one measured again (it draws
+    nothing: its number is the same whatever the batches, seed and processes), nor PGD without
+    random starts."""
     from diffusemix_bench.training.evaluate import set_aside_replaced
 
     before = {
         "fgsm_error": 30.0,
         "fgsm_settings": {"eps_255": 8.0},
         "pgd_error": 50.0,
-        "pgd_settings": {"eps_255": 8.0, "steps": 10},
+        "pgd_settings": {"eps_255": 8.0, "steps": 10, "random_start": True},
         "robust_split": "test",
         "robust_images": 4,
         "robust_batch_size": {"fgsm": 2, "pgd": 4},
@@ -960,6 +962,14 @@ def test_a_pgd_number_measured_again_in_other_batches_says_what_changed(tmp_path
     )
     (fgsm,) = [r.getMessage() for r in caplog.records if "FGSM error" in r.getMessage()]
     assert fgsm.endswith("left out"), fgsm
+    # FGSM and PGD without random starts measured again so: nothing they draw is named.
+    caplog.clear()
+    fixed = {**before, "pgd_settings": {**before["pgd_settings"], "random_start": False}}
+    again = {**fixed, "fgsm_error": 31.0, "pgd_error": 52.0, "robust_batch_size": 8, "robust_seed": 1}
+    with caplog.at_level("WARNING", logger="diffusemix_bench.training.evaluate"):
+        set_aside_replaced(tmp_path / "metrics.json", fixed, again, one_process=True)
+    said = [r.getMessage() for r in caplog.records if " error " in r.getMessage()]
+    assert len(said) == 2 and not any("another measurement" in line for line in said), said
 
 
 def test_the_last_progress_line_of_an_attack_shared_by_processes_counts_all_of_them(caplog):

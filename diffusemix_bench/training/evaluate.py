@@ -355,7 +355,7 @@ _DRAWN_WITH = ("eval.batch_size", "seed", "processes")
 def _another_measurement(before: dict, after: dict, name: str) -> str:
     """What the attack ``name`` of ``after`` was measured on that ``before``'s was not (the
     checkpoint, the split, a limit, the data folder) or measured with (the batch size, seed and
-    processes: PGD's random starts), as a clause for the log; empty where they agree, or where
+    processes, for an attack that draws random starts: PGD's), as a clause for the log; empty where they agree, or where
     ``after`` holds no attack."""
     if not robustness_keys(after):
         return ""
@@ -368,7 +368,11 @@ def _another_measurement(before: dict, after: dict, name: str) -> str:
         ]
 
     differ = changes(_MEASURED_ON, _measured_on(before), _measured_on(after))
-    if f"{name}_error" in after:  # (an attack left out was not measured again: no batches to name)
+    # (an attack left out was not measured again: no batches to name; one that draws nothing,
+    # FGSM or PGD without random starts, is the same whatever its batches, seed and processes)
+    settings = after.get(f"{name}_settings")
+    draws = isinstance(settings, dict) and bool(settings.get("random_start"))
+    if f"{name}_error" in after and draws:
         differ += changes(_DRAWN_WITH, _drawn_with(before, name), _drawn_with(after, name))
     return f": another measurement ({', '.join(differ)})" if differ else ""
 
