@@ -87,6 +87,16 @@ def read_attempts(run_dir: str | os.PathLike) -> list[dict]:
 EARLIER_ROBUSTNESS = "robustness_earlier.jsonl"
 
 
+def drawn_with(metrics: dict, attack: str) -> tuple:
+    """(batch size, seed, processes) that ``attack``'s number in ``metrics`` (metrics.json, or a
+    record set aside) was measured with: PGD's random starts are drawn per batch, from the seed,
+    on each process (absent entries: none recorded)."""
+    size = metrics.get("robust_batch_size")
+    if isinstance(size, dict):  # (attacks kept side by side, measured in batches of other sizes)
+        size = size.get(attack)
+    return (size, metrics.get("robust_seed"), metrics.get("robust_processes"))
+
+
 def read_set_aside(run_dir: str | os.PathLike) -> list[dict]:
     """The robustness measurements set aside in a run folder, oldest first (unreadable lines left
     out)."""

@@ -734,6 +734,38 @@ def test_a_number_set_aside_by_a_later_measurement_is_said_with_the_command_that
         f"it): {script_command('evaluate.py')} {quoted_arg('ckpt', str(run / 'checkpoints' / 'last.ckpt'))} "
         f"eval.fgsm=true eval.eps=4.0 eval.split=val measures it again ({run})"
     ) in text
+    # PGD's set aside, measured on another copy of the data with random starts: the command gives
+    # the data folder, the seed and the batch size its starts were drawn with; processes are said.
+    (run / EARLIER_ROBUSTNESS).write_text(
+        json.dumps(
+            {
+                "pgd_error": 70.0,
+                "pgd_settings": {"eps_255": 8.0, "step_size_255": 2.0, "steps": 10, "random_start": True},
+                "robust_split": "test",
+                "robust_data_dir": "/elsewhere/data",
+                "robust_seed": 5,
+                "robust_batch_size": {"pgd": 64, "fgsm": 128},
+                "robust_processes": 2,
+            }
+        )
+        + "\n"
+    )
+    (tmp_path / "runs" / "0_aug=none" / "metrics.json").write_text(
+        json.dumps({**metrics, "pgd_error": 80.0, "robust_split": "test"})
+    )
+    markdown = build_report([f"runs={tmp_path / 'runs'}", f"out={tmp_path / 'r2'}"], CONF)["files"][
+        "markdown"
+    ]
+    text = " ".join(markdown.read_text().split())
+    assert (
+        "1 of them had its pgd_error (eps_255=8.0 step_size_255=2.0 steps=10 random_start=True on the test split, "
+        "data /elsewhere/data, random starts drawn on 2 processes (evaluate.py attacks on one: its starts are "
+        "drawn otherwise)) set aside by a later measurement"
+    ) in text, text
+    assert (
+        "eval.pgd=true eval.eps=8.0 eval.pgd_step_size=2.0 eval.pgd_steps=10 eval.pgd_random_start=True "
+        f"eval.split=test {quoted_arg('data_dir', '/elsewhere/data')} seed=5 eval.batch_size=64 measures it again"
+    ) in text
 
 
 def test_the_recipe_line_says_the_loss_criterion_and_the_pipeline_that_made_the_edits(tmp_path):

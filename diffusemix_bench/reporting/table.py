@@ -16,9 +16,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..commands import quoted_arg
 from ..config import BATCH_COUNT_SETTINGS, as_lightning_count
 from ..data.order import LIMITED_EVAL_ORDER, SPLIT_ORDER
-from ..files import EARLIER_ROBUSTNESS, read_attempts, read_set_aside
+from ..files import EARLIER_ROBUSTNESS, drawn_with, read_attempts, read_set_aside
 from .paper import PaperRow, PaperTable, same_value, setting, used_setting
 from .runs import ReportError, Run, blew_up_said
 
@@ -260,9 +261,11 @@ def _measurement_differs(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return sorted(k for k in a.keys() | b.keys() if not same_value(a.get(k), b.get(k)))
 
 
-def evaluate_command(metric_key: str, measurement: dict[str, Any], folder: Any = "<run folder>") -> str:
+def evaluate_command(
+    metric_key: str, measurement: dict[str, Any], folder: Any = "<run folder>", more: tuple[str, ...] = ()
+) -> str:
     """The evaluate.py command that measures ``metric_key`` of the run in ``folder`` again with
-    ``measurement``."""
+    ``measurement`` (and the settings ``more``: data_dir=, seed=, ...)."""
     from ..commands import quoted_arg, script_command
 
     attack = _attack_of(metric_key) or "fgsm"  # robust_clean_error comes with any attack
@@ -273,7 +276,7 @@ def evaluate_command(metric_key: str, measurement: dict[str, Any], folder: Any =
         for k, v in measurement.items()
         if k in MEASUREMENT_SETTINGS and v is not None
     ]
-    return f"{script_command('evaluate.py')} {' '.join(args)}"
+    return f"{script_command('evaluate.py')} {' '.join([*args, *more])}"
 
 
 def _value(run: Run, metric_key: str) -> float | None:
@@ -770,11 +773,27 @@ def _set_aside(runs: list[Run], key: str) -> list[str]:
         records = [record for record in read_set_aside(run.folder) if key in record]
         if not records:
             continue
-        was = measured(records[-1], key) or {}  # (the latest set aside)
+        record = records[-1]  # (the latest set aside)
+        was = measured(record, key) or {}
         checkpoint = was.pop("checkpoint", None)  # (another than the selected one: named)
         folder = run.folder / "checkpoints" / checkpoint if checkpoint else run.folder
         text = measurement_text(was) + (f" of {checkpoint}" if checkpoint else "")
-        command = evaluate_command(key, was, folder)
+        more: list[str] = []
+        if record.get("robust_data_dir"):  # (measured on another copy of the data)
+            text += f", data {record['robust_data_dir']}"
+            more.append(quoted_arg("data_dir", str(record["robust_data_dir"])))
+        settings = record.get(f"{attack}_settings")
+        if isinstance(settings, dict) and settings.get("random_start"):
+            # Random starts are drawn per batch, from the seed, on each process.
+            size, seed, processes = drawn_with(record, attack)
+            more += [f"seed={seed}"] if seed is not None else []
+            more += [f"eval.batch_size={size}"] if size is not None else []
+            if isinstance(processes, int) and processes > 1:
+                text += (
+                    f", random starts drawn on {processes} processes (evaluate.py attacks on one: its "
+                    "starts are drawn otherwise)"
+                )
+        command = evaluate_command(key, was, folder, tuple(more))
         held.setdefault(text, (command, []))[1].append(run)
     lines = []
     for text, (command, group) in held.items():

@@ -21,7 +21,7 @@ from ..data.layouts import DatasetNotFoundError, dataset_root
 from ..data.order import SPLIT_ORDER
 from ..data.splits import build_splits, verify_as_asked
 from ..errors import ConfigError
-from ..files import EARLIER_ROBUSTNESS, read_set_aside, write_atomic
+from ..files import EARLIER_ROBUSTNESS, drawn_with, read_set_aside, write_atomic
 from ..robustness import ATTACKS, AttackSpec, attack_specs, robust_errors
 from .classifier import build_model
 from .locate import (
@@ -339,16 +339,7 @@ def set_aside_replaced(path: Path, before: dict, after: dict, one_process: bool 
 _MEASURED_ON = ("split", "checkpoint", "images", "eval.limit_batches", "limit order", "data folder")
 
 
-def _drawn_with(metrics: dict, name: str) -> tuple:
-    """(batch size, seed, processes) that ``name``'s number was measured with: PGD's random starts
-    are drawn per batch, from the seed, on each process (absent entries: none recorded)."""
-    size = metrics.get("robust_batch_size")
-    if isinstance(size, dict):  # (attacks kept side by side, measured in batches of other sizes)
-        size = size.get(name)
-    return (size, metrics.get("robust_seed"), metrics.get("robust_processes"))
-
-
-#: What each entry of _drawn_with is, as the log names it.
+#: What each entry of files.drawn_with is, as the log names it.
 _DRAWN_WITH = ("eval.batch_size", "seed", "processes")
 
 
@@ -373,7 +364,7 @@ def _another_measurement(before: dict, after: dict, name: str) -> str:
     settings = after.get(f"{name}_settings")
     draws = isinstance(settings, dict) and bool(settings.get("random_start"))
     if f"{name}_error" in after and draws:
-        differ += changes(_DRAWN_WITH, _drawn_with(before, name), _drawn_with(after, name))
+        differ += changes(_DRAWN_WITH, drawn_with(before, name), drawn_with(after, name))
     return f": another measurement ({', '.join(differ)})" if differ else ""
 
 
