@@ -2848,7 +2848,8 @@ def test_the_sweep_summary_says_null_settings_cut_short_jobs_and_attacks_only_wh
     from diffusemix_bench.reporting.sweeps import write_summary
 
     jobs = {  # name: (saved samples_per_class, shortened_by)
-        "0_seed=0": (None, {"trainer.limit_train_batches": 2, "trainer.max_epochs": 1}),  # its default
+        # (its default; shortened_by as a run with a batch and a time limit records it)
+        "0_seed=0": (None, {"limit_train_batches": 2, "max_time": {"hours": 1}}),
         "1_dataset.samples_per_class=5": (5, None),
         "2_dataset.samples_per_class=7": ("unsaved", None),
     }
@@ -2870,7 +2871,7 @@ def test_the_sweep_summary_says_null_settings_cut_short_jobs_and_attacks_only_wh
     rows = list(csv.DictReader((tmp_path / "summary.csv").open()))
     assert [r["dataset.samples_per_class"] for r in rows] == ["null", "5", "7"]
     assert [r["shortened_by"] for r in rows] == [
-        "trainer.limit_train_batches=2; trainer.max_epochs=1",
+        "trainer.limit_train_batches=2; trainer.max_time={hours:1}",
         "",
         "",
     ]

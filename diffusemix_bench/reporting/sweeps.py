@@ -107,8 +107,8 @@ def summary_rows(sweep: Path) -> tuple[list[str], list[dict]]:
         for row, text in zip(rows, said):
             row["robustness_on"] = text
     # What cut a job short of its epochs or splits (debug presets, trainer.limit_*_batches,
-    # max_steps, max_time: metrics.json's shortened_by), where some job was: its numbers are not
-    # the protocol's.
+    # max_steps, max_time, overfit_batches, fast_dev_run: metrics.json's shortened_by), where some
+    # job was: its numbers are not the protocol's.
     shortened = [shortened_said(run.metrics or {}) for run in runs]
     if any(shortened):
         fields.insert(fields.index("reason"), "shortened_by")
@@ -118,12 +118,19 @@ def summary_rows(sweep: Path) -> tuple[list[str], list[dict]]:
 
 
 def shortened_said(metrics: dict) -> str | None:
-    """``trainer.limit_train_batches=2; trainer.max_epochs=1``: what cut a job short (metrics.json's
-    shortened_by), None for a job of whole epochs and splits (or without metrics)."""
+    """``trainer.limit_train_batches=2; trainer.max_time={hours:1}``: the trainer settings that cut a
+    job short (metrics.json's shortened_by, written as the command line gives them), None for a
+    job of whole epochs and splits (or without metrics)."""
     by = metrics.get("shortened_by")
     if not isinstance(by, dict) or not by:
         return None
-    return "; ".join(f"{k}={v}" for k, v in by.items())
+
+    def said(value) -> str:
+        if isinstance(value, dict):  # (max_time as a mapping: Hydra's form of one)
+            return "{" + ",".join(f"{k}:{v}" for k, v in value.items()) + "}"
+        return str(value)
+
+    return "; ".join(f"{k if '.' in k else 'trainer.' + k}={said(v)}" for k, v in by.items())
 
 
 def robustness_said(metrics: dict) -> str | None:
