@@ -87,6 +87,35 @@ def read_attempts(run_dir: str | os.PathLike) -> list[dict]:
 EARLIER_ROBUSTNESS = "robustness_earlier.jsonl"
 
 
+def hydra_runtime(run_dir: str | os.PathLike) -> dict:
+    """A run folder's ``.hydra/hydra.yaml`` ``hydra.runtime`` (its choices, the folder it was
+    launched from); empty without that record."""
+    import yaml
+
+    try:
+        with open(Path(run_dir) / ".hydra" / "hydra.yaml") as f:
+            runtime = yaml.safe_load(f)["hydra"]["runtime"]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError):
+        return {}
+    return runtime if isinstance(runtime, dict) else {}
+
+
+def run_launched_from(run_dir: str | os.PathLike) -> str | None:
+    """The folder the run in ``run_dir`` was launched from (Hydra's ``hydra.runtime.cwd``): the
+    folder a relative path among its settings is relative to. None without that record."""
+    cwd = hydra_runtime(run_dir).get("cwd")
+    return str(cwd) if isinstance(cwd, str) and cwd else None
+
+
+def placed(value, cwd: str | None):
+    """A path setting's value as the place it names: a relative path joined to the folder the run
+    was launched from (``cwd``), where that is known; anything else as it is."""
+    if not isinstance(value, str) or not value or cwd is None:
+        return value
+    path = Path(value).expanduser()
+    return value if path.is_absolute() else os.path.normpath(Path(cwd) / path)
+
+
 def drawn_with(metrics: dict, attack: str) -> tuple:
     """(batch size, seed, processes) that ``attack``'s number in ``metrics`` (metrics.json, or a
     record set aside) was measured with: PGD's random starts are drawn per batch, from the seed,

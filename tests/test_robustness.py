@@ -301,6 +301,45 @@ def test_a_replaced_robustness_measurement_is_named_and_kept(trained_run, tmp_pa
     assert len(kept.read_text().splitlines()) == 2
 
 
+def test_evaluate_reads_a_relative_data_folder_where_the_run_was_launched(
+    trained_run, tmp_path, monkeypatch, caplog
+):
+    """A run trained with a relative path (dataset.root=data, as typed) and attacked by evaluate.py
+    from another folder: the path is read relative to where the run was launched (Hydra's record),
+    as the run read it; it named a folder relative to evaluate.py's own, which is not there."""
+    import shutil
+
+    import yaml
+
+    from diffusemix_bench.training.evaluate import evaluate_run
+
+    cfg, metrics, run_dir = trained_run
+    launched = tmp_path / "project"
+    shutil.copytree(Path(OmegaConf.load(run_dir / "config_resolved.yaml").paths.data_dir), launched / "data")
+    run = launched / "outputs" / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    best = Path(metrics["best_checkpoint"]).name
+    shutil.copy(run_dir / "checkpoints" / best, run / "checkpoints" / best)
+    saved = OmegaConf.load(run_dir / "config_resolved.yaml")
+    saved.paths.data_dir = saved.dataset.root = "data"
+    saved.paths.cache_dir = "cache"
+    OmegaConf.save(saved, run / "config_resolved.yaml")
+    kept = {k: v for k, v in metrics.items() if not k.startswith(("fgsm", "pgd", "robust"))}
+    (run / "metrics.json").write_text(
+        json.dumps({**kept, "best_checkpoint": str(run / "checkpoints" / best)})
+    )
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {"cwd": str(launched)}}}))
+    monkeypatch.chdir(tmp_path)  # (another folder than the run's: no ./data here)
+    with caplog.at_level("INFO", logger="diffusemix_bench.training.evaluate"):
+        result = evaluate_run(_evaluate_cfg(ckpt=str(run), **{"eval.fgsm": "true"}))
+    assert result["fgsm_error"] == metrics["fgsm_error"] and "robust_data_dir" not in result
+    assert (
+        f"dataset.root=data read as {launched / 'data'} (relative to {launched}, where the run was launched)"
+        in (caplog.text)
+    )
+
+
 def test_evaluate_leaves_an_unfinished_runs_metrics_alone(trained_run, tmp_path, caplog):
     """A run that has not finished (stopped with failure.json, or no metrics.json) is attacked, but
     its result goes to robustness.json: a metrics.json would make the run count as finished. A

@@ -5,7 +5,6 @@ is missing, failed or diverged counted, and the settings that differ from the ex
 from __future__ import annotations
 
 import math
-import os
 import re
 import statistics
 from collections import defaultdict
@@ -19,7 +18,15 @@ from omegaconf import DictConfig, OmegaConf
 from ..commands import quoted_arg
 from ..config import BATCH_COUNT_SETTINGS, as_lightning_count
 from ..data.order import LIMITED_EVAL_ORDER, SPLIT_ORDER
-from ..files import EARLIER_ROBUSTNESS, drawn_with, read_attempts, read_set_aside
+from ..files import (
+    EARLIER_ROBUSTNESS,
+    drawn_with,
+    hydra_runtime,
+    placed,
+    read_attempts,
+    read_set_aside,
+    run_launched_from,
+)
 from .paper import PaperRow, PaperTable, same_value, setting, used_setting
 from .runs import ReportError, Run, blew_up_said
 
@@ -119,30 +126,13 @@ MISSING = object()
 def _hydra_record(run: Run) -> dict:
     """The run's ``.hydra/hydra.yaml`` ``hydra.runtime`` (its choices, the folder it was launched
     from); empty without that record."""
-    import yaml
-
-    try:
-        with open(run.folder / ".hydra" / "hydra.yaml") as f:
-            runtime = yaml.safe_load(f)["hydra"]["runtime"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
-        return {}
-    return runtime if isinstance(runtime, dict) else {}
+    return hydra_runtime(run.folder)
 
 
 def launched_from(run: Run) -> str | None:
     """The folder a run was launched from (Hydra's ``hydra.runtime.cwd``): the folder a relative
     path among its settings is relative to. None without that record."""
-    cwd = _hydra_record(run).get("cwd")
-    return str(cwd) if isinstance(cwd, str) and cwd else None
-
-
-def placed(value: Any, cwd: str | None) -> Any:
-    """A ``WHERE_FROM`` setting's value as the place it names: a relative path joined to the
-    folder the run was launched from (``cwd``), where that is known."""
-    if not isinstance(value, str) or not value or cwd is None:
-        return value
-    path = Path(value).expanduser()
-    return value if path.is_absolute() else os.path.normpath(Path(cwd) / path)
+    return run_launched_from(run.folder)
 
 
 def where_from(run: Run, key: str) -> Any:

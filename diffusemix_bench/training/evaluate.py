@@ -21,7 +21,7 @@ from ..data.layouts import DatasetNotFoundError, dataset_root
 from ..data.order import SPLIT_ORDER
 from ..data.splits import build_splits, verify_as_asked
 from ..errors import ConfigError
-from ..files import EARLIER_ROBUSTNESS, drawn_with, read_set_aside, write_atomic
+from ..files import EARLIER_ROBUSTNESS, drawn_with, placed, read_set_aside, run_launched_from, write_atomic
 from ..robustness import ATTACKS, AttackSpec, attack_specs, robust_errors
 from .classifier import build_model
 from .locate import (
@@ -413,6 +413,28 @@ def _check_saved_settings(run_cfg: DictConfig, path: Path) -> None:
         ) from None
 
 
+#: The run's settings that name a folder evaluation reads.
+_FOLDERS = ("paths.data_dir", "dataset.root", "paths.cache_dir")
+
+
+def _place_where_launched(run_cfg: DictConfig, run_dir: Path) -> None:
+    """A folder the run's settings give as a relative path (``dataset.root=imgs``) read where
+    the run read it: relative to the folder it was launched from (its Hydra record), not to
+    evaluate.py's own (from another folder it named a folder that is not there)."""
+    from omegaconf import OmegaConf, open_dict
+
+    cwd = run_launched_from(run_dir)
+    if cwd is None or Path(cwd).resolve() == Path.cwd().resolve():
+        return
+    for key in _FOLDERS:
+        value = OmegaConf.select(run_cfg, key, default=None, throw_on_resolution_failure=False)
+        where = placed(value, cwd)
+        if where != value:
+            with open_dict(run_cfg):
+                OmegaConf.update(run_cfg, key, where, merge=False)
+            log.info("%s=%s read as %s (relative to %s, where the run was launched)", key, value, where, cwd)
+
+
 def evaluate_run(cfg: DictConfig) -> dict:
     """``evaluate.py``: attack a finished run's checkpoint on its own dataset and model, and add
     the results to the run folder's ``metrics.json``."""
@@ -420,6 +442,7 @@ def evaluate_run(cfg: DictConfig) -> dict:
     specs = attack_specs(cfg.eval)
     run_cfg = load_saved_config(run_dir / "config_resolved.yaml", needs=("dataset", "model", "paths", "seed"))
     with_added_settings(run_cfg)  # a run saved before a dataset or model setting existed
+    _place_where_launched(run_cfg, run_dir)
     _check_saved_settings(run_cfg, run_dir / "config_resolved.yaml")
     with _saved_settings_read(run_dir / "config_resolved.yaml"):
         return _evaluate_run(cfg, run_dir, ckpt, specs, run_cfg)
