@@ -70,19 +70,27 @@ def _parse_report_args(argv: list[str]) -> tuple[str, list[Path], Path | None, l
 
     from .config import Config
 
-    wanted = [k for k, given in (("experiment", experiment), ("runs", runs)) if not given]
+    # report.py's own settings misspelt (output=, rnus=): said as such, not taken for a setting
+    # that chooses runs (which no run has).
     settings = {f.name for f in dataclasses.fields(Config)}  # (experiment_name=x chooses runs)
     hints = [
         f"{arg.partition('=')[0]}=: did you mean {close[0]}=?"
         for arg in extra
         if arg.partition("=")[0] not in settings
-        and (close := difflib.get_close_matches(arg.partition("=")[0], wanted, n=1, cutoff=0.6))
+        and (
+            close := difflib.get_close_matches(
+                arg.partition("=")[0], ["experiment", "runs", "out"], n=1, cutoff=0.6
+            )
+            or (["out"] if arg.partition("=")[0] in ("output", "outdir", "output_dir", "out_dir") else [])
+        )
     ]
-    if experiment == "" or not runs or hints:
+    if experiment == "" or not runs:
         hint = f" ({'; '.join(hints)})" if hints else ""
         raise ConfigError(
             f"report.py needs runs=<sweep folder> (and experiment=<name> for a paper's table){hint}\n{REPORT_USAGE}"
         )
+    if hints:
+        raise ConfigError(f"report.py {'; '.join(hints)}\n{REPORT_USAGE}")
     return experiment, runs, out, extra
 
 
@@ -256,7 +264,17 @@ def build_report(argv: list[str], config_dir: str) -> dict:
             f"experiment={experiment}: every run under runs= was made by it (experiment={OWN_TABLE}: "
             "the runs' own table instead)"
         )
-    # A misspelt name (the experiment, or an option of a swept group): one line with "did you mean".
+    # A misspelt name (the experiment, or an option of a swept group): one line with "did you mean"
+    # (report.py's own choice, none, among the experiment files).
+    files = sorted(p.stem for p in (Path(config_dir) / "experiment").glob("*.yaml"))
+    if experiment not in files:
+        from .errors import did_you_mean
+
+        raise ConfigError(
+            f"experiment={experiment}: no such experiment file in conf/experiment/"
+            f"{did_you_mean(experiment, [*files, OWN_TABLE])} (choices: {', '.join(files)}; or "
+            f"experiment={OWN_TABLE}: the runs' own table)"
+        )
     preflight([f"experiment={experiment}", *extra], config_dir)
     check_arms([f"experiment={experiment}", *extra], config_dir)  # as train.py refuses the sweep
     base = _compose(config_dir, [f"experiment={experiment}"], hydra_config=True)
@@ -440,6 +458,12 @@ def _found_runs(roots: list[Path]) -> list:
     """The run folders under ``runs=``: none is an error saying what a run folder is."""
     from .reporting.runs import ReportError, find_runs
 
+    files = [r for r in roots if r.expanduser().is_file()]
+    if files:
+        raise ReportError(
+            f"runs={files[0]} is a file; runs= takes folders: the sweep folder(s) that `python train.py "
+            "--multirun ...` wrote, or a run's folder (the one holding its config_resolved.yaml)"
+        )
     runs = find_runs(roots)
     sweeps = [r for r in roots if (r / "multirun.yaml").is_file()]
     if not runs and sweeps:  # a sweep launched whose jobs have made no folder yet

@@ -145,8 +145,15 @@ def test_report_matches_means_and_counts_every_run(sweep, tmp_path):
 def test_a_misspelt_experiment_gets_a_did_you_mean(tmp_path):
     from diffusemix_bench.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="experiment=table66: no such option .*did you mean table6"):
+    with pytest.raises(
+        ConfigError, match="experiment=table66: no such experiment file .*did you mean table6"
+    ):
         build_report(["experiment=table66", f"runs={tmp_path}"], CONF)
+    # report.py's own choice, none (the runs' own table), is among those named.
+    with pytest.raises(
+        ConfigError, match=r"experiment=nnone: .*did you mean none\? .*or experiment=none: the runs"
+    ):
+        build_report(["experiment=nnone", f"runs={tmp_path}"], CONF)
 
 
 def test_out_must_be_a_folder(sweep, tmp_path):
@@ -176,8 +183,19 @@ def test_a_misspelt_report_setting_gets_a_did_you_mean(tmp_path):
         match=r"needs runs=<sweep folder> \(and experiment=<name> for a paper's table\) \(run=: did you mean runs=\?\)",
     ):
         build_report(["experiment=table6", f"run={tmp_path}"], CONF)
-    with pytest.raises(ConfigError, match=r"\(experment=: did you mean experiment=\?\)"):
+    with pytest.raises(ConfigError, match=r"^report\.py experment=: did you mean experiment=\?"):
         build_report(["experment=table6", f"runs={tmp_path}"], CONF)
+    # With runs= given too: out= misspelt was taken for a setting that chooses runs ("none of the
+    # runs given has the setting output").
+    for given, meant in (("output", "out"), ("ot", "out"), ("rnus", "runs")):
+        with pytest.raises(ConfigError, match=rf"^report\.py {given}=: did you mean {meant}=\?"):
+            build_report(["experiment=table6", f"runs={tmp_path}", f"{given}={tmp_path / 'o'}"], CONF)
+    # runs= given a file: said to be a file (it read "no run folders under it").
+    (tmp_path / "notes.txt").write_text("x")
+    from diffusemix_bench.reporting.runs import ReportError
+
+    with pytest.raises(ReportError, match=r"runs=.*notes\.txt is a file; runs= takes folders"):
+        build_report([f"runs={tmp_path / 'notes.txt'}"], CONF)
 
 
 def test_aug_beside_an_experiments_arms_is_refused(tmp_path):
