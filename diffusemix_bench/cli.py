@@ -741,8 +741,8 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
     if wrong_type:
         key, value, kind, boolean = wrong_type.groups()
         expected = {
-            "Integer": "a whole number (1, 300)",
-            "Float": "a number (0.1, 5e-4)",
+            "Integer": "a whole number (such as 1 or 300)",
+            "Float": "a number (such as 0.1 or 5e-4)",
         }.get(kind or "", "true or false" if boolean else (kind or "another type"))
         unit = (
             " in 1/255 units of the pixel range: 8 for 8/255"

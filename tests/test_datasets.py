@@ -703,6 +703,20 @@ def test_a_missing_image_or_a_dangling_link_is_named_as_such(tmp_path):
         load_rgb(tmp_path / "gone.jpg")
 
 
+def test_an_image_that_cannot_be_decoded_says_how_to_replace_it(tmp_path):
+    """A corrupt file: replaced by a good copy (for a published dataset: downloaded again; an own
+    image folder's cannot be "re-downloaded"), or left out with dataset.on_bad_image=skip."""
+    from diffusemix_bench.data.base import CorruptImageError, load_rgb
+
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    with pytest.raises(CorruptImageError) as raised:
+        load_rgb(tmp_path / "bad.jpg")
+    assert (
+        "Replace it with a good copy under the same name (for a published dataset: download it again)"
+        in str(raised.value)
+    )
+
+
 def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path):
     from diffusemix_bench.data.base import load_rgb
 

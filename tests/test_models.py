@@ -448,3 +448,22 @@ def test_a_weights_file_brings_its_architectures_normalisation(tmp_path):
     assert mean_std([f"model.weights={path}", "model.mean=[0.1,0.2,0.3]", "model.std=[1,1,1]"])[0] == (
         pytest.approx([0.1, 0.2, 0.3])
     )
+
+
+def test_the_normalisation_line_says_imagenets_statistics_are_not_the_datasets_own(caplog):
+    """An image folder's default mean and std are ImageNet's: the log said "(the dataset's)", read
+    as statistics of the user's own images; CIFAR-100's own are said as the dataset's settings."""
+    from diffusemix_bench.training.classifier import build_model
+    from tests.conftest import compose_config
+
+    said = {}
+    for dataset in ("imagefolder", "cifar100"):
+        cfg = compose_config(
+            [f"dataset={dataset}", "model=resnet18", "dataset.image_size=32", "dataset.root=/x"]
+        )
+        caplog.clear()
+        with caplog.at_level("INFO", logger="diffusemix_bench.training.classifier"):
+            build_model(cfg, 3)
+        said[dataset] = next(r.getMessage() for r in caplog.records if "normalisation" in r.getMessage())
+    assert said["imagefolder"].endswith("(dataset.mean/dataset.std: ImageNet's statistics)"), said
+    assert said["cifar100"].endswith("(dataset.mean/dataset.std)"), said

@@ -288,16 +288,16 @@ def test_debug_fast_over_a_gpu_trainer_is_said(capsys):
     [
         (
             "trainer.max_epochs=two",
-            "trainer.max_epochs=two: trainer.max_epochs takes a whole number (1, 300), not 'two'",
+            "trainer.max_epochs=two: trainer.max_epochs takes a whole number (such as 1 or 300), not 'two'",
         ),
-        ("optim.lr=fast", "optim.lr=fast: optim.lr takes a number (0.1, 5e-4), not 'fast'"),
+        ("optim.lr=fast", "optim.lr=fast: optim.lr takes a number (such as 0.1 or 5e-4), not 'fast'"),
         (
             "dataset.drop_last=maybe",
             "dataset.drop_last=maybe: dataset.drop_last takes true or false, not 'maybe'",
         ),
         (  # torchattacks' way of writing a budget: the unit is said
             "eval.eps=8/255",
-            "eval.eps=8/255: eval.eps takes a number (0.1, 5e-4) in 1/255 units of the pixel range: 8 for 8/255, "
+            "eval.eps=8/255: eval.eps takes a number (such as 0.1 or 5e-4) in 1/255 units of the pixel range: 8 for 8/255, "
             "not '8/255'",
         ),
     ],

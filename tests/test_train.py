@@ -1821,7 +1821,7 @@ def test_a_glob_in_an_experiments_sweep_is_listed(tmp_path, capsys):
         # job started, and a sweep folder left behind).
         (
             ["experiment=lambda", "aug.lam=0.1,O.3"],
-            "aug.lam=O.3: aug.lam takes a number (0.1, 5e-4), not 'O.3'",
+            "aug.lam=O.3: aug.lam takes a number (such as 0.1 or 5e-4), not 'O.3'",
         ),
         # A swept value no run can use, later in the sweep: its range and choices, as its run's.
         (

@@ -92,7 +92,7 @@ def load_rgb(path: str | Path) -> Image.Image:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise CorruptImageError(
             f"Could not decode image {path}: {exc}. Replace it with a good copy under the same name "
-            "(re-download it), or leave corrupt images out with dataset.on_bad_image=skip (train.py and "
+            "(for a published dataset: download it again), or leave corrupt images out with dataset.on_bad_image=skip (train.py and "
             "generate.py then skip the same files; deleting the file instead moves the images after it "
             "to other positions in the split, and edit stores pair edits with images by position)."
         ) from exc

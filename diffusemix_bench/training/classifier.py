@@ -7,6 +7,7 @@ import logging
 import torch
 from omegaconf import DictConfig
 
+from ..config import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import ConfigError
 from ..models import Normalize, create_model, list_models
 from ..models.factory import check_timm_model
@@ -66,6 +67,10 @@ def fetch_pretrained(cfg: DictConfig) -> None:
     build_model(cfg, 2, log_normalisation=False)
 
 
+def _same_stats(a, b) -> bool:
+    return len(a) == len(b) and all(abs(float(x) - float(y)) < 1e-9 for x, y in zip(a, b, strict=True))
+
+
 def build_model(
     cfg: DictConfig, num_classes: int, load_weights: bool = True, log_normalisation: bool = True
 ) -> torch.nn.Module:
@@ -87,7 +92,10 @@ def build_model(
         **kwargs,
     )
     check_input_size(model, cfg)
-    mean, std, source = list(cfg.dataset.mean), list(cfg.dataset.std), "the dataset's"
+    mean, std = list(cfg.dataset.mean), list(cfg.dataset.std)
+    # (an image folder's defaults, and many datasets', are ImageNet's statistics, not its own)
+    imagenet = _same_stats(mean, IMAGENET_MEAN) and _same_stats(std, IMAGENET_STD)
+    source = "dataset.mean/dataset.std" + (": ImageNet's statistics" if imagenet else "")
     # Published weights, or a file of them (model.weights), were trained with the architecture's
     # own normalisation.
     if (m.pretrained or m.weights is not None) and model.pretrained_mean_std is not None:
