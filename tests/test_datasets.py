@@ -314,7 +314,9 @@ def test_a_small_image_folders_holdout_says_its_real_share_and_one_image_classes
     assert len(create_dataset("imagefolder", root, "train", val_fraction=0.0)) == 3
 
 
-def test_imagefolder_rejects_unknown_val_class(tmp_path):
+def test_imagefolder_rejects_unknown_val_class(tmp_path, caplog):
+    """A val/ class that train/ lacks is refused; an empty train/ class folder is refused once,
+    naming it (a warning saying the same came first)."""
     from diffusemix_bench.data.imagefolder import ImageFolderError
 
     root, _ = _write("imagefolder", tmp_path)
@@ -326,8 +328,12 @@ def test_imagefolder_rejects_unknown_val_class(tmp_path):
     assert "train/<class>/" in str(err.value)
     shutil.rmtree(root / "train" / "class 1")
     (root / "train" / "class 1").mkdir()
-    with pytest.raises(ImageFolderError, match="class 1 of train/ hold no images"):
+    with (
+        caplog.at_level("WARNING"),
+        pytest.raises(ImageFolderError, match="class 1 of train/ hold no images"),
+    ):
         create_dataset("imagefolder", root, "train")
+    assert "without images" not in caplog.text
 
 
 def test_imagefolder_without_its_root_asks_for_dataset_root(tmp_path):

@@ -98,7 +98,7 @@ def _read_split(
             skipped[0].name,
             ", ".join(sorted(IMAGE_EXTENSIONS)),
         )
-    if empty:
+    if empty and folder.name != "train":  # (train/'s are refused, with their names: said once)
         log.warning("%s: class folder(s) without images: %s", folder, ", ".join(empty[:10]))
     notes = {
         "skipped_files": len(skipped) + len(loose),
