@@ -1451,3 +1451,23 @@ def test_a_dataset_option_outside_its_choices_is_refused_before_the_data_is_look
         )
         assert result.returncode == 1 and said in result.stderr, result.stderr[-1500:]
         assert "Traceback" not in result.stderr and not (tmp_path / "outputs").exists()
+
+
+def test_skipping_a_classs_only_image_of_a_split_is_said(tmp_path, caplog):
+    """on_bad_image=skip leaving a class with no image in a split (its one val image corrupt): a
+    warning names the class and says the split's numbers are over the others (nothing said so)."""
+    from diffusemix_bench.config import DatasetConfig
+    from diffusemix_bench.data.splits import build_splits, verify_splits
+
+    root = _small_image_folder(tmp_path / "images", per_class=1)
+    (root / "val" / "b" / "0.png").write_bytes(b"not an image")
+    cfg = DatasetConfig(name="imagefolder", root=str(root), on_bad_image="skip")
+    splits = build_splits(cfg, tmp_path)
+    with caplog.at_level("WARNING", logger="diffusemix_bench.data.splits"):
+        verify_splits(splits, tmp_path / "cache", "skip")
+    assert len(splits.val) == 1
+    assert (
+        "imagefolder/val: class(es) b have no image left in the split once the corrupt ones are skipped: the val "
+        "split's numbers are over the other classes; replace the files with good copies to count them"
+    ) in caplog.text
+    assert "imagefolder/train: class(es)" not in caplog.text

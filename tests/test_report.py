@@ -1339,6 +1339,24 @@ def test_table4_says_a_pgd_error_its_runs_hold_that_it_has_no_column_for(sweep, 
     assert "pgd_error" in own["filled"].table.metrics.values()  # (the command said does show it)
 
 
+def test_runs_that_skipped_corrupt_images_are_said(sweep, tmp_path):
+    """A run trained with dataset.on_bad_image=skip (metrics.json's bad_images): the notes name it
+    and how many images each split left out; its numbers are over fewer images (it was unsaid)."""
+    runs = _write_runs(
+        sweep,
+        tmp_path / "runs",
+        [
+            (0, TABLE4, {"fgsm_error": 80.0, **FGSM, "bad_images": {"val": 1}}),
+            (1, TABLE4, {"fgsm_error": 82.0, **FGSM}),
+        ],
+    )
+    text = build_report([*TABLE4_CELL, f"runs={runs}", f"out={tmp_path / 'out'}"], CONF)["files"]["markdown"]
+    assert (
+        "1 finished run left corrupt images out of its splits (dataset.on_bad_image=skip; bad_images.txt in the run "
+        f"folder lists them): its numbers are over the images left ({runs / '0_seed=0'}: val 1)"
+    ) in text.read_text()
+
+
 def test_runs_of_one_cell_on_different_data_are_refused_and_a_column_is_noted(sweep, tmp_path):
     """dataset.root is not compared (the same data may sit anywhere), so two image folders would
     average unnoticed: metrics.json's class count and split sizes are. In one cell that is refused;

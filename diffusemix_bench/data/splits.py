@@ -83,12 +83,27 @@ def verify_splits(
                 raise CorruptImageError(
                     f"{len(found)} image file(s) of {ds.name}/{name} are missing or cannot be decoded "
                     f"(first: {found[0]}); "
-                    "re-download or remove them, or add dataset.on_bad_image=skip to train without them "
+                    "replace them with good copies (for a published dataset: download them again), or add "
+                    "dataset.on_bad_image=skip to train without them "
                     "(they are then counted in metrics.json and listed in the run folder)"
                 )
             corrupt = set(found)
             keep = [i for i, p in enumerate(ds.paths) if str(p) not in corrupt]
             setattr(splits, name, ds.subset(keep))
+            # A class whose every image of the split was skipped: the split's numbers leave it out.
+            emptied = sorted({ds.targets[i] for i in range(len(ds.paths))} - {ds.targets[i] for i in keep})
+            if emptied:
+                names_ = [str(ds.classes[t]) for t in emptied]
+                log.warning(
+                    "%s/%s: class(es) %s have no image left in the split once the corrupt ones are skipped: "
+                    "the %s split's numbers are over the other classes%s; replace the files with good copies "
+                    "to count them",
+                    ds.name,
+                    name,
+                    ", ".join(names_[:5]) + (f" and {len(names_) - 5} more" if len(names_) > 5 else ""),
+                    name,
+                    " (and the model never sees them in training)" if name == "train" else "",
+                )
             if not quiet:
                 log.warning(
                     "%s/%s: %d corrupt image(s) skipped (dataset.on_bad_image=skip; first: %s)",

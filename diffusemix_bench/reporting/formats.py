@@ -112,6 +112,7 @@ def notes(filled: FilledTable) -> list[str]:
     lines += filled.code()
     lines += filled.without_values()
     lines += filled.unshown_attacks()
+    lines += filled.skipped_images()
     lines += filled.blew_up()
     lines += filled.shortened()
     if any(c.shortened_by() for c in filled.cells.values()):

@@ -707,6 +707,27 @@ class FilledTable:
             f"and train again): {shown}{more}"
         ]
 
+    def skipped_images(self) -> list[str]:
+        """A line naming the finished runs that left corrupt images out of their splits
+        (``dataset.on_bad_image=skip``: metrics.json's bad_images), with how many per split: their
+        numbers are over fewer images than the split holds."""
+        said = []
+        for cell in self.cells.values():
+            for run in cell.finished:
+                bad = (run.metrics or {}).get("bad_images")
+                if isinstance(bad, dict) and any(isinstance(n, int) and n > 0 for n in bad.values()):
+                    said.append((run, ", ".join(f"{split} {n}" for split, n in bad.items() if n)))
+        if not said:
+            return []
+        one = len(said) == 1
+        shown = "; ".join(f"{r.folder}: {text}" for r, text in said[:3])
+        more = f"; and {len(said) - 3} more" if len(said) > 3 else ""
+        return [
+            f"{len(said)} finished run{'' if one else 's'} left corrupt images out of {'its' if one else 'their'} "
+            "splits (dataset.on_bad_image=skip; bad_images.txt in the run folder lists them): "
+            f"{'its' if one else 'their'} numbers are over the images left ({shown}{more})"
+        ]
+
     def unshown_attacks(self) -> list[str]:
         """A line per attack's error that finished runs of the table hold and the table has no
         column for (Table 4's runs attacked again by ``evaluate.py eval.pgd=true``): measured, so
