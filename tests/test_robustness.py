@@ -338,6 +338,14 @@ def test_evaluate_reads_a_relative_data_folder_where_the_run_was_launched(
         f"dataset.root=data read as {launched / 'data'} (relative to {launched}, where the run was launched)"
         in (caplog.text)
     )
+    # The project moved since (its launch folder's data gone): read as given, from here.
+    shutil.copytree(launched / "data", tmp_path / "data")
+    shutil.rmtree(launched / "data")
+    (run / "metrics.json").write_text(
+        json.dumps({**kept, "best_checkpoint": str(run / "checkpoints" / best)})
+    )
+    moved = evaluate_run(_evaluate_cfg(ckpt=str(run), **{"eval.fgsm": "true"}))
+    assert moved["fgsm_error"] == metrics["fgsm_error"] and "robust_data_dir" not in moved
 
 
 def test_evaluate_leaves_an_unfinished_runs_metrics_alone(trained_run, tmp_path, caplog):

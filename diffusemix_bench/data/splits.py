@@ -92,7 +92,7 @@ def verify_splits(
             setattr(splits, name, ds.subset(keep))
             # A class whose every image of the split was skipped: the split's numbers leave it out.
             emptied = sorted({ds.targets[i] for i in range(len(ds.paths))} - {ds.targets[i] for i in keep})
-            if emptied:
+            if emptied and not quiet:  # (a check's copy of the splits is quiet: said once)
                 names_ = [str(ds.classes[t]) for t in emptied]
                 log.warning(
                     "%s/%s: class(es) %s have no image left in the split once the corrupt ones are skipped: "

@@ -21,7 +21,14 @@ from ..data.layouts import DatasetNotFoundError, dataset_root
 from ..data.order import SPLIT_ORDER
 from ..data.splits import build_splits, verify_as_asked
 from ..errors import ConfigError
-from ..files import EARLIER_ROBUSTNESS, drawn_with, placed, read_set_aside, run_launched_from, write_atomic
+from ..files import (
+    EARLIER_ROBUSTNESS,
+    drawn_with,
+    placed,
+    read_set_aside,
+    run_launched_from,
+    write_atomic,
+)
 from ..robustness import ATTACKS, AttackSpec, attack_specs, robust_errors
 from .classifier import build_model
 from .locate import (
@@ -429,7 +436,8 @@ def _place_where_launched(run_cfg: DictConfig, run_dir: Path) -> None:
     for key in _FOLDERS:
         value = OmegaConf.select(run_cfg, key, default=None, throw_on_resolution_failure=False)
         where = placed(value, cwd)
-        if where != value:
+        # (a launch folder gone or moved since, a project copied elsewhere: read as given, here)
+        if where != value and Path(str(where)).exists():
             with open_dict(run_cfg):
                 OmegaConf.update(run_cfg, key, where, merge=False)
             log.info("%s=%s read as %s (relative to %s, where the run was launched)", key, value, where, cwd)
