@@ -759,13 +759,57 @@ def test_a_number_set_aside_by_a_later_measurement_is_said_with_the_command_that
     text = " ".join(markdown.read_text().split())
     assert (
         "1 of them had its pgd_error (eps_255=8.0 step_size_255=2.0 steps=10 random_start=True on the test split, "
-        "data /elsewhere/data, random starts drawn on 2 processes (evaluate.py attacks on one: its starts are "
-        "drawn otherwise)) set aside by a later measurement"
+        "data /elsewhere/data, random starts drawn from seed 5 on 2 processes (evaluate.py attacks on one: its "
+        "starts are drawn otherwise)) set aside by a later measurement"
     ) in text, text
     assert (
         "eval.pgd=true eval.eps=8.0 eval.pgd_step_size=2.0 eval.pgd_steps=10 eval.pgd_random_start=True "
         f"eval.split=test {quoted_arg('data_dir', '/elsewhere/data')} seed=5 eval.batch_size=64 measures it again"
     ) in text
+
+
+def test_numbers_set_aside_in_runs_of_several_seeds_give_a_command_without_another_runs_seed(tmp_path):
+    """Runs of two seeds whose PGD numbers were set aside, each drawn from its run's own seed: one
+    line for both, whose command leaves seed= out (evaluate.py draws from each run's own seed); a
+    run whose starts came from another seed is a line of its own that names it."""
+    from diffusemix_bench.config import register_configs
+    from diffusemix_bench.files import EARLIER_ROBUSTNESS
+    from diffusemix_bench.report_cli import build_report
+
+    from .test_report import CONF
+
+    register_configs()
+    pgd = {"eps_255": 8.0, "step_size_255": 2.0, "steps": 10, "random_start": True}
+    for i, (aug, seed, drawn_from) in enumerate(
+        (("none", 0, None), ("mixup", 0, 0), ("mixup", 1, 1), ("mixup", 2, 7))
+    ):
+        folder = tmp_path / "runs" / f"{i}_aug={aug},seed={seed}"
+        config = {"seed": seed, "dataset": {"name": "imagefolder", "root": "/x"}, "aug": {"name": aug}}
+        _run(folder, ["dataset=imagefolder", f"aug={aug}", f"seed={seed}"], config, {"aug": aug}, 50.0)
+        metrics = json.loads((folder / "metrics.json").read_text())
+        if drawn_from is None:
+            metrics.update(pgd_error=60.0, pgd_settings=pgd, robust_split="test", robust_seed=seed)
+        else:
+            record = {
+                "pgd_error": 70.0,
+                "pgd_settings": pgd,
+                "robust_split": "test",
+                "robust_seed": drawn_from,
+            }
+            (folder / EARLIER_ROBUSTNESS).write_text(json.dumps({**record, "robust_batch_size": 64}) + "\n")
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+    markdown = build_report([f"runs={tmp_path / 'runs'}", f"out={tmp_path / 'r'}"], CONF)["files"]["markdown"]
+    text = " ".join(markdown.read_text().split())
+    assert "3 finished runs have no pgd_error" in text, text
+    own = text.split("2 of them had their pgd_error (")[1]
+    assert own.startswith(
+        "eps_255=8.0 step_size_255=2.0 steps=10 random_start=True on the test split) set aside"
+    )
+    command = own.split("the first's: ")[1].split(") (")[0]
+    assert command.endswith("eval.split=test eval.batch_size=64") and " seed=" not in command, command
+    other = text.split("1 of them had its pgd_error (")[1].split(" measures it again")[0]
+    assert "on the test split, random starts drawn from seed 7) set aside" in other, other
+    assert "seed=7 eval.batch_size=64" in other and "2_aug=mixup,seed=2" not in other, other
 
 
 def test_the_recipe_line_says_the_loss_criterion_and_the_pipeline_that_made_the_edits(tmp_path):

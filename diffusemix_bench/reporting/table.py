@@ -779,7 +779,7 @@ def _set_aside(runs: list[Run], key: str) -> list[str]:
     attack = _attack_of(key)
     if attack is None:
         return []
-    held: dict[str, tuple[str, list[Run]]] = {}
+    held: dict[tuple[str, tuple[str, ...]], tuple[str, list[Run]]] = {}
     for run in runs:
         records = [record for record in read_set_aside(run.folder) if key in record]
         if not records:
@@ -797,17 +797,21 @@ def _set_aside(runs: list[Run], key: str) -> list[str]:
         if isinstance(settings, dict) and settings.get("random_start"):
             # Random starts are drawn per batch, from the seed, on each process.
             size, seed, processes = drawn_with(record, attack)
-            more += [f"seed={seed}"] if seed is not None else []
+            drawn = []
+            if seed is not None and seed != setting(run.config, "seed"):
+                # (evaluate.py draws from the run's own seed unless told another)
+                drawn.append(f"from seed {seed}")
+                more.append(f"seed={seed}")
             more += [f"eval.batch_size={size}"] if size is not None else []
             if isinstance(processes, int) and processes > 1:
-                text += (
-                    f", random starts drawn on {processes} processes (evaluate.py attacks on one: its "
-                    "starts are drawn otherwise)"
+                drawn.append(
+                    f"on {processes} processes (evaluate.py attacks on one: its starts are drawn otherwise)"
                 )
+            text += f", random starts drawn {' '.join(drawn)}" if drawn else ""
         command = evaluate_command(key, was, folder, tuple(more))
-        held.setdefault(text, (command, []))[1].append(run)
+        held.setdefault((text, tuple(more)), (command, []))[1].append(run)
     lines = []
-    for text, (command, group) in held.items():
+    for (text, _), (command, group) in held.items():
         one = len(group) == 1
         again = (
             f"{command} measures it again"
