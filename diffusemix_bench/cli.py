@@ -178,6 +178,7 @@ def run_figure4(cfg: DictConfig) -> None:
 
 def quick_checks(cfg: DictConfig) -> None:
     """The checks that read no data: the settings, the dataset's folder, the model's name."""
+    check_working_folder()
     validate_config(cfg)
     check_protocol_optimiser(cfg)
     check_data_present(cfg)
@@ -274,7 +275,27 @@ def training_memory_advice(cfg: DictConfig) -> str:
 def check_settings(cfg: DictConfig) -> None:
     """Every section against its schema (types, choices, ranges), before torch is imported."""
     with user_errors_reported():
+        check_working_folder()
         validate_config(cfg)
+
+
+def check_working_folder(hydra_cfg: DictConfig | None = None) -> None:
+    """``hydra.job.chdir=true`` refused: the scripts read a relative path (the data, the dataset's
+    root, the caches) from the folder they are launched from, as the settings' comments and the
+    start-up checks do, and write every file into the run folder by its path; in the run folder,
+    those paths would name folders that are not there."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if hydra_cfg is None and HydraConfig.initialized():
+        hydra_cfg = HydraConfig.get()
+    if hydra_cfg is None or OmegaConf.select(hydra_cfg, "job.chdir") is not True:
+        return
+    script = Path(sys.argv[0]).name if sys.argv and sys.argv[0].endswith(".py") else "this command"
+    raise ConfigError(
+        f"hydra.job.chdir=true: {script} reads relative paths (paths.data_dir, dataset.root, the caches) "
+        "from the folder it is launched from and writes its files into the run folder by their paths, so it "
+        "runs where it is launched; leave hydra.job.chdir out (or give hydra.job.chdir=false)"
+    )
 
 
 def check_data_present(cfg: DictConfig) -> None:
@@ -2123,7 +2144,8 @@ class StartChecks(HydraCallback):
     when they start, by ``run_train`` and ``training.run.train``.)"""
 
     def on_multirun_start(self, config, **kwargs) -> None:
-        """A sweep's folder that cannot be made or written: refused before the sweep makes it."""
+        """A sweep's folder that cannot be made or written, or ``hydra.job.chdir=true``: refused
+        before the sweep makes its folder."""
         import os
 
         try:
@@ -2131,6 +2153,7 @@ class StartChecks(HydraCallback):
         except Exception:  # a folder this check cannot resolve: the sweep meets it as before
             return
         with user_errors_reported():
+            check_working_folder(config.hydra)
             _check_run_folder(sweep_dir, "hydra.sweep.dir")
 
     def on_run_start(self, config, **kwargs) -> None:

@@ -406,3 +406,27 @@ def test_the_printed_config_keeps_long_values_whole(capsys):
     print_config_tree(cfg)
     out = capsys.readouterr().out
     assert f"output_dir: {long}\n" in out
+
+
+def test_hydra_job_chdir_is_refused_before_any_folder_with_the_reason(tmp_path):
+    """``hydra.job.chdir=true`` would run the job in its run folder, where the relative data folder
+    (checked at start-up where the command was launched) is not: refused by train.py (single run and
+    sweep, before a job starts) and generate.py, one line, no folder made."""
+    from tests.conftest import run_entry
+    from tests.fixtures.datasets import write_fixture_dataset
+
+    write_fixture_dataset("flowers102", tmp_path / "data")  # (./data: found where it is launched)
+    for script, args in (
+        ("train.py", ["dataset=flowers102", "paths.log_dir=out"]),
+        ("train.py", ["--multirun", "dataset=flowers102", "seed=0,1", "paths.log_dir=out"]),
+        ("generate.py", ["dataset=flowers102", "generator=tiny", "paths.log_dir=out"]),
+    ):
+        result = run_entry(script, [*args, "hydra.job.chdir=true"], tmp_path)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        said = [line for line in result.stderr.splitlines() if "hydra.job.chdir" in line]
+        assert said == [
+            f"error: hydra.job.chdir=true: {script} reads relative paths (paths.data_dir, dataset.root, the caches) "
+            "from the folder it is launched from and writes its files into the run folder by their paths, so it "
+            "runs where it is launched; leave hydra.job.chdir out (or give hydra.job.chdir=false)"
+        ], result.stderr
+        assert not (tmp_path / "out").exists(), script
