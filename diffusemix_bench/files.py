@@ -87,23 +87,24 @@ def read_attempts(run_dir: str | os.PathLike) -> list[dict]:
 EARLIER_ROBUSTNESS = "robustness_earlier.jsonl"
 
 
-def hydra_runtime(run_dir: str | os.PathLike) -> dict:
+def hydra_runtime(run_dir: str | os.PathLike, record: str = ".hydra") -> dict:
     """A run folder's ``.hydra/hydra.yaml`` ``hydra.runtime`` (its choices, the folder it was
-    launched from); empty without that record."""
+    launched from); empty without that record. ``record``: the folder of the record read, in the
+    run folder (``.hydra/run``: the copy kept of the command that wrote its settings)."""
     import yaml
 
     try:
-        with open(Path(run_dir) / ".hydra" / "hydra.yaml") as f:
+        with open(Path(run_dir) / record / "hydra.yaml") as f:
             runtime = yaml.safe_load(f)["hydra"]["runtime"]
     except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError):
         return {}
     return runtime if isinstance(runtime, dict) else {}
 
 
-def run_launched_from(run_dir: str | os.PathLike) -> str | None:
+def run_launched_from(run_dir: str | os.PathLike, record: str = ".hydra") -> str | None:
     """The folder the run in ``run_dir`` was launched from (Hydra's ``hydra.runtime.cwd``): the
     folder a relative path among its settings is relative to. None without that record."""
-    cwd = hydra_runtime(run_dir).get("cwd")
+    cwd = hydra_runtime(run_dir, record).get("cwd")
     return str(cwd) if isinstance(cwd, str) and cwd else None
 
 

@@ -603,6 +603,35 @@ def test_a_resume_that_only_evaluates_names_what_trained_and_what_evaluated(make
     assert fgsm["evaluated_by"]["git"] == first["git"] and "fgsm_error" in fgsm
 
 
+def test_a_relative_data_folder_is_compared_where_each_command_was_launched(make_cfg, tmp_path, monkeypatch):
+    """A finished run trained on ``paths.data_dir=data`` and attacked again from another folder whose
+    ./data is another copy: the copy is not the run's data (its settings' ``data`` is read where the
+    run was launched, .hydra/run/hydra.yaml), so the new number names it and the earlier is set aside."""
+    import shutil
+
+    import yaml
+
+    monkeypatch.chdir(tmp_path)
+    cfg = make_cfg(["trainer.max_epochs=1", "eval.fgsm=true"])
+    cfg.paths.data_dir = "data"
+    first = train(cfg)
+    record = tmp_path / "run" / ".hydra" / "run"
+    record.mkdir(parents=True)
+    (record / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {"cwd": str(tmp_path)}}}))
+    other = tmp_path / "elsewhere"
+    shutil.copytree(tmp_path / "data", other / "data")
+    monkeypatch.chdir(other)
+    cfg = make_cfg(["trainer.max_epochs=1", "ckpt_path=last", "eval.fgsm=true", "eval.eps=2.0"])
+    cfg.paths.data_dir = "data"
+    moved = train(cfg)
+    assert moved["robust_data_dir"] == str((other / "data").resolve()), moved
+    assert moved["optimizer_steps"] == first["optimizer_steps"] and moved["fgsm_settings"]["eps_255"] == 2.0
+    kept = [
+        json.loads(line) for line in (tmp_path / "run" / "robustness_earlier.jsonl").read_text().splitlines()
+    ]
+    assert [r["fgsm_error"] for r in kept] == [first["fgsm_error"]]
+
+
 def test_a_finished_run_attacked_again_from_another_copy_of_its_data_keeps_the_numbers_apart(
     make_cfg, tmp_path
 ):

@@ -424,13 +424,16 @@ def _check_saved_settings(run_cfg: DictConfig, path: Path) -> None:
 _FOLDERS = ("paths.data_dir", "dataset.root", "paths.cache_dir")
 
 
-def _place_where_launched(run_cfg: DictConfig, run_dir: Path) -> None:
+def place_where_launched(
+    run_cfg: DictConfig, run_dir: Path, record: str = ".hydra", say: bool = True
+) -> None:
     """A folder the run's settings give as a relative path (``dataset.root=imgs``) read where
-    the run read it: relative to the folder it was launched from (its Hydra record), not to
-    evaluate.py's own (from another folder it named a folder that is not there)."""
+    the run read it: relative to the folder it was launched from (its Hydra record in ``record``),
+    not to this command's own (from another folder it named a folder that is not there).
+    ``say``: each folder placed so is logged."""
     from omegaconf import OmegaConf, open_dict
 
-    cwd = run_launched_from(run_dir)
+    cwd = run_launched_from(run_dir, record)
     if cwd is None or Path(cwd).resolve() == Path.cwd().resolve():
         return
     for key in _FOLDERS:
@@ -440,7 +443,10 @@ def _place_where_launched(run_cfg: DictConfig, run_dir: Path) -> None:
         if where != value and Path(str(where)).exists():
             with open_dict(run_cfg):
                 OmegaConf.update(run_cfg, key, where, merge=False)
-            log.info("%s=%s read as %s (relative to %s, where the run was launched)", key, value, where, cwd)
+            if say:
+                log.info(
+                    "%s=%s read as %s (relative to %s, where the run was launched)", key, value, where, cwd
+                )
 
 
 def evaluate_run(cfg: DictConfig) -> dict:
@@ -450,7 +456,7 @@ def evaluate_run(cfg: DictConfig) -> dict:
     specs = attack_specs(cfg.eval)
     run_cfg = load_saved_config(run_dir / "config_resolved.yaml", needs=("dataset", "model", "paths", "seed"))
     with_added_settings(run_cfg)  # a run saved before a dataset or model setting existed
-    _place_where_launched(run_cfg, run_dir)
+    place_where_launched(run_cfg, run_dir)
     _check_saved_settings(run_cfg, run_dir / "config_resolved.yaml")
     with _saved_settings_read(run_dir / "config_resolved.yaml"):
         return _evaluate_run(cfg, run_dir, ckpt, specs, run_cfg)

@@ -54,11 +54,13 @@ from .evaluate import (
     data_folder,
     eval_split,
     no_validation_to_attack,
+    place_where_launched,
     robustness_keys,
     set_aside_replaced,
     with_robustness,
 )
 from .locate import (
+    COMMAND_RECORD,
     check_same_classes,
     class_ids,
     keep_command_record,
@@ -799,6 +801,9 @@ def _data_moved(cfg: DictConfig, run_dir: Path) -> str | None:
     if not saved.is_file():
         return None
     before = load_saved_config(saved, needs=("dataset", "paths"))
+    # (a relative folder read where the command that wrote those settings was launched: the copy
+    # of its record kept in .hydra/run/, which this command's Hydra has not written over)
+    place_where_launched(before, run_dir, str(COMMAND_RECORD), say=False)
     now = data_folder(cfg.dataset, cfg.paths.data_dir)
     return now if data_folder(before.dataset, before.paths.data_dir) != now else None
 
