@@ -1346,15 +1346,17 @@ def test_runs_that_skipped_corrupt_images_are_said(sweep, tmp_path):
         sweep,
         tmp_path / "runs",
         [
-            (0, TABLE4, {"fgsm_error": 80.0, **FGSM, "bad_images": {"val": 1}}),
-            (1, TABLE4, {"fgsm_error": 82.0, **FGSM}),
+            (0, TABLE4, {"fgsm_error": 80.0, **FGSM, "bad_images": {"val": 1, "test": True, "train": "2"}}),
+            (1, TABLE4, {"fgsm_error": 82.0, **FGSM, "robust_split": "test", "robust_bad_images_skipped": 2}),
         ],
     )
     text = build_report([*TABLE4_CELL, f"runs={runs}", f"out={tmp_path / 'out'}"], CONF)["files"]["markdown"]
+    # (evaluate.py's attacked split counted too; a count that is not a whole number is not one)
     assert (
-        "1 finished run left corrupt images out of its splits (dataset.on_bad_image=skip; bad_images.txt in the run "
-        f"folder lists them): its numbers are over the images left ({runs / '0_seed=0'}: val 1)"
-    ) in text.read_text()
+        "2 finished runs left corrupt images out of their splits (dataset.on_bad_image=skip; the run folder's "
+        f"bad_images.txt lists those training left out): their numbers are over the images left ({runs / '0_seed=0'}: val 1; "
+        f"{runs / '1_seed=1'}: 2 of the test split its attacks were measured on)"
+    ) in " ".join(text.read_text().split())
 
 
 def test_runs_of_one_cell_on_different_data_are_refused_and_a_column_is_noted(sweep, tmp_path):

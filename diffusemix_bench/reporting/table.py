@@ -709,14 +709,29 @@ class FilledTable:
 
     def skipped_images(self) -> list[str]:
         """A line naming the finished runs that left corrupt images out of their splits
-        (``dataset.on_bad_image=skip``: metrics.json's bad_images), with how many per split: their
-        numbers are over fewer images than the split holds."""
+        (``dataset.on_bad_image=skip``: metrics.json's bad_images; evaluate.py's attacked split,
+        robust_bad_images_skipped), with how many per split: their numbers are over fewer images
+        than the split holds."""
+
+        def count(n) -> bool:
+            return isinstance(n, int) and not isinstance(n, bool) and n > 0
+
         said = []
         for cell in self.cells.values():
             for run in cell.finished:
-                bad = (run.metrics or {}).get("bad_images")
-                if isinstance(bad, dict) and any(isinstance(n, int) and n > 0 for n in bad.values()):
-                    said.append((run, ", ".join(f"{split} {n}" for split, n in bad.items() if n)))
+                metrics = run.metrics or {}
+                bad = metrics.get("bad_images")
+                counts = (
+                    [f"{split} {n}" for split, n in bad.items() if count(n)] if isinstance(bad, dict) else []
+                )
+                attacked = metrics.get("robust_bad_images_skipped")  # (evaluate.py's attacked split)
+                if count(attacked):
+                    split = metrics.get("robust_split")
+                    counts.append(
+                        f"{attacked} of the {split or 'attacked'} split its attacks were measured on"
+                    )
+                if counts:
+                    said.append((run, ", ".join(counts)))
         if not said:
             return []
         one = len(said) == 1
@@ -724,7 +739,7 @@ class FilledTable:
         more = f"; and {len(said) - 3} more" if len(said) > 3 else ""
         return [
             f"{len(said)} finished run{'' if one else 's'} left corrupt images out of {'its' if one else 'their'} "
-            "splits (dataset.on_bad_image=skip; bad_images.txt in the run folder lists them): "
+            "splits (dataset.on_bad_image=skip; the run folder's bad_images.txt lists those training left out): "
             f"{'its' if one else 'their'} numbers are over the images left ({shown}{more})"
         ]
 
