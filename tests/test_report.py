@@ -137,7 +137,9 @@ def test_report_matches_means_and_counts_every_run(sweep, tmp_path):
     assert "(2); 1 diverged §" in vanilla_line and "§" not in puzzle
     assert "§ marks the cells whose runs were cut short of their epochs or splits" in text
     assert "$^\\S$" in tex and "$^\\S$: runs cut short" in caption
-    assert vanilla["shortened_by"] == "limit_test_batches=2; limit_train_batches=2; limit_val_batches=2"
+    assert vanilla["shortened_by"] == (
+        "trainer.limit_test_batches=2; trainer.limit_train_batches=2; trainer.limit_val_batches=2"
+    )
     assert {r["settings_differ"] for r in rows if r["n"] not in ("", "0")} != {""}
     assert (tmp_path / "accuracy_vs_compute.png").stat().st_size > 1000
 
@@ -1727,6 +1729,10 @@ def test_runs_of_one_cell_trained_or_scored_unalike_are_refused_and_cut_runs_are
         tmp_path / "alike",
         [(0, TABLE4, {"fgsm_error": 40.0, **FGSM, **cut}), (1, TABLE4, {"fgsm_error": 90.0, **FGSM, **cut})],
     )
+    # (a time limit given as a mapping: said in Hydra's form, as summary.csv and the command line)
+    timed = json.loads((alike / "1_seed=1" / "metrics.json").read_text())
+    timed["shortened_by"]["max_time"] = {"hours": 12, "minutes": 30}
+    (alike / "1_seed=1" / "metrics.json").write_text(json.dumps(timed))
     # An earlier report's figures in the same folder are not left to pass for this one's; another
     # table's figure (a column this one has not) is left alone.
     (tmp_path / "out").mkdir()
@@ -1742,7 +1748,8 @@ def test_runs_of_one_cell_trained_or_scored_unalike_are_refused_and_cut_runs_are
     assert text["filled"].cells[(VANILLA, "cifar100")].finished
     assert (
         f"2 finished runs were cut short of their epochs or splits by trainer settings (metrics.json's "
-        f"shortened_by): {alike / '0_seed=0'}: limit_test_batches=2; {alike / '1_seed=1'}: limit_test_batches=2"
+        f"shortened_by): {alike / '0_seed=0'}: trainer.limit_test_batches=2; {alike / '1_seed=1'}: "
+        "trainer.limit_test_batches=2, trainer.max_time={hours:12,minutes:30}"
     ) in report
     # Early stopping ends each seed where its validation stops improving: lengths differ by design.
     stopped = _write_runs(

@@ -143,6 +143,22 @@ def read_run(folder: Path) -> Run | None:
     return Run(folder, config, metrics, "finished")
 
 
+def shortened_settings(metrics) -> list[str]:
+    """``trainer.limit_train_batches=2``, ``trainer.max_time={hours:1}``: each trainer setting that
+    cut a run short (metrics.json's shortened_by), written as the command line gives it; empty for
+    a run of whole epochs and splits (or without metrics)."""
+    by = metrics.get("shortened_by") if isinstance(metrics, dict) else None
+    if not isinstance(by, dict):
+        return []
+
+    def said(value) -> str:
+        if isinstance(value, dict):  # (max_time as a mapping: Hydra's form of one)
+            return "{" + ",".join(f"{k}:{v}" for k, v in value.items()) + "}"
+        return str(value)
+
+    return [f"{k if '.' in k else 'trainer.' + k}={said(v)}" for k, v in by.items()]
+
+
 def blew_up_said(metrics) -> str | None:
     """What a finished run's metrics.json says of a loss that blew up and stayed so to its end
     (loss_blew_up ended): its last losses beside a uniform guess's; None otherwise."""

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from ..files import write_atomic
 from .paper import setting, used_setting
-from .runs import Run, blew_up_said, find_runs
+from .runs import Run, blew_up_said, find_runs, shortened_settings
 
 #: Columns every summary has (the swept settings' columns come after ``job``; attacks' errors,
 #: ``top5_k``, ``robustness_on`` and ``shortened_by`` only where some job has one).
@@ -121,16 +121,7 @@ def shortened_said(metrics: dict) -> str | None:
     """``trainer.limit_train_batches=2; trainer.max_time={hours:1}``: the trainer settings that cut a
     job short (metrics.json's shortened_by, written as the command line gives them), None for a
     job of whole epochs and splits (or without metrics)."""
-    by = metrics.get("shortened_by")
-    if not isinstance(by, dict) or not by:
-        return None
-
-    def said(value) -> str:
-        if isinstance(value, dict):  # (max_time as a mapping: Hydra's form of one)
-            return "{" + ",".join(f"{k}:{v}" for k, v in value.items()) + "}"
-        return str(value)
-
-    return "; ".join(f"{k if '.' in k else 'trainer.' + k}={said(v)}" for k, v in by.items())
+    return "; ".join(shortened_settings(metrics)) or None
 
 
 def robustness_said(metrics: dict) -> str | None:

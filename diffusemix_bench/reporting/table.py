@@ -28,7 +28,7 @@ from ..files import (
     run_launched_from,
 )
 from .paper import PaperRow, PaperTable, same_value, setting, used_setting
-from .runs import ReportError, Run, blew_up_said
+from .runs import ReportError, Run, blew_up_said, shortened_settings
 
 #: Settings that do not change what is trained (folders, workers, devices, logging, what is
 #: printed, what is measured after training): runs of one cell may differ in them. ``eval.*`` says
@@ -347,13 +347,7 @@ class Cell:
     def shortened_by(self) -> list[str]:
         """What cut the cell's finished runs short of their epochs or splits (metrics.json's
         shortened_by, ``name=value``, each once): their number is not the protocol's."""
-        found = {
-            f"{k}={v}"
-            for r in self.finished
-            if isinstance(r.metrics, dict) and isinstance(r.metrics.get("shortened_by"), dict)
-            for k, v in r.metrics["shortened_by"].items()
-        }
-        return sorted(found)
+        return sorted({said for r in self.finished for said in shortened_settings(r.metrics)})
 
     def training_seconds(self) -> tuple[float | None, bool]:
         """Mean training time per finished run, and whether every run recorded its fits alone
@@ -668,18 +662,11 @@ class FilledTable:
         """A line naming the finished runs that trainer settings cut short of their epochs or splits
         (metrics.json's shortened_by), with what cut each."""
         cut = [
-            (r, r.metrics["shortened_by"])
-            for c in self.cells.values()
-            for r in c.finished
-            if isinstance(r.metrics, dict)
-            and isinstance(r.metrics.get("shortened_by"), dict)
-            and r.metrics["shortened_by"]
+            (r, by) for c in self.cells.values() for r in c.finished if (by := shortened_settings(r.metrics))
         ]
         if not cut:
             return []
-        shown = "; ".join(
-            f"{r.folder}: {', '.join(f'{k}={v}' for k, v in sorted(by.items()))}" for r, by in cut[:3]
-        )
+        shown = "; ".join(f"{r.folder}: {', '.join(sorted(by))}" for r, by in cut[:3])
         more = f"; and {len(cut) - 3} more" if len(cut) > 3 else ""
         return [
             f"{len(cut)} finished run{'' if len(cut) == 1 else 's'} {'was' if len(cut) == 1 else 'were'} cut "
