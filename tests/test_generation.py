@@ -1687,6 +1687,30 @@ def test_generate_skips_the_corrupt_images_train_py_skips(tmp_path, capsys):
     assert "Add dataset.on_bad_image=skip to this command" in said
 
 
+def test_generate_says_a_class_left_without_images_in_its_own_words(tmp_path, capsys, caplog):
+    """A class whose every train image is corrupt, skipped: generate.py says no edits are made for
+    it and that training sees none of its images, not verification's words on a split's numbers."""
+    from tests.fixtures.datasets import corrupt_one_image
+
+    root = write_fixture_dataset("imagefolder", tmp_path / "data", num_classes=2, per_class=1)["data_dir"]
+    bad = corrupt_one_image("imagefolder", root.parent)
+    ov = _imagefolder_overrides(root, tmp_path / "edits", "dataset.on_bad_image=skip")
+    with caplog.at_level("WARNING"):
+        summary = generate(compose_generate(ov))
+    out = " ".join(capsys.readouterr().out.split())
+    assert summary["generated"] == 1
+    assert (
+        f"1 corrupt image(s) of imagefolder/train skipped (dataset.on_bad_image=skip; first: {bad}): no edits are "
+        "made for them"
+    ) in out
+    assert (
+        f"class(es) {bad.parent.name} of imagefolder/train have no image left once the corrupt ones are skipped: no "
+        "edits are made for them, and train.py with the same settings trains on none of their images"
+    ) in out
+    assert "numbers are over the other classes" not in out + caplog.text
+    assert "corrupt image(s) skipped" not in caplog.text  # (said once, above)
+
+
 def test_missing_edits_name_the_stores_made_with_other_settings(tmp_path):
     """Training asks for edits its settings' store lacks while stores of the same images with other
     settings are there (generator=tiny left out of train.py): the refusal names each such store and

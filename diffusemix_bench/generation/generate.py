@@ -132,13 +132,30 @@ def read_split(cfg: DictConfig, split: str) -> tuple[ImageClassificationDataset,
     if str(d.get("on_bad_image") or "error") != "skip":  # (skip: verification below lists them)
         check_images_there(ds)
     # The images train.py leaves out with the same settings: no edits are made for them.
+    # (said here in generation's words: verification's own lines speak of a split's numbers)
     found = verify_as_asked(
-        Splits(**{s: ds if s == split else None for s in ("train", "val", "test")}), d, cfg.paths.cache_dir
+        Splits(**{s: ds if s == split else None for s in ("train", "val", "test")}),
+        d,
+        cfg.paths.cache_dir,
+        quiet=True,
     ).get(split, [])
     if found:
         bad = set(found)
-        indices = [i for i in indices if str(ds.paths[i]) not in bad]
-        say(f"{len(found)} corrupt image(s) of {d.name}/{split} skipped: no edits are made for them")
+        kept = [i for i in indices if str(ds.paths[i]) not in bad]
+        say(
+            f"{len(found)} corrupt image(s) of {d.name}/{split} skipped (dataset.on_bad_image=skip; first: "
+            f"{found[0]}): no edits are made for them"
+        )
+        emptied = sorted({ds.targets[i] for i in indices} - {ds.targets[i] for i in kept})
+        if emptied:
+            names = [str(ds.classes[t]) for t in emptied]
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            say(
+                f"class(es) {shown} of {d.name}/{split} have no image left once the corrupt ones are skipped: "
+                "no edits are made for them, and train.py with the same settings trains on none of their "
+                "images; replace the files with good copies to count them"
+            )
+        indices = kept
     return ds, limited(indices, ds.targets, cfg.generator.get("limit"), cfg.generator.get("limit_per_class"))
 
 
