@@ -10,8 +10,9 @@ quiet_interrupts()  # Ctrl-C while the imports below take seconds: one line, no 
 import hydra
 from omegaconf import DictConfig
 
-from diffusemix_bench.cli import check_command_line, run_evaluate
+from diffusemix_bench.cli import run_evaluate
 from diffusemix_bench.config import register_configs
+from diffusemix_bench.preflight import check_command_line
 
 register_configs()
 

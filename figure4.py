@@ -9,8 +9,9 @@ quiet_interrupts()  # Ctrl-C while the imports below take seconds: one line, no 
 import hydra
 from omegaconf import DictConfig
 
-from diffusemix_bench.cli import before_hydra, check_data_present, check_settings, run_figure4
+from diffusemix_bench.cli import check_data_present, check_settings, run_figure4
 from diffusemix_bench.config import register_configs
+from diffusemix_bench.preflight import before_hydra
 
 register_configs()
 

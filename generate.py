@@ -10,13 +10,13 @@ import hydra
 from omegaconf import DictConfig
 
 from diffusemix_bench.cli import (
-    before_hydra,
     check_data_present,
     check_settings,
     generation_refused,
     refusal_leaves_no_folder,
 )
 from diffusemix_bench.config import register_configs
+from diffusemix_bench.preflight import before_hydra
 
 register_configs()
 

@@ -9,8 +9,9 @@ quiet_interrupts()  # Ctrl-C while the imports below take seconds: one line, no 
 import hydra
 from omegaconf import DictConfig
 
-from diffusemix_bench.cli import before_hydra, run_train
+from diffusemix_bench.cli import run_train
 from diffusemix_bench.config import register_configs
+from diffusemix_bench.preflight import before_hydra
 
 register_configs()
 

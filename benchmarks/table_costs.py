@@ -29,8 +29,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from benchmarks.common import RESULTS, write_results
-from diffusemix_bench.cli import sweep_jobs
 from diffusemix_bench.config import register_configs
+from diffusemix_bench.preflight import sweep_jobs
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 TABLES = ["table2", "table3", "table4", "table5", "table6", "table7", "table8", "table9", "figure5", "lambda"]

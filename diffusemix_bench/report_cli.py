@@ -9,9 +9,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from .cli import _compose_raw, check_arms, expand_sweep, preflight, sweep_jobs
 from .commands import hydra_quoted, script_command
 from .errors import ConfigError, user_errors_reported
+from .preflight import _compose_raw, check_arms, expand_sweep, preflight, sweep_jobs
 
 #: ``experiment=`` given to report.py for the runs' own table (not an experiment file's).
 OWN_TABLE = "none"

@@ -1094,8 +1094,8 @@ def test_a_sweep_whose_diffusemix_jobs_lack_their_edits_starts_no_job(tmp_path):
     """train.py --multirun with DiffuseMix jobs and no edits: refused before any job starts (the
     baselines of the sweep would train first, and the DiffuseMix jobs fail), with the generate
     command; once the edits are made the sweep is taken."""
-    from diffusemix_bench.cli import check_command_line
     from diffusemix_bench.generation.generate import generate
+    from diffusemix_bench.preflight import check_command_line
     from tests.conftest import CONF_DIR
     from tests.fixtures.datasets import write_fixture_dataset
     from tests.test_generation import compose_generate

@@ -1851,7 +1851,7 @@ def test_a_generation_sweep_of_an_experiment_makes_each_store_once(tmp_path, cap
     pinned (one job per dataset), and Figure 5's prompt counts make all the prompts once. A sweep
     given on the command line is kept; --multirun --cfg job lists the jobs (it was a traceback for
     generate.py and figure4.py)."""
-    from diffusemix_bench.cli import generation_sweep
+    from diffusemix_bench.preflight import generation_sweep
     from tests.conftest import run_entry
 
     listed = run_entry("generate.py", ["--multirun", "experiment=table5", "--cfg", "job"], tmp_path)

@@ -201,7 +201,7 @@ def test_ctrl_c_while_an_entry_point_starts_is_one_line(tmp_path, script):
         "import sys\n"
         "class Interrupt:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'diffusemix_bench.cli':\n"
+        "        if name == 'diffusemix_bench.preflight':\n"
         "            raise KeyboardInterrupt\n"
         "sys.meta_path.insert(0, Interrupt())\n",
     )
@@ -273,7 +273,7 @@ def test_a_folder_that_cannot_be_written_is_named_before_the_work(tmp_path, monk
 def test_debug_fast_over_a_gpu_trainer_is_said(capsys):
     """trainer=gpu debug=fast: the preset's trainer.accelerator=cpu wins (it comes after the trainer
     group), so the smoke run trained on the CPU unsaid; a warning now says so and how to keep the GPU."""
-    from diffusemix_bench.cli import warn_debug_over_trainer
+    from diffusemix_bench.preflight import warn_debug_over_trainer
 
     warn_debug_over_trainer(["trainer=gpu", "debug=fast"])
     said = capsys.readouterr().err
@@ -305,8 +305,8 @@ def test_debug_fast_over_a_gpu_trainer_is_said(capsys):
 def test_a_value_of_the_wrong_type_is_said_in_the_settings_words(given, said):
     """Hydra's "Error merging override ...: Value 'two' of type 'str' could not be converted to
     Integer" named the setting but not what to give: one line saying what the setting takes."""
-    from diffusemix_bench.cli import preflight
     from diffusemix_bench.errors import ConfigError
+    from diffusemix_bench.preflight import preflight
     from tests.conftest import CONF_DIR
 
     with pytest.raises(ConfigError) as refused:
@@ -336,7 +336,7 @@ def test_a_weights_file_not_there_is_refused_with_ckpt_path_auto_where_nothing_r
     """``ckpt_path=auto`` (the SLURM advice) where no checkpoint is there yet starts a new run from
     ``model.weights``: a file not there is refused before anything starts, single run or sweep;
     once a job of the sweep has a checkpoint, each job is left to check as it starts."""
-    from diffusemix_bench.cli import check_auto_resume_weights
+    from diffusemix_bench.preflight import check_auto_resume_weights
     from tests.conftest import run_entry
     from tests.fixtures.datasets import write_fixture_dataset
 
@@ -355,12 +355,12 @@ def test_a_weights_file_not_there_is_refused_with_ckpt_path_auto_where_nothing_r
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"model.weights={gone}: no such file here" in result.stderr and not run.exists()
     # Sent to a cluster (SLURM): the file may be on its nodes alone; each job checks as it starts.
-    from diffusemix_bench import cli
+    from diffusemix_bench import preflight
 
-    monkeypatch.setattr(cli, "check_slurm", lambda *a, **k: None)
+    monkeypatch.setattr(preflight, "check_slurm", lambda *a, **k: None)
     monkeypatch.setattr(sys, "argv", ["train.py", *args, "hydra/launcher=slurm"])
     with pytest.raises(SystemExit) as met:  # what it meets next: the sweep's data is not here
-        cli.before_hydra(str(ROOT / "conf"), "config")
+        preflight.before_hydra(str(ROOT / "conf"), "config")
     assert "not all there" in str(met.value) and "model.weights" not in str(met.value)
     # A job with a checkpoint resumes from it: the sweep is not refused as a whole.
     (sweep / "0_seed=0" / "checkpoints").mkdir(parents=True)
@@ -376,22 +376,22 @@ def test_a_composition_asked_for_again_is_a_copy_and_an_edited_config_is_compose
     once per process, unless a file of the config folder changed since."""
     import shutil
 
-    from diffusemix_bench import cli
+    from diffusemix_bench import preflight
 
     conf = tmp_path / "conf"
     shutil.copytree(ROOT / "conf", conf)
-    first = cli._compose_raw(str(conf), "config", ["aug=mixup"])
+    first = preflight._compose_raw(str(conf), "config", ["aug=mixup"])
     assert first.aug.alpha is None
     first.aug.alpha = 123.0  # a caller changing its copy changes nobody else's
-    again = cli._compose_raw(str(conf), "config", ["aug=mixup"])
+    again = preflight._compose_raw(str(conf), "config", ["aug=mixup"])
     assert again.aug.alpha is None
     again.aug.alpha = 456.0
-    assert cli._compose_raw(str(conf), "config", ["aug=mixup"]).aug.alpha is None
+    assert preflight._compose_raw(str(conf), "config", ["aug=mixup"]).aug.alpha is None
     mixup = conf / "aug" / "mixup.yaml"
     mixup.write_text(mixup.read_text().replace("alpha: null", "alpha: 0.4"))
-    assert cli._compose_raw(str(conf), "config", ["aug=mixup"]).aug.alpha == 0.4
+    assert preflight._compose_raw(str(conf), "config", ["aug=mixup"]).aug.alpha == 0.4
     (conf / "aug" / "new.yaml").write_text(mixup.read_text().replace("alpha: 0.4", "alpha: 0.7"))
-    assert cli._compose_raw(str(conf), "config", ["aug=new"]).aug.alpha == 0.7
+    assert preflight._compose_raw(str(conf), "config", ["aug=new"]).aug.alpha == 0.7
 
 
 def test_the_printed_config_keeps_long_values_whole(capsys):

@@ -155,7 +155,7 @@ def test_another_optimiser_under_a_paper_protocol_is_refused(make_cfg):
 def test_slurm_where_there_is_none_is_one_message(tmp_path, monkeypatch, capsys):
     """hydra/launcher=slurm on a machine without sbatch (or without the launcher) is refused before
     the sweep, saying where to run it; listing the jobs (--cfg job) still works."""
-    from diffusemix_bench.cli import check_slurm
+    from diffusemix_bench.preflight import check_slurm
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch
     with pytest.raises(
@@ -200,7 +200,7 @@ def test_slurm_tasks_against_devices_refused_before_submitting(tmp_path, monkeyp
     the same folder; DDP with tasks_per_node=1 on 2 GPUs: refused by Lightning on the node) or whose
     num_nodes differs from its nodes goes wrong after waiting in the queue. Refused before submitting."""
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    from diffusemix_bench.cli import check_slurm_tasks
+    from diffusemix_bench.preflight import check_slurm_tasks
 
     for name in ("sbatch", "srun"):  # a login node: the commands are there (and do nothing here)
         (tmp_path / name).write_text("#!/bin/sh\nexit 3\n")
@@ -1134,7 +1134,7 @@ def test_an_unquoted_sweep_folder_is_answered_with_the_quoted_form():
 
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from diffusemix_bench.cli import preflight
+    from diffusemix_bench.preflight import preflight
 
     folder = "/runs/multirun/0_aug=none,dataset=flowers102,seed=0"
     with pytest.raises(ConfigError, match="hydra.run.dir: its value .* Quote it") as refused:
@@ -1145,7 +1145,7 @@ def test_an_unquoted_sweep_folder_is_answered_with_the_quoted_form():
 
 
 def test_every_value_of_a_swept_group_is_checked_before_the_sweep():
-    from diffusemix_bench.cli import preflight
+    from diffusemix_bench.preflight import preflight
 
     with pytest.raises(
         ConfigError, match=r"^aug=snapmx: no such option in conf/aug/; did you mean snapmix\?"
@@ -1698,7 +1698,7 @@ def test_each_table_lists_the_runs_it_needs(name):
     """``train.py --multirun experiment=<table> --cfg job`` lists the sweep: every combination of
     the swept values, each once; each run belongs to exactly one of the paper's rows, and every row
     that is not reported-only gets runs."""
-    from diffusemix_bench.cli import sweep_jobs
+    from diffusemix_bench.preflight import sweep_jobs
     from diffusemix_bench.reporting.paper import PaperTable
 
     sweep = _sweep(name)
@@ -1808,7 +1808,8 @@ def test_a_glob_in_an_experiments_sweep_is_listed(tmp_path, capsys):
     """An experiment file whose ``hydra.sweeper.params`` holds a glob (``aug: glob(*mixup)``): the
     listing stopped with Hydra's "ConfigLoader is not set"; the glob is written out there too, in
     the experiment's order of sweeps, and the sweep's count of planned jobs is right."""
-    from diffusemix_bench.cli import SweepSummary, list_sweep
+    from diffusemix_bench.cli import SweepSummary
+    from diffusemix_bench.preflight import list_sweep
 
     conf = tmp_path / "conf"
     shutil.copytree(CONF_DIR, conf)
@@ -1882,7 +1883,7 @@ def test_a_glob_in_an_experiments_sweep_is_listed(tmp_path, capsys):
 def test_listing_a_sweep_checks_it_as_running_it_does(given, refused, capsys):
     """``--cfg job`` is how a user checks a sweep before running it: a misspelt name is the same
     one-line refusal (exit code 1) as the sweep gets, not a listing that includes it."""
-    from diffusemix_bench.cli import check_command_line, list_sweep
+    from diffusemix_bench.preflight import check_command_line, list_sweep
 
     with pytest.raises(SystemExit, match=re.escape(refused)):
         list_sweep(["--multirun", *given, "--cfg", "job"], str(CONF_DIR))
@@ -1895,7 +1896,7 @@ def test_listing_a_sweep_checks_it_as_running_it_does(given, refused, capsys):
 def test_listing_a_sweep_makes_the_methods_checks_of_every_job(capsys):
     """The listing makes the methods' own checks (those that build a method) of every job, the
     first included: a sweep refused at its first job's start was listed as fine."""
-    from diffusemix_bench.cli import list_sweep
+    from diffusemix_bench.preflight import list_sweep
 
     for given, refused in (
         (
@@ -1920,7 +1921,7 @@ def test_listing_a_sweep_makes_the_methods_checks_of_every_job(capsys):
 def test_a_sweeps_hydra_settings_are_shown_with_cfg_hydra(capsys):
     """``--multirun ... --cfg hydra`` shows the sweep's Hydra settings (the SLURM launcher's, say),
     ``--cfg all`` the runs and those settings, ``--cfg job`` the runs alone."""
-    from diffusemix_bench.cli import list_sweep
+    from diffusemix_bench.preflight import list_sweep
 
     given = ["--multirun", "experiment=lambda", "hydra/launcher=slurm"]
     list_sweep([*given, "--cfg", "hydra"], str(CONF_DIR))
@@ -2587,7 +2588,7 @@ def test_unknown_trainer_argument_is_one_message(make_cfg):
     ],
 )
 def test_misspelt_names_get_a_did_you_mean(args, message):
-    from diffusemix_bench.cli import preflight
+    from diffusemix_bench.preflight import preflight
 
     with pytest.raises(ConfigError) as info:
         preflight(args, str(CONF_DIR))
@@ -2637,7 +2638,7 @@ def test_a_value_hydras_grammar_cannot_read_gets_the_quoted_form(given, typed):
 
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from diffusemix_bench.cli import preflight
+    from diffusemix_bench.preflight import preflight
 
     with pytest.raises(
         ConfigError, match=re.escape(f"Quote it for Hydra inside the shell's quotes: {typed}")
@@ -2671,7 +2672,7 @@ def test_a_sweep_without_its_data_starts_no_job(tmp_path):
 def test_a_sweep_value_the_method_refuses_starts_no_job(tmp_path):
     """A value only the method's own code can refuse (Co-Mixup's block_num=0), later in a sweep: refused before any job starts (it used to be refused
     when its job came up, after the others had trained)."""
-    from diffusemix_bench.cli import check_command_line
+    from diffusemix_bench.preflight import check_command_line
 
     data = write_fixture_dataset("cifar100", tmp_path / "data")["data_dir"]
     base = ["--multirun", "aug=comixup", f"paths.data_dir={data}", "seed=0,1"]
@@ -2687,7 +2688,7 @@ def test_a_single_run_of_an_experiment_names_its_sweeps_dataset(capsys):
     """``train.py experiment=table6 aug=none`` (no --multirun) would train the config's default
     dataset, CIFAR-100, under Table 6's protocol: refused, naming the sweep's dataset; with the
     dataset named, the command passes the start-up checks."""
-    from diffusemix_bench.cli import check_command_line
+    from diffusemix_bench.preflight import check_command_line
 
     with pytest.raises(SystemExit, match=re.escape(
         "experiment=table6 runs on flowers102 (its sweep), and this single run would use the default "
@@ -2700,7 +2701,7 @@ def test_a_single_run_of_an_experiment_names_its_sweeps_dataset(capsys):
 def test_a_comma_without_multirun_gets_both_forms():
     """dataset.root=/data/a,b without --multirun: Hydra reads the comma as a sweep and answered
     with its own multi-line text; one line now gives the quoted form and the --multirun one."""
-    from diffusemix_bench.cli import check_command_line
+    from diffusemix_bench.preflight import check_command_line
 
     with pytest.raises(SystemExit, match=re.escape(
         "dataset.root=/data/a,b: Hydra reads a value with a comma as a sweep, and this command has "
@@ -2860,7 +2861,7 @@ def test_a_sweep_jobs_stop_advice_is_the_sweeps_own_command_in_its_folder(tmp_pa
 def test_a_sweep_sent_to_other_machines_is_not_refused_for_this_ones_missing_gpu():
     """The sweep's values are checked before any job starts, but a SLURM sweep's jobs run on its
     nodes: trainer=gpu from a login node without a GPU is taken there, refused for a local sweep."""
-    from diffusemix_bench.cli import check_sweep_values
+    from diffusemix_bench.preflight import check_sweep_values
 
     jobs = [["trainer=gpu", "seed=0"], ["trainer=gpu", "seed=1"]]
     check_sweep_values(jobs, str(CONF_DIR), "config", "slurm")
@@ -3071,7 +3072,7 @@ def test_a_sweep_listing_notes_what_would_stop_the_sweep(tmp_path, capsys):
     """A table's listing before its data is downloaded or its edits generated lists the runs (exit
     0, nothing written) and notes what the sweep itself would stop on, with the command that makes
     the edits: learning it only when the sweep starts is too late."""
-    from diffusemix_bench.cli import list_sweep
+    from diffusemix_bench.preflight import list_sweep
 
     fixture = write_fixture_dataset("flowers102", tmp_path / "data")
     listing = ["--multirun", "experiment=table6", f"paths.cache_dir={tmp_path / 'cache'}", "--cfg", "job"]
@@ -3202,7 +3203,7 @@ def test_multirun_may_come_after_some_overrides():
     first, which Hydra's parser takes."""
     from hydra._internal.utils import get_args_parser
 
-    from diffusemix_bench.cli import multirun_flag_first
+    from diffusemix_bench.preflight import multirun_flag_first
 
     given = ["dataset=imagefolder", "--multirun", "aug=none,mixup", "seed=0"]
     with pytest.raises(SystemExit):
@@ -3216,7 +3217,7 @@ def test_published_weights_that_cannot_be_had_are_refused_before_the_run_or_the_
     """model.pretrained=true with weights that cannot be had (here a model with none published; no
     network in tests): a single run is refused before its folder is made (it was left with
     failure.json), a sweep before any job starts (each job failed in turn)."""
-    from diffusemix_bench.cli import check_command_line
+    from diffusemix_bench.preflight import check_command_line
 
     data = write_fixture_dataset("cifar100", tmp_path / "data")["data_dir"]
     common = ["dataset=cifar100", f"paths.data_dir={data}", *FAST, "model.pretrained=true"]
@@ -3237,7 +3238,7 @@ def test_published_weights_that_cannot_be_had_are_refused_before_the_run_or_the_
 def test_a_sweeps_published_weights_are_checked_for_every_model_it_crosses(tmp_path, monkeypatch):
     """model=a,b crossed with model.pretrained=false,true: each combination's weights are checked
     before any job (one setting changed at a time from the first job missed b with true)."""
-    from diffusemix_bench.cli import check_command_line
+    from diffusemix_bench.preflight import check_command_line
 
     monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "torch"))
     (tmp_path / "torch" / "checkpoints").mkdir(parents=True)
@@ -3255,7 +3256,7 @@ def test_a_sweeps_published_weights_are_checked_for_every_model_it_crosses(tmp_p
 def test_the_checks_before_a_sweep_say_each_warning_once(tmp_path, caplog):
     """The checks before a sweep read its data more than once (its data, then the edits of each
     prompt count it sweeps): an image folder's "no test split" warning was printed once per read."""
-    from diffusemix_bench.cli import check_command_line
+    from diffusemix_bench.preflight import check_command_line
 
     for c in ("a", "b"):
         (tmp_path / "imgs" / "train" / c).mkdir(parents=True)
