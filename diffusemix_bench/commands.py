@@ -99,7 +99,51 @@ def saved_resume_command(run_dir: Path, resume: str = "ckpt_path=last") -> str |
         return None
     if not isinstance(given, list) or not all(isinstance(o, str) for o in given):
         return None
+    from .files import run_launched_from
+
+    cwd = run_launched_from(run_dir)  # (its relative paths are relative to where it was launched)
+    if cwd is not None and os.path.abspath(cwd) != os.path.abspath(os.getcwd()):
+        given = [placed_override(o, cwd) for o in given]
     return _train_command([], given, resume, "hydra.run.dir", Path(run_dir))
+
+
+#: The settings that name a file or folder: a relative one is relative to where its command ran.
+PATH_SETTINGS = frozenset(
+    (
+        "paths.data_dir",
+        "paths.log_dir",
+        "paths.cache_dir",
+        "dataset.root",
+        "generator.edits_dir",
+        "generator.local_dir",
+        "fractals.dir",
+        "fractals.cache_dir",
+        "model.weights",
+    )
+)
+
+_PLAIN = re.compile(r"[\w./:+@-]+")
+
+
+def placed_override(override: str, cwd: str) -> str:
+    """``override`` as it reads from anywhere: a relative path given to a setting of
+    ``PATH_SETTINGS`` joined to ``cwd``, the folder its command was launched from
+    (``dataset.root=data`` -> ``dataset.root=/home/me/project/data``); any other as it is."""
+    head = override[: len(override) - len(override.lstrip("+~"))]
+    key, eq, value = override[len(head) :].partition("=")
+    if not eq or key not in PATH_SETTINGS:
+        return override
+    quote = value[:1] if len(value) >= 2 and value[0] in "'\"" and value[-1] == value[0] else ""
+    bare = value[1:-1] if quote else value
+    if not bare or bare == "null" or bare.startswith("~") or os.path.isabs(bare):
+        return override
+    if "${" in bare or (not quote and not _PLAIN.fullmatch(bare)):  # (an interpolation, a sweep)
+        return override
+    where = os.path.normpath(os.path.join(cwd, bare))
+    if _PLAIN.fullmatch(where):
+        return f"{head}{key}={where}"
+    mark = "'" if '"' in where else '"'
+    return f"{head}{key}={mark}{where}{mark}"
 
 
 def _train_command(flags: list[str], given: list, resume: str, folder_key: str, folder: Path) -> str:

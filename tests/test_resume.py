@@ -938,3 +938,45 @@ def test_a_saved_resume_command_gives_each_setting_once(tmp_path):
         "ckpt_path=last",
         f"hydra.run.dir={tmp_path}",
     ]
+
+
+def test_a_saved_resume_command_reads_its_relative_paths_where_the_run_was_launched(tmp_path, monkeypatch):
+    """The run's own command, printed by a refused resume, runs from where the user is: a relative
+    folder it was given (``dataset.root=probe/data``, launched from another folder) is given as the
+    place it named; other settings, absolute paths and interpolations as they were."""
+    import shlex
+
+    import yaml
+
+    from diffusemix_bench.commands import saved_resume_command
+
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    launched = tmp_path / "launch"
+    given = [
+        "dataset=imagefolder",
+        "dataset.root=probe/data",
+        "generator.edits_dir='my edits'",
+        "+model.weights=w.safetensors",
+        "paths.cache_dir=/abs/cache",
+        "paths.data_dir=${oc.env:HOME}/data",
+        "trainer.max_epochs=3",
+    ]
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(given))
+    (run / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {"cwd": str(launched)}}}))
+    monkeypatch.chdir(tmp_path)
+    words = shlex.split(saved_resume_command(run))
+    assert words[words.index("dataset=imagefolder") :] == [
+        "dataset=imagefolder",
+        f"dataset.root={launched / 'probe' / 'data'}",
+        f'generator.edits_dir="{launched / "my edits"}"',
+        f"+model.weights={launched / 'w.safetensors'}",
+        "paths.cache_dir=/abs/cache",
+        "paths.data_dir=${oc.env:HOME}/data",
+        "trainer.max_epochs=3",
+        "ckpt_path=last",
+        f"hydra.run.dir={run}",
+    ]
+    # Where it was launched, the command is its own, as given.
+    monkeypatch.chdir(launched.mkdir() or launched)
+    assert "dataset.root=probe/data" in shlex.split(saved_resume_command(run))
