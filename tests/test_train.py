@@ -1313,6 +1313,17 @@ def test_train_script_end_to_end(tmp_path):
     assert f"error: {nolast} holds a finished run (metrics.json" in refused.stderr
     assert "and ckpt_path=auto found no checkpoints/last.ckpt to go on from" in refused.stderr
     assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == before
+    # Evaluated again (a resume that attacks the finished run): its metrics.json gets the number,
+    # and .hydra/ still records the command that made its settings (config_resolved.yaml's), so a
+    # sweep's summary.csv reads no evaluation setting as one the run was trained with.
+    record = {p: before[p] for p in (tmp_path / "run" / ".hydra").rglob("*.yaml")}
+    attacked = _run_script([*args, "ckpt_path=last", "eval.fgsm=true", "eval.split=val"], tmp_path)
+    assert attacked.returncode == 0, attacked.stderr[-2000:]
+    assert "fgsm_error" in json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert {p: p.read_bytes() for p in record} == record
+    assert (tmp_path / "run" / "config_resolved.yaml").read_bytes() == before[
+        tmp_path / "run" / "config_resolved.yaml"
+    ]
 
 
 def test_local_config_holds_machine_paths(tmp_path):

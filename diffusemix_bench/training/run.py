@@ -861,9 +861,12 @@ def _train(
 ) -> dict:
     # (The first process keeps an earlier attempt's settings first.) A finished run evaluated again
     # keeps the settings it was trained with: the data folder they name stays the run's own.
-    if rank_zero_only.rank == 0 and earlier is None:
-        write_atomic(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    keep_command_record(run_dir)  # Hydra's record of the command that made these settings
+    if earlier is None:
+        if rank_zero_only.rank == 0:
+            write_atomic(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        keep_command_record(run_dir)  # Hydra's record of the command that made these settings
+    # (a finished run evaluated again: its .hydra/ is put back to the record of the command that
+    # made its settings as the job ends, cli._keep_runs_record, so that the two agree)
     if cfg.float32_matmul_precision:
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
     pl.seed_everything(cfg.seed, workers=True)
