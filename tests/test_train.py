@@ -2924,6 +2924,36 @@ def test_the_sweep_summary_says_null_settings_cut_short_jobs_and_attacks_only_wh
     assert "shortened_by" not in (tmp_path / "summary.csv").read_text()
 
 
+def test_the_sweep_summary_compares_a_folder_as_the_place_it_names(tmp_path):
+    """A sweep launched again from another folder with the same image folder written another way
+    (``dataset.root=data`` from /x, then ``dataset.root=/x/data``): one folder, so no column says
+    the jobs differ in it; a job on another folder does get the column, its value as given."""
+    import yaml
+
+    from diffusemix_bench.reporting.sweeps import write_summary
+
+    def jobs(roots: list[str]) -> None:
+        for i, root in enumerate(roots):
+            job = tmp_path / f"{i}_seed={i}"
+            (job / ".hydra").mkdir(parents=True, exist_ok=True)
+            (job / ".hydra" / "overrides.yaml").write_text(
+                yaml.safe_dump([f"dataset.root={root}", f"seed={i}"])
+            )
+            runtime = {"hydra": {"runtime": {"cwd": "/x"}}}
+            (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(runtime))
+            saved = {"seed": i, "aug": {"name": "none"}, "dataset": {"name": "imagefolder", "root": root}}
+            (job / "config_resolved.yaml").write_text(yaml.safe_dump(saved))
+            (job / "metrics.json").write_text(json.dumps({"val_top1": 1.0}))
+
+    jobs(["data", "data", "/x/data"])
+    write_summary(tmp_path)
+    assert "dataset.root" not in (tmp_path / "summary.csv").read_text()
+    jobs(["data", "data", "/y/data"])
+    write_summary(tmp_path)
+    rows = list(csv.DictReader((tmp_path / "summary.csv").open()))
+    assert [r["dataset.root"] for r in rows] == ["data", "data", "/y/data"]
+
+
 def test_the_sweep_summary_lists_jobs_in_the_order_of_their_numbers(tmp_path):
     """summary.csv of an eleven-job sweep: job 2 before job 10 (names sorted as text put 10 first)."""
     import yaml

@@ -10,9 +10,10 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
-from ..files import write_atomic
+from ..files import placed, run_launched_from, write_atomic
 from .paper import setting, used_setting
 from .runs import Run, blew_up_said, find_runs, shortened_settings
+from .table import WHERE_FROM
 
 #: Columns every summary has (the swept settings' columns come after ``job``; attacks' errors,
 #: ``top5_k``, ``robustness_on`` and ``shortened_by`` only where some job has one).
@@ -74,7 +75,12 @@ def summary_rows(sweep: Path) -> tuple[list[str], list[dict]]:
     job numbers: ``2_...`` before ``10_...``, then by name)."""
     runs = sorted(find_runs([sweep]), key=lambda r: job_order(r.folder.name))
     overrides = [job_overrides(run.folder) for run in runs]
-    swept = swept_keys(overrides)
+    # (a folder compared as the place it names: data and /home/me/data from /home/me are one)
+    places = [
+        {k: str(placed(v, run_launched_from(run.folder))) if k in WHERE_FROM else v for k, v in given.items()}
+        for run, given in zip(runs, overrides)
+    ]
+    swept = swept_keys(places)
     rows = [_row(run, given, swept) for run, given in zip(runs, overrides)]
     fields = [FIELDS[0], *swept, *FIELDS[1:]]
     # A dataset of fewer than 5 classes measures top-k with k its number of classes (metrics.json's
