@@ -957,18 +957,30 @@ def swept_dirname() -> str:
     """A sweep job's folder name (after its number): ``key=value`` of each setting the sweep varies
     (the experiment's ``hydra.sweeper.params`` and the command line's own sweeps), sorted and
     joined by commas, leaving out the keys ``hydra.job.config.override_dirname.exclude_keys``
-    names; Hydra's ``override_dirname`` (every override) when the sweep varies nothing."""
+    names (folders, worker and device counts) unless the sweep varies nothing else: then those,
+    each folder by its last part (``dataset.root=/data/b`` -> ``dataset.root=b``); Hydra's
+    ``override_dirname`` (every override) when the sweep varies nothing."""
+    import os
+
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     hc = HydraConfig.get()
     swept = _swept_keys(hc)
     excluded = set(hc.job.config.override_dirname.exclude_keys)
+    overrides = OverridesParser.create().parse_overrides(list(hc.overrides.task))
     parts = []
-    for override in OverridesParser.create().parse_overrides(list(hc.overrides.task)):
+    for override in overrides:
         key = override.get_key_element()
         if key in swept and key not in excluded:
             parts.append(f"{key}={override.get_value_element_as_str()}")
+    if not parts:  # a sweep of folders alone (dataset.root=a,b): each named by its last part
+        for override in overrides:
+            key = override.get_key_element()
+            if key in swept and key in excluded:
+                value = str(override.value())
+                last = os.path.basename(os.path.normpath(value)) or value  # (a path would nest folders)
+                parts.append(f"{key}={last.replace(os.sep, '_')}")
     return ",".join(sorted(parts)) if parts else str(hc.job.override_dirname)
 
 
@@ -1005,10 +1017,13 @@ def sweep_job_dirname() -> str:
     if not sweep.is_dir() or ((sweep / own).exists() and _same_given(sweep / own, task, unnamed)):
         return own
     jobs = []
+    # (a sweep of folders alone named its jobs by Hydra's override_dirname before they were
+    # named by the folders: an earlier launch's folders are found by either name)
+    names = {name, str(hc.job.override_dirname)} if unnamed else {name}
     for folder in sorted(sweep.iterdir()):
         number, sep, rest = folder.name.partition("_")
         if sep and number.isdigit() and folder.is_dir():
-            if rest == name and _same_given(folder, task, unnamed):
+            if rest in names and _same_given(folder, task, unnamed):
                 return folder.name
             jobs.append((folder, rest))
     if (sweep / own).exists():  # another job's (of another unnamed value): a number of its own

@@ -1577,12 +1577,23 @@ def test_a_sweep_of_image_folders_gives_each_its_own_job_folder(tmp_path, monkey
         return name
 
     try:
+        # Named by the folder's last part, as nothing else is swept (a path would nest folders).
         first, second = job(0, "/data/a"), job(1, "/data/b")
-        assert (first, second) == ("0_dataset=imagefolder,seed=0", "1_dataset=imagefolder,seed=0")
+        assert (first, second) == ("0_dataset.root=a", "1_dataset.root=b")
         # Launched again: each job goes on in its own folder, whatever its number now; a new root
         # whose number's folder is another root's gets a number of its own.
         assert job(0, "/data/b") == second and job(1, "/data/a") == first
-        assert job(0, "/data/c") == "2_dataset=imagefolder,seed=0"
+        assert job(0, "/other/b") == "0_dataset.root=b"  # (a last part two folders share: apart by number)
+        # A launch from before these names (Hydra's, the same for each root): found by its record.
+        older = tmp_path / "older"
+        for num, root in enumerate(("/data/a", "/data/b")):
+            _earlier_job(
+                older / f"{num}_dataset=imagefolder,seed=0", ["dataset=imagefolder", f"dataset.root={root}"]
+            )
+        for num, root in enumerate(("/data/b", "/data/a")):
+            task = ["dataset=imagefolder", f"dataset.root={root}", "seed=0"]
+            _as_sweep_job(task, num, older, override_dirname="dataset=imagefolder,seed=0")
+            assert sweep_job_dirname() == f"{1 - num}_dataset=imagefolder,seed=0", root
         # A key swept anew (aug=none dataset.root=a,b, then seed=0,1 added): each root's earlier
         # job is found by its record of the root (both matched by name, and the job trained again).
         again = tmp_path / "again"
