@@ -415,6 +415,7 @@ class SweepSummary(HydraCallback):
 
     def __init__(self) -> None:
         self.ended: set[str] = set()  # the folders of this launch's jobs that have ended
+        self.errors: set[str] = set()  # those whose job ended on an error
 
     def on_multirun_start(self, config, **kwargs) -> None:
         """How many jobs the sweep will run (the command line's overrides crossed with the
@@ -437,7 +438,12 @@ class SweepSummary(HydraCallback):
         if config.hydra.mode != RunMode.MULTIRUN or _not_training(config):
             return
         try:
-            self.ended.add(Path(str(config.hydra.runtime.output_dir)).name)
+            from hydra.core.utils import JobStatus
+
+            folder = Path(str(config.hydra.runtime.output_dir)).name
+            self.ended.add(folder)
+            if job_return is not None and getattr(job_return, "status", None) == JobStatus.FAILED:
+                self.errors.add(folder)
             self.write(Path(str(config.hydra.sweep.dir)))
         except Exception as exc:  # a summary must never fail the sweep
             print(f"sweep summary not written: {exc}", flush=True)
@@ -453,12 +459,20 @@ class SweepSummary(HydraCallback):
         mine = [r for r in rows if r["job"] in self.ended] if self.planned is not None else rows
         counts = {s: sum(r["status"] == s for r in mine) for s in ("finished", "failed", "diverged")}
         stopped = [r["job"] for r in mine if r["status"] in ("failed", "diverged")]
+        # A job refused before it touched its folder (an earlier launch's finished run there,
+        # without ckpt_path=auto): the folder's run is counted as it is, the refusal said.
+        refused = [r["job"] for r in mine if r["job"] in self.errors and r["status"] == "finished"]
         planned = f" of {self.planned}" if self.planned is not None else ""
         left = f", {max(self.planned - len(self.ended), 0)} not run yet" if self.planned is not None else ""
         others = len(rows) - len(mine)
         print(
-            f"sweep so far: {len(mine)}{planned} jobs: {counts['finished']} finished, {counts['failed']} "
-            f"failed, {counts['diverged']} diverged{left}; {sweep / 'summary.csv'}"
+            f"sweep so far: {len(mine)}{planned} jobs: {counts['finished']} finished"
+            + (
+                f" ({len(refused)} of them an earlier run whose job this launch refused: {_first(refused)})"
+                if refused
+                else ""
+            )
+            + f", {counts['failed']} failed, {counts['diverged']} diverged{left}; {sweep / 'summary.csv'}"
             # Runs in the folder this launch has not ended (yet): an earlier launch's, which a
             # relaunch's jobs still to run may be.
             + (f" lists {len(rows)} runs of the folder, earlier launches' included" if others else "")

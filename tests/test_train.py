@@ -1673,6 +1673,18 @@ def test_a_sweep_run_again_with_fewer_values_goes_on_in_its_jobs_own_folders(tmp
     line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("sweep so far")][-1]
     assert line.startswith("sweep so far: 1 of 2 jobs: 1 finished, 0 failed, 0 diverged, 1 not run yet;")
     assert line.endswith("summary.csv lists 3 runs of the folder, earlier launches' included")
+    # The job refused in that folder (its run finished by an earlier launch, this one without
+    # ckpt_path=auto): the run is counted as it is, and the line says its job was refused.
+    from hydra.core.utils import JobReturn, JobStatus
+
+    refused = SweepSummary()
+    refused.planned = 2
+    refused.on_job_end(OmegaConf.create({"hydra": ended}), job_return=JobReturn(status=JobStatus.FAILED))
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("sweep so far")][-1]
+    assert line.startswith(
+        "sweep so far: 1 of 2 jobs: 1 finished (1 of them an earlier run whose job this launch refused: "
+        "1_seed=1), 0 failed, 0 diverged, 1 not run yet;"
+    )
 
 
 def test_experiment_group_is_the_experiments_folder():
