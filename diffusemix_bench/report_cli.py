@@ -617,7 +617,11 @@ def _own_report(
     )
     if shared:
         table.notes.append("Given to every run: " + " ".join(shared))
+    said = set()  # (a folder two launches both ran as a job: said once, with the first's settings)
     for given, run, differ in reused:
+        if run.folder in said:
+            continue
+        said.add(run.folder)
         table.notes.append(
             f"{run.folder} was a job of its sweep's launch ({' '.join(f'{k}={v}' for k, v in given.items())}) and "
             f"was trained again there with other settings ({' '.join(differ)}): the job is not expected, its "

@@ -525,6 +525,11 @@ def test_a_job_trained_again_alone_with_other_settings_is_not_counted_missing(tm
         note.startswith(f"{sweep / '0_aug=none'} was a job of its sweep's launch (")
         and "(trainer.max_epochs=2)" in note
     )
+    # The sweep launched twice (an earlier launch's record kept beside multirun.yaml): said once.
+    (sweep / "multirun.2026-12-01_10-00-00.yaml").write_text((sweep / "multirun.yaml").read_text())
+    filled = build_report([f"runs={sweep}", f"out={tmp_path / 'r2'}"], CONF)["filled"]
+    assert sum("was trained again there" in n for n in filled.table.notes) == 1
+    assert filled.counts()["missing"] == 0 and filled.counts()["expected"] == 2
 
 
 def test_a_refused_seed_names_the_runs_seeds_in_number_order(tmp_path):
