@@ -240,6 +240,10 @@ def _weights_garbage_safetensors(folder: Path) -> None:
     (folder / "w.safetensors").write_bytes(b"\xff" * 64)
 
 
+def _weights_garbage_pt(folder: Path) -> None:
+    (folder / "w.pt").write_bytes(b"junk\n")  # (the unpickler stopped on a KeyError: a traceback)
+
+
 def _weights_malicious(folder: Path) -> None:
     (folder / "w.pt").write_bytes(pickle.dumps(_Exploit()))
 
@@ -695,6 +699,12 @@ CASES: list[Case] = [
             prepare=lambda f, _: _weights_garbage_safetensors(f),
         ),
         r"w\.safetensors",
+    ),
+    Case(
+        "weights: garbage torch file",
+        "error",
+        _train("cifar100", "model.weights={folder}/w.pt", prepare=lambda f, _: _weights_garbage_pt(f)),
+        r"w\.pt is not a readable torch file .*torch\.save",
     ),
     Case(
         "weights: a pickle that runs code",

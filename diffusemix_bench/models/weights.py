@@ -59,6 +59,13 @@ def _read(path: Path) -> object:
         ) from err
     except (RuntimeError, EOFError) as err:
         raise WeightsFileError(f"{path} is not a readable torch file: {err}") from err
+    except OSError:
+        raise
+    except Exception as err:  # bytes the unpickler stops on (KeyError, ValueError, ...): not a torch file
+        raise WeightsFileError(
+            f"{path} is not a readable torch file (reading it stopped on {type(err).__name__}: {err}); give a "
+            "file written by torch.save or safetensors' save_file"
+        ) from err
 
 
 def _state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
