@@ -467,3 +467,21 @@ def test_the_normalisation_line_says_imagenets_statistics_are_not_the_datasets_o
         said[dataset] = next(r.getMessage() for r in caplog.records if "normalisation" in r.getMessage())
     assert said["imagefolder"].endswith("(dataset.mean/dataset.std: ImageNet's statistics)"), said
     assert said["cifar100"].endswith("(dataset.mean/dataset.std)"), said
+
+
+def test_a_misspelt_timm_family_is_answered_with_a_listing_that_lists_models():
+    """model.name=resnt18: the close names, and a timm.list_models pattern that matches some (the
+    typo's own, '*resnt*', matched none); a name close to nothing gets the whole listing."""
+    import timm
+
+    from diffusemix_bench.errors import ConfigError
+    from diffusemix_bench.models.factory import check_timm_model
+
+    said = {}
+    for name in ("resnt18", "qqqzzz"):
+        with pytest.raises(ConfigError) as refused:
+            check_timm_model(name, False)
+        said[name] = str(refused.value)
+    assert "close names: resnet18" in said["resnt18"]
+    assert "timm.list_models('*resnet*')" in said["resnt18"] and timm.list_models("*resnet*")
+    assert "list the choices with timm.list_models() and" in said["qqqzzz"]

@@ -249,12 +249,19 @@ def check_timm_model(name: str | None, pretrained: bool) -> None:
         )
     if not timm.is_model(name):
         base = name.split(".")[0].lower()
-        family = max(re.findall("[a-z]+", base) or [base], key=len)
         close = difflib.get_close_matches(base, timm.list_models(), n=3)
+        # A pattern that lists some models: the name's longest run of letters, else a close name's
+        # (a misspelt family, resnt18, lists none).
+        listing = "timm.list_models()"
+        for source in (base, *close[:1]):
+            family = max(re.findall("[a-z]+", source) or [source], key=len)
+            if timm.list_models(f"*{family}*"):
+                listing = f"timm.list_models('*{family}*')"
+                break
         raise ConfigError(
             f"model.name: '{name}' is not a timm model (timm {timm.__version__})"
             + (f"; close names: {', '.join(close)}" if close else "")
-            + f"; list the choices with timm.list_models('*{family}*') and set model.name to one"
+            + f"; list the choices with {listing} and set model.name to one"
         )
     arch, dot, tag = name.partition(".")
     if dot:  # a pretrained tag (resnet50.tv_in1k): timm knows the architecture whatever the tag
