@@ -546,6 +546,7 @@ def test_resuming_a_finished_run_keeps_its_metrics(make_cfg, tmp_path, caplog):
     assert 0 <= fgsm["fgsm_error"] <= 100 and fgsm["robust_checkpoint"] == first["best_checkpoint"]
     assert fgsm["wall_time_s"] == round(first["wall_time_s"] + fgsm["wall_time_this_part_s"], 2)
     assert fgsm["fit_seconds"] == first["fit_seconds"]  # nothing was trained in this part
+    assert fgsm["resumed"] is first["resumed"] is False  # (the training was not resumed: it was evaluated)
     caplog.clear()
     train(make_cfg(["trainer.max_epochs=1", "ckpt_path=last"]))  # both attacks measured: another budget
     assert (

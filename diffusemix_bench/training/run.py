@@ -596,7 +596,16 @@ def _with_earlier(metrics: dict, earlier: dict | None, path: Path) -> dict:
     if earlier is not None:
         robust = {key: metrics.pop(key) for key in robustness_keys(metrics)}
         # What the training was (this part only evaluated): as recorded, or unknown when it predates the record.
-        for key in ("world_size", "model_weights", "device", "precision", "parts", "git", "versions"):
+        for key in (
+            "world_size",
+            "model_weights",
+            "device",
+            "precision",
+            "parts",
+            "git",
+            "versions",
+            "resumed",
+        ):
             metrics.pop(key, None)
         merged, _ = with_robustness({**earlier, **metrics}, robust)
         set_aside_replaced(path, earlier, merged)
