@@ -139,7 +139,9 @@ def placed_override(override: str, cwd: str) -> str:
         return override
     if "${" in bare or (not quote and not _PLAIN.fullmatch(bare)):  # (an interpolation, a sweep)
         return override
-    where = os.path.normpath(os.path.join(cwd, bare))
+    from .files import placed
+
+    where = str(placed(bare, cwd))
     if _PLAIN.fullmatch(where):
         return f"{head}{key}={where}"
     mark = "'" if '"' in where else '"'
