@@ -2082,3 +2082,37 @@ def test_generation_logs_with_damaged_bytes_or_marks_are_read_and_converted(tmp_
     assert any(
         "generation 3.00 h of device time, 2.00 h of it spent by a png store" in line for line in lines
     ), lines
+
+
+def test_another_image_folder_of_same_names_and_sizes_is_refused_and_a_copy_is_not(tmp_path):
+    """Two image folders whose files have the same names and byte sizes (BMP files of one size):
+    the second read the first's edits without a word. Their bytes are compared now: another
+    folder's images are refused (naming the image), a copy of the same images reads the store."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from diffusemix_bench.generation.store import EditStoreError
+
+    def folder(name: str, seed: int) -> Path:
+        rng = np.random.default_rng(seed)
+        for split in ("train", "val"):
+            for label in ("cat", "dog"):
+                (tmp_path / name / split / label).mkdir(parents=True)
+                for k in range(2):
+                    pixels = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+                    Image.fromarray(pixels).save(tmp_path / name / split / label / f"{k}.bmp")
+        return tmp_path / name
+
+    first, second = folder("bmp1", 0), folder("bmp2", 1)
+    edits = tmp_path / "edits"
+    assert generate(compose_generate(_imagefolder_overrides(first, edits)))["generated"] == 4
+    with pytest.raises(EditStoreError) as refused:
+        generate(compose_generate(_imagefolder_overrides(second, edits)))
+    said = str(refused.value)
+    assert f"holds the edits of another image folder, {first}: image 0 of the split, " in said, said
+    assert "has the same name and size there and other contents here" in said
+    copy = tmp_path / "copy"
+    shutil.copytree(first, copy)
+    assert generate(compose_generate(_imagefolder_overrides(copy, edits)))["existing"] == 4

@@ -954,6 +954,7 @@ class EditStore:
                     continue
                 if was[0] != now[0] or (len(was) > 1 and len(now) > 1 and was[1] != now[1]):
                     raise self._other_images(index, was, now, files, stored, root)
+            self._check_other_folder(files, stored, root)
             if record:
                 where = self.folder / IMAGES_ROOT
                 # Whose images these edits are: recorded with the store's first images (a store
@@ -970,6 +971,44 @@ class EditStore:
         finally:
             if lock is not None:
                 lock.close()
+
+    def _check_other_folder(
+        self, files: dict[int, list], stored: dict[int, list], root, looked: int = 8
+    ) -> None:
+        """Another image folder, still there, whose images have the same names and sizes as these
+        (uncompressed files of one size): the first ``looked`` images both folders hold are compared
+        byte for byte. The same bytes: a copy of that folder, whose edits these are; other bytes:
+        refused, as another folder's store (its edits would be paired with other images)."""
+        theirs = self.images_root()
+        if (
+            not stored
+            or theirs is None
+            or root is None
+            or not theirs.is_dir()
+            or _same_folder(theirs, Path(root))
+        ):
+            return
+        compared = 0
+        for index in sorted(i for i in files if i in stored):
+            name = files[index][0]
+            there, here = theirs / name, Path(root) / name
+            if not (there.is_file() and here.is_file()):
+                continue
+            try:
+                same = there.read_bytes() == here.read_bytes()
+            except OSError:
+                continue
+            if not same:
+                raise EditStoreError(
+                    f"the edit store {self.folder} holds the edits of another image folder, {theirs}: image {index} "
+                    f"of the split, '{name}', has the same name and size there and other contents here, so these "
+                    "images need their own edits. Make this folder's edits in an edits folder of their own "
+                    f"(generator.edits_dir=<folder>, in generate.py and train.py alike); {self.folder} stays "
+                    f"{theirs}'s"
+                )
+            compared += 1
+            if compared >= looked:
+                return
 
     def _other_images(
         self,
