@@ -35,6 +35,7 @@ from diffusemix_bench.generation.store import (
     edit_seed,
     generate_command,
     prompt_blocks,
+    settings_hash,
 )
 from tests.conftest import CONF_DIR, ROOT, compose_config
 from tests.fixtures.datasets import write_fixture_dataset
@@ -1053,6 +1054,93 @@ def test_stores_listing_names_a_store_at_the_originals_size_as_a_setting(tmp_pat
         ": 3 edits (up to 2 images x 2 prompts: autumn, snowy; not every prompt has every image: a generate.py "
         "stopped part-way, or edits that failed (its command, run again, makes them)); "
     ) in line
+
+
+def test_stores_listing_says_what_a_damaged_store_holds_and_where_the_folder_given_is(tmp_path):
+    """stores.py on stores damaged by hand: with disk=true, recorded edits whose file is gone or
+    cut short, and files no manifest line records; a deleted manifest/ is no "no edit recorded"
+    alone; a deleted settings.json still lists the store; a store stopped after its first call
+    names no generator.num_prompts its run was not given. A cache folder given a level too low,
+    and a dataset that is none, are said."""
+    from diffusemix_bench.generation.listing import default_settings, describe, list_stores, run_stores
+
+    edits = tmp_path / "edits"
+    settings = dict(default_settings(str(CONF_DIR), "flowers102", "train"))
+    every = build_prompts(PAPER_PROMPTS)
+
+    def made(seed: int, prompts: int, images: int) -> EditStore:
+        own = {**settings, "seed": seed}
+        store = EditStore(edits / "flowers102" / "train" / settings_hash(own), every, own)
+        store.ensure_settings()
+        for i in range(images):
+            for p in every[:prompts]:
+                store.write(i, p.id, torch.full((3, 4, 5), i, dtype=torch.uint8))
+        return store
+
+    def line(store: EditStore, disk: bool = False) -> str:
+        (record,) = [r for r in list_stores(edits, disk=disk) if r["folder"] == store.folder]
+        return describe(record, str(CONF_DIR))
+
+    damaged = made(1, 2, 3)
+    damaged.path(0, every[0].id).unlink()
+    damaged.path(1, every[1].id).write_bytes(b"cut")
+    (damaged.path(0, every[1].id).parent / "7.npy").write_bytes(damaged.path(2, every[1].id).read_bytes())
+    damaged.close()
+    assert ": 6 edits (3 images x 2 prompts: " in line(damaged) and "missing or damaged" not in line(damaged)
+    said = line(damaged, disk=True)
+    assert (
+        "; 2 of its recorded edits are missing or damaged on disk (generate.py with these settings makes them again)"
+        in said
+    )
+    assert "; 1 edit file is not recorded as finished (generate.py with these settings records each" in said
+
+    lost = made(2, 2, 2)
+    lost.close()
+    shutil.rmtree(lost.folder / "manifest")
+    assert (
+        ": no edit recorded: its manifest/ folder (the record of finished edits) is gone while edits/ holds files"
+        in line(lost)
+    )
+
+    unnamed = made(3, 1, 1)
+    unnamed.close()
+    (unnamed.folder / "settings.json").unlink()
+    assert line(unnamed) == (
+        f"flowers102/train {unnamed.folder.name}: settings.json missing, its edits still there (generate.py "
+        "with the settings that made them writes it again: the folder's name is their hash)"
+    )
+
+    # Stopped after its first call: 3 prompts of 9 held, the run asked for 9 (its log says).
+    stopped = made(4, 3, 1)
+    stopped.log_generation(generated=3, seconds=1.0, devices=1, splits=["train"], stopped=True)
+    stopped.close()
+    assert "generator.num_prompts" not in line(stopped) and "generator.seed=4" in line(stopped)
+    asked = EditStore(stopped.folder, every[:3], stopped.settings)
+    asked.log_generation(generated=1, seconds=1.0, devices=1, splits=["train"])
+    assert "generator.num_prompts" not in line(stopped)  # (a run asked for 9)
+    few = made(5, 2, 1)
+    EditStore(few.folder, every[:2], few.settings).log_generation(1, 1.0, 1, ["train"])
+    few.close()
+    assert "generator.num_prompts=2" in line(few)
+
+    def refused(*args: str) -> str:
+        with pytest.raises(SystemExit) as stop:  # (its message: what the interpreter prints, exit 1)
+            run_stores(list(args), str(CONF_DIR))
+        assert isinstance(stop.value.code, str) and stop.value.code.startswith("error: ")
+        return stop.value.code + "\n"
+
+    advice = f"give generator.edits_dir={edits} dataset=flowers102"
+    assert (
+        f"{edits / 'flowers102' / 'edits'}: no such folder of edit stores; {edits / 'flowers102'} is one "
+        f"dataset's folder of stores: {advice}\n"
+    ) in refused(f"paths.cache_dir={edits / 'flowers102'}")
+    assert f"is one split's folder of stores: {advice}" in refused(
+        f"paths.cache_dir={edits / 'flowers102' / 'train'}"
+    )
+    assert (
+        "no store of dataset foo there (stores are held for: flowers102); foo is no dataset of the "
+        "configs either (datasets: aircraft, "
+    ) in refused(f"generator.edits_dir={edits}", "dataset=foo")
 
 
 def test_png_stores_keep_their_folder_and_convert_with_one_command(flowers, tmp_path, capsys, monkeypatch):

@@ -96,20 +96,37 @@ def list_stores(edits_dir: str | Path, dataset: str | None = None, disk: bool = 
     root = Path(edits_dir).expanduser()
     if not root.is_dir():
         # (paths.cache_dir given the edits folder itself: the stores are in the folder above)
-        above = (
-            f"; {root.parent} holds edit stores itself: give generator.edits_dir={root.parent}"
-            if root.parent.is_dir() and _store_files(root.parent, "*/*/*/settings.json")
-            else ""
-        )
+        above = ""
+        if root.parent.is_dir() and _store_files(root.parent, "*/*/*/settings.json"):
+            above = f"; {root.parent} holds edit stores itself: give generator.edits_dir={root.parent}"
+        elif root.parent.is_dir() and (near := where_stores_are(root.parent)):
+            above = f"; {near}"  # (a folder below the edits folder given as paths.cache_dir)
         raise ConfigError(
-            f"{root}: no such folder of edit stores{above or ''}; give the folder generate.py wrote to "
-            "(paths.cache_dir=<folder> or generator.edits_dir=<folder>, as given to generate.py)"
+            f"{root}: no such folder of edit stores"
+            + (
+                above
+                or "; give the folder generate.py wrote to (paths.cache_dir=<folder> or "
+                "generator.edits_dir=<folder>, as given to generate.py)"
+            )
         )
     found = []
-    for settings_file in _store_files(root, "*/*/*/settings.json"):
-        folder = settings_file.parent
+    for folder in _store_folders(root):
+        settings_file = folder / "settings.json"
         name, split = folder.parent.parent.name, folder.parent.name
         if dataset is not None and name != dataset:
+            continue
+        if not settings_file.exists():
+            found.append(
+                {
+                    "folder": folder,
+                    "dataset": name,
+                    "split": split,
+                    "problem": (
+                        "settings.json missing, its edits still there (generate.py with the settings "
+                        "that made them writes it again: the folder's name is their hash)"
+                    ),
+                }
+            )
             continue
         try:
             settings = json.loads(settings_file.read_text())
@@ -135,8 +152,13 @@ def list_stores(edits_dir: str | Path, dataset: str | None = None, disk: bool = 
             "edits": sum(per_prompt.values()),
             "prompts": sorted(per_prompt),
             "images": max(per_prompt.values(), default=0),
+            # (edits/ holds files the record of finished edits, manifest/, no longer lists)
+            "manifest_gone": not (folder / "manifest").is_dir() and (folder / "edits").is_dir(),
         }
         runs = store.generation_runs()
+        # The prompts generate.py was asked for (its generator.num_prompts), where its runs say.
+        asked = [r["prompts"] for r in runs if r.get("prompts")]
+        record["asked_prompts"] = max((len(p) for p in asked), default=None)
         record["device_seconds"] = sum(r["device_seconds"] for r in runs) if runs else None
         # (hours spent by the store these edits were converted from: said of it)
         record["converted_seconds"] = {}
@@ -147,8 +169,21 @@ def list_stores(edits_dir: str | Path, dataset: str | None = None, disk: bool = 
         record["last_run"] = next((r["time"] for r in reversed(runs) if r["time"]), None)
         if disk:
             record["bytes"] = _size(folder)
+            record["gone"], record["unrecorded"] = store.checked_on_disk()
         found.append(record)
     return found
+
+
+def _store_folders(root: Path) -> list[Path]:
+    """The store folders under an edits folder (``<dataset>/<split>/<hash>``): each with its
+    settings.json (see _store_files), and each whose settings.json is gone but whose edits or
+    record of them is still there."""
+    folders = {path.parent for path in _store_files(root, "*/*/*/settings.json")}
+    for held in ("edits", "manifest"):
+        folders |= {
+            path.parent for path in root.glob(f"*/*/*/{held}") if not (path.parent / "settings.json").exists()
+        }
+    return sorted(folders)
 
 
 def _store_files(root: Path, pattern: str) -> list[Path]:
@@ -248,7 +283,13 @@ def describe(record: dict, config_dir: str | None = None) -> str:
     if "problem" in record:
         return f"{head}: {record['problem']}"
     settings = record["settings"]
-    if record["edits"] == 0:
+    if record["edits"] == 0 and record.get("manifest_gone"):
+        holds = (
+            "no edit recorded: its manifest/ folder (the record of finished edits) is gone while edits/ "
+            "holds files (generate.py with these settings records each edit file it finds whole and "
+            "makes the rest)"
+        )
+    elif record["edits"] == 0:
         holds = "no edit recorded (a generate.py stopped before its first, or one still starting)"
     else:
         prompts = len(record["prompts"])
@@ -261,6 +302,19 @@ def describe(record: dict, config_dir: str | None = None) -> str:
         holds = (
             f"{record['edits']} edits ({'up to ' if short else ''}{record['images']} images x {prompts} prompts: "
             f"{', '.join(record['prompts'][:4])}{', ...' if prompts > 4 else ''}{why if short else ''})"
+        )
+    # With disk=true: recorded edits whose file is gone or cut short, and files no record lists.
+    if record.get("gone"):
+        holds += (
+            f"; {record['gone']} of its recorded edits {'is' if record['gone'] == 1 else 'are'} missing or "
+            "damaged on disk (generate.py with "
+            "these settings makes them again)"
+        )
+    if record.get("unrecorded") and not record.get("manifest_gone"):
+        holds += (
+            f"; {record['unrecorded']} edit file{' is' if record['unrecorded'] == 1 else 's are'} not "
+            "recorded as finished (generate.py with these "
+            "settings records each that is whole and makes the rest)"
         )
     defaults = default_settings(config_dir, record["dataset"], record["split"])
     if defaults is None:  # (an image folder of the user's own: its main settings, all named)
@@ -280,8 +334,12 @@ def describe(record: dict, config_dir: str | None = None) -> str:
         if k not in ("dataset", "split") and settings.get(k) != defaults.get(k)
     ]
     differ = [said for said in differ if said]
-    shown = len(record["prompts"])
-    if 0 < shown < len(GeneratorConfig().prompts):  # (training asks for every prompt by default)
+    # Training asks for every prompt by default: fewer asked of generate.py (as its runs record),
+    # or, where no run says, fewer held by a store that has each of their images.
+    shown = record.get("asked_prompts")
+    if shown is None and record["edits"] == record["images"] * len(record["prompts"]):
+        shown = len(record["prompts"])
+    if shown and shown < len(GeneratorConfig().prompts):
         differ.append(f"generator.num_prompts={shown}")
     picked = ", ".join(differ) if differ else "the default settings"
     extra = []
@@ -345,7 +403,8 @@ def run_stores(argv: list[str], config_dir: str | None = None) -> None:
                 known = sorted(p.stem for p in (Path(config_dir) / "dataset").glob("*.yaml"))
                 meant = did_you_mean(name, known, n=1, cutoff=0.5, said_as="dataset={}")
                 raise ConfigError(
-                    f"0 edit stores{which} under {edits_dir}: {hint}"
+                    f"0 edit stores{which} under {edits_dir}: {hint}; {name} is no dataset of the configs "
+                    f"either (datasets: {', '.join(known)})"
                     if hint
                     else f"dataset={name}: no such dataset{meant} (datasets: {', '.join(known)})"
                 )

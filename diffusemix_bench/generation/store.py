@@ -648,6 +648,28 @@ class EditStore:
             self._tried = tried
         return self._tried.get((prompt_id, index), -1) + 1
 
+    def checked_on_disk(self) -> tuple[int, int]:
+        """(recorded edits whose file is gone, empty or of another size than recorded; edit files
+        there that the manifest does not record), over every prompt recorded or with a folder
+        under edits/: one listing per shard and one ``stat`` per file, no decoding."""
+        done = self._load_manifest()
+        edits = self.folder / "edits"
+        prompt_ids = set(done) | (
+            {p.name for p in edits.iterdir() if p.is_dir() and _ID.fullmatch(p.name)}
+            if edits.is_dir()
+            else set()
+        )
+        gone = unrecorded = 0
+        for prompt_id in prompt_ids:
+            present = self._present(prompt_id, full=False)
+            sizes = done.get(prompt_id, array("q"))
+            for index, recorded in enumerate(sizes):
+                if recorded != 0:
+                    size = present.get(index)
+                    gone += not size or (recorded > 0 and size != recorded)
+            unrecorded += sum(1 for i, size in present.items() if size and not (i < len(sizes) and sizes[i]))
+        return gone, unrecorded
+
     def _present(self, prompt_id: str, full: bool) -> dict[int, int]:
         """Index -> file size of each image file for ``prompt_id``, from directory listings (one
         per shard) and one ``stat`` per file."""
@@ -1267,6 +1289,7 @@ class EditStore:
             "splits": list(splits),
             "device": self.runtime.get("device") if self.runtime else None,
             "host": socket.gethostname(),
+            "prompts": list(self.prompt_ids),  # (the prompts it was asked for: generator.num_prompts)
             **({"stopped": True} if stopped else {}),
         }
         with open(self.folder / "generation_log.jsonl", "a") as f:
@@ -1276,7 +1299,8 @@ class EditStore:
         """The generate.py runs logged in this store's generation_log.jsonl, in order, each as
         ``{"device_seconds": wall seconds x devices, "generated": edits made, "time": when or
         None, "converted_from": the format of the store whose run it was, None for this store's
-        own}``; a damaged line is skipped."""
+        own, "prompts": the prompt ids it was asked for, None where the line does not say}``; a
+        damaged line is skipped."""
         path = self.folder / "generation_log.jsonl"
         runs = []
         if not path.is_file():
@@ -1290,6 +1314,8 @@ class EditStore:
                     "time": record.get("time") if isinstance(record.get("time"), str) else None,
                     # (a run of the store these edits were converted from: its format)
                     "converted_from": _said_format(record.get("converted_from")),
+                    # (the prompt ids it was asked for; None where the line does not say)
+                    "prompts": _said_prompts(record.get("prompts")),
                 }
             except (ValueError, KeyError, TypeError, AttributeError):
                 continue
@@ -1576,6 +1602,13 @@ def _record(done: dict[str, array], prompt_id: str, index: int, size: int) -> No
     if index >= len(sizes):
         sizes.extend([0] * max(index + 1 - len(sizes), len(sizes)))
     sizes[index] = size
+
+
+def _said_prompts(value: Any) -> list[str] | None:
+    """A generation_log.jsonl line's prompt ids, or None where it has none or they are damaged."""
+    if isinstance(value, list) and value and all(isinstance(v, str) and _ID.fullmatch(v) for v in value):
+        return list(value)
+    return None
 
 
 def _record_name(name: str) -> str:
