@@ -670,6 +670,17 @@ def test_store_records_the_resolved_dtype_and_refuses_another(flowers, tmp_path,
         assert str(store.folder) in msg and "in fp32" in msg and "in bf16" in msg
         assert "generator.dtype" in msg and "generator.edits_dir" in msg
         assert EditStore.from_config(cfg, "flowers102").missing(range(12)) == [(3, "autumn")]
+        # runtime.json deleted by hand: generation_log.jsonl's record of the dtype still refuses.
+        (store.folder / "runtime.json").rename(tmp_path / "runtime.json")
+        with pytest.raises(ConfigError) as err:
+            generate(cfg)
+        assert (
+            "in fp32 (generator.dtype=auto on cpu) (generation_log.jsonl says: runtime.json is gone)"
+            in str(err.value)
+            and "in bf16" in str(err.value)
+        )
+        assert EditStore.from_config(cfg, "flowers102").missing(range(12)) == [(3, "autumn")]
+        (tmp_path / "runtime.json").rename(store.folder / "runtime.json")
     # An explicit dtype names another folder, which the advice relies on.
     bf16 = compose_generate(
         gen_overrides(flowers, tmp_path, "generator.num_prompts=1", "generator.dtype=bf16")

@@ -828,6 +828,9 @@ class EditStore:
             ours = self.stored_runtime()
             if ours is None:
                 self.ensure_settings()
+                theirs = {
+                    k: v for k, v in theirs.items() if k != "from_log"
+                }  # (its log's, if its file is gone)
                 write_atomic(
                     self.folder / "runtime.json", json.dumps(theirs, indent=2, sort_keys=True) + "\n"
                 )
@@ -1288,6 +1291,12 @@ class EditStore:
             "devices": int(devices),
             "splits": list(splits),
             "device": self.runtime.get("device") if self.runtime else None,
+            # (how its edits were computed: runtime.json's, kept here too should that file be lost)
+            **{
+                k: self.runtime.get(k)
+                for k in ("dtype", "dtype_setting")
+                if self.runtime and k in self.runtime
+            },
             "host": socket.gethostname(),
             "prompts": list(self.prompt_ids),  # (the prompts it was asked for: generator.num_prompts)
             **({"stopped": True} if stopped else {}),
@@ -1366,16 +1375,37 @@ class EditStore:
         )
 
     def stored_runtime(self) -> dict[str, Any] | None:
+        """runtime.json's record of how the stored edits were computed; where that file is gone,
+        the dtype the last run logged in generation_log.jsonl recorded (``"from_log": True``), so
+        a lost file never lets edits of another dtype into the store. None: neither says."""
         path = self.folder / "runtime.json"
         try:
             return json.loads(path.read_text())
         except FileNotFoundError:
-            return None
+            return self._logged_runtime()
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise EditStoreError(
-                f"{path} cannot be read ({exc}). It records how the stored edits were computed; "
-                f"restore it, or delete {self.folder} and rerun generate.py"
+                f"{path} cannot be read ({exc}). It records how the stored edits were computed (the dtype "
+                "one store never mixes); restore it, or delete that file where this run computes edits "
+                "as they were (generator.dtype resolving to the same: bf16 on a GPU, fp32 on CPU by "
+                "default): the next generate.py records its own"
             ) from None
+
+    def _logged_runtime(self) -> dict[str, Any] | None:
+        """The dtype (and the setting and device giving it) of the last generate.py run logged with
+        one in generation_log.jsonl; None where no line records it."""
+        path = self.folder / "generation_log.jsonl"
+        if not path.is_file():
+            return None
+        found = None
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("dtype"), str):
+                found = {k: record.get(k) for k in ("dtype", "dtype_setting", "device")}
+        return {**found, "from_log": True} if found else None
 
     def _compare_runtime(self, stored: dict[str, Any], runtime: dict[str, Any], warn: bool) -> None:
         was, now = stored.get("weights_commit"), runtime.get("weights_commit")
@@ -1383,9 +1413,10 @@ class EditStore:
             self._refuse_commit(was, now, runtime.get("model_id", "the hub weights"))
         if any(stored.get(k) != runtime.get(k) for k in RUNTIME_EXACT):
             was, now = stored.get("dtype"), runtime.get("dtype")
+            where = " (generation_log.jsonl says: runtime.json is gone)" if stored.get("from_log") else ""
             raise ConfigError(
                 f"the edit store {self.folder} holds edits computed in {was} (generator.dtype="
-                f"{stored.get('dtype_setting')} on {stored.get('device')}), but this run would compute them "
+                f"{stored.get('dtype_setting')} on {stored.get('device')}){where}, but this run would compute them "
                 f"in {now} (generator.dtype={runtime.get('dtype_setting')} on {runtime.get('device')}); one "
                 f"store never mixes the two. Finish this store where generator.dtype resolves to {was} "
                 "(generator.dtype=auto is bf16 on a GPU and fp32 on CPU), or make a separate store: set "
