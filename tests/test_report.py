@@ -354,6 +354,46 @@ def test_runs_with_different_settings_in_one_cell_are_refused(sweep, tmp_path):
         ReportError, match=r"2 runs of seed 0 \(.*\), trained alike \(the same run twice\); give"
     ):
         build_report(["experiment=table6", f"runs={twice}"], CONF)
+    # ... unless they read two image folders: said, with the setting that reports each on its own,
+    # and another data where their sizes differ.
+    copy = twice / "9_aug=none,seed=0" / "config_resolved.yaml"
+    kept = copy.read_text()
+    data = yaml.safe_load(kept)
+    data["dataset"]["root"] = str(tmp_path / "other_flowers")
+    copy.write_text(yaml.safe_dump(data))
+    with pytest.raises(ReportError) as refused:
+        build_report(["experiment=table6", f"runs={twice}"], CONF)
+    first = yaml.safe_load((twice / "0_aug=none,seed=0" / "config_resolved.yaml").read_text())["paths"]
+    assert (
+        ", trained on the same settings from two data folders (their data folder (dataset.root, else "
+        f"paths.data_dir)={first['data_dir']} vs {tmp_path / 'other_flowers'}): report each folder's runs on "
+        "their own; give the report only one of them (runs=...)"
+    ) in str(refused.value)
+    # Both named by dataset.root: the setting that chooses each.
+    other = twice / "0_aug=none,seed=0" / "config_resolved.yaml"
+    other_kept = other.read_text()
+    other_data = yaml.safe_load(other_kept)
+    other_data["dataset"]["root"] = str(tmp_path / "flowers")
+    other.write_text(yaml.safe_dump(other_data))
+    with pytest.raises(ReportError) as refused:
+        build_report(["experiment=table6", f"runs={twice}"], CONF)
+    assert (
+        f"(dataset.root={tmp_path / 'flowers'} vs {tmp_path / 'other_flowers'}): report each folder's runs on "
+        f"their own (add dataset.root={tmp_path / 'flowers'} to report.py's command, then "
+        f"dataset.root={tmp_path / 'other_flowers'}); give"
+    ) in str(refused.value)
+    other.write_text(other_kept)
+    measured = twice / "9_aug=none,seed=0" / "metrics.json"
+    before = measured.read_text()
+    metrics = json.loads(before)
+    metrics["train_images"] += 1
+    measured.write_text(json.dumps(metrics))
+    with pytest.raises(
+        ReportError, match=r", trained on different data \(their data folder .*, train_images=\d+ vs \d+\)"
+    ):
+        build_report(["experiment=table6", f"runs={twice}"], CONF)
+    measured.write_text(before)
+    copy.write_text(kept)
     # Runs a setting tells apart that the table's rows do not (aug.lam in Table 6): said so.
     lam = twice / "9_aug=none,seed=0" / "config_resolved.yaml"
     original = lam.read_text()

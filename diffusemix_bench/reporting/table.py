@@ -914,7 +914,7 @@ def _check_cell(table: PaperTable, cell: Cell, reference: DictConfig | None = No
                 f", which differ in {', '.join(differ[:4])}{', ...' if len(differ) > 4 else ''}: the rows of "
                 f"{table.name} do not tell them apart ({each}; or use an experiment whose rows separate them)"
                 if differ
-                else ", trained alike (the same run twice)"
+                else _same_seed_data(group[0], group[1])
             )
             raise ReportError(
                 f"{table.name}, row '{cell.row.label}', {cell.column}: {len(group)} runs of seed {seed} "
@@ -1162,6 +1162,39 @@ def world_size(run: Run) -> int | tuple[int, ...] | None:
 
 #: What metrics.json says of a run's data: runs of one dataset agree on them wherever the data is.
 DATA_SIZES = ("num_classes", "train_images", "val_images", "test_images")
+
+
+def _same_seed_data(a: Run, b: Run) -> str:
+    """Why two runs of one seed trained with the same settings are both in a cell: the same run
+    twice, or one run on each of two data folders (``dataset.root``, else ``paths.data_dir``;
+    another data where their metrics.json's sizes differ, else perhaps copies), with the setting
+    that chooses each."""
+    roots = [where_from(r, "dataset.root") for r in (a, b)]
+    named = all(r not in (None, MISSING) for r in roots)  # (both set dataset.root: a chooser)
+    places = [_data_place(r) for r in (a, b)]
+    apart = None not in places and not same_place(*places)
+    sizes = _data_differs(a, b)
+    if not apart and not sizes:
+        return ", trained alike (the same run twice)"
+    key = "dataset.root" if named else "their data folder (dataset.root, else paths.data_dir)"
+    said = [f"{key}={places[0]} vs {places[1]}"] if apart else []
+    choose = (
+        f" (add dataset.root={roots[0]} to report.py's command, then dataset.root={roots[1]})"
+        if apart and named and all(re.fullmatch(r"[\w./+-]+", str(r)) for r in roots)
+        else ""
+    )
+    what = "different data" if sizes else "the same settings from two data folders"
+    return f", trained on {what} ({', '.join(said + sizes)}): report each folder's runs on their own{choose}"
+
+
+def _data_place(run: Run) -> str | None:
+    """The folder a run's data was read from (``dataset.root``, else ``paths.data_dir``), placed
+    where it was launched; None where its settings name neither."""
+    for key in ("dataset.root", "paths.data_dir"):
+        value = OmegaConf.select(run.config, key, default=None, throw_on_resolution_failure=False)
+        if value not in (None, ""):
+            return str(placed(value, launched_from(run)))
+    return None
 
 
 def _data_differs(a: Run, b: Run) -> list[str]:
