@@ -424,6 +424,24 @@ def build_report(argv: list[str], config_dir: str) -> dict:
             f"by it, nor by any experiment file (train.py experiment=<name>): report them in their own table, "
             f"{script_command('report.py')} experiment={OWN_TABLE} runs={given}{kept}"
         )
+    if runs and len(others) + len(own) == len(runs):
+        # Runs of other experiment files and one's own, none of this one: an empty table with exit
+        # code 0 hid the mistake as well. (Runs of this experiment that no cell takes are its
+        # report's: its notes say why each is not used.)
+        from .reporting.runs import ReportError
+
+        given = ",".join(str(r) for r in roots)
+        names = sorted({str(setting(r.config, "experiment_name")) for r in others})
+        parts = [
+            f"{len(others)} {'was' if len(others) == 1 else 'were'} made by experiment={', '.join(names)} "
+            f"({script_command('report.py')} experiment=<that name> runs=... reports them)",
+            f"{len(own)} by no experiment file (their own table: {script_command('report.py')} "
+            f"experiment={OWN_TABLE} runs=<those folders>{kept})",
+        ]
+        raise ReportError(
+            f"report.py experiment={experiment}: none of the {len(runs)} run folders under runs={given} was made "
+            f"by it, so no number would be reported: {'; '.join(parts)}"
+        )
     return _write_report(filled, roots, out, found_by)
 
 

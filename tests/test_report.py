@@ -16,6 +16,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
+from diffusemix_bench.commands import script_command
 from diffusemix_bench.config import register_configs
 from diffusemix_bench.errors import ConfigError
 from diffusemix_bench.report_cli import build_report
@@ -710,6 +711,27 @@ def test_runs_of_another_experiment_alone_are_refused(sweep, tmp_path):
         "made by experiment=table6. Report them with "
     )
     assert said.endswith(f"report.py experiment=table6 runs={sweep} out={tmp_path / 'out'}")  # (out= kept)
+
+
+def test_runs_of_other_experiments_and_own_runs_together_are_refused(sweep, tmp_path):
+    """report.py experiment=table5 given Table 6's runs and a run of no experiment file: none is
+    Table 5's, and an empty table with exit code 0 hid the mistake as each kind alone does not."""
+    runs = tmp_path / "runs"
+    shutil.copytree(sweep, runs)
+    own = runs / "own_run"
+    shutil.copytree(sweep / "0_aug=none,seed=0", own)
+    config = yaml.safe_load((own / "config_resolved.yaml").read_text())
+    config["experiment_name"] = None
+    (own / "config_resolved.yaml").write_text(yaml.safe_dump(config))
+    said = _refused_with_no_report(["experiment=table5", f"runs={runs}"], tmp_path)
+    assert said.startswith(
+        f"report.py experiment=table5: none of the 7 run folders under runs={runs} was made by it, so no number "
+        "would be reported: 6 were made by experiment=table6 ("
+    )
+    assert said.endswith(
+        f"; 1 by no experiment file (their own table: {script_command('report.py')} experiment=none "
+        f"runs=<those folders> out={tmp_path / 'out'})"
+    )
 
 
 def _refused_with_no_report(args: list[str], tmp_path) -> str:
