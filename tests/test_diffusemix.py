@@ -959,8 +959,14 @@ def test_figure4_generates_only_the_edits_it_draws_on_request(make_cfg, tmp_path
     assert not built
     # Asked for more rows than the split has images: it draws them all, and says so.
     more = [b for b in base if not b.startswith("aug.figure_images=")] + ["aug.figure_images=20"]
-    with pytest.raises(MissingEditError, match=r"needs only the edits of the 9 images it draws"):
+    with (
+        caplog.at_level("WARNING"),
+        pytest.raises(MissingEditError, match=r"needs only the edits of the 9 images"),
+    ):
         write_figure4(make_cfg(more))
+    assert "aug.figure_images=20, but the training split of cifar100 has 9 images: the figure has 9 rows" in (
+        caplog.text
+    )
     cfg = make_cfg([*base, "aug.figure_generate=true"])
     with caplog.at_level("WARNING"):
         path = write_figure4(cfg)

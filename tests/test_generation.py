@@ -263,6 +263,12 @@ def test_store_folder_hash_and_generate_command(tmp_path):
     args = shlex.split(generate_command(folder, "imagefolder"))
     assert "dataset.root=/my/images" in args and "dataset.on_bad_image=skip" in args
     assert not [a for a in args if a.startswith("paths.data_dir")]
+    # A stored size is written as given (its field is a string, for auto): no quotes in quotes.
+    sized = compose_config([*extra, "generator.store_size=24"])
+    cmd = generate_command(sized, "flowers102")
+    assert " generator.store_size=24 " in f"{cmd} "
+    replayed = EditStore.from_config(compose_generate(shlex.split(cmd)[2:]), "flowers102")
+    assert replayed.folder == EditStore.from_config(sized, "flowers102").folder
 
 
 def test_printed_commands_run_where_the_user_is(tmp_path, monkeypatch):

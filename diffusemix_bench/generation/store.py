@@ -1735,6 +1735,8 @@ def generate_command(cfg: DictConfig, dataset_name: str) -> str:
         ):
             continue  # not part of what is stored (speed only) or handled below
         if value != dflt.get(key):
+            if key == "store_size" and str(value).isdigit():
+                value = int(value)  # (a size: its field is a string for "auto"; Hydra converts 24 to it)
             args.append(f"generator.{key}={_override_value(value)}")
     raw_paths = OmegaConf.to_container(cfg.paths, resolve=False) if "paths" in cfg else {}
     raw_edits = OmegaConf.to_container(cfg.generator, resolve=False)["edits_dir"]

@@ -165,6 +165,14 @@ def write_figure4(cfg: DictConfig) -> Path:
     if cfg.aug.figure_images < 1:
         raise ConfigError("figure4.py needs aug.figure_images >= 1 (the number of rows)")
     train = build_splits(cfg.dataset, cfg.paths.data_dir, read=("train",)).train
+    if cfg.aug.figure_images > len(train):
+        log.warning(
+            "aug.figure_images=%d, but the training split of %s has %d images: the figure has %d rows",
+            cfg.aug.figure_images,
+            cfg.dataset.name,
+            len(train),
+            len(train),
+        )
     ctx = AugContext(
         num_classes=train.num_classes,
         dataset_name=cfg.dataset.name,
