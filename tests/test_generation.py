@@ -1777,6 +1777,8 @@ def test_generate_skips_the_corrupt_images_train_py_skips(tmp_path, capsys):
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["bad_images"]["train"] == 1 and (run / "bad_images.txt").read_text().count(str(bad)) == 1
+    # metrics.json names the image folder the edits it read were made from.
+    assert metrics["edit_store"]["images_root"] == str(Path(root).resolve()) == str(store.images_root())
     assert (done.stdout + done.stderr).count("corrupt image(s) skipped") == 1  # said once, by the training
     # Without the setting: the edits it lacks are those of the corrupt image, and the fix is that
     # setting (the generate command it gave alone stopped on the same file).

@@ -398,14 +398,17 @@ class DiffuseMix(Augmentation):
 
     def store_record(self) -> dict | None:
         """What this run read from its edit store (for metrics.json): the folder, its settings hash
-        and settings (generator, model, steps, resolution, dtype, template, seed...), the prompts,
+        and settings (generator, model, steps, resolution, dtype, template, seed...), the image
+        folder its edits were made from (None where the store does not record one), the prompts,
         and which edit was read. None for arms that read no edits."""
         if self.store is None or not self.uses_edits:
             return None
         store = self.store
+        made_from = store.images_root()  # (the image folder its edits were made from, as recorded)
         return {
             "folder": str(store.folder),
             "hash": store.folder.name,
+            "images_root": str(made_from) if made_from is not None else None,
             "settings": dict(store.settings),
             "prompts": list(store.prompt_ids),
             "num_prompts": len(store.prompt_ids),
