@@ -236,6 +236,31 @@ def _empty_train_class(folder: Path, _) -> None:
     (_imagefolder_root(folder) / "train" / "class 7").mkdir()
 
 
+def _store_of_a_twin_bmp_folder(folder: Path, _) -> None:
+    """The image folder's images as BMPs (uncompressed: one size for one image size), and a
+    store made from a copy of it whose pictures differ: same names, same sizes, other images."""
+    from PIL import Image, ImageOps
+
+    root = _imagefolder_root(folder)
+    for png in sorted(root.rglob("*.png")):
+        with Image.open(png) as im:
+            im.convert("RGB").save(png.with_suffix(".bmp"))
+        png.unlink()
+    twin = folder / "twin"
+    shutil.copytree(root, twin)
+    for bmp in sorted(twin.rglob("*.bmp")):
+        with Image.open(bmp) as im:
+            ImageOps.invert(im.convert("RGB")).save(bmp)
+    _generate_into(
+        folder,
+        folder / "data",
+        "imagefolder",
+        f"dataset.root={twin}",
+        "dataset.image_size=32",
+        "dataset.resize=36",
+    )
+
+
 def _weights_garbage_safetensors(folder: Path) -> None:
     (folder / "w.safetensors").write_bytes(b"\xff" * 64)
 
@@ -752,6 +777,13 @@ CASES: list[Case] = [
         "skip",
         _train("cub", *_STORE_ARGS, "dataset.on_bad_image=skip", prepare=_cub_store_then_corrupt),
         r"1 corrupt image\(s\) skipped",
+    ),
+    Case(
+        "DiffuseMix on an image folder whose twin (same names and sizes, other BMPs) made the store",
+        "error",
+        _train("imagefolder", *_STORE_ARGS, prepare=_store_of_a_twin_bmp_folder),
+        r"holds the edits of another image folder, .*twin: image \d+ of the split, .* has the same name and "
+        r"size there and other contents here.*generator\.edits_dir=<folder>",
     ),
     Case(
         "generate.py with a garbage runtime.json",
