@@ -93,9 +93,10 @@ def _run_train(cfg: DictConfig) -> float | None:
 
             check_validation_settings(cfg, len(splits.val))  # (dataset.val_fraction=0: no split to read)
             if _starts_anew(cfg):
-                from .training.classifier import fetch_pretrained
+                from .training.classifier import check_weights_file, fetch_pretrained
 
                 fetch_pretrained(cfg)  # published weights that cannot be had: no run folder
+                check_weights_file(cfg, splits.train.num_classes)  # nor a weights file of junk
             if cfg.aug.name == "diffusemix" and cfg.get("ckpt_path") is None:
                 check_job_edits(
                     cfg, set(), splits, sizes=True

@@ -354,6 +354,14 @@ def test_a_weights_file_not_there_is_refused_with_ckpt_path_auto_where_nothing_r
     result = run_entry("train.py", [*single, f"paths.data_dir={data}"], tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"model.weights={gone}: no such file here" in result.stderr and not run.exists()
+    # A file of junk there, or weights of another model: refused as the run starts, no folder left
+    # (it had held failure.json, the settings and the class list of a run that never trained).
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(bytes(range(256)) * 4)
+    single = [f"model.weights={junk}", f"hydra.run.dir={run}", "dataset=flowers102", f"paths.data_dir={data}"]
+    result = run_entry("train.py", single, tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{junk} is not a readable torch file" in result.stderr and not run.exists()
     # Sent to a cluster (SLURM): the file may be on its nodes alone; each job checks as it starts.
     from diffusemix_bench import preflight
 

@@ -67,6 +67,19 @@ def fetch_pretrained(cfg: DictConfig) -> None:
     build_model(cfg, 2, log_normalisation=False)
 
 
+def check_weights_file(cfg: DictConfig, num_classes: int) -> None:
+    """The file a new run of ``cfg`` starts from (``model.weights``) read and fitted to its model
+    now (WeightsFileError where it is no weights file or fits another model), so that a refusal
+    leaves no run folder; the run reads it again as it builds its model."""
+    if cfg.model.weights is None:
+        return
+    from ..models.weights import load_weights
+
+    load_weights(
+        build_model(cfg, num_classes, load_weights=False, log_normalisation=False), cfg.model.weights
+    )
+
+
 def _same_stats(a, b) -> bool:
     return len(a) == len(b) and all(abs(float(x) - float(y)) < 1e-9 for x, y in zip(a, b, strict=True))
 
