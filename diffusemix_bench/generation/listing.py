@@ -167,6 +167,10 @@ def list_stores(edits_dir: str | Path, dataset: str | None = None, disk: bool = 
                 was = record["converted_seconds"].get(r["converted_from"], 0.0)
                 record["converted_seconds"][r["converted_from"]] = was + r["device_seconds"]
         record["last_run"] = next((r["time"] for r in reversed(runs) if r["time"]), None)
+        # (the last generate.py logged stopped part-way: Ctrl-C, SIGTERM or an error after edits)
+        record["stopped"] = (
+            bool(runs) and runs[-1].get("stopped", False) and not runs[-1].get("converted_from")
+        )
         if disk:
             record["bytes"] = _size(folder)
             record["gone"], record["unrecorded"] = store.checked_on_disk()
@@ -299,10 +303,13 @@ def describe(record: dict, config_dir: str | None = None) -> str:
             "; not every prompt has every image: a generate.py stopped part-way, or edits that failed "
             "(its command, run again, makes them)"
         )
+        images = f"{record['images']} image{'' if record['images'] == 1 else 's'}"
         holds = (
-            f"{record['edits']} edits ({'up to ' if short else ''}{record['images']} images x {prompts} prompts: "
+            f"{record['edits']} edits ({'up to ' if short else ''}{images} x {prompts} prompt{'' if prompts == 1 else 's'}: "
             f"{', '.join(record['prompts'][:4])}{', ...' if prompts > 4 else ''}{why if short else ''})"
         )
+    if record.get("stopped") and record["edits"]:
+        holds += "; its last generate.py stopped part-way (its command, run again, goes on)"
     # With disk=true: recorded edits whose file is gone or cut short, and files no record lists.
     if record.get("gone"):
         holds += (

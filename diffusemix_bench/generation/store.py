@@ -1308,8 +1308,8 @@ class EditStore:
         """The generate.py runs logged in this store's generation_log.jsonl, in order, each as
         ``{"device_seconds": wall seconds x devices, "generated": edits made, "time": when or
         None, "converted_from": the format of the store whose run it was, None for this store's
-        own, "prompts": the prompt ids it was asked for, None where the line does not say}``; a
-        damaged line is skipped."""
+        own, "prompts": the prompt ids it was asked for, None where the line does not say,
+        "stopped": whether it stopped part-way}``; a damaged line is skipped."""
         path = self.folder / "generation_log.jsonl"
         runs = []
         if not path.is_file():
@@ -1325,6 +1325,7 @@ class EditStore:
                     "converted_from": _said_format(record.get("converted_from")),
                     # (the prompt ids it was asked for; None where the line does not say)
                     "prompts": _said_prompts(record.get("prompts")),
+                    "stopped": record.get("stopped") is True,  # (interrupted, or an error, part-way)
                 }
             except (ValueError, KeyError, TypeError, AttributeError):
                 continue
