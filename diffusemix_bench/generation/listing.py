@@ -314,14 +314,13 @@ def describe(record: dict, config_dir: str | None = None) -> str:
     if record.get("gone"):
         holds += (
             f"; {record['gone']} of its recorded edits {'is' if record['gone'] == 1 else 'are'} missing or "
-            "damaged on disk (generate.py with "
-            "these settings makes them again)"
+            "damaged on disk (generate.py with these settings makes them again)"
         )
     if record.get("unrecorded") and not record.get("manifest_gone"):
         holds += (
             f"; {record['unrecorded']} edit file{' is' if record['unrecorded'] == 1 else 's are'} not "
-            "recorded as finished (generate.py with these "
-            "settings records each that is whole and makes the rest)"
+            "recorded as finished (generate.py with these settings records each that is whole and makes "
+            "the rest)"
         )
     defaults = default_settings(config_dir, record["dataset"], record["split"])
     if defaults is None:  # (an image folder of the user's own: its main settings, all named)
