@@ -416,11 +416,21 @@ def test_runs_with_different_settings_in_one_cell_are_refused(sweep, tmp_path):
     assert filled.counts() == reference.counts()
     assert filled.replaced() == [
         f"Vanilla (CVPR'16) [14] (flowers102): the failed run in {(twice / '9_aug=none,seed=0').resolve()} is left out for "
-        f"the finished run of the same seed in {(twice / '0_aug=none,seed=0').resolve()}"
+        f"the finished run of the same seed in {(twice / '0_aug=none,seed=0').resolve()} (9_aug=none,seed=0 "
+        "failed: boom)"
     ]
     from diffusemix_bench.reporting.formats import notes
 
     assert filled.replaced()[0] in notes(filled)
+    # A copy of the finished run whose metrics.json was damaged: left out, and the note says why.
+    (twice / "9_aug=none,seed=0" / "failure.json").unlink()
+    (twice / "9_aug=none,seed=0" / "metrics.json").write_text('{"val_top1": ')
+    filled = build_report(["experiment=table6", f"runs={twice}"], CONF)["filled"]
+    assert filled.replaced()[0].endswith(
+        "(9_aug=none,seed=0 failed: metrics.json is damaged (Expecting value: line 1 column 14 (char 13)))"
+    )
+    (twice / "9_aug=none,seed=0" / "metrics.json").unlink()
+    (twice / "9_aug=none,seed=0" / "failure.json").write_text('{"status": "failed", "error": "boom"}')
     # A seed that failed twice, trained alike: one failed run in its cell (the later), not a refusal.
     (twice / "0_aug=none,seed=0" / "metrics.json").unlink()
     (twice / "0_aug=none,seed=0" / "failure.json").write_text('{"status": "failed", "error": "again"}')
@@ -429,7 +439,8 @@ def test_runs_with_different_settings_in_one_cell_are_refused(sweep, tmp_path):
     assert filled.counts() == {**counts, "finished": counts["finished"] - 1, "failed": counts["failed"] + 1}
     assert filled.replaced() == [
         f"Vanilla (CVPR'16) [14] (flowers102): the failed run in {(twice / '9_aug=none,seed=0').resolve()} is left out for "
-        f"the failed run of the same seed in {(twice / '0_aug=none,seed=0').resolve()}"
+        f"the failed run of the same seed in {(twice / '0_aug=none,seed=0').resolve()} (9_aug=none,seed=0 "
+        "failed: boom)"
     ]
 
 

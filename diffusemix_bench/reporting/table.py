@@ -617,10 +617,12 @@ class FilledTable:
         return [f"Code: the runs were made by {len(found)} states of the code: {listed}"]
 
     def replaced(self) -> list[str]:
-        """Lines naming the runs left out of a cell for a run of the same seed that went further."""
+        """Lines naming the runs left out of a cell for a run of the same seed that went further,
+        and why each did not finish (a damaged metrics.json, say, is no run that stopped)."""
         return [
             f"{cell.row.label} ({cell.column}): the {old.status} run in {old.folder} is left out for the "
             f"{new.status} run of the same seed in {new.folder}"
+            + (f" ({old.folder.name} {old.status}: {old.reason})" if old.reason else "")
             for cell in self.cells.values()
             for old, new in cell.replaced
         ]
