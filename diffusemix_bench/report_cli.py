@@ -432,15 +432,13 @@ def build_report(argv: list[str], config_dir: str) -> dict:
 
         given = ",".join(str(r) for r in roots)
         names = sorted({str(setting(r.config, "experiment_name")) for r in others})
-        parts = [
-            f"{len(others)} {'was' if len(others) == 1 else 'were'} made by experiment={', '.join(names)} "
-            f"({script_command('report.py')} experiment=<that name> runs=... reports them)",
-            f"{len(own)} by no experiment file (their own table: {script_command('report.py')} "
-            f"experiment={OWN_TABLE} runs=<those folders>{kept})",
-        ]
+        said = f"{len(others)} {'was' if len(others) == 1 else 'were'} made by experiment={', '.join(names)}"
+        commands = [f"{script_command('report.py')} experiment={name} runs={given}{kept}" for name in names]
         raise ReportError(
             f"report.py experiment={experiment}: none of the {len(runs)} run folders under runs={given} was made "
-            f"by it, so no number would be reported: {'; '.join(parts)}"
+            f"by it, so no number would be reported: {said}, {len(own)} by no experiment file. Report "
+            f"each experiment's with {' or '.join(commands)} (the others given are noted there), or every run "
+            f"in a table of their own with {script_command('report.py')} experiment={OWN_TABLE} runs={given}{kept}"
         )
     return _write_report(filled, roots, out, found_by)
 

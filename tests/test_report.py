@@ -735,13 +735,13 @@ def test_runs_of_other_experiments_and_own_runs_together_are_refused(sweep, tmp_
     config["experiment_name"] = None
     (own / "config_resolved.yaml").write_text(yaml.safe_dump(config))
     said = _refused_with_no_report(["experiment=table5", f"runs={runs}"], tmp_path)
-    assert said.startswith(
+    out = tmp_path / "out"
+    assert said == (
         f"report.py experiment=table5: none of the 7 run folders under runs={runs} was made by it, so no number "
-        "would be reported: 6 were made by experiment=table6 ("
-    )
-    assert said.endswith(
-        f"; 1 by no experiment file (their own table: {script_command('report.py')} experiment=none "
-        f"runs=<those folders> out={tmp_path / 'out'})"
+        "would be reported: 6 were made by experiment=table6, 1 by no experiment file. Report each experiment's "
+        f"with {script_command('report.py')} experiment=table6 runs={runs} out={out} (the others given are "
+        f"noted there), or every run in a table of their own with {script_command('report.py')} "
+        f"experiment=none runs={runs} out={out}"
     )
 
 
