@@ -62,6 +62,11 @@ def _parse_report_args(argv: list[str]) -> tuple[str, list[Path], Path | None, l
         elif key == "runs":
             runs += run_folders(value)
         elif key == "out":
+            if not value.strip():
+                raise ConfigError(
+                    "out= names no folder: give out=<folder>, or leave it out for the report's own folder "
+                    "(<first runs folder>/report)"
+                )
             out = Path(value)
         else:
             extra.append(arg)
@@ -252,6 +257,9 @@ def build_report(argv: list[str], config_dir: str) -> dict:
     from .reporting.table import fill
 
     experiment, roots, out, extra = _parse_report_args(argv)
+    from .preflight import _glob_written_out
+
+    extra = [_glob_written_out(arg, config_dir) for arg in extra]  # (aug=glob(*mix): its options)
     found_by = None
     if experiment == OWN_TABLE:
         return _own_report(_found_runs(roots), roots, out, extra, config_dir)

@@ -745,6 +745,24 @@ def test_runs_of_other_experiments_and_own_runs_together_are_refused(sweep, tmp_
     )
 
 
+def test_a_glob_chooses_runs_and_an_empty_out_is_refused(sweep, tmp_path):
+    """report.py aug=glob(*snap*), as a sweep's command gives it: its options, the runs chosen as
+    by aug=snapmix (it stopped with "ConfigLoader is not set", or a traceback); a glob that
+    matches no option is one message; out= left empty is refused, not the current folder."""
+    chosen = build_report(
+        ["experiment=table6", f"runs={sweep}", "aug=glob(*snap*)", f"out={tmp_path / 'a'}"], CONF
+    )
+    plain = build_report(["experiment=table6", f"runs={sweep}", "aug=snapmix", f"out={tmp_path / 'b'}"], CONF)
+    assert chosen["filled"].counts() == plain["filled"].counts()
+    assert chosen["filled"].narrowed_by == plain["filled"].narrowed_by == ["aug=snapmix"]
+    with pytest.raises(
+        ConfigError, match=r"aug=glob\(\*zzz\*\): no option of conf/aug/ matches; its options are "
+    ):
+        build_report(["experiment=table6", f"runs={sweep}", "aug=glob(*zzz*)"], CONF)
+    with pytest.raises(ConfigError, match=r"^out= names no folder: give out=<folder>, or leave it out"):
+        build_report(["experiment=table6", f"runs={sweep}", "out="], CONF)
+
+
 def _refused_with_no_report(args: list[str], tmp_path) -> str:
     """report.py's refusal of ``args`` (its message), no report folder written."""
     with pytest.raises(ReportError) as refused:
@@ -979,6 +997,21 @@ def test_robustness_measured_on_other_images_in_one_cell_is_refused(sweep, tmp_p
     message = str(raised.value)
     assert "was measured on different numbers of images (50 vs 48: metrics.json's robust_images" in message
     assert f"read from {runs / '1_seed=1'}: /elsewhere/cifar" in message
+    # ... as many images of another copy (noise in place of the test images, say): refused too,
+    # with the command that attacks the run's own data (it had averaged the two).
+    same_count = {"robust_images": 50, "robust_data_dir": "/elsewhere/cifar"}
+    runs = _write_runs(
+        sweep,
+        tmp_path / "runs2",
+        [(0, TABLE4, {"fgsm_error": 40.0, **FGSM}), (1, TABLE4, {"fgsm_error": 90.0, **FGSM, **same_count})],
+    )
+    with pytest.raises(ReportError) as raised:
+        build_report([*TABLE4_CELL, f"runs={runs}"], CONF)
+    message = str(raised.value)
+    assert "data_dir=null vs '/elsewhere/cifar'; metrics.json's robust_data_dir" in message, message
+    assert (
+        f"""evaluate.py 'ckpt="{runs / "1_seed=1"}"' eval.fgsm=true eval.eps=8.0 eval.split=test""" in message
+    )
 
 
 def test_robustness_measured_otherwise_than_the_experiment_is_named(sweep, tmp_path):
@@ -1550,8 +1583,10 @@ def test_jobs_that_failed_early_or_left_damaged_files_are_counted_and_other_scri
     (root / "4_seed=4" / "metrics.json").write_bytes(b'{"val_top1": \xff}')
     _table4_job(root, "5_seed=5", 5)
     (root / "5_seed=5" / "failure.json").write_text("[]")
+    _table4_job(root, "6_seed=6", 6)
+    (root / "6_seed=6" / "metrics.json").write_text("{}")  # (parses, and holds no run's number)
     _table4_job(tmp_path / "generate", "edits", 0, started_only=True, script="generate")
-    seeds = "seed=" + ",".join(str(s) for s in range(6))
+    seeds = "seed=" + ",".join(str(s) for s in range(7))
     result = build_report(
         ["experiment=table4", "dataset=cifar100", "aug=none", seeds, f"runs={root},{tmp_path / 'generate'}"],
         CONF,
@@ -1559,12 +1594,16 @@ def test_jobs_that_failed_early_or_left_damaged_files_are_counted_and_other_scri
     cell = result["filled"].cells[(VANILLA, "cifar100")]
     assert cell.stats("fgsm_error")[2] == 2
     reasons = {run.folder.name: (run.status, run.reason) for run in cell.runs}
-    assert reasons["2_seed=2"] == ("failed", "no metrics.json (the run stopped before it finished)")
+    assert reasons["2_seed=2"] == (
+        "failed",
+        "no metrics.json (the run is still training, or stopped before it finished)",
+    )
     assert reasons["3_seed=3"] == ("failed", "metrics.json is damaged (not a mapping of metrics)")
     assert reasons["4_seed=4"][0] == "failed" and reasons["4_seed=4"][1].startswith(
         "metrics.json is damaged ("
     )
     assert reasons["5_seed=5"] == ("failed", "failure.json is damaged")
+    assert reasons["6_seed=6"] == ("failed", "metrics.json is damaged (it holds no number)")
     assert "edits" not in reasons and result["filled"].counts()["unexpected"] == 0
 
     config = root / "0_seed=0" / "config_resolved.yaml"

@@ -739,6 +739,33 @@ def test_a_number_set_aside_by_a_later_measurement_is_said_with_the_command_that
         f"it): {script_command('evaluate.py')} {quoted_arg('ckpt', str(run / 'checkpoints' / 'last.ckpt'))} "
         f"eval.fgsm=true eval.eps=4.0 eval.split=val measures it again ({run})"
     ) in text
+    # evaluate.py's record of a number set aside names the checkpoint attacked, not the one selected:
+    # that one is the run's (metrics.json's best_checkpoint). Attacked on it, no checkpoint is named
+    # and the command attacks the run (it named the selected one as another, and the other way round).
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["best_checkpoint"] = str(run / "checkpoints" / "epoch=3.ckpt")
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    for attacked, said, ckpt in (
+        ("epoch=3.ckpt", "on the val split) set aside", run),
+        ("last.ckpt", "on the val split of last.ckpt) set aside", run / "checkpoints" / "last.ckpt"),
+    ):
+        (run / EARLIER_ROBUSTNESS).write_text(
+            json.dumps(
+                {
+                    "fgsm_error": 38.75,
+                    "fgsm_settings": {"eps_255": 4.0},
+                    "robust_split": "val",
+                    "robust_checkpoint": str(run / "checkpoints" / attacked),
+                }
+            )
+            + "\n"
+        )
+        markdown = build_report([f"runs={tmp_path / 'runs'}", f"out={tmp_path / 'r'}"], CONF)["files"][
+            "markdown"
+        ]
+        text = " ".join(markdown.read_text().split())
+        assert f"had its fgsm_error (eps_255=4.0 {said}" in text, text
+        assert f"{script_command('evaluate.py')} {quoted_arg('ckpt', str(ckpt))} eval.fgsm=true" in text
     # PGD's set aside, measured on another copy of the data with random starts: the command gives
     # the data folder, the seed and the batch size its starts were drawn with; processes are said.
     (run / EARLIER_ROBUSTNESS).write_text(

@@ -122,6 +122,8 @@ def read_run(folder: Path) -> Run | None:
             return Run(folder, config, None, "failed", f"metrics.json is damaged ({exc})")
         if not isinstance(metrics, dict):
             return Run(folder, config, None, "failed", "metrics.json is damaged (not a mapping of metrics)")
+        if not any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values()):
+            return Run(folder, config, None, "failed", "metrics.json is damaged (it holds no number)")
     # failure.json is removed when a run finishes: beside a metrics.json it says the run's last part
     # (trained further, or evaluated again) stopped, so that metrics.json is not the run's result.
     if failure.is_file():
@@ -137,7 +139,13 @@ def read_run(folder: Path) -> Run | None:
         # (message_of: a failure.json written before its error was kept without a worker's traceback)
         return Run(folder, config, None, status, message_of(str(error)) if error is not None else None)
     if metrics is None:
-        return Run(folder, config, None, "failed", "no metrics.json (the run stopped before it finished)")
+        return Run(
+            folder,
+            config,
+            None,
+            "failed",
+            "no metrics.json (the run is still training, or stopped before it finished)",
+        )
     if _diverged(metrics):
         return Run(folder, config, metrics, "diverged", "a non-finite metric")
     return Run(folder, config, metrics, "finished")

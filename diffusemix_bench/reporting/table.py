@@ -206,6 +206,9 @@ def measured(metrics: dict, metric_key: str) -> dict[str, Any] | None:
     # unless evaluate.py was given another (ckpt=<run>/checkpoints/last.ckpt), named then.
     # (A run without a checkpoint selected on validation reports last.ckpt's numbers, and
     # evaluate.py attacks last.ckpt for it.)
+    # Another copy of the data than the run's own (evaluate.py data_dir=): named, as it is other images.
+    if metrics.get("robust_data_dir"):
+        out["data_dir"] = str(metrics["robust_data_dir"])
     attacked, selected = metrics.get("robust_checkpoint"), metrics.get("best_checkpoint") or "last.ckpt"
     if attacked and PurePath(str(attacked)).name != PurePath(str(selected)).name:
         out["checkpoint"] = PurePath(str(attacked)).name
@@ -236,7 +239,7 @@ def measurement_text(measurement: dict[str, Any]) -> str:
     parts = [
         "settings not recorded" if k == "settings" else f"{k}={v}"
         for k, v in measurement.items()
-        if k != "split"
+        if k not in ("split", "data_dir")
         and not (k == "limit_batches" and v is None)
         and not (k == "limit_order" and v == LIMITED_EVAL_ORDER)
     ]
@@ -244,6 +247,8 @@ def measurement_text(measurement: dict[str, Any]) -> str:
     if not parts:  # robust_clean_error: the clean images an attack's evaluation counted
         parts.append("no attack")
     parts.append(f"on the {split} split" if split else "on a split not recorded")
+    if measurement.get("data_dir"):  # (another copy of the data than the run's own)
+        parts.append(f"of the data in {measurement['data_dir']}")
     return " ".join(parts)
 
 
@@ -789,7 +794,10 @@ def _set_aside(runs: list[Run], key: str) -> list[str]:
         if not records:
             continue
         record = records[-1]  # (the latest set aside)
-        was = measured(record, key) or {}
+        # (a set-aside record names the checkpoint attacked; the one training selected is the run's)
+        selected = record.get("best_checkpoint") or (run.metrics or {}).get("best_checkpoint")
+        was = measured({**record, "best_checkpoint": selected}, key) or {}
+        was.pop("data_dir", None)  # (said below, with the setting that reads it again)
         checkpoint = was.pop("checkpoint", None)  # (another than the selected one: named)
         folder = run.folder / "checkpoints" / checkpoint if checkpoint else run.folder
         text = measurement_text(was) + (f" of {checkpoint}" if checkpoint else "")
@@ -949,33 +957,6 @@ def _check_cell(table: PaperTable, cell: Cell, reference: DictConfig | None = No
         if not is_robustness(key):
             continue
         found = [(r, measured(r.metrics, key)) for r in cell.finished if _value(r, key) is not None]
-        for other, theirs in found[1:]:
-            run, ours = found[0]
-            differ = _measurement_differs(ours, theirs)
-            if not differ:
-                continue
-            shown = ", ".join(f"{k}={_shown(k, ours.get(k))} vs {_shown(k, theirs.get(k))}" for k in differ)
-            fix = wanted(reference, key) if reference is not None else dict(ours)
-            if fix.get("limit_batches") is not None:  # (a limit's batches are read in today's order)
-                fix["limit_order"] = LIMITED_EVAL_ORDER
-            source = {
-                "split": "robust_split",
-                "limit_batches": "robust_limit_batches",
-                "limit_order": "robust_limit_order",
-                "checkpoint": "robust_checkpoint",
-            }
-            sources = sorted({source.get(k, f"{_attack_of(key)}_settings") for k in differ})
-            redo = [r for r, m in found if _measurement_differs(m, fix)]
-            command = evaluate_command(key, fix, redo[0].folder if len(redo) == 1 else "<run folder>")
-            each = "" if len(redo) == 1 else f" for each of {named_runs(redo)}"
-            raise ReportError(
-                f"{table.name}, row '{cell.row.label}', {cell.column}: {key} of runs {run.folder} and "
-                f"{other.folder} was measured with different settings ({shown}; metrics.json's "
-                f"{' and '.join(sources)}); a cell "
-                f"averages one measurement: measure again with "
-                f"{'the experiment file' if reference is not None else 'the first run'}'s {measurement_text(fix)} "
-                f"({command}{each}), or report the runs separately (runs=...)"
-            )
         # One measurement attacks the same images: a count that differs is other data (evaluate.py's
         # data_dir=, bad images skipped) or another eval.batch_size under eval.limit_batches.
         counts = [
@@ -999,6 +980,34 @@ def _check_cell(table: PaperTable, cell: Cell, reference: DictConfig | None = No
                 f"eval.batch_size with eval.limit_batches{'; read from ' + '; '.join(read) if read else ''}); a "
                 "cell averages one measurement: measure the runs again on the same data and settings "
                 "(evaluate.py ckpt=<run folder>), or report them separately (runs=...)"
+            )
+        for other, theirs in found[1:]:
+            run, ours = found[0]
+            differ = _measurement_differs(ours, theirs)
+            if not differ:
+                continue
+            shown = ", ".join(f"{k}={_shown(k, ours.get(k))} vs {_shown(k, theirs.get(k))}" for k in differ)
+            fix = wanted(reference, key) if reference is not None else dict(ours)
+            if fix.get("limit_batches") is not None:  # (a limit's batches are read in today's order)
+                fix["limit_order"] = LIMITED_EVAL_ORDER
+            source = {
+                "split": "robust_split",
+                "limit_batches": "robust_limit_batches",
+                "limit_order": "robust_limit_order",
+                "checkpoint": "robust_checkpoint",
+                "data_dir": "robust_data_dir",
+            }
+            sources = sorted({source.get(k, f"{_attack_of(key)}_settings") for k in differ})
+            redo = [r for r, m in found if _measurement_differs(m, fix)]
+            command = evaluate_command(key, fix, redo[0].folder if len(redo) == 1 else "<run folder>")
+            each = "" if len(redo) == 1 else f" for each of {named_runs(redo)}"
+            raise ReportError(
+                f"{table.name}, row '{cell.row.label}', {cell.column}: {key} of runs {run.folder} and "
+                f"{other.folder} was measured with different settings ({shown}; metrics.json's "
+                f"{' and '.join(sources)}); a cell "
+                f"averages one measurement: measure again with "
+                f"{'the experiment file' if reference is not None else 'the first run'}'s {measurement_text(fix)} "
+                f"({command}{each}), or report the runs separately (runs=...)"
             )
 
 

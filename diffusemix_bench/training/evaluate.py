@@ -359,8 +359,11 @@ def _another_measurement(before: dict, after: dict, name: str) -> str:
         return ""
 
     def changes(names, was_all, now_all) -> list[str]:
+        def said(what, value) -> str:  # (no data folder recorded: the run's own)
+            return str(value) if value is not None else ("the run's own" if what == "data folder" else "none")
+
         return [
-            f"{what} {was if was is not None else 'none'} -> {now if now is not None else 'none'}"
+            f"{what} {said(what, was)} -> {said(what, now)}"
             for what, was, now in zip(names, was_all, now_all, strict=True)
             if was != now
         ]
