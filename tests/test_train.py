@@ -791,6 +791,11 @@ def test_robustness_entries_of_two_measurements_are_never_mixed():
         {**run, **pgd_moved},
         ["fgsm_error", "fgsm_settings"],
     )
+    # The log says the folder given and the run's own (recorded as no folder), not "none".
+    from diffusemix_bench.training.evaluate import _another_measurement
+
+    said = _another_measurement(after_training, pgd_moved, "pgd")
+    assert "data folder the run's own -> /elsewhere" in said and "none" not in said
     pgd_last = {**pgd_test, "robust_checkpoint": "/r/checkpoints/last.ckpt"}
     assert with_robustness(after_training, pgd_last) == ({**run, **pgd_last}, ["fgsm_error", "fgsm_settings"])
     # A short check (eval.limit_batches) beside the whole split's attack, in either order: the
