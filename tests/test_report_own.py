@@ -898,3 +898,35 @@ def test_runs_with_no_run_folder_say_what_they_are(tmp_path):
         ReportError, match=r"a sweep's folder \(its multirun.yaml\) with no job's run folder yet"
     ):
         build_report([f"runs={sweep}", f"out={tmp_path / 'r'}"], CONF)
+
+
+def test_an_attack_whose_every_number_was_set_aside_is_said_in_an_own_table(tmp_path):
+    """An own table has a column for each attack some run holds: where a later short check set aside
+    the only FGSM number, no column shows it, and the notes say where it went and how to measure it
+    again (it vanished without a word)."""
+    from diffusemix_bench.commands import quoted_arg, script_command
+    from diffusemix_bench.config import register_configs
+    from diffusemix_bench.files import EARLIER_ROBUSTNESS
+    from diffusemix_bench.report_cli import build_report
+
+    from .test_report import CONF
+
+    register_configs()
+    run = tmp_path / "runs" / "run"
+    config = {"seed": 0, "dataset": {"name": "imagefolder", "root": "/x"}, "aug": {"name": "none"}}
+    _run(run, ["dataset=imagefolder"], config, {"aug": "none"}, 50.0)
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics.update(pgd_error=50.0, robust_split="test", robust_limit_batches=1)
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    (run / EARLIER_ROBUSTNESS).write_text(
+        json.dumps({"fgsm_error": 33.33, "fgsm_settings": {"eps_255": 8.0}, "robust_split": "test"}) + "\n"
+    )
+    markdown = build_report([f"runs={tmp_path / 'runs'}", f"out={tmp_path / 'r'}"], CONF)["files"]["markdown"]
+    text = " ".join(markdown.read_text().split())
+    assert "fgsm_error |" not in text  # (no run holds it: no column)
+    assert (
+        f"1 finished run had its fgsm_error (eps_255=8.0 on the test split) set aside by a later measurement "
+        f"on other images or another checkpoint ({EARLIER_ROBUSTNESS} beside its metrics.json keeps it): "
+        f"{script_command('evaluate.py')} {quoted_arg('ckpt', str(run))} eval.fgsm=true eval.eps=8.0 "
+        f"eval.split=test measures it again ({run})"
+    ) in text, text

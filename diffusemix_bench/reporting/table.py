@@ -777,14 +777,21 @@ class FilledTable:
                     f"({named_runs(runs)})"
                 )
                 lines += _set_aside(runs, key)
+        if self.table.own:
+            # An own table has a column for each attack some run holds: one whose every number a later
+            # measurement set aside has none, and is said here with the command that measures it again.
+            finished = [r for c in self.cells.values() for r in c.finished]
+            for key in ("fgsm_error", "pgd_error"):
+                if key not in self.table.metrics.values():
+                    lines += _set_aside([r for r in finished if key not in (r.metrics or {})], key, False)
         return lines
 
 
-def _set_aside(runs: list[Run], key: str) -> list[str]:
+def _set_aside(runs: list[Run], key: str, of_them: bool = True) -> list[str]:
     """Lines naming the ``runs`` whose value of ``key`` a later measurement set aside (evaluate.py
     on other images or another checkpoint: robustness_earlier.jsonl), with the command that
     measures it again as it was measured then (its settings, split and checkpoint): one line per
-    such measurement."""
+    such measurement. ``of_them``: the lines follow one that counts the runs (``3 of them had``)."""
     attack = _attack_of(key)
     if attack is None:
         return []
@@ -830,8 +837,9 @@ def _set_aside(runs: list[Run], key: str) -> list[str]:
             if one
             else f"evaluate.py with each run's own ckpt= and these settings measures it again (the first's: {command})"
         )
+        who = f"{len(group)} of them" if of_them else f"{len(group)} finished run{'' if one else 's'}"
         lines.append(
-            f"{len(group)} of them had {'its' if one else 'their'} {key} ({text}) set aside by a later "
+            f"{who} had {'its' if one else 'their'} {key} ({text}) set aside by a later "
             f"measurement on other images or another checkpoint ({EARLIER_ROBUSTNESS} beside "
             f"{'its' if one else 'their'} metrics.json keeps it): {again} ({named_runs(group)})"
         )
