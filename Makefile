@@ -38,8 +38,8 @@ table: ## One paper table's sweep: make table N=5, or N=figure5 / N=lambda / N=s
 stores: ## List the edit stores (make stores ARGS="paths.cache_dir=<folder> dataset=<name>")
 	$(PY) stores.py $(ARGS)
 
-report: ## A table beside the paper's numbers: make report N=5 RUNS=<sweep folder>
-	$(PY) report.py experiment=$(if $(filter figure5 lambda demo study_flowers,$(N)),$(N),table$(N)) runs=$(RUNS) $(ARGS)
+report: ## A table beside the paper's numbers: make report N=5 RUNS=<sweep folder> (N=none: the runs' own table; no N: the experiment that made the runs)
+	$(PY) report.py $(if $(N),experiment=$(if $(filter figure5 lambda demo study_flowers none,$(N)),$(N),table$(N))) runs=$(RUNS) $(ARGS)
 
 demo: ## The whole loop offline on CPU in a few minutes (shapes dataset, tiny edits, 2 methods x 2 seeds, FGSM, report); ARGS="quick=true" for the one-epoch form
 	$(PY) demo.py $(ARGS)

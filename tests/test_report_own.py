@@ -930,3 +930,24 @@ def test_an_attack_whose_every_number_was_set_aside_is_said_in_an_own_table(tmp_
         f"{script_command('evaluate.py')} {quoted_arg('ckpt', str(run))} eval.fgsm=true eval.eps=8.0 "
         f"eval.split=test measures it again ({run})"
     ) in text, text
+
+
+def test_make_report_reaches_the_runs_own_table_and_the_runs_experiment():
+    """``make report N=none`` runs report.py experiment=none (it gave experiment=tablenone, refused),
+    and without N the experiment that made the runs is found (experiment=table, refused)."""
+    import shlex
+    import subprocess
+
+    from .test_report import ROOT
+
+    def line(*args: str) -> list[str]:
+        done = subprocess.run(
+            ["make", "-n", "report", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        return shlex.split(done.stdout.strip().splitlines()[-1])[1:]
+
+    assert line("N=none", "RUNS=x") == ["report.py", "experiment=none", "runs=x"]
+    assert line("RUNS=x") == ["report.py", "runs=x"]
+    assert line("N=5", "RUNS=x") == ["report.py", "experiment=table5", "runs=x"]
+    assert line("N=demo", "RUNS=x") == ["report.py", "experiment=demo", "runs=x"]
