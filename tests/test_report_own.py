@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import statistics
 from pathlib import Path
@@ -941,11 +942,19 @@ def test_make_report_reaches_the_runs_own_table_and_the_runs_experiment():
     from .test_report import ROOT
 
     def line(*args: str) -> list[str]:
+        # (under `make test` the parent's MAKEFLAGS would have this make name its directory)
+        env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
         done = subprocess.run(
-            ["make", "-n", "report", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+            ["make", "--no-print-directory", "-n", "report", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
         )
         assert done.returncode == 0, done.stderr
-        return shlex.split(done.stdout.strip().splitlines()[-1])[1:]
+        (command,) = [x for x in done.stdout.splitlines() if "report.py" in x]
+        return shlex.split(command)[1:]
 
     assert line("N=none", "RUNS=x") == ["report.py", "experiment=none", "runs=x"]
     assert line("RUNS=x") == ["report.py", "runs=x"]
