@@ -153,10 +153,10 @@ def expand_globs(argv: list[str], config_dir: str) -> list[str]:
     glob, which needs Hydra's config loader to expand). A glob of a plain setting, or one that
     matches no option, is one message."""
     with user_errors_reported():
-        return [_glob_written_out(arg, config_dir) for arg in argv]
+        return [glob_written_out(arg, config_dir) for arg in argv]
 
 
-def _glob_written_out(arg: str, config_dir: str) -> str:
+def glob_written_out(arg: str, config_dir: str) -> str:
     """One override with a ``glob()`` sweep of a config group's options written out as a list
     (anything else as it is); a glob of a plain setting, or one that matches nothing, is refused."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -212,7 +212,7 @@ def expand_sweep(params, overrides: list[str], config_dir: str | None = None) ->
     keys = {o.get_key_element() for o in parser.parse_overrides(list(overrides))}
     lines = [f"{key}={value}" for key, value in params.items() if key not in keys]
     if config_dir is not None:
-        lines = [_glob_written_out(line, config_dir) for line in lines]
+        lines = [glob_written_out(line, config_dir) for line in lines]
     batches = BasicSweeper.split_arguments(parser.parse_overrides(lines + list(overrides)), None)
     return [job for batch in batches for job in batch]
 

@@ -257,9 +257,9 @@ def build_report(argv: list[str], config_dir: str) -> dict:
     from .reporting.table import fill
 
     experiment, roots, out, extra = _parse_report_args(argv)
-    from .preflight import _glob_written_out
+    from .preflight import glob_written_out
 
-    extra = [_glob_written_out(arg, config_dir) for arg in extra]  # (aug=glob(*mix): its options)
+    extra = [glob_written_out(arg, config_dir) for arg in extra]  # (aug=glob(*mix): its options)
     found_by = None
     if experiment == OWN_TABLE:
         return _own_report(_found_runs(roots), roots, out, extra, config_dir)
