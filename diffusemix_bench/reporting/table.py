@@ -780,8 +780,10 @@ class FilledTable:
         if self.table.own:
             # An own table has a column for each attack some run holds: one whose every number a later
             # measurement set aside has none, and is said here with the command that measures it again.
+            from ..robustness import ATTACKS
+
             finished = [r for c in self.cells.values() for r in c.finished]
-            for key in ("fgsm_error", "pgd_error"):
+            for key in (f"{attack}_error" for attack in ATTACKS):
                 if key not in self.table.metrics.values():
                     lines += _set_aside([r for r in finished if key not in (r.metrics or {})], key, False)
         return lines
