@@ -1309,7 +1309,8 @@ class EditStore:
         ``{"device_seconds": wall seconds x devices, "generated": edits made, "time": when or
         None, "converted_from": the format of the store whose run it was, None for this store's
         own, "prompts": the prompt ids it was asked for, None where the line does not say,
-        "stopped": whether it stopped part-way}``; a damaged line is skipped."""
+        "stopped": whether it stopped part-way, and "dtype", "dtype_setting" and "device" where the
+        line records them}``; a damaged line is skipped."""
         path = self.folder / "generation_log.jsonl"
         runs = []
         if not path.is_file():
@@ -1326,6 +1327,8 @@ class EditStore:
                     # (the prompt ids it was asked for; None where the line does not say)
                     "prompts": _said_prompts(record.get("prompts")),
                     "stopped": record.get("stopped") is True,  # (interrupted, or an error, part-way)
+                    # (how its edits were computed, as runtime.json records it)
+                    **{k: record.get(k) for k in ("dtype", "dtype_setting", "device") if k in record},
                 }
             except (ValueError, KeyError, TypeError, AttributeError):
                 continue
@@ -1395,18 +1398,10 @@ class EditStore:
     def _logged_runtime(self) -> dict[str, Any] | None:
         """The dtype (and the setting and device giving it) of the last generate.py run logged with
         one in generation_log.jsonl; None where no line records it."""
-        path = self.folder / "generation_log.jsonl"
-        if not path.is_file():
+        logged = [r for r in self.generation_runs() if isinstance(r.get("dtype"), str)]
+        if not logged:
             return None
-        found = None
-        for line in path.read_text(errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict) and isinstance(record.get("dtype"), str):
-                found = {k: record.get(k) for k in ("dtype", "dtype_setting", "device")}
-        return {**found, "from_log": True} if found else None
+        return {**{k: logged[-1].get(k) for k in ("dtype", "dtype_setting", "device")}, "from_log": True}
 
     def _compare_runtime(self, stored: dict[str, Any], runtime: dict[str, Any], warn: bool) -> None:
         was, now = stored.get("weights_commit"), runtime.get("weights_commit")
