@@ -6,18 +6,18 @@ with one message (the entry points themselves: cli)."""
 from __future__ import annotations
 
 import re
-import shutil
 import sys
 from collections.abc import Callable
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from .commands import hydra_quoted, script_command
+from .compose import compose_raw, config_groups
 from .config import check_protocol_optimiser, no_such_setting, validate_config
 from .errors import ConfigError, did_you_mean, user_errors_reported
+from .slurm import check_slurm, check_slurm_tasks
 
 LISTING_FLAGS = {"--multirun", "-m"}
 CFG_FLAGS = {"--cfg", "-c"}
@@ -71,7 +71,7 @@ def generation_sweep(argv: list[str], config_dir: str) -> list[str]:
         overrides = [a for a in argv if not a.startswith("-") and ("=" in a or a.startswith("~"))]
         given = OverridesParser.create().parse_overrides(overrides)
         fixed = [o.input_line for o in given if not o.is_sweep_override()]
-        params = _compose_raw(config_dir, "generate", fixed, hydra_config=True).hydra.sweeper.params or {}
+        params = compose_raw(config_dir, "generate", fixed, hydra_config=True).hydra.sweeper.params or {}
         parser = OverridesParser.create()
         swept = {str(k).lstrip("+"): parser.parse_overrides([f"{k}={v}"])[0] for k, v in params.items()}
     except Exception:  # the checks that follow say what is wrong with the command line
@@ -141,7 +141,7 @@ def _reads_edits(config_dir: str, overrides: list[str]) -> bool:
     from .reporting.table import reads_edits_of
 
     try:
-        return reads_edits_of(_compose_raw(config_dir, "generate", overrides))
+        return reads_edits_of(compose_raw(config_dir, "generate", overrides))
     except Exception:  # a composition error: the checks that follow say what is wrong
         return False
 
@@ -196,7 +196,7 @@ def sweep_jobs(overrides: list[str], config_dir: str, config_name: str = "config
     parser = OverridesParser.create()
     given = parser.parse_overrides(overrides)
     fixed = [o.input_line for o in given if not o.is_sweep_override()]
-    cfg = _compose_raw(config_dir, config_name, fixed, hydra_config=True)
+    cfg = compose_raw(config_dir, config_name, fixed, hydra_config=True)
     return expand_sweep(cfg.hydra.sweeper.params or {}, overrides, config_dir)
 
 
@@ -339,7 +339,7 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
         else:
             plain.append(o.input_line)
     try:
-        return _compose_raw(config_dir, config_name, plain)
+        return compose_raw(config_dir, config_name, plain)
     except HydraException as exc:
         cause = str(exc)
         if exc.__cause__ is not None and str(exc.__cause__).strip():
@@ -359,7 +359,7 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
         rest = [o for o in plain if o.split("=", 1)[0].lstrip("+~") != key]
         default = None
         with suppress(Exception):
-            default = OmegaConf.select(_compose_raw(config_dir, config_name, rest), key)
+            default = OmegaConf.select(compose_raw(config_dir, config_name, rest), key)
         # What kind of value it takes, told by its default's.
         kind = (
             "true or false"
@@ -434,7 +434,7 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
         parent, _, leaf = key.rpartition(".")
         rest = [o for o in plain if o.split("=", 1)[0].lstrip("+~") != key]
         try:  # Hydra's own settings (hydra.launcher.*) are in the composition with Hydra's config only
-            base = _compose_raw(config_dir, config_name, rest, hydra_config=key.startswith("hydra."))
+            base = compose_raw(config_dir, config_name, rest, hydra_config=key.startswith("hydra."))
         except HydraException:
             base = None
         node = OmegaConf.select(base, parent) if base is not None and parent else base
@@ -447,7 +447,7 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
             and top not in base
             and (
                 key in _EVALUATE_NAMES
-                or top in _compose_raw(config_dir, "config", [])
+                or top in compose_raw(config_dir, "config", [])
                 or top in config_groups(config_dir, "config")
             )
         ):
@@ -476,7 +476,7 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
         chosen = given[-1].split("=", 1)[1] if given else None  # (the last one given is Hydra's)
         without = [o for o in plain if o not in given]
         try:  # the file with its own choice of the group: is the setting its own mistake?
-            _compose_raw(config_dir, config_name, without)
+            compose_raw(config_dir, config_name, without)
             fits_its_own = chosen is not None
         except HydraException:
             fits_its_own = False
@@ -526,7 +526,7 @@ def _swept_methods_advice(
         return on_line
     given = {o.split("=", 1)[0].lstrip("+~") for o in argv if "=" in o}
     try:
-        params = _compose_raw(config_dir, config_name, plain, hydra_config=True).hydra.sweeper.params or {}
+        params = compose_raw(config_dir, config_name, plain, hydra_config=True).hydra.sweeper.params or {}
     except HydraException:
         return ""
     swept = [str(k) for k in params if str(k) in ("aug", "arm") and str(k) not in given]
@@ -561,7 +561,7 @@ def _methods_swept_on_the_line(
     having, names = [], set()
     for name in parsed.sweep_string_iterator():
         try:
-            node = _compose_raw(config_dir, config_name, [*others, f"aug={name}"]).aug
+            node = compose_raw(config_dir, config_name, [*others, f"aug={name}"]).aug
         except HydraException:
             continue
         own = {str(k) for k in node} - {"name", "dataset_defaults"}
@@ -594,7 +594,7 @@ def _chosen_by(config_dir: str, config_name: str, plain: list[str], aug: str) ->
     for left_out in candidates:
         rest = [o for o in plain if o not in left_out and key(o) != "aug" and not key(o).startswith("aug.")]
         try:
-            if str(_compose_raw(config_dir, config_name, rest).aug.name) != aug:
+            if str(compose_raw(config_dir, config_name, rest).aug.name) != aug:
                 return f"chosen by {' '.join(sorted(left_out, key=lambda o: key(o) != 'experiment'))}"
         except HydraException:
             continue
@@ -637,81 +637,11 @@ def _unparsed_override(overrides: list[str]) -> str | None:
     return None
 
 
-#: Compositions already made in this process (each costs a large part of a second; the checks
-#: before Hydra runs and report.py compose the same command lines again): a composition is a pure
-#: function of the config folder's files, the config name and the overrides, so its key holds the
-#: folder's fingerprint and an edited file is composed afresh.
-_composed: dict[tuple, Any] = {}
-_COMPOSED_KEPT = 256
-
-
-def _config_fingerprint(config_dir: str) -> tuple:
-    """Every file under ``config_dir`` with its size and modification time."""
-    root = Path(config_dir)
-    found = []
-    for path in root.rglob("*"):
-        try:
-            if path.is_file():
-                stat = path.stat()
-                found.append((str(path.relative_to(root)), stat.st_size, stat.st_mtime_ns))
-        except OSError:  # a file going away while listed: composed afresh next time
-            found.append((str(path), -1, -1))
-    return tuple(sorted(found))
-
-
-def _compose_raw(config_dir: str, config_name: str, overrides: list[str], hydra_config: bool = False):
-    """Compose ``config_name`` with ``overrides`` (with Hydra's own settings: ``hydra_config``);
-    Hydra's own exceptions propagate. A composition asked for again is a copy of the first."""
-    import copy
-
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    key = (config_dir, config_name, tuple(overrides), hydra_config, _config_fingerprint(config_dir))
-    if key in _composed:
-        return copy.deepcopy(_composed[key])
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-            cfg = compose(config_name, overrides=overrides, return_hydra_config=hydra_config)
-    finally:
-        GlobalHydra.instance().clear()
-    if len(_composed) >= _COMPOSED_KEPT:
-        del _composed[next(iter(_composed))]
-    _composed[key] = copy.deepcopy(cfg)
-    return cfg
-
-
 #: Hydra's flags that take the next argument as their value.
 _FLAGS_WITH_VALUE = frozenset(
     ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--cfg", "-c", "--package", "-p")
     + ("--experimental-rerun", "--shell-completion", "-sc")
 )
-
-
-def config_groups(config_dir: str, config_name: str) -> set[str]:
-    """The config groups ``config_name``'s defaults list chooses (those of the configs it builds on
-    included): the groups a command line of its entry point can set with ``group=option``."""
-    import yaml
-
-    groups: set[str] = set()
-    seen: set[str] = set()
-    names = [config_name]
-    while names:
-        name = names.pop()
-        path = Path(config_dir) / f"{name}.yaml"
-        if name in seen or not path.is_file():
-            continue
-        seen.add(name)
-        for entry in (yaml.safe_load(path.read_text()) or {}).get("defaults") or []:
-            if isinstance(entry, str):
-                names.append(entry)
-            elif isinstance(entry, dict):
-                for key in entry:
-                    group = str(key).split()[-1]  # ("optional local", "override hydra/launcher")
-                    if "/" not in group:
-                        groups.add(group)
-    return groups
 
 
 def check_bare_words(argv: list[str], config_dir: str, config_name: str = "config") -> None:
@@ -814,7 +744,7 @@ def check_sweep_pretrained(jobs: list[list[str]], config_dir: str, config_name: 
     seen: set[tuple] = set()
     for variant, changed in variants.values():
         try:
-            cfg = _compose_raw(config_dir, config_name, variant, hydra_config=True)
+            cfg = compose_raw(config_dir, config_name, variant, hydra_config=True)
             key = (
                 str(cfg.model.get("source")),
                 str(cfg.model.name),
@@ -885,7 +815,7 @@ def check_auto_resume_weights(jobs: list[list[str]], config_dir: str, config_nam
     if not any(o.lstrip("+~").replace(" ", "") == "ckpt_path=auto" for o in jobs[0]):
         return
     try:
-        first = _compose_raw(config_dir, config_name, jobs[0], hydra_config=True)
+        first = compose_raw(config_dir, config_name, jobs[0], hydra_config=True)
         if str(first.get("ckpt_path")) != "auto":
             return
         check_weights_there(first)
@@ -963,7 +893,7 @@ def _value_kind(argv: list[str], arg: str, key: str, config_dir: str, config_nam
 
     rest = [a for a in argv if a != arg and not a.startswith("-") and "=" in a]
     try:
-        value = OmegaConf.select(_compose_raw(config_dir, config_name, rest), key, default=None)
+        value = OmegaConf.select(compose_raw(config_dir, config_name, rest), key, default=None)
     except Exception:  # a composition error: preflight's to report
         return "other"
     if isinstance(value, ListConfig):
@@ -1053,7 +983,7 @@ def check_sweep_base(argv: list[str], config_dir: str, config_name: str) -> None
         return
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
     try:
-        _compose_raw(config_dir, config_name, fixed, hydra_config=True)  # as sweep_jobs composes it
+        compose_raw(config_dir, config_name, fixed, hydra_config=True)  # as sweep_jobs composes it
     except HydraException as exc:
         bad = re.search(r"Could not override '([^']+)'", str(exc))
         if bad is None:
@@ -1093,7 +1023,7 @@ def check_swept_experiment(argv: list[str], config_dir: str, config_name: str) -
         lost = {}  # experiment: the settings its own sweep varies that the command line does not give
         for name in names:
             try:
-                cfg = _compose_raw(config_dir, config_name, [f"experiment={name}"], hydra_config=True)
+                cfg = compose_raw(config_dir, config_name, [f"experiment={name}"], hydra_config=True)
             except Exception:  # preflight's to report
                 continue
             keys = [str(k).lstrip("+~") for k in (cfg.hydra.sweeper.params or {})]
@@ -1157,7 +1087,7 @@ def check_sweep_values(
         try:
             cfg = _with_value(first, value, parser)
             if cfg is None:
-                cfg = _compose_raw(config_dir, config_name, other)
+                cfg = compose_raw(config_dir, config_name, other)
             validate_config(cfg, here=not elsewhere)
             check_protocol_optimiser(cfg)
         except Exception:
@@ -1169,7 +1099,7 @@ def check_sweep_values(
             parser.parse_overrides(variant)
             cfg = _with_value(first, changed, parser)
             if cfg is None:
-                cfg = _compose_raw(config_dir, config_name, variant)
+                cfg = compose_raw(config_dir, config_name, variant)
             if changed is None:
                 first = cfg
         except Exception:  # a composition error: preflight's, or the job's to report
@@ -1256,7 +1186,7 @@ def check_sweep_data(argv: list[str], config_dir: str, config_name: str) -> None
             continue
         seen.add(key)
         try:
-            cfg = _compose_raw(config_dir, config_name, list(key))
+            cfg = compose_raw(config_dir, config_name, list(key))
             if "dataset" not in cfg:
                 return
             check_present(cfg.dataset, cfg.paths.data_dir)
@@ -1294,7 +1224,7 @@ def check_sweep_edits(argv: list[str], config_dir: str, config_name: str) -> Non
             continue
         composed.add(settings)
         try:
-            cfg = _compose_raw(config_dir, config_name, job)
+            cfg = compose_raw(config_dir, config_name, job)
             if cfg.aug.name != "diffusemix":
                 continue
             check_job_edits(cfg, seen)
@@ -1324,7 +1254,7 @@ def check_sweep_methods(
 
     def accepted(other: list[str], value: str) -> bool:  # (another variant passes these checks)
         try:
-            cfg = _compose_raw(config_dir, config_name, other)
+            cfg = compose_raw(config_dir, config_name, other)
             check_loss_views(cfg)
             check_aug_settings(cfg)
         except Exception:
@@ -1335,7 +1265,7 @@ def check_sweep_methods(
         if changed is None and not first_too:  # the first job: its own start comes next
             continue
         try:
-            cfg = _compose_raw(config_dir, config_name, variant)
+            cfg = compose_raw(config_dir, config_name, variant)
         except Exception:  # a composition error: the job's to report
             continue
         try:
@@ -1413,166 +1343,6 @@ def check_arms(argv: list[str], config_dir: str) -> None:
             + (f", swept by experiment={experiment}" if "arm" not in given else "")
             + "), and aug= would replace every arm's method: leave aug= out and pick rows with "
             "arm=<name>[,<name>...] (their settings, aug.<key>=..., may still be given)"
-        )
-
-
-def check_slurm(argv: list[str], config_dir: str | None = None, config_name: str = "config") -> None:
-    """``hydra/launcher=slurm`` submits each job with ``sbatch``: where SLURM is not (a laptop, a
-    node without its commands), one message instead of submitit's error from deep in a sweep. With
-    ``config_dir``, also the job's tasks against its trainer's devices (check_slurm_tasks)."""
-
-    if "hydra/launcher=slurm" not in argv:
-        return
-    if any(a in ("-c", "--cfg") or a.startswith("--cfg=") for a in argv):  # printing settings submits nothing
-        return
-    if not any(a in ("-m", "--multirun") for a in argv):  # else Hydra runs the one job here, unsaid
-        raise ConfigError(
-            "hydra/launcher=slurm submits the jobs of a sweep and applies only with --multirun (it was "
-            "ignored: this command would run here, on this machine); add --multirun (one run is a sweep "
-            "of one job), or leave hydra/launcher=slurm out"
-        )
-    try:
-        import hydra_plugins.hydra_submitit_launcher  # noqa: F401
-    except ImportError:
-        raise ConfigError(
-            "hydra/launcher=slurm needs the submitit launcher, which this environment lacks: install it "
-            "with `uv sync --locked --extra dev --extra slurm`, or leave hydra/launcher=slurm out to run "
-            "the jobs on this machine"
-        ) from None
-    absent = [command for command in ("sbatch", "srun") if shutil.which(command) is None]
-    if absent:
-        raise ConfigError(
-            f"hydra/launcher=slurm submits the jobs with SLURM's sbatch and runs them with srun, and this "
-            f"machine does not have {' or '.join(absent)}: run the command on the cluster's login node, or "
-            "leave hydra/launcher=slurm out to run the jobs on this machine"
-        )
-    check_slurm_tasks(argv, config_dir, config_name)
-    if "ckpt_path=auto" not in argv:
-        print(
-            "note: without ckpt_path=auto a job SLURM requeues (preemption, time limit) after its first "
-            "checkpoint is refused, its folder holding an unfinished run, instead of resuming from its "
-            "last.ckpt; add ckpt_path=auto",
-            flush=True,
-        )
-
-
-def check_slurm_tasks(argv: list[str], config_dir: str | None, config_name: str = "config") -> None:
-    """On SLURM, Lightning starts no processes itself: it trains with one process per SLURM task and
-    refuses, on the node, a job whose devices per node differ from its tasks per node (or whose
-    ``num_nodes`` differs from its nodes). That refusal came from every job of the sweep after it
-    waited in the queue; here it is one message before anything is submitted. Each value a sweep
-    gives ``trainer`` or ``hydra.launcher`` settings is checked; of other settings, the first."""
-    if config_dir is None:
-        return
-    import itertools
-
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    overrides = [a for a in argv if not a.startswith("-") and "=" in a]
-    choices = []
-    for o in OverridesParser.create().parse_overrides(overrides):
-        key = o.get_key_element().lstrip("+~")
-        if not o.is_sweep_override():
-            choices.append([o.input_line])
-            continue
-        values = [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
-        choices.append(values if key.startswith(("trainer", "hydra.launcher")) else values[:1])
-    for plain in itertools.product(*choices):
-        _check_slurm_job(list(plain), config_dir, config_name)
-
-
-def _device_count(t, gpus: int) -> int | None:
-    """The devices a SLURM job's trainer settings ``t`` ask for on a node of ``gpus`` GPUs; None
-    for a form Lightning parses itself ("0,1")."""
-
-    devices = t.get("devices", "auto")
-    if OmegaConf.is_list(devices):
-        return len(devices)
-    if devices in ("auto", -1, "-1") and t.get("accelerator", "auto") in ("auto", "gpu", "cuda"):
-        return gpus or 1  # every GPU SLURM gives the job (one where it asks for none: Lightning's CPU)
-    if isinstance(devices, int) and devices > 0:
-        return devices
-    return None
-
-
-def _slurm_devices(plain: list[str], config_dir: str, config_name: str) -> int | None:
-    """The devices of a SLURM job composed from ``plain`` (None where not known)."""
-
-    try:
-        cfg = _compose_raw(config_dir, config_name, plain, hydra_config=True)
-        gpus = OmegaConf.select(cfg, "hydra.launcher.gpus_per_node", default=None) or 0
-        return _device_count(cfg.trainer, gpus)
-    except Exception:
-        return None
-
-
-def _check_slurm_job(plain: list[str], config_dir: str, config_name: str) -> None:
-    """check_slurm_tasks for one job's settings."""
-
-    try:
-        cfg = _compose_raw(config_dir, config_name, plain, hydra_config=True)
-        launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
-    except Exception:  # a composition error is preflight's to report
-        return
-    t = cfg.trainer
-    tasks = launcher.get("tasks_per_node") or 1
-    gpus = launcher.get("gpus_per_node") or 0
-    devices = t.get("devices", "auto")
-    count = _device_count(t, gpus)
-    if count is None:
-        return  # a form Lightning parses itself ("0,1"); not guessed here
-    given = "trainer.devices=" + str(
-        OmegaConf.to_container(devices) if OmegaConf.is_list(devices) else devices
-    )
-    # On SLURM, Lightning runs one process per task and starts none itself: a single-device trainer
-    # in each of several tasks trains the whole run at once, every task into the same run folder;
-    # DDP (Lightning's SLURM check) refuses the job on its node.
-    if count == 1:
-        outcome = (
-            "so every job would go wrong on its node: a trainer of one device in each task trains the whole run, "
-            "the tasks at once into the same run folder"
-        )
-    else:
-        outcome = (
-            "so every job would fail on its node: Lightning's DDP refuses devices that differ from the tasks"
-        )
-    if count != tasks:
-        if tasks != (gpus or 1):  # tasks_per_node given apart from the GPUs
-            fix = (
-                f"give hydra.launcher.tasks_per_node={count} (one task per device), or leave it out (one task per "
-                "GPU of hydra.launcher.gpus_per_node)"
-            )
-        else:
-            # trainer=ddp uses every GPU of the node unless trainer.devices says fewer; trainer=gpu's
-            # own value is one device, so leaving trainer.devices out of it is refused again.
-            group = OmegaConf.select(cfg, "hydra.runtime.choices.trainer", default=None)
-            if count > 1 and _slurm_devices(
-                [o for o in plain if not o.lstrip("+~").startswith("trainer.devices=")],
-                config_dir,
-                config_name,
-            ) == (gpus or 1):
-                every = f"leave trainer.devices out (trainer={group}: every GPU of the node, one task each)"
-            elif count > 1:
-                every = (
-                    "give trainer=ddp and leave trainer.devices out (every GPU of the node, one task each)"
-                )
-            else:
-                every = "give trainer=ddp (every GPU of the node, one task each)"
-            fix = (
-                f"{every}, or hydra.launcher.gpus_per_node={count} to ask SLURM for {count} "
-                f"GPU{'s' if count != 1 else ''} per job"
-            )
-        raise ConfigError(
-            f"hydra.launcher.tasks_per_node={tasks} (hydra.launcher.gpus_per_node={gpus or None}) and {given} "
-            f"({count} device{'s' if count != 1 else ''}): on SLURM, Lightning runs one process per task, "
-            f"{outcome}; {fix}"
-        )
-    nodes = launcher.get("nodes") or 1
-    if nodes != t.get("num_nodes", 1):
-        raise ConfigError(
-            f"hydra.launcher.nodes={nodes} and trainer.num_nodes={t.get('num_nodes', 1)}: on SLURM, Lightning runs "
-            f"one process per task on each node, {outcome}; give both the same value "
-            f"(trainer.num_nodes={nodes}, or hydra.launcher.nodes={t.get('num_nodes', 1)})"
         )
 
 

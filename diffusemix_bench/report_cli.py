@@ -10,8 +10,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from .commands import hydra_quoted, script_command
+from .compose import compose_raw
 from .errors import ConfigError, user_errors_reported
-from .preflight import _compose_raw, check_arms, expand_sweep, preflight, sweep_jobs
+from .preflight import check_arms, expand_sweep, preflight, sweep_jobs
 
 #: ``experiment=`` given to report.py for the runs' own table (not an experiment file's).
 OWN_TABLE = "none"
@@ -221,7 +222,7 @@ def _compose(config_dir: str, overrides: list[str], hydra_config: bool = False):
     from hydra.errors import HydraException
 
     try:
-        return _compose_raw(config_dir, "config", overrides, hydra_config)
+        return compose_raw(config_dir, "config", overrides, hydra_config)
     except HydraException as exc:
         raise ConfigError(str(exc)) from None
 

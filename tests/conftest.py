@@ -68,9 +68,9 @@ FAST = [
 
 def compose_config(overrides: list[str], *, return_hydra_config: bool = False) -> DictConfig:
     """train.py's settings with ``overrides`` (a copy of the composition made once per process)."""
-    from diffusemix_bench.preflight import _compose_raw
+    from diffusemix_bench.compose import compose_raw
 
-    return _compose_raw(str(CONF_DIR), "config", list(overrides), return_hydra_config)
+    return compose_raw(str(CONF_DIR), "config", list(overrides), return_hydra_config)
 
 
 def finalize(cfg: DictConfig, run_dir: Path) -> DictConfig:

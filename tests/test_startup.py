@@ -384,22 +384,22 @@ def test_a_composition_asked_for_again_is_a_copy_and_an_edited_config_is_compose
     once per process, unless a file of the config folder changed since."""
     import shutil
 
-    from diffusemix_bench import preflight
+    from diffusemix_bench.compose import compose_raw
 
     conf = tmp_path / "conf"
     shutil.copytree(ROOT / "conf", conf)
-    first = preflight._compose_raw(str(conf), "config", ["aug=mixup"])
+    first = compose_raw(str(conf), "config", ["aug=mixup"])
     assert first.aug.alpha is None
     first.aug.alpha = 123.0  # a caller changing its copy changes nobody else's
-    again = preflight._compose_raw(str(conf), "config", ["aug=mixup"])
+    again = compose_raw(str(conf), "config", ["aug=mixup"])
     assert again.aug.alpha is None
     again.aug.alpha = 456.0
-    assert preflight._compose_raw(str(conf), "config", ["aug=mixup"]).aug.alpha is None
+    assert compose_raw(str(conf), "config", ["aug=mixup"]).aug.alpha is None
     mixup = conf / "aug" / "mixup.yaml"
     mixup.write_text(mixup.read_text().replace("alpha: null", "alpha: 0.4"))
-    assert preflight._compose_raw(str(conf), "config", ["aug=mixup"]).aug.alpha == 0.4
+    assert compose_raw(str(conf), "config", ["aug=mixup"]).aug.alpha == 0.4
     (conf / "aug" / "new.yaml").write_text(mixup.read_text().replace("alpha: 0.4", "alpha: 0.7"))
-    assert preflight._compose_raw(str(conf), "config", ["aug=new"]).aug.alpha == 0.7
+    assert compose_raw(str(conf), "config", ["aug=new"]).aug.alpha == 0.7
 
 
 def test_the_printed_config_keeps_long_values_whole(capsys):

@@ -155,7 +155,7 @@ def test_another_optimiser_under_a_paper_protocol_is_refused(make_cfg):
 def test_slurm_where_there_is_none_is_one_message(tmp_path, monkeypatch, capsys):
     """hydra/launcher=slurm on a machine without sbatch (or without the launcher) is refused before
     the sweep, saying where to run it; listing the jobs (--cfg job) still works."""
-    from diffusemix_bench.preflight import check_slurm
+    from diffusemix_bench.slurm import check_slurm
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch
     with pytest.raises(
@@ -200,7 +200,7 @@ def test_slurm_tasks_against_devices_refused_before_submitting(tmp_path, monkeyp
     the same folder; DDP with tasks_per_node=1 on 2 GPUs: refused by Lightning on the node) or whose
     num_nodes differs from its nodes goes wrong after waiting in the queue. Refused before submitting."""
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    from diffusemix_bench.preflight import check_slurm_tasks
+    from diffusemix_bench.slurm import check_slurm_tasks
 
     for name in ("sbatch", "srun"):  # a login node: the commands are there (and do nothing here)
         (tmp_path / name).write_text("#!/bin/sh\nexit 3\n")
