@@ -34,8 +34,8 @@ def _from(here: Path, path: Path) -> str:
 def quoted_arg(key: str, value: str) -> str:
     """``key=value`` as a shell passes it to Hydra: a value that Hydra's override grammar would
     split or refuse (a sweep job's folder ``0_aug=none,seed=0``) is quoted for Hydra, then for the
-    shell."""
-    if re.fullmatch(r"[\w./:+~@-]+", value) and not value.startswith("~"):
+    shell. Hydra's grammar reads unquoted letters of ASCII alone (``/data/josé`` is quoted)."""
+    if re.fullmatch(r"[A-Za-z0-9_./:+~@-]+", value) and not value.startswith("~"):
         return f"{key}={value}"
     return hydra_quoted(key, value)
 

@@ -634,6 +634,12 @@ def _unparsed_override(overrides: list[str]) -> str | None:
                     f"(= , ~, brackets, quotes or spaces; a sweep job's folder has = and ,). Quote it for "
                     f"Hydra inside the shell's quotes: {typed}"
                 )
+            if not value.isascii():
+                return (
+                    f"{key}: its value {value} holds letters outside ASCII, which Hydra's override grammar "
+                    f"reads only inside quotes. Quote it for Hydra inside the shell's quotes: "
+                    f"{hydra_quoted(key, value)}"
+                )
     return None
 
 

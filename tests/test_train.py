@@ -2669,6 +2669,7 @@ def test_data_refused_as_it_is_read_leaves_no_single_run_folder_and_a_failed_swe
     [
         ("dataset.root=~/images", """'dataset.root="~/images"'"""),
         ("dataset.root=/runs/0_aug=none,seed=0", """'dataset.root="/runs/0_aug=none,seed=0"'"""),
+        ("dataset.root=/data/josé", """'dataset.root="/data/josé"'"""),  # (unquoted: ASCII letters only)
     ],
 )
 def test_a_value_hydras_grammar_cannot_read_gets_the_quoted_form(given, typed):
@@ -2686,6 +2687,20 @@ def test_a_value_hydras_grammar_cannot_read_gets_the_quoted_form(given, typed):
         preflight(["dataset=imagefolder", given], str(CONF_DIR))
     (parsed,) = OverridesParser.create().parse_overrides(shlex.split(typed))
     assert parsed.value() == given.partition("=")[2]
+
+
+@pytest.mark.parametrize("value", ["/runs/a_b-1.5", "/runs/josé", "/runs/0_aug=none,seed=0", "~/runs"])
+def test_a_printed_setting_reads_back_as_its_value(value):
+    """The commands messages print (resume, evaluate) give each path in a form Hydra's grammar reads
+    back as that path, after the shell: letters outside ASCII quoted as well."""
+    import shlex
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from diffusemix_bench.commands import quoted_arg
+
+    (parsed,) = OverridesParser.create().parse_overrides(shlex.split(quoted_arg("hydra.run.dir", value)))
+    assert parsed.value() == value
 
 
 def test_a_sweep_without_its_data_starts_no_job(tmp_path):
