@@ -256,12 +256,25 @@ def test_pickle_with_objects_is_refused(tmp_path):
     assert "_NotATensor" in str(info.value)
 
 
-@pytest.mark.parametrize("name", ["junk.pt", "junk.safetensors"])
-def test_unreadable_file(tmp_path, name):
+@pytest.mark.parametrize(
+    ("name", "junk"),
+    [
+        ("junk.pt", b"not a weight file"),
+        ("junk.pt", bytes(range(256)) * 4),  # (the unpickler stops on an opcode it does not know)
+        ("junk.pt", b"PK\x03\x04" + b"\0" * 60),  # a cut-off zip: torch's own format
+        ("junk.safetensors", b"not a weight file"),
+    ],
+    ids=["text", "bytes", "cut-off-zip", "safetensors"],
+)
+def test_unreadable_file(tmp_path, name, junk):
+    """A file that is no weight file is named, with what model.weights takes instead."""
     path = tmp_path / name
-    path.write_bytes(b"not a weight file")
-    with pytest.raises(ValueError, match=name.replace(".", r"\.")):
+    path.write_bytes(junk)
+    with pytest.raises(ValueError, match=name.replace(".", r"\.") + r" is not a readable .* file \(") as info:
         load_weights(create_model("preactresnet18", 10), path)
+    assert str(info.value).endswith(
+        "; give model.weights a file written by torch.save or safetensors' save_file"
+    )
 
 
 def test_missing_file(tmp_path):

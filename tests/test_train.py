@@ -1272,7 +1272,8 @@ def test_train_script_end_to_end(tmp_path):
     # A resume from a checkpoint that is not there is refused before any folder is made.
     for given, said in (
         ("last", "ckpt_path=last but .*last.ckpt does not exist"),
-        ("lats", r"ckpt_path=lats is not a file; did you mean ckpt_path=last\?"),
+        ("lats", r"ckpt_path=lats is not a file; did you mean ckpt_path=last\? ckpt_path takes last "),
+        ("/no/such.ckpt", r"ckpt_path=/no/such.ckpt is not a file\. ckpt_path takes last "),
     ):
         args_new = [*args[:-1], f"hydra.run.dir={tmp_path / 'new'}", f"ckpt_path={given}"]
         missing = _run_script(args_new, tmp_path)

@@ -37,12 +37,16 @@ class WeightsFileError(UserError, ValueError):
     """A weight file (model.weights) cannot be read, or its tensors do not fit the model."""
 
 
+#: What a weight file that cannot be read is to be instead.
+_READABLE = "give model.weights a file written by torch.save or safetensors' save_file"
+
+
 def _read(path: Path) -> object:
     if path.suffix == ".safetensors":
         try:
             return load_file(path, device="cpu")
         except SafetensorError as err:
-            raise WeightsFileError(f"{path} is not a readable safetensors file: {err}") from err
+            raise WeightsFileError(f"{path} is not a readable safetensors file ({err}); {_READABLE}") from err
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -50,7 +54,7 @@ def _read(path: Path) -> object:
         detail = str(err).split("WeightsUnpickler error:", 1)[-1].split("Check the documentation")[0]
         reason = " ".join(detail.split()).split(". ")[0]
         if not reason.startswith("Unsupported global"):
-            raise WeightsFileError(f"{path} is not a readable torch file: {reason}") from err
+            raise WeightsFileError(f"{path} is not a readable torch file ({reason}); {_READABLE}") from err
         raise WeightsFileError(
             f"{path} holds objects other than tensors and plain containers ({reason}); weight files are "
             "read with torch.load(weights_only=True), never unpickled in full. Re-save only the weights, "
@@ -58,13 +62,12 @@ def _read(path: Path) -> object:
             "model.weights=<that file>"
         ) from err
     except (RuntimeError, EOFError) as err:
-        raise WeightsFileError(f"{path} is not a readable torch file: {err}") from err
+        raise WeightsFileError(f"{path} is not a readable torch file ({err}); {_READABLE}") from err
     except OSError:
         raise
     except Exception as err:  # bytes the unpickler stops on (KeyError, ValueError, ...): not a torch file
         raise WeightsFileError(
-            f"{path} is not a readable torch file (reading it stopped on {type(err).__name__}: {err}); give a "
-            "file written by torch.save or safetensors' save_file"
+            f"{path} is not a readable torch file (reading it stopped on {type(err).__name__}: {err}); {_READABLE}"
         ) from err
 
 

@@ -250,7 +250,7 @@ def check_checkpoint_given(given: str | None) -> None:
         else ""
     )
     raise ConfigError(
-        f"ckpt_path={given} is not a file{hint}. Give last (the run folder's last.ckpt), auto (last.ckpt "
+        f"ckpt_path={given} is not a file{hint or '.'} ckpt_path takes last (the run folder's last.ckpt), auto (last.ckpt "
         "when the run folder has one, else a new run) or the path of a checkpoint file"
     )
 
