@@ -503,6 +503,17 @@ def test_training_further_stopped_before_its_first_checkpoint_trains_on_when_res
     assert longer["parts"][0]["versions"] == first["versions"]
 
 
+def test_a_finished_run_without_a_test_split_is_offered_an_attack_on_its_validation_split(tmp_path):
+    """evaluate.py attacks the test split: a finished run whose data had none (an image folder
+    without test/) is offered the command that attacks what it has."""
+    from diffusemix_bench.training.resume import nothing_to_do
+
+    said = nothing_to_do(tmp_path, {"epochs": 2, "optimizer_steps": 6, "test_images": 0, "val_images": 3})
+    assert said.endswith(f"evaluate.py ckpt={tmp_path} eval.fgsm=true eval.split=val")
+    said = nothing_to_do(tmp_path, {"epochs": 2, "optimizer_steps": 6, "test_images": 9, "val_images": 3})
+    assert said.endswith(f"evaluate.py ckpt={tmp_path} eval.fgsm=true")
+
+
 def test_resuming_a_finished_run_keeps_its_metrics(make_cfg, tmp_path, caplog):
     """A resume of a finished run (a sweep run again with ckpt_path=auto) has nothing to do and
     leaves the folder as it was; asked for a number it lacks, it adds it beside what evaluate.py

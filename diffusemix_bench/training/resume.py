@@ -383,11 +383,13 @@ def nothing_to_do(run_dir: Path, earlier: dict) -> str:
         )
     # An attack it has not had (FGSM, then PGD); where it has both, the attack at another budget.
     attack = next((f"eval.{a}=true" for a in ("fgsm", "pgd") if f"{a}_error" not in earlier), None)
+    # (evaluate.py attacks the test split; a run whose data had none, its validation split)
+    split = " eval.split=val" if earlier.get("test_images") == 0 else ""
     attack_it = (
-        f"to attack it, {script_command('evaluate.py')} {quoted_arg('ckpt', str(run_dir))} {attack}"
+        f"to attack it, {script_command('evaluate.py')} {quoted_arg('ckpt', str(run_dir))} {attack}{split}"
         if attack
         else f"it has FGSM and PGD errors; to attack it otherwise, {script_command('evaluate.py')} "
-        f"{quoted_arg('ckpt', str(run_dir))} eval.fgsm=true eval.eps=<budget in 1/255>"
+        f"{quoted_arg('ckpt', str(run_dir))} eval.fgsm=true eval.eps=<budget in 1/255>{split}"
     )
     return (
         f"The run in {run_dir} has finished{note}: its metrics.json holds its {_count(earlier.get('epochs'), 'epoch')} "
