@@ -89,19 +89,23 @@ def resume_command(run_dir: Path) -> str | None:
 
 def saved_resume_command(run_dir: Path, resume: str = "ckpt_path=last") -> str | None:
     """The command that resumes the run in ``run_dir`` with its own settings: the overrides Hydra
-    recorded for it (``.hydra/overrides.yaml``: a sweep job's its own), ``resume`` and the folder;
-    None where no readable record is there."""
+    recorded for the command that made them (the run's copy of that record, ``.hydra/run/``: a
+    sweep launched again with other settings has rewritten ``.hydra/`` by the time its job reads
+    it; else ``.hydra/overrides.yaml``), ``resume`` and the folder; None where no readable record
+    is there."""
     import yaml
 
+    from .files import COMMAND_RECORD, run_launched_from
+
+    kept = Path(run_dir) / COMMAND_RECORD / "overrides.yaml"
+    record = str(COMMAND_RECORD) if kept.is_file() else ".hydra"
     try:
-        given = yaml.safe_load((Path(run_dir) / ".hydra" / "overrides.yaml").read_text())
+        given = yaml.safe_load((Path(run_dir) / record / "overrides.yaml").read_text())
     except (OSError, yaml.YAMLError):
         return None
     if not isinstance(given, list) or not all(isinstance(o, str) for o in given):
         return None
-    from .files import run_launched_from
-
-    cwd = run_launched_from(run_dir)  # (its relative paths are relative to where it was launched)
+    cwd = run_launched_from(run_dir, record)  # (its relative paths are relative to where it was launched)
     if cwd is not None and os.path.abspath(cwd) != os.path.abspath(os.getcwd()):
         given = [placed_override(o, cwd) for o in given]
     return _train_command([], given, resume, "hydra.run.dir", Path(run_dir))
@@ -122,7 +126,7 @@ PATH_SETTINGS = frozenset(
     )
 )
 
-_PLAIN = re.compile(r"[\w./:+@-]+")
+_PLAIN = re.compile(r"[A-Za-z0-9_./:+@-]+")  # (as Hydra reads bare: ASCII)
 
 
 def placed_override(override: str, cwd: str) -> str:

@@ -1002,7 +1002,9 @@ def sweep_job_dirname() -> str:
     earlier job that ran with that value (``0_aug=none`` for ``aug=none,seed=0``). A swept setting
     left out of names (a folder: ``dataset.root=a,b``) is matched by the folders' records of it
     (``.hydra/overrides.yaml``); a new value whose number's folder is another value's job gets the
-    number after the folder's highest."""
+    number after the folder's highest. A data folder the launch gives all its jobs finds the job an
+    earlier launch that swept it gave the same (``dataset.root=a,b``, then ``dataset.root=b``);
+    where none did, the job's own folder (a resume there checks that it reads its run's images)."""
     from hydra.core.hydra_config import HydraConfig
 
     hc = HydraConfig.get()
@@ -1014,7 +1016,23 @@ def sweep_job_dirname() -> str:
     # A swept setting left out of names (a folder: dataset.root=a,b): the names cannot tell its
     # jobs apart, the folders' records of it can.
     unnamed = _swept_keys(hc) & excluded
-    if not sweep.is_dir() or ((sweep / own).exists() and _same_given(sweep / own, task, unnamed)):
+    if not sweep.is_dir():
+        return own
+    # A data folder given to the whole launch (not swept): where an earlier launch swept it
+    # (dataset.root=a,b, then dataset.root=b alone), the job given this one's is found by it.
+    data_keys = _given_keys(task) & DATA_FOLDER_KEYS - unnamed
+    if data_keys:
+        for folder in [sweep / own, *sorted(sweep.iterdir())]:
+            number, sep, rest = folder.name.partition("_")
+            if (
+                sep
+                and number.isdigit()
+                and rest == name
+                and folder.is_dir()
+                and _same_given(folder, task, unnamed | data_keys)
+            ):
+                return folder.name
+    if (sweep / own).exists() and _same_given(sweep / own, task, unnamed):
         return own
     jobs = []
     # (a sweep of folders alone named its jobs by Hydra's override_dirname before they were
@@ -1043,6 +1061,15 @@ def sweep_job_dirname() -> str:
     if len(found) == 1:
         return found[0].name
     return own
+
+
+#: The settings that choose the data a run reads.
+DATA_FOLDER_KEYS = frozenset(("dataset.root", "paths.data_dir"))
+
+
+def _given_keys(task: list[str]) -> set[str]:
+    """The keys of a job's overrides (``+``/``~`` left off)."""
+    return {o.partition("=")[0].lstrip("+~") for o in task if "=" in o}
 
 
 def _same_given(folder: Path, task: list[str], keys: set[str]) -> bool:

@@ -82,6 +82,10 @@ def read_attempts(run_dir: str | os.PathLike) -> list[dict]:
     return [attempt for _, attempt in sorted(found, key=lambda pair: pair[0])]
 
 
+#: Where a run folder keeps a copy of Hydra's record (``.hydra/*.yaml``) of the command that made
+#: its settings: Hydra rewrites ``.hydra/`` before each job of a sweep starts, a refused one too.
+COMMAND_RECORD = Path(".hydra") / "run"
+
 #: Beside a run's metrics.json: each robustness measurement a later one replaced or left out, one
 #: JSON line each (its entries as metrics.json held them, and when they were set aside).
 EARLIER_ROBUSTNESS = "robustness_earlier.jsonl"

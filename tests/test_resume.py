@@ -980,3 +980,142 @@ def test_a_saved_resume_command_reads_its_relative_paths_where_the_run_was_launc
     # Where it was launched, the command is its own, as given.
     monkeypatch.chdir(launched.mkdir() or launched)
     assert "dataset.root=probe/data" in shlex.split(saved_resume_command(run))
+
+
+def test_a_resume_reading_other_images_is_refused_and_a_moved_copy_resumes(tmp_path):
+    """data.json records the images each split held as the run started: a resume that reads other
+    ones (an image added, one renamed or moved to another class, another folder with the same
+    classes) is refused through train.py, naming the split and the fix, and leaves the run folder's
+    files as they were; the same images in another place (a moved copy) resume."""
+    from tests.fixtures.datasets import write_fixture_dataset
+
+    root = Path(write_fixture_dataset("imagefolder", tmp_path / "data", per_class=3)["data_dir"])
+    run = tmp_path / "run"
+    args = [
+        "dataset=imagefolder",
+        "model=resnet18",
+        "dataset.image_size=32",
+        "dataset.resize=36",
+        "debug=fast",
+        "callbacks.progress_bar=none",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"hydra.run.dir={run}",
+    ]
+    first = run_entry("train.py", [*args, f"dataset.root={root}"], tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    record = json.loads((run / "data.json").read_text())
+    assert {k: v["images"] for k, v in record.items()} == {"train": 9, "val": 9, "test": 9}
+    moved = tmp_path / "moved"
+    shutil.copytree(root, moved)
+    longer = [*args, "trainer.max_epochs=2", "ckpt_path=last"]
+
+    def kept() -> dict:
+        return {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != "train.log"}
+
+    def move_one() -> None:  # (9 images again, one of them in another class)
+        (moved / "train" / "class 0" / "new.png").rename(moved / "train" / "class 1" / "new.png")
+        next((moved / "train" / "class 1").glob("img_0.*")).unlink()
+
+    def without_test() -> None:  # (the run's train and val images, no test/)
+        shutil.rmtree(moved)
+        shutil.copytree(root, moved, ignore=shutil.ignore_patterns("test"))
+
+    before = kept()
+    changes = [
+        (
+            lambda: shutil.copy(
+                next((moved / "train" / "class 0").glob("img_0.*")), moved / "train" / "class 0" / "new.png"
+            ),
+            "its train split holds 10 images, the run's held 9",
+        ),
+        (
+            move_one,
+            "its train split holds 9 images as the run's did, under other file names",
+        ),
+        (without_test, "the run's had a test split, this data has none"),
+    ]
+    for change, said in changes:
+        change()
+        refused = run_entry("train.py", [*longer, f"dataset.root={moved}"], tmp_path)
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
+        assert (
+            f"error: the data read from {moved} is not the data the run in {run} started with ({said}; the run's "
+            f"are recorded in {run / 'data.json'}). Give the data the run started with (dataset.root, else "
+            "paths.data_dir), or train a new run on this data in another folder" in refused.stderr
+        ), refused.stderr[-3000:]
+        assert kept() == before
+    shutil.rmtree(moved)
+    shutil.copytree(root, moved)
+    resumed = run_entry("train.py", [*longer, f"dataset.root={moved}"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 2
+
+
+def test_a_sweep_launched_again_in_its_folder_finds_its_jobs_data_and_gives_their_own_commands(tmp_path):
+    """A sweep over two data folders launched again with one of them finds the jobs that read it;
+    launched on other data, each job is refused (not "nothing to do" with the other data's numbers)
+    and told to give this data a sweep folder of its own; launched with another setting, the
+    command each refusal gives is the job's own (the launch's own setting left out), and it runs."""
+    import shlex
+
+    from tests.fixtures.datasets import write_fixture_dataset
+
+    roots = [
+        Path(write_fixture_dataset("imagefolder", tmp_path / name, per_class=2, seed=k)["data_dir"])
+        for k, name in enumerate(("a", "b"))
+    ]
+    sweep = tmp_path / "sweep"
+    args = [
+        "--multirun",
+        "dataset=imagefolder",
+        "model=resnet18",
+        "dataset.image_size=32",
+        "dataset.resize=36",
+        "debug=fast",
+        "callbacks.progress_bar=none",
+        "ckpt_path=auto",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    first = run_entry("train.py", [*args, "seed=0,1", f"dataset.root={roots[0]},{roots[1]}"], tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    metrics = {p.name: p.joinpath("metrics.json").read_bytes() for p in sweep.iterdir() if p.is_dir()}
+    assert len(metrics) == 4
+    again = run_entry("train.py", [*args, "seed=0,1", f"dataset.root={roots[1]}"], tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    found = sorted(
+        line.split("The run in ")[1].split(" has finished")[0]
+        for line in again.stdout.splitlines()
+        if "has finished" in line
+    )
+    given = {p.name: yaml_given(p) for p in sweep.iterdir() if p.is_dir()}
+    assert [given[Path(f).name] for f in found] == [str(roots[1])] * 2  # the jobs that read b
+    # Other data (b's images in another place, one added): refused, not "nothing to do".
+    other = tmp_path / "other"
+    shutil.copytree(roots[1], other)
+    shutil.copy(next((other / "train" / "class 0").glob("img_0.*")), other / "train" / "class 0" / "new.png")
+    refused = run_entry("train.py", [*args, "seed=0,1", f"dataset.root={other}"], tmp_path)
+    assert refused.returncode == 1 and "has finished" not in refused.stdout, refused.stdout[-3000:]
+    assert "launch the sweep on this data into a sweep folder of its own (hydra.sweep.dir=" in refused.stderr
+    # Another setting: each job's refusal gives the job's own command, which goes on with it.
+    changed = run_entry(
+        "train.py", [*args, "seed=0,1", f"dataset.root={roots[0]}", "optim.lr=0.05"], tmp_path
+    )
+    assert changed.returncode == 1, changed.stderr[-3000:]
+    line = next(x for x in changed.stderr.splitlines() if "as its own command did: " in x)
+    command = line.split("as its own command did: ")[1].split(", or launch the sweep with these settings")[0]
+    assert "optim.lr" not in command and f"dataset.root={roots[0]}" in command
+    words = shlex.split(command)
+    done = run_entry("train.py", words[[w.endswith("train.py") for w in words].index(True) + 1 :], tmp_path)
+    assert done.returncode == 0 and "Nothing to do" in done.stdout, done.stderr[-3000:]
+    assert {p.name: p.joinpath("metrics.json").read_bytes() for p in sweep.iterdir() if p.is_dir()} == metrics
+
+
+def yaml_given(job: Path) -> str | None:
+    """The dataset.root a sweep job's folder records it was given."""
+    import yaml
+
+    for override in yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()):
+        if override.startswith("dataset.root="):
+            return override.partition("=")[2]
+    return None

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..commands import hydra_quoted
 from ..config import EvalConfig, check_budget, check_fields, check_pgd_step
 from ..errors import ConfigError
-from ..files import write_atomic
+from ..files import COMMAND_RECORD, write_atomic
 
 
 def check_evaluate_settings(cfg: DictConfig) -> None:
@@ -211,10 +211,6 @@ def _not_a_run_folder(folder: Path) -> None:
     )
 
 
-#: Where a run folder keeps a copy of Hydra's record (``.hydra/*.yaml``) of the command that made
-#: its settings: Hydra rewrites ``.hydra/`` before each job of a sweep starts, a refused one too.
-COMMAND_RECORD = Path(".hydra") / "run"
-
 #: The run folders whose settings this process wrote (keep_command_record).
 _settings_written: set[Path] = set()
 
@@ -261,11 +257,12 @@ def write_classes(run_dir: Path, ids: list[str]) -> None:
     )
 
 
-def check_same_classes(run_dir: Path, ids: list[str], where: str) -> None:
+def check_same_classes(run_dir: Path, ids: list[str], where: str, advice: str | None = None) -> None:
     """The classes read from ``where`` are the run's, in the order its labels number them (its
     ``classes.txt``; a run written before the file was kept is not checked): another copy of the
     data with a class renamed, added or in another order would score or train the model against
-    labels it never learnt. Else ConfigError naming the first difference."""
+    labels it never learnt. Else ConfigError naming the first difference, with ``advice`` (by
+    default: the run's folder, or a copy with its classes)."""
     path = run_dir / CLASSES_FILE
     if not path.is_file():
         return
@@ -281,9 +278,79 @@ def check_same_classes(run_dir: Path, ids: list[str], where: str) -> None:
         differ = f"label {k} is '{trained[k]}' in the run and '{ids[k]}' there"
     raise ConfigError(
         f"the data read from {where} does not hold the classes the run was trained on ({differ}; the run's "
-        f"are listed in {path}): its labels would not be the model's. Give the folder the run was trained on, "
-        "or a copy with the same classes"
+        f"are listed in {path}): its labels would not be the model's. "
+        + (advice or "Give the folder the run was trained on, or a copy with the same classes")
     )
+
+
+#: A run folder's record of the images each split held when the run started (data.json).
+DATA_FILE = "data.json"
+
+
+def data_record(splits) -> dict:
+    """``{split: {"images": n, "names_sha256": hex}}`` for the train, val and test splits of
+    ``splits`` (test None where there is none): the digest of the sorted paths of its image files
+    under the dataset's folder (class folders included, so an image moved to another class
+    counts), None for data held in memory (CIFAR's arrays, fixed by the official files)."""
+    import hashlib
+
+    out = {}
+    for name in ("train", "val", "test"):
+        split = getattr(splits, name, None)
+        if split is None:
+            out[name] = None
+            continue
+        paths = getattr(split, "paths", None)
+        digest = None
+        if paths:
+            root = getattr(split, "root", None)
+            names = sorted(
+                Path(p).relative_to(root).as_posix()
+                if root is not None and Path(p).is_relative_to(root)
+                else Path(p).name
+                for p in paths
+            )
+            data = "\n".join(names).encode("utf-8", "surrogateescape")
+            digest = hashlib.sha256(data).hexdigest()
+        out[name] = {"images": len(split), "names_sha256": digest}
+    return out
+
+
+def write_data_record(run_dir: Path, record: dict) -> None:
+    write_atomic(run_dir / DATA_FILE, json.dumps(record, indent=2) + "\n")
+
+
+def check_same_data(run_dir: Path, record: dict, where: str, advice: str) -> None:
+    """The images read from ``where`` are those the run started with (its ``data.json``; a run
+    written before the file was kept is not checked): a resume that read other images (some added,
+    removed or renamed, or another folder's) would train its remaining epochs on them, and a
+    validation split held out of the training images anew could hold images it trained on. Else
+    ConfigError naming the first split that differs, with ``advice``."""
+    path = run_dir / DATA_FILE
+    try:
+        started = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return  # none kept (an earlier version's run), or cut short: nothing to compare with
+    if not isinstance(started, dict):
+        return
+    for name in ("train", "val", "test"):
+        was, now = started.get(name), record.get(name)
+        if was == now or not isinstance(was, dict | None):
+            continue
+        if was is None or now is None:
+            differ = f"the run's had {'no' if was is None else 'a'} {name} split, this data has {'one' if was is None else 'none'}"
+        elif was.get("images") != now.get("images"):
+            differ = f"its {name} split holds {now.get('images')} images, the run's held {was.get('images')}"
+        elif was.get("names_sha256") is None or now.get("names_sha256") is None:
+            continue  # (data held in memory: its counts alone are compared)
+        else:
+            differ = (
+                f"its {name} split holds {now.get('images')} images as the run's did, under other file names"
+            )
+        raise ConfigError(
+            f"the data read from {where} is not the data the run in {run_dir} started with ({differ}; the run's "
+            f"are recorded in {path}). {advice}"
+        )
 
 
 def read_metrics(run_dir: Path) -> dict | None:

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from ..commands import quoted_arg, saved_resume_command, script_command, sweep_command
 from ..config import with_added_settings
 from ..data.order import LIMITED_EVAL_ORDER
-from ..errors import ConfigError
+from ..errors import ConfigError, in_multirun
 from .locate import load_saved_config, run_folder_of
 
 # Settings a resumed run may change: where things are and how many devices, how long it goes on,
@@ -76,7 +76,13 @@ def check_resume_matches(cfg: DictConfig, saved_config: Path, given: str | None 
             f"ckpt_path={given or cfg.ckpt_path} resumes the run in {saved_config.parent}, which was trained with other "
             f"settings ({shown}). Give the same settings as that run"
             + (f", as its own command did: {own}" if own else f" (they are in {saved_config})")
-            + ", or start a new run folder without ckpt_path"
+            + (
+                # (a sweep's jobs share its folder: another sweep folder holds these settings' jobs)
+                ", or launch the sweep with these settings into a sweep folder of its own "
+                "(hydra.sweep.dir=<another folder>)"
+                if in_multirun()
+                else ", or start a new run folder without ckpt_path"
+            )
         )
 
 

@@ -41,7 +41,7 @@ from ..data.layouts import dataset_root
 from ..data.order import SPLIT_ORDER
 from ..data.splits import Splits, build_splits, verify_as_asked
 from ..errors import ConfigError, UserError, is_interrupt, is_terminated, user_message
-from ..files import read_attempts, write_atomic
+from ..files import COMMAND_RECORD, read_attempts, write_atomic
 from ..models.weights import key_listing
 from ..progress import progress_bar
 from ..robustness import attack_specs
@@ -60,13 +60,15 @@ from .evaluate import (
     with_robustness,
 )
 from .locate import (
-    COMMAND_RECORD,
     check_same_classes,
+    check_same_data,
     class_ids,
+    data_record,
     keep_command_record,
     load_failure_reason,
     load_saved_config,
     write_classes,
+    write_data_record,
 )
 from .module import UNKNOWN, ClassifierModule, blew_up_record, vanilla_batches_per_epoch
 from .provenance import code_state, device_name, shortened_by, versions, weights_file
@@ -730,14 +732,16 @@ def train(cfg: DictConfig, splits: Splits | None = None) -> dict:
     resumed = _resolve_ckpt_path(cfg, run_dir / "checkpoints")  # a bad or longer checkpoint too
     check_settings_kept(cfg, run_dir, given)
     earlier = finished_metrics(cfg, run_dir, resumed[1])
+    if resumed[0] is not None:
+        # A resume may read its data from another folder: the same classes, the same images? (A
+        # finished run too: a sweep launched again on other data finds its folders by their names.)
+        splits = splits or build_splits(cfg.dataset, cfg.paths.data_dir)
+        where, advice = str(dataset_root(cfg.dataset, cfg.paths.data_dir)), _other_data_advice(cfg)
+        check_same_classes(run_dir, class_ids(splits.train), where, advice)
+        check_same_data(run_dir, data_record(splits), where, advice)
     if earlier is not None and not asks_more(cfg, earlier, attacks):
         log.info(nothing_to_do(run_dir, earlier))
         return earlier
-    if resumed[0] is not None:  # a resume may read its data from another folder: the same classes?
-        splits = splits or build_splits(cfg.dataset, cfg.paths.data_dir)
-        check_same_classes(
-            run_dir, class_ids(splits.train), str(dataset_root(cfg.dataset, cfg.paths.data_dir))
-        )
     outside = outside_the_table(cfg)
     if outside:
         log.warning("%s (the experiment's settings are used as they are)", outside)
@@ -801,6 +805,22 @@ def _training_kept(run_dir: Path):
             f"{hydra_quoted('hydra.run.dir', str(run_dir))} (a sweep's job: the sweep's command with "
             "ckpt_path=auto), which evaluates the selected checkpoint without training again"
         ) from None
+
+
+def _other_data_advice(cfg: DictConfig) -> str:
+    """What to do about a resume that reads other images than its run started with."""
+    from ..errors import in_multirun
+
+    if in_multirun():
+        return (
+            "A sweep launched again in its folder goes on with the data its jobs started with: give that "
+            "data, or launch the sweep on this data into a sweep folder of its own (hydra.sweep.dir=<another "
+            "folder>)"
+        )
+    return (
+        "Give the data the run started with (dataset.root, else paths.data_dir), or train a new run on this "
+        "data in another folder (without ckpt_path; from this run's weights: model.weights=<its checkpoint>)"
+    )
 
 
 def _data_moved(cfg: DictConfig, run_dir: Path) -> str | None:
@@ -882,6 +902,10 @@ def _train(
 
     aug_name = cfg.aug.name
     splits = splits or build_splits(cfg.dataset, cfg.paths.data_dir)
+    if resumed[0] is None and earlier is None and rank_zero_only.rank == 0:
+        # The images each split holds as the run starts (before a skip of bad ones), which a resume
+        # reads again: check_same_data.
+        write_data_record(run_dir, data_record(splits))
     bad_images = verify_as_asked(splits, cfg.dataset, cfg.paths.cache_dir)
     if bad_images:
         (run_dir / "bad_images.txt").write_text(
