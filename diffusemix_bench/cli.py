@@ -91,7 +91,8 @@ def _run_train(cfg: DictConfig) -> float | None:
             splits = build_splits(cfg.dataset, cfg.paths.data_dir)
             from .training.run import check_validation_settings
 
-            check_validation_settings(cfg, len(splits.val))  # (dataset.val_fraction=0: no split to read)
+            # (dataset.val_fraction=0: no split to read; an attack of a test split there is not)
+            check_validation_settings(cfg, len(splits.val), splits.test is not None)
             if _starts_anew(cfg):
                 from .training.classifier import check_weights_file, fetch_pretrained
 

@@ -736,6 +736,35 @@ def test_val_fraction_0_trains_on_the_whole_training_split_and_reports_the_last_
             train(make_cfg(["dataset.val_fraction=0", "eval.fgsm=true", *asked], run_name="refused"))
 
 
+def test_a_run_with_no_split_to_measure_or_attack_is_refused_before_its_folder(tmp_path):
+    """An image folder without test/: with dataset.val_fraction=0 the run would measure nothing, and
+    an attack of the test split has none to attack. Each is one message through train.py, exit code
+    1, and no run folder (the attack's refusal came after the folder held its settings)."""
+    from tests.fixtures.datasets import write_fixture_dataset
+
+    root = Path(write_fixture_dataset("imagefolder", tmp_path / "data", per_class=2)["data_dir"])
+    shutil.rmtree(root / "test")
+    base = ["dataset=imagefolder", f"dataset.root={root}", *FAST, f"hydra.run.dir={tmp_path / 'run'}"]
+    nothing = (
+        "error: dataset.val_fraction=0 leaves no validation split and dataset 'imagefolder' has no test split "
+        "here, so the run would measure nothing (its metrics.json without a top-1): hold out a validation split "
+        "(dataset.val_fraction=0.1), or give the data a test split"
+    )
+    shutil.rmtree(root / "val")
+    for asked, said in (
+        (["dataset.val_fraction=0"], nothing),
+        (["dataset.val_fraction=0", "eval.fgsm=true", "eval.split=val"], nothing),  # (not: attack the test)
+        (
+            ["eval.fgsm=true"],
+            "error: eval.split=test, but dataset 'imagefolder' has no test split here; attack "
+            "the validation split with eval.split=val",
+        ),
+    ):
+        refused = run_entry("train.py", [*base, *asked], tmp_path)
+        assert refused.returncode == 1 and said in refused.stderr, refused.stderr[-2000:]
+        assert "Traceback" not in refused.stderr and not (tmp_path / "run").exists()
+
+
 def test_only_the_first_process_writes_the_numbers_and_clears_the_failure_record(
     make_cfg, tmp_path, monkeypatch
 ):

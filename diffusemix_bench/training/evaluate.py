@@ -52,6 +52,13 @@ def no_validation_to_attack(dataset: str) -> str:
     )
 
 
+def no_test_to_attack(dataset: str) -> str:
+    return (
+        f"eval.split=test, but dataset '{dataset}' has no test split here; attack the validation split with "
+        "eval.split=val"
+    )
+
+
 def eval_split(eval_cfg, datamodule: ImageDataModule, shared: bool = False):
     """The loader of the split ``eval.split`` names (clean images, the evaluation transform).
     ``eval_cfg`` is checked against ``config.EvalConfig`` first (its split's choices, its batch
@@ -66,10 +73,7 @@ def eval_split(eval_cfg, datamodule: ImageDataModule, shared: bool = False):
             raise ConfigError(no_validation_to_attack(datamodule.cfg.name))
         return datamodule.eval_loader(datamodule.val_set, batch, split=split, limited=limited)
     if datamodule.test_set is None:
-        raise ConfigError(
-            f"eval.split=test, but dataset '{datamodule.cfg.name}' has no test split here; "
-            "attack the validation split with eval.split=val"
-        )
+        raise ConfigError(no_test_to_attack(datamodule.cfg.name))
     return datamodule.eval_loader(datamodule.test_set, batch, split=split, limited=limited)
 
 

@@ -53,6 +53,7 @@ from .evaluate import (
     attack_checkpoint,
     data_folder,
     eval_split,
+    no_test_to_attack,
     no_validation_to_attack,
     place_where_launched,
     robustness_keys,
@@ -184,9 +185,20 @@ def load_checkpoint(path: Path, setting: str) -> dict:
     return ckpt
 
 
-def check_validation_settings(cfg: DictConfig, val_images: int) -> None:
+def check_validation_settings(cfg: DictConfig, val_images: int, has_test: bool = True) -> None:
     """Settings that read the validation split, refused when there is none (dataset.val_fraction=0
-    on a dataset without an official one): before any run folder is made (cli) and again here."""
+    on a dataset without an official one), and an attack of a test split the data lacks: before any
+    run folder is made (cli) and again here. Data with neither split (an image folder without
+    test/, dataset.val_fraction=0) is refused: the run would measure nothing."""
+    if not val_images and not has_test:
+        raise ConfigError(
+            f"dataset.val_fraction={cfg.dataset.val_fraction:g} leaves no validation split and dataset "
+            f"'{cfg.dataset.name}' has no test split here, so the run would measure nothing (its metrics.json "
+            "without a top-1): hold out a validation split (dataset.val_fraction=0.1), or give the data a test "
+            "split (an image folder's test/<class>/ images)"
+        )
+    if (cfg.eval.fgsm or cfg.eval.pgd) and cfg.eval.split == "test" and not has_test:
+        raise ConfigError(no_test_to_attack(cfg.dataset.name))
     if val_images:
         return
     c = cfg.callbacks
@@ -917,6 +929,7 @@ def _train(
     # Label k is line k (class_ids: folder names, official names, or wnids): for whoever loads the
     # checkpoints, and for the checks that another copy of the data holds the same classes in order.
     write_classes(run_dir, class_ids(datamodule.train_set))
+    check_validation_settings(cfg, len(datamodule.val_set), datamodule.test_set is not None)  # (API callers)
     if attacks:
         eval_split(cfg.eval, datamodule)
     _check_fractions_leave_a_batch(cfg, datamodule)  # before a fractal bank or edits are made
