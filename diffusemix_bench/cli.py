@@ -89,10 +89,11 @@ def _run_train(cfg: DictConfig) -> float | None:
             from .data.splits import build_splits
 
             splits = build_splits(cfg.dataset, cfg.paths.data_dir)
-            from .training.run import check_validation_settings
+            from .training.run import check_fractions_leave_a_batch, check_validation_settings
 
             # (dataset.val_fraction=0: no split to read; an attack of a test split there is not)
             check_validation_settings(cfg, len(splits.val), splits.test is not None)
+            check_fractions_leave_a_batch(cfg, splits.train, splits.val, splits.test, _given_by_debug())
             if _starts_anew(cfg):
                 from .training.classifier import check_weights_file, fetch_pretrained
 
@@ -120,6 +121,22 @@ def _starts_anew(cfg: DictConfig) -> bool:
         return True
     last = Path(str(cfg.paths.output_dir)).expanduser() / "checkpoints" / "last.ckpt"
     return str(given) == "auto" and not last.is_file()
+
+
+def _given_by_debug() -> Callable[[str], str]:
+    """For a trainer setting's message: `` (debug=limit's)`` where the run's ``debug`` option set it
+    (the command line did not), else ""."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        hc = HydraConfig.get()
+        choice = hc.runtime.choices.get("debug")
+        task = [o.lstrip("+~") for o in hc.overrides.task]
+    except Exception:  # (no Hydra run: the API)
+        return lambda key: ""
+    if choice in (None, "none", "null"):
+        return lambda key: ""
+    return lambda key: "" if any(o.startswith(f"trainer.{key}=") for o in task) else f" (debug={choice}'s)"
 
 
 @contextmanager

@@ -765,6 +765,36 @@ def test_a_run_with_no_split_to_measure_or_attack_is_refused_before_its_folder(t
         assert "Traceback" not in refused.stderr and not (tmp_path / "run").exists()
 
 
+def test_debug_limit_on_a_small_folder_is_refused_before_its_folder_naming_debug_limit(tmp_path):
+    """debug=limit's tenth of a split of one batch keeps none: refused before the run folder is
+    made, the message saying the value is debug=limit's (the command did not name the setting), and
+    the setting it names, given on the command line, runs."""
+    from tests.fixtures.datasets import write_fixture_dataset
+
+    root = write_fixture_dataset("imagefolder", tmp_path / "data", per_class=2)["data_dir"]
+    args = [
+        "dataset=imagefolder",
+        f"dataset.root={root}",
+        "model=resnet18",
+        "dataset.image_size=32",
+        "dataset.resize=36",
+        "dataset.batch_size=8",
+        "debug=limit",
+        "callbacks.progress_bar=none",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    refused = run_entry("train.py", args, tmp_path)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+    assert (
+        "error: trainer.limit_val_batches=0.1 (debug=limit's): 0.1 of the 1 batch of 6 images (batch 8) is none; "
+        "give a number of batches instead, trainer.limit_val_batches=1" in refused.stderr
+    ), refused.stderr[-2000:]
+    assert not (tmp_path / "run").exists()
+    given = ["trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "trainer.limit_train_batches=1"]
+    ran = run_entry("train.py", [*args, *given, "trainer.max_epochs=1"], tmp_path)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+
+
 def test_only_the_first_process_writes_the_numbers_and_clears_the_failure_record(
     make_cfg, tmp_path, monkeypatch
 ):

@@ -10,6 +10,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager, suppress
 from dataclasses import asdict
 from pathlib import Path
@@ -477,19 +478,23 @@ def _train_limit_cut(cfg: DictConfig, trainer: pl.Trainer, train_images: int) ->
     return trainer.num_training_batches < epoch
 
 
-def _check_fractions_leave_a_batch(cfg: DictConfig, datamodule: ImageDataModule) -> None:
+def check_fractions_leave_a_batch(
+    cfg: DictConfig, train_set, val_set, test_set, given_by: Callable[[str], str] = lambda key: ""
+) -> None:
     """A fraction of a split's batches (``trainer.limit_train_batches=0.1``, debug=limit) that
     keeps none of them: Lightning refuses it when training starts, after the fractal bank and the
-    edits were read; refused here, with a number of batches to give instead. (The training split
-    of ``aug.mode=static_append`` grows with the method's copies: left to Lightning.)"""
+    edits were read; refused before the run folder is made (cli) and again here, with a number of
+    batches to give instead. ``given_by(key)``: where the setting's value came from, said after it
+    (`` (debug=limit's)``), or "". (The training split of ``aug.mode=static_append`` grows with the
+    method's copies: left to Lightning.)"""
     t = cfg.trainer
     train_batch = cfg.dataset.batch_size
     eval_batch = cfg.dataset.eval_batch_size or train_batch
-    splits = [("limit_val_batches", datamodule.val_set, eval_batch)]
+    splits = [("limit_val_batches", val_set, eval_batch)]
     if cfg.get("run_test", True):
-        splits.append(("limit_test_batches", datamodule.test_set, eval_batch))
+        splits.append(("limit_test_batches", test_set, eval_batch))
     if cfg.aug.get("mode") != "static_append" and not t.get("overfit_batches"):
-        splits.append(("limit_train_batches", datamodule.train_set, train_batch))
+        splits.append(("limit_train_batches", train_set, train_batch))
     for key, dataset, batch in splits:
         fraction = t.get(key)
         if dataset is None or not len(dataset) or not isinstance(fraction, float) or not 0 < fraction < 1:
@@ -497,9 +502,9 @@ def _check_fractions_leave_a_batch(cfg: DictConfig, datamodule: ImageDataModule)
         batches = -(-len(dataset) // batch)  # (one process: several are checked in _check_eval_fractions)
         if int(batches * fraction) == 0:
             raise ConfigError(
-                f"trainer.{key}={fraction}: {fraction} of the {batches} batch{'es' if batches != 1 else ''} of "
-                f"{len(dataset)} images (batch {batch}) is none; give a number of batches instead, "
-                f"trainer.{key}=1, or a fraction of at least {1 / batches:.3g}"
+                f"trainer.{key}={fraction}{given_by(key)}: {fraction} of the {batches} "
+                f"batch{'es' if batches != 1 else ''} of {len(dataset)} images (batch {batch}) is none; give a "
+                f"number of batches instead, trainer.{key}=1, or a fraction of at least {1 / batches:.3g}"
             )
 
 
@@ -932,7 +937,8 @@ def _train(
     check_validation_settings(cfg, len(datamodule.val_set), datamodule.test_set is not None)  # (API callers)
     if attacks:
         eval_split(cfg.eval, datamodule)
-    _check_fractions_leave_a_batch(cfg, datamodule)  # before a fractal bank or edits are made
+    # (before a fractal bank or edits are made)
+    check_fractions_leave_a_batch(cfg, datamodule.train_set, datamodule.val_set, datamodule.test_set)
     num_classes = datamodule.num_classes
     aug = create_aug(cfg.aug, run_context(cfg, num_classes))
     check_loss_views(cfg)  # also at start-up (cli.quick_checks), for API callers here
