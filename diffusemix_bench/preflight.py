@@ -28,6 +28,8 @@ def before_hydra(config_dir: str, config_name: str = "config") -> bool:
     ``sys.argv``: ``glob()`` sweeps written out (expand_globs), generate.py's experiment sweep of
     training settings left out (generation_sweep), then ``--multirun ... --cfg job`` listed
     (False: nothing to run), else the command line checked (True: run it)."""
+    with user_errors_reported():
+        check_sweeper_params(sys.argv[1:])
     sys.argv[1:] = multirun_flag_first(expand_globs(sys.argv[1:], config_dir))
     if config_name == "generate":  # a training sweep's methods and seeds make the same edits
         sys.argv[1:] = generation_sweep(sys.argv[1:], config_dir)
@@ -36,6 +38,23 @@ def before_hydra(config_dir: str, config_name: str = "config") -> bool:
         return False
     check_command_line(sys.argv[1:], config_dir, config_name)
     return True
+
+
+def check_sweeper_params(argv: list[str]) -> None:
+    """``hydra.sweeper.params.<key>=...`` on the command line: the sweeper's params are where an
+    experiment file lists its sweep; given here, Hydra stopped with a traceback on a single run and
+    a sweep read ``7,8`` as two jobs of the sweeper's setting, running the seeds it had. The
+    setting itself is swept instead, which replaces the experiment's values of it."""
+    for arg in argv:
+        key, eq, value = arg.lstrip("+~").partition("=")
+        if not eq or not (key == "hydra.sweeper.params" or key.startswith("hydra.sweeper.params.")):
+            continue
+        name = key.removeprefix("hydra.sweeper.params").lstrip(".")
+        swept = f"{name}={value.strip(chr(34) + chr(39))}" if name else "<setting>=<a>,<b>"
+        raise ConfigError(
+            f"{arg}: hydra.sweeper.params is where an experiment file lists its sweep; on the command line, "
+            f"sweep the setting itself with --multirun ({swept}), which replaces the experiment's values of it"
+        )
 
 
 def multirun_flag_first(argv: list[str]) -> list[str]:

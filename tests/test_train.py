@@ -2774,6 +2774,28 @@ def test_a_printed_setting_reads_back_as_its_value(value):
     assert parsed.value() == value
 
 
+@pytest.mark.parametrize(
+    ("given", "swept"),
+    [
+        (["hydra.sweeper.params.seed=7"], "seed=7"),
+        (["--multirun", "hydra.sweeper.params.seed=7,8", "--cfg", "job"], "seed=7,8"),
+        (["--multirun", '+hydra.sweeper.params.seed="7,8"'], "seed=7,8"),
+        (["hydra.sweeper.params={seed:7}"], "<setting>=<a>,<b>"),
+    ],
+)
+def test_the_sweepers_params_on_the_command_line_get_the_setting_swept_itself(tmp_path, given, swept):
+    """hydra.sweeper.params.<key> given on the command line (a traceback from Hydra on one run; a
+    listing whose seeds were the experiment's): one message with the sweep of the setting itself."""
+    result = run_entry("train.py", ["experiment=demo", f"dataset.root={tmp_path}", *given], tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert (
+        "hydra.sweeper.params is where an experiment file lists its sweep; on the command line, sweep the "
+        f"setting itself with --multirun ({swept}), which replaces the experiment's values of it"
+        in result.stderr
+    )
+    assert "runs:" not in result.stdout
+
+
 def test_a_sweep_without_its_data_starts_no_job(tmp_path):
     """``make table N=5`` before the datasets are there: one message naming the first missing
     dataset's folder and the others, exit code 1, no sweep folder (every job used to fail alike)."""
