@@ -973,7 +973,8 @@ def swept_dirname() -> str:
     for override in overrides:
         key = override.get_key_element()
         if key in swept and key not in excluded:
-            parts.append(f"{key}={override.get_value_element_as_str()}")
+            # (a / in a value, logger.run_name=a/b, would nest the job's folder in another)
+            parts.append(f"{key}={override.get_value_element_as_str().replace(os.sep, '_')}")
     if not parts:  # a sweep of folders alone (dataset.root=a,b): each named by its last part
         for override in overrides:
             key = override.get_key_element()

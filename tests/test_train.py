@@ -1602,6 +1602,13 @@ def test_sweep_job_folders_are_named_by_the_experiments_and_command_lines_sweeps
         assert swept_dirname() == "aug=diffusemix,dataset=flowers102,seed=1"
         monkeypatch.setenv(SWEPT_KEYS_ENV, "aug.lam,paths.data_dir")
         assert swept_dirname() == "aug.lam=0.3,aug=diffusemix,dataset=flowers102,seed=1"
+        # A / in a swept value (logger.run_name=a/b,c/d) would nest the job's folder in another.
+        named = compose_config([*task, "logger.run_name=a/b"], return_hydra_config=True)
+        with open_dict(named):
+            named.hydra.overrides.task = [*task, "logger.run_name=a/b"]
+        HydraConfig.instance().set_config(named)
+        monkeypatch.setenv(SWEPT_KEYS_ENV, "logger.run_name,seed")
+        assert swept_dirname() == "aug=diffusemix,dataset=flowers102,logger.run_name=a_b,seed=1"
     finally:
         HydraConfig.instance().cfg = None
 
