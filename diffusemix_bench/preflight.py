@@ -411,6 +411,8 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
             if key in ("eval.eps", "eval.pgd_step_size", "aug.adv_eps", "adv.eps", "adv.step")
             else ""
         )
+        if unit:  # (a budget below one grey level, 0.1, is refused: the example is one that is not)
+            expected = "a number (such as 8 or 2.5)"
         raise ConfigError(f"{key}={value}: {key} takes {expected}{unit}, not {value!r}")
     missing = re.search(r"Could not find '([\w/]+)/([^']+)'", cause)
     if missing:

@@ -297,7 +297,7 @@ def test_debug_fast_over_a_gpu_trainer_is_said(capsys):
         ),
         (  # torchattacks' way of writing a budget: the unit is said
             "eval.eps=8/255",
-            "eval.eps=8/255: eval.eps takes a number (such as 0.1 or 5e-4) in 1/255 units of the pixel range: 8 for 8/255, "
+            "eval.eps=8/255: eval.eps takes a number (such as 8 or 2.5) in 1/255 units of the pixel range: 8 for 8/255, "
             "not '8/255'",
         ),
     ],
