@@ -629,6 +629,17 @@ def _check_resume_settings_first(task: DictConfig, run_dir: Path) -> None:
     resume's checks after quick_checks."""
     from .training.resume import check_checkpoint_given, check_no_earlier_run, check_resume_matches
 
+    name = str(task.get("task_name", "train"))
+    if name != "train":  # (figure4.py: the run folder is for its own files)
+        ran = (run_dir / "metrics.json").is_file() or any((run_dir / "checkpoints").glob("*.ckpt"))
+        if ran:
+            raise ConfigError(
+                f"hydra.run.dir={run_dir} holds a training run (metrics.json or checkpoints/), and {name}.py "
+                f"writes its own files into its run folder ({'figure4.png, ' if name == 'figure4' else ''}.hydra/, "
+                f"{name}.log): give it a folder of "
+                "its own (hydra.run.dir=<new folder>), or leave hydra.run.dir out"
+            )
+        return
     given = task.get("ckpt_path")
     if not given:
         check_no_earlier_run(run_dir, None)

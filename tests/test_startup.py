@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_entry
 
 
 def imports_of(script: str, args: list[str], cwd) -> tuple[subprocess.CompletedProcess, set[str]]:
@@ -438,3 +438,28 @@ def test_hydra_job_chdir_is_refused_before_any_folder_with_the_reason(tmp_path):
             "runs where it is launched; leave hydra.job.chdir out (or give hydra.job.chdir=false)"
         ], result.stderr
         assert not (tmp_path / "out").exists(), script
+
+
+@pytest.mark.parametrize("script", ["figure4.py", "generate.py"])
+def test_figure4_and_generate_into_a_training_runs_folder_get_a_folder_of_their_own(tmp_path, script):
+    """hydra.run.dir naming a training run's folder: figure4.py and generate.py would write their
+    files there; refused with the advice that fits them (it was a resume's, to train the run
+    longer), the run's files left as they were."""
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    (run / "metrics.json").write_text("{}")
+    result = run_entry(
+        script, ["dataset=imagefolder", f"dataset.root={tmp_path}", f"hydra.run.dir={run}"], tmp_path
+    )
+    name = script.removesuffix(".py")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert (
+        f"error: hydra.run.dir={run} holds a training run (metrics.json or checkpoints/), and {script} writes its "
+        f"own files into its run folder"
+        in result.stderr
+        and "give it a folder of its own (hydra.run.dir=<new folder>)" in result.stderr
+        and "train" not in result.stderr.split("holds a training run")[1]
+    ), result.stderr[-2000:]
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "metrics.json"]
+    assert not (run / f"{name}.log").exists()
