@@ -275,6 +275,7 @@ def list_sweep(argv: list[str], config_dir: str, config_name: str = "config") ->
         for variant, _ in _variants(jobs):
             preflight(variant, config_dir, config_name)
         if config_name == "config":
+            check_jobs_apart(jobs, overrides)
             check_sweep_values(jobs, config_dir, config_name, _launcher(argv))
             check_sweep_methods(jobs, config_dir, config_name, first_too=True)
     if shown in ("job", "all"):
@@ -739,6 +740,7 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
             for variant, _ in _variants(jobs or []):
                 preflight(variant, config_dir, config_name)
             if jobs:
+                check_jobs_apart(jobs, argv)
                 check_sweep_values(jobs, config_dir, config_name, _launcher(argv))
             if jobs and _launcher(argv) in (None, "basic"):  # (a cluster's nodes may hold the file)
                 check_auto_resume_weights(jobs, config_dir, config_name)
@@ -961,6 +963,29 @@ def _lists_one_run(argv: list[str]) -> bool:
     """``--cfg job`` (or hydra, all) of one run, not of a sweep."""
     printed = any(a in CFG_FLAGS or a.startswith("--cfg=") for a in argv)
     return printed and not any(a in ("-m", "--multirun") for a in argv)
+
+
+def check_jobs_apart(jobs: list[list[str]], argv: list[str]) -> None:
+    """Each job of a training sweep trains into a folder of its own, named by its swept settings: a
+    sweep that gives two jobs one folder (a value given twice, ``seed=0,0``; ``hydra.sweep.subdir``
+    given one name for all) had its second job refused there after the first had trained."""
+    subdir = next((a for a in argv if a.lstrip("+~").startswith("hydra.sweep.subdir=")), None)
+    if subdir is not None and len(jobs) > 1 and "${" not in subdir:
+        raise ConfigError(
+            f"{subdir} names the folder of every one of the sweep's {len(jobs)} jobs alike: they would train into "
+            "one folder (each after the first refused there); leave hydra.sweep.subdir out: each job's folder is "
+            "named by its number and swept settings"
+        )
+    seen: dict[frozenset, int] = {}
+    for number, job in enumerate(jobs):
+        key = frozenset(job)
+        if key in seen:
+            raise ConfigError(
+                f"jobs {seen[key]} and {number} of the sweep have the same settings ({' '.join(job)}): a value "
+                "given twice (seed=0,0)? They would train into one folder, the second refused there after the "
+                "first trained; give each value once"
+            )
+        seen[key] = number
 
 
 def _jobs_to_check(argv: list[str], config_dir: str, config_name: str) -> list[list[str]] | None:

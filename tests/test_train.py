@@ -2803,6 +2803,32 @@ def test_the_sweepers_params_on_the_command_line_get_the_setting_swept_itself(tm
     assert "runs:" not in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        (["seed=0,0"], "error: jobs 0 and 1 of the sweep have the same settings ("),
+        (["aug=none,mixup,none"], "error: jobs 0 and 2 of the sweep have the same settings ("),
+        (
+            ["seed=0,1", "hydra.sweep.subdir=x"],
+            "error: hydra.sweep.subdir=x names the folder of every one of the "
+            "sweep's 2 jobs alike: they would train into one folder",
+        ),
+    ],
+)
+def test_a_sweep_whose_jobs_share_a_folder_starts_no_job(tmp_path, given, said):
+    """Two jobs of one folder (a value given twice, one subdir for all): the second was refused after
+    the first had trained; now the sweep stops before any job, with no sweep folder."""
+    from tests.fixtures.datasets import write_fixture_dataset
+
+    data = write_fixture_dataset("cifar100", tmp_path / "data", per_class=2)["data_dir"]
+    args = ["--multirun", f"paths.data_dir={data}", *FAST, f"hydra.sweep.dir={tmp_path / 'sweep'}", *given]
+    result = run_entry("train.py", args, tmp_path)
+    assert result.returncode == 1 and said in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and not (tmp_path / "sweep").exists()
+    listed = run_entry("train.py", [*args, "--cfg", "job"], tmp_path)  # (the listing is checked alike)
+    assert listed.returncode == 1 and said in listed.stderr and "runs:" not in listed.stdout
+
+
 def test_a_sweep_without_its_data_starts_no_job(tmp_path):
     """``make table N=5`` before the datasets are there: one message naming the first missing
     dataset's folder and the others, exit code 1, no sweep folder (every job used to fail alike)."""
