@@ -744,6 +744,8 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> No
                 check_sweep_values(jobs, config_dir, config_name, _launcher(argv))
             if jobs and _launcher(argv) in (None, "basic"):  # (a cluster's nodes may hold the file)
                 check_auto_resume_weights(jobs, config_dir, config_name)
+        if config_name == "generate":
+            check_generation_jobs_apart(argv, config_dir)
         check_sweep_data(argv, config_dir, config_name)
         if jobs:  # (before the edits: a value refused here is said before hours of generating)
             check_sweep_methods(jobs, config_dir, config_name, first_too=True)
@@ -986,6 +988,40 @@ def check_jobs_apart(jobs: list[list[str]], argv: list[str]) -> None:
                 "first trained; give each value once"
             )
         seen[key] = number
+
+
+def check_generation_jobs_apart(argv: list[str], config_dir: str) -> None:
+    """A ``generate.py --multirun`` whose jobs read two data folders (``dataset.root=a,b``) into one
+    edit store (a store is named by its dataset and settings, not its folder): the second job was
+    refused after the first had generated its edits, hours with InstructPix2Pix. One message
+    before any job instead."""
+    jobs = _jobs_to_check(argv, config_dir, "generate")
+    if not jobs or len(jobs) < 2:
+        return
+    from .data.layouts import dataset_root
+    from .generation.store import EditStore
+
+    made: dict[str, tuple[int, str]] = {}
+    for number, job in enumerate(jobs):
+        try:
+            cfg = compose_raw(config_dir, "generate", job)
+            root = str(dataset_root(cfg.dataset, cfg.paths.data_dir).absolute())
+            folders = [
+                str(EditStore.from_config(cfg, cfg.dataset.name, split).folder)
+                for split in cfg.generator.splits
+            ]
+        except Exception:  # a composition error: preflight's, or the job's to report
+            continue
+        for folder in folders:
+            first = made.setdefault(folder, (number, root))
+            if first[1] != root:
+                raise ConfigError(
+                    f"jobs {first[0]} and {number} of this sweep would make their edits in one store ({folder}) from "
+                    f"two data folders ({first[1]} and {root}): a store is named by its dataset and settings, so the "
+                    "second would be refused after the first had made its edits, and no job was started. Give each "
+                    "data folder an edits folder of its own (generator.edits_dir=<folder>, one generate.py command "
+                    "each; train.py takes the same)"
+                )
 
 
 def _jobs_to_check(argv: list[str], config_dir: str, config_name: str) -> list[list[str]] | None:

@@ -2226,3 +2226,27 @@ def test_another_image_folder_of_same_names_and_sizes_is_refused_and_a_copy_is_n
     copy = tmp_path / "copy"
     shutil.copytree(first, copy)
     assert generate(compose_generate(_imagefolder_overrides(copy, edits)))["existing"] == 4
+
+
+def test_a_generation_sweep_of_two_data_folders_into_one_store_starts_no_job(tmp_path):
+    """generate.py --multirun over two image folders with one edits folder: both would make their
+    edits in one store, the second refused after the first had generated. Refused before any job,
+    with the fix."""
+    from tests.conftest import run_entry
+
+    roots = [
+        write_fixture_dataset("imagefolder", tmp_path / name, per_class=1, seed=k)["data_dir"]
+        for k, name in enumerate(("a", "b"))
+    ]
+    edits = tmp_path / "edits"
+    args = ["--multirun", *_imagefolder_overrides(f"{roots[0]},{roots[1]}", edits)]
+    args += [f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    result = run_entry("generate.py", args, tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert (
+        f"error: jobs 0 and 1 of this sweep would make their edits in one store ({edits}/imagefolder/train/"
+        in result.stderr
+        and f"from two data folders ({roots[0]} and {roots[1]})" in result.stderr
+        and "Give each data folder an edits folder of its own (generator.edits_dir=<folder>" in result.stderr
+    ), result.stderr[-2000:]
+    assert not edits.exists() and not (tmp_path / "sweep").exists()
