@@ -527,6 +527,11 @@ def _evaluate_cfg(**settings):
             r"from \S+ \(100 classes\): 1 with other shapes \(backbone\.fc\.weight: checkpoint \(5, 512\) vs model \(100, 512\)\)"
             r"\. A different class count means other data",
         ),
+        (
+            {"ckpt": "{otherarch}", "eval.fgsm": "true"},
+            r": 1 unexpected \(backbone\.extra\.weight\)\. They are another model's than the one the run's "
+            r"settings name: a checkpoint of another run\?\Z",
+        ),
         # The selected checkpoint gone: not silently another one's numbers beside its test numbers.
         (
             {"ckpt": "{nobest}", "eval.fgsm": "true"},
@@ -648,6 +653,14 @@ def test_evaluate_user_errors(trained_run, tmp_path, settings, message):
         torch.save(state, path)
         return path
 
+    def otherarch() -> Path:  # (another run's model: layers the run's lacks)
+        path = copy("otherarch") / "checkpoints" / best
+        state = torch.load(path, weights_only=True)
+        state["state_dict"]["model.backbone.extra.weight"] = torch.zeros(3)
+        path.unlink()
+        torch.save(state, path)
+        return path
+
     def nobest() -> Path:
         (copy("nobest") / "checkpoints" / best).unlink()
         return tmp_path / "nobest"
@@ -692,6 +705,7 @@ def test_evaluate_user_errors(trained_run, tmp_path, settings, message):
     makers |= {"cutlast": cutlast}
     makers |= {
         "misfit": misfit,
+        "otherarch": otherarch,
         "nobest": nobest,
         "nockpt": nockpt,
         "cut": cut,

@@ -147,10 +147,15 @@ def load_model_weights(model: nn.Module, ckpt: Path, data: str = "") -> dict[str
             )
             if found
         ]
+        why = (
+            # (layers missing or extra: another architecture, not another head)
+            "They are another model's than the one the run's settings name: a checkpoint of another run?"
+            if missing or unexpected
+            else "A different class count means other data than the run trained on (evaluate.py's data_dir=)"
+        )
         raise ConfigError(
             f"the weights in {ckpt} do not fit the model built from its run folder's config_resolved.yaml"
-            f"{' and the classes of ' + data if data else ''}: {'; '.join(problems)}. A different class count "
-            "means other data than the run trained on (evaluate.py's data_dir=)"
+            f"{' and the classes of ' + data if data else ''}: {'; '.join(problems)}. {why}"
         )
     model.load_state_dict(weights)
     return {
