@@ -1471,3 +1471,27 @@ def test_skipping_a_classs_only_image_of_a_split_is_said(tmp_path, caplog):
         "split's numbers are over the other classes; replace the files with good copies to count them"
     ) in caplog.text
     assert "imagefolder/train: class(es)" not in caplog.text
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "L", "RGB"])
+def test_a_transparent_pixel_reads_white_whatever_the_images_mode(tmp_path, mode):
+    """A fully transparent pixel is composited on white in every mode that carries transparency
+    (an alpha band, or PNG's tRNS colour): greyscale with alpha read black before."""
+    from diffusemix_bench.data.base import load_rgb
+
+    path = tmp_path / f"{mode}.png"
+    if mode in ("RGBA", "LA"):
+        rgba = Image.new("RGBA", (4, 4), (40, 40, 40, 255))
+        rgba.putpixel((0, 0), (40, 40, 40, 0))
+        rgba.convert(mode).save(path)
+    else:  # a tRNS colour: the transparent pixel's own value (palette index 0, or black), the others grey
+        image = Image.new(mode, (4, 4), 1 if mode == "P" else 40 if mode == "L" else (40, 40, 40))
+        if mode == "P":
+            image.putpalette([0, 0, 0, 40, 40, 40])
+        transparent = (0, 0, 0) if mode == "RGB" else 0
+        image.putpixel((0, 0), transparent)
+        image.save(path, transparency=transparent)
+    with Image.open(path) as raw:
+        assert raw.mode == mode and (mode in ("RGBA", "LA") or "transparency" in raw.info)
+    pixels = load_rgb(path)
+    assert pixels.getpixel((0, 0)) == (255, 255, 255) and pixels.getpixel((1, 1)) == (40, 40, 40)

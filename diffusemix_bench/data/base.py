@@ -57,8 +57,9 @@ def load_rgb(path: str | Path) -> Image.Image:
                 # 32-bit integers (a 16-bit PNG or TIFF as some versions of PIL open it, or 8-bit
                 # values stored wide): 16-bit scaled where a value is above 255.
                 return Image.fromarray(sixteen_to_eight(np.asarray(img))).convert("RGB")
-            if img.mode == "RGBA" or (img.mode == "P" and "transparency" in img.info):
-                # Composite on white so transparent pixels do not turn black.
+            if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+                # Composite on white so transparent pixels do not turn black (greyscale and palette
+                # images with alpha, and a tRNS colour of a greyscale, palette or RGB PNG, alike).
                 rgba = img.convert("RGBA")
                 background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                 return Image.alpha_composite(background, rgba).convert("RGB")
