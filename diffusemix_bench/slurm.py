@@ -110,6 +110,7 @@ def _check_slurm_job(plain: list[str], config_dir: str, config_name: str) -> Non
     except Exception:  # a composition error is preflight's to report
         return
     t = cfg.trainer
+    _check_slurm_counts(launcher, t)
     tasks = launcher.get("tasks_per_node") or 1
     gpus = launcher.get("gpus_per_node") or 0
     devices = t.get("devices", "auto")
@@ -168,4 +169,29 @@ def _check_slurm_job(plain: list[str], config_dir: str, config_name: str) -> Non
             f"hydra.launcher.nodes={nodes} and trainer.num_nodes={t.get('num_nodes', 1)}: on SLURM, Lightning runs "
             f"one process per task on each node, {outcome}; give both the same value "
             f"(trainer.num_nodes={nodes}, or hydra.launcher.nodes={t.get('num_nodes', 1)})"
+        )
+
+
+def _check_slurm_counts(launcher: dict, t) -> None:
+    """A SLURM job's counts themselves: GPUs per node a count (0: none), at least one task per node
+    (tasks_per_node follows gpus_per_node unless given: 0 GPUs would ask for 0 tasks, which SLURM
+    refuses), and GPUs on the node where the trainer trains on one."""
+    gpus, tasks = launcher.get("gpus_per_node"), launcher.get("tasks_per_node")
+    if gpus is not None and (not isinstance(gpus, int) or gpus < 0):
+        raise ConfigError(
+            f"hydra.launcher.gpus_per_node={gpus}: give the number of GPUs each job asks SLURM for on a node (0 for "
+            "none)"
+        )
+    if tasks is not None and (not isinstance(tasks, int) or tasks < 1):
+        follows = " (it follows hydra.launcher.gpus_per_node unless given)" if tasks == gpus else ""
+        raise ConfigError(
+            f"hydra.launcher.tasks_per_node={tasks}{follows}: SLURM runs at least one task per node; give "
+            "hydra.launcher.tasks_per_node=1 for a job on one process"
+        )
+    if not gpus and t.get("accelerator") in ("gpu", "cuda"):
+        raise ConfigError(
+            f"trainer.accelerator={t.get('accelerator')} trains on GPUs and hydra.launcher.gpus_per_node={gpus} "
+            "asks SLURM for none: every job would fail on its node; give hydra.launcher.gpus_per_node=<GPUs per "
+            "node>, or train on CPUs (trainer.accelerator=cpu, hydra.launcher.gpus_per_node=0 "
+            "hydra.launcher.tasks_per_node=1)"
         )

@@ -266,7 +266,23 @@ def test_slurm_tasks_against_devices_refused_before_submitting(tmp_path, monkeyp
     # A sweep's value other than its first is checked too where it names the trainer.
     with pytest.raises(ConfigError, match=r"trainer.devices=1 \(1 device\)"):
         check_slurm_tasks(["hydra/launcher=slurm", "trainer=ddp,gpu", "hydra.launcher.gpus_per_node=2"], conf)
+    # The counts themselves: GPUs a count, a task at least (tasks follow the GPUs), GPUs for a GPU trainer.
+    for given, said in (
+        (["hydra.launcher.gpus_per_node=-1"], "hydra.launcher.gpus_per_node=-1: give the number of GPUs"),
+        (
+            ["hydra.launcher.gpus_per_node=0"],
+            "hydra.launcher.tasks_per_node=0 (it follows hydra.launcher."
+            "gpus_per_node unless given): SLURM runs at least one task per node",
+        ),
+        (
+            ["trainer=ddp", "hydra.launcher.gpus_per_node=0", "hydra.launcher.tasks_per_node=1"],
+            "trainer.accelerator=gpu trains on GPUs and hydra.launcher.gpus_per_node=0 asks SLURM for none",
+        ),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(said)):
+            check_slurm_tasks(["--multirun", "hydra/launcher=slurm", *given], conf)
     for fine in (
+        ["hydra.launcher.gpus_per_node=0", "hydra.launcher.tasks_per_node=1"],  # a CPU job
         ["trainer=gpu"],  # one GPU, one task
         ["trainer=ddp", "hydra.launcher.gpus_per_node=4"],  # every GPU of the node, a task each
         ["hydra.launcher.gpus_per_node=2"],  # trainer=default: Lightning's devices=auto, both GPUs
