@@ -312,19 +312,12 @@ def sweep_hydra_yaml(overrides: list[str], config_dir: str, config_name: str = "
     """The Hydra settings a ``--multirun`` sweep runs with (its launcher and sweeper included), as
     ``--cfg hydra`` prints them for a single run: composed with the command line's settings that
     are not swept."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     fixed = [
         o.input_line for o in OverridesParser.create().parse_overrides(overrides) if not o.is_sweep_override()
     ]
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-            cfg = compose(config_name, overrides=fixed, return_hydra_config=True)
-    finally:
-        GlobalHydra.instance().clear()
+    cfg = compose_raw(config_dir, config_name, fixed, hydra_config=True)
     return OmegaConf.to_yaml(OmegaConf.create({"hydra": OmegaConf.to_container(cfg.hydra, resolve=False)}))
 
 

@@ -982,6 +982,17 @@ def test_a_saved_resume_command_reads_its_relative_paths_where_the_run_was_launc
     assert "dataset.root=probe/data" in shlex.split(saved_resume_command(run))
 
 
+#: A tiny image-folder run through train.py (its dataset.root given apart).
+TINY_IMAGEFOLDER = [
+    "dataset=imagefolder",
+    "model=resnet18",
+    "dataset.image_size=32",
+    "dataset.resize=36",
+    "debug=fast",
+    "callbacks.progress_bar=none",
+]
+
+
 def test_a_resume_reading_other_images_is_refused_and_a_moved_copy_resumes(tmp_path):
     """data.json records the images each split held as the run started: a resume that reads other
     ones (an image added, one renamed or moved to another class, another folder with the same
@@ -992,12 +1003,7 @@ def test_a_resume_reading_other_images_is_refused_and_a_moved_copy_resumes(tmp_p
     root = Path(write_fixture_dataset("imagefolder", tmp_path / "data", per_class=3)["data_dir"])
     run = tmp_path / "run"
     args = [
-        "dataset=imagefolder",
-        "model=resnet18",
-        "dataset.image_size=32",
-        "dataset.resize=36",
-        "debug=fast",
-        "callbacks.progress_bar=none",
+        *TINY_IMAGEFOLDER,
         f"paths.cache_dir={tmp_path / 'cache'}",
         f"hydra.run.dir={run}",
     ]
@@ -1067,12 +1073,7 @@ def test_a_sweep_launched_again_in_its_folder_finds_its_jobs_data_and_gives_thei
     sweep = tmp_path / "sweep"
     args = [
         "--multirun",
-        "dataset=imagefolder",
-        "model=resnet18",
-        "dataset.image_size=32",
-        "dataset.resize=36",
-        "debug=fast",
-        "callbacks.progress_bar=none",
+        *TINY_IMAGEFOLDER,
         "ckpt_path=auto",
         f"paths.cache_dir={tmp_path / 'cache'}",
         f"hydra.sweep.dir={sweep}",
