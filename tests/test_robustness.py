@@ -528,6 +528,12 @@ def _evaluate_cfg(**settings):
             r"\. A different class count means other data",
         ),
         (
+            {"ckpt": "{otherrun}", "eval.fgsm": "true"},
+            r"\A\S*otherrun/checkpoints/best-\S+\.ckpt was trained with other settings than its run folder's "
+            r"config_resolved\.yaml names \(image_size 48 there, 32 here\): a checkpoint of another run\? Attack "
+            r"it in the run folder it was trained in",
+        ),
+        (
             {"ckpt": "{otherarch}", "eval.fgsm": "true"},
             r": 1 unexpected \(backbone\.extra\.weight\)\. They are another model's than the one the run's "
             r"settings name: a checkpoint of another run\?\Z",
@@ -661,6 +667,15 @@ def test_evaluate_user_errors(trained_run, tmp_path, settings, message):
         torch.save(state, path)
         return path
 
+    def otherrun() -> Path:  # (a checkpoint of a run at another input size, copied in)
+        path = copy("otherrun") / "checkpoints" / best
+        state = torch.load(path, weights_only=True)
+        assert state["trained_with"]["image_size"] == 32  # (what every checkpoint records)
+        state["trained_with"]["image_size"] = 48
+        path.unlink()
+        torch.save(state, path)
+        return path
+
     def nobest() -> Path:
         (copy("nobest") / "checkpoints" / best).unlink()
         return tmp_path / "nobest"
@@ -706,6 +721,7 @@ def test_evaluate_user_errors(trained_run, tmp_path, settings, message):
     makers |= {
         "misfit": misfit,
         "otherarch": otherarch,
+        "otherrun": otherrun,
         "nobest": nobest,
         "nockpt": nockpt,
         "cut": cut,

@@ -106,9 +106,44 @@ def _unreadable(ckpt: Path, exc: Exception) -> ConfigError:
     )
 
 
-def load_model_weights(model: nn.Module, ckpt: Path, data: str = "") -> dict[str, int]:
+def trained_with(cfg: DictConfig, num_classes: int) -> dict:
+    """What a run's weights are for, as its checkpoints record it: the model, the size of its input,
+    the dataset and its number of classes."""
+    return {
+        "model": str(cfg.model.name),
+        "image_size": int(cfg.dataset.image_size),
+        "dataset": str(cfg.dataset.name),
+        "num_classes": int(num_classes),
+    }
+
+
+def _check_trained_with(ckpt: Path, state: dict, expected: dict | None) -> None:
+    """A checkpoint whose record of what it was trained for (``trained_with``; absent from those
+    written before it was kept) differs from its run folder's settings: another run's checkpoint,
+    copied or moved in, whose attack would be written down as this run's."""
+    recorded = state.get("trained_with")
+    if expected is None or not isinstance(recorded, dict):
+        return
+    differ = [
+        f"{k} {recorded[k]!r} there, {v!r} here"
+        for k, v in expected.items()
+        if k in recorded and recorded[k] != v
+    ]
+    if differ:
+        raise ConfigError(
+            f"{ckpt} was trained with other settings than its run folder's config_resolved.yaml names "
+            f"({'; '.join(differ)}): a checkpoint of another run? Attack it in the run folder it was trained in "
+            "(ckpt=<that folder, or a checkpoint in its checkpoints/>)"
+        )
+
+
+def load_model_weights(
+    model: nn.Module, ckpt: Path, data: str = "", expected: dict | None = None
+) -> dict[str, int]:
     """The classifier's weights from a training checkpoint (``weights_only`` loading). ``data``:
     where the classes the model was built for were read (named when the weights do not fit).
+    ``expected``: what the run folder's settings say the weights are for (:func:`trained_with`),
+    compared with the checkpoint's own record.
     Returns where the checkpoint was taken: ``robust_checkpoint_epoch`` (the epoch it was taken
     in, counted from 0 as Lightning's) and ``robust_checkpoint_step`` (optimiser steps)."""
     if ckpt.is_file() and ckpt.stat().st_size == 0:
@@ -125,6 +160,7 @@ def load_model_weights(model: nn.Module, ckpt: Path, data: str = "") -> dict[str
         raise ConfigError(
             f"{ckpt} is not a training checkpoint of this framework (no 'state_dict' of tensors in it)"
         )
+    _check_trained_with(ckpt, state, expected)
     weights = {}
     for key, value in weights_in.items():
         if key.startswith("model."):
@@ -176,6 +212,7 @@ def attack_checkpoint(
     data: str = "",
     strategy=None,
     record_position: bool = False,
+    expected: dict | None = None,
 ) -> dict:
     """Attack ``model`` with the selected checkpoint's weights (loaded first when ``ckpt`` is given)
     on ``loader`` (its first ``limit_batches`` batches when given); returns the ``metrics.json``
@@ -184,7 +221,7 @@ def attack_checkpoint(
     are summed over them. ``record_position``: the entries name the epoch and step of the
     checkpoint loaded (a last.ckpt replaced as its run goes on), from the weights attacked."""
     model = getattr(model, "_orig_mod", model)  # attack the eager model, not a compiled wrapper
-    position = load_model_weights(model, Path(ckpt), data) if ckpt else {}
+    position = load_model_weights(model, Path(ckpt), data, expected) if ckpt else {}
     processes = strategy.world_size if strategy is not None else 1
 
     def summed(counts):
@@ -528,6 +565,7 @@ def _evaluate_run(cfg: DictConfig, run_dir: Path, ckpt: Path, specs, run_cfg: Di
         cfg.eval.get("limit_batches"),
         data=f"{run_cfg.dataset.name} read from {where} ({datamodule.num_classes} classes)",
         record_position=not finished(run_dir),
+        expected=trained_with(run_cfg, datamodule.num_classes),
     )
     result["robust_checkpoint"] = os.path.abspath(ckpt)  # absolute, as best_checkpoint
     if (

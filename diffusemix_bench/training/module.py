@@ -131,6 +131,9 @@ class ClassifierModule(pl.LightningModule):
         # run started from (its sha256; set by the caller for a new run).
         self.world_sizes_before: list[int | None] = []
         self.started_from: dict | None = None
+        # What the weights are for (the model, its input size, the dataset and its classes), in every
+        # checkpoint: evaluate.py refuses a checkpoint whose record differs from its run folder's.
+        self.trained_with: dict | None = None
         # What each part before this process trained with (its steps, processes, device, precision,
         # code and package versions; None for a part whose checkpoint predates the record), and this
         # process's part (set when its training starts).
@@ -418,6 +421,8 @@ class ClassifierModule(pl.LightningModule):
         checkpoint["world_sizes"] = self.world_sizes()
         checkpoint["parts"] = self.parts()
         checkpoint["started_from"] = self.started_from
+        if self.trained_with is not None:
+            checkpoint["trained_with"] = self.trained_with
         # The random streams of the main process (batch mixing draws, dropout, the method's own
         # generators), so a resumed run continues them where the checkpoint was taken. The data
         # loader's draws need none: each image is seeded by its position (data/sampling.py).

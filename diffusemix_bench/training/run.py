@@ -59,6 +59,7 @@ from .evaluate import (
     place_where_launched,
     robustness_keys,
     set_aside_replaced,
+    trained_with,
     with_robustness,
 )
 from .locate import (
@@ -955,6 +956,7 @@ def _train(
     )
     # The weight file a new run starts from, as loaded now (a resume restores its run's record).
     module.started_from = None if resuming else weights_file(cfg.model.weights)
+    module.trained_with = trained_with(cfg, num_classes)
     module.part_started = start
     if resuming:  # a checkpoint of another model (outside a run folder, whose settings are checked)
         check_checkpoint_fits(module, Path(resumed[0]).expanduser())
