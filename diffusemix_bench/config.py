@@ -175,13 +175,13 @@ class LossConfig:
     # on softmax outputs, mean over N x K: the loss of PuzzleMix's main.py, which Co-Mixup and
     # GuidedMixup copy, and so of Table 2's baseline numbers; protocol=scratch_preact's default).
     criterion: str = "ce"
-    label_smoothing: float = 0.0
-    jsd_weight: float = 12.0
+    label_smoothing: float = bounded(0.0, low=0, high=1)
+    jsd_weight: float = bounded(12.0, low=0)
 
 
 @dataclass
 class OptimConfig:
-    name: str = "sgd"
+    name: str = one_of("sgd", "adam", "adamw")
     lr: float = bounded(0.1, above=0)
     # Learning rate of the classifier head; null uses lr. Fine-tuning protocols train a new head
     # faster than the pretrained backbone.
@@ -196,13 +196,15 @@ class OptimConfig:
 class SchedConfig:
     # none, step, multistep or cosine; epochs are converted to optimiser steps so that the
     # schedule is exact whatever the epoch length.
-    name: str = "cosine"
-    step_size: int = 30
+    name: str = one_of("cosine", "none", "step", "multistep")
+    step_size: int = bounded(30, low=1)
     milestones: list[int] = field(default_factory=list)
-    gamma: float = 0.1
-    min_lr_factor: float = 0.0
-    warmup_epochs: float = 0.0
-    warmup_start_factor: float = 0.01
+    # The factor the learning rate is multiplied by at each step or milestone.
+    gamma: float = bounded(0.1, above=0)
+    # cosine: the last step's learning rate as a fraction of optim.lr.
+    min_lr_factor: float = bounded(0.0, low=0, high=1)
+    warmup_epochs: float = bounded(0.0, low=0)
+    warmup_start_factor: float = bounded(0.01, above=0, high=1)
 
 
 @dataclass
@@ -658,7 +660,7 @@ class DiffuseMixConfig:
 class CoMixupConfig:
     name: str = "comixup"
     # Dirichlet concentration of the per-input prior (mixup_alpha); null: the dataset's value.
-    alpha: float | None = None
+    alpha: float | None = bounded(None, above=0)
     # Side of the labelling grid; -1 draws 2, 4, 8 or 16 per batch; null: the dataset's value.
     block_num: int | None = None
     # Inputs per partition; each partition of the batch is mixed on its own (m_part).
@@ -743,8 +745,8 @@ class MixupConfig(MixingConfig):
 @dataclass
 class PuzzleMixConfig:
     name: str = "puzzlemix"
-    # lambda ~ Beta(alpha, alpha), one per batch (mixup_alpha).
-    alpha: float = 1.0
+    # lambda ~ Beta(alpha, alpha), one per batch (mixup_alpha); 0: lam = 1, as the reference.
+    alpha: float = bounded(1.0, low=0)
     # Mask values per block: 2 -> {0, 1}; 3 -> {0, 0.5, 1} (paper default); 4 -> quarters.
     n_labels: int = 3
     # Label smoothness (beta), data local smoothness (gamma), prior (eta) of the graph-cut energy.
@@ -1474,6 +1476,14 @@ def check_values(cfg, here: bool = True) -> None:
     if cfg.get("adv") is not None:
         check_fields(cfg.adv, AdvConfig, "adv")
     check_fields(cfg.optim, OptimConfig, "optim")
+    check_fields(cfg.sched, SchedConfig, "sched")
+    check_fields(cfg.loss, LossConfig, "loss")
+    if cfg.optim.name == "sgd" and cfg.optim.nesterov and not (cfg.optim.momentum or 0) > 0:
+        raise ConfigError(
+            f"optim.nesterov=true needs momentum, and optim.momentum={cfg.optim.momentum}: give optim.momentum > 0 "
+            "(0.9), or optim.nesterov=false"
+        )
+    check_normalisation(cfg.model)
     check_budgets(cfg)
     need(
         d.resize >= d.image_size,
@@ -1541,6 +1551,29 @@ def check_values(cfg, here: bool = True) -> None:
             f"trainer.accelerator={t.accelerator} (trainer=gpu or trainer=ddp) but this machine has no CUDA GPU; "
             "use trainer=default (CPU) or run on a GPU machine",
         )
+
+
+def check_normalisation(model) -> None:
+    """``model.mean`` and ``model.std``: three values each (RGB), a std above 0, and in the units of
+    the images the model reads (0 to 1; 0-255 values normalise every image to nonsense)."""
+    from .errors import ConfigError
+
+    for key in ("mean", "std"):
+        values = model.get(key)
+        if values is None:
+            continue
+        values = list(values)
+        if len(values) != 3 or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in values
+        ):
+            raise ConfigError(f"model.{key}={values}: give three numbers, one per channel (R, G, B)")
+        if key == "std" and min(values) <= 0:
+            raise ConfigError(f"model.std={values}: each channel's std must be above 0")
+        if max(abs(v) for v in values) > 1:
+            raise ConfigError(
+                f"model.{key}={values}: the images reach the model as values from 0 to 1, and these are in 0-255 "
+                f"units; give them divided by 255 ({[round(v / 255, 4) for v in values]})"
+            )
 
 
 def check_fields(node, schema: type, section: str, of: str = "", null_means: str = "") -> None:

@@ -2845,6 +2845,45 @@ def test_a_sweep_whose_jobs_share_a_folder_starts_no_job(tmp_path, given, said):
     assert listed.returncode == 1 and said in listed.stderr and "runs:" not in listed.stdout
 
 
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        (
+            ["sched=step", "sched.gamma=-1"],
+            "sched.gamma must be > 0; got -1.0",
+        ),  # (a negative rate after a step)
+        (["sched.warmup_epochs=-1"], "sched.warmup_epochs must be >= 0"),
+        (["sched.min_lr_factor=5"], "sched.min_lr_factor must be in [0, 1]"),
+        (["sched=step", "sched.step_size=0"], "sched.step_size must be >= 1"),  # (a division by zero)
+        (["sched.name=linear"], "sched.name must be one of cosine, none, step, multistep; got 'linear'"),
+        (["optim.name=rmsprop"], "optim.name must be one of sgd, adam, adamw; got 'rmsprop'"),
+        (["loss.label_smoothing=1.5"], "loss.label_smoothing must be in [0, 1]"),
+        (["loss.jsd_weight=-3"], "loss.jsd_weight must be >= 0"),
+        (
+            ["optim.momentum=0", "optim.nesterov=true"],
+            "optim.nesterov=true needs momentum, and optim.momentum=0.0",
+        ),
+        (["aug=comixup", "aug.alpha=0"], "aug.alpha of aug=comixup must be > 0"),
+        (["aug=puzzlemix", "aug.alpha=-1"], "aug.alpha of aug=puzzlemix must be >= 0"),
+        (["model.mean=[0.5,0.5]"], "model.mean=[0.5, 0.5]: give three numbers, one per channel"),
+        (["model.std=[0,1,1]"], "model.std=[0.0, 1.0, 1.0]: each channel's std must be above 0"),
+        (
+            ["model.mean=[128,128,128]"],
+            "these are in 0-255 units; give them divided by 255 ([0.502, 0.502, 0.502])",
+        ),
+    ],
+)
+def test_a_setting_no_run_can_train_with_is_refused_at_start(given, said):
+    """Values of the optimiser, schedule, loss, normalisation and mixing settings that trained on
+    unsaid (a negative learning rate after a step, inverted label smoothing) or stopped with a
+    traceback after the data was read (a zero step size, nesterov without momentum, a Dirichlet
+    of alpha 0): refused by the start-up checks, before any data or run folder."""
+    from diffusemix_bench.config import validate_config
+
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        validate_config(compose_config(["dataset=cifar100", *given]))
+
+
 def test_a_sweep_without_its_data_starts_no_job(tmp_path):
     """``make table N=5`` before the datasets are there: one message naming the first missing
     dataset's folder and the others, exit code 1, no sweep folder (every job used to fail alike)."""

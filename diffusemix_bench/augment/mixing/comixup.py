@@ -13,6 +13,7 @@ from ...config import CoMixupConfig
 from ...errors import ConfigError
 from ..base import AugBatch
 from ..registry import register_aug
+from .batch_mix import check_alpha
 from .graphcut import RANDOM_BLOCK_NUMS, alpha_beta_swap, check_block_grid, check_solver, gco_swap
 from .saliency_guided import (
     CleanLossAugmentation,
@@ -41,6 +42,7 @@ class CoMixup(CleanLossAugmentation):
             cfg.get("dataset_defaults"),
         )
         self.alpha = float(settings["alpha"])
+        check_alpha(self.alpha, "comixup")  # (the Dirichlet prior's concentration)
         self.block_num = int(settings["block_num"])
         self.part = int(cfg.get("part", 20))
         self.beta = float(cfg.get("beta", 0.32))

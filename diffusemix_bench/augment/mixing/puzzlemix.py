@@ -44,6 +44,10 @@ class PuzzleMix(CleanLossAugmentation):
             cfg.get("dataset_defaults"),
         )
         self.alpha = float(cfg.get("alpha", 1.0))
+        if self.alpha < 0:  # (0: lam = 1 as in the reference, which takes no negative value either)
+            raise ConfigError(
+                f"aug.alpha of aug=puzzlemix must be >= 0 (0: no mixing ratio drawn, lam = 1), got {self.alpha}"
+            )
         self.n_labels = int(cfg.get("n_labels", 3))
         self.beta = float(cfg.get("beta", 1.2))
         self.gamma = float(cfg.get("gamma", 0.5))
