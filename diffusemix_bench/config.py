@@ -1484,6 +1484,12 @@ def check_values(cfg, here: bool = True) -> None:
             "(0.9), or optim.nesterov=false"
         )
     check_normalisation(cfg.model)
+    if cfg.aug.name in BATCH_MIXES and cfg.dataset.batch_size < 2:
+        raise ConfigError(
+            f"aug={cfg.aug.name} mixes the images of a batch with each other, and dataset.batch_size="
+            f"{cfg.dataset.batch_size} holds one image, mixed with itself alone: the run would train as aug=none; "
+            "give dataset.batch_size=2 or more"
+        )
     check_budgets(cfg)
     need(
         d.resize >= d.image_size,
@@ -1551,6 +1557,23 @@ def check_values(cfg, here: bool = True) -> None:
             f"trainer.accelerator={t.accelerator} (trainer=gpu or trainer=ddp) but this machine has no CUDA GPU; "
             "use trainer=default (CPU) or run on a GPU machine",
         )
+
+
+#: The methods that mix the images of a batch with each other (a test keeps this list equal to
+#: the registry's batch-mixing classes).
+BATCH_MIXES = frozenset(
+    (
+        "mixup",
+        "cutmix",
+        "saliencymix",
+        "snapmix",
+        "manifold_mixup",
+        "puzzlemix",
+        "comixup",
+        "guided_sr",
+        "guided_ap",
+    )
+)
 
 
 def check_normalisation(model) -> None:

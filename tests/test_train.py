@@ -2871,6 +2871,12 @@ def test_a_sweep_whose_jobs_share_a_folder_starts_no_job(tmp_path, given, said):
             ["model.mean=[128,128,128]"],
             "these are in 0-255 units; give them divided by 255 ([0.502, 0.502, 0.502])",
         ),
+        (
+            ["aug=mixup", "dataset.batch_size=1"],
+            "aug=mixup mixes the images of a batch with each other, and "
+            "dataset.batch_size=1 holds one image, mixed with itself alone: the run would train as aug=none",
+        ),
+        (["aug=puzzlemix", "dataset.batch_size=1"], "aug=puzzlemix mixes the images of a batch"),
     ],
 )
 def test_a_setting_no_run_can_train_with_is_refused_at_start(given, said):
@@ -2882,6 +2888,18 @@ def test_a_setting_no_run_can_train_with_is_refused_at_start(given, said):
 
     with pytest.raises(ConfigError, match=re.escape(said)):
         validate_config(compose_config(["dataset=cifar100", *given]))
+
+
+def test_the_batch_mixing_methods_are_those_whose_classes_mix_a_batch():
+    """config.BATCH_MIXES (refused with one image per batch, before torch is imported) names the
+    registry's methods built on the batch-mixing classes, and no other."""
+    from diffusemix_bench.augment.mixing.batch_mix import MixingAugmentation
+    from diffusemix_bench.augment.mixing.saliency_guided import CleanLossAugmentation
+    from diffusemix_bench.augment.registry import aug_class, list_augs
+    from diffusemix_bench.config import BATCH_MIXES
+
+    bases = (MixingAugmentation, CleanLossAugmentation)
+    assert {n for n in list_augs() if issubclass(aug_class(n), bases)} == set(BATCH_MIXES)
 
 
 def test_a_sweep_without_its_data_starts_no_job(tmp_path):
