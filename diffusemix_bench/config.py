@@ -1478,6 +1478,18 @@ def check_values(cfg, here: bool = True) -> None:
     check_fields(cfg.optim, OptimConfig, "optim")
     check_fields(cfg.sched, SchedConfig, "sched")
     check_fields(cfg.loss, LossConfig, "loss")
+    o, defaults = cfg.optim, OptimConfig()
+    if o.name != "sgd" and (o.nesterov or o.momentum != defaults.momentum):
+        given = "optim.nesterov=true" if o.nesterov else f"optim.momentum={o.momentum}"
+        raise ConfigError(
+            f"{given} is SGD's, and optim={o.name} does not read it (its momentum is optim.betas); drop it, or "
+            "use optim=sgd"
+        )
+    if o.name == "sgd" and list(o.betas) != defaults.betas:
+        raise ConfigError(
+            f"optim.betas={list(o.betas)} are Adam's, and optim=sgd does not read them (its momentum is "
+            "optim.momentum); drop them, or use optim=adamw"
+        )
     if cfg.optim.name == "sgd" and cfg.optim.nesterov and not (cfg.optim.momentum or 0) > 0:
         raise ConfigError(
             f"optim.nesterov=true needs momentum, and optim.momentum={cfg.optim.momentum}: give optim.momentum > 0 "

@@ -832,6 +832,7 @@ def test_official_experiment_follows_the_current_code_and_keeps_the_first_releas
         ("aug.composed_size=big", "aug.composed_size"),
         ("aug.composed_size=original", "aug.composed_size=original .*needs aug.compose=before_crop"),
         ("aug.replace_prob=0.3", "aug.replace_prob=0.3 .*aug.mode=online does not read it"),
+        ("aug.static_seed=5", "aug.static_seed=5 seeds the fixed masks .*aug.mode=online does not read it"),
         ("aug.edit_source=full", "keep_full_size"),
         ("aug.views=arm_only aug.mode=static_append", "aug.views=arm_only"),
     ],

@@ -2877,6 +2877,13 @@ def test_a_sweep_whose_jobs_share_a_folder_starts_no_job(tmp_path, given, said):
             "dataset.batch_size=1 holds one image, mixed with itself alone: the run would train as aug=none",
         ),
         (["aug=puzzlemix", "dataset.batch_size=1"], "aug=puzzlemix mixes the images of a batch"),
+        # Settings the chosen optimiser does not read: recorded, and silently without effect.
+        (
+            ["optim=adamw", "protocol=custom", "optim.nesterov=true"],
+            "optim.nesterov=true is SGD's, and optim=adamw does not read it",
+        ),
+        (["optim=adamw", "protocol=custom", "optim.momentum=0.5"], "optim.momentum=0.5 is SGD's"),
+        (["optim.betas=[0.5,0.9]"], "optim.betas=[0.5, 0.9] are Adam's, and optim=sgd does not read them"),
     ],
 )
 def test_a_setting_no_run_can_train_with_is_refused_at_start(given, said):

@@ -252,6 +252,12 @@ class DiffuseMix(Augmentation):
                 f"aug.replace_prob={replace_prob} is the share of composed views of aug.mode=replace_p, and "
                 f"aug.mode={mode} does not read it; drop it, or add aug.mode=replace_p"
             )
+        if static_seed != _SCHEMA_DEFAULTS.static_seed and mode != "static_append":
+            raise ConfigError(
+                f"aug.static_seed={static_seed} seeds the fixed masks and fractals of aug.mode=static_append, and "
+                f"aug.mode={mode} does not read it (its draws follow the run's seed); drop it, or add "
+                "aug.mode=static_append"
+            )
         if edit_source not in EDIT_SOURCES:
             raise ConfigError(f"aug.edit_source must be one of {list(EDIT_SOURCES)}, got '{edit_source}'")
         if (
