@@ -365,6 +365,25 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
     not_list = re.search(
         r"Error merging override (\S+?)=(.*?): Invalid value assigned: \w+ is not a ListConfig", cause
     )
+    into_text = re.search(r"Error merging override (\S+?)=(.*?): Cannot convert 'dict' to string", cause)
+    if into_text:  # protocol.lr=0.1: a setting whose value is a name (protocol=<name>) given a key
+        given, value = into_text.groups()
+        top = given.lstrip("+~").split(".")[0]
+        from .config import BUDGETS
+
+        options = sorted(p.stem for p in (Path(config_dir) / top).glob("*.yaml"))
+        listed = f" (conf/{top}/: {', '.join(options)})" if options else ""
+        listed = f" ({', '.join(BUDGETS)})" if top == "budget" else listed
+        raise ConfigError(
+            f"{given}={value}: {top} takes a name{listed}, not settings of its own"
+            + (
+                "; the settings a protocol sets are optim.*, sched.*, trainer.* (and some loss.*, model.*), given as "
+                "they are "
+                f"(optim.{given.split('.', 1)[1]}={value}, say)"
+                if top == "protocol"
+                else f"; give {top}=<name>"
+            )
+        )
     not_optional = re.search(r"Error merging override (\S+?)=(.*?): field '[^']+' is not Optional", cause)
     if not_optional:
         given, value = not_optional.groups()

@@ -291,6 +291,14 @@ def test_debug_fast_over_a_gpu_trainer_is_said(capsys):
             "trainer.max_epochs=two: trainer.max_epochs takes a whole number (such as 1 or 300), not 'two'",
         ),
         ("optim.lr=fast", "optim.lr=fast: optim.lr takes a number (such as 0.1 or 5e-4), not 'fast'"),
+        (  # a setting whose value is a name, given a key of its own (Hydra: "Cannot convert 'dict'")
+            "protocol.lr=0.1",
+            "protocol.lr=0.1: protocol takes a name (conf/protocol/: custom, fgvc_scratch, finetune_resnet50, "
+            "imagenet_resnet50, scarcity_resnet18, scratch_preact), not settings of its own; the settings a "
+            "protocol sets are optim.*, sched.*, trainer.* (and some loss.*, model.*), given as they are "
+            "(optim.lr=0.1, say)",
+        ),
+        ("budget.x=1", "budget.x=1: budget takes a name (epochs, vanilla_steps), not settings of its own"),
         (
             "dataset.drop_last=maybe",
             "dataset.drop_last=maybe: dataset.drop_last takes true or false, not 'maybe'",
