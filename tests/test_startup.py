@@ -298,7 +298,10 @@ def test_debug_fast_over_a_gpu_trainer_is_said(capsys):
             "protocol sets are optim.*, sched.*, trainer.* (and some loss.*, model.*), given as they are "
             "(optim.lr=0.1, say)",
         ),
-        ("budget.x=1", "budget.x=1: budget takes a name (epochs, vanilla_steps), not settings of its own"),
+        (
+            "budget.x=1",
+            "budget.x=1: budget takes a name (epochs, vanilla_steps), not settings of its own; give budget=<name>",
+        ),
         (
             "dataset.drop_last=maybe",
             "dataset.drop_last=maybe: dataset.drop_last takes true or false, not 'maybe'",
