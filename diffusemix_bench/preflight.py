@@ -497,6 +497,11 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
                 where += f" ({_chosen_by(config_dir, config_name, plain, str(node.name))})"
             keys = [k for k in keys if k not in ("name", "dataset_defaults")]  # the group's, not settings
         message = no_such_setting(key, where, keys)
+        if parent == "model.kwargs" and not keys:  # (the builder's options: none set by default)
+            message = (
+                f"{key}: model.kwargs passes options to the model's builder and holds none until one is added: "
+                f"add it with a +, +{key}={given_value(plain, key)}"
+            )
         if parent == "aug":
             message += _swept_methods_advice(config_dir, config_name, rest, key, argv)
         raise ConfigError(message)
@@ -533,6 +538,11 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
 
 #: train.py's settings whose counterpart evaluate.py takes under another name.
 _EVALUATE_NAMES = {"paths.data_dir": "data_dir", "trainer.accelerator": "accelerator", "ckpt_path": "ckpt"}
+
+
+def given_value(overrides: list[str], key: str) -> str:
+    """The value ``overrides`` give ``key`` (``+``/``~`` signs left off), as typed."""
+    return next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == key), "<value>")
 
 
 def _not_an_evaluate_setting(key: str) -> str:

@@ -2884,6 +2884,16 @@ def test_a_sweep_whose_jobs_share_a_folder_starts_no_job(tmp_path, given, said):
         ),
         (["optim=adamw", "protocol=custom", "optim.momentum=0.5"], "optim.momentum=0.5 is SGD's"),
         (["optim.betas=[0.5,0.9]"], "optim.betas=[0.5, 0.9] are Adam's, and optim=sgd does not read them"),
+        # A builder's option misspelt: a TypeError's traceback after the data was read.
+        (
+            ["model=preactresnet18", "+model.kwargs.stem_strid=1"],
+            "model.kwargs.stem_strid: model 'preactresnet18' "
+            "has no option 'stem_strid' (its options: stem_stride, final_bn_relu); did you mean model.kwargs.stem_stride?",
+        ),
+        (
+            ["model=resnet18", "+model.kwargs.x=1"],
+            "model.kwargs.x: model 'resnet18' has no option 'x' (it takes none)",
+        ),
     ],
 )
 def test_a_setting_no_run_can_train_with_is_refused_at_start(given, said):
@@ -2892,9 +2902,12 @@ def test_a_setting_no_run_can_train_with_is_refused_at_start(given, said):
     traceback after the data was read (a zero step size, nesterov without momentum, a Dirichlet
     of alpha 0): refused by the start-up checks, before any data or run folder."""
     from diffusemix_bench.config import validate_config
+    from diffusemix_bench.training.classifier import check_model
 
+    cfg = compose_config(["dataset=cifar100", *given])
     with pytest.raises(ConfigError, match=re.escape(said)):
-        validate_config(compose_config(["dataset=cifar100", *given]))
+        validate_config(cfg)  # (train.py's quick_checks: the settings, then the data's folder,
+        check_model(cfg)  # then the model, before any data is read)
 
 
 def test_the_batch_mixing_methods_are_those_whose_classes_mix_a_batch():

@@ -55,16 +55,25 @@ def list_models() -> list[str]:
     return sorted(_BUILDERS)
 
 
-def _check_options(name: str, builder: Callable[..., Backbone], options: dict) -> None:
+def check_model_options(name: str, options: dict) -> None:
+    """The keyword options ``model.kwargs`` gives a built-in model are its builder's (a builder that
+    takes any, timm's, passes them on); else ConfigError naming the first unknown one, the close
+    names and the model's options."""
+    from ..errors import did_you_mean
+
+    builder = _BUILDERS.get(name)
+    if builder is None:
+        return  # (an unknown model: create_model and check_model name it)
     params = inspect.signature(builder).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
     allowed = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and n != "pretrained"]
     unknown = sorted(set(options) - set(allowed))
     if unknown:
-        raise TypeError(
-            f"model '{name}' has no option(s) {unknown}; its options are {allowed or 'none'} "
-            "(remove them from the model config or pick another model.name)"
+        listed = f"its options: {', '.join(allowed)}" if allowed else "it takes none"
+        raise ConfigError(
+            f"model.kwargs.{unknown[0]}: model '{name}' has no option '{unknown[0]}' ({listed})"
+            f"{did_you_mean(unknown[0], allowed, said_as='model.kwargs.{}') or '; remove it, or pick another model.name'}"
         )
 
 
@@ -92,7 +101,7 @@ def create_model(
     if num_classes < 1:
         raise ValueError(f"num_classes must be at least 1, got {num_classes}")
     builder = _BUILDERS[name]
-    _check_options(name, builder, options)
+    check_model_options(name, options)
     download = pretrained and weights is None
     arch = f"timm:{options['name']}" if name == "timm" else name
     if pretrained and weights is not None:

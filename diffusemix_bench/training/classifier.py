@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from ..config import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import ConfigError
 from ..models import Normalize, create_model, list_models
-from ..models.factory import check_timm_model
+from ..models.factory import check_model_options, check_timm_model
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ def check_model(cfg: DictConfig) -> None:
                 f"model.name='{m.name}' is not a built-in model ({', '.join(list_models())}); "
                 "for a timm model use model=timm model.name=<timm name>"
             )
+        check_model_options(str(m.name), dict(m.kwargs or {}))
     else:
         raise ConfigError(f"model.source must be 'builtin' or 'timm', got '{m.source}'")
 
