@@ -57,13 +57,16 @@ class RandAugment(_TorchvisionPolicy):
         super().__init__(ctx, **cfg)
         c = RandAugmentConfig(**cfg)
         if c.num_magnitude_bins < 2:  # torchvision's posterize levels divide by num_magnitude_bins - 1
-            raise ConfigError(f"aug.num_magnitude_bins must be >= 2, got {c.num_magnitude_bins}")
+            raise ConfigError(
+                f"aug.num_magnitude_bins of aug=randaugment must be >= 2, got {c.num_magnitude_bins}"
+            )
         if not 0 <= c.magnitude < c.num_magnitude_bins:
             raise ConfigError(
-                f"aug.magnitude must be in [0, aug.num_magnitude_bins={c.num_magnitude_bins}), got {c.magnitude}"
+                f"aug.magnitude of aug=randaugment must be in [0, aug.num_magnitude_bins={c.num_magnitude_bins}), got "
+                f"{c.magnitude}"
             )
         if c.num_ops < 0:
-            raise ConfigError(f"aug.num_ops must be >= 0, got {c.num_ops}")
+            raise ConfigError(f"aug.num_ops of aug=randaugment must be >= 0, got {c.num_ops}")
         self.transform = v2.RandAugment(
             c.num_ops, c.magnitude, c.num_magnitude_bins, interpolation=_interpolation(c.interpolation)
         )
@@ -75,7 +78,9 @@ class TrivialAugment(_TorchvisionPolicy):
         super().__init__(ctx, **cfg)
         c = TrivialAugmentConfig(**cfg)
         if c.num_magnitude_bins < 2:
-            raise ConfigError(f"aug.num_magnitude_bins must be >= 2, got {c.num_magnitude_bins}")
+            raise ConfigError(
+                f"aug.num_magnitude_bins of aug=randaugment must be >= 2, got {c.num_magnitude_bins}"
+            )
         self.transform = v2.TrivialAugmentWide(
             c.num_magnitude_bins, interpolation=_interpolation(c.interpolation)
         )
