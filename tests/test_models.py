@@ -501,3 +501,30 @@ def test_a_misspelt_timm_family_is_answered_with_a_listing_that_lists_models():
     assert "close names: resnet18" in said["resnt18"]
     assert "timm.list_models('*resnet*')" in said["resnt18"] and timm.list_models("*resnet*")
     assert "list the choices with timm.list_models() and" in said["qqqzzz"]
+
+
+def test_the_hub_is_put_offline_only_where_its_host_cannot_be_named(monkeypatch):
+    """A pretrained timm model where the hub's host does not resolve (no network): its client is in
+    offline mode for the download (cached weights load at once; missing ones fail at once, where
+    each request was retried for about a minute), and as it was afterwards; where it resolves, or
+    for a model without pretrained weights, untouched."""
+    import socket
+
+    from diffusemix_bench.models.factory import _hub_offline_where_unreachable
+
+    asked = []
+
+    def unresolved(host, *args, **kwargs):
+        asked.append(host)
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(socket, "getaddrinfo", unresolved)
+    with _hub_offline_where_unreachable(pretrained=True):
+        assert huggingface_hub.constants.HF_HUB_OFFLINE is True
+    assert huggingface_hub.constants.HF_HUB_OFFLINE is False and asked == ["huggingface.co"]
+    with _hub_offline_where_unreachable(pretrained=False):
+        assert huggingface_hub.constants.HF_HUB_OFFLINE is False
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [])
+    with _hub_offline_where_unreachable(pretrained=True):
+        assert huggingface_hub.constants.HF_HUB_OFFLINE is False

@@ -296,6 +296,32 @@ def check_timm_model(name: str | None, pretrained: bool) -> None:
         )
 
 
+@contextmanager
+def _hub_offline_where_unreachable(pretrained: bool) -> Iterator[None]:
+    """Where the Hugging Face hub's host cannot even be named (no network, no DNS), its client is
+    put in offline mode for the download: weights in its cache load at once, and missing ones fail
+    at once, where each request was retried for about a minute first, warning each time."""
+    import socket
+    from urllib.parse import urlparse
+
+    import huggingface_hub.constants as hub
+
+    host = urlparse(hub.ENDPOINT).hostname
+    unreachable = False
+    if pretrained and host and not hub.HF_HUB_OFFLINE:
+        try:
+            socket.getaddrinfo(host, 443)
+        except OSError:
+            unreachable = True
+    before = hub.HF_HUB_OFFLINE
+    if unreachable:
+        hub.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        hub.HF_HUB_OFFLINE = before
+
+
 @register_model("timm")
 def _timm(num_classes: int, *, pretrained: bool, name: str | None = None, **timm_options) -> Backbone:
     # timm (and the hub's settings) load only when a timm model is built: start-up stays quick.
@@ -306,7 +332,7 @@ def _timm(num_classes: int, *, pretrained: bool, name: str | None = None, **timm
     caches = (Path(torch.hub.get_dir()) / "checkpoints", Path(huggingface_hub.constants.HF_HUB_CACHE))
     try:
         # timm drops the pretrained classifier itself when num_classes differs and starts a fresh one.
-        with _no_empty_folders_left(*caches):
+        with _no_empty_folders_left(*caches), _hub_offline_where_unreachable(pretrained):
             net = timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **timm_options)
     except OSError as err:
         cfg = timm.models.get_pretrained_cfg(name)
