@@ -2894,6 +2894,20 @@ def test_a_sweep_whose_jobs_share_a_folder_starts_no_job(tmp_path, given, said):
             ["model=resnet18", "+model.kwargs.x=1"],
             "model.kwargs.x: model 'resnet18' has no option 'x' (it takes none)",
         ),
+        # A method's setting its chosen form does not read.
+        (
+            ["aug=yoco", "aug.alpha=0.3"],
+            "aug.alpha=0.3 of aug=yoco is the mixing ratio of its mixup op, and aug.ops=['hflip'] runs none",
+        ),
+        (
+            ["aug=puzzlemix", "aug.transport=false", "aug.t_eps=0.3"],
+            "aug.t_eps=0.3 of aug=puzzlemix is the transport's, and aug.transport=false runs none",
+        ),
+        (
+            ["aug=puzzlemix", "aug.adv_eps=5"],
+            "aug.adv_eps=5.0 of aug=puzzlemix is the budget of its adversarial "
+            "sources, and aug.adv_p=0 makes none",
+        ),
     ],
 )
 def test_a_setting_no_run_can_train_with_is_refused_at_start(given, said):
@@ -2901,13 +2915,15 @@ def test_a_setting_no_run_can_train_with_is_refused_at_start(given, said):
     unsaid (a negative learning rate after a step, inverted label smoothing) or stopped with a
     traceback after the data was read (a zero step size, nesterov without momentum, a Dirichlet
     of alpha 0): refused by the start-up checks, before any data or run folder."""
+    from diffusemix_bench.augment.registry import check_aug_settings
     from diffusemix_bench.config import validate_config
     from diffusemix_bench.training.classifier import check_model
 
     cfg = compose_config(["dataset=cifar100", *given])
     with pytest.raises(ConfigError, match=re.escape(said)):
         validate_config(cfg)  # (train.py's quick_checks: the settings, then the data's folder,
-        check_model(cfg)  # then the model, before any data is read)
+        check_model(cfg)  # then the model and the method, before any data is read)
+        check_aug_settings(cfg)
 
 
 def test_the_batch_mixing_methods_are_those_whose_classes_mix_a_batch():

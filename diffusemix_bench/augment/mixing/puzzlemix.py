@@ -59,6 +59,18 @@ class PuzzleMix(CleanLossAugmentation):
         self.t_size = int(settings["t_size"])
         self.clean_lam = float(settings["clean_lam"])
         self.adv_p = float(cfg.get("adv_p", 0.0))
+        # Settings of one form of the method, refused where they would change nothing.
+        defaults = PuzzleMixConfig()
+        if not self.transport and self.t_eps != defaults.t_eps:
+            raise ConfigError(
+                f"aug.t_eps={self.t_eps} of aug=puzzlemix is the transport's, and aug.transport=false runs none; "
+                "drop it, or leave aug.transport on"
+            )
+        if self.adv_p <= 0 and float(cfg.get("adv_eps", defaults.adv_eps)) != defaults.adv_eps:
+            raise ConfigError(
+                f"aug.adv_eps={cfg.get('adv_eps')} of aug=puzzlemix is the budget of its adversarial sources, and "
+                "aug.adv_p=0 makes none (adv.p's runs use adv.eps); drop it, or give aug.adv_p"
+            )
         if self.adv_p > 0:
             check_budget("aug.adv_eps", float(cfg.get("adv_eps", 10.0)), "near its reference's 10")
         self.adv_eps = float(cfg.get("adv_eps", 10.0)) / 255.0

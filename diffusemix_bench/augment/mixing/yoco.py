@@ -44,6 +44,11 @@ class YOCO(Augmentation):
                 f"aug.ops of aug=yoco must be a non-empty list from {list(OPS)}, got {list(ops)}"
             )
         check_alpha(alpha, "yoco")
+        if alpha != YOCOConfig.alpha and "mixup" not in ops:
+            raise ConfigError(
+                f"aug.alpha={alpha} of aug=yoco is the mixing ratio of its mixup op, and aug.ops={list(ops)} runs "
+                "none; drop it, or add mixup to aug.ops ('aug.ops=[hflip,mixup]')"
+            )
         self.ops = list(ops)
         self.alpha = float(alpha)
         self.per_image = per_image
