@@ -116,6 +116,12 @@ def test_torchvision_policy_settings_are_checked():
         create_aug({"name": "randaugment", "magnitude": 31}, ctx())
     with pytest.raises(ConfigError, match="aug.interpolation"):
         create_aug({"name": "trivialaugment", "interpolation": "cubic"}, ctx())
+    # Each range message names the method that holds the setting.
+    for name, given in (("randaugment", {"magnitude": 0}), ("trivialaugment", {})):
+        with pytest.raises(ConfigError, match=rf"aug.num_magnitude_bins of aug={name} must be >= 2, got 1"):
+            create_aug({"name": name, "num_magnitude_bins": 1, **given}, ctx())
+    with pytest.raises(ConfigError, match=r"aug.num_ops of aug=randaugment must be >= 0"):
+        create_aug({"name": "randaugment", "num_ops": -1}, ctx())
 
 
 # The AugMix-family operations against the PIL calls of google-research/augmix

@@ -79,7 +79,7 @@ class TrivialAugment(_TorchvisionPolicy):
         c = TrivialAugmentConfig(**cfg)
         if c.num_magnitude_bins < 2:
             raise ConfigError(
-                f"aug.num_magnitude_bins of aug=randaugment must be >= 2, got {c.num_magnitude_bins}"
+                f"aug.num_magnitude_bins of aug=trivialaugment must be >= 2, got {c.num_magnitude_bins}"
             )
         self.transform = v2.TrivialAugmentWide(
             c.num_magnitude_bins, interpolation=_interpolation(c.interpolation)
