@@ -1478,6 +1478,8 @@ def check_values(cfg, here: bool = True) -> None:
     check_fields(cfg.optim, OptimConfig, "optim")
     check_fields(cfg.sched, SchedConfig, "sched")
     check_fields(cfg.loss, LossConfig, "loss")
+    if cfg.get("protocol") is not None:  # (a paper protocol's SGD settings: its message says why)
+        check_protocol_optimiser(cfg)
     o, defaults = cfg.optim, OptimConfig()
     if o.name != "sgd" and (o.nesterov or o.momentum != defaults.momentum):
         given = "optim.nesterov=true" if o.nesterov else f"optim.momentum={o.momentum}"

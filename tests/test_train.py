@@ -1463,7 +1463,9 @@ def test_multirun_sweep_folders_are_flat_and_a_bad_job_does_not_stop_the_sweep(t
     trains (a batch of one that BatchNorm cannot normalise: no check before the sweep knows it)
     fails with its message in its log, and the next job still runs."""
     fixture = write_fixture_dataset("flowers102", tmp_path / "data")
-    result = _run_script(_small_sweep(fixture, tmp_path, "aug=mixup", "dataset.batch_size=1,4"), tmp_path)
+    result = _run_script(
+        _small_sweep(fixture, tmp_path, "aug=randaugment", "dataset.batch_size=1,4"), tmp_path
+    )
     assert result.returncode == 1 and "dataset.batch_size=1" in result.stderr
     (sweep,) = (tmp_path / "logs" / "multirun" / "train").iterdir()
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
@@ -1481,7 +1483,7 @@ def test_multirun_sweep_folders_are_flat_and_a_bad_job_does_not_stop_the_sweep(t
     assert "error: dataset.batch_size=1: a BatchNorm layer" in (sweep / jobs[0] / "train.log").read_text()
     assert not (sweep / jobs[0] / "metrics.json").exists()
     metrics = json.loads((sweep / jobs[1] / "metrics.json").read_text())
-    assert metrics["protocol"] == "scarcity_resnet18" and metrics["aug_settings"]["alpha"] == 0.2
+    assert metrics["protocol"] == "scarcity_resnet18" and metrics["aug_settings"]["magnitude"] == 9
     # The sweep's summary: a line after each job, and summary.csv with each job's status.
     assert "sweep so far: 1 of 2 jobs: 0 finished, 1 failed, 0 diverged, 1 not run yet" in result.stdout
     assert "sweep so far: 2 of 2 jobs: 1 finished, 1 failed, 0 diverged, 0 not run yet" in result.stdout
