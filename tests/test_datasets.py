@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
 import shlex
 import shutil
 import subprocess
@@ -241,6 +242,38 @@ def test_malformed_index_files_name_file_and_line(tmp_path):
     test_file.write_text(test_file.read_text() + "1234567 Zeppelin NT\n")
     with pytest.raises(ValueError, match=r"images_variant_test\.txt, line 13: class 'Zeppelin NT'"):
         create_dataset("aircraft", root, "test")
+
+
+@pytest.mark.parametrize(
+    "name,listed",
+    [
+        ("aircraft", "fgvc-aircraft-2013b/data/variants.txt"),
+        ("aircraft", "fgvc-aircraft-2013b/data/images_variant_trainval.txt"),
+        ("tinyimagenet", "tiny-imagenet-200/wnids.txt"),
+        ("cub", "CUB_200_2011/images.txt"),
+    ],
+)
+def test_a_text_file_saved_again_by_an_editor_reads_alike_or_is_named(name, listed, tmp_path):
+    """A byte-order mark an editor wrote before the first line is not part of its first field (it
+    had made the first class, id or image unknown); a file saved as UTF-16 is named as such."""
+    from diffusemix_bench.data.base import DataFileError
+
+    root, options = _write(name, tmp_path)
+    before = create_dataset(name, root, "train", **options)
+    path = root / listed
+    text = path.read_text()
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    after = create_dataset(name, root, "train", **options)
+    assert (after.classes, list(after.paths), after.targets) == (
+        before.classes,
+        list(before.paths),
+        before.targets,
+    )
+    path.write_text(text, encoding="utf-16")
+    with pytest.raises(
+        DataFileError, match=rf"{re.escape(str(path))} is saved as UTF-16 text.*save it again as UTF-8"
+    ):
+        create_dataset(name, root, "train", **options)
 
 
 def test_tinyimagenet_classes_follow_sorted_wnids(tmp_path):
@@ -748,14 +781,23 @@ def test_imagefolder_follows_a_symlink_loop_once(tmp_path, caplog):
     before = len(create_dataset("imagefolder", root, "train"))
     (first_class / "loop").symlink_to(first_class, target_is_directory=True)
     (first_class / "up").symlink_to(root / "train", target_is_directory=True)
+    # A link to the file system's root holds every folder above too (it had walked the whole disk).
+    (first_class / "root").symlink_to("/", target_is_directory=True)
     with caplog.at_level("WARNING"):
         after = create_dataset("imagefolder", root, "train")
         val = create_dataset("imagefolder", root, "val")
     assert len(after) == before
-    assert after.info["links_not_followed"] == [str(first_class / "loop"), str(first_class / "up")]
+    assert after.info["links_not_followed"] == [str(first_class / n) for n in ("loop", "root", "up")]
     assert not val.info["links_not_followed"]
     warnings = [r.getMessage() for r in caplog.records if "not followed" in r.getMessage()]
-    assert len(warnings) == 1 and "2 linked folder(s)" in warnings[0], warnings
+    assert len(warnings) == 1 and "3 linked folder(s)" in warnings[0], warnings
+
+
+def test_a_folder_is_within_itself_its_parents_and_the_root():
+    from diffusemix_bench.data.base import within
+
+    assert within("/data/a/b", "/data/a") and within("/data/a", "/data/a") and within("/data/a", "/")
+    assert not within("/data/ab", "/data/a") and not within("/data", "/data/a")
 
 
 def test_imagefolder_counts_skipped_files_and_empty_val_classes(tmp_path, caplog):

@@ -266,6 +266,11 @@ IMAGE_EXTENSIONS = frozenset(
 )
 
 
+def within(path: str, folder: str) -> bool:
+    """Whether the real path ``path`` is ``folder`` or below it (``/`` holds every path)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
 def scan_image_files(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
     """Image files under ``folder`` (recursive, sorted, extension matched case-insensitively), the
     other files skipped (``README.txt``, ``labels.csv``...) and the linked folders not followed.
@@ -287,7 +292,7 @@ def scan_image_files(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
             if d.startswith("."):
                 continue
             real = os.path.realpath(os.path.join(dirpath, d))
-            if real in seen or here == real or here.startswith(real + os.sep):
+            if real in seen or within(here, real):
                 not_followed.append(Path(dirpath, d))
                 continue
             keep.append(d)
@@ -389,8 +394,17 @@ def read_index_file(
     """Non-blank lines of a text index file as ``(line number, fields)``; a line with fewer than
     ``min_fields`` fields raises ValueError naming the file and line."""
     rows = []
-    # Undecodable bytes only ever sit in free-text names, never in ids or labels.
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open(path, "rb") as f:
+        start = f.read(4)
+    if start.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(start) == 4 and b"\x00" in start[:2]):
+        # (an editor's or PowerShell's "Unicode": every character two bytes, none of them readable as text)
+        raise DataFileError(
+            f"{path} is saved as UTF-16 text, and the dataset's files are UTF-8 (or ASCII) text: save it again as "
+            "UTF-8, or re-download the dataset"
+        )
+    # Undecodable bytes only ever sit in free-text names, never in ids or labels; a byte-order mark
+    # an editor wrote at the start (utf-8-sig) is not part of the first field.
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
         for lineno, line in enumerate(f, start=1):
             line = line.rstrip("\r\n")
             if not line.strip():
