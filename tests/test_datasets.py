@@ -276,6 +276,29 @@ def test_a_text_file_saved_again_by_an_editor_reads_alike_or_is_named(name, list
         create_dataset(name, root, "train", **options)
 
 
+def test_a_class_of_the_training_split_without_images_is_refused(tmp_path):
+    """Tiny-ImageNet's and ImageNet's train/<wnid>/ folders each hold their class's images: an
+    empty one (a download cut short, ImageNet's class archive left unextracted) is named, not
+    trained as a class never seen."""
+    root, _ = _write("tinyimagenet", tmp_path / "tiny")
+    folder = sorted((root / "tiny-imagenet-200" / "train").iterdir())[0] / "images"
+    for image in folder.iterdir():
+        image.unlink()
+    with pytest.raises(DatasetNotFoundError, match=rf"{re.escape(str(folder))} holds no images \(class n"):
+        create_dataset("tinyimagenet", root, "train")
+    root, _ = _write("imagenet", tmp_path / "imagenet")
+    folder = sorted((root / "imagenet" / "train").iterdir())[1]
+    for image in folder.iterdir():
+        image.unlink()
+    (folder / f"{folder.name}.tar").write_bytes(b"")
+    with pytest.raises(
+        DatasetNotFoundError,
+        match=rf"{re.escape(str(folder))} holds no images \({folder.name}.tar there is not",
+    ):
+        create_dataset("imagenet", root, "val")
+    assert len(create_dataset("imagenet", root, "test")) == NUM_CLASSES * PER_CLASS
+
+
 def test_tinyimagenet_classes_follow_sorted_wnids(tmp_path):
     root, _ = _write("tinyimagenet", tmp_path)
     d = create_dataset("tinyimagenet", root, "test")

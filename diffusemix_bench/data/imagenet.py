@@ -47,6 +47,18 @@ def imagenet(
     targets: list[int] = []
     for label, wnid in enumerate(wnids):
         files = list_image_files(folder / wnid)
+        if not files and split != "test":  # (val/'s classes hold 50 images each: fewer is its count's note)
+            archives = sorted(p.name for p in (folder / wnid).glob("*.tar"))
+            raise not_found(
+                "imagenet",
+                root,
+                f"{folder / wnid} holds no images"
+                + (
+                    f" ({archives[0]} there is not extracted: tar -xf it in that folder, then delete it)"
+                    if archives
+                    else " (every class folder of train/ holds that class's images)"
+                ),
+            )
         paths.extend(files)
         targets.extend([label] * len(files))
     if split != "test":

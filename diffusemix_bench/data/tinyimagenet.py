@@ -67,6 +67,10 @@ def tinyimagenet(
             if not folder.is_dir():
                 raise not_found("tinyimagenet", root, f"missing {folder} (listed in {wnid_file})")
             files = list_image_files(folder)
+            if not files:
+                raise not_found(
+                    "tinyimagenet", root, f"{folder} holds no images (class {wnid} of {wnid_file})"
+                )
             paths.extend(files)
             targets.extend([index[wnid]] * len(files))
         paths, targets = take_holdout(paths, targets, split, val_fraction, seed)
