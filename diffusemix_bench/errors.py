@@ -115,11 +115,24 @@ def is_not_writable(exc: BaseException) -> bool:
 def not_writable_message(exc: OSError) -> str:
     """What could not be used and why, and the fix: another folder, or its permissions."""
     where = " and ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None) or "a file"
+    settings = (
+        "(the run folder: hydra.run.dir or paths.log_dir; edits and caches: paths.cache_dir; data: "
+        "paths.data_dir or dataset.root; a report: out=)"
+    )
+    if exc.errno in (errno.EISDIR, errno.ENOTDIR):  # (no permission would help)
+        what = (
+            "it is a folder where a file is expected"
+            if exc.errno == errno.EISDIR
+            else "a part of that path is a file where a folder is expected"
+        )
+        return (
+            f"cannot use {where}: {what}. A dataset's file or folder: extract the dataset again (or put the "
+            f"right one in its place); a file a command writes: point the setting that names its folder {settings} "
+            "elsewhere, then run the command again"
+        )
     return (
-        f"cannot use {where} ({exc.strerror}): point the setting that names its folder (the run folder: "
-        "hydra.run.dir or paths.log_dir; edits and caches: paths.cache_dir; data: paths.data_dir or "
-        "dataset.root; a report: out=) at a folder this user may read and write, or change its permissions, "
-        "then run the command again"
+        f"cannot use {where} ({exc.strerror}): point the setting that names its folder {settings} at a folder "
+        "this user may read and write, or change its permissions, then run the command again"
     )
 
 

@@ -1560,3 +1560,27 @@ def test_a_transparent_pixel_reads_white_whatever_the_images_mode(tmp_path, mode
         assert raw.mode == mode and (mode in ("RGBA", "LA") or "transparency" in raw.info)
     pixels = load_rgb(path)
     assert pixels.getpixel((0, 0)) == (255, 255, 255) and pixels.getpixel((1, 1)) == (40, 40, 40)
+
+
+def test_a_folder_where_a_dataset_file_is_expected_is_said_to_be_one(tmp_path):
+    """A dataset's file found as a folder (an archive unpacked wrongly) is named as that through
+    train.py, with no advice about permissions, which would not help; no run folder is left."""
+    from tests.conftest import run_entry
+
+    root, _ = _write("cub", tmp_path / "data")
+    labels = root / "CUB_200_2011" / "image_class_labels.txt"
+    labels.unlink()
+    labels.mkdir()
+    result = run_entry(
+        "train.py",
+        ["dataset=cub", f"paths.data_dir={root}", "print_config=false", f"hydra.run.dir={tmp_path / 'run'}"],
+        tmp_path,
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert (
+        f"error: cannot use {labels}: it is a folder where a file is expected. A dataset's file"
+        in result.stderr
+    )
+    assert "permissions" not in result.stderr
+    assert not (tmp_path / "run").exists()
