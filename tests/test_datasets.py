@@ -1584,3 +1584,21 @@ def test_a_folder_where_a_dataset_file_is_expected_is_said_to_be_one(tmp_path):
     )
     assert "permissions" not in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("name", ["cub", "aircraft", "tinyimagenet"])
+def test_a_dataset_extracted_into_a_folder_of_its_own_name_gives_the_folder_to_use(name, tmp_path):
+    """CUB_200_2011/CUB_200_2011/ (an archive extracted into a folder it made of the same name):
+    the message names the files a folder deeper and the folder to give instead."""
+    root, options = _write(name, tmp_path / "data")
+    folder = DATASET_LAYOUTS[name]["folder"]
+    (root / folder).rename(root / "inner")
+    (root / folder).mkdir()
+    (root / "inner").rename(root / folder / folder)
+    deeper = re.escape(
+        "a folder deeper (the archive extracted into a folder of its own name): give the folder that holds that "
+        f"{folder}/, {root / folder}"
+    )
+    with pytest.raises(DatasetNotFoundError, match=deeper):
+        create_dataset(name, root, "train", **options)
+    assert len(create_dataset(name, root / folder, "train", **options)) > 0

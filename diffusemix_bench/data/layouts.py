@@ -243,7 +243,13 @@ def require_layout(name: str, root: Path, required: Iterable[str]) -> Path:
         if not (base / rel).exists():
             detail = f"missing {base / rel}"
             split = Path(rel).parts[0] if rel else ""
-            if root.name in ("train", "val", "test") and (root.parent / split).is_dir():
+            if folder and rel and (base / folder / rel).exists():
+                # Extracted into a folder of the dataset's own name (CUB_200_2011/CUB_200_2011/).
+                detail += (
+                    f"; {base / folder / rel} is there, a folder deeper (the archive extracted into a folder of its "
+                    f"own name): give the folder that holds that {folder}/, {base}"
+                )
+            elif root.name in ("train", "val", "test") and (root.parent / split).is_dir():
                 # A split folder given for the folder that holds the splits.
                 detail += f"; {root} looks like a split folder: give the folder that holds it, {root.parent}"
             elif name == "imagefolder" and split == "train":
