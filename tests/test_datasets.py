@@ -1219,6 +1219,15 @@ def test_skip_leaves_out_missing_files_and_pipes_named_like_images(tmp_path):
     assert len(splits.train) == 6 and all(
         Path(p).name not in ("gone.png", "pipe.png") for p in splits.train.paths
     )
+    # A split of bad images alone, skipped, would be empty: said as that, not as an empty list file.
+    for image in (root / "val").rglob("*.png"):
+        image.write_bytes(b"")
+    with pytest.raises(
+        CorruptImageError,
+        match=r"every one of the 6 image file\(s\) of imagefolder/val is missing or cannot be decoded .*, so "
+        r"dataset\.on_bad_image=skip would leave the split empty",
+    ):
+        verify_splits(build_splits(cfg, tmp_path), tmp_path / "cache", "skip")
 
 
 def test_every_entry_point_verifies_as_the_dataset_settings_ask(tmp_path):

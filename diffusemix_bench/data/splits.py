@@ -89,6 +89,12 @@ def verify_splits(
                 )
             corrupt = set(found)
             keep = [i for i, p in enumerate(ds.paths) if str(p) not in corrupt]
+            if not keep:  # (skipped, they would leave a split of nothing)
+                raise CorruptImageError(
+                    f"every one of the {len(found)} image file(s) of {ds.name}/{name} is missing or cannot be decoded "
+                    f"(first: {found[0]}), so dataset.on_bad_image=skip would leave the split empty: replace them "
+                    "with good copies (for a published dataset: download them again)"
+                )
             setattr(splits, name, ds.subset(keep))
             # A class whose every image of the split was skipped: the split's numbers leave it out.
             emptied = sorted({ds.targets[i] for i in range(len(ds.paths))} - {ds.targets[i] for i in keep})
