@@ -1093,6 +1093,26 @@ def test_images_missing_from_a_listed_split_are_named_before_anything_is_built(n
             path.rename(deeper / path.name)
     with pytest.raises(DataFileError, match=r"the images are a folder deeper \(.*\): move them up into"):
         build_splits(cfg, fixture["data_dir"])
+    for path in deeper.iterdir():  # names in another case (copied from a system that changed them)
+        path.rename(folder / path.name.upper())
+    deeper.rmdir()
+    first = next(Path(p) for p in splits.train.paths if Path(p).parent == folder)  # (the first missing)
+    with pytest.raises(
+        DataFileError,
+        match=rf"names differ in case from the list's \({re.escape(str(folder / first.name.upper()))} is there "
+        rf"for {re.escape(first.name)}\)",
+    ):
+        build_splits(cfg, fixture["data_dir"])
+    (folder.parent / "sorted").mkdir()
+    for path in splits.train.paths + splits.val.paths:  # moved out of the layout (sorted into other folders)
+        if Path(path).parent == folder:
+            (folder / Path(path).name.upper()).rename(folder.parent / "sorted" / Path(path).name)
+    with pytest.raises(
+        DataFileError,
+        match=rf"{re.escape(str(folder.parent / 'sorted' / first.name))} is there, not {re.escape(str(first))}: "
+        "the dataset's files have been moved from its layout",
+    ):
+        build_splits(cfg, fixture["data_dir"])
 
 
 def test_splits_of_another_size_than_the_published_release_are_said_and_recorded(tmp_path, caplog):

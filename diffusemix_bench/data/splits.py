@@ -4,6 +4,7 @@ starts, so missing data is reported at once)."""
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -243,6 +244,16 @@ def check_images_there(dataset: ImageClassificationDataset, whole: int = 20_000,
         fix = f" (a link to {os.readlink(first)}, which does not exist): mend the links"
     elif nested.exists():
         fix = f": the images are a folder deeper ({nested} is there): move them up into {first.parent}"
+    elif (other_case := _named_in_another_case(first)) is not None:
+        fix = (
+            f": the files' names differ in case from the list's ({other_case} is there for {first.name}): give "
+            "them the names the list gives"
+        )
+    elif (elsewhere := _found_elsewhere(dataset.root, first.name)) is not None:
+        fix = (
+            f": {elsewhere} is there, not {first}: the dataset's files have been moved from its layout; extract "
+            "it again (its files list the images where the archive puts them)"
+        )
     else:
         fix = (
             ": an archive extracted part way? Extract the dataset again (or delete it and download it "
@@ -253,3 +264,24 @@ def check_images_there(dataset: ImageClassificationDataset, whole: int = 20_000,
         f"first: {first}){fix}, or leave missing images out with "
         "dataset.on_bad_image=skip"
     )
+
+
+def _named_in_another_case(path: Path) -> Path | None:
+    """The file beside ``path`` whose name is ``path``'s in another case (``1.JPG`` for ``1.jpg``)."""
+    try:
+        with os.scandir(path.parent) as entries:
+            return next((Path(e.path) for e in entries if e.name.lower() == path.name.lower()), None)
+    except OSError:
+        return None
+
+
+def _found_elsewhere(root: Path | None, name: str, most: int = 2000) -> Path | None:
+    """A file named ``name`` elsewhere under ``root`` (the first ``most`` folders looked in)."""
+    if root is None:
+        return None
+    for looked, (dirpath, _, filenames) in enumerate(os.walk(root)):
+        if looked >= most:
+            return None
+        if name in filenames:
+            return Path(dirpath, name)
+    return None
