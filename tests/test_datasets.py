@@ -1183,7 +1183,9 @@ def test_a_run_of_missing_images_in_a_large_split_is_found_by_the_sample(tmp_pat
 
     for k in range(1000):
         (tmp_path / f"{k}.jpg").touch()
-    split = SimpleNamespace(name="big", split="train", paths=[tmp_path / f"{k}.jpg" for k in range(1000)])
+    split = SimpleNamespace(
+        name="big", split="train", root=tmp_path, paths=[tmp_path / f"{k}.jpg" for k in range(1000)]
+    )
     check_images_there(split, whole=100, sample=200)  # larger than `whole`: a sample
     for start in (0, 497, 994):
         for k in range(start, start + 6):
@@ -1631,3 +1633,35 @@ def test_a_dataset_extracted_into_a_folder_of_its_own_name_gives_the_folder_to_u
     with pytest.raises(DatasetNotFoundError, match=deeper):
         create_dataset(name, root, "train", **options)
     assert len(create_dataset(name, root / folder, "train", **options)) > 0
+
+
+def test_ids_and_labels_that_are_not_whole_numbers_are_named_with_their_file(tmp_path):
+    """Labels or ids read as text, NaN or fractions (a file of another tool's making) are one error
+    naming the file, not a Python error from deep in the reader."""
+    import pickle
+
+    from scipy.io import savemat
+
+    from diffusemix_bench.data.base import DataFileError
+
+    root, _ = _write("flowers102", tmp_path / "flowers")
+    labels = root / "flowers-102" / "imagelabels.mat"
+    savemat(labels, {"labels": np.array(["a", "b"])})
+    with pytest.raises(DataFileError, match=rf"{re.escape(str(labels))}: its labels must be whole numbers"):
+        create_dataset("flowers102", root, "train")
+    root, _ = _write("flowers102", tmp_path / "flowers2")
+    setid = root / "flowers-102" / "setid.mat"
+    savemat(setid, {"trnid": np.array([[1.0, np.nan]]), "valid": np.array([[2]]), "tstid": np.array([[3]])})
+    with pytest.raises(DataFileError, match=r"setid\.mat: trnid's ids must be whole numbers, and one is nan"):
+        create_dataset("flowers102", root, "train")
+
+    root, _ = _write("cifar100", tmp_path / "cifar")
+    train = root / "cifar-100-python" / "train"
+    with open(train, "rb") as f:
+        batch = pickle.load(f, encoding="latin1")
+    for labels_given, said in ((["x"] * len(batch["fine_labels"]), "they are not"), ([None, 1.5], "")):
+        batch["fine_labels"] = labels_given
+        with open(train, "wb") as f:
+            pickle.dump(batch, f, protocol=2)
+        with pytest.raises(DataFileError, match=rf"train: 'fine_labels' must be whole numbers, .*{said}"):
+            create_dataset("cifar100", root, "train")

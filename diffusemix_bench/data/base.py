@@ -419,6 +419,25 @@ def read_index_file(
     return rows
 
 
+def whole_numbers(values, path: Path, what: str) -> np.ndarray:
+    """``values`` (ids or labels read from a dataset's file) as int64; DataFileError naming the file
+    where one is not a whole number (text, NaN, 2.5)."""
+    try:
+        array = np.asarray(values, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise DataFileError(
+            f"{path}: {what} must be whole numbers, and they are not ({np.asarray(values).dtype} values); the file "
+            "is damaged or not the official one: re-download the dataset"
+        ) from None
+    wrong = ~np.isfinite(array) | (array != np.round(array))
+    if wrong.any():
+        raise DataFileError(
+            f"{path}: {what} must be whole numbers, and one is {array[wrong][0]}; the file is damaged or not the "
+            "official one: re-download the dataset"
+        )
+    return array.astype(np.int64)
+
+
 def parse_int(text: str, path: Path, lineno: int, what: str = "an integer") -> int:
     """``int(text)`` with a ValueError naming the file and line."""
     try:

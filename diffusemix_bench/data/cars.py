@@ -9,7 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import DataFileError, ImageClassificationDataset, holdout_rule, load_mat, take_holdout
+from .base import (
+    DataFileError,
+    ImageClassificationDataset,
+    holdout_rule,
+    load_mat,
+    take_holdout,
+    whole_numbers,
+)
 from .layouts import check_options, ensure_layout
 from .registry import register_dataset
 
@@ -27,7 +34,7 @@ def _annotations(path: Path, num_classes: int) -> tuple[list[str], list[int]]:
             "(the test file must be cars_test_annos_withlabels.mat, not cars_test_annos.mat)"
         )
     fnames = [str(x) for x in annos["fname"]]
-    labels = [int(x) for x in annos["class"]]
+    labels = whole_numbers(annos["class"], path, "the annotations' classes").tolist()
     bad = [(f, c) for f, c in zip(fnames, labels) if not 1 <= c <= num_classes]
     if bad:
         raise DataFileError(f"{path}: {bad[0][0]} has class {bad[0][1]}, expected 1..{num_classes}")

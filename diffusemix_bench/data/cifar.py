@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .base import DataFileError, ImageClassificationDataset, holdout_indices, holdout_rule
+from .base import DataFileError, ImageClassificationDataset, holdout_indices, holdout_rule, whole_numbers
 from .download import fetch_archive
 from .layouts import check_options, ensure_layout
 from .registry import register_dataset
@@ -93,7 +93,7 @@ def _read_batch(path: Path) -> tuple[np.ndarray, list[int]]:
     batch = load_pickle(path)
     if not isinstance(batch, dict) or "data" not in batch or "fine_labels" not in batch:
         raise DataFileError(f"{path}: expected a dict with 'data' and 'fine_labels'; re-download the dataset")
-    data, labels = batch["data"], [int(x) for x in batch["fine_labels"]]
+    data, labels = batch["data"], whole_numbers(batch["fine_labels"], path, "'fine_labels'").tolist()
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         raise DataFileError(f"{path}: 'data' must be an N x 3072 uint8 array; re-download the dataset")
     if len(labels) != len(data):

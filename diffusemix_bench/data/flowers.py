@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import DataFileError, ImageClassificationDataset, load_mat
+from .base import DataFileError, ImageClassificationDataset, load_mat, whole_numbers
 from .download import fetch_archive, fetch_file
 from .layouts import check_options, ensure_layout
 from .registry import register_dataset
@@ -62,11 +62,11 @@ def flowers102(
 
     base = ensure_layout("flowers102", root, REQUIRED, download=download, fetch=fetch)
     label_file, setid_file = base / "imagelabels.mat", base / "setid.mat"
-    labels = np.asarray(load_mat(label_file, ["labels"])["labels"]).ravel().astype(np.int64)
-    ids = (
-        np.asarray(load_mat(setid_file, list(SPLIT_KEYS.values()))[SPLIT_KEYS[split]])
-        .ravel()
-        .astype(np.int64)
+    labels = whole_numbers(load_mat(label_file, ["labels"])["labels"], label_file, "its labels")
+    ids = whole_numbers(
+        load_mat(setid_file, list(SPLIT_KEYS.values()))[SPLIT_KEYS[split]],
+        setid_file,
+        f"{SPLIT_KEYS[split]}'s ids",
     )
     if labels.size == 0 or labels.min() < 1:
         raise DataFileError(f"{label_file}: labels must be 1-based class numbers; re-download the dataset")
