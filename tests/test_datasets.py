@@ -1665,3 +1665,27 @@ def test_ids_and_labels_that_are_not_whole_numbers_are_named_with_their_file(tmp
             pickle.dump(batch, f, protocol=2)
         with pytest.raises(DataFileError, match=rf"train: 'fine_labels' must be whole numbers, .*{said}"):
             create_dataset("cifar100", root, "train")
+
+
+def test_a_class_folder_named_in_another_unicode_form_is_the_same_class(tmp_path):
+    """val/café written as e and an accent (NFD, as macOS writes names) where train/café is one code
+    point (NFC): the same class, not a class train/ lacks with a name that prints alike; train/
+    holding both forms is refused."""
+    import unicodedata
+
+    composed, decomposed = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    assert composed != decomposed
+    for split, name in (("train", composed), ("train", "tea"), ("val", decomposed), ("val", "tea")):
+        (tmp_path / "img" / split / name).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(tmp_path / "img" / split / name / f"{i}.png")
+    val = create_dataset("imagefolder", tmp_path / "img", "val")
+    assert val.classes == [composed, "tea"]
+    assert [(Path(p).parent.name, t) for p, t in zip(val.paths, val.targets)] == [(decomposed, 0)] * 3 + [
+        ("tea", 1)
+    ] * 3
+    (tmp_path / "img" / "val" / decomposed).rename(tmp_path / "img" / "train" / decomposed)
+    with pytest.raises(
+        ValueError, match=r"holds 2 class folders named café \(the same letters written in two"
+    ):
+        create_dataset("imagefolder", tmp_path / "img", "train")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import unicodedata
 from pathlib import Path
 
 from ..errors import ConfigError, UserError
@@ -43,8 +44,11 @@ def _read_split(
     folders without an image and linked folders not followed (logged as warnings, recorded in the
     split's info; ``quiet``:
     neither, for a folder another split reports, as train/ read again for a held-out val split)."""
-    index = {c: i for i, c in enumerate(classes)}
+    # A name is the same class in either Unicode form (é as one code point or as e and an accent: a
+    # folder copied from macOS), which print alike.
+    nfc = {unicodedata.normalize("NFC", c): i for i, c in enumerate(classes)}
     names = list_class_folders(folder)
+    index = {c: nfc[unicodedata.normalize("NFC", c)] for c in names if unicodedata.normalize("NFC", c) in nfc}
     unknown = [c for c in names if c not in index]
     if unknown:
         raise ImageFolderError(
@@ -174,6 +178,17 @@ def imagefolder(
     classes = list_class_folders(base / "train")
     if not classes:
         raise ImageFolderError(root, f"{base / 'train'} holds no class folders")
+    forms: dict[str, list[str]] = {}
+    for name in classes:
+        forms.setdefault(unicodedata.normalize("NFC", name), []).append(name)
+    alike = next((names for names in forms.values() if len(names) > 1), None)
+    if alike is not None:
+        raise ImageFolderError(
+            root,
+            f"{base / 'train'} holds {len(alike)} class folders named {unicodedata.normalize('NFC', alike[0])} (the same letters written in two "
+            f"Unicode forms, {' and '.join(ascii(n) for n in alike)}: a copy from another system): put their images "
+            "in one folder",
+        )
     if len(classes) == 1:
         raise ImageFolderError(
             root,
