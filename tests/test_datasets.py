@@ -242,6 +242,13 @@ def test_malformed_index_files_name_file_and_line(tmp_path):
     test_file.write_text(test_file.read_text() + "1234567 Zeppelin NT\n")
     with pytest.raises(ValueError, match=r"images_variant_test\.txt, line 13: class 'Zeppelin NT'"):
         create_dataset("aircraft", root, "test")
+    classes = root / "fgvc-aircraft-2013b" / "data" / "variants.txt"
+    first = classes.read_text().splitlines()[0]
+    classes.write_text(classes.read_text() + first + "\n")
+    with pytest.raises(
+        ValueError, match=rf"variants\.txt, line 4: class '{first}' is listed again \(first on line 1\)"
+    ):
+        create_dataset("aircraft", root, "train")
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,16 @@ def aircraft(
         "aircraft", root, ("data/images", f"data/{LEVELS[level]}", split_file), download=download, fetch=fetch
     )
     class_file = base / "data" / LEVELS[level]
-    classes = [fields[0].strip() for _, fields in read_index_file(class_file, 1, maxsplit=0)]
+    rows = read_index_file(class_file, 1, maxsplit=0)
+    classes = [fields[0].strip() for _, fields in rows]
+    first_seen: dict[str, int] = {}
+    for lineno, fields in rows:
+        seen = first_seen.setdefault(fields[0].strip(), lineno)
+        if seen != lineno:  # (a second line would make a class no image is labelled with)
+            raise DataFileError(
+                f"{class_file}, line {lineno}: class {fields[0].strip()!r} is listed again (first on line {seen}). "
+                "The file is damaged or not the official one; re-download the dataset."
+            )
     ids, targets = _read_split(base / split_file, {c: i for i, c in enumerate(classes)}, class_file)
     if official == "trainval":
         ids, targets = take_holdout(ids, targets, split, val_fraction, seed)
