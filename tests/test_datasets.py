@@ -1696,3 +1696,24 @@ def test_a_class_folder_named_in_another_unicode_form_is_the_same_class(tmp_path
         ValueError, match=r"holds 2 class folders named café \(the same letters written in two"
     ):
         create_dataset("imagefolder", tmp_path / "img", "train")
+
+
+def test_an_image_listed_in_two_splits_is_refused(tmp_path):
+    """A split file listing another split's images (Flowers' setid.mat with tstid holding training
+    ids) would measure a model on images it trained on: refused, naming both splits."""
+    from scipy.io import loadmat, savemat
+
+    from diffusemix_bench.config import DatasetConfig
+    from diffusemix_bench.data.splits import build_splits
+
+    root, _ = _write("flowers102", tmp_path)
+    setid = root / "flowers-102" / "setid.mat"
+    ids = {k: v for k, v in loadmat(setid).items() if not k.startswith("__")}
+    assert len(build_splits(DatasetConfig(name="flowers102"), root).test) == ids["tstid"].size
+    ids["tstid"] = np.concatenate([ids["tstid"], ids["trnid"][:, :2]], axis=1)
+    savemat(setid, ids)
+    with pytest.raises(
+        DataFileError,
+        match=r"flowers102/train and flowers102/test share 2 image\(s\) \(the first: .*image_\d+\.jpg\)",
+    ):
+        build_splits(DatasetConfig(name="flowers102"), root)

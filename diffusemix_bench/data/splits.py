@@ -168,6 +168,7 @@ def build_splits(
         log.warning("No test split: %s", exc)
         test = None
     compare_with_release(cfg.name, [d for d in (train, val, test) if d is not None])
+    check_splits_apart({"train": train, "val": val, "test": test})
     if cfg.samples_per_class is not None:  # (after the comparison: a chosen shortening)
         train = train.subset(
             per_class_subset(train.targets, cfg.samples_per_class, cfg.split_seed, train.classes)
@@ -177,6 +178,25 @@ def build_splits(
             if split is not None and name in checked:
                 check_images_there(split)
     return Splits(train, val, test)
+
+
+def check_splits_apart(splits: dict[str, ImageClassificationDataset | None]) -> None:
+    """No image in two splits (a split file listing another split's images: its model would be
+    tested on images it trained on); DataFileError naming both and the first image."""
+    owner: dict[str, set[str]] = {}
+    for name, split in splits.items():
+        if split is None or split.paths is None:
+            continue
+        here = {str(p) for p in split.paths}
+        for other, seen in owner.items():
+            shared = here & seen
+            if shared:
+                raise DataFileError(
+                    f"{split.name}/{other} and {split.name}/{name} share {len(shared)} image(s) (the first: "
+                    f"{min(shared)}): a model would be measured on images it trained on; the files that list the "
+                    "splits are damaged or not the official ones: re-download the dataset"
+                )
+        owner[name] = here
 
 
 #: Images in each official split of the published releases (the readers' ``official_split``).
