@@ -89,11 +89,16 @@ def _run_train(cfg: DictConfig) -> float | None:
             from .data.splits import build_splits
 
             splits = build_splits(cfg.dataset, cfg.paths.data_dir)
-            from .training.run import check_fractions_leave_a_batch, check_validation_settings
+            from .training.run import (
+                check_fractions_leave_a_batch,
+                check_trainer_settings,
+                check_validation_settings,
+            )
 
             # (dataset.val_fraction=0: no split to read; an attack of a test split there is not)
             check_validation_settings(cfg, len(splits.val), splits.test is not None)
             check_fractions_leave_a_batch(cfg, splits.train, splits.val, splits.test, _given_by_debug())
+            check_trainer_settings(cfg, validating=len(splits.val) > 0)
             if _starts_anew(cfg):
                 from .training.classifier import check_weights_file, fetch_pretrained
 

@@ -223,7 +223,7 @@ def user_errors_reported(
 _TRAINER_ARGS = re.compile(
     r"(?<![\w.])(limit_(?:train|val|test|predict)_batches|val_check_interval|overfit_batches|"
     r"check_val_every_n_epoch|num_sanity_val_steps|log_every_n_steps|accumulate_grad_batches|"
-    r"max_epochs|max_steps|precision|devices|accelerator|strategy)(?=`|=)"
+    r"max_epochs|max_steps|precision|devices|num_nodes|accelerator|strategy)(?=`|=| must)"
 )
 
 

@@ -1317,6 +1317,31 @@ def test_train_script_missing_data_message(tmp_path):
     assert "Traceback" not in err
 
 
+def test_trainer_settings_lightning_refuses_are_one_message_before_the_run_folder(tmp_path):
+    """A strategy or accelerator Lightning's Trainer refuses (FSDP on the CPU, a name it lacks, no
+    node): one message with the settings named as train.py takes them, no traceback, no folder."""
+    fixture = write_fixture_dataset("flowers102", tmp_path / "data")
+    base = ["dataset=flowers102", f"paths.data_dir={fixture['data_dir']}", "debug=fast", "print_config=false"]
+    for given, said in (
+        (
+            "trainer.strategy=fsdp",
+            "The strategy `fsdp` requires a GPU accelerator, but received `trainer.accelerator='cpu'`",
+        ),
+        (
+            "trainer.accelerator=bogus",
+            "You selected an invalid accelerator name: `trainer.accelerator='bogus'`",
+        ),
+        ("trainer.num_nodes=0", "`trainer.num_nodes` must be a positive integer, but got 0"),
+    ):
+        run = tmp_path / given.replace("=", "_")
+        result = _run_script([*base, given, f"hydra.run.dir={run}"], tmp_path)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        assert f"error: Lightning's Trainer refuses these settings: {said}" in result.stderr, result.stderr[
+            -2000:
+        ]
+        assert not run.exists()
+
+
 def test_train_script_end_to_end(tmp_path):
 
     fixture = write_fixture_dataset("flowers102", tmp_path / "data")

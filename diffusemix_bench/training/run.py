@@ -25,6 +25,7 @@ from pytorch_lightning.callbacks import (
     RichProgressBar,
     TQDMProgressBar,
 )
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from .. import quiet  # noqa: F401  (library messages a user cannot act on)
@@ -41,7 +42,7 @@ from ..data.datamodule import ImageDataModule
 from ..data.layouts import dataset_root
 from ..data.order import SPLIT_ORDER
 from ..data.splits import Splits, build_splits, verify_as_asked
-from ..errors import ConfigError, UserError, is_interrupt, is_terminated, user_message
+from ..errors import ConfigError, UserError, is_interrupt, is_terminated, lightning_message, user_message
 from ..files import COMMAND_RECORD, read_attempts, write_atomic
 from ..models.weights import key_listing
 from ..progress import progress_bar
@@ -434,7 +435,34 @@ def build_trainer(
     if not any(isinstance(cb, (TQDMProgressBar, RichProgressBar)) for cb in callbacks):
         kwargs["enable_progress_bar"] = False
     kwargs["plugins"] = [*(kwargs.get("plugins") or []), AtomicCheckpointIO()]
-    return pl.Trainer(default_root_dir=str(run_dir), callbacks=callbacks, logger=logger, **kwargs)
+    try:
+        return pl.Trainer(default_root_dir=str(run_dir), callbacks=callbacks, logger=logger, **kwargs)
+    except (ValueError, TypeError, ImportError, MisconfigurationException) as exc:
+        # Lightning's refusal of the trainer settings (an unknown strategy or accelerator, FSDP on
+        # the CPU, a precision whose package is missing): its words, the settings as train.py's.
+        raise ConfigError(
+            f"Lightning's Trainer refuses these settings: {lightning_message(str(exc))}"
+        ) from exc
+
+
+def check_trainer_settings(cfg: DictConfig, validating: bool = True) -> None:
+    """The trainer settings as Lightning's Trainer takes them, checked before the run folder fills
+    (an unknown strategy, FSDP on the CPU, a GPU trainer where none is): a Trainer built from them
+    alone, with no callbacks or logger, its messages about the devices it found left to the run's
+    own Trainer. ConfigError where Lightning refuses them."""
+    import warnings
+
+    loggers = [logging.getLogger(name) for name in ("pytorch_lightning", "lightning_fabric", "lightning")]
+    levels = [each.level for each in loggers]
+    try:
+        for each in loggers:
+            each.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            build_trainer(cfg, Path(str(cfg.paths.output_dir)).expanduser(), [], False, validating)
+    finally:
+        for each, level in zip(loggers, levels, strict=True):
+            each.setLevel(level)
 
 
 def _log_once_an_epoch_at_least(cfg: DictConfig, trainer: pl.Trainer, train_images: int) -> None:
