@@ -161,6 +161,14 @@ def test_store_round_trip_missing_and_corrupt_file(tmp_path):
     png.write(4, "snowy", image)
     assert png.path(4, "snowy").suffix == ".png" and torch.equal(png.read(4, "snowy"), image)
     assert store.path(4, "snowy").suffix == ".npy"
+    # A byte changed inside a PNG's image data, its size kept: named as broken by the chunks'
+    # checksums (libpng's own error, through torchvision's decoder, ended the process).
+    data = bytearray(png.path(4, "snowy").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    png.path(4, "snowy").write_bytes(bytes(data))
+    assert png.broken([4], verify=True) == [(4, "snowy")]
+    with pytest.raises(CorruptEditError, match=r"4\.png.*broken.*Repair the store"):
+        png.read(4, "snowy")
 
 
 def test_store_folder_hash_and_generate_command(tmp_path):
