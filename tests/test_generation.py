@@ -741,7 +741,7 @@ def test_two_ranks_with_fewer_missing_edits_than_ranks(flowers, tmp_path):
     ddp = ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
 
-    def run(overrides: list[str], name: str) -> subprocess.CompletedProcess:
+    def run(overrides: list[str], name: str, status: int = 0) -> subprocess.CompletedProcess:
         done = subprocess.run(
             [sys.executable, "generate.py", *overrides, *ddp, f"hydra.run.dir={tmp_path / name}"],
             cwd=ROOT,
@@ -750,7 +750,7 @@ def test_two_ranks_with_fewer_missing_edits_than_ranks(flowers, tmp_path):
             text=True,
             timeout=300,
         )
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert done.returncode == status, done.stdout[-3000:] + done.stderr[-3000:]
         return done
 
     done = run(ov, "resume")
@@ -763,7 +763,8 @@ def test_two_ranks_with_fewer_missing_edits_than_ranks(flowers, tmp_path):
 
     # No edit has a pixel spread of 1 (blank_std names another store): all 12 fail on both ranks.
     failing = [*ov, "generator.blank_std=1.0", "generator.max_retries=0"]
-    done = run(failing, "fail")
+    done = run(failing, "fail", status=1)  # (the failed edits, not stored, end it with status 1)
+    assert "error: 12 edits failed and were not stored" in done.stderr
     assert [ln for ln in done.stdout.splitlines() if ln.startswith("summary:")] == [
         "summary: generated=0 existing=0 regenerated=0 failed=12"
     ]
@@ -2258,3 +2259,24 @@ def test_a_generation_sweep_of_two_data_folders_into_one_store_starts_no_job(tmp
         and "Give each data folder an edits folder of its own (generator.edits_dir=<folder>" in result.stderr
     ), result.stderr[-2000:]
     assert not edits.exists() and not (tmp_path / "sweep").exists()
+
+
+def test_edits_that_failed_every_try_end_generate_py_with_status_1(tmp_path):
+    """Edits that failed every try are not stored: generate.py says so in its last line and ends
+    with status 1 (it had ended with 0, and a script training next failed there); its log is kept."""
+    from tests.conftest import run_entry
+
+    root = write_fixture_dataset("imagefolder", tmp_path / "data", per_class=1)["data_dir"]
+    args = _imagefolder_overrides(
+        root, tmp_path / "edits", "generator.blank_std=100", "generator.max_retries=0"
+    )
+    result = run_entry("generate.py", [*args, f"hydra.run.dir={tmp_path / 'log'}"], tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "summary: generated=0 existing=0 regenerated=0 failed=" in result.stdout
+    last = result.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"error: \d+ edits failed and were not stored \(listed above\): run the same command again to try them with "
+        r"new seeds \(raise generator\.max_retries for more tries per run\)",
+        last,
+    ), last
+    assert "failed=" in (tmp_path / "log" / "generate.log").read_text()

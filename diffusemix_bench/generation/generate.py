@@ -21,7 +21,7 @@ from ..config import validate_config
 from ..data import ImageClassificationDataset, create_dataset, per_class_subset
 from ..data.datamodule import worker_init
 from ..data.splits import Splits, check_images_there, dataset_root, verify_as_asked
-from ..errors import USER_ERRORS, ConfigError, free_space, user_errors_reported, user_message
+from ..errors import USER_ERRORS, ConfigError, UserError, free_space, user_errors_reported, user_message
 from ..progress import counted, say
 from ..signals import ctrl_c_held, note_sigterm_only
 from .edit_model import (
@@ -765,6 +765,11 @@ def summary_line(counts: Counts) -> str:
     return line + "".join(" " + e for e in extra)
 
 
+class EditsFailedError(UserError):
+    """Edits that failed every try of a generate.py run (not stored): the command ends with status 1,
+    so that a script that trains next stops here."""
+
+
 def run_generate(cfg: DictConfig) -> None:
     """generate.py's entry: user errors (and a full disk) end with a message, not a traceback."""
     with user_errors_reported(
@@ -782,7 +787,16 @@ def run_generate(cfg: DictConfig) -> None:
                 "folder you may write with generator.edits_dir=<folder> (or paths.cache_dir=<folder>), in "
                 "generate.py and train.py alike"
             )
-        generate(cfg)
+        summary = generate(cfg)
+        if summary["failed"]:  # (the store lacks them: a training run of it would be refused)
+            missed = EditsFailedError(
+                f"{counted(summary['failed'], 'edit')} failed and {'was' if summary['failed'] == 1 else 'were'} not "
+                "stored (listed above): run the same command again to try "
+                f"{'it' if summary['failed'] == 1 else 'them'} with new seeds (raise generator.max_retries for more "
+                "tries per run)"
+            )
+            missed.work_begun = summary["planned"]  # (generate.py keeps the log of the work done)
+            raise missed
 
 
 def memory_advice(cfg: DictConfig) -> str:
