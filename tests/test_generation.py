@@ -2280,3 +2280,48 @@ def test_edits_that_failed_every_try_end_generate_py_with_status_1(tmp_path):
         last,
     ), last
     assert "failed=" in (tmp_path / "log" / "generate.log").read_text()
+
+
+def test_an_edits_folder_given_a_level_off_is_named_with_the_folder_of_stores(tmp_path):
+    """generate.py given the store folder it printed (or a dataset's folder of stores) as
+    generator.edits_dir is refused with the folder to give: it had made a store inside the store
+    and every edit again. train.py's message for edits it cannot find names that folder too."""
+    from tests.conftest import run_entry
+
+    root = write_fixture_dataset("imagefolder", tmp_path / "data", per_class=1)["data_dir"]
+    edits = tmp_path / "edits"
+    assert generate(compose_generate(_imagefolder_overrides(root, edits)))["generated"] > 0
+    (store,) = edits.glob("imagefolder/train/*")
+    result = run_entry("generate.py", _imagefolder_overrides(root, store), tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert (
+        f"error: generator.edits_dir={store} is not a folder of edit stores itself, and generate.py would make every "
+        f"edit again in a store inside it: {store} is one edit store: give generator.edits_dir={edits} "
+        "dataset=imagefolder"
+    ) in result.stderr, result.stderr[-2000:]
+    assert not (store / "imagefolder").exists()
+    train = [
+        "dataset=imagefolder",
+        f"dataset.root={root}",
+        "aug=diffusemix",
+        "generator=tiny",
+        "generator.num_prompts=1",
+        f"generator.edits_dir={edits / 'imagefolder'}",
+        "debug=fast",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    result = run_entry("train.py", train, tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert (
+        f"generator.edits_dir={edits / 'imagefolder'} is not the folder of stores itself: {edits / 'imagefolder'} is "
+        f"one dataset's folder of stores: give generator.edits_dir={edits} dataset=imagefolder"
+    ) in result.stderr, result.stderr[-2000:]
+    # A folder that does not exist (a typo) is said to be that, with no store found deeper in the
+    # folder above it offered as the one meant.
+    from diffusemix_bench.generation.listing import list_stores
+
+    with pytest.raises(ConfigError) as missing:
+        list_stores(tmp_path / "edist")
+    assert str(missing.value).startswith(
+        f"{tmp_path / 'edist'}: no such folder of edit stores; give the folder"
+    )

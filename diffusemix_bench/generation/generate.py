@@ -787,6 +787,15 @@ def run_generate(cfg: DictConfig) -> None:
                 "folder you may write with generator.edits_dir=<folder> (or paths.cache_dir=<folder>), in "
                 "generate.py and train.py alike"
             )
+        from .listing import inside_the_stores
+
+        # A store's, a split's or a dataset's folder given (one that holds no stores of its own)
+        near = inside_the_stores(edits)
+        if near and not list(edits.glob("*/*/*/settings.json")):
+            raise ConfigError(
+                f"generator.edits_dir={edits} is not a folder of edit stores itself, and generate.py would make "
+                f"every edit again in a store inside it: {near}"
+            )
         summary = generate(cfg)
         if summary["failed"]:  # (the store lacks them: a training run of it would be refused)
             missed = EditsFailedError(

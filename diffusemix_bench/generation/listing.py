@@ -99,7 +99,7 @@ def list_stores(edits_dir: str | Path, dataset: str | None = None, disk: bool = 
         above = ""
         if root.parent.is_dir() and _store_files(root.parent, "*/*/*/settings.json"):
             above = f"; {root.parent} holds edit stores itself: give generator.edits_dir={root.parent}"
-        elif root.parent.is_dir() and (near := where_stores_are(root.parent)):
+        elif root.parent.is_dir() and (near := inside_the_stores(root.parent)):
             above = f"; {near}"  # (a folder below the edits folder given as paths.cache_dir)
         raise ConfigError(
             f"{root}: no such folder of edit stores"
@@ -225,6 +225,13 @@ def where_stores_are(edits_dir: str | Path, dataset: str | None = None) -> str:
         more = f" (and {len(below) - 1} more folder(s))" if len(below) > 1 else ""
         also = f" (or paths.cache_dir={root})" if below[0] == root / "edits" else ""
         return f"stores are further down, in {below[0]}{more}: give generator.edits_dir={below[0]}{also}"
+    return inside_the_stores(root)
+
+
+def inside_the_stores(edits_dir: str | Path) -> str:
+    """Where ``edits_dir`` is a folder inside a folder of stores (one dataset's, one split's, one
+    store), what it is and the setting that gives the folder of stores; else empty."""
+    root = Path(edits_dir).expanduser()
     if _store_files(root, "*/*/settings.json"):  # (one dataset's folder: <edits>/<dataset>)
         return (
             f"{root} is one dataset's folder of stores: give generator.edits_dir={root.parent} "

@@ -453,6 +453,12 @@ class DiffuseMix(Augmentation):
                     if store.folder.is_dir()
                     else f"are missing: no edit store of these settings exists yet ({store.folder})"
                 )
+                from ...generation.listing import where_stores_are
+
+                edits_dir = store.folder.parents[2]
+                near = where_stores_are(edits_dir, None)
+                if near and not store.folder.is_dir():  # (the edits folder given a level off)
+                    where += f"; generator.edits_dir={edits_dir} is not the folder of stores itself: {near}"
                 elsewhere = self._same_store_in_the_default_folder(store)
                 if elsewhere is not None:  # made there, this run pointed elsewhere
                     where = (
