@@ -1370,6 +1370,25 @@ def test_a_damaged_store_settings_file_is_named_by_training_and_written_anew_by_
     assert made["generated"] == 0 and (store.folder / "settings.json").read_text() == whole
     aug.check_edits(aug.edit_store(), list(range(12)))
 
+    # A value edited by hand (the file whole): said as that, and written anew as a damaged one is,
+    # not "delete the store" (its edits are this run's settings', which name the folder).
+    (store.folder / "settings.json").write_text(whole.replace('"steps": 2', '"steps": 3'))
+    assert (store.folder / "settings.json").read_text() != whole
+    with pytest.raises(UserError) as refused:
+        aug.check_edits(aug.edit_store(), list(range(12)))
+    assert str(refused.value) == (
+        f"{store.folder / 'settings.json'} was edited: its settings do not hash to the folder's name, "
+        f"{store.folder.name}, which is the hash of this run's, the settings the edits there were made with: "
+        f"{store.command} writes it anew, keeping every edit"
+    )
+    from diffusemix_bench.generation.listing import list_stores
+
+    (listed,) = list_stores(tmp_path)  # (stores.py: the edited settings are not shown as the store's)
+    assert "settings" not in listed and listed["problem"].startswith("settings.json was edited")
+    made = generate(cfg)
+    assert made["generated"] == 0 and (store.folder / "settings.json").read_text() == whole
+    assert "problem" not in list_stores(tmp_path)[0]
+
     other = EditStore(store.folder, [], {**store.settings, "steps": 1})
     (store.folder / "settings.json").write_text('{"model": ')
     with pytest.raises(UserError, match=r"is damaged .*Restore it from a copy, or delete"):
@@ -2179,11 +2198,12 @@ def test_generation_logs_with_damaged_bytes_or_marks_are_read_and_converted(tmp_
     format's name (edited by hand): the runs are read (the damaged line left out) and converted
     with the edits, not a UnicodeDecodeError that stops generate.py or a TypeError in stores.py."""
     from diffusemix_bench.generation.listing import describe, list_stores
+    from diffusemix_bench.generation.store import settings_hash
 
-    source = EditStore(tmp_path / "edits" / "flowers102" / "train" / "png", [], {"generator": "tiny"})
-    target = EditStore(
-        tmp_path / "edits" / "flowers102" / "train" / "npy", [], {"generator": "tiny", "format": "npy"}
-    )
+    split = tmp_path / "edits" / "flowers102" / "train"  # (each folder named by its settings' hash)
+    source = EditStore(split / settings_hash({"generator": "tiny"}), [], {"generator": "tiny"})
+    npy = {"generator": "tiny", "format": "npy"}
+    target = EditStore(split / settings_hash(npy), [], npy)
     for store in (source, target):
         store.folder.mkdir(parents=True)
         (store.folder / "settings.json").write_text(json.dumps(store.settings))

@@ -11,7 +11,7 @@ from typing import Any
 from ..config import GeneratorConfig
 from ..errors import ConfigError, did_you_mean
 from ..progress import duration_text
-from .store import EditStore, _as_setting
+from .store import EditStore, _as_setting, settings_hash
 
 USAGE = """python stores.py [paths.cache_dir=<folder> | generator.edits_dir=<folder>] [dataset=<name>] [disk=true]
 
@@ -139,6 +139,20 @@ def list_stores(edits_dir: str | Path, dataset: str | None = None, disk: bool = 
                     "dataset": name,
                     "split": split,
                     "problem": f"settings.json unreadable ({exc})",
+                }
+            )
+            continue
+        if settings_hash(settings) != folder.name:  # (a store's folder is named by its settings' hash)
+            found.append(
+                {
+                    "folder": folder,
+                    "dataset": name,
+                    "split": split,
+                    "problem": (
+                        "settings.json was edited (its settings do not hash to the folder's name, so they are not "
+                        "the ones its edits were made with); generate.py with the settings that made them writes "
+                        "it again"
+                    ),
                 }
             )
             continue

@@ -1216,6 +1216,21 @@ class EditStore:
             )
             return True
         if stored != self.settings:
+            edited = self.folder.name == settings_hash(self.settings) and not (
+                isinstance(stored, dict) and settings_hash(stored) == self.folder.name
+            )
+            if edited:  # (the folder's name is the hash of the settings its edits were made with: this run's)
+                said = (
+                    f"{path} was edited: its settings do not hash to the folder's name, {self.folder.name}, which "
+                    "is the hash of this run's, the settings the edits there were made with"
+                )
+                if not repair:
+                    raise EditStoreError(f"{said}: {self.command} writes it anew, keeping every edit")
+                write_atomic(path, json.dumps(self.settings, indent=2, sort_keys=True) + "\n")
+                log.warning(
+                    "%s was edited: written anew from this run's settings, whose hash names the folder", path
+                )
+                return True
             raise EditStoreError(
                 f"{path} holds other settings than this run's, under the same hash: delete {self.folder} "
                 "and rerun generate.py"
