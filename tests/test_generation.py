@@ -2345,3 +2345,18 @@ def test_an_edits_folder_given_a_level_off_is_named_with_the_folder_of_stores(tm
     assert str(missing.value).startswith(
         f"{tmp_path / 'edist'}: no such folder of edit stores; give the folder"
     )
+
+
+def test_a_run_logged_after_a_line_cut_short_is_kept(tmp_path):
+    """generation_log.jsonl whose last line was cut short (a write stopped part-way): the next run's
+    record goes on a line of its own and is read (it had been joined to the broken line, both lost)."""
+    from diffusemix_bench.generation.store import settings_hash
+
+    settings = {"generator": "tiny"}
+    store = EditStore(tmp_path / "flowers102" / "train" / settings_hash(settings), [], settings)
+    store.folder.mkdir(parents=True)
+    run = {"time": "2026-01-01T00:00:00", "generated": 4, "seconds": 7200.0, "devices": 1}
+    (store.folder / "generation_log.jsonl").write_text(json.dumps(run) + "\n" + json.dumps(run)[:30])
+    store.log_generation(generated=3, seconds=60.0, devices=2, splits=["train"])
+    runs = store.generation_runs()
+    assert [r["device_seconds"] for r in runs] == [7200.0, 120.0]

@@ -218,6 +218,18 @@ def batching_settings(g: DictConfig) -> dict[str, Any]:
     return {"batching": {"rule": BATCH_RULE, "blocks": prompt_blocks(ids, int(g.batch_size))}}
 
 
+def append_lines(path: Path, lines: list[str]) -> None:
+    """``lines`` appended to the text file ``path``, each on a line of its own: a last line cut short
+    (no newline: a write stopped part-way) is ended first, not joined to the first line added."""
+    with open(path, "a+b") as f:
+        f.seek(0, os.SEEK_END)
+        ended = f.tell() == 0
+        if not ended:
+            f.seek(-1, os.SEEK_END)
+            ended = f.read(1) == b"\n"
+        f.write(("" if ended else "\n").encode() + "".join(line + "\n" for line in lines).encode())
+
+
 def settings_hash(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -855,8 +867,7 @@ class EditStore:
             ]
             if new:
                 self.folder.mkdir(parents=True, exist_ok=True)
-                with open(mine, "a") as f:
-                    f.write("".join(line + "\n" for line in new))
+                append_lines(mine, new)
 
     # -- claims ------------------------------------------------------------------------------
     def claim(self, name: str):
@@ -1316,8 +1327,7 @@ class EditStore:
             "prompts": list(self.prompt_ids),  # (the prompts it was asked for: generator.num_prompts)
             **({"stopped": True} if stopped else {}),
         }
-        with open(self.folder / "generation_log.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_lines(self.folder / "generation_log.jsonl", [json.dumps(record)])
 
     def generation_runs(self) -> list[dict[str, Any]]:
         """The generate.py runs logged in this store's generation_log.jsonl, in order, each as
