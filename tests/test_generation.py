@@ -93,8 +93,17 @@ def test_prompt_library_templates_counts_and_stable_ids():
         build_prompts(PAPER_PROMPTS, num_prompts=10)
     with pytest.raises(ConfigError, match="prompt_template"):
         build_prompts(PAPER_PROMPTS, "fancy")
-    with pytest.raises(ConfigError, match="share the id"):
+    with pytest.raises(ConfigError, match=r"generator.prompts lists 'autumn' twice: give each prompt once"):
         build_prompts(["autumn", "autumn"])
+    # Letters outside a-z alone have an id (they had been said to be no letters); punctuation has none.
+    assert re.fullmatch(r"prompt_[0-9a-f]{8}", prompt_id("雪")) and prompt_id("雪") != prompt_id("雨")
+    with pytest.raises(ConfigError, match="has no letters or digits"):
+        prompt_id("!!!")
+    # A long prompt's id fits a folder's name (a file system takes 255 bytes): shortened, with a
+    # longer hash of the whole text; ids that fit stay as they were.
+    long = " ".join(["a watercolor painting of a flower field at dawn"] * 6)
+    assert len(long) > 255 and len(prompt_id(long)) == 255 and prompt_id(long) != prompt_id(long + "s")
+    assert prompt_id(long[:200]) == long[:200].replace(" ", "-")
 
 
 # -- the store API -------------------------------------------------------------------------------

@@ -42,12 +42,25 @@ def prompt_id(raw: str) -> str:
     "ukiyo--e"). Any other text (capitals, punctuation, repeated spaces) gets its slug plus "_"
     and a hash of the exact text, so two different prompts never share an id, and therefore never
     share stored edits."""
+    digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()
     if _CANONICAL.fullmatch(raw):
-        return raw.replace("-", "--").replace(" ", "-")
-    slug = re.sub(r"[^a-z0-9]+", "-", raw.lower()).strip("-")
-    if not slug:
-        raise ConfigError(f"generator.prompts: prompt {raw!r} has no letters or digits")
-    return f"{slug}_{hashlib.sha256(raw.encode('utf-8')).hexdigest()[:8]}"
+        made = raw.replace("-", "--").replace(" ", "-")
+    else:
+        slug = re.sub(r"[^a-z0-9]+", "-", raw.lower()).strip("-")
+        if not slug:
+            if not any(ch.isalnum() for ch in raw):
+                raise ConfigError(f"generator.prompts: prompt {raw!r} has no letters or digits")
+            slug = "prompt"  # (letters outside a-z alone, 雪: the hash tells them apart)
+        made = f"{slug}_{digest[:8]}"
+    if len(made) > MAX_ID:
+        # A long prompt: the id names a folder of the store, and a file system takes names of up to
+        # 255 bytes; its start and a longer hash of the whole text (only such ids are shortened).
+        made = f"{made[: MAX_ID - 17].rstrip('-_')}_{digest[:16]}"
+    return made
+
+
+#: The longest prompt id (a folder's name: most file systems take 255 bytes).
+MAX_ID = 255
 
 
 def apply_template(raw: str, template: str) -> str:
@@ -76,9 +89,15 @@ def build_prompts(
     out = [Prompt(prompt_id(p), p, apply_template(p, template)) for p in prompts]
     seen: dict[str, str] = {}
     for p in out:
+        if p.id in seen and seen[p.id] == p.raw:
+            raise ConfigError(
+                f"generator.prompts lists {p.raw!r} twice: give each prompt once (a prompt's edits are one set, "
+                "made once)"
+            )
         if p.id in seen:
             raise ConfigError(
-                f"generator.prompts lists {seen[p.id]!r} and {p.raw!r}, which share the id '{p.id}'"
+                f"generator.prompts lists {seen[p.id]!r} and {p.raw!r}, which share the id '{p.id}': word one of "
+                "them otherwise"
             )
         seen[p.id] = p.raw
     return out
