@@ -1136,6 +1136,9 @@ def test_stores_listing_says_what_a_damaged_store_holds_and_where_the_folder_giv
         ": no edit recorded: its manifest/ folder (the record of finished edits) is gone while edits/ holds files"
         in line(lost)
     )
+    shutil.rmtree(lost.folder / "edits")  # (a store left by a run stopped before its first edit)
+    (lost.folder / "edits" / every[0].id).mkdir(parents=True)
+    assert "manifest/ folder" not in line(lost) and ": no edit recorded" in line(lost)
 
     unnamed = made(3, 1, 1)
     unnamed.close()

@@ -167,7 +167,7 @@ def list_stores(edits_dir: str | Path, dataset: str | None = None, disk: bool = 
             "prompts": sorted(per_prompt),
             "images": max(per_prompt.values(), default=0),
             # (edits/ holds files the record of finished edits, manifest/, no longer lists)
-            "manifest_gone": not (folder / "manifest").is_dir() and (folder / "edits").is_dir(),
+            "manifest_gone": not (folder / "manifest").is_dir() and _holds_a_file(folder / "edits"),
         }
         runs = store.generation_runs()
         # The prompts generate.py was asked for (its generator.num_prompts), where its runs say.
@@ -260,6 +260,11 @@ def inside_the_stores(edits_dir: str | Path) -> str:
             f"{root} is one edit store: give generator.edits_dir={at.parents[2]} dataset={at.parents[1].name}"
         )
     return ""
+
+
+def _holds_a_file(folder: Path) -> bool:
+    """Whether ``folder`` holds a file anywhere below it (its walk stops at the first)."""
+    return any(files for _, _, files in os.walk(folder))
 
 
 def _size(folder: Path) -> int:
