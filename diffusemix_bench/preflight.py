@@ -6,6 +6,7 @@ with one message (the entry points themselves: cli)."""
 from __future__ import annotations
 
 import re
+import shlex
 import sys
 from collections.abc import Callable
 from contextlib import contextmanager, suppress
@@ -671,6 +672,14 @@ def _unparsed_override(overrides: list[str]) -> str | None:
             parser.parse_overrides([override])
         except HydraException:
             key, _, value = override.partition("=")
+            items = _list_items(value)
+            if items is not None:  # a list: each item quoted, not the list (a string of brackets)
+                typed = shlex.quote(f"{key}=[{', '.join(_hydra_item(item) for item in items)}]")
+                return (
+                    f"{key}: its list {value} holds items Hydra's override grammar cannot read bare (spaces, "
+                    f"letters outside ASCII, = , ~ or quotes): quote each item for Hydra, inside the shell's "
+                    f"quotes: {typed}"
+                )
             if re.search(r"[=,\[\]{}()'\" ~]", value):
                 typed = hydra_quoted(key, value)
                 return (
@@ -685,6 +694,20 @@ def _unparsed_override(overrides: list[str]) -> str | None:
                     f"{hydra_quoted(key, value)}"
                 )
     return None
+
+
+def _list_items(value: str) -> list[str] | None:
+    """The items of a list value typed bare, ``[café au lait, snowy]``; None for another value (or
+    a list with quotes or nested brackets already, left to the other advice)."""
+    if not (value.startswith("[") and value.endswith("]")) or re.search(r"[\[\]{}()'\"]", value[1:-1]):
+        return None
+    items = [item.strip() for item in value[1:-1].split(",")]
+    return items if all(items) else None
+
+
+def _hydra_item(item: str) -> str:
+    """One item of a list for Hydra's grammar: bare where it reads it so, else in double quotes."""
+    return item if re.fullmatch(r"[A-Za-z0-9_./:+@-]+", item) else f'"{item}"'
 
 
 #: Hydra's flags that take the next argument as their value.

@@ -2810,6 +2810,24 @@ def test_a_value_hydras_grammar_cannot_read_gets_the_quoted_form(given, typed):
     assert parsed.value() == given.partition("=")[2]
 
 
+def test_a_list_hydras_grammar_cannot_read_gets_each_item_quoted():
+    """A list with an item Hydra cannot read bare (letters outside ASCII): each item is quoted, the
+    list left a list (the whole list quoted had been a string of brackets, refused in turn)."""
+    import shlex
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from diffusemix_bench.preflight import preflight
+
+    typed = """'generator.prompts=["café au lait", snowy]'"""
+    with pytest.raises(
+        ConfigError, match=re.escape(f"quote each item for Hydra, inside the shell's quotes: {typed}")
+    ):
+        preflight(["generator.prompts=[café au lait, snowy]"], str(CONF_DIR), "generate")
+    (parsed,) = OverridesParser.create().parse_overrides(shlex.split(typed))
+    assert parsed.value() == ["café au lait", "snowy"]
+
+
 @pytest.mark.parametrize("value", ["/runs/a_b-1.5", "/runs/josé", "/runs/0_aug=none,seed=0", "~/runs"])
 def test_a_printed_setting_reads_back_as_its_value(value):
     """The commands messages print (resume, evaluate) give each path in a form Hydra's grammar reads
