@@ -366,6 +366,25 @@ def preflight(argv: list[str], config_dir: str, config_name: str = "config"):
     not_list = re.search(
         r"Error merging override (\S+?)=(.*?): Invalid value assigned: \w+ is not a ListConfig", cause
     )
+    list_into_text = re.search(r"Error merging override (\S+?)=(.*?): Cannot convert 'list' to string", cause)
+    if list_into_text:  # aug.masks=[hv]: a setting of one value given a list
+        given, value = list_into_text.groups()
+        key = given.lstrip("+~")
+        raise ConfigError(
+            f"{given}={value}: {key} takes one value, not a list: give one ({key}=<value>), or sweep several with "
+            f"--multirun ({key}=<a>,<b>)"
+        )
+    null_item = re.search(
+        r"Error merging override (\S+?)=(.*?): Invalid type assigned: NoneType is not a subclass of (\w+)",
+        cause,
+    )
+    if null_item:  # generator.prompts=[a,null]: a list of values with null among them
+        given, value, kind = null_item.groups()
+        kinds = {"str": "text", "int": "whole numbers", "float": "numbers", "bool": "true or false"}
+        raise ConfigError(
+            f"{given}={value}: the items of {given.lstrip('+~')} are {kinds.get(kind, kind)}, and null is none: leave "
+            "it out of the list"
+        )
     into_text = re.search(r"Error merging override (\S+?)=(.*?): Cannot convert 'dict' to string", cause)
     if into_text:  # protocol.lr=0.1: a setting whose value is a name (protocol=<name>) given a key
         given, value = into_text.groups()

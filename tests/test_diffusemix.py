@@ -941,6 +941,15 @@ def test_figure4_writes_the_grid(make_cfg, tmp_path):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         fig_cfg = compose("figure4", overrides=["dataset=flowers102", "aug.figure_images=4"])
     assert fig_cfg.aug.name == "diffusemix" and fig_cfg.aug.figure_images == 4
+    # Another method is refused with the fix.
+    from omegaconf import open_dict
+
+    with open_dict(cfg):
+        cfg.aug = make_cfg(["aug=mixup"]).aug
+    with pytest.raises(
+        ConfigError, match=r"aug=mixup is another method: leave aug out \(its default is aug=diffusemix\)"
+    ):
+        write_figure4(cfg)
 
 
 def test_figure4_generates_only_the_edits_it_draws_on_request(make_cfg, tmp_path, caplog, monkeypatch):

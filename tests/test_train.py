@@ -3681,3 +3681,30 @@ def test_a_refusal_inside_train_leaves_no_folder_or_a_sweep_jobs_with_failure_js
             assert failure["status"] == "failed" and "adv.p refused here" in failure["error"]
         else:
             assert not run_dir.exists()
+
+
+@pytest.mark.parametrize(
+    ("config", "given", "said"),
+    [
+        (
+            "config",
+            "aug.masks=[hv]",
+            "aug.masks=[hv]: aug.masks takes one value, not a list: give one (aug.masks=<value>), or sweep several "
+            "with --multirun (aug.masks=<a>,<b>)",
+        ),
+        (
+            "generate",
+            "generator.prompts=[a,null]",
+            "generator.prompts=[a,null]: the items of generator.prompts are text, and null is none: leave it out of "
+            "the list",
+        ),
+    ],
+)
+def test_a_list_for_one_value_or_null_in_a_list_is_said_with_the_fix(config, given, said):
+    """Hydra's "Cannot convert 'list' to string" and "NoneType is not a subclass of str" said as
+    what was given wrong and how to give it."""
+    from diffusemix_bench.preflight import preflight
+
+    with pytest.raises(ConfigError) as refused:
+        preflight(["aug=diffusemix", given] if config == "config" else [given], str(CONF_DIR), config)
+    assert str(refused.value) == said

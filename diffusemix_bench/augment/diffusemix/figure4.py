@@ -161,7 +161,10 @@ def write_figure4(cfg: DictConfig) -> Path:
 
     validate_config(cfg)
     if cfg.aug.name != "diffusemix":
-        raise ConfigError(f"figure4.py draws DiffuseMix's stages; got aug={cfg.aug.name}")
+        raise ConfigError(
+            f"figure4.py draws DiffuseMix's stages, and aug={cfg.aug.name} is another method: leave aug out (its "
+            "default is aug=diffusemix), or give aug=diffusemix with the aug.* settings to draw"
+        )
     if cfg.aug.figure_images < 1:
         raise ConfigError("figure4.py needs aug.figure_images >= 1 (the number of rows)")
     train = build_splits(cfg.dataset, cfg.paths.data_dir, read=("train",)).train
