@@ -100,10 +100,11 @@ def _run_train(cfg: DictConfig) -> float | None:
             check_fractions_leave_a_batch(cfg, splits.train, splits.val, splits.test, _given_by_debug())
             check_trainer_settings(cfg, validating=len(splits.val) > 0)
             if _starts_anew(cfg):
-                from .training.classifier import check_weights_file, fetch_pretrained
+                from .training.classifier import check_model_runs, fetch_pretrained
 
                 fetch_pretrained(cfg)  # published weights that cannot be had: no run folder
-                check_weights_file(cfg, splits.train.num_classes)  # nor a weights file of junk
+                # nor model options, an image size or a weights file its model cannot take
+                check_model_runs(cfg, splits.train.num_classes)
             if cfg.aug.name == "diffusemix" and cfg.get("ckpt_path") is None:
                 check_job_edits(
                     cfg, set(), splits, sizes=True

@@ -1342,6 +1342,39 @@ def test_trainer_settings_lightning_refuses_are_one_message_before_the_run_folde
         assert not run.exists()
 
 
+def test_a_model_its_options_or_the_image_size_cannot_build_or_run_is_refused_before_the_run_folder(tmp_path):
+    """model.kwargs its builder refuses, an option set by a setting of its own, and an image size a
+    model's layers cannot take: one message naming the settings, no traceback from the library and
+    no run folder (the model is built and given one image before the folder fills)."""
+    fixture = write_fixture_dataset("flowers102", tmp_path / "data")
+    base = ["dataset=flowers102", f"paths.data_dir={fixture['data_dir']}", "debug=fast", "print_config=false"]
+    for given, said in (
+        (
+            ["model=timm", "model.name=resnet10t", "+model.kwargs.drop_path=0.1"],
+            "model=timm model.name=resnet10t cannot be built with model.kwargs.drop_path=0.1: ResNet.__init__() got "
+            "an unexpected keyword argument 'drop_path'; give the options its builder takes",
+        ),
+        (
+            ["model=timm", "model.name=resnet10t", "+model.kwargs.num_classes=10"],
+            "model.kwargs.num_classes: num_classes is set by the dataset's classes, not by model.kwargs",
+        ),
+        (
+            ["model=preactresnet18", "model.kwargs.stem_stride=0"],
+            "model=preactresnet18 cannot be built with model.kwargs.stem_stride=0: stem_stride must be 1",
+        ),
+        (
+            ["model=timm", "model.name=convnext_atto", "dataset.image_size=16", "dataset.resize=20"],
+            "model=timm model.name=convnext_atto cannot take the run's images, 3 x 16 x 16 (dataset.image_size=16: "
+            "Calculated padded input size",
+        ),
+    ):
+        run = tmp_path / "run"
+        result = _run_script([*base, *given, f"hydra.run.dir={run}"], tmp_path)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        assert f"error: {said}" in result.stderr, result.stderr[-2000:]
+        assert not run.exists()
+
+
 def test_train_script_end_to_end(tmp_path):
 
     fixture = write_fixture_dataset("flowers102", tmp_path / "data")

@@ -55,6 +55,24 @@ def list_models() -> list[str]:
     return sorted(_BUILDERS)
 
 
+#: Options of a model's builder that settings of their own give (model.kwargs may not).
+_SET_ELSEWHERE = {
+    "num_classes": "the dataset's classes",
+    "pretrained": "model.pretrained",
+    "name": "model.name",
+}
+
+
+def check_options_set_elsewhere(options: dict) -> None:
+    """``model.kwargs`` giving an option its own setting gives: ConfigError naming that setting."""
+    taken = next((key for key in _SET_ELSEWHERE if key in options), None)
+    if taken is not None:
+        raise ConfigError(
+            f"model.kwargs.{taken}: {taken} is set by {_SET_ELSEWHERE[taken]}, not by model.kwargs; leave it out of "
+            "model.kwargs" + (f" (give model.{taken})" if taken != "num_classes" else "")
+        )
+
+
 def check_model_options(name: str, options: dict) -> None:
     """The keyword options ``model.kwargs`` gives a built-in model are its builder's (a builder that
     takes any, timm's, passes them on); else ConfigError naming the first unknown one, the close

@@ -8,9 +8,9 @@ import torch
 from omegaconf import DictConfig
 
 from ..config import IMAGENET_MEAN, IMAGENET_STD
-from ..errors import ConfigError
+from ..errors import ConfigError, UserError
 from ..models import Normalize, create_model, list_models
-from ..models.factory import check_model_options, check_timm_model
+from ..models.factory import check_model_options, check_options_set_elsewhere, check_timm_model
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +19,7 @@ def check_model(cfg: DictConfig) -> None:
     """Refuse a model the config names that does not exist (a built-in name, or a timm architecture
     and its pretrained weights), before the data is read."""
     m = cfg.model
+    check_options_set_elsewhere(dict(m.kwargs or {}))
     if m.source == "timm":
         check_timm_model(m.name, bool(m.pretrained) and m.weights is None)
     elif m.source == "builtin":
@@ -68,17 +69,47 @@ def fetch_pretrained(cfg: DictConfig) -> None:
     build_model(cfg, 2, log_normalisation=False)
 
 
-def check_weights_file(cfg: DictConfig, num_classes: int) -> None:
-    """The file a new run of ``cfg`` starts from (``model.weights``) read and fitted to its model
-    now (WeightsFileError where it is no weights file or fits another model), so that a refusal
-    leaves no run folder; the run reads it again as it builds its model."""
-    if cfg.model.weights is None:
-        return
-    from ..models.weights import load_weights
+def check_model_runs(cfg: DictConfig, num_classes: int) -> None:
+    """A new run's model built (without its starting weights) and given one image of the run's
+    size before its run folder fills: options its builder refuses (``model.kwargs``) and an image
+    size its layers cannot take are one ConfigError naming the settings, where they had been a
+    traceback from the library after the folder was written. The file it starts from
+    (``model.weights``) is read and fitted to it (WeightsFileError where it is no weights file or
+    fits another model); the run reads it again as it builds its model."""
+    m = cfg.model
+    name = f"model=timm model.name={m.name}" if m.source == "timm" else f"model={m.name}"
+    try:
+        model = build_model(cfg, num_classes, load_weights=False, log_normalisation=False)
+    except UserError:
+        raise
+    except (TypeError, ValueError, AssertionError, RuntimeError) as exc:
+        given = ", ".join(f"model.kwargs.{k}={v}" for k, v in dict(m.kwargs).items()) or "no model.kwargs"
+        raise ConfigError(
+            f"{name} cannot be built with {given}: {_first_line(exc)}; give the options its builder takes (or "
+            "leave model.kwargs out)"
+        ) from exc
+    size = int(cfg.dataset.image_size)
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, size, size))
+    except (RuntimeError, AssertionError, ValueError) as exc:
+        kwargs = ", ".join(f"model.kwargs.{k}={v}" for k, v in dict(m.kwargs).items())
+        raise ConfigError(
+            f"{name}{f' with {kwargs}' if kwargs else ''} cannot take the run's images, 3 x {size} x {size} "
+            f"(dataset.image_size={size}: {_first_line(exc)}): give a larger dataset.image_size (with "
+            f"dataset.resize above it){', other model.kwargs' if kwargs else ''}, or another model"
+        ) from exc
+    if m.weights is not None:
+        from ..models.weights import load_weights
 
-    load_weights(
-        build_model(cfg, num_classes, load_weights=False, log_normalisation=False), cfg.model.weights
-    )
+        load_weights(model, m.weights)
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's message, its first line, as the library wrote it (its type where empty)."""
+    text = str(exc).strip().splitlines()
+    return " ".join(text[0].split()) if text else type(exc).__name__
 
 
 def _same_stats(a, b) -> bool:
