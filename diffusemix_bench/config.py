@@ -216,8 +216,8 @@ class TrainerConfig:
     num_nodes: int = 1
     strategy: str = "auto"
     precision: str = "32-true"
-    gradient_clip_val: float | None = None
-    accumulate_grad_batches: int = 1
+    gradient_clip_val: float | None = bounded(None, low=0, null="no clipping")
+    accumulate_grad_batches: int = bounded(1, low=1)
     check_val_every_n_epoch: int = 1
     val_check_interval: Any = None  # see BATCH_COUNT_SETTINGS
     log_every_n_steps: int = 50
@@ -1478,6 +1478,25 @@ def check_values(cfg, here: bool = True) -> None:
     check_fields(cfg.optim, OptimConfig, "optim")
     check_fields(cfg.sched, SchedConfig, "sched")
     check_fields(cfg.loss, LossConfig, "loss")
+    check_fields(cfg.trainer, TrainerConfig, "trainer")
+    t = cfg.trainer
+    if t.get("min_epochs") is not None and t.max_epochs >= 0 and t.min_epochs > t.max_epochs:
+        raise ConfigError(
+            f"trainer.min_epochs={t.min_epochs} is more than trainer.max_epochs={t.max_epochs}: the run would stop at "
+            "trainer.max_epochs; give trainer.min_epochs <= trainer.max_epochs (or leave it out)"
+        )
+    betas = list(cfg.optim.betas)
+    if len(betas) != 2 or not all(isinstance(b, int | float) and 0 <= b < 1 for b in betas):
+        raise ConfigError(
+            f"optim.betas={betas}: give two numbers from 0 up to (not including) 1, the decay rates of Adam's two "
+            "running averages (optim.betas=[0.9,0.999])"
+        )
+    early = [m for m in cfg.sched.milestones if not isinstance(m, int) or m < 1]
+    if early:
+        raise ConfigError(
+            f"sched.milestones={list(cfg.sched.milestones)}: each is an epoch after which the learning rate is "
+            f"multiplied by sched.gamma, a whole number of 1 or more ({early[0]} is not)"
+        )
     if cfg.get("protocol") is not None:  # (a paper protocol's SGD settings: its message says why)
         check_protocol_optimiser(cfg)
     o, defaults = cfg.optim, OptimConfig()

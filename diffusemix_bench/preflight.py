@@ -31,6 +31,7 @@ def before_hydra(config_dir: str, config_name: str = "config") -> bool:
     (False: nothing to run), else the command line checked (True: run it)."""
     with user_errors_reported():
         check_sweeper_params(sys.argv[1:])
+        check_group_names(sys.argv[1:], config_dir)
     sys.argv[1:] = multirun_flag_first(expand_globs(sys.argv[1:], config_dir))
     if config_name == "generate":  # a training sweep's methods and seeds make the same edits
         sys.argv[1:] = generation_sweep(sys.argv[1:], config_dir)
@@ -55,6 +56,31 @@ def check_sweeper_params(argv: list[str]) -> None:
         raise ConfigError(
             f"{arg}: hydra.sweeper.params is where an experiment file lists its sweep; on the command line, "
             f"sweep the setting itself with --multirun ({swept}), which replaces the experiment's values of it"
+        )
+
+
+#: Config groups whose option is chosen by the group (``optim=adamw``), its ``name`` with it: their
+#: ``name`` given alone (``optim.name=adamw``) kept the other option's settings (SGD's lr 0.1).
+NAMED_BY_GROUP = {
+    "optim": "optim=sgd's learning rate and weight decay",
+    "sched": "sched=multistep's milestones",
+}
+
+
+def check_group_names(argv: list[str], config_dir: str) -> None:
+    """``optim.name=<x>`` or ``sched.name=<x>`` on the command line: the name changes alone, and the
+    settings of the option chosen (the default's, or a protocol's) stay, so Adam trained with
+    SGD's learning rate and weight decay. Refused with the group's option that sets both."""
+    for arg in argv:
+        key, eq, value = arg.lstrip("+~").partition("=")
+        group = key.removesuffix(".name")
+        if not eq or key == group or group not in NAMED_BY_GROUP:
+            continue
+        options = sorted(p.stem for p in (Path(config_dir) / group).glob("*.yaml"))
+        raise ConfigError(
+            f"{arg}: {group}.name changes the name alone and keeps the settings of the {group} option chosen "
+            f"({NAMED_BY_GROUP[group]}, say); choose the option, which sets them too: "
+            + (f"{group}={value}" if value in options else f"{group}=<{'|'.join(options)}>")
         )
 
 

@@ -58,7 +58,7 @@ def option_overrides(group: str, option: str) -> list[str]:
         pytest.skip("loss=jsd needs a three-view method; trained with those in their own tests")
     if group == "debug" and option != "fast":
         pytest.skip("the debug presets other than fast train in test_debug_presets_train, on enough data")
-    if (group, option) == ("optim", "adamw"):
+    if group == "optim" and option != "sgd":
         overrides.append("protocol=custom")  # the default dataset's paper protocol is SGD's
     if (group, option) == ("protocol", "finetune_resnet50"):
         # Hub weights cannot be downloaded here; the offline error is tested in test_models.
@@ -2935,6 +2935,25 @@ def test_a_sweep_whose_jobs_share_a_folder_starts_no_job(tmp_path, given, said):
         (["sched=step", "sched.step_size=0"], "sched.step_size must be >= 1"),  # (a division by zero)
         (["sched.name=linear"], "sched.name must be one of cosine, none, step, multistep; got 'linear'"),
         (["optim.name=rmsprop"], "optim.name must be one of sgd, adam, adamw; got 'rmsprop'"),
+        # Lightning's trainer settings out of range: a ZeroDivisionError, or accepted and ignored.
+        (["trainer.accumulate_grad_batches=0"], "trainer.accumulate_grad_batches must be >= 1; got 0"),
+        (["trainer.gradient_clip_val=-1"], "trainer.gradient_clip_val must be >= 0 (or null: no clipping)"),
+        (
+            ["trainer.min_epochs=3", "trainer.max_epochs=1"],
+            "trainer.min_epochs=3 is more than trainer.max_epochs=1",
+        ),
+        (
+            ["optim=adamw", "protocol=custom", "optim.betas=[0.9]"],
+            "optim.betas=[0.9]: give two numbers from 0 up to (not including) 1",
+        ),
+        (
+            ["optim=adam", "protocol=custom", "optim.betas=[1.5,0.999]"],
+            "optim.betas=[1.5, 0.999]: give two numbers",
+        ),
+        (
+            ["sched.milestones=[0,5]"],
+            "sched.milestones=[0, 5]: each is an epoch after which the learning rate",
+        ),
         (["loss.label_smoothing=1.5"], "loss.label_smoothing must be in [0, 1]"),
         (["loss.jsd_weight=-3"], "loss.jsd_weight must be >= 0"),
         (
@@ -3714,6 +3733,25 @@ def test_a_refusal_inside_train_leaves_no_folder_or_a_sweep_jobs_with_failure_js
             assert failure["status"] == "failed" and "adv.p refused here" in failure["error"]
         else:
             assert not run_dir.exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("optim.name=adamw", "optim.name=adamw: optim.name changes the name alone and keeps the settings of the optim "
+         "option chosen (optim=sgd's learning rate and weight decay, say); choose the option, which sets them too: "
+         "optim=adamw"),
+        ("sched.name=cosine", "choose the option, which sets them too: sched=cosine"),
+    ],
+)  # fmt: skip
+def test_a_groups_name_given_alone_is_refused_with_the_option(tmp_path, given, said):
+    """optim.name=adamw kept SGD's learning rate and weight decay (0.1, 1e-4) for AdamW: refused with
+    the group's option, which sets its own; optim=adam is one."""
+    result = run_entry("train.py", [given, "protocol=custom", "--cfg", "job"], tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert said in result.stderr, result.stderr[-2000:]
+    listed = run_entry("train.py", ["optim=adam", "protocol=custom", "--cfg", "job"], tmp_path)
+    assert listed.returncode == 0 and "name: adam\n  lr: 0.001" in listed.stdout, listed.stderr[-2000:]
 
 
 @pytest.mark.parametrize(
