@@ -1381,6 +1381,11 @@ def check_weights_there(cfg) -> None:
     from .errors import ConfigError
 
     weights = cfg.model.get("weights") if "model" in cfg else None
+    if weights and Path(str(weights)).expanduser().is_dir():
+        raise ConfigError(
+            f"model.weights={weights} is a folder; set model.weights=<the weight file in it> (.safetensors, .pt, "
+            ".pth or a checkpoint's .ckpt)"
+        )
     if weights and not Path(str(weights)).expanduser().is_file():
         raise ConfigError(
             f"model.weights={weights}: no such file here; set model.weights=<an existing weight file> "

@@ -203,6 +203,50 @@ def test_ddp_module_prefix_and_model_key(tmp_path, source):
     torch.testing.assert_close(_outputs(target), _outputs(source))
 
 
+def test_weights_in_the_forms_other_tools_save_them_load(tmp_path, source):
+    """A compiled model held by a LightningModule (``model._orig_mod.backbone.``: a run of this
+    framework with model.compile=true), PyTorch's tutorial checkpoint (``model_state_dict`` beside
+    the epoch and the optimiser's state), and a safetensors file named .bin or a torch file named
+    .safetensors (read as what their bytes are) all load."""
+    state = source.backbone.state_dict()
+    forms = {
+        "compiled.ckpt": lambda p: torch.save({"state_dict": {f"model._orig_mod.backbone.{k}": v for k, v in state.items()}}, p),
+        "tutorial.pt": lambda p: torch.save({"epoch": 3, "model_state_dict": state, "optimizer_state_dict": {}, "loss": 0.5}, p),
+        "named.bin": lambda p: save_file(state, p),
+        "torch.safetensors": lambda p: torch.save(state, p),
+    }  # fmt: skip
+    for name, write in forms.items():
+        write(tmp_path / name)
+        target = create_model("preactresnet18", 10)
+        load_weights(target, tmp_path / name)
+        torch.testing.assert_close(_outputs(target), _outputs(source), msg=name)
+
+
+def test_weight_files_that_cannot_be_used_say_why_and_the_fix(tmp_path, source):
+    from omegaconf import OmegaConf
+
+    from diffusemix_bench.config import check_weights_there
+    from diffusemix_bench.models.weights import WeightsFileError
+
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(
+        WeightsFileError, match=r"empty\.pt is empty \(0 bytes: a copy or download cut short\?\)"
+    ):
+        load_weights(create_model("preactresnet18", 10), tmp_path / "empty.pt")
+    torch.save({"epoch": 3, "weights": [1, 2]}, tmp_path / "other.pt")
+    with pytest.raises(
+        WeightsFileError, match=r"are not tensors: \['epoch', 'weights'\]; re-save the model's own"
+    ):
+        load_weights(create_model("preactresnet18", 10), tmp_path / "other.pt")
+    torch.save({}, tmp_path / "nothing.pt")
+    with pytest.raises(WeightsFileError, match=r"got an empty dict; re-save the model's state dict"):
+        load_weights(create_model("preactresnet18", 10), tmp_path / "nothing.pt")
+    (tmp_path / "folder").mkdir()
+    cfg = OmegaConf.create({"model": {"weights": str(tmp_path / "folder")}})
+    with pytest.raises(ConfigError, match=r"folder is a folder; set model.weights=<the weight file in it>"):
+        check_weights_there(cfg)
+
+
 def test_head_mismatch_dropped_and_reported(tmp_path):
     source = _trained(num_classes=1000)
     path = tmp_path / "in1k.safetensors"

@@ -13,8 +13,9 @@ from safetensors.torch import load_file
 from ..errors import UserError
 from .classifier import ImageClassifier
 
-# Where a model's state dict sits inside a saved object: a Lightning checkpoint, or {"model": ...}.
-_CONTAINER_KEYS = ("state_dict", "model")
+# Where a model's state dict sits inside a saved object: a Lightning checkpoint, {"model": ...}, or
+# PyTorch's tutorial form ({"epoch", "model_state_dict", "optimizer_state_dict", ...}).
+_CONTAINER_KEYS = ("state_dict", "model", "model_state_dict")
 # Prefixes in front of the backbone's own keys: none (a bare timm / torchvision model), an
 # ImageClassifier, a LightningModule holding the backbone or the ImageClassifier as `model`.
 _PREFIXES = ("", "backbone.", "model.", "model.backbone.")
@@ -30,7 +31,8 @@ def _strip_wrappers(key: str) -> str:
         for wrapper in _WRAPPERS:
             if key.startswith(wrapper):
                 key, stripped = key[len(wrapper) :], True
-    return key
+    # torch.compile's segment anywhere (a compiled model held by a module: model._orig_mod.backbone.)
+    return key.replace("._orig_mod.", ".")
 
 
 class WeightsFileError(UserError, ValueError):
@@ -42,13 +44,20 @@ _READABLE = "give model.weights a file written by torch.save or safetensors' sav
 
 
 def _read(path: Path) -> object:
-    if path.suffix == ".safetensors":
+    with open(path, "rb") as f:
+        start = f.read(9)
+    if not start:
+        raise WeightsFileError(f"{path} is empty (0 bytes: a copy or download cut short?); {_READABLE}")
+    # A safetensors file starts with its header's length and the header's "{"; a torch file is a zip
+    # ("PK") or a pickle: read as what the bytes are, whatever the name's suffix.
+    if len(start) == 9 and start[8:9] == b"{":
         try:
             return load_file(path, device="cpu")
         except SafetensorError as err:
             raise WeightsFileError(f"{path} is not a readable safetensors file ({err}); {_READABLE}") from err
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with open(path, "rb") as f:  # (an open file: torch.load reads a path by its suffix too)
+            return torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         # torch's message wraps the unpickler's reason in advice to retry with weights_only=False.
         detail = str(err).split("WeightsUnpickler error:", 1)[-1].split("Check the documentation")[0]
@@ -80,12 +89,16 @@ def _state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, Mapping) or not obj:
         raise WeightsFileError(
             f"{path} holds no state dict (expected a mapping of names to tensors, at the top or under "
-            f"{' / '.join(repr(k) for k in _CONTAINER_KEYS)}), got {type(obj).__name__}"
+            f"{' / '.join(repr(k) for k in _CONTAINER_KEYS)}), got {'an empty ' if not obj else ''}"
+            f"{type(obj).__name__}; re-save the model's state dict (torch.save(model.state_dict(), 'weights.pt')) "
+            "and set model.weights=<that file>"
         )
     not_tensors = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
     if not_tensors:
         raise WeightsFileError(
-            f"{path}: {len(not_tensors)} entries of the state dict are not tensors: {not_tensors[:_SHOWN]}"
+            f"{path}: {len(not_tensors)} entries of the state dict are not tensors: {not_tensors[:_SHOWN]}; "
+            "re-save the model's own state dict alone (torch.save(model.state_dict(), 'weights.pt')) and set "
+            "model.weights=<that file>"
         )
     return {_strip_wrappers(str(k)): v for k, v in obj.items()}
 
