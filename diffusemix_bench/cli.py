@@ -102,9 +102,9 @@ def _run_train(cfg: DictConfig) -> float | None:
             if _starts_anew(cfg):
                 from .training.classifier import check_model_runs, fetch_pretrained
 
-                fetch_pretrained(cfg)  # published weights that cannot be had: no run folder
-                # nor model options, an image size or a weights file its model cannot take
+                # Model options, an image size or a weights file its model cannot take: no run folder
                 check_model_runs(cfg, splits.train.num_classes)
+                fetch_pretrained(cfg)  # nor published weights that cannot be had
             if cfg.aug.name == "diffusemix" and cfg.get("ckpt_path") is None:
                 check_job_edits(
                     cfg, set(), splits, sizes=True

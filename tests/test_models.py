@@ -414,8 +414,12 @@ def test_pretrained_torchvision_cache_file_is_read_as_tensors_only(offline, monk
     torch.save({"conv1.weight": _RunsCode()}, target)
     with pytest.raises(
         PretrainedWeightsError, match=r"resnet18-f37072fd\.pth is not the weight file .*delete it"
-    ):
+    ) as refused:
         create_model("resnet18", 10, pretrained=True)
+    # torch's reason alone, whole: not its advice to load the file with weights_only=False
+    assert "weights_only set to False" not in str(refused.value) and "Unsupported global" in str(
+        refused.value
+    )
     assert not exploited.exists()
     target.write_bytes(b"PK\x03\x04 cut short")
     with pytest.raises(
@@ -442,6 +446,16 @@ def test_pretrained_timm_from_hub_cache_gets_fresh_head(offline):
     model = create_model("timm", 10, pretrained=True, name="resnet10t")
     torch.testing.assert_close(model.backbone.conv1[0].weight, published["conv1.0.weight"])
     assert model.backbone.fc.out_features == 10
+    # The cached file cut short: one message naming the cache and the fix (a SafetensorError's
+    # traceback had come from timm).
+    cached = repo / "snapshots" / commit / "model.safetensors"
+    cached.write_bytes(cached.read_bytes()[:1000])
+    with pytest.raises(
+        PretrainedWeightsError,
+        match=r"the cached pretrained weights of timm 'resnet10t' \(under .*models--timm--resnet10t\.c3_in1k\) "
+        r"cannot be read \(.*\): delete that folder's copy",
+    ):
+        create_model("timm", 10, pretrained=True, name="resnet10t")
 
 
 def test_pretrained_unavailable_for_preactresnet18():

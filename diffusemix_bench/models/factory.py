@@ -14,12 +14,13 @@ from typing import NamedTuple
 
 import torch
 import torchvision.models as tvm
+from safetensors import SafetensorError
 from torch import nn
 
 from ..errors import ConfigError, PretrainedWeightsError
 from .classifier import IMAGENET_MEAN, IMAGENET_STD, ImageClassifier, MeanStd
 from .preact_resnet import preact_resnet18
-from .weights import load_weights
+from .weights import load_refusal, load_weights
 
 log = logging.getLogger(__name__)
 
@@ -202,10 +203,9 @@ def _torchvision_resnet(
     except OSError as err:
         raise _offline_error(f"{weights} ({weights.url})", location, err) from err
     except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as err:
-        text = " ".join(str(err).split()).split("Check the documentation")[0].strip()
         raise PretrainedWeightsError(
             f"{location} is not the weight file {weights} (torch.load with weights_only=True refused it: "
-            f"{text[:300]}); delete it and run again to download it, or train from scratch with "
+            f"{load_refusal(err)}); delete it and run again to download it, or train from scratch with "
             "model.pretrained=false"
         ) from None
     net = build(num_classes=len(weights.meta["categories"]))
@@ -352,6 +352,18 @@ def _timm(num_classes: int, *, pretrained: bool, name: str | None = None, **timm
         # timm drops the pretrained classifier itself when num_classes differs and starts a fresh one.
         with _no_empty_folders_left(*caches), _hub_offline_where_unreachable(pretrained):
             net = timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **timm_options)
+    except (SafetensorError, pickle.UnpicklingError, EOFError) as err:  # a cached file damaged
+        cfg = timm.models.get_pretrained_cfg(name)
+        location = (
+            Path(huggingface_hub.constants.HF_HUB_CACHE) / f"models--{cfg.hf_hub_id.replace('/', '--')}"
+            if cfg is not None and cfg.hf_hub_id
+            else Path(torch.hub.get_dir()) / "checkpoints"
+        )
+        raise PretrainedWeightsError(
+            f"the cached pretrained weights of timm '{name}' (under {location}) cannot be read "
+            f"({load_refusal(err)}): delete that folder's copy and run again to download them, or train from "
+            "scratch with model.pretrained=false"
+        ) from None
     except OSError as err:
         cfg = timm.models.get_pretrained_cfg(name)
         if cfg is not None and cfg.hf_hub_id:

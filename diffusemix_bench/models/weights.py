@@ -43,6 +43,13 @@ class WeightsFileError(UserError, ValueError):
 _READABLE = "give model.weights a file written by torch.save or safetensors' save_file"
 
 
+def load_refusal(err: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in its own first sentence: torch wraps
+    the unpickler's reason in advice to retry with weights_only=False (never taken here)."""
+    detail = str(err).split("WeightsUnpickler error:", 1)[-1].split("Check the documentation")[0]
+    return " ".join(detail.split()).split(". ")[0]
+
+
 def _read(path: Path) -> object:
     with open(path, "rb") as f:
         start = f.read(9)
@@ -59,9 +66,7 @@ def _read(path: Path) -> object:
         with open(path, "rb") as f:  # (an open file: torch.load reads a path by its suffix too)
             return torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        # torch's message wraps the unpickler's reason in advice to retry with weights_only=False.
-        detail = str(err).split("WeightsUnpickler error:", 1)[-1].split("Check the documentation")[0]
-        reason = " ".join(detail.split()).split(". ")[0]
+        reason = load_refusal(err)
         if not reason.startswith("Unsupported global"):
             raise WeightsFileError(f"{path} is not a readable torch file ({reason}); {_READABLE}") from err
         raise WeightsFileError(
