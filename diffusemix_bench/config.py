@@ -1496,6 +1496,13 @@ def check_values(cfg, here: bool = True) -> None:
             f"optim.betas={betas}: give two numbers from 0 up to (not including) 1, the decay rates of Adam's two "
             "running averages (optim.betas=[0.9,0.999])"
         )
+    warmup = cfg.sched.warmup_epochs
+    if warmup > 0 and t.max_epochs > 0 and warmup >= t.max_epochs:
+        raise ConfigError(
+            f"sched.warmup_epochs={warmup} is as long as the run or longer (trainer.max_epochs={t.max_epochs}): the "
+            f"learning rate would only rise, never reaching optim.lr nor following sched={cfg.sched.name}; give "
+            "sched.warmup_epochs below trainer.max_epochs"
+        )
     early = [m for m in cfg.sched.milestones if not isinstance(m, int) or m < 1]
     if early:
         raise ConfigError(

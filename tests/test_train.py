@@ -2954,6 +2954,10 @@ def test_a_sweep_whose_jobs_share_a_folder_starts_no_job(tmp_path, given, said):
             ["sched.milestones=[0,5]"],
             "sched.milestones=[0, 5]: each is an epoch after which the learning rate",
         ),
+        (
+            ["sched=cosine", "sched.warmup_epochs=5", "trainer.max_epochs=2"],
+            "sched.warmup_epochs=5.0 is as long as the run or longer (trainer.max_epochs=2)",
+        ),
         (["loss.label_smoothing=1.5"], "loss.label_smoothing must be in [0, 1]"),
         (["loss.jsd_weight=-3"], "loss.jsd_weight must be >= 0"),
         (
