@@ -541,6 +541,15 @@ def test_the_normalisation_line_says_imagenets_statistics_are_not_the_datasets_o
         said[dataset] = next(r.getMessage() for r in caplog.records if "normalisation" in r.getMessage())
     assert said["imagefolder"].endswith("(dataset.mean/dataset.std: ImageNet's statistics)"), said
     assert said["cifar100"].endswith("(dataset.mean/dataset.std)"), said
+    # model.mean given alone: the std is said to come from where it does.
+    cfg = compose_config(
+        ["dataset=cifar100", "model=resnet18", "dataset.image_size=32", "model.mean=[0.5,0.5,0.5]"]
+    )
+    caplog.clear()
+    with caplog.at_level("INFO", logger="diffusemix_bench.training.classifier"):
+        build_model(cfg, 3)
+    line = next(r.getMessage() for r in caplog.records if "normalisation" in r.getMessage())
+    assert line.endswith("(model.mean; the std: dataset.mean/dataset.std)"), line
 
 
 def test_a_misspelt_timm_family_is_answered_with_a_listing_that_lists_models():

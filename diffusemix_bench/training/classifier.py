@@ -146,8 +146,11 @@ def build_model(
     if (m.pretrained or m.weights is not None) and model.pretrained_mean_std is not None:
         mean, std = (list(v) for v in model.pretrained_mean_std)
         source = "the pretrained weights'"
-    if m.mean is not None or m.std is not None:
+    if m.mean is not None and m.std is not None:
         source = "model.mean/model.std"
+    elif m.mean is not None or m.std is not None:  # (one given: the other as it would have been)
+        given, other = ("mean", "std") if m.mean is not None else ("std", "mean")
+        source = f"model.{given}; the {other}: {source}"
     mean, std = (m.mean if m.mean is not None else mean), (m.std if m.std is not None else std)
     if load_weights and log_normalisation:
         log.info("normalisation in the model: mean %s, std %s (%s)", list(mean), list(std), source)
