@@ -2372,3 +2372,17 @@ def test_a_run_logged_after_a_line_cut_short_is_kept(tmp_path):
     store.log_generation(generated=3, seconds=60.0, devices=2, splits=["train"])
     runs = store.generation_runs()
     assert [r["device_seconds"] for r in runs] == [7200.0, 120.0]
+
+
+def test_a_stores_listing_names_its_prompts_as_they_were_given(tmp_path):
+    """A prompt whose id is not its text (capitals, letters outside a-z, punctuation) is listed by
+    stores.py as generator.prompts gave it, from generate.py's log (it showed 'caf-au-lait_7c413039')."""
+    from diffusemix_bench.generation.listing import describe, list_stores
+
+    root = write_fixture_dataset("imagefolder", tmp_path / "data", per_class=1)["data_dir"]
+    edits = tmp_path / "edits"
+    given = ['generator.prompts=["café au lait","Snowy, with fog",autumn]', "generator.num_prompts=null"]
+    generate(compose_generate([*_imagefolder_overrides(root, edits), *given]))
+    (record,) = list_stores(edits)
+    assert sorted(record["prompts"]) == sorted(['"Snowy, with fog"', "autumn", "café au lait"])
+    assert "café au lait" in describe(record)

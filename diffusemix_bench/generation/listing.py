@@ -173,6 +173,9 @@ def list_stores(edits_dir: str | Path, dataset: str | None = None, disk: bool = 
         # The prompts generate.py was asked for (its generator.num_prompts), where its runs say.
         asked = [r["prompts"] for r in runs if r.get("prompts")]
         record["asked_prompts"] = max((len(p) for p in asked), default=None)
+        # Each prompt named as generator.prompts lists it, where a run recorded its text.
+        texts = {i: t for r in runs for i, t in r.get("prompt_texts", {}).items()}
+        record["prompts"] = [_named(texts.get(i, i)) for i in record["prompts"]]
         record["device_seconds"] = sum(r["device_seconds"] for r in runs) if runs else None
         # (hours spent by the store these edits were converted from: said of it)
         record["converted_seconds"] = {}
@@ -260,6 +263,11 @@ def inside_the_stores(edits_dir: str | Path) -> str:
             f"{root} is one edit store: give generator.edits_dir={at.parents[2]} dataset={at.parents[1].name}"
         )
     return ""
+
+
+def _named(prompt: str) -> str:
+    """A prompt in a list of prompts: in quotes where its own commas would split it."""
+    return f'"{prompt}"' if "," in prompt else prompt
 
 
 def _holds_a_file(folder: Path) -> bool:

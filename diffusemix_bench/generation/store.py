@@ -421,6 +421,7 @@ class EditStore:
         self._file = re.compile(rf"\d+\.{fmt}")
         self.prompt_ids: list[str] = [p.id for p in prompts]
         self.prompt_texts: dict[str, str] = {p.id: p.text for p in prompts}
+        self.prompt_raw: dict[str, str] = {p.id: p.raw for p in prompts}  # (as generator.prompts lists them)
         self.settings = settings
         self.keep_full_size = keep_full_size
         self.command = command or script_command("generate.py")
@@ -1325,6 +1326,8 @@ class EditStore:
             },
             "host": socket.gethostname(),
             "prompts": list(self.prompt_ids),  # (the prompts it was asked for: generator.num_prompts)
+            # (each prompt as listed, where its id is not the text itself: a store names it back)
+            "prompt_texts": {i: raw for i, raw in self.prompt_raw.items() if i != raw},
             **({"stopped": True} if stopped else {}),
         }
         append_lines(self.folder / "generation_log.jsonl", [json.dumps(record)])
@@ -1334,7 +1337,8 @@ class EditStore:
         ``{"device_seconds": wall seconds x devices, "generated": edits made, "time": when or
         None, "converted_from": the format of the store whose run it was, None for this store's
         own, "prompts": the prompt ids it was asked for, None where the line does not say,
-        "stopped": whether it stopped part-way, and "dtype", "dtype_setting" and "device" where the
+        "prompt_texts": those prompts' texts by id where they differ from it, "stopped": whether it
+        stopped part-way, and "dtype", "dtype_setting" and "device" where the
         line records them}``; a damaged line is skipped."""
         path = self.folder / "generation_log.jsonl"
         runs = []
@@ -1352,6 +1356,12 @@ class EditStore:
                     # (the prompt ids it was asked for; None where the line does not say)
                     "prompts": _said_prompts(record.get("prompts")),
                     "stopped": record.get("stopped") is True,  # (interrupted, or an error, part-way)
+                    # (the prompts' texts by id where they differ; {} where the line does not say)
+                    "prompt_texts": {
+                        str(k): str(v)
+                        for k, v in (record.get("prompt_texts") or {}).items()
+                        if isinstance(v, str)
+                    },
                     # (how its edits were computed, as runtime.json records it)
                     **{k: record.get(k) for k in ("dtype", "dtype_setting", "device") if k in record},
                 }
