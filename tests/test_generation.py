@@ -2386,3 +2386,19 @@ def test_a_stores_listing_names_its_prompts_as_they_were_given(tmp_path):
     (record,) = list_stores(edits)
     assert sorted(record["prompts"]) == sorted(['"Snowy, with fog"', "autumn", "café au lait"])
     assert "café au lait" in describe(record)
+
+
+def test_trainer_settings_lightning_refuses_end_generate_py_with_one_message(tmp_path):
+    """generate.py runs the pipeline through Lightning's Trainer: a strategy it does not know is one
+    message naming the setting as generate.py takes it, no traceback and no log folder left."""
+    from tests.conftest import run_entry
+
+    root = write_fixture_dataset("imagefolder", tmp_path / "data", per_class=1)["data_dir"]
+    args = [*_imagefolder_overrides(root, tmp_path / "edits"), "trainer.strategy=bogus"]
+    result = run_entry("generate.py", [*args, f"hydra.run.dir={tmp_path / 'log'}"], tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert (
+        "error: Lightning's Trainer refuses these settings: You selected an invalid strategy name: "
+        "`trainer.strategy='bogus'`" in result.stderr
+    ), result.stderr[-2000:]
+    assert not (tmp_path / "log").exists()

@@ -13,7 +13,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import BasePredictionWriter
-from pytorch_lightning.utilities.exceptions import SIGTERMException
+from pytorch_lightning.utilities.exceptions import MisconfigurationException, SIGTERMException
 from torch.utils.data import DataLoader, Dataset
 
 from .. import quiet  # noqa: F401  (library messages a user cannot act on)
@@ -21,7 +21,15 @@ from ..config import validate_config
 from ..data import ImageClassificationDataset, create_dataset, per_class_subset
 from ..data.datamodule import worker_init
 from ..data.splits import Splits, check_images_there, dataset_root, verify_as_asked
-from ..errors import USER_ERRORS, ConfigError, UserError, free_space, user_errors_reported, user_message
+from ..errors import (
+    USER_ERRORS,
+    ConfigError,
+    UserError,
+    free_space,
+    lightning_message,
+    user_errors_reported,
+    user_message,
+)
 from ..progress import counted, say
 from ..signals import ctrl_c_held, note_sigterm_only
 from .edit_model import (
@@ -614,6 +622,27 @@ class EditsProgress(pl.Callback):
         self.on_predict_end(trainer, pl_module)
 
 
+def _trainer(cfg: DictConfig, writer: StoreWriter, bar) -> pl.Trainer:
+    """The Trainer that runs the pipeline over the keys, from the run's trainer settings."""
+    t = cfg.trainer
+    return pl.Trainer(
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=_patient(t.strategy),
+        # The pipeline's dtype is generator.dtype; autocast on top would change pixels unseen.
+        precision="32-true",
+        # Reproducible kernels (cuDNN autotuning may pick different convolutions run to run).
+        benchmark=False,
+        logger=False,
+        callbacks=[writer] + ([bar] if bar is not None else []),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        use_distributed_sampler=False,  # EditKeysData shards the keys itself, without padding
+    )
+
+
 def generate(cfg: DictConfig, only: dict[str, list[int]] | None = None) -> dict:
     """Fill the edit store of every split in generator.splits (with ``only``: just those store
     indices of each split named, e.g. the images figure4.py draws); return the counts (all ranks
@@ -630,23 +659,14 @@ def generate(cfg: DictConfig, only: dict[str, list[int]] | None = None) -> dict:
     bar = (
         EditsProgress() if cfg.trainer.enable_progress_bar and cfg.callbacks.progress_bar != "none" else None
     )
-    t = cfg.trainer
-    trainer = pl.Trainer(
-        accelerator=t.accelerator,
-        devices=t.devices,
-        num_nodes=t.num_nodes,
-        strategy=_patient(t.strategy),
-        # The pipeline's dtype is generator.dtype; autocast on top would change pixels unseen.
-        precision="32-true",
-        # Reproducible kernels (cuDNN autotuning may pick different convolutions run to run).
-        benchmark=False,
-        logger=False,
-        callbacks=[writer] + ([bar] if bar is not None else []),
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        use_distributed_sampler=False,  # EditKeysData shards the keys itself, without padding
-    )
+    try:
+        trainer = _trainer(cfg, writer, bar)
+    except (ValueError, TypeError, ImportError, MisconfigurationException) as exc:
+        # Lightning's refusal of the trainer settings (an unknown strategy or accelerator): its
+        # words, the settings as generate.py takes them.
+        raise ConfigError(
+            f"Lightning's Trainer refuses these settings: {lightning_message(str(exc))}"
+        ) from exc
     note_sigterm_only(trainer)  # each rank stops between two groups (EditModule.on_predict_batch_start)
     started = time.time()
     try:
