@@ -227,6 +227,12 @@ _TRAINER_ARGS = re.compile(
 )
 
 
+def trainer_refusal(exc: BaseException) -> ConfigError:
+    """Lightning's Trainer refusing the trainer settings it was built with (an unknown strategy or
+    accelerator, FSDP on the CPU): its words, with the settings named as the commands take them."""
+    return ConfigError(f"Lightning's Trainer refuses these settings: {lightning_message(str(exc))}")
+
+
 def lightning_message(text: str) -> str:
     """A Lightning misconfiguration's message with its Trainer arguments as train.py's settings
     (``limit_train_batches`` -> ``trainer.limit_train_batches``)."""

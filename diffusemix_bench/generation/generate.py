@@ -26,7 +26,7 @@ from ..errors import (
     ConfigError,
     UserError,
     free_space,
-    lightning_message,
+    trainer_refusal,
     user_errors_reported,
     user_message,
 )
@@ -664,9 +664,7 @@ def generate(cfg: DictConfig, only: dict[str, list[int]] | None = None) -> dict:
     except (ValueError, TypeError, ImportError, MisconfigurationException) as exc:
         # Lightning's refusal of the trainer settings (an unknown strategy or accelerator): its
         # words, the settings as generate.py takes them.
-        raise ConfigError(
-            f"Lightning's Trainer refuses these settings: {lightning_message(str(exc))}"
-        ) from exc
+        raise trainer_refusal(exc) from exc
     note_sigterm_only(trainer)  # each rank stops between two groups (EditModule.on_predict_batch_start)
     started = time.time()
     try:

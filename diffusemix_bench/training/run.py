@@ -42,7 +42,7 @@ from ..data.datamodule import ImageDataModule
 from ..data.layouts import dataset_root
 from ..data.order import SPLIT_ORDER
 from ..data.splits import Splits, build_splits, verify_as_asked
-from ..errors import ConfigError, UserError, is_interrupt, is_terminated, lightning_message, user_message
+from ..errors import ConfigError, UserError, is_interrupt, is_terminated, trainer_refusal, user_message
 from ..files import COMMAND_RECORD, read_attempts, write_atomic
 from ..models.weights import key_listing
 from ..progress import progress_bar
@@ -440,9 +440,7 @@ def build_trainer(
     except (ValueError, TypeError, ImportError, MisconfigurationException) as exc:
         # Lightning's refusal of the trainer settings (an unknown strategy or accelerator, FSDP on
         # the CPU, a precision whose package is missing): its words, the settings as train.py's.
-        raise ConfigError(
-            f"Lightning's Trainer refuses these settings: {lightning_message(str(exc))}"
-        ) from exc
+        raise trainer_refusal(exc) from exc
 
 
 def check_trainer_settings(cfg: DictConfig, validating: bool = True) -> None:
