@@ -78,14 +78,14 @@ def check_model_runs(cfg: DictConfig, num_classes: int) -> None:
     fits another model); the run reads it again as it builds its model."""
     m = cfg.model
     name = f"model=timm model.name={m.name}" if m.source == "timm" else f"model={m.name}"
+    kwargs = ", ".join(f"model.kwargs.{k}={v}" for k, v in dict(m.kwargs).items())
     try:
         model = build_model(cfg, num_classes, load_weights=False, log_normalisation=False)
     except UserError:
         raise
     except (TypeError, ValueError, AssertionError, RuntimeError) as exc:
-        given = ", ".join(f"model.kwargs.{k}={v}" for k, v in dict(m.kwargs).items()) or "no model.kwargs"
         raise ConfigError(
-            f"{name} cannot be built with {given}: {_first_line(exc)}; give the options its builder takes (or "
+            f"{name} cannot be built with {kwargs or 'no model.kwargs'}: {_first_line(exc)}; give the options its builder takes (or "
             "leave model.kwargs out)"
         ) from exc
     size = int(cfg.dataset.image_size)
@@ -94,7 +94,6 @@ def check_model_runs(cfg: DictConfig, num_classes: int) -> None:
         with torch.no_grad():
             model(torch.zeros(1, 3, size, size))
     except (RuntimeError, AssertionError, ValueError) as exc:
-        kwargs = ", ".join(f"model.kwargs.{k}={v}" for k, v in dict(m.kwargs).items())
         raise ConfigError(
             f"{name}{f' with {kwargs}' if kwargs else ''} cannot take the run's images, 3 x {size} x {size} "
             f"(dataset.image_size={size}: {_first_line(exc)}): give a larger dataset.image_size (with "
